@@ -1,0 +1,147 @@
+// Canonical text form of the graph IR (grammar in docs/ir.md). The same graph always prints
+// byte-identically: values are named by first definition (inputs by their name, the rest
+// %0, %1, … in node order), so internal ids never leak into a dump, and parsing the text
+// back (parser.ts) and printing again gives the same bytes.
+
+import { assertNever, type SourceLoc } from "../util/errors.ts";
+import { formatType } from "./infer.ts";
+import type { Graph, GraphOutput, Node, ValueId } from "./types.ts";
+
+export interface PrintOptions {
+  /** Print `loc("file":line:col)` after nodes that carry one. Default true. */
+  readonly locs?: boolean;
+}
+
+/** Column at which a statement's `loc(…)` starts when the statement is shorter. */
+const LOC_COLUMN = 56;
+
+/** Words the parser reads as keywords; a name spelled like one is quoted. */
+const KEYWORDS = new Set(["graph", "return", "as", "aliases", "loc", "inf", "nan"]);
+const PLAIN_NAME = /^[A-Za-z_][A-Za-z0-9_.]*$/;
+
+/** A name as it appears after `%`, `@` or `as`: bare when it is a plain identifier, else a JSON string. */
+export function quoteName(name: string): string {
+  return PLAIN_NAME.test(name) && !KEYWORDS.has(name) ? name : JSON.stringify(name);
+}
+
+/** Shortest round-trip form of a number; `inf`, `-inf`, `nan`; `-0` keeps its sign. */
+export function formatNumber(n: number): string {
+  if (Number.isNaN(n)) return "nan";
+  if (n === Infinity) return "inf";
+  if (n === -Infinity) return "-inf";
+  if (Object.is(n, -0)) return "-0";
+  return String(n);
+}
+
+const formatList = (xs: readonly number[]): string => `[${xs.map(formatNumber).join(",")}]`;
+
+export const formatLocation = (loc: SourceLoc): string => `loc(${JSON.stringify(loc.file)}:${loc.line}:${loc.col})`;
+
+/**
+ * The printed name of every value of `g` (with `%`): inputs by name, other nodes numbered
+ * in node order. Verifier messages and pass dumps use the same names.
+ */
+export function valueNames(g: Graph): Map<ValueId, string> {
+  const names = new Map<ValueId, string>();
+  const inputIds = new Set(g.inputs);
+  for (const n of g.nodes) if (n.op === "input" && inputIds.has(n.id)) names.set(n.id, `%${quoteName(n.name)}`);
+  let next = 0;
+  for (const n of g.nodes) if (!names.has(n.id)) names.set(n.id, `%${next++}`);
+  return names;
+}
+
+/** Name lookup that survives broken graphs (the verifier prints those too). */
+const nameOf = (names: ReadonlyMap<ValueId, string>, id: ValueId): string => names.get(id) ?? `%<undefined ${id}>`;
+
+/** `op operands attributes` of a node, without result name or type. */
+function formatOperation(n: Node, names: ReadonlyMap<ValueId, string>): string {
+  const v = (id: ValueId) => nameOf(names, id);
+  switch (n.op) {
+    case "input":
+      // Only reached for an input node missing from g.inputs: the parser rejects it.
+      return `input ${JSON.stringify(n.name)}`;
+    case "const":
+      return `const ${formatNumber(n.value)}`;
+    case "iota":
+      return `iota axis=${n.axis}`;
+    case "rng":
+      return `rng seed=${v(n.seed)} stream=${n.stream}`;
+    case "neg":
+    case "exp2":
+    case "log2":
+    case "sin":
+    case "sqrt":
+    case "recip":
+    case "cast":
+    case "reshape":
+    case "expand":
+      return `${n.op} ${v(n.x)}`;
+    case "add":
+    case "mul":
+    case "max":
+    case "cmplt":
+    case "cmpeq":
+    case "idiv":
+    case "mod":
+      return `${n.op} ${v(n.x)}, ${v(n.y)}`;
+    case "where":
+      return `where ${v(n.cond)}, ${v(n.x)}, ${v(n.y)}`;
+    case "reduce_sum":
+    case "reduce_max":
+      return `${n.op} ${v(n.x)} axes=${formatList(n.axes)}`;
+    case "permute":
+      return `permute ${v(n.x)} perm=${formatList(n.perm)}`;
+    case "pad":
+      return `pad ${v(n.x)} low=${formatList(n.low)} high=${formatList(n.high)} value=${formatNumber(n.value)}`;
+    case "slice":
+      return `slice ${v(n.x)} start=${formatList(n.start)} stop=${formatList(n.stop)} step=${formatList(n.step)}`;
+    case "flip":
+      return `flip ${v(n.x)} axes=${formatList(n.axes)}`;
+    case "dot":
+      return `dot ${v(n.lhs)}, ${v(n.rhs)}`;
+    case "gather":
+      return `gather ${v(n.x)}, ${v(n.index)} axis=${n.axis}`;
+    default:
+      return assertNever(n, "op");
+  }
+}
+
+function withLoc(text: string, loc: SourceLoc | undefined, opts: PrintOptions): string {
+  if (!loc || opts.locs === false) return text;
+  return `${text.padEnd(LOC_COLUMN - 2)}  ${formatLocation(loc)}`;
+}
+
+/** One node as a statement, e.g. `%3 = add %1, %2 : f32[4]` (no indentation, no loc). */
+export function printNode(n: Node, names: ReadonlyMap<ValueId, string>): string {
+  return `${nameOf(names, n.id)} = ${formatOperation(n, names)} : ${formatType(n.type)}`;
+}
+
+function formatOutput(o: GraphOutput, names: ReadonlyMap<ValueId, string>): string {
+  const alias = o.aliases === undefined ? "" : ` aliases %${quoteName(o.aliases)}`;
+  return `${nameOf(names, o.value)} as ${quoteName(o.name)}${alias}`;
+}
+
+export function printGraph(g: Graph, opts: PrintOptions = {}): string {
+  const names = valueNames(g);
+  const byId = new Map(g.nodes.map((n) => [n.id, n]));
+  const params = g.inputs.map((id) => {
+    const n = byId.get(id);
+    if (!n) return `${nameOf(names, id)}: <undefined>`;
+    const param = `${nameOf(names, id)}: ${formatType(n.type)}`;
+    return n.loc && opts.locs !== false ? `${param} ${formatLocation(n.loc)}` : param;
+  });
+  const inputIds = new Set(g.inputs);
+  const lines = [`graph @${quoteName(g.name)}(${params.join(", ")}) {`];
+  for (const n of g.nodes) {
+    if (n.op === "input" && inputIds.has(n.id)) continue;
+    lines.push(withLoc(`  ${printNode(n, names)}`, n.loc, opts));
+  }
+  const outputs = g.outputs.map((o) => formatOutput(o, names)).join(", ");
+  lines.push(outputs === "" ? "  return" : `  return ${outputs}`, "}");
+  return `${lines.join("\n")}\n`;
+}
+
+/** Several graphs (every exported program of a model), separated by a blank line. */
+export function printModule(graphs: readonly Graph[], opts: PrintOptions = {}): string {
+  return graphs.map((g) => printGraph(g, opts)).join("\n");
+}
