@@ -1,0 +1,191 @@
+// The float64 reference interpreter: evaluates a graph node by node on the host. It is the
+// oracle every backend is compared with, so it favours exact, documented semantics over speed.
+//
+// Semantics (every target must match these, up to f32 rounding):
+// - f32 values are computed in float64 and returned as Float64Array; i32 is exact with 32-bit
+//   two's-complement wraparound (`|0`, Math.imul); bool is a Uint8Array of 0/1.
+// - idiv/mod on i32 use floor semantics, like PyTorch's `//` and `%` (and Python): the quotient
+//   rounds toward -inf, the remainder takes the divisor's sign: -7 // 2 = -4, -7 % 2 = 1,
+//   7 % -2 = -1. INT32_MIN // -1 wraps to INT32_MIN. A zero divisor is an "interp" error.
+// - On bool, add and max are logical or, mul is logical and. cmplt/cmpeq return bool;
+//   comparisons with NaN are false. max propagates NaN (torch.maximum).
+// - cast f32 → i32 truncates toward zero, saturating at the i32 range, NaN → 0; cast → bool is
+//   `x != 0` (so NaN → true); bool → number is 0/1.
+// - IEEE float64 everywhere else: sqrt/log2 of negatives → NaN, log2(0) → -inf, exp2 overflow
+//   → inf, recip(0) → inf. reduce_max over an empty axis → -inf (f32) or INT32_MIN (i32);
+//   reduce_sum over an empty axis → 0. Sums run in row-major order of the input.
+// - gather indices must lie in [0, size): anything else is an "interp" error naming the node.
+// - rng: see compiler/util/threefry.ts; the seed operand's i32 bits are read as u32.
+
+import { KilnError, assertNever, bug } from "../util/errors.ts";
+import { allocHostData, toHostData, type HostData, type HostTensor } from "../util/host-tensor.ts";
+import { formatShape, numel, shapesEqual } from "../util/shape.ts";
+import { formatType } from "./infer.ts";
+import * as compute from "./interpret-compute.ts";
+import * as movement from "./interpret-movement.ts";
+import { operands, type Graph, type GraphOutput, type Node, type TensorType, type ValueId } from "./types.ts";
+
+/** Evaluates `g` on `inputs` (keyed by input name; extra names are ignored). Outputs are keyed by GraphOutput.name. */
+export function interpret(g: Graph, inputs: Readonly<Record<string, HostTensor>>): Record<string, HostTensor> {
+  const values = evaluate(g, inputs, true);
+  const result: Record<string, HostTensor> = {};
+  for (const o of g.outputs) result[o.name] = copyTensor(valueOf(values, o));
+  return result;
+}
+
+/** Evaluates `g` and returns every node's value by id (for debugging and per-node comparisons). */
+export function interpretAll(g: Graph, inputs: Readonly<Record<string, HostTensor>>): Map<ValueId, HostTensor> {
+  return evaluate(g, inputs, false);
+}
+
+function evaluate(g: Graph, inputs: Readonly<Record<string, HostTensor>>, freeDeadValues: boolean): Map<ValueId, HostTensor> {
+  const values = new Map<ValueId, HostTensor>();
+  const lastUse = freeDeadValues ? lastUses(g) : undefined;
+  g.nodes.forEach((node, position) => {
+    values.set(node.id, evaluateNode(node, values, inputs));
+    if (lastUse) for (const id of operands(node)) if (lastUse.get(id) === position) values.delete(id);
+  });
+  return values;
+}
+
+/** For each value, the position of the last node reading it; graph outputs are never freed. */
+function lastUses(g: Graph): Map<ValueId, number> {
+  const last = new Map<ValueId, number>();
+  g.nodes.forEach((node, position) => {
+    for (const id of operands(node)) last.set(id, position);
+  });
+  for (const o of g.outputs) last.delete(o.value);
+  return last;
+}
+
+function valueOf(values: Map<ValueId, HostTensor>, o: GraphOutput): HostTensor {
+  return values.get(o.value) ?? bug(`interpret: output ${o.name} refers to unevaluated value %${o.value}`);
+}
+
+function copyTensor(t: HostTensor): HostTensor {
+  return { dtype: t.dtype, shape: [...t.shape], data: t.data.slice() };
+}
+
+function describeNode(node: Node): string {
+  return `%${node.id} = ${node.op} : ${formatType(node.type)}`;
+}
+
+function evaluateNode(node: Node, values: Map<ValueId, HostTensor>, inputs: Readonly<Record<string, HostTensor>>): HostTensor {
+  const get = (id: ValueId): HostTensor => values.get(id) ?? bug(`interpret: ${describeNode(node)} reads unevaluated value %${id}`);
+  const fail = (message: string): never => {
+    throw new KilnError({ code: "interp", message: `${message} in ${describeNode(node)}`, ...(node.loc ? { loc: node.loc } : {}) });
+  };
+  const type = node.type;
+  // A fresh output buffer of the node's type, filled by `fill`.
+  const produce = (fill: (out: HostData) => void): HostTensor => {
+    const data = allocHostData(type.dtype, numel(type.shape));
+    fill(data);
+    return { dtype: type.dtype, shape: type.shape, data };
+  };
+  switch (node.op) {
+    case "input":
+      return bindInput(node.name, type, inputs[node.name]);
+    case "const":
+      return produce((out) => out.fill(node.value));
+    case "iota":
+      return produce((out) => compute.iota(type.shape, node.axis, out));
+    case "rng": {
+      const seed = get(node.seed).data[0]! >>> 0;
+      return produce((out) => compute.rng(seed, node.stream, out));
+    }
+    case "neg":
+    case "exp2":
+    case "log2":
+    case "sin":
+    case "sqrt":
+    case "recip": {
+      const { op } = node;
+      const x = get(node.x);
+      return produce((out) => compute.unary(op, x.data, out));
+    }
+    case "cast": {
+      const x = get(node.x);
+      return produce((out) => compute.cast(x.dtype, type.dtype, x.data, out));
+    }
+    case "add":
+    case "mul":
+    case "max":
+    case "cmplt":
+    case "cmpeq":
+    case "idiv":
+    case "mod": {
+      const { op } = node;
+      const x = get(node.x);
+      const y = get(node.y);
+      return produce((out) => compute.binary(op, x.dtype, x.data, y.data, out, fail));
+    }
+    case "where": {
+      const [cond, x, y] = [get(node.cond), get(node.x), get(node.y)];
+      return produce((out) => compute.where(cond.data, x.data, y.data, out));
+    }
+    case "reduce_sum":
+    case "reduce_max": {
+      const { op, axes } = node;
+      const x = get(node.x);
+      return produce((out) => compute.reduce(op, type.dtype, x.data, x.shape, axes, out));
+    }
+    case "reshape":
+      // Row-major reshape keeps the flat order, so the data is shared (values are never mutated).
+      return { dtype: type.dtype, shape: type.shape, data: get(node.x).data };
+    case "permute": {
+      const { perm } = node;
+      const x = get(node.x);
+      return produce((out) => movement.permute(x.data, x.shape, perm, out));
+    }
+    case "expand": {
+      const x = get(node.x);
+      return produce((out) => movement.expand(x.data, x.shape, type.shape, out));
+    }
+    case "pad": {
+      const { low, value } = node;
+      const x = get(node.x);
+      return produce((out) => movement.pad(x.data, x.shape, low, value, type.shape, out));
+    }
+    case "slice": {
+      const { start, step } = node;
+      const x = get(node.x);
+      return produce((out) => movement.slice(x.data, x.shape, start, step, type.shape, out));
+    }
+    case "flip": {
+      const { axes } = node;
+      const x = get(node.x);
+      return produce((out) => movement.flip(x.data, x.shape, axes, out));
+    }
+    case "dot": {
+      const lhs = get(node.lhs);
+      const rhs = get(node.rhs);
+      return produce((out) => compute.dot(type.dtype, lhs.data, lhs.shape, rhs.data, rhs.shape, out));
+    }
+    case "gather": {
+      const { axis } = node;
+      const x = get(node.x);
+      const index = get(node.index);
+      return produce((out) => compute.gather(x.data, x.shape, index.data, index.shape, axis, out, fail));
+    }
+    default:
+      return assertNever(node, "node");
+  }
+}
+
+/** Checks a caller's tensor against the input's declared type and converts it to canonical storage. */
+function bindInput(name: string, expected: TensorType, given: HostTensor | undefined): HostTensor {
+  const want = formatType(expected);
+  if (given === undefined) throw new KilnError({ code: "invalid-argument", message: `missing input '${name}' (expected ${want})` });
+  const got = `${String(given.dtype)}${Array.isArray(given.shape) || ArrayBuffer.isView(given.shape) ? formatShape(given.shape) : "[?]"}`;
+  if (given.dtype !== expected.dtype)
+    throw new KilnError({ code: "dtype-mismatch", message: `input '${name}': expected ${want}, got ${got}` });
+  if (!shapesEqual(given.shape, expected.shape))
+    throw new KilnError({ code: "shape-mismatch", message: `input '${name}': expected ${want}, got ${got}` });
+  const length = numel(expected.shape);
+  const raw = given.data as ArrayLike<number> | undefined;
+  if (raw === undefined || typeof raw.length !== "number" || raw.length !== length)
+    throw new KilnError({ code: "shape-mismatch", message: `input '${name}': ${want} needs ${length} elements, got ${raw?.length ?? "no data"}` });
+  // Widen f32 data to float64 so every intermediate is computed in float64.
+  const data: HostData = expected.dtype === "f32" && !(raw instanceof Float64Array) ? Float64Array.from(raw) : toHostData(expected.dtype, raw, `input '${name}'`);
+  return { dtype: expected.dtype, shape: expected.shape, data };
+}
