@@ -1,0 +1,122 @@
+// k.compile: trace a function (or a k.program) into a graph, hand it to a target, and wrap
+// the target's Executor so callers pass host data in the shape of their specs (array or
+// record) and get outputs back in the structure the function returned.
+
+import { nodeOf } from "../compiler/ir/graph.ts";
+import type { Graph, TensorType } from "../compiler/ir/types.ts";
+import { KilnError } from "../compiler/util/errors.ts";
+import type { HostTensor } from "../compiler/util/host-tensor.ts";
+import { toHostOutput, toHostTensor, type HostInput, type HostOutput } from "./host-data.ts";
+import { checkSpecs, graphNameOf, isProgram, type Program, type TracedFn } from "./program.ts";
+import { resolveTarget, type TargetOptions } from "./targets.ts";
+import { traceFunction, type Specs } from "./trace.ts";
+
+export interface CompileOptions extends TargetOptions {
+  /** A registered target name, or "auto" for the best one available here. Default "reference". */
+  readonly target?: string;
+  /** Graph name (default: the program's or function's name). */
+  readonly name?: string;
+}
+
+export interface RunOptions {
+  /**
+   * Seed for random ops (dropout, k.rand…), fed to the graph's `seed` input. Default: a
+   * counter per executable, 0 on the first run and one more each run, so repeated runs
+   * differ (fresh dropout masks) yet a fresh process replays the same sequence.
+   */
+  readonly seed?: number;
+}
+
+/** Inputs in the structure of the specs: an array for positional specs, a record for a record. */
+export type RunInputs = readonly HostInput[] | { readonly [name: string]: HostInput };
+
+export interface Executable {
+  readonly graph: Graph;
+  /** The target that runs it ("auto" already resolved). */
+  readonly target: string;
+  /** Resolves to the outputs in the structure the traced function returned; each is { shape, dtype, data }. */
+  run(inputs: RunInputs, opts?: RunOptions): Promise<unknown>;
+  readonly stats?: Readonly<Record<string, number>>;
+}
+
+const SEED_INPUT = "seed";
+
+export async function compile(fnOrProgram: TracedFn | Program, specs?: Specs, opts: CompileOptions = {}): Promise<Executable> {
+  let fn: TracedFn;
+  let name: string;
+  if (isProgram(fnOrProgram)) {
+    fn = fnOrProgram.fn;
+    specs ??= fnOrProgram.specs;
+    name = opts.name ?? fnOrProgram.name ?? graphNameOf(fn);
+  } else if (typeof fnOrProgram === "function") {
+    fn = fnOrProgram;
+    name = opts.name ?? graphNameOf(fn);
+  } else {
+    throw new KilnError({ code: "invalid-argument", message: `k.compile: expected a function or a k.program, got ${typeof fnOrProgram}` });
+  }
+  if (specs === undefined) throw new KilnError({ code: "invalid-argument", message: "k.compile: input specs are missing (pass them as the second argument, e.g. [k.f32([4, 3])])" });
+  checkSpecs(specs, "k.compile");
+  const traced = traceFunction(name, fn, specs);
+  const graph = traced.graph;
+  const target = await resolveTarget(opts.target ?? "reference");
+  const executor = await target.factory(graph, opts);
+  const bindInputs = inputBinder(graph, specs);
+  let runCount = 0;
+
+  return {
+    graph,
+    target: target.name,
+    get stats() {
+      return executor.stats;
+    },
+    async run(inputs: RunInputs, runOpts: RunOptions = {}): Promise<unknown> {
+      const seed = runOpts.seed ?? runCount;
+      runCount++;
+      const bound = bindInputs(inputs, seed);
+      const results = await executor.run(bound);
+      const outputs = graph.outputs.map((o) => toHostOutput(o.name, results[o.name], nodeOf(graph, o.value).type));
+      return traced.unflatten(outputs as readonly HostOutput[]);
+    },
+  };
+}
+
+/** Maps the caller's inputs (array or record, like the specs) to HostTensors keyed by graph input name. */
+function inputBinder(graph: Graph, specs: Specs): (inputs: RunInputs, seed: number) => Record<string, HostTensor> {
+  const graphInputs = graph.inputs.map((id) => {
+    const node = nodeOf(graph, id);
+    return { name: node.op === "input" ? node.name : "", type: node.type };
+  });
+  const positional = Array.isArray(specs);
+  const userKeys = positional ? specs.map((_, i) => String(i)) : Object.keys(specs);
+  // Traced inputs come first in spec order; a random op adds the `seed` input after them.
+  const user = graphInputs.slice(0, userKeys.length);
+  const extra = graphInputs.slice(userKeys.length);
+
+  return (inputs, seed) => {
+    if (typeof inputs !== "object" || inputs === null) throw usage(`expected the inputs as ${positional ? "an array" : "a record"}, got ${inputs === null ? "null" : typeof inputs}`);
+    if (positional) {
+      if (!Array.isArray(inputs)) throw usage(`this function takes positional inputs: pass an array of ${userKeys.length}, got a record`);
+      if (inputs.length !== userKeys.length) throw usage(`expected ${userKeys.length} input(s) (${user.map((u) => u.name).join(", ")}), got ${inputs.length}`);
+    } else {
+      if (Array.isArray(inputs)) throw usage(`this function takes a record of inputs { ${userKeys.join(", ")} }, got an array`);
+      const unknown = Object.keys(inputs).filter((k) => !userKeys.includes(k));
+      if (unknown.length > 0) throw usage(`unknown input(s) ${unknown.map((k) => `'${k}'`).join(", ")} (expected ${userKeys.join(", ")})`);
+    }
+    const bound: Record<string, HostTensor> = {};
+    user.forEach((u, i) => {
+      const value = positional ? (inputs as readonly HostInput[])[i] : (inputs as Record<string, HostInput>)[userKeys[i]!];
+      bound[u.name] = toHostTensor(u.name, value, u.type);
+    });
+    for (const e of extra) bound[e.name] = extraInput(e.name, e.type, seed);
+    return bound;
+  };
+}
+
+function extraInput(name: string, type: TensorType, seed: number): HostTensor {
+  if (name !== SEED_INPUT || type.dtype !== "i32" || type.shape.length !== 0)
+    throw new KilnError({ code: "invalid-argument", message: `graph input '${name}' is not one of the specs and kiln does not know how to fill it` });
+  if (!Number.isInteger(seed) || seed < -2147483648 || seed > 2147483647) throw usage(`seed must be an int32, got ${seed}`);
+  return { dtype: "i32", shape: [], data: Int32Array.of(seed) };
+}
+
+const usage = (message: string): KilnError => new KilnError({ code: "invalid-argument", message: `exe.run: ${message}` });

@@ -1,0 +1,75 @@
+// The target registry: a name ("reference", later "js", "webgpu", "cuda") maps to a factory
+// turning a graph into an Executor. k.compile and the CLI look targets up here only, so a
+// new backend is one registerTarget call; heavy backends import their runtime lazily inside
+// the factory, so `import "kiln"` never loads a GPU binding it does not use.
+
+import { interpret } from "../compiler/ir/interpret.ts";
+import type { Graph } from "../compiler/ir/types.ts";
+import { KilnError } from "../compiler/util/errors.ts";
+import type { HostTensor } from "../compiler/util/host-tensor.ts";
+
+/** A compiled graph, ready to run. Inputs and outputs are keyed by graph input/output names. */
+export interface Executor {
+  run(inputs: Readonly<Record<string, HostTensor>>): Promise<Record<string, HostTensor>>;
+  /** Counters a target wants to show (kernels launched, bytes moved, …). */
+  readonly stats?: Readonly<Record<string, number>>;
+}
+
+/** Options every target sees; targets read the fields they know and ignore the rest. */
+export interface TargetOptions {
+  readonly [option: string]: unknown;
+}
+
+export type TargetFactory = (graph: Graph, opts: TargetOptions) => Executor | Promise<Executor>;
+
+export interface TargetInfo {
+  readonly name: string;
+  readonly factory: TargetFactory;
+  /** Higher wins when the caller asks for "auto". */
+  readonly priority: number;
+  /** Whether the target can run here (a GPU present, a toolchain installed); absent means always. */
+  readonly available?: () => boolean | Promise<boolean>;
+  readonly description?: string;
+}
+
+const registry = new Map<string, TargetInfo>();
+
+export function registerTarget(
+  name: string,
+  factory: TargetFactory,
+  info: { priority?: number; available?: () => boolean | Promise<boolean>; description?: string } = {},
+): void {
+  registry.set(name, { ...info, name, factory, priority: info.priority ?? 0 });
+}
+
+export function registeredTargets(): string[] {
+  return [...registry.keys()];
+}
+
+/** Names of the registered targets that can run on this machine, best first. */
+export async function availableTargets(): Promise<string[]> {
+  const usable: TargetInfo[] = [];
+  for (const t of registry.values()) if (!t.available || (await t.available())) usable.push(t);
+  return usable.sort((a, b) => b.priority - a.priority).map((t) => t.name);
+}
+
+/** Resolves "auto" to the best available target and checks that a named one exists. */
+export async function resolveTarget(name: string): Promise<TargetInfo> {
+  if (name === "auto") {
+    const best = (await availableTargets())[0];
+    if (best === undefined) throw new KilnError({ code: "target-unavailable", message: "no target is available on this machine" });
+    return registry.get(best)!;
+  }
+  const t = registry.get(name);
+  if (!t) throw new KilnError({ code: "invalid-argument", message: `unknown target '${name}' (available: ${["auto", ...registeredTargets()].join(", ")})` });
+  if (t.available && !(await t.available()))
+    throw new KilnError({ code: "target-unavailable", message: `target '${name}' is registered but cannot run on this machine` });
+  return t;
+}
+
+// ---- built-in targets (a new backend: one registerTarget call here) ----
+
+registerTarget("reference", (graph) => ({ run: async (inputs) => interpret(graph, inputs) }), {
+  priority: 0,
+  description: "float64 interpreter of the graph IR: the oracle every target is compared against",
+});
