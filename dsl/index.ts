@@ -4,6 +4,7 @@ export type { Scalar, TensorLike, Dims } from "./tensor.ts";
 export { f32, i32, bool, traceFunction } from "./trace.ts";
 export type { InputSpec, Specs, TensorTree } from "./trace.ts";
 export { KilnError } from "../compiler/util/errors.ts";
+export * as nn from "./nn.ts";
 export { compile } from "./compile.ts";
 export type { CompileOptions, Executable, RunInputs, RunOptions } from "./compile.ts";
 export { program, isProgram } from "./program.ts";

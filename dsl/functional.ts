@@ -1,0 +1,12 @@
+// k.nn.functional: PyTorch's composite NN ops, each written once in terms of the IR's
+// primitives (see functional/*.ts), so autodiff and fusion only ever see primitives.
+
+export { linear, conv2d, convTranspose2d } from "./functional/conv.ts";
+export type { Conv2dOptions, ConvTranspose2dOptions } from "./functional/conv.ts";
+export { maxPool2d, avgPool2d } from "./functional/pool.ts";
+export type { MaxPool2dOptions, AvgPool2dOptions } from "./functional/pool.ts";
+export { softmax, logSoftmax, layerNorm } from "./functional/norm.ts";
+export { crossEntropy, nllLoss, mseLoss, binaryCrossEntropyWithLogits } from "./functional/loss.ts";
+export type { Reduction, CrossEntropyOptions, NllLossOptions, BceWithLogitsOptions } from "./functional/loss.ts";
+export { embedding, dropout } from "./functional/sparse.ts";
+export type { IntPair } from "./functional/prims.ts";

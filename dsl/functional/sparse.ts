@@ -1,0 +1,34 @@
+// Lookup-style ops: embedding (rows of a weight table picked by i32 indices) and dropout
+// (elements zeroed by a counter-based random mask). Indices outside [0, num) are the
+// caller's responsibility, as in PyTorch (backends clamp or read garbage, never crash).
+
+import { formatShape } from "../../compiler/util/shape.ts";
+import { Tensor, prim, userError } from "../tensor.ts";
+import * as M from "../ops/movement.ts";
+import { uniform } from "../random.ts";
+
+/** weight [num, dim], indices i32 [...] -> [..., dim]: out[..., :] = weight[indices[...], :]. */
+export function embedding(indices: Tensor, weight: Tensor): Tensor {
+  const op = "embedding";
+  if (indices.dtype !== "i32") return userError("dtype-mismatch", `dtype mismatch in ${op}: indices must be i32, got ${indices.dtype}${formatShape(indices.shape)}`);
+  if (weight.ndim !== 2) return userError("shape-mismatch", `shape mismatch in ${op}: weight must be [num, dim], got ${formatShape(weight.shape)}`);
+  const dim = weight.shape[1]!;
+  const count = indices.numel();
+  // gather needs the index shaped like the table except along the gathered axis.
+  const rowIndex = M.expand(M.reshape(indices, [count, 1]), [count, dim]);
+  const rows = prim(weight.trace, { op: "gather", x: weight.id, index: rowIndex.id, axis: 0 });
+  return M.reshape(rows, [...indices.shape, dim]);
+}
+
+/**
+ * Zeroes each element with probability p and scales the rest by 1/(1-p); identity when not
+ * training. The mask is rng(seed, stream) >= p, so one seed gives one mask on every target.
+ */
+export function dropout(x: Tensor, p = 0.5, training = true): Tensor {
+  if (!(p >= 0 && p <= 1)) return userError("invalid-argument", `dropout: p must be in [0, 1], got ${p}`);
+  if (!training || p === 0) return x;
+  const xf = x.float();
+  if (p === 1) return xf.mul(0);
+  const keep = uniform(x.trace, x.shape).ge(p);
+  return keep.where(xf.mul(1 / (1 - p)), 0);
+}
