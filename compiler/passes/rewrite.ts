@@ -1,0 +1,152 @@
+// The rewrite engine: local rules applied bottom-up over a graph until nothing changes,
+// with structural hashing on the way (every emitted node is looked up by op + attributes +
+// operands + type first, so equal subexpressions become one value: CSE for free).
+// Invariants: the input graph is never mutated; every rewrite keeps the value's type; a
+// node built from a rule's NodeSpec keeps the replaced node's source location.
+
+import { log, logs } from "../debug.ts";
+import { GraphBuilder } from "../ir/graph.ts";
+import { formatType, inferType, typesEqual } from "../ir/infer.ts";
+import { operands, type Graph, type Node, type NodeSpec, type TensorType, type ValueId } from "../ir/types.ts";
+import { bug } from "../util/errors.ts";
+
+/** What a rule sees of the graph being built: operand nodes are already rewritten. */
+export interface RewriteView {
+  node(id: ValueId): Node;
+  /** Adds a helper node (hash-consed, rules applied) for rewrites that need more than one new node. */
+  emit(spec: NodeSpec, type: TensorType): ValueId;
+}
+
+/**
+ * One local rewrite. `n` is a candidate node whose operands are final; return an existing
+ * value to use instead, a NodeSpec to build instead (its type is n's type), or undefined
+ * for "no match".
+ */
+export type Rule = (n: Node, g: RewriteView) => ValueId | NodeSpec | undefined;
+
+export interface NamedRule {
+  readonly name: string;
+  readonly rule: Rule;
+}
+
+export interface RewriteStats {
+  /** How often each rule fired. */
+  readonly fired: ReadonlyMap<string, number>;
+  /** Nodes that hashed equal to an earlier node and were merged. */
+  readonly merged: number;
+  /** Sweeps over the graph until nothing changed. */
+  readonly sweeps: number;
+}
+
+const OPERAND_ROLES = ["x", "y", "cond", "lhs", "rhs", "index", "seed"] as const;
+const MAX_SWEEPS = 16;
+const MAX_REWRITES_PER_NODE = 64;
+
+/** Structural key: op, attributes, operands and type; never the source location. */
+export function structuralKey(spec: NodeSpec, type: TensorType): string {
+  const { loc: _loc, ...rest } = spec as NodeSpec & { loc?: unknown };
+  const fields = Object.keys(rest)
+    .sort()
+    .map((k) => `${k}=${JSON.stringify((rest as Record<string, unknown>)[k])}`);
+  return `${fields.join(";")}:${formatType(type)}`;
+}
+
+function specOf(n: Node, remap: (id: ValueId) => ValueId): NodeSpec {
+  const { id: _id, type: _type, ...rest } = n;
+  const spec = { ...rest } as Record<string, unknown>;
+  for (const role of OPERAND_ROLES) if (typeof spec[role] === "number") spec[role] = remap(spec[role] as ValueId);
+  return spec as unknown as NodeSpec;
+}
+
+/** One bottom-up sweep; returns the new graph and whether anything changed. */
+function sweep(g: Graph, rules: readonly NamedRule[], fired: Map<string, number>): { graph: Graph; changed: boolean; merged: number } {
+  const builder = new GraphBuilder(g.name);
+  const newId = new Map<ValueId, ValueId>();
+  const byKey = new Map<string, ValueId>();
+  const built = new Map<ValueId, Node>();
+  let changed = false;
+  let merged = 0;
+
+  const add = (spec: NodeSpec, type: TensorType): ValueId => {
+    const key = structuralKey(spec, type);
+    const existing = spec.op === "input" ? undefined : byKey.get(key);
+    if (existing !== undefined) {
+      merged++;
+      return existing;
+    }
+    const id = builder.add(spec, type);
+    byKey.set(key, id);
+    built.set(id, { ...spec, id, type } as Node);
+    return id;
+  };
+
+  const view: RewriteView = {
+    node: (id) => built.get(id) ?? bug(`rewrite: value ${id} is not built yet`),
+    emit: (spec, type) => simplifyAndAdd(spec, type),
+  };
+
+  function simplifyAndAdd(first: NodeSpec, type: TensorType): ValueId {
+    let spec = first;
+    for (let step = 0; step < MAX_REWRITES_PER_NODE; step++) {
+      const candidate = { ...spec, id: -1 as ValueId, type } as Node;
+      let result: ValueId | NodeSpec | undefined;
+      let ruleName = "";
+      for (const r of rules) {
+        result = r.rule(candidate, view);
+        if (result !== undefined) {
+          ruleName = r.name;
+          break;
+        }
+      }
+      if (result === undefined) return add(spec, type);
+      changed = true;
+      fired.set(ruleName, (fired.get(ruleName) ?? 0) + 1);
+      if (typeof result === "number") {
+        const got = view.node(result).type;
+        if (!typesEqual(got, type)) bug(`rewrite: rule ${ruleName} replaced a ${formatType(type)} by a ${formatType(got)}`);
+        if (logs(4)) log(4, `rewrite ${ruleName}: ${spec.op} -> %${result}`);
+        return result;
+      }
+      // A replacement node keeps the replaced node's source location.
+      const loc = (spec as { loc?: unknown }).loc;
+      const next = (loc !== undefined && (result as { loc?: unknown }).loc === undefined ? { ...result, loc } : result) as NodeSpec;
+      inferType(next, (id) => built.get(id)?.type, type); // a rule must keep the type: throws otherwise
+      if (logs(4)) log(4, `rewrite ${ruleName}: ${spec.op} -> ${next.op}`);
+      spec = next;
+    }
+    return bug(`rewrite: more than ${MAX_REWRITES_PER_NODE} rewrites of one node (rules loop?)`);
+  }
+
+  for (const n of g.nodes) {
+    const spec = specOf(n, (id) => newId.get(id) ?? bug(`rewrite: operand ${id} of %${n.id} not defined before use`));
+    const before = merged;
+    const id = n.op === "input" ? add(spec, n.type) : simplifyAndAdd(spec, n.type);
+    if (merged !== before) changed = true;
+    newId.set(n.id, id);
+  }
+  const outputs = g.outputs.map((o) => ({ ...o, value: newId.get(o.value) ?? bug(`rewrite: output ${o.name} not defined`) }));
+  return { graph: builder.build(outputs), changed, merged };
+}
+
+/**
+ * Rewrites `g` with `rules` to a fixpoint. Bottom-up application reaches one in a single
+ * sweep for rules that look only at operands; further sweeps are a safety net for rules
+ * that look deeper. Dead nodes are left for DCE.
+ */
+export function rewriteToFixpoint(g: Graph, rules: readonly NamedRule[]): { graph: Graph; stats: RewriteStats } {
+  const fired = new Map<string, number>();
+  let graph = g;
+  let merged = 0;
+  let sweeps = 0;
+  for (;;) {
+    const result = sweep(graph, rules, fired);
+    sweeps++;
+    merged += result.merged;
+    graph = result.graph; // always a fresh graph, even when nothing fired
+    if (!result.changed || sweeps >= MAX_SWEEPS) break;
+  }
+  return { graph, stats: { fired, merged, sweeps } };
+}
+
+/** The operand ids a node uses (re-exported for rule modules). */
+export { operands };
