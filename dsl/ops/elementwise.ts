@@ -1,16 +1,17 @@
-// Elementwise ops: PyTorch semantics (broadcasting, type promotion, true division) lowered
-// to the IR's unary/binary primitives. exp and log go through exp2/log2 with a constant
-// factor, as tinygrad does, so backends implement only the base-2 forms.
+// Elementwise ops: PyTorch semantics (broadcasting, type promotion, true division,
+// comparisons → bool) lowered to the IR's unary/binary/where primitives. exp and log go
+// through exp2/log2 with a constant factor, as tinygrad does, so backends implement only
+// the base-2 forms. Error messages name the op the user called (sub, lt…), not the primitive.
 
 import type { BinaryOp, DType, UnaryOp } from "../../compiler/ir/types.ts";
-import { Tensor, broadcastPair, broadcastTensors, constant, prim, resultDType, userError, type TensorLike } from "../tensor.ts";
+import { Tensor, broadcastPair, broadcastTensors, constant, prim, resultDType, userError, type Scalar, type TensorLike } from "../tensor.ts";
 
 const LOG2E = Math.LOG2E;
 const LN2 = Math.LN2;
 
-function traceOf(...xs: TensorLike[]): Tensor {
+function traceOf(op: string, ...xs: TensorLike[]): Tensor {
   const t = xs.find((x): x is Tensor => x instanceof Tensor);
-  if (!t) return userError("invalid-argument", "at least one operand must be a tensor");
+  if (!t) return userError("invalid-argument", `${op}: at least one operand must be a tensor`);
   return t;
 }
 
@@ -18,9 +19,10 @@ export function unary(op: UnaryOp, x: Tensor): Tensor {
   return prim(x.trace, { op, x: cast(x, "f32").id });
 }
 
-export function binary(op: BinaryOp, a: TensorLike, b: TensorLike, dtype: DType): Tensor {
-  const [x, y] = broadcastPair(a, b, dtype, op);
-  return prim(traceOf(a, b).trace, { op, x: x.id, y: y.id });
+/** Casts and broadcasts `a`, `b` to `dtype`, then records `op`; `name` is what errors call it. */
+export function binary(op: BinaryOp, a: TensorLike, b: TensorLike, dtype: DType, name: string = op): Tensor {
+  const [x, y] = broadcastPair(a, b, dtype, name);
+  return prim(x.trace, { op, x: x.id, y: y.id });
 }
 
 export function cast(x: Tensor, dtype: DType): Tensor {
@@ -28,48 +30,51 @@ export function cast(x: Tensor, dtype: DType): Tensor {
   return prim(x.trace, { op: "cast", x: x.id }, { dtype, shape: x.shape });
 }
 
-const floatOf = (a: TensorLike, b: TensorLike): DType => {
-  const d = resultDType(a, b);
-  return d === "bool" ? "i32" : d;
-};
-
-export function add(a: TensorLike, b: TensorLike, alpha?: number): Tensor {
-  const scaled = alpha === undefined || alpha === 1 ? b : mul(b, alpha);
-  return binary("add", a, scaled, floatOf(a, scaled));
-}
-export function sub(a: TensorLike, b: TensorLike, alpha = 1): Tensor {
-  const bt = asTensorLike(traceOf(a, b), b, floatOf(a, b));
-  return add(a, neg(alpha === 1 ? bt : mul(bt, alpha)));
-}
-export function mul(a: TensorLike, b: TensorLike): Tensor {
-  return binary("mul", a, b, floatOf(a, b));
-}
-/** True division (PyTorch `/`): integer operands give f32. */
-export function div(a: TensorLike, b: TensorLike): Tensor {
-  if (typeof b === "number" && a instanceof Tensor && b !== 0) return mul(cast(a, "f32"), 1 / b);
-  const d: DType = "f32";
-  const [x, y] = broadcastPair(a, b, d, "div");
-  return mul(x, reciprocal(y));
-}
-/** Floor division on integers (PyTorch `//` for i32). */
-export function floorDivide(a: TensorLike, b: TensorLike): Tensor {
-  const d = resultDType(a, b);
-  if (d === "f32") return userError("dtype-mismatch", "floorDivide on f32 is not supported: use div");
-  return binary("idiv", a, b, "i32");
-}
-export function remainder(a: TensorLike, b: TensorLike): Tensor {
-  const d = resultDType(a, b);
-  if (d === "f32") return userError("dtype-mismatch", "remainder on f32 is not supported");
-  return binary("mod", a, b, "i32");
-}
-
-function asTensorLike(like: Tensor, v: TensorLike, dtype: DType): Tensor {
+/** Lifts a scalar operand to a tensor constant on `like`'s trace. */
+function lift(like: Tensor, v: TensorLike, dtype: DType): Tensor {
   return v instanceof Tensor ? v : constant(like.trace, v, dtype);
 }
 
+export function add(a: TensorLike, b: TensorLike, alpha?: number): Tensor {
+  traceOf("add", a, b);
+  const scaled = alpha === undefined || alpha === 1 ? b : b instanceof Tensor ? mul(b, alpha) : Number(b) * alpha;
+  return binary("add", a, scaled, resultDType(a, scaled), "add");
+}
+export function sub(a: TensorLike, b: TensorLike, alpha = 1): Tensor {
+  const like = traceOf("sub", a, b);
+  const dtype = resultDType(a, b);
+  if (dtype === "bool") return userError("dtype-mismatch", "sub: subtracting bool tensors is not supported: use logicalXor or logicalNot");
+  const [x, y] = broadcastPair(lift(like, a, dtype), lift(like, b, dtype), dtype, "sub");
+  const negY = dtype === "i32" ? binary("mul", y, -alpha, "i32", "sub") : alpha === 1 ? prim(y.trace, { op: "neg", x: y.id }) : binary("mul", y, -alpha, "f32", "sub");
+  return binary("add", x, negY, resultDType(x, negY), "sub");
+}
+export function mul(a: TensorLike, b: TensorLike): Tensor {
+  return binary("mul", a, b, resultDType(a, b), "mul");
+}
+/** True division (PyTorch `/`): integer and bool operands give f32. */
+export function div(a: TensorLike, b: TensorLike): Tensor {
+  traceOf("div", a, b);
+  const [x, y] = broadcastPair(a, b, "f32", "div");
+  return binary("mul", x, reciprocal(y), "f32", "div");
+}
+/** PyTorch `//` on integers: floor division (the `idiv` primitive floors). */
+export function floorDivide(a: TensorLike, b: TensorLike): Tensor {
+  traceOf("floorDivide", a, b);
+  const d = resultDType(a, b);
+  if (d === "f32") return userError("dtype-mismatch", "floorDivide: f32 operands are not supported yet: use div");
+  return binary("idiv", a, b, "i32", "floorDivide");
+}
+/** PyTorch `%` on integers: the result takes the divisor's sign (the `mod` primitive floors). */
+export function remainder(a: TensorLike, b: TensorLike): Tensor {
+  traceOf("remainder", a, b);
+  const d = resultDType(a, b);
+  if (d === "f32") return userError("dtype-mismatch", "remainder: f32 operands are not supported yet");
+  return binary("mod", a, b, "i32", "remainder");
+}
+
 export function neg(x: Tensor): Tensor {
-  if (x.dtype === "bool") return userError("dtype-mismatch", "neg of a bool tensor: use logicalNot");
-  if (x.dtype === "i32") return mul(x, -1);
+  if (x.dtype === "bool") return userError("dtype-mismatch", "neg: negating a bool tensor is not supported: use logicalNot");
+  if (x.dtype === "i32") return binary("mul", x, -1, "i32", "neg");
   return prim(x.trace, { op: "neg", x: x.id });
 }
 export const exp = (x: Tensor): Tensor => unary("exp2", mul(cast(x, "f32"), LOG2E));
@@ -85,31 +90,52 @@ export function abs(x: Tensor): Tensor {
   return maximum(x, neg(x));
 }
 
+/** NaN test: the one value not equal to itself. */
+export const isnan = (x: Tensor): Tensor => (x.dtype === "f32" ? ne(x, x) : constant(x.trace, false, "bool", x.shape));
+/** ±inf test. */
+export const isinf = (x: Tensor): Tensor => (x.dtype === "f32" ? eq(abs(x), Infinity) : constant(x.trace, false, "bool", x.shape));
+
 /**
- * x ** y. Integer constant exponents become multiplications (exact, and defined for a
- * negative base as in PyTorch); otherwise exp2(y * log2 x), NaN for a negative base.
+ * x ** y. Small integer constant exponents become multiplications (exact, as PyTorch is for
+ * a negative base); otherwise exp2(y · log2|x|) with PyTorch's special cases: a negative
+ * base gives a real result for integral y (sign from y's parity) and NaN otherwise, x ** 0 = 1.
  */
 export function pow(x: Tensor, y: TensorLike): Tensor {
+  const dtype = resultDType(x, y);
   if (typeof y === "number" && Number.isInteger(y) && Math.abs(y) <= 16) {
-    if (y === 0) return add(mul(x, 0), 1);
-    let base = cast(x, resultDType(x, y));
+    if (y < 0 && dtype !== "f32") return userError("dtype-mismatch", `pow: integers to negative integer powers are not allowed (exponent ${y})`);
+    if (y === 0) return constant(x.trace, 1, dtype === "bool" ? "i32" : dtype, x.shape);
+    let base = cast(x, dtype === "bool" ? "i32" : dtype);
     let acc: Tensor | undefined;
-    for (let e = Math.abs(y); e > 0; e >>= 1) {
-      if (e & 1) acc = acc ? mul(acc, base) : base;
+    for (let e = Math.abs(y); e > 0; e = Math.floor(e / 2)) {
+      if (e % 2 === 1) acc = acc ? mul(acc, base) : base;
       if (e > 1) base = mul(base, base);
     }
     return y < 0 ? reciprocal(acc!) : acc!;
   }
-  if (typeof y === "number" && y === 0.5) return sqrt(x);
-  const yt = y instanceof Tensor ? y : constant(x.trace, y as number, "f32");
-  return unary("exp2", mul(yt, unary("log2", x)));
+  if (y === 0.5) return sqrt(x);
+  const xf = cast(x, "f32");
+  const yf = y instanceof Tensor ? cast(y, "f32") : constant(x.trace, y, "f32");
+  const magnitude = unary("exp2", mul(yf, unary("log2", abs(xf))));
+  const yInt = cast(yf, "i32");
+  const yIntegral = eq(cast(yInt, "f32"), yf);
+  const yOdd = eq(remainder(yInt, 2), 1);
+  const signed = where(yOdd, neg(magnitude), magnitude);
+  const negBase = where(yIntegral, signed, NaN);
+  const result = where(lt(xf, 0), negBase, magnitude);
+  return where(eq(yf, 0), 1, result);
 }
 
 export function maximum(a: TensorLike, b: TensorLike): Tensor {
-  return binary("max", a, b, resultDType(a, b));
+  traceOf("maximum", a, b);
+  return binary("max", a, b, resultDType(a, b), "maximum");
 }
 export function minimum(a: TensorLike, b: TensorLike): Tensor {
-  return neg(maximum(neg(asTensorLike(traceOf(a, b), a, resultDType(a, b))), neg(asTensorLike(traceOf(a, b), b, resultDType(a, b)))));
+  const like = traceOf("minimum", a, b);
+  const dtype = resultDType(a, b);
+  const [x, y] = broadcastPair(lift(like, a, dtype), lift(like, b, dtype), dtype, "minimum");
+  if (dtype === "bool") return binary("mul", x, y, "bool", "minimum");
+  return neg(maximum(neg(x), neg(y)));
 }
 export function clamp(x: Tensor, min?: number, max?: number): Tensor {
   let y = x;
@@ -118,35 +144,51 @@ export function clamp(x: Tensor, min?: number, max?: number): Tensor {
   return y;
 }
 
-const cmpType = (a: TensorLike, b: TensorLike): DType => resultDType(a, b);
-export const lt = (a: TensorLike, b: TensorLike): Tensor => binary("cmplt", a, b, cmpType(a, b));
-export const gt = (a: TensorLike, b: TensorLike): Tensor => binary("cmplt", b, a, cmpType(a, b));
-export const eq = (a: TensorLike, b: TensorLike): Tensor => binary("cmpeq", a, b, cmpType(a, b));
-export const ne = (a: TensorLike, b: TensorLike): Tensor => logicalNot(eq(a, b));
-export const le = (a: TensorLike, b: TensorLike): Tensor => logicalNot(gt(a, b));
-export const ge = (a: TensorLike, b: TensorLike): Tensor => logicalNot(lt(a, b));
+// Comparisons compare in the promoted dtype and return bool. le/ge are lt|eq so that
+// NaN compares false everywhere, as in PyTorch (not(gt) would make NaN <= 1 true).
+const cmp = (op: BinaryOp, a: TensorLike, b: TensorLike, name: string): Tensor => {
+  traceOf(name, a, b);
+  return binary(op, a, b, resultDType(a, b), name);
+};
+export const lt = (a: TensorLike, b: TensorLike): Tensor => cmp("cmplt", a, b, "lt");
+export const gt = (a: TensorLike, b: TensorLike): Tensor => cmp("cmplt", b, a, "gt");
+export const eq = (a: TensorLike, b: TensorLike): Tensor => cmp("cmpeq", a, b, "eq");
+export const ne = (a: TensorLike, b: TensorLike): Tensor => logicalNot(cmp("cmpeq", a, b, "ne"));
+export const le = (a: TensorLike, b: TensorLike): Tensor => logicalOr(cmp("cmplt", a, b, "le"), cmp("cmpeq", a, b, "le"));
+export const ge = (a: TensorLike, b: TensorLike): Tensor => logicalOr(cmp("cmplt", b, a, "ge"), cmp("cmpeq", a, b, "ge"));
 
 export function logicalNot(x: Tensor): Tensor {
-  return binary("cmpeq", cast(x, "bool"), false, "bool");
+  return binary("cmpeq", cast(x, "bool"), false, "bool", "logicalNot");
 }
-export const logicalAnd = (a: TensorLike, b: TensorLike): Tensor => binary("mul", a, b, "bool");
-export const logicalOr = (a: TensorLike, b: TensorLike): Tensor => binary("max", a, b, "bool");
+export const logicalAnd = (a: TensorLike, b: TensorLike): Tensor => (traceOf("logicalAnd", a, b), binary("mul", a, b, "bool", "logicalAnd"));
+export const logicalOr = (a: TensorLike, b: TensorLike): Tensor => (traceOf("logicalOr", a, b), binary("max", a, b, "bool", "logicalOr"));
+export function logicalXor(a: TensorLike, b: TensorLike): Tensor {
+  traceOf("logicalXor", a, b);
+  return logicalNot(binary("cmpeq", a, b, "bool", "logicalXor"));
+}
 
-/** where(cond, x, y) with broadcasting across all three. */
+/** The dtype `where` picks for two value operands: tensors promote; two scalars decide alone. */
+function whereDType(a: TensorLike, b: TensorLike): DType {
+  if (a instanceof Tensor || b instanceof Tensor) return resultDType(a, b);
+  const kind = (v: Scalar): number => (typeof v === "boolean" ? 0 : Number.isInteger(v) ? 1 : 2);
+  return (["bool", "i32", "f32"] as const)[Math.max(kind(a), kind(b))]!;
+}
+
+/** where(cond, x, y): x where cond is true, else y; broadcasting across all three. */
 export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
-  const dtype = resultDType(a, b);
+  const dtype = whereDType(a, b);
   const c = cast(cond, "bool");
-  const [x, y] = broadcastPair(a, b, dtype, "where");
-  const [cb, xb, yb] = broadcastTensors([c, x, y], "where");
+  const x = lift(c, a, dtype);
+  const y = lift(c, b, dtype);
+  const [cb, xb, yb] = broadcastTensors([c, cast(x, dtype), cast(y, dtype)], "where");
   return prim(c.trace, { op: "where", cond: cb!.id, x: xb!.id, y: yb!.id });
 }
 
-
 // ---- activations ----
 export const relu = (x: Tensor): Tensor => maximum(x, 0);
-export const leakyRelu = (x: Tensor, slope: number): Tensor => where(gt(x, 0), x, mul(x, slope));
+export const leakyRelu = (x: Tensor, slope = 0.01): Tensor => where(gt(x, 0), x, mul(x, slope));
 export const sigmoid = (x: Tensor): Tensor => reciprocal(add(exp(neg(cast(x, "f32"))), 1));
-/** tanh(x) = 2·sigmoid(2x) − 1: stable at both ends (no inf/inf). */
+/** tanh(x) = 2·sigmoid(2x) − 1: no inf/inf at either end; absolute error stays at f32 epsilon. */
 export const tanh = (x: Tensor): Tensor => sub(mul(sigmoid(mul(x, 2)), 2), 1);
 export const silu = (x: Tensor): Tensor => mul(x, sigmoid(x));
 
@@ -166,7 +208,7 @@ export function erf(x: Tensor): Tensor {
   return mul(sign, y);
 }
 
-export function gelu(x: Tensor, approximate: "none" | "tanh"): Tensor {
+export function gelu(x: Tensor, approximate: "none" | "tanh" = "none"): Tensor {
   if (approximate === "tanh") {
     const inner = mul(add(x, mul(pow(x, 3), 0.044715)), Math.sqrt(2 / Math.PI));
     return mul(mul(x, 0.5), add(tanh(inner), 1));
@@ -175,9 +217,9 @@ export function gelu(x: Tensor, approximate: "none" | "tanh"): Tensor {
 }
 
 /** softplus(x) = log(1 + exp(βx)) / β, linear above the threshold (PyTorch). */
-export function softplus(x: Tensor, beta: number, threshold: number): Tensor {
+export function softplus(x: Tensor, beta = 1, threshold = 20): Tensor {
   const bx = mul(x, beta);
   // log1p(exp(-|bx|)) + max(bx, 0) is stable everywhere.
   const smooth = div(add(log(add(exp(neg(abs(bx))), 1)), maximum(bx, 0)), beta);
-  return where(gt(bx, threshold), x, smooth);
+  return where(gt(bx, threshold), cast(x, "f32"), smooth);
 }

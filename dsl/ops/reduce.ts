@@ -1,7 +1,8 @@
 // Reductions: sum and max are primitives (kept dims); everything else (mean, var, argmax,
-// logsumexp, softmax…) is built from them here.
+// logsumexp, cumsum, softmax…) is built from them, iota, where and movement ops here.
+// Reduced dims are dropped unless keepdim, as in PyTorch; `dim` undefined means all dims.
 
-import { Tensor, dimList, prim, userError, type Dims } from "../tensor.ts";
+import { Tensor, dimIndex, dimList, prim, userError, type Dims } from "../tensor.ts";
 import * as E from "./elementwise.ts";
 import * as M from "./movement.ts";
 
@@ -9,7 +10,8 @@ function dropDims(x: Tensor, axes: readonly number[], keepdim: boolean): Tensor 
   return keepdim ? x : M.reshape(x, x.shape.filter((_, i) => !axes.includes(i)));
 }
 
-export function sum(x: Tensor, dim: Dims | undefined, keepdim: boolean): Tensor {
+/** Sum over `dim`; bool sums count (i32), as PyTorch's do. */
+export function sum(x: Tensor, dim?: Dims, keepdim = false): Tensor {
   const axes = dimList(x, dim, "sum");
   const src = x.dtype === "bool" ? E.cast(x, "i32") : x;
   if (axes.length === 0) return src;
@@ -17,29 +19,117 @@ export function sum(x: Tensor, dim: Dims | undefined, keepdim: boolean): Tensor 
   return dropDims(r, axes, keepdim);
 }
 
-export function max(x: Tensor, dim: Dims | undefined, keepdim: boolean): Tensor {
+/** Max values over `dim` (PyTorch's max(dim) also returns indices: use argmax for those). */
+export function max(x: Tensor, dim?: Dims, keepdim = false): Tensor {
   const axes = dimList(x, dim, "max");
   if (axes.length === 0) return x;
+  emptyCheck(x, axes, "max");
   const src = x.dtype === "bool" ? E.cast(x, "i32") : x;
   const r = prim(x.trace, { op: "reduce_max", x: src.id, axes });
   return dropDims(x.dtype === "bool" ? E.cast(r, "bool") : r, axes, keepdim);
 }
 
-export function min(x: Tensor, dim: Dims | undefined, keepdim: boolean): Tensor {
+export function min(x: Tensor, dim?: Dims, keepdim = false): Tensor {
+  if (x.dtype === "bool") return E.cast(min(E.cast(x, "i32"), dim, keepdim), "bool");
+  emptyCheck(x, dimList(x, dim, "min"), "min");
   return E.neg(max(E.neg(x), dim, keepdim));
 }
 
-export function mean(x: Tensor, dim: Dims | undefined, keepdim: boolean): Tensor {
-  const axes = dimList(x, dim, "mean");
-  const count = axes.reduce((n, a) => n * x.shape[a]!, 1);
-  return E.div(sum(E.cast(x, "f32"), dim, keepdim), count);
+/** PyTorch refuses max/min over an empty dim (there is no identity to return). */
+function emptyCheck(x: Tensor, axes: readonly number[], op: string): void {
+  if (axes.some((a) => x.shape[a] === 0)) userError("invalid-argument", `${op}: cannot reduce over a zero-size dim of ${x.toString()}`);
 }
 
-const todo = (name: string): never => userError("unsupported", `${name} is not implemented yet`);
-export function variance(x: Tensor, _dim: Dims | undefined, _correction: number, _keepdim: boolean): Tensor { return todo("var") ?? x; }
-export function logsumexp(x: Tensor, _dim: Dims, _keepdim: boolean): Tensor { return todo("logsumexp") ?? x; }
-export function argmax(x: Tensor, _dim: number | undefined, _keepdim: boolean): Tensor { return todo("argmax") ?? x; }
-export function argmin(x: Tensor, _dim: number | undefined, _keepdim: boolean): Tensor { return todo("argmin") ?? x; }
-export function cumsum(x: Tensor, _dim: number): Tensor { return todo("cumsum") ?? x; }
-export function softmax(x: Tensor, _dim: number): Tensor { return todo("softmax") ?? x; }
-export function logSoftmax(x: Tensor, _dim: number): Tensor { return todo("logSoftmax") ?? x; }
+/** Number of elements folded into each output of a reduction over `dim`. */
+function reducedCount(x: Tensor, dim: Dims | undefined, op: string): number {
+  return dimList(x, dim, op).reduce((n, a) => n * x.shape[a]!, 1);
+}
+
+export function mean(x: Tensor, dim?: Dims, keepdim = false): Tensor {
+  return E.div(sum(E.cast(x, "f32"), dim, keepdim), reducedCount(x, dim, "mean"));
+}
+
+/** Variance with Bessel's correction by default (PyTorch: correction = 1); N - correction <= 0 gives inf/NaN as there. */
+export function variance(x: Tensor, dim?: Dims, correction = 1, keepdim = false): Tensor {
+  const xf = E.cast(x, "f32");
+  const centered = E.sub(xf, mean(xf, dim, true));
+  const count = reducedCount(x, dim, "var");
+  return E.div(sum(E.mul(centered, centered), dim, keepdim), Math.max(0, count - correction));
+}
+
+/**
+ * log(sum(exp(x))) computed as m + log(sum(exp(x - m))) with m the max, so large inputs do
+ * not overflow. An infinite max is replaced by 0 before subtracting: a row of -inf gives
+ * -inf and a +inf gives +inf (as in PyTorch), not inf - inf = NaN.
+ */
+export function logsumexp(x: Tensor, dim: Dims, keepdim = false): Tensor {
+  const xf = E.cast(x, "f32");
+  const m = max(xf, dim, true);
+  const shift = E.where(E.isinf(m), 0, m);
+  const total = sum(E.exp(E.sub(xf, shift)), dim, true);
+  const axes = dimList(x, dim, "logsumexp");
+  return dropDims(E.add(E.log(total), shift), axes, keepdim);
+}
+
+/**
+ * Index of the first extreme value along `dim` (ties → the first, as PyTorch); NaN counts as
+ * the extreme, as in PyTorch. `dim` undefined: index into the flattened tensor. Result i32.
+ */
+function argExtreme(x: Tensor, dim: number | undefined, keepdim: boolean, op: "argmax" | "argmin"): Tensor {
+  if (dim === undefined) {
+    const flatIndex = argExtreme(M.reshape(x, [x.numel()]), 0, false, op);
+    return keepdim ? M.reshape(flatIndex, x.shape.map(() => 1)) : flatIndex;
+  }
+  const axis = dimIndex(x, dim, op);
+  const size = x.shape[axis]!;
+  if (size === 0) return userError("invalid-argument", `${op}: cannot reduce over a zero-size dim of ${x.toString()}`);
+  const src = x.dtype === "bool" ? E.cast(x, "i32") : x;
+  const extreme = op === "argmax" ? max(src, axis, true) : min(src, axis, true);
+  let hit = E.eq(src, extreme);
+  if (src.dtype === "f32") hit = E.logicalOr(hit, E.isnan(src));
+  // The first hit has the largest (size - position): take that max, then undo it.
+  const position = M.reshape(prim(x.trace, { op: "iota", axis: 0 }, { dtype: "i32", shape: [size] }), x.shape.map((d, i) => (i === axis ? size : 1)));
+  const fromEnd = E.where(hit, E.sub(size, position), 0);
+  return E.sub(size, max(fromEnd, axis, keepdim));
+}
+
+export function argmax(x: Tensor, dim?: number, keepdim = false): Tensor {
+  return argExtreme(x, dim, keepdim, "argmax");
+}
+export function argmin(x: Tensor, dim?: number, keepdim = false): Tensor {
+  return argExtreme(x, dim, keepdim, "argmin");
+}
+
+/**
+ * Inclusive prefix sum along `dim` by a log-step (Hillis–Steele) scan: after the step with
+ * shift s, each position holds the sum of the 2s values ending at it. O(n log n) work in
+ * log2(n) elementwise steps of pad + slice + add, no new primitive. bool sums as i32.
+ */
+export function cumsum(x: Tensor, dim: number): Tensor {
+  const axis = dimIndex(x, dim, "cumsum");
+  const size = x.shape[axis]!;
+  let acc = x.dtype === "bool" ? E.cast(x, "i32") : x;
+  for (let shift = 1; shift < size; shift *= 2) {
+    const amounts = x.shape.map((_, i) => (i === axis ? [shift, 0] : [0, 0])).reverse().flat();
+    // pad's list starts from the last dim: (left, right) for dim n-1, then n-2, …
+    const shifted = M.pad(M.narrow(acc, axis, 0, size - shift), amounts, 0);
+    acc = E.add(acc, shifted);
+  }
+  return acc;
+}
+
+/** softmax along `dim`, shifted by the max so exp never overflows. */
+export function softmax(x: Tensor, dim: number): Tensor {
+  const axis = dimIndex(x, dim, "softmax");
+  const xf = E.cast(x, "f32");
+  const e = E.exp(E.sub(xf, max(xf, axis, true)));
+  return E.div(e, sum(e, axis, true));
+}
+
+/** log(softmax(x)) as (x - m) - log(sum(exp(x - m))): no log of an underflowed 0. */
+export function logSoftmax(x: Tensor, dim: number): Tensor {
+  const axis = dimIndex(x, dim, "logSoftmax");
+  const xf = E.cast(x, "f32");
+  const shifted = E.sub(xf, max(xf, axis, true));
+  return E.sub(shifted, E.log(sum(E.exp(shifted), axis, true)));
+}
