@@ -21,6 +21,7 @@ import { KilnError, assertNever, bug } from "../util/errors.ts";
 import { allocHostData, toHostData, type HostData, type HostTensor } from "../util/host-tensor.ts";
 import { formatShape, numel, shapesEqual } from "../util/shape.ts";
 import { formatType } from "./infer.ts";
+import { printNode, valueNames } from "./printer.ts";
 import * as compute from "./interpret-compute.ts";
 import * as movement from "./interpret-movement.ts";
 import { operands, type Graph, type GraphOutput, type Node, type TensorType, type ValueId } from "./types.ts";
@@ -42,7 +43,7 @@ function evaluate(g: Graph, inputs: Readonly<Record<string, HostTensor>>, freeDe
   const values = new Map<ValueId, HostTensor>();
   const lastUse = freeDeadValues ? lastUses(g) : undefined;
   g.nodes.forEach((node, position) => {
-    values.set(node.id, evaluateNode(node, values, inputs));
+    values.set(node.id, evaluateNode(g, node, values, inputs));
     if (lastUse) for (const id of operands(node)) if (lastUse.get(id) === position) values.delete(id);
   });
   return values;
@@ -66,14 +67,15 @@ function copyTensor(t: HostTensor): HostTensor {
   return { dtype: t.dtype, shape: [...t.shape], data: t.data.slice() };
 }
 
-function describeNode(node: Node): string {
-  return `%${node.id} = ${node.op} : ${formatType(node.type)}`;
+/** The node as a dump prints it (`%3 = idiv %x, %2 : i32[4]`), so an error points at a dump line. */
+function describeNode(g: Graph, node: Node): string {
+  return `graph @${g.name}: ${printNode(node, valueNames(g))}`;
 }
 
-function evaluateNode(node: Node, values: Map<ValueId, HostTensor>, inputs: Readonly<Record<string, HostTensor>>): HostTensor {
-  const get = (id: ValueId): HostTensor => values.get(id) ?? bug(`interpret: ${describeNode(node)} reads unevaluated value %${id}`);
+function evaluateNode(g: Graph, node: Node, values: Map<ValueId, HostTensor>, inputs: Readonly<Record<string, HostTensor>>): HostTensor {
+  const get = (id: ValueId): HostTensor => values.get(id) ?? bug(`interpret: ${describeNode(g, node)} reads unevaluated value %${id}`);
   const fail = (message: string): never => {
-    throw new KilnError({ code: "interp", message: `${message} in ${describeNode(node)}`, ...(node.loc ? { loc: node.loc } : {}) });
+    throw new KilnError({ code: "interp", message: `${message} in ${describeNode(g, node)}`, ...(node.loc ? { loc: node.loc } : {}) });
   };
   const type = node.type;
   // A fresh output buffer of the node's type, filled by `fill`.
