@@ -12,3 +12,4 @@ export type { Program } from "./program.ts";
 export { registerTarget, registeredTargets, availableTargets } from "./targets.ts";
 export type { Executor, TargetFactory, TargetOptions } from "./targets.ts";
 export type { HostInput, HostOutput } from "./host-data.ts";
+export { printGraph, printModule } from "../compiler/ir/printer.ts";
