@@ -13,3 +13,5 @@ export { registerTarget, registeredTargets, availableTargets } from "./targets.t
 export type { Executor, TargetFactory, TargetOptions } from "./targets.ts";
 export type { HostInput, HostOutput } from "./host-data.ts";
 export { printGraph, printModule } from "../compiler/ir/printer.ts";
+export { grad, valueAndGrad, vjp } from "./grad.ts";
+export type { GradOptions } from "./grad.ts";
