@@ -6,7 +6,7 @@ import { GraphBuilder } from "../../compiler/ir/graph.ts";
 import { interpret, interpretAll } from "../../compiler/ir/interpret.ts";
 import type { DType, NodeSpec, TensorType, ValueId } from "../../compiler/ir/types.ts";
 import { KilnError } from "../../compiler/util/errors.ts";
-import { hostTensor, type HostTensor } from "../../compiler/util/host-tensor.ts";
+import { formatHostTensor, hostTensor, type HostTensor } from "../../compiler/util/host-tensor.ts";
 import { threefry2x32 } from "../../compiler/util/threefry.ts";
 
 const INT_MIN = -2147483648;
@@ -352,6 +352,16 @@ describe("movement", () => {
     expect(values(out)).toEqual(expected);
   });
 
+  test("rank-0 tensors: permute [], reduce over no axes, expand to []", () => {
+    const scalar = f32([], [-2.5]);
+    expect(values(runOp((x) => ({ op: "permute", x, perm: [] }), scalar))).toEqual([-2.5]);
+    expect(values(runOp((x) => ({ op: "reduce_sum", x, axes: [] }), scalar))).toEqual([-2.5]);
+    expect(values(runOp((x) => ({ op: "reduce_max", x, axes: [] }), f32([2], [3, -1])))).toEqual([3, -1]);
+    const toMatrix = runOp((x) => ({ op: "reshape", x }), scalar, undefined, { dtype: "f32", shape: [1, 1] });
+    expect(toMatrix.shape).toEqual([1, 1]);
+    expect(values(toMatrix)).toEqual([-2.5]);
+  });
+
   test("movement keeps i32 and bool dtypes", () => {
     const out = runOp((x) => ({ op: "permute", x, perm: [1, 0] }), i32([2, 2], [INT_MIN, 1, 2, INT_MAX]));
     expect(out.data).toBeInstanceOf(Int32Array);
@@ -498,5 +508,22 @@ describe("whole graphs", () => {
       for (let r = 0; r < 100; r++) s += data[r * 1000 + col]!;
       expect(out.data[col]).toBeCloseTo(s, 9);
     }
+  });
+});
+
+describe("host tensors", () => {
+  test("hostTensor picks canonical storage and checks the element count", () => {
+    expect(hostTensor("f32", [2], [1.5, 2]).data).toBeInstanceOf(Float64Array);
+    expect(hostTensor("f32", [2], new Float32Array([1, 2])).data).toBeInstanceOf(Float32Array);
+    expect(hostTensor("i32", [2], [-1, 7]).data).toBeInstanceOf(Int32Array);
+    expect(hostTensor("bool", [2], [0, 1]).data).toBeInstanceOf(Uint8Array);
+    expectInterpError(() => hostTensor("f32", [2, 2], [1, 2, 3]), /f32\[2,2\] needs 4 elements, got 3/, "shape-mismatch");
+    expectInterpError(() => hostTensor("bool", [2], [0, 2]), /element 1 is 2, not a bool/, "dtype-mismatch");
+    expectInterpError(() => hostTensor("i32", [1], [2 ** 31]), /element 0 is 2147483648, not an i32/, "dtype-mismatch");
+  });
+  test("formatHostTensor shows dtype, shape and the first elements", () => {
+    expect(formatHostTensor(hostTensor("i32", [2, 2], [1, 2, 3, 4]))).toBe("i32[2,2] [1, 2, 3, 4]");
+    expect(formatHostTensor(hostTensor("f32", [10], range(10)), 3)).toBe("f32[10] [0, 1, 2, … (10 elements)]");
+    expect(formatHostTensor(hostTensor("f32", [], [NaN]))).toBe("f32[] [NaN]");
   });
 });
