@@ -4,7 +4,7 @@
 
 import { nodeOf } from "../compiler/ir/graph.ts";
 import type { Graph, TensorType } from "../compiler/ir/types.ts";
-import { KilnError } from "../compiler/util/errors.ts";
+import { KilnError, type SourceLoc } from "../compiler/util/errors.ts";
 import type { HostTensor } from "../compiler/util/host-tensor.ts";
 import { toHostOutput, toHostTensor, type HostInput, type HostOutput } from "./host-data.ts";
 import { checkSpecs, graphNameOf, isProgram, type Program, type TracedFn } from "./program.ts";
@@ -44,9 +44,11 @@ const SEED_INPUT = "seed";
 export async function compile(fnOrProgram: TracedFn | Program, specs?: Specs, opts: CompileOptions = {}): Promise<Executable> {
   let fn: TracedFn;
   let name: string;
+  let inputLoc: SourceLoc | undefined;
   if (isProgram(fnOrProgram)) {
     fn = fnOrProgram.fn;
     specs ??= fnOrProgram.specs;
+    inputLoc = fnOrProgram.loc;
     name = opts.name ?? fnOrProgram.name ?? graphNameOf(fn);
   } else if (typeof fnOrProgram === "function") {
     fn = fnOrProgram;
@@ -56,7 +58,7 @@ export async function compile(fnOrProgram: TracedFn | Program, specs?: Specs, op
   }
   if (specs === undefined) throw new KilnError({ code: "invalid-argument", message: "k.compile: input specs are missing (pass them as the second argument, e.g. [k.f32([4, 3])])" });
   checkSpecs(specs, "k.compile");
-  const traced = traceFunction(name, fn, specs);
+  const traced = traceFunction(name, fn, specs, inputLoc);
   const graph = traced.graph;
   const target = await resolveTarget(opts.target ?? "reference");
   const executor = await target.factory(graph, opts);

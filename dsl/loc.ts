@@ -7,7 +7,7 @@ import path from "node:path";
 import type { SourceLoc } from "../compiler/util/errors.ts";
 
 const kilnRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const internalDirs = ["dsl", "compiler", "codegen", "runtime", "cli"].map((d) => path.join(kilnRoot, d) + path.sep);
+const internalDirs = ["dsl", "compiler", "codegen", "runtime", "cli", "bin"].map((d) => path.join(kilnRoot, d) + path.sep);
 
 const framePattern = /\(?((?:file:\/\/)?[^()\s]+?):(\d+):(\d+)\)?\s*$/;
 

@@ -2,7 +2,7 @@
 // arguments. A model file exports programs; `kiln dump model.ts` traces every one of them
 // (the export name names the graph). A program is plain data: nothing is traced until used.
 
-import { KilnError } from "../compiler/util/errors.ts";
+import { KilnError, type SourceLoc } from "../compiler/util/errors.ts";
 import { isInputSpec, locPart, traceFunction, type Specs, type TraceResult } from "./trace.ts";
 import { captureUserLoc } from "./loc.ts";
 
@@ -14,6 +14,8 @@ export interface Program {
   readonly specs: Specs;
   /** Graph name; when absent, the export name (CLI) or the function's name is used. */
   readonly name?: string;
+  /** Where k.program was called: the graph inputs' source location. */
+  readonly loc?: SourceLoc;
 }
 
 /** Names `fn` with its input specs (array: positional arguments; record: one object argument). */
@@ -21,7 +23,7 @@ export function program(fn: TracedFn, specs: Specs, opts: { name?: string } = {}
   const loc = captureUserLoc();
   if (typeof fn !== "function") throw new KilnError({ code: "invalid-argument", message: `k.program: expected a function, got ${typeof fn}`, ...locPart(loc) });
   checkSpecs(specs, "k.program", loc);
-  return Object.freeze({ kind: "kiln-program" as const, fn, specs, ...(opts.name ? { name: opts.name } : {}) });
+  return Object.freeze({ kind: "kiln-program" as const, fn, specs, ...(opts.name ? { name: opts.name } : {}), ...locPart(loc) });
 }
 
 /** Duck-typed, so a program made by another copy of the module (a user's node_modules) still counts. */
@@ -40,7 +42,7 @@ export function checkSpecs(specs: unknown, what: string, loc = captureUserLoc())
 
 /** Traces a program into a graph named `name` (default: the program's own name, then the function's). */
 export function traceProgram(p: Program, name?: string): TraceResult {
-  return traceFunction(name ?? p.name ?? graphNameOf(p.fn), p.fn, p.specs);
+  return traceFunction(name ?? p.name ?? graphNameOf(p.fn), p.fn, p.specs, p.loc);
 }
 
 export function graphNameOf(fn: TracedFn): string {

@@ -3,6 +3,7 @@
 
 import { GraphBuilder } from "../compiler/ir/graph.ts";
 import type { DType, Graph, GraphOutput, TensorType, ValueId } from "../compiler/ir/types.ts";
+import type { HostTensor } from "../compiler/util/host-tensor.ts";
 import { KilnError, type SourceLoc } from "../compiler/util/errors.ts";
 import { Tensor } from "./tensor.ts";
 import { captureUserLoc } from "./loc.ts";
@@ -25,6 +26,31 @@ export class Trace {
   seed(): ValueId {
     if (this.seedValue === undefined) this.seedValue = this.builder.input("seed", { dtype: "i32", shape: [] });
     return this.seedValue;
+  }
+
+  /**
+   * State: graph inputs whose values the executable owns across runs (module parameters,
+   * optimizer state) instead of the caller passing them. `init` gives the first value.
+   */
+  readonly state = new Map<string, { readonly tensor: Tensor; readonly init: () => HostTensor }>();
+  /** New values for state inputs: each becomes an output that aliases (updates in place) its input. */
+  readonly stateUpdates = new Map<string, Tensor>();
+  /** Per-trace overrides: a module parameter bound to a tensor (k.functionalCall, trainStep). */
+  readonly bindings = new Map<object, Tensor>();
+
+  stateInput(name: string, type: TensorType, init: () => HostTensor): Tensor {
+    const existing = this.state.get(name);
+    if (existing) return existing.tensor;
+    const tensor = new Tensor(this, this.builder.input(name, type));
+    this.state.set(name, { tensor, init });
+    return tensor;
+  }
+
+  updateState(name: string, value: Tensor): void {
+    const s = this.state.get(name);
+    if (!s) throw new KilnError({ code: "invalid-argument", message: `cannot update '${name}': it is not a state input of graph @${this.builder.name}` });
+    if (value.trace !== this) throw new KilnError({ code: "invalid-argument", message: `new value of '${name}' comes from another traced function` });
+    this.stateUpdates.set(name, value);
   }
 }
 
@@ -100,6 +126,10 @@ export function parameterNames(fn: (...args: never[]) => unknown, count: number)
 
 export interface TraceResult {
   readonly graph: Graph;
+  /** State inputs (parameters, optimizer state) by input name, with their initial values. */
+  readonly state: ReadonlyMap<string, () => HostTensor>;
+  /** How many of graph.outputs the traced function returned; state updates follow them. */
+  readonly userOutputCount: number;
   /** Rebuilds the output structure from a flat list of per-output values. */
   readonly unflatten: <T>(values: readonly T[]) => unknown;
 }
@@ -108,10 +138,11 @@ export interface TraceResult {
  * Traces `fn` on inputs described by `specs` (array: positional arguments; record: one
  * object argument) into a graph named `name`.
  */
-export function traceFunction(name: string, fn: (...args: never[]) => unknown, specs: Specs): TraceResult {
+export function traceFunction(name: string, fn: (...args: never[]) => unknown, specs: Specs, inputLoc?: SourceLoc): TraceResult {
   const trace = new Trace(name);
   return withTrace(trace, () => {
-    const loc = captureUserLoc();
+    // Inputs carry `inputLoc` (a k.program's definition line) or else the caller's line.
+    const loc = inputLoc ?? captureUserLoc();
     let args: unknown[];
     if (Array.isArray(specs)) {
       const names = parameterNames(fn, specs.length);
@@ -131,9 +162,14 @@ export function traceFunction(name: string, fn: (...args: never[]) => unknown, s
     const leaves = flattenTree(result);
     for (const l of leaves) if (l.tensor.trace !== trace) throw new KilnError({ code: "invalid-argument", message: `output '${l.name}' comes from another traced function` });
     const outputs: GraphOutput[] = leaves.map((l) => ({ name: l.name, value: l.tensor.id }));
+    for (const [stateName, value] of trace.stateUpdates) {
+      if (outputs.some((o) => o.name === stateName)) throw new KilnError({ code: "invalid-argument", message: `output '${stateName}' collides with the name of a state update` });
+      outputs.push({ name: stateName, value: value.id, aliases: stateName });
+    }
     const graph = trace.builder.build(outputs);
     const unflatten = <T>(values: readonly T[]): unknown => rebuild(result, values, { i: 0 });
-    return { graph, unflatten };
+    const state = new Map([...trace.state].map(([n, s]) => [n, s.init]));
+    return { graph, unflatten, state, userOutputCount: leaves.length };
   });
 }
 

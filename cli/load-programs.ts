@@ -1,0 +1,41 @@
+// Loads a user's model file (TypeScript through tsx, or JavaScript) and collects the
+// k.program values it exports, named by their export names (sorted, so dumps are stable).
+
+import { existsSync, statSync } from "node:fs";
+import { pathToFileURL } from "node:url";
+import { KilnError } from "../compiler/util/errors.ts";
+import { isProgram, type Program } from "../dsl/program.ts";
+import { resolveFrom } from "./io.ts";
+
+export interface NamedProgram {
+  readonly name: string;
+  readonly program: Program;
+}
+
+export async function loadPrograms(cwd: string, file: string): Promise<NamedProgram[]> {
+  const absolute = resolveFrom(cwd, file);
+  if (!existsSync(absolute)) throw new KilnError({ code: "invalid-argument", message: `cannot read '${file}': no such file` });
+  if (statSync(absolute).isDirectory()) throw new KilnError({ code: "invalid-argument", message: `cannot read '${file}': it is a directory` });
+  let mod: Record<string, unknown>;
+  try {
+    mod = (await import(pathToFileURL(absolute).href)) as Record<string, unknown>;
+  } catch (e) {
+    if (e instanceof KilnError) throw e;
+    throw new KilnError({ code: "invalid-argument", message: `cannot load '${file}': ${e instanceof Error ? e.message : String(e)}` });
+  }
+  const programs: NamedProgram[] = [];
+  for (const [exportName, value] of Object.entries(mod).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    if (!isProgram(value)) continue;
+    programs.push({ name: exportName === "default" ? (value.name ?? "main") : exportName, program: value });
+  }
+  if (programs.length === 0) throw new KilnError({ code: "invalid-argument", message: `'${file}' exports no k.program (export one, e.g. export const forward = k.program(fn, [k.f32([8, 4])]))` });
+  return programs;
+}
+
+/** The programs to act on: all of them, or the one named by --entry. */
+export function selectEntry(programs: readonly NamedProgram[], entry: string | undefined, file: string): NamedProgram[] {
+  if (entry === undefined) return [...programs];
+  const hit = programs.find((p) => p.name === entry);
+  if (!hit) throw new KilnError({ code: "invalid-argument", message: `'${file}' has no program '${entry}' (programs: ${programs.map((p) => p.name).join(", ")})` });
+  return [hit];
+}
