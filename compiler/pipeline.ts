@@ -119,7 +119,7 @@ export function runPasses(g: Graph, passes: readonly Pass[], opts: PipelineOptio
     if (opts.dumpDir !== undefined) writeFileSync(join(opts.dumpDir, name), text);
   };
   try {
-    if (opts.verify) verifyOrThrow(g, "input");
+    if (opts.verify) verifyOrThrow(g);
     if (wantsDump("input")) emit("00-input.kir", printGraph(g));
     let graph = g;
     for (const [i, pass] of passes.entries()) {
