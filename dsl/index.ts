@@ -3,6 +3,18 @@ export { Tensor } from "./tensor.ts";
 export type { Scalar, TensorLike, Dims } from "./tensor.ts";
 export { f32, i32, bool, traceFunction } from "./trace.ts";
 export type { InputSpec, Specs, TensorTree } from "./trace.ts";
+// torch.* functions: the same ops as the Tensor methods, called as k.cat(...), k.where(...).
+export {
+  add, sub, mul, div, neg, exp, log, sqrt, rsqrt, abs, pow, reciprocal, sin, cos, erf, isnan, isinf, cast,
+  maximum, minimum, clamp, where, lt, le, gt, ge, eq, ne, logicalNot, logicalAnd, logicalOr, logicalXor,
+  floorDivide, remainder, relu, leakyRelu, gelu, silu, sigmoid, tanh, softplus,
+} from "./ops/elementwise.ts";
+export { sum, mean, max, min, variance as var, logsumexp, argmax, argmin, cumsum, softmax, logSoftmax } from "./ops/reduce.ts";
+export {
+  reshape, permute, transpose, flatten, squeeze, unsqueeze, broadcastTo, narrow, flip, pad, split, chunk, cat, stack, gather, indexSelect,
+} from "./ops/movement.ts";
+export { matmul } from "./ops/linalg.ts";
+export { zeros, ones, full, arange, scalar, zerosLike, onesLike, fullLike } from "./ops/creation.ts";
 export { KilnError } from "../compiler/util/errors.ts";
 export * as nn from "./nn.ts";
 export { compile } from "./compile.ts";

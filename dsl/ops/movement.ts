@@ -70,7 +70,7 @@ export function squeeze(x: Tensor, dim?: Dims): Tensor {
   return reshape(x, x.shape.filter((d, i) => !(d === 1 && axes.includes(i))));
 }
 
-export function flatten(x: Tensor, startDim: number, endDim: number): Tensor {
+export function flatten(x: Tensor, startDim = 0, endDim = -1): Tensor {
   if (x.ndim === 0) return reshape(x, [1]);
   const s = dimIndex(x, startDim, "flatten");
   const e = dimIndex(x, endDim, "flatten");
