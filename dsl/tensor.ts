@@ -60,6 +60,13 @@ export class Tensor {
   pow(y: TensorLike): Tensor { return E.pow(this, y); }
   square(): Tensor { return E.mul(this, this); }
   reciprocal(): Tensor { return E.reciprocal(this); }
+  /** PyTorch `//` on integer tensors (floors). */
+  floorDivide(y: TensorLike): Tensor { return E.floorDivide(this, y); }
+  /** PyTorch `%` on integer tensors (sign of the divisor). */
+  remainder(y: TensorLike): Tensor { return E.remainder(this, y); }
+  erf(): Tensor { return E.erf(this); }
+  isnan(): Tensor { return E.isnan(this); }
+  isinf(): Tensor { return E.isinf(this); }
   sin(): Tensor { return E.sin(this); }
   cos(): Tensor { return E.cos(this); }
   maximum(y: TensorLike): Tensor { return E.maximum(this, y); }
@@ -74,6 +81,7 @@ export class Tensor {
   logicalNot(): Tensor { return E.logicalNot(this); }
   logicalAnd(y: TensorLike): Tensor { return E.logicalAnd(this, y); }
   logicalOr(y: TensorLike): Tensor { return E.logicalOr(this, y); }
+  logicalXor(y: TensorLike): Tensor { return E.logicalXor(this, y); }
   /** `cond.where(x, y)`: x where this (bool) is true, else y. */
   where(x: TensorLike, y: TensorLike): Tensor { return E.where(this, x, y); }
   cast(dtype: DType): Tensor { return E.cast(this, dtype); }
