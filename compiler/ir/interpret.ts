@@ -34,7 +34,7 @@ export function interpret(g: Graph, inputs: Readonly<Record<string, HostTensor>>
   return result;
 }
 
-/** Evaluates `g` and returns every node's value by id (for debugging and per-node comparisons). */
+/** Every node's value by id (debugging, per-node comparisons). Values may share storage with the inputs and each other (reshape): read them, never write. */
 export function interpretAll(g: Graph, inputs: Readonly<Record<string, HostTensor>>): Map<ValueId, HostTensor> {
   return evaluate(g, inputs, false);
 }
