@@ -29,6 +29,6 @@ export function dropout(x: Tensor, p = 0.5, training = true): Tensor {
   if (!training || p === 0) return x;
   const xf = x.float();
   if (p === 1) return xf.mul(0);
-  const keep = uniform(x.trace, x.shape).ge(p);
-  return keep.where(xf.mul(1 / (1 - p)), 0);
+  const dropped = uniform(x.trace, x.shape).lt(p); // keep where u >= p: one compare
+  return dropped.where(0, xf.mul(1 / (1 - p)));
 }
