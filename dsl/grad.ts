@@ -25,7 +25,8 @@ export interface GradOptions<N extends number | readonly number[] = number | rea
 export function grad<A extends unknown[]>(f: (...args: A) => Tensor, opts?: GradOptions<number>): (...args: A) => Tensor;
 export function grad<A extends unknown[]>(f: (...args: A) => Tensor, opts: GradOptions<readonly number[]>): (...args: A) => Tensor[];
 export function grad<A extends unknown[]>(f: (...args: A) => Tensor, opts: GradOptions = {}): (...args: A) => Tensor | Tensor[] {
-  const withValue = valueAndGrad(f, opts as GradOptions<readonly number[]>);
+  const argnums = argnumList(opts);
+  const withValue = valueAndGrad(f, { argnums });
   return (...args: A) => {
     const grads = withValue(...args)[1];
     return Array.isArray(opts.argnums) ? grads : grads[0]!;
@@ -37,7 +38,7 @@ export function valueAndGrad<A extends unknown[]>(f: (...args: A) => Tensor, opt
 export function valueAndGrad<A extends unknown[]>(f: (...args: A) => Tensor, opts: GradOptions<readonly number[]>): (...args: A) => [Tensor, Tensor[]];
 export function valueAndGrad<A extends unknown[]>(f: (...args: A) => Tensor, opts: GradOptions = {}): (...args: A) => [Tensor, Tensor | Tensor[]] {
   const many = Array.isArray(opts.argnums);
-  const argnums: readonly number[] = opts.argnums === undefined ? [0] : typeof opts.argnums === "number" ? [opts.argnums] : opts.argnums;
+  const argnums = argnumList(opts);
   return (...args: A) => {
     const call = traceCall("grad", f as (...a: unknown[]) => unknown, args, argnums);
     const out = call.result;
@@ -110,6 +111,10 @@ function traceCall(what: string, f: (...a: unknown[]) => unknown, args: readonly
     return cots.map((c, k) => new Tensor(trace, (c ?? em.full(0, (callArgs[argnums[k]!] as Tensor).type)).id));
   };
   return { trace, result, backward };
+}
+
+function argnumList(opts: GradOptions): readonly number[] {
+  return opts.argnums === undefined ? [0] : typeof opts.argnums === "number" ? [opts.argnums] : opts.argnums;
 }
 
 function traceOfArgs(what: string, args: readonly unknown[]): Trace {
