@@ -5,48 +5,9 @@ import { describe, expect, test } from "vitest";
 import { GraphBuilder } from "../../compiler/ir/graph.ts";
 import { formatNumber, printGraph, printModule, quoteName } from "../../compiler/ir/printer.ts";
 import { valueId, type Graph, type Node } from "../../compiler/ir/types.ts";
+import { everyOpGraph } from "../util/random-graph.ts";
 
 const f32 = (...shape: number[]) => ({ dtype: "f32" as const, shape });
-const i32 = (...shape: number[]) => ({ dtype: "i32" as const, shape });
-const bool = (...shape: number[]) => ({ dtype: "bool" as const, shape });
-
-/** One node of every op, in a readable order; `%x` f32[2,3], `%seed` i32[]. */
-export function everyOpGraph(): Graph {
-  const b = new GraphBuilder("every_op");
-  const x = b.input("x", f32(2, 3));
-  const seed = b.input("seed", i32());
-  const c = b.add({ op: "const", value: 0.5 }, f32(2, 3));
-  const io = b.add({ op: "iota", axis: 1 }, i32(2, 3));
-  const r = b.add({ op: "rng", seed, stream: 3 }, f32(2, 3));
-  let u = x;
-  for (const op of ["neg", "exp2", "log2", "sin", "sqrt", "recip"] as const) u = b.add({ op, x: u });
-  const cast = b.add({ op: "cast", x: io }, f32(2, 3));
-  let s = b.add({ op: "add", x: u, y: c });
-  for (const op of ["mul", "max"] as const) s = b.add({ op, x: s, y: r });
-  const lt = b.add({ op: "cmplt", x: s, y: cast });
-  const eq = b.add({ op: "cmpeq", x: io, y: io });
-  const dv = b.add({ op: "idiv", x: io, y: io });
-  const md = b.add({ op: "mod", x: dv, y: io });
-  const w = b.add({ op: "where", cond: lt, x: s, y: x });
-  const rs = b.add({ op: "reduce_sum", x: w, axes: [1] });
-  const rm = b.add({ op: "reduce_max", x: md, axes: [0, 1] });
-  const re = b.add({ op: "reshape", x: rs }, f32(1, 2));
-  const pe = b.add({ op: "permute", x: w, perm: [1, 0] });
-  const ex = b.add({ op: "expand", x: re }, f32(3, 2));
-  const pd = b.add({ op: "pad", x: pe, low: [0, 1], high: [2, 0], value: -Infinity });
-  const sl = b.add({ op: "slice", x: pd, start: [1, 0], stop: [5, 3], step: [2, 1] });
-  const fl = b.add({ op: "flip", x: sl, axes: [0, 1] });
-  const dt = b.add({ op: "dot", lhs: x, rhs: ex });
-  const gi = b.add({ op: "const", value: 1 }, i32(2, 2));
-  const ga = b.add({ op: "gather", x: dt, index: gi, axis: 1 });
-  return b.build([
-    { name: "gathered", value: ga },
-    { name: "flipped", value: fl },
-    { name: "max", value: rm },
-    { name: "eq", value: eq },
-    { name: "x", value: x, aliases: "x" },
-  ]);
-}
 
 const EVERY_OP_TEXT = `graph @every_op(%x: f32[2,3], %seed: i32[]) {
   %0 = const 0.5 : f32[2,3]
