@@ -32,6 +32,13 @@ export type RunInputs = readonly HostInput[] | { readonly [name: string]: HostIn
 
 export interface Executable {
   readonly graph: Graph;
+  /**
+   * State the executable owns across runs (module parameters, optimizer state), by input
+   * name. Outputs that alias a state input replace it after each run (in-place update).
+   */
+  state(): Record<string, HostTensor>;
+  /** Replaces some state values (e.g. a state dict), checked against the input types. */
+  loadState(values: Readonly<Record<string, HostInput>>): void;
   /** The target that runs it ("auto" already resolved). */
   readonly target: string;
   /** Resolves to the outputs in the structure the traced function returned; each is { shape, dtype, data }. */
@@ -63,6 +70,14 @@ export async function compile(fnOrProgram: TracedFn | Program, specs?: Specs, op
   const target = await resolveTarget(opts.target ?? "reference");
   const executor = await target.factory(graph, opts);
   const bindInputs = inputBinder(graph, specs);
+  const state = new Map<string, HostTensor>([...traced.state].map(([n, init]) => [n, init()]));
+  const userOutputs = graph.outputs.slice(0, traced.userOutputCount);
+  const stateOutputs = graph.outputs.slice(traced.userOutputCount).filter((o) => o.aliases !== undefined);
+  const inputType = (name: string): TensorType => {
+    const id = graph.inputs.find((i) => { const n = nodeOf(graph, i); return n.op === "input" && n.name === name; });
+    if (id === undefined) throw usage(`'${name}' is not a state input of graph @${graph.name}`);
+    return nodeOf(graph, id).type;
+  };
   let runCount = 0;
 
   return {
@@ -71,19 +86,27 @@ export async function compile(fnOrProgram: TracedFn | Program, specs?: Specs, op
     get stats() {
       return executor.stats;
     },
+    state: () => Object.fromEntries(state),
+    loadState(values) {
+      for (const [name, v] of Object.entries(values)) {
+        if (!state.has(name)) throw usage(`loadState: '${name}' is not state of this executable (state: ${[...state.keys()].join(", ")})`);
+        state.set(name, toHostTensor(name, v, inputType(name)));
+      }
+    },
     async run(inputs: RunInputs, runOpts: RunOptions = {}): Promise<unknown> {
       const seed = runOpts.seed ?? runCount;
       runCount++;
-      const bound = bindInputs(inputs, seed);
+      const bound = { ...bindInputs(inputs, seed, state), ...Object.fromEntries(state) };
       const results = await executor.run(bound);
-      const outputs = graph.outputs.map((o) => toHostOutput(o.name, results[o.name], nodeOf(graph, o.value).type));
+      for (const o of stateOutputs) state.set(o.aliases!, results[o.name]!);
+      const outputs = userOutputs.map((o) => toHostOutput(o.name, results[o.name], nodeOf(graph, o.value).type));
       return traced.unflatten(outputs as readonly HostOutput[]);
     },
   };
 }
 
 /** Maps the caller's inputs (array or record, like the specs) to HostTensors keyed by graph input name. */
-function inputBinder(graph: Graph, specs: Specs): (inputs: RunInputs, seed: number) => Record<string, HostTensor> {
+function inputBinder(graph: Graph, specs: Specs): (inputs: RunInputs, seed: number, state: ReadonlyMap<string, HostTensor>) => Record<string, HostTensor> {
   const graphInputs = graph.inputs.map((id) => {
     const node = nodeOf(graph, id);
     return { name: node.op === "input" ? node.name : "", type: node.type };
@@ -94,7 +117,7 @@ function inputBinder(graph: Graph, specs: Specs): (inputs: RunInputs, seed: numb
   const user = graphInputs.slice(0, userKeys.length);
   const extra = graphInputs.slice(userKeys.length);
 
-  return (inputs, seed) => {
+  return (inputs, seed, state) => {
     if (typeof inputs !== "object" || inputs === null) throw usage(`expected the inputs as ${positional ? "an array" : "a record"}, got ${inputs === null ? "null" : typeof inputs}`);
     if (positional) {
       if (!Array.isArray(inputs)) throw usage(`this function takes positional inputs: pass an array of ${userKeys.length}, got a record`);
@@ -109,7 +132,7 @@ function inputBinder(graph: Graph, specs: Specs): (inputs: RunInputs, seed: numb
       const value = positional ? (inputs as readonly HostInput[])[i] : (inputs as Record<string, HostInput>)[userKeys[i]!];
       bound[u.name] = toHostTensor(u.name, value, u.type);
     });
-    for (const e of extra) bound[e.name] = extraInput(e.name, e.type, seed);
+    for (const e of extra) if (!state.has(e.name)) bound[e.name] = extraInput(e.name, e.type, seed);
     return bound;
   };
 }

@@ -1,0 +1,170 @@
+// nn.Module: named parameters, buffers and submodules with PyTorch's dotted state-dict
+// names ("0.weight", "fc1.bias"). Parameter values live on the host; inside a trace each
+// parameter becomes a state input of the graph (the executable owns and updates it), unless
+// the trace binds it to another tensor (functionalCall, trainStep's gradient trace).
+
+import type { DType, TensorType } from "../compiler/ir/types.ts";
+import { KilnError } from "../compiler/util/errors.ts";
+import type { HostTensor } from "../compiler/util/host-tensor.ts";
+import { formatShape, numel, shapesEqual } from "../compiler/util/shape.ts";
+import { Tensor } from "./tensor.ts";
+import { requireTrace } from "./trace.ts";
+
+/** A named host-side array that becomes a graph state input when a trace reads it. */
+export class Parameter {
+  /** Dotted name from the root module, updated as parents register the owner. */
+  path: string;
+  data: Float64Array | Int32Array;
+  constructor(
+    name: string,
+    readonly shape: readonly number[],
+    data: ArrayLike<number>,
+    readonly dtype: DType = "f32",
+    readonly requiresGrad = true,
+  ) {
+    if (data.length !== numel(shape)) throw new KilnError({ code: "invalid-argument", message: `parameter '${name}': ${data.length} values for shape ${formatShape(shape)}` });
+    this.path = name;
+    this.data = dtype === "f32" ? Float64Array.from(data) : Int32Array.from(data);
+  }
+
+  get type(): TensorType {
+    return { dtype: this.dtype, shape: this.shape };
+  }
+
+  /** The tensor standing for this parameter in the current trace. */
+  tensor(): Tensor {
+    const trace = requireTrace(`parameter '${this.path}'`);
+    const bound = trace.bindings.get(this);
+    if (bound) return bound;
+    const t = trace.stateInput(this.path, this.type, () => this.hostTensor());
+    trace.bindings.set(this, t);
+    return t;
+  }
+
+  hostTensor(): HostTensor {
+    return { dtype: this.dtype, shape: this.shape, data: this.dtype === "f32" ? Float64Array.from(this.data) : Int32Array.from(this.data) };
+  }
+}
+
+export abstract class Module {
+  private readonly params = new Map<string, Parameter>();
+  private readonly buffers = new Map<string, Parameter>();
+  private readonly children = new Map<string, Module>();
+  training = true;
+
+  abstract forward(...args: Tensor[]): Tensor;
+
+  /** Runs the module inside a trace (PyTorch's `module(x)`). */
+  call(...args: Tensor[]): Tensor {
+    return this.forward(...args);
+  }
+
+  protected registerParameter(name: string, p: Parameter | undefined): Parameter | undefined {
+    if (p) {
+      p.path = name;
+      this.params.set(name, p);
+    }
+    return p;
+  }
+
+  protected registerBuffer(name: string, b: Parameter): Parameter {
+    b.path = name;
+    this.buffers.set(name, b);
+    return b;
+  }
+
+  protected registerModule<M extends Module>(name: string, m: M): M {
+    if (this.children.has(name)) throw new KilnError({ code: "invalid-argument", message: `module '${name}' is registered twice` });
+    this.children.set(name, m);
+    for (const [sub, p] of m.namedParameters()) p.path = `${name}.${sub}`;
+    for (const [sub, b] of m.namedBuffers()) b.path = `${name}.${sub}`;
+    return m;
+  }
+
+  namedChildren(): [string, Module][] {
+    return [...this.children];
+  }
+
+  /** Parameters with dotted names, in registration order (PyTorch's named_parameters). */
+  namedParameters(): [string, Parameter][] {
+    const out: [string, Parameter][] = [...this.params];
+    for (const [name, child] of this.children) for (const [sub, p] of child.namedParameters()) out.push([`${name}.${sub}`, p]);
+    return out;
+  }
+
+  namedBuffers(): [string, Parameter][] {
+    const out: [string, Parameter][] = [...this.buffers];
+    for (const [name, child] of this.children) for (const [sub, b] of child.namedBuffers()) out.push([`${name}.${sub}`, b]);
+    return out;
+  }
+
+  parameters(): Parameter[] {
+    return this.namedParameters().map(([, p]) => p);
+  }
+
+  /** Training mode (dropout active) for this module and its children. */
+  train(mode = true): this {
+    this.training = mode;
+    for (const c of this.children.values()) c.train(mode);
+    return this;
+  }
+
+  eval(): this {
+    return this.train(false);
+  }
+
+  /** Parameters and buffers as host tensors keyed by dotted name (copies). */
+  stateDict(): Record<string, HostTensor> {
+    const out: Record<string, HostTensor> = {};
+    for (const [name, p] of [...this.namedParameters(), ...this.namedBuffers()]) out[name] = p.hostTensor();
+    return out;
+  }
+
+  /**
+   * Loads values by dotted name. Shapes must match; with `strict` (default) the key sets
+   * must match too. Errors name the key and both shapes.
+   */
+  loadStateDict(state: Readonly<Record<string, { readonly shape: readonly number[]; readonly data: ArrayLike<number> }>>, opts: { strict?: boolean } = {}): void {
+    const strict = opts.strict ?? true;
+    const own = new Map([...this.namedParameters(), ...this.namedBuffers()]);
+    const missing = [...own.keys()].filter((k) => !(k in state));
+    const unexpected = Object.keys(state).filter((k) => !own.has(k));
+    if (strict && (missing.length > 0 || unexpected.length > 0)) {
+      const parts = [missing.length ? `missing key(s): ${missing.join(", ")}` : "", unexpected.length ? `unexpected key(s): ${unexpected.join(", ")}` : ""].filter(Boolean);
+      throw new KilnError({ code: "invalid-argument", message: `loadStateDict: ${parts.join("; ")}` });
+    }
+    for (const [name, value] of Object.entries(state)) {
+      const p = own.get(name);
+      if (!p) continue;
+      if (!shapesEqual(p.shape, value.shape))
+        throw new KilnError({ code: "shape-mismatch", message: `loadStateDict: '${name}' has shape ${formatShape(value.shape)}, the module expects ${formatShape(p.shape)}` });
+      if (value.data.length !== numel(p.shape))
+        throw new KilnError({ code: "shape-mismatch", message: `loadStateDict: '${name}' has ${value.data.length} values for shape ${formatShape(p.shape)}` });
+      p.data = p.dtype === "f32" ? Float64Array.from(value.data) : Int32Array.from(value.data);
+    }
+  }
+}
+
+/**
+ * Runs `fn` with the module's parameters bound to `values` (by dotted name) in the current
+ * trace — torch.func.functional_call. Unlisted parameters keep their default binding.
+ */
+export function functionalCall<T>(module: Module, values: Readonly<Record<string, Tensor>>, fn: () => T): T {
+  const trace = requireTrace("functionalCall");
+  const own = new Map(module.namedParameters());
+  const saved = new Map<Parameter, Tensor | undefined>();
+  for (const [name, t] of Object.entries(values)) {
+    const p = own.get(name);
+    if (!p) throw new KilnError({ code: "invalid-argument", message: `functionalCall: the module has no parameter '${name}'` });
+    saved.set(p, trace.bindings.get(p));
+    trace.bindings.set(p, t);
+  }
+  try {
+    return fn();
+  } finally {
+    for (const [p, prev] of saved) {
+      if (prev) trace.bindings.set(p, prev);
+      else trace.bindings.delete(p);
+    }
+  }
+}
