@@ -1,27 +1,14 @@
-// Row-wise normalizations: softmax, logSoftmax (max-shifted, so large logits don't
-// overflow) and layerNorm (biased variance, as PyTorch). Each is a reduction broadcast back
-// along the axis it reduced: the shape the fusion pass turns into one row kernel.
+// Row-wise normalizations: softmax and logSoftmax (the Tensor methods' max-shifted forms)
+// and layerNorm (biased variance, as PyTorch). Each is a reduction broadcast back along the
+// axis it reduced: the shape the fusion pass turns into one row kernel.
 
 import { formatShape } from "../../compiler/util/shape.ts";
-import { Tensor, dimIndex, userError } from "../tensor.ts";
+import { Tensor, userError } from "../tensor.ts";
 import { requireFloat } from "./prims.ts";
 
-function shifted(x: Tensor, dim: number, op: string): { shift: Tensor; axis: number } {
-  const axis = dimIndex(x, dim, op);
-  const xf = x.float();
-  return { shift: xf.sub(xf.max(axis, true)), axis };
-}
-
-export function softmax(x: Tensor, dim: number): Tensor {
-  const { shift, axis } = shifted(x, dim, "softmax");
-  const e = shift.exp();
-  return e.div(e.sum(axis, true));
-}
-
-export function logSoftmax(x: Tensor, dim: number): Tensor {
-  const { shift, axis } = shifted(x, dim, "logSoftmax");
-  return shift.sub(shift.exp().sum(axis, true).log());
-}
+/** Defined once, in ops/reduce.ts, behind the Tensor methods. */
+export const softmax = (x: Tensor, dim: number): Tensor => x.softmax(dim);
+export const logSoftmax = (x: Tensor, dim: number): Tensor => x.logSoftmax(dim);
 
 /** Normalizes over the trailing dims `normalizedShape`; weight and bias have that shape. */
 export function layerNorm(x: Tensor, normalizedShape: number | readonly number[], weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5): Tensor {
