@@ -15,6 +15,7 @@ export {
 } from "./ops/movement.ts";
 export { matmul } from "./ops/linalg.ts";
 export { zeros, ones, full, arange, scalar, zerosLike, onesLike, fullLike } from "./ops/creation.ts";
+export type { SliceSpec } from "./ops/movement.ts";
 export { KilnError } from "../compiler/util/errors.ts";
 export * as nn from "./nn.ts";
 export { compile } from "./compile.ts";
