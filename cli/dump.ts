@@ -29,6 +29,7 @@ the line of the model that caused it); 2 bad command line.`,
     const entry = args.flags.entry as string | undefined;
     const programs = selectEntry(await loadPrograms(io.cwd, file!), entry, file!);
     const graphs = programs.map((p) => traceProgram(p.program, p.name).graph);
-    io.out(printModule(graphs, { locs: args.flags.locs !== false }));
+    const text = printModule(graphs, { locs: args.flags.locs !== false });
+    io.out(text.endsWith("\n") ? text : `${text}\n`);
   },
 };

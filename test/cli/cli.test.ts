@@ -1,0 +1,166 @@
+// The kiln CLI: spawned as a user runs it (exit codes, streams, the dump | check pipe) and
+// in-process through main() for the cases that only need its output. Expected IR lines are
+// written by hand from the fixture models in test/cli/fixtures/.
+
+import { spawn } from "node:child_process";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { describe, expect, test } from "vitest";
+import { main } from "../../cli/main.ts";
+import { bufferIO } from "../../cli/io.ts";
+import { parseModule } from "../../compiler/ir/parser.ts";
+import { printModule } from "../../compiler/ir/printer.ts";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const fixture = (name: string) => `test/cli/fixtures/${name}`;
+
+interface Spawned {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function kiln(args: readonly string[], stdin = ""): Promise<Spawned> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ["bin/kiln.js", ...args], { cwd: root, stdio: ["pipe", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(stdin);
+  });
+}
+
+async function inProcess(args: readonly string[], stdin = "") {
+  const io = bufferIO(stdin, root);
+  const code = await main(args, io);
+  return { code, stdout: io.stdout, stderr: io.stderr };
+}
+
+// Spawning costs about a second each (tsx start-up): few cases, run side by side.
+describe.concurrent("kiln (spawned)", () => {
+  test("dump examples/mlp.ts | check - succeeds", async () => {
+    const dump = await kiln(["dump", "examples/mlp.ts"]);
+    expect(dump.stderr).toBe("");
+    expect(dump.code).toBe(0);
+    expect(dump.stdout).toMatch(/^graph @forward\(%x: f32\[128,784\] loc\("examples\/mlp\.ts":\d+:\d+\), %w1: f32\[256,784\]/);
+    expect(dump.stdout).toMatch(/= dot %x, %\d+ : f32\[128,256\]/);
+    expect(dump.stdout).toMatch(/= dot %\d+, %\d+ : f32\[128,10\]/);
+    expect(dump.stdout).toMatch(/return %\d+ as out\n}\n$/);
+    const check = await kiln(["check", "-"], dump.stdout);
+    expect(check).toEqual({ code: 0, stdout: "ok: 1 graph(s)\n", stderr: "" });
+  });
+
+  test("a corrupted IR line is reported at line:col with a caret, exit 1", async () => {
+    const dump = await inProcess(["dump", fixture("two-programs.ts"), "--entry", "scale", "--no-locs"]);
+    const lines = dump.stdout.split("\n");
+    // Line 5 is `  %3 = mul %x, %2 : f32[3]`; drop the comma so the parser stops at `%2` (col 15).
+    expect(lines[4]).toBe("  %3 = mul %x, %2 : f32[3]");
+    lines[4] = "  %3 = mul %x %2 : f32[3]";
+    const check = await kiln(["check", "-"], lines.join("\n"));
+    expect(check.code).toBe(1);
+    expect(check.stdout).toBe("");
+    expect(check.stderr).toMatch(/^error: .* at <stdin>:5:15\n/);
+    expect(check.stderr).toContain("  %3 = mul %x %2 : f32[3]\n");
+    expect(check.stderr).toMatch(/\n\s+\| {15}\^/); // caret under column 15
+  });
+
+  test("a usage error exits 2 with the usage line on stderr", async () => {
+    const r = await kiln(["check"]);
+    expect(r).toEqual({ code: 2, stdout: "", stderr: "kiln check: missing <file>\nusage: kiln check <file.kir | ->\n" });
+  });
+
+  test("a user error (shape mismatch in the model) exits 1 and names the model's line", async () => {
+    const r = await kiln(["dump", fixture("shape-error.ts")]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toBe("error: shape mismatch in matmul: [2,3] @ [4,5] (inner dims 3 ≠ 4) at test/cli/fixtures/shape-error.ts:4:65\n");
+  });
+});
+
+describe("kiln (in process)", () => {
+  test("dump prints every program, sorted by export name, skipping other exports", async () => {
+    const r = await inProcess(["dump", fixture("two-programs.ts"), "--no-locs"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe(
+      [
+        "graph @pair(%a: i32[2,2], %b: i32[2,2]) {",
+        "  %0 = add %a, %b : i32[2,2]",
+        "  %1 = mul %a, %b : i32[2,2]",
+        "  return %0 as sum, %1 as prod",
+        "}",
+        "",
+        "graph @scale(%x: f32[3]) {",
+        "  %0 = const 2 : f32[]",
+        "  %1 = reshape %0 : f32[1]",
+        "  %2 = expand %1 : f32[3]",
+        "  %3 = mul %x, %2 : f32[3]",
+        "  return %3 as out",
+        "}",
+        "",
+      ].join("\n"),
+    );
+  });
+
+  test("--entry selects one program; locations point at the model file", async () => {
+    const r = await inProcess(["dump", fixture("two-programs.ts"), "--entry", "scale"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout.startsWith('graph @scale(%x: f32[3] loc("test/cli/fixtures/two-programs.ts":4:24)) {\n')).toBe(true);
+    expect(r.stdout).toContain('%3 = mul %x, %2 : f32[3]');
+    expect(r.stdout).toMatch(/%3 = mul %x, %2 : f32\[3\] +loc\("test\/cli\/fixtures\/two-programs\.ts":4:51\)/);
+    expect(r.stdout).not.toContain("@pair");
+  });
+
+  test("dump output parses back and prints byte-identically", async () => {
+    const r = await inProcess(["dump", fixture("two-programs.ts")]);
+    expect(printModule(parseModule(r.stdout, "dump.kir"))).toBe(r.stdout);
+  });
+
+  test("check counts graphs from a file", async () => {
+    const r = await inProcess(["check", "test/cli/fixtures/two-graphs.kir"]);
+    expect(r).toEqual({ code: 0, stdout: "ok: 2 graph(s)\n", stderr: "" });
+  });
+
+  test("check reports a verifier error (wrong declared type) at its line", async () => {
+    const text = "graph @g(%x: f32[2]) {\n  %0 = neg %x : f32[3]\n  return %0 as out\n}\n";
+    const r = await inProcess(["check", "-"], text);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^error: .*<stdin>:2:\d+/);
+  });
+
+  test.each([
+    [["dump", fixture("missing.ts")], 1, "error: cannot read 'test/cli/fixtures/missing.ts': no such file\n"],
+    [["check", "nope.kir"], 1, "error: cannot read 'nope.kir': no such file\n"],
+    [["dump", fixture("no-programs.ts")], 1, /exports no k\.program/],
+    [["dump", fixture("two-programs.ts"), "--entry", "nope"], 1, "error: 'test/cli/fixtures/two-programs.ts' has no program 'nope' (programs: pair, scale)\n"],
+    [["dump"], 2, "kiln dump: missing <model.ts>\nusage: kiln dump <model.ts> [--entry <name>] [--no-locs]\n"],
+    [["check", "a.kir", "b.kir"], 2, /unexpected argument 'b\.kir'/],
+    [["dump", "--bogus", "x.ts"], 2, "kiln dump: unknown option '--bogus'\nusage: kiln dump <model.ts> [--entry <name>] [--no-locs]\n"],
+    [["dump", "x.ts", "--entry"], 2, /argument missing/],
+    [["frobnicate"], 2, /unknown command 'frobnicate' \(commands: dump, check\)/],
+    [[], 2, /^usage: kiln <command>/],
+  ] as const)("%j exits %i", async (args, code, stderr) => {
+    const r = await inProcess(args);
+    expect(r.code).toBe(code);
+    expect(r.stdout).toBe("");
+    if (typeof stderr === "string") expect(r.stderr).toBe(stderr);
+    else expect(r.stderr).toMatch(stderr);
+  });
+
+  test("dump --help prints the usage and options", async () => {
+    const r = await inProcess(["dump", "x.ts", "--help"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^usage: kiln dump <model\.ts> \[--entry <name>\] \[--no-locs\]\n\n/);
+    expect(r.stdout).toContain("--entry <name>");
+  });
+
+  test("--help lists the commands; --version prints the package version", async () => {
+    const help = await inProcess(["--help"]);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/commands:\n {2}dump +print the graph IR.*\n {2}check +parse and verify/);
+    const version = await inProcess(["--version"]);
+    expect(version.stdout).toMatch(/^kiln \d+\.\d+\.\d+\n$/);
+  });
+});
