@@ -95,22 +95,35 @@ function checkSchedule(steps: readonly PlanStep[], buffers: readonly PlanBuffer[
   return byKey;
 }
 
-const firstWrite = (steps: readonly PlanStep[], key: BufferKey): number => steps.findIndex((s) => s.writes.includes(key));
-
-function lastRead(steps: readonly PlanStep[], key: BufferKey): number {
-  for (let i = steps.length - 1; i >= 0; i--) if (steps[i]!.reads.includes(key)) return i;
-  return -1;
+/** Per buffer: the first step writing it and every step reading it, in one scan of the schedule. */
+interface Accesses {
+  readonly firstWrite: ReadonlyMap<BufferKey, number>;
+  readonly readSteps: ReadonlyMap<BufferKey, readonly number[]>;
 }
+
+function scanAccesses(steps: readonly PlanStep[]): Accesses {
+  const firstWrite = new Map<BufferKey, number>();
+  const readSteps = new Map<BufferKey, number[]>();
+  steps.forEach((s, i) => {
+    for (const key of s.writes) if (!firstWrite.has(key)) firstWrite.set(key, i);
+    for (const key of s.reads) {
+      const list = readSteps.get(key) ?? [];
+      if (list.at(-1) !== i) list.push(i);
+      readSteps.set(key, list);
+    }
+  });
+  return { firstWrite, readSteps };
+}
+
+const lastRead = (a: Accesses, key: BufferKey): number => a.readSteps.get(key)?.at(-1) ?? -1;
 
 /** First step after `from` that reads `key`, or -1. */
-function readAfter(steps: readonly PlanStep[], key: BufferKey, from: number): number {
-  for (let i = from + 1; i < steps.length; i++) if (steps[i]!.reads.includes(key)) return i;
-  return -1;
-}
+const readAfter = (a: Accesses, key: BufferKey, from: number): number => a.readSteps.get(key)?.find((i) => i > from) ?? -1;
 
 /** Assigns slots and arena offsets; see the module comment. */
 export function planMemory(steps: readonly PlanStep[], buffers: readonly PlanBuffer[]): MemoryPlan {
   const byKey = checkSchedule(steps, buffers);
+  const accesses = scanAccesses(steps);
   const slot = new Map<BufferKey, number>();
   const slotBytes: number[] = [];
   const newSlot = (key: BufferKey, bytes: number): number => {
@@ -132,8 +145,8 @@ export function planMemory(steps: readonly PlanStep[], buffers: readonly PlanBuf
       newSlot(b.key, b.bytes);
       continue;
     }
-    const written = firstWrite(steps, b.key);
-    const conflict = written < 0 ? -1 : readAfter(steps, b.aliasOf, written);
+    const written = accesses.firstWrite.get(b.key) ?? -1;
+    const conflict = written < 0 ? -1 : readAfter(accesses, b.aliasOf, written);
     if (conflict < 0) {
       slot.set(b.key, slot.get(b.aliasOf)!);
       inPlace.push(b.key);
@@ -146,9 +159,9 @@ export function planMemory(steps: readonly PlanStep[], buffers: readonly PlanBuf
   }
   for (const b of buffers) {
     if (b.kind !== "temp") continue;
-    const start = firstWrite(steps, b.key);
-    if (start < 0) continue; // never written, never read: needs no storage
-    lifetimes.set(b.key, { start, end: Math.max(start, lastRead(steps, b.key)) });
+    const start = accesses.firstWrite.get(b.key);
+    if (start === undefined) continue; // never written, never read: needs no storage
+    lifetimes.set(b.key, { start, end: Math.max(start, lastRead(accesses, b.key)) });
     temps.push(b);
   }
 
@@ -206,10 +219,17 @@ function assignTempSlots(temps: readonly PlanBuffer[], lifetimes: ReadonlyMap<Bu
 function maxLive(stepCount: number, buffers: readonly PlanBuffer[], byKey: ReadonlyMap<BufferKey, PlanBuffer>, lifetimes: ReadonlyMap<BufferKey, Lifetime>, inPlace: ReadonlySet<BufferKey>): number {
   let always = 0;
   for (const b of buffers) if (b.kind === "input" || (b.kind === "output" && !lifetimes.has(b.key) && !inPlace.has(b.key))) always += b.bytes;
+  // Sweep over steps: a lifetime adds its bytes at its start and removes them after its end.
+  const delta = new Array<number>(stepCount + 1).fill(0);
+  for (const [key, life] of lifetimes) {
+    const bytes = byKey.get(key)!.bytes;
+    delta[life.start]! += bytes;
+    delta[life.end + 1]! -= bytes;
+  }
   let peak = always;
+  let live = always;
   for (let s = 0; s < stepCount; s++) {
-    let live = always;
-    for (const [key, life] of lifetimes) if (life.start <= s && s <= life.end) live += byKey.get(key)!.bytes;
+    live += delta[s]!;
     peak = Math.max(peak, live);
   }
   return peak;

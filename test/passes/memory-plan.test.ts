@@ -97,4 +97,47 @@ describe("planMemory", () => {
   test("a schedule that reads a temp before writing it is a bug", () => {
     expect(() => planMemory([step(["t"], ["out"])], [buf("t", 4, "temp"), buf("out", 4, "output")])).toThrow(/reads t before any step writes it/);
   });
+
+  test("random schedules: slot sharers never overlap, slots hold their buffers, offsets never collide", () => {
+    let state = 12345;
+    const rand = (n: number) => {
+      state = (Math.imul(state, 1103515245) + 12345) >>> 0;
+      return state % n;
+    };
+    for (let trial = 0; trial < 50; trial++) {
+      const stepCount = 2 + rand(12);
+      const buffers: PlanBuffer[] = [buf("in", 256 * (1 + rand(4)), "input"), buf("out", 256, "output")];
+      const steps: PlanStep[] = [];
+      const available = ["in"];
+      for (let i = 0; i < stepCount; i++) {
+        const reads = [available[rand(available.length)]!, available[rand(available.length)]!];
+        const key = `t${i}`;
+        buffers.push(buf(key, 64 * (1 + rand(40)), "temp"));
+        steps.push(step(reads, [key]));
+        available.push(key);
+      }
+      steps.push(step([available.at(-1)!], ["out"]));
+      const plan = planMemory(steps, buffers);
+      // Lifetimes recomputed here, independently: [write step, last read step].
+      const life = (key: string): [number, number] => {
+        const start = steps.findIndex((s) => s.writes.includes(key));
+        const reads = steps.flatMap((s, i) => (s.reads.includes(key) ? [i] : []));
+        return [start, Math.max(start, ...reads)];
+      };
+      const temps = buffers.filter((b) => b.kind === "temp");
+      for (const a of temps) {
+        expect(plan.slotBytes[plan.slot.get(a.key)!]).toBeGreaterThanOrEqual(a.bytes);
+        for (const b of temps) {
+          if (a.key >= b.key || plan.slot.get(a.key) !== plan.slot.get(b.key)) continue;
+          const [s1, e1] = life(a.key);
+          const [s2, e2] = life(b.key);
+          expect(e1 < s2 || e2 < s1, `${a.key} and ${b.key} share a slot with overlapping lifetimes (trial ${trial})`).toBe(true);
+        }
+      }
+      const ends = plan.offsets.map((o, i) => o + plan.slotBytes[i]!);
+      for (let i = 1; i < plan.offsets.length; i++) expect(plan.offsets[i]!).toBeGreaterThanOrEqual(ends[i - 1]!);
+      expect(plan.peakBytes).toBeGreaterThanOrEqual(plan.maxLiveBytes);
+      expect(plan.peakBytes).toBeLessThanOrEqual(plan.totalBytes);
+    }
+  });
 });
