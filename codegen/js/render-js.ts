@@ -1,0 +1,186 @@
+// JavaScript codegen: renders a kernel-IR kernel as the body of a plain JS function over
+// typed arrays (Float32Array / Int32Array / Uint8Array), one block per section. Values are
+// computed in float64 and rounded to f32 when stored (a Float32Array store rounds), which
+// stays within f32 tolerance of a device computing in f32 throughout. i32 arithmetic wraps
+// (`| 0`, Math.imul); bool is 0/1. Helpers (rng, f32→i32, floor div/mod) come in `rt`.
+
+import { scheduleSection, type ScheduleItem } from "../../compiler/kernel/schedule.ts";
+import { bounds, type Atom, type IndexExpr, type IndexPred } from "../../compiler/kernel/index-expr.ts";
+import type { BufferDecl, ExprId, KExpr, Kernel, Section } from "../../compiler/kernel/kernel-ir.ts";
+import { assertNever } from "../../compiler/util/errors.ts";
+
+/** The generated function's parameters: buffers (in `params` order) and the runtime helpers. */
+export const JS_KERNEL_PARAMS = ["bufs", "rt"] as const;
+
+export interface RenderedKernel {
+  readonly name: string;
+  readonly source: string;
+  /** Buffer ids in the order the function expects them in `bufs`. */
+  readonly params: readonly number[];
+}
+
+export function renderJsKernel(kernel: Kernel, buffers: readonly BufferDecl[]): RenderedKernel {
+  const params = [...new Set([...kernel.reads, ...kernel.writes])].sort((a, b) => a - b);
+  const lines: string[] = [`// ${kernel.name}`, `"use strict";`];
+  params.forEach((id, i) => {
+    const b = buffers[id]!;
+    lines.push(`const b${id} = bufs[${i}]; // ${b.name}: ${b.dtype}[${b.shape.join(",")}]`);
+  });
+  kernel.sections.forEach((s, i) => {
+    lines.push(`{ // section ${i}${s.tile ? ` (tile ${s.tile.rows}x${s.tile.cols})` : ""}`);
+    renderItems(scheduleSection(s), s, lines, "  ");
+    lines.push(`}`);
+  });
+  return { name: kernel.name, source: lines.join("\n") + "\n", params };
+}
+
+function renderItems(items: readonly ScheduleItem[], s: Section, lines: string[], indent: string): void {
+  for (const item of items) {
+    switch (item.kind) {
+      case "expr":
+        lines.push(`${indent}const t${item.id} = ${renderExpr(s, s.exprs[item.id]!)};`);
+        break;
+      case "loop":
+        lines.push(`${indent}for (let ${item.v.name} = 0; ${item.v.name} < ${item.v.extent}; ${item.v.name}++) {`);
+        renderItems(item.body, s, lines, indent + "  ");
+        lines.push(`${indent}}`);
+        break;
+      case "reduce": {
+        for (const r of item.reduces) lines.push(`${indent}let t${r} = ${reduceInit(s.exprs[r]!)};`);
+        let inner = indent;
+        for (const v of item.vars) {
+          lines.push(`${inner}for (let ${v.name} = 0; ${v.name} < ${v.extent}; ${v.name}++) {`);
+          inner += "  ";
+        }
+        renderItems(item.body, s, lines, inner);
+        for (const r of item.reduces) lines.push(`${inner}${reduceStep(s.exprs[r]!, `t${r}`)}`);
+        for (let i = item.vars.length - 1; i >= 0; i--) {
+          inner = inner.slice(2);
+          lines.push(`${inner}}`);
+        }
+        break;
+      }
+      case "store":
+        lines.push(`${indent}b${item.buffer}[${renderIndex(item.index)}] = t${item.value};`);
+        break;
+      default:
+        assertNever(item, "schedule item");
+    }
+  }
+}
+
+function reduceInit(e: KExpr): string {
+  if (e.op === "reduce_sum") return "0";
+  return e.dtype === "i32" ? "-2147483648" : "-Infinity";
+}
+
+function reduceStep(e: KExpr, acc: string): string {
+  if (e.op !== "reduce_sum" && e.op !== "reduce_max") return assertNever(e as never, "reduce");
+  const body = `t${e.body}`;
+  if (e.op === "reduce_max") return `${acc} = Math.max(${acc}, ${body});`;
+  return e.dtype === "i32" ? `${acc} = (${acc} + ${body}) | 0;` : `${acc} += ${body};`;
+}
+
+export function renderNumber(v: number): string {
+  if (Number.isNaN(v)) return "NaN";
+  if (v === Infinity) return "Infinity";
+  if (v === -Infinity) return "-Infinity";
+  if (Object.is(v, -0)) return "-0";
+  return v < 0 ? `(${v})` : String(v);
+}
+
+function renderExpr(s: Section, e: KExpr): string {
+  const t = (id: ExprId): string => `t${id}`;
+  const dtypeOf = (id: ExprId): string => s.exprs[id]!.dtype;
+  switch (e.op) {
+    case "const":
+      return renderNumber(e.value);
+    case "load": {
+      const load = `b${e.buffer}[${renderIndex(e.index)}]`;
+      if (e.valid === false) return "0";
+      return e.valid.length === 0 ? load : `(${renderPred(e.valid)} ? ${load} : 0)`;
+    }
+    case "index":
+      return renderIndex(e.index);
+    case "valid":
+      return `(${renderPred(e.pred)} ? 1 : 0)`;
+    case "rng":
+      return `rt.rng(${t(e.seed)}, ${e.stream}, ${renderIndex(e.counter)})`;
+    case "reduce_sum":
+    case "reduce_max":
+      return assertNever(e as never, "reduce outside a reduce item");
+    case "neg":
+      return `-${t(e.x)}`;
+    case "exp2":
+      return `Math.pow(2, ${t(e.x)})`;
+    case "log2":
+      return `Math.log2(${t(e.x)})`;
+    case "sin":
+      return `Math.sin(${t(e.x)})`;
+    case "sqrt":
+      return `Math.sqrt(${t(e.x)})`;
+    case "recip":
+      return `1 / ${t(e.x)}`;
+    case "cast": {
+      const from = dtypeOf(e.x);
+      if (e.dtype === "bool") return `(${t(e.x)} !== 0 ? 1 : 0)`;
+      if (e.dtype === "i32" && from === "f32") return `rt.f2i(${t(e.x)})`;
+      return t(e.x);
+    }
+    case "where":
+      return `(${t(e.cond)} ? ${t(e.x)} : ${t(e.y)})`;
+    case "add": {
+      const d = dtypeOf(e.x);
+      return d === "i32" ? `(${t(e.x)} + ${t(e.y)}) | 0` : d === "bool" ? `${t(e.x)} | ${t(e.y)}` : `${t(e.x)} + ${t(e.y)}`;
+    }
+    case "mul": {
+      const d = dtypeOf(e.x);
+      return d === "i32" ? `Math.imul(${t(e.x)}, ${t(e.y)})` : d === "bool" ? `${t(e.x)} & ${t(e.y)}` : `${t(e.x)} * ${t(e.y)}`;
+    }
+    case "max":
+      return `Math.max(${t(e.x)}, ${t(e.y)})`;
+    case "cmplt":
+      return `(${t(e.x)} < ${t(e.y)} ? 1 : 0)`;
+    case "cmpeq":
+      return `(${t(e.x)} === ${t(e.y)} ? 1 : 0)`;
+    case "idiv":
+      return `rt.idiv(${t(e.x)}, ${t(e.y)})`;
+    case "mod":
+      return `rt.imod(${t(e.x)}, ${t(e.y)})`;
+    default:
+      return assertNever(e, "kernel expr");
+  }
+}
+
+export function renderIndex(e: IndexExpr): string {
+  const parts: string[] = [];
+  for (const term of e.terms) {
+    const a = renderAtom(term.atom);
+    parts.push(term.coef === 1 ? a : term.coef === -1 ? `-${a}` : `${term.coef} * ${a}`);
+  }
+  if (e.constant !== 0 || parts.length === 0) parts.push(String(e.constant));
+  return parts.join(" + ").replace(/\+ -/g, "- ");
+}
+
+function renderAtom(a: Atom): string {
+  switch (a.kind) {
+    case "var":
+      return a.name;
+    case "data":
+      return `t${a.ref}`;
+    case "div": {
+      const [lo] = bounds(a.x);
+      return lo >= 0 ? `((${renderIndex(a.x)}) / ${a.divisor} | 0)` : `Math.floor((${renderIndex(a.x)}) / ${a.divisor})`;
+    }
+    case "mod": {
+      const [lo] = bounds(a.x);
+      return lo >= 0 ? `((${renderIndex(a.x)}) % ${a.divisor})` : `(((${renderIndex(a.x)}) % ${a.divisor} + ${a.divisor}) % ${a.divisor})`;
+    }
+  }
+}
+
+function renderPred(p: IndexPred): string {
+  if (p === false) return "false";
+  if (p.length === 0) return "true";
+  return p.map((c) => `${renderIndex(c.x)} ${c.op === "lt" ? "<" : ">="} ${c.bound}`).join(" && ");
+}

@@ -1,0 +1,331 @@
+// Symbolic index arithmetic for kernels: integer expressions over loop variables with known
+// ranges, kept in a canonical sum-of-terms form and simplified with bounds as they are built,
+// so movement chains (reshape/permute/expand/pad/slice/flip) fold into plain affine indices.
+//
+// Invariants: every constructor returns a simplified expression; equal expressions print
+// equally (`indexKey`), which is what hash-consing in the kernel builder relies on.
+// Division and modulo are floor division by a positive constant.
+
+import { bug } from "../util/errors.ts";
+
+/** A loop variable ranging over [0, extent). `name` is unique within a kernel. */
+export interface IndexVar { readonly kind: "var"; readonly name: string; readonly extent: number }
+/** An opaque integer computed at run time (a gather index), with known bounds. */
+export interface DataAtom { readonly kind: "data"; readonly ref: number; readonly lo: number; readonly hi: number }
+export interface DivAtom { readonly kind: "div"; readonly x: IndexExpr; readonly divisor: number }
+export interface ModAtom { readonly kind: "mod"; readonly x: IndexExpr; readonly divisor: number }
+export type Atom = IndexVar | DataAtom | DivAtom | ModAtom;
+
+export interface Term { readonly atom: Atom; readonly coef: number }
+/** sum(coef * atom) + constant; terms sorted by atom key, no zero coefficients. */
+export interface IndexExpr { readonly terms: readonly Term[]; readonly constant: number }
+
+/** One conjunct of a validity mask: `x < bound` or `x >= bound`. */
+export interface IndexCond { readonly x: IndexExpr; readonly op: "lt" | "ge"; readonly bound: number }
+/** A conjunction; `false` means never valid. Empty means always valid. */
+export type IndexPred = readonly IndexCond[] | false;
+
+export const constIndex = (value: number): IndexExpr => ({ terms: [], constant: value });
+export const indexVar = (name: string, extent: number): IndexVar => ({ kind: "var", name, extent });
+
+export function atomKey(a: Atom): string {
+  switch (a.kind) {
+    case "var":
+      return a.name;
+    case "data":
+      return `v${a.ref}`;
+    case "div":
+      return `(${indexKey(a.x)} div ${a.divisor})`;
+    case "mod":
+      return `(${indexKey(a.x)} mod ${a.divisor})`;
+  }
+}
+
+export function indexKey(e: IndexExpr): string {
+  const parts = e.terms.map((t) => (t.coef === 1 ? atomKey(t.atom) : `${t.coef}*${atomKey(t.atom)}`));
+  if (e.constant !== 0 || parts.length === 0) parts.push(String(e.constant));
+  return parts.join(" + ");
+}
+
+export const predKey = (p: IndexPred): string => (p === false ? "false" : p.map((c) => `${indexKey(c.x)} ${c.op === "lt" ? "<" : ">="} ${c.bound}`).join(" && "));
+
+export function isConst(e: IndexExpr): e is IndexExpr & { terms: readonly [] } {
+  return e.terms.length === 0;
+}
+
+/** The expression if it is exactly one atom with coefficient 1. */
+export function asAtom(e: IndexExpr): Atom | undefined {
+  return e.terms.length === 1 && e.terms[0]!.coef === 1 && e.constant === 0 ? e.terms[0]!.atom : undefined;
+}
+
+export const fromAtom = (a: Atom): IndexExpr => (a.kind === "var" && a.extent === 1 ? constIndex(0) : normalize([{ atom: a, coef: 1 }], 0));
+
+function atomBounds(a: Atom): [number, number] {
+  switch (a.kind) {
+    case "var":
+      return [0, a.extent - 1];
+    case "data":
+      return [a.lo, a.hi];
+    case "div": {
+      const [lo, hi] = bounds(a.x);
+      return [Math.floor(lo / a.divisor), Math.floor(hi / a.divisor)];
+    }
+    case "mod": {
+      const [lo, hi] = bounds(a.x);
+      if (lo >= 0 && hi < a.divisor) return [lo, hi];
+      return [0, a.divisor - 1];
+    }
+  }
+}
+
+/** Inclusive [min, max] of an expression over all values of its variables. */
+export function bounds(e: IndexExpr): [number, number] {
+  let lo = e.constant;
+  let hi = e.constant;
+  for (const t of e.terms) {
+    const [alo, ahi] = atomBounds(t.atom);
+    if (t.coef >= 0) {
+      lo += t.coef * alo;
+      hi += t.coef * ahi;
+    } else {
+      lo += t.coef * ahi;
+      hi += t.coef * alo;
+    }
+  }
+  return [lo, hi];
+}
+
+/** Sorts and merges terms, then recombines `k*c*(x div c) + k*(x mod c)` into `k*x`. */
+function normalize(terms: readonly Term[], constant: number): IndexExpr {
+  const byKey = new Map<string, Term>();
+  let extra = constant;
+  const push = (t: Term): void => {
+    if (t.atom.kind === "var" && t.atom.extent === 1) return; // always 0
+    const key = atomKey(t.atom);
+    const prev = byKey.get(key);
+    const coef = (prev?.coef ?? 0) + t.coef;
+    if (coef === 0) byKey.delete(key);
+    else byKey.set(key, { atom: t.atom, coef });
+  };
+  for (const t of terms) push(t);
+  // Recombination: scan for div/mod pairs over the same x and divisor.
+  let changed = true;
+  while (changed) {
+    changed = false;
+    for (const [key, t] of byKey) {
+      if (t.atom.kind !== "mod") continue;
+      const divKey = `(${indexKey(t.atom.x)} div ${t.atom.divisor})`;
+      const d = byKey.get(divKey);
+      if (!d || d.coef !== t.coef * t.atom.divisor) continue;
+      byKey.delete(key);
+      byKey.delete(divKey);
+      for (const inner of t.atom.x.terms) push({ atom: inner.atom, coef: inner.coef * t.coef });
+      extra += t.atom.x.constant * t.coef;
+      changed = true;
+      break;
+    }
+  }
+  const sorted = [...byKey.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).map((e) => e[1]);
+  return { terms: sorted, constant: extra };
+}
+
+export function addIndex(...xs: readonly IndexExpr[]): IndexExpr {
+  const terms: Term[] = [];
+  let constant = 0;
+  for (const x of xs) {
+    terms.push(...x.terms);
+    constant += x.constant;
+  }
+  return normalize(terms, constant);
+}
+
+export function mulIndex(x: IndexExpr, c: number): IndexExpr {
+  if (!Number.isInteger(c)) bug(`index: non-integer coefficient ${c}`);
+  if (c === 0) return constIndex(0);
+  return normalize(
+    x.terms.map((t) => ({ atom: t.atom, coef: t.coef * c })),
+    x.constant * c,
+  );
+}
+
+/** floor(x / c) for a positive integer c. */
+export function divIndex(x: IndexExpr, c: number): IndexExpr {
+  if (!Number.isInteger(c) || c <= 0) bug(`index: bad divisor ${c}`);
+  if (c === 1) return x;
+  // Pull out the terms (and constant part) that are multiples of c: floor((c*A + R)/c) = A + floor(R/c).
+  const pulled: Term[] = [];
+  const rest: Term[] = [];
+  for (const t of x.terms) (t.coef % c === 0 ? pulled : rest).push(t.coef % c === 0 ? { atom: t.atom, coef: t.coef / c } : t);
+  const constQuot = Math.floor(x.constant / c);
+  const restExpr = normalize(rest, x.constant - constQuot * c);
+  const base = normalize(pulled, constQuot);
+  const [lo, hi] = bounds(restExpr);
+  if (Math.floor(lo / c) === Math.floor(hi / c)) return addIndex(base, constIndex(Math.floor(lo / c)));
+  // Nested division: floor(floor(y/a)/b) = floor(y/(a*b)).
+  const atom = asAtom(restExpr);
+  if (atom?.kind === "div") return addIndex(base, divIndex(atom.x, atom.divisor * c));
+  // A common factor g of every term and c: floor(g*y/c) = floor(y/(c/g)) when the constant part is 0.
+  if (restExpr.constant === 0) {
+    const g = restExpr.terms.reduce((acc, t) => gcd(acc, Math.abs(t.coef)), c);
+    if (g > 1) return addIndex(base, divIndex(mulIndexExact(restExpr, g), c / g));
+  }
+  return addIndex(base, fromAtom({ kind: "div", x: restExpr, divisor: c }));
+}
+
+/** x mod c (floor modulo) for a positive integer c. */
+export function modIndex(x: IndexExpr, c: number): IndexExpr {
+  if (!Number.isInteger(c) || c <= 0) bug(`index: bad divisor ${c}`);
+  if (c === 1) return constIndex(0);
+  const rest = x.terms.filter((t) => t.coef % c !== 0);
+  const restExpr = normalize(rest, ((x.constant % c) + c) % c);
+  const [lo, hi] = bounds(restExpr);
+  if (Math.floor(lo / c) === Math.floor(hi / c)) return addIndex(restExpr, constIndex(-Math.floor(lo / c) * c));
+  const atom = asAtom(restExpr);
+  // (y mod a) mod c = y mod c when c divides a.
+  if (atom?.kind === "mod" && atom.divisor % c === 0) return modIndex(atom.x, c);
+  if (restExpr.constant === 0) {
+    const g = restExpr.terms.reduce((acc, t) => gcd(acc, Math.abs(t.coef)), c);
+    // (g*y) mod c = g * (y mod (c/g)).
+    if (g > 1) return mulIndex(modIndex(mulIndexExact(restExpr, g), c / g), g);
+  }
+  return fromAtom({ kind: "mod", x: restExpr, divisor: c });
+}
+
+/** Divides every coefficient by g (which divides them all). */
+function mulIndexExact(x: IndexExpr, g: number): IndexExpr {
+  return normalize(
+    x.terms.map((t) => ({ atom: t.atom, coef: t.coef / g })),
+    x.constant / g,
+  );
+}
+
+function gcd(a: number, b: number): number {
+  while (b) [a, b] = [b, a % b];
+  return a;
+}
+
+/** A single condition, simplified with bounds to true (`[]`), false, or itself. */
+export function cond(x: IndexExpr, op: "lt" | "ge", bound: number): IndexPred {
+  const [lo, hi] = bounds(x);
+  if (op === "lt") {
+    if (hi < bound) return [];
+    if (lo >= bound) return false;
+  } else {
+    if (lo >= bound) return [];
+    if (hi < bound) return false;
+  }
+  return [{ x, op, bound }];
+}
+
+export function andPred(a: IndexPred, b: IndexPred): IndexPred {
+  if (a === false || b === false) return false;
+  if (b.length === 0) return a;
+  if (a.length === 0) return b;
+  const seen = new Map<string, IndexCond>();
+  for (const c of [...a, ...b]) seen.set(predKey([c]), c);
+  return [...seen.entries()].sort((x, y) => (x[0] < y[0] ? -1 : 1)).map((e) => e[1]);
+}
+
+/** 0 <= x < extent, simplified. */
+export const inRange = (x: IndexExpr, extent: number): IndexPred => andPred(cond(x, "ge", 0), cond(x, "lt", extent));
+
+/** Replaces variables by expressions (used to re-index a loop body, e.g. when unrolling). */
+/** `mapRef` renames the expressions data atoms refer to (when a body is copied). */
+export function substitute(e: IndexExpr, map: ReadonlyMap<string, IndexExpr>, mapRef?: (ref: number) => number): IndexExpr {
+  const parts: IndexExpr[] = [constIndex(e.constant)];
+  for (const t of e.terms) parts.push(mulIndex(substituteAtom(t.atom, map, mapRef), t.coef));
+  return addIndex(...parts);
+}
+
+export function substitutePred(p: IndexPred, map: ReadonlyMap<string, IndexExpr>, mapRef?: (ref: number) => number): IndexPred {
+  if (p === false) return false;
+  let out: IndexPred = [];
+  for (const c of p) out = andPred(out, cond(substitute(c.x, map, mapRef), c.op, c.bound));
+  return out;
+}
+
+function substituteAtom(a: Atom, map: ReadonlyMap<string, IndexExpr>, mapRef?: (ref: number) => number): IndexExpr {
+  switch (a.kind) {
+    case "var":
+      return map.get(a.name) ?? fromAtom(a);
+    case "data":
+      return fromAtom(mapRef ? { ...a, ref: mapRef(a.ref) } : a);
+    case "div":
+      return divIndex(substitute(a.x, map, mapRef), a.divisor);
+    case "mod":
+      return modIndex(substitute(a.x, map, mapRef), a.divisor);
+  }
+}
+
+/** Names of the loop variables an expression reads (data atoms excluded). */
+export function indexVars(e: IndexExpr, into = new Set<string>()): Set<string> {
+  for (const t of e.terms) atomVars(t.atom, into);
+  return into;
+}
+
+function atomVars(a: Atom, into: Set<string>): void {
+  if (a.kind === "var") into.add(a.name);
+  else if (a.kind === "div" || a.kind === "mod") indexVars(a.x, into);
+}
+
+/** Data refs (gather values) an expression reads. */
+export function indexDataRefs(e: IndexExpr, into = new Set<number>()): Set<number> {
+  for (const t of e.terms) {
+    const a = t.atom;
+    if (a.kind === "data") into.add(a.ref);
+    else if (a.kind === "div" || a.kind === "mod") indexDataRefs(a.x, into);
+  }
+  return into;
+}
+
+/** Evaluates with concrete variable values (tests and the fuzzer of the simplifier). */
+export function evalIndex(e: IndexExpr, env: (a: IndexVar | DataAtom) => number): number {
+  let v = e.constant;
+  for (const t of e.terms) v += t.coef * evalAtom(t.atom, env);
+  return v;
+}
+
+function evalAtom(a: Atom, env: (a: IndexVar | DataAtom) => number): number {
+  switch (a.kind) {
+    case "var":
+    case "data":
+      return env(a);
+    case "div":
+      return Math.floor(evalIndex(a.x, env) / a.divisor);
+    case "mod": {
+      const x = evalIndex(a.x, env);
+      return ((x % a.divisor) + a.divisor) % a.divisor;
+    }
+  }
+}
+
+export function evalPred(p: IndexPred, env: (a: IndexVar | DataAtom) => number): boolean {
+  if (p === false) return false;
+  return p.every((c) => {
+    const x = evalIndex(c.x, env);
+    return c.op === "lt" ? x < c.bound : x >= c.bound;
+  });
+}
+
+/** Row-major flat offset of a multi-index into a tensor of `shape`. */
+export function flatIndex(index: readonly IndexExpr[], shape: readonly number[]): IndexExpr {
+  let stride = 1;
+  const parts: IndexExpr[] = [];
+  for (let i = shape.length - 1; i >= 0; i--) {
+    parts.push(mulIndex(index[i]!, stride));
+    stride *= shape[i]!;
+  }
+  return addIndex(...parts);
+}
+
+/** Splits a flat offset back into a row-major multi-index of `shape`. */
+export function unflattenIndex(flat: IndexExpr, shape: readonly number[]): IndexExpr[] {
+  const out: IndexExpr[] = new Array(shape.length);
+  let stride = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    const d = shape[i]!;
+    out[i] = d === 1 ? constIndex(0) : i === 0 ? divIndex(flat, stride) : modIndex(divIndex(flat, stride), d);
+    stride *= d;
+  }
+  return out;
+}

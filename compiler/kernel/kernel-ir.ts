@@ -1,0 +1,194 @@
+// The kernel IR: a target-neutral loop nest per fused group. A kernel has one or more
+// sections (horizontal fusion puts independent groups side by side); a section iterates an
+// output domain and stores one or more values, each a DAG of hash-consed expressions whose
+// leaves are loads through symbolic indices. A `reduce` expression owns its loop: targets
+// place every expression at the shallowest loop where its variables are bound, which is
+// what makes softmax/layerNorm one kernel (the row's max and sum are hoisted per row).
+
+import type { BinaryOp, DType, UnaryOp } from "../ir/types.ts";
+import { bug } from "../util/errors.ts";
+import { indexDataRefs, indexKey, indexVars, predKey, type IndexExpr, type IndexPred, type IndexVar } from "./index-expr.ts";
+
+export type ExprId = number;
+
+interface ExprBase { readonly dtype: DType }
+export type KExpr = ExprBase &
+  (
+    | { readonly op: "const"; readonly value: number }
+    /** Element `index` of a buffer; where `valid` fails the load yields 0 and touches nothing. */
+    | { readonly op: "load"; readonly buffer: number; readonly index: IndexExpr; readonly valid: IndexPred }
+    /** An index expression as an i32 value (iota). */
+    | { readonly op: "index"; readonly index: IndexExpr }
+    /** A validity predicate as a bool value (pad's mask). */
+    | { readonly op: "valid"; readonly pred: IndexPred }
+    | { readonly op: UnaryOp; readonly x: ExprId }
+    | { readonly op: "cast"; readonly x: ExprId }
+    | { readonly op: BinaryOp; readonly x: ExprId; readonly y: ExprId }
+    | { readonly op: "where"; readonly cond: ExprId; readonly x: ExprId; readonly y: ExprId }
+    /** threefry2x32 uniform for key (seed, stream) at a counter (flat output index). */
+    | { readonly op: "rng"; readonly seed: ExprId; readonly stream: number; readonly counter: IndexExpr }
+    /** Sum or max of `body` over `vars` (its own loop variables). */
+    | { readonly op: "reduce_sum" | "reduce_max"; readonly vars: readonly IndexVar[]; readonly body: ExprId }
+  );
+
+export interface Store {
+  readonly buffer: number;
+  readonly index: IndexExpr;
+  readonly value: ExprId;
+}
+
+/** Register tiling of two domain loops (a contraction's M and N): codegen computes a tile per iteration. */
+export interface TileHint {
+  readonly rowVar: string;
+  readonly colVar: string;
+  readonly rows: number;
+  readonly cols: number;
+}
+
+export interface Section {
+  /** Loop variables of the output domain, outermost first. */
+  readonly domain: readonly IndexVar[];
+  /** Expressions in topological order (an expression's operands have smaller ids). */
+  readonly exprs: readonly KExpr[];
+  readonly stores: readonly Store[];
+  readonly tile?: TileHint;
+}
+
+export interface Kernel {
+  readonly name: string;
+  readonly sections: readonly Section[];
+  /** Buffer ids read and written, sorted; the launch binds these. */
+  readonly reads: readonly number[];
+  readonly writes: readonly number[];
+}
+
+export interface BufferDecl {
+  readonly id: number;
+  readonly name: string;
+  readonly dtype: DType;
+  readonly shape: readonly number[];
+  readonly kind: "input" | "output" | "temp";
+}
+
+/** A whole compiled graph at the kernel level: buffers and kernels in launch order. */
+export interface KernelProgram {
+  readonly name: string;
+  readonly buffers: readonly BufferDecl[];
+  readonly kernels: readonly Kernel[];
+  readonly inputs: readonly { readonly name: string; readonly buffer: number }[];
+  readonly outputs: readonly { readonly name: string; readonly buffer: number; readonly aliases?: string }[];
+}
+
+export function exprOperands(e: KExpr): ExprId[] {
+  switch (e.op) {
+    case "const":
+    case "index":
+    case "valid":
+      return [];
+    case "load":
+      return [...indexDataRefs(e.index), ...(e.valid === false ? [] : e.valid.flatMap((c) => [...indexDataRefs(c.x)]))];
+    case "rng":
+      return [e.seed, ...indexDataRefs(e.counter)];
+    case "where":
+      return [e.cond, e.x, e.y];
+    case "reduce_sum":
+    case "reduce_max":
+      return [e.body];
+    case "cast":
+    case "neg":
+    case "exp2":
+    case "log2":
+    case "sin":
+    case "sqrt":
+    case "recip":
+      return [e.x];
+    default:
+      return [e.x, e.y];
+  }
+}
+
+/** Loop variables an expression node reads directly (not through operands). */
+export function exprOwnVars(e: KExpr): Set<string> {
+  switch (e.op) {
+    case "load": {
+      const vs = indexVars(e.index);
+      if (e.valid !== false) for (const c of e.valid) indexVars(c.x, vs);
+      return vs;
+    }
+    case "index":
+      return indexVars(e.index);
+    case "valid": {
+      const vs = new Set<string>();
+      if (e.pred !== false) for (const c of e.pred) indexVars(c.x, vs);
+      return vs;
+    }
+    case "rng":
+      return indexVars(e.counter);
+    default:
+      return new Set();
+  }
+}
+
+function exprKey(e: KExpr): string {
+  switch (e.op) {
+    case "const":
+      return `const ${e.dtype} ${Object.is(e.value, -0) ? "-0" : String(e.value)}`;
+    case "load":
+      return `load ${e.dtype} b${e.buffer}[${indexKey(e.index)}] if ${predKey(e.valid)}`;
+    case "index":
+      return `index ${indexKey(e.index)}`;
+    case "valid":
+      return `valid ${predKey(e.pred)}`;
+    case "rng":
+      return `rng ${e.seed} ${e.stream} ${indexKey(e.counter)}`;
+    case "reduce_sum":
+    case "reduce_max":
+      return `${e.op} ${e.dtype} ${e.vars.map((v) => `${v.name}<${v.extent}`).join(",")} ${e.body}`;
+    default:
+      return `${e.op} ${e.dtype} ${exprOperands(e).join(" ")}`;
+  }
+}
+
+/** Builds one section's expression DAG with structural hash-consing (free CSE). */
+export class SectionBuilder {
+  private readonly exprs: KExpr[] = [];
+  private readonly byKey = new Map<string, ExprId>();
+  private readonly stores: Store[] = [];
+  private varCount = 0;
+
+  constructor(readonly domain: readonly IndexVar[]) {}
+
+  add(e: KExpr): ExprId {
+    const key = exprKey(e);
+    const found = this.byKey.get(key);
+    if (found !== undefined) return found;
+    for (const o of exprOperands(e)) if (o >= this.exprs.length) bug(`kernel: operand ${o} not yet defined`);
+    this.exprs.push(e);
+    this.byKey.set(key, this.exprs.length - 1);
+    return this.exprs.length - 1;
+  }
+
+  get(id: ExprId): KExpr {
+    return this.exprs[id] ?? bug(`kernel: expr ${id} not defined`);
+  }
+
+  /** A fresh reduction variable. */
+  freshVar(extent: number): IndexVar {
+    return { kind: "var", name: `r${this.varCount++}`, extent };
+  }
+
+  store(buffer: number, index: IndexExpr, value: ExprId): void {
+    this.stores.push({ buffer, index, value });
+  }
+
+  build(tile?: TileHint): Section {
+    return { domain: this.domain, exprs: [...this.exprs], stores: [...this.stores], ...(tile ? { tile } : {}) };
+  }
+}
+
+/** Buffers a section reads (loads) and writes (stores). */
+export function sectionBuffers(s: Section): { reads: Set<number>; writes: Set<number> } {
+  const reads = new Set<number>();
+  for (const e of s.exprs) if (e.op === "load") reads.add(e.buffer);
+  return { reads, writes: new Set(s.stores.map((st) => st.buffer)) };
+}

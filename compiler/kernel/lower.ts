@@ -1,0 +1,155 @@
+// Lowering of a fusion plan to the kernel IR: each group becomes a section whose stores
+// compute the group's roots at the output index, inlining every value the plan did not
+// materialize. Movement ops become index maps, pad a mask, gather an indirect (data) index,
+// a reduction or contraction a `reduce` expression with its own loop variables.
+
+import { nodeOf } from "../ir/graph.ts";
+import { isBinaryOp, isUnaryOp, type Graph, type Node, type ValueId } from "../ir/types.ts";
+import type { FusionGroup, FusionPlan } from "../passes/fuse.ts";
+import { bug } from "../util/errors.ts";
+import { andPred, flatIndex, fromAtom, indexKey, indexVar, predKey, type IndexExpr, type IndexPred } from "./index-expr.ts";
+import { SectionBuilder, sectionBuffers, type BufferDecl, type ExprId, type Kernel, type KernelProgram, type Section } from "./kernel-ir.ts";
+import { operandIndex, type MovementNode } from "./movement-index.ts";
+import { tileSection } from "./tile.ts";
+
+export interface LowerOptions {
+  /** Register-tile contractions (default true): a tile of outputs per loop iteration. */
+  readonly tile?: boolean;
+}
+
+export function lowerProgram(g: Graph, plan: FusionPlan, opts: LowerOptions = {}): KernelProgram {
+  const buffers: BufferDecl[] = [];
+  const bufferOf = new Map<ValueId, number>();
+  const outputNames = new Map<ValueId, string>();
+  for (const o of g.outputs) if (!outputNames.has(o.value)) outputNames.set(o.value, o.name);
+  for (const id of g.inputs) {
+    const n = nodeOf(g, id);
+    if (n.op !== "input") bug("lower: graph input is not an input node");
+    bufferOf.set(id, buffers.length);
+    buffers.push({ id: buffers.length, name: n.name, dtype: n.type.dtype, shape: n.type.shape, kind: "input" });
+  }
+  for (const grp of plan.groups)
+    for (const root of grp.roots) {
+      const t = nodeOf(g, root).type;
+      const outName = outputNames.get(root);
+      bufferOf.set(root, buffers.length);
+      buffers.push({ id: buffers.length, name: outName ?? `t${root}`, dtype: t.dtype, shape: t.shape, kind: outName === undefined ? "temp" : "output" });
+    }
+  const kernels: Kernel[] = plan.kernels.map((groupIds, k) => {
+    const sections = groupIds.map((gid) => lowerGroup(g, plan.groups[gid]!, bufferOf, opts));
+    const reads = new Set<number>();
+    const writes = new Set<number>();
+    for (const s of sections) {
+      const b = sectionBuffers(s);
+      b.reads.forEach((x) => reads.add(x));
+      b.writes.forEach((x) => writes.add(x));
+    }
+    const label = groupIds.map((gid) => plan.groups[gid]!.label).join("__");
+    return { name: `k${k}_${label}`, sections, reads: [...reads].sort((a, b) => a - b), writes: [...writes].sort((a, b) => a - b) };
+  });
+  return {
+    name: g.name,
+    buffers,
+    kernels,
+    inputs: g.inputs.map((id) => ({ name: (nodeOf(g, id) as Extract<Node, { op: "input" }>).name, buffer: bufferOf.get(id)! })),
+    outputs: g.outputs.map((o) => ({ name: o.name, buffer: bufferOf.get(o.value) ?? bug(`lower: output ${o.name} has no buffer`), ...(o.aliases !== undefined ? { aliases: o.aliases } : {}) })),
+  };
+}
+
+function lowerGroup(g: Graph, grp: FusionGroup, bufferOf: ReadonlyMap<ValueId, number>, opts: LowerOptions): Section {
+  const domain = grp.shape.map((d, i) => indexVar(`o${i}`, d));
+  const sb = new SectionBuilder(domain);
+  const own = new Set(grp.roots);
+  const memo = new Map<string, ExprId>();
+  let hasContraction = false;
+
+  const value = (id: ValueId, index: readonly IndexExpr[], valid: IndexPred): ExprId => {
+    const key = `${id}|${index.map(indexKey).join(",")}|${predKey(valid)}`;
+    const hit = memo.get(key);
+    if (hit !== undefined) return hit;
+    const result = compute(nodeOf(g, id), index, valid);
+    memo.set(key, result);
+    return result;
+  };
+
+  const compute = (n: Node, index: readonly IndexExpr[], valid: IndexPred): ExprId => {
+    const dtype = n.type.dtype;
+    const buffer = bufferOf.get(n.id);
+    if (buffer !== undefined && !own.has(n.id)) {
+      if (valid === false) return sb.add({ op: "const", value: 0, dtype });
+      return sb.add({ op: "load", buffer, index: flatIndex(index, n.type.shape), valid, dtype });
+    }
+    switch (n.op) {
+      case "input":
+        return bug(`lower: input %${n.id} has no buffer`);
+      case "const":
+        return sb.add({ op: "const", value: n.value, dtype });
+      case "iota":
+        return sb.add({ op: "index", index: index[n.axis]!, dtype: "i32" });
+      case "rng":
+        return sb.add({ op: "rng", seed: value(n.seed, [], valid), stream: n.stream, counter: flatIndex(index, n.type.shape), dtype });
+      case "cast":
+        return sb.add({ op: "cast", x: value(n.x, index, valid), dtype });
+      case "where":
+        return sb.add({ op: "where", cond: value(n.cond, index, valid), x: value(n.x, index, valid), y: value(n.y, index, valid), dtype });
+      case "reshape":
+      case "permute":
+      case "expand":
+      case "slice":
+      case "flip":
+        return value(n.x, operandIndex(n as MovementNode, nodeOf(g, n.x).type, index).index, valid);
+      case "pad": {
+        const mapped = operandIndex(n, nodeOf(g, n.x).type, index);
+        const padValue = sb.add({ op: "const", value: n.value, dtype });
+        if (mapped.valid === false) return padValue;
+        const inner = value(n.x, mapped.index, andPred(valid, mapped.valid));
+        if (mapped.valid.length === 0) return inner;
+        const mask = sb.add({ op: "valid", pred: mapped.valid, dtype: "bool" });
+        return sb.add({ op: "where", cond: mask, x: inner, y: padValue, dtype });
+      }
+      case "reduce_sum":
+      case "reduce_max": {
+        const xShape = nodeOf(g, n.x).type.shape;
+        const vars = n.axes.map((a) => sb.freshVar(xShape[a]!));
+        const inIndex = [...index];
+        n.axes.forEach((a, i) => (inIndex[a] = fromAtom(vars[i]!)));
+        const body = value(n.x, inIndex, valid);
+        return sb.add({ op: n.op, vars, body, dtype });
+      }
+      case "dot": {
+        hasContraction = true;
+        const lhsShape = nodeOf(g, n.lhs).type.shape;
+        const r = lhsShape.length;
+        const k = sb.freshVar(lhsShape[r - 1]!);
+        const kIndex = fromAtom(k);
+        const a = value(n.lhs, [...index.slice(0, r - 1), kIndex], valid);
+        const b = value(n.rhs, [...index.slice(0, r - 2), kIndex, index[r - 1]!], valid);
+        const body = sb.add({ op: "mul", x: a, y: b, dtype });
+        return sb.add({ op: "reduce_sum", vars: [k], body, dtype });
+      }
+      case "gather": {
+        const xShape = nodeOf(g, n.x).type.shape;
+        const idx = value(n.index, index, valid);
+        const xIndex = [...index];
+        xIndex[n.axis] = fromAtom({ kind: "data", ref: idx, lo: 0, hi: xShape[n.axis]! - 1 });
+        return value(n.x, xIndex, valid);
+      }
+      default: {
+        if (isUnaryOp(n.op)) return sb.add({ op: n.op, x: value((n as { x: ValueId }).x, index, valid), dtype });
+        if (isBinaryOp(n.op)) {
+          const b = n as { x: ValueId; y: ValueId };
+          return sb.add({ op: n.op, x: value(b.x, index, valid), y: value(b.y, index, valid), dtype });
+        }
+        return bug(`lower: unhandled op ${n.op}`);
+      }
+    }
+  };
+
+  const outIndex = domain.map((v) => fromAtom(v));
+  for (const root of grp.roots) {
+    const v = value(root, outIndex, []);
+    sb.store(bufferOf.get(root)!, flatIndex(outIndex, grp.shape), v);
+  }
+  const section = sb.build();
+  return opts.tile !== false && hasContraction ? tileSection(section) : section;
+}

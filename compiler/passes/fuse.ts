@@ -1,0 +1,359 @@
+// Operator fusion: decides which values are written to memory (group roots) and which are
+// recomputed inside the kernels that use them. Walks the graph from outputs to inputs,
+// tracking for every value the indices at which each group reads it (symbolic, through the
+// movement ops), so a decision can see whether inlining would recompute anything:
+// - movement ops and constants always fold into their users' indices;
+// - elementwise ops inline into every user (expensive ones are written out when a user
+//   would evaluate them more than twice per element, e.g. under a broadcast);
+// - a reduction or contraction inlines into its single user group when that group evaluates
+//   it once per output element (a softmax row's max and sum; a matmul's bias+ReLU epilogue);
+// - a value that must be written (graph output, shared reduction) joins a user group as an
+//   extra root when that group reads it at its own output index (multi-output kernels).
+// Independent groups at the same dependency depth then share a kernel (horizontal fusion).
+// The plan is data (FusionPlan) that lowering, tests and dumps read.
+
+import { nodeOf } from "../ir/graph.ts";
+import { isBinaryOp, isMovementOp, isUnaryOp, type DType, type Graph, type Node, type ValueId } from "../ir/types.ts";
+import { operandIndex, type MovementNode } from "../kernel/movement-index.ts";
+import { fromAtom, indexKey, indexVar, indexVars, type IndexExpr, type IndexVar } from "../kernel/index-expr.ts";
+import { bug } from "../util/errors.ts";
+import { numel, shapesEqual, type Shape } from "../util/shape.ts";
+import type { Pass } from "../pipeline.ts";
+
+export interface FusionGroup {
+  readonly id: number;
+  /** Values this group writes; all share `shape` (its iteration domain). */
+  readonly roots: readonly ValueId[];
+  readonly shape: Shape;
+  /** Values computed inside the group's kernel and never written (movement ops excluded). */
+  readonly inlined: readonly ValueId[];
+  /** Materialized values (graph inputs or other groups' roots) the group loads. */
+  readonly reads: readonly ValueId[];
+  /** Groups that must run first (they write values this one reads). */
+  readonly deps: readonly number[];
+  /** Memory traffic avoided by not materializing the inlined values (write + one read each). */
+  readonly savesBytes: number;
+  /** Short name from the ops inside ("dot_add_max"). */
+  readonly label: string;
+}
+
+export interface FusionPlan {
+  /** Groups in a valid launch order. */
+  readonly groups: readonly FusionGroup[];
+  /** Kernels in launch order, each a list of group ids (several: horizontally fused). */
+  readonly kernels: readonly (readonly number[])[];
+}
+
+export interface FuseOptions {
+  /** Put independent groups of equal dependency depth in one kernel (default true). */
+  readonly horizontal?: boolean;
+  /** Never inline anything: one group per computed node (a debugging baseline). */
+  readonly noFusion?: boolean;
+}
+
+export const dtypeBytes = (d: DType): number => (d === "bool" ? 1 : 4);
+
+const EXPENSIVE = new Set(["exp2", "log2", "sin", "sqrt", "recip", "rng"]);
+const HORIZONTAL_MAX_ELEMENTS = 1 << 22;
+
+interface GroupState {
+  readonly id: number;
+  readonly shape: Shape;
+  readonly roots: ValueId[];
+  readonly inlined: Set<ValueId>;
+  readonly reads: Set<ValueId>;
+  readonly deps: Set<number>;
+  /** Evaluation count of the loop scope each variable belongs to. */
+  readonly varCount: Map<string, number>;
+  readonly vars: IndexVar[];
+  nextVar: number;
+}
+
+type Accesses = Map<number, Map<string, readonly IndexExpr[]>>;
+
+const keyOf = (index: readonly IndexExpr[]): string => index.map(indexKey).join(", ");
+
+export function planFusion(g: Graph, opts: FuseOptions = {}): FusionPlan {
+  const groups: GroupState[] = [];
+  const home = new Map<ValueId, number>();
+  const accesses = new Map<ValueId, Accesses>();
+  const outputValues = new Set(g.outputs.map((o) => o.value));
+
+  const newGroup = (shape: Shape): GroupState => {
+    const vars = shape.map((d, i) => indexVar(`o${i}`, d));
+    const varCount = new Map<string, number>();
+    let count = 1;
+    vars.forEach((v) => varCount.set(v.name, (count *= v.extent)));
+    const grp: GroupState = { id: groups.length, shape, roots: [], inlined: new Set(), reads: new Set(), deps: new Set(), varCount, vars, nextVar: 0 };
+    groups.push(grp);
+    return grp;
+  };
+  const identity = (grp: GroupState): IndexExpr[] => grp.vars.map((v) => fromAtom(v));
+  const placementCount = (grp: GroupState, index: readonly IndexExpr[]): number => {
+    let c = 1;
+    for (const e of index) for (const v of indexVars(e)) c = Math.max(c, grp.varCount.get(v) ?? bug(`fuse: unknown var ${v}`));
+    return c;
+  };
+  const record = (id: ValueId, grp: GroupState, index: readonly IndexExpr[]): void => {
+    let byGroup = accesses.get(id);
+    if (!byGroup) accesses.set(id, (byGroup = new Map()));
+    let byKey = byGroup.get(grp.id);
+    if (!byKey) byGroup.set(grp.id, (byKey = new Map()));
+    byKey.set(keyOf(index), index);
+  };
+  const freshVar = (grp: GroupState, extent: number, count: number): IndexVar => {
+    const v = indexVar(`f${grp.nextVar++}`, extent);
+    grp.varCount.set(v.name, count);
+    return v;
+  };
+  const reaches = (from: number, to: number): boolean => {
+    const seen = new Set<number>();
+    const stack = [from];
+    while (stack.length > 0) {
+      const gid = stack.pop()!;
+      if (gid === to) return true;
+      if (seen.has(gid)) continue;
+      seen.add(gid);
+      stack.push(...groups[gid]!.deps);
+    }
+    return false;
+  };
+
+  /** Records the operand indices of `n` evaluated at `index` inside `grp`. */
+  const propagate = (n: Node, grp: GroupState, index: readonly IndexExpr[]): void => {
+    const count = placementCount(grp, index);
+    switch (n.op) {
+      case "input":
+      case "const":
+      case "iota":
+        return;
+      case "rng":
+        return record(n.seed, grp, []);
+      case "reshape":
+      case "permute":
+      case "expand":
+      case "pad":
+      case "slice":
+      case "flip": {
+        const x = nodeOf(g, n.x);
+        return record(n.x, grp, operandIndex(n as MovementNode, x.type, index).index);
+      }
+      case "reduce_sum":
+      case "reduce_max": {
+        const x = nodeOf(g, n.x);
+        const extents = n.axes.map((a) => x.type.shape[a]!);
+        const inner = count * numel(extents);
+        const inIndex = [...index];
+        n.axes.forEach((a) => (inIndex[a] = fromAtom(freshVar(grp, x.type.shape[a]!, inner))));
+        return record(n.x, grp, inIndex);
+      }
+      case "dot": {
+        const lhs = nodeOf(g, n.lhs);
+        const r = lhs.type.shape.length;
+        const kExtent = lhs.type.shape[r - 1]!;
+        const k = fromAtom(freshVar(grp, kExtent, count * kExtent));
+        record(n.lhs, grp, [...index.slice(0, r - 1), k]);
+        record(n.rhs, grp, [...index.slice(0, r - 2), k, index[r - 1]!]);
+        return;
+      }
+      case "gather": {
+        const x = nodeOf(g, n.x);
+        record(n.index, grp, index);
+        const xIndex = [...index];
+        xIndex[n.axis] = fromAtom(freshVar(grp, x.type.shape[n.axis]!, count));
+        return record(n.x, grp, xIndex);
+      }
+      case "where":
+        record(n.cond, grp, index);
+        record(n.x, grp, index);
+        return record(n.y, grp, index);
+      case "cast":
+        return record(n.x, grp, index);
+      default:
+        if (isUnaryOp(n.op)) return record((n as { x: ValueId }).x, grp, index);
+        if (isBinaryOp(n.op)) {
+          const b = n as { x: ValueId; y: ValueId };
+          record(b.x, grp, index);
+          return record(b.y, grp, index);
+        }
+        return bug(`fuse: unhandled op ${n.op}`);
+    }
+  };
+
+  const totalCount = (acc: Accesses): number => {
+    let total = 0;
+    for (const [gid, byKey] of acc) for (const index of byKey.values()) total += placementCount(groups[gid]!, index);
+    return total;
+  };
+
+  /** Makes `n` a root: of a user group that reads it at its own index, else of a new group. */
+  const materialize = (n: Node, acc: Accesses | undefined, requireOnlyIdentity: boolean): void => {
+    let target: GroupState | undefined;
+    if (acc && !opts.noFusion) {
+      for (const [gid, byKey] of acc) {
+        const grp = groups[gid]!;
+        if (!shapesEqual(grp.shape, n.type.shape)) continue;
+        if (!byKey.has(keyOf(identity(grp)))) continue;
+        if (requireOnlyIdentity && byKey.size !== 1) continue;
+        if ([...acc.keys()].some((other) => other !== gid && reaches(gid, other))) continue;
+        target = grp;
+        break;
+      }
+    }
+    const grp = target ?? newGroup(n.type.shape);
+    grp.roots.push(n.id);
+    home.set(n.id, grp.id);
+    if (acc)
+      for (const gid of acc.keys())
+        if (gid !== grp.id) {
+          groups[gid]!.deps.add(grp.id);
+          groups[gid]!.reads.add(n.id);
+        }
+    const own = target ? acc!.get(grp.id)!.values() : [identity(grp)];
+    for (const index of own) propagate(n, grp, index);
+  };
+
+  const inline = (n: Node, acc: Accesses): void => {
+    for (const [gid, byKey] of acc) {
+      const grp = groups[gid]!;
+      if (n.op !== "const" && n.op !== "iota" && !isMovementOp(n.op)) grp.inlined.add(n.id);
+      for (const index of byKey.values()) propagate(n, grp, index);
+    }
+  };
+
+  for (let i = g.nodes.length - 1; i >= 0; i--) {
+    const n = g.nodes[i]!;
+    const acc = accesses.get(n.id);
+    if (n.op === "input") {
+      if (acc) for (const gid of acc.keys()) groups[gid]!.reads.add(n.id);
+      continue;
+    }
+    const isOutput = outputValues.has(n.id);
+    if (!acc && !isOutput) continue; // dead
+    if (isOutput || opts.noFusion) {
+      if (opts.noFusion && !isOutput && (n.op === "const" || n.op === "iota" || isMovementOp(n.op))) {
+        inline(n, acc!);
+        continue;
+      }
+      materialize(n, acc, n.op === "dot" || n.op === "reduce_sum" || n.op === "reduce_max");
+      continue;
+    }
+    if (n.op === "const" || n.op === "iota" || isMovementOp(n.op)) {
+      inline(n, acc!);
+      continue;
+    }
+    if (n.op === "dot" || n.op === "reduce_sum" || n.op === "reduce_max") {
+      if (acc!.size === 1 && totalCount(acc!) <= numel(n.type.shape)) inline(n, acc!);
+      else materialize(n, acc, true);
+      continue;
+    }
+    if (EXPENSIVE.has(n.op) && totalCount(acc!) > 2 * numel(n.type.shape)) {
+      materialize(n, acc, true);
+      continue;
+    }
+    inline(n, acc!);
+  }
+  return finishPlan(g, groups, opts);
+}
+
+function finishPlan(g: Graph, states: readonly GroupState[], opts: FuseOptions): FusionPlan {
+  // Launch order: depth-first over deps, visiting groups in creation order reversed (upstream first).
+  const order: number[] = [];
+  const state = new Map<number, "visiting" | "done">();
+  const visit = (gid: number): void => {
+    const s = state.get(gid);
+    if (s === "done") return;
+    if (s === "visiting") bug(`fuse: dependency cycle through group ${gid}`);
+    state.set(gid, "visiting");
+    for (const d of [...states[gid]!.deps].sort((a, b) => b - a)) visit(d);
+    state.set(gid, "done");
+    order.push(gid);
+  };
+  for (let gid = states.length - 1; gid >= 0; gid--) visit(gid);
+  const renumber = new Map(order.map((old, i) => [old, i]));
+  const groups: FusionGroup[] = order.map((old, i) => {
+    const s = states[old]!;
+    const inlined = [...s.inlined].sort((a, b) => a - b);
+    const savesBytes = inlined.reduce((sum, id) => {
+      const t = nodeOf(g, id).type;
+      return sum + 2 * numel(t.shape) * dtypeBytes(t.dtype);
+    }, 0);
+    return {
+      id: i,
+      roots: [...s.roots].sort((a, b) => a - b),
+      shape: s.shape,
+      inlined,
+      reads: [...s.reads].sort((a, b) => a - b),
+      deps: [...s.deps].map((d) => renumber.get(d)!).sort((a, b) => a - b),
+      savesBytes,
+      label: groupLabel(g, [...inlined, ...s.roots]),
+    };
+  });
+  return { groups, kernels: horizontalKernels(groups, opts.horizontal ?? true) };
+}
+
+function groupLabel(g: Graph, ids: readonly ValueId[]): string {
+  const ops: string[] = [];
+  for (const id of [...ids].sort((a, b) => a - b)) {
+    const op = nodeOf(g, id).op;
+    if (!ops.includes(op)) ops.push(op);
+  }
+  const shown = ops.slice(0, 4).map((op) => op.replace("reduce_", ""));
+  return shown.join("_") || "copy";
+}
+
+/** Groups at equal dependency depth are independent: they share a kernel (small ones only). */
+function horizontalKernels(groups: readonly FusionGroup[], enabled: boolean): number[][] {
+  if (!enabled) return groups.map((grp) => [grp.id]);
+  const level: number[] = [];
+  for (const grp of groups) level[grp.id] = grp.deps.reduce((m, d) => Math.max(m, level[d]! + 1), 0);
+  const kernels: number[][] = [];
+  const openByLevel = new Map<number, number[]>();
+  for (const grp of groups) {
+    const small = numel(grp.shape) <= HORIZONTAL_MAX_ELEMENTS;
+    const open = small ? openByLevel.get(level[grp.id]!) : undefined;
+    if (open) {
+      open.push(grp.id);
+      continue;
+    }
+    const kernel = [grp.id];
+    kernels.push(kernel);
+    if (small) openByLevel.set(level[grp.id]!, kernel);
+  }
+  // Deps sit at lower levels, so ordering kernels by level keeps every dep earlier.
+  const sorted = [...kernels.keys()].sort((a, b) => kernelLevel(kernels[a]!) - kernelLevel(kernels[b]!) || a - b);
+  function kernelLevel(k: readonly number[]): number {
+    return level[k[0]!]!;
+  }
+  return sorted.map((i) => kernels[i]!);
+}
+
+/** A one-line summary per kernel for dumps: `k3 [dot_add_max] f32[128,512] fused: saves 1.2 MB`. */
+export function formatFusionPlan(g: Graph, plan: FusionPlan): string {
+  const lines = [`fusion @${g.name}: ${plan.kernels.length} kernels, ${plan.groups.length} groups`];
+  plan.kernels.forEach((k, i) => {
+    for (const gid of k) {
+      const grp = plan.groups[gid]!;
+      const saves = grp.savesBytes > 0 ? ` fused: saves ${formatBytes(grp.savesBytes)}` : "";
+      lines.push(`  k${i} g${gid} [${grp.label}] [${grp.shape.join(",")}] roots=${grp.roots.map((r) => `%${r}`).join(",")} inlined=${grp.inlined.length}${saves}`);
+    }
+  });
+  return lines.join("\n");
+}
+
+export function formatBytes(bytes: number): string {
+  if (bytes >= 1e6) return `${(bytes / 1e6).toFixed(1)} MB`;
+  if (bytes >= 1e3) return `${(bytes / 1e3).toFixed(1)} kB`;
+  return `${bytes} B`;
+}
+
+/** The pass: records the plan in ctx.facts ("fusion"); the graph itself is unchanged. */
+export const fuse: Pass = {
+  name: "fuse",
+  run(g, ctx) {
+    const plan = planFusion(g);
+    ctx.facts.set("fusion", plan);
+    if (ctx.dumping) ctx.dump(`${ctx.step}-fuse.groups.txt`, formatFusionPlan(g, plan));
+    return g;
+  },
+};

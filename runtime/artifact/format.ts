@@ -1,0 +1,67 @@
+// The artifact format: everything a runtime needs to run a compiled graph, as plain JSON-able
+// data — buffers and their memory slots, kernels (sources) in launch order, inputs and
+// outputs. `k.compile` builds this in memory and `kiln compile` writes the same object to
+// disk; runtimes import only this module (never compiler/).
+
+export type ArtifactDType = "f32" | "i32" | "bool";
+
+export interface ArtifactBuffer {
+  readonly id: number;
+  readonly name: string;
+  readonly dtype: ArtifactDType;
+  readonly shape: readonly number[];
+  readonly kind: "input" | "output" | "temp";
+  /** Memory slot (buffers with disjoint lifetimes share one); bytes of each slot in `memory.slotBytes`. */
+  readonly slot: number;
+}
+
+export interface ArtifactKernel {
+  readonly name: string;
+  /** Target source: for "js", the body of `function (bufs, rt)`. */
+  readonly source: string;
+  /** Buffer ids bound to the kernel, in the order the source expects them. */
+  readonly params: readonly number[];
+  readonly reads: readonly number[];
+  readonly writes: readonly number[];
+}
+
+export interface ArtifactIO {
+  readonly name: string;
+  readonly dtype: ArtifactDType;
+  readonly shape: readonly number[];
+  readonly buffer: number;
+  /** For an output: the input it updates (a parameter or optimizer state). */
+  readonly aliases?: string;
+}
+
+export interface ArtifactStats {
+  /** Kernel launches per run. */
+  readonly kernels: number;
+  /** Bytes each kernel reads/writes, summed (each bound buffer counted once per kernel). */
+  readonly bytesRead: number;
+  readonly bytesWritten: number;
+  /** Bytes of memory the run allocates (all slots). */
+  readonly peakBytes: number;
+}
+
+export interface Artifact {
+  readonly format: "kiln-artifact";
+  readonly version: 1;
+  readonly name: string;
+  readonly target: string;
+  readonly inputs: readonly ArtifactIO[];
+  readonly outputs: readonly ArtifactIO[];
+  readonly buffers: readonly ArtifactBuffer[];
+  readonly kernels: readonly ArtifactKernel[];
+  readonly memory: {
+    readonly slotBytes: readonly number[];
+    /** Aliased outputs that could not be updated in place: copy output → input after a run. */
+    readonly copies: readonly { readonly output: number; readonly input: number }[];
+  };
+  readonly stats: ArtifactStats;
+}
+
+export const ARTIFACT_FORMAT = "kiln-artifact";
+export const ARTIFACT_VERSION = 1;
+
+export const artifactDTypeBytes = (d: ArtifactDType): number => (d === "bool" ? 1 : 4);

@@ -1,0 +1,72 @@
+// Runs a "js" artifact: allocates one ArrayBuffer per memory slot (buffers sharing a slot
+// get views on the same memory), compiles each kernel source once with `new Function`, and
+// per run copies the inputs in, launches the kernels in order and copies the outputs out.
+
+import { artifactDTypeBytes, type Artifact, type ArtifactBuffer, type ArtifactDType } from "../artifact/format.ts";
+import { jsKernelRuntime } from "./helpers.ts";
+
+export type RuntimeData = Float32Array | Float64Array | Int32Array | Uint8Array;
+
+export interface RuntimeTensor {
+  readonly dtype: ArtifactDType;
+  readonly shape: readonly number[];
+  readonly data: RuntimeData;
+}
+
+type KernelFn = (bufs: readonly RuntimeData[], rt: typeof jsKernelRuntime) => void;
+
+const numel = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
+
+function view(memory: ArrayBuffer, b: ArtifactBuffer): RuntimeData {
+  const n = numel(b.shape);
+  switch (b.dtype) {
+    case "f32":
+      return new Float32Array(memory, 0, n);
+    case "i32":
+      return new Int32Array(memory, 0, n);
+    case "bool":
+      return new Uint8Array(memory, 0, n);
+  }
+}
+
+export class JsArtifactRunner {
+  private readonly views: RuntimeData[];
+  private readonly kernels: { readonly fn: KernelFn; readonly bufs: RuntimeData[] }[];
+
+  constructor(readonly artifact: Artifact) {
+    if (artifact.format !== "kiln-artifact" || artifact.version !== 1) throw new Error(`artifact ${artifact.name}: unsupported format ${artifact.format} v${artifact.version}`);
+    if (artifact.target !== "js") throw new Error(`artifact ${artifact.name}: built for target '${artifact.target}', not 'js'`);
+    const slots = artifact.memory.slotBytes.map((bytes) => new ArrayBuffer(Math.ceil(bytes / 4) * 4));
+    this.views = artifact.buffers.map((b) => {
+      const memory = slots[b.slot];
+      if (!memory || memory.byteLength < numel(b.shape) * artifactDTypeBytes(b.dtype)) throw new Error(`artifact ${artifact.name}: buffer ${b.name} does not fit slot ${b.slot}`);
+      return view(memory, b);
+    });
+    this.kernels = artifact.kernels.map((k) => {
+      let fn: KernelFn;
+      try {
+        fn = new Function("bufs", "rt", k.source) as KernelFn;
+      } catch (e) {
+        throw new Error(`artifact ${artifact.name}: kernel ${k.name} does not compile: ${(e as Error).message}`);
+      }
+      return { fn, bufs: k.params.map((id) => this.views[id]!) };
+    });
+  }
+
+  run(inputs: Readonly<Record<string, RuntimeTensor>>): Record<string, RuntimeTensor> {
+    for (const io of this.artifact.inputs) {
+      const t = inputs[io.name];
+      if (!t) throw new Error(`missing input '${io.name}'`);
+      const target = this.views[io.buffer]!;
+      if (t.data.length !== target.length) throw new Error(`input '${io.name}' has ${t.data.length} elements, expected ${target.length}`);
+      target.set(t.data);
+    }
+    for (const k of this.kernels) k.fn(k.bufs, jsKernelRuntime);
+    const out: Record<string, RuntimeTensor> = {};
+    for (const io of this.artifact.outputs) {
+      const src = this.views[io.buffer]!;
+      out[io.name] = { dtype: io.dtype, shape: [...io.shape], data: src.slice() };
+    }
+    return out;
+  }
+}
