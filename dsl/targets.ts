@@ -73,3 +73,8 @@ registerTarget("reference", (graph) => ({ run: async (inputs) => interpret(graph
   priority: 0,
   description: "float64 interpreter of the graph IR: the oracle every target is compared against",
 });
+
+registerTarget("js", async (graph, opts) => (await import("../codegen/js/target.ts")).createJsExecutor(graph, { verify: opts["verify"] === true }), {
+  priority: 1,
+  description: "generated JavaScript over typed arrays: runs anywhere, the simplest backend to read",
+});
