@@ -41,6 +41,11 @@ function renderItems(items: readonly ScheduleItem[], s: Section, lines: string[]
         lines.push(`${indent}const t${item.id} = ${renderExpr(s, s.exprs[item.id]!)};`);
         break;
       case "loop":
+        if (item.v.extent === 1) {
+          // A size-1 axis: its variable simplified away to 0 everywhere, so no loop is needed.
+          renderItems(item.body, s, lines, indent);
+          break;
+        }
         lines.push(`${indent}for (let ${item.v.name} = 0; ${item.v.name} < ${item.v.extent}; ${item.v.name}++) {`);
         renderItems(item.body, s, lines, indent + "  ");
         lines.push(`${indent}}`);
@@ -48,13 +53,14 @@ function renderItems(items: readonly ScheduleItem[], s: Section, lines: string[]
       case "reduce": {
         for (const r of item.reduces) lines.push(`${indent}let t${r} = ${reduceInit(s.exprs[r]!)};`);
         let inner = indent;
-        for (const v of item.vars) {
+        const loopVars = item.vars.filter((v) => v.extent !== 1);
+        for (const v of loopVars) {
           lines.push(`${inner}for (let ${v.name} = 0; ${v.name} < ${v.extent}; ${v.name}++) {`);
           inner += "  ";
         }
         renderItems(item.body, s, lines, inner);
         for (const r of item.reduces) lines.push(`${inner}${reduceStep(s.exprs[r]!, `t${r}`)}`);
-        for (let i = item.vars.length - 1; i >= 0; i--) {
+        for (let i = loopVars.length - 1; i >= 0; i--) {
           inner = inner.slice(2);
           lines.push(`${inner}}`);
         }

@@ -109,6 +109,7 @@ function lowerGroup(g: Graph, grp: FusionGroup, bufferOf: ReadonlyMap<ValueId, n
       }
       case "reduce_sum":
       case "reduce_max": {
+        if (n.axes.length === 0) return value(n.x, index, valid);
         const xShape = nodeOf(g, n.x).type.shape;
         const vars = n.axes.map((a) => sb.freshVar(xShape[a]!));
         const inIndex = [...index];

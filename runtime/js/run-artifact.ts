@@ -29,6 +29,10 @@ function view(memory: ArrayBuffer, b: ArtifactBuffer): RuntimeData {
   }
 }
 
+function copyOf(dtype: ArtifactDType, data: RuntimeData): RuntimeData {
+  return dtype === "f32" ? Float32Array.from(data) : dtype === "i32" ? Int32Array.from(data) : Uint8Array.from(data);
+}
+
 export class JsArtifactRunner {
   private readonly views: RuntimeData[];
   private readonly kernels: { readonly fn: KernelFn; readonly bufs: RuntimeData[] }[];
@@ -64,7 +68,9 @@ export class JsArtifactRunner {
     for (const k of this.kernels) k.fn(k.bufs, jsKernelRuntime);
     const out: Record<string, RuntimeTensor> = {};
     for (const io of this.artifact.outputs) {
-      const src = this.views[io.buffer]!;
+      // An output that is an input passes the caller's data through (its slot may hold an in-place update by now).
+      const passThrough = this.artifact.buffers[io.buffer]!.kind === "input" ? this.artifact.inputs.find((i) => i.buffer === io.buffer) : undefined;
+      const src = passThrough ? copyOf(io.dtype, inputs[passThrough.name]!.data) : this.views[io.buffer]!;
       out[io.name] = { dtype: io.dtype, shape: [...io.shape], data: src.slice() };
     }
     return out;
