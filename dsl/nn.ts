@@ -2,4 +2,4 @@
 // are also here under their usual names (k.nn.crossEntropy). Module classes come later.
 
 export * as functional from "./functional.ts";
-export { crossEntropy, nllLoss, mseLoss, binaryCrossEntropyWithLogits } from "./functional.ts";
+export { crossEntropy, nllLoss, mseLoss, l1Loss, binaryCrossEntropyWithLogits } from "./functional.ts";
