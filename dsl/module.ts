@@ -36,6 +36,9 @@ export class Parameter {
     const trace = requireTrace(`parameter '${this.path}'`);
     const bound = trace.bindings.get(this);
     if (bound) return bound;
+    // Two parameters under one name would silently share a graph input.
+    if (trace.state.has(this.path))
+      throw new KilnError({ code: "invalid-argument", message: `two parameters share the state name '${this.path}': register submodules on their parent (or call the root module) so names are dotted paths` });
     const t = trace.stateInput(this.path, this.type, () => this.hostTensor());
     trace.bindings.set(this, t);
     return t;
@@ -56,7 +59,24 @@ export abstract class Module {
 
   /** Runs the module inside a trace (PyTorch's `module(x)`). */
   call(...args: Tensor[]): Tensor {
+    this.discover();
     return this.forward(...args);
+  }
+
+  /**
+   * Registers modules and parameters assigned to fields (`fc1 = k.nn.linear(4, 8)`, or an
+   * array of modules as `layers.0`, `layers.1`), as PyTorch's __setattr__ does. Explicitly
+   * registered ones keep their names; runs before anything lists or calls the module.
+   */
+  private discover(): void {
+    const knownModules = new Set(this.children.values());
+    const knownParams = new Set([...this.params.values(), ...this.buffers.values()]);
+    for (const [key, value] of Object.entries(this)) {
+      if (value instanceof Module && !knownModules.has(value)) this.registerModule(key, value);
+      else if (value instanceof Parameter && !knownParams.has(value)) this.registerParameter(key, value);
+      else if (Array.isArray(value) && value.length > 0 && value.every((m) => m instanceof Module))
+        value.forEach((m: Module, i) => { if (!knownModules.has(m)) this.registerModule(`${key}.${i}`, m); });
+    }
   }
 
   protected registerParameter(name: string, p: Parameter | undefined): Parameter | undefined {
@@ -82,17 +102,20 @@ export abstract class Module {
   }
 
   namedChildren(): [string, Module][] {
+    this.discover();
     return [...this.children];
   }
 
   /** Parameters with dotted names, in registration order (PyTorch's named_parameters). */
   namedParameters(): [string, Parameter][] {
+    this.discover();
     const out: [string, Parameter][] = [...this.params];
     for (const [name, child] of this.children) for (const [sub, p] of child.namedParameters()) out.push([`${name}.${sub}`, p]);
     return out;
   }
 
   namedBuffers(): [string, Parameter][] {
+    this.discover();
     const out: [string, Parameter][] = [...this.buffers];
     for (const [name, child] of this.children) for (const [sub, b] of child.namedBuffers()) out.push([`${name}.${sub}`, b]);
     return out;
@@ -104,6 +127,7 @@ export abstract class Module {
 
   /** Training mode (dropout active) for this module and its children. */
   train(mode = true): this {
+    this.discover();
     this.training = mode;
     for (const c of this.children.values()) c.train(mode);
     return this;

@@ -1,0 +1,93 @@
+// nn modules without parameters: activations, Dropout, Flatten, Identity, pooling, and the
+// Sequential container (children named "0", "1", … as in PyTorch). Each forwards to the
+// Tensor method or k.nn.functional op of the same name.
+
+import { KilnError } from "../compiler/util/errors.ts";
+import { avgPool2d, maxPool2d, type AvgPool2dOptions, type MaxPool2dOptions } from "./functional/pool.ts";
+import { dropout } from "./functional/sparse.ts";
+import type { IntPair } from "./functional/prims.ts";
+import { Module } from "./module.ts";
+import type { Tensor } from "./tensor.ts";
+
+export class ReLU extends Module {
+  forward(x: Tensor): Tensor { return x.relu(); }
+}
+export class LeakyReLU extends Module {
+  constructor(readonly negativeSlope = 0.01) { super(); }
+  forward(x: Tensor): Tensor { return x.leakyRelu(this.negativeSlope); }
+}
+export class GELU extends Module {
+  constructor(readonly approximate: "none" | "tanh" = "none") { super(); }
+  forward(x: Tensor): Tensor { return x.gelu(this.approximate); }
+}
+export class SiLU extends Module {
+  forward(x: Tensor): Tensor { return x.silu(); }
+}
+export class Sigmoid extends Module {
+  forward(x: Tensor): Tensor { return x.sigmoid(); }
+}
+export class Tanh extends Module {
+  forward(x: Tensor): Tensor { return x.tanh(); }
+}
+export class Softplus extends Module {
+  constructor(readonly beta = 1, readonly threshold = 20) { super(); }
+  forward(x: Tensor): Tensor { return x.softplus(this.beta, this.threshold); }
+}
+export class Softmax extends Module {
+  constructor(readonly dim: number) { super(); }
+  forward(x: Tensor): Tensor { return x.softmax(this.dim); }
+}
+export class LogSoftmax extends Module {
+  constructor(readonly dim: number) { super(); }
+  forward(x: Tensor): Tensor { return x.logSoftmax(this.dim); }
+}
+export class Identity extends Module {
+  forward(x: Tensor): Tensor { return x; }
+}
+/** Flattens dims startDim..endDim (PyTorch's nn.Flatten keeps the batch dim: startDim 1). */
+export class Flatten extends Module {
+  constructor(readonly startDim = 1, readonly endDim = -1) { super(); }
+  forward(x: Tensor): Tensor { return x.flatten(this.startDim, this.endDim); }
+}
+
+/** Zeroes elements with probability p while training (scaling the rest by 1/(1-p)); identity after eval(). */
+export class Dropout extends Module {
+  constructor(readonly p = 0.5) {
+    super();
+    if (!(p >= 0 && p <= 1)) throw new KilnError({ code: "invalid-argument", message: `Dropout: p must be in [0, 1], got ${p}` });
+  }
+  forward(x: Tensor): Tensor { return dropout(x, this.p, this.training); }
+}
+
+export class MaxPool2d extends Module {
+  constructor(readonly kernelSize: IntPair, readonly options: MaxPool2dOptions = {}) { super(); }
+  forward(x: Tensor): Tensor { return maxPool2d(x, this.kernelSize, this.options); }
+}
+export class AvgPool2d extends Module {
+  constructor(readonly kernelSize: IntPair, readonly options: AvgPool2dOptions = {}) { super(); }
+  forward(x: Tensor): Tensor { return avgPool2d(x, this.kernelSize, this.options); }
+}
+
+/** Runs its modules in order, each on the previous one's output. */
+export class Sequential extends Module {
+  readonly layers: readonly Module[];
+  constructor(...layers: Module[]) {
+    super();
+    layers.forEach((m, i) => {
+      if (!(m instanceof Module)) throw new KilnError({ code: "invalid-argument", message: `Sequential: argument ${i} is not a module` });
+      this.registerModule(String(i), m);
+    });
+    this.layers = layers;
+  }
+  get length(): number {
+    return this.layers.length;
+  }
+  at(index: number): Module {
+    const m = this.layers.at(index);
+    if (!m) throw new KilnError({ code: "invalid-argument", message: `Sequential: index ${index} is out of range for ${this.layers.length} module(s)` });
+    return m;
+  }
+  forward(x: Tensor): Tensor {
+    return this.layers.reduce((h, m) => m.call(h), x);
+  }
+}
