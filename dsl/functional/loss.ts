@@ -1,6 +1,6 @@
 // Losses with PyTorch semantics: crossEntropy (class indices or probabilities, label
-// smoothing, ignoreIndex, class weights), nllLoss, mseLoss, binaryCrossEntropyWithLogits.
-// The target class is picked with a one-hot compare against iota, not a gather, so the
+// smoothing, ignoreIndex, class weights), nllLoss, mseLoss, l1Loss,
+// binaryCrossEntropyWithLogits. The target class is picked with a one-hot compare against iota, not a gather, so the
 // whole loss stays elementwise + row reductions (one fused row kernel, simple gradients).
 
 import { formatShape, shapesEqual } from "../../compiler/util/shape.ts";
@@ -125,6 +125,11 @@ function requireSameShape(input: Tensor, target: Tensor, op: string): void {
 export function mseLoss(input: Tensor, target: Tensor, opts: { readonly reduction?: Reduction } = {}): Tensor {
   requireSameShape(input, target, "mseLoss");
   return reduce(input.float().sub(target).square(), opts.reduction ?? "mean", "mseLoss");
+}
+
+export function l1Loss(input: Tensor, target: Tensor, opts: { readonly reduction?: Reduction } = {}): Tensor {
+  requireSameShape(input, target, "l1Loss");
+  return reduce(input.float().sub(target).abs(), opts.reduction ?? "mean", "l1Loss");
 }
 
 export interface BceWithLogitsOptions {
