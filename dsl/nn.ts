@@ -3,3 +3,16 @@
 
 export * as functional from "./functional.ts";
 export { crossEntropy, nllLoss, mseLoss, l1Loss, binaryCrossEntropyWithLogits } from "./functional.ts";
+
+// Modules (PyTorch's torch.nn classes) and lowercase factories: k.nn.linear(784, 256).
+export { Module, Parameter } from "./module.ts";
+export { Linear, Conv2d, ConvTranspose2d, LayerNorm, Embedding } from "./layers.ts";
+export type { Conv2dLayerOptions, ConvTranspose2dLayerOptions, LayerNormOptions } from "./layers.ts";
+export {
+  ReLU, LeakyReLU, GELU, SiLU, Sigmoid, Tanh, Softplus, Softmax, LogSoftmax, Identity, Flatten, Dropout, MaxPool2d, AvgPool2d, Sequential,
+} from "./layers-stateless.ts";
+export {
+  linear, conv2d, convTranspose2d, layerNorm, embedding, dropout, sequential, relu, leakyRelu, gelu, silu, sigmoid, tanh, softplus,
+  softmax, logSoftmax, identity, flatten, maxPool2d, avgPool2d,
+} from "./layer-factories.ts";
+export * as init from "./init.ts";
