@@ -8,7 +8,7 @@ import { KilnError, type SourceLoc } from "../compiler/util/errors.ts";
 import type { HostTensor } from "../compiler/util/host-tensor.ts";
 import { toHostOutput, toHostTensor, type HostInput, type HostOutput } from "./host-data.ts";
 import { checkSpecs, graphNameOf, isProgram, type Program, type TracedFn } from "./program.ts";
-import { resolveTarget, type TargetOptions } from "./targets.ts";
+import { resolveTarget, type ExecutorStats, type TargetOptions } from "./targets.ts";
 import { traceFunction, type Specs } from "./trace.ts";
 
 export interface CompileOptions extends TargetOptions {
@@ -43,7 +43,7 @@ export interface Executable {
   readonly target: string;
   /** Resolves to the outputs in the structure the traced function returned; each is { shape, dtype, data }. */
   run(inputs: RunInputs, opts?: RunOptions): Promise<unknown>;
-  readonly stats?: Readonly<Record<string, number>>;
+  readonly stats?: ExecutorStats | undefined;
 }
 
 const SEED_INPUT = "seed";

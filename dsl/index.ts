@@ -23,7 +23,7 @@ export type { CompileOptions, Executable, RunInputs, RunOptions } from "./compil
 export { program, isProgram } from "./program.ts";
 export type { Program } from "./program.ts";
 export { registerTarget, registeredTargets, availableTargets } from "./targets.ts";
-export type { Executor, TargetFactory, TargetOptions } from "./targets.ts";
+export type { Executor, ExecutorStats, TargetFactory, TargetOptions } from "./targets.ts";
 export type { HostInput, HostOutput } from "./host-data.ts";
 export { printGraph, printModule } from "../compiler/ir/printer.ts";
 export { grad, valueAndGrad, vjp } from "./grad.ts";

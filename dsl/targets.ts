@@ -11,8 +11,17 @@ import type { HostTensor } from "../compiler/util/host-tensor.ts";
 /** A compiled graph, ready to run. Inputs and outputs are keyed by graph input/output names. */
 export interface Executor {
   run(inputs: Readonly<Record<string, HostTensor>>): Promise<Record<string, HostTensor>>;
-  /** Counters a target wants to show (kernels launched, bytes moved, …). */
-  readonly stats?: Readonly<Record<string, number>>;
+  readonly stats?: ExecutorStats;
+}
+
+/** Counters a target may report per run; each target fills the ones it knows. */
+export interface ExecutorStats {
+  /** Kernel launches per run. */
+  readonly kernels?: number;
+  readonly bytesRead?: number;
+  readonly bytesWritten?: number;
+  /** Bytes of device or host memory a run allocates. */
+  readonly peakBytes?: number;
 }
 
 /** Options every target sees; targets read the fields they know and ignore the rest. */
