@@ -146,16 +146,18 @@ export function clamp(x: Tensor, min?: number, max?: number): Tensor {
 
 // Comparisons compare in the promoted dtype and return bool. le/ge are lt|eq so that
 // NaN compares false everywhere, as in PyTorch (not(gt) would make NaN <= 1 true).
-const cmp = (op: BinaryOp, a: TensorLike, b: TensorLike, name: string): Tensor => {
+// `swap` compares b against a (gt via cmplt) after broadcasting in the user's order.
+function cmp(op: BinaryOp, a: TensorLike, b: TensorLike, name: string, swap = false): Tensor {
   traceOf(name, a, b);
-  return binary(op, a, b, resultDType(a, b), name);
-};
+  const [x, y] = broadcastPair(a, b, resultDType(a, b), name);
+  return swap ? prim(x.trace, { op, x: y.id, y: x.id }) : prim(x.trace, { op, x: x.id, y: y.id });
+}
 export const lt = (a: TensorLike, b: TensorLike): Tensor => cmp("cmplt", a, b, "lt");
-export const gt = (a: TensorLike, b: TensorLike): Tensor => cmp("cmplt", b, a, "gt");
+export const gt = (a: TensorLike, b: TensorLike): Tensor => cmp("cmplt", a, b, "gt", true);
 export const eq = (a: TensorLike, b: TensorLike): Tensor => cmp("cmpeq", a, b, "eq");
 export const ne = (a: TensorLike, b: TensorLike): Tensor => logicalNot(cmp("cmpeq", a, b, "ne"));
 export const le = (a: TensorLike, b: TensorLike): Tensor => logicalOr(cmp("cmplt", a, b, "le"), cmp("cmpeq", a, b, "le"));
-export const ge = (a: TensorLike, b: TensorLike): Tensor => logicalOr(cmp("cmplt", b, a, "ge"), cmp("cmpeq", a, b, "ge"));
+export const ge = (a: TensorLike, b: TensorLike): Tensor => logicalOr(cmp("cmplt", a, b, "ge", true), cmp("cmpeq", a, b, "ge"));
 
 export function logicalNot(x: Tensor): Tensor {
   return binary("cmpeq", cast(x, "bool"), false, "bool", "logicalNot");

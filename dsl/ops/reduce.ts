@@ -30,8 +30,9 @@ export function max(x: Tensor, dim?: Dims, keepdim = false): Tensor {
 }
 
 export function min(x: Tensor, dim?: Dims, keepdim = false): Tensor {
+  const axes = dimList(x, dim, "min");
   if (x.dtype === "bool") return E.cast(min(E.cast(x, "i32"), dim, keepdim), "bool");
-  emptyCheck(x, dimList(x, dim, "min"), "min");
+  emptyCheck(x, axes, "min");
   return E.neg(max(E.neg(x), dim, keepdim));
 }
 
@@ -46,14 +47,15 @@ function reducedCount(x: Tensor, dim: Dims | undefined, op: string): number {
 }
 
 export function mean(x: Tensor, dim?: Dims, keepdim = false): Tensor {
-  return E.div(sum(E.cast(x, "f32"), dim, keepdim), reducedCount(x, dim, "mean"));
+  const count = reducedCount(x, dim, "mean"); // first, so a bad dim is reported as mean's
+  return E.div(sum(E.cast(x, "f32"), dim, keepdim), count);
 }
 
 /** Variance with Bessel's correction by default (PyTorch: correction = 1); N - correction <= 0 gives inf/NaN as there. */
 export function variance(x: Tensor, dim?: Dims, correction = 1, keepdim = false): Tensor {
+  const count = reducedCount(x, dim, "var");
   const xf = E.cast(x, "f32");
   const centered = E.sub(xf, mean(xf, dim, true));
-  const count = reducedCount(x, dim, "var");
   return E.div(sum(E.mul(centered, centered), dim, keepdim), Math.max(0, count - correction));
 }
 
@@ -63,11 +65,11 @@ export function variance(x: Tensor, dim?: Dims, correction = 1, keepdim = false)
  * -inf and a +inf gives +inf (as in PyTorch), not inf - inf = NaN.
  */
 export function logsumexp(x: Tensor, dim: Dims, keepdim = false): Tensor {
+  const axes = dimList(x, dim, "logsumexp");
   const xf = E.cast(x, "f32");
   const m = max(xf, dim, true);
   const shift = E.where(E.isinf(m), 0, m);
   const total = sum(E.exp(E.sub(xf, shift)), dim, true);
-  const axes = dimList(x, dim, "logsumexp");
   return dropDims(E.add(E.log(total), shift), axes, keepdim);
 }
 
