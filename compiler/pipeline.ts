@@ -27,6 +27,8 @@ export interface PipelineOptions {
   readonly timePasses?: boolean;
   /** Debug level for this run (overrides KILN_DEBUG); see docs/debugging.md. */
   readonly debug?: number;
+  /** Print source locations in graph dumps (default true). */
+  readonly locs?: boolean;
 }
 
 export interface DumpFile {
@@ -109,6 +111,7 @@ export function runPasses(g: Graph, passes: readonly Pass[], opts: PipelineOptio
   const dumpAfter = opts.dumpAfter ?? [];
   checkDumpNames(dumpAfter, passes);
   const wantsDump = (name: string): boolean => opts.dumpAll === true || dumpAfter.includes(name);
+  const print = (graph: Graph): string => printGraph(graph, { locs: opts.locs !== false });
   const previousLevel = opts.debug === undefined ? undefined : setDebugLevel(opts.debug);
   const facts = new Map<string, unknown>();
   const timings: PassTiming[] = [];
@@ -120,7 +123,7 @@ export function runPasses(g: Graph, passes: readonly Pass[], opts: PipelineOptio
   };
   try {
     if (opts.verify) verifyOrThrow(g);
-    if (wantsDump("input")) emit("00-input.kir", printGraph(g));
+    if (wantsDump("input")) emit("00-input.kir", print(g));
     let graph = g;
     for (const [i, pass] of passes.entries()) {
       const step = pad2(i + 1);
@@ -140,9 +143,9 @@ export function runPasses(g: Graph, passes: readonly Pass[], opts: PipelineOptio
       graph = pass.run(before, ctx);
       const ms = performance.now() - started;
       timings.push({ pass: pass.name, ms });
-      if (opts.verify) verifyOrFail(graph, pass.name, before, step, emit);
-      if (dumping) emit(`${step}-${pass.name}.kir`, printGraph(graph));
-      if (logs(3)) log(3, `after ${pass.name}:\n${printGraph(graph)}`);
+      if (opts.verify) verifyOrFail(graph, pass.name, print(before), step, emit);
+      if (dumping) emit(`${step}-${pass.name}.kir`, print(graph));
+      if (logs(3)) log(3, `after ${pass.name}:\n${print(graph)}`);
       log(opts.timePasses ? 0 : 2, `pass ${pass.name}: ${ms.toFixed(2)} ms, ${before.nodes.length} -> ${graph.nodes.length} nodes`);
     }
     return { graph, facts, dumps, timings };
@@ -152,11 +155,11 @@ export function runPasses(g: Graph, passes: readonly Pass[], opts: PipelineOptio
 }
 
 /** Verifies a pass's output; on failure dumps a reproducer (the pass's input) before rethrowing. */
-function verifyOrFail(graph: Graph, passName: string, input: Graph, step: string, emit: (name: string, text: string) => void): void {
+function verifyOrFail(graph: Graph, passName: string, inputText: string, step: string, emit: (name: string, text: string) => void): void {
   try {
     verifyOrThrow(graph, passName);
   } catch (e) {
-    emit(`${step}-${passName}.reproducer.kir`, `// RUN: ${passName}\n// the input on which pass '${passName}' produced an invalid graph\n${printGraph(input)}`);
+    emit(`${step}-${passName}.reproducer.kir`, `// RUN: ${passName}\n// the input on which pass '${passName}' produced an invalid graph\n${inputText}`);
     throw e;
   }
 }
@@ -168,24 +171,53 @@ export interface DumpProgramOptions {
   readonly all?: boolean;
   readonly dumpDir?: string;
   readonly verify?: boolean;
+  /** Print source locations (default true; --no-locs). */
+  readonly locs?: boolean;
   /** The pipeline to run; the default pipeline when omitted. */
   readonly passes?: readonly Pass[];
 }
 
 /**
- * What `kiln dump` prints: with neither `after` nor `all`, the graph after the whole
- * pipeline; otherwise the selected dumps, each under a `// ---- <file> ----` header.
+ * What `kiln dump` prints for one graph or a module of graphs (every program a model
+ * exports). With neither `after` nor `all`: the graphs after the whole pipeline. Otherwise
+ * the selected dump files, each under a `// ---- <file> ----` header; a `.kir` file holds
+ * that stage of every graph (files of the same name from several graphs are joined).
  */
-export function dumpProgram(graph: Graph, opts: DumpProgramOptions = {}): { text: string; files: DumpFile[] } {
+export function dumpProgram(graphs: Graph | readonly Graph[], opts: DumpProgramOptions = {}): { text: string; files: DumpFile[] } {
+  const list: readonly Graph[] = Array.isArray(graphs) ? graphs : [graphs as Graph];
   const passes = opts.passes ?? defaultPasses;
-  const result = runPasses(graph, passes, {
-    ...(opts.after ? { dumpAfter: opts.after } : {}),
-    ...(opts.all ? { dumpAll: true } : {}),
-    ...(opts.dumpDir !== undefined ? { dumpDir: opts.dumpDir } : {}),
-    ...(opts.verify ? { verify: true } : {}),
-  });
-  const files = [...result.dumps];
+  const results = list.map((g) =>
+    runPasses(g, passes, {
+      ...(opts.after ? { dumpAfter: opts.after } : {}),
+      ...(opts.all ? { dumpAll: true } : {}),
+      ...(opts.verify ? { verify: true } : {}),
+      ...(opts.locs === false ? { locs: false } : {}),
+    }),
+  );
+  const files = mergeDumps(results.map((r) => r.dumps));
+  if (opts.dumpDir !== undefined) {
+    mkdirSync(opts.dumpDir, { recursive: true });
+    for (const f of files) writeFileSync(join(opts.dumpDir, f.name), f.text);
+  }
   const selected = opts.all === true || (opts.after?.length ?? 0) > 0;
-  const text = selected ? files.map((f) => `// ---- ${f.name} ----\n${f.text}`).join("\n") : printGraph(result.graph);
+  const text = selected
+    ? files.map((f) => `// ---- ${f.name} ----\n${f.text}`).join("\n")
+    : results.map((r) => printGraph(r.graph, { locs: opts.locs !== false })).join("\n");
   return { text, files };
+}
+
+/** Joins per-graph dumps: same-named files become one (for .kir, a module: graphs separated by a blank line). */
+function mergeDumps(perGraph: readonly (readonly DumpFile[])[]): DumpFile[] {
+  const order: string[] = [];
+  const texts = new Map<string, string[]>();
+  for (const dumps of perGraph) {
+    for (const d of dumps) {
+      if (!texts.has(d.name)) {
+        order.push(d.name);
+        texts.set(d.name, []);
+      }
+      texts.get(d.name)!.push(d.text);
+    }
+  }
+  return order.map((name) => ({ name, text: texts.get(name)!.join("\n") }));
 }

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, test } from "vitest";
 import { setLogSink } from "../compiler/debug.ts";
-import { printGraph } from "../compiler/ir/printer.ts";
+import { printGraph, printModule } from "../compiler/ir/printer.ts";
 import { verifyGraph } from "../compiler/ir/verifier.ts";
 import type { Graph, Node } from "../compiler/ir/types.ts";
 import { defaultPasses, dumpProgram, passByName, passesFromList, runPasses, type Pass } from "../compiler/pipeline.ts";
@@ -146,5 +146,17 @@ describe("dumpProgram", () => {
     const { text, files } = dumpProgram(model(), { all: true, verify: true });
     expect(files.map((f) => f.name)).toEqual(["00-input.kir", "01-simplify.kir"]);
     expect(text).toBe(`// ---- 00-input.kir ----\n${files[0]!.text}\n// ---- 01-simplify.kir ----\n${files[1]!.text}`);
+  });
+
+  test("a module of graphs dumps each stage of every graph into one file, written to --dump-dir", () => {
+    const second = traceFunction("second", (x: Tensor) => x.add(0).exp(), [k.f32([3])]).graph;
+    const dir = tempDir();
+    const { text, files } = dumpProgram([model(), second], { after: ["simplify"], dumpDir: dir, locs: false });
+    expect(files.map((f) => f.name)).toEqual(["01-simplify.kir"]);
+    const expected = printModule([model(), second].map((g) => runPasses(g, defaultPasses).graph), { locs: false });
+    expect(files[0]!.text).toBe(expected);
+    expect(text).toBe(`// ---- 01-simplify.kir ----\n${expected}`);
+    expect(readFileSync(join(dir, "01-simplify.kir"), "utf8")).toBe(expected);
+    expect(text).not.toMatch(/loc\(/);
   });
 });
