@@ -46,7 +46,7 @@ export function emitBackward(em: Emitter, req: BackwardRequest): (Val | undefine
     if (operandCots.length !== ids.length) bug(`autodiff: rule for ${n.op} gave ${operandCots.length} cotangents for ${ids.length} operands`);
     ids.forEach((id, k) => {
       const cot = operandCots[k];
-      if (cot && active.has(id)) accumulate(id, cot);
+      if (cot && active.has(id)) accumulate(id, cot());
     });
   }
   em.loc = undefined;

@@ -1,7 +1,8 @@
 // Vector-Jacobian products of the graph primitives, one rule per op: given the cotangent `g`
-// of a node's output, the cotangent of each operand (in operands() order) or null where the
-// operand gets none. Rules only build primitives (emit.ts), so grad of grad reuses them.
-// The engine calls a rule only for f32 outputs and only keeps cotangents for f32 operands.
+// of a node's output, the cotangent of each operand (in operands() order, built lazily) or
+// null where the operand gets none. Rules only build primitives (emit.ts), so grad of grad
+// reuses them. The engine runs a rule only for f32 outputs and builds cotangents only for
+// operands on a path from a wrt value (never for int/bool values).
 //
 // Ties: max and reduce_max split the cotangent evenly among the positions equal to the
 // maximum (JAX's choice; tinygrad does the same for reduce_max), so relu'(0) = 1/2.
@@ -23,7 +24,13 @@ export interface VjpContext<K extends Op> {
   readonly at: (id: ValueId) => Val;
 }
 
-export type VjpRule<K extends Op> = (g: Val, ctx: VjpContext<K>) => readonly (Val | null)[];
+/**
+ * An operand's cotangent, built on demand: the engine calls it only for operands on a path
+ * from a wrt value (so a weight-only gradient never builds the input's dot), null for none.
+ */
+export type Cotangent = (() => Val) | null;
+
+export type VjpRule<K extends Op> = (g: Val, ctx: VjpContext<K>) => readonly Cotangent[];
 
 const LN2 = Math.LN2;
 const none = (): readonly null[] => [null, null];
@@ -33,43 +40,39 @@ export const vjpRules: { readonly [K in Op]: VjpRule<K> } = {
   const: () => [],
   iota: () => [],
   rng: () => [null],
-  neg: (g) => [g.neg()],
-  exp2: (g, { out }) => [g.mul(out).mul(LN2)],
-  log2: (g, { n, at }) => [g.mul(at(n.x).recip()).mul(1 / LN2)],
-  sin: (g, { n, at }) => [g.mul(at(n.x).add(Math.PI / 2).sin())], // cos x = sin(x + π/2)
-  sqrt: (g, { out }) => [g.mul(out.recip()).mul(0.5)],
-  recip: (g, { out }) => [g.mul(out).mul(out).neg()],
+  neg: (g) => [() => g.neg()],
+  exp2: (g, { out }) => [() => g.mul(out).mul(LN2)],
+  log2: (g, { n, at }) => [() => g.mul(at(n.x).recip()).mul(1 / LN2)],
+  sin: (g, { n, at }) => [() => g.mul(at(n.x).add(Math.PI / 2).sin())], // cos x = sin(x + π/2)
+  sqrt: (g, { out }) => [() => g.mul(out.recip()).mul(0.5)],
+  recip: (g, { out }) => [() => g.mul(out).mul(out).neg()],
   // Only a float source gets a cotangent; an int/bool source was not differentiable.
-  cast: (g, { n, at }) => [isFloat(at(n.x).dtype) ? g.cast(at(n.x).dtype) : null],
-  add: (g) => [g, g],
-  mul: (g, { n, at }) => [g.mul(at(n.y)), g.mul(at(n.x))],
+  cast: (g, { n, at }) => [isFloat(at(n.x).dtype) ? () => g.cast(at(n.x).dtype) : null],
+  add: (g) => [() => g, () => g],
+  mul: (g, { n, at }) => [() => g.mul(at(n.y)), () => g.mul(at(n.x))],
   max: (g, { n, at }) => maxRule(g, at(n.x), at(n.y)),
   cmplt: none,
   cmpeq: none,
   idiv: none,
   mod: none,
-  where: (g, { n, at }) => {
-    const cond = at(n.cond);
-    const zero = g.zerosLike();
-    return [null, cond.where(g, zero), cond.where(zero, g)];
-  },
-  reduce_sum: (g, { n, at }) => [g.expand(at(n.x).shape)],
-  reduce_max: (g, { n, at, out }) => [reduceMaxRule(g, at(n.x), out, n.axes)],
-  reshape: (g, { n, at }) => [g.reshape(at(n.x).shape)],
-  permute: (g, { n }) => [g.permute(inversePermutation(n.perm))],
-  expand: (g, { n, at }) => [g.reduceSum(expandedAxes(at(n.x).shape, n.type.shape))],
-  pad: (g, { n, at }) => [g.slice(n.low, n.low.map((l, i) => l + at(n.x).shape[i]!))],
-  slice: (g, { n, at }) => [unslice(g, n.start, n.stop, n.step, at(n.x).shape)],
-  flip: (g, { n }) => [g.flip(n.axes)],
-  dot: (g, { n, at }) => [g.dot(at(n.rhs).transposeLast()), at(n.lhs).transposeLast().dot(g)],
-  gather: (g, { n, at }) => [scatterAdd(g, at(n.index), n.axis, at(n.x).shape), null],
+  where: (g, { n, at }) => [null, () => at(n.cond).where(g, g.zerosLike()), () => at(n.cond).where(g.zerosLike(), g)],
+  reduce_sum: (g, { n, at }) => [() => g.expand(at(n.x).shape)],
+  reduce_max: (g, { n, at, out }) => [() => reduceMaxRule(g, at(n.x), out, n.axes)],
+  reshape: (g, { n, at }) => [() => g.reshape(at(n.x).shape)],
+  permute: (g, { n }) => [() => g.permute(inversePermutation(n.perm))],
+  expand: (g, { n, at }) => [() => g.reduceSum(expandedAxes(at(n.x).shape, n.type.shape))],
+  pad: (g, { n, at }) => [() => g.slice(n.low, n.low.map((l, i) => l + at(n.x).shape[i]!))],
+  slice: (g, { n, at }) => [() => unslice(g, n.start, n.stop, n.step, at(n.x).shape)],
+  flip: (g, { n }) => [() => g.flip(n.axes)],
+  dot: (g, { n, at }) => [() => g.dot(at(n.rhs).transposeLast()), () => at(n.lhs).transposeLast().dot(g)],
+  gather: (g, { n, at }) => [() => scatterAdd(g, at(n.index), n.axis, at(n.x).shape), null],
 };
 
 /** max(x, y): the side that is larger takes g; on a tie each side takes g/2. */
-function maxRule(g: Val, x: Val, y: Val): [Val, Val] {
-  const zero = g.zerosLike();
-  const tieShare = x.cmpeq(y).where(g.mul(0.5), zero);
-  return [y.cmplt(x).where(g, tieShare), x.cmplt(y).where(g, tieShare)];
+function maxRule(g: Val, x: Val, y: Val): [Cotangent, Cotangent] {
+  let tieShare: Val | undefined;
+  const share = (): Val => (tieShare ??= x.cmpeq(y).where(g.mul(0.5), g.zerosLike()));
+  return [() => y.cmplt(x).where(g, share()), () => x.cmplt(y).where(g, share())];
 }
 
 /** reduce_max: g is divided evenly among the positions equal to the maximum. */

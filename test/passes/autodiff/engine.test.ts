@@ -58,6 +58,17 @@ describe("gradGraph", () => {
     expect(added(cubeSum(3, true))).toBe(added(cubeSum(3, false)));
   });
 
+  test("a weight-only gradient builds no cotangent for the data operand of a dot", () => {
+    const b = new GraphBuilder("linear");
+    const x = b.input("x", f32(4, 3));
+    const w = b.input("w", f32(3, 2));
+    const loss = b.add({ op: "reduce_sum", x: b.add({ op: "dot", lhs: x, rhs: w }), axes: [0, 1] });
+    const fwd = b.build([{ name: "loss", value: b.add({ op: "reshape", x: loss }, f32()) }]);
+    const dots = (wrt: string[]) => gradGraph(fwd, { of: "loss", wrt }).nodes.filter((n) => n.op === "dot").length;
+    expect(dots(["w"])).toBe(2);
+    expect(dots(["x", "w"])).toBe(3);
+  });
+
   test("backward nodes carry the forward node's source location", () => {
     const loc: SourceLoc = { file: "model.ts", line: 7, col: 3 };
     const fwd = cubeSum(2, false, loc);
