@@ -3,6 +3,7 @@
 // shows the dump), and for modules of several graphs. The parsed graph also equals the
 // original structurally (same ops, attributes, types, locations, in the same order).
 
+import { readFileSync } from "node:fs";
 import { describe, expect, test } from "vitest";
 import { parseGraph, parseModule } from "../../compiler/ir/parser.ts";
 import { printGraph, printModule } from "../../compiler/ir/printer.ts";
@@ -83,5 +84,11 @@ graph @f(  %a : f32[ 3 ] ,%b:f32[3]) {   // trailing comment
   return %1 as y, %0 as z
 }
 `);
+  });
+
+  test("the example in docs/ir.md parses and reprints unchanged", () => {
+    const doc = readFileSync(new URL("../../docs/ir.md", import.meta.url), "utf8");
+    const example = doc.split("```")[1]!.replace(/^\n/, "");
+    expect(printModule(parseModule(example, "docs/ir.md"))).toBe(example);
   });
 });
