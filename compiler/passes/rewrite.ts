@@ -42,12 +42,21 @@ const OPERAND_ROLES = ["x", "y", "cond", "lhs", "rhs", "index", "seed"] as const
 const MAX_SWEEPS = 16;
 const MAX_REWRITES_PER_NODE = 64;
 
+/** A number as a key: unlike JSON, keeps NaN, ±Infinity and -0 apart from null and 0. */
+const numberKey = (v: number): string => (Object.is(v, -0) ? "-0" : String(v));
+
+function fieldKey(v: unknown): string {
+  if (typeof v === "number") return numberKey(v);
+  if (Array.isArray(v)) return `[${v.map(fieldKey).join(",")}]`;
+  return JSON.stringify(v);
+}
+
 /** Structural key: op, attributes, operands and type; never the source location. */
 export function structuralKey(spec: NodeSpec, type: TensorType): string {
   const { loc: _loc, ...rest } = spec as NodeSpec & { loc?: unknown };
   const fields = Object.keys(rest)
     .sort()
-    .map((k) => `${k}=${JSON.stringify((rest as Record<string, unknown>)[k])}`);
+    .map((k) => `${k}=${fieldKey((rest as Record<string, unknown>)[k])}`);
   return `${fields.join(";")}:${formatType(type)}`;
 }
 

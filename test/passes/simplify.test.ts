@@ -184,6 +184,14 @@ describe("CSE and DCE", () => {
     expect(add.op === "add" && add.x === add.y).toBe(true);
   });
 
+  test("constants NaN, Infinity, -0 and 0 stay distinct", () => {
+    const b = new GraphBuilder("t");
+    const values = [NaN, Infinity, -Infinity, -0, 0];
+    const ids = values.map((value) => b.add({ op: "const", value }, f32(2)));
+    const s = eliminateCommonSubexpressions(b.build(ids.map((value, i) => ({ name: `c${i}`, value }))));
+    expect(s.nodes.map((n) => (n.op === "const" ? n.value : undefined))).toEqual(values);
+  });
+
   test("nodes differing in an attribute are not merged", () => {
     const g = oneInput((b, x) => {
       const a = b.add({ op: "reduce_sum", x, axes: [0] });
