@@ -1,35 +1,68 @@
-// `kiln dump <model.ts> [--entry name] [--no-locs]`: trace every k.program the file exports
-// and print the graph IR text, the form `kiln check` parses back.
+// `kiln dump <model.ts>`: trace every k.program the file exports, run the pass pipeline and
+// print the graph IR text (the form `kiln check` parses back); --after/--all print the
+// graph after chosen passes instead (docs/debugging.md), --dump-dir also writes the files.
 
-import { printModule } from "../compiler/ir/printer.ts";
+import { dumpProgram, passesFromList } from "../compiler/pipeline.ts";
 import { traceProgram } from "../dsl/program.ts";
-import { expectPositionals, parseCommandArgs } from "./args.ts";
+import { UsageError, expectPositionals, parseCommandArgs } from "./args.ts";
 import type { Command } from "./command.ts";
-import type { CliIO } from "./io.ts";
+import { resolveFrom, type CliIO } from "./io.ts";
 import { loadPrograms, selectEntry } from "./load-programs.ts";
 
-const usage = "kiln dump <model.ts> [--entry <name>] [--no-locs]";
+const usage = "kiln dump <model.ts> [--entry <name>] [--after <pass,…> | --all] [--dump-dir <dir>] [--verify] [--no-locs]";
 
 export const dumpCommand: Command = {
   name: "dump",
   summary: "print the graph IR of the programs a model file exports",
   usage,
   help: `Imports <model.ts> (TypeScript runs as is, no build step), traces every export made
-with k.program (the export name names the graph) and prints the graph IR text.
+with k.program (the export name names the graph), runs the pass pipeline and prints the
+resulting graphs as IR text.
 
-  --entry <name>  only the program exported as <name>
-  --no-locs       leave out source locations (loc("file":line:col)) on each line
+  --entry <name>       only the program exported as <name>
+  --after <pass,…>     print the graph after each named pass instead ('input': as traced),
+                       each under a '// ---- 01-simplify.kir ----' header
+  --all                print the traced graph and the graph after every pass
+  --dump-dir <dir>     also write those dumps as numbered files into <dir>
+  --verify             verify the graph after every pass; a failure names the pass
+  --no-locs            leave out source locations (loc("file":line:col))
 
 Exit codes: 0 ok; 1 the file cannot be loaded or traced (e.g. a shape error, reported at
-the line of the model that caused it); 2 bad command line.`,
-  flags: { entry: { type: "string", short: "e" }, locs: { type: "boolean", default: true } },
+the line of the model that caused it) or a pass broke the graph; 2 bad command line.`,
+  flags: {
+    entry: { type: "string", short: "e" },
+    after: { type: "string" },
+    all: { type: "boolean" },
+    "dump-dir": { type: "string" },
+    verify: { type: "boolean" },
+    locs: { type: "boolean", default: true },
+  },
   async run(argv: readonly string[], io: CliIO): Promise<void> {
     const args = parseCommandArgs(argv, this.flags, usage);
     const [file] = expectPositionals(args, ["model.ts"], usage);
-    const entry = args.flags.entry as string | undefined;
-    const programs = selectEntry(await loadPrograms(io.cwd, file!), entry, file!);
+    const after = typeof args.flags.after === "string" ? passNames(args.flags.after) : undefined;
+    const dumpDir = args.flags["dump-dir"] as string | undefined;
+    const programs = selectEntry(await loadPrograms(io.cwd, file!), args.flags.entry as string | undefined, file!);
     const graphs = programs.map((p) => traceProgram(p.program, p.name).graph);
-    const text = printModule(graphs, { locs: args.flags.locs !== false });
+    const { text } = dumpProgram(graphs, {
+      ...(after ? { after } : {}),
+      ...(args.flags.all === true ? { all: true } : {}),
+      ...(dumpDir !== undefined ? { dumpDir: resolveFrom(io.cwd, dumpDir) } : {}),
+      ...(args.flags.verify === true ? { verify: true } : {}),
+      locs: args.flags.locs !== false,
+    });
     io.out(text.endsWith("\n") ? text : `${text}\n`);
   },
 };
+
+/** Checks a --after list up front, so a typo is a usage error before any tracing. */
+function passNames(list: string): string[] {
+  const names = list.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  if (names.length === 0) throw new UsageError("--after needs at least one pass name", usage);
+  try {
+    passesFromList(names.filter((n) => n !== "input").join(","));
+  } catch (e) {
+    throw new UsageError(e instanceof Error ? e.message : String(e), usage);
+  }
+  return names;
+}

@@ -73,6 +73,10 @@ export async function main(argv: readonly string[], io: CliIO = processIO): Prom
       io.err(`kiln ${command.name}: ${e.message}\nusage: ${e.usage ?? command.usage}\n`);
       return EXIT_USAGE;
     }
+    if (e instanceof KilnError && e.code === "usage") {
+      io.err(`kiln ${command.name}: ${e.message}\nusage: ${command.usage}\n`);
+      return EXIT_USAGE;
+    }
     if (e instanceof KilnError) {
       io.err(`error: ${e.message}\n`);
       return EXIT_USER_ERROR;

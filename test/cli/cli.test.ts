@@ -3,6 +3,8 @@
 // written by hand from the fixture models in test/cli/fixtures/.
 
 import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, readdirSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, test } from "vitest";
@@ -54,15 +56,15 @@ describe.concurrent("kiln (spawned)", () => {
   });
 
   test("a corrupted IR line is reported at line:col with a caret, exit 1", async () => {
-    const dump = await inProcess(["dump", fixture("two-programs.ts"), "--entry", "scale", "--no-locs"]);
+    const dump = await inProcess(["dump", fixture("two-programs.ts"), "--entry", "scale", "--no-locs", "--after", "input"]);
     const lines = dump.stdout.split("\n");
-    // Line 5 is `  %3 = mul %x, %2 : f32[3]`; drop the comma so the parser stops at `%2` (col 15).
-    expect(lines[4]).toBe("  %3 = mul %x, %2 : f32[3]");
-    lines[4] = "  %3 = mul %x %2 : f32[3]";
+    // Line 6 is `  %3 = mul %x, %2 : f32[3]`; drop the comma so the parser stops at `%2` (col 15).
+    expect(lines[5]).toBe("  %3 = mul %x, %2 : f32[3]");
+    lines[5] = "  %3 = mul %x %2 : f32[3]";
     const check = await kiln(["check", "-"], lines.join("\n"));
     expect(check.code).toBe(1);
     expect(check.stdout).toBe("");
-    expect(check.stderr).toMatch(/^error: .* at <stdin>:5:15\n/);
+    expect(check.stderr).toMatch(/^error: .* at <stdin>:6:15\n/);
     expect(check.stderr).toContain("  %3 = mul %x %2 : f32[3]\n");
     expect(check.stderr).toMatch(/\n\s+\| {15}\^/); // caret under column 15
   });
@@ -81,11 +83,12 @@ describe.concurrent("kiln (spawned)", () => {
 });
 
 describe("kiln (in process)", () => {
-  test("dump prints every program, sorted by export name, skipping other exports", async () => {
-    const r = await inProcess(["dump", fixture("two-programs.ts"), "--no-locs"]);
+  test("dump --after input prints every program as traced, sorted by export name", async () => {
+    const r = await inProcess(["dump", fixture("two-programs.ts"), "--no-locs", "--after", "input"]);
     expect(r.code).toBe(0);
     expect(r.stdout).toBe(
       [
+        "// ---- 00-input.kir ----",
         "graph @pair(%a: i32[2,2], %b: i32[2,2]) {",
         "  %0 = add %a, %b : i32[2,2]",
         "  %1 = mul %a, %b : i32[2,2]",
@@ -105,12 +108,29 @@ describe("kiln (in process)", () => {
   });
 
   test("--entry selects one program; locations point at the model file", async () => {
-    const r = await inProcess(["dump", fixture("two-programs.ts"), "--entry", "scale"]);
+    const r = await inProcess(["dump", fixture("two-programs.ts"), "--entry", "scale", "--after", "input"]);
     expect(r.code).toBe(0);
-    expect(r.stdout.startsWith('graph @scale(%x: f32[3] loc("test/cli/fixtures/two-programs.ts":4:24)) {\n')).toBe(true);
-    expect(r.stdout).toContain('%3 = mul %x, %2 : f32[3]');
+    expect(r.stdout).toContain('graph @scale(%x: f32[3] loc("test/cli/fixtures/two-programs.ts":4:24)) {\n');
     expect(r.stdout).toMatch(/%3 = mul %x, %2 : f32\[3\] +loc\("test\/cli\/fixtures\/two-programs\.ts":4:51\)/);
     expect(r.stdout).not.toContain("@pair");
+  });
+
+  test("plain dump prints the graphs after the pipeline: one module, no headers", async () => {
+    const r = await inProcess(["dump", fixture("two-programs.ts"), "--verify"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).not.toContain("// ----");
+    expect(parseModule(r.stdout, "dump.kir").map((g) => g.name)).toEqual(["pair", "scale"]);
+  });
+
+  test("--all --dump-dir writes numbered files, one module per stage", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "kiln-dump-"));
+    const r = await inProcess(["dump", fixture("two-programs.ts"), "--all", "--dump-dir", dir]);
+    expect(r.code).toBe(0);
+    const files = readdirSync(dir).sort();
+    expect(files[0]).toBe("00-input.kir");
+    expect(files).toContain("01-simplify.kir");
+    for (const f of files) expect(r.stdout).toContain(`// ---- ${f} ----\n`);
+    expect(parseModule(readFileSync(path.join(dir, "00-input.kir"), "utf8")).map((g) => g.name)).toEqual(["pair", "scale"]);
   });
 
   test("dump output parses back and prints byte-identically", async () => {
@@ -135,9 +155,10 @@ describe("kiln (in process)", () => {
     [["check", "nope.kir"], 1, "error: cannot read 'nope.kir': no such file\n"],
     [["dump", fixture("no-programs.ts")], 1, /exports no k\.program/],
     [["dump", fixture("two-programs.ts"), "--entry", "nope"], 1, "error: 'test/cli/fixtures/two-programs.ts' has no program 'nope' (programs: pair, scale)\n"],
-    [["dump"], 2, "kiln dump: missing <model.ts>\nusage: kiln dump <model.ts> [--entry <name>] [--no-locs]\n"],
+    [["dump"], 2, /^kiln dump: missing <model\.ts>\nusage: kiln dump <model\.ts> \[--entry <name>\]/],
     [["check", "a.kir", "b.kir"], 2, /unexpected argument 'b\.kir'/],
-    [["dump", "--bogus", "x.ts"], 2, "kiln dump: unknown option '--bogus'\nusage: kiln dump <model.ts> [--entry <name>] [--no-locs]\n"],
+    [["dump", "x.ts", "--after", "nosuchpass"], 2, /kiln dump: unknown pass 'nosuchpass'/],
+    [["dump", "--bogus", "x.ts"], 2, /^kiln dump: unknown option '--bogus'\nusage: kiln dump /],
     [["dump", "x.ts", "--entry"], 2, /argument missing/],
     [["frobnicate"], 2, /unknown command 'frobnicate' \(commands: dump, check\)/],
     [[], 2, /^usage: kiln <command>/],
@@ -152,7 +173,7 @@ describe("kiln (in process)", () => {
   test("dump --help prints the usage and options", async () => {
     const r = await inProcess(["dump", "x.ts", "--help"]);
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/^usage: kiln dump <model\.ts> \[--entry <name>\] \[--no-locs\]\n\n/);
+    expect(r.stdout).toMatch(/^usage: kiln dump <model\.ts> \[--entry <name>\].*\[--no-locs\]\n\n/);
     expect(r.stdout).toContain("--entry <name>");
   });
 
