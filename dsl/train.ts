@@ -40,6 +40,7 @@ export function trainStep(model: Module, lossFn: LossFn, optimizer: Optimizer, o
   if (maxNorm !== undefined && !(maxNorm > 0)) throw new KilnError({ code: "invalid-argument", message: `k.trainStep: clipGradNorm must be a positive number, got ${maxNorm}` });
   // Named `trainStep`, with parameters x and y, so graphs and their inputs read well in dumps.
   const step: TrainStepFn = function trainStep(x, y, ...more) {
+    requireTrace("k.trainStep");
     const [input, targets] = splitInputs(x, y, more);
     return { loss: emitTrainStep(model, lossFn, optimizer, input, targets, maxNorm) };
   };
