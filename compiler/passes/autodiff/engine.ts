@@ -7,6 +7,7 @@ import { GraphBuilder, nodeOf } from "../../ir/graph.ts";
 import { formatType } from "../../ir/infer.ts";
 import { isFloat, operands, type Graph, type GraphOutput, type Node, type ValueId } from "../../ir/types.ts";
 import { KilnError, bug } from "../../util/errors.ts";
+import type { Pass } from "../../pipeline.ts";
 import { Emitter, type Val } from "./emit.ts";
 import { vjpRules, type VjpContext, type VjpRule } from "./rules.ts";
 
@@ -90,6 +91,11 @@ export function gradGraph(g: Graph, opts: GradGraphOptions): Graph {
   if (type.dtype !== "f32" || type.shape.length !== 0)
     throw new KilnError({ code: "invalid-argument", message: `grad: output '${opts.of}' must be a scalar f32, got ${formatType(type)}` });
   return differentiate(g, opts.wrt, opts.keepOutputs ?? false, "grad", (em) => new Map([[out.value, em.full(1, type).id]]));
+}
+
+/** gradGraph as a named pipeline pass (its options fixed up front: which output, which inputs). */
+export function autodiffPass(opts: GradGraphOptions): Pass {
+  return { name: "autodiff", run: (g) => gradGraph(g, opts) };
 }
 
 /** Vector-Jacobian product: cotangents for outputs `of` come in as inputs `cot.<name>`. */

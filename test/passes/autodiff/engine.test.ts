@@ -7,7 +7,9 @@ import { GraphBuilder } from "../../../compiler/ir/graph.ts";
 import { interpret } from "../../../compiler/ir/interpret.ts";
 import { verifyOrThrow } from "../../../compiler/ir/verifier.ts";
 import type { Graph, TensorType, ValueId } from "../../../compiler/ir/types.ts";
-import { gradGraph, vjpGraph } from "../../../compiler/passes/autodiff/engine.ts";
+import { autodiffPass, gradGraph, vjpGraph } from "../../../compiler/passes/autodiff/engine.ts";
+import { dce } from "../../../compiler/passes/dce.ts";
+import { runPasses } from "../../../compiler/pipeline.ts";
 import type { SourceLoc } from "../../../compiler/util/errors.ts";
 import { hostTensor } from "../../util/gradcheck.ts";
 import { expectClose } from "../../util/ref.ts";
@@ -76,6 +78,13 @@ describe("gradGraph", () => {
     const backward = g.nodes.slice(fwd.nodes.length).filter((n) => n.op === "mul" || n.op === "expand");
     expect(backward.length).toBeGreaterThan(0);
     for (const n of backward) expect(n.loc).toEqual(loc);
+  });
+
+  test("as a pipeline pass followed by dce, only the gradient's nodes remain", () => {
+    const { graph } = runPasses(cubeSum(3, true), [autodiffPass({ of: "loss", wrt: ["x"] }), dce], { verify: true });
+    expect(graph.nodes.some((n) => n.op === "exp2")).toBe(false);
+    const out = interpret(graph, bind([1, 2, 3], [0, 0, 0]));
+    expectClose(out["grad.x"]!.data, [3, 12, 27]);
   });
 
   test("the input graph is not changed", () => {
