@@ -258,7 +258,10 @@ const models: [string, (...args: never[]) => unknown, InputSpec[]][] = [
   ["matmul with bias", (x: Tensor, w: Tensor, bias: Tensor) => x.matmul(w.t()).add(bias).sigmoid(), [k.f32([4, 3]), k.f32([5, 3]), k.f32([5])]],
   ["constant arithmetic", (x: Tensor) => x.add(2).mul(3).sub(6).div(3).add(1), [k.f32([6])]],
   ["variance and mean", (x: Tensor) => x.var(1).add(x.mean(1)), [k.f32([3, 8])]],
-  ["integer floor division", (x: Tensor) => x.int().mul(3).add(7), [k.f32([5])]],
+  ["permute of permute", (x: Tensor) => x.permute(1, 2, 0).permute(1, 0, 2).sin(), [k.f32([2, 3, 4])]],
+  ["expand of expand", (x: Tensor) => x.reshape(1, 1, 3).expand(1, 4, 3).expand(5, 4, 3).exp(), [k.f32([3])]],
+  ["reshape of reshape", (x: Tensor) => x.reshape(12).reshape(3, 4).reshape(4, 3).sqrt(), [k.f32([2, 6])]],
+  ["integer arithmetic", (x: Tensor) => x.int().mul(3).add(7), [k.f32([5])]],
 ];
 
 describe("simplified graphs evaluate like the originals", () => {
