@@ -5,7 +5,10 @@
 // when nothing reads the old value after the update is written, else it gets its own
 // buffer and a copy at the end, which the plan reports. Slots are laid out in one arena
 // at 256-byte offsets (WebGPU's default minStorageBufferOffsetAlignment).
-// The planner knows nothing of fusion: the fusion/schedule stage builds the steps.
+// The planner knows nothing of fusion: the fusion/schedule stage builds the steps. It
+// assumes the step that writes an in-place update may read the input it replaces (each
+// element read before it is written, as in an elementwise optimizer update); a kernel that
+// reads the input at other indices while writing the update must not be planned in place.
 
 import { bug } from "../util/errors.ts";
 
