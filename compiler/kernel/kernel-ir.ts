@@ -82,9 +82,11 @@ export interface KernelProgram {
 export function exprOperands(e: KExpr): ExprId[] {
   switch (e.op) {
     case "const":
-    case "index":
-    case "valid":
       return [];
+    case "index":
+      return [...indexDataRefs(e.index)];
+    case "valid":
+      return e.pred === false ? [] : e.pred.flatMap((c) => [...indexDataRefs(c.x)]);
     case "load":
       return [...indexDataRefs(e.index), ...(e.valid === false ? [] : e.valid.flatMap((c) => [...indexDataRefs(c.x)]))];
     case "rng":

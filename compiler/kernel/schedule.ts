@@ -41,6 +41,12 @@ export function scheduleSection(s: Section): ScheduleItem[] {
   }
   const innermost = cur;
 
+  // Only what a store needs is scheduled (lowering may leave dead expressions, e.g. a gather
+  // index whose data atom simplified away).
+  const live = new Array<boolean>(exprs.length).fill(false);
+  for (const st of s.stores) live[st.value] = true;
+  for (let id = exprs.length - 1; id >= 0; id--) if (live[id]) for (const o of exprOperands(exprs[id]!)) live[o] = true;
+
   // Free variables of every expression (a reduction's own vars excluded).
   const free: Set<string>[] = [];
   exprs.forEach((e, id) => {
@@ -58,7 +64,7 @@ export function scheduleSection(s: Section): ScheduleItem[] {
   const groups = new Map<string, ExprId[]>();
   const groupOfVar = new Map<string, string>();
   exprs.forEach((e, id) => {
-    if (e.op !== "reduce_sum" && e.op !== "reduce_max") return;
+    if (!live[id] || (e.op !== "reduce_sum" && e.op !== "reduce_max")) return;
     const key = groupKey(id);
     if (!groups.has(key)) groups.set(key, []);
     groups.get(key)!.push(id);
@@ -91,6 +97,7 @@ export function scheduleSection(s: Section): ScheduleItem[] {
   }
   const placeOf: Scope[] = [];
   exprs.forEach((e, id) => {
+    if (!live[id]) return;
     if (e.op === "reduce_sum" || e.op === "reduce_max") {
       const key = groupKey(id);
       scopeOfVar(e.vars[0]!.name);
@@ -116,6 +123,7 @@ export function scheduleSection(s: Section): ScheduleItem[] {
   };
   const emittedGroups = new Set<string>();
   exprs.forEach((e, id) => {
+    if (!live[id]) return;
     const sc = placeOf[id]!;
     if (e.op === "reduce_sum" || e.op === "reduce_max") {
       const key = groupKey(id);
@@ -126,7 +134,7 @@ export function scheduleSection(s: Section): ScheduleItem[] {
       // Dependencies: operands of anything placed inside the loop (or below it) that live in this scope, and the bodies.
       const deps = new Set<ExprId>();
       exprs.forEach((inner, innerId) => {
-        if (!isAncestorOrSelf(loop, placeOf[innerId]!) || innerId === id) return;
+        if (!live[innerId] || !isAncestorOrSelf(loop, placeOf[innerId]!) || innerId === id) return;
         for (const o of exprOperands(inner)) deps.add(o);
       });
       for (const m of members) {
