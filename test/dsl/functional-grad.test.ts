@@ -32,6 +32,11 @@ describe("gradients of composites match finite differences", () => {
     gradcheck((x: Tensor, w: Tensor, b: Tensor) => F.layerNorm(x, [5], w, b), [k.f32([3, 5]), k.f32([5]), k.f32([5])], [rand(15, 11), rand(5, 12), rand(5, 13)]);
   });
 
+  test("groupNorm and batchNorm (training) with affine", () => {
+    gradcheck((x: Tensor, w: Tensor, b: Tensor) => F.groupNorm(x, 2, w, b), [k.f32([2, 4, 3]), k.f32([4]), k.f32([4])], [rand(24, 20), rand(4, 21), rand(4, 22)]);
+    gradcheck((x: Tensor, w: Tensor, b: Tensor) => F.batchNorm(x, null, null, { weight: w, bias: b, training: true }), [k.f32([3, 2, 2]), k.f32([2]), k.f32([2])], [rand(12, 23), rand(2, 24), rand(2, 25)]);
+  });
+
   test("crossEntropy with label smoothing, class weights and an ignored target", () => {
     gradcheck((x: Tensor, t: Tensor, w: Tensor) => F.crossEntropy(x, t, { labelSmoothing: 0.1, weight: w }), [k.f32([4, 3]), k.i32([4]), k.f32([3])], [rand(12, 14), [2, -100, 0, 1], [0.5, 1, 2]]);
   });

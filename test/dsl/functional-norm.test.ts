@@ -99,3 +99,54 @@ describe("layerNorm", () => {
     expect(trace((x, w) => F.layerNorm(x, 6, w), [5])).toThrow("shape mismatch in layerNorm: weight [5] must equal normalizedShape [6]");
   });
 });
+
+describe("groupNorm / batchNorm", () => {
+  const [n, c, h, w] = [2, 4, 2, 3];
+  const x = randomData(n * c * h * w, 7).map((v) => v * 2 + 0.5);
+  const gamma = randomData(c, 8);
+  const beta = randomData(c, 9);
+  const idx = (b: number, ch: number, s: number) => (b * c + ch) * h * w + s;
+  /** Writes the standardized values of x at the listed flat positions into `out`. */
+  const normalizeGroup = (out: number[], positions: number[], eps: number) => {
+    const mean = positions.reduce((a, p) => a + x[p]!, 0) / positions.length;
+    const variance = positions.reduce((a, p) => a + (x[p]! - mean) ** 2, 0) / positions.length;
+    for (const p of positions) out[p] = (x[p]! - mean) / Math.sqrt(variance + eps);
+  };
+  const affine = (out: number[]) => out.map((v, p) => v * gamma[Math.floor(p / (h * w)) % c]! + beta[Math.floor(p / (h * w)) % c]!);
+
+  test("groupNorm: 2 groups of 2 channels, each over its channels and all pixels", () => {
+    const out = new Array<number>(x.length);
+    for (let b = 0; b < n; b++)
+      for (let g = 0; g < 2; g++) {
+        const positions: number[] = [];
+        for (let ch = g * 2; ch < g * 2 + 2; ch++) for (let s = 0; s < h * w; s++) positions.push(idx(b, ch, s));
+        normalizeGroup(out, positions, 1e-5);
+      }
+    const r = runRef((xt: k.Tensor, g: k.Tensor, bt: k.Tensor) => F.groupNorm(xt, 2, g, bt), [k.f32([n, c, h, w]), k.f32([c]), k.f32([c])], [x, gamma, beta]);
+    expectClose(r.values, affine(out), 1e-12, 1e-12);
+  });
+
+  test("batchNorm in training: per channel over batch and pixels", () => {
+    const out = new Array<number>(x.length);
+    for (let ch = 0; ch < c; ch++) {
+      const positions: number[] = [];
+      for (let b = 0; b < n; b++) for (let s = 0; s < h * w; s++) positions.push(idx(b, ch, s));
+      normalizeGroup(out, positions, 1e-3);
+    }
+    const r = runRef((xt: k.Tensor, g: k.Tensor, bt: k.Tensor) => F.batchNorm(xt, null, null, { weight: g, bias: bt, training: true, eps: 1e-3 }), [k.f32([n, c, h, w]), k.f32([c]), k.f32([c])], [x, gamma, beta]);
+    expectClose(r.values, affine(out), 1e-12, 1e-12);
+  });
+
+  test("batchNorm in eval uses the running statistics", () => {
+    const mean = [0.1, -0.2, 0.3, 0];
+    const variance = [1.5, 0.5, 2, 1];
+    const r = runRef((xt: k.Tensor, m: k.Tensor, v: k.Tensor) => F.batchNorm(xt, m, v), [k.f32([n, c, h, w]), k.f32([c]), k.f32([c])], [x, mean, variance]);
+    const ch = (p: number) => Math.floor(p / (h * w)) % c;
+    expectClose(r.values, x.map((v, p) => (v - mean[ch(p)]!) / Math.sqrt(variance[ch(p)]! + 1e-5)), 1e-12, 1e-12);
+  });
+
+  test("channel errors", () => {
+    expect(() => traceFunction("t", (xt: k.Tensor) => F.groupNorm(xt, 3), [k.f32([2, 4, 5])])).toThrow("shape mismatch in groupNorm: input [2,4,5] has 4 channels, not divisible into 3 groups");
+    expect(() => traceFunction("t", (xt: k.Tensor, m: k.Tensor) => F.batchNorm(xt, m, m), [k.f32([2, 4, 5]), k.f32([3])])).toThrow("shape mismatch in batchNorm: runningMean [3] must be [4], one per channel");
+  });
+});
