@@ -7,11 +7,11 @@ export type { InputSpec, Specs, TensorTree } from "./trace.ts";
 export {
   add, sub, mul, div, neg, exp, log, sqrt, rsqrt, abs, pow, reciprocal, sin, cos, erf, isnan, isinf, cast,
   maximum, minimum, clamp, where, lt, le, gt, ge, eq, ne, logicalNot, logicalAnd, logicalOr, logicalXor,
-  floorDivide, remainder, relu, leakyRelu, gelu, silu, sigmoid, tanh, softplus,
+  maskedFill, floorDivide, remainder, relu, leakyRelu, gelu, silu, sigmoid, tanh, softplus,
 } from "./ops/elementwise.ts";
-export { sum, mean, max, min, variance as var, logsumexp, argmax, argmin, cumsum, softmax, logSoftmax } from "./ops/reduce.ts";
+export { sum, mean, max, min, any, all, variance as var, logsumexp, argmax, argmin, cumsum, softmax, logSoftmax } from "./ops/reduce.ts";
 export {
-  reshape, permute, transpose, flatten, squeeze, unsqueeze, broadcastTo, narrow, flip, pad, split, chunk, cat, stack, gather, indexSelect,
+  reshape, permute, transpose, flatten, squeeze, unsqueeze, broadcastTo, narrow, flip, pad, split, chunk, cat, stack, gather, indexSelect, tril, triu,
 } from "./ops/movement.ts";
 export { matmul } from "./ops/linalg.ts";
 export { zeros, ones, full, arange, scalar, zerosLike, onesLike, fullLike } from "./ops/creation.ts";

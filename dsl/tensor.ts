@@ -84,6 +84,8 @@ export class Tensor {
   logicalXor(y: TensorLike): Tensor { return E.logicalXor(this, y); }
   /** `cond.where(x, y)`: x where this (bool) is true, else y. */
   where(x: TensorLike, y: TensorLike): Tensor { return E.where(this, x, y); }
+  /** torch.Tensor.masked_fill: `value` where mask (broadcast to this shape) is true. */
+  maskedFill(mask: Tensor, value: Scalar): Tensor { return E.maskedFill(this, mask, value); }
   cast(dtype: DType): Tensor { return E.cast(this, dtype); }
   float(): Tensor { return E.cast(this, "f32"); }
   int(): Tensor { return E.cast(this, "i32"); }
@@ -108,6 +110,8 @@ export class Tensor {
   cumsum(dim: number): Tensor { return R.cumsum(this, dim); }
   softmax(dim: number): Tensor { return R.softmax(this, dim); }
   logSoftmax(dim: number): Tensor { return R.logSoftmax(this, dim); }
+  any(dim?: Dims, keepdim = false): Tensor { return R.any(this, dim, keepdim); }
+  all(dim?: Dims, keepdim = false): Tensor { return R.all(this, dim, keepdim); }
 
   // ---- movement ----
   reshape(...shape: (number | readonly number[])[]): Tensor { return M.reshape(this, flatShapeArgs(shape)); }
@@ -133,6 +137,10 @@ export class Tensor {
   repeat(...sizes: (number | readonly number[])[]): Tensor { return M.repeat(this, flatShapeArgs(sizes)); }
   gather(dim: number, index: Tensor): Tensor { return M.gather(this, dim, index); }
   indexSelect(dim: number, index: Tensor): Tensor { return M.indexSelect(this, dim, index); }
+  /** Lower triangle of the last two dims (torch.tril), zero above `diagonal`. */
+  tril(diagonal = 0): Tensor { return M.tril(this, diagonal); }
+  /** Upper triangle of the last two dims (torch.triu), zero below `diagonal`. */
+  triu(diagonal = 0): Tensor { return M.triu(this, diagonal); }
   contiguous(): Tensor { return this; }
 
   // ---- linear algebra ----

@@ -4,6 +4,7 @@
 // the base-2 forms. Error messages name the op the user called (sub, lt…), not the primitive.
 
 import type { BinaryOp, DType, UnaryOp } from "../../compiler/ir/types.ts";
+import { formatShape } from "../../compiler/util/shape.ts";
 import { Tensor, broadcastPair, broadcastTensors, constant, prim, resultDType, userError, type Scalar, type TensorLike } from "../tensor.ts";
 
 const LOG2E = Math.LOG2E;
@@ -35,13 +36,21 @@ function lift(like: Tensor, v: TensorLike, dtype: DType): Tensor {
   return v instanceof Tensor ? v : constant(like.trace, v, dtype);
 }
 
+/** PyTorch refuses a fractional alpha for integer operands rather than truncating it. */
+function checkAlpha(op: string, a: TensorLike, b: TensorLike, alpha: number | undefined): void {
+  if (alpha !== undefined && !Number.isInteger(alpha) && resultDType(a, b) !== "f32")
+    userError("dtype-mismatch", `${op}: alpha ${alpha} must be an integer for ${resultDType(a, b)} operands`);
+}
+
 export function add(a: TensorLike, b: TensorLike, alpha?: number): Tensor {
   traceOf("add", a, b);
+  checkAlpha("add", a, b, alpha);
   const scaled = alpha === undefined || alpha === 1 ? b : b instanceof Tensor ? mul(b, alpha) : Number(b) * alpha;
   return binary("add", a, scaled, resultDType(a, scaled), "add");
 }
 export function sub(a: TensorLike, b: TensorLike, alpha = 1): Tensor {
   const like = traceOf("sub", a, b);
+  checkAlpha("sub", a, b, alpha);
   const dtype = resultDType(a, b);
   if (dtype === "bool") return userError("dtype-mismatch", "sub: subtracting bool tensors is not supported: use logicalXor or logicalNot");
   const [x, y] = broadcastPair(lift(like, a, dtype), lift(like, b, dtype), dtype, "sub");
@@ -174,6 +183,14 @@ function whereDType(a: TensorLike, b: TensorLike): DType {
   if (a instanceof Tensor || b instanceof Tensor) return resultDType(a, b);
   const kind = (v: Scalar): number => (typeof v === "boolean" ? 0 : Number.isInteger(v) ? 1 : 2);
   return (["bool", "i32", "f32"] as const)[Math.max(kind(a), kind(b))]!;
+}
+
+/** torch.Tensor.masked_fill: `value` where mask is true; the mask broadcasts to x. */
+export function maskedFill(x: Tensor, mask: Tensor, value: Scalar): Tensor {
+  const filled = where(mask, value, x);
+  if (filled.ndim !== x.ndim || filled.shape.some((d, i) => d !== x.shape[i]))
+    return userError("shape-mismatch", `shape mismatch in maskedFill: mask ${formatShape(mask.shape)} does not broadcast to ${formatShape(x.shape)}`);
+  return cast(filled, x.dtype);
 }
 
 /** where(cond, x, y): x where cond is true, else y; broadcasting across all three. */

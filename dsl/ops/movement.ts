@@ -4,7 +4,7 @@
 
 import type { DType } from "../../compiler/ir/types.ts";
 import { formatShape, normalizeAxis, numel, shapesEqual } from "../../compiler/util/shape.ts";
-import { Tensor, dimIndex, dimList, prim, userError, type Dims } from "../tensor.ts";
+import { Tensor, constant, dimIndex, dimList, prim, userError, type Dims } from "../tensor.ts";
 import * as E from "./elementwise.ts";
 
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
@@ -59,7 +59,8 @@ export function expand(x: Tensor, shape: readonly number[]): Tensor {
 export const broadcastTo = expand;
 
 export function unsqueeze(x: Tensor, dim: number): Tensor {
-  const d = dimIndex({ ndim: x.ndim + 1 }, dim, "unsqueeze");
+  const d = normalizeAxis(dim, x.ndim + 1);
+  if (d === undefined) return userError("invalid-argument", `unsqueeze: dim ${dim} out of range for a ${x.ndim}-d tensor (expected -${x.ndim + 1} to ${x.ndim})`);
   const shape = [...x.shape];
   shape.splice(d, 0, 1);
   return reshape(x, shape);
@@ -84,9 +85,10 @@ export function flatten(x: Tensor, startDim = 0, endDim = -1): Tensor {
  * end); [start, stop, step] slices like a Python slice (null/undefined = open end, negative
  * wraps, out of range clamps; step >= 1); null keeps the whole dim.
  */
-export type SliceSpec = number | null | readonly [(number | null)?, (number | null)?, (number | null)?];
+export type SliceSpec = number | null | "..." | readonly [(number | null)?, (number | null)?, (number | null)?];
 
-export function slice(x: Tensor, spec: readonly SliceSpec[]): Tensor {
+export function slice(x: Tensor, rawSpec: readonly SliceSpec[]): Tensor {
+  const spec = expandEllipsis(x, rawSpec);
   if (spec.length > x.ndim) return userError("invalid-argument", `slice: ${spec.length} indices given for a ${x.ndim}-d tensor ${formatShape(x.shape)}`);
   const start = x.shape.map(() => 0);
   const stop = [...x.shape];
@@ -119,6 +121,16 @@ export function slice(x: Tensor, spec: readonly SliceSpec[]): Tensor {
   const unchanged = x.shape.every((d, i) => start[i] === 0 && stop[i] === d && step[i] === 1);
   const window = unchanged ? x : prim(x.trace, { op: "slice", x: x.id, start, stop, step });
   return dropped.length === 0 ? window : reshape(window, window.shape.filter((_, i) => !dropped.includes(i)));
+}
+
+/** "..." stands for as many whole dims as the other entries leave (at most one "..."). */
+function expandEllipsis(x: Tensor, spec: readonly SliceSpec[]): readonly Exclude<SliceSpec, "...">[] {
+  const at = spec.indexOf("...");
+  if (at < 0) return spec as readonly Exclude<SliceSpec, "...">[];
+  if (spec.lastIndexOf("...") !== at) return userError("invalid-argument", `slice: at most one "..." is allowed`);
+  const rest = spec.filter((e): e is Exclude<SliceSpec, "..."> => e !== "...");
+  const fill = Math.max(0, x.ndim - rest.length);
+  return [...rest.slice(0, at), ...Array<null>(fill).fill(null), ...rest.slice(at)];
 }
 
 /** Elements [start, start+length) along one dim (torch.narrow; a negative start wraps). */
@@ -285,4 +297,26 @@ export function indexSelect(x: Tensor, dim: number, index: Tensor): Tensor {
   const outShape = x.shape.map((d, i) => (i === axis ? count : d));
   const spread = expand(reshape(index, x.shape.map((_, i) => (i === axis ? count : 1))), outShape);
   return prim(x.trace, { op: "gather", x: x.id, index: spread.id, axis });
+}
+
+/**
+ * torch.tril / torch.triu over the last two dims: keep x[..., i, j] where j - i <= diagonal
+ * (tril) or j - i >= diagonal (triu), zero elsewhere. An iota mask, as cat uses.
+ */
+export function tril(x: Tensor, diagonal = 0): Tensor {
+  return triangle(x, diagonal, "tril");
+}
+export function triu(x: Tensor, diagonal = 0): Tensor {
+  return triangle(x, diagonal, "triu");
+}
+function triangle(x: Tensor, diagonal: number, op: "tril" | "triu"): Tensor {
+  if (x.ndim < 2) return userError("invalid-argument", `${op}: expects a tensor with at least 2 dims, got ${formatShape(x.shape)}`);
+  if (!Number.isInteger(diagonal)) return userError("invalid-argument", `${op}: diagonal must be an integer, got ${diagonal}`);
+  const rows = x.shape[x.ndim - 2]!;
+  const cols = x.shape[x.ndim - 1]!;
+  const row = prim(x.trace, { op: "iota", axis: 0 }, { dtype: "i32", shape: [rows, cols] });
+  const col = prim(x.trace, { op: "iota", axis: 1 }, { dtype: "i32", shape: [rows, cols] });
+  const offset = E.sub(col, row);
+  const keep = op === "tril" ? E.le(offset, diagonal) : E.ge(offset, diagonal);
+  return E.where(keep, x, constant(x.trace, 0, x.dtype));
 }

@@ -36,6 +36,16 @@ export function min(x: Tensor, dim?: Dims, keepdim = false): Tensor {
   return E.neg(max(E.neg(x), dim, keepdim));
 }
 
+/** True where any element along `dim` is non-zero (torch.any). */
+export function any(x: Tensor, dim?: Dims, keepdim = false): Tensor {
+  dimList(x, dim, "any");
+  return E.gt(sum(E.cast(x, "bool"), dim, keepdim), 0);
+}
+/** True where every element along `dim` is non-zero (torch.all; true over an empty dim). */
+export function all(x: Tensor, dim?: Dims, keepdim = false): Tensor {
+  return E.logicalNot(any(E.logicalNot(x), dim, keepdim));
+}
+
 /** PyTorch refuses max/min over an empty dim (there is no identity to return). */
 function emptyCheck(x: Tensor, axes: readonly number[], op: string): void {
   if (axes.some((a) => x.shape[a] === 0)) userError("invalid-argument", `${op}: cannot reduce over a zero-size dim of ${x.toString()}`);

@@ -293,3 +293,27 @@ describe("activations", () => {
     expectClose(run((x) => x.gelu("tanh")), xs.map(ref), 1e-12);
   });
 });
+
+describe("maskedFill and creation helpers", () => {
+  test("maskedFill with a broadcast mask keeps x's dtype", () => {
+    const r = runRef((x: k.Tensor, m: k.Tensor) => x.maskedFill(m, -Infinity), [k.f32([2, 3]), k.bool([3])], [[1, 2, 3, 4, 5, 6], [0, 1, 0]]);
+    expect(r.values).toEqual([1, -Infinity, 3, 4, -Infinity, 6]);
+    const i = runRef((x: k.Tensor, m: k.Tensor) => k.maskedFill(x, m, 9), [k.i32([2]), k.bool([2])], [[1, 2], [1, 0]]);
+    expect(i.outputs[0]!.dtype).toBe("i32");
+    expect(i.values).toEqual([9, 2]);
+  });
+
+  test("zeros/ones/full infer dtypes like torch; *Like follow x", () => {
+    const r = runRef((x: k.Tensor) => [k.zeros([2, 2]), k.ones([3], "i32"), k.full([2], 2.5), k.full([1], 7), k.full([1], true), k.onesLike(x), k.fullLike(x, 3), k.scalar(4)], [k.i32([2])], [[5, 6]]);
+    expect(r.outputs.map((o) => [o.dtype, o.shape])).toEqual([
+      ["f32", [2, 2]], ["i32", [3]], ["f32", [2]], ["i32", [1]], ["bool", [1]], ["i32", [2]], ["i32", [2]], ["i32", []],
+    ]);
+    expect(r.outputs.map((o) => Array.from(o.data))).toEqual([[0, 0, 0, 0], [1, 1, 1], [2.5, 2.5], [7], [1], [1, 1], [3, 3], [4]]);
+  });
+
+  test("arange(end), arange(start, end, step), fractional steps give f32", () => {
+    const r = runRef((x: k.Tensor) => [k.arange(5), k.arange(2, 11, 3), k.arange(0, 1, 0.25), k.arange(5, 1, -2), k.arange(3, 3), x], [k.f32([1])], [[0]]);
+    expect(r.outputs.map((o) => o.dtype)).toEqual(["i32", "i32", "f32", "i32", "i32", "f32"]);
+    expect(r.outputs.slice(0, 5).map((o) => Array.from(o.data))).toEqual([[0, 1, 2, 3, 4], [2, 5, 8], [0, 0.25, 0.5, 0.75], [5, 3], []]);
+  });
+});

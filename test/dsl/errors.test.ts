@@ -94,6 +94,19 @@ describe("shape mismatches name the op, both shapes and the user's line", () => 
   });
 });
 
+test("a fractional alpha for integer operands is refused, not truncated", () => {
+  const err = (() => {
+    try {
+      k.traceFunction("t", (a: k.Tensor) => a.add(a, 0.5), [k.i32([2])]);
+    } catch (e) {
+      return e as KilnError;
+    }
+    throw new Error("expected a KilnError");
+  })();
+  expect(err.code).toBe("dtype-mismatch");
+  expect(err.message).toMatch(/^add: alpha 0.5 must be an integer for i32 operands at /);
+});
+
 describe("invalid dims name the dim", () => {
   test.each([
     ["sum", (a: k.Tensor) => a.sum(2), /^sum: dim 2 out of range for a 2-d tensor at /],
@@ -106,6 +119,8 @@ describe("invalid dims name the dim", () => {
     ["slice step", (a: k.Tensor) => a.slice([null, null, -1]), /^slice: step must be a positive integer, got -1 for dim 0/],
     ["pad list", (a: k.Tensor) => a.pad([1, 1, 1]), /^pad: expects an even number of amounts/],
     ["narrow", (a: k.Tensor) => a.narrow(1, 2, 2), /^narrow: start 2 and length 2 do not fit dim 1 of size 3/],
+    ["unsqueeze", (a: k.Tensor) => a.unsqueeze(3), /^unsqueeze: dim 3 out of range for a 2-d tensor \(expected -3 to 2\)/],
+    ["tril rank", (a: k.Tensor) => a.sum(0).tril(), /^tril: expects a tensor with at least 2 dims, got \[3\]/],
   ])("%s", (_name, fn, pattern) => {
     const err = traceError([[2, 3]], fn);
     expect(err).toBeInstanceOf(KilnError);

@@ -243,3 +243,24 @@ describe("gather and indexSelect", () => {
     expect(cols.values).toEqual(byIndex([3, 2], ([i, j]) => x[i! * 4 + [3, 1][j!]!]!));
   });
 });
+
+describe("ellipsis slicing, tril, triu", () => {
+  test('"..." stands for the whole leading dims', () => {
+    const x = seq(24);
+    const r = runRef((t: k.Tensor) => t.slice("...", 1), [k.f32([2, 3, 4])], [x]);
+    expect(r.shape).toEqual([2, 3]);
+    expect(r.values).toEqual(byIndex([2, 3], ([a, b]) => x[ravel([a!, b!, 1], [2, 3, 4])]!));
+    const mid = runRef((t: k.Tensor) => t.slice(0, "...", [null, 2]), [k.f32([2, 3, 4])], [x]);
+    expect(mid.shape).toEqual([3, 2]);
+    expect(mid.values).toEqual(byIndex([3, 2], ([b, c]) => x[ravel([0, b!, c!], [2, 3, 4])]!));
+  });
+
+  test.each([0, 1, -1])("tril/triu(diagonal=%d) over a batch of 3x4 matrices", (diagonal) => {
+    const x = seq(24);
+    const shape = [2, 3, 4];
+    const tril = runRef((t: k.Tensor) => t.tril(diagonal), [k.f32(shape)], [x]);
+    expect(tril.values).toEqual(byIndex(shape, ([b, i, j]) => (j! - i! <= diagonal ? x[ravel([b!, i!, j!], shape)]! : 0)));
+    const triu = runRef((t: k.Tensor) => k.triu(t, diagonal), [k.f32(shape)], [x]);
+    expect(triu.values).toEqual(byIndex(shape, ([b, i, j]) => (j! - i! >= diagonal ? x[ravel([b!, i!, j!], shape)]! : 0)));
+  });
+});

@@ -191,3 +191,14 @@ describe("softmax / logSoftmax", () => {
     expectClose(runRef((t: k.Tensor) => t.logSoftmax(1), spec, [x]).values, ref, 1e-12, 1e-12);
   });
 });
+
+describe("any / all", () => {
+  test("over a dim, all dims, and an empty dim", () => {
+    const d = [0, 0, 0, 1, 0, 2, 3, 4, 5];
+    expect(runRef((t: k.Tensor) => t.any(1), [k.f32([3, 3])], [d]).values).toEqual([0, 1, 1]);
+    expect(runRef((t: k.Tensor) => t.all(1), [k.f32([3, 3])], [d]).values).toEqual([0, 0, 1]);
+    expect(runRef((t: k.Tensor) => k.any(t), [k.f32([3, 3])], [d]).values).toEqual([1]);
+    const empty = runRef((t: k.Tensor) => [t.any(1), t.all(1)], [k.bool([2, 0])], [[]]);
+    expect(empty.outputs.map((o) => [o.dtype, Array.from(o.data)])).toEqual([["bool", [0, 0]], ["bool", [1, 1]]]);
+  });
+});
