@@ -73,11 +73,7 @@ export async function compile(fnOrProgram: TracedFn | Program, specs?: Specs, op
   const state = new Map<string, HostTensor>([...traced.state].map(([n, init]) => [n, init()]));
   const userOutputs = graph.outputs.slice(0, traced.userOutputCount);
   const stateOutputs = graph.outputs.slice(traced.userOutputCount).filter((o) => o.aliases !== undefined);
-  const inputType = (name: string): TensorType => {
-    const id = graph.inputs.find((i) => { const n = nodeOf(graph, i); return n.op === "input" && n.name === name; });
-    if (id === undefined) throw usage(`'${name}' is not a state input of graph @${graph.name}`);
-    return nodeOf(graph, id).type;
-  };
+  const stateTypes = new Map(graph.inputs.map((id) => nodeOf(graph, id)).flatMap((n) => (n.op === "input" && state.has(n.name) ? [[n.name, n.type] as const] : [])));
   let runCount = 0;
 
   return {
@@ -86,12 +82,16 @@ export async function compile(fnOrProgram: TracedFn | Program, specs?: Specs, op
     get stats() {
       return executor.stats;
     },
-    state: () => Object.fromEntries(state),
+    // A snapshot: later runs replace state values, they never change what this returned.
+    state: () => Object.fromEntries([...state].map(([n, t]) => [n, { dtype: t.dtype, shape: [...t.shape], data: t.data.slice() }])),
     loadState(values) {
-      for (const [name, v] of Object.entries(values)) {
-        if (!state.has(name)) throw usage(`loadState: '${name}' is not state of this executable (state: ${[...state.keys()].join(", ")})`);
-        state.set(name, toHostTensor(name, v, inputType(name)));
-      }
+      const checked = Object.entries(values).map(([name, v]) => {
+        const type = stateTypes.get(name);
+        if (!type) throw new KilnError({ code: "invalid-argument", message: `exe.loadState: '${name}' is not state of this executable (state: ${[...state.keys()].join(", ") || "none"})` });
+        return [name, toHostTensor(name, v, type)] as const;
+      });
+      // All or nothing: a bad entry leaves the state as it was.
+      for (const [name, t] of checked) state.set(name, { ...t, data: t.data.slice() });
     },
     async run(inputs: RunInputs, runOpts: RunOptions = {}): Promise<unknown> {
       const seed = runOpts.seed ?? runCount;

@@ -111,6 +111,38 @@ describe("k.compile", () => {
   });
 });
 
+describe("executable state", () => {
+  // An accumulator written against the trace's state API directly: total += x each run.
+  const accumulate = (x: k.Tensor) => {
+    const trace = currentTrace()!;
+    const total = trace.stateInput("total", { dtype: "f32", shape: [2] }, () => ({ dtype: "f32", shape: [2], data: Float64Array.of(10, 20) }));
+    const next = total.add(x);
+    trace.updateState("total", next);
+    return { next };
+  };
+
+  test("aliased outputs update the state after each run; state() is a snapshot", async () => {
+    const exe = await k.compile(accumulate, [k.f32([2])]);
+    const before = exe.state();
+    expect(Array.from(before["total"]!.data)).toEqual([10, 20]);
+    const first = (await exe.run([[1, 2]])) as { next: HostOutput };
+    expect(Object.keys(first)).toEqual(["next"]); // state updates are not user outputs
+    expect(Array.from(first.next.data)).toEqual([11, 22]);
+    await exe.run([[1, 2]]);
+    expect(Array.from(exe.state()["total"]!.data)).toEqual([12, 24]);
+    expect(Array.from(before["total"]!.data)).toEqual([10, 20]);
+  });
+
+  test("loadState replaces values, checked, all or nothing", async () => {
+    const exe = await k.compile(accumulate, [k.f32([2])]);
+    exe.loadState({ total: [100, 200] });
+    expect(Array.from(((await exe.run([[1, 1]])) as { next: HostOutput }).next.data)).toEqual([101, 201]);
+    expect(() => exe.loadState({ total: [0, 0], bogus: [1] })).toThrow(/exe.loadState: 'bogus' is not state of this executable \(state: total\)/);
+    expect(() => exe.loadState({ total: [1, 2, 3] })).toThrow(/input 'total': expected 2 values/);
+    expect(Array.from(exe.state()["total"]!.data)).toEqual([101, 201]);
+  });
+});
+
 describe("k.compile errors", () => {
   const fn = (x: k.Tensor, y: k.Tensor) => x.add(y);
   const compiled = () => k.compile(fn, [k.f32([2, 3]), k.i32([3])]);
