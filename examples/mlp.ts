@@ -1,7 +1,8 @@
 // A 784-256-10 multilayer perceptron for MNIST, with its weights as explicit inputs so the
 // whole model is one graph of primitives. `npx kiln dump examples/mlp.ts` prints it;
-// examples/demo.ts runs it on real digits. TODO(#3): add trainStep once autodiff and the
-// optimizers land, and rewrite with k.nn modules.
+// examples/demo.ts runs it on real digits. `trainStep` is the same network as k.nn modules
+// trained with AdamW: `npx kiln dump examples/mlp.ts --entry trainStep` shows one graph with
+// the forward pass, the backward pass and the parameter update.
 
 import * as k from "kiln";
 
@@ -23,6 +24,19 @@ export const forward = k.program(mlpForward, [
   k.f32([CLASSES, HIDDEN]),
   k.f32([CLASSES]),
 ]);
+
+/** The MLP as modules; parameters are named 0.weight, 0.bias, 2.weight, 2.bias (PyTorch's names). */
+export function mlpModule(): k.nn.Sequential {
+  return k.nn.sequential(k.nn.linear(IN_FEATURES, HIDDEN), k.nn.relu(), k.nn.linear(HIDDEN, CLASSES));
+}
+
+export const net = mlpModule();
+
+/** One AdamW step on a batch: parameters and optimizer state live in the executable. */
+export const trainStep = k.program(
+  k.trainStep(net, (logits, y) => k.nn.functional.crossEntropy(logits, y), k.optim.adamW({ lr: 1e-3 })),
+  { x: k.f32([BATCH, IN_FEATURES]), y: k.i32([BATCH]) },
+);
 
 export interface MlpParams {
   readonly w1: Float32Array;
