@@ -12,7 +12,7 @@ import { formatType } from "../compiler/ir/infer.ts";
 import type { Node } from "../compiler/ir/types.ts";
 import { Emitter } from "../compiler/passes/autodiff/emit.ts";
 import { emitBackward } from "../compiler/passes/autodiff/engine.ts";
-import { Tensor, userError } from "./tensor.ts";
+import { Tensor, prim, userError } from "./tensor.ts";
 import { currentTrace, flattenTree, withTrace, type Trace, type TensorTree } from "./trace.ts";
 import { captureUserLoc } from "./loc.ts";
 
@@ -132,7 +132,7 @@ function separateRepeatedArgs(trace: Trace, args: readonly unknown[], argnums: r
   for (const i of argnums) {
     const a = args[i] as Tensor;
     const repeated = args.some((b, j) => j !== i && b instanceof Tensor && b.id === a.id);
-    if (repeated) callArgs[i] = new Tensor(trace, trace.builder.add({ op: "reshape", x: a.id }, a.type));
+    if (repeated) callArgs[i] = prim(trace, { op: "reshape", x: a.id }, a.type);
   }
   return callArgs;
 }

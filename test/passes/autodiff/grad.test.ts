@@ -8,6 +8,7 @@ import type { Tensor } from "../../../dsl/index.ts";
 import type { HostTensor } from "../../../compiler/util/host-tensor.ts";
 import { expectClose, runRef } from "../../util/ref.ts";
 import { gradcheck, uniform } from "../../util/gradcheck.ts";
+import { verifyOrThrow } from "../../../compiler/ir/verifier.ts";
 
 const seedInput = (value: number): Record<string, HostTensor> => ({ seed: { dtype: "i32", shape: [], data: Int32Array.of(value) } });
 
@@ -54,6 +55,7 @@ describe("k.grad", () => {
   test("f(x, x) differentiates each parameter separately", () => {
     const x = [0.5, -2, 1.5];
     const res = runRef((t: Tensor) => k.grad((a: Tensor, b: Tensor) => a.mul(b).mul(b).sum(), { argnums: [0, 1] })(t, t), [k.f32([3])], [x]);
+    verifyOrThrow(res.graph);
     expectClose(res.outputs[0]!.data, x.map((v) => v * v));
     expectClose(res.outputs[1]!.data, x.map((v) => 2 * v * v));
   });
@@ -84,6 +86,7 @@ describe("grad of grad", () => {
     const v = [1, 2, -1, 0.5];
     const f = (a: Tensor) => a.pow(3).sum();
     const res = runRef((t: Tensor, dir: Tensor) => k.grad((a: Tensor) => k.grad(f)(a).mul(dir).sum())(t), [k.f32([4]), k.f32([4])], [x, v]);
+    verifyOrThrow(res.graph);
     expectClose(res.values, x.map((xi, i) => 6 * xi * v[i]!));
   });
 
