@@ -1,6 +1,6 @@
 // Losses with PyTorch semantics: crossEntropy (class indices or probabilities, label
-// smoothing, ignoreIndex, class weights), nllLoss, mseLoss, l1Loss,
-// binaryCrossEntropyWithLogits. The target class is picked with a one-hot compare against iota, not a gather, so the
+// smoothing, ignoreIndex, class weights), nllLoss, mseLoss, l1Loss, binaryCrossEntropyWithLogits.
+// The target class is picked with a one-hot compare against iota, not a gather, so the
 // whole loss stays elementwise + row reductions (one fused row kernel, simple gradients).
 
 import { formatShape, shapesEqual } from "../../compiler/util/shape.ts";
