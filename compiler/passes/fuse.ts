@@ -3,8 +3,8 @@
 // tracking for every value the indices at which each group reads it (symbolic, through the
 // movement ops), so a decision can see whether inlining would recompute anything:
 // - movement ops and constants always fold into their users' indices;
-// - elementwise ops inline into every user (expensive ones are written out when a user
-//   would evaluate them more than twice per element, e.g. under a broadcast);
+// - elementwise ops inline into every user, unless one user group would evaluate them more
+//   than 8 times per element (an activation feeding a matmul's k loop is written out once);
 // - a reduction or contraction inlines into its single user group when that group evaluates
 //   it once per output element (a softmax row's max and sum; a matmul's bias+ReLU epilogue);
 // - a value that must be written (graph output, shared reduction) joins a user group as an
@@ -53,8 +53,9 @@ export interface FuseOptions {
 
 export const dtypeBytes = (d: DType): number => (d === "bool" ? 1 : 4);
 
-const EXPENSIVE = new Set(["exp2", "log2", "sin", "sqrt", "recip", "rng"]);
 const HORIZONTAL_MAX_ELEMENTS = 1 << 22;
+/** An expensive elementwise value is written out when one group would evaluate it more often than this per element. */
+const RECOMPUTE_LIMIT = 8;
 
 interface GroupState {
   readonly id: number;
@@ -186,6 +187,17 @@ export function planFusion(g: Graph, opts: FuseOptions = {}): FusionPlan {
     return total;
   };
 
+  /** The most evaluations any one group makes (recomputing across groups is what fusion trades for traffic). */
+  const maxGroupCount = (acc: Accesses): number => {
+    let most = 0;
+    for (const [gid, byKey] of acc) {
+      let total = 0;
+      for (const index of byKey.values()) total += placementCount(groups[gid]!, index);
+      most = Math.max(most, total);
+    }
+    return most;
+  };
+
   /** Makes `n` a root: of a user group that reads it at its own index, else of a new group. */
   const materialize = (n: Node, acc: Accesses | undefined, requireOnlyIdentity: boolean): void => {
     let target: GroupState | undefined;
@@ -247,7 +259,7 @@ export function planFusion(g: Graph, opts: FuseOptions = {}): FusionPlan {
       else materialize(n, acc, true);
       continue;
     }
-    if (EXPENSIVE.has(n.op) && totalCount(acc!) > 2 * numel(n.type.shape)) {
+    if (maxGroupCount(acc!) > RECOMPUTE_LIMIT * numel(n.type.shape)) {
       materialize(n, acc, true);
       continue;
     }
