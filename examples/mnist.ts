@@ -20,15 +20,22 @@ function dataDir(): string {
   return path.join(path.dirname(pkg), "data");
 }
 
+// The train images are 47 MB: read each file once per process, however many batches are cut.
+const idxCache = new Map<string, { dims: number[]; bytes: Uint8Array }>();
+
 /** IDX: big-endian magic (0x0000 dtype ndim), then ndim u32 dims, then the bytes. */
 function readIdx(file: string, expectedMagic: number): { dims: number[]; bytes: Uint8Array } {
+  const cached = idxCache.get(file);
+  if (cached) return cached;
   const buf = readFileSync(file);
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const magic = view.getUint32(0);
   if (magic !== expectedMagic) throw new Error(`${file}: not an IDX file of the expected kind (magic 0x${magic.toString(16)})`);
   const ndim = magic & 0xff;
   const dims = Array.from({ length: ndim }, (_, i) => view.getUint32(4 + 4 * i));
-  return { dims, bytes: new Uint8Array(buf.buffer, buf.byteOffset + 4 + 4 * ndim) };
+  const idx = { dims, bytes: new Uint8Array(buf.buffer, buf.byteOffset + 4 + 4 * ndim) };
+  idxCache.set(file, idx);
+  return idx;
 }
 
 /** The first `count` images of the "train" (60,000) or "test" (10,000) split, from `offset`. */
