@@ -9,7 +9,7 @@ export {
   maximum, minimum, clamp, where, lt, le, gt, ge, eq, ne, logicalNot, logicalAnd, logicalOr, logicalXor,
   maskedFill, floorDivide, remainder, relu, leakyRelu, gelu, silu, sigmoid, tanh, softplus,
 } from "./ops/elementwise.ts";
-export { sum, mean, max, min, any, all, variance as var, logsumexp, argmax, argmin, cumsum, softmax, logSoftmax } from "./ops/reduce.ts";
+export { sum, mean, max, min, any, all, variance as var, std, logsumexp, argmax, argmin, cumsum, softmax, logSoftmax } from "./ops/reduce.ts";
 export {
   reshape, permute, transpose, flatten, squeeze, unsqueeze, broadcastTo, narrow, flip, pad, split, chunk, cat, stack, gather, indexSelect, tril, triu,
 } from "./ops/movement.ts";

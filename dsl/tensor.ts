@@ -104,6 +104,7 @@ export class Tensor {
   max(dim?: Dims, keepdim = false): Tensor { return R.max(this, dim, keepdim); }
   min(dim?: Dims, keepdim = false): Tensor { return R.min(this, dim, keepdim); }
   var(dim?: Dims, opts: { correction?: number; keepdim?: boolean } = {}): Tensor { return R.variance(this, dim, opts.correction ?? 1, opts.keepdim ?? false); }
+  std(dim?: Dims, opts: { correction?: number; keepdim?: boolean } = {}): Tensor { return R.std(this, dim, opts.correction ?? 1, opts.keepdim ?? false); }
   logsumexp(dim: Dims, keepdim = false): Tensor { return R.logsumexp(this, dim, keepdim); }
   argmax(dim?: number, keepdim = false): Tensor { return R.argmax(this, dim, keepdim); }
   argmin(dim?: number, keepdim = false): Tensor { return R.argmin(this, dim, keepdim); }

@@ -69,6 +69,12 @@ export function variance(x: Tensor, dim?: Dims, correction = 1, keepdim = false)
   return E.div(sum(E.mul(centered, centered), dim, keepdim), Math.max(0, count - correction));
 }
 
+/** Standard deviation: sqrt of var with the same correction. */
+export function std(x: Tensor, dim?: Dims, correction = 1, keepdim = false): Tensor {
+  dimList(x, dim, "std");
+  return E.sqrt(variance(x, dim, correction, keepdim));
+}
+
 /**
  * log(sum(exp(x))) computed as m + log(sum(exp(x - m))) with m the max, so large inputs do
  * not overflow. An infinite max is replaced by 0 before subtracting: a row of -inf gives
