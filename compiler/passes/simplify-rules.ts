@@ -214,6 +214,16 @@ const mergeExpands: Rule = (n, g) => {
   return inner.op === "expand" ? { op: "expand", x: inner.x } : undefined;
 };
 
+/**
+ * A reduction over axes of size 1 keeps each element as is (reductions keep their axes);
+ * like x + 0, a sum turns a -0 into +0 on the interpreter, which compares equal.
+ */
+const dropReduceOverUnitAxes: Rule = (n, g) => {
+  if (n.op !== "reduce_sum" && n.op !== "reduce_max") return undefined;
+  const shape = g.node(n.x).type.shape;
+  return n.axes.every((axis) => shape[axis] === 1) ? n.x : undefined;
+};
+
 const selectByConstCondition: Rule = (n, g) => {
   if (n.op !== "where") return undefined;
   const c = constValue(g, n.cond);
@@ -240,6 +250,7 @@ export const SIMPLIFY_RULES: readonly NamedRule[] = [
   { name: "merge-permutes", rule: mergePermutes },
   { name: "drop-same-shape-expand", rule: dropSameShapeExpand },
   { name: "merge-expands", rule: mergeExpands },
+  { name: "drop-reduce-over-unit-axes", rule: dropReduceOverUnitAxes },
   { name: "select-by-const-condition", rule: selectByConstCondition },
   { name: "drop-where-of-equal-branches", rule: dropWhereOfEqualBranches },
 ];

@@ -106,6 +106,14 @@ describe("identities", () => {
     expect(ops(simplified(g))).toEqual(["input", "cast"]);
   });
 
+  test("a reduction over size-1 axes disappears; over a real axis it stays", () => {
+    const g = oneInput((b, x) => {
+      const unit = b.add({ op: "reduce_sum", x, axes: [0, 2] });
+      return b.add({ op: "reduce_max", x: unit, axes: [1] });
+    }, f32(1, 3, 1));
+    expect(ops(simplified(g))).toEqual(["input", "reduce_max"]);
+  });
+
   test("where with a constant condition picks a branch", () => {
     const b = new GraphBuilder("t");
     const x = b.input("x", f32(2));
