@@ -32,6 +32,18 @@ function typeRuleViolation(n: Node, typeOf: (id: ValueId) => TensorType | undefi
   }
 }
 
+const I32_MIN = -(2 ** 31);
+const I32_MAX = 2 ** 31 - 1;
+
+/** Attribute rules inferType leaves open: a scalar attribute must fit the dtype it fills. */
+function attributeViolation(n: Node): string | undefined {
+  const fill = n.op === "const" ? { value: n.value, dtype: n.type.dtype, what: "value" } : n.op === "pad" ? { value: n.value, dtype: n.type.dtype, what: "pad value" } : undefined;
+  if (!fill) return undefined;
+  if (fill.dtype === "bool" && fill.value !== 0 && fill.value !== 1) return `${fill.what} ${fill.value} is not a bool (0 or 1)`;
+  if (fill.dtype === "i32" && (fill.value < I32_MIN || fill.value > I32_MAX)) return `${fill.what} ${fill.value} is out of i32 range`;
+  return undefined;
+}
+
 function checkNodes(g: Graph, names: ReadonlyMap<ValueId, string>, report: (n: Node, rule: string) => void): void {
   const allTypes = new Map<ValueId, TensorType>();
   const seen = new Set<ValueId>();
@@ -53,6 +65,8 @@ function checkNodes(g: Graph, names: ReadonlyMap<ValueId, string>, report: (n: N
       const violation = typeRuleViolation(n, (id) => allTypes.get(id));
       if (violation !== undefined) report(n, violation);
     }
+    const badAttribute = attributeViolation(n);
+    if (badAttribute !== undefined) report(n, badAttribute);
     seen.add(n.id);
   }
 }

@@ -107,6 +107,18 @@ describe("verifyGraph", () => {
     void r;
   });
 
+  test("fill values must fit the dtype they fill", () => {
+    const b = new GraphBuilder("a");
+    const x = b.input("x", { dtype: "bool", shape: [2] });
+    b.add({ op: "pad", x, low: [1], high: [0], value: 2 });
+    b.add({ op: "const", value: 2 ** 31 }, { dtype: "i32", shape: [] });
+    b.add({ op: "const", value: -(2 ** 31) }, { dtype: "i32", shape: [] });
+    expect(messages(b.build([]))).toEqual([
+      "%0 = pad %x low=[1] high=[0] value=2 : bool[3]: pad value 2 is not a bool (0 or 1)",
+      "%1 = const 2147483648 : i32[]: value 2147483648 is out of i32 range",
+    ]);
+  });
+
   test("a finding carries the node's source location", () => {
     const g = small();
     const loc = { file: "model.ts", line: 3, col: 9 };
