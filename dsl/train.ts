@@ -82,6 +82,8 @@ function emitTrainStep(model: Module, lossFn: LossFn, optimizer: Optimizer, inpu
   };
   const [loss, rawGrads] = valueAndGrad(lossOf, { argnums: named.map((_, i) => i) })(...values);
   const grads = maxNorm === undefined ? rawGrads : clipGradNorm(rawGrads, maxNorm).grads;
+  // Parameters' outputs come first in the dump: claim their slots now, fill them after the update.
+  named.forEach(([, p], i) => trace.updateState(p.path, values[i]!));
   const updated = optimizer.update(named.map(([name], i) => ({ name, value: values[i]!, grad: grads[i]! })), optimizerSlots(trace));
   if (updated.length !== named.length) bug(`optimizer '${optimizer.kind}' returned ${updated.length} values for ${named.length} parameters`);
   named.forEach(([, p], i) => trace.updateState(p.path, checkedUpdate(p.path, p.type, updated[i]!)));
