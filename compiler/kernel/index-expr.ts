@@ -156,7 +156,10 @@ export function divIndex(x: IndexExpr, c: number): IndexExpr {
   const pulled: Term[] = [];
   const rest: Term[] = [];
   for (const t of x.terms) (t.coef % c === 0 ? pulled : rest).push(t.coef % c === 0 ? { atom: t.atom, coef: t.coef / c } : t);
-  const constQuot = Math.floor(x.constant / c);
+  // Pull out of the constant whatever keeps the remainder's lower bound in [0, c): a canonical
+  // choice that also keeps the remainder non-negative (cheaper division on every target).
+  const restLo = bounds(normalize(rest, x.constant))[0];
+  const constQuot = Math.floor(restLo / c);
   const restExpr = normalize(rest, x.constant - constQuot * c);
   const base = normalize(pulled, constQuot);
   const [lo, hi] = bounds(restExpr);
@@ -177,7 +180,8 @@ export function modIndex(x: IndexExpr, c: number): IndexExpr {
   if (!Number.isInteger(c) || c <= 0) bug(`index: bad divisor ${c}`);
   if (c === 1) return constIndex(0);
   const rest = x.terms.filter((t) => t.coef % c !== 0);
-  const restExpr = normalize(rest, ((x.constant % c) + c) % c);
+  const restLo = bounds(normalize(rest, x.constant))[0];
+  const restExpr = normalize(rest, x.constant - Math.floor(restLo / c) * c);
   const [lo, hi] = bounds(restExpr);
   if (Math.floor(lo / c) === Math.floor(hi / c)) return addIndex(restExpr, constIndex(-Math.floor(lo / c) * c));
   const atom = asAtom(restExpr);
