@@ -129,6 +129,25 @@ describe("k.trainStep", () => {
     expect(evalGraph.nodes.some((n) => n.op === "rng")).toBe(false);
   });
 
+  test("every available target takes the same steps from the same seed", async () => {
+    const { x, y } = blobs(16);
+    const trajectory = async (target: string) => {
+      k.manualSeed(3);
+      const net = k.nn.sequential(k.nn.linear(2, 8), k.nn.relu(), k.nn.linear(8, 2));
+      const step = k.trainStep(net, (logits, t) => k.nn.functional.crossEntropy(logits, t), k.optim.adam({ lr: 0.05 }), { clipGradNorm: 1 });
+      const exe = await k.compile(step, [k.f32([16, 2]), k.i32([16])], { target });
+      const losses: number[] = [];
+      for (let i = 0; i < 3; i++) losses.push(lossOf(await exe.run([x, y])));
+      return { losses, weight: Array.from(exe.state()["2.weight"]!.data) };
+    };
+    const reference = await trajectory("reference");
+    for (const target of await k.availableTargets()) {
+      const other = await trajectory(target);
+      expectClose(other.losses, reference.losses, 1e-4, 1e-4); // f32 targets vs the float64 oracle
+      expectClose(other.weight, reference.weight, 1e-4, 1e-4);
+    }
+  });
+
   test("frozen parameters (requiresGrad false) are read but not updated", async () => {
     class Scaled extends k.nn.Module {
       fc = k.nn.linear(2, 1);
