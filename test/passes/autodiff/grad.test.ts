@@ -52,6 +52,11 @@ describe("k.grad", () => {
     expectClose(res.values, [0, 0, 0, 0]);
   });
 
+  test("the identity on a scalar has gradient 1; a constant function has gradient 0", () => {
+    const res = runRef((t: Tensor) => [k.grad((a: Tensor) => a)(t), k.grad((_a: Tensor) => k.scalar(2.5))(t)], [k.f32([])], [[0.7]]);
+    expect(res.outputs.map((o) => Array.from(o.data))).toEqual([[1], [0]]);
+  });
+
   test("f(x, x) differentiates each parameter separately", () => {
     const x = [0.5, -2, 1.5];
     const res = runRef((t: Tensor) => k.grad((a: Tensor, b: Tensor) => a.mul(b).mul(b).sum(), { argnums: [0, 1] })(t, t), [k.f32([3])], [x]);
