@@ -7,9 +7,8 @@
 // nodes f adds form the region being differentiated; anything f reads from before the call
 // (captured tensors) is a constant to it, as in JAX.
 
-import type { ValueId } from "../compiler/ir/types.ts";
 import { formatType } from "../compiler/ir/infer.ts";
-import type { Node } from "../compiler/ir/types.ts";
+import type { Node, ValueId } from "../compiler/ir/types.ts";
 import { Emitter } from "../compiler/passes/autodiff/emit.ts";
 import { emitBackward } from "../compiler/passes/autodiff/engine.ts";
 import { Tensor, prim, userError } from "./tensor.ts";
