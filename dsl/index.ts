@@ -7,7 +7,7 @@ export type { InputSpec, Specs, TensorTree } from "./trace.ts";
 export {
   add, sub, mul, div, neg, exp, log, sqrt, rsqrt, abs, pow, reciprocal, sin, cos, erf, isnan, isinf, cast,
   maximum, minimum, clamp, where, lt, le, gt, ge, eq, ne, logicalNot, logicalAnd, logicalOr, logicalXor,
-  maskedFill, floorDivide, remainder, relu, leakyRelu, gelu, silu, sigmoid, tanh, softplus,
+  maskedFill, floorDivide, remainder, floor, ceil, trunc, round, relu, leakyRelu, gelu, silu, sigmoid, tanh, softplus,
 } from "./ops/elementwise.ts";
 export { sum, mean, max, min, any, all, variance as var, std, logsumexp, argmax, argmin, cumsum, softmax, logSoftmax } from "./ops/reduce.ts";
 export {

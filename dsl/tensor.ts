@@ -60,10 +60,15 @@ export class Tensor {
   pow(y: TensorLike): Tensor { return E.pow(this, y); }
   square(): Tensor { return E.mul(this, this); }
   reciprocal(): Tensor { return E.reciprocal(this); }
-  /** PyTorch `//` on integer tensors (floors). */
+  /** PyTorch `//` (floors). */
   floorDivide(y: TensorLike): Tensor { return E.floorDivide(this, y); }
-  /** PyTorch `%` on integer tensors (sign of the divisor). */
+  /** PyTorch `%` (the result has the divisor's sign). */
   remainder(y: TensorLike): Tensor { return E.remainder(this, y); }
+  floor(): Tensor { return E.floor(this); }
+  ceil(): Tensor { return E.ceil(this); }
+  trunc(): Tensor { return E.trunc(this); }
+  /** Half to even, as torch.round. */
+  round(): Tensor { return E.round(this); }
   erf(): Tensor { return E.erf(this); }
   isnan(): Tensor { return E.isnan(this); }
   isinf(): Tensor { return E.isinf(this); }

@@ -58,27 +58,59 @@ export function sub(a: TensorLike, b: TensorLike, alpha = 1): Tensor {
   return binary("add", x, negY, resultDType(x, negY), "sub");
 }
 export function mul(a: TensorLike, b: TensorLike): Tensor {
+  traceOf("mul", a, b);
   return binary("mul", a, b, resultDType(a, b), "mul");
 }
-/** True division (PyTorch `/`): integer and bool operands give f32. */
+/**
+ * True division (PyTorch `/`): integer and bool operands give f32. There is no divide
+ * primitive: x · recip(y) can differ from a correctly rounded x / y by one f32 ulp.
+ */
 export function div(a: TensorLike, b: TensorLike): Tensor {
   traceOf("div", a, b);
   const [x, y] = broadcastPair(a, b, "f32", "div");
   return binary("mul", x, reciprocal(y), "f32", "div");
 }
-/** PyTorch `//` on integers: floor division (the `idiv` primitive floors). */
+/** PyTorch `//`: floor division (the `idiv` primitive floors integers; floats use floor(a / b)). */
 export function floorDivide(a: TensorLike, b: TensorLike): Tensor {
   traceOf("floorDivide", a, b);
-  const d = resultDType(a, b);
-  if (d === "f32") return userError("dtype-mismatch", "floorDivide: f32 operands are not supported yet: use div");
+  if (resultDType(a, b) === "f32") return floor(div(a, b));
   return binary("idiv", a, b, "i32", "floorDivide");
 }
-/** PyTorch `%` on integers: the result takes the divisor's sign (the `mod` primitive floors). */
+/** PyTorch `%`: the result takes the divisor's sign (`mod` floors; floats: a - floor(a / b) · b). */
 export function remainder(a: TensorLike, b: TensorLike): Tensor {
-  traceOf("remainder", a, b);
-  const d = resultDType(a, b);
-  if (d === "f32") return userError("dtype-mismatch", "remainder: f32 operands are not supported yet");
+  const like = traceOf("remainder", a, b);
+  if (resultDType(a, b) === "f32") {
+    const [x, y] = broadcastPair(lift(like, a, "f32"), lift(like, b, "f32"), "f32", "remainder");
+    return sub(x, mul(floor(div(x, y)), y));
+  }
   return binary("mod", a, b, "i32", "remainder");
+}
+
+// ---- rounding: the IR has none, but cast f32 → i32 truncates toward zero ----
+// Beyond 2^31 the i32 cast saturates; every f32 that large is already an integer, so it is kept.
+const TRUNC_LIMIT = 2 ** 31;
+
+export function trunc(x: Tensor): Tensor {
+  if (x.dtype !== "f32") return x;
+  return where(lt(abs(x), TRUNC_LIMIT), cast(cast(x, "i32"), "f32"), x);
+}
+export function floor(x: Tensor): Tensor {
+  if (x.dtype !== "f32") return x;
+  const t = trunc(x);
+  return sub(t, cast(gt(t, x), "f32"));
+}
+export function ceil(x: Tensor): Tensor {
+  if (x.dtype !== "f32") return x;
+  return neg(floor(neg(x)));
+}
+/** Round half to even, as torch.round (2.5 → 2, 3.5 → 4). */
+export function round(x: Tensor): Tensor {
+  if (x.dtype !== "f32") return x;
+  const f = floor(x);
+  const fraction = sub(x, f);
+  const parity = sub(f, mul(floor(mul(f, 0.5)), 2));
+  const up = where(gt(fraction, 0.5), 1, where(lt(fraction, 0.5), 0, parity));
+  return where(lt(abs(x), TRUNC_LIMIT), add(f, up), x); // inf and NaN stay as they are
 }
 
 export function neg(x: Tensor): Tensor {

@@ -84,6 +84,32 @@ describe("arithmetic with broadcasting", () => {
   });
 });
 
+describe("rounding and float floor division", () => {
+  const xs = [-2.5, -1.5, -0.7, -0.5, 0, 0.3, 0.5, 1.5, 2.5, 2.51, 7, 3e9, -3e9, Infinity, NaN];
+  const run = (fn: (x: k.Tensor) => k.Tensor) => runRef(fn, [k.f32([xs.length])], [xs]).values;
+  /** Half to even, written out: ties go to the even neighbour. */
+  const roundHalfEven = (v: number) => {
+    const f = Math.floor(v);
+    const d = v - f;
+    return d > 0.5 ? f + 1 : d < 0.5 ? f : f % 2 === 0 ? f : f + 1;
+  };
+  test("floor, ceil, trunc, round match Math (round: half to even)", () => {
+    expectClose(run((x) => x.floor()), xs.map(Math.floor));
+    expectClose(run((x) => x.ceil()), xs.map(Math.ceil));
+    expectClose(run((x) => x.trunc()), xs.map(Math.trunc));
+    expectClose(run((x) => x.round()), xs.map((v) => (Number.isFinite(v) ? roundHalfEven(v) : v)));
+    expectClose(run((x) => x.round()).slice(0, 10), [-2, -2, -1, 0, 0, 0, 0, 2, 2, 3]);
+  });
+  test("f32 floorDivide and remainder follow Python's signs", () => {
+    const a = [7.5, -7.5, 7.5, -7.5, 1];
+    const b = [2, 2, -2, -2, 0.25];
+    const specs = [k.f32([5]), k.f32([5])];
+    expectClose(runRef((x: k.Tensor, y: k.Tensor) => x.floorDivide(y), specs, [a, b]).values, a.map((v, i) => Math.floor(v / b[i]!)));
+    expectClose(runRef((x: k.Tensor, y: k.Tensor) => x.remainder(y), specs, [a, b]).values, [1.5, 0.5, -0.5, -1.5, 0]);
+    expectClose(runRef((x: k.Tensor) => x.remainder(3), [k.i32([2])], [[-7, 7]]).values, [2, 1]);
+  });
+});
+
 describe("dtype promotion (PyTorch rules)", () => {
   const dtypeOf = (fn: (...a: k.Tensor[]) => k.Tensor, specs: k.InputSpec[], data: number[][]) => runRef(fn, specs, data).outputs[0]!.dtype;
 
