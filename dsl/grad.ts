@@ -18,35 +18,60 @@ import { captureUserLoc } from "./loc.ts";
 export interface GradOptions<N extends number | readonly number[] = number | readonly number[]> {
   /** Which positional arguments to differentiate with respect to (default 0). */
   readonly argnums?: N;
+  /** f returns [scalar, aux]: aux rides along undifferentiated (JAX's has_aux). */
+  readonly hasAux?: boolean;
 }
 
+/** One gradient for a single argnum, an array of them for an array of argnums. */
+export type Grads<N> = N extends readonly number[] ? Tensor[] : Tensor;
+
 /** The gradient of a scalar-valued `f` with respect to argument `argnums` (default 0). */
-export function grad<A extends unknown[]>(f: (...args: A) => Tensor, opts?: GradOptions<number>): (...args: A) => Tensor;
-export function grad<A extends unknown[]>(f: (...args: A) => Tensor, opts: GradOptions<readonly number[]>): (...args: A) => Tensor[];
-export function grad<A extends unknown[]>(f: (...args: A) => Tensor, opts: GradOptions = {}): (...args: A) => Tensor | Tensor[] {
-  const argnums = argnumList(opts);
-  const withValue = valueAndGrad(f, { argnums });
-  return (...args: A) => {
-    const grads = withValue(...args)[1];
-    return Array.isArray(opts.argnums) ? grads : grads[0]!;
+export function grad<A extends unknown[], N extends number | readonly number[] = number>(
+  f: (...args: A) => Tensor,
+  opts?: GradOptions<N> & { readonly hasAux?: false },
+): (...args: A) => Grads<N>;
+/** With `hasAux`, f returns [scalar, aux] and the result is [gradient(s), aux]. */
+export function grad<A extends unknown[], Aux, N extends number | readonly number[] = number>(
+  f: (...args: A) => readonly [Tensor, Aux],
+  opts: GradOptions<N> & { readonly hasAux: true },
+): (...args: A) => [Grads<N>, Aux];
+export function grad(f: (...args: unknown[]) => unknown, opts: GradOptions = {}): (...args: unknown[]) => unknown {
+  const withValue = valueAndGrad as (f: unknown, opts: GradOptions) => (...args: unknown[]) => [unknown, unknown];
+  const call = withValue(f, opts);
+  return (...args: unknown[]) => {
+    const [value, grads] = call(...args);
+    return opts.hasAux ? [grads, (value as [Tensor, unknown])[1]] : grads;
   };
 }
 
 /** `f`'s value and its gradient with respect to `argnums`, from one trace of f. */
-export function valueAndGrad<A extends unknown[]>(f: (...args: A) => Tensor, opts?: GradOptions<number>): (...args: A) => [Tensor, Tensor];
-export function valueAndGrad<A extends unknown[]>(f: (...args: A) => Tensor, opts: GradOptions<readonly number[]>): (...args: A) => [Tensor, Tensor[]];
-export function valueAndGrad<A extends unknown[]>(f: (...args: A) => Tensor, opts: GradOptions = {}): (...args: A) => [Tensor, Tensor | Tensor[]] {
+export function valueAndGrad<A extends unknown[], N extends number | readonly number[] = number>(
+  f: (...args: A) => Tensor,
+  opts?: GradOptions<N> & { readonly hasAux?: false },
+): (...args: A) => [Tensor, Grads<N>];
+/** With `hasAux`, f returns [scalar, aux] and the result is [[value, aux], gradient(s)]. */
+export function valueAndGrad<A extends unknown[], Aux, N extends number | readonly number[] = number>(
+  f: (...args: A) => readonly [Tensor, Aux],
+  opts: GradOptions<N> & { readonly hasAux: true },
+): (...args: A) => [[Tensor, Aux], Grads<N>];
+export function valueAndGrad(f: (...args: unknown[]) => unknown, opts: GradOptions = {}): (...args: unknown[]) => unknown {
   const many = Array.isArray(opts.argnums);
   const argnums = argnumList(opts);
-  return (...args: A) => {
-    const call = traceCall("grad", f as (...a: unknown[]) => unknown, args, argnums);
-    const out = call.result;
+  return (...args: unknown[]) => {
+    const call = traceCall("grad", f, args, argnums);
+    let out = call.result;
+    let aux: unknown;
+    if (opts.hasAux) {
+      if (!Array.isArray(out) || out.length !== 2) return userError("invalid-argument", `grad: with hasAux the function must return [scalar, aux], got ${describe(out)}`);
+      [out, aux] = out as [unknown, unknown];
+    }
     if (!(out instanceof Tensor)) return userError("invalid-argument", `grad: the function must return one scalar tensor, got ${describe(out)}`);
     if (out.trace !== call.trace) return userError("invalid-argument", "grad: the function returned a tensor of another traced function");
     if (out.dtype !== "f32" || out.ndim !== 0)
       return userError("invalid-argument", `grad: the function must return a scalar f32 tensor, got ${formatType(out.type)} (reduce it, e.g. with .sum())`);
     const grads = call.backward([[out, undefined]]);
-    return [out, many ? grads : grads[0]!];
+    const value = opts.hasAux ? [out, aux] : out;
+    return [value, many ? grads : grads[0]!];
   };
 }
 

@@ -35,6 +35,22 @@ describe("k.grad", () => {
     expectClose(gbOnly!, gb!);
   });
 
+  test("hasAux: the aux output rides along undifferentiated", () => {
+    const x = [0.5, -1, 2];
+    const f = (a: Tensor) => [a.square().sum(), { doubled: a.mul(2) }] as const;
+    const res = runRef((t: Tensor) => {
+      const [grads, aux] = k.grad(f, { hasAux: true })(t);
+      const [[value, aux2], gradList] = k.valueAndGrad(f, { hasAux: true, argnums: [0] })(t);
+      return [grads, aux.doubled, value, aux2.doubled, gradList[0]!];
+    }, [k.f32([3])], [x]);
+    const [g, doubled, value, doubled2, g2] = res.outputs.map((o) => Array.from(o.data));
+    expectClose(g!, x.map((v) => 2 * v));
+    expectClose(doubled!, x.map((v) => 2 * v));
+    expectClose(value!, [x.reduce((s, v) => s + v * v, 0)]);
+    expectClose(doubled2!, doubled!);
+    expectClose(g2!, g!);
+  });
+
   test("broadcast operands get gradients reduced to their own shapes", () => {
     const x = [1, 2, 3]; // [3,1]
     const y = [0.5, -1, 2, 4]; // [1,4]
@@ -175,6 +191,9 @@ describe("errors", () => {
   });
   test("an integer argument", () => {
     expect(traceWith((_x, i) => k.grad((a: Tensor) => a.sum().float())(i))).toThrow(/grad: argument 0 is i32\[3\]; only f32 arguments have gradients/);
+  });
+  test("hasAux without a pair", () => {
+    expect(traceWith((x) => k.grad((a: Tensor) => a.sum() as unknown as readonly [Tensor, Tensor], { hasAux: true })(x))).toThrow(/with hasAux the function must return \[scalar, aux\]/);
   });
   test("argnums out of range", () => {
     expect(traceWith((x) => k.grad((a: Tensor) => a.sum(), { argnums: [1] })(x))).toThrow(/argnums entry 1 is out of range for 1 argument/);
