@@ -164,6 +164,8 @@ export function divIndex(x: IndexExpr, c: number): IndexExpr {
   const base = normalize(pulled, constQuot);
   const [lo, hi] = bounds(restExpr);
   if (Math.floor(lo / c) === Math.floor(hi / c)) return addIndex(base, constIndex(Math.floor(lo / c)));
+  const split = splitByFactor(restExpr, c);
+  if (split) return addIndex(base, divIndex(split.high, c / split.factor));
   // Nested division: floor(floor(y/a)/b) = floor(y/(a*b)).
   const atom = asAtom(restExpr);
   if (atom?.kind === "div") return addIndex(base, divIndex(atom.x, atom.divisor * c));
@@ -184,6 +186,8 @@ export function modIndex(x: IndexExpr, c: number): IndexExpr {
   const restExpr = normalize(rest, x.constant - Math.floor(restLo / c) * c);
   const [lo, hi] = bounds(restExpr);
   if (Math.floor(lo / c) === Math.floor(hi / c)) return addIndex(restExpr, constIndex(-Math.floor(lo / c) * c));
+  const split = splitByFactor(restExpr, c);
+  if (split) return addIndex(mulIndex(modIndex(split.high, c / split.factor), split.factor), split.low);
   const atom = asAtom(restExpr);
   // (y mod a) mod c = y mod c when c divides a.
   if (atom?.kind === "mod" && atom.divisor % c === 0) return modIndex(atom.x, c);
@@ -193,6 +197,30 @@ export function modIndex(x: IndexExpr, c: number): IndexExpr {
     if (g > 1) return mulIndex(modIndex(mulIndexExact(restExpr, g), c / g), g);
   }
   return fromAtom({ kind: "mod", x: restExpr, divisor: c });
+}
+
+/**
+ * Writes x = g*high + low for the largest factor g of c (g > 1) such that low, the terms whose
+ * coefficients g does not divide plus the constant, lies in [0, g). Then floor(x / c) =
+ * floor(high / (c/g)) and x mod c = g*(high mod (c/g)) + low: a row split of a reshape.
+ */
+function splitByFactor(x: IndexExpr, c: number): { factor: number; high: IndexExpr; low: IndexExpr } | undefined {
+  for (let g = c; g > 1; g--) {
+    if (c % g !== 0) continue;
+    const highTerms = x.terms.filter((t) => t.coef % g === 0);
+    if (highTerms.length === 0) continue;
+    const lowTerms = x.terms.filter((t) => t.coef % g !== 0);
+    const q = Math.floor(bounds(normalize(lowTerms, x.constant))[0] / g);
+    const low = normalize(lowTerms, x.constant - q * g);
+    const [lo, hi] = bounds(low);
+    if (lo < 0 || hi >= g) continue;
+    const high = normalize(
+      highTerms.map((t) => ({ atom: t.atom, coef: t.coef / g })),
+      q,
+    );
+    return { factor: g, high, low };
+  }
+  return undefined;
 }
 
 /** Divides every coefficient by g (which divides them all). */
