@@ -43,6 +43,7 @@ export function any(x: Tensor, dim?: Dims, keepdim = false): Tensor {
 }
 /** True where every element along `dim` is non-zero (torch.all; true over an empty dim). */
 export function all(x: Tensor, dim?: Dims, keepdim = false): Tensor {
+  dimList(x, dim, "all");
   return E.logicalNot(any(E.logicalNot(x), dim, keepdim));
 }
 

@@ -90,6 +90,7 @@ describe("var", () => {
   test("std is the square root of var", () => {
     expectClose(runRef((t: k.Tensor) => t.std(1), [k.f32([2, 2])], [[1, 2, 3, 5]]).values, [Math.sqrt(0.5), Math.sqrt(2)], 1e-12);
     expectClose(runRef((t: k.Tensor) => k.std(t, undefined, 0), [k.f32([4])], [[1, 2, 3, 4]]).values, [Math.sqrt(1.25)], 1e-12);
+    expectClose(runRef((t: k.Tensor) => k.var(t, 0, 0), [k.f32([4])], [[1, 2, 3, 4]]).values, [1.25], 1e-12);
   });
   test("matches the two-pass formula over a dim list", () => {
     const sums = reduceLoop(x, shape, [0, 2], 0, (a, v) => a + v).values;
