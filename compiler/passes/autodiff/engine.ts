@@ -35,13 +35,15 @@ export function emitBackward(em: Emitter, req: BackwardRequest): (Val | undefine
   };
   for (const [id, cot] of req.seeds) if (active.has(id)) accumulate(id, em.value(cot));
 
+  const regionNodes = new Map(req.region.map((n) => [n.id, n]));
+  const def = (id: ValueId): Node | undefined => regionNodes.get(id);
   for (let i = req.region.length - 1; i >= 0; i--) {
     const n = req.region[i]!;
     const g = cotangents.get(n.id);
     if (!g || !active.has(n.id)) continue;
     em.loc = n.loc;
     const rule = vjpRules[n.op] as VjpRule<typeof n.op>;
-    const ctx: VjpContext<typeof n.op> = { n, out: em.value(req.primal(n.id)), at: (id) => em.value(req.primal(id)) };
+    const ctx: VjpContext<typeof n.op> = { n, out: em.value(req.primal(n.id)), at: (id) => em.value(req.primal(id)), def };
     const operandCots = rule(g, ctx);
     const ids = operands(n);
     if (operandCots.length !== ids.length) bug(`autodiff: rule for ${n.op} gave ${operandCots.length} cotangents for ${ids.length} operands`);

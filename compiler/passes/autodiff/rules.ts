@@ -9,7 +9,7 @@
 
 import type { Node, Op, ValueId } from "../../ir/types.ts";
 import { isFloat } from "../../ir/types.ts";
-import type { Shape } from "../../util/shape.ts";
+import { numel, type Shape } from "../../util/shape.ts";
 import type { Val } from "./emit.ts";
 
 /** The node interface whose `op` can be K (UnaryNode for "log2", BinaryNode for "max", …). */
@@ -22,6 +22,8 @@ export interface VjpContext<K extends Op> {
   readonly out: Val;
   /** The forward value of an operand of `n`. */
   readonly at: (id: ValueId) => Val;
+  /** The forward node defining a value, when it is in the region being differentiated. */
+  readonly def: (id: ValueId) => Node | undefined;
 }
 
 /**
@@ -65,7 +67,7 @@ export const vjpRules: { readonly [K in Op]: VjpRule<K> } = {
   slice: (g, { n, at }) => [() => unslice(g, n.start, n.stop, n.step, at(n.x).shape)],
   flip: (g, { n }) => [() => g.flip(n.axes)],
   dot: (g, { n, at }) => [() => g.dot(at(n.rhs).transposeLast()), () => at(n.lhs).transposeLast().dot(g)],
-  gather: (g, { n, at }) => [() => scatterAdd(g, at(n.index), n.axis, at(n.x).shape), null],
+  gather: (g, { n, at, def }) => [() => gatherRule(g, n.index, n.axis, at(n.x).shape, at, def), null],
 };
 
 /** max(x, y): the side that is larger takes g; on a tie each side takes g/2. */
@@ -119,6 +121,31 @@ function unslice(g: Val, start: readonly number[], stop: readonly number[], step
   }
   const high = xShape.map((d, i) => d - start[i]! - spread.shape[i]!);
   return spread.pad(start, high);
+}
+
+/** gather's cotangent: rows by one dot when the index is one column broadcast (embedding), else scatter-add. */
+function gatherRule(g: Val, indexId: ValueId, axis: number, xShape: Shape, at: (id: ValueId) => Val, def: (id: ValueId) => Node | undefined): Val {
+  const indexNode = def(indexId);
+  const column = indexNode?.op === "expand" ? at(indexNode.x) : undefined;
+  const isColumn = column !== undefined && column.shape.every((d, i) => (i === axis ? d === g.shape[axis] : d === 1));
+  if (isColumn && !g.shape.some((d) => d === 0)) return scatterAddRows(g, column, axis, xShape);
+  return scatterAdd(g, at(indexId), axis, xShape);
+}
+
+/**
+ * Scatter-add when every slice along `axis` picks whole rows: index = expand(column) with
+ * one index per position along `axis` (embedding). Then the cotangent is oneHotᵀ · g as one
+ * dot ([n, m] · [m, rest]), and the one-hot is m × n instead of m × n × rest.
+ */
+function scatterAddRows(g: Val, column: Val, axis: number, xShape: Shape): Val {
+  const picks = column.shape[axis]!;
+  const rows = xShape[axis]!;
+  const oneHot = column.reshape([picks, 1]).expand([picks, rows]).cmpeq(g.em.iota([picks, rows], 1)).cast("f32");
+  const toFront = [axis, ...xShape.flatMap((_, i) => (i === axis ? [] : [i]))];
+  const front = g.permute(toFront);
+  const rest = front.shape.slice(1);
+  const summed = oneHot.transposeLast().dot(front.reshape([picks, numel(rest)]));
+  return summed.reshape([rows, ...rest]).permute(inversePermutation(toFront));
 }
 
 /**

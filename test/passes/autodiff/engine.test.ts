@@ -71,6 +71,18 @@ describe("gradGraph", () => {
     expect(dots(["x", "w"])).toBe(3);
   });
 
+  test("an embedding's backward is one dot over a [count, vocab] one-hot, not a 3-d one-hot", () => {
+    const b = new GraphBuilder("embed");
+    const table = b.input("table", f32(50, 8));
+    const ids = b.input("ids", { dtype: "i32", shape: [6, 1] });
+    const rows = b.add({ op: "gather", x: table, index: b.add({ op: "expand", x: ids }, { dtype: "i32", shape: [6, 8] }), axis: 0 });
+    const loss = b.add({ op: "reshape", x: b.add({ op: "reduce_sum", x: rows, axes: [0, 1] }) }, f32());
+    const fwd = b.build([{ name: "loss", value: loss }]);
+    const backward = gradGraph(fwd, { of: "loss", wrt: ["table"] }).nodes.slice(fwd.nodes.length);
+    expect(backward.filter((n) => n.op === "dot").map((n) => n.type.shape)).toEqual([[50, 8]]);
+    expect(Math.max(...backward.map((n) => n.type.shape.length))).toBe(2);
+  });
+
   test("backward nodes carry the forward node's source location", () => {
     const loc: SourceLoc = { file: "model.ts", line: 7, col: 3 };
     const fwd = cubeSum(2, false, loc);

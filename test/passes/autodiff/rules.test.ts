@@ -118,6 +118,24 @@ const cases: Case[] = [
     body: (b, v) => b.add({ op: "gather", x: v["x"]!, index: v["index"]!, axis: 1 }),
   },
   {
+    name: "gather axis 0 with a broadcast column index (embedding rows by one dot)",
+    inputs: { x: f32(5, 3), index: i32(4, 1) },
+    data: { index: [4, 1, 4, 0] },
+    body: (b, v) => b.add({ op: "gather", x: v["x"]!, index: b.add({ op: "expand", x: v["index"]! }, i32(4, 3)), axis: 0 }),
+  },
+  {
+    name: "gather axis 1 of [2,4,3] with a broadcast column index",
+    inputs: { x: f32(2, 4, 3), index: i32(1, 5, 1) },
+    data: { index: [3, 0, 3, 2, 3] },
+    body: (b, v) => b.add({ op: "gather", x: v["x"]!, index: b.add({ op: "expand", x: v["index"]! }, i32(2, 5, 3)), axis: 1 }),
+  },
+  {
+    name: "gather with an index broadcast along the gathered axis too",
+    inputs: { x: f32(3, 2), index: i32(1, 1) },
+    data: { index: [2] },
+    body: (b, v) => b.add({ op: "gather", x: v["x"]!, index: b.add({ op: "expand", x: v["index"]! }, i32(4, 2)), axis: 0 }),
+  },
+  {
     name: "const: x + 3 and 2·x",
     inputs: { x: f32(3) },
     body: (b, v) => b.add({ op: "mul", x: b.add({ op: "add", x: v["x"]!, y: b.add({ op: "const", value: 3 }, f32(3)) }), y: b.add({ op: "const", value: 2 }, f32(3)) }),
