@@ -143,6 +143,26 @@ describe("executable state", () => {
   });
 });
 
+describe("target registry", () => {
+  // Registrations last for this test file's process only (vitest isolates files).
+  test("auto skips unavailable targets and takes the highest priority; factories see the graph", async () => {
+    const seen: string[] = [];
+    k.registerTarget("test-offline", () => Promise.reject(new Error("never built")), { priority: 100, available: () => false });
+    k.registerTarget("test-echo", (graph) => {
+      seen.push(graph.name);
+      return { run: async (inputs) => ({ out: inputs["x"]! }) };
+    }, { priority: 50 });
+    expect(k.registeredTargets()).toEqual(expect.arrayContaining(["reference", "test-offline", "test-echo"]));
+    expect((await k.availableTargets())[0]).toBe("test-echo");
+    expect(await k.availableTargets()).not.toContain("test-offline");
+    const exe = await k.compile(function identity(x: k.Tensor) { return x; }, [k.f32([2])], { target: "auto" });
+    expect(exe.target).toBe("test-echo");
+    expect(seen).toEqual(["identity"]);
+    expect(Array.from(((await exe.run([[3, 4]])) as HostOutput).data)).toEqual([3, 4]);
+    await expect(k.compile((x: k.Tensor) => x, [k.f32([2])], { target: "test-offline" })).rejects.toThrow(/target 'test-offline' is registered but cannot run on this machine/);
+  });
+});
+
 describe("k.compile errors", () => {
   const fn = (x: k.Tensor, y: k.Tensor) => x.add(y);
   const compiled = () => k.compile(fn, [k.f32([2, 3]), k.i32([3])]);
