@@ -38,6 +38,8 @@ export interface TargetInfo {
   readonly priority: number;
   /** Whether the target can run here (a GPU present, a toolchain installed); absent means always. */
   readonly available?: () => boolean | Promise<boolean>;
+  /** Whether "auto" may pick it when available (a software GPU adapter: only by name); absent means yes. */
+  readonly auto?: () => boolean | Promise<boolean>;
   readonly description?: string;
 }
 
@@ -46,7 +48,7 @@ const registry = new Map<string, TargetInfo>();
 export function registerTarget(
   name: string,
   factory: TargetFactory,
-  info: { priority?: number; available?: () => boolean | Promise<boolean>; description?: string } = {},
+  info: { priority?: number; available?: () => boolean | Promise<boolean>; auto?: () => boolean | Promise<boolean>; description?: string } = {},
 ): void {
   registry.set(name, { ...info, name, factory, priority: info.priority ?? 0 });
 }
@@ -65,7 +67,14 @@ export async function availableTargets(): Promise<string[]> {
 /** Resolves "auto" to the best available target and checks that a named one exists. */
 export async function resolveTarget(name: string): Promise<TargetInfo> {
   if (name === "auto") {
-    const best = (await availableTargets())[0];
+    let best: string | undefined;
+    for (const t of await availableTargets()) {
+      const auto = registry.get(t)!.auto;
+      if (!auto || (await auto())) {
+        best = t;
+        break;
+      }
+    }
     if (best === undefined) throw new KilnError({ code: "target-unavailable", message: "no target is available on this machine" });
     return registry.get(best)!;
   }
@@ -83,7 +92,15 @@ registerTarget("reference", (graph) => ({ run: async (inputs) => interpret(graph
   description: "float64 interpreter of the graph IR: the oracle every target is compared against",
 });
 
-registerTarget("js", async (graph, opts) => (await import("../codegen/js/target.ts")).createJsExecutor(graph, { verify: opts["verify"] === true }), {
+registerTarget("js", async (graph, opts) => (await import("../codegen/js/target.ts")).createJsExecutor(graph, opts as import("../codegen/js/target.ts").JsCompileOptions), {
   priority: 1,
   description: "generated JavaScript over typed arrays: runs anywhere, the simplest backend to read",
+});
+
+registerTarget("webgpu", async (graph, opts) => (await import("../codegen/wgsl/target.ts")).createWebGpuExecutor(graph, opts), {
+  priority: 2,
+  available: async () => (await (await import("../codegen/wgsl/target.ts")).webGpuAdapterKind()) !== "none",
+  // A software adapter (lavapipe, SwiftShader) runs only when asked for by name: the CPU backends beat it.
+  auto: async () => (await (await import("../codegen/wgsl/target.ts")).webGpuAdapterKind()) === "hardware",
+  description: "WGSL on a WebGPU adapter (navigator.gpu in a browser, Dawn in Node)",
 });

@@ -5,8 +5,10 @@
 import type { Graph } from "../../compiler/ir/types.ts";
 import { lowerProgram } from "../../compiler/kernel/lower.ts";
 import type { KernelProgram } from "../../compiler/kernel/kernel-ir.ts";
-import { planFusion, type FuseOptions, type FusionPlan } from "../../compiler/passes/fuse.ts";
-import { defaultPasses, runPasses } from "../../compiler/pipeline.ts";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { fuse, planFusion, type FuseOptions, type FusionPlan } from "../../compiler/passes/fuse.ts";
+import { defaultPasses, runPasses, type PipelineOptions } from "../../compiler/pipeline.ts";
 import type { HostTensor } from "../../compiler/util/host-tensor.ts";
 import type { Artifact, ArtifactStats } from "../../runtime/artifact/format.ts";
 import { JsArtifactRunner } from "../../runtime/js/run-artifact.ts";
@@ -14,6 +16,10 @@ import { buildJsArtifact } from "./build-artifact.ts";
 
 export interface JsCompileOptions extends FuseOptions {
   readonly verify?: boolean;
+  /** Pipeline dump options (see compiler/pipeline.ts); kernel sources are dumped with the fuse pass. */
+  readonly dumpAfter?: readonly string[];
+  readonly dumpAll?: boolean;
+  readonly dumpDir?: string;
   /** Skip the simplify pipeline (tests of fusion on a hand-built graph). */
   readonly raw?: boolean;
   /** Register-tile contractions (default true). */
@@ -28,11 +34,24 @@ export interface JsCompiled {
 }
 
 export function compileJs(graph: Graph, opts: JsCompileOptions = {}): JsCompiled {
-  const passes = defaultPasses.filter((p) => p.name !== "fuse");
-  const g = opts.raw ? graph : runPasses(graph, passes, opts.verify ? { verify: true } : {}).graph;
+  // The fuse pass only adds dumps here (the plan is made below, with this call's options).
+  const dumpsFusion = opts.dumpAll === true || opts.dumpAfter?.includes("fuse") === true;
+  const passes = [...defaultPasses.filter((p) => p.name !== "fuse"), ...(dumpsFusion ? [fuse] : [])];
+  const pipelineOpts: PipelineOptions = {
+    ...(opts.verify ? { verify: true } : {}),
+    ...(opts.dumpAfter ? { dumpAfter: opts.dumpAfter } : {}),
+    ...(opts.dumpAll ? { dumpAll: true } : {}),
+    ...(opts.dumpDir !== undefined ? { dumpDir: opts.dumpDir } : {}),
+  };
+  const g = opts.raw ? graph : runPasses(graph, passes, pipelineOpts).graph;
   const plan = planFusion(g, opts);
   const program = lowerProgram(g, plan, opts.tile === undefined ? {} : { tile: opts.tile });
-  return { graph: g, plan, program, artifact: buildJsArtifact(program) };
+  const artifact = buildJsArtifact(program);
+  if (opts.dumpDir !== undefined && dumpsFusion) {
+    mkdirSync(opts.dumpDir, { recursive: true });
+    for (const k of artifact.kernels) writeFileSync(join(opts.dumpDir, `${k.name}.js`), k.source);
+  }
+  return { graph: g, plan, program, artifact };
 }
 
 export interface JsExecutor {

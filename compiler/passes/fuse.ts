@@ -19,6 +19,8 @@ import { fromAtom, indexKey, indexVar, indexVars, type IndexExpr, type IndexVar 
 import { bug } from "../util/errors.ts";
 import { numel, shapesEqual, type Shape } from "../util/shape.ts";
 import type { Pass } from "../pipeline.ts";
+import { lowerProgram } from "../kernel/lower.ts";
+import { printKernelProgram } from "../kernel/print.ts";
 
 export interface FusionGroup {
   readonly id: number;
@@ -359,13 +361,19 @@ export function formatBytes(bytes: number): string {
   return `${bytes} B`;
 }
 
-/** The pass: records the plan in ctx.facts ("fusion"); the graph itself is unchanged. */
+/**
+ * The pass: records the plan in ctx.facts ("fusion"); the graph itself is unchanged. When
+ * dumped it also writes the groups (with their byte scores) and the lowered kernel IR.
+ */
 export const fuse: Pass = {
   name: "fuse",
   run(g, ctx) {
     const plan = planFusion(g);
     ctx.facts.set("fusion", plan);
-    if (ctx.dumping) ctx.dump(`${ctx.step}-fuse.groups.txt`, formatFusionPlan(g, plan));
+    if (ctx.dumping) {
+      ctx.dump(`${ctx.step}-fuse.groups.txt`, formatFusionPlan(g, plan));
+      ctx.dump(`${ctx.step}-fuse.kernels.kir`, printKernelProgram(lowerProgram(g, plan)));
+    }
     return g;
   },
 };

@@ -1,0 +1,102 @@
+// The js runtime and its artifact: the copied threefry agrees with the compiler's, the
+// helpers keep the IR's integer semantics, artifacts for another target or format are
+// refused, in-place parameter updates are safe, and dumps show groups, kernel IR and sources.
+
+import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { describe, expect, test } from "vitest";
+import * as k from "kiln";
+import { compileJs } from "../../codegen/js/target.ts";
+import { GraphBuilder } from "../../compiler/ir/graph.ts";
+import { interpret } from "../../compiler/ir/interpret.ts";
+import { floorDivI32, floorModI32, floatToI32 } from "../../compiler/ir/interpret-compute.ts";
+import { printKernelProgram } from "../../compiler/kernel/print.ts";
+import { rngValueAt } from "../../compiler/util/threefry.ts";
+import { jsKernelRuntime } from "../../runtime/js/helpers.ts";
+import { JsArtifactRunner } from "../../runtime/js/run-artifact.ts";
+
+describe("runtime helpers", () => {
+  test("rng agrees with compiler/util/threefry.ts bit for bit", () => {
+    for (const [seed, stream] of [[0, 0], [42, 3], [-1, 7], [2 ** 31 - 1, 0]] as const)
+      for (let i = 0; i < 200; i += 7) expect(jsKernelRuntime.rng(seed, stream, i)).toBe(rngValueAt(seed, stream, i));
+  });
+
+  test("floor div/mod and f32 -> i32 follow the interpreter", () => {
+    for (const a of [-7, -1, 0, 5, 7, -2147483648])
+      for (const b of [-3, -2, 1, 2, 3, -1]) {
+        expect(jsKernelRuntime.idiv(a, b)).toBe(floorDivI32(a, b));
+        expect(jsKernelRuntime.imod(a, b)).toBe(floorModI32(a, b));
+      }
+    for (const v of [NaN, 1e10, -1e10, 2.7, -2.7, -0.5]) expect(jsKernelRuntime.f2i(v)).toBe(floatToI32(v));
+  });
+});
+
+describe("artifacts", () => {
+  const b = new GraphBuilder("update");
+  const p = b.input("p", { dtype: "f32", shape: [4] });
+  const gr = b.input("g", { dtype: "f32", shape: [4] });
+  const lr = b.add({ op: "const", value: 0.5 }, { dtype: "f32", shape: [4] });
+  const step = b.add({ op: "mul", x: gr, y: lr });
+  const np = b.add({ op: "add", x: p, y: step });
+  const rev = b.add({ op: "flip", x: p, axes: [0] });
+  const g = b.build([
+    { name: "p_new", value: np, aliases: "p" },
+    { name: "p_rev", value: rev },
+  ]);
+
+  test("an aliased output written at its own index reuses its input's slot", () => {
+    const a = compileJs({ ...g, outputs: [g.outputs[0]!] }).artifact;
+    const slotOf = (name: string) => a.buffers.find((x) => x.name === name)!.slot;
+    expect(slotOf("p_new")).toBe(slotOf("p"));
+  });
+
+  test("a sibling section reading the old value elsewhere keeps the update out of place", () => {
+    const a = compileJs(g).artifact;
+    expect(a.kernels).toHaveLength(1); // p_new and p_rev side by side (horizontal fusion)
+    const slotOf = (name: string) => a.buffers.find((x) => x.name === name)!.slot;
+    expect(slotOf("p_new")).not.toBe(slotOf("p"));
+    const inputs = { p: { dtype: "f32" as const, shape: [4], data: Float64Array.of(1, 2, 3, 4) }, g: { dtype: "f32" as const, shape: [4], data: Float64Array.of(2, 2, -2, 0) } };
+    const out = new JsArtifactRunner(a).run(inputs);
+    expect(Array.from(out["p_new"]!.data)).toEqual([2, 3, 2, 4]);
+    expect(Array.from(out["p_rev"]!.data)).toEqual([4, 3, 2, 1]);
+    expect(interpret(g, inputs)["p_new"]!.data).toEqual(Float64Array.of(2, 3, 2, 4));
+  });
+
+  test("a kernel that reads the old value at another index forces a copy instead of an in-place write", () => {
+    const b2 = new GraphBuilder("shift");
+    const x = b2.input("x", { dtype: "f32", shape: [4] });
+    const flipped = b2.add({ op: "flip", x, axes: [0] });
+    const g2 = b2.build([{ name: "x_new", value: flipped, aliases: "x" }]);
+    const a = compileJs(g2).artifact;
+    expect(a.buffers.find((x) => x.name === "x_new")!.slot).not.toBe(a.buffers.find((x) => x.name === "x")!.slot);
+    const out = new JsArtifactRunner(a).run({ x: { dtype: "f32", shape: [4], data: Float32Array.of(1, 2, 3, 4) } });
+    expect(Array.from(out["x_new"]!.data)).toEqual([4, 3, 2, 1]);
+  });
+
+  test("a wrong target or format is refused with the artifact's name", () => {
+    const a = compileJs(g).artifact;
+    expect(() => new JsArtifactRunner({ ...a, target: "webgpu" })).toThrow(/artifact update: built for target 'webgpu'/);
+    expect(() => new JsArtifactRunner({ ...a, version: 2 as 1 })).toThrow(/unsupported format/);
+  });
+
+  test("the kernel IR prints canonically (same graph, same text)", () => {
+    const text1 = printKernelProgram(compileJs(g).program);
+    const text2 = printKernelProgram(compileJs(g).program);
+    expect(text1).toBe(text2);
+    expect(text1).toContain("store b");
+    expect(text1).toContain("load f32 b0[-1*o0 + 3]"); // the flip folded into the index
+  });
+
+  test("dumps: fusion groups with byte scores, kernel IR and one source file per kernel", () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "kiln-js-"));
+    const { graph } = k.traceFunction("lin", (x: k.Tensor, w: k.Tensor) => x.matmul(w).relu().mul(2), [k.f32([4, 8]), k.f32([8, 4])]);
+    compileJs(graph, { dumpAfter: ["fuse"], dumpDir: dir });
+    const files = readdirSync(dir).sort();
+    expect(files.some((f) => /^\d\d-fuse\.groups\.txt$/.test(f))).toBe(true);
+    expect(files.some((f) => /^\d\d-fuse\.kernels\.kir$/.test(f))).toBe(true);
+    const groups = readFileSync(path.join(dir, files.find((f) => f.endsWith("groups.txt"))!), "utf8");
+    expect(groups).toMatch(/fused: saves \d/);
+    expect(files.filter((f) => f.endsWith(".js"))).toEqual(["k0_dot_max_mul.js"]);
+  });
+});
