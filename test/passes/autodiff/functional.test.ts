@@ -1,6 +1,6 @@
-// Gradchecks of the composite ops in k.nn.functional (conv, pooling, normalization, losses,
-// embedding): autodiff through their primitive decompositions vs central finite differences
-// in float64. Shapes stay small: each check runs the interpreter twice per input element.
+// Gradchecks of the composite ops in k.nn.functional (conv, pooling, normalization,
+// attention, losses, embedding): autodiff through their primitive decompositions vs central
+// finite differences in float64. Shapes stay small: the interpreter runs twice per element.
 
 import { describe, test } from "vitest";
 import * as k from "../../../dsl/index.ts";
@@ -53,6 +53,16 @@ const norm: FnCase[] = [
   { name: "logSoftmax", fn: (x) => F.logSoftmax(x, 1), specs: [f([2, 5])] },
   { name: "layerNorm, no affine", fn: (x) => F.layerNorm(x, 4), specs: [f([3, 4])] },
   { name: "layerNorm over two dims with weight and bias", fn: (x, w, b) => F.layerNorm(x, [2, 3], w, b), specs: [f([2, 2, 3]), f([2, 3]), f([2, 3])] },
+  { name: "groupNorm, 2 groups, affine", fn: (x, w, b) => F.groupNorm(x, 2, w, b), specs: [f([2, 4, 3]), f([4]), f([4])] },
+  { name: "batchNorm, training statistics, affine", fn: (x, w, b) => F.batchNorm(x, null, null, { training: true, weight: w, bias: b }), specs: [f([3, 2, 2]), f([2]), f([2])] },
+  { name: "batchNorm, running statistics", fn: (x, m, v) => F.batchNorm(x, m, v), specs: [f([2, 3]), f([3]), f([3])], data: [undefined, undefined, [0.5, 1.2, 2]] },
+];
+
+const attention: FnCase[] = [
+  { name: "scaledDotProductAttention", fn: (q, kk, v) => F.scaledDotProductAttention(q, kk, v), specs: [f([2, 3, 4]), f([2, 5, 4]), f([2, 5, 2])] },
+  { name: "scaledDotProductAttention, causal", fn: (q, kk, v) => F.scaledDotProductAttention(q, kk, v, { isCausal: true }), specs: [f([1, 4, 3]), f([1, 4, 3]), f([1, 4, 3])] },
+  { name: "scaledDotProductAttention, bool mask and scale", fn: (q, kk, v, m) => F.scaledDotProductAttention(q, kk, v, { attnMask: m, scale: 0.7 }), specs: [f([3, 2]), f([4, 2]), f([4, 3]), k.bool([3, 4])], data: [undefined, undefined, undefined, [1, 0, 1, 1, 0, 1, 1, 0, 1, 1, 0, 1]] },
+  { name: "scaledDotProductAttention, additive float mask", fn: (q, kk, v, m) => F.scaledDotProductAttention(q, kk, v, { attnMask: m }), specs: [f([2, 2]), f([3, 2]), f([3, 2]), f([2, 3])] },
 ];
 
 const losses: FnCase[] = [
@@ -63,6 +73,7 @@ const losses: FnCase[] = [
   { name: "crossEntropy, probability targets with smoothing", fn: (x, t) => F.crossEntropy(x, t, { labelSmoothing: 0.1 }), specs: [f([2, 3]), f([2, 3])], data: [undefined, [0.2, 0.3, 0.5, 0.6, 0.1, 0.3]] },
   { name: "nllLoss", fn: (x, y) => F.nllLoss(x.logSoftmax(1), y), specs: [f([3, 4]), k.i32([3])], data: [undefined, [3, 0, 1]] },
   { name: "mseLoss", fn: (x, t) => F.mseLoss(x, t), specs: [f([2, 3]), f([2, 3])] },
+  { name: "l1Loss (no ties between input and target)", fn: (x, t) => F.l1Loss(x, t), specs: [f([2, 3]), f([2, 3])] },
   { name: "binaryCrossEntropyWithLogits with posWeight", fn: (x, t, p) => F.binaryCrossEntropyWithLogits(x, t, { posWeight: p }), specs: [f([2, 3]), f([2, 3]), f([3])], data: [undefined, [0, 1, 0.3, 1, 0, 0.8], [1, 2, 0.5]] },
 ];
 
@@ -74,6 +85,7 @@ const groups: [string, FnCase[]][] = [
   ["conv", conv],
   ["pooling", pooling],
   ["normalization", norm],
+  ["attention", attention],
   ["losses", losses],
   ["embedding", sparse],
 ];

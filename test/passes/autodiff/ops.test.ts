@@ -61,6 +61,7 @@ const elementwise: OpCase[] = [
   { name: "minimum [2,3] vs [2,1]", fn: (x, y) => x.minimum(y), specs: [f([2, 3]), f([2, 1])] },
   { name: "clamp", fn: (x) => x.clamp(-0.9, 1.1), specs: [f([8])] },
   { name: "where with a broadcast condition", fn: (c, x, y) => c.where(x, y), specs: [k.bool([3, 1]), f([3, 2]), f([2])], data: [[1, 0, 1]] },
+  { name: "maskedFill", fn: (x, m) => x.maskedFill(m, -0.5), specs: [f([2, 3]), k.bool([3])], data: [undefined, [1, 0, 1]] },
   { name: "where with a scalar branch", fn: (x) => x.gt(0.1).where(x.mul(x), 0.5), specs: [f([6])] },
 ];
 
@@ -86,6 +87,7 @@ const reductions: OpCase[] = [
   { name: "max all", fn: (x) => x.max(), specs: [f([2, 3])] },
   { name: "min dim 0 keepdim", fn: (x) => x.min(0, true), specs: [f([3, 2])] },
   { name: "var dim 1", fn: (x) => x.var(1), specs: [f([2, 5])] },
+  { name: "std dim 0", fn: (x) => x.std(0), specs: [f([4, 2])] },
   { name: "var all, correction 0", fn: (x) => x.var(undefined, { correction: 0 }), specs: [f([3, 3])] },
   { name: "logsumexp dim 1", fn: (x) => x.logsumexp(1), specs: [f([3, 4])] },
   { name: "logsumexp dims [0,1]", fn: (x) => x.logsumexp([0, 1], true), specs: [f([2, 3])] },
@@ -112,6 +114,8 @@ const movement: OpCase[] = [
   { name: "chunk", fn: (x) => { const [a, b] = x.chunk(2, 0); return a!.mul(b!); }, specs: [f([4, 3])] },
   { name: "cat", fn: (x, y) => k.cat([x, y, x], 1), specs: [f([2, 1]), f([2, 3])] },
   { name: "stack", fn: (x, y) => k.stack([x, y], 1), specs: [f([3]), f([3])] },
+  { name: "tril", fn: (x) => x.tril(), specs: [f([2, 3, 3])] },
+  { name: "triu with a diagonal offset", fn: (x) => x.triu(1), specs: [f([3, 4])] },
   { name: "repeat", fn: (x) => x.repeat(2, 3), specs: [f([2, 2])] },
   { name: "gather dim 1 (repeats)", fn: (x, i) => x.gather(1, i), specs: [f([3, 4]), k.i32([3, 5])], data: [undefined, [0, 3, 3, 1, 0, 2, 2, 2, 1, 0, 3, 1, 0, 0, 3]] },
   { name: "gather dim 0 of 3-d", fn: (x, i) => x.gather(0, i), specs: [f([3, 2, 2]), k.i32([2, 2, 2])], data: [undefined, [2, 0, 1, 1, 0, 2, 2, 2]] },
