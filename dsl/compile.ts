@@ -9,6 +9,7 @@ import type { HostTensor } from "../compiler/util/host-tensor.ts";
 import { toHostOutput, toHostTensor, type HostInput, type HostOutput } from "./host-data.ts";
 import { checkSpecs, graphNameOf, isProgram, type Program, type TracedFn } from "./program.ts";
 import { resolveTarget, type ExecutorStats, type TargetOptions } from "./targets.ts";
+import type { Tensor } from "./tensor.ts";
 import { traceFunction, type Specs } from "./trace.ts";
 
 export interface CompileOptions extends TargetOptions {
@@ -30,7 +31,21 @@ export interface RunOptions {
 /** Inputs in the structure of the specs: an array for positional specs, a record for a record. */
 export type RunInputs = readonly HostInput[] | { readonly [name: string]: HostInput };
 
-export interface Executable {
+/**
+ * What `run` resolves to for a function returning `T`: the same structure with every Tensor
+ * replaced by a HostOutput. (A function typed as returning `unknown` gives `unknown`.)
+ */
+export type HostTree<T> = unknown extends T
+  ? unknown
+  : T extends Tensor
+    ? HostOutput
+    : T extends readonly unknown[]
+      ? { -readonly [K in keyof T]: HostTree<T[K]> }
+      : T extends object
+        ? { -readonly [K in keyof T]: HostTree<T[K]> }
+        : never;
+
+export interface Executable<Out = unknown> {
   readonly graph: Graph;
   /**
    * State the executable owns across runs (module parameters, optimizer state), by input
@@ -42,13 +57,13 @@ export interface Executable {
   /** The target that runs it ("auto" already resolved). */
   readonly target: string;
   /** Resolves to the outputs in the structure the traced function returned; each is { shape, dtype, data }. */
-  run(inputs: RunInputs, opts?: RunOptions): Promise<unknown>;
+  run(inputs: RunInputs, opts?: RunOptions): Promise<Out>;
   readonly stats?: ExecutorStats | undefined;
 }
 
 const SEED_INPUT = "seed";
 
-export async function compile(fnOrProgram: TracedFn | Program, specs?: Specs, opts: CompileOptions = {}): Promise<Executable> {
+export async function compile<F extends TracedFn>(fnOrProgram: F | Program<F>, specs?: Specs, opts: CompileOptions = {}): Promise<Executable<HostTree<ReturnType<F>>>> {
   let fn: TracedFn;
   let name: string;
   let inputLoc: SourceLoc | undefined;
@@ -93,14 +108,14 @@ export async function compile(fnOrProgram: TracedFn | Program, specs?: Specs, op
       // All or nothing: a bad entry leaves the state as it was.
       for (const [name, t] of checked) state.set(name, { ...t, data: t.data.slice() });
     },
-    async run(inputs: RunInputs, runOpts: RunOptions = {}): Promise<unknown> {
+    async run(inputs: RunInputs, runOpts: RunOptions = {}): Promise<HostTree<ReturnType<F>>> {
       const seed = runOpts.seed ?? runCount;
       runCount++;
       const bound = { ...bindInputs(inputs, seed, state), ...Object.fromEntries(state) };
       const results = await executor.run(bound);
       for (const o of stateOutputs) state.set(o.aliases!, results[o.name]!);
       const outputs = userOutputs.map((o) => toHostOutput(o.name, results[o.name], nodeOf(graph, o.value).type));
-      return traced.unflatten(outputs as readonly HostOutput[]);
+      return traced.unflatten(outputs as readonly HostOutput[]) as HostTree<ReturnType<F>>;
     },
   };
 }

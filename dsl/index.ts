@@ -19,7 +19,7 @@ export type { SliceSpec } from "./ops/movement.ts";
 export { KilnError } from "../compiler/util/errors.ts";
 export * as nn from "./nn.ts";
 export { compile } from "./compile.ts";
-export type { CompileOptions, Executable, RunInputs, RunOptions } from "./compile.ts";
+export type { CompileOptions, Executable, HostTree, RunInputs, RunOptions } from "./compile.ts";
 export { program, isProgram } from "./program.ts";
 export type { Program } from "./program.ts";
 export { registerTarget, registeredTargets, availableTargets } from "./targets.ts";

@@ -8,9 +8,9 @@ import { captureUserLoc } from "./loc.ts";
 
 export type TracedFn = (...args: never[]) => unknown;
 
-export interface Program {
+export interface Program<F extends TracedFn = TracedFn> {
   readonly kind: "kiln-program";
-  readonly fn: TracedFn;
+  readonly fn: F;
   readonly specs: Specs;
   /** Graph name; when absent, the export name (CLI) or the function's name is used. */
   readonly name?: string;
@@ -19,7 +19,7 @@ export interface Program {
 }
 
 /** Names `fn` with its input specs (array: positional arguments; record: one object argument). */
-export function program(fn: TracedFn, specs: Specs, opts: { name?: string } = {}): Program {
+export function program<F extends TracedFn>(fn: F, specs: Specs, opts: { name?: string } = {}): Program<F> {
   const loc = captureUserLoc();
   if (typeof fn !== "function") throw new KilnError({ code: "invalid-argument", message: `k.program: expected a function, got ${typeof fn}`, ...locPart(loc) });
   checkSpecs(specs, "k.program", loc);

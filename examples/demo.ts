@@ -20,7 +20,7 @@ const compileMs = performance.now() - compileStart;
 // TODO(#3): train here: const step = k.trainStep(...); for (...) await step.run({ x, y });
 
 const runStart = performance.now();
-const logits = (await exe.run([batch.images, params.w1, params.b1, params.w2, params.b2])) as k.HostOutput;
+const logits = await exe.run([batch.images, params.w1, params.b1, params.w2, params.b2]);
 const runMs = performance.now() - runStart;
 
 const predictions = argmaxRows(logits.data, CLASSES);

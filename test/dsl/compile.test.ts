@@ -2,7 +2,7 @@
 // structures (nested), every host data form, input validation, seeds. Expected values come
 // from loops written here, never from Kiln.
 
-import { describe, expect, test } from "vitest";
+import { describe, expect, expectTypeOf, test } from "vitest";
 import * as k from "kiln";
 import { currentTrace } from "../../dsl/trace.ts";
 import type { HostOutput } from "../../dsl/host-data.ts";
@@ -82,6 +82,16 @@ describe("k.compile", () => {
       expect(out.anyTrue.data).toBeInstanceOf(Uint8Array);
       expect(Array.from(out.anyTrue.data)).toEqual([0, 1, 0, 1]);
     }
+  });
+
+  test("run's result is typed after the function's return structure", async () => {
+    const exe = await k.compile((x: k.Tensor) => ({ same: x, pair: [x.neg(), x.abs()] as const }), [k.f32([1])]);
+    const out = await exe.run([[-2]]);
+    expectTypeOf(out.same).toEqualTypeOf<k.HostOutput>();
+    expectTypeOf(out.pair[1]).toEqualTypeOf<k.HostOutput>();
+    expect(Array.from(out.pair[1].data)).toEqual([2]);
+    const untyped = await k.compile(((x: k.Tensor) => x) as (...args: never[]) => unknown, [k.f32([1])]);
+    expectTypeOf(await untyped.run([[1]])).toEqualTypeOf<unknown>();
   });
 
   test("a lone tensor output comes back as one { shape, dtype, data }", async () => {
