@@ -27,7 +27,7 @@ export type { Executor, ExecutorStats, TargetFactory, TargetOptions } from "./ta
 export type { HostInput, HostOutput } from "./host-data.ts";
 export { printGraph, printModule } from "../compiler/ir/printer.ts";
 export { grad, valueAndGrad, vjp } from "./grad.ts";
-export type { GradOptions } from "./grad.ts";
+export type { GradOptions, Grads } from "./grad.ts";
 export * as optim from "./optim.ts";
 export type { Optimizer } from "./optim.ts";
 export { trainStep, clipGradNorm } from "./train.ts";
