@@ -164,6 +164,11 @@ export function divIndex(x: IndexExpr, c: number): IndexExpr {
   const base = normalize(pulled, constQuot);
   const [lo, hi] = bounds(restExpr);
   if (Math.floor(lo / c) === Math.floor(hi / c)) return addIndex(base, constIndex(Math.floor(lo / c)));
+  const reduced = reduceCoefficients(x, c);
+  if (reduced) {
+    const [rlo, rhi] = bounds(reduced.rest);
+    if (Math.floor(rlo / c) === Math.floor(rhi / c)) return addIndex(reduced.quotient, constIndex(Math.floor(rlo / c)));
+  }
   const split = splitByFactor(restExpr, c);
   if (split) return addIndex(base, divIndex(split.high, c / split.factor));
   // Nested division: floor(floor(y/a)/b) = floor(y/(a*b)).
@@ -186,6 +191,11 @@ export function modIndex(x: IndexExpr, c: number): IndexExpr {
   const restExpr = normalize(rest, x.constant - Math.floor(restLo / c) * c);
   const [lo, hi] = bounds(restExpr);
   if (Math.floor(lo / c) === Math.floor(hi / c)) return addIndex(restExpr, constIndex(-Math.floor(lo / c) * c));
+  const reduced = reduceCoefficients(x, c);
+  if (reduced) {
+    const [rlo, rhi] = bounds(reduced.rest);
+    if (Math.floor(rlo / c) === Math.floor(rhi / c)) return addIndex(reduced.rest, constIndex(-Math.floor(rlo / c) * c));
+  }
   const split = splitByFactor(restExpr, c);
   if (split) return addIndex(mulIndex(modIndex(split.high, c / split.factor), split.factor), split.low);
   const atom = asAtom(restExpr);
@@ -197,6 +207,23 @@ export function modIndex(x: IndexExpr, c: number): IndexExpr {
     if (g > 1) return mulIndex(modIndex(mulIndexExact(restExpr, g), c / g), g);
   }
   return fromAtom({ kind: "mod", x: restExpr, divisor: c });
+}
+
+/**
+ * Writes x = c*quotient + rest with every coefficient of rest in [0, c): (11a + b) mod 10 is
+ * (a + b) mod 10, which bounds may then resolve (the index of a conv window). Undefined when
+ * no coefficient changes.
+ */
+function reduceCoefficients(x: IndexExpr, c: number): { quotient: IndexExpr; rest: IndexExpr } | undefined {
+  if (x.terms.every((t) => t.coef >= 0 && t.coef < c)) return undefined;
+  const quotient: Term[] = [];
+  const rest: Term[] = [];
+  for (const t of x.terms) {
+    const q = Math.floor(t.coef / c);
+    if (q !== 0) quotient.push({ atom: t.atom, coef: q });
+    if (t.coef - q * c !== 0) rest.push({ atom: t.atom, coef: t.coef - q * c });
+  }
+  return { quotient: normalize(quotient, 0), rest: normalize(rest, x.constant) };
 }
 
 /**

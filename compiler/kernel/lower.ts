@@ -104,6 +104,9 @@ function lowerGroup(g: Graph, grp: FusionGroup, bufferOf: ReadonlyMap<ValueId, n
         if (mapped.valid === false) return padValue;
         const inner = value(n.x, mapped.index, andPred(valid, mapped.valid));
         if (mapped.valid.length === 0) return inner;
+        // A masked load already yields 0 where the pad is: no select needed for zero padding.
+        const innerExpr = sb.get(inner);
+        if (n.value === 0 && !Object.is(n.value, -0) && innerExpr.op === "load") return inner;
         const mask = sb.add({ op: "valid", pred: mapped.valid, dtype: "bool" });
         return sb.add({ op: "where", cond: mask, x: inner, y: padValue, dtype });
       }
