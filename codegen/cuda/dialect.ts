@@ -1,0 +1,105 @@
+// CUDA C spellings of the kernel IR's types, literals and ops: a C-like dialect table the
+// renderer (render-cuda.ts) asks for every token it prints. It is shaped like STYLE.md's
+// CLikeDialect so it can move onto the shared codegen/render base as a set of overrides.
+// Semantics match compiler/ir/interpret*.ts: wrapping i32, floor div/mod, NaN-propagating max.
+
+import type { BinaryOp, DType, UnaryOp } from "../../compiler/ir/types.ts";
+import { assertNever } from "../../compiler/util/errors.ts";
+
+export interface CLikeDialect {
+  /** Type of a value in registers. */
+  readonly typeName: (t: DType) => string;
+  /** Element type of a buffer in memory (bool is one byte, as in the artifact format). */
+  readonly storageTypeName: (t: DType) => string;
+  readonly literal: (value: number, t: DType) => string;
+  readonly unary: Readonly<Record<UnaryOp, (x: string) => string>>;
+  /** `t` is the operands' dtype (comparisons return bool). */
+  readonly binary: Readonly<Record<BinaryOp, (a: string, b: string, t: DType) => string>>;
+  readonly cast: (x: string, from: DType, to: DType) => string;
+  readonly select: (cond: string, a: string, b: string) => string;
+  /** A loaded element converted to its register type. */
+  readonly loadValue: (element: string, t: DType) => string;
+  /** A register value converted to its storage type. */
+  readonly storeValue: (value: string, t: DType) => string;
+  readonly reduceIdentity: (op: "reduce_sum" | "reduce_max", t: DType) => string;
+  readonly reduceStep: (op: "reduce_sum" | "reduce_max", acc: string, x: string, t: DType) => string;
+  /** Combines a warp's partial results (all lanes receive the total). */
+  readonly warpReduce: (op: "reduce_sum" | "reduce_max", x: string, t: DType) => string;
+  readonly rng: (seed: string, stream: number, counter: string) => string;
+}
+
+const I32_MIN = "(-2147483647 - 1)";
+
+function f32Literal(v: number): string {
+  if (Number.isNaN(v)) return "NAN";
+  if (v === Infinity) return "INFINITY";
+  if (v === -Infinity) return "(-INFINITY)";
+  if (Object.is(v, -0)) return "-0.0f";
+  // 9 significant digits name an f32 exactly; the literal is the f32 nearest to the graph's value.
+  const f = Math.fround(v);
+  const text = Number.isInteger(f) && Math.abs(f) < 1e15 ? `${f}.0` : f.toPrecision(9);
+  return f < 0 ? `(${text}f)` : `${text}f`;
+}
+
+function i32Literal(v: number): string {
+  const i = v | 0;
+  if (i === -2147483648) return I32_MIN;
+  return i < 0 ? `(${i})` : String(i);
+}
+
+/** i32 add/mul wrap like the interpreter: computed in unsigned arithmetic (signed overflow is undefined in C). */
+const wrapping = (op: "+" | "*", a: string, b: string): string => `(int)((unsigned)${a} ${op} (unsigned)${b})`;
+
+export const cudaDialect: CLikeDialect = {
+  typeName: (t) => (t === "f32" ? "float" : t === "i32" ? "int" : "bool"),
+  storageTypeName: (t) => (t === "f32" ? "float" : t === "i32" ? "int" : "unsigned char"),
+  literal: (v, t) => (t === "f32" ? f32Literal(v) : t === "i32" ? i32Literal(v) : v !== 0 ? "true" : "false"),
+  unary: {
+    neg: (x) => `-${x}`,
+    exp2: (x) => `exp2f(${x})`,
+    log2: (x) => `log2f(${x})`,
+    sin: (x) => `sinf(${x})`,
+    sqrt: (x) => `sqrtf(${x})`,
+    recip: (x) => `(1.0f / ${x})`,
+  },
+  binary: {
+    add: (a, b, t) => (t === "i32" ? wrapping("+", a, b) : t === "bool" ? `(${a} || ${b})` : `(${a} + ${b})`),
+    mul: (a, b, t) => (t === "i32" ? wrapping("*", a, b) : t === "bool" ? `(${a} && ${b})` : `(${a} * ${b})`),
+    max: (a, b, t) => (t === "f32" ? `kiln_fmax(${a}, ${b})` : t === "i32" ? `max(${a}, ${b})` : `(${a} || ${b})`),
+    cmplt: (a, b) => `(${a} < ${b})`,
+    cmpeq: (a, b) => `(${a} == ${b})`,
+    idiv: (a, b) => `kiln_idiv(${a}, ${b})`,
+    mod: (a, b) => `kiln_imod(${a}, ${b})`,
+  },
+  cast: (x, from, to) => {
+    if (from === to) return x;
+    if (to === "bool") return `(${x} != 0)`;
+    if (to === "i32") return from === "f32" ? `kiln_f2i(${x})` : `(int)${x}`;
+    return `(float)${x}`;
+  },
+  select: (c, a, b) => `(${c} ? ${a} : ${b})`,
+  loadValue: (element, t) => (t === "bool" ? `(${element} != 0)` : element),
+  storeValue: (value, t) => (t === "bool" ? `(unsigned char)${value}` : value),
+  reduceIdentity: (op, t) => {
+    if (t === "bool") return "false";
+    if (op === "reduce_sum") return t === "f32" ? "0.0f" : "0";
+    return t === "f32" ? "(-INFINITY)" : I32_MIN;
+  },
+  reduceStep: (op, acc, x, t) => {
+    if (op === "reduce_max") return `${acc} = ${cudaDialect.binary.max(acc, x, t)};`;
+    if (t === "f32") return `${acc} += ${x};`;
+    return `${acc} = ${cudaDialect.binary.add(acc, x, t)};`;
+  },
+  warpReduce: (op, x, t) => {
+    const kind = t === "f32" ? "f" : t === "i32" ? "i" : "b";
+    switch (op) {
+      case "reduce_sum":
+        return `kiln_warp_sum_${kind}(${x})`;
+      case "reduce_max":
+        return `kiln_warp_max_${kind}(${x})`;
+      default:
+        return assertNever(op, "reduce op");
+    }
+  },
+  rng: (seed, stream, counter) => `kiln_rng(${seed}, ${stream}u, (unsigned)(${counter}))`,
+};

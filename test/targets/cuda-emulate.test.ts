@@ -1,0 +1,62 @@
+// Generated CUDA run on the CPU (test/util/nvcc.ts compiles the kernels as C++ against an
+// emulation of blocks, threads and warp shuffles) against the float64 interpreter: the op,
+// gradient, model and fuzz graphs, with the default strategy and each reduction strategy
+// forced. One C++ build holds every case (a build costs seconds; a case, milliseconds).
+
+import { beforeAll, describe, expect, test } from "vitest";
+import { compileCuda } from "../../codegen/cuda/compile.ts";
+import type { ReductionStrategy } from "../../codegen/cuda/render-cuda.ts";
+import { interpret } from "../../compiler/ir/interpret.ts";
+import type { HostTensor } from "../../compiler/util/host-tensor.ts";
+import { emulateCuda, hasCxx } from "../util/nvcc.ts";
+import { fuzzCases, modelCases, opCases, type CudaCase } from "./cuda-cases.ts";
+
+type Strategy = "auto" | ReductionStrategy;
+
+function firstMismatch(got: ArrayLike<number>, want: ArrayLike<number>, atol: number, rtol: number): string | undefined {
+  if (got.length !== want.length) return `length ${got.length} vs ${want.length}`;
+  for (let j = 0; j < want.length; j++) {
+    const a = got[j]!;
+    const e = want[j]!;
+    if (Number.isNaN(e) ? Number.isNaN(a) : a === e || Math.abs(a - e) <= atol + rtol * Math.abs(e)) continue;
+    return `flat index ${j}: cuda ${a}, interpreter ${e}`;
+  }
+  return undefined;
+}
+
+const groups: { readonly label: string; readonly cases: () => CudaCase[]; readonly strategies: readonly Strategy[] }[] = [
+  { label: "ops, composites and gradients", cases: opCases, strategies: ["auto", "warp", "serial"] },
+  { label: "an Adam step of an MLP", cases: modelCases, strategies: ["auto", "warp"] },
+  { label: "fuzz graphs, seeds 0-59", cases: () => fuzzCases(Array.from({ length: 60 }, (_, s) => s)), strategies: ["auto"] },
+];
+
+const problemsByGroup = new Map<string, string[]>();
+
+beforeAll(() => {
+  if (!hasCxx()) return;
+  const runs: { group: string; c: CudaCase; strategy: Strategy; compiled: ReturnType<typeof compileCuda> }[] = [];
+  for (const g of groups) {
+    problemsByGroup.set(g.label, []);
+    const cases = g.cases();
+    for (const strategy of g.strategies)
+      for (const c of cases) runs.push({ group: g.label, c, strategy, compiled: compileCuda(c.graph, { reduction: strategy, symbolPrefix: `c${runs.length}_` }) });
+  }
+  const results = emulateCuda(runs.map((r) => ({ artifact: r.compiled.artifact, inputs: r.c.inputs })));
+  runs.forEach((r, i) => {
+    const want = interpret(r.c.graph, r.c.inputs);
+    const artifact = r.compiled.artifact;
+    for (const o of artifact.outputs) {
+      // An output that is an input passes the caller's data through (as every runtime does).
+      const passThrough = artifact.buffers[o.buffer]!.kind === "input" ? artifact.inputs.find((io) => io.buffer === o.buffer) : undefined;
+      const got: HostTensor = passThrough ? r.c.inputs[passThrough.name]! : results[i]![o.name]!;
+      const bad = firstMismatch(got.data, want[o.name]!.data, r.c.atol, r.c.rtol);
+      if (bad) problemsByGroup.get(r.group)!.push(`${r.c.name} (${r.strategy}): output ${o.name}: ${bad}`);
+    }
+  });
+}, 300_000);
+
+describe.runIf(hasCxx())("cuda kernels emulated on the CPU match the interpreter", () => {
+  test.each(groups.map((g) => [`${g.label} (${g.strategies.join(", ")})`, g.label] as const))("%s", (_name, label) => {
+    expect(problemsByGroup.get(label)).toEqual([]);
+  });
+});

@@ -1,0 +1,205 @@
+// Test helpers for generated CUDA: find nvcc (KILN_REQUIRE_NVCC=1 turns a missing one into a
+// failure), compile a module to PTX, and run cuda artifacts on the CPU by compiling their
+// kernels as C++ against a tiny emulation of the CUDA thread model (each warp's 32 lanes are
+// real threads meeting at a barrier per shuffle), so generated code is checked on machines
+// without a GPU against the interpreter.
+
+import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { CudaArtifact } from "../../codegen/cuda/build-artifact.ts";
+import { CUDA_PRELUDE } from "../../codegen/cuda/prelude.ts";
+import type { HostTensor } from "../../compiler/util/host-tensor.ts";
+
+/** nvcc's path, or undefined; throws when KILN_REQUIRE_NVCC=1 and none is found. */
+export function findNvcc(): string | undefined {
+  const candidates = [process.env["NVCC"], "/usr/local/bin/nvcc", "/usr/local/cuda/bin/nvcc"];
+  for (const c of candidates) if (c && existsSync(c)) return c;
+  const which = spawnSync("sh", ["-c", "command -v nvcc"], { encoding: "utf8" });
+  const found = which.status === 0 ? which.stdout.trim() : "";
+  if (found) return found;
+  if (process.env["KILN_REQUIRE_NVCC"] === "1") throw new Error("KILN_REQUIRE_NVCC=1 but nvcc was not found (set NVCC or put it on PATH)");
+  return undefined;
+}
+
+export const hasCxx = (): boolean => spawnSync("sh", ["-c", "command -v g++"]).status === 0;
+
+/** Compiles CUDA source to PTX for one architecture; returns nvcc's diagnostics on failure. */
+export function nvccPtx(nvcc: string, source: string, arch: string, dir = mkdtempSync(join(tmpdir(), "kiln-nvcc-"))): { ok: boolean; log: string; ptx: string } {
+  const cu = join(dir, `module_${arch}.cu`);
+  const ptx = join(dir, `module_${arch}.ptx`);
+  writeFileSync(cu, source);
+  const r = spawnSync(nvcc, ["-ptx", `-arch=${arch}`, "-Werror", "all-warnings", cu, "-o", ptx], { encoding: "utf8" });
+  return { ok: r.status === 0, log: `${r.stdout}${r.stderr}`, ptx: r.status === 0 ? readFileSync(ptx, "utf8") : "" };
+}
+
+// ---- CPU emulation ----
+
+const SHIM = `// CPU emulation of the CUDA features Kiln kernels use (tests only).
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <vector>
+#include <algorithm>
+#include <ucontext.h>
+#define __global__
+#define __device__
+#define __forceinline__ inline
+#define __launch_bounds__(n)
+#define __restrict__ __restrict
+using std::max;
+struct KilnDim3 { unsigned x, y, z; };
+static KilnDim3 threadIdx, blockIdx, blockDim, gridDim;
+// A warp's 32 lanes are coroutines: each runs until its next shuffle, then the next lane runs.
+static ucontext_t kiln_scheduler, kiln_lanes[32];
+static long long kiln_slots[32];
+static unsigned kiln_warp_base;
+static void kiln_yield(int lane) {
+  swapcontext(&kiln_lanes[lane], &kiln_scheduler);
+  threadIdx.x = kiln_warp_base + lane;
+}
+template <class T> T kiln_exchange(T v, int from) {
+  const int lane = threadIdx.x & 31;
+  long long raw = 0; std::memcpy(&raw, &v, sizeof(T));
+  kiln_slots[lane] = raw;
+  kiln_yield(lane);  // every lane has written its slot
+  long long got = kiln_slots[from & 31];
+  kiln_yield(lane);  // every lane has read
+  T out; std::memcpy(&out, &got, sizeof(T));
+  return out;
+}
+template <class T> T __shfl_xor_sync(unsigned, T v, int mask) { return kiln_exchange(v, (int)((threadIdx.x & 31) ^ mask)); }
+inline bool __any_sync(unsigned, bool v) {
+  bool any = false;
+  for (int l = 0; l < 32; l++) any = kiln_exchange<int>(v ? 1 : 0, l) || any;
+  return any;
+}
+static const std::function<void()>* kiln_kernel;
+static bool kiln_done[32];
+static void kiln_lane_main(int lane) { (*kiln_kernel)(); kiln_done[lane] = true; }
+static void kiln_launch(unsigned grid, unsigned block, bool lockstep, const std::function<void()>& kernel) {
+  gridDim = {grid, 1, 1};
+  blockDim = {block, 1, 1};
+  static std::vector<char> stacks(32 * (1 << 18));
+  kiln_kernel = &kernel;
+  for (unsigned b = 0; b < grid; b++)
+    for (unsigned w = 0; w < block / 32; w++) {
+      blockIdx = {b, 0, 0};
+      kiln_warp_base = w * 32;
+      if (!lockstep) {
+        for (unsigned l = 0; l < 32; l++) { threadIdx = {w * 32 + l, 0, 0}; kernel(); }
+        continue;
+      }
+      for (int l = 0; l < 32; l++) {
+        kiln_done[l] = false;
+        getcontext(&kiln_lanes[l]);
+        kiln_lanes[l].uc_stack.ss_sp = stacks.data() + l * (1 << 18);
+        kiln_lanes[l].uc_stack.ss_size = 1 << 18;
+        kiln_lanes[l].uc_link = &kiln_scheduler;
+        makecontext(&kiln_lanes[l], (void (*)())kiln_lane_main, 1, l);
+      }
+      for (bool running = true; running;) {
+        running = false;
+        for (int l = 0; l < 32; l++) {
+          if (kiln_done[l]) continue;
+          threadIdx = {kiln_warp_base + l, 0, 0};
+          swapcontext(&kiln_scheduler, &kiln_lanes[l]);
+          running = true;
+        }
+      }
+    }
+}
+`;
+
+export interface EmulationCase {
+  readonly artifact: CudaArtifact;
+  readonly inputs: Readonly<Record<string, HostTensor>>;
+}
+
+const storageBytes = (dtype: string): number => (dtype === "bool" ? 1 : 4);
+const numel = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
+
+function encode(t: HostTensor): Uint8Array {
+  const data = t.dtype === "f32" ? Float32Array.from(t.data) : t.dtype === "i32" ? Int32Array.from(t.data) : Uint8Array.from(t.data);
+  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+}
+
+/**
+ * Runs every case's kernels on the CPU (one g++ build for all of them); returns each case's
+ * outputs by name. Kernel symbols must be unique across cases (render with a symbolPrefix).
+ */
+export function emulateCuda(cases: readonly EmulationCase[]): Record<string, HostTensor>[] {
+  const dir = mkdtempSync(join(tmpdir(), "kiln-emu-"));
+  const body: string[] = [SHIM, CUDA_PRELUDE];
+  const runners: string[] = [];
+  cases.forEach((c, ci) => {
+    const a = c.artifact;
+    for (const k of a.kernels) body.push(k.source);
+    const run: string[] = [`static void run_case_${ci}(FILE* in, FILE* out) {`];
+    run.push(`  std::vector<std::vector<unsigned char>> slots;`);
+    for (const bytes of a.memory.slotBytes) run.push(`  slots.emplace_back(${Math.max(4, Math.ceil(bytes / 4) * 4)}, 0);`);
+    for (const io of a.inputs) {
+      const b = a.buffers[io.buffer]!;
+      run.push(`  if (fread(slots[${b.slot}].data(), 1, ${numel(b.shape) * storageBytes(b.dtype)}, in) != ${numel(b.shape) * storageBytes(b.dtype)}) exit(3);`);
+    }
+    for (const k of a.kernels) {
+      const args = k.params.map((id) => {
+        const b = a.buffers[id]!;
+        const type = b.dtype === "f32" ? "float" : b.dtype === "i32" ? "int" : "unsigned char";
+        return `(${type}*)slots[${b.slot}].data()`;
+      });
+      const lockstep = k.source.includes("lane");
+      run.push(`  kiln_launch(${k.launch.grid[0]}, ${k.launch.block[0]}, ${lockstep}, [&] { ${k.name}(${args.join(", ")}); });`);
+    }
+    for (const io of a.outputs) {
+      const b = a.buffers[io.buffer]!;
+      run.push(`  fwrite(slots[${b.slot}].data(), 1, ${numel(b.shape) * storageBytes(b.dtype)}, out);`);
+    }
+    run.push("}");
+    runners.push(run.join("\n"));
+  });
+  const main = [
+    "int main(int argc, char** argv) {",
+    "  int which = atoi(argv[1]);",
+    "  FILE* in = fopen(argv[2], \"rb\"); FILE* out = fopen(argv[3], \"wb\");",
+    "  if (!in || !out) return 2;",
+    "  switch (which) {",
+    ...cases.map((_, ci) => `    case ${ci}: run_case_${ci}(in, out); break;`),
+    "  }",
+    "  fclose(out);",
+    "  return 0;",
+    "}",
+  ];
+  const cpp = join(dir, "emulate.cpp");
+  writeFileSync(cpp, [...body, ...runners, ...main].join("\n"));
+  const exe = join(dir, "emulate");
+  execFileSync("g++", ["-std=c++17", "-O0", "-w", cpp, "-o", exe], { stdio: ["ignore", "pipe", "pipe"] });
+  return cases.map((c, ci) => {
+    const a = c.artifact;
+    const inFile = join(dir, `in_${ci}.bin`);
+    const outFile = join(dir, `out_${ci}.bin`);
+    const parts: Uint8Array[] = a.inputs.map((io) => {
+      const t = c.inputs[io.name];
+      if (!t) throw new Error(`emulateCuda: missing input ${io.name}`);
+      return encode(t);
+    });
+    writeFileSync(inFile, Buffer.concat(parts));
+    execFileSync(exe, [String(ci), inFile, outFile]);
+    const raw = readFileSync(outFile);
+    const result: Record<string, HostTensor> = {};
+    let offset = 0;
+    for (const io of a.outputs) {
+      const n = numel(io.shape);
+      const bytes = raw.subarray(offset, offset + n * storageBytes(io.dtype));
+      offset += bytes.length;
+      const copy = new Uint8Array(bytes).buffer;
+      const data = io.dtype === "f32" ? new Float32Array(copy) : io.dtype === "i32" ? new Int32Array(copy) : new Uint8Array(copy);
+      result[io.name] = { dtype: io.dtype, shape: io.shape, data };
+    }
+    return result;
+  });
+}
