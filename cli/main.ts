@@ -48,7 +48,13 @@ export async function main(argv: readonly string[], io: CliIO = processIO): Prom
     return EXIT_USAGE;
   }
   if (name === "--help" || name === "-h" || name === "help") {
-    io.out(globalHelp());
+    const topic = name === "help" ? rest[0] : undefined;
+    const about = commands.find((c) => c.name === topic);
+    if (topic !== undefined && !about) {
+      io.err(`kiln: no command '${topic}' (commands: ${commands.map((c) => c.name).join(", ")})\n`);
+      return EXIT_USAGE;
+    }
+    io.out(about ? commandHelp(about) : globalHelp());
     return EXIT_OK;
   }
   if (name === "--version" || name === "-V") {

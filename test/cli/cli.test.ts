@@ -183,6 +183,9 @@ describe("kiln (in process)", () => {
     const help = await inProcess(["--help"]);
     expect(help.code).toBe(0);
     expect(help.stdout).toMatch(/commands:\n {2}dump +print the graph IR.*\n {2}check +parse and verify/);
+    const helpCheck = await inProcess(["help", "check"]);
+    expect(helpCheck.stdout).toMatch(/^usage: kiln check <file\.kir \| ->\n/);
+    expect((await inProcess(["help", "nope"])).code).toBe(2);
     const version = await inProcess(["--version"]);
     expect(version.stdout).toMatch(/^kiln \d+\.\d+\.\d+\n$/);
   });
