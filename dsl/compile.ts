@@ -6,6 +6,7 @@ import { nodeOf } from "../compiler/ir/graph.ts";
 import type { Graph, TensorType } from "../compiler/ir/types.ts";
 import { KilnError, type SourceLoc } from "../compiler/util/errors.ts";
 import type { HostTensor } from "../compiler/util/host-tensor.ts";
+import type { Artifact } from "../runtime/artifact/format.ts";
 import { toHostOutput, toHostTensor, type HostInput, type HostOutput } from "./host-data.ts";
 import { checkSpecs, graphNameOf, isProgram, type Program, type TracedFn } from "./program.ts";
 import { resolveTarget, type ExecutorStats, type TargetOptions } from "./targets.ts";
@@ -59,6 +60,16 @@ export interface Executable<Out = unknown> {
   /** Resolves to the outputs in the structure the traced function returned; each is { shape, dtype, data }. */
   run(inputs: RunInputs, opts?: RunOptions): Promise<Out>;
   readonly stats?: ExecutorStats | undefined;
+  /** The artifact the target built (undefined for the reference interpreter): what save() writes. */
+  readonly artifact: Artifact | undefined;
+  /** Writes a standalone artifact folder (manifest, kernels, the current state as weights, a typed loader). */
+  save(dir: string): Promise<void>;
+}
+
+/** Targets built on the artifact format expose it as `artifact` or `compiled.artifact`. */
+function artifactOf(executor: object): Artifact | undefined {
+  const e = executor as { artifact?: Artifact; compiled?: { artifact?: Artifact } };
+  return e.artifact ?? e.compiled?.artifact;
 }
 
 const SEED_INPUT = "seed";
@@ -96,6 +107,15 @@ export async function compile<F extends TracedFn>(fnOrProgram: F | Program<F>, s
     target: target.name,
     get stats() {
       return executor.stats;
+    },
+    get artifact() {
+      return artifactOf(executor);
+    },
+    async save(dir: string) {
+      const artifact = artifactOf(executor);
+      if (!artifact) throw new KilnError({ code: "unsupported", message: `exe.save: target '${target.name}' builds no artifact (compile for "js" or "webgpu" to save one)` });
+      const { writeArtifactFolder } = await import("../compiler/emit-artifact.ts");
+      writeArtifactFolder(dir, { artifact, graph, state: Object.fromEntries(state) });
     },
     // A snapshot: later runs replace state values, they never change what this returned.
     state: () => Object.fromEntries([...state].map(([n, t]) => [n, { dtype: t.dtype, shape: [...t.shape], data: t.data.slice() }])),

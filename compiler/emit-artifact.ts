@@ -1,0 +1,110 @@
+// Turns an in-memory Artifact (what k.compile built) into the files of a standalone artifact
+// folder — manifest.json, kernel sources, weights.safetensors, the graph IR, a typed loader
+// and the target's runtime as plain ES modules — and writes them. The folder runs without Kiln.
+
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Artifact } from "../runtime/artifact/format.ts";
+import { sha256Hex } from "../runtime/artifact/hash.ts";
+import { kernelFileNames, MANIFEST_FILE, manifestOf, WEIGHTS_FILE, type Manifest } from "../runtime/artifact/manifest.ts";
+import { encodeSafetensors, type NamedTensor } from "../runtime/artifact/safetensors.ts";
+import { printGraph } from "./ir/printer.ts";
+import type { Graph } from "./ir/types.ts";
+import { generateLoaderSource, rewriteTsSpecifiers, runtimeEntryModules, transpileToModule } from "./loader-gen.ts";
+import { KilnError } from "./util/errors.ts";
+
+export const GRAPH_FILE = "graph.kir";
+
+export interface ArtifactFolderInput {
+  readonly artifact: Artifact;
+  /** The traced graph (before passes): its canonical text is hashed into the manifest and saved as graph.kir. */
+  readonly graph: Graph;
+  /** Initial values of the state inputs (exe.state()): parameters and optimizer state. */
+  readonly state?: Readonly<Record<string, NamedTensor>>;
+  /** Skip the loader and runtime files (manifest, kernels, weights only). Default false. */
+  readonly withoutLoader?: boolean;
+}
+
+export interface ArtifactFolder {
+  readonly manifest: Manifest;
+  /** Every file by relative path, manifest.json included. */
+  readonly files: ReadonlyMap<string, Uint8Array>;
+}
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const utf8 = (text: string): Uint8Array => new TextEncoder().encode(text);
+
+export function graphHashOf(graph: Graph): string {
+  return sha256Hex(printGraph(graph));
+}
+
+/** The folder's files, built in memory; the manifest lists the sha256 of all but itself. */
+export function buildArtifactFolder(input: ArtifactFolderInput): ArtifactFolder {
+  const { artifact } = input;
+  const graphText = printGraph(input.graph);
+  const stateNames = artifact.inputs.map((i) => i.name).filter((n) => input.state?.[n] !== undefined);
+  const files = new Map<string, Uint8Array>();
+  const kernelFiles = kernelFileNames(artifact.target, artifact.kernels);
+  artifact.kernels.forEach((k, i) => files.set(kernelFiles[i]!, utf8(k.source)));
+  if (stateNames.length > 0) {
+    const state = Object.fromEntries(stateNames.map((n) => [n, input.state![n]!]));
+    files.set(WEIGHTS_FILE, encodeSafetensors(state, { graph: artifact.name }));
+  }
+  files.set(GRAPH_FILE, utf8(graphText));
+  const hashes = (): Record<string, string> => Object.fromEntries([...files].sort(([a], [b]) => (a < b ? -1 : 1)).map(([name, bytes]) => [name, sha256Hex(bytes)]));
+  const graphHash = sha256Hex(graphText);
+  let manifest = manifestOf(artifact, { graphHash, stateNames, kernelFiles, files: hashes() });
+  if (input.withoutLoader !== true) {
+    for (const [name, text] of runtimeFiles(artifact.target)) files.set(name, utf8(text));
+    const loader = generateLoaderSource(manifest);
+    files.set("index.ts", utf8(loader));
+    files.set("index.js", utf8(transpileToModule(loader, "index.ts")));
+    files.set("package.json", utf8(`${JSON.stringify({ name: safePackageName(artifact.name), private: true, type: "module", main: "index.js", types: "index.ts" }, null, 2)}\n`));
+    manifest = { ...manifest, files: hashes() };
+  }
+  files.set(MANIFEST_FILE, utf8(manifestText(manifest)));
+  return { manifest, files };
+}
+
+/** Writes the folder (replacing its kernels/ and runtime/ subfolders, leaving other files alone). */
+export function writeArtifactFolder(dir: string, input: ArtifactFolderInput): ArtifactFolder {
+  const folder = buildArtifactFolder(input);
+  try {
+    mkdirSync(dir, { recursive: true });
+    for (const sub of ["kernels", "runtime"]) rmSync(path.join(dir, sub), { recursive: true, force: true });
+    for (const [name, bytes] of folder.files) {
+      const file = path.join(dir, name);
+      mkdirSync(path.dirname(file), { recursive: true });
+      writeFileSync(file, bytes);
+    }
+  } catch (e) {
+    throw new KilnError({ code: "invalid-argument", message: `cannot write the artifact to '${dir}': ${(e as Error).message}` });
+  }
+  return folder;
+}
+
+/** The target's runtime modules and everything they import, as .ts (imports → .js) and transpiled .js. */
+function runtimeFiles(target: string): Map<string, string> {
+  const out = new Map<string, string>();
+  const pending = [...runtimeEntryModules(target)];
+  const seen = new Set<string>();
+  while (pending.length > 0) {
+    const module = pending.pop()!;
+    if (seen.has(module)) continue;
+    seen.add(module);
+    if (!module.startsWith("runtime/")) throw new KilnError({ code: "unsupported", message: `runtime module ${module} is outside runtime/: the artifact cannot ship it` });
+    const source = readFileSync(path.join(repoRoot, module), "utf8");
+    for (const match of source.matchAll(/(?:from|import)\s*\(?\s*["'](\.{1,2}\/[^"']+\.ts)["']/g)) pending.push(path.posix.normalize(path.posix.join(path.posix.dirname(module), match[1]!)));
+    out.set(module, rewriteTsSpecifiers(source));
+    out.set(module.replace(/\.ts$/, ".js"), transpileToModule(source, module));
+  }
+  return out;
+}
+
+/** Indented JSON with number lists (shapes, params) on one line, so the manifest reads and diffs well. */
+function manifestText(manifest: Manifest): string {
+  return `${JSON.stringify(manifest, null, 2).replace(/\[\s*(-?\d[\d\s,.-]*?)\s*\]/g, (_, items: string) => `[${items.split(/,\s*/).join(", ")}]`)}\n`;
+}
+
+const safePackageName = (name: string): string => `kiln-artifact-${name.toLowerCase().replace(/[^a-z0-9-]+/g, "-")}`.replace(/-+$/, "");

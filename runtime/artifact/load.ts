@@ -1,0 +1,156 @@
+// Loads a standalone artifact folder — from a path or file: URL in Node, over http(s) in a
+// browser — and refuses it unless every listed file matches its sha256 and the schema is
+// one this loader reads. createModel wraps a target runner into run(userInputs) that keeps
+// the state (weights, optimizer state) between runs, as k.compile's executables do.
+
+import type { Artifact, ArtifactDType } from "./format.ts";
+import { sha256Hex } from "./hash.ts";
+import { ArtifactInvalidError, artifactOf, MANIFEST_FILE, parseManifest, type Manifest } from "./manifest.ts";
+import { decodeSafetensors, type NamedTensor, type TensorData } from "./safetensors.ts";
+
+export type { NamedTensor, TensorData } from "./safetensors.ts";
+
+/** Reads one file of the folder by its relative path; undefined when it does not exist. */
+export type ReadFile = (relativePath: string) => Promise<Uint8Array | undefined>;
+
+const isNode = (): boolean => typeof (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node === "string";
+
+/** A reader for a folder: a path or file: URL reads the disk (Node), anything else is fetched. */
+export function folderReader(location: string | URL): ReadFile {
+  const text = String(location);
+  const base = text.endsWith("/") ? text : `${text}/`;
+  const onDisk = isNode() && (text.startsWith("file:") || !/^[a-z][a-z0-9+.-]*:/i.test(text));
+  if (onDisk) {
+    return async (relativePath) => {
+      const fs = await import("node:fs/promises");
+      const { fileURLToPath } = await import("node:url");
+      const dir = base.startsWith("file:") ? fileURLToPath(base) : base;
+      try {
+        return new Uint8Array(await fs.readFile(dir + relativePath));
+      } catch (e) {
+        if ((e as { code?: string }).code === "ENOENT") return undefined;
+        throw e;
+      }
+    };
+  }
+  return async (relativePath) => {
+    const response = await fetch(new URL(relativePath, new URL(base, (globalThis as { location?: { href: string } }).location?.href)));
+    if (response.status === 404) return undefined;
+    if (!response.ok) throw new ArtifactInvalidError(relativePath, `fetch failed with HTTP ${response.status}`);
+    return new Uint8Array(await response.arrayBuffer());
+  };
+}
+
+export interface LoadedArtifact {
+  readonly manifest: Manifest;
+  readonly artifact: Artifact;
+  /** Initial values of the state inputs (from weights.safetensors). */
+  readonly state: Record<string, NamedTensor>;
+}
+
+/** Reads and checks a folder: schemaVersion, each file's sha256, and the weights against the state inputs. */
+export async function loadArtifact(location: string | URL | ReadFile): Promise<LoadedArtifact> {
+  const read = typeof location === "function" ? location : folderReader(location);
+  const manifestBytes = await read(MANIFEST_FILE);
+  if (!manifestBytes) throw new ArtifactInvalidError(MANIFEST_FILE, `missing (is '${String(location)}' an artifact folder?)`);
+  const manifest = parseManifest(new TextDecoder().decode(manifestBytes));
+  const contents = new Map<string, Uint8Array>();
+  await Promise.all(
+    Object.entries(manifest.files).map(async ([file, expected]) => {
+      const bytes = await read(file);
+      if (!bytes) throw new ArtifactInvalidError(file, "missing (listed in manifest.json files)");
+      const actual = sha256Hex(bytes);
+      if (actual !== expected) throw new ArtifactInvalidError(file, `sha256 mismatch (manifest says ${expected}, file has ${actual})`);
+      contents.set(file, bytes);
+    }),
+  );
+  const decoder = new TextDecoder();
+  const artifact = artifactOf(
+    manifest,
+    manifest.kernels.map((k) => decoder.decode(contents.get(k.file)!)),
+  );
+  const state: Record<string, NamedTensor> = {};
+  const stateInputs = manifest.inputs.filter((i) => i.role === "state");
+  if (stateInputs.length > 0) {
+    if (manifest.weights === undefined) throw new ArtifactInvalidError(MANIFEST_FILE, `weights is missing but inputs ${stateInputs.map((i) => i.name).join(", ")} are state`);
+    const weights = decodeSafetensors(contents.get(manifest.weights)!, manifest.weights).tensors;
+    for (const io of stateInputs) {
+      const t = weights[io.name];
+      if (!t) throw new ArtifactInvalidError(manifest.weights, `no tensor '${io.name}' (a state input of the graph)`);
+      if (t.dtype !== io.dtype || t.shape.length !== io.shape.length || t.shape.some((d, i) => d !== io.shape[i]))
+        throw new ArtifactInvalidError(manifest.weights, `tensor '${io.name}' is ${t.dtype}[${t.shape.join(",")}], the graph expects ${io.dtype}[${io.shape.join(",")}]`);
+      state[io.name] = t;
+    }
+  }
+  return { manifest, artifact, state };
+}
+
+/** What a target's runtime offers: runs every graph input to every graph output. */
+export interface ArtifactRunner {
+  run(inputs: Readonly<Record<string, NamedTensor>>): Promise<Record<string, NamedTensor>> | Record<string, NamedTensor>;
+}
+
+/** A user input: the typed array alone, or a tensor whose dtype and shape are checked. */
+export type InputValue = TensorData | NamedTensor;
+
+export interface Model {
+  readonly manifest: Manifest;
+  /** Runs on the user inputs; returns the user outputs. State outputs replace the state. */
+  run(inputs: Readonly<Record<string, InputValue>>): Promise<Record<string, NamedTensor>>;
+  /** A copy of the current state (parameters, optimizer state) by input name. */
+  state(): Record<string, NamedTensor>;
+  /** Replaces some state entries; each must match its input's dtype and shape. */
+  loadState(values: Readonly<Record<string, NamedTensor>>): void;
+}
+
+const numel = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
+
+const dataKind: Readonly<Record<ArtifactDType, string>> = { f32: "Float32Array", i32: "Int32Array", bool: "Uint8Array" };
+
+function checkedInput(name: string, value: InputValue | undefined, dtype: ArtifactDType, shape: readonly number[]): NamedTensor {
+  if (value === undefined) throw new Error(`run: missing input '${name}' (${dtype}[${shape.join(",")}])`);
+  const tensor: NamedTensor = ArrayBuffer.isView(value) ? { dtype, shape, data: value } : value;
+  if (tensor.dtype !== dtype) throw new Error(`run: input '${name}' is ${tensor.dtype}, expected ${dtype}`);
+  if (tensor.shape.length !== shape.length || tensor.shape.some((d, i) => d !== shape[i])) throw new Error(`run: input '${name}' has shape [${tensor.shape.join(",")}], expected [${shape.join(",")}]`);
+  if (tensor.data.length !== numel(shape)) throw new Error(`run: input '${name}' has ${tensor.data.length} elements, expected ${numel(shape)} (${dataKind[dtype]})`);
+  return tensor;
+}
+
+export function createModel(loaded: LoadedArtifact, runner: ArtifactRunner): Model {
+  const { manifest } = loaded;
+  const state = new Map(Object.entries(loaded.state));
+  const userInputs = manifest.inputs.filter((i) => i.role === "user");
+  const seedInputs = manifest.inputs.filter((i) => i.role === "seed");
+  let runCount = 0;
+  return {
+    manifest,
+    async run(inputs) {
+      const known = new Set([...userInputs, ...seedInputs].map((i) => i.name));
+      const unknown = Object.keys(inputs).filter((n) => !known.has(n));
+      if (unknown.length > 0) throw new Error(`run: unknown input(s) ${unknown.join(", ")} (inputs: ${[...known].join(", ")})`);
+      const bound: Record<string, NamedTensor> = Object.fromEntries(state);
+      for (const io of userInputs) bound[io.name] = checkedInput(io.name, inputs[io.name], io.dtype, io.shape);
+      // Like k.compile: the seed counts runs unless given, so dropout masks differ per step yet replay per process.
+      for (const io of seedInputs) bound[io.name] = inputs[io.name] !== undefined ? checkedInput(io.name, inputs[io.name], "i32", []) : { dtype: "i32", shape: [], data: Int32Array.of(runCount) };
+      runCount++;
+      const results = await runner.run(bound);
+      const out: Record<string, NamedTensor> = {};
+      for (const o of manifest.outputs) {
+        const value = results[o.name];
+        if (!value) throw new Error(`run: the runtime returned no output '${o.name}'`);
+        if (o.role === "state") state.set(o.aliases!, value);
+        else out[o.name] = value;
+      }
+      return out;
+    },
+    state: () => Object.fromEntries([...state].map(([name, t]) => [name, { dtype: t.dtype, shape: [...t.shape], data: t.data.slice() }])),
+    loadState(values) {
+      const checked = Object.entries(values).map(([name, t]) => {
+        const io = manifest.inputs.find((i) => i.name === name && i.role === "state");
+        if (!io) throw new Error(`loadState: '${name}' is not state of this model`);
+        return [name, checkedInput(name, t, io.dtype, io.shape)] as const;
+      });
+      for (const [name, t] of checked) state.set(name, t);
+    },
+  };
+}

@@ -1,0 +1,163 @@
+// manifest.json of a standalone artifact folder: the in-memory Artifact with kernel sources
+// moved out to files, plus what a loader checks before it trusts the folder (schemaVersion,
+// the graph's hash, sha256 of every file) and which inputs are state kept in weights.safetensors.
+
+import { ARTIFACT_FORMAT, ARTIFACT_VERSION, type Artifact, type ArtifactBuffer, type ArtifactDType, type ArtifactIO, type ArtifactKernel, type ArtifactStats } from "./format.ts";
+
+export const MANIFEST_FILE = "manifest.json";
+export const WEIGHTS_FILE = "weights.safetensors";
+/** Bumped whenever a loader of the previous version could misread the folder. */
+export const MANIFEST_SCHEMA_VERSION = 1;
+
+/**
+ * A folder that cannot be trusted: wrong schema, a file missing, a hash that does not match.
+ * The message names the file and the field; `code` matches KilnError's "artifact-invalid"
+ * (the runtime cannot import the compiler's error class, so callers there rewrap it).
+ */
+export class ArtifactInvalidError extends Error {
+  readonly code = "artifact-invalid";
+  constructor(
+    readonly file: string,
+    readonly why: string,
+  ) {
+    super(`${file}: ${why}`);
+    this.name = "ArtifactInvalidError";
+  }
+}
+
+/** user: passed to run(); state: kept by the model between runs (weights.safetensors); seed: filled from a run counter when not given. */
+export type InputRole = "user" | "state" | "seed";
+
+export interface ManifestInput extends ArtifactIO {
+  readonly role: InputRole;
+}
+
+export interface ManifestOutput extends ArtifactIO {
+  /** state: replaces the state input it aliases after a run; user: returned by run(). */
+  readonly role: "user" | "state";
+}
+
+export interface ManifestKernel extends Omit<ArtifactKernel, "source"> {
+  /** The kernel source, relative to the folder (kernels/k0_dot.wgsl). */
+  readonly file: string;
+}
+
+export interface Manifest {
+  readonly schemaVersion: number;
+  readonly format: typeof ARTIFACT_FORMAT;
+  readonly name: string;
+  readonly target: string;
+  /** sha256 of the canonical text of the traced graph IR (printGraph), before any pass. */
+  readonly graphHash: string;
+  readonly inputs: readonly ManifestInput[];
+  readonly outputs: readonly ManifestOutput[];
+  readonly buffers: readonly ArtifactBuffer[];
+  /** In launch order. */
+  readonly kernels: readonly ManifestKernel[];
+  readonly memory: Artifact["memory"];
+  readonly stats: ArtifactStats;
+  /** The state's initial values (parameters, optimizer state); absent when the graph has no state. */
+  readonly weights?: string;
+  /** sha256 (hex) of every other file of the folder that a loader reads, by relative path. */
+  readonly files: Readonly<Record<string, string>>;
+}
+
+const KERNEL_EXTENSION: Readonly<Record<string, string>> = { webgpu: "wgsl", js: "js", cuda: "cu", wasm: "wat" };
+
+/** kernels/<name>.<ext>, made unique with the launch index if two kernels share a name. */
+export function kernelFileNames(target: string, kernels: readonly ArtifactKernel[]): string[] {
+  const extension = KERNEL_EXTENSION[target] ?? "txt";
+  const seen = new Set<string>();
+  return kernels.map((k, i) => {
+    const safe = k.name.replace(/[^A-Za-z0-9_.-]/g, "_");
+    const file = seen.has(safe) ? `kernels/${i}_${safe}.${extension}` : `kernels/${safe}.${extension}`;
+    seen.add(safe);
+    return file;
+  });
+}
+
+export interface ManifestExtras {
+  readonly graphHash: string;
+  /** Names of the inputs whose values live in weights.safetensors. */
+  readonly stateNames: readonly string[];
+  readonly kernelFiles: readonly string[];
+  readonly files: Readonly<Record<string, string>>;
+}
+
+export const isSeedInput = (io: ArtifactIO): boolean => io.name === "seed" && io.dtype === "i32" && io.shape.length === 0;
+
+export function manifestOf(artifact: Artifact, extras: ManifestExtras): Manifest {
+  const state = new Set(extras.stateNames);
+  return {
+    schemaVersion: MANIFEST_SCHEMA_VERSION,
+    format: ARTIFACT_FORMAT,
+    name: artifact.name,
+    target: artifact.target,
+    graphHash: extras.graphHash,
+    inputs: artifact.inputs.map((io) => ({ ...io, role: state.has(io.name) ? "state" : isSeedInput(io) ? "seed" : "user" })),
+    outputs: artifact.outputs.map((io) => ({ ...io, role: io.aliases !== undefined && state.has(io.aliases) ? "state" : "user" })),
+    buffers: artifact.buffers,
+    kernels: artifact.kernels.map(({ source: _source, ...rest }, i) => ({ ...rest, file: extras.kernelFiles[i]! })),
+    memory: artifact.memory,
+    stats: artifact.stats,
+    ...(state.size > 0 ? { weights: WEIGHTS_FILE } : {}),
+    files: extras.files,
+  };
+}
+
+/** The in-memory Artifact again, with kernel sources read from their files. */
+export function artifactOf(manifest: Manifest, kernelSources: readonly string[]): Artifact {
+  const strip = <T extends { role: unknown }>({ role: _role, ...io }: T): Omit<T, "role"> => io;
+  return {
+    format: ARTIFACT_FORMAT,
+    version: ARTIFACT_VERSION,
+    name: manifest.name,
+    target: manifest.target,
+    inputs: manifest.inputs.map(strip),
+    outputs: manifest.outputs.map(strip),
+    buffers: manifest.buffers,
+    kernels: manifest.kernels.map(({ file: _file, ...k }, i) => ({ ...k, source: kernelSources[i]! })),
+    memory: manifest.memory,
+    stats: manifest.stats,
+  };
+}
+
+const DTYPES: readonly ArtifactDType[] = ["f32", "i32", "bool"];
+
+/** Parses manifest.json and checks the fields a loader relies on; any problem names the field. */
+export function parseManifest(text: string): Manifest {
+  const invalid = (why: string): ArtifactInvalidError => new ArtifactInvalidError(MANIFEST_FILE, why);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw invalid(`not JSON (${(e as Error).message})`);
+  }
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw invalid("not a JSON object");
+  const m = raw as Record<string, unknown>;
+  if (m["schemaVersion"] !== MANIFEST_SCHEMA_VERSION)
+    throw invalid(`schemaVersion is ${JSON.stringify(m["schemaVersion"])}, this loader reads schemaVersion ${MANIFEST_SCHEMA_VERSION}`);
+  if (m["format"] !== ARTIFACT_FORMAT) throw invalid(`format is ${JSON.stringify(m["format"])}, expected "${ARTIFACT_FORMAT}"`);
+  for (const field of ["name", "target", "graphHash"] as const) if (typeof m[field] !== "string") throw invalid(`${field} is missing or not a string`);
+  for (const field of ["inputs", "outputs", "buffers", "kernels"] as const) if (!Array.isArray(m[field])) throw invalid(`${field} is missing or not a list`);
+  if (typeof m["files"] !== "object" || m["files"] === null) throw invalid("files is missing or not an object");
+  for (const [file, hash] of Object.entries(m["files"] as Record<string, unknown>)) if (typeof hash !== "string" || !/^[0-9a-f]{64}$/.test(hash)) throw invalid(`files["${file}"] is not a sha256 hex digest`);
+  const buffers = m["buffers"] as unknown[];
+  (["inputs", "outputs"] as const).forEach((field) =>
+    (m[field] as unknown[]).forEach((entry, i) => {
+      const io = entry as Partial<ManifestInput>;
+      const where = `${field}[${i}]`;
+      if (typeof io.name !== "string") throw invalid(`${where}.name is missing`);
+      if (!DTYPES.includes(io.dtype as ArtifactDType)) throw invalid(`${where}.dtype ${JSON.stringify(io.dtype)} is not one of ${DTYPES.join(", ")}`);
+      if (!Array.isArray(io.shape) || !io.shape.every((d) => Number.isInteger(d) && d >= 0)) throw invalid(`${where}.shape is not a list of sizes`);
+      if (typeof io.buffer !== "number" || buffers[io.buffer] === undefined) throw invalid(`${where}.buffer ${JSON.stringify(io.buffer)} names no buffer`);
+    }),
+  );
+  (m["kernels"] as unknown[]).forEach((entry, i) => {
+    const k = entry as Partial<ManifestKernel>;
+    if (typeof k.file !== "string") throw invalid(`kernels[${i}].file is missing`);
+    if (!(k.file in (m["files"] as object))) throw invalid(`kernels[${i}].file '${k.file}' has no sha256 in files`);
+  });
+  if (m["weights"] !== undefined && (typeof m["weights"] !== "string" || !(m["weights"] in (m["files"] as object)))) throw invalid(`weights ${JSON.stringify(m["weights"])} has no sha256 in files`);
+  return raw as Manifest;
+}
