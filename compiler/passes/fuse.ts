@@ -13,7 +13,7 @@
 // The plan is data (FusionPlan) that lowering, tests and dumps read.
 
 import { nodeOf } from "../ir/graph.ts";
-import { isBinaryOp, isMovementOp, isUnaryOp, type DType, type Graph, type Node, type ValueId } from "../ir/types.ts";
+import { isBinaryOp, isMovementOp, isUnaryOp, operands, type DType, type Graph, type Node, type ValueId } from "../ir/types.ts";
 import { operandIndex, type MovementNode } from "../kernel/movement-index.ts";
 import { fromAtom, indexKey, indexVar, indexVars, type IndexExpr, type IndexVar } from "../kernel/index-expr.ts";
 import { bug } from "../util/errors.ts";
@@ -235,6 +235,14 @@ export function planFusion(g: Graph, opts: FuseOptions = {}): FusionPlan {
     }
   };
 
+  // Values computed from constants and iota alone (a causal mask) cost no memory to recompute.
+  const pure = new Set<ValueId>();
+  for (const n of g.nodes) {
+    const leafOk = n.op === "const" || n.op === "iota";
+    const opsOk = n.op !== "input" && n.op !== "rng" && n.op !== "dot" && n.op !== "reduce_sum" && n.op !== "reduce_max" && n.op !== "gather";
+    if (leafOk || (opsOk && operands(n).every((o) => pure.has(o)))) pure.add(n.id);
+  }
+
   for (let i = g.nodes.length - 1; i >= 0; i--) {
     const n = g.nodes[i]!;
     const acc = accesses.get(n.id);
@@ -261,7 +269,7 @@ export function planFusion(g: Graph, opts: FuseOptions = {}): FusionPlan {
       else materialize(n, acc, true);
       continue;
     }
-    if (maxGroupCount(acc!) > RECOMPUTE_LIMIT * numel(n.type.shape)) {
+    if (!pure.has(n.id) && maxGroupCount(acc!) > RECOMPUTE_LIMIT * numel(n.type.shape)) {
       materialize(n, acc, true);
       continue;
     }
