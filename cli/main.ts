@@ -7,10 +7,12 @@ import { KilnError } from "../compiler/util/errors.ts";
 import { UsageError } from "./args.ts";
 import { checkCommand } from "./check.ts";
 import type { Command } from "./command.ts";
+import { compileCommand } from "./compile.ts";
 import { dumpCommand } from "./dump.ts";
 import { processIO, type CliIO } from "./io.ts";
+import { runCommand } from "./run.ts";
 
-export const commands: readonly Command[] = [dumpCommand, checkCommand];
+export const commands: readonly Command[] = [dumpCommand, checkCommand, compileCommand, runCommand];
 
 export const EXIT_OK = 0;
 export const EXIT_USER_ERROR = 1;

@@ -111,7 +111,9 @@ export function decodeSafetensors(bytes: Uint8Array, fileName: string): DecodedS
 }
 
 function readData(dtype: ArtifactDType, raw: Uint8Array): TensorData {
-  const copy = raw.slice();
+  // Not raw.slice(): on a Node Buffer that is a view, not a copy.
+  const copy = new Uint8Array(raw.length);
+  copy.set(raw);
   const view = new DataView(copy.buffer);
   switch (dtype) {
     case "f32":

@@ -1,0 +1,115 @@
+// `kiln run <artifact-dir> --input x.safetensors`: load a standalone artifact folder with the
+// runtime alone (every file checked against the manifest), run it once on the named inputs,
+// print each output and optionally write them all to a safetensors file.
+
+import { readFileSync, writeFileSync } from "node:fs";
+import { KilnError } from "../compiler/util/errors.ts";
+import { createModel, loadArtifact, type ArtifactRunner, type LoadedArtifact, type NamedTensor } from "../runtime/artifact/load.ts";
+import { ArtifactInvalidError } from "../runtime/artifact/manifest.ts";
+import { decodeSafetensors, encodeSafetensors } from "../runtime/artifact/safetensors.ts";
+import { expectPositionals, parseCommandArgs } from "./args.ts";
+import type { Command } from "./command.ts";
+import { resolveFrom, type CliIO } from "./io.ts";
+
+const usage = "kiln run <artifact-dir> [--input <inputs.safetensors>] [--output <outputs.safetensors>] [--steps <n>]";
+
+/** Each target's runtime, imported only when an artifact of that target is run. */
+const runners: Readonly<Record<string, (loaded: LoadedArtifact) => Promise<ArtifactRunner>>> = {
+  js: async (loaded) => new (await import("../runtime/js/run-artifact.ts")).JsArtifactRunner(loaded.artifact),
+  webgpu: async (loaded) => {
+    const gpu = await (await import("../runtime/webgpu/device.ts")).acquireWebGpu();
+    if (!gpu) throw new KilnError({ code: "target-unavailable", message: "this artifact is for webgpu and this machine has no WebGPU adapter" });
+    return (await import("../runtime/webgpu/run-artifact.ts")).WebGpuArtifactRunner.create(gpu.device, loaded.artifact);
+  },
+};
+
+export const runCommand: Command = {
+  name: "run",
+  summary: "run a standalone artifact folder on inputs from a safetensors file",
+  usage,
+  help: `Loads <artifact-dir> (written by 'kiln compile' or exe.save) with the runtime only,
+refusing it if manifest.json's schemaVersion is unknown or any file's sha256 differs from
+the manifest. Runs it once on the tensors of --input (by input name; the state comes from
+weights.safetensors) and prints every output.
+
+  --input <file>    inputs as safetensors, one tensor per input name
+  --output <file>   also write the outputs (and the state after the run) as safetensors
+  --steps <n>       run n times (a training step updates its state each time); default 1
+
+Exit codes: 0 ok; 1 the artifact is invalid or the inputs do not fit it; 2 bad command line.`,
+  flags: {
+    input: { type: "string", short: "i" },
+    output: { type: "string", short: "o" },
+    steps: { type: "string", default: "1" },
+  },
+  async run(argv: readonly string[], io: CliIO): Promise<void> {
+    const args = parseCommandArgs(argv, this.flags, usage);
+    const [dir] = expectPositionals(args, ["artifact-dir"], usage);
+    const steps = Number(args.flags.steps);
+    if (!Number.isInteger(steps) || steps < 1) throw new KilnError({ code: "usage", message: `--steps must be a positive integer, got '${String(args.flags.steps)}'` });
+    const loaded = await asKilnError(() => loadArtifact(resolveFrom(io.cwd, dir!)));
+    const makeRunner = runners[loaded.manifest.target];
+    if (!makeRunner) throw new KilnError({ code: "unsupported", message: `kiln run cannot run '${loaded.manifest.target}' artifacts yet (targets: ${Object.keys(runners).join(", ")})` });
+    const inputs = readInputs(io, args.flags.input as string | undefined, loaded);
+    const model = createModel(loaded, await makeRunner(loaded));
+    let outputs: Record<string, NamedTensor> = {};
+    const started = performance.now();
+    for (let step = 0; step < steps; step++) outputs = await model.run(inputs);
+    const ms = performance.now() - started;
+    io.out(`${loaded.manifest.name} (${loaded.manifest.target}): ${steps} run(s) in ${ms.toFixed(1)} ms\n`);
+    for (const [name, t] of Object.entries(outputs)) io.out(`${name}: ${formatTensor(t)}\n`);
+    const outFile = args.flags.output as string | undefined;
+    if (outFile !== undefined) {
+      writeFileSync(resolveFrom(io.cwd, outFile), encodeSafetensors({ ...model.state(), ...outputs }));
+      io.out(`wrote ${outFile}\n`);
+    }
+  },
+};
+
+function readInputs(io: CliIO, file: string | undefined, loaded: LoadedArtifact): Record<string, NamedTensor> {
+  const wanted = loaded.manifest.inputs.filter((i) => i.role === "user");
+  if (file === undefined) {
+    if (wanted.length === 0) return {};
+    throw new KilnError({ code: "invalid-argument", message: `${loaded.manifest.name} needs input(s) ${wanted.map((i) => `${i.name}: ${i.dtype}[${i.shape.join(",")}]`).join(", ")}: pass them with --input <file.safetensors>` });
+  }
+  let bytes: Uint8Array;
+  try {
+    bytes = readFileSync(resolveFrom(io.cwd, file));
+  } catch (e) {
+    throw new KilnError({ code: "invalid-argument", message: `cannot read '${file}': ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (e as Error).message}` });
+  }
+  const tensors = asKilnErrorSync(() => decodeSafetensors(bytes, file).tensors);
+  const inputs: Record<string, NamedTensor> = {};
+  for (const io of wanted) {
+    const t = tensors[io.name];
+    if (!t) throw new KilnError({ code: "invalid-argument", message: `${file}: no tensor '${io.name}' (the artifact's inputs: ${wanted.map((i) => i.name).join(", ")})` });
+    if (t.dtype !== io.dtype || t.shape.join(",") !== io.shape.join(","))
+      throw new KilnError({ code: "shape-mismatch", message: `${file}: tensor '${io.name}' is ${t.dtype}[${t.shape.join(",")}], the artifact expects ${io.dtype}[${io.shape.join(",")}]` });
+    inputs[io.name] = t;
+  }
+  return inputs;
+}
+
+const formatTensor = (t: NamedTensor): string => {
+  const shown = Array.from(t.data.subarray(0, 8), (v) => (t.dtype === "f32" ? Number(v.toPrecision(6)) : v)).join(", ");
+  return `${t.dtype}[${t.shape.join(",")}] [${shown}${t.data.length > 8 ? `, … (${t.data.length} elements)` : ""}]`;
+};
+
+/** The runtime cannot throw KilnError (it never imports the compiler): rewrap its artifact errors. */
+async function asKilnError<T>(f: () => Promise<T>): Promise<T> {
+  try {
+    return await f();
+  } catch (e) {
+    if (e instanceof ArtifactInvalidError) throw new KilnError({ code: "artifact-invalid", message: e.message });
+    throw e;
+  }
+}
+
+function asKilnErrorSync<T>(f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    if (e instanceof ArtifactInvalidError) throw new KilnError({ code: "artifact-invalid", message: e.message });
+    throw e;
+  }
+}
