@@ -152,6 +152,24 @@ describe("js target: models", () => {
     check({ name: "mlp adam step", fn: step as unknown as Fn, specs: [f([8, 12]), i([8])] });
   });
 
+  test("three Adam steps with gradient clipping follow the reference trajectory (state kept between runs)", async () => {
+    const x = Array.from({ length: 32 }, (_, j) => Math.sin(j));
+    const y = Array.from({ length: 16 }, (_, j) => j % 2);
+    const trajectory = async (target: string) => {
+      k.manualSeed(3);
+      const net = k.nn.sequential(k.nn.linear(2, 8), k.nn.relu(), k.nn.linear(8, 2));
+      const step = k.trainStep(net, (logits, t) => F.crossEntropy(logits, t!), k.optim.adam({ lr: 0.05 }), { clipGradNorm: 1 });
+      const exe = await k.compile(step, [f([16, 2]), i([16])], { target });
+      const losses: number[] = [];
+      for (let n = 0; n < 3; n++) losses.push(((await exe.run([x, y])) as { loss: { data: ArrayLike<number> } }).loss.data[0]!);
+      return { losses, weight: Array.from(exe.state()["2.weight"]!.data) };
+    };
+    const want = await trajectory("reference");
+    const got = await trajectory("js");
+    for (const [a, e] of [[got.losses, want.losses], [got.weight, want.weight]] as const)
+      a.forEach((v, j) => expect(Math.abs(v - e[j]!)).toBeLessThanOrEqual(1e-5 + 1e-4 * Math.abs(e[j]!)));
+  });
+
   test("k.compile with target js runs and reports stats", async () => {
     const exe = await k.compile((x: k.Tensor, w: k.Tensor) => x.matmul(w).relu(), [f([2, 3]), f([3, 2])], { target: "js" });
     const out = (await exe.run([[1, 2, 3, 4, 5, 6], [1, -1, 0, 2, -1, 0.5]])) as { data: ArrayLike<number> };
