@@ -1,0 +1,143 @@
+// Results as a table on stdout and as JSON under out/bench/. Ratios are peer time over
+// Kiln's (median step), so > 1 means Kiln is faster; "rel diff" is the largest difference of a
+// runner's output from Kiln's over the first two steps, relative to Kiln's largest magnitude.
+
+import { mkdirSync, writeFileSync } from "node:fs";
+import * as path from "node:path";
+import type { BenchCase } from "./cases/case.ts";
+import type { HostRecord } from "./env.ts";
+import type { AdapterRecord } from "./navigator-gpu.ts";
+import type { Timing, TimingSettings } from "./timing.ts";
+
+export interface RowResult {
+  readonly runner: string;
+  readonly peer?: string;
+  readonly timing: Timing;
+  /** Median step of this row over the baseline's (the first row, Kiln); absent when either did not run. */
+  readonly ratio?: number;
+  /** GFLOP/s or GB/s at the median step. */
+  readonly throughput?: number;
+  readonly relDiff?: number;
+}
+
+export interface CaseResult {
+  readonly benchCase: BenchCase;
+  readonly rows: readonly RowResult[];
+}
+
+export interface BenchRecord {
+  readonly target: string;
+  readonly host: HostRecord;
+  readonly adapter?: AdapterRecord | { readonly error: string };
+  readonly peers: Readonly<Record<string, string>>;
+  readonly settings: TimingSettings & { readonly quick: boolean };
+  readonly cases: readonly CaseResult[];
+  readonly notes: readonly string[];
+}
+
+/** Fills ratio, throughput and output agreement for a case's rows; the first row is the baseline. */
+export function compareRows(benchCase: BenchCase, rows: readonly { runner: string; peer?: string; timing: Timing }[]): RowResult[] {
+  const baseline = rows[0]?.timing.status === "ok" ? rows[0].timing : undefined;
+  const reference = baseline ?? rows.map((r) => r.timing).find((t) => t.status === "ok");
+  return rows.map((row) => {
+    const t = row.timing;
+    if (t.status !== "ok") return row;
+    const work = benchCase.throughput.unit === "GFLOP/s" ? benchCase.throughput.flopsPerStep : benchCase.throughput.bytesPerStep;
+    return {
+      ...row,
+      throughput: work / (t.medianMs * 1e6),
+      ...(baseline ? { ratio: t.medianMs / baseline.medianMs } : {}),
+      ...(reference && reference.status === "ok" ? { relDiff: worstDifference(t.outputs, reference.outputs) } : {}),
+    };
+  });
+}
+
+/** The worst relative difference over the steps both runners recorded. */
+function worstDifference(outputs: readonly Float32Array[], reference: readonly Float32Array[]): number {
+  let worst = 0;
+  for (let i = 0; i < Math.min(outputs.length, reference.length); i++) worst = Math.max(worst, relativeDifference(outputs[i]!, reference[i]!));
+  return worst;
+}
+
+function relativeDifference(values: Float32Array, reference: Float32Array): number {
+  if (values.length !== reference.length) return Number.POSITIVE_INFINITY;
+  let scale = 0;
+  let worst = 0;
+  for (let i = 0; i < values.length; i++) {
+    scale = Math.max(scale, Math.abs(reference[i]!));
+    const diff = Math.abs(values[i]! - reference[i]!);
+    if (!(diff <= worst)) worst = diff; // NaN counts as the worst difference
+  }
+  return worst / Math.max(scale, 1e-30);
+}
+
+const ms = (value: number): string => (value >= 100 ? value.toFixed(0) : value >= 10 ? value.toFixed(1) : value.toFixed(2));
+
+export function formatHeader(record: Omit<BenchRecord, "cases" | "notes">): string {
+  const h = record.host;
+  const lines = [
+    `kiln bench --target ${record.target}${record.settings.quick ? " (quick)" : ""}  ${h.date}`,
+    `commit ${h.commit}${h.dirty ? " (uncommitted changes)" : ""}, node ${h.node}, ${h.platform}`,
+    `cpu ${h.cpu}, ${h.cores} cores, ${h.memoryGiB} GiB, load average ${h.loadAverage} at start`,
+  ];
+  if (record.adapter) {
+    const a = record.adapter;
+    lines.push("error" in a ? `webgpu adapter: none (${a.error})` : `webgpu adapter: ${[a.vendor, a.architecture, a.device].filter((s) => s).join(" / ")}; driver: ${a.description || "?"} (Dawn ${a.dawnFlags.join(" ")})`);
+  }
+  lines.push(`peers: ${Object.entries(record.peers).map(([name, version]) => `${name} ${version}`).join("; ")}`);
+  const s = record.settings;
+  lines.push(`timing: ${s.warmup} warm-up step(s), median/min of up to ${s.repeat} steps within ${s.budgetMs / 1000} s per runner; every step is host arrays in → host arrays out`);
+  return lines.join("\n");
+}
+
+export function formatCase(result: CaseResult): string {
+  const unit = result.benchCase.throughput.unit;
+  const header = ["runner", "prepare ms", "1st step ms", "median ms", "min ms", unit, "peer/kiln", "rel diff"];
+  const body = result.rows.map((row) => {
+    const t = row.timing;
+    if (t.status !== "ok") return [row.runner, `${t.status}: ${t.reason}`];
+    return [
+      row.runner,
+      ms(t.prepareMs),
+      ms(t.firstStepMs),
+      ms(t.medianMs) + (t.coldOnly ? "*" : ""),
+      ms(t.minMs),
+      row.throughput === undefined ? "" : row.throughput.toFixed(row.throughput >= 10 ? 1 : 3),
+      row.ratio === undefined ? "—" : `${row.ratio.toFixed(2)}×`,
+      row.relDiff === undefined ? "" : row.relDiff.toExponential(1),
+    ];
+  });
+  const widths = header.map((h, i) => Math.max(h.length, ...body.filter((r) => r.length === header.length).map((r) => r[i]!.length)));
+  const line = (cells: readonly string[]): string =>
+    cells.length === header.length ? cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ") : `${cells[0]!.padEnd(widths[0]!)}  ${cells[1]}`;
+  return [`\n${result.benchCase.title}`, line(header), ...body.map(line)].join("\n");
+}
+
+export function formatFooter(record: BenchRecord): string {
+  const coldOnly = record.cases.some((c) => c.rows.some((r) => r.timing.status === "ok" && r.timing.coldOnly));
+  const lines = [
+    "",
+    "peer/kiln: median step of the row over Kiln's (> 1: Kiln is faster). rel diff: max |out − kiln| / max |kiln| over the first two steps (one for * rows).",
+    ...(coldOnly ? ["*: quick run, the first (cold) step was the only sample."] : []),
+    ...record.notes,
+  ];
+  return lines.join("\n");
+}
+
+/** Writes the record to out/bench/<target>-<date>.json and returns the path. */
+export function writeRecord(record: BenchRecord, outDir: string): string {
+  mkdirSync(outDir, { recursive: true });
+  const stamp = record.host.date.replace(/[:.]/g, "-");
+  const file = path.join(outDir, `${record.target}-${stamp}.json`);
+  const cases = record.cases.map((c) => ({
+    id: c.benchCase.id,
+    title: c.benchCase.title,
+    unit: c.benchCase.throughput.unit,
+    rows: c.rows.map((r) => {
+      const { outputs: _outputs, ...timing } = r.timing.status === "ok" ? r.timing : { ...r.timing, outputs: undefined };
+      return { runner: r.runner, peer: r.peer, ...timing, ratioPeerOverKiln: r.ratio, throughput: r.throughput, relDiffVsKiln: r.relDiff };
+    }),
+  }));
+  writeFileSync(file, JSON.stringify({ ...record, cases }, null, 2) + "\n");
+  return file;
+}

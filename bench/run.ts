@@ -1,0 +1,118 @@
+// `npm run bench -- --target <js|wasm|webgpu|cpu> [--only matmul,mlp,softmax,elementwise]
+// [--repeat N] [--quick] [--out DIR]`: Kiln on one target beside its peers, in this process,
+// case by case; prints a table per case and writes the record as JSON. Not a test: nothing
+// here asserts a time (STYLE.md, "Benchmarks are not tests").
+
+import * as path from "node:path";
+import { parseArgs } from "node:util";
+import { BENCH_CASES } from "./cases/all-cases.ts";
+import { CASE_IDS, type CaseId } from "./cases/case.ts";
+import { hostRecord } from "./env.ts";
+import { kilnRunner } from "./kiln-runner.ts";
+import { installNavigatorGpu, type AdapterRecord } from "./navigator-gpu.ts";
+import { jaxRunner } from "./peers/jax.ts";
+import { tfjsRunner } from "./peers/tfjs.ts";
+import { compareRows, formatCase, formatFooter, formatHeader, writeRecord, type BenchRecord, type CaseResult } from "./report.ts";
+import { errorMessage, type Runner } from "./runner.ts";
+import { timeRunner, type Timing, type TimingSettings } from "./timing.ts";
+import * as os from "node:os";
+
+const TARGETS = ["js", "wasm", "webgpu", "cpu"] as const;
+type BenchTarget = (typeof TARGETS)[number];
+
+const USAGE = `usage: npm run bench -- --target <${TARGETS.join("|")}> [--only ${CASE_IDS.join(",")}] [--repeat N] [--quick] [--out DIR]`;
+
+/** Kiln first (the baseline of every ratio), then the peers the issues name for the target. */
+function runnersFor(target: BenchTarget, cacheDir: string): Runner[] {
+  switch (target) {
+    case "js":
+      return [kilnRunner("js"), tfjsRunner("cpu", cacheDir), tfjsRunner("wasm", cacheDir)];
+    case "wasm":
+    case "cpu": {
+      // Thread scaling: the same target on one thread; its peer/kiln is the speed-up from all cores.
+      const single = kilnRunner(target, { label: `kiln ${target}, 1 thread`, compileOptions: { threads: 1 } });
+      return [kilnRunner(target, { label: `kiln ${target}, ${os.availableParallelism()} threads`, compileOptions: { threads: os.availableParallelism() } }), single, tfjsRunner("wasm", cacheDir), jaxRunner("wasm"), tfjsRunner("cpu", cacheDir)];
+    }
+    case "webgpu":
+      return [kilnRunner("webgpu"), tfjsRunner("webgpu", cacheDir), jaxRunner("webgpu")];
+    default: {
+      const never: never = target;
+      throw new Error(`unknown target ${String(never)}`);
+    }
+  }
+}
+
+function parseCommandLine(): { target: BenchTarget; cases: CaseId[]; settings: TimingSettings; quick: boolean; outDir: string } {
+  const { values } = parseArgs({
+    options: {
+      target: { type: "string", default: "js" },
+      only: { type: "string" },
+      repeat: { type: "string" },
+      quick: { type: "boolean", default: false },
+      out: { type: "string", default: "out/bench" },
+      help: { type: "boolean", default: false },
+    },
+  });
+  if (values.help) {
+    console.log(USAGE);
+    process.exit(0);
+  }
+  const target = values.target as BenchTarget;
+  if (!TARGETS.includes(target)) throw new Error(`unknown target '${values.target}'\n${USAGE}`);
+  const cases = values.only === undefined ? [...CASE_IDS] : values.only.split(",").map((s) => s.trim());
+  const unknown = cases.filter((c) => !CASE_IDS.includes(c as CaseId));
+  if (unknown.length > 0) throw new Error(`unknown case(s) ${unknown.join(", ")} (cases: ${CASE_IDS.join(", ")})`);
+  const quick = values.quick === true;
+  const repeat = values.repeat === undefined ? (quick ? 3 : 10) : Number(values.repeat);
+  if (!Number.isInteger(repeat) || repeat < 1) throw new Error(`--repeat must be a positive integer, got '${values.repeat}'`);
+  // Quick: the first step serves as warm-up, sampling stops after 3 s, and a runner whose
+  // first step alone takes over 3 s is not sampled again (tfjs-cpu's matmul takes ~13 s here).
+  const settings: TimingSettings = quick ? { warmup: 0, repeat, budgetMs: 3000, coldOnlyAboveMs: 3000 } : { warmup: 1, repeat, budgetMs: 20000 };
+  return { target, cases: cases as CaseId[], settings, quick, outDir: path.resolve(values.out) };
+}
+
+async function main(): Promise<void> {
+  const { target, cases, settings, quick, outDir } = parseCommandLine();
+  let adapter: AdapterRecord | { error: string } | undefined;
+  if (target === "webgpu") {
+    // Before any runner starts, so Kiln and the peers share one navigator.gpu.
+    adapter = await installNavigatorGpu().catch((e: unknown) => ({ error: errorMessage(e) }));
+  }
+  const runners = runnersFor(target, path.join(outDir, ".cache"));
+  const initErrors = new Map<Runner, Timing>();
+  for (const runner of runners) {
+    try {
+      await runner.init();
+    } catch (e) {
+      const reason = errorMessage(e);
+      initErrors.set(runner, reason.startsWith("unavailable: ") ? { status: "unavailable", reason: reason.slice(13) } : { status: "failed", reason: `init: ${reason}` });
+    }
+  }
+  const peers = Object.fromEntries(runners.flatMap((r) => (r.peer ? [[r.name, r.peer]] : [])));
+  const host = hostRecord();
+  console.log(formatHeader({ target, host, ...(adapter ? { adapter } : {}), peers, settings: { ...settings, quick } }));
+
+  const results: CaseResult[] = [];
+  for (const id of cases) {
+    const benchCase = BENCH_CASES[id];
+    const data = benchCase.makeData();
+    const rows = [];
+    for (const runner of runners) {
+      const timing = initErrors.get(runner) ?? (await timeRunner(runner, benchCase, data, settings));
+      rows.push({ runner: runner.name, ...(runner.peer ? { peer: runner.peer } : {}), timing });
+    }
+    const result = { benchCase, rows: compareRows(benchCase, rows) };
+    results.push(result);
+    console.log(formatCase(result));
+  }
+  const record: BenchRecord = { target, host, ...(adapter ? { adapter } : {}), peers, settings: { ...settings, quick }, cases: results, notes: [...new Set(runners.flatMap((r) => r.notes()))] };
+  console.log(formatFooter(record));
+  console.log(`\nwrote ${path.relative(process.cwd(), writeRecord(record, outDir))}`);
+  // Dawn and worker pools keep handles open; the run is over.
+  process.exit(0);
+}
+
+main().catch((e: unknown) => {
+  console.error(`bench: ${e instanceof Error ? e.message : String(e)}`);
+  process.exit(1);
+});

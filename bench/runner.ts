@@ -1,0 +1,32 @@
+// What the harness times: a runner (Kiln on a target, or a peer library on a backend) turns a
+// case into a prepared step. `prepare` does the one-time work (compile, weights to the device);
+// `step` runs once from host inputs to host outputs and resolves when the output is on the host.
+
+import type { BenchCase, CaseData } from "./cases/case.ts";
+
+export interface PreparedStep {
+  /** Runs one step; resolves to the compared output (the result, or the loss) read back to the host. */
+  step(): Promise<Float32Array>;
+  dispose(): void;
+  /** Counters worth recording beside the time (Kiln: kernels per run, bytes moved), if any. */
+  stats?(): Readonly<Record<string, number>> | undefined;
+}
+
+export interface Runner {
+  /** Short label in tables, e.g. "kiln js", "tfjs-wasm", "jax-js webgpu". */
+  readonly name: string;
+  /** Package and version for the record, e.g. "@tensorflow/tfjs-backend-wasm@4.22.0"; absent for Kiln. */
+  readonly peer?: string;
+  /** One-time backend start (load wasm, open the adapter); a failure marks the runner failed for every case. */
+  init(): Promise<void>;
+  prepare(benchCase: BenchCase, data: CaseData): Promise<PreparedStep>;
+  /** Notes printed under the table (thread count, what the peer runs); filled after init. */
+  notes(): readonly string[];
+}
+
+export const errorMessage = (e: unknown): string => (e instanceof Error ? e.message.split("\n")[0]! : String(e));
+
+/** Closes a switch over case ids: a new case is a type error in every runner until handled. */
+export function unreachable(value: never): never {
+  throw new Error(`unhandled case '${String(value)}'`);
+}

@@ -1,0 +1,93 @@
+// Times one runner on one case: prepare (compile, upload weights) and the first step apart —
+// together the cold start — then warm-up steps, then timed steps until `repeat` samples or the
+// time budget is spent (at least one). Median and min of the samples are the step time.
+
+import type { BenchCase, CaseData } from "./cases/case.ts";
+import { errorMessage, type Runner } from "./runner.ts";
+
+export interface TimingSettings {
+  readonly warmup: number;
+  readonly repeat: number;
+  /** Stop sampling once this much time went into timed steps (one sample at least). */
+  readonly budgetMs: number;
+  /** When the first step alone took longer, report it as the only sample (quick runs of slow runners). */
+  readonly coldOnlyAboveMs?: number;
+}
+
+export interface Timed {
+  readonly status: "ok";
+  /** k.compile / peer setup (weights to the device, jit wrapper), before any step. */
+  readonly prepareMs: number;
+  /** The first step, which includes lazy compilation for jit-style peers and pipeline creation on GPUs. */
+  readonly firstStepMs: number;
+  readonly medianMs: number;
+  readonly minMs: number;
+  readonly samplesMs: readonly number[];
+  /** True when the step time is the first step's (no warm samples were taken). */
+  readonly coldOnly: boolean;
+  /** The outputs of the first one or two steps, compared across runners (the second checks an update step). */
+  readonly outputs: readonly Float32Array[];
+  readonly stats?: Readonly<Record<string, number>>;
+}
+export interface NotTimed {
+  readonly status: "failed" | "unavailable";
+  readonly reason: string;
+}
+export type Timing = Timed | NotTimed;
+
+const median = (values: readonly number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+};
+
+export async function timeRunner(runner: Runner, benchCase: BenchCase, data: CaseData, settings: TimingSettings): Promise<Timing> {
+  let prepared;
+  const prepareStart = performance.now();
+  try {
+    prepared = await runner.prepare(benchCase, data);
+  } catch (e) {
+    const code = (e as { diag?: { code?: string } }).diag?.code;
+    return code === "target-unavailable" ? { status: "unavailable", reason: errorMessage(e) } : { status: "failed", reason: `prepare: ${errorMessage(e)}` };
+  }
+  try {
+    const firstStart = performance.now();
+    const prepareMs = firstStart - prepareStart;
+    const outputs = [await prepared.step()];
+    const firstStepMs = performance.now() - firstStart;
+    const samplesMs: number[] = [];
+    const step = async (): Promise<void> => {
+      const output = await prepared.step();
+      if (outputs.length < 2) outputs.push(output);
+    };
+    const coldOnly = settings.coldOnlyAboveMs !== undefined && firstStepMs > settings.coldOnlyAboveMs;
+    if (coldOnly) samplesMs.push(firstStepMs);
+    else {
+      for (let i = 0; i < settings.warmup; i++) await step();
+      let spentMs = 0;
+      while (samplesMs.length < Math.max(1, settings.repeat) && (samplesMs.length === 0 || spentMs < settings.budgetMs)) {
+        const start = performance.now();
+        await step();
+        const elapsed = performance.now() - start;
+        samplesMs.push(elapsed);
+        spentMs += elapsed;
+      }
+    }
+    const stats = prepared.stats?.();
+    return {
+      status: "ok",
+      prepareMs,
+      firstStepMs,
+      medianMs: median(samplesMs),
+      minMs: Math.min(...samplesMs),
+      samplesMs,
+      coldOnly,
+      outputs,
+      ...(stats ? { stats } : {}),
+    };
+  } catch (e) {
+    return { status: "failed", reason: `step: ${errorMessage(e)}` };
+  } finally {
+    prepared.dispose();
+  }
+}
