@@ -5,8 +5,8 @@
 // output a warp: lanes split the outermost reductions and combine them with shuffles.
 
 import { scheduleSection, type ScheduleItem } from "../../compiler/kernel/schedule.ts";
-import { bounds, type Atom, type IndexExpr, type IndexPred, type IndexVar } from "../../compiler/kernel/index-expr.ts";
-import type { BufferDecl, ExprId, KExpr, Kernel, Section } from "../../compiler/kernel/kernel-ir.ts";
+import { bounds, indexVars, type Atom, type IndexExpr, type IndexPred, type IndexVar } from "../../compiler/kernel/index-expr.ts";
+import { exprOwnVars, type BufferDecl, type ExprId, type KExpr, type Kernel, type Section } from "../../compiler/kernel/kernel-ir.ts";
 import { assertNever, bug } from "../../compiler/util/errors.ts";
 import { cudaDialect as d } from "./dialect.ts";
 
@@ -94,14 +94,25 @@ function pickStrategy(s: Section, items: readonly ScheduleItem[]): ReductionStra
 
 class SectionWriter {
   private reduceCount = 0;
+  /** Loop variables some expression or store reads (others are never defined: nvcc warns). */
+  private readonly usedVars = new Set<string>();
   constructor(
     private readonly s: Section,
     private readonly strategy: ReductionStrategy,
     private readonly lines: string[],
   ) {}
 
+  private collectUsedVars(items: readonly ScheduleItem[]): void {
+    for (const item of items) {
+      if (item.kind === "expr") for (const v of exprOwnVars(this.s.exprs[item.id]!)) this.usedVars.add(v);
+      else if (item.kind === "store") indexVars(item.index, this.usedVars);
+      else this.collectUsedVars(item.body);
+    }
+  }
+
   write(items: readonly ScheduleItem[], index: number): void {
     const s = this.s;
+    this.collectUsedVars(items);
     const points = product(s.domain);
     const wide = points * WARP >= 2 ** 31;
     const flat = wide ? "long long" : "int";
@@ -130,7 +141,7 @@ class SectionWriter {
       stride *= vars[i]!.extent;
     }
     vars.forEach((v, i) => {
-      if (v.extent === 1) return; // simplified away everywhere
+      if (v.extent === 1 || !this.usedVars.has(v.name)) return; // size 1: simplified away everywhere
       const quotient = strides[i] === 1 ? flat : `${flat} / ${strides[i]}`;
       const value = i === 0 ? quotient : `(${quotient}) % ${v.extent}`;
       this.lines.push(`${indent}const int ${v.name} = (int)(${value});`);

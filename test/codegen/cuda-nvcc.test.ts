@@ -1,0 +1,47 @@
+// Every kernel generated for the op, gradient, model and fuzz graphs compiles with
+// `nvcc -ptx` for sm_80 and sm_90, warnings as errors (one module per architecture holds all
+// of them: nvcc costs seconds per call). Without nvcc the suite skips with a notice, unless
+// KILN_REQUIRE_NVCC=1 (CI), where a missing nvcc fails.
+
+import { describe, expect, test } from "vitest";
+import { compileCuda } from "../../codegen/cuda/compile.ts";
+import { CUDA_PRELUDE } from "../../codegen/cuda/prelude.ts";
+import { traceProgram } from "../../dsl/program.ts";
+import * as mlp from "../../examples/mlp.ts";
+import { findNvcc, nvccPtx } from "../util/nvcc.ts";
+import { fuzzCases, modelCases, opCases } from "../targets/cuda-cases.ts";
+
+const nvcc = findNvcc();
+if (!nvcc) console.log("cuda-nvcc.test: nvcc not found, skipping PTX compilation (set KILN_REQUIRE_NVCC=1 to fail instead)");
+
+function moduleSource(): { source: string; kernels: number } {
+  const graphs = [
+    ...opCases().map((c) => c.graph),
+    ...modelCases().map((c) => c.graph),
+    traceProgram(mlp.trainStep, "trainStep").graph,
+    traceProgram(mlp.forward, "forward").graph,
+  ];
+  // Fuzz graphs in the default strategy only: the op graphs already cover every strategy.
+  const fuzz = fuzzCases(Array.from({ length: 120 }, (_, s) => s)).map((c) => c.graph);
+  const parts = [CUDA_PRELUDE];
+  let kernels = 0;
+  [...graphs, ...fuzz].forEach((g, gi) => {
+    for (const reduction of gi < graphs.length ? (["auto", "serial", "warp"] as const) : (["auto"] as const)) {
+      const a = compileCuda(g, { reduction, symbolPrefix: `g${gi}_${reduction}_` }).artifact;
+      for (const k of a.kernels) parts.push(k.source);
+      kernels += a.kernels.length;
+    }
+  });
+  return { source: parts.join("\n"), kernels };
+}
+
+describe.runIf(nvcc !== undefined)("generated CUDA compiles with nvcc", () => {
+  const { source, kernels } = nvcc ? moduleSource() : { source: "", kernels: 0 };
+  test.each(["sm_80", "sm_90"])("%s: every kernel of the op, gradient, model and fuzz graphs", (arch) => {
+    expect(kernels).toBeGreaterThan(300);
+    const r = nvccPtx(nvcc!, source, arch);
+    if (!r.ok) throw new Error(`nvcc -ptx -arch=${arch} failed:\n${r.log.slice(0, 4000)}`);
+    // One .entry per kernel: nothing was dropped.
+    expect(r.ptx.match(/^\.visible \.entry /gm)?.length).toBe(kernels);
+  });
+});
