@@ -13,6 +13,7 @@ import type { HostTensor } from "../../compiler/util/host-tensor.ts";
 import { numel } from "../../compiler/util/shape.ts";
 import { JsArtifactRunner } from "../../runtime/js/run-artifact.ts";
 import { mulberry32 } from "../util/random-graph.ts";
+import { BATCH, CLASSES, HIDDEN, IN_FEATURES, mlpForward, trainStep } from "../../examples/mlp.ts";
 
 type Fn = (...args: k.Tensor[]) => unknown;
 interface Case {
@@ -21,8 +22,8 @@ interface Case {
   readonly specs: readonly k.InputSpec[];
   /** Exclusive upper bound of i32 inputs (indices); default 4. */
   readonly intRange?: number;
-  /** f32 inputs are drawn from [lo, hi); default [-1, 1). */
-  readonly range?: readonly [number, number];
+  /** f32 inputs are drawn from [lo, hi); default [-1, 1). A function picks a range per input name. */
+  readonly range?: readonly [number, number] | ((input: string) => readonly [number, number]);
   readonly atol?: number;
   readonly rtol?: number;
 }
@@ -33,11 +34,11 @@ const F = k.nn.functional;
 
 function inputsFor(g: Graph, c: Case): Record<string, HostTensor> {
   const rand = mulberry32(1234);
-  const [lo, hi] = c.range ?? [-1, 1];
   const out: Record<string, HostTensor> = {};
   for (const id of g.inputs) {
     const n = nodeOf(g, id);
     if (n.op !== "input") continue;
+    const [lo, hi] = typeof c.range === "function" ? c.range(n.name) : (c.range ?? [-1, 1]);
     const count = numel(n.type.shape);
     const data =
       n.type.dtype === "f32"
@@ -168,6 +169,13 @@ describe("js target: models", () => {
     const got = await trajectory("js");
     for (const [a, e] of [[got.losses, want.losses], [got.weight, want.weight]] as const)
       a.forEach((v, j) => expect(Math.abs(v - e[j]!)).toBeLessThanOrEqual(1e-5 + 1e-4 * Math.abs(e[j]!)));
+  });
+
+  test("the examples' MNIST MLP forward program and AdamW train step match the interpreter", () => {
+    check({ name: "examples mlp forward", fn: mlpForward as Fn, specs: [f([BATCH, IN_FEATURES]), f([HIDDEN, IN_FEATURES]), f([HIDDEN]), f([CLASSES, HIDDEN]), f([CLASSES])], range: [-0.1, 0.1] });
+    // Pixels in [0, 1), weights at PyTorch's init scale, fresh Adam state (the step counter is i32 and draws from intRange).
+    const range = (name: string): readonly [number, number] => (name.startsWith("opt.") ? [0, 0] : name.includes(".") ? [-0.05, 0.05] : [0, 1]);
+    check({ name: "examples mlp train step", fn: trainStep.fn as unknown as Fn, specs: [f([BATCH, IN_FEATURES]), i([BATCH])], intRange: CLASSES, range });
   });
 
   test("k.compile with target js runs and reports stats", async () => {
