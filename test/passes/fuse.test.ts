@@ -89,6 +89,14 @@ describe("kernels per graph", () => {
     expect(kernels(compileAndCheck(g))).toBe(1);
   });
 
+  test.each([
+    ["softmax", (x: k.Tensor) => x.softmax(-1)],
+    ["layerNorm", (x: k.Tensor) => k.nn.functional.layerNorm(x, 32)],
+  ] as const)("the backward of %s (grad of sum(f(x)·c)) is one row kernel", (_name, f) => {
+    const g = trace(k.grad((x: k.Tensor, c: k.Tensor) => f(x).mul(c).sum()) as never, [k.f32([8, 32]), k.f32([8, 32])]);
+    expect(kernels(compileAndCheck(g))).toBe(1);
+  });
+
   test("layerNorm with weight and bias is one row kernel", () => {
     const g = trace((x: k.Tensor, w: k.Tensor, b: k.Tensor) => k.nn.functional.layerNorm(x, 20, w, b), [k.f32([2, 5, 20]), k.f32([20]), k.f32([20])]);
     expect(kernels(compileAndCheck(g))).toBe(1);
