@@ -5,7 +5,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import * as k from "kiln";
 import { BATCH, CLASSES, forward, initParams } from "./mlp.ts";
-import { loadMnist } from "./mnist.ts";
+import { loadMnist } from "./mnist-data.ts";
 
 const target = process.env.KILN_TARGET ?? "auto";
 const outDir = "out";

@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url";
 import { describe, expect, test } from "vitest";
 import * as k from "kiln";
 import { BATCH, CLASSES, HIDDEN, IN_FEATURES, forward, initParams, mlpForward } from "../../examples/mlp.ts";
-import { loadMnist } from "../../examples/mnist.ts";
+import { loadMnist } from "../../examples/mnist-data.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
@@ -32,7 +32,7 @@ function mlpByLoops(x: Float32Array, p: ReturnType<typeof initParams>, rows: num
   return logits;
 }
 
-describe("examples/mnist.ts", () => {
+describe("examples/mnist-data.ts", () => {
   test("the first test labels are the well-known 7 2 1 0 4 1 4 9 5 9", () => {
     const batch = loadMnist("test", 10);
     expect(Array.from(batch.labels)).toEqual([7, 2, 1, 0, 4, 1, 4, 9, 5, 9]);
