@@ -40,6 +40,8 @@ export interface TargetInfo {
   readonly available?: () => boolean | Promise<boolean>;
   /** Whether "auto" may pick it when available (a software GPU adapter: only by name); absent means yes. */
   readonly auto?: () => boolean | Promise<boolean>;
+  /** Why an unavailable target cannot run here (named in the error when it is asked for). */
+  readonly whyUnavailable?: () => string | undefined | Promise<string | undefined>;
   readonly description?: string;
 }
 
@@ -48,7 +50,7 @@ const registry = new Map<string, TargetInfo>();
 export function registerTarget(
   name: string,
   factory: TargetFactory,
-  info: { priority?: number; available?: () => boolean | Promise<boolean>; auto?: () => boolean | Promise<boolean>; description?: string } = {},
+  info: Omit<TargetInfo, "name" | "factory" | "priority"> & { priority?: number } = {},
 ): void {
   registry.set(name, { ...info, name, factory, priority: info.priority ?? 0 });
 }
@@ -80,8 +82,10 @@ export async function resolveTarget(name: string): Promise<TargetInfo> {
   }
   const t = registry.get(name);
   if (!t) throw new KilnError({ code: "invalid-argument", message: `unknown target '${name}' (available: ${["auto", ...registeredTargets()].join(", ")})` });
-  if (t.available && !(await t.available()))
-    throw new KilnError({ code: "target-unavailable", message: `target '${name}' is registered but cannot run on this machine` });
+  if (t.available && !(await t.available())) {
+    const reason = t.whyUnavailable ? await t.whyUnavailable() : undefined;
+    throw new KilnError({ code: "target-unavailable", message: `target '${name}' is registered but cannot run on this machine${reason ? `: ${reason}` : ""}` });
+  }
   return t;
 }
 
@@ -103,4 +107,12 @@ registerTarget("webgpu", async (graph, opts) => (await import("../codegen/wgsl/t
   // A software adapter (lavapipe, SwiftShader) runs only when asked for by name: the CPU backends beat it.
   auto: async () => (await (await import("../codegen/wgsl/target.ts")).webGpuAdapterKind()) === "hardware",
   description: "WGSL on a WebGPU adapter (navigator.gpu in a browser, Dawn in Node)",
+});
+
+// Lazy like every GPU backend: the addon is loaded (and the driver probed) only when asked.
+registerTarget("cuda", async (graph, opts) => (await import("../codegen/cuda/target.ts")).createCudaExecutor(graph, opts as import("../codegen/cuda/compile.ts").CudaCompileOptions), {
+  priority: 3,
+  available: async () => (await (await import("../codegen/cuda/target.ts")).cudaUnavailableReason()) === undefined,
+  whyUnavailable: async () => (await import("../codegen/cuda/target.ts")).cudaUnavailableReason(),
+  description: "CUDA C on an NVIDIA GPU through the driver API (node-addon-api addon; build it with npm run build:cuda)",
 });

@@ -1,0 +1,182 @@
+// The CUDA runtime: loads the node-addon-api addon lazily (built by `npm run build:cuda`),
+// turns a cuda artifact's module source into PTX (nvcc -ptx where present, else NVRTC in the
+// addon), and runs the artifact: one device allocation per memory slot, kernels launched in
+// order on one stream. Where the addon or the driver is missing, `openCuda` rejects with a
+// message that says which and what to do; nothing else in Kiln is affected.
+
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { artifactDTypeBytes, type Artifact, type ArtifactDType, type ArtifactKernel } from "../artifact/format.ts";
+
+/** The addon's exports (runtime/cuda/addon/kiln-cuda.cc). */
+export interface CudaAddon {
+  init(): { name: string; major: number; minor: number };
+  nvrtcCompile(source: string, fileName: string, arch: string): string;
+  loadModule(ptx: string): number;
+  getFunction(module: number, name: string): number;
+  alloc(bytes: number): bigint;
+  free(ptr: bigint): void;
+  upload(ptr: bigint, data: ArrayBufferView): void;
+  download(ptr: bigint, data: ArrayBufferView): void;
+  copy(dst: bigint, src: bigint, bytes: number): void;
+  launch(fn: number, grid: readonly number[], block: readonly number[], sharedBytes: number, args: readonly bigint[]): void;
+  synchronize(): void;
+}
+
+/** What the runtime needs of a cuda artifact (codegen/cuda/build-artifact.ts makes them). */
+export interface CudaRunnableArtifact extends Artifact {
+  readonly kernels: readonly (ArtifactKernel & { readonly launch: { readonly grid: readonly number[]; readonly block: readonly number[]; readonly sharedBytes: number } })[];
+  readonly cudaSource: string;
+}
+
+export interface CudaDevice {
+  readonly addon: CudaAddon;
+  readonly name: string;
+  /** "sm_90" for compute capability 9.0. */
+  readonly arch: string;
+}
+
+const ADDON_PATH = fileURLToPath(new URL("./build/Release/kiln_cuda.node", import.meta.url));
+let opened: CudaDevice | undefined;
+
+/** Loads the addon and initializes device 0; rejects with the reason CUDA cannot run here. */
+export function openCuda(): CudaDevice {
+  if (opened) return opened;
+  if (!existsSync(ADDON_PATH)) throw new Error(`the CUDA addon is not built (run 'npm run build:cuda'; expected ${ADDON_PATH})`);
+  let addon: CudaAddon;
+  try {
+    addon = createRequire(import.meta.url)(ADDON_PATH) as CudaAddon;
+  } catch (e) {
+    throw new Error(`the CUDA addon does not load (${(e as Error).message}); rebuild it with 'npm run build:cuda'`);
+  }
+  const info = addon.init(); // throws "no CUDA driver (libcuda.so.1 not found: …)" without a driver
+  opened = { addon, name: info.name, arch: `sm_${info.major}${info.minor}` };
+  return opened;
+}
+
+/** Whether CUDA can run here (addon built, driver and a device present). Never throws. */
+export function cudaAvailable(): boolean {
+  return cudaUnavailableReason() === undefined;
+}
+
+export function cudaUnavailableReason(): string | undefined {
+  try {
+    openCuda();
+    return undefined;
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
+function findNvcc(): string | undefined {
+  for (const c of [process.env["NVCC"], "/usr/local/cuda/bin/nvcc", "/usr/local/bin/nvcc"]) if (c && existsSync(c)) return c;
+  const r = spawnSync("sh", ["-c", "command -v nvcc"], { encoding: "utf8" });
+  return r.status === 0 && r.stdout.trim() ? r.stdout.trim() : undefined;
+}
+
+/** CUDA C → PTX for `arch`: nvcc when present (the same compiler CI checks with), else NVRTC. */
+export function compileToPtx(device: CudaDevice, source: string, name: string): string {
+  const nvcc = findNvcc();
+  if (!nvcc) return device.addon.nvrtcCompile(source, `${name}.cu`, device.arch);
+  const dir = mkdtempSync(join(tmpdir(), "kiln-cuda-"));
+  try {
+    writeFileSync(join(dir, "kernels.cu"), source);
+    const r = spawnSync(nvcc, ["-ptx", `-arch=${device.arch}`, "kernels.cu", "-o", "kernels.ptx"], { cwd: dir, encoding: "utf8" });
+    if (r.status !== 0) throw new Error(`nvcc -ptx failed for ${name}:\n${r.stderr}`);
+    return readFileSync(join(dir, "kernels.ptx"), "utf8");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export interface CudaTensor {
+  readonly dtype: ArtifactDType;
+  readonly shape: readonly number[];
+  readonly data: Float32Array | Float64Array | Int32Array | Uint8Array;
+}
+
+const numel = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
+
+function storageOf(dtype: ArtifactDType, data: ArrayLike<number>): Float32Array | Int32Array | Uint8Array {
+  if (dtype === "f32") return data instanceof Float32Array ? data : Float32Array.from(data);
+  if (dtype === "i32") return data instanceof Int32Array ? data : Int32Array.from(data);
+  return data instanceof Uint8Array ? data : Uint8Array.from(data);
+}
+
+/** Runs one cuda artifact on the device: memory stays allocated between runs. */
+export class CudaArtifactRunner {
+  private readonly slots: bigint[];
+  private readonly functions: number[];
+
+  constructor(
+    readonly device: CudaDevice,
+    readonly artifact: CudaRunnableArtifact,
+    ptx = compileToPtx(device, artifact.cudaSource, artifact.name),
+  ) {
+    if (artifact.target !== "cuda") throw new Error(`artifact ${artifact.name}: built for target '${artifact.target}', not 'cuda'`);
+    const module = device.addon.loadModule(ptx);
+    this.functions = artifact.kernels.map((k) => device.addon.getFunction(module, k.name));
+    this.slots = artifact.memory.slotBytes.map((bytes) => device.addon.alloc(Math.max(4, Math.ceil(bytes / 4) * 4)));
+  }
+
+  run(inputs: Readonly<Record<string, CudaTensor>>): Record<string, CudaTensor> {
+    const { addon } = this.device;
+    const a = this.artifact;
+    for (const io of a.inputs) {
+      const t = inputs[io.name];
+      if (!t) throw new Error(`missing input '${io.name}'`);
+      if (t.data.length !== numel(io.shape)) throw new Error(`input '${io.name}' has ${t.data.length} elements, expected ${numel(io.shape)}`);
+      addon.upload(this.slots[a.buffers[io.buffer]!.slot]!, storageOf(io.dtype, t.data));
+    }
+    a.kernels.forEach((k, i) => {
+      const args = k.params.map((id) => this.slots[a.buffers[id]!.slot]!);
+      addon.launch(this.functions[i]!, k.launch.grid, k.launch.block, k.launch.sharedBytes, args);
+    });
+    const out: Record<string, CudaTensor> = {};
+    for (const io of a.outputs) {
+      const b = a.buffers[io.buffer]!;
+      // An output that is an input passes the caller's data through (its slot may hold an in-place update by now).
+      const passThrough = b.kind === "input" ? a.inputs.find((i) => i.buffer === io.buffer) : undefined;
+      if (passThrough) {
+        out[io.name] = { dtype: io.dtype, shape: [...io.shape], data: storageOf(io.dtype, inputs[passThrough.name]!.data).slice() };
+        continue;
+      }
+      const data = io.dtype === "f32" ? new Float32Array(numel(io.shape)) : io.dtype === "i32" ? new Int32Array(numel(io.shape)) : new Uint8Array(numel(io.shape));
+      if (data.byteLength !== numel(b.shape) * artifactDTypeBytes(b.dtype)) throw new Error(`artifact ${a.name}: output ${io.name} does not match its buffer`);
+      addon.download(this.slots[b.slot]!, data);
+      out[io.name] = { dtype: io.dtype, shape: [...io.shape], data };
+    }
+    return out;
+  }
+
+  /** Time of `iterations` runs of the kernels alone (inputs already on the device), in ms each. */
+  timeKernels(iterations: number): number {
+    const { addon } = this.device;
+    const a = this.artifact;
+    const launchAll = (): void =>
+      a.kernels.forEach((k, i) =>
+        addon.launch(
+          this.functions[i]!,
+          k.launch.grid,
+          k.launch.block,
+          k.launch.sharedBytes,
+          k.params.map((id) => this.slots[a.buffers[id]!.slot]!),
+        ),
+      );
+    launchAll();
+    addon.synchronize();
+    const started = performance.now();
+    for (let i = 0; i < iterations; i++) launchAll();
+    addon.synchronize();
+    return (performance.now() - started) / iterations;
+  }
+
+  dispose(): void {
+    for (const s of this.slots) this.device.addon.free(s);
+    this.slots.length = 0;
+  }
+}
