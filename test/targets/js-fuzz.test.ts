@@ -1,6 +1,8 @@
 // Differential fuzzing: random well-typed graphs (test/util/random-graph.ts) through the whole
 // js pipeline (simplify, fusion, kernel IR, codegen, runtime) against the float64 interpreter.
-// A failure prints its seed, the graph and the fusion plan; `KILN_SEED=n` replays one seed.
+// Seeds 0..499 are the generator's default size, 100000..100099 larger graphs (30 steps, up
+// to 1024 elements). A failure prints its seed, the graph, the fusion plan and the kernel
+// sources; `KILN_SEED=n` replays one seed.
 
 import { describe, expect, test } from "vitest";
 import { compileJs } from "../../codegen/js/target.ts";
@@ -34,13 +36,16 @@ function firstMismatch(got: ArrayLike<number>, want: ArrayLike<number>): string 
   return undefined;
 }
 
+/** Seeds from LARGE_FROM on build bigger graphs (more steps, larger tensors: tiled dots, longer chains). */
+const LARGE_FROM = 100_000;
+const graphFor = (seed: number) => (seed >= LARGE_FROM ? randomGraph(seed, { steps: 30, maxElements: 1024 }) : randomGraph(seed));
+
 export function checkSeed(seed: number): string | undefined {
-  const g = randomGraph(seed);
+  const g = graphFor(seed);
   const inputs = roundInputs(randomInputs(g, seed));
   const expected = interpret(g, inputs);
-  let compiled;
   try {
-    compiled = compileJs(g);
+    const compiled = compileJs(g);
     const got = new JsArtifactRunner(compiled.artifact).run(inputs);
     for (const o of g.outputs) {
       const bad = firstMismatch(got[o.name]!.data, expected[o.name]!.data);
@@ -49,13 +54,11 @@ export function checkSeed(seed: number): string | undefined {
     return undefined;
   } catch (e) {
     return `threw ${(e as Error).stack}`;
-  } finally {
-    void compiled;
   }
 }
 
 function report(seed: number, problem: string): string {
-  const g = randomGraph(seed);
+  const g = graphFor(seed);
   let plan = "";
   try {
     const c = compileJs(g);
@@ -67,10 +70,11 @@ function report(seed: number, problem: string): string {
 }
 
 const replay = process.env["KILN_SEED"];
-const seeds = replay !== undefined ? [Number(replay)] : Array.from({ length: SEED_COUNT }, (_, i) => i);
+const LARGE_COUNT = 100;
+const seeds = replay !== undefined ? [Number(replay)] : [...Array.from({ length: SEED_COUNT }, (_, i) => i), ...Array.from({ length: LARGE_COUNT }, (_, i) => LARGE_FROM + i)];
 
 describe("js target vs interpreter on random graphs", () => {
-  test(`${seeds.length} seeds, zero mismatches`, () => {
+  test(`${seeds.length} seeds (${SEED_COUNT} small, ${replay === undefined ? LARGE_COUNT : 0} large), zero mismatches`, () => {
     const failures: string[] = [];
     for (const seed of seeds) {
       const problem = checkSeed(seed);
@@ -78,5 +82,5 @@ describe("js target vs interpreter on random graphs", () => {
       if (failures.length >= 3) break;
     }
     expect(failures, failures.join("\n\n")).toEqual([]);
-  }, 120_000);
+  }, 180_000);
 });
