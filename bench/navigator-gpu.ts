@@ -48,7 +48,9 @@ async function install(): Promise<AdapterRecord> {
   Object.assign(globalThis, webgpu.globals);
   const gpu = webgpu.create([...DAWN_FLAGS]);
   const holder = globalThis as { navigator?: object };
-  if (holder.navigator === undefined) Object.defineProperty(globalThis, "navigator", { value: { gpu, hardwareConcurrency: os.availableParallelism() }, configurable: true, writable: true });
+  // Node 20 has no navigator; jax-js also reads navigator.userAgent (Node ≥ 21 defines it).
+  const navigator = { gpu, hardwareConcurrency: os.availableParallelism(), userAgent: `Node.js/${process.version.slice(1)}` };
+  if (holder.navigator === undefined) Object.defineProperty(globalThis, "navigator", { value: navigator, configurable: true, writable: true });
   else Object.defineProperty(holder.navigator, "gpu", { value: gpu, configurable: true });
   const adapter = await gpu.requestAdapter();
   if (!adapter) throw new Error("the webgpu package found no adapter (on Linux without a GPU, install lavapipe: ../shared/setup/webgpu-deps.sh)");

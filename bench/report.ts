@@ -47,7 +47,7 @@ export function compareRows(benchCase: BenchCase, rows: readonly { runner: strin
       ...row,
       throughput: work / (t.medianMs * 1e6),
       ...(baseline ? { ratio: t.medianMs / baseline.medianMs } : {}),
-      ...(reference && reference.status === "ok" ? { relDiff: worstDifference(t.outputs, reference.outputs) } : {}),
+      ...(reference && reference.status === "ok" && reference !== t ? { relDiff: worstDifference(t.outputs, reference.outputs) } : {}),
     };
   });
 }
@@ -119,6 +119,9 @@ export function formatFooter(record: BenchRecord): string {
     "",
     "peer/kiln: median step of the row over Kiln's (> 1: Kiln is faster). rel diff: max |out − kiln| / max |kiln| over the first two steps (one for * rows).",
     ...(coldOnly ? ["*: quick run, the first (cold) step was the only sample."] : []),
+    ...(record.cases.some((c) => c.rows.some((r) => r.runner.endsWith("1 thread")))
+      ? ["kiln …, 1 thread: the same target on one thread; its peer/kiln is the speed-up all cores give."]
+      : []),
     ...record.notes,
   ];
   return lines.join("\n");
