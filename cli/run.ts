@@ -16,6 +16,7 @@ const usage = "kiln run <artifact-dir> [--input <inputs.safetensors>] [--output 
 /** Each target's runtime, imported only when an artifact of that target is run. */
 const runners: Readonly<Record<string, (loaded: LoadedArtifact) => Promise<ArtifactRunner>>> = {
   js: async (loaded) => new (await import("../runtime/js/run-artifact.ts")).JsArtifactRunner(loaded.artifact),
+  wasm: async (loaded) => (await import("../runtime/wasm/run-artifact.ts")).WasmArtifactRunner.create(loaded.artifact),
   webgpu: async (loaded) => {
     const gpu = await (await import("../runtime/webgpu/device.ts")).acquireWebGpu();
     if (!gpu) throw new KilnError({ code: "target-unavailable", message: "this artifact is for webgpu and this machine has no WebGPU adapter" });

@@ -21,6 +21,12 @@ const TARGET_RUNTIMES: Readonly<Record<string, TargetRuntime>> = {
     imports: [{ names: ["JsArtifactRunner"], from: "./runtime/js/run-artifact.js" }],
     createRunner: "const runner = new JsArtifactRunner(loaded.artifact);",
   },
+  // Node only: its worker pool uses node:worker_threads.
+  wasm: {
+    modules: ["runtime/wasm/run-artifact.ts"],
+    imports: [{ names: ["WasmArtifactRunner"], from: "./runtime/wasm/run-artifact.js" }],
+    createRunner: "const runner = await WasmArtifactRunner.create(loaded.artifact);",
+  },
   webgpu: {
     modules: ["runtime/webgpu/run-artifact.ts", "runtime/webgpu/device.ts"],
     imports: [

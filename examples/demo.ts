@@ -1,49 +1,56 @@
-// `npm run demo`: compile the MNIST MLP's forward pass on the best target available here,
-// run it on a batch of real test digits, and write the graph IR to out/. The weights are
-// untrained until training lands — TODO(#3): train a few epochs here with k.trainStep.
+// `npm run demo`: a short MNIST training run (a fraction of an epoch) on the fastest target
+// present — a real GPU adapter if there is one, else the best CPU backend (a software adapter
+// such as lavapipe counts as no GPU) — saying which and why; writes the loss curve, the IR
+// after every pass and the trained standalone artifact into out/demo/. KILN_TARGET forces one.
 
 import { mkdirSync, writeFileSync } from "node:fs";
+import path from "node:path";
 import * as k from "kiln";
-import { BATCH, CLASSES, forward, initParams } from "./mlp.ts";
-import { loadMnist } from "./mnist-data.ts";
+import { dumpProgram } from "../compiler/pipeline.ts";
+import { acquireWebGpu } from "../runtime/webgpu/device.ts";
+import { writeLossCurveSvg } from "./loss-curve.ts";
+import { BATCH, trainMnist } from "./mnist.ts";
 
-const target = process.env.KILN_TARGET ?? "auto";
-const outDir = "out";
+const outDir = "out/demo";
+const steps = Number(process.env["KILN_DEMO_STEPS"] ?? 150);
 
-const batch = loadMnist("test", BATCH);
-const params = initParams(0);
-
-const compileStart = performance.now();
-const exe = await k.compile(forward, undefined, { target, name: "forward" });
-const compileMs = performance.now() - compileStart;
-
-// TODO(#3): train here: const step = k.trainStep(...); for (...) await step.run({ x, y });
-
-const runStart = performance.now();
-const logits = await exe.run([batch.images, params.w1, params.b1, params.w2, params.b2]);
-const runMs = performance.now() - runStart;
-
-const predictions = argmaxRows(logits.data, CLASSES);
-const correct = predictions.filter((p, i) => p === batch.labels[i]).length;
-
-mkdirSync(outDir, { recursive: true });
-const dumpPath = `${outDir}/mlp-forward.kir`;
-writeFileSync(dumpPath, k.printGraph(exe.graph));
-
-console.log(`kiln demo: MNIST MLP 784-256-10, forward pass on ${BATCH} test images`);
-console.log(`target:      ${exe.target}${target === "auto" ? " (best available)" : ""}`);
-console.log(`output:      logits ${logits.dtype}[${logits.shape.join(",")}]`);
-console.log(`compile:     ${compileMs.toFixed(1)} ms, run: ${runMs.toFixed(1)} ms`);
-console.log(`predicted:   ${predictions.slice(0, 16).join(" ")} …`);
-console.log(`labels:      ${Array.from(batch.labels.subarray(0, 16)).join(" ")} …`);
-console.log(`accuracy:    ${correct}/${BATCH} (untrained weights: about 1 in 10 is chance; training comes with #3)`);
-console.log(`graph IR:    ${dumpPath} (${exe.graph.nodes.length} nodes)`);
-
-function argmaxRows(data: ArrayLike<number>, width: number): number[] {
-  const rows = data.length / width;
-  return Array.from({ length: rows }, (_, r) => {
-    let best = 0;
-    for (let c = 1; c < width; c++) if (data[r * width + c]! > data[r * width + best]!) best = c;
-    return best;
-  });
+/** The target and a sentence on why: KILN_TARGET, else what "auto" picks and what the GPU adapter is. */
+async function chooseTarget(): Promise<{ target: string; why: string }> {
+  const forced = process.env["KILN_TARGET"];
+  if (forced !== undefined && forced !== "" && forced !== "auto") return { target: forced, why: "asked for with KILN_TARGET" };
+  const available = await k.availableTargets();
+  const probe = await k.compile((x: k.Tensor) => x.add(1), [k.f32([1])], { target: "auto" });
+  const gpu = available.includes("webgpu") ? await acquireWebGpu() : undefined;
+  const adapter = gpu ? `${gpu.adapter.description || gpu.adapter.device || gpu.adapter.vendor}` : undefined;
+  const gpuLine = !gpu
+    ? "no WebGPU adapter here"
+    : gpu.adapter.software
+      ? `the WebGPU adapter is ${adapter}, a software rasterizer, which counts as no GPU`
+      : `WebGPU adapter: ${adapter}`;
+  return { target: probe.target, why: `${gpuLine}; available targets, best first: ${available.join(", ")}` };
 }
+
+const { target, why } = await chooseTarget();
+console.log("kiln demo: MNIST MLP 784-256-10, AdamW, a short training run");
+console.log(`target:      ${target}`);
+console.log(`why:         ${why}`);
+
+const result = await trainMnist({ target, epochs: 1, trainImages: steps * BATCH, testImages: 2000 });
+const losses = result.losses;
+mkdirSync(outDir, { recursive: true });
+const svgPath = path.join(outDir, "loss-curve.svg");
+writeFileSync(svgPath, writeLossCurveSvg(losses, { title: `MNIST MLP on ${result.target}: ${losses.length} steps of ${BATCH}` }));
+const irDir = path.join(outDir, "ir");
+const { files } = dumpProgram(result.exe.graph, { all: true, dumpDir: irDir });
+const artifactDir = path.join(outDir, "artifact");
+await result.exe.save(artifactDir);
+
+const mean = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+console.log(`compile:     ${result.compileMs.toFixed(0)} ms (${result.exe.stats?.kernels ?? "?"} kernels per step)`);
+console.log(`train:       ${losses.length} steps in ${(result.msPerEpoch[0]! / 1000).toFixed(1)} s (${(result.msPerEpoch[0]! / losses.length).toFixed(1)} ms/step)`);
+console.log(`loss:        ${mean(losses.slice(0, 10)).toFixed(3)} (first 10 steps) → ${mean(losses.slice(-10)).toFixed(3)} (last 10)`);
+console.log(`accuracy:    ${(100 * result.testAccuracy).toFixed(1)}% on 2000 test images`);
+console.log(`loss curve:  ${svgPath}`);
+console.log(`IR dumps:    ${irDir}/ (${files.length} files: traced graph and after each pass)`);
+console.log(`artifact:    ${artifactDir}/ (run it: npx kiln run ${artifactDir} --input x.safetensors, or import its index.js)`);
+process.exit(0);

@@ -62,7 +62,8 @@ export interface Manifest {
   readonly files: Readonly<Record<string, string>>;
 }
 
-const KERNEL_EXTENSION: Readonly<Record<string, string>> = { webgpu: "wgsl", js: "js", cuda: "cu", wasm: "wat" };
+// wasm kernels are base64 text of the binary module, as the in-memory artifact holds them.
+const KERNEL_EXTENSION: Readonly<Record<string, string>> = { webgpu: "wgsl", js: "js", cuda: "cu", wasm: "wasm.b64" };
 
 /** kernels/<name>.<ext>, made unique with the launch index if two kernels share a name. */
 export function kernelFileNames(target: string, kernels: readonly ArtifactKernel[]): string[] {
