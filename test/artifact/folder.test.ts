@@ -144,7 +144,7 @@ describe("a corrupted or mismatched folder is refused, naming the file", () => {
     const folder = corrupted((f) => {
       const file = path.join(f, "weights.safetensors");
       const bytes = readFileSync(file);
-      bytes[bytes.length - 1] ^= 1;
+      bytes[bytes.length - 1] = bytes[bytes.length - 1]! ^ 1;
       writeFileSync(file, bytes);
     });
     const e = await refusal(folder);
