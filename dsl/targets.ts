@@ -109,6 +109,20 @@ registerTarget("webgpu", async (graph, opts) => (await import("../codegen/wgsl/t
   description: "WGSL on a WebGPU adapter (navigator.gpu in a browser, Dawn in Node)",
 });
 
+registerTarget(
+  "wasm",
+  async (graph, opts) => {
+    const { createWasmExecutor } = await import("../codegen/wasm/target.ts");
+    const threads = typeof opts["threads"] === "number" ? opts["threads"] : undefined;
+    return createWasmExecutor(graph, { verify: opts["verify"] === true, ...(threads !== undefined ? { threads } : {}) });
+  },
+  {
+    priority: 2,
+    available: async () => (await import("../codegen/wasm/target.ts")).wasmAvailable(),
+    description: "WebAssembly SIMD over one shared memory, split across worker threads (option `threads`)",
+  },
+);
+
 // Lazy like every GPU backend: the addon is loaded (and the driver probed) only when asked.
 registerTarget("cuda", async (graph, opts) => (await import("../codegen/cuda/target.ts")).createCudaExecutor(graph, opts as import("../codegen/cuda/compile.ts").CudaCompileOptions), {
   priority: 3,

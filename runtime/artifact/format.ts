@@ -13,6 +13,8 @@ export interface ArtifactBuffer {
   readonly kind: "input" | "output" | "temp";
   /** Memory slot (buffers with disjoint lifetimes share one); bytes of each slot in `memory.slotBytes`. */
   readonly slot: number;
+  /** Byte offset inside the slot (GPU targets pack several tensors into one buffer); default 0. */
+  readonly offset?: number;
 }
 
 export interface ArtifactKernel {
@@ -23,6 +25,9 @@ export interface ArtifactKernel {
   readonly params: readonly number[];
   readonly reads: readonly number[];
   readonly writes: readonly number[];
+  /** GPU targets: the memory slot bound at each binding index, and the workgroup counts (x, y, z). */
+  readonly bindings?: readonly number[];
+  readonly workgroups?: readonly [number, number, number];
 }
 
 export interface ArtifactIO {

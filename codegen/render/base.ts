@@ -1,0 +1,201 @@
+// The C-like renderer base: walks one kernel-IR section's loop tree (compiler/kernel/
+// schedule.ts) and writes statements, asking a dialect only for spellings (types, literals,
+// operators, loops) and the caller only for buffer access. WGSL uses it; CUDA C will too.
+// The outer `parallelDepth` domain loops are bound by the thread index (declared by the
+// caller); deeper domain loops and every reduction are serial loops inside the thread.
+
+import { bounds, type Atom, type IndexExpr, type IndexPred } from "../../compiler/kernel/index-expr.ts";
+import type { ExprId, KExpr, Section } from "../../compiler/kernel/kernel-ir.ts";
+import { scheduleSection, type ScheduleItem } from "../../compiler/kernel/schedule.ts";
+import type { BinaryOp, DType, UnaryOp } from "../../compiler/ir/types.ts";
+import { assertNever } from "../../compiler/util/errors.ts";
+
+export type ReduceKind = "reduce_sum" | "reduce_max";
+
+/** Spellings of one C-like language. Operands are always names of already computed values. */
+export interface CLikeDialect {
+  readonly typeName: (t: DType) => string;
+  readonly constant: (value: number, t: DType) => string;
+  readonly unary: (op: UnaryOp, x: string, t: DType) => string;
+  /** `operand` is the operands' dtype (cmplt on f32 yields a bool). */
+  readonly binary: (op: BinaryOp, x: string, y: string, operand: DType) => string;
+  readonly cast: (x: string, from: DType, to: DType) => string;
+  readonly select: (cond: string, ifTrue: string, ifFalse: string) => string;
+  readonly rng: (seed: string, stream: number, counter: string) => string;
+  readonly reduceInit: (op: ReduceKind, t: DType) => string;
+  /** An immutable and a mutable local. */
+  readonly declareLet: (name: string, t: DType, value: string) => string;
+  readonly declareVar: (name: string, t: DType, value: string) => string;
+  /** The opening line of `for (v = 0; v < extent; v++) {`. */
+  readonly forLoop: (v: string, extent: number) => string;
+  /** Floor division / modulo of an index that may be negative, by a positive constant. */
+  readonly floorDiv: (x: string, divisor: number) => string;
+  readonly floorMod: (x: string, divisor: number) => string;
+}
+
+/** How the kernel around a section reads and writes its buffers (bindings, packing). */
+export interface BufferAccess {
+  load(buffer: number, index: string, t: DType): string;
+  store(buffer: number, index: string, value: string, t: DType): string;
+}
+
+export const exprName = (id: ExprId): string => `t${id}`;
+
+/** Renders a section's body; the thread-bound domain variables must already be declared. */
+export function renderSectionBody(s: Section, items: readonly ScheduleItem[], parallelDepth: number, d: CLikeDialect, access: BufferAccess, indent: string): string[] {
+  const lines: string[] = [];
+  const parallel = new Set(s.domain.slice(0, parallelDepth).map((v) => v.name));
+  const walk = (list: readonly ScheduleItem[], ind: string): void => {
+    for (const item of list) {
+      switch (item.kind) {
+        case "expr":
+          renderExpr(s, item.id, d, access, ind, lines);
+          break;
+        case "loop":
+          if (parallel.has(item.v.name) || item.v.extent === 1) walk(item.body, ind);
+          else {
+            lines.push(`${ind}${d.forLoop(item.v.name, item.v.extent)}`);
+            walk(item.body, ind + "  ");
+            lines.push(`${ind}}`);
+          }
+          break;
+        case "reduce": {
+          for (const r of item.reduces) {
+            const e = s.exprs[r]!;
+            lines.push(`${ind}${d.declareVar(exprName(r), e.dtype, d.reduceInit(reduceKind(e), e.dtype))}`);
+          }
+          let inner = ind;
+          const loopVars = item.vars.filter((v) => v.extent !== 1);
+          for (const v of loopVars) {
+            lines.push(`${inner}${d.forLoop(v.name, v.extent)}`);
+            inner += "  ";
+          }
+          walk(item.body, inner);
+          for (const r of item.reduces) {
+            const e = s.exprs[r]!;
+            const kind = reduceKind(e);
+            const body = exprName((e as { body: ExprId }).body);
+            lines.push(`${inner}${exprName(r)} = ${d.binary(kind === "reduce_sum" ? "add" : "max", exprName(r), body, e.dtype)};`);
+          }
+          for (let i = loopVars.length - 1; i >= 0; i--) {
+            inner = inner.slice(2);
+            lines.push(`${inner}}`);
+          }
+          break;
+        }
+        case "store":
+          lines.push(`${ind}${access.store(item.buffer, renderIndex(item.index, d), exprName(item.value), s.exprs[item.value]!.dtype)}`);
+          break;
+        default:
+          assertNever(item, "schedule item");
+      }
+    }
+  };
+  walk(items, indent);
+  return lines;
+}
+
+function reduceKind(e: KExpr): ReduceKind {
+  return e.op === "reduce_sum" || e.op === "reduce_max" ? e.op : assertNever(e as never, "reduce expression");
+}
+
+/**
+ * How many outer domain loops the thread index binds: all of them, unless a reduction is
+ * hoisted above an inner domain loop (a row's max/sum broadcast back over the row, as in
+ * softmax); then the thread owns the row and loops over it, computing the reduction once.
+ */
+export function parallelDepthOf(s: Section, items: readonly ScheduleItem[]): number {
+  let depth = s.domain.length;
+  const walk = (list: readonly ScheduleItem[], at: number): void => {
+    for (const item of list) {
+      if (item.kind === "loop") walk(item.body, at + 1);
+      else if (item.kind === "reduce" && at < depth) depth = at;
+    }
+  };
+  walk(items, 0);
+  return depth;
+}
+
+export { scheduleSection };
+
+function renderExpr(s: Section, id: ExprId, d: CLikeDialect, access: BufferAccess, ind: string, lines: string[]): void {
+  const e = s.exprs[id]!;
+  const name = exprName(id);
+  const t = (x: ExprId): string => exprName(x);
+  const dtypeOf = (x: ExprId): DType => s.exprs[x]!.dtype;
+  const emit = (value: string): void => void lines.push(`${ind}${d.declareLet(name, e.dtype, value)}`);
+  switch (e.op) {
+    case "const":
+      return emit(d.constant(e.value, e.dtype));
+    case "load": {
+      if (e.valid === false) return emit(d.constant(0, e.dtype));
+      const load = access.load(e.buffer, renderIndex(e.index, d), e.dtype);
+      if (e.valid.length === 0) return emit(load);
+      // A statement, not a select: the masked-off index may be out of bounds.
+      lines.push(`${ind}${d.declareVar(name, e.dtype, d.constant(0, e.dtype))}`);
+      lines.push(`${ind}if (${renderPred(e.valid, d)}) { ${name} = ${load}; }`);
+      return;
+    }
+    case "index":
+      return emit(renderIndex(e.index, d));
+    case "valid":
+      return emit(renderPred(e.pred, d));
+    case "rng":
+      return emit(d.rng(t(e.seed), e.stream, renderIndex(e.counter, d)));
+    case "reduce_sum":
+    case "reduce_max":
+      return assertNever(e as never, "reduce outside a reduce item");
+    case "neg":
+    case "exp2":
+    case "log2":
+    case "sin":
+    case "sqrt":
+    case "recip":
+      return emit(d.unary(e.op, t(e.x), e.dtype));
+    case "cast":
+      return emit(d.cast(t(e.x), dtypeOf(e.x), e.dtype));
+    case "where":
+      return emit(d.select(t(e.cond), t(e.x), t(e.y)));
+    case "add":
+    case "mul":
+    case "max":
+    case "cmplt":
+    case "cmpeq":
+    case "idiv":
+    case "mod":
+      return emit(d.binary(e.op, t(e.x), t(e.y), dtypeOf(e.x)));
+    default:
+      return assertNever(e, "kernel expr");
+  }
+}
+
+/** An index expression as integer arithmetic (literals are plain integers). */
+export function renderIndex(e: IndexExpr, d: CLikeDialect): string {
+  const parts: string[] = [];
+  for (const term of e.terms) {
+    const a = renderAtom(term.atom, d);
+    parts.push(term.coef === 1 ? a : term.coef === -1 ? `-${a}` : `${term.coef} * ${a}`);
+  }
+  if (e.constant !== 0 || parts.length === 0) parts.push(String(e.constant));
+  return parts.join(" + ").replace(/\+ -/g, "- ");
+}
+
+function renderAtom(a: Atom, d: CLikeDialect): string {
+  switch (a.kind) {
+    case "var":
+      return a.name;
+    case "data":
+      return exprName(a.ref);
+    case "div":
+      // Truncating division equals floor division when the dividend is non-negative.
+      return bounds(a.x)[0] >= 0 ? `((${renderIndex(a.x, d)}) / ${a.divisor})` : d.floorDiv(renderIndex(a.x, d), a.divisor);
+    case "mod":
+      return bounds(a.x)[0] >= 0 ? `((${renderIndex(a.x, d)}) % ${a.divisor})` : d.floorMod(renderIndex(a.x, d), a.divisor);
+  }
+}
+
+export function renderPred(p: IndexPred, d: CLikeDialect): string {
+  if (p === false) return d.constant(0, "bool");
+  if (p.length === 0) return d.constant(1, "bool");
+  return `(${p.map((c) => `${renderIndex(c.x, d)} ${c.op === "lt" ? "<" : ">="} ${c.bound}`).join(" && ")})`;
+}

@@ -1,0 +1,55 @@
+// Kernel program → "webgpu" artifact: plans device memory under the adapter's limits
+// (layout.ts), renders one WGSL shader per dispatch and fills the artifact's slots (GPU
+// buffers), tensor offsets, bindings and workgroup counts. Every element is 4 bytes on the
+// device (bool as u32); the runtime converts at upload and readback.
+
+import type { KernelProgram } from "../../compiler/kernel/kernel-ir.ts";
+import type { Artifact, ArtifactKernel } from "../../runtime/artifact/format.ts";
+import { deviceBytes, planDeviceLayout, type WebGpuLimits } from "./layout.ts";
+import { renderDispatch } from "./render-wgsl.ts";
+
+export function buildWebGpuArtifact(program: KernelProgram, limits: WebGpuLimits): Artifact {
+  const layout = planDeviceLayout(program, limits);
+  const ctx = {
+    dtypeOf: (b: number) => program.buffers[b]!.dtype,
+    nameOf: (b: number) => program.buffers[b]!.name,
+    place: layout.place,
+    packs: layout.packs,
+    limits,
+  };
+  const kernels: ArtifactKernel[] = layout.dispatches.map((d) => {
+    const r = renderDispatch(d, ctx);
+    const written = new Set(d.sections.flatMap((s) => s.stores.map((st) => st.buffer)));
+    return {
+      name: r.name,
+      source: r.source,
+      params: d.buffers,
+      reads: d.buffers.filter((b) => !written.has(b)),
+      writes: [...written].sort((a, b) => a - b),
+      bindings: r.bindings,
+      workgroups: r.workgroups,
+    };
+  });
+  let bytesRead = 0;
+  let bytesWritten = 0;
+  for (const k of kernels) {
+    for (const id of k.reads) bytesRead += deviceBytes(program.buffers[id]!);
+    for (const id of k.writes) bytesWritten += deviceBytes(program.buffers[id]!);
+  }
+  const io = (name: string, buffer: number, aliases?: string) => {
+    const b = program.buffers[buffer]!;
+    return { name, dtype: b.dtype, shape: b.shape, buffer, ...(aliases !== undefined ? { aliases } : {}) };
+  };
+  return {
+    format: "kiln-artifact",
+    version: 1,
+    name: program.name,
+    target: "webgpu",
+    inputs: program.inputs.map((i) => io(i.name, i.buffer)),
+    outputs: program.outputs.map((o) => io(o.name, o.buffer, o.aliases)),
+    buffers: program.buffers.map((b) => ({ id: b.id, name: b.name, dtype: b.dtype, shape: b.shape, kind: b.kind, slot: layout.place[b.id]!.gpuBuffer, offset: layout.place[b.id]!.offsetBytes })),
+    kernels,
+    memory: { slotBytes: layout.gpuBufferBytes, copies: layout.copies },
+    stats: { kernels: kernels.length, bytesRead, bytesWritten, peakBytes: layout.peakBytes },
+  };
+}

@@ -1,0 +1,183 @@
+// WGSL spellings for the C-like renderer base, and the helper functions kernels call for
+// the IR semantics WGSL does not give directly: floor division/modulo on i32 (WGSL's `/`
+// and `%` truncate), saturating f32 → i32 with NaN → 0, NaN-propagating max, NaN for
+// log2/sqrt of negatives, and the threefry2x32-20 rng (bit-exact with compiler/util/threefry.ts).
+// NaN and infinities come from bitcasts of runtime values: WGSL has no literal for them.
+
+import type { BinaryOp, DType, UnaryOp } from "../../compiler/ir/types.ts";
+import { assertNever, bug } from "../../compiler/util/errors.ts";
+import type { CLikeDialect, ReduceKind } from "../render/base.ts";
+
+// Functions, not constant expressions: WGSL rejects a constant that evaluates to NaN or ±inf.
+const NAN = "kiln_nan()";
+const POS_INF = "kiln_inf()";
+const NEG_INF = "-kiln_inf()";
+const F32_MAX = 3.4028234663852886e38;
+
+export function wgslTypeName(t: DType): string {
+  return t;
+}
+
+export function wgslF32(value: number): string {
+  if (Number.isNaN(value)) return NAN;
+  const f = Math.fround(value);
+  if (f === Infinity || value > F32_MAX) return POS_INF;
+  if (f === -Infinity || value < -F32_MAX) return NEG_INF;
+  if (Object.is(f, -0)) return "-0.0f";
+  const text = String(f);
+  return `${/[.e]/.test(text) ? text : `${text}.0`}f`;
+}
+
+export function wgslConstant(value: number, t: DType): string {
+  switch (t) {
+    case "f32":
+      return wgslF32(value);
+    case "i32":
+      // -2^31 has no i32 literal (the minus applies to 2147483648i, which overflows).
+      return value === -2147483648 ? "i32(-2147483648)" : `${value}i`;
+    case "bool":
+      return value !== 0 ? "true" : "false";
+    default:
+      return assertNever(t, "dtype");
+  }
+}
+
+function unary(op: UnaryOp, x: string, t: DType): string {
+  if (t !== "f32" && op !== "neg") bug(`wgsl: ${op} on ${t}`);
+  switch (op) {
+    case "neg":
+      return `-${x}`;
+    case "exp2":
+      return `exp2(${x})`;
+    case "log2":
+      return `kiln_log2(${x})`;
+    case "sin":
+      return `sin(${x})`;
+    case "sqrt":
+      return `kiln_sqrt(${x})`;
+    case "recip":
+      return `1.0f / ${x}`;
+    default:
+      return assertNever(op, "unary op");
+  }
+}
+
+function binary(op: BinaryOp, x: string, y: string, operand: DType): string {
+  const isBool = operand === "bool";
+  switch (op) {
+    case "add":
+      return isBool ? `(${x} || ${y})` : `(${x} + ${y})`;
+    case "mul":
+      return isBool ? `(${x} && ${y})` : `(${x} * ${y})`;
+    case "max":
+      return isBool ? `(${x} || ${y})` : operand === "f32" ? `kiln_maxf(${x}, ${y})` : `max(${x}, ${y})`;
+    case "cmplt":
+      return isBool ? `(!${x} && ${y})` : `(${x} < ${y})`;
+    case "cmpeq":
+      return `(${x} == ${y})`;
+    case "idiv":
+      return `kiln_idiv(${x}, ${y})`;
+    case "mod":
+      return `kiln_imod(${x}, ${y})`;
+    default:
+      return assertNever(op, "binary op");
+  }
+}
+
+function cast(x: string, from: DType, to: DType): string {
+  if (from === to) return x;
+  if (to === "bool") return from === "f32" ? `(${x} != 0.0f)` : `(${x} != 0i)`;
+  if (from === "bool") return to === "f32" ? `select(0.0f, 1.0f, ${x})` : `select(0i, 1i, ${x})`;
+  return to === "i32" ? `kiln_f2i(${x})` : `f32(${x})`;
+}
+
+function reduceInit(op: ReduceKind, t: DType): string {
+  if (op === "reduce_sum") return wgslConstant(0, t);
+  return t === "f32" ? NEG_INF : t === "i32" ? "i32(-2147483648)" : "false";
+}
+
+export const wgslDialect: CLikeDialect = {
+  typeName: wgslTypeName,
+  constant: wgslConstant,
+  unary,
+  binary,
+  cast,
+  select: (cond, ifTrue, ifFalse) => `select(${ifFalse}, ${ifTrue}, ${cond})`,
+  rng: (seed, stream, counter) => `kiln_rng(${seed}, ${stream >>> 0}u, ${counter})`,
+  reduceInit,
+  declareLet: (name, t, value) => `let ${name}: ${t} = ${value};`,
+  declareVar: (name, t, value) => `var ${name}: ${t} = ${value};`,
+  forLoop: (v, extent) => `for (var ${v}: i32 = 0; ${v} < ${extent}; ${v}++) {`,
+  floorDiv: (x, divisor) => `kiln_idiv(${x}, ${divisor}i)`,
+  floorMod: (x, divisor) => `kiln_imod(${x}, ${divisor}i)`,
+};
+
+// ---- helper functions, included in a kernel only when its body calls them ----
+
+const ROTATIONS = [13, 15, 26, 6, 17, 29, 16, 24];
+
+/** threefry2x32-20, first output word, key (seed, stream), counter (index, 0): see compiler/util/threefry.ts. */
+function rngHelper(): string {
+  const lines = [
+    "fn kiln_rng(seed: i32, stream: u32, counter: i32) -> f32 {",
+    "  let ks = array<u32, 3>(bitcast<u32>(seed), stream, 0x1bd11bdau ^ bitcast<u32>(seed) ^ stream);",
+    "  var x0: u32 = bitcast<u32>(counter) + ks[0];",
+    "  var x1: u32 = ks[1];",
+  ];
+  for (let round = 0; round < 20; round++) {
+    const r = ROTATIONS[round % 8]!;
+    lines.push(`  x0 = x0 + x1; x1 = ((x1 << ${r}u) | (x1 >> ${32 - r}u)) ^ x0;`);
+    if (round % 4 === 3) {
+      const injection = (round + 1) / 4;
+      lines.push(`  x0 = x0 + ks[${injection % 3}]; x1 = x1 + ks[${(injection + 1) % 3}] + ${injection}u;`);
+    }
+  }
+  lines.push("  return f32(x0 >> 8u) * 5.9604644775390625e-8f;", "}");
+  return lines.join("\n");
+}
+
+const HELPERS: readonly { readonly name: string; readonly uses: readonly string[]; readonly source: () => string }[] = [
+  { name: "kiln_nan", uses: [], source: () => "fn kiln_nan() -> f32 { var bits = 0x7fc00000u; return bitcast<f32>(bits); }" },
+  { name: "kiln_inf", uses: [], source: () => "fn kiln_inf() -> f32 { var bits = 0x7f800000u; return bitcast<f32>(bits); }" },
+  { name: "kiln_isnan", uses: [], source: () => "fn kiln_isnan(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u; }" },
+  {
+    name: "kiln_maxf",
+    uses: ["kiln_isnan", "kiln_nan"],
+    // WGSL leaves max(NaN, x) unspecified; the IR propagates NaN (torch.maximum).
+    source: () => `fn kiln_maxf(a: f32, b: f32) -> f32 { if (kiln_isnan(a) || kiln_isnan(b)) { return ${NAN}; } return max(a, b); }`,
+  },
+  { name: "kiln_log2", uses: ["kiln_nan"], source: () => `fn kiln_log2(x: f32) -> f32 { if (x < 0.0f) { return ${NAN}; } return log2(x); }` },
+  { name: "kiln_sqrt", uses: ["kiln_nan"], source: () => `fn kiln_sqrt(x: f32) -> f32 { if (x < 0.0f) { return ${NAN}; } return sqrt(x); }` },
+  {
+    name: "kiln_f2i",
+    uses: ["kiln_isnan"],
+    // WGSL clamps to the largest f32 below 2^31 (2147483520); the IR saturates to 2^31 - 1.
+    source: () =>
+      "fn kiln_f2i(x: f32) -> i32 { if (kiln_isnan(x)) { return 0i; } if (x >= 2147483648.0f) { return 2147483647i; } if (x <= -2147483648.0f) { return i32(-2147483648); } return i32(x); }",
+  },
+  {
+    name: "kiln_idiv",
+    uses: [],
+    // Floor division; a zero divisor gives 0 (as the JS backend), -1 avoids the i32::MIN / -1 case.
+    source: () =>
+      "fn kiln_idiv(a: i32, b: i32) -> i32 { if (b == 0i) { return 0i; } if (b == -1i) { return -a; } let q = a / b; if (a % b != 0i && ((a < 0i) != (b < 0i))) { return q - 1i; } return q; }",
+  },
+  {
+    name: "kiln_imod",
+    uses: [],
+    source: () => "fn kiln_imod(a: i32, b: i32) -> i32 { if (b == 0i || b == -1i) { return 0i; } let r = a % b; if (r != 0i && ((r < 0i) != (b < 0i))) { return r + b; } return r; }",
+  },
+  { name: "kiln_rng", uses: [], source: rngHelper },
+];
+
+/** Definitions of the helpers `body` calls (and the helpers those call), in dependency order. */
+export function wgslHelpersFor(body: string): string[] {
+  const wanted = new Set<string>();
+  const want = (name: string): void => {
+    if (wanted.has(name)) return;
+    wanted.add(name);
+    for (const u of HELPERS.find((h) => h.name === name)?.uses ?? []) want(u);
+  };
+  for (const h of HELPERS) if (body.includes(`${h.name}(`)) want(h.name);
+  return HELPERS.filter((h) => wanted.has(h.name)).map((h) => h.source());
+}

@@ -1,0 +1,197 @@
+// Device memory layout of a kernel program under a WebGPU adapter's limits: which GPU buffer
+// (and byte offset) holds each tensor, and which dispatches run each kernel. Memory slots come
+// from the shared planner (compiler/passes/memory-plan.ts); a kernel binding more buffers than
+// maxStorageBuffersPerShaderStage is split by sections, then its smallest slots are packed into
+// one shared buffer read through u32 words; a tensor over maxStorageBufferBindingSize is refused.
+
+import { indexKey } from "../../compiler/kernel/index-expr.ts";
+import { exprOperands, type BufferDecl, type Kernel, type KernelProgram, type Section } from "../../compiler/kernel/kernel-ir.ts";
+import { planMemory, type PlanBuffer, type PlanStep } from "../../compiler/passes/memory-plan.ts";
+import { KilnError } from "../../compiler/util/errors.ts";
+import { numel } from "../../compiler/util/shape.ts";
+
+/** The adapter limits codegen respects (names as in GPUSupportedLimits). */
+export interface WebGpuLimits {
+  readonly maxStorageBuffersPerShaderStage: number;
+  readonly maxComputeWorkgroupsPerDimension: number;
+  readonly maxStorageBufferBindingSize: number;
+  readonly maxBufferSize: number;
+}
+
+/** WebGPU's guaranteed minimums: what any adapter supports. */
+export const webGpuDefaultLimits: WebGpuLimits = {
+  maxStorageBuffersPerShaderStage: 8,
+  maxComputeWorkgroupsPerDimension: 65535,
+  maxStorageBufferBindingSize: 134217728,
+  maxBufferSize: 268435456,
+};
+
+/** Every element is 4 bytes on the device: bool lives in storage as u32 (WGSL has no bool storage). */
+export const DEVICE_ELEMENT_BYTES = 4;
+// Pack members start on 256-byte boundaries (WebGPU's default storage offset alignment).
+const PACK_ALIGNMENT_BYTES = 256;
+
+export interface BufferPlace {
+  readonly gpuBuffer: number;
+  readonly offsetBytes: number;
+}
+
+/** One compute dispatch: some sections of one kernel. */
+export interface Dispatch {
+  readonly name: string;
+  readonly sections: readonly Section[];
+  /** Program buffers the rendered sections touch (dead loads excluded). */
+  readonly buffers: readonly number[];
+}
+
+export interface DeviceLayout {
+  readonly place: readonly BufferPlace[];
+  readonly gpuBufferBytes: readonly number[];
+  /** GPU buffers that hold several slots (read through u32 words at offsets). */
+  readonly packs: ReadonlySet<number>;
+  readonly dispatches: readonly Dispatch[];
+  /** Aliased outputs written aside: copy output → input after the run. */
+  readonly copies: readonly { readonly output: number; readonly input: number }[];
+  readonly peakBytes: number;
+}
+
+export const deviceBytes = (b: BufferDecl): number => numel(b.shape) * DEVICE_ELEMENT_BYTES;
+
+export function planDeviceLayout(program: KernelProgram, limits: WebGpuLimits): DeviceLayout {
+  const buffers = program.buffers;
+  const inputByName = new Map(program.inputs.map((i) => [i.name, i.buffer]));
+  const aliasOf = new Map<number, number>();
+  for (const o of program.outputs) {
+    const input = o.aliases === undefined ? undefined : inputByName.get(o.aliases);
+    if (input !== undefined && buffers[o.buffer]!.kind === "output" && deviceBytes(buffers[input]!) === deviceBytes(buffers[o.buffer]!)) aliasOf.set(o.buffer, input);
+  }
+  const steps: PlanStep[] = [];
+  for (const k of program.kernels) {
+    steps.push({ reads: k.reads.map(String), writes: k.writes.map(String) });
+    // In place inside one kernel only where each element is read, then written, by the same thread.
+    const unsafe = [...aliasOf].filter(([out, input]) => k.writes.includes(out) && k.reads.includes(input) && !readsOnlyAtStoreIndex(k, input, out));
+    if (unsafe.length > 0) steps.push({ reads: unsafe.map(([, input]) => String(input)), writes: [] });
+  }
+  const plan = planMemory(
+    steps,
+    buffers.map((b) => ({ key: String(b.id), bytes: deviceBytes(b), kind: b.kind, ...(aliasOf.has(b.id) ? { aliasOf: String(aliasOf.get(b.id)) } : {}) }) satisfies PlanBuffer),
+  );
+  const slotOf = (id: number): number => plan.slot.get(String(id)) ?? 0;
+
+  const dispatches = program.kernels.flatMap((k) => splitKernel(k, slotOf, limits.maxStorageBuffersPerShaderStage));
+  const packed = choosePacked(dispatches, slotOf, plan.slotBytes, limits.maxStorageBuffersPerShaderStage);
+
+  // GPU buffers: every unpacked slot, then one pack holding the packed slots.
+  const gpuOfSlot = new Map<number, number>();
+  const gpuBufferBytes: number[] = [];
+  plan.slotBytes.forEach((bytes, slot) => {
+    if (packed.has(slot)) return;
+    gpuOfSlot.set(slot, gpuBufferBytes.length);
+    gpuBufferBytes.push(bytes);
+  });
+  const packOffset = new Map<number, number>();
+  const packs = new Set<number>();
+  if (packed.size > 0) {
+    let offset = 0;
+    for (const slot of [...packed].sort((a, b) => a - b)) {
+      packOffset.set(slot, offset);
+      offset = Math.ceil((offset + plan.slotBytes[slot]!) / PACK_ALIGNMENT_BYTES) * PACK_ALIGNMENT_BYTES;
+    }
+    packs.add(gpuBufferBytes.length);
+    for (const slot of packed) gpuOfSlot.set(slot, gpuBufferBytes.length);
+    gpuBufferBytes.push(offset);
+  }
+  const place = buffers.map((b) => ({ gpuBuffer: gpuOfSlot.get(slotOf(b.id))!, offsetBytes: packOffset.get(slotOf(b.id)) ?? 0 }));
+  checkSizes(program, place, gpuBufferBytes, packs, dispatches, limits);
+  return {
+    place,
+    gpuBufferBytes,
+    packs,
+    dispatches,
+    copies: plan.copies.map((c) => ({ output: Number(c.output), input: Number(c.input) })),
+    peakBytes: gpuBufferBytes.reduce((a, b) => a + b, 0),
+  };
+}
+
+/** Buffers a section's live expressions and stores touch (a dead gather index reads nothing). */
+export function liveSectionBuffers(s: Section): Set<number> {
+  const live = new Array<boolean>(s.exprs.length).fill(false);
+  const used = new Set<number>();
+  for (const st of s.stores) {
+    live[st.value] = true;
+    used.add(st.buffer);
+  }
+  for (let id = s.exprs.length - 1; id >= 0; id--) {
+    if (!live[id]) continue;
+    const e = s.exprs[id]!;
+    if (e.op === "load" && e.valid !== false) used.add(e.buffer);
+    for (const o of exprOperands(e)) live[o] = true;
+  }
+  return used;
+}
+
+/** One dispatch per kernel, or several when its sections together bind too many buffers. */
+function splitKernel(k: Kernel, slotOf: (id: number) => number, maxBindings: number): Dispatch[] {
+  const perSection = k.sections.map((s) => [...liveSectionBuffers(s)]);
+  const slotsOf = (ids: readonly number[]): Set<number> => new Set(ids.map(slotOf));
+  const all = perSection.flat();
+  if (slotsOf(all).size <= maxBindings || k.sections.length === 1) return [{ name: k.name, sections: k.sections, buffers: [...new Set(all)].sort((a, b) => a - b) }];
+  const groups: { sections: Section[]; buffers: number[] }[] = [];
+  k.sections.forEach((s, i) => {
+    const last = groups.at(-1);
+    if (last && slotsOf([...last.buffers, ...perSection[i]!]).size <= maxBindings) {
+      last.sections.push(s);
+      last.buffers.push(...perSection[i]!);
+    } else groups.push({ sections: [s], buffers: [...perSection[i]!] });
+  });
+  return groups.map((g, i) => ({ name: `${k.name}_part${i}`, sections: g.sections, buffers: [...new Set(g.buffers)].sort((a, b) => a - b) }));
+}
+
+/** Slots moved into the shared pack so every dispatch fits the binding limit (smallest first). */
+function choosePacked(dispatches: readonly Dispatch[], slotOf: (id: number) => number, slotBytes: readonly number[], maxBindings: number): Set<number> {
+  const packed = new Set<number>();
+  const bindingCount = (slots: Set<number>): number => {
+    let own = 0;
+    let inPack = false;
+    for (const s of slots) (packed.has(s) ? (inPack = true) : own++);
+    return own + (inPack ? 1 : 0);
+  };
+  for (const d of dispatches) {
+    const slots = new Set(d.buffers.map(slotOf));
+    while (bindingCount(slots) > maxBindings) {
+      const candidates = [...slots].filter((s) => !packed.has(s)).sort((a, b) => slotBytes[a]! - slotBytes[b]! || a - b);
+      packed.add(candidates[0]!);
+    }
+  }
+  return packed;
+}
+
+function checkSizes(program: KernelProgram, place: readonly BufferPlace[], gpuBufferBytes: readonly number[], packs: ReadonlySet<number>, dispatches: readonly Dispatch[], limits: WebGpuLimits): void {
+  const bound = new Set(dispatches.flatMap((d) => d.buffers.map((b) => place[b]!.gpuBuffer)));
+  for (const b of program.buffers) {
+    const bytes = deviceBytes(b);
+    if (bytes > limits.maxBufferSize || (bound.has(place[b.id]!.gpuBuffer) && bytes > limits.maxStorageBufferBindingSize))
+      throw new KilnError({
+        code: "unsupported",
+        message: `tensor '${b.name}' (${b.dtype}[${b.shape.join(",")}], ${bytes} bytes on the device) exceeds this device's ${bytes > limits.maxBufferSize ? `maxBufferSize (${limits.maxBufferSize}` : `maxStorageBufferBindingSize (${limits.maxStorageBufferBindingSize}`} bytes)`,
+      });
+  }
+  for (const pack of packs) {
+    const bytes = gpuBufferBytes[pack]!;
+    if (bytes <= limits.maxStorageBufferBindingSize) continue;
+    const names = program.buffers.filter((b) => place[b.id]!.gpuBuffer === pack).map((b) => `'${b.name}'`);
+    throw new KilnError({
+      code: "unsupported",
+      message: `kernels bind more storage buffers than maxStorageBuffersPerShaderStage (${limits.maxStorageBuffersPerShaderStage}) allows, and packing tensors ${names.join(", ")} (${bytes} bytes) exceeds maxStorageBufferBindingSize (${limits.maxStorageBufferBindingSize} bytes)`,
+    });
+  }
+}
+
+/** True when `input` is loaded only in the sections storing `output`, at the store's own indices. */
+function readsOnlyAtStoreIndex(k: Kernel, input: number, output: number): boolean {
+  for (const s of k.sections) {
+    const storeKeys = new Set(s.stores.filter((st) => st.buffer === output).map((st) => indexKey(st.index)));
+    for (const e of s.exprs) if (e.op === "load" && e.buffer === input && !storeKeys.has(indexKey(e.index))) return false;
+  }
+  return true;
+}

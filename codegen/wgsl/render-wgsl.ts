@@ -1,0 +1,113 @@
+// One dispatch → a WGSL compute shader: storage bindings per GPU buffer (a pack is read and
+// written through u32 words with bitcasts), a flat thread index folded over up to three
+// workgroup dimensions (adapters cap each at maxComputeWorkgroupsPerDimension), and each
+// section's body from the C-like renderer base, guarded by its own thread count.
+
+import type { DType } from "../../compiler/ir/types.ts";
+import { KilnError } from "../../compiler/util/errors.ts";
+import { parallelDepthOf, renderSectionBody, scheduleSection, type BufferAccess } from "../render/base.ts";
+import { wgslDialect, wgslHelpersFor } from "./dialect.ts";
+import { DEVICE_ELEMENT_BYTES, type BufferPlace, type Dispatch, type WebGpuLimits } from "./layout.ts";
+
+export const WORKGROUP_SIZE = 64;
+
+type StorageElement = "f32" | "i32" | "u32";
+const storageElement = (t: DType): StorageElement => (t === "bool" ? "u32" : t);
+
+export interface RenderedDispatch {
+  readonly name: string;
+  readonly source: string;
+  /** GPU buffer bound at @binding(i). */
+  readonly bindings: readonly number[];
+  /** Workgroup counts (x, y, z); all zero when there is nothing to compute. */
+  readonly workgroups: readonly [number, number, number];
+}
+
+export interface DispatchContext {
+  readonly dtypeOf: (buffer: number) => DType;
+  readonly nameOf: (buffer: number) => string;
+  readonly place: readonly BufferPlace[];
+  readonly packs: ReadonlySet<number>;
+  readonly limits: WebGpuLimits;
+}
+
+export function renderDispatch(d: Dispatch, ctx: DispatchContext): RenderedDispatch {
+  const written = new Set(d.sections.flatMap((s) => s.stores.map((st) => st.buffer)));
+  // Bindings: one per GPU buffer; a typed array unless it is a pack or mixes element types.
+  const gpuBuffers = [...new Set(d.buffers.map((b) => ctx.place[b]!.gpuBuffer))].sort((a, b) => a - b);
+  const bindingOfGpu = new Map(gpuBuffers.map((g, i) => [g, i]));
+  const elementOfGpu = new Map<number, StorageElement>();
+  for (const g of gpuBuffers) {
+    const elems = new Set(d.buffers.filter((b) => ctx.place[b]!.gpuBuffer === g).map((b) => storageElement(ctx.dtypeOf(b))));
+    elementOfGpu.set(g, ctx.packs.has(g) || elems.size !== 1 ? "u32" : [...elems][0]!);
+  }
+  const writable = new Set([...written].map((b) => ctx.place[b]!.gpuBuffer));
+  const decls = gpuBuffers.map(
+    (g, i) => `@group(0) @binding(${i}) var<storage, ${writable.has(g) ? "read_write" : "read"}> g${g}: array<${elementOfGpu.get(g)}>; // ${d.buffers.filter((b) => ctx.place[b]!.gpuBuffer === g).map(ctx.nameOf).join(", ")}`,
+  );
+
+  const element = (buffer: number, index: string): { ref: string; elem: StorageElement } => {
+    const p = ctx.place[buffer]!;
+    const word = p.offsetBytes / DEVICE_ELEMENT_BYTES;
+    return { ref: `g${p.gpuBuffer}[${word === 0 ? index : `${word} + ${index}`}]`, elem: elementOfGpu.get(p.gpuBuffer)! };
+  };
+  const access: BufferAccess = {
+    load(buffer, index, t) {
+      const { ref, elem } = element(buffer, index);
+      if (t === "bool") return `(${ref} != ${elem === "u32" ? "0u" : elem === "i32" ? "0i" : "0.0f"})`;
+      return elem === t ? ref : `bitcast<${t}>(${ref})`;
+    },
+    store(buffer, index, value, t) {
+      const { ref, elem } = element(buffer, index);
+      if (t === "bool") return `${ref} = select(0u, 1u, ${value});`;
+      return `${ref} = ${elem === t ? value : `bitcast<${elem}>(${value})`};`;
+    },
+  };
+
+  const body: string[] = [];
+  let threads = 0;
+  d.sections.forEach((s, i) => {
+    const items = scheduleSection(s);
+    const depth = parallelDepthOf(s, items);
+    const parallel = s.domain.slice(0, depth);
+    const count = parallel.reduce((a, v) => a * v.extent, 1);
+    if (s.domain.some((v) => v.extent === 0)) return; // an empty tensor: nothing to store
+    threads = Math.max(threads, count);
+    body.push(`  if (tid < ${count}) { // section ${i}${s.tile ? `, ${s.tile.rows}x${s.tile.cols} register tile` : ""}`);
+    let stride = count;
+    for (const v of parallel) {
+      stride /= v.extent;
+      const q = stride === 1 ? "tid" : `tid / ${stride}`;
+      body.push(`    let ${v.name}: i32 = ${v.extent === 1 ? "0" : stride * v.extent === count ? q : `${q} % ${v.extent}`};`);
+    }
+    body.push(...renderSectionBody(s, items, depth, wgslDialect, access, "    "));
+    body.push("  }");
+  });
+  const workgroups = foldWorkgroups(Math.ceil(threads / WORKGROUP_SIZE), d.name, ctx.limits.maxComputeWorkgroupsPerDimension);
+  const [nx, ny] = workgroups;
+  const bodyText = body.join("\n");
+  const source = [
+    `// ${d.name}`,
+    ...decls,
+    ...wgslHelpersFor(bodyText),
+    "",
+    `@compute @workgroup_size(${WORKGROUP_SIZE})`,
+    "fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {",
+    `  let tid = i32(((wid.z * ${Math.max(ny, 1)}u + wid.y) * ${Math.max(nx, 1)}u + wid.x) * ${WORKGROUP_SIZE}u + lid);`,
+    bodyText,
+    "}",
+    "",
+  ].join("\n");
+  return { name: d.name, source, bindings: gpuBuffers, workgroups };
+}
+
+/** Spreads `count` workgroups over x, y, z so that none exceeds `maxPerDimension`. */
+export function foldWorkgroups(count: number, kernel: string, maxPerDimension: number): [number, number, number] {
+  if (count === 0) return [0, 0, 0];
+  const x = Math.min(count, maxPerDimension);
+  const y = Math.min(Math.ceil(count / x), maxPerDimension);
+  const z = Math.ceil(count / (x * y));
+  if (z > maxPerDimension)
+    throw new KilnError({ code: "unsupported", message: `kernel ${kernel} needs ${count} workgroups, more than ${maxPerDimension}³ (maxComputeWorkgroupsPerDimension)` });
+  return [x, y, z];
+}

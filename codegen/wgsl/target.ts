@@ -1,0 +1,81 @@
+// The "webgpu" target: graph → (simplify) → fusion plan → kernel IR → WGSL artifact under
+// the device's limits → WebGPU runner. Limits can be lowered through the `limits` option
+// (tests force small ones to exercise splitting, packing and dispatch folding).
+
+import type { Graph } from "../../compiler/ir/types.ts";
+import { lowerProgram } from "../../compiler/kernel/lower.ts";
+import type { KernelProgram } from "../../compiler/kernel/kernel-ir.ts";
+import { planFusion, type FuseOptions, type FusionPlan } from "../../compiler/passes/fuse.ts";
+import { defaultPasses, runPasses } from "../../compiler/pipeline.ts";
+import { KilnError } from "../../compiler/util/errors.ts";
+import type { HostTensor } from "../../compiler/util/host-tensor.ts";
+import type { Artifact, ArtifactStats } from "../../runtime/artifact/format.ts";
+import { acquireWebGpu, type WebGpuAdapterDescription } from "../../runtime/webgpu/device.ts";
+import { WebGpuArtifactRunner, type WebGpuRunOptions } from "../../runtime/webgpu/run-artifact.ts";
+import { buildWebGpuArtifact } from "./build-artifact.ts";
+import { webGpuDefaultLimits, type WebGpuLimits } from "./layout.ts";
+
+export interface WebGpuCompileOptions extends FuseOptions {
+  readonly verify?: boolean;
+  readonly raw?: boolean;
+  readonly tile?: boolean;
+  /** Limits to compile for (default WebGPU's guaranteed minimums). */
+  readonly limits?: WebGpuLimits;
+}
+
+export interface WebGpuCompiled {
+  readonly graph: Graph;
+  readonly plan: FusionPlan;
+  readonly program: KernelProgram;
+  readonly artifact: Artifact;
+}
+
+export function compileWebGpu(graph: Graph, opts: WebGpuCompileOptions = {}): WebGpuCompiled {
+  const passes = defaultPasses.filter((p) => p.name !== "fuse");
+  const g = opts.raw ? graph : runPasses(graph, passes, opts.verify ? { verify: true } : {}).graph;
+  const plan = planFusion(g, opts);
+  const program = lowerProgram(g, plan, opts.tile === undefined ? {} : { tile: opts.tile });
+  return { graph: g, plan, program, artifact: buildWebGpuArtifact(program, opts.limits ?? webGpuDefaultLimits) };
+}
+
+export interface WebGpuExecutor {
+  run(inputs: Readonly<Record<string, HostTensor>>, opts?: WebGpuRunOptions): Promise<Record<string, HostTensor>>;
+  readonly stats: ArtifactStats;
+  readonly compiled: WebGpuCompiled;
+  readonly adapter: WebGpuAdapterDescription;
+}
+
+/** The device's limits, lowered by any the caller passes (never raised above the device's). */
+export function effectiveLimits(device: GPUSupportedLimits, lower: Partial<WebGpuLimits> = {}): WebGpuLimits {
+  const pick = (name: keyof WebGpuLimits): number => Math.min(device[name], lower[name] ?? Infinity);
+  return {
+    maxStorageBuffersPerShaderStage: pick("maxStorageBuffersPerShaderStage"),
+    maxComputeWorkgroupsPerDimension: pick("maxComputeWorkgroupsPerDimension"),
+    maxStorageBufferBindingSize: pick("maxStorageBufferBindingSize"),
+    maxBufferSize: pick("maxBufferSize"),
+  };
+}
+
+export interface WebGpuTargetOptions {
+  readonly verify?: boolean;
+  readonly limits?: Partial<WebGpuLimits>;
+}
+
+export async function createWebGpuExecutor(graph: Graph, opts: WebGpuTargetOptions = {}): Promise<WebGpuExecutor> {
+  const gpu = await acquireWebGpu();
+  if (!gpu) throw new KilnError({ code: "target-unavailable", message: "target 'webgpu': no WebGPU adapter on this machine" });
+  const compiled = compileWebGpu(graph, { verify: opts.verify === true, limits: effectiveLimits(gpu.limits, opts.limits) });
+  const runner = await WebGpuArtifactRunner.create(gpu.device, compiled.artifact);
+  return {
+    compiled,
+    adapter: gpu.adapter,
+    stats: compiled.artifact.stats,
+    run: async (inputs, runOpts) => (await runner.run(inputs, runOpts)) as Record<string, HostTensor>,
+  };
+}
+
+/** "none" without an adapter; "software" for a CPU adapter (used only when asked for by name). */
+export async function webGpuAdapterKind(): Promise<"hardware" | "software" | "none"> {
+  const gpu = await acquireWebGpu();
+  return !gpu ? "none" : gpu.adapter.software ? "software" : "hardware";
+}

@@ -1,0 +1,203 @@
+/// <reference types="@webgpu/types" />
+// Runs a "webgpu" artifact on a device: one GPU buffer per memory slot, pipelines compiled
+// once (cached per device by WGSL source), bind groups built once. A run writes the inputs
+// that changed, encodes every dispatch and the copies into one command buffer with the
+// readback, submits once and maps one staging buffer. State stays resident: an input whose
+// data is the very array this runner returned for the output updating it (or, when that output
+// was not read back, the array passed last run) is not uploaded again.
+
+import type { Artifact, ArtifactDType, ArtifactIO } from "../artifact/format.ts";
+
+export type RuntimeData = Float32Array | Float64Array | Int32Array | Uint8Array;
+
+export interface RuntimeTensor {
+  readonly dtype: ArtifactDType;
+  readonly shape: readonly number[];
+  readonly data: RuntimeData;
+}
+
+export interface WebGpuRunOptions {
+  /** Outputs to read back (default: all). The others stay on the device only. */
+  readonly readback?: readonly string[];
+}
+
+const ELEMENT_BYTES = 4;
+const numel = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
+
+const pipelineCache = new WeakMap<GPUDevice, Map<string, Promise<GPUComputePipeline>>>();
+
+function pipelineFor(device: GPUDevice, name: string, source: string): Promise<GPUComputePipeline> {
+  let cache = pipelineCache.get(device);
+  if (!cache) pipelineCache.set(device, (cache = new Map()));
+  let p = cache.get(source);
+  if (!p) {
+    p = compilePipeline(device, name, source);
+    cache.set(source, p);
+  }
+  return p;
+}
+
+// Synchronous creation inside a validation error scope: Dawn's async pipeline creation has
+// crashed under lavapipe (a thread-priority assertion), and a scope names the failing kernel.
+async function compilePipeline(device: GPUDevice, name: string, source: string): Promise<GPUComputePipeline> {
+  device.pushErrorScope("validation");
+  const module = device.createShaderModule({ code: source, label: name });
+  const pipeline = device.createComputePipeline({ layout: "auto", compute: { module, entryPoint: "main" }, label: name });
+  const error = await device.popErrorScope();
+  if (error) {
+    const info = await module.getCompilationInfo();
+    const messages = info.messages.map((m) => `${m.lineNum}:${m.linePos} ${m.type}: ${m.message}`).join("\n");
+    throw new Error(`webgpu: kernel ${name} does not compile: ${error.message}\n${messages}\n${source}`);
+  }
+  return pipeline;
+}
+
+interface Launch {
+  readonly name: string;
+  readonly pipeline: GPUComputePipeline;
+  readonly bindGroup: GPUBindGroup;
+  readonly workgroups: readonly [number, number, number];
+}
+
+export class WebGpuArtifactRunner {
+  private readonly slots: GPUBuffer[];
+  private launches: Launch[] = [];
+  private staging: GPUBuffer | undefined;
+  /** Per state input: the data array last returned for the output that updates it (already on the device). */
+  private readonly resident = new Map<string, RuntimeData>();
+  private readonly aliasOutput = new Map<string, ArtifactIO>();
+
+  private constructor(
+    private readonly device: GPUDevice,
+    readonly artifact: Artifact,
+  ) {
+    if (artifact.format !== "kiln-artifact" || artifact.version !== 1) throw new Error(`artifact ${artifact.name}: unsupported format ${artifact.format} v${artifact.version}`);
+    if (artifact.target !== "webgpu") throw new Error(`artifact ${artifact.name}: built for target '${artifact.target}', not 'webgpu'`);
+    const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+    this.slots = artifact.memory.slotBytes.map((bytes, i) => device.createBuffer({ size: Math.max(ELEMENT_BYTES, Math.ceil(bytes / 4) * 4), usage, label: `${artifact.name}/slot${i}` }));
+    for (const o of artifact.outputs) if (o.aliases !== undefined) this.aliasOutput.set(o.aliases, o);
+  }
+
+  static async create(device: GPUDevice, artifact: Artifact): Promise<WebGpuArtifactRunner> {
+    const runner = new WebGpuArtifactRunner(device, artifact);
+    const launches = await Promise.all(
+      artifact.kernels.map(async (k) => {
+        if (!k.workgroups || !k.bindings) throw new Error(`artifact ${artifact.name}: kernel ${k.name} has no workgroups or bindings`);
+        const pipeline = await pipelineFor(device, k.name, k.source);
+        const bindGroup = device.createBindGroup({
+          layout: pipeline.getBindGroupLayout(0),
+          entries: k.bindings.map((slot, binding) => ({ binding, resource: { buffer: runner.slots[slot]! } })),
+        });
+        return { name: k.name, pipeline, bindGroup, workgroups: k.workgroups };
+      }),
+    );
+    runner.launches = launches.filter((l) => l.workgroups[0] > 0);
+    return runner;
+  }
+
+  private placeOf(buffer: number): { gpu: GPUBuffer; offset: number; bytes: number } {
+    const b = this.artifact.buffers[buffer]!;
+    return { gpu: this.slots[b.slot]!, offset: b.offset ?? 0, bytes: numel(b.shape) * ELEMENT_BYTES };
+  }
+
+  async run(inputs: Readonly<Record<string, RuntimeTensor>>, opts: WebGpuRunOptions = {}): Promise<Record<string, RuntimeTensor>> {
+    const { device } = this;
+    for (const io of this.artifact.inputs) {
+      const t = inputs[io.name];
+      if (!t) throw new Error(`missing input '${io.name}'`);
+      if (t.data.length !== numel(io.shape)) throw new Error(`input '${io.name}' has ${t.data.length} elements, expected ${numel(io.shape)}`);
+      if (this.resident.get(io.name) === t.data) continue;
+      this.resident.delete(io.name);
+      const p = this.placeOf(io.buffer);
+      if (p.bytes > 0) device.queue.writeBuffer(p.gpu, p.offset, toDevice(io.dtype, t.data) as Float32Array<ArrayBuffer>);
+    }
+    const encoder = device.createCommandEncoder();
+    if (this.launches.length > 0) {
+      const pass = encoder.beginComputePass();
+      for (const l of this.launches) {
+        pass.setPipeline(l.pipeline);
+        pass.setBindGroup(0, l.bindGroup);
+        pass.dispatchWorkgroups(l.workgroups[0], l.workgroups[1], l.workgroups[2]);
+      }
+      pass.end();
+    }
+    // Read back before the copy-backs: an aliased output written aside is read from its own buffer.
+    const wanted = this.artifact.outputs.filter((o) => opts.readback === undefined || opts.readback.includes(o.name));
+    const fromDevice = wanted.filter((o) => this.artifact.buffers[o.buffer]!.kind !== "input");
+    let stagingBytes = 0;
+    const stagingOffset = new Map<string, number>();
+    for (const o of fromDevice) {
+      stagingOffset.set(o.name, stagingBytes);
+      stagingBytes += numel(o.shape) * ELEMENT_BYTES;
+    }
+    if (stagingBytes > 0 && (!this.staging || this.staging.size < stagingBytes)) {
+      this.staging?.destroy();
+      this.staging = device.createBuffer({ size: stagingBytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, label: `${this.artifact.name}/readback` });
+    }
+    for (const o of fromDevice) {
+      const p = this.placeOf(o.buffer);
+      if (p.bytes > 0) encoder.copyBufferToBuffer(p.gpu, p.offset, this.staging!, stagingOffset.get(o.name)!, p.bytes);
+    }
+    for (const c of this.artifact.memory.copies) {
+      const from = this.placeOf(c.output);
+      const to = this.placeOf(c.input);
+      if (from.bytes > 0) encoder.copyBufferToBuffer(from.gpu, from.offset, to.gpu, to.offset, from.bytes);
+    }
+    device.queue.submit([encoder.finish()]);
+
+    const out: Record<string, RuntimeTensor> = {};
+    let mapped: ArrayBuffer | undefined;
+    if (stagingBytes > 0) {
+      await this.staging!.mapAsync(GPUMapMode.READ, 0, stagingBytes);
+      mapped = this.staging!.getMappedRange(0, stagingBytes).slice(0);
+      this.staging!.unmap();
+    } else await device.queue.onSubmittedWorkDone();
+    for (const o of wanted) {
+      const buffer = this.artifact.buffers[o.buffer]!;
+      if (buffer.kind === "input") {
+        // An output that is an input passes the caller's data through.
+        const given = this.artifact.inputs.find((i) => i.buffer === o.buffer)!;
+        out[o.name] = { dtype: o.dtype, shape: [...o.shape], data: inputs[given.name]!.data.slice() };
+        continue;
+      }
+      const offset = stagingOffset.get(o.name)!;
+      out[o.name] = { dtype: o.dtype, shape: [...o.shape], data: fromDeviceWords(o.dtype, mapped ?? new ArrayBuffer(0), offset, numel(o.shape)) };
+    }
+    // The device now holds each state output in its input's place (in place, or by the copy-back).
+    for (const [input, o] of this.aliasOutput) {
+      const t = out[o.name];
+      if (this.artifact.buffers[o.buffer]!.kind === "input") this.resident.delete(input);
+      // Not read back: the caller's array now stands for the updated value on the device.
+      else this.resident.set(input, t ? t.data : inputs[input]!.data);
+    }
+    return out;
+  }
+
+  /** Frees the device memory; the runner cannot run afterwards. */
+  destroy(): void {
+    for (const b of this.slots) b.destroy();
+    this.staging?.destroy();
+  }
+}
+
+function toDevice(dtype: ArtifactDType, data: RuntimeData): Float32Array | Int32Array | Uint32Array {
+  switch (dtype) {
+    case "f32":
+      return data instanceof Float32Array ? data : Float32Array.from(data);
+    case "i32":
+      return data instanceof Int32Array ? data : Int32Array.from(data);
+    case "bool":
+      return Uint32Array.from(data, (v) => (v !== 0 ? 1 : 0));
+  }
+}
+
+function fromDeviceWords(dtype: ArtifactDType, memory: ArrayBuffer, offset: number, count: number): RuntimeData {
+  switch (dtype) {
+    case "f32":
+      return new Float32Array(memory.slice(offset, offset + count * ELEMENT_BYTES));
+    case "i32":
+      return new Int32Array(memory.slice(offset, offset + count * ELEMENT_BYTES));
+    case "bool":
+      return Uint8Array.from(new Uint32Array(memory, offset, count), (v) => (v !== 0 ? 1 : 0));
+  }
+}
