@@ -44,6 +44,12 @@ command line.`,
     if (programs.length > 1) throw new KilnError({ code: "invalid-argument", message: `'${file}' exports ${programs.length} programs (${programs.map((p) => p.name).join(", ")}): pick one with --entry` });
     const { name, program } = programs[0]!;
     const started = performance.now();
+    if (args.flags.target === "cuda") {
+      // A native folder (kernels.cu/.ptx, main.cpp, build.sh) written without a GPU: codegen/cuda/standalone.ts.
+      const { writeCudaCommandArtifact } = await import("../codegen/cuda/standalone-command.ts");
+      io.out(await writeCudaCommandArtifact(program, name, resolveFrom(io.cwd, out), out, args.flags.verify === true, started));
+      return;
+    }
     const exe = await compile(program, undefined, { target: args.flags.target as string, name, ...(args.flags.verify === true ? { verify: true } : {}) });
     const artifact = exe.artifact;
     if (!artifact) throw new KilnError({ code: "unsupported", message: `target '${exe.target}' builds no artifact (try --target js or --target webgpu)` });
