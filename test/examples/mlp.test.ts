@@ -2,7 +2,7 @@
 // pass against an explicit loop implementation, and the demo script run end to end.
 
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -92,14 +92,17 @@ describe("examples/mlp.ts", () => {
 });
 
 describe("examples/demo.ts", () => {
-  test("runs, names its target and writes the IR dump to out/", () => {
+  test("trains a few steps on the named target and writes the loss curve, IR dumps and artifact", () => {
     const cwd = mkdtempSync(path.join(os.tmpdir(), "kiln-demo-"));
-    const r = spawnSync(path.join(root, "node_modules/.bin/tsx"), [path.join(root, "examples/demo.ts")], { cwd, encoding: "utf8", env: { ...process.env, KILN_TARGET: "reference" } });
+    const env = { ...process.env, KILN_TARGET: "js", KILN_DEMO_STEPS: "3" };
+    const r = spawnSync(path.join(root, "node_modules/.bin/tsx"), [path.join(root, "examples/demo.ts")], { cwd, encoding: "utf8", env });
     expect(r.stderr).toBe("");
     expect(r.status).toBe(0);
-    expect(r.stdout).toMatch(/^target: +reference$/m);
-    expect(r.stdout).toMatch(/^output: +logits f32\[128,10\]$/m);
-    const dump = readFileSync(path.join(cwd, "out/mlp-forward.kir"), "utf8");
-    expect(dump).toMatch(/^graph @forward\(%x: f32\[128,784\]/);
+    expect(r.stdout).toMatch(/^target: +js$/m);
+    expect(r.stdout).toMatch(/^train: +3 steps in /m);
+    expect(r.stdout).toMatch(/^accuracy: +\d+(\.\d)?% on \d+ test images$/m);
+    expect(readFileSync(path.join(cwd, "out/demo/loss-curve.svg"), "utf8")).toMatch(/^<svg/);
+    expect(readFileSync(path.join(cwd, "out/demo/ir/00-input.kir"), "utf8")).toMatch(/^graph @trainStep\(%x: f32\[128,784\]/);
+    expect(readdirSync(path.join(cwd, "out/demo/artifact"))).toContain("manifest.json");
   });
 });
