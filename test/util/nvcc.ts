@@ -203,3 +203,84 @@ export function emulateCuda(cases: readonly EmulationCase[]): Record<string, Hos
     return result;
   });
 }
+
+// ---- a fake libcuda.so.1 over the CPU emulation ----
+
+const FAKE_DRIVER = `// A fake CUDA driver for tests: device memory is host memory, and a "module" is a shared
+// library of emulated kernels named by KILN_FAKE_CUDA_KERNELS (read when a module loads).
+#include <dlfcn.h>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+typedef int CUresult;
+typedef unsigned long long CUdeviceptr;
+extern "C" {
+CUresult cuInit(unsigned) { return 0; }
+CUresult cuDeviceGetCount(int* n) { *n = 1; return 0; }
+CUresult cuDeviceGet(int* d, int) { *d = 0; return 0; }
+CUresult cuDeviceGetName(char* s, int n, int) { strncpy(s, "kiln fake CUDA device (CPU emulation)", n); return 0; }
+CUresult cuDeviceGetAttribute(int* v, int attr, int) { *v = attr == 75 ? 8 : 0; return 0; }
+CUresult cuDevicePrimaryCtxRetain(void** c, int) { *c = (void*)1; return 0; }
+CUresult cuCtxSetCurrent(void*) { return 0; }
+CUresult cuModuleLoadData(void** m, const void* image) {
+  const char* path = getenv("KILN_FAKE_CUDA_KERNELS");
+  if (!path || !image) return 200;  // CUDA_ERROR_INVALID_IMAGE
+  *m = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+  return *m ? 0 : 200;
+}
+CUresult cuModuleUnload(void*) { return 0; }
+CUresult cuModuleGetFunction(void** f, void* m, const char* name) {
+  *f = dlsym(m, (std::string("kiln_launch_") + name).c_str());
+  return *f ? 0 : 500;  // CUDA_ERROR_NOT_FOUND
+}
+CUresult cuMemAlloc_v2(CUdeviceptr* p, size_t n) { *p = (CUdeviceptr)calloc(1, n); return *p ? 0 : 2; }
+CUresult cuMemFree_v2(CUdeviceptr p) { free((void*)p); return 0; }
+CUresult cuMemsetD8_v2(CUdeviceptr p, unsigned char v, size_t n) { memset((void*)p, v, n); return 0; }
+CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr d, const void* s, size_t n, void*) { memcpy((void*)d, s, n); return 0; }
+CUresult cuMemcpyDtoHAsync_v2(void* d, CUdeviceptr s, size_t n, void*) { memcpy(d, (void*)s, n); return 0; }
+CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr d, CUdeviceptr s, size_t n, void*) { memmove((void*)d, (void*)s, n); return 0; }
+CUresult cuLaunchKernel(void* f, unsigned gx, unsigned, unsigned, unsigned bx, unsigned, unsigned, unsigned, void*, void** params, void**) {
+  ((void (*)(unsigned, unsigned, void**))f)(gx, bx, params);
+  return 0;
+}
+CUresult cuStreamCreate(void** s, unsigned) { *s = (void*)1; return 0; }
+CUresult cuStreamSynchronize(void*) { return 0; }
+CUresult cuGetErrorString(CUresult, const char** s) { *s = "fake driver error"; return 0; }
+CUresult cuGetErrorName(CUresult, const char** s) { *s = "CUDA_ERROR_FAKE"; return 0; }
+}
+`;
+
+/** Builds the fake driver once per process: returns the folder holding libcuda.so.1 (for LD_LIBRARY_PATH). */
+let fakeDriverDir: string | undefined;
+export function buildFakeDriver(): string {
+  if (fakeDriverDir) return fakeDriverDir;
+  const dir = mkdtempSync(join(tmpdir(), "kiln-fakecuda-"));
+  writeFileSync(join(dir, "fake-libcuda.cc"), FAKE_DRIVER);
+  execFileSync("g++", ["-std=c++17", "-shared", "-fPIC", "-O1", "-w", join(dir, "fake-libcuda.cc"), "-o", join(dir, "libcuda.so.1"), "-ldl"]);
+  fakeDriverDir = dir;
+  return dir;
+}
+
+/**
+ * Builds a shared library of emulated kernels for the fake driver: each kernel of each artifact
+ * gets `kiln_launch_<name>(grid, block, params)`. Returns the library's path.
+ */
+export function buildEmulatedKernelLibrary(artifacts: readonly CudaArtifact[], dir = mkdtempSync(join(tmpdir(), "kiln-emulib-"))): string {
+  const parts = [SHIM, CUDA_PRELUDE];
+  for (const a of artifacts)
+    for (const k of a.kernels) {
+      parts.push(k.source);
+      const args = k.params.map((id, i) => {
+        const b = a.buffers[id]!;
+        const type = b.dtype === "f32" ? "float" : b.dtype === "i32" ? "int" : "unsigned char";
+        return `*(${type}**)params[${i}]`;
+      });
+      const lockstep = k.source.includes("lane");
+      parts.push(`extern "C" void kiln_launch_${k.name}(unsigned grid, unsigned block, void** params) {\n  kiln_launch(grid, block, ${lockstep}, [&] { ${k.name}(${args.join(", ")}); });\n}`);
+    }
+  const cpp = join(dir, "kernels-emulated.cpp");
+  const lib = join(dir, "libkernels-emulated.so");
+  writeFileSync(cpp, parts.join("\n"));
+  execFileSync("g++", ["-std=c++17", "-shared", "-fPIC", "-O0", "-w", cpp, "-o", lib], { stdio: ["ignore", "pipe", "pipe"] });
+  return lib;
+}
