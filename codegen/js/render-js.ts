@@ -1,8 +1,9 @@
 // JavaScript codegen: renders a kernel-IR kernel as the body of a plain JS function over
-// typed arrays (Float32Array / Int32Array / Uint8Array), one block per section. Values are
-// computed in float64 and rounded to f32 when stored (a Float32Array store rounds), which
-// stays within f32 tolerance of a device computing in f32 throughout. i32 arithmetic wraps
-// (`| 0`, Math.imul); bool is 0/1. Helpers (rng, f32→i32, floor div/mod) come in `rt`.
+// typed arrays (Float32Array / Int32Array / Uint8Array), one block per section. Every f32
+// result is rounded to f32 (Math.fround), as an f32 device computes: then a value recomputed
+// inside one kernel equals, bit for bit, the same value another kernel stored — which max's
+// tie test (x == max(x)) in its gradient relies on. i32 arithmetic wraps (`| 0`,
+// Math.imul); bool is 0/1. Helpers (rng, f32→i32, floor div/mod) come in `rt`.
 
 import { scheduleSection, type ScheduleItem } from "../../compiler/kernel/schedule.ts";
 import { bounds, type Atom, type IndexExpr, type IndexPred } from "../../compiler/kernel/index-expr.ts";
@@ -21,7 +22,7 @@ export interface RenderedKernel {
 
 export function renderJsKernel(kernel: Kernel, buffers: readonly BufferDecl[]): RenderedKernel {
   const params = [...new Set([...kernel.reads, ...kernel.writes])].sort((a, b) => a - b);
-  const lines: string[] = [`// ${kernel.name}`, `"use strict";`];
+  const lines: string[] = [`// ${kernel.name}`, `"use strict";`, `const f32 = Math.fround;`];
   params.forEach((id, i) => {
     const b = buffers[id]!;
     lines.push(`const b${id} = bufs[${i}]; // ${b.name}: ${b.dtype}[${b.shape.join(",")}]`);
@@ -64,6 +65,8 @@ function renderItems(items: readonly ScheduleItem[], s: Section, lines: string[]
           inner = inner.slice(2);
           lines.push(`${inner}}`);
         }
+        // f32 sums accumulate in float64 and round once: the same value wherever it is computed.
+        for (const r of item.reduces) if (s.exprs[r]!.op === "reduce_sum" && s.exprs[r]!.dtype === "f32") lines.push(`${indent}t${r} = f32(t${r});`);
         break;
       }
       case "store":
@@ -100,7 +103,7 @@ function renderExpr(s: Section, e: KExpr): string {
   const dtypeOf = (id: ExprId): string => s.exprs[id]!.dtype;
   switch (e.op) {
     case "const":
-      return renderNumber(e.value);
+      return e.dtype === "f32" ? renderNumber(Math.fround(e.value)) : renderNumber(e.value);
     case "load": {
       const load = `b${e.buffer}[${renderIndex(e.index)}]`;
       if (e.valid === false) return "0";
@@ -118,30 +121,30 @@ function renderExpr(s: Section, e: KExpr): string {
     case "neg":
       return `-${t(e.x)}`;
     case "exp2":
-      return `Math.pow(2, ${t(e.x)})`;
+      return `f32(Math.pow(2, ${t(e.x)}))`;
     case "log2":
-      return `Math.log2(${t(e.x)})`;
+      return `f32(Math.log2(${t(e.x)}))`;
     case "sin":
-      return `Math.sin(${t(e.x)})`;
+      return `f32(Math.sin(${t(e.x)}))`;
     case "sqrt":
-      return `Math.sqrt(${t(e.x)})`;
+      return `f32(Math.sqrt(${t(e.x)}))`;
     case "recip":
-      return `1 / ${t(e.x)}`;
+      return `f32(1 / ${t(e.x)})`;
     case "cast": {
       const from = dtypeOf(e.x);
       if (e.dtype === "bool") return `(${t(e.x)} !== 0 ? 1 : 0)`;
       if (e.dtype === "i32" && from === "f32") return `rt.f2i(${t(e.x)})`;
-      return t(e.x);
+      return e.dtype === "f32" && from === "i32" ? `f32(${t(e.x)})` : t(e.x);
     }
     case "where":
       return `(${t(e.cond)} ? ${t(e.x)} : ${t(e.y)})`;
     case "add": {
       const d = dtypeOf(e.x);
-      return d === "i32" ? `(${t(e.x)} + ${t(e.y)}) | 0` : d === "bool" ? `${t(e.x)} | ${t(e.y)}` : `${t(e.x)} + ${t(e.y)}`;
+      return d === "i32" ? `(${t(e.x)} + ${t(e.y)}) | 0` : d === "bool" ? `${t(e.x)} | ${t(e.y)}` : `f32(${t(e.x)} + ${t(e.y)})`;
     }
     case "mul": {
       const d = dtypeOf(e.x);
-      return d === "i32" ? `Math.imul(${t(e.x)}, ${t(e.y)})` : d === "bool" ? `${t(e.x)} & ${t(e.y)}` : `${t(e.x)} * ${t(e.y)}`;
+      return d === "i32" ? `Math.imul(${t(e.x)}, ${t(e.y)})` : d === "bool" ? `${t(e.x)} & ${t(e.y)}` : `f32(${t(e.x)} * ${t(e.y)})`;
     }
     case "max":
       return `Math.max(${t(e.x)}, ${t(e.y)})`;

@@ -178,6 +178,35 @@ describe("js target: models", () => {
     check({ name: "examples mlp train step", fn: trainStep.fn as unknown as Fn, specs: [f([BATCH, IN_FEATURES]), i([BATCH])], intRange: CLASSES, range });
   });
 
+  test("a value recomputed inline equals the value another kernel stored (max's tie test in its gradient)", () => {
+    // m is an output (written in f32); the count recomputes e inline: every row must find its max.
+    const fn = (x: k.Tensor) => {
+      const e = x.mul(1.1).exp();
+      const m = e.max(1, true);
+      return [m, e.eq(m).float().sum(1)];
+    };
+    check({ name: "max ties", fn: fn as Fn, specs: [f([6, 9])] });
+    const g = k.traceFunction("ties", fn as never, [f([6, 9])]).graph;
+    const c = compileJs(g);
+    expect(c.artifact.stats.kernels).toBeGreaterThan(0);
+    const counts = new JsArtifactRunner(c.artifact).run(inputsFor(g, { name: "ties", fn: fn as Fn, specs: [f([6, 9])] }))["1"]!.data;
+    expect(Array.from(counts)).toEqual([1, 1, 1, 1, 1, 1]);
+  });
+
+  test("a transformer block (layerNorm, causal attention, GELU MLP, residuals): forward and every gradient", () => {
+    const [T, D, H] = [8, 16, 2];
+    const block = (x: k.Tensor, wqkv: k.Tensor, wo: k.Tensor, w1: k.Tensor, w2: k.Tensor): k.Tensor => {
+      const qkv = F.linear(F.layerNorm(x, D), wqkv);
+      const [q, kk, v] = qkv.split(D, -1).map((t) => t.reshape(T, H, D / H).transpose(0, 1));
+      const attended = F.scaledDotProductAttention(q!, kk!, v!, { isCausal: true }).transpose(0, 1).reshape(T, D);
+      const x2 = x.add(F.linear(attended, wo));
+      return x2.add(F.linear(F.linear(F.layerNorm(x2, D), w1).gelu(), w2)).square().mean();
+    };
+    const specs = [f([T, D]), f([3 * D, D]), f([D, D]), f([4 * D, D]), f([D, 4 * D])];
+    check({ name: "transformer block", fn: block as Fn, specs, range: [-0.3, 0.3] });
+    check({ name: "transformer block grad", fn: k.grad(block, { argnums: [0, 1, 2, 3, 4] }) as Fn, specs, range: [-0.3, 0.3] });
+  });
+
   test("k.compile with target js runs and reports stats", async () => {
     const exe = await k.compile((x: k.Tensor, w: k.Tensor) => x.matmul(w).relu(), [f([2, 3]), f([3, 2])], { target: "js" });
     const out = (await exe.run([[1, 2, 3, 4, 5, 6], [1, -1, 0, 2, -1, 0.5]])) as { data: ArrayLike<number> };
