@@ -84,8 +84,13 @@ export function writeArtifactFolder(dir: string, input: ArtifactFolderInput): Ar
   return folder;
 }
 
+// Transpiling is the slow part of a save; the runtime's sources do not change within a process.
+const runtimeFilesCache = new Map<string, ReadonlyMap<string, string>>();
+
 /** The target's runtime modules and everything they import, as .ts (imports → .js) and transpiled .js. */
-function runtimeFiles(target: string): Map<string, string> {
+function runtimeFiles(target: string): ReadonlyMap<string, string> {
+  const cached = runtimeFilesCache.get(target);
+  if (cached) return cached;
   const out = new Map<string, string>();
   const pending = [...runtimeEntryModules(target)];
   const seen = new Set<string>();
@@ -99,6 +104,7 @@ function runtimeFiles(target: string): Map<string, string> {
     out.set(module, rewriteTsSpecifiers(source));
     out.set(module.replace(/\.ts$/, ".js"), transpileToModule(source, module));
   }
+  runtimeFilesCache.set(target, out);
   return out;
 }
 
