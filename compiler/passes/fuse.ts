@@ -78,7 +78,6 @@ const keyOf = (index: readonly IndexExpr[]): string => index.map(indexKey).join(
 
 export function planFusion(g: Graph, opts: FuseOptions = {}): FusionPlan {
   const groups: GroupState[] = [];
-  const home = new Map<ValueId, number>();
   const accesses = new Map<ValueId, Accesses>();
   const outputValues = new Set(g.outputs.map((o) => o.value));
 
@@ -216,7 +215,6 @@ export function planFusion(g: Graph, opts: FuseOptions = {}): FusionPlan {
     }
     const grp = target ?? newGroup(n.type.shape);
     grp.roots.push(n.id);
-    home.set(n.id, grp.id);
     if (acc)
       for (const gid of acc.keys())
         if (gid !== grp.id) {
