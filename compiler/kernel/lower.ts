@@ -44,7 +44,9 @@ export function lowerProgram(g: Graph, plan: FusionPlan, opts: LowerOptions = {}
       b.reads.forEach((x) => reads.add(x));
       b.writes.forEach((x) => writes.add(x));
     }
-    const label = groupIds.map((gid) => plan.groups[gid]!.label).join("__");
+    // Kernel names become dump file names: keep them short (sections past the third are counted).
+    const labels = groupIds.map((gid) => plan.groups[gid]!.label);
+    const label = labels.length > 3 ? `${labels.slice(0, 3).join("__")}__and${labels.length - 3}` : labels.join("__");
     return { name: `k${k}_${label}`, sections, reads: [...reads].sort((a, b) => a - b), writes: [...writes].sort((a, b) => a - b) };
   });
   return {
