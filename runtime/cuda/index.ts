@@ -42,6 +42,7 @@ export interface CudaDevice {
 
 const ADDON_PATH = fileURLToPath(new URL("./build/Release/kiln_cuda.node", import.meta.url));
 let opened: CudaDevice | undefined;
+const loadedModules = new Map<string, number>();
 
 /** Loads the addon and initializes device 0; rejects with the reason CUDA cannot run here. */
 export function openCuda(): CudaDevice {
@@ -118,7 +119,9 @@ export class CudaArtifactRunner {
     ptx = compileToPtx(device, artifact.cudaSource, artifact.name),
   ) {
     if (artifact.target !== "cuda") throw new Error(`artifact ${artifact.name}: built for target '${artifact.target}', not 'cuda'`);
-    const module = device.addon.loadModule(ptx);
+    // Runners of one PTX share its module: the driver JIT-compiles PTX once per load.
+    let module = loadedModules.get(ptx);
+    if (module === undefined) loadedModules.set(ptx, (module = device.addon.loadModule(ptx)));
     this.functions = artifact.kernels.map((k) => device.addon.getFunction(module, k.name));
     this.slots = artifact.memory.slotBytes.map((bytes) => device.addon.alloc(Math.max(4, Math.ceil(bytes / 4) * 4)));
   }

@@ -284,3 +284,11 @@ export function buildEmulatedKernelLibrary(artifacts: readonly CudaArtifact[], d
   execFileSync("g++", ["-std=c++17", "-shared", "-fPIC", "-O0", "-w", cpp, "-o", lib], { stdio: ["ignore", "pipe", "pipe"] });
   return lib;
 }
+
+/** A stand-in `nvcc` for the fake driver: writes a placeholder PTX where -o points (the fake ignores PTX). */
+export function buildFakeNvcc(): string {
+  const dir = mkdtempSync(join(tmpdir(), "kiln-fakenvcc-"));
+  const script = join(dir, "nvcc");
+  writeFileSync(script, `#!/bin/sh\nout=""\nwhile [ $# -gt 0 ]; do if [ "$1" = "-o" ]; then out="$2"; fi; shift; done\necho "// placeholder PTX from the fake nvcc" > "$out"\n`, { mode: 0o755 });
+  return script;
+}
