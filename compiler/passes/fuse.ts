@@ -51,6 +51,11 @@ export interface FuseOptions {
   readonly horizontal?: boolean;
   /** Never inline anything: one group per computed node (a debugging baseline). */
   readonly noFusion?: boolean;
+  /**
+   * Horizontal fusion stops adding groups to a kernel past this many distinct buffers (a
+   * target limit, e.g. WebGPU's 8 storage buffers per stage). A single group may exceed it.
+   */
+  readonly maxBuffersPerKernel?: number;
 }
 
 export const dtypeBytes = (d: DType): number => (d === "bool" ? 1 : 4);
@@ -309,7 +314,7 @@ function finishPlan(g: Graph, states: readonly GroupState[], opts: FuseOptions):
       label: groupLabel(g, [...inlined, ...s.roots]),
     };
   });
-  return { groups, kernels: horizontalKernels(groups, opts.horizontal ?? true) };
+  return { groups, kernels: horizontalKernels(groups, opts) };
 }
 
 function groupLabel(g: Graph, ids: readonly ValueId[]): string {
@@ -323,8 +328,10 @@ function groupLabel(g: Graph, ids: readonly ValueId[]): string {
 }
 
 /** Groups at equal dependency depth are independent: they share a kernel (small ones only). */
-function horizontalKernels(groups: readonly FusionGroup[], enabled: boolean): number[][] {
-  if (!enabled) return groups.map((grp) => [grp.id]);
+function horizontalKernels(groups: readonly FusionGroup[], opts: FuseOptions): number[][] {
+  if (opts.horizontal === false) return groups.map((grp) => [grp.id]);
+  const maxBuffers = opts.maxBuffersPerKernel ?? Infinity;
+  const buffersOf = (ids: readonly number[]): Set<ValueId> => new Set(ids.flatMap((gid) => [...groups[gid]!.reads, ...groups[gid]!.roots]));
   const level: number[] = [];
   for (const grp of groups) level[grp.id] = grp.deps.reduce((m, d) => Math.max(m, level[d]! + 1), 0);
   const kernels: number[][] = [];
@@ -332,7 +339,7 @@ function horizontalKernels(groups: readonly FusionGroup[], enabled: boolean): nu
   for (const grp of groups) {
     const small = numel(grp.shape) <= HORIZONTAL_MAX_ELEMENTS;
     const open = small ? openByLevel.get(level[grp.id]!) : undefined;
-    if (open) {
+    if (open && buffersOf([...open, grp.id]).size <= maxBuffers) {
       open.push(grp.id);
       continue;
     }

@@ -137,6 +137,8 @@ describe("kernels per graph", () => {
     expect(c.plan.groups.length).toBe(3);
     expect(kernels(c)).toBe(1);
     expect(compileJs(g, { horizontal: false }).artifact.stats.kernels).toBe(3);
+    // Each update binds 3 buffers (param, grad, new param): a limit of 6 allows two per kernel.
+    expect(planFusion(g, { maxBuffersPerKernel: 6 }).kernels.map((kk) => kk.length)).toEqual([2, 1]);
   });
 
   test("noFusion gives one group per computed node", () => {
