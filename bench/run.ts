@@ -20,7 +20,7 @@ import * as os from "node:os";
 const TARGETS = ["js", "wasm", "webgpu", "cpu"] as const;
 type BenchTarget = (typeof TARGETS)[number];
 
-const USAGE = `usage: npm run bench -- --target <${TARGETS.join("|")}> [--only ${CASE_IDS.join(",")}] [--repeat N] [--quick] [--out DIR]`;
+const USAGE = `usage: npm run bench -- --target <${TARGETS.join("|")}> [--only ${CASE_IDS.join(",")}] [--peers NAME,…] [--repeat N] [--quick] [--out DIR]`;
 
 /** Kiln first (the baseline of every ratio), then the peers the issues name for the target. */
 function runnersFor(target: BenchTarget, cacheDir: string): Runner[] {
@@ -42,11 +42,22 @@ function runnersFor(target: BenchTarget, cacheDir: string): Runner[] {
   }
 }
 
-function parseCommandLine(): { target: BenchTarget; cases: CaseId[]; settings: TimingSettings; quick: boolean; outDir: string } {
+interface CommandLine {
+  readonly target: BenchTarget;
+  readonly cases: CaseId[];
+  /** Peer runner names to keep (Kiln always runs); undefined keeps all. */
+  readonly peers?: readonly string[];
+  readonly settings: TimingSettings;
+  readonly quick: boolean;
+  readonly outDir: string;
+}
+
+function parseCommandLine(): CommandLine {
   const { values } = parseArgs({
     options: {
       target: { type: "string", default: "js" },
       only: { type: "string" },
+      peers: { type: "string" },
       repeat: { type: "string" },
       quick: { type: "boolean", default: false },
       out: { type: "string", default: "out/bench" },
@@ -66,22 +77,27 @@ function parseCommandLine(): { target: BenchTarget; cases: CaseId[]; settings: T
   const repeat = values.repeat === undefined ? (quick ? 3 : 10) : Number(values.repeat);
   if (!Number.isInteger(repeat) || repeat < 1) throw new Error(`--repeat must be a positive integer, got '${values.repeat}'`);
   // Quick: the first step serves as warm-up and sampling stops after 3 s. On CPU targets a
-  // runner whose first step alone takes over 8 s is not sampled again (tfjs-cpu's matmul takes
+  // runner whose first step alone takes over 4 s is not sampled again (tfjs-cpu's matmul takes
   // ~13 s here, and a CPU step costs about the same cold as warm); on WebGPU the first step
   // compiles pipelines (tens of seconds on lavapipe), so a warm sample is always taken.
-  const coldOnly = target === "webgpu" ? {} : { coldOnlyAboveMs: 8000 };
+  const coldOnly = target === "webgpu" ? {} : { coldOnlyAboveMs: 4000 };
   const settings: TimingSettings = quick ? { warmup: 0, repeat, budgetMs: 3000, ...coldOnly } : { warmup: 1, repeat, budgetMs: 20000 };
-  return { target, cases: cases as CaseId[], settings, quick, outDir: path.resolve(values.out) };
+  const peers = values.peers?.split(",").map((s) => s.trim());
+  return { target, cases: cases as CaseId[], ...(peers ? { peers } : {}), settings, quick, outDir: path.resolve(values.out) };
 }
 
 async function main(): Promise<void> {
-  const { target, cases, settings, quick, outDir } = parseCommandLine();
+  const { target, cases, peers: keptPeers, settings, quick, outDir } = parseCommandLine();
   let adapter: AdapterRecord | { error: string } | undefined;
   if (target === "webgpu") {
     // Before any runner starts, so Kiln and the peers share one navigator.gpu.
     adapter = await installNavigatorGpu().catch((e: unknown) => ({ error: errorMessage(e) }));
   }
-  const runners = runnersFor(target, path.join(outDir, ".cache"));
+  const allRunners = runnersFor(target, path.join(outDir, ".cache"));
+  const peerNames = allRunners.filter((r) => r.peer).map((r) => r.name);
+  const unknownPeers = (keptPeers ?? []).filter((name) => !peerNames.includes(name));
+  if (unknownPeers.length > 0) throw new Error(`unknown peer(s) ${unknownPeers.join(", ")} for --target ${target} (peers: ${peerNames.join(", ")})`);
+  const runners = allRunners.filter((r) => !r.peer || keptPeers === undefined || keptPeers.includes(r.name));
   const initErrors = new Map<Runner, Timing>();
   for (const runner of runners) {
     try {
