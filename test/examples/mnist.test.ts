@@ -1,0 +1,90 @@
+// examples/mnist.ts and examples/loss-curve.ts: the SVG helpers against values worked out by
+// hand, a short MNIST training run on the js target (the loss falls, test accuracy is far
+// above chance), the same steps on WebGPU (lavapipe counts) against js, and
+// `kiln compile examples/mnist.ts --entry trainStep --target webgpu` then `kiln run`.
+
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { describe, expect, test } from "vitest";
+import * as k from "kiln";
+import { bufferIO } from "../../cli/io.ts";
+import { main } from "../../cli/main.ts";
+import { movingAverage, niceTicks, writeLossCurveSvg } from "../../examples/loss-curve.ts";
+import { loadMnist } from "../../examples/mnist-data.ts";
+import { BATCH, trainMnist } from "../../examples/mnist.ts";
+import { encodeSafetensors } from "../../runtime/artifact/safetensors.ts";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const webgpu = (await k.availableTargets()).includes("webgpu");
+const requireWebGpu = process.env["KILN_REQUIRE_WEBGPU"] === "1";
+if (!webgpu && !requireWebGpu) console.warn("test/examples/mnist: no WebGPU adapter here, the webgpu cases skip");
+
+describe("examples/loss-curve.ts", () => {
+  test("movingAverage averages a trailing window, shorter at the start", () => {
+    expect(movingAverage([4, 2, 6, 8, 0], 2)).toEqual([4, 3, 4, 7, 4]);
+    expect(movingAverage([1, 2, 3], 5)).toEqual([1, 1.5, 2]);
+  });
+
+  test("niceTicks steps by 1, 2 or 5 times a power of ten", () => {
+    expect(niceTicks(0, 2.3)).toEqual([0, 0.5, 1, 1.5, 2]);
+    expect(niceTicks(0, 467)).toEqual([0, 100, 200, 300, 400]);
+    expect(niceTicks(0, 1, 4)).toEqual([0, 0.5, 1]);
+  });
+
+  test("the SVG has one point per step in the raw path and a dashed line per epoch boundary", () => {
+    const losses = Array.from({ length: 30 }, (_, i) => 2 / (1 + i));
+    const svg = writeLossCurveSvg(losses, { title: "a < b", stepsPerEpoch: 10 });
+    expect(svg).toMatch(/^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
+    expect(svg.trimEnd().endsWith("</svg>")).toBe(true);
+    expect(svg).toContain("a &lt; b");
+    const rawPath = /<path d="([^"]*)" fill="none" stroke="#bbb"/.exec(svg)![1]!;
+    expect(rawPath.match(/[ML]/g)!.length).toBe(30);
+    expect(svg.match(/stroke-dasharray/g)!.length).toBe(2); // at steps 10 and 20
+  });
+});
+
+describe("examples/mnist.ts", () => {
+  test("60 steps on js: the loss falls and test accuracy is far above chance", async () => {
+    const result = await trainMnist({ target: "js", epochs: 1, trainImages: 60 * BATCH, testImages: 1000 });
+    expect(result.target).toBe("js");
+    expect(result.losses.length).toBe(60);
+    const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    expect(result.losses[0]).toBeGreaterThan(2); // about ln 10 = 2.30 before any training
+    expect(mean(result.losses.slice(-10))).toBeLessThan(0.5 * mean(result.losses.slice(0, 10)));
+    expect(result.testAccuracy).toBeGreaterThan(0.8);
+  });
+
+  test.runIf(webgpu || requireWebGpu)("the same 8 steps on webgpu give js's losses", async () => {
+    expect(webgpu, "KILN_REQUIRE_WEBGPU=1 but no WebGPU adapter").toBe(true);
+    const options = { epochs: 1, trainImages: 8 * BATCH, testImages: 1000 };
+    const [onGpu, onJs] = [await trainMnist({ ...options, target: "webgpu" }), await trainMnist({ ...options, target: "js" })];
+    expect(onGpu.target).toBe("webgpu");
+    onGpu.losses.forEach((loss, i) => expect(Math.abs(loss - onJs.losses[i]!), `step ${i}`).toBeLessThan(1e-4));
+    expect(Math.abs(onGpu.testAccuracy - onJs.testAccuracy)).toBeLessThanOrEqual(0.002);
+  });
+
+  test.runIf(webgpu || requireWebGpu)("kiln compile --target webgpu writes .wgsl kernels; kiln run trains a step on them", async () => {
+    expect(webgpu, "KILN_REQUIRE_WEBGPU=1 but no WebGPU adapter").toBe(true);
+    const dir = mkdtempSync(path.join(os.tmpdir(), "kiln-mnist-"));
+    const out = path.join(dir, "mnist");
+    const io = bufferIO("", root);
+    expect(await main(["compile", "examples/mnist.ts", "--entry", "trainStep", "--target", "webgpu", "--out", out], io), io.stderr).toBe(0);
+    const kernels = readdirSync(path.join(out, "kernels"));
+    expect(kernels.length).toBeGreaterThan(0);
+    expect(kernels.every((f) => f.endsWith(".wgsl"))).toBe(true);
+    expect(readFileSync(path.join(out, "kernels", kernels[0]!), "utf8")).toMatch(/@compute @workgroup_size/);
+
+    const batch = loadMnist("train", BATCH);
+    const inputFile = path.join(dir, "batch.safetensors");
+    writeFileSync(inputFile, encodeSafetensors({ x: { dtype: "f32", shape: [BATCH, 784], data: batch.images }, y: { dtype: "i32", shape: [BATCH], data: batch.labels } }));
+    const runIO = bufferIO("", root);
+    expect(await main(["run", out, "--input", inputFile, "--steps", "2"], runIO), runIO.stderr).toBe(0);
+    const printed = Number(/^loss: f32\[\] \[(\S+)\]$/m.exec(runIO.stdout)![1]);
+    const reference = await k.compile((await import("../../examples/mnist.ts")).trainStep, undefined, { target: "js" });
+    let expected = 0;
+    for (let i = 0; i < 2; i++) expected = ((await reference.run({ x: batch.images, y: batch.labels })) as { loss: k.HostOutput }).loss.data[0]!;
+    expect(Math.abs(printed - expected)).toBeLessThan(1e-4 * (1 + expected));
+  });
+});
