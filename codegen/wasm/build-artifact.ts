@@ -1,0 +1,36 @@
+// Kernel program → "wasm" artifact: one WebAssembly module per kernel (base64 in the
+// kernel's `source`), each exporting a function per section, `s<j>(lo, hi, tid)`, and
+// globals `x<j>` (iterations of the loop threads split) and `w<j>` (rough work). Memory
+// planning, aliasing and traffic counters are the JS target's (the same plan, so both
+// targets report equal stats); buffer addresses follow runtime/wasm/layout.ts.
+
+import type { Kernel, KernelProgram } from "../../compiler/kernel/kernel-ir.ts";
+import type { Artifact, ArtifactKernel } from "../../runtime/artifact/format.ts";
+import { layoutMemory } from "../../runtime/wasm/layout.ts";
+import { buildJsArtifact } from "../js/build-artifact.ts";
+import { assembleModule, type ExportedGlobal } from "./encoder.ts";
+import type { BufferPlace } from "./emit-scalar.ts";
+import { emitSection, type SectionOptions } from "./emit-section.ts";
+import { FIRST_SECTION_FUNC, HELPER_FUNCS, HOST_IMPORTS, helperFuncs } from "./module-helpers.ts";
+
+export interface WasmBuildOptions extends SectionOptions {}
+
+export function buildWasmArtifact(program: KernelProgram, opts: WasmBuildOptions = {}): Artifact {
+  const base = buildJsArtifact(program);
+  const layout = layoutMemory(base.memory.slotBytes);
+  const places = base.buffers.map((b): BufferPlace => ({ base: layout.slotOffsets[b.slot] ?? 0, dtype: b.dtype }));
+  const place = (id: number): BufferPlace => places[id]!;
+  const kernels: ArtifactKernel[] = program.kernels.map((k) => {
+    const bytes = buildKernelModule(k, place, layout.pages, opts);
+    return { name: k.name, source: Buffer.from(bytes).toString("base64"), params: [], reads: k.reads, writes: k.writes };
+  });
+  return { ...base, target: "wasm", kernels };
+}
+
+export function buildKernelModule(k: Kernel, place: (id: number) => BufferPlace, pages: number, opts: WasmBuildOptions = {}): Uint8Array {
+  const sections = k.sections.map((s, j) => emitSection(s, place, HELPER_FUNCS, `s${j}`, opts));
+  const globals: ExportedGlobal[] = [{ name: "n", value: sections.length }];
+  sections.forEach((s, j) => globals.push({ name: `x${j}`, value: s.splitExtent }, { name: `w${j}`, value: Math.min(s.work, 2 ** 31 - 1) }));
+  if (FIRST_SECTION_FUNC !== HOST_IMPORTS.length + helperFuncs().length) throw new Error("wasm: helper function indices out of date");
+  return assembleModule({ memoryPages: pages, maxPages: pages, imports: HOST_IMPORTS, funcs: [...helperFuncs(), ...sections.map((s) => s.func)], globals });
+}

@@ -1,0 +1,202 @@
+// Scalar lowering of one kernel-IR expression to wasm: f32 values are wasm f32, i32 and bool
+// are i32 (bool as 0/1). Semantics follow compiler/ir/interpret.ts: floor idiv/mod (zero
+// divisor → 0, as the JS target), saturating f32→i32 (i32.trunc_sat, NaN → 0), NaN-
+// propagating max; exp2/log2/sin call the host's Math in float64 (correctly rounded to f32
+// within an ulp), rng calls the host's threefry2x32 (bit-exact with the interpreter).
+
+import type { ExprId, KExpr } from "../../compiler/kernel/kernel-ir.ts";
+import { assertNever, bug } from "../../compiler/util/errors.ts";
+import { F32, I32, Op, TRUNC_SAT_F32_S } from "./encoder.ts";
+import { emitIndex, emitPred, type IndexEnv } from "./emit-index.ts";
+import type { FuncBuilder } from "./func-builder.ts";
+
+/** Function indices every kernel module defines or imports (see build-module.ts). */
+export interface HelperFuncs {
+  readonly exp2: number;
+  readonly log2: number;
+  readonly sin: number;
+  readonly rng: number;
+  readonly idiv: number;
+  readonly imod: number;
+  readonly vexp2: number;
+}
+
+export interface BufferPlace {
+  /** Byte address of element 0 in the shared memory. */
+  readonly base: number;
+  readonly dtype: "f32" | "i32" | "bool";
+}
+
+export interface ScalarCtx {
+  readonly fb: FuncBuilder;
+  readonly exprs: readonly KExpr[];
+  readonly helpers: HelperFuncs;
+  readonly buffer: (id: number) => BufferPlace;
+  /** Pushes the scalar value of an operand. */
+  push(id: ExprId): void;
+  readonly env: IndexEnv;
+}
+
+export const elementBytes = (d: "f32" | "i32" | "bool"): number => (d === "bool" ? 1 : 4);
+
+/** Pushes the byte address (relative to the buffer base) of element `index`. */
+export function emitAddress(ctx: Pick<ScalarCtx, "fb" | "env">, index: Parameters<typeof emitIndex>[1], bytes: number): void {
+  emitIndex(ctx.fb, index, ctx.env);
+  if (bytes === 4) ctx.fb.i32(2).op(Op.i32Shl);
+}
+
+export function emitScalarLoad(ctx: ScalarCtx, e: Extract<KExpr, { op: "load" }>): void {
+  const { fb } = ctx;
+  const place = ctx.buffer(e.buffer);
+  const type = place.dtype === "f32" ? F32 : I32;
+  const load = (): void => {
+    emitAddress(ctx, e.index, elementBytes(place.dtype));
+    if (place.dtype === "f32") fb.mem(Op.f32Load, 2, place.base);
+    else if (place.dtype === "i32") fb.mem(Op.i32Load, 2, place.base);
+    else fb.mem(Op.i32Load8u, 0, place.base);
+  };
+  if (e.valid === false) {
+    if (type === F32) fb.f32(0);
+    else fb.i32(0);
+    return;
+  }
+  if (e.valid.length === 0) return load();
+  // The load is skipped where the predicate fails: its address may be out of range there.
+  emitPred(fb, e.valid, ctx.env);
+  fb.open(Op.if, type);
+  load();
+  fb.op(Op.else);
+  if (type === F32) fb.f32(0);
+  else fb.i32(0);
+  fb.end();
+}
+
+export function emitScalarExpr(ctx: ScalarCtx, e: KExpr): void {
+  const { fb } = ctx;
+  const dt = (id: ExprId): string => ctx.exprs[id]!.dtype;
+  switch (e.op) {
+    case "const":
+      if (e.dtype === "f32") fb.f32(e.value);
+      else fb.i32(e.dtype === "bool" ? (e.value !== 0 ? 1 : 0) : e.value | 0);
+      return;
+    case "load":
+      return emitScalarLoad(ctx, e);
+    case "index":
+      return emitIndex(fb, e.index, ctx.env);
+    case "valid":
+      return emitPred(fb, e.pred, ctx.env);
+    case "rng":
+      ctx.push(e.seed);
+      fb.i32(e.stream);
+      emitIndex(fb, e.counter, ctx.env);
+      fb.call(ctx.helpers.rng);
+      return;
+    case "reduce_sum":
+    case "reduce_max":
+      return bug("wasm: a reduce is not a scalar expression");
+    case "neg":
+      if (e.dtype === "f32") {
+        ctx.push(e.x);
+        fb.op(Op.f32Neg);
+      } else {
+        fb.i32(0);
+        ctx.push(e.x);
+        fb.op(Op.i32Sub);
+      }
+      return;
+    case "exp2":
+    case "log2":
+    case "sin":
+      ctx.push(e.x);
+      fb.op(Op.f64PromoteF32).call(ctx.helpers[e.op]).op(Op.f32DemoteF64);
+      return;
+    case "sqrt":
+      ctx.push(e.x);
+      fb.op(Op.f32Sqrt);
+      return;
+    case "recip":
+      fb.f32(1);
+      ctx.push(e.x);
+      fb.op(Op.f32Div);
+      return;
+    case "cast":
+      return emitCast(ctx, dt(e.x), e.dtype, () => ctx.push(e.x));
+    case "where":
+      ctx.push(e.x);
+      ctx.push(e.y);
+      ctx.push(e.cond);
+      fb.op(Op.select);
+      return;
+    case "add":
+    case "mul":
+    case "max":
+    case "cmplt":
+    case "cmpeq":
+    case "idiv":
+    case "mod":
+      return emitScalarBinary(ctx, e.op, dt(e.x), e.x, e.y);
+    default:
+      return assertNever(e, "kernel expr");
+  }
+}
+
+export function emitCast(ctx: Pick<ScalarCtx, "fb">, from: string, to: string, push: () => void): void {
+  const { fb } = ctx;
+  push();
+  if (from === to) return;
+  if (to === "bool") {
+    if (from === "f32") fb.f32(0).op(Op.f32Ne);
+    else fb.i32(0).op(Op.i32Ne);
+  } else if (to === "f32") fb.op(from === "i32" ? Op.f32ConvertI32S : Op.f32ConvertI32U);
+  else if (from === "f32") fb.body.u8(0xfc).u32(TRUNC_SAT_F32_S);
+  // bool → i32: already 0/1
+}
+
+function emitScalarBinary(ctx: ScalarCtx, op: "add" | "mul" | "max" | "cmplt" | "cmpeq" | "idiv" | "mod", dtype: string, x: ExprId, y: ExprId): void {
+  const { fb } = ctx;
+  const both = (): void => {
+    ctx.push(x);
+    ctx.push(y);
+  };
+  const f = dtype === "f32";
+  const b = dtype === "bool";
+  switch (op) {
+    case "add":
+      both();
+      fb.op(f ? Op.f32Add : b ? Op.i32Or : Op.i32Add);
+      return;
+    case "mul":
+      both();
+      fb.op(f ? Op.f32Mul : b ? Op.i32And : Op.i32Mul);
+      return;
+    case "max":
+      if (f) {
+        both();
+        fb.op(Op.f32Max);
+      } else if (b) {
+        both();
+        fb.op(Op.i32Or);
+      } else {
+        both();
+        ctx.push(x);
+        ctx.push(y);
+        fb.op(Op.i32GtS).op(Op.select);
+      }
+      return;
+    case "cmplt":
+      both();
+      fb.op(f ? Op.f32Lt : b ? Op.i32LtU : Op.i32LtS);
+      return;
+    case "cmpeq":
+      both();
+      fb.op(f ? Op.f32Eq : Op.i32Eq);
+      return;
+    case "idiv":
+    case "mod":
+      both();
+      fb.call(op === "idiv" ? ctx.helpers.idiv : ctx.helpers.imod);
+      return;
+  }
+}
+
+export const scalarTypeOf = (dtype: string): typeof F32 | typeof I32 => (dtype === "f32" ? F32 : I32);

@@ -1,0 +1,351 @@
+// One kernel-IR section → one wasm function `(lo, hi, tid)` that runs iterations [lo, hi) of
+// the section's outermost real loop (the split worker threads share). The loop tree is the
+// shared schedule (compiler/kernel/schedule.ts); on top of it two SIMD regions:
+//   A. the innermost domain loop, when every store is contiguous in it: four iterations per
+//      step as f32x4/i32x4 (reductions inside keep one vector accumulator per lane), a
+//      scalar loop for the remainder;
+//   B. a reduction outside A over a contiguous innermost variable: four partial accumulators,
+//      combined across lanes at the end (the summation order differs from the interpreter's).
+
+import { scheduleSection, type ScheduleItem } from "../../compiler/kernel/schedule.ts";
+import { exprOperands, exprOwnVars, type ExprId, type KExpr, type Section } from "../../compiler/kernel/kernel-ir.ts";
+import { assertNever, bug } from "../../compiler/util/errors.ts";
+import { F32, I32, Op, Simd, V128, type DefinedFunc } from "./encoder.ts";
+import { linearStride, type IndexEnv } from "./emit-index.ts";
+import { elementBytes, emitAddress, emitScalarExpr, type BufferPlace, type HelperFuncs, type ScalarCtx } from "./emit-scalar.ts";
+import { emitVectorExpr, emitVectorStore, extractLane, LANES, splatOp, type VectorCtx } from "./emit-vector.ts";
+import { FuncBuilder } from "./func-builder.ts";
+
+export interface SectionOptions {
+  /** Emit SIMD regions (default true); false gives the scalar lowering only. */
+  readonly simd?: boolean;
+}
+
+export interface SectionFunc {
+  readonly func: DefinedFunc;
+  /** Iterations of the outermost real loop: the range callers split across threads (1 when none). */
+  readonly splitExtent: number;
+  /** A rough count of innermost iterations (decides whether threading pays). */
+  readonly work: number;
+}
+
+interface Region {
+  readonly vecVar: string;
+  varies(id: ExprId): boolean;
+  readonly splats: Map<ExprId, number>;
+  readonly needsSplat: Set<ExprId>;
+}
+
+const isReduce = (e: KExpr): e is Extract<KExpr, { op: "reduce_sum" | "reduce_max" }> => e.op === "reduce_sum" || e.op === "reduce_max";
+
+export function emitSection(s: Section, buffer: (id: number) => BufferPlace, helpers: HelperFuncs, name: string, opts: SectionOptions = {}): SectionFunc {
+  const simd = opts.simd !== false;
+  const exprs = s.exprs;
+  const items = scheduleSection(s);
+  const fb = new FuncBuilder(3);
+  const LO = 0;
+  const HI = 1;
+
+  const free: Set<string>[] = [];
+  exprs.forEach((e, id) => {
+    const vs = exprOwnVars(e);
+    for (const o of exprOperands(e)) for (const v of free[o]!) vs.add(v);
+    if (isReduce(e)) for (const v of e.vars) vs.delete(v.name);
+    free[id] = vs;
+  });
+
+  const realDomain = s.domain.filter((v) => v.extent > 1);
+  const splitVar = realDomain[0];
+  const innermostVar = realDomain[realDomain.length - 1];
+
+  const varLocals = new Map<string, number>();
+  const varLocal = (name: string): number => {
+    let l = varLocals.get(name);
+    if (l === undefined) {
+      l = fb.local(I32);
+      varLocals.set(name, l);
+    }
+    return l;
+  };
+  const scalarLocals = new Map<ExprId, number>();
+  const vecLocals = new Map<ExprId, number>();
+  const localFor = (map: Map<ExprId, number>, id: ExprId, type: typeof I32 | typeof F32 | typeof V128): number => {
+    let l = map.get(id);
+    if (l === undefined) {
+      l = fb.local(type);
+      map.set(id, l);
+    }
+    return l;
+  };
+  const scalarLocal = (id: ExprId): number => localFor(scalarLocals, id, exprs[id]!.dtype === "f32" ? F32 : I32);
+  const vecLocal = (id: ExprId): number => localFor(vecLocals, id, V128);
+
+  let region: Region | undefined;
+
+  const env = (lane: number): IndexEnv => ({
+    pushVar: (name) => {
+      fb.get(varLocal(name));
+      if (lane > 0 && region?.vecVar === name) fb.i32(lane).op(Op.i32Add);
+    },
+    pushData: (ref) => {
+      if (region?.varies(ref)) extractLane({ fb }, vecLocals.get(ref) ?? bug(`wasm: vector ${ref} not computed`), "i32", lane);
+      else fb.get(scalarLocals.get(ref) ?? bug(`wasm: scalar ${ref} not computed`));
+    },
+  });
+  const pushScalar = (id: ExprId): void => void fb.get(scalarLocals.get(id) ?? bug(`wasm: scalar ${id} not computed in ${name}`));
+  const scalarCtx = (): ScalarCtx => ({ fb, exprs, helpers, buffer, push: pushScalar, env: env(0) });
+  const vectorCtx = (r: Region): VectorCtx => ({
+    fb,
+    exprs,
+    helpers,
+    buffer,
+    env: env(0),
+    vecVar: r.vecVar,
+    varies: r.varies,
+    laneEnv: env,
+    pushVec: (id) => {
+      if (r.varies(id)) return void fb.get(vecLocals.get(id) ?? bug(`wasm: vector ${id} not computed in ${name}`));
+      const splat = r.splats.get(id);
+      if (splat !== undefined) fb.get(splat);
+      else pushScalar(id), fb.simd(splatOp(exprs[id]!.dtype));
+    },
+    pushLane: (id, lane) => (r.varies(id) ? extractLane({ fb }, vecLocals.get(id)!, exprs[id]!.dtype, lane) : pushScalar(id)),
+  });
+
+  const splatInto = (r: Region, id: ExprId): void => {
+    const l = fb.local(V128);
+    pushScalar(id);
+    fb.simd(splatOp(exprs[id]!.dtype)).set(l);
+    r.splats.set(id, l);
+  };
+
+  /** Expressions computed inside `body` (including reductions and their bodies). */
+  const placedIn = (body: readonly ScheduleItem[], into = new Set<ExprId>()): Set<ExprId> => {
+    for (const it of body) {
+      if (it.kind === "expr") into.add(it.id);
+      else if (it.kind === "reduce") {
+        it.reduces.forEach((r) => into.add(r));
+        placedIn(it.body, into);
+      } else if (it.kind === "loop") placedIn(it.body, into);
+    }
+    return into;
+  };
+  const storesIn = (body: readonly ScheduleItem[], into: ExprId[] = []): ExprId[] => {
+    for (const it of body) {
+      if (it.kind === "store") into.push(it.value);
+      else if (it.kind === "loop" || it.kind === "reduce") storesIn(it.body, into);
+    }
+    return into;
+  };
+
+  /** Opens a vector region over `vecVar` for `body`: splats of values computed outside it. */
+  const openRegion = (vecVar: string, body: readonly ScheduleItem[], extra: readonly ExprId[] = []): Region => {
+    const varies = (id: ExprId): boolean => free[id]!.has(vecVar);
+    const inside = placedIn(body);
+    const needsSplat = new Set<ExprId>();
+    for (const id of inside) if (varies(id)) for (const o of exprOperands(exprs[id]!)) if (!varies(o)) needsSplat.add(o);
+    for (const v of [...storesIn(body), ...extra]) if (!varies(v)) needsSplat.add(v);
+    const r: Region = { vecVar, varies, splats: new Map(), needsSplat };
+    for (const id of needsSplat) if (!inside.has(id) && scalarLocals.has(id)) splatInto(r, id);
+    return r;
+  };
+
+  const emitExprItem = (id: ExprId): void => {
+    const e = exprs[id]!;
+    if (region?.varies(id)) {
+      emitVectorExpr(vectorCtx(region), e);
+      fb.set(vecLocal(id));
+      return;
+    }
+    emitScalarExpr(scalarCtx(), e);
+    fb.set(scalarLocal(id));
+    if (region?.needsSplat.has(id)) splatInto(region, id);
+  };
+
+  const emitStore = (item: Extract<ScheduleItem, { kind: "store" }>): void => {
+    if (region) return emitVectorStore(vectorCtx(region), item.buffer, item.index, item.value);
+    const place = buffer(item.buffer);
+    emitAddress({ fb, env: env(0) }, item.index, elementBytes(place.dtype));
+    pushScalar(item.value);
+    fb.mem(place.dtype === "f32" ? Op.f32Store : place.dtype === "i32" ? Op.i32Store : Op.i32Store8, place.dtype === "bool" ? 0 : 2, place.base);
+  };
+
+  const loopBounds = (name: string, extent: number): [() => void, () => void] =>
+    name === splitVar?.name ? [() => fb.get(LO), () => fb.get(HI)] : [() => fb.i32(0), () => fb.i32(extent)];
+
+  const emitLoop = (item: Extract<ScheduleItem, { kind: "loop" }>): void => {
+    const v = item.v;
+    if (v.extent === 1) return emitItems(item.body);
+    const [start, limit] = loopBounds(v.name, v.extent);
+    const vl = varLocal(v.name);
+    const contiguous = s.stores.every((st) => linearStride(st.index, v.name) === 1);
+    if (!simd || region || v !== innermostVar || v.extent < LANES || !contiguous) {
+      start();
+      fb.forLoop(vl, limit, 1, () => emitItems(item.body));
+      return;
+    }
+    const r = openRegion(v.name, item.body);
+    region = r;
+    if (v.extent === LANES && v !== splitVar) {
+      fb.i32(0).set(vl);
+      emitItems(item.body);
+      region = undefined;
+      return;
+    }
+    start();
+    fb.forLoop(vl, limit, LANES, () => emitItems(item.body), LANES);
+    region = undefined;
+    fb.get(vl);
+    fb.forLoop(vl, limit, 1, () => emitItems(item.body));
+  };
+
+  const identity = (e: KExpr, vector: boolean): void => {
+    const value = e.op === "reduce_sum" || e.dtype === "bool" ? 0 : e.dtype === "f32" ? -Infinity : -2147483648;
+    if (e.dtype === "f32") fb.f32(value);
+    else fb.i32(value);
+    if (vector) fb.simd(splatOp(e.dtype));
+  };
+
+  const scalarStep = (e: KExpr, acc: number, pushBody: () => void): void => {
+    fb.get(acc);
+    pushBody();
+    if (e.dtype === "bool") fb.op(Op.i32Or);
+    else if (e.op === "reduce_sum") fb.op(e.dtype === "f32" ? Op.f32Add : Op.i32Add);
+    else if (e.dtype === "f32") fb.op(Op.f32Max);
+    else {
+      const t = fb.local(I32);
+      fb.set(t).get(t).get(acc).get(t).op(Op.i32GtS).op(Op.select); // acc > t ? acc : t
+    }
+    fb.set(acc);
+  };
+
+  const vectorStepOp = (e: KExpr): number =>
+    e.dtype === "bool" ? Simd.v128Or : e.op === "reduce_sum" ? (e.dtype === "f32" ? Simd.f32x4Add : Simd.i32x4Add) : e.dtype === "f32" ? Simd.f32x4Max : Simd.i32x4MaxS;
+
+  const nestLoops = (vars: readonly { name: string; extent: number }[], body: () => void): void => {
+    if (vars.length === 0) return body();
+    const [v, ...rest] = vars;
+    fb.i32(0);
+    fb.forLoop(varLocal(v!.name), () => fb.i32(v!.extent), 1, () => nestLoops(rest, body));
+  };
+
+  const emitReduce = (item: Extract<ScheduleItem, { kind: "reduce" }>): void => {
+    const members = item.reduces.map((id) => ({ id, e: exprs[id]! as Extract<KExpr, { op: "reduce_sum" | "reduce_max" }> }));
+    const loopVars = item.vars.filter((v) => v.extent > 1);
+    if (simd && !region && reduceVectorizable(item, loopVars)) return emitReduceVectorized(item, loopVars, members);
+    const accs = members.map(({ id, e }) => {
+      const vector = region?.varies(id) ?? false;
+      const acc = vector ? vecLocal(id) : scalarLocal(id);
+      identity(e, vector);
+      fb.set(acc);
+      return { id, e, acc, vector };
+    });
+    nestLoops(loopVars, () => {
+      emitItems(item.body);
+      for (const a of accs) {
+        if (a.vector) {
+          fb.get(a.acc);
+          vectorCtx(region!).pushVec(a.e.body);
+          fb.simd(vectorStepOp(a.e)).set(a.acc);
+        } else scalarStep(a.e, a.acc, () => pushScalar(a.e.body));
+      }
+    });
+    if (region) for (const a of accs) if (!a.vector && region.needsSplat.has(a.id)) splatInto(region, a.id);
+  };
+
+  const reduceVectorizable = (item: Extract<ScheduleItem, { kind: "reduce" }>, loopVars: readonly { name: string; extent: number }[]): boolean => {
+    const last = loopVars[loopVars.length - 1];
+    if (!last || last.extent < 2 * LANES) return false;
+    if (item.body.some((it) => it.kind !== "expr")) return false;
+    if (item.reduces.some((id) => exprs[id]!.dtype === "bool")) return false;
+    // Worth it only when some load streams along the variable.
+    return item.body.some((it) => {
+      const e = exprs[(it as { id: ExprId }).id]!;
+      return e.op === "load" && linearStride(e.index, last.name) === 1;
+    });
+  };
+
+  const emitReduceVectorized = (
+    item: Extract<ScheduleItem, { kind: "reduce" }>,
+    loopVars: readonly { name: string; extent: number }[],
+    members: readonly { id: ExprId; e: Extract<KExpr, { op: "reduce_sum" | "reduce_max" }> }[],
+  ): void => {
+    const last = loopVars[loopVars.length - 1]!;
+    const r = openRegion(
+      last.name,
+      item.body,
+      members.map((m) => m.e.body),
+    );
+    const accs = members.map(({ id, e }) => {
+      const vacc = fb.local(V128);
+      const sacc = scalarLocal(id);
+      identity(e, true);
+      fb.set(vacc);
+      identity(e, false);
+      fb.set(sacc);
+      return { e, vacc, sacc };
+    });
+    const rl = varLocal(last.name);
+    nestLoops(loopVars.slice(0, -1), () => {
+      region = r;
+      fb.i32(0);
+      fb.forLoop(
+        rl,
+        () => fb.i32(last.extent),
+        LANES,
+        () => {
+          emitItems(item.body);
+          const vc = vectorCtx(r);
+          for (const a of accs) {
+            fb.get(a.vacc);
+            vc.pushVec(a.e.body);
+            fb.simd(vectorStepOp(a.e)).set(a.vacc);
+          }
+        },
+        LANES,
+      );
+      region = undefined;
+      fb.get(rl);
+      fb.forLoop(
+        rl,
+        () => fb.i32(last.extent),
+        1,
+        () => {
+          emitItems(item.body);
+          for (const a of accs) scalarStep(a.e, a.sacc, () => pushScalar(a.e.body));
+        },
+      );
+    });
+    for (const a of accs) for (let lane = 0; lane < LANES; lane++) scalarStep(a.e, a.sacc, () => extractLane({ fb }, a.vacc, a.e.dtype, lane));
+  };
+
+  function emitItems(list: readonly ScheduleItem[]): void {
+    for (const item of list) {
+      switch (item.kind) {
+        case "expr":
+          emitExprItem(item.id);
+          break;
+        case "loop":
+          emitLoop(item);
+          break;
+        case "reduce":
+          emitReduce(item);
+          break;
+        case "store":
+          emitStore(item);
+          break;
+        default:
+          assertNever(item, "schedule item");
+      }
+    }
+  }
+
+  emitItems(items);
+  const domainSize = realDomain.reduce((a, v) => a * v.extent, 1);
+  const reduceSize = exprs.reduce((m, e) => (isReduce(e) ? Math.max(m, e.vars.reduce((a, v) => a * v.extent, 1)) : m), 1);
+  return {
+    func: { type: { params: [I32, I32, I32], results: [] }, locals: fb.locals, body: fb.body, exportName: name },
+    splitExtent: splitVar?.extent ?? 1,
+    work: domainSize * reduceSize,
+  };
+}

@@ -1,0 +1,187 @@
+// SIMD lowering of one kernel-IR expression over four consecutive values of a loop variable
+// (f32 → f32x4, i32 and bool → i32x4 with bool lanes 0/1). Loads and stores contiguous in
+// that variable are one v128 access; anything else (strided or gathered indices, masks that
+// vary per lane, idiv/mod, log2, sin, rng) runs the scalar lowering once per lane. exp2 is a
+// vector polynomial (vexp2 in module-helpers.ts).
+
+import { indexDataRefs, indexVars, type IndexExpr, type IndexPred } from "../../compiler/kernel/index-expr.ts";
+import type { ExprId, KExpr } from "../../compiler/kernel/kernel-ir.ts";
+import { assertNever } from "../../compiler/util/errors.ts";
+import { F32, I32, Op, Simd, V128 } from "./encoder.ts";
+import { emitPred, linearStride, type IndexEnv } from "./emit-index.ts";
+import { elementBytes, emitAddress, emitScalarExpr, type ScalarCtx } from "./emit-scalar.ts";
+
+export const LANES = 4;
+
+export interface VectorCtx extends Omit<ScalarCtx, "push"> {
+  /** The variable whose four consecutive values the lanes hold; its local holds lane 0's value. */
+  readonly vecVar: string;
+  varies(id: ExprId): boolean;
+  /** Pushes an operand as a vector (splatted when it does not vary). */
+  pushVec(id: ExprId): void;
+  /** Pushes one lane of an operand as a scalar. */
+  pushLane(id: ExprId, lane: number): void;
+  laneEnv(lane: number): IndexEnv;
+}
+
+/** Whether an index/predicate can be read as one contiguous vector: stride 1, no lane-varying gather. */
+export function isContiguous(ctx: VectorCtx, index: IndexExpr, valid: IndexPred): boolean {
+  if (linearStride(index, ctx.vecVar) !== 1) return false;
+  for (const ref of indexDataRefs(index)) if (ctx.varies(ref)) return false;
+  if (valid !== false)
+    for (const c of valid) {
+      if (indexVars(c.x).has(ctx.vecVar)) return false;
+      for (const ref of indexDataRefs(c.x)) if (ctx.varies(ref)) return false;
+    }
+  return true;
+}
+
+/** Runs the scalar lowering of `e` once per lane into a vector. */
+export function emitPerLane(ctx: VectorCtx, dtype: string, scalar: (lane: ScalarCtx) => void): void {
+  const { fb } = ctx;
+  const tmp = fb.local(V128);
+  fb.v128Zero().set(tmp);
+  for (let lane = 0; lane < LANES; lane++) {
+    fb.get(tmp);
+    scalar({ ...ctx, env: ctx.laneEnv(lane), push: (id) => ctx.pushLane(id, lane) });
+    fb.simdLane(dtype === "f32" ? Simd.f32x4ReplaceLane : Simd.i32x4ReplaceLane, lane).set(tmp);
+  }
+  fb.get(tmp);
+}
+
+function emitVectorLoad(ctx: VectorCtx, e: Extract<KExpr, { op: "load" }>): void {
+  const { fb } = ctx;
+  const place = ctx.buffer(e.buffer);
+  if (place.dtype === "bool" || e.valid === false || !isContiguous(ctx, e.index, e.valid)) return emitPerLane(ctx, e.dtype, (lc) => emitScalarExpr(lc, e));
+  const load = (): void => {
+    emitAddress(ctx, e.index, elementBytes(place.dtype));
+    fb.simdMem(Simd.v128Load, 2, place.base);
+  };
+  if (e.valid.length === 0) return load();
+  emitPred(fb, e.valid, ctx.env);
+  fb.open(Op.if, V128);
+  load();
+  fb.op(Op.else).v128Zero().end();
+}
+
+/** Turns a 0/1 lane vector into an all-ones mask (and back: the same negation). */
+const negateI32 = (ctx: VectorCtx): void => void ctx.fb.simd(Simd.i32x4Neg);
+
+export function emitVectorExpr(ctx: VectorCtx, e: KExpr): void {
+  const { fb } = ctx;
+  const dt = (id: ExprId): string => ctx.exprs[id]!.dtype;
+  const perLane = (): void => emitPerLane(ctx, e.dtype, (lc) => emitScalarExpr(lc, e));
+  switch (e.op) {
+    case "const":
+      if (e.dtype === "f32") fb.f32(e.value).simd(Simd.f32x4Splat);
+      else fb.i32(e.dtype === "bool" ? (e.value !== 0 ? 1 : 0) : e.value | 0).simd(Simd.i32x4Splat);
+      return;
+    case "load":
+      return emitVectorLoad(ctx, e);
+    case "index": {
+      const stride = linearStride(e.index, ctx.vecVar);
+      if (stride === undefined || [...indexDataRefs(e.index)].some((r) => ctx.varies(r))) return perLane();
+      emitScalarExpr({ ...ctx, push: (id) => ctx.pushLane(id, 0) }, e);
+      fb.simd(Simd.i32x4Splat).v128I32([0, stride, 2 * stride, 3 * stride]).simd(Simd.i32x4Add);
+      return;
+    }
+    case "valid":
+    case "rng":
+    case "log2":
+    case "sin":
+    case "idiv":
+    case "mod":
+      return perLane();
+    case "reduce_sum":
+    case "reduce_max":
+      return perLane(); // unreachable: reductions are accumulated by the section emitter
+    case "neg":
+      ctx.pushVec(e.x);
+      fb.simd(e.dtype === "f32" ? Simd.f32x4Neg : Simd.i32x4Neg);
+      return;
+    case "exp2":
+      ctx.pushVec(e.x);
+      fb.call(ctx.helpers.vexp2);
+      return;
+    case "sqrt":
+      ctx.pushVec(e.x);
+      fb.simd(Simd.f32x4Sqrt);
+      return;
+    case "recip":
+      fb.f32(1).simd(Simd.f32x4Splat);
+      ctx.pushVec(e.x);
+      fb.simd(Simd.f32x4Div);
+      return;
+    case "cast":
+      return emitVectorCast(ctx, dt(e.x), e.dtype, e.x);
+    case "where":
+      ctx.pushVec(e.x);
+      ctx.pushVec(e.y);
+      ctx.pushVec(e.cond);
+      negateI32(ctx);
+      fb.simd(Simd.v128Bitselect);
+      return;
+    case "add":
+    case "mul":
+    case "max":
+    case "cmplt":
+    case "cmpeq": {
+      const d = dt(e.x);
+      if (e.op === "cmplt" && d === "bool") {
+        // x < y on 0/1 is y & ~x
+        ctx.pushVec(e.y);
+        ctx.pushVec(e.x);
+        fb.simd(Simd.v128AndNot);
+        return;
+      }
+      ctx.pushVec(e.x);
+      ctx.pushVec(e.y);
+      const table = d === "f32" ? F32_BINARY : d === "i32" ? I32_BINARY : BOOL_BINARY;
+      fb.simd(table[e.op]);
+      if (e.op === "cmplt" || e.op === "cmpeq") negateI32(ctx);
+      return;
+    }
+    default:
+      return assertNever(e, "kernel expr");
+  }
+}
+
+const F32_BINARY = { add: Simd.f32x4Add, mul: Simd.f32x4Mul, max: Simd.f32x4Max, cmplt: Simd.f32x4Lt, cmpeq: Simd.f32x4Eq } as const;
+const I32_BINARY = { add: Simd.i32x4Add, mul: Simd.i32x4Mul, max: Simd.i32x4MaxS, cmplt: Simd.i32x4LtS, cmpeq: Simd.i32x4Eq } as const;
+const BOOL_BINARY = { add: Simd.v128Or, mul: Simd.v128And, max: Simd.v128Or, cmplt: Simd.i32x4LtS, cmpeq: Simd.i32x4Eq } as const;
+
+function emitVectorCast(ctx: VectorCtx, from: string, to: string, x: ExprId): void {
+  const { fb } = ctx;
+  ctx.pushVec(x);
+  if (from === to) return;
+  if (to === "bool") {
+    fb.v128Zero().simd(from === "f32" ? Simd.f32x4Ne : Simd.i32x4Ne);
+    negateI32(ctx);
+  } else if (to === "f32") fb.simd(from === "i32" ? Simd.f32x4ConvertI32x4S : Simd.f32x4ConvertI32x4U);
+  else if (from === "f32") fb.simd(Simd.i32x4TruncSatF32x4S);
+}
+
+/** Stores a vector value at a store index (one v128 store when contiguous, else per lane). */
+export function emitVectorStore(ctx: VectorCtx, buffer: number, index: IndexExpr, value: ExprId): void {
+  const { fb } = ctx;
+  const place = ctx.buffer(buffer);
+  if (place.dtype !== "bool" && isContiguous(ctx, index, [])) {
+    emitAddress(ctx, index, 4);
+    ctx.pushVec(value);
+    fb.simdMem(Simd.v128Store, 2, place.base);
+    return;
+  }
+  for (let lane = 0; lane < LANES; lane++) {
+    emitAddress({ fb, env: ctx.laneEnv(lane) }, index, elementBytes(place.dtype));
+    ctx.pushLane(value, lane);
+    fb.mem(place.dtype === "f32" ? Op.f32Store : place.dtype === "i32" ? Op.i32Store : Op.i32Store8, place.dtype === "bool" ? 0 : 2, place.base);
+  }
+}
+
+/** Pushes lane `lane` of a vector local as a scalar. */
+export function extractLane(ctx: Pick<VectorCtx, "fb">, local: number, dtype: string, lane: number): void {
+  ctx.fb.get(local).simdLane(dtype === "f32" ? Simd.f32x4ExtractLane : Simd.i32x4ExtractLane, lane);
+}
+
+export const splatOp = (dtype: string): number => (dtype === "f32" ? Simd.f32x4Splat : Simd.i32x4Splat);
+export { F32, I32 };

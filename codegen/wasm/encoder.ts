@@ -1,0 +1,279 @@
+// A small WebAssembly binary builder: LEB128 byte writing, the opcodes the wasm backend
+// emits (core + the 128-bit SIMD subset), and a module assembler (types, imports of one
+// shared memory and host functions, functions, exports, globals). No dependencies.
+
+export const I32 = 0x7f;
+export const F32 = 0x7d;
+export const F64 = 0x7c;
+export const V128 = 0x7b;
+export type ValType = typeof I32 | typeof F32 | typeof F64 | typeof V128;
+
+/** Core opcodes (one byte). */
+export const Op = {
+  block: 0x02,
+  loop: 0x03,
+  if: 0x04,
+  else: 0x05,
+  end: 0x0b,
+  br: 0x0c,
+  brIf: 0x0d,
+  return: 0x0f,
+  call: 0x10,
+  drop: 0x1a,
+  select: 0x1b,
+  localGet: 0x20,
+  localSet: 0x21,
+  localTee: 0x22,
+  i32Load: 0x28,
+  f32Load: 0x2a,
+  i32Load8u: 0x2d,
+  i32Store: 0x36,
+  f32Store: 0x38,
+  i32Store8: 0x3a,
+  i32Const: 0x41,
+  f32Const: 0x43,
+  i32Eqz: 0x45,
+  i32Eq: 0x46,
+  i32Ne: 0x47,
+  i32LtS: 0x48,
+  i32LtU: 0x49,
+  i32GtS: 0x4a,
+  i32LeS: 0x4c,
+  i32GeS: 0x4e,
+  f32Eq: 0x5b,
+  f32Ne: 0x5c,
+  f32Lt: 0x5d,
+  i32Add: 0x6a,
+  i32Sub: 0x6b,
+  i32Mul: 0x6c,
+  i32DivS: 0x6d,
+  i32RemS: 0x6f,
+  i32And: 0x71,
+  i32Or: 0x72,
+  i32Xor: 0x73,
+  i32Shl: 0x74,
+  i32ShrS: 0x75,
+  i32ShrU: 0x76,
+  i32Rotl: 0x77,
+  f32Neg: 0x8c,
+  f32Sqrt: 0x91,
+  f32Add: 0x92,
+  f32Sub: 0x93,
+  f32Mul: 0x94,
+  f32Div: 0x95,
+  f32Max: 0x97,
+  f32ConvertI32S: 0xb2,
+  f32ConvertI32U: 0xb3,
+  f32DemoteF64: 0xb6,
+  f64PromoteF32: 0xbb,
+} as const;
+
+/** SIMD opcodes (prefix 0xfd, LEB128 sub-opcode). */
+export const Simd = {
+  v128Load: 0x00,
+  v128Store: 0x0b,
+  v128Const: 0x0c,
+  i32x4Splat: 0x11,
+  f32x4Splat: 0x13,
+  i32x4ExtractLane: 0x1b,
+  i32x4ReplaceLane: 0x1c,
+  f32x4ExtractLane: 0x1f,
+  f32x4ReplaceLane: 0x20,
+  i32x4Eq: 0x37,
+  i32x4Ne: 0x38,
+  i32x4LtS: 0x39,
+  f32x4Eq: 0x41,
+  f32x4Ne: 0x42,
+  f32x4Lt: 0x43,
+  v128Not: 0x4d,
+  v128And: 0x4e,
+  v128AndNot: 0x4f,
+  v128Or: 0x50,
+  v128Bitselect: 0x52,
+  f32x4Nearest: 0x6a,
+  i32x4Neg: 0xa1,
+  i32x4Shl: 0xab,
+  i32x4ShrS: 0xac,
+  i32x4Add: 0xae,
+  i32x4Sub: 0xb1,
+  i32x4Mul: 0xb5,
+  i32x4MaxS: 0xb8,
+  f32x4Neg: 0xe1,
+  f32x4Sqrt: 0xe3,
+  f32x4Add: 0xe4,
+  f32x4Sub: 0xe5,
+  f32x4Mul: 0xe6,
+  f32x4Div: 0xe7,
+  f32x4Min: 0xe8,
+  f32x4Max: 0xe9,
+  i32x4TruncSatF32x4S: 0xf8,
+  f32x4ConvertI32x4S: 0xfa,
+  f32x4ConvertI32x4U: 0xfb,
+} as const;
+
+/** i32.trunc_sat_f32_s: prefix 0xfc, sub-opcode 0 (saturating, NaN → 0). */
+export const TRUNC_SAT_F32_S = 0;
+
+export class ByteWriter {
+  private bytes: number[] = [];
+
+  get length(): number {
+    return this.bytes.length;
+  }
+
+  u8(b: number): this {
+    this.bytes.push(b & 0xff);
+    return this;
+  }
+
+  raw(bs: ArrayLike<number>): this {
+    for (let i = 0; i < bs.length; i++) this.bytes.push(bs[i]! & 0xff);
+    return this;
+  }
+
+  u32(v: number): this {
+    let x = v >>> 0;
+    do {
+      let b = x & 0x7f;
+      x >>>= 7;
+      if (x !== 0) b |= 0x80;
+      this.bytes.push(b);
+    } while (x !== 0);
+    return this;
+  }
+
+  s32(v: number): this {
+    let x = v | 0;
+    for (;;) {
+      const b = x & 0x7f;
+      x >>= 7;
+      const done = (x === 0 && (b & 0x40) === 0) || (x === -1 && (b & 0x40) !== 0);
+      this.bytes.push(done ? b : b | 0x80);
+      if (done) return this;
+    }
+  }
+
+  f32(v: number): this {
+    const buf = new DataView(new ArrayBuffer(4));
+    buf.setFloat32(0, v, true);
+    for (let i = 0; i < 4; i++) this.bytes.push(buf.getUint8(i));
+    return this;
+  }
+
+  name(s: string): this {
+    const enc = new TextEncoder().encode(s);
+    return this.u32(enc.length).raw(enc);
+  }
+
+  /** A length-prefixed vector of already-encoded items. */
+  vec(items: readonly ByteWriter[]): this {
+    this.u32(items.length);
+    for (const it of items) this.raw(it.bytes);
+    return this;
+  }
+
+  toArray(): Uint8Array {
+    return Uint8Array.from(this.bytes);
+  }
+
+  toBytes(): number[] {
+    return this.bytes;
+  }
+}
+
+export interface FuncType {
+  readonly params: readonly ValType[];
+  readonly results: readonly ValType[];
+}
+
+export interface ImportedFunc {
+  readonly module: string;
+  readonly name: string;
+  readonly type: FuncType;
+}
+
+export interface DefinedFunc {
+  readonly type: FuncType;
+  /** Extra locals (after the parameters), in index order. */
+  readonly locals: readonly ValType[];
+  /** The body's instructions, without the final `end`. */
+  readonly body: ByteWriter;
+  readonly exportName?: string;
+}
+
+export interface ExportedGlobal {
+  readonly name: string;
+  readonly value: number;
+}
+
+export interface ModuleSpec {
+  /** Minimum pages of the imported shared memory `env.memory` (maximum in `maxPages`). */
+  readonly memoryPages: number;
+  readonly maxPages: number;
+  readonly imports: readonly ImportedFunc[];
+  readonly funcs: readonly DefinedFunc[];
+  readonly globals: readonly ExportedGlobal[];
+}
+
+const typeKey = (t: FuncType): string => `${t.params.join(",")}>${t.results.join(",")}`;
+
+function section(id: number, content: ByteWriter): ByteWriter {
+  const arr = content.toBytes();
+  return new ByteWriter().u8(id).u32(arr.length).raw(arr);
+}
+
+/** Assembles a module; function indices: imports first (in order), then `funcs`. */
+export function assembleModule(spec: ModuleSpec): Uint8Array {
+  const types: FuncType[] = [];
+  const typeIndex = new Map<string, number>();
+  const typeOf = (t: FuncType): number => {
+    const key = typeKey(t);
+    let idx = typeIndex.get(key);
+    if (idx === undefined) {
+      idx = types.length;
+      types.push(t);
+      typeIndex.set(key, idx);
+    }
+    return idx;
+  };
+  for (const f of spec.imports) typeOf(f.type);
+  for (const f of spec.funcs) typeOf(f.type);
+
+  const out = new ByteWriter().raw([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
+  out.raw(
+    section(
+      1,
+      new ByteWriter().vec(types.map((t) => new ByteWriter().u8(0x60).u32(t.params.length).raw(t.params).u32(t.results.length).raw(t.results))),
+    ).toBytes(),
+  );
+  const imports = spec.imports.map((f) => new ByteWriter().name(f.module).name(f.name).u8(0x00).u32(typeOf(f.type)));
+  // Shared memory: limits flag 0x03 (min and max present, shared).
+  imports.push(new ByteWriter().name("env").name("memory").u8(0x02).u8(0x03).u32(spec.memoryPages).u32(spec.maxPages));
+  out.raw(section(2, new ByteWriter().vec(imports)).toBytes());
+  out.raw(section(3, new ByteWriter().vec(spec.funcs.map((f) => new ByteWriter().u32(typeOf(f.type))))).toBytes());
+  if (spec.globals.length > 0)
+    out.raw(section(6, new ByteWriter().vec(spec.globals.map((g) => new ByteWriter().u8(I32).u8(0x00).u8(Op.i32Const).s32(g.value).u8(Op.end)))).toBytes());
+  const exports: ByteWriter[] = [];
+  spec.funcs.forEach((f, i) => {
+    if (f.exportName !== undefined) exports.push(new ByteWriter().name(f.exportName).u8(0x00).u32(spec.imports.length + i));
+  });
+  spec.globals.forEach((g, i) => exports.push(new ByteWriter().name(g.name).u8(0x03).u32(i)));
+  out.raw(section(7, new ByteWriter().vec(exports)).toBytes());
+  const bodies = spec.funcs.map((f) => {
+    const fn = new ByteWriter();
+    // Locals run-length encoded by type.
+    const runs: [number, ValType][] = [];
+    for (const t of f.locals) {
+      const last = runs[runs.length - 1];
+      if (last && last[1] === t) last[0]++;
+      else runs.push([1, t]);
+    }
+    fn.u32(runs.length);
+    for (const [count, t] of runs) fn.u32(count).u8(t);
+    fn.raw(f.body.toBytes()).u8(Op.end);
+    const arr = fn.toBytes();
+    return new ByteWriter().u32(arr.length).raw(arr);
+  });
+  out.raw(section(10, new ByteWriter().vec(bodies)).toBytes());
+  return out.toArray();
+}

@@ -1,0 +1,124 @@
+// One WebAssembly function body under construction: typed locals allocated on demand and
+// thin helpers over the instruction bytes (constants, locals, structured control flow,
+// memory access with the buffer's base address in the memarg offset).
+
+import { ByteWriter, F32, I32, Op, Simd, V128, type ValType } from "./encoder.ts";
+
+export class FuncBuilder {
+  readonly body = new ByteWriter();
+  readonly locals: ValType[] = [];
+
+  constructor(readonly paramCount: number) {}
+
+  local(type: ValType): number {
+    this.locals.push(type);
+    return this.paramCount + this.locals.length - 1;
+  }
+
+  op(code: number): this {
+    this.body.u8(code);
+    return this;
+  }
+
+  simd(code: number): this {
+    this.body.u8(0xfd).u32(code);
+    return this;
+  }
+
+  simdLane(code: number, lane: number): this {
+    this.body.u8(0xfd).u32(code).u8(lane);
+    return this;
+  }
+
+  i32(v: number): this {
+    this.body.u8(Op.i32Const).s32(v);
+    return this;
+  }
+
+  f32(v: number): this {
+    this.body.u8(Op.f32Const).f32(v);
+    return this;
+  }
+
+  v128Zero(): this {
+    this.simd(Simd.v128Const);
+    for (let i = 0; i < 16; i++) this.body.u8(0);
+    return this;
+  }
+
+  v128I32(lanes: readonly [number, number, number, number]): this {
+    this.simd(Simd.v128Const);
+    const view = new DataView(new ArrayBuffer(16));
+    lanes.forEach((v, i) => view.setInt32(i * 4, v, true));
+    for (let i = 0; i < 16; i++) this.body.u8(view.getUint8(i));
+    return this;
+  }
+
+  get(l: number): this {
+    this.body.u8(Op.localGet).u32(l);
+    return this;
+  }
+
+  set(l: number): this {
+    this.body.u8(Op.localSet).u32(l);
+    return this;
+  }
+
+  tee(l: number): this {
+    this.body.u8(Op.localTee).u32(l);
+    return this;
+  }
+
+  /** `block`/`loop`/`if` with an optional single result type. */
+  open(code: typeof Op.block | typeof Op.loop | typeof Op.if, result?: ValType): this {
+    this.body.u8(code).u8(result ?? 0x40);
+    return this;
+  }
+
+  end(): this {
+    return this.op(Op.end);
+  }
+
+  br(depth: number): this {
+    this.body.u8(Op.br).u32(depth);
+    return this;
+  }
+
+  brIf(depth: number): this {
+    this.body.u8(Op.brIf).u32(depth);
+    return this;
+  }
+
+  call(fn: number): this {
+    this.body.u8(Op.call).u32(fn);
+    return this;
+  }
+
+  /** Memory access: alignment exponent and constant byte offset (a buffer's base). */
+  mem(code: number, alignLog2: number, offset: number): this {
+    this.body.u8(code).u32(alignLog2).u32(offset);
+    return this;
+  }
+
+  simdMem(code: number, alignLog2: number, offset: number): this {
+    this.simd(code);
+    this.body.u32(alignLog2).u32(offset);
+    return this;
+  }
+
+  /** for (v = <init>; v + span <= <limit>; v += step) { body }, with init already on the stack. */
+  forLoop(v: number, pushLimit: () => void, step: number, body: () => void, span = 1): void {
+    this.set(v);
+    this.open(Op.block).open(Op.loop);
+    this.get(v);
+    pushLimit();
+    if (span > 1) this.i32(span - 1).op(Op.i32Sub);
+    this.op(Op.i32GeS).brIf(1);
+    body();
+    this.get(v).i32(step).op(Op.i32Add).set(v);
+    this.br(0).end().end();
+  }
+}
+
+export const valTypeOf = (dtype: "f32" | "i32" | "bool"): ValType => (dtype === "f32" ? F32 : I32);
+export { F32, I32, V128 };

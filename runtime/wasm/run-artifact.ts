@@ -1,0 +1,163 @@
+// Runs a "wasm" artifact: one shared WebAssembly.Memory holds every buffer at the addresses
+// of runtime/wasm/layout.ts, so parameters and optimizer state stay resident between runs
+// (an aliased output is updated in place where the plan allows). Each run copies the inputs
+// in, launches every kernel section in order — split across the worker pool when it is big
+// enough — and copies the outputs out.
+
+import { availableParallelism } from "node:os";
+import { artifactDTypeBytes, type Artifact, type ArtifactBuffer, type ArtifactDType } from "../artifact/format.ts";
+import { hostMath } from "./host-math.ts";
+import { layoutMemory } from "./layout.ts";
+import { WorkerPool } from "./pool.ts";
+
+export type RuntimeData = Float32Array | Float64Array | Int32Array | Uint8Array;
+
+export interface RuntimeTensor {
+  readonly dtype: ArtifactDType;
+  readonly shape: readonly number[];
+  readonly data: RuntimeData;
+}
+
+export interface WasmRunOptions {
+  /** Threads per launch, the caller included (default: the machine's available parallelism). */
+  readonly threads?: number;
+  /** Sections with less work than this run on the calling thread only (default 32768). */
+  readonly minParallelWork?: number;
+}
+
+type SectionFn = (lo: number, hi: number, tid: number) => void;
+interface Launch {
+  readonly kernel: number;
+  readonly section: number;
+  readonly fn: SectionFn;
+  readonly extent: number;
+  readonly work: number;
+}
+
+const numel = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
+
+export function decodeBase64(s: string): Uint8Array<ArrayBuffer> {
+  const bin = atob(s);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+export class WasmArtifactRunner {
+  private readonly memory: WebAssembly.Memory;
+  private readonly launches: readonly Launch[];
+  private readonly minParallelWork: number;
+  private readonly addressOf: readonly number[];
+
+  private constructor(
+    readonly artifact: Artifact,
+    memory: WebAssembly.Memory,
+    launches: readonly Launch[],
+    addressOf: readonly number[],
+    private readonly pool: WorkerPool | undefined,
+    opts: WasmRunOptions,
+  ) {
+    this.memory = memory;
+    this.launches = launches;
+    this.addressOf = addressOf;
+    this.minParallelWork = opts.minParallelWork ?? 32768;
+  }
+
+  static async create(artifact: Artifact, opts: WasmRunOptions = {}): Promise<WasmArtifactRunner> {
+    if (artifact.format !== "kiln-artifact" || artifact.version !== 1) throw new Error(`artifact ${artifact.name}: unsupported format ${artifact.format} v${artifact.version}`);
+    if (artifact.target !== "wasm") throw new Error(`artifact ${artifact.name}: built for target '${artifact.target}', not 'wasm'`);
+    const layout = layoutMemory(artifact.memory.slotBytes);
+    const memory = new WebAssembly.Memory({ initial: layout.pages, maximum: layout.pages, shared: true });
+    const addressOf = artifact.buffers.map((b: ArtifactBuffer) => {
+      const at = layout.slotOffsets[b.slot];
+      if (at === undefined || numel(b.shape) * artifactDTypeBytes(b.dtype) > artifact.memory.slotBytes[b.slot]!)
+        throw new Error(`artifact ${artifact.name}: buffer ${b.name} does not fit slot ${b.slot}`);
+      return at;
+    });
+    const modules = artifact.kernels.map((k) => {
+      try {
+        return new WebAssembly.Module(decodeBase64(k.source));
+      } catch (e) {
+        throw new Error(`artifact ${artifact.name}: kernel ${k.name} is not a valid wasm module: ${(e as Error).message}`);
+      }
+    });
+    const rt = hostMath();
+    const launches: Launch[] = [];
+    modules.forEach((m, kernel) => {
+      const exports = new WebAssembly.Instance(m, { env: { memory }, rt: { ...rt } }).exports as Record<string, unknown>;
+      const count = (exports["n"] as WebAssembly.Global).value as number;
+      for (let section = 0; section < count; section++)
+        launches.push({
+          kernel,
+          section,
+          fn: exports[`s${section}`] as SectionFn,
+          extent: (exports[`x${section}`] as WebAssembly.Global).value as number,
+          work: (exports[`w${section}`] as WebAssembly.Global).value as number,
+        });
+    });
+    const threads = Math.max(1, Math.floor(opts.threads ?? availableParallelism()));
+    const pool = threads > 1 ? await WorkerPool.create(memory, modules, threads) : undefined;
+    return new WasmArtifactRunner(artifact, memory, launches, addressOf, pool, opts);
+  }
+
+  get threads(): number {
+    return this.pool?.threads ?? 1;
+  }
+
+  private view(id: number): RuntimeData {
+    const b = this.artifact.buffers[id]!;
+    const n = numel(b.shape);
+    const at = this.addressOf[id]!;
+    const buf = this.memory.buffer;
+    return b.dtype === "f32" ? new Float32Array(buf, at, n) : b.dtype === "i32" ? new Int32Array(buf, at, n) : new Uint8Array(buf, at, n);
+  }
+
+  /** Copies inputs in (all of them, or those named), so later runs may pass only what changed. */
+  write(inputs: Readonly<Record<string, RuntimeTensor>>, { partial = false } = {}): void {
+    for (const io of this.artifact.inputs) {
+      const t = inputs[io.name];
+      if (!t) {
+        if (partial) continue;
+        throw new Error(`missing input '${io.name}'`);
+      }
+      const target = this.view(io.buffer);
+      if (t.data.length !== target.length) throw new Error(`input '${io.name}' has ${t.data.length} elements, expected ${target.length}`);
+      target.set(t.data);
+    }
+  }
+
+  /** Launches every kernel once over what memory holds now. */
+  execute(): void {
+    for (const l of this.launches) {
+      if (this.pool && l.extent > 1 && l.work >= this.minParallelWork) {
+        const grain = l.extent >= 16 * this.pool.threads ? 4 : 1;
+        this.pool.launch(l.kernel, l.section, l.extent, grain, (lo, hi) => l.fn(lo, hi, 0));
+      } else l.fn(0, l.extent, 0);
+    }
+  }
+
+  read(): Record<string, RuntimeTensor> {
+    const out: Record<string, RuntimeTensor> = {};
+    for (const io of this.artifact.outputs) out[io.name] = { dtype: io.dtype, shape: [...io.shape], data: this.view(io.buffer).slice() };
+    return out;
+  }
+
+  run(inputs: Readonly<Record<string, RuntimeTensor>>): Record<string, RuntimeTensor> {
+    this.write(inputs);
+    this.execute();
+    const out = this.read();
+    // An output that is an input passes the caller's data through (its slot may hold an in-place update by now).
+    for (const io of this.artifact.outputs) {
+      const passThrough = this.artifact.buffers[io.buffer]!.kind === "input" ? this.artifact.inputs.find((i) => i.buffer === io.buffer) : undefined;
+      if (passThrough) {
+        const src = inputs[passThrough.name]!.data;
+        out[io.name] = { dtype: io.dtype, shape: [...io.shape], data: io.dtype === "f32" ? Float32Array.from(src) : io.dtype === "i32" ? Int32Array.from(src) : Uint8Array.from(src) };
+      }
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    await this.pool?.close();
+  }
+}

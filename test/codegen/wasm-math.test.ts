@@ -1,0 +1,115 @@
+// The wasm target's math against independent references: exp2/log2/sin on the scalar path
+// and the vector exp2 polynomial vs Math.pow (≤ 2 ulp of the f32 result, subnormals and
+// overflow included), floor idiv/mod vs hand-written floor arithmetic, saturating casts,
+// NaN-propagating max, and the rng vs compiler/util/threefry.ts bit for bit.
+
+import { afterAll, describe, expect, test } from "vitest";
+import { compileWasm } from "../../codegen/wasm/target.ts";
+import { GraphBuilder } from "../../compiler/ir/graph.ts";
+import type { DType, Graph, NodeSpec, ValueId } from "../../compiler/ir/types.ts";
+import type { HostTensor } from "../../compiler/util/host-tensor.ts";
+import { rngValueAt } from "../../compiler/util/threefry.ts";
+import { WasmArtifactRunner } from "../../runtime/wasm/run-artifact.ts";
+import { hostMath } from "../../runtime/wasm/host-math.ts";
+
+const runners: WasmArtifactRunner[] = [];
+afterAll(async () => {
+  await Promise.all(runners.map((r) => r.close()));
+});
+
+/** out = op(x) (or op(x, y)) over one input vector per operand; runs with and without SIMD. */
+function unaryGraph(op: NodeSpec["op"], dtype: DType, n: number, outDtype: DType = dtype, binary = false): Graph {
+  const b = new GraphBuilder(`g_${op}`);
+  const x = b.input("x", { dtype, shape: [n] });
+  const y = binary ? b.input("y", { dtype, shape: [n] }) : undefined;
+  const spec = (binary ? { op, x, y } : { op, x }) as NodeSpec;
+  const out: ValueId = b.add(spec, { dtype: outDtype, shape: [n] });
+  return b.build([{ name: "out", value: out }]);
+}
+
+async function run(g: Graph, inputs: Record<string, HostTensor>, simd: boolean): Promise<ArrayLike<number>> {
+  const r = await WasmArtifactRunner.create(compileWasm(g, { raw: true, simd }).artifact, { threads: 1 });
+  runners.push(r);
+  return r.run(inputs)["out"]!.data;
+}
+
+const f32Tensor = (data: ArrayLike<number>): HostTensor => ({ dtype: "f32", shape: [data.length], data: Float64Array.from(Float32Array.from(Array.from(data))) });
+const i32Tensor = (data: readonly number[]): HostTensor => ({ dtype: "i32", shape: [data.length], data: Int32Array.from(data) });
+
+/** Distance in units in the last place of f32 between two f32 values (finite or equal infinities). */
+function ulps(a: number, b: number): number {
+  if (a === b) return 0;
+  if (!Number.isFinite(a) || !Number.isFinite(b)) return Infinity;
+  const bits = (v: number): number => {
+    const i = new Int32Array(Float32Array.of(v).buffer)[0]!;
+    return i < 0 ? -(i & 0x7fffffff) : i;
+  };
+  return Math.abs(bits(a) - bits(b));
+}
+
+describe.each([false, true])("wasm math (simd %s)", (simd) => {
+  test("exp2 within 2 ulp of Math.pow(2, x) rounded to f32, over [-160, 140] plus NaN and ±inf", async () => {
+    const xs: number[] = [];
+    for (let i = 0; i <= 6000; i++) xs.push(-160 + (300 * i) / 6000 + 0.0137 * Math.sin(i));
+    xs.push(NaN, Infinity, -Infinity, 0, -0, 127.99, 128, -126, -149, -149.5);
+    const got = await run(unaryGraph("exp2", "f32", xs.length), { x: f32Tensor(xs) }, simd);
+    const input = Float32Array.from(xs);
+    let worst = 0;
+    input.forEach((x, i) => {
+      const want = Math.fround(Math.pow(2, x));
+      if (Number.isNaN(want)) expect(got[i]).toBeNaN();
+      else if (want === 0 || Math.abs(want) < 2 ** -126) expect(Math.abs(got[i]! - want)).toBeLessThanOrEqual(2 * 2 ** -149);
+      else worst = Math.max(worst, ulps(got[i]!, want));
+    });
+    expect(worst).toBeLessThanOrEqual(2);
+  });
+
+  test("log2 and sin match Math in f32, NaN and -inf where the interpreter has them", async () => {
+    const xs = [-1, 0, 1e-30, 0.5, 1, 2, 3, 1024, 1e30, NaN, Infinity];
+    const log = await run(unaryGraph("log2", "f32", xs.length), { x: f32Tensor(xs) }, simd);
+    Float32Array.from(xs).forEach((x, i) => {
+      const want = Math.fround(Math.log2(x));
+      if (Number.isNaN(want)) expect(log[i]).toBeNaN();
+      else expect(log[i]).toBe(want);
+    });
+    const ys = Array.from({ length: 37 }, (_, i) => (i - 18) * 0.77);
+    const sin = await run(unaryGraph("sin", "f32", ys.length), { x: f32Tensor(ys) }, simd);
+    Float32Array.from(ys).forEach((y, i) => expect(sin[i]).toBe(Math.fround(Math.sin(y))));
+  });
+
+  test("idiv and mod on i32 floor toward -inf (Python semantics), including INT32_MIN // -1", async () => {
+    const a = [-7, 7, -7, 7, 0, -1, 5, -2147483648, 2147483647, -9, 9, 13];
+    const b = [2, -2, -2, 2, 3, 4, -3, -1, 7, 3, -3, 13];
+    const q = await run(unaryGraph("idiv", "i32", a.length, "i32", true), { x: i32Tensor(a), y: i32Tensor(b) }, simd);
+    const m = await run(unaryGraph("mod", "i32", a.length, "i32", true), { x: i32Tensor(a), y: i32Tensor(b) }, simd);
+    a.forEach((ai, i) => {
+      const bi = b[i]!;
+      expect(q[i]).toBe(Math.floor(ai / bi) | 0);
+      expect(m[i]).toBe(ai - bi * Math.floor(ai / bi));
+    });
+  });
+
+  test("f32 → i32 cast truncates and saturates, NaN → 0; max propagates NaN", async () => {
+    const xs = [1.9, -1.9, 3e9, -3e9, NaN, Infinity, -Infinity, 0.5, -0.5, 2147483520];
+    const c = await run(unaryGraph("cast", "f32", xs.length, "i32"), { x: f32Tensor(xs) }, simd);
+    expect(Array.from(c)).toEqual([1, -1, 2147483647, -2147483648, 0, 2147483647, -2147483648, 0, 0, 2147483520]);
+    const ys = [NaN, 1, -0, 2, 3, NaN, 0, -5];
+    const zs = [1, NaN, 0, 1, 4, NaN, -0, -6];
+    const mx = await run(unaryGraph("max", "f32", ys.length, "f32", true), { x: f32Tensor(ys), y: f32Tensor(zs) }, simd);
+    expect(Array.from(mx).map((v) => (Number.isNaN(v) ? "nan" : v))).toEqual(["nan", "nan", 0, 2, 4, "nan", 0, -5]);
+  });
+
+  test("rng values equal compiler/util/threefry.ts bit for bit", async () => {
+    const b = new GraphBuilder("g_rng");
+    const seed = b.input("seed", { dtype: "i32", shape: [] });
+    const out = b.add({ op: "rng", seed, stream: 7 }, { dtype: "f32", shape: [3, 41] });
+    const got = await run(b.build([{ name: "out", value: out }]), { seed: { dtype: "i32", shape: [], data: Int32Array.of(-12345) } }, simd);
+    for (let i = 0; i < 3 * 41; i++) expect(got[i]).toBe(rngValueAt(-12345, 7, i));
+  });
+});
+
+test("the host math source's threefry equals compiler/util/threefry.ts", () => {
+  const rt = hostMath();
+  for (const [seed, stream] of [[0, 0], [42, 1], [-1, 0x7fffffff], [123456789, 3]] as const)
+    for (let i = 0; i < 50; i++) expect(rt.rng(seed, stream, i * 977)).toBe(rngValueAt(seed, stream, i * 977));
+});
