@@ -1,0 +1,156 @@
+// The benchmark harness's own arithmetic and control flow, checked without timing anything
+// real: work per step against hand counts, ratios and output differences from made-up
+// timings, sampling rules with a fake runner, and the MLP case's weight names against Kiln.
+
+import { describe, expect, test } from "vitest";
+import * as k from "kiln";
+import { seededUniform, type BenchCase } from "../../bench/cases/case.ts";
+import { BENCH_CASES } from "../../bench/cases/all-cases.ts";
+import { compareRows } from "../../bench/report.ts";
+import type { Runner } from "../../bench/runner.ts";
+import { timeRunner, type Timing } from "../../bench/timing.ts";
+
+describe("cases", () => {
+  test("work per step", () => {
+    expect(BENCH_CASES.matmul.throughput).toEqual({ unit: "GFLOP/s", flopsPerStep: 2 * 1024 * 1024 * 1024 });
+    // Forward + weight gradient for every layer, input gradient for layers 2 and 3 (x needs none).
+    const macs = 128 * (784 * 512 * 2 + 512 * 512 * 3 + 512 * 10 * 3);
+    expect(BENCH_CASES.mlp.throughput).toEqual({ unit: "GFLOP/s", flopsPerStep: 2 * macs });
+    expect(BENCH_CASES.softmax.throughput).toEqual({ unit: "GB/s", bytesPerStep: 2 * 4 * 4096 * 1024 });
+    expect(BENCH_CASES.elementwise.throughput).toEqual({ unit: "GB/s", bytesPerStep: 3 * 4 * 16 * 1024 * 1024 });
+  });
+
+  test("seeded inputs repeat and stay in range", () => {
+    const a = seededUniform(9, 10_000, -2, 3);
+    expect(seededUniform(9, 10_000, -2, 3)).toEqual(a);
+    expect(seededUniform(10, 10_000, -2, 3)).not.toEqual(a);
+    expect(a.every((v) => v >= -2 && v < 3)).toBe(true);
+    expect(a.reduce((s, v) => s + v, 0) / a.length).toBeCloseTo(0.5, 1);
+  });
+
+  test("the MLP's shared weights load into Kiln's trainStep state by name", async () => {
+    const data = BENCH_CASES.mlp.makeData();
+    const program = BENCH_CASES.mlp.kiln();
+    const exe = await k.compile(program.fn, program.specs, { target: "reference" });
+    program.setup!(exe, data);
+    const state = exe.state();
+    expect(Object.keys(state).filter((n) => !n.startsWith("opt.")).sort()).toEqual(["0.bias", "0.weight", "2.bias", "2.weight", "4.bias", "4.weight"]);
+    expect(state["2.weight"]!.shape).toEqual([512, 512]);
+    expect(state["2.weight"]!.data).toEqual(data["w1"]);
+    expect(state["4.bias"]!.data).toEqual(data["b2"]);
+    const labels = data["y"] as Int32Array;
+    expect(labels.every((v) => Number.isInteger(v) && v >= 0 && v < 10)).toBe(true);
+  });
+});
+
+const ok = (medianMs: number, outputs: number[][]): Timing => ({
+  status: "ok",
+  prepareMs: 1,
+  firstStepMs: 2,
+  medianMs,
+  minMs: medianMs,
+  samplesMs: [medianMs],
+  coldOnly: false,
+  outputs: outputs.map((o) => Float32Array.from(o)),
+});
+
+describe("compareRows", () => {
+  const matmul: BenchCase = BENCH_CASES.matmul;
+
+  test("ratio is peer over Kiln, throughput from the median, rel diff over both steps", () => {
+    const rows = compareRows(matmul, [
+      { runner: "kiln", timing: ok(100, [[1, -4], [2, 2]]) },
+      { runner: "peer", timing: ok(250, [[1, -4.002], [2, 2.04]]) },
+      { runner: "broken", timing: { status: "failed", reason: "no" } },
+    ]);
+    expect(rows[0]!.ratio).toBe(1);
+    expect(rows[0]!.relDiff).toBeUndefined();
+    expect(rows[1]!.ratio).toBe(2.5);
+    expect(rows[1]!.throughput).toBeCloseTo((2 * 1024 ** 3) / (250e-3 * 1e9), 6);
+    // step 1: 0.002 / 4; step 2: 0.04 / 2 — the worst is step 2 (f32 rounding aside).
+    expect(rows[1]!.relDiff).toBeCloseTo(0.02, 5);
+    expect(rows[2]).toEqual({ runner: "broken", timing: { status: "failed", reason: "no" } });
+  });
+
+  test("without a Kiln time there is no ratio, and outputs compare with the first runner that ran", () => {
+    const rows = compareRows(matmul, [
+      { runner: "kiln", timing: { status: "unavailable", reason: "not registered" } },
+      { runner: "a", timing: ok(10, [[2]]) },
+      { runner: "b", timing: ok(20, [[3]]) },
+    ]);
+    expect(rows.map((r) => r.ratio)).toEqual([undefined, undefined, undefined]);
+    expect(rows[2]!.relDiff).toBeCloseTo(0.5, 6);
+  });
+
+  test("NaN output is the worst difference, not a silent match", () => {
+    const rows = compareRows(matmul, [
+      { runner: "kiln", timing: ok(1, [[1, 1]]) },
+      { runner: "nan", timing: ok(1, [[1, Number.NaN]]) },
+    ]);
+    expect(Number.isNaN(rows[1]!.relDiff)).toBe(true);
+  });
+});
+
+/** A runner whose steps count themselves and return the step number. */
+function countingRunner(opts: { prepareError?: unknown; firstStepDelayMs?: number } = {}): Runner & { steps: number } {
+  const runner = {
+    name: "fake",
+    steps: 0,
+    init: async () => undefined,
+    notes: () => [],
+    async prepare() {
+      if (opts.prepareError !== undefined) throw opts.prepareError;
+      return {
+        step: async () => {
+          runner.steps++;
+          if (runner.steps === 1 && opts.firstStepDelayMs) await new Promise((r) => setTimeout(r, opts.firstStepDelayMs));
+          return Float32Array.of(runner.steps);
+        },
+        dispose: () => undefined,
+      };
+    },
+  };
+  return runner;
+}
+
+describe("timeRunner", () => {
+  const data = {};
+
+  test("first step, warm-up, then `repeat` samples; the first two outputs are kept", async () => {
+    const runner = countingRunner();
+    const t = await timeRunner(runner, BENCH_CASES.softmax, data, { warmup: 2, repeat: 5, budgetMs: 60_000 });
+    expect(runner.steps).toBe(1 + 2 + 5);
+    if (t.status !== "ok") throw new Error(t.reason);
+    expect(t.samplesMs).toHaveLength(5);
+    expect(t.coldOnly).toBe(false);
+    expect(t.outputs.map((o) => o[0])).toEqual([1, 2]);
+    expect(t.minMs).toBeLessThanOrEqual(t.medianMs);
+  });
+
+  test("a spent budget still leaves one sample", async () => {
+    const runner = countingRunner();
+    const t = await timeRunner(runner, BENCH_CASES.softmax, data, { warmup: 0, repeat: 10, budgetMs: 0 });
+    expect(runner.steps).toBe(2);
+    expect(t.status === "ok" && t.samplesMs.length).toBe(1);
+  });
+
+  test("a slow first step is the only sample when coldOnlyAboveMs says so", async () => {
+    const runner = countingRunner({ firstStepDelayMs: 30 });
+    const t = await timeRunner(runner, BENCH_CASES.softmax, data, { warmup: 1, repeat: 3, budgetMs: 60_000, coldOnlyAboveMs: 10 });
+    expect(runner.steps).toBe(1);
+    if (t.status !== "ok") throw new Error(t.reason);
+    expect(t.coldOnly).toBe(true);
+    expect(t.samplesMs).toEqual([t.firstStepMs]);
+  });
+
+  test("failures become rows: an unavailable target, a throwing prepare", async () => {
+    const unavailable = new k.KilnError({ code: "target-unavailable", message: "target 'webgpu' is registered but cannot run on this machine" });
+    expect(await timeRunner(countingRunner({ prepareError: unavailable }), BENCH_CASES.softmax, data, { warmup: 0, repeat: 1, budgetMs: 1 })).toMatchObject({
+      status: "unavailable",
+    });
+    expect(await timeRunner(countingRunner({ prepareError: new Error("boom\nstack") }), BENCH_CASES.softmax, data, { warmup: 0, repeat: 1, budgetMs: 1 })).toEqual({
+      status: "failed",
+      reason: "prepare: boom",
+    });
+  });
+});
