@@ -3,6 +3,7 @@
 // case by case; prints a table per case and writes the record as JSON. Not a test: nothing
 // here asserts a time (STYLE.md, "Benchmarks are not tests").
 
+import * as os from "node:os";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { BENCH_CASES } from "./cases/all-cases.ts";
@@ -15,7 +16,6 @@ import { tfjsRunner } from "./peers/tfjs.ts";
 import { compareRows, formatCase, formatFooter, formatHeader, writeRecord, type BenchRecord, type CaseResult } from "./report.ts";
 import { errorMessage, type Runner } from "./runner.ts";
 import { timeRunner, type Timing, type TimingSettings } from "./timing.ts";
-import * as os from "node:os";
 
 const TARGETS = ["js", "wasm", "webgpu", "cpu"] as const;
 type BenchTarget = (typeof TARGETS)[number];
@@ -130,6 +130,9 @@ async function main(): Promise<void> {
   // Dawn and worker pools keep handles open; the run is over.
   process.exit(0);
 }
+
+// A peer's stray async failure (a worker, a device-lost promise) must not end the whole run.
+process.on("unhandledRejection", (e: unknown) => console.error(`bench: a runner left an unhandled rejection: ${errorMessage(e)}`));
 
 main().catch((e: unknown) => {
   console.error(`bench: ${e instanceof Error ? e.message : String(e)}`);
