@@ -15,6 +15,17 @@ export type ReadFile = (relativePath: string) => Promise<Uint8Array | undefined>
 
 const isNode = (): boolean => typeof (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node === "string";
 
+// Module names in variables: a browser bundle must not try to include them, and the loader
+// type-checks in a project without @types/node.
+const NODE_FS = "node:fs/promises";
+const NODE_URL = "node:url";
+interface NodeFs {
+  readFile(path: string): Promise<Uint8Array>;
+}
+interface NodeUrl {
+  fileURLToPath(url: string): string;
+}
+
 /** A reader for a folder: a path or file: URL reads the disk (Node), anything else is fetched. */
 export function folderReader(location: string | URL): ReadFile {
   const text = String(location);
@@ -22,8 +33,8 @@ export function folderReader(location: string | URL): ReadFile {
   const onDisk = isNode() && (text.startsWith("file:") || !/^[a-z][a-z0-9+.-]*:/i.test(text));
   if (onDisk) {
     return async (relativePath) => {
-      const fs = await import("node:fs/promises");
-      const { fileURLToPath } = await import("node:url");
+      const fs = (await import(NODE_FS)) as NodeFs;
+      const { fileURLToPath } = (await import(NODE_URL)) as NodeUrl;
       const dir = base.startsWith("file:") ? fileURLToPath(base) : base;
       try {
         return new Uint8Array(await fs.readFile(dir + relativePath));

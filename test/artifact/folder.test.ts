@@ -10,6 +10,7 @@ import os from "node:os";
 import path from "node:path";
 import { beforeAll, describe, expect, test } from "vitest";
 import * as k from "kiln";
+import ts from "typescript";
 import { printGraph } from "../../compiler/ir/printer.ts";
 import { createModel, loadArtifact } from "../../runtime/artifact/load.ts";
 import { ArtifactInvalidError, type Manifest } from "../../runtime/artifact/manifest.ts";
@@ -100,6 +101,40 @@ console.log(JSON.stringify({ target, inputs, losses }));`,
     expect(out.inputs).toEqual({ x: { dtype: "f32", shape: [2, 4] }, y: { dtype: "i32", shape: [2] } });
     expect(out.losses.length).toBe(2);
     expect(out.losses[1]).toBeLessThan(out.losses[0]!); // a training step lowers the loss on its own batch
+  });
+
+  test("index.ts types run() with the model's input and output names, dtypes and shapes", () => {
+    const folder = mkdtempSync(path.join(os.tmpdir(), "kiln-types-"));
+    cpSync(dir, folder, { recursive: true });
+    const consumer = path.join(folder, "consumer.ts");
+    writeFileSync(
+      consumer,
+      `import { load, type Outputs } from "./index.js";
+const model = await load();
+const out: Outputs = await model.run({ x: new Float32Array(8), y: new Int32Array(2) });
+const lossShape: readonly [] = out.loss.shape;
+const weightShape: readonly [3, 4] = model.state()["0.weight"].shape;
+// @ts-expect-error: 'z' is not an input
+await model.run({ x: new Float32Array(8), y: new Int32Array(2), z: new Float32Array(1) });
+// @ts-expect-error: y is i32
+await model.run({ x: new Float32Array(8), y: new Float32Array(2) });
+// @ts-expect-error: x as a tensor of another shape
+await model.run({ x: { dtype: "f32", shape: [4, 2], data: new Float32Array(8) }, y: new Int32Array(2) });
+export { lossShape, weightShape };
+`,
+    );
+    const program = ts.createProgram([consumer], {
+      strict: true,
+      noEmit: true,
+      target: ts.ScriptTarget.ES2022,
+      module: ts.ModuleKind.NodeNext,
+      moduleResolution: ts.ModuleResolutionKind.NodeNext,
+      lib: ["lib.es2022.d.ts", "lib.dom.d.ts"],
+      types: [],
+      skipLibCheck: true,
+    });
+    const problems = ts.getPreEmitDiagnostics(program).map((d) => `${d.file?.fileName ?? ""}: ${ts.flattenDiagnosticMessageText(d.messageText, "\n")}`);
+    expect(problems).toEqual([]);
   });
 
   test("a stateless program saves without weights and returns every output", async () => {
