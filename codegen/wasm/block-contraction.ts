@@ -1,3 +1,87 @@
-// placeholder: filled in step 3
-import type { KernelProgram } from "../../compiler/kernel/kernel-ir.ts";
-export const blockContractions = (p: KernelProgram): KernelProgram => p;
+// Register blocking of contractions for the SIMD lowering, as a kernel-IR rewrite (the same
+// body copying as compiler/kernel/tile.ts, with wasm's own block shapes). Two forms, picked
+// by which operand streams contiguously:
+//   column form (C[i, j] += A[i, k] · B[k, j], B contiguous in j): the output block is R rows
+//     × U·4 columns; the last domain variable becomes a 4-wide lane axis that emit-section
+//     vectorizes, so one pass over k keeps R·U f32x4 accumulators, loading R scalars of A
+//     (splatted) and U vectors of B per step;
+//   dot form (both operands contiguous in k, e.g. x @ Wᵀ in `linear`): R × C scalar outputs
+//     whose reductions share one k loop, which emit-section vectorizes along k (R·C vector
+//     accumulators, R + C vector loads per step, a lane sum at the end).
+// The block loops run column blocks outside row blocks when the left operand is the smaller
+// (it is re-read per column block while the right operand's panel stays in cache).
+
+import { addIndex, constIndex, fromAtom, indexVar, indexVars, mulIndex, substitute, type IndexExpr, type IndexVar } from "../../compiler/kernel/index-expr.ts";
+import { exprOperands, exprOwnVars, SectionBuilder, type KernelProgram, type KExpr, type Section } from "../../compiler/kernel/kernel-ir.ts";
+import { copyExprs } from "../../compiler/kernel/tile.ts";
+import { linearStride } from "./emit-index.ts";
+
+const LANES = 4;
+
+export function blockContractions(p: KernelProgram): KernelProgram {
+  return { ...p, kernels: p.kernels.map((k) => ({ ...k, sections: k.sections.map(blockSection) })) };
+}
+
+const largestDivisor = (extent: number, options: readonly number[]): number => options.find((o) => extent % o === 0 && extent >= o) ?? 1;
+
+export function blockSection(s: Section): Section {
+  const rank = s.domain.length;
+  if (rank < 2) return s;
+  const rowVar = s.domain[rank - 2]!;
+  const colVar = s.domain[rank - 1]!;
+  const free = freeVars(s.exprs);
+  const contraction = s.exprs.findIndex((e, id) => e.op === "reduce_sum" && s.exprs[e.body]?.op === "mul" && free[id]!.has(rowVar.name) && free[id]!.has(colVar.name));
+  if (contraction < 0) return s;
+  const reduce = s.exprs[contraction] as Extract<KExpr, { op: "reduce_sum" }>;
+  const kVar = reduce.vars[reduce.vars.length - 1]!;
+  // Loads that feed the contraction's products.
+  const loads = s.exprs.filter((e): e is Extract<KExpr, { op: "load" }> => e.op === "load" && indexVars(e.index).has(kVar.name));
+  const colContiguous = loads.every((l) => !indexVars(l.index).has(colVar.name) || linearStride(l.index, colVar.name) === 1);
+  const kContiguous = loads.every((l) => linearStride(l.index, kVar.name) === 1);
+  const leftSmaller = rowVar.extent <= colVar.extent;
+  if (colContiguous && colVar.extent % LANES === 0) {
+    const rows = largestDivisor(rowVar.extent, [4, 2, 1]);
+    const vectors = largestDivisor(colVar.extent / LANES, [2, 1]);
+    return copyBlock(s, rowVar, colVar, rows, vectors * LANES, true, leftSmaller);
+  }
+  if (kContiguous && kVar.extent >= 2 * LANES) {
+    const rows = largestDivisor(rowVar.extent, [4, 2, 1]);
+    const cols = largestDivisor(colVar.extent, [2, 1]);
+    if (rows * cols === 1) return s;
+    return copyBlock(s, rowVar, colVar, rows, cols, false, leftSmaller);
+  }
+  return s;
+}
+
+function copyBlock(s: Section, rowVar: IndexVar, colVar: IndexVar, rows: number, cols: number, laneAxis: boolean, columnsOuter: boolean): Section {
+  const rank = s.domain.length;
+  const rowBlock = indexVar(`${rowVar.name}b`, rowVar.extent / rows);
+  const colBlock = indexVar(`${colVar.name}b`, colVar.extent / cols);
+  const lane = indexVar(`${colVar.name}l`, LANES);
+  const blocks = columnsOuter ? [colBlock, rowBlock] : [rowBlock, colBlock];
+  const domain = [...s.domain.slice(0, rank - 2), ...blocks, ...(laneAxis ? [lane] : [])];
+  const sb = new SectionBuilder(domain);
+  const colCopies = laneAxis ? cols / LANES : cols;
+  for (let r = 0; r < rows; r++)
+    for (let c = 0; c < colCopies; c++) {
+      const col: IndexExpr = laneAxis ? addIndex(mulIndex(fromAtom(colBlock), cols), constIndex(c * LANES), fromAtom(lane)) : addIndex(mulIndex(fromAtom(colBlock), cols), constIndex(c));
+      const varMap = new Map<string, IndexExpr>([
+        [rowVar.name, addIndex(mulIndex(fromAtom(rowBlock), rows), constIndex(r))],
+        [colVar.name, col],
+      ]);
+      const ids = copyExprs(s.exprs, sb, varMap);
+      for (const st of s.stores) sb.store(st.buffer, substitute(st.index, varMap), ids[st.value]!);
+    }
+  return sb.build();
+}
+
+function freeVars(exprs: readonly KExpr[]): Set<string>[] {
+  const free: Set<string>[] = [];
+  exprs.forEach((e, id) => {
+    const vs = exprOwnVars(e);
+    for (const o of exprOperands(e)) for (const v of free[o]!) vs.add(v);
+    if (e.op === "reduce_sum" || e.op === "reduce_max") for (const v of e.vars) vs.delete(v.name);
+    free[id] = vs;
+  });
+  return free;
+}

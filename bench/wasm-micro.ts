@@ -1,0 +1,55 @@
+// Quick wasm-target timings while tuning kernels (`npx tsx bench/wasm-micro.ts [case…]`):
+// matmul 1024³ GFLOP/s, a 16M elementwise chain, softmax 4096×1024, on 1 thread and on all
+// cores. The comparison with peers lives in `npm run bench -- --target wasm`.
+
+import { availableParallelism } from "node:os";
+import * as k from "kiln";
+import { createWasmExecutor, type WasmCompileOptions } from "../codegen/wasm/target.ts";
+import { nodeOf } from "../compiler/ir/graph.ts";
+import type { HostTensor } from "../compiler/util/host-tensor.ts";
+
+interface MicroCase {
+  readonly name: string;
+  readonly fn: (...xs: k.Tensor[]) => k.Tensor;
+  readonly specs: readonly k.InputSpec[];
+  readonly flops?: number;
+}
+
+const CASES: readonly MicroCase[] = [
+  { name: "matmul 1024^3", fn: (a, b) => a.matmul(b), specs: [k.f32([1024, 1024]), k.f32([1024, 1024])], flops: 2 * 1024 ** 3 },
+  { name: "linear 128x784 @ 512x784^T", fn: (a, b) => a.matmul(b.t()), specs: [k.f32([128, 784]), k.f32([512, 784])], flops: 2 * 128 * 784 * 512 },
+  { name: "elementwise chain 16M", fn: (x, y) => x.mul(y).add(1).relu().mul(x), specs: [k.f32([16 * 1024 * 1024]), k.f32([16 * 1024 * 1024])] },
+  { name: "softmax 4096x1024", fn: (x) => x.softmax(-1), specs: [k.f32([4096, 1024])] },
+];
+
+async function time(c: MicroCase, threads: number, opts: WasmCompileOptions): Promise<number> {
+  const g = k.traceFunction(c.name.replace(/\W+/g, "_"), c.fn as never, c.specs).graph;
+  const exe = await createWasmExecutor(g, { ...opts, threads });
+  const inputs: Record<string, HostTensor> = {};
+  for (const id of g.inputs) {
+    const n = nodeOf(g, id);
+    if (n.op !== "input") continue;
+    const size = n.type.shape.reduce((a, b) => a * b, 1);
+    inputs[n.name] = { dtype: "f32", shape: n.type.shape, data: Float32Array.from({ length: size }, (_, i) => Math.sin(i) * 0.5) };
+  }
+  exe.runner.write(inputs);
+  exe.runner.execute(); // warm up
+  const times: number[] = [];
+  for (let r = 0; r < 5; r++) {
+    const t0 = performance.now();
+    exe.runner.execute();
+    times.push(performance.now() - t0);
+  }
+  await exe.close();
+  return Math.min(...times);
+}
+
+const only = process.argv.slice(2);
+for (const c of CASES) {
+  if (only.length > 0 && !only.some((o) => c.name.includes(o))) continue;
+  for (const threads of [1, availableParallelism()]) {
+    const ms = await time(c, threads, {});
+    const rate = c.flops ? `${(c.flops / ms / 1e6).toFixed(1)} GFLOP/s` : "";
+    console.log(`${c.name.padEnd(28)} threads ${threads}  ${ms.toFixed(2)} ms  ${rate}`);
+  }
+}
