@@ -18,6 +18,10 @@ import { webGpuDefaultLimits, type WebGpuLimits } from "./layout.ts";
 export interface WebGpuCompileOptions extends FuseOptions {
   readonly verify?: boolean;
   readonly raw?: boolean;
+  /**
+   * Register-tile contractions in the kernel IR (default false here: a 4x4 tile copies every
+   * epilogue 16 times, and lavapipe's JIT time grows with shader size far more than runs gain).
+   */
   readonly tile?: boolean;
   /** Limits to compile for (default WebGPU's guaranteed minimums). */
   readonly limits?: WebGpuLimits;
@@ -34,7 +38,7 @@ export function compileWebGpu(graph: Graph, opts: WebGpuCompileOptions = {}): We
   const passes = defaultPasses.filter((p) => p.name !== "fuse");
   const g = opts.raw ? graph : runPasses(graph, passes, opts.verify ? { verify: true } : {}).graph;
   const plan = planFusion(g, opts);
-  const program = lowerProgram(g, plan, opts.tile === undefined ? {} : { tile: opts.tile });
+  const program = lowerProgram(g, plan, { tile: opts.tile ?? false });
   return { graph: g, plan, program, artifact: buildWebGpuArtifact(program, opts.limits ?? webGpuDefaultLimits) };
 }
 
