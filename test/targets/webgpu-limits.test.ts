@@ -26,7 +26,8 @@ function inputsOf(g: Graph): Record<string, HostTensor> {
     const node = g.nodes[id]!;
     if (node.op !== "input") continue;
     const count = node.type.shape.reduce((a, b) => a * b, 1);
-    const data = node.type.dtype === "f32" ? Float64Array.from({ length: count }, (_, j) => Math.fround(Math.abs(Math.sin(++n + j * 0.37)))) // ≥ 0: Adam's second moment : node.type.dtype === "i32" ? new Int32Array(count).fill(1) /* an optimizer step count */ : new Uint8Array(count);
+    // Non-negative (Adam's second moment is an input); i32 inputs are step counts.
+    const data = node.type.dtype === "f32" ? Float64Array.from({ length: count }, (_, j) => Math.fround(Math.abs(Math.sin(++n + j * 0.37)))) : node.type.dtype === "i32" ? new Int32Array(count).fill(1) /* an optimizer step count */ : new Uint8Array(count);
     out[node.name] = { dtype: node.type.dtype, shape: node.type.shape, data };
   }
   return out;
