@@ -5,9 +5,10 @@
 
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { beforeAll, describe, expect, test } from "vitest";
 import * as k from "kiln";
 import ts from "typescript";
@@ -18,6 +19,7 @@ import { decodeSafetensors, encodeSafetensors } from "../../runtime/artifact/saf
 import { JsArtifactRunner } from "../../runtime/js/run-artifact.ts";
 import { scaleSum, trainStep } from "./fixtures/tiny-model.ts";
 
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const sha256 = (bytes: Uint8Array | string): string => createHash("sha256").update(bytes).digest("hex");
 const x = Float32Array.of(0.5, -1, 2, 0.25, -0.5, 1.5, 0, 1);
 const y = Int32Array.of(2, 0);
@@ -157,6 +159,30 @@ export { lossShape, weightShape };
     const ref = await k.compile(scaleSum, undefined, { target: "reference" });
     await expect(ref.save(mkdtempSync(path.join(os.tmpdir(), "kiln-ref-")))).rejects.toThrow("exe.save: target 'reference' builds no artifact");
   });
+});
+
+const webgpu = (await k.availableTargets()).includes("webgpu");
+
+// Inside the repo (out/ is git-ignored) so the shipped runtime finds the "webgpu" package (Dawn).
+test.runIf(webgpu || process.env["KILN_REQUIRE_WEBGPU"] === "1")("a webgpu folder runs in plain node through its own shipped runtime, like the js target", async () => {
+  expect(webgpu, "KILN_REQUIRE_WEBGPU=1 but no WebGPU adapter").toBe(true);
+  mkdirSync(path.join(root, "out"), { recursive: true });
+  const folder = mkdtempSync(path.join(root, "out", "test-webgpu-artifact-"));
+  try {
+    const gpuExe = await k.compile(trainStep, undefined, { target: "webgpu" });
+    gpuExe.loadState(initialState);
+    await gpuExe.save(folder);
+    expect(readManifest(folder).kernels.every((kernel) => kernel.file.endsWith(".wgsl"))).toBe(true);
+    const script = path.join(folder, "main.mjs");
+    writeFileSync(script, `import { load } from "./index.js";\nconst model = await load();\nconst losses = [];\nfor (let i = 0; i < 3; i++) losses.push((await model.run({ x: Float32Array.from([${Array.from(x).join(", ")}]), y: Int32Array.from([${Array.from(y).join(", ")}]) })).loss.data[0]);\nconsole.log(JSON.stringify(losses));\nprocess.exit(0);`);
+    const losses = JSON.parse(execFileSync(process.execPath, [script], { encoding: "utf8" }).trim().split("\n").at(-1)!) as number[];
+    const fresh = await k.compile(trainStep, undefined, { target: "js" });
+    fresh.loadState(initialState);
+    // Not bit-equal: the GPU's f32 sums run in another order (and lr 0.1 amplifies that over steps).
+    for (const loss of losses) expect(Math.abs(loss - ((await fresh.run({ x, y })) as { loss: k.HostOutput }).loss.data[0]!)).toBeLessThan(1e-4 * (1 + loss));
+  } finally {
+    rmSync(folder, { recursive: true, force: true });
+  }
 });
 
 describe("a corrupted or mismatched folder is refused, naming the file", () => {
