@@ -76,12 +76,10 @@ function parseCommandLine(): CommandLine {
   const quick = values.quick === true;
   const repeat = values.repeat === undefined ? (quick ? 3 : 10) : Number(values.repeat);
   if (!Number.isInteger(repeat) || repeat < 1) throw new Error(`--repeat must be a positive integer, got '${values.repeat}'`);
-  // Quick: the first step serves as warm-up and sampling stops after 3 s. On CPU targets a
-  // runner whose first step alone takes over 4 s is not sampled again (tfjs-cpu's matmul takes
-  // ~13 s here, and a CPU step costs about the same cold as warm); on WebGPU the first step
-  // compiles pipelines (tens of seconds on lavapipe), so a warm sample is always taken.
-  const coldOnly = target === "webgpu" ? {} : { coldOnlyAboveMs: 4000 };
-  const settings: TimingSettings = quick ? { warmup: 0, repeat, budgetMs: 3000, ...coldOnly } : { warmup: 1, repeat, budgetMs: 20000 };
+  // Quick: the first step serves as warm-up and sampling stops after 3 s; a runner whose first
+  // step is warm (tfjs-cpu, Kiln js) and took over 4 s is not run again (tfjs-cpu's matmul takes
+  // ~15 s here). Others — wasm memory growth, lazy jit, GPU pipelines — always get a warm sample.
+  const settings: TimingSettings = quick ? { warmup: 0, repeat, budgetMs: 3000, coldOnlyAboveMs: 4000 } : { warmup: 1, repeat, budgetMs: 20000 };
   const peers = values.peers?.split(",").map((s) => s.trim());
   return { target, cases: cases as CaseId[], ...(peers ? { peers } : {}), settings, quick, outDir: path.resolve(values.out) };
 }

@@ -17,6 +17,11 @@ export interface Runner {
   readonly name: string;
   /** Package and version for the record, e.g. "@tensorflow/tfjs-backend-wasm@4.22.0"; absent for Kiln. */
   readonly peer?: string;
+  /**
+   * Whether the first step costs what later ones do (no lazy compile, no memory growth): only
+   * then may a quick run take the first step as the sample (tfjs-cpu, Kiln's JS target).
+   */
+  readonly firstStepIsWarm?: boolean;
   /** One-time backend start (load wasm, open the adapter); a failure marks the runner failed for every case. */
   init(): Promise<void>;
   prepare(benchCase: BenchCase, data: CaseData): Promise<PreparedStep>;

@@ -10,7 +10,7 @@ export interface TimingSettings {
   readonly repeat: number;
   /** Stop sampling once this much time went into timed steps (one sample at least). */
   readonly budgetMs: number;
-  /** When the first step alone took longer, report it as the only sample (quick runs of slow runners). */
+  /** When the first step alone took longer, it is the only sample — for runners whose first step is warm (quick runs). */
   readonly coldOnlyAboveMs?: number;
 }
 
@@ -60,7 +60,7 @@ export async function timeRunner(runner: Runner, benchCase: BenchCase, data: Cas
       const output = await prepared.step();
       if (outputs.length < 2) outputs.push(output);
     };
-    const coldOnly = settings.coldOnlyAboveMs !== undefined && firstStepMs > settings.coldOnlyAboveMs;
+    const coldOnly = settings.coldOnlyAboveMs !== undefined && runner.firstStepIsWarm === true && firstStepMs > settings.coldOnlyAboveMs;
     if (coldOnly) samplesMs.push(firstStepMs);
     else {
       for (let i = 0; i < settings.warmup; i++) await step();

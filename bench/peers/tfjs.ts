@@ -34,6 +34,7 @@ export function tfjsRunner(backend: TfjsBackend, cacheDir: string): Runner {
   const notes: string[] = [];
   return {
     name: `tfjs-${backend}`,
+    firstStepIsWarm: backend === "cpu",
     peer: `${PACKAGE[backend]}@${packageVersion(PACKAGE[backend])} (tfjs-core@${packageVersion("@tensorflow/tfjs-core")})`,
     async init() {
       // Production mode, as a deployed app runs: no debug checks (and no "install tfjs-node" banner).

@@ -92,9 +92,10 @@ describe("compareRows", () => {
 });
 
 /** A runner whose steps count themselves and return the step number. */
-function countingRunner(opts: { prepareError?: unknown; firstStepDelayMs?: number } = {}): Runner & { steps: number } {
+function countingRunner(opts: { prepareError?: unknown; firstStepDelayMs?: number; firstStepIsWarm?: boolean } = {}): Runner & { steps: number } {
   const runner = {
     name: "fake",
+    firstStepIsWarm: opts.firstStepIsWarm ?? false,
     steps: 0,
     init: async () => undefined,
     notes: () => [],
@@ -134,9 +135,13 @@ describe("timeRunner", () => {
     expect(t.status === "ok" && t.samplesMs.length).toBe(1);
   });
 
-  test("a slow first step is the only sample when coldOnlyAboveMs says so", async () => {
-    const runner = countingRunner({ firstStepDelayMs: 30 });
-    const t = await timeRunner(runner, BENCH_CASES.softmax, data, { warmup: 1, repeat: 3, budgetMs: 60_000, coldOnlyAboveMs: 10 });
+  test("a slow warm first step is the only sample when coldOnlyAboveMs says so; a cold one is not", async () => {
+    const settings = { warmup: 1, repeat: 3, budgetMs: 60_000, coldOnlyAboveMs: 10 };
+    const compiling = countingRunner({ firstStepDelayMs: 30 });
+    expect((await timeRunner(compiling, BENCH_CASES.softmax, data, settings)).status).toBe("ok");
+    expect(compiling.steps).toBe(1 + 1 + 3);
+    const runner = countingRunner({ firstStepDelayMs: 30, firstStepIsWarm: true });
+    const t = await timeRunner(runner, BENCH_CASES.softmax, data, settings);
     expect(runner.steps).toBe(1);
     if (t.status !== "ok") throw new Error(t.reason);
     expect(t.coldOnly).toBe(true);
