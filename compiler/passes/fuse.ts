@@ -314,7 +314,7 @@ function finishPlan(g: Graph, states: readonly GroupState[], opts: FuseOptions):
       label: groupLabel(g, [...inlined, ...s.roots]),
     };
   });
-  return { groups, kernels: horizontalKernels(groups, opts) };
+  return { groups, kernels: horizontalKernels(g, groups, opts) };
 }
 
 function groupLabel(g: Graph, ids: readonly ValueId[]): string {
@@ -328,31 +328,65 @@ function groupLabel(g: Graph, ids: readonly ValueId[]): string {
 }
 
 /** Groups at equal dependency depth are independent: they share a kernel (small ones only). */
-function horizontalKernels(groups: readonly FusionGroup[], opts: FuseOptions): number[][] {
+function horizontalKernels(g: Graph, groups: readonly FusionGroup[], opts: FuseOptions): number[][] {
   if (opts.horizontal === false) return groups.map((grp) => [grp.id]);
   const maxBuffers = opts.maxBuffersPerKernel ?? Infinity;
+  // An in-place update (an output aliasing an input) must not share a kernel with a group
+  // reading that input: sections of one kernel may run concurrently on a GPU.
+  const inputByName = new Map(g.inputs.map((id) => [(nodeOf(g, id) as Extract<Node, { op: "input" }>).name, id]));
+  const updated = new Map<ValueId, ValueId>();
+  for (const o of g.outputs) if (o.aliases !== undefined && inputByName.has(o.aliases)) updated.set(o.value, inputByName.get(o.aliases)!);
+  const updatesOf = (grp: FusionGroup): ValueId[] => grp.roots.flatMap((r) => (updated.has(r) ? [updated.get(r)!] : []));
+  const conflict = (a: FusionGroup, b: FusionGroup): boolean => updatesOf(a).some((x) => b.reads.includes(x)) || updatesOf(b).some((x) => a.reads.includes(x));
   const buffersOf = (ids: readonly number[]): Set<ValueId> => new Set(ids.flatMap((gid) => [...groups[gid]!.reads, ...groups[gid]!.roots]));
   const level: number[] = [];
   for (const grp of groups) level[grp.id] = grp.deps.reduce((m, d) => Math.max(m, level[d]! + 1), 0);
+  const maxLevel = Math.max(0, ...level);
+  const hasDependents = new Set(groups.flatMap((grp) => grp.deps));
   const kernels: number[][] = [];
-  const openByLevel = new Map<number, number[]>();
-  for (const grp of groups) {
+  const openByLevel = new Map<number, number[][]>();
+  const fits = (kernel: readonly number[], grp: FusionGroup): boolean =>
+    buffersOf([...kernel, grp.id]).size <= maxBuffers && !kernel.some((other) => conflict(groups[other]!, grp));
+  const place = (grp: FusionGroup, latest: number): void => {
     const small = numel(grp.shape) <= HORIZONTAL_MAX_ELEMENTS;
-    const open = small ? openByLevel.get(level[grp.id]!) : undefined;
-    if (open && buffersOf([...open, grp.id]).size <= maxBuffers) {
-      open.push(grp.id);
-      continue;
-    }
+    if (small)
+      for (let l = level[grp.id]!; l <= latest; l++) {
+        const open = (openByLevel.get(l) ?? []).find((kernel) => fits(kernel, grp));
+        if (open) {
+          open.push(grp.id);
+          level[grp.id] = l;
+          return;
+        }
+      }
     const kernel = [grp.id];
     kernels.push(kernel);
-    if (small) openByLevel.set(level[grp.id]!, kernel);
+    if (small) openByLevel.set(level[grp.id]!, [...(openByLevel.get(level[grp.id]!) ?? []), kernel]);
+  };
+  // Groups nothing depends on (parameter updates, outputs) may run as late as the last level:
+  // placing them after the others lets them share a kernel they do not conflict with.
+  for (const grp of groups) if (hasDependents.has(grp.id)) place(grp, level[grp.id]!);
+  for (const grp of groups) if (!hasDependents.has(grp.id)) place(grp, maxLevel);
+  // Deps sit at lower levels, so ordering kernels by level keeps every dep earlier. Within a
+  // level, a kernel reading an input runs before the kernel updating it in place.
+  const kernelLevel = (k: readonly number[]): number => level[k[0]!]!;
+  const reads = (k: readonly number[]): Set<ValueId> => new Set(k.flatMap((gid) => groups[gid]!.reads));
+  const updates = (k: readonly number[]): ValueId[] => k.flatMap((gid) => updatesOf(groups[gid]!));
+  const mustPrecede = (a: readonly number[], b: readonly number[]): boolean => {
+    const r = reads(a);
+    return updates(b).some((x) => r.has(x));
+  };
+  const byLevel = [...kernels.keys()].sort((a, b) => kernelLevel(kernels[a]!) - kernelLevel(kernels[b]!) || a - b);
+  const ordered: number[] = [];
+  const remaining = [...byLevel];
+  while (remaining.length > 0) {
+    const lvl = kernelLevel(kernels[remaining[0]!]!);
+    const sameLevel = remaining.filter((i) => kernelLevel(kernels[i]!) === lvl);
+    // First kernel of this level that no other waiting kernel must precede (else the first: a cycle is left to memory planning).
+    const next = sameLevel.find((i) => !sameLevel.some((j) => j !== i && mustPrecede(kernels[j]!, kernels[i]!))) ?? sameLevel[0]!;
+    ordered.push(next);
+    remaining.splice(remaining.indexOf(next), 1);
   }
-  // Deps sit at lower levels, so ordering kernels by level keeps every dep earlier.
-  const sorted = [...kernels.keys()].sort((a, b) => kernelLevel(kernels[a]!) - kernelLevel(kernels[b]!) || a - b);
-  function kernelLevel(k: readonly number[]): number {
-    return level[k[0]!]!;
-  }
-  return sorted.map((i) => kernels[i]!);
+  return ordered.map((i) => kernels[i]!);
 }
 
 /** A one-line summary per kernel for dumps: `k3 [dot_add_max] f32[128,512] fused: saves 1.2 MB`. */
