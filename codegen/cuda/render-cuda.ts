@@ -1,13 +1,15 @@
 // CUDA codegen: renders a kernel-IR kernel as one `extern "C" __global__` function. Each
-// section's output domain is flattened onto the grid (a grid-stride loop, so any size fits
-// any launch); expressions follow the shared schedule (compiler/kernel/schedule.ts). A section
-// whose outputs each reduce many elements (softmax rows, a sum of everything) gives each
-// output a warp: lanes split the outermost reductions and combine them with shuffles.
+// section's outer domain loops (all of them, or those above a hoisted row reduction: the
+// render base's parallelDepthOf) are flattened onto the grid with a grid-stride loop; deeper
+// loops run inside the thread. A section whose points each reduce many elements (softmax
+// rows, a loss, a sum of everything) gives each point a warp: lanes split the point-level
+// reductions, combine them with shuffles, then split the row's own loop to store it.
 
 import { scheduleSection, type ScheduleItem } from "../../compiler/kernel/schedule.ts";
 import { bounds, indexVars, type Atom, type IndexExpr, type IndexPred, type IndexVar } from "../../compiler/kernel/index-expr.ts";
 import { exprOwnVars, type BufferDecl, type ExprId, type KExpr, type Kernel, type Section } from "../../compiler/kernel/kernel-ir.ts";
 import { assertNever, bug } from "../../compiler/util/errors.ts";
+import { parallelDepthOf } from "../render/base.ts";
 import { cudaDialect as d } from "./dialect.ts";
 
 /** How a section's reductions run: one thread per output, or one warp per output. */
@@ -66,41 +68,53 @@ export function renderCudaKernel(kernel: Kernel, buffers: readonly BufferDecl[],
   let maxThreads = 1;
   kernel.sections.forEach((s, i) => {
     const items = scheduleSection(s);
-    const strategy = opts.reduction === undefined || opts.reduction === "auto" ? pickStrategy(s, items) : opts.reduction;
+    const depth = parallelDepthOf(s, items);
+    const strategy = opts.reduction === undefined || opts.reduction === "auto" ? pickStrategy(s, items, depth) : opts.reduction;
     strategies.push(strategy);
-    const points = product(s.domain);
+    const points = product(s.domain.slice(0, depth));
     maxThreads = Math.max(maxThreads, strategy === "warp" ? points * WARP : points);
-    new SectionWriter(s, strategy, lines).write(items, i);
+    new SectionWriter(s, strategy, depth, lines).write(items, i);
   });
   lines.push("}");
   const blocks = Math.min(MAX_BLOCKS, Math.max(1, Math.ceil(maxThreads / CUDA_BLOCK_SIZE)));
   return { name, source: lines.join("\n") + "\n", params, launch: { grid: [blocks, 1, 1], block: [CUDA_BLOCK_SIZE, 1, 1], sharedBytes: 0 }, strategies };
 }
 
-/** Reduce items that run at output level (not nested in another reduction). */
-function outerReduces(items: readonly ScheduleItem[]): Extract<ScheduleItem, { kind: "reduce" }>[] {
+/** Reduce items at point level: not nested in another reduction or in a loop the thread runs. */
+function pointReduces(items: readonly ScheduleItem[], threadBound: ReadonlySet<string>): Extract<ScheduleItem, { kind: "reduce" }>[] {
   const out: Extract<ScheduleItem, { kind: "reduce" }>[] = [];
   for (const item of items) {
     if (item.kind === "reduce") out.push(item);
-    else if (item.kind === "loop") out.push(...outerReduces(item.body));
+    else if (item.kind === "loop" && (threadBound.has(item.v.name) || item.v.extent === 1)) out.push(...pointReduces(item.body, threadBound));
   }
   return out;
 }
 
-function pickStrategy(s: Section, items: readonly ScheduleItem[]): ReductionStrategy {
-  const longest = Math.max(0, ...outerReduces(items).map((r) => product(r.vars)));
-  return longest >= WARP_MIN_REDUCE && product(s.domain) < WARP_MAX_OUTPUTS ? "warp" : "serial";
+function pickStrategy(s: Section, items: readonly ScheduleItem[], depth: number): ReductionStrategy {
+  const threadBound = new Set(s.domain.slice(0, depth).map((v) => v.name));
+  const longest = Math.max(0, ...pointReduces(items, threadBound).map((r) => product(r.vars)));
+  return longest >= WARP_MIN_REDUCE && product(s.domain.slice(0, depth)) < WARP_MAX_OUTPUTS ? "warp" : "serial";
+}
+
+/** Where an item is rendered: inside a lane-split row loop, inside a reduction's loop. */
+interface Place {
+  readonly laneSplit: boolean;
+  readonly inReduce: boolean;
 }
 
 class SectionWriter {
   private reduceCount = 0;
   /** Loop variables some expression or store reads (others are never defined: nvcc warns). */
   private readonly usedVars = new Set<string>();
+  private readonly threadBound: Set<string>;
   constructor(
     private readonly s: Section,
     private readonly strategy: ReductionStrategy,
+    private readonly depth: number,
     private readonly lines: string[],
-  ) {}
+  ) {
+    this.threadBound = new Set(s.domain.slice(0, depth).map((v) => v.name));
+  }
 
   private collectUsedVars(items: readonly ScheduleItem[]): void {
     for (const item of items) {
@@ -113,22 +127,23 @@ class SectionWriter {
   write(items: readonly ScheduleItem[], index: number): void {
     const s = this.s;
     this.collectUsedVars(items);
-    const points = product(s.domain);
+    const pointVars = s.domain.slice(0, this.depth);
+    const points = product(pointVars);
     const wide = points * WARP >= 2 ** 31;
     const flat = wide ? "long long" : "int";
     const tileNote = s.tile ? `, register tile ${s.tile.rows}x${s.tile.cols}` : "";
-    const domainNote = s.domain.map((v) => `${v.name}<${v.extent}`).join(", ") || "scalar";
+    const domainNote = s.domain.map((v, i) => `${v.name}<${v.extent}${i < this.depth ? "" : " (in thread)"}`).join(", ") || "scalar";
     const thread = `${wide ? "(long long)" : ""}blockIdx.x * blockDim.x + threadIdx.x`;
     const stride = `${wide ? "(long long)" : ""}gridDim.x * blockDim.x`;
-    this.lines.push(`  { // section ${index}: ${domainNote}${tileNote}; ${this.strategy === "warp" ? "a warp per output" : "a thread per output"}`);
+    this.lines.push(`  { // section ${index}: ${domainNote}${tileNote}; ${this.strategy === "warp" ? "a warp per point" : "a thread per point"}`);
     if (this.strategy === "warp") {
       this.lines.push(`    const int lane = threadIdx.x & ${WARP - 1};`);
       this.lines.push(`    for (${flat} p = (${thread}) / ${WARP}; p < ${points}; p += (${stride}) / ${WARP}) {`);
     } else {
       this.lines.push(`    for (${flat} p = ${thread}; p < ${points}; p += ${stride}) {`);
     }
-    this.defineFlatVars(s.domain, "p", "      ");
-    this.items(items, "      ", true);
+    this.defineFlatVars(pointVars, "p", "      ");
+    this.items(items, "      ", { laneSplit: false, inReduce: false });
     this.lines.push("    }", "  }");
   }
 
@@ -148,8 +163,9 @@ class SectionWriter {
     });
   }
 
-  private items(items: readonly ScheduleItem[], indent: string, outer: boolean): void {
+  private items(items: readonly ScheduleItem[], indent: string, place: Place): void {
     const s = this.s;
+    const warp = this.strategy === "warp";
     for (const item of items) {
       switch (item.kind) {
         case "expr": {
@@ -157,17 +173,28 @@ class SectionWriter {
           this.lines.push(`${indent}const ${d.typeName(e.dtype)} t${item.id} = ${this.expr(e)};`);
           break;
         }
-        case "loop":
-          // Domain variables come from the flat thread index, defined at the top of the section.
-          this.items(item.body, indent, outer);
+        case "loop": {
+          const v = item.v;
+          if (this.threadBound.has(v.name) || v.extent === 1) {
+            // Bound by the flat point index (defined at the top of the section), or size 1.
+            this.items(item.body, indent, place);
+            break;
+          }
+          // A row loop inside the point: a warp's lanes share it, a lone thread walks it.
+          const split = warp && !place.laneSplit && !place.inReduce;
+          this.lines.push(split ? `${indent}for (int ${v.name} = lane; ${v.name} < ${v.extent}; ${v.name} += ${WARP}) {` : `${indent}for (int ${v.name} = 0; ${v.name} < ${v.extent}; ${v.name}++) {`);
+          this.items(item.body, indent + "  ", { ...place, laneSplit: place.laneSplit || split });
+          this.lines.push(`${indent}}`);
           break;
+        }
         case "reduce":
-          this.reduce(item, indent, outer && this.strategy === "warp");
+          this.reduce(item, indent, place);
           break;
         case "store": {
           const b = `b${item.buffer}[${renderIndex(item.index)}]`;
           const dtype = s.exprs[item.value]!.dtype;
-          const guard = this.strategy === "warp" ? "if (lane == 0) " : "";
+          // Every lane holds the point's values; one stores them (in a lane-split loop, each its own).
+          const guard = warp && !place.laneSplit ? "if (lane == 0) " : "";
           this.lines.push(`${indent}${guard}${b} = ${d.storeValue(`t${item.value}`, dtype)};`);
           break;
         }
@@ -177,8 +204,9 @@ class SectionWriter {
     }
   }
 
-  private reduce(item: Extract<ScheduleItem, { kind: "reduce" }>, indent: string, acrossWarp: boolean): void {
+  private reduce(item: Extract<ScheduleItem, { kind: "reduce" }>, indent: string, place: Place): void {
     const s = this.s;
+    const acrossWarp = this.strategy === "warp" && !place.laneSplit && !place.inReduce;
     const accs = item.reduces.map((r) => {
       const e = s.exprs[r]!;
       if (e.op !== "reduce_sum" && e.op !== "reduce_max") return bug("cuda: reduce item holds a non-reduction");
@@ -198,7 +226,7 @@ class SectionWriter {
         inner += "  ";
       }
     }
-    this.items(item.body, inner, false);
+    this.items(item.body, inner, { ...place, inReduce: true });
     for (const { id, e } of accs) this.lines.push(`${inner}${d.reduceStep(e.op, `t${id}`, `t${e.body}`, e.dtype)}`);
     const loops = acrossWarp ? 1 : vars.length;
     for (let i = 0; i < loops; i++) {
