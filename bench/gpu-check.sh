@@ -34,9 +34,11 @@ step() { # step <name> <command…>: runs it with its output in $out/<name>.log
 }
 
 echo "== machine"
-nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv,noheader 2>&1 | sed 's/^/   /' || echo "   nvidia-smi failed"
-echo "   $(nvcc --version 2>&1 | tail -n 1)"
-python3 -c 'import torch; print("   torch", torch.__version__, "cuda", torch.version.cuda)' 2>&1 || echo "   no torch"
+if command -v nvidia-smi >/dev/null 2>&1; then
+  nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv,noheader | sed 's/^/   /'
+else echo "   no nvidia-smi (no NVIDIA driver?)"; fi
+echo "   $( (nvcc --version 2>/dev/null || echo "no nvcc") | tail -n 1)"
+python3 -c 'import torch; print("   torch", torch.__version__, "cuda", torch.version.cuda)' 2>/dev/null || echo "   no torch"
 echo "   commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 
 # Node: the machine's if it is recent enough, else the carried copy.

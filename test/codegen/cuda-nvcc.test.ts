@@ -43,5 +43,5 @@ describe.runIf(nvcc !== undefined)("generated CUDA compiles with nvcc", () => {
     if (!r.ok) throw new Error(`nvcc -ptx -arch=${arch} failed:\n${r.log.slice(0, 4000)}`);
     // One .entry per kernel: nothing was dropped.
     expect(r.ptx.match(/^\.visible \.entry /gm)?.length).toBe(kernels);
-  });
+  }, 300_000);
 });
