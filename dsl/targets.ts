@@ -43,6 +43,8 @@ export interface TargetInfo {
   /** Why an unavailable target cannot run here (named in the error when it is asked for). */
   readonly whyUnavailable?: () => string | undefined | Promise<string | undefined>;
   readonly description?: string;
+  /** Another name for the best of several targets ("cpu"): resolvable by name, left out of availableTargets. */
+  readonly alias?: boolean;
 }
 
 const registry = new Map<string, TargetInfo>();
@@ -62,7 +64,7 @@ export function registeredTargets(): string[] {
 /** Names of the registered targets that can run on this machine, best first. */
 export async function availableTargets(): Promise<string[]> {
   const usable: TargetInfo[] = [];
-  for (const t of registry.values()) if (!t.available || (await t.available())) usable.push(t);
+  for (const t of registry.values()) if (!t.alias && (!t.available || (await t.available()))) usable.push(t);
   return usable.sort((a, b) => b.priority - a.priority).map((t) => t.name);
 }
 
@@ -121,6 +123,16 @@ registerTarget(
     available: async () => (await import("../codegen/wasm/target.ts")).wasmAvailable(),
     description: "WebAssembly SIMD over one shared memory, split across worker threads (option `threads`)",
   },
+);
+
+// "cpu": the fastest CPU backend this engine runs — wasm (SIMD, threads) where it works, else js.
+registerTarget(
+  "cpu",
+  async (graph, opts) => {
+    const wasm = await (await import("../codegen/wasm/target.ts")).wasmAvailable();
+    return registry.get(wasm ? "wasm" : "js")!.factory(graph, opts);
+  },
+  { priority: -1, alias: true, description: "the fastest CPU backend available here: wasm when it runs, else js" },
 );
 
 // Lazy like every GPU backend: the addon is loaded (and the driver probed) only when asked.

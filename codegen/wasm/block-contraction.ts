@@ -32,7 +32,7 @@ export function blockSection(s: Section): Section {
   const free = freeVars(s.exprs);
   const contraction = s.exprs.findIndex((e, id) => e.op === "reduce_sum" && s.exprs[e.body]?.op === "mul" && free[id]!.has(rowVar.name) && free[id]!.has(colVar.name));
   if (contraction < 0) return s;
-  const reduce = s.exprs[contraction] as Extract<KExpr, { op: "reduce_sum" }>;
+  const reduce = s.exprs[contraction] as Extract<KExpr, { vars: unknown }>;
   const kVar = reduce.vars[reduce.vars.length - 1]!;
   // Loads that feed the contraction's products.
   const loads = s.exprs.filter((e): e is Extract<KExpr, { op: "load" }> => e.op === "load" && indexVars(e.index).has(kVar.name));

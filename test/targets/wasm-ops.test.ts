@@ -184,6 +184,12 @@ describe.each(CONFIGS)("wasm target ($name)", (config) => {
     const step = k.trainStep(net, (logits, y) => F.crossEntropy(logits, y!), k.optim.adam({ lr: 1e-2 }));
     await check({ name: "mlp adam step", fn: step as unknown as Fn, specs: [f([8, 12]), i([8])] }, config);
   });
+
+  test("one SGD step of a wider MLP (blocked contractions forward and backward) matches the interpreter", async () => {
+    const net = k.nn.sequential(k.nn.linear(96, 64), k.nn.relu(), k.nn.linear(64, 32), k.nn.relu(), k.nn.linear(32, 10));
+    const step = k.trainStep(net, (logits, y) => F.crossEntropy(logits, y!), k.optim.sgd({ lr: 0.1 }));
+    await check({ name: "wide mlp sgd step", fn: step as unknown as Fn, specs: [f([16, 96]), i([16])], intRange: 10, atol: 2e-5, rtol: 2e-4 }, config);
+  });
 });
 
 describe("wasm target through k.compile", () => {
@@ -193,5 +199,15 @@ describe("wasm target through k.compile", () => {
     // [1,2,3]·[1,0,-1] = -2 → 0, [1,2,3]·[-1,2,0.5] = 4.5; [4,5,6]·[1,0,-1] = -2 → 0, [4,5,6]·[-1,2,0.5] = 9
     expect(Array.from(out.data)).toEqual([0, 4.5, 0, 9]);
     expect(exe.stats).toMatchObject({ kernels: 1, bytesRead: 48, bytesWritten: 16 });
+  });
+});
+
+describe("the cpu target", () => {
+  test("resolves to wasm here, is not listed twice among available targets, and runs", async () => {
+    expect(await k.availableTargets()).toContain("wasm");
+    expect(await k.availableTargets()).not.toContain("cpu");
+    const exe = await k.compile((x: k.Tensor) => x.mul(2).add(1), [f([5])], { target: "cpu", threads: 1 });
+    const out = (await exe.run([[0, 1, 2, 3, -4]])) as { data: ArrayLike<number> };
+    expect(Array.from(out.data)).toEqual([1, 3, 5, 7, -7]);
   });
 });
