@@ -1,0 +1,100 @@
+// The WebGPU runtime's contract: a run is one queue submission; state (parameters, optimizer
+// moments) stays on the device across runs and is not uploaded again; only the requested
+// outputs are read back; "auto" never picks a software adapter. Counts come from wrapping
+// the device queue, trajectories from the reference interpreter.
+
+import { afterEach, describe, expect, test } from "vitest";
+import * as k from "kiln";
+import { compileWebGpu } from "../../codegen/wgsl/target.ts";
+import type { HostTensor } from "../../compiler/util/host-tensor.ts";
+import { resolveTarget } from "../../dsl/targets.ts";
+import { WebGpuArtifactRunner } from "../../runtime/webgpu/run-artifact.ts";
+import { webGpuTestEnv } from "../util/webgpu-env.ts";
+
+const env = await webGpuTestEnv();
+const F = k.nn.functional;
+
+interface QueueCounts {
+  submits: number;
+  writes: string[];
+}
+
+/** Counts submissions and uploads (by GPU buffer label) until the returned restore is called. */
+function countQueue(queue: GPUQueue): { counts: QueueCounts; restore: () => void } {
+  const counts: QueueCounts = { submits: 0, writes: [] };
+  const submit = queue.submit.bind(queue);
+  const writeBuffer = queue.writeBuffer.bind(queue);
+  queue.submit = (buffers) => {
+    counts.submits++;
+    submit(buffers);
+  };
+  queue.writeBuffer = ((buffer: GPUBuffer, ...rest: never[]) => {
+    counts.writes.push(buffer.label);
+    (writeBuffer as (...a: unknown[]) => void)(buffer, ...rest);
+  }) as GPUQueue["writeBuffer"];
+  return { counts, restore: () => Object.assign(queue, { submit, writeBuffer }) };
+}
+
+let restore: (() => void) | undefined;
+afterEach(() => restore?.());
+
+const x = Array.from({ length: 32 }, (_, j) => Math.sin(j));
+const y = Array.from({ length: 16 }, (_, j) => j % 2);
+
+function makeStep() {
+  k.manualSeed(5);
+  const net = k.nn.sequential(k.nn.linear(2, 8), k.nn.relu(), k.nn.linear(8, 2));
+  return k.trainStep(net, (logits, t) => F.crossEntropy(logits, t!), k.optim.adam({ lr: 0.05 }));
+}
+
+describe.skipIf(!env.available)("webgpu runtime", () => {
+  test("a training step is one submission; parameters and optimizer state are uploaded once", async () => {
+    const exe = await k.compile(makeStep(), [k.f32([16, 2]), k.i32([16])], { target: "webgpu" });
+    const q = countQueue(env.context!.device.queue);
+    restore = q.restore;
+    await exe.run([x, y]);
+    const firstWrites = q.counts.writes.length;
+    expect(q.counts.submits).toBe(1);
+    await exe.run([x, y]);
+    await exe.run([x, y]);
+    expect(q.counts.submits).toBe(3);
+    // Runs 2 and 3 upload only the batch (x, y): the state written by run 1 is still on the device.
+    expect(q.counts.writes.length - firstWrites).toBe(4);
+    expect(firstWrites).toBeGreaterThan(4);
+  });
+
+  test("reading back only the loss keeps the state on the device; the trajectory matches the reference", async () => {
+    const step = makeStep();
+    const ref = await k.compile(step, [k.f32([16, 2]), k.i32([16])], { target: "reference" });
+    const wantLosses: number[] = [];
+    for (let n = 0; n < 3; n++) wantLosses.push(((await ref.run([x, y])) as { loss: { data: ArrayLike<number> } }).loss.data[0]!);
+
+    const graph = ref.graph;
+    const compiled = compileWebGpu(graph, { limits: env.context!.limits });
+    const runner = await WebGpuArtifactRunner.create(env.context!.device, compiled.artifact);
+    // The state the reference started from: the same seeded initialization, compiled afresh.
+    const fresh = await k.compile(makeStep(), [k.f32([16, 2]), k.i32([16])], { target: "reference" });
+    const inputs: Record<string, HostTensor> = { ...fresh.state() };
+    const [xName, yName] = graph.inputs.slice(0, 2).map((id) => (graph.nodes[id] as { name: string }).name);
+    inputs[xName!] = { dtype: "f32", shape: [16, 2], data: Float64Array.from(x) };
+    inputs[yName!] = { dtype: "i32", shape: [16], data: Int32Array.from(y) };
+    const q = countQueue(env.context!.device.queue);
+    restore = q.restore;
+    const losses: number[] = [];
+    for (let n = 0; n < 3; n++) {
+      const out = await runner.run(inputs, { readback: ["loss"] });
+      expect(Object.keys(out)).toEqual(["loss"]);
+      losses.push(out["loss"]!.data[0]!);
+    }
+    runner.destroy();
+    losses.forEach((v, j) => expect(Math.abs(v - wantLosses[j]!)).toBeLessThanOrEqual(1e-5 + 1e-4 * Math.abs(wantLosses[j]!)));
+    expect(q.counts.submits).toBe(3);
+  });
+
+  test('"auto" picks webgpu only on a hardware adapter', async () => {
+    const auto = await resolveTarget("auto");
+    if (env.context!.adapter.software) expect(auto.name).not.toBe("webgpu");
+    else expect(auto.name).toBe("webgpu");
+    expect((await resolveTarget("webgpu")).name).toBe("webgpu");
+  });
+});
