@@ -11,6 +11,7 @@
 #
 # usage: bash bench/gpu-check.sh            results and logs in ${OUT:-out/gpu-check}/
 #        SKIP_BENCH=1 bash bench/gpu-check.sh   (tests and artifact only)
+#        PROJECT_TESTS=1 …   also the project's every-available-target suites (a few minutes more)
 # Exit status: 0 when every check passed; the benchmark never fails the run.
 set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -63,6 +64,10 @@ step device-tests env KILN_CUDA_FUZZ_SEEDS="${KILN_CUDA_FUZZ_SEEDS:-100}" node n
 if grep -q "skipped" "$out/device-tests.log"; then
   echo "   the device tests were skipped: CUDA is not usable here (see $out/device-tests.log)"
   status=1
+fi
+if [ "${PROJECT_TESTS:-0}" = 1 ]; then
+  # The project's suites that run on every available target (cuda among them on a GPU).
+  step project-tests node node_modules/vitest/vitest.mjs run test/dsl/functional-targets.test.ts test/dsl/train.test.ts test/dsl/compile.test.ts test/passes/autodiff/compile.test.ts
 fi
 step nvcc-ptx env KILN_REQUIRE_NVCC=1 node node_modules/vitest/vitest.mjs run test/codegen/cuda-nvcc.test.ts
 step artifact bash -c "node bin/kiln.js compile examples/mlp.ts --entry trainStep --target cuda --out '$out/mnist-cuda' && cd '$out/mnist-cuda' && ARCH=$arch ./build.sh && ./run --steps 20 --out ."
