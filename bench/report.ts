@@ -110,7 +110,20 @@ export function formatCase(result: CaseResult): string {
   const widths = header.map((h, i) => Math.max(h.length, ...body.filter((r) => r.length === header.length).map((r) => r[i]!.length)));
   const line = (cells: readonly string[]): string =>
     cells.length === header.length ? cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ") : `${cells[0]!.padEnd(widths[0]!)}  ${cells[1]}`;
-  return [`\n${result.benchCase.title}`, line(header), ...body.map(line)].join("\n");
+  return [`\n${result.benchCase.title}`, line(header), ...body.map(line), ...result.rows.flatMap(statsLine)].join("\n");
+}
+
+/** Kiln's executor counters (kernels, bytes) under the table, when the target reports them. */
+function statsLine(row: RowResult): string[] {
+  const stats = row.timing.status === "ok" ? row.timing.stats : undefined;
+  if (!stats) return [];
+  const megabytes = (bytes: number | undefined): string => (bytes === undefined ? "?" : `${(bytes / 1e6).toFixed(1)} MB`);
+  const parts = [
+    ...(stats["kernels"] !== undefined ? [`${stats["kernels"]} kernel(s) per step`] : []),
+    ...(stats["bytesRead"] !== undefined || stats["bytesWritten"] !== undefined ? [`${megabytes(stats["bytesRead"])} read, ${megabytes(stats["bytesWritten"])} written`] : []),
+    ...(stats["peakBytes"] !== undefined ? [`peak ${megabytes(stats["peakBytes"])}`] : []),
+  ];
+  return parts.length > 0 ? [`  ${row.runner}: ${parts.join(", ")}`] : [];
 }
 
 export function formatFooter(record: BenchRecord): string {
