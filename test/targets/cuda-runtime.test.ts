@@ -6,6 +6,7 @@
 
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
+import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, test } from "vitest";
 import * as k from "kiln";
@@ -14,7 +15,7 @@ import { buildFakeDriver, buildFakeNvcc, hasCxx } from "../util/nvcc.ts";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 const addon = `${root}runtime/cuda/build/Release/kiln_cuda.node`;
-const hasNodeHeaders = existsSync("/usr/include/node/node.h") || existsSync(`${process.execPath}/../../include/node/node.h`);
+const hasNodeHeaders = [resolve(process.execPath, "../../include/node/node_api.h"), "/usr/include/node/node_api.h", `${root}.tools/node-headers/include/node/node_api.h`].some((f) => existsSync(f));
 const realDriver = spawnSync("sh", ["-c", "ldconfig -p 2>/dev/null | grep -q libcuda.so.1"]).status === 0;
 
 describe.runIf(hasCxx() && hasNodeHeaders)("cuda runtime without a GPU", () => {
