@@ -110,7 +110,7 @@ export function formatCase(result: CaseResult): string {
   const widths = header.map((h, i) => Math.max(h.length, ...body.filter((r) => r.length === header.length).map((r) => r[i]!.length)));
   const line = (cells: readonly string[]): string =>
     cells.length === header.length ? cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ") : `${cells[0]!.padEnd(widths[0]!)}  ${cells[1]}`;
-  return [`\n${result.benchCase.title}`, line(header), ...body.map(line), ...result.rows.flatMap(statsLine)].join("\n");
+  return [`\n${result.benchCase.title}`, line(header), ...body.map(line), ...result.rows.slice(0, 1).flatMap(statsLine)].join("\n");
 }
 
 /** Kiln's executor counters (kernels, bytes) under the table, when the target reports them. */
