@@ -126,14 +126,21 @@ export class WasmArtifactRunner {
     }
   }
 
-  /** Launches every kernel once over what memory holds now. */
-  execute(): void {
-    for (const l of this.launches) {
+  /** Launches every kernel once over what memory holds now; `profileMs[i]` accumulates launch i's time. */
+  execute(profileMs?: number[]): void {
+    this.launches.forEach((l, i) => {
+      const t0 = profileMs ? performance.now() : 0;
       if (this.pool && l.extent > 1 && l.work >= this.minParallelWork) {
         const grain = l.extent >= 16 * this.pool.threads ? 4 : 1;
         this.pool.launch(l.kernel, l.section, l.extent, grain, (lo, hi) => l.fn(lo, hi, 0));
       } else l.fn(0, l.extent, 0);
-    }
+      if (profileMs) profileMs[i] = (profileMs[i] ?? 0) + performance.now() - t0;
+    });
+  }
+
+  /** "kernel name / section" of each launch, in `execute` order. */
+  launchNames(): string[] {
+    return this.launches.map((l) => `${this.artifact.kernels[l.kernel]!.name}/s${l.section}`);
   }
 
   read(): Record<string, RuntimeTensor> {
