@@ -65,7 +65,12 @@ interface BrowserSetup {
 
 async function openBrowser(origin: string): Promise<BrowserSetup> {
   if (!existsSync(CHROMIUM)) return { webgpu: false, notice: `no Chromium at ${CHROMIUM}` };
-  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS });
+  let browser: Browser;
+  try {
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS });
+  } catch (e) {
+    return { webgpu: false, notice: `Chromium at ${CHROMIUM} did not start: ${(e as Error).message.split("\n")[0]}` };
+  }
   const page = await browser.newPage();
   await page.goto(`${origin}/`);
   const adapter = await page.evaluate(async () => {
