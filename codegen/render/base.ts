@@ -118,6 +118,13 @@ export function parallelDepthOf(s: Section, items: readonly ScheduleItem[]): num
 
 export { scheduleSection };
 
+/** Renders the given (reduction-free) expressions in id order: a hand-built loop nest's body. */
+export function renderExprList(s: Section, ids: Iterable<ExprId>, d: CLikeDialect, access: BufferAccess, indent: string): string[] {
+  const lines: string[] = [];
+  for (const id of [...ids].sort((a, b) => a - b)) renderExpr(s, id, d, access, indent, lines);
+  return lines;
+}
+
 function renderExpr(s: Section, id: ExprId, d: CLikeDialect, access: BufferAccess, ind: string, lines: string[]): void {
   const e = s.exprs[id]!;
   const name = exprName(id);

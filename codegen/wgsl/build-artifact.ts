@@ -6,9 +6,10 @@
 import type { KernelProgram } from "../../compiler/kernel/kernel-ir.ts";
 import type { Artifact, ArtifactKernel } from "../../runtime/artifact/format.ts";
 import { deviceBytes, planDeviceLayout, type WebGpuLimits } from "./layout.ts";
+import type { TiledMatmulMode } from "./matmul.ts";
 import { renderDispatch } from "./render-wgsl.ts";
 
-export function buildWebGpuArtifact(program: KernelProgram, limits: WebGpuLimits): Artifact {
+export function buildWebGpuArtifact(program: KernelProgram, limits: WebGpuLimits, opts: { readonly tiledMatmul?: TiledMatmulMode } = {}): Artifact {
   const layout = planDeviceLayout(program, limits);
   const ctx = {
     dtypeOf: (b: number) => program.buffers[b]!.dtype,
@@ -18,7 +19,7 @@ export function buildWebGpuArtifact(program: KernelProgram, limits: WebGpuLimits
     limits,
   };
   const kernels: ArtifactKernel[] = layout.dispatches.map((d) => {
-    const r = renderDispatch(d, ctx);
+    const r = renderDispatch(d, ctx, opts);
     const written = new Set(d.sections.flatMap((s) => s.stores.map((st) => st.buffer)));
     return {
       name: r.name,

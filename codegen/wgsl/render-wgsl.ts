@@ -8,6 +8,7 @@ import { KilnError } from "../../compiler/util/errors.ts";
 import { parallelDepthOf, renderSectionBody, scheduleSection, type BufferAccess } from "../render/base.ts";
 import { wgslDialect, wgslHelpersFor } from "./dialect.ts";
 import { DEVICE_ELEMENT_BYTES, type BufferPlace, type Dispatch, type WebGpuLimits } from "./layout.ts";
+import { matchContraction, renderTiledMatmul, useTiledMatmul, type TiledMatmulMode } from "./matmul.ts";
 
 export const WORKGROUP_SIZE = 64;
 
@@ -31,11 +32,16 @@ export interface DispatchContext {
   readonly limits: WebGpuLimits;
 }
 
-export function renderDispatch(d: Dispatch, ctx: DispatchContext): RenderedDispatch {
+export interface DispatchBindings {
+  readonly gpuBuffers: readonly number[];
+  readonly decls: readonly string[];
+  readonly access: BufferAccess;
+}
+
+/** One storage binding per GPU buffer the dispatch touches: a typed array unless it is a pack or mixes element types. */
+export function dispatchBindings(d: Dispatch, ctx: DispatchContext): DispatchBindings {
   const written = new Set(d.sections.flatMap((s) => s.stores.map((st) => st.buffer)));
-  // Bindings: one per GPU buffer; a typed array unless it is a pack or mixes element types.
   const gpuBuffers = [...new Set(d.buffers.map((b) => ctx.place[b]!.gpuBuffer))].sort((a, b) => a - b);
-  const bindingOfGpu = new Map(gpuBuffers.map((g, i) => [g, i]));
   const elementOfGpu = new Map<number, StorageElement>();
   for (const g of gpuBuffers) {
     const elems = new Set(d.buffers.filter((b) => ctx.place[b]!.gpuBuffer === g).map((b) => storageElement(ctx.dtypeOf(b))));
@@ -45,7 +51,6 @@ export function renderDispatch(d: Dispatch, ctx: DispatchContext): RenderedDispa
   const decls = gpuBuffers.map(
     (g, i) => `@group(0) @binding(${i}) var<storage, ${writable.has(g) ? "read_write" : "read"}> g${g}: array<${elementOfGpu.get(g)}>; // ${d.buffers.filter((b) => ctx.place[b]!.gpuBuffer === g).map(ctx.nameOf).join(", ")}`,
   );
-
   const element = (buffer: number, index: string): { ref: string; elem: StorageElement } => {
     const p = ctx.place[buffer]!;
     const word = p.offsetBytes / DEVICE_ELEMENT_BYTES;
@@ -63,6 +68,13 @@ export function renderDispatch(d: Dispatch, ctx: DispatchContext): RenderedDispa
       return `${ref} = ${elem === t ? value : `bitcast<${elem}>(${value})`};`;
     },
   };
+  return { gpuBuffers, decls, access };
+}
+
+export function renderDispatch(d: Dispatch, ctx: DispatchContext, opts: { readonly tiledMatmul?: TiledMatmulMode } = {}): RenderedDispatch {
+  const { gpuBuffers, decls, access } = dispatchBindings(d, ctx);
+  const contraction = d.sections.length === 1 ? matchContraction(d.sections[0]!) : undefined;
+  if (contraction && useTiledMatmul(contraction, opts.tiledMatmul ?? "auto")) return renderTiledMatmul(d, contraction, { gpuBuffers, decls, access }, ctx.limits);
 
   const body: string[] = [];
   let threads = 0;

@@ -14,6 +14,7 @@ import { acquireWebGpu, type WebGpuAdapterDescription } from "../../runtime/webg
 import { WebGpuArtifactRunner, type WebGpuRunOptions } from "../../runtime/webgpu/run-artifact.ts";
 import { buildWebGpuArtifact } from "./build-artifact.ts";
 import { webGpuDefaultLimits, type WebGpuLimits } from "./layout.ts";
+import type { TiledMatmulMode } from "./matmul.ts";
 
 export interface WebGpuCompileOptions extends FuseOptions {
   readonly verify?: boolean;
@@ -25,6 +26,8 @@ export interface WebGpuCompileOptions extends FuseOptions {
   readonly tile?: boolean;
   /** Limits to compile for (default WebGPU's guaranteed minimums). */
   readonly limits?: WebGpuLimits;
+  /** Shared-memory tiled kernels for contractions: "auto" (large ones), "always", "never". */
+  readonly tiledMatmul?: TiledMatmulMode;
 }
 
 export interface WebGpuCompiled {
@@ -39,7 +42,7 @@ export function compileWebGpu(graph: Graph, opts: WebGpuCompileOptions = {}): We
   const g = opts.raw ? graph : runPasses(graph, passes, opts.verify ? { verify: true } : {}).graph;
   const plan = planFusion(g, opts);
   const program = lowerProgram(g, plan, { tile: opts.tile ?? false });
-  return { graph: g, plan, program, artifact: buildWebGpuArtifact(program, opts.limits ?? webGpuDefaultLimits) };
+  return { graph: g, plan, program, artifact: buildWebGpuArtifact(program, opts.limits ?? webGpuDefaultLimits, opts.tiledMatmul ? { tiledMatmul: opts.tiledMatmul } : {}) };
 }
 
 export interface WebGpuExecutor {
@@ -63,12 +66,13 @@ export function effectiveLimits(device: GPUSupportedLimits, lower: Partial<WebGp
 export interface WebGpuTargetOptions {
   readonly verify?: boolean;
   readonly limits?: Partial<WebGpuLimits>;
+  readonly tiledMatmul?: TiledMatmulMode;
 }
 
 export async function createWebGpuExecutor(graph: Graph, opts: WebGpuTargetOptions = {}): Promise<WebGpuExecutor> {
   const gpu = await acquireWebGpu();
   if (!gpu) throw new KilnError({ code: "target-unavailable", message: "target 'webgpu': no WebGPU adapter on this machine" });
-  const compiled = compileWebGpu(graph, { verify: opts.verify === true, limits: effectiveLimits(gpu.limits, opts.limits) });
+  const compiled = compileWebGpu(graph, { verify: opts.verify === true, limits: effectiveLimits(gpu.limits, opts.limits), ...(opts.tiledMatmul ? { tiledMatmul: opts.tiledMatmul } : {}) });
   const runner = await WebGpuArtifactRunner.create(gpu.device, compiled.artifact);
   return {
     compiled,

@@ -1,0 +1,177 @@
+// Tiled matmul for a contraction section (a reduce_sum over one k of lhs(row, k) * rhs(k, col),
+// with any elementwise epilogue): a 256-thread workgroup owns a 64x64 output tile, stages
+// 64x16 and 16x64 operand tiles in workgroup memory (each operand element read from storage
+// once per tile instead of once per output), and each thread accumulates a 4x4 register block.
+// The operand expressions (transposes, pads, casts) are rendered as the IR gives them.
+
+import { exprOperands, exprOwnVars, type ExprId, type KExpr, type Section } from "../../compiler/kernel/kernel-ir.ts";
+import type { IndexExpr, IndexVar } from "../../compiler/kernel/index-expr.ts";
+import { exprName, renderExprList, renderIndex } from "../render/base.ts";
+import { wgslDialect, wgslHelpersFor } from "./dialect.ts";
+import type { WebGpuLimits } from "./layout.ts";
+import { foldWorkgroups, type DispatchBindings, type RenderedDispatch } from "./render-wgsl.ts";
+
+/** "auto": contractions with at least 64x64 outputs and k ≥ 16; "always" for tests. */
+export type TiledMatmulMode = "auto" | "always" | "never";
+
+const TILE = 64;
+const TILE_K = 16;
+const THREADS_PER_SIDE = 16;
+const BLOCK = TILE / THREADS_PER_SIDE; // 4x4 outputs per thread
+
+export interface Contraction {
+  readonly reduce: ExprId;
+  readonly k: IndexVar;
+  readonly row: IndexVar;
+  readonly col: IndexVar;
+  readonly batch: readonly IndexVar[];
+  /** Expression ids of each operand's subtree (row-side and col-side). */
+  readonly lhs: { readonly value: ExprId; readonly ids: ReadonlySet<ExprId> };
+  readonly rhs: { readonly value: ExprId; readonly ids: ReadonlySet<ExprId> };
+  /** Live expressions after the reduction (the epilogue), reduction excluded. */
+  readonly epilogue: ReadonlySet<ExprId>;
+}
+
+function closure(s: Section, root: ExprId, stopAt?: ExprId): Set<ExprId> {
+  const seen = new Set<ExprId>();
+  const stack = [root];
+  while (stack.length > 0) {
+    const id = stack.pop()!;
+    if (seen.has(id) || id === stopAt) continue;
+    seen.add(id);
+    stack.push(...exprOperands(s.exprs[id]!));
+  }
+  return seen;
+}
+
+const varsOf = (s: Section, ids: Iterable<ExprId>): Set<string> => {
+  const vs = new Set<string>();
+  for (const id of ids) for (const v of exprOwnVars(s.exprs[id]!)) vs.add(v);
+  return vs;
+};
+
+const isReduce = (e: KExpr): boolean => e.op === "reduce_sum" || e.op === "reduce_max";
+
+/** The section's contraction, when it has exactly one f32 reduce_sum of a row-side times a col-side operand. */
+export function matchContraction(s: Section): Contraction | undefined {
+  if (s.domain.length < 2 || s.tile) return undefined;
+  const live = new Set<ExprId>();
+  for (const st of s.stores) for (const id of closure(s, st.value)) live.add(id);
+  const reduces = [...live].filter((id) => isReduce(s.exprs[id]!));
+  if (reduces.length !== 1) return undefined;
+  const reduce = reduces[0]!;
+  const r = s.exprs[reduce]!;
+  if (r.op !== "reduce_sum" || r.dtype !== "f32" || r.vars.length !== 1) return undefined;
+  const body = s.exprs[r.body]!;
+  if (body.op !== "mul") return undefined;
+  const row = s.domain.at(-2)!;
+  const col = s.domain.at(-1)!;
+  let x = { value: body.x, ids: closure(s, body.x) };
+  let y = { value: body.y, ids: closure(s, body.y) };
+  if (varsOf(s, x.ids).has(col.name)) [x, y] = [y, x];
+  if (varsOf(s, x.ids).has(col.name) || varsOf(s, y.ids).has(row.name)) return undefined;
+  if ([...x.ids, ...y.ids].some((id) => isReduce(s.exprs[id]!))) return undefined;
+  const epilogue = new Set<ExprId>();
+  for (const st of s.stores) for (const id of closure(s, st.value, reduce)) epilogue.add(id);
+  if ([...epilogue].some((id) => isReduce(s.exprs[id]!))) return undefined;
+  return { reduce, k: r.vars[0]!, row, col, batch: s.domain.slice(0, -2), lhs: x, rhs: y, epilogue };
+}
+
+export function useTiledMatmul(c: Contraction, mode: TiledMatmulMode): boolean {
+  if (mode !== "auto") return mode === "always";
+  return c.row.extent >= TILE && c.col.extent >= TILE && c.k.extent >= TILE_K;
+}
+
+export function renderTiledMatmul(d: { readonly name: string; readonly sections: readonly Section[] }, c: Contraction, b: DispatchBindings, limits: WebGpuLimits): RenderedDispatch {
+  const s = d.sections[0]!;
+  const M = c.row.extent;
+  const N = c.col.extent;
+  const K = c.k.extent;
+  const tilesM = Math.ceil(M / TILE);
+  const tilesN = Math.ceil(N / TILE);
+  const batchCount = c.batch.reduce((a, v) => a * v.extent, 1);
+  const total = batchCount * tilesM * tilesN;
+  const workgroups = foldWorkgroups(total, d.name, limits.maxComputeWorkgroupsPerDimension);
+  const [nx, ny] = workgroups;
+  const render = (ids: Iterable<ExprId>, indent: string): string[] => renderExprList(s, ids, wgslDialect, b.access, indent);
+
+  const body: string[] = [];
+  let stride = batchCount;
+  for (const v of c.batch) {
+    stride /= v.extent;
+    body.push(`  let ${v.name}: i32 = (batch / ${stride}) % ${v.extent};`);
+  }
+  body.push(
+    `  let ty = lid / ${THREADS_PER_SIDE};`,
+    `  let tx = lid % ${THREADS_PER_SIDE};`,
+    `  var acc: array<f32, ${BLOCK * BLOCK}>;`,
+    `  for (var k0: i32 = 0; k0 < ${K}; k0 += ${TILE_K}) {`,
+    `    for (var l: i32 = lid; l < ${TILE * TILE_K}; l += ${THREADS_PER_SIDE * THREADS_PER_SIDE}) {`,
+    `      {`,
+    `        let ${c.row.name}: i32 = tileRow + l / ${TILE_K};`,
+    `        let ${c.k.name}: i32 = k0 + l % ${TILE_K};`,
+    `        var v: f32 = 0.0f;`,
+    `        if (${c.row.name} < ${M} && ${c.k.name} < ${K}) {`,
+    ...render(c.lhs.ids, "          "),
+    `          v = ${exprName(c.lhs.value)};`,
+    `        }`,
+    `        tileA[l] = v;`,
+    `      }`,
+    `      {`,
+    `        let ${c.k.name}: i32 = k0 + l / ${TILE};`,
+    `        let ${c.col.name}: i32 = tileCol + l % ${TILE};`,
+    `        var v: f32 = 0.0f;`,
+    `        if (${c.k.name} < ${K} && ${c.col.name} < ${N}) {`,
+    ...render(c.rhs.ids, "          "),
+    `          v = ${exprName(c.rhs.value)};`,
+    `        }`,
+    `        tileB[l] = v;`,
+    `      }`,
+    `    }`,
+    `    workgroupBarrier();`,
+    `    for (var kk: i32 = 0; kk < ${TILE_K}; kk++) {`,
+  );
+  for (let i = 0; i < BLOCK; i++) body.push(`      let a${i} = tileA[(ty + ${i * THREADS_PER_SIDE}) * ${TILE_K} + kk];`);
+  for (let j = 0; j < BLOCK; j++) body.push(`      let b${j} = tileB[kk * ${TILE} + tx + ${j * THREADS_PER_SIDE}];`);
+  for (let i = 0; i < BLOCK; i++) for (let j = 0; j < BLOCK; j++) body.push(`      acc[${i * BLOCK + j}] = fma(a${i}, b${j}, acc[${i * BLOCK + j}]);`);
+  body.push(
+    `    }`,
+    `    workgroupBarrier();`,
+    `  }`,
+    `  for (var i: i32 = 0; i < ${BLOCK}; i++) {`,
+    `    for (var j: i32 = 0; j < ${BLOCK}; j++) {`,
+    `      let ${c.row.name}: i32 = tileRow + ty + ${THREADS_PER_SIDE} * i;`,
+    `      let ${c.col.name}: i32 = tileCol + tx + ${THREADS_PER_SIDE} * j;`,
+    `      if (${c.row.name} < ${M} && ${c.col.name} < ${N}) {`,
+    `        let ${exprName(c.reduce)}: f32 = acc[i * ${BLOCK} + j];`,
+    ...render(c.epilogue, "        "),
+    ...s.stores.map((st) => `        ${b.access.store(st.buffer, renderStoreIndex(st.index), exprName(st.value), s.exprs[st.value]!.dtype)}`),
+    `      }`,
+    `    }`,
+    `  }`,
+  );
+  const bodyText = body.join("\n");
+  const source = [
+    `// ${d.name}: tiled matmul, ${TILE}x${TILE} outputs per workgroup, ${BLOCK}x${BLOCK} per thread, k step ${TILE_K}`,
+    ...b.decls,
+    `var<workgroup> tileA: array<f32, ${TILE * TILE_K}>;`,
+    `var<workgroup> tileB: array<f32, ${TILE_K * TILE}>;`,
+    ...wgslHelpersFor(bodyText),
+    "",
+    `@compute @workgroup_size(${THREADS_PER_SIDE * THREADS_PER_SIDE})`,
+    "fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lidu: u32) {",
+    `  let wg = i32((wid.z * ${Math.max(ny, 1)}u + wid.y) * ${Math.max(nx, 1)}u + wid.x);`,
+    // Uniform per workgroup (workgroup_id), so the barriers below stay in uniform control flow.
+    `  if (wg >= ${total}) { return; }`,
+    "  let lid = i32(lidu);",
+    `  let tileCol = (wg % ${tilesN}) * ${TILE};`,
+    `  let tileRow = ((wg / ${tilesN}) % ${tilesM}) * ${TILE};`,
+    `  let batch = wg / ${tilesN * tilesM};`,
+    bodyText,
+    "}",
+    "",
+  ].join("\n");
+  return { name: d.name, source, bindings: b.gpuBuffers, workgroups };
+}
+
+const renderStoreIndex = (index: IndexExpr): string => renderIndex(index, wgslDialect);
