@@ -151,7 +151,8 @@ describe.skipIf(!env.available).each([
   ["composites", composites],
   ["gradients", gradients],
 ] as const)("webgpu target: %s", (_group, cases) => {
-  test.each(cases.map((c) => [c.name, c] as const))("%s", (_name, c) => check(c));
+  // Generous timeouts: lavapipe JIT-compiles each new shader on first use (seconds on 2 busy cores).
+  test.each(cases.map((c) => [c.name, c] as const))("%s", (_name, c) => check(c), 180_000);
 });
 
 describe.skipIf(!env.available)("webgpu target: models", () => {
@@ -159,7 +160,7 @@ describe.skipIf(!env.available)("webgpu target: models", () => {
     const net = k.nn.sequential(k.nn.linear(12, 16), k.nn.relu(), k.nn.linear(16, 4));
     const step = k.trainStep(net, (logits, y) => F.crossEntropy(logits, y!), k.optim.adam({ lr: 1e-2 }));
     await check({ name: "mlp adam step", fn: step as unknown as Fn, specs: [f([8, 12]), i([8])] });
-  });
+  }, 180_000);
 
   test("three Adam steps with gradient clipping follow the reference trajectory (state kept between runs)", async () => {
     const x = Array.from({ length: 32 }, (_, j) => Math.sin(j));
@@ -177,11 +178,11 @@ describe.skipIf(!env.available)("webgpu target: models", () => {
     const got = await trajectory("webgpu");
     for (const [a, e] of [[got.losses, want.losses], [got.weight, want.weight]] as const)
       a.forEach((v, j) => expect(Math.abs(v - e[j]!)).toBeLessThanOrEqual(1e-5 + 1e-4 * Math.abs(e[j]!)));
-  });
+  }, 180_000);
 
   test("the examples' MNIST MLP forward program and AdamW train step match the interpreter", async () => {
     await check({ name: "examples mlp forward", fn: mlpForward as Fn, specs: [f([BATCH, IN_FEATURES]), f([HIDDEN, IN_FEATURES]), f([HIDDEN]), f([CLASSES, HIDDEN]), f([CLASSES])], range: [-0.1, 0.1] });
     const range = (name: string): readonly [number, number] => (name.startsWith("opt.") ? [0, 0] : name.includes(".") ? [-0.05, 0.05] : [0, 1]);
     await check({ name: "examples mlp train step", fn: trainStep.fn as unknown as Fn, specs: [f([BATCH, IN_FEATURES]), i([BATCH])], intRange: CLASSES, range });
-  });
+  }, 180_000);
 });

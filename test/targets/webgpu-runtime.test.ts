@@ -61,7 +61,7 @@ describe.skipIf(!env.available)("webgpu runtime", () => {
     // Runs 2 and 3 upload only the batch (x, y): the state written by run 1 is still on the device.
     expect(q.counts.writes.length - firstWrites).toBe(4);
     expect(firstWrites).toBeGreaterThan(4);
-  });
+  }, 180_000);
 
   test("reading back only the loss keeps the state on the device; the trajectory matches the reference", async () => {
     const step = makeStep();
@@ -89,7 +89,7 @@ describe.skipIf(!env.available)("webgpu runtime", () => {
     runner.destroy();
     losses.forEach((v, j) => expect(Math.abs(v - wantLosses[j]!)).toBeLessThanOrEqual(1e-5 + 1e-4 * Math.abs(wantLosses[j]!)));
     expect(q.counts.submits).toBe(3);
-  });
+  }, 180_000);
 
   test('"auto" picks webgpu only on a hardware adapter', async () => {
     const auto = await resolveTarget("auto");

@@ -1,0 +1,44 @@
+// On-demand timings of the webgpu target (skipped unless KILN_WEBGPU_BENCH=1; never a CI
+// assertion): a 1024³ matmul, tiled and naive, and a fused elementwise chain over 4M
+// elements. Reports the first run (shader JIT included) and the best of three.
+//   KILN_WEBGPU_BENCH=1 npx vitest run test/targets/webgpu-bench.test.ts
+
+import { describe, test } from "vitest";
+import * as k from "kiln";
+import { compileWebGpu } from "../../codegen/wgsl/target.ts";
+import type { TiledMatmulMode } from "../../codegen/wgsl/matmul.ts";
+import type { HostTensor } from "../../compiler/util/host-tensor.ts";
+import { WebGpuArtifactRunner } from "../../runtime/webgpu/run-artifact.ts";
+import { webGpuTestEnv } from "../util/webgpu-env.ts";
+
+const env = await webGpuTestEnv();
+const N = 1024;
+
+const cases: [string, (...x: k.Tensor[]) => k.Tensor, k.InputSpec[], TiledMatmulMode, number][] = [
+  ["matmul 1024³, tiled", (a, b) => a.matmul(b), [k.f32([N, N]), k.f32([N, N])], "always", 2 * N ** 3],
+  ["matmul 1024³, one thread per output", (a, b) => a.matmul(b), [k.f32([N, N]), k.f32([N, N])], "never", 2 * N ** 3],
+  ["elementwise chain, 2048x2048 (7 ops fused)", (x, y) => x.mul(y).add(1).exp().mul(x).relu().sub(y.sin()), [k.f32([2048, 2048]), k.f32([2048, 2048])], "never", 0],
+];
+
+describe.skipIf(!env.available || process.env["KILN_WEBGPU_BENCH"] !== "1")("webgpu timings", () => {
+  test.each(cases)("%s", async (name, fn, specs, mode, flops) => {
+    const g = k.traceFunction("bench", fn as never, specs).graph;
+    const compiled = compileWebGpu(g, { limits: env.context!.limits, tiledMatmul: mode });
+    const runner = await WebGpuArtifactRunner.create(env.context!.device, compiled.artifact);
+    const inputs: Record<string, HostTensor> = {};
+    for (const io of compiled.artifact.inputs) inputs[io.name] = { dtype: "f32", shape: io.shape, data: new Float32Array(io.shape.reduce((a, b) => a * b, 1)).fill(0.5) };
+    let t0 = performance.now();
+    await runner.run(inputs, { readback: [] });
+    const first = performance.now() - t0;
+    const times: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      t0 = performance.now();
+      await runner.run(inputs, { readback: [] });
+      times.push(performance.now() - t0);
+    }
+    runner.destroy();
+    const best = Math.min(...times);
+    const a = env.context!.adapter;
+    console.log(`${name} on ${a.description}: first run ${first.toFixed(0)} ms, best of 3 ${best.toFixed(1)} ms${flops ? `, ${(flops / best / 1e6).toFixed(2)} GFLOP/s` : ""}`);
+  }, 600_000);
+});
