@@ -11,7 +11,7 @@ import { kernelFileNames, MANIFEST_FILE, manifestOf, WEIGHTS_FILE, type Manifest
 import { encodeSafetensors, type NamedTensor } from "../runtime/artifact/safetensors.ts";
 import { printGraph } from "./ir/printer.ts";
 import type { Graph } from "./ir/types.ts";
-import { generateLoaderSource, rewriteTsSpecifiers, runtimeEntryModules, transpileToModule } from "./loader-gen.ts";
+import { generateLoaderSource, hasStandaloneLoader, rewriteTsSpecifiers, runtimeEntryModules, transpileToModule } from "./loader-gen.ts";
 import { KilnError } from "./util/errors.ts";
 
 export const GRAPH_FILE = "graph.kir";
@@ -22,7 +22,7 @@ export interface ArtifactFolderInput {
   readonly graph: Graph;
   /** Initial values of the state inputs (exe.state()): parameters and optimizer state. */
   readonly state?: Readonly<Record<string, NamedTensor>>;
-  /** Skip the loader and runtime files (manifest, kernels, weights only). Default false. */
+  /** Skip the loader and runtime files (manifest, kernels, weights only). Default: only for targets without a JS runtime (cuda). */
   readonly withoutLoader?: boolean;
 }
 
@@ -55,7 +55,7 @@ export function buildArtifactFolder(input: ArtifactFolderInput): ArtifactFolder 
   const hashes = (): Record<string, string> => Object.fromEntries([...files].sort(([a], [b]) => (a < b ? -1 : 1)).map(([name, bytes]) => [name, sha256Hex(bytes)]));
   const graphHash = sha256Hex(graphText);
   let manifest = manifestOf(artifact, { graphHash, stateNames, kernelFiles, files: hashes() });
-  if (input.withoutLoader !== true) {
+  if (input.withoutLoader !== true && hasStandaloneLoader(artifact.target)) {
     for (const [name, text] of runtimeFiles(artifact.target)) files.set(name, utf8(text));
     const loader = generateLoaderSource(manifest);
     files.set("index.ts", utf8(loader));

@@ -41,6 +41,8 @@ const TARGET_RUNTIMES: Readonly<Record<string, TargetRuntime>> = {
   },
 };
 
+export const hasStandaloneLoader = (target: string): boolean => TARGET_RUNTIMES[target] !== undefined;
+
 /** The runtime's modules a loader for `target` needs, as repo-relative paths (their own imports not included). */
 export function runtimeEntryModules(target: string): readonly string[] {
   return [...runtimeOf(target).modules, "runtime/artifact/load.ts"];

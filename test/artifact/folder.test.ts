@@ -12,6 +12,7 @@ import { fileURLToPath } from "node:url";
 import { beforeAll, describe, expect, test } from "vitest";
 import * as k from "kiln";
 import ts from "typescript";
+import { buildArtifactFolder } from "../../compiler/emit-artifact.ts";
 import { printGraph } from "../../compiler/ir/printer.ts";
 import { createModel, loadArtifact } from "../../runtime/artifact/load.ts";
 import { ArtifactInvalidError, type Manifest } from "../../runtime/artifact/manifest.ts";
@@ -153,6 +154,16 @@ export { lossShape, weightShape };
     expect(Array.from(out["doubled"]!.data)).toEqual([2, 4, 6, 8, 10, 12]);
     await expect(model.run({ a })).rejects.toThrow("run: missing input 'b' (f32[2,3])");
     await expect(model.run({ a, b: Float32Array.of(1) })).rejects.toThrow("run: input 'b' has 1 elements, expected 6");
+  });
+
+  test("a target without a JS runtime gets manifest, kernels and weights only; a custom reader loads them", async () => {
+    const artifact = { ...exe.artifact!, target: "cuda" };
+    const folder = buildArtifactFolder({ artifact, graph: exe.graph, state: initialState });
+    const names = [...folder.files.keys()].sort();
+    expect(names).toEqual(["graph.kir", "manifest.json", ...artifact.kernels.map((kernel) => `kernels/${kernel.name}.cu`), "weights.safetensors"].sort());
+    const loaded = await loadArtifact(async (file) => folder.files.get(file));
+    expect(loaded.artifact.kernels.map((kernel) => kernel.source)).toEqual(artifact.kernels.map((kernel) => kernel.source));
+    expect(loaded.artifact.target).toBe("cuda");
   });
 
   test("the reference target has no artifact to save", async () => {
