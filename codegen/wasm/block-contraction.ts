@@ -11,20 +11,86 @@
 // The block loops run column blocks outside row blocks when the left operand is the smaller
 // (it is re-read per column block while the right operand's panel stays in cache).
 
-import { addIndex, constIndex, fromAtom, indexVar, indexVars, mulIndex, substitute, type IndexExpr, type IndexVar } from "../../compiler/kernel/index-expr.ts";
-import { exprOperands, exprOwnVars, SectionBuilder, type KernelProgram, type KExpr, type Section } from "../../compiler/kernel/kernel-ir.ts";
+import { addIndex, constIndex, divIndex, flatIndex, fromAtom, indexDataRefs, indexVar, indexVars, modIndex, mulIndex, substitute, type IndexExpr, type IndexVar } from "../../compiler/kernel/index-expr.ts";
+import { exprOperands, exprOwnVars, SectionBuilder, type BufferDecl, type Kernel, type KernelProgram, type KExpr, type Section } from "../../compiler/kernel/kernel-ir.ts";
 import { copyExprs } from "../../compiler/kernel/tile.ts";
 import { linearStride } from "./emit-index.ts";
 
 const LANES = 4;
 
 export function blockContractions(p: KernelProgram): KernelProgram {
-  return { ...p, kernels: p.kernels.map((k) => ({ ...k, sections: k.sections.map(blockSection) })) };
+  const buffers = [...p.buffers];
+  const kernels: Kernel[] = [];
+  for (const k of p.kernels) {
+    const packs: Kernel[] = [];
+    const sections = k.sections.map((s) => {
+      const packed = packRightOperand(s, buffers);
+      if (packed) packs.push(packed.kernel);
+      return packed ? blockSection(packed.section, true) : blockSection(s);
+    });
+    kernels.push(...packs);
+    const reads = new Set(k.reads);
+    for (const s of sections) for (const e of s.exprs) if (e.op === "load") reads.add(e.buffer);
+    kernels.push({ ...k, sections, reads: [...reads].sort((a, b) => a - b) });
+  }
+  return { ...p, buffers, kernels };
+}
+
+/** Column blocks of the packed right operand: 8 floats (two f32x4) per k. */
+const PANEL = 8;
+/** Pack only operands past this size (smaller ones stay in cache unpacked). */
+const PACK_MIN_BYTES = 1 << 20;
+
+/**
+ * A big right operand B[k, j] read along j is repacked into panels P[j / 8][k][j % 8] by a
+ * kernel launched first, so the blocked loop over k streams one contiguous panel instead of
+ * touching a new cache line (and page) per k at stride N: the panel copy costs one pass over
+ * B and saves M/4 strided ones.
+ */
+function packRightOperand(s: Section, buffers: BufferDecl[]): { kernel: Kernel; section: Section } | undefined {
+  const rank = s.domain.length;
+  if (rank < 2) return undefined;
+  const colVar = s.domain[rank - 1]!;
+  if (colVar.extent % PANEL !== 0) return undefined;
+  const free = freeVars(s.exprs);
+  const contraction = s.exprs.find((e, id) => e.op === "reduce_sum" && s.exprs[e.body]?.op === "mul" && free[id]!.has(s.domain[rank - 2]!.name) && free[id]!.has(colVar.name));
+  if (!contraction || contraction.op !== "reduce_sum" || contraction.vars.length !== 1) return undefined;
+  const kVar = contraction.vars[0]!;
+  const bId = s.exprs.findIndex((e) => {
+    if (e.op !== "load" || e.valid === false || e.valid.length > 0 || e.dtype !== "f32") return false;
+    const vars = indexVars(e.index);
+    return vars.size === 2 && vars.has(kVar.name) && vars.has(colVar.name) && linearStride(e.index, colVar.name) === 1 && indexDataRefs(e.index).size === 0;
+  });
+  if (bId < 0 || kVar.extent * colVar.extent * 4 < PACK_MIN_BYTES) return undefined;
+  const bLoad = s.exprs[bId] as Extract<KExpr, { op: "load" }>;
+  const panels = colVar.extent / PANEL;
+  const packId = buffers.length;
+  buffers.push({ id: packId, name: `pack${packId}`, dtype: "f32", shape: [panels, kVar.extent, PANEL], kind: "temp" });
+  // The packing section: P[p, k, c] = B[k, 8p + c].
+  const p = indexVar("pp", panels);
+  const k = indexVar("pk", kVar.extent);
+  const c = indexVar("pc", PANEL);
+  const sb = new SectionBuilder([p, k, c]);
+  const source = substitute(
+    bLoad.index,
+    new Map([
+      [kVar.name, fromAtom(k)],
+      [colVar.name, addIndex(mulIndex(fromAtom(p), PANEL), fromAtom(c))],
+    ]),
+  );
+  const value = sb.add({ op: "load", buffer: bLoad.buffer, index: source, valid: [], dtype: "f32" });
+  sb.store(packId, flatIndex([fromAtom(p), fromAtom(k), fromAtom(c)], [panels, kVar.extent, PANEL]), value);
+  const kernel: Kernel = { name: `pack_b${bLoad.buffer}`, sections: [sb.build()], reads: [bLoad.buffer], writes: [packId] };
+  const j = fromAtom(colVar);
+  const packedIndex = flatIndex([divIndex(j, PANEL), fromAtom(kVar), modIndex(j, PANEL)], [panels, kVar.extent, PANEL]);
+  const exprs = s.exprs.map((e, id) => (id === bId ? { ...bLoad, buffer: packId, index: packedIndex } : e));
+  return { kernel, section: { ...s, exprs } };
 }
 
 const largestDivisor = (extent: number, options: readonly number[]): number => options.find((o) => extent % o === 0 && extent >= o) ?? 1;
 
-export function blockSection(s: Section): Section {
+/** `packed`: the right operand was packed into 8-column panels (column form, 8 columns per block). */
+export function blockSection(s: Section, packed = false): Section {
   const rank = s.domain.length;
   if (rank < 2) return s;
   const rowVar = s.domain[rank - 2]!;
@@ -39,9 +105,9 @@ export function blockSection(s: Section): Section {
   const colContiguous = loads.every((l) => !indexVars(l.index).has(colVar.name) || linearStride(l.index, colVar.name) === 1);
   const kContiguous = loads.every((l) => linearStride(l.index, kVar.name) === 1);
   const leftSmaller = rowVar.extent <= colVar.extent;
-  if (colContiguous && colVar.extent % LANES === 0) {
+  if (packed || (colContiguous && colVar.extent % LANES === 0)) {
     const rows = largestDivisor(rowVar.extent, [4, 2, 1]);
-    const vectors = largestDivisor(colVar.extent / LANES, [2, 1]);
+    const vectors = packed ? PANEL / LANES : largestDivisor(colVar.extent / LANES, [2, 1]);
     return copyBlock(s, rowVar, colVar, rows, vectors * LANES, true, leftSmaller);
   }
   if (kContiguous && kVar.extent >= 2 * LANES) {
