@@ -86,7 +86,10 @@ export function compileToPtx(device: CudaDevice, source: string, name: string): 
   const dir = mkdtempSync(join(tmpdir(), "kiln-cuda-"));
   try {
     writeFileSync(join(dir, "kernels.cu"), source);
-    const r = spawnSync(nvcc, ["-ptx", `-arch=${device.arch}`, "kernels.cu", "-o", "kernels.ptx"], { cwd: dir, encoding: "utf8" });
+    const ptxFor = (arch: string) => spawnSync(nvcc, ["-ptx", `-arch=${arch}`, "kernels.cu", "-o", "kernels.ptx"], { cwd: dir, encoding: "utf8" });
+    let r = ptxFor(device.arch);
+    // A GPU newer than this nvcc: sm_80 PTX, which the driver JIT-compiles for any later GPU.
+    if (r.status !== 0 && /arch|architecture/i.test(r.stderr)) r = ptxFor("sm_80");
     if (r.status !== 0) throw new Error(`nvcc -ptx failed for ${name}:\n${r.stderr}`);
     return readFileSync(join(dir, "kernels.ptx"), "utf8");
   } finally {
