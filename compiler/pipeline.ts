@@ -12,6 +12,7 @@ import type { Graph } from "./ir/types.ts";
 import { cse } from "./passes/cse.ts";
 import { dce } from "./passes/dce.ts";
 import { simplify } from "./passes/simplify.ts";
+import { fuse } from "./passes/fuse.ts";
 import { KilnError } from "./util/errors.ts";
 
 export interface PipelineOptions {
@@ -71,7 +72,7 @@ export interface PipelineResult {
 }
 
 /** The default pipeline, in order. Later stages append here (e.g. `fuse`). */
-export const defaultPasses: readonly Pass[] = [simplify];
+export const defaultPasses: readonly Pass[] = [simplify, fuse];
 
 /** Passes that can be named (in --after, in a `.kir` RUN line) without being in the default list. */
 const extraPasses: readonly Pass[] = [cse, dce];
@@ -82,8 +83,12 @@ export function knownPasses(): Pass[] {
   return [...byName.values()];
 }
 
+/** Other spellings people reach for (`--after fusion`). */
+const passAliases: Readonly<Record<string, string>> = { fusion: "fuse" };
+
 export function passByName(name: string): Pass {
-  const pass = knownPasses().find((p) => p.name === name);
+  const canonical = passAliases[name] ?? name;
+  const pass = knownPasses().find((p) => p.name === canonical);
   if (!pass) throw new KilnError({ code: "usage", message: `unknown pass '${name}' (known: ${knownPasses().map((p) => p.name).join(", ")})` });
   return pass;
 }
@@ -108,7 +113,7 @@ function checkDumpNames(names: readonly string[], passes: readonly Pass[]): void
 
 /** Runs `passes` over `g` in order; see the module comment. */
 export function runPasses(g: Graph, passes: readonly Pass[], opts: PipelineOptions = {}): PipelineResult {
-  const dumpAfter = opts.dumpAfter ?? [];
+  const dumpAfter = (opts.dumpAfter ?? []).map((n) => passAliases[n] ?? n);
   checkDumpNames(dumpAfter, passes);
   const wantsDump = (name: string): boolean => opts.dumpAll === true || dumpAfter.includes(name);
   const print = (graph: Graph): string => printGraph(graph, { locs: opts.locs !== false });
