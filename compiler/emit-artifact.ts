@@ -52,7 +52,16 @@ export function buildArtifactFolder(input: ArtifactFolderInput): ArtifactFolder 
     files.set(WEIGHTS_FILE, encodeSafetensors(state, { graph: artifact.name }));
   }
   files.set(GRAPH_FILE, utf8(graphText));
-  const hashes = (): Record<string, string> => Object.fromEntries([...files].sort(([a], [b]) => (a < b ? -1 : 1)).map(([name, bytes]) => [name, sha256Hex(bytes)]));
+  const hashOf = new Map<string, string>(); // each file hashed once, though `hashes` runs twice
+  const hashes = (): Record<string, string> =>
+    Object.fromEntries(
+      [...files]
+        .sort(([a], [b]) => (a < b ? -1 : 1))
+        .map(([name, bytes]) => {
+          if (!hashOf.has(name)) hashOf.set(name, sha256Hex(bytes));
+          return [name, hashOf.get(name)!];
+        }),
+    );
   const graphHash = sha256Hex(graphText);
   let manifest = manifestOf(artifact, { graphHash, stateNames, kernelFiles, files: hashes() });
   if (input.withoutLoader !== true && hasStandaloneLoader(artifact.target)) {
