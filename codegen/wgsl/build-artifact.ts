@@ -6,10 +6,9 @@
 import type { KernelProgram } from "../../compiler/kernel/kernel-ir.ts";
 import type { Artifact, ArtifactKernel } from "../../runtime/artifact/format.ts";
 import { deviceBytes, planDeviceLayout, type WebGpuLimits } from "./layout.ts";
-import type { TiledMatmulMode } from "./matmul.ts";
-import { renderDispatch } from "./render-wgsl.ts";
+import { renderDispatch, type KernelChoices } from "./render-wgsl.ts";
 
-export function buildWebGpuArtifact(program: KernelProgram, limits: WebGpuLimits, opts: { readonly tiledMatmul?: TiledMatmulMode } = {}): Artifact {
+export function buildWebGpuArtifact(program: KernelProgram, limits: WebGpuLimits, opts: KernelChoices = {}): Artifact {
   const layout = planDeviceLayout(program, limits);
   const ctx = {
     dtypeOf: (b: number) => program.buffers[b]!.dtype,

@@ -9,6 +9,7 @@ import { parallelDepthOf, renderSectionBody, scheduleSection, type BufferAccess 
 import { wgslDialect, wgslHelpersFor } from "./dialect.ts";
 import { DEVICE_ELEMENT_BYTES, type BufferPlace, type Dispatch, type WebGpuLimits } from "./layout.ts";
 import { matchContraction, renderTiledMatmul, useTiledMatmul, type TiledMatmulMode } from "./matmul.ts";
+import { renderRowKernel, wantsRowKernel } from "./row-reduce.ts";
 
 export const WORKGROUP_SIZE = 64;
 
@@ -71,10 +72,18 @@ export function dispatchBindings(d: Dispatch, ctx: DispatchContext): DispatchBin
   return { gpuBuffers, decls, access };
 }
 
-export function renderDispatch(d: Dispatch, ctx: DispatchContext, opts: { readonly tiledMatmul?: TiledMatmulMode } = {}): RenderedDispatch {
+export interface KernelChoices {
+  readonly tiledMatmul?: TiledMatmulMode;
+  /** One workgroup per row for long row-level reductions (default true). */
+  readonly rowKernels?: boolean;
+}
+
+export function renderDispatch(d: Dispatch, ctx: DispatchContext, opts: KernelChoices = {}): RenderedDispatch {
   const { gpuBuffers, decls, access } = dispatchBindings(d, ctx);
-  const contraction = d.sections.length === 1 ? matchContraction(d.sections[0]!) : undefined;
+  const only = d.sections.length === 1 ? d.sections[0]! : undefined;
+  const contraction = only ? matchContraction(only) : undefined;
   if (contraction && useTiledMatmul(contraction, opts.tiledMatmul ?? "auto")) return renderTiledMatmul(d, contraction, { gpuBuffers, decls, access }, ctx.limits);
+  if (only && opts.rowKernels !== false && wantsRowKernel(only)) return renderRowKernel(d, { gpuBuffers, decls, access }, ctx.limits);
 
   const body: string[] = [];
   let threads = 0;

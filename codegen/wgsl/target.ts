@@ -28,6 +28,8 @@ export interface WebGpuCompileOptions extends FuseOptions {
   readonly limits?: WebGpuLimits;
   /** Shared-memory tiled kernels for contractions: "auto" (large ones), "always", "never". */
   readonly tiledMatmul?: TiledMatmulMode;
+  /** One workgroup per row for long row-level reductions (default true). */
+  readonly rowKernels?: boolean;
 }
 
 export interface WebGpuCompiled {
@@ -42,7 +44,10 @@ export function compileWebGpu(graph: Graph, opts: WebGpuCompileOptions = {}): We
   const g = opts.raw ? graph : runPasses(graph, passes, opts.verify ? { verify: true } : {}).graph;
   const plan = planFusion(g, opts);
   const program = lowerProgram(g, plan, { tile: opts.tile ?? false });
-  return { graph: g, plan, program, artifact: buildWebGpuArtifact(program, opts.limits ?? webGpuDefaultLimits, opts.tiledMatmul ? { tiledMatmul: opts.tiledMatmul } : {}) };
+  return { graph: g, plan, program, artifact: buildWebGpuArtifact(program, opts.limits ?? webGpuDefaultLimits, {
+    ...(opts.tiledMatmul ? { tiledMatmul: opts.tiledMatmul } : {}),
+    ...(opts.rowKernels !== undefined ? { rowKernels: opts.rowKernels } : {}),
+  }) };
 }
 
 export interface WebGpuExecutor {

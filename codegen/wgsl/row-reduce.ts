@@ -1,0 +1,126 @@
+// Row kernels with one workgroup per row: where a section's reductions sit at the row level
+// (softmax, layerNorm, a long sum), the 64 threads of a workgroup share each row: every
+// row-level reduction runs strided over the threads and finishes with a tree reduction in
+// workgroup memory (its result broadcast to all threads), and every loop over the row's
+// elements is strided too. Deeper loops stay serial inside a thread.
+
+import type { IndexVar } from "../../compiler/kernel/index-expr.ts";
+import type { ExprId, Section } from "../../compiler/kernel/kernel-ir.ts";
+import type { ScheduleItem } from "../../compiler/kernel/schedule.ts";
+import { exprName, parallelDepthOf, renderSectionBody, scheduleSection } from "../render/base.ts";
+import { wgslDialect, wgslHelpersFor } from "./dialect.ts";
+import type { WebGpuLimits } from "./layout.ts";
+import { foldWorkgroups, type DispatchBindings, type RenderedDispatch } from "./render-wgsl.ts";
+
+const ROW_THREADS = 64;
+/** A row-level reduction at least this long is worth a workgroup. */
+const MIN_ROW_EXTENT = 64;
+
+const extentOf = (vars: readonly IndexVar[]): number => vars.reduce((a, v) => a * v.extent, 1);
+
+/** Whether a single-section dispatch should run one workgroup per row. */
+export function wantsRowKernel(s: Section): boolean {
+  const items = scheduleSection(s);
+  const depth = parallelDepthOf(s, items);
+  const top = rowLevelItems(items, depth);
+  return top.some((it) => it.kind === "reduce" && extentOf(it.vars) >= MIN_ROW_EXTENT && it.reduces.every((r) => s.exprs[r]!.dtype !== "bool"));
+}
+
+/** The items inside the thread-bound loops (the row's body). */
+function rowLevelItems(items: readonly ScheduleItem[], depth: number): ScheduleItem[] {
+  let list: readonly ScheduleItem[] = items;
+  const out: ScheduleItem[] = [];
+  for (let level = 0; ; level++) {
+    const next = level < depth ? list.find((it) => it.kind === "loop") : undefined;
+    out.push(...list.filter((it) => it !== next));
+    if (!next || next.kind !== "loop") return out;
+    list = next.body;
+  }
+}
+
+export function renderRowKernel(d: { readonly name: string; readonly sections: readonly Section[] }, b: DispatchBindings, limits: WebGpuLimits): RenderedDispatch {
+  const s = d.sections[0]!;
+  const items = scheduleSection(s);
+  const depth = parallelDepthOf(s, items);
+  const parallel = s.domain.slice(0, depth);
+  const rows = extentOf(parallel);
+  const render = (list: readonly ScheduleItem[], indent: string): string[] => renderSectionBody(s, list, depth, wgslDialect, b.access, indent);
+  const body: string[] = [];
+  let stride = rows;
+  for (const v of parallel) {
+    stride /= v.extent;
+    body.push(`  let ${v.name}: i32 = ${v.extent === 1 ? "0" : `(row / ${stride}) % ${v.extent}`};`);
+  }
+  const ind = "  ";
+  for (const item of rowLevelItems(items, depth)) {
+    if (item.kind === "loop" && item.v.extent > 1) {
+      // A loop over the row's elements: each thread takes every 64th.
+      body.push(`${ind}for (var ${item.v.name}: i32 = lid; ${item.v.name} < ${item.v.extent}; ${item.v.name} += ${ROW_THREADS}) {`, ...render(item.body, ind + "  "), `${ind}}`);
+    } else if (item.kind === "reduce") {
+      body.push(...cooperativeReduce(s, item, render, ind));
+    } else body.push(...render([item], ind));
+  }
+  const workgroups = foldWorkgroups(rows, d.name, limits.maxComputeWorkgroupsPerDimension);
+  const [nx, ny] = workgroups;
+  const bodyText = body.join("\n");
+  const source = [
+    `// ${d.name}: one workgroup of ${ROW_THREADS} threads per row (${rows} rows)`,
+    ...b.decls,
+    `var<workgroup> rowF32: array<f32, ${ROW_THREADS}>;`,
+    `var<workgroup> rowI32: array<i32, ${ROW_THREADS}>;`,
+    ...wgslHelpersFor(bodyText),
+    "",
+    `@compute @workgroup_size(${ROW_THREADS})`,
+    "fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lidu: u32) {",
+    `  let row = i32((wid.z * ${Math.max(ny, 1)}u + wid.y) * ${Math.max(nx, 1)}u + wid.x);`,
+    // Uniform per workgroup, so the barriers below stay in uniform control flow.
+    `  if (row >= ${rows}) { return; }`,
+    "  let lid = i32(lidu);",
+    bodyText,
+    "}",
+    "",
+  ].join("\n");
+  return { name: d.name, source, bindings: b.gpuBuffers, workgroups };
+}
+
+function cooperativeReduce(s: Section, item: Extract<ScheduleItem, { kind: "reduce" }>, render: (list: readonly ScheduleItem[], indent: string) => string[], ind: string): string[] {
+  const d = wgslDialect;
+  const lines: string[] = [];
+  const vars = item.vars.filter((v) => v.extent !== 1);
+  const extent = extentOf(vars);
+  for (const r of item.reduces) {
+    const e = s.exprs[r]!;
+    lines.push(`${ind}${d.declareVar(exprName(r), e.dtype, d.reduceInit(e.op as "reduce_sum", e.dtype))}`);
+  }
+  const loopVar = `q_${exprName(item.reduces[0]!)}`;
+  lines.push(`${ind}for (var ${loopVar}: i32 = lid; ${loopVar} < ${extent}; ${loopVar} += ${ROW_THREADS}) {`);
+  let stride = extent;
+  for (const v of vars) {
+    stride /= v.extent;
+    lines.push(`${ind}  let ${v.name}: i32 = ${stride === 1 ? loopVar : `${loopVar} / ${stride}`}${stride * v.extent === extent ? "" : ` % ${v.extent}`};`);
+  }
+  lines.push(...render(item.body, ind + "  "));
+  const stepOf = (r: ExprId): "add" | "max" => (s.exprs[r]!.op === "reduce_sum" ? "add" : "max");
+  for (const r of item.reduces) {
+    const e = s.exprs[r]! as { body: ExprId; dtype: "f32" | "i32" };
+    lines.push(`${ind}  ${exprName(r)} = ${d.binary(stepOf(r), exprName(r), exprName(e.body), e.dtype)};`);
+  }
+  lines.push(`${ind}}`);
+  // Tree reduction of the 64 partials, one reduction at a time through workgroup memory.
+  for (const r of item.reduces) {
+    const t = s.exprs[r]!.dtype;
+    const shared = t === "i32" ? "rowI32" : "rowF32";
+    lines.push(
+      `${ind}${shared}[lid] = ${exprName(r)};`,
+      `${ind}workgroupBarrier();`,
+      `${ind}for (var half: i32 = ${ROW_THREADS / 2}; half > 0; half = half / 2) {`,
+      `${ind}  if (lid < half) { ${shared}[lid] = ${d.binary(stepOf(r), `${shared}[lid]`, `${shared}[lid + half]`, t)}; }`,
+      `${ind}  workgroupBarrier();`,
+      `${ind}}`,
+      `${ind}${exprName(r)} = ${shared}[0];`,
+      // Everyone has read slot 0 before the next reduction overwrites it.
+      `${ind}workgroupBarrier();`,
+    );
+  }
+  return lines;
+}

@@ -1,0 +1,74 @@
+// Row kernels (one workgroup per row, strided loops, tree reductions in workgroup memory):
+// chosen for long row-level reductions, and matching the float64 interpreter on softmax,
+// logSoftmax, layerNorm, long sums and maxima (f32 and i32), and a NaN in a row.
+
+import { describe, expect, test } from "vitest";
+import * as k from "kiln";
+import { compileWebGpu } from "../../codegen/wgsl/target.ts";
+import { interpret } from "../../compiler/ir/interpret.ts";
+import type { Graph } from "../../compiler/ir/types.ts";
+import type { HostTensor } from "../../compiler/util/host-tensor.ts";
+import { WebGpuArtifactRunner } from "../../runtime/webgpu/run-artifact.ts";
+import { webGpuTestEnv } from "../util/webgpu-env.ts";
+
+const env = await webGpuTestEnv();
+const f = k.f32;
+const F = k.nn.functional;
+type Fn = (...xs: k.Tensor[]) => unknown;
+
+const trace = (fn: Fn, specs: k.InputSpec[]): Graph => k.traceFunction("rows", fn as never, specs).graph;
+const rowKernels = (g: Graph): number => compileWebGpu(g).artifact.kernels.filter((kk) => kk.source.includes("one workgroup of 64 threads per row")).length;
+
+function inputsOf(g: Graph, nanAt?: number): Record<string, HostTensor> {
+  const out: Record<string, HostTensor> = {};
+  let n = 0;
+  for (const id of g.inputs) {
+    const node = g.nodes[id]!;
+    if (node.op !== "input") continue;
+    const count = node.type.shape.reduce((a, b) => a * b, 1);
+    const data =
+      node.type.dtype === "i32" ? Int32Array.from({ length: count }, (_, j) => (j * 7919) % 1000 - 500) : Float64Array.from({ length: count }, (_, j) => (j === nanAt ? NaN : Math.fround(3 * Math.sin(++n * 0.37))));
+    out[node.name] = { dtype: node.type.dtype, shape: node.type.shape, data };
+  }
+  return out;
+}
+
+describe("row kernel selection (no device)", () => {
+  test("long rows get one workgroup per row; short ones keep one thread per row", () => {
+    expect(rowKernels(trace((x) => x.softmax(-1), [f([7, 300])]))).toBe(1);
+    expect(rowKernels(trace((x) => x.sum(), [f([5000])]))).toBe(1);
+    expect(rowKernels(trace((x) => x.softmax(-1), [f([7, 33])]))).toBe(0);
+  });
+});
+
+describe.skipIf(!env.available)("row kernels on the device", () => {
+  const cases: [string, Fn, k.InputSpec[], number?][] = [
+    ["softmax and logSoftmax over 300-wide rows", (x) => [x.softmax(-1), x.logSoftmax(-1)], [f([7, 300])]],
+    ["layerNorm over 200 features with weight and bias", (x, w, b) => F.layerNorm(x, [200], w, b), [f([5, 200]), f([200]), f([200])]],
+    // One output each: two independent reductions would share a kernel (horizontal fusion), which keeps one thread per output.
+    ["a sum over 5000 elements", (x) => x.sum(), [f([5000])]],
+    ["a max over columns of 100", (y) => y.max(0), [f([100, 3])]],
+    ["i32 sum over 129-long rows", (a) => a.sum(1), [k.i32([4, 129])]],
+    ["i32 max over 129-long rows", (a) => a.max(1), [k.i32([4, 129])]],
+    ["a NaN in one row propagates through max and softmax", (x) => [x.max(1), x.softmax(1)], [f([3, 70])], 75],
+  ];
+  test.each(cases)("%s", async (_name, fn, specs, nanAt) => {
+    const g = trace(fn, specs);
+    const compiled = compileWebGpu(g, { verify: true, limits: env.context!.limits });
+    expect(compiled.artifact.kernels.some((kk) => kk.source.includes("per row"))).toBe(true);
+    const inputs = inputsOf(g, nanAt);
+    const want = interpret(g, inputs);
+    const runner = await WebGpuArtifactRunner.create(env.context!.device, compiled.artifact);
+    const got = await runner.run(inputs);
+    runner.destroy();
+    for (const o of g.outputs) {
+      const a = got[o.name]!.data;
+      const e = want[o.name]!.data;
+      expect(a.length).toBe(e.length);
+      for (let j = 0; j < e.length; j++) {
+        const ok = Number.isNaN(e[j]!) ? Number.isNaN(a[j]!) : Math.abs(a[j]! - e[j]!) <= 1e-5 + 1e-4 * Math.abs(e[j]!);
+        if (!ok) throw new Error(`${o.name}[${j}]: webgpu ${a[j]} vs interpreter ${e[j]}\n${compiled.artifact.kernels.map((kk) => kk.source).join("\n")}`);
+      }
+    }
+  }, 180_000);
+});
