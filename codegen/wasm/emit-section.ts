@@ -157,6 +157,16 @@ export function emitSection(s: Section, buffer: (id: number) => BufferPlace, hel
       fb.set(vecLocal(id));
       return;
     }
+    if (region?.needsSplat.has(id) && e.op === "load" && e.valid !== false && e.valid.length === 0 && e.dtype !== "bool") {
+      // Load straight into all four lanes (a matmul's left operand); lane 0 is the scalar.
+      const place = buffer(e.buffer);
+      const splat = fb.local(V128);
+      emitAddress({ fb, env: env(0) }, e.index, 4);
+      fb.simdMem(Simd.v128Load32Splat, 2, place.base).tee(splat);
+      fb.simdLane(e.dtype === "f32" ? Simd.f32x4ExtractLane : Simd.i32x4ExtractLane, 0).set(scalarLocal(id));
+      region.splats.set(id, splat);
+      return;
+    }
     emitScalarExpr(scalarCtx(), e);
     fb.set(scalarLocal(id));
     if (region?.needsSplat.has(id)) splatInto(region, id);

@@ -71,6 +71,7 @@ export const Op = {
 /** SIMD opcodes (prefix 0xfd, LEB128 sub-opcode). */
 export const Simd = {
   v128Load: 0x00,
+  v128Load32Splat: 0x09,
   v128Store: 0x0b,
   v128Const: 0x0c,
   i32x4Splat: 0x11,
