@@ -14,16 +14,18 @@ import { webGpuTestEnv } from "../util/webgpu-env.ts";
 const env = await webGpuTestEnv();
 const N = 1024;
 
-const cases: [string, (...x: k.Tensor[]) => k.Tensor, k.InputSpec[], TiledMatmulMode, number][] = [
+const cases: [string, (...x: k.Tensor[]) => k.Tensor, k.InputSpec[], TiledMatmulMode | "rows-off", number][] = [
   ["matmul 1024³, tiled", (a, b) => a.matmul(b), [k.f32([N, N]), k.f32([N, N])], "always", 2 * N ** 3],
   ["matmul 1024³, one thread per output", (a, b) => a.matmul(b), [k.f32([N, N]), k.f32([N, N])], "never", 2 * N ** 3],
+  ["softmax 1024x1024, one workgroup per row", (x) => x.softmax(-1), [k.f32([1024, 1024])], "auto", 0],
+  ["softmax 1024x1024, one thread per row", (x) => x.softmax(-1), [k.f32([1024, 1024])], "rows-off", 0],
   ["elementwise chain, 2048x2048 (7 ops fused)", (x, y) => x.mul(y).add(1).exp().mul(x).relu().sub(y.sin()), [k.f32([2048, 2048]), k.f32([2048, 2048])], "never", 0],
 ];
 
 describe.skipIf(!env.available || process.env["KILN_WEBGPU_BENCH"] !== "1")("webgpu timings", () => {
   test.each(cases)("%s", async (name, fn, specs, mode, flops) => {
     const g = k.traceFunction("bench", fn as never, specs).graph;
-    const compiled = compileWebGpu(g, { limits: env.context!.limits, tiledMatmul: mode });
+    const compiled = compileWebGpu(g, { limits: env.context!.limits, ...(mode === "rows-off" ? { rowKernels: false } : { tiledMatmul: mode }) });
     const runner = await WebGpuArtifactRunner.create(env.context!.device, compiled.artifact);
     const inputs: Record<string, HostTensor> = {};
     for (const io of compiled.artifact.inputs) inputs[io.name] = { dtype: "f32", shape: io.shape, data: new Float32Array(io.shape.reduce((a, b) => a * b, 1)).fill(0.5) };
