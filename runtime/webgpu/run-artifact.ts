@@ -37,8 +37,8 @@ function pipelineFor(device: GPUDevice, name: string, source: string): Promise<G
   return p;
 }
 
-// Synchronous creation inside a validation error scope: Dawn's async pipeline creation has
-// crashed under lavapipe (a thread-priority assertion), and a scope names the failing kernel.
+// Created inside a validation error scope, so a kernel that does not compile is named, with
+// the compiler's messages and its source.
 async function compilePipeline(device: GPUDevice, name: string, source: string): Promise<GPUComputePipeline> {
   device.pushErrorScope("validation");
   const module = device.createShaderModule({ code: source, label: name });

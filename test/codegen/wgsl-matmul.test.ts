@@ -52,7 +52,7 @@ describe.skipIf(!env.available)("tiled matmul on the device", () => {
         ] as [string, Fn, k.InputSpec[]][])
       : []),
   ];
-  test.each(cases)("%s", { timeout: 300_000 }, async (_name, fn, specs) => {
+  test.each(cases)("%s", async (_name, fn, specs) => {
     const g = trace(fn, specs);
     const compiled = compileWebGpu(g, { verify: true, tiledMatmul: "always", limits: env.context!.limits });
     expect(compiled.artifact.kernels.some((kk) => kk.source.includes("tiled matmul"))).toBe(true);
@@ -67,5 +67,5 @@ describe.skipIf(!env.available)("tiled matmul on the device", () => {
       expect(a.length).toBe(e.length);
       for (let j = 0; j < e.length; j++) if (!(Math.abs(a[j]! - e[j]!) <= 1e-5 + 1e-4 * Math.abs(e[j]!))) throw new Error(`${o.name}[${j}]: webgpu ${a[j]} vs interpreter ${e[j]}`);
     }
-  });
+  }, 300_000);
 });
