@@ -57,11 +57,13 @@ Exit codes: 0 ok; 1 the artifact is invalid or the inputs do not fit it; 2 bad c
     const started = performance.now();
     for (let step = 0; step < steps; step++) outputs = await model.run(inputs);
     const ms = performance.now() - started;
+    const state = model.state();
+    await model.close();
     io.out(`${loaded.manifest.name} (${loaded.manifest.target}): ${steps} run(s) in ${ms.toFixed(1)} ms\n`);
     for (const [name, t] of Object.entries(outputs)) io.out(`${name}: ${formatTensor(t)}\n`);
     const outFile = args.flags.output as string | undefined;
     if (outFile !== undefined) {
-      writeFileSync(resolveFrom(io.cwd, outFile), encodeSafetensors({ ...model.state(), ...outputs }));
+      writeFileSync(resolveFrom(io.cwd, outFile), encodeSafetensors({ ...state, ...outputs }));
       io.out(`wrote ${outFile}\n`);
     }
   },

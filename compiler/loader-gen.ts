@@ -128,6 +128,7 @@ export function generateLoaderSource(manifest: Manifest): string {
       { name: "run", docs: ["Runs once; state outputs replace the state, the other outputs are returned."], parameters: [{ name: "inputs", type: "Inputs" }], returnType: "Promise<Outputs>" },
       { name: "state", docs: ["A copy of the current state."], returnType: "State" },
       { name: "loadState", parameters: [{ name: "values", type: "Partial<State>" }], returnType: "void" },
+      { name: "close", docs: ["Frees GPU buffers or worker threads; the model cannot run afterwards."], returnType: "Promise<void>" },
     ],
   });
   file.addFunction({
@@ -147,6 +148,7 @@ export function generateLoaderSource(manifest: Manifest): string {
       "  run: async (values: Inputs) => (await model.run(values as unknown as Readonly<Record<string, InputValue>>)) as unknown as Outputs,",
       "  state: () => model.state() as unknown as State,",
       "  loadState: (values: Partial<State>) => model.loadState(values as unknown as Readonly<Record<string, NamedTensor>>),",
+      "  close: () => model.close(),",
       "};",
     ],
   });

@@ -99,6 +99,9 @@ export async function loadArtifact(location: string | URL | ReadFile): Promise<L
 /** What a target's runtime offers: runs every graph input to every graph output. */
 export interface ArtifactRunner {
   run(inputs: Readonly<Record<string, NamedTensor>>): Promise<Record<string, NamedTensor>> | Record<string, NamedTensor>;
+  /** Frees device memory (webgpu) or worker threads (wasm), where the runner holds any. */
+  destroy?(): void;
+  close?(): Promise<void>;
 }
 
 /** A user input: the typed array alone, or a tensor whose dtype and shape are checked. */
@@ -112,6 +115,8 @@ export interface Model {
   state(): Record<string, NamedTensor>;
   /** Replaces some state entries; each must match its input's dtype and shape. */
   loadState(values: Readonly<Record<string, NamedTensor>>): void;
+  /** Releases what the runtime holds (GPU buffers, worker threads); the model cannot run afterwards. */
+  close(): Promise<void>;
 }
 
 const numel = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
@@ -162,6 +167,10 @@ export function createModel(loaded: LoadedArtifact, runner: ArtifactRunner): Mod
         return [name, checkedInput(name, t, io.dtype, io.shape)] as const;
       });
       for (const [name, t] of checked) state.set(name, t);
+    },
+    async close() {
+      runner.destroy?.();
+      await runner.close?.();
     },
   };
 }

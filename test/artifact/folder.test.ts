@@ -97,6 +97,7 @@ const x = Float32Array.from([${Array.from(x).join(", ")}]);
 const y = Int32Array.from([${Array.from(y).join(", ")}]);
 const losses = [];
 for (let i = 0; i < 2; i++) losses.push((await model.run({ x, y })).loss.data[0]);
+await model.close();
 console.log(JSON.stringify({ target, inputs, losses }));`,
     );
     const out = JSON.parse(execFileSync(process.execPath, [script], { cwd: away, encoding: "utf8" })) as { target: string; inputs: unknown; losses: number[] };
@@ -185,7 +186,7 @@ test.runIf(webgpu || process.env["KILN_REQUIRE_WEBGPU"] === "1")("a webgpu folde
     await gpuExe.save(folder);
     expect(readManifest(folder).kernels.every((kernel) => kernel.file.endsWith(".wgsl"))).toBe(true);
     const script = path.join(folder, "main.mjs");
-    writeFileSync(script, `import { load } from "./index.js";\nconst model = await load();\nconst losses = [];\nfor (let i = 0; i < 3; i++) losses.push((await model.run({ x: Float32Array.from([${Array.from(x).join(", ")}]), y: Int32Array.from([${Array.from(y).join(", ")}]) })).loss.data[0]);\nconsole.log(JSON.stringify(losses));\nprocess.exit(0);`);
+    writeFileSync(script, `import { load } from "./index.js";\nconst model = await load();\nconst losses = [];\nfor (let i = 0; i < 3; i++) losses.push((await model.run({ x: Float32Array.from([${Array.from(x).join(", ")}]), y: Int32Array.from([${Array.from(y).join(", ")}]) })).loss.data[0]);\nawait model.close();\nconsole.log(JSON.stringify(losses));`);
     const losses = JSON.parse(execFileSync(process.execPath, [script], { encoding: "utf8" }).trim().split("\n").at(-1)!) as number[];
     const fresh = await k.compile(trainStep, undefined, { target: "js" });
     fresh.loadState(initialState);
