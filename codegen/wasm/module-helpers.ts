@@ -54,7 +54,12 @@ const EXP2_TAYLOR = [1, 0.6931471805599453, 0.2402265069591007, 0.05550410866482
 
 function vexp2(): DefinedFunc {
   const fb = new FuncBuilder(1);
-  const x = 0;
+  emitExp2(fb, 0);
+  return { type: { params: [V128], results: [V128] }, locals: fb.locals, body: fb.body };
+}
+
+/** Pushes 2^x for the f32x4 in local `x` (which it overwrites); inlined in hot loops, where a call would spill every live vector. */
+export function emitExp2(fb: FuncBuilder, x: number): void {
   const n = fb.local(V128);
   const f = fb.local(V128);
   const p = fb.local(V128);
@@ -85,7 +90,6 @@ function vexp2(): DefinedFunc {
   fb.simd(Simd.f32x4Mul);
   scale(() => fb.get(ni).get(n1).simd(Simd.i32x4Sub));
   fb.simd(Simd.f32x4Mul);
-  return { type: { params: [V128], results: [V128] }, locals: fb.locals, body: fb.body };
 }
 
 export const helperFuncs = (): DefinedFunc[] => [idiv(), imod(), vexp2()];
