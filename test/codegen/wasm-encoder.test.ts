@@ -1,0 +1,89 @@
+// The wasm byte builder against hand-encoded bytes (LEB128 examples from the DWARF/wasm
+// specs), a hand-assembled module that validates and runs, and the shapes that contraction
+// blocking gives (block domains, reductions sharing one k loop, the packing kernel).
+
+import { describe, expect, test } from "vitest";
+import * as k from "kiln";
+import { blockContractions } from "../../codegen/wasm/block-contraction.ts";
+import { assembleModule, ByteWriter, I32, Op } from "../../codegen/wasm/encoder.ts";
+import { FuncBuilder } from "../../codegen/wasm/func-builder.ts";
+import { compileWasm } from "../../codegen/wasm/target.ts";
+import type { KernelProgram } from "../../compiler/kernel/kernel-ir.ts";
+
+describe("ByteWriter", () => {
+  test("unsigned LEB128", () => {
+    const bytes = (v: number): number[] => Array.from(new ByteWriter().u32(v).toArray());
+    expect(bytes(0)).toEqual([0]);
+    expect(bytes(127)).toEqual([0x7f]);
+    expect(bytes(128)).toEqual([0x80, 0x01]);
+    expect(bytes(624485)).toEqual([0xe5, 0x8e, 0x26]);
+    expect(bytes(0xffffffff)).toEqual([0xff, 0xff, 0xff, 0xff, 0x0f]);
+  });
+
+  test("signed LEB128", () => {
+    const bytes = (v: number): number[] => Array.from(new ByteWriter().s32(v).toArray());
+    expect(bytes(0)).toEqual([0]);
+    expect(bytes(-1)).toEqual([0x7f]);
+    expect(bytes(63)).toEqual([0x3f]);
+    expect(bytes(64)).toEqual([0xc0, 0x00]);
+    expect(bytes(-64)).toEqual([0x40]);
+    expect(bytes(-123456)).toEqual([0xc0, 0xbb, 0x78]);
+    expect(bytes(-2147483648)).toEqual([0x80, 0x80, 0x80, 0x80, 0x78]);
+  });
+});
+
+test("an assembled module validates, imports the shared memory and runs: a loop summing i32s in memory", () => {
+  // sum(n): s = 0; for (i = 0; i < n; i++) s += mem32[16 + 4i]
+  const fb = new FuncBuilder(1);
+  const i = fb.local(I32);
+  const s = fb.local(I32);
+  fb.i32(0).set(s);
+  fb.i32(0);
+  fb.forLoop(i, () => fb.get(0), 1, () => {
+    fb.get(s).get(i).i32(2).op(Op.i32Shl).mem(Op.i32Load, 2, 16).op(Op.i32Add).set(s);
+  });
+  fb.get(s);
+  const bytes = assembleModule({ memoryPages: 1, maxPages: 1, imports: [], funcs: [{ type: { params: [I32], results: [I32] }, locals: fb.locals, body: fb.body, exportName: "sum" }], globals: [{ name: "answer", value: 42 }] });
+  expect(WebAssembly.validate(bytes)).toBe(true);
+  const memory = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
+  new Int32Array(memory.buffer, 16, 5).set([1, 2, 3, 4, 100]);
+  const exports = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports as { sum: (n: number) => number; answer: WebAssembly.Global };
+  expect(exports.sum(4)).toBe(10);
+  expect(exports.sum(5)).toBe(110);
+  expect(exports.answer.value).toBe(42);
+});
+
+function program(fn: (...xs: k.Tensor[]) => k.Tensor, specs: readonly k.InputSpec[]): KernelProgram {
+  return compileWasm(k.traceFunction("p", fn as never, specs).graph, { block: false }).program;
+}
+
+const domainOf = (p: KernelProgram, kernel = 0): string[] => p.kernels[kernel]!.sections[0]!.domain.map((v) => `${v.name}<${v.extent}`);
+const reduces = (p: KernelProgram, kernel = 0): number => p.kernels[kernel]!.sections[0]!.exprs.filter((e) => e.op === "reduce_sum").length;
+
+describe("contraction blocking", () => {
+  test("column form: 4 rows x 8 columns per block, a 4-wide lane axis last, column blocks outermost", () => {
+    const p = blockContractions(program((a, b) => a.matmul(b).relu(), [k.f32([16, 40]), k.f32([40, 24])]));
+    expect(domainOf(p)).toEqual(["o1b<3", "o0b<4", "o1l<4"]);
+    expect(reduces(p)).toBe(4 * 2); // 4 rows x 2 vectors of columns
+  });
+
+  test("dot form for x @ Wᵀ: 4 x 2 scalar outputs sharing one k loop", () => {
+    const p = blockContractions(program((x, w) => x.matmul(w.t()), [k.f32([12, 33]), k.f32([20, 33])]));
+    expect(domainOf(p)).toEqual(["o1b<10", "o0b<3"]);
+    expect(reduces(p)).toBe(4 * 2);
+  });
+
+  test("a right operand of 1 MB is packed by a kernel launched first; small ones are not", () => {
+    const big = blockContractions(program((a, b) => a.matmul(b), [k.f32([8, 512]), k.f32([512, 512])]));
+    expect(big.kernels.map((kk) => kk.name)).toEqual(["pack_b1", expect.stringMatching(/^k0_dot/)]);
+    expect(big.buffers.at(-1)).toMatchObject({ shape: [64, 512, 8], kind: "temp" });
+    expect(big.kernels[1]!.reads).toContain(big.buffers.length - 1);
+    const small = blockContractions(program((a, b) => a.matmul(b), [k.f32([8, 64]), k.f32([64, 64])]));
+    expect(small.kernels).toHaveLength(1);
+  });
+
+  test("sections without a contraction (softmax rows) are left alone", () => {
+    const before = program((x) => x.softmax(-1), [k.f32([6, 40])]);
+    expect(blockContractions(before).kernels).toEqual(before.kernels);
+  });
+});
