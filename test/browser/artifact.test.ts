@@ -5,7 +5,7 @@
 // (Vulkan: lavapipe on a machine without a GPU); the JS artifact is the fallback check.
 // No Chromium or no adapter: the cases skip with a notice, unless KILN_REQUIRE_WEBGPU=1.
 
-import { existsSync, mkdtempSync, readFileSync, statSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import os from "node:os";
@@ -107,6 +107,14 @@ saveWebGpu(scaleSum, folders["webgpu-plain"]!);
 folders["webgpu-predict"] = tmp("webgpu-predict");
 saveWebGpu(predict, folders["webgpu-predict"]);
 
+// The js folder with one weight byte flipped: the page must refuse it, naming the file.
+folders["js-corrupt"] = tmp("js-corrupt");
+cpSync(folders["js-train"]!, folders["js-corrupt"], { recursive: true });
+const weightsFile = path.join(folders["js-corrupt"], "weights.safetensors");
+const weightBytes = readFileSync(weightsFile);
+weightBytes[weightBytes.length - 1] = weightBytes[weightBytes.length - 1]! ^ 1;
+writeFileSync(weightsFile, weightBytes);
+
 const server = await serve(folders);
 const setup = await openBrowser(server.origin);
 if (setup.notice) console.warn(`test/browser: ${setup.notice}; the browser cases ${REQUIRE_WEBGPU ? "fail (KILN_REQUIRE_WEBGPU=1)" : "skip"}`);
@@ -185,6 +193,12 @@ describe.each([
       1e-5,
     );
   });
+});
+
+test.runIf(canRun(false))("the page refuses a folder whose weights do not match the manifest, naming the file", async () => {
+  expect(haveBrowser, setup.notice).toBe(true);
+  const message = await setup.page!.evaluate(`import("${server.origin}/js-corrupt/index.js").then((m) => m.load()).then(() => "loaded", (e) => e.message)`);
+  expect(message).toMatch(/^weights\.safetensors: sha256 mismatch \(manifest says [0-9a-f]{64}, file has [0-9a-f]{64}\)$/);
 });
 
 test.runIf(canRun(true))("the MNIST MLP's predict artifact on WebGPU in Chromium matches the interpreter on real digits", async () => {
