@@ -1,9 +1,9 @@
 // Scalar lowering of one kernel-IR expression to wasm: f32 values are wasm f32, i32 and bool
 // are i32 (bool as 0/1). Semantics follow compiler/ir/interpret.ts: floor idiv/mod (zero
 // divisor → 0, as the JS target), saturating f32→i32 (i32.trunc_sat, NaN → 0), NaN-
-// propagating max; exp2 is the vector polynomial on one lane (≤ 2 ulp), log2/sin call the
-// host's Math in float64 (within an ulp of f32; a call into JS costs tens of nanoseconds),
-// rng calls the host's threefry2x32 (bit-exact with the interpreter).
+// propagating max; exp2 and log2 are the vector polynomials on one lane (≤ 2 and ≤ 4 ulp), sin
+// calls the host's Math.sin in float64 (a call into JS costs ~100 ns), rng the host's
+// threefry2x32 (bit-exact with the interpreter).
 
 import type { ExprId, KExpr } from "../../compiler/kernel/kernel-ir.ts";
 import { assertNever, bug } from "../../compiler/util/errors.ts";
@@ -20,6 +20,7 @@ export interface HelperFuncs {
   readonly idiv: number;
   readonly imod: number;
   readonly vexp2: number;
+  readonly vlog2: number;
 }
 
 export interface BufferPlace {
@@ -106,14 +107,14 @@ export function emitScalarExpr(ctx: ScalarCtx, e: KExpr): void {
       }
       return;
     case "exp2":
+    case "log2":
       // The vector polynomial on one lane: as accurate, and far cheaper than a call into JS.
       ctx.push(e.x);
-      fb.simd(Simd.f32x4Splat).call(ctx.helpers.vexp2).simdLane(Simd.f32x4ExtractLane, 0);
+      fb.simd(Simd.f32x4Splat).call(e.op === "exp2" ? ctx.helpers.vexp2 : ctx.helpers.vlog2).simdLane(Simd.f32x4ExtractLane, 0);
       return;
-    case "log2":
     case "sin":
       ctx.push(e.x);
-      fb.op(Op.f64PromoteF32).call(ctx.helpers[e.op]).op(Op.f32DemoteF64);
+      fb.op(Op.f64PromoteF32).call(ctx.helpers.sin).op(Op.f32DemoteF64);
       return;
     case "sqrt":
       ctx.push(e.x);

@@ -1,8 +1,8 @@
 // SIMD lowering of one kernel-IR expression over four consecutive values of a loop variable
 // (f32 → f32x4, i32 and bool → i32x4 with bool lanes 0/1). Loads and stores contiguous in
 // that variable are one v128 access; anything else (strided or gathered indices, masks that
-// vary per lane, idiv/mod, log2, sin, rng) runs the scalar lowering once per lane. exp2 is a
-// vector polynomial (emitExp2 in module-helpers.ts), inlined: a call would spill live vectors.
+// vary per lane, idiv/mod, sin, rng) runs the scalar lowering once per lane. exp2 and log2 are
+// vector polynomials (module-helpers.ts), inlined: a call would spill live vectors.
 
 import { indexDataRefs, indexVars, type IndexExpr, type IndexPred } from "../../compiler/kernel/index-expr.ts";
 import type { ExprId, KExpr } from "../../compiler/kernel/kernel-ir.ts";
@@ -10,7 +10,7 @@ import { assertNever } from "../../compiler/util/errors.ts";
 import { F32, I32, Op, Simd, V128 } from "./encoder.ts";
 import { emitPred, linearStride, type IndexEnv } from "./emit-index.ts";
 import { elementBytes, emitAddress, emitScalarExpr, type ScalarCtx } from "./emit-scalar.ts";
-import { emitExp2 } from "./module-helpers.ts";
+import { emitExp2, emitLog2 } from "./module-helpers.ts";
 
 export const LANES = 4;
 
@@ -88,7 +88,6 @@ export function emitVectorExpr(ctx: VectorCtx, e: KExpr): void {
     }
     case "valid":
     case "rng":
-    case "log2":
     case "sin":
     case "idiv":
     case "mod":
@@ -100,11 +99,13 @@ export function emitVectorExpr(ctx: VectorCtx, e: KExpr): void {
       ctx.pushVec(e.x);
       fb.simd(e.dtype === "f32" ? Simd.f32x4Neg : Simd.i32x4Neg);
       return;
-    case "exp2": {
+    case "exp2":
+    case "log2": {
       const x = fb.local(V128);
       ctx.pushVec(e.x);
       fb.set(x);
-      emitExp2(fb, x);
+      if (e.op === "exp2") emitExp2(fb, x);
+      else emitLog2(fb, x);
       return;
     }
     case "sqrt":

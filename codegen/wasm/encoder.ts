@@ -173,7 +173,7 @@ export class ByteWriter {
     return this;
   }
 
-  toArray(): Uint8Array {
+  toArray(): Uint8Array<ArrayBuffer> {
     return Uint8Array.from(this.bytes);
   }
 
@@ -224,7 +224,7 @@ function section(id: number, content: ByteWriter): ByteWriter {
 }
 
 /** Assembles a module; function indices: imports first (in order), then `funcs`. */
-export function assembleModule(spec: ModuleSpec): Uint8Array {
+export function assembleModule(spec: ModuleSpec): Uint8Array<ArrayBuffer> {
   const types: FuncType[] = [];
   const typeIndex = new Map<string, number>();
   const typeOf = (t: FuncType): number => {

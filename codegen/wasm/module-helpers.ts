@@ -17,9 +17,9 @@ export const HOST_IMPORTS: readonly ImportedFunc[] = [
   { module: "rt", name: "rng", type: { params: [I32, I32, I32], results: [F32] } },
 ];
 
-export const HELPER_FUNCS: HelperFuncs = { exp2: 0, log2: 1, sin: 2, rng: 3, idiv: 4, imod: 5, vexp2: 6 };
+export const HELPER_FUNCS: HelperFuncs = { exp2: 0, log2: 1, sin: 2, rng: 3, idiv: 4, imod: 5, vexp2: 6, vlog2: 7 };
 /** Index of the first section function (after the imports and helpers). */
-export const FIRST_SECTION_FUNC = 7;
+export const FIRST_SECTION_FUNC = 8;
 
 const binaryI32: FuncType = { params: [I32, I32], results: [I32] };
 
@@ -92,7 +92,94 @@ export function emitExp2(fb: FuncBuilder, x: number): void {
   fb.simd(Simd.f32x4Mul);
 }
 
-export const helperFuncs = (): DefinedFunc[] => [idiv(), imod(), vexp2()];
+/**
+ * Pushes log2(x) for the f32x4 in local `x`: x = m·2^e with m in [√½, √2) (subnormals scaled
+ * by 2^23 first), ln m = 2·atanh(s) = 2(s + s³/3 + … + s⁹/9) with s = (m−1)/(m+1), |s| ≤ 0.172
+ * (truncation < 3e-9 relative), log2 x = e + ln m / ln 2. x = 0 → −inf, x < 0 → NaN, inf → inf,
+ * NaN → NaN. Measured ≤ 4 ulp vs Math.log2 (the worst case: cancellation in e + ln m/ln 2 just
+ * below x = √½).
+ */
+export function emitLog2(fb: FuncBuilder, x: number): void {
+  const small = fb.local(V128);
+  const bits = fb.local(V128);
+  const e = fb.local(V128);
+  const m = fb.local(V128);
+  const big = fb.local(V128);
+  const s = fb.local(V128);
+  const s2 = fb.local(V128);
+  const r = fb.local(V128);
+  const f = (v: number): void => void fb.f32(v).simd(Simd.f32x4Splat);
+  const i = (v: number): void => void fb.i32(v).simd(Simd.i32x4Splat);
+  fb.get(x);
+  f(2 ** -126);
+  fb.simd(Simd.f32x4Lt).set(small);
+  fb.get(x);
+  f(2 ** 23);
+  fb.simd(Simd.f32x4Mul).get(x).get(small).simd(Simd.v128Bitselect).set(bits);
+  fb.get(bits).i32(23).simd(Simd.i32x4ShrS);
+  i(127);
+  fb.simd(Simd.i32x4Sub).get(small);
+  i(23);
+  fb.simd(Simd.v128And).simd(Simd.i32x4Sub).set(e);
+  fb.get(bits);
+  i(0x007fffff);
+  fb.simd(Simd.v128And);
+  i(0x3f800000);
+  fb.simd(Simd.v128Or).set(m);
+  f(Math.SQRT2);
+  fb.get(m).simd(Simd.f32x4Lt).set(big);
+  fb.get(m);
+  f(0.5);
+  fb.simd(Simd.f32x4Mul).get(m).get(big).simd(Simd.v128Bitselect).set(m);
+  fb.get(e).get(big).simd(Simd.i32x4Sub).set(e);
+  fb.get(m);
+  f(1);
+  fb.simd(Simd.f32x4Sub).get(m);
+  f(1);
+  fb.simd(Simd.f32x4Add).simd(Simd.f32x4Div).tee(s).get(s).simd(Simd.f32x4Mul).set(s2);
+  const coefs = [2, 2 / 3, 2 / 5, 2 / 7, 2 / 9];
+  f(coefs[coefs.length - 1]!);
+  for (let c = coefs.length - 2; c >= 0; c--) {
+    fb.get(s2).simd(Simd.f32x4Mul);
+    f(coefs[c]!);
+    fb.simd(Simd.f32x4Add);
+  }
+  fb.get(s).simd(Simd.f32x4Mul);
+  f(1 / Math.LN2);
+  fb.simd(Simd.f32x4Mul).get(e).simd(Simd.f32x4ConvertI32x4S).simd(Simd.f32x4Add).set(r);
+  // special values, last one wins: 0 → -inf, inf → inf, x < 0 → NaN, NaN → NaN
+  const pick = (pushValue: () => void, pushMask: () => void): void => {
+    pushValue();
+    fb.get(r);
+    pushMask();
+    fb.simd(Simd.v128Bitselect).set(r);
+  };
+  pick(
+    () => f(-Infinity),
+    () => (fb.get(x), f(0), fb.simd(Simd.f32x4Eq)),
+  );
+  pick(
+    () => f(Infinity),
+    () => (fb.get(x), f(Infinity), fb.simd(Simd.f32x4Eq)),
+  );
+  pick(
+    () => f(NaN),
+    () => (fb.get(x), f(0), fb.simd(Simd.f32x4Lt)),
+  );
+  pick(
+    () => fb.get(x),
+    () => fb.get(x).get(x).simd(Simd.f32x4Ne),
+  );
+  fb.get(r);
+}
+
+function vlog2(): DefinedFunc {
+  const fb = new FuncBuilder(1);
+  emitLog2(fb, 0);
+  return { type: { params: [V128], results: [V128] }, locals: fb.locals, body: fb.body };
+}
+
+export const helperFuncs = (): DefinedFunc[] => [idiv(), imod(), vexp2(), vlog2()];
 
 /** The host functions a kernel module imports as `rt.*`. */
 export interface HostMath {
