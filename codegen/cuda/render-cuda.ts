@@ -11,12 +11,13 @@ import { exprOwnVars, type BufferDecl, type ExprId, type KExpr, type Kernel, typ
 import { assertNever, bug } from "../../compiler/util/errors.ts";
 import { parallelDepthOf } from "../render/base.ts";
 import { cudaDialect as d } from "./dialect.ts";
+import { planSharedTile, SHARED_TILE, type SharedTilePlan } from "./shared-tile.ts";
 
-/** How a section's reductions run: one thread per output, or one warp per output. */
-export type ReductionStrategy = "serial" | "warp";
+/** How a section's reductions run: a thread per point, a warp per point, or 16x16-thread blocks staging a contraction's operands in shared memory. */
+export type ReductionStrategy = "serial" | "warp" | "shared";
 
 export interface CudaRenderOptions {
-  /** "auto" (default) picks per section: warps for few outputs with long reductions. */
+  /** "auto" (default) picks per section: warps for few points with long reductions, shared-memory blocks for large contractions. */
   readonly reduction?: "auto" | ReductionStrategy;
   /** Buffers that may share memory with another parameter of the kernel: no __restrict__. */
   readonly mayAlias?: ReadonlySet<number>;
@@ -69,11 +70,15 @@ export function renderCudaKernel(kernel: Kernel, buffers: readonly BufferDecl[],
   kernel.sections.forEach((s, i) => {
     const items = scheduleSection(s);
     const depth = parallelDepthOf(s, items);
-    const strategy = opts.reduction === undefined || opts.reduction === "auto" ? pickStrategy(s, items, depth) : opts.reduction;
+    const auto = opts.reduction === undefined || opts.reduction === "auto";
+    let strategy: ReductionStrategy = auto ? pickStrategy(s, items, depth) : opts.reduction!;
+    const plan = (auto && strategy === "serial") || strategy === "shared" ? planSharedTile(s, items, depth) : undefined;
+    if (strategy === "shared" && !plan) strategy = "serial"; // forced, but the section does not fit the pattern
+    if (plan) strategy = "shared";
     strategies.push(strategy);
     const points = product(s.domain.slice(0, depth));
-    maxThreads = Math.max(maxThreads, strategy === "warp" ? points * WARP : points);
-    new SectionWriter(s, strategy, depth, lines).write(items, i);
+    maxThreads = Math.max(maxThreads, strategy === "warp" ? points * WARP : strategy === "shared" ? sharedBlocks(s) * CUDA_BLOCK_SIZE : points);
+    new SectionWriter(s, strategy, depth, lines, plan).write(items, i);
   });
   lines.push("}");
   const blocks = Math.min(MAX_BLOCKS, Math.max(1, Math.ceil(maxThreads / CUDA_BLOCK_SIZE)));
@@ -96,6 +101,13 @@ function pickStrategy(s: Section, items: readonly ScheduleItem[], depth: number)
   return longest >= WARP_MIN_REDUCE && product(s.domain.slice(0, depth)) < WARP_MAX_OUTPUTS ? "warp" : "serial";
 }
 
+/** Blocks of 16x16 register tiles covering a section's domain (outer loops times the tile grid). */
+function sharedBlocks(s: Section): number {
+  const n = s.domain.length;
+  const outer = product(s.domain.slice(0, n - 2));
+  return outer * Math.ceil(s.domain[n - 2]!.extent / SHARED_TILE) * Math.ceil(s.domain[n - 1]!.extent / SHARED_TILE);
+}
+
 /** Where an item is rendered: inside a lane-split row loop, inside a reduction's loop. */
 interface Place {
   readonly laneSplit: boolean;
@@ -112,6 +124,7 @@ class SectionWriter {
     private readonly strategy: ReductionStrategy,
     private readonly depth: number,
     private readonly lines: string[],
+    private readonly plan?: SharedTilePlan,
   ) {
     this.threadBound = new Set(s.domain.slice(0, depth).map((v) => v.name));
   }
@@ -127,6 +140,7 @@ class SectionWriter {
   write(items: readonly ScheduleItem[], index: number): void {
     const s = this.s;
     this.collectUsedVars(items);
+    if (this.plan) return this.writeShared(items, index, this.plan);
     const pointVars = s.domain.slice(0, this.depth);
     const points = product(pointVars);
     const wide = points * WARP >= 2 ** 31;
@@ -188,13 +202,14 @@ class SectionWriter {
           break;
         }
         case "reduce":
-          this.reduce(item, indent, place);
+          if (this.plan?.item === item) this.sharedReduce(item, indent, this.plan);
+          else this.reduce(item, indent, place);
           break;
         case "store": {
           const b = `b${item.buffer}[${renderIndex(item.index)}]`;
           const dtype = s.exprs[item.value]!.dtype;
           // Every lane holds the point's values; one stores them (in a lane-split loop, each its own).
-          const guard = warp && !place.laneSplit ? "if (lane == 0) " : "";
+          const guard = warp && !place.laneSplit ? "if (lane == 0) " : this.plan ? "if (inside) " : "";
           this.lines.push(`${indent}${guard}${b} = ${d.storeValue(`t${item.value}`, dtype)};`);
           break;
         }
@@ -202,6 +217,72 @@ class SectionWriter {
           assertNever(item, "schedule item");
       }
     }
+  }
+
+  /** A grid-stride loop over blocks of 16x16 register tiles; out-of-range threads compute on row/column 0 and do not store. */
+  private writeShared(items: readonly ScheduleItem[], index: number, plan: SharedTilePlan): void {
+    const s = this.s;
+    const n = s.domain.length;
+    const rowVar = s.domain[n - 2]!;
+    const colVar = s.domain[n - 1]!;
+    const blockRows = Math.ceil(rowVar.extent / SHARED_TILE);
+    const blockCols = Math.ceil(colVar.extent / SHARED_TILE);
+    const tileNote = s.tile ? `, register tile ${s.tile.rows}x${s.tile.cols}` : "";
+    this.lines.push(`  { // section ${index}: ${s.domain.map((v) => `${v.name}<${v.extent}`).join(", ")}${tileNote}; ${SHARED_TILE}x${SHARED_TILE}-thread blocks, operands staged in shared memory`);
+    for (const id of [...plan.rowLoads, ...plan.colLoads]) this.lines.push(`    __shared__ ${d.typeName(s.exprs[id]!.dtype)} s${id}[${SHARED_TILE}][${SHARED_TILE + 1}];`);
+    this.lines.push(`    const int tx = threadIdx.x % ${SHARED_TILE};`, `    const int ty = threadIdx.x / ${SHARED_TILE};`);
+    this.lines.push(`    for (int bt = blockIdx.x; bt < ${sharedBlocks(s)}; bt += gridDim.x) {`);
+    this.lines.push(`      const int rowRaw = ((bt / ${blockCols}) % ${blockRows}) * ${SHARED_TILE} + ty;`, `      const int colRaw = (bt % ${blockCols}) * ${SHARED_TILE} + tx;`);
+    this.lines.push(`      const bool inside = rowRaw < ${rowVar.extent} && colRaw < ${colVar.extent};`);
+    this.lines.push(`      const int ${rowVar.name} = inside ? rowRaw : 0;`, `      const int ${colVar.name} = inside ? colRaw : 0;`);
+    this.defineFlatVars(s.domain.slice(0, n - 2), `(bt / ${blockRows * blockCols})`, "      ");
+    this.items(items, "      ", { laneSplit: false, inReduce: false });
+    this.lines.push("    }", "  }");
+  }
+
+  /** The blocked reduction loop: stage a chunk of every operand load, then run the chunk from shared memory. */
+  private sharedReduce(item: Extract<ScheduleItem, { kind: "reduce" }>, indent: string, plan: SharedTilePlan): void {
+    const s = this.s;
+    const T = SHARED_TILE;
+    const n = s.domain.length;
+    const rowVar = s.domain[n - 2]!;
+    const colVar = s.domain[n - 1]!;
+    const kVar = item.vars[0]!;
+    const blockCols = Math.ceil(colVar.extent / T);
+    const blockRows = Math.ceil(rowVar.extent / T);
+    const accs = item.reduces.map((r) => ({ id: r, e: s.exprs[r]! }));
+    for (const { id, e } of accs) if (e.op === "reduce_sum" || e.op === "reduce_max") this.lines.push(`${indent}${d.typeName(e.dtype)} t${id} = ${d.reduceIdentity(e.op, e.dtype)};`);
+    const i2 = indent + "  ";
+    const i3 = i2 + "  ";
+    this.lines.push(`${indent}for (int k0 = 0; k0 < ${kVar.extent}; k0 += ${T}) {`);
+    // Row operands: thread (r, kk) = (threadIdx / T, threadIdx % T); column operands: (kk, c), coalesced along c.
+    const stage = (ids: readonly ExprId[], staged: IndexVar, kIndex: string, position: string, slot: string, baseOf: string): void => {
+      if (ids.length === 0) return;
+      this.lines.push(`${i2}{`);
+      this.lines.push(`${i3}const int ${kVar.name} = k0 + ${kIndex};`);
+      this.lines.push(`${i3}const int ${staged.name} = ${baseOf} * ${T} + ${position};`);
+      this.lines.push(`${i3}const bool staged = ${kVar.name} < ${kVar.extent} && ${staged.name} < ${staged.extent};`);
+      for (const id of ids) {
+        const e = s.exprs[id]!;
+        this.lines.push(`${i3}s${id}${slot} = staged ? ${this.expr(e)} : ${d.literal(0, e.dtype)};`);
+      }
+      this.lines.push(`${i2}}`);
+    };
+    stage(plan.rowLoads, rowVar, `threadIdx.x % ${T}`, `threadIdx.x / ${T}`, `[threadIdx.x % ${T}][threadIdx.x / ${T}]`, `((bt / ${blockCols}) % ${blockRows})`);
+    stage(plan.colLoads, colVar, `threadIdx.x / ${T}`, `threadIdx.x % ${T}`, `[threadIdx.x / ${T}][threadIdx.x % ${T}]`, `(bt % ${blockCols})`);
+    this.lines.push(`${i2}__syncthreads();`);
+    this.lines.push(`${i2}const int chunk = ${kVar.extent} - k0 < ${T} ? ${kVar.extent} - k0 : ${T};`);
+    this.lines.push(`${i2}for (int kk = 0; kk < chunk; kk++) {`);
+    const rowStaged = new Set(plan.rowLoads);
+    const colStaged = new Set(plan.colLoads);
+    for (const bodyItem of item.body) {
+      if (bodyItem.kind !== "expr") return bug("cuda: shared tile body holds a non-expression");
+      const e = s.exprs[bodyItem.id]!;
+      const value = rowStaged.has(bodyItem.id) ? `s${bodyItem.id}[kk][ty]` : colStaged.has(bodyItem.id) ? `s${bodyItem.id}[kk][tx]` : this.expr(e);
+      this.lines.push(`${i3}const ${d.typeName(e.dtype)} t${bodyItem.id} = ${value};`);
+    }
+    for (const { id, e } of accs) if (e.op === "reduce_sum" || e.op === "reduce_max") this.lines.push(`${i3}${d.reduceStep(e.op, `t${id}`, `t${e.body}`, e.dtype)}`);
+    this.lines.push(`${i2}}`, `${i2}__syncthreads();`, `${indent}}`);
   }
 
   private reduce(item: Extract<ScheduleItem, { kind: "reduce" }>, indent: string, place: Place): void {

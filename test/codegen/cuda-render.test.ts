@@ -1,6 +1,7 @@
 // CUDA rendering decisions, checked on the source text: literals that name the f32 the graph
 // means, launch bounds and __restrict__ (absent where an in-place update aliases two
-// parameters), the reduction strategy per section and the launch shape it implies.
+// parameters), the reduction strategy per section (thread, warp or shared-memory block) and
+// the launch shape it implies.
 
 import { describe, expect, test } from "vitest";
 import * as k from "kiln";
@@ -56,11 +57,20 @@ describe("cuda kernels", () => {
     expect(a.kernels[0]!.launch.grid).toEqual([1, 1, 1]); // 6 rows x 32 lanes fit one block
   });
 
-  test("a matmul: a thread per 4x4 register tile when tiles fill the GPU, else a warp per tile", () => {
-    const big = compileCuda(trace((x, w) => x.matmul(w), [k.f32([1024, 64]), k.f32([64, 1024])])).artifact.kernels[0]!;
+  test("a large matmul: 16x16-thread blocks of 4x4 register tiles, operands staged in shared memory", () => {
+    const g = trace((x, w) => x.matmul(w), [k.f32([1024, 64]), k.f32([64, 1024])]);
+    const big = compileCuda(g).artifact.kernels[0]!;
     expect(big.source).toContain("register tile 4x4");
-    expect(big.source).toContain("a thread per point");
-    expect(big.launch.grid).toEqual([256, 1, 1]); // 256 x 256 tiles / 256 threads
+    expect(big.source).toContain("operands staged in shared memory");
+    expect(big.source.match(/__shared__ float s\d+\[16\]\[17\];/g)?.length).toBe(8); // 4 row + 4 column loads per tile
+    expect(big.source.match(/__syncthreads\(\);/g)?.length).toBe(2);
+    expect(big.launch.grid).toEqual([256, 1, 1]); // (256 / 16) x (256 / 16) blocks of tiles
+    const serial = compileCuda(g, { reduction: "serial" }).artifact.kernels[0]!;
+    expect(serial.source).toContain("a thread per point");
+    expect(serial.launch.grid).toEqual([256, 1, 1]); // 256 x 256 tiles / 256 threads
+  });
+
+  test("a small matmul with a long reduction: a warp per register tile", () => {
     const small = compileCuda(trace((x, w) => x.matmul(w), [k.f32([512, 64]), k.f32([64, 512])])).artifact.kernels[0]!;
     expect(small.source).toContain("a warp per point"); // 16,384 tiles, each a 64-long reduction
     expect(small.launch.grid).toEqual([2048, 1, 1]); // 16,384 warps x 32 lanes / 256

@@ -25,9 +25,9 @@ function firstMismatch(got: ArrayLike<number>, want: ArrayLike<number>, atol: nu
 }
 
 const groups: { readonly label: string; readonly cases: () => CudaCase[]; readonly strategies: readonly Strategy[] }[] = [
-  { label: "ops, composites and gradients", cases: opCases, strategies: ["auto", "warp", "serial"] },
-  { label: "an Adam step of an MLP", cases: modelCases, strategies: ["auto", "warp"] },
-  { label: "fuzz graphs, seeds 0-59", cases: () => fuzzCases(Array.from({ length: 60 }, (_, s) => s)), strategies: ["auto"] },
+  { label: "ops, composites and gradients", cases: opCases, strategies: ["auto", "warp", "serial", "shared"] },
+  { label: "an Adam step of an MLP", cases: modelCases, strategies: ["auto", "warp", "shared"] },
+  { label: "fuzz graphs, seeds 0-39", cases: () => fuzzCases(Array.from({ length: 40 }, (_, s) => s)), strategies: ["auto"] },
 ];
 
 const problemsByGroup = new Map<string, string[]>();

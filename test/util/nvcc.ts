@@ -54,21 +54,25 @@ const SHIM = `// CPU emulation of the CUDA features Kiln kernels use (tests only
 using std::max;
 struct KilnDim3 { unsigned x, y, z; };
 static KilnDim3 threadIdx, blockIdx, blockDim, gridDim;
-// A warp's 32 lanes are coroutines: each runs until its next shuffle, then the next lane runs.
-static ucontext_t kiln_scheduler, kiln_lanes[32];
-static long long kiln_slots[32];
-static unsigned kiln_warp_base;
-static void kiln_yield(int lane) {
-  swapcontext(&kiln_lanes[lane], &kiln_scheduler);
-  threadIdx.x = kiln_warp_base + lane;
+// In lockstep mode a block's threads are coroutines: each runs until its next shuffle or
+// __syncthreads, then the next thread runs; a round over all of them is a barrier.
+#define __shared__ static
+static const int KILN_MAX_THREADS = 1024;
+static ucontext_t kiln_scheduler, kiln_threads[KILN_MAX_THREADS];
+static long long kiln_slots[KILN_MAX_THREADS];
+static void kiln_yield() {
+  const unsigned self = threadIdx.x;
+  swapcontext(&kiln_threads[self], &kiln_scheduler);
+  threadIdx.x = self;
 }
+inline void __syncthreads() { kiln_yield(); }
 template <class T> T kiln_exchange(T v, int from) {
-  const int lane = threadIdx.x & 31;
+  const unsigned self = threadIdx.x;
   long long raw = 0; std::memcpy(&raw, &v, sizeof(T));
-  kiln_slots[lane] = raw;
-  kiln_yield(lane);  // every lane has written its slot
-  long long got = kiln_slots[from & 31];
-  kiln_yield(lane);  // every lane has read
+  kiln_slots[self] = raw;
+  kiln_yield();  // every thread has written its slot
+  long long got = kiln_slots[(self & ~31u) | (unsigned)(from & 31)];
+  kiln_yield();  // every thread has read
   T out; std::memcpy(&out, &got, sizeof(T));
   return out;
 }
@@ -79,39 +83,38 @@ inline bool __any_sync(unsigned, bool v) {
   return any;
 }
 static const std::function<void()>* kiln_kernel;
-static bool kiln_done[32];
-static void kiln_lane_main(int lane) { (*kiln_kernel)(); kiln_done[lane] = true; }
+static bool kiln_done[KILN_MAX_THREADS];
+static void kiln_thread_main(int t) { (*kiln_kernel)(); kiln_done[t] = true; }
 static void kiln_launch(unsigned grid, unsigned block, bool lockstep, const std::function<void()>& kernel) {
   gridDim = {grid, 1, 1};
   blockDim = {block, 1, 1};
-  static std::vector<char> stacks(32 * (1 << 18));
+  const size_t stackBytes = 1 << 17;
+  static std::vector<char> stacks(KILN_MAX_THREADS * stackBytes);
   kiln_kernel = &kernel;
-  for (unsigned b = 0; b < grid; b++)
-    for (unsigned w = 0; w < block / 32; w++) {
-      blockIdx = {b, 0, 0};
-      kiln_warp_base = w * 32;
-      if (!lockstep) {
-        for (unsigned l = 0; l < 32; l++) { threadIdx = {w * 32 + l, 0, 0}; kernel(); }
-        continue;
-      }
-      for (int l = 0; l < 32; l++) {
-        kiln_done[l] = false;
-        getcontext(&kiln_lanes[l]);
-        kiln_lanes[l].uc_stack.ss_sp = stacks.data() + l * (1 << 18);
-        kiln_lanes[l].uc_stack.ss_size = 1 << 18;
-        kiln_lanes[l].uc_link = &kiln_scheduler;
-        makecontext(&kiln_lanes[l], (void (*)())kiln_lane_main, 1, l);
-      }
-      for (bool running = true; running;) {
-        running = false;
-        for (int l = 0; l < 32; l++) {
-          if (kiln_done[l]) continue;
-          threadIdx = {kiln_warp_base + l, 0, 0};
-          swapcontext(&kiln_scheduler, &kiln_lanes[l]);
-          running = true;
-        }
+  for (unsigned b = 0; b < grid; b++) {
+    blockIdx = {b, 0, 0};
+    if (!lockstep) {
+      for (unsigned t = 0; t < block; t++) { threadIdx = {t, 0, 0}; kernel(); }
+      continue;
+    }
+    for (unsigned t = 0; t < block; t++) {
+      kiln_done[t] = false;
+      getcontext(&kiln_threads[t]);
+      kiln_threads[t].uc_stack.ss_sp = stacks.data() + t * stackBytes;
+      kiln_threads[t].uc_stack.ss_size = stackBytes;
+      kiln_threads[t].uc_link = &kiln_scheduler;
+      makecontext(&kiln_threads[t], (void (*)())kiln_thread_main, 1, (int)t);
+    }
+    for (bool running = true; running;) {
+      running = false;
+      for (unsigned t = 0; t < block; t++) {
+        if (kiln_done[t]) continue;
+        threadIdx = {t, 0, 0};
+        swapcontext(&kiln_scheduler, &kiln_threads[t]);
+        running = true;
       }
     }
+  }
 }
 `;
 
@@ -152,7 +155,7 @@ export function emulateCuda(cases: readonly EmulationCase[]): Record<string, Hos
         const type = b.dtype === "f32" ? "float" : b.dtype === "i32" ? "int" : "unsigned char";
         return `(${type}*)slots[${b.slot}].data()`;
       });
-      const lockstep = k.source.includes("lane");
+      const lockstep = k.source.includes("lane") || k.source.includes("__syncthreads");
       run.push(`  kiln_launch(${k.launch.grid[0]}, ${k.launch.block[0]}, ${lockstep}, [&] { ${k.name}(${args.join(", ")}); });`);
     }
     for (const io of a.outputs) {
@@ -275,7 +278,7 @@ export function buildEmulatedKernelLibrary(artifacts: readonly CudaArtifact[], d
         const type = b.dtype === "f32" ? "float" : b.dtype === "i32" ? "int" : "unsigned char";
         return `*(${type}**)params[${i}]`;
       });
-      const lockstep = k.source.includes("lane");
+      const lockstep = k.source.includes("lane") || k.source.includes("__syncthreads");
       parts.push(`extern "C" void kiln_launch_${k.name}(unsigned grid, unsigned block, void** params) {\n  kiln_launch(grid, block, ${lockstep}, [&] { ${k.name}(${args.join(", ")}); });\n}`);
     }
   const cpp = join(dir, "kernels-emulated.cpp");
