@@ -49,7 +49,8 @@ export function renderRowKernel(d: { readonly name: string; readonly sections: r
   let stride = rows;
   for (const v of parallel) {
     stride /= v.extent;
-    body.push(`  let ${v.name}: i32 = ${v.extent === 1 ? "0" : `(row / ${stride}) % ${v.extent}`};`);
+    const q = stride === 1 ? "row" : `row / ${stride}`;
+    body.push(`  let ${v.name}: i32 = ${v.extent === 1 ? "0" : stride * v.extent === rows ? q : `${q} % ${v.extent}`};`);
   }
   const ind = "  ";
   for (const item of rowLevelItems(items, depth)) {
