@@ -38,8 +38,10 @@ export function blockContractions(p: KernelProgram): KernelProgram {
 
 /** Column blocks of the packed right operand: 8 floats (two f32x4) per k. */
 const PANEL = 8;
-/** Pack only operands past this size (smaller ones stay in cache unpacked). */
+/** Pack only operands past this size (smaller ones stay in cache unpacked)… */
 const PACK_MIN_BYTES = 1 << 20;
+/** …and only when each panel is re-read by enough row blocks to repay the copy. */
+const PACK_MIN_ROWS = 256;
 
 /**
  * A big right operand B[k, j] read along j is repacked into panels P[j / 8][k][j % 8] by a
@@ -61,7 +63,7 @@ function packRightOperand(s: Section, buffers: BufferDecl[]): { kernel: Kernel; 
     const vars = indexVars(e.index);
     return vars.size === 2 && vars.has(kVar.name) && vars.has(colVar.name) && linearStride(e.index, colVar.name) === 1 && indexDataRefs(e.index).size === 0;
   });
-  if (bId < 0 || kVar.extent * colVar.extent * 4 < PACK_MIN_BYTES) return undefined;
+  if (bId < 0 || kVar.extent * colVar.extent * 4 < PACK_MIN_BYTES || s.domain[rank - 2]!.extent < PACK_MIN_ROWS) return undefined;
   const bLoad = s.exprs[bId] as Extract<KExpr, { op: "load" }>;
   const panels = colVar.extent / PANEL;
   const packId = buffers.length;
