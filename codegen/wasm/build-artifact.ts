@@ -6,6 +6,7 @@
 
 import type { Kernel, KernelProgram } from "../../compiler/kernel/kernel-ir.ts";
 import type { Artifact, ArtifactKernel } from "../../runtime/artifact/format.ts";
+import { KilnError } from "../../compiler/util/errors.ts";
 import { layoutMemory } from "../../runtime/wasm/layout.ts";
 import { buildJsArtifact } from "../js/build-artifact.ts";
 import { assembleModule, type ExportedGlobal } from "./encoder.ts";
@@ -15,9 +16,17 @@ import { FIRST_SECTION_FUNC, HELPER_FUNCS, HOST_IMPORTS, helperFuncs } from "./m
 
 export interface WasmBuildOptions extends SectionOptions {}
 
+/** 64 KiB pages in a wasm32 memory's 4 GiB. */
+const WASM32_MAX_PAGES = 65536;
+
 export function buildWasmArtifact(program: KernelProgram, opts: WasmBuildOptions = {}): Artifact {
   const base = buildJsArtifact(program);
   const layout = layoutMemory(base.memory.slotBytes);
+  if (layout.pages > WASM32_MAX_PAGES)
+    throw new KilnError({
+      code: "unsupported",
+      message: `wasm target: ${program.name} needs ${(layout.totalBytes / 2 ** 30).toFixed(2)} GiB of memory, more than the 4 GiB a wasm32 memory holds (try a smaller batch, or the js target)`,
+    });
   const places = base.buffers.map((b): BufferPlace => ({ base: layout.slotOffsets[b.slot] ?? 0, dtype: b.dtype }));
   const place = (id: number): BufferPlace => places[id]!;
   const kernels: ArtifactKernel[] = program.kernels.map((k) => {

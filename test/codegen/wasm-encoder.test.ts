@@ -89,3 +89,8 @@ describe("contraction blocking", () => {
     expect(blockContractions(before).kernels).toEqual(before.kernels);
   });
 });
+
+test("a program needing more than wasm32's 4 GiB is refused with a clear error", () => {
+  const g = k.traceFunction("huge", ((x: k.Tensor) => x.mul(2)) as never, [k.f32([1 << 29, 2])]).graph;
+  expect(() => compileWasm(g)).toThrow(/needs 8\.00 GiB of memory, more than the 4 GiB a wasm32 memory holds/);
+});
