@@ -1,6 +1,6 @@
 // Quick wasm-target timings while tuning kernels (`npx tsx bench/wasm-micro.ts [case…]`):
 // matmul 1024³ GFLOP/s, a 16M elementwise chain, softmax 4096×1024, on 1 thread and on all
-// cores. The comparison with peers lives in `npm run bench -- --target wasm`.
+// cores, kernels only (no host copies). Peers: `npm run bench -- --target wasm`.
 
 import { availableParallelism } from "node:os";
 import * as k from "kiln";
@@ -22,7 +22,8 @@ const CASES: readonly MicroCase[] = [
   { name: "softmax 4096x1024", fn: (x) => x.softmax(-1), specs: [k.f32([4096, 1024])] },
 ];
 
-async function time(c: MicroCase, threads: number, opts: WasmCompileOptions): Promise<number> {
+/** Best of five: wall time, and this process's CPU time (steadier on a shared machine; with threads it sums every core's). */
+async function time(c: MicroCase, threads: number, opts: WasmCompileOptions): Promise<{ wallMs: number; cpuMs: number }> {
   const g = k.traceFunction(c.name.replace(/\W+/g, "_"), c.fn as never, c.specs).graph;
   const exe = await createWasmExecutor(g, { ...opts, threads });
   const inputs: Record<string, HostTensor> = {};
@@ -35,21 +36,24 @@ async function time(c: MicroCase, threads: number, opts: WasmCompileOptions): Pr
   exe.runner.write(inputs);
   exe.runner.execute(); // warm up
   const times: number[] = [];
+  const cpu: number[] = [];
   for (let r = 0; r < 5; r++) {
     const t0 = performance.now();
+    const c0 = process.cpuUsage();
     exe.runner.execute();
+    cpu.push(process.cpuUsage(c0).user / 1000);
     times.push(performance.now() - t0);
   }
   await exe.close();
-  return Math.min(...times);
+  return { wallMs: Math.min(...times), cpuMs: Math.min(...cpu) };
 }
 
 const only = process.argv.slice(2);
 for (const c of CASES) {
   if (only.length > 0 && !only.some((o) => c.name.includes(o))) continue;
   for (const threads of [1, availableParallelism()]) {
-    const ms = await time(c, threads, {});
-    const rate = c.flops ? `${(c.flops / ms / 1e6).toFixed(1)} GFLOP/s` : "";
-    console.log(`${c.name.padEnd(28)} threads ${threads}  ${ms.toFixed(2)} ms  ${rate}`);
+    const { wallMs, cpuMs } = await time(c, threads, {});
+    const rate = c.flops ? `${(c.flops / wallMs / 1e6).toFixed(1)} GFLOP/s (wall)` : "";
+    console.log(`${c.name.padEnd(28)} threads ${threads}  ${wallMs.toFixed(2)} ms wall, ${cpuMs.toFixed(2)} ms cpu  ${rate}`);
   }
 }
