@@ -1,10 +1,11 @@
 // CUDA C spellings of the kernel IR's types, literals and ops: a C-like dialect table the
-// renderer (render-cuda.ts) asks for every token it prints. It is shaped like STYLE.md's
-// CLikeDialect so it can move onto the shared codegen/render base as a set of overrides.
+// renderer (render-cuda.ts) asks for every token it prints, also given in the shape of the
+// shared renderer base (`cudaCLike`), which writes the thread-per-point sections.
 // Semantics match compiler/ir/interpret*.ts: wrapping i32, floor div/mod, NaN-propagating max.
 
 import type { BinaryOp, DType, UnaryOp } from "../../compiler/ir/types.ts";
 import { assertNever } from "../../compiler/util/errors.ts";
+import type { CLikeDialect as CLikeBase } from "../render/base.ts";
 
 export interface CLikeDialect {
   /** Type of a value in registers. */
@@ -102,4 +103,21 @@ export const cudaDialect: CLikeDialect = {
     }
   },
   rng: (seed, stream, counter) => `kiln_rng(${seed}, ${stream}u, (unsigned)(${counter}))`,
+};
+
+/** The same spellings in the shape of the shared C-like renderer base (codegen/render/base.ts). */
+export const cudaCLike: CLikeBase = {
+  typeName: cudaDialect.typeName,
+  constant: cudaDialect.literal,
+  unary: (op, x) => cudaDialect.unary[op](x),
+  binary: (op, x, y, operand) => cudaDialect.binary[op](x, y, operand),
+  cast: cudaDialect.cast,
+  select: cudaDialect.select,
+  rng: cudaDialect.rng,
+  reduceInit: cudaDialect.reduceIdentity,
+  declareLet: (name, t, value) => `const ${cudaDialect.typeName(t)} ${name} = ${value};`,
+  declareVar: (name, t, value) => `${cudaDialect.typeName(t)} ${name} = ${value};`,
+  forLoop: (v, extent) => `for (int ${v} = 0; ${v} < ${extent}; ${v}++) {`,
+  floorDiv: (x, divisor) => `kiln_idiv(${x}, ${divisor})`,
+  floorMod: (x, divisor) => `kiln_imod(${x}, ${divisor})`,
 };

@@ -9,8 +9,8 @@ import { scheduleSection, type ScheduleItem } from "../../compiler/kernel/schedu
 import { bounds, indexVars, type Atom, type IndexExpr, type IndexPred, type IndexVar } from "../../compiler/kernel/index-expr.ts";
 import { exprOwnVars, type BufferDecl, type ExprId, type KExpr, type Kernel, type Section } from "../../compiler/kernel/kernel-ir.ts";
 import { assertNever, bug } from "../../compiler/util/errors.ts";
-import { parallelDepthOf } from "../render/base.ts";
-import { cudaDialect as d } from "./dialect.ts";
+import { parallelDepthOf, renderSectionBody, type BufferAccess } from "../render/base.ts";
+import { cudaCLike, cudaDialect as d } from "./dialect.ts";
 import { planSharedTile, SHARED_TILE, type SharedTilePlan } from "./shared-tile.ts";
 
 /** How a section's reductions run: a thread per point, a warp per point, or 16x16-thread blocks staging a contraction's operands in shared memory. */
@@ -101,6 +101,12 @@ function pickStrategy(s: Section, items: readonly ScheduleItem[], depth: number)
   return longest >= WARP_MIN_REDUCE && product(s.domain.slice(0, depth)) < WARP_MAX_OUTPUTS ? "warp" : "serial";
 }
 
+/** Buffers are parameters `b<id>`; bool is a byte in memory. */
+const cudaBufferAccess: BufferAccess = {
+  load: (buffer, index, t) => d.loadValue(`b${buffer}[${index}]`, t),
+  store: (buffer, index, value, t) => `b${buffer}[${index}] = ${d.storeValue(value, t)};`,
+};
+
 /** Blocks of 16x16 register tiles covering a section's domain (outer loops times the tile grid). */
 function sharedBlocks(s: Section): number {
   const n = s.domain.length;
@@ -157,7 +163,9 @@ class SectionWriter {
       this.lines.push(`    for (${flat} p = ${thread}; p < ${points}; p += ${stride}) {`);
     }
     this.defineFlatVars(pointVars, "p", "      ");
-    this.items(items, "      ", { laneSplit: false, inReduce: false });
+    // A thread per point is plain C: the shared renderer base writes it; warps need the walker below.
+    if (this.strategy === "serial") this.lines.push(...renderSectionBody(s, items, this.depth, cudaCLike, cudaBufferAccess, "      "));
+    else this.items(items, "      ", { laneSplit: false, inReduce: false });
     this.lines.push("    }", "  }");
   }
 
