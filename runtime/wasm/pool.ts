@@ -98,18 +98,21 @@ export class WorkerPool {
     Atomics.add(ctl, GEN, 1);
     Atomics.notify(ctl, GEN);
     const chunk = Math.ceil(Math.ceil(extent / threads) / grain) * grain;
+    let workerFailed = false;
     try {
       own(0, Math.min(extent, chunk));
     } finally {
-      // Every worker finishes this launch before the caller sees a result or an error.
+      // Every worker finishes this launch before the caller sees a result or an error, and
+      // the failure flag is cleared either way (the next launch starts clean).
       const workers = this.workers.length;
       for (;;) {
         const done = Atomics.load(ctl, DONE);
         if (done >= workers) break;
         Atomics.wait(ctl, DONE, done);
       }
+      workerFailed = Atomics.exchange(ctl, FAILED, 0) !== 0;
     }
-    if (Atomics.exchange(ctl, FAILED, 0) !== 0) throw new Error(`wasm kernel ${kernel}, section ${section}: a worker thread trapped`);
+    if (workerFailed) throw new Error(`wasm kernel ${kernel}, section ${section}: a worker thread trapped`);
   }
 
   async close(): Promise<void> {

@@ -212,3 +212,22 @@ describe("the cpu target", () => {
     expect(Array.from(out.data)).toEqual([1, 3, 5, 7, -7]);
   });
 });
+
+describe("wasm runner errors", () => {
+  test("an out-of-range gather traps on the workers and the caller alike: the run throws (no hang) and the pool still works", async () => {
+    const g = k.traceFunction("gather_oob", ((x: k.Tensor, idx: k.Tensor) => x.gather(0, idx)) as never, [f([4, 64]), i([4, 64])]).graph;
+    const runner = await WasmArtifactRunner.create(compileWasm(g).artifact, { threads: 2, minParallelWork: 0 });
+    runners.push(runner);
+    const [xName, idxName] = g.inputs.map((id) => (nodeOf(g, id) as { name: string }).name) as [string, string];
+    const x = { dtype: "f32" as const, shape: [4, 64], data: Float64Array.from({ length: 256 }, (_, j) => j) };
+    const bad = { dtype: "i32" as const, shape: [4, 64], data: new Int32Array(256).fill(1_000_000) }; // 256 MB past the start: outside the memory
+    expect(() => runner.run({ [xName]: x, [idxName]: bad })).toThrow();
+    // Rows 2 and 3 are the worker's half: only it traps, and the caller reports it.
+    const badOnWorker = { dtype: "i32" as const, shape: [4, 64], data: Int32Array.from({ length: 256 }, (_, j) => (j >= 128 ? 1_000_000 : 0)) };
+    expect(() => runner.run({ [xName]: x, [idxName]: badOnWorker })).toThrow(/a worker thread trapped/);
+    const good = { dtype: "i32" as const, shape: [4, 64], data: Int32Array.from({ length: 256 }, (_, j) => j % 4) };
+    const out = Object.values(runner.run({ [xName]: x, [idxName]: good }))[0]!.data;
+    // out[r, c] = x[idx[r, c], c] = (j % 4) * 64 + c with j = 64r + c
+    expect(Array.from(out)).toEqual(Array.from({ length: 256 }, (_, j) => (j % 4) * 64 + (j % 64)));
+  });
+});
