@@ -31,7 +31,7 @@ export function buildWasmArtifact(program: KernelProgram, opts: WasmBuildOptions
   const place = (id: number): BufferPlace => places[id]!;
   const kernels: ArtifactKernel[] = program.kernels.map((k) => {
     const bytes = buildKernelModule(k, place, layout.pages, opts);
-    return { name: k.name, source: Buffer.from(bytes).toString("base64"), params: [], reads: k.reads, writes: k.writes };
+    return { name: k.name, source: encodeBase64(bytes), params: [], reads: k.reads, writes: k.writes };
   });
   return { ...base, target: "wasm", kernels };
 }
@@ -42,4 +42,11 @@ export function buildKernelModule(k: Kernel, place: (id: number) => BufferPlace,
   sections.forEach((s, j) => globals.push({ name: `x${j}`, value: s.splitExtent }, { name: `w${j}`, value: Math.min(s.work, 2 ** 31 - 1) }));
   if (FIRST_SECTION_FUNC !== HOST_IMPORTS.length + helperFuncs().length) throw new Error("wasm: helper function indices out of date");
   return assembleModule({ memoryPages: pages, maxPages: pages, imports: HOST_IMPORTS, funcs: [...helperFuncs(), ...sections.map((s) => s.func)], globals });
+}
+
+/** Base64 without Node's Buffer (the compiler also runs in browsers). */
+function encodeBase64(bytes: Uint8Array): string {
+  let binary = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(binary);
 }
