@@ -1,7 +1,7 @@
 // SIMD lowering of one kernel-IR expression over four consecutive values of a loop variable
 // (f32 → f32x4, i32 and bool → i32x4 with bool lanes 0/1). Loads and stores contiguous in
 // that variable are one v128 access; anything else (strided or gathered indices, masks that
-// vary per lane, idiv/mod, sin, rng) runs the scalar lowering once per lane. exp2 and log2 are
+// vary per lane, idiv/mod, rng) runs the scalar lowering once per lane. exp2, log2 and sin are
 // vector polynomials (module-helpers.ts), inlined: a call would spill live vectors.
 
 import { indexDataRefs, indexVars, type IndexExpr, type IndexPred } from "../../compiler/kernel/index-expr.ts";
@@ -10,7 +10,7 @@ import { assertNever } from "../../compiler/util/errors.ts";
 import { F32, I32, Op, Simd, V128 } from "./encoder.ts";
 import { emitPred, linearStride, type IndexEnv } from "./emit-index.ts";
 import { elementBytes, emitAddress, emitScalarExpr, type ScalarCtx } from "./emit-scalar.ts";
-import { emitExp2, emitLog2 } from "./module-helpers.ts";
+import { emitExp2, emitLog2, emitSin, SIN_REDUCTION_LIMIT } from "./module-helpers.ts";
 
 export const LANES = 4;
 
@@ -86,9 +86,26 @@ export function emitVectorExpr(ctx: VectorCtx, e: KExpr): void {
       fb.simd(Simd.i32x4Splat).v128I32([0, stride, 2 * stride, 3 * stride]).simd(Simd.i32x4Add);
       return;
     }
+    case "sin": {
+      // The polynomial unless some lane is past the range reduction's limit (then Math.sin per lane).
+      const x = fb.local(V128);
+      const out = fb.local(V128);
+      ctx.pushVec(e.x);
+      fb.set(x);
+      // any lane with limit < |x| (NaN compares false: the polynomial gives NaN for it anyway)
+      fb.f32(SIN_REDUCTION_LIMIT).simd(Simd.f32x4Splat).get(x).simd(Simd.f32x4Abs).simd(Simd.f32x4Lt).simd(Simd.v128AnyTrue);
+      fb.open(Op.if);
+      perLane();
+      fb.set(out);
+      fb.op(Op.else);
+      emitSin(fb, x);
+      fb.set(out);
+      fb.end();
+      fb.get(out);
+      return;
+    }
     case "valid":
     case "rng":
-    case "sin":
     case "idiv":
     case "mod":
       return perLane();
