@@ -53,6 +53,11 @@ export interface Executable<Out = unknown> {
    * name. Outputs that alias a state input replace it after each run (in-place update).
    */
   state(): Record<string, HostTensor>;
+  /**
+   * The current state, read from the device first where the target keeps it there (WebGPU
+   * reads back only the user's outputs each step, so `state()` can be behind until this runs).
+   */
+  fetchState(): Promise<Record<string, HostTensor>>;
   /** Replaces some state values (e.g. a state dict), checked against the input types. */
   loadState(values: Readonly<Record<string, HostInput>>): void;
   /** The target that runs it ("auto" already resolved). */
@@ -100,6 +105,25 @@ export async function compile<F extends TracedFn>(fnOrProgram: F | Program<F>, s
   const userOutputs = graph.outputs.slice(0, traced.userOutputCount);
   const stateOutputs = graph.outputs.slice(traced.userOutputCount).filter((o) => o.aliases !== undefined);
   const stateTypes = new Map(graph.inputs.map((id) => nodeOf(graph, id)).flatMap((n) => (n.op === "input" && state.has(n.name) ? [[n.name, n.type] as const] : [])));
+  // Device-resident state: a target that can read its inputs back (WebGPU) gets only the
+  // user's outputs read back per run; state names updated on the device since the host copy
+  // was taken are `stale` until fetchState() reads them.
+  const readInputs = executor.readInputs?.bind(executor);
+  const userOutputNames = userOutputs.map((o) => o.name);
+  const stale = new Set<string>();
+  const snapshot = (): Record<string, HostTensor> => {
+    if (stale.size > 0)
+      throw new KilnError({ code: "invalid-argument", message: `exe.state(): the state (${[...stale].slice(0, 3).join(", ")}${stale.size > 3 ? ", …" : ""}) lives on the ${target.name} device and has changed since it was last read: use \`await exe.fetchState()\`` });
+    return Object.fromEntries([...state].map(([n, t]) => [n, { dtype: t.dtype, shape: [...t.shape], data: t.data.slice() }]));
+  };
+  const fetchState = async (): Promise<Record<string, HostTensor>> => {
+    if (stale.size > 0 && readInputs) {
+      const fresh = await readInputs([...stale]);
+      for (const name of stale) state.set(name, fresh[name]!);
+      stale.clear();
+    }
+    return snapshot();
+  };
   let runCount = 0;
 
   return {
@@ -115,10 +139,11 @@ export async function compile<F extends TracedFn>(fnOrProgram: F | Program<F>, s
       const artifact = artifactOf(executor);
       if (!artifact) throw new KilnError({ code: "unsupported", message: `exe.save: target '${target.name}' builds no artifact (compile for "js" or "webgpu" to save one)` });
       const { writeArtifactFolder } = await import("../compiler/emit-artifact.ts");
-      writeArtifactFolder(dir, { artifact, graph, state: Object.fromEntries(state) });
+      writeArtifactFolder(dir, { artifact, graph, state: await fetchState() });
     },
     // A snapshot: later runs replace state values, they never change what this returned.
-    state: () => Object.fromEntries([...state].map(([n, t]) => [n, { dtype: t.dtype, shape: [...t.shape], data: t.data.slice() }])),
+    state: snapshot,
+    fetchState,
     loadState(values) {
       const checked = Object.entries(values).map(([name, v]) => {
         const type = stateTypes.get(name);
@@ -126,14 +151,24 @@ export async function compile<F extends TracedFn>(fnOrProgram: F | Program<F>, s
         return [name, toHostTensor(name, v, type)] as const;
       });
       // All or nothing: a bad entry leaves the state as it was.
-      for (const [name, t] of checked) state.set(name, { ...t, data: t.data.slice() });
+      for (const [name, t] of checked) {
+        state.set(name, { ...t, data: t.data.slice() });
+        stale.delete(name);
+      }
     },
     async run(inputs: RunInputs, runOpts: RunOptions = {}): Promise<HostTree<ReturnType<F>>> {
       const seed = runOpts.seed ?? runCount;
       runCount++;
       const bound = { ...bindInputs(inputs, seed, state), ...Object.fromEntries(state) };
-      const results = await executor.run(bound);
-      for (const o of stateOutputs) state.set(o.aliases!, results[o.name]!);
+
+      // On a device target the updated state stays there; the host arrays passed in this run
+      // stand for it in the next one (the runtime skips their upload).
+      const deviceState = readInputs !== undefined && stateOutputs.length > 0;
+      const results = await executor.run(bound, deviceState ? { readback: userOutputNames } : undefined);
+      for (const o of stateOutputs) {
+        if (deviceState) stale.add(o.aliases!);
+        else state.set(o.aliases!, results[o.name]!);
+      }
       const outputs = userOutputs.map((o) => toHostOutput(o.name, results[o.name], nodeOf(graph, o.value).type));
       return traced.unflatten(outputs as readonly HostOutput[]) as HostTree<ReturnType<F>>;
     },

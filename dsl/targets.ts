@@ -10,8 +10,22 @@ import type { HostTensor } from "../compiler/util/host-tensor.ts";
 
 /** A compiled graph, ready to run. Inputs and outputs are keyed by graph input/output names. */
 export interface Executor {
-  run(inputs: Readonly<Record<string, HostTensor>>): Promise<Record<string, HostTensor>>;
+  /**
+   * Runs the graph. With `readback`, a target that keeps state on a device returns only the
+   * named outputs; the others (updated parameters, optimizer state) stay where they are.
+   */
+  run(inputs: Readonly<Record<string, HostTensor>>, opts?: ExecutorRunOptions): Promise<Record<string, HostTensor>>;
+  /**
+   * Present on targets whose state lives on a device: reads the current device value of the
+   * named inputs (the state, after in-place updates). k.compile then reads back only the
+   * user's outputs each step and fetches the state on demand (exe.fetchState()).
+   */
+  readInputs?(names: readonly string[]): Promise<Record<string, HostTensor>>;
   readonly stats?: ExecutorStats;
+}
+
+export interface ExecutorRunOptions {
+  readonly readback?: readonly string[];
 }
 
 /** Counters a target may report per run; each target fills the ones it knows. */

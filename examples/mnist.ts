@@ -92,7 +92,7 @@ export async function trainMnist(opts: TrainOptions): Promise<TrainResult> {
 
 /** Fraction of the first `count` test images the trained weights classify correctly; `predictExe` runs `predict`. */
 export async function evaluate(trained: k.Executable, predictExe: k.Executable, count: number): Promise<number> {
-  const state = trained.state();
+  const state = await trained.fetchState();
   const weight = (name: string): k.HostInput => state[name]!.data;
   let correct = 0;
   for (let offset = 0; offset < count; offset += EVAL_BATCH) {

@@ -52,6 +52,8 @@ export function compileWebGpu(graph: Graph, opts: WebGpuCompileOptions = {}): We
 
 export interface WebGpuExecutor {
   run(inputs: Readonly<Record<string, HostTensor>>, opts?: WebGpuRunOptions): Promise<Record<string, HostTensor>>;
+  /** The device's current value of the named inputs (the state after in-place updates). */
+  readInputs(names: readonly string[]): Promise<Record<string, HostTensor>>;
   readonly stats: ArtifactStats;
   readonly compiled: WebGpuCompiled;
   readonly adapter: WebGpuAdapterDescription;
@@ -84,6 +86,7 @@ export async function createWebGpuExecutor(graph: Graph, opts: WebGpuTargetOptio
     adapter: gpu.adapter,
     stats: compiled.artifact.stats,
     run: async (inputs, runOpts) => (await runner.run(inputs, runOpts)) as Record<string, HostTensor>,
+    readInputs: async (names) => (await runner.readInputs(names)) as Record<string, HostTensor>,
   };
 }
 

@@ -173,6 +173,41 @@ export class WebGpuArtifactRunner {
     return out;
   }
 
+  /**
+   * Reads the device's current value of the named inputs: after a run, an input that an
+   * output updates holds the new value (written in place or copied back), so this is how the
+   * state (parameters, optimizer state) comes back to the host without a per-step readback.
+   */
+  async readInputs(names: readonly string[]): Promise<Record<string, RuntimeTensor>> {
+    const ios = names.map((n) => this.artifact.inputs.find((i) => i.name === n) ?? fail(`readInputs: '${n}' is not an input of ${this.artifact.name}`));
+    let bytes = 0;
+    const offsets = ios.map((io) => {
+      const at = bytes;
+      bytes += numel(io.shape) * ELEMENT_BYTES;
+      return at;
+    });
+    const out: Record<string, RuntimeTensor> = {};
+    if (bytes === 0) {
+      for (const io of ios) out[io.name] = { dtype: io.dtype, shape: [...io.shape], data: fromDeviceWords(io.dtype, new ArrayBuffer(0), 0, 0) };
+      return out;
+    }
+    const staging = this.device.createBuffer({ size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, label: `${this.artifact.name}/read-inputs` });
+    const encoder = this.device.createCommandEncoder();
+    ios.forEach((io, i) => {
+      const p = this.placeOf(io.buffer);
+      if (p.bytes > 0) encoder.copyBufferToBuffer(p.gpu, p.offset, staging, offsets[i]!, p.bytes);
+    });
+    this.device.queue.submit([encoder.finish()]);
+    await staging.mapAsync(GPUMapMode.READ, 0, bytes);
+    const mapped = staging.getMappedRange(0, bytes).slice(0);
+    staging.unmap();
+    staging.destroy();
+    ios.forEach((io, i) => {
+      out[io.name] = { dtype: io.dtype, shape: [...io.shape], data: fromDeviceWords(io.dtype, mapped, offsets[i]!, numel(io.shape)) };
+    });
+    return out;
+  }
+
   /** Frees the device memory; the runner cannot run afterwards. */
   destroy(): void {
     for (const b of this.slots) b.destroy();
@@ -200,4 +235,8 @@ function fromDeviceWords(dtype: ArtifactDType, memory: ArrayBuffer, offset: numb
     case "bool":
       return Uint8Array.from(new Uint32Array(memory, offset, count), (v) => (v !== 0 ? 1 : 0));
   }
+}
+
+function fail(message: string): never {
+  throw new Error(message);
 }

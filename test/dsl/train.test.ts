@@ -138,7 +138,7 @@ describe("k.trainStep", () => {
       const exe = await k.compile(step, [k.f32([16, 2]), k.i32([16])], { target });
       const losses: number[] = [];
       for (let i = 0; i < 3; i++) losses.push(lossOf(await exe.run([x, y])));
-      return { losses, weight: Array.from(exe.state()["2.weight"]!.data) };
+      return { losses, weight: Array.from((await exe.fetchState())["2.weight"]!.data) };
     };
     const reference = await trajectory("reference");
     for (const target of await k.availableTargets()) {

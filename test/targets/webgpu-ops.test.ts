@@ -172,7 +172,7 @@ describe.skipIf(!env.available)("webgpu target: models", () => {
       const exe = await k.compile(step, [f([16, 2]), i([16])], { target });
       const losses: number[] = [];
       for (let n = 0; n < 3; n++) losses.push(((await exe.run([x, y])) as { loss: { data: ArrayLike<number> } }).loss.data[0]!);
-      return { losses, weight: Array.from(exe.state()["2.weight"]!.data) };
+      return { losses, weight: Array.from((await exe.fetchState())["2.weight"]!.data) };
     };
     const want = await trajectory("reference");
     const got = await trajectory("webgpu");

@@ -91,6 +91,31 @@ describe.skipIf(!env.available)("webgpu runtime", () => {
     expect(q.counts.submits).toBe(3);
   }, 180_000);
 
+  test("k.compile reads back only the user's outputs; the state comes back on fetchState()", async () => {
+    const ref = await k.compile(makeStep(), [k.f32([16, 2]), k.i32([16])], { target: "reference" });
+    for (let n = 0; n < 3; n++) await ref.run([x, y]);
+    const want = ref.state();
+
+    const exe = await k.compile(makeStep(), [k.f32([16, 2]), k.i32([16])], { target: "webgpu" });
+    const device = env.context!.device;
+    const createBuffer = device.createBuffer.bind(device);
+    const readbackBytes: number[] = [];
+    device.createBuffer = (desc: GPUBufferDescriptor) => {
+      if (desc.label?.endsWith("/readback")) readbackBytes.push(desc.size);
+      return createBuffer(desc);
+    };
+    restore = () => Object.assign(device, { createBuffer });
+    for (let n = 0; n < 3; n++) await exe.run([x, y]);
+    // One staging buffer sized for the f32 loss alone: no parameter or moment is read back per step.
+    expect(readbackBytes).toEqual([4]);
+    expect(() => exe.state()).toThrow(/lives on the webgpu device.*fetchState/);
+    const got = await exe.fetchState();
+    expect(Object.keys(got).sort()).toEqual(Object.keys(want).sort());
+    for (const [name, t] of Object.entries(want))
+      Array.from(t.data).forEach((v, j) => expect(Math.abs(got[name]!.data[j]! - v)).toBeLessThanOrEqual(1e-5 + 1e-4 * Math.abs(v)));
+    expect(exe.state()["opt.step"]!.data[0]).toBe(3);
+  }, 180_000);
+
   test('"auto" picks webgpu only on a hardware adapter', async () => {
     const auto = await resolveTarget("auto");
     if (env.context!.adapter.software) expect(auto.name).not.toBe("webgpu");
