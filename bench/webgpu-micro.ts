@@ -1,15 +1,14 @@
-// On-demand timings of the webgpu target (skipped unless KILN_WEBGPU_BENCH=1; never a CI
-// assertion): a 1024³ matmul, tiled and naive, and a fused elementwise chain over 4M
-// elements. Reports the first run (shader JIT included) and the best of three.
-//   KILN_WEBGPU_BENCH=1 npx vitest run test/targets/webgpu-bench.test.ts
+// On-demand timings of the webgpu target's kernel variants (a benchmark, never a test): a 1024³
+// matmul tiled and naive, softmax with a workgroup or a thread per row, and a fused elementwise
+// chain over 4M elements. Reports the first run (shader JIT included) and the best of three.
+//   npx tsx bench/webgpu-micro.ts
 
-import { describe, test } from "vitest";
 import * as k from "kiln";
-import { compileWebGpu } from "../../codegen/wgsl/target.ts";
-import type { TiledMatmulMode } from "../../codegen/wgsl/matmul.ts";
-import type { HostTensor } from "../../compiler/util/host-tensor.ts";
-import { WebGpuArtifactRunner } from "../../runtime/webgpu/run-artifact.ts";
-import { webGpuTestEnv } from "../util/webgpu-env.ts";
+import { compileWebGpu } from "../codegen/wgsl/target.ts";
+import type { TiledMatmulMode } from "../codegen/wgsl/matmul.ts";
+import type { HostTensor } from "../compiler/util/host-tensor.ts";
+import { WebGpuArtifactRunner } from "../runtime/webgpu/run-artifact.ts";
+import { webGpuTestEnv } from "../test/util/webgpu-env.ts";
 
 const env = await webGpuTestEnv();
 const N = 1024;
@@ -22,8 +21,12 @@ const cases: [string, (...x: k.Tensor[]) => k.Tensor, k.InputSpec[], TiledMatmul
   ["elementwise chain, 2048x2048 (7 ops fused)", (x, y) => x.mul(y).add(1).exp().mul(x).relu().sub(y.sin()), [k.f32([2048, 2048]), k.f32([2048, 2048])], "never", 0],
 ];
 
-describe.skipIf(!env.available || process.env["KILN_WEBGPU_BENCH"] !== "1")("webgpu timings", () => {
-  test.each(cases)("%s", async (name, fn, specs, mode, flops) => {
+if (!env.available) {
+  console.log("webgpu-micro: no WebGPU adapter here");
+  process.exit(0);
+}
+for (const [name, fn, specs, mode, flops] of cases) {
+  {
     const g = k.traceFunction("bench", fn as never, specs).graph;
     const compiled = compileWebGpu(g, { limits: env.context!.limits, ...(mode === "rows-off" ? { rowKernels: false } : { tiledMatmul: mode }) });
     const runner = await WebGpuArtifactRunner.create(env.context!.device, compiled.artifact);
@@ -42,5 +45,6 @@ describe.skipIf(!env.available || process.env["KILN_WEBGPU_BENCH"] !== "1")("web
     const best = Math.min(...times);
     const a = env.context!.adapter;
     console.log(`${name} on ${a.description}: first run ${first.toFixed(0)} ms, best of 3 ${best.toFixed(1)} ms${flops ? `, ${(flops / best / 1e6).toFixed(2)} GFLOP/s` : ""}`);
-  }, 600_000);
-});
+  }
+}
+process.exit(0);
