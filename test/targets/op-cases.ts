@@ -1,0 +1,274 @@
+// One table of DSL op cases (ops, composites, gradients, models) for every target's op suite,
+// and the helper that compiles a case for a target and compares it with the float64
+// interpreter. Tolerances default to f32's (atol 1e-5, rtol 1e-4); a looser one sits beside its case.
+
+import { describe, expect, test } from "vitest";
+import * as k from "kiln";
+import { interpret } from "../../compiler/ir/interpret.ts";
+import { nodeOf } from "../../compiler/ir/graph.ts";
+import type { Graph } from "../../compiler/ir/types.ts";
+import type { HostTensor } from "../../compiler/util/host-tensor.ts";
+import { numel } from "../../compiler/util/shape.ts";
+import { mulberry32 } from "../util/random-graph.ts";
+import { BATCH, CLASSES, HIDDEN, IN_FEATURES, mlpForward, trainStep } from "../../examples/mlp.ts";
+
+export type OpTarget = "js" | "webgpu" | "wasm" | "cuda";
+export type CaseGroup = "elementwise" | "reductions" | "movement" | "linear algebra" | "composites" | "gradients" | "larger shapes" | "models";
+type Fn = (...args: k.Tensor[]) => unknown;
+
+export interface OpCase {
+  readonly group: CaseGroup;
+  readonly name: string;
+  readonly fn: Fn;
+  readonly specs: readonly k.InputSpec[];
+  /** Exclusive upper bound of i32 inputs (indices); default 4. */
+  readonly intRange?: number;
+  /** f32 inputs are drawn from [lo, hi); default [-1, 1). A function picks a range per input name. */
+  readonly range?: readonly [number, number] | ((input: string) => readonly [number, number]);
+  readonly atol?: number;
+  readonly rtol?: number;
+  /** Targets that skip this case, each with the reason. */
+  readonly exclude?: Partial<Record<OpTarget, string>>;
+}
+
+export const DEFAULT_ATOL = 1e-5;
+export const DEFAULT_RTOL = 1e-4;
+
+const f = k.f32;
+const i = k.i32;
+const F = k.nn.functional;
+
+type Entry = Omit<OpCase, "group">;
+const inGroup = (group: CaseGroup, entries: readonly Entry[]): OpCase[] => entries.map((e) => ({ group, ...e }));
+
+const elementwise = inGroup("elementwise", [
+  { name: "add/sub/mul/div broadcast", fn: (x, y) => x.add(y).mul(x.sub(y)).div(y.abs().add(0.5)), specs: [f([3, 4]), f([4])] },
+  { name: "exp log sqrt rsqrt", fn: (x) => [x.exp(), x.abs().add(0.1).log(), x.abs().sqrt(), x.abs().add(0.2).rsqrt()], specs: [f([5, 3])] },
+  { name: "sin cos pow", fn: (x) => [x.sin(), x.cos(), x.pow(3), x.abs().add(0.1).pow(0.7), x.pow(-2)], specs: [f([7])] },
+  { name: "max min clamp", fn: (x, y) => [x.maximum(y), x.minimum(y), x.clamp(-0.3, 0.4)], specs: [f([2, 5]), f([2, 5])] },
+  { name: "comparisons and where", fn: (x, y) => [x.lt(y), x.le(y), x.gt(y), x.ge(y), x.eq(x), x.ne(y), x.gt(0).where(x, y.mul(2))], specs: [f([9]), f([9])] },
+  { name: "logical ops on bool", fn: (a, b) => [a.logicalAnd(b), a.logicalOr(b), a.logicalNot()], specs: [k.bool([6]), k.bool([6])] },
+  { name: "activations", fn: (x) => [x.relu(), x.leakyRelu(0.1), x.gelu(), x.gelu("tanh"), x.silu(), x.sigmoid(), x.tanh(), x.softplus()], specs: [f([4, 6])], range: [-4, 4] },
+  { name: "i32 arithmetic, floor div and mod", fn: (a, b) => [a.add(b), a.mul(b).sub(3), a.sub(5).floorDivide(b.add(1)), a.sub(5).remainder(b.add(1)), a.float().div(2)], specs: [i([8]), i([8])], intRange: 10 },
+  { name: "casts", fn: (x) => [x.mul(5).int(), x.gt(0).float(), x.mul(3).int().float().add(x)], specs: [f([10])], range: [-3, 3] },
+]);
+
+const reductions = inGroup("reductions", [
+  { name: "sum mean over dims", fn: (x) => [x.sum(), x.sum(1), x.sum([0, 2], true), x.mean(-1), x.mean([0, 1])], specs: [f([3, 4, 5])] },
+  { name: "max min over dims", fn: (x) => [x.max(), x.max(0), x.min(2, true)], specs: [f([3, 4, 5])] },
+  { name: "var std logsumexp", fn: (x) => [x.var(1), k.std(x, 0), x.logsumexp(1)], specs: [f([6, 7])] },
+  { name: "argmax argmin", fn: (x) => [x.argmax(1), x.argmin(0), x.argmax()], specs: [f([5, 6])] },
+  { name: "cumsum", fn: (x) => [x.cumsum(0), x.cumsum(1)], specs: [f([4, 5])] },
+  { name: "softmax logSoftmax on inner and outer dims", fn: (x) => [x.softmax(-1), x.softmax(0), x.logSoftmax(1), x.logSoftmax(0)], specs: [f([5, 7])] },
+  { name: "i32 sum and max", fn: (a) => [a.sum(0), a.max(1)], specs: [i([3, 4])], intRange: 100 },
+  { name: "any all", fn: (a) => [k.any(a, 1), k.all(a, 0)], specs: [k.bool([4, 3])] },
+]);
+
+const movement = inGroup("movement", [
+  { name: "reshape permute transpose flatten", fn: (x) => [x.reshape(4, 6), x.permute(2, 0, 1), x.transpose(0, 2), x.flatten(1), x.T], specs: [f([2, 3, 4])] },
+  { name: "expand unsqueeze squeeze", fn: (x) => [x.unsqueeze(1).expand(3, 4, 5), x.reshape(3, 1, 5).squeeze(1)], specs: [f([3, 5])] },
+  { name: "slice narrow flip", fn: (x) => [x.slice([1, 5, 2], [null, null, 2]), x.narrow(1, 1, 3), x.flip([0, 1]), x.slice(2)], specs: [f([6, 5])] },
+  { name: "slice narrow flip pad on one input", fn: (x) => [x.slice([1, 5, 2], [null, null, 2]), x.narrow(1, 1, 3), x.flip([0, 1]), x.pad([1, 2]), x.pad([0, 1, 2, 0], -3)], specs: [f([6, 5])] },
+  { name: "pad with values", fn: (x) => [x.pad([1, 2]), x.pad([0, 1, 2, 0], -3)], specs: [f([3, 4])] },
+  { name: "cat stack split chunk repeat", fn: (x, y) => [k.cat([x, y], 0), k.stack([x, y], 1), ...x.split(1, 1), ...y.chunk(2, 1), x.repeat(2, 3)], specs: [f([2, 3]), f([2, 3])] },
+  { name: "gather indexSelect", fn: (x, idx) => [x.gather(1, idx), x.indexSelect(0, idx.reshape(-1).slice([0, 3]))], specs: [f([4, 5]), i([4, 2])] },
+  { name: "tril triu", fn: (x) => [k.tril(x), k.triu(x, 1)], specs: [f([4, 4])] },
+  { name: "a movement chain feeding a reduction", fn: (x) => x.transpose(0, 1).flip(0).pad([1, 1]).sum(1), specs: [f([3, 4])] },
+]);
+
+const linalg = inGroup("linear algebra", [
+  { name: "matmul 2-d, odd sizes", fn: (a, b) => a.matmul(b), specs: [f([5, 7]), f([7, 3])] },
+  { name: "matmul batched and broadcast", fn: (a, b) => a.matmul(b), specs: [f([2, 3, 4, 6]), f([6, 5])] },
+  { name: "matrix-vector and vector-matrix", fn: (a, v) => [a.matmul(v), v.matmul(a.transpose(0, 1))], specs: [f([4, 8]), f([8])] },
+  { name: "matmul of transposed operands", fn: (a, b) => a.t().matmul(b.t()), specs: [f([8, 4]), f([12, 8])] },
+  { name: "i32 matmul", fn: (a, b) => a.matmul(b), specs: [i([3, 4]), i([4, 2])], intRange: 50 },
+]);
+
+const composites = inGroup("composites", [
+  { name: "linear", fn: (x, w, b) => F.linear(x, w, b), specs: [f([4, 6]), f([3, 6]), f([3])] },
+  { name: "conv2d with padding and stride", fn: (x, w, b) => F.conv2d(x, w, b, { padding: 1, stride: 2 }), specs: [f([2, 3, 7, 7]), f([4, 3, 3, 3]), f([4])] },
+  { name: "conv2d dilation and groups", fn: (x, w) => F.conv2d(x, w, null, { dilation: 2, groups: 2 }), specs: [f([1, 4, 8, 8]), f([6, 2, 3, 3])] },
+  { name: "convTranspose2d", fn: (x, w) => F.convTranspose2d(x, w, null, { stride: 2, padding: 1 }), specs: [f([1, 3, 4, 4]), f([3, 2, 3, 3])] },
+  { name: "maxPool2d avgPool2d", fn: (x) => [F.maxPool2d(x, 2), F.avgPool2d(x, 3, { stride: 2, padding: 1 })], specs: [f([2, 2, 6, 6])] },
+  { name: "layerNorm groupNorm", fn: (x, w, b) => [F.layerNorm(x, [4, 5], w, b), F.groupNorm(x.reshape(2, 6, 5), 3)], specs: [f([3, 4, 5]), f([4, 5]), f([4, 5])] },
+  { name: "batchNorm training", fn: (x) => F.batchNorm(x, null, null, { training: true }), specs: [f([4, 3, 2, 2])] },
+  { name: "losses", fn: (x, y, t) => [F.crossEntropy(x, y), F.crossEntropy(x, y, { labelSmoothing: 0.1 }), F.nllLoss(x.logSoftmax(1), y), F.mseLoss(x, t), F.l1Loss(x, t), F.binaryCrossEntropyWithLogits(x, t.gt(0).float())], specs: [f([6, 5]), i([6]), f([6, 5])], intRange: 5 },
+  { name: "embedding", fn: (idx, w) => F.embedding(idx, w), specs: [i([3, 4]), f([10, 6])], intRange: 10 },
+  { name: "causal attention", fn: (q, kk, v) => F.scaledDotProductAttention(q, kk, v, { isCausal: true }), specs: [f([2, 5, 8]), f([2, 5, 8]), f([2, 5, 8])] },
+  { name: "attention with a bool mask", fn: (q, kk, v, m) => F.scaledDotProductAttention(q, kk, v, { attnMask: m }), specs: [f([3, 4]), f([6, 4]), f([6, 2]), k.bool([3, 6])] },
+  { name: "dropout (rng matches the interpreter bit for bit)", fn: (x) => F.dropout(x, 0.3), specs: [f([8, 9])] },
+]);
+
+const gradients = inGroup("gradients", [
+  { name: "grad of a matmul-relu-sum", fn: k.grad((x: k.Tensor) => x.matmul(x.transpose(0, 1)).relu().sum()) as Fn, specs: [f([4, 3])] },
+  { name: "grad of softmax cross-entropy wrt logits and weights", fn: k.grad((x: k.Tensor, w: k.Tensor) => F.crossEntropy(x.matmul(w), x.sum(1).gt(0).int()), { argnums: [0, 1] }) as Fn, specs: [f([5, 4]), f([4, 3])] },
+  { name: "grad of layerNorm", fn: k.grad((x: k.Tensor) => F.layerNorm(x, 6).mul(x).sum()) as Fn, specs: [f([3, 6])] },
+  { name: "grad of conv2d + maxPool", fn: k.grad((x: k.Tensor, w: k.Tensor) => F.maxPool2d(F.conv2d(x, w, null, { padding: 1 }), 2).square().sum(), { argnums: [0, 1] }) as Fn, specs: [f([1, 2, 4, 4]), f([3, 2, 3, 3])] },
+  { name: "grad of grad of tanh", fn: k.grad((x: k.Tensor) => (k.grad((y: k.Tensor) => y.tanh().sum()) as (y: k.Tensor) => k.Tensor)(x).sum()) as Fn, specs: [f([5])] },
+]);
+
+// Shapes past one vector, warp, tile or shared-memory block: tails, ragged edges, long rows.
+const largerShapes = inGroup("larger shapes", [
+  { name: "elementwise chain, odd length (vector body + scalar tail)", fn: (x, y) => x.mul(y).add(x.exp()).relu().sqrt(), specs: [f([1027]), f([1027])] },
+  { name: "exp over a wide range (overflow to inf, underflow to 0)", fn: (x) => x.mul(120).exp(), specs: [f([4099])], atol: 1e-37, rtol: 2e-5 },
+  { name: "row softmax, wide rows", fn: (x) => x.softmax(-1), specs: [f([6, 301])] },
+  { name: "long rows (warp reductions)", fn: (x) => [x.sum(1), x.max(1), x.softmax(-1), x.logsumexp(1)], specs: [f([6, 300])] },
+  { name: "column and row sums, i32 and f32", fn: (x, a) => [x.sum(0), x.sum(1), a.sum(0), a.sum(1), x.max(1)], specs: [f([37, 45]), i([37, 45])], intRange: 1000 },
+  { name: "i32 sum and max, long rows", fn: (a) => [a.sum(0), a.max(1), a.sum()], specs: [i([3, 100])], intRange: 100 },
+  { name: "any all, long rows", fn: (a) => [k.any(a, 1), k.all(a, 0), k.any(a)], specs: [k.bool([4, 70])] },
+  { name: "matmul batched tiled", fn: (a, b) => a.matmul(b), specs: [f([2, 8, 12]), f([12, 8])] },
+  { name: "matmul long k", fn: (a, b) => a.matmul(b), specs: [f([4, 256]), f([256, 4])] },
+  { name: "matmul with bias and relu epilogue, blocked sizes", fn: (a, b, c) => a.matmul(b).add(c).relu(), specs: [f([16, 40]), f([40, 24]), f([24])] },
+  { name: "matmul with a transposed right operand (linear)", fn: (x, w) => x.matmul(w.t()), specs: [f([12, 33]), f([20, 33])] },
+  { name: "batched matmul, ragged sizes", fn: (a, b) => a.matmul(b), specs: [f([3, 7, 13]), f([3, 13, 9])] },
+  { name: "matmul blocked in shared memory, ragged edges", fn: (a, b) => a.matmul(b), specs: [f([2, 130, 40]), f([40, 136])] },
+  { name: "linear relu blocked in shared memory", fn: (x, w, b) => F.linear(x, w, b).relu(), specs: [f([256, 40]), f([72, 40]), f([72])] },
+  { name: "grad of linear relu, blocked in shared memory", fn: k.grad((x: k.Tensor, w: k.Tensor) => F.linear(x, w).relu().sum(), { argnums: [0, 1] }) as Fn, specs: [f([256, 96]), f([128, 96])] },
+  { name: "matmul with a packed right operand (1 MB) and an epilogue", fn: (a, b, c) => a.matmul(b).add(c).relu(), specs: [f([256, 512]), f([512, 512]), f([512])], atol: 1e-4,
+    exclude: { cuda: "134M multiply-adds per strategy in the CPU emulation of every cuda case (minutes on 2 cores); the blocked matmuls above cover the same kernels" } },
+]);
+
+const transformerDims = { T: 8, D: 16, H: 2 } as const;
+function transformerBlock(x: k.Tensor, wqkv: k.Tensor, wo: k.Tensor, w1: k.Tensor, w2: k.Tensor): k.Tensor {
+  const { T, D, H } = transformerDims;
+  const qkv = F.linear(F.layerNorm(x, D), wqkv);
+  const [q, kk, v] = qkv.split(D, -1).map((t) => t.reshape(T, H, D / H).transpose(0, 1));
+  const attended = F.scaledDotProductAttention(q!, kk!, v!, { isCausal: true }).transpose(0, 1).reshape(T, D);
+  const x2 = x.add(F.linear(attended, wo));
+  return x2.add(F.linear(F.linear(F.layerNorm(x2, D), w1).gelu(), w2)).square().mean();
+}
+const transformerSpecs = ((d) => [f([d.T, d.D]), f([3 * d.D, d.D]), f([d.D, d.D]), f([4 * d.D, d.D]), f([d.D, 4 * d.D])])(transformerDims);
+
+/** m is an output (written in f32); the count recomputes e inline: every row must find its max. */
+export function maxTies(x: k.Tensor): k.Tensor[] {
+  const e = x.mul(1.1).exp();
+  const m = e.max(1, true);
+  return [m, e.eq(m).float().sum(1)];
+}
+
+// Pixels in [0, 1), weights at PyTorch's init scale, fresh Adam state (the step counter is i32 and draws from intRange).
+const examplesTrainRange = (name: string): readonly [number, number] => (name.startsWith("opt.") ? [0, 0] : name.includes(".") ? [-0.05, 0.05] : [0, 1]);
+
+const smallMlpAdamStep = k.trainStep(k.nn.sequential(k.nn.linear(12, 16), k.nn.relu(), k.nn.linear(16, 4)), (logits, y) => F.crossEntropy(logits, y!), k.optim.adam({ lr: 1e-2 }));
+const wideMlpSgdStep = k.trainStep(k.nn.sequential(k.nn.linear(96, 64), k.nn.relu(), k.nn.linear(64, 32), k.nn.relu(), k.nn.linear(32, 10)), (logits, y) => F.crossEntropy(logits, y!), k.optim.sgd({ lr: 0.1 }));
+
+const models = inGroup("models", [
+  { name: "one Adam step of a small MLP (loss and every new parameter)", fn: smallMlpAdamStep as unknown as Fn, specs: [f([8, 12]), i([8])] },
+  { name: "one SGD step of a wider MLP (blocked contractions forward and backward)", fn: wideMlpSgdStep as unknown as Fn, specs: [f([16, 96]), i([16])], intRange: 10, atol: 2e-5, rtol: 2e-4 },
+  { name: "the examples' MNIST MLP forward program", fn: mlpForward as Fn, specs: [f([BATCH, IN_FEATURES]), f([HIDDEN, IN_FEATURES]), f([HIDDEN]), f([CLASSES, HIDDEN]), f([CLASSES])], range: [-0.1, 0.1] },
+  { name: "the examples' MNIST MLP AdamW train step", fn: trainStep.fn as unknown as Fn, specs: [f([BATCH, IN_FEATURES]), i([BATCH])], intRange: CLASSES, range: examplesTrainRange },
+  { name: "a value recomputed inline equals the value another kernel stored (max's tie test in its gradient)", fn: maxTies as Fn, specs: [f([6, 9])] },
+  { name: "a transformer block (layerNorm, causal attention, GELU MLP, residuals): forward", fn: transformerBlock as Fn, specs: transformerSpecs, range: [-0.3, 0.3] },
+  { name: "a transformer block: every gradient", fn: k.grad(transformerBlock, { argnums: [0, 1, 2, 3, 4] }) as Fn, specs: transformerSpecs, range: [-0.3, 0.3] },
+]);
+
+/** Every case, in group order. */
+export const opCases: readonly OpCase[] = [...elementwise, ...reductions, ...movement, ...linalg, ...composites, ...gradients, ...largerShapes, ...models];
+export const caseGroups: readonly CaseGroup[] = ["elementwise", "reductions", "movement", "linear algebra", "composites", "gradients", "larger shapes", "models"];
+
+/** The cases a target runs (its exclusions dropped), optionally limited to some groups. */
+export function casesFor(target: OpTarget, groups: readonly CaseGroup[] = caseGroups): OpCase[] {
+  return opCases.filter((c) => groups.includes(c.group) && c.exclude?.[target] === undefined);
+}
+
+export function traceCase(c: OpCase): Graph {
+  return k.traceFunction(c.name.replace(/\W+/g, "_"), c.fn as never, c.specs).graph;
+}
+
+/** Seeded inputs, f32 values rounded to f32 so the target and the interpreter see the same numbers. */
+export function caseInputs(g: Graph, c: Pick<OpCase, "range" | "intRange">): Record<string, HostTensor> {
+  const rand = mulberry32(1234);
+  const out: Record<string, HostTensor> = {};
+  for (const id of g.inputs) {
+    const n = nodeOf(g, id);
+    if (n.op !== "input") continue;
+    const [lo, hi] = typeof c.range === "function" ? c.range(n.name) : (c.range ?? [-1, 1]);
+    const count = numel(n.type.shape);
+    const data =
+      n.type.dtype === "f32"
+        ? Float64Array.from(Float32Array.from({ length: count }, () => lo + rand() * (hi - lo)))
+        : n.type.dtype === "i32"
+          ? Int32Array.from({ length: count }, () => (n.name === "seed" ? 42 : Math.floor(rand() * (c.intRange ?? 4))))
+          : Uint8Array.from({ length: count }, () => (rand() < 0.5 ? 1 : 0));
+    out[n.name] = { dtype: n.type.dtype, shape: n.type.shape, data };
+  }
+  return out;
+}
+
+/** The first element outside atol + rtol·|expected| (NaN must meet NaN), or undefined. */
+export function firstMismatch(got: ArrayLike<number>, want: ArrayLike<number>, atol: number, rtol: number, targetName: string): string | undefined {
+  if (got.length !== want.length) return `length ${got.length} vs ${want.length}`;
+  for (let j = 0; j < want.length; j++) {
+    const a = got[j]!;
+    const e = want[j]!;
+    if (Number.isNaN(e) ? Number.isNaN(a) : a === e || Math.abs(a - e) <= atol + rtol * Math.abs(e)) continue;
+    return `flat index ${j}: ${targetName} ${a}, interpreter ${e}`;
+  }
+  return undefined;
+}
+
+/** A graph compiled for one target: it runs, and explains itself (fusion plan, kernel sources) on failure. */
+export interface CompiledForTest {
+  run(inputs: Record<string, HostTensor>): Promise<Record<string, HostTensor>> | Record<string, HostTensor>;
+  explain(): string;
+}
+
+export interface TestTarget {
+  /** Decides exclusions; `label` names the suite (e.g. "wasm target (scalar)"). */
+  readonly name: OpTarget;
+  readonly label?: string;
+  compile(g: Graph, opts: { readonly verify: boolean }): CompiledForTest;
+}
+
+/** Compiles one case for the target (verifying after every pass) and throws on the first output off the interpreter. */
+export async function runCaseOnTarget(c: OpCase, target: TestTarget): Promise<void> {
+  const g = traceCase(c);
+  const compiled = target.compile(g, { verify: true });
+  const inputs = caseInputs(g, c);
+  const want = interpret(g, inputs);
+  const got = await compiled.run(inputs);
+  for (const o of g.outputs) {
+    const exact = want[o.name]!;
+    // Rounded to f32, as a device stores it: an f64 result past f32's range is inf (wasm's rule, now every target's).
+    const expected = exact.dtype === "f32" ? Float32Array.from(exact.data) : exact.data;
+    const bad = firstMismatch(got[o.name]!.data, expected, c.atol ?? DEFAULT_ATOL, c.rtol ?? DEFAULT_RTOL, target.name);
+    if (bad) throw new Error(`${c.name}: output ${o.name}: ${bad}\n${compiled.explain()}`);
+  }
+}
+
+export interface OpSuiteOptions {
+  /** Skip the whole suite (e.g. no WebGPU adapter). */
+  readonly skip?: boolean;
+  readonly timeoutMs?: number;
+}
+
+/** One describe per group, one test per case, named `<label>: <group>` / case name. */
+export function describeOpSuite(target: TestTarget, opts: OpSuiteOptions = {}): void {
+  const label = target.label ?? `${target.name} target`;
+  for (const group of caseGroups) {
+    const cases = casesFor(target.name, [group]);
+    if (cases.length === 0) continue;
+    describe.skipIf(opts.skip === true)(`${label}: ${group}`, () => {
+      test.each(cases.map((c) => [c.name, c] as const))("%s", (_name, c) => runCaseOnTarget(c, target), opts.timeoutMs);
+    });
+  }
+}
+
+/** Three Adam steps with gradient clipping through k.compile on `target` follow the reference target's losses and weights. */
+export async function expectAdamTrajectoryMatchesReference(target: string): Promise<void> {
+  const x = Array.from({ length: 32 }, (_, j) => Math.sin(j));
+  const y = Array.from({ length: 16 }, (_, j) => j % 2);
+  const trajectory = async (name: string) => {
+    k.manualSeed(3);
+    const net = k.nn.sequential(k.nn.linear(2, 8), k.nn.relu(), k.nn.linear(8, 2));
+    const step = k.trainStep(net, (logits, t) => F.crossEntropy(logits, t!), k.optim.adam({ lr: 0.05 }), { clipGradNorm: 1 });
+    const exe = await k.compile(step, [f([16, 2]), i([16])], { target: name });
+    const losses: number[] = [];
+    for (let n = 0; n < 3; n++) losses.push(((await exe.run([x, y])) as { loss: { data: ArrayLike<number> } }).loss.data[0]!);
+    return { losses, weight: Array.from((await exe.fetchState())["2.weight"]!.data) };
+  };
+  const want = await trajectory("reference");
+  const got = await trajectory(target);
+  for (const [a, e] of [[got.losses, want.losses], [got.weight, want.weight]] as const)
+    a.forEach((v, j) => expect(Math.abs(v - e[j]!)).toBeLessThanOrEqual(DEFAULT_ATOL + DEFAULT_RTOL * Math.abs(e[j]!)));
+}
