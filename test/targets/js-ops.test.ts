@@ -5,22 +5,11 @@
 import { describe, expect, test } from "vitest";
 import * as k from "kiln";
 import { compileJs } from "../../codegen/js/target.ts";
-import { formatFusionPlan } from "../../compiler/passes/fuse.ts";
 import { JsArtifactRunner } from "../../runtime/js/run-artifact.ts";
-import { caseInputs, describeOpSuite, expectAdamTrajectoryMatchesReference, maxTies, type TestTarget } from "./op-cases.ts";
+import { caseInputs, describeOpSuite, expectAdamTrajectoryMatchesReference, maxTies } from "./op-cases.ts";
+import { jsTestTarget } from "./test-targets.ts";
 
-const jsTarget: TestTarget = {
-  name: "js",
-  compile: (g, opts) => {
-    const compiled = compileJs(g, opts);
-    return {
-      run: (inputs) => new JsArtifactRunner(compiled.artifact).run(inputs),
-      explain: () => `${formatFusionPlan(compiled.graph, compiled.plan)}\n${compiled.artifact.kernels.map((kk) => kk.source).join("\n")}`,
-    };
-  },
-};
-
-describeOpSuite(jsTarget);
+describeOpSuite(jsTestTarget);
 
 describe("js target: models", () => {
   test("three Adam steps with gradient clipping follow the reference trajectory (state kept between runs)", () => expectAdamTrajectoryMatchesReference("js"));

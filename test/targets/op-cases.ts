@@ -195,6 +195,11 @@ export function caseInputs(g: Graph, c: Pick<OpCase, "range" | "intRange">): Rec
   return out;
 }
 
+/** An interpreter result rounded as a device stores it: an f64 value past f32's range is inf (wasm's rule, now every target's). */
+export function asStored(expected: HostTensor): ArrayLike<number> {
+  return expected.dtype === "f32" ? Float32Array.from(expected.data) : expected.data;
+}
+
 /** The first element outside atol + rtol·|expected| (NaN must meet NaN), or undefined. */
 export function firstMismatch(got: ArrayLike<number>, want: ArrayLike<number>, atol: number, rtol: number, targetName: string): string | undefined {
   if (got.length !== want.length) return `length ${got.length} vs ${want.length}`;
@@ -228,10 +233,7 @@ export async function runCaseOnTarget(c: OpCase, target: TestTarget): Promise<vo
   const want = interpret(g, inputs);
   const got = await compiled.run(inputs);
   for (const o of g.outputs) {
-    const exact = want[o.name]!;
-    // Rounded to f32, as a device stores it: an f64 result past f32's range is inf (wasm's rule, now every target's).
-    const expected = exact.dtype === "f32" ? Float32Array.from(exact.data) : exact.data;
-    const bad = firstMismatch(got[o.name]!.data, expected, c.atol ?? DEFAULT_ATOL, c.rtol ?? DEFAULT_RTOL, target.name);
+    const bad = firstMismatch(got[o.name]!.data, asStored(want[o.name]!), c.atol ?? DEFAULT_ATOL, c.rtol ?? DEFAULT_RTOL, target.name);
     if (bad) throw new Error(`${c.name}: output ${o.name}: ${bad}\n${compiled.explain()}`);
   }
 }

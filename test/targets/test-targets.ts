@@ -1,0 +1,43 @@
+// The targets the op suite and the fuzzer compile for, as TestTarget values: compile a graph,
+// run it on host inputs, explain it (fusion plan and kernel sources) when a comparison fails.
+
+import { compileJs } from "../../codegen/js/target.ts";
+import { compileWebGpu } from "../../codegen/wgsl/target.ts";
+import { formatFusionPlan } from "../../compiler/passes/fuse.ts";
+import type { WebGpuContext } from "../../runtime/webgpu/device.ts";
+import { JsArtifactRunner } from "../../runtime/js/run-artifact.ts";
+import { WebGpuArtifactRunner } from "../../runtime/webgpu/run-artifact.ts";
+import type { TestTarget } from "./op-cases.ts";
+
+export const jsTestTarget: TestTarget = {
+  name: "js",
+  compile: (g, opts) => {
+    const compiled = compileJs(g, opts);
+    return {
+      run: (inputs) => new JsArtifactRunner(compiled.artifact).run(inputs),
+      explain: () => `${formatFusionPlan(compiled.graph, compiled.plan)}\n${compiled.artifact.kernels.map((kk) => kk.source).join("\n")}`,
+    };
+  },
+};
+
+/** `context` is read when a case compiles, so a suite that skips (no adapter) never calls it. */
+export function webGpuTestTarget(context: () => WebGpuContext): TestTarget {
+  return {
+    name: "webgpu",
+    compile: (g, opts) => {
+      const device = context();
+      const compiled = compileWebGpu(g, { ...opts, limits: device.limits });
+      return {
+        run: async (inputs) => {
+          const runner = await WebGpuArtifactRunner.create(device.device, compiled.artifact);
+          try {
+            return await runner.run(inputs);
+          } finally {
+            runner.destroy();
+          }
+        },
+        explain: () => `${formatFusionPlan(compiled.graph, compiled.plan)}\n${compiled.artifact.kernels.map((kk) => kk.source).join("\n")}`,
+      };
+    },
+  };
+}
