@@ -52,6 +52,10 @@ function imod(): DefinedFunc {
 
 const EXP2_TAYLOR = [1, 0.6931471805599453, 0.2402265069591007, 0.05550410866482158, 0.009618129107628477, 0.0013333558146428443, 0.00015403530393381606, 1.525273380405984e-5];
 
+/** 1.5·2²³: x + this rounds x (|x| < 2²²) to an integer held in the low mantissa bits. */
+const EXP2_ROUND_MAGIC = 12582912;
+const EXP2_ROUND_MAGIC_BITS = 0x4b400000;
+
 function vexp2(): DefinedFunc {
   const fb = new FuncBuilder(1);
   emitExp2(fb, 0);
@@ -66,12 +70,22 @@ export function emitExp2(fb: FuncBuilder, x: number): void {
   const ni = fb.local(V128);
   const n1 = fb.local(V128);
   const splat = (v: number): void => void fb.f32(v).simd(Simd.f32x4Splat);
-  // clamp to [-151, 129]: beyond, the result is 0 or inf anyway (NaN passes through max/min)
+  // clamp to [-151, 129]: beyond, the result is 0 or inf anyway. pmax/pmin (one instruction
+  // each) return their first operand when it is NaN, so NaN passes through.
   fb.get(x);
   splat(-151);
-  fb.simd(Simd.f32x4Max);
+  fb.simd(Simd.f32x4Pmax);
   splat(129);
-  fb.simd(Simd.f32x4Min).tee(x).simd(Simd.f32x4Nearest).set(n);
+  fb.simd(Simd.f32x4Pmin).set(x);
+  // n = nearest(x) by adding 1.5·2²³ (round to nearest even at the add); the sum's low
+  // mantissa bits hold n as an integer, so no float → int conversion is needed.
+  fb.get(x);
+  splat(EXP2_ROUND_MAGIC);
+  fb.simd(Simd.f32x4Add).tee(n);
+  fb.i32(EXP2_ROUND_MAGIC_BITS).simd(Simd.i32x4Splat).simd(Simd.i32x4Sub).set(ni);
+  fb.get(n);
+  splat(EXP2_ROUND_MAGIC);
+  fb.simd(Simd.f32x4Sub).set(n);
   fb.get(x).get(n).simd(Simd.f32x4Sub).set(f);
   splat(EXP2_TAYLOR[EXP2_TAYLOR.length - 1]!);
   fb.set(p);
@@ -80,7 +94,7 @@ export function emitExp2(fb: FuncBuilder, x: number): void {
     splat(EXP2_TAYLOR[k]!);
     fb.simd(Simd.f32x4Add).set(p);
   }
-  fb.get(n).simd(Simd.i32x4TruncSatF32x4S).tee(ni).i32(1).simd(Simd.i32x4ShrS).set(n1);
+  fb.get(ni).i32(1).simd(Simd.i32x4ShrS).set(n1);
   const scale = (pushExp: () => void): void => {
     pushExp();
     fb.i32(127).simd(Simd.i32x4Splat).simd(Simd.i32x4Add).i32(23).simd(Simd.i32x4Shl);
