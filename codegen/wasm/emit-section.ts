@@ -286,47 +286,61 @@ export function emitSection(s: Section, buffer: (id: number) => BufferPlace, hel
       item.body,
       members.map((m) => m.e.body),
     );
+    // `unroll` independent vector accumulators per member: a single one would serialize every
+    // step on the add/max latency (f32x4.max, NaN-propagating, is several instructions).
+    const unroll = last.extent >= 8 * LANES ? 4 : 2;
     const accs = members.map(({ id, e }) => {
-      const vacc = fb.local(V128);
+      const vaccs = Array.from({ length: unroll }, () => {
+        const l = fb.local(V128);
+        identity(e, true);
+        fb.set(l);
+        return l;
+      });
       const sacc = scalarLocal(id);
-      identity(e, true);
-      fb.set(vacc);
       identity(e, false);
       fb.set(sacc);
-      return { e, vacc, sacc };
+      return { e, vaccs, sacc };
     });
     const rl = varLocal(last.name);
+    const vectorStep = (u: number): void => {
+      emitItems(item.body);
+      const vc = vectorCtx(r);
+      for (const a of accs) {
+        fb.get(a.vaccs[u]!);
+        vc.pushVec(a.e.body);
+        fb.simd(vectorStepOp(a.e)).set(a.vaccs[u]!);
+      }
+    };
+    const limit = (): void => void fb.i32(last.extent);
     nestLoops(loopVars.slice(0, -1), () => {
       region = r;
       fb.i32(0);
+      // unroll·4 elements per trip: each copy after the first advances the variable by 4 first
       fb.forLoop(
         rl,
-        () => fb.i32(last.extent),
+        limit,
         LANES,
         () => {
-          emitItems(item.body);
-          const vc = vectorCtx(r);
-          for (const a of accs) {
-            fb.get(a.vacc);
-            vc.pushVec(a.e.body);
-            fb.simd(vectorStepOp(a.e)).set(a.vacc);
+          for (let u = 0; u < unroll; u++) {
+            if (u > 0) fb.get(rl).i32(LANES).op(Op.i32Add).set(rl);
+            vectorStep(u);
           }
         },
-        LANES,
+        unroll * LANES,
       );
+      fb.get(rl);
+      fb.forLoop(rl, limit, LANES, () => vectorStep(0), LANES);
       region = undefined;
       fb.get(rl);
-      fb.forLoop(
-        rl,
-        () => fb.i32(last.extent),
-        1,
-        () => {
-          emitItems(item.body);
-          for (const a of accs) scalarStep(a.e, a.sacc, () => pushScalar(a.e.body));
-        },
-      );
+      fb.forLoop(rl, limit, 1, () => {
+        emitItems(item.body);
+        for (const a of accs) scalarStep(a.e, a.sacc, () => pushScalar(a.e.body));
+      });
     });
-    for (const a of accs) for (let lane = 0; lane < LANES; lane++) scalarStep(a.e, a.sacc, () => extractLane({ fb }, a.vacc, a.e.dtype, lane));
+    for (const a of accs) {
+      for (let u = 1; u < unroll; u++) fb.get(a.vaccs[0]!).get(a.vaccs[u]!).simd(vectorStepOp(a.e)).set(a.vaccs[0]!);
+      for (let lane = 0; lane < LANES; lane++) scalarStep(a.e, a.sacc, () => extractLane({ fb }, a.vaccs[0]!, a.e.dtype, lane));
+    }
   };
 
   function emitItems(list: readonly ScheduleItem[]): void {
