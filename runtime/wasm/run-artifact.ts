@@ -2,13 +2,14 @@
 // of runtime/wasm/layout.ts, so parameters and optimizer state stay resident between runs
 // (an aliased output is updated in place where the plan allows). Each run copies the inputs
 // in, launches every kernel section in order — split across the worker pool when it is big
-// enough — and copies the outputs out.
+// enough — and copies the outputs out. With threads = 1 (a browser page's only mode, and
+// any Node caller's choice) there is no pool: a plain, unshared memory and no node: imports
+// (the pool and node:os load by dynamic import on Node's multi-threaded path only).
 
-import { availableParallelism } from "node:os";
 import { artifactDTypeBytes, type Artifact, type ArtifactBuffer, type ArtifactDType } from "../artifact/format.ts";
 import { hostMath } from "./host-math.ts";
 import { layoutMemory } from "./layout.ts";
-import { WorkerPool } from "./pool.ts";
+import type { WorkerPool } from "./pool.ts";
 
 export type RuntimeData = Float32Array | Float64Array | Int32Array | Uint8Array;
 
@@ -19,7 +20,7 @@ export interface RuntimeTensor {
 }
 
 export interface WasmRunOptions {
-  /** Threads per launch, the caller included (default: the machine's available parallelism). */
+  /** Threads per launch, the caller included (default: the machine's available parallelism on Node, 1 elsewhere; more than 1 needs Node). */
   readonly threads?: number;
   /** Sections with less work than this run on the calling thread only (default 32768). */
   readonly minParallelWork?: number;
@@ -40,6 +41,67 @@ export function decodeBase64(s: string): Uint8Array<ArrayBuffer> {
   const bin = atob(s);
   const out = new Uint8Array(bin.length);
   for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+const isNode = (): boolean => typeof globalThis.process?.versions?.node === "string";
+
+/** The default thread count: Node's available parallelism, 1 in a browser (no worker_threads there). */
+async function defaultThreads(): Promise<number> {
+  if (!isNode()) return 1;
+  const os = await import("node:os");
+  return os.availableParallelism();
+}
+
+/**
+ * A copy of wasm module `bytes` whose imported memories are declared unshared (limits flag
+ * 0x03 → 0x01, same size): the kernels import a shared memory for the worker pool, which a
+ * browser page that is not cross-origin isolated cannot create. Other sections are untouched.
+ */
+export function unshareMemoryImports(bytes: Uint8Array<ArrayBuffer>): Uint8Array<ArrayBuffer> {
+  const out = bytes.slice();
+  let at = 8; // magic and version
+  const leb = (): number => {
+    let value = 0;
+    for (let shift = 0; ; shift += 7) {
+      const byte = out[at++];
+      if (byte === undefined) throw new Error("truncated wasm module");
+      value += (byte & 0x7f) * 2 ** shift;
+      if ((byte & 0x80) === 0) return value;
+    }
+  };
+  const skipLimits = (): number => {
+    const flag = out[at]!;
+    at++;
+    leb();
+    if (flag & 1) leb();
+    return flag;
+  };
+  while (at < out.length) {
+    const id = out[at++]!;
+    const size = leb();
+    const end = at + size;
+    if (id === 2) {
+      for (let n = leb(); n > 0; n--) {
+        for (let name = 0; name < 2; name++) {
+          const length = leb(); // module name, then field name (`at += leb()` would read `at` first)
+          at += length;
+        }
+        const kind = out[at++];
+        if (kind === 0) leb();
+        else if (kind === 1) {
+          at++; // reference type
+          skipLimits();
+        } else if (kind === 2) {
+          const flagAt = at;
+          if (skipLimits() === 0x03) out[flagAt] = 0x01;
+        } else if (kind === 3) at += 2;
+        else throw new Error(`wasm import kind ${kind} is not understood`);
+      }
+      return out;
+    }
+    at = end;
+  }
   return out;
 }
 
@@ -66,8 +128,11 @@ export class WasmArtifactRunner {
   static async create(artifact: Artifact, opts: WasmRunOptions = {}): Promise<WasmArtifactRunner> {
     if (artifact.format !== "kiln-artifact" || artifact.version !== 1) throw new Error(`artifact ${artifact.name}: unsupported format ${artifact.format} v${artifact.version}`);
     if (artifact.target !== "wasm") throw new Error(`artifact ${artifact.name}: built for target '${artifact.target}', not 'wasm'`);
+    const threads = Math.max(1, Math.floor(opts.threads ?? (await defaultThreads())));
+    if (threads > 1 && !isNode()) throw new Error(`artifact ${artifact.name}: ${threads} wasm threads need Node's worker_threads; outside Node run with threads: 1`);
+    const shared = threads > 1;
     const layout = layoutMemory(artifact.memory.slotBytes);
-    const memory = new WebAssembly.Memory({ initial: layout.pages, maximum: layout.pages, shared: true });
+    const memory = new WebAssembly.Memory({ initial: layout.pages, maximum: layout.pages, shared });
     const addressOf = artifact.buffers.map((b: ArtifactBuffer) => {
       const at = layout.slotOffsets[b.slot];
       if (at === undefined || numel(b.shape) * artifactDTypeBytes(b.dtype) > artifact.memory.slotBytes[b.slot]!)
@@ -76,7 +141,8 @@ export class WasmArtifactRunner {
     });
     const modules = artifact.kernels.map((k) => {
       try {
-        return new WebAssembly.Module(decodeBase64(k.source));
+        const bytes = decodeBase64(k.source);
+        return new WebAssembly.Module(shared ? bytes : unshareMemoryImports(bytes));
       } catch (e) {
         throw new Error(`artifact ${artifact.name}: kernel ${k.name} is not a valid wasm module: ${(e as Error).message}`);
       }
@@ -95,8 +161,7 @@ export class WasmArtifactRunner {
           work: (exports[`w${section}`] as WebAssembly.Global).value as number,
         });
     });
-    const threads = Math.max(1, Math.floor(opts.threads ?? availableParallelism()));
-    const pool = threads > 1 ? await WorkerPool.create(memory, modules, threads) : undefined;
+    const pool = shared ? await (await import("./pool.ts")).WorkerPool.create(memory, modules, threads) : undefined;
     return new WasmArtifactRunner(artifact, memory, launches, addressOf, pool, opts);
   }
 

@@ -2,7 +2,8 @@
 // playwright-core) loads artifact folders over http://127.0.0.1 — a secure context, so
 // navigator.gpu exists — imports their generated index.js, and runs them; every output is
 // compared with the float64 interpreter. The WebGPU artifact runs on Chromium's own Dawn
-// (Vulkan: lavapipe on a machine without a GPU); the JS artifact is the fallback check.
+// (Vulkan: lavapipe on a machine without a GPU); the JS artifact is the fallback check, and
+// the wasm artifact runs single-threaded on the page's own thread (no worker_threads there).
 // No Chromium or no adapter: the cases skip with a notice, unless KILN_REQUIRE_WEBGPU=1.
 
 import { cpSync, existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
@@ -33,7 +34,7 @@ const CHROMIUM_FLAGS = [
   "--no-first-run",
 ];
 
-const CONTENT_TYPES: Readonly<Record<string, string>> = { ".js": "text/javascript", ".json": "application/json", ".html": "text/html", ".wgsl": "text/plain", ".ts": "text/plain" };
+const CONTENT_TYPES: Readonly<Record<string, string>> = { ".wasm": "application/wasm", ".js": "text/javascript", ".json": "application/json", ".html": "text/html", ".wgsl": "text/plain", ".ts": "text/plain" };
 
 /** Serves `folders` (URL prefix → directory) and a blank page at /, from 127.0.0.1 on a free port. */
 async function serve(folders: Readonly<Record<string, string>>): Promise<{ origin: string; close: () => void }> {
@@ -92,16 +93,22 @@ function saveWebGpu(program: k.Program, dir: string, state?: Record<string, k.Ho
 const DIGITS = 64;
 const predict = k.program(mlpForward, [k.f32([DIGITS, 784]), k.f32([256, 784]), k.f32([256]), k.f32([10, 256]), k.f32([10])], { name: "predict" });
 
-// Folders: the tiny train step and the stateless function for js and webgpu, and MNIST's predict for webgpu.
+// Folders: the tiny train step and the stateless function for js, wasm and webgpu, and MNIST's predict for webgpu.
 const folders: Record<string, string> = {};
 const trainExe = await k.compile(trainStep, undefined, { target: "js" });
 const trainState = trainExe.state() as Record<string, k.HostOutput>;
-for (const target of ["js", "webgpu"] as const) {
+for (const target of ["js", "wasm", "webgpu"] as const) {
   folders[`${target}-train`] = tmp(`${target}-train`);
   folders[`${target}-plain`] = tmp(`${target}-plain`);
 }
 await trainExe.save(folders["js-train"]!);
 await (await k.compile(scaleSum, undefined, { target: "js" })).save(folders["js-plain"]!);
+// The wasm folders come from exe.save() like the js ones (threads: 1 keeps Node's pool out of it),
+// the train step starting from the js executable's state so one reference covers both.
+const wasmTrain = await k.compile(trainStep, undefined, { target: "wasm", threads: 1 });
+wasmTrain.loadState(trainState);
+await wasmTrain.save(folders["wasm-train"]!);
+await (await k.compile(scaleSum, undefined, { target: "wasm", threads: 1 })).save(folders["wasm-plain"]!);
 saveWebGpu(trainStep, folders["webgpu-train"]!, trainState);
 saveWebGpu(scaleSum, folders["webgpu-plain"]!);
 folders["webgpu-predict"] = tmp("webgpu-predict");
@@ -173,6 +180,7 @@ const canRun = (needsWebGpu: boolean): boolean => (needsWebGpu ? setup.webgpu : 
 
 describe.each([
   ["js", false],
+  ["wasm", false],
   ["webgpu", true],
 ] as const)("a %s artifact in headless Chromium", (target, needsWebGpu) => {
   test.runIf(canRun(needsWebGpu))("a stateless function matches the interpreter", async () => {
