@@ -10,19 +10,9 @@ import { interpret } from "../../compiler/ir/interpret.ts";
 import type { HostTensor } from "../../compiler/util/host-tensor.ts";
 import { emulateCuda, hasCxx } from "../util/nvcc.ts";
 import { fuzzCases, modelCases, opCases, type CudaCase } from "./cuda-cases.ts";
+import { asStored, firstMismatch } from "./op-cases.ts";
 
 type Strategy = "auto" | ReductionStrategy;
-
-function firstMismatch(got: ArrayLike<number>, want: ArrayLike<number>, atol: number, rtol: number): string | undefined {
-  if (got.length !== want.length) return `length ${got.length} vs ${want.length}`;
-  for (let j = 0; j < want.length; j++) {
-    const a = got[j]!;
-    const e = want[j]!;
-    if (Number.isNaN(e) ? Number.isNaN(a) : a === e || Math.abs(a - e) <= atol + rtol * Math.abs(e)) continue;
-    return `flat index ${j}: cuda ${a}, interpreter ${e}`;
-  }
-  return undefined;
-}
 
 const groups: { readonly label: string; readonly cases: () => CudaCase[]; readonly strategies: readonly Strategy[] }[] = [
   { label: "ops, composites and gradients", cases: opCases, strategies: ["auto", "warp", "serial", "shared"] },
@@ -49,7 +39,7 @@ beforeAll(() => {
       // An output that is an input passes the caller's data through (as every runtime does).
       const passThrough = artifact.buffers[o.buffer]!.kind === "input" ? artifact.inputs.find((io) => io.buffer === o.buffer) : undefined;
       const got: HostTensor = passThrough ? r.c.inputs[passThrough.name]! : results[i]![o.name]!;
-      const bad = firstMismatch(got.data, want[o.name]!.data, r.c.atol, r.c.rtol);
+      const bad = firstMismatch(got.data, asStored(want[o.name]!), r.c.atol, r.c.rtol, "cuda");
       if (bad) problemsByGroup.get(r.group)!.push(`${r.c.name} (${r.strategy}): output ${o.name}: ${bad}`);
     }
   });

@@ -12,6 +12,7 @@ import type { HostTensor } from "../../compiler/util/host-tensor.ts";
 import { compileToPtx, cudaAvailable, CudaArtifactRunner, openCuda } from "../../runtime/cuda/index.ts";
 import { buildEmulatedKernelLibrary } from "../util/nvcc.ts";
 import { fuzzCases, modelCases, opCases, type CudaCase } from "./cuda-cases.ts";
+import { asStored, firstMismatch } from "./op-cases.ts";
 
 const fake = process.env["KILN_FAKE_CUDA"] === "1";
 const FUZZ_SEEDS = Number(process.env["KILN_CUDA_FUZZ_SEEDS"] ?? 40);
@@ -20,16 +21,8 @@ function mismatches(c: CudaCase, got: Readonly<Record<string, HostTensor>>): str
   const want = interpret(c.graph, c.inputs);
   const problems: string[] = [];
   for (const o of c.graph.outputs) {
-    const a = got[o.name]!.data;
-    const e = want[o.name]!.data;
-    if (a.length !== e.length) problems.push(`${c.name}: ${o.name}: length ${a.length} vs ${e.length}`);
-    for (let j = 0; j < e.length; j++) {
-      const ok = Number.isNaN(e[j]!) ? Number.isNaN(a[j]!) : a[j] === e[j] || Math.abs(a[j]! - e[j]!) <= c.atol + c.rtol * Math.abs(e[j]!);
-      if (!ok) {
-        problems.push(`${c.name}: ${o.name}[${j}] cuda ${a[j]} vs interpreter ${e[j]}`);
-        break;
-      }
-    }
+    const bad = firstMismatch(got[o.name]!.data, asStored(want[o.name]!), c.atol, c.rtol, "cuda");
+    if (bad) problems.push(`${c.name}: ${o.name}: ${bad}`);
   }
   return problems;
 }
