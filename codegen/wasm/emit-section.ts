@@ -189,7 +189,7 @@ export function emitSection(s: Section, buffer: (id: number) => BufferPlace, hel
     const [start, limit] = loopBounds(v.name, v.extent);
     const vl = varLocal(v.name);
     const contiguous = s.stores.every((st) => linearStride(st.index, v.name) === 1);
-    if (!simd || region || v !== innermostVar || v.extent < LANES || !contiguous) {
+    if (!simd || region || v !== innermostVar || v.extent < LANES || !contiguous || rowReductionsInside(item)) {
       start();
       fb.forLoop(vl, limit, 1, () => emitItems(item.body));
       return;
@@ -208,6 +208,22 @@ export function emitSection(s: Section, buffer: (id: number) => BufferPlace, hel
     fb.get(vl);
     fb.forLoop(vl, limit, 1, () => emitItems(item.body));
   };
+
+  /**
+   * Whether `loop` holds a reduction that streams along its own variable but not along the
+   * loop's (row sums/max of a row-major matrix): region B over the reduction then beats four
+   * strided gathers per step of region A over the loop.
+   */
+  const rowReductionsInside = (loop: Extract<ScheduleItem, { kind: "loop" }>): boolean =>
+    loop.body.some((it) => {
+      if (it.kind !== "reduce") return false;
+      const vars = it.vars.filter((v) => v.extent > 1);
+      if (!reduceVectorizable(it, vars)) return false;
+      return it.body.every((b) => {
+        const e = exprs[(b as { id: ExprId }).id]!;
+        return e.op !== "load" || linearStride(e.index, loop.v.name) !== 1;
+      });
+    });
 
   const identity = (e: KExpr, vector: boolean): void => {
     const value = e.op === "reduce_sum" || e.dtype === "bool" ? 0 : e.dtype === "f32" ? -Infinity : -2147483648;
