@@ -203,6 +203,20 @@ describe.each([
   });
 });
 
+test.runIf(canRun(false))("the wasm runtime in a page defaults to one thread and refuses threads > 1 with a clear message", async () => {
+  expect(haveBrowser, setup.notice).toBe(true);
+  const base = `${server.origin}/wasm-plain/`;
+  const message = await setup.page!.evaluate(`(async () => {
+    const { loadArtifact } = await import("${base}runtime/artifact/load.js");
+    const { WasmArtifactRunner } = await import("${base}runtime/wasm/run-artifact.js");
+    const loaded = await loadArtifact(new URL("${base}"));
+    const single = await WasmArtifactRunner.create(loaded.artifact);
+    if (single.threads !== 1) return "default threads: " + single.threads;
+    return WasmArtifactRunner.create(loaded.artifact, { threads: 2 }).then(() => "created", (e) => e.message);
+  })()`);
+  expect(message).toMatch(/^artifact \S+: 2 wasm threads need Node's worker_threads; outside Node run with threads: 1$/);
+});
+
 test.runIf(canRun(false))("the page refuses a folder whose weights do not match the manifest, naming the file", async () => {
   expect(haveBrowser, setup.notice).toBe(true);
   const message = await setup.page!.evaluate(`import("${server.origin}/js-corrupt/index.js").then((m) => m.load()).then(() => "loaded", (e) => e.message)`);
