@@ -21,7 +21,7 @@ const TARGET_RUNTIMES: Readonly<Record<string, TargetRuntime>> = {
     imports: [{ names: ["JsArtifactRunner"], from: "./runtime/js/run-artifact.js" }],
     createRunner: "const runner = new JsArtifactRunner(loaded.artifact);",
   },
-  // Node only: its worker pool uses node:worker_threads.
+  // Node runs it on all cores (worker_threads, loaded dynamically); a browser on one thread.
   wasm: {
     modules: ["runtime/wasm/run-artifact.ts"],
     imports: [{ names: ["WasmArtifactRunner"], from: "./runtime/wasm/run-artifact.js" }],
