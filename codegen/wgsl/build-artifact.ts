@@ -3,13 +3,19 @@
 // buffers), tensor offsets, bindings and workgroup counts. Every element is 4 bytes on the
 // device (bool as u32); the runtime converts at upload and readback.
 
-import type { KernelProgram } from "../../compiler/kernel/kernel-ir.ts";
+import type { KernelProgram, Section } from "../../compiler/kernel/kernel-ir.ts";
 import type { Artifact, ArtifactKernel } from "../../runtime/artifact/format.ts";
 import { deviceBytes, planDeviceLayout, type WebGpuLimits } from "./layout.ts";
+import { matchContraction, useTiledMatmul } from "./matmul.ts";
 import { renderDispatch, type KernelChoices } from "./render-wgsl.ts";
 
 export function buildWebGpuArtifact(program: KernelProgram, limits: WebGpuLimits, opts: KernelChoices = {}): Artifact {
-  const layout = planDeviceLayout(program, limits);
+  // A contraction worth tiling leaves its horizontally fused kernel for a dispatch of its own.
+  const ownDispatch = (s: Section): boolean => {
+    const c = matchContraction(s);
+    return c !== undefined && useTiledMatmul(c, opts.tiledMatmul ?? "auto");
+  };
+  const layout = planDeviceLayout(program, limits, { ownDispatch });
   const ctx = {
     dtypeOf: (b: number) => program.buffers[b]!.dtype,
     nameOf: (b: number) => program.buffers[b]!.name,

@@ -57,7 +57,12 @@ export interface DeviceLayout {
 
 export const deviceBytes = (b: BufferDecl): number => numel(b.shape) * DEVICE_ELEMENT_BYTES;
 
-export function planDeviceLayout(program: KernelProgram, limits: WebGpuLimits): DeviceLayout {
+export interface LayoutChoices {
+  /** Sections that get a dispatch of their own (a tiled matmul needs its own workgroup shape). */
+  readonly ownDispatch?: (s: Section) => boolean;
+}
+
+export function planDeviceLayout(program: KernelProgram, limits: WebGpuLimits, choices: LayoutChoices = {}): DeviceLayout {
   const buffers = program.buffers;
   const inputByName = new Map(program.inputs.map((i) => [i.name, i.buffer]));
   const aliasOf = new Map<number, number>();
@@ -78,7 +83,7 @@ export function planDeviceLayout(program: KernelProgram, limits: WebGpuLimits): 
   );
   const slotOf = (id: number): number => plan.slot.get(String(id)) ?? 0;
 
-  const dispatches = program.kernels.flatMap((k) => splitKernel(k, slotOf, limits.maxStorageBuffersPerShaderStage));
+  const dispatches = program.kernels.flatMap((k) => splitKernel(k, slotOf, limits.maxStorageBuffersPerShaderStage, choices.ownDispatch));
   const packed = choosePacked(dispatches, slotOf, plan.slotBytes, limits.maxStorageBuffersPerShaderStage);
 
   // GPU buffers: every unpacked slot, then one pack holding the packed slots.
@@ -130,19 +135,25 @@ export function liveSectionBuffers(s: Section): Set<number> {
   return used;
 }
 
-/** One dispatch per kernel, or several when its sections together bind too many buffers. */
-function splitKernel(k: Kernel, slotOf: (id: number) => number, maxBindings: number): Dispatch[] {
+/**
+ * One dispatch per kernel, or several when its sections together bind too many buffers or a
+ * section wants a dispatch of its own. Splitting is safe: sections of one kernel never depend
+ * on each other (an in-place update reads only in its own section, at the store's indices).
+ */
+function splitKernel(k: Kernel, slotOf: (id: number) => number, maxBindings: number, ownDispatch?: (s: Section) => boolean): Dispatch[] {
   const perSection = k.sections.map((s) => [...liveSectionBuffers(s)]);
   const slotsOf = (ids: readonly number[]): Set<number> => new Set(ids.map(slotOf));
   const all = perSection.flat();
-  if (slotsOf(all).size <= maxBindings || k.sections.length === 1) return [{ name: k.name, sections: k.sections, buffers: [...new Set(all)].sort((a, b) => a - b) }];
-  const groups: { sections: Section[]; buffers: number[] }[] = [];
+  const alone = k.sections.map((s) => k.sections.length > 1 && ownDispatch !== undefined && ownDispatch(s));
+  if (k.sections.length === 1 || (slotsOf(all).size <= maxBindings && !alone.includes(true)))
+    return [{ name: k.name, sections: k.sections, buffers: [...new Set(all)].sort((a, b) => a - b) }];
+  const groups: { sections: Section[]; buffers: number[]; alone: boolean }[] = [];
   k.sections.forEach((s, i) => {
     const last = groups.at(-1);
-    if (last && slotsOf([...last.buffers, ...perSection[i]!]).size <= maxBindings) {
+    if (!alone[i] && last && !last.alone && slotsOf([...last.buffers, ...perSection[i]!]).size <= maxBindings) {
       last.sections.push(s);
       last.buffers.push(...perSection[i]!);
-    } else groups.push({ sections: [s], buffers: [...perSection[i]!] });
+    } else groups.push({ sections: [s], buffers: [...perSection[i]!], alone: alone[i]! });
   });
   return groups.map((g, i) => ({ name: `${k.name}_part${i}`, sections: g.sections, buffers: [...new Set(g.buffers)].sort((a, b) => a - b) }));
 }

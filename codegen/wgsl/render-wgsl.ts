@@ -8,7 +8,7 @@ import { KilnError } from "../../compiler/util/errors.ts";
 import { parallelDepthOf, renderSectionBody, scheduleSection, type BufferAccess } from "../render/base.ts";
 import { wgslDialect, wgslHelpersFor } from "./dialect.ts";
 import { DEVICE_ELEMENT_BYTES, type BufferPlace, type Dispatch, type WebGpuLimits } from "./layout.ts";
-import { matchContraction, renderTiledMatmul, useTiledMatmul, type TiledMatmulMode } from "./matmul.ts";
+import { matchContraction, renderRegisterMatmul, renderTiledMatmul, useTiledMatmul, type MatmulForm, type TiledMatmulMode } from "./matmul.ts";
 import { renderRowKernel, wantsRowKernel } from "./row-reduce.ts";
 
 export const WORKGROUP_SIZE = 64;
@@ -74,6 +74,8 @@ export function dispatchBindings(d: Dispatch, ctx: DispatchContext): DispatchBin
 
 export interface KernelChoices {
   readonly tiledMatmul?: TiledMatmulMode;
+  /** Register blocks only (default; best on CPU adapters) or workgroup-memory tiles. */
+  readonly matmulForm?: MatmulForm;
   /** One workgroup per row for long row-level reductions (default true). */
   readonly rowKernels?: boolean;
 }
@@ -82,7 +84,8 @@ export function renderDispatch(d: Dispatch, ctx: DispatchContext, opts: KernelCh
   const { gpuBuffers, decls, access } = dispatchBindings(d, ctx);
   const only = d.sections.length === 1 ? d.sections[0]! : undefined;
   const contraction = only ? matchContraction(only) : undefined;
-  if (contraction && useTiledMatmul(contraction, opts.tiledMatmul ?? "auto")) return renderTiledMatmul(d, contraction, { gpuBuffers, decls, access }, ctx.limits);
+  if (contraction && useTiledMatmul(contraction, opts.tiledMatmul ?? "auto"))
+    return (opts.matmulForm === "workgroup" ? renderTiledMatmul : renderRegisterMatmul)(d, contraction, { gpuBuffers, decls, access }, ctx.limits);
   if (only && opts.rowKernels !== false && wantsRowKernel(only)) return renderRowKernel(d, { gpuBuffers, decls, access }, ctx.limits);
 
   const body: string[] = [];

@@ -14,7 +14,7 @@ import { acquireWebGpu, type WebGpuAdapterDescription } from "../../runtime/webg
 import { WebGpuArtifactRunner, type WebGpuRunOptions } from "../../runtime/webgpu/run-artifact.ts";
 import { buildWebGpuArtifact } from "./build-artifact.ts";
 import { webGpuDefaultLimits, type WebGpuLimits } from "./layout.ts";
-import type { TiledMatmulMode } from "./matmul.ts";
+import type { MatmulForm, TiledMatmulMode } from "./matmul.ts";
 
 export interface WebGpuCompileOptions extends FuseOptions {
   readonly verify?: boolean;
@@ -28,6 +28,8 @@ export interface WebGpuCompileOptions extends FuseOptions {
   readonly limits?: WebGpuLimits;
   /** Shared-memory tiled kernels for contractions: "auto" (large ones), "always", "never". */
   readonly tiledMatmul?: TiledMatmulMode;
+  /** How a chosen contraction is rendered: "registers" (default, 8x8 per thread) or "workgroup" tiles. */
+  readonly matmulForm?: MatmulForm;
   /** One workgroup per row for long row-level reductions (default true). */
   readonly rowKernels?: boolean;
 }
@@ -46,6 +48,7 @@ export function compileWebGpu(graph: Graph, opts: WebGpuCompileOptions = {}): We
   const program = lowerProgram(g, plan, { tile: opts.tile ?? false });
   return { graph: g, plan, program, artifact: buildWebGpuArtifact(program, opts.limits ?? webGpuDefaultLimits, {
     ...(opts.tiledMatmul ? { tiledMatmul: opts.tiledMatmul } : {}),
+    ...(opts.matmulForm ? { matmulForm: opts.matmulForm } : {}),
     ...(opts.rowKernels !== undefined ? { rowKernels: opts.rowKernels } : {}),
   }) };
 }

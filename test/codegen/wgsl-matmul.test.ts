@@ -1,4 +1,4 @@
-// The tiled matmul kernel (workgroup tiles in shared memory, 4x4 register blocks per thread):
+// The matmul kernels (8x8 register blocks, the default; workgroup tiles in shared memory):
 // taken for large contractions, and forced on odd shapes (edges of every tile), batches,
 // transposed operands and fused epilogues, each against the float64 interpreter.
 
@@ -17,7 +17,8 @@ const F = k.nn.functional;
 type Fn = (...xs: k.Tensor[]) => unknown;
 
 const trace = (fn: Fn, specs: k.InputSpec[]): Graph => k.traceFunction("mm", fn as never, specs).graph;
-const isTiled = (g: Graph, mode: "auto" | "always") => compileWebGpu(g, { tiledMatmul: mode }).artifact.kernels.some((kk) => kk.source.includes("tiled matmul"));
+const MATMUL_HEADER = /tiled matmul|register-blocked matmul/;
+const isTiled = (g: Graph, mode: "auto" | "always") => compileWebGpu(g, { tiledMatmul: mode }).artifact.kernels.some((kk) => MATMUL_HEADER.test(kk.source));
 
 function inputsOf(g: Graph): Record<string, HostTensor> {
   const out: Record<string, HostTensor> = {};
@@ -38,6 +39,17 @@ describe("tiled matmul selection (no device)", () => {
     expect(isTiled(trace((a, b) => a.matmul(b), [k.i32([64, 64]), k.i32([64, 64])]), "always")).toBe(false);
     expect(isTiled(trace((x) => x.sum(1), [f([64, 64])]), "always")).toBe(false);
   });
+
+  test("a matmul fused horizontally with other sections gets a dispatch of its own", () => {
+    // x·w and the column sums of x share the input, so fusion puts them in one kernel.
+    const g = trace((x, w) => [x.matmul(w), x.sum(0)], [f([128, 96]), f([96, 80])]);
+    const kernels = compileWebGpu(g).artifact.kernels;
+    expect(kernels.filter((kk) => kk.source.includes("register-blocked matmul"))).toHaveLength(1);
+    expect(kernels).toHaveLength(2);
+    const untiled = compileWebGpu(g, { tiledMatmul: "never" }).artifact.kernels;
+    expect(untiled).toHaveLength(1);
+    expect(MATMUL_HEADER.test(untiled[0]!.source)).toBe(false);
+  });
 });
 
 describe.skipIf(!env.available)("tiled matmul on the device", () => {
@@ -52,10 +64,14 @@ describe.skipIf(!env.available)("tiled matmul on the device", () => {
         ] as [string, Fn, k.InputSpec[]][])
       : []),
   ];
-  test.each(cases)("%s", async (_name, fn, specs) => {
+  const forms = [
+    ["registers", "register-blocked matmul"],
+    ["workgroup", "tiled matmul"],
+  ] as const;
+  test.each(forms.flatMap(([form, header]) => cases.map(([name, fn, specs]) => [`${form}: ${name}`, form, header, fn, specs] as const)))("%s", async (_name, form, header, fn, specs) => {
     const g = trace(fn, specs);
-    const compiled = compileWebGpu(g, { verify: true, tiledMatmul: "always", limits: env.context!.limits });
-    expect(compiled.artifact.kernels.some((kk) => kk.source.includes("tiled matmul"))).toBe(true);
+    const compiled = compileWebGpu(g, { verify: true, tiledMatmul: "always", matmulForm: form, limits: env.context!.limits });
+    expect(compiled.artifact.kernels.some((kk) => kk.source.includes(header))).toBe(true);
     const inputs = inputsOf(g);
     const want = interpret(g, inputs);
     const runner = await WebGpuArtifactRunner.create(env.context!.device, compiled.artifact);
