@@ -3,9 +3,10 @@
 // outer loop into one contiguous chunk per thread, the calling thread taking chunk 0.
 // Synchronization is a control block of i32 words at address 0 (Atomics.wait/notify), not
 // messages: a launch costs a few microseconds, which keeps small kernels worth splitting.
-// (Node only: a browser main thread may not Atomics.wait; there a dedicated worker drives.)
+// Node uses worker_threads (imported dynamically); a browser uses Web Workers, which needs a
+// cross-origin-isolated page and a caller that is itself a worker (a page's main thread may
+// not Atomics.wait).
 
-import { Worker } from "node:worker_threads";
 import { HOST_MATH_SOURCE } from "./host-math.ts";
 
 /** Control words: generation, kernel, section, extent, threads, done, grain, quit, failed. */
@@ -19,9 +20,8 @@ const GRAIN = 6;
 const QUIT = 7;
 const FAILED = 8;
 
-const WORKER_SOURCE = `
-const { parentPort, workerData } = require("node:worker_threads");
-const { memory, modules, index } = workerData;
+/** The loop every worker runs, as a function of its start message; `ready` reports instantiation. */
+const WORKER_BODY = `(({ memory, modules, index }, ready) => {
 const rt = ${HOST_MATH_SOURCE};
 const ctl = new Int32Array(memory.buffer, 0, 16);
 const fns = modules.map((m) => {
@@ -30,7 +30,7 @@ const fns = modules.map((m) => {
   return Array.from({ length: n }, (_, j) => inst.exports["s" + j]);
 });
 let gen = Atomics.load(ctl, ${GEN}); // read before "ready": the first launch may follow at once
-parentPort.postMessage("ready");
+ready();
 for (;;) {
   Atomics.wait(ctl, ${GEN}, gen);
   gen = Atomics.load(ctl, ${GEN});
@@ -48,14 +48,58 @@ for (;;) {
   }
   if (Atomics.add(ctl, ${DONE}, 1) + 1 === ${"${WORKERS}"}) Atomics.notify(ctl, ${DONE});
 }
-`;
+})`;
+
+const NODE_WORKER_SOURCE = `const { parentPort, workerData } = require("node:worker_threads");
+${WORKER_BODY}(workerData, () => parentPort.postMessage("ready"));`;
+
+const WEB_WORKER_SOURCE = `self.onmessage = (e) => ${WORKER_BODY}(e.data, () => self.postMessage("ready"));`;
+
+/** One started worker, whichever API made it. */
+interface PoolWorker {
+  readonly ready: Promise<void>;
+  terminate(): Promise<unknown> | void;
+}
+
+const isNode = (): boolean => typeof globalThis.process?.versions?.node === "string";
+
+async function startWorkers(memory: WebAssembly.Memory, modules: readonly WebAssembly.Module[], threads: number): Promise<PoolWorker[]> {
+  const workers = String(threads - 1);
+  const started: PoolWorker[] = [];
+  if (isNode()) {
+    const { Worker } = await import("node:worker_threads");
+    const source = NODE_WORKER_SOURCE.replace("${WORKERS}", workers);
+    for (let i = 1; i < threads; i++) {
+      const w = new Worker(source, { eval: true, workerData: { memory, modules, index: i } });
+      const ready = new Promise<void>((resolve, reject) => {
+        w.once("message", () => resolve());
+        w.once("error", reject);
+      });
+      started.push({ ready: ready.then(() => void w.unref()), terminate: () => w.terminate() });
+    }
+    return started;
+  }
+  if (typeof Worker === "undefined" || globalThis.crossOriginIsolated !== true)
+    throw new Error(`${threads} wasm threads need Node's worker_threads or a cross-origin-isolated page's Web Workers; run with threads: 1`);
+  const url = URL.createObjectURL(new Blob([WEB_WORKER_SOURCE.replace("${WORKERS}", workers)], { type: "text/javascript" }));
+  for (let i = 1; i < threads; i++) {
+    const w = new Worker(url);
+    const ready = new Promise<void>((resolve, reject) => {
+      w.onmessage = () => resolve();
+      w.onerror = (e) => reject(new Error(`wasm worker ${i} failed to start: ${e.message}`));
+    });
+    w.postMessage({ memory, modules, index: i });
+    started.push({ ready, terminate: () => w.terminate() });
+  }
+  return started;
+}
 
 export class WorkerPool {
   private readonly ctl: Int32Array;
   private closed = false;
 
   private constructor(
-    private readonly workers: readonly Worker[],
+    private readonly workers: readonly PoolWorker[],
     memory: WebAssembly.Memory,
   ) {
     this.ctl = new Int32Array(memory.buffer, 0, 16);
@@ -63,21 +107,8 @@ export class WorkerPool {
 
   /** Starts `threads - 1` workers (the caller is thread 0) and waits until each has instantiated the modules. */
   static async create(memory: WebAssembly.Memory, modules: readonly WebAssembly.Module[], threads: number): Promise<WorkerPool> {
-    const source = WORKER_SOURCE.replace("${WORKERS}", String(threads - 1));
-    const workers: Worker[] = [];
-    const ready: Promise<void>[] = [];
-    for (let i = 1; i < threads; i++) {
-      const w = new Worker(source, { eval: true, workerData: { memory, modules, index: i } });
-      ready.push(
-        new Promise((resolve, reject) => {
-          w.once("message", () => resolve());
-          w.once("error", reject);
-        }),
-      );
-      workers.push(w);
-    }
-    await Promise.all(ready);
-    for (const w of workers) w.unref();
+    const workers = await startWorkers(memory, modules, threads);
+    await Promise.all(workers.map((w) => w.ready));
     return new WorkerPool(workers, memory);
   }
 

@@ -2,9 +2,10 @@
 // of runtime/wasm/layout.ts, so parameters and optimizer state stay resident between runs
 // (an aliased output is updated in place where the plan allows). Each run copies the inputs
 // in, launches every kernel section in order — split across the worker pool when it is big
-// enough — and copies the outputs out. With threads = 1 (a browser page's only mode, and
-// any Node caller's choice) there is no pool: a plain, unshared memory and no node: imports
-// (the pool and node:os load by dynamic import on Node's multi-threaded path only).
+// enough — and copies the outputs out. With threads = 1 (a browser page's main thread, and
+// any caller's choice) there is no pool: a plain, unshared memory and no node: imports (the
+// pool and node:os load by dynamic import only for threads > 1). A browser runs threads only
+// inside a worker of a cross-origin-isolated page (a main thread may not Atomics.wait).
 
 import { artifactDTypeBytes, type Artifact, type ArtifactBuffer, type ArtifactDType } from "../artifact/format.ts";
 import { hostMath } from "./host-math.ts";
@@ -20,7 +21,10 @@ export interface RuntimeTensor {
 }
 
 export interface WasmRunOptions {
-  /** Threads per launch, the caller included (default: the machine's available parallelism on Node, 1 elsewhere; more than 1 needs Node). */
+  /**
+   * Threads per launch, the caller included. Default: the available parallelism on Node and in
+   * a worker of a cross-origin-isolated page (the only browser context where more than 1 works), else 1.
+   */
   readonly threads?: number;
   /** Sections with less work than this run on the calling thread only (default 32768). */
   readonly minParallelWork?: number;
@@ -46,11 +50,13 @@ export function decodeBase64(s: string): Uint8Array<ArrayBuffer> {
 
 const isNode = (): boolean => typeof globalThis.process?.versions?.node === "string";
 
-/** The default thread count: Node's available parallelism, 1 in a browser (no worker_threads there). */
+/** A browser context that may block on Atomics.wait and share memory with Web Workers. */
+const isIsolatedWorker = (): boolean =>
+  globalThis.crossOriginIsolated === true && typeof Worker !== "undefined" && typeof (globalThis as { WorkerGlobalScope?: unknown }).WorkerGlobalScope !== "undefined";
+
 async function defaultThreads(): Promise<number> {
-  if (!isNode()) return 1;
-  const os = await import("node:os");
-  return os.availableParallelism();
+  if (isNode()) return (await import("node:os")).availableParallelism();
+  return isIsolatedWorker() ? Math.max(1, globalThis.navigator?.hardwareConcurrency ?? 1) : 1;
 }
 
 /**
@@ -129,7 +135,8 @@ export class WasmArtifactRunner {
     if (artifact.format !== "kiln-artifact" || artifact.version !== 1) throw new Error(`artifact ${artifact.name}: unsupported format ${artifact.format} v${artifact.version}`);
     if (artifact.target !== "wasm") throw new Error(`artifact ${artifact.name}: built for target '${artifact.target}', not 'wasm'`);
     const threads = Math.max(1, Math.floor(opts.threads ?? (await defaultThreads())));
-    if (threads > 1 && !isNode()) throw new Error(`artifact ${artifact.name}: ${threads} wasm threads need Node's worker_threads; outside Node run with threads: 1`);
+    if (threads > 1 && !isNode() && !isIsolatedWorker())
+      throw new Error(`artifact ${artifact.name}: ${threads} wasm threads need Node, or a Web Worker in a cross-origin-isolated page; run with threads: 1`);
     const shared = threads > 1;
     const layout = layoutMemory(artifact.memory.slotBytes);
     const memory = new WebAssembly.Memory({ initial: layout.pages, maximum: layout.pages, shared });

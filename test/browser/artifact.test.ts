@@ -36,12 +36,44 @@ const CHROMIUM_FLAGS = [
 
 const CONTENT_TYPES: Readonly<Record<string, string>> = { ".wasm": "application/wasm", ".js": "text/javascript", ".json": "application/json", ".html": "text/html", ".wgsl": "text/plain", ".ts": "text/plain" };
 
-/** Serves `folders` (URL prefix → directory) and a blank page at /, from 127.0.0.1 on a free port. */
-async function serve(folders: Readonly<Record<string, string>>): Promise<{ origin: string; close: () => void }> {
+/**
+ * Runs in a module worker of the cross-origin-isolated page: loads the artifact's runtime
+ * directly and runs its runner with the threads asked for (every section split), answering
+ * with the outputs, the runner's thread count and `crossOriginIsolated`, or an error message.
+ */
+const ISOLATED_WORKER = `self.onmessage = async (e) => {
+  const { base, inputs, threads } = e.data;
+  try {
+    const { loadArtifact } = await import(base + "runtime/artifact/load.js");
+    const { WasmArtifactRunner } = await import(base + "runtime/wasm/run-artifact.js");
+    const loaded = await loadArtifact(new URL(base));
+    const runner = await WasmArtifactRunner.create(loaded.artifact, { threads, minParallelWork: 0 });
+    const typed = {};
+    for (const io of loaded.artifact.inputs) typed[io.name] = { dtype: io.dtype, shape: io.shape, data: Float32Array.from(inputs[io.name]) };
+    const out = runner.run(typed);
+    const threadsUsed = runner.threads;
+    await runner.close();
+    self.postMessage({ isolated: self.crossOriginIsolated, threads: threadsUsed, outputs: Object.fromEntries(Object.entries(out).map(([n, t]) => [n, Array.from(t.data)])) });
+  } catch (err) {
+    self.postMessage({ error: String(err && err.message) });
+  }
+};`;
+
+/**
+ * Serves `folders` (URL prefix → directory) and a blank page at /, from 127.0.0.1 on a free port.
+ * `isolated`: every response carries COOP/COEP (the page is cross-origin isolated), and /worker.js is ISOLATED_WORKER.
+ */
+async function serve(folders: Readonly<Record<string, string>>, { isolated = false } = {}): Promise<{ origin: string; close: () => void }> {
+  const isolation: Record<string, string> = isolated ? { "cross-origin-opener-policy": "same-origin", "cross-origin-embedder-policy": "require-corp" } : {};
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? "/", "http://localhost");
+    for (const [name, value] of Object.entries(isolation)) res.setHeader(name, value);
     if (url.pathname === "/") {
       res.writeHead(200, { "content-type": "text/html" }).end("<!doctype html><title>kiln artifact check</title>");
+      return;
+    }
+    if (isolated && url.pathname === "/worker.js") {
+      res.writeHead(200, { "content-type": "text/javascript" }).end(ISOLATED_WORKER);
       return;
     }
     const [, prefix, ...rest] = url.pathname.split("/");
@@ -123,12 +155,14 @@ weightBytes[weightBytes.length - 1] = weightBytes[weightBytes.length - 1]! ^ 1;
 writeFileSync(weightsFile, weightBytes);
 
 const server = await serve(folders);
+const isolatedServer = await serve(folders, { isolated: true });
 const setup = await openBrowser(server.origin);
 if (setup.notice) console.warn(`test/browser: ${setup.notice}; the browser cases ${REQUIRE_WEBGPU ? "fail (KILN_REQUIRE_WEBGPU=1)" : "skip"}`);
 
 afterAll(async () => {
   await setup.browser?.close();
   server.close();
+  isolatedServer.close();
 });
 
 type Wire = Record<string, { dtype: string; shape: number[]; data: number[] }>;
@@ -214,7 +248,29 @@ test.runIf(canRun(false))("the wasm runtime in a page defaults to one thread and
     if (single.threads !== 1) return "default threads: " + single.threads;
     return WasmArtifactRunner.create(loaded.artifact, { threads: 2 }).then(() => "created", (e) => e.message);
   })()`);
-  expect(message).toMatch(/^artifact \S+: 2 wasm threads need Node's worker_threads; outside Node run with threads: 1$/);
+  expect(message).toMatch(/^artifact \S+: 2 wasm threads need Node, or a Web Worker in a cross-origin-isolated page; run with threads: 1$/);
+});
+
+test.runIf(canRun(false))("in a worker of a cross-origin-isolated page the wasm runtime splits every section over 2 Web Workers and matches the interpreter", async () => {
+  expect(haveBrowser, setup.notice).toBe(true);
+  const page = await setup.browser!.newPage();
+  try {
+    await page.goto(`${isolatedServer.origin}/`);
+    const answer = (await page.evaluate(`new Promise((resolve) => {
+      const worker = new Worker("/worker.js", { type: "module" });
+      worker.onmessage = (e) => { worker.terminate(); resolve(e.data); };
+      worker.onerror = (e) => resolve({ error: "worker: " + e.message });
+      worker.postMessage(${JSON.stringify({ base: `${isolatedServer.origin}/wasm-plain/`, inputs: { a, b }, threads: 2 })});
+    })`)) as { error?: string; isolated: boolean; threads: number; outputs: Record<string, number[]> };
+    expect(answer.error).toBeUndefined();
+    expect(answer.isolated).toBe(true);
+    expect(answer.threads).toBe(2);
+    const reference = (await (await k.compile(scaleSum, undefined, { target: "reference" })).run({ a, b })) as { total: k.HostOutput; doubled: k.HostOutput };
+    expectClose(answer.outputs["total"]!, reference.total.data, 1e-6);
+    expectClose(answer.outputs["doubled"]!, reference.doubled.data, 0);
+  } finally {
+    await page.close();
+  }
 });
 
 test.runIf(canRun(false))("the page refuses a folder whose weights do not match the manifest, naming the file", async () => {
