@@ -21,7 +21,8 @@ const TARGET_RUNTIMES: Readonly<Record<string, TargetRuntime>> = {
     imports: [{ names: ["JsArtifactRunner"], from: "./runtime/js/run-artifact.js" }],
     createRunner: "const runner = new JsArtifactRunner(loaded.artifact);",
   },
-  // Node runs it on all cores (worker_threads, loaded dynamically); a browser on one thread.
+  // Node runs it on all cores (worker_threads, loaded dynamically); a browser page on one thread,
+  // a worker of a cross-origin-isolated page on Web Workers (runtime/wasm/pool.ts).
   wasm: {
     modules: ["runtime/wasm/run-artifact.ts"],
     imports: [{ names: ["WasmArtifactRunner"], from: "./runtime/wasm/run-artifact.js" }],

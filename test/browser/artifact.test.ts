@@ -3,7 +3,8 @@
 // navigator.gpu exists — imports their generated index.js, and runs them; every output is
 // compared with the float64 interpreter. The WebGPU artifact runs on Chromium's own Dawn
 // (Vulkan: lavapipe on a machine without a GPU); the JS artifact is the fallback check, and
-// the wasm artifact runs single-threaded on the page's own thread (no worker_threads there).
+// the wasm artifact runs single-threaded on the page's own thread, and on 2 Web Workers from
+// a worker of a second, cross-origin-isolated page (COOP/COEP headers).
 // No Chromium or no adapter: the cases skip with a notice, unless KILN_REQUIRE_WEBGPU=1.
 
 import { cpSync, existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
@@ -42,8 +43,20 @@ const CONTENT_TYPES: Readonly<Record<string, string>> = { ".wasm": "application/
  * with the outputs, the runner's thread count and `crossOriginIsolated`, or an error message.
  */
 const ISOLATED_WORKER = `self.onmessage = async (e) => {
-  const { base, inputs, threads } = e.data;
+  const { base, inputs, threads, steps } = e.data;
   try {
+    if (steps) {
+      // The loader's own path: load() picks the thread count (hardwareConcurrency here).
+      const mod = await import(base + "index.js");
+      const model = await mod.load();
+      const typed = {};
+      for (const [name, values] of Object.entries(inputs)) typed[name] = mod.inputs[name].dtype === "i32" ? Int32Array.from(values) : Float32Array.from(values);
+      const losses = [];
+      for (let i = 0; i < steps; i++) losses.push((await model.run(typed)).loss.data[0]);
+      await model.close();
+      self.postMessage({ isolated: self.crossOriginIsolated, losses });
+      return;
+    }
     const { loadArtifact } = await import(base + "runtime/artifact/load.js");
     const { WasmArtifactRunner } = await import(base + "runtime/wasm/run-artifact.js");
     const loaded = await loadArtifact(new URL(base));
@@ -251,7 +264,7 @@ test.runIf(canRun(false))("the wasm runtime in a page defaults to one thread and
   expect(message).toMatch(/^artifact \S+: 2 wasm threads need Node, or a Web Worker in a cross-origin-isolated page; run with threads: 1$/);
 });
 
-test.runIf(canRun(false))("in a worker of a cross-origin-isolated page the wasm runtime splits every section over 2 Web Workers and matches the interpreter", async () => {
+test.runIf(canRun(false))("in a worker of a cross-origin-isolated page the wasm runtime splits every section over 2 Web Workers and matches the interpreter; load() trains there too", async () => {
   expect(haveBrowser, setup.notice).toBe(true);
   const page = await setup.browser!.newPage();
   try {
@@ -268,6 +281,14 @@ test.runIf(canRun(false))("in a worker of a cross-origin-isolated page the wasm 
     const reference = (await (await k.compile(scaleSum, undefined, { target: "reference" })).run({ a, b })) as { total: k.HostOutput; doubled: k.HostOutput };
     expectClose(answer.outputs["total"]!, reference.total.data, 1e-6);
     expectClose(answer.outputs["doubled"]!, reference.doubled.data, 0);
+    const training = (await page.evaluate(`new Promise((resolve) => {
+      const worker = new Worker("/worker.js", { type: "module" });
+      worker.onmessage = (e) => { worker.terminate(); resolve(e.data); };
+      worker.onerror = (e) => resolve({ error: "worker: " + e.message });
+      worker.postMessage(${JSON.stringify({ base: `${isolatedServer.origin}/wasm-train/`, inputs: { x, y }, steps: 3 })});
+    })`)) as { error?: string; isolated: boolean; losses: number[] };
+    expect(training.error).toBeUndefined();
+    expectClose(training.losses, await referenceLosses(), 1e-5);
   } finally {
     await page.close();
   }
