@@ -209,16 +209,19 @@ export function renderRegisterMatmul(d: { readonly name: string; readonly sectio
     stride /= v.extent;
     body.push(`  let ${v.name}: i32 = (batch / ${stride}) % ${v.extent};`);
   }
-  body.push(`  var acc: array<f32, ${REG_M * REG_N}>;`, `  for (var ${c.k.name}: i32 = 0; ${c.k.name} < ${K}; ${c.k.name}++) {`);
+  // Scalar accumulators: an array indexed at run time (the epilogue loop) would live in memory.
+  const accs = Array.from({ length: REG_M * REG_N }, (_, i) => `acc${i}`);
+  body.push(...accs.map((a) => `  var ${a}: f32 = 0.0f;`), `  for (var ${c.k.name}: i32 = 0; ${c.k.name} < ${K}; ${c.k.name}++) {`);
   for (let i = 0; i < REG_M; i++) {
-    body.push(`    var a${i}: f32 = 0.0f;`, `    {`, `      let ${c.row.name}: i32 = row0 + ${i};`, `      if (${c.row.name} < ${M}) {`, ...render(c.lhs.ids, "        "), `        a${i} = ${exprName(c.lhs.value)};`, `      }`, `    }`);
+    body.push(...guardedOperand(`a${i}`, c.row.name, `row0 + ${i}`, M % REG_M === 0 ? undefined : M, render(c.lhs.ids, "        "), exprName(c.lhs.value)));
   }
   for (let j = 0; j < REG_N; j++) {
-    body.push(`    var b${j}: f32 = 0.0f;`, `    {`, `      let ${c.col.name}: i32 = col0 + ${j * blocksN};`, `      if (${c.col.name} < ${N}) {`, ...render(c.rhs.ids, "        "), `        b${j} = ${exprName(c.rhs.value)};`, `      }`, `    }`);
+    body.push(...guardedOperand(`b${j}`, c.col.name, `col0 + ${j * blocksN}`, N % REG_N === 0 ? undefined : N, render(c.rhs.ids, "        "), exprName(c.rhs.value)));
   }
-  for (let i = 0; i < REG_M; i++) for (let j = 0; j < REG_N; j++) body.push(`    acc[${i * REG_N + j}] = fma(a${i}, b${j}, acc[${i * REG_N + j}]);`);
+  for (let i = 0; i < REG_M; i++) for (let j = 0; j < REG_N; j++) body.push(`    acc${i * REG_N + j} = fma(a${i}, b${j}, acc${i * REG_N + j});`);
   body.push(
     `  }`,
+    `  let acc = array<f32, ${REG_M * REG_N}>(${accs.join(", ")});`,
     `  for (var i: i32 = 0; i < ${REG_M}; i++) {`,
     `    for (var j: i32 = 0; j < ${REG_N}; j++) {`,
     `      let ${c.row.name}: i32 = row0 + i;`,
@@ -249,4 +252,10 @@ export function renderRegisterMatmul(d: { readonly name: string; readonly sectio
     "",
   ].join("\n");
   return { name: d.name, source, bindings: b.gpuBuffers, workgroups };
+}
+
+/** `var name = operand` with the index variable bound; guarded by `< bound` unless every index is in range. */
+function guardedOperand(name: string, indexVar: string, index: string, bound: number | undefined, lines: readonly string[], value: string): string[] {
+  if (bound === undefined) return [`    var ${name}: f32;`, `    {`, `      let ${indexVar}: i32 = ${index};`, ...lines, `      ${name} = ${value};`, `    }`];
+  return [`    var ${name}: f32 = 0.0f;`, `    {`, `      let ${indexVar}: i32 = ${index};`, `      if (${indexVar} < ${bound}) {`, ...lines, `        ${name} = ${value};`, `      }`, `    }`];
 }
