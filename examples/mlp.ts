@@ -60,8 +60,8 @@ export function initParams(seed = 0): MlpParams {
   };
 }
 
-/** A small, fast 32-bit PRNG (mulberry32): enough for reproducible example weights. */
-function mulberry32(seed: number): () => number {
+/** A small, fast 32-bit PRNG (mulberry32): enough for reproducible example weights and batch order. */
+export function mulberry32(seed: number): () => number {
   let state = seed >>> 0;
   return () => {
     state = (state + 0x6d2b79f5) >>> 0;

@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import * as k from "kiln";
 import { writeLossCurveSvg } from "./loss-curve.ts";
-import { CLASSES, HIDDEN, IN_FEATURES, mlpForward } from "./mlp.ts";
+import { CLASSES, HIDDEN, IN_FEATURES, mlpForward, mulberry32 } from "./mlp.ts";
 import { loadMnist, type MnistBatch } from "./mnist-data.ts";
 
 export const BATCH = 128;
@@ -127,17 +127,6 @@ function shuffle(order: Int32Array, random: () => number): void {
     order[i] = order[j]!;
     order[j] = t;
   }
-}
-
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 async function main(): Promise<void> {

@@ -12,6 +12,7 @@ import { numel } from "../../compiler/util/shape.ts";
 import { valueAndGrad } from "../../dsl/grad.ts";
 import type { Tensor } from "../../dsl/tensor.ts";
 import { f32, traceFunction, type InputSpec } from "../../dsl/trace.ts";
+import { mulberry32 } from "./random-graph.ts";
 
 export interface GradcheckOptions {
   /** Finite-difference step (default 1e-6). */
@@ -24,17 +25,8 @@ export interface GradcheckOptions {
   readonly seed?: number;
 }
 
-/** A small seeded PRNG (mulberry32): tests print their seed, so failures replay. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A small seeded PRNG (mulberry32, shared with the random-graph generator): tests print their seed, so failures replay. */
+export const prng = mulberry32;
 
 /** `n` uniform values in [lo, hi). */
 export function uniform(n: number, seed: number, lo = -1, hi = 1): number[] {
