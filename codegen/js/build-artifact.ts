@@ -7,6 +7,7 @@ import { planMemory, type PlanBuffer, type PlanStep } from "../../compiler/passe
 import { numel } from "../../compiler/util/shape.ts";
 import { artifactDTypeBytes, type Artifact, type ArtifactKernel } from "../../runtime/artifact/format.ts";
 import { renderJsKernel } from "./render-js.ts";
+import { artifactIO, trafficBytes } from "../artifact-io.ts";
 
 export function buildJsArtifact(program: KernelProgram): Artifact {
   const kernels: ArtifactKernel[] = program.kernels.map((k) => {
@@ -37,23 +38,13 @@ export function buildJsArtifact(program: KernelProgram): Artifact {
     ...(aliasOf.has(b.id) ? { aliasOf: String(aliasOf.get(b.id)) } : {}),
   }));
   const plan = planMemory(steps, planBuffers);
-  let bytesRead = 0;
-  let bytesWritten = 0;
-  for (const k of program.kernels) {
-    for (const id of k.reads) bytesRead += bytesOf(id);
-    for (const id of k.writes) bytesWritten += bytesOf(id);
-  }
-  const io = (name: string, buffer: number, aliases?: string) => {
-    const b = program.buffers[buffer]!;
-    return { name, dtype: b.dtype, shape: b.shape, buffer, ...(aliases !== undefined ? { aliases } : {}) };
-  };
+  const { bytesRead, bytesWritten } = trafficBytes(program.kernels, bytesOf);
   return {
     format: "kiln-artifact",
     version: 1,
     name: program.name,
     target: "js",
-    inputs: program.inputs.map((i) => io(i.name, i.buffer)),
-    outputs: program.outputs.map((o) => io(o.name, o.buffer, o.aliases)),
+    ...artifactIO(program),
     buffers: program.buffers.map((b) => ({ id: b.id, name: b.name, dtype: b.dtype, shape: b.shape, kind: b.kind, slot: plan.slot.get(String(b.id)) ?? 0 })),
     kernels,
     memory: {

@@ -8,6 +8,7 @@ import type { Artifact, ArtifactKernel } from "../../runtime/artifact/format.ts"
 import { deviceBytes, planDeviceLayout, type WebGpuLimits } from "./layout.ts";
 import { matchContraction, useTiledMatmul } from "./matmul.ts";
 import { renderDispatch, type KernelChoices } from "./render-wgsl.ts";
+import { artifactIO, trafficBytes } from "../artifact-io.ts";
 
 export function buildWebGpuArtifact(program: KernelProgram, limits: WebGpuLimits, opts: KernelChoices = {}): Artifact {
   // A contraction worth tiling leaves its horizontally fused kernel for a dispatch of its own.
@@ -36,23 +37,13 @@ export function buildWebGpuArtifact(program: KernelProgram, limits: WebGpuLimits
       workgroups: r.workgroups,
     };
   });
-  let bytesRead = 0;
-  let bytesWritten = 0;
-  for (const k of kernels) {
-    for (const id of k.reads) bytesRead += deviceBytes(program.buffers[id]!);
-    for (const id of k.writes) bytesWritten += deviceBytes(program.buffers[id]!);
-  }
-  const io = (name: string, buffer: number, aliases?: string) => {
-    const b = program.buffers[buffer]!;
-    return { name, dtype: b.dtype, shape: b.shape, buffer, ...(aliases !== undefined ? { aliases } : {}) };
-  };
+  const { bytesRead, bytesWritten } = trafficBytes(kernels, (id) => deviceBytes(program.buffers[id]!));
   return {
     format: "kiln-artifact",
     version: 1,
     name: program.name,
     target: "webgpu",
-    inputs: program.inputs.map((i) => io(i.name, i.buffer)),
-    outputs: program.outputs.map((o) => io(o.name, o.buffer, o.aliases)),
+    ...artifactIO(program),
     buffers: program.buffers.map((b) => ({ id: b.id, name: b.name, dtype: b.dtype, shape: b.shape, kind: b.kind, slot: layout.place[b.id]!.gpuBuffer, offset: layout.place[b.id]!.offsetBytes })),
     kernels,
     memory: { slotBytes: layout.gpuBufferBytes, copies: layout.copies },
