@@ -34,10 +34,13 @@ function inputsOf(g: Graph, nanAt?: number): Record<string, HostTensor> {
 }
 
 describe("row kernel selection (no device)", () => {
-  test("long rows get one workgroup per row; short ones keep one thread per row", () => {
+  test("long rows get one workgroup per row; short ones, or 256 rows and more, keep one thread per row", () => {
     expect(rowKernels(trace((x) => x.softmax(-1), [f([7, 300])]))).toBe(1);
     expect(rowKernels(trace((x) => x.sum(), [f([5000])]))).toBe(1);
     expect(rowKernels(trace((x) => x.softmax(-1), [f([7, 33])]))).toBe(0);
+    // Many rows fill the adapter with one thread per row.
+    expect(rowKernels(trace((x) => x.sum(-1), [f([255, 128])]))).toBe(1);
+    expect(rowKernels(trace((x) => x.sum(-1), [f([256, 128])]))).toBe(0);
   });
 });
 
