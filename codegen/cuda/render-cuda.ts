@@ -6,10 +6,10 @@
 // reductions, combine them with shuffles, then split the row's own loop to store it.
 
 import { scheduleSection, type ScheduleItem } from "../../compiler/kernel/schedule.ts";
-import { bounds, indexVars, type Atom, type IndexExpr, type IndexPred, type IndexVar } from "../../compiler/kernel/index-expr.ts";
+import { indexVars, type IndexVar } from "../../compiler/kernel/index-expr.ts";
 import { exprOwnVars, type BufferDecl, type ExprId, type KExpr, type Kernel, type Section } from "../../compiler/kernel/kernel-ir.ts";
 import { assertNever, bug } from "../../compiler/util/errors.ts";
-import { parallelDepthOf, renderSectionBody, type BufferAccess } from "../render/base.ts";
+import { parallelDepthOf, renderIndex, renderPred, renderSectionBody, type BufferAccess } from "../render/base.ts";
 import { cudaCLike, cudaDialect as d } from "./dialect.ts";
 import { planSharedTile, SHARED_TILE, type SharedTilePlan } from "./shared-tile.ts";
 
@@ -214,7 +214,7 @@ class SectionWriter {
           else this.reduce(item, indent, place);
           break;
         case "store": {
-          const b = `b${item.buffer}[${renderIndex(item.index)}]`;
+          const b = `b${item.buffer}[${renderIndex(item.index, cudaCLike)}]`;
           const dtype = s.exprs[item.value]!.dtype;
           // Every lane holds the point's values; one stores them (in a lane-split loop, each its own).
           const guard = warp && !place.laneSplit ? "if (lane == 0) " : this.plan ? "if (inside) " : "";
@@ -334,15 +334,15 @@ class SectionWriter {
         return d.literal(e.value, e.dtype);
       case "load": {
         if (e.valid === false) return d.literal(0, e.dtype);
-        const load = d.loadValue(`b${e.buffer}[${renderIndex(e.index)}]`, e.dtype);
-        return e.valid.length === 0 ? load : d.select(renderPred(e.valid), load, d.literal(0, e.dtype));
+        const load = d.loadValue(`b${e.buffer}[${renderIndex(e.index, cudaCLike)}]`, e.dtype);
+        return e.valid.length === 0 ? load : d.select(renderPred(e.valid, cudaCLike), load, d.literal(0, e.dtype));
       }
       case "index":
-        return renderIndex(e.index);
+        return renderIndex(e.index, cudaCLike);
       case "valid":
-        return `(${renderPred(e.pred)})`;
+        return `(${renderPred(e.pred, cudaCLike)})`;
       case "rng":
-        return d.rng(t(e.seed), e.stream, renderIndex(e.counter));
+        return d.rng(t(e.seed), e.stream, renderIndex(e.counter, cudaCLike));
       case "reduce_sum":
       case "reduce_max":
         return bug("cuda: a reduction outside its reduce item");
@@ -371,38 +371,3 @@ class SectionWriter {
   }
 }
 
-/** An index expression as C integer arithmetic (floor div/mod through helpers where the dividend may be negative). */
-export function renderIndex(e: IndexExpr): string {
-  const parts: string[] = [];
-  for (const term of e.terms) {
-    const a = renderAtom(term.atom);
-    parts.push(term.coef === 1 ? a : term.coef === -1 ? `-${a}` : `${term.coef} * ${a}`);
-  }
-  if (e.constant !== 0 || parts.length === 0) parts.push(String(e.constant));
-  return parts.join(" + ").replace(/\+ -/g, "- ");
-}
-
-function renderAtom(a: Atom): string {
-  switch (a.kind) {
-    case "var":
-      return a.name;
-    case "data":
-      return `t${a.ref}`;
-    case "div": {
-      const nonNegative = bounds(a.x)[0] >= 0;
-      return nonNegative ? `((${renderIndex(a.x)}) / ${a.divisor})` : `kiln_idiv(${renderIndex(a.x)}, ${a.divisor})`;
-    }
-    case "mod": {
-      const nonNegative = bounds(a.x)[0] >= 0;
-      return nonNegative ? `((${renderIndex(a.x)}) % ${a.divisor})` : `kiln_imod(${renderIndex(a.x)}, ${a.divisor})`;
-    }
-    default:
-      return assertNever(a, "index atom");
-  }
-}
-
-function renderPred(p: IndexPred): string {
-  if (p === false) return "false";
-  if (p.length === 0) return "true";
-  return p.map((c) => `${renderIndex(c.x)} ${c.op === "lt" ? "<" : ">="} ${c.bound}`).join(" && ");
-}
