@@ -5,11 +5,9 @@
 import { describe, expect, test } from "vitest";
 import * as k from "kiln";
 import { compileWebGpu } from "../../codegen/wgsl/target.ts";
-import { interpret } from "../../compiler/ir/interpret.ts";
 import type { Graph } from "../../compiler/ir/types.ts";
 import type { HostTensor } from "../../compiler/util/host-tensor.ts";
-import { WebGpuArtifactRunner } from "../../runtime/webgpu/run-artifact.ts";
-import { webGpuTestEnv } from "../util/webgpu-env.ts";
+import { expectArtifactMatchesInterpreter, webGpuTestEnv } from "../util/webgpu-env.ts";
 
 const env = await webGpuTestEnv();
 const f = k.f32;
@@ -75,16 +73,6 @@ describe.skipIf(!env.available)("tiled matmul on the device", () => {
     const g = trace(fn, specs);
     const compiled = compileWebGpu(g, { verify: true, tiledMatmul: "always", matmulForm: form, limits: env.context!.limits });
     expect(compiled.artifact.kernels.some((kk) => kk.source.includes(header))).toBe(true);
-    const inputs = inputsOf(g);
-    const want = interpret(g, inputs);
-    const runner = await WebGpuArtifactRunner.create(env.context!.device, compiled.artifact);
-    const got = await runner.run(inputs);
-    runner.destroy();
-    for (const o of g.outputs) {
-      const a = got[o.name]!.data;
-      const e = want[o.name]!.data;
-      expect(a.length).toBe(e.length);
-      for (let j = 0; j < e.length; j++) if (!(Math.abs(a[j]! - e[j]!) <= 1e-5 + 1e-4 * Math.abs(e[j]!))) throw new Error(`${o.name}[${j}]: webgpu ${a[j]} vs interpreter ${e[j]}`);
-    }
+    await expectArtifactMatchesInterpreter(env.context!, g, compiled.artifact, inputsOf(g));
   }, 300_000);
 });

@@ -5,11 +5,9 @@
 import { describe, expect, test } from "vitest";
 import * as k from "kiln";
 import { compileWebGpu } from "../../codegen/wgsl/target.ts";
-import { interpret } from "../../compiler/ir/interpret.ts";
 import type { Graph } from "../../compiler/ir/types.ts";
 import type { HostTensor } from "../../compiler/util/host-tensor.ts";
-import { WebGpuArtifactRunner } from "../../runtime/webgpu/run-artifact.ts";
-import { webGpuTestEnv } from "../util/webgpu-env.ts";
+import { expectArtifactMatchesInterpreter, webGpuTestEnv } from "../util/webgpu-env.ts";
 
 const env = await webGpuTestEnv();
 const f = k.f32;
@@ -59,19 +57,6 @@ describe.skipIf(!env.available)("row kernels on the device", () => {
     const g = trace(fn, specs);
     const compiled = compileWebGpu(g, { verify: true, limits: env.context!.limits });
     expect(compiled.artifact.kernels.some((kk) => kk.source.includes("per row"))).toBe(true);
-    const inputs = inputsOf(g, nanAt);
-    const want = interpret(g, inputs);
-    const runner = await WebGpuArtifactRunner.create(env.context!.device, compiled.artifact);
-    const got = await runner.run(inputs);
-    runner.destroy();
-    for (const o of g.outputs) {
-      const a = got[o.name]!.data;
-      const e = want[o.name]!.data;
-      expect(a.length).toBe(e.length);
-      for (let j = 0; j < e.length; j++) {
-        const ok = Number.isNaN(e[j]!) ? Number.isNaN(a[j]!) : Math.abs(a[j]! - e[j]!) <= 1e-5 + 1e-4 * Math.abs(e[j]!);
-        if (!ok) throw new Error(`${o.name}[${j}]: webgpu ${a[j]} vs interpreter ${e[j]}\n${compiled.artifact.kernels.map((kk) => kk.source).join("\n")}`);
-      }
-    }
+    await expectArtifactMatchesInterpreter(env.context!, g, compiled.artifact, inputsOf(g, nanAt), { nanMatches: true });
   }, 180_000);
 });

@@ -8,11 +8,9 @@ import * as k from "kiln";
 import { compileWebGpu, effectiveLimits } from "../../codegen/wgsl/target.ts";
 import { webGpuDefaultLimits, type WebGpuLimits } from "../../codegen/wgsl/layout.ts";
 import { foldWorkgroups } from "../../codegen/wgsl/render-wgsl.ts";
-import { interpret } from "../../compiler/ir/interpret.ts";
 import type { Graph } from "../../compiler/ir/types.ts";
 import type { HostTensor } from "../../compiler/util/host-tensor.ts";
-import { WebGpuArtifactRunner } from "../../runtime/webgpu/run-artifact.ts";
-import { webGpuTestEnv } from "../util/webgpu-env.ts";
+import { expectArtifactMatchesInterpreter, webGpuTestEnv } from "../util/webgpu-env.ts";
 
 const env = await webGpuTestEnv();
 const f = k.f32;
@@ -35,16 +33,7 @@ function inputsOf(g: Graph): Record<string, HostTensor> {
 
 async function expectMatches(g: Graph, lim: WebGpuLimits): Promise<void> {
   const compiled = compileWebGpu(g, { verify: true, limits: lim });
-  const inputs = inputsOf(g);
-  const want = interpret(g, inputs);
-  const runner = await WebGpuArtifactRunner.create(env.context!.device, compiled.artifact);
-  const got = await runner.run(inputs);
-  runner.destroy();
-  for (const o of g.outputs) {
-    const a = got[o.name]!.data;
-    const e = want[o.name]!.data;
-    for (let j = 0; j < e.length; j++) expect(Math.abs(a[j]! - e[j]!)).toBeLessThanOrEqual(1e-5 + 1e-4 * Math.abs(e[j]!));
-  }
+  await expectArtifactMatchesInterpreter(env.context!, g, compiled.artifact, inputsOf(g));
 }
 
 // Ten inputs summed into one output: a single section binding 11 buffers.
