@@ -125,6 +125,18 @@ export async function compile<F extends TracedFn>(fnOrProgram: F | Program<F>, s
     return snapshot();
   };
   let runCount = 0;
+  // Runs (and state reads) on one executable form a queue: each starts when the previous one
+  // has settled, so it sees the state that one left, whatever the caller's concurrency. A
+  // failed step does not block the ones behind it. Other executables keep their own queues.
+  let tail: Promise<unknown> = Promise.resolve();
+  let pending = 0;
+  const serialized = <T>(work: () => Promise<T>): Promise<T> => {
+    pending++;
+    const result = tail.then(work).finally(() => pending--);
+    tail = result.catch(() => undefined);
+    return result;
+  };
+  const fetchStateInOrder = (): Promise<Record<string, HostTensor>> => serialized(fetchState);
 
   return {
     graph,
@@ -139,11 +151,11 @@ export async function compile<F extends TracedFn>(fnOrProgram: F | Program<F>, s
       const artifact = artifactOf(executor);
       if (!artifact) throw new KilnError({ code: "unsupported", message: `exe.save: target '${target.name}' builds no artifact (compile for "js" or "webgpu" to save one)` });
       const { writeArtifactFolder } = await import("../compiler/emit-artifact.ts");
-      writeArtifactFolder(dir, { artifact, graph, state: await fetchState() });
+      writeArtifactFolder(dir, { artifact, graph, state: await fetchStateInOrder() });
     },
     // A snapshot: later runs replace state values, they never change what this returned.
     state: snapshot,
-    fetchState,
+    fetchState: fetchStateInOrder,
     loadState(values) {
       const checked = Object.entries(values).map(([name, v]) => {
         const type = stateTypes.get(name);
@@ -156,23 +168,37 @@ export async function compile<F extends TracedFn>(fnOrProgram: F | Program<F>, s
         stale.delete(name);
       }
     },
-    async run(inputs: RunInputs, runOpts: RunOptions = {}): Promise<HostTree<ReturnType<F>>> {
-      const seed = runOpts.seed ?? runCount;
-      runCount++;
-      const bound = { ...bindInputs(inputs, seed, state), ...Object.fromEntries(state) };
-
-      // On a device target the updated state stays there; the host arrays passed in this run
-      // stand for it in the next one (the runtime skips their upload).
-      const deviceState = readInputs !== undefined && stateOutputs.length > 0;
-      const results = await executor.run(bound, deviceState ? { readback: userOutputNames } : undefined);
-      for (const o of stateOutputs) {
-        if (deviceState) stale.add(o.aliases!);
-        else state.set(o.aliases!, results[o.name]!);
+    run(inputs: RunInputs, runOpts: RunOptions = {}): Promise<HostTree<ReturnType<F>>> {
+      // Inputs are checked and taken at the call (a run that waits its turn copies them, so
+      // the caller may refill its arrays at once); the seed follows call order; the state is
+      // read when the run's turn comes, i.e. after the previous run updated it.
+      let user: Record<string, HostTensor>;
+      try {
+        const seed = runOpts.seed ?? runCount;
+        user = bindInputs(inputs, seed, state);
+        if (pending > 0) for (const [name, t] of Object.entries(user)) user[name] = { ...t, data: t.data.slice() };
+        runCount++;
+      } catch (e) {
+        return Promise.reject(e as Error);
       }
-      const outputs = userOutputs.map((o) => toHostOutput(o.name, results[o.name], nodeOf(graph, o.value).type));
-      return traced.unflatten(outputs as readonly HostOutput[]) as HostTree<ReturnType<F>>;
+      return serialized(() => runNow(user));
     },
   };
+
+  async function runNow(user: Readonly<Record<string, HostTensor>>): Promise<HostTree<ReturnType<F>>> {
+    const bound = { ...user, ...Object.fromEntries(state) };
+
+    // On a device target the updated state stays there; the host arrays passed in this run
+    // stand for it in the next one (the runtime skips their upload).
+    const deviceState = readInputs !== undefined && stateOutputs.length > 0;
+    const results = await executor.run(bound, deviceState ? { readback: userOutputNames } : undefined);
+    for (const o of stateOutputs) {
+      if (deviceState) stale.add(o.aliases!);
+      else state.set(o.aliases!, results[o.name]!);
+    }
+    const outputs = userOutputs.map((o) => toHostOutput(o.name, results[o.name], nodeOf(graph, o.value).type));
+    return traced.unflatten(outputs as readonly HostOutput[]) as HostTree<ReturnType<F>>;
+  }
 }
 
 /** Maps the caller's inputs (array or record, like the specs) to HostTensors keyed by graph input name. */

@@ -2,7 +2,8 @@
 // turns a cuda artifact's module source into PTX (nvcc -ptx where present, else NVRTC in the
 // addon), and runs the artifact: one device allocation per memory slot, kernels launched in
 // order on one stream. Where the addon or the driver is missing, `openCuda` rejects with a
-// message that says which and what to do; nothing else in Kiln is affected.
+// message that says which and what to do; nothing else in Kiln is affected. A run is
+// synchronous (upload, launches, synchronize, download), so concurrent callers cannot interleave.
 
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";

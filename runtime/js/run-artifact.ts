@@ -1,6 +1,8 @@
 // Runs a "js" artifact: allocates one ArrayBuffer per memory slot (buffers sharing a slot
 // get views on the same memory), compiles each kernel source once with `new Function`, and
 // per run copies the inputs in, launches the kernels in order and copies the outputs out.
+// `run` is synchronous from first copy to last, so concurrent callers cannot interleave: each
+// run sees the memory the previous one left (JavaScript runs one call to completion).
 
 import { artifactDTypeBytes, type Artifact, type ArtifactBuffer, type ArtifactDType } from "../artifact/format.ts";
 import { jsKernelRuntime } from "./helpers.ts";

@@ -6,6 +6,9 @@
 // any caller's choice) there is no pool: a plain, unshared memory and no node: imports (the
 // pool and node:os load by dynamic import only for threads > 1). A browser runs threads only
 // inside a worker of a cross-origin-isolated page (a main thread may not Atomics.wait).
+// `run` (write, execute, read) is synchronous — the pool's launches block on Atomics.wait — so
+// concurrent callers cannot interleave: each run sees the memory the previous one left. A
+// caller splitting a run into write/execute/read across awaits must serialize those itself.
 
 import { artifactDTypeBytes, type Artifact, type ArtifactBuffer, type ArtifactDType } from "../artifact/format.ts";
 import { hostMath } from "./host-math.ts";

@@ -4,7 +4,10 @@
 // that changed, encodes every dispatch and the copies into one command buffer with the
 // readback, submits once and maps one staging buffer. State stays resident: an input whose
 // data is the very array this runner returned for the output updating it (or, when that output
-// was not read back, the array passed last run) is not uploaded again.
+// was not read back, the array passed last run) is not uploaded again. Runs and input reads
+// are serialized per runner (they share the staging buffer and the resident-state bookkeeping):
+// concurrent calls queue, each sees the state the previous one left, and a failed call does not
+// block the ones behind it.
 
 import type { Artifact, ArtifactDType, ArtifactIO } from "../artifact/format.ts";
 
@@ -66,6 +69,8 @@ export class WebGpuArtifactRunner {
   /** Per state input: the data array last returned for the output that updates it (already on the device). */
   private readonly resident = new Map<string, RuntimeData>();
   private readonly aliasOutput = new Map<string, ArtifactIO>();
+  /** Settles when the last queued run or read has (never rejects). */
+  private tail: Promise<unknown> = Promise.resolve();
 
   private constructor(
     private readonly device: GPUDevice,
@@ -100,7 +105,21 @@ export class WebGpuArtifactRunner {
     return { gpu: this.slots[b.slot]!, offset: b.offset ?? 0, bytes: numel(b.shape) * ELEMENT_BYTES };
   }
 
-  async run(inputs: Readonly<Record<string, RuntimeTensor>>, opts: WebGpuRunOptions = {}): Promise<Record<string, RuntimeTensor>> {
+  private serialized<T>(work: () => Promise<T>): Promise<T> {
+    const result = this.tail.then(work);
+    this.tail = result.catch(() => undefined);
+    return result;
+  }
+
+  /**
+   * Runs every kernel once. Concurrent calls run one after another, in call order; a queued
+   * call reads `inputs` when its turn comes, so the caller must not change them before it settles.
+   */
+  run(inputs: Readonly<Record<string, RuntimeTensor>>, opts: WebGpuRunOptions = {}): Promise<Record<string, RuntimeTensor>> {
+    return this.serialized(() => this.runNow(inputs, opts));
+  }
+
+  private async runNow(inputs: Readonly<Record<string, RuntimeTensor>>, opts: WebGpuRunOptions): Promise<Record<string, RuntimeTensor>> {
     const { device } = this;
     for (const io of this.artifact.inputs) {
       const t = inputs[io.name];
@@ -178,7 +197,11 @@ export class WebGpuArtifactRunner {
    * output updates holds the new value (written in place or copied back), so this is how the
    * state (parameters, optimizer state) comes back to the host without a per-step readback.
    */
-  async readInputs(names: readonly string[]): Promise<Record<string, RuntimeTensor>> {
+  readInputs(names: readonly string[]): Promise<Record<string, RuntimeTensor>> {
+    return this.serialized(() => this.readInputsNow(names));
+  }
+
+  private async readInputsNow(names: readonly string[]): Promise<Record<string, RuntimeTensor>> {
     const ios = names.map((n) => this.artifact.inputs.find((i) => i.name === n) ?? fail(`readInputs: '${n}' is not an input of ${this.artifact.name}`));
     let bytes = 0;
     const offsets = ios.map((io) => {
