@@ -3,6 +3,7 @@
 // graph after chosen passes instead (docs/debugging.md), --dump-dir also writes the files.
 
 import { dumpProgram, passesFromList } from "../compiler/pipeline.ts";
+import { folderDumpSink } from "../dsl/dump-folder.ts";
 import { traceProgram } from "../dsl/program.ts";
 import { UsageError, expectPositionals, parseCommandArgs } from "./args.ts";
 import type { Command } from "./command.ts";
@@ -44,13 +45,16 @@ the line of the model that caused it) or a pass broke the graph; 2 bad command l
     const dumpDir = args.flags["dump-dir"] as string | undefined;
     const programs = selectEntry(await loadPrograms(io.cwd, file!), args.flags.entry as string | undefined, file!);
     const graphs = programs.map((p) => traceProgram(p.program, p.name).graph);
-    const { text } = dumpProgram(graphs, {
+    const { text, files } = dumpProgram(graphs, {
       ...(after ? { after } : {}),
       ...(args.flags.all === true ? { all: true } : {}),
-      ...(dumpDir !== undefined ? { dumpDir: resolveFrom(io.cwd, dumpDir) } : {}),
       ...(args.flags.verify === true ? { verify: true } : {}),
       locs: args.flags.locs !== false,
     });
+    if (dumpDir !== undefined) {
+      const sink = folderDumpSink(resolveFrom(io.cwd, dumpDir));
+      for (const f of files) sink.write(f.name, f.text);
+    }
     io.out(text.endsWith("\n") ? text : `${text}\n`);
   },
 };

@@ -1,10 +1,10 @@
-// The pass manager: runs an ordered list of Graph → Graph passes and, around each one (the
-// loop, never the pass), verifies, dumps and times. Dumps are numbered in pipeline order
-// (`00-input.kir`, `01-simplify.kir`, …) and printed canonically, so two dump folders diff
-// cleanly. Passes record their decisions as data in `ctx.facts` for tests and dumps to read.
+// The pass manager: runs an ordered list of passes over one IR level and, around each one (the
+// loop, never the pass), verifies, dumps and times. The same loop runs graph passes here and
+// kernel passes in the driver (compiler/compile.ts), numbering every stage of a compile in one
+// sequence (`00-input.kir`, `01-simplify.kir`, …, `05-lower.kir`, …); dumps are printed
+// canonically, so two dump folders diff cleanly, and handed to an injected sink (the compiler
+// writes no files). Passes record their decisions as data in `ctx.facts` for tests and dumps.
 
-import { mkdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { log, logs, setDebugLevel } from "./debug.ts";
 import { printGraph } from "./ir/printer.ts";
 import { verifyOrThrow } from "./ir/verifier.ts";
@@ -13,60 +13,15 @@ import { cse } from "./passes/cse.ts";
 import { dce } from "./passes/dce.ts";
 import { simplify } from "./passes/simplify.ts";
 import { fuse } from "./passes/fuse.ts";
+import type { DumpFile, Pass, PassContext, PassTiming, PipelineOptions } from "./passes/pass.ts";
 import { KilnError } from "./util/errors.ts";
 
-export interface PipelineOptions {
-  /** Verify the input and the graph after every pass; a failure names the pass. */
-  readonly verify?: boolean;
-  /** Pass names whose output graph (and extra files) to dump; "input" dumps the input. */
-  readonly dumpAfter?: readonly string[];
-  /** Dump the input and the output of every pass. */
-  readonly dumpAll?: boolean;
-  /** Also write the dump files into this folder (created if missing). */
-  readonly dumpDir?: string;
-  /** Log per-pass times at debug level 0 (they are always recorded in the result). */
-  readonly timePasses?: boolean;
-  /** Debug level for this run (overrides KILN_DEBUG); see docs/debugging.md. */
-  readonly debug?: number;
-  /** Print source locations in graph dumps (default true). */
-  readonly locs?: boolean;
-}
-
-export interface DumpFile {
-  readonly name: string;
-  readonly text: string;
-}
-
-export interface PassTiming {
-  readonly pass: string;
-  readonly ms: number;
-}
-
-export interface PassContext {
-  readonly options: PipelineOptions;
-  /** Decisions passes record as data, keyed by pass or topic (e.g. "fusion" → the plan). */
-  readonly facts: Map<string, unknown>;
-  /** Two-digit position of the running pass ("03"): a prefix for extra dump file names. */
-  readonly step: string;
-  /** True when the running pass's output is being dumped: skip building dump text otherwise. */
-  readonly dumping: boolean;
-  /**
-   * Adds an extra dump file for the running pass (kernel IR `03-fuse.kernels.kir`, a kernel
-   * source `k7_dot_add_max.js`). Ignored unless the pass is selected for dumping.
-   */
-  dump(fileName: string, text: string): void;
-  readonly timings: readonly PassTiming[];
-}
-
-export interface Pass {
-  readonly name: string;
-  run(g: Graph, ctx: PassContext): Graph;
-}
+export type { DumpFile, DumpSink, Pass, PassContext, PassTiming, PipelineOptions } from "./passes/pass.ts";
 
 export interface PipelineResult {
   readonly graph: Graph;
   readonly facts: ReadonlyMap<string, unknown>;
-  /** Dump files in pipeline order (also written to dumpDir when given). */
+  /** Dump files in pipeline order (also handed to `opts.dump` when given). */
   readonly dumps: readonly DumpFile[];
   readonly timings: readonly PassTiming[];
 }
@@ -104,69 +59,139 @@ export function passesFromList(list: string): Pass[] {
 
 const pad2 = (i: number): string => String(i).padStart(2, "0");
 
-function checkDumpNames(names: readonly string[], passes: readonly Pass[]): void {
-  const valid = new Set(["input", ...passes.map((p) => p.name)]);
-  for (const name of names) {
-    if (!valid.has(name)) throw new KilnError({ code: "usage", message: `--dump-after: no pass named '${name}' in this pipeline (passes: input, ${passes.map((p) => p.name).join(", ")})` });
-  }
+/** How the loop handles one IR level: print it for dumps, verify it, describe its size in logs. */
+export interface IrLevel<T> {
+  readonly print: (ir: T) => string;
+  /** Throws a KilnError naming `passName` when `ir` breaks an invariant. */
+  readonly verify: (ir: T, passName?: string) => void;
+  readonly size: (ir: T) => string;
+  /** Dump file extension, with the dot (".kir"). */
+  readonly extension: string;
 }
 
-/** Runs `passes` over `g` in order; see the module comment. */
-export function runPasses(g: Graph, passes: readonly Pass[], opts: PipelineOptions = {}): PipelineResult {
+/**
+ * One compile's dump, verify and timing state, shared by every level run through it (graph
+ * passes, then the driver's stages and kernel passes), so files are numbered in one sequence.
+ */
+export interface PassRun {
+  readonly options: PipelineOptions;
+  readonly facts: Map<string, unknown>;
+  readonly timings: PassTiming[];
+  readonly dumps: DumpFile[];
+  /** The next stage's number (00 is the input). */
+  nextStep: number;
+  wantsDump(stageName: string): boolean;
+  emit(name: string, text: string): void;
+}
+
+/** Starts a run; `stageNames` are what --dump-after may name (an unknown name is a usage error). */
+export function startPassRun(opts: PipelineOptions, stageNames: readonly string[]): PassRun {
   const dumpAfter = (opts.dumpAfter ?? []).map((n) => passAliases[n] ?? n);
-  checkDumpNames(dumpAfter, passes);
-  const wantsDump = (name: string): boolean => opts.dumpAll === true || dumpAfter.includes(name);
-  const print = (graph: Graph): string => printGraph(graph, { locs: opts.locs !== false });
-  const previousLevel = opts.debug === undefined ? undefined : setDebugLevel(opts.debug);
-  const facts = new Map<string, unknown>();
-  const timings: PassTiming[] = [];
+  const valid = new Set(["input", ...stageNames]);
+  for (const name of dumpAfter)
+    if (!valid.has(name)) throw new KilnError({ code: "usage", message: `--dump-after: no pass named '${name}' in this pipeline (passes: input, ${stageNames.join(", ")})` });
   const dumps: DumpFile[] = [];
-  if (opts.dumpDir !== undefined) mkdirSync(opts.dumpDir, { recursive: true });
-  const emit = (name: string, text: string): void => {
-    dumps.push({ name, text });
-    if (opts.dumpDir !== undefined) writeFileSync(join(opts.dumpDir, name), text);
+  return {
+    options: opts,
+    facts: new Map(),
+    timings: [],
+    dumps,
+    nextStep: 1,
+    wantsDump: (name) => opts.dumpAll === true || dumpAfter.includes(name),
+    emit(name, text) {
+      dumps.push({ name, text });
+      opts.dump?.write(name, text);
+    },
   };
+}
+
+/** Runs `f` with the run's debug level (opts.debug overrides KILN_DEBUG), restoring it after. */
+export function withDebugLevel<T>(opts: PipelineOptions, f: () => T): T {
+  const previousLevel = opts.debug === undefined ? undefined : setDebugLevel(opts.debug);
   try {
-    if (opts.verify) verifyOrThrow(g);
-    if (wantsDump("input")) emit("00-input.kir", print(g));
-    let graph = g;
-    for (const [i, pass] of passes.entries()) {
-      const step = pad2(i + 1);
-      const dumping = wantsDump(pass.name);
-      const ctx: PassContext = {
-        options: opts,
-        facts,
-        step,
-        dumping,
-        timings,
-        dump: (fileName, text) => {
-          if (dumping) emit(fileName, text);
-        },
-      };
-      const started = performance.now();
-      const before = graph;
-      graph = pass.run(before, ctx);
-      const ms = performance.now() - started;
-      timings.push({ pass: pass.name, ms });
-      if (opts.verify) verifyOrFail(graph, pass.name, print(before), step, emit);
-      if (dumping) emit(`${step}-${pass.name}.kir`, print(graph));
-      if (logs(3)) log(3, `after ${pass.name}:\n${print(graph)}`);
-      log(opts.timePasses ? 0 : 2, `pass ${pass.name}: ${ms.toFixed(2)} ms, ${before.nodes.length} -> ${graph.nodes.length} nodes`);
-    }
-    return { graph, facts, dumps, timings };
+    return f();
   } finally {
     if (opts.debug !== undefined) setDebugLevel(previousLevel);
   }
 }
 
+/**
+ * Runs one named stage: gives it a step number and a context, times it, and when it is
+ * selected for dumping lets it add files (`ctx.dump`). The graph and kernel pass loops and
+ * the driver's own stages (fuse, lower, memory-plan, render) all go through here.
+ */
+export function runStage<T>(run: PassRun, name: string, body: (ctx: PassContext) => T): { readonly result: T; readonly step: string; readonly ms: number } {
+  const step = pad2(run.nextStep++);
+  const dumping = run.wantsDump(name);
+  const ctx: PassContext = {
+    options: run.options,
+    facts: run.facts,
+    step,
+    dumping,
+    timings: run.timings,
+    dump: (fileName, text) => {
+      if (dumping) run.emit(fileName, text);
+    },
+  };
+  const started = performance.now();
+  const result = body(ctx);
+  const ms = performance.now() - started;
+  run.timings.push({ pass: name, ms });
+  return { result, step, ms };
+}
+
+/**
+ * The pass loop of one IR level: runs `passes` over `ir` in order and, around each one (the
+ * loop, never the pass), verifies, dumps (`NN-<pass><ext>`) and times; see the module comment.
+ */
+export function runLevel<T>(run: PassRun, ir: T, passes: readonly Pass<T>[], level: IrLevel<T>): T {
+  let current = ir;
+  for (const pass of passes) {
+    const before = current;
+    const { result, step, ms } = runStage(run, pass.name, (ctx) => pass.run(before, ctx));
+    current = result;
+    if (run.options.verify) verifyOrFail(level, current, pass.name, () => level.print(before), step, run);
+    if (run.wantsDump(pass.name)) run.emit(`${step}-${pass.name}${level.extension}`, level.print(current));
+    if (logs(3)) log(3, `after ${pass.name}:\n${level.print(current)}`);
+    log(run.options.timePasses ? 0 : 2, `pass ${pass.name}: ${ms.toFixed(2)} ms, ${level.size(before)} -> ${level.size(current)}`);
+  }
+  return current;
+}
+
 /** Verifies a pass's output; on failure dumps a reproducer (the pass's input) before rethrowing. */
-function verifyOrFail(graph: Graph, passName: string, inputText: string, step: string, emit: (name: string, text: string) => void): void {
+function verifyOrFail<T>(level: IrLevel<T>, ir: T, passName: string, inputText: () => string, step: string, run: PassRun): void {
   try {
-    verifyOrThrow(graph, passName);
+    level.verify(ir, passName);
   } catch (e) {
-    emit(`${step}-${passName}.reproducer.kir`, `// RUN: ${passName}\n// the input on which pass '${passName}' produced an invalid graph\n${inputText}`);
+    run.emit(`${step}-${passName}.reproducer${level.extension}`, `// RUN: ${passName}\n// the input on which pass '${passName}' produced invalid IR\n${inputText()}`);
     throw e;
   }
+}
+
+/** The graph level of the loop. */
+export function graphLevel(opts: PipelineOptions): IrLevel<Graph> {
+  return {
+    print: (g) => printGraph(g, { locs: opts.locs !== false }),
+    verify: (g, passName) => verifyOrThrow(g, passName),
+    size: (g) => `${g.nodes.length} nodes`,
+    extension: ".kir",
+  };
+}
+
+/** Verifies and dumps the input graph (`00-input.kir`) of a run. */
+export function startGraph(run: PassRun, g: Graph): void {
+  if (run.options.verify) verifyOrThrow(g);
+  if (run.wantsDump("input")) run.emit("00-input.kir", graphLevel(run.options).print(g));
+}
+
+/** Runs `passes` over `g` in order; see the module comment. */
+export function runPasses(g: Graph, passes: readonly Pass[], opts: PipelineOptions = {}): PipelineResult {
+  const run = startPassRun(opts, passes.map((p) => p.name));
+  return withDebugLevel(opts, () => {
+    startGraph(run, g);
+    const graph = runLevel(run, g, passes, graphLevel(opts));
+    return { graph, facts: run.facts, dumps: run.dumps, timings: run.timings };
+  });
 }
 
 export interface DumpProgramOptions {
@@ -174,7 +199,6 @@ export interface DumpProgramOptions {
   readonly after?: readonly string[];
   /** Dump the input and every pass (--all). */
   readonly all?: boolean;
-  readonly dumpDir?: string;
   readonly verify?: boolean;
   /** Print source locations (default true; --no-locs). */
   readonly locs?: boolean;
@@ -200,10 +224,6 @@ export function dumpProgram(graphs: Graph | readonly Graph[], opts: DumpProgramO
     }),
   );
   const files = mergeDumps(results.map((r) => r.dumps));
-  if (opts.dumpDir !== undefined) {
-    mkdirSync(opts.dumpDir, { recursive: true });
-    for (const f of files) writeFileSync(join(opts.dumpDir, f.name), f.text);
-  }
   const selected = opts.all === true || (opts.after?.length ?? 0) > 0;
   const text = selected
     ? files.map((f) => `// ---- ${f.name} ----\n${f.text}`).join("\n")
@@ -212,7 +232,7 @@ export function dumpProgram(graphs: Graph | readonly Graph[], opts: DumpProgramO
 }
 
 /** Joins per-graph dumps: same-named files become one (for .kir, a module: graphs separated by a blank line). */
-function mergeDumps(perGraph: readonly (readonly DumpFile[])[]): DumpFile[] {
+export function mergeDumps(perGraph: readonly (readonly DumpFile[])[]): DumpFile[] {
   const order: string[] = [];
   const texts = new Map<string, string[]>();
   for (const dumps of perGraph) {

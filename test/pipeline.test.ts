@@ -16,6 +16,7 @@ import { defaultPasses, dumpProgram, passByName, passesFromList, runPasses, type
 // do not change when the default pipeline grows.
 const mechanicsPasses: readonly Pass[] = [simplify];
 import { KilnError } from "../compiler/util/errors.ts";
+import { folderDumpSink } from "../dsl/dump-folder.ts";
 import * as k from "../dsl/index.ts";
 import { traceFunction } from "../dsl/trace.ts";
 import type { Tensor } from "../dsl/tensor.ts";
@@ -84,14 +85,14 @@ describe("runPasses", () => {
 
   test("--dump-dir writes the same files to disk", () => {
     const dir = tempDir();
-    const { dumps } = runPasses(model(), [...mechanicsPasses, emitsKernel], { dumpAll: true, dumpDir: join(dir, "nested") });
+    const { dumps } = runPasses(model(), [...mechanicsPasses, emitsKernel], { dumpAll: true, dump: folderDumpSink(join(dir, "nested")) });
     expect(readdirSync(join(dir, "nested")).sort()).toEqual(dumps.map((d) => d.name).sort());
     for (const d of dumps) expect(readFileSync(join(dir, "nested", d.name), "utf8")).toBe(d.text);
   });
 
   test("--verify names the pass that broke the graph and leaves a reproducer", () => {
     const dir = tempDir();
-    const run = () => runPasses(model(), [...mechanicsPasses, breaksTypes], { verify: true, dumpDir: dir });
+    const run = () => runPasses(model(), [...mechanicsPasses, breaksTypes], { verify: true, dump: folderDumpSink(dir) });
     expect(run).toThrow(KilnError);
     expect(run).toThrow(/after pass 'break'/);
     expect(readdirSync(dir)).toContain("02-break.reproducer.kir");
@@ -156,7 +157,9 @@ describe("dumpProgram", () => {
   test("a module of graphs dumps each stage of every graph into one file, written to --dump-dir", () => {
     const second = traceFunction("second", (x: Tensor) => x.add(0).exp(), [k.f32([3])]).graph;
     const dir = tempDir();
-    const { text, files } = dumpProgram([model(), second], { after: ["simplify"], dumpDir: dir, locs: false });
+    const { text, files } = dumpProgram([model(), second], { after: ["simplify"], locs: false });
+    const sink = folderDumpSink(dir);
+    for (const f of files) sink.write(f.name, f.text);
     expect(files.map((f) => f.name)).toEqual(["01-simplify.kir"]);
     const expected = printModule([model(), second].map((g) => runPasses(g, defaultPasses).graph), { locs: false });
     expect(files[0]!.text).toBe(expected);

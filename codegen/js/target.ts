@@ -5,10 +5,9 @@
 import type { Graph } from "../../compiler/ir/types.ts";
 import { lowerProgram } from "../../compiler/kernel/lower.ts";
 import type { KernelProgram } from "../../compiler/kernel/kernel-ir.ts";
-import { mkdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
-import { fuse, planFusion, type FuseOptions, type FusionPlan } from "../../compiler/passes/fuse.ts";
-import { defaultPasses, runPasses, type PipelineOptions } from "../../compiler/pipeline.ts";
+import { fuse, planFusion } from "../../compiler/passes/fuse.ts";
+import type { FuseOptions, FusionPlan } from "../../compiler/kernel/fusion-plan.ts";
+import { defaultPasses, runPasses, type DumpSink, type PipelineOptions } from "../../compiler/pipeline.ts";
 import type { HostTensor } from "../../compiler/util/host-tensor.ts";
 import type { Artifact, ArtifactStats } from "../../runtime/artifact/format.ts";
 import { JsArtifactRunner } from "../../runtime/js/run-artifact.ts";
@@ -19,7 +18,8 @@ export interface JsCompileOptions extends FuseOptions {
   /** Pipeline dump options (see compiler/pipeline.ts); kernel sources are dumped with the fuse pass. */
   readonly dumpAfter?: readonly string[];
   readonly dumpAll?: boolean;
-  readonly dumpDir?: string;
+  /** Where dump files go (kernel sources too, when `fuse` is dumped). */
+  readonly dump?: DumpSink;
   /** Skip the simplify pipeline (tests of fusion on a hand-built graph). */
   readonly raw?: boolean;
   /** Register-tile contractions (default true). */
@@ -41,16 +41,13 @@ export function compileJs(graph: Graph, opts: JsCompileOptions = {}): JsCompiled
     ...(opts.verify ? { verify: true } : {}),
     ...(opts.dumpAfter ? { dumpAfter: opts.dumpAfter } : {}),
     ...(opts.dumpAll ? { dumpAll: true } : {}),
-    ...(opts.dumpDir !== undefined ? { dumpDir: opts.dumpDir } : {}),
+    ...(opts.dump !== undefined ? { dump: opts.dump } : {}),
   };
   const g = opts.raw ? graph : runPasses(graph, passes, pipelineOpts).graph;
   const plan = planFusion(g, opts);
   const program = lowerProgram(g, plan, opts.tile === undefined ? {} : { tile: opts.tile });
   const artifact = buildJsArtifact(program);
-  if (opts.dumpDir !== undefined && dumpsFusion) {
-    mkdirSync(opts.dumpDir, { recursive: true });
-    for (const k of artifact.kernels) writeFileSync(join(opts.dumpDir, `${k.name}.js`), k.source);
-  }
+  if (opts.dump !== undefined && dumpsFusion) for (const k of artifact.kernels) opts.dump.write(`${k.name}.js`, k.source);
   return { graph: g, plan, program, artifact };
 }
 

@@ -6,7 +6,8 @@
 import type { Graph } from "../../compiler/ir/types.ts";
 import { lowerProgram } from "../../compiler/kernel/lower.ts";
 import type { KernelProgram } from "../../compiler/kernel/kernel-ir.ts";
-import { planFusion, type FuseOptions, type FusionPlan } from "../../compiler/passes/fuse.ts";
+import { planFusion } from "../../compiler/passes/fuse.ts";
+import type { FuseOptions, FusionPlan } from "../../compiler/kernel/fusion-plan.ts";
 import { defaultPasses, runPasses } from "../../compiler/pipeline.ts";
 import type { HostTensor } from "../../compiler/util/host-tensor.ts";
 import type { Artifact, ArtifactStats } from "../../runtime/artifact/format.ts";

@@ -5,7 +5,7 @@
 
 import { nodeOf } from "../ir/graph.ts";
 import { isBinaryOp, isUnaryOp, type Graph, type Node, type ValueId } from "../ir/types.ts";
-import type { FusionGroup, FusionPlan } from "../passes/fuse.ts";
+import type { FusionGroup, FusionPlan } from "./fusion-plan.ts";
 import { bug } from "../util/errors.ts";
 import { andPred, flatIndex, fromAtom, indexKey, indexVar, predKey, type IndexExpr, type IndexPred } from "./index-expr.ts";
 import { SectionBuilder, sectionBuffers, type BufferDecl, type ExprId, type Kernel, type KernelProgram, type Section } from "./kernel-ir.ts";

@@ -3,7 +3,7 @@
 // with no rules — structural hashing is built into every rewrite — followed by DCE.
 
 import type { Graph } from "../ir/types.ts";
-import type { Pass } from "../pipeline.ts";
+import type { Pass } from "./pass.ts";
 import { eliminateDeadCode } from "./dce.ts";
 import { rewriteToFixpoint } from "./rewrite.ts";
 

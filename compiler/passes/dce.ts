@@ -5,7 +5,7 @@
 import { GraphBuilder, nodeOf } from "../ir/graph.ts";
 import { operands, type Graph, type ValueId } from "../ir/types.ts";
 import { bug } from "../util/errors.ts";
-import type { Pass } from "../pipeline.ts";
+import type { Pass } from "./pass.ts";
 
 /** The ids of nodes reachable backwards from the outputs, plus the inputs. */
 export function liveValues(g: Graph): Set<ValueId> {

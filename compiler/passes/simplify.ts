@@ -4,7 +4,7 @@
 
 import { log } from "../debug.ts";
 import type { Graph } from "../ir/types.ts";
-import type { Pass, PassContext } from "../pipeline.ts";
+import type { Pass, PassContext } from "./pass.ts";
 import { eliminateDeadCode } from "./dce.ts";
 import { rewriteToFixpoint, type RewriteStats } from "./rewrite.ts";
 import { SIMPLIFY_RULES } from "./simplify-rules.ts";

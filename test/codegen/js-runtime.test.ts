@@ -15,6 +15,7 @@ import { printKernelProgram } from "../../compiler/kernel/print.ts";
 import { rngValueAt } from "../../compiler/util/threefry.ts";
 import { jsKernelRuntime } from "../../runtime/js/helpers.ts";
 import { JsArtifactRunner } from "../../runtime/js/run-artifact.ts";
+import { folderDumpSink } from "../../dsl/dump-folder.ts";
 
 describe("runtime helpers", () => {
   test("rng agrees with compiler/util/threefry.ts bit for bit", () => {
@@ -91,7 +92,7 @@ describe("artifacts", () => {
   test("dumps: fusion groups with byte scores, kernel IR and one source file per kernel", () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), "kiln-js-"));
     const { graph } = k.traceFunction("lin", (x: k.Tensor, w: k.Tensor) => x.matmul(w).relu().mul(2), [k.f32([4, 8]), k.f32([8, 4])]);
-    compileJs(graph, { dumpAfter: ["fuse"], dumpDir: dir });
+    compileJs(graph, { dumpAfter: ["fuse"], dump: folderDumpSink(dir) });
     const files = readdirSync(dir).sort();
     expect(files.some((f) => /^\d\d-fuse\.groups\.txt$/.test(f))).toBe(true);
     expect(files.some((f) => /^\d\d-fuse\.kernels\.kir$/.test(f))).toBe(true);

@@ -7,7 +7,7 @@ import { GraphBuilder, nodeOf } from "../../ir/graph.ts";
 import { formatType } from "../../ir/infer.ts";
 import { isFloat, operands, type Graph, type GraphOutput, type Node, type ValueId } from "../../ir/types.ts";
 import { KilnError, bug } from "../../util/errors.ts";
-import type { Pass } from "../../pipeline.ts";
+import type { Pass } from "../pass.ts";
 import { Emitter, type Val } from "./emit.ts";
 import { vjpRules, type VjpContext, type VjpRule } from "./rules.ts";
 

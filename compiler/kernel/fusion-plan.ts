@@ -1,0 +1,43 @@
+// The fusion plan: which values a graph writes to memory (group roots), which it recomputes
+// inside kernels, and how groups share kernels. It is the interface between the graph level
+// (compiler/passes/fuse.ts decides it) and the kernel level (compiler/kernel/lower.ts reads it),
+// kept in its own module so neither imports the other for the type.
+
+import type { ValueId } from "../ir/types.ts";
+import type { Shape } from "../util/shape.ts";
+
+export interface FusionGroup {
+  readonly id: number;
+  /** Values this group writes; all share `shape` (its iteration domain). */
+  readonly roots: readonly ValueId[];
+  readonly shape: Shape;
+  /** Values computed inside the group's kernel and never written (movement ops excluded). */
+  readonly inlined: readonly ValueId[];
+  /** Materialized values (graph inputs or other groups' roots) the group loads. */
+  readonly reads: readonly ValueId[];
+  /** Groups that must run first (they write values this one reads). */
+  readonly deps: readonly number[];
+  /** Memory traffic avoided by not materializing the inlined values (write + one read each). */
+  readonly savesBytes: number;
+  /** Short name from the ops inside ("dot_add_max"). */
+  readonly label: string;
+}
+
+export interface FusionPlan {
+  /** Groups in a valid launch order. */
+  readonly groups: readonly FusionGroup[];
+  /** Kernels in launch order, each a list of group ids (several: horizontally fused). */
+  readonly kernels: readonly (readonly number[])[];
+}
+
+export interface FuseOptions {
+  /** Put independent groups of equal dependency depth in one kernel (default true). */
+  readonly horizontal?: boolean;
+  /** Never inline anything: one group per computed node (a debugging baseline). */
+  readonly noFusion?: boolean;
+  /**
+   * Horizontal fusion stops adding groups to a kernel past this many distinct buffers (a
+   * target limit, e.g. WebGPU's 8 storage buffers per stage). A single group may exceed it.
+   */
+  readonly maxBuffersPerKernel?: number;
+}
