@@ -6,7 +6,7 @@
 // what makes softmax/layerNorm one kernel (the row's max and sum are hoisted per row).
 
 import type { BinaryOp, DType, UnaryOp } from "../ir/types.ts";
-import { bug } from "../util/errors.ts";
+import { bug, type SourceLoc } from "../util/errors.ts";
 import { indexDataRefs, indexKey, indexVars, predKey, type IndexExpr, type IndexPred, type IndexVar } from "./index-expr.ts";
 
 export type ExprId = number;
@@ -52,6 +52,10 @@ export interface Section {
   readonly exprs: readonly KExpr[];
   readonly stores: readonly Store[];
   readonly tile?: TileHint;
+  /** The user's source lines the section was lowered from (distinct, in graph order). */
+  readonly locs?: readonly SourceLoc[];
+  /** Module paths (`blocks.0.attn`) of the nodes the section computes (distinct, in graph order). */
+  readonly scopes?: readonly string[];
 }
 
 export interface Kernel {

@@ -1,48 +1,108 @@
-// The canonical text form of the kernel IR, for dumps (`03-fuse.kernels.kir`) and tests:
-// the same program prints byte-identically, expressions numbered per section as built.
+// The canonical text form of the kernel IR (grammar in docs/kernel-ir.md), for dumps
+// (`NN-lower.kir`, `NN-<kernel pass>.kir`) and FileCheck tests. Every field a KernelProgram
+// carries prints, so parser.ts reads the text back to an equal program, and the same program
+// prints byte-identically (expressions keep their ids, which are their positions).
 
-import { indexKey, predKey } from "./index-expr.ts";
-import type { KExpr, Kernel, KernelProgram, Section } from "./kernel-ir.ts";
+import { formatLocation, formatNumber, quoteName } from "../ir/printer.ts";
+import { assertNever } from "../util/errors.ts";
+import type { Atom, IndexExpr, IndexPred, IndexVar } from "./index-expr.ts";
+import type { BufferDecl, KExpr, Kernel, KernelProgram, Section, Store } from "./kernel-ir.ts";
+
+/** Words the kernel IR parser reads as keywords: a kernel name spelled like one is quoted. */
+export const KERNEL_KEYWORDS: ReadonlySet<string> = new Set([
+  "program", "buffer", "input", "output", "temp", "aliases", "kernel", "reads", "writes", "section", "domain",
+  "tile", "store", "if", "true", "false", "loc", "scope", "data", "div", "mod", "inf", "nan",
+]);
+const PLAIN_NAME = /^[A-Za-z_][A-Za-z0-9_.]*$/;
+
+/** A kernel name: bare when it is a plain identifier (not a keyword), else a JSON string. */
+export const kernelName = (name: string): string => (PLAIN_NAME.test(name) && !KERNEL_KEYWORDS.has(name) ? name : JSON.stringify(name));
 
 export function printKernelProgram(p: KernelProgram): string {
-  const lines = [`program @${p.name}`];
-  for (const b of p.buffers) lines.push(`  buffer b${b.id} ${b.kind} ${b.dtype}[${b.shape.join(",")}] "${b.name}"`);
+  const lines = [`program @${quoteName(p.name)}`];
+  for (const b of p.buffers) lines.push(`  ${printBuffer(b)}`);
+  for (const i of p.inputs) lines.push(`  input ${JSON.stringify(i.name)} = b${i.buffer}`);
+  for (const o of p.outputs) lines.push(`  output ${JSON.stringify(o.name)} = b${o.buffer}${o.aliases === undefined ? "" : ` aliases ${JSON.stringify(o.aliases)}`}`);
   for (const k of p.kernels) lines.push(printKernel(k));
   return lines.join("\n") + "\n";
 }
 
+export const printBuffer = (b: BufferDecl): string => `buffer b${b.id} ${b.kind} ${b.dtype}[${b.shape.join(",")}] ${JSON.stringify(b.name)}`;
+
 export function printKernel(k: Kernel): string {
-  const lines = [`kernel ${k.name} reads(${k.reads.map((b) => `b${b}`).join(", ")}) writes(${k.writes.map((b) => `b${b}`).join(", ")})`];
+  const refs = (ids: readonly number[]): string => ids.map((b) => `b${b}`).join(", ");
+  const lines = [`kernel ${kernelName(k.name)} reads(${refs(k.reads)}) writes(${refs(k.writes)})`];
   k.sections.forEach((s, i) => lines.push(printSection(s, i)));
   return lines.join("\n");
 }
 
+export const formatVarDecl = (v: IndexVar): string => `${v.name}<${v.extent}`;
+
+/** `section N domain [...]` with its tile, source locations and module scopes. */
+export function sectionHeader(s: Section, index: number): string {
+  const tile = s.tile ? ` tile(${s.tile.rowVar}: ${s.tile.rows}, ${s.tile.colVar}: ${s.tile.cols})` : "";
+  const locs = (s.locs ?? []).map((l) => ` ${formatLocation(l)}`).join("");
+  const scopes = (s.scopes ?? []).map((sc) => ` scope(${JSON.stringify(sc)})`).join("");
+  return `section ${index} domain [${s.domain.map(formatVarDecl).join(", ")}]${tile}${locs}${scopes}`;
+}
+
 function printSection(s: Section, index: number): string {
-  const domain = s.domain.map((v) => `${v.name}<${v.extent}`).join(", ");
-  const tile = s.tile ? ` tile ${s.tile.rows}x${s.tile.cols}` : "";
-  const lines = [`  section ${index} domain [${domain}]${tile}`];
-  s.exprs.forEach((e, id) => lines.push(`    %${id} = ${printExpr(e)}`));
-  for (const st of s.stores) lines.push(`    store b${st.buffer}[${indexKey(st.index)}] = %${st.value}`);
+  const lines = [`  ${sectionHeader(s, index)}`];
+  s.exprs.forEach((e, id) => lines.push(`    ${printStatement(e, id)}`));
+  for (const st of s.stores) lines.push(`    ${printStore(st)}`);
   return lines.join("\n");
 }
 
+export const printStatement = (e: KExpr, id: number): string => `%${id} = ${printExpr(e)}`;
+export const printStore = (st: Store): string => `store b${st.buffer}[${formatIndex(st.index)}] = %${st.value}`;
+
+function formatAtom(a: Atom): string {
+  switch (a.kind) {
+    case "var":
+      return a.name;
+    case "data":
+      return `data(%${a.ref}, ${a.lo}, ${a.hi})`;
+    case "div":
+      return `(${formatIndex(a.x)} div ${a.divisor})`;
+    case "mod":
+      return `(${formatIndex(a.x)} mod ${a.divisor})`;
+    default:
+      return assertNever(a, "index atom");
+  }
+}
+
+/** `8*o0 + o1 + -1`: terms in their canonical order, the constant last (alone when 0 and no terms). */
+export function formatIndex(e: IndexExpr): string {
+  const parts = e.terms.map((t) => (t.coef === 1 ? formatAtom(t.atom) : `${t.coef}*${formatAtom(t.atom)}`));
+  if (e.constant !== 0 || parts.length === 0) parts.push(String(e.constant));
+  return parts.join(" + ");
+}
+
+/** `o0 < 4 && o0 >= 1`; `true` for the empty conjunction, `false` for never. */
+export function formatPred(p: IndexPred): string {
+  if (p === false) return "false";
+  if (p.length === 0) return "true";
+  return p.map((c) => `${formatIndex(c.x)} ${c.op === "lt" ? "<" : ">="} ${c.bound}`).join(" && ");
+}
+
 export function printExpr(e: KExpr): string {
+  const head = `${e.op} ${e.dtype}`;
   switch (e.op) {
     case "const":
-      return `const ${e.dtype} ${Object.is(e.value, -0) ? "-0" : String(e.value)}`;
+      return `${head} ${formatNumber(e.value)}`;
     case "load":
-      return `load ${e.dtype} b${e.buffer}[${indexKey(e.index)}]${e.valid === false || e.valid.length > 0 ? ` if ${predKey(e.valid)}` : ""}`;
+      return `${head} b${e.buffer}[${formatIndex(e.index)}]${e.valid === false || e.valid.length > 0 ? ` if ${formatPred(e.valid)}` : ""}`;
     case "index":
-      return `index ${indexKey(e.index)}`;
+      return `${head} ${formatIndex(e.index)}`;
     case "valid":
-      return `valid ${predKey(e.pred)}`;
+      return `${head} ${formatPred(e.pred)}`;
     case "rng":
-      return `rng %${e.seed} stream=${e.stream} counter=${indexKey(e.counter)}`;
+      return `${head} %${e.seed} stream=${e.stream} counter=${formatIndex(e.counter)}`;
     case "reduce_sum":
     case "reduce_max":
-      return `${e.op} ${e.dtype} [${e.vars.map((v) => `${v.name}<${v.extent}`).join(", ")}] %${e.body}`;
+      return `${head} [${e.vars.map(formatVarDecl).join(", ")}] %${e.body}`;
     case "where":
-      return `where ${e.dtype} %${e.cond}, %${e.x}, %${e.y}`;
+      return `${head} %${e.cond}, %${e.x}, %${e.y}`;
     case "cast":
     case "neg":
     case "exp2":
@@ -50,8 +110,16 @@ export function printExpr(e: KExpr): string {
     case "sin":
     case "sqrt":
     case "recip":
-      return `${e.op} ${e.dtype} %${e.x}`;
+      return `${head} %${e.x}`;
+    case "add":
+    case "mul":
+    case "max":
+    case "cmplt":
+    case "cmpeq":
+    case "idiv":
+    case "mod":
+      return `${head} %${e.x}, %${e.y}`;
     default:
-      return `${e.op} ${e.dtype} %${e.x}, %${e.y}`;
+      return assertNever(e, "kernel expression");
   }
 }

@@ -61,6 +61,6 @@ describe("schedule", () => {
     const picked = b.add({ op: "gather", x, index: idx, axis: 0 });
     const text = printKernelProgram(lower(b.build([{ name: "padded", value: padded }, { name: "picked", value: picked }])));
     expect(text).toContain("load f32 b0[o0 + -1] if o0 + -1 < 4 && o0 + -1 >= 0");
-    expect(text).toMatch(/%0 = load i32 b1\[o0\]\n\s+%1 = load f32 b0\[v0\]/);
+    expect(text).toMatch(/%0 = load i32 b1\[o0\]\n\s+%1 = load f32 b0\[data\(%0, 0, 3\)\]/);
   });
 });
