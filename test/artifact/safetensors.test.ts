@@ -1,10 +1,15 @@
-// runtime/artifact/safetensors.ts: the byte layout written by hand from the format's spec
-// (8-byte LE header length, JSON header padded with spaces to 8 bytes, LE data), round
-// trips of every dtype, and malformed files refused with the file named.
+// runtime/artifact/safetensors.ts against the corpus of test/fixtures/safetensors (built byte by
+// byte from the format's spec, never with our writer): every malformed file refused with one
+// line naming the file and the problem, every valid file of every dtype read to the values
+// derived by hand, conversions to the artifact dtypes, and the writer's byte layout.
 
+import { readFileSync } from "node:fs";
+import path from "node:path";
 import { describe, expect, test } from "vitest";
 import { ArtifactInvalidError } from "../../runtime/artifact/manifest.ts";
-import { decodeSafetensors, encodeSafetensors } from "../../runtime/artifact/safetensors.ts";
+import { convertTensor, decodeSafetensors, encodeSafetensors, readSafetensors } from "../../runtime/artifact/safetensors.ts";
+import { numberToBfloat16, numberToHalf } from "../../runtime/artifact/safetensors-dtypes.ts";
+import { corpusFiles, MALFORMED_DIR, malformedCases, VALID_DIR, validCases } from "../fixtures/safetensors/make-corpus.ts";
 
 /** A safetensors file assembled by hand: header text, then the given data bytes. */
 function handMade(headerJson: string, data: readonly number[]): Uint8Array {
@@ -15,6 +20,108 @@ function handMade(headerJson: string, data: readonly number[]): Uint8Array {
   out.set(data, 8 + padded.length);
   return out;
 }
+
+const refusal = (bytes: Uint8Array, name: string): ArtifactInvalidError => {
+  try {
+    readSafetensors(bytes, name);
+  } catch (e) {
+    return e as ArtifactInvalidError;
+  }
+  throw new Error(`${name} was accepted`);
+};
+
+describe("malformed corpus", () => {
+  const cases = malformedCases();
+  test("holds at least 60 files, and the committed copies are what make-corpus.ts builds", () => {
+    expect(cases.length).toBeGreaterThanOrEqual(60);
+    expect(new Set(cases.map((c) => c.name)).size).toBe(cases.length);
+    const expected = JSON.parse(readFileSync(path.join(MALFORMED_DIR, "expected.json"), "utf8")) as Record<string, string>;
+    expect(corpusFiles(MALFORMED_DIR)).toEqual(cases.map((c) => `${c.name}.safetensors`).sort());
+    for (const c of cases) {
+      expect(expected[`${c.name}.safetensors`]).toBe(c.error);
+      expect(Buffer.compare(readFileSync(path.join(MALFORMED_DIR, `${c.name}.safetensors`)), c.bytes), c.name).toBe(0);
+    }
+  });
+
+  test.each(cases.map((c) => [c.name, c] as const))("%s: refused in one line naming the file and the problem", (_, c) => {
+    const e = refusal(c.bytes, `${c.name}.safetensors`);
+    expect(e).toBeInstanceOf(ArtifactInvalidError);
+    expect(e.message.startsWith(`${c.name}.safetensors: `)).toBe(true);
+    expect(e.message).toContain(c.error);
+    expect(e.message).not.toContain("\n");
+    expect(e.message.length).toBeLessThan(300);
+  });
+});
+
+describe("valid corpus", () => {
+  const cases = validCases();
+  test("the committed copies are what make-corpus.ts builds", () => {
+    expect(corpusFiles(VALID_DIR)).toEqual(cases.map((c) => `${c.name}.safetensors`).sort());
+    for (const c of cases) expect(Buffer.compare(readFileSync(path.join(VALID_DIR, `${c.name}.safetensors`)), c.bytes), c.name).toBe(0);
+  });
+
+  test.each(cases.map((c) => [c.name, c] as const))("%s: every tensor read to its hand-derived values", (_, c) => {
+    const { tensors, metadata } = readSafetensors(c.bytes, `${c.name}.safetensors`);
+    expect([...tensors.keys()].sort()).toEqual(Object.keys(c.tensors).sort());
+    for (const [name, want] of Object.entries(c.tensors)) {
+      const got = tensors.get(name)!;
+      expect(got.dtype, name).toBe(want.dtype);
+      expect(got.shape, name).toEqual(want.shape);
+      expect(Array.from(got.data as ArrayLike<number | bigint>), name).toEqual(want.values);
+    }
+    expect({ ...metadata }).toEqual(c.metadata ?? {});
+  });
+
+  test("names that are special to JavaScript stay ordinary keys and pollute nothing", () => {
+    const special = cases.find((c) => c.name === "special-names")!;
+    const { tensors, metadata } = readSafetensors(special.bytes, "s.safetensors");
+    expect(tensors.get("__proto__")!.dtype).toBe("f32");
+    expect(tensors.get("constructor")!.dtype).toBe("i32");
+    expect(Object.getPrototypeOf(metadata)).toBe(null);
+    expect(Object.keys(metadata).sort()).toEqual(["__proto__", "format"]);
+    const decoded = decodeSafetensors(special.bytes, "s.safetensors").tensors;
+    expect(Object.getPrototypeOf(decoded)).toBe(null);
+    expect(Object.keys(decoded).sort()).toEqual(["__proto__", "constructor", "e1", "e2"]);
+    expect(({} as Record<string, unknown>)["dtype"]).toBeUndefined();
+  });
+
+  test("copies data out of a Node Buffer that views a larger pool", () => {
+    const file = validCases().find((c) => c.name === "i32")!.bytes;
+    const pool = Buffer.alloc(file.length + 16, 0xaa);
+    pool.set(file, 16);
+    const t = readSafetensors(pool.subarray(16), "p.safetensors").tensors.get("t")!;
+    pool.fill(0);
+    expect(Array.from(t.data as Int32Array)).toEqual([-1, -(2 ** 31)]);
+  });
+});
+
+describe("conversion to the artifact dtypes", () => {
+  const read = (name: string) => readSafetensors(validCases().find((c) => c.name === name)!.bytes, `${name}.safetensors`).tensors.get("t")!;
+
+  test("floats of every width become f32 (F16/BF16 exactly), small integers i32, BOOL bool", () => {
+    expect(Array.from(convertTensor(read("f16"), "f32", "t", "f"))).toEqual([1, -2, 65504, 2 ** -24, 1365 / 4096, -Infinity]);
+    expect(Array.from(convertTensor(read("bf16"), "f32", "t", "f"))).toEqual([1, -3, 0.333984375, 2 ** -133]);
+    expect(Array.from(convertTensor(read("f64"), "f32", "t", "f"))).toEqual([1.5, Math.fround(-0.1)]);
+    expect(Array.from(convertTensor(read("i8"), "i32", "t", "f"))).toEqual([-128, -1, 127]);
+    expect(Array.from(convertTensor(read("u16"), "f32", "t", "f"))).toEqual([65535]);
+    expect(Array.from(convertTensor(read("bool"), "bool", "t", "f"))).toEqual([1, 0, 0, 1]);
+  });
+
+  test("a lossy integer conversion names the tensor, the element and its value", () => {
+    expect(() => convertTensor(read("i64"), "i32", "fc1.idx", "ckpt.safetensors")).toThrow(
+      'ckpt.safetensors: tensor "fc1.idx": I64 element 1 is 1099511627776, outside i32\'s range [-2147483648, 2147483647]',
+    );
+    expect(() => convertTensor(read("u32"), "i32", "t", "f")).toThrow("U32 element 0 is 4294967295, outside i32's range");
+    expect(() => convertTensor(read("u64"), "f32", "t", "f")).toThrow("U64 element 0 is 18446744073709551615, which f32 cannot hold exactly");
+    expect(() => convertTensor(read("f32"), "i32", "t", "f")).toThrow("is F32, cannot load into i32");
+    expect(() => convertTensor(read("i32"), "bool", "t", "f")).toThrow("is I32, cannot load into bool");
+  });
+
+  test("decodeSafetensors: I64 labels that fit become i32", () => {
+    const file = handMade('{"y":{"dtype":"I64","shape":[2],"data_offsets":[0,16]}}', [3, 0, 0, 0, 0, 0, 0, 0, 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+    expect(decodeSafetensors(file, "y.safetensors").tensors["y"]).toEqual({ dtype: "i32", shape: [2], data: Int32Array.of(3, -2) });
+  });
+});
 
 describe("encodeSafetensors", () => {
   test("lays out header and data exactly as the spec says, tensors in name order", () => {
@@ -29,42 +136,39 @@ describe("encodeSafetensors", () => {
       [0xff, 0xff, 0xff, 0xff, 1, 0, 1, 0x00, 0x00, 0xc0, 0x3f, 0x00, 0x00, 0x00, 0xc0],
     );
     expect(Array.from(file)).toEqual(Array.from(expected));
-    expect((file.length - 15 - 8) % 8).toBe(0);
   });
 
-  test("writes f32 from Float64Array rounded to float32, and metadata under __metadata__", () => {
-    const file = encodeSafetensors({ x: { dtype: "f32", shape: [1], data: Float64Array.of(0.1) } }, { graph: "g" });
-    const { tensors, metadata } = decodeSafetensors(file, "t.safetensors");
-    expect(tensors["x"]!.data[0]).toBe(Math.fround(0.1));
-    expect(metadata).toEqual({ graph: "g" });
-  });
-});
-
-describe("decodeSafetensors", () => {
-  test("reads a hand-made file, including a tensor with zero elements", () => {
-    const file = handMade('{"a":{"dtype":"F32","shape":[1,2],"data_offsets":[0,8]},"e":{"dtype":"I32","shape":[0],"data_offsets":[8,8]}}', [0, 0, 0x80, 0x3f, 0, 0, 0x40, 0xc0]);
-    const { tensors } = decodeSafetensors(file, "x.safetensors");
-    expect(tensors["a"]).toEqual({ dtype: "f32", shape: [1, 2], data: Float32Array.of(1, -3) });
-    expect(tensors["e"]!.data.length).toBe(0);
+  test("writes each valid corpus file's tensors back to the same bytes a hand-made file of them has", () => {
+    for (const name of ["f64", "f16", "bf16", "i64", "i16", "i8", "u8", "u16", "u32", "u64", "bool"]) {
+      const c = validCases().find((v) => v.name === name)!;
+      const t = readSafetensors(c.bytes, name).tensors.get("t")!;
+      expect(Buffer.compare(encodeSafetensors(new Map([["t", t]])), c.bytes), name).toBe(0);
+    }
   });
 
-  test("copies data out of a Node Buffer that views a larger pool", () => {
-    const file = encodeSafetensors({ v: { dtype: "i32", shape: [3], data: Int32Array.of(7, 8, 9) } });
-    const pool = Buffer.alloc(file.length + 16, 0xaa);
-    pool.set(file, 16);
-    expect(Array.from(decodeSafetensors(pool.subarray(16), "p.safetensors").tensors["v"]!.data)).toEqual([7, 8, 9]);
+  test("rounds to half precision to nearest, ties to even, as IEEE 754 says", () => {
+    expect(numberToHalf(1 / 3)).toBe(0x3555);
+    expect(numberToHalf(65504)).toBe(0x7bff);
+    expect(numberToHalf(65520)).toBe(0x7c00); // halfway to 65536: even rounds up, to inf
+    expect(numberToHalf(2 ** -25)).toBe(0); // halfway between 0 and the smallest subnormal: even is 0
+    expect(numberToHalf(1.5 * 2 ** -25)).toBe(1);
+    expect(numberToHalf(-0)).toBe(0x8000);
+    expect(numberToHalf(NaN) & 0x7c00).toBe(0x7c00);
+    expect(numberToBfloat16(1 / 3)).toBe(0x3eab);
+    expect(numberToBfloat16(1 + 2 ** -8)).toBe(0x3f80); // halfway: even (0x3f80) wins
+    expect(numberToBfloat16(1 + 3 * 2 ** -8)).toBe(0x3f82);
   });
 
-  const cases: [string, Uint8Array, RegExp][] = [
-    ["too short", Uint8Array.of(1, 2, 3), /^w\.safetensors: not a safetensors file/],
-    ["header length past the end", handMade("{}", []).map((b, i) => (i === 0 ? 200 : b)), /^w\.safetensors: header length 200 does not fit/],
-    ["header not JSON", handMade("{nope", []), /^w\.safetensors: header is not JSON/],
-    ["unknown dtype", handMade('{"a":{"dtype":"F16","shape":[1],"data_offsets":[0,2]}}', [0, 0]), /tensor 'a': dtype "F16" is not one of F32, I32, BOOL/],
-    ["offsets outside the data", handMade('{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}', [0, 0]), /tensor 'a': data_offsets \[0, 4\] lie outside the 2 data bytes/],
-    ["size not matching the shape", handMade('{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}}', [0, 0, 0, 0]), /tensor 'a': 4 bytes for f32\[2\], which needs 8/],
-  ];
-  test.each(cases)("refuses a file with %s, naming the file", (_, bytes, message) => {
-    expect(() => decodeSafetensors(bytes, "w.safetensors")).toThrow(ArtifactInvalidError);
-    expect(() => decodeSafetensors(bytes, "w.safetensors")).toThrow(message);
+  test("a tensor named __proto__ round-trips; metadata stays a flat string map", () => {
+    const tensors = new Map([["__proto__", { dtype: "f32" as const, shape: [1], data: [2] }]]);
+    const back = readSafetensors(encodeSafetensors(tensors, { epoch: "3" }), "p");
+    expect(back.tensors.get("__proto__")!.data[0]).toBe(2);
+    expect({ ...back.metadata }).toEqual({ epoch: "3" });
+  });
+
+  test("refuses values its dtype cannot hold, naming the tensor", () => {
+    expect(() => encodeSafetensors({ a: { dtype: "i8", shape: [1], data: [200] } })).toThrow('tensor "a": element 0 is 200, not an integer in i8\'s range');
+    expect(() => encodeSafetensors({ a: { dtype: "f32", shape: [2], data: [1] } })).toThrow('tensor "a": 1 elements, its shape [2] needs 2');
+    expect(() => encodeSafetensors({ __metadata__: { dtype: "f32", shape: [], data: [1] } })).toThrow("cannot be named __metadata__");
   });
 });
