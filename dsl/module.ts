@@ -7,7 +7,7 @@ import type { DType, TensorType } from "../compiler/ir/types.ts";
 import { KilnError } from "../compiler/util/errors.ts";
 import type { HostTensor } from "../compiler/util/host-tensor.ts";
 import { formatShape, numel, shapesEqual } from "../compiler/util/shape.ts";
-import { Tensor } from "./tensor.ts";
+import type { Tensor } from "./tensor.ts";
 import { requireTrace } from "./trace.ts";
 
 /** A named host-side array that becomes a graph state input when a trace reads it. */

@@ -2,7 +2,7 @@
 // graph's i32 `seed` input and a per-graph stream number handed out in trace order, so the
 // same program and seed give the same bits on every target, and two draws never coincide.
 
-import { Tensor, prim } from "./tensor.ts";
+import { type Tensor, prim } from "./tensor.ts";
 import type { Trace } from "./trace.ts";
 
 /** Uniform f32 values in [0, 1) of `shape`, from the next rng stream of `trace`. */

@@ -30,7 +30,7 @@ import { operands, type Graph, type GraphOutput, type Node, type TensorType, typ
 export function interpret(g: Graph, inputs: Readonly<Record<string, HostTensor>>): Record<string, HostTensor> {
   const values = evaluate(g, inputs, true);
   const result: Record<string, HostTensor> = {};
-  for (const o of g.outputs) result[o.name] = copyTensor(valueOf(values, o));
+  for (const o of g.outputs) result[o.name] = copyTensor(outputValue(values, o));
   return result;
 }
 
@@ -59,7 +59,7 @@ function lastUses(g: Graph): Map<ValueId, number> {
   return last;
 }
 
-function valueOf(values: Map<ValueId, HostTensor>, o: GraphOutput): HostTensor {
+function outputValue(values: Map<ValueId, HostTensor>, o: GraphOutput): HostTensor {
   return values.get(o.value) ?? bug(`interpret: output ${o.name} refers to unevaluated value %${o.value}`);
 }
 

@@ -7,7 +7,7 @@
 import { log, logs } from "../debug.ts";
 import { GraphBuilder } from "../ir/graph.ts";
 import { formatType, inferType, typesEqual } from "../ir/infer.ts";
-import { type Graph, type Node, type NodeSpec, type TensorType, type ValueId } from "../ir/types.ts";
+import type { Graph, Node, NodeSpec, TensorType, ValueId } from "../ir/types.ts";
 import { bug } from "../util/errors.ts";
 
 /** What a rule sees of the graph being built: operand nodes are already rewritten. */

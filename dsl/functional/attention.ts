@@ -3,7 +3,7 @@
 // softmax row kernel.
 
 import { formatShape } from "../../compiler/util/shape.ts";
-import { Tensor, userError } from "../tensor.ts";
+import { type Tensor, userError } from "../tensor.ts";
 import * as M from "../ops/movement.ts";
 import { iota, requireFloat } from "./prims.ts";
 import { dropout } from "./sparse.ts";

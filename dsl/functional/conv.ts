@@ -4,7 +4,7 @@
 // a transposed conv is a regular conv over the stride-dilated input with a flipped kernel.
 
 import { formatShape } from "../../compiler/util/shape.ts";
-import { Tensor, prim, userError } from "../tensor.ts";
+import { type Tensor, prim, userError } from "../tensor.ts";
 import * as M from "../ops/movement.ts";
 import { asBatched4d, flipAxes, padOrCrop, pair, padAxes, positiveInt, requireFloat, sliceAxis, windowCount, windows1d, type IntPair } from "./prims.ts";
 

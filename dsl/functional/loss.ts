@@ -4,7 +4,7 @@
 // whole loss stays elementwise + row reductions (one fused row kernel, simple gradients).
 
 import { formatShape, shapesEqual } from "../../compiler/util/shape.ts";
-import { Tensor, userError } from "../tensor.ts";
+import { type Tensor, userError } from "../tensor.ts";
 import * as M from "../ops/movement.ts";
 import { iota, requireFloat } from "./prims.ts";
 import { logSoftmax } from "./norm.ts";

@@ -3,7 +3,7 @@
 // broadcast back along the axes it reduced: the shape fusion turns into one row kernel.
 
 import { formatShape } from "../../compiler/util/shape.ts";
-import { Tensor, userError } from "../tensor.ts";
+import { type Tensor, userError } from "../tensor.ts";
 import * as M from "../ops/movement.ts";
 import { requireFloat } from "./prims.ts";
 

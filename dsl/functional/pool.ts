@@ -3,7 +3,7 @@
 // reduce_max or reduce_sum over the two kernel axes.
 
 import { formatShape } from "../../compiler/util/shape.ts";
-import { Tensor, prim, userError } from "../tensor.ts";
+import { type Tensor, prim, userError } from "../tensor.ts";
 import * as M from "../ops/movement.ts";
 import { asBatched4d, fill, pair, padAxes, windowCount, windows1d, type IntPair } from "./prims.ts";
 

@@ -5,7 +5,7 @@
 import type { DType } from "../../compiler/ir/types.ts";
 import { bug } from "../../compiler/util/errors.ts";
 import { formatShape } from "../../compiler/util/shape.ts";
-import { Tensor, prim, userError } from "../tensor.ts";
+import { type Tensor, prim, userError } from "../tensor.ts";
 import * as M from "../ops/movement.ts";
 
 export type IntPair = number | readonly [number, number];

@@ -3,7 +3,7 @@
 // caller's responsibility, as in PyTorch (backends clamp or read garbage, never crash).
 
 import { formatShape } from "../../compiler/util/shape.ts";
-import { Tensor, prim, userError } from "../tensor.ts";
+import { type Tensor, prim, userError } from "../tensor.ts";
 import * as M from "../ops/movement.ts";
 import { uniform } from "../random.ts";
 

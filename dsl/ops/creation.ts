@@ -3,7 +3,7 @@
 // Outside a trace there is no graph to add to, and these throw a usage error.
 
 import type { DType } from "../../compiler/ir/types.ts";
-import { Tensor, constant, prim, userError, type Scalar } from "../tensor.ts";
+import { type Tensor, constant, prim, userError, type Scalar } from "../tensor.ts";
 import { requireTrace } from "../trace.ts";
 import * as E from "./elementwise.ts";
 

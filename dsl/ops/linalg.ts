@@ -3,7 +3,7 @@
 
 import { formatShape } from "../../compiler/util/shape.ts";
 import { broadcastShapes } from "../../compiler/util/shape.ts";
-import { Tensor, prim, resultDType, userError } from "../tensor.ts";
+import { type Tensor, prim, resultDType, userError } from "../tensor.ts";
 import * as E from "./elementwise.ts";
 import * as M from "./movement.ts";
 

@@ -4,13 +4,13 @@
 
 import type { DType } from "../../compiler/ir/types.ts";
 import { formatShape, normalizeAxis, numel, shapesEqual } from "../../compiler/util/shape.ts";
-import { Tensor, constant, dimIndex, dimList, prim, userError, type Dims } from "../tensor.ts";
+import { type Tensor, constant, dimIndex, dimList, prim, userError, type Dims } from "../tensor.ts";
 import * as E from "./elementwise.ts";
 
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
   const inferAt = shape.indexOf(-1);
   if (shape.filter((d) => d === -1).length > 1) return userError("invalid-argument", `reshape: only one dim may be -1, got ${formatShape(shape)}`);
-  let target = [...shape];
+  const target = [...shape];
   if (inferAt >= 0) {
     const rest = numel(shape.filter((d) => d !== -1));
     if (rest === 0 || x.numel() % rest !== 0) return userError("shape-mismatch", `shape mismatch in reshape: cannot reshape ${formatShape(x.shape)} to ${formatShape(shape)}`);

@@ -2,7 +2,7 @@
 // logsumexp, cumsum, softmax…) is built from them, iota, where and movement ops here.
 // Reduced dims are dropped unless keepdim, as in PyTorch; `dim` undefined means all dims.
 
-import { Tensor, dimIndex, dimList, prim, userError, type Dims } from "../tensor.ts";
+import { type Tensor, dimIndex, dimList, prim, userError, type Dims } from "../tensor.ts";
 import * as E from "./elementwise.ts";
 import * as M from "./movement.ts";
 
@@ -107,7 +107,7 @@ function argExtreme(x: Tensor, dim: number | undefined, keepdim: boolean, op: "a
   let hit = E.eq(src, extreme);
   if (src.dtype === "f32") hit = E.logicalOr(hit, E.isnan(src));
   // The first hit has the largest (size - position): take that max, then undo it.
-  const position = M.reshape(prim(x.trace, { op: "iota", axis: 0 }, { dtype: "i32", shape: [size] }), x.shape.map((d, i) => (i === axis ? size : 1)));
+  const position = M.reshape(prim(x.trace, { op: "iota", axis: 0 }, { dtype: "i32", shape: [size] }), x.shape.map((_, i) => (i === axis ? size : 1)));
   const fromEnd = E.where(hit, E.sub(size, position), 0);
   return E.sub(size, max(fromEnd, axis, keepdim));
 }

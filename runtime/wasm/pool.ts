@@ -58,6 +58,7 @@ const WEB_WORKER_SOURCE = `self.onmessage = (e) => ${WORKER_BODY}(e.data, () => 
 /** One started worker, whichever API made it. */
 interface PoolWorker {
   readonly ready: Promise<void>;
+  // biome-ignore lint/suspicious/noConfusingVoidType: Node's Worker returns a promise, the browser's returns nothing
   terminate(): Promise<unknown> | void;
 }
 

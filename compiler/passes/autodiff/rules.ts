@@ -64,7 +64,7 @@ export const vjpRules: { readonly [K in Op]: VjpRule<K> } = {
   permute: (g, { n }) => [() => g.permute(inversePermutation(n.perm))],
   expand: (g, { n, at }) => [() => g.reduceSum(expandedAxes(at(n.x).shape, n.type.shape))],
   pad: (g, { n, at }) => [() => g.slice(n.low, n.low.map((l, i) => l + at(n.x).shape[i]!))],
-  slice: (g, { n, at }) => [() => unslice(g, n.start, n.stop, n.step, at(n.x).shape)],
+  slice: (g, { n, at }) => [() => unslice(g, n.start, n.step, at(n.x).shape)],
   flip: (g, { n }) => [() => g.flip(n.axes)],
   dot: (g, { n, at }) => [() => g.dot(at(n.rhs).transposeLast()), () => at(n.lhs).transposeLast().dot(g)],
   gather: (g, { n, at, def }) => [() => gatherRule(g, n.index, n.axis, at(n.x).shape, at, def), null],
@@ -101,7 +101,7 @@ function expandedAxes(from: Shape, to: Shape): number[] {
  * (reshape to [n, 1], pad to [n, step], reshape to n·step, trim), then one pad puts the
  * window back at `start` inside the source's extent.
  */
-function unslice(g: Val, start: readonly number[], stop: readonly number[], step: readonly number[], xShape: Shape): Val {
+function unslice(g: Val, start: readonly number[], step: readonly number[], xShape: Shape): Val {
   if (g.shape.some((d) => d === 0)) return g.em.full(0, { dtype: g.dtype, shape: xShape });
   let spread = g;
   for (let axis = 0; axis < xShape.length; axis++) {
