@@ -155,7 +155,7 @@ let grammar: IrGrammar | undefined;
 // ---- errors with a caret excerpt ----
 
 /** Raises a parse error at a 1-based line and column of `text`. */
-function failAt(text: string, file: string, line: number, col: number, message: string): never {
+export function failAt(text: string, file: string, line: number, col: number, message: string): never {
   const source = text.split("\n")[line - 1]?.replace(/\r$/, "") ?? "";
   const gutter = String(line);
   const detail = `  ${gutter} | ${source}\n  ${" ".repeat(gutter.length)} | ${" ".repeat(Math.max(0, col - 1))}^`;

@@ -57,6 +57,24 @@ describe.concurrent("kiln (spawned)", () => {
     expect(check).toEqual({ code: 0, stdout: "ok: 2 graph(s)\n", stderr: "" });
   });
 
+  test("dump --all writes kernel IR that `kiln check` parses back and verifies", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "kiln-kir-"));
+    const dump = await kiln(["dump", "examples/mlp.ts", "--entry", "trainStep", "--all", "--dump-dir", dir]);
+    expect(dump.code).toBe(0);
+    const kernelFiles = readdirSync(dir)
+      .filter((f) => f.endsWith(".kir") && readFileSync(path.join(dir, f), "utf8").startsWith("program @"))
+      .sort();
+    expect(kernelFiles.length).toBeGreaterThan(0);
+    const first = path.join(dir, kernelFiles[0]!);
+    const check = await kiln(["check", first]);
+    expect(check).toEqual({ code: 0, stdout: "ok: 1 kernel program(s)\n", stderr: "" });
+    // A broken kernel statement: the verifier names the kernel, section and statement.
+    const broken = readFileSync(first, "utf8").replace(/(%\d+ = )exp2 f32/, "$1exp2 i32");
+    const bad = await kiln(["check", "-"], broken);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/^error: kernel IR of @trainStep: kernel \S+, section \d+, '%\d+ = exp2 i32 %\d+': x %\d+ has dtype f32, expected i32/);
+  });
+
   test("a corrupted IR line is reported at line:col with a caret, exit 1", async () => {
     const dump = await inProcess(["dump", fixture("two-programs.ts"), "--entry", "scale", "--no-locs", "--after", "input"]);
     const lines = dump.stdout.split("\n");
