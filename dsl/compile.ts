@@ -9,7 +9,8 @@ import type { HostTensor } from "../compiler/util/host-tensor.ts";
 import type { Artifact } from "../runtime/artifact/format.ts";
 import { toHostOutput, toHostTensor, type HostInput, type HostOutput } from "./host-data.ts";
 import { checkSpecs, graphNameOf, isProgram, type Program, type TracedFn } from "./program.ts";
-import { resolveTarget, type ExecutorStats, type TargetOptions } from "./targets.ts";
+import { FINITE_OUTPUT, checkInputs, checkNumericsFromEnv, exposeValues, findFirstNonFinite, guardStateUpdates } from "./numerics.ts";
+import { resolveTarget, type Executor, type ExecutorStats, type TargetOptions } from "./targets.ts";
 import type { Tensor } from "./tensor.ts";
 import { traceFunction, type Specs } from "./trace.ts";
 
@@ -18,6 +19,15 @@ export interface CompileOptions extends TargetOptions {
   readonly target?: string;
   /** Graph name (default: the program's or function's name). */
   readonly name?: string;
+  /**
+   * The NaN/Inf finder (also on with KILN_DEBUG=nan): every run hands back each computed
+   * value, and a run in which one is NaN or ±Inf fails with a KilnError naming the first
+   * node, in program order, that produced one (op, source line, module, kernel, position), or
+   * the input that already held it. The state is kept from being poisoned as with
+   * `skipNonFinite`. Runs are slower (every value is written out and read back); off, a run
+   * pays nothing. See docs/debugging.md.
+   */
+  readonly checkNumerics?: boolean;
 }
 
 export interface RunOptions {
@@ -27,6 +37,13 @@ export interface RunOptions {
    * differ (fresh dropout masks) yet a fresh process replays the same sequence.
    */
   readonly seed?: number;
+  /**
+   * Leave all the state (parameters, optimizer state, the step count) as it was when the
+   * loss or any state update comes out NaN or ±Inf: the step is skipped on the device
+   * itself, counted in `exe.skippedSteps`, and the outputs (the non-finite loss) are
+   * returned as usual. One bad batch cannot poison the weights.
+   */
+  readonly skipNonFinite?: boolean;
 }
 
 /** Inputs in the structure of the specs: an array for positional specs, a record for a record. */
@@ -69,6 +86,8 @@ export interface Executable<Out = unknown> {
   readonly artifact: Artifact | undefined;
   /** Writes a standalone artifact folder (manifest, kernels, the current state as weights, a typed loader). */
   save(dir: string): Promise<void>;
+  /** Runs whose update was skipped (`skipNonFinite`, or a failed checkNumerics run) because the loss or an update was not finite. */
+  readonly skippedSteps: number;
 }
 
 /** Targets built on the artifact format expose it as `artifact` or `compiled.artifact`. */
@@ -99,7 +118,17 @@ export async function compile<F extends TracedFn>(fnOrProgram: F | Program<F>, s
   const traced = traceFunction(name, fn, specs, inputLoc);
   const graph = traced.graph;
   const target = await resolveTarget(opts.target ?? "reference");
-  const executor = await target.factory(graph, opts);
+  const { checkNumerics: checkOption, ...targetOpts } = opts;
+  const checkNumerics = checkOption ?? checkNumericsFromEnv();
+  // Variants only when asked for: checkNumerics compiles a graph that also outputs every value
+  // and guards the state updates; skipNonFinite compiles the guarded graph at its first use.
+  const exposed = checkNumerics ? exposeValues(graph) : undefined;
+  const runGraph = exposed ? guardStateUpdates(exposed.graph, traced.userOutputCount) : graph;
+  const executor = await target.factory(runGraph, targetOpts);
+  let guardedExecutor: Promise<Executor> | undefined;
+  const guarded = (): Promise<Executor> => (guardedExecutor ??= Promise.resolve(target.factory(guardStateUpdates(graph, traced.userOutputCount), targetOpts)));
+  const checkOutputNames = exposed ? exposed.checks.map((c) => c.output).filter((n) => !userOutputNamesOf(graph, traced.userOutputCount).includes(n)) : [];
+  let skippedSteps = 0;
   const bindInputs = inputBinder(graph, specs);
   const state = new Map<string, HostTensor>([...traced.state].map(([n, init]) => [n, init()]));
   const userOutputs = graph.outputs.slice(0, traced.userOutputCount);
@@ -107,8 +136,9 @@ export async function compile<F extends TracedFn>(fnOrProgram: F | Program<F>, s
   const stateTypes = new Map(graph.inputs.map((id) => nodeOf(graph, id)).flatMap((n) => (n.op === "input" && state.has(n.name) ? [[n.name, n.type] as const] : [])));
   // Device-resident state: a target that can read its inputs back (WebGPU) gets only the
   // user's outputs read back per run; state names updated on the device since the host copy
-  // was taken are `stale` until fetchState() reads them.
-  const readInputs = executor.readInputs?.bind(executor);
+  // was taken are `stale` until fetchState() reads them, from `owner`: the executor that ran
+  // last (the normal one, or the guarded variant of skipNonFinite).
+  let owner: Executor = executor;
   const userOutputNames = userOutputs.map((o) => o.name);
   const stale = new Set<string>();
   const snapshot = (): Record<string, HostTensor> => {
@@ -116,12 +146,15 @@ export async function compile<F extends TracedFn>(fnOrProgram: F | Program<F>, s
       throw new KilnError({ code: "invalid-argument", message: `exe.state(): the state (${[...stale].slice(0, 3).join(", ")}${stale.size > 3 ? ", …" : ""}) lives on the ${target.name} device and has changed since it was last read: use \`await exe.fetchState()\`` });
     return Object.fromEntries([...state].map(([n, t]) => [n, { dtype: t.dtype, shape: [...t.shape], data: t.data.slice() }]));
   };
-  const fetchState = async (): Promise<Record<string, HostTensor>> => {
-    if (stale.size > 0 && readInputs) {
-      const fresh = await readInputs([...stale]);
+  const pullStale = async (): Promise<void> => {
+    if (stale.size > 0 && owner.readInputs) {
+      const fresh = await owner.readInputs([...stale]);
       for (const name of stale) state.set(name, fresh[name]!);
       stale.clear();
     }
+  };
+  const fetchState = async (): Promise<Record<string, HostTensor>> => {
+    await pullStale();
     return snapshot();
   };
   let runCount = 0;
@@ -147,11 +180,14 @@ export async function compile<F extends TracedFn>(fnOrProgram: F | Program<F>, s
     get artifact() {
       return artifactOf(executor);
     },
+    get skippedSteps() {
+      return skippedSteps;
+    },
     async save(dir: string) {
       const artifact = artifactOf(executor);
       if (!artifact) throw new KilnError({ code: "unsupported", message: `exe.save: target '${target.name}' builds no artifact (compile for "js" or "webgpu" to save one)` });
       const { writeArtifactFolder } = await import("../compiler/emit-artifact.ts");
-      writeArtifactFolder(dir, { artifact, graph, state: await fetchStateInOrder() });
+      writeArtifactFolder(dir, { artifact, graph: runGraph, state: await fetchStateInOrder() });
     },
     // A snapshot: later runs replace state values, they never change what this returned.
     state: snapshot,
@@ -181,20 +217,48 @@ export async function compile<F extends TracedFn>(fnOrProgram: F | Program<F>, s
       } catch (e) {
         return Promise.reject(e as Error);
       }
-      return serialized(() => runNow(user));
+      const skip = runOpts.skipNonFinite === true;
+      return serialized(() => runNow(user, skip));
     },
   };
 
-  async function runNow(user: Readonly<Record<string, HostTensor>>): Promise<HostTree<ReturnType<F>>> {
+  async function runNow(user: Readonly<Record<string, HostTensor>>, skipNonFinite: boolean): Promise<HostTree<ReturnType<F>>> {
+    const guardedRun = checkNumerics || (skipNonFinite && stateOutputs.length > 0);
+    const exec = checkNumerics || !guardedRun ? executor : await guarded();
+    if (exec !== owner) {
+      // The state on the device of the executor that ran last comes to the host, then to this one.
+      await pullStale();
+      owner = exec;
+    }
     const bound = { ...user, ...Object.fromEntries(state) };
+    let infiniteInputs: ReadonlySet<string> = new Set();
+    if (checkNumerics) {
+      // State still on the device was written by guarded runs only: finite. The host's copy is checked.
+      const checked = checkInputs(graph, Object.fromEntries(Object.entries(bound).filter(([name]) => !stale.has(name))));
+      if (checked.error) throw checked.error;
+      infiniteInputs = checked.infinite;
+    }
 
     // On a device target the updated state stays there; the host arrays passed in this run
     // stand for it in the next one (the runtime skips their upload).
-    const deviceState = readInputs !== undefined && stateOutputs.length > 0;
-    const results = await executor.run(bound, deviceState ? { readback: userOutputNames } : undefined);
+    const deviceState = exec.readInputs !== undefined && stateOutputs.length > 0;
+    const readback = [...userOutputNames, ...checkOutputNames, ...(guardedRun ? [FINITE_OUTPUT] : [])];
+    const results = await exec.run(bound, deviceState ? { readback } : undefined);
+    // A guarded run wrote the old state back where the loss or an update was not finite.
+    const kept = !guardedRun || results[FINITE_OUTPUT]?.data[0] !== 0;
+    if (!kept) skippedSteps++;
     for (const o of stateOutputs) {
       if (deviceState) stale.add(o.aliases!);
-      else state.set(o.aliases!, results[o.name]!);
+      else if (kept) state.set(o.aliases!, results[o.name]!);
+    }
+    if (exposed) {
+      const error = findFirstNonFinite(graph, exposed.checks, results, infiniteInputs, artifactOf(exec));
+      if (error) throw error;
+      if (!kept && !skipNonFinite)
+        throw new KilnError({
+          code: "invalid-argument",
+          message: `checkNumerics: the loss or a state update holds ±Inf flowing from an infinite input or constant (${[...infiniteInputs].join(", ") || "a constant"}); the update was not applied`,
+        });
     }
     const outputs = userOutputs.map((o) => toHostOutput(o.name, results[o.name], nodeOf(graph, o.value).type));
     return traced.unflatten(outputs as readonly HostOutput[]) as HostTree<ReturnType<F>>;
@@ -241,3 +305,5 @@ function extraInput(name: string, type: TensorType, seed: number): HostTensor {
 }
 
 const usage = (message: string): KilnError => new KilnError({ code: "invalid-argument", message: `exe.run: ${message}` });
+
+const userOutputNamesOf = (graph: Graph, count: number): string[] => graph.outputs.slice(0, count).map((o) => o.name);
