@@ -24,7 +24,12 @@ import { printNode, valueNames } from "../compiler/ir/printer.ts";
 import { isMovementOp, operands, type Graph, type GraphOutput, type Node, type ValueId } from "../compiler/ir/types.ts";
 import { KilnError } from "../compiler/util/errors.ts";
 import type { HostTensor } from "../compiler/util/host-tensor.ts";
-import type { Artifact } from "../runtime/artifact/format.ts";
+
+/** What the check reads of a target's artifact to name kernels (a structural slice of runtime/artifact's Artifact). */
+export interface KernelMap {
+  readonly outputs: readonly { readonly name: string; readonly buffer: number }[];
+  readonly kernels: readonly { readonly name: string; readonly writes: readonly number[] }[];
+}
 
 /** Name of the guard's flag output: true when the outputs and every update were finite (the step was kept). */
 export const FINITE_OUTPUT = "%finite";
@@ -182,7 +187,7 @@ function describeOperand(
 }
 
 /** The kernel (by name) that writes output `name` last in launch order, or undefined. */
-function kernelWriting(artifact: Artifact | undefined, name: string): string | undefined {
+function kernelWriting(artifact: KernelMap | undefined, name: string): string | undefined {
   if (!artifact) return undefined;
   const out = artifact.outputs.find((o) => o.name === name);
   if (!out) return undefined;
@@ -226,7 +231,7 @@ export function findFirstNonFinite(
   checks: readonly CheckedValue[],
   results: Readonly<Record<string, HostTensor | undefined>>,
   infiniteInputs: ReadonlySet<string>,
-  artifact: Artifact | undefined,
+  artifact: KernelMap | undefined,
 ): KilnError | undefined {
   const allowed = infinitySources(g, infiniteInputs);
   for (const c of checks) {
