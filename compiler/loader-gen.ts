@@ -4,6 +4,7 @@
 // The loader imports only the shipped runtime files of its target (never the compiler).
 
 import { Project, StructureKind, ts, VariableDeclarationKind, type InterfaceDeclarationStructure, type OptionalKind, type PropertySignatureStructure } from "ts-morph";
+import { DTYPES, dtypeInfo } from "./ir/dtype.ts";
 import { KilnError } from "./util/errors.ts";
 import type { Manifest, ManifestInput, ManifestOutput } from "../runtime/artifact/manifest.ts";
 
@@ -90,12 +91,12 @@ export function generateLoaderSource(manifest: Manifest): string {
   file.addImportDeclaration({ moduleSpecifier: "./runtime/artifact/manifest.js", isTypeOnly: true, namedImports: ["Manifest"] });
   for (const i of runtime.imports) file.addImportDeclaration({ moduleSpecifier: i.from, namedImports: [...i.names] });
 
-  file.addTypeAlias({ name: "DType", isExported: true, type: '"f32" | "i32" | "bool"' });
+  file.addTypeAlias({ name: "DType", isExported: true, type: DTYPES.map((d) => JSON.stringify(d)).join(" | ") });
   file.addTypeAlias({
     name: "DataOf",
     isExported: true,
     typeParameters: [{ name: "D", constraint: "DType" }],
-    type: 'D extends "f32" ? Float32Array : D extends "i32" ? Int32Array : Uint8Array',
+    type: DTYPES.reduceRight((rest, d) => `D extends ${JSON.stringify(d)} ? ${dtypeInfo(d).js.storage} : ${rest}`, "never"),
   });
   file.addInterface({
     name: "Tensor",

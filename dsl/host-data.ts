@@ -2,7 +2,8 @@
 // arrays, plain arrays, or { shape, dtype, data }) and its checked conversion to the
 // HostTensor a target consumes. Every error names the input and says what was expected.
 
-import type { DType, TensorType } from "../compiler/ir/types.ts";
+import type { TensorType } from "../compiler/ir/types.ts";
+import type { DType } from "../compiler/ir/dtype.ts";
 import { KilnError, assertNever, bug } from "../compiler/util/errors.ts";
 import { formatShape, numel, shapesEqual } from "../compiler/util/shape.ts";
 import type { HostData, HostTensor } from "../compiler/util/host-tensor.ts";

@@ -3,7 +3,8 @@
 // parameter becomes a state input of the graph (the executable owns and updates it), unless
 // the trace binds it to another tensor (functionalCall, trainStep's gradient trace).
 
-import type { DType, TensorType } from "../compiler/ir/types.ts";
+import type { TensorType } from "../compiler/ir/types.ts";
+import { hostArrayFrom, type DType } from "../compiler/ir/dtype.ts";
 import { KilnError } from "../compiler/util/errors.ts";
 import type { HostTensor } from "../compiler/util/host-tensor.ts";
 import { formatShape, numel, shapesEqual } from "../compiler/util/shape.ts";
@@ -14,7 +15,7 @@ import { requireTrace } from "./trace.ts";
 export class Parameter {
   /** Dotted name from the root module, updated as parents register the owner. */
   path: string;
-  data: Float64Array | Int32Array;
+  data: Float64Array | Int32Array | Uint8Array;
   constructor(
     name: string,
     readonly shape: readonly number[],
@@ -24,7 +25,7 @@ export class Parameter {
   ) {
     if (data.length !== numel(shape)) throw new KilnError({ code: "invalid-argument", message: `parameter '${name}': ${data.length} values for shape ${formatShape(shape)}` });
     this.path = name;
-    this.data = dtype === "f32" ? Float64Array.from(data) : Int32Array.from(data);
+    this.data = hostArrayFrom(dtype, data);
   }
 
   get type(): TensorType {
@@ -45,7 +46,7 @@ export class Parameter {
   }
 
   hostTensor(): HostTensor {
-    return { dtype: this.dtype, shape: this.shape, data: this.dtype === "f32" ? Float64Array.from(this.data) : Int32Array.from(this.data) };
+    return { dtype: this.dtype, shape: this.shape, data: hostArrayFrom(this.dtype, this.data) };
   }
 }
 
@@ -164,7 +165,7 @@ export abstract class Module {
         throw new KilnError({ code: "shape-mismatch", message: `loadStateDict: '${name}' has shape ${formatShape(value.shape)}, the module expects ${formatShape(p.shape)}` });
       if (value.data.length !== numel(p.shape))
         throw new KilnError({ code: "shape-mismatch", message: `loadStateDict: '${name}' has ${value.data.length} values for shape ${formatShape(p.shape)}` });
-      p.data = p.dtype === "f32" ? Float64Array.from(value.data) : Int32Array.from(value.data);
+      p.data = hostArrayFrom(p.dtype, value.data);
     }
   }
 }

@@ -3,7 +3,8 @@
 // one lowers to the IR's primitives, so passes and autodiff never see a composite op.
 // The op implementations live in ops/*.ts; this class is the public surface.
 
-import type { DType, NodeSpec, TensorType, ValueId } from "../compiler/ir/types.ts";
+import type { NodeSpec, TensorType, ValueId } from "../compiler/ir/types.ts";
+import type { DType } from "../compiler/ir/dtype.ts";
 import { KilnError, type DiagCode } from "../compiler/util/errors.ts";
 import { broadcastShapes, formatShape, normalizeAxis, type Shape } from "../compiler/util/shape.ts";
 import { captureUserLoc } from "./loc.ts";

@@ -2,7 +2,8 @@
 // function on input handles records every op into one GraphBuilder; nothing is computed.
 
 import { GraphBuilder } from "../compiler/ir/graph.ts";
-import type { DType, Graph, GraphOutput, TensorType, ValueId } from "../compiler/ir/types.ts";
+import type { Graph, GraphOutput, TensorType, ValueId } from "../compiler/ir/types.ts";
+import type { DType } from "../compiler/ir/dtype.ts";
 import type { HostTensor } from "../compiler/util/host-tensor.ts";
 import { KilnError, type SourceLoc } from "../compiler/util/errors.ts";
 import { Tensor } from "./tensor.ts";

@@ -3,7 +3,8 @@
 // shared renderer base (`cudaCLike`), which writes the thread-per-point sections.
 // Semantics match compiler/ir/interpret*.ts: wrapping i32, floor div/mod, NaN-propagating max.
 
-import type { BinaryOp, DType, UnaryOp } from "../../compiler/ir/types.ts";
+import type { BinaryOp, UnaryOp } from "../../compiler/ir/types.ts";
+import type { DType } from "../../compiler/ir/dtype.ts";
 import { assertNever } from "../../compiler/util/errors.ts";
 import type { CLikeDialect as CLikeBase } from "../render/base.ts";
 

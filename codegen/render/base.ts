@@ -7,7 +7,8 @@
 import { bounds, type Atom, type IndexExpr, type IndexPred } from "../../compiler/kernel/index-expr.ts";
 import type { ExprId, KExpr, Section } from "../../compiler/kernel/kernel-ir.ts";
 import { scheduleSection, type ScheduleItem } from "../../compiler/kernel/schedule.ts";
-import type { BinaryOp, DType, UnaryOp } from "../../compiler/ir/types.ts";
+import type { BinaryOp, UnaryOp } from "../../compiler/ir/types.ts";
+import type { DType } from "../../compiler/ir/dtype.ts";
 import { assertNever } from "../../compiler/util/errors.ts";
 
 export type ReduceKind = "reduce_sum" | "reduce_max";

@@ -6,6 +6,7 @@
 // threefry2x32 (bit-exact with the interpreter).
 
 import type { ExprId, KExpr } from "../../compiler/kernel/kernel-ir.ts";
+import { dtypeBytes, type DType } from "../../compiler/ir/dtype.ts";
 import { assertNever, bug } from "../../compiler/util/errors.ts";
 import { F32, I32, Op, Simd, TRUNC_SAT_F32_S } from "./encoder.ts";
 import { emitIndex, emitPred, type IndexEnv } from "./emit-index.ts";
@@ -26,7 +27,7 @@ export interface HelperFuncs {
 export interface BufferPlace {
   /** Byte address of element 0 in the shared memory. */
   readonly base: number;
-  readonly dtype: "f32" | "i32" | "bool";
+  readonly dtype: DType;
 }
 
 export interface ScalarCtx {
@@ -39,7 +40,6 @@ export interface ScalarCtx {
   readonly env: IndexEnv;
 }
 
-export const elementBytes = (d: "f32" | "i32" | "bool"): number => (d === "bool" ? 1 : 4);
 
 /** Pushes the byte address (relative to the buffer base) of element `index`. */
 export function emitAddress(ctx: Pick<ScalarCtx, "fb" | "env">, index: Parameters<typeof emitIndex>[1], bytes: number): void {
@@ -52,7 +52,7 @@ export function emitScalarLoad(ctx: ScalarCtx, e: Extract<KExpr, { op: "load" }>
   const place = ctx.buffer(e.buffer);
   const type = place.dtype === "f32" ? F32 : I32;
   const load = (): void => {
-    emitAddress(ctx, e.index, elementBytes(place.dtype));
+    emitAddress(ctx, e.index, dtypeBytes(place.dtype));
     if (place.dtype === "f32") fb.mem(Op.f32Load, 2, place.base);
     else if (place.dtype === "i32") fb.mem(Op.i32Load, 2, place.base);
     else fb.mem(Op.i32Load8u, 0, place.base);
@@ -204,5 +204,3 @@ function emitScalarBinary(ctx: ScalarCtx, op: "add" | "mul" | "max" | "cmplt" | 
       return;
   }
 }
-
-export const scalarTypeOf = (dtype: string): typeof F32 | typeof I32 => (dtype === "f32" ? F32 : I32);

@@ -9,10 +9,11 @@
 
 import { scheduleSection, type ScheduleItem } from "../../compiler/kernel/schedule.ts";
 import { exprOperands, exprOwnVars, type ExprId, type KExpr, type Section } from "../../compiler/kernel/kernel-ir.ts";
+import { dtypeBytes } from "../../compiler/ir/dtype.ts";
 import { assertNever, bug } from "../../compiler/util/errors.ts";
 import { F32, I32, Op, Simd, V128, type DefinedFunc } from "./encoder.ts";
 import { linearStride, type IndexEnv } from "./emit-index.ts";
-import { elementBytes, emitAddress, emitScalarExpr, type BufferPlace, type HelperFuncs, type ScalarCtx } from "./emit-scalar.ts";
+import { emitAddress, emitScalarExpr, type BufferPlace, type HelperFuncs, type ScalarCtx } from "./emit-scalar.ts";
 import { emitVectorExpr, emitVectorStore, extractLane, LANES, splatOp, type VectorCtx } from "./emit-vector.ts";
 import { FuncBuilder } from "./func-builder.ts";
 
@@ -175,7 +176,7 @@ export function emitSection(s: Section, buffer: (id: number) => BufferPlace, hel
   const emitStore = (item: Extract<ScheduleItem, { kind: "store" }>): void => {
     if (region) return emitVectorStore(vectorCtx(region), item.buffer, item.index, item.value);
     const place = buffer(item.buffer);
-    emitAddress({ fb, env: env(0) }, item.index, elementBytes(place.dtype));
+    emitAddress({ fb, env: env(0) }, item.index, dtypeBytes(place.dtype));
     pushScalar(item.value);
     fb.mem(place.dtype === "f32" ? Op.f32Store : place.dtype === "i32" ? Op.i32Store : Op.i32Store8, place.dtype === "bool" ? 0 : 2, place.base);
   };

@@ -6,10 +6,11 @@
 
 import { indexDataRefs, indexVars, type IndexExpr, type IndexPred } from "../../compiler/kernel/index-expr.ts";
 import type { ExprId, KExpr } from "../../compiler/kernel/kernel-ir.ts";
+import { dtypeBytes } from "../../compiler/ir/dtype.ts";
 import { assertNever } from "../../compiler/util/errors.ts";
 import { F32, I32, Op, Simd, V128 } from "./encoder.ts";
 import { emitPred, linearStride, type IndexEnv } from "./emit-index.ts";
-import { elementBytes, emitAddress, emitScalarExpr, type ScalarCtx } from "./emit-scalar.ts";
+import { emitAddress, emitScalarExpr, type ScalarCtx } from "./emit-scalar.ts";
 import { emitExp2, emitLog2, emitSin, SIN_REDUCTION_LIMIT } from "./module-helpers.ts";
 
 export const LANES = 4;
@@ -55,7 +56,7 @@ function emitVectorLoad(ctx: VectorCtx, e: Extract<KExpr, { op: "load" }>): void
   const place = ctx.buffer(e.buffer);
   if (place.dtype === "bool" || e.valid === false || !isContiguous(ctx, e.index, e.valid)) return emitPerLane(ctx, e.dtype, (lc) => emitScalarExpr(lc, e));
   const load = (): void => {
-    emitAddress(ctx, e.index, elementBytes(place.dtype));
+    emitAddress(ctx, e.index, dtypeBytes(place.dtype));
     fb.simdMem(Simd.v128Load, 2, place.base);
   };
   if (e.valid.length === 0) return load();
@@ -194,7 +195,7 @@ export function emitVectorStore(ctx: VectorCtx, buffer: number, index: IndexExpr
     return;
   }
   for (let lane = 0; lane < LANES; lane++) {
-    emitAddress({ fb, env: ctx.laneEnv(lane) }, index, elementBytes(place.dtype));
+    emitAddress({ fb, env: ctx.laneEnv(lane) }, index, dtypeBytes(place.dtype));
     ctx.pushLane(value, lane);
     fb.mem(place.dtype === "f32" ? Op.f32Store : place.dtype === "i32" ? Op.i32Store : Op.i32Store8, place.dtype === "bool" ? 0 : 2, place.base);
   }

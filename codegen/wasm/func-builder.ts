@@ -2,6 +2,7 @@
 // thin helpers over the instruction bytes (constants, locals, structured control flow,
 // memory access with the buffer's base address in the memarg offset).
 
+import { dtypeInfo, type DType, type DTypeInfo } from "../../compiler/ir/dtype.ts";
 import { ByteWriter, F32, I32, Op, Simd, V128, type ValType } from "./encoder.ts";
 
 export class FuncBuilder {
@@ -120,5 +121,7 @@ export class FuncBuilder {
   }
 }
 
-export const valTypeOf = (dtype: "f32" | "i32" | "bool"): ValType => (dtype === "f32" ? F32 : I32);
+const WASM_VAL_TYPES = { f32: F32, i32: I32 } as const satisfies Record<DTypeInfo["wasm"]["value"], ValType>;
+/** The WebAssembly value type a dtype takes in locals and on the stack (bool is an i32 0/1). */
+export const valTypeOf = (dtype: DType): ValType => WASM_VAL_TYPES[dtypeInfo(dtype).wasm.value];
 export { F32, I32, V128 };

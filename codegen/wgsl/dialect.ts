@@ -4,7 +4,8 @@
 // log2/sqrt of negatives, and the threefry2x32-20 rng (bit-exact with compiler/util/threefry.ts).
 // NaN and infinities come from bitcasts of runtime values: WGSL has no literal for them.
 
-import type { BinaryOp, DType, UnaryOp } from "../../compiler/ir/types.ts";
+import type { BinaryOp, UnaryOp } from "../../compiler/ir/types.ts";
+import type { DType } from "../../compiler/ir/dtype.ts";
 import { assertNever, bug } from "../../compiler/util/errors.ts";
 import type { CLikeDialect, ReduceKind } from "../render/base.ts";
 

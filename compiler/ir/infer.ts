@@ -3,7 +3,8 @@
 // caller decides whether it is a user diagnostic (with the user's line) or a verifier error.
 
 import { formatShape, numel, shapesEqual, type Shape } from "../util/shape.ts";
-import { DTYPES, isBinaryOp, isComparison, isUnaryOp, type DType, type NodeSpec, type TensorType, type ValueId } from "./types.ts";
+import { isBinaryOp, isComparison, isUnaryOp, type NodeSpec, type TensorType, type ValueId } from "./types.ts";
+import { DTYPES, type DType } from "./dtype.ts";
 
 export type TypeOf = (id: ValueId) => TensorType | undefined;
 

@@ -6,7 +6,8 @@ import { assertNever } from "../util/errors.ts";
 import type { HostData } from "../util/host-tensor.ts";
 import { contiguousStrides, numel, type Shape } from "../util/shape.ts";
 import { rngValueAt } from "../util/threefry.ts";
-import type { BinaryOp, DType, UnaryOp } from "./types.ts";
+import type { BinaryOp, UnaryOp } from "./types.ts";
+import type { DType } from "./dtype.ts";
 
 /** Raises an "interp" diagnostic naming the node being evaluated. */
 export type Fail = (message: string) => never;

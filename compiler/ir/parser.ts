@@ -8,7 +8,8 @@ import { KilnError, type SourceLoc } from "../util/errors.ts";
 import { GraphBuilder } from "./graph.ts";
 import { TypeRuleError, formatType, inferType, typesEqual } from "./infer.ts";
 import * as T from "./lexer.ts";
-import { DTYPES, type DType, type Graph, type GraphOutput, type NodeSpec, type Op, type TensorType, type ValueId } from "./types.ts";
+import type { Graph, GraphOutput, NodeSpec, Op, TensorType, ValueId } from "./types.ts";
+import { DTYPES, type DType } from "./dtype.ts";
 
 // ---- token tree: what the grammar produces; decoding happens in the build step ----
 

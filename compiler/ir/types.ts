@@ -11,9 +11,8 @@
 
 import type { SourceLoc } from "../util/errors.ts";
 import type { Shape } from "../util/shape.ts";
+import type { DType } from "./dtype.ts";
 
-export type DType = "f32" | "i32" | "bool";
-export const DTYPES: readonly DType[] = ["f32", "i32", "bool"];
 
 export interface TensorType {
   readonly dtype: DType;
@@ -171,4 +170,3 @@ export function operands(n: Node): ValueId[] {
   }
 }
 
-export const isFloat = (d: DType): boolean => d === "f32";

@@ -5,7 +5,8 @@
 // place every expression at the shallowest loop where its variables are bound, which is
 // what makes softmax/layerNorm one kernel (the row's max and sum are hoisted per row).
 
-import type { BinaryOp, DType, UnaryOp } from "../ir/types.ts";
+import type { BinaryOp, UnaryOp } from "../ir/types.ts";
+import type { DType } from "../ir/dtype.ts";
 import { bug, type SourceLoc } from "../util/errors.ts";
 import { indexDataRefs, indexKey, indexVars, predKey, type IndexExpr, type IndexPred, type IndexVar } from "./index-expr.ts";
 

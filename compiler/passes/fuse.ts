@@ -13,7 +13,8 @@
 // The plan is data (FusionPlan) that lowering, tests and dumps read.
 
 import { nodeOf } from "../ir/graph.ts";
-import { isBinaryOp, isMovementOp, isUnaryOp, operands, type DType, type Graph, type Node, type ValueId } from "../ir/types.ts";
+import { isBinaryOp, isMovementOp, isUnaryOp, operands, type Graph, type Node, type ValueId } from "../ir/types.ts";
+import { dtypeBytes, type DType } from "../ir/dtype.ts";
 import { operandIndex, type MovementNode } from "../kernel/movement-index.ts";
 import { fromAtom, indexKey, indexVar, indexVars, type IndexExpr, type IndexVar } from "../kernel/index-expr.ts";
 import { bug } from "../util/errors.ts";
@@ -23,7 +24,6 @@ import type { FuseOptions, FusionGroup, FusionPlan } from "../kernel/fusion-plan
 import { lowerProgram } from "../kernel/lower.ts";
 import { printKernelProgram } from "../kernel/print.ts";
 
-export const dtypeBytes = (d: DType): number => (d === "bool" ? 1 : 4);
 
 const HORIZONTAL_MAX_ELEMENTS = 1 << 22;
 /** An expensive elementwise value is written out when one group would evaluate it more often than this per element. */

@@ -8,7 +8,8 @@
 // it is NaN for an infinite x).
 
 import { floatToI32, floorDivI32, floorModI32 } from "../ir/interpret-compute.ts";
-import type { DType, Node, NodeSpec, ValueId } from "../ir/types.ts";
+import type { Node, NodeSpec, ValueId } from "../ir/types.ts";
+import type { DType } from "../ir/dtype.ts";
 import { numel } from "../util/shape.ts";
 import type { NamedRule, RewriteView, Rule } from "./rewrite.ts";
 

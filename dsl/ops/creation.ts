@@ -2,7 +2,7 @@
 // constants and iota broadcast to a shape, so they fold into whatever consumes them.
 // Outside a trace there is no graph to add to, and these throw a usage error.
 
-import type { DType } from "../../compiler/ir/types.ts";
+import type { DType } from "../../compiler/ir/dtype.ts";
 import { type Tensor, constant, prim, userError, type Scalar } from "../tensor.ts";
 import { requireTrace } from "../trace.ts";
 import * as E from "./elementwise.ts";

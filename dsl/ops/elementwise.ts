@@ -3,7 +3,8 @@
 // through exp2/log2 with a constant factor, as tinygrad does, so backends implement only
 // the base-2 forms. Error messages name the op the user called (sub, lt…), not the primitive.
 
-import type { BinaryOp, DType, UnaryOp } from "../../compiler/ir/types.ts";
+import type { BinaryOp, UnaryOp } from "../../compiler/ir/types.ts";
+import type { DType } from "../../compiler/ir/dtype.ts";
 import { formatShape } from "../../compiler/util/shape.ts";
 import { Tensor, broadcastPair, broadcastTensors, constant, prim, resultDType, userError, type Scalar, type TensorLike } from "../tensor.ts";
 

@@ -3,6 +3,11 @@
 // outputs. `k.compile` builds this in memory and `kiln compile` writes the same object to
 // disk; runtimes import only this module (never compiler/).
 
+/**
+ * The element types an artifact stores. The compiler's dtype table (compiler/ir/dtype.ts)
+ * declares the same names; the runtime keeps its own small table because it never imports
+ * compiler/, and test/ir/dtype.test.ts holds the two equal.
+ */
 export type ArtifactDType = "f32" | "i32" | "bool";
 
 export interface ArtifactBuffer {
@@ -69,4 +74,26 @@ export interface Artifact {
 export const ARTIFACT_FORMAT = "kiln-artifact";
 export const ARTIFACT_VERSION = 1;
 
-export const artifactDTypeBytes = (d: ArtifactDType): number => (d === "bool" ? 1 : 4);
+/** Per artifact dtype: bytes per element and the typed array a runtime holds it in. */
+export const ARTIFACT_DTYPES = {
+  f32: { bytes: 4, array: Float32Array },
+  i32: { bytes: 4, array: Int32Array },
+  bool: { bytes: 1, array: Uint8Array },
+} as const satisfies { readonly [D in ArtifactDType]: { readonly bytes: number; readonly array: { readonly BYTES_PER_ELEMENT: number } } };
+
+export const artifactDTypeBytes = (d: ArtifactDType): number => ARTIFACT_DTYPES[d].bytes;
+
+/** A fresh zeroed array of `d`'s storage type, or a view over `buffer` at `byteOffset`. */
+export function artifactArray(d: ArtifactDType, length: number): Float32Array | Int32Array | Uint8Array;
+export function artifactArray(d: ArtifactDType, buffer: ArrayBufferLike, byteOffset: number, length: number): Float32Array | Int32Array | Uint8Array;
+export function artifactArray(d: ArtifactDType, a: number | ArrayBufferLike, byteOffset?: number, length?: number): Float32Array | Int32Array | Uint8Array {
+  const Array = ARTIFACT_DTYPES[d].array;
+  // a union of constructors loses their generic buffer parameter; a SharedArrayBuffer works the same
+  return typeof a === "number" ? new Array(a) : new Array(a as ArrayBuffer, byteOffset, length);
+}
+
+/** Copies `data` into a fresh array of `d`'s storage type. */
+export const artifactArrayFrom = (d: ArtifactDType, data: ArrayLike<number>): Float32Array | Int32Array | Uint8Array => ARTIFACT_DTYPES[d].array.from(data);
+
+/** Elements of a tensor of this shape (the runtime's copy of compiler/util/shape.ts's numel). */
+export const numel = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);

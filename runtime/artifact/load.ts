@@ -3,7 +3,7 @@
 // one this loader reads. createModel wraps a target runner into run(userInputs) that keeps
 // the state (weights, optimizer state) between runs, as k.compile's executables do.
 
-import type { Artifact, ArtifactDType } from "./format.ts";
+import { numel, type Artifact, type ArtifactDType } from "./format.ts";
 import { sha256Hex } from "./hash.ts";
 import { ArtifactInvalidError, artifactOf, MANIFEST_FILE, parseManifest, type Manifest } from "./manifest.ts";
 import { decodeSafetensors, type NamedTensor, type TensorData } from "./safetensors.ts";
@@ -118,8 +118,6 @@ export interface Model {
   /** Releases what the runtime holds (GPU buffers, worker threads); the model cannot run afterwards. */
   close(): Promise<void>;
 }
-
-const numel = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
 
 const dataKind: Readonly<Record<ArtifactDType, string>> = { f32: "Float32Array", i32: "Int32Array", bool: "Uint8Array" };
 

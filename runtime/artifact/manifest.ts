@@ -2,7 +2,7 @@
 // moved out to files, plus what a loader checks before it trusts the folder (schemaVersion,
 // the graph's hash, sha256 of every file) and which inputs are state kept in weights.safetensors.
 
-import { ARTIFACT_FORMAT, ARTIFACT_VERSION, type Artifact, type ArtifactBuffer, type ArtifactDType, type ArtifactIO, type ArtifactKernel, type ArtifactStats } from "./format.ts";
+import { ARTIFACT_DTYPES, ARTIFACT_FORMAT, ARTIFACT_VERSION, type Artifact, type ArtifactBuffer, type ArtifactDType, type ArtifactIO, type ArtifactKernel, type ArtifactStats } from "./format.ts";
 
 export const MANIFEST_FILE = "manifest.json";
 export const WEIGHTS_FILE = "weights.safetensors";
@@ -123,7 +123,7 @@ export function artifactOf(manifest: Manifest, kernelSources: readonly string[])
   };
 }
 
-const DTYPES: readonly ArtifactDType[] = ["f32", "i32", "bool"];
+const DTYPES = Object.keys(ARTIFACT_DTYPES) as ArtifactDType[];
 
 /** Parses manifest.json and checks the fields a loader relies on; any problem names the field. */
 export function parseManifest(text: string): Manifest {

@@ -11,7 +11,7 @@ import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { artifactDTypeBytes, type Artifact, type ArtifactDType, type ArtifactKernel } from "../artifact/format.ts";
+import { ARTIFACT_DTYPES, artifactArray, artifactDTypeBytes, numel, type Artifact, type ArtifactDType, type ArtifactKernel } from "../artifact/format.ts";
 
 /** The addon's exports (runtime/cuda/addon/kiln-cuda.cc). */
 export interface CudaAddon {
@@ -104,12 +104,9 @@ export interface CudaTensor {
   readonly data: Float32Array | Float64Array | Int32Array | Uint8Array;
 }
 
-const numel = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
-
 function storageOf(dtype: ArtifactDType, data: ArrayLike<number>): Float32Array | Int32Array | Uint8Array {
-  if (dtype === "f32") return data instanceof Float32Array ? data : Float32Array.from(data);
-  if (dtype === "i32") return data instanceof Int32Array ? data : Int32Array.from(data);
-  return data instanceof Uint8Array ? data : Uint8Array.from(data);
+  const Storage = ARTIFACT_DTYPES[dtype].array;
+  return data instanceof Storage ? data : Storage.from(data);
 }
 
 /** Runs one cuda artifact on the device: memory stays allocated between runs. */
@@ -152,7 +149,7 @@ export class CudaArtifactRunner {
         out[io.name] = { dtype: io.dtype, shape: [...io.shape], data: storageOf(io.dtype, inputs[passThrough.name]!.data).slice() };
         continue;
       }
-      const data = io.dtype === "f32" ? new Float32Array(numel(io.shape)) : io.dtype === "i32" ? new Int32Array(numel(io.shape)) : new Uint8Array(numel(io.shape));
+      const data = artifactArray(io.dtype, numel(io.shape));
       if (data.byteLength !== numel(b.shape) * artifactDTypeBytes(b.dtype)) throw new Error(`artifact ${a.name}: output ${io.name} does not match its buffer`);
       addon.download(this.slots[b.slot]!, data);
       out[io.name] = { dtype: io.dtype, shape: [...io.shape], data };

@@ -4,7 +4,7 @@
 // `run` is synchronous from first copy to last, so concurrent callers cannot interleave: each
 // run sees the memory the previous one left (JavaScript runs one call to completion).
 
-import { artifactDTypeBytes, type Artifact, type ArtifactBuffer, type ArtifactDType } from "../artifact/format.ts";
+import { artifactArray, artifactArrayFrom, artifactDTypeBytes, numel, type Artifact, type ArtifactBuffer, type ArtifactDType } from "../artifact/format.ts";
 import { jsKernelRuntime } from "./helpers.ts";
 
 export type RuntimeData = Float32Array | Float64Array | Int32Array | Uint8Array;
@@ -17,22 +17,12 @@ export interface RuntimeTensor {
 
 type KernelFn = (bufs: readonly RuntimeData[], rt: typeof jsKernelRuntime) => void;
 
-const numel = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
-
 function view(memory: ArrayBuffer, b: ArtifactBuffer): RuntimeData {
-  const n = numel(b.shape);
-  switch (b.dtype) {
-    case "f32":
-      return new Float32Array(memory, 0, n);
-    case "i32":
-      return new Int32Array(memory, 0, n);
-    case "bool":
-      return new Uint8Array(memory, 0, n);
-  }
+  return artifactArray(b.dtype, memory, 0, numel(b.shape));
 }
 
 function copyOf(dtype: ArtifactDType, data: RuntimeData): RuntimeData {
-  return dtype === "f32" ? Float32Array.from(data) : dtype === "i32" ? Int32Array.from(data) : Uint8Array.from(data);
+  return artifactArrayFrom(dtype, data);
 }
 
 export class JsArtifactRunner {

@@ -10,7 +10,7 @@
 // concurrent callers cannot interleave: each run sees the memory the previous one left. A
 // caller splitting a run into write/execute/read across awaits must serialize those itself.
 
-import { artifactDTypeBytes, type Artifact, type ArtifactBuffer, type ArtifactDType } from "../artifact/format.ts";
+import { artifactArray, artifactArrayFrom, artifactDTypeBytes, numel, type Artifact, type ArtifactBuffer, type ArtifactDType } from "../artifact/format.ts";
 import { hostMath } from "./host-math.ts";
 import { layoutMemory } from "./layout.ts";
 import type { WorkerPool } from "./pool.ts";
@@ -41,8 +41,6 @@ interface Launch {
   readonly extent: number;
   readonly work: number;
 }
-
-const numel = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
 
 export function decodeBase64(s: string): Uint8Array<ArrayBuffer> {
   const bin = atob(s);
@@ -184,7 +182,7 @@ export class WasmArtifactRunner {
     const n = numel(b.shape);
     const at = this.addressOf[id]!;
     const buf = this.memory.buffer;
-    return b.dtype === "f32" ? new Float32Array(buf, at, n) : b.dtype === "i32" ? new Int32Array(buf, at, n) : new Uint8Array(buf, at, n);
+    return artifactArray(b.dtype, buf, at, n);
   }
 
   /** Copies inputs in (all of them, or those named), so later runs may pass only what changed. */
@@ -233,7 +231,7 @@ export class WasmArtifactRunner {
       const passThrough = this.artifact.buffers[io.buffer]!.kind === "input" ? this.artifact.inputs.find((i) => i.buffer === io.buffer) : undefined;
       if (passThrough) {
         const src = inputs[passThrough.name]!.data;
-        out[io.name] = { dtype: io.dtype, shape: [...io.shape], data: io.dtype === "f32" ? Float32Array.from(src) : io.dtype === "i32" ? Int32Array.from(src) : Uint8Array.from(src) };
+        out[io.name] = { dtype: io.dtype, shape: [...io.shape], data: artifactArrayFrom(io.dtype, src) };
       }
     }
     return out;

@@ -9,7 +9,7 @@
 // concurrent calls queue, each sees the state the previous one left, and a failed call does not
 // block the ones behind it.
 
-import type { Artifact, ArtifactDType, ArtifactIO } from "../artifact/format.ts";
+import { numel, type Artifact, type ArtifactDType, type ArtifactIO } from "../artifact/format.ts";
 
 export type RuntimeData = Float32Array | Float64Array | Int32Array | Uint8Array;
 
@@ -25,7 +25,6 @@ export interface WebGpuRunOptions {
 }
 
 const ELEMENT_BYTES = 4;
-const numel = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
 
 const pipelineCache = new WeakMap<GPUDevice, Map<string, Promise<GPUComputePipeline>>>();
 

@@ -6,7 +6,8 @@
 import { afterAll, describe, expect, test } from "vitest";
 import { compileWasm } from "../../codegen/wasm/target.ts";
 import { GraphBuilder } from "../../compiler/ir/graph.ts";
-import type { DType, Graph, NodeSpec, ValueId } from "../../compiler/ir/types.ts";
+import type { Graph, NodeSpec, ValueId } from "../../compiler/ir/types.ts";
+import type { DType } from "../../compiler/ir/dtype.ts";
 import type { HostTensor } from "../../compiler/util/host-tensor.ts";
 import { rngValueAt } from "../../compiler/util/threefry.ts";
 import { WasmArtifactRunner } from "../../runtime/wasm/run-artifact.ts";

@@ -4,7 +4,8 @@
 import { describe, expect, test } from "vitest";
 import { GraphBuilder } from "../../compiler/ir/graph.ts";
 import { interpret, interpretAll } from "../../compiler/ir/interpret.ts";
-import type { DType, NodeSpec, TensorType, ValueId } from "../../compiler/ir/types.ts";
+import type { NodeSpec, TensorType, ValueId } from "../../compiler/ir/types.ts";
+import type { DType } from "../../compiler/ir/dtype.ts";
 import { KilnError } from "../../compiler/util/errors.ts";
 import { formatHostTensor, hostTensor, type HostTensor } from "../../compiler/util/host-tensor.ts";
 import { threefry2x32 } from "../../compiler/util/threefry.ts";

@@ -5,7 +5,8 @@
 import { describe, expect, test } from "vitest";
 import { GraphBuilder } from "../../compiler/ir/graph.ts";
 import { interpret } from "../../compiler/ir/interpret.ts";
-import type { DType, Graph, Node, TensorType, ValueId } from "../../compiler/ir/types.ts";
+import type { Graph, Node, TensorType, ValueId } from "../../compiler/ir/types.ts";
+import type { DType } from "../../compiler/ir/dtype.ts";
 import { eliminateCommonSubexpressions } from "../../compiler/passes/cse.ts";
 import { eliminateDeadCode } from "../../compiler/passes/dce.ts";
 import { simplifyGraph } from "../../compiler/passes/simplify.ts";

@@ -5,7 +5,8 @@
 // see values ≥ 0.5, idiv/mod see divisors ≥ 1, gather indices are reduced into range.
 
 import { GraphBuilder } from "../../compiler/ir/graph.ts";
-import type { DType, Graph, GraphOutput, NodeSpec, TensorType, ValueId } from "../../compiler/ir/types.ts";
+import type { Graph, GraphOutput, NodeSpec, TensorType, ValueId } from "../../compiler/ir/types.ts";
+import type { DType } from "../../compiler/ir/dtype.ts";
 import type { HostTensor } from "../../compiler/util/host-tensor.ts";
 import { numel, range, type Shape } from "../../compiler/util/shape.ts";
 

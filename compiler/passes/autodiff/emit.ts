@@ -4,7 +4,8 @@
 // Methods skip no-op nodes (reshape/expand to the same shape, empty reductions).
 
 import type { GraphBuilder } from "../../ir/graph.ts";
-import type { DType, NodeSpec, TensorType, ValueId } from "../../ir/types.ts";
+import type { NodeSpec, TensorType, ValueId } from "../../ir/types.ts";
+import type { DType } from "../../ir/dtype.ts";
 import type { SourceLoc } from "../../util/errors.ts";
 import { shapesEqual, type Shape } from "../../util/shape.ts";
 

@@ -5,7 +5,8 @@
 
 import { GraphBuilder, nodeOf } from "../../ir/graph.ts";
 import { formatType } from "../../ir/infer.ts";
-import { isFloat, operands, type Graph, type GraphOutput, type Node, type ValueId } from "../../ir/types.ts";
+import { operands, type Graph, type GraphOutput, type Node, type ValueId } from "../../ir/types.ts";
+import { isFloat } from "../../ir/dtype.ts";
 import { KilnError, bug } from "../../util/errors.ts";
 import type { Pass } from "../pass.ts";
 import { Emitter, type Val } from "./emit.ts";

@@ -8,7 +8,7 @@
 // maximum (JAX's choice; tinygrad does the same for reduce_max), so relu'(0) = 1/2.
 
 import type { Node, Op, ValueId } from "../../ir/types.ts";
-import { isFloat } from "../../ir/types.ts";
+import { isFloat } from "../../ir/dtype.ts";
 import { numel, type Shape } from "../../util/shape.ts";
 import type { Val } from "./emit.ts";
 

@@ -1,0 +1,129 @@
+// The one table of element types. Every fact that depends on a dtype — its size, whether it
+// is a float, the typed array that holds it, how each backend stores it — is read from here,
+// so adding a dtype (f16, bf16) is a compile error at each table and exhaustive switch that
+// must handle it, instead of a silent wrong branch of a `d === "f32" ? … : …` ternary.
+//
+// The artifact format (runtime/artifact/format.ts) spells the same names in its own type,
+// because the runtime never imports compiler/; test/ir/dtype.test.ts holds the two equal.
+
+import { assertNever } from "../util/errors.ts";
+
+export type DType = "f32" | "i32" | "bool";
+
+/** What arithmetic a dtype takes: IEEE float, two's-complement integer, or 0/1 logic. */
+export type DTypeKind = "float" | "int" | "bool";
+
+type TypedArrayConstructor = Float32ArrayConstructor | Int32ArrayConstructor | Uint8ArrayConstructor;
+type HostArrayConstructor = Float64ArrayConstructor | Int32ArrayConstructor | Uint8ArrayConstructor;
+
+export interface DTypeInfo {
+  readonly name: DType;
+  /** Bytes per element in device and artifact memory (bool takes a whole byte). */
+  readonly bytes: number;
+  readonly kind: DTypeKind;
+  /** The typed array a runtime stores it in; its BYTES_PER_ELEMENT equals `bytes`. */
+  readonly typedArray: TypedArrayConstructor;
+  /** The typed array the reference interpreter and the DSL hold it in (floats widened to f64). */
+  readonly hostArray: HostArrayConstructor;
+  /** Type-promotion order (PyTorch's bool < int < float): the higher of two operands wins. */
+  readonly promotionRank: number;
+  /** Smallest value (the identity of max), and largest. */
+  readonly lowest: number;
+  readonly highest: number;
+  /** How each backend spells it: `value` in registers, `storage` in buffers/memory. */
+  readonly wgsl: { readonly value: string; readonly storage: string };
+  readonly cuda: { readonly value: string; readonly storage: string };
+  /** WebAssembly value type in locals; memory width follows `bytes`. */
+  readonly wasm: { readonly value: "f32" | "i32" };
+  /** Name of `typedArray`, as generated JavaScript and TypeScript loaders spell it. */
+  readonly js: { readonly storage: "Float32Array" | "Int32Array" | "Uint8Array" };
+}
+
+const I32_MIN = -2147483648;
+const I32_MAX = 2147483647;
+
+export const DTYPE_TABLE = {
+  f32: {
+    name: "f32",
+    bytes: 4,
+    kind: "float",
+    typedArray: Float32Array,
+    hostArray: Float64Array,
+    promotionRank: 2,
+    lowest: -Infinity,
+    highest: Infinity,
+    wgsl: { value: "f32", storage: "f32" },
+    cuda: { value: "float", storage: "float" },
+    wasm: { value: "f32" },
+    js: { storage: "Float32Array" },
+  },
+  i32: {
+    name: "i32",
+    bytes: 4,
+    kind: "int",
+    typedArray: Int32Array,
+    hostArray: Int32Array,
+    promotionRank: 1,
+    lowest: I32_MIN,
+    highest: I32_MAX,
+    wgsl: { value: "i32", storage: "i32" },
+    cuda: { value: "int", storage: "int" },
+    wasm: { value: "i32" },
+    js: { storage: "Int32Array" },
+  },
+  bool: {
+    name: "bool",
+    bytes: 1,
+    kind: "bool",
+    typedArray: Uint8Array,
+    hostArray: Uint8Array,
+    promotionRank: 0,
+    lowest: 0,
+    highest: 1,
+    // WGSL's bool is not host-shareable: a buffer holds it as a u32 word (0 or 1).
+    wgsl: { value: "bool", storage: "u32" },
+    cuda: { value: "bool", storage: "unsigned char" },
+    wasm: { value: "i32" },
+    js: { storage: "Uint8Array" },
+  },
+} as const satisfies { readonly [D in DType]: DTypeInfo & { readonly name: D } };
+
+/** Every dtype, in promotion order from the table's declaration. */
+export const DTYPES: readonly DType[] = Object.keys(DTYPE_TABLE) as DType[];
+
+export const dtypeInfo = (d: DType): DTypeInfo => DTYPE_TABLE[d];
+export const isDType = (s: string): s is DType => Object.prototype.hasOwnProperty.call(DTYPE_TABLE, s);
+export const dtypeKind = (d: DType): DTypeKind => DTYPE_TABLE[d].kind;
+export const isFloat = (d: DType): boolean => DTYPE_TABLE[d].kind === "float";
+export const isInt = (d: DType): boolean => DTYPE_TABLE[d].kind === "int";
+export const isBool = (d: DType): boolean => DTYPE_TABLE[d].kind === "bool";
+/** float or int: takes arithmetic (bool takes logic). */
+export const isNumeric = (d: DType): boolean => DTYPE_TABLE[d].kind !== "bool";
+export const dtypeBytes = (d: DType): number => DTYPE_TABLE[d].bytes;
+export const typedArrayFor = (d: DType): TypedArrayConstructor => DTYPE_TABLE[d].typedArray;
+export const hostArrayFor = (d: DType): HostArrayConstructor => DTYPE_TABLE[d].hostArray;
+
+/** The dtype two operands promote to (PyTorch's order bool < i32 < f32). */
+export const promoteDTypes = (a: DType, b: DType): DType => (DTYPE_TABLE[a].promotionRank >= DTYPE_TABLE[b].promotionRank ? a : b);
+
+/** Whether `value` is representable in `d` exactly (a const, a pad value, a fill). */
+export function fitsDType(value: number, d: DType): boolean {
+  const kind = DTYPE_TABLE[d].kind;
+  switch (kind) {
+    case "float":
+      return true;
+    case "int":
+      return Number.isInteger(value) && value >= DTYPE_TABLE[d].lowest && value <= DTYPE_TABLE[d].highest;
+    case "bool":
+      return value === 0 || value === 1;
+    default:
+      return assertNever(kind, "dtype kind");
+  }
+}
+
+/** A fresh zero-filled array of `d`'s host storage type (what the interpreter and the DSL hold). */
+export const allocHostArray = (d: DType, length: number): Float64Array | Int32Array | Uint8Array => new DTYPE_TABLE[d].hostArray(length);
+/** `data` copied into `d`'s host storage type. */
+export const hostArrayFrom = (d: DType, data: ArrayLike<number>): Float64Array | Int32Array | Uint8Array => DTYPE_TABLE[d].hostArray.from(data);
+/** `data` copied into `d`'s device storage type (the typed array a runtime holds). */
+export const typedArrayFrom = (d: DType, data: ArrayLike<number>): Float32Array | Int32Array | Uint8Array => DTYPE_TABLE[d].typedArray.from(data);
