@@ -5,7 +5,7 @@
 // written before it is read. A finding names the kernel, the section, the statement as
 // printed and the rule; verifyKernelProgram also names the pass that produced the program.
 
-import { DTYPES, type DType } from "../ir/types.ts";
+import { DTYPES, type DType } from "../ir/dtype.ts";
 import { KilnError } from "../util/errors.ts";
 import { atomKey, bounds, type Atom, type IndexExpr, type IndexPred, type IndexVar } from "./index-expr.ts";
 import { exprOperands, exprOwnVars, type KExpr, type Kernel, type KernelProgram, type Section } from "./kernel-ir.ts";
