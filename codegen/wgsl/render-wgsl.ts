@@ -2,6 +2,7 @@
 // written through u32 words with bitcasts), a flat thread index folded over up to three
 // workgroup dimensions (adapters cap each at maxComputeWorkgroupsPerDimension), and each
 // section's body from the C-like renderer base, guarded by its own thread count.
+
 import type { DType } from "../../compiler/ir/dtype.ts";
 import { KilnError } from "../../compiler/util/errors.ts";
 import { parallelDepthOf, renderSectionBody, scheduleSection, type BufferAccess } from "../render/base.ts";

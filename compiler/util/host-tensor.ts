@@ -1,6 +1,7 @@
 // Tensors held in host memory: the data callers bind to graph inputs and get back from the
 // reference interpreter and the runtimes. Canonical storage per dtype: f32 → Float64Array
 // (or Float32Array where a runtime produced it), i32 → Int32Array, bool → Uint8Array of 0/1.
+
 import type { DType } from "../ir/dtype.ts";
 import { KilnError } from "./errors.ts";
 import { formatShape, numel } from "./shape.ts";

@@ -1,6 +1,7 @@
 // Shared plumbing for the composite NN ops: argument normalization (ints and pairs), and
 // single-axis movement primitives (pad, slice, flip, iota) emitted directly with `prim`,
 // so the composites depend only on the IR's primitives, not on higher-level Tensor methods.
+
 import type { DType } from "../../compiler/ir/dtype.ts";
 import { bug } from "../../compiler/util/errors.ts";
 import { formatShape } from "../../compiler/util/shape.ts";

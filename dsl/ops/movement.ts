@@ -1,6 +1,7 @@
 // Movement ops: PyTorch's view/shape functions (reshape, slicing, pad, cat, gather…)
 // lowered to reshape, permute, expand, pad, slice, flip and gather. None of them computes
 // anything; fusion folds them into index math. cat alone needs an iota + where to choose.
+
 import type { DType } from "../../compiler/ir/dtype.ts";
 import { formatShape, normalizeAxis, numel, shapesEqual } from "../../compiler/util/shape.ts";
 import { type Tensor, constant, dimIndex, dimList, prim, userError, type Dims } from "../tensor.ts";

@@ -87,9 +87,9 @@ export const artifactDTypeBytes = (d: ArtifactDType): number => ARTIFACT_DTYPES[
 export function artifactArray(d: ArtifactDType, length: number): Float32Array | Int32Array | Uint8Array;
 export function artifactArray(d: ArtifactDType, buffer: ArrayBufferLike, byteOffset: number, length: number): Float32Array | Int32Array | Uint8Array;
 export function artifactArray(d: ArtifactDType, a: number | ArrayBufferLike, byteOffset?: number, length?: number): Float32Array | Int32Array | Uint8Array {
-  const Array = ARTIFACT_DTYPES[d].array;
+  const Storage = ARTIFACT_DTYPES[d].array;
   // a union of constructors loses their generic buffer parameter; a SharedArrayBuffer works the same
-  return typeof a === "number" ? new Array(a) : new Array(a as ArrayBuffer, byteOffset, length);
+  return typeof a === "number" ? new Storage(a) : new Storage(a as ArrayBuffer, byteOffset, length);
 }
 
 /** Copies `data` into a fresh array of `d`'s storage type. */
