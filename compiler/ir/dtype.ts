@@ -92,7 +92,7 @@ export const DTYPE_TABLE = {
 export const DTYPES: readonly DType[] = Object.keys(DTYPE_TABLE) as DType[];
 
 export const dtypeInfo = (d: DType): DTypeInfo => DTYPE_TABLE[d];
-export const isDType = (s: string): s is DType => Object.prototype.hasOwnProperty.call(DTYPE_TABLE, s);
+export const isDType = (s: string): s is DType => Object.hasOwn(DTYPE_TABLE, s);
 export const dtypeKind = (d: DType): DTypeKind => DTYPE_TABLE[d].kind;
 export const isFloat = (d: DType): boolean => DTYPE_TABLE[d].kind === "float";
 export const isInt = (d: DType): boolean => DTYPE_TABLE[d].kind === "int";

@@ -14,7 +14,7 @@
 
 import { nodeOf } from "../ir/graph.ts";
 import { isBinaryOp, isMovementOp, isUnaryOp, operands, type Graph, type Node, type ValueId } from "../ir/types.ts";
-import { dtypeBytes, type DType } from "../ir/dtype.ts";
+import { dtypeBytes } from "../ir/dtype.ts";
 import { operandIndex, type MovementNode } from "../kernel/movement-index.ts";
 import { fromAtom, indexKey, indexVar, indexVars, type IndexExpr, type IndexVar } from "../kernel/index-expr.ts";
 import { bug } from "../util/errors.ts";
