@@ -9,7 +9,8 @@
 import { EmbeddedActionsParser, EOF, type IRecognitionException, type IToken, type TokenType } from "chevrotain";
 import { failAt } from "../ir/parser.ts";
 import { numberValue, unquoteName } from "../ir/lexer.ts";
-import { BINARY_OPS, DTYPES, UNARY_OPS, type DType } from "../ir/types.ts";
+import { BINARY_OPS, UNARY_OPS } from "../ir/types.ts";
+import { DTYPES, type DType } from "../ir/dtype.ts";
 import type { SourceLoc } from "../util/errors.ts";
 import { addIndex, constIndex, fromAtom, mulIndex, type Atom, type IndexCond, type IndexExpr, type IndexPred, type IndexVar } from "./index-expr.ts";
 import type { BufferDecl, ExprId, KExpr, Kernel, KernelProgram, Section, Store, TileHint } from "./kernel-ir.ts";
