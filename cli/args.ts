@@ -2,6 +2,7 @@
 // typed values back; any malformed command line becomes a UsageError (exit code 2).
 
 import { parseArgs, type ParseArgsConfig } from "node:util";
+import { camelCase, suggestOption } from "../compiler/util/options.ts";
 
 /** Bad command line: the CLI prints the message and the command's usage line, then exits 2. */
 export class UsageError extends Error {
@@ -35,8 +36,19 @@ export function parseCommandArgs(argv: readonly string[], flags: FlagSpec, usage
   } catch (e) {
     // node's messages are long and mention `strict: false`; keep the useful first sentence.
     const first = e instanceof Error ? e.message.split(". ")[0]! : String(e);
-    throw new UsageError(first.charAt(0).toLowerCase() + first.slice(1), usage);
+    throw new UsageError(first.charAt(0).toLowerCase() + first.slice(1) + flagSuggestion(first, flags), usage);
   }
+}
+
+/** ` (did you mean '--dump-after'?)` for an unknown flag spelt close to a known one (`--dump_after`, `--dumpAfter`). */
+function flagSuggestion(message: string, flags: FlagSpec): string {
+  const m = /^Unknown option '--?([^'=]+)'/.exec(message);
+  if (!m) return "";
+  const names = Object.keys(flags);
+  // Flags are kebab-case; compare in camelCase so `dump_after` and `dumpAfter` both find `dump-after`.
+  const toCamel = (name: string) => camelCase(name.replace(/-/g, "_"));
+  const hit = suggestOption(toCamel(m[1]!), names.map(toCamel));
+  return hit === undefined ? "" : ` (did you mean '--${names[names.map(toCamel).indexOf(hit)]}'?)`;
 }
 
 /** Exactly `count` positionals, or a usage error naming what is missing or extra. */

@@ -10,9 +10,12 @@ import type { Artifact } from "../runtime/artifact/format.ts";
 import { toHostOutput, toHostTensor, type HostInput, type HostOutput } from "./host-data.ts";
 import { checkSpecs, graphNameOf, isProgram, type Program, type TracedFn } from "./program.ts";
 import { FINITE_OUTPUT, checkInputs, checkNumericsFromEnv, exposeValues, findFirstNonFinite, guardStateUpdates } from "./numerics.ts";
-import { resolveTarget, type Executor, type ExecutorStats, type TargetOptions } from "./targets.ts";
+import { resolveTarget, targetOptionKeys, targetsReadingOption, type Executor, type ExecutorStats, type TargetOptions } from "./targets.ts";
+import { checkOptions, unknownOptionMessage } from "../compiler/util/options.ts";
+import { captureUserLoc } from "./loc.ts";
+import { strictOptions, type KeyTable } from "./options.ts";
 import type { Tensor } from "./tensor.ts";
-import { traceFunction, type Specs } from "./trace.ts";
+import { locPart, traceFunction, type Specs } from "./trace.ts";
 
 export interface CompileOptions extends TargetOptions {
   /** A registered target name, or "auto" for the best one available here. Default "reference". */
@@ -99,6 +102,8 @@ function artifactOf(executor: object): Artifact | undefined {
 const SEED_INPUT = "seed";
 
 export async function compile<F extends TracedFn>(fnOrProgram: F | Program<F>, specs?: Specs, opts: CompileOptions = {}): Promise<Executable<HostTree<ReturnType<F>>>> {
+  const requested = opts.target ?? "reference";
+  checkCompileOptions(opts, requested);
   let fn: TracedFn;
   let name: string;
   let inputLoc: SourceLoc | undefined;
@@ -117,7 +122,7 @@ export async function compile<F extends TracedFn>(fnOrProgram: F | Program<F>, s
   checkSpecs(specs, "k.compile");
   const traced = traceFunction(name, fn, specs, inputLoc);
   const graph = traced.graph;
-  const target = await resolveTarget(opts.target ?? "reference");
+  const target = await resolveTarget(requested);
   const { checkNumerics: checkOption, ...targetOpts } = opts;
   const checkNumerics = checkOption ?? checkNumericsFromEnv();
   // Variants only when asked for: checkNumerics compiles a graph that also outputs every value
@@ -210,6 +215,7 @@ export async function compile<F extends TracedFn>(fnOrProgram: F | Program<F>, s
       // read when the run's turn comes, i.e. after the previous run updated it.
       let user: Record<string, HostTensor>;
       try {
+        strictOptions("exe.run", runOpts, runOptionKeys);
         const seed = runOpts.seed ?? runCount;
         user = bindInputs(inputs, seed, state);
         if (pending > 0) for (const [name, t] of Object.entries(user)) user[name] = { ...t, data: t.data.slice() };
@@ -263,6 +269,20 @@ export async function compile<F extends TracedFn>(fnOrProgram: F | Program<F>, s
     const outputs = userOutputs.map((o) => toHostOutput(o.name, results[o.name], nodeOf(graph, o.value).type));
     return traced.unflatten(outputs as readonly HostOutput[]) as HostTree<ReturnType<F>>;
   }
+}
+
+/** k.compile's own options; the rest belong to the target (targetOptionKeys). */
+const compileOptionKeys = ["target", "name", "checkNumerics"] as const;
+const runOptionKeys: KeyTable<RunOptions> = { seed: true, skipNonFinite: true };
+
+function checkCompileOptions(opts: CompileOptions, target: string): void {
+  if (typeof opts !== "object" || opts === null) return checkOptions("k.compile", opts, compileOptionKeys, captureUserLoc());
+  const accepted = [...compileOptionKeys, ...targetOptionKeys(target)];
+  const unknown = Object.keys(opts).find((key) => !accepted.includes(key));
+  if (unknown === undefined) return;
+  const elsewhere = targetsReadingOption(unknown, target);
+  const note = elsewhere.length > 0 ? `; '${unknown}' is an option of target ${elsewhere.join(", ")}, not '${target}'` : "";
+  throw new KilnError({ code: "invalid-argument", message: unknownOptionMessage(`k.compile (target '${target}')`, unknown, accepted) + note, ...locPart(captureUserLoc()) });
 }
 
 /** Maps the caller's inputs (array or record, like the specs) to HostTensors keyed by graph input name. */

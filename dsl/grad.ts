@@ -14,6 +14,7 @@ import { emitBackward } from "../compiler/passes/autodiff/engine.ts";
 import { Tensor, prim, userError } from "./tensor.ts";
 import { currentTrace, flattenTree, withTrace, type Trace, type TensorTree } from "./trace.ts";
 import { captureUserLoc } from "./loc.ts";
+import { strictOptions } from "./options.ts";
 
 export interface GradOptions<N extends number | readonly number[] = number | readonly number[]> {
   /** Which positional arguments to differentiate with respect to (default 0). */
@@ -36,6 +37,7 @@ export function grad<A extends unknown[], Aux, N extends number | readonly numbe
   opts: GradOptions<N> & { readonly hasAux: true },
 ): (...args: A) => [Grads<N>, Aux];
 export function grad(f: (...args: unknown[]) => unknown, opts: GradOptions = {}): (...args: unknown[]) => unknown {
+  strictOptions("grad", opts, { argnums: true, hasAux: true });
   const withValue = valueAndGrad as (f: unknown, opts: GradOptions) => (...args: unknown[]) => [unknown, unknown];
   const call = withValue(f, opts);
   return (...args: unknown[]) => {
@@ -55,6 +57,7 @@ export function valueAndGrad<A extends unknown[], Aux, N extends number | readon
   opts: GradOptions<N> & { readonly hasAux: true },
 ): (...args: A) => [[Tensor, Aux], Grads<N>];
 export function valueAndGrad(f: (...args: unknown[]) => unknown, opts: GradOptions = {}): (...args: unknown[]) => unknown {
+  strictOptions("valueAndGrad", opts, { argnums: true, hasAux: true });
   const many = Array.isArray(opts.argnums);
   const argnums = argnumList(opts);
   return (...args: unknown[]) => {

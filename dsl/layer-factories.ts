@@ -3,6 +3,7 @@
 
 import type { AvgPool2dOptions, MaxPool2dOptions } from "./functional/pool.ts";
 import type { IntPair } from "./functional/prims.ts";
+import type { GeluOptions, LeakyReluOptions, SoftplusOptions } from "./ops/elementwise.ts";
 import { Conv2d, ConvTranspose2d, Embedding, LayerNorm, Linear, type Conv2dLayerOptions, type ConvTranspose2dLayerOptions, type LayerNormOptions } from "./layers.ts";
 import {
   AvgPool2d, Dropout, Flatten, GELU, Identity, LeakyReLU, LogSoftmax, MaxPool2d, ReLU, Sequential, SiLU, Sigmoid, Softmax, Softplus, Tanh,
@@ -18,12 +19,12 @@ export const embedding = (numEmbeddings: number, embeddingDim: number): Embeddin
 export const dropout = (p?: number): Dropout => new Dropout(p);
 export const sequential = (...layers: Module[]): Sequential => new Sequential(...layers);
 export const relu = (): ReLU => new ReLU();
-export const leakyRelu = (negativeSlope?: number): LeakyReLU => new LeakyReLU(negativeSlope);
-export const gelu = (approximate?: "none" | "tanh"): GELU => new GELU(approximate);
+export const leakyRelu = (negativeSlope?: number | LeakyReluOptions): LeakyReLU => new LeakyReLU(negativeSlope);
+export const gelu = (approximate?: "none" | "tanh" | GeluOptions): GELU => new GELU(approximate);
 export const silu = (): SiLU => new SiLU();
 export const sigmoid = (): Sigmoid => new Sigmoid();
 export const tanh = (): Tanh => new Tanh();
-export const softplus = (beta?: number, threshold?: number): Softplus => new Softplus(beta, threshold);
+export const softplus = (beta?: number | SoftplusOptions, threshold?: number): Softplus => new Softplus(beta, threshold);
 export const softmax = (dim: number): Softmax => new Softmax(dim);
 export const logSoftmax = (dim: number): LogSoftmax => new LogSoftmax(dim);
 export const identity = (): Identity => new Identity();

@@ -3,21 +3,28 @@
 // Tensor method or k.nn.functional op of the same name.
 
 import { KilnError } from "../compiler/util/errors.ts";
-import { avgPool2d, maxPool2d, type AvgPool2dOptions, type MaxPool2dOptions } from "./functional/pool.ts";
+import { avgPool2d, avgPool2dKeys, maxPool2d, maxPool2dKeys, type AvgPool2dOptions, type MaxPool2dOptions } from "./functional/pool.ts";
+import type { GeluOptions, LeakyReluOptions, SoftplusOptions } from "./ops/elementwise.ts";
+import { strictOptions } from "./options.ts";
 import { dropout } from "./functional/sparse.ts";
 import type { IntPair } from "./functional/prims.ts";
 import { Module } from "./module.ts";
 import type { Tensor } from "./tensor.ts";
 
+// Modules check their options when built, so the error names the line that built the model.
+const leakyReluOptionsCheck = (v: unknown): void => void (typeof v === "object" && strictOptions("k.nn.LeakyReLU", v as LeakyReluOptions, { negativeSlope: true }));
+const geluOptionsCheck = (v: unknown): void => void (typeof v === "object" && strictOptions("k.nn.GELU", v as GeluOptions, { approximate: true }));
+const softplusOptionsCheck = (v: unknown): void => void (typeof v === "object" && strictOptions("k.nn.Softplus", v as SoftplusOptions, { beta: true, threshold: true }));
+
 export class ReLU extends Module {
   forward(x: Tensor): Tensor { return x.relu(); }
 }
 export class LeakyReLU extends Module {
-  constructor(readonly negativeSlope = 0.01) { super(); }
+  constructor(readonly negativeSlope: number | LeakyReluOptions = 0.01) { super(); leakyReluOptionsCheck(negativeSlope); }
   forward(x: Tensor): Tensor { return x.leakyRelu(this.negativeSlope); }
 }
 export class GELU extends Module {
-  constructor(readonly approximate: "none" | "tanh" = "none") { super(); }
+  constructor(readonly approximate: "none" | "tanh" | GeluOptions = "none") { super(); geluOptionsCheck(approximate); }
   forward(x: Tensor): Tensor { return x.gelu(this.approximate); }
 }
 export class SiLU extends Module {
@@ -30,7 +37,7 @@ export class Tanh extends Module {
   forward(x: Tensor): Tensor { return x.tanh(); }
 }
 export class Softplus extends Module {
-  constructor(readonly beta = 1, readonly threshold = 20) { super(); }
+  constructor(readonly beta: number | SoftplusOptions = 1, readonly threshold = 20) { super(); softplusOptionsCheck(beta); }
   forward(x: Tensor): Tensor { return x.softplus(this.beta, this.threshold); }
 }
 export class Softmax extends Module {
@@ -60,11 +67,11 @@ export class Dropout extends Module {
 }
 
 export class MaxPool2d extends Module {
-  constructor(readonly kernelSize: IntPair, readonly options: MaxPool2dOptions = {}) { super(); }
+  constructor(readonly kernelSize: IntPair, readonly options: MaxPool2dOptions = {}) { super(); strictOptions("k.nn.MaxPool2d", options, maxPool2dKeys); }
   forward(x: Tensor): Tensor { return maxPool2d(x, this.kernelSize, this.options); }
 }
 export class AvgPool2d extends Module {
-  constructor(readonly kernelSize: IntPair, readonly options: AvgPool2dOptions = {}) { super(); }
+  constructor(readonly kernelSize: IntPair, readonly options: AvgPool2dOptions = {}) { super(); strictOptions("k.nn.AvgPool2d", options, avgPool2dKeys); }
   forward(x: Tensor): Tensor { return avgPool2d(x, this.kernelSize, this.options); }
 }
 

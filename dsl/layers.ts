@@ -4,7 +4,8 @@
 
 import { KilnError } from "../compiler/util/errors.ts";
 import { formatShape } from "../compiler/util/shape.ts";
-import { conv2d, convTranspose2d, linear, type Conv2dOptions, type ConvTranspose2dOptions } from "./functional/conv.ts";
+import { strictOptions } from "./options.ts";
+import { conv2d, conv2dKeys, convTranspose2d, convTranspose2dKeys, linear, type Conv2dOptions, type ConvTranspose2dOptions } from "./functional/conv.ts";
 import { layerNorm } from "./functional/norm.ts";
 import { embedding } from "./functional/sparse.ts";
 import { pair, type IntPair } from "./functional/prims.ts";
@@ -36,6 +37,7 @@ export class Linear extends Module {
     opts: { readonly bias?: boolean } = {},
   ) {
     super();
+    strictOptions("k.nn.Linear", opts, { bias: true });
     positive(inFeatures, "inFeatures", "Linear");
     positive(outFeatures, "outFeatures", "Linear");
     this.weight = this.registerParameter("weight", emptyParameter("weight", [outFeatures, inFeatures]))!;
@@ -58,6 +60,7 @@ export class Conv2d extends Module {
   readonly options: Conv2dOptions;
   constructor(inChannels: number, outChannels: number, kernelSize: IntPair, opts: Conv2dLayerOptions = {}) {
     super();
+    strictOptions<Conv2dLayerOptions>("k.nn.Conv2d", opts, { ...conv2dKeys, bias: true });
     const groups = opts.groups ?? 1;
     positive(inChannels, "inChannels", "Conv2d");
     positive(outChannels, "outChannels", "Conv2d");
@@ -87,6 +90,7 @@ export class ConvTranspose2d extends Module {
   readonly options: ConvTranspose2dOptions;
   constructor(inChannels: number, outChannels: number, kernelSize: IntPair, opts: ConvTranspose2dLayerOptions = {}) {
     super();
+    strictOptions<ConvTranspose2dLayerOptions>("k.nn.ConvTranspose2d", opts, { ...convTranspose2dKeys, bias: true });
     const groups = opts.groups ?? 1;
     positive(inChannels, "inChannels", "ConvTranspose2d");
     positive(outChannels, "outChannels", "ConvTranspose2d");
@@ -121,6 +125,7 @@ export class LayerNorm extends Module {
   readonly bias: Parameter | undefined;
   constructor(normalizedShape: number | readonly number[], opts: LayerNormOptions = {}) {
     super();
+    strictOptions("k.nn.LayerNorm", opts, { eps: true, elementwiseAffine: true, bias: true });
     const shape = typeof normalizedShape === "number" ? [normalizedShape] : [...normalizedShape];
     if (shape.length === 0 || !shape.every((d) => Number.isInteger(d) && d >= 1))
       throw new KilnError({ code: "invalid-argument", message: `LayerNorm: normalizedShape must be positive integers, got ${formatShape(shape)}` });

@@ -8,6 +8,7 @@ import { hostArrayFrom, type DType } from "../compiler/ir/dtype.ts";
 import { KilnError } from "../compiler/util/errors.ts";
 import type { HostTensor } from "../compiler/util/host-tensor.ts";
 import { formatShape, numel, shapesEqual } from "../compiler/util/shape.ts";
+import { strictOptions } from "./options.ts";
 import type { Tensor } from "./tensor.ts";
 import { requireTrace } from "./trace.ts";
 
@@ -150,7 +151,7 @@ export abstract class Module {
    * must match too. Errors name the key and both shapes.
    */
   loadStateDict(state: Readonly<Record<string, { readonly shape: readonly number[]; readonly data: ArrayLike<number> }>>, opts: { strict?: boolean } = {}): void {
-    const strict = opts.strict ?? true;
+    const strict = strictOptions("module.loadStateDict", opts, { strict: true }).strict ?? true;
     const own = new Map([...this.namedParameters(), ...this.namedBuffers()]);
     const missing = [...own.keys()].filter((k) => !(k in state));
     const unexpected = Object.keys(state).filter((k) => !own.has(k));

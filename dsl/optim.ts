@@ -5,6 +5,7 @@
 
 import { KilnError } from "../compiler/util/errors.ts";
 import type { TensorType } from "../compiler/ir/types.ts";
+import { strictOptions } from "./options.ts";
 import type { Tensor } from "./tensor.ts";
 
 /** One trainable parameter in a step: its dotted name, current value and gradient. */
@@ -62,7 +63,7 @@ function nextStep(state: StateSlots): Tensor {
  * momentum·buf + (1 − dampening)·g, and g ← g + momentum·buf (nesterov) or buf; p ← p − lr·g.
  */
 export function sgd(opts: SgdOptions = {}): Optimizer {
-  const { lr = 1e-3, momentum = 0, dampening = 0, weightDecay = 0, nesterov = false } = opts;
+  const { lr = 1e-3, momentum = 0, dampening = 0, weightDecay = 0, nesterov = false } = strictOptions("k.optim.sgd", opts, { lr: true, momentum: true, dampening: true, weightDecay: true, nesterov: true });
   check(nonNegative(lr), `sgd: lr must be a non-negative number, got ${lr}`);
   check(nonNegative(momentum), `sgd: momentum must be non-negative, got ${momentum}`);
   check(nonNegative(weightDecay), `sgd: weightDecay must be non-negative, got ${weightDecay}`);
@@ -90,7 +91,8 @@ export function sgd(opts: SgdOptions = {}): Optimizer {
 }
 
 function adamFamily(kind: "adam" | "adamw", opts: AdamOptions, defaultDecay: number): Optimizer {
-  const { lr = 1e-3, betas = [0.9, 0.999], eps = 1e-8, weightDecay = defaultDecay, amsgrad = false } = opts;
+  const where = kind === "adam" ? "k.optim.adam" : "k.optim.adamW";
+  const { lr = 1e-3, betas = [0.9, 0.999], eps = 1e-8, weightDecay = defaultDecay, amsgrad = false } = strictOptions(where, opts, { lr: true, betas: true, eps: true, weightDecay: true, amsgrad: true });
   const [beta1, beta2] = betas;
   check(nonNegative(lr), `${kind}: lr must be a non-negative number, got ${lr}`);
   check(nonNegative(eps), `${kind}: eps must be non-negative, got ${eps}`);

@@ -5,6 +5,7 @@
 import { KilnError, type SourceLoc } from "../compiler/util/errors.ts";
 import { isInputSpec, locPart, traceFunction, type Specs, type TraceResult } from "./trace.ts";
 import { captureUserLoc } from "./loc.ts";
+import { strictOptions } from "./options.ts";
 
 export type TracedFn = (...args: never[]) => unknown;
 
@@ -21,6 +22,7 @@ export interface Program<F extends TracedFn = TracedFn> {
 /** Names `fn` with its input specs (array: positional arguments; record: one object argument). */
 export function program<F extends TracedFn>(fn: F, specs: Specs, opts: { name?: string } = {}): Program<F> {
   const loc = captureUserLoc();
+  strictOptions("k.program", opts, { name: true });
   if (typeof fn !== "function") throw new KilnError({ code: "invalid-argument", message: `k.program: expected a function, got ${typeof fn}`, ...locPart(loc) });
   checkSpecs(specs, "k.program", loc);
   return Object.freeze({ kind: "kiln-program" as const, fn, specs, ...(opts.name ? { name: opts.name } : {}), ...locPart(loc) });

@@ -7,6 +7,10 @@ import { interpret } from "../compiler/ir/interpret.ts";
 import type { Graph } from "../compiler/ir/types.ts";
 import { KilnError } from "../compiler/util/errors.ts";
 import type { HostTensor } from "../compiler/util/host-tensor.ts";
+import type { CudaCompileOptions } from "../codegen/cuda/compile.ts";
+import type { JsCompileOptions } from "../codegen/js/target.ts";
+import type { WebGpuTargetOptions } from "../codegen/wgsl/target.ts";
+import type { KeyTable } from "./options.ts";
 
 /** A compiled graph, ready to run. Inputs and outputs are keyed by graph input/output names. */
 export interface Executor {
@@ -57,6 +61,8 @@ export interface TargetInfo {
   /** Why an unavailable target cannot run here (named in the error when it is asked for). */
   readonly whyUnavailable?: () => string | undefined | Promise<string | undefined>;
   readonly description?: string;
+  /** The k.compile options this target reads (besides `target` and `name`); any other key is an error. */
+  readonly options?: readonly string[];
   /** Another name for the best of several targets ("cpu"): resolvable by name, left out of availableTargets. */
   readonly alias?: boolean;
 }
@@ -80,6 +86,20 @@ export async function availableTargets(): Promise<string[]> {
   const usable: TargetInfo[] = [];
   for (const t of registry.values()) if (!t.alias && (!t.available || (await t.available()))) usable.push(t);
   return usable.sort((a, b) => b.priority - a.priority).map((t) => t.name);
+}
+
+/**
+ * The option keys a target reads: its own list; for "auto", every registered target's (the
+ * choice depends on the machine, so an option of any of them is accepted).
+ */
+export function targetOptionKeys(name: string): readonly string[] {
+  if (name === "auto") return [...new Set([...registry.values()].flatMap((t) => t.options ?? []))];
+  return registry.get(name)?.options ?? [];
+}
+
+/** Targets (other than `name`) that read option `key`: named in the unknown-option error. */
+export function targetsReadingOption(key: string, except: string): string[] {
+  return [...registry.values()].filter((t) => t.name !== except && (t.options ?? []).includes(key)).map((t) => t.name);
 }
 
 /** Resolves "auto" to the best available target and checks that a named one exists. */
@@ -107,6 +127,16 @@ export async function resolveTarget(name: string): Promise<TargetInfo> {
 
 // ---- built-in targets (a new backend: one registerTarget call here) ----
 
+// The option keys each factory passes on, checked against the options types so a new field
+// cannot be forgotten here (and so rejected by k.compile).
+const jsOptions = {
+  verify: true, dumpAfter: true, dumpAll: true, dump: true, raw: true, tile: true, horizontal: true, noFusion: true, maxBuffersPerKernel: true,
+} as const satisfies KeyTable<JsCompileOptions>;
+const jsOptionKeys = Object.keys(jsOptions);
+const cudaOptionKeys = Object.keys({ ...jsOptions, reduction: true, symbolPrefix: true } satisfies KeyTable<CudaCompileOptions>);
+const webGpuOptionKeys = Object.keys({ verify: true, limits: true, tiledMatmul: true } satisfies KeyTable<WebGpuTargetOptions>);
+const wasmOptionKeys = ["verify", "threads"];
+
 registerTarget("reference", (graph) => ({ run: async (inputs) => interpret(graph, inputs) }), {
   priority: 0,
   description: "float64 interpreter of the graph IR: the oracle every target is compared against",
@@ -114,11 +144,13 @@ registerTarget("reference", (graph) => ({ run: async (inputs) => interpret(graph
 
 registerTarget("js", async (graph, opts) => (await import("../codegen/js/target.ts")).createJsExecutor(graph, opts as import("../codegen/js/target.ts").JsCompileOptions), {
   priority: 1,
+  options: jsOptionKeys,
   description: "generated JavaScript over typed arrays: runs anywhere, the simplest backend to read",
 });
 
 registerTarget("webgpu", async (graph, opts) => (await import("../codegen/wgsl/target.ts")).createWebGpuExecutor(graph, opts), {
   priority: 2,
+  options: webGpuOptionKeys,
   available: async () => (await (await import("../codegen/wgsl/target.ts")).webGpuAdapterKind()) !== "none",
   // A software adapter (lavapipe, SwiftShader) runs only when asked for by name: the CPU backends beat it.
   auto: async () => (await (await import("../codegen/wgsl/target.ts")).webGpuAdapterKind()) === "hardware",
@@ -134,6 +166,7 @@ registerTarget(
   },
   {
     priority: 2,
+    options: wasmOptionKeys,
     available: async () => (await import("../codegen/wasm/target.ts")).wasmAvailable(),
     description: "WebAssembly SIMD over one shared memory, split across worker threads (option `threads`)",
   },
@@ -146,12 +179,13 @@ registerTarget(
     const wasm = await (await import("../codegen/wasm/target.ts")).wasmAvailable();
     return registry.get(wasm ? "wasm" : "js")!.factory(graph, opts);
   },
-  { priority: -1, alias: true, description: "the fastest CPU backend available here: wasm when it runs, else js" },
+  { priority: -1, alias: true, options: [...new Set([...wasmOptionKeys, ...jsOptionKeys])], description: "the fastest CPU backend available here: wasm when it runs, else js" },
 );
 
 // Lazy like every GPU backend: the addon is loaded (and the driver probed) only when asked.
 registerTarget("cuda", async (graph, opts) => (await import("../codegen/cuda/target.ts")).createCudaExecutor(graph, opts as import("../codegen/cuda/compile.ts").CudaCompileOptions), {
   priority: 3,
+  options: cudaOptionKeys,
   available: async () => (await (await import("../codegen/cuda/target.ts")).cudaUnavailableReason()) === undefined,
   whyUnavailable: async () => (await import("../codegen/cuda/target.ts")).cudaUnavailableReason(),
   description: "CUDA C on an NVIDIA GPU through the driver API (node-addon-api addon; build it with npm run build:cuda)",

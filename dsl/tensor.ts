@@ -8,6 +8,7 @@ import type { DType } from "../compiler/ir/dtype.ts";
 import { KilnError, type DiagCode } from "../compiler/util/errors.ts";
 import { broadcastShapes, formatShape, normalizeAxis, type Shape } from "../compiler/util/shape.ts";
 import { captureUserLoc } from "./loc.ts";
+import type { KeepdimArg } from "./options.ts";
 import type { Trace } from "./trace.ts";
 import * as E from "./ops/elementwise.ts";
 import * as R from "./ops/reduce.ts";
@@ -97,28 +98,30 @@ export class Tensor {
   int(): Tensor { return E.cast(this, "i32"); }
   // activations
   relu(): Tensor { return E.relu(this); }
-  leakyRelu(negativeSlope = 0.01): Tensor { return E.leakyRelu(this, negativeSlope); }
-  gelu(approximate: "none" | "tanh" = "none"): Tensor { return E.gelu(this, approximate); }
+  leakyRelu(negativeSlope: number | E.LeakyReluOptions = 0.01): Tensor { return E.leakyRelu(this, negativeSlope); }
+  gelu(approximate: "none" | "tanh" | E.GeluOptions = "none"): Tensor { return E.gelu(this, approximate); }
   silu(): Tensor { return E.silu(this); }
   sigmoid(): Tensor { return E.sigmoid(this); }
   tanh(): Tensor { return E.tanh(this); }
-  softplus(beta = 1, threshold = 20): Tensor { return E.softplus(this, beta, threshold); }
+  softplus(beta: number | E.SoftplusOptions = 1, threshold = 20): Tensor { return E.softplus(this, beta, threshold); }
 
   // ---- reductions ----
-  sum(dim?: Dims, keepdim = false): Tensor { return R.sum(this, dim, keepdim); }
-  mean(dim?: Dims, keepdim = false): Tensor { return R.mean(this, dim, keepdim); }
-  max(dim?: Dims, keepdim = false): Tensor { return R.max(this, dim, keepdim); }
-  min(dim?: Dims, keepdim = false): Tensor { return R.min(this, dim, keepdim); }
-  var(dim?: Dims, opts: { correction?: number; keepdim?: boolean } = {}): Tensor { return R.variance(this, dim, opts.correction ?? 1, opts.keepdim ?? false); }
-  std(dim?: Dims, opts: { correction?: number; keepdim?: boolean } = {}): Tensor { return R.std(this, dim, opts.correction ?? 1, opts.keepdim ?? false); }
-  logsumexp(dim: Dims, keepdim = false): Tensor { return R.logsumexp(this, dim, keepdim); }
-  argmax(dim?: number, keepdim = false): Tensor { return R.argmax(this, dim, keepdim); }
-  argmin(dim?: number, keepdim = false): Tensor { return R.argmin(this, dim, keepdim); }
+  // keepdim: positional (`x.sum(1, true)`) or PyTorch's keyword (`x.sum(1, { keepdim: true })`).
+  sum(dim?: Dims, keepdim: KeepdimArg = false): Tensor { return R.sum(this, dim, keepdim); }
+  mean(dim?: Dims, keepdim: KeepdimArg = false): Tensor { return R.mean(this, dim, keepdim); }
+  max(dim?: Dims, keepdim: KeepdimArg = false): Tensor { return R.max(this, dim, keepdim); }
+  min(dim?: Dims, keepdim: KeepdimArg = false): Tensor { return R.min(this, dim, keepdim); }
+  /** `{ correction }` (default 1) or PyTorch's older `{ unbiased }`, and keepdim; a boolean is `unbiased`. */
+  var(dim?: Dims, opts?: R.VarArg): Tensor { return R.varianceOf(this, dim, opts, "x.var"); }
+  std(dim?: Dims, opts?: R.VarArg): Tensor { return R.stdOf(this, dim, opts, "x.std"); }
+  logsumexp(dim: Dims, keepdim: KeepdimArg = false): Tensor { return R.logsumexp(this, dim, keepdim); }
+  argmax(dim?: number, keepdim: KeepdimArg = false): Tensor { return R.argmax(this, dim, keepdim); }
+  argmin(dim?: number, keepdim: KeepdimArg = false): Tensor { return R.argmin(this, dim, keepdim); }
   cumsum(dim: number): Tensor { return R.cumsum(this, dim); }
   softmax(dim: number): Tensor { return R.softmax(this, dim); }
   logSoftmax(dim: number): Tensor { return R.logSoftmax(this, dim); }
-  any(dim?: Dims, keepdim = false): Tensor { return R.any(this, dim, keepdim); }
-  all(dim?: Dims, keepdim = false): Tensor { return R.all(this, dim, keepdim); }
+  any(dim?: Dims, keepdim: KeepdimArg = false): Tensor { return R.any(this, dim, keepdim); }
+  all(dim?: Dims, keepdim: KeepdimArg = false): Tensor { return R.all(this, dim, keepdim); }
 
   // ---- movement ----
   reshape(...shape: (number | readonly number[])[]): Tensor { return M.reshape(this, flatShapeArgs(shape)); }

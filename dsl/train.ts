@@ -10,6 +10,7 @@ import { formatType } from "../compiler/ir/infer.ts";
 import { valueAndGrad } from "./grad.ts";
 import { functionalCall, Module, type Parameter } from "./module.ts";
 import type { Optimizer, StateSlots } from "./optim.ts";
+import { strictOptions } from "./options.ts";
 import { Tensor, userError } from "./tensor.ts";
 import { requireTrace, type Trace } from "./trace.ts";
 
@@ -32,6 +33,7 @@ export const OPTIMIZER_STATE_PREFIX = "opt.";
  * and returns `{ loss }`; parameters and optimizer state stay in the executable across runs.
  */
 export function trainStep(model: Module, lossFn: LossFn, optimizer: Optimizer, opts: TrainStepOptions = {}): TrainStepFn {
+  strictOptions("trainStep", opts, { clipGradNorm: true });
   if (!(model instanceof Module)) throw new KilnError({ code: "invalid-argument", message: "k.trainStep: the first argument must be a module (k.nn.*)" });
   if (typeof lossFn !== "function") throw new KilnError({ code: "invalid-argument", message: "k.trainStep: the second argument must be a loss function (output, ...targets) => scalar" });
   if (typeof optimizer !== "object" || optimizer === null || typeof optimizer.update !== "function")

@@ -3,6 +3,7 @@
 // softmax row kernel.
 
 import { formatShape } from "../../compiler/util/shape.ts";
+import { strictOptions } from "../options.ts";
 import { type Tensor, userError } from "../tensor.ts";
 import * as M from "../ops/movement.ts";
 import { iota, requireFloat } from "./prims.ts";
@@ -22,6 +23,7 @@ export interface AttentionOptions {
 /** softmax(q kᵀ · scale + mask) v for q [..., L, E], k [..., S, E], v [..., S, Ev]. */
 export function scaledDotProductAttention(query: Tensor, key: Tensor, value: Tensor, opts: AttentionOptions = {}): Tensor {
   const op = "scaledDotProductAttention";
+  strictOptions(op, opts, { attnMask: true, dropoutP: true, isCausal: true, scale: true });
   for (const [role, t] of [["query", query], ["key", key], ["value", value]] as const) {
     requireFloat(t, role, op);
     if (t.ndim < 2) return userError("shape-mismatch", `shape mismatch in ${op}: ${role} must be [..., seq, dim], got ${formatShape(t.shape)}`);

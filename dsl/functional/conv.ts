@@ -4,7 +4,8 @@
 // a transposed conv is a regular conv over the stride-dilated input with a flipped kernel.
 
 import { formatShape } from "../../compiler/util/shape.ts";
-import { type Tensor, prim, userError } from "../tensor.ts";
+import { strictOptions, type KeyTable } from "../options.ts";
+import { Tensor, prim, userError } from "../tensor.ts";
 import * as M from "../ops/movement.ts";
 import { asBatched4d, flipAxes, padOrCrop, pair, padAxes, positiveInt, requireFloat, sliceAxis, windowCount, windows1d, type IntPair } from "./prims.ts";
 
@@ -37,6 +38,15 @@ export interface ConvTranspose2dOptions {
   readonly groups?: number;
 }
 
+export const conv2dKeys: KeyTable<Conv2dOptions> = { stride: true, padding: true, dilation: true, groups: true };
+export const convTranspose2dKeys: KeyTable<ConvTranspose2dOptions> = { stride: true, padding: true, outputPadding: true, dilation: true, groups: true };
+
+/** `F.conv2d(x, w, { stride: 2 })` (PyTorch's keyword spelling) would put the options where the bias goes. */
+function checkBiasArg(bias: unknown, op: string): void {
+  if (bias !== undefined && bias !== null && !(bias instanceof Tensor))
+    userError("invalid-argument", `${op}: bias must be a tensor or null, got ${typeof bias === "object" ? "an object" : typeof bias} (options go in the fourth argument: ${op}(x, w, null, { … }))`);
+}
+
 /** Geometry of a stride-`stride` conv over x padded by padLow/padHigh (negative = crop). */
 interface ConvGeometry {
   readonly stride: readonly [number, number];
@@ -48,6 +58,8 @@ interface ConvGeometry {
 
 export function conv2d(input: Tensor, weight: Tensor, bias?: Tensor | null, opts: Conv2dOptions = {}): Tensor {
   const op = "conv2d";
+  checkBiasArg(bias, op);
+  strictOptions(op, opts, conv2dKeys);
   const { x4, restore } = asBatched4d(input, op);
   requireFloat(input, "input", op);
   requireFloat(weight, "weight", op);
@@ -73,6 +85,8 @@ export function conv2d(input: Tensor, weight: Tensor, bias?: Tensor | null, opts
  */
 export function convTranspose2d(input: Tensor, weight: Tensor, bias?: Tensor | null, opts: ConvTranspose2dOptions = {}): Tensor {
   const op = "convTranspose2d";
+  checkBiasArg(bias, op);
+  strictOptions(op, opts, convTranspose2dKeys);
   const { x4, restore } = asBatched4d(input, op);
   requireFloat(input, "input", op);
   requireFloat(weight, "weight", op);

@@ -4,6 +4,7 @@
 // whole loss stays elementwise + row reductions (one fused row kernel, simple gradients).
 
 import { formatShape, shapesEqual } from "../../compiler/util/shape.ts";
+import { strictOptions } from "../options.ts";
 import { type Tensor, userError } from "../tensor.ts";
 import * as M from "../ops/movement.ts";
 import { iota, requireFloat } from "./prims.ts";
@@ -85,6 +86,7 @@ function classIndexLoss(logp: Tensor, target: Tensor, axis: number, opts: CrossE
 /** Cross entropy of logits [N, C, d...] (or [C]) against class indices (i32) or class probabilities (f32, same shape). */
 export function crossEntropy(input: Tensor, target: Tensor, opts: CrossEntropyOptions = {}): Tensor {
   const op = "crossEntropy";
+  strictOptions(op, opts, { weight: true, ignoreIndex: true, reduction: true, labelSmoothing: true });
   requireFloat(input, "input", op);
   const axis = classAxisOf(input, op);
   const logp = logSoftmax(input, axis);
@@ -110,6 +112,7 @@ function probabilityLoss(logp: Tensor, target: Tensor, axis: number, opts: Cross
 /** Negative log-likelihood of log-probabilities [N, C, d...] (or [C]) at class-index targets. */
 export function nllLoss(input: Tensor, target: Tensor, opts: NllLossOptions = {}): Tensor {
   const op = "nllLoss";
+  strictOptions(op, opts, { weight: true, ignoreIndex: true, reduction: true });
   requireFloat(input, "input", op);
   const axis = classAxisOf(input, op);
   const reduction = opts.reduction ?? "mean";
@@ -123,11 +126,13 @@ function requireSameShape(input: Tensor, target: Tensor, op: string): void {
 }
 
 export function mseLoss(input: Tensor, target: Tensor, opts: { readonly reduction?: Reduction } = {}): Tensor {
+  strictOptions("mseLoss", opts, { reduction: true });
   requireSameShape(input, target, "mseLoss");
   return reduce(input.float().sub(target).square(), opts.reduction ?? "mean", "mseLoss");
 }
 
 export function l1Loss(input: Tensor, target: Tensor, opts: { readonly reduction?: Reduction } = {}): Tensor {
+  strictOptions("l1Loss", opts, { reduction: true });
   requireSameShape(input, target, "l1Loss");
   return reduce(input.float().sub(target).abs(), opts.reduction ?? "mean", "l1Loss");
 }
@@ -146,6 +151,7 @@ export interface BceWithLogitsOptions {
  */
 export function binaryCrossEntropyWithLogits(input: Tensor, target: Tensor, opts: BceWithLogitsOptions = {}): Tensor {
   const op = "binaryCrossEntropyWithLogits";
+  strictOptions(op, opts, { weight: true, posWeight: true, reduction: true });
   requireFloat(input, "input", op);
   requireSameShape(input, target, op);
   const x = input;

@@ -3,6 +3,7 @@
 // broadcast back along the axes it reduced: the shape fusion turns into one row kernel.
 
 import { formatShape } from "../../compiler/util/shape.ts";
+import { strictOptions } from "../options.ts";
 import { type Tensor, userError } from "../tensor.ts";
 import * as M from "../ops/movement.ts";
 import { requireFloat } from "./prims.ts";
@@ -77,6 +78,7 @@ export interface BatchNormOptions {
  */
 export function batchNorm(x: Tensor, runningMean: Tensor | null, runningVar: Tensor | null, opts: BatchNormOptions = {}): Tensor {
   const op = "batchNorm";
+  strictOptions(op, opts, { weight: true, bias: true, training: true, eps: true });
   requireFloat(x, "input", op);
   if (x.ndim < 2) return userError("shape-mismatch", `shape mismatch in ${op}: input must be [N, C, *], got ${formatShape(x.shape)}`);
   const channels = x.shape[1]!;

@@ -3,6 +3,7 @@
 // reduce_max or reduce_sum over the two kernel axes.
 
 import { formatShape } from "../../compiler/util/shape.ts";
+import { strictOptions, type KeyTable } from "../options.ts";
 import { type Tensor, prim, userError } from "../tensor.ts";
 import * as M from "../ops/movement.ts";
 import { asBatched4d, fill, pair, padAxes, windowCount, windows1d, type IntPair } from "./prims.ts";
@@ -26,6 +27,9 @@ export interface AvgPool2dOptions {
   /** Divide every window by this instead. */
   readonly divisorOverride?: number | null;
 }
+
+export const maxPool2dKeys: KeyTable<MaxPool2dOptions> = { stride: true, padding: true, dilation: true, ceilMode: true };
+export const avgPool2dKeys: KeyTable<AvgPool2dOptions> = { stride: true, padding: true, ceilMode: true, countIncludePad: true, divisorOverride: true };
 
 interface PoolGeometry {
   readonly kernel: [number, number];
@@ -64,6 +68,7 @@ function dropKernelAxes(windowsReduced: Tensor): Tensor {
 
 export function maxPool2d(input: Tensor, kernelSize: IntPair, opts: MaxPool2dOptions = {}): Tensor {
   const op = "maxPool2d";
+  strictOptions(op, opts, maxPool2dKeys);
   const { x4, restore } = asBatched4d(input, op);
   if (input.dtype === "bool") return userError("dtype-mismatch", `dtype mismatch in ${op}: input must be numeric, got bool`);
   const geo = poolGeometry(input, kernelSize, opts, op);
@@ -74,6 +79,7 @@ export function maxPool2d(input: Tensor, kernelSize: IntPair, opts: MaxPool2dOpt
 
 export function avgPool2d(input: Tensor, kernelSize: IntPair, opts: AvgPool2dOptions = {}): Tensor {
   const op = "avgPool2d";
+  strictOptions(op, opts, avgPool2dKeys);
   const { x4, restore } = asBatched4d(input.float(), op);
   const geo = poolGeometry(input, kernelSize, opts, op);
   const sums = dropKernelAxes(prim(x4.trace, { op: "reduce_sum", x: poolWindows(x4, geo, 0).id, axes: [2, 4] }));

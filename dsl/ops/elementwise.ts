@@ -6,6 +6,7 @@
 import type { BinaryOp, UnaryOp } from "../../compiler/ir/types.ts";
 import type { DType } from "../../compiler/ir/dtype.ts";
 import { formatShape } from "../../compiler/util/shape.ts";
+import { strictOptions } from "../options.ts";
 import { Tensor, broadcastPair, broadcastTensors, constant, prim, resultDType, userError, type Scalar, type TensorLike } from "../tensor.ts";
 
 const LOG2E = Math.LOG2E;
@@ -238,7 +239,15 @@ export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
 
 // ---- activations ----
 export const relu = (x: Tensor): Tensor => maximum(x, 0);
-export const leakyRelu = (x: Tensor, slope = 0.01): Tensor => where(gt(x, 0), x, mul(x, slope));
+/** F.leaky_relu: the slope positionally or as `{ negativeSlope }` (default 0.01). */
+export interface LeakyReluOptions {
+  readonly negativeSlope?: number;
+}
+export function leakyRelu(x: Tensor, slope: number | LeakyReluOptions = 0.01): Tensor {
+  const negativeSlope = typeof slope === "number" ? slope : strictOptions<LeakyReluOptions>("leakyRelu", slope, { negativeSlope: true }).negativeSlope ?? 0.01;
+  if (!Number.isFinite(negativeSlope)) return userError("invalid-argument", `leakyRelu: negativeSlope must be a finite number, got ${JSON.stringify(negativeSlope)}`);
+  return where(gt(x, 0), x, mul(x, negativeSlope));
+}
 export const sigmoid = (x: Tensor): Tensor => reciprocal(add(exp(neg(cast(x, "f32"))), 1));
 /** tanh(x) = 2·sigmoid(2x) − 1: no inf/inf at either end; absolute error stays at f32 epsilon. */
 export const tanh = (x: Tensor): Tensor => sub(mul(sigmoid(mul(x, 2)), 2), 1);
@@ -260,16 +269,35 @@ export function erf(x: Tensor): Tensor {
   return mul(sign, y);
 }
 
-export function gelu(x: Tensor, approximate: "none" | "tanh" = "none"): Tensor {
+/** F.gelu: `approximate` positionally or as `{ approximate }`: "none" (erf, default) or "tanh". */
+export interface GeluOptions {
+  readonly approximate?: "none" | "tanh";
+}
+export function gelu(x: Tensor, approximateArg: "none" | "tanh" | GeluOptions = "none"): Tensor {
+  const approximate = typeof approximateArg === "string" ? approximateArg : strictOptions<GeluOptions>("gelu", approximateArg, { approximate: true }).approximate ?? "none";
   if (approximate === "tanh") {
+    // PyTorch's tanh form: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
     const inner = mul(add(x, mul(pow(x, 3), 0.044715)), Math.sqrt(2 / Math.PI));
     return mul(mul(x, 0.5), add(tanh(inner), 1));
   }
+  if (approximate !== "none") return userError("invalid-argument", `gelu: approximate must be "none" or "tanh", got ${JSON.stringify(approximate)}`);
   return mul(mul(x, 0.5), add(erf(mul(x, Math.SQRT1_2)), 1));
 }
 
-/** softplus(x) = log(1 + exp(βx)) / β, linear above the threshold (PyTorch). */
-export function softplus(x: Tensor, beta = 1, threshold = 20): Tensor {
+/** F.softplus: `beta` and `threshold` positionally or as `{ beta, threshold }` (defaults 1 and 20). */
+export interface SoftplusOptions {
+  readonly beta?: number;
+  readonly threshold?: number;
+}
+
+/** softplus(x) = log(1 + exp(βx)) / β, linear (x) where βx > threshold (PyTorch). */
+export function softplus(x: Tensor, betaArg: number | SoftplusOptions = 1, thresholdArg = 20): Tensor {
+  const opts = typeof betaArg === "number" ? { beta: betaArg, threshold: thresholdArg } : strictOptions<SoftplusOptions>("softplus", betaArg, { beta: true, threshold: true });
+  const beta = opts.beta ?? 1;
+  const threshold = opts.threshold ?? 20;
+  for (const [name, v] of [["beta", beta], ["threshold", threshold]] as const)
+    if (typeof v !== "number" || !Number.isFinite(v)) return userError("invalid-argument", `softplus: ${name} must be a finite number, got ${JSON.stringify(v)}`);
+  if (beta === 0) return userError("invalid-argument", "softplus: beta must be non-zero");
   const bx = mul(x, beta);
   // log1p(exp(-|bx|)) + max(bx, 0) is stable everywhere.
   const smooth = div(add(log(add(exp(neg(abs(bx))), 1)), maximum(bx, 0)), beta);

@@ -2,6 +2,7 @@
 // logsumexp, cumsum, softmax…) is built from them, iota, where and movement ops here.
 // Reduced dims are dropped unless keepdim, as in PyTorch; `dim` undefined means all dims.
 
+import { keepdimOf, strictOptions, type KeepdimArg } from "../options.ts";
 import { type Tensor, dimIndex, dimList, prim, userError, type Dims } from "../tensor.ts";
 import * as E from "./elementwise.ts";
 import * as M from "./movement.ts";
@@ -11,7 +12,8 @@ function dropDims(x: Tensor, axes: readonly number[], keepdim: boolean): Tensor 
 }
 
 /** Sum over `dim`; bool sums count (i32), as PyTorch's do. */
-export function sum(x: Tensor, dim?: Dims, keepdim = false): Tensor {
+export function sum(x: Tensor, dim?: Dims, keepdimArg: KeepdimArg = false): Tensor {
+  const keepdim = keepdimOf(keepdimArg, "sum");
   const axes = dimList(x, dim, "sum");
   const src = x.dtype === "bool" ? E.cast(x, "i32") : x;
   if (axes.length === 0) return src;
@@ -20,7 +22,8 @@ export function sum(x: Tensor, dim?: Dims, keepdim = false): Tensor {
 }
 
 /** Max values over `dim` (PyTorch's max(dim) also returns indices: use argmax for those). */
-export function max(x: Tensor, dim?: Dims, keepdim = false): Tensor {
+export function max(x: Tensor, dim?: Dims, keepdimArg: KeepdimArg = false): Tensor {
+  const keepdim = keepdimOf(keepdimArg, "max");
   const axes = dimList(x, dim, "max");
   if (axes.length === 0) return x;
   emptyCheck(x, axes, "max");
@@ -29,7 +32,8 @@ export function max(x: Tensor, dim?: Dims, keepdim = false): Tensor {
   return dropDims(x.dtype === "bool" ? E.cast(r, "bool") : r, axes, keepdim);
 }
 
-export function min(x: Tensor, dim?: Dims, keepdim = false): Tensor {
+export function min(x: Tensor, dim?: Dims, keepdimArg: KeepdimArg = false): Tensor {
+  const keepdim = keepdimOf(keepdimArg, "min");
   const axes = dimList(x, dim, "min");
   if (x.dtype === "bool") return E.cast(min(E.cast(x, "i32"), dim, keepdim), "bool");
   emptyCheck(x, axes, "min");
@@ -37,12 +41,14 @@ export function min(x: Tensor, dim?: Dims, keepdim = false): Tensor {
 }
 
 /** True where any element along `dim` is non-zero (torch.any). */
-export function any(x: Tensor, dim?: Dims, keepdim = false): Tensor {
+export function any(x: Tensor, dim?: Dims, keepdimArg: KeepdimArg = false): Tensor {
+  const keepdim = keepdimOf(keepdimArg, "any");
   dimList(x, dim, "any");
   return E.gt(sum(E.cast(x, "bool"), dim, keepdim), 0);
 }
 /** True where every element along `dim` is non-zero (torch.all; true over an empty dim). */
-export function all(x: Tensor, dim?: Dims, keepdim = false): Tensor {
+export function all(x: Tensor, dim?: Dims, keepdimArg: KeepdimArg = false): Tensor {
+  const keepdim = keepdimOf(keepdimArg, "all");
   dimList(x, dim, "all");
   return E.logicalNot(any(E.logicalNot(x), dim, keepdim));
 }
@@ -57,7 +63,8 @@ function reducedCount(x: Tensor, dim: Dims | undefined, op: string): number {
   return dimList(x, dim, op).reduce((n, a) => n * x.shape[a]!, 1);
 }
 
-export function mean(x: Tensor, dim?: Dims, keepdim = false): Tensor {
+export function mean(x: Tensor, dim?: Dims, keepdimArg: KeepdimArg = false): Tensor {
+  const keepdim = keepdimOf(keepdimArg, "mean");
   const count = reducedCount(x, dim, "mean"); // first, so a bad dim is reported as mean's
   return E.div(sum(E.cast(x, "f32"), dim, keepdim), count);
 }
@@ -76,12 +83,46 @@ export function std(x: Tensor, dim?: Dims, correction = 1, keepdim = false): Ten
   return E.sqrt(variance(x, dim, correction, keepdim));
 }
 
+/** torch.var/std keywords: `correction` (default 1), or the older `unbiased` (true: 1, false: 0), and keepdim. */
+export interface VarOptions {
+  readonly correction?: number;
+  readonly unbiased?: boolean;
+  readonly keepdim?: boolean;
+}
+/** The third argument of var/std: options, or PyTorch's positional `unbiased` (a boolean), or a correction. */
+export type VarArg = VarOptions | boolean | number;
+
+function varianceArgs(arg: VarArg | undefined, op: string): { correction: number; keepdim: boolean } {
+  if (typeof arg === "boolean") return { correction: arg ? 1 : 0, keepdim: false };
+  if (typeof arg === "number") {
+    if (!Number.isFinite(arg)) return userError("invalid-argument", `${op}: correction must be a finite number, got ${arg}`);
+    return { correction: arg, keepdim: false };
+  }
+  const opts = strictOptions<VarOptions>(op, arg, { correction: true, unbiased: true, keepdim: true });
+  if (opts.unbiased !== undefined && opts.correction !== undefined) return userError("invalid-argument", `${op}: give correction or unbiased, not both`);
+  if (opts.unbiased !== undefined && typeof opts.unbiased !== "boolean") return userError("invalid-argument", `${op}: unbiased must be a boolean, got ${JSON.stringify(opts.unbiased)}`);
+  if (opts.correction !== undefined && !Number.isFinite(opts.correction)) return userError("invalid-argument", `${op}: correction must be a finite number, got ${JSON.stringify(opts.correction)}`);
+  const correction = opts.correction ?? (opts.unbiased === false ? 0 : 1);
+  return { correction, keepdim: keepdimOf(opts.keepdim, op) };
+}
+
+/** k.var(x, dim, { correction | unbiased, keepdim }) and x.var(dim, …). */
+export function varianceOf(x: Tensor, dim?: Dims, arg?: VarArg, op = "var"): Tensor {
+  const { correction, keepdim } = varianceArgs(arg, op);
+  return variance(x, dim, correction, keepdim);
+}
+export function stdOf(x: Tensor, dim?: Dims, arg?: VarArg, op = "std"): Tensor {
+  const { correction, keepdim } = varianceArgs(arg, op);
+  return std(x, dim, correction, keepdim);
+}
+
 /**
  * log(sum(exp(x))) computed as m + log(sum(exp(x - m))) with m the max, so large inputs do
  * not overflow. An infinite max is replaced by 0 before subtracting: a row of -inf gives
  * -inf and a +inf gives +inf (as in PyTorch), not inf - inf = NaN.
  */
-export function logsumexp(x: Tensor, dim: Dims, keepdim = false): Tensor {
+export function logsumexp(x: Tensor, dim: Dims, keepdimArg: KeepdimArg = false): Tensor {
+  const keepdim = keepdimOf(keepdimArg, "logsumexp");
   const axes = dimList(x, dim, "logsumexp");
   const xf = E.cast(x, "f32");
   const m = max(xf, dim, true);
@@ -112,11 +153,11 @@ function argExtreme(x: Tensor, dim: number | undefined, keepdim: boolean, op: "a
   return E.sub(size, max(fromEnd, axis, keepdim));
 }
 
-export function argmax(x: Tensor, dim?: number, keepdim = false): Tensor {
-  return argExtreme(x, dim, keepdim, "argmax");
+export function argmax(x: Tensor, dim?: number, keepdim: KeepdimArg = false): Tensor {
+  return argExtreme(x, dim, keepdimOf(keepdim, "argmax"), "argmax");
 }
-export function argmin(x: Tensor, dim?: number, keepdim = false): Tensor {
-  return argExtreme(x, dim, keepdim, "argmin");
+export function argmin(x: Tensor, dim?: number, keepdim: KeepdimArg = false): Tensor {
+  return argExtreme(x, dim, keepdimOf(keepdim, "argmin"), "argmin");
 }
 
 /**
