@@ -173,6 +173,11 @@ export class WasmArtifactRunner {
     return new WasmArtifactRunner(artifact, memory, launches, addressOf, pool, opts);
   }
 
+  /** Bytes of the one memory every buffer lives in: fixed at creation (its maximum is its initial size). */
+  get memoryBytes(): number {
+    return this.memory.buffer.byteLength;
+  }
+
   get threads(): number {
     return this.pool?.threads ?? 1;
   }

@@ -26,6 +26,24 @@ export interface WebGpuRunOptions {
 
 const ELEMENT_BYTES = 4;
 
+/** GPU buffers created and destroyed by runners in this process (leak checks: live = created - destroyed). */
+const bufferCounts = { created: 0, destroyed: 0 };
+
+export function webGpuBufferCounts(): { readonly created: number; readonly destroyed: number; readonly live: number } {
+  return { ...bufferCounts, live: bufferCounts.created - bufferCounts.destroyed };
+}
+
+function createBuffer(device: GPUDevice, descriptor: GPUBufferDescriptor): GPUBuffer {
+  const buffer = device.createBuffer(descriptor);
+  bufferCounts.created++;
+  return buffer;
+}
+
+function destroyBuffer(buffer: GPUBuffer): void {
+  buffer.destroy();
+  bufferCounts.destroyed++;
+}
+
 const pipelineCache = new WeakMap<GPUDevice, Map<string, Promise<GPUComputePipeline>>>();
 
 function pipelineFor(device: GPUDevice, name: string, source: string): Promise<GPUComputePipeline> {
@@ -78,7 +96,7 @@ export class WebGpuArtifactRunner {
     if (artifact.format !== "kiln-artifact" || artifact.version !== 1) throw new Error(`artifact ${artifact.name}: unsupported format ${artifact.format} v${artifact.version}`);
     if (artifact.target !== "webgpu") throw new Error(`artifact ${artifact.name}: built for target '${artifact.target}', not 'webgpu'`);
     const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
-    this.slots = artifact.memory.slotBytes.map((bytes, i) => device.createBuffer({ size: Math.max(ELEMENT_BYTES, Math.ceil(bytes / 4) * 4), usage, label: `${artifact.name}/slot${i}` }));
+    this.slots = artifact.memory.slotBytes.map((bytes, i) => createBuffer(device, { size: Math.max(ELEMENT_BYTES, Math.ceil(bytes / 4) * 4), usage, label: `${artifact.name}/slot${i}` }));
     for (const o of artifact.outputs) if (o.aliases !== undefined) this.aliasOutput.set(o.aliases, o);
   }
 
@@ -149,8 +167,8 @@ export class WebGpuArtifactRunner {
       stagingBytes += numel(o.shape) * ELEMENT_BYTES;
     }
     if (stagingBytes > 0 && (!this.staging || this.staging.size < stagingBytes)) {
-      this.staging?.destroy();
-      this.staging = device.createBuffer({ size: stagingBytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, label: `${this.artifact.name}/readback` });
+      if (this.staging) destroyBuffer(this.staging);
+      this.staging = createBuffer(device, { size: stagingBytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, label: `${this.artifact.name}/readback` });
     }
     for (const o of fromDevice) {
       const p = this.placeOf(o.buffer);
@@ -213,27 +231,37 @@ export class WebGpuArtifactRunner {
       for (const io of ios) out[io.name] = { dtype: io.dtype, shape: [...io.shape], data: fromDeviceWords(io.dtype, new ArrayBuffer(0), 0, 0) };
       return out;
     }
-    const staging = this.device.createBuffer({ size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, label: `${this.artifact.name}/read-inputs` });
-    const encoder = this.device.createCommandEncoder();
-    ios.forEach((io, i) => {
-      const p = this.placeOf(io.buffer);
-      if (p.bytes > 0) encoder.copyBufferToBuffer(p.gpu, p.offset, staging, offsets[i]!, p.bytes);
-    });
-    this.device.queue.submit([encoder.finish()]);
-    await staging.mapAsync(GPUMapMode.READ, 0, bytes);
-    const mapped = staging.getMappedRange(0, bytes).slice(0);
-    staging.unmap();
-    staging.destroy();
+    const staging = createBuffer(this.device, { size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, label: `${this.artifact.name}/read-inputs` });
+    let mapped: ArrayBuffer;
+    try {
+      const encoder = this.device.createCommandEncoder();
+      ios.forEach((io, i) => {
+        const p = this.placeOf(io.buffer);
+        if (p.bytes > 0) encoder.copyBufferToBuffer(p.gpu, p.offset, staging, offsets[i]!, p.bytes);
+      });
+      this.device.queue.submit([encoder.finish()]);
+      await staging.mapAsync(GPUMapMode.READ, 0, bytes);
+      mapped = staging.getMappedRange(0, bytes).slice(0);
+      staging.unmap();
+    } finally {
+      destroyBuffer(staging);
+    }
     ios.forEach((io, i) => {
       out[io.name] = { dtype: io.dtype, shape: [...io.shape], data: fromDeviceWords(io.dtype, mapped, offsets[i]!, numel(io.shape)) };
     });
     return out;
   }
 
+  /** GPU buffers this runner holds now (one per memory slot, and the readback buffer once a run made it). */
+  get liveBuffers(): number {
+    return this.slots.length + (this.staging ? 1 : 0);
+  }
+
   /** Frees the device memory; the runner cannot run afterwards. */
   destroy(): void {
-    for (const b of this.slots) b.destroy();
-    this.staging?.destroy();
+    for (const b of this.slots) destroyBuffer(b);
+    if (this.staging) destroyBuffer(this.staging);
+    this.staging = undefined;
   }
 }
 
