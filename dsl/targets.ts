@@ -10,6 +10,7 @@ import type { HostTensor } from "../compiler/util/host-tensor.ts";
 import type { CudaCompileOptions } from "../codegen/cuda/compile.ts";
 import type { JsCompileOptions } from "../codegen/js/target.ts";
 import type { WebGpuTargetOptions } from "../codegen/wgsl/target.ts";
+import { checkOptions } from "../compiler/util/options.ts";
 import type { KeyTable } from "./options.ts";
 
 /** A compiled graph, ready to run. Inputs and outputs are keyed by graph input/output names. */
@@ -74,6 +75,7 @@ export function registerTarget(
   factory: TargetFactory,
   info: Omit<TargetInfo, "name" | "factory" | "priority"> & { priority?: number } = {},
 ): void {
+  checkOptions("registerTarget", info, Object.keys({ available: true, auto: true, whyUnavailable: true, description: true, options: true, alias: true, priority: true } satisfies KeyTable<typeof info>));
   registry.set(name, { ...info, name, factory, priority: info.priority ?? 0 });
 }
 

@@ -4,6 +4,7 @@
 // back (parser.ts) and printing again gives the same bytes.
 
 import { assertNever, type SourceLoc } from "../util/errors.ts";
+import { checkOptions } from "../util/options.ts";
 import { formatType } from "./infer.ts";
 import type { Graph, GraphOutput, Node, ValueId } from "./types.ts";
 
@@ -11,6 +12,8 @@ export interface PrintOptions {
   /** Print `loc("file":line:col)` after nodes that carry one. Default true. */
   readonly locs?: boolean;
 }
+
+const printOptionKeys = ["locs"] as const satisfies readonly (keyof PrintOptions)[];
 
 /** Column at which a statement's `loc(…)` starts when the statement is shorter. */
 const LOC_COLUMN = 56;
@@ -122,6 +125,7 @@ function formatOutput(o: GraphOutput, names: ReadonlyMap<ValueId, string>): stri
 }
 
 export function printGraph(g: Graph, opts: PrintOptions = {}): string {
+  checkOptions("printGraph", opts, printOptionKeys);
   const names = valueNames(g);
   const byId = new Map(g.nodes.map((n) => [n.id, n]));
   const params = g.inputs.map((id) => {
@@ -143,5 +147,6 @@ export function printGraph(g: Graph, opts: PrintOptions = {}): string {
 
 /** Several graphs (every exported program of a model), separated by a blank line. */
 export function printModule(graphs: readonly Graph[], opts: PrintOptions = {}): string {
+  checkOptions("printModule", opts, printOptionKeys);
   return graphs.map((g) => printGraph(g, opts)).join("\n");
 }
