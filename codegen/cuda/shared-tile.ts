@@ -24,13 +24,14 @@ export interface SharedTilePlan {
 }
 
 /**
- * The plan for a section, or undefined when it does not fit: a register tile over the two
+ * The plan for a section, or undefined when it does not fit: a contraction (a `dot` fact) with a register tile over the two
  * innermost domain loops, every domain loop thread-bound, exactly one reduction loop at point
  * level over one variable, whose body is plain expressions where every load of the
  * reduction variable varies with the row or the column but not both, with no gathers.
  */
 export function planSharedTile(s: Section, items: readonly ScheduleItem[], depth: number): SharedTilePlan | undefined {
-  if (!s.tile || depth !== s.domain.length || s.domain.length < 2) return undefined;
+  // Only contractions (lowering's `dot` facts) are blocked this way.
+  if (!s.tile || !s.dots?.length || depth !== s.domain.length || s.domain.length < 2) return undefined;
   const rowVar = s.domain[s.domain.length - 2]!;
   const colVar = s.domain[s.domain.length - 1]!;
   // Too small to fill a block: the plain kernels do as well.

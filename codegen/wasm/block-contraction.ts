@@ -1,5 +1,6 @@
-// Register blocking of contractions for the SIMD lowering, as a kernel-IR rewrite (the same
-// body copying as compiler/kernel/tile.ts, with wasm's own block shapes). Two forms, picked
+// Register blocking of contractions (sections with a `dot` fact from lowering) for the SIMD
+// lowering, as a kernel-IR rewrite (the same body copying as compiler/kernel/tile.ts, with
+// wasm's own block shapes). Two forms, picked
 // by which operand streams contiguously:
 //   column form (C[i, j] += A[i, k] · B[k, j], B contiguous in j): the output block is R rows
 //     × U·4 columns; the last domain variable becomes a 4-wide lane axis that emit-section
@@ -12,8 +13,8 @@
 // (it is re-read per column block while the right operand's panel stays in cache).
 
 import { addIndex, constIndex, divIndex, flatIndex, fromAtom, indexDataRefs, indexVar, indexVars, modIndex, mulIndex, substitute, type IndexExpr, type IndexVar } from "../../compiler/kernel/index-expr.ts";
-import { exprOperands, exprOwnVars, SectionBuilder, type BufferDecl, type Kernel, type KernelProgram, type KExpr, type Section } from "../../compiler/kernel/kernel-ir.ts";
-import { copyExprs } from "../../compiler/kernel/tile.ts";
+import { exprOperands, exprOwnVars, SectionBuilder, sectionSource, type BufferDecl, type Kernel, type KernelProgram, type KExpr, type Section } from "../../compiler/kernel/kernel-ir.ts";
+import { copySectionBody } from "../../compiler/kernel/tile.ts";
 import { linearStride } from "./emit-index.ts";
 
 const LANES = 4;
@@ -55,7 +56,8 @@ function packRightOperand(s: Section, buffers: BufferDecl[]): { kernel: Kernel; 
   const colVar = s.domain[rank - 1]!;
   if (colVar.extent % PANEL !== 0) return undefined;
   const free = freeVars(s.exprs);
-  const contraction = s.exprs.find((e, id) => e.op === "reduce_sum" && s.exprs[e.body]?.op === "mul" && free[id]!.has(s.domain[rank - 2]!.name) && free[id]!.has(colVar.name));
+  const dot = (s.dots ?? []).find((d) => free[d.reduce]!.has(s.domain[rank - 2]!.name) && free[d.reduce]!.has(colVar.name));
+  const contraction = dot ? s.exprs[dot.reduce] : undefined;
   if (!contraction || contraction.op !== "reduce_sum" || contraction.vars.length !== 1) return undefined;
   const kVar = contraction.vars[0]!;
   const bId = s.exprs.findIndex((e) => {
@@ -98,9 +100,9 @@ export function blockSection(s: Section, packed = false): Section {
   const rowVar = s.domain[rank - 2]!;
   const colVar = s.domain[rank - 1]!;
   const free = freeVars(s.exprs);
-  const contraction = s.exprs.findIndex((e, id) => e.op === "reduce_sum" && s.exprs[e.body]?.op === "mul" && free[id]!.has(rowVar.name) && free[id]!.has(colVar.name));
-  if (contraction < 0) return s;
-  const reduce = s.exprs[contraction] as Extract<KExpr, { vars: unknown }>;
+  const dot = (s.dots ?? []).find((d) => free[d.reduce]!.has(rowVar.name) && free[d.reduce]!.has(colVar.name));
+  if (!dot) return s;
+  const reduce = s.exprs[dot.reduce] as Extract<KExpr, { vars: unknown }>;
   const kVar = reduce.vars[reduce.vars.length - 1]!;
   // Loads that feed the contraction's products.
   const loads = s.exprs.filter((e): e is Extract<KExpr, { op: "load" }> => e.op === "load" && indexVars(e.index).has(kVar.name));
@@ -137,10 +139,10 @@ function copyBlock(s: Section, rowVar: IndexVar, colVar: IndexVar, rows: number,
         [rowVar.name, addIndex(mulIndex(fromAtom(rowBlock), rows), constIndex(r))],
         [colVar.name, col],
       ]);
-      const ids = copyExprs(s.exprs, sb, varMap);
+      const ids = copySectionBody(s, sb, varMap);
       for (const st of s.stores) sb.store(st.buffer, substitute(st.index, varMap), ids[st.value]!);
     }
-  return sb.build();
+  return { ...sb.build(), ...sectionSource(s) };
 }
 
 function freeVars(exprs: readonly KExpr[]): Set<string>[] {

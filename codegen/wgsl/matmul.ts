@@ -1,5 +1,5 @@
-// Tiled matmul for a contraction section (a reduce_sum over one k of lhs(row, k) * rhs(k, col),
-// with any elementwise epilogue): a 256-thread workgroup owns a 64x64 output tile, stages
+// Tiled matmul for a contraction section (a section whose `dot` fact names a reduce_sum over
+// one k of lhs(row, k) * rhs(k, col), with any elementwise epilogue): a 256-thread workgroup owns a 64x64 output tile, stages
 // 64x16 and 16x64 operand tiles in workgroup memory (each operand element read from storage
 // once per tile instead of once per output), and each thread accumulates a 4x4 register block.
 // The operand expressions (transposes, pads, casts) are rendered as the IR gives them. The
@@ -53,22 +53,25 @@ const varsOf = (s: Section, ids: Iterable<ExprId>): Set<string> => {
 
 const isReduce = (e: KExpr): boolean => e.op === "reduce_sum" || e.op === "reduce_max";
 
-/** The section's contraction, when it has exactly one f32 reduce_sum of a row-side times a col-side operand. */
+/**
+ * The section's contraction (its `dot` fact, recorded by lowering), when it is the section's
+ * only live reduction, an f32 sum over one k, with a row-side and a col-side operand.
+ */
 export function matchContraction(s: Section): Contraction | undefined {
-  if (s.domain.length < 2 || s.tile) return undefined;
+  if (s.domain.length < 2 || s.tile || s.dots?.length !== 1) return undefined;
+  const dot = s.dots[0]!;
   const live = new Set<ExprId>();
   for (const st of s.stores) for (const id of closure(s, st.value)) live.add(id);
   const reduces = [...live].filter((id) => isReduce(s.exprs[id]!));
-  if (reduces.length !== 1) return undefined;
-  const reduce = reduces[0]!;
+  if (reduces.length !== 1 || reduces[0] !== dot.reduce) return undefined;
+  const reduce = dot.reduce;
   const r = s.exprs[reduce]!;
   if (r.op !== "reduce_sum" || r.dtype !== "f32" || r.vars.length !== 1) return undefined;
-  const body = s.exprs[r.body]!;
-  if (body.op !== "mul") return undefined;
   const row = s.domain.at(-2)!;
   const col = s.domain.at(-1)!;
-  let x = { value: body.x, ids: closure(s, body.x) };
-  let y = { value: body.y, ids: closure(s, body.y) };
+  let x = { value: dot.lhs, ids: closure(s, dot.lhs) };
+  let y = { value: dot.rhs, ids: closure(s, dot.rhs) };
+  // A transposed product (the dot's output permuted in the group) has its sides swapped.
   if (varsOf(s, x.ids).has(col.name)) [x, y] = [y, x];
   if (varsOf(s, x.ids).has(col.name) || varsOf(s, y.ids).has(row.name)) return undefined;
   if ([...x.ids, ...y.ids].some((id) => isReduce(s.exprs[id]!))) return undefined;

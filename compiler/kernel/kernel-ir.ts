@@ -46,6 +46,18 @@ export interface TileHint {
   readonly cols: number;
 }
 
+/**
+ * A contraction (a graph `dot`) as lowering found it: `reduce` is a reduce_sum of
+ * mul(lhs, rhs), where lhs is the row-side operand (the dot's lhs, [..., M, K]) and rhs the
+ * column side ([..., K, N]). Backends read this fact to pick a matmul form instead of
+ * recognizing the pattern; passes that copy a section's expressions carry it along.
+ */
+export interface DotFact {
+  readonly reduce: ExprId;
+  readonly lhs: ExprId;
+  readonly rhs: ExprId;
+}
+
 export interface Section {
   /** Loop variables of the output domain, outermost first. */
   readonly domain: readonly IndexVar[];
@@ -53,6 +65,8 @@ export interface Section {
   readonly exprs: readonly KExpr[];
   readonly stores: readonly Store[];
   readonly tile?: TileHint;
+  /** The contractions among `exprs` (one per copy after register tiling), in expression order. */
+  readonly dots?: readonly DotFact[];
   /** The user's source lines the section was lowered from (distinct, in graph order). */
   readonly locs?: readonly SourceLoc[];
   /** Module paths (`blocks.0.attn`) of the nodes the section computes (distinct, in graph order). */
@@ -161,6 +175,7 @@ export class SectionBuilder {
   private readonly exprs: KExpr[] = [];
   private readonly byKey = new Map<string, ExprId>();
   private readonly stores: Store[] = [];
+  private readonly dots = new Map<ExprId, DotFact>();
   private varCount = 0;
 
   constructor(readonly domain: readonly IndexVar[]) {}
@@ -188,10 +203,19 @@ export class SectionBuilder {
     this.stores.push({ buffer, index, value });
   }
 
+  /** Records that `reduce` (a reduce_sum of mul(lhs, rhs)) is a contraction; see DotFact. */
+  markDot(reduce: ExprId, lhs: ExprId, rhs: ExprId): void {
+    if (!this.dots.has(reduce)) this.dots.set(reduce, { reduce, lhs, rhs });
+  }
+
   build(tile?: TileHint): Section {
-    return { domain: this.domain, exprs: [...this.exprs], stores: [...this.stores], ...(tile ? { tile } : {}) };
+    const dots = [...this.dots.values()].sort((a, b) => a.reduce - b.reduce);
+    return { domain: this.domain, exprs: [...this.exprs], stores: [...this.stores], ...(tile ? { tile } : {}), ...(dots.length ? { dots } : {}) };
   }
 }
+
+/** A section's source locations and scopes, to carry onto a section rebuilt from it. */
+export const sectionSource = (s: Section): Pick<Section, "locs" | "scopes"> => ({ ...(s.locs ? { locs: s.locs } : {}), ...(s.scopes ? { scopes: s.scopes } : {}) });
 
 /** Buffers a section reads (loads) and writes (stores). */
 export function sectionBuffers(s: Section): { reads: Set<number>; writes: Set<number> } {

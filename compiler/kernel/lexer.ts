@@ -27,6 +27,7 @@ export const Section = keyword("section");
 export const Domain = keyword("domain");
 export const Tile = keyword("tile");
 export const Store = keyword("store");
+export const Dot = keyword("dot");
 export const If = keyword("if");
 export const True = keyword("true");
 export const False = keyword("false");
@@ -82,6 +83,7 @@ export const KERNEL_TOKENS: readonly TokenType[] = [
   Domain,
   Tile,
   Store,
+  Dot,
   If,
   True,
   False,

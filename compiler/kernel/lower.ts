@@ -131,7 +131,9 @@ function lowerGroup(g: Graph, grp: FusionGroup, bufferOf: ReadonlyMap<ValueId, n
         const a = value(n.lhs, [...index.slice(0, r - 1), kIndex], valid);
         const b = value(n.rhs, [...index.slice(0, r - 2), kIndex, index[r - 1]!], valid);
         const body = sb.add({ op: "mul", x: a, y: b, dtype });
-        return sb.add({ op: "reduce_sum", vars: [k], body, dtype });
+        const reduce = sb.add({ op: "reduce_sum", vars: [k], body, dtype });
+        sb.markDot(reduce, a, b);
+        return reduce;
       }
       case "gather": {
         const xShape = nodeOf(g, n.x).type.shape;

@@ -13,7 +13,7 @@ import { BINARY_OPS, UNARY_OPS } from "../ir/types.ts";
 import { DTYPES, type DType } from "../ir/dtype.ts";
 import type { SourceLoc } from "../util/errors.ts";
 import { addIndex, constIndex, fromAtom, mulIndex, type Atom, type IndexCond, type IndexExpr, type IndexPred, type IndexVar } from "./index-expr.ts";
-import type { BufferDecl, ExprId, KExpr, Kernel, KernelProgram, Section, Store, TileHint } from "./kernel-ir.ts";
+import type { BufferDecl, DotFact, ExprId, KExpr, Kernel, KernelProgram, Section, Store, TileHint } from "./kernel-ir.ts";
 import * as T from "./lexer.ts";
 
 // ---- token tree ----
@@ -36,6 +36,7 @@ type BodySyntax =
   | { readonly kind: "reduce"; readonly vars: readonly VarDeclSyntax[]; readonly body: IToken }
   | { readonly kind: "operands"; readonly refs: readonly IToken[] };
 interface ExprSyntax { readonly kind: "expr"; readonly result: IToken; readonly op: IToken; readonly dtype: IToken; readonly body: BodySyntax }
+interface DotSyntax { readonly kind: "dot"; readonly reduce: IToken; readonly lhsKey: IToken; readonly lhs: IToken; readonly rhsKey: IToken; readonly rhs: IToken }
 interface StoreSyntax { readonly kind: "store"; readonly buffer: IToken; readonly index: IndexSyntax; readonly value: IToken }
 interface LocSyntax { readonly file: IToken; readonly line: IToken; readonly col: IToken }
 interface TileSyntax { readonly rowVar: IToken; readonly rows: IToken; readonly colVar: IToken; readonly cols: IToken }
@@ -46,7 +47,7 @@ interface SectionSyntax {
   readonly tile?: TileSyntax;
   readonly locs: readonly LocSyntax[];
   readonly scopes: readonly IToken[];
-  readonly statements: readonly (ExprSyntax | StoreSyntax)[];
+  readonly statements: readonly (ExprSyntax | StoreSyntax | DotSyntax)[];
 }
 interface KernelSyntax { readonly name: IToken; readonly reads: readonly IToken[]; readonly writes: readonly IToken[]; readonly sections: readonly SectionSyntax[] }
 interface BufferSyntax { readonly ref: IToken; readonly kind: IToken; readonly dtype: IToken; readonly dims: readonly IToken[]; readonly name: IToken }
@@ -156,8 +157,8 @@ class KernelGrammar extends EmbeddedActionsParser {
       scopes.push(this.CONSUME(T.StringLiteral));
       this.CONSUME(T.RParen);
     });
-    const statements: (ExprSyntax | StoreSyntax)[] = [];
-    this.MANY2(() => statements.push(this.OR([{ ALT: () => this.SUBRULE(this.expr) }, { ALT: () => this.SUBRULE(this.store) }])));
+    const statements: (ExprSyntax | StoreSyntax | DotSyntax)[] = [];
+    this.MANY2(() => statements.push(this.OR([{ ALT: () => this.SUBRULE(this.expr) }, { ALT: () => this.SUBRULE(this.store) }, { ALT: () => this.SUBRULE(this.dot) }])));
     return { keyword, index, domain, ...(tile ? { tile } : {}), locs, scopes, statements };
   });
 
@@ -267,6 +268,18 @@ class KernelGrammar extends EmbeddedActionsParser {
     this.CONSUME(T.RBracket);
     this.CONSUME(T.Equals);
     return { kind: "store", buffer, index, value: this.CONSUME(T.ValueRef) };
+  });
+
+  private readonly dot = this.RULE("dot", (): DotSyntax => {
+    this.CONSUME(T.Dot);
+    const reduce = this.CONSUME(T.ValueRef);
+    const lhsKey = this.CONSUME(T.Identifier);
+    this.CONSUME(T.Equals);
+    const lhs = this.CONSUME1(T.ValueRef);
+    const rhsKey = this.CONSUME1(T.Identifier);
+    this.CONSUME1(T.Equals);
+    const rhs = this.CONSUME2(T.ValueRef);
+    return { kind: "dot", reduce, lhsKey, lhs, rhsKey, rhs };
   });
 
   private readonly index = this.RULE("index", (): TermSyntax[] => {
@@ -506,7 +519,13 @@ function decodeSection(ctx: Context, s: SectionSyntax, position: number, buffers
   const scope: SectionScope = { vars, defined: 0 };
   const exprs: KExpr[] = [];
   const stores: Store[] = [];
+  const dots: DotFact[] = [];
   for (const st of s.statements) {
+    if (st.kind === "dot") {
+      for (const [key, want] of [[st.lhsKey, "lhs"], [st.rhsKey, "rhs"]] as const) if (key.image !== want) failAtToken(ctx, key, `expected '${want}=' but found '${key.image}'`);
+      dots.push({ reduce: decodeRef(ctx, scope, st.reduce), lhs: decodeRef(ctx, scope, st.lhs), rhs: decodeRef(ctx, scope, st.rhs) });
+      continue;
+    }
     if (st.kind === "store") {
       stores.push({ buffer: decodeBufferRef(ctx, st.buffer, buffers.length), index: decodeIndex(ctx, scope, st.index), value: decodeRef(ctx, scope, st.value) });
       continue;
@@ -522,7 +541,7 @@ function decodeSection(ctx: Context, s: SectionSyntax, position: number, buffers
   }
   const locs = s.locs.map((l) => decodeLoc(ctx, l));
   const scopes = s.scopes.map((t) => decodeString(ctx, t));
-  return { domain, exprs, stores, ...(tile ? { tile } : {}), ...(locs.length ? { locs } : {}), ...(scopes.length ? { scopes } : {}) };
+  return { domain, exprs, stores, ...(tile ? { tile } : {}), ...(dots.length ? { dots } : {}), ...(locs.length ? { locs } : {}), ...(scopes.length ? { scopes } : {}) };
 }
 
 function decodeKernel(ctx: Context, k: KernelSyntax, buffers: readonly BufferDecl[]): Kernel {

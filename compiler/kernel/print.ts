@@ -6,12 +6,12 @@
 import { formatLocation, formatNumber, quoteName } from "../ir/printer.ts";
 import { assertNever } from "../util/errors.ts";
 import type { Atom, IndexExpr, IndexPred, IndexVar } from "./index-expr.ts";
-import type { BufferDecl, KExpr, Kernel, KernelProgram, Section, Store } from "./kernel-ir.ts";
+import type { BufferDecl, DotFact, KExpr, Kernel, KernelProgram, Section, Store } from "./kernel-ir.ts";
 
 /** Words the kernel IR parser reads as keywords: a kernel name spelled like one is quoted. */
 export const KERNEL_KEYWORDS: ReadonlySet<string> = new Set([
   "program", "buffer", "input", "output", "temp", "aliases", "kernel", "reads", "writes", "section", "domain",
-  "tile", "store", "if", "true", "false", "loc", "scope", "data", "div", "mod", "inf", "nan",
+  "tile", "store", "dot", "if", "true", "false", "loc", "scope", "data", "div", "mod", "inf", "nan",
 ]);
 const PLAIN_NAME = /^[A-Za-z_][A-Za-z0-9_.]*$/;
 
@@ -50,10 +50,13 @@ function printSection(s: Section, index: number): string {
   const lines = [`  ${sectionHeader(s, index)}`];
   s.exprs.forEach((e, id) => lines.push(`    ${printStatement(e, id)}`));
   for (const st of s.stores) lines.push(`    ${printStore(st)}`);
+  for (const d of s.dots ?? []) lines.push(`    ${printDot(d)}`);
   return lines.join("\n");
 }
 
 export const printStatement = (e: KExpr, id: number): string => `%${id} = ${printExpr(e)}`;
+/** `dot %7 lhs=%3 rhs=%4`: %7 is a contraction of the row-side %3 and the column-side %4. */
+export const printDot = (d: DotFact): string => `dot %${d.reduce} lhs=%${d.lhs} rhs=%${d.rhs}`;
 export const printStore = (st: Store): string => `store b${st.buffer}[${formatIndex(st.index)}] = %${st.value}`;
 
 function formatAtom(a: Atom): string {

@@ -6,11 +6,16 @@
 
 import { bug } from "../util/errors.ts";
 import { addIndex, constIndex, fromAtom, indexVar, mulIndex, substitute, substitutePred, type IndexExpr } from "./index-expr.ts";
-import { SectionBuilder, type ExprId, type KExpr, type Section } from "./kernel-ir.ts";
+import { SectionBuilder, sectionSource, type ExprId, type KExpr, type KernelProgram, type Section } from "./kernel-ir.ts";
 
 const TILE_SIZES = [4, 2, 1];
 
 const pickTile = (extent: number): number => TILE_SIZES.find((t) => extent % t === 0 && extent >= t) ?? 1;
+
+/** Register-tiles every section holding a contraction (a `dot` fact); others stay as they are. */
+export function tileProgram(p: KernelProgram): KernelProgram {
+  return { ...p, kernels: p.kernels.map((k) => ({ ...k, sections: k.sections.map((s) => (s.dots?.length && !s.tile ? tileSection(s) : s)) })) };
+}
 
 export function tileSection(s: Section): Section {
   const rank = s.domain.length;
@@ -30,10 +35,17 @@ export function tileSection(s: Section): Section {
         [rowVar.name, addIndex(mulIndex(fromAtom(newRow), rows), constIndex(u))],
         [colVar.name, addIndex(mulIndex(fromAtom(newCol), cols), constIndex(v))],
       ]);
-      const ids = copyExprs(s.exprs, sb, varMap);
+      const ids = copySectionBody(s, sb, varMap);
       for (const st of s.stores) sb.store(st.buffer, substitute(st.index, varMap), ids[st.value]!);
     }
-  return sb.build({ rowVar: rowVar.name, colVar: colVar.name, rows, cols });
+  return { ...sb.build({ rowVar: rowVar.name, colVar: colVar.name, rows, cols }), ...sectionSource(s) };
+}
+
+/** Re-adds a section's expressions and contraction facts to `sb` with variables substituted; returns the new id of each old id. */
+export function copySectionBody(s: Section, sb: SectionBuilder, varMap: ReadonlyMap<string, IndexExpr>): ExprId[] {
+  const ids = copyExprs(s.exprs, sb, varMap);
+  for (const d of s.dots ?? []) sb.markDot(ids[d.reduce]!, ids[d.lhs]!, ids[d.rhs]!);
+  return ids;
 }
 
 /** Re-adds `exprs` to `sb` with variables substituted; returns the new id of each old id. */

@@ -9,7 +9,7 @@ import { DTYPES, type DType } from "../ir/dtype.ts";
 import { KilnError } from "../util/errors.ts";
 import { atomKey, bounds, type Atom, type IndexExpr, type IndexPred, type IndexVar } from "./index-expr.ts";
 import { exprOperands, exprOwnVars, type KExpr, type Kernel, type KernelProgram, type Section } from "./kernel-ir.ts";
-import { kernelName, printBuffer, printStatement, printStore } from "./print.ts";
+import { kernelName, printBuffer, printDot, printStatement, printStore } from "./print.ts";
 
 /** At most this many findings are listed under the error. */
 const MAX_LISTED = 20;
@@ -175,6 +175,17 @@ function checkSection(p: KernelProgram, k: Kernel, s: Section, where: string, re
     }
     free[id] = vs;
   });
+  let prevDot = -1;
+  for (const d of s.dots ?? []) {
+    const fail = (rule: string): void => report(`${where}, '${printDot(d)}'`, rule);
+    const r = s.exprs[d.reduce];
+    const body = r && isReduce(r) ? s.exprs[r.body] : undefined;
+    if (d.reduce <= prevDot) fail(`dot facts must be sorted by their reduction and listed once`);
+    prevDot = d.reduce;
+    if (!r || r.op !== "reduce_sum") fail(`%${d.reduce} must be a reduce_sum, found ${r ? r.op : "nothing"}`);
+    else if (!body || body.op !== "mul" || !((body.x === d.lhs && body.y === d.rhs) || (body.x === d.rhs && body.y === d.lhs)))
+      fail(`the body of %${d.reduce} must be mul(%${d.lhs}, %${d.rhs}), found ${body ? safe(() => printStatement(body, r.body)) : "nothing"}`);
+  }
   for (const st of s.stores) {
     const at = `${where}, '${safe(() => printStore(st))}'`;
     const fail = (rule: string): void => report(at, rule);
