@@ -7,6 +7,7 @@ import type { Graph, TensorType } from "../compiler/ir/types.ts";
 import { KilnError, type SourceLoc } from "../compiler/util/errors.ts";
 import type { HostTensor } from "../compiler/util/host-tensor.ts";
 import type { Artifact } from "../runtime/artifact/format.ts";
+import { stateToLoad, writeCheckpoint, type LoadStateOptions, type LoadStateSource } from "./checkpoint.ts";
 import { toHostOutput, toHostTensor, type HostInput, type HostOutput } from "./host-data.ts";
 import { checkSpecs, graphNameOf, isProgram, type Program, type TracedFn } from "./program.ts";
 import { FINITE_OUTPUT, checkInputs, checkNumericsFromEnv, exposeValues, findFirstNonFinite, guardStateUpdates } from "./numerics.ts";
@@ -78,8 +79,14 @@ export interface Executable<Out = unknown> {
    * reads back only the user's outputs each step, so `state()` can be behind until this runs).
    */
   fetchState(): Promise<Record<string, HostTensor>>;
-  /** Replaces some state values (e.g. a state dict), checked against the input types. */
-  loadState(values: Readonly<Record<string, HostInput>>): void;
+  /**
+   * Replaces state values, all checked before any is used: some values by name (checked
+   * against the input types), or a safetensors checkpoint (a path, its bytes, or a read file;
+   * see LoadStateOptions for which entries it must hold). A file's dtypes convert (F16 → f32…).
+   */
+  loadState(source: LoadStateSource, opts?: LoadStateOptions): void;
+  /** Writes the whole state (parameters and the optimizer's `opt.*`) as a safetensors checkpoint, after the runs queued before it. */
+  saveState(path: string): Promise<void>;
   /** The target that runs it ("auto" already resolved). */
   readonly target: string;
   /** Resolves to the outputs in the structure the traced function returned; each is { shape, dtype, data }. */
@@ -197,17 +204,15 @@ export async function compile<F extends TracedFn>(fnOrProgram: F | Program<F>, s
     // A snapshot: later runs replace state values, they never change what this returned.
     state: snapshot,
     fetchState: fetchStateInOrder,
-    loadState(values) {
-      const checked = Object.entries(values).map(([name, v]) => {
-        const type = stateTypes.get(name);
-        if (!type) throw new KilnError({ code: "invalid-argument", message: `exe.loadState: '${name}' is not state of this executable (state: ${[...state.keys()].join(", ") || "none"})` });
-        return [name, toHostTensor(name, v, type)] as const;
-      });
+    loadState(source, loadOpts) {
       // All or nothing: a bad entry leaves the state as it was.
-      for (const [name, t] of checked) {
+      for (const [name, t] of stateToLoad(source, stateTypes, loadOpts)) {
         state.set(name, { ...t, data: t.data.slice() });
         stale.delete(name);
       }
+    },
+    async saveState(path: string) {
+      writeCheckpoint(path, await fetchStateInOrder(), graph.name);
     },
     run(inputs: RunInputs, runOpts: RunOptions = {}): Promise<HostTree<ReturnType<F>>> {
       // Inputs are checked and taken at the call (a run that waits its turn copies them, so

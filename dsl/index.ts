@@ -36,3 +36,7 @@ export { trainStep, clipGradNorm } from "./train.ts";
 export type { TrainStepOptions, TrainStepFn, LossFn } from "./train.ts";
 export { manualSeed } from "./init.ts";
 export { functionalCall } from "./module.ts";
+export * as safetensors from "./safetensors.ts";
+export type { SafetensorsFile } from "./safetensors.ts";
+export type { StateSource, StateValue } from "./state-source.ts";
+export type { LoadStateOptions, LoadStateSource } from "./checkpoint.ts";

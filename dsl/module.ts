@@ -10,6 +10,7 @@ import type { HostTensor } from "../compiler/util/host-tensor.ts";
 import { formatShape, numel, shapesEqual } from "../compiler/util/shape.ts";
 import { strictOptions } from "./options.ts";
 import type { Tensor } from "./tensor.ts";
+import { convertStateValue, stateEntries, type StateSource } from "./state-source.ts";
 import { requireTrace } from "./trace.ts";
 
 /** A named host-side array that becomes a graph state input when a trace reads it. */
@@ -147,27 +148,31 @@ export abstract class Module {
   }
 
   /**
-   * Loads values by dotted name. Shapes must match; with `strict` (default) the key sets
-   * must match too. Errors name the key and both shapes.
+   * Loads values by dotted name (PyTorch's load_state_dict) from a safetensors file — a path,
+   * its bytes, or what k.safetensors.read returned — or from a Map or record of { shape, data }.
+   * A file's dtypes convert to each parameter's (F16/BF16/F64 → f32, I64 → i32 with every value
+   * checked). Shapes must match; with `strict` (default) the key sets must match too. Everything
+   * is checked before anything is assigned: an error leaves the module as it was.
    */
-  loadStateDict(state: Readonly<Record<string, { readonly shape: readonly number[]; readonly data: ArrayLike<number> }>>, opts: { strict?: boolean } = {}): void {
+  loadStateDict(source: StateSource, opts: { strict?: boolean } = {}): void {
+    const what = "loadStateDict";
     const strict = strictOptions("module.loadStateDict", opts, { strict: true }).strict ?? true;
+    const { values, file } = stateEntries(source, what);
     const own = new Map([...this.namedParameters(), ...this.namedBuffers()]);
-    const missing = [...own.keys()].filter((k) => !(k in state));
-    const unexpected = Object.keys(state).filter((k) => !own.has(k));
+    const missing = [...own.keys()].filter((k) => !values.has(k));
+    const unexpected = [...values.keys()].filter((k) => !own.has(k));
     if (strict && (missing.length > 0 || unexpected.length > 0)) {
       const parts = [missing.length ? `missing key(s): ${missing.join(", ")}` : "", unexpected.length ? `unexpected key(s): ${unexpected.join(", ")}` : ""].filter(Boolean);
-      throw new KilnError({ code: "invalid-argument", message: `loadStateDict: ${parts.join("; ")}` });
+      throw new KilnError({ code: "invalid-argument", message: `${what}: ${file === undefined ? "" : `${file}: `}${parts.join("; ")}` });
     }
-    for (const [name, value] of Object.entries(state)) {
+    const updates: [Parameter, Float64Array | Int32Array | Uint8Array][] = [];
+    for (const [name, value] of values) {
       const p = own.get(name);
       if (!p) continue;
-      if (!shapesEqual(p.shape, value.shape))
-        throw new KilnError({ code: "shape-mismatch", message: `loadStateDict: '${name}' has shape ${formatShape(value.shape)}, the module expects ${formatShape(p.shape)}` });
-      if (value.data.length !== numel(p.shape))
-        throw new KilnError({ code: "shape-mismatch", message: `loadStateDict: '${name}' has ${value.data.length} values for shape ${formatShape(p.shape)}` });
-      p.data = hostArrayFrom(p.dtype, value.data);
+      const data = convertStateValue(name, value, p.type, what, file);
+      updates.push([p, hostArrayFrom(p.dtype, data)]);
     }
+    for (const [p, data] of updates) p.data = data;
   }
 }
 

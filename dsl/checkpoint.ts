@@ -1,0 +1,80 @@
+// exe.saveState / exe.loadState: an executable's whole state (parameters, buffers, and the
+// optimizer's `opt.*` entries) as one safetensors checkpoint, and the rules for loading one
+// back. A checkpoint into a program without an optimizer (training → predict) keeps the
+// entries the program has; a weights-only file into a training program keeps the optimizer
+// state it has. Every value is checked before any is used, so a load never half-happens.
+
+import type { TensorType } from "../compiler/ir/types.ts";
+import { KilnError } from "../compiler/util/errors.ts";
+import type { HostTensor } from "../compiler/util/host-tensor.ts";
+import { toHostTensor, type HostInput } from "./host-data.ts";
+import { strictOptions } from "./options.ts";
+import { encode, write } from "./safetensors.ts";
+import { convertStateValue, stateEntries, type StateSource } from "./state-source.ts";
+import { OPTIMIZER_STATE_PREFIX } from "./train.ts";
+
+export interface LoadStateOptions {
+  /**
+   * From a file: every state entry of the executable must be in it and every tensor of the file
+   * must be state of it, apart from the optimizer's `opt.*` entries (all or none). Default true.
+   */
+  readonly strict?: boolean;
+}
+
+/** What exe.loadState takes: a checkpoint (path, bytes, or a read file), or some state values by name. */
+export type LoadStateSource = StateSource | Readonly<Record<string, HostInput>>;
+
+const isOptimizerState = (name: string): boolean => name.startsWith(OPTIMIZER_STATE_PREFIX);
+const isCheckpoint = (s: unknown): boolean =>
+  typeof s === "string" || s instanceof URL || s instanceof Uint8Array || s instanceof ArrayBuffer || (typeof s === "object" && s !== null && (s as { tensors?: unknown }).tensors instanceof Map);
+
+/** The checked values to replace, by state name. */
+export function stateToLoad(source: LoadStateSource, stateTypes: ReadonlyMap<string, TensorType>, opts: LoadStateOptions = {}): [string, HostTensor][] {
+  const what = "exe.loadState";
+  const known = (): string => [...stateTypes.keys()].join(", ") || "none";
+  strictOptions(what, opts, { strict: true });
+  if (!isCheckpoint(source)) {
+    // Some values in memory: each must be state; the rest stays as it is.
+    const values = source instanceof Map ? [...(source as ReadonlyMap<string, HostInput>)] : Object.entries(source as Readonly<Record<string, HostInput>>);
+    return values.map(([name, v]) => {
+      const type = stateTypes.get(name);
+      if (!type) throw new KilnError({ code: "invalid-argument", message: `${what}: '${name}' is not state of this executable (state: ${known()})` });
+      return [name, toHostTensor(name, v, type)];
+    });
+  }
+  const { values, file } = stateEntries(source as StateSource, what);
+  const strict = opts.strict ?? true;
+  const stateNames = [...stateTypes.keys()];
+  const fileHasOptimizer = stateNames.some((n) => isOptimizerState(n) && values.has(n));
+  // Optimizer entries the program lacks are dropped (training checkpoint → predict program);
+  // entries it has may all be absent (weights only: the optimizer keeps its state), never some.
+  const missing = stateNames.filter((n) => !values.has(n) && (fileHasOptimizer || !isOptimizerState(n)));
+  const unexpected = [...values.keys()].filter((n) => !stateTypes.has(n) && !isOptimizerState(n));
+  const partialOptimizer = missing.filter(isOptimizerState);
+  if (partialOptimizer.length > 0 || (strict && (missing.length > 0 || unexpected.length > 0))) {
+    const list = (names: string[]): string => `${names.slice(0, 6).join(", ")}${names.length > 6 ? `, … (${names.length})` : ""}`;
+    const parts = [
+      missing.length ? `missing ${list(missing)}` : "",
+      unexpected.length ? `unexpected ${list(unexpected)}` : "",
+      partialOptimizer.length ? "(a checkpoint holds all of the optimizer's state or none)" : "(pass { strict: false } to load the entries that match)",
+    ].filter(Boolean);
+    throw new KilnError({ code: "invalid-argument", message: `${what}: ${file}: ${parts.join("; ")}` });
+  }
+  const out: [string, HostTensor][] = [];
+  for (const [name, value] of values) {
+    const type = stateTypes.get(name);
+    if (!type) continue;
+    out.push([name, { dtype: type.dtype, shape: [...type.shape], data: convertStateValue(name, value, type, what, file) }]);
+  }
+  return out;
+}
+
+const checkpointMetadata = (graphName: string): Record<string, string> => ({ format: "kiln-state", graph: graphName });
+
+/** Writes the state as a safetensors checkpoint (f32 values rounded to float32, as on the devices). */
+export function writeCheckpoint(path: string, state: Readonly<Record<string, HostTensor>>, graphName: string): void {
+  write(path, state, checkpointMetadata(graphName));
+}
+
+/** The checkpoint's bytes, for callers without a file system. */
+export const checkpointBytes = (state: Readonly<Record<string, HostTensor>>, graphName: string): Uint8Array => encode(state, checkpointMetadata(graphName));
