@@ -21,6 +21,8 @@ const autodiff = "^compiler/passes/autodiff/";
 const driver = "^compiler/compile\\.ts$";
 const artifactFormat = "^runtime/artifact/format\\.ts$";
 const targetsRegistry = "^targets/(index|registry|backend)\\.ts$";
+// The safetensors format (a leaf of runtime/artifact): k.safetensors, loadStateDict and checkpoints read and write it.
+const safetensorsFormat = "^runtime/artifact/(safetensors|safetensors-dtypes|strict-json|invalid)\\.ts$";
 
 /**
  * One row per layer: `from` (a path pattern) may import `may` (path patterns). A row may use
@@ -44,7 +46,7 @@ const LAYERS = [
   // targets/<target> puts a backend together: the driver and its kernel passes, a renderer,
   // a runner. It is the one layer that sees both codegen and runtime/<target>.
   { name: "targets", from: "^targets/", may: ["^targets/", "^compiler/", "^codegen/", "^runtime/"] },
-  { name: "dsl", from: "^dsl/", may: ["^dsl/", ir, util, driver, autodiff, passType, targetsRegistry] },
+  { name: "dsl", from: "^dsl/", may: ["^dsl/", ir, util, driver, autodiff, passType, targetsRegistry, safetensorsFormat] },
   { name: "runtime-artifact", from: "^runtime/artifact/", may: ["^runtime/artifact/"] },
   { name: "runtime-target", from: "^runtime/([^/]+)/", may: ["^runtime/$1/", "^runtime/artifact/"] },
   { name: "cli", from: "^cli/", may: ["^cli/", "^dsl/", "^targets/", "^compiler/", "^runtime/"] },

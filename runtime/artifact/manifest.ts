@@ -3,27 +3,14 @@
 // the graph's hash, sha256 of every file) and which inputs are state kept in weights.safetensors.
 
 import { ARTIFACT_DTYPES, ARTIFACT_FORMAT, ARTIFACT_VERSION, type Artifact, type ArtifactBuffer, type ArtifactDType, type ArtifactIO, type ArtifactKernel, type ArtifactStats } from "./format.ts";
+import { ArtifactInvalidError } from "./invalid.ts";
+
+export { ArtifactInvalidError };
 
 export const MANIFEST_FILE = "manifest.json";
 export const WEIGHTS_FILE = "weights.safetensors";
 /** Bumped whenever a loader of the previous version could misread the folder. */
 export const MANIFEST_SCHEMA_VERSION = 1;
-
-/**
- * A folder that cannot be trusted: wrong schema, a file missing, a hash that does not match.
- * The message names the file and the field; `code` matches KilnError's "artifact-invalid"
- * (the runtime cannot import the compiler's error class, so callers there rewrap it).
- */
-export class ArtifactInvalidError extends Error {
-  readonly code = "artifact-invalid";
-  constructor(
-    readonly file: string,
-    readonly why: string,
-  ) {
-    super(`${file}: ${why}`);
-    this.name = "ArtifactInvalidError";
-  }
-}
 
 /** user: passed to run(); state: kept by the model between runs (weights.safetensors); seed: filled from a run counter when not given. */
 export type InputRole = "user" | "state" | "seed";

@@ -7,7 +7,7 @@
 // one line naming the file. Tensors come back in a Map, so any name is an ordinary key.
 
 import type { ArtifactDType } from "./format.ts";
-import { ArtifactInvalidError } from "./manifest.ts";
+import { ArtifactInvalidError } from "./invalid.ts";
 import { decodeElements, DTYPE_INFO, dtypeFromFileName, numberToBfloat16, numberToHalf, SAFETENSORS_DTYPES, type SafetensorsData, type SafetensorsDType } from "./safetensors-dtypes.ts";
 import { isJsonObject, JsonSyntaxError, parseStrictJson, type JsonValue } from "./strict-json.ts";
 
