@@ -181,7 +181,7 @@ describe("exe.saveState / exe.loadState", () => {
     const lossy = rewrite((m) => m.set("opt.step", { dtype: "i64", shape: [], data: BigInt64Array.of(2n ** 33n) }));
     expect(() => exe.loadState(lossy)).toThrow(`tensor "opt.step": I64 element 0 is 8589934592, outside i32's range`);
     expect(() => exe.loadState(path.join(corpusDir, "malformed/overlap.safetensors"))).toThrow("overlaps tensor");
-    expect(() => exe.loadState(file, { strcit: true } as never)).toThrow("exe.loadState: unknown option 'strcit' (options: strict)");
+    expect(() => exe.loadState(file, { strcit: true } as never)).toThrow("exe.loadState: unknown option 'strcit' (accepted: strict) — did you mean 'strict'?");
     for (const [name, t] of Object.entries(exe.state())) expect(Array.from(t.data), name).toEqual(Array.from(before[name]!.data));
     exe.loadState(extra, { strict: false });
     expect(existsSync(file)).toBe(true);
