@@ -18,6 +18,7 @@ export async function loadPrograms(cwd: string, file: string): Promise<NamedProg
   if (statSync(absolute).isDirectory()) throw new KilnError({ code: "invalid-argument", message: `cannot read '${file}': it is a directory` });
   let mod: Record<string, unknown>;
   try {
+    if (/\.[cm]?tsx?$/.test(absolute)) await ensureTypeScriptLoader();
     mod = (await import(pathToFileURL(absolute).href)) as Record<string, unknown>;
   } catch (e) {
     if (e instanceof KilnError) throw e;
@@ -30,6 +31,20 @@ export async function loadPrograms(cwd: string, file: string): Promise<NamedProg
   }
   if (programs.length === 0) throw new KilnError({ code: "invalid-argument", message: `'${file}' exports no k.program (export one, e.g. export const forward = k.program(fn, [k.f32([8, 4])]))` });
   return programs;
+}
+
+/**
+ * Model files written in TypeScript load through tsx. In a checkout bin/kiln.js registers it up
+ * front (and marks it); vitest transforms TypeScript itself; the installed package's built CLI
+ * registers it here, the first time a .ts model file is loaded.
+ */
+async function ensureTypeScriptLoader(): Promise<void> {
+  const registry = globalThis as { [key: symbol]: unknown };
+  const mark = Symbol.for("kiln.tsx-registered");
+  if (registry[mark] || process.env["VITEST"] !== undefined) return;
+  const { register } = await import("tsx/esm/api");
+  register();
+  registry[mark] = true;
 }
 
 /** The programs to act on: all of them, or the one named by --entry. */

@@ -2,7 +2,7 @@
 // exit codes — 0 ok, 1 a user error (KilnError: bad model, bad IR, missing file),
 // 2 a malformed command line. Anything else is a Kiln bug and prints its stack.
 
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { KilnError } from "../compiler/util/errors.ts";
 import { UsageError } from "./args.ts";
 import { checkCommand } from "./check.ts";
@@ -38,7 +38,9 @@ function commandHelp(c: Command): string {
 }
 
 function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
+  // ../package.json from cli/main.ts in a checkout, ../../package.json from the built dist/cli/main.js.
+  const pkgUrl = [new URL("../package.json", import.meta.url), new URL("../../package.json", import.meta.url)].find((u) => existsSync(u))!;
+  const pkg = JSON.parse(readFileSync(pkgUrl, "utf8")) as { version: string };
   return `kiln ${pkg.version}\n`;
 }
 
