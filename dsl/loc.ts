@@ -2,17 +2,37 @@
 // dsl/ and compiler/ folders. Errors and IR nodes carry it, so a shape mismatch names the
 // line the person wrote, not a frame deep inside a composite op.
 
-import { fileURLToPath } from "node:url";
-import path from "node:path";
 import type { SourceLoc } from "../compiler/util/errors.ts";
 
-const kilnRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const internalDirs = ["dsl", "compiler", "codegen", "runtime", "cli", "bin"].map((d) => path.join(kilnRoot, d) + path.sep);
+// Works on URLs, not node:path, so the DSL also runs in a browser bundle (where frames are
+// http:// URLs). Kiln's own folders, as URL prefixes: "<root>/dsl/" …
+const kilnRoot = new URL("../", import.meta.url).href;
+const internalPrefixes = ["dsl", "compiler", "codegen", "runtime", "cli", "bin"].map((d) => `${kilnRoot}${d}/`);
 
-const framePattern = /\(?((?:file:\/\/)?[^()\s]+?):(\d+):(\d+)\)?\s*$/;
+const framePattern = /\(?((?:[a-z][a-z+.-]*:\/\/)?[^()\s]+?):(\d+):(\d+)\)?\s*$/i;
 
-function isInternal(file: string): boolean {
-  return internalDirs.some((d) => file.startsWith(d)) || file.startsWith("node:") || file.includes(`${path.sep}node_modules${path.sep}`);
+/** A frame's file as a URL: ESM frames are file:// (or http://) URLs already, others absolute paths; undefined for node:internal, eval and the like. */
+function frameUrl(file: string): string | undefined {
+  if (/^[a-z][a-z+.-]*:\/\//i.test(file)) return file;
+  if (file.startsWith("/")) return `file://${encodeURI(file)}`;
+  if (/^[a-z]:[\\/]/i.test(file)) return `file:///${encodeURI(file.replaceAll("\\", "/"))}`;
+  return undefined;
+}
+
+function isInternal(url: string): boolean {
+  return internalPrefixes.some((d) => url.startsWith(d)) || url.includes("/node_modules/");
+}
+
+/** What an error shows: a path relative to the working directory when under it, else the absolute path (or the URL in a browser). */
+function displayName(url: string): string {
+  if (!url.startsWith("file://")) return url;
+  let file = decodeURIComponent(new URL(url).pathname);
+  if (/^\/[a-z]:\//i.test(file)) file = file.slice(1); // file:///C:/x → C:/x
+  const proc = (globalThis as { process?: { cwd?: () => string } }).process;
+  const cwd = proc?.cwd?.().replaceAll("\\", "/");
+  if (cwd === undefined) return file;
+  const prefix = cwd.endsWith("/") ? cwd : `${cwd}/`;
+  return file.startsWith(prefix) ? file.slice(prefix.length) : file;
 }
 
 let enabled = true;
@@ -30,11 +50,9 @@ export function captureUserLoc(): SourceLoc | undefined {
   for (const line of stack.split("\n").slice(1)) {
     const m = framePattern.exec(line.trim());
     if (!m) continue;
-    let file = m[1]!;
-    if (file.startsWith("file://")) file = fileURLToPath(file);
-    if (!path.isAbsolute(file) || isInternal(file)) continue;
-    const rel = path.relative(process.cwd(), file);
-    return { file: rel.startsWith("..") ? file : rel, line: Number(m[2]), col: Number(m[3]) };
+    const url = frameUrl(m[1]!);
+    if (url === undefined || isInternal(url)) continue;
+    return { file: displayName(url), line: Number(m[2]), col: Number(m[3]) };
   }
   return undefined;
 }

@@ -5,6 +5,7 @@
 import * as k from "kiln";
 import type { Graph } from "../../compiler/ir/types.ts";
 import type { HostTensor } from "../../compiler/util/host-tensor.ts";
+import { FULL, representative } from "../util/full.ts";
 import { randomGraph, randomInputs } from "../util/random-graph.ts";
 import { FUZZ_ATOL, FUZZ_RTOL, roundInputsToF32 } from "./fuzz-against-interpreter.ts";
 import { caseGroups, caseInputs, casesFor, DEFAULT_ATOL, DEFAULT_RTOL, traceCase, type OpCase } from "./op-cases.ts";
@@ -34,6 +35,60 @@ function traceOpCase(c: OpCase): CudaCase {
 /** Op, composite, gradient and larger-shape cases of the shared table (test/targets/op-cases.ts), less cuda's exclusions. */
 export function opCases(): CudaCase[] {
   return casesFor("cuda", caseGroups.filter((g) => g !== "models")).map(traceOpCase);
+}
+
+/**
+ * The op cases `npm test` emulates (KILN_FULL=1: all of opCases()): one or two per kind of
+ * kernel the CUDA renderer writes — elementwise (vector body + tail), i32 and bool, movement,
+ * gather, each reduction shape (short, long/warp rows, argmax, cumsum, softmax), register- and
+ * shared-memory-tiled matmul, conv, norms, attention, rng, and gradients.
+ */
+const REPRESENTATIVE_OP_CASES = [
+  "add/sub/mul/div broadcast",
+  "exp log sqrt rsqrt",
+  "comparisons and where",
+  "i32 arithmetic, floor div and mod",
+  "casts",
+  "sum mean over dims",
+  "argmax argmin",
+  "cumsum",
+  "softmax logSoftmax on inner and outer dims",
+  "slice narrow flip pad on one input",
+  "gather indexSelect",
+  "matmul 2-d, odd sizes",
+  "conv2d with padding and stride",
+  "layerNorm groupNorm",
+  "causal attention",
+  "dropout (rng matches the interpreter bit for bit)",
+  "grad of softmax cross-entropy wrt logits and weights",
+  "elementwise chain, odd length (vector body + scalar tail)",
+  "long rows (warp reductions)",
+  "matmul blocked in shared memory, ragged edges",
+];
+
+/** opCases() in `npm test`'s representative subset, or all of them under KILN_FULL=1. */
+export function representativeOpCases(): CudaCase[] {
+  return representative(opCases(), REPRESENTATIVE_OP_CASES, "cuda op cases");
+}
+
+/** Reduction cases of the subset: `npm test` forces each reduction strategy on these only (the strategy changes nothing else). */
+const REPRESENTATIVE_REDUCTION_CASES = [
+  "sum mean over dims",
+  "argmax argmin",
+  "softmax logSoftmax on inner and outer dims",
+  "layerNorm groupNorm",
+  "long rows (warp reductions)",
+  "matmul blocked in shared memory, ragged edges",
+];
+
+/** opCases() with reductions, for the forced strategies: a subset in `npm test`, all under KILN_FULL=1. */
+export function representativeReductionCases(): CudaCase[] {
+  return representative(opCases(), REPRESENTATIVE_REDUCTION_CASES, "cuda reduction cases");
+}
+
+/** Fuzz seeds 0…n-1: `full` of them under KILN_FULL=1, else `fast`. */
+export function fuzzSeeds(full: number, fast: number): number[] {
+  return Array.from({ length: FULL ? full : fast }, (_, s) => s);
 }
 
 /** One Adam step of a small MLP (loss and every new parameter and optimizer state). */

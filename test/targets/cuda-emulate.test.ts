@@ -2,6 +2,7 @@
 // emulation of blocks, threads and warp shuffles) against the float64 interpreter: the op,
 // gradient, model and fuzz graphs, with the default strategy and each reduction strategy
 // forced. One C++ build holds every case (a build costs seconds; a case, milliseconds).
+// `npm test` emulates a representative subset (cuda-cases.ts); `npm run test:full` all of it.
 
 import { beforeAll, describe, expect, test } from "vitest";
 import { compileCuda } from "../../codegen/cuda/compile.ts";
@@ -9,16 +10,24 @@ import type { ReductionStrategy } from "../../codegen/cuda/render-cuda.ts";
 import { interpret } from "../../compiler/ir/interpret.ts";
 import type { HostTensor } from "../../compiler/util/host-tensor.ts";
 import { emulateCuda, hasCxx } from "../util/nvcc.ts";
-import { fuzzCases, modelCases, opCases, type CudaCase } from "./cuda-cases.ts";
+import { FULL } from "../util/full.ts";
+import { fuzzCases, fuzzSeeds, modelCases, opCases, representativeOpCases, representativeReductionCases, type CudaCase } from "./cuda-cases.ts";
 import { asStored, firstMismatch } from "./op-cases.ts";
 
 type Strategy = "auto" | ReductionStrategy;
 
-const groups: { readonly label: string; readonly cases: () => CudaCase[]; readonly strategies: readonly Strategy[] }[] = [
-  { label: "ops, composites and gradients", cases: opCases, strategies: ["auto", "warp", "serial", "shared"] },
-  { label: "an Adam step of an MLP", cases: modelCases, strategies: ["auto", "warp", "shared"] },
-  { label: "fuzz graphs, seeds 0-39", cases: () => fuzzCases(Array.from({ length: 40 }, (_, s) => s)), strategies: ["auto"] },
-];
+const groups: { readonly label: string; readonly cases: () => CudaCase[]; readonly strategies: readonly Strategy[] }[] = FULL
+  ? [
+      { label: "ops, composites and gradients", cases: opCases, strategies: ["auto", "warp", "serial", "shared"] },
+      { label: "an Adam step of an MLP", cases: modelCases, strategies: ["auto", "warp", "shared"] },
+      { label: "fuzz graphs, seeds 0-39", cases: () => fuzzCases(fuzzSeeds(40, 4)), strategies: ["auto"] },
+    ]
+  : [
+      { label: "ops, composites and gradients (representative subset)", cases: representativeOpCases, strategies: ["auto"] },
+      { label: "reductions of the subset, each strategy forced", cases: representativeReductionCases, strategies: ["warp", "serial", "shared"] },
+      { label: "an Adam step of an MLP", cases: modelCases, strategies: ["auto"] },
+      { label: "fuzz graphs, seeds 0-3", cases: () => fuzzCases(fuzzSeeds(40, 4)), strategies: ["auto"] },
+    ];
 
 const problemsByGroup = new Map<string, string[]>();
 
