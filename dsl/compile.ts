@@ -9,6 +9,7 @@ import type { HostTensor } from "../compiler/util/host-tensor.ts";
 import type { Artifact } from "../runtime/artifact/format.ts";
 import { stateToLoad, writeCheckpoint, type LoadStateOptions, type LoadStateSource } from "./checkpoint.ts";
 import { toHostOutput, toHostTensor, type HostInput, type HostOutput } from "./host-data.ts";
+import { checkIndexInputs } from "./index-checks.ts";
 import { checkSpecs, graphNameOf, isProgram, type Program, type TracedFn } from "./program.ts";
 import { FINITE_OUTPUT, checkInputs, checkNumericsFromEnv, exposeValues, findFirstNonFinite, guardStateUpdates } from "./numerics.ts";
 import { resolveTarget, targetOptionKeys, targetsReadingOption, type Executor, type ExecutorStats, type TargetOptions } from "./targets.ts";
@@ -223,6 +224,7 @@ export async function compile<F extends TracedFn>(fnOrProgram: F | Program<F>, s
         strictOptions("exe.run", runOpts, runOptionKeys);
         const seed = runOpts.seed ?? runCount;
         user = bindInputs(inputs, seed, state);
+        checkIndexInputs(traced.indexChecks, user);
         if (pending > 0) for (const [name, t] of Object.entries(user)) user[name] = { ...t, data: t.data.slice() };
         runCount++;
       } catch (e) {

@@ -1,13 +1,14 @@
 // Tracing: a Tensor is a handle to a value in the graph being built. Running the user's
 // function on input handles records every op into one GraphBuilder; nothing is computed.
 
-import { GraphBuilder } from "../compiler/ir/graph.ts";
+import { GraphBuilder, nodeOf } from "../compiler/ir/graph.ts";
 import type { Graph, GraphOutput, TensorType, ValueId } from "../compiler/ir/types.ts";
 import type { DType } from "../compiler/ir/dtype.ts";
 import type { HostTensor } from "../compiler/util/host-tensor.ts";
 import { KilnError, type SourceLoc } from "../compiler/util/errors.ts";
 import { Tensor } from "./tensor.ts";
 import { captureUserLoc } from "./loc.ts";
+import { indexChecksOf, type IndexCheck, type IndexUse } from "./index-checks.ts";
 
 export class Trace {
   readonly builder: GraphBuilder;
@@ -36,6 +37,8 @@ export class Trace {
   readonly state = new Map<string, { readonly tensor: Tensor; readonly init: () => HostTensor }>();
   /** New values for state inputs: each becomes an output that aliases (updates in place) its input. */
   readonly stateUpdates = new Map<string, Tensor>();
+  /** i32 tensors ops used as indices (class ids, gather rows), with their valid ranges: see index-checks.ts. */
+  readonly indexUses: { readonly value: ValueId; readonly use: IndexUse }[] = [];
   /** Per-trace overrides: a module parameter bound to a tensor (k.functionalCall, trainStep). */
   readonly bindings = new Map<object, Tensor>();
 
@@ -131,6 +134,8 @@ export interface TraceResult {
   readonly state: ReadonlyMap<string, () => HostTensor>;
   /** How many of graph.outputs the traced function returned; state updates follow them. */
   readonly userOutputCount: number;
+  /** Index inputs exe.run range-checks before each run (class ids, gather/embedding indices). */
+  readonly indexChecks: readonly IndexCheck[];
   /** Rebuilds the output structure from a flat list of per-output values. */
   readonly unflatten: <T>(values: readonly T[]) => unknown;
 }
@@ -170,7 +175,12 @@ export function traceFunction(name: string, fn: (...args: never[]) => unknown, s
     const graph = trace.builder.build(outputs);
     const unflatten = <T>(values: readonly T[]): unknown => rebuild(result, values, { i: 0 });
     const state = new Map([...trace.state].map(([n, s]) => [n, s.init]));
-    return { graph, unflatten, state, userOutputCount: leaves.length };
+    const userInputs = new Set(graph.inputs.slice(0, Array.isArray(specs) ? specs.length : Object.keys(specs).length).flatMap((id) => {
+      const n = nodeOf(graph, id);
+      return n.op === "input" ? [n.name] : [];
+    }));
+    const indexChecks = indexChecksOf(graph, trace.indexUses, userInputs).fromInputs;
+    return { graph, unflatten, state, userOutputCount: leaves.length, indexChecks };
   });
 }
 

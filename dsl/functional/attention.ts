@@ -3,6 +3,7 @@
 // softmax row kernel.
 
 import { formatShape } from "../../compiler/util/shape.ts";
+import { recordIndexUse } from "../index-checks.ts";
 import { strictOptions } from "../options.ts";
 import { type Tensor, userError } from "../tensor.ts";
 import * as M from "../ops/movement.ts";
@@ -52,6 +53,7 @@ export function scaledDotProductAttention(query: Tensor, key: Tensor, value: Ten
 export function oneHot(indices: Tensor, numClasses: number): Tensor {
   if (indices.dtype !== "i32") return userError("dtype-mismatch", `dtype mismatch in oneHot: indices must be i32, got ${indices.dtype}${formatShape(indices.shape)}`);
   if (!Number.isInteger(numClasses) || numClasses < 1) return userError("invalid-argument", `oneHot: numClasses must be a positive integer, got ${numClasses}`);
+  recordIndexUse(indices, { op: "oneHot", what: "class index", high: numClasses });
   const shape = [...indices.shape, numClasses];
   const classes = iota(indices, shape, indices.ndim);
   return classes.eq(M.expand(M.unsqueeze(indices, -1), shape)).int();

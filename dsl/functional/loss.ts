@@ -4,6 +4,7 @@
 // whole loss stays elementwise + row reductions (one fused row kernel, simple gradients).
 
 import { formatShape, shapesEqual } from "../../compiler/util/shape.ts";
+import { recordIndexUse } from "../index-checks.ts";
 import { strictOptions } from "../options.ts";
 import { type Tensor, userError } from "../tensor.ts";
 import * as M from "../ops/movement.ts";
@@ -71,6 +72,7 @@ function classIndexLoss(logp: Tensor, target: Tensor, axis: number, opts: CrossE
   if (!(epsilon >= 0 && epsilon <= 1)) return userError("invalid-argument", `${op}: labelSmoothing must be in [0, 1], got ${epsilon}`);
   const weight = checkClassWeight(opts.weight, classes, op);
 
+  recordIndexUse(target, { op, what: "class index", high: classes, ignoreIndex });
   const isTarget = iota(logp, logp.shape, axis).eq(M.expand(M.unsqueeze(target, axis), logp.shape));
   const valid = target.ne(ignoreIndex);
   const weightBroadcast = weight ? alongAxis(weight, axis, logp.ndim) : undefined;

@@ -1,8 +1,10 @@
 // Lookup-style ops: embedding (rows of a weight table picked by i32 indices) and dropout
-// (elements zeroed by a counter-based random mask). Indices outside [0, num) are the
-// caller's responsibility, as in PyTorch (backends clamp or read garbage, never crash).
+// (elements zeroed by a counter-based random mask). Indices read from a graph input are
+// range-checked by exe.run (index-checks.ts); computed ones are not yet (backends clamp or
+// read garbage there, never crash).
 
 import { formatShape } from "../../compiler/util/shape.ts";
+import { recordIndexUse } from "../index-checks.ts";
 import { type Tensor, prim, userError } from "../tensor.ts";
 import * as M from "../ops/movement.ts";
 import { uniform } from "../random.ts";
@@ -13,6 +15,7 @@ export function embedding(indices: Tensor, weight: Tensor): Tensor {
   if (indices.dtype !== "i32") return userError("dtype-mismatch", `dtype mismatch in ${op}: indices must be i32, got ${indices.dtype}${formatShape(indices.shape)}`);
   if (weight.ndim !== 2) return userError("shape-mismatch", `shape mismatch in ${op}: weight must be [num, dim], got ${formatShape(weight.shape)}`);
   const dim = weight.shape[1]!;
+  recordIndexUse(indices, { op, what: "row of the weight", high: weight.shape[0]! });
   const count = indices.numel();
   // gather needs the index shaped like the table except along the gathered axis.
   const rowIndex = M.expand(M.reshape(indices, [count, 1]), [count, dim]);

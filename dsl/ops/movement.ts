@@ -5,6 +5,7 @@
 import type { DType } from "../../compiler/ir/dtype.ts";
 import { formatShape, normalizeAxis, numel, shapesEqual } from "../../compiler/util/shape.ts";
 import { type Tensor, constant, dimIndex, dimList, prim, userError, type Dims } from "../tensor.ts";
+import { recordIndexUse } from "../index-checks.ts";
 import * as E from "./elementwise.ts";
 
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
@@ -283,6 +284,7 @@ export function gather(x: Tensor, dim: number, index: Tensor): Tensor {
   if (index.dtype !== "i32") return userError("dtype-mismatch", `gather: index must be i32, got ${index.dtype}`);
   if (index.ndim !== x.ndim || index.shape.some((d, i) => i !== axis && d > x.shape[i]!))
     return userError("shape-mismatch", `shape mismatch in gather: index ${formatShape(index.shape)} must have the rank of input ${formatShape(x.shape)} and no larger size outside dim ${dim}`);
+  recordIndexUse(index, { op: "gather", what: `position along dim ${dim}`, high: x.shape[axis]! });
   const stop = x.shape.map((d, i) => (i === axis ? d : index.shape[i]!));
   const cut = stop.every((d, i) => d === x.shape[i]) ? x : prim(x.trace, { op: "slice", x: x.id, start: x.shape.map(() => 0), stop, step: x.shape.map(() => 1) });
   return prim(x.trace, { op: "gather", x: cut.id, index: index.id, axis });
@@ -293,6 +295,7 @@ export function indexSelect(x: Tensor, dim: number, index: Tensor): Tensor {
   const axis = dimIndex(x, dim, "indexSelect");
   if (index.dtype !== "i32") return userError("dtype-mismatch", `indexSelect: index must be i32, got ${index.dtype}`);
   if (index.ndim > 1) return userError("shape-mismatch", `shape mismatch in indexSelect: index must be 1-d, got ${formatShape(index.shape)}`);
+  recordIndexUse(index, { op: "indexSelect", what: `position along dim ${dim}`, high: x.shape[axis]! });
   const count = index.ndim === 0 ? 1 : index.shape[0]!;
   const outShape = x.shape.map((d, i) => (i === axis ? count : d));
   const spread = expand(reshape(index, x.shape.map((_, i) => (i === axis ? count : 1))), outShape);
