@@ -5,7 +5,7 @@
 // rows, a loss, a sum of everything) gives each point a warp: lanes split the point-level
 // reductions, combine them with shuffles, then split the row's own loop to store it.
 
-import { scheduleSection, type ScheduleItem } from "../../compiler/kernel/schedule.ts";
+import { reduceElements, scheduleSection, type ScheduleItem } from "../../compiler/kernel/schedule.ts";
 import { indexVars, type IndexVar } from "../../compiler/kernel/index-expr.ts";
 import { exprOwnVars, type BufferDecl, type ExprId, type KExpr, type Kernel, type Section } from "../../compiler/kernel/kernel-ir.ts";
 import { assertNever, bug } from "../../compiler/util/errors.ts";
@@ -97,7 +97,7 @@ function pointReduces(items: readonly ScheduleItem[], threadBound: ReadonlySet<s
 
 function pickStrategy(s: Section, items: readonly ScheduleItem[], depth: number): ReductionStrategy {
   const threadBound = new Set(s.domain.slice(0, depth).map((v) => v.name));
-  const longest = Math.max(0, ...pointReduces(items, threadBound).map((r) => product(r.vars)));
+  const longest = Math.max(0, ...pointReduces(items, threadBound).map(reduceElements));
   return longest >= WARP_MIN_REDUCE && product(s.domain.slice(0, depth)) < WARP_MAX_OUTPUTS ? "warp" : "serial";
 }
 

@@ -7,7 +7,7 @@
 //   B. a reduction outside A over a contiguous innermost variable: four partial accumulators,
 //      combined across lanes at the end (the summation order differs from the interpreter's).
 
-import { scheduleSection, type ScheduleItem } from "../../compiler/kernel/schedule.ts";
+import { reduceElements, scheduleSection, type ScheduleItem } from "../../compiler/kernel/schedule.ts";
 import { exprOperands, exprOwnVars, type ExprId, type KExpr, type Section } from "../../compiler/kernel/kernel-ir.ts";
 import { dtypeBytes } from "../../compiler/ir/dtype.ts";
 import { assertNever, bug } from "../../compiler/util/errors.ts";
@@ -383,7 +383,9 @@ export function emitSection(s: Section, buffer: (id: number) => BufferPlace, hel
 
   emitItems(items);
   const domainSize = realDomain.reduce((a, v) => a * v.extent, 1);
-  const reduceSize = exprs.reduce((m, e) => (isReduce(e) ? Math.max(m, e.vars.reduce((a, v) => a * v.extent, 1)) : m), 1);
+  const longestReduce = (list: readonly ScheduleItem[]): number =>
+    list.reduce((m, it) => Math.max(m, it.kind === "reduce" ? reduceElements(it) : it.kind === "loop" ? longestReduce(it.body) : 1), 1);
+  const reduceSize = longestReduce(items);
   return {
     func: { type: { params: [I32, I32, I32], results: [] }, locals: fb.locals, body: fb.body, exportName: name },
     splitExtent: splitVar?.extent ?? 1,

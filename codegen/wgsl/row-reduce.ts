@@ -7,7 +7,7 @@
 
 import type { IndexVar } from "../../compiler/kernel/index-expr.ts";
 import type { ExprId, Section } from "../../compiler/kernel/kernel-ir.ts";
-import type { ScheduleItem } from "../../compiler/kernel/schedule.ts";
+import { reduceElements, type ScheduleItem } from "../../compiler/kernel/schedule.ts";
 import { exprName, parallelDepthOf, renderSectionBody, scheduleSection } from "../render/base.ts";
 import { wgslDialect, wgslHelpersFor } from "./dialect.ts";
 import type { WebGpuLimits } from "./layout.ts";
@@ -31,7 +31,7 @@ export function wantsRowKernel(s: Section): boolean {
   const depth = parallelDepthOf(s, items);
   if (extentOf(s.domain.slice(0, depth)) >= MAX_ROWS) return false;
   const top = rowLevelItems(items, depth);
-  return top.some((it) => it.kind === "reduce" && extentOf(it.vars) >= MIN_ROW_EXTENT && it.reduces.every((r) => s.exprs[r]!.dtype !== "bool"));
+  return top.some((it) => it.kind === "reduce" && reduceElements(it) >= MIN_ROW_EXTENT && it.reduces.every((r) => s.exprs[r]!.dtype !== "bool"));
 }
 
 /** The items inside the thread-bound loops (the row's body). */
@@ -92,10 +92,27 @@ export function renderRowKernel(d: { readonly name: string; readonly sections: r
   return { name: d.name, source, bindings: b.gpuBuffers, workgroups };
 }
 
-function cooperativeReduce(s: Section, item: Extract<ScheduleItem, { kind: "reduce" }>, render: (list: readonly ScheduleItem[], indent: string) => string[], ind: string): string[] {
+type ReduceItem = Extract<ScheduleItem, { kind: "reduce" }>;
+
+/**
+ * A sum whose only summand is another sum over its own loop (the outer levels of a blocked
+ * sum, compiler/kernel/block-sum.ts): the two loops as one, summing the inner body directly.
+ * The outer level alone is at most 32 long, too few to keep the workgroup's threads busy.
+ */
+function mergedLevels(s: Section, item: ReduceItem): { readonly vars: readonly IndexVar[]; readonly body: readonly ScheduleItem[]; readonly summand: ExprId } | undefined {
+  const [only] = item.body;
+  if (item.reduces.length !== 1 || item.body.length !== 1 || only?.kind !== "reduce" || only.reduces.length !== 1) return undefined;
+  const outer = s.exprs[item.reduces[0]!]!;
+  const inner = s.exprs[only.reduces[0]!]!;
+  if (outer.op !== "reduce_sum" || inner.op !== "reduce_sum" || outer.body !== only.reduces[0]) return undefined;
+  return { vars: [...item.vars, ...only.vars], body: only.body, summand: inner.body };
+}
+
+function cooperativeReduce(s: Section, item: ReduceItem, render: (list: readonly ScheduleItem[], indent: string) => string[], ind: string): string[] {
   const d = wgslDialect;
   const lines: string[] = [];
-  const vars = item.vars.filter((v) => v.extent !== 1);
+  const merged = mergedLevels(s, item);
+  const vars = (merged?.vars ?? item.vars).filter((v) => v.extent !== 1);
   const extent = extentOf(vars);
   for (const r of item.reduces) {
     const e = s.exprs[r]!;
@@ -108,11 +125,11 @@ function cooperativeReduce(s: Section, item: Extract<ScheduleItem, { kind: "redu
     stride /= v.extent;
     lines.push(`${ind}  let ${v.name}: i32 = ${stride === 1 ? loopVar : `${loopVar} / ${stride}`}${stride * v.extent === extent ? "" : ` % ${v.extent}`};`);
   }
-  lines.push(...render(item.body, ind + "  "));
+  lines.push(...render(merged?.body ?? item.body, ind + "  "));
   const stepOf = (r: ExprId): "add" | "max" => (s.exprs[r]!.op === "reduce_sum" ? "add" : "max");
   for (const r of item.reduces) {
     const e = s.exprs[r]! as { body: ExprId; dtype: "f32" | "i32" };
-    lines.push(`${ind}  ${exprName(r)} = ${d.binary(stepOf(r), exprName(r), exprName(e.body), e.dtype)};`);
+    lines.push(`${ind}  ${exprName(r)} = ${d.binary(stepOf(r), exprName(r), exprName(merged?.summand ?? e.body), e.dtype)};`);
   }
   lines.push(`${ind}}`);
   // Tree reduction of the 64 partials, one reduction at a time through workgroup memory.

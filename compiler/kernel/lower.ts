@@ -7,6 +7,7 @@ import { nodeOf } from "../ir/graph.ts";
 import { isBinaryOp, isUnaryOp, type Graph, type Node, type ValueId } from "../ir/types.ts";
 import type { FusionGroup, FusionPlan } from "./fusion-plan.ts";
 import { bug } from "../util/errors.ts";
+import { lowerSum } from "./block-sum.ts";
 import { andPred, flatIndex, fromAtom, indexKey, indexVar, predKey, type IndexExpr, type IndexPred } from "./index-expr.ts";
 import { SectionBuilder, sectionBuffers, type BufferDecl, type ExprId, type Kernel, type KernelProgram, type Section } from "./kernel-ir.ts";
 import { operandIndex, type MovementNode } from "./movement-index.ts";
@@ -116,6 +117,14 @@ function lowerGroup(g: Graph, grp: FusionGroup, bufferOf: ReadonlyMap<ValueId, n
       case "reduce_max": {
         if (n.axes.length === 0) return value(n.x, index, valid);
         const xShape = nodeOf(g, n.x).type.shape;
+        if (n.op === "reduce_sum") {
+          const summand = (axisIndex: readonly IndexExpr[]): ExprId => {
+            const inIndex = [...index];
+            n.axes.forEach((a, i) => (inIndex[a] = axisIndex[i]!));
+            return value(n.x, inIndex, valid);
+          };
+          return lowerSum(sb, n.axes.map((a) => xShape[a]!), summand, dtype);
+        }
         const vars = n.axes.map((a) => sb.freshVar(xShape[a]!));
         const inIndex = [...index];
         n.axes.forEach((a, i) => (inIndex[a] = fromAtom(vars[i]!)));

@@ -182,3 +182,12 @@ export function scheduleSection(s: Section): ScheduleItem[] {
   }
   return build(root);
 }
+
+/**
+ * Elements one reduce item folds: its own loop's trips times those of the longest reduction
+ * nested in it (a blocked sum, compiler/kernel/block-sum.ts, is a nest of short loops).
+ */
+export function reduceElements(item: Extract<ScheduleItem, { kind: "reduce" }>): number {
+  const own = item.vars.reduce((a, v) => a * v.extent, 1);
+  return own * item.body.reduce((m, it) => Math.max(m, it.kind === "reduce" ? reduceElements(it) : 1), 1);
+}
