@@ -7,7 +7,7 @@
 // row kernels and CUDA warps split the outermost level over threads, and JS accumulates
 // each level in float64. Short sums keep their single loop (their code is unchanged).
 
-import type { DType } from "../ir/types.ts";
+import type { DType } from "../ir/dtype.ts";
 import { bug } from "../util/errors.ts";
 import { addIndex, constIndex, fromAtom, mulIndex, type IndexExpr } from "./index-expr.ts";
 import type { ExprId, SectionBuilder } from "./kernel-ir.ts";
