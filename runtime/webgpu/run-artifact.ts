@@ -86,6 +86,8 @@ export class WebGpuArtifactRunner {
   /** Per state input: the data array last returned for the output that updates it (already on the device). */
   private readonly resident = new Map<string, RuntimeData>();
   private readonly aliasOutput = new Map<string, ArtifactIO>();
+  /** Bounce buffer for copy-backs within one slot (WebGPU forbids a buffer copying to itself). */
+  private readonly copyScratch: GPUBuffer | undefined;
   /** Settles when the last queued run or read has (never rejects). */
   private tail: Promise<unknown> = Promise.resolve();
 
@@ -98,6 +100,12 @@ export class WebGpuArtifactRunner {
     const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
     this.slots = artifact.memory.slotBytes.map((bytes, i) => createBuffer(device, { size: Math.max(ELEMENT_BYTES, Math.ceil(bytes / 4) * 4), usage, label: `${artifact.name}/slot${i}` }));
     for (const o of artifact.outputs) if (o.aliases !== undefined) this.aliasOutput.set(o.aliases, o);
+    let scratchBytes = 0;
+    for (const c of artifact.memory.copies) {
+      const from = this.placeOf(c.output);
+      if (from.gpu === this.placeOf(c.input).gpu) scratchBytes = Math.max(scratchBytes, from.bytes);
+    }
+    this.copyScratch = scratchBytes > 0 ? createBuffer(device, { size: scratchBytes, usage: GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST, label: `${artifact.name}/copy-back` }) : undefined;
   }
 
   static async create(device: GPUDevice, artifact: Artifact): Promise<WebGpuArtifactRunner> {
@@ -138,6 +146,58 @@ export class WebGpuArtifactRunner {
 
   private async runNow(inputs: Readonly<Record<string, RuntimeTensor>>, opts: WebGpuRunOptions): Promise<Record<string, RuntimeTensor>> {
     const { device } = this;
+    // A run the device refuses (an invalid copy, a binding over a limit) must fail, not return
+    // whatever the staging buffer held: its validation errors land in a scope of its own. No
+    // await between push and pop, so no other runner's work shares the scope.
+    device.pushErrorScope("validation");
+    let submitted: { readonly wanted: readonly ArtifactIO[]; readonly stagingBytes: number; readonly stagingOffset: ReadonlyMap<string, number> };
+    let validation!: Promise<GPUError | null>;
+    try {
+      submitted = this.submit(inputs, opts);
+    } finally {
+      validation = device.popErrorScope();
+    }
+    const { wanted, stagingBytes, stagingOffset } = submitted;
+    let mapped: ArrayBuffer | undefined;
+    let failure: unknown;
+    try {
+      if (stagingBytes > 0) {
+        await this.staging!.mapAsync(GPUMapMode.READ, 0, stagingBytes);
+        mapped = this.staging!.getMappedRange(0, stagingBytes).slice(0);
+        this.staging!.unmap();
+      } else await device.queue.onSubmittedWorkDone();
+    } catch (e) {
+      failure = e;
+    }
+    const refused = await validation;
+    if (refused) throw new Error(`webgpu: ${this.artifact.name}: the device refused the run: ${refused.message}`);
+    if (failure !== undefined) throw failure;
+
+    const out: Record<string, RuntimeTensor> = {};
+    for (const o of wanted) {
+      const buffer = this.artifact.buffers[o.buffer]!;
+      if (buffer.kind === "input") {
+        // An output that is an input passes the caller's data through.
+        const given = this.artifact.inputs.find((i) => i.buffer === o.buffer)!;
+        out[o.name] = { dtype: o.dtype, shape: [...o.shape], data: inputs[given.name]!.data.slice() };
+        continue;
+      }
+      const offset = stagingOffset.get(o.name)!;
+      out[o.name] = { dtype: o.dtype, shape: [...o.shape], data: fromDeviceWords(o.dtype, mapped ?? new ArrayBuffer(0), offset, numel(o.shape)) };
+    }
+    // The device now holds each state output in its input's place (in place, or by the copy-back).
+    for (const [input, o] of this.aliasOutput) {
+      const t = out[o.name];
+      if (this.artifact.buffers[o.buffer]!.kind === "input") this.resident.delete(input);
+      // Not read back: the caller's array now stands for the updated value on the device.
+      else this.resident.set(input, t ? t.data : inputs[input]!.data);
+    }
+    return out;
+  }
+
+  /** Writes the inputs that changed, encodes the dispatches, readback and copy-backs, and submits (no await). */
+  private submit(inputs: Readonly<Record<string, RuntimeTensor>>, opts: WebGpuRunOptions): { readonly wanted: readonly ArtifactIO[]; readonly stagingBytes: number; readonly stagingOffset: ReadonlyMap<string, number> } {
+    const { device } = this;
     for (const io of this.artifact.inputs) {
       const t = inputs[io.name];
       if (!t) throw new Error(`missing input '${io.name}'`);
@@ -177,36 +237,16 @@ export class WebGpuArtifactRunner {
     for (const c of this.artifact.memory.copies) {
       const from = this.placeOf(c.output);
       const to = this.placeOf(c.input);
-      if (from.bytes > 0) encoder.copyBufferToBuffer(from.gpu, from.offset, to.gpu, to.offset, from.bytes);
+      if (from.bytes === 0) continue;
+      if (from.gpu !== to.gpu) encoder.copyBufferToBuffer(from.gpu, from.offset, to.gpu, to.offset, from.bytes);
+      else {
+        // Two tensors packed into one slot: bounce through the scratch buffer.
+        encoder.copyBufferToBuffer(from.gpu, from.offset, this.copyScratch!, 0, from.bytes);
+        encoder.copyBufferToBuffer(this.copyScratch!, 0, to.gpu, to.offset, from.bytes);
+      }
     }
     device.queue.submit([encoder.finish()]);
-
-    const out: Record<string, RuntimeTensor> = {};
-    let mapped: ArrayBuffer | undefined;
-    if (stagingBytes > 0) {
-      await this.staging!.mapAsync(GPUMapMode.READ, 0, stagingBytes);
-      mapped = this.staging!.getMappedRange(0, stagingBytes).slice(0);
-      this.staging!.unmap();
-    } else await device.queue.onSubmittedWorkDone();
-    for (const o of wanted) {
-      const buffer = this.artifact.buffers[o.buffer]!;
-      if (buffer.kind === "input") {
-        // An output that is an input passes the caller's data through.
-        const given = this.artifact.inputs.find((i) => i.buffer === o.buffer)!;
-        out[o.name] = { dtype: o.dtype, shape: [...o.shape], data: inputs[given.name]!.data.slice() };
-        continue;
-      }
-      const offset = stagingOffset.get(o.name)!;
-      out[o.name] = { dtype: o.dtype, shape: [...o.shape], data: fromDeviceWords(o.dtype, mapped ?? new ArrayBuffer(0), offset, numel(o.shape)) };
-    }
-    // The device now holds each state output in its input's place (in place, or by the copy-back).
-    for (const [input, o] of this.aliasOutput) {
-      const t = out[o.name];
-      if (this.artifact.buffers[o.buffer]!.kind === "input") this.resident.delete(input);
-      // Not read back: the caller's array now stands for the updated value on the device.
-      else this.resident.set(input, t ? t.data : inputs[input]!.data);
-    }
-    return out;
+    return { wanted, stagingBytes, stagingOffset };
   }
 
   /**
@@ -252,9 +292,9 @@ export class WebGpuArtifactRunner {
     return out;
   }
 
-  /** GPU buffers this runner holds now (one per memory slot, and the readback buffer once a run made it). */
+  /** GPU buffers this runner holds now (one per memory slot, the readback buffer once a run made it, a copy-back bounce buffer where needed). */
   get liveBuffers(): number {
-    return this.slots.length + (this.staging ? 1 : 0);
+    return this.slots.length + (this.staging ? 1 : 0) + (this.copyScratch ? 1 : 0);
   }
 
   /** Frees the device memory; the runner cannot run afterwards. */
@@ -262,6 +302,7 @@ export class WebGpuArtifactRunner {
     for (const b of this.slots) destroyBuffer(b);
     if (this.staging) destroyBuffer(this.staging);
     this.staging = undefined;
+    if (this.copyScratch) destroyBuffer(this.copyScratch);
   }
 }
 
