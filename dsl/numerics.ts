@@ -21,7 +21,8 @@
 
 import { GraphBuilder, nodeOf } from "../compiler/ir/graph.ts";
 import { printNode, valueNames } from "../compiler/ir/printer.ts";
-import { isMovementOp, operands, type Graph, type GraphOutput, type Node, type ValueId } from "../compiler/ir/types.ts";
+import { isMovementOp, type Graph, type GraphOutput, type Node, type ValueId } from "../compiler/ir/types.ts";
+import { operands } from "../compiler/ir/op-schema.ts";
 import { KilnError } from "../compiler/util/errors.ts";
 import type { HostTensor } from "../compiler/util/host-tensor.ts";
 

@@ -4,7 +4,8 @@
 
 import { KilnError, bug, type SourceLoc } from "../util/errors.ts";
 import { DECLARES_TYPE, TypeRuleError, inferType } from "./infer.ts";
-import { operands, valueId, type Graph, type GraphOutput, type Node, type NodeSpec, type TensorType, type ValueId } from "./types.ts";
+import { valueId, type Graph, type GraphOutput, type Node, type NodeSpec, type TensorType, type ValueId } from "./types.ts";
+import { operands, remapOperands } from "./op-schema.ts";
 
 export class GraphBuilder {
   private readonly nodes: Node[] = [];
@@ -57,12 +58,7 @@ export class GraphBuilder {
 
   /** Copies an existing node (with new operand ids) — the usual move in a rewriting pass. */
   copy(node: Node, remap: (id: ValueId) => ValueId): ValueId {
-    const { id: _id, type, ...rest } = node;
-    const spec = { ...rest } as Record<string, unknown>;
-    for (const role of ["x", "y", "cond", "lhs", "rhs", "index", "seed"]) {
-      if (typeof spec[role] === "number") spec[role] = remap(spec[role] as ValueId);
-    }
-    return this.add(spec as unknown as NodeSpec, DECLARES_TYPE.has(node.op) ? type : undefined);
+    return this.add(remapOperands(node, remap), DECLARES_TYPE.has(node.op) ? node.type : undefined);
   }
 
   build(outputs: readonly GraphOutput[]): Graph {

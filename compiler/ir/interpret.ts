@@ -24,7 +24,8 @@ import { formatType } from "./infer.ts";
 import { printNode, valueNames } from "./printer.ts";
 import * as compute from "./interpret-compute.ts";
 import * as movement from "./interpret-movement.ts";
-import { operands, type Graph, type GraphOutput, type Node, type TensorType, type ValueId } from "./types.ts";
+import type { Graph, GraphOutput, Node, TensorType, ValueId } from "./types.ts";
+import { operands } from "./op-schema.ts";
 
 /** Evaluates `g` on `inputs` (keyed by input name; extra names are ignored). Outputs are keyed by GraphOutput.name. */
 export function interpret(g: Graph, inputs: Readonly<Record<string, HostTensor>>): Record<string, HostTensor> {

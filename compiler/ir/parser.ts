@@ -4,11 +4,12 @@
 // offending token's file:line:col with a caret excerpt of that line.
 
 import { EmbeddedActionsParser, EOF, type IRecognitionException, type IToken, type TokenType } from "chevrotain";
-import { KilnError, type SourceLoc } from "../util/errors.ts";
+import { KilnError, assertNever, type SourceLoc } from "../util/errors.ts";
 import { GraphBuilder } from "./graph.ts";
 import { TypeRuleError, formatType, inferType, typesEqual } from "./infer.ts";
 import * as T from "./lexer.ts";
-import type { Graph, GraphOutput, NodeSpec, Op, TensorType, ValueId } from "./types.ts";
+import { isOp, opSchema, type AttrKind, type OpSchema } from "./op-schema.ts";
+import type { Graph, GraphOutput, NodeSpec, TensorType, ValueId } from "./types.ts";
 import { DTYPES, type DType } from "./dtype.ts";
 
 // ---- token tree: what the grammar produces; decoding happens in the build step ----
@@ -219,52 +220,10 @@ function decodeLoc(ctx: Context, s: LocSyntax | undefined): { loc?: SourceLoc } 
   return { loc: { file, line: decodeInteger(ctx, s.line, "a line"), col: decodeInteger(ctx, s.col, "a column") } };
 }
 
-// ---- op signatures: operands by role, attributes by kind ----
+// ---- op signatures (op-schema.ts): operands by role, attributes by kind ----
 
-type AttrKind = "int" | "number" | "ints" | "value";
-interface OpSignature {
-  readonly operands: readonly string[];
-  readonly attrs?: Readonly<Record<string, AttrKind>>;
-  /** `const 0.5`: the one positional argument is a number, stored under this key. */
-  readonly literal?: string;
-}
-
-const unary: OpSignature = { operands: ["x"] };
-const binary: OpSignature = { operands: ["x", "y"] };
-const axesOnly: OpSignature = { operands: ["x"], attrs: { axes: "ints" } };
-
-const SIGNATURES: { readonly [K in Exclude<Op, "input">]: OpSignature } = {
-  const: { operands: [], literal: "value" },
-  iota: { operands: [], attrs: { axis: "int" } },
-  rng: { operands: [], attrs: { seed: "value", stream: "int" } },
-  neg: unary,
-  exp2: unary,
-  log2: unary,
-  sin: unary,
-  sqrt: unary,
-  recip: unary,
-  cast: unary,
-  reshape: unary,
-  expand: unary,
-  add: binary,
-  mul: binary,
-  max: binary,
-  cmplt: binary,
-  cmpeq: binary,
-  idiv: binary,
-  mod: binary,
-  where: { operands: ["cond", "x", "y"] },
-  reduce_sum: axesOnly,
-  reduce_max: axesOnly,
-  permute: { operands: ["x"], attrs: { perm: "ints" } },
-  pad: { operands: ["x"], attrs: { low: "ints", high: "ints", value: "number" } },
-  slice: { operands: ["x"], attrs: { start: "ints", stop: "ints", step: "ints" } },
-  flip: axesOnly,
-  dot: { operands: ["lhs", "rhs"] },
-  gather: { operands: ["x", "index"], attrs: { axis: "int" } },
-};
-
-const isSignedOp = (op: string): op is keyof typeof SIGNATURES => Object.hasOwn(SIGNATURES, op);
+/** How an attribute is read: as the schema's kind, or `value` for a keyword operand (`seed=%s`). */
+type AttrReading = AttrKind | "value";
 
 /** The builder plus the text-name → value map of one graph being parsed. */
 interface Scope {
@@ -285,7 +244,7 @@ function define(ctx: Context, scope: Scope, t: IToken, id: ValueId): void {
   scope.values.set(key, id);
 }
 
-function decodeAttr(ctx: Context, scope: Scope, a: AttrSyntax, kind: AttrKind): unknown {
+function decodeAttr(ctx: Context, scope: Scope, a: AttrSyntax, kind: AttrReading): unknown {
   const name = a.name.image;
   if (kind === "ints") {
     if (!("list" in a)) return failAtToken(ctx, a.value, `attribute '${name}' must be a list of integers like [0,1], got ${a.value.image}`);
@@ -295,31 +254,45 @@ function decodeAttr(ctx: Context, scope: Scope, a: AttrSyntax, kind: AttrKind): 
   const isValue = a.value.tokenType === T.ValueName;
   if (kind === "value") return isValue ? lookup(ctx, scope, a.value) : failAtToken(ctx, a.value, `attribute '${name}' must be a value name, got ${a.value.image}`);
   if (isValue) return failAtToken(ctx, a.value, `attribute '${name}' must be a number, got ${a.value.image}`);
-  return kind === "int" ? decodeInteger(ctx, a.value, `attribute '${name}'`) : T.numberValue(a.value.image);
+  switch (kind) {
+    case "int":
+      return decodeInteger(ctx, a.value, `attribute '${name}'`);
+    case "number":
+      return T.numberValue(a.value.image);
+    case "string":
+      // Only `input "name"` has a string, and inputs are declared in the header.
+      return failAtToken(ctx, a.value, `attribute '${name}' cannot be written as key=value`);
+    default:
+      return assertNever(kind, "attribute kind");
+  }
 }
 
 /** Turns one statement into a NodeSpec, checking operand count and attributes against the op's signature. */
 function nodeSpec(ctx: Context, scope: Scope, s: StatementSyntax): NodeSpec {
   const op = s.op.image;
   if (op === "input") failAtToken(ctx, s.op, `inputs are declared in the graph header, not as statements`);
-  if (!isSignedOp(op)) return failAtToken(ctx, s.op, `unknown op '${op}'`);
-  const sig = SIGNATURES[op];
+  if (!isOp(op)) return failAtToken(ctx, s.op, `unknown op '${op}'`);
+  const sig = opSchema(op) as OpSchema;
   const spec: Record<string, unknown> = { op };
-  const positional = sig.literal ? 1 : sig.operands.length;
+  const operandRoles = sig.operands as readonly string[];
+  const keywordOperands = sig.operandStyle === "keyword";
+  const positional = sig.literal !== undefined ? 1 : keywordOperands ? 0 : operandRoles.length;
   if (s.args.length !== positional) {
     const at = s.args[positional] ?? s.args.at(-1) ?? s.op;
-    failAtToken(ctx, at, `${op} takes ${positional} ${sig.literal ? "number" : `operand${positional === 1 ? "" : "s"}`}, got ${s.args.length}`);
+    failAtToken(ctx, at, `${op} takes ${positional} ${sig.literal !== undefined ? "number" : `operand${positional === 1 ? "" : "s"}`}, got ${s.args.length}`);
   }
   s.args.forEach((t, i) => {
-    if (sig.literal) {
+    if (sig.literal !== undefined) {
       if (t.tokenType !== T.NumberLiteral) failAtToken(ctx, t, `${op} takes a number, got ${t.image}`);
       spec[sig.literal] = T.numberValue(t.image);
     } else {
       if (t.tokenType !== T.ValueName) failAtToken(ctx, t, `${op} operands must be values, got ${t.image}`);
-      spec[sig.operands[i]!] = lookup(ctx, scope, t);
+      spec[operandRoles[i]!] = lookup(ctx, scope, t);
     }
   });
-  const expected = sig.attrs ?? {};
+  const expected: Record<string, AttrReading> = {};
+  if (keywordOperands) for (const r of operandRoles) expected[r] = "value";
+  for (const [key, kind] of Object.entries(sig.attrs as Readonly<Record<string, AttrKind>>)) if (key !== sig.literal) expected[key] = kind;
   for (const a of s.attrs) {
     const name = a.name.image;
     const kind = Object.hasOwn(expected, name) ? expected[name] : undefined;

@@ -6,6 +6,7 @@
 import { assertNever, type SourceLoc } from "../util/errors.ts";
 import { checkOptions } from "../util/options.ts";
 import { formatType } from "./infer.ts";
+import { opSchema, type AttrKind, type OpSchema } from "./op-schema.ts";
 import type { Graph, GraphOutput, Node, ValueId } from "./types.ts";
 
 export interface PrintOptions {
@@ -56,57 +57,37 @@ export function valueNames(g: Graph): Map<ValueId, string> {
 /** Name lookup that survives broken graphs (the verifier prints those too). */
 const nameOf = (names: ReadonlyMap<ValueId, string>, id: ValueId): string => names.get(id) ?? `%<undefined ${id}>`;
 
-/** `op operands attributes` of a node, without result name or type. */
-function formatOperation(n: Node, names: ReadonlyMap<ValueId, string>): string {
-  const v = (id: ValueId) => nameOf(names, id);
-  switch (n.op) {
-    case "input":
-      // Only reached for an input node missing from g.inputs: the parser rejects it.
-      return `input ${JSON.stringify(n.name)}`;
-    case "const":
-      return `const ${formatNumber(n.value)}`;
-    case "iota":
-      return `iota axis=${n.axis}`;
-    case "rng":
-      return `rng seed=${v(n.seed)} stream=${n.stream}`;
-    case "neg":
-    case "exp2":
-    case "log2":
-    case "sin":
-    case "sqrt":
-    case "recip":
-    case "cast":
-    case "reshape":
-    case "expand":
-      return `${n.op} ${v(n.x)}`;
-    case "add":
-    case "mul":
-    case "max":
-    case "cmplt":
-    case "cmpeq":
-    case "idiv":
-    case "mod":
-      return `${n.op} ${v(n.x)}, ${v(n.y)}`;
-    case "where":
-      return `where ${v(n.cond)}, ${v(n.x)}, ${v(n.y)}`;
-    case "reduce_sum":
-    case "reduce_max":
-      return `${n.op} ${v(n.x)} axes=${formatList(n.axes)}`;
-    case "permute":
-      return `permute ${v(n.x)} perm=${formatList(n.perm)}`;
-    case "pad":
-      return `pad ${v(n.x)} low=${formatList(n.low)} high=${formatList(n.high)} value=${formatNumber(n.value)}`;
-    case "slice":
-      return `slice ${v(n.x)} start=${formatList(n.start)} stop=${formatList(n.stop)} step=${formatList(n.step)}`;
-    case "flip":
-      return `flip ${v(n.x)} axes=${formatList(n.axes)}`;
-    case "dot":
-      return `dot ${v(n.lhs)}, ${v(n.rhs)}`;
-    case "gather":
-      return `gather ${v(n.x)}, ${v(n.index)} axis=${n.axis}`;
+function formatAttr(value: unknown, kind: AttrKind): string {
+  switch (kind) {
+    case "int":
+    case "number":
+      return formatNumber(value as number);
+    case "ints":
+      return formatList(value as readonly number[]);
+    case "string":
+      return JSON.stringify(value);
     default:
-      return assertNever(n, "op");
+      return assertNever(kind, "attribute kind");
   }
+}
+
+/**
+ * `op operands attributes` of a node, without result name or type, as its schema says:
+ * positional operands (`add %a, %b`) or keyword ones (`rng seed=%s`), a literal
+ * (`const 0.5`; `input "x"`, only reached for an input missing from g.inputs, which the
+ * parser rejects), then `key=value` attributes in schema order.
+ */
+function formatOperation(n: Node, names: ReadonlyMap<ValueId, string>): string {
+  const schema = opSchema(n.op) as OpSchema;
+  const fields = n as unknown as Readonly<Record<string, unknown>>;
+  const attrs = schema.attrs as Readonly<Record<string, AttrKind>>;
+  const parts: string[] = [];
+  if (schema.literal !== undefined) parts.push(formatAttr(fields[schema.literal], attrs[schema.literal]!));
+  const operandNames = (schema.operands as readonly string[]).map((r) => [r, nameOf(names, fields[r] as ValueId)] as const);
+  if (schema.operandStyle === "keyword") parts.push(...operandNames.map(([r, v]) => `${r}=${v}`));
+  else if (operandNames.length > 0) parts.push(operandNames.map(([, v]) => v).join(", "));
+  for (const [key, kind] of Object.entries(attrs)) if (key !== schema.literal) parts.push(`${key}=${formatAttr(fields[key], kind)}`);
+  return [n.op, ...parts].join(" ");
 }
 
 function withLoc(text: string, loc: SourceLoc | undefined, opts: PrintOptions): string {

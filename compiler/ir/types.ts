@@ -141,32 +141,3 @@ export const isBinaryOp = (op: string): op is BinaryOp => (BINARY_OPS as readonl
 export const isReduceOp = (op: string): op is ReduceOp => (REDUCE_OPS as readonly string[]).includes(op);
 export const isMovementOp = (op: string): op is MovementOp => (MOVEMENT_OPS as readonly string[]).includes(op);
 export const isComparison = (op: BinaryOp): boolean => op === "cmplt" || op === "cmpeq";
-
-/** Operand ids of a node, in role order. */
-export function operands(n: Node): ValueId[] {
-  switch (n.op) {
-    case "input":
-    case "const":
-    case "iota":
-      return [];
-    case "rng":
-      return [n.seed];
-    case "where":
-      return [n.cond, n.x, n.y];
-    case "dot":
-      return [n.lhs, n.rhs];
-    case "gather":
-      return [n.x, n.index];
-    case "add":
-    case "mul":
-    case "max":
-    case "cmplt":
-    case "cmpeq":
-    case "idiv":
-    case "mod":
-      return [n.x, n.y];
-    default:
-      return [n.x];
-  }
-}
-

@@ -6,7 +6,8 @@
 import { KilnError, type Diagnostic } from "../util/errors.ts";
 import { TypeRuleError, formatType, inferType, typesEqual } from "./infer.ts";
 import { printNode, quoteName, valueNames } from "./printer.ts";
-import { operands, type Graph, type Node, type NodeSpec, type TensorType, type ValueId } from "./types.ts";
+import type { Graph, Node, NodeSpec, TensorType, ValueId } from "./types.ts";
+import { operands } from "./op-schema.ts";
 
 /** At most this many findings are listed under a verifyOrThrow message. */
 const MAX_LISTED = 20;

@@ -3,7 +3,8 @@
 // fresh graph with ids renumbered densely in the original order.
 
 import { GraphBuilder, nodeOf } from "../ir/graph.ts";
-import { operands, type Graph, type ValueId } from "../ir/types.ts";
+import type { Graph, ValueId } from "../ir/types.ts";
+import { operands } from "../ir/op-schema.ts";
 import { bug } from "../util/errors.ts";
 import type { Pass } from "./pass.ts";
 

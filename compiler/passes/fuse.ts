@@ -13,11 +13,12 @@
 // The plan is data (FusionPlan) that lowering, tests and dumps read.
 
 import { nodeOf } from "../ir/graph.ts";
-import { isBinaryOp, isMovementOp, isUnaryOp, operands, type Graph, type Node, type ValueId } from "../ir/types.ts";
+import type { Graph, Node, ValueId } from "../ir/types.ts";
+import { opRole, operands, roleView } from "../ir/op-schema.ts";
 import { dtypeBytes } from "../ir/dtype.ts";
-import { operandIndex, type MovementNode } from "../kernel/movement-index.ts";
+import { operandIndex } from "../kernel/movement-index.ts";
 import { fromAtom, indexKey, indexVar, indexVars, type IndexExpr, type IndexVar } from "../kernel/index-expr.ts";
-import { bug } from "../util/errors.ts";
+import { assertNever, bug } from "../util/errors.ts";
 import { numel, shapesEqual, type Shape } from "../util/shape.ts";
 import type { Pass } from "./pass.ts";
 import type { FuseOptions, FusionGroup, FusionPlan } from "../kernel/fusion-plan.ts";
@@ -94,61 +95,48 @@ export function planFusion(g: Graph, opts: FuseOptions = {}): FusionPlan {
   /** Records the operand indices of `n` evaluated at `index` inside `grp`. */
   const propagate = (n: Node, grp: GroupState, index: readonly IndexExpr[]): void => {
     const count = placementCount(grp, index);
-    switch (n.op) {
-      case "input":
-      case "const":
-      case "iota":
+    const v = roleView(n);
+    switch (v.role) {
+      case "source":
+        // rng's seed is a scalar: read once, at the empty index.
+        for (const o of operands(v.node)) record(o, grp, []);
         return;
-      case "rng":
-        return record(n.seed, grp, []);
-      case "reshape":
-      case "permute":
-      case "expand":
-      case "pad":
-      case "slice":
-      case "flip": {
-        const x = nodeOf(g, n.x);
-        return record(n.x, grp, operandIndex(n as MovementNode, x.type, index).index);
+      case "elementwise":
+        for (const o of operands(v.node)) record(o, grp, index);
+        return;
+      case "movement": {
+        const x = nodeOf(g, v.node.x);
+        return record(v.node.x, grp, operandIndex(v.node, x.type, index).index);
       }
-      case "reduce_sum":
-      case "reduce_max": {
-        const x = nodeOf(g, n.x);
-        const extents = n.axes.map((a) => x.type.shape[a]!);
+      case "reduce": {
+        const r = v.node;
+        const x = nodeOf(g, r.x);
+        const extents = r.axes.map((a) => x.type.shape[a]!);
         const inner = count * numel(extents);
         const inIndex = [...index];
-        n.axes.forEach((a) => (inIndex[a] = fromAtom(freshVar(grp, x.type.shape[a]!, inner))));
-        return record(n.x, grp, inIndex);
+        r.axes.forEach((a) => (inIndex[a] = fromAtom(freshVar(grp, x.type.shape[a]!, inner))));
+        return record(r.x, grp, inIndex);
       }
-      case "dot": {
-        const lhs = nodeOf(g, n.lhs);
+      case "contraction": {
+        const d = v.node;
+        const lhs = nodeOf(g, d.lhs);
         const r = lhs.type.shape.length;
         const kExtent = lhs.type.shape[r - 1]!;
         const k = fromAtom(freshVar(grp, kExtent, count * kExtent));
-        record(n.lhs, grp, [...index.slice(0, r - 1), k]);
-        record(n.rhs, grp, [...index.slice(0, r - 2), k, index[r - 1]!]);
+        record(d.lhs, grp, [...index.slice(0, r - 1), k]);
+        record(d.rhs, grp, [...index.slice(0, r - 2), k, index[r - 1]!]);
         return;
       }
       case "gather": {
-        const x = nodeOf(g, n.x);
-        record(n.index, grp, index);
+        const ga = v.node;
+        const x = nodeOf(g, ga.x);
+        record(ga.index, grp, index);
         const xIndex = [...index];
-        xIndex[n.axis] = fromAtom(freshVar(grp, x.type.shape[n.axis]!, count));
-        return record(n.x, grp, xIndex);
+        xIndex[ga.axis] = fromAtom(freshVar(grp, x.type.shape[ga.axis]!, count));
+        return record(ga.x, grp, xIndex);
       }
-      case "where":
-        record(n.cond, grp, index);
-        record(n.x, grp, index);
-        return record(n.y, grp, index);
-      case "cast":
-        return record(n.x, grp, index);
       default:
-        if (isUnaryOp(n.op)) return record((n as { x: ValueId }).x, grp, index);
-        if (isBinaryOp(n.op)) {
-          const b = n as { x: ValueId; y: ValueId };
-          record(b.x, grp, index);
-          return record(b.y, grp, index);
-        }
-        return bug(`fuse: unhandled op ${n.op}`);
+        return assertNever(v, "op role");
     }
   };
 
@@ -198,7 +186,7 @@ export function planFusion(g: Graph, opts: FuseOptions = {}): FusionPlan {
   const inline = (n: Node, acc: Accesses): void => {
     for (const [gid, byKey] of acc) {
       const grp = groups[gid]!;
-      if (n.op !== "const" && n.op !== "iota" && !isMovementOp(n.op)) grp.inlined.add(n.id);
+      if (n.op !== "const" && n.op !== "iota" && opRole(n.op) !== "movement") grp.inlined.add(n.id);
       for (const index of byKey.values()) propagate(n, grp, index);
     }
   };
@@ -207,7 +195,7 @@ export function planFusion(g: Graph, opts: FuseOptions = {}): FusionPlan {
   const pure = new Set<ValueId>();
   for (const n of g.nodes) {
     const leafOk = n.op === "const" || n.op === "iota";
-    const opsOk = n.op !== "input" && n.op !== "rng" && n.op !== "dot" && n.op !== "reduce_sum" && n.op !== "reduce_max" && n.op !== "gather";
+    const opsOk = opRole(n.op) === "elementwise" || opRole(n.op) === "movement";
     if (leafOk || (opsOk && operands(n).every((o) => pure.has(o)))) pure.add(n.id);
   }
 
@@ -221,18 +209,18 @@ export function planFusion(g: Graph, opts: FuseOptions = {}): FusionPlan {
     const isOutput = outputValues.has(n.id);
     if (!acc && !isOutput) continue; // dead
     if (isOutput || opts.noFusion) {
-      if (opts.noFusion && !isOutput && (n.op === "const" || n.op === "iota" || isMovementOp(n.op))) {
+      if (opts.noFusion && !isOutput && (n.op === "const" || n.op === "iota" || opRole(n.op) === "movement")) {
         inline(n, acc!);
         continue;
       }
-      materialize(n, acc, n.op === "dot" || n.op === "reduce_sum" || n.op === "reduce_max");
+      materialize(n, acc, opRole(n.op) === "contraction" || opRole(n.op) === "reduce");
       continue;
     }
-    if (n.op === "const" || n.op === "iota" || isMovementOp(n.op)) {
+    if (n.op === "const" || n.op === "iota" || opRole(n.op) === "movement") {
       inline(n, acc!);
       continue;
     }
-    if (n.op === "dot" || n.op === "reduce_sum" || n.op === "reduce_max") {
+    if (opRole(n.op) === "contraction" || opRole(n.op) === "reduce") {
       if (acc!.size === 1 && totalCount(acc!) <= numel(n.type.shape)) inline(n, acc!);
       else materialize(n, acc, true);
       continue;

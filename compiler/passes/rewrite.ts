@@ -7,6 +7,7 @@
 import { log, logs } from "../debug.ts";
 import { GraphBuilder } from "../ir/graph.ts";
 import { formatType, inferType, typesEqual } from "../ir/infer.ts";
+import { remapOperands } from "../ir/op-schema.ts";
 import type { Graph, Node, NodeSpec, TensorType, ValueId } from "../ir/types.ts";
 import { bug } from "../util/errors.ts";
 
@@ -38,7 +39,6 @@ export interface RewriteStats {
   readonly sweeps: number;
 }
 
-const OPERAND_ROLES = ["x", "y", "cond", "lhs", "rhs", "index", "seed"] as const;
 const MAX_SWEEPS = 16;
 const MAX_REWRITES_PER_NODE = 64;
 
@@ -58,13 +58,6 @@ export function structuralKey(spec: NodeSpec, type: TensorType): string {
     .sort()
     .map((k) => `${k}=${fieldKey((rest as Record<string, unknown>)[k])}`);
   return `${fields.join(";")}:${formatType(type)}`;
-}
-
-function specOf(n: Node, remap: (id: ValueId) => ValueId): NodeSpec {
-  const { id: _id, type: _type, ...rest } = n;
-  const spec = { ...rest } as Record<string, unknown>;
-  for (const role of OPERAND_ROLES) if (typeof spec[role] === "number") spec[role] = remap(spec[role] as ValueId);
-  return spec as unknown as NodeSpec;
 }
 
 /** One bottom-up sweep; returns the new graph and whether anything changed. */
@@ -127,7 +120,7 @@ function sweep(g: Graph, rules: readonly NamedRule[], fired: Map<string, number>
   }
 
   for (const n of g.nodes) {
-    const spec = specOf(n, (id) => newId.get(id) ?? bug(`rewrite: operand ${id} of %${n.id} not defined before use`));
+    const spec = remapOperands(n, (id) => newId.get(id) ?? bug(`rewrite: operand ${id} of %${n.id} not defined before use`));
     const before = merged;
     const id = n.op === "input" ? add(spec, n.type) : simplifyAndAdd(spec, n.type);
     if (merged !== before) changed = true;

@@ -5,7 +5,8 @@
 
 import { GraphBuilder, nodeOf } from "../../ir/graph.ts";
 import { formatType } from "../../ir/infer.ts";
-import { operands, type Graph, type GraphOutput, type Node, type ValueId } from "../../ir/types.ts";
+import type { Graph, GraphOutput, Node, ValueId } from "../../ir/types.ts";
+import { operands } from "../../ir/op-schema.ts";
 import { isFloat } from "../../ir/dtype.ts";
 import { KilnError, bug } from "../../util/errors.ts";
 import type { Pass } from "../pass.ts";
