@@ -32,7 +32,10 @@ export interface ArtifactFolder {
   readonly files: ReadonlyMap<string, Uint8Array>;
 }
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+// The folder whose runtime/ holds the runtime's TypeScript sources: the checkout, or, when this
+// runs from the built package (dist/compiler/), the package root above dist/.
+const compiledFrom = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const repoRoot = path.basename(compiledFrom) === "dist" ? path.dirname(compiledFrom) : compiledFrom;
 const utf8 = (text: string): Uint8Array => new TextEncoder().encode(text);
 
 export function graphHashOf(graph: Graph): string {

@@ -19,7 +19,9 @@ import { compileCuda, type CudaCompileOptions } from "./compile.ts";
 /** The PTX in the folder targets this architecture; the driver JIT-compiles it for newer GPUs. */
 export const STANDALONE_PTX_ARCH = "sm_80";
 
-const runtimeDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../runtime/cuda");
+// runtime/cuda's C++ sources: in the checkout, or at the package root when this runs from dist/codegen/cuda/.
+const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const runtimeDir = path.join(path.basename(packageRoot) === "dist" ? path.dirname(packageRoot) : packageRoot, "runtime/cuda");
 
 const BUILD_SH = `#!/usr/bin/env bash
 # Builds this Kiln CUDA artifact with nvcc alone: kernels.cu -> kernels.ptx (for ARCH, default

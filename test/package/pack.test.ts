@@ -7,7 +7,7 @@
 // compared with values worked out by hand below.
 // No Chromium or no WebGPU adapter: the browser checks skip with a notice, unless KILN_REQUIRE_WEBGPU=1.
 
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -55,9 +55,23 @@ describe("the packed package", () => {
     expect(existsSync(path.join(installed, "dist/dsl/index.js"))).toBe(true);
     expect(existsSync(path.join(installed, "dist/dsl/index.d.ts"))).toBe(true);
     expect(existsSync(path.join(installed, "dsl/index.ts"))).toBe(false);
-    // The runtime's sources travel too: artifact folders ship them beside their transpiled .js.
-    expect(existsSync(path.join(installed, "dist/runtime/artifact/load.ts"))).toBe(true);
+    // The runtime's sources travel too (artifact folders ship them), at the root: a .ts beside
+    // a .d.ts in dist/ is what TypeScript would pick when a user's project checks its types.
+    expect(existsSync(path.join(installed, "runtime/artifact/load.ts"))).toBe(true);
+    expect(readdirSync(path.join(installed, "dist/runtime/artifact")).filter((f) => f.endsWith(".ts") && !f.endsWith(".d.ts"))).toEqual([]);
   });
+
+  test("a TypeScript project type-checks against the declarations (skipLibCheck off)", () => {
+    writeFileSync(
+      path.join(project(), "check.ts"),
+      'import * as k from "kiln";\nexport const exe: Promise<k.Executable> = k.compile((x: k.Tensor) => x.mul(2).sum(), [k.f32([3])], { target: "wasm" });\n',
+    );
+    const tsconfig = { compilerOptions: { target: "ES2022", module: "NodeNext", moduleResolution: "NodeNext", lib: ["ES2022", "DOM"], types: [], strict: true, noEmit: true, skipLibCheck: false }, files: ["check.ts"] };
+    writeFileSync(path.join(project(), "tsconfig.json"), JSON.stringify(tsconfig));
+    const tsc = spawnSync(process.execPath, [path.join(root, "node_modules/typescript/bin/tsc"), "-p", "."], { cwd: project(), encoding: "utf8", env: userEnv });
+    expect(`${tsc.stdout}${tsc.stderr}`).toBe("");
+    expect(tsc.status).toBe(0);
+  }, 60_000);
 
   test("plain node imports kiln, compiles an MLP training step for wasm, and the loss falls", () => {
     // Two classes of points in 4-d: class c sits around +2 on axis c and -2 elsewhere.
@@ -75,6 +89,7 @@ const step = k.trainStep(net, (logits, labels) => k.nn.functional.crossEntropy(l
 const exe = await k.compile(step, [k.f32([N, D]), k.i32([N])], { target: "wasm" });
 const losses = [];
 for (let i = 0; i < 8; i++) losses.push((await exe.run([x.flat(), y])).loss.data[0]);
+await exe.save("saved"); // the artifact folder: loader and runtime transpiled from the shipped sources
 console.log(JSON.stringify({ losses }));
 `;
     writeFileSync(path.join(project(), "train.mjs"), script);
@@ -84,6 +99,7 @@ console.log(JSON.stringify({ losses }));
     // Cross-entropy of 2 classes starts near ln 2 for a fresh net; 8 AdamW steps on separable data at least halve it.
     expect(out.losses[0]).toBeGreaterThan(0.3);
     expect(out.losses.at(-1)!).toBeLessThan(0.5 * out.losses[0]!);
+    for (const file of ["manifest.json", "index.js", "index.ts", "runtime/wasm/run-artifact.js"]) expect(existsSync(path.join(project(), "saved", file)), file).toBe(true);
   }, 60_000);
 
   test("the installed kiln command runs the built CLI with plain node", () => {
