@@ -29,7 +29,7 @@ const seq = (n: number, f: (i: number) => number): number[] => Array.from({ leng
 describe("k.compile", () => {
   test("positional specs: a linear layer matches an explicit loop", async () => {
     const linear = (x: k.Tensor, w: k.Tensor, b: k.Tensor) => x.matmul(w.t()).add(b);
-    const exe = await k.compile(linear, [k.f32([3, 4]), k.f32([5, 4]), k.f32([5])]);
+    const exe = await k.compile(linear, [k.f32([3, 4]), k.f32([5, 4]), k.f32([5])], { target: "reference" });
     expect(exe.target).toBe("reference");
     const x = seq(12, (i) => (i % 5) - 2.5);
     const w = seq(20, (i) => Math.sin(i));
@@ -40,6 +40,15 @@ describe("k.compile", () => {
     // number[] f32 data is rounded to float32 on the way in, so compare against rounded inputs.
     const f = (a: number[]) => Array.from(Float32Array.from(a));
     expectAllClose(y.data, linearByLoops(f(x), f(w), b, 3, 4, 5));
+  });
+
+  test("the default target is auto: the best one that runs here, not the float64 interpreter", async () => {
+    const plain = await k.compile((x: k.Tensor) => x.mul(2), [k.f32([2])]);
+    const auto = await k.compile((x: k.Tensor) => x.mul(2), [k.f32([2])], { target: "auto" });
+    expect(plain.target).toBe(auto.target);
+    // js runs everywhere and ranks above the interpreter, so auto never picks "reference".
+    expect(plain.target).not.toBe("reference");
+    expect(Array.from(((await plain.run([[1.5, -2]])) as HostOutput).data)).toEqual([3, -4]);
   });
 
   test("graph inputs take the parameter names", async () => {

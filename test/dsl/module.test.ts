@@ -162,7 +162,7 @@ describe("initialization", () => {
 describe("forward", () => {
   test("Sequential(Linear, ReLU, Linear) matches loops over its own weights", async () => {
     const net = k.nn.sequential(k.nn.linear(3, 4), k.nn.relu(), k.nn.linear(4, 2));
-    const exe = await k.compile((x: k.Tensor) => net.call(x), [k.f32([2, 3])]);
+    const exe = await k.compile((x: k.Tensor) => net.call(x), [k.f32([2, 3])], { target: "reference" });
     const x = [0.5, -1, 2, 1.5, 0.25, -0.75];
     const s = net.stateDict();
     const dense = (inp: number[], w: ArrayLike<number>, b: ArrayLike<number>, n: number, inF: number, outF: number): number[] =>
@@ -182,8 +182,8 @@ describe("forward", () => {
 
   test("Conv2d module equals functional conv2d with its weights", async () => {
     const conv = k.nn.conv2d(2, 3, 3, { padding: 1, stride: 2 });
-    const mod = await k.compile((x: k.Tensor) => conv.call(x), [k.f32([1, 2, 5, 5])]);
-    const fn = await k.compile((x: k.Tensor, w: k.Tensor, b: k.Tensor) => k.nn.functional.conv2d(x, w, b, { padding: 1, stride: 2 }), [k.f32([1, 2, 5, 5]), k.f32([3, 2, 3, 3]), k.f32([3])]);
+    const mod = await k.compile((x: k.Tensor) => conv.call(x), [k.f32([1, 2, 5, 5])], { target: "reference" });
+    const fn = await k.compile((x: k.Tensor, w: k.Tensor, b: k.Tensor) => k.nn.functional.conv2d(x, w, b, { padding: 1, stride: 2 }), [k.f32([1, 2, 5, 5]), k.f32([3, 2, 3, 3]), k.f32([3])], { target: "reference" });
     const x = seq(50, (i) => Math.cos(i));
     const a = (await mod.run([x])) as HostOutput;
     const b = (await fn.run([x, conv.weight.hostTensor().data, conv.bias!.hostTensor().data])) as HostOutput;
@@ -193,7 +193,7 @@ describe("forward", () => {
 
   test("Embedding and LayerNorm modules", async () => {
     const emb = k.nn.embedding(4, 3);
-    const exe = await k.compile((i: k.Tensor) => k.nn.sequential(emb, k.nn.layerNorm(3)).call(i), [k.i32([2])]);
+    const exe = await k.compile((i: k.Tensor) => k.nn.sequential(emb, k.nn.layerNorm(3)).call(i), [k.i32([2])], { target: "reference" });
     const y = (await exe.run([[3, 1]])) as HostOutput;
     const table = emb.weight.hostTensor().data;
     const expected = [3, 1].flatMap((row) => {
@@ -216,7 +216,7 @@ describe("forward", () => {
 
   test("functionalCall runs the module with substitute parameter values", async () => {
     const layer = k.nn.linear(2, 1);
-    const exe = await k.compile((x: k.Tensor, w: k.Tensor) => k.functionalCall(layer, { weight: w }, () => layer.call(x)), [k.f32([1, 2]), k.f32([1, 2])]);
+    const exe = await k.compile((x: k.Tensor, w: k.Tensor) => k.functionalCall(layer, { weight: w }, () => layer.call(x)), [k.f32([1, 2]), k.f32([1, 2])], { target: "reference" });
     const y = (await exe.run([[1, 2], [3, -1]])) as HostOutput;
     expectClose(y.data, [3 - 2 + layer.bias!.hostTensor().data[0]!], 1e-12);
     expect(() => traceFunction("t", (x: k.Tensor) => k.functionalCall(layer, { nope: x }, () => x), [k.f32([1])])).toThrow("functionalCall: the module has no parameter 'nope'");

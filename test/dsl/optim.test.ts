@@ -33,7 +33,7 @@ interface Trajectory {
 
 async function runSteps(optimizer: k.Optimizer, grads: readonly number[][] = GRADS, opts: k.TrainStepOptions = {}): Promise<Trajectory> {
   const model = new Probe(new k.nn.Parameter("w", [W0.length], W0));
-  const exe = await k.compile(k.trainStep(model, (out) => out.sum(), optimizer, opts), [k.f32([W0.length])]);
+  const exe = await k.compile(k.trainStep(model, (out) => out.sum(), optimizer, opts), [k.f32([W0.length])], { target: "reference" });
   const params: number[][] = [];
   const states: Record<string, HostTensor>[] = [];
   for (const g of grads) {
@@ -171,7 +171,7 @@ describe("gradient clipping by global norm", () => {
 
   async function clippedStep(x: number[], maxNorm: number): Promise<number[]> {
     const model = new Pair();
-    const exe = await k.compile(k.trainStep(model, (out) => out.sum(), k.optim.sgd({ lr: 1 }), { clipGradNorm: maxNorm }), [k.f32([5])]);
+    const exe = await k.compile(k.trainStep(model, (out) => out.sum(), k.optim.sgd({ lr: 1 }), { clipGradNorm: maxNorm }), [k.f32([5])], { target: "reference" });
     await exe.run([x]);
     const s = exe.state();
     return [...Array.from(s["a"]!.data), ...Array.from(s["b"]!.data)];
@@ -192,7 +192,7 @@ describe("gradient clipping by global norm", () => {
     const exe = await k.compile((g1: k.Tensor, g2: k.Tensor) => {
       const { grads, totalNorm } = k.clipGradNorm([g1, g2], 1);
       return { grads, totalNorm };
-    }, [k.f32([2]), k.f32([1])]);
+    }, [k.f32([2]), k.f32([1])], { target: "reference" });
     const out = (await exe.run([[1, 2], [2]])) as { grads: HostTensor[]; totalNorm: HostTensor };
     expectClose(out.totalNorm.data, [3], 1e-12);
     const coef = 1 / (3 + 1e-6);

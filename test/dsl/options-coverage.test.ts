@@ -34,6 +34,7 @@ const calls: Readonly<Record<string, () => unknown>> = {
   "k.printGraph": () => k.printGraph(k.traceFunction("t", id, [k.f32([2])]).graph, BOGUS),
   "k.printModule": () => k.printModule([k.traceFunction("t", id, [k.f32([2])]).graph], BOGUS),
   "k.registerTarget": () => k.registerTarget("bogus-target", () => ({ run: async () => ({}) }), BOGUS),
+  "k.Executable.loadState": async () => (await k.compile(k.trainStep(k.nn.linear(2, 1), (o) => o.sum(), k.optim.sgd()), [k.f32([1, 2])], { target: "reference" })).loadState({}, BOGUS),
   "k.nn.Module.loadStateDict": () => k.nn.linear(2, 1).loadStateDict({}, BOGUS),
 
   "k.optim.sgd": () => k.optim.sgd(BOGUS),
