@@ -2,13 +2,14 @@
 // folder — manifest.json, kernel sources, weights.safetensors, the graph IR, a typed loader
 // and the target's runtime as plain ES modules — and writes them. The folder runs without Kiln.
 
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Artifact } from "../runtime/artifact/format.ts";
 import { sha256Hex } from "../runtime/artifact/hash.ts";
 import { kernelFileNames, MANIFEST_FILE, manifestOf, WEIGHTS_FILE, type Manifest } from "../runtime/artifact/manifest.ts";
 import { encodeSafetensors, type NamedTensor } from "../runtime/artifact/safetensors.ts";
+import { writeFolderAtomically, type WriteFolderOptions } from "../runtime/artifact/write-folder.ts";
 import { printGraph } from "./ir/printer.ts";
 import type { Graph } from "./ir/types.ts";
 import { generateLoaderSource, hasStandaloneLoader, rewriteTsSpecifiers, runtimeEntryModules, transpileToModule } from "./loader-gen.ts";
@@ -79,21 +80,20 @@ export function buildArtifactFolder(input: ArtifactFolderInput): ArtifactFolder 
   return { manifest, files };
 }
 
-/** Writes the folder (replacing its kernels/ and runtime/ subfolders, leaving other files alone). */
+/** Writes the folder atomically (runtime/artifact/write-folder.ts): a temporary sibling renamed into place. */
 export function writeArtifactFolder(dir: string, input: ArtifactFolderInput): ArtifactFolder {
   const folder = buildArtifactFolder(input);
+  writeFolderOrExplain(dir, folder.files);
+  return folder;
+}
+
+/** writeFolderAtomically with its errors as one KilnError naming the folder. */
+export function writeFolderOrExplain(dir: string, files: ReadonlyMap<string, Uint8Array>, opts: WriteFolderOptions = {}): void {
   try {
-    mkdirSync(dir, { recursive: true });
-    for (const sub of ["kernels", "runtime"]) rmSync(path.join(dir, sub), { recursive: true, force: true });
-    for (const [name, bytes] of folder.files) {
-      const file = path.join(dir, name);
-      mkdirSync(path.dirname(file), { recursive: true });
-      writeFileSync(file, bytes);
-    }
+    writeFolderAtomically(dir, files, opts);
   } catch (e) {
     throw new KilnError({ code: "invalid-argument", message: `cannot write the artifact to '${dir}': ${(e as Error).message}` });
   }
-  return folder;
 }
 
 // Transpiling is the slow part of a save; the runtime's sources do not change within a process.

@@ -5,10 +5,10 @@
 // only nvcc: `./build.sh && ./run` runs the graph natively, without Node or Kiln.
 
 import { spawnSync } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { buildArtifactFolder } from "../../compiler/emit-artifact.ts";
+import { buildArtifactFolder, writeFolderOrExplain } from "../../compiler/emit-artifact.ts";
 import type { Graph } from "../../compiler/ir/types.ts";
 import { KilnError } from "../../compiler/util/errors.ts";
 import { sha256Hex } from "../../runtime/artifact/hash.ts";
@@ -59,6 +59,20 @@ function findNvcc(): string | undefined {
   return r.status === 0 && r.stdout.trim() ? r.stdout.trim() : undefined;
 }
 
+/** kernels.ptx, compiled in a scratch folder (the artifact folder appears only whole). */
+function ptxOf(nvcc: string, source: string, name: string, dir: string): Uint8Array {
+  mkdirSync(path.dirname(path.resolve(dir)), { recursive: true });
+  const scratch = mkdtempSync(`${path.resolve(dir)}.kiln-ptx-`);
+  try {
+    writeFileSync(path.join(scratch, "kernels.cu"), source);
+    const r = spawnSync(nvcc, ["-ptx", `-arch=${STANDALONE_PTX_ARCH}`, "kernels.cu", "-o", "kernels.ptx"], { cwd: scratch, encoding: "utf8" });
+    if (r.status !== 0) throw new KilnError({ code: "unsupported", message: `nvcc -ptx failed on the generated kernels of '${name}':\n${r.stderr}` });
+    return readFileSync(path.join(scratch, "kernels.ptx"));
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
 export function writeCudaArtifact(dir: string, input: CudaArtifactInput): WrittenCudaArtifact {
   const { artifact } = compileCuda(input.graph, input.options);
   const folder = buildArtifactFolder({ artifact, graph: input.graph, ...(input.state ? { state: input.state } : {}), withoutLoader: true });
@@ -69,22 +83,10 @@ export function writeCudaArtifact(dir: string, input: CudaArtifactInput): Writte
   files.set("cuda-driver.h", readFileSync(path.join(runtimeDir, "addon/cuda-driver.h")));
   files.set("build.sh", utf8(BUILD_SH));
   const nvcc = input.nvcc === false ? undefined : (input.nvcc ?? findNvcc());
-  if (nvcc) {
-    mkdirSync(dir, { recursive: true });
-    writeFileSync(path.join(dir, "kernels.cu"), artifact.cudaSource);
-    const r = spawnSync(nvcc, ["-ptx", `-arch=${STANDALONE_PTX_ARCH}`, "kernels.cu", "-o", "kernels.ptx"], { cwd: dir, encoding: "utf8" });
-    if (r.status !== 0) throw new KilnError({ code: "unsupported", message: `nvcc -ptx failed on the generated kernels of '${artifact.name}':\n${r.stderr}` });
-    files.set("kernels.ptx", readFileSync(path.join(dir, "kernels.ptx")));
-  }
+  if (nvcc) files.set("kernels.ptx", ptxOf(nvcc, artifact.cudaSource, artifact.name, dir));
   // The manifest lists the sha256 of every other file, these included.
   const hashes = Object.fromEntries([...files].filter(([name]) => name !== MANIFEST_FILE).sort(([a], [b]) => (a < b ? -1 : 1)).map(([name, bytes]) => [name, sha256Hex(bytes)]));
   files.set(MANIFEST_FILE, utf8(`${JSON.stringify({ ...folder.manifest, files: hashes }, null, 2)}\n`));
-  mkdirSync(dir, { recursive: true });
-  for (const [name, bytes] of files) {
-    const file = path.join(dir, name);
-    mkdirSync(path.dirname(file), { recursive: true });
-    writeFileSync(file, bytes);
-  }
-  chmodSync(path.join(dir, "build.sh"), 0o755);
+  writeFolderOrExplain(dir, files, { executable: ["build.sh"] });
   return { dir, files: [...files.keys()].sort(), kernels: artifact.kernels.length, ptx: nvcc !== undefined };
 }
