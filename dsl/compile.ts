@@ -139,7 +139,7 @@ export async function compile<F extends TracedFn>(fnOrProgram: F | Program<F>, s
   const checkNumerics = checkOption ?? checkNumericsFromEnv();
   // Variants only when asked for: checkNumerics compiles a graph that also outputs every value
   // and guards the state updates; skipNonFinite compiles the guarded graph at its first use.
-  const exposed = checkNumerics ? exposeValues(graph) : undefined;
+  const exposed = checkNumerics ? exposeValues(graph, traced.computedIndices) : undefined;
   const runGraph = exposed ? guardStateUpdates(exposed.graph, traced.userOutputCount) : graph;
   const executor = await target.factory(runGraph, targetOpts);
   let guardedExecutor: Promise<Executor> | undefined;

@@ -36,18 +36,23 @@ export function recordIndexUse(index: Tensor, use: Omit<IndexUse, "loc">): void 
 /** Ops that only move or repeat values: the index still holds the input's values (and only them). */
 const passThrough = new Set(["reshape", "expand", "permute", "flip"]);
 
+/** An index the graph computes: its value is known only after a run (checkNumerics checks it, dsl/numerics.ts). */
+export interface ComputedIndex extends IndexUse {
+  readonly value: ValueId;
+}
+
 /**
  * Splits the recorded uses into checks on graph inputs (done by exe.run before each run) and
- * computed indices, which only a debug run can check (TODO(#11): check them in checkNumerics mode).
+ * computed indices, which only a debug run can check (checkNumerics mode checks them).
  */
-export function indexChecksOf(graph: Graph, uses: readonly { readonly value: ValueId; readonly use: IndexUse }[], userInputs: ReadonlySet<string>): { fromInputs: IndexCheck[]; computed: IndexUse[] } {
+export function indexChecksOf(graph: Graph, uses: readonly { readonly value: ValueId; readonly use: IndexUse }[], userInputs: ReadonlySet<string>): { fromInputs: IndexCheck[]; computed: ComputedIndex[] } {
   const fromInputs: IndexCheck[] = [];
-  const computed: IndexUse[] = [];
+  const computed: ComputedIndex[] = [];
   for (const { value, use } of uses) {
     let node = nodeOf(graph, value);
     while (passThrough.has(node.op) && "x" in node) node = nodeOf(graph, node.x);
     if (node.op === "input" && userInputs.has(node.name) && node.type.dtype === "i32") fromInputs.push({ ...use, input: node.name });
-    else computed.push(use);
+    else computed.push({ ...use, value });
   }
   return { fromInputs, computed };
 }

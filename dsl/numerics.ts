@@ -13,7 +13,9 @@
 // - `exposeValues` (checkNumerics / KILN_DEBUG=nan): every computed f32 value also becomes an
 //   output, so the run hands the host each node's value; `findFirstNonFinite` scans them in
 //   program order and names the first node that produced NaN or ±Inf: its op and IR line, the
-//   user's source line, the module path, the kernel that computed it and the position.
+//   user's source line, the module path, the kernel that computed it and the position. Indices
+//   the graph computes (gather/embedding/class ids not read straight from an input, which
+//   exe.run checks on the host) are exposed too and range-checked in the same scan.
 //
 // Infinities are not always a fault: attention masks write -Inf on purpose. An infinity that
 // flows from an infinite constant or input through ops that pass one on (movement, where, max,
@@ -25,6 +27,7 @@ import { isMovementOp, type Graph, type GraphOutput, type Node, type ValueId } f
 import { operands } from "../compiler/ir/op-schema.ts";
 import { KilnError } from "../compiler/util/errors.ts";
 import type { HostTensor } from "../compiler/util/host-tensor.ts";
+import type { ComputedIndex, IndexUse } from "./index-checks.ts";
 
 /** What the check reads of a target's artifact to name kernels (a structural slice of runtime/artifact's Artifact). */
 export interface KernelMap {
@@ -100,6 +103,8 @@ export function guardStateUpdates(g: Graph, userOutputCount: number): Graph {
 export interface CheckedValue {
   readonly node: Node;
   readonly output: string;
+  /** For a computed index: how an op uses it (valid values [0, high), or ignoreIndex). Else a finiteness check. */
+  readonly index?: IndexUse;
 }
 
 export interface ExposedGraph {
@@ -114,16 +119,24 @@ export interface ExposedGraph {
  * overflow). A state update gets an output of its own: guardStateUpdates replaces the value
  * of the aliasing one, and the check must see the update as computed.
  */
-export function exposeValues(g: Graph): ExposedGraph {
+export function exposeValues(g: Graph, computedIndices: readonly ComputedIndex[] = []): ExposedGraph {
   const { b, idOf } = copyGraph(g);
   const already = new Map(g.outputs.filter((o) => o.aliases === undefined).map((o) => [o.value, o.name]));
   const checks: CheckedValue[] = [];
   const extra: GraphOutput[] = [];
+  const exposed = new Set<ValueId>();
+  const outputOf = (id: ValueId): string => {
+    const name = already.get(id) ?? `${CHECK_PREFIX}${id}`;
+    if (!already.has(id) && !exposed.has(id)) extra.push({ name, value: idOf(id) });
+    exposed.add(id);
+    return name;
+  };
+  const indexUses = new Map<ValueId, IndexUse[]>();
+  for (const { value, ...use } of computedIndices) indexUses.set(value, [...(indexUses.get(value) ?? []), use]);
   for (const n of g.nodes) {
+    for (const use of indexUses.get(n.id) ?? []) checks.push({ node: n, output: outputOf(n.id), index: use });
     if (n.type.dtype !== "f32" || n.op === "input" || n.op === "const" || n.op === "rng" || n.op === "iota" || isMovementOp(n.op)) continue;
-    const name = already.get(n.id) ?? `${CHECK_PREFIX}${n.id}`;
-    if (!already.has(n.id)) extra.push({ name, value: idOf(n.id) });
-    checks.push({ node: n, output: name });
+    checks.push({ node: n, output: outputOf(n.id) });
   }
   return { graph: b.build([...g.outputs.map((o) => ({ ...o, value: idOf(o.value) })), ...extra]), checks };
 }
@@ -161,6 +174,25 @@ function scopeOf(node: Node): string | undefined {
   // reads it without depending on the field, and the message leaves the module path out.
   const scope = (node as { readonly scope?: unknown }).scope;
   return typeof scope === "string" && scope !== "" ? scope : undefined;
+}
+
+/** The error for the first value of a computed index outside [0, high) (ignoreIndex aside), or undefined. */
+function checkComputedIndex(g: Graph, node: Node, use: IndexUse, t: HostTensor, artifact: KernelMap | undefined, output: string): KilnError | undefined {
+  const data = t.data;
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i]!;
+    if ((v >= 0 && v < use.high) || v === use.ignoreIndex) continue;
+    const range = `[0, ${use.high})${use.ignoreIndex !== undefined ? ` or ignoreIndex ${use.ignoreIndex}` : ""}`;
+    const kernel = kernelWriting(artifact, output);
+    const lines = [`  node:   ${printNode(node, valueNames(g))}`, ...(node.loc ? [`  computed at ${node.loc.file}:${node.loc.line}:${node.loc.col}`] : []), ...(kernel ? [`  kernel: ${kernel}`] : [])];
+    return new KilnError({
+      code: "invalid-argument",
+      message: `checkNumerics: ${use.op} takes a computed ${use.what} in ${range}, but ${node.op} produced ${v} at position ${i} of ${node.type.dtype}[${node.type.shape.join(",")}]`,
+      ...(use.loc ? { loc: use.loc } : node.loc ? { loc: node.loc } : {}),
+      detail: lines.join("\n"),
+    });
+  }
+  return undefined;
 }
 
 /** What an operand held: followed through movement ops to the value or input they move. */
@@ -238,6 +270,11 @@ export function findFirstNonFinite(
   for (const c of checks) {
     const t = results[c.output];
     if (!t) continue;
+    if (c.index) {
+      const error = checkComputedIndex(g, c.node, c.index, t, artifact, c.output);
+      if (error) return error;
+      continue;
+    }
     const bad = firstNonFinite(t.data, allowed.has(c.node.id));
     if (!bad) continue;
     const names = valueNames(g);

@@ -8,7 +8,7 @@ import type { HostTensor } from "../compiler/util/host-tensor.ts";
 import { KilnError, type SourceLoc } from "../compiler/util/errors.ts";
 import { Tensor } from "./tensor.ts";
 import { captureUserLoc } from "./loc.ts";
-import { indexChecksOf, type IndexCheck, type IndexUse } from "./index-checks.ts";
+import { indexChecksOf, type ComputedIndex, type IndexCheck, type IndexUse } from "./index-checks.ts";
 
 export class Trace {
   readonly builder: GraphBuilder;
@@ -136,6 +136,8 @@ export interface TraceResult {
   readonly userOutputCount: number;
   /** Index inputs exe.run range-checks before each run (class ids, gather/embedding indices). */
   readonly indexChecks: readonly IndexCheck[];
+  /** Indices the graph computes (not straight from an input): checked after a run in checkNumerics mode. */
+  readonly computedIndices: readonly ComputedIndex[];
   /** Rebuilds the output structure from a flat list of per-output values. */
   readonly unflatten: <T>(values: readonly T[]) => unknown;
 }
@@ -179,8 +181,8 @@ export function traceFunction(name: string, fn: (...args: never[]) => unknown, s
       const n = nodeOf(graph, id);
       return n.op === "input" ? [n.name] : [];
     }));
-    const indexChecks = indexChecksOf(graph, trace.indexUses, userInputs).fromInputs;
-    return { graph, unflatten, state, userOutputCount: leaves.length, indexChecks };
+    const { fromInputs: indexChecks, computed: computedIndices } = indexChecksOf(graph, trace.indexUses, userInputs);
+    return { graph, unflatten, state, userOutputCount: leaves.length, indexChecks, computedIndices };
   });
 }
 

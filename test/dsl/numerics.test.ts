@@ -1,7 +1,8 @@
 // The NaN/Inf finder and skipNonFinite, on every target here (reference, js, wasm, webgpu on
 // lavapipe). checkNumerics: a run producing a non-finite value fails with a KilnError naming
 // the first node in program order that produced one (op, the test's own source line, the
-// kernel, the position), or the input that held it; a -Inf attention mask is not a fault.
+// kernel, the position), or the input that held it; a -Inf attention mask is not a fault; a
+// computed gather index out of range is named too.
 // skipNonFinite: a batch whose loss is NaN leaves every state value (weights, moments, the
 // step count) exactly as it was, so training continues as if the batch had never come.
 
@@ -75,6 +76,24 @@ describe.each(targets)("checkNumerics on %s", (target) => {
     x[17] = Number.NaN;
     const e = await rejection(exe.run({ x, w: new Float32Array(20).fill(2) }));
     expect(e.message).toMatch(/^checkNumerics: input 'x' holds NaN at position 17 /);
+  });
+
+  test("a computed gather index out of range is named, at the line that used it", async () => {
+    let gatherLine = 0;
+    const f = ({ x, i }: { x: k.Tensor; i: k.Tensor }) => {
+      const shifted = i.add(3);
+      gatherLine = lineHere() + 1;
+      return x.gather(0, shifted).sum();
+    };
+    const exe = await k.compile(f, { x: k.f32([5]), i: k.i32([4]) }, { target, checkNumerics: true });
+    const ok = (await exe.run({ x: [10, 20, 30, 40, 50], i: [0, 1, 1, 0] })) as HostOutput;
+    expect(ok.data[0]).toBe(40 + 50 + 50 + 40);
+    // i + 3 = [3, 4, 5, 3]: 5 is past the end of x.
+    const e = await rejection(exe.run({ x: [10, 20, 30, 40, 50], i: [0, 1, 2, 0] }));
+    // The float64 interpreter refuses the gather itself, always.
+    if (target === "reference") return expect(e.message).toMatch(/gather index 5 out of range \[0, 5\)/);
+    expect(e.message).toMatch(/^checkNumerics: gather takes a computed position along dim 0 in \[0, 5\), but add produced 5 at position 2 of i32\[4\]/);
+    expect(e.diag.loc?.line).toBe(gatherLine);
   });
 
   test("an overflow to +Inf is named (exp of 1000)", async () => {
