@@ -35,8 +35,11 @@ export interface ArtifactFolder {
 
 // The folder whose runtime/ holds the runtime's TypeScript sources: the checkout, or, when this
 // runs from the built package (dist/compiler/), the package root above dist/.
-const compiledFrom = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const repoRoot = path.basename(compiledFrom) === "dist" ? path.dirname(compiledFrom) : compiledFrom;
+// A function, not a constant: nothing Node-only runs when this module is merely imported (a browser bundle).
+function repoRoot(): string {
+  const compiledFrom = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+  return path.basename(compiledFrom) === "dist" ? path.dirname(compiledFrom) : compiledFrom;
+}
 const utf8 = (text: string): Uint8Array => new TextEncoder().encode(text);
 
 export function graphHashOf(graph: Graph): string {
@@ -111,7 +114,7 @@ function runtimeFiles(target: string): ReadonlyMap<string, string> {
     if (seen.has(module)) continue;
     seen.add(module);
     if (!module.startsWith("runtime/")) throw new KilnError({ code: "unsupported", message: `runtime module ${module} is outside runtime/: the artifact cannot ship it` });
-    const source = readFileSync(path.join(repoRoot, module), "utf8");
+    const source = readFileSync(path.join(repoRoot(), module), "utf8");
     for (const match of source.matchAll(/(?:from|import)\s*\(?\s*["'](\.{1,2}\/[^"']+\.ts)["']/g)) pending.push(path.posix.normalize(path.posix.join(path.posix.dirname(module), match[1]!)));
     out.set(module, rewriteTsSpecifiers(source));
     out.set(module.replace(/\.ts$/, ".js"), transpileToModule(source, module));

@@ -41,17 +41,19 @@ export interface CudaDevice {
   readonly arch: string;
 }
 
-const ADDON_PATH = fileURLToPath(new URL("./build/Release/kiln_cuda.node", import.meta.url));
+// A function, not a constant: nothing Node-only runs when this module is merely imported (a browser bundle).
+const addonPath = (): string => fileURLToPath(new URL("./build/Release/kiln_cuda.node", import.meta.url));
 let opened: CudaDevice | undefined;
 const loadedModules = new Map<string, number>();
 
 /** Loads the addon and initializes device 0; rejects with the reason CUDA cannot run here. */
 export function openCuda(): CudaDevice {
   if (opened) return opened;
-  if (!existsSync(ADDON_PATH)) throw new Error(`the CUDA addon is not built (run 'npm run build:cuda'; expected ${ADDON_PATH})`);
+  const addonFile = addonPath();
+  if (!existsSync(addonFile)) throw new Error(`the CUDA addon is not built (run 'npm run build:cuda'; expected ${addonFile})`);
   let addon: CudaAddon;
   try {
-    addon = createRequire(import.meta.url)(ADDON_PATH) as CudaAddon;
+    addon = createRequire(import.meta.url)(addonFile) as CudaAddon;
   } catch (e) {
     throw new Error(`the CUDA addon does not load (${(e as Error).message}); rebuild it with 'npm run build:cuda'`);
   }
