@@ -40,7 +40,14 @@ export function lowerSum(sb: SectionBuilder, extents: readonly number[], summand
     return sb.add({ op: "reduce_sum", vars, body: summand(vars.map((v) => fromAtom(v))), dtype });
   }
   const digits = extents.map((extent, axis) => ({ axis, coef: 1, extent }));
-  return sumDigits(sb, digits, extents.map(() => constIndex(0)), summand, dtype, true);
+  return sumDigits(
+    sb,
+    digits,
+    extents.map(() => constIndex(0)),
+    summand,
+    dtype,
+    true,
+  );
 }
 
 function sumDigits(sb: SectionBuilder, digits: readonly Digit[], offsets: readonly IndexExpr[], leaf: Summand, dtype: DType, innermost: boolean): ExprId {

@@ -43,7 +43,11 @@ afterAll(async () => void (await Promise.all(closers.map((c) => c()))));
 
 async function trajectory(optimizer: k.Optimizer, target: string): Promise<number[][]> {
   const model = new Probe(new k.nn.Parameter("w", [N], W0));
-  const exe = await k.compile(k.trainStep(model, (out) => out.sum(), optimizer), [k.f32([N])], { target });
+  const exe = await k.compile(
+    k.trainStep(model, (out) => out.sum(), optimizer),
+    [k.f32([N])],
+    { target },
+  );
   const exeWithClose = exe as { close?: () => Promise<void> };
   if (exeWithClose.close) closers.push(() => exeWithClose.close!());
   const params: number[][] = [];

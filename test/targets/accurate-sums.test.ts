@@ -150,7 +150,9 @@ function compositeCases(x: Float32Array): Case[] {
   return [
     {
       name: `exp-sum, mean, var, logsumexp, softmax[7], norm of ${n} mixed-sign values`,
-      graph: trace("composites", (t) => [t.exp().sum(), t.mean(), t.var(), t.logsumexp(0), t.softmax(0).slice([7, 8]).sum(), t.square().sum().sqrt()], [k.f32([n])]),
+      graph: trace("composites", (t) => [t.exp().sum(), t.mean(), t.var(), t.logsumexp(0), t.softmax(0).slice([7, 8]).sum(), t.square().sum().sqrt()], [
+        k.f32([n]),
+      ]),
       inputs: { t: f32Input(x) },
       want: [expSum, mean, variance, Math.log(expSum), Math.exp(x[7]!) / expSum, norm],
       // exp and log each add an ulp or so of their own per element, hence 2e-6 there.
@@ -176,10 +178,14 @@ function broadcastCases(rows: number): Case[] {
   return [
     {
       name: `sum of ${n} values broadcast in the graph (positive, and shifted by -0.5 and +1000)`,
-      graph: trace("broadcast", (t) => {
-        const x = t.expand([rows, PATTERN]);
-        return [x.sum(), x.sub(0.5).sum(), x.add(1000).sum()];
-      }, [k.f32([PATTERN])]),
+      graph: trace(
+        "broadcast",
+        (t) => {
+          const x = t.expand([rows, PATTERN]);
+          return [x.sum(), x.sub(0.5).sum(), x.add(1000).sum()];
+        },
+        [k.f32([PATTERN])],
+      ),
       inputs: { t: f32Input(pattern) },
       want: [positive, positive - 0.5 * n, positive + 1000 * n],
       rtol: 1e-6,
