@@ -3,8 +3,9 @@
 // caller decides whether it is a user diagnostic (with the user's line) or a verifier error.
 
 import { formatShape, numel, shapesEqual, type Shape } from "../util/shape.ts";
-import { isBinaryOp, isComparison, isUnaryOp, type NodeSpec, type TensorType, type ValueId } from "./types.ts";
-import { DTYPES, type DType } from "./dtype.ts";
+import { hasBinaryOp, hasUnaryOp, isComparison, type NodeSpec, type TensorType, type ValueId } from "./types.ts";
+import { DTYPES, isFloat, isInt, type DType } from "./dtype.ts";
+import { assertNever } from "../util/errors.ts";
 
 export type TypeOf = (id: ValueId) => TensorType | undefined;
 
@@ -51,7 +52,20 @@ export function inferType(spec: NodeSpec, typeOf: TypeOf, declared?: TensorType)
   if (declared && !validShape(declared.shape)) fail(`${spec.op}: invalid shape ${formatShape(declared.shape)}`);
   if (declared && !DTYPES.includes(declared.dtype)) fail(`${spec.op}: unknown dtype ${String(declared.dtype)}`);
 
-  switch (spec.op) {
+  if (hasUnaryOp(spec)) {
+    const x = operand(spec.x, "x");
+    if (!isFloat(x.dtype)) fail(`${spec.op}: operand must be a float, got ${x.dtype}`);
+    out = x;
+  } else if (hasBinaryOp(spec)) {
+    const x = operand(spec.x, "x");
+    const y = operand(spec.y, "y");
+    if (!shapesEqual(x.shape, y.shape)) fail(`${spec.op}: operand shapes differ: ${formatShape(x.shape)} vs ${formatShape(y.shape)}`);
+    if (x.dtype !== y.dtype) fail(`${spec.op}: operand dtypes differ: ${x.dtype} vs ${y.dtype}`);
+    const op = spec.op;
+    if ((op === "idiv" || op === "mod") && !isInt(x.dtype)) fail(`${op}: operands must be integers, got ${x.dtype}`);
+    // bool add/mul/max are logical or/and/or: allowed.
+    out = isComparison(op) ? { dtype: "bool" as DType, shape: x.shape } : x;
+  } else switch (spec.op) {
     case "input":
       out = need();
       break;
@@ -169,27 +183,8 @@ export function inferType(spec: NodeSpec, typeOf: TypeOf, declared?: TensorType)
       out = { dtype: x.dtype, shape: idx.shape };
       break;
     }
-    default: {
-      if (isUnaryOp(spec.op)) {
-        const x = operand((spec as { x: ValueId }).x, "x");
-        if (x.dtype !== "f32") fail(`${spec.op}: operand must be f32, got ${x.dtype}`);
-        out = x;
-        break;
-      }
-      if (isBinaryOp(spec.op)) {
-        const s = spec as { x: ValueId; y: ValueId };
-        const x = operand(s.x, "x");
-        const y = operand(s.y, "y");
-        if (!shapesEqual(x.shape, y.shape)) fail(`${spec.op}: operand shapes differ: ${formatShape(x.shape)} vs ${formatShape(y.shape)}`);
-        if (x.dtype !== y.dtype) fail(`${spec.op}: operand dtypes differ: ${x.dtype} vs ${y.dtype}`);
-        const op = spec.op;
-        if ((op === "idiv" || op === "mod") && x.dtype !== "i32") fail(`${op}: operands must be i32, got ${x.dtype}`);
-        // bool add/mul/max are logical or/and/or: allowed.
-        out = isComparison(op) ? { dtype: "bool" as DType, shape: x.shape } : x;
-        break;
-      }
-      return fail(`unknown op '${(spec as { op: string }).op}'`);
-    }
+    default:
+      return assertNever(spec, "op");
   }
   if (declared && !typesEqual(declared, out)) fail(`${spec.op}: declared type ${formatType(declared)} but the rule gives ${formatType(out)}`);
   return out;

@@ -141,3 +141,8 @@ export const isBinaryOp = (op: string): op is BinaryOp => (BINARY_OPS as readonl
 export const isReduceOp = (op: string): op is ReduceOp => (REDUCE_OPS as readonly string[]).includes(op);
 export const isMovementOp = (op: string): op is MovementOp => (MOVEMENT_OPS as readonly string[]).includes(op);
 export const isComparison = (op: BinaryOp): boolean => op === "cmplt" || op === "cmpeq";
+
+/** A node or spec of a unary op: lets a `switch (n.op)` after it end in assertNever without listing unary ops. */
+export const hasUnaryOp = <N extends { readonly op: string }>(n: N): n is Extract<N, { readonly op: UnaryOp }> => isUnaryOp(n.op);
+/** A node or spec of a binary op (see hasUnaryOp). */
+export const hasBinaryOp = <N extends { readonly op: string }>(n: N): n is Extract<N, { readonly op: BinaryOp }> => isBinaryOp(n.op);

@@ -4,13 +4,13 @@
 // a reduction or contraction a `reduce` expression with its own loop variables.
 
 import { nodeOf } from "../ir/graph.ts";
-import { isBinaryOp, isUnaryOp, type Graph, type Node, type ValueId } from "../ir/types.ts";
+import { hasBinaryOp, hasUnaryOp, type Graph, type Node, type ValueId } from "../ir/types.ts";
 import type { FusionGroup, FusionPlan } from "./fusion-plan.ts";
-import { bug } from "../util/errors.ts";
+import { assertNever, bug } from "../util/errors.ts";
 import { lowerSum } from "./block-sum.ts";
 import { andPred, flatIndex, fromAtom, indexKey, indexVar, predKey, type IndexExpr, type IndexPred } from "./index-expr.ts";
 import { SectionBuilder, sectionBuffers, type BufferDecl, type ExprId, type Kernel, type KernelProgram, type Section } from "./kernel-ir.ts";
-import { operandIndex, type MovementNode } from "./movement-index.ts";
+import { operandIndex } from "./movement-index.ts";
 import { tileSection } from "./tile.ts";
 
 export interface LowerOptions {
@@ -82,6 +82,8 @@ function lowerGroup(g: Graph, grp: FusionGroup, bufferOf: ReadonlyMap<ValueId, n
       if (valid === false) return sb.add({ op: "const", value: 0, dtype });
       return sb.add({ op: "load", buffer, index: flatIndex(index, n.type.shape), valid, dtype });
     }
+    if (hasUnaryOp(n)) return sb.add({ op: n.op, x: value(n.x, index, valid), dtype });
+    if (hasBinaryOp(n)) return sb.add({ op: n.op, x: value(n.x, index, valid), y: value(n.y, index, valid), dtype });
     switch (n.op) {
       case "input":
         return bug(`lower: input %${n.id} has no buffer`);
@@ -100,7 +102,7 @@ function lowerGroup(g: Graph, grp: FusionGroup, bufferOf: ReadonlyMap<ValueId, n
       case "expand":
       case "slice":
       case "flip":
-        return value(n.x, operandIndex(n as MovementNode, nodeOf(g, n.x).type, index).index, valid);
+        return value(n.x, operandIndex(n, nodeOf(g, n.x).type, index).index, valid);
       case "pad": {
         const mapped = operandIndex(n, nodeOf(g, n.x).type, index);
         const padValue = sb.add({ op: "const", value: n.value, dtype });
@@ -151,14 +153,8 @@ function lowerGroup(g: Graph, grp: FusionGroup, bufferOf: ReadonlyMap<ValueId, n
         xIndex[n.axis] = fromAtom({ kind: "data", ref: idx, lo: 0, hi: xShape[n.axis]! - 1 });
         return value(n.x, xIndex, valid);
       }
-      default: {
-        if (isUnaryOp(n.op)) return sb.add({ op: n.op, x: value((n as { x: ValueId }).x, index, valid), dtype });
-        if (isBinaryOp(n.op)) {
-          const b = n as { x: ValueId; y: ValueId };
-          return sb.add({ op: n.op, x: value(b.x, index, valid), y: value(b.y, index, valid), dtype });
-        }
-        return bug(`lower: unhandled op ${n.op}`);
-      }
+      default:
+        return assertNever(n, "op");
     }
   };
 

@@ -3,7 +3,7 @@
 // these along a chain is how views fold into a kernel's loads without copying anything.
 
 import type { Node, TensorType } from "../ir/types.ts";
-import { bug } from "../util/errors.ts";
+import { assertNever } from "../util/errors.ts";
 import { addIndex, andPred, constIndex, flatIndex, inRange, mulIndex, unflattenIndex, type IndexExpr, type IndexPred } from "./index-expr.ts";
 
 export type MovementNode = Extract<Node, { op: "reshape" | "permute" | "expand" | "pad" | "slice" | "flip" }>;
@@ -41,7 +41,7 @@ export function operandIndex(n: MovementNode, operandType: TensorType, out: read
     case "flip":
       return { index: inShape.map((d, i) => (n.axes.includes(i) ? addIndex(constIndex(d - 1), mulIndex(out[i]!, -1)) : out[i]!)), valid: [] };
     default:
-      return bug(`movement-index: not a movement op`);
+      return assertNever(n, "movement op");
   }
 }
 

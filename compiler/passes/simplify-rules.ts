@@ -8,8 +8,10 @@
 // it is NaN for an infinite x).
 
 import { floatToI32, floorDivI32, floorModI32 } from "../ir/interpret-compute.ts";
-import type { Node, NodeSpec, ValueId } from "../ir/types.ts";
-import type { DType } from "../ir/dtype.ts";
+import { hasBinaryOp, hasUnaryOp, type BinaryOp, type Node, type NodeSpec, type UnaryOp, type ValueId } from "../ir/types.ts";
+import { isFloat, type DType } from "../ir/dtype.ts";
+import { roleView } from "../ir/op-schema.ts";
+import { assertNever } from "../util/errors.ts";
 import { numel } from "../util/shape.ts";
 import type { NamedRule, RewriteView, Rule } from "./rewrite.ts";
 
@@ -24,13 +26,15 @@ export function roundTo(dtype: DType, v: number): number {
       return v | 0;
     case "bool":
       return v !== 0 ? 1 : 0;
+    default:
+      return assertNever(dtype, "dtype");
   }
 }
 
 type Folded = number | undefined;
 
 /** A unary op on one f32 constant; the inputs are already f32 values. */
-function evalUnary(op: Node["op"], a: number): Folded {
+function evalUnary(op: UnaryOp, a: number): Folded {
   switch (op) {
     case "neg":
       return -a;
@@ -45,17 +49,17 @@ function evalUnary(op: Node["op"], a: number): Folded {
     case "recip":
       return 1 / a;
     default:
-      return undefined;
+      return assertNever(op, "unary op");
   }
 }
 
 /** A binary op on constants of `dtype` (bool add/mul/max are or/and/or, like the interpreter). */
-function evalBinary(op: Node["op"], dtype: DType, a: number, b: number): Folded {
+function evalBinary(op: BinaryOp, dtype: DType, a: number, b: number): Folded {
   switch (op) {
     case "add":
-      return dtype === "i32" ? (a + b) | 0 : dtype === "bool" ? (a || b ? 1 : 0) : a + b;
+      return addIn(dtype, a, b);
     case "mul":
-      return dtype === "i32" ? Math.imul(a, b) : dtype === "bool" ? (a && b ? 1 : 0) : a * b;
+      return mulIn(dtype, a, b);
     case "max":
       return Math.max(a, b); // NaN propagates, then constOf declines to fold it
     case "cmplt":
@@ -68,15 +72,50 @@ function evalBinary(op: Node["op"], dtype: DType, a: number, b: number): Folded 
     case "mod":
       return b === 0 ? undefined : floorModI32(a, b);
     default:
-      return undefined;
+      return assertNever(op, "binary op");
+  }
+}
+
+/** a + b in `dtype`'s arithmetic (f32 rounds later, in constOf). */
+function addIn(dtype: DType, a: number, b: number): number {
+  switch (dtype) {
+    case "f32":
+      return a + b;
+    case "i32":
+      return (a + b) | 0; // wraps like two's complement
+    case "bool":
+      return a || b ? 1 : 0; // logical or
+    default:
+      return assertNever(dtype, "dtype");
+  }
+}
+
+/** a * b in `dtype`'s arithmetic (f32 rounds later, in constOf). */
+function mulIn(dtype: DType, a: number, b: number): number {
+  switch (dtype) {
+    case "f32":
+      return a * b;
+    case "i32":
+      return Math.imul(a, b);
+    case "bool":
+      return a && b ? 1 : 0; // logical and
+    default:
+      return assertNever(dtype, "dtype");
   }
 }
 
 /** A cast of one constant, with the interpreter's semantics (f32 → i32 truncates and saturates). */
 function evalCast(from: DType, to: DType, a: number): Folded {
-  if (to === "bool") return a !== 0 ? 1 : 0;
-  if (to === "i32" && from === "f32") return floatToI32(a);
-  return a;
+  switch (to) {
+    case "bool":
+      return a !== 0 ? 1 : 0;
+    case "i32":
+      return isFloat(from) ? floatToI32(a) : a;
+    case "f32":
+      return a;
+    default:
+      return assertNever(to, "dtype");
+  }
 }
 
 // ---- helpers for rules ----
@@ -113,21 +152,22 @@ const sameShape = (a: readonly number[], b: readonly number[]): boolean => a.len
 
 /** A movement op of a fill is the same fill in the new shape (pad only when it pads with the fill value). */
 const foldMovementOfConst: Rule = (n, g) => {
-  if (n.op !== "reshape" && n.op !== "permute" && n.op !== "expand" && n.op !== "flip" && n.op !== "slice" && n.op !== "pad") return undefined;
-  const v = literalOf(g, n.x);
+  const view = roleView(n);
+  if (view.role !== "movement") return undefined;
+  const v = literalOf(g, view.node.x);
   if (v === undefined) return undefined;
-  if (n.op === "pad" && n.value !== v) return undefined;
+  if (view.node.op === "pad" && view.node.value !== v) return undefined;
   return { op: "const", value: v };
 };
 
 const foldUnaryConst: Rule = (n, g) => {
-  if (n.op !== "neg" && n.op !== "exp2" && n.op !== "log2" && n.op !== "sin" && n.op !== "sqrt" && n.op !== "recip") return undefined;
+  if (!hasUnaryOp(n)) return undefined;
   const a = constValue(g, n.x);
   return a === undefined ? undefined : constOf(n, evalUnary(n.op, a));
 };
 
 const foldBinaryConst: Rule = (n, g) => {
-  if (n.op !== "add" && n.op !== "mul" && n.op !== "max" && n.op !== "cmplt" && n.op !== "cmpeq" && n.op !== "idiv" && n.op !== "mod") return undefined;
+  if (!hasBinaryOp(n)) return undefined;
   const a = constValue(g, n.x);
   const b = constValue(g, n.y);
   if (a === undefined || b === undefined) return undefined;
@@ -151,9 +191,16 @@ const foldReduceConst: Rule = (n, g) => {
   if (a === undefined) return undefined;
   const count = numel(n.axes.map((axis) => g.node(n.x).type.shape[axis]!));
   if (n.op === "reduce_max") return count > 0 ? { op: "const", value: literalOf(g, n.x)! } : undefined;
-  if (n.type.dtype === "i32") return constOf(n, Math.imul(a, count));
-  const exact = Number.isInteger(a) && Math.abs(a * count) <= 2 ** 24;
-  return exact ? constOf(n, a * count) : undefined;
+  switch (n.type.dtype) {
+    case "i32":
+      return constOf(n, Math.imul(a, count));
+    case "f32":
+      return Number.isInteger(a) && Math.abs(a * count) <= 2 ** 24 ? constOf(n, a * count) : undefined;
+    case "bool":
+      return undefined; // the type rules refuse reducing bool
+    default:
+      return assertNever(n.type.dtype, "dtype");
+  }
 };
 
 /** gather from a fill picks the fill everywhere. */

@@ -3,7 +3,7 @@
 // (or Float32Array where a runtime produced it), i32 → Int32Array, bool → Uint8Array of 0/1.
 
 import type { DType } from "../ir/dtype.ts";
-import { KilnError } from "./errors.ts";
+import { KilnError, assertNever } from "./errors.ts";
 import { formatShape, numel } from "./shape.ts";
 
 export type HostData = Float64Array | Float32Array | Int32Array | Uint8Array;
@@ -23,6 +23,8 @@ export function allocHostData(dtype: DType, length: number): Float64Array | Int3
       return new Int32Array(length);
     case "bool":
       return new Uint8Array(length);
+    default:
+      return assertNever(dtype, "dtype");
   }
 }
 
@@ -56,6 +58,8 @@ export function toHostData(dtype: DType, data: ArrayLike<number>, what = "data")
       }
       return out;
     }
+    default:
+      return assertNever(dtype, "dtype");
   }
 }
 
