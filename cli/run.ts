@@ -49,16 +49,24 @@ Exit codes: 0 ok; 1 the artifact is invalid or the inputs do not fit it; 2 bad c
     const steps = Number(args.flags.steps);
     if (!Number.isInteger(steps) || steps < 1) throw new KilnError({ code: "usage", message: `--steps must be a positive integer, got '${String(args.flags.steps)}'` });
     const loaded = await asKilnError(() => loadArtifact(resolveFrom(io.cwd, dir!)));
+    const cuda = loaded.manifest.target === "cuda";
     const makeRunner = runners[loaded.manifest.target];
-    if (!makeRunner) throw new KilnError({ code: "unsupported", message: `kiln run cannot run '${loaded.manifest.target}' artifacts yet (targets: ${Object.keys(runners).join(", ")})` });
+    if (!makeRunner && !cuda) throw new KilnError({ code: "unsupported", message: `kiln run cannot run '${loaded.manifest.target}' artifacts yet (targets: ${[...Object.keys(runners), "cuda"].join(", ")})` });
     const inputs = readInputs(io, args.flags.input as string | undefined, loaded);
-    const model = createModel(loaded, await makeRunner(loaded));
     let outputs: Record<string, NamedTensor> = {};
-    const started = performance.now();
-    for (let step = 0; step < steps; step++) outputs = await model.run(inputs);
-    const ms = performance.now() - started;
-    const state = model.state();
-    await model.close();
+    let state: Record<string, NamedTensor>;
+    let ms: number;
+    if (cuda) {
+      // The addon where it is built, else the folder's own host program (cli/run-cuda.ts).
+      ({ outputs, state, ms } = await (await import("./run-cuda.ts")).runCudaFolder(resolveFrom(io.cwd, dir!), loaded, inputs, steps));
+    } else {
+      const model = createModel(loaded, await makeRunner!(loaded));
+      const started = performance.now();
+      for (let step = 0; step < steps; step++) outputs = await model.run(inputs);
+      ms = performance.now() - started;
+      state = model.state();
+      await model.close();
+    }
     io.out(`${loaded.manifest.name} (${loaded.manifest.target}): ${steps} run(s) in ${ms.toFixed(1)} ms\n`);
     for (const [name, t] of Object.entries(outputs)) io.out(`${name}: ${formatTensor(t)}\n`);
     const outFile = args.flags.output as string | undefined;

@@ -33,7 +33,7 @@ NVCC="\${NVCC:-nvcc}"
 ARCH="\${ARCH:-${STANDALONE_PTX_ARCH}}"
 "$NVCC" -ptx -arch="$ARCH" kernels.cu -o kernels.ptx
 "$NVCC" -O2 -std=c++17 -o run main.cpp -ldl
-echo "built ./run (kernels for $ARCH); run it with ./run [--steps N] [--input NAME=FILE] [--out DIR]"
+echo "built ./run (kernels for $ARCH); run it with ./run [--input FILE.safetensors] [--output FILE.safetensors] [--steps N] [--check-only]"
 `;
 
 export interface CudaArtifactInput {

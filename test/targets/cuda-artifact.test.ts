@@ -1,24 +1,31 @@
 // The standalone CUDA artifact: `writeCudaArtifact` writes the folder; build.sh (nvcc only)
-// builds the host program; without a driver it fails cleanly; with a fake libcuda.so.1 that
-// runs the kernels on the CPU (test/util/nvcc.ts) it trains for two steps and its loss and
-// parameters match the interpreter stepping the same graph twice.
+// builds the host program; without a driver it fails cleanly; it checks every file's sha256
+// (its SHA-256 against Node's crypto), finds its files in its own folder, reads --input as
+// safetensors (refusing the whole malformed corpus) and, with a fake libcuda.so.1 that runs
+// the kernels on the CPU (test/util/nvcc.ts), trains for two steps — directly and through
+// `kiln run` — matching the interpreter stepping the same graph twice.
 
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { describe, expect, test } from "vitest";
 import * as k from "kiln";
 import { compileCuda } from "../../codegen/cuda/compile.ts";
 import { writeCudaArtifact } from "../../codegen/cuda/standalone.ts";
 import { interpret } from "../../compiler/ir/interpret.ts";
 import type { HostTensor } from "../../compiler/util/host-tensor.ts";
-import { decodeSafetensors } from "../../runtime/artifact/safetensors.ts";
+import { decodeSafetensors, encodeSafetensors } from "../../runtime/artifact/safetensors.ts";
+import { MALFORMED_DIR } from "../fixtures/safetensors/make-corpus.ts";
 import { buildEmulatedKernelLibrary, buildFakeDriver, findNvcc, hasCxx } from "../util/nvcc.ts";
 import { dslInputs } from "./cuda-cases.ts";
 
 const F = k.nn.functional;
 const nvcc = findNvcc();
+const root = resolve(fileURLToPath(import.meta.url), "../../..");
+const kilnBin = join(root, "bin/kiln.js");
 
 function smallTrainStep() {
   const net = k.nn.sequential(k.nn.linear(12, 16), k.nn.relu(), k.nn.linear(16, 4));
@@ -46,6 +53,21 @@ describe("standalone cuda artifact", () => {
     for (const [name, t] of Object.entries(state)) expect(Array.from(weights[name]!.data)).toEqual(Array.from(Float32Array.from(t.data as ArrayLike<number>)));
   });
 
+  test.runIf(spawnSync("sh", ["-c", "ldconfig -p | grep -q libcuda.so.1"]).status !== 0)("kiln run without a CUDA driver fails in one line, before building anything", () => {
+    const bare = mkdtempSync(join(tmpdir(), "kiln-cuda-bare-"));
+    writeCudaArtifact(bare, { graph: traced.graph, state, nvcc: false });
+    const r = spawnSync(process.execPath, [kilnBin, "run", bare, "--steps", "1"], { encoding: "utf8", env: { ...process.env, LD_LIBRARY_PATH: "" } });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/^error: mlp_step needs input\(s\) x: f32\[8,12\], y: i32\[8\]/);
+    const input = join(bare, "..", `${bare.split("/").pop()}-in.safetensors`);
+    const user = dslInputs(traced.graph);
+    writeFileSync(input, encodeSafetensors({ x: { dtype: "f32", shape: [8, 12], data: user["x"]!.data }, y: { dtype: "i32", shape: [8], data: user["y"]!.data } }));
+    const refused = spawnSync(process.execPath, [kilnBin, "run", bare, "--input", input], { encoding: "utf8", env: { ...process.env, LD_LIBRARY_PATH: "" } });
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toMatch(/^error: this artifact is for cuda and CUDA cannot run here: no CUDA driver \(libcuda\.so\.1 is not installed; [^\n]*\)\n$/);
+    expect(existsSync(join(bare, "run"))).toBe(false);
+  }, 60_000);
+
   describe.runIf(nvcc !== undefined && hasCxx())("built with nvcc", () => {
     test("build.sh builds ./run; without a driver it exits 1 and says why", () => {
       execFileSync("./build.sh", { cwd: dir, stdio: "pipe", env: { ...process.env, NVCC: nvcc! } });
@@ -58,41 +80,110 @@ describe("standalone cuda artifact", () => {
       expect(r.stderr).toMatch(/^error: no CUDA driver \(libcuda\.so\.1 not found/);
     }, 120_000);
 
-    test("with a fake driver (kernels emulated on the CPU) two training steps match the interpreter", () => {
+    const ensureBuilt = (): void => {
       if (!existsSync(join(dir, "run"))) execFileSync("./build.sh", { cwd: dir, stdio: "pipe", env: { ...process.env, NVCC: nvcc! } });
+    };
+    const run = (folder: string, args: string[], env: NodeJS.ProcessEnv = {}) =>
+      spawnSync(join(folder, "run"), args, { cwd: tmpdir(), encoding: "utf8", env: { ...process.env, LD_LIBRARY_PATH: "", ...env } });
+
+    test("its SHA-256 equals Node's on inputs around the 64-byte block boundaries", () => {
+      ensureBuilt();
+      const scratch = mkdtempSync(join(tmpdir(), "kiln-sha-"));
+      for (const length of [0, 1, 3, 55, 56, 63, 64, 65, 119, 120, 1000, 100_003]) {
+        const bytes = Uint8Array.from({ length }, (_, i) => (i * 131 + length) & 0xff);
+        writeFileSync(join(scratch, "f"), bytes);
+        expect(run(dir, ["--sha256", join(scratch, "f")]).stdout.trim(), `length ${length}`).toBe(createHash("sha256").update(bytes).digest("hex"));
+      }
+    }, 120_000);
+
+    test("--check-only: finds its folder from anywhere, and refuses a file whose sha256 differs", () => {
+      ensureBuilt();
+      const ok = run(dir, ["--check-only"]);
+      expect(ok.stderr).toBe("");
+      expect(ok.stdout).toMatch(/^ok: mlp_step: \d+ file\(s\) match their sha256, \d+ input\(s\) ready \(synthetic user inputs\)$/m);
+      const copy = mkdtempSync(join(tmpdir(), "kiln-cuda-tampered-"));
+      cpSync(dir, copy, { recursive: true });
+      const weights = readFileSync(join(copy, "weights.safetensors"));
+      weights[weights.length - 1] = weights[weights.length - 1]! ^ 1;
+      writeFileSync(join(copy, "weights.safetensors"), weights);
+      const refused = run(copy, ["--check-only"]);
+      expect(refused.status).toBe(1);
+      expect(refused.stderr).toMatch(new RegExp(`^error: ${copy}/weights\\.safetensors: sha256 mismatch \\(manifest says [0-9a-f]{64}, file has [0-9a-f]{64}\\)\\n$`));
+    }, 120_000);
+
+    test("--input refuses every file of the malformed safetensors corpus in one line naming it", () => {
+      ensureBuilt();
+      const files = readdirSync(MALFORMED_DIR).filter((f) => f.endsWith(".safetensors"));
+      expect(files.length).toBeGreaterThanOrEqual(60);
+      for (const f of files) {
+        const r = run(dir, ["--check-only", "--input", join(MALFORMED_DIR, f)]);
+        expect(r.status, f).toBe(1);
+        expect(r.stderr.startsWith(`error: ${join(MALFORMED_DIR, f)}: `), `${f}: ${r.stderr}`).toBe(true);
+        expect(r.stderr.trimEnd().includes("\n"), f).toBe(false);
+      }
+      const labels = join(mkdtempSync(join(tmpdir(), "kiln-labels-")), "in.safetensors");
+      const user = dslInputs(traced.graph);
+      writeFileSync(labels, encodeSafetensors({ x: { dtype: "f32", shape: [8, 12], data: user["x"]!.data }, y: { dtype: "i64", shape: [8], data: [0, 1, 2, 3, 2 ** 31, 1, 2, 3] } }));
+      expect(run(dir, ["--check-only", "--input", labels]).stderr).toBe(`error: ${labels}: tensor "y": I64 element 4 is 2147483648, outside i32's range\n`);
+    }, 120_000);
+
+    /** The oracle: the interpreter, stepping twice and feeding the state outputs back. */
+    const interpretTwoSteps = (user: Record<string, HostTensor>) => {
+      let stateNow: Record<string, HostTensor> = { ...state };
+      const losses: number[] = [];
+      for (let step = 0; step < 2; step++) {
+        const out = interpret(traced.graph, { x: user["x"]!, y: user["y"]!, ...stateNow });
+        losses.push(out[traced.graph.outputs[0]!.name]!.data[0]!);
+        const next: Record<string, HostTensor> = { ...stateNow };
+        for (const o of traced.graph.outputs) if (o.aliases !== undefined) next[o.aliases] = out[o.name]!;
+        stateNow = next;
+      }
+      return { losses, stateNow };
+    };
+    const expectState = (written: Record<string, { data: ArrayLike<number> }>, want: Record<string, HostTensor>) => {
+      for (const o of traced.graph.outputs) {
+        if (o.aliases === undefined) continue;
+        const got = written[o.aliases]!.data;
+        const expected = want[o.aliases]!.data;
+        for (let j = 0; j < expected.length; j++) expect(Math.abs(got[j]! - expected[j]!), o.aliases).toBeLessThanOrEqual(1e-5 + 1e-4 * Math.abs(expected[j]!));
+      }
+    };
+
+    test("with a fake driver (kernels emulated on the CPU) two training steps on safetensors inputs (I64 labels) match the interpreter", () => {
+      ensureBuilt();
       const library = buildEmulatedKernelLibrary([compileCuda(traced.graph).artifact]);
       const user = dslInputs(traced.graph);
-      writeFileSync(join(dir, "x.bin"), Float32Array.from(user["x"]!.data as ArrayLike<number>));
-      writeFileSync(join(dir, "y.bin"), Int32Array.from(user["y"]!.data as ArrayLike<number>));
-      const outDir = mkdtempSync(join(tmpdir(), "kiln-cuda-out-"));
-      const r = spawnSync(join(dir, "run"), ["--steps", "2", "--input", "x=x.bin", "--input", "y=y.bin", "--out", outDir], {
-        cwd: dir,
+      const scratch = mkdtempSync(join(tmpdir(), "kiln-cuda-io-"));
+      writeFileSync(join(scratch, "in.safetensors"), encodeSafetensors({ x: { dtype: "f32", shape: [8, 12], data: user["x"]!.data }, y: { dtype: "i64", shape: [8], data: Array.from(user["y"]!.data) } }));
+      const r = run(dir, ["--steps", "2", "--input", join(scratch, "in.safetensors"), "--output", join(scratch, "out.safetensors")], { LD_LIBRARY_PATH: buildFakeDriver(), KILN_FAKE_CUDA_KERNELS: library });
+      expect(r.stderr).toBe("");
+      expect(r.status).toBe(0);
+      const { losses, stateNow } = interpretTwoSteps(user);
+      const printed = [...r.stdout.matchAll(/^step (\d): \S+ f32\[\]: (\S+)$/gm)].map((m) => Number(m[2]));
+      expect(printed.length).toBe(2);
+      printed.forEach((v, i) => expect(Math.abs(v - losses[i]!)).toBeLessThan(1e-4 * Math.max(1, Math.abs(losses[i]!))));
+      expectState(decodeSafetensors(readFileSync(join(scratch, "out.safetensors")), "out").tensors, stateNow);
+    }, 180_000);
+
+    test("kiln run runs the folder through its host program (no addon here) and matches the interpreter", () => {
+      ensureBuilt();
+      const library = buildEmulatedKernelLibrary([compileCuda(traced.graph).artifact]);
+      const user = dslInputs(traced.graph);
+      const scratch = mkdtempSync(join(tmpdir(), "kiln-cuda-cli-"));
+      writeFileSync(join(scratch, "in.safetensors"), encodeSafetensors({ x: { dtype: "f32", shape: [8, 12], data: user["x"]!.data }, y: { dtype: "i32", shape: [8], data: user["y"]!.data } }));
+      const r = spawnSync(process.execPath, [kilnBin, "run", dir, "--input", join(scratch, "in.safetensors"), "--output", join(scratch, "out.safetensors"), "--steps", "2"], {
+        cwd: scratch,
         encoding: "utf8",
         env: { ...process.env, LD_LIBRARY_PATH: buildFakeDriver(), KILN_FAKE_CUDA_KERNELS: library },
       });
       expect(r.stderr).toBe("");
       expect(r.status).toBe(0);
-      // The oracle: the interpreter, stepping twice and feeding the state outputs back.
-      let stateNow: Record<string, HostTensor> = { ...state };
-      const losses: number[] = [];
-      for (let step = 0; step < 2; step++) {
-        const out = interpret(traced.graph, { x: user["x"]!, y: user["y"]!, ...stateNow });
-        const userOutput = traced.graph.outputs[0]!;
-        losses.push(out[userOutput.name]!.data[0]!);
-        const next: Record<string, HostTensor> = { ...stateNow };
-        for (const o of traced.graph.outputs) if (o.aliases !== undefined) next[o.aliases] = out[o.name]!;
-        stateNow = next;
-      }
-      const printed = [...r.stdout.matchAll(/^step (\d): \S+ f32\[\]: (\S+)$/gm)].map((m) => Number(m[2]));
-      expect(printed.length).toBe(2);
-      printed.forEach((v, i) => expect(Math.abs(v - losses[i]!)).toBeLessThan(1e-4 * Math.max(1, Math.abs(losses[i]!))));
-      for (const o of traced.graph.outputs) {
-        if (o.aliases === undefined) continue;
-        const raw = readFileSync(join(outDir, `${o.name}.bin`));
-        const want = stateNow[o.aliases]!;
-        const got = want.dtype === "f32" ? new Float32Array(raw.buffer, raw.byteOffset, raw.length / 4) : new Int32Array(raw.buffer, raw.byteOffset, raw.length / 4);
-        for (let j = 0; j < want.data.length; j++) expect(Math.abs(got[j]! - want.data[j]!)).toBeLessThanOrEqual(1e-5 + 1e-4 * Math.abs(want.data[j]!));
-      }
+      expect(r.stdout).toMatch(/^mlp_step \(cuda\): 2 run\(s\) in/);
+      const { losses, stateNow } = interpretTwoSteps(user);
+      const written = decodeSafetensors(readFileSync(join(scratch, "out.safetensors")), "out").tensors;
+      const lossName = traced.graph.outputs[0]!.name;
+      expect(Math.abs(written[lossName]!.data[0]! - losses[1]!)).toBeLessThan(1e-4 * Math.max(1, Math.abs(losses[1]!)));
+      expectState(written, stateNow);
     }, 180_000);
   });
 });
