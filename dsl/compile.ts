@@ -88,6 +88,7 @@ export interface Executable<Out = unknown> {
    * Replaces state values, all checked before any is used: some values by name (checked
    * against the input types), or a safetensors checkpoint (a path, its bytes, or a read file;
    * see LoadStateOptions for which entries it must hold). A file's dtypes convert (F16 → f32…).
+   * Checked at once; while runs are in progress it takes effect after them, in call order.
    */
   loadState(source: LoadStateSource, opts?: LoadStateOptions): void;
   /** Writes the whole state (parameters and the optimizer's `opt.*`) as a safetensors checkpoint, after the runs queued before it. */
@@ -210,11 +211,17 @@ export async function compile<F extends TracedFn>(fnOrProgram: F | Program<F>, s
     state: snapshot,
     fetchState: fetchStateInOrder,
     loadState(source, loadOpts) {
-      // All or nothing: a bad entry leaves the state as it was.
-      for (const [name, t] of stateToLoad(source, stateTypes, loadOpts)) {
-        state.set(name, { ...t, data: t.data.slice() });
-        stale.delete(name);
-      }
+      // All or nothing: a bad entry leaves the state as it was. Checked now; applied in call
+      // order: after the runs already started (else one finishing later would overwrite it).
+      const values = stateToLoad(source, stateTypes, loadOpts).map(([name, t]) => [name, { ...t, data: t.data.slice() }] as const);
+      const apply = (): void => {
+        for (const [name, t] of values) {
+          state.set(name, t);
+          stale.delete(name);
+        }
+      };
+      if (pending === 0) apply();
+      else void serialized(async () => apply());
     },
     async saveState(path: string) {
       writeCheckpoint(path, await fetchStateInOrder(), graph.name);

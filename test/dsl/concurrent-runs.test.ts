@@ -72,6 +72,16 @@ describe.each(targets)("concurrent runs on %s", (target) => {
     expect(Array.from((await state)["opt.step"]!.data)).toEqual([2]);
   });
 
+  test("loadState while a run is in progress takes effect after it, in call order", async () => {
+    const exe = await makeExe(target);
+    const first = exe.run(batches[0]!);
+    exe.loadState({ "opt.step": [100] });
+    await first;
+    expect(Array.from((await exe.fetchState())["opt.step"]!.data)).toEqual([100]);
+    await exe.run(batches[1]!);
+    expect(Array.from((await exe.fetchState())["opt.step"]!.data)).toEqual([101]);
+  });
+
   test("two executables run concurrently and each keeps its own order", async () => {
     const a = await makeExe(target);
     const b = await makeExe(target);
