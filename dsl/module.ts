@@ -11,7 +11,7 @@ import { formatShape, numel } from "../compiler/util/shape.ts";
 import { strictOptions } from "./options.ts";
 import type { Tensor } from "./tensor.ts";
 import { convertStateValue, stateEntries, type StateSource } from "./state-source.ts";
-import { requireTrace } from "./trace.ts";
+import { currentTrace, requireTrace } from "./trace.ts";
 
 /** A named host-side array that becomes a graph state input when a trace reads it. */
 export class Parameter {
@@ -63,7 +63,11 @@ export abstract class Module {
   /** Runs the module inside a trace (PyTorch's `module(x)`). */
   call(...args: Tensor[]): Tensor {
     this.discover();
-    return this.forward(...args);
+    const trace = currentTrace();
+    if (!trace) return this.forward(...args);
+    // The ops traced inside carry this module's path (`blocks.0.attn`) as their scope.
+    const childName = (parent: object): string | undefined => (parent instanceof Module ? [...parent.children].find(([, m]) => m === this)?.[0] : undefined);
+    return trace.inModule(this, childName, () => this.forward(...args));
   }
 
   /**

@@ -172,10 +172,11 @@ export function userError(code: DiagCode, message: string): never {
   throw new KilnError({ code, message, ...(loc ? { loc } : {}) });
 }
 
-/** Records one primitive at the user's current line and wraps the result. */
+/** Records one primitive at the user's current line (and module path) and wraps the result. */
 export function prim(trace: Trace, spec: NodeSpec, declared?: TensorType): Tensor {
   const loc = captureUserLoc();
-  const withLoc = (loc ? { ...spec, loc } : spec) as NodeSpec;
+  const scope = trace.scope();
+  const withLoc = { ...spec, ...(loc ? { loc } : {}), ...(scope !== undefined ? { scope } : {}) } as NodeSpec;
   return new Tensor(trace, trace.builder.add(withLoc, declared));
 }
 

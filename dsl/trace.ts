@@ -42,6 +42,31 @@ export class Trace {
   /** Per-trace overrides: a module parameter bound to a tensor (k.functionalCall, trainStep). */
   readonly bindings = new Map<object, Tensor>();
 
+  /** The modules being called (Module.call), innermost last, with their dotted paths. */
+  private readonly modules: { readonly module: object; readonly path: string }[] = [];
+
+  /** The module path of the ops being traced (`blocks.0.attn`); undefined outside modules and in the root module. */
+  scope(): string | undefined {
+    const path = this.modules.at(-1)?.path;
+    return path === undefined || path === "" ? undefined : path;
+  }
+
+  /**
+   * Runs `body` as a call of `module`: its path is `childName(parent)` joined to the calling
+   * module's path (PyTorch's named_modules names; the outermost module is the root, "").
+   */
+  inModule<T>(module: object, childName: (parent: object) => string | undefined, body: () => T): T {
+    const parent = this.modules.at(-1);
+    const name = parent ? childName(parent.module) : "";
+    const path = parent === undefined ? "" : [parent.path, name ?? module.constructor.name].filter((p) => p !== "").join(".");
+    this.modules.push({ module, path });
+    try {
+      return body();
+    } finally {
+      this.modules.pop();
+    }
+  }
+
   stateInput(name: string, type: TensorType, init: () => HostTensor): Tensor {
     const existing = this.state.get(name);
     if (existing) return existing.tensor;

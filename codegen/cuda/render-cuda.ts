@@ -5,6 +5,7 @@
 // rows, a loss, a sum of everything) gives each point a warp: lanes split the point-level
 // reductions, combine them with shuffles, then split the row's own loop to store it.
 
+import { sectionSourceNote } from "../../compiler/kernel/print.ts";
 import { reduceElements, scheduleSection, type ScheduleItem } from "../../compiler/kernel/schedule.ts";
 import { indexVars, type IndexVar } from "../../compiler/kernel/index-expr.ts";
 import { exprOwnVars, type BufferDecl, type ExprId, type KExpr, type Kernel, type Section } from "../../compiler/kernel/kernel-ir.ts";
@@ -155,7 +156,8 @@ class SectionWriter {
     const domainNote = s.domain.map((v, i) => `${v.name}<${v.extent}${i < this.depth ? "" : " (in thread)"}`).join(", ") || "scalar";
     const thread = `${wide ? "(long long)" : ""}blockIdx.x * blockDim.x + threadIdx.x`;
     const stride = `${wide ? "(long long)" : ""}gridDim.x * blockDim.x`;
-    this.lines.push(`  { // section ${index}: ${domainNote}${tileNote}; ${this.strategy === "warp" ? "a warp per point" : "a thread per point"}`);
+    const source = sectionSourceNote(s);
+    this.lines.push(`  { // section ${index}: ${domainNote}${tileNote}; ${this.strategy === "warp" ? "a warp per point" : "a thread per point"}${source ? `; ${source}` : ""}`);
     if (this.strategy === "warp") {
       this.lines.push(`    const int lane = threadIdx.x & ${WARP - 1};`);
       this.lines.push(`    for (${flat} p = (${thread}) / ${WARP}; p < ${points}; p += (${stride}) / ${WARP}) {`);
@@ -236,7 +238,8 @@ class SectionWriter {
     const blockRows = Math.ceil(rowVar.extent / SHARED_TILE);
     const blockCols = Math.ceil(colVar.extent / SHARED_TILE);
     const tileNote = s.tile ? `, register tile ${s.tile.rows}x${s.tile.cols}` : "";
-    this.lines.push(`  { // section ${index}: ${s.domain.map((v) => `${v.name}<${v.extent}`).join(", ")}${tileNote}; ${SHARED_TILE}x${SHARED_TILE}-thread blocks, operands staged in shared memory`);
+    const source = sectionSourceNote(s);
+    this.lines.push(`  { // section ${index}: ${s.domain.map((v) => `${v.name}<${v.extent}`).join(", ")}${tileNote}; ${SHARED_TILE}x${SHARED_TILE}-thread blocks, operands staged in shared memory${source ? `; ${source}` : ""}`);
     for (const id of [...plan.rowLoads, ...plan.colLoads]) this.lines.push(`    __shared__ ${d.typeName(s.exprs[id]!.dtype)} s${id}[${SHARED_TILE}][${SHARED_TILE + 1}];`);
     this.lines.push(`    const int tx = threadIdx.x % ${SHARED_TILE};`, `    const int ty = threadIdx.x / ${SHARED_TILE};`);
     this.lines.push(`    for (int bt = blockIdx.x; bt < ${sharedBlocks(s)}; bt += gridDim.x) {`);

@@ -5,6 +5,7 @@
 // tie test (x == max(x)) in its gradient relies on. i32 arithmetic wraps (`| 0`,
 // Math.imul); bool is 0/1. Helpers (rng, f32→i32, floor div/mod) come in `rt`.
 
+import { sectionSourceNote } from "../../compiler/kernel/print.ts";
 import { scheduleSection, type ScheduleItem } from "../../compiler/kernel/schedule.ts";
 import { bounds, type Atom, type IndexExpr, type IndexPred } from "../../compiler/kernel/index-expr.ts";
 import type { BufferDecl, ExprId, KExpr, Kernel, Section } from "../../compiler/kernel/kernel-ir.ts";
@@ -28,7 +29,8 @@ export function renderJsKernel(kernel: Kernel, buffers: readonly BufferDecl[]): 
     lines.push(`const b${id} = bufs[${i}]; // ${b.name}: ${b.dtype}[${b.shape.join(",")}]`);
   });
   kernel.sections.forEach((s, i) => {
-    lines.push(`{ // section ${i}${s.tile ? ` (tile ${s.tile.rows}x${s.tile.cols})` : ""}`);
+    const source = sectionSourceNote(s);
+    lines.push(`{ // section ${i}${s.tile ? ` (tile ${s.tile.rows}x${s.tile.cols})` : ""}${source ? ` ${source}` : ""}`);
     renderItems(scheduleSection(s), s, lines, "  ");
     lines.push(`}`);
   });

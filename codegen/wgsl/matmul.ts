@@ -5,6 +5,7 @@
 // The operand expressions (transposes, pads, casts) are rendered as the IR gives them. The
 // default form (renderRegisterMatmul) drops the workgroup tiles for 8x8 register blocks.
 
+import { sectionSourceNote } from "../../compiler/kernel/print.ts";
 import { exprOperands, exprOwnVars, type ExprId, type KExpr, type Section } from "../../compiler/kernel/kernel-ir.ts";
 import type { IndexExpr, IndexVar } from "../../compiler/kernel/index-expr.ts";
 import { exprName, renderExprList, renderIndex } from "../render/base.ts";
@@ -157,6 +158,7 @@ export function renderTiledMatmul(d: { readonly name: string; readonly sections:
   const bodyText = body.join("\n");
   const source = [
     `// ${d.name}: tiled matmul, ${TILE}x${TILE} outputs per workgroup, ${BLOCK}x${BLOCK} per thread, k step ${TILE_K}`,
+    ...sourceComment(s),
     ...b.decls,
     `var<workgroup> tileA: array<f32, ${TILE * TILE_K}>;`,
     `var<workgroup> tileB: array<f32, ${TILE_K * TILE}>;`,
@@ -177,6 +179,12 @@ export function renderTiledMatmul(d: { readonly name: string; readonly sections:
   ].join("\n");
   return { name: d.name, source, bindings: b.gpuBuffers, workgroups };
 }
+
+/** `// from loc(…) scope(…)` under a kernel's header line, when the section knows its source. */
+export const sourceComment = (s: Section): string[] => {
+  const note = sectionSourceNote(s);
+  return note ? [`// from ${note}`] : [];
+};
 
 const renderStoreIndex = (index: IndexExpr): string => renderIndex(index, wgslDialect);
 
@@ -240,6 +248,7 @@ export function renderRegisterMatmul(d: { readonly name: string; readonly sectio
   const bodyText = body.join("\n");
   const source = [
     `// ${d.name}: register-blocked matmul, ${REG_M}x${REG_N} outputs per thread (columns ${blocksN} apart), no workgroup memory`,
+    ...sourceComment(s),
     ...b.decls,
     ...wgslHelpersFor(bodyText),
     "",

@@ -3,6 +3,7 @@
 // workgroup dimensions (adapters cap each at maxComputeWorkgroupsPerDimension), and each
 // section's body from the C-like renderer base, guarded by its own thread count.
 
+import { sectionSourceNote } from "../../compiler/kernel/print.ts";
 import type { DType } from "../../compiler/ir/dtype.ts";
 import { KilnError } from "../../compiler/util/errors.ts";
 import { parallelDepthOf, renderSectionBody, scheduleSection, type BufferAccess } from "../render/base.ts";
@@ -97,7 +98,8 @@ export function renderDispatch(d: Dispatch, ctx: DispatchContext, opts: KernelCh
     const count = parallel.reduce((a, v) => a * v.extent, 1);
     if (s.domain.some((v) => v.extent === 0)) return; // an empty tensor: nothing to store
     threads = Math.max(threads, count);
-    body.push(`  if (tid < ${count}) { // section ${i}${s.tile ? `, ${s.tile.rows}x${s.tile.cols} register tile` : ""}`);
+    const source = sectionSourceNote(s);
+    body.push(`  if (tid < ${count}) { // section ${i}${s.tile ? `, ${s.tile.rows}x${s.tile.cols} register tile` : ""}${source ? ` ${source}` : ""}`);
     let stride = count;
     for (const v of parallel) {
       stride /= v.extent;

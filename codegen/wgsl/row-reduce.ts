@@ -10,6 +10,7 @@ import type { ExprId, Section } from "../../compiler/kernel/kernel-ir.ts";
 import { reduceElements, type ScheduleItem } from "../../compiler/kernel/schedule.ts";
 import { exprName, parallelDepthOf, renderSectionBody, scheduleSection } from "../render/base.ts";
 import { wgslDialect, wgslHelpersFor } from "./dialect.ts";
+import { sectionSourceNote } from "../../compiler/kernel/print.ts";
 import type { WebGpuLimits } from "./layout.ts";
 import { foldWorkgroups, type DispatchBindings, type RenderedDispatch } from "./render-wgsl.ts";
 
@@ -74,6 +75,7 @@ export function renderRowKernel(d: { readonly name: string; readonly sections: r
   const bodyText = body.join("\n");
   const source = [
     `// ${d.name}: one workgroup of ${ROW_THREADS} threads per row (${rows} rows)`,
+    ...(sectionSourceNote(s) ? [`// from ${sectionSourceNote(s)}`] : []),
     ...b.decls,
     `var<workgroup> rowF32: array<f32, ${ROW_THREADS}>;`,
     `var<workgroup> rowI32: array<i32, ${ROW_THREADS}>;`,

@@ -46,6 +46,7 @@ export class GraphBuilder {
     const id = valueId(this.nextId++);
     const node = { ...spec, id, type } as Node;
     if (node.loc === undefined) delete (node as { loc?: SourceLoc }).loc;
+    if (node.scope === undefined) delete (node as { scope?: string }).scope;
     this.nodes.push(node);
     this.types.set(id, type);
     if (spec.op === "input") this.inputIds.push(id);

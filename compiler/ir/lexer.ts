@@ -26,6 +26,7 @@ export const Return = keyword("return");
 export const As = keyword("as");
 export const Aliases = keyword("aliases");
 export const Loc = keyword("loc");
+export const Scope = keyword("scope");
 
 /** Decimal numbers with optional fraction and exponent, and `inf`, `-inf`, `nan`. */
 export const NumberLiteral = createToken({
@@ -74,6 +75,7 @@ export const ALL_TOKENS: readonly TokenType[] = [
   As,
   Aliases,
   Loc,
+  Scope,
   NumberLiteral,
   Identifier,
   ValueName,

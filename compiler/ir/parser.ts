@@ -17,7 +17,7 @@ import { DTYPES, type DType } from "./dtype.ts";
 interface TypeSyntax { readonly dtype: IToken; readonly dims: readonly IToken[] }
 interface LocSyntax { readonly file: IToken; readonly line: IToken; readonly col: IToken }
 type AttrSyntax = { readonly name: IToken; readonly value: IToken } | { readonly name: IToken; readonly list: readonly IToken[]; readonly open: IToken };
-interface ParamSyntax { readonly name: IToken; readonly type: TypeSyntax; readonly loc?: LocSyntax }
+interface ParamSyntax { readonly name: IToken; readonly type: TypeSyntax; readonly loc?: LocSyntax; readonly scopeName?: IToken }
 interface StatementSyntax {
   readonly result: IToken;
   readonly op: IToken;
@@ -25,6 +25,7 @@ interface StatementSyntax {
   readonly attrs: readonly AttrSyntax[];
   readonly type: TypeSyntax;
   readonly loc?: LocSyntax;
+  readonly scopeName?: IToken;
 }
 interface OutputSyntax { readonly value: IToken; readonly name: IToken; readonly aliases?: IToken }
 interface GraphSyntax {
@@ -84,7 +85,8 @@ class IrGrammar extends EmbeddedActionsParser {
     this.CONSUME(T.Colon);
     const type = this.SUBRULE(this.type);
     const loc = this.OPTION(() => this.SUBRULE(this.loc));
-    return { name, type, ...(loc ? { loc } : {}) };
+    const scopeName = this.OPTION1(() => this.SUBRULE(this.scope));
+    return { name, type, ...(loc ? { loc } : {}), ...(scopeName ? { scopeName } : {}) };
   });
 
   private readonly statement = this.RULE("statement", (): StatementSyntax => {
@@ -101,7 +103,8 @@ class IrGrammar extends EmbeddedActionsParser {
     this.CONSUME(T.Colon);
     const type = this.SUBRULE(this.type);
     const loc = this.OPTION(() => this.SUBRULE(this.loc));
-    return { result, op, args, attrs, type, ...(loc ? { loc } : {}) };
+    const scopeName = this.OPTION1(() => this.SUBRULE(this.scope));
+    return { result, op, args, attrs, type, ...(loc ? { loc } : {}), ...(scopeName ? { scopeName } : {}) };
   });
 
   private readonly attribute = this.RULE("attribute", (): AttrSyntax => {
@@ -126,6 +129,15 @@ class IrGrammar extends EmbeddedActionsParser {
     const dtype = this.CONSUME(T.Identifier);
     const dims = this.SUBRULE(this.numberList);
     return { dtype, dims };
+  });
+
+  /** `scope("blocks.0.attn")`: the module path a node was traced in. */
+  private readonly scope = this.RULE("scope", (): IToken => {
+    this.CONSUME(T.Scope);
+    this.CONSUME(T.LParen);
+    const path = this.CONSUME(T.StringLiteral);
+    this.CONSUME(T.RParen);
+    return path;
   });
 
   private readonly loc = this.RULE("loc", (): LocSyntax => {
@@ -212,6 +224,11 @@ function decodeType(ctx: Context, s: TypeSyntax): TensorType {
     return n >= 0 ? n : failAtToken(ctx, d, `a dimension must be non-negative, got ${d.image}`);
   });
   return { dtype, shape };
+}
+
+/** `loc` and `scope` of a statement or input, as NodeSpec fields. */
+function decodeSource(ctx: Context, s: { readonly loc?: LocSyntax; readonly scopeName?: IToken }): { loc?: SourceLoc; scope?: string } {
+  return { ...decodeLoc(ctx, s.loc), ...(s.scopeName ? { scope: decodeName(ctx, s.scopeName) } : {}) };
 }
 
 function decodeLoc(ctx: Context, s: LocSyntax | undefined): { loc?: SourceLoc } {
@@ -306,7 +323,7 @@ function nodeSpec(ctx: Context, scope: Scope, s: StatementSyntax): NodeSpec {
 }
 
 function addStatement(ctx: Context, scope: Scope, s: StatementSyntax): void {
-  const spec = { ...nodeSpec(ctx, scope, s), ...decodeLoc(ctx, s.loc) } as NodeSpec;
+  const spec = { ...nodeSpec(ctx, scope, s), ...decodeSource(ctx, s) } as NodeSpec;
   const declared = decodeType(ctx, s.type);
   const b = scope.builder;
   try {
@@ -329,7 +346,7 @@ function buildGraph(ctx: Context, g: GraphSyntax): Graph {
     if (inputTypes.has(name)) failAtToken(ctx, p.name, `duplicate input name '${name}'`);
     const type = decodeType(ctx, p.type);
     inputTypes.set(name, type);
-    define(ctx, scope, p.name, scope.builder.input(name, type, decodeLoc(ctx, p.loc).loc));
+    define(ctx, scope, p.name, scope.builder.add({ op: "input", name, ...decodeSource(ctx, p) }, type));
   }
   for (const s of g.statements) addStatement(ctx, scope, s);
   const outputs: GraphOutput[] = [];

@@ -10,7 +10,7 @@ import { opSchema, type AttrKind, type OpSchema } from "./op-schema.ts";
 import type { Graph, GraphOutput, Node, ValueId } from "./types.ts";
 
 export interface PrintOptions {
-  /** Print `loc("file":line:col)` after nodes that carry one. Default true. */
+  /** Print `loc("file":line:col)` and `scope("path")` after nodes that carry them. Default true. */
   readonly locs?: boolean;
 }
 
@@ -20,7 +20,7 @@ const printOptionKeys = ["locs"] as const satisfies readonly (keyof PrintOptions
 const LOC_COLUMN = 56;
 
 /** Words the parser reads as keywords; a name spelled like one is quoted. */
-const KEYWORDS = new Set(["graph", "return", "as", "aliases", "loc", "inf", "nan"]);
+const KEYWORDS = new Set(["graph", "return", "as", "aliases", "loc", "scope", "inf", "nan"]);
 const PLAIN_NAME = /^[A-Za-z_][A-Za-z0-9_.]*$/;
 
 /** A name as it appears after `%`, `@` or `as`: bare when it is a plain identifier, else a JSON string. */
@@ -40,6 +40,13 @@ export function formatNumber(n: number): string {
 const formatList = (xs: readonly number[]): string => `[${xs.map(formatNumber).join(",")}]`;
 
 export const formatLocation = (loc: SourceLoc): string => `loc(${JSON.stringify(loc.file)}:${loc.line}:${loc.col})`;
+export const formatScope = (scope: string): string => `scope(${JSON.stringify(scope)})`;
+
+/** ` loc(…) scope(…)` for a node that has them (empty when it has neither or they are not printed). */
+function sourceSuffix(n: Node, opts: PrintOptions): string {
+  if (opts.locs === false) return "";
+  return `${n.loc ? ` ${formatLocation(n.loc)}` : ""}${n.scope !== undefined ? ` ${formatScope(n.scope)}` : ""}`;
+}
 
 /**
  * The printed name of every value of `g` (with `%`): inputs by name, other nodes numbered
@@ -90,9 +97,9 @@ function formatOperation(n: Node, names: ReadonlyMap<ValueId, string>): string {
   return [n.op, ...parts].join(" ");
 }
 
-function withLoc(text: string, loc: SourceLoc | undefined, opts: PrintOptions): string {
-  if (!loc || opts.locs === false) return text;
-  return `${text.padEnd(LOC_COLUMN - 2)}  ${formatLocation(loc)}`;
+function withLoc(text: string, n: Node, opts: PrintOptions): string {
+  const suffix = sourceSuffix(n, opts);
+  return suffix === "" ? text : `${text.padEnd(LOC_COLUMN - 2)} ${suffix}`;
 }
 
 /** One node as a statement, e.g. `%3 = add %1, %2 : f32[4]` (no indentation, no loc). */
@@ -113,13 +120,13 @@ export function printGraph(g: Graph, opts: PrintOptions = {}): string {
     const n = byId.get(id);
     if (!n) return `${nameOf(names, id)}: <undefined>`;
     const param = `${nameOf(names, id)}: ${formatType(n.type)}`;
-    return n.loc && opts.locs !== false ? `${param} ${formatLocation(n.loc)}` : param;
+    return `${param}${sourceSuffix(n, opts)}`;
   });
   const inputIds = new Set(g.inputs);
   const lines = [`graph @${quoteName(g.name)}(${params.join(", ")}) {`];
   for (const n of g.nodes) {
     if (n.op === "input" && inputIds.has(n.id)) continue;
-    lines.push(withLoc(`  ${printNode(n, names)}`, n.loc, opts));
+    lines.push(withLoc(`  ${printNode(n, names)}`, n, opts));
   }
   const outputs = g.outputs.map((o) => formatOutput(o, names)).join(", ");
   lines.push(outputs === "" ? "  return" : `  return ${outputs}`, "}");

@@ -38,6 +38,8 @@ interface Base {
   readonly id: ValueId;
   readonly type: TensorType;
   readonly loc?: SourceLoc;
+  /** The module path the node was traced in (`blocks.0.attn`; the root module is ""), from Module.call. */
+  readonly scope?: string;
 }
 
 /** A graph input. `name` is unique within the graph and is how callers bind data. */

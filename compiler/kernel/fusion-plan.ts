@@ -3,7 +3,9 @@
 // (compiler/passes/fuse.ts decides it) and the kernel level (compiler/kernel/lower.ts reads it),
 // kept in its own module so neither imports the other for the type.
 
-import type { ValueId } from "../ir/types.ts";
+import { nodeOf } from "../ir/graph.ts";
+import type { Graph, ValueId } from "../ir/types.ts";
+import { formatLoc, type SourceLoc } from "../util/errors.ts";
 import type { Shape } from "../util/shape.ts";
 
 export interface FusionGroup {
@@ -40,4 +42,21 @@ export interface FuseOptions {
    * target limit, e.g. WebGPU's 8 storage buffers per stage). A single group may exceed it.
    */
   readonly maxBuffersPerKernel?: number;
+}
+
+/**
+ * Where a group comes from: the distinct source locations and module scopes of the nodes it
+ * computes (roots and inlined values), in graph order. Lowering puts them on the group's
+ * section, so dumps and generated sources name the user's lines.
+ */
+export function groupSource(g: Graph, grp: FusionGroup): { readonly locs: readonly SourceLoc[]; readonly scopes: readonly string[] } {
+  const ids = [...new Set([...grp.roots, ...grp.inlined])].sort((a, b) => a - b);
+  const locs = new Map<string, SourceLoc>();
+  const scopes = new Set<string>();
+  for (const id of ids) {
+    const n = nodeOf(g, id);
+    if (n.loc && !locs.has(formatLoc(n.loc))) locs.set(formatLoc(n.loc), n.loc);
+    if (n.scope !== undefined) scopes.add(n.scope);
+  }
+  return { locs: [...locs.values()], scopes: [...scopes] };
 }

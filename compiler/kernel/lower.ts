@@ -5,7 +5,7 @@
 
 import { nodeOf } from "../ir/graph.ts";
 import { hasBinaryOp, hasUnaryOp, type Graph, type Node, type ValueId } from "../ir/types.ts";
-import type { FusionGroup, FusionPlan } from "./fusion-plan.ts";
+import { groupSource, type FusionGroup, type FusionPlan } from "./fusion-plan.ts";
 import { assertNever, bug } from "../util/errors.ts";
 import { lowerSum } from "./block-sum.ts";
 import { andPred, flatIndex, fromAtom, indexKey, indexVar, predKey, type IndexExpr, type IndexPred } from "./index-expr.ts";
@@ -163,6 +163,7 @@ function lowerGroup(g: Graph, grp: FusionGroup, bufferOf: ReadonlyMap<ValueId, n
     const v = value(root, outIndex, []);
     sb.store(bufferOf.get(root)!, flatIndex(outIndex, grp.shape), v);
   }
-  const section = sb.build();
+  const source = groupSource(g, grp);
+  const section: Section = { ...sb.build(), ...(source.locs.length ? { locs: source.locs } : {}), ...(source.scopes.length ? { scopes: source.scopes } : {}) };
   return opts.tile !== false && hasContraction ? tileSection(section) : section;
 }

@@ -36,14 +36,19 @@ export function printKernel(k: Kernel): string {
   return lines.join("\n");
 }
 
+/**
+ * `loc("model.ts":7:12) scope("0.fc1")`: where a section comes from, spelled as in the graph
+ * and kernel IR dumps, for the comments of generated sources (empty when unknown).
+ */
+export const sectionSourceNote = (s: Section): string => [...(s.locs ?? []).map(formatLocation), ...(s.scopes ?? []).map((sc) => `scope(${JSON.stringify(sc)})`)].join(" ");
+
 export const formatVarDecl = (v: IndexVar): string => `${v.name}<${v.extent}`;
 
 /** `section N domain [...]` with its tile, source locations and module scopes. */
 export function sectionHeader(s: Section, index: number): string {
   const tile = s.tile ? ` tile(${s.tile.rowVar}: ${s.tile.rows}, ${s.tile.colVar}: ${s.tile.cols})` : "";
-  const locs = (s.locs ?? []).map((l) => ` ${formatLocation(l)}`).join("");
-  const scopes = (s.scopes ?? []).map((sc) => ` scope(${JSON.stringify(sc)})`).join("");
-  return `section ${index} domain [${s.domain.map(formatVarDecl).join(", ")}]${tile}${locs}${scopes}`;
+  const source = sectionSourceNote(s);
+  return `section ${index} domain [${s.domain.map(formatVarDecl).join(", ")}]${tile}${source ? ` ${source}` : ""}`;
 }
 
 function printSection(s: Section, index: number): string {

@@ -21,7 +21,8 @@ import { fromAtom, indexKey, indexVar, indexVars, type IndexExpr, type IndexVar 
 import { assertNever, bug } from "../util/errors.ts";
 import { numel, shapesEqual, type Shape } from "../util/shape.ts";
 import type { Pass } from "./pass.ts";
-import type { FuseOptions, FusionGroup, FusionPlan } from "../kernel/fusion-plan.ts";
+import { groupSource, type FuseOptions, type FusionGroup, type FusionPlan } from "../kernel/fusion-plan.ts";
+import { formatLocation, formatScope, valueNames } from "../ir/printer.ts";
 import { lowerProgram } from "../kernel/lower.ts";
 import { printKernelProgram } from "../kernel/print.ts";
 
@@ -345,11 +346,15 @@ function horizontalKernels(g: Graph, groups: readonly FusionGroup[], opts: FuseO
 /** A one-line summary per kernel for dumps: `k3 [dot_add_max] f32[128,512] fused: saves 1.2 MB`. */
 export function formatFusionPlan(g: Graph, plan: FusionPlan): string {
   const lines = [`fusion @${g.name}: ${plan.kernels.length} kernels, ${plan.groups.length} groups`];
+  // Roots by their names in the graph dump (`%12`, `%x`), so a group is found in the .kir by search.
+  const names = valueNames(g);
   plan.kernels.forEach((k, i) => {
     for (const gid of k) {
       const grp = plan.groups[gid]!;
       const saves = grp.savesBytes > 0 ? ` fused: saves ${formatBytes(grp.savesBytes)}` : "";
-      lines.push(`  k${i} g${gid} [${grp.label}] [${grp.shape.join(",")}] roots=${grp.roots.map((r) => `%${r}`).join(",")} inlined=${grp.inlined.length}${saves}`);
+      const source = groupSource(g, grp);
+      const from = [...source.locs.map(formatLocation), ...source.scopes.map(formatScope)].join(" ");
+      lines.push(`  k${i} g${gid} [${grp.label}] [${grp.shape.join(",")}] roots=${grp.roots.map((r) => names.get(r)).join(",")} inlined=${grp.inlined.length}${saves}${from ? `  ${from}` : ""}`);
     }
   });
   return lines.join("\n");

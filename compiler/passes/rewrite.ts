@@ -51,9 +51,9 @@ function fieldKey(v: unknown): string {
   return JSON.stringify(v);
 }
 
-/** Structural key: op, attributes, operands and type; never the source location. */
+/** Structural key: op, attributes, operands and type; never the source location or scope. */
 export function structuralKey(spec: NodeSpec, type: TensorType): string {
-  const { loc: _loc, ...rest } = spec as NodeSpec & { loc?: unknown };
+  const { loc: _loc, scope: _scope, ...rest } = spec as NodeSpec & { loc?: unknown; scope?: unknown };
   const fields = Object.keys(rest)
     .sort()
     .map((k) => `${k}=${fieldKey((rest as Record<string, unknown>)[k])}`);
@@ -109,9 +109,13 @@ function sweep(g: Graph, rules: readonly NamedRule[], fired: Map<string, number>
         if (logs(4)) log(4, `rewrite ${ruleName}: ${spec.op} -> %${result}`);
         return result;
       }
-      // A replacement node keeps the replaced node's source location.
-      const loc = (spec as { loc?: unknown }).loc;
-      const next = (loc !== undefined && (result as { loc?: unknown }).loc === undefined ? { ...result, loc } : result) as NodeSpec;
+      // A replacement node keeps the replaced node's source location and module scope.
+      const { loc, scope } = spec as { loc?: unknown; scope?: unknown };
+      const next = {
+        ...result,
+        ...(loc !== undefined && (result as { loc?: unknown }).loc === undefined ? { loc } : {}),
+        ...(scope !== undefined && (result as { scope?: unknown }).scope === undefined ? { scope } : {}),
+      } as NodeSpec;
       inferType(next, (id) => built.get(id)?.type, type); // a rule must keep the type: throws otherwise
       if (logs(4)) log(4, `rewrite ${ruleName}: ${spec.op} -> ${next.op}`);
       spec = next;

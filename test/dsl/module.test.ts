@@ -55,6 +55,28 @@ describe("state dict names", () => {
   });
 });
 
+describe("module scopes", () => {
+  test("ops traced inside Module.call carry the module's dotted path; the root module and plain code carry none", () => {
+    const net = new Net();
+    const { graph } = traceFunction("f", (x: k.Tensor) => net.call(x).exp(), [k.f32([5, 3])]);
+    const scopesOf = (op: string): (string | undefined)[] => graph.nodes.filter((n) => n.op === op).map((n) => n.scope);
+    // fc1 and fc2 are dots; heads are dots too; relu is a max; the root's scale multiply and the exp have no scope.
+    expect(scopesOf("dot")).toEqual(["encoder.fc1", "encoder.fc2", "heads.0", "heads.1"]);
+    expect(scopesOf("max")).toEqual(["encoder.act"]);
+    expect(scopesOf("exp2")).toEqual([undefined]);
+    expect(graph.nodes.find((n) => n.op === "mul" && n.scope === undefined)).toBeDefined();
+  });
+
+  test("backward nodes keep the scope of the forward node they differentiate", () => {
+    const net = k.nn.sequential(k.nn.linear(3, 2));
+    const { graph } = traceFunction("g", (x: k.Tensor) => k.grad((y: k.Tensor) => net.call(y).sum())(x), [k.f32([4, 3])]);
+    const dots = graph.nodes.filter((n) => n.op === "dot");
+    // The forward x @ Wᵀ and the backward g @ W both come from module "0".
+    expect(dots.length).toBeGreaterThanOrEqual(2);
+    expect(dots.every((n) => n.scope === "0")).toBe(true);
+  });
+});
+
 describe("loadStateDict", () => {
   const net = () => k.nn.sequential(k.nn.linear(2, 3), k.nn.relu(), k.nn.linear(3, 1));
 

@@ -3,6 +3,7 @@
 // Expected positions are counted by hand from the inputs below.
 
 import { describe, expect, test } from "vitest";
+import { printGraph } from "../../compiler/ir/printer.ts";
 import { parseGraph, parseModule } from "../../compiler/ir/parser.ts";
 import { KilnError } from "../../compiler/util/errors.ts";
 
@@ -48,6 +49,15 @@ describe("parseGraph builds graphs", () => {
     const g = parseGraph(`graph @f(%x: f32[] loc("a.ts":1:2)) {\n  %0 = neg %x : f32[] loc("b.ts":30:4)\n  return %0 as y\n}`);
     expect(g.nodes[0]!.loc).toEqual({ file: "a.ts", line: 1, col: 2 });
     expect(g.nodes[1]!.loc).toEqual({ file: "b.ts", line: 30, col: 4 });
+  });
+
+  test("module scopes are kept on nodes and inputs, print after the location and round-trip", () => {
+    const text = `graph @f(%x: f32[] loc("a.ts":1:2) scope("blocks.0")) {\n  %0 = neg %x : f32[]                                   loc("b.ts":30:4) scope("blocks.0.attn")\n  %1 = exp2 %0 : f32[]                                  scope("head")\n  return %1 as y\n}\n`;
+    const g = parseGraph(text);
+    expect(g.nodes.map((n) => n.scope)).toEqual(["blocks.0", "blocks.0.attn", "head"]);
+    expect(g.nodes[2]!.loc).toBeUndefined();
+    expect(printGraph(g)).toBe(text);
+    expect(printGraph(g, { locs: false })).not.toContain("scope(");
   });
 
   test("statement results may have any unique name; quoted and bare names are the same", () => {

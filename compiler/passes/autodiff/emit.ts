@@ -12,6 +12,8 @@ import { shapesEqual, type Shape } from "../../util/shape.ts";
 export class Emitter {
   /** Location given to every node added next: the forward node whose rule is running. */
   loc: SourceLoc | undefined;
+  /** Module scope given to every node added next (the forward node's). */
+  scope: string | undefined;
 
   constructor(readonly builder: GraphBuilder) {}
 
@@ -20,7 +22,7 @@ export class Emitter {
   }
 
   add(spec: NodeSpec, declared?: TensorType): Val {
-    const withLoc = (this.loc ? { ...spec, loc: this.loc } : spec) as NodeSpec;
+    const withLoc = { ...spec, ...(this.loc ? { loc: this.loc } : {}), ...(this.scope !== undefined ? { scope: this.scope } : {}) } as NodeSpec;
     return this.value(this.builder.add(withLoc, declared));
   }
 

@@ -44,6 +44,7 @@ export function emitBackward(em: Emitter, req: BackwardRequest): (Val | undefine
     const g = cotangents.get(n.id);
     if (!g || !active.has(n.id)) continue;
     em.loc = n.loc;
+    em.scope = n.scope;
     const rule = vjpRules[n.op] as VjpRule<typeof n.op>;
     const ctx: VjpContext<typeof n.op> = { n, out: em.value(req.primal(n.id)), at: (id) => em.value(req.primal(id)), def };
     const operandCots = rule(g, ctx);
@@ -55,6 +56,7 @@ export function emitBackward(em: Emitter, req: BackwardRequest): (Val | undefine
     });
   }
   em.loc = undefined;
+  em.scope = undefined;
   return req.wrt.map((id) => cotangents.get(id));
 }
 
