@@ -31,7 +31,8 @@ export const runCommand: Command = {
   help: `Loads <artifact-dir> (written by 'kiln compile' or exe.save) with the runtime only,
 refusing it if manifest.json's schemaVersion is unknown or any file's sha256 differs from
 the manifest. Runs it once on the tensors of --input (by input name; the state comes from
-weights.safetensors) and prints every output.
+weights.safetensors) and prints every output. A cuda folder runs through the CUDA addon
+where it is built, else through the folder's own host program (./run, built by build.sh).
 
   --input <file>    inputs as safetensors, one tensor per input name
   --output <file>   also write the outputs (and the state after the run) as safetensors
