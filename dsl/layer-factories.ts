@@ -16,7 +16,7 @@ export const convTranspose2d = (inChannels: number, outChannels: number, kernelS
   new ConvTranspose2d(inChannels, outChannels, kernelSize, opts);
 export const layerNorm = (normalizedShape: number | readonly number[], opts?: LayerNormOptions): LayerNorm => new LayerNorm(normalizedShape, opts);
 export const embedding = (numEmbeddings: number, embeddingDim: number): Embedding => new Embedding(numEmbeddings, embeddingDim);
-export const dropout = (p?: number): Dropout => new Dropout(p);
+export const dropout = (p?: number | { readonly p?: number }): Dropout => new Dropout(p);
 export const sequential = (...layers: Module[]): Sequential => new Sequential(...layers);
 export const relu = (): ReLU => new ReLU();
 export const leakyRelu = (negativeSlope?: number | LeakyReluOptions): LeakyReLU => new LeakyReLU(negativeSlope);

@@ -59,9 +59,11 @@ export class Flatten extends Module {
 
 /** Zeroes elements with probability p while training (scaling the rest by 1/(1-p)); identity after eval(). */
 export class Dropout extends Module {
-  constructor(readonly p = 0.5) {
+  readonly p: number;
+  constructor(p: number | { readonly p?: number } = 0.5) {
     super();
-    if (!(p >= 0 && p <= 1)) throw new KilnError({ code: "invalid-argument", message: `Dropout: p must be in [0, 1], got ${p}` });
+    this.p = typeof p === "object" && p !== null ? (strictOptions("k.nn.Dropout", p, { p: true }).p ?? 0.5) : p;
+    if (!(typeof this.p === "number" && this.p >= 0 && this.p <= 1)) throw new KilnError({ code: "invalid-argument", message: `Dropout: p must be in [0, 1], got ${JSON.stringify(this.p)}` });
   }
   forward(x: Tensor): Tensor { return dropout(x, this.p, this.training); }
 }

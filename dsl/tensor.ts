@@ -78,7 +78,7 @@ export class Tensor {
   cos(): Tensor { return E.cos(this); }
   maximum(y: TensorLike): Tensor { return E.maximum(this, y); }
   minimum(y: TensorLike): Tensor { return E.minimum(this, y); }
-  clamp(min?: number, max?: number): Tensor { return E.clamp(this, min, max); }
+  clamp(min?: number | E.ClampOptions, max?: number): Tensor { return E.clamp(this, min, max); }
   lt(y: TensorLike): Tensor { return E.lt(this, y); }
   le(y: TensorLike): Tensor { return E.le(this, y); }
   gt(y: TensorLike): Tensor { return E.gt(this, y); }

@@ -5,12 +5,13 @@
 
 import { formatShape } from "../../compiler/util/shape.ts";
 import { strictOptions, type KeyTable } from "../options.ts";
-import { Tensor, prim, userError } from "../tensor.ts";
+import { type Tensor, prim, userError } from "../tensor.ts";
 import * as M from "../ops/movement.ts";
-import { asBatched4d, flipAxes, padOrCrop, pair, padAxes, positiveInt, requireFloat, sliceAxis, windowCount, windows1d, type IntPair } from "./prims.ts";
+import { asBatched4d, flipAxes, optionalTensorArg, padOrCrop, pair, padAxes, positiveInt, requireFloat, sliceAxis, windowCount, windows1d, type IntPair } from "./prims.ts";
 
 /** y = x W^T + b, weight [out, in], x [..., in]. */
 export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
+  optionalTensorArg(bias, "bias", "linear", "linear(x, weight, bias?)");
   if (weight.ndim !== 2) return userError("shape-mismatch", `shape mismatch in linear: weight must be [out, in], got ${formatShape(weight.shape)}`);
   if (x.ndim < 1 || x.shape[x.ndim - 1] !== weight.shape[1])
     return userError("shape-mismatch", `shape mismatch in linear: input ${formatShape(x.shape)} has ${x.shape[x.ndim - 1] ?? 0} features but weight ${formatShape(weight.shape)} expects ${weight.shape[1]}`);
@@ -41,12 +42,6 @@ export interface ConvTranspose2dOptions {
 export const conv2dKeys: KeyTable<Conv2dOptions> = { stride: true, padding: true, dilation: true, groups: true };
 export const convTranspose2dKeys: KeyTable<ConvTranspose2dOptions> = { stride: true, padding: true, outputPadding: true, dilation: true, groups: true };
 
-/** `F.conv2d(x, w, { stride: 2 })` (PyTorch's keyword spelling) would put the options where the bias goes. */
-function checkBiasArg(bias: unknown, op: string): void {
-  if (bias !== undefined && bias !== null && !(bias instanceof Tensor))
-    userError("invalid-argument", `${op}: bias must be a tensor or null, got ${typeof bias === "object" ? "an object" : typeof bias} (options go in the fourth argument: ${op}(x, w, null, { … }))`);
-}
-
 /** Geometry of a stride-`stride` conv over x padded by padLow/padHigh (negative = crop). */
 interface ConvGeometry {
   readonly stride: readonly [number, number];
@@ -58,7 +53,7 @@ interface ConvGeometry {
 
 export function conv2d(input: Tensor, weight: Tensor, bias?: Tensor | null, opts: Conv2dOptions = {}): Tensor {
   const op = "conv2d";
-  checkBiasArg(bias, op);
+  optionalTensorArg(bias, "bias", op, "conv2d(x, w, bias | null, { stride, padding, dilation, groups })");
   strictOptions(op, opts, conv2dKeys);
   const { x4, restore } = asBatched4d(input, op);
   requireFloat(input, "input", op);
@@ -85,7 +80,7 @@ export function conv2d(input: Tensor, weight: Tensor, bias?: Tensor | null, opts
  */
 export function convTranspose2d(input: Tensor, weight: Tensor, bias?: Tensor | null, opts: ConvTranspose2dOptions = {}): Tensor {
   const op = "convTranspose2d";
-  checkBiasArg(bias, op);
+  optionalTensorArg(bias, "bias", op, "convTranspose2d(x, w, bias | null, { stride, padding, outputPadding, dilation, groups })");
   strictOptions(op, opts, convTranspose2dKeys);
   const { x4, restore } = asBatched4d(input, op);
   requireFloat(input, "input", op);

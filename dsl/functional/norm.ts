@@ -6,7 +6,7 @@ import { formatShape } from "../../compiler/util/shape.ts";
 import { strictOptions } from "../options.ts";
 import { type Tensor, userError } from "../tensor.ts";
 import * as M from "../ops/movement.ts";
-import { requireFloat } from "./prims.ts";
+import { optionalTensorArg, requireFloat } from "./prims.ts";
 
 /** Defined once, in ops/reduce.ts, behind the Tensor methods. */
 export const softmax = (x: Tensor, dim: number): Tensor => x.softmax(dim);
@@ -15,6 +15,7 @@ export const logSoftmax = (x: Tensor, dim: number): Tensor => x.logSoftmax(dim);
 /** Normalizes over the trailing dims `normalizedShape`; weight and bias have that shape. */
 export function layerNorm(x: Tensor, normalizedShape: number | readonly number[], weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5): Tensor {
   const op = "layerNorm";
+  for (const [role, v] of [["weight", weight], ["bias", bias]] as const) optionalTensorArg(v, role, op, "layerNorm(x, normalizedShape, weight?, bias?, eps?)");
   requireFloat(x, "input", op);
   const shape = typeof normalizedShape === "number" ? [normalizedShape] : [...normalizedShape];
   const tail = x.shape.slice(x.ndim - shape.length);
@@ -48,6 +49,7 @@ function checkChannelVector(v: Tensor | null | undefined, channels: number, role
 /** Normalizes x [N, C, *] over each group of C/numGroups channels (and all spatial dims); weight and bias are [C]. */
 export function groupNorm(x: Tensor, numGroups: number, weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5): Tensor {
   const op = "groupNorm";
+  for (const [role, v] of [["weight", weight], ["bias", bias]] as const) optionalTensorArg(v, role, op, "groupNorm(x, numGroups, weight?, bias?, eps?)");
   requireFloat(x, "input", op);
   if (x.ndim < 2) return userError("shape-mismatch", `shape mismatch in ${op}: input must be [N, C, *], got ${formatShape(x.shape)}`);
   const channels = x.shape[1]!;

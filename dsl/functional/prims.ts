@@ -5,7 +5,7 @@
 import type { DType } from "../../compiler/ir/dtype.ts";
 import { bug } from "../../compiler/util/errors.ts";
 import { formatShape } from "../../compiler/util/shape.ts";
-import { type Tensor, prim, userError } from "../tensor.ts";
+import { Tensor, prim, userError } from "../tensor.ts";
 import * as M from "../ops/movement.ts";
 
 export type IntPair = number | readonly [number, number];
@@ -21,6 +21,16 @@ export function pair(value: IntPair, name: string, op: string, min: number): [nu
 export function positiveInt(value: number, name: string, op: string): number {
   if (!Number.isInteger(value) || value < 1) return userError("invalid-argument", `${op}: ${name} must be a positive integer, got ${value}`);
   return value;
+}
+
+/**
+ * An optional tensor argument is a Tensor, null or absent. PyTorch's keyword habit puts an
+ * options object there (`F.layerNorm(x, [4], { eps })`): say where the arguments go instead.
+ */
+export function optionalTensorArg(value: unknown, role: string, op: string, signature: string): void {
+  if (value === undefined || value === null || value instanceof Tensor) return;
+  const got = typeof value === "object" ? (Array.isArray(value) ? "an array" : "an object") : typeof value;
+  userError("invalid-argument", `${op}: ${role} must be a tensor or null, got ${got} (the arguments are positional: ${signature})`);
 }
 
 export function requireFloat(x: Tensor, role: string, op: string): void {

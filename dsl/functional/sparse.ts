@@ -5,6 +5,7 @@
 
 import { formatShape } from "../../compiler/util/shape.ts";
 import { recordIndexUse } from "../index-checks.ts";
+import { strictOptions } from "../options.ts";
 import { type Tensor, prim, userError } from "../tensor.ts";
 import * as M from "../ops/movement.ts";
 import { uniform } from "../random.ts";
@@ -27,8 +28,13 @@ export function embedding(indices: Tensor, weight: Tensor): Tensor {
  * Zeroes each element with probability p and scales the rest by 1/(1-p); identity when not
  * training. The mask is rng(seed, stream) >= p, so one seed gives one mask on every target.
  */
-export function dropout(x: Tensor, p = 0.5, training = true): Tensor {
-  if (!(p >= 0 && p <= 1)) return userError("invalid-argument", `dropout: p must be in [0, 1], got ${p}`);
+export interface DropoutOptions {
+  readonly p?: number;
+  readonly training?: boolean;
+}
+export function dropout(x: Tensor, pArg: number | DropoutOptions = 0.5, trainingArg = true): Tensor {
+  const { p = 0.5, training = true } = typeof pArg === "object" && pArg !== null ? strictOptions<DropoutOptions>("dropout", pArg, { p: true, training: true }) : { p: pArg, training: trainingArg };
+  if (!(typeof p === "number" && p >= 0 && p <= 1)) return userError("invalid-argument", `dropout: p must be in [0, 1], got ${p}`);
   if (!training || p === 0) return x;
   const xf = x.float();
   if (p === 1) return xf.mul(0);

@@ -180,7 +180,15 @@ export function minimum(a: TensorLike, b: TensorLike): Tensor {
   if (dtype === "bool") return binary("mul", x, y, "bool", "minimum");
   return neg(maximum(neg(x), neg(y)));
 }
-export function clamp(x: Tensor, min?: number, max?: number): Tensor {
+/** torch.clamp's keywords: `x.clamp({ min: 0 })`. */
+export interface ClampOptions {
+  readonly min?: number;
+  readonly max?: number;
+}
+export function clamp(x: Tensor, minArg?: number | ClampOptions, maxArg?: number): Tensor {
+  const { min, max } = typeof minArg === "object" && minArg !== null ? strictOptions<ClampOptions>("clamp", minArg, { min: true, max: true }) : { min: minArg, max: maxArg };
+  for (const [name, v] of [["min", min], ["max", max]] as const)
+    if (v !== undefined && typeof v !== "number") return userError("invalid-argument", `clamp: ${name} must be a number, got ${JSON.stringify(v)}`);
   let y = x;
   if (min !== undefined) y = maximum(y, min);
   if (max !== undefined) y = minimum(y, max);

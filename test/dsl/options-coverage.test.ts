@@ -68,11 +68,14 @@ const calls: Readonly<Record<string, () => unknown>> = {
   "k.var": onX((x) => k.var(x, 0, BOGUS)),
   "k.std": onX((x) => k.std(x, 0, BOGUS)),
   "k.gelu": onX((x) => k.gelu(x, BOGUS)),
+  "k.clamp": onX((x) => k.clamp(x, BOGUS)),
+  "k.Tensor.clamp": onX((x) => x.clamp(BOGUS)),
   "k.leakyRelu": onX((x) => k.leakyRelu(x, BOGUS)),
   "k.softplus": onX((x) => k.softplus(x, BOGUS)),
 
   // k.nn.functional.
   "k.nn.functional.gelu": onX((x) => F.gelu(x, BOGUS)),
+  "k.nn.functional.dropout": onX((x) => F.dropout(x, BOGUS)),
   "k.nn.functional.leakyRelu": onX((x) => F.leakyRelu(x, BOGUS)),
   "k.nn.functional.softplus": onX((x) => F.softplus(x, BOGUS)),
   "k.nn.functional.conv2d": traced([[1, 2, 4, 4], [2, 2, 3, 3]], (x, w) => F.conv2d(x, w, null, BOGUS)),
@@ -100,6 +103,8 @@ const calls: Readonly<Record<string, () => unknown>> = {
   "k.nn.maxPool2d": () => k.nn.maxPool2d(2, BOGUS),
   "k.nn.avgPool2d": () => k.nn.avgPool2d(2, BOGUS),
   "k.nn.gelu": () => k.nn.gelu(BOGUS),
+  "k.nn.dropout": () => k.nn.dropout(BOGUS),
+  "new k.nn.Dropout": () => new k.nn.Dropout(BOGUS),
   "k.nn.leakyRelu": () => k.nn.leakyRelu(BOGUS),
   "k.nn.softplus": () => k.nn.softplus(BOGUS),
   "new k.nn.Linear": () => new k.nn.Linear(2, 2, BOGUS),

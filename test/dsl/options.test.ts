@@ -187,6 +187,30 @@ describe("leakyRelu negativeSlope", () => {
   });
 });
 
+describe("clamp and dropout take PyTorch's keywords", () => {
+  test("x.clamp({ min }) and k.clamp(x, { min, max }) (an object was silently ignored before)", () => {
+    expectClose(runRef((x: k.Tensor) => x.clamp({ min: 0 }), [k.f32([XS.length])], [XS]).values, XS.map((x) => Math.max(x, 0)));
+    expectClose(runRef((x: k.Tensor) => k.clamp(x, { min: -1, max: 1 }), [k.f32([XS.length])], [XS]).values, XS.map((x) => Math.min(Math.max(x, -1), 1)));
+    expect(() => trace((x) => x.clamp({ minimum: 0 } as never))()).toThrow("clamp: unknown option 'minimum' (accepted: min, max)");
+  });
+
+  test("F.dropout(x, { p, training }) and k.nn.dropout({ p })", () => {
+    // p = 1 zeroes everything; training: false is the identity.
+    expectClose(runRef((x: k.Tensor) => F.dropout(x, { p: 1 }), [k.f32([XS.length])], [XS]).values, XS.map(() => 0));
+    expectClose(runRef((x: k.Tensor) => F.dropout(x, { p: 1, training: false }), [k.f32([XS.length])], [XS]).values, XS);
+    expect(k.nn.dropout({ p: 0.25 }).p).toBe(0.25);
+    expect(() => trace((x) => F.dropout(x, { rate: 0.1 } as never))()).toThrow("dropout: unknown option 'rate' (accepted: p, training)");
+  });
+});
+
+describe("an options object where a tensor goes", () => {
+  test("F.layerNorm(x, shape, { eps }) names the positional signature (it crashed with a TypeError before)", () => {
+    expect(trace((x) => F.layerNorm(x, [3], { eps: 1e-6 } as never))).toThrow("layerNorm: weight must be a tensor or null, got an object (the arguments are positional: layerNorm(x, normalizedShape, weight?, bias?, eps?))");
+    expect(trace((x) => F.groupNorm(x, 1, null, { eps: 1e-6 } as never))).toThrow("groupNorm: bias must be a tensor or null, got an object");
+    expect(() => k.traceFunction("t", (x: k.Tensor, w: k.Tensor) => F.linear(x, w, { bias: false } as never), [k.f32([2, 3]), k.f32([4, 3])])).toThrow("linear: bias must be a tensor or null, got an object");
+  });
+});
+
 describe("optimizers", () => {
   test("sgd({ weight_decay }) is refused with the camelCase name (it applied no decay before)", () => {
     const line = thisLine() + 1;
@@ -235,7 +259,7 @@ describe("modules, losses, composites", () => {
 
   test("F.conv2d(x, w, { stride }) (options where the bias goes) is refused", () => {
     const f = () => k.traceFunction("t", (x: k.Tensor, w: k.Tensor) => F.conv2d(x, w, { stride: 2 } as never), [k.f32([1, 1, 4, 4]), k.f32([1, 1, 3, 3])]);
-    expect(f).toThrow("conv2d: bias must be a tensor or null, got an object (options go in the fourth argument: conv2d(x, w, null, { … }))");
+    expect(f).toThrow("conv2d: bias must be a tensor or null, got an object (the arguments are positional: conv2d(x, w, bias | null, { stride, padding, dilation, groups }))");
   });
 });
 
