@@ -4,7 +4,7 @@
 // Semantics match compiler/ir/interpret*.ts: wrapping i32, floor div/mod, NaN-propagating max.
 
 import type { BinaryOp, UnaryOp } from "../../compiler/ir/types.ts";
-import type { DType } from "../../compiler/ir/dtype.ts";
+import { dtypeInfo, isFloat, type DType } from "../../compiler/ir/dtype.ts";
 import { assertNever } from "../../compiler/util/errors.ts";
 import type { CLikeDialect as CLikeBase } from "../render/base.ts";
 
@@ -52,10 +52,61 @@ function i32Literal(v: number): string {
 /** i32 add/mul wrap like the interpreter: computed in unsigned arithmetic (signed overflow is undefined in C). */
 const wrapping = (op: "+" | "*", a: string, b: string): string => `(int)((unsigned)${a} ${op} (unsigned)${b})`;
 
+/** The spellings that differ per dtype; a dtype missing here does not compile. */
+interface CudaDTypeSpelling {
+  readonly literal: (v: number) => string;
+  readonly add: (a: string, b: string) => string;
+  readonly mul: (a: string, b: string) => string;
+  readonly max: (a: string, b: string) => string;
+  readonly sumIdentity: string;
+  readonly maxIdentity: string;
+  /** Suffix of the kiln_warp_* helpers. */
+  readonly warpSuffix: string;
+  /** Register → storage and back (bool is one byte in memory). */
+  readonly load: (element: string) => string;
+  readonly store: (value: string) => string;
+}
+
+const CUDA_DTYPES: { readonly [D in DType]: CudaDTypeSpelling } = {
+  f32: {
+    literal: f32Literal,
+    add: (a, b) => `(${a} + ${b})`,
+    mul: (a, b) => `(${a} * ${b})`,
+    max: (a, b) => `kiln_fmax(${a}, ${b})`,
+    sumIdentity: "0.0f",
+    maxIdentity: "(-INFINITY)",
+    warpSuffix: "f",
+    load: (e) => e,
+    store: (v) => v,
+  },
+  i32: {
+    literal: i32Literal,
+    add: (a, b) => wrapping("+", a, b),
+    mul: (a, b) => wrapping("*", a, b),
+    max: (a, b) => `max(${a}, ${b})`,
+    sumIdentity: "0",
+    maxIdentity: I32_MIN,
+    warpSuffix: "i",
+    load: (e) => e,
+    store: (v) => v,
+  },
+  bool: {
+    literal: (v) => (v !== 0 ? "true" : "false"),
+    add: (a, b) => `(${a} || ${b})`,
+    mul: (a, b) => `(${a} && ${b})`,
+    max: (a, b) => `(${a} || ${b})`,
+    sumIdentity: "false",
+    maxIdentity: "false",
+    warpSuffix: "b",
+    load: (e) => `(${e} != 0)`,
+    store: (v) => `(unsigned char)${v}`,
+  },
+};
+
 export const cudaDialect: CLikeDialect = {
-  typeName: (t) => (t === "f32" ? "float" : t === "i32" ? "int" : "bool"),
-  storageTypeName: (t) => (t === "f32" ? "float" : t === "i32" ? "int" : "unsigned char"),
-  literal: (v, t) => (t === "f32" ? f32Literal(v) : t === "i32" ? i32Literal(v) : v !== 0 ? "true" : "false"),
+  typeName: (t) => dtypeInfo(t).cuda.value,
+  storageTypeName: (t) => dtypeInfo(t).cuda.storage,
+  literal: (v, t) => CUDA_DTYPES[t].literal(v),
   unary: {
     neg: (x) => `-${x}`,
     exp2: (x) => `exp2f(${x})`,
@@ -65,9 +116,9 @@ export const cudaDialect: CLikeDialect = {
     recip: (x) => `(1.0f / ${x})`,
   },
   binary: {
-    add: (a, b, t) => (t === "i32" ? wrapping("+", a, b) : t === "bool" ? `(${a} || ${b})` : `(${a} + ${b})`),
-    mul: (a, b, t) => (t === "i32" ? wrapping("*", a, b) : t === "bool" ? `(${a} && ${b})` : `(${a} * ${b})`),
-    max: (a, b, t) => (t === "f32" ? `kiln_fmax(${a}, ${b})` : t === "i32" ? `max(${a}, ${b})` : `(${a} || ${b})`),
+    add: (a, b, t) => CUDA_DTYPES[t].add(a, b),
+    mul: (a, b, t) => CUDA_DTYPES[t].mul(a, b),
+    max: (a, b, t) => CUDA_DTYPES[t].max(a, b),
     cmplt: (a, b) => `(${a} < ${b})`,
     cmpeq: (a, b) => `(${a} == ${b})`,
     idiv: (a, b) => `kiln_idiv(${a}, ${b})`,
@@ -75,25 +126,29 @@ export const cudaDialect: CLikeDialect = {
   },
   cast: (x, from, to) => {
     if (from === to) return x;
-    if (to === "bool") return `(${x} != 0)`;
-    if (to === "i32") return from === "f32" ? `kiln_f2i(${x})` : `(int)${x}`;
-    return `(float)${x}`;
+    switch (to) {
+      case "bool":
+        return `(${x} != 0)`;
+      case "i32":
+        // f32 → i32 truncates and saturates like the interpreter (a plain C cast is undefined out of range)
+        return isFloat(from) ? `kiln_f2i(${x})` : `(int)${x}`;
+      case "f32":
+        return `(float)${x}`;
+      default:
+        return assertNever(to, "dtype");
+    }
   },
   select: (c, a, b) => `(${c} ? ${a} : ${b})`,
-  loadValue: (element, t) => (t === "bool" ? `(${element} != 0)` : element),
-  storeValue: (value, t) => (t === "bool" ? `(unsigned char)${value}` : value),
-  reduceIdentity: (op, t) => {
-    if (t === "bool") return "false";
-    if (op === "reduce_sum") return t === "f32" ? "0.0f" : "0";
-    return t === "f32" ? "(-INFINITY)" : I32_MIN;
-  },
+  loadValue: (element, t) => CUDA_DTYPES[t].load(element),
+  storeValue: (value, t) => CUDA_DTYPES[t].store(value),
+  reduceIdentity: (op, t) => (op === "reduce_sum" ? CUDA_DTYPES[t].sumIdentity : CUDA_DTYPES[t].maxIdentity),
   reduceStep: (op, acc, x, t) => {
     if (op === "reduce_max") return `${acc} = ${cudaDialect.binary.max(acc, x, t)};`;
-    if (t === "f32") return `${acc} += ${x};`;
+    if (isFloat(t)) return `${acc} += ${x};`;
     return `${acc} = ${cudaDialect.binary.add(acc, x, t)};`;
   },
   warpReduce: (op, x, t) => {
-    const kind = t === "f32" ? "f" : t === "i32" ? "i" : "b";
+    const kind = CUDA_DTYPES[t].warpSuffix;
     switch (op) {
       case "reduce_sum":
         return `kiln_warp_sum_${kind}(${x})`;

@@ -9,6 +9,7 @@ import { sectionSourceNote } from "../../compiler/kernel/print.ts";
 import { scheduleSection, type ScheduleItem } from "../../compiler/kernel/schedule.ts";
 import { bounds, type Atom, type IndexExpr, type IndexPred } from "../../compiler/kernel/index-expr.ts";
 import type { BufferDecl, ExprId, KExpr, Kernel, Section } from "../../compiler/kernel/kernel-ir.ts";
+import { isFloat, isInt, type DType } from "../../compiler/ir/dtype.ts";
 import { assertNever } from "../../compiler/util/errors.ts";
 
 /** The generated function's parameters: buffers (in `params` order) and the runtime helpers. */
@@ -68,7 +69,7 @@ function renderItems(items: readonly ScheduleItem[], s: Section, lines: string[]
           lines.push(`${inner}}`);
         }
         // f32 sums accumulate in float64 and round once: the same value wherever it is computed.
-        for (const r of item.reduces) if (s.exprs[r]!.op === "reduce_sum" && s.exprs[r]!.dtype === "f32") lines.push(`${indent}t${r} = f32(t${r});`);
+        for (const r of item.reduces) if (s.exprs[r]!.op === "reduce_sum" && isFloat(s.exprs[r]!.dtype)) lines.push(`${indent}t${r} = f32(t${r});`);
         break;
       }
       case "store":
@@ -80,16 +81,55 @@ function renderItems(items: readonly ScheduleItem[], s: Section, lines: string[]
   }
 }
 
+/**
+ * The spellings that differ per dtype; a dtype missing here does not compile. Values are JS
+ * numbers: f32 results round through Math.fround (`f32`), i32 wraps with `| 0`/Math.imul,
+ * bool is 0/1 and add/mul/max are or/and/or.
+ */
+interface JsDTypeSpelling {
+  readonly literal: (v: number) => string;
+  readonly add: (a: string, b: string) => string;
+  readonly mul: (a: string, b: string) => string;
+  /** Accumulating one summand into a reduce_sum (f32 sums in float64, rounded once after the loop). */
+  readonly sumStep: (acc: string, x: string) => string;
+  /** Identity of reduce_max. */
+  readonly lowest: string;
+}
+
+const JS_DTYPES: { readonly [D in DType]: JsDTypeSpelling } = {
+  f32: {
+    literal: (v) => renderNumber(Math.fround(v)),
+    add: (a, b) => `f32(${a} + ${b})`,
+    mul: (a, b) => `f32(${a} * ${b})`,
+    sumStep: (acc, x) => `${acc} += ${x};`,
+    lowest: "-Infinity",
+  },
+  i32: {
+    literal: renderNumber,
+    add: (a, b) => `(${a} + ${b}) | 0`,
+    mul: (a, b) => `Math.imul(${a}, ${b})`,
+    sumStep: (acc, x) => `${acc} = (${acc} + ${x}) | 0;`,
+    lowest: "-2147483648",
+  },
+  bool: {
+    literal: renderNumber,
+    add: (a, b) => `${a} | ${b}`,
+    mul: (a, b) => `${a} & ${b}`,
+    sumStep: (acc, x) => `${acc} += ${x};`,
+    lowest: "-Infinity",
+  },
+};
+
 function reduceInit(e: KExpr): string {
   if (e.op === "reduce_sum") return "0";
-  return e.dtype === "i32" ? "-2147483648" : "-Infinity";
+  return JS_DTYPES[e.dtype].lowest;
 }
 
 function reduceStep(e: KExpr, acc: string): string {
   if (e.op !== "reduce_sum" && e.op !== "reduce_max") return assertNever(e as never, "reduce");
   const body = `t${e.body}`;
   if (e.op === "reduce_max") return `${acc} = Math.max(${acc}, ${body});`;
-  return e.dtype === "i32" ? `${acc} = (${acc} + ${body}) | 0;` : `${acc} += ${body};`;
+  return JS_DTYPES[e.dtype].sumStep(acc, body);
 }
 
 export function renderNumber(v: number): string {
@@ -102,10 +142,10 @@ export function renderNumber(v: number): string {
 
 function renderExpr(s: Section, e: KExpr): string {
   const t = (id: ExprId): string => `t${id}`;
-  const dtypeOf = (id: ExprId): string => s.exprs[id]!.dtype;
+  const dtypeOf = (id: ExprId): DType => s.exprs[id]!.dtype;
   switch (e.op) {
     case "const":
-      return e.dtype === "f32" ? renderNumber(Math.fround(e.value)) : renderNumber(e.value);
+      return JS_DTYPES[e.dtype].literal(e.value);
     case "load": {
       const load = `b${e.buffer}[${renderIndex(e.index)}]`;
       if (e.valid === false) return "0";
@@ -134,20 +174,23 @@ function renderExpr(s: Section, e: KExpr): string {
       return `f32(1 / ${t(e.x)})`;
     case "cast": {
       const from = dtypeOf(e.x);
-      if (e.dtype === "bool") return `(${t(e.x)} !== 0 ? 1 : 0)`;
-      if (e.dtype === "i32" && from === "f32") return `rt.f2i(${t(e.x)})`;
-      return e.dtype === "f32" && from === "i32" ? `f32(${t(e.x)})` : t(e.x);
+      switch (e.dtype) {
+        case "bool":
+          return `(${t(e.x)} !== 0 ? 1 : 0)`;
+        case "i32":
+          return isFloat(from) ? `rt.f2i(${t(e.x)})` : t(e.x); // f32 → i32 saturates, NaN → 0
+        case "f32":
+          return isInt(from) ? `f32(${t(e.x)})` : t(e.x); // bool 0/1 is already an exact f32
+        default:
+          return assertNever(e.dtype, "dtype");
+      }
     }
     case "where":
       return `(${t(e.cond)} ? ${t(e.x)} : ${t(e.y)})`;
-    case "add": {
-      const d = dtypeOf(e.x);
-      return d === "i32" ? `(${t(e.x)} + ${t(e.y)}) | 0` : d === "bool" ? `${t(e.x)} | ${t(e.y)}` : `f32(${t(e.x)} + ${t(e.y)})`;
-    }
-    case "mul": {
-      const d = dtypeOf(e.x);
-      return d === "i32" ? `Math.imul(${t(e.x)}, ${t(e.y)})` : d === "bool" ? `${t(e.x)} & ${t(e.y)}` : `f32(${t(e.x)} * ${t(e.y)})`;
-    }
+    case "add":
+      return JS_DTYPES[dtypeOf(e.x)].add(t(e.x), t(e.y));
+    case "mul":
+      return JS_DTYPES[dtypeOf(e.x)].mul(t(e.x), t(e.y));
     case "max":
       return `Math.max(${t(e.x)}, ${t(e.y)})`;
     case "cmplt":

@@ -5,7 +5,7 @@
 // NaN and infinities come from bitcasts of runtime values: WGSL has no literal for them.
 
 import type { BinaryOp, UnaryOp } from "../../compiler/ir/types.ts";
-import type { DType } from "../../compiler/ir/dtype.ts";
+import { dtypeInfo, isBool, isFloat, type DType } from "../../compiler/ir/dtype.ts";
 import { assertNever, bug } from "../../compiler/util/errors.ts";
 import type { CLikeDialect, ReduceKind } from "../render/base.ts";
 
@@ -16,7 +16,7 @@ const NEG_INF = "-kiln_inf()";
 const F32_MAX = 3.4028234663852886e38;
 
 export function wgslTypeName(t: DType): string {
-  return t;
+  return dtypeInfo(t).wgsl.value;
 }
 
 export function wgslF32(value: number): string {
@@ -44,7 +44,7 @@ export function wgslConstant(value: number, t: DType): string {
 }
 
 function unary(op: UnaryOp, x: string, t: DType): string {
-  if (t !== "f32" && op !== "neg") bug(`wgsl: ${op} on ${t}`);
+  if (!isFloat(t) && op !== "neg") bug(`wgsl: ${op} on ${t}`);
   switch (op) {
     case "neg":
       return `-${x}`;
@@ -63,17 +63,33 @@ function unary(op: UnaryOp, x: string, t: DType): string {
   }
 }
 
+/** The spellings that differ per dtype; a dtype missing here does not compile. */
+interface WgslDTypeSpelling {
+  /** bool add/mul/max are logical or/and/or, and cmplt is (!x && y). */
+  readonly logical: boolean;
+  readonly max: (x: string, y: string) => string;
+  /** Identity of reduce_max. */
+  readonly lowest: string;
+}
+
+const WGSL_DTYPES: { readonly [D in DType]: WgslDTypeSpelling } = {
+  // WGSL leaves max(NaN, x) unspecified: kiln_maxf propagates NaN like the interpreter.
+  f32: { logical: false, max: (x, y) => `kiln_maxf(${x}, ${y})`, lowest: NEG_INF },
+  i32: { logical: false, max: (x, y) => `max(${x}, ${y})`, lowest: "i32(-2147483648)" },
+  bool: { logical: true, max: (x, y) => `(${x} || ${y})`, lowest: "false" },
+};
+
 function binary(op: BinaryOp, x: string, y: string, operand: DType): string {
-  const isBool = operand === "bool";
+  const logical = WGSL_DTYPES[operand].logical;
   switch (op) {
     case "add":
-      return isBool ? `(${x} || ${y})` : `(${x} + ${y})`;
+      return logical ? `(${x} || ${y})` : `(${x} + ${y})`;
     case "mul":
-      return isBool ? `(${x} && ${y})` : `(${x} * ${y})`;
+      return logical ? `(${x} && ${y})` : `(${x} * ${y})`;
     case "max":
-      return isBool ? `(${x} || ${y})` : operand === "f32" ? `kiln_maxf(${x}, ${y})` : `max(${x}, ${y})`;
+      return WGSL_DTYPES[operand].max(x, y);
     case "cmplt":
-      return isBool ? `(!${x} && ${y})` : `(${x} < ${y})`;
+      return logical ? `(!${x} && ${y})` : `(${x} < ${y})`;
     case "cmpeq":
       return `(${x} == ${y})`;
     case "idiv":
@@ -87,14 +103,21 @@ function binary(op: BinaryOp, x: string, y: string, operand: DType): string {
 
 function cast(x: string, from: DType, to: DType): string {
   if (from === to) return x;
-  if (to === "bool") return from === "f32" ? `(${x} != 0.0f)` : `(${x} != 0i)`;
-  if (from === "bool") return to === "f32" ? `select(0.0f, 1.0f, ${x})` : `select(0i, 1i, ${x})`;
-  return to === "i32" ? `kiln_f2i(${x})` : `f32(${x})`;
+  if (isBool(from)) return `select(${wgslConstant(0, to)}, ${wgslConstant(1, to)}, ${x})`;
+  switch (to) {
+    case "bool":
+      return `(${x} != ${wgslConstant(0, from)})`;
+    case "i32":
+      return `kiln_f2i(${x})`; // saturating, NaN → 0, like the interpreter
+    case "f32":
+      return `f32(${x})`;
+    default:
+      return assertNever(to, "dtype");
+  }
 }
 
 function reduceInit(op: ReduceKind, t: DType): string {
-  if (op === "reduce_sum") return wgslConstant(0, t);
-  return t === "f32" ? NEG_INF : t === "i32" ? "i32(-2147483648)" : "false";
+  return op === "reduce_sum" ? wgslConstant(0, t) : WGSL_DTYPES[t].lowest;
 }
 
 export const wgslDialect: CLikeDialect = {

@@ -4,7 +4,7 @@
 // section's body from the C-like renderer base, guarded by its own thread count.
 
 import { sectionSourceNote } from "../../compiler/kernel/print.ts";
-import type { DType } from "../../compiler/ir/dtype.ts";
+import { DTYPE_TABLE, isBool, type DType } from "../../compiler/ir/dtype.ts";
 import { KilnError } from "../../compiler/util/errors.ts";
 import { parallelDepthOf, renderSectionBody, scheduleSection, type BufferAccess } from "../render/base.ts";
 import { wgslDialect, wgslHelpersFor } from "./dialect.ts";
@@ -15,7 +15,8 @@ import { renderRowKernel, wantsRowKernel } from "./row-reduce.ts";
 export const WORKGROUP_SIZE = 64;
 
 type StorageElement = "f32" | "i32" | "u32";
-const storageElement = (t: DType): StorageElement => (t === "bool" ? "u32" : t);
+const storageElement = (t: DType): StorageElement => DTYPE_TABLE[t].wgsl.storage;
+const STORAGE_ZERO: Readonly<Record<StorageElement, string>> = { u32: "0u", i32: "0i", f32: "0.0f" };
 
 export interface RenderedDispatch {
   readonly name: string;
@@ -61,12 +62,12 @@ export function dispatchBindings(d: Dispatch, ctx: DispatchContext): DispatchBin
   const access: BufferAccess = {
     load(buffer, index, t) {
       const { ref, elem } = element(buffer, index);
-      if (t === "bool") return `(${ref} != ${elem === "u32" ? "0u" : elem === "i32" ? "0i" : "0.0f"})`;
+      if (isBool(t)) return `(${ref} != ${STORAGE_ZERO[elem]})`;
       return elem === t ? ref : `bitcast<${t}>(${ref})`;
     },
     store(buffer, index, value, t) {
       const { ref, elem } = element(buffer, index);
-      if (t === "bool") return `${ref} = select(0u, 1u, ${value});`;
+      if (isBool(t)) return `${ref} = select(0u, 1u, ${value});`;
       return `${ref} = ${elem === t ? value : `bitcast<${elem}>(${value})`};`;
     },
   };

@@ -5,7 +5,9 @@
 // elements is strided too. Deeper loops stay serial inside a thread. Only for fewer than 256
 // rows: past that, one thread per row fills a CPU adapter without barriers.
 
+import type { DType } from "../../compiler/ir/dtype.ts";
 import type { IndexVar } from "../../compiler/kernel/index-expr.ts";
+import { bug } from "../../compiler/util/errors.ts";
 import type { ExprId, Section } from "../../compiler/kernel/kernel-ir.ts";
 import { reduceElements, type ScheduleItem } from "../../compiler/kernel/schedule.ts";
 import { exprName, parallelDepthOf, renderSectionBody, scheduleSection } from "../render/base.ts";
@@ -15,6 +17,8 @@ import type { WebGpuLimits } from "./layout.ts";
 import { foldWorkgroups, type DispatchBindings, type RenderedDispatch } from "./render-wgsl.ts";
 
 const ROW_THREADS = 64;
+/** The workgroup array a row reduction of each dtype goes through; bool rows are not row kernels. */
+const ROW_SHARED: { readonly [D in DType]: string | undefined } = { f32: "rowF32", i32: "rowI32", bool: undefined };
 /** A row-level reduction at least this long is worth a workgroup. */
 const MIN_ROW_EXTENT = 64;
 /**
@@ -32,7 +36,7 @@ export function wantsRowKernel(s: Section): boolean {
   const depth = parallelDepthOf(s, items);
   if (extentOf(s.domain.slice(0, depth)) >= MAX_ROWS) return false;
   const top = rowLevelItems(items, depth);
-  return top.some((it) => it.kind === "reduce" && reduceElements(it) >= MIN_ROW_EXTENT && it.reduces.every((r) => s.exprs[r]!.dtype !== "bool"));
+  return top.some((it) => it.kind === "reduce" && reduceElements(it) >= MIN_ROW_EXTENT && it.reduces.every((r) => ROW_SHARED[s.exprs[r]!.dtype] !== undefined));
 }
 
 /** The items inside the thread-bound loops (the row's body). */
@@ -130,14 +134,14 @@ function cooperativeReduce(s: Section, item: ReduceItem, render: (list: readonly
   lines.push(...render(merged?.body ?? item.body, ind + "  "));
   const stepOf = (r: ExprId): "add" | "max" => (s.exprs[r]!.op === "reduce_sum" ? "add" : "max");
   for (const r of item.reduces) {
-    const e = s.exprs[r]! as { body: ExprId; dtype: "f32" | "i32" };
+    const e = s.exprs[r]! as { body: ExprId; dtype: DType };
     lines.push(`${ind}  ${exprName(r)} = ${d.binary(stepOf(r), exprName(r), exprName(merged?.summand ?? e.body), e.dtype)};`);
   }
   lines.push(`${ind}}`);
   // Tree reduction of the 64 partials, one reduction at a time through workgroup memory.
   for (const r of item.reduces) {
     const t = s.exprs[r]!.dtype;
-    const shared = t === "i32" ? "rowI32" : "rowF32";
+    const shared = ROW_SHARED[t] ?? bug(`wgsl row kernel: no workgroup array for ${t}`);
     lines.push(
       `${ind}${shared}[lid] = ${exprName(r)};`,
       `${ind}workgroupBarrier();`,
