@@ -17,7 +17,7 @@ import { compileCuda } from "../../codegen/cuda/compile.ts";
 import { writeCudaArtifact } from "../../codegen/cuda/standalone.ts";
 import { interpret } from "../../compiler/ir/interpret.ts";
 import type { HostTensor } from "../../compiler/util/host-tensor.ts";
-import { decodeSafetensors, encodeSafetensors } from "../../runtime/artifact/safetensors.ts";
+import { decodeSafetensors, encodeSafetensors, readSafetensors } from "../../runtime/artifact/safetensors.ts";
 import { MALFORMED_DIR } from "../fixtures/safetensors/make-corpus.ts";
 import { buildEmulatedKernelLibrary, buildFakeDriver, findNvcc, hasCxx } from "../util/nvcc.ts";
 import { dslInputs } from "./cuda-cases.ts";
@@ -154,11 +154,16 @@ describe("standalone cuda artifact", () => {
       const library = buildEmulatedKernelLibrary([compileCuda(traced.graph).artifact]);
       const user = dslInputs(traced.graph);
       const scratch = mkdtempSync(join(tmpdir(), "kiln-cuda-io-"));
-      writeFileSync(join(scratch, "in.safetensors"), encodeSafetensors({ x: { dtype: "f32", shape: [8, 12], data: user["x"]!.data }, y: { dtype: "i64", shape: [8], data: Array.from(user["y"]!.data) } }));
+      // x as BF16 and y as I64, as PyTorch might hand them over; the host program converts both.
+      const file = encodeSafetensors({ x: { dtype: "bf16", shape: [8, 12], data: user["x"]!.data }, y: { dtype: "i64", shape: [8], data: Array.from(user["y"]!.data) } });
+      writeFileSync(join(scratch, "in.safetensors"), file);
       const r = run(dir, ["--steps", "2", "--input", join(scratch, "in.safetensors"), "--output", join(scratch, "out.safetensors")], { LD_LIBRARY_PATH: buildFakeDriver(), KILN_FAKE_CUDA_KERNELS: library });
       expect(r.stderr).toBe("");
       expect(r.status).toBe(0);
-      const { losses, stateNow } = interpretTwoSteps(user);
+      // The oracle sees x rounded to bf16 exactly as the TypeScript reader (tested on hand-made bytes) widens it.
+      const xRounded = readSafetensors(file, "in").tensors.get("x")!;
+      expect(Array.from(xRounded.data as Float32Array)).not.toEqual(Array.from(Float32Array.from(user["x"]!.data)));
+      const { losses, stateNow } = interpretTwoSteps({ ...user, x: { dtype: "f32", shape: [8, 12], data: Float64Array.from(xRounded.data as Float32Array) } });
       const printed = [...r.stdout.matchAll(/^step (\d): \S+ f32\[\]: (\S+)$/gm)].map((m) => Number(m[2]));
       expect(printed.length).toBe(2);
       printed.forEach((v, i) => expect(Math.abs(v - losses[i]!)).toBeLessThan(1e-4 * Math.max(1, Math.abs(losses[i]!))));
@@ -170,7 +175,8 @@ describe("standalone cuda artifact", () => {
       const library = buildEmulatedKernelLibrary([compileCuda(traced.graph).artifact]);
       const user = dslInputs(traced.graph);
       const scratch = mkdtempSync(join(tmpdir(), "kiln-cuda-cli-"));
-      writeFileSync(join(scratch, "in.safetensors"), encodeSafetensors({ x: { dtype: "f32", shape: [8, 12], data: user["x"]!.data }, y: { dtype: "i32", shape: [8], data: user["y"]!.data } }));
+      const file = encodeSafetensors({ x: { dtype: "f16", shape: [8, 12], data: user["x"]!.data }, y: { dtype: "i32", shape: [8], data: user["y"]!.data } });
+      writeFileSync(join(scratch, "in.safetensors"), file);
       const r = spawnSync(process.execPath, [kilnBin, "run", dir, "--input", join(scratch, "in.safetensors"), "--output", join(scratch, "out.safetensors"), "--steps", "2"], {
         cwd: scratch,
         encoding: "utf8",
@@ -179,7 +185,8 @@ describe("standalone cuda artifact", () => {
       expect(r.stderr).toBe("");
       expect(r.status).toBe(0);
       expect(r.stdout).toMatch(/^mlp_step \(cuda\): 2 run\(s\) in/);
-      const { losses, stateNow } = interpretTwoSteps(user);
+      const xRounded = readSafetensors(file, "in").tensors.get("x")!.data as Float32Array;
+      const { losses, stateNow } = interpretTwoSteps({ ...user, x: { dtype: "f32", shape: [8, 12], data: Float64Array.from(xRounded) } });
       const written = decodeSafetensors(readFileSync(join(scratch, "out.safetensors")), "out").tensors;
       const lossName = traced.graph.outputs[0]!.name;
       expect(Math.abs(written[lossName]!.data[0]! - losses[1]!)).toBeLessThan(1e-4 * Math.max(1, Math.abs(losses[1]!)));
