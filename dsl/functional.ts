@@ -10,6 +10,8 @@ export type { BatchNormOptions } from "./functional/norm.ts";
 export { crossEntropy, nllLoss, mseLoss, l1Loss, binaryCrossEntropyWithLogits } from "./functional/loss.ts";
 export type { Reduction, CrossEntropyOptions, NllLossOptions, BceWithLogitsOptions } from "./functional/loss.ts";
 export { embedding, dropout } from "./functional/sparse.ts";
+export { pad } from "./functional/pad.ts";
+export type { PadMode, PadOptions } from "./functional/pad.ts";
 export type { IntPair } from "./functional/prims.ts";
 export { scaledDotProductAttention, oneHot } from "./functional/attention.ts";
 export type { AttentionOptions } from "./functional/attention.ts";

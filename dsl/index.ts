@@ -9,14 +9,19 @@ export {
   maximum, minimum, clamp, where, lt, le, gt, ge, eq, ne, logicalNot, logicalAnd, logicalOr, logicalXor,
   maskedFill, floorDivide, remainder, floor, ceil, trunc, round, relu, leakyRelu, gelu, silu, sigmoid, tanh, softplus,
 } from "./ops/elementwise.ts";
-export { sum, mean, max, min, any, all, varianceOf as var, stdOf as std, logsumexp, argmax, argmin, cumsum, softmax, logSoftmax } from "./ops/reduce.ts";
+export { sum, mean, maxOf as max, minOf as min, amax, amin, any, all, varianceOf as var, stdOf as std, logsumexp, argmax, argmin, cumsum, softmax, logSoftmax } from "./ops/reduce.ts";
 export {
   reshape, permute, transpose, flatten, squeeze, unsqueeze, broadcastTo, narrow, flip, pad, split, chunk, cat, stack, gather, indexSelect, tril, triu,
 } from "./ops/movement.ts";
 export { matmul } from "./ops/linalg.ts";
+export { einsum } from "./ops/einsum.ts";
+export { topk } from "./ops/select.ts";
+export type { TopkOptions } from "./ops/select.ts";
+export { multinomial, categorical } from "./ops/sampling.ts";
+export type { MultinomialOptions, CategoricalOptions } from "./ops/sampling.ts";
 export { zeros, ones, full, arange, scalar, zerosLike, onesLike, fullLike } from "./ops/creation.ts";
 export type { SliceSpec } from "./ops/movement.ts";
-export type { VarOptions, VarArg } from "./ops/reduce.ts";
+export type { VarOptions, VarArg, ValuesIndices } from "./ops/reduce.ts";
 export type { KeepdimArg } from "./options.ts";
 export { KilnError } from "../compiler/util/errors.ts";
 export * as nn from "./nn.ts";

@@ -14,6 +14,7 @@ import * as E from "./ops/elementwise.ts";
 import * as R from "./ops/reduce.ts";
 import * as M from "./ops/movement.ts";
 import * as L from "./ops/linalg.ts";
+import * as S from "./ops/select.ts";
 
 export type Scalar = number | boolean;
 export type TensorLike = Tensor | Scalar;
@@ -109,14 +110,24 @@ export class Tensor {
   // keepdim: positional (`x.sum(1, true)`) or PyTorch's keyword (`x.sum(1, { keepdim: true })`).
   sum(dim?: Dims, keepdim: KeepdimArg = false): Tensor { return R.sum(this, dim, keepdim); }
   mean(dim?: Dims, keepdim: KeepdimArg = false): Tensor { return R.mean(this, dim, keepdim); }
-  max(dim?: Dims, keepdim: KeepdimArg = false): Tensor { return R.max(this, dim, keepdim); }
-  min(dim?: Dims, keepdim: KeepdimArg = false): Tensor { return R.min(this, dim, keepdim); }
+  /** No dim: the largest element. One dim: `{ values, indices }` as PyTorch's max(dim). */
+  max(): Tensor;
+  max(dim: number, keepdim?: KeepdimArg): R.ValuesIndices;
+  max(dim?: number, keepdim?: KeepdimArg): Tensor | R.ValuesIndices { return R.maxOf(this, dim, keepdim); }
+  min(): Tensor;
+  min(dim: number, keepdim?: KeepdimArg): R.ValuesIndices;
+  min(dim?: number, keepdim?: KeepdimArg): Tensor | R.ValuesIndices { return R.minOf(this, dim, keepdim); }
+  /** Values over one dim or several (torch.amax). */
+  amax(dim?: Dims, keepdim: KeepdimArg = false): Tensor { return R.amax(this, dim, keepdim); }
+  amin(dim?: Dims, keepdim: KeepdimArg = false): Tensor { return R.amin(this, dim, keepdim); }
   /** `{ correction }` (default 1) or PyTorch's older `{ unbiased }`, and keepdim; a boolean is `unbiased`. */
   var(dim?: Dims, opts?: R.VarArg): Tensor { return R.varianceOf(this, dim, opts, "x.var"); }
   std(dim?: Dims, opts?: R.VarArg): Tensor { return R.stdOf(this, dim, opts, "x.std"); }
   logsumexp(dim: Dims, keepdim: KeepdimArg = false): Tensor { return R.logsumexp(this, dim, keepdim); }
   argmax(dim?: number, keepdim: KeepdimArg = false): Tensor { return R.argmax(this, dim, keepdim); }
   argmin(dim?: number, keepdim: KeepdimArg = false): Tensor { return R.argmin(this, dim, keepdim); }
+  /** The k largest (or smallest) along a dim with their indices (torch.topk); k rounds of max, for small k. */
+  topk(k: number, opts?: S.TopkOptions): R.ValuesIndices { return S.topk(this, k, opts); }
   cumsum(dim: number): Tensor { return R.cumsum(this, dim); }
   softmax(dim: number): Tensor { return R.softmax(this, dim); }
   logSoftmax(dim: number): Tensor { return R.logSoftmax(this, dim); }

@@ -21,23 +21,60 @@ export function sum(x: Tensor, dim?: Dims, keepdimArg: KeepdimArg = false): Tens
   return dropDims(r, axes, keepdim);
 }
 
-/** Max values over `dim` (PyTorch's max(dim) also returns indices: use argmax for those). */
-export function max(x: Tensor, dim?: Dims, keepdimArg: KeepdimArg = false): Tensor {
-  const keepdim = keepdimOf(keepdimArg, "max");
-  const axes = dimList(x, dim, "max");
+/** Max values over `dim` (torch.amax: several dims allowed, values only). Internal ops use this. */
+export function max(x: Tensor, dim?: Dims, keepdimArg: KeepdimArg = false, op = "max"): Tensor {
+  const keepdim = keepdimOf(keepdimArg, op);
+  const axes = dimList(x, dim, op);
   if (axes.length === 0) return x;
-  emptyCheck(x, axes, "max");
+  emptyCheck(x, axes, op);
   const src = x.dtype === "bool" ? E.cast(x, "i32") : x;
   const r = prim(x.trace, { op: "reduce_max", x: src.id, axes });
   return dropDims(x.dtype === "bool" ? E.cast(r, "bool") : r, axes, keepdim);
 }
 
-export function min(x: Tensor, dim?: Dims, keepdimArg: KeepdimArg = false): Tensor {
-  const keepdim = keepdimOf(keepdimArg, "min");
-  const axes = dimList(x, dim, "min");
-  if (x.dtype === "bool") return E.cast(min(E.cast(x, "i32"), dim, keepdim), "bool");
-  emptyCheck(x, axes, "min");
-  return E.neg(max(E.neg(x), dim, keepdim));
+export function min(x: Tensor, dim?: Dims, keepdimArg: KeepdimArg = false, op = "min"): Tensor {
+  const keepdim = keepdimOf(keepdimArg, op);
+  const axes = dimList(x, dim, op);
+  if (x.dtype === "bool") return E.cast(min(E.cast(x, "i32"), dim, keepdim, op), "bool");
+  emptyCheck(x, axes, op);
+  return E.neg(max(E.neg(x), dim, keepdim, op));
+}
+
+/** torch.amax / torch.amin: values over one dim or several, no indices. */
+export const amax = (x: Tensor, dim?: Dims, keepdim: KeepdimArg = false): Tensor => max(x, dim, keepdim, "amax");
+export const amin = (x: Tensor, dim?: Dims, keepdim: KeepdimArg = false): Tensor => min(x, dim, keepdim, "amin");
+
+/** What max(dim) / min(dim) / topk return, as PyTorch's named tuple: values and their i32 positions along the dim. */
+export interface ValuesIndices {
+  readonly values: Tensor;
+  readonly indices: Tensor;
+}
+
+/**
+ * PyTorch's max: no dim gives the largest element (a 0-d tensor); one dim gives
+ * `{ values, indices }` along it (indices i32, the first extreme on ties; NaN is the extreme).
+ * Several dims are torch.amax's job, as in PyTorch.
+ */
+export function maxOf(x: Tensor): Tensor;
+export function maxOf(x: Tensor, dim: number, keepdim?: KeepdimArg): ValuesIndices;
+export function maxOf(x: Tensor, dim?: number, keepdim?: KeepdimArg): Tensor | ValuesIndices;
+export function maxOf(x: Tensor, dim?: number, keepdim?: KeepdimArg): Tensor | ValuesIndices {
+  return extremeOf(x, dim, keepdim, "max");
+}
+export function minOf(x: Tensor): Tensor;
+export function minOf(x: Tensor, dim: number, keepdim?: KeepdimArg): ValuesIndices;
+export function minOf(x: Tensor, dim?: number, keepdim?: KeepdimArg): Tensor | ValuesIndices;
+export function minOf(x: Tensor, dim?: number, keepdim?: KeepdimArg): Tensor | ValuesIndices {
+  return extremeOf(x, dim, keepdim, "min");
+}
+function extremeOf(x: Tensor, dim: number | undefined, keepdimArg: KeepdimArg | undefined, op: "max" | "min"): Tensor | ValuesIndices {
+  if (dim === undefined) return op === "max" ? max(x, undefined, keepdimArg ?? false) : min(x, undefined, keepdimArg ?? false);
+  if (typeof dim !== "number") return userError("invalid-argument", `${op}: dim must be one integer (PyTorch's ${op}(dim) returns values and indices); use a${op}(x, [${String(dim)}]) for values over several dims`);
+  const keepdim = keepdimOf(keepdimArg, op);
+  const axis = dimIndex(x, dim, op);
+  const values = op === "max" ? max(x, axis, keepdim) : min(x, axis, keepdim);
+  const indices = argExtreme(x, axis, keepdim, op === "max" ? "argmax" : "argmin");
+  return { values, indices };
 }
 
 /** True where any element along `dim` is non-zero (torch.any). */

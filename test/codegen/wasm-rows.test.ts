@@ -39,7 +39,7 @@ describe("wasm row reductions", () => {
       const xn = x.slice();
       xn[2 * cols + cols - 1] = NaN; // last element of row 2: lands in the scalar remainder
       xn[3 * cols + 5] = NaN; // inside the vector loop of row 3
-      const got = await runRows((t) => t.max(-1), rows, cols, xn);
+      const got = await runRows((t) => t.amax(-1), rows, cols, xn);
       for (let r = 0; r < rows; r++) {
         let m = -Infinity;
         for (let c = 0; c < cols; c++) m = Number.isNaN(xn[r * cols + c]!) || Number.isNaN(m) ? NaN : Math.max(m, xn[r * cols + c]!);

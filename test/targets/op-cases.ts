@@ -55,13 +55,15 @@ const elementwise = inGroup("elementwise", [
 
 const reductions = inGroup("reductions", [
   { name: "sum mean over dims", fn: (x) => [x.sum(), x.sum(1), x.sum([0, 2], true), x.mean(-1), x.mean([0, 1])], specs: [f([3, 4, 5])] },
-  { name: "max min over dims", fn: (x) => [x.max(), x.max(0), x.min(2, true)], specs: [f([3, 4, 5])] },
+  { name: "max min over dims", fn: (x) => [x.max(), x.max(0), x.min(2, true), x.amax([0, 2]), x.amin(1, true)], specs: [f([3, 4, 5])] },
   { name: "var std logsumexp", fn: (x) => [x.var(1), k.std(x, 0), x.logsumexp(1)], specs: [f([6, 7])] },
   { name: "argmax argmin", fn: (x) => [x.argmax(1), x.argmin(0), x.argmax()], specs: [f([5, 6])] },
   { name: "cumsum", fn: (x) => [x.cumsum(0), x.cumsum(1)], specs: [f([4, 5])] },
   { name: "softmax logSoftmax on inner and outer dims", fn: (x) => [x.softmax(-1), x.softmax(0), x.logSoftmax(1), x.logSoftmax(0)], specs: [f([5, 7])] },
-  { name: "i32 sum and max", fn: (a) => [a.sum(0), a.max(1)], specs: [i([3, 4])], intRange: 100 },
+  { name: "i32 sum and max", fn: (a) => [a.sum(0), a.amax(1)], specs: [i([3, 4])], intRange: 100 },
   { name: "any all", fn: (a) => [k.any(a, 1), k.all(a, 0)], specs: [k.bool([4, 3])] },
+  { name: "max(dim) min(dim) values and indices", fn: (x) => [x.max(1), k.min(x, 0, true), x.max(-1, { keepdim: true }).indices], specs: [f([4, 6])] },
+  { name: "topk largest and smallest, inner and outer dims", fn: (x) => [x.topk(3), x.topk(2, { dim: 0, largest: false }), k.topk(x.int(), 1)], specs: [f([5, 7])], range: [-3, 3] },
 ]);
 
 const movement = inGroup("movement", [
@@ -73,6 +75,7 @@ const movement = inGroup("movement", [
   { name: "cat stack split chunk repeat", fn: (x, y) => [k.cat([x, y], 0), k.stack([x, y], 1), ...x.split(1, 1), ...y.chunk(2, 1), x.repeat(2, 3)], specs: [f([2, 3]), f([2, 3])] },
   { name: "gather indexSelect", fn: (x, idx) => [x.gather(1, idx), x.indexSelect(0, idx.reshape(-1).slice([0, 3]))], specs: [f([4, 5]), i([4, 2])] },
   { name: "tril triu", fn: (x) => [k.tril(x), k.triu(x, 1)], specs: [f([4, 4])] },
+  { name: "F.pad reflect, replicate, circular", fn: (x) => [F.pad(x, [2, 1, 1, 2], "reflect"), F.pad(x, [1, 3], "replicate"), F.pad(x, [1, 1, 0, 2], { mode: "circular" })], specs: [f([2, 4, 5])] },
   { name: "a movement chain feeding a reduction", fn: (x) => x.transpose(0, 1).flip(0).pad([1, 1]).sum(1), specs: [f([3, 4])] },
 ]);
 
@@ -82,6 +85,7 @@ const linalg = inGroup("linear algebra", [
   { name: "matrix-vector and vector-matrix", fn: (a, v) => [a.matmul(v), v.matmul(a.transpose(0, 1))], specs: [f([4, 8]), f([8])] },
   { name: "matmul of transposed operands", fn: (a, b) => a.t().matmul(b.t()), specs: [f([8, 4]), f([12, 8])] },
   { name: "i32 matmul", fn: (a, b) => a.matmul(b), specs: [i([3, 4]), i([4, 2])], intRange: 50 },
+  { name: "einsum: batch matmul, outer, trace, diagonal, row dots", fn: (a, b, s) => [k.einsum("bij,bjk->bik", a, b), k.einsum("i,j->ij", s.slice(0), s.slice(1)), k.einsum("ii", s), k.einsum("ii->i", s), k.einsum("bij,bij->bi", a, a)], specs: [f([2, 3, 4]), f([2, 4, 5]), f([4, 4])] },
 ]);
 
 const composites = inGroup("composites", [
@@ -96,6 +100,7 @@ const composites = inGroup("composites", [
   { name: "embedding", fn: (idx, w) => F.embedding(idx, w), specs: [i([3, 4]), f([10, 6])], intRange: 10 },
   { name: "causal attention", fn: (q, kk, v) => F.scaledDotProductAttention(q, kk, v, { isCausal: true }), specs: [f([2, 5, 8]), f([2, 5, 8]), f([2, 5, 8])] },
   { name: "attention with a bool mask", fn: (q, kk, v, m) => F.scaledDotProductAttention(q, kk, v, { attnMask: m }), specs: [f([3, 4]), f([6, 4]), f([6, 2]), k.bool([3, 6])] },
+  { name: "multinomial (with and without replacement) and categorical on the seed", fn: (p) => [k.multinomial(p.abs().add(0.05), 5, { replacement: true }), k.multinomial(p.abs().add(0.05), 3), k.categorical(p.mul(2))], specs: [f([4, 6])] },
   { name: "dropout (rng matches the interpreter bit for bit)", fn: (x) => F.dropout(x, 0.3), specs: [f([8, 9])] },
 ]);
 
@@ -104,6 +109,7 @@ const gradients = inGroup("gradients", [
   { name: "grad of softmax cross-entropy wrt logits and weights", fn: k.grad((x: k.Tensor, w: k.Tensor) => F.crossEntropy(x.matmul(w), x.sum(1).gt(0).int()), { argnums: [0, 1] }) as Fn, specs: [f([5, 4]), f([4, 3])] },
   { name: "grad of layerNorm", fn: k.grad((x: k.Tensor) => F.layerNorm(x, 6).mul(x).sum()) as Fn, specs: [f([3, 6])] },
   { name: "grad of conv2d + maxPool", fn: k.grad((x: k.Tensor, w: k.Tensor) => F.maxPool2d(F.conv2d(x, w, null, { padding: 1 }), 2).square().sum(), { argnums: [0, 1] }) as Fn, specs: [f([1, 2, 4, 4]), f([3, 2, 3, 3])] },
+  { name: "grad of F.pad reflect, topk values and einsum", fn: k.grad((x: k.Tensor, w: k.Tensor) => F.pad(x, [1, 2], "reflect").topk(3).values.square().sum().add(k.einsum("ij,kj->ik", x, w).square().sum()), { argnums: [0, 1] }) as Fn, specs: [f([3, 4]), f([2, 4])] },
   { name: "grad of grad of tanh", fn: k.grad((x: k.Tensor) => (k.grad((y: k.Tensor) => y.tanh().sum()) as (y: k.Tensor) => k.Tensor)(x).sum()) as Fn, specs: [f([5])] },
 ]);
 
@@ -112,9 +118,9 @@ const largerShapes = inGroup("larger shapes", [
   { name: "elementwise chain, odd length (vector body + scalar tail)", fn: (x, y) => x.mul(y).add(x.exp()).relu().sqrt(), specs: [f([1027]), f([1027])] },
   { name: "exp over a wide range (overflow to inf, underflow to 0)", fn: (x) => x.mul(120).exp(), specs: [f([4099])], atol: 1e-37, rtol: 2e-5 },
   { name: "row softmax, wide rows", fn: (x) => x.softmax(-1), specs: [f([6, 301])] },
-  { name: "long rows (warp reductions)", fn: (x) => [x.sum(1), x.max(1), x.softmax(-1), x.logsumexp(1)], specs: [f([6, 300])] },
-  { name: "column and row sums, i32 and f32", fn: (x, a) => [x.sum(0), x.sum(1), a.sum(0), a.sum(1), x.max(1)], specs: [f([37, 45]), i([37, 45])], intRange: 1000 },
-  { name: "i32 sum and max, long rows", fn: (a) => [a.sum(0), a.max(1), a.sum()], specs: [i([3, 100])], intRange: 100 },
+  { name: "long rows (warp reductions)", fn: (x) => [x.sum(1), x.amax(1), x.softmax(-1), x.logsumexp(1)], specs: [f([6, 300])] },
+  { name: "column and row sums, i32 and f32", fn: (x, a) => [x.sum(0), x.sum(1), a.sum(0), a.sum(1), x.amax(1)], specs: [f([37, 45]), i([37, 45])], intRange: 1000 },
+  { name: "i32 sum and max, long rows", fn: (a) => [a.sum(0), a.amax(1), a.sum()], specs: [i([3, 100])], intRange: 100 },
   { name: "any all, long rows", fn: (a) => [k.any(a, 1), k.all(a, 0), k.any(a)], specs: [k.bool([4, 70])] },
   { name: "matmul batched tiled", fn: (a, b) => a.matmul(b), specs: [f([2, 8, 12]), f([12, 8])] },
   { name: "matmul long k", fn: (a, b) => a.matmul(b), specs: [f([4, 256]), f([256, 4])] },
@@ -142,7 +148,7 @@ const transformerSpecs = ((d) => [f([d.T, d.D]), f([3 * d.D, d.D]), f([d.D, d.D]
 /** m is an output (written in f32); the count recomputes e inline: every row must find its max. */
 export function maxTies(x: k.Tensor): k.Tensor[] {
   const e = x.mul(1.1).exp();
-  const m = e.max(1, true);
+  const m = e.amax(1, true);
   return [m, e.eq(m).float().sum(1)];
 }
 
