@@ -12,7 +12,7 @@ import { bug } from "../util/errors.ts";
 import { addIndex, constIndex, fromAtom, mulIndex, type IndexExpr } from "./index-expr.ts";
 import type { ExprId, SectionBuilder } from "./kernel-ir.ts";
 
-/** The longest loop of one level; the innermost level runs exactly this long (contiguous, SIMD-friendly). */
+/** The longest loop of one level; the innermost level runs this long, or down to half where that divides the axis (contiguous, SIMD-friendly). */
 export const SUM_BLOCK = 64;
 /** The longest loop of an outer level (sequential on wasm, so shorter than the innermost block). */
 export const OUTER_BLOCK = 32;
@@ -61,18 +61,23 @@ function sumDigits(sb: SectionBuilder, digits: readonly Digit[], offsets: readon
   }
   const last = digits[digits.length - 1] ?? bug("block-sum: no digits");
   const rest = digits.slice(0, -1);
+  // A long innermost digit under outer ones: sum it (tails included) inside the outer loops,
+  // so its tails do not repeat the outer levels at the top (each top-level sum is a
+  // workgroup tree in a WebGPU row kernel, and lavapipe compiles many of them slowly).
+  if (last.extent > limit && rest.length > 0)
+    return sumDigits(sb, rest, offsets, (index) => sumDigits(sb, [last], index, leaf, dtype, innermost), dtype, false);
   if (last.extent > limit) {
     // Split the digit v < extent into (hi · radix + lo) plus a tail for extent mod radix. The
     // innermost level keeps a full block; outer levels share the remaining depth evenly, so
     // the outermost one (which GPUs spread over threads) is not left with a handful of blocks.
-    const radix = innermost ? SUM_BLOCK : balancedRadix(last.extent);
+    const radix = innermost ? innerRadix(last.extent) : balancedRadix(last.extent);
     const quotient = Math.floor(last.extent / radix);
     const remainder = last.extent % radix;
-    const split = [...rest, { axis: last.axis, coef: last.coef * radix, extent: quotient }, { axis: last.axis, coef: last.coef, extent: radix }];
+    const split = [{ axis: last.axis, coef: last.coef * radix, extent: quotient }, { axis: last.axis, coef: last.coef, extent: radix }];
     const main = sumDigits(sb, split, offsets, leaf, dtype, innermost);
     if (remainder === 0) return main;
     const tailOffsets = offsets.map((o, axis) => (axis === last.axis ? addIndex(o, constIndex(last.coef * quotient * radix)) : o));
-    const tail = sumDigits(sb, [...rest, { axis: last.axis, coef: last.coef, extent: remainder }], tailOffsets, leaf, dtype, innermost);
+    const tail = sumDigits(sb, [{ axis: last.axis, coef: last.coef, extent: remainder }], tailOffsets, leaf, dtype, innermost);
     return sb.add({ op: "add", x: main, y: tail, dtype });
   }
   // The innermost digits whose product fits a block form one level; the rest sum its results.
@@ -83,11 +88,22 @@ function sumDigits(sb: SectionBuilder, digits: readonly Digit[], offsets: readon
   return sumDigits(sb, digits.slice(0, first), offsets, (index) => sumDigits(sb, inner, index, leaf, dtype, innermost), dtype, false);
 }
 
-/** The smallest radix b ≤ SUM_BLOCK with as few levels as SUM_BLOCK needs: b^levels ≥ extent. */
+/** SUM_BLOCK, or the largest divisor of the extent down to half of it: no tail sum (20000 = 400 · 50). */
+function innerRadix(extent: number): number {
+  for (let d = SUM_BLOCK; d >= SUM_BLOCK / 2; d--) if (extent % d === 0) return d;
+  return SUM_BLOCK;
+}
+
+/**
+ * The smallest radix b ≤ OUTER_BLOCK with as few levels as OUTER_BLOCK needs (b^levels ≥
+ * extent), or the next larger one up to OUTER_BLOCK that divides the extent: no tail sum.
+ */
 function balancedRadix(extent: number): number {
   let levels = 1;
   while (OUTER_BLOCK ** levels < extent) levels++;
   let radix = Math.ceil(extent ** (1 / levels));
   while (radix ** levels < extent) radix++;
-  return Math.min(radix, OUTER_BLOCK);
+  radix = Math.min(radix, OUTER_BLOCK);
+  for (let d = radix; d <= OUTER_BLOCK; d++) if (extent % d === 0) return d;
+  return radix;
 }

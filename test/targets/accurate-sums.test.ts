@@ -196,6 +196,45 @@ function broadcastCases(rows: number): Case[] {
   ];
 }
 
+/**
+ * Blocked sums over what lowering composes into their index: two non-adjacent axes (tails on
+ * the inner one), a pad with a non-zero fill, a gather, and logsumexp rows (row kernels).
+ */
+function structureCases(): Case[] {
+  const x = shifted(uniform(180_000, 5), -0.25);
+  const idx = Int32Array.from(uniform(30_000, 6), (u) => Math.floor(u * 20_000));
+  const at = (a: number, b: number, c: number): number => x[(a * 3 + b) * 200 + c]!;
+  const axes02 = [0, 1, 2].map((b) => sum64(300 * 200, (i) => at(Math.floor(i / 200), b, i % 200)));
+  const rowLse = [0, 1, 2].map((r) => Math.log(sum64(20_000, (i) => Math.exp(x[r * 20_000 + i]!))));
+  const vec = x.subarray(0, 20_000);
+  return [
+    {
+      name: "sum over axes 0 and 2 of [300, 3, 200]; padded sum; gathered sum; logsumexp of [3, 20000] rows",
+      graph: trace(
+        "structure",
+        (t, i) => [
+          t.reshape([300, 3, 200]).sum([0, 2]),
+          t.slice([0, 20_000]).pad([5, 7], 1.5).sum(),
+          t.slice([0, 20_000]).indexSelect(0, i!).sum(),
+          t.slice([0, 60_000]).reshape([3, 20_000]).logsumexp(1),
+        ],
+        [k.f32([180_000]), k.i32([30_000])],
+      ),
+      inputs: { t: f32Input(x), i: { dtype: "i32", shape: [30_000], data: idx } },
+      want: [...axes02, sum64(20_000, (i) => vec[i]!) + 12 * 1.5, sum64(30_000, (i) => vec[idx[i]!]!), ...rowLse],
+      rtol: 1e-6,
+      scale: [
+        ...[0, 1, 2].map((b) => sum64(300 * 200, (i) => Math.abs(at(Math.floor(i / 200), b, i % 200)))),
+        sum64(20_000, (i) => Math.abs(vec[i]!)) + 18,
+        sum64(30_000, (i) => Math.abs(vec[idx[i]!]!)),
+        ...rowLse.map((v) => Math.abs(v) + 1),
+      ],
+      hostElements: 180_000,
+      inGraphElements: 0,
+    },
+  ];
+}
+
 /** c·ones(n) summed, with c a graph input (so simplify cannot fold it): n·c is exact. */
 function saturationCase(n: number, c: number): Case {
   return {
@@ -237,7 +276,7 @@ beforeAll(() => {
   if (!FULL) cases.push(sumCase("positive values", uniform(16 * M, 16 * M)));
   if (FULL) cases.push(sumCase("positive values", uniform(100_000_000, 3)));
   cases.push(...compositeCases(shifted(uniform(M, 7), -0.5).map((v) => v * 4)));
-  cases.push(columnCase(M / 4));
+  cases.push(columnCase(M / 4), ...structureCases());
   cases.push(...broadcastCases(Math.ceil(100_000_000 / PATTERN)), ...broadcastCases(Math.ceil(20_000_000 / PATTERN)));
   cases.push(saturationCase(20_000_000, 1), saturationCase(16 * M, 64));
 });
