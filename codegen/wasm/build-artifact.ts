@@ -10,6 +10,7 @@ import { KilnError } from "../../compiler/util/errors.ts";
 import { layoutMemory } from "../../runtime/wasm/layout.ts";
 import { buildJsArtifact } from "../js/build-artifact.ts";
 import { assembleModule, type ExportedGlobal } from "./encoder.ts";
+import { sectionSourceNote } from "../../compiler/kernel/print.ts";
 import type { BufferPlace } from "./emit-scalar.ts";
 import { emitSection, type SectionOptions } from "./emit-section.ts";
 import { FIRST_SECTION_FUNC, HELPER_FUNCS, HOST_IMPORTS, helperFuncs } from "./module-helpers.ts";
@@ -41,7 +42,9 @@ export function buildKernelModule(k: Kernel, place: (id: number) => BufferPlace,
   const globals: ExportedGlobal[] = [{ name: "n", value: sections.length }];
   sections.forEach((s, j) => globals.push({ name: `x${j}`, value: s.splitExtent }, { name: `w${j}`, value: Math.min(s.work, 2 ** 31 - 1) }));
   if (FIRST_SECTION_FUNC !== HOST_IMPORTS.length + helperFuncs().length) throw new Error("wasm: helper function indices out of date");
-  return assembleModule({ memoryPages: pages, maxPages: pages, imports: HOST_IMPORTS, funcs: [...helperFuncs(), ...sections.map((s) => s.func)], globals });
+  // The kernel's name and each section's source lines and scopes, as the other targets' comments give them.
+  const comment = [k.name, ...k.sections.map((s, j) => `section ${j}: ${sectionSourceNote(s)}`)].join("\n");
+  return assembleModule({ memoryPages: pages, maxPages: pages, imports: HOST_IMPORTS, funcs: [...helperFuncs(), ...sections.map((s) => s.func)], globals, comment });
 }
 
 /** Base64 without Node's Buffer (the compiler also runs in browsers). */

@@ -219,6 +219,11 @@ export interface ModuleSpec {
   readonly imports: readonly ImportedFunc[];
   readonly funcs: readonly DefinedFunc[];
   readonly globals: readonly ExportedGlobal[];
+  /**
+   * Text kept in a custom section named `kiln.source` (engines ignore it; read it back with
+   * WebAssembly.Module.customSections): the module's comment, e.g. the user lines it computes.
+   */
+  readonly comment?: string;
 }
 
 const typeKey = (t: FuncType): string => `${t.params.join(",")}>${t.results.join(",")}`;
@@ -281,5 +286,6 @@ export function assembleModule(spec: ModuleSpec): Uint8Array<ArrayBuffer> {
     return new ByteWriter().u32(arr.length).raw(arr);
   });
   out.raw(section(10, new ByteWriter().vec(bodies)).toBytes());
+  if (spec.comment !== undefined) out.raw(section(0, new ByteWriter().name("kiln.source").raw([...new TextEncoder().encode(spec.comment)])).toBytes());
   return out.toArray();
 }

@@ -1,6 +1,6 @@
 // Cross-referenced dumps: a fusion group, its kernel and its generated source name each other.
 // Groups in NN-fuse.groups.txt name their roots as the graph dump prints them; sections of the
-// kernel IR and comments of the JS, WGSL and CUDA sources carry the user's lines (loc) and the
+// kernel IR and comments of the JS, WGSL and CUDA sources (a custom section of wasm modules) carry the user's lines (loc) and the
 // module path (scope) they were traced from. Line numbers are found by searching the model's
 // source text here, not taken from the compiler.
 
@@ -80,6 +80,15 @@ describe("cross-referenced dumps", () => {
     const cuda = program.kernels.map((kk) => renderCudaKernel(kk, program.buffers).source).join("\n");
     expect(cuda).toMatch(fc1Note);
     expect(cuda).toMatch(fc2Note);
+
+    // WebAssembly: the module's `kiln.source` custom section.
+    const wasm = await k.compile(small, undefined, { target: "wasm" });
+    const wasmNotes = wasm.artifact!.kernels
+      .map((kk) => WebAssembly.Module.customSections(new WebAssembly.Module(Uint8Array.from(atob(kk.source), (c) => c.charCodeAt(0))), "kiln.source"))
+      .map((found) => new TextDecoder().decode(found[0]))
+      .join("\n");
+    expect(wasmNotes).toMatch(fc1Note);
+    expect(wasmNotes).toMatch(fc2Note);
 
     // WGSL, where a WebGPU adapter exists.
     if ((await webGpuTestEnv()).available) {
