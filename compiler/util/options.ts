@@ -11,18 +11,27 @@ import { KilnError, type SourceLoc } from "./errors.ts";
  */
 const knownAliases: Readonly<Record<string, readonly string[]>> = {
   unbiased: ["correction"],
-  lr: ["lr"],
   learning_rate: ["lr"],
   learningRate: ["lr"],
   beta1: ["betas"],
   beta2: ["betas"],
-  negative_slope: ["negativeSlope"],
   keepdims: ["keepdim"],
   keepDims: ["keepdim"],
   axis: ["dim"],
   axes: ["dim"],
   device: ["target"],
   backend: ["target"],
+};
+
+/** PyTorch options with no Kiln counterpart, and what to do instead. */
+const pytorchOnly: Readonly<Record<string, string>> = {
+  foreach: "PyTorch's implementation switch: Kiln compiles every update into the step anyway",
+  fused: "PyTorch's implementation switch: Kiln compiles every update into the step anyway",
+  capturable: "PyTorch's implementation switch: Kiln compiles every update into the step anyway",
+  differentiable: "not supported: optimizer steps are not differentiated through",
+  maximize: "not supported: minimize the negated objective",
+  size_average: "deprecated in PyTorch: use reduction",
+  reduce: "deprecated in PyTorch: use reduction",
 };
 
 /** snake_case (PyTorch) to camelCase (Kiln): `weight_decay` -> `weightDecay`. */
@@ -50,7 +59,8 @@ function editDistance(a: string, b: string): number {
 export function suggestOption(key: string, accepted: readonly string[]): string | undefined {
   const camel = camelCase(key);
   if (camel !== key && accepted.includes(camel)) return camel;
-  for (const alias of knownAliases[key] ?? []) if (accepted.includes(alias)) return alias;
+  // hasOwn: a key such as `constructor` must not find Object.prototype's.
+  for (const alias of Object.hasOwn(knownAliases, key) ? knownAliases[key]! : []) if (accepted.includes(alias)) return alias;
   const lower = camel.toLowerCase().replace(/[-_]/g, "");
   const caseless = accepted.find((a) => a.toLowerCase().replace(/[-_]/g, "") === lower);
   if (caseless) return caseless;
@@ -66,7 +76,10 @@ export function suggestOption(key: string, accepted: readonly string[]): string 
 export function unknownOptionMessage(where: string, key: string, accepted: readonly string[], what = "option"): string {
   const suggestion = suggestOption(key, accepted);
   const list = accepted.length > 0 ? `accepted: ${accepted.join(", ")}` : `it takes no ${what}s`;
-  return `${where}: unknown ${what} '${key}' (${list})${suggestion ? ` — did you mean '${suggestion}'?` : ""}`;
+  // The deprecated loss keywords only mean something where `reduction` is the answer.
+  const note = Object.hasOwn(pytorchOnly, key) && (accepted.includes("reduction") || !pytorchOnly[key]!.endsWith("use reduction")) ? pytorchOnly[key] : undefined;
+  const hint = suggestion ? ` — did you mean '${suggestion}'?` : note ? ` — ${note}` : "";
+  return `${where}: unknown ${what} '${key}' (${list})${hint}`;
 }
 
 /**

@@ -64,6 +64,13 @@ describe("checkOptions / suggestOption", () => {
     expect(e.code).toBe("invalid-argument");
   });
 
+  test("PyTorch-only options say what to do instead; prototype names are plain unknown keys", () => {
+    expect(() => checkOptions("k.optim.adam", { foreach: true }, ["lr"])).toThrow("k.optim.adam: unknown option 'foreach' (accepted: lr) — PyTorch's implementation switch: Kiln compiles every update into the step anyway");
+    expect(() => checkOptions("mseLoss", { size_average: false }, ["reduction"])).toThrow("— deprecated in PyTorch: use reduction");
+    expect(() => checkOptions("f", { reduce: true }, ["dim"])).toThrow(/^f: unknown option 'reduce' \(accepted: dim\)$/);
+    expect(() => checkOptions("f", { constructor: 1 }, ["lr"])).toThrow(/^f: unknown option 'constructor' \(accepted: lr\)$/);
+  });
+
   test("a key set to undefined is still unknown; a non-object is refused", () => {
     expect(() => checkOptions("f", { lr: 1, bogusKey: undefined }, ["lr"])).toThrow("f: unknown option 'bogusKey' (accepted: lr)");
     expect(() => checkOptions("f", 3, ["lr"])).toThrow("f: options must be an object { lr }, got number");
