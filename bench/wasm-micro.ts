@@ -4,7 +4,7 @@
 
 import { availableParallelism } from "node:os";
 import * as k from "kiln";
-import { createWasmExecutor, type WasmCompileOptions } from "../codegen/wasm/target.ts";
+import { createWasmExecutor, type WasmCompileOptions } from "../targets/wasm.ts";
 import { nodeOf } from "../compiler/ir/graph.ts";
 import type { HostTensor } from "../compiler/util/host-tensor.ts";
 

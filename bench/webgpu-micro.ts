@@ -4,7 +4,7 @@
 //   npx tsx bench/webgpu-micro.ts
 
 import * as k from "kiln";
-import { compileWebGpu } from "../codegen/wgsl/target.ts";
+import { compileWebGpu } from "../targets/webgpu.ts";
 import type { TiledMatmulMode } from "../codegen/wgsl/matmul.ts";
 import type { HostTensor } from "../compiler/util/host-tensor.ts";
 import { WebGpuArtifactRunner } from "../runtime/webgpu/run-artifact.ts";

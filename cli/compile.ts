@@ -45,8 +45,8 @@ command line.`,
     const { name, program } = programs[0]!;
     const started = performance.now();
     if (args.flags.target === "cuda") {
-      // A native folder (kernels.cu/.ptx, main.cpp, build.sh) written without a GPU: codegen/cuda/standalone.ts.
-      const { writeCudaCommandArtifact } = await import("../codegen/cuda/standalone-command.ts");
+      // A native folder (kernels.cu/.ptx, main.cpp, build.sh) written without a GPU: targets/cuda-standalone.ts.
+      const { writeCudaCommandArtifact } = await import("./cuda-standalone-command.ts");
       io.out(await writeCudaCommandArtifact(program, name, resolveFrom(io.cwd, out), out, args.flags.verify === true, started));
       return;
     }

@@ -4,25 +4,15 @@
 
 import { readFileSync, writeFileSync } from "node:fs";
 import { KilnError } from "../compiler/util/errors.ts";
-import { createModel, loadArtifact, type ArtifactRunner, type LoadedArtifact, type NamedTensor } from "../runtime/artifact/load.ts";
+import { createModel, loadArtifact, type LoadedArtifact, type NamedTensor } from "../runtime/artifact/load.ts";
 import { ArtifactInvalidError } from "../runtime/artifact/manifest.ts";
 import { decodeSafetensors, encodeSafetensors } from "../runtime/artifact/safetensors.ts";
+import { backendOf } from "../targets/registry.ts";
 import { expectPositionals, parseCommandArgs } from "./args.ts";
 import type { Command } from "./command.ts";
 import { resolveFrom, type CliIO } from "./io.ts";
 
 const usage = "kiln run <artifact-dir> [--input <inputs.safetensors>] [--output <outputs.safetensors>] [--steps <n>]";
-
-/** Each target's runtime, imported only when an artifact of that target is run. */
-const runners: Readonly<Record<string, (loaded: LoadedArtifact) => Promise<ArtifactRunner>>> = {
-  js: async (loaded) => new (await import("../runtime/js/run-artifact.ts")).JsArtifactRunner(loaded.artifact),
-  wasm: async (loaded) => (await import("../runtime/wasm/run-artifact.ts")).WasmArtifactRunner.create(loaded.artifact),
-  webgpu: async (loaded) => {
-    const gpu = await (await import("../runtime/webgpu/device.ts")).acquireWebGpu();
-    if (!gpu) throw new KilnError({ code: "target-unavailable", message: "this artifact is for webgpu and this machine has no WebGPU adapter" });
-    return (await import("../runtime/webgpu/run-artifact.ts")).WebGpuArtifactRunner.create(gpu.device, loaded.artifact);
-  },
-};
 
 export const runCommand: Command = {
   name: "run",
@@ -51,8 +41,7 @@ Exit codes: 0 ok; 1 the artifact is invalid or the inputs do not fit it; 2 bad c
     if (!Number.isInteger(steps) || steps < 1) throw new KilnError({ code: "usage", message: `--steps must be a positive integer, got '${String(args.flags.steps)}'` });
     const loaded = await asKilnError(() => loadArtifact(resolveFrom(io.cwd, dir!)));
     const cuda = loaded.manifest.target === "cuda";
-    const makeRunner = runners[loaded.manifest.target];
-    if (!makeRunner && !cuda) throw new KilnError({ code: "unsupported", message: `kiln run cannot run '${loaded.manifest.target}' artifacts yet (targets: ${[...Object.keys(runners), "cuda"].join(", ")})` });
+    const backend = backendOf(loaded.manifest.target);
     const inputs = readInputs(io, args.flags.input as string | undefined, loaded);
     let outputs: Record<string, NamedTensor> = {};
     let state: Record<string, NamedTensor>;
@@ -61,7 +50,8 @@ Exit codes: 0 ok; 1 the artifact is invalid or the inputs do not fit it; 2 bad c
       // The addon where it is built, else the folder's own host program (cli/run-cuda.ts).
       ({ outputs, state, ms } = await (await import("./run-cuda.ts")).runCudaFolder(resolveFrom(io.cwd, dir!), loaded, inputs, steps));
     } else {
-      const model = createModel(loaded, await makeRunner!(loaded));
+      // Each target's runtime is imported only when an artifact of that target is run.
+      const model = createModel(loaded, await backend.createRunner(loaded.artifact));
       const started = performance.now();
       for (let step = 0; step < steps; step++) outputs = await model.run(inputs);
       ms = performance.now() - started;

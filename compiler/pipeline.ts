@@ -26,8 +26,14 @@ export interface PipelineResult {
   readonly timings: readonly PassTiming[];
 }
 
-/** The default pipeline, in order. Later stages append here (e.g. `fuse`). */
-export const defaultPasses: readonly Pass[] = [simplify, fuse];
+/**
+ * The graph passes of a compile (compiler/compile.ts runs these, then its own stages). CSE and
+ * DCE run inside simplify's rewrite engine; as passes of their own they can still be named.
+ */
+export const graphPasses: readonly Pass[] = [simplify];
+
+/** The graph-only pipeline `kiln dump` runs without --target: the graph passes, then `fuse` (its groups and kernel IR as dumps). */
+export const defaultPasses: readonly Pass[] = [...graphPasses, fuse];
 
 /** Passes that can be named (in --after, in a `.kir` RUN line) without being in the default list. */
 const extraPasses: readonly Pass[] = [cse, dce];

@@ -106,12 +106,6 @@ export interface Executable<Out = unknown> {
   readonly skippedSteps: number;
 }
 
-/** Targets built on the artifact format expose it as `artifact` or `compiled.artifact`. */
-function artifactOf(executor: object): Artifact | undefined {
-  const e = executor as { artifact?: Artifact; compiled?: { artifact?: Artifact } };
-  return e.artifact ?? e.compiled?.artifact;
-}
-
 const SEED_INPUT = "seed";
 
 export async function compile<F extends TracedFn>(fnOrProgram: F | Program<F>, specs?: Specs, opts: CompileOptions = {}): Promise<Executable<HostTree<ReturnType<F>>>> {
@@ -196,15 +190,15 @@ export async function compile<F extends TracedFn>(fnOrProgram: F | Program<F>, s
       return executor.stats;
     },
     get artifact() {
-      return artifactOf(executor);
+      return executor.artifact;
     },
     get skippedSteps() {
       return skippedSteps;
     },
     async save(dir: string) {
-      const artifact = artifactOf(executor);
+      const artifact = executor.artifact;
       if (!artifact) throw new KilnError({ code: "unsupported", message: `exe.save: target '${target.name}' builds no artifact (compile for "js" or "webgpu" to save one)` });
-      const { writeArtifactFolder } = await import("../compiler/emit-artifact.ts");
+      const { writeArtifactFolder } = await import("../targets/artifact-folder.ts");
       writeArtifactFolder(dir, { artifact, graph: runGraph, state: await fetchStateInOrder() });
     },
     // A snapshot: later runs replace state values, they never change what this returned.
@@ -276,7 +270,7 @@ export async function compile<F extends TracedFn>(fnOrProgram: F | Program<F>, s
       else if (kept) state.set(o.aliases!, results[o.name]!);
     }
     if (exposed) {
-      const error = findFirstNonFinite(graph, exposed.checks, results, infiniteInputs, artifactOf(exec));
+      const error = findFirstNonFinite(graph, exposed.checks, results, infiniteInputs, exec.artifact);
       if (error) throw error;
       if (!kept && !skipNonFinite)
         throw new KilnError({

@@ -4,7 +4,7 @@
 // sets it against PyTorch's numbers from torch_ref.py. Run: node --import tsx bench/cuda/bench.ts
 
 import * as k from "kiln";
-import { createCudaExecutor } from "../../codegen/cuda/target.ts";
+import { createCudaExecutor } from "../../targets/cuda.ts";
 import type { HostTensor } from "../../compiler/util/host-tensor.ts";
 import { traceProgram } from "../../dsl/program.ts";
 import * as mlp from "../../examples/mlp.ts";

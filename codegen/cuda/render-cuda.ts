@@ -26,11 +26,8 @@ export interface CudaRenderOptions {
   readonly symbolPrefix?: string;
 }
 
-export interface CudaLaunch {
-  readonly grid: readonly [number, number, number];
-  readonly block: readonly [number, number, number];
-  readonly sharedBytes: number;
-}
+import type { CudaLaunch } from "../../runtime/artifact/format.ts";
+export type { CudaLaunch };
 
 export interface RenderedCudaKernel {
   /** The symbol cuModuleGetFunction looks up. */

@@ -90,26 +90,3 @@ export function emitPred(fb: FuncBuilder, p: IndexPred, env: IndexEnv): void {
     if (i > 0) fb.op(Op.i32And);
   });
 }
-
-/** The coefficient of variable `name` when it appears only as a plain term; undefined if it also hides in div/mod/data atoms. */
-export function linearStride(e: IndexExpr, name: string): number | undefined {
-  let stride = 0;
-  for (const t of e.terms) {
-    if (t.atom.kind === "var") {
-      if (t.atom.name === name) stride = t.coef;
-    } else if (atomMentions(t.atom, name)) return undefined;
-  }
-  return stride;
-}
-
-function atomMentions(a: Atom, name: string): boolean {
-  switch (a.kind) {
-    case "var":
-      return a.name === name;
-    case "data":
-      return false;
-    case "div":
-    case "mod":
-      return a.x.terms.some((t) => atomMentions(t.atom, name));
-  }
-}

@@ -12,7 +12,8 @@ import { exprOperands, exprOwnVars, type ExprId, type KExpr, type Section } from
 import { dtypeBytes } from "../../compiler/ir/dtype.ts";
 import { assertNever, bug } from "../../compiler/util/errors.ts";
 import { F32, I32, Op, Simd, V128, type DefinedFunc } from "./encoder.ts";
-import { linearStride, type IndexEnv } from "./emit-index.ts";
+import { linearStride } from "../../compiler/kernel/index-expr.ts";
+import type { IndexEnv } from "./emit-index.ts";
 import { emitAddress, emitScalarExpr, type BufferPlace, type HelperFuncs, type ScalarCtx } from "./emit-scalar.ts";
 import { emitVectorExpr, emitVectorStore, extractLane, LANES, splatOp, type VectorCtx } from "./emit-vector.ts";
 import { FuncBuilder } from "./func-builder.ts";

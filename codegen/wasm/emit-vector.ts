@@ -9,7 +9,8 @@ import type { ExprId, KExpr } from "../../compiler/kernel/kernel-ir.ts";
 import { dtypeBytes } from "../../compiler/ir/dtype.ts";
 import { assertNever } from "../../compiler/util/errors.ts";
 import { F32, I32, Op, Simd, V128 } from "./encoder.ts";
-import { emitPred, linearStride, type IndexEnv } from "./emit-index.ts";
+import { linearStride } from "../../compiler/kernel/index-expr.ts";
+import { emitPred, type IndexEnv } from "./emit-index.ts";
 import { emitAddress, emitScalarExpr, type ScalarCtx } from "./emit-scalar.ts";
 import { emitExp2, emitLog2, emitSin, SIN_REDUCTION_LIMIT } from "./module-helpers.ts";
 

@@ -1,12 +1,10 @@
 // Device memory layout of a kernel program under a WebGPU adapter's limits: which GPU buffer
 // (and byte offset) holds each tensor, and which dispatches run each kernel. Memory slots come
-// from the shared planner (compiler/passes/memory-plan.ts); a kernel binding more buffers than
+// from the driver's planner (compiler/kernel/program-memory.ts); a kernel binding more buffers than
 // maxStorageBuffersPerShaderStage is split by sections, then its smallest slots are packed into
 // one shared buffer read through u32 words; a tensor over maxStorageBufferBindingSize is refused.
 
-import { indexKey } from "../../compiler/kernel/index-expr.ts";
 import { exprOperands, type BufferDecl, type Kernel, type KernelProgram, type Section } from "../../compiler/kernel/kernel-ir.ts";
-import { planMemory, type PlanBuffer, type PlanStep } from "../../compiler/passes/memory-plan.ts";
 import { KilnError } from "../../compiler/util/errors.ts";
 import { numel } from "../../compiler/util/shape.ts";
 
@@ -50,38 +48,25 @@ export interface DeviceLayout {
   /** GPU buffers that hold several slots (read through u32 words at offsets). */
   readonly packs: ReadonlySet<number>;
   readonly dispatches: readonly Dispatch[];
-  /** Aliased outputs written aside: copy output → input after the run. */
-  readonly copies: readonly { readonly output: number; readonly input: number }[];
   readonly peakBytes: number;
 }
 
 export const deviceBytes = (b: BufferDecl): number => numel(b.shape) * DEVICE_ELEMENT_BYTES;
+
+/** The memory plan's slots (compiler/kernel/program-memory.ts), planned with 4-byte elements. */
+export interface PlannedSlots {
+  readonly slotOf: readonly number[];
+  readonly slotBytes: readonly number[];
+}
 
 export interface LayoutChoices {
   /** Sections that get a dispatch of their own (a tiled matmul needs its own workgroup shape). */
   readonly ownDispatch?: (s: Section) => boolean;
 }
 
-export function planDeviceLayout(program: KernelProgram, limits: WebGpuLimits, choices: LayoutChoices = {}): DeviceLayout {
+export function planDeviceLayout(program: KernelProgram, plan: PlannedSlots, limits: WebGpuLimits, choices: LayoutChoices = {}): DeviceLayout {
   const buffers = program.buffers;
-  const inputByName = new Map(program.inputs.map((i) => [i.name, i.buffer]));
-  const aliasOf = new Map<number, number>();
-  for (const o of program.outputs) {
-    const input = o.aliases === undefined ? undefined : inputByName.get(o.aliases);
-    if (input !== undefined && buffers[o.buffer]!.kind === "output" && deviceBytes(buffers[input]!) === deviceBytes(buffers[o.buffer]!)) aliasOf.set(o.buffer, input);
-  }
-  const steps: PlanStep[] = [];
-  for (const k of program.kernels) {
-    steps.push({ reads: k.reads.map(String), writes: k.writes.map(String) });
-    // In place inside one kernel only where each element is read, then written, by the same thread.
-    const unsafe = [...aliasOf].filter(([out, input]) => k.writes.includes(out) && k.reads.includes(input) && !readsOnlyAtStoreIndex(k, input, out));
-    if (unsafe.length > 0) steps.push({ reads: unsafe.map(([, input]) => String(input)), writes: [] });
-  }
-  const plan = planMemory(
-    steps,
-    buffers.map((b) => ({ key: String(b.id), bytes: deviceBytes(b), kind: b.kind, ...(aliasOf.has(b.id) ? { aliasOf: String(aliasOf.get(b.id)) } : {}) }) satisfies PlanBuffer),
-  );
-  const slotOf = (id: number): number => plan.slot.get(String(id)) ?? 0;
+  const slotOf = (id: number): number => plan.slotOf[id] ?? 0;
 
   const dispatches = program.kernels.flatMap((k) => splitKernel(k, slotOf, limits.maxStorageBuffersPerShaderStage, choices.ownDispatch));
   const packed = choosePacked(dispatches, slotOf, plan.slotBytes, limits.maxStorageBuffersPerShaderStage);
@@ -113,7 +98,6 @@ export function planDeviceLayout(program: KernelProgram, limits: WebGpuLimits, c
     gpuBufferBytes,
     packs,
     dispatches,
-    copies: plan.copies.map((c) => ({ output: Number(c.output), input: Number(c.input) })),
     peakBytes: gpuBufferBytes.reduce((a, b) => a + b, 0),
   };
 }
@@ -196,13 +180,4 @@ function checkSizes(program: KernelProgram, place: readonly BufferPlace[], gpuBu
       message: `kernels bind more storage buffers than maxStorageBuffersPerShaderStage (${limits.maxStorageBuffersPerShaderStage}) allows, and packing tensors ${names.join(", ")} (${bytes} bytes) exceeds maxStorageBufferBindingSize (${limits.maxStorageBufferBindingSize} bytes)`,
     });
   }
-}
-
-/** True when `input` is loaded only in the sections storing `output`, at the store's own indices. */
-function readsOnlyAtStoreIndex(k: Kernel, input: number, output: number): boolean {
-  for (const s of k.sections) {
-    const storeKeys = new Set(s.stores.filter((st) => st.buffer === output).map((st) => indexKey(st.index)));
-    for (const e of s.exprs) if (e.op === "load" && e.buffer === input && !storeKeys.has(indexKey(e.index))) return false;
-  }
-  return true;
 }

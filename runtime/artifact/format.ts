@@ -54,15 +54,17 @@ export interface ArtifactStats {
   readonly peakBytes: number;
 }
 
-export interface Artifact {
+/** The targets that build artifacts (the reference interpreter builds none). */
+export type ArtifactTarget = "js" | "wasm" | "webgpu" | "cuda";
+export const ARTIFACT_TARGETS: readonly ArtifactTarget[] = ["js", "wasm", "webgpu", "cuda"];
+
+interface ArtifactCommon {
   readonly format: "kiln-artifact";
   readonly version: 1;
   readonly name: string;
-  readonly target: string;
   readonly inputs: readonly ArtifactIO[];
   readonly outputs: readonly ArtifactIO[];
   readonly buffers: readonly ArtifactBuffer[];
-  readonly kernels: readonly ArtifactKernel[];
   readonly memory: {
     readonly slotBytes: readonly number[];
     /** Aliased outputs that could not be updated in place: copy output → input after a run. */
@@ -70,6 +72,54 @@ export interface Artifact {
   };
   readonly stats: ArtifactStats;
 }
+
+/** "js": each kernel's source is the body of `function (bufs, rt)`. */
+export interface JsArtifact extends ArtifactCommon {
+  readonly target: "js";
+  readonly kernels: readonly ArtifactKernel[];
+}
+
+/** "wasm": each kernel's source is a WebAssembly module, base64; addresses follow wasm-layout.ts. */
+export interface WasmArtifact extends ArtifactCommon {
+  readonly target: "wasm";
+  readonly kernels: readonly ArtifactKernel[];
+}
+
+export interface WebGpuArtifactKernel extends ArtifactKernel {
+  readonly bindings: readonly number[];
+  readonly workgroups: readonly [number, number, number];
+}
+
+/** "webgpu": one WGSL shader per dispatch; slots are GPU buffers, `offset` places a tensor in a packed one. */
+export interface WebGpuArtifact extends ArtifactCommon {
+  readonly target: "webgpu";
+  readonly kernels: readonly WebGpuArtifactKernel[];
+}
+
+/** A CUDA launch shape. */
+export interface CudaLaunch {
+  readonly grid: readonly [number, number, number];
+  readonly block: readonly [number, number, number];
+  readonly sharedBytes: number;
+}
+
+export interface CudaArtifactKernel extends ArtifactKernel {
+  readonly launch: CudaLaunch;
+}
+
+/** "cuda": CUDA C kernels and their launch shapes, plus the whole module nvcc or NVRTC compiles. */
+export interface CudaArtifact extends ArtifactCommon {
+  readonly target: "cuda";
+  readonly kernels: readonly CudaArtifactKernel[];
+  /** The whole CUDA module: prelude, then every kernel in launch order. */
+  readonly cudaSource: string;
+}
+
+/** A compiled graph for one target: a union keyed by `target`. */
+export type Artifact = JsArtifact | WasmArtifact | WebGpuArtifact | CudaArtifact;
+
+/** The artifact of one target. */
+export type ArtifactOf<T extends ArtifactTarget> = Extract<Artifact, { readonly target: T }>;
 
 export const ARTIFACT_FORMAT = "kiln-artifact";
 export const ARTIFACT_VERSION = 1;

@@ -2,7 +2,7 @@
 // moved out to files, plus what a loader checks before it trusts the folder (schemaVersion,
 // the graph's hash, sha256 of every file) and which inputs are state kept in weights.safetensors.
 
-import { ARTIFACT_DTYPES, ARTIFACT_FORMAT, ARTIFACT_VERSION, type Artifact, type ArtifactBuffer, type ArtifactDType, type ArtifactIO, type ArtifactKernel, type ArtifactStats } from "./format.ts";
+import { ARTIFACT_DTYPES, ARTIFACT_FORMAT, ARTIFACT_TARGETS, ARTIFACT_VERSION, type Artifact, type ArtifactBuffer, type ArtifactDType, type ArtifactIO, type ArtifactKernel, type ArtifactStats } from "./format.ts";
 import { ArtifactInvalidError } from "./invalid.ts";
 
 export { ArtifactInvalidError };
@@ -49,12 +49,11 @@ export interface Manifest {
   readonly files: Readonly<Record<string, string>>;
 }
 
-// wasm kernels are base64 text of the binary module, as the in-memory artifact holds them.
-const KERNEL_EXTENSION: Readonly<Record<string, string>> = { webgpu: "wgsl", js: "js", cuda: "cu", wasm: "wasm.b64" };
-
-/** kernels/<name>.<ext>, made unique with the launch index if two kernels share a name. */
-export function kernelFileNames(target: string, kernels: readonly ArtifactKernel[]): string[] {
-  const extension = KERNEL_EXTENSION[target] ?? "txt";
+/**
+ * kernels/<name>.<ext>, made unique with the launch index if two kernels share a name. The
+ * extension is the target's (its Backend's `kernelExtension`; the manifest lists the names).
+ */
+export function kernelFileNames(extension: string, kernels: readonly { readonly name: string }[]): string[] {
   const seen = new Set<string>();
   return kernels.map((k, i) => {
     const safe = k.name.replace(/[^A-Za-z0-9_.-]/g, "_");
@@ -93,10 +92,14 @@ export function manifestOf(artifact: Artifact, extras: ManifestExtras): Manifest
   };
 }
 
-/** The in-memory Artifact again, with kernel sources read from their files. */
+/**
+ * The in-memory Artifact again, with kernel sources read from their files. Target-specific
+ * fields travel in the manifest's kernel entries (bindings, workgroups, launch); parseManifest
+ * has checked that `target` is one the format knows.
+ */
 export function artifactOf(manifest: Manifest, kernelSources: readonly string[]): Artifact {
   const strip = <T extends { role: unknown }>({ role: _role, ...io }: T): Omit<T, "role"> => io;
-  return {
+  return <Artifact>{
     format: ARTIFACT_FORMAT,
     version: ARTIFACT_VERSION,
     name: manifest.name,
@@ -127,6 +130,7 @@ export function parseManifest(text: string): Manifest {
     throw invalid(`schemaVersion is ${JSON.stringify(m["schemaVersion"])}, this loader reads schemaVersion ${MANIFEST_SCHEMA_VERSION}`);
   if (m["format"] !== ARTIFACT_FORMAT) throw invalid(`format is ${JSON.stringify(m["format"])}, expected "${ARTIFACT_FORMAT}"`);
   for (const field of ["name", "target", "graphHash"] as const) if (typeof m[field] !== "string") throw invalid(`${field} is missing or not a string`);
+  if (!(ARTIFACT_TARGETS as readonly unknown[]).includes(m["target"])) throw invalid(`target ${JSON.stringify(m["target"])} is not one of ${ARTIFACT_TARGETS.join(", ")}`);
   for (const field of ["inputs", "outputs", "buffers", "kernels"] as const) if (!Array.isArray(m[field])) throw invalid(`${field} is missing or not a list`);
   if (typeof m["files"] !== "object" || m["files"] === null) throw invalid("files is missing or not an object");
   for (const [file, hash] of Object.entries(m["files"] as Record<string, unknown>)) if (typeof hash !== "string" || !/^[0-9a-f]{64}$/.test(hash)) throw invalid(`files["${file}"] is not a sha256 hex digest`);

@@ -11,7 +11,7 @@ import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { ARTIFACT_DTYPES, artifactArray, artifactDTypeBytes, numel, type Artifact, type ArtifactDType, type ArtifactKernel } from "../artifact/format.ts";
+import { ARTIFACT_DTYPES, artifactArray, artifactDTypeBytes, numel, type ArtifactDType, type CudaArtifact } from "../artifact/format.ts";
 
 /** The addon's exports (runtime/cuda/addon/kiln-cuda.cc). */
 export interface CudaAddon {
@@ -28,11 +28,8 @@ export interface CudaAddon {
   synchronize(): void;
 }
 
-/** What the runtime needs of a cuda artifact (codegen/cuda/build-artifact.ts makes them). */
-export interface CudaRunnableArtifact extends Artifact {
-  readonly kernels: readonly (ArtifactKernel & { readonly launch: { readonly grid: readonly number[]; readonly block: readonly number[]; readonly sharedBytes: number } })[];
-  readonly cudaSource: string;
-}
+/** What the runtime runs: a cuda artifact (the compile driver with targets/cuda.ts makes them). */
+export type CudaRunnableArtifact = CudaArtifact;
 
 export interface CudaDevice {
   readonly addon: CudaAddon;

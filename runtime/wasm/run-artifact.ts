@@ -1,5 +1,5 @@
 // Runs a "wasm" artifact: one shared WebAssembly.Memory holds every buffer at the addresses
-// of runtime/wasm/layout.ts, so parameters and optimizer state stay resident between runs
+// of runtime/artifact/wasm-layout.ts, so parameters and optimizer state stay resident between runs
 // (an aliased output is updated in place where the plan allows). Each run copies the inputs
 // in, launches every kernel section in order — split across the worker pool when it is big
 // enough — and copies the outputs out. With threads = 1 (a browser page's main thread, and
@@ -12,7 +12,7 @@
 
 import { artifactArray, artifactArrayFrom, artifactDTypeBytes, numel, type Artifact, type ArtifactBuffer, type ArtifactDType } from "../artifact/format.ts";
 import { hostMath } from "./host-math.ts";
-import { layoutMemory } from "./layout.ts";
+import { layoutMemory } from "../artifact/wasm-layout.ts";
 import type { WorkerPool } from "./pool.ts";
 
 export type RuntimeData = Float32Array | Float64Array | Int32Array | Uint8Array;

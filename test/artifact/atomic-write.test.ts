@@ -10,7 +10,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { beforeAll, describe, expect, test } from "vitest";
 import * as k from "kiln";
-import { buildArtifactFolder } from "../../compiler/emit-artifact.ts";
+import { buildArtifactFolder } from "../../targets/artifact-folder.ts";
 import { loadArtifact } from "../../runtime/artifact/load.ts";
 import { writeFolderAtomically } from "../../runtime/artifact/write-folder.ts";
 import { scaleSum, trainStep } from "./fixtures/tiny-model.ts";

@@ -12,7 +12,8 @@ import { fileURLToPath } from "node:url";
 import { beforeAll, describe, expect, test } from "vitest";
 import * as k from "kiln";
 import ts from "typescript";
-import { buildArtifactFolder } from "../../compiler/emit-artifact.ts";
+import type { Artifact } from "../../runtime/artifact/format.ts";
+import { buildArtifactFolder } from "../../targets/artifact-folder.ts";
 import { printGraph } from "../../compiler/ir/printer.ts";
 import { createModel, loadArtifact } from "../../runtime/artifact/load.ts";
 import { ArtifactInvalidError, type Manifest } from "../../runtime/artifact/manifest.ts";
@@ -158,7 +159,7 @@ export { lossShape, weightShape };
   });
 
   test("a target without a JS runtime gets manifest, kernels and weights only; a custom reader loads them", async () => {
-    const artifact = { ...exe.artifact!, target: "cuda" };
+    const artifact = { ...exe.artifact!, target: "cuda", cudaSource: "" } as Artifact;
     const folder = buildArtifactFolder({ artifact, graph: exe.graph, state: initialState });
     const names = [...folder.files.keys()].sort();
     expect(names).toEqual(["graph.kir", "manifest.json", ...artifact.kernels.map((kernel) => `kernels/${kernel.name}.cu`), "weights.safetensors"].sort());

@@ -4,7 +4,7 @@
 // KILN_REQUIRE_NVCC=1 (CI), where a missing nvcc fails.
 
 import { describe, expect, test } from "vitest";
-import { compileCuda } from "../../codegen/cuda/compile.ts";
+import { compileCuda } from "../../targets/cuda.ts";
 import { CUDA_PRELUDE } from "../../codegen/cuda/prelude.ts";
 import { traceProgram } from "../../dsl/program.ts";
 import * as mlp from "../../examples/mlp.ts";

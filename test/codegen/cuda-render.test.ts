@@ -5,7 +5,7 @@
 
 import { describe, expect, test } from "vitest";
 import * as k from "kiln";
-import { compileCuda } from "../../codegen/cuda/compile.ts";
+import { compileCuda } from "../../targets/cuda.ts";
 import { cudaDialect } from "../../codegen/cuda/dialect.ts";
 import { GraphBuilder } from "../../compiler/ir/graph.ts";
 

@@ -7,13 +7,14 @@ import os from "node:os";
 import path from "node:path";
 import { describe, expect, test } from "vitest";
 import * as k from "kiln";
-import { compileJs } from "../../codegen/js/target.ts";
+import { compileJs } from "../../targets/js.ts";
 import { GraphBuilder } from "../../compiler/ir/graph.ts";
 import { interpret } from "../../compiler/ir/interpret.ts";
 import { floorDivI32, floorModI32, floatToI32 } from "../../compiler/ir/interpret-compute.ts";
 import { printKernelProgram } from "../../compiler/kernel/print.ts";
 import { rngValueAt } from "../../compiler/util/threefry.ts";
 import { jsKernelRuntime } from "../../runtime/js/helpers.ts";
+import type { Artifact } from "../../runtime/artifact/format.ts";
 import { JsArtifactRunner } from "../../runtime/js/run-artifact.ts";
 import { folderDumpSink } from "../../dsl/dump-folder.ts";
 
@@ -77,7 +78,7 @@ describe("artifacts", () => {
 
   test("a wrong target or format is refused with the artifact's name", () => {
     const a = compileJs(g).artifact;
-    expect(() => new JsArtifactRunner({ ...a, target: "webgpu" })).toThrow(/artifact update: built for target 'webgpu'/);
+    expect(() => new JsArtifactRunner({ ...a, target: "webgpu" } as unknown as Artifact)).toThrow(/artifact update: built for target 'webgpu'/);
     expect(() => new JsArtifactRunner({ ...a, version: 2 as 1 })).toThrow(/unsupported format/);
   });
 
@@ -89,15 +90,18 @@ describe("artifacts", () => {
     expect(text1).toContain("load f32 b0[-1*o0 + 3]"); // the flip folded into the index
   });
 
-  test("dumps: fusion groups with byte scores, kernel IR and one source file per kernel", () => {
+  test("dumps: fusion groups with byte scores, kernel IR after lowering and each kernel pass, the memory plan and one source file per kernel", () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), "kiln-js-"));
     const { graph } = k.traceFunction("lin", (x: k.Tensor, w: k.Tensor) => x.matmul(w).relu().mul(2), [k.f32([4, 8]), k.f32([8, 4])]);
-    compileJs(graph, { dumpAfter: ["fuse"], dump: folderDumpSink(dir) });
+    const { artifact } = compileJs(graph, { dumpAfter: ["fuse", "lower", "tile", "memory-plan", "render"], dump: folderDumpSink(dir) });
     const files = readdirSync(dir).sort();
-    expect(files.some((f) => /^\d\d-fuse\.groups\.txt$/.test(f))).toBe(true);
-    expect(files.some((f) => /^\d\d-fuse\.kernels\.kir$/.test(f))).toBe(true);
-    const groups = readFileSync(path.join(dir, files.find((f) => f.endsWith("groups.txt"))!), "utf8");
+    expect(files).toEqual(["02-fuse.groups.txt", "03-lower.kir", "04-tile.kir", "05-memory-plan.txt", "06-render"]);
+    const groups = readFileSync(path.join(dir, "02-fuse.groups.txt"), "utf8");
     expect(groups).toMatch(/fused: saves \d/);
-    expect(files.filter((f) => f.endsWith(".js"))).toEqual(["k0_dot_max_mul.js"]);
+    expect(readFileSync(path.join(dir, "03-lower.kir"), "utf8")).not.toMatch(/ tile /);
+    expect(readFileSync(path.join(dir, "04-tile.kir"), "utf8")).toMatch(/ tile 4x4/);
+    expect(readFileSync(path.join(dir, "05-memory-plan.txt"), "utf8")).toMatch(/^memory @lin: \d+ slots/);
+    expect(readdirSync(path.join(dir, "06-render"))).toEqual(["k0_dot_max_mul.js"]);
+    expect(readFileSync(path.join(dir, "06-render", "k0_dot_max_mul.js"), "utf8")).toBe(artifact.kernels[0]!.source);
   });
 });

@@ -4,10 +4,10 @@
 
 import { describe, expect, test } from "vitest";
 import * as k from "kiln";
-import { blockContractions } from "../../codegen/wasm/block-contraction.ts";
+import { blockContractions } from "../../compiler/kernel/block-contraction.ts";
 import { assembleModule, ByteWriter, I32, Op } from "../../codegen/wasm/encoder.ts";
 import { FuncBuilder } from "../../codegen/wasm/func-builder.ts";
-import { compileWasm } from "../../codegen/wasm/target.ts";
+import { compileWasm } from "../../targets/wasm.ts";
 import type { KernelProgram } from "../../compiler/kernel/kernel-ir.ts";
 
 describe("ByteWriter", () => {

@@ -4,7 +4,7 @@
 // saturating casts, NaN-propagating max, and the rng vs compiler/util/threefry.ts bit for bit.
 
 import { afterAll, describe, expect, test } from "vitest";
-import { compileWasm } from "../../codegen/wasm/target.ts";
+import { compileWasm } from "../../targets/wasm.ts";
 import { GraphBuilder } from "../../compiler/ir/graph.ts";
 import type { Graph, NodeSpec, ValueId } from "../../compiler/ir/types.ts";
 import type { DType } from "../../compiler/ir/dtype.ts";

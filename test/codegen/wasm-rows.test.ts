@@ -4,7 +4,7 @@
 
 import { afterAll, describe, expect, test } from "vitest";
 import * as k from "kiln";
-import { createWasmExecutor, type WasmExecutor } from "../../codegen/wasm/target.ts";
+import { createWasmExecutor, type WasmExecutor } from "../../targets/wasm.ts";
 
 const executors: WasmExecutor[] = [];
 afterAll(async () => {

@@ -6,7 +6,7 @@
 import { describe, expect, test } from "vitest";
 import * as k from "kiln";
 import { wgslConstant, wgslHelpersFor } from "../../codegen/wgsl/dialect.ts";
-import { compileWebGpu } from "../../codegen/wgsl/target.ts";
+import { compileWebGpu } from "../../targets/webgpu.ts";
 import { interpret } from "../../compiler/ir/interpret.ts";
 import type { Graph } from "../../compiler/ir/types.ts";
 import type { HostTensor } from "../../compiler/util/host-tensor.ts";

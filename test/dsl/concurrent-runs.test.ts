@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import * as k from "kiln";
 import type { HostOutput } from "../../dsl/host-data.ts";
 import { WebGpuArtifactRunner } from "../../runtime/webgpu/run-artifact.ts";
-import { compileWebGpu } from "../../codegen/wgsl/target.ts";
+import { compileWebGpu } from "../../targets/webgpu.ts";
 import { webGpuTestEnv } from "../util/webgpu-env.ts";
 
 process.env["XDG_RUNTIME_DIR"] ??= "/tmp/xdg-runtime";

@@ -21,9 +21,10 @@ import { tileProgram } from "../../compiler/kernel/tile.ts";
 import { verifyKernelProgram } from "../../compiler/kernel/verify.ts";
 import { planFusion } from "../../compiler/passes/fuse.ts";
 import { passByName, runPasses } from "../../compiler/pipeline.ts";
-import { blockContractions } from "../../codegen/wasm/block-contraction.ts";
+import { blockContractions } from "../../compiler/kernel/block-contraction.ts";
+import { planProgramMemory } from "../../compiler/kernel/program-memory.ts";
 import { matchContraction, useTiledMatmul } from "../../codegen/wgsl/matmul.ts";
-import { planDeviceLayout, webGpuDefaultLimits } from "../../codegen/wgsl/layout.ts";
+import { DEVICE_ELEMENT_BYTES, planDeviceLayout, webGpuDefaultLimits } from "../../codegen/wgsl/layout.ts";
 import { wantsRowKernel } from "../../codegen/wgsl/row-reduce.ts";
 import { readDirectives, readRunLine, runFileCheck } from "../util/filecheck.ts";
 
@@ -39,7 +40,8 @@ const KERNEL_PASSES: Readonly<Record<string, (p: KernelProgram) => KernelProgram
 
 /** WebGPU's plan for a program under the default limits: dispatches, what each renders as, packed buffers. */
 function formatWebGpuLayout(p: KernelProgram): string {
-  const layout = planDeviceLayout(p, webGpuDefaultLimits, { ownDispatch: (s) => isTiledMatmul(s) });
+  const slots = planProgramMemory(p, { elementBytes: () => DEVICE_ELEMENT_BYTES });
+  const layout = planDeviceLayout(p, slots, webGpuDefaultLimits, { ownDispatch: (s) => isTiledMatmul(s) });
   const lines = [`layout @${p.name} gpu-buffers=${layout.gpuBufferBytes.length} packs=[${[...layout.packs].join(",")}]`];
   for (const d of layout.dispatches) {
     const only = d.sections.length === 1 ? d.sections[0] : undefined;

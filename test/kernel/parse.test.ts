@@ -14,7 +14,7 @@ import { planFusion } from "../../compiler/passes/fuse.ts";
 import { simplify } from "../../compiler/passes/simplify.ts";
 import { runPasses } from "../../compiler/pipeline.ts";
 import { KilnError } from "../../compiler/util/errors.ts";
-import { blockContractions } from "../../codegen/wasm/block-contraction.ts";
+import { blockContractions } from "../../compiler/kernel/block-contraction.ts";
 import { everyOpGraph, randomGraph } from "../util/random-graph.ts";
 
 function lowered(g: Graph, tile = true): KernelProgram {

@@ -4,7 +4,7 @@
 
 import { describe, expect, test } from "vitest";
 import * as k from "kiln";
-import { compileJs, type JsCompiled } from "../../codegen/js/target.ts";
+import { compileJs, type JsCompiled } from "../../targets/js.ts";
 import { interpret } from "../../compiler/ir/interpret.ts";
 import { nodeOf } from "../../compiler/ir/graph.ts";
 import type { Graph } from "../../compiler/ir/types.ts";

@@ -2,7 +2,7 @@
 // counts computed by hand in each test.
 
 import { describe, expect, test } from "vitest";
-import { planMemory, type PlanBuffer, type PlanStep } from "../../compiler/passes/memory-plan.ts";
+import { planMemory, type PlanBuffer, type PlanStep } from "../../compiler/kernel/memory-plan.ts";
 
 const step = (reads: string[], writes: string[]): PlanStep => ({ reads, writes });
 const buf = (key: string, bytes: number, kind: PlanBuffer["kind"], aliasOf?: string): PlanBuffer => ({ key, bytes, kind, ...(aliasOf ? { aliasOf } : {}) });

@@ -9,10 +9,10 @@
 
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import * as k from "kiln";
-import { compileCuda } from "../../codegen/cuda/compile.ts";
-import { compileJs } from "../../codegen/js/target.ts";
-import { compileWasm } from "../../codegen/wasm/target.ts";
-import { compileWebGpu } from "../../codegen/wgsl/target.ts";
+import { compileCuda } from "../../targets/cuda.ts";
+import { compileJs } from "../../targets/js.ts";
+import { compileWasm } from "../../targets/wasm.ts";
+import { compileWebGpu } from "../../targets/webgpu.ts";
 import type { Graph } from "../../compiler/ir/types.ts";
 import type { HostTensor } from "../../compiler/util/host-tensor.ts";
 import { traceFunction, type Specs } from "../../dsl/trace.ts";

@@ -5,7 +5,7 @@
 // `npm test` emulates a representative subset (cuda-cases.ts); `npm run test:full` all of it.
 
 import { beforeAll, describe, expect, test } from "vitest";
-import { compileCuda } from "../../codegen/cuda/compile.ts";
+import { compileCuda } from "../../targets/cuda.ts";
 import type { ReductionStrategy } from "../../codegen/cuda/render-cuda.ts";
 import { interpret } from "../../compiler/ir/interpret.ts";
 import type { HostTensor } from "../../compiler/util/host-tensor.ts";

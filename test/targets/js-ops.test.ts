@@ -4,7 +4,7 @@
 
 import { describe, expect, test } from "vitest";
 import * as k from "kiln";
-import { compileJs } from "../../codegen/js/target.ts";
+import { compileJs } from "../../targets/js.ts";
 import { JsArtifactRunner } from "../../runtime/js/run-artifact.ts";
 import { caseInputs, describeOpSuite, expectAdamTrajectoryMatchesReference, maxTies } from "./op-cases.ts";
 import { jsTestTarget } from "./test-targets.ts";

@@ -1,8 +1,8 @@
 // The targets the op suite and the fuzzer compile for, as TestTarget values: compile a graph,
 // run it on host inputs, explain it (fusion plan and kernel sources) when a comparison fails.
 
-import { compileJs } from "../../codegen/js/target.ts";
-import { compileWebGpu } from "../../codegen/wgsl/target.ts";
+import { compileJs } from "../../targets/js.ts";
+import { compileWebGpu } from "../../targets/webgpu.ts";
 import { formatFusionPlan } from "../../compiler/passes/fuse.ts";
 import type { WebGpuContext } from "../../runtime/webgpu/device.ts";
 import { JsArtifactRunner } from "../../runtime/js/run-artifact.ts";

@@ -5,7 +5,7 @@
 // `KILN_SEED=n npx vitest run test/targets/wasm-fuzz.test.ts` replays one.
 
 import { describe, expect, test } from "vitest";
-import { compileWasm, type WasmCompileOptions } from "../../codegen/wasm/target.ts";
+import { compileWasm, type WasmCompileOptions } from "../../targets/wasm.ts";
 import { interpret } from "../../compiler/ir/interpret.ts";
 import { printGraph } from "../../compiler/ir/printer.ts";
 import { formatFusionPlan } from "../../compiler/passes/fuse.ts";

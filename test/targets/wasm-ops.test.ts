@@ -6,7 +6,7 @@
 
 import { afterAll, describe, expect, test } from "vitest";
 import * as k from "kiln";
-import { compileWasm, type WasmCompileOptions } from "../../codegen/wasm/target.ts";
+import { compileWasm, type WasmCompileOptions } from "../../targets/wasm.ts";
 import { nodeOf } from "../../compiler/ir/graph.ts";
 import type { Graph } from "../../compiler/ir/types.ts";
 import { formatFusionPlan } from "../../compiler/passes/fuse.ts";

@@ -5,7 +5,7 @@
 
 import { describe, expect, test } from "vitest";
 import * as k from "kiln";
-import { compileWebGpu, effectiveLimits } from "../../codegen/wgsl/target.ts";
+import { compileWebGpu, effectiveLimits } from "../../targets/webgpu.ts";
 import { webGpuDefaultLimits, type WebGpuLimits } from "../../codegen/wgsl/layout.ts";
 import { foldWorkgroups } from "../../codegen/wgsl/render-wgsl.ts";
 import type { Graph } from "../../compiler/ir/types.ts";

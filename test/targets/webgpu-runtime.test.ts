@@ -5,7 +5,7 @@
 
 import { afterEach, describe, expect, test } from "vitest";
 import * as k from "kiln";
-import { compileWebGpu } from "../../codegen/wgsl/target.ts";
+import { compileWebGpu } from "../../targets/webgpu.ts";
 import type { HostTensor } from "../../compiler/util/host-tensor.ts";
 import { resolveTarget } from "../../dsl/targets.ts";
 import { WebGpuArtifactRunner } from "../../runtime/webgpu/run-artifact.ts";

@@ -8,7 +8,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { CudaArtifact } from "../../codegen/cuda/build-artifact.ts";
+import type { CudaArtifact } from "../../runtime/artifact/format.ts";
 import { CUDA_PRELUDE } from "../../codegen/cuda/prelude.ts";
 import type { HostTensor } from "../../compiler/util/host-tensor.ts";
 

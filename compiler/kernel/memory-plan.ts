@@ -124,7 +124,7 @@ const lastRead = (a: Accesses, key: BufferKey): number => a.readSteps.get(key)?.
 const readAfter = (a: Accesses, key: BufferKey, from: number): number => a.readSteps.get(key)?.find((i) => i > from) ?? -1;
 
 /** Assigns slots and arena offsets; see the module comment. */
-export function planMemory(steps: readonly PlanStep[], buffers: readonly PlanBuffer[]): MemoryPlan {
+export function planMemory(steps: readonly PlanStep[], buffers: readonly PlanBuffer[], alignmentBytes: number = ARENA_ALIGNMENT_BYTES): MemoryPlan {
   const byKey = checkSchedule(steps, buffers);
   const accesses = scanAccesses(steps);
   const slot = new Map<BufferKey, number>();
@@ -173,10 +173,10 @@ export function planMemory(steps: readonly PlanStep[], buffers: readonly PlanBuf
   let arena = 0;
   for (const bytes of slotBytes) {
     offsets.push(arena);
-    arena = alignUp(arena + bytes, ARENA_ALIGNMENT_BYTES);
+    arena = alignUp(arena + bytes, alignmentBytes);
   }
   const bufferOffset = new Map([...slot].map(([key, s]) => [key, offsets[s]!] as const));
-  const totalBytes = buffers.reduce((sum, b) => sum + alignUp(b.bytes, ARENA_ALIGNMENT_BYTES), 0);
+  const totalBytes = buffers.reduce((sum, b) => sum + alignUp(b.bytes, alignmentBytes), 0);
   return {
     slot,
     slotBytes,

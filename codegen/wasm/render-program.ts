@@ -1,14 +1,12 @@
-// Kernel program → "wasm" artifact: one WebAssembly module per kernel (base64 in the
-// kernel's `source`), each exporting a function per section, `s<j>(lo, hi, tid)`, and
-// globals `x<j>` (iterations of the loop threads split) and `w<j>` (rough work). Memory
-// planning, aliasing and traffic counters are the JS target's (the same plan, so both
-// targets report equal stats); buffer addresses follow runtime/wasm/layout.ts.
+// Kernel program → the "wasm" artifact's kernels: one WebAssembly module per kernel (base64
+// in the kernel's `source`), each exporting a function per section, `s<j>(lo, hi, tid)`, and
+// globals `x<j>` (iterations of the loop threads split) and `w<j>` (rough work). Buffer
+// addresses follow the driver's memory plan laid out by runtime/artifact/wasm-layout.ts.
 
 import type { Kernel, KernelProgram } from "../../compiler/kernel/kernel-ir.ts";
-import type { Artifact, ArtifactKernel } from "../../runtime/artifact/format.ts";
+import type { ArtifactKernel } from "../../runtime/artifact/format.ts";
 import { KilnError } from "../../compiler/util/errors.ts";
-import { layoutMemory } from "../../runtime/wasm/layout.ts";
-import { buildJsArtifact } from "../js/build-artifact.ts";
+import { layoutMemory } from "../../runtime/artifact/wasm-layout.ts";
 import { assembleModule, type ExportedGlobal } from "./encoder.ts";
 import { sectionSourceNote } from "../../compiler/kernel/print.ts";
 import type { BufferPlace } from "./emit-scalar.ts";
@@ -20,21 +18,20 @@ export interface WasmBuildOptions extends SectionOptions {}
 /** 64 KiB pages in a wasm32 memory's 4 GiB. */
 const WASM32_MAX_PAGES = 65536;
 
-export function buildWasmArtifact(program: KernelProgram, opts: WasmBuildOptions = {}): Artifact {
-  const base = buildJsArtifact(program);
-  const layout = layoutMemory(base.memory.slotBytes);
+/** Renders every kernel as a wasm module whose addresses follow the memory plan's slots (wasm-layout.ts). */
+export function renderWasmProgram(program: KernelProgram, memory: { readonly slotOf: readonly number[]; readonly slotBytes: readonly number[] }, opts: WasmBuildOptions = {}): ArtifactKernel[] {
+  const layout = layoutMemory(memory.slotBytes);
   if (layout.pages > WASM32_MAX_PAGES)
     throw new KilnError({
       code: "unsupported",
       message: `wasm target: ${program.name} needs ${(layout.totalBytes / 2 ** 30).toFixed(2)} GiB of memory, more than the 4 GiB a wasm32 memory holds (try a smaller batch, or the js target)`,
     });
-  const places = base.buffers.map((b): BufferPlace => ({ base: layout.slotOffsets[b.slot] ?? 0, dtype: b.dtype }));
+  const places = program.buffers.map((b): BufferPlace => ({ base: layout.slotOffsets[memory.slotOf[b.id]!] ?? 0, dtype: b.dtype }));
   const place = (id: number): BufferPlace => places[id]!;
-  const kernels: ArtifactKernel[] = program.kernels.map((k) => {
+  return program.kernels.map((k) => {
     const bytes = buildKernelModule(k, place, layout.pages, opts);
     return { name: k.name, source: encodeBase64(bytes), params: [], reads: k.reads, writes: k.writes };
   });
-  return { ...base, target: "wasm", kernels };
 }
 
 export function buildKernelModule(k: Kernel, place: (id: number) => BufferPlace, pages: number, opts: WasmBuildOptions = {}): Uint8Array {

@@ -8,19 +8,19 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { buildArtifactFolder, writeFolderOrExplain } from "../../compiler/emit-artifact.ts";
-import type { Graph } from "../../compiler/ir/types.ts";
-import { KilnError } from "../../compiler/util/errors.ts";
-import { sha256Hex } from "../../runtime/artifact/hash.ts";
-import { MANIFEST_FILE } from "../../runtime/artifact/manifest.ts";
-import type { NamedTensor } from "../../runtime/artifact/safetensors.ts";
-import { compileCuda, type CudaCompileOptions } from "./compile.ts";
+import { buildArtifactFolder, writeFolderOrExplain } from "./artifact-folder.ts";
+import type { Graph } from "../compiler/ir/types.ts";
+import { KilnError } from "../compiler/util/errors.ts";
+import { sha256Hex } from "../runtime/artifact/hash.ts";
+import { MANIFEST_FILE } from "../runtime/artifact/manifest.ts";
+import type { NamedTensor } from "../runtime/artifact/safetensors.ts";
+import { compileCuda, type CudaCompileOptions } from "./cuda.ts";
 
 /** The PTX in the folder targets this architecture; the driver JIT-compiles it for newer GPUs. */
 export const STANDALONE_PTX_ARCH = "sm_80";
 
-// runtime/cuda's C++ sources: in the checkout, or at the package root when this runs from dist/codegen/cuda/.
-const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+// runtime/cuda's C++ sources: in the checkout, or at the package root when this runs from dist/targets/.
+const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const runtimeDir = path.join(path.basename(packageRoot) === "dist" ? path.dirname(packageRoot) : packageRoot, "runtime/cuda");
 
 const BUILD_SH = `#!/usr/bin/env bash

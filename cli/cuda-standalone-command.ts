@@ -1,9 +1,9 @@
 // `kiln compile --target cuda`: traces the program, takes its state's initial values and
-// writes the standalone CUDA folder (standalone.ts). Kept apart from cli/compile.ts so the
+// writes the standalone CUDA folder (targets/cuda-standalone.ts). Kept apart from cli/compile.ts so the
 // CLI needs one branch, and from standalone.ts so the writer does not depend on the DSL.
 
-import { traceProgram, type Program } from "../../dsl/program.ts";
-import { writeCudaArtifact } from "./standalone.ts";
+import { traceProgram, type Program } from "../dsl/program.ts";
+import { writeCudaArtifact } from "../targets/cuda-standalone.ts";
 
 /** Writes the folder and returns the line the CLI prints. */
 export async function writeCudaCommandArtifact(program: Program, name: string, dir: string, shownDir: string, verify: boolean, started: number): Promise<string> {

@@ -1,7 +1,7 @@
 // Pieces of an artifact every target fills the same way: the input/output table (names,
 // types, buffers, aliases) and the traffic counters of exe.stats.
 
-import type { KernelProgram } from "../compiler/kernel/kernel-ir.ts";
+import type { KernelProgram } from "./kernel/kernel-ir.ts";
 import type { Artifact } from "../runtime/artifact/format.ts";
 
 /** The artifact's `inputs` and `outputs`, read off the kernel program's buffers. */

@@ -10,10 +10,12 @@ import { sha256Hex } from "../runtime/artifact/hash.ts";
 import { kernelFileNames, MANIFEST_FILE, manifestOf, WEIGHTS_FILE, type Manifest } from "../runtime/artifact/manifest.ts";
 import { encodeSafetensors, type NamedTensor } from "../runtime/artifact/safetensors.ts";
 import { writeFolderAtomically, type WriteFolderOptions } from "../runtime/artifact/write-folder.ts";
-import { printGraph } from "./ir/printer.ts";
-import type { Graph } from "./ir/types.ts";
-import { generateLoaderSource, hasStandaloneLoader, rewriteTsSpecifiers, runtimeEntryModules, transpileToModule } from "./loader-gen.ts";
-import { KilnError } from "./util/errors.ts";
+import { printGraph } from "../compiler/ir/printer.ts";
+import type { Graph } from "../compiler/ir/types.ts";
+import { KilnError } from "../compiler/util/errors.ts";
+import type { LoaderRuntime } from "./backend.ts";
+import { generateLoaderSource, rewriteTsSpecifiers, transpileToModule } from "./loader-gen.ts";
+import { backendOf } from "./registry.ts";
 
 export const GRAPH_FILE = "graph.kir";
 
@@ -34,7 +36,7 @@ export interface ArtifactFolder {
 }
 
 // The folder whose runtime/ holds the runtime's TypeScript sources: the checkout, or, when this
-// runs from the built package (dist/compiler/), the package root above dist/.
+// runs from the built package (dist/targets/), the package root above dist/.
 // A function, not a constant: nothing Node-only runs when this module is merely imported (a browser bundle).
 function repoRoot(): string {
   const compiledFrom = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -52,7 +54,8 @@ export function buildArtifactFolder(input: ArtifactFolderInput): ArtifactFolder 
   const graphText = printGraph(input.graph);
   const stateNames = artifact.inputs.map((i) => i.name).filter((n) => input.state?.[n] !== undefined);
   const files = new Map<string, Uint8Array>();
-  const kernelFiles = kernelFileNames(artifact.target, artifact.kernels);
+  const { kernelExtension, loader } = backendOf(artifact.target).artifactFiles;
+  const kernelFiles = kernelFileNames(kernelExtension, artifact.kernels);
   artifact.kernels.forEach((k, i) => files.set(kernelFiles[i]!, utf8(k.source)));
   if (stateNames.length > 0) {
     const state = Object.fromEntries(stateNames.map((n) => [n, input.state![n]!]));
@@ -71,11 +74,11 @@ export function buildArtifactFolder(input: ArtifactFolderInput): ArtifactFolder 
     );
   const graphHash = sha256Hex(graphText);
   let manifest = manifestOf(artifact, { graphHash, stateNames, kernelFiles, files: hashes() });
-  if (input.withoutLoader !== true && hasStandaloneLoader(artifact.target)) {
-    for (const [name, text] of runtimeFiles(artifact.target)) files.set(name, utf8(text));
-    const loader = generateLoaderSource(manifest);
-    files.set("index.ts", utf8(loader));
-    files.set("index.js", utf8(transpileToModule(loader, "index.ts")));
+  if (input.withoutLoader !== true && loader !== undefined) {
+    for (const [name, text] of runtimeFiles(artifact.target, loader)) files.set(name, utf8(text));
+    const loaderSource = generateLoaderSource(manifest, loader);
+    files.set("index.ts", utf8(loaderSource));
+    files.set("index.js", utf8(transpileToModule(loaderSource, "index.ts")));
     files.set("package.json", utf8(`${JSON.stringify({ name: safePackageName(artifact.name), private: true, type: "module", main: "index.js", types: "index.ts" }, null, 2)}\n`));
     manifest = { ...manifest, files: hashes() };
   }
@@ -103,11 +106,11 @@ export function writeFolderOrExplain(dir: string, files: ReadonlyMap<string, Uin
 const runtimeFilesCache = new Map<string, ReadonlyMap<string, string>>();
 
 /** The target's runtime modules and everything they import, as .ts (imports → .js) and transpiled .js. */
-function runtimeFiles(target: string): ReadonlyMap<string, string> {
+function runtimeFiles(target: string, loader: LoaderRuntime): ReadonlyMap<string, string> {
   const cached = runtimeFilesCache.get(target);
   if (cached) return cached;
   const out = new Map<string, string>();
-  const pending = [...runtimeEntryModules(target)];
+  const pending = [...loader.modules, "runtime/artifact/load.ts"];
   const seen = new Set<string>();
   while (pending.length > 0) {
     const module = pending.pop()!;

@@ -1,6 +1,6 @@
-// Register blocking of contractions (sections with a `dot` fact from lowering) for the SIMD
-// lowering, as a kernel-IR rewrite (the same body copying as compiler/kernel/tile.ts, with
-// wasm's own block shapes). Two forms, picked
+// Register blocking of contractions (sections with a `dot` fact from lowering) for a SIMD
+// target (wasm's `block-contraction` kernel pass), as a kernel-IR rewrite (the same body
+// copying as compiler/kernel/tile.ts, with wasm's own block shapes). Two forms, picked
 // by which operand streams contiguously:
 //   column form (C[i, j] += A[i, k] · B[k, j], B contiguous in j): the output block is R rows
 //     × U·4 columns; the last domain variable becomes a 4-wide lane axis that emit-section
@@ -12,10 +12,9 @@
 // The block loops run column blocks outside row blocks when the left operand is the smaller
 // (it is re-read per column block while the right operand's panel stays in cache).
 
-import { addIndex, constIndex, divIndex, flatIndex, fromAtom, indexDataRefs, indexVar, indexVars, modIndex, mulIndex, substitute, type IndexExpr, type IndexVar } from "../../compiler/kernel/index-expr.ts";
-import { exprOperands, exprOwnVars, SectionBuilder, sectionSource, type BufferDecl, type Kernel, type KernelProgram, type KExpr, type Section } from "../../compiler/kernel/kernel-ir.ts";
-import { copySectionBody } from "../../compiler/kernel/tile.ts";
-import { linearStride } from "./emit-index.ts";
+import { addIndex, constIndex, divIndex, flatIndex, fromAtom, indexDataRefs, indexVar, indexVars, linearStride, modIndex, mulIndex, substitute, type IndexExpr, type IndexVar } from "./index-expr.ts";
+import { exprOperands, exprOwnVars, SectionBuilder, sectionSource, type BufferDecl, type Kernel, type KernelProgram, type KExpr, type Section } from "./kernel-ir.ts";
+import { copySectionBody } from "./tile.ts";
 
 const LANES = 4;
 

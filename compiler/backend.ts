@@ -1,0 +1,51 @@
+// What the compile driver (compiler/compile.ts) needs of a target: its fusion options, its
+// kernel passes, its memory rules and its renderer. Types only; each target's value lives
+// in targets/<target>.ts, which adds what running needs (availability, the runner). The
+// renderer only renders: every decision that changes the kernel IR is a named kernel pass.
+
+import type { FuseOptions } from "./kernel/fusion-plan.ts";
+import type { KernelProgram } from "./kernel/kernel-ir.ts";
+import type { MemoryRules, ProgramMemory } from "./kernel/program-memory.ts";
+import type { Pass } from "./passes/pass.ts";
+import type { Artifact, ArtifactTarget, JsArtifact } from "../runtime/artifact/format.ts";
+
+/** A kernel-level pass: KernelProgram → KernelProgram, run by the same loop as graph passes. */
+export type KernelPass = Pass<KernelProgram>;
+
+/**
+ * Where render re-placed the planned buffers. WebGPU splits kernels whose bindings exceed the
+ * device limit and packs small slots into one shared buffer; both need the slot assignment,
+ * so they happen at render time, after memory planning (codegen/wgsl/layout.ts).
+ */
+export interface RenderPlacement {
+  /** Artifact slot (a GPU buffer) of each program buffer, by buffer id. */
+  readonly slotOf: readonly number[];
+  /** Byte offset of each program buffer inside its slot. */
+  readonly offsetOf: readonly number[];
+  readonly slotBytes: readonly number[];
+  /** What a run allocates. */
+  readonly peakBytes: number;
+}
+
+/** The fields an artifact of type `A` has beyond those every target shares (CUDA's whole module). */
+export type ArtifactExtras<A extends Artifact> = Omit<A, keyof JsArtifact>;
+
+export interface Rendered<A extends Artifact> {
+  /** Kernels (or dispatches) in launch order, with their sources. */
+  readonly kernels: A["kernels"];
+  /** Absent: the artifact's slots are the memory plan's. */
+  readonly placement?: RenderPlacement;
+  readonly extras: ArtifactExtras<A>;
+}
+
+export interface CompileBackend<Options, A extends Artifact> {
+  /** The artifact target it builds (`A["target"]`). */
+  readonly name: ArtifactTarget;
+  /** Extension of its kernel files: `kernels/<name>.<ext>` in an artifact, `NN-render/<name>.<ext>` in a dump. */
+  readonly kernelExtension: string;
+  readonly memory: MemoryRules;
+  fuseOptions(opts: Options): FuseOptions;
+  /** The kernel passes, in order, for these options. */
+  kernelPasses(opts: Options): readonly KernelPass[];
+  render(program: KernelProgram, memory: ProgramMemory, opts: Options): Rendered<A>;
+}

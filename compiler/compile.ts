@@ -1,0 +1,132 @@
+// The compile driver: the one path from a graph to an artifact, the same for every target.
+//   graph passes (autodiff where asked, simplify — CSE and DCE run inside it) → fuse (the
+//   backend's FuseOptions) → lower → kernel passes (the backend's, e.g. tile) → memory plan
+//   (one planner, the backend's memory rules) → backend.render → one artifact assembler.
+// Every stage runs through the pass loop of compiler/pipeline.ts, so each is timed, verified
+// (`verify`) and dumpable by name (`dumpAfter`, `dumpAll`), numbered in one sequence:
+//   00-input.kir, 01-simplify.kir, 02-fuse.groups.txt, 03-lower.kir, 04-tile.kir,
+//   05-memory-plan.txt, 06-render/<kernel>.<ext>
+// Pure and synchronous: dump files go to an injected sink, and nothing here runs a kernel.
+
+import type { CompileBackend, KernelPass, Rendered } from "./backend.ts";
+import { log, logs } from "./debug.ts";
+import type { Graph } from "./ir/types.ts";
+import type { FusionPlan } from "./kernel/fusion-plan.ts";
+import type { KernelProgram } from "./kernel/kernel-ir.ts";
+import { lowerProgram } from "./kernel/lower.ts";
+import { printKernelProgram } from "./kernel/print.ts";
+import { verifyKernelProgram } from "./kernel/verify.ts";
+import { formatProgramMemory, planProgramMemory, type ProgramMemory } from "./kernel/program-memory.ts";
+import { autodiffPass, type GradGraphOptions } from "./passes/autodiff/engine.ts";
+import { formatFusionPlan, planFusion } from "./passes/fuse.ts";
+import type { DumpFile, Pass, PassTiming, PipelineOptions } from "./passes/pass.ts";
+import { graphLevel, graphPasses, runLevel, runStage, startGraph, startPassRun, withDebugLevel, type IrLevel } from "./pipeline.ts";
+import { bug } from "./util/errors.ts";
+import { artifactIO, trafficBytes } from "./artifact-io.ts";
+import { ARTIFACT_FORMAT, ARTIFACT_VERSION, type Artifact } from "../runtime/artifact/format.ts";
+import { kernelFileNames } from "../runtime/artifact/manifest.ts";
+
+export interface DriverOptions extends PipelineOptions {
+  /** Skip the graph passes (tests of fusion or codegen on a hand-built graph). */
+  readonly raw?: boolean;
+  /** Differentiate first: the autodiff pass with these options runs before the others. */
+  readonly autodiff?: GradGraphOptions;
+  /** The graph passes (default: compiler/pipeline.ts `graphPasses`). */
+  readonly graphPasses?: readonly Pass[];
+}
+
+export interface Compiled<A extends Artifact> {
+  /** The graph after the graph passes (what was fused). */
+  readonly graph: Graph;
+  readonly plan: FusionPlan;
+  /** The kernel program after the kernel passes (what was rendered). */
+  readonly program: KernelProgram;
+  readonly memory: ProgramMemory;
+  readonly artifact: A;
+  readonly dumps: readonly DumpFile[];
+  readonly timings: readonly PassTiming[];
+  readonly facts: ReadonlyMap<string, unknown>;
+}
+
+/** The stage names of a compile, in order: what `dumpAfter` may name. */
+export function stageNames(graphPassList: readonly Pass[], kernelPassList: readonly KernelPass[]): string[] {
+  return [...graphPassList.map((p) => p.name), "fuse", "lower", ...kernelPassList.map((p) => p.name), "memory-plan", "render"];
+}
+
+/** Compiles `graph` for `backend`; see the module comment. */
+export function compileWith<Options, A extends Artifact>(graph: Graph, backend: CompileBackend<Options, A>, targetOptions: Options, opts: DriverOptions = {}): Compiled<A> {
+  const started = performance.now();
+  const graphPassList = opts.raw ? [] : [...(opts.autodiff ? [autodiffPass(opts.autodiff)] : []), ...(opts.graphPasses ?? graphPasses)];
+  const kernelPassList = backend.kernelPasses(targetOptions);
+  const run = startPassRun(opts, stageNames(graphPassList, kernelPassList));
+  return withDebugLevel(opts, () => {
+    startGraph(run, graph);
+    const g = runLevel(run, graph, graphPassList, graphLevel(opts));
+
+    const fused = runStage(run, "fuse", (ctx) => {
+      const plan = planFusion(g, backend.fuseOptions(targetOptions));
+      ctx.facts.set("fusion", plan);
+      if (ctx.dumping) ctx.dump(`${ctx.step}-fuse.groups.txt`, `${formatFusionPlan(g, plan)}\n`);
+      return plan;
+    }).result;
+
+    const lowered = runStage(run, "lower", (ctx) => {
+      // Register tiling is a kernel pass of its own (tile), not part of lowering.
+      const result = lowerProgram(g, fused, { tile: false });
+      if (opts.verify) kernelLevel.verify(result, "lower");
+      if (ctx.dumping) ctx.dump(`${ctx.step}-lower.kir`, printKernelProgram(result));
+      return result;
+    }).result;
+
+    const program = runLevel(run, lowered, kernelPassList, kernelLevel);
+
+    const memory = runStage(run, "memory-plan", (ctx) => {
+      const planned = planProgramMemory(program, backend.memory);
+      if (ctx.dumping) ctx.dump(`${ctx.step}-memory-plan.txt`, formatProgramMemory(program, planned));
+      return planned;
+    }).result;
+
+    const rendered = runStage(run, "render", (ctx) => {
+      const result = backend.render(program, memory, targetOptions);
+      if (ctx.dumping) {
+        const files = kernelFileNames(backend.kernelExtension, result.kernels);
+        result.kernels.forEach((k, i) => ctx.dump(`${ctx.step}-render/${files[i]!.slice("kernels/".length)}`, k.source));
+      }
+      return result;
+    }).result;
+
+    const artifact = assembleArtifact(backend.name as A["target"], program, memory, rendered);
+    log(1, `compile @${graph.name} for ${backend.name}: ${artifact.stats.kernels} kernels, ${artifact.stats.bytesRead + artifact.stats.bytesWritten} bytes moved, peak ${artifact.stats.peakBytes} B, ${(performance.now() - started).toFixed(1)} ms`);
+    if (logs(2)) for (const k of artifact.kernels) log(2, `kernel ${k.name}:\n${k.source}`);
+    return { graph: g, plan: fused, program, memory, artifact, dumps: run.dumps, timings: run.timings, facts: run.facts };
+  });
+}
+
+/** The one artifact assembler: the common fields from the program, the memory plan (or render's placement) and the rendered kernels. */
+export function assembleArtifact<A extends Artifact>(target: A["target"], program: KernelProgram, memory: ProgramMemory, rendered: Rendered<A>): A {
+  const placement = rendered.placement;
+  const slotOf = placement?.slotOf ?? memory.slotOf;
+  const { bytesRead, bytesWritten } = trafficBytes(rendered.kernels, (id) => memory.bufferBytes[id] ?? bug(`assemble: no buffer ${id}`));
+  const artifact = {
+    format: ARTIFACT_FORMAT,
+    version: ARTIFACT_VERSION,
+    name: program.name,
+    target,
+    ...artifactIO(program),
+    buffers: program.buffers.map((b) => ({ id: b.id, name: b.name, dtype: b.dtype, shape: b.shape, kind: b.kind, slot: slotOf[b.id]!, ...(placement ? { offset: placement.offsetOf[b.id]! } : {}) })),
+    kernels: rendered.kernels,
+    memory: { slotBytes: placement?.slotBytes ?? memory.slotBytes, copies: memory.copies },
+    stats: { kernels: rendered.kernels.length, bytesRead, bytesWritten, peakBytes: placement?.peakBytes ?? memory.plan.peakBytes },
+    ...rendered.extras,
+  };
+  // The common fields are built here for every target; `extras` holds the rest of `A`.
+  return artifact as unknown as A;
+}
+
+/** The kernel level of the pass loop. */
+export const kernelLevel: IrLevel<KernelProgram> = {
+  print: printKernelProgram,
+  verify: verifyKernelProgram,
+  size: (p) => `${p.kernels.length} kernels`,
+  extension: ".kir",
+};

@@ -1,0 +1,103 @@
+// The Backend: everything Kiln knows about one target, in one value. The compile half
+// (fusion options, kernel passes, memory rules, render; compiler/backend.ts) is what the
+// driver (compiler/compile.ts) reads; this adds what the DSL, the CLI, the loader generator
+// and the artifact writer read: availability, priority for "auto", option names, artifact
+// files, and the runner, imported lazily so `import "kiln"` loads no GPU binding it does not use.
+// targets/ is the one layer that imports both codegen/ and runtime/<target>.
+
+import type { CompileBackend } from "../compiler/backend.ts";
+import type { Compiled, DriverOptions } from "../compiler/compile.ts";
+import type { Graph } from "../compiler/ir/types.ts";
+import type { HostTensor } from "../compiler/util/host-tensor.ts";
+import type { ArtifactOf, ArtifactTarget } from "../runtime/artifact/format.ts";
+import type { Artifact } from "../runtime/artifact/format.ts";
+import type { ArtifactRunner } from "../runtime/artifact/load.ts";
+
+/** A compiled graph, ready to run. Inputs and outputs are keyed by graph input/output names. */
+export interface Executor {
+  /**
+   * Runs the graph. With `readback`, a target that keeps state on a device returns only the
+   * named outputs; the others (updated parameters, optimizer state) stay where they are.
+   */
+  run(inputs: Readonly<Record<string, HostTensor>>, opts?: ExecutorRunOptions): Promise<Record<string, HostTensor>>;
+  /**
+   * Present on targets whose state lives on a device: reads the current device value of the
+   * named inputs (the state, after in-place updates). k.compile then reads back only the
+   * user's outputs each step and fetches the state on demand (exe.fetchState()).
+   */
+  readInputs?(names: readonly string[]): Promise<Record<string, HostTensor>>;
+  readonly stats?: ExecutorStats;
+  /** The artifact it runs (absent for the reference interpreter): what exe.save() writes. */
+  readonly artifact?: Artifact;
+  /** Frees workers or device memory, where the target holds any. */
+  close?(): Promise<void>;
+}
+
+export interface ExecutorRunOptions {
+  readonly readback?: readonly string[];
+}
+
+/** Counters a target may report per run; each target fills the ones it knows. */
+export interface ExecutorStats {
+  /** Kernel launches per run. */
+  readonly kernels?: number;
+  readonly bytesRead?: number;
+  readonly bytesWritten?: number;
+  /** Bytes of device or host memory a run allocates. */
+  readonly peakBytes?: number;
+}
+
+/** Options every target sees; targets read the fields they know. */
+export interface TargetOptions {
+  readonly [option: string]: unknown;
+}
+
+export type TargetFactory = (graph: Graph, opts: TargetOptions) => Executor | Promise<Executor>;
+
+/** What the registry holds for any target, built in or registered by a user (registerTarget). */
+export interface TargetEntry {
+  readonly name: string;
+  readonly description?: string;
+  /** Higher wins when the caller asks for "auto". */
+  readonly priority: number;
+  /** Whether the target can run here (a GPU present, a toolchain installed); absent means always. */
+  readonly available?: () => boolean | Promise<boolean>;
+  /** Whether "auto" may pick it when available (a software GPU adapter: only by name); absent means yes. */
+  readonly auto?: () => boolean | Promise<boolean>;
+  /** Why an unavailable target cannot run here (named in the error when it is asked for). */
+  readonly whyUnavailable?: () => string | undefined | Promise<string | undefined>;
+  /** Another name for the best of several targets ("cpu"): resolvable by name, left out of availableTargets. */
+  readonly alias?: boolean;
+  /** The k.compile options this target reads (besides `target` and `name`); any other key is an error. */
+  readonly options?: readonly string[];
+  readonly factory: TargetFactory;
+}
+
+/** How a standalone artifact folder's loader builds its runner (compiler/loader-gen.ts writes it). */
+export interface LoaderRuntime {
+  /** The runtime modules it ships (repo paths; their own imports follow). */
+  readonly modules: readonly string[];
+  readonly imports: readonly { readonly names: readonly string[]; readonly from: string }[];
+  /** Statements that end with `const runner = …` for `loaded` (a LoadedArtifact). */
+  readonly createRunner: string;
+}
+
+/** The files of a target's artifact folder beyond the common ones. */
+export interface ArtifactFiles {
+  /** `kernels/<name>.<ext>`. */
+  readonly kernelExtension: string;
+  /** Absent: the folder ships no JS loader (cuda: a native host program instead). */
+  readonly loader?: LoaderRuntime;
+}
+
+/** A built-in target: compiles through the driver and runs its artifacts. */
+export interface Backend<T extends ArtifactTarget = ArtifactTarget, Options = never> extends TargetEntry, CompileBackend<Options, ArtifactOf<T>> {
+  readonly name: T;
+  /** Limits the renderer respects, where the target has any (WebGPU's storage-buffer count, …). */
+  readonly limits?: Readonly<Record<string, number>>;
+  readonly artifactFiles: ArtifactFiles;
+  /** Compiles through the driver (compiler/compile.ts) with this backend. */
+  compile(graph: Graph, opts?: Options & DriverOptions): Compiled<ArtifactOf<T>>;
+  /** A runner for an artifact of this target (kiln run; the loader generator writes the same steps). */
+  createRunner(artifact: ArtifactOf<T>): Promise<ArtifactRunner>;
+}

@@ -1,0 +1,98 @@
+// The "cuda" target: CUDA C (codegen/cuda) on an NVIDIA GPU through the driver API
+// (runtime/cuda: a node-addon-api addon, imported lazily so `import "kiln"` never loads it).
+// Compiling needs no GPU (the artifact and its PTX are made anywhere nvcc is); running is
+// refused with the reason where the addon, the driver or a device is missing.
+
+import { compileWith, type Compiled, type DriverOptions } from "../compiler/compile.ts";
+import type { FuseOptions } from "../compiler/kernel/fusion-plan.ts";
+import type { Graph } from "../compiler/ir/types.ts";
+import { tilePass } from "../compiler/kernel-passes.ts";
+import { KilnError } from "../compiler/util/errors.ts";
+import type { HostTensor } from "../compiler/util/host-tensor.ts";
+import { artifactDTypeBytes, type ArtifactStats, type CudaArtifact } from "../runtime/artifact/format.ts";
+import type { ArtifactRunner } from "../runtime/artifact/load.ts";
+import { renderCudaProgram } from "../codegen/cuda/render-program.ts";
+import type { CudaRenderOptions } from "../codegen/cuda/render-cuda.ts";
+import type { Backend, Executor } from "./backend.ts";
+import { jsOptionKeys } from "./js.ts";
+import { driverOptionsOf, fuseOptionsOf, type OptionKeys } from "./options.ts";
+
+export interface CudaOptions extends FuseOptions {
+  /** Register-tile contractions (default true, as on js). */
+  readonly tile?: boolean;
+  readonly reduction?: CudaRenderOptions["reduction"];
+  /** Prefix for kernel symbols (tests put many programs into one module). */
+  readonly symbolPrefix?: string;
+}
+
+export type CudaCompileOptions = CudaOptions & DriverOptions;
+export type CudaCompiled = Compiled<CudaArtifact>;
+
+export const cudaBackend: Backend<"cuda", CudaOptions> = {
+  name: "cuda",
+  description: "CUDA C on an NVIDIA GPU through the driver API (node-addon-api addon; build it with npm run build:cuda)",
+  priority: 3,
+  available: async () => (await cudaUnavailableReason()) === undefined,
+  whyUnavailable: () => cudaUnavailableReason(),
+  options: [...jsOptionKeys, ...(["reduction", "symbolPrefix"] as const satisfies OptionKeys<CudaCompileOptions>)],
+  kernelExtension: "cu",
+  memory: { elementBytes: artifactDTypeBytes },
+  fuseOptions: fuseOptionsOf,
+  kernelPasses: (opts) => (opts.tile === false ? [] : [tilePass]),
+  render: (program, memory, opts) => {
+    const r = renderCudaProgram(program, memory.slotOf, {
+      ...(opts.reduction !== undefined ? { reduction: opts.reduction } : {}),
+      ...(opts.symbolPrefix !== undefined ? { symbolPrefix: opts.symbolPrefix } : {}),
+    });
+    return { kernels: r.kernels, extras: { cudaSource: r.cudaSource } };
+  },
+  // No JS loader: the folder carries a native host program (targets/cuda-standalone.ts).
+  artifactFiles: { kernelExtension: "cu" },
+  compile: (graph, opts = {}) => compileCuda(graph, opts),
+  createRunner: async (artifact) => {
+    const runtime = await import("../runtime/cuda/index.ts");
+    const runner = new runtime.CudaArtifactRunner(openCudaOrRefuse(runtime), artifact);
+    return runner as unknown as ArtifactRunner;
+  },
+  factory: (graph, opts) => createCudaExecutor(graph, opts as CudaCompileOptions),
+};
+
+export function compileCuda(graph: Graph, opts: CudaCompileOptions = {}): CudaCompiled {
+  return compileWith(graph, cudaBackend, opts, driverOptionsOf(opts));
+}
+
+export interface CudaExecutor extends Executor {
+  readonly stats: ArtifactStats;
+  readonly compiled: CudaCompiled;
+  readonly artifact: CudaArtifact;
+  /** Device time per run of the kernels alone, in ms (inputs from the last run). */
+  timeKernels(iterations: number): number;
+}
+
+/** Why the cuda target cannot run here, or undefined when it can. */
+export async function cudaUnavailableReason(): Promise<string | undefined> {
+  const runtime = await import("../runtime/cuda/index.ts");
+  return runtime.cudaUnavailableReason();
+}
+
+function openCudaOrRefuse(runtime: typeof import("../runtime/cuda/index.ts")): ReturnType<typeof runtime.openCuda> {
+  try {
+    return runtime.openCuda();
+  } catch (e) {
+    throw new KilnError({ code: "target-unavailable", message: `target 'cuda' cannot run here: ${(e as Error).message}` });
+  }
+}
+
+export async function createCudaExecutor(graph: Graph, opts: CudaCompileOptions = {}): Promise<CudaExecutor> {
+  const runtime = await import("../runtime/cuda/index.ts");
+  const device = openCudaOrRefuse(runtime);
+  const compiled = compileCuda(graph, opts);
+  const runner = new runtime.CudaArtifactRunner(device, compiled.artifact);
+  return {
+    compiled,
+    artifact: compiled.artifact,
+    stats: compiled.artifact.stats,
+    run: async (inputs) => runner.run(inputs) as Record<string, HostTensor>,
+    timeKernels: (iterations) => runner.timeKernels(iterations),
+  };
+}

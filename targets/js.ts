@@ -1,0 +1,68 @@
+// The "js" target: generated JavaScript over typed arrays (codegen/js), run by runtime/js.
+// Runs anywhere; the simplest backend to read and debug. Register-tiles contractions.
+
+import { compileWith, type Compiled, type DriverOptions } from "../compiler/compile.ts";
+import type { FuseOptions } from "../compiler/kernel/fusion-plan.ts";
+import type { Graph } from "../compiler/ir/types.ts";
+import { tilePass } from "../compiler/kernel-passes.ts";
+import type { HostTensor } from "../compiler/util/host-tensor.ts";
+import { artifactDTypeBytes, type ArtifactStats, type JsArtifact } from "../runtime/artifact/format.ts";
+import { JsArtifactRunner } from "../runtime/js/run-artifact.ts";
+import { renderJsProgram } from "../codegen/js/render-program.ts";
+import type { Backend, Executor } from "./backend.ts";
+import { driverOptionsOf, fuseOptionsOf, type OptionKeys } from "./options.ts";
+
+export interface JsOptions extends FuseOptions {
+  /** Register-tile contractions (default true). */
+  readonly tile?: boolean;
+}
+
+export type JsCompileOptions = JsOptions & DriverOptions;
+export type JsCompiled = Compiled<JsArtifact>;
+
+/** The k.compile options the js target reads. */
+export const jsOptionKeys = ["verify", "dumpAfter", "dumpAll", "dump", "raw", "tile", "horizontal", "noFusion", "maxBuffersPerKernel"] as const satisfies OptionKeys<JsCompileOptions>;
+
+export const jsBackend: Backend<"js", JsOptions> = {
+  name: "js",
+  description: "generated JavaScript over typed arrays: runs anywhere, the simplest backend to read",
+  priority: 1,
+  options: jsOptionKeys,
+  kernelExtension: "js",
+  memory: { elementBytes: artifactDTypeBytes },
+  fuseOptions: fuseOptionsOf,
+  kernelPasses: (opts) => (opts.tile === false ? [] : [tilePass]),
+  render: (program) => ({ kernels: renderJsProgram(program), extras: {} }),
+  artifactFiles: {
+    kernelExtension: "js",
+    loader: {
+      modules: ["runtime/js/run-artifact.ts"],
+      imports: [{ names: ["JsArtifactRunner"], from: "./runtime/js/run-artifact.js" }],
+      createRunner: "const runner = new JsArtifactRunner(loaded.artifact);",
+    },
+  },
+  compile: (graph, opts = {}) => compileJs(graph, opts),
+  createRunner: async (artifact) => new JsArtifactRunner(artifact),
+  factory: (graph, opts) => createJsExecutor(graph, opts as JsCompileOptions),
+};
+
+export function compileJs(graph: Graph, opts: JsCompileOptions = {}): JsCompiled {
+  return compileWith(graph, jsBackend, opts, driverOptionsOf(opts));
+}
+
+export interface JsExecutor extends Executor {
+  readonly stats: ArtifactStats;
+  readonly compiled: JsCompiled;
+  readonly artifact: JsArtifact;
+}
+
+export function createJsExecutor(graph: Graph, opts: JsCompileOptions = {}): JsExecutor {
+  const compiled = compileJs(graph, opts);
+  const runner = new JsArtifactRunner(compiled.artifact);
+  return {
+    compiled,
+    artifact: compiled.artifact,
+    stats: compiled.artifact.stats,
+    run: async (inputs) => runner.run(inputs) as Record<string, HostTensor>,
+  };
+}

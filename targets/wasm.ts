@@ -1,0 +1,97 @@
+// The "wasm" target: WebAssembly SIMD modules over one shared memory (codegen/wasm), run on
+// worker threads by runtime/wasm. The fast CPU path: "cpu" picks it where wasm SIMD and
+// shared memory work. Contractions are register-blocked with a SIMD lane axis
+// (block-contraction) instead of the shared register tiling.
+
+import { compileWith, type Compiled, type DriverOptions } from "../compiler/compile.ts";
+import type { FuseOptions } from "../compiler/kernel/fusion-plan.ts";
+import type { Graph } from "../compiler/ir/types.ts";
+import { blockContractionPass } from "../compiler/kernel-passes.ts";
+import type { HostTensor } from "../compiler/util/host-tensor.ts";
+import { artifactDTypeBytes, type ArtifactStats, type WasmArtifact } from "../runtime/artifact/format.ts";
+import type { WasmArtifactRunner, WasmRunOptions } from "../runtime/wasm/run-artifact.ts";
+import { renderWasmProgram } from "../codegen/wasm/render-program.ts";
+import type { Backend, Executor } from "./backend.ts";
+import { driverOptionsOf, fuseOptionsOf, type OptionKeys } from "./options.ts";
+
+export interface WasmOptions extends FuseOptions {
+  /** SIMD regions (default true); false: the scalar lowering only. */
+  readonly simd?: boolean;
+  /** Register-blocked contractions (default true). */
+  readonly block?: boolean;
+}
+
+export type WasmCompileOptions = WasmOptions & DriverOptions;
+export type WasmCompiled = Compiled<WasmArtifact>;
+
+/** The k.compile options the wasm target reads. */
+export const wasmOptionKeys = ["verify", "threads"] as const satisfies OptionKeys<WasmCompileOptions & WasmRunOptions>;
+
+export const wasmBackend: Backend<"wasm", WasmOptions> = {
+  name: "wasm",
+  description: "WebAssembly SIMD over one shared memory, split across worker threads (option `threads`)",
+  priority: 2,
+  available: () => wasmAvailable(),
+  options: wasmOptionKeys,
+  kernelExtension: "wasm.b64",
+  memory: { elementBytes: artifactDTypeBytes },
+  fuseOptions: fuseOptionsOf,
+  kernelPasses: (opts) => (opts.block === false || opts.simd === false ? [] : [blockContractionPass]),
+  render: (program, memory, opts) => ({ kernels: renderWasmProgram(program, memory, opts.simd === undefined ? {} : { simd: opts.simd }), extras: {} }),
+  // wasm kernels are base64 text of the binary module, as the in-memory artifact holds them.
+  artifactFiles: {
+    kernelExtension: "wasm.b64",
+    // Node runs it on all cores (worker_threads, loaded dynamically); a browser page on one thread,
+    // a worker of a cross-origin-isolated page on Web Workers (runtime/wasm/pool.ts).
+    loader: {
+      modules: ["runtime/wasm/run-artifact.ts"],
+      imports: [{ names: ["WasmArtifactRunner"], from: "./runtime/wasm/run-artifact.js" }],
+      createRunner: "const runner = await WasmArtifactRunner.create(loaded.artifact);",
+    },
+  },
+  compile: (graph, opts = {}) => compileWasm(graph, opts),
+  createRunner: async (artifact) => (await import("../runtime/wasm/run-artifact.ts")).WasmArtifactRunner.create(artifact),
+  factory: (graph, opts) => createWasmExecutor(graph, opts as WasmCompileOptions & WasmRunOptions),
+};
+
+export function compileWasm(graph: Graph, opts: WasmCompileOptions = {}): WasmCompiled {
+  return compileWith(graph, wasmBackend, opts, driverOptionsOf(opts));
+}
+
+export interface WasmExecutor extends Executor {
+  readonly stats: ArtifactStats;
+  readonly compiled: WasmCompiled;
+  readonly artifact: WasmArtifact;
+  readonly runner: WasmArtifactRunner;
+  close(): Promise<void>;
+}
+
+export async function createWasmExecutor(graph: Graph, opts: WasmCompileOptions & WasmRunOptions = {}): Promise<WasmExecutor> {
+  const compiled = compileWasm(graph, opts);
+  const { WasmArtifactRunner } = await import("../runtime/wasm/run-artifact.ts");
+  const runOpts: WasmRunOptions = {
+    ...(typeof opts.threads === "number" ? { threads: opts.threads } : {}),
+    ...(typeof opts.minParallelWork === "number" ? { minParallelWork: opts.minParallelWork } : {}),
+  };
+  const runner = await WasmArtifactRunner.create(compiled.artifact, runOpts);
+  return {
+    compiled,
+    artifact: compiled.artifact,
+    runner,
+    stats: compiled.artifact.stats,
+    run: async (inputs) => runner.run(inputs) as Record<string, HostTensor>,
+    close: () => runner.close(),
+  };
+}
+
+/** Whether this JavaScript engine runs wasm SIMD over a shared memory (what the target needs). */
+export function wasmAvailable(): boolean {
+  try {
+    new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
+    // (module (func (result v128) v128.const i32x4 0 0 0 0))
+    const probe = Uint8Array.from([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 22, 1, 20, 0, 253, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 11]);
+    return WebAssembly.validate(probe);
+  } catch {
+    return false;
+  }
+}

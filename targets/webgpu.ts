@@ -1,0 +1,137 @@
+// The "webgpu" target: WGSL (codegen/wgsl) on a WebGPU adapter (runtime/webgpu): navigator.gpu
+// in a browser, Dawn in Node. Compiles for the adapter's limits (lowered through the `limits`
+// option; tests force small ones to exercise splitting, packing and dispatch folding); without
+// an adapter, rendering uses WebGPU's guaranteed minimums (webGpuDefaultLimits).
+
+import { compileWith, type Compiled, type DriverOptions } from "../compiler/compile.ts";
+import type { FuseOptions } from "../compiler/kernel/fusion-plan.ts";
+import type { Graph } from "../compiler/ir/types.ts";
+import { tilePass } from "../compiler/kernel-passes.ts";
+import { KilnError } from "../compiler/util/errors.ts";
+import type { HostTensor } from "../compiler/util/host-tensor.ts";
+import type { ArtifactStats, WebGpuArtifact } from "../runtime/artifact/format.ts";
+import type { WebGpuAdapterDescription } from "../runtime/webgpu/device.ts";
+import type { WebGpuRunOptions } from "../runtime/webgpu/run-artifact.ts";
+import { DEVICE_ELEMENT_BYTES, webGpuDefaultLimits, type WebGpuLimits } from "../codegen/wgsl/layout.ts";
+import type { MatmulForm, TiledMatmulMode } from "../codegen/wgsl/matmul.ts";
+import { renderWebGpuProgram } from "../codegen/wgsl/render-program.ts";
+import type { Backend, Executor } from "./backend.ts";
+import { driverOptionsOf, fuseOptionsOf, type OptionKeys } from "./options.ts";
+
+export interface WebGpuOptions extends FuseOptions {
+  /**
+   * Register-tile contractions in the kernel IR (default false here: a 4x4 tile copies every
+   * epilogue 16 times, and lavapipe's JIT time grows with shader size far more than runs gain).
+   */
+  readonly tile?: boolean;
+  /** Limits to compile for (default WebGPU's guaranteed minimums). */
+  readonly limits?: WebGpuLimits;
+  /** Shared-memory tiled kernels for contractions: "auto" (large ones), "always", "never". */
+  readonly tiledMatmul?: TiledMatmulMode;
+  /** How a chosen contraction is rendered: "registers" (default, 8x8 per thread) or "workgroup" tiles. */
+  readonly matmulForm?: MatmulForm;
+  /** One workgroup per row for long row-level reductions (default true). */
+  readonly rowKernels?: boolean;
+}
+
+export type WebGpuCompileOptions = WebGpuOptions & DriverOptions;
+export type WebGpuCompiled = Compiled<WebGpuArtifact>;
+
+export const webGpuBackend: Backend<"webgpu", WebGpuOptions> = {
+  name: "webgpu",
+  description: "WGSL on a WebGPU adapter (navigator.gpu in a browser, Dawn in Node)",
+  priority: 2,
+  available: async () => (await webGpuAdapterKind()) !== "none",
+  // A software adapter (lavapipe, SwiftShader) runs only when asked for by name: the CPU backends beat it.
+  auto: async () => (await webGpuAdapterKind()) === "hardware",
+  options: ["verify", "limits", "tiledMatmul"] as const satisfies OptionKeys<WebGpuTargetOptions>,
+  limits: { ...webGpuDefaultLimits },
+  kernelExtension: "wgsl",
+  // Every element is 4 bytes on the device: bool lives in storage as u32 (WGSL has no bool storage).
+  memory: { elementBytes: () => DEVICE_ELEMENT_BYTES },
+  fuseOptions: fuseOptionsOf,
+  kernelPasses: (opts) => (opts.tile === true ? [tilePass] : []),
+  // The row-kernel and tiled-matmul choices pick a WGSL template for a section, and splitting and
+  // packing need the memory plan's slots: all four are made at render time (codegen/wgsl).
+  render: (program, memory, opts) => {
+    const r = renderWebGpuProgram(program, memory, opts.limits ?? webGpuDefaultLimits, {
+      ...(opts.tiledMatmul ? { tiledMatmul: opts.tiledMatmul } : {}),
+      ...(opts.matmulForm ? { matmulForm: opts.matmulForm } : {}),
+      ...(opts.rowKernels !== undefined ? { rowKernels: opts.rowKernels } : {}),
+    });
+    return { kernels: r.kernels, placement: r.placement, extras: {} };
+  },
+  artifactFiles: {
+    kernelExtension: "wgsl",
+    loader: {
+      modules: ["runtime/webgpu/run-artifact.ts", "runtime/webgpu/device.ts"],
+      imports: [
+        { names: ["WebGpuArtifactRunner"], from: "./runtime/webgpu/run-artifact.js" },
+        { names: ["acquireWebGpu"], from: "./runtime/webgpu/device.js" },
+      ],
+      createRunner: [
+        "const gpu = await acquireWebGpu();",
+        'if (!gpu) throw new Error(`${loaded.manifest.name}: no WebGPU adapter here (navigator.gpu in a browser, the "webgpu" package in Node)`);',
+        "const runner = await WebGpuArtifactRunner.create(gpu.device, loaded.artifact);",
+      ].join("\n"),
+    },
+  },
+  compile: (graph, opts = {}) => compileWebGpu(graph, opts),
+  createRunner: async (artifact) => {
+    const gpu = await (await import("../runtime/webgpu/device.ts")).acquireWebGpu();
+    if (!gpu) throw new KilnError({ code: "target-unavailable", message: "this artifact is for webgpu and this machine has no WebGPU adapter" });
+    return (await import("../runtime/webgpu/run-artifact.ts")).WebGpuArtifactRunner.create(gpu.device, artifact);
+  },
+  factory: (graph, opts) => createWebGpuExecutor(graph, opts as WebGpuTargetOptions),
+};
+
+export function compileWebGpu(graph: Graph, opts: WebGpuCompileOptions = {}): WebGpuCompiled {
+  return compileWith(graph, webGpuBackend, opts, driverOptionsOf(opts));
+}
+
+export interface WebGpuExecutor extends Executor {
+  readonly stats: ArtifactStats;
+  run(inputs: Readonly<Record<string, HostTensor>>, opts?: WebGpuRunOptions): Promise<Record<string, HostTensor>>;
+  /** The device's current value of the named inputs (the state after in-place updates). */
+  readInputs(names: readonly string[]): Promise<Record<string, HostTensor>>;
+  readonly compiled: WebGpuCompiled;
+  readonly artifact: WebGpuArtifact;
+  readonly adapter: WebGpuAdapterDescription;
+}
+
+/** The device's limits, lowered by any the caller passes (never raised above the device's). */
+export function effectiveLimits(device: GPUSupportedLimits, lower: Partial<WebGpuLimits> = {}): WebGpuLimits {
+  const pick = (name: keyof WebGpuLimits): number => Math.min(device[name], lower[name] ?? Infinity);
+  return {
+    maxStorageBuffersPerShaderStage: pick("maxStorageBuffersPerShaderStage"),
+    maxComputeWorkgroupsPerDimension: pick("maxComputeWorkgroupsPerDimension"),
+    maxStorageBufferBindingSize: pick("maxStorageBufferBindingSize"),
+    maxBufferSize: pick("maxBufferSize"),
+  };
+}
+
+/** k.compile's options for webgpu: `limits` may lower some of the adapter's. */
+export type WebGpuTargetOptions = Omit<WebGpuCompileOptions, "limits"> & { readonly limits?: Partial<WebGpuLimits> };
+
+export async function createWebGpuExecutor(graph: Graph, opts: WebGpuTargetOptions = {}): Promise<WebGpuExecutor> {
+  const { acquireWebGpu } = await import("../runtime/webgpu/device.ts");
+  const gpu = await acquireWebGpu();
+  if (!gpu) throw new KilnError({ code: "target-unavailable", message: "target 'webgpu': no WebGPU adapter on this machine" });
+  const compiled = compileWebGpu(graph, { ...opts, limits: effectiveLimits(gpu.limits, opts.limits) });
+  const { WebGpuArtifactRunner } = await import("../runtime/webgpu/run-artifact.ts");
+  const runner = await WebGpuArtifactRunner.create(gpu.device, compiled.artifact);
+  return {
+    compiled,
+    artifact: compiled.artifact,
+    adapter: gpu.adapter,
+    stats: compiled.artifact.stats,
+    run: async (inputs, runOpts) => (await runner.run(inputs, runOpts)) as Record<string, HostTensor>,
+    readInputs: async (names) => (await runner.readInputs(names)) as Record<string, HostTensor>,
+  };
+}
+
+/** "none" without an adapter; "software" for a CPU adapter (used only when asked for by name). */
+export async function webGpuAdapterKind(): Promise<"hardware" | "software" | "none"> {
+  const gpu = await (await import("../runtime/webgpu/device.ts")).acquireWebGpu();
+  return !gpu ? "none" : gpu.adapter.software ? "software" : "hardware";
+}
