@@ -98,8 +98,8 @@ describe("artifacts", () => {
     expect(files).toEqual(["02-fuse.groups.txt", "03-lower.kir", "04-tile.kir", "05-memory-plan.txt", "06-render"]);
     const groups = readFileSync(path.join(dir, "02-fuse.groups.txt"), "utf8");
     expect(groups).toMatch(/fused: saves \d/);
-    expect(readFileSync(path.join(dir, "03-lower.kir"), "utf8")).not.toMatch(/ tile /);
-    expect(readFileSync(path.join(dir, "04-tile.kir"), "utf8")).toMatch(/ tile 4x4/);
+    expect(readFileSync(path.join(dir, "03-lower.kir"), "utf8")).not.toMatch(/ tile\(/);
+    expect(readFileSync(path.join(dir, "04-tile.kir"), "utf8")).toMatch(/ tile\(o0: 4, o1: 4\)/);
     expect(readFileSync(path.join(dir, "05-memory-plan.txt"), "utf8")).toMatch(/^memory @lin: \d+ slots/);
     expect(readdirSync(path.join(dir, "06-render"))).toEqual(["k0_dot_max_mul.js"]);
     expect(readFileSync(path.join(dir, "06-render", "k0_dot_max_mul.js"), "utf8")).toBe(artifact.kernels[0]!.source);
