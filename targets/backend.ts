@@ -96,6 +96,11 @@ export interface Backend<T extends ArtifactTarget = ArtifactTarget, Options = ne
   /** Limits the renderer respects, where the target has any (WebGPU's storage-buffer count, …). */
   readonly limits?: Readonly<Record<string, number>>;
   readonly artifactFiles: ArtifactFiles;
+  /**
+   * Options this machine decides (WebGPU: the adapter's limits), so `kiln dump --target` and
+   * `kiln compile` build what k.compile builds here. Absent: none.
+   */
+  machineOptions?(): Promise<Partial<Options>>;
   /** Compiles through the driver (compiler/compile.ts) with this backend. */
   compile(graph: Graph, opts?: Options & DriverOptions): Compiled<ArtifactOf<T>>;
   /** A runner for an artifact of this target (kiln run; the loader generator writes the same steps). */

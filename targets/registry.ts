@@ -17,7 +17,7 @@ import { webGpuBackend } from "./webgpu.ts";
 export type AnyBackend = Backend<ArtifactTarget, unknown>;
 
 /** The backends that build artifacts, by target name. */
-const builtInBackends: { readonly [T in ArtifactTarget]: Backend<T, never> } = {
+const builtInBackends: { readonly [T in ArtifactTarget]: Backend<T, unknown> } = {
   js: jsBackend,
   wasm: wasmBackend,
   webgpu: webGpuBackend,

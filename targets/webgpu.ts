@@ -76,6 +76,11 @@ export const webGpuBackend: Backend<"webgpu", WebGpuOptions> = {
       ].join("\n"),
     },
   },
+  // Without an adapter, WebGPU's guaranteed minimums (rendering needs no device).
+  machineOptions: async () => {
+    const gpu = await (await import("../runtime/webgpu/device.ts")).acquireWebGpu();
+    return gpu ? { limits: effectiveLimits(gpu.limits) } : {};
+  },
   compile: (graph, opts = {}) => compileWebGpu(graph, opts),
   createRunner: async (artifact) => {
     const gpu = await (await import("../runtime/webgpu/device.ts")).acquireWebGpu();
