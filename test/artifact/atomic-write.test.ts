@@ -83,7 +83,7 @@ describe("writeFolderAtomically", () => {
       script,
       `import { writeFileSync } from "node:fs";
 import * as k from ${JSON.stringify(path.join(root, "dsl/index.ts"))};
-import { buildArtifactFolder } from ${JSON.stringify(path.join(root, "compiler/emit-artifact.ts"))};
+import { buildArtifactFolder } from ${JSON.stringify(path.join(root, "targets/artifact-folder.ts"))};
 import { writeFolderAtomically } from ${JSON.stringify(path.join(root, "runtime/artifact/write-folder.ts"))};
 import { scaleSum } from ${JSON.stringify(path.join(root, "test/artifact/fixtures/tiny-model.ts"))};
 const exe = await k.compile(scaleSum, undefined, { target: "js" });
