@@ -7,7 +7,7 @@ import type { SourceLoc } from "../compiler/util/errors.ts";
 // Works on URLs, not node:path, so the DSL also runs in a browser bundle (where frames are
 // http:// URLs). Kiln's own folders, as URL prefixes: "<root>/dsl/" …
 const kilnRoot = new URL("../", import.meta.url).href;
-const internalPrefixes = ["dsl", "compiler", "codegen", "runtime", "cli", "bin"].map((d) => `${kilnRoot}${d}/`);
+const internalPrefixes = ["dsl", "compiler", "codegen", "targets", "runtime", "cli", "bin"].map((d) => `${kilnRoot}${d}/`);
 
 const framePattern = /\(?((?:[a-z][a-z+.-]*:\/\/)?[^()\s]+?):(\d+):(\d+)\)?\s*$/i;
 
