@@ -6,7 +6,7 @@
 
 import { describe, expect, test } from "vitest";
 import * as k from "kiln";
-import { compileCuda } from "../../codegen/cuda/compile.ts";
+import { compileCuda } from "../../targets/cuda.ts";
 import { CUDA_PRELUDE } from "../../codegen/cuda/prelude.ts";
 import { interpret } from "../../compiler/ir/interpret.ts";
 import type { HostTensor } from "../../compiler/util/host-tensor.ts";
