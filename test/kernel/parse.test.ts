@@ -1,5 +1,6 @@
 // The kernel IR text form: print → parse gives an equal program and prints the same bytes,
-// over the lowered forms of random graphs, every op, tiled and wasm-blocked contractions;
+// over the lowered forms (each one verified) of random graphs, every op, tiled and
+// wasm-blocked contractions;
 // malformed text is a KilnError at file:line:col with a caret under the offending token.
 
 import { describe, expect, test } from "vitest";
@@ -23,6 +24,8 @@ function lowered(g: Graph, tile = true): KernelProgram {
 }
 
 function expectRoundTrip(p: KernelProgram): void {
+  // Everything lowering and the kernel passes make is valid kernel IR.
+  expect(verifyKernelFindings(p)).toEqual([]);
   const text = printKernelProgram(p);
   const parsed = parseKernelProgram(text, "rt.kir");
   expect(parsed).toStrictEqual(p);
@@ -38,8 +41,9 @@ const matmul = parseGraph(`graph @mm(%x: f32[8,6], %w: f32[6,16], %bias: f32[16]
 }`);
 
 describe("kernel IR round trip", () => {
-  test.each(Array.from({ length: 40 }, (_, i) => i))("random graph seed %i", (seed) => {
+  test.each(Array.from({ length: 40 }, (_, i) => i))("random graph seed %i (tiled, and untiled then wasm-blocked)", (seed) => {
     expectRoundTrip(lowered(randomGraph(seed)));
+    expectRoundTrip(blockContractions(lowered(randomGraph(seed), false)));
   });
 
   test("every op", () => {
