@@ -25,6 +25,7 @@ export type { VarOptions, VarArg, ValuesIndices } from "./ops/reduce.ts";
 export type { KeepdimArg } from "./options.ts";
 export { KilnError } from "../compiler/util/errors.ts";
 export * as nn from "./nn.ts";
+export * as data from "./data.ts";
 export { compile } from "./compile.ts";
 export type { CompileOptions, Executable, HostTree, RunInputs, RunOptions } from "./compile.ts";
 export { program, isProgram } from "./program.ts";

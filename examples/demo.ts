@@ -12,7 +12,6 @@ import { encodeSafetensors } from "../runtime/artifact/safetensors.ts";
 import { acquireWebGpu } from "../runtime/webgpu/device.ts";
 import { writeLossCurveSvg } from "./loss-curve.ts";
 import { BATCH, trainMnist } from "./mnist.ts";
-import { loadMnist } from "./mnist-data.ts";
 
 const outDir = "out/demo";
 // Half an epoch: a few seconds on the wasm target, enough for over 90% test accuracy.
@@ -53,7 +52,7 @@ const artifactDir = path.join(outDir, "artifact");
 await result.exe.save(artifactDir);
 // A batch to try the artifact on: `kiln run` takes its inputs as safetensors.
 const batchPath = path.join(outDir, "batch.safetensors");
-const batch = loadMnist("test", BATCH);
+const batch = k.data.mnist("test", { count: BATCH });
 writeFileSync(batchPath, encodeSafetensors({ x: { dtype: "f32", shape: [BATCH, 784], data: batch.images }, y: { dtype: "i32", shape: [BATCH], data: batch.labels } }));
 
 const mean = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;

@@ -9,8 +9,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import * as k from "kiln";
 import { writeLossCurveSvg } from "./loss-curve.ts";
-import { CLASSES, HIDDEN, IN_FEATURES, mlpForward, mulberry32 } from "./mlp.ts";
-import { loadMnist, type MnistBatch } from "./mnist-data.ts";
+import { CLASSES, HIDDEN, IN_FEATURES, mlpForward } from "./mlp.ts";
 
 export const BATCH = 128;
 const EVAL_BATCH = 1000;
@@ -57,29 +56,27 @@ export async function trainMnist(opts: TrainOptions): Promise<TrainResult> {
   const batch = opts.batch ?? BATCH;
   const log = opts.log ?? (() => {});
   const trainCount = opts.trainImages ?? 60000;
-  const train = loadMnist("train", trainCount);
+  const train = k.data.mnist("train", { count: trainCount });
   const compileStart = performance.now();
   const exe = await k.compile(batch === BATCH ? trainStep : mnistTrainStep(batch), undefined, { target: opts.target });
   const compileMs = performance.now() - compileStart;
   log(`compiled trainStep for ${exe.target} in ${compileMs.toFixed(0)} ms (${exe.stats?.kernels ?? "?"} kernels per step)`);
-  const stepsPerEpoch = Math.floor(trainCount / batch);
-  const x = new Float32Array(batch * IN_FEATURES);
-  const y = new Int32Array(batch);
+  // The step is compiled for `batch` rows: the last partial batch of an epoch is dropped.
+  const batches = k.data.batches({ x: train.images, y: train.labels }, { batchSize: batch, shuffle: true, seed: 1234, dropLast: true });
+  const stepsPerEpoch = batches.length;
   const losses: number[] = [];
   const msPerEpoch: number[] = [];
   const testAccuracies: number[] = [];
   const testCount = opts.testImages ?? 10000;
   const predictExe = await k.compile(predict, undefined, { target: exe.target });
-  const order = Int32Array.from({ length: trainCount }, (_, i) => i);
-  const random = mulberry32(1234);
   for (let epoch = 0; epoch < opts.epochs; epoch++) {
-    shuffle(order, random);
     const started = performance.now();
-    for (let step = 0; step < stepsPerEpoch; step++) {
-      gatherBatch(train, order, step * batch, x, y);
+    let step = 0;
+    for (const { x, y } of batches) {
+      step++;
       const { loss } = (await exe.run({ x, y })) as { loss: k.HostOutput };
       losses.push(loss.data[0]!);
-      if ((step + 1) % 100 === 0) log(`epoch ${epoch + 1} step ${step + 1}/${stepsPerEpoch}: loss ${mean(losses.slice(-100)).toFixed(4)}`);
+      if (step % 100 === 0) log(`epoch ${epoch + 1} step ${step}/${stepsPerEpoch}: loss ${mean(losses.slice(-100)).toFixed(4)}`);
     }
     msPerEpoch.push(performance.now() - started);
     testAccuracies.push(await evaluate(exe, predictExe, testCount));
@@ -96,19 +93,11 @@ export async function evaluate(trained: k.Executable, predictExe: k.Executable, 
   const weight = (name: string): k.HostInput => state[name]!.data;
   let correct = 0;
   for (let offset = 0; offset < count; offset += EVAL_BATCH) {
-    const test = loadMnist("test", EVAL_BATCH, offset);
+    const test = k.data.mnist("test", { count: EVAL_BATCH, offset });
     const logits = (await predictExe.run([test.images, weight("0.weight"), weight("0.bias"), weight("2.weight"), weight("2.bias")])) as k.HostOutput;
     for (let r = 0; r < EVAL_BATCH; r++) if (argmax(logits.data, r * CLASSES, CLASSES) === test.labels[r]) correct++;
   }
   return correct / count;
-}
-
-function gatherBatch(data: MnistBatch, order: Int32Array, start: number, x: Float32Array, y: Int32Array): void {
-  for (let r = 0; r < y.length; r++) {
-    const i = order[start + r]!;
-    x.set(data.images.subarray(i * IN_FEATURES, (i + 1) * IN_FEATURES), r * IN_FEATURES);
-    y[r] = data.labels[i]!;
-  }
 }
 
 function argmax(data: ArrayLike<number>, start: number, width: number): number {
@@ -118,16 +107,6 @@ function argmax(data: ArrayLike<number>, start: number, width: number): number {
 }
 
 const mean = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0) / Math.max(xs.length, 1);
-
-/** Fisher–Yates with a seeded PRNG, so every run sees the same batches. */
-function shuffle(order: Int32Array, random: () => number): void {
-  for (let i = order.length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    const t = order[i]!;
-    order[i] = order[j]!;
-    order[j] = t;
-  }
-}
 
 async function main(): Promise<void> {
   const { values } = parseArgs({

@@ -19,7 +19,6 @@ import { compileWebGpu } from "../../targets/webgpu.ts";
 import { writeArtifactFolder } from "../../targets/artifact-folder.ts";
 import { traceProgram } from "../../dsl/program.ts";
 import { mlpForward } from "../../examples/mlp.ts";
-import { loadMnist } from "../../examples/mnist-data.ts";
 import { scaleSum, trainStep } from "../artifact/fixtures/tiny-model.ts";
 
 const CHROMIUM = process.env["KILN_CHROMIUM"] ?? "/usr/bin/chromium";
@@ -302,7 +301,7 @@ test.runIf(canRun(false))("the page refuses a folder whose weights do not match 
 
 test.runIf(canRun(true))("the MNIST MLP's predict artifact on WebGPU in Chromium matches the interpreter on real digits", async () => {
   expect(setup.webgpu, setup.notice).toBe(true);
-  const digits = loadMnist("test", DIGITS);
+  const digits = k.data.mnist("test", { count: DIGITS });
   const random = (n: number, scale: number) => Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898) * scale);
   const weights = { w1: random(256 * 784, 0.05), b1: random(256, 0.05), w2: random(10 * 256, 0.1), b2: random(10, 0.1) };
   const names = (JSON.parse(readFileSync(path.join(folders["webgpu-predict"]!, "manifest.json"), "utf8")) as { inputs: { name: string }[] }).inputs.map((i) => i.name);

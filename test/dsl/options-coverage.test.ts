@@ -37,6 +37,10 @@ const calls: Readonly<Record<string, () => unknown>> = {
   "k.Executable.loadState": async () => (await k.compile(k.trainStep(k.nn.linear(2, 1), (o) => o.sum(), k.optim.sgd()), [k.f32([1, 2])], { target: "reference" })).loadState({}, BOGUS),
   "k.nn.Module.loadStateDict": () => k.nn.linear(2, 1).loadStateDict({}, BOGUS),
 
+  "k.data.batches": () => k.data.batches([[1, 2]], BOGUS),
+  "new k.data.Batches": () => new k.data.Batches([[1, 2]], BOGUS),
+  "k.data.mnist": () => k.data.mnist("test", BOGUS),
+
   "k.optim.sgd": () => k.optim.sgd(BOGUS),
   "k.optim.adam": () => k.optim.adam(BOGUS),
   "k.optim.adamW": () => k.optim.adamW(BOGUS),

@@ -9,7 +9,6 @@ import { fileURLToPath } from "node:url";
 import { describe, expect, test } from "vitest";
 import * as k from "kiln";
 import { BATCH, CLASSES, HIDDEN, IN_FEATURES, forward, initParams, mlpForward } from "../../examples/mlp.ts";
-import { loadMnist } from "../../examples/mnist-data.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
@@ -32,20 +31,20 @@ function mlpByLoops(x: Float32Array, p: ReturnType<typeof initParams>, rows: num
   return logits;
 }
 
-describe("examples/mnist-data.ts", () => {
+describe("k.data.mnist, as the examples use it", () => {
   test("the first test labels are the well-known 7 2 1 0 4 1 4 9 5 9", () => {
-    const batch = loadMnist("test", 10);
+    const batch = k.data.mnist("test", { count: 10 });
     expect(Array.from(batch.labels)).toEqual([7, 2, 1, 0, 4, 1, 4, 9, 5, 9]);
     expect(batch.images.length).toBe(10 * 784);
   });
 
   test("pixels are normalized with MNIST's mean and std", () => {
-    const { images } = loadMnist("train", 4, 100);
+    const { images } = k.data.mnist("train", { count: 4, offset: 100 });
     const background = (0 - 0.1307) / 0.3081;
     const ink = (1 - 0.1307) / 0.3081;
     expect(Math.min(...images)).toBeCloseTo(background, 6);
     expect(Math.max(...images)).toBeCloseTo(ink, 6); // every digit has a fully dark pixel
-    expect(() => loadMnist("test", 2, 9999)).toThrow(/the split has 10000/);
+    expect(() => k.data.mnist("test", { count: 2, offset: 9999 })).toThrow(/the split has 10000/);
   });
 });
 
@@ -56,7 +55,7 @@ describe("examples/mlp.ts", () => {
   });
 
   test("forward on real digits matches an explicit loop MLP", async () => {
-    const batch = loadMnist("test", BATCH);
+    const batch = k.data.mnist("test", { count: BATCH });
     const params = initParams(7);
     const exe = await k.compile(forward, undefined, { target: "reference" });
     const logits = (await exe.run([batch.images, params.w1, params.b1, params.w2, params.b2])) as k.HostOutput;
@@ -82,7 +81,7 @@ describe("examples/mlp.ts", () => {
 
   test("mlpForward traces for any batch size", async () => {
     const exe = await k.compile(mlpForward, [k.f32([2, 784]), k.f32([256, 784]), k.f32([256]), k.f32([10, 256]), k.f32([10])], { target: "reference" });
-    const batch = loadMnist("test", 2);
+    const batch = k.data.mnist("test", { count: 2 });
     const params = initParams(3);
     const out = (await exe.run([batch.images, params.w1, params.b1, params.w2, params.b2])) as k.HostOutput;
     const expected = mlpByLoops(batch.images, params, 2);

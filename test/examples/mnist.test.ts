@@ -12,7 +12,6 @@ import * as k from "kiln";
 import { bufferIO } from "../../cli/io.ts";
 import { main } from "../../cli/main.ts";
 import { movingAverage, niceTicks, writeLossCurveSvg } from "../../examples/loss-curve.ts";
-import { loadMnist } from "../../examples/mnist-data.ts";
 import { BATCH, trainMnist } from "../../examples/mnist.ts";
 import { encodeSafetensors } from "../../runtime/artifact/safetensors.ts";
 
@@ -76,7 +75,7 @@ describe("examples/mnist.ts", () => {
     expect(kernels.every((f) => f.endsWith(".wgsl"))).toBe(true);
     expect(readFileSync(path.join(out, "kernels", kernels[0]!), "utf8")).toMatch(/@compute @workgroup_size/);
 
-    const batch = loadMnist("train", BATCH);
+    const batch = k.data.mnist("train", { count: BATCH });
     const inputFile = path.join(dir, "batch.safetensors");
     writeFileSync(inputFile, encodeSafetensors({ x: { dtype: "f32", shape: [BATCH, 784], data: batch.images }, y: { dtype: "i32", shape: [BATCH], data: batch.labels } }));
     const runIO = bufferIO("", root);
