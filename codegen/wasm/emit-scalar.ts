@@ -6,11 +6,12 @@
 // threefry2x32 (bit-exact with the interpreter).
 
 import type { ExprId, KExpr } from "../../compiler/kernel/kernel-ir.ts";
-import { dtypeBytes, type DType } from "../../compiler/ir/dtype.ts";
+import { dtypeBytes, isBool, isFloat, type DType } from "../../compiler/ir/dtype.ts";
+import { WASM_MEMORY, isF32Value } from "./dtypes.ts";
 import { assertNever, bug } from "../../compiler/util/errors.ts";
-import { F32, I32, Op, Simd, TRUNC_SAT_F32_S } from "./encoder.ts";
+import { F32, Op, Simd, TRUNC_SAT_F32_S } from "./encoder.ts";
 import { emitIndex, emitPred, type IndexEnv } from "./emit-index.ts";
-import type { FuncBuilder } from "./func-builder.ts";
+import { valTypeOf, type FuncBuilder } from "./func-builder.ts";
 
 /** Function indices every kernel module defines or imports (see build-module.ts). */
 export interface HelperFuncs {
@@ -50,12 +51,10 @@ export function emitAddress(ctx: Pick<ScalarCtx, "fb" | "env">, index: Parameter
 export function emitScalarLoad(ctx: ScalarCtx, e: Extract<KExpr, { op: "load" }>): void {
   const { fb } = ctx;
   const place = ctx.buffer(e.buffer);
-  const type = place.dtype === "f32" ? F32 : I32;
+  const type = valTypeOf(place.dtype);
   const load = (): void => {
     emitAddress(ctx, e.index, dtypeBytes(place.dtype));
-    if (place.dtype === "f32") fb.mem(Op.f32Load, 2, place.base);
-    else if (place.dtype === "i32") fb.mem(Op.i32Load, 2, place.base);
-    else fb.mem(Op.i32Load8u, 0, place.base);
+    fb.mem(WASM_MEMORY[place.dtype].load, WASM_MEMORY[place.dtype].align, place.base);
   };
   if (e.valid === false) {
     if (type === F32) fb.f32(0);
@@ -75,11 +74,10 @@ export function emitScalarLoad(ctx: ScalarCtx, e: Extract<KExpr, { op: "load" }>
 
 export function emitScalarExpr(ctx: ScalarCtx, e: KExpr): void {
   const { fb } = ctx;
-  const dt = (id: ExprId): string => ctx.exprs[id]!.dtype;
+  const dt = (id: ExprId): DType => ctx.exprs[id]!.dtype;
   switch (e.op) {
     case "const":
-      if (e.dtype === "f32") fb.f32(e.value);
-      else fb.i32(e.dtype === "bool" ? (e.value !== 0 ? 1 : 0) : e.value | 0);
+      pushConstant(fb, e.value, e.dtype);
       return;
     case "load":
       return emitScalarLoad(ctx, e);
@@ -97,7 +95,7 @@ export function emitScalarExpr(ctx: ScalarCtx, e: KExpr): void {
     case "reduce_max":
       return bug("wasm: a reduce is not a scalar expression");
     case "neg":
-      if (e.dtype === "f32") {
+      if (isF32Value(e.dtype)) {
         ctx.push(e.x);
         fb.op(Op.f32Neg);
       } else {
@@ -146,26 +144,51 @@ export function emitScalarExpr(ctx: ScalarCtx, e: KExpr): void {
   }
 }
 
-export function emitCast(ctx: Pick<ScalarCtx, "fb">, from: string, to: string, push: () => void): void {
+/** Pushes a constant as its dtype's wasm value (bool as 0/1, i32 wrapped). */
+export function pushConstant(fb: FuncBuilder, value: number, dtype: DType): void {
+  switch (dtype) {
+    case "f32":
+      fb.f32(value);
+      return;
+    case "i32":
+      fb.i32(value | 0);
+      return;
+    case "bool":
+      fb.i32(value !== 0 ? 1 : 0);
+      return;
+    default:
+      return assertNever(dtype, "dtype");
+  }
+}
+
+export function emitCast(ctx: Pick<ScalarCtx, "fb">, from: DType, to: DType, push: () => void): void {
   const { fb } = ctx;
   push();
   if (from === to) return;
-  if (to === "bool") {
-    if (from === "f32") fb.f32(0).op(Op.f32Ne);
-    else fb.i32(0).op(Op.i32Ne);
-  } else if (to === "f32") fb.op(from === "i32" ? Op.f32ConvertI32S : Op.f32ConvertI32U);
-  else if (from === "f32") fb.body.u8(0xfc).u32(TRUNC_SAT_F32_S);
-  // bool → i32: already 0/1
+  switch (to) {
+    case "bool":
+      if (isF32Value(from)) fb.f32(0).op(Op.f32Ne);
+      else fb.i32(0).op(Op.i32Ne);
+      return;
+    case "f32":
+      fb.op(isBool(from) ? Op.f32ConvertI32U : Op.f32ConvertI32S);
+      return;
+    case "i32":
+      if (isF32Value(from)) fb.body.u8(0xfc).u32(TRUNC_SAT_F32_S); // saturating, NaN → 0
+      return; // bool → i32: already 0/1
+    default:
+      return assertNever(to, "dtype");
+  }
 }
 
-function emitScalarBinary(ctx: ScalarCtx, op: "add" | "mul" | "max" | "cmplt" | "cmpeq" | "idiv" | "mod", dtype: string, x: ExprId, y: ExprId): void {
+function emitScalarBinary(ctx: ScalarCtx, op: "add" | "mul" | "max" | "cmplt" | "cmpeq" | "idiv" | "mod", dtype: DType, x: ExprId, y: ExprId): void {
   const { fb } = ctx;
   const both = (): void => {
     ctx.push(x);
     ctx.push(y);
   };
-  const f = dtype === "f32";
-  const b = dtype === "bool";
+  const f = isFloat(dtype);
+  const b = isBool(dtype);
   switch (op) {
     case "add":
       both();

@@ -9,14 +9,15 @@
 
 import { reduceElements, scheduleSection, type ScheduleItem } from "../../compiler/kernel/schedule.ts";
 import { exprOperands, exprOwnVars, type ExprId, type KExpr, type Section } from "../../compiler/kernel/kernel-ir.ts";
-import { dtypeBytes } from "../../compiler/ir/dtype.ts";
+import { dtypeBytes, dtypeInfo, isBool } from "../../compiler/ir/dtype.ts";
+import { SIMD_BINARY, WASM_MEMORY, isF32Value, laneOps } from "./dtypes.ts";
 import { assertNever, bug } from "../../compiler/util/errors.ts";
-import { F32, I32, Op, Simd, V128, type DefinedFunc } from "./encoder.ts";
+import { I32, Op, Simd, V128, type DefinedFunc, type ValType } from "./encoder.ts";
 import { linearStride } from "../../compiler/kernel/index-expr.ts";
 import type { IndexEnv } from "./emit-index.ts";
-import { emitAddress, emitScalarExpr, type BufferPlace, type HelperFuncs, type ScalarCtx } from "./emit-scalar.ts";
+import { emitAddress, emitScalarExpr, pushConstant, type BufferPlace, type HelperFuncs, type ScalarCtx } from "./emit-scalar.ts";
 import { emitVectorExpr, emitVectorStore, extractLane, LANES, splatOp, type VectorCtx } from "./emit-vector.ts";
-import { FuncBuilder } from "./func-builder.ts";
+import { FuncBuilder, valTypeOf } from "./func-builder.ts";
 
 export interface SectionOptions {
   /** Emit SIMD regions (default true); false gives the scalar lowering only. */
@@ -71,7 +72,7 @@ export function emitSection(s: Section, buffer: (id: number) => BufferPlace, hel
   };
   const scalarLocals = new Map<ExprId, number>();
   const vecLocals = new Map<ExprId, number>();
-  const localFor = (map: Map<ExprId, number>, id: ExprId, type: typeof I32 | typeof F32 | typeof V128): number => {
+  const localFor = (map: Map<ExprId, number>, id: ExprId, type: ValType): number => {
     let l = map.get(id);
     if (l === undefined) {
       l = fb.local(type);
@@ -79,7 +80,7 @@ export function emitSection(s: Section, buffer: (id: number) => BufferPlace, hel
     }
     return l;
   };
-  const scalarLocal = (id: ExprId): number => localFor(scalarLocals, id, exprs[id]!.dtype === "f32" ? F32 : I32);
+  const scalarLocal = (id: ExprId): number => localFor(scalarLocals, id, valTypeOf(exprs[id]!.dtype));
   const vecLocal = (id: ExprId): number => localFor(vecLocals, id, V128);
 
   let region: Region | undefined;
@@ -159,13 +160,13 @@ export function emitSection(s: Section, buffer: (id: number) => BufferPlace, hel
       fb.set(vecLocal(id));
       return;
     }
-    if (region?.needsSplat.has(id) && e.op === "load" && e.valid !== false && e.valid.length === 0 && e.dtype !== "bool") {
+    if (region?.needsSplat.has(id) && e.op === "load" && e.valid !== false && e.valid.length === 0 && !isBool(e.dtype)) {
       // Load straight into all four lanes (a matmul's left operand); lane 0 is the scalar.
       const place = buffer(e.buffer);
       const splat = fb.local(V128);
       emitAddress({ fb, env: env(0) }, e.index, 4);
       fb.simdMem(Simd.v128Load32Splat, 2, place.base).tee(splat);
-      fb.simdLane(e.dtype === "f32" ? Simd.f32x4ExtractLane : Simd.i32x4ExtractLane, 0).set(scalarLocal(id));
+      fb.simdLane(laneOps(e.dtype).extract, 0).set(scalarLocal(id));
       region.splats.set(id, splat);
       return;
     }
@@ -179,7 +180,7 @@ export function emitSection(s: Section, buffer: (id: number) => BufferPlace, hel
     const place = buffer(item.buffer);
     emitAddress({ fb, env: env(0) }, item.index, dtypeBytes(place.dtype));
     pushScalar(item.value);
-    fb.mem(place.dtype === "f32" ? Op.f32Store : place.dtype === "i32" ? Op.i32Store : Op.i32Store8, place.dtype === "bool" ? 0 : 2, place.base);
+    fb.mem(WASM_MEMORY[place.dtype].store, WASM_MEMORY[place.dtype].align, place.base);
   };
 
   const loopBounds = (name: string, extent: number): [() => void, () => void] =>
@@ -228,18 +229,17 @@ export function emitSection(s: Section, buffer: (id: number) => BufferPlace, hel
     });
 
   const identity = (e: KExpr, vector: boolean): void => {
-    const value = e.op === "reduce_sum" || e.dtype === "bool" ? 0 : e.dtype === "f32" ? -Infinity : -2147483648;
-    if (e.dtype === "f32") fb.f32(value);
-    else fb.i32(value);
+    // bool max is or: its identity is 0 (false), the dtype's lowest value
+    pushConstant(fb, e.op === "reduce_sum" ? 0 : dtypeInfo(e.dtype).lowest, e.dtype);
     if (vector) fb.simd(splatOp(e.dtype));
   };
 
   const scalarStep = (e: KExpr, acc: number, pushBody: () => void): void => {
     fb.get(acc);
     pushBody();
-    if (e.dtype === "bool") fb.op(Op.i32Or);
-    else if (e.op === "reduce_sum") fb.op(e.dtype === "f32" ? Op.f32Add : Op.i32Add);
-    else if (e.dtype === "f32") fb.op(Op.f32Max);
+    if (isBool(e.dtype)) fb.op(Op.i32Or);
+    else if (e.op === "reduce_sum") fb.op(isF32Value(e.dtype) ? Op.f32Add : Op.i32Add);
+    else if (isF32Value(e.dtype)) fb.op(Op.f32Max);
     else {
       const t = fb.local(I32);
       fb.set(t).get(t).get(acc).get(t).op(Op.i32GtS).op(Op.select); // acc > t ? acc : t
@@ -247,8 +247,8 @@ export function emitSection(s: Section, buffer: (id: number) => BufferPlace, hel
     fb.set(acc);
   };
 
-  const vectorStepOp = (e: KExpr): number =>
-    e.dtype === "bool" ? Simd.v128Or : e.op === "reduce_sum" ? (e.dtype === "f32" ? Simd.f32x4Add : Simd.i32x4Add) : e.dtype === "f32" ? Simd.f32x4Max : Simd.i32x4MaxS;
+  // SIMD_BINARY's add/max: bool's are v128.or, like a scalar bool reduce
+  const vectorStepOp = (e: KExpr): number => SIMD_BINARY[e.dtype][e.op === "reduce_sum" ? "add" : "max"];
 
   const nestLoops = (vars: readonly { name: string; extent: number }[], body: () => void): void => {
     if (vars.length === 0) return body();
@@ -285,7 +285,7 @@ export function emitSection(s: Section, buffer: (id: number) => BufferPlace, hel
     const last = loopVars[loopVars.length - 1];
     if (!last || last.extent < 2 * LANES) return false;
     if (item.body.some((it) => it.kind !== "expr")) return false;
-    if (item.reduces.some((id) => exprs[id]!.dtype === "bool")) return false;
+    if (item.reduces.some((id) => isBool(exprs[id]!.dtype))) return false;
     // Worth it only when some load streams along the variable.
     return item.body.some((it) => {
       const e = exprs[(it as { id: ExprId }).id]!;

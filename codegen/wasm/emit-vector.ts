@@ -6,12 +6,13 @@
 
 import { indexDataRefs, indexVars, type IndexExpr, type IndexPred } from "../../compiler/kernel/index-expr.ts";
 import type { ExprId, KExpr } from "../../compiler/kernel/kernel-ir.ts";
-import { dtypeBytes } from "../../compiler/ir/dtype.ts";
+import { dtypeBytes, isBool, type DType } from "../../compiler/ir/dtype.ts";
+import { SIMD_BINARY, WASM_MEMORY, isF32Value, laneOps } from "./dtypes.ts";
 import { assertNever } from "../../compiler/util/errors.ts";
 import { F32, I32, Op, Simd, V128 } from "./encoder.ts";
 import { linearStride } from "../../compiler/kernel/index-expr.ts";
 import { emitPred, type IndexEnv } from "./emit-index.ts";
-import { emitAddress, emitScalarExpr, type ScalarCtx } from "./emit-scalar.ts";
+import { emitAddress, emitScalarExpr, pushConstant, type ScalarCtx } from "./emit-scalar.ts";
 import { emitExp2, emitLog2, emitSin, SIN_REDUCTION_LIMIT } from "./module-helpers.ts";
 
 export const LANES = 4;
@@ -40,14 +41,14 @@ export function isContiguous(ctx: VectorCtx, index: IndexExpr, valid: IndexPred)
 }
 
 /** Runs the scalar lowering of `e` once per lane into a vector. */
-export function emitPerLane(ctx: VectorCtx, dtype: string, scalar: (lane: ScalarCtx) => void): void {
+export function emitPerLane(ctx: VectorCtx, dtype: DType, scalar: (lane: ScalarCtx) => void): void {
   const { fb } = ctx;
   const tmp = fb.local(V128);
   fb.v128Zero().set(tmp);
   for (let lane = 0; lane < LANES; lane++) {
     fb.get(tmp);
     scalar({ ...ctx, env: ctx.laneEnv(lane), push: (id) => ctx.pushLane(id, lane) });
-    fb.simdLane(dtype === "f32" ? Simd.f32x4ReplaceLane : Simd.i32x4ReplaceLane, lane).set(tmp);
+    fb.simdLane(laneOps(dtype).replace, lane).set(tmp);
   }
   fb.get(tmp);
 }
@@ -55,7 +56,7 @@ export function emitPerLane(ctx: VectorCtx, dtype: string, scalar: (lane: Scalar
 function emitVectorLoad(ctx: VectorCtx, e: Extract<KExpr, { op: "load" }>): void {
   const { fb } = ctx;
   const place = ctx.buffer(e.buffer);
-  if (place.dtype === "bool" || e.valid === false || !isContiguous(ctx, e.index, e.valid)) return emitPerLane(ctx, e.dtype, (lc) => emitScalarExpr(lc, e));
+  if (isBool(place.dtype) || e.valid === false || !isContiguous(ctx, e.index, e.valid)) return emitPerLane(ctx, e.dtype, (lc) => emitScalarExpr(lc, e));
   const load = (): void => {
     emitAddress(ctx, e.index, dtypeBytes(place.dtype));
     fb.simdMem(Simd.v128Load, 2, place.base);
@@ -72,12 +73,12 @@ const negateI32 = (ctx: VectorCtx): void => void ctx.fb.simd(Simd.i32x4Neg);
 
 export function emitVectorExpr(ctx: VectorCtx, e: KExpr): void {
   const { fb } = ctx;
-  const dt = (id: ExprId): string => ctx.exprs[id]!.dtype;
+  const dt = (id: ExprId): DType => ctx.exprs[id]!.dtype;
   const perLane = (): void => emitPerLane(ctx, e.dtype, (lc) => emitScalarExpr(lc, e));
   switch (e.op) {
     case "const":
-      if (e.dtype === "f32") fb.f32(e.value).simd(Simd.f32x4Splat);
-      else fb.i32(e.dtype === "bool" ? (e.value !== 0 ? 1 : 0) : e.value | 0).simd(Simd.i32x4Splat);
+      pushConstant(fb, e.value, e.dtype);
+      fb.simd(laneOps(e.dtype).splat);
       return;
     case "load":
       return emitVectorLoad(ctx, e);
@@ -116,7 +117,7 @@ export function emitVectorExpr(ctx: VectorCtx, e: KExpr): void {
       return perLane(); // unreachable: reductions are accumulated by the section emitter
     case "neg":
       ctx.pushVec(e.x);
-      fb.simd(e.dtype === "f32" ? Simd.f32x4Neg : Simd.i32x4Neg);
+      fb.simd(laneOps(e.dtype).neg);
       return;
     case "exp2":
     case "log2": {
@@ -151,7 +152,7 @@ export function emitVectorExpr(ctx: VectorCtx, e: KExpr): void {
     case "cmplt":
     case "cmpeq": {
       const d = dt(e.x);
-      if (e.op === "cmplt" && d === "bool") {
+      if (e.op === "cmplt" && isBool(d)) {
         // x < y on 0/1 is y & ~x
         ctx.pushVec(e.y);
         ctx.pushVec(e.x);
@@ -160,8 +161,7 @@ export function emitVectorExpr(ctx: VectorCtx, e: KExpr): void {
       }
       ctx.pushVec(e.x);
       ctx.pushVec(e.y);
-      const table = d === "f32" ? F32_BINARY : d === "i32" ? I32_BINARY : BOOL_BINARY;
-      fb.simd(table[e.op]);
+      fb.simd(SIMD_BINARY[d][e.op]);
       if (e.op === "cmplt" || e.op === "cmpeq") negateI32(ctx);
       return;
     }
@@ -170,26 +170,32 @@ export function emitVectorExpr(ctx: VectorCtx, e: KExpr): void {
   }
 }
 
-const F32_BINARY = { add: Simd.f32x4Add, mul: Simd.f32x4Mul, max: Simd.f32x4Max, cmplt: Simd.f32x4Lt, cmpeq: Simd.f32x4Eq } as const;
-const I32_BINARY = { add: Simd.i32x4Add, mul: Simd.i32x4Mul, max: Simd.i32x4MaxS, cmplt: Simd.i32x4LtS, cmpeq: Simd.i32x4Eq } as const;
-const BOOL_BINARY = { add: Simd.v128Or, mul: Simd.v128And, max: Simd.v128Or, cmplt: Simd.i32x4LtS, cmpeq: Simd.i32x4Eq } as const;
-
-function emitVectorCast(ctx: VectorCtx, from: string, to: string, x: ExprId): void {
+function emitVectorCast(ctx: VectorCtx, from: DType, to: DType, x: ExprId): void {
   const { fb } = ctx;
   ctx.pushVec(x);
   if (from === to) return;
-  if (to === "bool") {
-    fb.v128Zero().simd(from === "f32" ? Simd.f32x4Ne : Simd.i32x4Ne);
-    negateI32(ctx);
-  } else if (to === "f32") fb.simd(from === "i32" ? Simd.f32x4ConvertI32x4S : Simd.f32x4ConvertI32x4U);
-  else if (from === "f32") fb.simd(Simd.i32x4TruncSatF32x4S);
+  switch (to) {
+    case "bool":
+      fb.v128Zero().simd(isF32Value(from) ? Simd.f32x4Ne : Simd.i32x4Ne);
+      negateI32(ctx);
+      return;
+    case "f32":
+      // bool 0/1 converts unsigned, i32 signed
+      fb.simd(isBool(from) ? Simd.f32x4ConvertI32x4U : Simd.f32x4ConvertI32x4S);
+      return;
+    case "i32":
+      if (isF32Value(from)) fb.simd(Simd.i32x4TruncSatF32x4S); // bool → i32: already 0/1
+      return;
+    default:
+      return assertNever(to, "dtype");
+  }
 }
 
 /** Stores a vector value at a store index (one v128 store when contiguous, else per lane). */
 export function emitVectorStore(ctx: VectorCtx, buffer: number, index: IndexExpr, value: ExprId): void {
   const { fb } = ctx;
   const place = ctx.buffer(buffer);
-  if (place.dtype !== "bool" && isContiguous(ctx, index, [])) {
+  if (!isBool(place.dtype) && isContiguous(ctx, index, [])) {
     emitAddress(ctx, index, 4);
     ctx.pushVec(value);
     fb.simdMem(Simd.v128Store, 2, place.base);
@@ -198,14 +204,14 @@ export function emitVectorStore(ctx: VectorCtx, buffer: number, index: IndexExpr
   for (let lane = 0; lane < LANES; lane++) {
     emitAddress({ fb, env: ctx.laneEnv(lane) }, index, dtypeBytes(place.dtype));
     ctx.pushLane(value, lane);
-    fb.mem(place.dtype === "f32" ? Op.f32Store : place.dtype === "i32" ? Op.i32Store : Op.i32Store8, place.dtype === "bool" ? 0 : 2, place.base);
+    fb.mem(WASM_MEMORY[place.dtype].store, WASM_MEMORY[place.dtype].align, place.base);
   }
 }
 
 /** Pushes lane `lane` of a vector local as a scalar. */
-export function extractLane(ctx: Pick<VectorCtx, "fb">, local: number, dtype: string, lane: number): void {
-  ctx.fb.get(local).simdLane(dtype === "f32" ? Simd.f32x4ExtractLane : Simd.i32x4ExtractLane, lane);
+export function extractLane(ctx: Pick<VectorCtx, "fb">, local: number, dtype: DType, lane: number): void {
+  ctx.fb.get(local).simdLane(laneOps(dtype).extract, lane);
 }
 
-export const splatOp = (dtype: string): number => (dtype === "f32" ? Simd.f32x4Splat : Simd.i32x4Splat);
+export const splatOp = (dtype: DType): number => laneOps(dtype).splat;
 export { F32, I32 };
