@@ -1,7 +1,8 @@
 // FileCheck tests of the kernel level: each `.kir` file in ./kir names stages on a `// RUN:`
 // line and holds input IR plus CHECK lines. Graph passes may come first (`simplify`); `lower`
 // fuses and lowers the graph (untiled, as the driver's lower stage); then kernel passes run
-// (`tile`, `block-contraction`), each output verified; `webgpu-layout` last prints WebGPU's
+// (`tile`, `block-contraction`: the driver's own pass objects through its loop, each output
+// verified); `webgpu-layout` last prints WebGPU's
 // dispatch plan (splitting by binding limit, packing, row kernels, matmul forms) instead of
 // kernel IR. The input (graph or kernel IR) round-trips print → parse → print byte-identically,
 // and so does every kernel program produced.
@@ -17,11 +18,12 @@ import type { KernelProgram } from "../../compiler/kernel/kernel-ir.ts";
 import { lowerProgram } from "../../compiler/kernel/lower.ts";
 import { isKernelIrText, parseKernelModule } from "../../compiler/kernel/parser.ts";
 import { printKernelProgram } from "../../compiler/kernel/print.ts";
-import { tileProgram } from "../../compiler/kernel/tile.ts";
 import { verifyKernelProgram } from "../../compiler/kernel/verify.ts";
 import { planFusion } from "../../compiler/passes/fuse.ts";
-import { passByName, runPasses } from "../../compiler/pipeline.ts";
-import { blockContractions } from "../../compiler/kernel/block-contraction.ts";
+import { passByName, runLevel, runPasses, startPassRun } from "../../compiler/pipeline.ts";
+import type { KernelPass } from "../../compiler/backend.ts";
+import { kernelLevel } from "../../compiler/compile.ts";
+import { blockContractionPass, tilePass } from "../../compiler/kernel-passes.ts";
 import { planProgramMemory } from "../../compiler/kernel/program-memory.ts";
 import { matchContraction, useTiledMatmul } from "../../codegen/wgsl/matmul.ts";
 import { DEVICE_ELEMENT_BYTES, planDeviceLayout, webGpuDefaultLimits } from "../../codegen/wgsl/layout.ts";
@@ -33,10 +35,13 @@ const kirFiles = readdirSync(here)
   .filter((f) => f.endsWith(".kir"))
   .sort();
 
-const KERNEL_PASSES: Readonly<Record<string, (p: KernelProgram) => KernelProgram>> = {
-  tile: tileProgram,
-  "block-contraction": blockContractions,
-};
+/** The driver's kernel passes (compiler/kernel-passes.ts), by the names RUN lines use. */
+const KERNEL_PASSES: ReadonlyMap<string, KernelPass> = new Map([tilePass, blockContractionPass].map((p) => [p.name, p]));
+
+/** One kernel pass through the driver's loop (compiler/pipeline.ts runLevel): verified after it runs. */
+function runKernelPass(p: KernelProgram, pass: KernelPass): KernelProgram {
+  return runLevel(startPassRun({ verify: true }, [pass.name]), p, [pass], kernelLevel);
+}
 
 /** WebGPU's plan for a program under the default limits: dispatches, what each renders as, packed buffers. */
 function formatWebGpuLayout(p: KernelProgram): string {
@@ -77,9 +82,9 @@ function runStages(text: string, file: string, stages: readonly string[]): { out
       graphs = graphs.map((g) => runPasses(g, [passByName(stage)], { verify: true }).graph);
       continue;
     } else {
-      const pass = KERNEL_PASSES[stage];
-      if (!pass) throw new Error(`${file}: unknown kernel pass '${stage}' (known: lower, ${Object.keys(KERNEL_PASSES).join(", ")}, webgpu-layout)`);
-      programs = programs!.map(pass);
+      const pass = KERNEL_PASSES.get(stage);
+      if (!pass) throw new Error(`${file}: unknown kernel pass '${stage}' (known: lower, ${[...KERNEL_PASSES.keys()].join(", ")}, webgpu-layout)`);
+      programs = programs!.map((p) => runKernelPass(p, pass));
     }
     for (const p of programs) verifyKernelProgram(p, stage);
     made.push(...programs);
