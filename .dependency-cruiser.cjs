@@ -18,9 +18,16 @@ const kernel = "^compiler/kernel/";
 // The fusion plan: data the fuse pass writes and lowering reads (breaks fuse <-> lower).
 const fusionPlan = "^compiler/kernel/fusion-plan\\.ts$";
 const autodiff = "^compiler/passes/autodiff/";
+// Index algebra (symbolic index expressions, movement ops as index maps): fusion decides by the
+// indices at which a group reads a value, with the same maps lowering uses. Leaves of kernel/.
+const indexMath = "^compiler/kernel/(index-expr|movement-index)\\.ts$";
 const driver = "^compiler/compile\\.ts$";
-const artifactFormat = "^runtime/artifact/format\\.ts$";
-const targetsRegistry = "^targets/(index|registry|backend)\\.ts$";
+// The artifact format: its types, and the wasm memory layout whose addresses codegen bakes into
+// kernels and the runtime uses to place tensors (one definition, read by both).
+const artifactFormat = "^runtime/artifact/(format|wasm-layout)\\.ts$";
+// What dsl/ sees of targets/: the registry, the Backend and Executor types, and the artifact
+// folder writer that exe.save() calls (imported lazily: it is Node-only).
+const targetsRegistry = "^targets/(index|registry|backend|artifact-folder)\\.ts$";
 // The safetensors format (a leaf of runtime/artifact): k.safetensors, loadStateDict and checkpoints read and write it.
 const safetensorsFormat = "^runtime/artifact/(safetensors|safetensors-dtypes|strict-json|invalid)\\.ts$";
 
@@ -32,7 +39,7 @@ const LAYERS = [
   { name: "compiler-util", from: "^compiler/util/", may: [util] },
   { name: "compiler-ir", from: "^compiler/ir/", may: [ir, util] },
   { name: "compiler-debug", from: debug, may: [util, ir] },
-  { name: "compiler-passes", from: "^compiler/passes/", may: ["^compiler/passes/", ir, util, debug, passType, fusionPlan] },
+  { name: "compiler-passes", from: "^compiler/passes/", may: ["^compiler/passes/", ir, util, debug, passType, fusionPlan, indexMath] },
   { name: "compiler-kernel", from: "^compiler/kernel/", may: [kernel, ir, util, debug, passType] },
   // The driver and the other files at compiler/'s top (pipeline, artifact assembly) run the
   // levels in order; the driver sees backends through the Backend interface (types only,

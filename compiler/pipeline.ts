@@ -13,6 +13,9 @@ import { cse } from "./passes/cse.ts";
 import { dce } from "./passes/dce.ts";
 import { simplify } from "./passes/simplify.ts";
 import { fuse } from "./passes/fuse.ts";
+import type { FusionPlan } from "./kernel/fusion-plan.ts";
+import { lowerProgram } from "./kernel/lower.ts";
+import { printKernelProgram } from "./kernel/print.ts";
 import type { DumpFile, Pass, PassContext, PassTiming, PipelineOptions } from "./passes/pass.ts";
 import { KilnError } from "./util/errors.ts";
 
@@ -32,8 +35,19 @@ export interface PipelineResult {
  */
 export const graphPasses: readonly Pass[] = [simplify];
 
+/** `fuse` as the graph-only pipeline runs it: when dumped, its groups and the lowered kernel IR (`NN-fuse.kernels.kir`). */
+const fuseAndShowKernels: Pass = {
+  name: fuse.name,
+  run(g, ctx) {
+    const out = fuse.run(g, ctx);
+    const plan = ctx.facts.get("fusion") as FusionPlan | undefined;
+    if (ctx.dumping && plan) ctx.dump(`${ctx.step}-fuse.kernels.kir`, printKernelProgram(lowerProgram(g, plan)));
+    return out;
+  },
+};
+
 /** The graph-only pipeline `kiln dump` runs without --target: the graph passes, then `fuse` (its groups and kernel IR as dumps). */
-export const defaultPasses: readonly Pass[] = [...graphPasses, fuse];
+export const defaultPasses: readonly Pass[] = [...graphPasses, fuseAndShowKernels];
 
 /** Passes that can be named (in --after, in a `.kir` RUN line) without being in the default list. */
 const extraPasses: readonly Pass[] = [cse, dce];

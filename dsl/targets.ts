@@ -3,4 +3,4 @@
 // the Executor types from here.
 
 export { availableTargets, registerTarget, registeredTargets, resolveTarget, targetOptionKeys, targetsReadingOption } from "../targets/registry.ts";
-export type { Executor, ExecutorRunOptions, ExecutorStats, TargetEntry as TargetInfo, TargetFactory, TargetOptions } from "../targets/backend.ts";
+export type { Artifact, Executor, ExecutorRunOptions, ExecutorStats, TargetEntry as TargetInfo, TargetFactory, TargetOptions } from "../targets/backend.ts";

@@ -7,7 +7,6 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import * as k from "kiln";
 import { dumpProgram } from "../compiler/pipeline.ts";
-import { folderDumpSink } from "../dsl/dump-folder.ts";
 import { encodeSafetensors } from "../runtime/artifact/safetensors.ts";
 import { acquireWebGpu } from "../runtime/webgpu/device.ts";
 import { writeLossCurveSvg } from "./loss-curve.ts";
@@ -46,8 +45,8 @@ const svgPath = path.join(outDir, "loss-curve.svg");
 writeFileSync(svgPath, writeLossCurveSvg(losses, { title: `MNIST MLP on ${result.target}: ${losses.length} steps of ${BATCH}` }));
 const irDir = path.join(outDir, "ir");
 const { files } = dumpProgram(result.exe.graph, { all: true });
-const irSink = folderDumpSink(irDir);
-for (const f of files) irSink.write(f.name, f.text);
+mkdirSync(irDir, { recursive: true });
+for (const f of files) writeFileSync(path.join(irDir, f.name), f.text);
 const artifactDir = path.join(outDir, "artifact");
 await result.exe.save(artifactDir);
 // A batch to try the artifact on: `kiln run` takes its inputs as safetensors.

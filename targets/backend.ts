@@ -9,8 +9,9 @@ import type { CompileBackend } from "../compiler/backend.ts";
 import type { Compiled, DriverOptions } from "../compiler/compile.ts";
 import type { Graph } from "../compiler/ir/types.ts";
 import type { HostTensor } from "../compiler/util/host-tensor.ts";
-import type { ArtifactOf, ArtifactTarget } from "../runtime/artifact/format.ts";
-import type { Artifact } from "../runtime/artifact/format.ts";
+import type { Artifact, ArtifactOf, ArtifactTarget } from "../runtime/artifact/format.ts";
+
+export type { Artifact };
 import type { ArtifactRunner } from "../runtime/artifact/load.ts";
 
 /** A compiled graph, ready to run. Inputs and outputs are keyed by graph input/output names. */

@@ -11,7 +11,7 @@ import type { IndexExpr, IndexVar } from "../../compiler/kernel/index-expr.ts";
 import { exprName, renderExprList, renderIndex } from "../render/base.ts";
 import { wgslDialect, wgslHelpersFor } from "./dialect.ts";
 import type { WebGpuLimits } from "./layout.ts";
-import { foldWorkgroups, type DispatchBindings, type RenderedDispatch } from "./render-wgsl.ts";
+import { foldWorkgroups, type DispatchBindings, type RenderedDispatch } from "./dispatch.ts";
 
 /** "auto": contractions with at least 64x64 outputs and k ≥ 16; "always" for tests. */
 export type TiledMatmulMode = "auto" | "always" | "never";

@@ -5,7 +5,6 @@
 // render time, because both need the memory plan's slot assignment (two tensors sharing a
 // slot bind once); every element is 4 bytes on the device (bool as u32).
 
-import type { RenderPlacement } from "../../compiler/backend.ts";
 import type { KernelProgram, Section } from "../../compiler/kernel/kernel-ir.ts";
 import type { WebGpuArtifactKernel } from "../../runtime/artifact/format.ts";
 import { planDeviceLayout, type PlannedSlots, type WebGpuLimits } from "./layout.ts";
@@ -14,7 +13,13 @@ import { renderDispatch, type KernelChoices } from "./render-wgsl.ts";
 
 export interface RenderedWebGpuProgram {
   readonly kernels: readonly WebGpuArtifactKernel[];
-  readonly placement: RenderPlacement;
+  /** Where each program buffer lives: GPU buffer (the artifact's slot) and byte offset in it. */
+  readonly placement: {
+    readonly slotOf: readonly number[];
+    readonly offsetOf: readonly number[];
+    readonly slotBytes: readonly number[];
+    readonly peakBytes: number;
+  };
 }
 
 export function renderWebGpuProgram(program: KernelProgram, slots: PlannedSlots, limits: WebGpuLimits, opts: KernelChoices = {}): RenderedWebGpuProgram {

@@ -14,7 +14,7 @@ import { exprName, parallelDepthOf, renderSectionBody, scheduleSection } from ".
 import { wgslDialect, wgslHelpersFor } from "./dialect.ts";
 import { sectionSourceNote } from "../../compiler/kernel/print.ts";
 import type { WebGpuLimits } from "./layout.ts";
-import { foldWorkgroups, type DispatchBindings, type RenderedDispatch } from "./render-wgsl.ts";
+import { foldWorkgroups, type DispatchBindings, type RenderedDispatch } from "./dispatch.ts";
 
 const ROW_THREADS = 64;
 /** The workgroup array a row reduction of each dtype goes through; bool rows are not row kernels. */

@@ -23,8 +23,6 @@ import { numel, shapesEqual, type Shape } from "../util/shape.ts";
 import type { Pass } from "./pass.ts";
 import { groupSource, type FuseOptions, type FusionGroup, type FusionPlan } from "../kernel/fusion-plan.ts";
 import { formatLocation, formatScope, valueNames } from "../ir/printer.ts";
-import { lowerProgram } from "../kernel/lower.ts";
-import { printKernelProgram } from "../kernel/print.ts";
 
 
 const HORIZONTAL_MAX_ELEMENTS = 1 << 22;
@@ -368,7 +366,8 @@ export function formatBytes(bytes: number): string {
 
 /**
  * The pass: records the plan in ctx.facts ("fusion"); the graph itself is unchanged. When
- * dumped it also writes the groups (with their byte scores) and the lowered kernel IR.
+ * dumped it also writes the groups (with their byte scores); the graph-only pipeline of
+ * compiler/pipeline.ts adds the lowered kernel IR (lowering is the kernel level's job).
  */
 export const fuse: Pass = {
   name: "fuse",
@@ -377,7 +376,6 @@ export const fuse: Pass = {
     ctx.facts.set("fusion", plan);
     if (ctx.dumping) {
       ctx.dump(`${ctx.step}-fuse.groups.txt`, formatFusionPlan(g, plan));
-      ctx.dump(`${ctx.step}-fuse.kernels.kir`, printKernelProgram(lowerProgram(g, plan)));
     }
     return g;
   },
