@@ -29,7 +29,7 @@ function defaultInit(weight: Parameter, bias: Parameter | undefined): void {
 
 /** y = x Wᵀ + b with weight [out, in]. */
 export class Linear extends Module {
-  readonly weight: Parameter;
+  weight: Parameter;
   readonly bias: Parameter | undefined;
   constructor(
     readonly inFeatures: number,
@@ -55,7 +55,7 @@ export interface Conv2dLayerOptions extends Conv2dOptions {
 
 /** NCHW convolution with weight [out, in/groups, kH, kW]. */
 export class Conv2d extends Module {
-  readonly weight: Parameter;
+  weight: Parameter;
   readonly bias: Parameter | undefined;
   readonly options: Conv2dOptions;
   constructor(inChannels: number, outChannels: number, kernelSize: IntPair, opts: Conv2dLayerOptions = {}) {
@@ -85,7 +85,7 @@ export interface ConvTranspose2dLayerOptions extends ConvTranspose2dOptions {
 
 /** Transposed convolution with weight [in, out/groups, kH, kW] (fan_in = out/groups·kH·kW, as PyTorch computes it). */
 export class ConvTranspose2d extends Module {
-  readonly weight: Parameter;
+  weight: Parameter;
   readonly bias: Parameter | undefined;
   readonly options: ConvTranspose2dOptions;
   constructor(inChannels: number, outChannels: number, kernelSize: IntPair, opts: ConvTranspose2dLayerOptions = {}) {
@@ -142,7 +142,7 @@ export class LayerNorm extends Module {
 
 /** A [numEmbeddings, embeddingDim] table initialized N(0, 1); forward takes i32 indices. */
 export class Embedding extends Module {
-  readonly weight: Parameter;
+  weight: Parameter;
   constructor(
     readonly numEmbeddings: number,
     readonly embeddingDim: number,

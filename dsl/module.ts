@@ -17,6 +17,8 @@ import { currentTrace, requireTrace } from "./trace.ts";
 export class Parameter {
   /** Dotted name from the root module, updated as parents register the owner. */
   path: string;
+  /** The module that registered it first; a tied parameter (`head.weight = emb.weight`) keeps its owner's name. */
+  owner: object | undefined;
   data: Float64Array | Int32Array | Uint8Array;
   constructor(
     name: string,
@@ -80,22 +82,42 @@ export abstract class Module {
     const knownParams = new Set([...this.params.values(), ...this.buffers.values()]);
     for (const [key, value] of Object.entries(this)) {
       if (value instanceof Module && !knownModules.has(value)) this.registerModule(key, value);
-      else if (value instanceof Parameter && !knownParams.has(value)) this.registerParameter(key, value);
+      else if (value instanceof Parameter && !knownParams.has(value)) this.tieOrRegister(key, value);
       else if (Array.isArray(value) && value.length > 0 && value.every((m) => m instanceof Module))
         value.forEach((m: Module, i) => { if (!knownModules.has(m)) this.registerModule(`${key}.${i}`, m); });
     }
   }
 
+  /**
+   * A parameter assigned to a field: new, or one another module owns (weight tying,
+   * `head.weight = emb.weight`), which replaces what the field held before and must match
+   * its shape and dtype.
+   */
+  private tieOrRegister(key: string, p: Parameter): void {
+    const table = this.buffers.has(key) ? this.buffers : this.params;
+    const before = table.get(key);
+    if (before && (before.dtype !== p.dtype || before.shape.length !== p.shape.length || before.shape.some((d, i) => d !== p.shape[i])))
+      throw new KilnError({ code: "shape-mismatch", message: `shape mismatch tying '${key}' of ${this.constructor.name}: it is ${before.dtype}${formatShape(before.shape)}, the assigned parameter '${p.path}' is ${p.dtype}${formatShape(p.shape)}` });
+    if (table === this.buffers) this.registerBuffer(key, p);
+    else this.registerParameter(key, p);
+  }
+
   protected registerParameter(name: string, p: Parameter | undefined): Parameter | undefined {
     if (p) {
-      p.path = name;
+      if (p.owner === undefined || p.owner === this) {
+        p.owner = this;
+        p.path = name;
+      }
       this.params.set(name, p);
     }
     return p;
   }
 
   protected registerBuffer(name: string, b: Parameter): Parameter {
-    b.path = name;
+    if (b.owner === undefined || b.owner === this) {
+      b.owner = this;
+      b.path = name;
+    }
     this.buffers.set(name, b);
     return b;
   }
@@ -103,9 +125,36 @@ export abstract class Module {
   protected registerModule<M extends Module>(name: string, m: M): M {
     if (this.children.has(name)) throw new KilnError({ code: "invalid-argument", message: `module '${name}' is registered twice` });
     this.children.set(name, m);
-    for (const [sub, p] of m.namedParameters()) p.path = `${name}.${sub}`;
-    for (const [sub, b] of m.namedBuffers()) b.path = `${name}.${sub}`;
+    // Only the parameters m's subtree owns take its names; a tied one keeps its owner's.
+    for (const [sub, p] of m.ownedEntries("params")) p.path = `${name}.${sub}`;
+    for (const [sub, b] of m.ownedEntries("buffers")) b.path = `${name}.${sub}`;
     return m;
+  }
+
+  /** [dotted name, parameter, owned here] over the subtree, every occurrence (a tied parameter once per holder). */
+  private allEntries(kind: "params" | "buffers"): [string, Parameter, boolean][] {
+    this.discover();
+    const out: [string, Parameter, boolean][] = [...this[kind]].map(([name, p]): [string, Parameter, boolean] => [name, p, p.owner === this]);
+    for (const [name, child] of this.children) for (const [sub, p, owned] of child.allEntries(kind)) out.push([`${name}.${sub}`, p, owned]);
+    return out;
+  }
+
+  private ownedEntries(kind: "params" | "buffers"): [string, Parameter][] {
+    return this.allEntries(kind).flatMap(([name, p, owned]): [string, Parameter][] => (owned ? [[name, p]] : []));
+  }
+
+  /** Each parameter once (PyTorch's remove_duplicate): under its owner's name, or its first name when the owner is outside this tree. */
+  private uniqueEntries(kind: "params" | "buffers"): [string, Parameter][] {
+    const all = this.allEntries(kind);
+    const ownedHere = new Set(all.filter(([, , owned]) => owned).map(([, p]) => p));
+    const seen = new Set<Parameter>();
+    const out: [string, Parameter][] = [];
+    for (const [name, p, owned] of all) {
+      if (seen.has(p) || (!owned && ownedHere.has(p))) continue;
+      seen.add(p);
+      out.push([name, p]);
+    }
+    return out;
   }
 
   namedChildren(): [string, Module][] {
@@ -113,19 +162,16 @@ export abstract class Module {
     return [...this.children];
   }
 
-  /** Parameters with dotted names, in registration order (PyTorch's named_parameters). */
+  /**
+   * Parameters with dotted names, in registration order (PyTorch's named_parameters). A tied
+   * parameter is listed once, under the name of the module that created it.
+   */
   namedParameters(): [string, Parameter][] {
-    this.discover();
-    const out: [string, Parameter][] = [...this.params];
-    for (const [name, child] of this.children) for (const [sub, p] of child.namedParameters()) out.push([`${name}.${sub}`, p]);
-    return out;
+    return this.uniqueEntries("params");
   }
 
   namedBuffers(): [string, Parameter][] {
-    this.discover();
-    const out: [string, Parameter][] = [...this.buffers];
-    for (const [name, child] of this.children) for (const [sub, b] of child.namedBuffers()) out.push([`${name}.${sub}`, b]);
-    return out;
+    return this.uniqueEntries("buffers");
   }
 
   parameters(): Parameter[] {
@@ -162,8 +208,10 @@ export abstract class Module {
     const what = "loadStateDict";
     const strict = strictOptions("module.loadStateDict", opts, { strict: true }).strict ?? true;
     const { values, file } = stateEntries(source, what);
-    const own = new Map([...this.namedParameters(), ...this.namedBuffers()]);
-    const missing = [...own.keys()].filter((k) => !values.has(k));
+    // A tied parameter answers to each of its names (PyTorch's state_dict lists them all) and is missing only when none is given.
+    const own = new Map([...this.allEntries("params"), ...this.allEntries("buffers")].map(([name, p]): [string, Parameter] => [name, p]));
+    const given = new Set([...values.keys()].flatMap((k) => (own.has(k) ? [own.get(k)!] : [])));
+    const missing = [...this.namedParameters(), ...this.namedBuffers()].filter(([, p]) => !given.has(p)).map(([name]) => name);
     const unexpected = [...values.keys()].filter((k) => !own.has(k));
     if (strict && (missing.length > 0 || unexpected.length > 0)) {
       const parts = [missing.length ? `missing key(s): ${missing.join(", ")}` : "", unexpected.length ? `unexpected key(s): ${unexpected.join(", ")}` : ""].filter(Boolean);
