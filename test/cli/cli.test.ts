@@ -158,6 +158,16 @@ describe("kiln (in process)", () => {
     expect(printModule(parseModule(r.stdout, "dump.kir"))).toBe(r.stdout);
   });
 
+  test.each(["js", "wasm", "webgpu", "cuda"])("dump --target %s --all: every kernel IR stage parses back and verifies with check", async (target) => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), `kiln-kir-${target}-`));
+    const dump = await inProcess(["dump", "examples/mlp.ts", "--entry", "trainStep", "--target", target, "--all", "--dump-dir", dir]);
+    expect(dump.code, dump.stderr).toBe(0);
+    const kernelStages = readdirSync(dir).filter((f) => f.endsWith(".kir") && readFileSync(path.join(dir, f), "utf8").startsWith("program @"));
+    // lowering, then the target's kernel passes (tile on js and cuda, block-contraction on wasm)
+    expect(kernelStages.some((f) => /^\d\d-lower\.kir$/.test(f))).toBe(true);
+    for (const f of kernelStages) expect(await inProcess(["check", path.join(dir, f)])).toEqual({ code: 0, stdout: "ok: 1 kernel program(s)\n", stderr: "" });
+  });
+
   test("check counts graphs from a file", async () => {
     const r = await inProcess(["check", "test/cli/fixtures/two-graphs.kir"]);
     expect(r).toEqual({ code: 0, stdout: "ok: 2 graph(s)\n", stderr: "" });
