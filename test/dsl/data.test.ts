@@ -70,7 +70,9 @@ describe("k.data.batches", () => {
     };
     expect(call(() => k.data.batches([images, labels], { batchSize: 4, shufle: true } as never))).toMatch(/unknown option 'shufle'/);
     expect(call(() => k.data.batches([images, labels.subarray(1)], { batchSize: 4 }))).toMatch(/array 0 has 69 values, not a whole number of rows for 22 rows/);
-    expect(call(() => k.data.batches({ x: { shape: [N, 3], data: images }, y: labels.subarray(1) }, { batchSize: 4 }))).toMatch(/'y' has 22 values, not a whole number of rows for 23 rows/);
+    expect(call(() => k.data.batches({ x: { shape: [N, 3], data: images }, y: labels.subarray(1) }, { batchSize: 4 }))).toMatch(
+      /'y' has 22 values, not a whole number of rows for 23 rows/,
+    );
     expect(call(() => k.data.batches([labels], {}))).toMatch(/batchSize must be a positive integer/);
   });
 });
