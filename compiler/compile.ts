@@ -67,6 +67,7 @@ export function compileWith<Options, A extends Artifact>(graph: Graph, backend: 
       const plan = planFusion(g, backend.fuseOptions(targetOptions));
       ctx.facts.set("fusion", plan);
       if (ctx.dumping) ctx.dump(`${ctx.step}-fuse.groups.txt`, `${formatFusionPlan(g, plan)}\n`);
+      if (logs(3)) log(3, `after fuse:\n${formatFusionPlan(g, plan)}`);
       return plan;
     }).result;
 
@@ -75,6 +76,7 @@ export function compileWith<Options, A extends Artifact>(graph: Graph, backend: 
       const result = lowerProgram(g, fused, { tile: false });
       if (opts.verify) kernelLevel.verify(result, "lower");
       if (ctx.dumping) ctx.dump(`${ctx.step}-lower.kir`, printKernelProgram(result));
+      if (logs(3)) log(3, `after lower:\n${printKernelProgram(result)}`);
       return result;
     }).result;
 
@@ -83,6 +85,7 @@ export function compileWith<Options, A extends Artifact>(graph: Graph, backend: 
     const memory = runStage(run, "memory-plan", (ctx) => {
       const planned = planProgramMemory(program, backend.memory);
       if (ctx.dumping) ctx.dump(`${ctx.step}-memory-plan.txt`, formatProgramMemory(program, planned));
+      if (logs(3)) log(3, `after memory-plan:\n${formatProgramMemory(program, planned)}`);
       return planned;
     }).result;
 

@@ -12,6 +12,8 @@ import { GraphBuilder } from "../../compiler/ir/graph.ts";
 import { interpret } from "../../compiler/ir/interpret.ts";
 import { floorDivI32, floorModI32, floatToI32 } from "../../compiler/ir/interpret-compute.ts";
 import { printKernelProgram } from "../../compiler/kernel/print.ts";
+import { parseKernelProgram } from "../../compiler/kernel/parser.ts";
+import { setLogSink } from "../../compiler/debug.ts";
 import { rngValueAt } from "../../compiler/util/threefry.ts";
 import { jsKernelRuntime } from "../../runtime/js/helpers.ts";
 import type { Artifact } from "../../runtime/artifact/format.ts";
@@ -88,6 +90,22 @@ describe("artifacts", () => {
     expect(text1).toBe(text2);
     expect(text1).toContain("store b");
     expect(text1).toContain("load f32 b0[-1*o0 + 3]"); // the flip folded into the index
+  });
+
+  test("KILN_DEBUG level 3 logs every stage: graph passes, fuse, lower, each kernel pass, the memory plan", () => {
+    const lines: string[] = [];
+    const previous = setLogSink((line) => lines.push(line));
+    try {
+      const { graph } = k.traceFunction("lin3", (x: k.Tensor, w: k.Tensor) => x.matmul(w).relu(), [k.f32([4, 8]), k.f32([8, 4])]);
+      compileJs(graph, { debug: 3 });
+    } finally {
+      setLogSink(previous);
+    }
+    const stages = lines.filter((l) => l.startsWith("[kiln:3] after ")).map((l) => /^\[kiln:3\] after ([\w-]+):/.exec(l)![1]);
+    expect(stages).toEqual(["simplify", "fuse", "lower", "tile", "memory-plan"]);
+    // The kernel stages print kernel IR, which parses back.
+    const lowerLog = lines.find((l) => l.startsWith("[kiln:3] after lower:"))!;
+    expect(parseKernelProgram(lowerLog.slice(lowerLog.indexOf("\n") + 1)).name).toBe("lin3");
   });
 
   test("dumps: fusion groups with byte scores, kernel IR after lowering and each kernel pass, the memory plan and one source file per kernel", () => {
