@@ -4,7 +4,7 @@
 
 import { formatShape, numel, shapesEqual, type Shape } from "../util/shape.ts";
 import { hasBinaryOp, hasUnaryOp, isComparison, type NodeSpec, type TensorType, type ValueId } from "./types.ts";
-import { DTYPES, isFloat, isInt, type DType } from "./dtype.ts";
+import { DTYPES, isBool, isFloat, isInt, type DType } from "./dtype.ts";
 import { assertNever } from "../util/errors.ts";
 
 export type TypeOf = (id: ValueId) => TensorType | undefined;
@@ -71,8 +71,8 @@ export function inferType(spec: NodeSpec, typeOf: TypeOf, declared?: TensorType)
       break;
     case "const":
       out = need();
-      if (declared!.dtype !== "f32" && !Number.isInteger(spec.value)) fail(`const: value ${spec.value} is not a valid ${declared!.dtype}`);
-      if (declared!.dtype === "bool" && spec.value !== 0 && spec.value !== 1) fail(`const: bool value must be 0 or 1, got ${spec.value}`);
+      if (!isFloat(declared!.dtype) && !Number.isInteger(spec.value)) fail(`const: value ${spec.value} is not a valid ${declared!.dtype}`);
+      if (isBool(declared!.dtype) && spec.value !== 0 && spec.value !== 1) fail(`const: bool value must be 0 or 1, got ${spec.value}`);
       break;
     case "iota":
       out = need();
@@ -108,7 +108,7 @@ export function inferType(spec: NodeSpec, typeOf: TypeOf, declared?: TensorType)
     case "reduce_max": {
       const x = operand(spec.x, "x");
       checkAxes(spec.axes, x.shape.length, spec.op);
-      if (x.dtype === "bool") fail(`${spec.op}: cannot reduce bool (cast first)`);
+      if (isBool(x.dtype)) fail(`${spec.op}: cannot reduce bool (cast first)`);
       out = { dtype: x.dtype, shape: x.shape.map((d, i) => (spec.axes.includes(i) ? 1 : d)) };
       break;
     }
@@ -138,7 +138,7 @@ export function inferType(spec: NodeSpec, typeOf: TypeOf, declared?: TensorType)
       const r = x.shape.length;
       if (spec.low.length !== r || spec.high.length !== r) fail(`pad: low/high must have ${r} entries`);
       if ([...spec.low, ...spec.high].some((p) => !Number.isInteger(p) || p < 0)) fail(`pad: amounts must be non-negative integers`);
-      if (x.dtype !== "f32" && !Number.isInteger(spec.value)) fail(`pad: value ${spec.value} is not a valid ${x.dtype}`);
+      if (!isFloat(x.dtype) && !Number.isInteger(spec.value)) fail(`pad: value ${spec.value} is not a valid ${x.dtype}`);
       out = { dtype: x.dtype, shape: x.shape.map((d, i) => d + spec.low[i]! + spec.high[i]!) };
       break;
     }
@@ -166,7 +166,7 @@ export function inferType(spec: NodeSpec, typeOf: TypeOf, declared?: TensorType)
       const b = operand(spec.rhs, "rhs");
       const r = a.shape.length;
       if (r < 2 || b.shape.length !== r) fail(`dot: operands must have equal rank >= 2, got ${formatShape(a.shape)} and ${formatShape(b.shape)}`);
-      if (a.dtype !== b.dtype || a.dtype === "bool") fail(`dot: operands must share a numeric dtype, got ${a.dtype} and ${b.dtype}`);
+      if (a.dtype !== b.dtype || isBool(a.dtype)) fail(`dot: operands must share a numeric dtype, got ${a.dtype} and ${b.dtype}`);
       if (!shapesEqual(a.shape.slice(0, -2), b.shape.slice(0, -2))) fail(`dot: batch dims differ: ${formatShape(a.shape)} and ${formatShape(b.shape)}`);
       if (a.shape[r - 1] !== b.shape[r - 2]) fail(`dot: contraction dims differ: ${formatShape(a.shape)} @ ${formatShape(b.shape)}`);
       out = { dtype: a.dtype, shape: [...a.shape.slice(0, -1), b.shape[r - 1]!] };

@@ -7,7 +7,7 @@ import type { HostData } from "../util/host-tensor.ts";
 import { contiguousStrides, numel, type Shape } from "../util/shape.ts";
 import { rngValueAt } from "../util/threefry.ts";
 import type { BinaryOp, UnaryOp } from "./types.ts";
-import type { DType } from "./dtype.ts";
+import { dtypeInfo, dtypeKind, isFloat, type DType } from "./dtype.ts";
 
 /** Raises an "interp" diagnostic naming the node being evaluated. */
 export type Fail = (message: string) => never;
@@ -48,14 +48,21 @@ export function floatToI32(v: number): number {
 
 export function cast(from: DType, to: DType, x: HostData, out: HostData): void {
   const n = x.length;
-  if (to === "bool") {
-    // NaN != 0, so NaN casts to true, as in C and PyTorch.
-    for (let i = 0; i < n; i++) out[i] = x[i] !== 0 ? 1 : 0;
-  } else if (to === "i32" && from === "f32") {
-    for (let i = 0; i < n; i++) out[i] = floatToI32(x[i]!);
-  } else {
-    // i32/bool → f32 and i32/bool → i32 are exact in float64 and Int32Array.
-    for (let i = 0; i < n; i++) out[i] = x[i]!;
+  switch (to) {
+    case "bool":
+      // NaN != 0, so NaN casts to true, as in C and PyTorch.
+      for (let i = 0; i < n; i++) out[i] = x[i] !== 0 ? 1 : 0;
+      return;
+    case "i32":
+      if (isFloat(from)) for (let i = 0; i < n; i++) out[i] = floatToI32(x[i]!);
+      else for (let i = 0; i < n; i++) out[i] = x[i]!; // bool → i32 is exact
+      return;
+    case "f32":
+      // i32/bool → f32 is exact in float64 (the f32 rounding is the backends' business).
+      for (let i = 0; i < n; i++) out[i] = x[i]!;
+      return;
+    default:
+      return assertNever(to, "dtype");
   }
 }
 
@@ -73,8 +80,8 @@ export function floorModI32(a: number, b: number): number {
 
 export function binary(op: BinaryOp, dtype: DType, x: HostData, y: HostData, out: HostData, fail: Fail): void {
   const n = x.length;
-  const isInt = dtype === "i32";
-  const isBool = dtype === "bool";
+  const isInt = dtypeKind(dtype) === "int";
+  const isBool = dtypeKind(dtype) === "bool";
   switch (op) {
     case "add":
       if (isInt) for (let i = 0; i < n; i++) out[i] = (x[i]! + y[i]!) | 0;
@@ -121,9 +128,9 @@ export function where(cond: HostData, x: HostData, y: HostData, out: HostData): 
 export function reduce(op: "reduce_sum" | "reduce_max", dtype: DType, x: HostData, xShape: Shape, axes: readonly number[], out: HostData): void {
   const outShape = xShape.map((d, i) => (axes.includes(i) ? 1 : d));
   const outStrides = contiguousStrides(outShape).map((s, i) => (axes.includes(i) ? 0 : s));
-  const isInt = dtype === "i32";
+  const isInt = dtypeKind(dtype) === "int";
   // Identity elements: an empty reduction yields 0 (sum), -inf (f32 max), INT32_MIN (i32 max).
-  out.fill(op === "reduce_sum" ? 0 : isInt ? -2147483648 : -Infinity);
+  out.fill(op === "reduce_sum" ? 0 : dtypeInfo(dtype).lowest);
   const total = numel(xShape);
   const rank = xShape.length;
   const index = new Array<number>(rank).fill(0);
@@ -149,7 +156,7 @@ export function dot(dtype: DType, lhs: HostData, lhsShape: Shape, rhs: HostData,
   const k = lhsShape[rank - 1]!;
   const nCols = rhsShape[rank - 1]!;
   const batch = numel(lhsShape.slice(0, -2));
-  const isInt = dtype === "i32";
+  const isInt = dtypeKind(dtype) === "int";
   out.fill(0);
   for (let b = 0; b < batch; b++) {
     const lhsBase = b * m * k;

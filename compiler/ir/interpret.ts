@@ -18,6 +18,7 @@
 // - rng: see compiler/util/threefry.ts; the seed operand's i32 bits are read as u32.
 
 import { KilnError, assertNever, bug } from "../util/errors.ts";
+import { isFloat } from "./dtype.ts";
 import { allocHostData, toHostData, type HostData, type HostTensor } from "../util/host-tensor.ts";
 import { formatShape, numel, shapesEqual } from "../util/shape.ts";
 import { formatType } from "./infer.ts";
@@ -189,6 +190,6 @@ function bindInput(name: string, expected: TensorType, given: HostTensor | undef
   if (raw === undefined || typeof raw.length !== "number" || raw.length !== length)
     throw new KilnError({ code: "shape-mismatch", message: `input '${name}': ${want} needs ${length} elements, got ${raw?.length ?? "no data"}` });
   // Widen f32 data to float64 so every intermediate is computed in float64.
-  const data: HostData = expected.dtype === "f32" && !(raw instanceof Float64Array) ? Float64Array.from(raw) : toHostData(expected.dtype, raw, `input '${name}'`);
+  const data: HostData = isFloat(expected.dtype) && !(raw instanceof Float64Array) ? Float64Array.from(raw) : toHostData(expected.dtype, raw, `input '${name}'`);
   return { dtype: expected.dtype, shape: expected.shape, data };
 }

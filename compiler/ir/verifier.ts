@@ -3,7 +3,8 @@
 // value as printed (`%3 = add %1, %2 : f32[4]`) and the rule it breaks; verifyOrThrow also
 // names the pass that produced the graph.
 
-import { KilnError, type Diagnostic } from "../util/errors.ts";
+import { KilnError, assertNever, type Diagnostic } from "../util/errors.ts";
+import { dtypeInfo } from "./dtype.ts";
 import { TypeRuleError, formatType, inferType, typesEqual } from "./infer.ts";
 import { printNode, quoteName, valueNames } from "./printer.ts";
 import type { Graph, Node, NodeSpec, TensorType, ValueId } from "./types.ts";
@@ -33,16 +34,22 @@ function typeRuleViolation(n: Node, typeOf: (id: ValueId) => TensorType | undefi
   }
 }
 
-const I32_MIN = -(2 ** 31);
-const I32_MAX = 2 ** 31 - 1;
 
 /** Attribute rules inferType leaves open: a scalar attribute must fit the dtype it fills. */
 function attributeViolation(n: Node): string | undefined {
   const fill = n.op === "const" ? { value: n.value, dtype: n.type.dtype, what: "value" } : n.op === "pad" ? { value: n.value, dtype: n.type.dtype, what: "pad value" } : undefined;
   if (!fill) return undefined;
-  if (fill.dtype === "bool" && fill.value !== 0 && fill.value !== 1) return `${fill.what} ${fill.value} is not a bool (0 or 1)`;
-  if (fill.dtype === "i32" && (fill.value < I32_MIN || fill.value > I32_MAX)) return `${fill.what} ${fill.value} is out of i32 range`;
-  return undefined;
+  const info = dtypeInfo(fill.dtype);
+  switch (info.kind) {
+    case "bool":
+      return fill.value !== 0 && fill.value !== 1 ? `${fill.what} ${fill.value} is not a bool (0 or 1)` : undefined;
+    case "int":
+      return fill.value < info.lowest || fill.value > info.highest ? `${fill.what} ${fill.value} is out of ${fill.dtype} range` : undefined;
+    case "float":
+      return undefined;
+    default:
+      return assertNever(info.kind, "dtype kind");
+  }
 }
 
 function checkNodes(g: Graph, names: ReadonlyMap<ValueId, string>, report: (n: Node, rule: string) => void): void {
