@@ -4,8 +4,8 @@
 // The op implementations live in ops/*.ts; this class is the public surface.
 
 import type { NodeSpec, TensorType, ValueId } from "../compiler/ir/types.ts";
-import type { DType } from "../compiler/ir/dtype.ts";
-import { KilnError, type DiagCode } from "../compiler/util/errors.ts";
+import { dtypeInfo, dtypeKind, type DType } from "../compiler/ir/dtype.ts";
+import { KilnError, assertNever, type DiagCode } from "../compiler/util/errors.ts";
 import { broadcastShapes, formatShape, normalizeAxis, type Shape } from "../compiler/util/shape.ts";
 import { captureUserLoc } from "./loc.ts";
 import type { KeepdimArg } from "./options.ts";
@@ -209,7 +209,7 @@ export function dimList(x: Tensor, dim: Dims | undefined, op: string): number[] 
 
 /** PyTorch-style promotion for two operands; a JS number adopts the tensor's kind unless it is fractional. */
 export function resultDType(a: TensorLike, b: TensorLike): DType {
-  const rank = (d: DType) => (d === "bool" ? 0 : d === "i32" ? 1 : 2);
+  const rank = (d: DType): number => dtypeInfo(d).promotionRank;
   const kindOf = (v: TensorLike): DType | undefined => (v instanceof Tensor ? v.dtype : undefined);
   const ka = kindOf(a);
   const kb = kindOf(b);
@@ -221,9 +221,24 @@ export function resultDType(a: TensorLike, b: TensorLike): DType {
   return rank(s) > rank(t) ? s : t;
 }
 
+/** A JS number as a constant of `dtype`: bool is 0/1, integers truncate toward zero. */
+function constantIn(dtype: DType, value: number): number {
+  const kind = dtypeKind(dtype);
+  switch (kind) {
+    case "bool":
+      return value ? 1 : 0;
+    case "int":
+      return Math.trunc(value);
+    case "float":
+      return value;
+    default:
+      return assertNever(kind, "dtype kind");
+  }
+}
+
 /** A scalar constant of `dtype`, broadcast to `shape`. */
 export function constant(trace: Trace, value: number | boolean, dtype: DType, shape: Shape = []): Tensor {
-  const v = typeof value === "boolean" ? (value ? 1 : 0) : dtype === "bool" ? (value ? 1 : 0) : dtype === "i32" ? Math.trunc(value) : value;
+  const v = typeof value === "boolean" ? (value ? 1 : 0) : constantIn(dtype, value);
   const scalar = prim(trace, { op: "const", value: v }, { dtype, shape: [] });
   return shape.length === 0 ? scalar : M.expand(M.reshape(scalar, shape.map(() => 1)), shape);
 }

@@ -2,6 +2,7 @@
 // iota compare, not a materialized constant, so it costs no memory and fuses into the
 // softmax row kernel.
 
+import { isBool } from "../../compiler/ir/dtype.ts";
 import { formatShape } from "../../compiler/util/shape.ts";
 import { recordIndexUse } from "../index-checks.ts";
 import { strictOptions } from "../options.ts";
@@ -42,7 +43,7 @@ export function scaledDotProductAttention(query: Tensor, key: Tensor, value: Ten
     const allowed = iota(query, [queries, keys], 0).ge(iota(query, [queries, keys], 1));
     scores = allowed.where(scores, -Infinity);
   } else if (opts.attnMask) {
-    scores = opts.attnMask.dtype === "bool" ? opts.attnMask.where(scores, -Infinity) : scores.add(opts.attnMask);
+    scores = isBool(opts.attnMask.dtype) ? opts.attnMask.where(scores, -Infinity) : scores.add(opts.attnMask);
   }
   let weights = scores.softmax(-1);
   if ((opts.dropoutP ?? 0) > 0) weights = dropout(weights, opts.dropoutP);

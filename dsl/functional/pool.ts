@@ -2,6 +2,7 @@
 // ceilMode=false: windows come from movement ops (windows1d per spatial axis), then one
 // reduce_max or reduce_sum over the two kernel axes.
 
+import { dtypeInfo } from "../../compiler/ir/dtype.ts";
 import { formatShape } from "../../compiler/util/shape.ts";
 import { strictOptions, type KeyTable } from "../options.ts";
 import { type Tensor, prim, userError } from "../tensor.ts";
@@ -72,7 +73,7 @@ export function maxPool2d(input: Tensor, kernelSize: IntPair, opts: MaxPool2dOpt
   const { x4, restore } = asBatched4d(input, op);
   if (input.dtype === "bool") return userError("dtype-mismatch", `dtype mismatch in ${op}: input must be numeric, got bool`);
   const geo = poolGeometry(input, kernelSize, opts, op);
-  const lowest = input.dtype === "f32" ? -Infinity : -2147483648;
+  const lowest = dtypeInfo(input.dtype).lowest;
   const win = poolWindows(x4, geo, lowest);
   return restore(dropKernelAxes(prim(x4.trace, { op: "reduce_max", x: win.id, axes: [2, 4] })));
 }

@@ -4,7 +4,7 @@
 // the base-2 forms. Error messages name the op the user called (sub, lt…), not the primitive.
 
 import type { BinaryOp, UnaryOp } from "../../compiler/ir/types.ts";
-import type { DType } from "../../compiler/ir/dtype.ts";
+import { isBool, isFloat, isInt, type DType } from "../../compiler/ir/dtype.ts";
 import { formatShape } from "../../compiler/util/shape.ts";
 import { strictOptions } from "../options.ts";
 import { Tensor, broadcastPair, broadcastTensors, constant, prim, resultDType, userError, type Scalar, type TensorLike } from "../tensor.ts";
@@ -40,7 +40,7 @@ function lift(like: Tensor, v: TensorLike, dtype: DType): Tensor {
 
 /** PyTorch refuses a fractional alpha for integer operands rather than truncating it. */
 function checkAlpha(op: string, a: TensorLike, b: TensorLike, alpha: number | undefined): void {
-  if (alpha !== undefined && !Number.isInteger(alpha) && resultDType(a, b) !== "f32")
+  if (alpha !== undefined && !Number.isInteger(alpha) && !isFloat(resultDType(a, b)))
     userError("dtype-mismatch", `${op}: alpha ${alpha} must be an integer for ${resultDType(a, b)} operands`);
 }
 
@@ -54,9 +54,9 @@ export function sub(a: TensorLike, b: TensorLike, alpha = 1): Tensor {
   const like = traceOf("sub", a, b);
   checkAlpha("sub", a, b, alpha);
   const dtype = resultDType(a, b);
-  if (dtype === "bool") return userError("dtype-mismatch", "sub: subtracting bool tensors is not supported: use logicalXor or logicalNot");
+  if (isBool(dtype)) return userError("dtype-mismatch", "sub: subtracting bool tensors is not supported: use logicalXor or logicalNot");
   const [x, y] = broadcastPair(lift(like, a, dtype), lift(like, b, dtype), dtype, "sub");
-  const negY = dtype === "i32" ? binary("mul", y, -alpha, "i32", "sub") : alpha === 1 ? prim(y.trace, { op: "neg", x: y.id }) : binary("mul", y, -alpha, "f32", "sub");
+  const negY = isInt(dtype) ? binary("mul", y, -alpha, dtype, "sub") : alpha === 1 ? prim(y.trace, { op: "neg", x: y.id }) : binary("mul", y, -alpha, dtype, "sub");
   return binary("add", x, negY, resultDType(x, negY), "sub");
 }
 export function mul(a: TensorLike, b: TensorLike): Tensor {
@@ -75,13 +75,13 @@ export function div(a: TensorLike, b: TensorLike): Tensor {
 /** PyTorch `//`: floor division (the `idiv` primitive floors integers; floats use floor(a / b)). */
 export function floorDivide(a: TensorLike, b: TensorLike): Tensor {
   traceOf("floorDivide", a, b);
-  if (resultDType(a, b) === "f32") return floor(div(a, b));
+  if (isFloat(resultDType(a, b))) return floor(div(a, b));
   return binary("idiv", a, b, "i32", "floorDivide");
 }
 /** PyTorch `%`: the result takes the divisor's sign (`mod` floors; floats: a - floor(a / b) · b). */
 export function remainder(a: TensorLike, b: TensorLike): Tensor {
   const like = traceOf("remainder", a, b);
-  if (resultDType(a, b) === "f32") {
+  if (isFloat(resultDType(a, b))) {
     const [x, y] = broadcastPair(lift(like, a, "f32"), lift(like, b, "f32"), "f32", "remainder");
     return sub(x, mul(floor(div(x, y)), y));
   }
@@ -93,21 +93,21 @@ export function remainder(a: TensorLike, b: TensorLike): Tensor {
 const TRUNC_LIMIT = 2 ** 31;
 
 export function trunc(x: Tensor): Tensor {
-  if (x.dtype !== "f32") return x;
+  if (!isFloat(x.dtype)) return x;
   return where(lt(abs(x), TRUNC_LIMIT), cast(cast(x, "i32"), "f32"), x);
 }
 export function floor(x: Tensor): Tensor {
-  if (x.dtype !== "f32") return x;
+  if (!isFloat(x.dtype)) return x;
   const t = trunc(x);
   return sub(t, cast(gt(t, x), "f32"));
 }
 export function ceil(x: Tensor): Tensor {
-  if (x.dtype !== "f32") return x;
+  if (!isFloat(x.dtype)) return x;
   return neg(floor(neg(x)));
 }
 /** Round half to even, as torch.round (2.5 → 2, 3.5 → 4). */
 export function round(x: Tensor): Tensor {
-  if (x.dtype !== "f32") return x;
+  if (!isFloat(x.dtype)) return x;
   const f = floor(x);
   const fraction = sub(x, f);
   const parity = sub(f, mul(floor(mul(f, 0.5)), 2));
@@ -116,8 +116,8 @@ export function round(x: Tensor): Tensor {
 }
 
 export function neg(x: Tensor): Tensor {
-  if (x.dtype === "bool") return userError("dtype-mismatch", "neg: negating a bool tensor is not supported: use logicalNot");
-  if (x.dtype === "i32") return binary("mul", x, -1, "i32", "neg");
+  if (isBool(x.dtype)) return userError("dtype-mismatch", "neg: negating a bool tensor is not supported: use logicalNot");
+  if (isInt(x.dtype)) return binary("mul", x, -1, "i32", "neg");
   return prim(x.trace, { op: "neg", x: x.id });
 }
 export const exp = (x: Tensor): Tensor => unary("exp2", mul(cast(x, "f32"), LOG2E));
@@ -129,14 +129,14 @@ export const sin = (x: Tensor): Tensor => unary("sin", x);
 export const cos = (x: Tensor): Tensor => unary("sin", add(cast(x, "f32"), Math.PI / 2));
 
 export function abs(x: Tensor): Tensor {
-  if (x.dtype === "bool") return x;
+  if (isBool(x.dtype)) return x;
   return maximum(x, neg(x));
 }
 
 /** NaN test: the one value not equal to itself. */
-export const isnan = (x: Tensor): Tensor => (x.dtype === "f32" ? ne(x, x) : constant(x.trace, false, "bool", x.shape));
+export const isnan = (x: Tensor): Tensor => (isFloat(x.dtype) ? ne(x, x) : constant(x.trace, false, "bool", x.shape));
 /** ±inf test. */
-export const isinf = (x: Tensor): Tensor => (x.dtype === "f32" ? eq(abs(x), Infinity) : constant(x.trace, false, "bool", x.shape));
+export const isinf = (x: Tensor): Tensor => (isFloat(x.dtype) ? eq(abs(x), Infinity) : constant(x.trace, false, "bool", x.shape));
 
 /**
  * x ** y. Small integer constant exponents become multiplications (exact, as PyTorch is for
@@ -146,9 +146,9 @@ export const isinf = (x: Tensor): Tensor => (x.dtype === "f32" ? eq(abs(x), Infi
 export function pow(x: Tensor, y: TensorLike): Tensor {
   const dtype = resultDType(x, y);
   if (typeof y === "number" && Number.isInteger(y) && Math.abs(y) <= 16) {
-    if (y < 0 && dtype !== "f32") return userError("dtype-mismatch", `pow: integers to negative integer powers are not allowed (exponent ${y})`);
-    if (y === 0) return constant(x.trace, 1, dtype === "bool" ? "i32" : dtype, x.shape);
-    let base = cast(x, dtype === "bool" ? "i32" : dtype);
+    if (y < 0 && !isFloat(dtype)) return userError("dtype-mismatch", `pow: integers to negative integer powers are not allowed (exponent ${y})`);
+    if (y === 0) return constant(x.trace, 1, isBool(dtype) ? "i32" : dtype, x.shape);
+    let base = cast(x, isBool(dtype) ? "i32" : dtype);
     let acc: Tensor | undefined;
     for (let e = Math.abs(y); e > 0; e = Math.floor(e / 2)) {
       if (e % 2 === 1) acc = acc ? mul(acc, base) : base;
@@ -177,7 +177,7 @@ export function minimum(a: TensorLike, b: TensorLike): Tensor {
   const like = traceOf("minimum", a, b);
   const dtype = resultDType(a, b);
   const [x, y] = broadcastPair(lift(like, a, dtype), lift(like, b, dtype), dtype, "minimum");
-  if (dtype === "bool") return binary("mul", x, y, "bool", "minimum");
+  if (isBool(dtype)) return binary("mul", x, y, "bool", "minimum");
   return neg(maximum(neg(x), neg(y)));
 }
 /** torch.clamp's keywords: `x.clamp({ min: 0 })`. */

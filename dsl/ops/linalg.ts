@@ -1,6 +1,7 @@
 // matmul with PyTorch's rules (1-D operands, broadcast batch dims) lowered to the `dot`
 // primitive, which only knows [...B, M, K] x [...B, K, N] with equal batch dims.
 
+import { isBool } from "../../compiler/ir/dtype.ts";
 import { formatShape } from "../../compiler/util/shape.ts";
 import { broadcastShapes } from "../../compiler/util/shape.ts";
 import { type Tensor, prim, resultDType, userError } from "../tensor.ts";
@@ -9,7 +10,7 @@ import * as M from "./movement.ts";
 
 export function matmul(a: Tensor, b: Tensor): Tensor {
   if (a.ndim === 0 || b.ndim === 0) return userError("shape-mismatch", `shape mismatch in matmul: both operands need at least 1 dim, got ${formatShape(a.shape)} @ ${formatShape(b.shape)}`);
-  const dtype = resultDType(a, b) === "bool" ? "i32" : resultDType(a, b);
+  const dtype = isBool(resultDType(a, b)) ? "i32" : resultDType(a, b);
   let x = E.cast(a, dtype);
   let y = E.cast(b, dtype);
   const aVec = x.ndim === 1;

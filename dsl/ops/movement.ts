@@ -2,7 +2,7 @@
 // lowered to reshape, permute, expand, pad, slice, flip and gather. None of them computes
 // anything; fusion folds them into index math. cat alone needs an iota + where to choose.
 
-import type { DType } from "../../compiler/ir/dtype.ts";
+import { promoteDTypes } from "../../compiler/ir/dtype.ts";
 import { formatShape, normalizeAxis, numel, shapesEqual } from "../../compiler/util/shape.ts";
 import { type Tensor, constant, dimIndex, dimList, prim, userError, type Dims } from "../tensor.ts";
 import { recordIndexUse } from "../index-checks.ts";
@@ -242,7 +242,7 @@ export function cat(tensors: readonly Tensor[], dim = 0): Tensor {
     if (t.ndim !== first.ndim || t.shape.some((d, i) => i !== axis && d !== first.shape[i]))
       return userError("shape-mismatch", `shape mismatch in cat: ${tensors.map((u) => formatShape(u.shape)).join(", ")} differ outside dim ${dim}`);
   }
-  const dtype = tensors.map((t) => t.dtype).reduce((a, b) => (dtypeRank(a) >= dtypeRank(b) ? a : b));
+  const dtype = tensors.map((t) => t.dtype).reduce(promoteDTypes);
   const pieces = tensors.map((t) => E.cast(t, dtype));
   if (pieces.length === 1) return pieces[0]!;
   const total = pieces.reduce((n, t) => n + t.shape[axis]!, 0);
@@ -262,7 +262,6 @@ export function cat(tensors: readonly Tensor[], dim = 0): Tensor {
   return out!;
 }
 
-const dtypeRank = (d: DType): number => (d === "bool" ? 0 : d === "i32" ? 1 : 2);
 
 /** torch.stack: a new dim at `dim`, then cat. */
 export function stack(tensors: readonly Tensor[], dim = 0): Tensor {

@@ -2,6 +2,7 @@
 // logsumexp, cumsum, softmax…) is built from them, iota, where and movement ops here.
 // Reduced dims are dropped unless keepdim, as in PyTorch; `dim` undefined means all dims.
 
+import { isBool, isFloat } from "../../compiler/ir/dtype.ts";
 import { keepdimOf, strictOptions, type KeepdimArg } from "../options.ts";
 import { type Tensor, dimIndex, dimList, prim, userError, type Dims } from "../tensor.ts";
 import * as E from "./elementwise.ts";
@@ -15,7 +16,7 @@ function dropDims(x: Tensor, axes: readonly number[], keepdim: boolean): Tensor 
 export function sum(x: Tensor, dim?: Dims, keepdimArg: KeepdimArg = false): Tensor {
   const keepdim = keepdimOf(keepdimArg, "sum");
   const axes = dimList(x, dim, "sum");
-  const src = x.dtype === "bool" ? E.cast(x, "i32") : x;
+  const src = isBool(x.dtype) ? E.cast(x, "i32") : x;
   if (axes.length === 0) return src;
   const r = prim(x.trace, { op: "reduce_sum", x: src.id, axes });
   return dropDims(r, axes, keepdim);
@@ -27,15 +28,15 @@ export function max(x: Tensor, dim?: Dims, keepdimArg: KeepdimArg = false, op = 
   const axes = dimList(x, dim, op);
   if (axes.length === 0) return x;
   emptyCheck(x, axes, op);
-  const src = x.dtype === "bool" ? E.cast(x, "i32") : x;
+  const src = isBool(x.dtype) ? E.cast(x, "i32") : x;
   const r = prim(x.trace, { op: "reduce_max", x: src.id, axes });
-  return dropDims(x.dtype === "bool" ? E.cast(r, "bool") : r, axes, keepdim);
+  return dropDims(isBool(x.dtype) ? E.cast(r, "bool") : r, axes, keepdim);
 }
 
 export function min(x: Tensor, dim?: Dims, keepdimArg: KeepdimArg = false, op = "min"): Tensor {
   const keepdim = keepdimOf(keepdimArg, op);
   const axes = dimList(x, dim, op);
-  if (x.dtype === "bool") return E.cast(min(E.cast(x, "i32"), dim, keepdim, op), "bool");
+  if (isBool(x.dtype)) return E.cast(min(E.cast(x, "i32"), dim, keepdim, op), "bool");
   emptyCheck(x, axes, op);
   return E.neg(max(E.neg(x), dim, keepdim, op));
 }
@@ -180,10 +181,10 @@ function argExtreme(x: Tensor, dim: number | undefined, keepdim: boolean, op: "a
   const axis = dimIndex(x, dim, op);
   const size = x.shape[axis]!;
   if (size === 0) return userError("invalid-argument", `${op}: cannot reduce over a zero-size dim of ${x.toString()}`);
-  const src = x.dtype === "bool" ? E.cast(x, "i32") : x;
+  const src = isBool(x.dtype) ? E.cast(x, "i32") : x;
   const extreme = op === "argmax" ? max(src, axis, true) : min(src, axis, true);
   let hit = E.eq(src, extreme);
-  if (src.dtype === "f32") hit = E.logicalOr(hit, E.isnan(src));
+  if (isFloat(src.dtype)) hit = E.logicalOr(hit, E.isnan(src));
   // The first hit has the largest (size - position): take that max, then undo it.
   const position = M.reshape(prim(x.trace, { op: "iota", axis: 0 }, { dtype: "i32", shape: [size] }), x.shape.map((_, i) => (i === axis ? size : 1)));
   const fromEnd = E.where(hit, E.sub(size, position), 0);
@@ -205,7 +206,7 @@ export function argmin(x: Tensor, dim?: number, keepdim: KeepdimArg = false): Te
 export function cumsum(x: Tensor, dim: number): Tensor {
   const axis = dimIndex(x, dim, "cumsum");
   const size = x.shape[axis]!;
-  let acc = x.dtype === "bool" ? E.cast(x, "i32") : x;
+  let acc = isBool(x.dtype) ? E.cast(x, "i32") : x;
   for (let shift = 1; shift < size; shift *= 2) {
     const amounts = x.shape.map((_, i) => (i === axis ? [shift, 0] : [0, 0])).reverse().flat();
     // pad's list starts from the last dim: (left, right) for dim n-1, then n-2, …

@@ -3,6 +3,7 @@
 // marking it taken. O(k·n) work in 2k reductions: meant for small k (sampling's top-k, top-5
 // accuracy), not for sorting long rows.
 
+import { isBool } from "../../compiler/ir/dtype.ts";
 import { strictOptions } from "../options.ts";
 import { type Tensor, dimIndex, prim, userError } from "../tensor.ts";
 import type { ValuesIndices } from "./reduce.ts";
@@ -34,7 +35,7 @@ export function topk(x: Tensor, k: number, opts?: TopkOptions): ValuesIndices {
   const size = x.shape[axis]!;
   if (!Number.isInteger(k) || k < 0 || k > size)
     return userError("invalid-argument", `topk: k must be an integer in [0, ${size}] for dim ${dim} of ${x.toString()}, got ${k}`);
-  const keyBase = x.dtype === "bool" ? E.cast(x, "i32") : x;
+  const keyBase = isBool(x.dtype) ? E.cast(x, "i32") : x;
   const isFloat = keyBase.dtype === "f32";
   // The smallest-first key keeps NaN out of min's way: NaN ranks as +inf.
   const key = !largest && isFloat ? E.where(E.isnan(keyBase), Infinity, keyBase) : keyBase;
