@@ -2,6 +2,7 @@
 // runtime alone (every file checked against the manifest), run it once on the named inputs,
 // print each output and optionally write them all to a safetensors file.
 
+import { isFloat } from "../compiler/ir/dtype.ts";
 import { readFileSync, writeFileSync } from "node:fs";
 import { KilnError } from "../compiler/util/errors.ts";
 import { createModel, loadArtifact, type LoadedArtifact, type NamedTensor } from "../runtime/artifact/load.ts";
@@ -93,7 +94,7 @@ function readInputs(io: CliIO, file: string | undefined, loaded: LoadedArtifact)
 }
 
 const formatTensor = (t: NamedTensor): string => {
-  const shown = Array.from(t.data.subarray(0, 8), (v) => (t.dtype === "f32" ? Number(v.toPrecision(6)) : v)).join(", ");
+  const shown = Array.from(t.data.subarray(0, 8), (v) => (isFloat(t.dtype) ? Number(v.toPrecision(6)) : v)).join(", ");
   return `${t.dtype}[${t.shape.join(",")}] [${shown}${t.data.length > 8 ? `, … (${t.data.length} elements)` : ""}]`;
 };
 

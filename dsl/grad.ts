@@ -7,6 +7,7 @@
 // nodes f adds form the region being differentiated; anything f reads from before the call
 // (captured tensors) is a constant to it, as in JAX.
 
+import { isFloat } from "../compiler/ir/dtype.ts";
 import { formatType } from "../compiler/ir/infer.ts";
 import type { Node, ValueId } from "../compiler/ir/types.ts";
 import { Emitter } from "../compiler/passes/autodiff/emit.ts";
@@ -70,7 +71,7 @@ export function valueAndGrad(f: (...args: unknown[]) => unknown, opts: GradOptio
     }
     if (!(out instanceof Tensor)) return userError("invalid-argument", `grad: the function must return one scalar tensor, got ${describe(out)}`);
     if (out.trace !== call.trace) return userError("invalid-argument", "grad: the function returned a tensor of another traced function");
-    if (out.dtype !== "f32" || out.ndim !== 0)
+    if (!isFloat(out.dtype) || out.ndim !== 0)
       return userError("invalid-argument", `grad: the function must return a scalar f32 tensor, got ${formatType(out.type)} (reduce it, e.g. with .sum())`);
     const grads = call.backward([[out, undefined]]);
     const value = opts.hasAux ? [out, aux] : out;
@@ -96,7 +97,7 @@ export function vjp<A extends Tensor[], R extends TensorTree>(f: (...args: A) =>
         return userError("shape-mismatch", `vjp: cotangent '${o.name}' must be ${formatType(o.tensor.type)}, got ${formatType(ct.type)}`);
       return [o.tensor, ct];
     });
-    return call.backward(pairs.filter(([o]) => o.dtype === "f32"));
+    return call.backward(pairs.filter(([o]) => isFloat(o.dtype)));
   };
   return [call.result as R, vjpFn];
 }
@@ -116,7 +117,7 @@ function traceCall(what: string, f: (...a: unknown[]) => unknown, args: readonly
     if (!Number.isInteger(i) || i < 0 || i >= args.length) return userError("invalid-argument", `${what}: argnums entry ${i} is out of range for ${args.length} argument(s)`);
     if (!(a instanceof Tensor)) return userError("invalid-argument", `${what}: argument ${i} must be a tensor, got ${describe(a)}`);
     if (a.trace !== trace) return userError("invalid-argument", `${what}: argument ${i} comes from another traced function`);
-    if (a.dtype !== "f32") return userError("invalid-argument", `${what}: argument ${i} is ${formatType(a.type)}; only f32 arguments have gradients`);
+    if (!isFloat(a.dtype)) return userError("invalid-argument", `${what}: argument ${i} is ${formatType(a.type)}; only f32 arguments have gradients`);
   }
   const callArgs = separateRepeatedArgs(trace, args, argnums);
   const before = trace.builder.build([]).nodes.length;

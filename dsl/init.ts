@@ -2,6 +2,7 @@
 // threefry counter-based generator: k.manualSeed(seed) resets a global (seed, stream) pair and
 // every draw takes the next stream, so one seed gives the same weights on every target.
 
+import { isFloat } from "../compiler/ir/dtype.ts";
 import { KilnError } from "../compiler/util/errors.ts";
 import { formatShape } from "../compiler/util/shape.ts";
 import { rngUniform } from "../compiler/util/threefry.ts";
@@ -54,7 +55,7 @@ export function fanInAndFanOut(shape: readonly number[]): { fanIn: number; fanOu
 }
 
 function fill(p: Parameter, values: ArrayLike<number>): Parameter {
-  if (p.dtype !== "f32") throw new KilnError({ code: "invalid-argument", message: `cannot initialize '${p.path}': it is ${p.dtype}, not f32` });
+  if (!isFloat(p.dtype)) throw new KilnError({ code: "invalid-argument", message: `cannot initialize '${p.path}': it is ${p.dtype}, not f32` });
   p.data = Float64Array.from(values);
   return p;
 }

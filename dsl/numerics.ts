@@ -21,6 +21,7 @@
 // flows from an infinite constant or input through ops that pass one on (movement, where, max,
 // add, mul, neg, cast) is allowed; anything else holding ±Inf, and any NaN, is reported.
 
+import { isFloat } from "../compiler/ir/dtype.ts";
 import { GraphBuilder, nodeOf } from "../compiler/ir/graph.ts";
 import { printNode, valueNames } from "../compiler/ir/printer.ts";
 import { isMovementOp, type Graph, type GraphOutput, type Node, type ValueId } from "../compiler/ir/types.ts";
@@ -74,7 +75,7 @@ const badId = (id: ValueId): never => {
 export function guardStateUpdates(g: Graph, userOutputCount: number): Graph {
   const { b, idOf } = copyGraph(g);
   const inputByName = new Map(g.inputs.map((id) => nodeOf(g, id)).flatMap((n) => (n.op === "input" ? [[n.name, n.id] as const] : [])));
-  const checked = g.outputs.filter((o, i) => (i < userOutputCount || o.aliases !== undefined) && nodeOf(g, o.value).type.dtype === "f32");
+  const checked = g.outputs.filter((o, i) => (i < userOutputCount || o.aliases !== undefined) && isFloat(nodeOf(g, o.value).type.dtype));
   let total: ValueId | undefined;
   for (const o of checked) {
     const v = idOf(o.value);
@@ -135,7 +136,7 @@ export function exposeValues(g: Graph, computedIndices: readonly ComputedIndex[]
   for (const { value, ...use } of computedIndices) indexUses.set(value, [...(indexUses.get(value) ?? []), use]);
   for (const n of g.nodes) {
     for (const use of indexUses.get(n.id) ?? []) checks.push({ node: n, output: outputOf(n.id), index: use });
-    if (n.type.dtype !== "f32" || n.op === "input" || n.op === "const" || n.op === "rng" || n.op === "iota" || isMovementOp(n.op)) continue;
+    if (!isFloat(n.type.dtype) || n.op === "input" || n.op === "const" || n.op === "rng" || n.op === "iota" || isMovementOp(n.op)) continue;
     checks.push({ node: n, output: outputOf(n.id) });
   }
   return { graph: b.build([...g.outputs.map((o) => ({ ...o, value: idOf(o.value) })), ...extra]), checks };
@@ -238,7 +239,7 @@ export function checkInputs(g: Graph, inputs: Readonly<Record<string, HostTensor
   const infinite = new Set<string>();
   for (const id of g.inputs) {
     const n = nodeOf(g, id);
-    if (n.op !== "input" || n.type.dtype !== "f32") continue;
+    if (n.op !== "input" || !isFloat(n.type.dtype)) continue;
     const t = inputs[n.name];
     if (!t) continue;
     const bad = firstNonFinite(t.data, true);

@@ -3,6 +3,7 @@
 // the parameter tensors), optionally clips gradients by global norm, applies the optimizer,
 // and gives every parameter and state tensor its new value as an output aliasing its input.
 
+import { isFloat } from "../compiler/ir/dtype.ts";
 import type { TensorType } from "../compiler/ir/types.ts";
 import { bug, KilnError } from "../compiler/util/errors.ts";
 import { allocHostData } from "../compiler/util/host-tensor.ts";
@@ -64,7 +65,7 @@ function splitInputs(x: Tensor | Readonly<Record<string, Tensor>>, y: Tensor | u
 function trainableParameters(model: Module): [string, Parameter][] {
   const seen = new Set<Parameter>();
   return model.namedParameters().filter(([, p]) => {
-    if (!p.requiresGrad || p.dtype !== "f32" || seen.has(p)) return false;
+    if (!p.requiresGrad || !isFloat(p.dtype) || seen.has(p)) return false;
     seen.add(p);
     return true;
   });
@@ -78,7 +79,7 @@ function emitTrainStep(model: Module, lossFn: LossFn, optimizer: Optimizer, inpu
   const lossOf = (...ps: Tensor[]): Tensor => {
     const bound = Object.fromEntries(named.map(([name], i) => [name, ps[i]!]));
     const loss = functionalCall(model, bound, () => lossFn(model.call(input), ...targets));
-    if (!(loss instanceof Tensor) || loss.dtype !== "f32" || loss.ndim !== 0)
+    if (!(loss instanceof Tensor) || !isFloat(loss.dtype) || loss.ndim !== 0)
       return userError("invalid-argument", `k.trainStep: the loss function must return a scalar f32 tensor, got ${loss instanceof Tensor ? formatType(loss.type) : typeof loss}`);
     return loss;
   };

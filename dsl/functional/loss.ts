@@ -3,6 +3,7 @@
 // The target class is picked with a one-hot compare against iota, not a gather, so the
 // whole loss stays elementwise + row reductions (one fused row kernel, simple gradients).
 
+import { isFloat } from "../../compiler/ir/dtype.ts";
 import { formatShape, shapesEqual } from "../../compiler/util/shape.ts";
 import { recordIndexUse } from "../index-checks.ts";
 import { strictOptions } from "../options.ts";
@@ -93,7 +94,7 @@ export function crossEntropy(input: Tensor, target: Tensor, opts: CrossEntropyOp
   const axis = classAxisOf(input, op);
   const logp = logSoftmax(input, axis);
   const reduction = opts.reduction ?? "mean";
-  if (target.dtype === "f32") return probabilityLoss(logp, target, axis, opts, reduction, op);
+  if (isFloat(target.dtype)) return probabilityLoss(logp, target, axis, opts, reduction, op);
   const { loss, denominator } = classIndexLoss(logp, target, axis, opts, op);
   return reduction === "mean" ? loss.sum().div(denominator) : reduce(loss, reduction, op);
 }

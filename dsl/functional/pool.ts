@@ -2,7 +2,7 @@
 // ceilMode=false: windows come from movement ops (windows1d per spatial axis), then one
 // reduce_max or reduce_sum over the two kernel axes.
 
-import { dtypeInfo } from "../../compiler/ir/dtype.ts";
+import { dtypeInfo, isBool } from "../../compiler/ir/dtype.ts";
 import { formatShape } from "../../compiler/util/shape.ts";
 import { strictOptions, type KeyTable } from "../options.ts";
 import { type Tensor, prim, userError } from "../tensor.ts";
@@ -71,7 +71,7 @@ export function maxPool2d(input: Tensor, kernelSize: IntPair, opts: MaxPool2dOpt
   const op = "maxPool2d";
   strictOptions(op, opts, maxPool2dKeys);
   const { x4, restore } = asBatched4d(input, op);
-  if (input.dtype === "bool") return userError("dtype-mismatch", `dtype mismatch in ${op}: input must be numeric, got bool`);
+  if (isBool(input.dtype)) return userError("dtype-mismatch", `dtype mismatch in ${op}: input must be numeric, got bool`);
   const geo = poolGeometry(input, kernelSize, opts, op);
   const lowest = dtypeInfo(input.dtype).lowest;
   const win = poolWindows(x4, geo, lowest);

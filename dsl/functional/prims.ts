@@ -2,7 +2,7 @@
 // single-axis movement primitives (pad, slice, flip, iota) emitted directly with `prim`,
 // so the composites depend only on the IR's primitives, not on higher-level Tensor methods.
 
-import type { DType } from "../../compiler/ir/dtype.ts";
+import { isFloat, type DType } from "../../compiler/ir/dtype.ts";
 import { bug } from "../../compiler/util/errors.ts";
 import { formatShape } from "../../compiler/util/shape.ts";
 import { Tensor, prim, userError } from "../tensor.ts";
@@ -34,7 +34,7 @@ export function optionalTensorArg(value: unknown, role: string, op: string, sign
 }
 
 export function requireFloat(x: Tensor, role: string, op: string): void {
-  if (x.dtype !== "f32") userError("dtype-mismatch", `dtype mismatch in ${op}: ${role} must be f32, got ${x.dtype}${formatShape(x.shape)}`);
+  if (!isFloat(x.dtype)) userError("dtype-mismatch", `dtype mismatch in ${op}: ${role} must be f32, got ${x.dtype}${formatShape(x.shape)}`);
 }
 
 /** Pads `low` before and `high` after `axis` (both >= 0) with `value`. */

@@ -2,7 +2,7 @@
 // lowered to reshape, permute, expand, pad, slice, flip and gather. None of them computes
 // anything; fusion folds them into index math. cat alone needs an iota + where to choose.
 
-import { promoteDTypes } from "../../compiler/ir/dtype.ts";
+import { isBool, isFloat, promoteDTypes } from "../../compiler/ir/dtype.ts";
 import { formatShape, normalizeAxis, numel, shapesEqual } from "../../compiler/util/shape.ts";
 import { type Tensor, constant, dimIndex, dimList, prim, userError, type Dims } from "../tensor.ts";
 import { recordIndexUse } from "../index-checks.ts";
@@ -166,8 +166,8 @@ export function pad(x: Tensor, amounts: readonly number[], value = 0): Tensor {
   if (amounts.length % 2 !== 0 || amounts.length > 2 * x.ndim)
     return userError("invalid-argument", `pad: expects an even number of amounts, at most 2 per dim (${2 * x.ndim} for ${formatShape(x.shape)}), got [${amounts.join(",")}]`);
   if (!amounts.every(Number.isInteger)) return userError("invalid-argument", `pad: amounts must be integers, got [${amounts.join(",")}]`);
-  if (x.dtype !== "f32" && !Number.isInteger(value)) return userError("dtype-mismatch", `pad: value ${value} is not a valid ${x.dtype}`);
-  if (x.dtype === "bool" && value !== 0 && value !== 1) return userError("dtype-mismatch", `pad: value ${value} is not a valid bool`);
+  if (!isFloat(x.dtype) && !Number.isInteger(value)) return userError("dtype-mismatch", `pad: value ${value} is not a valid ${x.dtype}`);
+  if (isBool(x.dtype) && value !== 0 && value !== 1) return userError("dtype-mismatch", `pad: value ${value} is not a valid bool`);
   const low = x.shape.map(() => 0);
   const high = x.shape.map(() => 0);
   for (let pair = 0; pair < amounts.length / 2; pair++) {

@@ -94,7 +94,7 @@ export interface GradGraphOptions {
 export function gradGraph(g: Graph, opts: GradGraphOptions): Graph {
   const out = findOutput(g, opts.of, "grad");
   const type = nodeOf(g, out.value).type;
-  if (type.dtype !== "f32" || type.shape.length !== 0)
+  if (!isFloat(type.dtype) || type.shape.length !== 0)
     throw new KilnError({ code: "invalid-argument", message: `grad: output '${opts.of}' must be a scalar f32, got ${formatType(type)}` });
   return differentiate(g, opts.wrt, opts.keepOutputs ?? false, "grad", (em) => new Map([[out.value, em.full(1, type).id]]));
 }
