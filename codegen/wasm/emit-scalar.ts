@@ -225,5 +225,7 @@ function emitScalarBinary(ctx: ScalarCtx, op: "add" | "mul" | "max" | "cmplt" | 
       both();
       fb.call(op === "idiv" ? ctx.helpers.idiv : ctx.helpers.imod);
       return;
+    default:
+      return assertNever(op, "binary op");
   }
 }

@@ -5,9 +5,9 @@
 // place every expression at the shallowest loop where its variables are bound, which is
 // what makes softmax/layerNorm one kernel (the row's max and sum are hoisted per row).
 
-import type { BinaryOp, UnaryOp } from "../ir/types.ts";
+import { hasBinaryOp, hasUnaryOp, type BinaryOp, type UnaryOp } from "../ir/types.ts";
 import type { DType } from "../ir/dtype.ts";
-import { bug, type SourceLoc } from "../util/errors.ts";
+import { assertNever, bug, type SourceLoc } from "../util/errors.ts";
 import { indexDataRefs, indexKey, indexVars, predKey, type IndexExpr, type IndexPred, type IndexVar } from "./index-expr.ts";
 
 export type ExprId = number;
@@ -99,6 +99,7 @@ export interface KernelProgram {
 }
 
 export function exprOperands(e: KExpr): ExprId[] {
+  if (hasBinaryOp(e)) return [e.x, e.y];
   switch (e.op) {
     case "const":
       return [];
@@ -124,7 +125,7 @@ export function exprOperands(e: KExpr): ExprId[] {
     case "recip":
       return [e.x];
     default:
-      return [e.x, e.y];
+      return assertNever(e, "kernel expr");
   }
 }
 
@@ -145,8 +146,15 @@ export function exprOwnVars(e: KExpr): Set<string> {
     }
     case "rng":
       return indexVars(e.counter);
-    default:
+    case "const":
+    case "where":
+    case "cast":
+    case "reduce_sum":
+    case "reduce_max":
       return new Set();
+    default:
+      // unary and binary ops read only operands
+      return hasUnaryOp(e) || hasBinaryOp(e) ? new Set() : assertNever(e, "kernel expr");
   }
 }
 
@@ -165,8 +173,11 @@ function exprKey(e: KExpr): string {
     case "reduce_sum":
     case "reduce_max":
       return `${e.op} ${e.dtype} ${e.vars.map((v) => `${v.name}<${v.extent}`).join(",")} ${e.body}`;
-    default:
+    case "where":
+    case "cast":
       return `${e.op} ${e.dtype} ${exprOperands(e).join(" ")}`;
+    default:
+      return hasUnaryOp(e) || hasBinaryOp(e) ? `${e.op} ${e.dtype} ${exprOperands(e).join(" ")}` : assertNever(e, "kernel expr");
   }
 }
 

@@ -4,7 +4,8 @@
 // variables, so a target's scheduler runs them in one loop (16 accumulators, 4+4 loads per
 // 16 multiply-adds for a matmul) — the blocked matmul of issue #4.
 
-import { bug } from "../util/errors.ts";
+import { hasBinaryOp } from "../ir/types.ts";
+import { assertNever, bug } from "../util/errors.ts";
 import { addIndex, constIndex, fromAtom, indexVar, mulIndex, substitute, substitutePred, type IndexExpr } from "./index-expr.ts";
 import { SectionBuilder, sectionSource, type ExprId, type KExpr, type KernelProgram, type Section } from "./kernel-ir.ts";
 
@@ -87,6 +88,7 @@ export function copyExprs(exprs: readonly KExpr[], sb: SectionBuilder, varMap: R
         copy = { ...e, x: ref(e.x) };
         break;
       default:
+        if (!hasBinaryOp(e)) return assertNever(e, "kernel expr");
         copy = { ...e, x: ref(e.x), y: ref(e.y) };
     }
     ids.push(sb.add(copy));
