@@ -3,6 +3,7 @@
 // The scalar checked is s(x) = sum(f(x) · c) for a fixed random cotangent c, so every entry of
 // the Jacobian contributes, not only its column sums.
 
+import { hostArrayFrom, isFloat } from "../../compiler/ir/dtype.ts";
 import { interpret } from "../../compiler/ir/interpret.ts";
 import { nodeOf } from "../../compiler/ir/graph.ts";
 import type { Graph, InputNode, TensorType } from "../../compiler/ir/types.ts";
@@ -35,7 +36,7 @@ export function uniform(n: number, seed: number, lo = -1, hi = 1): number[] {
 }
 
 export function hostTensor(type: TensorType, data: ArrayLike<number>): HostTensor {
-  const typed = type.dtype === "f32" ? Float64Array.from(data) : type.dtype === "i32" ? Int32Array.from(data) : Uint8Array.from(data);
+  const typed = hostArrayFrom(type.dtype, data);
   if (typed.length !== numel(type.shape)) throw new Error(`gradcheck: ${typed.length} values for shape [${type.shape.join(",")}]`);
   return { dtype: type.dtype, shape: type.shape, data: typed };
 }
@@ -47,7 +48,7 @@ export function hostTensor(type: TensorType, data: ArrayLike<number>): HostTenso
 export function gradcheck(fn: (...args: Tensor[]) => Tensor, specs: readonly InputSpec[], inputs: readonly ArrayLike<number>[], opts: GradcheckOptions = {}): number[][] {
   const shapeGraph = traceFunction("shape", fn, specs).graph;
   const outNode = nodeOf(shapeGraph, shapeGraph.outputs[0]!.value);
-  const argnums = specs.flatMap((s, i) => (s.dtype === "f32" ? [i] : []));
+  const argnums = specs.flatMap((s, i) => (isFloat(s.dtype) ? [i] : []));
   const cotSpec = f32(outNode.type.shape);
   const scalar = (...args: Tensor[]): Tensor => fn(...args.slice(0, specs.length)).mul(args[specs.length]!).sum();
   const withGrad = (...args: Tensor[]): Tensor[] => {

@@ -11,6 +11,8 @@ import { join } from "node:path";
 import type { CudaArtifact } from "../../runtime/artifact/format.ts";
 import { CUDA_PRELUDE } from "../../codegen/cuda/prelude.ts";
 import type { HostTensor } from "../../compiler/util/host-tensor.ts";
+import { dtypeBytes, dtypeInfo, typedArrayFor, typedArrayFrom } from "../../compiler/ir/dtype.ts";
+import { numel } from "../../compiler/util/shape.ts";
 
 /** nvcc's path, or undefined; throws when KILN_REQUIRE_NVCC=1 and none is found. */
 export function findNvcc(): string | undefined {
@@ -123,11 +125,9 @@ export interface EmulationCase {
   readonly inputs: Readonly<Record<string, HostTensor>>;
 }
 
-const storageBytes = (dtype: string): number => (dtype === "bool" ? 1 : 4);
-const numel = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
 
 function encode(t: HostTensor): Uint8Array {
-  const data = t.dtype === "f32" ? Float32Array.from(t.data) : t.dtype === "i32" ? Int32Array.from(t.data) : Uint8Array.from(t.data);
+  const data = typedArrayFrom(t.dtype, t.data);
   return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
 }
 
@@ -147,12 +147,12 @@ export function emulateCuda(cases: readonly EmulationCase[]): Record<string, Hos
     for (const bytes of a.memory.slotBytes) run.push(`  slots.emplace_back(${Math.max(4, Math.ceil(bytes / 4) * 4)}, 0);`);
     for (const io of a.inputs) {
       const b = a.buffers[io.buffer]!;
-      run.push(`  if (fread(slots[${b.slot}].data(), 1, ${numel(b.shape) * storageBytes(b.dtype)}, in) != ${numel(b.shape) * storageBytes(b.dtype)}) exit(3);`);
+      run.push(`  if (fread(slots[${b.slot}].data(), 1, ${numel(b.shape) * dtypeBytes(b.dtype)}, in) != ${numel(b.shape) * dtypeBytes(b.dtype)}) exit(3);`);
     }
     for (const k of a.kernels) {
       const args = k.params.map((id) => {
         const b = a.buffers[id]!;
-        const type = b.dtype === "f32" ? "float" : b.dtype === "i32" ? "int" : "unsigned char";
+        const type = dtypeInfo(b.dtype).cuda.storage;
         return `(${type}*)slots[${b.slot}].data()`;
       });
       const lockstep = k.source.includes("lane") || k.source.includes("__syncthreads");
@@ -160,7 +160,7 @@ export function emulateCuda(cases: readonly EmulationCase[]): Record<string, Hos
     }
     for (const io of a.outputs) {
       const b = a.buffers[io.buffer]!;
-      run.push(`  fwrite(slots[${b.slot}].data(), 1, ${numel(b.shape) * storageBytes(b.dtype)}, out);`);
+      run.push(`  fwrite(slots[${b.slot}].data(), 1, ${numel(b.shape) * dtypeBytes(b.dtype)}, out);`);
     }
     run.push("}");
     runners.push(run.join("\n"));
@@ -197,10 +197,10 @@ export function emulateCuda(cases: readonly EmulationCase[]): Record<string, Hos
     let offset = 0;
     for (const io of a.outputs) {
       const n = numel(io.shape);
-      const bytes = raw.subarray(offset, offset + n * storageBytes(io.dtype));
+      const bytes = raw.subarray(offset, offset + n * dtypeBytes(io.dtype));
       offset += bytes.length;
       const copy = new Uint8Array(bytes).buffer;
-      const data = io.dtype === "f32" ? new Float32Array(copy) : io.dtype === "i32" ? new Int32Array(copy) : new Uint8Array(copy);
+      const data = new (typedArrayFor(io.dtype))(copy);
       result[io.name] = { dtype: io.dtype, shape: io.shape, data };
     }
     return result;
@@ -275,7 +275,7 @@ export function buildEmulatedKernelLibrary(artifacts: readonly CudaArtifact[], d
       parts.push(k.source);
       const args = k.params.map((id, i) => {
         const b = a.buffers[id]!;
-        const type = b.dtype === "f32" ? "float" : b.dtype === "i32" ? "int" : "unsigned char";
+        const type = dtypeInfo(b.dtype).cuda.storage;
         return `*(${type}**)params[${i}]`;
       });
       const lockstep = k.source.includes("lane") || k.source.includes("__syncthreads");

@@ -1,6 +1,7 @@
 // Test helper: trace a DSL function and evaluate it on the float64 reference interpreter.
 // `data[i]` binds to the i-th spec (positional) — the graph's own input names don't matter.
 
+import { hostArrayFrom } from "../../compiler/ir/dtype.ts";
 import { interpret } from "../../compiler/ir/interpret.ts";
 import { nodeOf } from "../../compiler/ir/graph.ts";
 import type { Graph } from "../../compiler/ir/types.ts";
@@ -23,7 +24,7 @@ export function runRef(fn: (...args: never[]) => unknown, specs: readonly InputS
     const node = nodeOf(graph, graph.inputs[i]!);
     if (node.op !== "input") throw new Error("runRef: input order");
     const raw = data[i] ?? [];
-    const typed = s.dtype === "f32" ? Float64Array.from(raw) : s.dtype === "i32" ? Int32Array.from(raw) : Uint8Array.from(raw);
+    const typed = hostArrayFrom(s.dtype, raw);
     inputs[node.name] = { dtype: s.dtype, shape: s.shape, data: typed };
   });
   const byName = interpret(graph, inputs);
