@@ -10,6 +10,7 @@ import { KilnError } from "../util/errors.ts";
 import { atomKey, bounds, type Atom, type IndexExpr, type IndexPred, type IndexVar } from "./index-expr.ts";
 import { exprOperands, exprOwnVars, type KExpr, type Kernel, type KernelProgram, type Section } from "./kernel-ir.ts";
 import { kernelName, printBuffer, printDot, printStatement, printStore } from "./print.ts";
+import { numel } from "../util/shape.ts";
 
 /** At most this many findings are listed under the error. */
 const MAX_LISTED = 20;
@@ -20,7 +21,6 @@ export interface KernelFinding {
   readonly rule: string;
 }
 
-const numel = (shape: readonly number[]): number => shape.reduce((a, d) => a * d, 1);
 const isReduce = (e: KExpr): e is Extract<KExpr, { op: "reduce_sum" | "reduce_max" }> => e.op === "reduce_sum" || e.op === "reduce_max";
 
 /** Every broken invariant of `p`, in program order; empty when the program is valid. */

@@ -4,8 +4,8 @@
 import { describe, expect, test } from "vitest";
 import * as k from "kiln";
 import { expectClose, runRef } from "../util/ref.ts";
+import { numel } from "../../compiler/util/shape.ts";
 
-const numel = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
 const fill = (shape: readonly number[], seed: number): number[] => Array.from({ length: numel(shape) }, (_, i) => Math.round(Math.sin(i * 0.9 + seed) * 8) / 4);
 
 /**

@@ -4,9 +4,9 @@
 import { describe, expect, test } from "vitest";
 import * as k from "kiln";
 import { runRef } from "../util/ref.ts";
+import { numel } from "../../compiler/util/shape.ts";
 
 const seq = (n: number): number[] => Array.from({ length: n }, (_, i) => i * 10 + 1);
-const numel = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
 
 function unravel(flat: number, shape: readonly number[]): number[] {
   const idx = new Array<number>(shape.length);

@@ -5,8 +5,8 @@
 import { describe, expect, test } from "vitest";
 import * as k from "kiln";
 import { expectClose, runRef } from "../util/ref.ts";
+import { numel } from "../../compiler/util/shape.ts";
 
-const numel = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
 function unravel(flat: number, shape: readonly number[]): number[] {
   const idx = new Array<number>(shape.length);
   for (let a = shape.length - 1; a >= 0; a--) {
