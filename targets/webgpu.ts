@@ -5,6 +5,7 @@
 
 import { compileWith, type Compiled, type DriverOptions } from "../compiler/compile.ts";
 import type { FuseOptions } from "../compiler/kernel/fusion-plan.ts";
+import type { MatmulForm } from "../compiler/kernel/kernel-ir.ts";
 import type { Graph } from "../compiler/ir/types.ts";
 import { tilePass } from "../compiler/kernel-passes.ts";
 import { KilnError } from "../compiler/util/errors.ts";
@@ -13,9 +14,9 @@ import type { ArtifactStats, WebGpuArtifact } from "../runtime/artifact/format.t
 import type { WebGpuAdapterDescription } from "../runtime/webgpu/device.ts";
 import type { WebGpuRunOptions } from "../runtime/webgpu/run-artifact.ts";
 import { DEVICE_ELEMENT_BYTES, webGpuDefaultLimits, type WebGpuLimits } from "../codegen/wgsl/layout.ts";
-import type { MatmulForm, TiledMatmulMode } from "../codegen/wgsl/matmul.ts";
 import { renderWebGpuProgram } from "../codegen/wgsl/render-program.ts";
 import type { Backend, Executor } from "./backend.ts";
+import { matmulFormPass, rowKernelsPass, type TiledMatmulMode } from "./webgpu-passes.ts";
 import { driverOptionsOf, fuseOptionsOf, type OptionKeys } from "./options.ts";
 
 export interface WebGpuOptions extends FuseOptions {
@@ -26,11 +27,11 @@ export interface WebGpuOptions extends FuseOptions {
   readonly tile?: boolean;
   /** Limits to compile for (default WebGPU's guaranteed minimums). */
   readonly limits?: WebGpuLimits;
-  /** Shared-memory tiled kernels for contractions: "auto" (large ones), "always", "never". */
+  /** The `matmul-form` pass: which contractions get a matmul kernel: "auto" (large ones), "always", "never". */
   readonly tiledMatmul?: TiledMatmulMode;
-  /** How a chosen contraction is rendered: "registers" (default, 8x8 per thread) or "workgroup" tiles. */
+  /** The `matmul-form` pass: how a chosen contraction renders: "registers" (default, 8x8 per thread) or "workgroup" tiles. */
   readonly matmulForm?: MatmulForm;
-  /** One workgroup per row for long row-level reductions (default true). */
+  /** The `row-kernels` pass: one workgroup per row for long row-level reductions (default true). */
   readonly rowKernels?: boolean;
 }
 
@@ -50,15 +51,17 @@ export const webGpuBackend: Backend<"webgpu", WebGpuOptions> = {
   // Every element is 4 bytes on the device: bool lives in storage as u32 (WGSL has no bool storage).
   memory: { elementBytes: () => DEVICE_ELEMENT_BYTES },
   fuseOptions: fuseOptionsOf,
-  kernelPasses: (opts) => (opts.tile === true ? [tilePass] : []),
-  // The row-kernel and tiled-matmul choices pick a WGSL template for a section, and splitting and
-  // packing need the memory plan's slots: all four are made at render time (codegen/wgsl).
+  // The matmul and row-kernel choices are kernel passes (targets/webgpu-passes.ts) that record a
+  // `form` fact render reads; matmul-form first, so a matmul section is never a row kernel.
+  kernelPasses: (opts) => [
+    ...(opts.tile === true ? [tilePass] : []),
+    matmulFormPass({ ...(opts.tiledMatmul ? { tiledMatmul: opts.tiledMatmul } : {}), ...(opts.matmulForm ? { matmulForm: opts.matmulForm } : {}) }),
+    rowKernelsPass({ ...(opts.rowKernels !== undefined ? { rowKernels: opts.rowKernels } : {}) }),
+  ],
+  // Splitting and packing for the device's limits need the memory plan's slots: they happen at
+  // render time (codegen/wgsl/layout.ts).
   render: (program, memory, opts) => {
-    const r = renderWebGpuProgram(program, memory, opts.limits ?? webGpuDefaultLimits, {
-      ...(opts.tiledMatmul ? { tiledMatmul: opts.tiledMatmul } : {}),
-      ...(opts.matmulForm ? { matmulForm: opts.matmulForm } : {}),
-      ...(opts.rowKernels !== undefined ? { rowKernels: opts.rowKernels } : {}),
-    });
+    const r = renderWebGpuProgram(program, memory, opts.limits ?? webGpuDefaultLimits);
     return { kernels: r.kernels, placement: r.placement, extras: {} };
   },
   artifactFiles: {

@@ -4,6 +4,8 @@
 // once per tile instead of once per output), and each thread accumulates a 4x4 register block.
 // The operand expressions (transposes, pads, casts) are rendered as the IR gives them. The
 // default form (renderRegisterMatmul) drops the workgroup tiles for 8x8 register blocks.
+// Which sections render so, and in which form, is the `matmul-form` pass's choice
+// (targets/webgpu-passes.ts: a `form matmul …` fact); this renders it.
 
 import { sectionSourceNote } from "../../compiler/kernel/print.ts";
 import { exprOperands, exprOwnVars, type ExprId, type KExpr, type Section } from "../../compiler/kernel/kernel-ir.ts";
@@ -12,9 +14,6 @@ import { exprName, renderExprList, renderIndex } from "../render/base.ts";
 import { wgslDialect, wgslHelpersFor } from "./dialect.ts";
 import type { WebGpuLimits } from "./layout.ts";
 import { foldWorkgroups, type DispatchBindings, type RenderedDispatch } from "./dispatch.ts";
-
-/** "auto": contractions with at least 64x64 outputs and k ≥ 16; "always" for tests. */
-export type TiledMatmulMode = "auto" | "always" | "never";
 
 const TILE = 64;
 const TILE_K = 16;
@@ -80,11 +79,6 @@ export function matchContraction(s: Section): Contraction | undefined {
   for (const st of s.stores) for (const id of closure(s, st.value, reduce)) epilogue.add(id);
   if ([...epilogue].some((id) => isReduce(s.exprs[id]!))) return undefined;
   return { reduce, k: r.vars[0]!, row, col, batch: s.domain.slice(0, -2), lhs: x, rhs: y, epilogue };
-}
-
-export function useTiledMatmul(c: Contraction, mode: TiledMatmulMode): boolean {
-  if (mode !== "auto") return mode === "always";
-  return c.row.extent >= TILE && c.col.extent >= TILE && c.k.extent >= TILE_K;
 }
 
 export function renderTiledMatmul(d: { readonly name: string; readonly sections: readonly Section[] }, c: Contraction, b: DispatchBindings, limits: WebGpuLimits): RenderedDispatch {
@@ -189,7 +183,7 @@ export const sourceComment = (s: Section): string[] => {
 const renderStoreIndex = (index: IndexExpr): string => renderIndex(index, wgslDialect);
 
 /** How a chosen contraction is rendered: register blocks only (default) or workgroup tiles. */
-export type MatmulForm = "registers" | "workgroup";
+export type { MatmulForm } from "../../compiler/kernel/kernel-ir.ts";
 
 const REG_M = 8;
 const REG_N = 8;

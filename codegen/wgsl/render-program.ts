@@ -3,13 +3,13 @@
 // into dispatches and small slots packed into one buffer) and renders one WGSL shader per
 // dispatch with its bindings and workgroup counts. Splitting and packing happen here, at
 // render time, because both need the memory plan's slot assignment (two tensors sharing a
-// slot bind once); every element is 4 bytes on the device (bool as u32).
+// slot bind once); every element is 4 bytes on the device (bool as u32). Which template a
+// section renders with (row kernel, matmul) is its kernel-IR `form` fact, set by webgpu's passes.
 
 import type { KernelProgram, Section } from "../../compiler/kernel/kernel-ir.ts";
 import type { WebGpuArtifactKernel } from "../../runtime/artifact/format.ts";
 import { planDeviceLayout, type PlannedSlots, type WebGpuLimits } from "./layout.ts";
-import { matchContraction, useTiledMatmul } from "./matmul.ts";
-import { renderDispatch, type KernelChoices } from "./render-wgsl.ts";
+import { renderDispatch } from "./render-wgsl.ts";
 
 export interface RenderedWebGpuProgram {
   readonly kernels: readonly WebGpuArtifactKernel[];
@@ -22,12 +22,9 @@ export interface RenderedWebGpuProgram {
   };
 }
 
-export function renderWebGpuProgram(program: KernelProgram, slots: PlannedSlots, limits: WebGpuLimits, opts: KernelChoices = {}): RenderedWebGpuProgram {
-  // A contraction worth tiling leaves its horizontally fused kernel for a dispatch of its own.
-  const ownDispatch = (s: Section): boolean => {
-    const c = matchContraction(s);
-    return c !== undefined && useTiledMatmul(c, opts.tiledMatmul ?? "auto");
-  };
+export function renderWebGpuProgram(program: KernelProgram, slots: PlannedSlots, limits: WebGpuLimits): RenderedWebGpuProgram {
+  // A section the matmul-form pass made a matmul leaves its horizontally fused kernel for a dispatch of its own.
+  const ownDispatch = (s: Section): boolean => s.form?.kind === "matmul";
   const layout = planDeviceLayout(program, slots, limits, { ownDispatch });
   const ctx = {
     dtypeOf: (b: number) => program.buffers[b]!.dtype,
@@ -37,7 +34,7 @@ export function renderWebGpuProgram(program: KernelProgram, slots: PlannedSlots,
     limits,
   };
   const kernels = layout.dispatches.map((d): WebGpuArtifactKernel => {
-    const r = renderDispatch(d, ctx, opts);
+    const r = renderDispatch(d, ctx);
     const written = new Set(d.sections.flatMap((s) => s.stores.map((st) => st.buffer)));
     return {
       name: r.name,

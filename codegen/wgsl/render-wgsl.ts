@@ -4,28 +4,27 @@
 // section's body from the C-like renderer base, guarded by its own thread count.
 
 import { sectionSourceNote } from "../../compiler/kernel/print.ts";
+import { bug } from "../../compiler/util/errors.ts";
 import { parallelDepthOf, renderSectionBody, scheduleSection } from "../render/base.ts";
 import { dispatchBindings, foldWorkgroups, WORKGROUP_SIZE, type DispatchContext, type RenderedDispatch } from "./dispatch.ts";
 import { wgslDialect, wgslHelpersFor } from "./dialect.ts";
 import type { Dispatch } from "./layout.ts";
-import { matchContraction, renderRegisterMatmul, renderTiledMatmul, useTiledMatmul, type MatmulForm, type TiledMatmulMode } from "./matmul.ts";
-import { renderRowKernel, wantsRowKernel } from "./row-reduce.ts";
+import { matchContraction, renderRegisterMatmul, renderTiledMatmul } from "./matmul.ts";
+import { renderRowKernel } from "./row-reduce.ts";
 
-export interface KernelChoices {
-  readonly tiledMatmul?: TiledMatmulMode;
-  /** Register blocks only (default; best on CPU adapters) or workgroup-memory tiles. */
-  readonly matmulForm?: MatmulForm;
-  /** One workgroup per row for long row-level reductions (default true). */
-  readonly rowKernels?: boolean;
-}
-
-export function renderDispatch(d: Dispatch, ctx: DispatchContext, opts: KernelChoices = {}): RenderedDispatch {
+/**
+ * A section alone in its dispatch renders in the form its kernel-IR `form` fact names (chosen
+ * by webgpu's `matmul-form` and `row-kernels` passes); any other dispatch, one thread per output.
+ */
+export function renderDispatch(d: Dispatch, ctx: DispatchContext): RenderedDispatch {
   const { gpuBuffers, decls, access } = dispatchBindings(d, ctx);
   const only = d.sections.length === 1 ? d.sections[0]! : undefined;
-  const contraction = only ? matchContraction(only) : undefined;
-  if (contraction && useTiledMatmul(contraction, opts.tiledMatmul ?? "auto"))
-    return (opts.matmulForm === "workgroup" ? renderTiledMatmul : renderRegisterMatmul)(d, contraction, { gpuBuffers, decls, access }, ctx.limits);
-  if (only && opts.rowKernels !== false && wantsRowKernel(only)) return renderRowKernel(d, { gpuBuffers, decls, access }, ctx.limits);
+  const form = only?.form;
+  if (only && form?.kind === "matmul") {
+    const contraction = matchContraction(only) ?? bug(`wgsl ${d.name}: 'form matmul' on a section whose dot fact is not a matmul this renderer handles`);
+    return (form.form === "workgroup" ? renderTiledMatmul : renderRegisterMatmul)(d, contraction, { gpuBuffers, decls, access }, ctx.limits);
+  }
+  if (only && form?.kind === "row") return renderRowKernel(d, { gpuBuffers, decls, access }, ctx.limits);
 
   const body: string[] = [];
   let threads = 0;

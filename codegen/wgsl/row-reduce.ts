@@ -2,14 +2,14 @@
 // (softmax, layerNorm, a long sum), the 64 threads of a workgroup share each row: every
 // row-level reduction runs strided over the threads and finishes with a tree reduction in
 // workgroup memory (its result broadcast to all threads), and every loop over the row's
-// elements is strided too. Deeper loops stay serial inside a thread. Only for fewer than 256
-// rows: past that, one thread per row fills a CPU adapter without barriers.
+// elements is strided too. Deeper loops stay serial inside a thread. Which sections run so is
+// the `row-kernels` pass's choice (targets/webgpu-passes.ts: a `form row` fact); this renders it.
 
 import type { DType } from "../../compiler/ir/dtype.ts";
 import type { IndexVar } from "../../compiler/kernel/index-expr.ts";
 import { bug } from "../../compiler/util/errors.ts";
 import type { ExprId, Section } from "../../compiler/kernel/kernel-ir.ts";
-import { reduceElements, type ScheduleItem } from "../../compiler/kernel/schedule.ts";
+import type { ScheduleItem } from "../../compiler/kernel/schedule.ts";
 import { exprName, parallelDepthOf, renderSectionBody, scheduleSection } from "../render/base.ts";
 import { wgslDialect, wgslHelpersFor } from "./dialect.ts";
 import { sectionSourceNote } from "../../compiler/kernel/print.ts";
@@ -19,28 +19,13 @@ import { foldWorkgroups, type DispatchBindings, type RenderedDispatch } from "./
 const ROW_THREADS = 64;
 /** The workgroup array a row reduction of each dtype goes through; bool rows are not row kernels. */
 const ROW_SHARED: { readonly [D in DType]: string | undefined } = { f32: "rowF32", i32: "rowI32", bool: undefined };
-/** A row-level reduction at least this long is worth a workgroup. */
-const MIN_ROW_EXTENT = 64;
-/**
- * From this many rows on, one thread per row keeps the adapter busy and skips the barriers:
- * on lavapipe the logits (1280 rows of 512) take 12 ms as row kernels, 3 ms as threads, and a
- * bias gradient (512 rows of 128) 2.9 ms against 0.3 ms.
- */
-const MAX_ROWS = 256;
-
 const extentOf = (vars: readonly IndexVar[]): number => vars.reduce((a, v) => a * v.extent, 1);
 
-/** Whether a single-section dispatch should run one workgroup per row. */
-export function wantsRowKernel(s: Section): boolean {
-  const items = scheduleSection(s);
-  const depth = parallelDepthOf(s, items);
-  if (extentOf(s.domain.slice(0, depth)) >= MAX_ROWS) return false;
-  const top = rowLevelItems(items, depth);
-  return top.some((it) => it.kind === "reduce" && reduceElements(it) >= MIN_ROW_EXTENT && it.reduces.every((r) => ROW_SHARED[s.exprs[r]!.dtype] !== undefined));
-}
+/** Whether a row kernel can share a reduction of this dtype through workgroup memory (bool cannot). */
+export const rowReducible = (dtype: DType): boolean => ROW_SHARED[dtype] !== undefined;
 
 /** The items inside the thread-bound loops (the row's body). */
-function rowLevelItems(items: readonly ScheduleItem[], depth: number): ScheduleItem[] {
+export function rowLevelItems(items: readonly ScheduleItem[], depth: number): ScheduleItem[] {
   let list: readonly ScheduleItem[] = items;
   const out: ScheduleItem[] = [];
   for (let level = 0; ; level++) {

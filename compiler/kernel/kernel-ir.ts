@@ -58,6 +58,18 @@ export interface DotFact {
   readonly rhs: ExprId;
 }
 
+/** How a contraction renders as a matmul: register blocks per thread, or workgroup-memory tiles. */
+export type MatmulForm = "registers" | "workgroup";
+
+/**
+ * A kernel template a target chose for a section (webgpu's `row-kernels` and `matmul-form`
+ * passes, targets/webgpu-passes.ts), used when the section is alone in its dispatch:
+ * `row` runs one workgroup per row, its row-level reductions shared by the workgroup's threads;
+ * `matmul` renders the section's one `dot` fact as a tiled matmul in its own dispatch.
+ * Absent: one thread per output element.
+ */
+export type SectionForm = { readonly kind: "row" } | { readonly kind: "matmul"; readonly form: MatmulForm };
+
 export interface Section {
   /** Loop variables of the output domain, outermost first. */
   readonly domain: readonly IndexVar[];
@@ -67,6 +79,8 @@ export interface Section {
   readonly tile?: TileHint;
   /** The contractions among `exprs` (one per copy after register tiling), in expression order. */
   readonly dots?: readonly DotFact[];
+  /** The kernel template a target's pass chose (see SectionForm); absent: one thread per output. */
+  readonly form?: SectionForm;
   /** The user's source lines the section was lowered from (distinct, in graph order). */
   readonly locs?: readonly SourceLoc[];
   /** Module paths (`blocks.0.attn`) of the nodes the section computes (distinct, in graph order). */

@@ -28,6 +28,7 @@ export const Domain = keyword("domain");
 export const Tile = keyword("tile");
 export const Store = keyword("store");
 export const Dot = keyword("dot");
+export const Form = keyword("form");
 export const If = keyword("if");
 export const True = keyword("true");
 export const False = keyword("false");
@@ -84,6 +85,7 @@ export const KERNEL_TOKENS: readonly TokenType[] = [
   Tile,
   Store,
   Dot,
+  Form,
   If,
   True,
   False,

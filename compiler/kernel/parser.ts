@@ -13,7 +13,7 @@ import { BINARY_OPS, UNARY_OPS } from "../ir/types.ts";
 import { DTYPES, type DType } from "../ir/dtype.ts";
 import type { SourceLoc } from "../util/errors.ts";
 import { addIndex, constIndex, fromAtom, mulIndex, type Atom, type IndexCond, type IndexExpr, type IndexPred, type IndexVar } from "./index-expr.ts";
-import type { BufferDecl, DotFact, ExprId, KExpr, Kernel, KernelProgram, Section, Store, TileHint } from "./kernel-ir.ts";
+import type { BufferDecl, DotFact, ExprId, KExpr, Kernel, KernelProgram, Section, SectionForm, Store, TileHint } from "./kernel-ir.ts";
 import * as T from "./lexer.ts";
 
 // ---- token tree ----
@@ -37,6 +37,7 @@ type BodySyntax =
   | { readonly kind: "operands"; readonly refs: readonly IToken[] };
 interface ExprSyntax { readonly kind: "expr"; readonly result: IToken; readonly op: IToken; readonly dtype: IToken; readonly body: BodySyntax }
 interface DotSyntax { readonly kind: "dot"; readonly reduce: IToken; readonly lhsKey: IToken; readonly lhs: IToken; readonly rhsKey: IToken; readonly rhs: IToken }
+interface FormSyntax { readonly kind: "form"; readonly keyword: IToken; readonly name: IToken; readonly variant?: IToken }
 interface StoreSyntax { readonly kind: "store"; readonly buffer: IToken; readonly index: IndexSyntax; readonly value: IToken }
 interface LocSyntax { readonly file: IToken; readonly line: IToken; readonly col: IToken }
 interface TileSyntax { readonly rowVar: IToken; readonly rows: IToken; readonly colVar: IToken; readonly cols: IToken }
@@ -47,7 +48,7 @@ interface SectionSyntax {
   readonly tile?: TileSyntax;
   readonly locs: readonly LocSyntax[];
   readonly scopes: readonly IToken[];
-  readonly statements: readonly (ExprSyntax | StoreSyntax | DotSyntax)[];
+  readonly statements: readonly (ExprSyntax | StoreSyntax | DotSyntax | FormSyntax)[];
 }
 interface KernelSyntax { readonly name: IToken; readonly reads: readonly IToken[]; readonly writes: readonly IToken[]; readonly sections: readonly SectionSyntax[] }
 interface BufferSyntax { readonly ref: IToken; readonly kind: IToken; readonly dtype: IToken; readonly dims: readonly IToken[]; readonly name: IToken }
@@ -157,8 +158,8 @@ class KernelGrammar extends EmbeddedActionsParser {
       scopes.push(this.CONSUME(T.StringLiteral));
       this.CONSUME(T.RParen);
     });
-    const statements: (ExprSyntax | StoreSyntax | DotSyntax)[] = [];
-    this.MANY2(() => statements.push(this.OR([{ ALT: () => this.SUBRULE(this.expr) }, { ALT: () => this.SUBRULE(this.store) }, { ALT: () => this.SUBRULE(this.dot) }])));
+    const statements: (ExprSyntax | StoreSyntax | DotSyntax | FormSyntax)[] = [];
+    this.MANY2(() => statements.push(this.OR([{ ALT: () => this.SUBRULE(this.expr) }, { ALT: () => this.SUBRULE(this.store) }, { ALT: () => this.SUBRULE(this.dot) }, { ALT: () => this.SUBRULE(this.form) }])));
     return { keyword, index, domain, ...(tile ? { tile } : {}), locs, scopes, statements };
   });
 
@@ -280,6 +281,13 @@ class KernelGrammar extends EmbeddedActionsParser {
     this.CONSUME1(T.Equals);
     const rhs = this.CONSUME2(T.ValueRef);
     return { kind: "dot", reduce, lhsKey, lhs, rhsKey, rhs };
+  });
+
+  private readonly form = this.RULE("form", (): FormSyntax => {
+    const keyword = this.CONSUME(T.Form);
+    const name = this.CONSUME(T.Identifier);
+    const variant = this.OPTION(() => this.CONSUME1(T.Identifier));
+    return { kind: "form", keyword, name, ...(variant ? { variant } : {}) };
   });
 
   private readonly index = this.RULE("index", (): TermSyntax[] => {
@@ -520,7 +528,13 @@ function decodeSection(ctx: Context, s: SectionSyntax, position: number, buffers
   const exprs: KExpr[] = [];
   const stores: Store[] = [];
   const dots: DotFact[] = [];
+  let form: SectionForm | undefined;
   for (const st of s.statements) {
+    if (st.kind === "form") {
+      if (form) failAtToken(ctx, st.keyword, `a section has at most one 'form'`);
+      form = decodeForm(ctx, st);
+      continue;
+    }
     if (st.kind === "dot") {
       for (const [key, want] of [[st.lhsKey, "lhs"], [st.rhsKey, "rhs"]] as const) if (key.image !== want) failAtToken(ctx, key, `expected '${want}=' but found '${key.image}'`);
       dots.push({ reduce: decodeRef(ctx, scope, st.reduce), lhs: decodeRef(ctx, scope, st.lhs), rhs: decodeRef(ctx, scope, st.rhs) });
@@ -541,7 +555,21 @@ function decodeSection(ctx: Context, s: SectionSyntax, position: number, buffers
   }
   const locs = s.locs.map((l) => decodeLoc(ctx, l));
   const scopes = s.scopes.map((t) => decodeString(ctx, t));
-  return { domain, exprs, stores, ...(tile ? { tile } : {}), ...(dots.length ? { dots } : {}), ...(locs.length ? { locs } : {}), ...(scopes.length ? { scopes } : {}) };
+  return { domain, exprs, stores, ...(tile ? { tile } : {}), ...(dots.length ? { dots } : {}), ...(form ? { form } : {}), ...(locs.length ? { locs } : {}), ...(scopes.length ? { scopes } : {}) };
+}
+
+/** `form row` or `form matmul registers|workgroup`. */
+function decodeForm(ctx: Context, f: FormSyntax): SectionForm {
+  if (f.name.image === "row") {
+    if (f.variant) failAtToken(ctx, f.variant, `'form row' takes nothing after it, found '${f.variant.image}'`);
+    return { kind: "row" };
+  }
+  if (f.name.image === "matmul") {
+    const v = f.variant;
+    if (v?.image === "registers" || v?.image === "workgroup") return { kind: "matmul", form: v.image };
+    return failAtToken(ctx, v ?? f.name, `'form matmul' needs 'registers' or 'workgroup'${v ? `, found '${v.image}'` : ""}`);
+  }
+  return failAtToken(ctx, f.name, `unknown section form '${f.name.image}' (known: row, matmul)`);
 }
 
 function decodeKernel(ctx: Context, k: KernelSyntax, buffers: readonly BufferDecl[]): Kernel {

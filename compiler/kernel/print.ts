@@ -6,12 +6,12 @@
 import { formatLocation, formatNumber, quoteName } from "../ir/printer.ts";
 import { assertNever } from "../util/errors.ts";
 import type { Atom, IndexExpr, IndexPred, IndexVar } from "./index-expr.ts";
-import type { BufferDecl, DotFact, KExpr, Kernel, KernelProgram, Section, Store } from "./kernel-ir.ts";
+import type { BufferDecl, DotFact, KExpr, Kernel, KernelProgram, Section, SectionForm, Store } from "./kernel-ir.ts";
 
 /** Words the kernel IR parser reads as keywords: a kernel name spelled like one is quoted. */
 export const KERNEL_KEYWORDS: ReadonlySet<string> = new Set([
   "program", "buffer", "input", "output", "temp", "aliases", "kernel", "reads", "writes", "section", "domain",
-  "tile", "store", "dot", "if", "true", "false", "loc", "scope", "data", "div", "mod", "inf", "nan",
+  "tile", "store", "dot", "form", "if", "true", "false", "loc", "scope", "data", "div", "mod", "inf", "nan",
 ]);
 const PLAIN_NAME = /^[A-Za-z_][A-Za-z0-9_.]*$/;
 
@@ -56,12 +56,24 @@ function printSection(s: Section, index: number): string {
   s.exprs.forEach((e, id) => lines.push(`    ${printStatement(e, id)}`));
   for (const st of s.stores) lines.push(`    ${printStore(st)}`);
   for (const d of s.dots ?? []) lines.push(`    ${printDot(d)}`);
+  if (s.form) lines.push(`    ${printForm(s.form)}`);
   return lines.join("\n");
 }
 
 export const printStatement = (e: KExpr, id: number): string => `%${id} = ${printExpr(e)}`;
 /** `dot %7 lhs=%3 rhs=%4`: %7 is a contraction of the row-side %3 and the column-side %4. */
 export const printDot = (d: DotFact): string => `dot %${d.reduce} lhs=%${d.lhs} rhs=%${d.rhs}`;
+/** `form row`, `form matmul registers`: the kernel template a target chose for the section. */
+export function printForm(f: SectionForm): string {
+  switch (f.kind) {
+    case "row":
+      return "form row";
+    case "matmul":
+      return `form matmul ${f.form}`;
+    default:
+      return assertNever(f, "section form");
+  }
+}
 export const printStore = (st: Store): string => `store b${st.buffer}[${formatIndex(st.index)}] = %${st.value}`;
 
 function formatAtom(a: Atom): string {

@@ -9,7 +9,7 @@ import { DTYPES, type DType } from "../ir/dtype.ts";
 import { KilnError } from "../util/errors.ts";
 import { atomKey, bounds, type Atom, type IndexExpr, type IndexPred, type IndexVar } from "./index-expr.ts";
 import { exprOperands, exprOwnVars, type KExpr, type Kernel, type KernelProgram, type Section } from "./kernel-ir.ts";
-import { kernelName, printBuffer, printDot, printStatement, printStore } from "./print.ts";
+import { kernelName, printBuffer, printDot, printForm, printStatement, printStore } from "./print.ts";
 import { numel } from "../util/shape.ts";
 
 /** At most this many findings are listed under the error. */
@@ -202,6 +202,25 @@ function checkSection(p: KernelProgram, k: Kernel, s: Section, where: string, re
     if (b) checkInBounds(st.index, b.shape, `store to b${st.buffer}`, fail);
     const escaping = [...(free[st.value] ?? []), ...indexVarNames(st.index)].filter((v) => !domain.has(v));
     if (escaping.length > 0) fail(`uses loop variable${escaping.length > 1 ? "s" : ""} ${[...new Set(escaping)].map((v) => `'${v}'`).join(", ")} outside the reduction that binds it`);
+  }
+  if (s.form) checkForm(s, (rule) => report(`${where}, '${safe(() => printForm(s.form!))}'`, rule));
+}
+
+/** A row kernel needs a reduction to share; a matmul needs its one contraction, untiled, over at least two domain loops. */
+function checkForm(s: Section, fail: (rule: string) => void): void {
+  const f = s.form!;
+  switch (f.kind) {
+    case "row":
+      if (!s.exprs.some(isReduce)) fail(`a row kernel needs a reduction in the section`);
+      return;
+    case "matmul":
+      if (f.form !== "registers" && f.form !== "workgroup") fail(`unknown matmul form '${String(f.form)}'`);
+      if (s.dots?.length !== 1) fail(`a matmul needs exactly one dot fact, found ${s.dots?.length ?? 0}`);
+      if (s.tile) fail(`a register-tiled section cannot also be a matmul`);
+      if (s.domain.length < 2) fail(`a matmul needs at least two domain loops (rows and columns)`);
+      return;
+    default:
+      fail(`unknown section form '${String((f as { kind: unknown }).kind)}'`);
   }
 }
 

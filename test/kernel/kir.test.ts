@@ -1,10 +1,10 @@
 // FileCheck tests of the kernel level: each `.kir` file in ./kir names stages on a `// RUN:`
 // line and holds input IR plus CHECK lines. Graph passes may come first (`simplify`); `lower`
 // fuses and lowers the graph (untiled, as the driver's lower stage); then kernel passes run
-// (`tile`, `block-contraction`: the driver's own pass objects through its loop, each output
-// verified); `webgpu-layout` last prints WebGPU's
-// dispatch plan (splitting by binding limit, packing, row kernels, matmul forms) instead of
-// kernel IR. The input (graph or kernel IR) round-trips print → parse → print byte-identically,
+// (`tile`, `block-contraction`, webgpu's `matmul-form` and `row-kernels`: the driver's own pass
+// objects through its loop, each output verified); `webgpu-layout` last prints WebGPU's
+// dispatch plan (splitting by binding limit, packing, and the form each dispatch renders) instead
+// of kernel IR. The input (graph or kernel IR) round-trips print → parse → print byte-identically,
 // and so does every kernel program produced.
 
 import { readFileSync, readdirSync } from "node:fs";
@@ -25,9 +25,8 @@ import type { KernelPass } from "../../compiler/backend.ts";
 import { kernelLevel } from "../../compiler/compile.ts";
 import { blockContractionPass, tilePass } from "../../compiler/kernel-passes.ts";
 import { planProgramMemory } from "../../compiler/kernel/program-memory.ts";
-import { matchContraction, useTiledMatmul } from "../../codegen/wgsl/matmul.ts";
 import { DEVICE_ELEMENT_BYTES, planDeviceLayout, webGpuDefaultLimits } from "../../codegen/wgsl/layout.ts";
-import { wantsRowKernel } from "../../codegen/wgsl/row-reduce.ts";
+import { matmulFormPass, rowKernelsPass } from "../../targets/webgpu-passes.ts";
 import { readDirectives, readRunLine, runFileCheck } from "../util/filecheck.ts";
 
 const here = join(dirname(fileURLToPath(import.meta.url)), "kir");
@@ -35,31 +34,29 @@ const kirFiles = readdirSync(here)
   .filter((f) => f.endsWith(".kir"))
   .sort();
 
-/** The driver's kernel passes (compiler/kernel-passes.ts), by the names RUN lines use. */
-const KERNEL_PASSES: ReadonlyMap<string, KernelPass> = new Map([tilePass, blockContractionPass].map((p) => [p.name, p]));
+/** The driver's kernel passes (compiler/kernel-passes.ts; webgpu's with their default options), by the names RUN lines use. */
+const KERNEL_PASSES: ReadonlyMap<string, KernelPass> = new Map([tilePass, blockContractionPass, matmulFormPass(), rowKernelsPass()].map((p) => [p.name, p]));
 
 /** One kernel pass through the driver's loop (compiler/pipeline.ts runLevel): verified after it runs. */
 function runKernelPass(p: KernelProgram, pass: KernelPass): KernelProgram {
   return runLevel(startPassRun({ verify: true }, [pass.name]), p, [pass], kernelLevel);
 }
 
-/** WebGPU's plan for a program under the default limits: dispatches, what each renders as, packed buffers. */
+/**
+ * WebGPU's plan for a program under the default limits: dispatches, what each renders as (a
+ * lone section's `form` fact, as codegen/wgsl/render-wgsl.ts reads it), packed buffers.
+ */
 function formatWebGpuLayout(p: KernelProgram): string {
   const slots = planProgramMemory(p, { elementBytes: () => DEVICE_ELEMENT_BYTES });
-  const layout = planDeviceLayout(p, slots, webGpuDefaultLimits, { ownDispatch: (s) => isTiledMatmul(s) });
+  const layout = planDeviceLayout(p, slots, webGpuDefaultLimits, { ownDispatch: (s) => s.form?.kind === "matmul" });
   const lines = [`layout @${p.name} gpu-buffers=${layout.gpuBufferBytes.length} packs=[${[...layout.packs].join(",")}]`];
   for (const d of layout.dispatches) {
     const only = d.sections.length === 1 ? d.sections[0] : undefined;
-    const form = only && isTiledMatmul(only) ? "matmul" : only && wantsRowKernel(only) ? "row-kernel" : "threads";
+    const form = only?.form?.kind === "matmul" ? "matmul" : only?.form?.kind === "row" ? "row-kernel" : "threads";
     const bound = d.buffers.map((b) => `b${b}${layout.packs.has(layout.place[b]!.gpuBuffer) ? "@pack" : ""}`);
     lines.push(`  dispatch ${d.name} ${form} sections=${d.sections.length} bindings(${bound.join(", ")})`);
   }
   return lines.join("\n") + "\n";
-}
-
-function isTiledMatmul(s: KernelProgram["kernels"][number]["sections"][number]): boolean {
-  const c = matchContraction(s);
-  return c !== undefined && useTiledMatmul(c, "auto");
 }
 
 /** Runs the RUN stages over the file's IR; returns the text the CHECK lines read and every program made. */

@@ -1,0 +1,86 @@
+// WebGPU's kernel passes: the choice of a WGSL template per section, recorded as a `form`
+// fact on the kernel IR (docs/kernel-ir.md) so it is dumped (`NN-matmul-form.kir`,
+// `NN-row-kernels.kir`), verified and FileCheck-tested; codegen/wgsl renders what the fact
+// says and decides nothing. `matmul-form` runs first: a section it takes is not a row kernel.
+// Both choices apply where the section is alone in its dispatch (a kernel of one section, or
+// one split out for the device's limits); a matmul section always gets a dispatch of its own.
+
+import type { KernelPass } from "../compiler/backend.ts";
+import type { KernelProgram, MatmulForm, Section, SectionForm } from "../compiler/kernel/kernel-ir.ts";
+import { reduceElements, type ScheduleItem } from "../compiler/kernel/schedule.ts";
+import { parallelDepthOf, scheduleSection } from "../codegen/render/base.ts";
+import { matchContraction } from "../codegen/wgsl/matmul.ts";
+import { rowLevelItems, rowReducible } from "../codegen/wgsl/row-reduce.ts";
+
+/** "auto": contractions with at least 64x64 outputs and k ≥ 16; "always"/"never" for tests and benchmarks. */
+export type TiledMatmulMode = "auto" | "always" | "never";
+
+/** A contraction is worth a matmul kernel from this many rows and columns (one 64x64 workgroup tile) … */
+const MIN_MATMUL_SIDE = 64;
+/** … and this long a k (one k step of the workgroup tiles). */
+const MIN_MATMUL_K = 16;
+
+/** A row-level reduction at least this long is worth a workgroup. */
+const MIN_ROW_EXTENT = 64;
+/**
+ * From this many rows on, one thread per row keeps the adapter busy and skips the barriers:
+ * on lavapipe the logits (1280 rows of 512) take 12 ms as row kernels, 3 ms as threads, and a
+ * bias gradient (512 rows of 128) 2.9 ms against 0.3 ms.
+ */
+const MAX_ROWS = 256;
+
+export interface MatmulFormOptions {
+  /** Which contractions become matmul kernels (default "auto"). */
+  readonly tiledMatmul?: TiledMatmulMode;
+  /** How they render (default "registers": 8x8 blocks per thread; best on CPU adapters). */
+  readonly matmulForm?: MatmulForm;
+}
+
+export interface RowKernelOptions {
+  /** One workgroup per row for long row-level reductions (default true). */
+  readonly rowKernels?: boolean;
+}
+
+/** Sets `form` on the sections `choose` picks (keeping any already set). */
+function markSections(p: KernelProgram, choose: (s: Section) => SectionForm | undefined): KernelProgram {
+  return {
+    ...p,
+    kernels: p.kernels.map((k) => ({
+      ...k,
+      sections: k.sections.map((s): Section => {
+        if (s.form) return s;
+        const form = choose(s);
+        return form ? { ...s, form } : s;
+      }),
+    })),
+  };
+}
+
+/** Whether a section's contraction (its `dot` fact, in the shape codegen/wgsl/matmul.ts renders) gets a matmul kernel. */
+export function wantsMatmul(s: Section, mode: TiledMatmulMode = "auto"): boolean {
+  const c = matchContraction(s);
+  if (c === undefined || mode === "never") return false;
+  return mode === "always" || (c.row.extent >= MIN_MATMUL_SIDE && c.col.extent >= MIN_MATMUL_SIDE && c.k.extent >= MIN_MATMUL_K);
+}
+
+/** `matmul-form`: `form matmul registers|workgroup` on the contractions worth a matmul kernel. */
+export function matmulFormPass(opts: MatmulFormOptions = {}): KernelPass {
+  const mode = opts.tiledMatmul ?? "auto";
+  const form: SectionForm = { kind: "matmul", form: opts.matmulForm ?? "registers" };
+  return { name: "matmul-form", run: (program) => markSections(program, (s) => (wantsMatmul(s, mode) ? form : undefined)) };
+}
+
+/** Whether a section should run one workgroup per row: a long row-level reduction over fewer than 256 rows. */
+export function wantsRowKernel(s: Section): boolean {
+  const items = scheduleSection(s);
+  const depth = parallelDepthOf(s, items);
+  if (s.domain.slice(0, depth).reduce((a, v) => a * v.extent, 1) >= MAX_ROWS) return false;
+  const isWorthIt = (it: ScheduleItem): boolean => it.kind === "reduce" && reduceElements(it) >= MIN_ROW_EXTENT && it.reduces.every((r) => rowReducible(s.exprs[r]!.dtype));
+  return rowLevelItems(items, depth).some(isWorthIt);
+}
+
+/** `row-kernels`: `form row` on the sections worth a workgroup per row (none with `rowKernels: false`). */
+export function rowKernelsPass(opts: RowKernelOptions = {}): KernelPass {
+  const on = opts.rowKernels !== false;
+  return { name: "row-kernels", run: (program) => (on ? markSections(program, (s) => (wantsRowKernel(s) ? { kind: "row" } : undefined)) : program) };
+}
