@@ -42,7 +42,7 @@ function readTree(dir: string): Map<string, string> {
 }
 
 // Kernel passes each backend runs with its default options, in order.
-const kernelPasses: Readonly<Record<string, readonly string[]>> = { js: ["tile"], wasm: ["block-contraction"], webgpu: [], cuda: ["tile"] };
+const kernelPasses: Readonly<Record<string, readonly string[]>> = { js: ["tile"], wasm: ["block-contraction"], webgpu: ["matmul-form", "row-kernels"], cuda: ["tile"] };
 
 describe.each(["js", "wasm", "webgpu", "cuda"])("kiln dump --target %s --all", (target) => {
   test("writes every stage; kernel stages parse back; rendered sources equal kiln compile's and k.compile's kernels", async () => {

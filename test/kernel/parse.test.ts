@@ -59,6 +59,16 @@ describe("kernel IR round trip", () => {
     expectRoundTrip(blocked);
   });
 
+  test("a section's form fact (webgpu's template choice) prints and parses back", () => {
+    const p = lowered(matmul, false);
+    for (const form of [{ kind: "row" }, { kind: "matmul", form: "registers" }, { kind: "matmul", form: "workgroup" }] as const) {
+      const marked = { ...p, kernels: p.kernels.map((k) => ({ ...k, sections: k.sections.map((sec) => ({ ...sec, form })) })) };
+      const text = printKernelProgram(marked);
+      expect(text).toContain(form.kind === "row" ? "\n    form row\n" : `\n    form matmul ${form.form}\n`);
+      expectRoundTrip(marked);
+    }
+  });
+
   test("two programs in one module; names needing quotes", () => {
     const p = lowered(matmul);
     const odd = { ...p, name: "has space", kernels: p.kernels.map((k) => ({ ...k, name: "kernel" })) };
@@ -100,6 +110,10 @@ describe("kernel IR parse errors", () => {
     ["an undeclared buffer", `    %0 = load f32 b7[o0]\n`, "buffer b7 is not declared", 8, 19],
     ["a wrong operand count", `    %0 = load f32 b0[o0]\n    %1 = add f32 %0\n`, "add takes 2 operands, got 1", 9, 10],
     ["a syntax error", `    %0 = load f32 b0[o0 +]\n`, "but found ']'", 8, 26],
+    ["an unknown form", `    form frob\n`, "unknown section form 'frob' (known: row, matmul)", 8, 10],
+    ["a matmul form without its variant", `    form matmul\n`, "'form matmul' needs 'registers' or 'workgroup'", 8, 10],
+    ["a row form with a variant", `    form row registers\n`, "'form row' takes nothing after it, found 'registers'", 8, 14],
+    ["two forms", `    form row\n    form row\n`, "a section has at most one 'form'", 9, 5],
   ])("%s", (_what, body, message, line, col) => {
     const e = parseError(header + body);
     expect(e.code).toBe("ir-parse");

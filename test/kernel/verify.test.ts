@@ -67,6 +67,17 @@ describe("verifyKernelProgram", () => {
     expect(e.message).toMatch(/= exp2 i32 %\d+': x %\d+ has dtype f32, expected i32/);
   });
 
+  test("a form fact the section cannot carry", () => {
+    const p = matmulProgram();
+    const noDot = errorOf(withSection(p, (sec) => ({ ...sec, dots: [], form: { kind: "matmul", form: "registers" } })));
+    expect(noDot.message).toContain("'form matmul registers'");
+    expect(noDot.message).toContain("a matmul needs exactly one dot fact, found 0");
+    // matmulProgram is register-tiled: tiling and a matmul kernel exclude each other.
+    expect(errorOf(withSection(p, (sec) => ({ ...sec, form: { kind: "matmul", form: "workgroup" } }))).message).toContain("a register-tiled section cannot also be a matmul");
+    const noReduce = errorOf(withSection(p, (sec) => ({ ...sec, exprs: sec.exprs.filter((e) => e.op === "const"), stores: [], dots: [], form: { kind: "row" } })));
+    expect(noReduce.message).toContain("a row kernel needs a reduction in the section");
+  });
+
   test("an undefined loop variable and a load outside its buffer", () => {
     const p = matmulProgram();
     const ghost = indexVar("q9", 3);
