@@ -13,9 +13,9 @@ import type { Artifact, ArtifactTarget, JsArtifact } from "../runtime/artifact/f
 export type KernelPass = Pass<KernelProgram>;
 
 /**
- * Where render re-placed the planned buffers. WebGPU splits kernels whose bindings exceed the
- * device limit and packs small slots into one shared buffer; both need the slot assignment,
- * so they happen at render time, after memory planning (codegen/wgsl/layout.ts).
+ * Where the backend re-placed the planned buffers. WebGPU splits kernels whose bindings exceed
+ * the device limit and packs small slots into one shared buffer; both need the slot assignment,
+ * so they are its `device-layout` stage, after memory planning (codegen/wgsl/layout.ts).
  */
 export interface RenderPlacement {
   /** Artifact slot (a GPU buffer) of each program buffer, by buffer id. */
@@ -38,7 +38,18 @@ export interface Rendered<A extends Artifact> {
   readonly extras: ArtifactExtras<A>;
 }
 
-export interface CompileBackend<Options, A extends Artifact> {
+/**
+ * A stage after memory planning that needs the plan's slots (WebGPU: splitting and packing for
+ * the device's limits). The driver runs it by `name` in its loop (timed, `NN-<name>.txt` dumped
+ * through `format`) and hands its result to render.
+ */
+export interface LayoutStage<Options, L> {
+  readonly name: string;
+  run(program: KernelProgram, memory: ProgramMemory, opts: Options): L;
+  format(program: KernelProgram, layout: L): string;
+}
+
+export interface CompileBackend<Options, A extends Artifact, L = unknown> {
   /** The artifact target it builds (`A["target"]`). */
   readonly name: ArtifactTarget;
   /** Extension of its kernel files: `kernels/<name>.<ext>` in an artifact, `NN-render/<name>.<ext>` in a dump. */
@@ -47,5 +58,8 @@ export interface CompileBackend<Options, A extends Artifact> {
   fuseOptions(opts: Options): FuseOptions;
   /** The kernel passes, in order, for these options. */
   kernelPasses(opts: Options): readonly KernelPass[];
-  render(program: KernelProgram, memory: ProgramMemory, opts: Options): Rendered<A>;
+  /** Absent: render works from the memory plan alone. */
+  readonly layout?: LayoutStage<Options, L>;
+  /** `layout` is the layout stage's result (undefined for a backend without one). */
+  render(program: KernelProgram, memory: ProgramMemory, opts: Options, layout: L | undefined): Rendered<A>;
 }

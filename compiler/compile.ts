@@ -5,7 +5,9 @@
 // Every stage runs through the pass loop of compiler/pipeline.ts, so each is timed, verified
 // (`verify`) and dumpable by name (`dumpAfter`, `dumpAll`), numbered in one sequence:
 //   00-input.kir, 01-simplify.kir, 02-fuse.groups.txt, 03-lower.kir, 04-tile.kir,
-//   05-memory-plan.txt, 06-render/<kernel>.<ext>
+//   05-memory-plan.txt, [06-device-layout.txt,] 07-render/<kernel>.<ext>
+// A backend's layout stage (WebGPU's device-layout: splitting and packing for device limits)
+// runs after the memory plan, whose slots it needs, and before render, which reads its result.
 // Pure and synchronous: dump files go to an injected sink, and nothing here runs a kernel.
 
 import type { CompileBackend, KernelPass, Rendered } from "./backend.ts";
@@ -49,16 +51,17 @@ export interface Compiled<A extends Artifact> {
 }
 
 /** The stage names of a compile, in order: what `dumpAfter` may name. */
-export function stageNames(graphPassList: readonly Pass[], kernelPassList: readonly KernelPass[]): string[] {
-  return [...graphPassList.map((p) => p.name), "fuse", "lower", ...kernelPassList.map((p) => p.name), "memory-plan", "render"];
+export function stageNames(graphPassList: readonly Pass[], kernelPassList: readonly KernelPass[], layoutStage?: string): string[] {
+  return [...graphPassList.map((p) => p.name), "fuse", "lower", ...kernelPassList.map((p) => p.name), "memory-plan", ...(layoutStage ? [layoutStage] : []), "render"];
 }
 
 /** Compiles `graph` for `backend`; see the module comment. */
-export function compileWith<Options, A extends Artifact>(graph: Graph, backend: CompileBackend<Options, A>, targetOptions: Options, opts: DriverOptions = {}): Compiled<A> {
+export function compileWith<Options, A extends Artifact, L>(graph: Graph, backend: CompileBackend<Options, A, L>, targetOptions: Options, opts: DriverOptions = {}): Compiled<A> {
   const started = performance.now();
   const graphPassList = opts.raw ? [] : [...(opts.autodiff ? [autodiffPass(opts.autodiff)] : []), ...(opts.graphPasses ?? graphPasses)];
   const kernelPassList = backend.kernelPasses(targetOptions);
-  const run = startPassRun(opts, stageNames(graphPassList, kernelPassList));
+  const layoutStage = backend.layout;
+  const run = startPassRun(opts, stageNames(graphPassList, kernelPassList, layoutStage?.name));
   return withDebugLevel(opts, () => {
     startGraph(run, graph);
     const g = runLevel(run, graph, graphPassList, graphLevel(opts));
@@ -89,8 +92,17 @@ export function compileWith<Options, A extends Artifact>(graph: Graph, backend: 
       return planned;
     }).result;
 
+    const layout = layoutStage
+      ? runStage(run, layoutStage.name, (ctx) => {
+          const result = layoutStage.run(program, memory, targetOptions);
+          if (ctx.dumping) ctx.dump(`${ctx.step}-${layoutStage.name}.txt`, layoutStage.format(program, result));
+          if (logs(3)) log(3, `after ${layoutStage.name}:\n${layoutStage.format(program, result)}`);
+          return result;
+        }).result
+      : undefined;
+
     const rendered = runStage(run, "render", (ctx) => {
-      const result = backend.render(program, memory, targetOptions);
+      const result = backend.render(program, memory, targetOptions, layout);
       if (ctx.dumping) {
         const files = kernelFileNames(backend.kernelExtension, result.kernels);
         result.kernels.forEach((k, i) => ctx.dump(`${ctx.step}-render/${files[i]!.slice("kernels/".length)}`, k.source));

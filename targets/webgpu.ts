@@ -8,12 +8,12 @@ import type { FuseOptions } from "../compiler/kernel/fusion-plan.ts";
 import type { MatmulForm } from "../compiler/kernel/kernel-ir.ts";
 import type { Graph } from "../compiler/ir/types.ts";
 import { tilePass } from "../compiler/kernel-passes.ts";
-import { KilnError } from "../compiler/util/errors.ts";
+import { bug, KilnError } from "../compiler/util/errors.ts";
 import type { HostTensor } from "../compiler/util/host-tensor.ts";
 import type { ArtifactStats, WebGpuArtifact } from "../runtime/artifact/format.ts";
 import type { WebGpuAdapterDescription } from "../runtime/webgpu/device.ts";
 import type { WebGpuRunOptions } from "../runtime/webgpu/run-artifact.ts";
-import { DEVICE_ELEMENT_BYTES, webGpuDefaultLimits, type WebGpuLimits } from "../codegen/wgsl/layout.ts";
+import { DEVICE_ELEMENT_BYTES, formatDeviceLayout, planDeviceLayout, webGpuDefaultLimits, type DeviceLayout, type WebGpuLimits } from "../codegen/wgsl/layout.ts";
 import { renderWebGpuProgram } from "../codegen/wgsl/render-program.ts";
 import type { Backend, Executor } from "./backend.ts";
 import { matmulFormPass, rowKernelsPass, type TiledMatmulMode } from "./webgpu-passes.ts";
@@ -38,7 +38,7 @@ export interface WebGpuOptions extends FuseOptions {
 export type WebGpuCompileOptions = WebGpuOptions & DriverOptions;
 export type WebGpuCompiled = Compiled<WebGpuArtifact>;
 
-export const webGpuBackend: Backend<"webgpu", WebGpuOptions> = {
+export const webGpuBackend: Backend<"webgpu", WebGpuOptions, DeviceLayout> = {
   name: "webgpu",
   description: "WGSL on a WebGPU adapter (navigator.gpu in a browser, Dawn in Node)",
   priority: 2,
@@ -58,10 +58,16 @@ export const webGpuBackend: Backend<"webgpu", WebGpuOptions> = {
     matmulFormPass({ ...(opts.tiledMatmul ? { tiledMatmul: opts.tiledMatmul } : {}), ...(opts.matmulForm ? { matmulForm: opts.matmulForm } : {}) }),
     rowKernelsPass({ ...(opts.rowKernels !== undefined ? { rowKernels: opts.rowKernels } : {}) }),
   ],
-  // Splitting and packing for the device's limits need the memory plan's slots: they happen at
-  // render time (codegen/wgsl/layout.ts).
-  render: (program, memory, opts) => {
-    const r = renderWebGpuProgram(program, memory, opts.limits ?? webGpuDefaultLimits);
+  // Splitting and packing for the device's limits need the memory plan's slots (two tensors in
+  // one slot bind once): a stage after it (codegen/wgsl/layout.ts), dumped as NN-device-layout.txt.
+  // A section the matmul-form pass made a matmul leaves its fused kernel for a dispatch of its own.
+  layout: {
+    name: "device-layout",
+    run: (program, memory, opts) => planDeviceLayout(program, memory, opts.limits ?? webGpuDefaultLimits, { ownDispatch: (s) => s.form?.kind === "matmul" }),
+    format: formatDeviceLayout,
+  },
+  render: (program, _memory, opts, layout) => {
+    const r = renderWebGpuProgram(program, layout ?? bug("webgpu render: no device layout"), opts.limits ?? webGpuDefaultLimits);
     return { kernels: r.kernels, placement: r.placement, extras: {} };
   },
   artifactFiles: {

@@ -3,6 +3,8 @@
 // from the driver's planner (compiler/kernel/program-memory.ts); a kernel binding more buffers than
 // maxStorageBuffersPerShaderStage is split by sections, then its smallest slots are packed into
 // one shared buffer read through u32 words; a tensor over maxStorageBufferBindingSize is refused.
+// This is webgpu's `device-layout` stage of the compile driver (after the memory plan, before
+// render), dumped as `NN-device-layout.txt` by formatDeviceLayout.
 
 import { exprOperands, type BufferDecl, type Kernel, type KernelProgram, type Section } from "../../compiler/kernel/kernel-ir.ts";
 import { KilnError } from "../../compiler/util/errors.ts";
@@ -100,6 +102,27 @@ export function planDeviceLayout(program: KernelProgram, plan: PlannedSlots, lim
     dispatches,
     peakBytes: gpuBufferBytes.reduce((a, b) => a + b, 0),
   };
+}
+
+/**
+ * The layout as text, for the `NN-device-layout.txt` dump and FileCheck tests:
+ *   layout @p gpu-buffers=8 packs=[7]
+ *     dispatch k0_add threads sections=1 bindings(b0@pack, b1@pack, b2, …)
+ *     place b0=g7+0 b1=g7+256 b2=g0 …
+ * A dispatch renders as `matmul` or `row-kernel` when its one section's `form` fact says so
+ * (codegen/wgsl/render-wgsl.ts), else `threads`; `@pack` marks a buffer bound through the pack.
+ */
+export function formatDeviceLayout(program: KernelProgram, layout: DeviceLayout): string {
+  const lines = [`layout @${program.name} gpu-buffers=${layout.gpuBufferBytes.length} packs=[${[...layout.packs].join(",")}]`];
+  for (const d of layout.dispatches) {
+    const form = d.sections.length === 1 ? d.sections[0]!.form?.kind : undefined;
+    const shape = form === "matmul" ? "matmul" : form === "row" ? "row-kernel" : "threads";
+    const bound = d.buffers.map((b) => `b${b}${layout.packs.has(layout.place[b]!.gpuBuffer) ? "@pack" : ""}`);
+    lines.push(`  dispatch ${d.name} ${shape} sections=${d.sections.length} bindings(${bound.join(", ")})`);
+  }
+  const places = layout.place.map((p, b) => `b${b}=g${p.gpuBuffer}${layout.packs.has(p.gpuBuffer) ? `+${p.offsetBytes}` : ""}`);
+  if (places.length > 0) lines.push(`  place ${places.join(" ")}`);
+  return lines.join("\n") + "\n";
 }
 
 /** Buffers a section's live expressions and stores touch (a dead gather index reads nothing). */

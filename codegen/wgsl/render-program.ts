@@ -1,14 +1,12 @@
-// Kernel program → the "webgpu" artifact's kernels: lays the planned memory slots out in GPU
-// buffers under the adapter's limits (layout.ts: kernels binding too many buffers are split
-// into dispatches and small slots packed into one buffer) and renders one WGSL shader per
-// dispatch with its bindings and workgroup counts. Splitting and packing happen here, at
-// render time, because both need the memory plan's slot assignment (two tensors sharing a
-// slot bind once); every element is 4 bytes on the device (bool as u32). Which template a
+// Kernel program + its device layout → the "webgpu" artifact's kernels: one WGSL shader per
+// dispatch of the layout (layout.ts, webgpu's `device-layout` stage after the memory plan:
+// kernels binding too many buffers split into dispatches, small slots packed into one buffer),
+// with its bindings and workgroup counts; every element is 4 bytes on the device (bool as u32). Which template a
 // section renders with (row kernel, matmul) is its kernel-IR `form` fact, set by webgpu's passes.
 
-import type { KernelProgram, Section } from "../../compiler/kernel/kernel-ir.ts";
+import type { KernelProgram } from "../../compiler/kernel/kernel-ir.ts";
 import type { WebGpuArtifactKernel } from "../../runtime/artifact/format.ts";
-import { planDeviceLayout, type PlannedSlots, type WebGpuLimits } from "./layout.ts";
+import type { DeviceLayout, WebGpuLimits } from "./layout.ts";
 import { renderDispatch } from "./render-wgsl.ts";
 
 export interface RenderedWebGpuProgram {
@@ -22,10 +20,7 @@ export interface RenderedWebGpuProgram {
   };
 }
 
-export function renderWebGpuProgram(program: KernelProgram, slots: PlannedSlots, limits: WebGpuLimits): RenderedWebGpuProgram {
-  // A section the matmul-form pass made a matmul leaves its horizontally fused kernel for a dispatch of its own.
-  const ownDispatch = (s: Section): boolean => s.form?.kind === "matmul";
-  const layout = planDeviceLayout(program, slots, limits, { ownDispatch });
+export function renderWebGpuProgram(program: KernelProgram, layout: DeviceLayout, limits: WebGpuLimits): RenderedWebGpuProgram {
   const ctx = {
     dtypeOf: (b: number) => program.buffers[b]!.dtype,
     nameOf: (b: number) => program.buffers[b]!.name,

@@ -2,9 +2,9 @@
 // line and holds input IR plus CHECK lines. Graph passes may come first (`simplify`); `lower`
 // fuses and lowers the graph (untiled, as the driver's lower stage); then kernel passes run
 // (`tile`, `block-contraction`, webgpu's `matmul-form` and `row-kernels`: the driver's own pass
-// objects through its loop, each output verified); `webgpu-layout` last prints WebGPU's
-// dispatch plan (splitting by binding limit, packing, and the form each dispatch renders) instead
-// of kernel IR. The input (graph or kernel IR) round-trips print → parse → print byte-identically,
+// objects through its loop, each output verified); `device-layout` last prints WebGPU's
+// post-memory-plan stage as the driver dumps it (splitting by binding limit, packing, the form
+// each dispatch renders, where each buffer lives) instead of kernel IR. The input (graph or kernel IR) round-trips print → parse → print byte-identically,
 // and so does every kernel program produced.
 
 import { readFileSync, readdirSync } from "node:fs";
@@ -25,7 +25,7 @@ import type { KernelPass } from "../../compiler/backend.ts";
 import { kernelLevel } from "../../compiler/compile.ts";
 import { blockContractionPass, tilePass } from "../../compiler/kernel-passes.ts";
 import { planProgramMemory } from "../../compiler/kernel/program-memory.ts";
-import { DEVICE_ELEMENT_BYTES, planDeviceLayout, webGpuDefaultLimits } from "../../codegen/wgsl/layout.ts";
+import { webGpuBackend } from "../../targets/webgpu.ts";
 import { matmulFormPass, rowKernelsPass } from "../../targets/webgpu-passes.ts";
 import { readDirectives, readRunLine, runFileCheck } from "../util/filecheck.ts";
 
@@ -42,21 +42,10 @@ function runKernelPass(p: KernelProgram, pass: KernelPass): KernelProgram {
   return runLevel(startPassRun({ verify: true }, [pass.name]), p, [pass], kernelLevel);
 }
 
-/**
- * WebGPU's plan for a program under the default limits: dispatches, what each renders as (a
- * lone section's `form` fact, as codegen/wgsl/render-wgsl.ts reads it), packed buffers.
- */
+/** WebGPU's device-layout stage under the default limits, as the driver runs and dumps it (NN-device-layout.txt). */
 function formatWebGpuLayout(p: KernelProgram): string {
-  const slots = planProgramMemory(p, { elementBytes: () => DEVICE_ELEMENT_BYTES });
-  const layout = planDeviceLayout(p, slots, webGpuDefaultLimits, { ownDispatch: (s) => s.form?.kind === "matmul" });
-  const lines = [`layout @${p.name} gpu-buffers=${layout.gpuBufferBytes.length} packs=[${[...layout.packs].join(",")}]`];
-  for (const d of layout.dispatches) {
-    const only = d.sections.length === 1 ? d.sections[0] : undefined;
-    const form = only?.form?.kind === "matmul" ? "matmul" : only?.form?.kind === "row" ? "row-kernel" : "threads";
-    const bound = d.buffers.map((b) => `b${b}${layout.packs.has(layout.place[b]!.gpuBuffer) ? "@pack" : ""}`);
-    lines.push(`  dispatch ${d.name} ${form} sections=${d.sections.length} bindings(${bound.join(", ")})`);
-  }
-  return lines.join("\n") + "\n";
+  const stage = webGpuBackend.layout!;
+  return stage.format(p, stage.run(p, planProgramMemory(p, webGpuBackend.memory), {}));
 }
 
 /** Runs the RUN stages over the file's IR; returns the text the CHECK lines read and every program made. */
@@ -67,8 +56,8 @@ function runStages(text: string, file: string, stages: readonly string[]): { out
   else graphs = parseModule(text, file);
   const made: KernelProgram[] = [];
   for (const [i, stage] of stages.entries()) {
-    if (stage === "webgpu-layout") {
-      if (!programs || i !== stages.length - 1) throw new Error(`${file}: webgpu-layout must be the last stage, after lowering`);
+    if (stage === "device-layout") {
+      if (!programs || i !== stages.length - 1) throw new Error(`${file}: device-layout must be the last stage, after lowering`);
       return { output: programs.map(formatWebGpuLayout).join("\n"), programs: made };
     }
     if (stage === "lower") {
@@ -80,7 +69,7 @@ function runStages(text: string, file: string, stages: readonly string[]): { out
       continue;
     } else {
       const pass = KERNEL_PASSES.get(stage);
-      if (!pass) throw new Error(`${file}: unknown kernel pass '${stage}' (known: lower, ${[...KERNEL_PASSES.keys()].join(", ")}, webgpu-layout)`);
+      if (!pass) throw new Error(`${file}: unknown kernel pass '${stage}' (known: lower, ${[...KERNEL_PASSES.keys()].join(", ")}, device-layout)`);
       programs = programs!.map((p) => runKernelPass(p, pass));
     }
     for (const p of programs) verifyKernelProgram(p, stage);
