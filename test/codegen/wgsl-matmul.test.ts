@@ -48,6 +48,17 @@ describe("tiled matmul selection (no device)", () => {
     expect(untiled).toHaveLength(1);
     expect(MATMUL_HEADER.test(untiled[0]!.source)).toBe(false);
   });
+
+  test("the choice is the matmul-form pass's `form matmul …` fact; the device-layout stage gives it its own dispatch", () => {
+    const g = trace((x, w) => [x.matmul(w), x.sum(0)], [f([128, 96]), f([96, 80])]);
+    const dumps = (opts: { matmulForm?: "registers" | "workgroup" }) => compileWebGpu(g, { ...opts, dumpAfter: ["matmul-form", "device-layout"] }).dumps;
+    const text = (opts: { matmulForm?: "registers" | "workgroup" }, stage: string): string => dumps(opts).find((d) => d.name.endsWith(stage))!.text;
+    expect(text({}, "-matmul-form.kir")).toContain("\n    form matmul registers\n");
+    expect(text({ matmulForm: "workgroup" }, "-matmul-form.kir")).toContain("\n    form matmul workgroup\n");
+    // Two dispatches out of the one fused kernel: the matmul alone, then the column sums, which
+    // (96 rows of 128, alone in their dispatch) run as the row kernel row-kernels marked them.
+    expect(text({}, "-device-layout.txt")).toMatch(/dispatch \S+_part0 matmul sections=1 .*\n {2}dispatch \S+_part1 row-kernel sections=1 /);
+  });
 });
 
 describe.skipIf(!env.available)("tiled matmul on the device", () => {

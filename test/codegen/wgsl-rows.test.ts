@@ -15,7 +15,7 @@ const F = k.nn.functional;
 type Fn = (...xs: k.Tensor[]) => unknown;
 
 const trace = (fn: Fn, specs: k.InputSpec[]): Graph => k.traceFunction("rows", fn as never, specs).graph;
-const rowKernels = (g: Graph): number => compileWebGpu(g).artifact.kernels.filter((kk) => kk.source.includes("one workgroup of 64 threads per row")).length;
+const rowKernels = (g: Graph, opts: { rowKernels?: boolean } = {}): number => compileWebGpu(g, opts).artifact.kernels.filter((kk) => kk.source.includes("one workgroup of 64 threads per row")).length;
 
 function inputsOf(g: Graph, nanAt?: number): Record<string, HostTensor> {
   const out: Record<string, HostTensor> = {};
@@ -39,6 +39,14 @@ describe("row kernel selection (no device)", () => {
     // Many rows fill the adapter with one thread per row.
     expect(rowKernels(trace((x) => x.sum(-1), [f([255, 128])]))).toBe(1);
     expect(rowKernels(trace((x) => x.sum(-1), [f([256, 128])]))).toBe(0);
+  });
+
+  test("the choice is the row-kernels pass's `form row` fact, dumped as its stage; rowKernels: false turns it off", () => {
+    const g = trace((x) => x.softmax(-1), [f([7, 300])]);
+    const dumped = (opts: { rowKernels?: boolean }): string => compileWebGpu(g, { ...opts, dumpAfter: ["row-kernels"] }).dumps.find((d) => d.name.endsWith("-row-kernels.kir"))!.text;
+    expect(dumped({})).toContain("\n    form row\n");
+    expect(dumped({ rowKernels: false })).not.toContain("form row");
+    expect(rowKernels(g, { rowKernels: false })).toBe(0);
   });
 });
 
