@@ -6,7 +6,7 @@ import { availableParallelism } from "node:os";
 import * as k from "kiln";
 import { createWasmExecutor, type WasmCompileOptions } from "../targets/wasm.ts";
 import { nodeOf } from "../compiler/ir/graph.ts";
-import type { HostTensor } from "../compiler/util/host-tensor.ts";
+import type { HostTensor } from "../compiler/ir/host-tensor.ts";
 
 interface MicroCase {
   readonly name: string;

@@ -6,7 +6,7 @@
 import * as k from "kiln";
 import { compileWebGpu } from "../targets/webgpu.ts";
 import type { TiledMatmulMode } from "../targets/webgpu-passes.ts";
-import type { HostTensor } from "../compiler/util/host-tensor.ts";
+import type { HostTensor } from "../compiler/ir/host-tensor.ts";
 import { WebGpuArtifactRunner } from "../runtime/webgpu/run-artifact.ts";
 import { webGpuTestEnv } from "../test/util/webgpu-env.ts";
 

@@ -6,7 +6,7 @@
 
 import type { TensorType } from "../compiler/ir/types.ts";
 import { KilnError } from "../compiler/util/errors.ts";
-import type { HostTensor } from "../compiler/util/host-tensor.ts";
+import type { HostTensor } from "../compiler/ir/host-tensor.ts";
 import { toHostTensor, type HostInput } from "./host-data.ts";
 import { strictOptions } from "./options.ts";
 import { encode, write } from "./safetensors.ts";

@@ -5,7 +5,7 @@
 import { nodeOf } from "../compiler/ir/graph.ts";
 import type { Graph, TensorType } from "../compiler/ir/types.ts";
 import { KilnError, type SourceLoc } from "../compiler/util/errors.ts";
-import type { HostTensor } from "../compiler/util/host-tensor.ts";
+import type { HostTensor } from "../compiler/ir/host-tensor.ts";
 import { stateToLoad, writeCheckpoint, type LoadStateOptions, type LoadStateSource } from "./checkpoint.ts";
 import { toHostOutput, toHostTensor, type HostInput, type HostOutput } from "./host-data.ts";
 import { checkIndexInputs } from "./index-checks.ts";

@@ -6,7 +6,7 @@ import type { TensorType } from "../compiler/ir/types.ts";
 import type { DType } from "../compiler/ir/dtype.ts";
 import { KilnError, assertNever, bug } from "../compiler/util/errors.ts";
 import { formatShape, numel, shapesEqual } from "../compiler/util/shape.ts";
-import type { HostData, HostTensor } from "../compiler/util/host-tensor.ts";
+import type { HostData, HostTensor } from "../compiler/ir/host-tensor.ts";
 
 export type HostArray = HostData;
 

@@ -8,7 +8,7 @@
 import { nodeOf } from "../compiler/ir/graph.ts";
 import type { Graph, ValueId } from "../compiler/ir/types.ts";
 import { KilnError, type SourceLoc } from "../compiler/util/errors.ts";
-import type { HostTensor } from "../compiler/util/host-tensor.ts";
+import type { HostTensor } from "../compiler/ir/host-tensor.ts";
 import { captureUserLoc } from "./loc.ts";
 import type { Tensor } from "./tensor.ts";
 

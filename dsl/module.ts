@@ -6,7 +6,7 @@
 import type { TensorType } from "../compiler/ir/types.ts";
 import { hostArrayFrom, type DType } from "../compiler/ir/dtype.ts";
 import { KilnError } from "../compiler/util/errors.ts";
-import type { HostTensor } from "../compiler/util/host-tensor.ts";
+import type { HostTensor } from "../compiler/ir/host-tensor.ts";
 import { formatShape, numel } from "../compiler/util/shape.ts";
 import { strictOptions } from "./options.ts";
 import type { Tensor } from "./tensor.ts";

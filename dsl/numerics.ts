@@ -27,7 +27,7 @@ import { printNode, valueNames } from "../compiler/ir/printer.ts";
 import { isMovementOp, type Graph, type GraphOutput, type Node, type ValueId } from "../compiler/ir/types.ts";
 import { operands } from "../compiler/ir/op-schema.ts";
 import { KilnError } from "../compiler/util/errors.ts";
-import type { HostTensor } from "../compiler/util/host-tensor.ts";
+import type { HostTensor } from "../compiler/ir/host-tensor.ts";
 import type { ComputedIndex, IndexUse } from "./index-checks.ts";
 
 /** What the check reads of a target's artifact to name kernels (a structural slice of runtime/artifact's Artifact). */

@@ -4,7 +4,7 @@
 
 import type { TensorType } from "../compiler/ir/types.ts";
 import { KilnError } from "../compiler/util/errors.ts";
-import { toHostData, type HostData } from "../compiler/util/host-tensor.ts";
+import { toHostData, type HostData } from "../compiler/ir/host-tensor.ts";
 import { formatShape, numel, shapesEqual } from "../compiler/util/shape.ts";
 import { ArtifactInvalidError } from "../runtime/artifact/invalid.ts";
 import { convertTensor, quoteName, readSafetensors, SafetensorsWriteError, type SafeTensor, type SafetensorsContents } from "../runtime/artifact/safetensors.ts";

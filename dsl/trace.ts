@@ -4,7 +4,7 @@
 import { GraphBuilder, nodeOf } from "../compiler/ir/graph.ts";
 import type { Graph, GraphOutput, TensorType, ValueId } from "../compiler/ir/types.ts";
 import type { DType } from "../compiler/ir/dtype.ts";
-import type { HostTensor } from "../compiler/util/host-tensor.ts";
+import type { HostTensor } from "../compiler/ir/host-tensor.ts";
 import { KilnError, type SourceLoc } from "../compiler/util/errors.ts";
 import { Tensor } from "./tensor.ts";
 import { captureUserLoc } from "./loc.ts";

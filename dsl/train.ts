@@ -6,7 +6,7 @@
 import { isFloat } from "../compiler/ir/dtype.ts";
 import type { TensorType } from "../compiler/ir/types.ts";
 import { bug, KilnError } from "../compiler/util/errors.ts";
-import { allocHostData } from "../compiler/util/host-tensor.ts";
+import { allocHostData } from "../compiler/ir/host-tensor.ts";
 import { formatType } from "../compiler/ir/infer.ts";
 import { valueAndGrad } from "./grad.ts";
 import { functionalCall, Module, type Parameter } from "./module.ts";

@@ -8,7 +8,7 @@
 import type { CompileBackend } from "../compiler/backend.ts";
 import type { Compiled, DriverOptions } from "../compiler/compile.ts";
 import type { Graph } from "../compiler/ir/types.ts";
-import type { HostTensor } from "../compiler/util/host-tensor.ts";
+import type { HostTensor } from "../compiler/ir/host-tensor.ts";
 import type { Artifact, ArtifactOf, ArtifactTarget } from "../runtime/artifact/format.ts";
 
 export type { Artifact };

@@ -8,7 +8,7 @@ import type { FuseOptions } from "../compiler/kernel/fusion-plan.ts";
 import type { Graph } from "../compiler/ir/types.ts";
 import { tilePass } from "../compiler/kernel-passes.ts";
 import { KilnError } from "../compiler/util/errors.ts";
-import type { HostTensor } from "../compiler/util/host-tensor.ts";
+import type { HostTensor } from "../compiler/ir/host-tensor.ts";
 import { artifactDTypeBytes, type ArtifactStats, type CudaArtifact } from "../runtime/artifact/format.ts";
 import type { ArtifactRunner } from "../runtime/artifact/load.ts";
 import { renderCudaProgram } from "../codegen/cuda/render-program.ts";

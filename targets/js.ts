@@ -5,7 +5,7 @@ import { compileWith, type Compiled, type DriverOptions } from "../compiler/comp
 import type { FuseOptions } from "../compiler/kernel/fusion-plan.ts";
 import type { Graph } from "../compiler/ir/types.ts";
 import { tilePass } from "../compiler/kernel-passes.ts";
-import type { HostTensor } from "../compiler/util/host-tensor.ts";
+import type { HostTensor } from "../compiler/ir/host-tensor.ts";
 import { artifactDTypeBytes, type ArtifactStats, type JsArtifact } from "../runtime/artifact/format.ts";
 import { JsArtifactRunner } from "../runtime/js/run-artifact.ts";
 import { renderJsProgram } from "../codegen/js/render-program.ts";

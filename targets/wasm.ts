@@ -7,7 +7,7 @@ import { compileWith, type Compiled, type DriverOptions } from "../compiler/comp
 import type { FuseOptions } from "../compiler/kernel/fusion-plan.ts";
 import type { Graph } from "../compiler/ir/types.ts";
 import { blockContractionPass } from "../compiler/kernel-passes.ts";
-import type { HostTensor } from "../compiler/util/host-tensor.ts";
+import type { HostTensor } from "../compiler/ir/host-tensor.ts";
 import { artifactDTypeBytes, type ArtifactStats, type WasmArtifact } from "../runtime/artifact/format.ts";
 import type { WasmArtifactRunner, WasmRunOptions } from "../runtime/wasm/run-artifact.ts";
 import { renderWasmProgram } from "../codegen/wasm/render-program.ts";

@@ -9,7 +9,7 @@ import type { MatmulForm } from "../compiler/kernel/kernel-ir.ts";
 import type { Graph } from "../compiler/ir/types.ts";
 import { tilePass } from "../compiler/kernel-passes.ts";
 import { bug, KilnError } from "../compiler/util/errors.ts";
-import type { HostTensor } from "../compiler/util/host-tensor.ts";
+import type { HostTensor } from "../compiler/ir/host-tensor.ts";
 import type { ArtifactStats, WebGpuArtifact } from "../runtime/artifact/format.ts";
 import type { WebGpuAdapterDescription } from "../runtime/webgpu/device.ts";
 import type { WebGpuRunOptions } from "../runtime/webgpu/run-artifact.ts";

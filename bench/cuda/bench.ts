@@ -5,7 +5,7 @@
 
 import * as k from "kiln";
 import { createCudaExecutor } from "../../targets/cuda.ts";
-import type { HostTensor } from "../../compiler/util/host-tensor.ts";
+import type { HostTensor } from "../../compiler/ir/host-tensor.ts";
 import { traceProgram } from "../../dsl/program.ts";
 import * as mlp from "../../examples/mlp.ts";
 

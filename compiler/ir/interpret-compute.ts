@@ -3,7 +3,7 @@
 // function here writes into a preallocated `out` of the node's canonical storage type.
 
 import { assertNever } from "../util/errors.ts";
-import type { HostData } from "../util/host-tensor.ts";
+import type { HostData } from "./host-tensor.ts";
 import { contiguousStrides, numel, type Shape } from "../util/shape.ts";
 import { rngValueAt } from "../util/threefry.ts";
 import type { BinaryOp, UnaryOp } from "./types.ts";

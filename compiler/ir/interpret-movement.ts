@@ -3,7 +3,7 @@
 // from an input multi-index to an output offset (pad), walked by one odometer loop.
 
 import { contiguousStrides, numel, type Shape } from "../util/shape.ts";
-import type { HostData } from "../util/host-tensor.ts";
+import type { HostData } from "./host-tensor.ts";
 
 /**
  * For every multi-index p in `shape` (row-major order): dst[dstOffset + p·dstStrides] =

@@ -19,7 +19,7 @@
 
 import { KilnError, assertNever, bug } from "../util/errors.ts";
 import { isFloat } from "./dtype.ts";
-import { allocHostData, toHostData, type HostData, type HostTensor } from "../util/host-tensor.ts";
+import { allocHostData, toHostData, type HostData, type HostTensor } from "./host-tensor.ts";
 import { formatShape, numel, shapesEqual } from "../util/shape.ts";
 import { formatType } from "./infer.ts";
 import { printNode, valueNames } from "./printer.ts";

@@ -8,7 +8,7 @@ import { compileWasm } from "../../targets/wasm.ts";
 import { GraphBuilder } from "../../compiler/ir/graph.ts";
 import type { Graph, NodeSpec, ValueId } from "../../compiler/ir/types.ts";
 import type { DType } from "../../compiler/ir/dtype.ts";
-import type { HostTensor } from "../../compiler/util/host-tensor.ts";
+import type { HostTensor } from "../../compiler/ir/host-tensor.ts";
 import { rngValueAt } from "../../compiler/util/threefry.ts";
 import { WasmArtifactRunner } from "../../runtime/wasm/run-artifact.ts";
 import { hostMath } from "../../runtime/wasm/host-math.ts";

@@ -6,7 +6,7 @@ import { describe, expect, test } from "vitest";
 import * as k from "kiln";
 import { compileWebGpu } from "../../targets/webgpu.ts";
 import type { Graph } from "../../compiler/ir/types.ts";
-import type { HostTensor } from "../../compiler/util/host-tensor.ts";
+import type { HostTensor } from "../../compiler/ir/host-tensor.ts";
 import { expectArtifactMatchesInterpreter, webGpuTestEnv } from "../util/webgpu-env.ts";
 
 const env = await webGpuTestEnv();

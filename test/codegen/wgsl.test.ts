@@ -9,7 +9,7 @@ import { wgslConstant, wgslHelpersFor } from "../../codegen/wgsl/dialect.ts";
 import { compileWebGpu } from "../../targets/webgpu.ts";
 import { interpret } from "../../compiler/ir/interpret.ts";
 import type { Graph } from "../../compiler/ir/types.ts";
-import type { HostTensor } from "../../compiler/util/host-tensor.ts";
+import type { HostTensor } from "../../compiler/ir/host-tensor.ts";
 import { rngValueAt } from "../../compiler/util/threefry.ts";
 import { uniform } from "../../dsl/random.ts";
 import { WebGpuArtifactRunner } from "../../runtime/webgpu/run-artifact.ts";

@@ -4,7 +4,7 @@
 
 import { describe, expect, test } from "vitest";
 import * as k from "kiln";
-import type { HostTensor } from "../../compiler/util/host-tensor.ts";
+import type { HostTensor } from "../../compiler/ir/host-tensor.ts";
 import { traceFunction } from "../../dsl/trace.ts";
 import { runRef } from "../util/ref.ts";
 import { randomData } from "./functional-helpers.ts";

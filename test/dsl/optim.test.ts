@@ -5,7 +5,7 @@
 
 import { describe, expect, test } from "vitest";
 import * as k from "kiln";
-import type { HostTensor } from "../../compiler/util/host-tensor.ts";
+import type { HostTensor } from "../../compiler/ir/host-tensor.ts";
 import { expectClose } from "../util/ref.ts";
 
 /** loss = Σ w·x: the gradient with respect to w is the input x. */

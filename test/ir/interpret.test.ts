@@ -7,7 +7,7 @@ import { interpret, interpretAll } from "../../compiler/ir/interpret.ts";
 import type { NodeSpec, TensorType, ValueId } from "../../compiler/ir/types.ts";
 import type { DType } from "../../compiler/ir/dtype.ts";
 import { KilnError } from "../../compiler/util/errors.ts";
-import { formatHostTensor, hostTensor, type HostTensor } from "../../compiler/util/host-tensor.ts";
+import { formatHostTensor, hostTensor, type HostTensor } from "../../compiler/ir/host-tensor.ts";
 import { threefry2x32 } from "../../compiler/util/threefry.ts";
 
 const INT_MIN = -2147483648;

@@ -10,7 +10,7 @@ import { nodeOf } from "../../compiler/ir/graph.ts";
 import type { Graph } from "../../compiler/ir/types.ts";
 import type { IndexExpr } from "../../compiler/kernel/index-expr.ts";
 import { formatFusionPlan, planFusion } from "../../compiler/passes/fuse.ts";
-import type { HostTensor } from "../../compiler/util/host-tensor.ts";
+import type { HostTensor } from "../../compiler/ir/host-tensor.ts";
 import { numel } from "../../compiler/util/shape.ts";
 import { JsArtifactRunner } from "../../runtime/js/run-artifact.ts";
 import { mulberry32 } from "../util/random-graph.ts";

@@ -14,7 +14,7 @@ import { compileJs } from "../../targets/js.ts";
 import { compileWasm } from "../../targets/wasm.ts";
 import { compileWebGpu } from "../../targets/webgpu.ts";
 import type { Graph } from "../../compiler/ir/types.ts";
-import type { HostTensor } from "../../compiler/util/host-tensor.ts";
+import type { HostTensor } from "../../compiler/ir/host-tensor.ts";
 import { traceFunction, type Specs } from "../../dsl/trace.ts";
 import { JsArtifactRunner } from "../../runtime/js/run-artifact.ts";
 import { WasmArtifactRunner } from "../../runtime/wasm/run-artifact.ts";

@@ -16,7 +16,7 @@ import * as k from "kiln";
 import { compileCuda } from "../../targets/cuda.ts";
 import { writeCudaArtifact } from "../../targets/cuda-standalone.ts";
 import { interpret } from "../../compiler/ir/interpret.ts";
-import type { HostTensor } from "../../compiler/util/host-tensor.ts";
+import type { HostTensor } from "../../compiler/ir/host-tensor.ts";
 import { decodeSafetensors, encodeSafetensors, readSafetensors } from "../../runtime/artifact/safetensors.ts";
 import { MALFORMED_DIR } from "../fixtures/safetensors/make-corpus.ts";
 import { buildEmulatedKernelLibrary, buildFakeDriver, findNvcc, hasCxx } from "../util/nvcc.ts";

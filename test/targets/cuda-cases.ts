@@ -4,7 +4,7 @@
 
 import * as k from "kiln";
 import type { Graph } from "../../compiler/ir/types.ts";
-import type { HostTensor } from "../../compiler/util/host-tensor.ts";
+import type { HostTensor } from "../../compiler/ir/host-tensor.ts";
 import { FULL, representative } from "../util/full.ts";
 import { randomGraph, randomInputs } from "../util/random-graph.ts";
 import { FUZZ_ATOL, FUZZ_RTOL, roundInputsToF32 } from "./fuzz-against-interpreter.ts";

@@ -8,7 +8,7 @@ import { beforeAll, describe, expect, test } from "vitest";
 import { compileCuda } from "../../targets/cuda.ts";
 import type { ReductionStrategy } from "../../codegen/cuda/render-cuda.ts";
 import { interpret } from "../../compiler/ir/interpret.ts";
-import type { HostTensor } from "../../compiler/util/host-tensor.ts";
+import type { HostTensor } from "../../compiler/ir/host-tensor.ts";
 import { emulateCuda, hasCxx } from "../util/nvcc.ts";
 import { FULL } from "../util/full.ts";
 import { fuzzCases, fuzzSeeds, modelCases, opCases, representativeOpCases, representativeReductionCases, type CudaCase } from "./cuda-cases.ts";

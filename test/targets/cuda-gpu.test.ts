@@ -8,7 +8,7 @@ import * as k from "kiln";
 import { compileCuda } from "../../targets/cuda.ts";
 import { CUDA_PRELUDE } from "../../codegen/cuda/prelude.ts";
 import { interpret } from "../../compiler/ir/interpret.ts";
-import type { HostTensor } from "../../compiler/util/host-tensor.ts";
+import type { HostTensor } from "../../compiler/ir/host-tensor.ts";
 import { compileToPtx, cudaAvailable, CudaArtifactRunner, openCuda } from "../../runtime/cuda/index.ts";
 import { buildEmulatedKernelLibrary } from "../util/nvcc.ts";
 import { FULL } from "../util/full.ts";

@@ -9,7 +9,7 @@ import * as k from "kiln";
 import { compileCuda } from "../../targets/cuda.ts";
 import { CUDA_PRELUDE } from "../../codegen/cuda/prelude.ts";
 import { interpret } from "../../compiler/ir/interpret.ts";
-import type { HostTensor } from "../../compiler/util/host-tensor.ts";
+import type { HostTensor } from "../../compiler/ir/host-tensor.ts";
 import { FINITE_OUTPUT, exposeValues, findFirstNonFinite, guardStateUpdates } from "../../dsl/numerics.ts";
 import { traceFunction } from "../../dsl/trace.ts";
 import { FULL } from "../util/full.ts";

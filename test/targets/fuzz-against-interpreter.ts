@@ -6,7 +6,7 @@ import { expect } from "vitest";
 import { interpret } from "../../compiler/ir/interpret.ts";
 import { printGraph } from "../../compiler/ir/printer.ts";
 import type { Graph } from "../../compiler/ir/types.ts";
-import type { HostTensor } from "../../compiler/util/host-tensor.ts";
+import type { HostTensor } from "../../compiler/ir/host-tensor.ts";
 import { randomGraph, randomInputs } from "../util/random-graph.ts";
 import { firstMismatch, type TestTarget } from "./op-cases.ts";
 

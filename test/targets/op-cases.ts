@@ -7,7 +7,7 @@ import * as k from "kiln";
 import { interpret } from "../../compiler/ir/interpret.ts";
 import { nodeOf } from "../../compiler/ir/graph.ts";
 import type { Graph } from "../../compiler/ir/types.ts";
-import type { HostTensor } from "../../compiler/util/host-tensor.ts";
+import type { HostTensor } from "../../compiler/ir/host-tensor.ts";
 import { numel } from "../../compiler/util/shape.ts";
 import { mulberry32 } from "../util/random-graph.ts";
 import { BATCH, CLASSES, HIDDEN, IN_FEATURES, mlpForward, trainStep } from "../../examples/mlp.ts";

@@ -9,7 +9,7 @@ import { compileWasm, type WasmCompileOptions } from "../../targets/wasm.ts";
 import { interpret } from "../../compiler/ir/interpret.ts";
 import { printGraph } from "../../compiler/ir/printer.ts";
 import { formatFusionPlan } from "../../compiler/passes/fuse.ts";
-import type { HostTensor } from "../../compiler/util/host-tensor.ts";
+import type { HostTensor } from "../../compiler/ir/host-tensor.ts";
 import { WasmArtifactRunner, type WasmRunOptions } from "../../runtime/wasm/run-artifact.ts";
 import { randomGraph, randomInputs } from "../util/random-graph.ts";
 

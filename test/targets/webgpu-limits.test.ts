@@ -9,7 +9,7 @@ import { compileWebGpu, effectiveLimits } from "../../targets/webgpu.ts";
 import { webGpuDefaultLimits, type WebGpuLimits } from "../../codegen/wgsl/layout.ts";
 import { foldWorkgroups } from "../../codegen/wgsl/dispatch.ts";
 import type { Graph } from "../../compiler/ir/types.ts";
-import type { HostTensor } from "../../compiler/util/host-tensor.ts";
+import type { HostTensor } from "../../compiler/ir/host-tensor.ts";
 import { expectArtifactMatchesInterpreter, webGpuTestEnv } from "../util/webgpu-env.ts";
 
 const env = await webGpuTestEnv();

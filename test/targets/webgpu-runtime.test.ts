@@ -6,7 +6,7 @@
 import { afterEach, describe, expect, test } from "vitest";
 import * as k from "kiln";
 import { compileWebGpu } from "../../targets/webgpu.ts";
-import type { HostTensor } from "../../compiler/util/host-tensor.ts";
+import type { HostTensor } from "../../compiler/ir/host-tensor.ts";
 import { resolveTarget } from "../../dsl/targets.ts";
 import { WebGpuArtifactRunner } from "../../runtime/webgpu/run-artifact.ts";
 import { webGpuTestEnv } from "../util/webgpu-env.ts";

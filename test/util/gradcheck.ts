@@ -8,7 +8,7 @@ import { interpret } from "../../compiler/ir/interpret.ts";
 import { nodeOf } from "../../compiler/ir/graph.ts";
 import type { Graph, InputNode, TensorType } from "../../compiler/ir/types.ts";
 import { vjpGraph } from "../../compiler/passes/autodiff/engine.ts";
-import type { HostTensor } from "../../compiler/util/host-tensor.ts";
+import type { HostTensor } from "../../compiler/ir/host-tensor.ts";
 import { numel } from "../../compiler/util/shape.ts";
 import { valueAndGrad } from "../../dsl/grad.ts";
 import type { Tensor } from "../../dsl/tensor.ts";

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { CudaArtifact } from "../../runtime/artifact/format.ts";
 import { CUDA_PRELUDE } from "../../codegen/cuda/prelude.ts";
-import type { HostTensor } from "../../compiler/util/host-tensor.ts";
+import type { HostTensor } from "../../compiler/ir/host-tensor.ts";
 import { dtypeBytes, dtypeInfo, typedArrayFor, typedArrayFrom } from "../../compiler/ir/dtype.ts";
 import { numel } from "../../compiler/util/shape.ts";
 

@@ -7,7 +7,7 @@
 import { GraphBuilder } from "../../compiler/ir/graph.ts";
 import type { Graph, GraphOutput, NodeSpec, TensorType, ValueId } from "../../compiler/ir/types.ts";
 import type { DType } from "../../compiler/ir/dtype.ts";
-import type { HostTensor } from "../../compiler/util/host-tensor.ts";
+import type { HostTensor } from "../../compiler/ir/host-tensor.ts";
 import { numel, range, type Shape } from "../../compiler/util/shape.ts";
 
 /** mulberry32: a tiny seeded PRNG returning floats in [0, 1). */

@@ -5,7 +5,7 @@ import { hostArrayFrom } from "../../compiler/ir/dtype.ts";
 import { interpret } from "../../compiler/ir/interpret.ts";
 import { nodeOf } from "../../compiler/ir/graph.ts";
 import type { Graph } from "../../compiler/ir/types.ts";
-import type { HostTensor } from "../../compiler/util/host-tensor.ts";
+import type { HostTensor } from "../../compiler/ir/host-tensor.ts";
 import { traceFunction, type InputSpec } from "../../dsl/trace.ts";
 
 export interface RefResult {

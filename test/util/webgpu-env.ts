@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { interpret } from "../../compiler/ir/interpret.ts";
 import type { Graph } from "../../compiler/ir/types.ts";
-import type { HostTensor } from "../../compiler/util/host-tensor.ts";
+import type { HostTensor } from "../../compiler/ir/host-tensor.ts";
 import type { Artifact } from "../../runtime/artifact/format.ts";
 import { acquireWebGpu, type WebGpuContext } from "../../runtime/webgpu/device.ts";
 import { WebGpuArtifactRunner } from "../../runtime/webgpu/run-artifact.ts";

@@ -5,7 +5,7 @@
 import { describe, expect, test } from "vitest";
 import * as k from "../../../dsl/index.ts";
 import type { Tensor } from "../../../dsl/index.ts";
-import type { HostTensor } from "../../../compiler/util/host-tensor.ts";
+import type { HostTensor } from "../../../compiler/ir/host-tensor.ts";
 import { expectClose, runRef } from "../../util/ref.ts";
 import { gradcheck, uniform } from "../../util/gradcheck.ts";
 import { verifyOrThrow } from "../../../compiler/ir/verifier.ts";

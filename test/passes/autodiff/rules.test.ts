@@ -7,7 +7,7 @@ import { interpret } from "../../../compiler/ir/interpret.ts";
 import type { Graph, NodeSpec, Op, TensorType, ValueId } from "../../../compiler/ir/types.ts";
 import { vjpGraph } from "../../../compiler/passes/autodiff/engine.ts";
 import { vjpRules } from "../../../compiler/passes/autodiff/rules.ts";
-import type { HostTensor } from "../../../compiler/util/host-tensor.ts";
+import type { HostTensor } from "../../../compiler/ir/host-tensor.ts";
 import { numel } from "../../../compiler/util/shape.ts";
 import { gradcheckGraph, hostTensor, uniform } from "../../util/gradcheck.ts";
 

@@ -2,9 +2,9 @@
 // reference interpreter and the runtimes. Canonical storage per dtype: f32 → Float64Array
 // (or Float32Array where a runtime produced it), i32 → Int32Array, bool → Uint8Array of 0/1.
 
-import type { DType } from "../ir/dtype.ts";
-import { KilnError, assertNever } from "./errors.ts";
-import { formatShape, numel } from "./shape.ts";
+import type { DType } from "./dtype.ts";
+import { KilnError, assertNever } from "../util/errors.ts";
+import { formatShape, numel } from "../util/shape.ts";
 
 export type HostData = Float64Array | Float32Array | Int32Array | Uint8Array;
 
