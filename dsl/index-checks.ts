@@ -10,7 +10,6 @@ import type { Graph, ValueId } from "../compiler/ir/types.ts";
 import { KilnError, type SourceLoc } from "../compiler/util/errors.ts";
 import type { HostTensor } from "../compiler/ir/host-tensor.ts";
 import { captureUserLoc } from "./loc.ts";
-import type { Tensor } from "./tensor.ts";
 
 /** How an op uses an i32 tensor as an index: valid values are [0, high), plus ignoreIndex. */
 export interface IndexUse {
@@ -27,8 +26,17 @@ export interface IndexCheck extends IndexUse {
   readonly input: string;
 }
 
+/**
+ * What recordIndexUse needs of a Tensor: its value and its trace's list of index uses. (A shape,
+ * not the Tensor class: tensor.ts's Trace holds IndexUse, so this module stays below it.)
+ */
+export interface IndexedTensor {
+  readonly id: ValueId;
+  readonly trace: { readonly indexUses: { readonly value: ValueId; readonly use: IndexUse }[] };
+}
+
 /** Called by the ops as they trace: `index` holds indices into [0, high). */
-export function recordIndexUse(index: Tensor, use: Omit<IndexUse, "loc">): void {
+export function recordIndexUse(index: IndexedTensor, use: Omit<IndexUse, "loc">): void {
   const loc = captureUserLoc();
   index.trace.indexUses.push({ value: index.id, use: { ...use, ...(loc ? { loc } : {}) } });
 }

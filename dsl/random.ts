@@ -3,7 +3,7 @@
 // same program and seed give the same bits on every target, and two draws never coincide.
 
 import { type Tensor, prim } from "./tensor.ts";
-import type { Trace } from "./trace.ts";
+import type { Trace } from "./tensor.ts";
 
 /** Uniform f32 values in [0, 1) of `shape`, from the next rng stream of `trace`. */
 export function uniform(trace: Trace, shape: readonly number[]): Tensor {

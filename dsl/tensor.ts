@@ -1,20 +1,17 @@
-// The traced Tensor: a handle (trace, value id, type) whose methods record graph nodes.
-// Methods follow PyTorch names and semantics (broadcasting, negative dims, keepdim); each
-// one lowers to the IR's primitives, so passes and autodiff never see a composite op.
-// The op implementations live in ops/*.ts; this class is the public surface.
+// The traced Tensor: a handle (trace, value id, type) whose methods record graph nodes, and
+// the Trace it records into. Methods follow PyTorch names and semantics (broadcasting, negative
+// dims, keepdim); each one lowers to the IR's primitives, so passes and autodiff never see a
+// composite op. This module imports no op: the op methods are declared and installed by
+// tensor-methods.ts, the ops live in ops/*.ts, and both build on the helpers below.
 
+import { GraphBuilder } from "../compiler/ir/graph.ts";
+import type { HostTensor } from "../compiler/ir/host-tensor.ts";
 import type { NodeSpec, TensorType, ValueId } from "../compiler/ir/types.ts";
-import { dtypeInfo, dtypeKind, type DType } from "../compiler/ir/dtype.ts";
-import { KilnError, assertNever, type DiagCode } from "../compiler/util/errors.ts";
-import { broadcastShapes, formatShape, normalizeAxis, type Shape } from "../compiler/util/shape.ts";
+import { dtypeInfo, type DType } from "../compiler/ir/dtype.ts";
+import { KilnError, type DiagCode } from "../compiler/util/errors.ts";
+import { formatShape, normalizeAxis, type Shape } from "../compiler/util/shape.ts";
 import { captureUserLoc } from "./loc.ts";
-import type { KeepdimArg } from "./options.ts";
-import type { Trace } from "./trace.ts";
-import * as E from "./ops/elementwise.ts";
-import * as R from "./ops/reduce.ts";
-import * as M from "./ops/movement.ts";
-import * as L from "./ops/linalg.ts";
-import * as S from "./ops/select.ts";
+import type { IndexUse } from "./index-checks.ts";
 
 export type Scalar = number | boolean;
 export type TensorLike = Tensor | Scalar;
@@ -48,131 +45,80 @@ export class Tensor {
   toString(): string {
     return `Tensor(${this.dtype}${formatShape(this.shape)})`;
   }
-
-  // ---- elementwise arithmetic (broadcasting, PyTorch type promotion) ----
-  add(y: TensorLike, alpha?: number): Tensor { return E.add(this, y, alpha); }
-  sub(y: TensorLike, alpha?: number): Tensor { return E.sub(this, y, alpha); }
-  mul(y: TensorLike): Tensor { return E.mul(this, y); }
-  div(y: TensorLike): Tensor { return E.div(this, y); }
-  neg(): Tensor { return E.neg(this); }
-  exp(): Tensor { return E.exp(this); }
-  log(): Tensor { return E.log(this); }
-  sqrt(): Tensor { return E.sqrt(this); }
-  rsqrt(): Tensor { return E.rsqrt(this); }
-  abs(): Tensor { return E.abs(this); }
-  pow(y: TensorLike): Tensor { return E.pow(this, y); }
-  square(): Tensor { return E.mul(this, this); }
-  reciprocal(): Tensor { return E.reciprocal(this); }
-  /** PyTorch `//` (floors). */
-  floorDivide(y: TensorLike): Tensor { return E.floorDivide(this, y); }
-  /** PyTorch `%` (the result has the divisor's sign). */
-  remainder(y: TensorLike): Tensor { return E.remainder(this, y); }
-  floor(): Tensor { return E.floor(this); }
-  ceil(): Tensor { return E.ceil(this); }
-  trunc(): Tensor { return E.trunc(this); }
-  /** Half to even, as torch.round. */
-  round(): Tensor { return E.round(this); }
-  erf(): Tensor { return E.erf(this); }
-  isnan(): Tensor { return E.isnan(this); }
-  isinf(): Tensor { return E.isinf(this); }
-  sin(): Tensor { return E.sin(this); }
-  cos(): Tensor { return E.cos(this); }
-  maximum(y: TensorLike): Tensor { return E.maximum(this, y); }
-  minimum(y: TensorLike): Tensor { return E.minimum(this, y); }
-  clamp(min?: number | E.ClampOptions, max?: number): Tensor { return E.clamp(this, min, max); }
-  lt(y: TensorLike): Tensor { return E.lt(this, y); }
-  le(y: TensorLike): Tensor { return E.le(this, y); }
-  gt(y: TensorLike): Tensor { return E.gt(this, y); }
-  ge(y: TensorLike): Tensor { return E.ge(this, y); }
-  eq(y: TensorLike): Tensor { return E.eq(this, y); }
-  ne(y: TensorLike): Tensor { return E.ne(this, y); }
-  logicalNot(): Tensor { return E.logicalNot(this); }
-  logicalAnd(y: TensorLike): Tensor { return E.logicalAnd(this, y); }
-  logicalOr(y: TensorLike): Tensor { return E.logicalOr(this, y); }
-  logicalXor(y: TensorLike): Tensor { return E.logicalXor(this, y); }
-  /** `cond.where(x, y)`: x where this (bool) is true, else y. */
-  where(x: TensorLike, y: TensorLike): Tensor { return E.where(this, x, y); }
-  /** torch.Tensor.masked_fill: `value` where mask (broadcast to this shape) is true. */
-  maskedFill(mask: Tensor, value: Scalar): Tensor { return E.maskedFill(this, mask, value); }
-  cast(dtype: DType): Tensor { return E.cast(this, dtype); }
-  float(): Tensor { return E.cast(this, "f32"); }
-  int(): Tensor { return E.cast(this, "i32"); }
-  // activations
-  relu(): Tensor { return E.relu(this); }
-  leakyRelu(negativeSlope: number | E.LeakyReluOptions = 0.01): Tensor { return E.leakyRelu(this, negativeSlope); }
-  gelu(approximate: "none" | "tanh" | E.GeluOptions = "none"): Tensor { return E.gelu(this, approximate); }
-  silu(): Tensor { return E.silu(this); }
-  sigmoid(): Tensor { return E.sigmoid(this); }
-  tanh(): Tensor { return E.tanh(this); }
-  softplus(beta: number | E.SoftplusOptions = 1, threshold = 20): Tensor { return E.softplus(this, beta, threshold); }
-
-  // ---- reductions ----
-  // keepdim: positional (`x.sum(1, true)`) or PyTorch's keyword (`x.sum(1, { keepdim: true })`).
-  sum(dim?: Dims, keepdim: KeepdimArg = false): Tensor { return R.sum(this, dim, keepdim); }
-  mean(dim?: Dims, keepdim: KeepdimArg = false): Tensor { return R.mean(this, dim, keepdim); }
-  /** No dim: the largest element. One dim: `{ values, indices }` as PyTorch's max(dim). */
-  max(): Tensor;
-  max(dim: number, keepdim?: KeepdimArg): R.ValuesIndices;
-  max(dim?: number, keepdim?: KeepdimArg): Tensor | R.ValuesIndices { return R.maxOf(this, dim, keepdim); }
-  min(): Tensor;
-  min(dim: number, keepdim?: KeepdimArg): R.ValuesIndices;
-  min(dim?: number, keepdim?: KeepdimArg): Tensor | R.ValuesIndices { return R.minOf(this, dim, keepdim); }
-  /** Values over one dim or several (torch.amax). */
-  amax(dim?: Dims, keepdim: KeepdimArg = false): Tensor { return R.amax(this, dim, keepdim); }
-  amin(dim?: Dims, keepdim: KeepdimArg = false): Tensor { return R.amin(this, dim, keepdim); }
-  /** `{ correction }` (default 1) or PyTorch's older `{ unbiased }`, and keepdim; a boolean is `unbiased`. */
-  var(dim?: Dims, opts?: R.VarArg): Tensor { return R.varianceOf(this, dim, opts, "x.var"); }
-  std(dim?: Dims, opts?: R.VarArg): Tensor { return R.stdOf(this, dim, opts, "x.std"); }
-  logsumexp(dim: Dims, keepdim: KeepdimArg = false): Tensor { return R.logsumexp(this, dim, keepdim); }
-  argmax(dim?: number, keepdim: KeepdimArg = false): Tensor { return R.argmax(this, dim, keepdim); }
-  argmin(dim?: number, keepdim: KeepdimArg = false): Tensor { return R.argmin(this, dim, keepdim); }
-  /** The k largest (or smallest) along a dim with their indices (torch.topk); k rounds of max, for small k. */
-  topk(k: number, opts?: S.TopkOptions): R.ValuesIndices { return S.topk(this, k, opts); }
-  cumsum(dim: number): Tensor { return R.cumsum(this, dim); }
-  softmax(dim: number): Tensor { return R.softmax(this, dim); }
-  logSoftmax(dim: number): Tensor { return R.logSoftmax(this, dim); }
-  any(dim?: Dims, keepdim: KeepdimArg = false): Tensor { return R.any(this, dim, keepdim); }
-  all(dim?: Dims, keepdim: KeepdimArg = false): Tensor { return R.all(this, dim, keepdim); }
-
-  // ---- movement ----
-  reshape(...shape: (number | readonly number[])[]): Tensor { return M.reshape(this, flatShapeArgs(shape)); }
-  view(...shape: (number | readonly number[])[]): Tensor { return M.reshape(this, flatShapeArgs(shape)); }
-  permute(...dims: (number | readonly number[])[]): Tensor { return M.permute(this, flatShapeArgs(dims)); }
-  transpose(dim0: number, dim1: number): Tensor { return M.transpose(this, dim0, dim1); }
-  /** 2-D transpose (PyTorch `.t()`; `.T` reverses all dims). */
-  t(): Tensor { return M.t(this); }
-  get T(): Tensor { return M.permute(this, [...Array(this.ndim).keys()].reverse()); }
-  expand(...shape: (number | readonly number[])[]): Tensor { return M.expand(this, flatShapeArgs(shape)); }
-  expandAs(other: Tensor): Tensor { return M.expand(this, other.shape); }
-  broadcastTo(shape: readonly number[]): Tensor { return M.expand(this, shape); }
-  unsqueeze(dim: number): Tensor { return M.unsqueeze(this, dim); }
-  squeeze(dim?: Dims): Tensor { return M.squeeze(this, dim); }
-  flatten(startDim = 0, endDim = -1): Tensor { return M.flatten(this, startDim, endDim); }
-  /** Slicing: one entry per leading dim; a number indexes (drops the dim), [start, stop, step?] slices (null = open end). */
-  slice(...spec: M.SliceSpec[]): Tensor { return M.slice(this, spec); }
-  narrow(dim: number, start: number, length: number): Tensor { return M.narrow(this, dim, start, length); }
-  flip(dims: Dims): Tensor { return M.flip(this, dims); }
-  pad(pad: readonly number[], value = 0): Tensor { return M.pad(this, pad, value); }
-  split(splitSize: number | readonly number[], dim = 0): Tensor[] { return M.split(this, splitSize, dim); }
-  chunk(chunks: number, dim = 0): Tensor[] { return M.chunk(this, chunks, dim); }
-  repeat(...sizes: (number | readonly number[])[]): Tensor { return M.repeat(this, flatShapeArgs(sizes)); }
-  gather(dim: number, index: Tensor): Tensor { return M.gather(this, dim, index); }
-  indexSelect(dim: number, index: Tensor): Tensor { return M.indexSelect(this, dim, index); }
-  /** Lower triangle of the last two dims (torch.tril), zero above `diagonal`. */
-  tril(diagonal = 0): Tensor { return M.tril(this, diagonal); }
-  /** Upper triangle of the last two dims (torch.triu), zero below `diagonal`. */
-  triu(diagonal = 0): Tensor { return M.triu(this, diagonal); }
-  contiguous(): Tensor { return this; }
-
-  // ---- linear algebra ----
-  matmul(y: Tensor): Tensor { return L.matmul(this, y); }
-  mm(y: Tensor): Tensor { return L.matmul(this, y); }
-  bmm(y: Tensor): Tensor { return L.matmul(this, y); }
 }
 
-function flatShapeArgs(args: readonly (number | readonly number[])[]): number[] {
-  if (args.length === 1 && Array.isArray(args[0])) return [...(args[0] as readonly number[])];
-  return args as number[];
+/** The graph being traced: a GraphBuilder plus what tracing records beside it (state, index uses, module scopes). Declared beside Tensor: each refers to the other. */
+export class Trace {
+  readonly builder: GraphBuilder;
+  private rngStreams = 0;
+  private seedValue: ValueId | undefined;
+
+  constructor(name: string) {
+    this.builder = new GraphBuilder(name);
+  }
+
+  /** A fresh stream number for each rng op in this graph (dropout layers get distinct masks). */
+  nextRngStream(): number {
+    return this.rngStreams++;
+  }
+
+  /** The graph's i32[] `seed` input, created on first use by any random op. */
+  seed(): ValueId {
+    if (this.seedValue === undefined) this.seedValue = this.builder.input("seed", { dtype: "i32", shape: [] });
+    return this.seedValue;
+  }
+
+  /**
+   * State: graph inputs whose values the executable owns across runs (module parameters,
+   * optimizer state) instead of the caller passing them. `init` gives the first value.
+   */
+  readonly state = new Map<string, { readonly tensor: Tensor; readonly init: () => HostTensor }>();
+  /** New values for state inputs: each becomes an output that aliases (updates in place) its input. */
+  readonly stateUpdates = new Map<string, Tensor>();
+  /** i32 tensors ops used as indices (class ids, gather rows), with their valid ranges: see index-checks.ts. */
+  readonly indexUses: { readonly value: ValueId; readonly use: IndexUse }[] = [];
+  /** Per-trace overrides: a module parameter bound to a tensor (k.functionalCall, trainStep). */
+  readonly bindings = new Map<object, Tensor>();
+
+  /** The modules being called (Module.call), innermost last, with their dotted paths. */
+  private readonly modules: { readonly module: object; readonly path: string }[] = [];
+
+  /** The module path of the ops being traced (`blocks.0.attn`); undefined outside modules and in the root module. */
+  scope(): string | undefined {
+    const path = this.modules.at(-1)?.path;
+    return path === undefined || path === "" ? undefined : path;
+  }
+
+  /**
+   * Runs `body` as a call of `module`: its path is `childName(parent)` joined to the calling
+   * module's path (PyTorch's named_modules names; the outermost module is the root, "").
+   */
+  inModule<T>(module: object, childName: (parent: object) => string | undefined, body: () => T): T {
+    const parent = this.modules.at(-1);
+    const name = parent ? childName(parent.module) : "";
+    const path = parent === undefined ? "" : [parent.path, name ?? module.constructor.name].filter((p) => p !== "").join(".");
+    this.modules.push({ module, path });
+    try {
+      return body();
+    } finally {
+      this.modules.pop();
+    }
+  }
+
+  stateInput(name: string, type: TensorType, init: () => HostTensor): Tensor {
+    const existing = this.state.get(name);
+    if (existing) return existing.tensor;
+    const tensor = new Tensor(this, this.builder.input(name, type));
+    this.state.set(name, { tensor, init });
+    return tensor;
+  }
+
+  updateState(name: string, value: Tensor): void {
+    const s = this.state.get(name);
+    if (!s) throw new KilnError({ code: "invalid-argument", message: `cannot update '${name}': it is not a state input of graph @${this.builder.name}` });
+    if (value.trace !== this) throw new KilnError({ code: "invalid-argument", message: `new value of '${name}' comes from another traced function` });
+    this.stateUpdates.set(name, value);
+  }
 }
 
 // ---- helpers shared by the op modules ----
@@ -219,44 +165,4 @@ export function resultDType(a: TensorLike, b: TensorLike): DType {
   const s = scalarKind((ka ? b : a) as Scalar);
   // A scalar only raises the category (int tensor + 0.5 -> f32; bool tensor + 1 -> i32).
   return rank(s) > rank(t) ? s : t;
-}
-
-/** A JS number as a constant of `dtype`: bool is 0/1, integers truncate toward zero. */
-function constantIn(dtype: DType, value: number): number {
-  const kind = dtypeKind(dtype);
-  switch (kind) {
-    case "bool":
-      return value ? 1 : 0;
-    case "int":
-      return Math.trunc(value);
-    case "float":
-      return value;
-    default:
-      return assertNever(kind, "dtype kind");
-  }
-}
-
-/** A scalar constant of `dtype`, broadcast to `shape`. */
-export function constant(trace: Trace, value: number | boolean, dtype: DType, shape: Shape = []): Tensor {
-  const v = typeof value === "boolean" ? (value ? 1 : 0) : constantIn(dtype, value);
-  const scalar = prim(trace, { op: "const", value: v }, { dtype, shape: [] });
-  return shape.length === 0 ? scalar : M.expand(M.reshape(scalar, shape.map(() => 1)), shape);
-}
-
-/** Converts both operands to `dtype` and broadcasts them to a common shape. */
-export function broadcastPair(a: TensorLike, b: TensorLike, dtype: DType, op: string): [Tensor, Tensor] {
-  const trace = (a instanceof Tensor ? a : (b as Tensor)).trace;
-  if (a instanceof Tensor && b instanceof Tensor && a.trace !== b.trace) userError("invalid-argument", `${op}: operands come from different traced functions`);
-  const ta = a instanceof Tensor ? E.cast(a, dtype) : constant(trace, a, dtype);
-  const tb = b instanceof Tensor ? E.cast(b, dtype) : constant(trace, b, dtype);
-  return broadcastTensors([ta, tb], op) as [Tensor, Tensor];
-}
-
-export function broadcastTensors(ts: readonly Tensor[], op: string): Tensor[] {
-  let shape: number[] | undefined = [];
-  for (const t of ts) {
-    shape = broadcastShapes(shape!, t.shape);
-    if (!shape) userError("shape-mismatch", `shape mismatch in ${op}: cannot broadcast ${ts.map((x) => formatShape(x.shape)).join(" and ")}`);
-  }
-  return ts.map((t) => M.broadcastTo(t, shape!));
 }

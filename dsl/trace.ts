@@ -1,87 +1,16 @@
 // Tracing: a Tensor is a handle to a value in the graph being built. Running the user's
 // function on input handles records every op into one GraphBuilder; nothing is computed.
 
-import { GraphBuilder, nodeOf } from "../compiler/ir/graph.ts";
-import type { Graph, GraphOutput, TensorType, ValueId } from "../compiler/ir/types.ts";
+import { nodeOf } from "../compiler/ir/graph.ts";
+import type { Graph, GraphOutput, TensorType } from "../compiler/ir/types.ts";
 import type { DType } from "../compiler/ir/dtype.ts";
 import type { HostTensor } from "../compiler/ir/host-tensor.ts";
 import { KilnError, type SourceLoc } from "../compiler/util/errors.ts";
-import { Tensor } from "./tensor.ts";
+import { Tensor, Trace } from "./tensor.ts";
+// Installs the op methods (x.add, x.sum, …) on Tensor: every traced tensor comes from here.
+import "./tensor-methods.ts";
 import { captureUserLoc } from "./loc.ts";
-import { indexChecksOf, type ComputedIndex, type IndexCheck, type IndexUse } from "./index-checks.ts";
-
-export class Trace {
-  readonly builder: GraphBuilder;
-  private rngStreams = 0;
-  private seedValue: ValueId | undefined;
-
-  constructor(name: string) {
-    this.builder = new GraphBuilder(name);
-  }
-
-  /** A fresh stream number for each rng op in this graph (dropout layers get distinct masks). */
-  nextRngStream(): number {
-    return this.rngStreams++;
-  }
-
-  /** The graph's i32[] `seed` input, created on first use by any random op. */
-  seed(): ValueId {
-    if (this.seedValue === undefined) this.seedValue = this.builder.input("seed", { dtype: "i32", shape: [] });
-    return this.seedValue;
-  }
-
-  /**
-   * State: graph inputs whose values the executable owns across runs (module parameters,
-   * optimizer state) instead of the caller passing them. `init` gives the first value.
-   */
-  readonly state = new Map<string, { readonly tensor: Tensor; readonly init: () => HostTensor }>();
-  /** New values for state inputs: each becomes an output that aliases (updates in place) its input. */
-  readonly stateUpdates = new Map<string, Tensor>();
-  /** i32 tensors ops used as indices (class ids, gather rows), with their valid ranges: see index-checks.ts. */
-  readonly indexUses: { readonly value: ValueId; readonly use: IndexUse }[] = [];
-  /** Per-trace overrides: a module parameter bound to a tensor (k.functionalCall, trainStep). */
-  readonly bindings = new Map<object, Tensor>();
-
-  /** The modules being called (Module.call), innermost last, with their dotted paths. */
-  private readonly modules: { readonly module: object; readonly path: string }[] = [];
-
-  /** The module path of the ops being traced (`blocks.0.attn`); undefined outside modules and in the root module. */
-  scope(): string | undefined {
-    const path = this.modules.at(-1)?.path;
-    return path === undefined || path === "" ? undefined : path;
-  }
-
-  /**
-   * Runs `body` as a call of `module`: its path is `childName(parent)` joined to the calling
-   * module's path (PyTorch's named_modules names; the outermost module is the root, "").
-   */
-  inModule<T>(module: object, childName: (parent: object) => string | undefined, body: () => T): T {
-    const parent = this.modules.at(-1);
-    const name = parent ? childName(parent.module) : "";
-    const path = parent === undefined ? "" : [parent.path, name ?? module.constructor.name].filter((p) => p !== "").join(".");
-    this.modules.push({ module, path });
-    try {
-      return body();
-    } finally {
-      this.modules.pop();
-    }
-  }
-
-  stateInput(name: string, type: TensorType, init: () => HostTensor): Tensor {
-    const existing = this.state.get(name);
-    if (existing) return existing.tensor;
-    const tensor = new Tensor(this, this.builder.input(name, type));
-    this.state.set(name, { tensor, init });
-    return tensor;
-  }
-
-  updateState(name: string, value: Tensor): void {
-    const s = this.state.get(name);
-    if (!s) throw new KilnError({ code: "invalid-argument", message: `cannot update '${name}': it is not a state input of graph @${this.builder.name}` });
-    if (value.trace !== this) throw new KilnError({ code: "invalid-argument", message: `new value of '${name}' comes from another traced function` });
-    this.stateUpdates.set(name, value);
-  }
-}
+import { indexChecksOf, type ComputedIndex, type IndexCheck } from "./index-checks.ts";
 
 let active: Trace[] = [];
 
@@ -220,3 +149,4 @@ function rebuild<T>(tree: unknown, values: readonly T[], cursor: { i: number }):
 }
 
 export type { TensorType };
+export { Trace }; // its home is tensor.ts (beside Tensor); re-exported for the callers that import it from here

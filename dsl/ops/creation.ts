@@ -3,7 +3,8 @@
 // Outside a trace there is no graph to add to, and these throw a usage error.
 
 import type { DType } from "../../compiler/ir/dtype.ts";
-import { type Tensor, constant, prim, userError, type Scalar } from "../tensor.ts";
+import { type Tensor, prim, userError, type Scalar } from "../tensor.ts";
+import { constant } from "./broadcast.ts";
 import { requireTrace } from "../trace.ts";
 import * as E from "./elementwise.ts";
 

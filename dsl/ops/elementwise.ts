@@ -7,7 +7,8 @@ import type { BinaryOp, UnaryOp } from "../../compiler/ir/types.ts";
 import { isBool, isFloat, isInt, type DType } from "../../compiler/ir/dtype.ts";
 import { formatShape } from "../../compiler/util/shape.ts";
 import { strictOptions } from "../options.ts";
-import { Tensor, broadcastPair, broadcastTensors, constant, prim, resultDType, userError, type Scalar, type TensorLike } from "../tensor.ts";
+import { Tensor, prim, resultDType, userError, type Scalar, type TensorLike } from "../tensor.ts";
+import { broadcastTensors, constant } from "./broadcast.ts";
 
 const LOG2E = Math.LOG2E;
 const LN2 = Math.LN2;
@@ -310,4 +311,13 @@ export function softplus(x: Tensor, betaArg: number | SoftplusOptions = 1, thres
   // log1p(exp(-|bx|)) + max(bx, 0) is stable everywhere.
   const smooth = div(add(log(add(exp(neg(abs(bx))), 1)), maximum(bx, 0)), beta);
   return where(gt(bx, threshold), cast(x, "f32"), smooth);
+}
+
+/** Converts both operands to `dtype` and broadcasts them to a common shape. */
+function broadcastPair(a: TensorLike, b: TensorLike, dtype: DType, op: string): [Tensor, Tensor] {
+  const trace = (a instanceof Tensor ? a : (b as Tensor)).trace;
+  if (a instanceof Tensor && b instanceof Tensor && a.trace !== b.trace) userError("invalid-argument", `${op}: operands come from different traced functions`);
+  const ta = a instanceof Tensor ? cast(a, dtype) : constant(trace, a, dtype);
+  const tb = b instanceof Tensor ? cast(b, dtype) : constant(trace, b, dtype);
+  return broadcastTensors([ta, tb], op) as [Tensor, Tensor];
 }

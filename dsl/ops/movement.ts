@@ -4,24 +4,12 @@
 
 import { isBool, isFloat, promoteDTypes } from "../../compiler/ir/dtype.ts";
 import { formatShape, normalizeAxis, numel, shapesEqual } from "../../compiler/util/shape.ts";
-import { type Tensor, constant, dimIndex, dimList, prim, userError, type Dims } from "../tensor.ts";
+import { type Tensor, dimIndex, dimList, prim, userError, type Dims } from "../tensor.ts";
 import { recordIndexUse } from "../index-checks.ts";
+import { broadcastTo, constant, expand, reshape } from "./broadcast.ts";
 import * as E from "./elementwise.ts";
 
-export function reshape(x: Tensor, shape: readonly number[]): Tensor {
-  const inferAt = shape.indexOf(-1);
-  if (shape.filter((d) => d === -1).length > 1) return userError("invalid-argument", `reshape: only one dim may be -1, got ${formatShape(shape)}`);
-  const target = [...shape];
-  if (inferAt >= 0) {
-    const rest = numel(shape.filter((d) => d !== -1));
-    if (rest === 0 || x.numel() % rest !== 0) return userError("shape-mismatch", `shape mismatch in reshape: cannot reshape ${formatShape(x.shape)} to ${formatShape(shape)}`);
-    target[inferAt] = x.numel() / rest;
-  }
-  if (target.some((d) => !Number.isInteger(d) || d < 0) || numel(target) !== x.numel())
-    return userError("shape-mismatch", `shape mismatch in reshape: cannot reshape ${formatShape(x.shape)} (${x.numel()} elements) to ${formatShape(shape)}`);
-  if (target.length === x.ndim && target.every((d, i) => d === x.shape[i])) return x;
-  return prim(x.trace, { op: "reshape", x: x.id }, { dtype: x.dtype, shape: target });
-}
+export { broadcastTo, expand, reshape };
 
 export function permute(x: Tensor, dims: readonly number[]): Tensor {
   if (dims.length !== x.ndim) return userError("invalid-argument", `permute: expected ${x.ndim} dims, got [${dims.join(",")}]`);
@@ -46,18 +34,6 @@ export function t(x: Tensor): Tensor {
 }
 
 /** PyTorch expand: new leading dims allowed, -1 keeps a dim, size-1 dims broadcast. */
-export function expand(x: Tensor, shape: readonly number[]): Tensor {
-  if (shape.length < x.ndim) return userError("shape-mismatch", `shape mismatch in expand: cannot expand ${formatShape(x.shape)} to ${formatShape(shape)}`);
-  const lead = shape.length - x.ndim;
-  const target = shape.map((d, i) => (d === -1 && i >= lead ? x.shape[i - lead]! : d));
-  const ok = x.shape.every((d, i) => d === target[i + lead] || d === 1) && target.every((d) => Number.isInteger(d) && d >= 0);
-  if (!ok) return userError("shape-mismatch", `shape mismatch in expand: cannot expand ${formatShape(x.shape)} to ${formatShape(shape)}`);
-  const lifted = lead > 0 ? reshape(x, [...Array(lead).fill(1), ...x.shape]) : x;
-  if (lifted.shape.every((d, i) => d === target[i])) return lifted;
-  return prim(x.trace, { op: "expand", x: lifted.id }, { dtype: x.dtype, shape: target });
-}
-
-export const broadcastTo = expand;
 
 export function unsqueeze(x: Tensor, dim: number): Tensor {
   const d = normalizeAxis(dim, x.ndim + 1);
