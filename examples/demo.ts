@@ -1,14 +1,12 @@
 // `npm run demo`: a short MNIST training run (a fraction of an epoch) on the fastest target
 // present — a real GPU adapter if there is one, else the best CPU backend (a software adapter
-// such as lavapipe counts as no GPU) — saying which and why; writes the loss curve, the IR
-// after every pass and the trained standalone artifact into out/demo/. KILN_TARGET forces one.
+// such as lavapipe counts as no GPU) — saying which and why; writes the loss curve, every
+// compile stage (graph IR after each pass, kernel IR, memory plan, kernels) and the trained
+// standalone artifact into out/demo/. KILN_TARGET forces one. It uses only `kiln`'s public API.
 
 import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import * as k from "kiln";
-import { dumpProgram } from "../compiler/pipeline.ts";
-import { encodeSafetensors } from "../runtime/artifact/safetensors.ts";
-import { acquireWebGpu } from "../runtime/webgpu/device.ts";
 import { writeLossCurveSvg } from "./loss-curve.ts";
 import { BATCH, trainMnist } from "./mnist.ts";
 
@@ -24,13 +22,12 @@ async function chooseTarget(): Promise<{ target: string; why: string }> {
   if (forced !== undefined && forced !== "" && forced !== "auto") return { target: forced, why: "asked for with KILN_TARGET" };
   const available = await k.availableTargets();
   const probe = await k.compile((x: k.Tensor) => x.add(1), [k.f32([1])], { target: "auto" });
-  const gpu = available.includes("webgpu") ? await acquireWebGpu() : undefined;
-  const adapter = gpu ? `${gpu.adapter.description || gpu.adapter.device || gpu.adapter.vendor}` : undefined;
-  if (!CPU_TARGETS.has(probe.target)) return { target: probe.target, why: `${probe.target} is the best target here (by priority: ${available.join(", ")})${gpu && !gpu.adapter.software ? `; WebGPU adapter: ${adapter}` : ""}` };
+  const gpu = available.includes("webgpu") ? await k.targetDevice("webgpu") : undefined;
+  if (!CPU_TARGETS.has(probe.target)) return { target: probe.target, why: `${probe.target} is the best target here (by priority: ${available.join(", ")})${gpu && !gpu.software ? `; WebGPU adapter: ${gpu.name}` : ""}` };
   const cpuChoice = `the fastest CPU target is ${probe.target} (targets here, by priority: ${available.join(", ")})`;
   if (!gpu) return { target: probe.target, why: `no WebGPU adapter here, so ${cpuChoice}` };
-  if (gpu.adapter.software) return { target: probe.target, why: `the only WebGPU adapter is ${adapter}, a software rasterizer, which counts as no GPU; ${cpuChoice}` };
-  return { target: probe.target, why: `a GPU: WebGPU adapter ${adapter}` };
+  if (gpu.software) return { target: probe.target, why: `the only WebGPU adapter is ${gpu.name}, a software rasterizer, which counts as no GPU; ${cpuChoice}` };
+  return { target: probe.target, why: `a GPU: WebGPU adapter ${gpu.name}` };
 }
 
 const { target, why } = await chooseTarget();
@@ -44,15 +41,13 @@ mkdirSync(outDir, { recursive: true });
 const svgPath = path.join(outDir, "loss-curve.svg");
 writeFileSync(svgPath, writeLossCurveSvg(losses, { title: `MNIST MLP on ${result.target}: ${losses.length} steps of ${BATCH}` }));
 const irDir = path.join(outDir, "ir");
-const { files } = dumpProgram(result.exe.graph, { all: true });
-mkdirSync(irDir, { recursive: true });
-for (const f of files) writeFileSync(path.join(irDir, f.name), f.text);
+const files = await k.dumpStages(result.exe.graph, { target: result.target, dir: irDir });
 const artifactDir = path.join(outDir, "artifact");
 await result.exe.save(artifactDir);
 // A batch to try the artifact on: `kiln run` takes its inputs as safetensors.
 const batchPath = path.join(outDir, "batch.safetensors");
 const batch = k.data.mnist("test", { count: BATCH });
-writeFileSync(batchPath, encodeSafetensors({ x: { dtype: "f32", shape: [BATCH, 784], data: batch.images }, y: { dtype: "i32", shape: [BATCH], data: batch.labels } }));
+k.safetensors.write(batchPath, { x: { dtype: "f32", shape: [BATCH, 784], data: batch.images }, y: { dtype: "i32", shape: [BATCH], data: batch.labels } });
 
 const mean = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
 console.log(`compile:     ${result.compileMs.toFixed(0)} ms (${result.exe.stats?.kernels ?? "?"} kernels per step)`);
@@ -60,6 +55,6 @@ console.log(`train:       ${losses.length} steps in ${(result.msPerEpoch[0]! / 1
 console.log(`loss:        ${mean(losses.slice(0, 10)).toFixed(3)} (first 10 steps) → ${mean(losses.slice(-10)).toFixed(3)} (last 10)`);
 console.log(`accuracy:    ${(100 * result.testAccuracy).toFixed(1)}% on 2000 test images`);
 console.log(`loss curve:  ${svgPath}`);
-console.log(`IR dumps:    ${irDir}/ (${files.map((f) => f.name).join(", ")}: the traced graph, then after each pass; kernel sources in ${artifactDir}/kernels/)`);
+console.log(`IR dumps:    ${irDir}/ (${files.length} files, ${files[0]} … ${files.at(-1)}: the traced graph, each graph and kernel pass, the memory plan and the rendered kernels; as 'kiln dump --target ${result.target} --all' writes them)`);
 console.log(`artifact:    ${artifactDir}/ (try: npx kiln run ${artifactDir} --input ${batchPath}, or import its index.js)`);
 process.exit(0);

@@ -55,6 +55,14 @@ export interface TargetOptions {
 
 export type TargetFactory = (graph: Graph, opts: TargetOptions) => Executor | Promise<Executor>;
 
+/** The device a target runs on, on this machine (k.targetDevice). */
+export interface TargetDevice {
+  /** What the device calls itself (a WebGPU adapter's description, else its device, else its vendor). */
+  readonly name: string;
+  /** A CPU implementation of a GPU API (Mesa lavapipe, SwiftShader, a fallback adapter): "auto" skips it. */
+  readonly software: boolean;
+}
+
 /** What the registry holds for any target, built in or registered by a user (registerTarget). */
 export interface TargetEntry {
   readonly name: string;
@@ -65,6 +73,8 @@ export interface TargetEntry {
   readonly available?: () => boolean | Promise<boolean>;
   /** Whether "auto" may pick it when available (a software GPU adapter: only by name); absent means yes. */
   readonly auto?: () => boolean | Promise<boolean>;
+  /** The device it runs on here (k.targetDevice): for webgpu, the adapter; absent or undefined: none to describe. */
+  readonly device?: () => Promise<TargetDevice | undefined>;
   /** Why an unavailable target cannot run here (named in the error when it is asked for). */
   readonly whyUnavailable?: () => string | undefined | Promise<string | undefined>;
   /** Another name for the best of several targets ("cpu"): resolvable by name, left out of availableTargets. */

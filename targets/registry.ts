@@ -5,7 +5,7 @@
 import { KilnError } from "../compiler/util/errors.ts";
 import { checkOptions } from "../compiler/util/options.ts";
 import type { ArtifactTarget } from "../runtime/artifact/format.ts";
-import type { Backend, TargetEntry, TargetFactory } from "./backend.ts";
+import type { Backend, TargetDevice, TargetEntry, TargetFactory } from "./backend.ts";
 import { cpuTarget } from "./cpu.ts";
 import { cudaBackend } from "./cuda.ts";
 import { jsBackend } from "./js.ts";
@@ -44,7 +44,7 @@ export function registerTarget(
   factory: TargetFactory,
   info: Omit<TargetEntry, "name" | "factory" | "priority"> & { priority?: number } = {},
 ): void {
-  checkOptions("registerTarget", info, ["available", "auto", "whyUnavailable", "description", "options", "alias", "priority"]);
+  checkOptions("registerTarget", info, ["available", "auto", "device", "whyUnavailable", "description", "options", "alias", "priority"]);
   registry.set(name, { ...info, name, factory, priority: info.priority ?? 0 });
 }
 
@@ -57,6 +57,13 @@ export async function availableTargets(): Promise<string[]> {
   const usable: TargetEntry[] = [];
   for (const t of registry.values()) if (!t.alias && (!t.available || (await t.available()))) usable.push(t);
   return usable.sort((a, b) => b.priority - a.priority).map((t) => t.name);
+}
+
+/** The device `name` runs on here (the WebGPU adapter, and whether it is a software one); undefined when it has none to describe or no device is present. */
+export async function targetDevice(name: string): Promise<TargetDevice | undefined> {
+  const t = registry.get(name);
+  if (!t) throw new KilnError({ code: "invalid-argument", message: `k.targetDevice: unknown target '${name}' (targets: ${[...registry.keys()].join(", ")})` });
+  return t.device?.();
 }
 
 /**

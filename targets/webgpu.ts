@@ -45,6 +45,12 @@ export const webGpuBackend: Backend<"webgpu", WebGpuOptions, DeviceLayout> = {
   available: async () => (await webGpuAdapterKind()) !== "none",
   // A software adapter (lavapipe, SwiftShader) runs only when asked for by name: the CPU backends beat it.
   auto: async () => (await webGpuAdapterKind()) === "hardware",
+  device: async () => {
+    const gpu = await (await import("../runtime/webgpu/device.ts")).acquireWebGpu();
+    if (!gpu) return undefined;
+    const { description, device, vendor, software } = gpu.adapter;
+    return { name: description || device || vendor || "unnamed WebGPU adapter", software };
+  },
   options: ["verify", "limits", "tiledMatmul"] as const satisfies OptionKeys<WebGpuTargetOptions>,
   limits: { ...webGpuDefaultLimits },
   kernelExtension: "wgsl",

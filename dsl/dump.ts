@@ -1,0 +1,37 @@
+// k.dumpStages: from a program, what `kiln dump --target T --all --dump-dir D` writes. Compiles
+// a graph (e.g. `exe.graph`) for a target through the one compile driver, with the options
+// k.compile would use on this machine, and writes every stage into a folder: the traced graph,
+// the graph after each pass, the fusion groups, the kernel IR after lowering and after each
+// kernel pass, the memory plan and the rendered kernels. Node only (it writes files); the
+// folder writer is imported on call, so `import "kiln"` in a browser never loads node:fs.
+
+import type { Graph } from "../compiler/ir/types.ts";
+import { strictOptions } from "./options.ts";
+import { backendOf, resolveTarget } from "./targets.ts";
+
+export interface DumpStagesOptions {
+  /** The target to compile for: js, wasm, webgpu, cuda, or "auto" (the one k.compile picks here). */
+  readonly target: string;
+  /** The folder the numbered stage files go into (created as needed). */
+  readonly dir: string;
+  /** Print source locations, `loc("model.ts":31:12)` (default true). */
+  readonly locs?: boolean;
+  /** Verify the IR after every stage; a failure names the stage. */
+  readonly verify?: boolean;
+}
+
+/** Writes every compile stage of `graph` for `opts.target` into `opts.dir`; resolves to the file names written, in order. */
+export async function dumpStages(graph: Graph, opts: DumpStagesOptions): Promise<string[]> {
+  const { target, dir, locs, verify } = strictOptions<DumpStagesOptions>("k.dumpStages", opts, { target: true, dir: true, locs: true, verify: true });
+  const backend = backendOf((await resolveTarget(target)).name);
+  const compiled = backend.compile(graph, {
+    ...(await backend.machineOptions?.()),
+    dumpAll: true,
+    ...(verify === true ? { verify: true } : {}),
+    locs: locs !== false,
+  });
+  const { folderDumpSink } = await import("./dump-folder.ts");
+  const sink = folderDumpSink(dir);
+  for (const f of compiled.dumps) sink.write(f.name, f.text);
+  return compiled.dumps.map((f) => f.name);
+}
