@@ -82,11 +82,21 @@ export function formatHeader(record: Omit<BenchRecord, "cases" | "notes">): stri
   ];
   if (record.adapter) {
     const a = record.adapter;
-    lines.push("error" in a ? `webgpu adapter: none (${a.error})` : `webgpu adapter: ${[a.vendor, a.architecture, a.device].filter((s) => s).join(" / ")}; driver: ${a.description || "?"} (Dawn ${a.dawnFlags.join(" ")})`);
+    lines.push(
+      "error" in a
+        ? `webgpu adapter: none (${a.error})`
+        : `webgpu adapter: ${[a.vendor, a.architecture, a.device].filter((s) => s).join(" / ")}; driver: ${a.description || "?"} (Dawn ${a.dawnFlags.join(" ")})`,
+    );
   }
-  lines.push(`peers: ${Object.entries(record.peers).map(([name, version]) => `${name} ${version}`).join("; ")}`);
+  lines.push(
+    `peers: ${Object.entries(record.peers)
+      .map(([name, version]) => `${name} ${version}`)
+      .join("; ")}`,
+  );
   const s = record.settings;
-  lines.push(`timing: ${s.warmup} warm-up step(s), median/min of up to ${s.repeat} steps within ${s.budgetMs / 1000} s per runner; every step is host arrays in → host arrays out`);
+  lines.push(
+    `timing: ${s.warmup} warm-up step(s), median/min of up to ${s.repeat} steps within ${s.budgetMs / 1000} s per runner; every step is host arrays in → host arrays out`,
+  );
   return lines.join("\n");
 }
 
@@ -109,7 +119,9 @@ export function formatCase(result: CaseResult): string {
   });
   const widths = header.map((h, i) => Math.max(h.length, ...body.filter((r) => r.length === header.length).map((r) => r[i]!.length)));
   const line = (cells: readonly string[]): string =>
-    cells.length === header.length ? cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ") : `${cells[0]!.padEnd(widths[0]!)}  ${cells[1]}`;
+    cells.length === header.length
+      ? cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ")
+      : `${cells[0]!.padEnd(widths[0]!)}  ${cells[1]}`;
   return [`\n${result.benchCase.title}`, line(header), ...body.map(line), ...result.rows.slice(0, 1).flatMap(statsLine)].join("\n");
 }
 
@@ -120,7 +132,9 @@ function statsLine(row: RowResult): string[] {
   const megabytes = (bytes: number | undefined): string => (bytes === undefined ? "?" : `${(bytes / 1e6).toFixed(1)} MB`);
   const parts = [
     ...(stats["kernels"] !== undefined ? [`${stats["kernels"]} kernel(s) per step`] : []),
-    ...(stats["bytesRead"] !== undefined || stats["bytesWritten"] !== undefined ? [`${megabytes(stats["bytesRead"])} read, ${megabytes(stats["bytesWritten"])} written`] : []),
+    ...(stats["bytesRead"] !== undefined || stats["bytesWritten"] !== undefined
+      ? [`${megabytes(stats["bytesRead"])} read, ${megabytes(stats["bytesWritten"])} written`]
+      : []),
     ...(stats["peakBytes"] !== undefined ? [`peak ${megabytes(stats["peakBytes"])}`] : []),
   ];
   return parts.length > 0 ? [`  ${row.runner}: ${parts.join(", ")}`] : [];

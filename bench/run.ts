@@ -31,7 +31,13 @@ function runnersFor(target: BenchTarget, cacheDir: string): Runner[] {
     case "cpu": {
       // Thread scaling: the same target on one thread; its peer/kiln is the speed-up from all cores.
       const single = kilnRunner(target, { label: `kiln ${target}, 1 thread`, compileOptions: { threads: 1 } });
-      return [kilnRunner(target, { label: `kiln ${target}, ${os.availableParallelism()} threads`, compileOptions: { threads: os.availableParallelism() } }), single, tfjsRunner("wasm", cacheDir), jaxRunner("wasm"), tfjsRunner("cpu", cacheDir)];
+      return [
+        kilnRunner(target, { label: `kiln ${target}, ${os.availableParallelism()} threads`, compileOptions: { threads: os.availableParallelism() } }),
+        single,
+        tfjsRunner("wasm", cacheDir),
+        jaxRunner("wasm"),
+        tfjsRunner("cpu", cacheDir),
+      ];
     }
     case "webgpu":
       return [kilnRunner("webgpu"), tfjsRunner("webgpu", cacheDir), jaxRunner("webgpu")];
@@ -102,7 +108,10 @@ async function main(): Promise<void> {
       await runner.init();
     } catch (e) {
       const reason = errorMessage(e);
-      initErrors.set(runner, reason.startsWith("unavailable: ") ? { status: "unavailable", reason: reason.slice(13) } : { status: "failed", reason: `init: ${reason}` });
+      initErrors.set(
+        runner,
+        reason.startsWith("unavailable: ") ? { status: "unavailable", reason: reason.slice(13) } : { status: "failed", reason: `init: ${reason}` },
+      );
     }
   }
   const peers = Object.fromEntries(runners.flatMap((r) => (r.peer ? [[r.name, r.peer]] : [])));
@@ -122,7 +131,15 @@ async function main(): Promise<void> {
     results.push(result);
     console.log(formatCase(result));
   }
-  const record: BenchRecord = { target, host, ...(adapter ? { adapter } : {}), peers, settings: { ...settings, quick }, cases: results, notes: [...new Set(runners.flatMap((r) => r.notes()))] };
+  const record: BenchRecord = {
+    target,
+    host,
+    ...(adapter ? { adapter } : {}),
+    peers,
+    settings: { ...settings, quick },
+    cases: results,
+    notes: [...new Set(runners.flatMap((r) => r.notes()))],
+  };
   console.log(formatFooter(record));
   console.log(`\nwrote ${path.relative(process.cwd(), writeRecord(record, outDir))}`);
   // Dawn and worker pools keep handles open; the run is over.

@@ -23,7 +23,13 @@ const cases: [string, (...x: k.Tensor[]) => k.Tensor, k.InputSpec[], Mode, numbe
   ["matmul 1024³, one thread per output", (a, b) => a.matmul(b), [k.f32([N, N]), k.f32([N, N])], "never", 2 * N ** 3],
   ["softmax 128x8192, one workgroup per row", (x) => x.softmax(-1), [k.f32([128, 8192])], "auto", 0],
   ["softmax 128x8192, one thread per row", (x) => x.softmax(-1), [k.f32([128, 8192])], "rows-off", 0],
-  ["elementwise chain, 2048x2048 (7 ops fused)", (x, y) => x.mul(y).add(1).exp().mul(x).relu().sub(y.sin()), [k.f32([2048, 2048]), k.f32([2048, 2048])], "never", 0],
+  [
+    "elementwise chain, 2048x2048 (7 ops fused)",
+    (x, y) => x.mul(y).add(1).exp().mul(x).relu().sub(y.sin()),
+    [k.f32([2048, 2048]), k.f32([2048, 2048])],
+    "never",
+    0,
+  ],
 ];
 
 if (!env.available) {
@@ -33,10 +39,18 @@ if (!env.available) {
 for (const [name, fn, specs, mode, flops] of cases) {
   {
     const g = k.traceFunction("bench", fn as never, specs).graph;
-    const compiled = compileWebGpu(g, { limits: env.context!.limits, ...(mode === "rows-off" ? { rowKernels: false } : mode === "workgroup" ? { tiledMatmul: "always" as const, matmulForm: "workgroup" as const } : { tiledMatmul: mode }) });
+    const compiled = compileWebGpu(g, {
+      limits: env.context!.limits,
+      ...(mode === "rows-off"
+        ? { rowKernels: false }
+        : mode === "workgroup"
+          ? { tiledMatmul: "always" as const, matmulForm: "workgroup" as const }
+          : { tiledMatmul: mode }),
+    });
     const runner = await WebGpuArtifactRunner.create(env.context!.device, compiled.artifact);
     const inputs: Record<string, HostTensor> = {};
-    for (const io of compiled.artifact.inputs) inputs[io.name] = { dtype: "f32", shape: io.shape, data: new Float32Array(io.shape.reduce((a, b) => a * b, 1)).fill(0.5) };
+    for (const io of compiled.artifact.inputs)
+      inputs[io.name] = { dtype: "f32", shape: io.shape, data: new Float32Array(io.shape.reduce((a, b) => a * b, 1)).fill(0.5) };
     let t0 = performance.now();
     await runner.run(inputs, { readback: [] });
     const first = performance.now() - t0;
@@ -49,7 +63,9 @@ for (const [name, fn, specs, mode, flops] of cases) {
     runner.destroy();
     const best = Math.min(...times);
     const a = env.context!.adapter;
-    console.log(`${name} on ${a.description}: first run ${first.toFixed(0)} ms, best of 3 ${best.toFixed(1)} ms${flops ? `, ${(flops / best / 1e6).toFixed(2)} GFLOP/s` : ""}`);
+    console.log(
+      `${name} on ${a.description}: first run ${first.toFixed(0)} ms, best of 3 ${best.toFixed(1)} ms${flops ? `, ${(flops / best / 1e6).toFixed(2)} GFLOP/s` : ""}`,
+    );
   }
 }
 process.exit(0);

@@ -17,9 +17,7 @@ if (fromSource) {
   const { register } = await import("tsx/esm/api");
   register();
   globalThis[Symbol.for("kiln.tsx-registered")] = true;
-  registerHooks(
-    "data:text/javascript,export const resolve = (s, c, next) => next(s, { ...c, conditions: [...new Set([...c.conditions, 'kiln-source'])] });",
-  );
+  registerHooks("data:text/javascript,export const resolve = (s, c, next) => next(s, { ...c, conditions: [...new Set([...c.conditions, 'kiln-source'])] });");
 }
 const { main } = await import(fromSource ? "../cli/main.ts" : "../dist/cli/main.js");
 process.exitCode = await main(process.argv.slice(2));

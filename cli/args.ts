@@ -53,7 +53,14 @@ function flagSuggestion(message: string, flags: FlagSpec): string {
 
 /** Exactly `count` positionals, or a usage error naming what is missing or extra. */
 export function expectPositionals(args: ParsedArgs, names: readonly string[], usage: string): string[] {
-  if (args.positionals.length < names.length) throw new UsageError(`missing ${names.slice(args.positionals.length).map((n) => `<${n}>`).join(" ")}`, usage);
+  if (args.positionals.length < names.length)
+    throw new UsageError(
+      `missing ${names
+        .slice(args.positionals.length)
+        .map((n) => `<${n}>`)
+        .join(" ")}`,
+      usage,
+    );
   if (args.positionals.length > names.length) throw new UsageError(`unexpected argument '${args.positionals[names.length]}'`, usage);
   return args.positionals;
 }

@@ -41,7 +41,11 @@ command line.`,
     const out = args.flags.out;
     if (typeof out !== "string" || out === "") throw new UsageError("missing --out <dir>", usage);
     const programs = selectEntry(await loadPrograms(io.cwd, file!), args.flags.entry as string | undefined, file!);
-    if (programs.length > 1) throw new KilnError({ code: "invalid-argument", message: `'${file}' exports ${programs.length} programs (${programs.map((p) => p.name).join(", ")}): pick one with --entry` });
+    if (programs.length > 1)
+      throw new KilnError({
+        code: "invalid-argument",
+        message: `'${file}' exports ${programs.length} programs (${programs.map((p) => p.name).join(", ")}): pick one with --entry`,
+      });
     const { name, program } = programs[0]!;
     const started = performance.now();
     if (args.flags.target === "cuda") {

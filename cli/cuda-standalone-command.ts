@@ -6,7 +6,14 @@ import { traceProgram, type Program } from "../dsl/program.ts";
 import { writeCudaArtifact } from "../targets/cuda-standalone.ts";
 
 /** Writes the folder and returns the line the CLI prints. */
-export async function writeCudaCommandArtifact(program: Program, name: string, dir: string, shownDir: string, verify: boolean, started: number): Promise<string> {
+export async function writeCudaCommandArtifact(
+  program: Program,
+  name: string,
+  dir: string,
+  shownDir: string,
+  verify: boolean,
+  started: number,
+): Promise<string> {
   const traced = traceProgram(program, name);
   const state = Object.fromEntries([...traced.state].map(([n, init]) => [n, init()]));
   const written = writeCudaArtifact(dir, { graph: traced.graph, state, options: verify ? { verify: true } : {} });

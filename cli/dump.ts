@@ -60,7 +60,11 @@ the line of the model that caused it) or a pass broke the graph; 2 bad command l
     const dumpDir = args.flags["dump-dir"] as string | undefined;
     const programs = selectEntry(await loadPrograms(io.cwd, file!), args.flags.entry as string | undefined, file!);
     if (target !== undefined) {
-      if (programs.length > 1) throw new KilnError({ code: "invalid-argument", message: `'${file}' exports ${programs.length} programs (${programs.map((p) => p.name).join(", ")}): pick one with --entry` });
+      if (programs.length > 1)
+        throw new KilnError({
+          code: "invalid-argument",
+          message: `'${file}' exports ${programs.length} programs (${programs.map((p) => p.name).join(", ")}): pick one with --entry`,
+        });
       const backend = target === "cpu" ? (cpuBackend() as AnyBackend) : backendOf(target);
       const { name, program } = programs[0]!;
       const compiled = backend.compile(traceProgram(program, name).graph, {
@@ -96,7 +100,10 @@ function writeDumps(io: CliIO, dumpDir: string | undefined, files: readonly Dump
 
 /** Checks a --after list up front, so a typo is a usage error before any tracing (the driver checks its own stage names). */
 function passNames(list: string, driverStages: boolean): string[] {
-  const names = list.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  const names = list
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "");
   if (names.length === 0) throw new UsageError("--after needs at least one pass name", usage);
   if (driverStages) return names;
   try {

@@ -48,7 +48,13 @@ export async function readInputText(io: CliIO, file: string, readError: (message
     return { text: readFileSync(resolveFrom(io.cwd, file), "utf8"), name: file };
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw readError(code === "ENOENT" ? `cannot read '${file}': no such file` : code === "EISDIR" ? `cannot read '${file}': it is a directory` : `cannot read '${file}': ${(e as Error).message}`);
+    throw readError(
+      code === "ENOENT"
+        ? `cannot read '${file}': no such file`
+        : code === "EISDIR"
+          ? `cannot read '${file}': it is a directory`
+          : `cannot read '${file}': ${(e as Error).message}`,
+    );
   }
 }
 

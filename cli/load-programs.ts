@@ -29,7 +29,11 @@ export async function loadPrograms(cwd: string, file: string): Promise<NamedProg
     if (!isProgram(value)) continue;
     programs.push({ name: exportName === "default" ? (value.name ?? "main") : exportName, program: value });
   }
-  if (programs.length === 0) throw new KilnError({ code: "invalid-argument", message: `'${file}' exports no k.program (export one, e.g. export const forward = k.program(fn, [k.f32([8, 4])]))` });
+  if (programs.length === 0)
+    throw new KilnError({
+      code: "invalid-argument",
+      message: `'${file}' exports no k.program (export one, e.g. export const forward = k.program(fn, [k.f32([8, 4])]))`,
+    });
   return programs;
 }
 
@@ -51,6 +55,7 @@ async function ensureTypeScriptLoader(): Promise<void> {
 export function selectEntry(programs: readonly NamedProgram[], entry: string | undefined, file: string): NamedProgram[] {
   if (entry === undefined) return [...programs];
   const hit = programs.find((p) => p.name === entry);
-  if (!hit) throw new KilnError({ code: "invalid-argument", message: `'${file}' has no program '${entry}' (programs: ${programs.map((p) => p.name).join(", ")})` });
+  if (!hit)
+    throw new KilnError({ code: "invalid-argument", message: `'${file}' has no program '${entry}' (programs: ${programs.map((p) => p.name).join(", ")})` });
   return [hit];
 }

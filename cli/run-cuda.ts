@@ -27,7 +27,8 @@ function driverPresent(): boolean {
   return /\blibcuda\.so\.1\b/.test(cache.stdout ?? "");
 }
 
-const unavailable = (why: string): KilnError => new KilnError({ code: "target-unavailable", message: `this artifact is for cuda and CUDA cannot run here: ${why}` });
+const unavailable = (why: string): KilnError =>
+  new KilnError({ code: "target-unavailable", message: `this artifact is for cuda and CUDA cannot run here: ${why}` });
 
 export async function runCudaFolder(dir: string, loaded: LoadedArtifact, inputs: Readonly<Record<string, NamedTensor>>, steps: number): Promise<CudaRunResult> {
   const cuda = await import("../runtime/cuda/index.ts");
@@ -52,7 +53,8 @@ function runHostProgram(dir: string, loaded: LoadedArtifact, inputs: Readonly<Re
   const program = path.join(dir, "run");
   if (!existsSync(program)) {
     const built = spawnSync("bash", [path.join(dir, "build.sh")], { cwd: dir, encoding: "utf8" });
-    if (built.status !== 0) throw unavailable(`the CUDA addon is not built and ./build.sh failed (${(built.stderr || built.error?.message || "").trim().split("\n").at(-1)})`);
+    if (built.status !== 0)
+      throw unavailable(`the CUDA addon is not built and ./build.sh failed (${(built.stderr || built.error?.message || "").trim().split("\n").at(-1)})`);
   }
   const scratch = mkdtempSync(path.join(tmpdir(), "kiln-run-cuda-"));
   try {
@@ -63,7 +65,10 @@ function runHostProgram(dir: string, loaded: LoadedArtifact, inputs: Readonly<Re
     const r = spawnSync(program, ["--input", inputFile, "--output", outputFile, "--steps", String(steps)], { encoding: "utf8" });
     const ms = performance.now() - started;
     if (r.status !== 0) {
-      const line = (r.stderr || r.error?.message || `exit ${String(r.status)}`).trim().split("\n")[0]!.replace(/^error: /, "");
+      const line = (r.stderr || r.error?.message || `exit ${String(r.status)}`)
+        .trim()
+        .split("\n")[0]!
+        .replace(/^error: /, "");
       if (/no CUDA driver|no device|reports no device/i.test(line)) throw unavailable(line);
       throw new KilnError({ code: "invalid-argument", message: `${program}: ${line}` });
     }

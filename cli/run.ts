@@ -39,7 +39,8 @@ Exit codes: 0 ok; 1 the artifact is invalid or the inputs do not fit it; 2 bad c
     const args = parseCommandArgs(argv, this.flags, usage);
     const [dir] = expectPositionals(args, ["artifact-dir"], usage);
     const steps = Number(args.flags.steps);
-    if (!Number.isInteger(steps) || steps < 1) throw new KilnError({ code: "usage", message: `--steps must be a positive integer, got '${String(args.flags.steps)}'` });
+    if (!Number.isInteger(steps) || steps < 1)
+      throw new KilnError({ code: "usage", message: `--steps must be a positive integer, got '${String(args.flags.steps)}'` });
     const loaded = await asKilnError(() => loadArtifact(resolveFrom(io.cwd, dir!)));
     const cuda = loaded.manifest.target === "cuda";
     const backend = backendOf(loaded.manifest.target);
@@ -73,21 +74,34 @@ function readInputs(io: CliIO, file: string | undefined, loaded: LoadedArtifact)
   const wanted = loaded.manifest.inputs.filter((i) => i.role === "user");
   if (file === undefined) {
     if (wanted.length === 0) return {};
-    throw new KilnError({ code: "invalid-argument", message: `${loaded.manifest.name} needs input(s) ${wanted.map((i) => `${i.name}: ${i.dtype}[${i.shape.join(",")}]`).join(", ")}: pass them with --input <file.safetensors>` });
+    throw new KilnError({
+      code: "invalid-argument",
+      message: `${loaded.manifest.name} needs input(s) ${wanted.map((i) => `${i.name}: ${i.dtype}[${i.shape.join(",")}]`).join(", ")}: pass them with --input <file.safetensors>`,
+    });
   }
   let bytes: Uint8Array;
   try {
     bytes = readFileSync(resolveFrom(io.cwd, file));
   } catch (e) {
-    throw new KilnError({ code: "invalid-argument", message: `cannot read '${file}': ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (e as Error).message}` });
+    throw new KilnError({
+      code: "invalid-argument",
+      message: `cannot read '${file}': ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (e as Error).message}`,
+    });
   }
   const tensors = asKilnErrorSync(() => decodeSafetensors(bytes, file).tensors);
   const inputs: Record<string, NamedTensor> = {};
   for (const io of wanted) {
     const t = tensors[io.name];
-    if (!t) throw new KilnError({ code: "invalid-argument", message: `${file}: no tensor '${io.name}' (the artifact's inputs: ${wanted.map((i) => i.name).join(", ")})` });
+    if (!t)
+      throw new KilnError({
+        code: "invalid-argument",
+        message: `${file}: no tensor '${io.name}' (the artifact's inputs: ${wanted.map((i) => i.name).join(", ")})`,
+      });
     if (t.dtype !== io.dtype || t.shape.join(",") !== io.shape.join(","))
-      throw new KilnError({ code: "shape-mismatch", message: `${file}: tensor '${io.name}' is ${t.dtype}[${t.shape.join(",")}], the artifact expects ${io.dtype}[${io.shape.join(",")}]` });
+      throw new KilnError({
+        code: "shape-mismatch",
+        message: `${file}: tensor '${io.name}' is ${t.dtype}[${t.shape.join(",")}], the artifact expects ${io.dtype}[${io.shape.join(",")}]`,
+      });
     inputs[io.name] = t;
   }
   return inputs;

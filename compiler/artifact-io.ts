@@ -17,7 +17,10 @@ export function artifactIO(program: KernelProgram): Pick<Artifact, "inputs" | "o
 }
 
 /** Bytes read and written by one run: each kernel's reads and writes, counted per launch. */
-export function trafficBytes(kernels: readonly { readonly reads: readonly number[]; readonly writes: readonly number[] }[], bytesOf: (buffer: number) => number): { bytesRead: number; bytesWritten: number } {
+export function trafficBytes(
+  kernels: readonly { readonly reads: readonly number[]; readonly writes: readonly number[] }[],
+  bytesOf: (buffer: number) => number,
+): { bytesRead: number; bytesWritten: number } {
   let bytesRead = 0;
   let bytesWritten = 0;
   for (const k of kernels) {

@@ -52,11 +52,24 @@ export interface Compiled<A extends Artifact> {
 
 /** The stage names of a compile, in order: what `dumpAfter` may name. */
 export function stageNames(graphPassList: readonly Pass[], kernelPassList: readonly KernelPass[], layoutStage?: string): string[] {
-  return [...graphPassList.map((p) => p.name), "fuse", "lower", ...kernelPassList.map((p) => p.name), "memory-plan", ...(layoutStage ? [layoutStage] : []), "render"];
+  return [
+    ...graphPassList.map((p) => p.name),
+    "fuse",
+    "lower",
+    ...kernelPassList.map((p) => p.name),
+    "memory-plan",
+    ...(layoutStage ? [layoutStage] : []),
+    "render",
+  ];
 }
 
 /** Compiles `graph` for `backend`; see the module comment. */
-export function compileWith<Options, A extends Artifact, L>(graph: Graph, backend: CompileBackend<Options, A, L>, targetOptions: Options, opts: DriverOptions = {}): Compiled<A> {
+export function compileWith<Options, A extends Artifact, L>(
+  graph: Graph,
+  backend: CompileBackend<Options, A, L>,
+  targetOptions: Options,
+  opts: DriverOptions = {},
+): Compiled<A> {
   const started = performance.now();
   const graphPassList = opts.raw ? [] : [...(opts.autodiff ? [autodiffPass(opts.autodiff)] : []), ...(opts.graphPasses ?? graphPasses)];
   const kernelPassList = backend.kernelPasses(targetOptions);
@@ -111,7 +124,10 @@ export function compileWith<Options, A extends Artifact, L>(graph: Graph, backen
     }).result;
 
     const artifact = assembleArtifact(backend.name as A["target"], program, memory, rendered);
-    log(1, `compile @${graph.name} for ${backend.name}: ${artifact.stats.kernels} kernels, ${artifact.stats.bytesRead + artifact.stats.bytesWritten} bytes moved, peak ${artifact.stats.peakBytes} B, ${(performance.now() - started).toFixed(1)} ms`);
+    log(
+      1,
+      `compile @${graph.name} for ${backend.name}: ${artifact.stats.kernels} kernels, ${artifact.stats.bytesRead + artifact.stats.bytesWritten} bytes moved, peak ${artifact.stats.peakBytes} B, ${(performance.now() - started).toFixed(1)} ms`,
+    );
     if (logs(2)) for (const k of artifact.kernels) log(2, `kernel ${k.name}:\n${k.source}`);
     return { graph: g, plan: fused, program, memory, artifact, dumps: run.dumps, timings: run.timings, facts: run.facts };
   });
@@ -128,7 +144,15 @@ export function assembleArtifact<A extends Artifact>(target: A["target"], progra
     name: program.name,
     target,
     ...artifactIO(program),
-    buffers: program.buffers.map((b) => ({ id: b.id, name: b.name, dtype: b.dtype, shape: b.shape, kind: b.kind, slot: slotOf[b.id]!, ...(placement ? { offset: placement.offsetOf[b.id]! } : {}) })),
+    buffers: program.buffers.map((b) => ({
+      id: b.id,
+      name: b.name,
+      dtype: b.dtype,
+      shape: b.shape,
+      kind: b.kind,
+      slot: slotOf[b.id]!,
+      ...(placement ? { offset: placement.offsetOf[b.id]! } : {}),
+    })),
     kernels: rendered.kernels,
     memory: { slotBytes: placement?.slotBytes ?? memory.slotBytes, copies: memory.copies },
     stats: { kernels: rendered.kernels.length, bytesRead, bytesWritten, peakBytes: placement?.peakBytes ?? memory.plan.peakBytes },

@@ -64,7 +64,13 @@ const passAliases: Readonly<Record<string, string>> = { fusion: "fuse" };
 export function passByName(name: string): Pass {
   const canonical = passAliases[name] ?? name;
   const pass = knownPasses().find((p) => p.name === canonical);
-  if (!pass) throw new KilnError({ code: "usage", message: `unknown pass '${name}' (known: ${knownPasses().map((p) => p.name).join(", ")})` });
+  if (!pass)
+    throw new KilnError({
+      code: "usage",
+      message: `unknown pass '${name}' (known: ${knownPasses()
+        .map((p) => p.name)
+        .join(", ")})`,
+    });
   return pass;
 }
 
@@ -109,7 +115,8 @@ export function startPassRun(opts: PipelineOptions, stageNames: readonly string[
   const dumpAfter = (opts.dumpAfter ?? []).map((n) => passAliases[n] ?? n);
   const valid = new Set(["input", ...stageNames]);
   for (const name of dumpAfter)
-    if (!valid.has(name)) throw new KilnError({ code: "usage", message: `--dump-after: no pass named '${name}' in this pipeline (passes: input, ${stageNames.join(", ")})` });
+    if (!valid.has(name))
+      throw new KilnError({ code: "usage", message: `--dump-after: no pass named '${name}' in this pipeline (passes: input, ${stageNames.join(", ")})` });
   const dumps: DumpFile[] = [];
   return {
     options: opts,
@@ -183,7 +190,10 @@ function verifyOrFail<T>(level: IrLevel<T>, ir: T, passName: string, inputText: 
   try {
     level.verify(ir, passName);
   } catch (e) {
-    run.emit(`${step}-${passName}.reproducer${level.extension}`, `// RUN: ${passName}\n// the input on which pass '${passName}' produced invalid IR\n${inputText()}`);
+    run.emit(
+      `${step}-${passName}.reproducer${level.extension}`,
+      `// RUN: ${passName}\n// the input on which pass '${passName}' produced invalid IR\n${inputText()}`,
+    );
     throw e;
   }
 }
@@ -206,7 +216,10 @@ export function startGraph(run: PassRun, g: Graph): void {
 
 /** Runs `passes` over `g` in order; see the module comment. */
 export function runPasses(g: Graph, passes: readonly Pass[], opts: PipelineOptions = {}): PipelineResult {
-  const run = startPassRun(opts, passes.map((p) => p.name));
+  const run = startPassRun(
+    opts,
+    passes.map((p) => p.name),
+  );
   return withDebugLevel(opts, () => {
     startGraph(run, g);
     const graph = runLevel(run, g, passes, graphLevel(opts));

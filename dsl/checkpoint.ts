@@ -26,7 +26,11 @@ export type LoadStateSource = StateSource | Readonly<Record<string, HostInput>>;
 
 const isOptimizerState = (name: string): boolean => name.startsWith(OPTIMIZER_STATE_PREFIX);
 const isCheckpoint = (s: unknown): boolean =>
-  typeof s === "string" || s instanceof URL || s instanceof Uint8Array || s instanceof ArrayBuffer || (typeof s === "object" && s !== null && (s as { tensors?: unknown }).tensors instanceof Map);
+  typeof s === "string" ||
+  s instanceof URL ||
+  s instanceof Uint8Array ||
+  s instanceof ArrayBuffer ||
+  (typeof s === "object" && s !== null && (s as { tensors?: unknown }).tensors instanceof Map);
 
 /** The checked values to replace, by state name. */
 export function stateToLoad(source: LoadStateSource, stateTypes: ReadonlyMap<string, TensorType>, opts: LoadStateOptions = {}): [string, HostTensor][] {

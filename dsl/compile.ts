@@ -107,7 +107,11 @@ export interface Executable<Out = unknown> {
 
 const SEED_INPUT = "seed";
 
-export async function compile<F extends TracedFn>(fnOrProgram: F | Program<F>, specs?: Specs, opts: CompileOptions = {}): Promise<Executable<HostTree<ReturnType<F>>>> {
+export async function compile<F extends TracedFn>(
+  fnOrProgram: F | Program<F>,
+  specs?: Specs,
+  opts: CompileOptions = {},
+): Promise<Executable<HostTree<ReturnType<F>>>> {
   const requested = opts.target ?? "auto";
   checkCompileOptions(opts, requested);
   let fn: TracedFn;
@@ -124,7 +128,8 @@ export async function compile<F extends TracedFn>(fnOrProgram: F | Program<F>, s
   } else {
     throw new KilnError({ code: "invalid-argument", message: `k.compile: expected a function or a k.program, got ${typeof fnOrProgram}` });
   }
-  if (specs === undefined) throw new KilnError({ code: "invalid-argument", message: "k.compile: input specs are missing (pass them as the second argument, e.g. [k.f32([4, 3])])" });
+  if (specs === undefined)
+    throw new KilnError({ code: "invalid-argument", message: "k.compile: input specs are missing (pass them as the second argument, e.g. [k.f32([4, 3])])" });
   checkSpecs(specs, "k.compile");
   const traced = traceFunction(name, fn, specs, inputLoc);
   const graph = traced.graph;
@@ -144,7 +149,9 @@ export async function compile<F extends TracedFn>(fnOrProgram: F | Program<F>, s
   const state = new Map<string, HostTensor>([...traced.state].map(([n, init]) => [n, init()]));
   const userOutputs = graph.outputs.slice(0, traced.userOutputCount);
   const stateOutputs = graph.outputs.slice(traced.userOutputCount).filter((o) => o.aliases !== undefined);
-  const stateTypes = new Map(graph.inputs.map((id) => nodeOf(graph, id)).flatMap((n) => (n.op === "input" && state.has(n.name) ? [[n.name, n.type] as const] : [])));
+  const stateTypes = new Map(
+    graph.inputs.map((id) => nodeOf(graph, id)).flatMap((n) => (n.op === "input" && state.has(n.name) ? [[n.name, n.type] as const] : [])),
+  );
   // Device-resident state: a target that can read its inputs back (WebGPU) gets only the
   // user's outputs read back per run; state names updated on the device since the host copy
   // was taken are `stale` until fetchState() reads them, from `owner`: the executor that ran
@@ -154,7 +161,10 @@ export async function compile<F extends TracedFn>(fnOrProgram: F | Program<F>, s
   const stale = new Set<string>();
   const snapshot = (): Record<string, HostTensor> => {
     if (stale.size > 0)
-      throw new KilnError({ code: "invalid-argument", message: `exe.state(): the state (${[...stale].slice(0, 3).join(", ")}${stale.size > 3 ? ", …" : ""}) lives on the ${target.name} device and has changed since it was last read: use \`await exe.fetchState()\`` });
+      throw new KilnError({
+        code: "invalid-argument",
+        message: `exe.state(): the state (${[...stale].slice(0, 3).join(", ")}${stale.size > 3 ? ", …" : ""}) lives on the ${target.name} device and has changed since it was last read: use \`await exe.fetchState()\``,
+      });
     return Object.fromEntries([...state].map(([n, t]) => [n, { dtype: t.dtype, shape: [...t.shape], data: t.data.slice() }]));
   };
   const pullStale = async (): Promise<void> => {
@@ -196,7 +206,11 @@ export async function compile<F extends TracedFn>(fnOrProgram: F | Program<F>, s
     },
     async save(dir: string) {
       const artifact = executor.artifact;
-      if (!artifact) throw new KilnError({ code: "unsupported", message: `exe.save: target '${target.name}' builds no artifact (compile for "js" or "webgpu" to save one)` });
+      if (!artifact)
+        throw new KilnError({
+          code: "unsupported",
+          message: `exe.save: target '${target.name}' builds no artifact (compile for "js" or "webgpu" to save one)`,
+        });
       const { writeArtifactFolder } = await import("../targets/artifact-folder.ts");
       writeArtifactFolder(dir, { artifact, graph: runGraph, state: await fetchStateInOrder() });
     },
@@ -293,7 +307,11 @@ function checkCompileOptions(opts: CompileOptions, target: string): void {
   if (unknown === undefined) return;
   const elsewhere = targetsReadingOption(unknown, target);
   const note = elsewhere.length > 0 ? `; '${unknown}' is an option of target ${elsewhere.join(", ")}, not '${target}'` : "";
-  throw new KilnError({ code: "invalid-argument", message: unknownOptionMessage(`k.compile (target '${target}')`, unknown, accepted) + note, ...locPart(captureUserLoc()) });
+  throw new KilnError({
+    code: "invalid-argument",
+    message: unknownOptionMessage(`k.compile (target '${target}')`, unknown, accepted) + note,
+    ...locPart(captureUserLoc()),
+  });
 }
 
 /** Maps the caller's inputs (array or record, like the specs) to HostTensors keyed by graph input name. */
@@ -309,7 +327,8 @@ function inputBinder(graph: Graph, specs: Specs): (inputs: RunInputs, seed: numb
   const extra = graphInputs.slice(userKeys.length);
 
   return (inputs, seed, state) => {
-    if (typeof inputs !== "object" || inputs === null) throw usage(`expected the inputs as ${positional ? "an array" : "a record"}, got ${inputs === null ? "null" : typeof inputs}`);
+    if (typeof inputs !== "object" || inputs === null)
+      throw usage(`expected the inputs as ${positional ? "an array" : "a record"}, got ${inputs === null ? "null" : typeof inputs}`);
     if (positional) {
       if (!Array.isArray(inputs)) throw usage(`this function takes positional inputs: pass an array of ${userKeys.length}, got a record`);
       if (inputs.length !== userKeys.length) throw usage(`expected ${userKeys.length} input(s) (${user.map((u) => u.name).join(", ")}), got ${inputs.length}`);

@@ -66,7 +66,8 @@ export function valueAndGrad(f: (...args: unknown[]) => unknown, opts: GradOptio
     let out = call.result;
     let aux: unknown;
     if (opts.hasAux) {
-      if (!Array.isArray(out) || out.length !== 2) return userError("invalid-argument", `grad: with hasAux the function must return [scalar, aux], got ${describe(out)}`);
+      if (!Array.isArray(out) || out.length !== 2)
+        return userError("invalid-argument", `grad: with hasAux the function must return [scalar, aux], got ${describe(out)}`);
       [out, aux] = out as [unknown, unknown];
     }
     if (!(out instanceof Tensor)) return userError("invalid-argument", `grad: the function must return one scalar tensor, got ${describe(out)}`);
@@ -84,7 +85,12 @@ export function valueAndGrad(f: (...args: unknown[]) => unknown, opts: GradOptio
  * cotangents shaped like them to the cotangent of each primal.
  */
 export function vjp<A extends Tensor[], R extends TensorTree>(f: (...args: A) => R, ...primals: A): [R, (cotangents: R) => Tensor[]] {
-  const call = traceCall("vjp", f as (...a: unknown[]) => unknown, primals, primals.map((_, i) => i));
+  const call = traceCall(
+    "vjp",
+    f as (...a: unknown[]) => unknown,
+    primals,
+    primals.map((_, i) => i),
+  );
   const outLeaves = flattenTree(call.result);
   const vjpFn = (cotangents: R): Tensor[] => {
     const cotLeaves = flattenTree(cotangents);
@@ -114,7 +120,8 @@ function traceCall(what: string, f: (...a: unknown[]) => unknown, args: readonly
   const trace = traceOfArgs(what, args);
   for (const i of argnums) {
     const a = args[i];
-    if (!Number.isInteger(i) || i < 0 || i >= args.length) return userError("invalid-argument", `${what}: argnums entry ${i} is out of range for ${args.length} argument(s)`);
+    if (!Number.isInteger(i) || i < 0 || i >= args.length)
+      return userError("invalid-argument", `${what}: argnums entry ${i} is out of range for ${args.length} argument(s)`);
     if (!(a instanceof Tensor)) return userError("invalid-argument", `${what}: argument ${i} must be a tensor, got ${describe(a)}`);
     if (a.trace !== trace) return userError("invalid-argument", `${what}: argument ${i} comes from another traced function`);
     if (!isFloat(a.dtype)) return userError("invalid-argument", `${what}: argument ${i} is ${formatType(a.type)}; only f32 arguments have gradients`);

@@ -75,7 +75,9 @@ function convertData(name: string, data: HostArray | unknown[], dtype: DType): H
       if (data instanceof Int32Array) return data;
       if (!Array.isArray(data)) return wrongKind();
       return Int32Array.from(data, (v, i) =>
-        typeof v === "number" && Number.isInteger(v) && v >= -2147483648 && v <= 2147483647 ? v : invalid(`input '${name}': element ${i} (${String(v)}) is not an int32`),
+        typeof v === "number" && Number.isInteger(v) && v >= -2147483648 && v <= 2147483647
+          ? v
+          : invalid(`input '${name}': element ${i} (${String(v)}) is not an int32`),
       );
     case "bool": {
       if (data instanceof Uint8Array) {
@@ -83,7 +85,9 @@ function convertData(name: string, data: HostArray | unknown[], dtype: DType): H
         return bad < 0 ? data : invalid(`input '${name}': element ${bad} (${data[bad]}) is not a bool (0 or 1)`);
       }
       if (!Array.isArray(data)) return wrongKind();
-      return Uint8Array.from(data, (v, i) => (v === true || v === 1 ? 1 : v === false || v === 0 ? 0 : invalid(`input '${name}': element ${i} (${String(v)}) is not a bool (0 or 1)`)));
+      return Uint8Array.from(data, (v, i) =>
+        v === true || v === 1 ? 1 : v === false || v === 0 ? 0 : invalid(`input '${name}': element ${i} (${String(v)}) is not a bool (0 or 1)`),
+      );
     }
     default:
       return assertNever(dtype, "dtype");

@@ -53,7 +53,11 @@ export interface ComputedIndex extends IndexUse {
  * Splits the recorded uses into checks on graph inputs (done by exe.run before each run) and
  * computed indices, which only a debug run can check (checkNumerics mode checks them).
  */
-export function indexChecksOf(graph: Graph, uses: readonly { readonly value: ValueId; readonly use: IndexUse }[], userInputs: ReadonlySet<string>): { fromInputs: IndexCheck[]; computed: ComputedIndex[] } {
+export function indexChecksOf(
+  graph: Graph,
+  uses: readonly { readonly value: ValueId; readonly use: IndexUse }[],
+  userInputs: ReadonlySet<string>,
+): { fromInputs: IndexCheck[]; computed: ComputedIndex[] } {
   const fromInputs: IndexCheck[] = [];
   const computed: ComputedIndex[] = [];
   for (const { value, use } of uses) {
@@ -86,7 +90,11 @@ export function checkIndexInputs(checks: readonly IndexCheck[], inputs: Readonly
       if ((v >= 0 && v < high) || v === ignoreIndex) continue;
       const range = `[0, ${high})${ignoreIndex !== undefined ? ` or ignoreIndex ${ignoreIndex}` : ""}`;
       // The location is where the op used the input as an index (the run's own line says less).
-      throw new KilnError({ code: "invalid-argument", message: `exe.run: input '${check.input}' holds ${v} at ${position(i, t.shape)}, but ${check.op} takes it as a ${check.what} in ${range}`, ...(check.loc ? { loc: check.loc } : {}) });
+      throw new KilnError({
+        code: "invalid-argument",
+        message: `exe.run: input '${check.input}' holds ${v} at ${position(i, t.shape)}, but ${check.op} takes it as a ${check.what} in ${range}`,
+        ...(check.loc ? { loc: check.loc } : {}),
+      });
     }
   }
 }

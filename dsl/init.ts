@@ -49,7 +49,8 @@ export function normalValues(count: number, mean: number, std: number): Float64A
  * receptive field is fan_out (a ConvTranspose2d weight [in, out/g, kH, kW] gets out/g·kH·kW).
  */
 export function fanInAndFanOut(shape: readonly number[]): { fanIn: number; fanOut: number } {
-  if (shape.length < 2) throw new KilnError({ code: "invalid-argument", message: `fan in and fan out need a tensor with at least 2 dims, got ${formatShape(shape)}` });
+  if (shape.length < 2)
+    throw new KilnError({ code: "invalid-argument", message: `fan in and fan out need a tensor with at least 2 dims, got ${formatShape(shape)}` });
   const receptive = shape.slice(2).reduce((a, b) => a * b, 1);
   return { fanIn: shape[1]! * receptive, fanOut: shape[0]! * receptive };
 }

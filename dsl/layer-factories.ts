@@ -4,14 +4,38 @@
 import type { AvgPool2dOptions, MaxPool2dOptions } from "./functional/pool.ts";
 import type { IntPair } from "./functional/prims.ts";
 import type { GeluOptions, LeakyReluOptions, SoftplusOptions } from "./ops/elementwise.ts";
-import { Conv2d, ConvTranspose2d, Embedding, LayerNorm, Linear, type Conv2dLayerOptions, type ConvTranspose2dLayerOptions, type LayerNormOptions } from "./layers.ts";
 import {
-  AvgPool2d, Dropout, Flatten, GELU, Identity, LeakyReLU, LogSoftmax, MaxPool2d, ReLU, Sequential, SiLU, Sigmoid, Softmax, Softplus, Tanh,
+  Conv2d,
+  ConvTranspose2d,
+  Embedding,
+  LayerNorm,
+  Linear,
+  type Conv2dLayerOptions,
+  type ConvTranspose2dLayerOptions,
+  type LayerNormOptions,
+} from "./layers.ts";
+import {
+  AvgPool2d,
+  Dropout,
+  Flatten,
+  GELU,
+  Identity,
+  LeakyReLU,
+  LogSoftmax,
+  MaxPool2d,
+  ReLU,
+  Sequential,
+  SiLU,
+  Sigmoid,
+  Softmax,
+  Softplus,
+  Tanh,
 } from "./layers-stateless.ts";
 import type { Module } from "./module.ts";
 
 export const linear = (inFeatures: number, outFeatures: number, opts?: { readonly bias?: boolean }): Linear => new Linear(inFeatures, outFeatures, opts);
-export const conv2d = (inChannels: number, outChannels: number, kernelSize: IntPair, opts?: Conv2dLayerOptions): Conv2d => new Conv2d(inChannels, outChannels, kernelSize, opts);
+export const conv2d = (inChannels: number, outChannels: number, kernelSize: IntPair, opts?: Conv2dLayerOptions): Conv2d =>
+  new Conv2d(inChannels, outChannels, kernelSize, opts);
 export const convTranspose2d = (inChannels: number, outChannels: number, kernelSize: IntPair, opts?: ConvTranspose2dLayerOptions): ConvTranspose2d =>
   new ConvTranspose2d(inChannels, outChannels, kernelSize, opts);
 export const layerNorm = (normalizedShape: number | readonly number[], opts?: LayerNormOptions): LayerNorm => new LayerNorm(normalizedShape, opts);

@@ -12,49 +12,94 @@ import { Module } from "./module.ts";
 import type { Tensor } from "./tensor.ts";
 
 // Modules check their options when built, so the error names the line that built the model.
-const leakyReluOptionsCheck = (v: unknown): void => void (typeof v === "object" && strictOptions("k.nn.LeakyReLU", v as LeakyReluOptions, { negativeSlope: true }));
+const leakyReluOptionsCheck = (v: unknown): void =>
+  void (typeof v === "object" && strictOptions("k.nn.LeakyReLU", v as LeakyReluOptions, { negativeSlope: true }));
 const geluOptionsCheck = (v: unknown): void => void (typeof v === "object" && strictOptions("k.nn.GELU", v as GeluOptions, { approximate: true }));
-const softplusOptionsCheck = (v: unknown): void => void (typeof v === "object" && strictOptions("k.nn.Softplus", v as SoftplusOptions, { beta: true, threshold: true }));
+const softplusOptionsCheck = (v: unknown): void =>
+  void (typeof v === "object" && strictOptions("k.nn.Softplus", v as SoftplusOptions, { beta: true, threshold: true }));
 
 export class ReLU extends Module {
-  forward(x: Tensor): Tensor { return x.relu(); }
+  forward(x: Tensor): Tensor {
+    return x.relu();
+  }
 }
 export class LeakyReLU extends Module {
-  constructor(readonly negativeSlope: number | LeakyReluOptions = 0.01) { super(); leakyReluOptionsCheck(negativeSlope); }
-  forward(x: Tensor): Tensor { return x.leakyRelu(this.negativeSlope); }
+  constructor(readonly negativeSlope: number | LeakyReluOptions = 0.01) {
+    super();
+    leakyReluOptionsCheck(negativeSlope);
+  }
+  forward(x: Tensor): Tensor {
+    return x.leakyRelu(this.negativeSlope);
+  }
 }
 export class GELU extends Module {
-  constructor(readonly approximate: "none" | "tanh" | GeluOptions = "none") { super(); geluOptionsCheck(approximate); }
-  forward(x: Tensor): Tensor { return x.gelu(this.approximate); }
+  constructor(readonly approximate: "none" | "tanh" | GeluOptions = "none") {
+    super();
+    geluOptionsCheck(approximate);
+  }
+  forward(x: Tensor): Tensor {
+    return x.gelu(this.approximate);
+  }
 }
 export class SiLU extends Module {
-  forward(x: Tensor): Tensor { return x.silu(); }
+  forward(x: Tensor): Tensor {
+    return x.silu();
+  }
 }
 export class Sigmoid extends Module {
-  forward(x: Tensor): Tensor { return x.sigmoid(); }
+  forward(x: Tensor): Tensor {
+    return x.sigmoid();
+  }
 }
 export class Tanh extends Module {
-  forward(x: Tensor): Tensor { return x.tanh(); }
+  forward(x: Tensor): Tensor {
+    return x.tanh();
+  }
 }
 export class Softplus extends Module {
-  constructor(readonly beta: number | SoftplusOptions = 1, readonly threshold = 20) { super(); softplusOptionsCheck(beta); }
-  forward(x: Tensor): Tensor { return x.softplus(this.beta, this.threshold); }
+  constructor(
+    readonly beta: number | SoftplusOptions = 1,
+    readonly threshold = 20,
+  ) {
+    super();
+    softplusOptionsCheck(beta);
+  }
+  forward(x: Tensor): Tensor {
+    return x.softplus(this.beta, this.threshold);
+  }
 }
 export class Softmax extends Module {
-  constructor(readonly dim: number) { super(); }
-  forward(x: Tensor): Tensor { return x.softmax(this.dim); }
+  constructor(readonly dim: number) {
+    super();
+  }
+  forward(x: Tensor): Tensor {
+    return x.softmax(this.dim);
+  }
 }
 export class LogSoftmax extends Module {
-  constructor(readonly dim: number) { super(); }
-  forward(x: Tensor): Tensor { return x.logSoftmax(this.dim); }
+  constructor(readonly dim: number) {
+    super();
+  }
+  forward(x: Tensor): Tensor {
+    return x.logSoftmax(this.dim);
+  }
 }
 export class Identity extends Module {
-  forward(x: Tensor): Tensor { return x; }
+  forward(x: Tensor): Tensor {
+    return x;
+  }
 }
 /** Flattens dims startDim..endDim (PyTorch's nn.Flatten keeps the batch dim: startDim 1). */
 export class Flatten extends Module {
-  constructor(readonly startDim = 1, readonly endDim = -1) { super(); }
-  forward(x: Tensor): Tensor { return x.flatten(this.startDim, this.endDim); }
+  constructor(
+    readonly startDim = 1,
+    readonly endDim = -1,
+  ) {
+    super();
+  }
+  forward(x: Tensor): Tensor {
+    return x.flatten(this.startDim, this.endDim);
+  }
 }
 
 /** Zeroes elements with probability p while training (scaling the rest by 1/(1-p)); identity after eval(). */
@@ -63,18 +108,37 @@ export class Dropout extends Module {
   constructor(p: number | { readonly p?: number } = 0.5) {
     super();
     this.p = typeof p === "object" && p !== null ? (strictOptions("k.nn.Dropout", p, { p: true }).p ?? 0.5) : p;
-    if (!(typeof this.p === "number" && this.p >= 0 && this.p <= 1)) throw new KilnError({ code: "invalid-argument", message: `Dropout: p must be in [0, 1], got ${JSON.stringify(this.p)}` });
+    if (!(typeof this.p === "number" && this.p >= 0 && this.p <= 1))
+      throw new KilnError({ code: "invalid-argument", message: `Dropout: p must be in [0, 1], got ${JSON.stringify(this.p)}` });
   }
-  forward(x: Tensor): Tensor { return dropout(x, this.p, this.training); }
+  forward(x: Tensor): Tensor {
+    return dropout(x, this.p, this.training);
+  }
 }
 
 export class MaxPool2d extends Module {
-  constructor(readonly kernelSize: IntPair, readonly options: MaxPool2dOptions = {}) { super(); strictOptions("k.nn.MaxPool2d", options, maxPool2dKeys); }
-  forward(x: Tensor): Tensor { return maxPool2d(x, this.kernelSize, this.options); }
+  constructor(
+    readonly kernelSize: IntPair,
+    readonly options: MaxPool2dOptions = {},
+  ) {
+    super();
+    strictOptions("k.nn.MaxPool2d", options, maxPool2dKeys);
+  }
+  forward(x: Tensor): Tensor {
+    return maxPool2d(x, this.kernelSize, this.options);
+  }
 }
 export class AvgPool2d extends Module {
-  constructor(readonly kernelSize: IntPair, readonly options: AvgPool2dOptions = {}) { super(); strictOptions("k.nn.AvgPool2d", options, avgPool2dKeys); }
-  forward(x: Tensor): Tensor { return avgPool2d(x, this.kernelSize, this.options); }
+  constructor(
+    readonly kernelSize: IntPair,
+    readonly options: AvgPool2dOptions = {},
+  ) {
+    super();
+    strictOptions("k.nn.AvgPool2d", options, avgPool2dKeys);
+  }
+  forward(x: Tensor): Tensor {
+    return avgPool2d(x, this.kernelSize, this.options);
+  }
 }
 
 /** Runs its modules in order, each on the previous one's output. */

@@ -14,7 +14,8 @@ import { Module, Parameter } from "./module.ts";
 import type { Tensor } from "./tensor.ts";
 
 function positive(value: number, name: string, layer: string): number {
-  if (!Number.isInteger(value) || value < 1) throw new KilnError({ code: "invalid-argument", message: `${layer}: ${name} must be a positive integer, got ${value}` });
+  if (!Number.isInteger(value) || value < 1)
+    throw new KilnError({ code: "invalid-argument", message: `${layer}: ${name} must be a positive integer, got ${value}` });
   return value;
 }
 
@@ -66,7 +67,10 @@ export class Conv2d extends Module {
     positive(outChannels, "outChannels", "Conv2d");
     positive(groups, "groups", "Conv2d");
     if (inChannels % groups !== 0 || outChannels % groups !== 0)
-      throw new KilnError({ code: "invalid-argument", message: `Conv2d: inChannels ${inChannels} and outChannels ${outChannels} must be divisible by groups ${groups}` });
+      throw new KilnError({
+        code: "invalid-argument",
+        message: `Conv2d: inChannels ${inChannels} and outChannels ${outChannels} must be divisible by groups ${groups}`,
+      });
     const [kh, kw] = pair(kernelSize, "kernelSize", "Conv2d", 1);
     const { bias, ...options } = opts;
     this.options = options;
@@ -96,7 +100,10 @@ export class ConvTranspose2d extends Module {
     positive(outChannels, "outChannels", "ConvTranspose2d");
     positive(groups, "groups", "ConvTranspose2d");
     if (inChannels % groups !== 0 || outChannels % groups !== 0)
-      throw new KilnError({ code: "invalid-argument", message: `ConvTranspose2d: inChannels ${inChannels} and outChannels ${outChannels} must be divisible by groups ${groups}` });
+      throw new KilnError({
+        code: "invalid-argument",
+        message: `ConvTranspose2d: inChannels ${inChannels} and outChannels ${outChannels} must be divisible by groups ${groups}`,
+      });
     const [kh, kw] = pair(kernelSize, "kernelSize", "ConvTranspose2d", 1);
     const { bias, ...options } = opts;
     this.options = options;

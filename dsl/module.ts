@@ -27,7 +27,8 @@ export class Parameter {
     readonly dtype: DType = "f32",
     readonly requiresGrad = true,
   ) {
-    if (data.length !== numel(shape)) throw new KilnError({ code: "invalid-argument", message: `parameter '${name}': ${data.length} values for shape ${formatShape(shape)}` });
+    if (data.length !== numel(shape))
+      throw new KilnError({ code: "invalid-argument", message: `parameter '${name}': ${data.length} values for shape ${formatShape(shape)}` });
     this.path = name;
     this.data = hostArrayFrom(dtype, data);
   }
@@ -43,7 +44,10 @@ export class Parameter {
     if (bound) return bound;
     // Two parameters under one name would silently share a graph input.
     if (trace.state.has(this.path))
-      throw new KilnError({ code: "invalid-argument", message: `two parameters share the state name '${this.path}': register submodules on their parent (or call the root module) so names are dotted paths` });
+      throw new KilnError({
+        code: "invalid-argument",
+        message: `two parameters share the state name '${this.path}': register submodules on their parent (or call the root module) so names are dotted paths`,
+      });
     const t = trace.stateInput(this.path, this.type, () => this.hostTensor());
     trace.bindings.set(this, t);
     return t;
@@ -84,7 +88,9 @@ export abstract class Module {
       if (value instanceof Module && !knownModules.has(value)) this.registerModule(key, value);
       else if (value instanceof Parameter && !knownParams.has(value)) this.tieOrRegister(key, value);
       else if (Array.isArray(value) && value.length > 0 && value.every((m) => m instanceof Module))
-        value.forEach((m: Module, i) => { if (!knownModules.has(m)) this.registerModule(`${key}.${i}`, m); });
+        value.forEach((m: Module, i) => {
+          if (!knownModules.has(m)) this.registerModule(`${key}.${i}`, m);
+        });
     }
   }
 
@@ -97,7 +103,10 @@ export abstract class Module {
     const table = this.buffers.has(key) ? this.buffers : this.params;
     const before = table.get(key);
     if (before && (before.dtype !== p.dtype || before.shape.length !== p.shape.length || before.shape.some((d, i) => d !== p.shape[i])))
-      throw new KilnError({ code: "shape-mismatch", message: `shape mismatch tying '${key}' of ${this.constructor.name}: it is ${before.dtype}${formatShape(before.shape)}, the assigned parameter '${p.path}' is ${p.dtype}${formatShape(p.shape)}` });
+      throw new KilnError({
+        code: "shape-mismatch",
+        message: `shape mismatch tying '${key}' of ${this.constructor.name}: it is ${before.dtype}${formatShape(before.shape)}, the assigned parameter '${p.path}' is ${p.dtype}${formatShape(p.shape)}`,
+      });
     if (table === this.buffers) this.registerBuffer(key, p);
     else this.registerParameter(key, p);
   }
@@ -214,7 +223,10 @@ export abstract class Module {
     const missing = [...this.namedParameters(), ...this.namedBuffers()].filter(([, p]) => !given.has(p)).map(([name]) => name);
     const unexpected = [...values.keys()].filter((k) => !own.has(k));
     if (strict && (missing.length > 0 || unexpected.length > 0)) {
-      const parts = [missing.length ? `missing key(s): ${missing.join(", ")}` : "", unexpected.length ? `unexpected key(s): ${unexpected.join(", ")}` : ""].filter(Boolean);
+      const parts = [
+        missing.length ? `missing key(s): ${missing.join(", ")}` : "",
+        unexpected.length ? `unexpected key(s): ${unexpected.join(", ")}` : "",
+      ].filter(Boolean);
       throw new KilnError({ code: "invalid-argument", message: `${what}: ${file === undefined ? "" : `${file}: `}${parts.join("; ")}` });
     }
     const updates: [Parameter, Float64Array | Int32Array | Uint8Array][] = [];

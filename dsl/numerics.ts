@@ -88,7 +88,10 @@ export function guardStateUpdates(g: Graph, userOutputCount: number): Graph {
     if (shape.length > 0) s = b.add({ op: "reshape", x: s }, { dtype: "f32", shape: [] });
     total = total === undefined ? s : b.add({ op: "add", x: total, y: s });
   }
-  const finite = total === undefined ? b.add({ op: "const", value: 1 }, { dtype: "bool", shape: [] }) : b.add({ op: "cmpeq", x: total, y: b.add({ op: "const", value: 0 }, { dtype: "f32", shape: [] }) });
+  const finite =
+    total === undefined
+      ? b.add({ op: "const", value: 1 }, { dtype: "bool", shape: [] })
+      : b.add({ op: "cmpeq", x: total, y: b.add({ op: "const", value: 0 }, { dtype: "f32", shape: [] }) });
   const outputs: GraphOutput[] = g.outputs.map((o) => {
     if (o.aliases === undefined) return { ...o, value: idOf(o.value) };
     const old = inputByName.get(o.aliases);
@@ -185,7 +188,11 @@ function checkComputedIndex(g: Graph, node: Node, use: IndexUse, t: HostTensor, 
     if ((v >= 0 && v < use.high) || v === use.ignoreIndex) continue;
     const range = `[0, ${use.high})${use.ignoreIndex !== undefined ? ` or ignoreIndex ${use.ignoreIndex}` : ""}`;
     const kernel = kernelWriting(artifact, output);
-    const lines = [`  node:   ${printNode(node, valueNames(g))}`, ...(node.loc ? [`  computed at ${node.loc.file}:${node.loc.line}:${node.loc.col}`] : []), ...(kernel ? [`  kernel: ${kernel}`] : [])];
+    const lines = [
+      `  node:   ${printNode(node, valueNames(g))}`,
+      ...(node.loc ? [`  computed at ${node.loc.file}:${node.loc.line}:${node.loc.col}`] : []),
+      ...(kernel ? [`  kernel: ${kernel}`] : []),
+    ];
     return new KilnError({
       code: "invalid-argument",
       message: `checkNumerics: ${use.op} takes a computed ${use.what} in ${range}, but ${node.op} produced ${v} at position ${i} of ${node.type.dtype}[${node.type.shape.join(",")}]`,

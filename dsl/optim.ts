@@ -85,7 +85,13 @@ function expm1(x: Tensor): Tensor {
  * momentum·buf + (1 − dampening)·g, and g ← g + momentum·buf (nesterov) or buf; p ← p − lr·g.
  */
 export function sgd(opts: SgdOptions = {}): Optimizer {
-  const { lr = 1e-3, momentum = 0, dampening = 0, weightDecay = 0, nesterov = false } = strictOptions("k.optim.sgd", opts, { lr: true, momentum: true, dampening: true, weightDecay: true, nesterov: true });
+  const {
+    lr = 1e-3,
+    momentum = 0,
+    dampening = 0,
+    weightDecay = 0,
+    nesterov = false,
+  } = strictOptions("k.optim.sgd", opts, { lr: true, momentum: true, dampening: true, weightDecay: true, nesterov: true });
   check(nonNegative(lr), `sgd: lr must be a non-negative number, got ${lr}`);
   check(nonNegative(momentum), `sgd: momentum must be non-negative, got ${momentum}`);
   check(nonNegative(weightDecay), `sgd: weightDecay must be non-negative, got ${weightDecay}`);
@@ -114,7 +120,13 @@ export function sgd(opts: SgdOptions = {}): Optimizer {
 
 function adamFamily(kind: "adam" | "adamw", opts: AdamOptions, defaultDecay: number): Optimizer {
   const where = kind === "adam" ? "k.optim.adam" : "k.optim.adamW";
-  const { lr = 1e-3, betas = [0.9, 0.999], eps = 1e-8, weightDecay = defaultDecay, amsgrad = false } = strictOptions(where, opts, { lr: true, betas: true, eps: true, weightDecay: true, amsgrad: true });
+  const {
+    lr = 1e-3,
+    betas = [0.9, 0.999],
+    eps = 1e-8,
+    weightDecay = defaultDecay,
+    amsgrad = false,
+  } = strictOptions(where, opts, { lr: true, betas: true, eps: true, weightDecay: true, amsgrad: true });
   const [beta1, beta2] = betas;
   check(nonNegative(lr), `${kind}: lr must be a non-negative number, got ${lr}`);
   check(nonNegative(eps), `${kind}: eps must be non-negative, got ${eps}`);
@@ -136,8 +148,14 @@ function adamFamily(kind: "adam" | "adamw", opts: AdamOptions, defaultDecay: num
           if (kind === "adamw") p = p.sub(p.mul(lr * weightDecay));
           else g = g.add(p.mul(weightDecay));
         }
-        const m = state.get(`${name}.exp_avg`, value.type).mul(beta1).add(g.mul(1 - beta1));
-        const v = state.get(`${name}.exp_avg_sq`, value.type).mul(beta2).add(g.square().mul(1 - beta2));
+        const m = state
+          .get(`${name}.exp_avg`, value.type)
+          .mul(beta1)
+          .add(g.mul(1 - beta1));
+        const v = state
+          .get(`${name}.exp_avg_sq`, value.type)
+          .mul(beta2)
+          .add(g.square().mul(1 - beta2));
         state.set(`${name}.exp_avg`, m);
         state.set(`${name}.exp_avg_sq`, v);
         let second = v;

@@ -25,7 +25,11 @@ export function keepdimOf(arg: KeepdimArg | undefined, where: string): boolean {
   if (arg === undefined || typeof arg === "boolean") return arg ?? false;
   if (typeof arg !== "object" || arg === null) {
     const loc = captureUserLoc();
-    throw new KilnError({ code: "invalid-argument", message: `${where}: keepdim must be a boolean or { keepdim }, got ${JSON.stringify(arg)}`, ...(loc ? { loc } : {}) });
+    throw new KilnError({
+      code: "invalid-argument",
+      message: `${where}: keepdim must be a boolean or { keepdim }, got ${JSON.stringify(arg)}`,
+      ...(loc ? { loc } : {}),
+    });
   }
   const { keepdim } = strictOptions<{ readonly keepdim?: boolean }>(where, arg, { keepdim: true });
   if (keepdim !== undefined && typeof keepdim !== "boolean") {

@@ -37,7 +37,8 @@ export function checkSpecs(specs: unknown, what: string, loc = captureUserLoc())
   const fail = (message: string): never => {
     throw new KilnError({ code: "invalid-argument", message: `${what}: ${message}`, ...locPart(loc) });
   };
-  if (typeof specs !== "object" || specs === null) fail(`specs must be an array or a record of input specs (k.f32/k.i32/k.bool), got ${specs === null ? "null" : typeof specs}`);
+  if (typeof specs !== "object" || specs === null)
+    fail(`specs must be an array or a record of input specs (k.f32/k.i32/k.bool), got ${specs === null ? "null" : typeof specs}`);
   const entries = Array.isArray(specs) ? specs.map((s, i) => [String(i), s] as const) : Object.entries(specs as object);
   for (const [key, s] of entries) if (!isInputSpec(s)) fail(`spec '${key}' is not an input spec (use k.f32/k.i32/k.bool)`);
 }

@@ -47,4 +47,3 @@ export function write(path: string, tensors: SafetensorsInput, metadata?: Readon
     throw new KilnError({ code: "invalid-argument", message: `k.safetensors.write: cannot write '${path}': ${(e as Error).message}` });
   }
 }
-

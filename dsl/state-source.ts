@@ -7,7 +7,14 @@ import { KilnError } from "../compiler/util/errors.ts";
 import { toHostData, type HostData } from "../compiler/ir/host-tensor.ts";
 import { formatShape, numel, shapesEqual } from "../compiler/util/shape.ts";
 import { ArtifactInvalidError } from "../runtime/artifact/invalid.ts";
-import { convertTensor, quoteName, readSafetensors, SafetensorsWriteError, type SafeTensor, type SafetensorsContents } from "../runtime/artifact/safetensors.ts";
+import {
+  convertTensor,
+  quoteName,
+  readSafetensors,
+  SafetensorsWriteError,
+  type SafeTensor,
+  type SafetensorsContents,
+} from "../runtime/artifact/safetensors.ts";
 import { DTYPE_INFO } from "../runtime/artifact/safetensors-dtypes.ts";
 
 /** A file on disk (Node), or its bytes. */
@@ -29,13 +36,20 @@ export function nodeFs(what: string): NodeFs {
 }
 
 export const rewrapRuntimeError = (e: unknown): unknown =>
-  e instanceof ArtifactInvalidError ? new KilnError({ code: "artifact-invalid", message: e.message }) : e instanceof SafetensorsWriteError ? new KilnError({ code: "invalid-argument", message: e.message }) : e;
+  e instanceof ArtifactInvalidError
+    ? new KilnError({ code: "artifact-invalid", message: e.message })
+    : e instanceof SafetensorsWriteError
+      ? new KilnError({ code: "invalid-argument", message: e.message })
+      : e;
 
 export function readBytes(source: FileSource, what: string): { bytes: Uint8Array; file: string } {
   if (source instanceof Uint8Array) return { bytes: source, file: "<bytes>" };
   if (source instanceof ArrayBuffer) return { bytes: new Uint8Array(source), file: "<bytes>" };
   if (typeof source !== "string" && !(source instanceof URL))
-    throw new KilnError({ code: "invalid-argument", message: `${what}: expected a path, a URL or the file's bytes (Uint8Array), got ${source === null ? "null" : typeof source}` });
+    throw new KilnError({
+      code: "invalid-argument",
+      message: `${what}: expected a path, a URL or the file's bytes (Uint8Array), got ${source === null ? "null" : typeof source}`,
+    });
   const file = String(source);
   try {
     return { bytes: nodeFs(what).readFileSync(source), file };
@@ -54,7 +68,11 @@ export interface StateValue {
 }
 
 /** What loadStateDict and exe.loadState take: a safetensors file (path, bytes, or read) or tensors by name. */
-export type StateSource = FileSource | (SafetensorsContents & { readonly file: string }) | ReadonlyMap<string, StateValue> | Readonly<Record<string, StateValue>>;
+export type StateSource =
+  | FileSource
+  | (SafetensorsContents & { readonly file: string })
+  | ReadonlyMap<string, StateValue>
+  | Readonly<Record<string, StateValue>>;
 
 export interface StateEntries {
   readonly values: ReadonlyMap<string, StateValue>;
@@ -74,7 +92,11 @@ export function stateEntries(source: StateSource, what: string): StateEntries {
     }
   }
   if (source instanceof Map) return { values: source as ReadonlyMap<string, StateValue> };
-  if (typeof source !== "object" || source === null) throw new KilnError({ code: "invalid-argument", message: `${what}: expected a safetensors path or bytes, a Map or a record of tensors, got ${source === null ? "null" : typeof source}` });
+  if (typeof source !== "object" || source === null)
+    throw new KilnError({
+      code: "invalid-argument",
+      message: `${what}: expected a safetensors path or bytes, a Map or a record of tensors, got ${source === null ? "null" : typeof source}`,
+    });
   const read = source as Partial<SafetensorsContents & { file: string }>;
   if (read.tensors instanceof Map && typeof read.file === "string") return { values: read.tensors, file: read.file };
   return { values: new Map(Object.entries(source as Readonly<Record<string, StateValue>>)) };
@@ -90,8 +112,10 @@ export function convertStateValue(name: string, value: StateValue, type: TensorT
   if (typeof value !== "object" || value === null || !Array.isArray(value.shape) || value.data === undefined)
     throw new KilnError({ code: "invalid-argument", message: `${where} is not a tensor { shape, data }` });
   const owner = what === "loadStateDict" ? "the module" : "the executable";
-  if (!shapesEqual(value.shape, type.shape)) throw new KilnError({ code: "shape-mismatch", message: `${where} has shape ${formatShape(value.shape)}, ${owner} expects ${formatShape(type.shape)}` });
-  if (value.data.length !== numel(type.shape)) throw new KilnError({ code: "shape-mismatch", message: `${where} has ${value.data.length} values for shape ${formatShape(type.shape)}` });
+  if (!shapesEqual(value.shape, type.shape))
+    throw new KilnError({ code: "shape-mismatch", message: `${where} has shape ${formatShape(value.shape)}, ${owner} expects ${formatShape(type.shape)}` });
+  if (value.data.length !== numel(type.shape))
+    throw new KilnError({ code: "shape-mismatch", message: `${where} has ${value.data.length} values for shape ${formatShape(type.shape)}` });
   const fileDtype = value.dtype !== undefined && value.dtype in DTYPE_INFO ? value.dtype : undefined;
   const typed = ArrayBuffer.isView(value.data);
   if (fileDtype !== undefined && typed && !(value.dtype === type.dtype && !(value.data instanceof BigInt64Array || value.data instanceof BigUint64Array))) {

@@ -2,5 +2,23 @@
 // and checks their option keys there, and kiln's public API re-exports registerTarget and
 // the Executor types from here.
 
-export { availableTargets, backendOf, registerTarget, registeredTargets, resolveTarget, targetDevice, targetOptionKeys, targetsReadingOption } from "../targets/registry.ts";
-export type { Artifact, Executor, ExecutorRunOptions, ExecutorStats, TargetDevice, TargetEntry as TargetInfo, TargetFactory, TargetOptions } from "../targets/backend.ts";
+export {
+  availableTargets,
+  backendOf,
+  registerTarget,
+  registeredTargets,
+  resolveTarget,
+  targetDevice,
+  targetOptionKeys,
+  targetsReadingOption,
+} from "../targets/registry.ts";
+export type {
+  Artifact,
+  Executor,
+  ExecutorRunOptions,
+  ExecutorStats,
+  TargetDevice,
+  TargetEntry as TargetInfo,
+  TargetFactory,
+  TargetOptions,
+} from "../targets/backend.ts";

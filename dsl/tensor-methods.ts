@@ -145,107 +145,293 @@ function flatShapeArgs(args: readonly (number | readonly number[])[]): number[] 
 
 const methods: TensorMethods & ThisType<Tensor> = {
   // ---- elementwise arithmetic (broadcasting, PyTorch type promotion) ----
-  add(y: TensorLike, alpha?: number): Tensor { return E.add(this, y, alpha); },
-  sub(y: TensorLike, alpha?: number): Tensor { return E.sub(this, y, alpha); },
-  mul(y: TensorLike): Tensor { return E.mul(this, y); },
-  div(y: TensorLike): Tensor { return E.div(this, y); },
-  neg(): Tensor { return E.neg(this); },
-  exp(): Tensor { return E.exp(this); },
-  log(): Tensor { return E.log(this); },
-  sqrt(): Tensor { return E.sqrt(this); },
-  rsqrt(): Tensor { return E.rsqrt(this); },
-  abs(): Tensor { return E.abs(this); },
-  pow(y: TensorLike): Tensor { return E.pow(this, y); },
-  square(): Tensor { return E.mul(this, this); },
-  reciprocal(): Tensor { return E.reciprocal(this); },
-  floorDivide(y: TensorLike): Tensor { return E.floorDivide(this, y); },
-  remainder(y: TensorLike): Tensor { return E.remainder(this, y); },
-  floor(): Tensor { return E.floor(this); },
-  ceil(): Tensor { return E.ceil(this); },
-  trunc(): Tensor { return E.trunc(this); },
-  round(): Tensor { return E.round(this); },
-  erf(): Tensor { return E.erf(this); },
-  isnan(): Tensor { return E.isnan(this); },
-  isinf(): Tensor { return E.isinf(this); },
-  sin(): Tensor { return E.sin(this); },
-  cos(): Tensor { return E.cos(this); },
-  maximum(y: TensorLike): Tensor { return E.maximum(this, y); },
-  minimum(y: TensorLike): Tensor { return E.minimum(this, y); },
-  clamp(min?: number | E.ClampOptions, max?: number): Tensor { return E.clamp(this, min, max); },
-  lt(y: TensorLike): Tensor { return E.lt(this, y); },
-  le(y: TensorLike): Tensor { return E.le(this, y); },
-  gt(y: TensorLike): Tensor { return E.gt(this, y); },
-  ge(y: TensorLike): Tensor { return E.ge(this, y); },
-  eq(y: TensorLike): Tensor { return E.eq(this, y); },
-  ne(y: TensorLike): Tensor { return E.ne(this, y); },
-  logicalNot(): Tensor { return E.logicalNot(this); },
-  logicalAnd(y: TensorLike): Tensor { return E.logicalAnd(this, y); },
-  logicalOr(y: TensorLike): Tensor { return E.logicalOr(this, y); },
-  logicalXor(y: TensorLike): Tensor { return E.logicalXor(this, y); },
-  where(x: TensorLike, y: TensorLike): Tensor { return E.where(this, x, y); },
-  maskedFill(mask: Tensor, value: Scalar): Tensor { return E.maskedFill(this, mask, value); },
-  cast(dtype: DType): Tensor { return E.cast(this, dtype); },
-  float(): Tensor { return E.cast(this, "f32"); },
-  int(): Tensor { return E.cast(this, "i32"); },
+  add(y: TensorLike, alpha?: number): Tensor {
+    return E.add(this, y, alpha);
+  },
+  sub(y: TensorLike, alpha?: number): Tensor {
+    return E.sub(this, y, alpha);
+  },
+  mul(y: TensorLike): Tensor {
+    return E.mul(this, y);
+  },
+  div(y: TensorLike): Tensor {
+    return E.div(this, y);
+  },
+  neg(): Tensor {
+    return E.neg(this);
+  },
+  exp(): Tensor {
+    return E.exp(this);
+  },
+  log(): Tensor {
+    return E.log(this);
+  },
+  sqrt(): Tensor {
+    return E.sqrt(this);
+  },
+  rsqrt(): Tensor {
+    return E.rsqrt(this);
+  },
+  abs(): Tensor {
+    return E.abs(this);
+  },
+  pow(y: TensorLike): Tensor {
+    return E.pow(this, y);
+  },
+  square(): Tensor {
+    return E.mul(this, this);
+  },
+  reciprocal(): Tensor {
+    return E.reciprocal(this);
+  },
+  floorDivide(y: TensorLike): Tensor {
+    return E.floorDivide(this, y);
+  },
+  remainder(y: TensorLike): Tensor {
+    return E.remainder(this, y);
+  },
+  floor(): Tensor {
+    return E.floor(this);
+  },
+  ceil(): Tensor {
+    return E.ceil(this);
+  },
+  trunc(): Tensor {
+    return E.trunc(this);
+  },
+  round(): Tensor {
+    return E.round(this);
+  },
+  erf(): Tensor {
+    return E.erf(this);
+  },
+  isnan(): Tensor {
+    return E.isnan(this);
+  },
+  isinf(): Tensor {
+    return E.isinf(this);
+  },
+  sin(): Tensor {
+    return E.sin(this);
+  },
+  cos(): Tensor {
+    return E.cos(this);
+  },
+  maximum(y: TensorLike): Tensor {
+    return E.maximum(this, y);
+  },
+  minimum(y: TensorLike): Tensor {
+    return E.minimum(this, y);
+  },
+  clamp(min?: number | E.ClampOptions, max?: number): Tensor {
+    return E.clamp(this, min, max);
+  },
+  lt(y: TensorLike): Tensor {
+    return E.lt(this, y);
+  },
+  le(y: TensorLike): Tensor {
+    return E.le(this, y);
+  },
+  gt(y: TensorLike): Tensor {
+    return E.gt(this, y);
+  },
+  ge(y: TensorLike): Tensor {
+    return E.ge(this, y);
+  },
+  eq(y: TensorLike): Tensor {
+    return E.eq(this, y);
+  },
+  ne(y: TensorLike): Tensor {
+    return E.ne(this, y);
+  },
+  logicalNot(): Tensor {
+    return E.logicalNot(this);
+  },
+  logicalAnd(y: TensorLike): Tensor {
+    return E.logicalAnd(this, y);
+  },
+  logicalOr(y: TensorLike): Tensor {
+    return E.logicalOr(this, y);
+  },
+  logicalXor(y: TensorLike): Tensor {
+    return E.logicalXor(this, y);
+  },
+  where(x: TensorLike, y: TensorLike): Tensor {
+    return E.where(this, x, y);
+  },
+  maskedFill(mask: Tensor, value: Scalar): Tensor {
+    return E.maskedFill(this, mask, value);
+  },
+  cast(dtype: DType): Tensor {
+    return E.cast(this, dtype);
+  },
+  float(): Tensor {
+    return E.cast(this, "f32");
+  },
+  int(): Tensor {
+    return E.cast(this, "i32");
+  },
   // activations
-  relu(): Tensor { return E.relu(this); },
-  leakyRelu(negativeSlope: number | E.LeakyReluOptions = 0.01): Tensor { return E.leakyRelu(this, negativeSlope); },
-  gelu(approximate: "none" | "tanh" | E.GeluOptions = "none"): Tensor { return E.gelu(this, approximate); },
-  silu(): Tensor { return E.silu(this); },
-  sigmoid(): Tensor { return E.sigmoid(this); },
-  tanh(): Tensor { return E.tanh(this); },
-  softplus(beta: number | E.SoftplusOptions = 1, threshold = 20): Tensor { return E.softplus(this, beta, threshold); },
+  relu(): Tensor {
+    return E.relu(this);
+  },
+  leakyRelu(negativeSlope: number | E.LeakyReluOptions = 0.01): Tensor {
+    return E.leakyRelu(this, negativeSlope);
+  },
+  gelu(approximate: "none" | "tanh" | E.GeluOptions = "none"): Tensor {
+    return E.gelu(this, approximate);
+  },
+  silu(): Tensor {
+    return E.silu(this);
+  },
+  sigmoid(): Tensor {
+    return E.sigmoid(this);
+  },
+  tanh(): Tensor {
+    return E.tanh(this);
+  },
+  softplus(beta: number | E.SoftplusOptions = 1, threshold = 20): Tensor {
+    return E.softplus(this, beta, threshold);
+  },
 
   // ---- reductions ----
   // keepdim: positional (`x.sum(1, true)`) or PyTorch's keyword (`x.sum(1, { keepdim: true })`).
-  sum(dim?: Dims, keepdim: KeepdimArg = false): Tensor { return R.sum(this, dim, keepdim); },
-  mean(dim?: Dims, keepdim: KeepdimArg = false): Tensor { return R.mean(this, dim, keepdim); },
-  max: function (this: Tensor, dim?: number, keepdim?: KeepdimArg): Tensor | R.ValuesIndices { return R.maxOf(this, dim, keepdim); } as TensorMethods["max"],
-  min: function (this: Tensor, dim?: number, keepdim?: KeepdimArg): Tensor | R.ValuesIndices { return R.minOf(this, dim, keepdim); } as TensorMethods["min"],
-  amax(dim?: Dims, keepdim: KeepdimArg = false): Tensor { return R.amax(this, dim, keepdim); },
-  amin(dim?: Dims, keepdim: KeepdimArg = false): Tensor { return R.amin(this, dim, keepdim); },
-  var(dim?: Dims, opts?: R.VarArg): Tensor { return R.varianceOf(this, dim, opts, "x.var"); },
-  std(dim?: Dims, opts?: R.VarArg): Tensor { return R.stdOf(this, dim, opts, "x.std"); },
-  logsumexp(dim: Dims, keepdim: KeepdimArg = false): Tensor { return R.logsumexp(this, dim, keepdim); },
-  argmax(dim?: number, keepdim: KeepdimArg = false): Tensor { return R.argmax(this, dim, keepdim); },
-  argmin(dim?: number, keepdim: KeepdimArg = false): Tensor { return R.argmin(this, dim, keepdim); },
-  topk(k: number, opts?: S.TopkOptions): R.ValuesIndices { return S.topk(this, k, opts); },
-  cumsum(dim: number): Tensor { return R.cumsum(this, dim); },
-  softmax(dim: number): Tensor { return R.softmax(this, dim); },
-  logSoftmax(dim: number): Tensor { return R.logSoftmax(this, dim); },
-  any(dim?: Dims, keepdim: KeepdimArg = false): Tensor { return R.any(this, dim, keepdim); },
-  all(dim?: Dims, keepdim: KeepdimArg = false): Tensor { return R.all(this, dim, keepdim); },
+  sum(dim?: Dims, keepdim: KeepdimArg = false): Tensor {
+    return R.sum(this, dim, keepdim);
+  },
+  mean(dim?: Dims, keepdim: KeepdimArg = false): Tensor {
+    return R.mean(this, dim, keepdim);
+  },
+  max: function (this: Tensor, dim?: number, keepdim?: KeepdimArg): Tensor | R.ValuesIndices {
+    return R.maxOf(this, dim, keepdim);
+  } as TensorMethods["max"],
+  min: function (this: Tensor, dim?: number, keepdim?: KeepdimArg): Tensor | R.ValuesIndices {
+    return R.minOf(this, dim, keepdim);
+  } as TensorMethods["min"],
+  amax(dim?: Dims, keepdim: KeepdimArg = false): Tensor {
+    return R.amax(this, dim, keepdim);
+  },
+  amin(dim?: Dims, keepdim: KeepdimArg = false): Tensor {
+    return R.amin(this, dim, keepdim);
+  },
+  var(dim?: Dims, opts?: R.VarArg): Tensor {
+    return R.varianceOf(this, dim, opts, "x.var");
+  },
+  std(dim?: Dims, opts?: R.VarArg): Tensor {
+    return R.stdOf(this, dim, opts, "x.std");
+  },
+  logsumexp(dim: Dims, keepdim: KeepdimArg = false): Tensor {
+    return R.logsumexp(this, dim, keepdim);
+  },
+  argmax(dim?: number, keepdim: KeepdimArg = false): Tensor {
+    return R.argmax(this, dim, keepdim);
+  },
+  argmin(dim?: number, keepdim: KeepdimArg = false): Tensor {
+    return R.argmin(this, dim, keepdim);
+  },
+  topk(k: number, opts?: S.TopkOptions): R.ValuesIndices {
+    return S.topk(this, k, opts);
+  },
+  cumsum(dim: number): Tensor {
+    return R.cumsum(this, dim);
+  },
+  softmax(dim: number): Tensor {
+    return R.softmax(this, dim);
+  },
+  logSoftmax(dim: number): Tensor {
+    return R.logSoftmax(this, dim);
+  },
+  any(dim?: Dims, keepdim: KeepdimArg = false): Tensor {
+    return R.any(this, dim, keepdim);
+  },
+  all(dim?: Dims, keepdim: KeepdimArg = false): Tensor {
+    return R.all(this, dim, keepdim);
+  },
 
   // ---- movement ----
-  reshape(...shape: (number | readonly number[])[]): Tensor { return M.reshape(this, flatShapeArgs(shape)); },
-  view(...shape: (number | readonly number[])[]): Tensor { return M.reshape(this, flatShapeArgs(shape)); },
-  permute(...dims: (number | readonly number[])[]): Tensor { return M.permute(this, flatShapeArgs(dims)); },
-  transpose(dim0: number, dim1: number): Tensor { return M.transpose(this, dim0, dim1); },
-  t(): Tensor { return M.t(this); },
-  get T(): Tensor { return M.permute(this, [...Array(this.ndim).keys()].reverse()); },
-  expand(...shape: (number | readonly number[])[]): Tensor { return M.expand(this, flatShapeArgs(shape)); },
-  expandAs(other: Tensor): Tensor { return M.expand(this, other.shape); },
-  broadcastTo(shape: readonly number[]): Tensor { return M.expand(this, shape); },
-  unsqueeze(dim: number): Tensor { return M.unsqueeze(this, dim); },
-  squeeze(dim?: Dims): Tensor { return M.squeeze(this, dim); },
-  flatten(startDim = 0, endDim = -1): Tensor { return M.flatten(this, startDim, endDim); },
-  slice(...spec: M.SliceSpec[]): Tensor { return M.slice(this, spec); },
-  narrow(dim: number, start: number, length: number): Tensor { return M.narrow(this, dim, start, length); },
-  flip(dims: Dims): Tensor { return M.flip(this, dims); },
-  pad(pad: readonly number[], value = 0): Tensor { return M.pad(this, pad, value); },
-  split(splitSize: number | readonly number[], dim = 0): Tensor[] { return M.split(this, splitSize, dim); },
-  chunk(chunks: number, dim = 0): Tensor[] { return M.chunk(this, chunks, dim); },
-  repeat(...sizes: (number | readonly number[])[]): Tensor { return M.repeat(this, flatShapeArgs(sizes)); },
-  gather(dim: number, index: Tensor): Tensor { return M.gather(this, dim, index); },
-  indexSelect(dim: number, index: Tensor): Tensor { return M.indexSelect(this, dim, index); },
-  tril(diagonal = 0): Tensor { return M.tril(this, diagonal); },
-  triu(diagonal = 0): Tensor { return M.triu(this, diagonal); },
-  contiguous(): Tensor { return this; },
+  reshape(...shape: (number | readonly number[])[]): Tensor {
+    return M.reshape(this, flatShapeArgs(shape));
+  },
+  view(...shape: (number | readonly number[])[]): Tensor {
+    return M.reshape(this, flatShapeArgs(shape));
+  },
+  permute(...dims: (number | readonly number[])[]): Tensor {
+    return M.permute(this, flatShapeArgs(dims));
+  },
+  transpose(dim0: number, dim1: number): Tensor {
+    return M.transpose(this, dim0, dim1);
+  },
+  t(): Tensor {
+    return M.t(this);
+  },
+  get T(): Tensor {
+    return M.permute(this, [...Array(this.ndim).keys()].reverse());
+  },
+  expand(...shape: (number | readonly number[])[]): Tensor {
+    return M.expand(this, flatShapeArgs(shape));
+  },
+  expandAs(other: Tensor): Tensor {
+    return M.expand(this, other.shape);
+  },
+  broadcastTo(shape: readonly number[]): Tensor {
+    return M.expand(this, shape);
+  },
+  unsqueeze(dim: number): Tensor {
+    return M.unsqueeze(this, dim);
+  },
+  squeeze(dim?: Dims): Tensor {
+    return M.squeeze(this, dim);
+  },
+  flatten(startDim = 0, endDim = -1): Tensor {
+    return M.flatten(this, startDim, endDim);
+  },
+  slice(...spec: M.SliceSpec[]): Tensor {
+    return M.slice(this, spec);
+  },
+  narrow(dim: number, start: number, length: number): Tensor {
+    return M.narrow(this, dim, start, length);
+  },
+  flip(dims: Dims): Tensor {
+    return M.flip(this, dims);
+  },
+  pad(pad: readonly number[], value = 0): Tensor {
+    return M.pad(this, pad, value);
+  },
+  split(splitSize: number | readonly number[], dim = 0): Tensor[] {
+    return M.split(this, splitSize, dim);
+  },
+  chunk(chunks: number, dim = 0): Tensor[] {
+    return M.chunk(this, chunks, dim);
+  },
+  repeat(...sizes: (number | readonly number[])[]): Tensor {
+    return M.repeat(this, flatShapeArgs(sizes));
+  },
+  gather(dim: number, index: Tensor): Tensor {
+    return M.gather(this, dim, index);
+  },
+  indexSelect(dim: number, index: Tensor): Tensor {
+    return M.indexSelect(this, dim, index);
+  },
+  tril(diagonal = 0): Tensor {
+    return M.tril(this, diagonal);
+  },
+  triu(diagonal = 0): Tensor {
+    return M.triu(this, diagonal);
+  },
+  contiguous(): Tensor {
+    return this;
+  },
 
   // ---- linear algebra ----
-  matmul(y: Tensor): Tensor { return L.matmul(this, y); },
-  mm(y: Tensor): Tensor { return L.matmul(this, y); },
-  bmm(y: Tensor): Tensor { return L.matmul(this, y); },
+  matmul(y: Tensor): Tensor {
+    return L.matmul(this, y);
+  },
+  mm(y: Tensor): Tensor {
+    return L.matmul(this, y);
+  },
+  bmm(y: Tensor): Tensor {
+    return L.matmul(this, y);
+  },
 };
 
 // Non-enumerable, as methods declared in the class body would be.

@@ -20,7 +20,12 @@ export function currentTrace(): Trace | undefined {
 
 export function requireTrace(what: string): Trace {
   const t = currentTrace();
-  if (!t) throw new KilnError({ code: "invalid-argument", message: `${what} needs a traced context: call it inside a function given to k.compile/k.program/k.grad`, ...locPart(captureUserLoc()) });
+  if (!t)
+    throw new KilnError({
+      code: "invalid-argument",
+      message: `${what} needs a traced context: call it inside a function given to k.compile/k.program/k.grad`,
+      ...locPart(captureUserLoc()),
+    });
   return t;
 }
 
@@ -46,12 +51,15 @@ export interface InputSpec {
 
 export type Specs = readonly InputSpec[] | { readonly [name: string]: InputSpec };
 
-export const isInputSpec = (x: unknown): x is InputSpec =>
-  typeof x === "object" && x !== null && (x as { kind?: unknown }).kind === "input-spec";
+export const isInputSpec = (x: unknown): x is InputSpec => typeof x === "object" && x !== null && (x as { kind?: unknown }).kind === "input-spec";
 
 function checkShape(shape: readonly number[], what: string): readonly number[] {
   if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0))
-    throw new KilnError({ code: "invalid-argument", message: `${what}: shape must be an array of non-negative integers, got ${JSON.stringify(shape)}`, ...locPart(captureUserLoc()) });
+    throw new KilnError({
+      code: "invalid-argument",
+      message: `${what}: shape must be an array of non-negative integers, got ${JSON.stringify(shape)}`,
+      ...locPart(captureUserLoc()),
+    });
   return Object.freeze([...shape]);
 }
 
@@ -75,7 +83,14 @@ export function flattenTree(tree: unknown, prefix = ""): { name: string; tensor:
 export function parameterNames(fn: (...args: never[]) => unknown, count: number): string[] {
   const src = fn.toString();
   const m = /^(?:async\s+)?(?:function\b[^(]*)?\(([^)]*)\)/.exec(src) ?? /^(?:async\s+)?([A-Za-z_$][\w$]*)\s*=>/.exec(src);
-  const raw = m ? m[1]!.split(",").map((p) => p.trim().replace(/[:=].*$/s, "").trim()) : [];
+  const raw = m
+    ? m[1]!.split(",").map((p) =>
+        p
+          .trim()
+          .replace(/[:=].*$/s, "")
+          .trim(),
+      )
+    : [];
   return Array.from({ length: count }, (_, i) => {
     const n = raw[i];
     return n && /^[A-Za-z_$][\w$]*$/.test(n) ? n : `arg${i}`;
@@ -109,32 +124,38 @@ export function traceFunction(name: string, fn: (...args: never[]) => unknown, s
     if (Array.isArray(specs)) {
       const names = parameterNames(fn, specs.length);
       args = (specs as readonly InputSpec[]).map((s, i) => {
-        if (!isInputSpec(s)) throw new KilnError({ code: "invalid-argument", message: `spec ${i} is not an input spec (use k.f32/k.i32/k.bool)`, ...locPart(loc) });
+        if (!isInputSpec(s))
+          throw new KilnError({ code: "invalid-argument", message: `spec ${i} is not an input spec (use k.f32/k.i32/k.bool)`, ...locPart(loc) });
         return new Tensor(trace, trace.builder.input(names[i]!, { dtype: s.dtype, shape: s.shape }, loc));
       });
     } else {
       const record: Record<string, Tensor> = {};
       for (const [key, s] of Object.entries(specs as Record<string, InputSpec>)) {
-        if (!isInputSpec(s)) throw new KilnError({ code: "invalid-argument", message: `spec '${key}' is not an input spec (use k.f32/k.i32/k.bool)`, ...locPart(loc) });
+        if (!isInputSpec(s))
+          throw new KilnError({ code: "invalid-argument", message: `spec '${key}' is not an input spec (use k.f32/k.i32/k.bool)`, ...locPart(loc) });
         record[key] = new Tensor(trace, trace.builder.input(key, { dtype: s.dtype, shape: s.shape }, loc));
       }
       args = [record];
     }
     const result = (fn as (...a: unknown[]) => unknown)(...args);
     const leaves = flattenTree(result);
-    for (const l of leaves) if (l.tensor.trace !== trace) throw new KilnError({ code: "invalid-argument", message: `output '${l.name}' comes from another traced function` });
+    for (const l of leaves)
+      if (l.tensor.trace !== trace) throw new KilnError({ code: "invalid-argument", message: `output '${l.name}' comes from another traced function` });
     const outputs: GraphOutput[] = leaves.map((l) => ({ name: l.name, value: l.tensor.id }));
     for (const [stateName, value] of trace.stateUpdates) {
-      if (outputs.some((o) => o.name === stateName)) throw new KilnError({ code: "invalid-argument", message: `output '${stateName}' collides with the name of a state update` });
+      if (outputs.some((o) => o.name === stateName))
+        throw new KilnError({ code: "invalid-argument", message: `output '${stateName}' collides with the name of a state update` });
       outputs.push({ name: stateName, value: value.id, aliases: stateName });
     }
     const graph = trace.builder.build(outputs);
     const unflatten = <T>(values: readonly T[]): unknown => rebuild(result, values, { i: 0 });
     const state = new Map([...trace.state].map(([n, s]) => [n, s.init]));
-    const userInputs = new Set(graph.inputs.slice(0, Array.isArray(specs) ? specs.length : Object.keys(specs).length).flatMap((id) => {
-      const n = nodeOf(graph, id);
-      return n.op === "input" ? [n.name] : [];
-    }));
+    const userInputs = new Set(
+      graph.inputs.slice(0, Array.isArray(specs) ? specs.length : Object.keys(specs).length).flatMap((id) => {
+        const n = nodeOf(graph, id);
+        return n.op === "input" ? [n.name] : [];
+      }),
+    );
     const { fromInputs: indexChecks, computed: computedIndices } = indexChecksOf(graph, trace.indexUses, userInputs);
     return { graph, unflatten, state, userOutputCount: leaves.length, indexChecks, computedIndices };
   });

@@ -36,11 +36,13 @@ export const OPTIMIZER_STATE_PREFIX = "opt.";
 export function trainStep(model: Module, lossFn: LossFn, optimizer: Optimizer, opts: TrainStepOptions = {}): TrainStepFn {
   strictOptions("trainStep", opts, { clipGradNorm: true });
   if (!(model instanceof Module)) throw new KilnError({ code: "invalid-argument", message: "k.trainStep: the first argument must be a module (k.nn.*)" });
-  if (typeof lossFn !== "function") throw new KilnError({ code: "invalid-argument", message: "k.trainStep: the second argument must be a loss function (output, ...targets) => scalar" });
+  if (typeof lossFn !== "function")
+    throw new KilnError({ code: "invalid-argument", message: "k.trainStep: the second argument must be a loss function (output, ...targets) => scalar" });
   if (typeof optimizer !== "object" || optimizer === null || typeof optimizer.update !== "function")
     throw new KilnError({ code: "invalid-argument", message: "k.trainStep: the third argument must be an optimizer (k.optim.sgd/adam/adamW)" });
   const maxNorm = opts.clipGradNorm;
-  if (maxNorm !== undefined && !(maxNorm > 0)) throw new KilnError({ code: "invalid-argument", message: `k.trainStep: clipGradNorm must be a positive number, got ${maxNorm}` });
+  if (maxNorm !== undefined && !(maxNorm > 0))
+    throw new KilnError({ code: "invalid-argument", message: `k.trainStep: clipGradNorm must be a positive number, got ${maxNorm}` });
   // Named `trainStep`, with parameters x and y, so graphs and their inputs read well in dumps.
   const step: TrainStepFn = function trainStep(x, y, ...more) {
     requireTrace("k.trainStep");
@@ -80,14 +82,20 @@ function emitTrainStep(model: Module, lossFn: LossFn, optimizer: Optimizer, inpu
     const bound = Object.fromEntries(named.map(([name], i) => [name, ps[i]!]));
     const loss = functionalCall(model, bound, () => lossFn(model.call(input), ...targets));
     if (!(loss instanceof Tensor) || !isFloat(loss.dtype) || loss.ndim !== 0)
-      return userError("invalid-argument", `k.trainStep: the loss function must return a scalar f32 tensor, got ${loss instanceof Tensor ? formatType(loss.type) : typeof loss}`);
+      return userError(
+        "invalid-argument",
+        `k.trainStep: the loss function must return a scalar f32 tensor, got ${loss instanceof Tensor ? formatType(loss.type) : typeof loss}`,
+      );
     return loss;
   };
   const [loss, rawGrads] = valueAndGrad(lossOf, { argnums: named.map((_, i) => i) })(...values);
   const grads = maxNorm === undefined ? rawGrads : clipGradNorm(rawGrads, maxNorm).grads;
   // Parameters' outputs come first in the dump: claim their slots now, fill them after the update.
   named.forEach(([, p], i) => trace.updateState(p.path, values[i]!));
-  const updated = optimizer.update(named.map(([name], i) => ({ name, value: values[i]!, grad: grads[i]! })), optimizerSlots(trace));
+  const updated = optimizer.update(
+    named.map(([name], i) => ({ name, value: values[i]!, grad: grads[i]! })),
+    optimizerSlots(trace),
+  );
   if (updated.length !== named.length) bug(`optimizer '${optimizer.kind}' returned ${updated.length} values for ${named.length} parameters`);
   named.forEach(([, p], i) => trace.updateState(p.path, checkedUpdate(p.path, p.type, updated[i]!)));
   return loss;
@@ -95,7 +103,15 @@ function emitTrainStep(model: Module, lossFn: LossFn, optimizer: Optimizer, inpu
 
 function optimizerSlots(trace: Trace): StateSlots {
   return {
-    get: (key, type) => trace.stateInput(OPTIMIZER_STATE_PREFIX + key, type, () => ({ dtype: type.dtype, shape: type.shape, data: allocHostData(type.dtype, type.shape.reduce((a, b) => a * b, 1)) })),
+    get: (key, type) =>
+      trace.stateInput(OPTIMIZER_STATE_PREFIX + key, type, () => ({
+        dtype: type.dtype,
+        shape: type.shape,
+        data: allocHostData(
+          type.dtype,
+          type.shape.reduce((a, b) => a * b, 1),
+        ),
+      })),
     set: (key, value) => {
       const name = OPTIMIZER_STATE_PREFIX + key;
       const slot = trace.state.get(name);
@@ -106,7 +122,8 @@ function optimizerSlots(trace: Trace): StateSlots {
 }
 
 function checkedUpdate(name: string, type: TensorType, value: Tensor): Tensor {
-  if (value.dtype !== type.dtype || value.shape.join() !== type.shape.join()) bug(`new value of '${name}' is ${formatType(value.type)}, its state is ${formatType(type)}`);
+  if (value.dtype !== type.dtype || value.shape.join() !== type.shape.join())
+    bug(`new value of '${name}' is ${formatType(value.type)}, its state is ${formatType(type)}`);
   return value;
 }
 
@@ -116,7 +133,10 @@ function checkedUpdate(name: string, type: TensorType, value: Tensor): Tensor {
  */
 export function clipGradNorm(grads: readonly Tensor[], maxNorm: number): { grads: Tensor[]; totalNorm: Tensor } {
   if (grads.length === 0) return userError("invalid-argument", "clipGradNorm: no gradients given");
-  const total = grads.map((g) => g.square().sum()).reduce((a, b) => a.add(b)).sqrt();
+  const total = grads
+    .map((g) => g.square().sum())
+    .reduce((a, b) => a.add(b))
+    .sqrt();
   const coef = total.add(1e-6).reciprocal().mul(maxNorm).minimum(1);
   return { grads: grads.map((g) => g.mul(coef)), totalNorm: total };
 }

@@ -23,7 +23,11 @@ async function chooseTarget(): Promise<{ target: string; why: string }> {
   const available = await k.availableTargets();
   const probe = await k.compile((x: k.Tensor) => x.add(1), [k.f32([1])], { target: "auto" });
   const gpu = available.includes("webgpu") ? await k.targetDevice("webgpu") : undefined;
-  if (!CPU_TARGETS.has(probe.target)) return { target: probe.target, why: `${probe.target} is the best target here (by priority: ${available.join(", ")})${gpu && !gpu.software ? `; WebGPU adapter: ${gpu.name}` : ""}` };
+  if (!CPU_TARGETS.has(probe.target))
+    return {
+      target: probe.target,
+      why: `${probe.target} is the best target here (by priority: ${available.join(", ")})${gpu && !gpu.software ? `; WebGPU adapter: ${gpu.name}` : ""}`,
+    };
   const cpuChoice = `the fastest CPU target is ${probe.target} (targets here, by priority: ${available.join(", ")})`;
   if (!gpu) return { target: probe.target, why: `no WebGPU adapter here, so ${cpuChoice}` };
   if (gpu.software) return { target: probe.target, why: `the only WebGPU adapter is ${gpu.name}, a software rasterizer, which counts as no GPU; ${cpuChoice}` };
@@ -51,10 +55,14 @@ k.safetensors.write(batchPath, { x: { dtype: "f32", shape: [BATCH, 784], data: b
 
 const mean = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
 console.log(`compile:     ${result.compileMs.toFixed(0)} ms (${result.exe.stats?.kernels ?? "?"} kernels per step)`);
-console.log(`train:       ${losses.length} steps in ${(result.msPerEpoch[0]! / 1000).toFixed(1)} s (${(result.msPerEpoch[0]! / losses.length).toFixed(1)} ms/step)`);
+console.log(
+  `train:       ${losses.length} steps in ${(result.msPerEpoch[0]! / 1000).toFixed(1)} s (${(result.msPerEpoch[0]! / losses.length).toFixed(1)} ms/step)`,
+);
 console.log(`loss:        ${mean(losses.slice(0, 10)).toFixed(3)} (first 10 steps) → ${mean(losses.slice(-10)).toFixed(3)} (last 10)`);
 console.log(`accuracy:    ${(100 * result.testAccuracy).toFixed(1)}% on 2000 test images`);
 console.log(`loss curve:  ${svgPath}`);
-console.log(`IR dumps:    ${irDir}/ (${files.length} files, ${files[0]} … ${files.at(-1)}: the traced graph, each graph and kernel pass, the memory plan and the rendered kernels; as 'kiln dump --target ${result.target} --all' writes them)`);
+console.log(
+  `IR dumps:    ${irDir}/ (${files.length} files, ${files[0]} … ${files.at(-1)}: the traced graph, each graph and kernel pass, the memory plan and the rendered kernels; as 'kiln dump --target ${result.target} --all' writes them)`,
+);
 console.log(`artifact:    ${artifactDir}/ (try: npx kiln run ${artifactDir} --input ${batchPath}, or import its index.js)`);
 process.exit(0);

@@ -64,7 +64,9 @@ export function writeLossCurveSvg(losses: readonly number[], opts: LossCurveOpti
   for (const t of niceTicks(0, steps - 1)) parts.push(`<text x="${px(t).toFixed(1)}" y="${height - MARGIN.bottom + 16}" text-anchor="middle">${t}</text>`);
   if (opts.stepsPerEpoch !== undefined && opts.stepsPerEpoch > 0)
     for (let e = opts.stepsPerEpoch; e < losses.length; e += opts.stepsPerEpoch)
-      parts.push(`<line x1="${px(e).toFixed(1)}" x2="${px(e).toFixed(1)}" y1="${MARGIN.top}" y2="${MARGIN.top + plotH}" stroke="#999" stroke-dasharray="4 4"/>`);
+      parts.push(
+        `<line x1="${px(e).toFixed(1)}" x2="${px(e).toFixed(1)}" y1="${MARGIN.top}" y2="${MARGIN.top + plotH}" stroke="#999" stroke-dasharray="4 4"/>`,
+      );
   parts.push(
     `<line x1="${MARGIN.left}" x2="${MARGIN.left}" y1="${MARGIN.top}" y2="${MARGIN.top + plotH}" stroke="black"/>`,
     `<line x1="${MARGIN.left}" x2="${width - MARGIN.right}" y1="${MARGIN.top + plotH}" y2="${MARGIN.top + plotH}" stroke="black"/>`,

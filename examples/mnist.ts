@@ -25,7 +25,11 @@ export function mnistTrainStep(batch: number): k.Program {
 export const trainStep = mnistTrainStep(BATCH);
 
 /** Logits for a batch of test images, with the weights as inputs (taken from the training state). */
-export const predict = k.program(mlpForward, [k.f32([EVAL_BATCH, IN_FEATURES]), k.f32([HIDDEN, IN_FEATURES]), k.f32([HIDDEN]), k.f32([CLASSES, HIDDEN]), k.f32([CLASSES])], { name: "predict" });
+export const predict = k.program(
+  mlpForward,
+  [k.f32([EVAL_BATCH, IN_FEATURES]), k.f32([HIDDEN, IN_FEATURES]), k.f32([HIDDEN]), k.f32([CLASSES, HIDDEN]), k.f32([CLASSES])],
+  { name: "predict" },
+);
 
 export interface TrainOptions {
   readonly target: string;
@@ -122,7 +126,10 @@ async function main(): Promise<void> {
   const outDir = values.out!;
   mkdirSync(outDir, { recursive: true });
   const svgPath = path.join(outDir, "loss-curve.svg");
-  writeFileSync(svgPath, writeLossCurveSvg(result.losses, { title: `MNIST MLP on ${result.target}: training loss per step`, stepsPerEpoch: result.losses.length / epochs }));
+  writeFileSync(
+    svgPath,
+    writeLossCurveSvg(result.losses, { title: `MNIST MLP on ${result.target}: training loss per step`, stepsPerEpoch: result.losses.length / epochs }),
+  );
   await result.exe.save(path.join(outDir, "artifact"));
   const perEpoch = result.msPerEpoch.map((ms) => `${(ms / 1000).toFixed(1)} s`).join(", ");
   console.log(`target ${result.target}: test accuracy ${(100 * result.testAccuracy).toFixed(2)}% after ${epochs} epoch(s); time per epoch ${perEpoch}`);

@@ -79,7 +79,10 @@ export function buildArtifactFolder(input: ArtifactFolderInput): ArtifactFolder 
     const loaderSource = generateLoaderSource(manifest, loader);
     files.set("index.ts", utf8(loaderSource));
     files.set("index.js", utf8(transpileToModule(loaderSource, "index.ts")));
-    files.set("package.json", utf8(`${JSON.stringify({ name: safePackageName(artifact.name), private: true, type: "module", main: "index.js", types: "index.ts" }, null, 2)}\n`));
+    files.set(
+      "package.json",
+      utf8(`${JSON.stringify({ name: safePackageName(artifact.name), private: true, type: "module", main: "index.js", types: "index.ts" }, null, 2)}\n`),
+    );
     manifest = { ...manifest, files: hashes() };
   }
   files.set(MANIFEST_FILE, utf8(manifestText(manifest)));
@@ -116,9 +119,11 @@ function runtimeFiles(target: string, loader: LoaderRuntime): ReadonlyMap<string
     const module = pending.pop()!;
     if (seen.has(module)) continue;
     seen.add(module);
-    if (!module.startsWith("runtime/")) throw new KilnError({ code: "unsupported", message: `runtime module ${module} is outside runtime/: the artifact cannot ship it` });
+    if (!module.startsWith("runtime/"))
+      throw new KilnError({ code: "unsupported", message: `runtime module ${module} is outside runtime/: the artifact cannot ship it` });
     const source = readFileSync(path.join(repoRoot(), module), "utf8");
-    for (const match of source.matchAll(/(?:from|import)\s*\(?\s*["'](\.{1,2}\/[^"']+\.ts)["']/g)) pending.push(path.posix.normalize(path.posix.join(path.posix.dirname(module), match[1]!)));
+    for (const match of source.matchAll(/(?:from|import)\s*\(?\s*["'](\.{1,2}\/[^"']+\.ts)["']/g))
+      pending.push(path.posix.normalize(path.posix.join(path.posix.dirname(module), match[1]!)));
     out.set(module, rewriteTsSpecifiers(source));
     out.set(module.replace(/\.ts$/, ".js"), transpileToModule(source, module));
   }

@@ -102,7 +102,9 @@ export interface ArtifactFiles {
 }
 
 /** A built-in target: compiles through the driver and runs its artifacts. */
-export interface Backend<T extends ArtifactTarget = ArtifactTarget, Options = never, L = unknown> extends TargetEntry, CompileBackend<Options, ArtifactOf<T>, L> {
+export interface Backend<T extends ArtifactTarget = ArtifactTarget, Options = never, L = unknown>
+  extends TargetEntry,
+    CompileBackend<Options, ArtifactOf<T>, L> {
   readonly name: T;
   /** Limits the renderer respects, where the target has any (WebGPU's storage-buffer count, …). */
   readonly limits?: Readonly<Record<string, number>>;

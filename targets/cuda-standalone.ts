@@ -85,7 +85,12 @@ export function writeCudaArtifact(dir: string, input: CudaArtifactInput): Writte
   const nvcc = input.nvcc === false ? undefined : (input.nvcc ?? findNvcc());
   if (nvcc) files.set("kernels.ptx", ptxOf(nvcc, artifact.cudaSource, artifact.name, dir));
   // The manifest lists the sha256 of every other file, these included.
-  const hashes = Object.fromEntries([...files].filter(([name]) => name !== MANIFEST_FILE).sort(([a], [b]) => (a < b ? -1 : 1)).map(([name, bytes]) => [name, sha256Hex(bytes)]));
+  const hashes = Object.fromEntries(
+    [...files]
+      .filter(([name]) => name !== MANIFEST_FILE)
+      .sort(([a], [b]) => (a < b ? -1 : 1))
+      .map(([name, bytes]) => [name, sha256Hex(bytes)]),
+  );
   files.set(MANIFEST_FILE, utf8(`${JSON.stringify({ ...folder.manifest, files: hashes }, null, 2)}\n`));
   writeFolderOrExplain(dir, files, { executable: ["build.sh"] });
   return { dir, files: [...files.keys()].sort(), kernels: artifact.kernels.length, ptx: nvcc !== undefined };

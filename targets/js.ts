@@ -21,7 +21,17 @@ export type JsCompileOptions = JsOptions & DriverOptions;
 export type JsCompiled = Compiled<JsArtifact>;
 
 /** The k.compile options the js target reads. */
-export const jsOptionKeys = ["verify", "dumpAfter", "dumpAll", "dump", "raw", "tile", "horizontal", "noFusion", "maxBuffersPerKernel"] as const satisfies OptionKeys<JsCompileOptions>;
+export const jsOptionKeys = [
+  "verify",
+  "dumpAfter",
+  "dumpAll",
+  "dump",
+  "raw",
+  "tile",
+  "horizontal",
+  "noFusion",
+  "maxBuffersPerKernel",
+] as const satisfies OptionKeys<JsCompileOptions>;
 
 export const jsBackend: Backend<"js", JsOptions> = {
   name: "js",

@@ -4,7 +4,15 @@
 // The loader imports only the shipped runtime files of its target (never the compiler); which
 // ones, and how it builds its runner, the target's Backend says (artifactFiles.loader).
 
-import { Project, StructureKind, ts, VariableDeclarationKind, type InterfaceDeclarationStructure, type OptionalKind, type PropertySignatureStructure } from "ts-morph";
+import {
+  Project,
+  StructureKind,
+  ts,
+  VariableDeclarationKind,
+  type InterfaceDeclarationStructure,
+  type OptionalKind,
+  type PropertySignatureStructure,
+} from "ts-morph";
 import { DTYPES, dtypeInfo } from "../compiler/ir/dtype.ts";
 import type { Manifest, ManifestInput, ManifestOutput } from "../runtime/artifact/manifest.ts";
 import type { LoaderRuntime } from "./backend.ts";
@@ -15,7 +23,13 @@ const propertyName = (name: string): string => (/^[A-Za-z_$][A-Za-z0-9_$]*$/.tes
 const shapeType = (shape: readonly number[]): string => `readonly [${shape.join(", ")}]`;
 const describe = (io: ManifestInput | ManifestOutput): string => `${io.dtype}[${io.shape.join(",")}]`;
 
-function tensorInterface(name: string, docs: string, entries: readonly (ManifestInput | ManifestOutput)[], valueType: (io: ManifestInput | ManifestOutput) => string, optional = false): OptionalKind<InterfaceDeclarationStructure> {
+function tensorInterface(
+  name: string,
+  docs: string,
+  entries: readonly (ManifestInput | ManifestOutput)[],
+  valueType: (io: ManifestInput | ManifestOutput) => string,
+  optional = false,
+): OptionalKind<InterfaceDeclarationStructure> {
   const properties: OptionalKind<PropertySignatureStructure>[] = entries.map((io) => ({
     name: propertyName(io.name),
     isReadonly: true,
@@ -55,7 +69,10 @@ export function generateLoaderSource(manifest: Manifest, runtime: LoaderRuntime)
     name: "Tensor",
     isExported: true,
     docs: ["A tensor on the host: row-major data of `shape`."],
-    typeParameters: [{ name: "D", constraint: "DType" }, { name: "S", constraint: "readonly number[]" }],
+    typeParameters: [
+      { name: "D", constraint: "DType" },
+      { name: "S", constraint: "readonly number[]" },
+    ],
     properties: [
       { name: "dtype", isReadonly: true, type: "D" },
       { name: "shape", isReadonly: true, type: "S" },
@@ -63,24 +80,50 @@ export function generateLoaderSource(manifest: Manifest, runtime: LoaderRuntime)
     ],
   });
   const tensorType = (io: ManifestInput | ManifestOutput): string => `Tensor<"${io.dtype}", ${shapeType(io.shape)}>`;
-  file.addInterface(tensorInterface("Inputs", "What run() takes: each input as its typed array or as a Tensor of exactly this shape.", userInputs, (io) => `${DATA_TYPE[io.dtype]} | ${tensorType(io)}`));
+  file.addInterface(
+    tensorInterface(
+      "Inputs",
+      "What run() takes: each input as its typed array or as a Tensor of exactly this shape.",
+      userInputs,
+      (io) => `${DATA_TYPE[io.dtype]} | ${tensorType(io)}`,
+    ),
+  );
   file.addInterface(tensorInterface("Outputs", "What run() returns.", userOutputs, tensorType));
-  file.addInterface(tensorInterface("State", "State kept between runs (parameters, optimizer state), loaded from weights.safetensors.", stateInputs, tensorType));
+  file.addInterface(
+    tensorInterface("State", "State kept between runs (parameters, optimizer state), loaded from weights.safetensors.", stateInputs, tensorType),
+  );
 
   const spec = (entries: readonly (ManifestInput | ManifestOutput)[]): string =>
     `{ ${entries.map((io) => `${propertyName(io.name)}: { dtype: "${io.dtype}", shape: [${io.shape.join(", ")}] }`).join(", ")} } as const`;
-  file.addVariableStatement({ isExported: true, declarationKind: VariableDeclarationKind.Const, docs: ["The inputs' dtypes and shapes, as values."], declarations: [{ name: "inputs", initializer: spec(userInputs) }] });
-  file.addVariableStatement({ isExported: true, declarationKind: VariableDeclarationKind.Const, docs: ["The outputs' dtypes and shapes, as values."], declarations: [{ name: "outputs", initializer: spec(userOutputs) }] });
-  file.addVariableStatement({ isExported: true, declarationKind: VariableDeclarationKind.Const, declarations: [{ name: "target", initializer: JSON.stringify(manifest.target) }] });
+  file.addVariableStatement({
+    isExported: true,
+    declarationKind: VariableDeclarationKind.Const,
+    docs: ["The inputs' dtypes and shapes, as values."],
+    declarations: [{ name: "inputs", initializer: spec(userInputs) }],
+  });
+  file.addVariableStatement({
+    isExported: true,
+    declarationKind: VariableDeclarationKind.Const,
+    docs: ["The outputs' dtypes and shapes, as values."],
+    declarations: [{ name: "outputs", initializer: spec(userOutputs) }],
+  });
+  file.addVariableStatement({
+    isExported: true,
+    declarationKind: VariableDeclarationKind.Const,
+    declarations: [{ name: "target", initializer: JSON.stringify(manifest.target) }],
+  });
 
   file.addInterface({
     name: "Model",
     isExported: true,
-    properties: [
-      { name: "manifest", isReadonly: true, type: "Manifest" },
-    ],
+    properties: [{ name: "manifest", isReadonly: true, type: "Manifest" }],
     methods: [
-      { name: "run", docs: ["Runs once; state outputs replace the state, the other outputs are returned."], parameters: [{ name: "inputs", type: "Inputs" }], returnType: "Promise<Outputs>" },
+      {
+        name: "run",
+        docs: ["Runs once; state outputs replace the state, the other outputs are returned."],
+        parameters: [{ name: "inputs", type: "Inputs" }],
+        returnType: "Promise<Outputs>",
+      },
       { name: "state", docs: ["A copy of the current state."], returnType: "State" },
       { name: "loadState", parameters: [{ name: "values", type: "Partial<State>" }], returnType: "void" },
       { name: "close", docs: ["Frees GPU buffers or worker threads; the model cannot run afterwards."], returnType: "Promise<void>" },

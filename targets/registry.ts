@@ -30,7 +30,8 @@ for (const t of [referenceTarget, jsBackend, webGpuBackend, wasmBackend, cpuTarg
 /** The backend of an artifact target (the manifest's `target`), or a usage error naming the known ones. */
 export function backendOf(target: string): AnyBackend {
   const backend = (builtInBackends as Readonly<Record<string, AnyBackend>>)[target];
-  if (!backend) throw new KilnError({ code: "unsupported", message: `no backend builds '${target}' artifacts (targets: ${Object.keys(builtInBackends).join(", ")})` });
+  if (!backend)
+    throw new KilnError({ code: "unsupported", message: `no backend builds '${target}' artifacts (targets: ${Object.keys(builtInBackends).join(", ")})` });
   return backend;
 }
 

@@ -89,7 +89,9 @@ export function wasmAvailable(): boolean {
   try {
     new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
     // (module (func (result v128) v128.const i32x4 0 0 0 0))
-    const probe = Uint8Array.from([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 22, 1, 20, 0, 253, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 11]);
+    const probe = Uint8Array.from([
+      0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 22, 1, 20, 0, 253, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 11,
+    ]);
     return WebAssembly.validate(probe);
   } catch {
     return false;

@@ -75,7 +75,8 @@ export function wantsRowKernel(s: Section): boolean {
   const items = scheduleSection(s);
   const depth = parallelDepthOf(s, items);
   if (s.domain.slice(0, depth).reduce((a, v) => a * v.extent, 1) >= MAX_ROWS) return false;
-  const isWorthIt = (it: ScheduleItem): boolean => it.kind === "reduce" && reduceElements(it) >= MIN_ROW_EXTENT && it.reduces.every((r) => rowReducible(s.exprs[r]!.dtype));
+  const isWorthIt = (it: ScheduleItem): boolean =>
+    it.kind === "reduce" && reduceElements(it) >= MIN_ROW_EXTENT && it.reduces.every((r) => rowReducible(s.exprs[r]!.dtype));
   return rowLevelItems(items, depth).some(isWorthIt);
 }
 

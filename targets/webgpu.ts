@@ -13,7 +13,14 @@ import type { HostTensor } from "../compiler/ir/host-tensor.ts";
 import type { ArtifactStats, WebGpuArtifact } from "../runtime/artifact/format.ts";
 import type { WebGpuAdapterDescription } from "../runtime/webgpu/device.ts";
 import type { WebGpuRunOptions } from "../runtime/webgpu/run-artifact.ts";
-import { DEVICE_ELEMENT_BYTES, formatDeviceLayout, planDeviceLayout, webGpuDefaultLimits, type DeviceLayout, type WebGpuLimits } from "../codegen/wgsl/layout.ts";
+import {
+  DEVICE_ELEMENT_BYTES,
+  formatDeviceLayout,
+  planDeviceLayout,
+  webGpuDefaultLimits,
+  type DeviceLayout,
+  type WebGpuLimits,
+} from "../codegen/wgsl/layout.ts";
 import { renderWebGpuProgram } from "../codegen/wgsl/render-program.ts";
 import type { Backend, Executor } from "./backend.ts";
 import { matmulFormPass, rowKernelsPass, type TiledMatmulMode } from "./webgpu-passes.ts";

@@ -161,7 +161,10 @@ describe("dumpProgram", () => {
     const sink = folderDumpSink(dir);
     for (const f of files) sink.write(f.name, f.text);
     expect(files.map((f) => f.name)).toEqual(["01-simplify.kir"]);
-    const expected = printModule([model(), second].map((g) => runPasses(g, defaultPasses).graph), { locs: false });
+    const expected = printModule(
+      [model(), second].map((g) => runPasses(g, defaultPasses).graph),
+      { locs: false },
+    );
     expect(files[0]!.text).toBe(expected);
     expect(text).toBe(`// ---- 01-simplify.kir ----\n${expected}`);
     expect(readFileSync(join(dir, "01-simplify.kir"), "utf8")).toBe(expected);

@@ -22,13 +22,26 @@ function uniform(count: number, seed: number): Float32Array {
   return out;
 }
 
-async function timeGraph(name: string, fn: (...xs: k.Tensor[]) => unknown, specs: readonly k.InputSpec[], iterations: number): Promise<{ ms: number; kernels: number }> {
+async function timeGraph(
+  name: string,
+  fn: (...xs: k.Tensor[]) => unknown,
+  specs: readonly k.InputSpec[],
+  iterations: number,
+): Promise<{ ms: number; kernels: number }> {
   const traced = k.traceFunction(name, fn as never, specs);
   const exe = await createCudaExecutor(traced.graph);
   const inputs: Record<string, HostTensor> = {};
   traced.graph.inputs.forEach((id, i) => {
     const n = traced.graph.nodes[id]!;
-    if (n.op === "input") inputs[n.name] = { dtype: "f32", shape: n.type.shape, data: uniform(n.type.shape.reduce((a, b) => a * b, 1), i + 1) };
+    if (n.op === "input")
+      inputs[n.name] = {
+        dtype: "f32",
+        shape: n.type.shape,
+        data: uniform(
+          n.type.shape.reduce((a, b) => a * b, 1),
+          i + 1,
+        ),
+      };
   });
   await exe.run(inputs);
   return { ms: exe.timeKernels(iterations), kernels: exe.stats.kernels };

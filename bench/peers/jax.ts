@@ -24,9 +24,13 @@ export function jaxRunner(device: JaxDevice): Runner {
       defaultDevice(device);
       if (device === "wasm") {
         // jax-js spreads wasm work over Web Workers; Node has no global Worker, so it runs on one thread.
-        notes.push(`jax-js-wasm: ${typeof (globalThis as { Worker?: unknown }).Worker === "undefined" ? "1 thread (Node has no Web Worker global)" : "worker pool"}`);
+        notes.push(
+          `jax-js-wasm: ${typeof (globalThis as { Worker?: unknown }).Worker === "undefined" ? "1 thread (Node has no Web Worker global)" : "worker pool"}`,
+        );
       }
-      notes.push("jax-js-*: each case is one jit-ed function; the mlp step is jit(valueAndGrad(loss), then p − lr·g), loss -mean(sum(oneHot(y)·logSoftmax(logits)))");
+      notes.push(
+        "jax-js-*: each case is one jit-ed function; the mlp step is jit(valueAndGrad(loss), then p − lr·g), loss -mean(sum(oneHot(y)·logSoftmax(logits)))",
+      );
     },
     async prepare(benchCase, data) {
       defaultDevice(device);
@@ -60,11 +64,17 @@ function prepareCase(benchCase: BenchCase, data: CaseData, device: Device): Prep
       const a = f32Of(data, "a");
       const b = f32Of(data, "b");
       const shape = [MATMUL_N, MATMUL_N];
-      return jitStep((x, y) => np.matmul(x, y), () => [f32Array(a, shape, device), f32Array(b, shape, device)]);
+      return jitStep(
+        (x, y) => np.matmul(x, y),
+        () => [f32Array(a, shape, device), f32Array(b, shape, device)],
+      );
     }
     case "softmax": {
       const x = f32Of(data, "x");
-      return jitStep((v) => nn.softmax(v, -1), () => [f32Array(x, [SOFTMAX_ROWS, SOFTMAX_COLS], device)]);
+      return jitStep(
+        (v) => nn.softmax(v, -1),
+        () => [f32Array(x, [SOFTMAX_ROWS, SOFTMAX_COLS], device)],
+      );
     }
     case "elementwise": {
       const x = f32Of(data, "x");

@@ -47,9 +47,13 @@ export function tfjsRunner(backend: TfjsBackend, cacheDir: string): Runner {
       await tf.ready();
       if (backend === "wasm") {
         const env = tf.env();
-        notes.push(`tfjs-wasm: ${getThreadsCount()} thread(s), simd ${env.getBool("WASM_HAS_SIMD_SUPPORT")}, multithread support ${env.getBool("WASM_HAS_MULTITHREAD_SUPPORT")}`);
+        notes.push(
+          `tfjs-wasm: ${getThreadsCount()} thread(s), simd ${env.getBool("WASM_HAS_SIMD_SUPPORT")}, multithread support ${env.getBool("WASM_HAS_MULTITHREAD_SUPPORT")}`,
+        );
       }
-      notes.push(`tfjs-*: the mlp step is optimizer.minimize (tf.train.sgd) over tf.variable weights, loss -mean(sum(oneHot(y)·logSoftmax(logits))); prod mode`);
+      notes.push(
+        `tfjs-*: the mlp step is optimizer.minimize (tf.train.sgd) over tf.variable weights, loss -mean(sum(oneHot(y)·logSoftmax(logits))); prod mode`,
+      );
     },
     async prepare(benchCase, data) {
       await tf.setBackend(backend);
@@ -110,15 +114,19 @@ function prepareMlp(data: CaseData): PreparedStep {
     async step() {
       const xs = tf.tensor2d(x, [MLP_BATCH, MLP_SIZES[0]]);
       const ys = tf.tensor1d(y, "int32");
-      const loss = optimizer.minimize(() => {
-        let h: tf.Tensor = xs;
-        for (let i = 0; i < MLP_LAYERS; i++) {
-          h = tf.add(tf.matMul(h, weights[i]!, false, true), biases[i]!); // weights are [out, in]
-          if (i < MLP_LAYERS - 1) h = tf.relu(h);
-        }
-        const logProbs = tf.logSoftmax(h);
-        return tf.neg(tf.mean(tf.sum(tf.mul(tf.oneHot(ys, classes), logProbs), 1))) as tf.Scalar;
-      }, true, [...weights, ...biases]);
+      const loss = optimizer.minimize(
+        () => {
+          let h: tf.Tensor = xs;
+          for (let i = 0; i < MLP_LAYERS; i++) {
+            h = tf.add(tf.matMul(h, weights[i]!, false, true), biases[i]!); // weights are [out, in]
+            if (i < MLP_LAYERS - 1) h = tf.relu(h);
+          }
+          const logProbs = tf.logSoftmax(h);
+          return tf.neg(tf.mean(tf.sum(tf.mul(tf.oneHot(ys, classes), logProbs), 1))) as tf.Scalar;
+        },
+        true,
+        [...weights, ...biases],
+      );
       if (!loss) throw new Error("optimizer.minimize returned no loss");
       const value = await loss.data();
       tf.dispose([xs, ys, loss]);

@@ -154,7 +154,9 @@ class SectionWriter {
     const thread = `${wide ? "(long long)" : ""}blockIdx.x * blockDim.x + threadIdx.x`;
     const stride = `${wide ? "(long long)" : ""}gridDim.x * blockDim.x`;
     const source = sectionSourceNote(s);
-    this.lines.push(`  { // section ${index}: ${domainNote}${tileNote}; ${this.strategy === "warp" ? "a warp per point" : "a thread per point"}${source ? `; ${source}` : ""}`);
+    this.lines.push(
+      `  { // section ${index}: ${domainNote}${tileNote}; ${this.strategy === "warp" ? "a warp per point" : "a thread per point"}${source ? `; ${source}` : ""}`,
+    );
     if (this.strategy === "warp") {
       this.lines.push(`    const int lane = threadIdx.x & ${WARP - 1};`);
       this.lines.push(`    for (${flat} p = (${thread}) / ${WARP}; p < ${points}; p += (${stride}) / ${WARP}) {`);
@@ -203,7 +205,11 @@ class SectionWriter {
           }
           // A row loop inside the point: a warp's lanes share it, a lone thread walks it.
           const split = warp && !place.laneSplit && !place.inReduce;
-          this.lines.push(split ? `${indent}for (int ${v.name} = lane; ${v.name} < ${v.extent}; ${v.name} += ${WARP}) {` : `${indent}for (int ${v.name} = 0; ${v.name} < ${v.extent}; ${v.name}++) {`);
+          this.lines.push(
+            split
+              ? `${indent}for (int ${v.name} = lane; ${v.name} < ${v.extent}; ${v.name} += ${WARP}) {`
+              : `${indent}for (int ${v.name} = 0; ${v.name} < ${v.extent}; ${v.name}++) {`,
+          );
           this.items(item.body, indent + "  ", { ...place, laneSplit: place.laneSplit || split });
           this.lines.push(`${indent}}`);
           break;
@@ -236,11 +242,17 @@ class SectionWriter {
     const blockCols = Math.ceil(colVar.extent / SHARED_TILE);
     const tileNote = s.tile ? `, register tile ${s.tile.rows}x${s.tile.cols}` : "";
     const source = sectionSourceNote(s);
-    this.lines.push(`  { // section ${index}: ${s.domain.map((v) => `${v.name}<${v.extent}`).join(", ")}${tileNote}; ${SHARED_TILE}x${SHARED_TILE}-thread blocks, operands staged in shared memory${source ? `; ${source}` : ""}`);
-    for (const id of [...plan.rowLoads, ...plan.colLoads]) this.lines.push(`    __shared__ ${d.typeName(s.exprs[id]!.dtype)} s${id}[${SHARED_TILE}][${SHARED_TILE + 1}];`);
+    this.lines.push(
+      `  { // section ${index}: ${s.domain.map((v) => `${v.name}<${v.extent}`).join(", ")}${tileNote}; ${SHARED_TILE}x${SHARED_TILE}-thread blocks, operands staged in shared memory${source ? `; ${source}` : ""}`,
+    );
+    for (const id of [...plan.rowLoads, ...plan.colLoads])
+      this.lines.push(`    __shared__ ${d.typeName(s.exprs[id]!.dtype)} s${id}[${SHARED_TILE}][${SHARED_TILE + 1}];`);
     this.lines.push(`    const int tx = threadIdx.x % ${SHARED_TILE};`, `    const int ty = threadIdx.x / ${SHARED_TILE};`);
     this.lines.push(`    for (int bt = blockIdx.x; bt < ${sharedBlocks(s)}; bt += gridDim.x) {`);
-    this.lines.push(`      const int rowRaw = ((bt / ${blockCols}) % ${blockRows}) * ${SHARED_TILE} + ty;`, `      const int colRaw = (bt % ${blockCols}) * ${SHARED_TILE} + tx;`);
+    this.lines.push(
+      `      const int rowRaw = ((bt / ${blockCols}) % ${blockRows}) * ${SHARED_TILE} + ty;`,
+      `      const int colRaw = (bt % ${blockCols}) * ${SHARED_TILE} + tx;`,
+    );
     this.lines.push(`      const bool inside = rowRaw < ${rowVar.extent} && colRaw < ${colVar.extent};`);
     this.lines.push(`      const int ${rowVar.name} = inside ? rowRaw : 0;`, `      const int ${colVar.name} = inside ? colRaw : 0;`);
     this.defineFlatVars(s.domain.slice(0, n - 2), `(bt / ${blockRows * blockCols})`, "      ");
@@ -259,7 +271,8 @@ class SectionWriter {
     const blockCols = Math.ceil(colVar.extent / T);
     const blockRows = Math.ceil(rowVar.extent / T);
     const accs = item.reduces.map((r) => ({ id: r, e: s.exprs[r]! }));
-    for (const { id, e } of accs) if (e.op === "reduce_sum" || e.op === "reduce_max") this.lines.push(`${indent}${d.typeName(e.dtype)} t${id} = ${d.reduceIdentity(e.op, e.dtype)};`);
+    for (const { id, e } of accs)
+      if (e.op === "reduce_sum" || e.op === "reduce_max") this.lines.push(`${indent}${d.typeName(e.dtype)} t${id} = ${d.reduceIdentity(e.op, e.dtype)};`);
     const i2 = indent + "  ";
     const i3 = i2 + "  ";
     this.lines.push(`${indent}for (int k0 = 0; k0 < ${kVar.extent}; k0 += ${T}) {`);
@@ -276,7 +289,14 @@ class SectionWriter {
       }
       this.lines.push(`${i2}}`);
     };
-    stage(plan.rowLoads, rowVar, `threadIdx.x % ${T}`, `threadIdx.x / ${T}`, `[threadIdx.x % ${T}][threadIdx.x / ${T}]`, `((bt / ${blockCols}) % ${blockRows})`);
+    stage(
+      plan.rowLoads,
+      rowVar,
+      `threadIdx.x % ${T}`,
+      `threadIdx.x / ${T}`,
+      `[threadIdx.x % ${T}][threadIdx.x / ${T}]`,
+      `((bt / ${blockCols}) % ${blockRows})`,
+    );
     stage(plan.colLoads, colVar, `threadIdx.x / ${T}`, `threadIdx.x % ${T}`, `[threadIdx.x / ${T}][threadIdx.x % ${T}]`, `(bt % ${blockCols})`);
     this.lines.push(`${i2}__syncthreads();`);
     this.lines.push(`${i2}const int chunk = ${kVar.extent} - k0 < ${T} ? ${kVar.extent} - k0 : ${T};`);
@@ -289,7 +309,8 @@ class SectionWriter {
       const value = rowStaged.has(bodyItem.id) ? `s${bodyItem.id}[kk][ty]` : colStaged.has(bodyItem.id) ? `s${bodyItem.id}[kk][tx]` : this.expr(e);
       this.lines.push(`${i3}const ${d.typeName(e.dtype)} t${bodyItem.id} = ${value};`);
     }
-    for (const { id, e } of accs) if (e.op === "reduce_sum" || e.op === "reduce_max") this.lines.push(`${i3}${d.reduceStep(e.op, `t${id}`, `t${e.body}`, e.dtype)}`);
+    for (const { id, e } of accs)
+      if (e.op === "reduce_sum" || e.op === "reduce_max") this.lines.push(`${i3}${d.reduceStep(e.op, `t${id}`, `t${e.body}`, e.dtype)}`);
     this.lines.push(`${i2}}`, `${i2}__syncthreads();`, `${indent}}`);
   }
 
@@ -370,4 +391,3 @@ class SectionWriter {
     }
   }
 }
-

@@ -43,7 +43,14 @@ export interface BufferAccess {
 export const exprName = (id: ExprId): string => `t${id}`;
 
 /** Renders a section's body; the thread-bound domain variables must already be declared. */
-export function renderSectionBody(s: Section, items: readonly ScheduleItem[], parallelDepth: number, d: CLikeDialect, access: BufferAccess, indent: string): string[] {
+export function renderSectionBody(
+  s: Section,
+  items: readonly ScheduleItem[],
+  parallelDepth: number,
+  d: CLikeDialect,
+  access: BufferAccess,
+  indent: string,
+): string[] {
   const lines: string[] = [];
   const parallel = new Set(s.domain.slice(0, parallelDepth).map((v) => v.name));
   const walk = (list: readonly ScheduleItem[], ind: string): void => {

@@ -26,7 +26,9 @@ export const laneOps = (d: DType): (typeof LANE_OPS)[WasmValue] => LANE_OPS[dtyp
 export const isF32Value = (d: DType): boolean => dtypeInfo(d).wasm.value === "f32";
 
 /** Element-wise SIMD binaries per dtype; bool add/mul/max are or/and/or on 0/1 lanes. */
-export const SIMD_BINARY: { readonly [D in DType]: { readonly add: number; readonly mul: number; readonly max: number; readonly cmplt: number; readonly cmpeq: number } } = {
+export const SIMD_BINARY: {
+  readonly [D in DType]: { readonly add: number; readonly mul: number; readonly max: number; readonly cmplt: number; readonly cmpeq: number };
+} = {
   f32: { add: Simd.f32x4Add, mul: Simd.f32x4Mul, max: Simd.f32x4Max, cmplt: Simd.f32x4Lt, cmpeq: Simd.f32x4Eq },
   i32: { add: Simd.i32x4Add, mul: Simd.i32x4Mul, max: Simd.i32x4MaxS, cmplt: Simd.i32x4LtS, cmpeq: Simd.i32x4Eq },
   bool: { add: Simd.v128Or, mul: Simd.v128And, max: Simd.v128Or, cmplt: Simd.i32x4LtS, cmpeq: Simd.i32x4Eq },

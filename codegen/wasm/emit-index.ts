@@ -49,7 +49,15 @@ function emitAtom(fb: FuncBuilder, a: Atom, env: IndexEnv): void {
       }
       // floor(x / c) = trunc((x - (x < 0 ? c - 1 : 0)) / c)
       const t = scratch(fb);
-      fb.tee(t).get(t).i32(31).op(Op.i32ShrS).i32(c - 1).op(Op.i32And).op(Op.i32Sub).i32(c).op(Op.i32DivS);
+      fb.tee(t)
+        .get(t)
+        .i32(31)
+        .op(Op.i32ShrS)
+        .i32(c - 1)
+        .op(Op.i32And)
+        .op(Op.i32Sub)
+        .i32(c)
+        .op(Op.i32DivS);
       return;
     }
     case "mod": {

@@ -41,7 +41,6 @@ export interface ScalarCtx {
   readonly env: IndexEnv;
 }
 
-
 /** Pushes the byte address (relative to the buffer base) of element `index`. */
 export function emitAddress(ctx: Pick<ScalarCtx, "fb" | "env">, index: Parameters<typeof emitIndex>[1], bytes: number): void {
   emitIndex(ctx.fb, index, ctx.env);
@@ -108,7 +107,9 @@ export function emitScalarExpr(ctx: ScalarCtx, e: KExpr): void {
     case "log2":
       // The vector polynomial on one lane: as accurate, and far cheaper than a call into JS.
       ctx.push(e.x);
-      fb.simd(Simd.f32x4Splat).call(e.op === "exp2" ? ctx.helpers.vexp2 : ctx.helpers.vlog2).simdLane(Simd.f32x4ExtractLane, 0);
+      fb.simd(Simd.f32x4Splat)
+        .call(e.op === "exp2" ? ctx.helpers.vexp2 : ctx.helpers.vlog2)
+        .simdLane(Simd.f32x4ExtractLane, 0);
       return;
     case "sin":
       ctx.push(e.x);

@@ -254,7 +254,12 @@ export function emitSection(s: Section, buffer: (id: number) => BufferPlace, hel
     if (vars.length === 0) return body();
     const [v, ...rest] = vars;
     fb.i32(0);
-    fb.forLoop(varLocal(v!.name), () => fb.i32(v!.extent), 1, () => nestLoops(rest, body));
+    fb.forLoop(
+      varLocal(v!.name),
+      () => fb.i32(v!.extent),
+      1,
+      () => nestLoops(rest, body),
+    );
   };
 
   const emitReduce = (item: Extract<ScheduleItem, { kind: "reduce" }>): void => {

@@ -86,7 +86,9 @@ export function emitVectorExpr(ctx: VectorCtx, e: KExpr): void {
       const stride = linearStride(e.index, ctx.vecVar);
       if (stride === undefined || [...indexDataRefs(e.index)].some((r) => ctx.varies(r))) return perLane();
       emitScalarExpr({ ...ctx, push: (id) => ctx.pushLane(id, 0) }, e);
-      fb.simd(Simd.i32x4Splat).v128I32([0, stride, 2 * stride, 3 * stride]).simd(Simd.i32x4Add);
+      fb.simd(Simd.i32x4Splat)
+        .v128I32([0, stride, 2 * stride, 3 * stride])
+        .simd(Simd.i32x4Add);
       return;
     }
     case "sin": {

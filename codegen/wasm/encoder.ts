@@ -266,7 +266,13 @@ export function assembleModule(spec: ModuleSpec): Uint8Array<ArrayBuffer> {
     out.raw(section(6, new ByteWriter().vec(spec.globals.map((g) => new ByteWriter().u8(I32).u8(0x00).u8(Op.i32Const).s32(g.value).u8(Op.end)))).toBytes());
   const exports: ByteWriter[] = [];
   spec.funcs.forEach((f, i) => {
-    if (f.exportName !== undefined) exports.push(new ByteWriter().name(f.exportName).u8(0x00).u32(spec.imports.length + i));
+    if (f.exportName !== undefined)
+      exports.push(
+        new ByteWriter()
+          .name(f.exportName)
+          .u8(0x00)
+          .u32(spec.imports.length + i),
+      );
   });
   spec.globals.forEach((g, i) => exports.push(new ByteWriter().name(g.name).u8(0x03).u32(i)));
   out.raw(section(7, new ByteWriter().vec(exports)).toBytes());

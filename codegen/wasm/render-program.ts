@@ -19,7 +19,11 @@ export interface WasmBuildOptions extends SectionOptions {}
 const WASM32_MAX_PAGES = 65536;
 
 /** Renders every kernel as a wasm module whose addresses follow the memory plan's slots (wasm-layout.ts). */
-export function renderWasmProgram(program: KernelProgram, memory: { readonly slotOf: readonly number[]; readonly slotBytes: readonly number[] }, opts: WasmBuildOptions = {}): ArtifactKernel[] {
+export function renderWasmProgram(
+  program: KernelProgram,
+  memory: { readonly slotOf: readonly number[]; readonly slotBytes: readonly number[] },
+  opts: WasmBuildOptions = {},
+): ArtifactKernel[] {
   const layout = layoutMemory(memory.slotBytes);
   if (layout.pages > WASM32_MAX_PAGES)
     throw new KilnError({
@@ -41,7 +45,14 @@ export function buildKernelModule(k: Kernel, place: (id: number) => BufferPlace,
   if (FIRST_SECTION_FUNC !== HOST_IMPORTS.length + helperFuncs().length) throw new Error("wasm: helper function indices out of date");
   // The kernel's name and each section's source lines and scopes, as the other targets' comments give them.
   const comment = [k.name, ...k.sections.map((s, j) => `section ${j}: ${sectionSourceNote(s)}`)].join("\n");
-  return assembleModule({ memoryPages: pages, maxPages: pages, imports: HOST_IMPORTS, funcs: [...helperFuncs(), ...sections.map((s) => s.func)], globals, comment });
+  return assembleModule({
+    memoryPages: pages,
+    maxPages: pages,
+    imports: HOST_IMPORTS,
+    funcs: [...helperFuncs(), ...sections.map((s) => s.func)],
+    globals,
+    comment,
+  });
 }
 
 /** Base64 without Node's Buffer (the compiler also runs in browsers). */

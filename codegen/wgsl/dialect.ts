@@ -189,7 +189,8 @@ const HELPERS: readonly { readonly name: string; readonly uses: readonly string[
   {
     name: "kiln_imod",
     uses: [],
-    source: () => "fn kiln_imod(a: i32, b: i32) -> i32 { if (b == 0i || b == -1i) { return 0i; } let r = a % b; if (r != 0i && ((r < 0i) != (b < 0i))) { return r + b; } return r; }",
+    source: () =>
+      "fn kiln_imod(a: i32, b: i32) -> i32 { if (b == 0i || b == -1i) { return 0i; } let r = a % b; if (r != 0i && ((r < 0i) != (b < 0i))) { return r + b; } return r; }",
   },
   { name: "kiln_rng", uses: [], source: rngHelper },
 ];

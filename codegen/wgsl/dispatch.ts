@@ -48,7 +48,11 @@ export function dispatchBindings(d: Dispatch, ctx: DispatchContext): DispatchBin
   }
   const writable = new Set([...written].map((b) => ctx.place[b]!.gpuBuffer));
   const decls = gpuBuffers.map(
-    (g, i) => `@group(0) @binding(${i}) var<storage, ${writable.has(g) ? "read_write" : "read"}> g${g}: array<${elementOfGpu.get(g)}>; // ${d.buffers.filter((b) => ctx.place[b]!.gpuBuffer === g).map(ctx.nameOf).join(", ")}`,
+    (g, i) =>
+      `@group(0) @binding(${i}) var<storage, ${writable.has(g) ? "read_write" : "read"}> g${g}: array<${elementOfGpu.get(g)}>; // ${d.buffers
+        .filter((b) => ctx.place[b]!.gpuBuffer === g)
+        .map(ctx.nameOf)
+        .join(", ")}`,
   );
   const element = (buffer: number, index: string): { ref: string; elem: StorageElement } => {
     const p = ctx.place[buffer]!;
@@ -77,6 +81,9 @@ export function foldWorkgroups(count: number, kernel: string, maxPerDimension: n
   const y = Math.min(Math.ceil(count / x), maxPerDimension);
   const z = Math.ceil(count / (x * y));
   if (z > maxPerDimension)
-    throw new KilnError({ code: "unsupported", message: `kernel ${kernel} needs ${count} workgroups, more than ${maxPerDimension}³ (maxComputeWorkgroupsPerDimension)` });
+    throw new KilnError({
+      code: "unsupported",
+      message: `kernel ${kernel} needs ${count} workgroups, more than ${maxPerDimension}³ (maxComputeWorkgroupsPerDimension)`,
+    });
   return [x, y, z];
 }

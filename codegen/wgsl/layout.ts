@@ -171,7 +171,7 @@ function choosePacked(dispatches: readonly Dispatch[], slotOf: (id: number) => n
   const bindingCount = (slots: Set<number>): number => {
     let own = 0;
     let inPack = false;
-    for (const s of slots) (packed.has(s) ? (inPack = true) : own++);
+    for (const s of slots) packed.has(s) ? (inPack = true) : own++;
     return own + (inPack ? 1 : 0);
   };
   for (const d of dispatches) {
@@ -184,7 +184,14 @@ function choosePacked(dispatches: readonly Dispatch[], slotOf: (id: number) => n
   return packed;
 }
 
-function checkSizes(program: KernelProgram, place: readonly BufferPlace[], gpuBufferBytes: readonly number[], packs: ReadonlySet<number>, dispatches: readonly Dispatch[], limits: WebGpuLimits): void {
+function checkSizes(
+  program: KernelProgram,
+  place: readonly BufferPlace[],
+  gpuBufferBytes: readonly number[],
+  packs: ReadonlySet<number>,
+  dispatches: readonly Dispatch[],
+  limits: WebGpuLimits,
+): void {
   const bound = new Set(dispatches.flatMap((d) => d.buffers.map((b) => place[b]!.gpuBuffer)));
   for (const b of program.buffers) {
     const bytes = deviceBytes(b);

@@ -36,7 +36,11 @@ export function rowLevelItems(items: readonly ScheduleItem[], depth: number): Sc
   }
 }
 
-export function renderRowKernel(d: { readonly name: string; readonly sections: readonly Section[] }, b: DispatchBindings, limits: WebGpuLimits): RenderedDispatch {
+export function renderRowKernel(
+  d: { readonly name: string; readonly sections: readonly Section[] },
+  b: DispatchBindings,
+  limits: WebGpuLimits,
+): RenderedDispatch {
   const s = d.sections[0]!;
   const items = scheduleSection(s);
   const depth = parallelDepthOf(s, items);
@@ -54,7 +58,11 @@ export function renderRowKernel(d: { readonly name: string; readonly sections: r
   for (const item of rowLevelItems(items, depth)) {
     if (item.kind === "loop" && item.v.extent > 1) {
       // A loop over the row's elements: each thread takes every 64th.
-      body.push(`${ind}for (var ${item.v.name}: i32 = lid; ${item.v.name} < ${item.v.extent}; ${item.v.name} += ${ROW_THREADS}) {`, ...render(item.body, ind + "  "), `${ind}}`);
+      body.push(
+        `${ind}for (var ${item.v.name}: i32 = lid; ${item.v.name} < ${item.v.extent}; ${item.v.name} += ${ROW_THREADS}) {`,
+        ...render(item.body, ind + "  "),
+        `${ind}}`,
+      );
     } else if (item.kind === "reduce") {
       body.push(...cooperativeReduce(s, item, render, ind));
     } else body.push(...render([item], ind));
@@ -90,7 +98,10 @@ type ReduceItem = Extract<ScheduleItem, { kind: "reduce" }>;
  * sum, compiler/kernel/block-sum.ts): the two loops as one, summing the inner body directly.
  * The outer level alone is at most 32 long, too few to keep the workgroup's threads busy.
  */
-function mergedLevels(s: Section, item: ReduceItem): { readonly vars: readonly IndexVar[]; readonly body: readonly ScheduleItem[]; readonly summand: ExprId } | undefined {
+function mergedLevels(
+  s: Section,
+  item: ReduceItem,
+): { readonly vars: readonly IndexVar[]; readonly body: readonly ScheduleItem[]; readonly summand: ExprId } | undefined {
   const [only] = item.body;
   if (item.reduces.length !== 1 || item.body.length !== 1 || only?.kind !== "reduce" || only.reduces.length !== 1) return undefined;
   const outer = s.exprs[item.reduces[0]!]!;

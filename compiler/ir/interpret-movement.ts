@@ -43,7 +43,15 @@ export function stridedCopy(
 export function permute(x: HostData, xShape: Shape, perm: readonly number[], out: HostData): void {
   const xStrides = contiguousStrides(xShape);
   const outShape = perm.map((p) => xShape[p]!);
-  stridedCopy(outShape, x, 0, perm.map((p) => xStrides[p]!), out, 0, contiguousStrides(outShape));
+  stridedCopy(
+    outShape,
+    x,
+    0,
+    perm.map((p) => xStrides[p]!),
+    out,
+    0,
+    contiguousStrides(outShape),
+  );
 }
 
 /** Size-1 axes of x repeat along the output: they get input stride 0. */
@@ -56,7 +64,15 @@ export function expand(x: HostData, xShape: Shape, outShape: Shape, out: HostDat
 export function slice(x: HostData, xShape: Shape, start: readonly number[], step: readonly number[], outShape: Shape, out: HostData): void {
   const xStrides = contiguousStrides(xShape);
   const offset = start.reduce((acc, a, i) => acc + a * xStrides[i]!, 0);
-  stridedCopy(outShape, x, offset, xStrides.map((s, i) => s * step[i]!), out, 0, contiguousStrides(outShape));
+  stridedCopy(
+    outShape,
+    x,
+    offset,
+    xStrides.map((s, i) => s * step[i]!),
+    out,
+    0,
+    contiguousStrides(outShape),
+  );
 }
 
 /** out[p] = x[p with p[a] := size[a] - 1 - p[a] for each flipped axis a]. */

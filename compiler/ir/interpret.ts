@@ -181,15 +181,14 @@ function bindInput(name: string, expected: TensorType, given: HostTensor | undef
   const want = formatType(expected);
   if (given === undefined) throw new KilnError({ code: "invalid-argument", message: `missing input '${name}' (expected ${want})` });
   const got = `${String(given.dtype)}${Array.isArray(given.shape) || ArrayBuffer.isView(given.shape) ? formatShape(given.shape) : "[?]"}`;
-  if (given.dtype !== expected.dtype)
-    throw new KilnError({ code: "dtype-mismatch", message: `input '${name}': expected ${want}, got ${got}` });
-  if (!shapesEqual(given.shape, expected.shape))
-    throw new KilnError({ code: "shape-mismatch", message: `input '${name}': expected ${want}, got ${got}` });
+  if (given.dtype !== expected.dtype) throw new KilnError({ code: "dtype-mismatch", message: `input '${name}': expected ${want}, got ${got}` });
+  if (!shapesEqual(given.shape, expected.shape)) throw new KilnError({ code: "shape-mismatch", message: `input '${name}': expected ${want}, got ${got}` });
   const length = numel(expected.shape);
   const raw = given.data as ArrayLike<number> | undefined;
   if (raw === undefined || typeof raw.length !== "number" || raw.length !== length)
     throw new KilnError({ code: "shape-mismatch", message: `input '${name}': ${want} needs ${length} elements, got ${raw?.length ?? "no data"}` });
   // Widen f32 data to float64 so every intermediate is computed in float64.
-  const data: HostData = isFloat(expected.dtype) && !(raw instanceof Float64Array) ? Float64Array.from(raw) : toHostData(expected.dtype, raw, `input '${name}'`);
+  const data: HostData =
+    isFloat(expected.dtype) && !(raw instanceof Float64Array) ? Float64Array.from(raw) : toHostData(expected.dtype, raw, `input '${name}'`);
   return { dtype: expected.dtype, shape: expected.shape, data };
 }

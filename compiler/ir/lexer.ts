@@ -18,8 +18,7 @@ const quotedPattern = /"(?:[^"\\\n]|\\.)*"/;
 
 export const Identifier = createToken({ name: "Identifier", pattern: identifierPattern, label: "an identifier" });
 
-const keyword = (word: string): TokenType =>
-  createToken({ name: `Kw_${word}`, pattern: new RegExp(word), longer_alt: Identifier, label: `'${word}'` });
+const keyword = (word: string): TokenType => createToken({ name: `Kw_${word}`, pattern: new RegExp(word), longer_alt: Identifier, label: `'${word}'` });
 
 export const Graph = keyword("graph");
 export const Return = keyword("return");

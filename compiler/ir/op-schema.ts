@@ -4,7 +4,29 @@
 // listing ops; the table is checked against the Node types, so a new op, operand or
 // attribute that the schema misses does not compile.
 
-import type { BinaryNode, CastNode, ConstNode, DotNode, GatherNode, InputNode, IotaNode, Node, NodeSpec, Op, PadNode, PermuteNode, ReduceNode, ReshapeNode, RngNode, SliceNode, ExpandNode, FlipNode, UnaryNode, ValueId, WhereNode } from "./types.ts";
+import type {
+  BinaryNode,
+  CastNode,
+  ConstNode,
+  DotNode,
+  GatherNode,
+  InputNode,
+  IotaNode,
+  Node,
+  NodeSpec,
+  Op,
+  PadNode,
+  PermuteNode,
+  ReduceNode,
+  ReshapeNode,
+  RngNode,
+  SliceNode,
+  ExpandNode,
+  FlipNode,
+  UnaryNode,
+  ValueId,
+  WhereNode,
+} from "./types.ts";
 
 /**
  * What a rewrite or fusion pass may assume of an op:

@@ -14,10 +14,22 @@ import { DTYPES, type DType } from "./dtype.ts";
 
 // ---- token tree: what the grammar produces; decoding happens in the build step ----
 
-interface TypeSyntax { readonly dtype: IToken; readonly dims: readonly IToken[] }
-interface LocSyntax { readonly file: IToken; readonly line: IToken; readonly col: IToken }
+interface TypeSyntax {
+  readonly dtype: IToken;
+  readonly dims: readonly IToken[];
+}
+interface LocSyntax {
+  readonly file: IToken;
+  readonly line: IToken;
+  readonly col: IToken;
+}
 type AttrSyntax = { readonly name: IToken; readonly value: IToken } | { readonly name: IToken; readonly list: readonly IToken[]; readonly open: IToken };
-interface ParamSyntax { readonly name: IToken; readonly type: TypeSyntax; readonly loc?: LocSyntax; readonly scopeName?: IToken }
+interface ParamSyntax {
+  readonly name: IToken;
+  readonly type: TypeSyntax;
+  readonly loc?: LocSyntax;
+  readonly scopeName?: IToken;
+}
 interface StatementSyntax {
   readonly result: IToken;
   readonly op: IToken;
@@ -27,7 +39,11 @@ interface StatementSyntax {
   readonly loc?: LocSyntax;
   readonly scopeName?: IToken;
 }
-interface OutputSyntax { readonly value: IToken; readonly name: IToken; readonly aliases?: IToken }
+interface OutputSyntax {
+  readonly value: IToken;
+  readonly name: IToken;
+  readonly aliases?: IToken;
+}
 interface GraphSyntax {
   readonly name: IToken;
   readonly params: readonly ParamSyntax[];
@@ -182,7 +198,8 @@ interface Context {
 }
 
 function failAtToken(ctx: Context, t: IToken, message: string): never {
-  if (t.tokenType !== EOF && t.startLine !== undefined && t.startColumn !== undefined && t.startLine > 0) failAt(ctx.text, ctx.file, t.startLine, t.startColumn, message);
+  if (t.tokenType !== EOF && t.startLine !== undefined && t.startColumn !== undefined && t.startLine > 0)
+    failAt(ctx.text, ctx.file, t.startLine, t.startColumn, message);
   // End of input: point just past the last non-blank character.
   const lines = ctx.text.trimEnd().split("\n");
   return failAt(ctx.text, ctx.file, lines.length, (lines.at(-1) ?? "").length + 1, message);
@@ -269,7 +286,8 @@ function decodeAttr(ctx: Context, scope: Scope, a: AttrSyntax, kind: AttrReading
   }
   if ("list" in a) return failAtToken(ctx, a.open, `attribute '${name}' must be ${kind === "value" ? "a value name" : "a number"}, not a list`);
   const isValue = a.value.tokenType === T.ValueName;
-  if (kind === "value") return isValue ? lookup(ctx, scope, a.value) : failAtToken(ctx, a.value, `attribute '${name}' must be a value name, got ${a.value.image}`);
+  if (kind === "value")
+    return isValue ? lookup(ctx, scope, a.value) : failAtToken(ctx, a.value, `attribute '${name}' must be a value name, got ${a.value.image}`);
   if (isValue) return failAtToken(ctx, a.value, `attribute '${name}' must be a number, got ${a.value.image}`);
   switch (kind) {
     case "int":
@@ -313,7 +331,8 @@ function nodeSpec(ctx: Context, scope: Scope, s: StatementSyntax): NodeSpec {
   for (const a of s.attrs) {
     const name = a.name.image;
     const kind = Object.hasOwn(expected, name) ? expected[name] : undefined;
-    if (!kind) failAtToken(ctx, a.name, `${op} has no attribute '${name}'${Object.keys(expected).length ? ` (expected ${Object.keys(expected).join(", ")})` : ""}`);
+    if (!kind)
+      failAtToken(ctx, a.name, `${op} has no attribute '${name}'${Object.keys(expected).length ? ` (expected ${Object.keys(expected).join(", ")})` : ""}`);
     if (Object.hasOwn(spec, name)) failAtToken(ctx, a.name, `attribute '${name}' given twice`);
     spec[name] = decodeAttr(ctx, scope, a, kind!);
   }
@@ -364,7 +383,8 @@ function buildGraph(ctx: Context, g: GraphSyntax): Graph {
     const inputType = /^%\d+$/.test(o.aliases.image) ? undefined : inputTypes.get(aliased);
     if (!inputType) failAtToken(ctx, o.aliases, `aliases must name an input, got ${o.aliases.image}`);
     const outType = scope.builder.typeOf(value);
-    if (!typesEqual(inputType!, outType)) failAtToken(ctx, o.aliases, `output '${name}' has type ${formatType(outType)} but aliases ${o.aliases.image} of type ${formatType(inputType!)}`);
+    if (!typesEqual(inputType!, outType))
+      failAtToken(ctx, o.aliases, `output '${name}' has type ${formatType(outType)} but aliases ${o.aliases.image} of type ${formatType(inputType!)}`);
     outputs.push({ name, value, aliases: aliased });
   }
   return scope.builder.build(outputs);
@@ -385,6 +405,7 @@ export function parseModule(text: string, file = "<input>"): Graph[] {
 /** Parses text holding exactly one graph. */
 export function parseGraph(text: string, file = "<input>"): Graph {
   const graphs = parseModule(text, file);
-  if (graphs.length !== 1) throw new KilnError({ code: "ir-parse", message: `expected exactly one graph, found ${graphs.length}`, loc: { file, line: 1, col: 1 } });
+  if (graphs.length !== 1)
+    throw new KilnError({ code: "ir-parse", message: `expected exactly one graph, found ${graphs.length}`, loc: { file, line: 1, col: 1 } });
   return graphs[0]!;
 }

@@ -13,7 +13,6 @@ import type { SourceLoc } from "../util/errors.ts";
 import type { Shape } from "../util/shape.ts";
 import type { DType } from "./dtype.ts";
 
-
 export interface TensorType {
   readonly dtype: DType;
   readonly shape: Shape;
@@ -43,30 +42,67 @@ interface Base {
 }
 
 /** A graph input. `name` is unique within the graph and is how callers bind data. */
-export interface InputNode extends Base { readonly op: "input"; readonly name: string }
+export interface InputNode extends Base {
+  readonly op: "input";
+  readonly name: string;
+}
 /** A tensor filled with one value (a scalar when shape is []). */
-export interface ConstNode extends Base { readonly op: "const"; readonly value: number }
+export interface ConstNode extends Base {
+  readonly op: "const";
+  readonly value: number;
+}
 /** int32 tensor whose value at each position is its index along `axis`. */
-export interface IotaNode extends Base { readonly op: "iota"; readonly axis: number }
+export interface IotaNode extends Base {
+  readonly op: "iota";
+  readonly axis: number;
+}
 /**
  * Counter-based uniform random numbers in [0, 1): threefry2x32 (20 rounds) keyed by
  * (seed, stream) over the counter (flat index, 0). Same seed and stream, same bits on
  * every target. `seed` is an i32[] value so a training loop can feed a fresh one per step.
  */
-export interface RngNode extends Base { readonly op: "rng"; readonly seed: ValueId; readonly stream: number }
-export interface UnaryNode extends Base { readonly op: UnaryOp; readonly x: ValueId }
-export interface CastNode extends Base { readonly op: "cast"; readonly x: ValueId }
-export interface BinaryNode extends Base { readonly op: BinaryOp; readonly x: ValueId; readonly y: ValueId }
+export interface RngNode extends Base {
+  readonly op: "rng";
+  readonly seed: ValueId;
+  readonly stream: number;
+}
+export interface UnaryNode extends Base {
+  readonly op: UnaryOp;
+  readonly x: ValueId;
+}
+export interface CastNode extends Base {
+  readonly op: "cast";
+  readonly x: ValueId;
+}
+export interface BinaryNode extends Base {
+  readonly op: BinaryOp;
+  readonly x: ValueId;
+  readonly y: ValueId;
+}
 export interface WhereNode extends Base {
   readonly op: "where";
   readonly cond: ValueId;
   readonly x: ValueId;
   readonly y: ValueId;
 }
-export interface ReduceNode extends Base { readonly op: ReduceOp; readonly x: ValueId; readonly axes: readonly number[] }
-export interface ReshapeNode extends Base { readonly op: "reshape"; readonly x: ValueId }
-export interface PermuteNode extends Base { readonly op: "permute"; readonly x: ValueId; readonly perm: readonly number[] }
-export interface ExpandNode extends Base { readonly op: "expand"; readonly x: ValueId }
+export interface ReduceNode extends Base {
+  readonly op: ReduceOp;
+  readonly x: ValueId;
+  readonly axes: readonly number[];
+}
+export interface ReshapeNode extends Base {
+  readonly op: "reshape";
+  readonly x: ValueId;
+}
+export interface PermuteNode extends Base {
+  readonly op: "permute";
+  readonly x: ValueId;
+  readonly perm: readonly number[];
+}
+export interface ExpandNode extends Base {
+  readonly op: "expand";
+  readonly x: ValueId;
+}
 /** Constant padding: `low[i]` values before and `high[i]` after axis i, all >= 0. */
 export interface PadNode extends Base {
   readonly op: "pad";
@@ -83,8 +119,16 @@ export interface SliceNode extends Base {
   readonly stop: readonly number[];
   readonly step: readonly number[];
 }
-export interface FlipNode extends Base { readonly op: "flip"; readonly x: ValueId; readonly axes: readonly number[] }
-export interface DotNode extends Base { readonly op: "dot"; readonly lhs: ValueId; readonly rhs: ValueId }
+export interface FlipNode extends Base {
+  readonly op: "flip";
+  readonly x: ValueId;
+  readonly axes: readonly number[];
+}
+export interface DotNode extends Base {
+  readonly op: "dot";
+  readonly lhs: ValueId;
+  readonly rhs: ValueId;
+}
 /**
  * PyTorch `gather` on equal shapes: out[p] = x[p with p[axis] := index[p]].
  * `index` is i32 with x's shape except along `axis`; the output has index's shape.

@@ -34,10 +34,14 @@ function typeRuleViolation(n: Node, typeOf: (id: ValueId) => TensorType | undefi
   }
 }
 
-
 /** Attribute rules inferType leaves open: a scalar attribute must fit the dtype it fills. */
 function attributeViolation(n: Node): string | undefined {
-  const fill = n.op === "const" ? { value: n.value, dtype: n.type.dtype, what: "value" } : n.op === "pad" ? { value: n.value, dtype: n.type.dtype, what: "pad value" } : undefined;
+  const fill =
+    n.op === "const"
+      ? { value: n.value, dtype: n.type.dtype, what: "value" }
+      : n.op === "pad"
+        ? { value: n.value, dtype: n.type.dtype, what: "pad value" }
+        : undefined;
   if (!fill) return undefined;
   const info = dtypeInfo(fill.dtype);
   switch (info.kind) {
@@ -108,7 +112,8 @@ function checkOutputs(g: Graph, names: ReadonlyMap<ValueId, string>, inputTypes:
     if (o.aliases === undefined) continue;
     const inputType = inputTypes.get(o.aliases);
     if (!inputType) report(`${where}: aliases '${o.aliases}', which is not an input`);
-    else if (type && !typesEqual(type, inputType)) report(`${where}: has type ${formatType(type)} but aliases input '${o.aliases}' of type ${formatType(inputType)}`);
+    else if (type && !typesEqual(type, inputType))
+      report(`${where}: has type ${formatType(type)} but aliases input '${o.aliases}' of type ${formatType(inputType)}`);
     if (aliased.has(o.aliases)) report(`${where}: input '${o.aliases}' is aliased by two outputs`);
     aliased.add(o.aliases);
   }

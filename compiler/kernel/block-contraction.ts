@@ -12,8 +12,33 @@
 // The block loops run column blocks outside row blocks when the left operand is the smaller
 // (it is re-read per column block while the right operand's panel stays in cache).
 
-import { addIndex, constIndex, divIndex, flatIndex, fromAtom, indexDataRefs, indexVar, indexVars, linearStride, modIndex, mulIndex, substitute, type IndexExpr, type IndexVar } from "./index-expr.ts";
-import { exprOperands, exprOwnVars, SectionBuilder, sectionSource, type BufferDecl, type Kernel, type KernelProgram, type KExpr, type Section } from "./kernel-ir.ts";
+import {
+  addIndex,
+  constIndex,
+  divIndex,
+  flatIndex,
+  fromAtom,
+  indexDataRefs,
+  indexVar,
+  indexVars,
+  linearStride,
+  modIndex,
+  mulIndex,
+  substitute,
+  type IndexExpr,
+  type IndexVar,
+} from "./index-expr.ts";
+import {
+  exprOperands,
+  exprOwnVars,
+  SectionBuilder,
+  sectionSource,
+  type BufferDecl,
+  type Kernel,
+  type KernelProgram,
+  type KExpr,
+  type Section,
+} from "./kernel-ir.ts";
 import { copySectionBody } from "./tile.ts";
 
 const LANES = 4;
@@ -133,7 +158,9 @@ function copyBlock(s: Section, rowVar: IndexVar, colVar: IndexVar, rows: number,
   const colCopies = laneAxis ? cols / LANES : cols;
   for (let r = 0; r < rows; r++)
     for (let c = 0; c < colCopies; c++) {
-      const col: IndexExpr = laneAxis ? addIndex(mulIndex(fromAtom(colBlock), cols), constIndex(c * LANES), fromAtom(lane)) : addIndex(mulIndex(fromAtom(colBlock), cols), constIndex(c));
+      const col: IndexExpr = laneAxis
+        ? addIndex(mulIndex(fromAtom(colBlock), cols), constIndex(c * LANES), fromAtom(lane))
+        : addIndex(mulIndex(fromAtom(colBlock), cols), constIndex(c));
       const varMap = new Map<string, IndexExpr>([
         [rowVar.name, addIndex(mulIndex(fromAtom(rowBlock), rows), constIndex(r))],
         [colVar.name, col],

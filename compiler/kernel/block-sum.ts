@@ -73,7 +73,10 @@ function sumDigits(sb: SectionBuilder, digits: readonly Digit[], offsets: readon
     const radix = innermost ? innerRadix(last.extent) : balancedRadix(last.extent);
     const quotient = Math.floor(last.extent / radix);
     const remainder = last.extent % radix;
-    const split = [{ axis: last.axis, coef: last.coef * radix, extent: quotient }, { axis: last.axis, coef: last.coef, extent: radix }];
+    const split = [
+      { axis: last.axis, coef: last.coef * radix, extent: quotient },
+      { axis: last.axis, coef: last.coef, extent: radix },
+    ];
     const main = sumDigits(sb, split, offsets, leaf, dtype, innermost);
     if (remainder === 0) return main;
     const tailOffsets = offsets.map((o, axis) => (axis === last.axis ? addIndex(o, constIndex(last.coef * quotient * radix)) : o));

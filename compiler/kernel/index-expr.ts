@@ -9,19 +9,46 @@
 import { bug } from "../util/errors.ts";
 
 /** A loop variable ranging over [0, extent). `name` is unique within a kernel. */
-export interface IndexVar { readonly kind: "var"; readonly name: string; readonly extent: number }
+export interface IndexVar {
+  readonly kind: "var";
+  readonly name: string;
+  readonly extent: number;
+}
 /** An opaque integer computed at run time (a gather index), with known bounds. */
-export interface DataAtom { readonly kind: "data"; readonly ref: number; readonly lo: number; readonly hi: number }
-export interface DivAtom { readonly kind: "div"; readonly x: IndexExpr; readonly divisor: number }
-export interface ModAtom { readonly kind: "mod"; readonly x: IndexExpr; readonly divisor: number }
+export interface DataAtom {
+  readonly kind: "data";
+  readonly ref: number;
+  readonly lo: number;
+  readonly hi: number;
+}
+export interface DivAtom {
+  readonly kind: "div";
+  readonly x: IndexExpr;
+  readonly divisor: number;
+}
+export interface ModAtom {
+  readonly kind: "mod";
+  readonly x: IndexExpr;
+  readonly divisor: number;
+}
 export type Atom = IndexVar | DataAtom | DivAtom | ModAtom;
 
-export interface Term { readonly atom: Atom; readonly coef: number }
+export interface Term {
+  readonly atom: Atom;
+  readonly coef: number;
+}
 /** sum(coef * atom) + constant; terms sorted by atom key, no zero coefficients. */
-export interface IndexExpr { readonly terms: readonly Term[]; readonly constant: number }
+export interface IndexExpr {
+  readonly terms: readonly Term[];
+  readonly constant: number;
+}
 
 /** One conjunct of a validity mask: `x < bound` or `x >= bound`. */
-export interface IndexCond { readonly x: IndexExpr; readonly op: "lt" | "ge"; readonly bound: number }
+export interface IndexCond {
+  readonly x: IndexExpr;
+  readonly op: "lt" | "ge";
+  readonly bound: number;
+}
 /** A conjunction; `false` means never valid. Empty means always valid. */
 export type IndexPred = readonly IndexCond[] | false;
 
@@ -47,7 +74,8 @@ export function indexKey(e: IndexExpr): string {
   return parts.join(" + ");
 }
 
-export const predKey = (p: IndexPred): string => (p === false ? "false" : p.map((c) => `${indexKey(c.x)} ${c.op === "lt" ? "<" : ">="} ${c.bound}`).join(" && "));
+export const predKey = (p: IndexPred): string =>
+  p === false ? "false" : p.map((c) => `${indexKey(c.x)} ${c.op === "lt" ? "<" : ">="} ${c.bound}`).join(" && ");
 
 export function isConst(e: IndexExpr): e is IndexExpr & { terms: readonly [] } {
   return e.terms.length === 0;

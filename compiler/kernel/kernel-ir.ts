@@ -12,7 +12,9 @@ import { indexDataRefs, indexKey, indexVars, predKey, type IndexExpr, type Index
 
 export type ExprId = number;
 
-interface ExprBase { readonly dtype: DType }
+interface ExprBase {
+  readonly dtype: DType;
+}
 export type KExpr = ExprBase &
   (
     | { readonly op: "const"; readonly value: number }
@@ -240,7 +242,10 @@ export class SectionBuilder {
 }
 
 /** A section's source locations and scopes, to carry onto a section rebuilt from it. */
-export const sectionSource = (s: Section): Pick<Section, "locs" | "scopes"> => ({ ...(s.locs ? { locs: s.locs } : {}), ...(s.scopes ? { scopes: s.scopes } : {}) });
+export const sectionSource = (s: Section): Pick<Section, "locs" | "scopes"> => ({
+  ...(s.locs ? { locs: s.locs } : {}),
+  ...(s.scopes ? { scopes: s.scopes } : {}),
+});
 
 /** Buffers a section reads (loads) and writes (stores). */
 export function sectionBuffers(s: Section): { reads: Set<number>; writes: Set<number> } {

@@ -46,10 +46,15 @@ export const NumberLiteral = createToken({
   label: "a number",
 });
 export const ValueRef = createToken({ name: "ValueRef", pattern: /%\d+/, label: "an expression like %3" });
-export const ProgramName = createToken({ name: "ProgramName", pattern: new RegExp(`@(?:${identifierPattern.source}|${quotedPattern.source})`), label: "a program name" });
+export const ProgramName = createToken({
+  name: "ProgramName",
+  pattern: new RegExp(`@(?:${identifierPattern.source}|${quotedPattern.source})`),
+  label: "a program name",
+});
 export const StringLiteral = createToken({ name: "StringLiteral", pattern: quotedPattern, label: "a string" });
 
-const punctuation = (name: string, text: string): TokenType => createToken({ name, pattern: new RegExp(text.replace(/[[\](){}*+]/g, "\\$&")), label: `'${text}'` });
+const punctuation = (name: string, text: string): TokenType =>
+  createToken({ name, pattern: new RegExp(text.replace(/[[\](){}*+]/g, "\\$&")), label: `'${text}'` });
 
 export const Comma = punctuation("Comma", ",");
 export const Colon = punctuation("Colon", ":");

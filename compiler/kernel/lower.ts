@@ -55,7 +55,11 @@ export function lowerProgram(g: Graph, plan: FusionPlan, opts: LowerOptions = {}
     buffers,
     kernels,
     inputs: g.inputs.map((id) => ({ name: (nodeOf(g, id) as Extract<Node, { op: "input" }>).name, buffer: bufferOf.get(id)! })),
-    outputs: g.outputs.map((o) => ({ name: o.name, buffer: bufferOf.get(o.value) ?? bug(`lower: output ${o.name} has no buffer`), ...(o.aliases !== undefined ? { aliases: o.aliases } : {}) })),
+    outputs: g.outputs.map((o) => ({
+      name: o.name,
+      buffer: bufferOf.get(o.value) ?? bug(`lower: output ${o.name} has no buffer`),
+      ...(o.aliases !== undefined ? { aliases: o.aliases } : {}),
+    })),
   };
 }
 
@@ -125,7 +129,12 @@ function lowerGroup(g: Graph, grp: FusionGroup, bufferOf: ReadonlyMap<ValueId, n
             n.axes.forEach((a, i) => (inIndex[a] = axisIndex[i]!));
             return value(n.x, inIndex, valid);
           };
-          return lowerSum(sb, n.axes.map((a) => xShape[a]!), summand, dtype);
+          return lowerSum(
+            sb,
+            n.axes.map((a) => xShape[a]!),
+            summand,
+            dtype,
+          );
         }
         const vars = n.axes.map((a) => sb.freshVar(xShape[a]!));
         const inIndex = [...index];

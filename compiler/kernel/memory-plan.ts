@@ -219,7 +219,13 @@ function assignTempSlots(temps: readonly PlanBuffer[], lifetimes: ReadonlyMap<Bu
   return reused;
 }
 
-function maxLive(stepCount: number, buffers: readonly PlanBuffer[], byKey: ReadonlyMap<BufferKey, PlanBuffer>, lifetimes: ReadonlyMap<BufferKey, Lifetime>, inPlace: ReadonlySet<BufferKey>): number {
+function maxLive(
+  stepCount: number,
+  buffers: readonly PlanBuffer[],
+  byKey: ReadonlyMap<BufferKey, PlanBuffer>,
+  lifetimes: ReadonlyMap<BufferKey, Lifetime>,
+  inPlace: ReadonlySet<BufferKey>,
+): number {
   let always = 0;
   for (const b of buffers) if (b.kind === "input" || (b.kind === "output" && !lifetimes.has(b.key) && !inPlace.has(b.key))) always += b.bytes;
   // Sweep over steps: a lifetime adds its bytes at its start and removes them after its end.

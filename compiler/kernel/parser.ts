@@ -18,29 +18,78 @@ import * as T from "./lexer.ts";
 
 // ---- token tree ----
 
-interface VarDeclSyntax { readonly name: IToken; readonly extent: IToken }
+interface VarDeclSyntax {
+  readonly name: IToken;
+  readonly extent: IToken;
+}
 type AtomSyntax =
   | { readonly kind: "var"; readonly name: IToken }
   | { readonly kind: "data"; readonly ref: IToken; readonly lo: IToken; readonly hi: IToken }
   | { readonly kind: "divmod"; readonly x: IndexSyntax; readonly op: IToken; readonly divisor: IToken };
-interface TermSyntax { readonly coef?: IToken; readonly atom?: AtomSyntax }
+interface TermSyntax {
+  readonly coef?: IToken;
+  readonly atom?: AtomSyntax;
+}
 type IndexSyntax = readonly TermSyntax[];
-interface CondSyntax { readonly x: IndexSyntax; readonly op: IToken; readonly bound: IToken }
+interface CondSyntax {
+  readonly x: IndexSyntax;
+  readonly op: IToken;
+  readonly bound: IToken;
+}
 type PredSyntax = { readonly literal: IToken } | { readonly conds: readonly CondSyntax[] };
 type BodySyntax =
   | { readonly kind: "number"; readonly value: IToken }
   | { readonly kind: "load"; readonly buffer: IToken; readonly index: IndexSyntax; readonly pred?: PredSyntax }
   | { readonly kind: "index"; readonly index: IndexSyntax }
   | { readonly kind: "pred"; readonly pred: PredSyntax }
-  | { readonly kind: "rng"; readonly seed: IToken; readonly streamKey: IToken; readonly stream: IToken; readonly counterKey: IToken; readonly counter: IndexSyntax }
+  | {
+      readonly kind: "rng";
+      readonly seed: IToken;
+      readonly streamKey: IToken;
+      readonly stream: IToken;
+      readonly counterKey: IToken;
+      readonly counter: IndexSyntax;
+    }
   | { readonly kind: "reduce"; readonly vars: readonly VarDeclSyntax[]; readonly body: IToken }
   | { readonly kind: "operands"; readonly refs: readonly IToken[] };
-interface ExprSyntax { readonly kind: "expr"; readonly result: IToken; readonly op: IToken; readonly dtype: IToken; readonly body: BodySyntax }
-interface DotSyntax { readonly kind: "dot"; readonly reduce: IToken; readonly lhsKey: IToken; readonly lhs: IToken; readonly rhsKey: IToken; readonly rhs: IToken }
-interface FormSyntax { readonly kind: "form"; readonly keyword: IToken; readonly name: IToken; readonly variant?: IToken }
-interface StoreSyntax { readonly kind: "store"; readonly buffer: IToken; readonly index: IndexSyntax; readonly value: IToken }
-interface LocSyntax { readonly file: IToken; readonly line: IToken; readonly col: IToken }
-interface TileSyntax { readonly rowVar: IToken; readonly rows: IToken; readonly colVar: IToken; readonly cols: IToken }
+interface ExprSyntax {
+  readonly kind: "expr";
+  readonly result: IToken;
+  readonly op: IToken;
+  readonly dtype: IToken;
+  readonly body: BodySyntax;
+}
+interface DotSyntax {
+  readonly kind: "dot";
+  readonly reduce: IToken;
+  readonly lhsKey: IToken;
+  readonly lhs: IToken;
+  readonly rhsKey: IToken;
+  readonly rhs: IToken;
+}
+interface FormSyntax {
+  readonly kind: "form";
+  readonly keyword: IToken;
+  readonly name: IToken;
+  readonly variant?: IToken;
+}
+interface StoreSyntax {
+  readonly kind: "store";
+  readonly buffer: IToken;
+  readonly index: IndexSyntax;
+  readonly value: IToken;
+}
+interface LocSyntax {
+  readonly file: IToken;
+  readonly line: IToken;
+  readonly col: IToken;
+}
+interface TileSyntax {
+  readonly rowVar: IToken;
+  readonly rows: IToken;
+  readonly colVar: IToken;
+  readonly cols: IToken;
+}
 interface SectionSyntax {
   readonly keyword: IToken;
   readonly index: IToken;
@@ -50,10 +99,31 @@ interface SectionSyntax {
   readonly scopes: readonly IToken[];
   readonly statements: readonly (ExprSyntax | StoreSyntax | DotSyntax | FormSyntax)[];
 }
-interface KernelSyntax { readonly name: IToken; readonly reads: readonly IToken[]; readonly writes: readonly IToken[]; readonly sections: readonly SectionSyntax[] }
-interface BufferSyntax { readonly ref: IToken; readonly kind: IToken; readonly dtype: IToken; readonly dims: readonly IToken[]; readonly name: IToken }
-interface IoSyntax { readonly output: boolean; readonly name: IToken; readonly ref: IToken; readonly aliases?: IToken }
-interface ProgramSyntax { readonly name: IToken; readonly buffers: readonly BufferSyntax[]; readonly ios: readonly IoSyntax[]; readonly kernels: readonly KernelSyntax[] }
+interface KernelSyntax {
+  readonly name: IToken;
+  readonly reads: readonly IToken[];
+  readonly writes: readonly IToken[];
+  readonly sections: readonly SectionSyntax[];
+}
+interface BufferSyntax {
+  readonly ref: IToken;
+  readonly kind: IToken;
+  readonly dtype: IToken;
+  readonly dims: readonly IToken[];
+  readonly name: IToken;
+}
+interface IoSyntax {
+  readonly output: boolean;
+  readonly name: IToken;
+  readonly ref: IToken;
+  readonly aliases?: IToken;
+}
+interface ProgramSyntax {
+  readonly name: IToken;
+  readonly buffers: readonly BufferSyntax[];
+  readonly ios: readonly IoSyntax[];
+  readonly kernels: readonly KernelSyntax[];
+}
 
 const describeToken = (t: IToken): string => (t.tokenType === EOF ? "end of input" : `'${t.image}'`);
 const labelOf = (t: TokenType): string => t.LABEL ?? t.name;
@@ -62,9 +132,12 @@ const oneOf = (labels: string[]): string => (labels.length <= 1 ? (labels[0] ?? 
 
 const errorMessages = {
   buildMismatchTokenMessage: (o: { expected: TokenType; actual: IToken }) => `expected ${labelOf(o.expected)} but found ${describeToken(o.actual)}`,
-  buildNotAllInputParsedMessage: (o: { firstRedundant: IToken }) => `expected 'program', 'kernel', 'section', a statement or end of input but found ${describeToken(o.firstRedundant)}`,
-  buildNoViableAltMessage: (o: { expectedPathsPerAlt: TokenType[][][]; actual: IToken[] }) => `expected ${oneOf(firstTokens(o.expectedPathsPerAlt.flat()))} but found ${describeToken(o.actual[0]!)}`,
-  buildEarlyExitMessage: (o: { expectedIterationPaths: TokenType[][]; actual: IToken[] }) => `expected ${oneOf(firstTokens(o.expectedIterationPaths))} but found ${describeToken(o.actual[0]!)}`,
+  buildNotAllInputParsedMessage: (o: { firstRedundant: IToken }) =>
+    `expected 'program', 'kernel', 'section', a statement or end of input but found ${describeToken(o.firstRedundant)}`,
+  buildNoViableAltMessage: (o: { expectedPathsPerAlt: TokenType[][][]; actual: IToken[] }) =>
+    `expected ${oneOf(firstTokens(o.expectedPathsPerAlt.flat()))} but found ${describeToken(o.actual[0]!)}`,
+  buildEarlyExitMessage: (o: { expectedIterationPaths: TokenType[][]; actual: IToken[] }) =>
+    `expected ${oneOf(firstTokens(o.expectedIterationPaths))} but found ${describeToken(o.actual[0]!)}`,
 };
 
 const REDUCE_OPS = new Set(["reduce_sum", "reduce_max"]);
@@ -159,7 +232,16 @@ class KernelGrammar extends EmbeddedActionsParser {
       this.CONSUME(T.RParen);
     });
     const statements: (ExprSyntax | StoreSyntax | DotSyntax | FormSyntax)[] = [];
-    this.MANY2(() => statements.push(this.OR([{ ALT: () => this.SUBRULE(this.expr) }, { ALT: () => this.SUBRULE(this.store) }, { ALT: () => this.SUBRULE(this.dot) }, { ALT: () => this.SUBRULE(this.form) }])));
+    this.MANY2(() =>
+      statements.push(
+        this.OR([
+          { ALT: () => this.SUBRULE(this.expr) },
+          { ALT: () => this.SUBRULE(this.store) },
+          { ALT: () => this.SUBRULE(this.dot) },
+          { ALT: () => this.SUBRULE(this.form) },
+        ]),
+      ),
+    );
     return { keyword, index, domain, ...(tile ? { tile } : {}), locs, scopes, statements };
   });
 
@@ -209,7 +291,10 @@ class KernelGrammar extends EmbeddedActionsParser {
     this.CONSUME(T.Equals);
     const op = this.OR([{ ALT: () => this.CONSUME(T.Identifier) }, { ALT: () => this.CONSUME(T.Mod) }]);
     const dtype = this.CONSUME1(T.Identifier);
-    const is = (...names: string[]) => () => names.includes(op.image);
+    const is =
+      (...names: string[]) =>
+      () =>
+        names.includes(op.image);
     const body = this.OR1({
       IGNORE_AMBIGUITIES: true,
       DEF: [
@@ -296,70 +381,76 @@ class KernelGrammar extends EmbeddedActionsParser {
     return terms;
   });
 
-  private readonly term = this.RULE("term", (): TermSyntax =>
-    this.OR([
-      {
-        ALT: () => {
-          const coef = this.CONSUME(T.NumberLiteral);
-          const atom = this.OPTION(() => {
-            this.CONSUME(T.Star);
-            return this.SUBRULE(this.atom);
-          });
-          return { coef, ...(atom ? { atom } : {}) };
+  private readonly term = this.RULE(
+    "term",
+    (): TermSyntax =>
+      this.OR([
+        {
+          ALT: () => {
+            const coef = this.CONSUME(T.NumberLiteral);
+            const atom = this.OPTION(() => {
+              this.CONSUME(T.Star);
+              return this.SUBRULE(this.atom);
+            });
+            return { coef, ...(atom ? { atom } : {}) };
+          },
         },
-      },
-      { ALT: () => ({ atom: this.SUBRULE1(this.atom) }) },
-    ]),
+        { ALT: () => ({ atom: this.SUBRULE1(this.atom) }) },
+      ]),
   );
 
-  private readonly atom = this.RULE("atom", (): AtomSyntax =>
-    this.OR([
-      { ALT: () => ({ kind: "var" as const, name: this.CONSUME(T.Identifier) }) },
-      {
-        ALT: () => {
-          this.CONSUME(T.Data);
-          this.CONSUME(T.LParen);
-          const ref = this.CONSUME(T.ValueRef);
-          this.CONSUME(T.Comma);
-          const lo = this.CONSUME(T.NumberLiteral);
-          this.CONSUME1(T.Comma);
-          const hi = this.CONSUME1(T.NumberLiteral);
-          this.CONSUME(T.RParen);
-          return { kind: "data" as const, ref, lo, hi };
+  private readonly atom = this.RULE(
+    "atom",
+    (): AtomSyntax =>
+      this.OR([
+        { ALT: () => ({ kind: "var" as const, name: this.CONSUME(T.Identifier) }) },
+        {
+          ALT: () => {
+            this.CONSUME(T.Data);
+            this.CONSUME(T.LParen);
+            const ref = this.CONSUME(T.ValueRef);
+            this.CONSUME(T.Comma);
+            const lo = this.CONSUME(T.NumberLiteral);
+            this.CONSUME1(T.Comma);
+            const hi = this.CONSUME1(T.NumberLiteral);
+            this.CONSUME(T.RParen);
+            return { kind: "data" as const, ref, lo, hi };
+          },
         },
-      },
-      {
-        ALT: () => {
-          this.CONSUME1(T.LParen);
-          const x = this.SUBRULE(this.index);
-          const op = this.OR1([{ ALT: () => this.CONSUME(T.Div) }, { ALT: () => this.CONSUME(T.Mod) }]);
-          const divisor = this.CONSUME2(T.NumberLiteral);
-          this.CONSUME1(T.RParen);
-          return { kind: "divmod" as const, x, op, divisor };
+        {
+          ALT: () => {
+            this.CONSUME1(T.LParen);
+            const x = this.SUBRULE(this.index);
+            const op = this.OR1([{ ALT: () => this.CONSUME(T.Div) }, { ALT: () => this.CONSUME(T.Mod) }]);
+            const divisor = this.CONSUME2(T.NumberLiteral);
+            this.CONSUME1(T.RParen);
+            return { kind: "divmod" as const, x, op, divisor };
+          },
         },
-      },
-    ]),
+      ]),
   );
 
-  private readonly pred = this.RULE("pred", (): PredSyntax =>
-    this.OR([
-      { ALT: () => ({ literal: this.CONSUME(T.True) }) },
-      { ALT: () => ({ literal: this.CONSUME(T.False) }) },
-      {
-        ALT: () => {
-          const conds: CondSyntax[] = [];
-          this.AT_LEAST_ONE_SEP({
-            SEP: T.AndAnd,
-            DEF: () => {
-              const x = this.SUBRULE(this.index);
-              const op = this.OR1([{ ALT: () => this.CONSUME(T.Less) }, { ALT: () => this.CONSUME(T.GreaterEq) }]);
-              conds.push({ x, op, bound: this.CONSUME(T.NumberLiteral) });
-            },
-          });
-          return { conds };
+  private readonly pred = this.RULE(
+    "pred",
+    (): PredSyntax =>
+      this.OR([
+        { ALT: () => ({ literal: this.CONSUME(T.True) }) },
+        { ALT: () => ({ literal: this.CONSUME(T.False) }) },
+        {
+          ALT: () => {
+            const conds: CondSyntax[] = [];
+            this.AT_LEAST_ONE_SEP({
+              SEP: T.AndAnd,
+              DEF: () => {
+                const x = this.SUBRULE(this.index);
+                const op = this.OR1([{ ALT: () => this.CONSUME(T.Less) }, { ALT: () => this.CONSUME(T.GreaterEq) }]);
+                conds.push({ x, op, bound: this.CONSUME(T.NumberLiteral) });
+              },
+            });
+            return { conds };
+          },
         },
-      },
-    ]),
+      ]),
   );
 }
 
@@ -373,7 +464,8 @@ interface Context {
 }
 
 function failAtToken(ctx: Context, t: IToken, message: string): never {
-  if (t.tokenType !== EOF && t.startLine !== undefined && t.startColumn !== undefined && t.startLine > 0) failAt(ctx.text, ctx.file, t.startLine, t.startColumn, message);
+  if (t.tokenType !== EOF && t.startLine !== undefined && t.startColumn !== undefined && t.startLine > 0)
+    failAt(ctx.text, ctx.file, t.startLine, t.startColumn, message);
   const lines = ctx.text.trimEnd().split("\n");
   return failAt(ctx.text, ctx.file, lines.length, (lines.at(-1) ?? "").length + 1, message);
 }
@@ -427,7 +519,15 @@ const OPERAND_COUNT: Readonly<Record<string, number>> = Object.fromEntries([
   ...BINARY_OPS.map((op) => [op, 2] as const),
   ["where", 3],
 ]);
-const BODY_OF_OP: Readonly<Record<string, BodySyntax["kind"]>> = { const: "number", load: "load", index: "index", valid: "pred", rng: "rng", reduce_sum: "reduce", reduce_max: "reduce" };
+const BODY_OF_OP: Readonly<Record<string, BodySyntax["kind"]>> = {
+  const: "number",
+  load: "load",
+  index: "index",
+  valid: "pred",
+  rng: "rng",
+  reduce_sum: "reduce",
+  reduce_max: "reduce",
+};
 
 /** One section being decoded: its loop variables and how many expressions precede. */
 interface SectionScope {
@@ -443,7 +543,9 @@ function decodeRef(ctx: Context, scope: SectionScope, t: IToken): ExprId {
 function decodeAtom(ctx: Context, scope: SectionScope, a: AtomSyntax): Atom {
   switch (a.kind) {
     case "var":
-      return scope.vars.get(a.name.image) ?? failAtToken(ctx, a.name, `undefined loop variable '${a.name.image}' (not in the domain or a reduction of this section)`);
+      return (
+        scope.vars.get(a.name.image) ?? failAtToken(ctx, a.name, `undefined loop variable '${a.name.image}' (not in the domain or a reduction of this section)`)
+      );
     case "data": {
       const lo = decodeInteger(ctx, a.lo, "a data range bound");
       const hi = decodeInteger(ctx, a.hi, "a data range bound");
@@ -465,7 +567,9 @@ function decodeIndex(ctx: Context, scope: SectionScope, terms: IndexSyntax): Ind
 
 function decodePred(ctx: Context, scope: SectionScope, p: PredSyntax): IndexPred {
   if ("literal" in p) return p.literal.tokenType === T.True ? [] : false;
-  return p.conds.map((c): IndexCond => ({ x: decodeIndex(ctx, scope, c.x), op: c.op.tokenType === T.Less ? "lt" : "ge", bound: decodeInteger(ctx, c.bound, "a bound") }));
+  return p.conds.map(
+    (c): IndexCond => ({ x: decodeIndex(ctx, scope, c.x), op: c.op.tokenType === T.Less ? "lt" : "ge", bound: decodeInteger(ctx, c.bound, "a bound") }),
+  );
 }
 
 function decodeVar(ctx: Context, d: VarDeclSyntax, minExtent: number): IndexVar {
@@ -483,7 +587,13 @@ function decodeExpr(ctx: Context, scope: SectionScope, s: ExprSyntax, buffers: r
     case "number":
       return { op: "const", dtype, value: numberValue(body.value.image) };
     case "load":
-      return { op: "load", dtype, buffer: decodeBufferRef(ctx, body.buffer, buffers.length), index: decodeIndex(ctx, scope, body.index), valid: body.pred ? decodePred(ctx, scope, body.pred) : [] };
+      return {
+        op: "load",
+        dtype,
+        buffer: decodeBufferRef(ctx, body.buffer, buffers.length),
+        index: decodeIndex(ctx, scope, body.index),
+        valid: body.pred ? decodePred(ctx, scope, body.pred) : [],
+      };
     case "index":
       return { op: "index", dtype, index: decodeIndex(ctx, scope, body.index) };
     case "pred":
@@ -496,7 +606,8 @@ function decodeExpr(ctx: Context, scope: SectionScope, s: ExprSyntax, buffers: r
       return { op: op as "reduce_sum" | "reduce_max", dtype, vars: body.vars.map((v) => scope.vars.get(v.name.image)!), body: ref(body.body) };
     case "operands": {
       const count = OPERAND_COUNT[op]!;
-      if (body.refs.length !== count) failAtToken(ctx, body.refs[count] ?? s.op, `${op} takes ${count} operand${count === 1 ? "" : "s"}, got ${body.refs.length}`);
+      if (body.refs.length !== count)
+        failAtToken(ctx, body.refs[count] ?? s.op, `${op} takes ${count} operand${count === 1 ? "" : "s"}, got ${body.refs.length}`);
       const [a, b, c] = body.refs.map(ref);
       if (op === "where") return { op: "where", dtype, cond: a!, x: b!, y: c! };
       if (count === 1) return { op: op as "cast", dtype, x: a! };
@@ -506,7 +617,8 @@ function decodeExpr(ctx: Context, scope: SectionScope, s: ExprSyntax, buffers: r
 }
 
 function decodeSection(ctx: Context, s: SectionSyntax, position: number, buffers: readonly BufferDecl[]): Section {
-  if (decodeInteger(ctx, s.index, "a section number") !== position) failAtToken(ctx, s.index, `expected section ${position} (sections are numbered in order), found ${s.index.image}`);
+  if (decodeInteger(ctx, s.index, "a section number") !== position)
+    failAtToken(ctx, s.index, `expected section ${position} (sections are numbered in order), found ${s.index.image}`);
   const vars = new Map<string, IndexVar>();
   const domain = s.domain.map((d) => {
     if (vars.has(d.name.image)) failAtToken(ctx, d.name, `domain variable '${d.name.image}' is declared twice`);
@@ -520,7 +632,8 @@ function decodeSection(ctx: Context, s: SectionSyntax, position: number, buffers
     for (const d of st.body.vars) {
       const v = decodeVar(ctx, d, 1);
       const prev = vars.get(v.name);
-      if (prev && (prev.extent !== v.extent || domain.includes(prev))) failAtToken(ctx, d.name, `loop variable '${v.name}' is already declared${prev.extent !== v.extent ? ` with extent ${prev.extent}` : " by the domain"}`);
+      if (prev && (prev.extent !== v.extent || domain.includes(prev)))
+        failAtToken(ctx, d.name, `loop variable '${v.name}' is already declared${prev.extent !== v.extent ? ` with extent ${prev.extent}` : " by the domain"}`);
       if (!prev) vars.set(v.name, v);
     }
   }
@@ -536,26 +649,50 @@ function decodeSection(ctx: Context, s: SectionSyntax, position: number, buffers
       continue;
     }
     if (st.kind === "dot") {
-      for (const [key, want] of [[st.lhsKey, "lhs"], [st.rhsKey, "rhs"]] as const) if (key.image !== want) failAtToken(ctx, key, `expected '${want}=' but found '${key.image}'`);
+      for (const [key, want] of [
+        [st.lhsKey, "lhs"],
+        [st.rhsKey, "rhs"],
+      ] as const)
+        if (key.image !== want) failAtToken(ctx, key, `expected '${want}=' but found '${key.image}'`);
       dots.push({ reduce: decodeRef(ctx, scope, st.reduce), lhs: decodeRef(ctx, scope, st.lhs), rhs: decodeRef(ctx, scope, st.rhs) });
       continue;
     }
     if (st.kind === "store") {
-      stores.push({ buffer: decodeBufferRef(ctx, st.buffer, buffers.length), index: decodeIndex(ctx, scope, st.index), value: decodeRef(ctx, scope, st.value) });
+      stores.push({
+        buffer: decodeBufferRef(ctx, st.buffer, buffers.length),
+        index: decodeIndex(ctx, scope, st.index),
+        value: decodeRef(ctx, scope, st.value),
+      });
       continue;
     }
-    if (st.result.image !== `%${exprs.length}`) failAtToken(ctx, st.result, `expected %${exprs.length} (expressions are numbered in order), found ${st.result.image}`);
+    if (st.result.image !== `%${exprs.length}`)
+      failAtToken(ctx, st.result, `expected %${exprs.length} (expressions are numbered in order), found ${st.result.image}`);
     exprs.push(decodeExpr(ctx, scope, st, buffers));
     scope.defined = exprs.length;
   }
   let tile: TileHint | undefined;
   if (s.tile) {
-    for (const t of [s.tile.rowVar, s.tile.colVar]) if (!domain.some((v) => v.name === t.image)) failAtToken(ctx, t, `tile names '${t.image}', which is not a domain variable`);
-    tile = { rowVar: s.tile.rowVar.image, colVar: s.tile.colVar.image, rows: decodeInteger(ctx, s.tile.rows, "a tile size", 1), cols: decodeInteger(ctx, s.tile.cols, "a tile size", 1) };
+    for (const t of [s.tile.rowVar, s.tile.colVar])
+      if (!domain.some((v) => v.name === t.image)) failAtToken(ctx, t, `tile names '${t.image}', which is not a domain variable`);
+    tile = {
+      rowVar: s.tile.rowVar.image,
+      colVar: s.tile.colVar.image,
+      rows: decodeInteger(ctx, s.tile.rows, "a tile size", 1),
+      cols: decodeInteger(ctx, s.tile.cols, "a tile size", 1),
+    };
   }
   const locs = s.locs.map((l) => decodeLoc(ctx, l));
   const scopes = s.scopes.map((t) => decodeString(ctx, t));
-  return { domain, exprs, stores, ...(tile ? { tile } : {}), ...(dots.length ? { dots } : {}), ...(form ? { form } : {}), ...(locs.length ? { locs } : {}), ...(scopes.length ? { scopes } : {}) };
+  return {
+    domain,
+    exprs,
+    stores,
+    ...(tile ? { tile } : {}),
+    ...(dots.length ? { dots } : {}),
+    ...(form ? { form } : {}),
+    ...(locs.length ? { locs } : {}),
+    ...(scopes.length ? { scopes } : {}),
+  };
 }
 
 /** `form row` or `form matmul registers|workgroup`. */

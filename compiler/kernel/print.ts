@@ -10,8 +10,31 @@ import type { BufferDecl, DotFact, KExpr, Kernel, KernelProgram, Section, Sectio
 
 /** Words the kernel IR parser reads as keywords: a kernel name spelled like one is quoted. */
 export const KERNEL_KEYWORDS: ReadonlySet<string> = new Set([
-  "program", "buffer", "input", "output", "temp", "aliases", "kernel", "reads", "writes", "section", "domain",
-  "tile", "store", "dot", "form", "if", "true", "false", "loc", "scope", "data", "div", "mod", "inf", "nan",
+  "program",
+  "buffer",
+  "input",
+  "output",
+  "temp",
+  "aliases",
+  "kernel",
+  "reads",
+  "writes",
+  "section",
+  "domain",
+  "tile",
+  "store",
+  "dot",
+  "form",
+  "if",
+  "true",
+  "false",
+  "loc",
+  "scope",
+  "data",
+  "div",
+  "mod",
+  "inf",
+  "nan",
 ]);
 const PLAIN_NAME = /^[A-Za-z_][A-Za-z0-9_.]*$/;
 
@@ -22,7 +45,8 @@ export function printKernelProgram(p: KernelProgram): string {
   const lines = [`program @${quoteName(p.name)}`];
   for (const b of p.buffers) lines.push(`  ${printBuffer(b)}`);
   for (const i of p.inputs) lines.push(`  input ${JSON.stringify(i.name)} = b${i.buffer}`);
-  for (const o of p.outputs) lines.push(`  output ${JSON.stringify(o.name)} = b${o.buffer}${o.aliases === undefined ? "" : ` aliases ${JSON.stringify(o.aliases)}`}`);
+  for (const o of p.outputs)
+    lines.push(`  output ${JSON.stringify(o.name)} = b${o.buffer}${o.aliases === undefined ? "" : ` aliases ${JSON.stringify(o.aliases)}`}`);
   for (const k of p.kernels) lines.push(printKernel(k));
   return lines.join("\n") + "\n";
 }
@@ -40,7 +64,8 @@ export function printKernel(k: Kernel): string {
  * `loc("model.ts":7:12) scope("0.fc1")`: where a section comes from, spelled as in the graph
  * and kernel IR dumps, for the comments of generated sources (empty when unknown).
  */
-export const sectionSourceNote = (s: Section): string => [...(s.locs ?? []).map(formatLocation), ...(s.scopes ?? []).map((sc) => `scope(${JSON.stringify(sc)})`)].join(" ");
+export const sectionSourceNote = (s: Section): string =>
+  [...(s.locs ?? []).map(formatLocation), ...(s.scopes ?? []).map((sc) => `scope(${JSON.stringify(sc)})`)].join(" ");
 
 export const formatVarDecl = (v: IndexVar): string => `${v.name}<${v.extent}`;
 

@@ -76,7 +76,9 @@ function readsOnlyAtStoreIndex(k: Kernel, input: number, output: number): boolea
 
 /** The plan as text for `NN-memory-plan.txt`: one line per buffer, then the totals. */
 export function formatProgramMemory(program: KernelProgram, memory: ProgramMemory): string {
-  const lines = [`memory @${program.name}: ${memory.slotBytes.length} slots, peak ${memory.plan.peakBytes} B (${memory.plan.totalBytes} B without reuse), ${memory.plan.reusedTemps} temps reuse a slot`];
+  const lines = [
+    `memory @${program.name}: ${memory.slotBytes.length} slots, peak ${memory.plan.peakBytes} B (${memory.plan.totalBytes} B without reuse), ${memory.plan.reusedTemps} temps reuse a slot`,
+  ];
   memory.slotBytes.forEach((bytes, slot) => {
     const held = program.buffers.filter((b) => memory.slotOf[b.id] === slot).map((b) => `b${b.id} ${b.name} (${b.kind}, ${memory.bufferBytes[b.id]} B)`);
     lines.push(`  slot ${slot} [${bytes} B]: ${held.join(", ")}`);

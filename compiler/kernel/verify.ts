@@ -48,7 +48,8 @@ export function verifyKernelFindings(p: KernelProgram): KernelFinding[] {
     if (!declared(i.buffer)) report(where, `buffer b${i.buffer} is not declared`);
     else if (p.buffers[i.buffer]!.kind !== "input") report(where, `buffer b${i.buffer} is a ${p.buffers[i.buffer]!.kind} buffer, not an input`);
   }
-  for (const b of p.buffers) if (b.kind === "input" && !listedInputs.has(b.id)) report(programWhere, `input buffer b${b.id} "${b.name}" is not bound by any 'input' line`);
+  for (const b of p.buffers)
+    if (b.kind === "input" && !listedInputs.has(b.id)) report(programWhere, `input buffer b${b.id} "${b.name}" is not bound by any 'input' line`);
   const outputNames = new Set<string>();
   for (const o of p.outputs) {
     const where = `${programWhere}, output "${o.name}"`;
@@ -75,7 +76,8 @@ export function verifyKernelFindings(p: KernelProgram): KernelFinding[] {
     }
     for (const b of k.writes) written.add(b);
   }
-  for (const b of p.buffers) if (b.kind !== "input" && !written.has(b.id)) report(programWhere, `${b.kind} buffer b${b.id} "${b.name}" is never written by any kernel`);
+  for (const b of p.buffers)
+    if (b.kind !== "input" && !written.has(b.id)) report(programWhere, `${b.kind} buffer b${b.id} "${b.name}" is never written by any kernel`);
   return found;
 }
 
@@ -105,7 +107,13 @@ function loadsBuffer(k: Kernel, b: number): boolean {
   return k.sections.some((s) => s.exprs.some((e) => e.op === "load" && e.buffer === b));
 }
 
-function checkBufferList(ids: readonly number[], what: string, where: string, declared: (id: number) => boolean, report: (where: string, rule: string) => void): void {
+function checkBufferList(
+  ids: readonly number[],
+  what: string,
+  where: string,
+  declared: (id: number) => boolean,
+  report: (where: string, rule: string) => void,
+): void {
   ids.forEach((b, i) => {
     if (!declared(b)) report(where, `${what}(b${b}): buffer b${b} is not declared`);
     if (i > 0 && ids[i - 1]! >= b) report(where, `${what}(…) must list buffers sorted and once each, found b${ids[i - 1]} before b${b}`);
@@ -127,19 +135,31 @@ function sectionVars(s: Section, report: (rule: string) => void): Map<string, In
       if (domainNames.has(v.name)) report(`%${id}: reduction variable '${v.name}' shadows a domain variable`);
       const prev = vars.get(v.name);
       if (prev && prev.extent !== v.extent) report(`%${id}: reduction variable '${v.name}' has extent ${v.extent} here and ${prev.extent} elsewhere`);
-      if (!Number.isSafeInteger(v.extent) || v.extent < 1) report(`%${id}: reduction variable '${v.name}' has extent ${v.extent} (a positive integer is required)`);
+      if (!Number.isSafeInteger(v.extent) || v.extent < 1)
+        report(`%${id}: reduction variable '${v.name}' has extent ${v.extent} (a positive integer is required)`);
       vars.set(v.name, v);
     }
   });
   return vars;
 }
 
-function checkSection(p: KernelProgram, k: Kernel, s: Section, where: string, reads: ReadonlySet<number>, writes: ReadonlySet<number>, report: (where: string, rule: string) => void): void {
+function checkSection(
+  p: KernelProgram,
+  k: Kernel,
+  s: Section,
+  where: string,
+  reads: ReadonlySet<number>,
+  writes: ReadonlySet<number>,
+  report: (where: string, rule: string) => void,
+): void {
   const vars = sectionVars(s, (rule) => report(where, rule));
   const domain = new Set(s.domain.map((v) => v.name));
   if (s.tile) {
     const t = s.tile;
-    for (const [name, size] of [[t.rowVar, t.rows], [t.colVar, t.cols]] as const) {
+    for (const [name, size] of [
+      [t.rowVar, t.rows],
+      [t.colVar, t.cols],
+    ] as const) {
       if (!domain.has(name)) report(where, `tile names '${name}', which is not a domain variable`);
       if (!Number.isSafeInteger(size) || size < 1) report(where, `tile size ${size} for '${name}' must be a positive integer`);
     }
@@ -201,7 +221,8 @@ function checkSection(p: KernelProgram, k: Kernel, s: Section, where: string, re
     checkIndex(st.index, s.exprs.length, vars, dtypeOf, fail);
     if (b) checkInBounds(st.index, b.shape, `store to b${st.buffer}`, fail);
     const escaping = [...(free[st.value] ?? []), ...indexVarNames(st.index)].filter((v) => !domain.has(v));
-    if (escaping.length > 0) fail(`uses loop variable${escaping.length > 1 ? "s" : ""} ${[...new Set(escaping)].map((v) => `'${v}'`).join(", ")} outside the reduction that binds it`);
+    if (escaping.length > 0)
+      fail(`uses loop variable${escaping.length > 1 ? "s" : ""} ${[...new Set(escaping)].map((v) => `'${v}'`).join(", ")} outside the reduction that binds it`);
   }
   if (s.form) checkForm(s, (rule) => report(`${where}, '${safe(() => printForm(s.form!))}'`, rule));
 }
@@ -266,7 +287,13 @@ function indexVarNames(x: IndexExpr, into = new Set<string>()): Set<string> {
 }
 
 /** Canonical form (sorted unique atoms, non-zero integer coefficients), variables in scope, data refs defined and i32. */
-function checkIndex(x: IndexExpr, before: number, vars: ReadonlyMap<string, IndexVar>, dtypeOf: (id: number) => DType | undefined, fail: (rule: string) => void): void {
+function checkIndex(
+  x: IndexExpr,
+  before: number,
+  vars: ReadonlyMap<string, IndexVar>,
+  dtypeOf: (id: number) => DType | undefined,
+  fail: (rule: string) => void,
+): void {
   if (!Number.isSafeInteger(x.constant)) fail(`index constant ${x.constant} is not an integer`);
   let prevKey: string | undefined;
   for (const t of x.terms) {
@@ -278,7 +305,13 @@ function checkIndex(x: IndexExpr, before: number, vars: ReadonlyMap<string, Inde
   }
 }
 
-function checkAtom(a: Atom, before: number, vars: ReadonlyMap<string, IndexVar>, dtypeOf: (id: number) => DType | undefined, fail: (rule: string) => void): void {
+function checkAtom(
+  a: Atom,
+  before: number,
+  vars: ReadonlyMap<string, IndexVar>,
+  dtypeOf: (id: number) => DType | undefined,
+  fail: (rule: string) => void,
+): void {
   switch (a.kind) {
     case "var": {
       const v = vars.get(a.name);
@@ -309,7 +342,8 @@ function checkInBounds(x: IndexExpr, shape: readonly number[], what: string, fai
   }
   const size = numel(shape);
   if (hi < lo) return; // an empty loop: nothing is accessed
-  if (lo < 0 || hi >= size) fail(`${what}: index ranges over [${lo}, ${hi}], outside the buffer's ${size} element${size === 1 ? "" : "s"} [${shape.join(",")}]`);
+  if (lo < 0 || hi >= size)
+    fail(`${what}: index ranges over [${lo}, ${hi}], outside the buffer's ${size} element${size === 1 ? "" : "s"} [${shape.join(",")}]`);
 }
 
 /** Dtype rules of each expression kind (the graph IR's, at scalar level). */

@@ -24,7 +24,6 @@ import type { Pass } from "./pass.ts";
 import { groupSource, type FuseOptions, type FusionGroup, type FusionPlan } from "../kernel/fusion-plan.ts";
 import { formatLocation, formatScope, valueNames } from "../ir/printer.ts";
 
-
 const HORIZONTAL_MAX_ELEMENTS = 1 << 22;
 /** An expensive elementwise value is written out when one group would evaluate it more often than this per element. */
 const RECOMPUTE_LIMIT = 8;
@@ -352,7 +351,9 @@ export function formatFusionPlan(g: Graph, plan: FusionPlan): string {
       const saves = grp.savesBytes > 0 ? ` fused: saves ${formatBytes(grp.savesBytes)}` : "";
       const source = groupSource(g, grp);
       const from = [...source.locs.map(formatLocation), ...source.scopes.map(formatScope)].join(" ");
-      lines.push(`  k${i} g${gid} [${grp.label}] [${grp.shape.join(",")}] roots=${grp.roots.map((r) => names.get(r)).join(",")} inlined=${grp.inlined.length}${saves}${from ? `  ${from}` : ""}`);
+      lines.push(
+        `  k${i} g${gid} [${grp.label}] [${grp.shape.join(",")}] roots=${grp.roots.map((r) => names.get(r)).join(",")} inlined=${grp.inlined.length}${saves}${from ? `  ${from}` : ""}`,
+      );
     }
   });
   return lines.join("\n");

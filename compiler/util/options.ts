@@ -77,7 +77,8 @@ export function unknownOptionMessage(where: string, key: string, accepted: reado
   const suggestion = suggestOption(key, accepted);
   const list = accepted.length > 0 ? `accepted: ${accepted.join(", ")}` : `it takes no ${what}s`;
   // The deprecated loss keywords only mean something where `reduction` is the answer.
-  const note = Object.hasOwn(pytorchOnly, key) && (accepted.includes("reduction") || !pytorchOnly[key]!.endsWith("use reduction")) ? pytorchOnly[key] : undefined;
+  const note =
+    Object.hasOwn(pytorchOnly, key) && (accepted.includes("reduction") || !pytorchOnly[key]!.endsWith("use reduction")) ? pytorchOnly[key] : undefined;
   const hint = suggestion ? ` — did you mean '${suggestion}'?` : note ? ` — ${note}` : "";
   return `${where}: unknown ${what} '${key}' (${list})${hint}`;
 }

@@ -26,7 +26,11 @@ export interface AttentionOptions {
 export function scaledDotProductAttention(query: Tensor, key: Tensor, value: Tensor, opts: AttentionOptions = {}): Tensor {
   const op = "scaledDotProductAttention";
   strictOptions(op, opts, { attnMask: true, dropoutP: true, isCausal: true, scale: true });
-  for (const [role, t] of [["query", query], ["key", key], ["value", value]] as const) {
+  for (const [role, t] of [
+    ["query", query],
+    ["key", key],
+    ["value", value],
+  ] as const) {
     requireFloat(t, role, op);
     if (t.ndim < 2) return userError("shape-mismatch", `shape mismatch in ${op}: ${role} must be [..., seq, dim], got ${formatShape(t.shape)}`);
   }
@@ -34,7 +38,10 @@ export function scaledDotProductAttention(query: Tensor, key: Tensor, value: Ten
   if (key.shape[key.ndim - 1] !== embed)
     return userError("shape-mismatch", `shape mismatch in ${op}: query ${formatShape(query.shape)} and key ${formatShape(key.shape)} differ in the last dim`);
   if (key.shape[key.ndim - 2] !== value.shape[value.ndim - 2])
-    return userError("shape-mismatch", `shape mismatch in ${op}: key ${formatShape(key.shape)} and value ${formatShape(value.shape)} differ in sequence length`);
+    return userError(
+      "shape-mismatch",
+      `shape mismatch in ${op}: key ${formatShape(key.shape)} and value ${formatShape(value.shape)} differ in sequence length`,
+    );
   if (opts.isCausal && opts.attnMask) return userError("invalid-argument", `${op}: give attnMask or isCausal, not both`);
   const scale = opts.scale ?? 1 / Math.sqrt(embed);
   let scores = query.matmul(M.transpose(key, -2, -1)).mul(scale);
@@ -52,7 +59,8 @@ export function scaledDotProductAttention(query: Tensor, key: Tensor, value: Ten
 
 /** i32 [...] -> i32 [..., numClasses] with a 1 at each index (an index outside [0, numClasses) gives a zero row). */
 export function oneHot(indices: Tensor, numClasses: number): Tensor {
-  if (indices.dtype !== "i32") return userError("dtype-mismatch", `dtype mismatch in oneHot: indices must be i32, got ${indices.dtype}${formatShape(indices.shape)}`);
+  if (indices.dtype !== "i32")
+    return userError("dtype-mismatch", `dtype mismatch in oneHot: indices must be i32, got ${indices.dtype}${formatShape(indices.shape)}`);
   if (!Number.isInteger(numClasses) || numClasses < 1) return userError("invalid-argument", `oneHot: numClasses must be a positive integer, got ${numClasses}`);
   recordIndexUse(indices, { op: "oneHot", what: "class index", high: numClasses });
   const shape = [...indices.shape, numClasses];

@@ -7,18 +7,37 @@ import { formatShape } from "../../compiler/util/shape.ts";
 import { strictOptions, type KeyTable } from "../options.ts";
 import { type Tensor, prim, userError } from "../tensor.ts";
 import * as M from "../ops/movement.ts";
-import { asBatched4d, flipAxes, optionalTensorArg, padOrCrop, pair, padAxes, positiveInt, requireFloat, sliceAxis, windowCount, windows1d, type IntPair } from "./prims.ts";
+import {
+  asBatched4d,
+  flipAxes,
+  optionalTensorArg,
+  padOrCrop,
+  pair,
+  padAxes,
+  positiveInt,
+  requireFloat,
+  sliceAxis,
+  windowCount,
+  windows1d,
+  type IntPair,
+} from "./prims.ts";
 
 /** y = x W^T + b, weight [out, in], x [..., in]. */
 export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
   optionalTensorArg(bias, "bias", "linear", "linear(x, weight, bias?)");
   if (weight.ndim !== 2) return userError("shape-mismatch", `shape mismatch in linear: weight must be [out, in], got ${formatShape(weight.shape)}`);
   if (x.ndim < 1 || x.shape[x.ndim - 1] !== weight.shape[1])
-    return userError("shape-mismatch", `shape mismatch in linear: input ${formatShape(x.shape)} has ${x.shape[x.ndim - 1] ?? 0} features but weight ${formatShape(weight.shape)} expects ${weight.shape[1]}`);
+    return userError(
+      "shape-mismatch",
+      `shape mismatch in linear: input ${formatShape(x.shape)} has ${x.shape[x.ndim - 1] ?? 0} features but weight ${formatShape(weight.shape)} expects ${weight.shape[1]}`,
+    );
   const y = x.matmul(M.transpose(weight, 0, 1));
   if (!bias) return y;
   if (bias.ndim !== 1 || bias.shape[0] !== weight.shape[0])
-    return userError("shape-mismatch", `shape mismatch in linear: bias ${formatShape(bias.shape)} must be [${weight.shape[0]}] for weight ${formatShape(weight.shape)}`);
+    return userError(
+      "shape-mismatch",
+      `shape mismatch in linear: bias ${formatShape(bias.shape)} must be [${weight.shape[0]}] for weight ${formatShape(weight.shape)}`,
+    );
   return y.add(bias);
 }
 
@@ -59,13 +78,20 @@ export function conv2d(input: Tensor, weight: Tensor, bias?: Tensor | null, opts
   requireFloat(input, "input", op);
   requireFloat(weight, "weight", op);
   const groups = positiveInt(opts.groups ?? 1, "groups", op);
-  if (weight.ndim !== 4) return userError("shape-mismatch", `shape mismatch in ${op}: weight must be [out, in/groups, kH, kW], got ${formatShape(weight.shape)}`);
+  if (weight.ndim !== 4)
+    return userError("shape-mismatch", `shape mismatch in ${op}: weight must be [out, in/groups, kH, kW], got ${formatShape(weight.shape)}`);
   const [outChannels, groupChannels, kh, kw] = weight.shape as [number, number, number, number];
   const channels = x4.shape[1]!;
   if (channels !== groupChannels * groups)
-    return userError("shape-mismatch", `shape mismatch in ${op}: input ${formatShape(input.shape)} has ${channels} channels but weight ${formatShape(weight.shape)} expects ${groupChannels * groups} (groups=${groups})`);
+    return userError(
+      "shape-mismatch",
+      `shape mismatch in ${op}: input ${formatShape(input.shape)} has ${channels} channels but weight ${formatShape(weight.shape)} expects ${groupChannels * groups} (groups=${groups})`,
+    );
   if (outChannels % groups !== 0)
-    return userError("shape-mismatch", `shape mismatch in ${op}: weight ${formatShape(weight.shape)} has ${outChannels} output channels, not divisible by groups=${groups}`);
+    return userError(
+      "shape-mismatch",
+      `shape mismatch in ${op}: weight ${formatShape(weight.shape)} has ${outChannels} output channels, not divisible by groups=${groups}`,
+    );
   const stride = pair(opts.stride ?? 1, "stride", op, 1);
   const dilation = pair(opts.dilation ?? 1, "dilation", op, 1);
   const [padLow, padHigh] = resolvePadding(opts.padding ?? 0, [kh, kw], stride, dilation, op);
@@ -86,13 +112,20 @@ export function convTranspose2d(input: Tensor, weight: Tensor, bias?: Tensor | n
   requireFloat(input, "input", op);
   requireFloat(weight, "weight", op);
   const groups = positiveInt(opts.groups ?? 1, "groups", op);
-  if (weight.ndim !== 4) return userError("shape-mismatch", `shape mismatch in ${op}: weight must be [in, out/groups, kH, kW], got ${formatShape(weight.shape)}`);
+  if (weight.ndim !== 4)
+    return userError("shape-mismatch", `shape mismatch in ${op}: weight must be [in, out/groups, kH, kW], got ${formatShape(weight.shape)}`);
   const [inChannels, groupOut, kh, kw] = weight.shape as [number, number, number, number];
   const channels = x4.shape[1]!;
   if (channels !== inChannels)
-    return userError("shape-mismatch", `shape mismatch in ${op}: input ${formatShape(input.shape)} has ${channels} channels but weight ${formatShape(weight.shape)} expects ${inChannels} (groups=${groups})`);
+    return userError(
+      "shape-mismatch",
+      `shape mismatch in ${op}: input ${formatShape(input.shape)} has ${channels} channels but weight ${formatShape(weight.shape)} expects ${inChannels} (groups=${groups})`,
+    );
   if (inChannels % groups !== 0)
-    return userError("shape-mismatch", `shape mismatch in ${op}: weight ${formatShape(weight.shape)} has ${inChannels} input channels, not divisible by groups=${groups}`);
+    return userError(
+      "shape-mismatch",
+      `shape mismatch in ${op}: weight ${formatShape(weight.shape)} has ${inChannels} input channels, not divisible by groups=${groups}`,
+    );
   const stride = pair(opts.stride ?? 1, "stride", op, 1);
   const padding = pair(opts.padding ?? 0, "padding", op, 0);
   const outputPadding = pair(opts.outputPadding ?? 0, "outputPadding", op, 0);
@@ -122,8 +155,18 @@ function interleaveZeros(x: Tensor, stride: readonly [number, number]): Tensor {
   return sliceAxis(sliceAxis(flat, 2, 0, (h - 1) * sh + 1), 3, 0, (w - 1) * sw + 1);
 }
 
-function resolvePadding(padding: IntPair | "same" | "valid", kernel: readonly [number, number], stride: readonly [number, number], dilation: readonly [number, number], op: string): [[number, number], [number, number]] {
-  if (padding === "valid") return [[0, 0], [0, 0]];
+function resolvePadding(
+  padding: IntPair | "same" | "valid",
+  kernel: readonly [number, number],
+  stride: readonly [number, number],
+  dilation: readonly [number, number],
+  op: string,
+): [[number, number], [number, number]] {
+  if (padding === "valid")
+    return [
+      [0, 0],
+      [0, 0],
+    ];
   if (padding === "same") {
     if (stride[0] !== 1 || stride[1] !== 1) return userError("invalid-argument", `${op}: padding "same" needs stride 1, got stride [${stride.join(",")}]`);
     // PyTorch puts the odd extra element on the high side.
@@ -148,7 +191,10 @@ function convCore(x: Tensor, w: Tensor, geo: ConvGeometry, userInput: Tensor, op
   const oh = windowCount(hp, kh, geo.stride[0], geo.dilation[0]);
   const ow = windowCount(wp, kw, geo.stride[1], geo.dilation[1]);
   if (hp < 1 || wp < 1 || oh < 1 || ow < 1)
-    return userError("shape-mismatch", `shape mismatch in ${op}: input ${formatShape(userInput.shape)} (padded to ${hp}x${wp}) is smaller than the kernel ${kh}x${kw} with dilation [${geo.dilation.join(",")}]`);
+    return userError(
+      "shape-mismatch",
+      `shape mismatch in ${op}: input ${formatShape(userInput.shape)} (padded to ${hp}x${wp}) is smaller than the kernel ${kh}x${kw} with dilation [${geo.dilation.join(",")}]`,
+    );
   const rows = windows1d(padded, 2, kh, geo.stride[0], geo.dilation[0]); // [N, C, kH, OH, Wp]
   const win = windows1d(rows, 4, kw, geo.stride[1], geo.dilation[1]); // [N, C, kH, OH, kW, OW]
   const grouped = M.reshape(win, [n, g, c / g, kh, oh, kw, ow]);

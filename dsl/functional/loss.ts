@@ -54,7 +54,10 @@ function checkClassWeight(weight: Tensor | null | undefined, classes: number, op
 
 /** A [C] tensor laid along `axis` of a tensor of `rank` dims, broadcastable against it. */
 function alongAxis(v: Tensor, axis: number, rank: number): Tensor {
-  return M.reshape(v, Array.from({ length: rank }, (_, i) => (i === axis ? v.shape[0]! : 1)));
+  return M.reshape(
+    v,
+    Array.from({ length: rank }, (_, i) => (i === axis ? v.shape[0]! : 1)),
+  );
 }
 
 /**
@@ -64,9 +67,13 @@ function alongAxis(v: Tensor, axis: number, rank: number): Tensor {
  */
 function classIndexLoss(logp: Tensor, target: Tensor, axis: number, opts: CrossEntropyOptions, op: string): { loss: Tensor; denominator: Tensor } {
   const expected = logp.shape.filter((_, i) => i !== axis);
-  if (target.dtype !== "i32") return userError("dtype-mismatch", `dtype mismatch in ${op}: class-index target must be i32, got ${target.dtype}${formatShape(target.shape)}`);
+  if (target.dtype !== "i32")
+    return userError("dtype-mismatch", `dtype mismatch in ${op}: class-index target must be i32, got ${target.dtype}${formatShape(target.shape)}`);
   if (!shapesEqual(target.shape, expected))
-    return userError("shape-mismatch", `shape mismatch in ${op}: input ${formatShape(logp.shape)} needs target ${formatShape(expected)}, got ${formatShape(target.shape)}`);
+    return userError(
+      "shape-mismatch",
+      `shape mismatch in ${op}: input ${formatShape(logp.shape)} needs target ${formatShape(expected)}, got ${formatShape(target.shape)}`,
+    );
   const classes = logp.shape[axis]!;
   const ignoreIndex = opts.ignoreIndex ?? -100;
   const epsilon = opts.labelSmoothing ?? 0;
@@ -79,7 +86,13 @@ function classIndexLoss(logp: Tensor, target: Tensor, axis: number, opts: CrossE
   const weightBroadcast = weight ? alongAxis(weight, axis, logp.ndim) : undefined;
   const weighted = weightBroadcast ? logp.mul(weightBroadcast) : logp;
   let loss = isTarget.where(weighted, 0).sum(axis).neg();
-  if (epsilon > 0) loss = loss.mul(1 - epsilon).add(weighted.sum(axis).neg().mul(epsilon / classes));
+  if (epsilon > 0)
+    loss = loss.mul(1 - epsilon).add(
+      weighted
+        .sum(axis)
+        .neg()
+        .mul(epsilon / classes),
+    );
   loss = valid.where(loss, 0);
   const targetWeight = weightBroadcast ? isTarget.where(weightBroadcast.expand(logp.shape), 0).sum(axis) : valid.float();
   const denominator = valid.where(targetWeight, 0).sum();
@@ -125,7 +138,10 @@ export function nllLoss(input: Tensor, target: Tensor, opts: NllLossOptions = {}
 
 function requireSameShape(input: Tensor, target: Tensor, op: string): void {
   if (!shapesEqual(input.shape, target.shape))
-    userError("shape-mismatch", `shape mismatch in ${op}: input ${formatShape(input.shape)} and target ${formatShape(target.shape)} differ (reshape one; broadcasting here is usually a bug)`);
+    userError(
+      "shape-mismatch",
+      `shape mismatch in ${op}: input ${formatShape(input.shape)} and target ${formatShape(target.shape)} differ (reshape one; broadcasting here is usually a bug)`,
+    );
 }
 
 export function mseLoss(input: Tensor, target: Tensor, opts: { readonly reduction?: Reduction } = {}): Tensor {
@@ -161,7 +177,11 @@ export function binaryCrossEntropyWithLogits(input: Tensor, target: Tensor, opts
   const y = target.float();
   const softplusNeg = x.abs().neg().exp().add(1).log().add(x.neg().maximum(0)); // log(1 + exp(-x))
   const logWeight = opts.posWeight ? y.mul(opts.posWeight.float().sub(1)).add(1) : undefined;
-  let loss = y.neg().add(1).mul(x).add(logWeight ? logWeight.mul(softplusNeg) : softplusNeg);
+  let loss = y
+    .neg()
+    .add(1)
+    .mul(x)
+    .add(logWeight ? logWeight.mul(softplusNeg) : softplusNeg);
   if (opts.weight) loss = loss.mul(opts.weight.float());
   return reduce(loss, opts.reduction ?? "mean", op);
 }

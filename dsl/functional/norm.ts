@@ -15,13 +15,20 @@ export const logSoftmax = (x: Tensor, dim: number): Tensor => x.logSoftmax(dim);
 /** Normalizes over the trailing dims `normalizedShape`; weight and bias have that shape. */
 export function layerNorm(x: Tensor, normalizedShape: number | readonly number[], weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5): Tensor {
   const op = "layerNorm";
-  for (const [role, v] of [["weight", weight], ["bias", bias]] as const) optionalTensorArg(v, role, op, "layerNorm(x, normalizedShape, weight?, bias?, eps?)");
+  for (const [role, v] of [
+    ["weight", weight],
+    ["bias", bias],
+  ] as const)
+    optionalTensorArg(v, role, op, "layerNorm(x, normalizedShape, weight?, bias?, eps?)");
   requireFloat(x, "input", op);
   const shape = typeof normalizedShape === "number" ? [normalizedShape] : [...normalizedShape];
   const tail = x.shape.slice(x.ndim - shape.length);
   if (shape.length === 0 || shape.length > x.ndim || !shape.every((d, i) => d === tail[i]))
     return userError("shape-mismatch", `shape mismatch in ${op}: input ${formatShape(x.shape)} does not end with normalizedShape ${formatShape(shape)}`);
-  for (const [role, t] of [["weight", weight], ["bias", bias]] as const)
+  for (const [role, t] of [
+    ["weight", weight],
+    ["bias", bias],
+  ] as const)
     if (t && (t.ndim !== shape.length || !t.shape.every((d, i) => d === shape[i])))
       return userError("shape-mismatch", `shape mismatch in ${op}: ${role} ${formatShape(t.shape)} must equal normalizedShape ${formatShape(shape)}`);
   const axes = shape.map((_, i) => x.ndim - shape.length + i);
@@ -39,22 +46,33 @@ function standardize(x: Tensor, axes: readonly number[], eps: number): Tensor {
 
 /** A per-channel [C] tensor shaped to broadcast along axis 1 of a rank-`rank` tensor. */
 function perChannel(v: Tensor, rank: number): Tensor {
-  return M.reshape(v, Array.from({ length: rank }, (_, i) => (i === 1 ? v.shape[0]! : 1)));
+  return M.reshape(
+    v,
+    Array.from({ length: rank }, (_, i) => (i === 1 ? v.shape[0]! : 1)),
+  );
 }
 
 function checkChannelVector(v: Tensor | null | undefined, channels: number, role: string, op: string): void {
-  if (v && (v.ndim !== 1 || v.shape[0] !== channels)) userError("shape-mismatch", `shape mismatch in ${op}: ${role} ${formatShape(v.shape)} must be [${channels}], one per channel`);
+  if (v && (v.ndim !== 1 || v.shape[0] !== channels))
+    userError("shape-mismatch", `shape mismatch in ${op}: ${role} ${formatShape(v.shape)} must be [${channels}], one per channel`);
 }
 
 /** Normalizes x [N, C, *] over each group of C/numGroups channels (and all spatial dims); weight and bias are [C]. */
 export function groupNorm(x: Tensor, numGroups: number, weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5): Tensor {
   const op = "groupNorm";
-  for (const [role, v] of [["weight", weight], ["bias", bias]] as const) optionalTensorArg(v, role, op, "groupNorm(x, numGroups, weight?, bias?, eps?)");
+  for (const [role, v] of [
+    ["weight", weight],
+    ["bias", bias],
+  ] as const)
+    optionalTensorArg(v, role, op, "groupNorm(x, numGroups, weight?, bias?, eps?)");
   requireFloat(x, "input", op);
   if (x.ndim < 2) return userError("shape-mismatch", `shape mismatch in ${op}: input must be [N, C, *], got ${formatShape(x.shape)}`);
   const channels = x.shape[1]!;
   if (!Number.isInteger(numGroups) || numGroups < 1 || channels % numGroups !== 0)
-    return userError("shape-mismatch", `shape mismatch in ${op}: input ${formatShape(x.shape)} has ${channels} channels, not divisible into ${numGroups} groups`);
+    return userError(
+      "shape-mismatch",
+      `shape mismatch in ${op}: input ${formatShape(x.shape)} has ${channels} channels, not divisible into ${numGroups} groups`,
+    );
   checkChannelVector(weight, channels, "weight", op);
   checkChannelVector(bias, channels, "bias", op);
   const grouped = M.reshape(x, [x.shape[0]!, numGroups, -1]);
@@ -84,7 +102,13 @@ export function batchNorm(x: Tensor, runningMean: Tensor | null, runningVar: Ten
   requireFloat(x, "input", op);
   if (x.ndim < 2) return userError("shape-mismatch", `shape mismatch in ${op}: input must be [N, C, *], got ${formatShape(x.shape)}`);
   const channels = x.shape[1]!;
-  for (const [role, v] of [["runningMean", runningMean], ["runningVar", runningVar], ["weight", opts.weight], ["bias", opts.bias]] as const) checkChannelVector(v, channels, role, op);
+  for (const [role, v] of [
+    ["runningMean", runningMean],
+    ["runningVar", runningVar],
+    ["weight", opts.weight],
+    ["bias", opts.bias],
+  ] as const)
+    checkChannelVector(v, channels, role, op);
   const eps = opts.eps ?? 1e-5;
   const useBatch = (opts.training ?? false) || !runningMean || !runningVar;
   const axes = x.shape.map((_, i) => i).filter((i) => i !== 1);

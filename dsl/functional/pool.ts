@@ -39,7 +39,12 @@ interface PoolGeometry {
   readonly dilation: [number, number];
 }
 
-function poolGeometry(input: Tensor, kernelSize: IntPair, opts: { stride?: IntPair | null; padding?: IntPair; dilation?: IntPair; ceilMode?: boolean }, op: string): PoolGeometry {
+function poolGeometry(
+  input: Tensor,
+  kernelSize: IntPair,
+  opts: { stride?: IntPair | null; padding?: IntPair; dilation?: IntPair; ceilMode?: boolean },
+  op: string,
+): PoolGeometry {
   if (opts.ceilMode) return userError("unsupported", `${op}: ceilMode=true is not supported`);
   const kernel = pair(kernelSize, "kernelSize", op, 1);
   const stride = pair(opts.stride ?? kernel, "stride", op, 1);
@@ -50,7 +55,10 @@ function poolGeometry(input: Tensor, kernelSize: IntPair, opts: { stride?: IntPa
     if (padding[i]! * 2 > span) return userError("invalid-argument", `${op}: padding ${padding[i]} should be at most half of the kernel size ${span}`);
     const size = input.shape[input.ndim - 2 + i]!;
     if (windowCount(size + 2 * padding[i]!, kernel[i]!, stride[i]!, dilation[i]!) < 1)
-      return userError("shape-mismatch", `shape mismatch in ${op}: input ${formatShape(input.shape)} is smaller than the kernel ${kernel.join("x")} (padding ${padding.join(",")}, dilation ${dilation.join(",")})`);
+      return userError(
+        "shape-mismatch",
+        `shape mismatch in ${op}: input ${formatShape(input.shape)} is smaller than the kernel ${kernel.join("x")} (padding ${padding.join(",")}, dilation ${dilation.join(",")})`,
+      );
   }
   return { kernel, stride, padding, dilation };
 }

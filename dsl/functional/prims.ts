@@ -64,7 +64,13 @@ export function sliceAxis(x: Tensor, axis: number, start: number, stop: number, 
 
 /** Grows (amount > 0, padding with `value`) or crops (amount < 0) each end of each axis. */
 export function padOrCrop(x: Tensor, axes: readonly number[], low: readonly number[], high: readonly number[], value = 0): Tensor {
-  let y = padAxes(x, axes, low.map((p) => Math.max(p, 0)), high.map((p) => Math.max(p, 0)), value);
+  let y = padAxes(
+    x,
+    axes,
+    low.map((p) => Math.max(p, 0)),
+    high.map((p) => Math.max(p, 0)),
+    value,
+  );
   axes.forEach((axis, i) => {
     const cropLow = Math.max(-low[i]!, 0);
     const cropHigh = Math.max(-high[i]!, 0);
@@ -84,7 +90,13 @@ export function iota(like: Tensor, shape: readonly number[], axis: number): Tens
 
 export function fill(like: Tensor, value: number, dtype: DType, shape: readonly number[]): Tensor {
   const scalar = prim(like.trace, { op: "const", value }, { dtype, shape: [] });
-  return M.expand(M.reshape(scalar, shape.map(() => 1)), shape);
+  return M.expand(
+    M.reshape(
+      scalar,
+      shape.map(() => 1),
+    ),
+    shape,
+  );
 }
 
 /**

@@ -13,7 +13,8 @@ import { uniform } from "../random.ts";
 /** weight [num, dim], indices i32 [...] -> [..., dim]: out[..., :] = weight[indices[...], :]. */
 export function embedding(indices: Tensor, weight: Tensor): Tensor {
   const op = "embedding";
-  if (indices.dtype !== "i32") return userError("dtype-mismatch", `dtype mismatch in ${op}: indices must be i32, got ${indices.dtype}${formatShape(indices.shape)}`);
+  if (indices.dtype !== "i32")
+    return userError("dtype-mismatch", `dtype mismatch in ${op}: indices must be i32, got ${indices.dtype}${formatShape(indices.shape)}`);
   if (weight.ndim !== 2) return userError("shape-mismatch", `shape mismatch in ${op}: weight must be [num, dim], got ${formatShape(weight.shape)}`);
   const dim = weight.shape[1]!;
   recordIndexUse(indices, { op, what: "row of the weight", high: weight.shape[0]! });
@@ -33,7 +34,10 @@ export interface DropoutOptions {
   readonly training?: boolean;
 }
 export function dropout(x: Tensor, pArg: number | DropoutOptions = 0.5, trainingArg = true): Tensor {
-  const { p = 0.5, training = true } = typeof pArg === "object" && pArg !== null ? strictOptions<DropoutOptions>("dropout", pArg, { p: true, training: true }) : { p: pArg, training: trainingArg };
+  const { p = 0.5, training = true } =
+    typeof pArg === "object" && pArg !== null
+      ? strictOptions<DropoutOptions>("dropout", pArg, { p: true, training: true })
+      : { p: pArg, training: trainingArg };
   if (!(typeof p === "number" && p >= 0 && p <= 1)) return userError("invalid-argument", `dropout: p must be in [0, 1], got ${p}`);
   if (!training || p === 0) return x;
   const xf = x.float();

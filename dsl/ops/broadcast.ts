@@ -14,7 +14,8 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
   const target = [...shape];
   if (inferAt >= 0) {
     const rest = numel(shape.filter((d) => d !== -1));
-    if (rest === 0 || x.numel() % rest !== 0) return userError("shape-mismatch", `shape mismatch in reshape: cannot reshape ${formatShape(x.shape)} to ${formatShape(shape)}`);
+    if (rest === 0 || x.numel() % rest !== 0)
+      return userError("shape-mismatch", `shape mismatch in reshape: cannot reshape ${formatShape(x.shape)} to ${formatShape(shape)}`);
     target[inferAt] = x.numel() / rest;
   }
   if (target.some((d) => !Number.isInteger(d) || d < 0) || numel(target) !== x.numel())
@@ -55,7 +56,15 @@ function constantIn(dtype: DType, value: number): number {
 export function constant(trace: Trace, value: number | boolean, dtype: DType, shape: Shape = []): Tensor {
   const v = typeof value === "boolean" ? (value ? 1 : 0) : constantIn(dtype, value);
   const scalar = prim(trace, { op: "const", value: v }, { dtype, shape: [] });
-  return shape.length === 0 ? scalar : expand(reshape(scalar, shape.map(() => 1)), shape);
+  return shape.length === 0
+    ? scalar
+    : expand(
+        reshape(
+          scalar,
+          shape.map(() => 1),
+        ),
+        shape,
+      );
 }
 
 export function broadcastTensors(ts: readonly Tensor[], op: string): Tensor[] {

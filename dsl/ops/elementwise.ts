@@ -57,7 +57,11 @@ export function sub(a: TensorLike, b: TensorLike, alpha = 1): Tensor {
   const dtype = resultDType(a, b);
   if (isBool(dtype)) return userError("dtype-mismatch", "sub: subtracting bool tensors is not supported: use logicalXor or logicalNot");
   const [x, y] = broadcastPair(lift(like, a, dtype), lift(like, b, dtype), dtype, "sub");
-  const negY = isInt(dtype) ? binary("mul", y, -alpha, dtype, "sub") : alpha === 1 ? prim(y.trace, { op: "neg", x: y.id }) : binary("mul", y, -alpha, dtype, "sub");
+  const negY = isInt(dtype)
+    ? binary("mul", y, -alpha, dtype, "sub")
+    : alpha === 1
+      ? prim(y.trace, { op: "neg", x: y.id })
+      : binary("mul", y, -alpha, dtype, "sub");
   return binary("add", x, negY, resultDType(x, negY), "sub");
 }
 export function mul(a: TensorLike, b: TensorLike): Tensor {
@@ -187,8 +191,12 @@ export interface ClampOptions {
   readonly max?: number;
 }
 export function clamp(x: Tensor, minArg?: number | ClampOptions, maxArg?: number): Tensor {
-  const { min, max } = typeof minArg === "object" && minArg !== null ? strictOptions<ClampOptions>("clamp", minArg, { min: true, max: true }) : { min: minArg, max: maxArg };
-  for (const [name, v] of [["min", min], ["max", max]] as const)
+  const { min, max } =
+    typeof minArg === "object" && minArg !== null ? strictOptions<ClampOptions>("clamp", minArg, { min: true, max: true }) : { min: minArg, max: maxArg };
+  for (const [name, v] of [
+    ["min", min],
+    ["max", max],
+  ] as const)
     if (v !== undefined && typeof v !== "number") return userError("invalid-argument", `clamp: ${name} must be a number, got ${JSON.stringify(v)}`);
   let y = x;
   if (min !== undefined) y = maximum(y, min);
@@ -253,8 +261,10 @@ export interface LeakyReluOptions {
   readonly negativeSlope?: number;
 }
 export function leakyRelu(x: Tensor, slope: number | LeakyReluOptions = 0.01): Tensor {
-  const negativeSlope = typeof slope === "number" ? slope : strictOptions<LeakyReluOptions>("leakyRelu", slope, { negativeSlope: true }).negativeSlope ?? 0.01;
-  if (!Number.isFinite(negativeSlope)) return userError("invalid-argument", `leakyRelu: negativeSlope must be a finite number, got ${JSON.stringify(negativeSlope)}`);
+  const negativeSlope =
+    typeof slope === "number" ? slope : (strictOptions<LeakyReluOptions>("leakyRelu", slope, { negativeSlope: true }).negativeSlope ?? 0.01);
+  if (!Number.isFinite(negativeSlope))
+    return userError("invalid-argument", `leakyRelu: negativeSlope must be a finite number, got ${JSON.stringify(negativeSlope)}`);
   return where(gt(x, 0), x, mul(x, negativeSlope));
 }
 export const sigmoid = (x: Tensor): Tensor => reciprocal(add(exp(neg(cast(x, "f32"))), 1));
@@ -283,7 +293,8 @@ export interface GeluOptions {
   readonly approximate?: "none" | "tanh";
 }
 export function gelu(x: Tensor, approximateArg: "none" | "tanh" | GeluOptions = "none"): Tensor {
-  const approximate = typeof approximateArg === "string" ? approximateArg : strictOptions<GeluOptions>("gelu", approximateArg, { approximate: true }).approximate ?? "none";
+  const approximate =
+    typeof approximateArg === "string" ? approximateArg : (strictOptions<GeluOptions>("gelu", approximateArg, { approximate: true }).approximate ?? "none");
   if (approximate === "tanh") {
     // PyTorch's tanh form: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
     const inner = mul(add(x, mul(pow(x, 3), 0.044715)), Math.sqrt(2 / Math.PI));
@@ -301,11 +312,18 @@ export interface SoftplusOptions {
 
 /** softplus(x) = log(1 + exp(βx)) / β, linear (x) where βx > threshold (PyTorch). */
 export function softplus(x: Tensor, betaArg: number | SoftplusOptions = 1, thresholdArg = 20): Tensor {
-  const opts = typeof betaArg === "number" ? { beta: betaArg, threshold: thresholdArg } : strictOptions<SoftplusOptions>("softplus", betaArg, { beta: true, threshold: true });
+  const opts =
+    typeof betaArg === "number"
+      ? { beta: betaArg, threshold: thresholdArg }
+      : strictOptions<SoftplusOptions>("softplus", betaArg, { beta: true, threshold: true });
   const beta = opts.beta ?? 1;
   const threshold = opts.threshold ?? 20;
-  for (const [name, v] of [["beta", beta], ["threshold", threshold]] as const)
-    if (typeof v !== "number" || !Number.isFinite(v)) return userError("invalid-argument", `softplus: ${name} must be a finite number, got ${JSON.stringify(v)}`);
+  for (const [name, v] of [
+    ["beta", beta],
+    ["threshold", threshold],
+  ] as const)
+    if (typeof v !== "number" || !Number.isFinite(v))
+      return userError("invalid-argument", `softplus: ${name} must be a finite number, got ${JSON.stringify(v)}`);
   if (beta === 0) return userError("invalid-argument", "softplus: beta must be non-zero");
   const bx = mul(x, beta);
   // log1p(exp(-|bx|)) + max(bx, 0) is stable everywhere.

@@ -9,7 +9,8 @@ import * as E from "./elementwise.ts";
 import * as M from "./movement.ts";
 
 export function matmul(a: Tensor, b: Tensor): Tensor {
-  if (a.ndim === 0 || b.ndim === 0) return userError("shape-mismatch", `shape mismatch in matmul: both operands need at least 1 dim, got ${formatShape(a.shape)} @ ${formatShape(b.shape)}`);
+  if (a.ndim === 0 || b.ndim === 0)
+    return userError("shape-mismatch", `shape mismatch in matmul: both operands need at least 1 dim, got ${formatShape(a.shape)} @ ${formatShape(b.shape)}`);
   const dtype = isBool(resultDType(a, b)) ? "i32" : resultDType(a, b);
   let x = E.cast(a, dtype);
   let y = E.cast(b, dtype);
@@ -21,7 +22,8 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   const k2 = y.shape[y.ndim - 2]!;
   if (k1 !== k2) return userError("shape-mismatch", `shape mismatch in matmul: ${formatShape(a.shape)} @ ${formatShape(b.shape)} (inner dims ${k1} ≠ ${k2})`);
   const batch = broadcastShapes(x.shape.slice(0, -2), y.shape.slice(0, -2));
-  if (!batch) return userError("shape-mismatch", `shape mismatch in matmul: batch dims of ${formatShape(a.shape)} and ${formatShape(b.shape)} do not broadcast`);
+  if (!batch)
+    return userError("shape-mismatch", `shape mismatch in matmul: batch dims of ${formatShape(a.shape)} and ${formatShape(b.shape)} do not broadcast`);
   x = M.expand(x, [...batch, ...x.shape.slice(-2)]);
   y = M.expand(y, [...batch, ...y.shape.slice(-2)]);
   let out = prim(x.trace, { op: "dot", lhs: x.id, rhs: y.id });

@@ -37,7 +37,8 @@ export function t(x: Tensor): Tensor {
 
 export function unsqueeze(x: Tensor, dim: number): Tensor {
   const d = normalizeAxis(dim, x.ndim + 1);
-  if (d === undefined) return userError("invalid-argument", `unsqueeze: dim ${dim} out of range for a ${x.ndim}-d tensor (expected -${x.ndim + 1} to ${x.ndim})`);
+  if (d === undefined)
+    return userError("invalid-argument", `unsqueeze: dim ${dim} out of range for a ${x.ndim}-d tensor (expected -${x.ndim + 1} to ${x.ndim})`);
   const shape = [...x.shape];
   shape.splice(d, 0, 1);
   return reshape(x, shape);
@@ -45,7 +46,10 @@ export function unsqueeze(x: Tensor, dim: number): Tensor {
 
 export function squeeze(x: Tensor, dim?: Dims): Tensor {
   const axes = dim === undefined ? [...Array(x.ndim).keys()] : dimList(x, dim, "squeeze");
-  return reshape(x, x.shape.filter((d, i) => !(d === 1 && axes.includes(i))));
+  return reshape(
+    x,
+    x.shape.filter((d, i) => !(d === 1 && axes.includes(i))),
+  );
 }
 
 export function flatten(x: Tensor, startDim = 0, endDim = -1): Tensor {
@@ -97,7 +101,12 @@ export function slice(x: Tensor, rawSpec: readonly SliceSpec[]): Tensor {
   });
   const unchanged = x.shape.every((d, i) => start[i] === 0 && stop[i] === d && step[i] === 1);
   const window = unchanged ? x : prim(x.trace, { op: "slice", x: x.id, start, stop, step });
-  return dropped.length === 0 ? window : reshape(window, window.shape.filter((_, i) => !dropped.includes(i)));
+  return dropped.length === 0
+    ? window
+    : reshape(
+        window,
+        window.shape.filter((_, i) => !dropped.includes(i)),
+      );
 }
 
 /** "..." stands for as many whole dims as the other entries leave (at most one "..."). */
@@ -140,7 +149,10 @@ export function flip(x: Tensor, dims: Dims): Tensor {
  */
 export function pad(x: Tensor, amounts: readonly number[], value = 0): Tensor {
   if (amounts.length % 2 !== 0 || amounts.length > 2 * x.ndim)
-    return userError("invalid-argument", `pad: expects an even number of amounts, at most 2 per dim (${2 * x.ndim} for ${formatShape(x.shape)}), got [${amounts.join(",")}]`);
+    return userError(
+      "invalid-argument",
+      `pad: expects an even number of amounts, at most 2 per dim (${2 * x.ndim} for ${formatShape(x.shape)}), got [${amounts.join(",")}]`,
+    );
   if (!amounts.every(Number.isInteger)) return userError("invalid-argument", `pad: amounts must be integers, got [${amounts.join(",")}]`);
   if (!isFloat(x.dtype) && !Number.isInteger(value)) return userError("dtype-mismatch", `pad: value ${value} is not a valid ${x.dtype}`);
   if (isBool(x.dtype) && value !== 0 && value !== 1) return userError("dtype-mismatch", `pad: value ${value} is not a valid bool`);
@@ -159,8 +171,7 @@ export function pad(x: Tensor, amounts: readonly number[], value = 0): Tensor {
   if (cropStart.some((s) => s > 0) || cropStop.some((s, i) => s !== x.shape[i]))
     y = prim(x.trace, { op: "slice", x: x.id, start: cropStart, stop: cropStop, step: x.shape.map(() => 1) });
   const grow = (p: number): number => Math.max(0, p);
-  if (low.some((p) => p > 0) || high.some((p) => p > 0))
-    y = prim(x.trace, { op: "pad", x: y.id, low: low.map(grow), high: high.map(grow), value });
+  if (low.some((p) => p > 0) || high.some((p) => p > 0)) y = prim(x.trace, { op: "pad", x: y.id, low: low.map(grow), high: high.map(grow), value });
   return y;
 }
 
@@ -177,7 +188,10 @@ export function split(x: Tensor, size: number | readonly number[], dim = 0): Ten
   } else {
     sizes = [...size];
     if (!sizes.every((s) => Number.isInteger(s) && s >= 0) || sizes.reduce((a, b) => a + b, 0) !== total)
-      return userError("shape-mismatch", `shape mismatch in split: sizes [${sizes.join(",")}] must sum to dim ${dim} of size ${total} in ${formatShape(x.shape)}`);
+      return userError(
+        "shape-mismatch",
+        `shape mismatch in split: sizes [${sizes.join(",")}] must sum to dim ${dim} of size ${total} in ${formatShape(x.shape)}`,
+      );
   }
   let at = 0;
   return sizes.map((s) => {
@@ -196,12 +210,17 @@ export function chunk(x: Tensor, chunks: number, dim = 0): Tensor[] {
 
 /** torch.Tensor.repeat: tiles x; extra leading sizes add dims. reshape → expand → reshape. */
 export function repeat(x: Tensor, sizes: readonly number[]): Tensor {
-  if (sizes.length < x.ndim) return userError("invalid-argument", `repeat: needs at least ${x.ndim} sizes for ${formatShape(x.shape)}, got [${sizes.join(",")}]`);
-  if (!sizes.every((s) => Number.isInteger(s) && s >= 0)) return userError("invalid-argument", `repeat: sizes must be non-negative integers, got [${sizes.join(",")}]`);
+  if (sizes.length < x.ndim)
+    return userError("invalid-argument", `repeat: needs at least ${x.ndim} sizes for ${formatShape(x.shape)}, got [${sizes.join(",")}]`);
+  if (!sizes.every((s) => Number.isInteger(s) && s >= 0))
+    return userError("invalid-argument", `repeat: sizes must be non-negative integers, got [${sizes.join(",")}]`);
   const base = [...Array(sizes.length - x.ndim).fill(1), ...x.shape] as number[];
   const interleaved = base.flatMap((d) => [1, d]);
   const tiled = base.flatMap((d, i) => [sizes[i]!, d]);
-  return reshape(expand(reshape(x, interleaved), tiled), base.map((d, i) => d * sizes[i]!));
+  return reshape(
+    expand(reshape(x, interleaved), tiled),
+    base.map((d, i) => d * sizes[i]!),
+  );
 }
 
 /**
@@ -224,7 +243,10 @@ export function cat(tensors: readonly Tensor[], dim = 0): Tensor {
   const total = pieces.reduce((n, t) => n + t.shape[axis]!, 0);
   const outShape = first.shape.map((d, i) => (i === axis ? total : d));
   const position = prim(first.trace, { op: "iota", axis: 0 }, { dtype: "i32", shape: [total] });
-  const alongAxis = reshape(position, outShape.map((d, i) => (i === axis ? d : 1)));
+  const alongAxis = reshape(
+    position,
+    outShape.map((d, i) => (i === axis ? d : 1)),
+  );
   let out: Tensor | undefined;
   let offset = 0;
   for (const piece of pieces) {
@@ -238,16 +260,19 @@ export function cat(tensors: readonly Tensor[], dim = 0): Tensor {
   return out!;
 }
 
-
 /** torch.stack: a new dim at `dim`, then cat. */
 export function stack(tensors: readonly Tensor[], dim = 0): Tensor {
   if (tensors.length === 0) return userError("invalid-argument", "stack: expects a non-empty list of tensors");
   const first = tensors[0]!;
   for (const t of tensors)
-    if (!shapesEqual(t.shape, first.shape)) return userError("shape-mismatch", `shape mismatch in stack: all tensors need one shape, got ${tensors.map((u) => formatShape(u.shape)).join(", ")}`);
+    if (!shapesEqual(t.shape, first.shape))
+      return userError("shape-mismatch", `shape mismatch in stack: all tensors need one shape, got ${tensors.map((u) => formatShape(u.shape)).join(", ")}`);
   const axis = normalizeAxis(dim, first.ndim + 1);
   if (axis === undefined) return userError("invalid-argument", `stack: dim ${dim} out of range for stacking ${first.ndim}-d tensors`);
-  return cat(tensors.map((t) => unsqueeze(t, axis)), axis);
+  return cat(
+    tensors.map((t) => unsqueeze(t, axis)),
+    axis,
+  );
 }
 
 /**
@@ -258,10 +283,15 @@ export function gather(x: Tensor, dim: number, index: Tensor): Tensor {
   const axis = dimIndex(x, dim, "gather");
   if (index.dtype !== "i32") return userError("dtype-mismatch", `gather: index must be i32, got ${index.dtype}`);
   if (index.ndim !== x.ndim || index.shape.some((d, i) => i !== axis && d > x.shape[i]!))
-    return userError("shape-mismatch", `shape mismatch in gather: index ${formatShape(index.shape)} must have the rank of input ${formatShape(x.shape)} and no larger size outside dim ${dim}`);
+    return userError(
+      "shape-mismatch",
+      `shape mismatch in gather: index ${formatShape(index.shape)} must have the rank of input ${formatShape(x.shape)} and no larger size outside dim ${dim}`,
+    );
   recordIndexUse(index, { op: "gather", what: `position along dim ${dim}`, high: x.shape[axis]! });
   const stop = x.shape.map((d, i) => (i === axis ? d : index.shape[i]!));
-  const cut = stop.every((d, i) => d === x.shape[i]) ? x : prim(x.trace, { op: "slice", x: x.id, start: x.shape.map(() => 0), stop, step: x.shape.map(() => 1) });
+  const cut = stop.every((d, i) => d === x.shape[i])
+    ? x
+    : prim(x.trace, { op: "slice", x: x.id, start: x.shape.map(() => 0), stop, step: x.shape.map(() => 1) });
   return prim(x.trace, { op: "gather", x: cut.id, index: index.id, axis });
 }
 
@@ -273,7 +303,13 @@ export function indexSelect(x: Tensor, dim: number, index: Tensor): Tensor {
   recordIndexUse(index, { op: "indexSelect", what: `position along dim ${dim}`, high: x.shape[axis]! });
   const count = index.ndim === 0 ? 1 : index.shape[0]!;
   const outShape = x.shape.map((d, i) => (i === axis ? count : d));
-  const spread = expand(reshape(index, x.shape.map((_, i) => (i === axis ? count : 1))), outShape);
+  const spread = expand(
+    reshape(
+      index,
+      x.shape.map((_, i) => (i === axis ? count : 1)),
+    ),
+    outShape,
+  );
   return prim(x.trace, { op: "gather", x: x.id, index: spread.id, axis });
 }
 

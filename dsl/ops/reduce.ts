@@ -9,7 +9,12 @@ import * as E from "./elementwise.ts";
 import * as M from "./movement.ts";
 
 function dropDims(x: Tensor, axes: readonly number[], keepdim: boolean): Tensor {
-  return keepdim ? x : M.reshape(x, x.shape.filter((_, i) => !axes.includes(i)));
+  return keepdim
+    ? x
+    : M.reshape(
+        x,
+        x.shape.filter((_, i) => !axes.includes(i)),
+      );
 }
 
 /** Sum over `dim`; bool sums count (i32), as PyTorch's do. */
@@ -70,7 +75,11 @@ export function minOf(x: Tensor, dim?: number, keepdim?: KeepdimArg): Tensor | V
 }
 function extremeOf(x: Tensor, dim: number | undefined, keepdimArg: KeepdimArg | undefined, op: "max" | "min"): Tensor | ValuesIndices {
   if (dim === undefined) return op === "max" ? max(x, undefined, keepdimArg ?? false) : min(x, undefined, keepdimArg ?? false);
-  if (typeof dim !== "number") return userError("invalid-argument", `${op}: dim must be one integer (PyTorch's ${op}(dim) returns values and indices); use a${op}(x, [${String(dim)}]) for values over several dims`);
+  if (typeof dim !== "number")
+    return userError(
+      "invalid-argument",
+      `${op}: dim must be one integer (PyTorch's ${op}(dim) returns values and indices); use a${op}(x, [${String(dim)}]) for values over several dims`,
+    );
   const keepdim = keepdimOf(keepdimArg, op);
   const axis = dimIndex(x, dim, op);
   const values = op === "max" ? max(x, axis, keepdim) : min(x, axis, keepdim);
@@ -138,8 +147,10 @@ function varianceArgs(arg: VarArg | undefined, op: string): { correction: number
   }
   const opts = strictOptions<VarOptions>(op, arg, { correction: true, unbiased: true, keepdim: true });
   if (opts.unbiased !== undefined && opts.correction !== undefined) return userError("invalid-argument", `${op}: give correction or unbiased, not both`);
-  if (opts.unbiased !== undefined && typeof opts.unbiased !== "boolean") return userError("invalid-argument", `${op}: unbiased must be a boolean, got ${JSON.stringify(opts.unbiased)}`);
-  if (opts.correction !== undefined && !Number.isFinite(opts.correction)) return userError("invalid-argument", `${op}: correction must be a finite number, got ${JSON.stringify(opts.correction)}`);
+  if (opts.unbiased !== undefined && typeof opts.unbiased !== "boolean")
+    return userError("invalid-argument", `${op}: unbiased must be a boolean, got ${JSON.stringify(opts.unbiased)}`);
+  if (opts.correction !== undefined && !Number.isFinite(opts.correction))
+    return userError("invalid-argument", `${op}: correction must be a finite number, got ${JSON.stringify(opts.correction)}`);
   const correction = opts.correction ?? (opts.unbiased === false ? 0 : 1);
   return { correction, keepdim: keepdimOf(opts.keepdim, op) };
 }
@@ -176,7 +187,12 @@ export function logsumexp(x: Tensor, dim: Dims, keepdimArg: KeepdimArg = false):
 function argExtreme(x: Tensor, dim: number | undefined, keepdim: boolean, op: "argmax" | "argmin"): Tensor {
   if (dim === undefined) {
     const flatIndex = argExtreme(M.reshape(x, [x.numel()]), 0, false, op);
-    return keepdim ? M.reshape(flatIndex, x.shape.map(() => 1)) : flatIndex;
+    return keepdim
+      ? M.reshape(
+          flatIndex,
+          x.shape.map(() => 1),
+        )
+      : flatIndex;
   }
   const axis = dimIndex(x, dim, op);
   const size = x.shape[axis]!;
@@ -186,7 +202,10 @@ function argExtreme(x: Tensor, dim: number | undefined, keepdim: boolean, op: "a
   let hit = E.eq(src, extreme);
   if (isFloat(src.dtype)) hit = E.logicalOr(hit, E.isnan(src));
   // The first hit has the largest (size - position): take that max, then undo it.
-  const position = M.reshape(prim(x.trace, { op: "iota", axis: 0 }, { dtype: "i32", shape: [size] }), x.shape.map((_, i) => (i === axis ? size : 1)));
+  const position = M.reshape(
+    prim(x.trace, { op: "iota", axis: 0 }, { dtype: "i32", shape: [size] }),
+    x.shape.map((_, i) => (i === axis ? size : 1)),
+  );
   const fromEnd = E.where(hit, E.sub(size, position), 0);
   return E.sub(size, max(fromEnd, axis, keepdim));
 }
@@ -208,7 +227,10 @@ export function cumsum(x: Tensor, dim: number): Tensor {
   const size = x.shape[axis]!;
   let acc = isBool(x.dtype) ? E.cast(x, "i32") : x;
   for (let shift = 1; shift < size; shift *= 2) {
-    const amounts = x.shape.map((_, i) => (i === axis ? [shift, 0] : [0, 0])).reverse().flat();
+    const amounts = x.shape
+      .map((_, i) => (i === axis ? [shift, 0] : [0, 0]))
+      .reverse()
+      .flat();
     // pad's list starts from the last dim: (left, right) for dim n-1, then n-2, …
     const shifted = M.pad(M.narrow(acc, axis, 0, size - shift), amounts, 0);
     acc = E.add(acc, shifted);

@@ -83,13 +83,17 @@ export async function loadArtifact(location: string | URL | ReadFile): Promise<L
   const state: Record<string, NamedTensor> = {};
   const stateInputs = manifest.inputs.filter((i) => i.role === "state");
   if (stateInputs.length > 0) {
-    if (manifest.weights === undefined) throw new ArtifactInvalidError(MANIFEST_FILE, `weights is missing but inputs ${stateInputs.map((i) => i.name).join(", ")} are state`);
+    if (manifest.weights === undefined)
+      throw new ArtifactInvalidError(MANIFEST_FILE, `weights is missing but inputs ${stateInputs.map((i) => i.name).join(", ")} are state`);
     const weights = decodeSafetensors(contents.get(manifest.weights)!, manifest.weights).tensors;
     for (const io of stateInputs) {
       const t = weights[io.name];
       if (!t) throw new ArtifactInvalidError(manifest.weights, `no tensor '${io.name}' (a state input of the graph)`);
       if (t.dtype !== io.dtype || t.shape.length !== io.shape.length || t.shape.some((d, i) => d !== io.shape[i]))
-        throw new ArtifactInvalidError(manifest.weights, `tensor '${io.name}' is ${t.dtype}[${t.shape.join(",")}], the graph expects ${io.dtype}[${io.shape.join(",")}]`);
+        throw new ArtifactInvalidError(
+          manifest.weights,
+          `tensor '${io.name}' is ${t.dtype}[${t.shape.join(",")}], the graph expects ${io.dtype}[${io.shape.join(",")}]`,
+        );
       state[io.name] = t;
     }
   }
@@ -125,8 +129,10 @@ function checkedInput(name: string, value: InputValue | undefined, dtype: Artifa
   if (value === undefined) throw new Error(`run: missing input '${name}' (${dtype}[${shape.join(",")}])`);
   const tensor: NamedTensor = ArrayBuffer.isView(value) ? { dtype, shape, data: value } : value;
   if (tensor.dtype !== dtype) throw new Error(`run: input '${name}' is ${tensor.dtype}, expected ${dtype}`);
-  if (tensor.shape.length !== shape.length || tensor.shape.some((d, i) => d !== shape[i])) throw new Error(`run: input '${name}' has shape [${tensor.shape.join(",")}], expected [${shape.join(",")}]`);
-  if (tensor.data.length !== numel(shape)) throw new Error(`run: input '${name}' has ${tensor.data.length} elements, expected ${numel(shape)} (${dataKind[dtype]})`);
+  if (tensor.shape.length !== shape.length || tensor.shape.some((d, i) => d !== shape[i]))
+    throw new Error(`run: input '${name}' has shape [${tensor.shape.join(",")}], expected [${shape.join(",")}]`);
+  if (tensor.data.length !== numel(shape))
+    throw new Error(`run: input '${name}' has ${tensor.data.length} elements, expected ${numel(shape)} (${dataKind[dtype]})`);
   return tensor;
 }
 
@@ -145,7 +151,9 @@ export function createModel(loaded: LoadedArtifact, runner: ArtifactRunner): Mod
       const bound: Record<string, NamedTensor> = Object.fromEntries(state);
       for (const io of userInputs) bound[io.name] = checkedInput(io.name, inputs[io.name], io.dtype, io.shape);
       // Like k.compile: the seed counts runs unless given, so dropout masks differ per step yet replay per process.
-      for (const io of seedInputs) bound[io.name] = inputs[io.name] !== undefined ? checkedInput(io.name, inputs[io.name], "i32", []) : { dtype: "i32", shape: [], data: Int32Array.of(runCount) };
+      for (const io of seedInputs)
+        bound[io.name] =
+          inputs[io.name] !== undefined ? checkedInput(io.name, inputs[io.name], "i32", []) : { dtype: "i32", shape: [], data: Int32Array.of(runCount) };
       runCount++;
       const results = await runner.run(bound);
       const out: Record<string, NamedTensor> = {};

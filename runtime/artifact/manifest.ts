@@ -2,7 +2,18 @@
 // moved out to files, plus what a loader checks before it trusts the folder (schemaVersion,
 // the graph's hash, sha256 of every file) and which inputs are state kept in weights.safetensors.
 
-import { ARTIFACT_DTYPES, ARTIFACT_FORMAT, ARTIFACT_TARGETS, ARTIFACT_VERSION, type Artifact, type ArtifactBuffer, type ArtifactDType, type ArtifactIO, type ArtifactKernel, type ArtifactStats } from "./format.ts";
+import {
+  ARTIFACT_DTYPES,
+  ARTIFACT_FORMAT,
+  ARTIFACT_TARGETS,
+  ARTIFACT_VERSION,
+  type Artifact,
+  type ArtifactBuffer,
+  type ArtifactDType,
+  type ArtifactIO,
+  type ArtifactKernel,
+  type ArtifactStats,
+} from "./format.ts";
 import { ArtifactInvalidError } from "./invalid.ts";
 
 export { ArtifactInvalidError };
@@ -130,10 +141,12 @@ export function parseManifest(text: string): Manifest {
     throw invalid(`schemaVersion is ${JSON.stringify(m["schemaVersion"])}, this loader reads schemaVersion ${MANIFEST_SCHEMA_VERSION}`);
   if (m["format"] !== ARTIFACT_FORMAT) throw invalid(`format is ${JSON.stringify(m["format"])}, expected "${ARTIFACT_FORMAT}"`);
   for (const field of ["name", "target", "graphHash"] as const) if (typeof m[field] !== "string") throw invalid(`${field} is missing or not a string`);
-  if (!(ARTIFACT_TARGETS as readonly unknown[]).includes(m["target"])) throw invalid(`target ${JSON.stringify(m["target"])} is not one of ${ARTIFACT_TARGETS.join(", ")}`);
+  if (!(ARTIFACT_TARGETS as readonly unknown[]).includes(m["target"]))
+    throw invalid(`target ${JSON.stringify(m["target"])} is not one of ${ARTIFACT_TARGETS.join(", ")}`);
   for (const field of ["inputs", "outputs", "buffers", "kernels"] as const) if (!Array.isArray(m[field])) throw invalid(`${field} is missing or not a list`);
   if (typeof m["files"] !== "object" || m["files"] === null) throw invalid("files is missing or not an object");
-  for (const [file, hash] of Object.entries(m["files"] as Record<string, unknown>)) if (typeof hash !== "string" || !/^[0-9a-f]{64}$/.test(hash)) throw invalid(`files["${file}"] is not a sha256 hex digest`);
+  for (const [file, hash] of Object.entries(m["files"] as Record<string, unknown>))
+    if (typeof hash !== "string" || !/^[0-9a-f]{64}$/.test(hash)) throw invalid(`files["${file}"] is not a sha256 hex digest`);
   const buffers = m["buffers"] as unknown[];
   (["inputs", "outputs"] as const).forEach((field) =>
     (m[field] as unknown[]).forEach((entry, i) => {
@@ -150,6 +163,7 @@ export function parseManifest(text: string): Manifest {
     if (typeof k.file !== "string") throw invalid(`kernels[${i}].file is missing`);
     if (!(k.file in (m["files"] as object))) throw invalid(`kernels[${i}].file '${k.file}' has no sha256 in files`);
   });
-  if (m["weights"] !== undefined && (typeof m["weights"] !== "string" || !(m["weights"] in (m["files"] as object)))) throw invalid(`weights ${JSON.stringify(m["weights"])} has no sha256 in files`);
+  if (m["weights"] !== undefined && (typeof m["weights"] !== "string" || !(m["weights"] in (m["files"] as object))))
+    throw invalid(`weights ${JSON.stringify(m["weights"])} has no sha256 in files`);
   return raw as Manifest;
 }

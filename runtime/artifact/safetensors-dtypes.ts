@@ -6,7 +6,17 @@
 export type SafetensorsDType = "f64" | "f32" | "f16" | "bf16" | "i64" | "i32" | "i16" | "i8" | "u64" | "u32" | "u16" | "u8" | "bool";
 
 /** What a tensor's elements are held in: half-precision floats are widened into a Float32Array. */
-export type SafetensorsData = Float64Array | Float32Array | BigInt64Array | BigUint64Array | Int32Array | Int16Array | Int8Array | Uint32Array | Uint16Array | Uint8Array;
+export type SafetensorsData =
+  | Float64Array
+  | Float32Array
+  | BigInt64Array
+  | BigUint64Array
+  | Int32Array
+  | Int16Array
+  | Int8Array
+  | Uint32Array
+  | Uint16Array
+  | Uint8Array;
 
 export interface DTypeInfo {
   readonly fileName: string;

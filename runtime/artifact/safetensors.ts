@@ -8,7 +8,16 @@
 
 import type { ArtifactDType } from "./format.ts";
 import { ArtifactInvalidError } from "./invalid.ts";
-import { decodeElements, DTYPE_INFO, dtypeFromFileName, numberToBfloat16, numberToHalf, SAFETENSORS_DTYPES, type SafetensorsData, type SafetensorsDType } from "./safetensors-dtypes.ts";
+import {
+  decodeElements,
+  DTYPE_INFO,
+  dtypeFromFileName,
+  numberToBfloat16,
+  numberToHalf,
+  SAFETENSORS_DTYPES,
+  type SafetensorsData,
+  type SafetensorsDType,
+} from "./safetensors-dtypes.ts";
 import { isJsonObject, JsonSyntaxError, parseStrictJson, type JsonValue } from "./strict-json.ts";
 
 export { SAFETENSORS_DTYPES, type SafetensorsData, type SafetensorsDType } from "./safetensors-dtypes.ts";
@@ -43,7 +52,16 @@ const ENTRY_FIELDS = ["dtype", "shape", "data_offsets"] as const;
 
 /** A name as an error message shows it: quoted, escaped onto one line, long names cut. */
 export const quoteName = (name: string): string => JSON.stringify(name.length > 80 ? `${name.slice(0, 80)}…` : name);
-const describeJson = (v: JsonValue | undefined): string => (v === undefined ? "missing" : isJsonObject(v) ? "an object" : Array.isArray(v) ? "a list" : v === null ? "null" : `${typeof v} ${JSON.stringify(v)}`.slice(0, 60));
+const describeJson = (v: JsonValue | undefined): string =>
+  v === undefined
+    ? "missing"
+    : isJsonObject(v)
+      ? "an object"
+      : Array.isArray(v)
+        ? "a list"
+        : v === null
+          ? "null"
+          : `${typeof v} ${JSON.stringify(v)}`.slice(0, 60);
 const formatShape = (shape: readonly number[]): string => `[${shape.join(",")}]`;
 
 interface Entry {
@@ -113,12 +131,15 @@ export function readSafetensors(bytes: Uint8Array, fileName: string): Safetensor
 function checkEntry(name: string, value: JsonValue, dataBytes: number, invalid: (why: string) => ArtifactInvalidError): Entry {
   const where = `tensor ${quoteName(name)}`;
   if (!isJsonObject(value)) throw invalid(`${where} is ${describeJson(value)}, not an object { dtype, shape, data_offsets }`);
-  for (const key of value.keys()) if (!(ENTRY_FIELDS as readonly string[]).includes(key)) throw invalid(`${where} has an unknown field ${quoteName(key)} (fields: ${ENTRY_FIELDS.join(", ")})`);
+  for (const key of value.keys())
+    if (!(ENTRY_FIELDS as readonly string[]).includes(key))
+      throw invalid(`${where} has an unknown field ${quoteName(key)} (fields: ${ENTRY_FIELDS.join(", ")})`);
   for (const key of ENTRY_FIELDS) if (!value.has(key)) throw invalid(`${where} has no ${key}`);
   const dtypeName = value.get("dtype");
   if (typeof dtypeName !== "string") throw invalid(`${where}: dtype is ${describeJson(dtypeName)}, not a string`);
   const dtype = dtypeFromFileName(dtypeName);
-  if (dtype === undefined) throw invalid(`${where}: dtype ${quoteName(dtypeName)} is not one Kiln reads (${SAFETENSORS_DTYPES.map((d) => DTYPE_INFO[d].fileName).join(", ")})`);
+  if (dtype === undefined)
+    throw invalid(`${where}: dtype ${quoteName(dtypeName)} is not one Kiln reads (${SAFETENSORS_DTYPES.map((d) => DTYPE_INFO[d].fileName).join(", ")})`);
   const shape = value.get("shape");
   if (!Array.isArray(shape)) throw invalid(`${where}: shape is ${describeJson(shape)}, not a list`);
   if (shape.length > 64) throw invalid(`${where}: shape has ${shape.length} dimensions (at most 64)`);
@@ -149,13 +170,15 @@ function checkCoverage(entries: Entry[], dataBytes: number, invalid: (why: strin
     if (e.begin > covered) throw invalid(`gap: data bytes [${covered}, ${e.begin}) belong to no tensor (before tensor ${quoteName(e.name)})`);
     if (e.begin < covered) {
       const other = quoteName(previous!.name);
-      if (e.begin === previous!.begin && e.end === previous!.end) throw invalid(`tensors ${other} and ${quoteName(e.name)} alias the same bytes [${e.begin}, ${e.end})`);
+      if (e.begin === previous!.begin && e.end === previous!.end)
+        throw invalid(`tensors ${other} and ${quoteName(e.name)} alias the same bytes [${e.begin}, ${e.end})`);
       throw invalid(`tensor ${quoteName(e.name)} [${e.begin}, ${e.end}) overlaps tensor ${other} [${previous!.begin}, ${previous!.end})`);
     }
     covered = e.end;
     if (e.end > e.begin) previous = e;
   }
-  if (covered !== dataBytes) throw invalid(`${dataBytes - covered} trailing byte(s) after the last tensor (data section is ${dataBytes} bytes, tensors cover ${covered})`);
+  if (covered !== dataBytes)
+    throw invalid(`${dataBytes - covered} trailing byte(s) after the last tensor (data section is ${dataBytes} bytes, tensors cover ${covered})`);
 }
 
 /** Tensors to write: a Map or a record by name; data as numbers (or bigints for i64/u64). */
@@ -208,7 +231,8 @@ function tensorBytes(name: string, t: WritableTensor): Uint8Array {
     }
     const x = Number(v);
     const range = INT_RANGE[dtype];
-    if (range && !(Number.isInteger(x) && x >= range[0] && x <= range[1])) fail(`element ${i} is ${String(v)}, not ${dtype === "bool" ? "0 or 1" : `an integer in ${dtype}'s range`}`);
+    if (range && !(Number.isInteger(x) && x >= range[0] && x <= range[1]))
+      fail(`element ${i} is ${String(v)}, not ${dtype === "bool" ? "0 or 1" : `an integer in ${dtype}'s range`}`);
     switch (dtype) {
       case "f64":
         view.setFloat64(8 * i, x, true);
@@ -248,20 +272,28 @@ function tensorBytes(name: string, t: WritableTensor): Uint8Array {
 
 /** Encodes tensors in name order (equal inputs give byte-identical files); `metadata` goes to `__metadata__`. */
 export function encodeSafetensors(tensors: SafetensorsInput, metadata?: Readonly<Record<string, string>>): Uint8Array {
-  const named: [string, WritableTensor][] = tensors instanceof Map ? [...(tensors as ReadonlyMap<string, WritableTensor>)] : Object.entries(tensors as Readonly<Record<string, WritableTensor>>);
+  const named: [string, WritableTensor][] =
+    tensors instanceof Map ? [...(tensors as ReadonlyMap<string, WritableTensor>)] : Object.entries(tensors as Readonly<Record<string, WritableTensor>>);
   named.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   // Built as a Map and serialized by hand: a record would turn a tensor named "__proto__" into a prototype.
   const parts: string[] = [];
   if (metadata && Object.keys(metadata).length > 0) {
-    for (const [key, v] of Object.entries(metadata)) if (typeof v !== "string") throw new SafetensorsWriteError(`safetensors: metadata ${quoteName(key)} is ${typeof v}, not a string`);
-    parts.push(`${JSON.stringify(METADATA_KEY)}:{${Object.entries(metadata).map(([key, v]) => `${JSON.stringify(key)}:${JSON.stringify(v)}`).join(",")}}`);
+    for (const [key, v] of Object.entries(metadata))
+      if (typeof v !== "string") throw new SafetensorsWriteError(`safetensors: metadata ${quoteName(key)} is ${typeof v}, not a string`);
+    parts.push(
+      `${JSON.stringify(METADATA_KEY)}:{${Object.entries(metadata)
+        .map(([key, v]) => `${JSON.stringify(key)}:${JSON.stringify(v)}`)
+        .join(",")}}`,
+    );
   }
   const chunks: Uint8Array[] = [];
   let offset = 0;
   for (const [name, t] of named) {
     if (name === METADATA_KEY) throw new SafetensorsWriteError(`safetensors: a tensor cannot be named ${METADATA_KEY} (the format reserves it)`);
     const data = tensorBytes(name, t);
-    parts.push(`${JSON.stringify(name)}:{"dtype":"${DTYPE_INFO[t.dtype].fileName}","shape":[${t.shape.join(",")}],"data_offsets":[${offset},${offset + data.length}]}`);
+    parts.push(
+      `${JSON.stringify(name)}:{"dtype":"${DTYPE_INFO[t.dtype].fileName}","shape":[${t.shape.join(",")}],"data_offsets":[${offset},${offset + data.length}]}`,
+    );
     chunks.push(data);
     offset += data.length;
   }
@@ -302,7 +334,8 @@ export function convertTensor(t: SafeTensor, to: ArtifactDType, name: string, fi
       for (let i = 0; i < data.length; i++) {
         const v = Number(data[i]!);
         out[i] = v;
-        if (out[i] !== v || (typeof data[i] === "bigint" && BigInt(v) !== data[i])) throw invalid(`${from.fileName} element ${i} is ${String(data[i])}, which f32 cannot hold exactly`);
+        if (out[i] !== v || (typeof data[i] === "bigint" && BigInt(v) !== data[i]))
+          throw invalid(`${from.fileName} element ${i} is ${String(data[i])}, which f32 cannot hold exactly`);
       }
       return out;
     }

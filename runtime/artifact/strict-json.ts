@@ -138,7 +138,11 @@ export function parseStrictJson(text: string): JsonValue {
       }
     }
     if (c === '"') return parseString();
-    for (const [word, value] of [["true", true], ["false", false], ["null", null]] as const) {
+    for (const [word, value] of [
+      ["true", true],
+      ["false", false],
+      ["null", null],
+    ] as const) {
       if (text.startsWith(word, at)) {
         at += word.length;
         return value;

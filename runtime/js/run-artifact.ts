@@ -30,12 +30,14 @@ export class JsArtifactRunner {
   private readonly kernels: { readonly fn: KernelFn; readonly bufs: RuntimeData[] }[];
 
   constructor(readonly artifact: Artifact) {
-    if (artifact.format !== "kiln-artifact" || artifact.version !== 1) throw new Error(`artifact ${artifact.name}: unsupported format ${artifact.format} v${artifact.version}`);
+    if (artifact.format !== "kiln-artifact" || artifact.version !== 1)
+      throw new Error(`artifact ${artifact.name}: unsupported format ${artifact.format} v${artifact.version}`);
     if (artifact.target !== "js") throw new Error(`artifact ${artifact.name}: built for target '${artifact.target}', not 'js'`);
     const slots = artifact.memory.slotBytes.map((bytes) => new ArrayBuffer(Math.ceil(bytes / 4) * 4));
     this.views = artifact.buffers.map((b) => {
       const memory = slots[b.slot];
-      if (!memory || memory.byteLength < numel(b.shape) * artifactDTypeBytes(b.dtype)) throw new Error(`artifact ${artifact.name}: buffer ${b.name} does not fit slot ${b.slot}`);
+      if (!memory || memory.byteLength < numel(b.shape) * artifactDTypeBytes(b.dtype))
+        throw new Error(`artifact ${artifact.name}: buffer ${b.name} does not fit slot ${b.slot}`);
       return view(memory, b);
     });
     this.kernels = artifact.kernels.map((k) => {

@@ -53,7 +53,9 @@ const isNode = (): boolean => typeof globalThis.process?.versions?.node === "str
 
 /** A browser context that may block on Atomics.wait and share memory with Web Workers. */
 const isIsolatedWorker = (): boolean =>
-  globalThis.crossOriginIsolated === true && typeof Worker !== "undefined" && typeof (globalThis as { WorkerGlobalScope?: unknown }).WorkerGlobalScope !== "undefined";
+  globalThis.crossOriginIsolated === true &&
+  typeof Worker !== "undefined" &&
+  typeof (globalThis as { WorkerGlobalScope?: unknown }).WorkerGlobalScope !== "undefined";
 
 async function defaultThreads(): Promise<number> {
   if (isNode()) return (await import("node:os")).availableParallelism();
@@ -133,7 +135,8 @@ export class WasmArtifactRunner {
   }
 
   static async create(artifact: Artifact, opts: WasmRunOptions = {}): Promise<WasmArtifactRunner> {
-    if (artifact.format !== "kiln-artifact" || artifact.version !== 1) throw new Error(`artifact ${artifact.name}: unsupported format ${artifact.format} v${artifact.version}`);
+    if (artifact.format !== "kiln-artifact" || artifact.version !== 1)
+      throw new Error(`artifact ${artifact.name}: unsupported format ${artifact.format} v${artifact.version}`);
     if (artifact.target !== "wasm") throw new Error(`artifact ${artifact.name}: built for target '${artifact.target}', not 'wasm'`);
     const threads = Math.max(1, Math.floor(opts.threads ?? (await defaultThreads())));
     if (threads > 1 && !isNode() && !isIsolatedWorker())

@@ -37,7 +37,8 @@ async function openDevice(): Promise<WebGpuContext | undefined> {
   if (!adapter) return undefined;
   const info = adapter.info;
   const text = [info.vendor, info.architecture, info.device, info.description].join(" ");
-  const fallback = (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter === true || (info as { isFallbackAdapter?: boolean }).isFallbackAdapter === true;
+  const fallback =
+    (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter === true || (info as { isFallbackAdapter?: boolean }).isFallbackAdapter === true;
   const l = adapter.limits;
   // Ask for the adapter's own limits: a device gets only WebGPU's minimums unless it asks.
   const device = await adapter.requestDevice({
@@ -52,7 +53,13 @@ async function openDevice(): Promise<WebGpuContext | undefined> {
     gpu,
     device,
     limits: device.limits,
-    adapter: { vendor: info.vendor, architecture: info.architecture, device: info.device, description: info.description, software: fallback || SOFTWARE_PATTERN.test(text) },
+    adapter: {
+      vendor: info.vendor,
+      architecture: info.architecture,
+      device: info.device,
+      description: info.description,
+      software: fallback || SOFTWARE_PATTERN.test(text),
+    },
   };
 }
 

@@ -95,17 +95,23 @@ export class WebGpuArtifactRunner {
     private readonly device: GPUDevice,
     readonly artifact: Artifact,
   ) {
-    if (artifact.format !== "kiln-artifact" || artifact.version !== 1) throw new Error(`artifact ${artifact.name}: unsupported format ${artifact.format} v${artifact.version}`);
+    if (artifact.format !== "kiln-artifact" || artifact.version !== 1)
+      throw new Error(`artifact ${artifact.name}: unsupported format ${artifact.format} v${artifact.version}`);
     if (artifact.target !== "webgpu") throw new Error(`artifact ${artifact.name}: built for target '${artifact.target}', not 'webgpu'`);
     const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
-    this.slots = artifact.memory.slotBytes.map((bytes, i) => createBuffer(device, { size: Math.max(ELEMENT_BYTES, Math.ceil(bytes / 4) * 4), usage, label: `${artifact.name}/slot${i}` }));
+    this.slots = artifact.memory.slotBytes.map((bytes, i) =>
+      createBuffer(device, { size: Math.max(ELEMENT_BYTES, Math.ceil(bytes / 4) * 4), usage, label: `${artifact.name}/slot${i}` }),
+    );
     for (const o of artifact.outputs) if (o.aliases !== undefined) this.aliasOutput.set(o.aliases, o);
     let scratchBytes = 0;
     for (const c of artifact.memory.copies) {
       const from = this.placeOf(c.output);
       if (from.gpu === this.placeOf(c.input).gpu) scratchBytes = Math.max(scratchBytes, from.bytes);
     }
-    this.copyScratch = scratchBytes > 0 ? createBuffer(device, { size: scratchBytes, usage: GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST, label: `${artifact.name}/copy-back` }) : undefined;
+    this.copyScratch =
+      scratchBytes > 0
+        ? createBuffer(device, { size: scratchBytes, usage: GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST, label: `${artifact.name}/copy-back` })
+        : undefined;
   }
 
   static async create(device: GPUDevice, artifact: Artifact): Promise<WebGpuArtifactRunner> {
@@ -196,7 +202,10 @@ export class WebGpuArtifactRunner {
   }
 
   /** Writes the inputs that changed, encodes the dispatches, readback and copy-backs, and submits (no await). */
-  private submit(inputs: Readonly<Record<string, RuntimeTensor>>, opts: WebGpuRunOptions): { readonly wanted: readonly ArtifactIO[]; readonly stagingBytes: number; readonly stagingOffset: ReadonlyMap<string, number> } {
+  private submit(
+    inputs: Readonly<Record<string, RuntimeTensor>>,
+    opts: WebGpuRunOptions,
+  ): { readonly wanted: readonly ArtifactIO[]; readonly stagingBytes: number; readonly stagingOffset: ReadonlyMap<string, number> } {
     const { device } = this;
     for (const io of this.artifact.inputs) {
       const t = inputs[io.name];
@@ -228,7 +237,11 @@ export class WebGpuArtifactRunner {
     }
     if (stagingBytes > 0 && (!this.staging || this.staging.size < stagingBytes)) {
       if (this.staging) destroyBuffer(this.staging);
-      this.staging = createBuffer(device, { size: stagingBytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, label: `${this.artifact.name}/readback` });
+      this.staging = createBuffer(device, {
+        size: stagingBytes,
+        usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+        label: `${this.artifact.name}/readback`,
+      });
     }
     for (const o of fromDevice) {
       const p = this.placeOf(o.buffer);
@@ -271,7 +284,11 @@ export class WebGpuArtifactRunner {
       for (const io of ios) out[io.name] = { dtype: io.dtype, shape: [...io.shape], data: fromDeviceWords(io.dtype, new ArrayBuffer(0), 0, 0) };
       return out;
     }
-    const staging = createBuffer(this.device, { size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, label: `${this.artifact.name}/read-inputs` });
+    const staging = createBuffer(this.device, {
+      size: bytes,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+      label: `${this.artifact.name}/read-inputs`,
+    });
     let mapped: ArrayBuffer;
     try {
       const encoder = this.device.createCommandEncoder();

@@ -36,11 +36,13 @@ const snapshot = (dir: string): Record<string, string> => {
   return out;
 };
 
-const failingAfter = (count: number, written: string[] = []) => (file: string, bytes: Uint8Array) => {
-  if (written.length === count) throw new Error("disk full (simulated)");
-  writeFileSync(file, bytes);
-  written.push(path.basename(file));
-};
+const failingAfter =
+  (count: number, written: string[] = []) =>
+  (file: string, bytes: Uint8Array) => {
+    if (written.length === count) throw new Error("disk full (simulated)");
+    writeFileSync(file, bytes);
+    written.push(path.basename(file));
+  };
 
 describe("writeFolderAtomically", () => {
   test("the manifest is the last file written", () => {
@@ -114,7 +116,9 @@ writeFolderAtomically(${JSON.stringify(dir)}, buildArtifactFolder({ artifact: ex
     const notAnArtifact = path.join(parent, "photos");
     mkdirSync(notAnArtifact);
     writeFileSync(path.join(notAnArtifact, "cat.jpg"), "meow");
-    await expect(exe.save(notAnArtifact)).rejects.toThrow(`cannot write the artifact to '${notAnArtifact}': ${notAnArtifact}: is not empty and holds no manifest.json`);
+    await expect(exe.save(notAnArtifact)).rejects.toThrow(
+      `cannot write the artifact to '${notAnArtifact}': ${notAnArtifact}: is not empty and holds no manifest.json`,
+    );
     expect(readdirSync(notAnArtifact)).toEqual(["cat.jpg"]);
   });
 });

@@ -47,10 +47,13 @@ describe("the folder exe.save writes", () => {
     expect(manifest.graphHash).toBe(sha256(printGraph(exe.graph)));
     expect(readFileSync(path.join(dir, "graph.kir"), "utf8")).toBe(printGraph(exe.graph));
     const listed = Object.keys(manifest.files);
-    for (const required of ["weights.safetensors", "graph.kir", "index.ts", "index.js", "runtime/artifact/load.js", "runtime/js/run-artifact.js"]) expect(listed).toContain(required);
+    for (const required of ["weights.safetensors", "graph.kir", "index.ts", "index.js", "runtime/artifact/load.js", "runtime/js/run-artifact.js"])
+      expect(listed).toContain(required);
     for (const file of listed) expect(manifest.files[file], file).toBe(sha256(readFileSync(path.join(dir, file))));
     expect(manifest.kernels.map((kernel) => kernel.file)).toEqual(exe.artifact!.kernels.map((kernel) => `kernels/${kernel.name}.js`));
-    expect(manifest.inputs.map((i) => `${i.name}:${i.role}`)).toEqual(expect.arrayContaining(["x:user", "y:user", "0.weight:state", "0.bias:state", "opt.step:state"]));
+    expect(manifest.inputs.map((i) => `${i.name}:${i.role}`)).toEqual(
+      expect.arrayContaining(["x:user", "y:user", "0.weight:state", "0.bias:state", "opt.step:state"]),
+    );
     expect(manifest.outputs.find((o) => o.name === "loss")!.role).toBe("user");
   });
 
@@ -177,26 +180,32 @@ export { lossShape, weightShape };
 const webgpu = (await k.availableTargets()).includes("webgpu");
 
 // Inside the repo (out/ is git-ignored) so the shipped runtime finds the "webgpu" package (Dawn).
-test.runIf(webgpu || process.env["KILN_REQUIRE_WEBGPU"] === "1")("a webgpu folder runs in plain node through its own shipped runtime, like the js target", async () => {
-  expect(webgpu, "KILN_REQUIRE_WEBGPU=1 but no WebGPU adapter").toBe(true);
-  mkdirSync(path.join(root, "out"), { recursive: true });
-  const folder = mkdtempSync(path.join(root, "out", "test-webgpu-artifact-"));
-  try {
-    const gpuExe = await k.compile(trainStep, undefined, { target: "webgpu" });
-    gpuExe.loadState(initialState);
-    await gpuExe.save(folder);
-    expect(readManifest(folder).kernels.every((kernel) => kernel.file.endsWith(".wgsl"))).toBe(true);
-    const script = path.join(folder, "main.mjs");
-    writeFileSync(script, `import { load } from "./index.js";\nconst model = await load();\nconst losses = [];\nfor (let i = 0; i < 3; i++) losses.push((await model.run({ x: Float32Array.from([${Array.from(x).join(", ")}]), y: Int32Array.from([${Array.from(y).join(", ")}]) })).loss.data[0]);\nawait model.close();\nconsole.log(JSON.stringify(losses));`);
-    const losses = JSON.parse(execFileSync(process.execPath, [script], { encoding: "utf8" }).trim().split("\n").at(-1)!) as number[];
-    const fresh = await k.compile(trainStep, undefined, { target: "js" });
-    fresh.loadState(initialState);
-    // Not bit-equal: the GPU's f32 sums run in another order (and lr 0.1 amplifies that over steps).
-    for (const loss of losses) expect(Math.abs(loss - ((await fresh.run({ x, y })) as { loss: k.HostOutput }).loss.data[0]!)).toBeLessThan(1e-4 * (1 + loss));
-  } finally {
-    rmSync(folder, { recursive: true, force: true });
-  }
-});
+test.runIf(webgpu || process.env["KILN_REQUIRE_WEBGPU"] === "1")(
+  "a webgpu folder runs in plain node through its own shipped runtime, like the js target",
+  async () => {
+    expect(webgpu, "KILN_REQUIRE_WEBGPU=1 but no WebGPU adapter").toBe(true);
+    mkdirSync(path.join(root, "out"), { recursive: true });
+    const folder = mkdtempSync(path.join(root, "out", "test-webgpu-artifact-"));
+    try {
+      const gpuExe = await k.compile(trainStep, undefined, { target: "webgpu" });
+      gpuExe.loadState(initialState);
+      await gpuExe.save(folder);
+      expect(readManifest(folder).kernels.every((kernel) => kernel.file.endsWith(".wgsl"))).toBe(true);
+      const script = path.join(folder, "main.mjs");
+      writeFileSync(
+        script,
+        `import { load } from "./index.js";\nconst model = await load();\nconst losses = [];\nfor (let i = 0; i < 3; i++) losses.push((await model.run({ x: Float32Array.from([${Array.from(x).join(", ")}]), y: Int32Array.from([${Array.from(y).join(", ")}]) })).loss.data[0]);\nawait model.close();\nconsole.log(JSON.stringify(losses));`,
+      );
+      const losses = JSON.parse(execFileSync(process.execPath, [script], { encoding: "utf8" }).trim().split("\n").at(-1)!) as number[];
+      const fresh = await k.compile(trainStep, undefined, { target: "js" });
+      fresh.loadState(initialState);
+      // Not bit-equal: the GPU's f32 sums run in another order (and lr 0.1 amplifies that over steps).
+      for (const loss of losses) expect(Math.abs(loss - ((await fresh.run({ x, y })) as { loss: k.HostOutput }).loss.data[0]!)).toBeLessThan(1e-4 * (1 + loss));
+    } finally {
+      rmSync(folder, { recursive: true, force: true });
+    }
+  },
+);
 
 describe("a corrupted or mismatched folder is refused, naming the file", () => {
   const corrupted = (edit: (folder: string) => void): string => {
@@ -266,6 +275,8 @@ describe("a corrupted or mismatched folder is refused, naming the file", () => {
     });
     const script = path.join(folder, "check.mjs");
     writeFileSync(script, `import { load } from "./index.js";\ntry { await load(); console.log("loaded"); } catch (e) { console.log(e.message); }`);
-    expect(execFileSync(process.execPath, [script], { encoding: "utf8" }).trim()).toBe(`manifest.json: graphHash is ${"0".repeat(64)}, this loader was generated for ${readManifest(dir).graphHash}`);
+    expect(execFileSync(process.execPath, [script], { encoding: "utf8" }).trim()).toBe(
+      `manifest.json: graphHash is ${"0".repeat(64)}, this loader was generated for ${readManifest(dir).graphHash}`,
+    );
   });
 });

@@ -34,7 +34,11 @@ describe("cases", () => {
     const exe = await k.compile(program.fn, program.specs, { target: "reference" });
     program.setup!(exe, data);
     const state = exe.state();
-    expect(Object.keys(state).filter((n) => !n.startsWith("opt.")).sort()).toEqual(["0.bias", "0.weight", "2.bias", "2.weight", "4.bias", "4.weight"]);
+    expect(
+      Object.keys(state)
+        .filter((n) => !n.startsWith("opt."))
+        .sort(),
+    ).toEqual(["0.bias", "0.weight", "2.bias", "2.weight", "4.bias", "4.weight"]);
     expect(state["2.weight"]!.shape).toEqual([512, 512]);
     expect(state["2.weight"]!.data).toEqual(data["w1"]);
     expect(state["4.bias"]!.data).toEqual(data["b2"]);
@@ -59,8 +63,20 @@ describe("compareRows", () => {
 
   test("ratio is peer over Kiln, throughput from the median, rel diff over both steps", () => {
     const rows = compareRows(matmul, [
-      { runner: "kiln", timing: ok(100, [[1, -4], [2, 2]]) },
-      { runner: "peer", timing: ok(250, [[1, -4.002], [2, 2.04]]) },
+      {
+        runner: "kiln",
+        timing: ok(100, [
+          [1, -4],
+          [2, 2],
+        ]),
+      },
+      {
+        runner: "peer",
+        timing: ok(250, [
+          [1, -4.002],
+          [2, 2.04],
+        ]),
+      },
       { runner: "broken", timing: { status: "failed", reason: "no" } },
     ]);
     expect(rows[0]!.ratio).toBe(1);
@@ -153,7 +169,9 @@ describe("timeRunner", () => {
     expect(await timeRunner(countingRunner({ prepareError: unavailable }), BENCH_CASES.softmax, data, { warmup: 0, repeat: 1, budgetMs: 1 })).toMatchObject({
       status: "unavailable",
     });
-    expect(await timeRunner(countingRunner({ prepareError: new Error("boom\nstack") }), BENCH_CASES.softmax, data, { warmup: 0, repeat: 1, budgetMs: 1 })).toEqual({
+    expect(
+      await timeRunner(countingRunner({ prepareError: new Error("boom\nstack") }), BENCH_CASES.softmax, data, { warmup: 0, repeat: 1, budgetMs: 1 }),
+    ).toEqual({
       status: "failed",
       reason: "prepare: boom",
     });

@@ -34,7 +34,14 @@ const CHROMIUM_FLAGS = [
   "--no-first-run",
 ];
 
-const CONTENT_TYPES: Readonly<Record<string, string>> = { ".wasm": "application/wasm", ".js": "text/javascript", ".json": "application/json", ".html": "text/html", ".wgsl": "text/plain", ".ts": "text/plain" };
+const CONTENT_TYPES: Readonly<Record<string, string>> = {
+  ".wasm": "application/wasm",
+  ".js": "text/javascript",
+  ".json": "application/json",
+  ".html": "text/html",
+  ".wgsl": "text/plain",
+  ".ts": "text/plain",
+};
 
 /**
  * Runs in a module worker of the cross-origin-isolated page: loads the artifact's runtime
@@ -218,7 +225,9 @@ async function referenceLosses(): Promise<number[]> {
 
 const expectClose = (actual: readonly number[], expected: ArrayLike<number>, tolerance: number): void => {
   expect(actual.length).toBe(expected.length);
-  actual.forEach((v, i) => expect(Math.abs(v - expected[i]!), `element ${i}: ${v} vs ${expected[i]}`).toBeLessThanOrEqual(tolerance * (1 + Math.abs(expected[i]!))));
+  actual.forEach((v, i) =>
+    expect(Math.abs(v - expected[i]!), `element ${i}: ${v} vs ${expected[i]}`).toBeLessThanOrEqual(tolerance * (1 + Math.abs(expected[i]!))),
+  );
 };
 
 const haveBrowser = setup.page !== undefined;
@@ -263,35 +272,38 @@ test.runIf(canRun(false))("the wasm runtime in a page defaults to one thread and
   expect(message).toMatch(/^artifact \S+: 2 wasm threads need Node, or a Web Worker in a cross-origin-isolated page; run with threads: 1$/);
 });
 
-test.runIf(canRun(false))("in a worker of a cross-origin-isolated page the wasm runtime splits every section over 2 Web Workers and matches the interpreter; load() trains there too", async () => {
-  expect(haveBrowser, setup.notice).toBe(true);
-  const page = await setup.browser!.newPage();
-  try {
-    await page.goto(`${isolatedServer.origin}/`);
-    const answer = (await page.evaluate(`new Promise((resolve) => {
+test.runIf(canRun(false))(
+  "in a worker of a cross-origin-isolated page the wasm runtime splits every section over 2 Web Workers and matches the interpreter; load() trains there too",
+  async () => {
+    expect(haveBrowser, setup.notice).toBe(true);
+    const page = await setup.browser!.newPage();
+    try {
+      await page.goto(`${isolatedServer.origin}/`);
+      const answer = (await page.evaluate(`new Promise((resolve) => {
       const worker = new Worker("/worker.js", { type: "module" });
       worker.onmessage = (e) => { worker.terminate(); resolve(e.data); };
       worker.onerror = (e) => resolve({ error: "worker: " + e.message });
       worker.postMessage(${JSON.stringify({ base: `${isolatedServer.origin}/wasm-plain/`, inputs: { a, b }, threads: 2 })});
     })`)) as { error?: string; isolated: boolean; threads: number; outputs: Record<string, number[]> };
-    expect(answer.error).toBeUndefined();
-    expect(answer.isolated).toBe(true);
-    expect(answer.threads).toBe(2);
-    const reference = (await (await k.compile(scaleSum, undefined, { target: "reference" })).run({ a, b })) as { total: k.HostOutput; doubled: k.HostOutput };
-    expectClose(answer.outputs["total"]!, reference.total.data, 1e-6);
-    expectClose(answer.outputs["doubled"]!, reference.doubled.data, 0);
-    const training = (await page.evaluate(`new Promise((resolve) => {
+      expect(answer.error).toBeUndefined();
+      expect(answer.isolated).toBe(true);
+      expect(answer.threads).toBe(2);
+      const reference = (await (await k.compile(scaleSum, undefined, { target: "reference" })).run({ a, b })) as { total: k.HostOutput; doubled: k.HostOutput };
+      expectClose(answer.outputs["total"]!, reference.total.data, 1e-6);
+      expectClose(answer.outputs["doubled"]!, reference.doubled.data, 0);
+      const training = (await page.evaluate(`new Promise((resolve) => {
       const worker = new Worker("/worker.js", { type: "module" });
       worker.onmessage = (e) => { worker.terminate(); resolve(e.data); };
       worker.onerror = (e) => resolve({ error: "worker: " + e.message });
       worker.postMessage(${JSON.stringify({ base: `${isolatedServer.origin}/wasm-train/`, inputs: { x, y }, steps: 3 })});
     })`)) as { error?: string; isolated: boolean; losses: number[] };
-    expect(training.error).toBeUndefined();
-    expectClose(training.losses, await referenceLosses(), 1e-5);
-  } finally {
-    await page.close();
-  }
-});
+      expect(training.error).toBeUndefined();
+      expectClose(training.losses, await referenceLosses(), 1e-5);
+    } finally {
+      await page.close();
+    }
+  },
+);
 
 test.runIf(canRun(false))("the page refuses a folder whose weights do not match the manifest, naming the file", async () => {
   expect(haveBrowser, setup.notice).toBe(true);
@@ -304,7 +316,9 @@ test.runIf(canRun(true))("the MNIST MLP's predict artifact on WebGPU in Chromium
   const digits = k.data.mnist("test", { count: DIGITS });
   const random = (n: number, scale: number) => Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898) * scale);
   const weights = { w1: random(256 * 784, 0.05), b1: random(256, 0.05), w2: random(10 * 256, 0.1), b2: random(10, 0.1) };
-  const names = (JSON.parse(readFileSync(path.join(folders["webgpu-predict"]!, "manifest.json"), "utf8")) as { inputs: { name: string }[] }).inputs.map((i) => i.name);
+  const names = (JSON.parse(readFileSync(path.join(folders["webgpu-predict"]!, "manifest.json"), "utf8")) as { inputs: { name: string }[] }).inputs.map(
+    (i) => i.name,
+  );
   const values = [Array.from(digits.images), weights.w1, weights.b1, weights.w2, weights.b2];
   const [out] = await runInBrowser("webgpu-predict", Object.fromEntries(names.map((n, i) => [n, values[i]!])));
   const reference = (await (await k.compile(predict, undefined, { target: "reference" })).run(values)) as k.HostOutput;

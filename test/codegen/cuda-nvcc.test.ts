@@ -37,11 +37,15 @@ function moduleSource(): { source: string; kernels: number } {
 
 describe.runIf(nvcc !== undefined)("generated CUDA compiles with nvcc", () => {
   const { source, kernels } = nvcc ? moduleSource() : { source: "", kernels: 0 };
-  test.each(["sm_80", "sm_90"])("%s: every kernel of the op, gradient, model and fuzz graphs", (arch) => {
-    expect(kernels).toBeGreaterThan(300);
-    const r = nvccPtx(nvcc!, source, arch);
-    if (!r.ok) throw new Error(`nvcc -ptx -arch=${arch} failed:\n${r.log.slice(0, 4000)}`);
-    // One .entry per kernel: nothing was dropped.
-    expect(r.ptx.match(/^\.visible \.entry /gm)?.length).toBe(kernels);
-  }, 300_000);
+  test.each(["sm_80", "sm_90"])(
+    "%s: every kernel of the op, gradient, model and fuzz graphs",
+    (arch) => {
+      expect(kernels).toBeGreaterThan(300);
+      const r = nvccPtx(nvcc!, source, arch);
+      if (!r.ok) throw new Error(`nvcc -ptx -arch=${arch} failed:\n${r.log.slice(0, 4000)}`);
+      // One .entry per kernel: nothing was dropped.
+      expect(r.ptx.match(/^\.visible \.entry /gm)?.length).toBe(kernels);
+    },
+    300_000,
+  );
 });

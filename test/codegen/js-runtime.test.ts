@@ -22,7 +22,12 @@ import { folderDumpSink } from "../../dsl/dump-folder.ts";
 
 describe("runtime helpers", () => {
   test("rng agrees with compiler/util/threefry.ts bit for bit", () => {
-    for (const [seed, stream] of [[0, 0], [42, 3], [-1, 7], [2 ** 31 - 1, 0]] as const)
+    for (const [seed, stream] of [
+      [0, 0],
+      [42, 3],
+      [-1, 7],
+      [2 ** 31 - 1, 0],
+    ] as const)
       for (let i = 0; i < 200; i += 7) expect(jsKernelRuntime.rng(seed, stream, i)).toBe(rngValueAt(seed, stream, i));
   });
 
@@ -60,7 +65,10 @@ describe("artifacts", () => {
     expect(a.kernels.map((kk) => kk.name)).toEqual(["k0_flip", "k1_mul_add"]); // the reader first, never side by side
     const slotOf = (name: string) => a.buffers.find((x) => x.name === name)!.slot;
     expect(slotOf("p_new")).toBe(slotOf("p"));
-    const inputs = { p: { dtype: "f32" as const, shape: [4], data: Float64Array.of(1, 2, 3, 4) }, g: { dtype: "f32" as const, shape: [4], data: Float64Array.of(2, 2, -2, 0) } };
+    const inputs = {
+      p: { dtype: "f32" as const, shape: [4], data: Float64Array.of(1, 2, 3, 4) },
+      g: { dtype: "f32" as const, shape: [4], data: Float64Array.of(2, 2, -2, 0) },
+    };
     const out = new JsArtifactRunner(a).run(inputs);
     expect(Array.from(out["p_new"]!.data)).toEqual([2, 3, 2, 4]);
     expect(Array.from(out["p_rev"]!.data)).toEqual([4, 3, 2, 1]);

@@ -39,15 +39,29 @@ test("an assembled module validates, imports the shared memory and runs: a loop 
   const s = fb.local(I32);
   fb.i32(0).set(s);
   fb.i32(0);
-  fb.forLoop(i, () => fb.get(0), 1, () => {
-    fb.get(s).get(i).i32(2).op(Op.i32Shl).mem(Op.i32Load, 2, 16).op(Op.i32Add).set(s);
-  });
+  fb.forLoop(
+    i,
+    () => fb.get(0),
+    1,
+    () => {
+      fb.get(s).get(i).i32(2).op(Op.i32Shl).mem(Op.i32Load, 2, 16).op(Op.i32Add).set(s);
+    },
+  );
   fb.get(s);
-  const bytes = assembleModule({ memoryPages: 1, maxPages: 1, imports: [], funcs: [{ type: { params: [I32], results: [I32] }, locals: fb.locals, body: fb.body, exportName: "sum" }], globals: [{ name: "answer", value: 42 }] });
+  const bytes = assembleModule({
+    memoryPages: 1,
+    maxPages: 1,
+    imports: [],
+    funcs: [{ type: { params: [I32], results: [I32] }, locals: fb.locals, body: fb.body, exportName: "sum" }],
+    globals: [{ name: "answer", value: 42 }],
+  });
   expect(WebAssembly.validate(bytes)).toBe(true);
   const memory = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
   new Int32Array(memory.buffer, 16, 5).set([1, 2, 3, 4, 100]);
-  const exports = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports as { sum: (n: number) => number; answer: WebAssembly.Global };
+  const exports = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports as {
+    sum: (n: number) => number;
+    answer: WebAssembly.Global;
+  };
   expect(exports.sum(4)).toBe(10);
   expect(exports.sum(5)).toBe(110);
   expect(exports.answer.value).toBe(42);

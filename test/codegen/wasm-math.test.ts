@@ -34,7 +34,11 @@ async function run(g: Graph, inputs: Record<string, HostTensor>, simd: boolean):
   return r.run(inputs)["out"]!.data;
 }
 
-const f32Tensor = (data: ArrayLike<number>): HostTensor => ({ dtype: "f32", shape: [data.length], data: Float64Array.from(Float32Array.from(Array.from(data))) });
+const f32Tensor = (data: ArrayLike<number>): HostTensor => ({
+  dtype: "f32",
+  shape: [data.length],
+  data: Float64Array.from(Float32Array.from(Array.from(data))),
+});
 const i32Tensor = (data: readonly number[]): HostTensor => ({ dtype: "i32", shape: [data.length], data: Int32Array.from(data) });
 
 /** Distance in units in the last place of f32 between two f32 values (finite or equal infinities). */
@@ -127,6 +131,11 @@ describe.each([false, true])("wasm math (simd %s)", (simd) => {
 
 test("the host math source's threefry equals compiler/util/threefry.ts", () => {
   const rt = hostMath();
-  for (const [seed, stream] of [[0, 0], [42, 1], [-1, 0x7fffffff], [123456789, 3]] as const)
+  for (const [seed, stream] of [
+    [0, 0],
+    [42, 1],
+    [-1, 0x7fffffff],
+    [123456789, 3],
+  ] as const)
     for (let i = 0; i < 50; i++) expect(rt.rng(seed, stream, i * 977)).toBe(rngValueAt(seed, stream, i * 977));
 });

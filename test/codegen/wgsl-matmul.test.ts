@@ -32,10 +32,30 @@ function inputsOf(g: Graph): Record<string, HostTensor> {
 
 describe("tiled matmul selection (no device)", () => {
   test("auto takes it for 64x64 outputs and k ≥ 16, not for small ones or i32", () => {
-    expect(isTiled(trace((a, b) => a.matmul(b), [f([128, 32]), f([32, 96])]), "auto")).toBe(true);
-    expect(isTiled(trace((a, b) => a.matmul(b), [f([5, 7]), f([7, 3])]), "auto")).toBe(false);
-    expect(isTiled(trace((a, b) => a.matmul(b), [k.i32([64, 64]), k.i32([64, 64])]), "always")).toBe(false);
-    expect(isTiled(trace((x) => x.sum(1), [f([64, 64])]), "always")).toBe(false);
+    expect(
+      isTiled(
+        trace((a, b) => a.matmul(b), [f([128, 32]), f([32, 96])]),
+        "auto",
+      ),
+    ).toBe(true);
+    expect(
+      isTiled(
+        trace((a, b) => a.matmul(b), [f([5, 7]), f([7, 3])]),
+        "auto",
+      ),
+    ).toBe(false);
+    expect(
+      isTiled(
+        trace((a, b) => a.matmul(b), [k.i32([64, 64]), k.i32([64, 64])]),
+        "always",
+      ),
+    ).toBe(false);
+    expect(
+      isTiled(
+        trace((x) => x.sum(1), [f([64, 64])]),
+        "always",
+      ),
+    ).toBe(false);
   });
 
   test("a matmul fused horizontally with other sections gets a dispatch of its own", () => {
@@ -78,12 +98,21 @@ describe.skipIf(!env.available)("tiled matmul on the device", () => {
     ["workgroup", "tiled matmul"],
   ] as const;
   // Sizes that are multiples of the 8x8 register block: operand loads without bounds checks.
-  const blockMultiples: [string, Fn, k.InputSpec[]][] = [["block multiples, transposed lhs, bias epilogue", (a, b, c) => a.t().matmul(b).add(c), [f([24, 64]), f([24, 72]), f([72])]]];
-  const all = [...forms.flatMap(([form, header]) => cases.map(([name, fn, specs]) => [`${form}: ${name}`, form, header, fn, specs] as const)), ...blockMultiples.map(([name, fn, specs]) => [`registers: ${name}`, "registers", "register-blocked matmul", fn, specs] as const)];
-  test.each(all)("%s", async (_name, form, header, fn, specs) => {
-    const g = trace(fn, specs);
-    const compiled = compileWebGpu(g, { verify: true, tiledMatmul: "always", matmulForm: form, limits: env.context!.limits });
-    expect(compiled.artifact.kernels.some((kk) => kk.source.includes(header))).toBe(true);
-    await expectArtifactMatchesInterpreter(env.context!, g, compiled.artifact, inputsOf(g));
-  }, 300_000);
+  const blockMultiples: [string, Fn, k.InputSpec[]][] = [
+    ["block multiples, transposed lhs, bias epilogue", (a, b, c) => a.t().matmul(b).add(c), [f([24, 64]), f([24, 72]), f([72])]],
+  ];
+  const all = [
+    ...forms.flatMap(([form, header]) => cases.map(([name, fn, specs]) => [`${form}: ${name}`, form, header, fn, specs] as const)),
+    ...blockMultiples.map(([name, fn, specs]) => [`registers: ${name}`, "registers", "register-blocked matmul", fn, specs] as const),
+  ];
+  test.each(all)(
+    "%s",
+    async (_name, form, header, fn, specs) => {
+      const g = trace(fn, specs);
+      const compiled = compileWebGpu(g, { verify: true, tiledMatmul: "always", matmulForm: form, limits: env.context!.limits });
+      expect(compiled.artifact.kernels.some((kk) => kk.source.includes(header))).toBe(true);
+      await expectArtifactMatchesInterpreter(env.context!, g, compiled.artifact, inputsOf(g));
+    },
+    300_000,
+  );
 });

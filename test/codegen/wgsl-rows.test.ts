@@ -15,7 +15,8 @@ const F = k.nn.functional;
 type Fn = (...xs: k.Tensor[]) => unknown;
 
 const trace = (fn: Fn, specs: k.InputSpec[]): Graph => k.traceFunction("rows", fn as never, specs).graph;
-const rowKernels = (g: Graph, opts: { rowKernels?: boolean } = {}): number => compileWebGpu(g, opts).artifact.kernels.filter((kk) => kk.source.includes("one workgroup of 64 threads per row")).length;
+const rowKernels = (g: Graph, opts: { rowKernels?: boolean } = {}): number =>
+  compileWebGpu(g, opts).artifact.kernels.filter((kk) => kk.source.includes("one workgroup of 64 threads per row")).length;
 
 function inputsOf(g: Graph, nanAt?: number): Record<string, HostTensor> {
   const out: Record<string, HostTensor> = {};
@@ -25,7 +26,9 @@ function inputsOf(g: Graph, nanAt?: number): Record<string, HostTensor> {
     if (node.op !== "input") continue;
     const count = node.type.shape.reduce((a, b) => a * b, 1);
     const data =
-      node.type.dtype === "i32" ? Int32Array.from({ length: count }, (_, j) => (j * 7919) % 1000 - 500) : Float64Array.from({ length: count }, (_, j) => (j === nanAt ? NaN : Math.fround(3 * Math.sin(++n * 0.37))));
+      node.type.dtype === "i32"
+        ? Int32Array.from({ length: count }, (_, j) => ((j * 7919) % 1000) - 500)
+        : Float64Array.from({ length: count }, (_, j) => (j === nanAt ? NaN : Math.fround(3 * Math.sin(++n * 0.37))));
     out[node.name] = { dtype: node.type.dtype, shape: node.type.shape, data };
   }
   return out;
@@ -43,7 +46,8 @@ describe("row kernel selection (no device)", () => {
 
   test("the choice is the row-kernels pass's `form row` fact, dumped as its stage; rowKernels: false turns it off", () => {
     const g = trace((x) => x.softmax(-1), [f([7, 300])]);
-    const dumped = (opts: { rowKernels?: boolean }): string => compileWebGpu(g, { ...opts, dumpAfter: ["row-kernels"] }).dumps.find((d) => d.name.endsWith("-row-kernels.kir"))!.text;
+    const dumped = (opts: { rowKernels?: boolean }): string =>
+      compileWebGpu(g, { ...opts, dumpAfter: ["row-kernels"] }).dumps.find((d) => d.name.endsWith("-row-kernels.kir"))!.text;
     expect(dumped({})).toContain("\n    form row\n");
     expect(dumped({ rowKernels: false })).not.toContain("form row");
     expect(rowKernels(g, { rowKernels: false })).toBe(0);
@@ -61,10 +65,14 @@ describe.skipIf(!env.available)("row kernels on the device", () => {
     ["i32 max over 129-long rows", (a) => a.amax(1), [k.i32([4, 129])]],
     ["a NaN in one row propagates through max and softmax", (x) => [x.amax(1), x.softmax(1)], [f([3, 70])], 75],
   ];
-  test.each(cases)("%s", async (_name, fn, specs, nanAt) => {
-    const g = trace(fn, specs);
-    const compiled = compileWebGpu(g, { verify: true, limits: env.context!.limits });
-    expect(compiled.artifact.kernels.some((kk) => kk.source.includes("per row"))).toBe(true);
-    await expectArtifactMatchesInterpreter(env.context!, g, compiled.artifact, inputsOf(g, nanAt), { nanMatches: true });
-  }, 180_000);
+  test.each(cases)(
+    "%s",
+    async (_name, fn, specs, nanAt) => {
+      const g = trace(fn, specs);
+      const compiled = compileWebGpu(g, { verify: true, limits: env.context!.limits });
+      expect(compiled.artifact.kernels.some((kk) => kk.source.includes("per row"))).toBe(true);
+      await expectArtifactMatchesInterpreter(env.context!, g, compiled.artifact, inputsOf(g, nanAt), { nanMatches: true });
+    },
+    180_000,
+  );
 });

@@ -42,7 +42,12 @@ function readTree(dir: string): Map<string, string> {
 }
 
 // Kernel passes each backend runs with its default options, in order.
-const kernelPasses: Readonly<Record<string, readonly string[]>> = { js: ["tile"], wasm: ["block-contraction"], webgpu: ["matmul-form", "row-kernels"], cuda: ["tile"] };
+const kernelPasses: Readonly<Record<string, readonly string[]>> = {
+  js: ["tile"],
+  wasm: ["block-contraction"],
+  webgpu: ["matmul-form", "row-kernels"],
+  cuda: ["tile"],
+};
 // Stages after the memory plan, before render (webgpu: splitting and packing for device limits).
 const layoutStages: Readonly<Record<string, readonly string[]>> = { js: [], wasm: [], webgpu: ["device-layout.txt"], cuda: [] };
 
@@ -55,7 +60,16 @@ describe.each(["js", "wasm", "webgpu", "cuda"])("kiln dump --target %s --all", (
 
     // Every stage, numbered in one sequence.
     const stages = [...new Set([...dump.keys()].map((name) => name.split("/")[0]!))];
-    const expected = ["input.kir", "simplify.kir", "fuse.groups.txt", "lower.kir", ...kernelPasses[target]!.map((p) => `${p}.kir`), "memory-plan.txt", ...layoutStages[target]!, "render"];
+    const expected = [
+      "input.kir",
+      "simplify.kir",
+      "fuse.groups.txt",
+      "lower.kir",
+      ...kernelPasses[target]!.map((p) => `${p}.kir`),
+      "memory-plan.txt",
+      ...layoutStages[target]!,
+      "render",
+    ];
     expect(stages).toEqual(expected.map((s, i) => `${String(i === 0 ? 0 : i).padStart(2, "0")}-${s}`));
     for (const name of [...dump.keys()].filter((n) => n.endsWith(".kir"))) await kiln(["check", path.join(dumpDir, name)]);
     const ext = backendOf(target).artifactFiles.kernelExtension;

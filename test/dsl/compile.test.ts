@@ -81,8 +81,14 @@ describe("k.compile", () => {
     const expected = [7, -8, 9, -10];
     for (const [idx, mask] of [
       [Int32Array.of(7, 8, 9, 10), Uint8Array.of(1, 0, 1, 0)],
-      [[7, 8, 9, 10], [true, false, true, false]],
-      [{ shape: [4], dtype: "i32", data: [7, 8, 9, 10] }, { shape: [4], data: [1, 0, 1, 0] }],
+      [
+        [7, 8, 9, 10],
+        [true, false, true, false],
+      ],
+      [
+        { shape: [4], dtype: "i32", data: [7, 8, 9, 10] },
+        { shape: [4], data: [1, 0, 1, 0] },
+      ],
     ] as const) {
       const out = (await exe.run([idx, mask] as unknown as k.RunInputs)) as { picked: HostOutput; anyTrue: HostOutput };
       expect(out.picked.dtype).toBe("i32");
@@ -167,18 +173,30 @@ describe("target registry", () => {
   test("auto skips unavailable targets and takes the highest priority; factories see the graph", async () => {
     const seen: string[] = [];
     k.registerTarget("test-offline", () => Promise.reject(new Error("never built")), { priority: 100, available: () => false });
-    k.registerTarget("test-echo", (graph) => {
-      seen.push(graph.name);
-      return { run: async (inputs) => ({ out: inputs["x"]! }) };
-    }, { priority: 50 });
+    k.registerTarget(
+      "test-echo",
+      (graph) => {
+        seen.push(graph.name);
+        return { run: async (inputs) => ({ out: inputs["x"]! }) };
+      },
+      { priority: 50 },
+    );
     expect(k.registeredTargets()).toEqual(expect.arrayContaining(["reference", "test-offline", "test-echo"]));
     expect((await k.availableTargets())[0]).toBe("test-echo");
     expect(await k.availableTargets()).not.toContain("test-offline");
-    const exe = await k.compile(function identity(x: k.Tensor) { return x; }, [k.f32([2])], { target: "auto" });
+    const exe = await k.compile(
+      function identity(x: k.Tensor) {
+        return x;
+      },
+      [k.f32([2])],
+      { target: "auto" },
+    );
     expect(exe.target).toBe("test-echo");
     expect(seen).toEqual(["identity"]);
     expect(Array.from(((await exe.run([[3, 4]])) as HostOutput).data)).toEqual([3, 4]);
-    await expect(k.compile((x: k.Tensor) => x, [k.f32([2])], { target: "test-offline" })).rejects.toThrow(/target 'test-offline' is registered but cannot run on this machine/);
+    await expect(k.compile((x: k.Tensor) => x, [k.f32([2])], { target: "test-offline" })).rejects.toThrow(
+      /target 'test-offline' is registered but cannot run on this machine/,
+    );
   });
 });
 
@@ -187,7 +205,14 @@ describe("k.compile errors", () => {
   const compiled = () => k.compile(fn, [k.f32([2, 3]), k.i32([3])]);
 
   test.each([
-    ["too few values", [[1, 2, 3], [1, 2, 3]], /input 'x': expected 6 values for f32\[2,3\] \(flat, row-major\), got 3/],
+    [
+      "too few values",
+      [
+        [1, 2, 3],
+        [1, 2, 3],
+      ],
+      /input 'x': expected 6 values for f32\[2,3\] \(flat, row-major\), got 3/,
+    ],
     ["wrong shape", [{ shape: [3, 2], data: new Float32Array(6) }, [1, 2, 3]], /input 'x': shape mismatch: expected \[2,3\], got \[3,2\]/],
     ["wrong dtype", [new Float32Array(6), { shape: [3], dtype: "f32", data: [1, 2, 3] }], /input 'y': dtype mismatch: expected i32, got f32/],
     ["float data for i32", [new Float32Array(6), new Float32Array(3)], /input 'y': i32 data must be Int32Array or number\[\] of integers, got Float32Array/],

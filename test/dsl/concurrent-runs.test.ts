@@ -98,7 +98,11 @@ test("a run that fails while it runs does not wedge the queue (reference target:
   k.manualSeed(3);
   const model = k.nn.linear(3, 1);
   // d // d fails in the interpreter when d = 0: a run that fails after it took its turn.
-  const step = k.trainStep(model, (pred, y, d) => k.nn.functional.mseLoss(pred.reshape([8]), y).add(k.floorDivide(d!, d!).sum().mul(0)), k.optim.sgd({ lr: 0.1 }));
+  const step = k.trainStep(
+    model,
+    (pred, y, d) => k.nn.functional.mseLoss(pred.reshape([8]), y).add(k.floorDivide(d!, d!).sum().mul(0)),
+    k.optim.sgd({ lr: 0.1 }),
+  );
   const exe = await k.compile(step, { x: k.f32([8, 3]), y: k.f32([8]), d: k.i32([1]) }, { target: "reference" });
   const ok = { ...batches[0]!, d: [1] };
   const runs = [exe.run(ok), exe.run({ ...ok, d: [0] }), exe.run(ok), exe.run(ok)];
@@ -119,15 +123,26 @@ describe.skipIf(!gpu.available)("WebGpuArtifactRunner used directly", () => {
     const acc = b.input("acc", { dtype: "f32", shape: [4] });
     const x = b.input("x", { dtype: "f32", shape: [4] });
     const sum = b.add({ op: "add", x: acc, y: x });
-    const g = b.build([{ name: "out", value: sum }, { name: "acc_new", value: sum, aliases: "acc" }]);
+    const g = b.build([
+      { name: "out", value: sum },
+      { name: "acc_new", value: sum, aliases: "acc" },
+    ]);
     const compiled = compileWebGpu(g, { limits: gpu.context!.limits });
     const runner = await WebGpuArtifactRunner.create(gpu.context!.device, compiled.artifact);
     const accData = new Float32Array(4);
     // The same `acc` array each run: the runner keeps the device value (it is resident).
-    const first = await runner.run({ acc: { dtype: "f32", shape: [4], data: accData }, x: { dtype: "f32", shape: [4], data: Float32Array.of(1, 1, 1, 1) } }, { readback: ["out"] });
+    const first = await runner.run(
+      { acc: { dtype: "f32", shape: [4], data: accData }, x: { dtype: "f32", shape: [4], data: Float32Array.of(1, 1, 1, 1) } },
+      { readback: ["out"] },
+    );
     expect(Array.from(first["out"]!.data)).toEqual([1, 1, 1, 1]);
     const outs = await Promise.all(
-      Array.from({ length: 8 }, (_, i) => runner.run({ acc: { dtype: "f32", shape: [4], data: accData }, x: { dtype: "f32", shape: [4], data: Float32Array.of(i, i, i, i) } }, { readback: ["out"] })),
+      Array.from({ length: 8 }, (_, i) =>
+        runner.run(
+          { acc: { dtype: "f32", shape: [4], data: accData }, x: { dtype: "f32", shape: [4], data: Float32Array.of(i, i, i, i) } },
+          { readback: ["out"] },
+        ),
+      ),
     );
     let want = 1;
     outs.forEach((o, i) => {

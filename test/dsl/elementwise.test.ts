@@ -37,7 +37,10 @@ describe("arithmetic with broadcasting", () => {
     const b = [10, 20, 30];
     const r = runRef((x: k.Tensor, y: k.Tensor) => x.add(y), [k.f32([2, 3]), k.f32([3])], [a, b]);
     expect(r.shape).toEqual([2, 3]);
-    expectClose(r.values, a.map((v, i) => v + b[i % 3]!));
+    expectClose(
+      r.values,
+      a.map((v, i) => v + b[i % 3]!),
+    );
   });
 
   test("mul [2,1,3] * [4,1] broadcasts both ways to [2,4,3]", () => {
@@ -47,7 +50,10 @@ describe("arithmetic with broadcasting", () => {
     expect(r.shape).toEqual([2, 4, 3]);
     const ea = broadcastLoop(a, [2, 1, 3], [2, 4, 3]);
     const eb = broadcastLoop(b, [4, 1], [2, 4, 3]);
-    expectClose(r.values, ea.map((v, i) => v * eb[i]!));
+    expectClose(
+      r.values,
+      ea.map((v, i) => v * eb[i]!),
+    );
   });
 
   test("0-d tensor and size-0 dims broadcast", () => {
@@ -67,7 +73,14 @@ describe("arithmetic with broadcasting", () => {
   });
 
   test("div is true division, also for integers and scalar divisors", () => {
-    const r = runRef((x: k.Tensor, y: k.Tensor) => x.div(y), [k.i32([4]), k.i32([4])], [[7, -7, 1, 0], [2, 2, 3, 4]]);
+    const r = runRef(
+      (x: k.Tensor, y: k.Tensor) => x.div(y),
+      [k.i32([4]), k.i32([4])],
+      [
+        [7, -7, 1, 0],
+        [2, 2, 3, 4],
+      ],
+    );
     expect(r.outputs[0]!.dtype).toBe("f32");
     expectClose(r.values, [3.5, -3.5, 1 / 3, 0], 1e-12);
     expectClose(runRef((x: k.Tensor) => x.div(4), [k.f32([2])], [[1, -6]]).values, [0.25, -1.5]);
@@ -94,17 +107,32 @@ describe("rounding and float floor division", () => {
     return d > 0.5 ? f + 1 : d < 0.5 ? f : f % 2 === 0 ? f : f + 1;
   };
   test("floor, ceil, trunc, round match Math (round: half to even)", () => {
-    expectClose(run((x) => x.floor()), xs.map(Math.floor));
-    expectClose(run((x) => x.ceil()), xs.map(Math.ceil));
-    expectClose(run((x) => x.trunc()), xs.map(Math.trunc));
-    expectClose(run((x) => x.round()), xs.map((v) => (Number.isFinite(v) ? roundHalfEven(v) : v)));
+    expectClose(
+      run((x) => x.floor()),
+      xs.map(Math.floor),
+    );
+    expectClose(
+      run((x) => x.ceil()),
+      xs.map(Math.ceil),
+    );
+    expectClose(
+      run((x) => x.trunc()),
+      xs.map(Math.trunc),
+    );
+    expectClose(
+      run((x) => x.round()),
+      xs.map((v) => (Number.isFinite(v) ? roundHalfEven(v) : v)),
+    );
     expectClose(run((x) => x.round()).slice(0, 10), [-2, -2, -1, 0, 0, 0, 0, 2, 2, 3]);
   });
   test("f32 floorDivide and remainder follow Python's signs", () => {
     const a = [7.5, -7.5, 7.5, -7.5, 1];
     const b = [2, 2, -2, -2, 0.25];
     const specs = [k.f32([5]), k.f32([5])];
-    expectClose(runRef((x: k.Tensor, y: k.Tensor) => x.floorDivide(y), specs, [a, b]).values, a.map((v, i) => Math.floor(v / b[i]!)));
+    expectClose(
+      runRef((x: k.Tensor, y: k.Tensor) => x.floorDivide(y), specs, [a, b]).values,
+      a.map((v, i) => Math.floor(v / b[i]!)),
+    );
     expectClose(runRef((x: k.Tensor, y: k.Tensor) => x.remainder(y), specs, [a, b]).values, [1.5, 0.5, -0.5, -1.5, 0]);
     expectClose(runRef((x: k.Tensor) => x.remainder(3), [k.i32([2])], [[-7, 7]]).values, [2, 1]);
   });
@@ -118,12 +146,28 @@ describe("dtype promotion (PyTorch rules)", () => {
     expect(r.outputs[0]!.dtype).toBe("f32");
     expectClose(r.values, [1.5, -1.5]);
     expect(dtypeOf((x) => x.add(1), [k.i32([2])], [[1, 2]])).toBe("i32");
-    expect(dtypeOf((x, y) => x.add(y), [k.i32([2]), k.f32([2])], [[1, 2], [0.5, 0.5]])).toBe("f32");
+    expect(
+      dtypeOf(
+        (x, y) => x.add(y),
+        [k.i32([2]), k.f32([2])],
+        [
+          [1, 2],
+          [0.5, 0.5],
+        ],
+      ),
+    ).toBe("f32");
     expect(dtypeOf((x) => x.mul(2), [k.f32([2])], [[1, 2]])).toBe("f32");
   });
 
   test("bool: + bool stays bool (or), + 1 gives i32, sum counts", () => {
-    const r = runRef((x: k.Tensor, y: k.Tensor) => x.add(y), [k.bool([4]), k.bool([4])], [[0, 1, 0, 1], [0, 0, 1, 1]]);
+    const r = runRef(
+      (x: k.Tensor, y: k.Tensor) => x.add(y),
+      [k.bool([4]), k.bool([4])],
+      [
+        [0, 1, 0, 1],
+        [0, 0, 1, 1],
+      ],
+    );
     expect(r.outputs[0]!.dtype).toBe("bool");
     expect(r.values).toEqual([0, 1, 1, 1]);
     const n = runRef((x: k.Tensor) => x.add(1), [k.bool([2])], [[0, 1]]);
@@ -149,7 +193,10 @@ describe("dtype promotion (PyTorch rules)", () => {
 
   test("NaN compares false except ne", () => {
     const specs = [k.f32([2]), k.f32([2])];
-    const data = [[NaN, NaN], [1, NaN]];
+    const data = [
+      [NaN, NaN],
+      [1, NaN],
+    ];
     for (const op of ["lt", "le", "gt", "ge", "eq"] as const) expect(runRef((x: k.Tensor, y: k.Tensor) => x[op](y), specs, data).values, op).toEqual([0, 0]);
     expect(runRef((x: k.Tensor, y: k.Tensor) => x.ne(y), specs, data).values).toEqual([1, 1]);
   });
@@ -200,7 +247,12 @@ describe("unary math", () => {
 describe("pow", () => {
   const base = [-2, -0.5, 0, 1.5, 3];
   test.each([2, 3, -1, -2, 5, 0])("integer exponent %d is exact for negative bases", (e) => {
-    expectClose(runRef((x: k.Tensor) => x.pow(e), [k.f32([5])], [base]).values, base.map((b) => b ** e), 1e-12, 1e-12);
+    expectClose(
+      runRef((x: k.Tensor) => x.pow(e), [k.f32([5])], [base]).values,
+      base.map((b) => b ** e),
+      1e-12,
+      1e-12,
+    );
   });
 
   test("x ** 0 is 1 even for inf and NaN; i32 stays i32", () => {
@@ -229,8 +281,14 @@ describe("maximum, minimum, clamp, where, logical ops", () => {
     const a = [1, 5, -3, 4, 0, 2];
     const b = [2, 0, 1];
     const eb = broadcastLoop(b, [3], [2, 3]);
-    expectClose(runRef((x: k.Tensor, y: k.Tensor) => k.maximum(x, y), [k.f32([2, 3]), k.f32([3])], [a, b]).values, a.map((v, i) => Math.max(v, eb[i]!)));
-    expectClose(runRef((x: k.Tensor, y: k.Tensor) => x.minimum(y), [k.f32([2, 3]), k.f32([3])], [a, b]).values, a.map((v, i) => Math.min(v, eb[i]!)));
+    expectClose(
+      runRef((x: k.Tensor, y: k.Tensor) => k.maximum(x, y), [k.f32([2, 3]), k.f32([3])], [a, b]).values,
+      a.map((v, i) => Math.max(v, eb[i]!)),
+    );
+    expectClose(
+      runRef((x: k.Tensor, y: k.Tensor) => x.minimum(y), [k.f32([2, 3]), k.f32([3])], [a, b]).values,
+      a.map((v, i) => Math.min(v, eb[i]!)),
+    );
     const i = runRef((x: k.Tensor) => k.minimum(x, 2), [k.i32([3])], [[1, 2, 3]]);
     expect(i.outputs[0]!.dtype).toBe("i32");
     expect(i.values).toEqual([1, 2, 2]);
@@ -246,7 +304,10 @@ describe("maximum, minimum, clamp, where, logical ops", () => {
     const a = [1, 2, 3, 4, 5, 6];
     const b = [-1, -2, -3, -4, -5, -6];
     const r = runRef((cond: k.Tensor, x: k.Tensor, y: k.Tensor) => k.where(cond, x, y), [k.bool([3]), k.f32([2, 3]), k.f32([2, 3])], [c, a, b]);
-    expectClose(r.values, a.map((v, i) => (c[i % 3] ? v : b[i]!)));
+    expectClose(
+      r.values,
+      a.map((v, i) => (c[i % 3] ? v : b[i]!)),
+    );
     const ints = runRef((cond: k.Tensor) => k.where(cond, 1, 0), [k.bool([3])], [c]);
     expect(ints.outputs[0]!.dtype).toBe("i32");
     expect(ints.values).toEqual([1, 0, 1]);
@@ -285,16 +346,37 @@ describe("activations", () => {
   const run = (fn: (x: k.Tensor) => k.Tensor) => runRef(fn, [k.f32([xs.length])], [xs]).values;
 
   test("relu, leakyRelu", () => {
-    expectClose(run((x) => x.relu()), xs.map((v) => Math.max(v, 0)));
-    expectClose(run((x) => x.leakyRelu()), xs.map((v) => (v > 0 ? v : 0.01 * v)));
-    expectClose(run((x) => x.leakyRelu(0.2)), xs.map((v) => (v > 0 ? v : 0.2 * v)));
+    expectClose(
+      run((x) => x.relu()),
+      xs.map((v) => Math.max(v, 0)),
+    );
+    expectClose(
+      run((x) => x.leakyRelu()),
+      xs.map((v) => (v > 0 ? v : 0.01 * v)),
+    );
+    expectClose(
+      run((x) => x.leakyRelu(0.2)),
+      xs.map((v) => (v > 0 ? v : 0.2 * v)),
+    );
   });
 
   test("sigmoid, tanh, silu", () => {
     const sig = (v: number) => 1 / (1 + Math.exp(-v));
-    expectClose(run((x) => x.sigmoid()), xs.map(sig), 1e-12);
-    expectClose(run((x) => x.tanh()), xs.map(Math.tanh), 1e-12);
-    expectClose(run((x) => x.silu()), xs.map((v) => v * sig(v)), 1e-12);
+    expectClose(
+      run((x) => x.sigmoid()),
+      xs.map(sig),
+      1e-12,
+    );
+    expectClose(
+      run((x) => x.tanh()),
+      xs.map(Math.tanh),
+      1e-12,
+    );
+    expectClose(
+      run((x) => x.silu()),
+      xs.map((v) => v * sig(v)),
+      1e-12,
+    );
   });
 
   test("tanh and sigmoid saturate without NaN", () => {
@@ -304,35 +386,82 @@ describe("activations", () => {
   });
 
   test("softplus: log1p(exp(βx))/β, linear above the threshold", () => {
-    expectClose(run((x) => x.softplus()), xs.map((v) => Math.log1p(Math.exp(v))), 1e-12);
-    expectClose(run((x) => x.softplus(2, 3)), xs.map((v) => (2 * v > 3 ? v : Math.log1p(Math.exp(2 * v)) / 2)), 1e-12);
+    expectClose(
+      run((x) => x.softplus()),
+      xs.map((v) => Math.log1p(Math.exp(v))),
+      1e-12,
+    );
+    expectClose(
+      run((x) => x.softplus(2, 3)),
+      xs.map((v) => (2 * v > 3 ? v : Math.log1p(Math.exp(2 * v)) / 2)),
+      1e-12,
+    );
     expectClose(runRef((x: k.Tensor) => x.softplus(), [k.f32([2])], [[-800, 800]]).values, [0, 800]);
   });
 
   test("gelu exact matches x·Φ(x) (erf series) within the erf approximation's 1.5e-7", () => {
-    expectClose(run((x) => x.gelu()), xs.map((v) => 0.5 * v * (1 + erfSeries(v / Math.SQRT2))), 1e-6, 0);
-    expectClose(run((x) => x.erf()), xs.map((v) => (Math.abs(v) > 3 ? Math.sign(v) : erfSeries(v))), 2e-7, 0);
+    expectClose(
+      run((x) => x.gelu()),
+      xs.map((v) => 0.5 * v * (1 + erfSeries(v / Math.SQRT2))),
+      1e-6,
+      0,
+    );
+    expectClose(
+      run((x) => x.erf()),
+      xs.map((v) => (Math.abs(v) > 3 ? Math.sign(v) : erfSeries(v))),
+      2e-7,
+      0,
+    );
   });
 
   test("gelu tanh approximation", () => {
     const ref = (v: number) => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3)));
-    expectClose(run((x) => x.gelu("tanh")), xs.map(ref), 1e-12);
+    expectClose(
+      run((x) => x.gelu("tanh")),
+      xs.map(ref),
+      1e-12,
+    );
   });
 });
 
 describe("maskedFill and creation helpers", () => {
   test("maskedFill with a broadcast mask keeps x's dtype", () => {
-    const r = runRef((x: k.Tensor, m: k.Tensor) => x.maskedFill(m, -Infinity), [k.f32([2, 3]), k.bool([3])], [[1, 2, 3, 4, 5, 6], [0, 1, 0]]);
+    const r = runRef(
+      (x: k.Tensor, m: k.Tensor) => x.maskedFill(m, -Infinity),
+      [k.f32([2, 3]), k.bool([3])],
+      [
+        [1, 2, 3, 4, 5, 6],
+        [0, 1, 0],
+      ],
+    );
     expect(r.values).toEqual([1, -Infinity, 3, 4, -Infinity, 6]);
-    const i = runRef((x: k.Tensor, m: k.Tensor) => k.maskedFill(x, m, 9), [k.i32([2]), k.bool([2])], [[1, 2], [1, 0]]);
+    const i = runRef(
+      (x: k.Tensor, m: k.Tensor) => k.maskedFill(x, m, 9),
+      [k.i32([2]), k.bool([2])],
+      [
+        [1, 2],
+        [1, 0],
+      ],
+    );
     expect(i.outputs[0]!.dtype).toBe("i32");
     expect(i.values).toEqual([9, 2]);
   });
 
   test("zeros/ones/full infer dtypes like torch; *Like follow x", () => {
-    const r = runRef((x: k.Tensor) => [k.zeros([2, 2]), k.ones([3], "i32"), k.full([2], 2.5), k.full([1], 7), k.full([1], true), k.onesLike(x), k.fullLike(x, 3), k.scalar(4)], [k.i32([2])], [[5, 6]]);
+    const r = runRef(
+      (x: k.Tensor) => [k.zeros([2, 2]), k.ones([3], "i32"), k.full([2], 2.5), k.full([1], 7), k.full([1], true), k.onesLike(x), k.fullLike(x, 3), k.scalar(4)],
+      [k.i32([2])],
+      [[5, 6]],
+    );
     expect(r.outputs.map((o) => [o.dtype, o.shape])).toEqual([
-      ["f32", [2, 2]], ["i32", [3]], ["f32", [2]], ["i32", [1]], ["bool", [1]], ["i32", [2]], ["i32", [2]], ["i32", []],
+      ["f32", [2, 2]],
+      ["i32", [3]],
+      ["f32", [2]],
+      ["i32", [1]],
+      ["bool", [1]],
+      ["i32", [2]],
+      ["i32", [2]],
+      ["i32", []],
     ]);
     expect(r.outputs.map((o) => Array.from(o.data))).toEqual([[0, 0, 0, 0], [1, 1, 1], [2.5, 2.5], [7], [1], [1, 1], [3, 3], [4]]);
   });

@@ -1,3 +1,4 @@
+// biome-ignore-all format: each case keeps thisLine() and the failing call on one source line, which is what it checks
 // User errors from the op surface: each is a KilnError whose message names the op and the
 // shapes (or the bad dim) and ends with the test's own file:line:col, never a Kiln frame.
 // Line numbers come from V8's stack for the same source line, not from Kiln's capture.

@@ -11,7 +11,14 @@ import { randomData } from "./functional-helpers.ts";
 const F = k.nn.functional;
 
 /** q [B, L, E], k [B, S, E], v [B, S, D]; allowed(b, i, j) says whether query i sees key j. */
-function attentionLoop(q: number[], kk: number[], v: number[], [b, l, s, e, d]: number[], scale: number, allowed: (bi: number, i: number, j: number) => boolean): number[] {
+function attentionLoop(
+  q: number[],
+  kk: number[],
+  v: number[],
+  [b, l, s, e, d]: number[],
+  scale: number,
+  allowed: (bi: number, i: number, j: number) => boolean,
+): number[] {
   const out: number[] = [];
   for (let bi = 0; bi < b!; bi++)
     for (let i = 0; i < l!; i++) {
@@ -38,30 +45,64 @@ describe("scaledDotProductAttention", () => {
   test("unmasked, default scale 1/sqrt(E)", () => {
     const r = runRef((a: k.Tensor, b: k.Tensor, c: k.Tensor) => F.scaledDotProductAttention(a, b, c), specs, [q, kk, v]);
     expect(r.shape).toEqual([B, L, D]);
-    expectClose(r.values, attentionLoop(q, kk, v, dims, 1 / Math.sqrt(E), () => true), 1e-13, 1e-12);
+    expectClose(
+      r.values,
+      attentionLoop(q, kk, v, dims, 1 / Math.sqrt(E), () => true),
+      1e-13,
+      1e-12,
+    );
   });
 
   test("causal, custom scale", () => {
     const r = runRef((a: k.Tensor, b: k.Tensor, c: k.Tensor) => F.scaledDotProductAttention(a, b, c, { isCausal: true, scale: 0.7 }), specs, [q, kk, v]);
-    expectClose(r.values, attentionLoop(q, kk, v, dims, 0.7, (_, i, j) => j <= i), 1e-13, 1e-12);
+    expectClose(
+      r.values,
+      attentionLoop(q, kk, v, dims, 0.7, (_, i, j) => j <= i),
+      1e-13,
+      1e-12,
+    );
   });
 
   test("bool mask broadcast over the batch; float mask added to the scores", () => {
     const mask = [1, 0, 1, 1, 0, 1, 0, 1, 1, 1, 1, 0]; // [L, S]
-    const r = runRef((a: k.Tensor, b: k.Tensor, c: k.Tensor, m: k.Tensor) => F.scaledDotProductAttention(a, b, c, { attnMask: m }), [...specs, k.bool([L, S])], [q, kk, v, mask]);
-    expectClose(r.values, attentionLoop(q, kk, v, dims, 1 / Math.sqrt(E), (_, i, j) => mask[i * S + j] === 1), 1e-13, 1e-12);
+    const r = runRef(
+      (a: k.Tensor, b: k.Tensor, c: k.Tensor, m: k.Tensor) => F.scaledDotProductAttention(a, b, c, { attnMask: m }),
+      [...specs, k.bool([L, S])],
+      [q, kk, v, mask],
+    );
+    expectClose(
+      r.values,
+      attentionLoop(q, kk, v, dims, 1 / Math.sqrt(E), (_, i, j) => mask[i * S + j] === 1),
+      1e-13,
+      1e-12,
+    );
     // A float mask of 0 / -inf is the same as the bool mask.
     const additive = mask.map((m) => (m ? 0 : -Infinity));
-    const rf = runRef((a: k.Tensor, b: k.Tensor, c: k.Tensor, m: k.Tensor) => F.scaledDotProductAttention(a, b, c, { attnMask: m }), [...specs, k.f32([L, S])], [q, kk, v, additive]);
+    const rf = runRef(
+      (a: k.Tensor, b: k.Tensor, c: k.Tensor, m: k.Tensor) => F.scaledDotProductAttention(a, b, c, { attnMask: m }),
+      [...specs, k.f32([L, S])],
+      [q, kk, v, additive],
+    );
     expectClose(rf.values, r.values, 1e-15, 1e-13);
   });
 
   test("gradients wrt q, k, v match finite differences (causal)", () => {
-    gradcheck((a: k.Tensor, b: k.Tensor, c: k.Tensor) => F.scaledDotProductAttention(a, b, c, { isCausal: true }), [k.f32([1, 3, 2]), k.f32([1, 3, 2]), k.f32([1, 3, 2])], [randomData(6, 4), randomData(6, 5), randomData(6, 6)]);
+    gradcheck(
+      (a: k.Tensor, b: k.Tensor, c: k.Tensor) => F.scaledDotProductAttention(a, b, c, { isCausal: true }),
+      [k.f32([1, 3, 2]), k.f32([1, 3, 2]), k.f32([1, 3, 2])],
+      [randomData(6, 4), randomData(6, 5), randomData(6, 6)],
+    );
   });
 
   test("errors", () => {
-    const run = (ks: number[], opts = {}) => () => traceFunction("t", (a: k.Tensor, b: k.Tensor, c: k.Tensor) => F.scaledDotProductAttention(a, b, c, opts), [k.f32([2, 3, 4]), k.f32(ks), k.f32([2, 5, 2])]);
+    const run =
+      (ks: number[], opts = {}) =>
+      () =>
+        traceFunction("t", (a: k.Tensor, b: k.Tensor, c: k.Tensor) => F.scaledDotProductAttention(a, b, c, opts), [
+          k.f32([2, 3, 4]),
+          k.f32(ks),
+          k.f32([2, 5, 2]),
+        ]);
     expect(run([2, 5, 3])).toThrow(/^shape mismatch in scaledDotProductAttention: query \[2,3,4\] and key \[2,5,3\] differ in the last dim at /);
     expect(run([2, 6, 4])).toThrow("shape mismatch in scaledDotProductAttention: key [2,6,4] and value [2,5,2] differ in sequence length");
   });
@@ -88,6 +129,11 @@ describe("oneHot, l1Loss, activations", () => {
     const data = [-2, -0.5, 0, 1.5];
     const r = runRef((x: k.Tensor) => [F.relu(x), F.sigmoid(x)], [k.f32([4])], [data]);
     expect(r.values).toEqual([0, 0, 0, 1.5]);
-    expectClose(Array.from(r.outputs[1]!.data), data.map((x) => 1 / (1 + Math.exp(-x))), 1e-15, 1e-12);
+    expectClose(
+      Array.from(r.outputs[1]!.data),
+      data.map((x) => 1 / (1 + Math.exp(-x))),
+      1e-15,
+      1e-12,
+    );
   });
 });

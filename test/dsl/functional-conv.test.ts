@@ -63,7 +63,14 @@ const convCases: (ConvCase & { padding?: k.nn.functional.Conv2dOptions["padding"
   { name: "groups 2, mixed stride/dilation", x: [2, 4, 7, 9], w: [6, 2, 2, 3], stride: [2, 1], padLow: [1, 1], dilation: [1, 2], groups: 2, bias: true },
   { name: "depthwise (groups = channels), 1x1 kernel", x: [1, 3, 4, 5], w: [3, 1, 1, 1], groups: 3 },
   { name: "depthwise 3x3 stride 3", x: [2, 3, 7, 7], w: [6, 1, 3, 3], stride: [3, 3], groups: 3 },
-  { name: 'padding "same" with an even kernel (extra pad on the high side)', x: [1, 2, 5, 6], w: [2, 2, 4, 2], padLow: [1, 0], padHigh: [2, 1], padding: "same" },
+  {
+    name: 'padding "same" with an even kernel (extra pad on the high side)',
+    x: [1, 2, 5, 6],
+    w: [2, 2, 4, 2],
+    padLow: [1, 0],
+    padHigh: [2, 1],
+    padding: "same",
+  },
 ];
 
 describe("conv2d", () => {
@@ -91,7 +98,10 @@ describe("conv2d", () => {
   });
 
   test("the graph is a handful of movement nodes and one dot", () => {
-    const { graph } = traceFunction("conv", (x: k.Tensor, w: k.Tensor) => F.conv2d(x, w, null, { stride: 2, padding: 1, dilation: 2, groups: 2 }), [k.f32([2, 4, 16, 16]), k.f32([8, 2, 3, 3])]);
+    const { graph } = traceFunction("conv", (x: k.Tensor, w: k.Tensor) => F.conv2d(x, w, null, { stride: 2, padding: 1, dilation: 2, groups: 2 }), [
+      k.f32([2, 4, 16, 16]),
+      k.f32([8, 2, 3, 3]),
+    ]);
     const ops = graph.nodes.map((n) => n.op);
     expect(ops.filter((op) => op === "dot")).toHaveLength(1);
     expect(ops.filter((op) => ["reduce_sum", "reduce_max", "mul", "add"].includes(op))).toHaveLength(0);
@@ -100,7 +110,14 @@ describe("conv2d", () => {
 });
 
 /** Scatter definition: every input pixel adds x * w[c, o, kh, kw] at (i*s - p + kh*d, …). */
-function convTranspose2dLoop(x: number[], w: number[], b: number[] | undefined, xs: number[], ws: number[], o: { stride: Pair; padding: Pair; outputPadding: Pair; dilation: Pair; groups: number }): { out: number[]; shape: number[] } {
+function convTranspose2dLoop(
+  x: number[],
+  w: number[],
+  b: number[] | undefined,
+  xs: number[],
+  ws: number[],
+  o: { stride: Pair; padding: Pair; outputPadding: Pair; dilation: Pair; groups: number },
+): { out: number[]; shape: number[] } {
   const [n, cin, h, wd] = xs as [number, number, number, number];
   const [, og, kh, kw] = ws as [number, number, number, number];
   const g = o.groups;
@@ -128,13 +145,59 @@ function convTranspose2dLoop(x: number[], w: number[], b: number[] | undefined, 
 
 describe("convTranspose2d", () => {
   const cases = [
-    { name: "stride 1, no padding", x: [1, 2, 4, 3], w: [2, 3, 3, 3], stride: [1, 1], padding: [0, 0], outputPadding: [0, 0], dilation: [1, 1], groups: 1, bias: true },
-    { name: "stride 2, padding 1, outputPadding 1, batch 2", x: [2, 3, 4, 5], w: [3, 2, 3, 3], stride: [2, 2], padding: [1, 1], outputPadding: [1, 1], dilation: [1, 1], groups: 1, bias: false },
-    { name: "groups 2, stride (2,3), dilation (2,1), non-square kernel", x: [2, 4, 3, 4], w: [4, 3, 3, 2], stride: [2, 3], padding: [0, 1], outputPadding: [1, 2], dilation: [2, 1], groups: 2, bias: true },
-    { name: "padding beyond dilation*(k-1) crops the border", x: [1, 1, 5, 4], w: [1, 2, 2, 2], stride: [2, 2], padding: [2, 1], outputPadding: [0, 0], dilation: [1, 1], groups: 1, bias: false },
+    {
+      name: "stride 1, no padding",
+      x: [1, 2, 4, 3],
+      w: [2, 3, 3, 3],
+      stride: [1, 1],
+      padding: [0, 0],
+      outputPadding: [0, 0],
+      dilation: [1, 1],
+      groups: 1,
+      bias: true,
+    },
+    {
+      name: "stride 2, padding 1, outputPadding 1, batch 2",
+      x: [2, 3, 4, 5],
+      w: [3, 2, 3, 3],
+      stride: [2, 2],
+      padding: [1, 1],
+      outputPadding: [1, 1],
+      dilation: [1, 1],
+      groups: 1,
+      bias: false,
+    },
+    {
+      name: "groups 2, stride (2,3), dilation (2,1), non-square kernel",
+      x: [2, 4, 3, 4],
+      w: [4, 3, 3, 2],
+      stride: [2, 3],
+      padding: [0, 1],
+      outputPadding: [1, 2],
+      dilation: [2, 1],
+      groups: 2,
+      bias: true,
+    },
+    {
+      name: "padding beyond dilation*(k-1) crops the border",
+      x: [1, 1, 5, 4],
+      w: [1, 2, 2, 2],
+      stride: [2, 2],
+      padding: [2, 1],
+      outputPadding: [0, 0],
+      dilation: [1, 1],
+      groups: 1,
+      bias: false,
+    },
   ] as const;
   test.each(cases)("$name", (c) => {
-    const o = { stride: [...c.stride] as Pair, padding: [...c.padding] as Pair, outputPadding: [...c.outputPadding] as Pair, dilation: [...c.dilation] as Pair, groups: c.groups };
+    const o = {
+      stride: [...c.stride] as Pair,
+      padding: [...c.padding] as Pair,
+      outputPadding: [...c.outputPadding] as Pair,
+      dilation: [...c.dilation] as Pair,
+      groups: c.groups,
+    };
     const xData = randomData(numelOf(c.x), 11);
     const wData = randomData(numelOf(c.w), 12);
     const outChannels = c.w[1] * c.groups;
@@ -202,7 +265,9 @@ describe("errors name the user's line", () => {
 
   test("conv2d groups that do not divide the output channels", () => {
     const { error } = traceError(traced((x, w) => F.conv2d(x, w, null, { groups: 2 }), [1, 4, 8, 8], [5, 2, 3, 3]));
-    expect(error.message).toMatch(/^shape mismatch in conv2d: weight \[5,2,3,3\] has 5 output channels, not divisible by groups=2 at .*functional-conv\.test\.ts:\d+:\d+/);
+    expect(error.message).toMatch(
+      /^shape mismatch in conv2d: weight \[5,2,3,3\] has 5 output channels, not divisible by groups=2 at .*functional-conv\.test\.ts:\d+:\d+/,
+    );
   });
 
   test("conv2d kernel larger than the padded input", () => {
@@ -222,7 +287,11 @@ describe("errors name the user's line", () => {
     expect(a.error.message).toContain("shape mismatch in linear: input [8,3] has 3 features but weight [5,4] expects 4");
     let line = -1;
     const b = traceError(() =>
-      traceFunction("t", (x: k.Tensor, w: k.Tensor, bias: k.Tensor) => ((line = callerLine()), F.linear(x, w, bias)), [k.f32([2, 4]), k.f32([5, 4]), k.f32([4])]),
+      traceFunction("t", (x: k.Tensor, w: k.Tensor, bias: k.Tensor) => ((line = callerLine()), F.linear(x, w, bias)), [
+        k.f32([2, 4]),
+        k.f32([5, 4]),
+        k.f32([4]),
+      ]),
     );
     expect(b.error.message).toContain("shape mismatch in linear: bias [4] must be [5]");
     expect(b.error.diag.loc?.line).toBe(line);

@@ -16,8 +16,7 @@ export function randomData(length: number, seed: number): number[] {
 export const numelOf = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
 
 /** Flat row-major index of a 4-d position. */
-export const at4 = (shape: readonly number[], a: number, b: number, c: number, d: number): number =>
-  ((a * shape[1]! + b) * shape[2]! + c) * shape[3]! + d;
+export const at4 = (shape: readonly number[], a: number, b: number, c: number, d: number): number => ((a * shape[1]! + b) * shape[2]! + c) * shape[3]! + d;
 
 /** The line of the caller of this function, as the stack reports it. */
 export function callerLine(): number {

@@ -52,7 +52,12 @@ describe("crossEntropy with class indices", () => {
 
   test("class weights: mean divides by the summed target weights (with and without smoothing)", () => {
     const w = [0.5, 2, 1.5, 0.25];
-    const run = (eps: number) => runRef((x: k.Tensor, t: k.Tensor, wt: k.Tensor) => F.crossEntropy(x, t, { weight: wt, labelSmoothing: eps }), [k.f32([N, C]), k.i32([N]), k.f32([C])], [logits, targets, w]);
+    const run = (eps: number) =>
+      runRef(
+        (x: k.Tensor, t: k.Tensor, wt: k.Tensor) => F.crossEntropy(x, t, { weight: wt, labelSmoothing: eps }),
+        [k.f32([N, C]), k.i32([N]), k.f32([C])],
+        [logits, targets, w],
+      );
     const weightSum = sum(valid.map((i) => w[targets[i]!]!));
     const nll = sum(valid.map((i) => w[targets[i]!]! * negLogProb(logits, i, targets[i]!))) / weightSum;
     expectClose(run(0).values, [nll], 1e-13, 1e-12);
@@ -71,7 +76,12 @@ describe("crossEntropy with class indices", () => {
       return x[(Math.floor(pos / 3) * C + c) * 3 + (pos % 3)]!;
     });
     expect(r.shape).toEqual([2, 3]);
-    expectClose(r.values, t.map((tc, pos) => (tc === -100 ? 0 : negLogProb(rows, pos, tc))), 1e-13, 1e-12);
+    expectClose(
+      r.values,
+      t.map((tc, pos) => (tc === -100 ? 0 : negLogProb(rows, pos, tc))),
+      1e-13,
+      1e-12,
+    );
   });
 
   test("unbatched [C] logits with a scalar target", () => {
@@ -91,15 +101,22 @@ describe("crossEntropy with probability targets, nllLoss", () => {
       const z = sum(probs.slice(i * C, i * C + C));
       for (let c = 0; c < C; c++) probs[i * C + c]! /= z;
     }
-    const loss = (eps: number) => sum(Array.from({ length: N * C }, (_, j) => ((1 - eps) * probs[j]! + eps / C) * negLogProb(logits, Math.floor(j / C), j % C))) / N;
-    const run = (eps: number) => runRef((x: k.Tensor, t: k.Tensor) => F.crossEntropy(x, t, { labelSmoothing: eps }), [k.f32([N, C]), k.f32([N, C])], [logits, probs]);
+    const loss = (eps: number) =>
+      sum(Array.from({ length: N * C }, (_, j) => ((1 - eps) * probs[j]! + eps / C) * negLogProb(logits, Math.floor(j / C), j % C))) / N;
+    const run = (eps: number) =>
+      runRef((x: k.Tensor, t: k.Tensor) => F.crossEntropy(x, t, { labelSmoothing: eps }), [k.f32([N, C]), k.f32([N, C])], [logits, probs]);
     expectClose(run(0).values, [loss(0)], 1e-13, 1e-12);
     expectClose(run(0.3).values, [loss(0.3)], 1e-13, 1e-12);
   });
 
   test("nllLoss picks -input at the target", () => {
     const r = runRef((x: k.Tensor, t: k.Tensor) => F.nllLoss(x, t, { reduction: "none" }), [k.f32([N, C]), k.i32([N])], [logits, targets]);
-    expectClose(r.values, targets.map((t, i) => (t === -100 ? 0 : -logits[i * C + t]!)), 0, 0);
+    expectClose(
+      r.values,
+      targets.map((t, i) => (t === -100 ? 0 : -logits[i * C + t]!)),
+      0,
+      0,
+    );
   });
 });
 
@@ -107,7 +124,8 @@ describe("mseLoss", () => {
   const a = randomData(12, 4);
   const b = randomData(12, 5);
   const sq = a.map((v, i) => (v - b[i]!) ** 2);
-  const run = (reduction: k.nn.functional.Reduction) => runRef((x: k.Tensor, y: k.Tensor) => F.mseLoss(x, y, { reduction }), [k.f32([3, 4]), k.f32([3, 4])], [a, b]);
+  const run = (reduction: k.nn.functional.Reduction) =>
+    runRef((x: k.Tensor, y: k.Tensor) => F.mseLoss(x, y, { reduction }), [k.f32([3, 4]), k.f32([3, 4])], [a, b]);
   test("mean, sum, none", () => {
     expectClose(run("mean").values, [sum(sq) / 12], 1e-14, 1e-12);
     expectClose(run("sum").values, [sum(sq)], 1e-14, 1e-12);
@@ -131,12 +149,23 @@ describe("binaryCrossEntropyWithLogits", () => {
   test("posWeight scales the positive term; weight scales each element", () => {
     const pw = 2.5;
     const w = randomData(8, 7);
-    const r = runRef((xt: k.Tensor, yt: k.Tensor, p: k.Tensor, wt: k.Tensor) => F.binaryCrossEntropyWithLogits(xt, yt, { posWeight: p, weight: wt, reduction: "sum" }), [k.f32([2, 4]), k.f32([2, 4]), k.f32([4]), k.f32([2, 4])], [x, y, [pw, pw, pw, pw], w]);
+    const r = runRef(
+      (xt: k.Tensor, yt: k.Tensor, p: k.Tensor, wt: k.Tensor) => F.binaryCrossEntropyWithLogits(xt, yt, { posWeight: p, weight: wt, reduction: "sum" }),
+      [k.f32([2, 4]), k.f32([2, 4]), k.f32([4]), k.f32([2, 4])],
+      [x, y, [pw, pw, pw, pw], w],
+    );
     expectClose(r.values, [sum(direct(pw).map((v, i) => v * w[i]!))], 1e-12, 1e-10);
   });
 
   test("stable at large logits (the naive form overflows)", () => {
-    const r = runRef((xt: k.Tensor, yt: k.Tensor) => F.binaryCrossEntropyWithLogits(xt, yt, { reduction: "none" }), [k.f32([4]), k.f32([4])], [[800, -800, 800, -800], [0, 1, 1, 0]]);
+    const r = runRef(
+      (xt: k.Tensor, yt: k.Tensor) => F.binaryCrossEntropyWithLogits(xt, yt, { reduction: "none" }),
+      [k.f32([4]), k.f32([4])],
+      [
+        [800, -800, 800, -800],
+        [0, 1, 1, 0],
+      ],
+    );
     expectClose(r.values, [800, 800, 0, 0], 1e-12, 1e-12);
   });
 });

@@ -54,8 +54,18 @@ describe("softmax / logSoftmax", () => {
     const r = runRef((x: k.Tensor) => [F.softmax(x, 1), F.logSoftmax(x, 1)], [k.f32([1, 3])], [[1000, 1001, 999]]);
     const e = [Math.exp(-1), 1, Math.exp(-2)];
     const z = e[0]! + e[1]! + e[2]!;
-    expectClose(r.values, e.map((v) => v / z), 1e-15, 1e-12);
-    expectClose(Array.from(r.outputs[1]!.data), e.map((v) => Math.log(v / z)), 1e-13, 1e-12);
+    expectClose(
+      r.values,
+      e.map((v) => v / z),
+      1e-15,
+      1e-12,
+    );
+    expectClose(
+      Array.from(r.outputs[1]!.data),
+      e.map((v) => Math.log(v / z)),
+      1e-13,
+      1e-12,
+    );
   });
 
   test("bad dim is an error at the user's line", () => {
@@ -133,7 +143,11 @@ describe("groupNorm / batchNorm", () => {
       for (let b = 0; b < n; b++) for (let s = 0; s < h * w; s++) positions.push(idx(b, ch, s));
       normalizeGroup(out, positions, 1e-3);
     }
-    const r = runRef((xt: k.Tensor, g: k.Tensor, bt: k.Tensor) => F.batchNorm(xt, null, null, { weight: g, bias: bt, training: true, eps: 1e-3 }), [k.f32([n, c, h, w]), k.f32([c]), k.f32([c])], [x, gamma, beta]);
+    const r = runRef(
+      (xt: k.Tensor, g: k.Tensor, bt: k.Tensor) => F.batchNorm(xt, null, null, { weight: g, bias: bt, training: true, eps: 1e-3 }),
+      [k.f32([n, c, h, w]), k.f32([c]), k.f32([c])],
+      [x, gamma, beta],
+    );
     expectClose(r.values, affine(out), 1e-12, 1e-12);
   });
 
@@ -142,11 +156,20 @@ describe("groupNorm / batchNorm", () => {
     const variance = [1.5, 0.5, 2, 1];
     const r = runRef((xt: k.Tensor, m: k.Tensor, v: k.Tensor) => F.batchNorm(xt, m, v), [k.f32([n, c, h, w]), k.f32([c]), k.f32([c])], [x, mean, variance]);
     const ch = (p: number) => Math.floor(p / (h * w)) % c;
-    expectClose(r.values, x.map((v, p) => (v - mean[ch(p)]!) / Math.sqrt(variance[ch(p)]! + 1e-5)), 1e-12, 1e-12);
+    expectClose(
+      r.values,
+      x.map((v, p) => (v - mean[ch(p)]!) / Math.sqrt(variance[ch(p)]! + 1e-5)),
+      1e-12,
+      1e-12,
+    );
   });
 
   test("channel errors", () => {
-    expect(() => traceFunction("t", (xt: k.Tensor) => F.groupNorm(xt, 3), [k.f32([2, 4, 5])])).toThrow("shape mismatch in groupNorm: input [2,4,5] has 4 channels, not divisible into 3 groups");
-    expect(() => traceFunction("t", (xt: k.Tensor, m: k.Tensor) => F.batchNorm(xt, m, m), [k.f32([2, 4, 5]), k.f32([3])])).toThrow("shape mismatch in batchNorm: runningMean [3] must be [4], one per channel");
+    expect(() => traceFunction("t", (xt: k.Tensor) => F.groupNorm(xt, 3), [k.f32([2, 4, 5])])).toThrow(
+      "shape mismatch in groupNorm: input [2,4,5] has 4 channels, not divisible into 3 groups",
+    );
+    expect(() => traceFunction("t", (xt: k.Tensor, m: k.Tensor) => F.batchNorm(xt, m, m), [k.f32([2, 4, 5]), k.f32([3])])).toThrow(
+      "shape mismatch in batchNorm: runningMean [3] must be [4], one per channel",
+    );
   });
 });

@@ -54,10 +54,17 @@ const cases: PoolCase[] = [
 ];
 
 describe("maxPool2d", () => {
-  const withDilation: PoolCase[] = [...cases, { name: "dilation (2,1), padding (2,1)", x: [1, 2, 9, 6], kernel: [3, 3], stride: [2, 1], padding: [2, 1], dilation: [2, 1] }];
+  const withDilation: PoolCase[] = [
+    ...cases,
+    { name: "dilation (2,1), padding (2,1)", x: [1, 2, 9, 6], kernel: [3, 3], stride: [2, 1], padding: [2, 1], dilation: [2, 1] },
+  ];
   test.each(withDilation)("$name", (c) => {
     const xData = randomData(numelOf(c.x), 7);
-    const r = runRef((x: k.Tensor) => F.maxPool2d(x, c.kernel, { stride: c.stride ?? null, padding: c.padding ?? 0, dilation: c.dilation ?? 1 }), [k.f32(c.x)], [xData]);
+    const r = runRef(
+      (x: k.Tensor) => F.maxPool2d(x, c.kernel, { stride: c.stride ?? null, padding: c.padding ?? 0, dilation: c.dilation ?? 1 }),
+      [k.f32(c.x)],
+      [xData],
+    );
     const expected = poolLoop(xData, c, (v) => Math.max(...v));
     expect(r.shape).toEqual(expected.shape);
     expectClose(r.values, expected.out, 0, 0);
@@ -89,7 +96,11 @@ describe("avgPool2d", () => {
 
   test.each(cases.filter((c) => c.padding))("$name (countIncludePad false: mean of real elements)", (c) => {
     const xData = randomData(numelOf(c.x), 10);
-    const r = runRef((x: k.Tensor) => F.avgPool2d(x, c.kernel, { stride: c.stride ?? null, padding: c.padding ?? 0, countIncludePad: false }), [k.f32(c.x)], [xData]);
+    const r = runRef(
+      (x: k.Tensor) => F.avgPool2d(x, c.kernel, { stride: c.stride ?? null, padding: c.padding ?? 0, countIncludePad: false }),
+      [k.f32(c.x)],
+      [xData],
+    );
     expectClose(r.values, poolLoop(xData, c, mean).out, 1e-12, 1e-12);
   });
 
@@ -111,7 +122,9 @@ describe("pool errors", () => {
   test("too much padding, too small input, bad rank, ceilMode; at the user's line", () => {
     let line = -1;
     const trace = (fn: (x: k.Tensor) => unknown, shape: number[]) => () => traceFunction("t", fn, [k.f32(shape)]);
-    expect(trace((x) => F.maxPool2d(x, 2, { padding: 2 }), [1, 1, 8, 8])).toThrow(/^maxPool2d: padding 2 should be at most half of the kernel size 2 at .*functional-pool\.test\.ts:\d+:\d+/);
+    expect(trace((x) => F.maxPool2d(x, 2, { padding: 2 }), [1, 1, 8, 8])).toThrow(
+      /^maxPool2d: padding 2 should be at most half of the kernel size 2 at .*functional-pool\.test\.ts:\d+:\d+/,
+    );
     expect(trace((x) => F.avgPool2d(x, 5), [1, 1, 4, 8])).toThrow(/^shape mismatch in avgPool2d: input \[1,1,4,8\] is smaller than the kernel 5x5/);
     expect(trace((x) => F.maxPool2d(x, 2, { ceilMode: true }), [1, 1, 4, 4])).toThrow("maxPool2d: ceilMode=true is not supported");
     const bad = trace((x) => ((line = callerLine()), F.maxPool2d(x, 2)), [4, 4]);

@@ -21,8 +21,12 @@ describe("embedding", () => {
   });
 
   test("errors: float indices, 3-d weight", () => {
-    expect(() => traceFunction("t", (i: k.Tensor, w: k.Tensor) => F.embedding(i, w), [k.f32([4]), k.f32([6, 3])])).toThrow(/^dtype mismatch in embedding: indices must be i32, got f32\[4\] at /);
-    expect(() => traceFunction("t", (i: k.Tensor, w: k.Tensor) => F.embedding(i, w), [k.i32([4]), k.f32([6, 3, 1])])).toThrow("shape mismatch in embedding: weight must be [num, dim], got [6,3,1]");
+    expect(() => traceFunction("t", (i: k.Tensor, w: k.Tensor) => F.embedding(i, w), [k.f32([4]), k.f32([6, 3])])).toThrow(
+      /^dtype mismatch in embedding: indices must be i32, got f32\[4\] at /,
+    );
+    expect(() => traceFunction("t", (i: k.Tensor, w: k.Tensor) => F.embedding(i, w), [k.i32([4]), k.f32([6, 3, 1])])).toThrow(
+      "shape mismatch in embedding: weight must be [num, dim], got [6,3,1]",
+    );
   });
 });
 

@@ -43,7 +43,14 @@ describe("state dict names", () => {
   test("fields register as children and parameters, arrays as name.i, in definition order", () => {
     const net = new Net();
     expect(net.namedParameters().map(([n]) => n)).toEqual([
-      "scale", "encoder.fc1.weight", "encoder.fc1.bias", "encoder.fc2.weight", "heads.0.weight", "heads.0.bias", "heads.1.weight", "heads.1.bias",
+      "scale",
+      "encoder.fc1.weight",
+      "encoder.fc1.bias",
+      "encoder.fc2.weight",
+      "heads.0.weight",
+      "heads.0.bias",
+      "heads.1.weight",
+      "heads.1.bias",
     ]);
     // The state input names a trace uses are the same dotted names.
     expect(net.parameters().map((p) => p.path)).toEqual(net.namedParameters().map(([n]) => n));
@@ -138,8 +145,16 @@ describe("initialization", () => {
     k.manualSeed(42);
     const layer = k.nn.linear(3, 2);
     const b = 1 / Math.sqrt(3);
-    expectClose(layer.weight.hostTensor().data, seq(6, (i) => -b + 2 * b * rngValueAt(42, 0, i)), 1e-15);
-    expectClose(layer.bias!.hostTensor().data, seq(2, (i) => -b + 2 * b * rngValueAt(42, 1, i)), 1e-15);
+    expectClose(
+      layer.weight.hostTensor().data,
+      seq(6, (i) => -b + 2 * b * rngValueAt(42, 0, i)),
+      1e-15,
+    );
+    expectClose(
+      layer.bias!.hostTensor().data,
+      seq(2, (i) => -b + 2 * b * rngValueAt(42, 1, i)),
+      1e-15,
+    );
   });
 
   test("same seed, same weights; another seed, other weights", () => {
@@ -205,7 +220,11 @@ describe("forward", () => {
   test("Conv2d module equals functional conv2d with its weights", async () => {
     const conv = k.nn.conv2d(2, 3, 3, { padding: 1, stride: 2 });
     const mod = await k.compile((x: k.Tensor) => conv.call(x), [k.f32([1, 2, 5, 5])], { target: "reference" });
-    const fn = await k.compile((x: k.Tensor, w: k.Tensor, b: k.Tensor) => k.nn.functional.conv2d(x, w, b, { padding: 1, stride: 2 }), [k.f32([1, 2, 5, 5]), k.f32([3, 2, 3, 3]), k.f32([3])], { target: "reference" });
+    const fn = await k.compile(
+      (x: k.Tensor, w: k.Tensor, b: k.Tensor) => k.nn.functional.conv2d(x, w, b, { padding: 1, stride: 2 }),
+      [k.f32([1, 2, 5, 5]), k.f32([3, 2, 3, 3]), k.f32([3])],
+      { target: "reference" },
+    );
     const x = seq(50, (i) => Math.cos(i));
     const a = (await mod.run([x])) as HostOutput;
     const b = (await fn.run([x, conv.weight.hostTensor().data, conv.bias!.hostTensor().data])) as HostOutput;
@@ -238,10 +257,17 @@ describe("forward", () => {
 
   test("functionalCall runs the module with substitute parameter values", async () => {
     const layer = k.nn.linear(2, 1);
-    const exe = await k.compile((x: k.Tensor, w: k.Tensor) => k.functionalCall(layer, { weight: w }, () => layer.call(x)), [k.f32([1, 2]), k.f32([1, 2])], { target: "reference" });
-    const y = (await exe.run([[1, 2], [3, -1]])) as HostOutput;
+    const exe = await k.compile((x: k.Tensor, w: k.Tensor) => k.functionalCall(layer, { weight: w }, () => layer.call(x)), [k.f32([1, 2]), k.f32([1, 2])], {
+      target: "reference",
+    });
+    const y = (await exe.run([
+      [1, 2],
+      [3, -1],
+    ])) as HostOutput;
     expectClose(y.data, [3 - 2 + layer.bias!.hostTensor().data[0]!], 1e-12);
-    expect(() => traceFunction("t", (x: k.Tensor) => k.functionalCall(layer, { nope: x }, () => x), [k.f32([1])])).toThrow("functionalCall: the module has no parameter 'nope'");
+    expect(() => traceFunction("t", (x: k.Tensor) => k.functionalCall(layer, { nope: x }, () => x), [k.f32([1])])).toThrow(
+      "functionalCall: the module has no parameter 'nope'",
+    );
   });
 
   test("two unregistered layers with the same parameter names in one graph are an error", () => {

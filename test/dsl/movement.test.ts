@@ -87,11 +87,52 @@ describe("slicing", () => {
   const x = seq(30);
   const spec = [k.f32([5, 6])];
   const cases: [string, k.SliceSpec[], (number | null)[][]][] = [
-    ["x[1:4, ::2]", [[1, 4], [null, null, 2]], [[1, 4, 1], [null, null, 2]]],
-    ["x[-2:, 1:-1]", [[-2], [1, -1]], [[-2, null, 1], [1, -1, 1]]],
-    ["x[:100, -100:3:2] clamps", [[null, 100], [-100, 3, 2]], [[null, 100, 1], [-100, 3, 2]]],
-    ["x[::3] leaves the rest whole", [[null, null, 3]], [[null, null, 3], [null, null, 1]]],
-    ["x[None-like null, 4:1] is empty", [null, [4, 1]], [[null, null, 1], [4, 1, 1]]],
+    [
+      "x[1:4, ::2]",
+      [
+        [1, 4],
+        [null, null, 2],
+      ],
+      [
+        [1, 4, 1],
+        [null, null, 2],
+      ],
+    ],
+    [
+      "x[-2:, 1:-1]",
+      [[-2], [1, -1]],
+      [
+        [-2, null, 1],
+        [1, -1, 1],
+      ],
+    ],
+    [
+      "x[:100, -100:3:2] clamps",
+      [
+        [null, 100],
+        [-100, 3, 2],
+      ],
+      [
+        [null, 100, 1],
+        [-100, 3, 2],
+      ],
+    ],
+    [
+      "x[::3] leaves the rest whole",
+      [[null, null, 3]],
+      [
+        [null, null, 3],
+        [null, null, 1],
+      ],
+    ],
+    [
+      "x[None-like null, 4:1] is empty",
+      [null, [4, 1]],
+      [
+        [null, null, 1],
+        [4, 1, 1],
+      ],
+    ],
   ];
   test.each(cases)("%s", (_name, sliceSpec, pyArgs) => {
     const rows = pySlice(5, pyArgs[0]![0]!, pyArgs[0]![1]!, pyArgs[0]![2]!);
@@ -168,16 +209,28 @@ describe("split, chunk, cat, stack", () => {
 
   test("split by size (last piece shorter) and by a size list", () => {
     const r = runRef((t: k.Tensor) => t.split(3, 1), [k.f32([2, 7])], [x]);
-    expect(r.outputs.map((o) => o.shape)).toEqual([[2, 3], [2, 3], [2, 1]]);
+    expect(r.outputs.map((o) => o.shape)).toEqual([
+      [2, 3],
+      [2, 3],
+      [2, 1],
+    ]);
     expect(Array.from(r.outputs[2]!.data)).toEqual([x[6], x[13]]);
     const l = runRef((t: k.Tensor) => k.split(t, [2, 0, 5], -1), [k.f32([2, 7])], [x]);
-    expect(l.outputs.map((o) => o.shape)).toEqual([[2, 2], [2, 0], [2, 5]]);
+    expect(l.outputs.map((o) => o.shape)).toEqual([
+      [2, 2],
+      [2, 0],
+      [2, 5],
+    ]);
     expect(Array.from(l.outputs[2]!.data)).toEqual([...x.slice(2, 7), ...x.slice(9, 14)]);
   });
 
   test("chunk uses ceil(size / chunks) pieces like torch", () => {
     const r = runRef((t: k.Tensor) => t.chunk(3, 1), [k.f32([2, 7])], [x]);
-    expect(r.outputs.map((o) => o.shape)).toEqual([[2, 3], [2, 3], [2, 1]]);
+    expect(r.outputs.map((o) => o.shape)).toEqual([
+      [2, 3],
+      [2, 3],
+      [2, 1],
+    ]);
     const few = runRef((t: k.Tensor) => t.chunk(4, 0), [k.f32([3])], [[1, 2, 3]]);
     expect(few.outputs.map((o) => Array.from(o.data))).toEqual([[1], [2], [3]]);
   });
@@ -195,7 +248,11 @@ describe("split, chunk, cat, stack", () => {
   });
 
   test("cat keeps -0, NaN and inf exactly, skips empty pieces, promotes dtypes", () => {
-    const r = runRef((p: k.Tensor, q: k.Tensor, e: k.Tensor) => k.cat([p, e, q], 0), [k.f32([2]), k.f32([2]), k.f32([0])], [[-0, NaN], [Infinity, -Infinity], []]);
+    const r = runRef(
+      (p: k.Tensor, q: k.Tensor, e: k.Tensor) => k.cat([p, e, q], 0),
+      [k.f32([2]), k.f32([2]), k.f32([0])],
+      [[-0, NaN], [Infinity, -Infinity], []],
+    );
     expect(Object.is(r.values[0], -0)).toBe(true);
     expect(r.values.slice(1)).toEqual([NaN, Infinity, -Infinity]);
     const mixed = runRef((p: k.Tensor, q: k.Tensor) => k.cat([p, q]), [k.i32([2]), k.f32([1])], [[1, 2], [0.5]]);

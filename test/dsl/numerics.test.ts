@@ -71,7 +71,11 @@ describe.each(targets)("checkNumerics on %s", (target) => {
   });
 
   test("an input holding NaN is named with its position; the run is not started", async () => {
-    const exe = await k.compile(({ x, w }: { x: k.Tensor; w: k.Tensor }) => x.mul(w).sum(), { x: k.f32([4, 5]), w: k.f32([4, 5]) }, { target, checkNumerics: true });
+    const exe = await k.compile(
+      ({ x, w }: { x: k.Tensor; w: k.Tensor }) => x.mul(w).sum(),
+      { x: k.f32([4, 5]), w: k.f32([4, 5]) },
+      { target, checkNumerics: true },
+    );
     const x = new Float32Array(20).fill(1);
     x[17] = Number.NaN;
     const e = await rejection(exe.run({ x, w: new Float32Array(20).fill(2) }));

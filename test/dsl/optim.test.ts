@@ -33,7 +33,11 @@ interface Trajectory {
 
 async function runSteps(optimizer: k.Optimizer, grads: readonly number[][] = GRADS, opts: k.TrainStepOptions = {}): Promise<Trajectory> {
   const model = new Probe(new k.nn.Parameter("w", [W0.length], W0));
-  const exe = await k.compile(k.trainStep(model, (out) => out.sum(), optimizer, opts), [k.f32([W0.length])], { target: "reference" });
+  const exe = await k.compile(
+    k.trainStep(model, (out) => out.sum(), optimizer, opts),
+    [k.f32([W0.length])],
+    { target: "reference" },
+  );
   const params: number[][] = [];
   const states: Record<string, HostTensor>[] = [];
   for (const g of grads) {
@@ -49,7 +53,13 @@ function expectTrajectory(actual: Trajectory, expected: readonly number[][]): vo
   actual.params.forEach((p, t) => expectClose(p, expected[t]!, 1e-12, 1e-12));
 }
 
-interface SgdRef { lr: number; momentum?: number; dampening?: number; weightDecay?: number; nesterov?: boolean }
+interface SgdRef {
+  lr: number;
+  momentum?: number;
+  dampening?: number;
+  weightDecay?: number;
+  nesterov?: boolean;
+}
 
 /** torch.optim.SGD, step by step. */
 function sgdReference(o: SgdRef): number[][] {
@@ -69,7 +79,15 @@ function sgdReference(o: SgdRef): number[][] {
   });
 }
 
-interface AdamRef { lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; decoupled: boolean; amsgrad?: boolean }
+interface AdamRef {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  decoupled: boolean;
+  amsgrad?: boolean;
+}
 
 /** torch.optim.Adam / AdamW: p ← p − lr·m̂/(√v̂ + eps), m̂ = m/(1−β1ᵗ), v̂ = v/(1−β2ᵗ). */
 function adamReference(o: AdamRef): { params: number[][]; m: number[]; v: number[] } {
@@ -113,7 +131,12 @@ describe("SGD", () => {
     expectTrajectory(r, sgdReference(opts));
     expect(Object.keys(r.states[2]!).sort()).toEqual(["opt.step", "opt.w.momentum_buffer", "w"]);
     // After step 1 the buffer is g₁ + wd·p₀, undamped.
-    expectClose(r.states[0]!["opt.w.momentum_buffer"]!.data, GRADS[0]!.map((g, i) => g + 0.01 * W0[i]!), 1e-12, 1e-12);
+    expectClose(
+      r.states[0]!["opt.w.momentum_buffer"]!.data,
+      GRADS[0]!.map((g, i) => g + 0.01 * W0[i]!),
+      1e-12,
+      1e-12,
+    );
   });
 
   test("nesterov", async () => {
@@ -171,7 +194,11 @@ describe("gradient clipping by global norm", () => {
 
   async function clippedStep(x: number[], maxNorm: number): Promise<number[]> {
     const model = new Pair();
-    const exe = await k.compile(k.trainStep(model, (out) => out.sum(), k.optim.sgd({ lr: 1 }), { clipGradNorm: maxNorm }), [k.f32([5])], { target: "reference" });
+    const exe = await k.compile(
+      k.trainStep(model, (out) => out.sum(), k.optim.sgd({ lr: 1 }), { clipGradNorm: maxNorm }),
+      [k.f32([5])],
+      { target: "reference" },
+    );
     await exe.run([x]);
     const s = exe.state();
     return [...Array.from(s["a"]!.data), ...Array.from(s["b"]!.data)];
@@ -180,19 +207,33 @@ describe("gradient clipping by global norm", () => {
   test("scales every gradient by maxNorm / (‖g‖ + 1e-6) when the norm is larger", async () => {
     const x = [3, 0, 4, 0, 12]; // ‖x‖ = 13 across both parameters
     const coef = 2 / (13 + 1e-6);
-    expectClose(await clippedStep(x, 2), [1, 2, 3, 4, 5].map((p, i) => p - coef * x[i]!), 1e-12, 1e-12);
+    expectClose(
+      await clippedStep(x, 2),
+      [1, 2, 3, 4, 5].map((p, i) => p - coef * x[i]!),
+      1e-12,
+      1e-12,
+    );
   });
 
   test("leaves gradients under the limit unchanged", async () => {
     const x = [0.5, -0.25, 0, 1, 0.75];
-    expectClose(await clippedStep(x, 100), [1, 2, 3, 4, 5].map((p, i) => p - x[i]!), 1e-12, 1e-12);
+    expectClose(
+      await clippedStep(x, 100),
+      [1, 2, 3, 4, 5].map((p, i) => p - x[i]!),
+      1e-12,
+      1e-12,
+    );
   });
 
   test("k.clipGradNorm returns the total norm", async () => {
-    const exe = await k.compile((g1: k.Tensor, g2: k.Tensor) => {
-      const { grads, totalNorm } = k.clipGradNorm([g1, g2], 1);
-      return { grads, totalNorm };
-    }, [k.f32([2]), k.f32([1])], { target: "reference" });
+    const exe = await k.compile(
+      (g1: k.Tensor, g2: k.Tensor) => {
+        const { grads, totalNorm } = k.clipGradNorm([g1, g2], 1);
+        return { grads, totalNorm };
+      },
+      [k.f32([2]), k.f32([1])],
+      { target: "reference" },
+    );
     const out = (await exe.run([[1, 2], [2]])) as { grads: HostTensor[]; totalNorm: HostTensor };
     expectClose(out.totalNorm.data, [3], 1e-12);
     const coef = 1 / (3 + 1e-6);
@@ -201,6 +242,8 @@ describe("gradient clipping by global norm", () => {
   });
 
   test("maxNorm must be positive", () => {
-    expect(() => k.trainStep(new Pair(), (o) => o.sum(), k.optim.sgd(), { clipGradNorm: 0 })).toThrow("k.trainStep: clipGradNorm must be a positive number, got 0");
+    expect(() => k.trainStep(new Pair(), (o) => o.sum(), k.optim.sgd(), { clipGradNorm: 0 })).toThrow(
+      "k.trainStep: clipGradNorm must be a positive number, got 0",
+    );
   });
 });

@@ -16,11 +16,21 @@ const BOGUS = { bogusKey: 1 } as never;
 const traced =
   (shapes: number[][], fn: (...xs: k.Tensor[]) => unknown, ints: number[][] = []) =>
   (): unknown =>
-    k.traceFunction("t", ((...xs: k.Tensor[]) => (fn(...xs), xs[0]!)) as (...a: never[]) => unknown, [...shapes.map((s) => k.f32(s)), ...ints.map((s) => k.i32(s))]);
+    k.traceFunction("t", ((...xs: k.Tensor[]) => (fn(...xs), xs[0]!)) as (...a: never[]) => unknown, [
+      ...shapes.map((s) => k.f32(s)),
+      ...ints.map((s) => k.i32(s)),
+    ]);
 const onX = (fn: (x: k.Tensor) => unknown) => traced([[2, 3]], fn);
 const onImage = (fn: (x: k.Tensor) => unknown) => traced([[1, 2, 4, 4]], fn);
 const onLogits = (fn: (x: k.Tensor, y: k.Tensor) => unknown) => traced([[2, 3]], fn, [[2]]);
-const onPair = (fn: (x: k.Tensor, y: k.Tensor) => unknown) => traced([[2, 3], [2, 3]], fn);
+const onPair = (fn: (x: k.Tensor, y: k.Tensor) => unknown) =>
+  traced(
+    [
+      [2, 3],
+      [2, 3],
+    ],
+    fn,
+  );
 const id = (x: k.Tensor) => x.mul(2);
 
 /** name (as options-surface.ts spells it) -> a call with an unknown option. */
@@ -34,7 +44,14 @@ const calls: Readonly<Record<string, () => unknown>> = {
   "k.printGraph": () => k.printGraph(k.traceFunction("t", id, [k.f32([2])]).graph, BOGUS),
   "k.printModule": () => k.printModule([k.traceFunction("t", id, [k.f32([2])]).graph], BOGUS),
   "k.registerTarget": () => k.registerTarget("bogus-target", () => ({ run: async () => ({}) }), BOGUS),
-  "k.Executable.loadState": async () => (await k.compile(k.trainStep(k.nn.linear(2, 1), (o) => o.sum(), k.optim.sgd()), [k.f32([1, 2])], { target: "reference" })).loadState({}, BOGUS),
+  "k.Executable.loadState": async () =>
+    (
+      await k.compile(
+        k.trainStep(k.nn.linear(2, 1), (o) => o.sum(), k.optim.sgd()),
+        [k.f32([1, 2])],
+        { target: "reference" },
+      )
+    ).loadState({}, BOGUS),
   "k.nn.Module.loadStateDict": () => k.nn.linear(2, 1).loadStateDict({}, BOGUS),
 
   "k.data.batches": () => k.data.batches([[1, 2]], BOGUS),
@@ -91,8 +108,20 @@ const calls: Readonly<Record<string, () => unknown>> = {
   "k.nn.functional.dropout": onX((x) => F.dropout(x, BOGUS)),
   "k.nn.functional.leakyRelu": onX((x) => F.leakyRelu(x, BOGUS)),
   "k.nn.functional.softplus": onX((x) => F.softplus(x, BOGUS)),
-  "k.nn.functional.conv2d": traced([[1, 2, 4, 4], [2, 2, 3, 3]], (x, w) => F.conv2d(x, w, null, BOGUS)),
-  "k.nn.functional.convTranspose2d": traced([[1, 2, 4, 4], [2, 2, 3, 3]], (x, w) => F.convTranspose2d(x, w, null, BOGUS)),
+  "k.nn.functional.conv2d": traced(
+    [
+      [1, 2, 4, 4],
+      [2, 2, 3, 3],
+    ],
+    (x, w) => F.conv2d(x, w, null, BOGUS),
+  ),
+  "k.nn.functional.convTranspose2d": traced(
+    [
+      [1, 2, 4, 4],
+      [2, 2, 3, 3],
+    ],
+    (x, w) => F.convTranspose2d(x, w, null, BOGUS),
+  ),
   "k.nn.functional.maxPool2d": onImage((x) => F.maxPool2d(x, 2, BOGUS)),
   "k.nn.functional.avgPool2d": onImage((x) => F.avgPool2d(x, 2, BOGUS)),
   "k.nn.functional.batchNorm": onImage((x) => F.batchNorm(x, null, null, BOGUS)),
@@ -155,7 +184,13 @@ describe("every public options object is strict", () => {
     expect(found).toContain("k.optim.sgd");
     expect(found).toContain("k.Tensor.var");
     const covered = new Set([...Object.keys(calls), ...Object.keys(notCalledByUsers)]);
-    expect(found.filter((name) => !covered.has(name)), "functions taking options with no bogus-key call in the table").toEqual([]);
-    expect([...covered].filter((name) => !found.includes(name)), "table entries for functions the surface no longer has").toEqual([]);
+    expect(
+      found.filter((name) => !covered.has(name)),
+      "functions taking options with no bogus-key call in the table",
+    ).toEqual([]);
+    expect(
+      [...covered].filter((name) => !found.includes(name)),
+      "table entries for functions the surface no longer has",
+    ).toEqual([]);
   });
 });

@@ -15,7 +15,12 @@ const notOptions = new Set(["Tensor", "Module", "Parameter", "Optimizer", "Progr
 
 function isOptionsType(t: Type): boolean {
   if (t.isUnion()) return t.getUnionTypes().some(isOptionsType);
-  if (t.isIntersection()) return t.getIntersectionTypes().every((m) => m.isObject() && m.getCallSignatures().length === 0) && t.getProperties().length > 0 && t.getProperties().every((p) => p.isOptional());
+  if (t.isIntersection())
+    return (
+      t.getIntersectionTypes().every((m) => m.isObject() && m.getCallSignatures().length === 0) &&
+      t.getProperties().length > 0 &&
+      t.getProperties().every((p) => p.isOptional())
+    );
   if (!t.isObject() || t.isArray() || t.isTuple() || t.getCallSignatures().length > 0) return false;
   const name = t.getSymbol()?.getName() ?? t.getAliasSymbol()?.getName();
   if (name && notOptions.has(name)) return false;
@@ -31,7 +36,17 @@ export function publicOptionsFunctions(): string[] {
   // No @types/node and a small lib: the public surface never mentions node's types, and loading
   // them triples the time this takes.
   const project = new Project({
-    compilerOptions: { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext, strict: true, allowImportingTsExtensions: true, noEmit: true, types: [], lib: ["lib.es2022.d.ts"], skipLibCheck: true },
+    compilerOptions: {
+      target: ts.ScriptTarget.ES2022,
+      module: ts.ModuleKind.NodeNext,
+      moduleResolution: ts.ModuleResolutionKind.NodeNext,
+      strict: true,
+      allowImportingTsExtensions: true,
+      noEmit: true,
+      types: [],
+      lib: ["lib.es2022.d.ts"],
+      skipLibCheck: true,
+    },
   });
   const index = project.addSourceFileAtPath(path.join(root, "dsl/index.ts"));
   project.resolveSourceFileDependencies();
@@ -62,7 +77,13 @@ export function publicOptionsFunctions(): string[] {
         if (Node.isSourceFile(decl)) visit(name, decl);
         else if (Node.isClassDeclaration(decl) || Node.isInterfaceDeclaration(decl)) visitClassOrInterface(name, decl);
         else if (Node.isFunctionDeclaration(decl) || Node.isVariableDeclaration(decl)) {
-          if (decl.getType().getCallSignatures().some((s) => takesOptions(s, decl))) found.add(name);
+          if (
+            decl
+              .getType()
+              .getCallSignatures()
+              .some((s) => takesOptions(s, decl))
+          )
+            found.add(name);
         }
       }
     }

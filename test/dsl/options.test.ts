@@ -39,7 +39,10 @@ async function rejected(p: Promise<unknown>): Promise<KilnError> {
   throw new Error("expected a KilnError");
 }
 
-const trace = (fn: (x: k.Tensor) => unknown, shape: number[] = [2, 3]) => () => k.traceFunction("t", fn as (...a: never[]) => unknown, [k.f32(shape)]);
+const trace =
+  (fn: (x: k.Tensor) => unknown, shape: number[] = [2, 3]) =>
+  () =>
+    k.traceFunction("t", fn as (...a: never[]) => unknown, [k.f32(shape)]);
 
 describe("checkOptions / suggestOption", () => {
   test("snake_case PyTorch spellings map to camelCase", () => {
@@ -65,7 +68,9 @@ describe("checkOptions / suggestOption", () => {
   });
 
   test("PyTorch-only options say what to do instead; prototype names are plain unknown keys", () => {
-    expect(() => checkOptions("k.optim.adam", { foreach: true }, ["lr"])).toThrow("k.optim.adam: unknown option 'foreach' (accepted: lr) — PyTorch's implementation switch: Kiln compiles every update into the step anyway");
+    expect(() => checkOptions("k.optim.adam", { foreach: true }, ["lr"])).toThrow(
+      "k.optim.adam: unknown option 'foreach' (accepted: lr) — PyTorch's implementation switch: Kiln compiles every update into the step anyway",
+    );
     expect(() => checkOptions("mseLoss", { size_average: false }, ["reduction"])).toThrow("— deprecated in PyTorch: use reduction");
     expect(() => checkOptions("f", { reduce: true }, ["dim"])).toThrow(/^f: unknown option 'reduce' \(accepted: dim\)$/);
     expect(() => checkOptions("f", { constructor: 1 }, ["lr"])).toThrow(/^f: unknown option 'constructor' \(accepted: lr\)$/);
@@ -87,16 +92,44 @@ describe("var/std: correction, unbiased (PyTorch's older keyword) and keepdim", 
   const run = (fn: (x: k.Tensor) => k.Tensor) => runRef(fn, [k.f32([2, 4])], rows).values;
 
   test("{ unbiased: false } divides by N (it returned the N-1 variance before)", () => {
-    expectClose(run((x) => x.var(1, { unbiased: false })), biased, 1e-12);
-    expectClose(run((x) => k.var(x, 1, { unbiased: false })), biased, 1e-12);
-    expectClose(run((x) => x.std(1, { unbiased: false })), biased.map(Math.sqrt), 1e-12);
+    expectClose(
+      run((x) => x.var(1, { unbiased: false })),
+      biased,
+      1e-12,
+    );
+    expectClose(
+      run((x) => k.var(x, 1, { unbiased: false })),
+      biased,
+      1e-12,
+    );
+    expectClose(
+      run((x) => x.std(1, { unbiased: false })),
+      biased.map(Math.sqrt),
+      1e-12,
+    );
   });
 
   test("{ unbiased: true }, the default and a positional boolean (torch.var(x, 1, False))", () => {
-    expectClose(run((x) => x.var(1, { unbiased: true })), unbiased, 1e-12);
-    expectClose(run((x) => x.var(1)), unbiased, 1e-12);
-    expectClose(run((x) => k.var(x, 1, false)), biased, 1e-12);
-    expectClose(run((x) => k.std(x, 1, true)), unbiased.map(Math.sqrt), 1e-12);
+    expectClose(
+      run((x) => x.var(1, { unbiased: true })),
+      unbiased,
+      1e-12,
+    );
+    expectClose(
+      run((x) => x.var(1)),
+      unbiased,
+      1e-12,
+    );
+    expectClose(
+      run((x) => k.var(x, 1, false)),
+      biased,
+      1e-12,
+    );
+    expectClose(
+      run((x) => k.std(x, 1, true)),
+      unbiased.map(Math.sqrt),
+      1e-12,
+    );
   });
 
   test("keepdim inside the options; correction and unbiased together are refused", () => {
@@ -118,7 +151,9 @@ describe("keepdim as PyTorch's keyword", () => {
     const r = runRef((x: k.Tensor) => x.sum(1, { keepdim: true }), [k.f32([2, 3])], [[1, 2, 3, 4, 5, 6]]);
     expect(r.shape).toEqual([2, 1]);
     expectClose(r.values, [6, 15]);
-    expect(() => trace((x) => x.mean(1, { keepdims: true } as never))()).toThrow("mean: unknown option 'keepdims' (accepted: keepdim) — did you mean 'keepdim'?");
+    expect(() => trace((x) => x.mean(1, { keepdims: true } as never))()).toThrow(
+      "mean: unknown option 'keepdims' (accepted: keepdim) — did you mean 'keepdim'?",
+    );
     expect(() => trace((x) => x.max(1, 1 as never))()).toThrow("max: keepdim must be a boolean or { keepdim }, got 1");
   });
 });
@@ -148,7 +183,9 @@ describe("gelu approximate: 'tanh'", () => {
   test("a bad value or key is refused", () => {
     expect(() => trace((x) => F.gelu(x, { approximate: "fast" } as never))()).toThrow('gelu: approximate must be "none" or "tanh", got "fast"');
     expect(() => trace((x) => F.gelu(x, { approx: "tanh" } as never))()).toThrow("gelu: unknown option 'approx' (accepted: approximate)");
-    expect(() => new k.nn.GELU({ approxmate: "tanh" } as never)).toThrow("k.nn.GELU: unknown option 'approxmate' (accepted: approximate) — did you mean 'approximate'?");
+    expect(() => new k.nn.GELU({ approxmate: "tanh" } as never)).toThrow(
+      "k.nn.GELU: unknown option 'approxmate' (accepted: approximate) — did you mean 'approximate'?",
+    );
   });
 
   test("gradcheck", () => {
@@ -158,7 +195,12 @@ describe("gelu approximate: 'tanh'", () => {
 
 describe("softplus beta and threshold", () => {
   test("{ beta: 2 } matches (1/β)log(1+exp(βx)) (it returned NaN before)", () => {
-    expectClose(runRef((x: k.Tensor) => F.softplus(x, { beta: 2 }), [k.f32([XS.length])], [XS]).values, XS.map((x) => softplusRef(x, 2, 20)), 1e-12, 1e-12);
+    expectClose(
+      runRef((x: k.Tensor) => F.softplus(x, { beta: 2 }), [k.f32([XS.length])], [XS]).values,
+      XS.map((x) => softplusRef(x, 2, 20)),
+      1e-12,
+      1e-12,
+    );
   });
 
   test("the threshold switches to x where βx > threshold, in every spelling", () => {
@@ -177,7 +219,9 @@ describe("softplus beta and threshold", () => {
   test("bad values and keys are refused", () => {
     expect(() => trace((x) => F.softplus(x, { beta: 0 }))()).toThrow("softplus: beta must be non-zero");
     expect(() => trace((x) => F.softplus(x, { beta: "2" } as never))()).toThrow('softplus: beta must be a finite number, got "2"');
-    expect(() => trace((x) => F.softplus(x, { Beta: 2 } as never))()).toThrow("softplus: unknown option 'Beta' (accepted: beta, threshold) — did you mean 'beta'?");
+    expect(() => trace((x) => F.softplus(x, { Beta: 2 } as never))()).toThrow(
+      "softplus: unknown option 'Beta' (accepted: beta, threshold) — did you mean 'beta'?",
+    );
   });
 
   test("gradcheck with beta 2, away from the threshold switch", () => {
@@ -196,14 +240,23 @@ describe("leakyRelu negativeSlope", () => {
 
 describe("clamp and dropout take PyTorch's keywords", () => {
   test("x.clamp({ min }) and k.clamp(x, { min, max }) (an object was silently ignored before)", () => {
-    expectClose(runRef((x: k.Tensor) => x.clamp({ min: 0 }), [k.f32([XS.length])], [XS]).values, XS.map((x) => Math.max(x, 0)));
-    expectClose(runRef((x: k.Tensor) => k.clamp(x, { min: -1, max: 1 }), [k.f32([XS.length])], [XS]).values, XS.map((x) => Math.min(Math.max(x, -1), 1)));
+    expectClose(
+      runRef((x: k.Tensor) => x.clamp({ min: 0 }), [k.f32([XS.length])], [XS]).values,
+      XS.map((x) => Math.max(x, 0)),
+    );
+    expectClose(
+      runRef((x: k.Tensor) => k.clamp(x, { min: -1, max: 1 }), [k.f32([XS.length])], [XS]).values,
+      XS.map((x) => Math.min(Math.max(x, -1), 1)),
+    );
     expect(() => trace((x) => x.clamp({ minimum: 0 } as never))()).toThrow("clamp: unknown option 'minimum' (accepted: min, max)");
   });
 
   test("F.dropout(x, { p, training }) and k.nn.dropout({ p })", () => {
     // p = 1 zeroes everything; training: false is the identity.
-    expectClose(runRef((x: k.Tensor) => F.dropout(x, { p: 1 }), [k.f32([XS.length])], [XS]).values, XS.map(() => 0));
+    expectClose(
+      runRef((x: k.Tensor) => F.dropout(x, { p: 1 }), [k.f32([XS.length])], [XS]).values,
+      XS.map(() => 0),
+    );
     expectClose(runRef((x: k.Tensor) => F.dropout(x, { p: 1, training: false }), [k.f32([XS.length])], [XS]).values, XS);
     expect(k.nn.dropout({ p: 0.25 }).p).toBe(0.25);
     expect(() => trace((x) => F.dropout(x, { rate: 0.1 } as never))()).toThrow("dropout: unknown option 'rate' (accepted: p, training)");
@@ -212,9 +265,13 @@ describe("clamp and dropout take PyTorch's keywords", () => {
 
 describe("an options object where a tensor goes", () => {
   test("F.layerNorm(x, shape, { eps }) names the positional signature (it crashed with a TypeError before)", () => {
-    expect(trace((x) => F.layerNorm(x, [3], { eps: 1e-6 } as never))).toThrow("layerNorm: weight must be a tensor or null, got an object (the arguments are positional: layerNorm(x, normalizedShape, weight?, bias?, eps?))");
+    expect(trace((x) => F.layerNorm(x, [3], { eps: 1e-6 } as never))).toThrow(
+      "layerNorm: weight must be a tensor or null, got an object (the arguments are positional: layerNorm(x, normalizedShape, weight?, bias?, eps?))",
+    );
     expect(trace((x) => F.groupNorm(x, 1, null, { eps: 1e-6 } as never))).toThrow("groupNorm: bias must be a tensor or null, got an object");
-    expect(() => k.traceFunction("t", (x: k.Tensor, w: k.Tensor) => F.linear(x, w, { bias: false } as never), [k.f32([2, 3]), k.f32([4, 3])])).toThrow("linear: bias must be a tensor or null, got an object");
+    expect(() => k.traceFunction("t", (x: k.Tensor, w: k.Tensor) => F.linear(x, w, { bias: false } as never), [k.f32([2, 3]), k.f32([4, 3])])).toThrow(
+      "linear: bias must be a tensor or null, got an object",
+    );
   });
 });
 
@@ -222,13 +279,19 @@ describe("optimizers", () => {
   test("sgd({ weight_decay }) is refused with the camelCase name (it applied no decay before)", () => {
     const line = thisLine() + 1;
     const e = thrown(() => k.optim.sgd({ lr: 0.1, weight_decay: 0.5 } as never));
-    expect(e.message).toMatch(/^k\.optim\.sgd: unknown option 'weight_decay' \(accepted: lr, momentum, dampening, weightDecay, nesterov\) — did you mean 'weightDecay'\?/);
+    expect(e.message).toMatch(
+      /^k\.optim\.sgd: unknown option 'weight_decay' \(accepted: lr, momentum, dampening, weightDecay, nesterov\) — did you mean 'weightDecay'\?/,
+    );
     expect(e.diag.loc).toEqual({ file: "test/dsl/options.test.ts", line, col: expect.any(Number) });
   });
 
   test("adamW({ weight_decay: 0 }) is refused (it kept the 0.01 default before); adam too", () => {
-    expect(() => k.optim.adamW({ weight_decay: 0 } as never)).toThrow("k.optim.adamW: unknown option 'weight_decay' (accepted: lr, betas, eps, weightDecay, amsgrad) — did you mean 'weightDecay'?");
-    expect(() => k.optim.adam({ betas: [0.9, 0.99], beta1: 0.9 } as never)).toThrow("k.optim.adam: unknown option 'beta1' (accepted: lr, betas, eps, weightDecay, amsgrad) — did you mean 'betas'?");
+    expect(() => k.optim.adamW({ weight_decay: 0 } as never)).toThrow(
+      "k.optim.adamW: unknown option 'weight_decay' (accepted: lr, betas, eps, weightDecay, amsgrad) — did you mean 'weightDecay'?",
+    );
+    expect(() => k.optim.adam({ betas: [0.9, 0.99], beta1: 0.9 } as never)).toThrow(
+      "k.optim.adam: unknown option 'beta1' (accepted: lr, betas, eps, weightDecay, amsgrad) — did you mean 'betas'?",
+    );
   });
 
   test("weightDecay: 0.5 does decay: one SGD step is p − lr·(g + wd·p)", async () => {
@@ -243,7 +306,11 @@ describe("optimizers", () => {
         return w.tensor().mul(x);
       }
     }
-    const exe = await k.compile(k.trainStep(new Probe(), (out) => out.sum(), k.optim.sgd({ lr: 0.1, weightDecay: 0.5 })), [k.f32([2])], { target: "reference" });
+    const exe = await k.compile(
+      k.trainStep(new Probe(), (out) => out.sum(), k.optim.sgd({ lr: 0.1, weightDecay: 0.5 })),
+      [k.f32([2])],
+      { target: "reference" },
+    );
     await exe.run([[0.5, 0.25]]);
     const expected = [1 - 0.1 * (0.5 + 0.5 * 1), -2 - 0.1 * (0.25 + 0.5 * -2)];
     expectClose(exe.state()["w"]!.data, expected, 1e-12);
@@ -252,7 +319,9 @@ describe("optimizers", () => {
 
 describe("modules, losses, composites", () => {
   test("module constructors check their options where the model is built", () => {
-    expect(() => k.nn.linear(3, 4, { bias: false, biass: true } as never)).toThrow("k.nn.Linear: unknown option 'biass' (accepted: bias) — did you mean 'bias'?");
+    expect(() => k.nn.linear(3, 4, { bias: false, biass: true } as never)).toThrow(
+      "k.nn.Linear: unknown option 'biass' (accepted: bias) — did you mean 'bias'?",
+    );
     expect(() => k.nn.conv2d(1, 2, 3, { padding_mode: "zeros" } as never)).toThrow("k.nn.Conv2d: unknown option 'padding_mode'");
     expect(() => k.nn.layerNorm(4, { elementwise_affine: false } as never)).toThrow("did you mean 'elementwiseAffine'?");
     expect(() => k.nn.maxPool2d(2, { ceil_mode: false } as never)).toThrow("k.nn.MaxPool2d: unknown option 'ceil_mode'");
@@ -260,13 +329,17 @@ describe("modules, losses, composites", () => {
 
   test("losses name PyTorch's snake_case keywords", () => {
     const ce = (opts: object) => () => k.traceFunction("t", (x: k.Tensor, y: k.Tensor) => k.nn.crossEntropy(x, y, opts as never), [k.f32([2, 3]), k.i32([2])]);
-    expect(ce({ ignore_index: 1 })).toThrow("crossEntropy: unknown option 'ignore_index' (accepted: weight, ignoreIndex, reduction, labelSmoothing) — did you mean 'ignoreIndex'?");
+    expect(ce({ ignore_index: 1 })).toThrow(
+      "crossEntropy: unknown option 'ignore_index' (accepted: weight, ignoreIndex, reduction, labelSmoothing) — did you mean 'ignoreIndex'?",
+    );
     expect(ce({ label_smoothing: 0.1 })).toThrow("did you mean 'labelSmoothing'?");
   });
 
   test("F.conv2d(x, w, { stride }) (options where the bias goes) is refused", () => {
     const f = () => k.traceFunction("t", (x: k.Tensor, w: k.Tensor) => F.conv2d(x, w, { stride: 2 } as never), [k.f32([1, 1, 4, 4]), k.f32([1, 1, 3, 3])]);
-    expect(f).toThrow("conv2d: bias must be a tensor or null, got an object (the arguments are positional: conv2d(x, w, bias | null, { stride, padding, dilation, groups }))");
+    expect(f).toThrow(
+      "conv2d: bias must be a tensor or null, got an object (the arguments are positional: conv2d(x, w, bias | null, { stride, padding, dilation, groups }))",
+    );
   });
 });
 
@@ -289,13 +362,19 @@ describe("k.compile and exe.run", () => {
   test("auto accepts any target's options; exe.run checks its own", async () => {
     const exe = await k.compile(id, [k.f32([2])], { target: "reference" });
     expect((await exe.run([[1, 2]], { seed: 3 })) as unknown).toMatchObject({ shape: [2] });
-    await expect(exe.run([[1, 2]], { sead: 3 } as never)).rejects.toThrow("exe.run: unknown option 'sead' (accepted: seed, skipNonFinite) — did you mean 'seed'?");
+    await expect(exe.run([[1, 2]], { sead: 3 } as never)).rejects.toThrow(
+      "exe.run: unknown option 'sead' (accepted: seed, skipNonFinite) — did you mean 'seed'?",
+    );
   });
 
   test("k.program, k.grad and trainStep", () => {
     expect(() => k.program(id, [k.f32([2])], { nmae: "f" } as never)).toThrow("k.program: unknown option 'nmae' (accepted: name) — did you mean 'name'?");
-    expect(() => k.grad((x: k.Tensor) => x.sum(), { has_aux: true } as never)).toThrow("grad: unknown option 'has_aux' (accepted: argnums, hasAux) — did you mean 'hasAux'?");
-    expect(() => k.trainStep(k.nn.linear(2, 1), (o) => o.sum(), k.optim.sgd(), { max_norm: 1 } as never)).toThrow("trainStep: unknown option 'max_norm' (accepted: clipGradNorm)");
+    expect(() => k.grad((x: k.Tensor) => x.sum(), { has_aux: true } as never)).toThrow(
+      "grad: unknown option 'has_aux' (accepted: argnums, hasAux) — did you mean 'hasAux'?",
+    );
+    expect(() => k.trainStep(k.nn.linear(2, 1), (o) => o.sum(), k.optim.sgd(), { max_norm: 1 } as never)).toThrow(
+      "trainStep: unknown option 'max_norm' (accepted: clipGradNorm)",
+    );
   });
 });
 

@@ -16,7 +16,13 @@ function unravel(flat: number, shape: readonly number[]): number[] {
   return idx;
 }
 /** Folds `data` over `axes` with `combine`, keeping reduced axes as size 1 (output row-major). */
-function reduceLoop(data: readonly number[], shape: readonly number[], axes: readonly number[], init: number, combine: (acc: number, v: number) => number): { shape: number[]; values: number[] } {
+function reduceLoop(
+  data: readonly number[],
+  shape: readonly number[],
+  axes: readonly number[],
+  init: number,
+  combine: (acc: number, v: number) => number,
+): { shape: number[]; values: number[] } {
   const outShape = shape.map((d, i) => (axes.includes(i) ? 1 : d));
   const values = new Array<number>(numel(outShape)).fill(init);
   data.forEach((v, flat) => {
@@ -37,8 +43,14 @@ describe("sum, mean, max, min", () => {
     [undefined, [0, 1, 2]],
     [1, [1]],
     [-1, [2]],
-    [[0, 2], [0, 2]],
-    [[-1, -3], [0, 2]],
+    [
+      [0, 2],
+      [0, 2],
+    ],
+    [
+      [-1, -3],
+      [0, 2],
+    ],
   ] as const)("sum(dim=%j) and keepdim", (dim, axes) => {
     const ref = reduceLoop(x, shape, axes, 0, (a, v) => a + v);
     const r = runRef((t: k.Tensor) => t.sum(dim as k.Dims | undefined), spec, [x]);
@@ -172,7 +184,11 @@ describe("softmax / logSoftmax", () => {
       const axis = (dim + 3) % 3;
       const r = runRef((t: k.Tensor) => t.softmax(dim), spec, [x]);
       const sums = reduceLoop(r.values, shape, [axis], 0, (a, v) => a + v).values;
-      expectClose(sums, sums.map(() => 1), 1e-12);
+      expectClose(
+        sums,
+        sums.map(() => 1),
+        1e-12,
+      );
       const denom = reduceLoop(x, shape, [axis], 0, (a, v) => a + Math.exp(v));
       const ref = x.map((v, flat) => {
         const idx = unravel(flat, shape).map((i, a) => (a === axis ? 0 : i));
@@ -204,6 +220,9 @@ describe("any / all", () => {
     expect(runRef((t: k.Tensor) => t.all(1), [k.f32([3, 3])], [d]).values).toEqual([0, 0, 1]);
     expect(runRef((t: k.Tensor) => k.any(t), [k.f32([3, 3])], [d]).values).toEqual([1]);
     const empty = runRef((t: k.Tensor) => [t.any(1), t.all(1)], [k.bool([2, 0])], [[]]);
-    expect(empty.outputs.map((o) => [o.dtype, Array.from(o.data)])).toEqual([["bool", [0, 0]], ["bool", [1, 1]]]);
+    expect(empty.outputs.map((o) => [o.dtype, Array.from(o.data)])).toEqual([
+      ["bool", [0, 0]],
+      ["bool", [1, 1]],
+    ]);
   });
 });

@@ -46,7 +46,9 @@ describe("k.safetensors", () => {
     const bad = path.join(corpusDir, "malformed/duplicate-tensor.safetensors");
     expect(() => k.safetensors.read(bad)).toThrow(k.KilnError);
     expect(() => k.safetensors.read(bad)).toThrow(`${bad}: header is not strict JSON: duplicate key "a"`);
-    expect(() => k.safetensors.read(path.join(dir, "nope.safetensors"))).toThrow(`k.safetensors.read: cannot read '${path.join(dir, "nope.safetensors")}': no such file`);
+    expect(() => k.safetensors.read(path.join(dir, "nope.safetensors"))).toThrow(
+      `k.safetensors.read: cannot read '${path.join(dir, "nope.safetensors")}': no such file`,
+    );
   });
 
   test("write replaces a file through a renamed temporary; a refused write leaves the old file", () => {
@@ -92,7 +94,9 @@ describe("module.loadStateDict from PyTorch's files", () => {
     k.safetensors.write(file, new Map([...state].map(([n, t]) => [n, n === "2.weight" ? { dtype: "f32" as const, shape: [2, 2], data: [1, 2, 3, 4] } : t])));
     expect(() => net.loadStateDict(file)).toThrow(`loadStateDict: ${file}: tensor "2.weight" has shape [2,2], the module expects [2,3]`);
     for (const [name, t] of Object.entries(net.stateDict())) expect(Array.from(t.data), name).toEqual(Array.from(before[name]!.data));
-    expect(() => net.loadStateDict(path.join(torchDir, "labels-i64.safetensors"))).toThrow(/missing key\(s\): 0\.weight, 0\.bias, 2\.weight, 2\.bias; unexpected key\(s\): y/);
+    expect(() => net.loadStateDict(path.join(torchDir, "labels-i64.safetensors"))).toThrow(
+      /missing key\(s\): 0\.weight, 0\.bias, 2\.weight, 2\.bias; unexpected key\(s\): y/,
+    );
   });
 
   test("integers that f32 cannot hold exactly are refused, naming the tensor and the value", () => {
@@ -109,7 +113,11 @@ describe("module.loadStateDict from PyTorch's files", () => {
 describe("exe.saveState / exe.loadState", () => {
   const batch = { x: Float32Array.of(0.5, -1, 2, 0.25, -0.5, 1.5, 0, 1), y: Int32Array.of(2, 0) };
   const trainer = async (net: k.nn.Module) =>
-    k.compile(k.trainStep(net, (logits, y) => k.nn.functional.crossEntropy(logits, y!), k.optim.adam({ lr: 0.05 })), { x: k.f32([2, 4]), y: k.i32([2]) }, { target: "js" });
+    k.compile(
+      k.trainStep(net, (logits, y) => k.nn.functional.crossEntropy(logits, y!), k.optim.adam({ lr: 0.05 })),
+      { x: k.f32([2, 4]), y: k.i32([2]) },
+      { target: "js" },
+    );
   const lossOf = async (exe: k.Executable) => ((await exe.run(batch)) as { loss: k.HostOutput }).loss.data[0]!;
 
   test("resuming from a checkpoint continues exactly where training stopped, optimizer state included", async () => {
@@ -143,7 +151,8 @@ describe("exe.saveState / exe.loadState", () => {
     expect(Object.keys(predict.state()).sort()).toEqual(["0.bias", "0.weight"]);
     predict.loadState(file);
     const trained = train.state();
-    for (const name of ["0.weight", "0.bias"]) expect(Array.from(predict.state()[name]!.data), name).toEqual(Array.from(Float32Array.from(trained[name]!.data)));
+    for (const name of ["0.weight", "0.bias"])
+      expect(Array.from(predict.state()[name]!.data), name).toEqual(Array.from(Float32Array.from(trained[name]!.data)));
   });
 
   test("weights alone load into a training program, which keeps its optimizer state", async () => {
@@ -151,7 +160,10 @@ describe("exe.saveState / exe.loadState", () => {
     const exe = await trainer(k.nn.sequential(k.nn.linear(4, 3)));
     await lossOf(exe);
     const weights = path.join(dir, "weights.safetensors");
-    k.safetensors.write(weights, { "0.weight": { dtype: "f16", shape: [3, 4], data: new Array(12).fill(0.5) }, "0.bias": { dtype: "bf16", shape: [3], data: [1, 2, 3] } });
+    k.safetensors.write(weights, {
+      "0.weight": { dtype: "f16", shape: [3, 4], data: new Array(12).fill(0.5) },
+      "0.bias": { dtype: "bf16", shape: [3], data: [1, 2, 3] },
+    });
     exe.loadState(weights);
     expect(Array.from(exe.state()["0.bias"]!.data)).toEqual([1, 2, 3]);
     expect(Array.from(exe.state()["opt.step"]!.data)).toEqual([1]);

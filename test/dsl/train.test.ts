@@ -38,7 +38,10 @@ function blobs(n: number): { x: number[]; y: number[] } {
 }
 
 const stateInputNames = (g: Graph): string[] =>
-  g.inputs.map((id) => nodeOf(g, id)).flatMap((n) => (n.op === "input" ? [n.name] : [])).filter((n) => n !== "x" && n !== "y" && n !== "seed");
+  g.inputs
+    .map((id) => nodeOf(g, id))
+    .flatMap((n) => (n.op === "input" ? [n.name] : []))
+    .filter((n) => n !== "x" && n !== "y" && n !== "seed");
 
 const lossOf = (out: unknown): number => (out as { loss: HostOutput }).loss.data[0]!;
 
@@ -159,13 +162,20 @@ describe("k.trainStep", () => {
     const step = k.trainStep(new Scaled(), (out) => out.sum(), k.optim.sgd({ lr: 0.1 }));
     const { graph } = traceFunction("t", step, [k.f32([1, 2])]);
     expect(stateInputNames(graph).sort()).toEqual(["fc.bias", "fc.weight", "scale"]);
-    expect(graph.outputs.map((o) => o.aliases).filter(Boolean).sort()).toEqual(["fc.bias", "fc.weight"]);
+    expect(
+      graph.outputs
+        .map((o) => o.aliases)
+        .filter(Boolean)
+        .sort(),
+    ).toEqual(["fc.bias", "fc.weight"]);
   });
 
   test("errors", () => {
     const net = k.nn.linear(2, 2);
     const trace = (fn: (...a: never[]) => unknown) => traceFunction("t", fn, [k.f32([3, 2])]);
-    expect(() => trace(k.trainStep(net, (out) => out, k.optim.sgd()))).toThrow(/^k\.trainStep: the loss function must return a scalar f32 tensor, got f32\[3,2\]/);
+    expect(() => trace(k.trainStep(net, (out) => out, k.optim.sgd()))).toThrow(
+      /^k\.trainStep: the loss function must return a scalar f32 tensor, got f32\[3,2\]/,
+    );
     expect(() => trace(k.trainStep(k.nn.relu(), (out) => out.sum(), k.optim.sgd()))).toThrow("k.trainStep: the model has no trainable parameters");
     const step = k.trainStep(net, (out) => out.sum(), k.optim.sgd());
     expect(() => step({})).toThrow("needs a traced context");

@@ -77,7 +77,10 @@ describe("examples/mnist.ts", () => {
 
     const batch = k.data.mnist("train", { count: BATCH });
     const inputFile = path.join(dir, "batch.safetensors");
-    writeFileSync(inputFile, encodeSafetensors({ x: { dtype: "f32", shape: [BATCH, 784], data: batch.images }, y: { dtype: "i32", shape: [BATCH], data: batch.labels } }));
+    writeFileSync(
+      inputFile,
+      encodeSafetensors({ x: { dtype: "f32", shape: [BATCH, 784], data: batch.images }, y: { dtype: "i32", shape: [BATCH], data: batch.labels } }),
+    );
     const runIO = bufferIO("", root);
     expect(await main(["run", out, "--input", inputFile, "--steps", "2"], runIO), runIO.stderr).toBe(0);
     const printed = Number(/^loss: f32\[\] \[(\S+)\]$/m.exec(runIO.stdout)![1]);

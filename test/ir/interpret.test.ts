@@ -119,8 +119,14 @@ describe("i32 arithmetic", () => {
       [INT_MIN, -1, INT_MIN, 0], // the quotient 2^31 wraps
       [INT_MAX, INT_MIN, -1, -1],
     ];
-    const x = i32([cases.length], cases.map((c) => c[0]));
-    const y = i32([cases.length], cases.map((c) => c[1]));
+    const x = i32(
+      [cases.length],
+      cases.map((c) => c[0]),
+    );
+    const y = i32(
+      [cases.length],
+      cases.map((c) => c[1]),
+    );
     expect(values(runOp((x, y) => ({ op: "idiv", x, y: y! }), x, y))).toEqual(cases.map((c) => c[2]));
     expect(values(runOp((x, y) => ({ op: "mod", x, y: y! }), x, y)).map((v) => v + 0)).toEqual(cases.map((c) => c[3]));
   });
@@ -140,7 +146,10 @@ describe("i32 arithmetic", () => {
   test("division or modulo by zero is an interp error naming the node", () => {
     const x = i32([3], [1, 2, 3]);
     const y = i32([3], [1, 0, 1]);
-    expectInterpError(() => runOp((x, y) => ({ op: "idiv", x, y: y! }), x, y), /division by zero at flat index 1 \(2 \/\/ 0\) in graph @test: %0 = idiv %x, %y : i32\[3\]/);
+    expectInterpError(
+      () => runOp((x, y) => ({ op: "idiv", x, y: y! }), x, y),
+      /division by zero at flat index 1 \(2 \/\/ 0\) in graph @test: %0 = idiv %x, %y : i32\[3\]/,
+    );
     expectInterpError(() => runOp((x, y) => ({ op: "mod", x, y: y! }), x, y), /modulo by zero.*%0 = mod %x, %y/);
   });
 
@@ -313,11 +322,7 @@ describe("movement", () => {
     const out = runOp((x) => ({ op: "pad", x, low: [1, 0], high: [0, 2], value: -1 }), m);
     expect(out.shape).toEqual([3, 5]);
     // prettier-ignore
-    expect(values(out)).toEqual([
-      -1, -1, -1, -1, -1,
-       1,  2,  3, -1, -1,
-       4,  5,  6, -1, -1,
-    ]);
+    expect(values(out)).toEqual([-1, -1, -1, -1, -1, 1, 2, 3, -1, -1, 4, 5, 6, -1, -1]);
   });
 
   test("pad in 3-d matches an index formula", () => {
@@ -395,7 +400,11 @@ describe("dot", () => {
     const a = seq(32 * 784, 2);
     const w = seq(784 * 256, 3);
     const out = run({ a: f32([32, 784], a), w: f32([784, 256], w) }, (b, ids) => b.add({ op: "dot", lhs: ids["a"]!, rhs: ids["w"]! }));
-    for (const [i, j] of [[0, 0], [31, 255], [17, 100]] as const) {
+    for (const [i, j] of [
+      [0, 0],
+      [31, 255],
+      [17, 100],
+    ] as const) {
       let s = 0;
       for (let k = 0; k < 784; k++) s += a[i * 784 + k]! * w[k * 256 + j]!;
       expect(out.data[i * 256 + j]).toBeCloseTo(s, 9);
@@ -404,7 +413,10 @@ describe("dot", () => {
 });
 
 describe("gather", () => {
-  const x = f32([3, 4], range(12).map((v) => v * 10));
+  const x = f32(
+    [3, 4],
+    range(12).map((v) => v * 10),
+  );
   test("along axis 1 (PyTorch gather) matches a loop", () => {
     const index = [3, 0, 0, 1, 2, 2, 2, 2, 0];
     const out = run({ x, index: i32([3, 3], index) }, (b, ids) => b.add({ op: "gather", x: ids["x"]!, index: ids["index"]!, axis: 1 }));

@@ -33,7 +33,10 @@ function col(line: string, needle: string, nth = 0): number {
 }
 
 /** GOOD with line `line` (1-based) replaced. */
-const withLine = (line: number, replacement: string): string => GOOD.split("\n").map((l, i) => (i === line - 1 ? replacement : l)).join("\n");
+const withLine = (line: number, replacement: string): string =>
+  GOOD.split("\n")
+    .map((l, i) => (i === line - 1 ? replacement : l))
+    .join("\n");
 
 describe("parseGraph builds graphs", () => {
   test("nodes, types, inputs and outputs", () => {
@@ -99,7 +102,9 @@ describe("parse errors point at the token", () => {
 
   test("a declared type that disagrees with the rule points at the type", () => {
     const e = parseError(withLine(3, "  %1 = dot %x, %0 : f32[4,2]"));
-    expect(e.message.split("\n")[0]).toBe(`dot: declared type f32[4,2] but the rule gives f32[2,4] at model.kir:3:${col("  %1 = dot %x, %0 : f32[4,2]", "f32")}`);
+    expect(e.message.split("\n")[0]).toBe(
+      `dot: declared type f32[4,2] but the rule gives f32[2,4] at model.kir:3:${col("  %1 = dot %x, %0 : f32[4,2]", "f32")}`,
+    );
   });
 
   test("operands that break the type rule point at the op", () => {
@@ -110,9 +115,13 @@ describe("parse errors point at the token", () => {
   test("bad attributes: wrong kind, unknown, missing, twice, out of range", () => {
     const first = (line: string) => parseError(withLine(2, line)).message.split("\n")[0];
     expect(first("  %0 = permute %w perm=1 : f32[3,4]")).toBe("attribute 'perm' must be a list of integers like [0,1], got 1 at model.kir:2:24");
-    expect(first("  %0 = permute %w perm=[1,0] axes=[0] : f32[3,4]")).toBe(`permute has no attribute 'axes' (expected perm) at model.kir:2:${col("  %0 = permute %w perm=[1,0] axes=[0] : f32[3,4]", "axes")}`);
+    expect(first("  %0 = permute %w perm=[1,0] axes=[0] : f32[3,4]")).toBe(
+      `permute has no attribute 'axes' (expected perm) at model.kir:2:${col("  %0 = permute %w perm=[1,0] axes=[0] : f32[3,4]", "axes")}`,
+    );
     expect(first("  %0 = permute %w : f32[3,4]")).toBe("permute needs attribute 'perm' at model.kir:2:8");
-    expect(first("  %0 = permute %w perm=[1,0] perm=[1,0] : f32[3,4]")).toBe(`attribute 'perm' given twice at model.kir:2:${col("  %0 = permute %w perm=[1,0] perm=[1,0] : f32[3,4]", "perm=", 1)}`);
+    expect(first("  %0 = permute %w perm=[1,0] perm=[1,0] : f32[3,4]")).toBe(
+      `attribute 'perm' given twice at model.kir:2:${col("  %0 = permute %w perm=[1,0] perm=[1,0] : f32[3,4]", "perm=", 1)}`,
+    );
     expect(first("  %0 = permute %w perm=[1.5,0] : f32[3,4]")).toBe("'perm' entries must be an integer, got 1.5 at model.kir:2:25");
     expect(first("  %0 = permute %w perm=[1,2] : f32[3,4]")).toBe("permute: [1,2] is not a permutation of rank 2 at model.kir:2:8");
   });
@@ -136,9 +145,11 @@ describe("parse errors point at the token", () => {
     const first = (text: string) => parseError(text).message.split("\n")[0];
     expect(first(withLine(3, "  %0 = dot %x, %0 : f32[2,4]"))).toBe("value %0 is already defined at model.kir:3:3");
     expect(first(GOOD.replace("%w: f32[4,3]", "%x: f32[4,3]"))).toBe("duplicate input name 'x' at model.kir:1:26");
-    expect(first(GOOD.replace("%w: f32[4,3]", "%1: f32[4,3]"))).toBe(`an input needs a name, not a number: write %"1" for an input named '1' at model.kir:1:26`);
+    expect(first(GOOD.replace("%w: f32[4,3]", "%1: f32[4,3]"))).toBe(
+      `an input needs a name, not a number: write %"1" for an input named '1' at model.kir:1:26`,
+    );
     expect(first(withLine(3, "  %1 = input : f32[2,4]"))).toBe("inputs are declared in the graph header, not as statements at model.kir:3:8");
-    expect(first(withLine(4, "  return %1 as a, %0 as a"))).toBe(`duplicate output name 'a' at model.kir:4:${(col("  return %1 as a, %0 as a", "as a", 1) + 3)}`);
+    expect(first(withLine(4, "  return %1 as a, %0 as a"))).toBe(`duplicate output name 'a' at model.kir:4:${col("  return %1 as a, %0 as a", "as a", 1) + 3}`);
     expect(first(`${GOOD}\n${GOOD}`)).toBe("graph @mlp is already defined at model.kir:7:7");
   });
 
@@ -146,20 +157,28 @@ describe("parse errors point at the token", () => {
     const first = (line: string) => parseError(withLine(4, line)).message.split("\n")[0];
     expect(first("  return %1 as y aliases %0")).toBe(`aliases must name an input, got %0 at model.kir:4:${col("  return %1 as y aliases %0", "%0")}`);
     expect(first("  return %1 as y aliases %q")).toBe(`aliases must name an input, got %q at model.kir:4:${col("  return %1 as y aliases %q", "%q")}`);
-    expect(first("  return %1 as y aliases %w")).toBe(`output 'y' has type f32[2,4] but aliases %w of type f32[4,3] at model.kir:4:${col("  return %1 as y aliases %w", "%w")}`);
+    expect(first("  return %1 as y aliases %w")).toBe(
+      `output 'y' has type f32[2,4] but aliases %w of type f32[4,3] at model.kir:4:${col("  return %1 as y aliases %w", "%w")}`,
+    );
   });
 
   test("end of input and stray characters", () => {
     const cut = GOOD.slice(0, GOOD.indexOf("}"));
     // The caret sits just past the last character of the text.
     const last = "  return %1 as logits";
-    expect(parseError(cut).message).toBe(`expected '}' but found end of input at model.kir:4:${last.length + 1}\n  4 | ${last}\n    | ${" ".repeat(last.length)}^`);
-    expect(parseError(withLine(2, "  %0 = permute %w perm=[1,0] : f32[3,4] ;")).message.split("\n")[0]).toBe(`unexpected character ';' at model.kir:2:${col("  %0 = permute %w perm=[1,0] : f32[3,4] ;", ";")}`);
+    expect(parseError(cut).message).toBe(
+      `expected '}' but found end of input at model.kir:4:${last.length + 1}\n  4 | ${last}\n    | ${" ".repeat(last.length)}^`,
+    );
+    expect(parseError(withLine(2, "  %0 = permute %w perm=[1,0] : f32[3,4] ;")).message.split("\n")[0]).toBe(
+      `unexpected character ';' at model.kir:2:${col("  %0 = permute %w perm=[1,0] : f32[3,4] ;", ";")}`,
+    );
     expect(parseError(`${GOOD}}`).message.split("\n")[0]).toBe("expected 'graph' or end of input but found '}' at model.kir:6:1");
     expect(parseError(`graph mlp() {\n  return\n}`).message.split("\n")[0]).toBe("expected a graph name but found 'mlp' at model.kir:1:7");
   });
 
   test("a bad escape in a quoted name", () => {
-    expect(parseError(GOOD.replace("%x: f32", '%"a\\q": f32')).message.split("\n")[0]).toBe(`invalid escape in quoted name %"a\\q" at model.kir:1:${col('graph @mlp(%"a\\q": f32[2,3]', '%"a')}`);
+    expect(parseError(GOOD.replace("%x: f32", '%"a\\q": f32')).message.split("\n")[0]).toBe(
+      `invalid escape in quoted name %"a\\q" at model.kir:1:${col('graph @mlp(%"a\\q": f32[2,3]', '%"a')}`,
+    );
   });
 });

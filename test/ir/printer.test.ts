@@ -61,13 +61,32 @@ describe("printGraph", () => {
   });
 
   test("numbers print in shortest round-trip form", () => {
-    expect([NaN, Infinity, -Infinity, -0, 0, 0.1, 1e21, 1e-7, -2.5, 3].map(formatNumber)).toEqual(["nan", "inf", "-inf", "-0", "0", "0.1", "1e+21", "1e-7", "-2.5", "3"]);
+    expect([NaN, Infinity, -Infinity, -0, 0, 0.1, 1e21, 1e-7, -2.5, 3].map(formatNumber)).toEqual([
+      "nan",
+      "inf",
+      "-inf",
+      "-0",
+      "0",
+      "0.1",
+      "1e+21",
+      "1e-7",
+      "-2.5",
+      "3",
+    ]);
     expect(formatNumber(Math.fround(0.1))).toBe("0.10000000149011612");
   });
 
   test("names that are not plain identifiers or are keywords are quoted", () => {
     expect(["w1", "params.fc1.weight", "_a", "0", "a b", "graph", "inf", 'q"t', ""].map(quoteName)).toEqual([
-      "w1", "params.fc1.weight", "_a", '"0"', '"a b"', '"graph"', '"inf"', '"q\\"t"', '""',
+      "w1",
+      "params.fc1.weight",
+      "_a",
+      '"0"',
+      '"a b"',
+      '"graph"',
+      '"inf"',
+      '"q\\"t"',
+      '""',
     ]);
   });
 
@@ -76,10 +95,8 @@ describe("printGraph", () => {
     const x = b.input("my x", f32(4), { file: "m.ts", line: 1, col: 2 });
     const y = b.add({ op: "neg", x, loc: { file: "examples/a b.ts", line: 12, col: 18 } });
     const g = b.build([{ name: "0", value: y }]);
-    const neg = "  %0 = neg %\"my x\" : f32[4]";
-    expect(printGraph(g)).toBe(
-      `graph @f(%"my x": f32[4] loc("m.ts":1:2)) {\n${neg.padEnd(54)}  loc("examples/a b.ts":12:18)\n  return %0 as "0"\n}\n`,
-    );
+    const neg = '  %0 = neg %"my x" : f32[4]';
+    expect(printGraph(g)).toBe(`graph @f(%"my x": f32[4] loc("m.ts":1:2)) {\n${neg.padEnd(54)}  loc("examples/a b.ts":12:18)\n  return %0 as "0"\n}\n`);
     expect(printGraph(g, { locs: false })).toBe(`graph @f(%"my x": f32[4]) {\n${neg}\n  return %0 as "0"\n}\n`);
   });
 

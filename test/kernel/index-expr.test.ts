@@ -4,8 +4,25 @@
 
 import { describe, expect, test } from "vitest";
 import {
-  addIndex, andPred, bounds, cond, constIndex, divIndex, evalIndex, evalPred, fromAtom, indexKey, indexVar, inRange, modIndex, mulIndex,
-  substitute, unflattenIndex, flatIndex, type IndexExpr, type IndexVar,
+  addIndex,
+  andPred,
+  bounds,
+  cond,
+  constIndex,
+  divIndex,
+  evalIndex,
+  evalPred,
+  fromAtom,
+  indexKey,
+  indexVar,
+  inRange,
+  modIndex,
+  mulIndex,
+  substitute,
+  unflattenIndex,
+  flatIndex,
+  type IndexExpr,
+  type IndexVar,
 } from "../../compiler/kernel/index-expr.ts";
 import { mulberry32 } from "../util/random-graph.ts";
 

@@ -59,7 +59,14 @@ describe("schedule", () => {
     const idx = b.input("idx", { dtype: "i32", shape: [3] });
     const padded = b.add({ op: "pad", x, low: [1], high: [1], value: 0 });
     const picked = b.add({ op: "gather", x, index: idx, axis: 0 });
-    const text = printKernelProgram(lower(b.build([{ name: "padded", value: padded }, { name: "picked", value: picked }])));
+    const text = printKernelProgram(
+      lower(
+        b.build([
+          { name: "padded", value: padded },
+          { name: "picked", value: picked },
+        ]),
+      ),
+    );
     expect(text).toContain("load f32 b0[o0 + -1] if o0 + -1 < 4 && o0 + -1 >= 0");
     expect(text).toMatch(/%0 = load i32 b1\[o0\]\n\s+%1 = load f32 b0\[data\(%0, 0, 3\)\]/);
   });

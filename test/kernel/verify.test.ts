@@ -53,7 +53,10 @@ describe("verifyKernelProgram", () => {
     const p = matmulProgram();
     const s = p.kernels[0]!.sections[0]!;
     const addAt = s.exprs.findIndex((e) => e.op === "add");
-    const e = errorOf(withSection(p, (sec) => replaceExpr(sec, addAt, { op: "add", dtype: "f32", x: addAt + 1, y: 0 })), "tile");
+    const e = errorOf(
+      withSection(p, (sec) => replaceExpr(sec, addAt, { op: "add", dtype: "f32", x: addAt + 1, y: 0 })),
+      "tile",
+    );
     expect(e.code).toBe("ir-verify");
     expect(e.message).toContain(`kernel IR after pass 'tile': kernel ${p.kernels[0]!.name}, section 0, '%${addAt} = add f32 %${addAt + 1}, %0'`);
     expect(e.message).toContain(`operand %${addAt + 1} is not defined before %${addAt}`);
@@ -73,18 +76,29 @@ describe("verifyKernelProgram", () => {
     expect(noDot.message).toContain("'form matmul registers'");
     expect(noDot.message).toContain("a matmul needs exactly one dot fact, found 0");
     // matmulProgram is register-tiled: tiling and a matmul kernel exclude each other.
-    expect(errorOf(withSection(p, (sec) => ({ ...sec, form: { kind: "matmul", form: "workgroup" } }))).message).toContain("a register-tiled section cannot also be a matmul");
-    const noReduce = errorOf(withSection(p, (sec) => ({ ...sec, exprs: sec.exprs.filter((e) => e.op === "const"), stores: [], dots: [], form: { kind: "row" } })));
+    expect(errorOf(withSection(p, (sec) => ({ ...sec, form: { kind: "matmul", form: "workgroup" } }))).message).toContain(
+      "a register-tiled section cannot also be a matmul",
+    );
+    const noReduce = errorOf(
+      withSection(p, (sec) => ({ ...sec, exprs: sec.exprs.filter((e) => e.op === "const"), stores: [], dots: [], form: { kind: "row" } })),
+    );
     expect(noReduce.message).toContain("a row kernel needs a reduction in the section");
   });
 
   test("an undefined loop variable and a load outside its buffer", () => {
     const p = matmulProgram();
     const ghost = indexVar("q9", 3);
-    const e1 = errorOf(withSection(p, (sec) => ({ ...sec, exprs: [...sec.exprs, { op: "load", dtype: "f32", buffer: 0, index: fromAtom(ghost), valid: [] }] })));
+    const e1 = errorOf(
+      withSection(p, (sec) => ({ ...sec, exprs: [...sec.exprs, { op: "load", dtype: "f32", buffer: 0, index: fromAtom(ghost), valid: [] }] })),
+    );
     expect(e1.message).toContain("loop variable 'q9' is not defined (neither a domain variable nor a reduction's)");
     const o0 = p.kernels[0]!.sections[0]!.domain[0]!;
-    const e2 = errorOf(withSection(p, (sec) => ({ ...sec, exprs: [...sec.exprs, { op: "load", dtype: "f32", buffer: 0, index: addIndex(fromAtom(o0), constIndex(30)), valid: [] }] })));
+    const e2 = errorOf(
+      withSection(p, (sec) => ({
+        ...sec,
+        exprs: [...sec.exprs, { op: "load", dtype: "f32", buffer: 0, index: addIndex(fromAtom(o0), constIndex(30)), valid: [] }],
+      })),
+    );
     // x is f32[4,6] (24 elements); o0 < 1 after the 4x4 tile, so o0 + 30 spans [30, 30].
     expect(e2.message).toContain("load from b0: index ranges over [30, 30], outside the buffer's 24 elements [4,6]");
   });
@@ -105,7 +119,10 @@ describe("verifyKernelProgram", () => {
     const extra = { id: p.buffers.length, name: "t99", dtype: "f32" as const, shape: [2], kind: "temp" as const };
     const e1 = errorOf({ ...p, buffers: [...p.buffers, extra] });
     expect(e1.message).toContain(`temp buffer b${extra.id} "t99" is never written by any kernel`);
-    const reader = withSection({ ...p, buffers: [...p.buffers, extra] }, (sec) => ({ ...sec, exprs: [...sec.exprs, { op: "load", dtype: "f32", buffer: extra.id, index: constIndex(0), valid: [] }] }));
+    const reader = withSection({ ...p, buffers: [...p.buffers, extra] }, (sec) => ({
+      ...sec,
+      exprs: [...sec.exprs, { op: "load", dtype: "f32", buffer: extra.id, index: constIndex(0), valid: [] }],
+    }));
     const k = reader.kernels[0]!;
     const e2 = errorOf({ ...reader, kernels: [{ ...k, reads: [...k.reads, extra.id] }] });
     expect(e2.message).toContain(`reads b${extra.id} "t99" before any earlier kernel writes it`);

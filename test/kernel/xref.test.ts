@@ -20,7 +20,9 @@ import { webGpuTestEnv } from "../util/webgpu-env.ts";
 const thisFile = "test/kernel/xref.test.ts";
 /** 1-based line of the first line of `file` containing `marker`. */
 function lineOf(file: string, marker: string): number {
-  const i = readFileSync(file, "utf8").split("\n").findIndex((l) => l.includes(marker));
+  const i = readFileSync(file, "utf8")
+    .split("\n")
+    .findIndex((l) => l.includes(marker));
   if (i < 0) throw new Error(`${file}: no line contains '${marker}'`);
   return i + 1;
 }
@@ -68,7 +70,11 @@ describe("cross-referenced dumps", () => {
     // The kernel IR dump, parsed back, keeps them.
     const kir = dumpProgram(graph, { all: true }).files.find((f) => f.name.endsWith("fuse.kernels.kir"))!.text;
     expect(kir).toMatch(fc1Note);
-    expect(parseKernelModule(kir)[0]!.kernels.flatMap((kk) => kk.sections).some((s) => s.scopes?.includes("fc2"))).toBe(true);
+    expect(
+      parseKernelModule(kir)[0]!
+        .kernels.flatMap((kk) => kk.sections)
+        .some((s) => s.scopes?.includes("fc2")),
+    ).toBe(true);
 
     // JavaScript sources (the artifact k.compile builds).
     const js = await k.compile(small, undefined, { target: "js" });
@@ -83,8 +89,10 @@ describe("cross-referenced dumps", () => {
 
     // WebAssembly: the module's `kiln.source` custom section.
     const wasm = await k.compile(small, undefined, { target: "wasm" });
-    const wasmNotes = wasm.artifact!.kernels
-      .map((kk) => WebAssembly.Module.customSections(new WebAssembly.Module(Uint8Array.from(atob(kk.source), (c) => c.charCodeAt(0))), "kiln.source"))
+    const wasmNotes = wasm
+      .artifact!.kernels.map((kk) =>
+        WebAssembly.Module.customSections(new WebAssembly.Module(Uint8Array.from(atob(kk.source), (c) => c.charCodeAt(0))), "kiln.source"),
+      )
       .map((found) => new TextDecoder().decode(found[0]))
       .join("\n");
     expect(wasmNotes).toMatch(fc1Note);

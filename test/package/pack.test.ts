@@ -25,7 +25,8 @@ const REQUIRE_WEBGPU = process.env["KILN_REQUIRE_WEBGPU"] === "1";
 // The repository's own resolution hint (NODE_OPTIONS=--conditions=kiln-source, vitest.config.ts)
 // must not reach the scratch project: there "kiln" is the installed, built package.
 const userEnv = { ...process.env, NODE_OPTIONS: "" };
-const run = (cmd: string, args: readonly string[], cwd: string): string => execFileSync(cmd, args, { cwd, encoding: "utf8", env: userEnv, stdio: ["ignore", "pipe", "pipe"] });
+const run = (cmd: string, args: readonly string[], cwd: string): string =>
+  execFileSync(cmd, args, { cwd, encoding: "utf8", env: userEnv, stdio: ["ignore", "pipe", "pipe"] });
 
 let scratch = "";
 
@@ -66,9 +67,25 @@ describe("the packed package", () => {
       path.join(project(), "check.ts"),
       'import * as k from "kiln";\nexport const exe: Promise<k.Executable> = k.compile((x: k.Tensor) => x.mul(2).sum(), [k.f32([3])], { target: "wasm" });\n',
     );
-    const tsconfig = { compilerOptions: { target: "ES2022", module: "NodeNext", moduleResolution: "NodeNext", lib: ["ES2022", "DOM"], types: [], strict: true, noEmit: true, skipLibCheck: false }, files: ["check.ts"] };
+    const tsconfig = {
+      compilerOptions: {
+        target: "ES2022",
+        module: "NodeNext",
+        moduleResolution: "NodeNext",
+        lib: ["ES2022", "DOM"],
+        types: [],
+        strict: true,
+        noEmit: true,
+        skipLibCheck: false,
+      },
+      files: ["check.ts"],
+    };
     writeFileSync(path.join(project(), "tsconfig.json"), JSON.stringify(tsconfig));
-    const tsc = spawnSync(process.execPath, [path.join(root, "node_modules/typescript/bin/tsc"), "-p", "."], { cwd: project(), encoding: "utf8", env: userEnv });
+    const tsc = spawnSync(process.execPath, [path.join(root, "node_modules/typescript/bin/tsc"), "-p", "."], {
+      cwd: project(),
+      encoding: "utf8",
+      env: userEnv,
+    });
     expect(`${tsc.stdout}${tsc.stderr}`).toBe("");
     expect(tsc.status).toBe(0);
   }, 60_000);
@@ -99,7 +116,8 @@ console.log(JSON.stringify({ losses }));
     // Cross-entropy of 2 classes starts near ln 2 for a fresh net; 8 AdamW steps on separable data at least halve it.
     expect(out.losses[0]).toBeGreaterThan(0.3);
     expect(out.losses.at(-1)!).toBeLessThan(0.5 * out.losses[0]!);
-    for (const file of ["manifest.json", "index.js", "index.ts", "runtime/wasm/run-artifact.js"]) expect(existsSync(path.join(project(), "saved", file)), file).toBe(true);
+    for (const file of ["manifest.json", "index.js", "index.ts", "runtime/wasm/run-artifact.js"])
+      expect(existsSync(path.join(project(), "saved", file)), file).toBe(true);
   }, 60_000);
 
   test("the installed kiln command runs the built CLI with plain node", () => {
@@ -155,20 +173,30 @@ describe("kiln bundled for a browser", () => {
     });
     expect(bundle.errors).toEqual([]);
     const server = http.createServer((req, res) => {
-      if (req.url === "/") res.writeHead(200, { "content-type": "text/html" }).end('<!doctype html><title>kiln in a page</title><script type="module" src="/page.js"></script>');
+      if (req.url === "/")
+        res.writeHead(200, { "content-type": "text/html" }).end('<!doctype html><title>kiln in a page</title><script type="module" src="/page.js"></script>');
       else if (req.url === "/page.js") res.writeHead(200, { "content-type": "text/javascript" }).end(readFileSync(path.join(www, "page.js")));
       else res.writeHead(404).end();
     });
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ["--no-sandbox", "--enable-unsafe-webgpu", "--enable-features=Vulkan", "--use-angle=vulkan"] });
+    const browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ["--no-sandbox", "--enable-unsafe-webgpu", "--enable-features=Vulkan", "--use-angle=vulkan"],
+    });
     try {
       const page = await browser.newPage();
       const pageErrors: string[] = [];
       page.on("pageerror", (e) => pageErrors.push(e.message));
       await page.goto(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`);
-      await page.waitForFunction(() => (window as { kilnResults?: unknown }).kilnResults !== undefined || document.title === "failed", undefined, { timeout: 60_000 }).catch(() => undefined);
+      await page
+        .waitForFunction(() => (window as { kilnResults?: unknown }).kilnResults !== undefined || document.title === "failed", undefined, { timeout: 60_000 })
+        .catch(() => undefined);
       expect(pageErrors).toEqual([]);
-      const results = (await page.evaluate(() => (window as { kilnResults?: unknown }).kilnResults)) as Record<string, { a?: number[]; b?: number[]; error?: string }>;
+      const results = (await page.evaluate(() => (window as { kilnResults?: unknown }).kilnResults)) as Record<
+        string,
+        { a?: number[]; b?: number[]; error?: string }
+      >;
       const hasAdapter = await page.evaluate(async () => Boolean(await (navigator as { gpu?: { requestAdapter(): Promise<unknown> } }).gpu?.requestAdapter()));
       const targets = hasAdapter || REQUIRE_WEBGPU ? ["webgpu", "wasm"] : ["wasm"];
       if (!targets.includes("webgpu")) console.warn("test/package: Chromium has no WebGPU adapter; only wasm is checked in the page");

@@ -47,7 +47,8 @@ function compileAndCheck(g: Graph, atol = 1e-5, rtol = 1e-4): JsCompiled {
     const e = want[o.name]!.data;
     expect(a.length).toBe(e.length);
     for (let i = 0; i < e.length; i++) {
-      if (Math.abs(a[i]! - e[i]!) > atol + rtol * Math.abs(e[i]!)) throw new Error(`output ${o.name}[${i}]: js ${a[i]}, interpreter ${e[i]}\n${formatFusionPlan(compiled.graph, compiled.plan)}`);
+      if (Math.abs(a[i]! - e[i]!) > atol + rtol * Math.abs(e[i]!))
+        throw new Error(`output ${o.name}[${i}]: js ${a[i]}, interpreter ${e[i]}\n${formatFusionPlan(compiled.graph, compiled.plan)}`);
     }
   }
   return compiled;
@@ -76,7 +77,10 @@ describe("kernels per graph", () => {
   });
 
   test("matmul + bias + residual add + GELU is one kernel", () => {
-    const g = trace((x: k.Tensor, w: k.Tensor, b: k.Tensor, r: k.Tensor) => x.matmul(w).add(b).add(r).gelu(), [k.f32([8, 12]), k.f32([12, 20]), k.f32([20]), k.f32([8, 20])]);
+    const g = trace(
+      (x: k.Tensor, w: k.Tensor, b: k.Tensor, r: k.Tensor) => x.matmul(w).add(b).add(r).gelu(),
+      [k.f32([8, 12]), k.f32([12, 20]), k.f32([20]), k.f32([8, 20])],
+    );
     expect(kernels(compileAndCheck(g))).toBe(1);
   });
 
@@ -108,7 +112,10 @@ describe("kernels per graph", () => {
   });
 
   test("conv2d + bias + ReLU is one kernel, its window indices free of div/mod but for the flattened k", () => {
-    const g = trace((x: k.Tensor, w: k.Tensor, b: k.Tensor) => k.nn.functional.conv2d(x, w, b, { padding: 1 }).relu(), [k.f32([2, 3, 8, 8]), k.f32([4, 3, 3, 3]), k.f32([4])]);
+    const g = trace(
+      (x: k.Tensor, w: k.Tensor, b: k.Tensor) => k.nn.functional.conv2d(x, w, b, { padding: 1 }).relu(),
+      [k.f32([2, 3, 8, 8]), k.f32([4, 3, 3, 3]), k.f32([4])],
+    );
     const c = compileAndCheck(g);
     expect(kernels(c)).toBe(1);
     // Every div/mod left in a load index involves only the reduction variable (k = cin*kh*kw flattened).
@@ -124,7 +131,10 @@ describe("kernels per graph", () => {
   });
 
   test("causal scaled-dot-product attention forward is at most 3 kernels", () => {
-    const g = trace((q: k.Tensor, kk: k.Tensor, v: k.Tensor) => k.nn.functional.scaledDotProductAttention(q, kk, v, { isCausal: true }), [k.f32([2, 2, 8, 16]), k.f32([2, 2, 8, 16]), k.f32([2, 2, 8, 16])]);
+    const g = trace(
+      (q: k.Tensor, kk: k.Tensor, v: k.Tensor) => k.nn.functional.scaledDotProductAttention(q, kk, v, { isCausal: true }),
+      [k.f32([2, 2, 8, 16]), k.f32([2, 2, 8, 16]), k.f32([2, 2, 8, 16])],
+    );
     expect(kernels(compileAndCheck(g))).toBeLessThanOrEqual(3);
   });
 

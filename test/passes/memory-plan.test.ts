@@ -62,7 +62,14 @@ describe("planMemory", () => {
     // big [0,1], small [1,2], mid [2,3] -> big's slot (small's is busy), tiny [3,4] -> small's
     // slot: the free slots at step 3 are small's (256) and none else that fits better.
     const steps = [step(["in"], ["big"]), step(["big"], ["small"]), step(["small"], ["mid"]), step(["mid"], ["tiny"]), step(["tiny"], ["out"])];
-    const buffers = [buf("in", 256, "input"), buf("out", 256, "output"), buf("big", 4096, "temp"), buf("small", 256, "temp"), buf("mid", 1024, "temp"), buf("tiny", 256, "temp")];
+    const buffers = [
+      buf("in", 256, "input"),
+      buf("out", 256, "output"),
+      buf("big", 4096, "temp"),
+      buf("small", 256, "temp"),
+      buf("mid", 1024, "temp"),
+      buf("tiny", 256, "temp"),
+    ];
     const plan = planMemory(steps, buffers);
     expect(plan.slot.get("mid")).toBe(plan.slot.get("big"));
     expect(plan.slot.get("tiny")).toBe(plan.slot.get("small"));

@@ -108,10 +108,13 @@ describe("identities", () => {
   });
 
   test("a reduction over size-1 axes disappears; over a real axis it stays", () => {
-    const g = oneInput((b, x) => {
-      const unit = b.add({ op: "reduce_sum", x, axes: [0, 2] });
-      return b.add({ op: "reduce_max", x: unit, axes: [1] });
-    }, f32(1, 3, 1));
+    const g = oneInput(
+      (b, x) => {
+        const unit = b.add({ op: "reduce_sum", x, axes: [0, 2] });
+        return b.add({ op: "reduce_max", x: unit, axes: [1] });
+      },
+      f32(1, 3, 1),
+    );
     expect(ops(simplified(g))).toEqual(["input", "reduce_max"]);
   });
 
@@ -121,7 +124,12 @@ describe("identities", () => {
     const y = b.input("y", f32(2));
     const yes = b.add({ op: "where", cond: splat(b, 1, [2], "bool"), x, y });
     const no = b.add({ op: "where", cond: splat(b, 0, [2], "bool"), x, y });
-    const s = simplified(b.build([{ name: "yes", value: yes }, { name: "no", value: no }]));
+    const s = simplified(
+      b.build([
+        { name: "yes", value: yes },
+        { name: "no", value: no },
+      ]),
+    );
     expect(ops(s)).toEqual(["input", "input"]);
     expect(s.outputs.map((o) => o.value)).toEqual(s.inputs);
   });
@@ -174,7 +182,12 @@ describe("constant folding", () => {
     const b = new GraphBuilder("t");
     const inf = b.add({ op: "recip", x: splat(b, 0, [2]) });
     const nan = b.add({ op: "sqrt", x: splat(b, -1, [2]) });
-    const s = simplified(b.build([{ name: "inf", value: inf }, { name: "nan", value: nan }]));
+    const s = simplified(
+      b.build([
+        { name: "inf", value: inf },
+        { name: "nan", value: nan },
+      ]),
+    );
     expect(ops(s).filter((op) => op !== "const")).toEqual(["recip", "sqrt"]);
   });
 });

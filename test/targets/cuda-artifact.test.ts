@@ -41,8 +41,13 @@ describe("standalone cuda artifact", () => {
   const written = writeCudaArtifact(dir, { graph: traced.graph, state, nvcc: nvcc ?? false });
 
   test("the folder holds the manifest, module, weights, host program and build script", () => {
-    for (const f of ["manifest.json", "kernels.cu", "weights.safetensors", "main.cpp", "cuda-driver.h", "build.sh", "graph.kir"]) expect(written.files).toContain(f);
-    const manifest = JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8")) as { target: string; kernels: { name: string; launch: { block: number[] } }[]; files: Record<string, string> };
+    for (const f of ["manifest.json", "kernels.cu", "weights.safetensors", "main.cpp", "cuda-driver.h", "build.sh", "graph.kir"])
+      expect(written.files).toContain(f);
+    const manifest = JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8")) as {
+      target: string;
+      kernels: { name: string; launch: { block: number[] } }[];
+      files: Record<string, string>;
+    };
     expect(manifest.target).toBe("cuda");
     expect(manifest.kernels.length).toBe(written.kernels);
     for (const kernel of manifest.kernels) expect(kernel.launch.block).toEqual([256, 1, 1]);
@@ -53,20 +58,29 @@ describe("standalone cuda artifact", () => {
     for (const [name, t] of Object.entries(state)) expect(Array.from(weights[name]!.data)).toEqual(Array.from(Float32Array.from(t.data as ArrayLike<number>)));
   });
 
-  test.runIf(spawnSync("sh", ["-c", "ldconfig -p | grep -q libcuda.so.1"]).status !== 0)("kiln run without a CUDA driver fails in one line, before building anything", () => {
-    const bare = mkdtempSync(join(tmpdir(), "kiln-cuda-bare-"));
-    writeCudaArtifact(bare, { graph: traced.graph, state, nvcc: false });
-    const r = spawnSync(process.execPath, [kilnBin, "run", bare, "--steps", "1"], { encoding: "utf8", env: { ...process.env, LD_LIBRARY_PATH: "" } });
-    expect(r.status).toBe(1);
-    expect(r.stderr).toMatch(/^error: mlp_step needs input\(s\) x: f32\[8,12\], y: i32\[8\]/);
-    const input = join(bare, "..", `${bare.split("/").pop()}-in.safetensors`);
-    const user = dslInputs(traced.graph);
-    writeFileSync(input, encodeSafetensors({ x: { dtype: "f32", shape: [8, 12], data: user["x"]!.data }, y: { dtype: "i32", shape: [8], data: user["y"]!.data } }));
-    const refused = spawnSync(process.execPath, [kilnBin, "run", bare, "--input", input], { encoding: "utf8", env: { ...process.env, LD_LIBRARY_PATH: "" } });
-    expect(refused.status).toBe(1);
-    expect(refused.stderr).toMatch(/^error: this artifact is for cuda and CUDA cannot run here: no CUDA driver \(libcuda\.so\.1 is not installed; [^\n]*\)\n$/);
-    expect(existsSync(join(bare, "run"))).toBe(false);
-  }, 60_000);
+  test.runIf(spawnSync("sh", ["-c", "ldconfig -p | grep -q libcuda.so.1"]).status !== 0)(
+    "kiln run without a CUDA driver fails in one line, before building anything",
+    () => {
+      const bare = mkdtempSync(join(tmpdir(), "kiln-cuda-bare-"));
+      writeCudaArtifact(bare, { graph: traced.graph, state, nvcc: false });
+      const r = spawnSync(process.execPath, [kilnBin, "run", bare, "--steps", "1"], { encoding: "utf8", env: { ...process.env, LD_LIBRARY_PATH: "" } });
+      expect(r.status).toBe(1);
+      expect(r.stderr).toMatch(/^error: mlp_step needs input\(s\) x: f32\[8,12\], y: i32\[8\]/);
+      const input = join(bare, "..", `${bare.split("/").pop()}-in.safetensors`);
+      const user = dslInputs(traced.graph);
+      writeFileSync(
+        input,
+        encodeSafetensors({ x: { dtype: "f32", shape: [8, 12], data: user["x"]!.data }, y: { dtype: "i32", shape: [8], data: user["y"]!.data } }),
+      );
+      const refused = spawnSync(process.execPath, [kilnBin, "run", bare, "--input", input], { encoding: "utf8", env: { ...process.env, LD_LIBRARY_PATH: "" } });
+      expect(refused.status).toBe(1);
+      expect(refused.stderr).toMatch(
+        /^error: this artifact is for cuda and CUDA cannot run here: no CUDA driver \(libcuda\.so\.1 is not installed; [^\n]*\)\n$/,
+      );
+      expect(existsSync(join(bare, "run"))).toBe(false);
+    },
+    60_000,
+  );
 
   describe.runIf(nvcc !== undefined && hasCxx())("built with nvcc", () => {
     test("build.sh builds ./run; without a driver it exits 1 and says why", () => {
@@ -108,7 +122,9 @@ describe("standalone cuda artifact", () => {
       writeFileSync(join(copy, "weights.safetensors"), weights);
       const refused = run(copy, ["--check-only"]);
       expect(refused.status).toBe(1);
-      expect(refused.stderr).toMatch(new RegExp(`^error: ${copy}/weights\\.safetensors: sha256 mismatch \\(manifest says [0-9a-f]{64}, file has [0-9a-f]{64}\\)\\n$`));
+      expect(refused.stderr).toMatch(
+        new RegExp(`^error: ${copy}/weights\\.safetensors: sha256 mismatch \\(manifest says [0-9a-f]{64}, file has [0-9a-f]{64}\\)\\n$`),
+      );
     }, 120_000);
 
     test("--input refuses every file of the malformed safetensors corpus in one line naming it", () => {
@@ -123,7 +139,13 @@ describe("standalone cuda artifact", () => {
       }
       const labels = join(mkdtempSync(join(tmpdir(), "kiln-labels-")), "in.safetensors");
       const user = dslInputs(traced.graph);
-      writeFileSync(labels, encodeSafetensors({ x: { dtype: "f32", shape: [8, 12], data: user["x"]!.data }, y: { dtype: "i64", shape: [8], data: [0, 1, 2, 3, 2 ** 31, 1, 2, 3] } }));
+      writeFileSync(
+        labels,
+        encodeSafetensors({
+          x: { dtype: "f32", shape: [8, 12], data: user["x"]!.data },
+          y: { dtype: "i64", shape: [8], data: [0, 1, 2, 3, 2 ** 31, 1, 2, 3] },
+        }),
+      );
       expect(run(dir, ["--check-only", "--input", labels]).stderr).toBe(`error: ${labels}: tensor "y": I64 element 4 is 2147483648, outside i32's range\n`);
     }, 120_000);
 
@@ -155,9 +177,15 @@ describe("standalone cuda artifact", () => {
       const user = dslInputs(traced.graph);
       const scratch = mkdtempSync(join(tmpdir(), "kiln-cuda-io-"));
       // x as BF16 and y as I64, as PyTorch might hand them over; the host program converts both.
-      const file = encodeSafetensors({ x: { dtype: "bf16", shape: [8, 12], data: user["x"]!.data }, y: { dtype: "i64", shape: [8], data: Array.from(user["y"]!.data) } });
+      const file = encodeSafetensors({
+        x: { dtype: "bf16", shape: [8, 12], data: user["x"]!.data },
+        y: { dtype: "i64", shape: [8], data: Array.from(user["y"]!.data) },
+      });
       writeFileSync(join(scratch, "in.safetensors"), file);
-      const r = run(dir, ["--steps", "2", "--input", join(scratch, "in.safetensors"), "--output", join(scratch, "out.safetensors")], { LD_LIBRARY_PATH: buildFakeDriver(), KILN_FAKE_CUDA_KERNELS: library });
+      const r = run(dir, ["--steps", "2", "--input", join(scratch, "in.safetensors"), "--output", join(scratch, "out.safetensors")], {
+        LD_LIBRARY_PATH: buildFakeDriver(),
+        KILN_FAKE_CUDA_KERNELS: library,
+      });
       expect(r.stderr).toBe("");
       expect(r.status).toBe(0);
       // The oracle sees x rounded to bf16 exactly as the TypeScript reader (tested on hand-made bytes) widens it.
@@ -177,11 +205,15 @@ describe("standalone cuda artifact", () => {
       const scratch = mkdtempSync(join(tmpdir(), "kiln-cuda-cli-"));
       const file = encodeSafetensors({ x: { dtype: "f16", shape: [8, 12], data: user["x"]!.data }, y: { dtype: "i32", shape: [8], data: user["y"]!.data } });
       writeFileSync(join(scratch, "in.safetensors"), file);
-      const r = spawnSync(process.execPath, [kilnBin, "run", dir, "--input", join(scratch, "in.safetensors"), "--output", join(scratch, "out.safetensors"), "--steps", "2"], {
-        cwd: scratch,
-        encoding: "utf8",
-        env: { ...process.env, LD_LIBRARY_PATH: buildFakeDriver(), KILN_FAKE_CUDA_KERNELS: library },
-      });
+      const r = spawnSync(
+        process.execPath,
+        [kilnBin, "run", dir, "--input", join(scratch, "in.safetensors"), "--output", join(scratch, "out.safetensors"), "--steps", "2"],
+        {
+          cwd: scratch,
+          encoding: "utf8",
+          env: { ...process.env, LD_LIBRARY_PATH: buildFakeDriver(), KILN_FAKE_CUDA_KERNELS: library },
+        },
+      );
       expect(r.stderr).toBe("");
       expect(r.status).toBe(0);
       expect(r.stdout).toMatch(/^mlp_step \(cuda\): 2 run\(s\) in/);

@@ -34,7 +34,10 @@ function traceOpCase(c: OpCase): CudaCase {
 
 /** Op, composite, gradient and larger-shape cases of the shared table (test/targets/op-cases.ts), less cuda's exclusions. */
 export function opCases(): CudaCase[] {
-  return casesFor("cuda", caseGroups.filter((g) => g !== "models")).map(traceOpCase);
+  return casesFor(
+    "cuda",
+    caseGroups.filter((g) => g !== "models"),
+  ).map(traceOpCase);
 }
 
 /**

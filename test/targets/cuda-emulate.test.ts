@@ -38,7 +38,8 @@ beforeAll(() => {
     problemsByGroup.set(g.label, []);
     const cases = g.cases();
     for (const strategy of g.strategies)
-      for (const c of cases) runs.push({ group: g.label, c, strategy, compiled: compileCuda(c.graph, { reduction: strategy, symbolPrefix: `c${runs.length}_` }) });
+      for (const c of cases)
+        runs.push({ group: g.label, c, strategy, compiled: compileCuda(c.graph, { reduction: strategy, symbolPrefix: `c${runs.length}_` }) });
   }
   const results = emulateCuda(runs.map((r) => ({ artifact: r.compiled.artifact, inputs: r.c.inputs })));
   runs.forEach((r, i) => {

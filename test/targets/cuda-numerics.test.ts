@@ -26,7 +26,11 @@ function stepGraph() {
   return traceFunction("trainStep", step as never, { x: k.f32([8, 3]), y: k.f32([8]) });
 }
 
-function inputsFor(traced: ReturnType<typeof stepGraph>, x: Float32Array, y = Float32Array.from({ length: 8 }, (_, i) => (i % 3) - 1)): Record<string, HostTensor> {
+function inputsFor(
+  traced: ReturnType<typeof stepGraph>,
+  x: Float32Array,
+  y = Float32Array.from({ length: 8 }, (_, i) => (i % 3) - 1),
+): Record<string, HostTensor> {
   const state = Object.fromEntries([...traced.state].map(([name, init]) => [name, init()]));
   return { ...state, x: { dtype: "f32", shape: [8, 3], data: x }, y: { dtype: "f32", shape: [8], data: y } };
 }
@@ -73,15 +77,21 @@ describe.runIf(hasCxx())("numerics on cuda (kernels emulated on the CPU)", () =>
   test("the checking build names the first non-finite node and its kernel", () => {
     const result = results()[2];
     const error = findFirstNonFinite(traced.graph, exposed.checks, result!, new Set(), checkingCuda);
-    expect(error?.message).toMatch(/^checkNumerics: log2 produced NaN at position 2 of f32\[8\], the first non-finite value in program order \(kernel checking_k\d+_\S+\)/);
+    expect(error?.message).toMatch(
+      /^checkNumerics: log2 produced NaN at position 2 of f32\[8\], the first non-finite value in program order \(kernel checking_k\d+_\S+\)/,
+    );
     expect(error?.diag.loc?.file).toMatch(/cuda-numerics\.test\.ts$/);
   });
 
   const nvcc = findNvcc();
-  test.runIf(FULL && nvcc !== undefined)("both builds compile with nvcc -ptx (sm_80)", () => {
-    const source = [CUDA_PRELUDE, ...guardedCuda.kernels.map((kk) => kk.source), ...checkingCuda.kernels.map((kk) => kk.source)].join("\n");
-    const r = nvccPtx(nvcc!, source, "sm_80");
-    if (!r.ok) throw new Error(`nvcc failed:\n${r.log.slice(0, 3000)}`);
-    expect(r.ptx.match(/^\.visible \.entry /gm)?.length).toBe(guardedCuda.kernels.length + checkingCuda.kernels.length);
-  }, 120_000);
+  test.runIf(FULL && nvcc !== undefined)(
+    "both builds compile with nvcc -ptx (sm_80)",
+    () => {
+      const source = [CUDA_PRELUDE, ...guardedCuda.kernels.map((kk) => kk.source), ...checkingCuda.kernels.map((kk) => kk.source)].join("\n");
+      const r = nvccPtx(nvcc!, source, "sm_80");
+      if (!r.ok) throw new Error(`nvcc failed:\n${r.log.slice(0, 3000)}`);
+      expect(r.ptx.match(/^\.visible \.entry /gm)?.length).toBe(guardedCuda.kernels.length + checkingCuda.kernels.length);
+    },
+    120_000,
+  );
 });

@@ -16,7 +16,11 @@ import { buildFakeDriver, buildFakeNvcc, hasCxx } from "../util/nvcc.ts";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 const addon = `${root}runtime/cuda/build/Release/kiln_cuda.node`;
-const hasNodeHeaders = [resolve(process.execPath, "../../include/node/node_api.h"), "/usr/include/node/node_api.h", `${root}.tools/node-headers/include/node/node_api.h`].some((f) => existsSync(f));
+const hasNodeHeaders = [
+  resolve(process.execPath, "../../include/node/node_api.h"),
+  "/usr/include/node/node_api.h",
+  `${root}.tools/node-headers/include/node/node_api.h`,
+].some((f) => existsSync(f));
 const realDriver = spawnSync("sh", ["-c", "ldconfig -p 2>/dev/null | grep -q libcuda.so.1"]).status === 0;
 
 describe.runIf(hasCxx() && hasNodeHeaders)("cuda runtime without a GPU", () => {

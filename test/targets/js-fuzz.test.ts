@@ -17,6 +17,9 @@ const graphFor = (seed: number) => (seed >= LARGE_FROM ? randomGraph(seed, { ste
 const seeds = fuzzSeeds(() => [...Array.from({ length: SEED_COUNT }, (_, i) => i), ...Array.from({ length: LARGE_COUNT }, (_, i) => LARGE_FROM + i)]);
 
 describe("js target vs interpreter on random graphs", () => {
-  test(`${seeds.length} seeds (${SEED_COUNT} small, ${isReplay() ? 0 : LARGE_COUNT} large), zero mismatches`, () =>
-    fuzzAgainstInterpreter(jsTestTarget, seeds, { testFile: "test/targets/js-fuzz.test.ts", graphFor }), 180_000);
+  test(
+    `${seeds.length} seeds (${SEED_COUNT} small, ${isReplay() ? 0 : LARGE_COUNT} large), zero mismatches`,
+    () => fuzzAgainstInterpreter(jsTestTarget, seeds, { testFile: "test/targets/js-fuzz.test.ts", graphFor }),
+    180_000,
+  );
 });

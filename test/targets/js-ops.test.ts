@@ -24,7 +24,10 @@ describe("js target: models", () => {
 
   test("k.compile with target js runs and reports stats", async () => {
     const exe = await k.compile((x: k.Tensor, w: k.Tensor) => x.matmul(w).relu(), [k.f32([2, 3]), k.f32([3, 2])], { target: "js" });
-    const out = (await exe.run([[1, 2, 3, 4, 5, 6], [1, -1, 0, 2, -1, 0.5]])) as { data: ArrayLike<number> };
+    const out = (await exe.run([
+      [1, 2, 3, 4, 5, 6],
+      [1, -1, 0, 2, -1, 0.5],
+    ])) as { data: ArrayLike<number> };
     // [1,2,3]·[1,0,-1] = -2 → 0, [1,2,3]·[-1,2,0.5] = 4.5; [4,5,6]·[1,0,-1] = -2 → 0, [4,5,6]·[-1,2,0.5] = 9
     expect(Array.from(out.data)).toEqual([0, 4.5, 0, 9]);
     expect(exe.stats).toMatchObject({ kernels: 1, bytesRead: 48, bytesWritten: 16 });

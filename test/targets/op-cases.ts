@@ -48,8 +48,18 @@ const elementwise = inGroup("elementwise", [
   { name: "max min clamp", fn: (x, y) => [x.maximum(y), x.minimum(y), x.clamp(-0.3, 0.4)], specs: [f([2, 5]), f([2, 5])] },
   { name: "comparisons and where", fn: (x, y) => [x.lt(y), x.le(y), x.gt(y), x.ge(y), x.eq(x), x.ne(y), x.gt(0).where(x, y.mul(2))], specs: [f([9]), f([9])] },
   { name: "logical ops on bool", fn: (a, b) => [a.logicalAnd(b), a.logicalOr(b), a.logicalNot()], specs: [k.bool([6]), k.bool([6])] },
-  { name: "activations", fn: (x) => [x.relu(), x.leakyRelu(0.1), x.gelu(), x.gelu("tanh"), x.silu(), x.sigmoid(), x.tanh(), x.softplus()], specs: [f([4, 6])], range: [-4, 4] },
-  { name: "i32 arithmetic, floor div and mod", fn: (a, b) => [a.add(b), a.mul(b).sub(3), a.sub(5).floorDivide(b.add(1)), a.sub(5).remainder(b.add(1)), a.float().div(2)], specs: [i([8]), i([8])], intRange: 10 },
+  {
+    name: "activations",
+    fn: (x) => [x.relu(), x.leakyRelu(0.1), x.gelu(), x.gelu("tanh"), x.silu(), x.sigmoid(), x.tanh(), x.softplus()],
+    specs: [f([4, 6])],
+    range: [-4, 4],
+  },
+  {
+    name: "i32 arithmetic, floor div and mod",
+    fn: (a, b) => [a.add(b), a.mul(b).sub(3), a.sub(5).floorDivide(b.add(1)), a.sub(5).remainder(b.add(1)), a.float().div(2)],
+    specs: [i([8]), i([8])],
+    intRange: 10,
+  },
   { name: "casts", fn: (x) => [x.mul(5).int(), x.gt(0).float(), x.mul(3).int().float().add(x)], specs: [f([10])], range: [-3, 3] },
 ]);
 
@@ -63,19 +73,36 @@ const reductions = inGroup("reductions", [
   { name: "i32 sum and max", fn: (a) => [a.sum(0), a.amax(1)], specs: [i([3, 4])], intRange: 100 },
   { name: "any all", fn: (a) => [k.any(a, 1), k.all(a, 0)], specs: [k.bool([4, 3])] },
   { name: "max(dim) min(dim) values and indices", fn: (x) => [x.max(1), k.min(x, 0, true), x.max(-1, { keepdim: true }).indices], specs: [f([4, 6])] },
-  { name: "topk largest and smallest, inner and outer dims", fn: (x) => [x.topk(3), x.topk(2, { dim: 0, largest: false }), k.topk(x.int(), 1)], specs: [f([5, 7])], range: [-3, 3] },
+  {
+    name: "topk largest and smallest, inner and outer dims",
+    fn: (x) => [x.topk(3), x.topk(2, { dim: 0, largest: false }), k.topk(x.int(), 1)],
+    specs: [f([5, 7])],
+    range: [-3, 3],
+  },
 ]);
 
 const movement = inGroup("movement", [
   { name: "reshape permute transpose flatten", fn: (x) => [x.reshape(4, 6), x.permute(2, 0, 1), x.transpose(0, 2), x.flatten(1), x.T], specs: [f([2, 3, 4])] },
   { name: "expand unsqueeze squeeze", fn: (x) => [x.unsqueeze(1).expand(3, 4, 5), x.reshape(3, 1, 5).squeeze(1)], specs: [f([3, 5])] },
   { name: "slice narrow flip", fn: (x) => [x.slice([1, 5, 2], [null, null, 2]), x.narrow(1, 1, 3), x.flip([0, 1]), x.slice(2)], specs: [f([6, 5])] },
-  { name: "slice narrow flip pad on one input", fn: (x) => [x.slice([1, 5, 2], [null, null, 2]), x.narrow(1, 1, 3), x.flip([0, 1]), x.pad([1, 2]), x.pad([0, 1, 2, 0], -3)], specs: [f([6, 5])] },
+  {
+    name: "slice narrow flip pad on one input",
+    fn: (x) => [x.slice([1, 5, 2], [null, null, 2]), x.narrow(1, 1, 3), x.flip([0, 1]), x.pad([1, 2]), x.pad([0, 1, 2, 0], -3)],
+    specs: [f([6, 5])],
+  },
   { name: "pad with values", fn: (x) => [x.pad([1, 2]), x.pad([0, 1, 2, 0], -3)], specs: [f([3, 4])] },
-  { name: "cat stack split chunk repeat", fn: (x, y) => [k.cat([x, y], 0), k.stack([x, y], 1), ...x.split(1, 1), ...y.chunk(2, 1), x.repeat(2, 3)], specs: [f([2, 3]), f([2, 3])] },
+  {
+    name: "cat stack split chunk repeat",
+    fn: (x, y) => [k.cat([x, y], 0), k.stack([x, y], 1), ...x.split(1, 1), ...y.chunk(2, 1), x.repeat(2, 3)],
+    specs: [f([2, 3]), f([2, 3])],
+  },
   { name: "gather indexSelect", fn: (x, idx) => [x.gather(1, idx), x.indexSelect(0, idx.reshape(-1).slice([0, 3]))], specs: [f([4, 5]), i([4, 2])] },
   { name: "tril triu", fn: (x) => [k.tril(x), k.triu(x, 1)], specs: [f([4, 4])] },
-  { name: "F.pad reflect, replicate, circular", fn: (x) => [F.pad(x, [2, 1, 1, 2], "reflect"), F.pad(x, [1, 3], "replicate"), F.pad(x, [1, 1, 0, 2], { mode: "circular" })], specs: [f([2, 4, 5])] },
+  {
+    name: "F.pad reflect, replicate, circular",
+    fn: (x) => [F.pad(x, [2, 1, 1, 2], "reflect"), F.pad(x, [1, 3], "replicate"), F.pad(x, [1, 1, 0, 2], { mode: "circular" })],
+    specs: [f([2, 4, 5])],
+  },
   { name: "a movement chain feeding a reduction", fn: (x) => x.transpose(0, 1).flip(0).pad([1, 1]).sum(1), specs: [f([3, 4])] },
 ]);
 
@@ -85,7 +112,17 @@ const linalg = inGroup("linear algebra", [
   { name: "matrix-vector and vector-matrix", fn: (a, v) => [a.matmul(v), v.matmul(a.transpose(0, 1))], specs: [f([4, 8]), f([8])] },
   { name: "matmul of transposed operands", fn: (a, b) => a.t().matmul(b.t()), specs: [f([8, 4]), f([12, 8])] },
   { name: "i32 matmul", fn: (a, b) => a.matmul(b), specs: [i([3, 4]), i([4, 2])], intRange: 50 },
-  { name: "einsum: batch matmul, outer, trace, diagonal, row dots", fn: (a, b, s) => [k.einsum("bij,bjk->bik", a, b), k.einsum("i,j->ij", s.slice(0), s.slice(1)), k.einsum("ii", s), k.einsum("ii->i", s), k.einsum("bij,bij->bi", a, a)], specs: [f([2, 3, 4]), f([2, 4, 5]), f([4, 4])] },
+  {
+    name: "einsum: batch matmul, outer, trace, diagonal, row dots",
+    fn: (a, b, s) => [
+      k.einsum("bij,bjk->bik", a, b),
+      k.einsum("i,j->ij", s.slice(0), s.slice(1)),
+      k.einsum("ii", s),
+      k.einsum("ii->i", s),
+      k.einsum("bij,bij->bi", a, a),
+    ],
+    specs: [f([2, 3, 4]), f([2, 4, 5]), f([4, 4])],
+  },
 ]);
 
 const composites = inGroup("composites", [
@@ -94,23 +131,77 @@ const composites = inGroup("composites", [
   { name: "conv2d dilation and groups", fn: (x, w) => F.conv2d(x, w, null, { dilation: 2, groups: 2 }), specs: [f([1, 4, 8, 8]), f([6, 2, 3, 3])] },
   { name: "convTranspose2d", fn: (x, w) => F.convTranspose2d(x, w, null, { stride: 2, padding: 1 }), specs: [f([1, 3, 4, 4]), f([3, 2, 3, 3])] },
   { name: "maxPool2d avgPool2d", fn: (x) => [F.maxPool2d(x, 2), F.avgPool2d(x, 3, { stride: 2, padding: 1 })], specs: [f([2, 2, 6, 6])] },
-  { name: "layerNorm groupNorm", fn: (x, w, b) => [F.layerNorm(x, [4, 5], w, b), F.groupNorm(x.reshape(2, 6, 5), 3)], specs: [f([3, 4, 5]), f([4, 5]), f([4, 5])] },
+  {
+    name: "layerNorm groupNorm",
+    fn: (x, w, b) => [F.layerNorm(x, [4, 5], w, b), F.groupNorm(x.reshape(2, 6, 5), 3)],
+    specs: [f([3, 4, 5]), f([4, 5]), f([4, 5])],
+  },
   { name: "batchNorm training", fn: (x) => F.batchNorm(x, null, null, { training: true }), specs: [f([4, 3, 2, 2])] },
-  { name: "losses", fn: (x, y, t) => [F.crossEntropy(x, y), F.crossEntropy(x, y, { labelSmoothing: 0.1 }), F.nllLoss(x.logSoftmax(1), y), F.mseLoss(x, t), F.l1Loss(x, t), F.binaryCrossEntropyWithLogits(x, t.gt(0).float())], specs: [f([6, 5]), i([6]), f([6, 5])], intRange: 5 },
+  {
+    name: "losses",
+    fn: (x, y, t) => [
+      F.crossEntropy(x, y),
+      F.crossEntropy(x, y, { labelSmoothing: 0.1 }),
+      F.nllLoss(x.logSoftmax(1), y),
+      F.mseLoss(x, t),
+      F.l1Loss(x, t),
+      F.binaryCrossEntropyWithLogits(x, t.gt(0).float()),
+    ],
+    specs: [f([6, 5]), i([6]), f([6, 5])],
+    intRange: 5,
+  },
   { name: "embedding", fn: (idx, w) => F.embedding(idx, w), specs: [i([3, 4]), f([10, 6])], intRange: 10 },
   { name: "causal attention", fn: (q, kk, v) => F.scaledDotProductAttention(q, kk, v, { isCausal: true }), specs: [f([2, 5, 8]), f([2, 5, 8]), f([2, 5, 8])] },
-  { name: "attention with a bool mask", fn: (q, kk, v, m) => F.scaledDotProductAttention(q, kk, v, { attnMask: m }), specs: [f([3, 4]), f([6, 4]), f([6, 2]), k.bool([3, 6])] },
-  { name: "multinomial (with and without replacement) and categorical on the seed", fn: (p) => [k.multinomial(p.abs().add(0.05), 5, { replacement: true }), k.multinomial(p.abs().add(0.05), 3), k.categorical(p.mul(2))], specs: [f([4, 6])] },
+  {
+    name: "attention with a bool mask",
+    fn: (q, kk, v, m) => F.scaledDotProductAttention(q, kk, v, { attnMask: m }),
+    specs: [f([3, 4]), f([6, 4]), f([6, 2]), k.bool([3, 6])],
+  },
+  {
+    name: "multinomial (with and without replacement) and categorical on the seed",
+    fn: (p) => [k.multinomial(p.abs().add(0.05), 5, { replacement: true }), k.multinomial(p.abs().add(0.05), 3), k.categorical(p.mul(2))],
+    specs: [f([4, 6])],
+  },
   { name: "dropout (rng matches the interpreter bit for bit)", fn: (x) => F.dropout(x, 0.3), specs: [f([8, 9])] },
 ]);
 
 const gradients = inGroup("gradients", [
   { name: "grad of a matmul-relu-sum", fn: k.grad((x: k.Tensor) => x.matmul(x.transpose(0, 1)).relu().sum()) as Fn, specs: [f([4, 3])] },
-  { name: "grad of softmax cross-entropy wrt logits and weights", fn: k.grad((x: k.Tensor, w: k.Tensor) => F.crossEntropy(x.matmul(w), x.sum(1).gt(0).int()), { argnums: [0, 1] }) as Fn, specs: [f([5, 4]), f([4, 3])] },
+  {
+    name: "grad of softmax cross-entropy wrt logits and weights",
+    fn: k.grad((x: k.Tensor, w: k.Tensor) => F.crossEntropy(x.matmul(w), x.sum(1).gt(0).int()), { argnums: [0, 1] }) as Fn,
+    specs: [f([5, 4]), f([4, 3])],
+  },
   { name: "grad of layerNorm", fn: k.grad((x: k.Tensor) => F.layerNorm(x, 6).mul(x).sum()) as Fn, specs: [f([3, 6])] },
-  { name: "grad of conv2d + maxPool", fn: k.grad((x: k.Tensor, w: k.Tensor) => F.maxPool2d(F.conv2d(x, w, null, { padding: 1 }), 2).square().sum(), { argnums: [0, 1] }) as Fn, specs: [f([1, 2, 4, 4]), f([3, 2, 3, 3])] },
-  { name: "grad of F.pad reflect, topk values and einsum", fn: k.grad((x: k.Tensor, w: k.Tensor) => F.pad(x, [1, 2], "reflect").topk(3).values.square().sum().add(k.einsum("ij,kj->ik", x, w).square().sum()), { argnums: [0, 1] }) as Fn, specs: [f([3, 4]), f([2, 4])] },
-  { name: "grad of grad of tanh", fn: k.grad((x: k.Tensor) => (k.grad((y: k.Tensor) => y.tanh().sum()) as (y: k.Tensor) => k.Tensor)(x).sum()) as Fn, specs: [f([5])] },
+  {
+    name: "grad of conv2d + maxPool",
+    fn: k.grad(
+      (x: k.Tensor, w: k.Tensor) =>
+        F.maxPool2d(F.conv2d(x, w, null, { padding: 1 }), 2)
+          .square()
+          .sum(),
+      { argnums: [0, 1] },
+    ) as Fn,
+    specs: [f([1, 2, 4, 4]), f([3, 2, 3, 3])],
+  },
+  {
+    name: "grad of F.pad reflect, topk values and einsum",
+    fn: k.grad(
+      (x: k.Tensor, w: k.Tensor) =>
+        F.pad(x, [1, 2], "reflect")
+          .topk(3)
+          .values.square()
+          .sum()
+          .add(k.einsum("ij,kj->ik", x, w).square().sum()),
+      { argnums: [0, 1] },
+    ) as Fn,
+    specs: [f([3, 4]), f([2, 4])],
+  },
+  {
+    name: "grad of grad of tanh",
+    fn: k.grad((x: k.Tensor) => (k.grad((y: k.Tensor) => y.tanh().sum()) as (y: k.Tensor) => k.Tensor)(x).sum()) as Fn,
+    specs: [f([5])],
+  },
 ]);
 
 // Shapes past one vector, warp, tile or shared-memory block: tails, ragged edges, long rows.
@@ -119,7 +210,12 @@ const largerShapes = inGroup("larger shapes", [
   { name: "exp over a wide range (overflow to inf, underflow to 0)", fn: (x) => x.mul(120).exp(), specs: [f([4099])], atol: 1e-37, rtol: 2e-5 },
   { name: "row softmax, wide rows", fn: (x) => x.softmax(-1), specs: [f([6, 301])] },
   { name: "long rows (warp reductions)", fn: (x) => [x.sum(1), x.amax(1), x.softmax(-1), x.logsumexp(1)], specs: [f([6, 300])] },
-  { name: "column and row sums, i32 and f32", fn: (x, a) => [x.sum(0), x.sum(1), a.sum(0), a.sum(1), x.amax(1)], specs: [f([37, 45]), i([37, 45])], intRange: 1000 },
+  {
+    name: "column and row sums, i32 and f32",
+    fn: (x, a) => [x.sum(0), x.sum(1), a.sum(0), a.sum(1), x.amax(1)],
+    specs: [f([37, 45]), i([37, 45])],
+    intRange: 1000,
+  },
   { name: "i32 sum and max, long rows", fn: (a) => [a.sum(0), a.amax(1), a.sum()], specs: [i([3, 100])], intRange: 100 },
   { name: "any all, long rows", fn: (a) => [k.any(a, 1), k.all(a, 0), k.any(a)], specs: [k.bool([4, 70])] },
   { name: "matmul batched tiled", fn: (a, b) => a.matmul(b), specs: [f([2, 8, 12]), f([12, 8])] },
@@ -129,9 +225,20 @@ const largerShapes = inGroup("larger shapes", [
   { name: "batched matmul, ragged sizes", fn: (a, b) => a.matmul(b), specs: [f([3, 7, 13]), f([3, 13, 9])] },
   { name: "matmul blocked in shared memory, ragged edges", fn: (a, b) => a.matmul(b), specs: [f([2, 130, 40]), f([40, 136])] },
   { name: "linear relu blocked in shared memory", fn: (x, w, b) => F.linear(x, w, b).relu(), specs: [f([256, 40]), f([72, 40]), f([72])] },
-  { name: "grad of linear relu, blocked in shared memory", fn: k.grad((x: k.Tensor, w: k.Tensor) => F.linear(x, w).relu().sum(), { argnums: [0, 1] }) as Fn, specs: [f([256, 96]), f([128, 96])] },
-  { name: "matmul with a packed right operand (1 MB) and an epilogue", fn: (a, b, c) => a.matmul(b).add(c).relu(), specs: [f([256, 512]), f([512, 512]), f([512])], atol: 1e-4,
-    exclude: { cuda: "134M multiply-adds per strategy in the CPU emulation of every cuda case (minutes on 2 cores); the blocked matmuls above cover the same kernels" } },
+  {
+    name: "grad of linear relu, blocked in shared memory",
+    fn: k.grad((x: k.Tensor, w: k.Tensor) => F.linear(x, w).relu().sum(), { argnums: [0, 1] }) as Fn,
+    specs: [f([256, 96]), f([128, 96])],
+  },
+  {
+    name: "matmul with a packed right operand (1 MB) and an epilogue",
+    fn: (a, b, c) => a.matmul(b).add(c).relu(),
+    specs: [f([256, 512]), f([512, 512]), f([512])],
+    atol: 1e-4,
+    exclude: {
+      cuda: "134M multiply-adds per strategy in the CPU emulation of every cuda case (minutes on 2 cores); the blocked matmuls above cover the same kernels",
+    },
+  },
 ]);
 
 const transformerDims = { T: 8, D: 16, H: 2 } as const;
@@ -141,7 +248,10 @@ function transformerBlock(x: k.Tensor, wqkv: k.Tensor, wo: k.Tensor, w1: k.Tenso
   const [q, kk, v] = qkv.split(D, -1).map((t) => t.reshape(T, H, D / H).transpose(0, 1));
   const attended = F.scaledDotProductAttention(q!, kk!, v!, { isCausal: true }).transpose(0, 1).reshape(T, D);
   const x2 = x.add(F.linear(attended, wo));
-  return x2.add(F.linear(F.linear(F.layerNorm(x2, D), w1).gelu(), w2)).square().mean();
+  return x2
+    .add(F.linear(F.linear(F.layerNorm(x2, D), w1).gelu(), w2))
+    .square()
+    .mean();
 }
 const transformerSpecs = ((d) => [f([d.T, d.D]), f([3 * d.D, d.D]), f([d.D, d.D]), f([4 * d.D, d.D]), f([d.D, 4 * d.D])])(transformerDims);
 
@@ -155,22 +265,67 @@ export function maxTies(x: k.Tensor): k.Tensor[] {
 // Pixels in [0, 1), weights at PyTorch's init scale, fresh Adam state (the step counter is i32 and draws from intRange).
 const examplesTrainRange = (name: string): readonly [number, number] => (name.startsWith("opt.") ? [0, 0] : name.includes(".") ? [-0.05, 0.05] : [0, 1]);
 
-const smallMlpAdamStep = k.trainStep(k.nn.sequential(k.nn.linear(12, 16), k.nn.relu(), k.nn.linear(16, 4)), (logits, y) => F.crossEntropy(logits, y!), k.optim.adam({ lr: 1e-2 }));
-const wideMlpSgdStep = k.trainStep(k.nn.sequential(k.nn.linear(96, 64), k.nn.relu(), k.nn.linear(64, 32), k.nn.relu(), k.nn.linear(32, 10)), (logits, y) => F.crossEntropy(logits, y!), k.optim.sgd({ lr: 0.1 }));
+const smallMlpAdamStep = k.trainStep(
+  k.nn.sequential(k.nn.linear(12, 16), k.nn.relu(), k.nn.linear(16, 4)),
+  (logits, y) => F.crossEntropy(logits, y!),
+  k.optim.adam({ lr: 1e-2 }),
+);
+const wideMlpSgdStep = k.trainStep(
+  k.nn.sequential(k.nn.linear(96, 64), k.nn.relu(), k.nn.linear(64, 32), k.nn.relu(), k.nn.linear(32, 10)),
+  (logits, y) => F.crossEntropy(logits, y!),
+  k.optim.sgd({ lr: 0.1 }),
+);
 
 const models = inGroup("models", [
   { name: "one Adam step of a small MLP (loss and every new parameter)", fn: smallMlpAdamStep as unknown as Fn, specs: [f([8, 12]), i([8])] },
-  { name: "one SGD step of a wider MLP (blocked contractions forward and backward)", fn: wideMlpSgdStep as unknown as Fn, specs: [f([16, 96]), i([16])], intRange: 10, atol: 2e-5, rtol: 2e-4 },
-  { name: "the examples' MNIST MLP forward program", fn: mlpForward as Fn, specs: [f([BATCH, IN_FEATURES]), f([HIDDEN, IN_FEATURES]), f([HIDDEN]), f([CLASSES, HIDDEN]), f([CLASSES])], range: [-0.1, 0.1] },
-  { name: "the examples' MNIST MLP AdamW train step", fn: trainStep.fn as unknown as Fn, specs: [f([BATCH, IN_FEATURES]), i([BATCH])], intRange: CLASSES, range: examplesTrainRange },
+  {
+    name: "one SGD step of a wider MLP (blocked contractions forward and backward)",
+    fn: wideMlpSgdStep as unknown as Fn,
+    specs: [f([16, 96]), i([16])],
+    intRange: 10,
+    atol: 2e-5,
+    rtol: 2e-4,
+  },
+  {
+    name: "the examples' MNIST MLP forward program",
+    fn: mlpForward as Fn,
+    specs: [f([BATCH, IN_FEATURES]), f([HIDDEN, IN_FEATURES]), f([HIDDEN]), f([CLASSES, HIDDEN]), f([CLASSES])],
+    range: [-0.1, 0.1],
+  },
+  {
+    name: "the examples' MNIST MLP AdamW train step",
+    fn: trainStep.fn as unknown as Fn,
+    specs: [f([BATCH, IN_FEATURES]), i([BATCH])],
+    intRange: CLASSES,
+    range: examplesTrainRange,
+  },
   { name: "a value recomputed inline equals the value another kernel stored (max's tie test in its gradient)", fn: maxTies as Fn, specs: [f([6, 9])] },
-  { name: "a transformer block (layerNorm, causal attention, GELU MLP, residuals): forward", fn: transformerBlock as Fn, specs: transformerSpecs, range: [-0.3, 0.3] },
-  { name: "a transformer block: every gradient", fn: k.grad(transformerBlock, { argnums: [0, 1, 2, 3, 4] }) as Fn, specs: transformerSpecs, range: [-0.3, 0.3] },
+  {
+    name: "a transformer block (layerNorm, causal attention, GELU MLP, residuals): forward",
+    fn: transformerBlock as Fn,
+    specs: transformerSpecs,
+    range: [-0.3, 0.3],
+  },
+  {
+    name: "a transformer block: every gradient",
+    fn: k.grad(transformerBlock, { argnums: [0, 1, 2, 3, 4] }) as Fn,
+    specs: transformerSpecs,
+    range: [-0.3, 0.3],
+  },
 ]);
 
 /** Every case, in group order. */
 export const opCases: readonly OpCase[] = [...elementwise, ...reductions, ...movement, ...linalg, ...composites, ...gradients, ...largerShapes, ...models];
-export const caseGroups: readonly CaseGroup[] = ["elementwise", "reductions", "movement", "linear algebra", "composites", "gradients", "larger shapes", "models"];
+export const caseGroups: readonly CaseGroup[] = [
+  "elementwise",
+  "reductions",
+  "movement",
+  "linear algebra",
+  "composites",
+  "gradients",
+  "larger shapes",
+  "models",
+];
 
 /** The cases a target runs (its exclusions dropped), optionally limited to some groups. */
 export function casesFor(target: OpTarget, groups: readonly CaseGroup[] = caseGroups): OpCase[] {
@@ -277,6 +432,9 @@ export async function expectAdamTrajectoryMatchesReference(target: string): Prom
   };
   const want = await trajectory("reference");
   const got = await trajectory(target);
-  for (const [a, e] of [[got.losses, want.losses], [got.weight, want.weight]] as const)
+  for (const [a, e] of [
+    [got.losses, want.losses],
+    [got.weight, want.weight],
+  ] as const)
     a.forEach((v, j) => expect(Math.abs(v - e[j]!)).toBeLessThanOrEqual(DEFAULT_ATOL + DEFAULT_RTOL * Math.abs(e[j]!)));
 }

@@ -67,7 +67,15 @@ for (const config of CONFIGS) {
     test("one SGD step of a wider MLP (blocked contractions forward and backward) matches the interpreter", async () => {
       const net = k.nn.sequential(k.nn.linear(96, 64), k.nn.relu(), k.nn.linear(64, 32), k.nn.relu(), k.nn.linear(32, 10));
       const step = k.trainStep(net, (logits, y) => F.crossEntropy(logits, y!), k.optim.sgd({ lr: 0.1 }));
-      const c: OpCase = { group: "models", name: "wide mlp sgd step", fn: step as unknown as OpCase["fn"], specs: [f([16, 96]), i([16])], intRange: 10, atol: 2e-5, rtol: 2e-4 };
+      const c: OpCase = {
+        group: "models",
+        name: "wide mlp sgd step",
+        fn: step as unknown as OpCase["fn"],
+        specs: [f([16, 96]), i([16])],
+        intRange: 10,
+        atol: 2e-5,
+        rtol: 2e-4,
+      };
       await runCaseOnTarget(c, target);
     });
   });
@@ -76,7 +84,10 @@ for (const config of CONFIGS) {
 describe("wasm target through k.compile", () => {
   test("target wasm runs and reports the same stats as js", async () => {
     const exe = await k.compile((x: k.Tensor, w: k.Tensor) => x.matmul(w).relu(), [f([2, 3]), f([3, 2])], { target: "wasm", threads: 1 });
-    const out = (await exe.run([[1, 2, 3, 4, 5, 6], [1, -1, 0, 2, -1, 0.5]])) as { data: ArrayLike<number> };
+    const out = (await exe.run([
+      [1, 2, 3, 4, 5, 6],
+      [1, -1, 0, 2, -1, 0.5],
+    ])) as { data: ArrayLike<number> };
     // [1,2,3]·[1,0,-1] = -2 → 0, [1,2,3]·[-1,2,0.5] = 4.5; [4,5,6]·[1,0,-1] = -2 → 0, [4,5,6]·[-1,2,0.5] = 9
     expect(Array.from(out.data)).toEqual([0, 4.5, 0, 9]);
     expect(exe.stats).toMatchObject({ kernels: 1, bytesRead: 48, bytesWritten: 16 });

@@ -14,6 +14,14 @@ const SEED_COUNT = Number(process.env["KILN_WEBGPU_FUZZ_SEEDS"] ?? (process.env[
 const seeds = fuzzSeeds(() => Array.from({ length: SEED_COUNT }, (_, i) => i));
 
 describe.skipIf(!env.available)("webgpu target vs interpreter on random graphs", () => {
-  test(`${seeds.length} seeds, zero mismatches`, () =>
-    fuzzAgainstInterpreter(webGpuTestTarget(() => env.context!), seeds, { testFile: "test/targets/webgpu-fuzz.test.ts" }), 600_000);
+  test(
+    `${seeds.length} seeds, zero mismatches`,
+    () =>
+      fuzzAgainstInterpreter(
+        webGpuTestTarget(() => env.context!),
+        seeds,
+        { testFile: "test/targets/webgpu-fuzz.test.ts" },
+      ),
+    600_000,
+  );
 });

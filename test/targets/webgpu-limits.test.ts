@@ -25,7 +25,12 @@ function inputsOf(g: Graph): Record<string, HostTensor> {
     if (node.op !== "input") continue;
     const count = node.type.shape.reduce((a, b) => a * b, 1);
     // Non-negative (Adam's second moment is an input); i32 inputs are step counts.
-    const data = node.type.dtype === "f32" ? Float64Array.from({ length: count }, (_, j) => Math.fround(Math.abs(Math.sin(++n + j * 0.37)))) : node.type.dtype === "i32" ? new Int32Array(count).fill(1) /* an optimizer step count */ : new Uint8Array(count);
+    const data =
+      node.type.dtype === "f32"
+        ? Float64Array.from({ length: count }, (_, j) => Math.fround(Math.abs(Math.sin(++n + j * 0.37))))
+        : node.type.dtype === "i32"
+          ? new Int32Array(count).fill(1) /* an optimizer step count */
+          : new Uint8Array(count);
     out[node.name] = { dtype: node.type.dtype, shape: node.type.shape, data };
   }
   return out;
@@ -38,7 +43,12 @@ async function expectMatches(g: Graph, lim: WebGpuLimits): Promise<void> {
 
 // Ten inputs summed into one output: a single section binding 11 buffers.
 const manyInputs = (...xs: k.Tensor[]) => xs.reduce((acc, x, j) => acc.add(x.mul(j + 1)));
-const manyGraph = () => k.traceFunction("many", manyInputs as never, Array.from({ length: 10 }, () => f([3, 5]))).graph;
+const manyGraph = () =>
+  k.traceFunction(
+    "many",
+    manyInputs as never,
+    Array.from({ length: 10 }, () => f([3, 5])),
+  ).graph;
 
 describe("webgpu limits: codegen (no device needed)", () => {
   test("a section binding 11 buffers under a limit of 4 packs the smallest into one shared u32 buffer", () => {
@@ -79,7 +89,10 @@ describe("webgpu limits: codegen (no device needed)", () => {
 
   test("caller limits lower the device's, never raise them", () => {
     const device = { ...webGpuDefaultLimits, maxStorageBuffersPerShaderStage: 10 } as unknown as GPUSupportedLimits;
-    expect(effectiveLimits(device, { maxStorageBuffersPerShaderStage: 4, maxBufferSize: 1e12 })).toMatchObject({ maxStorageBuffersPerShaderStage: 4, maxBufferSize: webGpuDefaultLimits.maxBufferSize });
+    expect(effectiveLimits(device, { maxStorageBuffersPerShaderStage: 4, maxBufferSize: 1e12 })).toMatchObject({
+      maxStorageBuffersPerShaderStage: 4,
+      maxBufferSize: webGpuDefaultLimits.maxBufferSize,
+    });
   });
 });
 

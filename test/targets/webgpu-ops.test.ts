@@ -11,8 +11,15 @@ const env = await webGpuTestEnv();
 // Generous timeouts: lavapipe JIT-compiles each new shader on first use (seconds on 2 busy cores).
 const TIMEOUT_MS = 180_000;
 
-describeOpSuite(webGpuTestTarget(() => env.context!), { skip: !env.available, timeoutMs: TIMEOUT_MS });
+describeOpSuite(
+  webGpuTestTarget(() => env.context!),
+  { skip: !env.available, timeoutMs: TIMEOUT_MS },
+);
 
 describe.skipIf(!env.available)("webgpu target: models", () => {
-  test("three Adam steps with gradient clipping follow the reference trajectory (state kept between runs)", () => expectAdamTrajectoryMatchesReference("webgpu"), TIMEOUT_MS);
+  test(
+    "three Adam steps with gradient clipping follow the reference trajectory (state kept between runs)",
+    () => expectAdamTrajectoryMatchesReference("webgpu"),
+    TIMEOUT_MS,
+  );
 });

@@ -35,11 +35,20 @@ export function readDirectives(checkText: string): Directive[] {
 /** The pass list of a `// RUN: simplify,fuse` line, or undefined when there is none. */
 export function readRunLine(text: string): string[] | undefined {
   const m = /\bRUN:(.*)$/m.exec(text);
-  return m ? m[1]!.split(",").map((p) => p.trim()).filter((p) => p !== "") : undefined;
+  return m
+    ? m[1]!
+        .split(",")
+        .map((p) => p.trim())
+        .filter((p) => p !== "")
+    : undefined;
 }
 
 const escapeRegex = (s: string): string => s.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
-const literal = (s: string): string => s.split(/[ \t]+/).map(escapeRegex).join("[ \\t]+");
+const literal = (s: string): string =>
+  s
+    .split(/[ \t]+/)
+    .map(escapeRegex)
+    .join("[ \\t]+");
 
 /** Compiles a pattern to a regex; `defined` names become named groups, uses read `vars`. */
 function compile(d: Directive, vars: ReadonlyMap<string, string>): { regex: RegExp; defines: string[] } | { error: string } {
@@ -123,7 +132,8 @@ export function runFileCheck(checkText: string, output: string): FileCheckResult
   const vars = new Map<string, string>();
   const fail = (d: Directive, why: string, from: number, to: number, mark?: number): FileCheckResult => {
     const bindings = [...vars].map(([k, v]) => `[[${k}]] = ${JSON.stringify(v)}`).join(", ");
-    const region = from < to || mark !== undefined ? `\nsearched output lines ${from + 1}–${Math.max(from + 1, to)}:\n${showRegion(lines, from, to, mark)}` : "";
+    const region =
+      from < to || mark !== undefined ? `\nsearched output lines ${from + 1}–${Math.max(from + 1, to)}:\n${showRegion(lines, from, to, mark)}` : "";
     return { ok: false, message: `check line ${d.line}: ${d.source}\n${why}${bindings ? `\nwith ${bindings}` : ""}${region}` };
   };
 

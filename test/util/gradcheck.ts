@@ -45,12 +45,20 @@ export function hostTensor(type: TensorType, data: ArrayLike<number>): HostTenso
  * Checks the gradient of `fn` (traced on `specs`, called with `inputs`) with respect to every
  * f32 argument, through k.valueAndGrad. Returns the analytic gradients for further checks.
  */
-export function gradcheck(fn: (...args: Tensor[]) => Tensor, specs: readonly InputSpec[], inputs: readonly ArrayLike<number>[], opts: GradcheckOptions = {}): number[][] {
+export function gradcheck(
+  fn: (...args: Tensor[]) => Tensor,
+  specs: readonly InputSpec[],
+  inputs: readonly ArrayLike<number>[],
+  opts: GradcheckOptions = {},
+): number[][] {
   const shapeGraph = traceFunction("shape", fn, specs).graph;
   const outNode = nodeOf(shapeGraph, shapeGraph.outputs[0]!.value);
   const argnums = specs.flatMap((s, i) => (isFloat(s.dtype) ? [i] : []));
   const cotSpec = f32(outNode.type.shape);
-  const scalar = (...args: Tensor[]): Tensor => fn(...args.slice(0, specs.length)).mul(args[specs.length]!).sum();
+  const scalar = (...args: Tensor[]): Tensor =>
+    fn(...args.slice(0, specs.length))
+      .mul(args[specs.length]!)
+      .sum();
   const withGrad = (...args: Tensor[]): Tensor[] => {
     const [value, grads] = valueAndGrad(scalar, { argnums })(...args);
     return [value, ...grads];
@@ -126,6 +134,8 @@ export function expectGradClose(analytic: readonly number[], numeric: readonly n
   analytic.forEach((a, i) => {
     const n = numeric[i]!;
     if (!(Math.abs(a - n) <= atol + rtol * Math.abs(n)))
-      throw new Error(`gradcheck ${what}: entry ${i}: autodiff ${a}, finite differences ${n} (atol ${atol}, rtol ${rtol})\n autodiff: ${analytic.slice(0, 12).join(", ")}\n numeric:  ${numeric.slice(0, 12).join(", ")}`);
+      throw new Error(
+        `gradcheck ${what}: entry ${i}: autodiff ${a}, finite differences ${n} (atol ${atol}, rtol ${rtol})\n autodiff: ${analytic.slice(0, 12).join(", ")}\n numeric:  ${numeric.slice(0, 12).join(", ")}`,
+      );
   });
 }

@@ -28,7 +28,12 @@ export function findNvcc(): string | undefined {
 export const hasCxx = (): boolean => spawnSync("sh", ["-c", "command -v g++"]).status === 0;
 
 /** Compiles CUDA source to PTX for one architecture; returns nvcc's diagnostics on failure. */
-export function nvccPtx(nvcc: string, source: string, arch: string, dir = mkdtempSync(join(tmpdir(), "kiln-nvcc-"))): { ok: boolean; log: string; ptx: string } {
+export function nvccPtx(
+  nvcc: string,
+  source: string,
+  arch: string,
+  dir = mkdtempSync(join(tmpdir(), "kiln-nvcc-")),
+): { ok: boolean; log: string; ptx: string } {
   const cu = join(dir, `module_${arch}.cu`);
   const ptx = join(dir, `module_${arch}.ptx`);
   writeFileSync(cu, source);
@@ -125,7 +130,6 @@ export interface EmulationCase {
   readonly inputs: Readonly<Record<string, HostTensor>>;
 }
 
-
 function encode(t: HostTensor): Uint8Array {
   const data = typedArrayFrom(t.dtype, t.data);
   return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
@@ -168,7 +172,7 @@ export function emulateCuda(cases: readonly EmulationCase[]): Record<string, Hos
   const main = [
     "int main(int argc, char** argv) {",
     "  int which = atoi(argv[1]);",
-    "  FILE* in = fopen(argv[2], \"rb\"); FILE* out = fopen(argv[3], \"wb\");",
+    '  FILE* in = fopen(argv[2], "rb"); FILE* out = fopen(argv[3], "wb");',
     "  if (!in || !out) return 2;",
     "  switch (which) {",
     ...cases.map((_, ci) => `    case ${ci}: run_case_${ci}(in, out); break;`),
@@ -279,7 +283,9 @@ export function buildEmulatedKernelLibrary(artifacts: readonly CudaArtifact[], d
         return `*(${type}**)params[${i}]`;
       });
       const lockstep = k.source.includes("lane") || k.source.includes("__syncthreads");
-      parts.push(`extern "C" void kiln_launch_${k.name}(unsigned grid, unsigned block, void** params) {\n  kiln_launch(grid, block, ${lockstep}, [&] { ${k.name}(${args.join(", ")}); });\n}`);
+      parts.push(
+        `extern "C" void kiln_launch_${k.name}(unsigned grid, unsigned block, void** params) {\n  kiln_launch(grid, block, ${lockstep}, [&] { ${k.name}(${args.join(", ")}); });\n}`,
+      );
     }
   const cpp = join(dir, "kernels-emulated.cpp");
   const lib = join(dir, "libkernels-emulated.so");
@@ -292,6 +298,10 @@ export function buildEmulatedKernelLibrary(artifacts: readonly CudaArtifact[], d
 export function buildFakeNvcc(): string {
   const dir = mkdtempSync(join(tmpdir(), "kiln-fakenvcc-"));
   const script = join(dir, "nvcc");
-  writeFileSync(script, `#!/bin/sh\nout=""\nwhile [ $# -gt 0 ]; do if [ "$1" = "-o" ]; then out="$2"; fi; shift; done\necho "// placeholder PTX from the fake nvcc" > "$out"\n`, { mode: 0o755 });
+  writeFileSync(
+    script,
+    `#!/bin/sh\nout=""\nwhile [ $# -gt 0 ]; do if [ "$1" = "-o" ]; then out="$2"; fi; shift; done\necho "// placeholder PTX from the fake nvcc" > "$out"\n`,
+    { mode: 0o755 },
+  );
   return script;
 }

@@ -187,7 +187,18 @@ const binaryStep: Step = (g) => {
     const one = g.constant("i32", x.type.shape, 1);
     y = g.add({ op: "max", x: y.id, y: one.id }, Math.max(y.bound, 1));
   }
-  const bound = op === "add" ? x.bound + y.bound : op === "mul" ? x.bound * y.bound : op === "max" ? Math.max(x.bound, y.bound) : op === "idiv" ? x.bound : op === "mod" ? y.bound : 1;
+  const bound =
+    op === "add"
+      ? x.bound + y.bound
+      : op === "mul"
+        ? x.bound * y.bound
+        : op === "max"
+          ? Math.max(x.bound, y.bound)
+          : op === "idiv"
+            ? x.bound
+            : op === "mod"
+              ? y.bound
+              : 1;
   g.add({ op, x: x.id, y: y.id }, bound);
 };
 
@@ -381,7 +392,9 @@ export function randomInputs(g: Graph, seed: number): Record<string, HostTensor>
       dtype === "f32"
         ? Float64Array.from({ length: count }, () => rand() * 2 * F32_INPUT_BOUND - F32_INPUT_BOUND)
         : dtype === "i32"
-          ? Int32Array.from({ length: count }, () => (n.name === "seed" && shape.length === 0 ? Math.floor(rand() * 2 ** 31) : Math.floor(rand() * (2 * I32_INPUT_BOUND + 1)) - I32_INPUT_BOUND))
+          ? Int32Array.from({ length: count }, () =>
+              n.name === "seed" && shape.length === 0 ? Math.floor(rand() * 2 ** 31) : Math.floor(rand() * (2 * I32_INPUT_BOUND + 1)) - I32_INPUT_BOUND,
+            )
           : Uint8Array.from({ length: count }, () => (rand() < 0.5 ? 1 : 0));
     inputs[n.name] = { dtype, shape, data };
   }

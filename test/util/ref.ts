@@ -17,7 +17,12 @@ export interface RefResult {
   readonly shape: readonly number[];
 }
 
-export function runRef(fn: (...args: never[]) => unknown, specs: readonly InputSpec[], data: readonly ArrayLike<number>[], extra: Record<string, HostTensor> = {}): RefResult {
+export function runRef(
+  fn: (...args: never[]) => unknown,
+  specs: readonly InputSpec[],
+  data: readonly ArrayLike<number>[],
+  extra: Record<string, HostTensor> = {},
+): RefResult {
   const { graph } = traceFunction("test", fn, specs);
   const inputs: Record<string, HostTensor> = { ...extra };
   specs.forEach((s, i) => {
@@ -39,6 +44,8 @@ export function expectClose(actual: ArrayLike<number>, expected: ArrayLike<numbe
     const a = actual[i]!;
     const e = expected[i]!;
     if (Number.isNaN(e) ? !Number.isNaN(a) : !(Math.abs(a - e) <= atol + rtol * Math.abs(e) || a === e))
-      throw new Error(`mismatch at flat index ${i}: got ${a}, expected ${e} (atol ${atol}, rtol ${rtol})\n got: ${Array.from(actual).slice(0, 16).join(", ")}\n exp: ${Array.from(expected).slice(0, 16).join(", ")}`);
+      throw new Error(
+        `mismatch at flat index ${i}: got ${a}, expected ${e} (atol ${atol}, rtol ${rtol})\n got: ${Array.from(actual).slice(0, 16).join(", ")}\n exp: ${Array.from(expected).slice(0, 16).join(", ")}`,
+      );
   }
 }

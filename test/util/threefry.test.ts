@@ -32,7 +32,11 @@ describe("rng value formula", () => {
   test("value = (first word >>> 8) / 2^24 with key (seed, stream), counter (index, 0)", () => {
     // Hand-derived from the KAT vector key=(0,0), ctr=(0,0): 0x6b200159 >>> 8 = 0x6b2001.
     expect(rngValueAt(0, 0, 0)).toBe(0x6b2001 / 16777216);
-    for (const [seed, stream, index] of [[7, 0, 3], [-5, 2, 1000], [123456, 9, 0]] as const) {
+    for (const [seed, stream, index] of [
+      [7, 0, 3],
+      [-5, 2, 1000],
+      [123456, 9, 0],
+    ] as const) {
       const word = threefry2x32(seed >>> 0, stream, index, 0)[0];
       expect(rngValueAt(seed, stream, index)).toBe(Math.floor(word / 256) * 2 ** -24);
     }

@@ -59,14 +59,30 @@ export class Val {
     return this.em.add({ op, x: this.id, y: this.operand(y).id });
   }
 
-  add(y: Val | number): Val { return this.binary("add", y); }
-  mul(y: Val | number): Val { return this.binary("mul", y); }
-  sub(y: Val | number): Val { return this.add(this.operand(y).neg()); }
-  cmplt(y: Val | number): Val { return this.binary("cmplt", y); }
-  cmpeq(y: Val | number): Val { return this.binary("cmpeq", y); }
-  neg(): Val { return this.em.add({ op: "neg", x: this.id }); }
-  recip(): Val { return this.em.add({ op: "recip", x: this.id }); }
-  sin(): Val { return this.em.add({ op: "sin", x: this.id }); }
+  add(y: Val | number): Val {
+    return this.binary("add", y);
+  }
+  mul(y: Val | number): Val {
+    return this.binary("mul", y);
+  }
+  sub(y: Val | number): Val {
+    return this.add(this.operand(y).neg());
+  }
+  cmplt(y: Val | number): Val {
+    return this.binary("cmplt", y);
+  }
+  cmpeq(y: Val | number): Val {
+    return this.binary("cmpeq", y);
+  }
+  neg(): Val {
+    return this.em.add({ op: "neg", x: this.id });
+  }
+  recip(): Val {
+    return this.em.add({ op: "recip", x: this.id });
+  }
+  sin(): Val {
+    return this.em.add({ op: "sin", x: this.id });
+  }
 
   zerosLike(): Val {
     return this.em.full(0, this.type);

@@ -111,7 +111,8 @@ export function vjpGraph(g: Graph, opts: VjpGraphOptions): Graph {
     const seeds = new Map<ValueId, ValueId>();
     for (const o of outs) {
       const type = nodeOf(g, o.value).type;
-      if (!isFloat(type.dtype)) throw new KilnError({ code: "invalid-argument", message: `vjp: output '${o.name}' is ${formatType(type)}; only f32 outputs take a cotangent` });
+      if (!isFloat(type.dtype))
+        throw new KilnError({ code: "invalid-argument", message: `vjp: output '${o.name}' is ${formatType(type)}; only f32 outputs take a cotangent` });
       const cot = em.builder.input(`cot.${o.name}`, type);
       const prev = seeds.get(o.value);
       seeds.set(o.value, prev === undefined ? cot : em.value(prev).add(em.value(cot)).id);
@@ -122,7 +123,11 @@ export function vjpGraph(g: Graph, opts: VjpGraphOptions): Graph {
 
 function findOutput(g: Graph, name: string, what: string): GraphOutput {
   const out = g.outputs.find((o) => o.name === name);
-  if (!out) throw new KilnError({ code: "invalid-argument", message: `${what}: graph '${g.name}' has no output '${name}' (outputs: ${g.outputs.map((o) => o.name).join(", ")})` });
+  if (!out)
+    throw new KilnError({
+      code: "invalid-argument",
+      message: `${what}: graph '${g.name}' has no output '${name}' (outputs: ${g.outputs.map((o) => o.name).join(", ")})`,
+    });
   return out;
 }
 
@@ -132,7 +137,8 @@ function differentiate(g: Graph, wrt: readonly string[], keepOutputs: boolean, w
     const id = inputByName.get(name);
     if (id === undefined) throw new KilnError({ code: "invalid-argument", message: `${what}: graph '${g.name}' has no input '${name}'` });
     const type = nodeOf(g, id).type;
-    if (!isFloat(type.dtype)) throw new KilnError({ code: "invalid-argument", message: `${what}: input '${name}' is ${formatType(type)}; only f32 inputs have gradients` });
+    if (!isFloat(type.dtype))
+      throw new KilnError({ code: "invalid-argument", message: `${what}: input '${name}' is ${formatType(type)}; only f32 inputs have gradients` });
     return id;
   });
   const builder = new GraphBuilder(g.name);
@@ -149,4 +155,3 @@ function differentiate(g: Graph, wrt: readonly string[], keepOutputs: boolean, w
   const kept = keepOutputs ? g.outputs.map((o) => ({ ...o, value: primal(o.value) })) : [];
   return builder.build([...kept, ...gradOutputs]);
 }
-

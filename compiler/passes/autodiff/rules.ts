@@ -45,7 +45,14 @@ export const vjpRules: { readonly [K in Op]: VjpRule<K> } = {
   neg: (g) => [() => g.neg()],
   exp2: (g, { out }) => [() => g.mul(out).mul(LN2)],
   log2: (g, { n, at }) => [() => g.mul(at(n.x).recip()).mul(1 / LN2)],
-  sin: (g, { n, at }) => [() => g.mul(at(n.x).add(Math.PI / 2).sin())], // cos x = sin(x + π/2)
+  sin: (g, { n, at }) => [
+    () =>
+      g.mul(
+        at(n.x)
+          .add(Math.PI / 2)
+          .sin(),
+      ),
+  ], // cos x = sin(x + π/2)
   sqrt: (g, { out }) => [() => g.mul(out.recip()).mul(0.5)],
   recip: (g, { out }) => [() => g.mul(out).mul(out).neg()],
   // Only a float source gets a cotangent; an int/bool source was not differentiable.
@@ -63,7 +70,13 @@ export const vjpRules: { readonly [K in Op]: VjpRule<K> } = {
   reshape: (g, { n, at }) => [() => g.reshape(at(n.x).shape)],
   permute: (g, { n }) => [() => g.permute(inversePermutation(n.perm))],
   expand: (g, { n, at }) => [() => g.reduceSum(expandedAxes(at(n.x).shape, n.type.shape))],
-  pad: (g, { n, at }) => [() => g.slice(n.low, n.low.map((l, i) => l + at(n.x).shape[i]!))],
+  pad: (g, { n, at }) => [
+    () =>
+      g.slice(
+        n.low,
+        n.low.map((l, i) => l + at(n.x).shape[i]!),
+      ),
+  ],
   slice: (g, { n, at }) => [() => unslice(g, n.start, n.step, at(n.x).shape)],
   flip: (g, { n }) => [() => g.flip(n.axes)],
   dot: (g, { n, at }) => [() => g.dot(at(n.rhs).transposeLast()), () => at(n.lhs).transposeLast().dot(g)],
@@ -117,7 +130,10 @@ function unslice(g: Val, start: readonly number[], step: readonly number[], xSha
       .reshape([...spread.shape.slice(0, axis), count * s, ...spread.shape.slice(axis + 1)]);
     const room = xShape[axis]! - start[axis]!;
     const keep = interleaved.shape.map((d, i) => (i === axis ? Math.min(d, room) : d));
-    spread = interleaved.slice(keep.map(() => 0), keep);
+    spread = interleaved.slice(
+      keep.map(() => 0),
+      keep,
+    );
   }
   const high = xShape.map((d, i) => d - start[i]! - spread.shape[i]!);
   return spread.pad(start, high);
@@ -140,7 +156,11 @@ function gatherRule(g: Val, indexId: ValueId, axis: number, xShape: Shape, at: (
 function scatterAddRows(g: Val, column: Val, axis: number, xShape: Shape): Val {
   const picks = column.shape[axis]!;
   const rows = xShape[axis]!;
-  const oneHot = column.reshape([picks, 1]).expand([picks, rows]).cmpeq(g.em.iota([picks, rows], 1)).cast("f32");
+  const oneHot = column
+    .reshape([picks, 1])
+    .expand([picks, rows])
+    .cmpeq(g.em.iota([picks, rows], 1))
+    .cast("f32");
   const toFront = [axis, ...xShape.flatMap((_, i) => (i === axis ? [] : [i]))];
   const front = g.permute(toFront);
   const rest = front.shape.slice(1);
@@ -156,7 +176,10 @@ function scatterAddRows(g: Val, column: Val, axis: number, xShape: Shape): Val {
 function scatterAdd(g: Val, index: Val, axis: number, xShape: Shape): Val {
   const withSlot = [...index.shape.slice(0, axis + 1), 1, ...index.shape.slice(axis + 1)];
   const oneHotShape = withSlot.map((d, i) => (i === axis + 1 ? xShape[axis]! : d));
-  const hit = index.reshape(withSlot).expand(oneHotShape).cmpeq(g.em.iota(oneHotShape, axis + 1));
+  const hit = index
+    .reshape(withSlot)
+    .expand(oneHotShape)
+    .cmpeq(g.em.iota(oneHotShape, axis + 1));
   const spread = g.reshape(withSlot).expand(oneHotShape);
   const picked = hit.where(spread, spread.zerosLike()).reduceSum([axis]);
   return picked.reshape(xShape);

@@ -20,7 +20,14 @@ const trainGrads = (x: Tensor, y: Tensor, w1: Tensor, b1: Tensor, w2: Tensor) =>
 };
 
 const specs = [k.f32([4, 3]), k.f32([4, 2]), k.f32([5, 3]), k.f32([5]), k.f32([2, 5])];
-const data = specs.map((s, i) => Float64Array.from(uniform(s.shape.reduce((a, b) => a * b, 1), 500 + i)));
+const data = specs.map((s, i) =>
+  Float64Array.from(
+    uniform(
+      s.shape.reduce((a, b) => a * b, 1),
+      500 + i,
+    ),
+  ),
+);
 
 type Outputs = Record<"loss" | "w1" | "b1" | "w2", HostOutput>;
 
@@ -29,33 +36,38 @@ function handGrads(): Record<"loss" | "w1" | "b1" | "w2", number[]> {
   const [x, y, w1, b1, w2] = data as [Float64Array, Float64Array, Float64Array, Float64Array, Float64Array];
   const [n, d, hdim, o] = [4, 3, 5, 2];
   const pre = new Array<number>(n * hdim).fill(0);
-  for (let i = 0; i < n; i++) for (let j = 0; j < hdim; j++) {
-    let s = b1[j]!;
-    for (let t = 0; t < d; t++) s += x[i * d + t]! * w1[j * d + t]!;
-    pre[i * hdim + j] = s;
-  }
+  for (let i = 0; i < n; i++)
+    for (let j = 0; j < hdim; j++) {
+      let s = b1[j]!;
+      for (let t = 0; t < d; t++) s += x[i * d + t]! * w1[j * d + t]!;
+      pre[i * hdim + j] = s;
+    }
   const h = pre.map((v) => Math.max(v, 0));
   const diff = new Array<number>(n * o).fill(0);
   let loss = 0;
-  for (let i = 0; i < n; i++) for (let c = 0; c < o; c++) {
-    let s = 0;
-    for (let j = 0; j < hdim; j++) s += h[i * hdim + j]! * w2[c * hdim + j]!;
-    diff[i * o + c] = s - y[i * o + c]!;
-    loss += diff[i * o + c]! ** 2 / (n * o);
-  }
+  for (let i = 0; i < n; i++)
+    for (let c = 0; c < o; c++) {
+      let s = 0;
+      for (let j = 0; j < hdim; j++) s += h[i * hdim + j]! * w2[c * hdim + j]!;
+      diff[i * o + c] = s - y[i * o + c]!;
+      loss += diff[i * o + c]! ** 2 / (n * o);
+    }
   const gOut = diff.map((v) => (2 * v) / (n * o));
   const gw2 = new Array<number>(o * hdim).fill(0);
   const gPre = new Array<number>(n * hdim).fill(0);
-  for (let i = 0; i < n; i++) for (let c = 0; c < o; c++) for (let j = 0; j < hdim; j++) {
-    gw2[c * hdim + j]! += gOut[i * o + c]! * h[i * hdim + j]!;
-    if (pre[i * hdim + j]! > 0) gPre[i * hdim + j]! += gOut[i * o + c]! * w2[c * hdim + j]!;
-  }
+  for (let i = 0; i < n; i++)
+    for (let c = 0; c < o; c++)
+      for (let j = 0; j < hdim; j++) {
+        gw2[c * hdim + j]! += gOut[i * o + c]! * h[i * hdim + j]!;
+        if (pre[i * hdim + j]! > 0) gPre[i * hdim + j]! += gOut[i * o + c]! * w2[c * hdim + j]!;
+      }
   const gw1 = new Array<number>(hdim * d).fill(0);
   const gb1 = new Array<number>(hdim).fill(0);
-  for (let i = 0; i < n; i++) for (let j = 0; j < hdim; j++) {
-    gb1[j]! += gPre[i * hdim + j]!;
-    for (let t = 0; t < d; t++) gw1[j * d + t]! += gPre[i * hdim + j]! * x[i * d + t]!;
-  }
+  for (let i = 0; i < n; i++)
+    for (let j = 0; j < hdim; j++) {
+      gb1[j]! += gPre[i * hdim + j]!;
+      for (let t = 0; t < d; t++) gw1[j * d + t]! += gPre[i * hdim + j]! * x[i * d + t]!;
+    }
   return { loss: [loss], w1: gw1, b1: gb1, w2: gw2 };
 }
 
@@ -79,7 +91,13 @@ describe("gradients through k.compile", () => {
   });
 
   test("Hessian-vector product on the generated-JS target matches the reference", async () => {
-    const hvp = (x: Tensor, v: Tensor) => k.grad((a: Tensor) => k.grad((b: Tensor) => b.softmax(-1).mul(b).sum())(a).mul(v).sum())(x);
+    const hvp = (x: Tensor, v: Tensor) =>
+      k.grad((a: Tensor) =>
+        k
+          .grad((b: Tensor) => b.softmax(-1).mul(b).sum())(a)
+          .mul(v)
+          .sum(),
+      )(x);
     const hvpSpecs = [k.f32([2, 4]), k.f32([2, 4])];
     const hvpData = [Float64Array.from(uniform(8, 1)), Float64Array.from(uniform(8, 2))];
     const ref = (await (await k.compile(hvp, hvpSpecs, { target: "reference" })).run(hvpData)) as HostOutput;

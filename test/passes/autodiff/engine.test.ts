@@ -113,7 +113,10 @@ describe("gradGraph", () => {
     const x = [0.5, -1, 2];
     const v = [2, 3, -1];
     const out = interpret(hvp, { ...bind(x, [0, 0, 0]), "cot.grad.x": hostTensor(f32(3), v) });
-    expectClose(out["grad.x"]!.data, x.map((xi, i) => 6 * xi * v[i]!));
+    expectClose(
+      out["grad.x"]!.data,
+      x.map((xi, i) => 6 * xi * v[i]!),
+    );
   });
 
   test("errors name the problem", () => {
@@ -123,7 +126,10 @@ describe("gradGraph", () => {
     const b = new GraphBuilder("vec");
     const x = b.input("x", f32(2));
     const i = b.input("i", { dtype: "i32", shape: [2] });
-    const vec = b.build([{ name: "out", value: b.add({ op: "mul", x, y: b.add({ op: "cast", x: i }, f32(2)) }) }, { name: "idx", value: i }]);
+    const vec = b.build([
+      { name: "out", value: b.add({ op: "mul", x, y: b.add({ op: "cast", x: i }, f32(2)) }) },
+      { name: "idx", value: i },
+    ]);
     expect(() => gradGraph(vec, { of: "out", wrt: ["x"] })).toThrow(/grad: output 'out' must be a scalar f32, got f32\[2\]/);
     expect(() => vjpGraph(vec, { of: ["out"], wrt: ["i"] })).toThrow(/vjp: input 'i' is i32\[2\]; only f32 inputs have gradients/);
     expect(() => vjpGraph(vec, { of: ["idx"], wrt: ["x"] })).toThrow(/vjp: output 'idx' is i32\[2\]; only f32 outputs take a cotangent/);
@@ -135,7 +141,13 @@ describe("vjpGraph", () => {
     const b = new GraphBuilder("two");
     const x = b.input("x", f32(2));
     const s = b.add({ op: "sin", x });
-    const g = vjpGraph(b.build([{ name: "a", value: s }, { name: "b", value: s }]), { of: ["a", "b"], wrt: ["x"] });
+    const g = vjpGraph(
+      b.build([
+        { name: "a", value: s },
+        { name: "b", value: s },
+      ]),
+      { of: ["a", "b"], wrt: ["x"] },
+    );
     verifyOrThrow(g, "autodiff");
     const out = interpret(g, { x: hostTensor(f32(2), [0.3, 1.2]), "cot.a": hostTensor(f32(2), [1, 2]), "cot.b": hostTensor(f32(2), [3, 4]) });
     expectClose(out["grad.x"]!.data, [4 * Math.cos(0.3), 6 * Math.cos(1.2)]);

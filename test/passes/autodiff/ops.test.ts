@@ -20,7 +20,10 @@ interface OpCase {
 /** Values in [lo, hi) at least `gap` away from each other and from 0: no kinks, no ties. */
 function spread(n: number, seed: number, lo = -2, hi = 2): number[] {
   const step = (hi - lo) / n;
-  const order = uniform(n, seed).map((v, i) => [v, i] as const).sort((a, b) => a[0] - b[0]).map(([, i]) => i);
+  const order = uniform(n, seed)
+    .map((v, i) => [v, i] as const)
+    .sort((a, b) => a[0] - b[0])
+    .map(([, i]) => i);
   return order.map((slot) => {
     const v = lo + step * (slot + 0.5);
     return Math.abs(v) < step / 4 ? v + step / 4 : v;
@@ -28,7 +31,9 @@ function spread(n: number, seed: number, lo = -2, hi = 2): number[] {
 }
 
 function run(c: OpCase, seed: number): void {
-  const inputs = c.specs.map((s, i) => c.data?.[i] ?? (s.dtype === "f32" ? (c.range ? uniform(numel(s.shape), seed + i, ...c.range) : spread(numel(s.shape), seed + i)) : []));
+  const inputs = c.specs.map(
+    (s, i) => c.data?.[i] ?? (s.dtype === "f32" ? (c.range ? uniform(numel(s.shape), seed + i, ...c.range) : spread(numel(s.shape), seed + i)) : []),
+  );
   gradcheck(c.fn, c.specs, inputs);
 }
 
@@ -110,14 +115,33 @@ const movement: OpCase[] = [
   { name: "flip", fn: (x) => x.flip([0, 2]), specs: [f([2, 3, 2])] },
   { name: "pad (grow)", fn: (x) => x.pad([1, 2, 0, 1], 3), specs: [f([2, 3])] },
   { name: "pad (crop one side)", fn: (x) => x.pad([-1, 2]), specs: [f([2, 4])] },
-  { name: "split", fn: (x) => { const [a, b] = x.split([1, 3], 1); return a!.mul(b!.sum(1, true)); }, specs: [f([2, 4])] },
-  { name: "chunk", fn: (x) => { const [a, b] = x.chunk(2, 0); return a!.mul(b!); }, specs: [f([4, 3])] },
+  {
+    name: "split",
+    fn: (x) => {
+      const [a, b] = x.split([1, 3], 1);
+      return a!.mul(b!.sum(1, true));
+    },
+    specs: [f([2, 4])],
+  },
+  {
+    name: "chunk",
+    fn: (x) => {
+      const [a, b] = x.chunk(2, 0);
+      return a!.mul(b!);
+    },
+    specs: [f([4, 3])],
+  },
   { name: "cat", fn: (x, y) => k.cat([x, y, x], 1), specs: [f([2, 1]), f([2, 3])] },
   { name: "stack", fn: (x, y) => k.stack([x, y], 1), specs: [f([3]), f([3])] },
   { name: "tril", fn: (x) => x.tril(), specs: [f([2, 3, 3])] },
   { name: "triu with a diagonal offset", fn: (x) => x.triu(1), specs: [f([3, 4])] },
   { name: "repeat", fn: (x) => x.repeat(2, 3), specs: [f([2, 2])] },
-  { name: "gather dim 1 (repeats)", fn: (x, i) => x.gather(1, i), specs: [f([3, 4]), k.i32([3, 5])], data: [undefined, [0, 3, 3, 1, 0, 2, 2, 2, 1, 0, 3, 1, 0, 0, 3]] },
+  {
+    name: "gather dim 1 (repeats)",
+    fn: (x, i) => x.gather(1, i),
+    specs: [f([3, 4]), k.i32([3, 5])],
+    data: [undefined, [0, 3, 3, 1, 0, 2, 2, 2, 1, 0, 3, 1, 0, 0, 3]],
+  },
   { name: "gather dim 0 of 3-d", fn: (x, i) => x.gather(0, i), specs: [f([3, 2, 2]), k.i32([2, 2, 2])], data: [undefined, [2, 0, 1, 1, 0, 2, 2, 2]] },
   { name: "indexSelect (repeats)", fn: (x, i) => x.indexSelect(0, i), specs: [f([4, 3]), k.i32([5])], data: [undefined, [3, 0, 3, 1, 3]] },
 ];

@@ -98,13 +98,29 @@ const cases: Case[] = [
   { name: "reshape [2,6] -> [3,4]", inputs: { x: f32(2, 6) }, body: (b, v) => b.add({ op: "reshape", x: v["x"]! }, f32(3, 4)) },
   { name: "permute [2,3,4] by [2,0,1]", inputs: { x: f32(2, 3, 4) }, body: (b, v) => b.add({ op: "permute", x: v["x"]!, perm: [2, 0, 1] }) },
   { name: "expand [1,3,1] -> [2,3,4]", inputs: { x: f32(1, 3, 1) }, body: (b, v) => b.add({ op: "expand", x: v["x"]! }, f32(2, 3, 4)) },
-  { name: "pad [2,3] low [1,0] high [2,1] value 5", inputs: { x: f32(2, 3) }, body: (b, v) => b.add({ op: "pad", x: v["x"]!, low: [1, 0], high: [2, 1], value: 5 }) },
+  {
+    name: "pad [2,3] low [1,0] high [2,1] value 5",
+    inputs: { x: f32(2, 3) },
+    body: (b, v) => b.add({ op: "pad", x: v["x"]!, low: [1, 0], high: [2, 1], value: 5 }),
+  },
   { name: "slice [5,4] 1:4, 1:3", inputs: { x: f32(5, 4) }, body: (b, v) => b.add({ op: "slice", x: v["x"]!, start: [1, 1], stop: [4, 3], step: [1, 1] }) },
-  { name: "slice [7,5] with steps 3 and 2", inputs: { x: f32(7, 5) }, body: (b, v) => b.add({ op: "slice", x: v["x"]!, start: [1, 0], stop: [7, 5], step: [3, 2] }) },
-  { name: "slice [2,9] step 4 from 2 to 8", inputs: { x: f32(2, 9) }, body: (b, v) => b.add({ op: "slice", x: v["x"]!, start: [0, 2], stop: [2, 8], step: [1, 4] }) },
+  {
+    name: "slice [7,5] with steps 3 and 2",
+    inputs: { x: f32(7, 5) },
+    body: (b, v) => b.add({ op: "slice", x: v["x"]!, start: [1, 0], stop: [7, 5], step: [3, 2] }),
+  },
+  {
+    name: "slice [2,9] step 4 from 2 to 8",
+    inputs: { x: f32(2, 9) },
+    body: (b, v) => b.add({ op: "slice", x: v["x"]!, start: [0, 2], stop: [2, 8], step: [1, 4] }),
+  },
   { name: "flip [3,4] axes [0,1]", inputs: { x: f32(3, 4) }, body: (b, v) => b.add({ op: "flip", x: v["x"]!, axes: [0, 1] }) },
   { name: "dot [2,3]x[3,4]", inputs: { lhs: f32(2, 3), rhs: f32(3, 4) }, body: (b, v) => b.add({ op: "dot", lhs: v["lhs"]!, rhs: v["rhs"]! }) },
-  { name: "dot batched [2,2,3]x[2,3,2]", inputs: { lhs: f32(2, 2, 3), rhs: f32(2, 3, 2) }, body: (b, v) => b.add({ op: "dot", lhs: v["lhs"]!, rhs: v["rhs"]! }) },
+  {
+    name: "dot batched [2,2,3]x[2,3,2]",
+    inputs: { lhs: f32(2, 2, 3), rhs: f32(2, 3, 2) },
+    body: (b, v) => b.add({ op: "dot", lhs: v["lhs"]!, rhs: v["rhs"]! }),
+  },
   {
     name: "gather axis 0, repeated rows (embedding)",
     inputs: { x: f32(4, 3), index: i32(5, 3) },
@@ -138,7 +154,8 @@ const cases: Case[] = [
   {
     name: "const: x + 3 and 2·x",
     inputs: { x: f32(3) },
-    body: (b, v) => b.add({ op: "mul", x: b.add({ op: "add", x: v["x"]!, y: b.add({ op: "const", value: 3 }, f32(3)) }), y: b.add({ op: "const", value: 2 }, f32(3)) }),
+    body: (b, v) =>
+      b.add({ op: "mul", x: b.add({ op: "add", x: v["x"]!, y: b.add({ op: "const", value: 3 }, f32(3)) }), y: b.add({ op: "const", value: 2 }, f32(3)) }),
   },
 ];
 
