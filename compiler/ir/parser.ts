@@ -3,7 +3,7 @@
 // declared `: type` must equal the rule's. Every error is a KilnError "ir-parse" at the
 // offending token's file:line:col with a caret excerpt of that line.
 
-import { EmbeddedActionsParser, EOF, type IRecognitionException, type IToken, type TokenType } from "chevrotain";
+import { EmbeddedActionsParser, EOF, type IRecognitionException, type IToken, type Lexer, type TokenType } from "chevrotain";
 import { KilnError, assertNever, type SourceLoc } from "../util/errors.ts";
 import { GraphBuilder } from "./graph.ts";
 import { TypeRuleError, formatType, inferType, typesEqual } from "./infer.ts";
@@ -192,12 +192,14 @@ export function failAt(text: string, file: string, line: number, col: number, me
   throw new KilnError({ code: "ir-parse", message, loc: { file, line, col }, detail });
 }
 
-interface Context {
+/** The text being parsed and the file name its errors carry (shared with the kernel IR parser). */
+export interface ParseContext {
   readonly text: string;
   readonly file: string;
 }
+type Context = ParseContext;
 
-function failAtToken(ctx: Context, t: IToken, message: string): never {
+export function failAtToken(ctx: ParseContext, t: IToken, message: string): never {
   if (t.tokenType !== EOF && t.startLine !== undefined && t.startColumn !== undefined && t.startLine > 0)
     failAt(ctx.text, ctx.file, t.startLine, t.startColumn, message);
   // End of input: point just past the last non-blank character.
@@ -205,16 +207,24 @@ function failAtToken(ctx: Context, t: IToken, message: string): never {
   return failAt(ctx.text, ctx.file, lines.length, (lines.at(-1) ?? "").length + 1, message);
 }
 
-function syntaxTree(ctx: Context): GraphSyntax[] {
-  const lexed = T.irLexer().tokenize(ctx.text);
+/**
+ * Lexes `ctx.text`, runs `rule` of `parser` over the tokens and throws the first lexing or
+ * parsing error at its line and column (the graph and kernel IR parsers both read text this way).
+ */
+export function parseTokens<R>(ctx: ParseContext, lexer: Lexer, parser: EmbeddedActionsParser, rule: () => R): R {
+  const lexed = lexer.tokenize(ctx.text);
   const lexError = lexed.errors[0];
   if (lexError) failAt(ctx.text, ctx.file, lexError.line ?? 1, lexError.column ?? 1, `unexpected character '${ctx.text[lexError.offset]}'`);
-  grammar ??= new IrGrammar();
-  grammar.input = lexed.tokens;
-  const graphs = grammar.module();
-  const parseError: IRecognitionException | undefined = grammar.errors[0];
+  parser.input = lexed.tokens;
+  const result = rule();
+  const parseError: IRecognitionException | undefined = parser.errors[0];
   if (parseError) failAtToken(ctx, parseError.token, parseError.message);
-  return graphs;
+  return result;
+}
+
+function syntaxTree(ctx: Context): GraphSyntax[] {
+  const parser = (grammar ??= new IrGrammar());
+  return parseTokens(ctx, T.irLexer(), parser, () => parser.module());
 }
 
 // ---- decoding tokens ----

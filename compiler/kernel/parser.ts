@@ -6,8 +6,8 @@
 // invariants are verify.ts's. Every error is a KilnError "ir-parse" at file:line:col with a
 // caret excerpt of the line.
 
-import { EmbeddedActionsParser, EOF, type IRecognitionException, type IToken, type TokenType } from "chevrotain";
-import { failAt } from "../ir/parser.ts";
+import { EmbeddedActionsParser, EOF, type IToken, type TokenType } from "chevrotain";
+import { failAt, failAtToken, parseTokens, type ParseContext } from "../ir/parser.ts";
 import { numberValue, unquoteName } from "../ir/lexer.ts";
 import { BINARY_OPS, UNARY_OPS } from "../ir/types.ts";
 import { DTYPES, type DType } from "../ir/dtype.ts";
@@ -458,28 +458,11 @@ let grammar: KernelGrammar | undefined;
 
 // ---- decoding ----
 
-interface Context {
-  readonly text: string;
-  readonly file: string;
-}
-
-function failAtToken(ctx: Context, t: IToken, message: string): never {
-  if (t.tokenType !== EOF && t.startLine !== undefined && t.startColumn !== undefined && t.startLine > 0)
-    failAt(ctx.text, ctx.file, t.startLine, t.startColumn, message);
-  const lines = ctx.text.trimEnd().split("\n");
-  return failAt(ctx.text, ctx.file, lines.length, (lines.at(-1) ?? "").length + 1, message);
-}
+type Context = ParseContext;
 
 function syntaxTree(ctx: Context): ProgramSyntax[] {
-  const lexed = T.kernelLexer().tokenize(ctx.text);
-  const lexError = lexed.errors[0];
-  if (lexError) failAt(ctx.text, ctx.file, lexError.line ?? 1, lexError.column ?? 1, `unexpected character '${ctx.text[lexError.offset]}'`);
-  grammar ??= new KernelGrammar();
-  grammar.input = lexed.tokens;
-  const programs = grammar.module();
-  const parseError: IRecognitionException | undefined = grammar.errors[0];
-  if (parseError) failAtToken(ctx, parseError.token, parseError.message);
-  return programs;
+  const parser = (grammar ??= new KernelGrammar());
+  return parseTokens(ctx, T.kernelLexer(), parser, () => parser.module());
 }
 
 function decodeString(ctx: Context, t: IToken): string {
