@@ -2,6 +2,7 @@
 // k.program exactly as k.compile does in-process, then save its artifact as a standalone
 // folder (manifest.json, kernels, weights.safetensors, typed loader; docs/artifacts.md).
 
+import { formatCompileStats } from "../compiler/compile-stats.ts";
 import { KilnError } from "../compiler/util/errors.ts";
 import { compile } from "../dsl/compile.ts";
 import { expectPositionals, parseCommandArgs, UsageError } from "./args.ts";
@@ -9,7 +10,7 @@ import type { Command } from "./command.ts";
 import { resolveFrom, type CliIO } from "./io.ts";
 import { loadPrograms, selectEntry } from "./load-programs.ts";
 
-const usage = "kiln compile <model.ts> [--entry <name>] [--target <name>] --out <dir> [--verify]";
+const usage = "kiln compile <model.ts> [--entry <name>] [--target <name>] --out <dir> [--verify] [--time]";
 
 export const compileCommand: Command = {
   name: "compile",
@@ -26,6 +27,7 @@ runs in Node or a browser without Kiln; 'kiln run <dir>' runs it too.
   --target <name>   js, webgpu, … or auto (default: js)
   --out <dir>       the folder to write (created; its kernels/ and runtime/ are replaced)
   --verify          verify the graph after every pass
+  --time            print the compile time by stage (stage, ms, % of total) to stderr
 
 Exit codes: 0 ok; 1 the model cannot be loaded, traced or compiled for the target; 2 bad
 command line.`,
@@ -34,6 +36,7 @@ command line.`,
     target: { type: "string", short: "t", default: "js" },
     out: { type: "string", short: "o" },
     verify: { type: "boolean" },
+    time: { type: "boolean" },
   },
   async run(argv: readonly string[], io: CliIO): Promise<void> {
     const args = parseCommandArgs(argv, this.flags, usage);
@@ -49,12 +52,15 @@ command line.`,
     const { name, program } = programs[0]!;
     const started = performance.now();
     if (args.flags.target === "cuda") {
+      if (args.flags.time === true)
+        throw new UsageError("--time: not available with --target cuda (the standalone CUDA folder is built without the driver's timings)", usage);
       // A native folder (kernels.cu/.ptx, main.cpp, build.sh) written without a GPU: targets/cuda-standalone.ts.
       const { writeCudaCommandArtifact } = await import("./cuda-standalone-command.ts");
       io.out(await writeCudaCommandArtifact(program, name, resolveFrom(io.cwd, out), out, args.flags.verify === true, started));
       return;
     }
     const exe = await compile(program, undefined, { target: args.flags.target as string, name, ...(args.flags.verify === true ? { verify: true } : {}) });
+    if (args.flags.time === true) io.err(formatCompileStats(exe.compileStats));
     const artifact = exe.artifact;
     if (!artifact) throw new KilnError({ code: "unsupported", message: `target '${exe.target}' builds no artifact (try --target js or --target webgpu)` });
     const dir = resolveFrom(io.cwd, out);

@@ -5,6 +5,7 @@
 // every stage: graph passes, fusion groups, kernel IR after lowering and each kernel pass,
 // the memory plan and the rendered kernels — exactly what `kiln compile --target T` builds.
 
+import { formatCompileStats, stagesOf } from "../compiler/compile-stats.ts";
 import type { DumpFile } from "../compiler/passes/pass.ts";
 import { dumpProgram, passesFromList } from "../compiler/pipeline.ts";
 import { printKernelProgram } from "../compiler/kernel/print.ts";
@@ -18,7 +19,7 @@ import type { Command } from "./command.ts";
 import { resolveFrom, type CliIO } from "./io.ts";
 import { loadPrograms, selectEntry } from "./load-programs.ts";
 
-const usage = "kiln dump <model.ts> [--entry <name>] [--target <name>] [--after <pass,…> | --all] [--dump-dir <dir>] [--verify] [--no-locs]";
+const usage = "kiln dump <model.ts> [--entry <name>] [--target <name>] [--after <pass,…> | --all] [--dump-dir <dir>] [--verify] [--no-locs] [--time]";
 
 export const dumpCommand: Command = {
   name: "dump",
@@ -40,6 +41,7 @@ resulting graphs as IR text.
   --dump-dir <dir>     also write those dumps as numbered files into <dir>
   --verify             verify the graph after every pass; a failure names the pass
   --no-locs            leave out source locations (loc("file":line:col))
+  --time               print the compile time by stage (stage, ms, % of total) to stderr
 
 Exit codes: 0 ok; 1 the file cannot be loaded or traced (e.g. a shape error, reported at
 the line of the model that caused it) or a pass broke the graph; 2 bad command line.`,
@@ -51,6 +53,7 @@ the line of the model that caused it) or a pass broke the graph; 2 bad command l
     "dump-dir": { type: "string" },
     verify: { type: "boolean" },
     locs: { type: "boolean", default: true },
+    time: { type: "boolean" },
   },
   async run(argv: readonly string[], io: CliIO): Promise<void> {
     const args = parseCommandArgs(argv, this.flags, usage);
@@ -67,26 +70,35 @@ the line of the model that caused it) or a pass broke the graph; 2 bad command l
         });
       const backend = target === "cpu" ? (cpuBackend() as AnyBackend) : backendOf(target);
       const { name, program } = programs[0]!;
-      const compiled = backend.compile(traceProgram(program, name).graph, {
+      const started = performance.now();
+      const graph = traceProgram(program, name).graph;
+      const traceMs = performance.now() - started;
+      const compiled = backend.compile(graph, {
         ...(await backend.machineOptions?.()),
         ...(after ? { dumpAfter: after } : {}),
         ...(args.flags.all === true ? { dumpAll: true } : {}),
         ...(args.flags.verify === true ? { verify: true } : {}),
         locs: args.flags.locs !== false,
       });
+      if (args.flags.time === true)
+        io.err(formatCompileStats({ totalMs: performance.now() - started, stages: [{ name: "trace", ms: traceMs }, ...stagesOf(compiled.timings)] }));
       writeDumps(io, dumpDir, compiled.dumps);
       const selected = args.flags.all === true || after !== undefined;
       const text = selected ? compiled.dumps.map((f) => `// ---- ${f.name} ----\n${f.text}`).join("\n") : printKernelProgram(compiled.program);
       io.out(text.endsWith("\n") ? text : `${text}\n`);
       return;
     }
+    const started = performance.now();
     const graphs = programs.map((p) => traceProgram(p.program, p.name).graph);
-    const { text, files } = dumpProgram(graphs, {
+    const traceMs = performance.now() - started;
+    const { text, files, timings } = dumpProgram(graphs, {
       ...(after ? { after } : {}),
       ...(args.flags.all === true ? { all: true } : {}),
       ...(args.flags.verify === true ? { verify: true } : {}),
       locs: args.flags.locs !== false,
     });
+    if (args.flags.time === true)
+      io.err(formatCompileStats({ totalMs: performance.now() - started, stages: [{ name: "trace", ms: traceMs }, ...stagesOf(timings)] }));
     writeDumps(io, dumpDir, files);
     io.out(text.endsWith("\n") ? text : `${text}\n`);
   },

@@ -245,7 +245,7 @@ export interface DumpProgramOptions {
  * the selected dump files, each under a `// ---- <file> ----` header; a `.kir` file holds
  * that stage of every graph (files of the same name from several graphs are joined).
  */
-export function dumpProgram(graphs: Graph | readonly Graph[], opts: DumpProgramOptions = {}): { text: string; files: DumpFile[] } {
+export function dumpProgram(graphs: Graph | readonly Graph[], opts: DumpProgramOptions = {}): { text: string; files: DumpFile[]; timings: PassTiming[] } {
   const list: readonly Graph[] = Array.isArray(graphs) ? graphs : [graphs as Graph];
   const passes = opts.passes ?? defaultPasses;
   const results = list.map((g) =>
@@ -261,7 +261,14 @@ export function dumpProgram(graphs: Graph | readonly Graph[], opts: DumpProgramO
   const text = selected
     ? files.map((f) => `// ---- ${f.name} ----\n${f.text}`).join("\n")
     : results.map((r) => printGraph(r.graph, { locs: opts.locs !== false })).join("\n");
-  return { text, files };
+  // Several graphs: each pass's time is summed over them, in pass order.
+  const timings: PassTiming[] = [];
+  for (const t of results.flatMap((r) => r.timings)) {
+    const i = timings.findIndex((s) => s.pass === t.pass);
+    if (i < 0) timings.push({ pass: t.pass, ms: t.ms });
+    else timings[i] = { pass: t.pass, ms: timings[i]!.ms + t.ms };
+  }
+  return { text, files, timings };
 }
 
 /** Joins per-graph dumps: same-named files become one (for .kir, a module: graphs separated by a blank line). */

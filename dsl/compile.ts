@@ -13,6 +13,7 @@ import { checkSpecs, graphNameOf, isProgram, type Program, type TracedFn } from 
 import { FINITE_OUTPUT, checkInputs, checkNumericsFromEnv, exposeValues, findFirstNonFinite, guardStateUpdates } from "./numerics.ts";
 import { resolveTarget, targetOptionKeys, targetsReadingOption, type Artifact, type Executor, type ExecutorStats, type TargetOptions } from "./targets.ts";
 import { checkOptions, unknownOptionMessage } from "../compiler/util/options.ts";
+import type { CompileStats } from "../targets/backend.ts";
 import { captureUserLoc } from "./loc.ts";
 import { strictOptions, type KeyTable } from "./options.ts";
 import type { Tensor } from "./tensor.ts";
@@ -97,6 +98,12 @@ export interface Executable<Out = unknown> {
   /** Resolves to the outputs in the structure the traced function returned; each is { shape, dtype, data }. */
   run(inputs: RunInputs, opts?: RunOptions): Promise<Out>;
   readonly stats?: ExecutorStats | undefined;
+  /**
+   * Wall time of this compile by stage, in order: trace, each graph pass, fuse, lower, each
+   * kernel pass, memory-plan, layout (webgpu: device-layout), render, runner (wasm module
+   * compile, WebGPU pipeline creation, js function creation). For reading, not asserting.
+   */
+  readonly compileStats: CompileStats;
   /** The artifact the target built (undefined for the reference interpreter): what save() writes. */
   readonly artifact: Artifact | undefined;
   /** Writes a standalone artifact folder (manifest, kernels, the current state as weights, a typed loader). */
@@ -131,7 +138,9 @@ export async function compile<F extends TracedFn>(
   if (specs === undefined)
     throw new KilnError({ code: "invalid-argument", message: "k.compile: input specs are missing (pass them as the second argument, e.g. [k.f32([4, 3])])" });
   checkSpecs(specs, "k.compile");
+  const started = performance.now();
   const traced = traceFunction(name, fn, specs, inputLoc);
+  const traceMs = performance.now() - started;
   const graph = traced.graph;
   const target = await resolveTarget(requested);
   const { checkNumerics: checkOption, ...targetOpts } = opts;
@@ -140,7 +149,14 @@ export async function compile<F extends TracedFn>(
   // and guards the state updates; skipNonFinite compiles the guarded graph at its first use.
   const exposed = checkNumerics ? exposeValues(graph, traced.computedIndices) : undefined;
   const runGraph = exposed ? guardStateUpdates(exposed.graph, traced.userOutputCount) : graph;
+  const factoryStarted = performance.now();
   const executor = await target.factory(runGraph, targetOpts);
+  const done = performance.now();
+  // A target that does not time its stages (reference, a registered one) reports its factory as "runner".
+  const compileStats: CompileStats = {
+    totalMs: done - started,
+    stages: [{ name: "trace", ms: traceMs }, ...(executor.compileStats?.stages ?? [{ name: "runner", ms: done - factoryStarted }])],
+  };
   let guardedExecutor: Promise<Executor> | undefined;
   const guarded = (): Promise<Executor> => (guardedExecutor ??= Promise.resolve(target.factory(guardStateUpdates(graph, traced.userOutputCount), targetOpts)));
   const checkOutputNames = exposed ? exposed.checks.map((c) => c.output).filter((n) => !userOutputNamesOf(graph, traced.userOutputCount).includes(n)) : [];
@@ -195,6 +211,7 @@ export async function compile<F extends TracedFn>(
   return {
     graph,
     target: target.name,
+    compileStats,
     get stats() {
       return executor.stats;
     },

@@ -108,7 +108,7 @@ export type { CompileOptions, Executable, HostTree, RunInputs, RunOptions } from
 export { program, isProgram } from "./program.ts";
 export type { Program } from "./program.ts";
 export { registerTarget, registeredTargets, availableTargets, targetDevice } from "./targets.ts";
-export type { Executor, ExecutorStats, TargetDevice, TargetFactory, TargetOptions } from "./targets.ts";
+export type { CompileStats, Executor, ExecutorStats, TargetDevice, TargetFactory, TargetOptions } from "./targets.ts";
 export { dumpStages } from "./dump.ts";
 export type { DumpStagesOptions } from "./dump.ts";
 export type { HostInput, HostOutput } from "./host-data.ts";

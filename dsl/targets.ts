@@ -14,6 +14,7 @@ export {
 } from "../targets/registry.ts";
 export type {
   Artifact,
+  CompileStats,
   Executor,
   ExecutorRunOptions,
   ExecutorStats,

@@ -7,11 +7,12 @@
 
 import type { CompileBackend } from "../compiler/backend.ts";
 import type { Compiled, DriverOptions } from "../compiler/compile.ts";
+import type { CompileStats } from "../compiler/compile-stats.ts";
 import type { Graph } from "../compiler/ir/types.ts";
 import type { HostTensor } from "../compiler/ir/host-tensor.ts";
 import type { Artifact, ArtifactOf, ArtifactTarget } from "../runtime/artifact/format.ts";
 
-export type { Artifact };
+export type { Artifact, CompileStats };
 import type { ArtifactRunner } from "../runtime/artifact/load.ts";
 
 /** A compiled graph, ready to run. Inputs and outputs are keyed by graph input/output names. */
@@ -28,6 +29,8 @@ export interface Executor {
    */
   readInputs?(names: readonly string[]): Promise<Record<string, HostTensor>>;
   readonly stats?: ExecutorStats;
+  /** Compile time by stage, from the first graph pass to the runner's creation (k.compile adds trace). */
+  readonly compileStats?: CompileStats;
   /** The artifact it runs (absent for the reference interpreter): what exe.save() writes. */
   readonly artifact?: Artifact;
   /** Frees workers or device memory, where the target holds any. */

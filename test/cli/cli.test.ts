@@ -57,6 +57,33 @@ describe.concurrent("kiln (spawned)", () => {
     expect(check).toEqual({ code: 0, stdout: "ok: 2 graph(s)\n", stderr: "" });
   });
 
+  test("compile --time and dump --target --time print each stage, its ms and share to stderr", async () => {
+    const stageLine = (name: string) => new RegExp(`^${name} +\\d+\\.\\d{2} +\\d+\\.\\d%$`, "m");
+    const out = mkdtempSync(path.join(os.tmpdir(), "kiln-time-"));
+    const [compiled, dumped] = await Promise.all([
+      kiln(["compile", fixture("two-programs.ts"), "--entry", "scale", "--target", "js", "--out", out, "--time"]),
+      kiln(["dump", fixture("two-programs.ts"), "--entry", "scale", "--target", "js", "--time"]),
+    ]);
+    expect(compiled.code).toBe(0);
+    expect(dumped.code).toBe(0);
+    // The stages as the driver runs them for js, written here by hand; compile adds the runner's creation.
+    const driverStages = ["trace", "simplify", "fuse", "lower", "tile", "memory-plan", "render"];
+    for (const [r, stages] of [
+      [compiled, [...driverStages, "runner"]],
+      [dumped, driverStages],
+    ] as const) {
+      expect(r.stderr).toMatch(/^stage +ms +%\n/);
+      for (const name of [...stages, "total"]) expect(r.stderr).toMatch(stageLine(name));
+      const names = r.stderr
+        .trim()
+        .split("\n")
+        .slice(1)
+        .map((l) => l.split(/ +/)[0]);
+      expect(names).toEqual([...stages, "total"]);
+    }
+    expect(dumped.stdout).toMatch(/^program @scale\n/);
+  });
+
   test("dump --all writes kernel IR that `kiln check` parses back and verifies", async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), "kiln-kir-"));
     const dump = await kiln(["dump", "examples/mlp.ts", "--entry", "trainStep", "--all", "--dump-dir", dir]);
@@ -135,6 +162,19 @@ describe("kiln (in process)", () => {
     expect(r.stdout).not.toContain("@pair");
   });
 
+  test("dump --time without --target times trace and the graph pipeline, summed over the programs", async () => {
+    const r = await inProcess(["dump", fixture("two-programs.ts"), "--time"]);
+    expect(r.code).toBe(0);
+    expect(
+      r.stderr
+        .trim()
+        .split("\n")
+        .map((l) => l.split(/ +/)[0]),
+    ).toEqual(["stage", "trace", "simplify", "fuse", "total"]);
+    expect(r.stdout).toMatch(/^graph @pair\(/);
+    expect(r.stdout).toMatch(/^graph @scale\(/m);
+  });
+
   test("plain dump prints the graphs after the pipeline: one module, no headers", async () => {
     const r = await inProcess(["dump", fixture("two-programs.ts"), "--verify"]);
     expect(r.code).toBe(0);
@@ -203,8 +243,9 @@ describe("kiln (in process)", () => {
   test("dump --help prints the usage and options", async () => {
     const r = await inProcess(["dump", "x.ts", "--help"]);
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/^usage: kiln dump <model\.ts> \[--entry <name>\].*\[--no-locs\]\n\n/);
+    expect(r.stdout).toMatch(/^usage: kiln dump <model\.ts> \[--entry <name>\].*\[--no-locs\] \[--time\]\n\n/);
     expect(r.stdout).toContain("--entry <name>");
+    expect(r.stdout).toContain("--time ");
   });
 
   test("--help lists the commands; --version prints the package version", async () => {
