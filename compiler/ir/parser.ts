@@ -56,16 +56,27 @@ const labelOf = (t: TokenType): string => t.LABEL ?? t.name;
 const firstTokens = (paths: TokenType[][]): string[] => [...new Set(paths.map((p) => (p[0] ? labelOf(p[0]) : "end of input")))];
 const oneOf = (labels: string[]): string => (labels.length <= 1 ? (labels[0] ?? "something else") : `${labels.slice(0, -1).join(", ")} or ${labels.at(-1)}`);
 
-const errorMessages = {
-  buildMismatchTokenMessage: (o: { expected: TokenType; actual: IToken; ruleName: string }) =>
-    // After a statement's operands, a ',' or an attribute could also have come: say so.
-    `expected ${o.ruleName === "statement" && o.expected === T.Colon ? "',', an attribute or ':'" : labelOf(o.expected)} but found ${describeToken(o.actual)}`,
-  buildNotAllInputParsedMessage: (o: { firstRedundant: IToken }) => `expected 'graph' or end of input but found ${describeToken(o.firstRedundant)}`,
-  buildNoViableAltMessage: (o: { expectedPathsPerAlt: TokenType[][][]; actual: IToken[] }) =>
-    `expected ${oneOf(firstTokens(o.expectedPathsPerAlt.flat()))} but found ${describeToken(o.actual[0]!)}`,
-  buildEarlyExitMessage: (o: { expectedIterationPaths: TokenType[][]; actual: IToken[] }) =>
-    `expected ${oneOf(firstTokens(o.expectedIterationPaths))} but found ${describeToken(o.actual[0]!)}`,
-};
+/**
+ * Chevrotain's error messages in Kiln's words ("expected X but found Y"), shared by the graph
+ * and kernel IR parsers. `topLevel` says what may start where parsing stopped early;
+ * `expectedLabel` may reword the expected token of a mismatch in a given rule.
+ */
+export function irErrorMessages(topLevel: string, expectedLabel: (expected: TokenType, ruleName: string) => string = labelOf) {
+  return {
+    buildMismatchTokenMessage: (o: { expected: TokenType; actual: IToken; ruleName: string }) =>
+      `expected ${expectedLabel(o.expected, o.ruleName)} but found ${describeToken(o.actual)}`,
+    buildNotAllInputParsedMessage: (o: { firstRedundant: IToken }) => `expected ${topLevel} or end of input but found ${describeToken(o.firstRedundant)}`,
+    buildNoViableAltMessage: (o: { expectedPathsPerAlt: TokenType[][][]; actual: IToken[] }) =>
+      `expected ${oneOf(firstTokens(o.expectedPathsPerAlt.flat()))} but found ${describeToken(o.actual[0]!)}`,
+    buildEarlyExitMessage: (o: { expectedIterationPaths: TokenType[][]; actual: IToken[] }) =>
+      `expected ${oneOf(firstTokens(o.expectedIterationPaths))} but found ${describeToken(o.actual[0]!)}`,
+  };
+}
+
+// After a statement's operands, a ',' or an attribute could also have come: say so.
+const errorMessages = irErrorMessages("'graph'", (expected, ruleName) =>
+  ruleName === "statement" && expected === T.Colon ? "',', an attribute or ':'" : labelOf(expected),
+);
 
 class IrGrammar extends EmbeddedActionsParser {
   constructor() {

@@ -6,8 +6,8 @@
 // invariants are verify.ts's. Every error is a KilnError "ir-parse" at file:line:col with a
 // caret excerpt of the line.
 
-import { EmbeddedActionsParser, EOF, type IToken, type TokenType } from "chevrotain";
-import { failAt, failAtToken, parseTokens, type ParseContext } from "../ir/parser.ts";
+import { EmbeddedActionsParser, type IToken } from "chevrotain";
+import { failAt, failAtToken, irErrorMessages, parseTokens, type ParseContext } from "../ir/parser.ts";
 import { numberValue, unquoteName } from "../ir/lexer.ts";
 import { BINARY_OPS, UNARY_OPS } from "../ir/types.ts";
 import { DTYPES, type DType } from "../ir/dtype.ts";
@@ -125,20 +125,7 @@ interface ProgramSyntax {
   readonly kernels: readonly KernelSyntax[];
 }
 
-const describeToken = (t: IToken): string => (t.tokenType === EOF ? "end of input" : `'${t.image}'`);
-const labelOf = (t: TokenType): string => t.LABEL ?? t.name;
-const firstTokens = (paths: TokenType[][]): string[] => [...new Set(paths.map((p) => (p[0] ? labelOf(p[0]) : "end of input")))];
-const oneOf = (labels: string[]): string => (labels.length <= 1 ? (labels[0] ?? "something else") : `${labels.slice(0, -1).join(", ")} or ${labels.at(-1)}`);
-
-const errorMessages = {
-  buildMismatchTokenMessage: (o: { expected: TokenType; actual: IToken }) => `expected ${labelOf(o.expected)} but found ${describeToken(o.actual)}`,
-  buildNotAllInputParsedMessage: (o: { firstRedundant: IToken }) =>
-    `expected 'program', 'kernel', 'section', a statement or end of input but found ${describeToken(o.firstRedundant)}`,
-  buildNoViableAltMessage: (o: { expectedPathsPerAlt: TokenType[][][]; actual: IToken[] }) =>
-    `expected ${oneOf(firstTokens(o.expectedPathsPerAlt.flat()))} but found ${describeToken(o.actual[0]!)}`,
-  buildEarlyExitMessage: (o: { expectedIterationPaths: TokenType[][]; actual: IToken[] }) =>
-    `expected ${oneOf(firstTokens(o.expectedIterationPaths))} but found ${describeToken(o.actual[0]!)}`,
-};
+const errorMessages = irErrorMessages("'program', 'kernel', 'section', a statement");
 
 const REDUCE_OPS = new Set(["reduce_sum", "reduce_max"]);
 
