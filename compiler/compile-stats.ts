@@ -27,6 +27,22 @@ export function stagesOf(timings: readonly PassTiming[]): StageTime[] {
   return timings.map((t) => ({ name: t.pass, ms: t.ms }));
 }
 
+/**
+ * Compiles, then creates the runner, timing both: the driver's stages plus "runner". Every
+ * target's executor builds this way, so the stage list has one shape everywhere.
+ */
+export async function compileTimed<C extends { readonly timings: readonly PassTiming[] }, R>(
+  compile: () => C,
+  createRunner: (compiled: C) => R | Promise<R>,
+): Promise<{ readonly compiled: C; readonly runner: R; readonly compileStats: CompileStats }> {
+  const started = performance.now();
+  const compiled = compile();
+  const runnerStarted = performance.now();
+  const runner = await createRunner(compiled);
+  const done = performance.now();
+  return { compiled, runner, compileStats: { totalMs: done - started, stages: [...stagesOf(compiled.timings), { name: "runner", ms: done - runnerStarted }] } };
+}
+
 /** The table `--time` prints: stage, ms, % of total, then the total. */
 export function formatCompileStats(stats: CompileStats): string {
   const width = Math.max(5, ...stats.stages.map((s) => s.name.length));

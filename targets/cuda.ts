@@ -13,7 +13,7 @@ import { artifactDTypeBytes, type ArtifactStats, type CudaArtifact } from "../ru
 import type { ArtifactRunner } from "../runtime/artifact/load.ts";
 import { renderCudaProgram } from "../codegen/cuda/render-program.ts";
 import type { CudaRenderOptions } from "../codegen/cuda/render-cuda.ts";
-import { stagesOf } from "../compiler/compile-stats.ts";
+import { compileTimed } from "../compiler/compile-stats.ts";
 import type { Backend, Executor } from "./backend.ts";
 import { jsOptionKeys } from "./js.ts";
 import { driverOptionsOf, fuseOptionsOf, type OptionKeys } from "./options.ts";
@@ -87,14 +87,13 @@ function openCudaOrRefuse(runtime: typeof import("../runtime/cuda/index.ts")): R
 export async function createCudaExecutor(graph: Graph, opts: CudaCompileOptions = {}): Promise<CudaExecutor> {
   const runtime = await import("../runtime/cuda/index.ts");
   const device = openCudaOrRefuse(runtime);
-  const started = performance.now();
-  const compiled = compileCuda(graph, opts);
-  const runnerStarted = performance.now();
-  const runner = new runtime.CudaArtifactRunner(device, compiled.artifact);
-  const done = performance.now();
+  const { compiled, runner, compileStats } = await compileTimed(
+    () => compileCuda(graph, opts),
+    (c) => new runtime.CudaArtifactRunner(device, c.artifact),
+  );
   return {
     compiled,
-    compileStats: { totalMs: done - started, stages: [...stagesOf(compiled.timings), { name: "runner", ms: done - runnerStarted }] },
+    compileStats,
     artifact: compiled.artifact,
     stats: compiled.artifact.stats,
     run: async (inputs) => runner.run(inputs) as Record<string, HostTensor>,

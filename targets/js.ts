@@ -10,7 +10,7 @@ import { artifactDTypeBytes, type ArtifactStats, type JsArtifact } from "../runt
 import { JsArtifactRunner } from "../runtime/js/run-artifact.ts";
 import { renderJsProgram } from "../codegen/js/render-program.ts";
 import type { Backend, Executor } from "./backend.ts";
-import { stagesOf } from "../compiler/compile-stats.ts";
+import { compileTimed } from "../compiler/compile-stats.ts";
 import { driverOptionsOf, fuseOptionsOf, type OptionKeys } from "./options.ts";
 
 export interface JsOptions extends FuseOptions {
@@ -67,15 +67,14 @@ export interface JsExecutor extends Executor {
   readonly artifact: JsArtifact;
 }
 
-export function createJsExecutor(graph: Graph, opts: JsCompileOptions = {}): JsExecutor {
-  const started = performance.now();
-  const compiled = compileJs(graph, opts);
-  const runnerStarted = performance.now();
-  const runner = new JsArtifactRunner(compiled.artifact);
-  const done = performance.now();
+export async function createJsExecutor(graph: Graph, opts: JsCompileOptions = {}): Promise<JsExecutor> {
+  const { compiled, runner, compileStats } = await compileTimed(
+    () => compileJs(graph, opts),
+    (c) => new JsArtifactRunner(c.artifact),
+  );
   return {
     compiled,
-    compileStats: { totalMs: done - started, stages: [...stagesOf(compiled.timings), { name: "runner", ms: done - runnerStarted }] },
+    compileStats,
     artifact: compiled.artifact,
     stats: compiled.artifact.stats,
     run: async (inputs) => runner.run(inputs) as Record<string, HostTensor>,

@@ -12,7 +12,7 @@ import { artifactDTypeBytes, type ArtifactStats, type WasmArtifact } from "../ru
 import type { WasmArtifactRunner, WasmRunOptions } from "../runtime/wasm/run-artifact.ts";
 import { renderWasmProgram } from "../codegen/wasm/render-program.ts";
 import type { Backend, Executor } from "./backend.ts";
-import { stagesOf } from "../compiler/compile-stats.ts";
+import { compileTimed } from "../compiler/compile-stats.ts";
 import { driverOptionsOf, fuseOptionsOf, type OptionKeys } from "./options.ts";
 
 export interface WasmOptions extends FuseOptions {
@@ -68,19 +68,17 @@ export interface WasmExecutor extends Executor {
 }
 
 export async function createWasmExecutor(graph: Graph, opts: WasmCompileOptions & WasmRunOptions = {}): Promise<WasmExecutor> {
-  const started = performance.now();
-  const compiled = compileWasm(graph, opts);
-  const runnerStarted = performance.now();
-  const { WasmArtifactRunner } = await import("../runtime/wasm/run-artifact.ts");
   const runOpts: WasmRunOptions = {
     ...(typeof opts.threads === "number" ? { threads: opts.threads } : {}),
     ...(typeof opts.minParallelWork === "number" ? { minParallelWork: opts.minParallelWork } : {}),
   };
-  const runner = await WasmArtifactRunner.create(compiled.artifact, runOpts);
-  const done = performance.now();
+  const { compiled, runner, compileStats } = await compileTimed(
+    () => compileWasm(graph, opts),
+    async (c) => (await import("../runtime/wasm/run-artifact.ts")).WasmArtifactRunner.create(c.artifact, runOpts),
+  );
   return {
     compiled,
-    compileStats: { totalMs: done - started, stages: [...stagesOf(compiled.timings), { name: "runner", ms: done - runnerStarted }] },
+    compileStats,
     artifact: compiled.artifact,
     runner,
     stats: compiled.artifact.stats,

@@ -24,7 +24,7 @@ import {
 import { renderWebGpuProgram } from "../codegen/wgsl/render-program.ts";
 import type { Backend, Executor } from "./backend.ts";
 import { matmulFormPass, rowKernelsPass, type TiledMatmulMode } from "./webgpu-passes.ts";
-import { stagesOf } from "../compiler/compile-stats.ts";
+import { compileTimed } from "../compiler/compile-stats.ts";
 import { driverOptionsOf, fuseOptionsOf, type OptionKeys } from "./options.ts";
 
 export interface WebGpuOptions extends FuseOptions {
@@ -145,15 +145,13 @@ export async function createWebGpuExecutor(graph: Graph, opts: WebGpuTargetOptio
   const { acquireWebGpu } = await import("../runtime/webgpu/device.ts");
   const gpu = await acquireWebGpu();
   if (!gpu) throw new KilnError({ code: "target-unavailable", message: "target 'webgpu': no WebGPU adapter on this machine" });
-  const started = performance.now();
-  const compiled = compileWebGpu(graph, { ...opts, limits: effectiveLimits(gpu.limits, opts.limits) });
-  const runnerStarted = performance.now();
-  const { WebGpuArtifactRunner } = await import("../runtime/webgpu/run-artifact.ts");
-  const runner = await WebGpuArtifactRunner.create(gpu.device, compiled.artifact);
-  const done = performance.now();
+  const { compiled, runner, compileStats } = await compileTimed(
+    () => compileWebGpu(graph, { ...opts, limits: effectiveLimits(gpu.limits, opts.limits) }),
+    async (c) => (await import("../runtime/webgpu/run-artifact.ts")).WebGpuArtifactRunner.create(gpu.device, c.artifact),
+  );
   return {
     compiled,
-    compileStats: { totalMs: done - started, stages: [...stagesOf(compiled.timings), { name: "runner", ms: done - runnerStarted }] },
+    compileStats,
     artifact: compiled.artifact,
     adapter: gpu.adapter,
     stats: compiled.artifact.stats,
