@@ -1,14 +1,13 @@
 // `npm run bench:leaks -- [--steps N] [--targets js,wasm,webgpu]`: runs a small training step
-// N times (default 10,000) per target — plain steps, with a skipNonFinite step (one of them on
-// a NaN batch) and a state read every 50 — and prints what the process holds before and after:
+// N times (default 10,000) per target — plain steps, with four skipNonFinite steps (one on a
+// NaN batch) and a state read every 50 — and prints what the process holds before and after:
 // GPU buffers alive (at the device and by the runners' count), wasm memories and their bytes,
 // and the JS heap after a full GC. Constant buffers and memory, and a heap that does not grow
 // with N, mean no per-step leak. Not a test: test/targets/leaks.test.ts asserts the same on 300 steps.
 
 import { parseArgs } from "node:util";
-import * as k from "kiln";
 import { acquireWebGpu } from "../runtime/webgpu/device.ts";
-import { installLeakProbe, type Resources } from "./leak-probe.ts";
+import { installLeakProbe, leakWorkload, type Resources } from "./leak-probe.ts";
 
 const { values } = parseArgs({ options: { steps: { type: "string", default: "10000" }, targets: { type: "string", default: "js,wasm,webgpu" } } });
 const steps = Number(values.steps);
@@ -28,20 +27,7 @@ for (const target of targets) {
     process.stdout.write("webgpu: no adapter here, skipped\n");
     continue;
   }
-  k.manualSeed(1);
-  const model = k.nn.sequential(k.nn.linear(8, 16), k.nn.relu(), k.nn.linear(16, 4));
-  const step = k.trainStep(model, (o, y) => k.nn.functional.crossEntropy(o, y), k.optim.adam({ lr: 1e-3 }));
-  const exe = await k.compile(step, { x: k.f32([16, 8]), y: k.i32([16]) }, { target });
-  const x = Float32Array.from({ length: 128 }, (_, i) => Math.sin(i));
-  const bad = x.slice();
-  bad[3] = Number.NaN;
-  const y = Int32Array.from({ length: 16 }, (_, i) => i % 4);
-  const run = async (i: number): Promise<void> => {
-    if (i % 50 === 49) {
-      await exe.run({ x: i % 100 === 99 ? bad : x, y }, { skipNonFinite: true });
-      await exe.fetchState();
-    } else await exe.run({ x, y });
-  };
+  const { exe, step: run } = await leakWorkload(target);
   for (let i = 0; i < 200; i++) await run(i); // warm-up: both builds compiled, JIT settled
   const before = await probe.sample();
   const t0 = performance.now();

@@ -7,8 +7,7 @@
 // and prints the same numbers).
 
 import { afterAll, describe, expect, test } from "vitest";
-import * as k from "kiln";
-import { installLeakProbe } from "../../bench/leak-probe.ts";
+import { installLeakProbe, LEAK_ROUND, leakWorkload } from "../../bench/leak-probe.ts";
 import { webGpuTestEnv } from "../util/webgpu-env.ts";
 
 process.env["XDG_RUNTIME_DIR"] ??= "/tmp/xdg-runtime";
@@ -21,24 +20,15 @@ const STEPS = 300;
 
 describe.each(targets)("no leaks per step on %s", (target) => {
   test(`${STEPS} training steps hold constant GPU buffers, wasm memory and JS heap`, async () => {
-    k.manualSeed(1);
-    const model = k.nn.sequential(k.nn.linear(8, 16), k.nn.relu(), k.nn.linear(16, 4));
-    const step = k.trainStep(model, (o, y) => k.nn.functional.crossEntropy(o, y), k.optim.adam({ lr: 1e-3 }));
-    const exe = await k.compile(step, { x: k.f32([16, 8]), y: k.i32([16]) }, { target });
-    const x = Float32Array.from({ length: 128 }, (_, i) => Math.sin(i));
-    const bad = x.slice();
-    bad[3] = Number.NaN;
-    const y = Int32Array.from({ length: 16 }, (_, i) => i % 4);
+    const { exe, step } = await leakWorkload(target);
     // One round: plain steps, guarded steps (one skipped), a state read.
     const round = async (): Promise<void> => {
-      for (let i = 0; i < 45; i++) await exe.run({ x, y });
-      for (let i = 0; i < 4; i++) await exe.run({ x: i === 2 ? bad : x, y }, { skipNonFinite: true });
-      await exe.fetchState();
+      for (let i = 0; i < LEAK_ROUND; i++) await step(i);
     };
     // Warm-up: both builds compiled, staging buffers sized, JIT settled.
     for (let i = 0; i < 4; i++) await round();
     const before = await probe.sample();
-    for (let i = 0; i < STEPS / 50; i++) await round();
+    for (let i = 0; i < STEPS / LEAK_ROUND; i++) await round();
     const after = await probe.sample();
 
     expect(after.memories).toBe(before.memories);
@@ -49,6 +39,6 @@ describe.each(targets)("no leaks per step on %s", (target) => {
     if (target === "webgpu") expect(before.runnerGpuLive).toBeGreaterThan(0);
     // A leak of a per-step copy of the batch (512 bytes) would add 150 KB here; noise is smaller.
     expect(after.heapBytes - before.heapBytes).toBeLessThan(1.5e6);
-    expect(exe.skippedSteps).toBe(4 + STEPS / 50);
+    expect(exe.skippedSteps).toBe(4 + STEPS / LEAK_ROUND);
   });
 });
