@@ -5,25 +5,9 @@
 
 import { describe, expect, test } from "vitest";
 import * as k from "kiln";
-import { KilnError } from "../../compiler/util/errors.ts";
+import { rejectedKilnError, thisLine } from "../util/kiln-error.ts";
 
 const F = k.nn.functional;
-
-/** The line number of the caller, read from a plain V8 stack trace. */
-function thisLine(): number {
-  const frame = new Error().stack!.split("\n")[2]!;
-  return Number(/:(\d+):\d+\)?$/.exec(frame)![1]);
-}
-
-async function runError(p: Promise<unknown>): Promise<KilnError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof KilnError) return e;
-    throw e;
-  }
-  throw new Error("expected a KilnError");
-}
 
 const ZEROS = [0, 0, 0, 0, 0, 0];
 
@@ -38,7 +22,7 @@ describe("class ids (crossEntropy, nllLoss)", () => {
       [k.f32([2, 3]), k.i32([2])],
       { target: "reference" },
     );
-    const e = await runError(exe.run([ZEROS, [0, 3]]));
+    const e = await rejectedKilnError(exe.run([ZEROS, [0, 3]]));
     expect(e.message.split("\n")).toHaveLength(1);
     expect(e.message).toBe(
       `exe.run: input 'y' holds 3 at [1], but crossEntropy takes it as a class index in [0, 3) or ignoreIndex -100 at test/dsl/index-checks.test.ts:${line}:${e.diag.loc!.col}`,

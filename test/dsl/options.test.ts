@@ -5,39 +5,13 @@
 
 import { describe, expect, test } from "vitest";
 import * as k from "kiln";
-import { KilnError } from "../../compiler/util/errors.ts";
+import { rejectedKilnError, thisLine, thrownKilnError } from "../util/kiln-error.ts";
 import { camelCase, checkOptions, suggestOption } from "../../compiler/util/options.ts";
 import { parseCommandArgs, UsageError } from "../../cli/args.ts";
 import { gradcheck } from "../util/gradcheck.ts";
 import { expectClose, runRef } from "../util/ref.ts";
 
 const F = k.nn.functional;
-
-/** The line number of the caller, read from a plain V8 stack trace. */
-function thisLine(): number {
-  const frame = new Error().stack!.split("\n")[2]!;
-  return Number(/:(\d+):\d+\)?$/.exec(frame)![1]);
-}
-
-function thrown(fn: () => unknown): KilnError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof KilnError) return e;
-    throw e;
-  }
-  throw new Error("expected a KilnError");
-}
-
-async function rejected(p: Promise<unknown>): Promise<KilnError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof KilnError) return e;
-    throw e;
-  }
-  throw new Error("expected a KilnError");
-}
 
 const trace =
   (fn: (x: k.Tensor) => unknown, shape: number[] = [2, 3]) =>
@@ -62,7 +36,7 @@ describe("checkOptions / suggestOption", () => {
   });
 
   test("the message names the key, the accepted keys and the suggestion", () => {
-    const e = thrown(() => checkOptions("x.var", { unbiased: false }, ["correction", "keepdim"]));
+    const e = thrownKilnError(() => checkOptions("x.var", { unbiased: false }, ["correction", "keepdim"]));
     expect(e.message).toBe("x.var: unknown option 'unbiased' (accepted: correction, keepdim) — did you mean 'correction'?");
     expect(e.code).toBe("invalid-argument");
   });
@@ -139,7 +113,7 @@ describe("var/std: correction, unbiased (PyTorch's older keyword) and keepdim", 
 
   test("an unknown key names itself and the caller's line", () => {
     const line = thisLine() + 1;
-    const e = thrown(trace((x) => x.var(1, { unbaised: false } as never)));
+    const e = thrownKilnError(trace((x) => x.var(1, { unbaised: false } as never)));
     expect(e.message).toMatch(/^x\.var: unknown option 'unbaised' \(accepted: correction, unbiased, keepdim\) — did you mean 'unbiased'\?/);
     expect(e.diag.loc?.file).toBe("test/dsl/options.test.ts");
     expect(e.diag.loc?.line).toBe(line);
@@ -278,7 +252,7 @@ describe("an options object where a tensor goes", () => {
 describe("optimizers", () => {
   test("sgd({ weight_decay }) is refused with the camelCase name (it applied no decay before)", () => {
     const line = thisLine() + 1;
-    const e = thrown(() => k.optim.sgd({ lr: 0.1, weight_decay: 0.5 } as never));
+    const e = thrownKilnError(() => k.optim.sgd({ lr: 0.1, weight_decay: 0.5 } as never));
     expect(e.message).toMatch(
       /^k\.optim\.sgd: unknown option 'weight_decay' \(accepted: lr, momentum, dampening, weightDecay, nesterov\) — did you mean 'weightDecay'\?/,
     );
@@ -348,13 +322,13 @@ describe("k.compile and exe.run", () => {
 
   test("an unknown compile option is refused before tracing, at the caller's line", async () => {
     const line = thisLine() + 1;
-    const e = await rejected(k.compile(id, [k.f32([2])], { target: "reference", targt: "js" }));
+    const e = await rejectedKilnError(k.compile(id, [k.f32([2])], { target: "reference", targt: "js" }));
     expect(e.message).toMatch(/^k\.compile \(target 'reference'\): unknown option 'targt' \(accepted: target, name, checkNumerics\) — did you mean 'target'\?/);
     expect(e.diag.loc?.line).toBe(line);
   });
 
   test("an option of another target names that target", async () => {
-    const e = await rejected(k.compile(id, [k.f32([2])], { target: "js", threads: 2 }));
+    const e = await rejectedKilnError(k.compile(id, [k.f32([2])], { target: "js", threads: 2 }));
     expect(e.message).toContain("k.compile (target 'js'): unknown option 'threads'");
     expect(e.message).toContain("'threads' is an option of target wasm");
   });
