@@ -5,13 +5,16 @@
 import { nodeOf } from "../compiler/ir/graph.ts";
 import type { Graph, TensorType } from "../compiler/ir/types.ts";
 import { KilnError, type SourceLoc } from "../compiler/util/errors.ts";
+import { formatShape } from "../compiler/util/shape.ts";
 import type { HostTensor } from "../compiler/ir/host-tensor.ts";
 import { stateToLoad, writeCheckpoint, type LoadStateOptions, type LoadStateSource } from "./checkpoint.ts";
-import { toHostOutput, toHostTensor, type HostInput, type HostOutput } from "./host-data.ts";
+import { toHostOutput, toHostTensor, type HostArray, type HostInput, type HostOutput } from "./host-data.ts";
 import { checkIndexInputs } from "./index-checks.ts";
 import { checkSpecs, graphNameOf, isProgram, type Program, type TracedFn } from "./program.ts";
 import { FINITE_OUTPUT, checkInputs, checkNumericsFromEnv, exposeValues, findFirstNonFinite, guardStateUpdates } from "./numerics.ts";
 import { resolveTarget, targetOptionKeys, targetsReadingOption, type Artifact, type Executor, type ExecutorStats, type TargetOptions } from "./targets.ts";
+import type { IoCounters, ResidentValue } from "../targets/backend.ts";
+import { DeviceValue } from "./device-value.ts";
 import { checkOptions, unknownOptionMessage } from "../compiler/util/options.ts";
 import type { CompileStats } from "../targets/backend.ts";
 import { captureUserLoc } from "./loc.ts";
@@ -53,10 +56,31 @@ export interface RunOptions {
    * returned as usual. One bad batch cannot poison the weights.
    */
   readonly skipNonFinite?: boolean;
+  /**
+   * Where outputs land instead of fresh arrays: a typed array (a function returning one
+   * tensor), or arrays in the structure the function returns (a record or array of them; any
+   * left out are allocated), each of the output's storage type and length (f32: Float32Array,
+   * i32: Int32Array, bool: Uint8Array) and filled in place; or "reuse": arrays the executable
+   * owns, allocated on the first such run and refilled by every later one (each result is valid
+   * until the next "reuse" run). Without it every run allocates its outputs.
+   */
+  readonly out?: OutArrays | "reuse";
+  /**
+   * Outputs (by name: a record's key, an array's index, "out" for a lone tensor, "a.b" nested)
+   * to leave on the device: the run returns a k.DeviceValue for each instead of host data, and
+   * copies nothing back for it. It can feed a later run of this or another executable on the
+   * same target (wasm, webgpu) as an input, or be read with `await value.read()`. It is valid
+   * until this executable's next run has finished (that run may take it as an input) or until
+   * `value.release()`; using it after is a KilnError.
+   */
+  readonly keep?: readonly string[];
 }
 
+/** Caller arrays for `out`: one typed array, or arrays (or records) of them in the outputs' structure. */
+export type OutArrays = HostArray | readonly (OutArrays | undefined)[] | { readonly [name: string]: OutArrays | undefined };
+
 /** Inputs in the structure of the specs: an array for positional specs, a record for a record. */
-export type RunInputs = readonly HostInput[] | { readonly [name: string]: HostInput };
+export type RunInputs = readonly (HostInput | DeviceValue)[] | { readonly [name: string]: HostInput | DeviceValue };
 
 /**
  * What `run` resolves to for a function returning `T`: the same structure with every Tensor
@@ -95,9 +119,20 @@ export interface Executable<Out = unknown> {
   saveState(path: string): Promise<void>;
   /** The target that runs it ("auto" already resolved). */
   readonly target: string;
-  /** Resolves to the outputs in the structure the traced function returned; each is { shape, dtype, data }. */
+  /**
+   * Resolves to the outputs in the structure the traced function returned; each is { shape,
+   * dtype, data }, or a k.DeviceValue for an output named in `keep`. Inputs may be
+   * k.DeviceValues kept by an earlier run on the same target.
+   */
   run(inputs: RunInputs, opts?: RunOptions): Promise<Out>;
   readonly stats?: ExecutorStats | undefined;
+  /**
+   * Bytes the last run copied from host arrays in (`bytesIn`; state already on the device is
+   * not copied again), out to host arrays (`bytesOut`), allocated for its results
+   * (`bytesAllocated`: 0 when every output went to `out`) and copied inside the device
+   * (`bytesOnDevice`), on targets that count them (wasm); undefined elsewhere.
+   */
+  readonly ioStats?: IoCounters | undefined;
   /**
    * Wall time of this compile by stage, in order: trace, each graph pass, fuse, lower, each
    * kernel pass, memory-plan, layout (webgpu: device-layout), render, runner (wasm module
@@ -176,6 +211,12 @@ export async function compile<F extends TracedFn>(
   const userOutputNames = userOutputs.map((o) => o.name);
   const stale = new Set<string>();
   const snapshot = (): Record<string, HostTensor> => {
+    if (stale.size > 0 && owner.readInputsSync) {
+      // A device that is host memory (wasm) is read at once.
+      const fresh = owner.readInputsSync([...stale]);
+      for (const name of stale) state.set(name, fresh[name]!);
+      stale.clear();
+    }
     if (stale.size > 0)
       throw new KilnError({
         code: "invalid-argument",
@@ -195,6 +236,9 @@ export async function compile<F extends TracedFn>(
     return snapshot();
   };
   let runCount = 0;
+  /** The arrays `out: "reuse"` runs fill, by output name (allocated by the first). */
+  const reused = new Map<string, HostArray>();
+  const inputTypes = new Map(graph.inputs.map((id) => nodeOf(graph, id)).flatMap((n) => (n.op === "input" ? [[n.name, n.type] as const] : [])));
   // Runs (and state reads) on one executable form a queue: each starts when the previous one
   // has settled, so it sees the state that one left, whatever the caller's concurrency. A
   // failed step does not block the ones behind it. Other executables keep their own queues.
@@ -214,6 +258,9 @@ export async function compile<F extends TracedFn>(
     compileStats,
     get stats() {
       return executor.stats;
+    },
+    get ioStats() {
+      return owner.io;
     },
     get artifact() {
       return executor.artifact;
@@ -255,22 +302,63 @@ export async function compile<F extends TracedFn>(
       // the caller may refill its arrays at once); the seed follows call order; the state is
       // read when the run's turn comes, i.e. after the previous run updated it.
       let user: Record<string, HostTensor>;
+      const devices: Record<string, DeviceValue> = {};
+      let io: RunIo;
       try {
         strictOptions("exe.run", runOpts, runOptionKeys);
         const seed = runOpts.seed ?? runCount;
-        user = bindInputs(inputs, seed, state);
+        user = bindInputs(inputs, seed, state, devices);
         checkIndexInputs(traced.indexChecks, user);
         if (pending > 0) for (const [name, t] of Object.entries(user)) user[name] = { ...t, data: t.data.slice() };
+        io = runIoOf(runOpts);
         runCount++;
       } catch (e) {
         return Promise.reject(e as Error);
       }
       const skip = runOpts.skipNonFinite === true;
-      return serialized(() => runNow(user, skip));
+      return serialized(() => runNow(user, devices, io, skip));
     },
   };
 
-  async function runNow(user: Readonly<Record<string, HostTensor>>, skipNonFinite: boolean): Promise<HostTree<ReturnType<F>>> {
+  /** Checks `out` and `keep` against the outputs, at the call. */
+  function runIoOf(runOpts: RunOptions): RunIo {
+    const keep = new Set<string>();
+    for (const name of runOpts.keep ?? []) {
+      if (!userOutputNames.includes(name)) throw usage(`keep: '${String(name)}' is not an output (outputs: ${userOutputNames.join(", ")})`);
+      if (!executor.keep)
+        throw new KilnError({
+          code: "unsupported",
+          message: `exe.run: keep: target '${target.name}' cannot leave values on a device (wasm and webgpu can); read the outputs instead`,
+        });
+      keep.add(name);
+    }
+    if (runOpts.keep !== undefined && checkNumerics)
+      throw new KilnError({ code: "unsupported", message: "exe.run: keep does not combine with checkNumerics (every value is read back)" });
+    if (runOpts.out === undefined) return { keep };
+    if (runOpts.out === "reuse") return { keep, reuse: true };
+    const out: Record<string, HostArray> = {};
+    flattenOut(runOpts.out, "", out);
+    for (const [name, array] of Object.entries(out)) {
+      const o = userOutputs.find((u) => u.name === name);
+      if (!o) throw usage(`out: '${name}' is not an output (outputs: ${userOutputNames.join(", ")})`);
+      if (keep.has(name)) throw usage(`out: '${name}' is also kept on the device`);
+      const type = nodeOf(graph, o.value).type;
+      const Storage = type.dtype === "f32" ? Float32Array : type.dtype === "i32" ? Int32Array : Uint8Array;
+      const count = type.shape.reduce((a, b) => a * b, 1);
+      if (!(array instanceof Storage) || array.length !== count)
+        throw usage(
+          `out: '${name}' must be a ${Storage.name} of ${count} elements (${type.dtype}${formatShape(type.shape)}), got ${array.constructor.name} of ${array.length}`,
+        );
+    }
+    return { keep, out };
+  }
+
+  async function runNow(
+    user: Readonly<Record<string, HostTensor>>,
+    devices: Readonly<Record<string, DeviceValue>>,
+    io: RunIo,
+    skipNonFinite: boolean,
+  ): Promise<HostTree<ReturnType<F>>> {
     const guardedRun = checkNumerics || (skipNonFinite && stateOutputs.length > 0);
     const exec = checkNumerics || !guardedRun ? executor : await guarded();
     if (exec !== owner) {
@@ -278,7 +366,18 @@ export async function compile<F extends TracedFn>(
       await pullStale();
       owner = exec;
     }
-    const bound = { ...user, ...Object.fromEntries(state) };
+    const bound: Record<string, HostTensor> = { ...user, ...Object.fromEntries(state) };
+    // Inputs kept on the device by an earlier run: checked now (a run in between makes them
+    // stale); read from the device by a target that takes them, else through the host.
+    const resident: Record<string, ResidentValue> = {};
+    for (const [name, value] of Object.entries(devices)) {
+      value.checkInput(name, inputTypes.get(name)!, target.name);
+      if (exec.keep && !checkNumerics) resident[name] = value.resident;
+      else {
+        const host = await value.read();
+        bound[name] = { dtype: host.dtype, shape: host.shape, data: host.data };
+      }
+    }
     let infiniteInputs: ReadonlySet<string> = new Set();
     if (checkNumerics) {
       // State still on the device was written by guarded runs only: finite. The host's copy is checked.
@@ -290,8 +389,14 @@ export async function compile<F extends TracedFn>(
     // On a device target the updated state stays there; the host arrays passed in this run
     // stand for it in the next one (the runtime skips their upload).
     const deviceState = exec.readInputs !== undefined && stateOutputs.length > 0;
-    const readback = [...userOutputNames, ...checkOutputNames, ...(guardedRun ? [FINITE_OUTPUT] : [])];
-    const results = await exec.run(bound, deviceState ? { readback } : undefined);
+    const readback = [...userOutputNames.filter((n) => !io.keep.has(n)), ...checkOutputNames, ...(guardedRun ? [FINITE_OUTPUT] : [])];
+    const stateNames = stateOutputs.map((o) => o.name);
+    const out = io.reuse ? Object.fromEntries(reused) : io.out;
+    const results = await exec.run(bound, {
+      ...(deviceState ? { readback } : io.keep.size > 0 ? { readback: [...readback, ...stateNames] } : {}),
+      ...(out ? { out } : {}),
+      ...(Object.keys(resident).length > 0 ? { resident } : {}),
+    });
     // A guarded run wrote the old state back where the loss or an update was not finite.
     const kept = !guardedRun || results[FINITE_OUTPUT]?.data[0] !== 0;
     if (!kept) skippedSteps++;
@@ -308,14 +413,43 @@ export async function compile<F extends TracedFn>(
           message: `checkNumerics: the loss or a state update holds ±Inf flowing from an infinite input or constant (${[...infiniteInputs].join(", ") || "a constant"}); the update was not applied`,
         });
     }
-    const outputs = userOutputs.map((o) => toHostOutput(o.name, results[o.name], nodeOf(graph, o.value).type));
+    const outputs = userOutputs.map((o): HostOutput | DeviceValue => {
+      if (io.keep.has(o.name)) return new DeviceValue(exec.keep!(o.name), target.name, o.name, graph.name);
+      const result = results[o.name];
+      const given = out?.[o.name];
+      if (given && result && result.data !== given) given.set(result.data); // a target that does not fill `out` itself
+      if (io.reuse && result) reused.set(o.name, result.data);
+      return toHostOutput(o.name, given && result ? { ...result, data: given } : result, nodeOf(graph, o.value).type);
+    });
     return traced.unflatten(outputs as readonly HostOutput[]) as HostTree<ReturnType<F>>;
   }
 }
 
 /** k.compile's own options; the rest belong to the target (targetOptionKeys). */
 const compileOptionKeys = ["target", "name", "checkNumerics"] as const;
-const runOptionKeys: KeyTable<RunOptions> = { seed: true, skipNonFinite: true };
+const runOptionKeys: KeyTable<RunOptions> = { seed: true, skipNonFinite: true, out: true, keep: true };
+
+/** A run's checked I/O choices. */
+interface RunIo {
+  readonly keep: ReadonlySet<string>;
+  readonly out?: Readonly<Record<string, HostArray>>;
+  readonly reuse?: true;
+}
+
+/** Flattens `out` into arrays by output name, named as flattenTree names outputs ("out" for a lone array). */
+function flattenOut(tree: unknown, prefix: string, into: Record<string, HostArray>): void {
+  if (ArrayBuffer.isView(tree)) {
+    into[prefix === "" ? "out" : prefix] = tree as HostArray;
+    return;
+  }
+  const join = (key: string): string => (prefix === "" ? key : `${prefix}.${key}`);
+  if (Array.isArray(tree)) tree.forEach((t, i) => t !== undefined && flattenOut(t, join(String(i)), into));
+  else if (typeof tree === "object" && tree !== null)
+    for (const [key, t] of Object.entries(tree)) {
+      if (t !== undefined) flattenOut(t, join(key), into);
+    }
+  else throw usage(`out: expected a typed array, arrays or records of them, or "reuse"; got ${tree === null ? "null" : typeof tree}`);
+}
 
 function checkCompileOptions(opts: CompileOptions, target: string): void {
   if (typeof opts !== "object" || opts === null) return checkOptions("k.compile", opts, compileOptionKeys, captureUserLoc());
@@ -332,7 +466,10 @@ function checkCompileOptions(opts: CompileOptions, target: string): void {
 }
 
 /** Maps the caller's inputs (array or record, like the specs) to HostTensors keyed by graph input name. */
-function inputBinder(graph: Graph, specs: Specs): (inputs: RunInputs, seed: number, state: ReadonlyMap<string, HostTensor>) => Record<string, HostTensor> {
+function inputBinder(
+  graph: Graph,
+  specs: Specs,
+): (inputs: RunInputs, seed: number, state: ReadonlyMap<string, HostTensor>, devices: Record<string, DeviceValue>) => Record<string, HostTensor> {
   const graphInputs = graph.inputs.map((id) => {
     const node = nodeOf(graph, id);
     return { name: node.op === "input" ? node.name : "", type: node.type };
@@ -343,7 +480,7 @@ function inputBinder(graph: Graph, specs: Specs): (inputs: RunInputs, seed: numb
   const user = graphInputs.slice(0, userKeys.length);
   const extra = graphInputs.slice(userKeys.length);
 
-  return (inputs, seed, state) => {
+  return (inputs, seed, state, devices) => {
     if (typeof inputs !== "object" || inputs === null)
       throw usage(`expected the inputs as ${positional ? "an array" : "a record"}, got ${inputs === null ? "null" : typeof inputs}`);
     if (positional) {
@@ -357,7 +494,10 @@ function inputBinder(graph: Graph, specs: Specs): (inputs: RunInputs, seed: numb
     const bound: Record<string, HostTensor> = {};
     user.forEach((u, i) => {
       const value = positional ? (inputs as readonly HostInput[])[i] : (inputs as Record<string, HostInput>)[userKeys[i]!];
-      bound[u.name] = toHostTensor(u.name, value, u.type);
+      if (value instanceof DeviceValue) {
+        value.checkInput(u.name, u.type, value.target);
+        devices[u.name] = value;
+      } else bound[u.name] = toHostTensor(u.name, value, u.type);
     });
     for (const e of extra) if (!state.has(e.name)) bound[e.name] = extraInput(e.name, e.type, seed);
     return bound;

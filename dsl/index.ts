@@ -104,7 +104,8 @@ export { KilnError } from "../compiler/util/errors.ts";
 export * as nn from "./nn.ts";
 export * as data from "./data.ts";
 export { compile } from "./compile.ts";
-export type { CompileOptions, Executable, HostTree, RunInputs, RunOptions } from "./compile.ts";
+export type { CompileOptions, Executable, HostTree, OutArrays, RunInputs, RunOptions } from "./compile.ts";
+export type { IoCounters } from "../targets/backend.ts";
 export { program, isProgram } from "./program.ts";
 export type { Program } from "./program.ts";
 export { registerTarget, registeredTargets, availableTargets, targetDevice } from "./targets.ts";
@@ -112,6 +113,7 @@ export type { CompileStats, Executor, ExecutorStats, TargetDevice, TargetFactory
 export { dumpStages } from "./dump.ts";
 export type { DumpStagesOptions } from "./dump.ts";
 export type { HostInput, HostOutput } from "./host-data.ts";
+export { DeviceValue } from "./device-value.ts";
 export { printGraph, printModule } from "../compiler/ir/printer.ts";
 export { grad, valueAndGrad, vjp } from "./grad.ts";
 export type { GradOptions, Grads } from "./grad.ts";

@@ -14,6 +14,9 @@ import type { Artifact, ArtifactOf, ArtifactTarget } from "../runtime/artifact/f
 
 export type { Artifact, CompileStats };
 import type { ArtifactRunner } from "../runtime/artifact/load.ts";
+import type { IoCounters, ResidentValue, RuntimeData } from "../runtime/artifact/host-io.ts";
+
+export type { IoCounters, ResidentValue };
 
 /** A compiled graph, ready to run. Inputs and outputs are keyed by graph input/output names. */
 export interface Executor {
@@ -28,6 +31,15 @@ export interface Executor {
    * user's outputs each step and fetches the state on demand (exe.fetchState()).
    */
   readInputs?(names: readonly string[]): Promise<Record<string, HostTensor>>;
+  /** The same, synchronously, where the device is host memory (wasm): exe.state() reads through it. */
+  readInputsSync?(names: readonly string[]): Record<string, HostTensor>;
+  /** Bytes the last run copied between the host and the device, and allocated (targets that count them). */
+  readonly io?: IoCounters;
+  /**
+   * Present on targets that can leave an output on the device for a later run: a handle on
+   * output `name` as the last run left it. Runs then accept handles in `resident`.
+   */
+  keep?(name: string): ResidentValue;
   readonly stats?: ExecutorStats;
   /** Compile time by stage, from the first graph pass to the runner's creation (k.compile adds trace). */
   readonly compileStats?: CompileStats;
@@ -38,7 +50,12 @@ export interface Executor {
 }
 
 export interface ExecutorRunOptions {
+  /** Outputs to read back (default all); the others stay on the device. */
   readonly readback?: readonly string[];
+  /** Caller arrays to fill with the named outputs instead of fresh ones (a target that ignores it is copied after). */
+  readonly out?: Readonly<Record<string, RuntimeData>>;
+  /** Inputs taken from values kept on the device (only for targets with `keep`). */
+  readonly resident?: Readonly<Record<string, ResidentValue>>;
 }
 
 /** Counters a target may report per run; each target fills the ones it knows. */

@@ -77,6 +77,9 @@ export async function createJsExecutor(graph: Graph, opts: JsCompileOptions = {}
     compileStats,
     artifact: compiled.artifact,
     stats: compiled.artifact.stats,
-    run: async (inputs) => runner.run(inputs) as Record<string, HostTensor>,
+    run: async (inputs, io) => runner.run(inputs, io?.out ? { out: io.out } : {}) as Record<string, HostTensor>,
+    get io() {
+      return runner.io;
+    },
   };
 }

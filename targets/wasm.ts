@@ -82,7 +82,13 @@ export async function createWasmExecutor(graph: Graph, opts: WasmCompileOptions 
     artifact: compiled.artifact,
     runner,
     stats: compiled.artifact.stats,
-    run: async (inputs) => runner.run(inputs) as Record<string, HostTensor>,
+    run: async (inputs, io) => runner.run(inputs, io) as Record<string, HostTensor>,
+    readInputs: async (names) => runner.readInputs(names) as Record<string, HostTensor>,
+    readInputsSync: (names) => runner.readInputs(names) as Record<string, HostTensor>,
+    get io() {
+      return runner.io;
+    },
+    keep: (name) => runner.keep(name),
     close: () => runner.close(),
   };
 }

@@ -157,6 +157,10 @@ export async function createWebGpuExecutor(graph: Graph, opts: WebGpuTargetOptio
     stats: compiled.artifact.stats,
     run: async (inputs, runOpts) => (await runner.run(inputs, runOpts)) as Record<string, HostTensor>,
     readInputs: async (names) => (await runner.readInputs(names)) as Record<string, HostTensor>,
+    get io() {
+      return runner.io;
+    },
+    keep: (name) => runner.keep(name),
   };
 }
 

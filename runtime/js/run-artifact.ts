@@ -7,7 +7,8 @@
 import { artifactArray, artifactArrayFrom, artifactDTypeBytes, numel, type Artifact, type ArtifactBuffer, type ArtifactDType } from "../artifact/format.ts";
 import { jsKernelRuntime } from "./helpers.ts";
 
-export type RuntimeData = Float32Array | Float64Array | Int32Array | Uint8Array;
+import { IoCounter, outputArray, type IoCounters, type RunIo, type RuntimeData } from "../artifact/host-io.ts";
+export type { RuntimeData };
 
 export interface RuntimeTensor {
   readonly dtype: ArtifactDType;
@@ -51,13 +52,23 @@ export class JsArtifactRunner {
     });
   }
 
-  run(inputs: Readonly<Record<string, RuntimeTensor>>): Record<string, RuntimeTensor> {
+  private readonly counter = new IoCounter();
+
+  /** What the last run copied between the caller's arrays and the runner's memory, and allocated. */
+  get io(): IoCounters {
+    return this.counter.snapshot();
+  }
+
+  /** Runs every kernel; outputs land in `io.out`'s arrays where given (`readback`, `resident` are not used here). */
+  run(inputs: Readonly<Record<string, RuntimeTensor>>, runIo: Pick<RunIo, "out"> = {}): Record<string, RuntimeTensor> {
+    this.counter.reset();
     for (const io of this.artifact.inputs) {
       const t = inputs[io.name];
       if (!t) throw new Error(`missing input '${io.name}'`);
       const target = this.views[io.buffer]!;
       if (t.data.length !== target.length) throw new Error(`input '${io.name}' has ${t.data.length} elements, expected ${target.length}`);
       target.set(t.data);
+      this.counter.bytesIn += target.byteLength;
     }
     for (const k of this.kernels) k.fn(k.bufs, jsKernelRuntime);
     const out: Record<string, RuntimeTensor> = {};
@@ -65,7 +76,10 @@ export class JsArtifactRunner {
       // An output that is an input passes the caller's data through (its slot may hold an in-place update by now).
       const passThrough = this.artifact.buffers[io.buffer]!.kind === "input" ? this.artifact.inputs.find((i) => i.buffer === io.buffer) : undefined;
       const src = passThrough ? copyOf(io.dtype, inputs[passThrough.name]!.data) : this.views[io.buffer]!;
-      out[io.name] = { dtype: io.dtype, shape: [...io.shape], data: src.slice() };
+      const data = outputArray(io, runIo.out, this.counter);
+      data.set(src);
+      this.counter.bytesOut += data.byteLength;
+      out[io.name] = { dtype: io.dtype, shape: [...io.shape], data };
     }
     return out;
   }

@@ -10,12 +10,32 @@
 // concurrent callers cannot interleave: each run sees the memory the previous one left. A
 // caller splitting a run into write/execute/read across awaits must serialize those itself.
 
-import { artifactArray, artifactArrayFrom, artifactDTypeBytes, numel, type Artifact, type ArtifactBuffer, type ArtifactDType } from "../artifact/format.ts";
+import {
+  artifactArray,
+  artifactArrayFrom,
+  artifactDTypeBytes,
+  numel,
+  type Artifact,
+  type ArtifactBuffer,
+  type ArtifactDType,
+  type ArtifactIO,
+} from "../artifact/format.ts";
 import { hostMath } from "./host-math.ts";
 import { layoutMemory } from "../artifact/wasm-layout.ts";
 import type { WorkerPool } from "./pool.ts";
+import {
+  HOST_RESIDENCE,
+  IoCounter,
+  checkResident,
+  outputArray,
+  type IoCounters,
+  type ResidentOwner,
+  type ResidentValue,
+  type RunIo,
+} from "../artifact/host-io.ts";
 
-export type RuntimeData = Float32Array | Float64Array | Int32Array | Uint8Array;
+import type { RuntimeData } from "../artifact/host-io.ts";
+export type { RuntimeData };
 
 export interface RuntimeTensor {
   readonly dtype: ArtifactDType;
@@ -114,8 +134,15 @@ export function unshareMemoryImports(bytes: Uint8Array<ArrayBuffer>): Uint8Array
   return out;
 }
 
-export class WasmArtifactRunner {
+export class WasmArtifactRunner implements ResidentOwner {
+  readonly residence = HOST_RESIDENCE;
   private readonly memory: WebAssembly.Memory;
+  /** Per state input: the host array whose values its buffer already holds (not copied in again). */
+  private readonly residentState = new Map<string, RuntimeData>();
+  private readonly aliasOutput = new Map<string, ArtifactIO>();
+  private readonly released = new WeakSet<ResidentValue>();
+  private readonly counter = new IoCounter();
+  private runs = 0;
   private readonly launches: readonly Launch[];
   private readonly minParallelWork: number;
   private readonly addressOf: readonly number[];
@@ -132,6 +159,11 @@ export class WasmArtifactRunner {
     this.launches = launches;
     this.addressOf = addressOf;
     this.minParallelWork = opts.minParallelWork ?? 32768;
+    for (const o of artifact.outputs) if (o.aliases !== undefined) this.aliasOutput.set(o.aliases, o);
+  }
+
+  get name(): string {
+    return `the wasm runner of ${this.artifact.name}`;
   }
 
   static async create(artifact: Artifact, opts: WasmRunOptions = {}): Promise<WasmArtifactRunner> {
@@ -185,7 +217,7 @@ export class WasmArtifactRunner {
     return this.pool?.threads ?? 1;
   }
 
-  private view(id: number): RuntimeData {
+  private bufferView(id: number): RuntimeData {
     const b = this.artifact.buffers[id]!;
     const n = numel(b.shape);
     const at = this.addressOf[id]!;
@@ -193,17 +225,67 @@ export class WasmArtifactRunner {
     return artifactArray(b.dtype, buf, at, n);
   }
 
-  /** Copies inputs in (all of them, or those named), so later runs may pass only what changed. */
-  write(inputs: Readonly<Record<string, RuntimeTensor>>, { partial = false } = {}): void {
+  /** Runs completed: a kept value of an earlier run is stale. */
+  get generation(): number {
+    return this.runs;
+  }
+
+  /** What the last run copied between the host and the memory, and allocated. */
+  get io(): IoCounters {
+    return this.counter.snapshot();
+  }
+
+  /**
+   * Copies inputs in (all of them, or those named, so later runs may pass only what changed).
+   * A state input whose array is the one this runner returned for its update (or passed last
+   * run, when the update was not read back) is already in memory and is not copied again;
+   * `io.resident` inputs are copied from another run's kept output, first (host inputs may overwrite their source).
+   */
+  write(
+    inputs: Readonly<Record<string, RuntimeTensor>>,
+    { partial = false, resident }: { readonly partial?: boolean; readonly resident?: RunIo["resident"] } = {},
+  ): void {
+    if (resident) this.writeResident(resident);
     for (const io of this.artifact.inputs) {
+      if (resident?.[io.name] !== undefined) continue;
       const t = inputs[io.name];
       if (!t) {
         if (partial) continue;
         throw new Error(`missing input '${io.name}'`);
       }
-      const target = this.view(io.buffer);
+      if (this.residentState.get(io.name) === t.data) continue;
+      this.residentState.delete(io.name);
+      const target = this.bufferView(io.buffer);
       if (t.data.length !== target.length) throw new Error(`input '${io.name}' has ${t.data.length} elements, expected ${target.length}`);
       target.set(t.data);
+      this.counter.bytesIn += target.byteLength;
+    }
+  }
+
+  private writeResident(resident: NonNullable<RunIo["resident"]>): void {
+    const sources: [ArtifactIO, RuntimeData][] = [];
+    for (const [name, value] of Object.entries(resident)) {
+      const io = this.artifact.inputs.find((i) => i.name === name);
+      if (!io) throw new Error(`'${name}' is not an input of ${this.artifact.name}`);
+      checkResident(value, io, HOST_RESIDENCE);
+      sources.push([io, value.owner.view!(value)]);
+    }
+    // A source in this memory that another input's write would overwrite is taken aside first.
+    const range = (id: number): [number, number] => [this.addressOf[id]!, this.addressOf[id]! + this.bufferView(id).byteLength];
+    const written = this.artifact.inputs.map((i) => range(i.buffer));
+    const staged = sources.map(([io, src]): [ArtifactIO, RuntimeData] => {
+      if (src.buffer !== this.memory.buffer) return [io, src];
+      const [lo, hi] = [src.byteOffset, src.byteOffset + src.byteLength];
+      const own = range(io.buffer);
+      const clobbered = written.some(([a, b]) => a < hi && lo < b && !(a === own[0] && b === own[1]));
+      return [io, clobbered ? src.slice() : src];
+    });
+    for (const [io, src] of staged) {
+      const target = this.bufferView(io.buffer);
+      if (src.buffer === target.buffer && src.byteOffset === target.byteOffset) continue;
+      target.set(src);
+      this.counter.bytesOnDevice += target.byteLength;
+      this.residentState.delete(io.name);
     }
   }
 
@@ -217,6 +299,12 @@ export class WasmArtifactRunner {
       } else l.fn(0, l.extent, 0);
       if (profileMs) profileMs[i] = (profileMs[i] ?? 0) + performance.now() - t0;
     });
+    // State updates the plan could not make in place go back to their inputs' buffers.
+    for (const c of this.artifact.memory.copies) {
+      const from = this.bufferView(c.output);
+      this.bufferView(c.input).set(from);
+      this.counter.bytesOnDevice += from.byteLength;
+    }
   }
 
   /** "kernel name / section" of each launch, in `execute` order. */
@@ -224,25 +312,89 @@ export class WasmArtifactRunner {
     return this.launches.map((l) => `${this.artifact.kernels[l.kernel]!.name}/s${l.section}`);
   }
 
-  read(): Record<string, RuntimeTensor> {
+  /** Copies the outputs out (those in `readback`, default all), each into its `out` array when given, else a fresh one. */
+  read(io: Pick<RunIo, "readback" | "out"> = {}): Record<string, RuntimeTensor> {
     const out: Record<string, RuntimeTensor> = {};
-    for (const io of this.artifact.outputs) out[io.name] = { dtype: io.dtype, shape: [...io.shape], data: this.view(io.buffer).slice() };
+    for (const o of this.artifact.outputs) {
+      if (io.readback !== undefined && !io.readback.includes(o.name)) continue;
+      const data = outputArray(o, io.out, this.counter);
+      const from = this.bufferView(o.buffer);
+      data.set(from);
+      this.counter.bytesOut += from.byteLength;
+      out[o.name] = { dtype: o.dtype, shape: [...o.shape], data };
+    }
     return out;
   }
 
-  run(inputs: Readonly<Record<string, RuntimeTensor>>): Record<string, RuntimeTensor> {
-    this.write(inputs);
-    this.execute();
-    const out = this.read();
+  run(inputs: Readonly<Record<string, RuntimeTensor>>, io: RunIo = {}): Record<string, RuntimeTensor> {
+    this.counter.reset();
+    let out: Record<string, RuntimeTensor>;
+    try {
+      this.write(inputs, io.resident ? { resident: io.resident } : {});
+      this.execute();
+      out = this.read(io);
+    } catch (e) {
+      this.residentState.clear();
+      throw e;
+    } finally {
+      this.runs++;
+    }
     // An output that is an input passes the caller's data through (its slot may hold an in-place update by now).
-    for (const io of this.artifact.outputs) {
-      const passThrough = this.artifact.buffers[io.buffer]!.kind === "input" ? this.artifact.inputs.find((i) => i.buffer === io.buffer) : undefined;
-      if (passThrough) {
-        const src = inputs[passThrough.name]!.data;
-        out[io.name] = { dtype: io.dtype, shape: [...io.shape], data: artifactArrayFrom(io.dtype, src) };
-      }
+    for (const o of this.artifact.outputs) {
+      if (out[o.name] === undefined) continue;
+      const passThrough = this.artifact.buffers[o.buffer]!.kind === "input" ? this.artifact.inputs.find((i) => i.buffer === o.buffer) : undefined;
+      const src = passThrough ? inputs[passThrough.name]?.data : undefined;
+      if (src) out[o.name] = { dtype: o.dtype, shape: [...o.shape], data: artifactArrayFrom(o.dtype, src) };
+    }
+    // Memory now holds each state update in its input's place: the array standing for it next run
+    // is the one returned for the update, or, when that was not read back, the one passed in.
+    for (const [input, o] of this.aliasOutput) {
+      const stand = out[o.name]?.data ?? inputs[input]?.data;
+      if (stand && this.artifact.buffers[o.buffer]!.kind !== "input") this.residentState.set(input, stand);
+      else this.residentState.delete(input);
     }
     return out;
+  }
+
+  /** The device's current value of the named inputs (the state after in-place updates), copied out. */
+  readInputs(names: readonly string[]): Record<string, RuntimeTensor> {
+    const out: Record<string, RuntimeTensor> = {};
+    for (const name of names) {
+      const io = this.artifact.inputs.find((i) => i.name === name);
+      if (!io) throw new Error(`readInputs: '${name}' is not an input of ${this.artifact.name}`);
+      const data = this.bufferView(io.buffer).slice();
+      this.counter.bytesOut += data.byteLength;
+      out[name] = { dtype: io.dtype, shape: [...io.shape], data };
+    }
+    return out;
+  }
+
+  /** A handle on output `name` as the last run left it in memory (see ResidentValue for how long it stays valid). */
+  keep(name: string): ResidentValue {
+    const o = this.artifact.outputs.find((x) => x.name === name);
+    if (!o) throw new Error(`keep: '${name}' is not an output of ${this.artifact.name}`);
+    return { owner: this, output: name, buffer: o.buffer, dtype: o.dtype, shape: [...o.shape], generation: this.runs };
+  }
+
+  /** A view of a kept value in this memory (checked: not stale, not released). */
+  view(value: ResidentValue): RuntimeData {
+    checkResident(value, this.artifact.outputs.find((o) => o.name === value.output)!, HOST_RESIDENCE);
+    return this.bufferView(value.buffer);
+  }
+
+  readResident(value: ResidentValue, into?: RuntimeData): RuntimeData {
+    const from = this.view(value);
+    if (!into) return from.slice();
+    into.set(from);
+    return into;
+  }
+
+  isReleased(value: ResidentValue): boolean {
+    return this.released.has(value);
+  }
+
+  release(value: ResidentValue): void {
+    this.released.add(value);
   }
 
   async close(): Promise<void> {

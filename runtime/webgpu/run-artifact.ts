@@ -11,7 +11,17 @@
 
 import { numel, type Artifact, type ArtifactDType, type ArtifactIO } from "../artifact/format.ts";
 
-export type RuntimeData = Float32Array | Float64Array | Int32Array | Uint8Array;
+import {
+  IoCounter,
+  checkResident,
+  outputArray,
+  type IoCounters,
+  type ResidentOwner,
+  type ResidentValue,
+  type RunIo,
+  type RuntimeData,
+} from "../artifact/host-io.ts";
+export type { RuntimeData };
 
 export interface RuntimeTensor {
   readonly dtype: ArtifactDType;
@@ -19,10 +29,8 @@ export interface RuntimeTensor {
   readonly data: RuntimeData;
 }
 
-export interface WebGpuRunOptions {
-  /** Outputs to read back (default: all). The others stay on the device only. */
-  readonly readback?: readonly string[];
-}
+/** Outputs to read back (default: all; the others stay on the device only), `out` arrays to fill, inputs from kept values on the same device. */
+export type WebGpuRunOptions = RunIo;
 
 const ELEMENT_BYTES = 4;
 
@@ -79,7 +87,12 @@ interface Launch {
   readonly workgroups: readonly [number, number, number];
 }
 
-export class WebGpuArtifactRunner {
+export class WebGpuArtifactRunner implements ResidentOwner {
+  private readonly counter = new IoCounter();
+  private readonly released = new WeakSet<ResidentValue>();
+  private runs = 0;
+  /** Buffers made for this run only (kept values copied aside), destroyed when it ends. */
+  private readonly scratch: GPUBuffer[] = [];
   private readonly slots: GPUBuffer[];
   private launches: Launch[] = [];
   private staging: GPUBuffer | undefined;
@@ -114,6 +127,68 @@ export class WebGpuArtifactRunner {
         : undefined;
   }
 
+  /** Kept values may move between runners on one device. */
+  get residence(): object {
+    return this.device;
+  }
+
+  get name(): string {
+    return `the webgpu runner of ${this.artifact.name}`;
+  }
+
+  /** Runs completed: a kept value of an earlier run is stale. */
+  get generation(): number {
+    return this.runs;
+  }
+
+  /** What the last run copied between the host and the device, and allocated. */
+  get io(): IoCounters {
+    return this.counter.snapshot();
+  }
+
+  /** A handle on output `name` as the last run left it on the device (see ResidentValue for how long it stays valid). */
+  keep(name: string): ResidentValue {
+    const o = this.artifact.outputs.find((x) => x.name === name);
+    if (!o) throw new Error(`keep: '${name}' is not an output of ${this.artifact.name}`);
+    return { owner: this, output: name, buffer: o.buffer, dtype: o.dtype, shape: [...o.shape], generation: this.runs };
+  }
+
+  isReleased(value: ResidentValue): boolean {
+    return this.released.has(value);
+  }
+
+  release(value: ResidentValue): void {
+    this.released.add(value);
+  }
+
+  readResident(value: ResidentValue, into?: RuntimeData): Promise<RuntimeData> {
+    const output = this.artifact.outputs.find((o) => o.name === value.output)!;
+    checkResident(value, output, this.device);
+    return this.serialized(async () => {
+      checkResident(value, output, this.device);
+      const p = this.placeOf(value.buffer);
+      const count = numel(value.shape);
+      const data = into ?? new (value.dtype === "f32" ? Float32Array : value.dtype === "i32" ? Int32Array : Uint8Array)(count);
+      if (p.bytes === 0) return data;
+      const staging = createBuffer(this.device, {
+        size: p.bytes,
+        usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+        label: `${this.artifact.name}/read-kept`,
+      });
+      try {
+        const encoder = this.device.createCommandEncoder();
+        encoder.copyBufferToBuffer(p.gpu, p.offset, staging, 0, p.bytes);
+        this.device.queue.submit([encoder.finish()]);
+        await staging.mapAsync(GPUMapMode.READ, 0, p.bytes);
+        copyFromDevice(value.dtype, staging.getMappedRange(0, p.bytes), 0, data);
+        staging.unmap();
+      } finally {
+        destroyBuffer(staging);
+      }
+      return data;
+    });
+  }
+
   static async create(device: GPUDevice, artifact: Artifact): Promise<WebGpuArtifactRunner> {
     const runner = new WebGpuArtifactRunner(device, artifact);
     const launches = await Promise.all(
@@ -131,7 +206,7 @@ export class WebGpuArtifactRunner {
     return runner;
   }
 
-  private placeOf(buffer: number): { gpu: GPUBuffer; offset: number; bytes: number } {
+  placeOf(buffer: number): { gpu: GPUBuffer; offset: number; bytes: number } {
     const b = this.artifact.buffers[buffer]!;
     return { gpu: this.slots[b.slot]!, offset: b.offset ?? 0, bytes: numel(b.shape) * ELEMENT_BYTES };
   }
@@ -151,6 +226,16 @@ export class WebGpuArtifactRunner {
   }
 
   private async runNow(inputs: Readonly<Record<string, RuntimeTensor>>, opts: WebGpuRunOptions): Promise<Record<string, RuntimeTensor>> {
+    this.counter.reset();
+    try {
+      return await this.runChecked(inputs, opts);
+    } finally {
+      this.runs++;
+      for (const b of this.scratch.splice(0)) destroyBuffer(b);
+    }
+  }
+
+  private async runChecked(inputs: Readonly<Record<string, RuntimeTensor>>, opts: WebGpuRunOptions): Promise<Record<string, RuntimeTensor>> {
     const { device } = this;
     // A run the device refuses (an invalid copy, a binding over a limit) must fail, not return
     // whatever the staging buffer held: its validation errors land in a scope of its own. No
@@ -169,34 +254,47 @@ export class WebGpuArtifactRunner {
     try {
       if (stagingBytes > 0) {
         await this.staging!.mapAsync(GPUMapMode.READ, 0, stagingBytes);
-        mapped = this.staging!.getMappedRange(0, stagingBytes).slice(0);
-        this.staging!.unmap();
+        mapped = this.staging!.getMappedRange(0, stagingBytes);
       } else await device.queue.onSubmittedWorkDone();
     } catch (e) {
       failure = e;
     }
     const refused = await validation;
-    if (refused) throw new Error(`webgpu: ${this.artifact.name}: the device refused the run: ${refused.message}`);
-    if (failure !== undefined) throw failure;
+    if (refused || failure !== undefined) {
+      if (mapped) this.staging!.unmap();
+      if (refused) throw new Error(`webgpu: ${this.artifact.name}: the device refused the run: ${refused.message}`);
+      throw failure;
+    }
 
+    // Each output is copied once, from the mapped staging range into its array (the caller's `out`, else a fresh one).
     const out: Record<string, RuntimeTensor> = {};
-    for (const o of wanted) {
-      const buffer = this.artifact.buffers[o.buffer]!;
-      if (buffer.kind === "input") {
-        // An output that is an input passes the caller's data through.
-        const given = this.artifact.inputs.find((i) => i.buffer === o.buffer)!;
-        out[o.name] = { dtype: o.dtype, shape: [...o.shape], data: inputs[given.name]!.data.slice() };
-        continue;
+    try {
+      for (const o of wanted) {
+        const buffer = this.artifact.buffers[o.buffer]!;
+        if (buffer.kind === "input") {
+          // An output that is an input passes the caller's data through.
+          const given = this.artifact.inputs.find((i) => i.buffer === o.buffer)!;
+          out[o.name] = { dtype: o.dtype, shape: [...o.shape], data: inputs[given.name]!.data.slice() };
+          continue;
+        }
+        const data = outputArray(o, opts.out, this.counter);
+        copyFromDevice(o.dtype, mapped ?? new ArrayBuffer(0), stagingOffset.get(o.name)!, data);
+        this.counter.bytesOut += numel(o.shape) * ELEMENT_BYTES;
+        out[o.name] = { dtype: o.dtype, shape: [...o.shape], data };
       }
-      const offset = stagingOffset.get(o.name)!;
-      out[o.name] = { dtype: o.dtype, shape: [...o.shape], data: fromDeviceWords(o.dtype, mapped ?? new ArrayBuffer(0), offset, numel(o.shape)) };
+    } finally {
+      if (mapped) this.staging!.unmap();
     }
     // The device now holds each state output in its input's place (in place, or by the copy-back).
     for (const [input, o] of this.aliasOutput) {
       const t = out[o.name];
       if (this.artifact.buffers[o.buffer]!.kind === "input") this.resident.delete(input);
       // Not read back: the caller's array now stands for the updated value on the device.
-      else this.resident.set(input, t ? t.data : inputs[input]!.data);
+      else {
+        const stand = t?.data ?? inputs[input]?.data;
+        if (stand) this.resident.set(input, stand);
+        else this.resident.delete(input);
+      }
     }
     return out;
   }
@@ -207,7 +305,9 @@ export class WebGpuArtifactRunner {
     opts: WebGpuRunOptions,
   ): { readonly wanted: readonly ArtifactIO[]; readonly stagingBytes: number; readonly stagingOffset: ReadonlyMap<string, number> } {
     const { device } = this;
+    const fromKept = this.residentCopies(opts.resident ?? {});
     for (const io of this.artifact.inputs) {
+      if (opts.resident?.[io.name] !== undefined) continue;
       const t = inputs[io.name];
       if (!t) throw new Error(`missing input '${io.name}'`);
       if (t.data.length !== numel(io.shape)) throw new Error(`input '${io.name}' has ${t.data.length} elements, expected ${numel(io.shape)}`);
@@ -215,8 +315,10 @@ export class WebGpuArtifactRunner {
       this.resident.delete(io.name);
       const p = this.placeOf(io.buffer);
       if (p.bytes > 0) device.queue.writeBuffer(p.gpu, p.offset, toDevice(io.dtype, t.data) as Float32Array<ArrayBuffer>);
+      this.counter.bytesIn += p.bytes;
     }
     const encoder = device.createCommandEncoder();
+    fromKept(encoder);
     if (this.launches.length > 0) {
       const pass = encoder.beginComputePass();
       for (const l of this.launches) {
@@ -260,6 +362,46 @@ export class WebGpuArtifactRunner {
     }
     device.queue.submit([encoder.finish()]);
     return { wanted, stagingBytes, stagingOffset };
+  }
+
+  /**
+   * Inputs taken from kept values on this device: each is copied, buffer to buffer, at the
+   * start of the run's command buffer. A source that this run's uploads would overwrite first
+   * (or that shares a GPU buffer with its destination) goes through a scratch buffer, copied
+   * aside in a submit of its own before the uploads. Returns what encodes the copies.
+   */
+  private residentCopies(resident: NonNullable<RunIo["resident"]>): (encoder: GPUCommandEncoder) => void {
+    const moves: { from: { gpu: GPUBuffer; offset: number; bytes: number }; to: { gpu: GPUBuffer; offset: number; bytes: number }; aside?: GPUBuffer }[] = [];
+    const uploads = this.artifact.inputs.filter((i) => resident[i.name] === undefined).map((i) => this.placeOf(i.buffer));
+    const overlaps = (a: { gpu: GPUBuffer; offset: number; bytes: number }, b: { gpu: GPUBuffer; offset: number; bytes: number }): boolean =>
+      a.gpu === b.gpu && a.offset < b.offset + b.bytes && b.offset < a.offset + a.bytes;
+    for (const [name, value] of Object.entries(resident)) {
+      const io = this.artifact.inputs.find((i) => i.name === name);
+      if (!io) throw new Error(`'${name}' is not an input of ${this.artifact.name}`);
+      checkResident(value, io, this.device);
+      const from = (value.owner as WebGpuArtifactRunner).placeOf(value.buffer);
+      const to = this.placeOf(io.buffer);
+      this.resident.delete(name);
+      if (from.bytes === 0 || (from.gpu === to.gpu && from.offset === to.offset)) continue;
+      const staged = from.gpu === to.gpu || uploads.some((u) => overlaps(u, from)) || moves.some((m) => overlaps(m.to, from));
+      moves.push({
+        from,
+        to,
+        ...(staged ? { aside: createBuffer(this.device, { size: from.bytes, usage: GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST }) } : {}),
+      });
+      this.counter.bytesOnDevice += from.bytes;
+    }
+    const aside = moves.filter((m) => m.aside);
+    if (aside.length > 0) {
+      const encoder = this.device.createCommandEncoder();
+      for (const m of aside) encoder.copyBufferToBuffer(m.from.gpu, m.from.offset, m.aside!, 0, m.from.bytes);
+      this.device.queue.submit([encoder.finish()]);
+    }
+    return (encoder) => {
+      for (const m of moves) encoder.copyBufferToBuffer(m.aside ?? m.from.gpu, m.aside ? 0 : m.from.offset, m.to.gpu, m.to.offset, m.from.bytes);
+      // Scratch buffers are destroyed when the run has finished.
+      for (const m of aside) this.scratch.push(m.aside!);
+    };
   }
 
   /**
@@ -331,6 +473,24 @@ function toDevice(dtype: ArtifactDType, data: RuntimeData): Float32Array | Int32
       return data instanceof Int32Array ? data : Int32Array.from(data);
     case "bool":
       return Uint32Array.from(data, (v) => (v !== 0 ? 1 : 0));
+  }
+}
+
+/** Copies `into.length` elements of `dtype` stored as device words at `offset` of `memory` into `into`. */
+function copyFromDevice(dtype: ArtifactDType, memory: ArrayBuffer, offset: number, into: RuntimeData): void {
+  const count = into.length;
+  switch (dtype) {
+    case "f32":
+      into.set(new Float32Array(memory, offset, count));
+      return;
+    case "i32":
+      into.set(new Int32Array(memory, offset, count));
+      return;
+    case "bool": {
+      const words = new Uint32Array(memory, offset, count);
+      for (let i = 0; i < count; i++) into[i] = words[i] !== 0 ? 1 : 0;
+      return;
+    }
   }
 }
 

@@ -1,0 +1,105 @@
+// What a run moves between the host and a runner's memory, shared by the js, wasm and webgpu
+// runtimes: the per-run I/O options (outputs to read, caller arrays to fill, outputs to keep
+// on the device, inputs taken from another run's kept output), the counters a runner keeps of
+// the bytes it copied and allocated (what tests assert instead of times), and the handle to
+// a value left in a runner's memory. Runtime-only: no compiler import.
+
+import { ARTIFACT_DTYPES, artifactArray, type ArtifactDType, type ArtifactIO } from "./format.ts";
+import { numel } from "./format.ts";
+
+export type RuntimeData = Float32Array | Float64Array | Int32Array | Uint8Array;
+
+/**
+ * A value a run left in its runner's memory (an output named in `keep`). Valid until that
+ * runner's next run ends (the next run may still read it as an input) or `release()`: a
+ * runner refuses a stale or released one, and one from a runner it cannot read from.
+ */
+export interface ResidentValue {
+  /** The runner (one memory, one device) whose buffer holds it. */
+  readonly owner: ResidentOwner;
+  readonly output: string;
+  readonly buffer: number;
+  readonly dtype: ArtifactDType;
+  readonly shape: readonly number[];
+  /** The owner's run count when the value was written. */
+  readonly generation: number;
+}
+
+/** What a runner that can keep values exposes to its handles. */
+export interface ResidentOwner {
+  /** Completed runs; a handle of an earlier generation is stale. */
+  readonly generation: number;
+  /** The platform memory it lives in: runners may exchange values when theirs match (WebGPU: the device). */
+  readonly residence: object;
+  readonly name: string;
+  /** Host-memory runners (js, wasm): a view of the value, valid until the owner runs again. */
+  view?(value: ResidentValue): RuntimeData;
+  /** Copies the value to the host (into `into` when given). */
+  readResident(value: ResidentValue, into?: RuntimeData): RuntimeData | Promise<RuntimeData>;
+  /** Whether `release` was called on it. */
+  isReleased(value: ResidentValue): boolean;
+  release(value: ResidentValue): void;
+}
+
+/** The residence of runners whose memory is host memory (js, wasm): any of them reads another's values with one copy. */
+export const HOST_RESIDENCE: object = Object.freeze({ kind: "host memory" });
+
+/** Per-run I/O choices, the same for every runtime (each ignores what it cannot honour). */
+export interface RunIo {
+  /** Outputs to read back (default: all not kept). The others stay in the runner's memory only. */
+  readonly readback?: readonly string[];
+  /** Arrays to fill with the named outputs instead of fresh ones (right storage type and length). */
+  readonly out?: Readonly<Record<string, RuntimeData>>;
+  /** Inputs taken from values kept by an earlier run (this runner's or another on the same memory). */
+  readonly resident?: Readonly<Record<string, ResidentValue>>;
+}
+
+/** Bytes the last run moved through the host. */
+export interface IoCounters {
+  /** Bytes copied from host arrays into the runner's memory (uploads; resident state skipped). */
+  readonly bytesIn: number;
+  /** Bytes copied from the runner's memory to host arrays. */
+  readonly bytesOut: number;
+  /** Bytes of host arrays the run allocated for its results (0 when every output went to `out`). */
+  readonly bytesAllocated: number;
+  /** Bytes copied inside the runner's memory (resident inputs, copy-backs of state updates). */
+  readonly bytesOnDevice: number;
+}
+
+export class IoCounter {
+  bytesIn = 0;
+  bytesOut = 0;
+  bytesAllocated = 0;
+  bytesOnDevice = 0;
+  reset(): void {
+    this.bytesIn = this.bytesOut = this.bytesAllocated = this.bytesOnDevice = 0;
+  }
+  snapshot(): IoCounters {
+    return { bytesIn: this.bytesIn, bytesOut: this.bytesOut, bytesAllocated: this.bytesAllocated, bytesOnDevice: this.bytesOnDevice };
+  }
+}
+
+/** The array output `io` lands in: the caller's from `out` (checked), else a fresh one (counted). */
+export function outputArray(io: ArtifactIO, out: Readonly<Record<string, RuntimeData>> | undefined, counter: IoCounter): RuntimeData {
+  const given = out?.[io.name];
+  const count = numel(io.shape);
+  if (given !== undefined) {
+    const Storage = ARTIFACT_DTYPES[io.dtype].array;
+    if (!(given instanceof Storage) || given.length !== count)
+      throw new Error(`out '${io.name}': expected a ${Storage.name} of ${count} elements, got ${given.constructor.name} of ${given.length}`);
+    return given;
+  }
+  counter.bytesAllocated += count * ARTIFACT_DTYPES[io.dtype].bytes;
+  return artifactArray(io.dtype, count);
+}
+
+/** Checks that `value` may be read by a runner on `residence` now; the message says why not. */
+export function checkResident(value: ResidentValue, input: ArtifactIO, residence: object): void {
+  const where = `input '${input.name}': the device value of output '${value.output}' (from ${value.owner.name})`;
+  if (value.owner.residence !== residence) throw new Error(`${where} lives in another runner's memory or device and cannot be read here`);
+  if (value.owner.isReleased(value)) throw new Error(`${where} was released`);
+  if (value.generation !== value.owner.generation)
+    throw new Error(`${where} is stale: ${value.owner.name} has run again since, and the output was overwritten (keep it again, or read() it first)`);
+  if (value.dtype !== input.dtype || value.shape.length !== input.shape.length || value.shape.some((d, i) => d !== input.shape[i]))
+    throw new Error(`${where} is ${value.dtype}[${value.shape.join(",")}], expected ${input.dtype}[${input.shape.join(",")}]`);
+}
