@@ -24,6 +24,7 @@ export interface LoadStateOptions {
 /** What exe.loadState takes: a checkpoint (path, bytes, or a read file), or some state values by name. */
 export type LoadStateSource = StateSource | Readonly<Record<string, HostInput>>;
 
+const owner = (what: string): string => (what.startsWith("model.") ? "model" : "executable");
 const isOptimizerState = (name: string): boolean => name.startsWith(OPTIMIZER_STATE_PREFIX);
 const isCheckpoint = (s: unknown): boolean =>
   typeof s === "string" ||
@@ -33,34 +34,44 @@ const isCheckpoint = (s: unknown): boolean =>
   (typeof s === "object" && s !== null && (s as { tensors?: unknown }).tensors instanceof Map);
 
 /** The checked values to replace, by state name. */
-export function stateToLoad(source: LoadStateSource, stateTypes: ReadonlyMap<string, TensorType>, opts: LoadStateOptions = {}): [string, HostTensor][] {
-  const what = "exe.loadState";
+export function stateToLoad(
+  source: LoadStateSource,
+  stateTypes: ReadonlyMap<string, TensorType>,
+  opts: LoadStateOptions = {},
+  what = "exe.loadState",
+): [string, HostTensor][] {
   const known = (): string => [...stateTypes.keys()].join(", ") || "none";
   strictOptions(what, opts, { strict: true });
+  const programHasOptimizer = [...stateTypes.keys()].some(isOptimizerState);
   if (!isCheckpoint(source)) {
-    // Some values in memory: each must be state; the rest stays as it is.
+    // Some values in memory: each must be state; the rest stays as it is. A program without an
+    // optimizer takes a training program's state (`train.state()`) without its `opt.*` entries.
     const values = source instanceof Map ? [...(source as ReadonlyMap<string, HostInput>)] : Object.entries(source as Readonly<Record<string, HostInput>>);
-    return values.map(([name, v]) => {
+    return values.flatMap(([name, v]): [string, HostTensor][] => {
       const type = stateTypes.get(name);
-      if (!type) throw new KilnError({ code: "invalid-argument", message: `${what}: '${name}' is not state of this executable (state: ${known()})` });
-      return [name, toHostTensor(name, v, type)];
+      if (!type && !programHasOptimizer && isOptimizerState(name)) return [];
+      if (!type) throw new KilnError({ code: "invalid-argument", message: `${what}: '${name}' is not state of this ${owner(what)} (state: ${known()})` });
+      return [[name, toHostTensor(name, v, type)]];
     });
   }
   const { values, file } = stateEntries(source as StateSource, what);
   const strict = opts.strict ?? true;
   const stateNames = [...stateTypes.keys()];
-  const fileHasOptimizer = stateNames.some((n) => isOptimizerState(n) && values.has(n));
+  const fileHasOptimizer = [...values.keys()].some(isOptimizerState);
   // Optimizer entries the program lacks are dropped (training checkpoint → predict program);
-  // entries it has may all be absent (weights only: the optimizer keeps its state), never some.
+  // a weights-only file leaves the optimizer's state as it is; otherwise the file's optimizer
+  // state must be exactly this optimizer's (another optimizer's, or part of it, is refused).
   const missing = stateNames.filter((n) => !values.has(n) && (fileHasOptimizer || !isOptimizerState(n)));
-  const unexpected = [...values.keys()].filter((n) => !stateTypes.has(n) && !isOptimizerState(n));
-  const partialOptimizer = missing.filter(isOptimizerState);
-  if (partialOptimizer.length > 0 || (strict && (missing.length > 0 || unexpected.length > 0))) {
+  const unexpected = [...values.keys()].filter((n) => !stateTypes.has(n) && (programHasOptimizer || !isOptimizerState(n)));
+  const optimizerMismatch = programHasOptimizer && fileHasOptimizer && [...missing, ...unexpected].some(isOptimizerState);
+  if (optimizerMismatch || (strict && (missing.length > 0 || unexpected.length > 0))) {
     const list = (names: string[]): string => `${names.slice(0, 6).join(", ")}${names.length > 6 ? `, … (${names.length})` : ""}`;
     const parts = [
       missing.length ? `missing ${list(missing)}` : "",
       unexpected.length ? `unexpected ${list(unexpected)}` : "",
-      partialOptimizer.length ? "(a checkpoint holds all of the optimizer's state or none)" : "(pass { strict: false } to load the entries that match)",
+      optimizerMismatch
+        ? "(a checkpoint holds all of the optimizer's state or none: this one's is partial or another optimizer's)"
+        : "(pass { strict: false } to load the entries that match)",
     ].filter(Boolean);
     throw new KilnError({ code: "invalid-argument", message: `${what}: ${file}: ${parts.join("; ")}` });
   }

@@ -12,7 +12,7 @@ import { toHostOutput, toHostTensor, type HostArray, type HostInput, type HostOu
 import { checkIndexInputs } from "./index-checks.ts";
 import { checkSpecs, graphNameOf, isProgram, type Program, type TracedFn } from "./program.ts";
 import { FINITE_OUTPUT, checkInputs, checkNumericsFromEnv, exposeValues, findFirstNonFinite, guardStateUpdates } from "./numerics.ts";
-import { resolveTarget, targetOptionKeys, targetsReadingOption, type Artifact, type Executor, type ExecutorStats, type TargetOptions } from "./targets.ts";
+import { resolveTarget, targetOptionKeys, targetsReadingOption, type Artifact, type Executor, type ExecutorStats, type TargetInfo, type TargetOptions } from "./targets.ts";
 import type { IoCounters, ResidentValue } from "../targets/backend.ts";
 import { DeviceValue } from "./device-value.ts";
 import { checkOptions, unknownOptionMessage } from "../compiler/util/options.ts";
@@ -20,7 +20,8 @@ import type { CompileStats } from "../targets/backend.ts";
 import { captureUserLoc } from "./loc.ts";
 import { strictOptions, type KeyTable } from "./options.ts";
 import type { Tensor } from "./tensor.ts";
-import { locPart, traceFunction, type Specs } from "./trace.ts";
+import { StateStore } from "./state-store.ts";
+import { locPart, traceFunction, type Specs, type TraceResult } from "./trace.ts";
 
 export interface CompileOptions extends TargetOptions {
   /**
@@ -143,6 +144,8 @@ export interface Executable<Out = unknown> {
   readonly artifact: Artifact | undefined;
   /** Writes a standalone artifact folder (manifest, kernels, the current state as weights, a typed loader). */
   save(dir: string): Promise<void>;
+  /** Frees workers or device memory the target holds for it (wasm threads); it cannot run afterwards. */
+  close(): Promise<void>;
   /** Runs whose update was skipped (`skipNonFinite`, or a failed checkNumerics run) because the loss or an update was not finite. */
   readonly skippedSteps: number;
 }
@@ -156,6 +159,21 @@ export async function compile<F extends TracedFn>(
 ): Promise<Executable<HostTree<ReturnType<F>>>> {
   const requested = opts.target ?? "auto";
   checkCompileOptions(opts, requested);
+  const { fn, name, specs: resolved, inputLoc } = resolveProgram("k.compile", fnOrProgram, specs, opts.name);
+  const started = performance.now();
+  const traced = traceFunction(name, fn, resolved, inputLoc);
+  const traceMs = performance.now() - started;
+  const target = await resolveTarget(requested);
+  return executableOf<HostTree<ReturnType<F>>>(traced, resolved, target, opts, new StateStore(target.name), { started, traceMs });
+}
+
+/** A function or k.program with its specs and graph name, checked. */
+export function resolveProgram(
+  what: string,
+  fnOrProgram: TracedFn | Program,
+  specs: Specs | undefined,
+  nameOption: string | undefined,
+): { fn: TracedFn; name: string; specs: Specs; inputLoc: SourceLoc | undefined } {
   let fn: TracedFn;
   let name: string;
   let inputLoc: SourceLoc | undefined;
@@ -163,94 +181,79 @@ export async function compile<F extends TracedFn>(
     fn = fnOrProgram.fn;
     specs ??= fnOrProgram.specs;
     inputLoc = fnOrProgram.loc;
-    name = opts.name ?? fnOrProgram.name ?? graphNameOf(fn);
+    name = nameOption ?? fnOrProgram.name ?? graphNameOf(fn);
   } else if (typeof fnOrProgram === "function") {
     fn = fnOrProgram;
-    name = opts.name ?? graphNameOf(fn);
+    name = nameOption ?? graphNameOf(fn);
   } else {
-    throw new KilnError({ code: "invalid-argument", message: `k.compile: expected a function or a k.program, got ${typeof fnOrProgram}` });
+    throw new KilnError({ code: "invalid-argument", message: `${what}: expected a function or a k.program, got ${typeof fnOrProgram}` });
   }
   if (specs === undefined)
-    throw new KilnError({ code: "invalid-argument", message: "k.compile: input specs are missing (pass them as the second argument, e.g. [k.f32([4, 3])])" });
-  checkSpecs(specs, "k.compile");
-  const started = performance.now();
-  const traced = traceFunction(name, fn, specs, inputLoc);
-  const traceMs = performance.now() - started;
+    throw new KilnError({ code: "invalid-argument", message: `${what}: input specs are missing (pass them as the second argument, e.g. [k.f32([4, 3])])` });
+  checkSpecs(specs, what);
+  return { fn, name, specs, inputLoc };
+}
+
+/**
+ * The executable of a traced program whose state lives in `store`: k.compile gives each its
+ * own; k.compileModel gives its programs one, so they run on the same parameters.
+ */
+export async function executableOf<Out>(
+  traced: TraceResult,
+  specs: Specs,
+  target: TargetInfo,
+  opts: CompileOptions,
+  store: StateStore,
+  timing: { readonly started: number; readonly traceMs: number },
+): Promise<Executable<Out>> {
   const graph = traced.graph;
-  const target = await resolveTarget(requested);
   const { checkNumerics: checkOption, ...targetOpts } = opts;
   const checkNumerics = checkOption ?? checkNumericsFromEnv();
+  const stateTypes = new Map(
+    graph.inputs.map((id) => nodeOf(graph, id)).flatMap((n) => (n.op === "input" && traced.state.has(n.name) ? [[n.name, n.type] as const] : [])),
+  );
+  for (const [name, init] of traced.state) store.declare(name, stateTypes.get(name)!, init, graph.name);
+  const stateNames = [...stateTypes.keys()];
   // Variants only when asked for: checkNumerics compiles a graph that also outputs every value
   // and guards the state updates; skipNonFinite compiles the guarded graph at its first use.
   const exposed = checkNumerics ? exposeValues(graph, traced.computedIndices) : undefined;
   const runGraph = exposed ? guardStateUpdates(exposed.graph, traced.userOutputCount) : graph;
   const factoryStarted = performance.now();
-  const executor = await target.factory(runGraph, targetOpts);
+  const executor = await target.factory(runGraph, targetOpts, store.shared);
   const done = performance.now();
   // A target that does not time its stages (reference, a registered one) reports its factory as "runner".
   const compileStats: CompileStats = {
-    totalMs: done - started,
-    stages: [{ name: "trace", ms: traceMs }, ...(executor.compileStats?.stages ?? [{ name: "runner", ms: done - factoryStarted }])],
+    totalMs: done - timing.started,
+    stages: [{ name: "trace", ms: timing.traceMs }, ...(executor.compileStats?.stages ?? [{ name: "runner", ms: done - factoryStarted }])],
   };
   let guardedExecutor: Promise<Executor> | undefined;
-  const guarded = (): Promise<Executor> => (guardedExecutor ??= Promise.resolve(target.factory(guardStateUpdates(graph, traced.userOutputCount), targetOpts)));
+  const guarded = (): Promise<Executor> =>
+    (guardedExecutor ??= Promise.resolve(target.factory(guardStateUpdates(graph, traced.userOutputCount), targetOpts, store.shared)));
   const checkOutputNames = exposed ? exposed.checks.map((c) => c.output).filter((n) => !userOutputNamesOf(graph, traced.userOutputCount).includes(n)) : [];
   let skippedSteps = 0;
   const bindInputs = inputBinder(graph, specs);
-  const state = new Map<string, HostTensor>([...traced.state].map(([n, init]) => [n, init()]));
   const userOutputs = graph.outputs.slice(0, traced.userOutputCount);
   const stateOutputs = graph.outputs.slice(traced.userOutputCount).filter((o) => o.aliases !== undefined);
-  const stateTypes = new Map(
-    graph.inputs.map((id) => nodeOf(graph, id)).flatMap((n) => (n.op === "input" && state.has(n.name) ? [[n.name, n.type] as const] : [])),
-  );
-  // Device-resident state: a target that can read its inputs back (WebGPU) gets only the
+  // Device-resident state: a target that can read its inputs back (WebGPU, wasm) gets only the
   // user's outputs read back per run; state names updated on the device since the host copy
-  // was taken are `stale` until fetchState() reads them, from `owner`: the executor that ran
-  // last (the normal one, or the guarded variant of skipNonFinite).
-  let owner: Executor = executor;
+  // was taken are stale in the store until fetchState() (or, where the device is host memory,
+  // state()) reads them from the executor that wrote them (the normal one, or the guarded
+  // variant of skipNonFinite).
   const userOutputNames = userOutputs.map((o) => o.name);
-  const stale = new Set<string>();
-  const snapshot = (): Record<string, HostTensor> => {
-    if (stale.size > 0 && owner.readInputsSync) {
-      // A device that is host memory (wasm) is read at once.
-      const fresh = owner.readInputsSync([...stale]);
-      for (const name of stale) state.set(name, fresh[name]!);
-      stale.clear();
-    }
-    if (stale.size > 0)
-      throw new KilnError({
-        code: "invalid-argument",
-        message: `exe.state(): the state (${[...stale].slice(0, 3).join(", ")}${stale.size > 3 ? ", …" : ""}) lives on the ${target.name} device and has changed since it was last read: use \`await exe.fetchState()\``,
-      });
-    return Object.fromEntries([...state].map(([n, t]) => [n, { dtype: t.dtype, shape: [...t.shape], data: t.data.slice() }]));
-  };
-  const pullStale = async (): Promise<void> => {
-    if (stale.size > 0 && owner.readInputs) {
-      const fresh = await owner.readInputs([...stale]);
-      for (const name of stale) state.set(name, fresh[name]!);
-      stale.clear();
-    }
-  };
+  let lastExec: Executor = executor;
+  const snapshot = (): Record<string, HostTensor> => store.snapshot(stateNames);
   const fetchState = async (): Promise<Record<string, HostTensor>> => {
-    await pullStale();
+    await store.pull();
     return snapshot();
   };
   let runCount = 0;
   /** The arrays `out: "reuse"` runs fill, by output name (allocated by the first). */
   const reused = new Map<string, HostArray>();
   const inputTypes = new Map(graph.inputs.map((id) => nodeOf(graph, id)).flatMap((n) => (n.op === "input" ? [[n.name, n.type] as const] : [])));
-  // Runs (and state reads) on one executable form a queue: each starts when the previous one
-  // has settled, so it sees the state that one left, whatever the caller's concurrency. A
-  // failed step does not block the ones behind it. Other executables keep their own queues.
-  let tail: Promise<unknown> = Promise.resolve();
-  let pending = 0;
-  const serialized = <T>(work: () => Promise<T>): Promise<T> => {
-    pending++;
-    const result = tail.then(work).finally(() => pending--);
-    tail = result.catch(() => undefined);
-    return result;
-  };
-  const fetchStateInOrder = (): Promise<Record<string, HostTensor>> => serialized(fetchState);
+  // Runs (and state reads) on one store form a queue: each starts when the previous one has
+  // settled, so it sees the state that one left, whatever the caller's concurrency. A failed
+  // step does not block the ones behind it. Other stores keep their own queues.
+  const fetchStateInOrder = (): Promise<Record<string, HostTensor>> => store.serialized(fetchState);
 
   return {
     graph,
@@ -260,13 +263,17 @@ export async function compile<F extends TracedFn>(
       return executor.stats;
     },
     get ioStats() {
-      return owner.io;
+      return lastExec.io;
     },
     get artifact() {
       return executor.artifact;
     },
     get skippedSteps() {
       return skippedSteps;
+    },
+    async close() {
+      await executor.close?.();
+      if (guardedExecutor) await (await guardedExecutor).close?.();
     },
     async save(dir: string) {
       const artifact = executor.artifact;
@@ -285,19 +292,13 @@ export async function compile<F extends TracedFn>(
       // All or nothing: a bad entry leaves the state as it was. Checked now; applied in call
       // order: after the runs already started (else one finishing later would overwrite it).
       const values = stateToLoad(source, stateTypes, loadOpts).map(([name, t]) => [name, { ...t, data: t.data.slice() }] as const);
-      const apply = (): void => {
-        for (const [name, t] of values) {
-          state.set(name, t);
-          stale.delete(name);
-        }
-      };
-      if (pending === 0) apply();
-      else void serialized(async () => apply());
+      if (!store.busy) store.replace(values);
+      else void store.serialized(async () => store.replace(values));
     },
     async saveState(path: string) {
       writeCheckpoint(path, await fetchStateInOrder(), graph.name);
     },
-    run(inputs: RunInputs, runOpts: RunOptions = {}): Promise<HostTree<ReturnType<F>>> {
+    run(inputs: RunInputs, runOpts: RunOptions = {}): Promise<Out> {
       // Inputs are checked and taken at the call (a run that waits its turn copies them, so
       // the caller may refill its arrays at once); the seed follows call order; the state is
       // read when the run's turn comes, i.e. after the previous run updated it.
@@ -307,16 +308,16 @@ export async function compile<F extends TracedFn>(
       try {
         strictOptions("exe.run", runOpts, runOptionKeys);
         const seed = runOpts.seed ?? runCount;
-        user = bindInputs(inputs, seed, state, devices);
+        user = bindInputs(inputs, seed, stateTypes, devices);
         checkIndexInputs(traced.indexChecks, user);
-        if (pending > 0) for (const [name, t] of Object.entries(user)) user[name] = { ...t, data: t.data.slice() };
+        if (store.busy) for (const [name, t] of Object.entries(user)) user[name] = { ...t, data: t.data.slice() };
         io = runIoOf(runOpts);
         runCount++;
       } catch (e) {
         return Promise.reject(e as Error);
       }
       const skip = runOpts.skipNonFinite === true;
-      return serialized(() => runNow(user, devices, io, skip));
+      return store.serialized(() => runNow(user, devices, io, skip));
     },
   };
 
@@ -358,15 +359,13 @@ export async function compile<F extends TracedFn>(
     devices: Readonly<Record<string, DeviceValue>>,
     io: RunIo,
     skipNonFinite: boolean,
-  ): Promise<HostTree<ReturnType<F>>> {
+  ): Promise<Out> {
     const guardedRun = checkNumerics || (skipNonFinite && stateOutputs.length > 0);
     const exec = checkNumerics || !guardedRun ? executor : await guarded();
-    if (exec !== owner) {
-      // The state on the device of the executor that ran last comes to the host, then to this one.
-      await pullStale();
-      owner = exec;
-    }
-    const bound: Record<string, HostTensor> = { ...user, ...Object.fromEntries(state) };
+    // The state on the device of the executor that ran last comes to this one (through the host unless they share it).
+    await store.handOver(exec);
+    lastExec = exec;
+    const bound: Record<string, HostTensor> = { ...user, ...Object.fromEntries(stateNames.map((n) => [n, store.values.get(n)!])) };
     // Inputs kept on the device by an earlier run: checked now (a run in between makes them
     // stale); read from the device by a target that takes them, else through the host.
     const resident: Record<string, ResidentValue> = {};
@@ -381,7 +380,7 @@ export async function compile<F extends TracedFn>(
     let infiniteInputs: ReadonlySet<string> = new Set();
     if (checkNumerics) {
       // State still on the device was written by guarded runs only: finite. The host's copy is checked.
-      const checked = checkInputs(graph, Object.fromEntries(Object.entries(bound).filter(([name]) => !stale.has(name))));
+      const checked = checkInputs(graph, Object.fromEntries(Object.entries(bound).filter(([name]) => !store.stale.has(name))));
       if (checked.error) throw checked.error;
       infiniteInputs = checked.infinite;
     }
@@ -390,10 +389,10 @@ export async function compile<F extends TracedFn>(
     // stand for it in the next one (the runtime skips their upload).
     const deviceState = exec.readInputs !== undefined && stateOutputs.length > 0;
     const readback = [...userOutputNames.filter((n) => !io.keep.has(n)), ...checkOutputNames, ...(guardedRun ? [FINITE_OUTPUT] : [])];
-    const stateNames = stateOutputs.map((o) => o.name);
+    const stateOutputNames = stateOutputs.map((o) => o.name);
     const out = io.reuse ? Object.fromEntries(reused) : io.out;
     const results = await exec.run(bound, {
-      ...(deviceState ? { readback } : io.keep.size > 0 ? { readback: [...readback, ...stateNames] } : {}),
+      ...(deviceState ? { readback } : io.keep.size > 0 ? { readback: [...readback, ...stateOutputNames] } : {}),
       ...(out ? { out } : {}),
       ...(Object.keys(resident).length > 0 ? { resident } : {}),
     });
@@ -401,8 +400,8 @@ export async function compile<F extends TracedFn>(
     const kept = !guardedRun || results[FINITE_OUTPUT]?.data[0] !== 0;
     if (!kept) skippedSteps++;
     for (const o of stateOutputs) {
-      if (deviceState) stale.add(o.aliases!);
-      else if (kept) state.set(o.aliases!, results[o.name]!);
+      if (deviceState) store.stale.set(o.aliases!, exec);
+      else if (kept) store.values.set(o.aliases!, results[o.name]!);
     }
     if (exposed) {
       const error = findFirstNonFinite(graph, exposed.checks, results, infiniteInputs, exec.artifact);
@@ -421,7 +420,7 @@ export async function compile<F extends TracedFn>(
       if (io.reuse && result) reused.set(o.name, result.data);
       return toHostOutput(o.name, given && result ? { ...result, data: given } : result, nodeOf(graph, o.value).type);
     });
-    return traced.unflatten(outputs as readonly HostOutput[]) as HostTree<ReturnType<F>>;
+    return traced.unflatten(outputs as readonly HostOutput[]) as Out;
   }
 }
 
@@ -469,7 +468,7 @@ function checkCompileOptions(opts: CompileOptions, target: string): void {
 function inputBinder(
   graph: Graph,
   specs: Specs,
-): (inputs: RunInputs, seed: number, state: ReadonlyMap<string, HostTensor>, devices: Record<string, DeviceValue>) => Record<string, HostTensor> {
+): (inputs: RunInputs, seed: number, state: ReadonlyMap<string, unknown>, devices: Record<string, DeviceValue>) => Record<string, HostTensor> {
   const graphInputs = graph.inputs.map((id) => {
     const node = nodeOf(graph, id);
     return { name: node.op === "input" ? node.name : "", type: node.type };

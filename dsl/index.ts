@@ -106,6 +106,8 @@ export * as data from "./data.ts";
 export { compile } from "./compile.ts";
 export type { CompileOptions, Executable, HostTree, OutArrays, RunInputs, RunOptions } from "./compile.ts";
 export type { IoCounters } from "../targets/backend.ts";
+export { compileModel } from "./model.ts";
+export type { CompileModelOptions, Model, ModelBase, ModelProgram, ModelRun, ProgramMode } from "./model.ts";
 export { program, isProgram } from "./program.ts";
 export type { Program } from "./program.ts";
 export { registerTarget, registeredTargets, availableTargets, targetDevice } from "./targets.ts";

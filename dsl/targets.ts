@@ -18,6 +18,7 @@ export type {
   Executor,
   ExecutorRunOptions,
   ExecutorStats,
+  SharedState,
   TargetDevice,
   TargetEntry as TargetInfo,
   TargetFactory,

@@ -29,6 +29,12 @@ export type TrainStepFn = (x: Tensor | Readonly<Record<string, Tensor>>, y?: Ten
 /** Optimizer state inputs are named `opt.<key>`: `opt.step`, `opt.0.weight.exp_avg`. */
 export const OPTIMIZER_STATE_PREFIX = "opt.";
 
+/** The functions trainStep made: k.compileModel traces them in training mode. */
+const trainSteps = new WeakSet<object>();
+
+/** Whether `fn` is a step k.trainStep made (k.compileModel traces it in training mode, the others in eval mode). */
+export const isTrainStep = (fn: unknown): boolean => typeof fn === "function" && trainSteps.has(fn);
+
 /**
  * Returns a function to trace (k.compile / k.program) that runs one step of training `model`
  * and returns `{ loss }`; parameters and optimizer state stay in the executable across runs.
@@ -49,6 +55,7 @@ export function trainStep(model: Module, lossFn: LossFn, optimizer: Optimizer, o
     const [input, targets] = splitInputs(x, y, more);
     return { loss: emitTrainStep(model, lossFn, optimizer, input, targets, maxNorm) };
   };
+  trainSteps.add(step);
   return step;
 }
 

@@ -40,6 +40,12 @@ export interface Executor {
    * output `name` as the last run left it. Runs then accept handles in `resident`.
    */
   keep?(name: string): ResidentValue;
+  /**
+   * The SharedState this executor binds (given to the factory, and every state input of the
+   * graph placed in its memory): executors binding one hand the state to each other with no
+   * copy. Absent: the executor keeps its own copy, and the state moves through the host.
+   */
+  readonly sharedState?: SharedState;
   readonly stats?: ExecutorStats;
   /** Compile time by stage, from the first graph pass to the runner's creation (k.compile adds trace). */
   readonly compileStats?: CompileStats;
@@ -73,7 +79,20 @@ export interface TargetOptions {
   readonly [option: string]: unknown;
 }
 
-export type TargetFactory = (graph: Graph, opts: TargetOptions) => Executor | Promise<Executor>;
+/**
+ * One state several executors of a target share (k.compileModel's programs): a target that can
+ * binds the state inputs of every executor it builds with it to the same device memory, which it
+ * keeps in `memory` (WebGPU: a GPU buffer per state name; js: an array per name).
+ */
+export interface SharedState {
+  /** The state inputs' names (parameters, buffers, optimizer state) across the programs. */
+  readonly names: ReadonlySet<string>;
+  /** Per-target storage, filled by the first executor that binds it. */
+  readonly memory: Map<string, unknown>;
+}
+
+/** Builds an executor for `graph`; with `shared`, binding its state inputs to that memory where the target can. */
+export type TargetFactory = (graph: Graph, opts: TargetOptions, shared?: SharedState) => Executor | Promise<Executor>;
 
 /** The device a target runs on, on this machine (k.targetDevice). */
 export interface TargetDevice {

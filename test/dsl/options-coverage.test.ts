@@ -52,6 +52,9 @@ const calls: Readonly<Record<string, () => unknown>> = {
         { target: "reference" },
       )
     ).loadState({}, BOGUS),
+  "k.compileModel": () => k.compileModel(k.nn.linear(2, 1), { predict: (x: k.Tensor) => x }, [k.f32([1, 2])], BOGUS),
+  "k.ModelBase.loadState": async () =>
+    (await k.compileModel(k.nn.linear(2, 1), { predict: (x: k.Tensor) => x }, [k.f32([1, 2])], { target: "reference" })).loadState({}, BOGUS),
   "k.nn.Module.loadStateDict": () => k.nn.linear(2, 1).loadStateDict({}, BOGUS),
 
   "k.data.batches": () => k.data.batches([[1, 2]], BOGUS),
