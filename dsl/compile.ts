@@ -12,7 +12,16 @@ import { toHostOutput, toHostTensor, type HostArray, type HostInput, type HostOu
 import { checkIndexInputs } from "./index-checks.ts";
 import { checkSpecs, graphNameOf, isProgram, type Program, type TracedFn } from "./program.ts";
 import { FINITE_OUTPUT, checkInputs, checkNumericsFromEnv, exposeValues, findFirstNonFinite, guardStateUpdates } from "./numerics.ts";
-import { resolveTarget, targetOptionKeys, targetsReadingOption, type Artifact, type Executor, type ExecutorStats, type TargetInfo, type TargetOptions } from "./targets.ts";
+import {
+  resolveTarget,
+  targetOptionKeys,
+  targetsReadingOption,
+  type Artifact,
+  type Executor,
+  type ExecutorStats,
+  type TargetInfo,
+  type TargetOptions,
+} from "./targets.ts";
 import type { IoCounters, ResidentValue } from "../targets/backend.ts";
 import { DeviceValue } from "./device-value.ts";
 import { checkOptions, unknownOptionMessage } from "../compiler/util/options.ts";
