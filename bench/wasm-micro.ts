@@ -48,11 +48,15 @@ async function time(c: MicroCase, threads: number, opts: WasmCompileOptions): Pr
   return { wallMs: Math.min(...times), cpuMs: Math.min(...cpu) };
 }
 
-const only = process.argv.slice(2);
+const args = process.argv.slice(2);
+// --no-relaxed: mul + add instead of relaxed_madd; --threads=n: only that thread count
+const only = args.filter((a) => !a.startsWith("--"));
+const opts: WasmCompileOptions = args.includes("--no-relaxed") ? { relaxedSimd: false } : {};
+const threadArg = args.find((a) => a.startsWith("--threads="));
 for (const c of CASES) {
   if (only.length > 0 && !only.some((o) => c.name.includes(o))) continue;
-  for (const threads of [1, availableParallelism()]) {
-    const { wallMs, cpuMs } = await time(c, threads, {});
+  for (const threads of threadArg ? [Number(threadArg.slice(10))] : [1, availableParallelism()]) {
+    const { wallMs, cpuMs } = await time(c, threads, opts);
     const rate = c.flops ? `${(c.flops / wallMs / 1e6).toFixed(1)} GFLOP/s (wall)` : "";
     console.log(`${c.name.padEnd(28)} threads ${threads}  ${wallMs.toFixed(2)} ms wall, ${cpuMs.toFixed(2)} ms cpu  ${rate}`);
   }

@@ -10,7 +10,8 @@ import { blockContractionPass } from "../compiler/kernel-passes.ts";
 import type { HostTensor } from "../compiler/ir/host-tensor.ts";
 import { artifactDTypeBytes, type ArtifactStats, type WasmArtifact } from "../runtime/artifact/format.ts";
 import type { WasmArtifactRunner, WasmRunOptions } from "../runtime/wasm/run-artifact.ts";
-import { renderWasmProgram } from "../codegen/wasm/render-program.ts";
+import { renderWasmProgram, type WasmBuildOptions } from "../codegen/wasm/render-program.ts";
+import { relaxedSimdAvailable } from "../runtime/wasm/engine.ts";
 import type { Backend, Executor } from "./backend.ts";
 import { compileTimed } from "../compiler/compile-stats.ts";
 import { driverOptionsOf, fuseOptionsOf, type OptionKeys } from "./options.ts";
@@ -20,6 +21,11 @@ export interface WasmOptions extends FuseOptions {
   readonly simd?: boolean;
   /** Register-blocked contractions (default true). */
   readonly block?: boolean;
+  /**
+   * Fused multiply-add (`f32x4.relaxed_madd`) in contractions (default: where this engine has
+   * relaxed SIMD; the artifact then also carries each such module without it, for engines that lack it).
+   */
+  readonly relaxedSimd?: boolean;
 }
 
 export type WasmCompileOptions = WasmOptions & DriverOptions;
@@ -38,7 +44,7 @@ export const wasmBackend: Backend<"wasm", WasmOptions> = {
   memory: { elementBytes: artifactDTypeBytes },
   fuseOptions: fuseOptionsOf,
   kernelPasses: (opts) => (opts.block === false || opts.simd === false ? [] : [blockContractionPass]),
-  render: (program, memory, opts) => ({ kernels: renderWasmProgram(program, memory, opts.simd === undefined ? {} : { simd: opts.simd }), extras: {} }),
+  render: (program, memory, opts) => ({ kernels: renderWasmProgram(program, memory, wasmBuildOptions(opts)), extras: {} }),
   // wasm kernels are base64 text of the binary module, as the in-memory artifact holds them.
   artifactFiles: {
     kernelExtension: "wasm.b64",
@@ -54,6 +60,12 @@ export const wasmBackend: Backend<"wasm", WasmOptions> = {
   createRunner: async (artifact) => (await import("../runtime/wasm/run-artifact.ts")).WasmArtifactRunner.create(artifact),
   factory: (graph, opts) => createWasmExecutor(graph, opts as WasmCompileOptions & WasmRunOptions),
 };
+
+/** Codegen options from the target's: FMA only with SIMD, and by default where the engine has relaxed SIMD. */
+export function wasmBuildOptions(opts: WasmOptions): WasmBuildOptions {
+  const simd = opts.simd !== false;
+  return { simd, fma: simd && (opts.relaxedSimd ?? relaxedSimdAvailable()) };
+}
 
 export function compileWasm(graph: Graph, opts: WasmCompileOptions = {}): WasmCompiled {
   return compileWith(graph, wasmBackend, opts, driverOptionsOf(opts));

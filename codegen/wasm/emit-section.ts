@@ -22,6 +22,12 @@ import { FuncBuilder, valTypeOf } from "./func-builder.ts";
 export interface SectionOptions {
   /** Emit SIMD regions (default true); false gives the scalar lowering only. */
   readonly simd?: boolean;
+  /**
+   * Accumulate vector `reduce_sum`s of products with `f32x4.relaxed_madd` (default false: the
+   * caller knows whether the engine has relaxed SIMD). FMA rounds once where mul + add rounds
+   * twice, so results may differ in the last bit between engines and from the mul + add path.
+   */
+  readonly fma?: boolean;
 }
 
 export interface SectionFunc {
@@ -44,6 +50,7 @@ const isReduce = (e: KExpr): e is Extract<KExpr, { op: "reduce_sum" | "reduce_ma
 export function emitSection(s: Section, buffer: (id: number) => BufferPlace, helpers: HelperFuncs, name: string, opts: SectionOptions = {}): SectionFunc {
   const simd = opts.simd !== false;
   const exprs = s.exprs;
+  const fusedMuls = simd && opts.fma === true ? fusableProducts(s) : new Set<ExprId>();
   const items = scheduleSection(s);
   const fb = new FuncBuilder(3);
   const LO = 0;
@@ -155,6 +162,7 @@ export function emitSection(s: Section, buffer: (id: number) => BufferPlace, hel
 
   const emitExprItem = (id: ExprId): void => {
     const e = exprs[id]!;
+    if (region?.varies(id) && fusedMuls.has(id)) return; // computed by the reduction's relaxed_madd
     if (region?.varies(id)) {
       emitVectorExpr(vectorCtx(region), e);
       fb.set(vecLocal(id));
@@ -250,6 +258,21 @@ export function emitSection(s: Section, buffer: (id: number) => BufferPlace, hel
   // SIMD_BINARY's add/max: bool's are v128.or, like a scalar bool reduce
   const vectorStepOp = (e: KExpr): number => SIMD_BINARY[e.dtype][e.op === "reduce_sum" ? "add" : "max"];
 
+  /** acc = acc ⊕ body over four lanes; a fused product becomes one relaxed_madd. */
+  const vectorStep = (r: Region, e: Extract<KExpr, { op: "reduce_sum" | "reduce_max" }>, acc: number): void => {
+    const vc = vectorCtx(r);
+    const body = exprs[e.body]!;
+    if (fusedMuls.has(e.body) && r.varies(e.body) && body.op === "mul") {
+      vc.pushVec(body.x);
+      vc.pushVec(body.y);
+      fb.get(acc).simd(Simd.f32x4RelaxedMadd).set(acc);
+      return;
+    }
+    fb.get(acc);
+    vc.pushVec(e.body);
+    fb.simd(vectorStepOp(e)).set(acc);
+  };
+
   const nestLoops = (vars: readonly { name: string; extent: number }[], body: () => void): void => {
     if (vars.length === 0) return body();
     const [v, ...rest] = vars;
@@ -276,11 +299,8 @@ export function emitSection(s: Section, buffer: (id: number) => BufferPlace, hel
     nestLoops(loopVars, () => {
       emitItems(item.body);
       for (const a of accs) {
-        if (a.vector) {
-          fb.get(a.acc);
-          vectorCtx(region!).pushVec(a.e.body);
-          fb.simd(vectorStepOp(a.e)).set(a.acc);
-        } else scalarStep(a.e, a.acc, () => pushScalar(a.e.body));
+        if (a.vector) vectorStep(region!, a.e, a.acc);
+        else scalarStep(a.e, a.acc, () => pushScalar(a.e.body));
       }
     });
     if (region) for (const a of accs) if (!a.vector && region.needsSplat.has(a.id)) splatInto(region, a.id);
@@ -325,14 +345,9 @@ export function emitSection(s: Section, buffer: (id: number) => BufferPlace, hel
       return { e, vaccs, sacc };
     });
     const rl = varLocal(last.name);
-    const vectorStep = (u: number): void => {
+    const step = (u: number): void => {
       emitItems(item.body);
-      const vc = vectorCtx(r);
-      for (const a of accs) {
-        fb.get(a.vaccs[u]!);
-        vc.pushVec(a.e.body);
-        fb.simd(vectorStepOp(a.e)).set(a.vaccs[u]!);
-      }
+      for (const a of accs) vectorStep(r, a.e, a.vaccs[u]!);
     };
     const limit = (): void => void fb.i32(last.extent);
     nestLoops(loopVars.slice(0, -1), () => {
@@ -346,13 +361,13 @@ export function emitSection(s: Section, buffer: (id: number) => BufferPlace, hel
         () => {
           for (let u = 0; u < unroll; u++) {
             if (u > 0) fb.get(rl).i32(LANES).op(Op.i32Add).set(rl);
-            vectorStep(u);
+            step(u);
           }
         },
         unroll * LANES,
       );
       fb.get(rl);
-      fb.forLoop(rl, limit, LANES, () => vectorStep(0), LANES);
+      fb.forLoop(rl, limit, LANES, () => step(0), LANES);
       region = undefined;
       fb.get(rl);
       fb.forLoop(rl, limit, 1, () => {
@@ -397,4 +412,21 @@ export function emitSection(s: Section, buffer: (id: number) => BufferPlace, hel
     splitExtent: splitVar?.extent ?? 1,
     work: domainSize * reduceSize,
   };
+}
+
+/**
+ * f32 products whose only use is the body of an f32 `reduce_sum`: where the sum runs over
+ * vectors they fold into the accumulation as one relaxed_madd instead of a mul and an add.
+ */
+function fusableProducts(s: Section): Set<ExprId> {
+  const uses = new Array<number>(s.exprs.length).fill(0);
+  for (const e of s.exprs) for (const o of exprOperands(e)) uses[o]!++;
+  for (const st of s.stores) uses[st.value]!++;
+  const out = new Set<ExprId>();
+  for (const e of s.exprs) {
+    if (e.op !== "reduce_sum" || e.dtype !== "f32") continue;
+    const body = s.exprs[e.body]!;
+    if (body.op === "mul" && body.dtype === "f32" && uses[e.body] === 1) out.add(e.body);
+  }
+  return out;
 }

@@ -115,6 +115,8 @@ export const Simd = {
   i32x4TruncSatF32x4S: 0xf8,
   f32x4ConvertI32x4S: 0xfa,
   f32x4ConvertI32x4U: 0xfb,
+  /** Relaxed SIMD: a·b + c, fused or not as the engine picks (validates only where relaxed SIMD is on). */
+  f32x4RelaxedMadd: 0x105,
 } as const;
 
 /** i32.trunc_sat_f32_s: prefix 0xfc, sub-opcode 0 (saturating, NaN → 0). */

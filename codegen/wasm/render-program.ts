@@ -34,7 +34,11 @@ export function renderWasmProgram(
   const place = (id: number): BufferPlace => places[id]!;
   return program.kernels.map((k) => {
     const bytes = buildKernelModule(k, place, layout.pages, opts);
-    return { name: k.name, source: encodeBase64(bytes), params: [], reads: k.reads, writes: k.writes };
+    const kernel: ArtifactKernel = { name: k.name, source: encodeBase64(bytes), params: [], reads: k.reads, writes: k.writes };
+    if (!opts.fma) return kernel;
+    // Relaxed SIMD in it? Then also the portable module, for engines without relaxed SIMD.
+    const portable = buildKernelModule(k, place, layout.pages, { ...opts, fma: false });
+    return sameBytes(bytes, portable) ? kernel : { ...kernel, portableSource: encodeBase64(portable) };
   });
 }
 
@@ -53,6 +57,10 @@ export function buildKernelModule(k: Kernel, place: (id: number) => BufferPlace,
     globals,
     comment,
   });
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
 /** Base64 without Node's Buffer (the compiler also runs in browsers). */

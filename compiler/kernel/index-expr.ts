@@ -123,7 +123,11 @@ export function bounds(e: IndexExpr): [number, number] {
   return [lo, hi];
 }
 
-/** Sorts and merges terms, then recombines `k*c*(x div c) + k*(x mod c)` into `k*x`. */
+/**
+ * Sorts and merges terms, then recombines `k*c*(x div c) + k*(x mod c)` into `k*x` (also
+ * `k*c*(y div a·c) + k*((y div a) mod c)` into `k*(y div a)`, so an unflattened index
+ * `9*(f div 9) + 3*((f div 3) mod 3) + (f mod 3)` folds back to `f`).
+ */
 function normalize(terms: readonly Term[], constant: number): IndexExpr {
   const byKey = new Map<string, Term>();
   let extra = constant;
@@ -142,7 +146,9 @@ function normalize(terms: readonly Term[], constant: number): IndexExpr {
     changed = false;
     for (const [key, t] of byKey) {
       if (t.atom.kind !== "mod") continue;
-      const divKey = `(${indexKey(t.atom.x)} div ${t.atom.divisor})`;
+      // x div c, canonically: for x = (y div a) that is (y div a·c) (nested divisions merge)
+      const inner = asAtom(t.atom.x);
+      const divKey = inner?.kind === "div" ? `(${indexKey(inner.x)} div ${inner.divisor * t.atom.divisor})` : `(${indexKey(t.atom.x)} div ${t.atom.divisor})`;
       const d = byKey.get(divKey);
       if (!d || d.coef !== t.coef * t.atom.divisor) continue;
       byKey.delete(key);

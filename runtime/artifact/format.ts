@@ -33,6 +33,11 @@ export interface ArtifactKernel {
   /** GPU targets: the memory slot bound at each binding index, and the workgroup counts (x, y, z). */
   readonly bindings?: readonly number[];
   readonly workgroups?: readonly [number, number, number];
+  /**
+   * wasm: the same module without relaxed-SIMD instructions, present only when `source` has
+   * some; a runner whose engine does not validate `source` compiles this one instead.
+   */
+  readonly portableSource?: string;
 }
 
 export interface ArtifactIO {

@@ -8,6 +8,7 @@
 // not Atomics.wait).
 
 import { HOST_MATH_SOURCE } from "./host-math.ts";
+import { WASM_ENGINE_FLAGS } from "./engine.ts";
 
 /** Control words: generation, kernel, section, extent, threads, done, grain, quit, failed. */
 const GEN = 0;
@@ -50,7 +51,10 @@ for (;;) {
 }
 })`;
 
+// V8 flags are process-wide and the main thread set them (engine.ts) before compiling; setting
+// them here too keeps a worker right in hosts where flags are per isolate.
 const NODE_WORKER_SOURCE = `const { parentPort, workerData } = require("node:worker_threads");
+try { for (const f of ${JSON.stringify(WASM_ENGINE_FLAGS)}) if (f !== "--no-liftoff" || process.env.KILN_WASM_LIFTOFF !== "1") require("node:v8").setFlagsFromString(f); } catch {}
 ${WORKER_BODY}(workerData, () => parentPort.postMessage("ready"));`;
 
 const WEB_WORKER_SOURCE = `self.onmessage = (e) => ${WORKER_BODY}(e.data, () => self.postMessage("ready"));`;

@@ -33,6 +33,7 @@ import {
   type ResidentValue,
   type RunIo,
 } from "../artifact/host-io.ts";
+import { prepareWasmEngine } from "./engine.ts";
 
 import type { RuntimeData } from "../artifact/host-io.ts";
 export type { RuntimeData };
@@ -182,9 +183,19 @@ export class WasmArtifactRunner implements ResidentOwner {
         throw new Error(`artifact ${artifact.name}: buffer ${b.name} does not fit slot ${b.slot}`);
       return at;
     });
+    prepareWasmEngine();
     const modules = artifact.kernels.map((k) => {
       try {
-        const bytes = decodeBase64(k.source);
+        let bytes = decodeBase64(k.source);
+        const valid = (b: Uint8Array<ArrayBuffer>): boolean => {
+          try {
+            return WebAssembly.validate(shared ? b : unshareMemoryImports(b));
+          } catch {
+            return false; // unshareMemoryImports: not a module at all
+          }
+        };
+        // Built with relaxed SIMD that this engine lacks: the portable twin.
+        if (k.portableSource !== undefined && !valid(bytes)) bytes = decodeBase64(k.portableSource);
         return new WebAssembly.Module(shared ? bytes : unshareMemoryImports(bytes));
       } catch (e) {
         throw new Error(`artifact ${artifact.name}: kernel ${k.name} is not a valid wasm module: ${(e as Error).message}`);

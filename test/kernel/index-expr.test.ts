@@ -53,6 +53,17 @@ describe("simplification rules", () => {
     expect(key(addIndex(mulIndex(divIndex(x, 10), 10), modIndex(x, 10)))).toBe("x");
   });
 
+  test("a flattened var split into three digits and recombined is the var: 9*(f div 9) + 3*((f div 3) mod 3) + f mod 3 = f", () => {
+    const f = v("f", 288);
+    const digits = addIndex(mulIndex(divIndex(f, 9), 9), mulIndex(modIndex(divIndex(f, 3), 3), 3), modIndex(f, 3));
+    expect(indexKey(digits)).toBe("f");
+    // the same with a scale and an offset, in the other order of terms
+    const r = v("r", 3136);
+    const scaled = addIndex(modIndex(r, 7), mulIndex(divIndex(r, 49), 98), mulIndex(modIndex(divIndex(r, 7), 7), 14), c(5));
+    expect(indexKey(scaled)).toBe(indexKey(addIndex(mulIndex(modIndex(r, 7), 1), mulIndex(divIndex(r, 7), 14), c(5))));
+    for (let x = 0; x < 3136; x += 13) expect(evalIndex(scaled, () => x)).toBe((x % 7) + 98 * Math.floor(x / 49) + 14 * (Math.floor(x / 7) % 7) + 5);
+  });
+
   test("nested division composes; mod of a mod by a divisor collapses", () => {
     const x = v("x", 1000);
     expect(key(divIndex(divIndex(x, 4), 5))).toBe("(x div 20)");

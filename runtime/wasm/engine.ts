@@ -1,0 +1,91 @@
+// The wasm engine's optional features, set up once per process before the first kernel module
+// compiles. On Node, V8 flags go in through `v8.setFlagsFromString` (reached synchronously with
+// `process.getBuiltinModule`, so a browser bundle imports nothing from node:):
+//   --experimental-wasm-relaxed-simd  Node 20's V8 ships relaxed SIMD behind this flag (Node 22
+//                                     and browsers have it on); kernels then use f32x4.relaxed_madd
+//   --no-liftoff                      compile every kernel with the optimizing tier up front: the
+//                                     baseline tier runs big kernels several times slower until
+//                                     V8 tiers them up, which made a CNN's first step ~7× a later one
+// Flags are process-wide, so workers started later see them; the pool sets them in its workers
+// too (a worker may be the first to compile in some hosts). Whether relaxed SIMD works is
+// feature-detected with `WebAssembly.validate`, never assumed from the engine's version.
+
+interface V8Flags {
+  setFlagsFromString(flags: string): void;
+}
+
+/** The V8 flags the wasm runtime sets (also spelled out in the worker source of pool.ts). */
+export const WASM_ENGINE_FLAGS = ["--experimental-wasm-relaxed-simd", "--no-liftoff"] as const;
+
+let prepared = false;
+
+/**
+ * Sets the engine flags once (Node only; a no-op elsewhere). `KILN_WASM_LIFTOFF=1` keeps V8's
+ * baseline tier (for measuring the difference).
+ */
+export function prepareWasmEngine(): void {
+  if (prepared) return;
+  prepared = true;
+  const proc = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown; env?: Record<string, string | undefined> } }).process;
+  const v8 = proc?.getBuiltinModule?.("node:v8") as V8Flags | undefined;
+  if (!v8) return;
+  for (const flag of WASM_ENGINE_FLAGS) {
+    if (flag === "--no-liftoff" && proc?.env?.["KILN_WASM_LIFTOFF"] === "1") continue;
+    v8.setFlagsFromString(flag);
+  }
+}
+
+/**
+ * A module with one function `(v128, v128, v128) → v128` computing f32x4.relaxed_madd: valid
+ * exactly where the engine implements relaxed SIMD.
+ */
+const RELAXED_PROBE = new Uint8Array([
+  0x00,
+  0x61,
+  0x73,
+  0x6d,
+  0x01,
+  0x00,
+  0x00,
+  0x00, // magic, version
+  0x01,
+  0x08,
+  0x01,
+  0x60,
+  0x03,
+  0x7b,
+  0x7b,
+  0x7b,
+  0x01,
+  0x7b, // type: (v128 v128 v128) → v128
+  0x03,
+  0x02,
+  0x01,
+  0x00, // one function of type 0
+  0x0a,
+  0x0d,
+  0x01,
+  0x0b,
+  0x00,
+  0x20,
+  0x00,
+  0x20,
+  0x01,
+  0x20,
+  0x02,
+  0xfd,
+  0x85,
+  0x02,
+  0x0b, // local.get 0 1 2; f32x4.relaxed_madd
+]);
+
+let relaxed: boolean | undefined;
+
+/** Whether this engine validates relaxed-SIMD instructions (after prepareWasmEngine's flags). */
+export function relaxedSimdAvailable(): boolean {
+  if (relaxed === undefined) {
+    prepareWasmEngine();
+    relaxed = typeof WebAssembly !== "undefined" && WebAssembly.validate(RELAXED_PROBE);
+  }
+  return relaxed;
+}

@@ -1,0 +1,166 @@
+// The wasm target's contraction kernels (block-contraction's column, packed-column and dot
+// forms, batched, with fused epilogues; conv2d forward and both gradients) against the
+// float64 interpreter, with relaxed-SIMD FMA (f32x4.relaxed_madd) and without. The bound is
+// derived, not tuned: a k-term f32 dot product in any summation order, each product rounded
+// or fused, is within γ(k+1)·Σ|a·b| of the exact value, γ(n) = n·u / (1 − n·u), u = 2⁻²⁴.
+// Inputs of small integers make every product and partial sum exact in f32, so there both
+// paths must equal the interpreter bit for bit. Also: the artifact carries a portable twin
+// of exactly the modules with relaxed_madd, and a runner whose engine rejects a module's
+// relaxed form runs the twin.
+
+import { afterAll, describe, expect, test } from "vitest";
+import * as k from "kiln";
+import { compileWasm } from "../../targets/wasm.ts";
+import { interpret } from "../../compiler/ir/interpret.ts";
+import { nodeOf } from "../../compiler/ir/graph.ts";
+import type { Graph } from "../../compiler/ir/types.ts";
+import type { HostTensor } from "../../compiler/ir/host-tensor.ts";
+import { decodeBase64, WasmArtifactRunner } from "../../runtime/wasm/run-artifact.ts";
+import { relaxedSimdAvailable } from "../../runtime/wasm/engine.ts";
+import type { WasmArtifact } from "../../runtime/artifact/format.ts";
+
+const runners: WasmArtifactRunner[] = [];
+afterAll(async () => {
+  await Promise.all(runners.map((r) => r.close()));
+});
+
+const U = 2 ** -24;
+const gamma = (n: number): number => (n * U) / (1 - n * U);
+
+interface Form {
+  readonly name: string;
+  readonly fn: (...xs: k.Tensor[]) => k.Tensor;
+  readonly specs: readonly k.InputSpec[];
+  /** Length of the longest sum one output holds (the contraction's k, times taps for a conv). */
+  readonly k: number;
+}
+
+const F = k.nn.functional;
+const FORMS: readonly Form[] = [
+  { name: "column form 20×36 @ 36×24", fn: (a, b) => a.matmul(b), specs: [k.f32([20, 36]), k.f32([36, 24])], k: 36 },
+  { name: "packed column form 256×64 @ 64×4096 (1 MB right operand)", fn: (a, b) => a.matmul(b), specs: [k.f32([256, 64]), k.f32([64, 4096])], k: 64 },
+  { name: "dot form x @ Wᵀ 12×40 @ (10×40)ᵀ", fn: (a, b) => a.matmul(b.t()), specs: [k.f32([12, 40]), k.f32([10, 40])], k: 40 },
+  { name: "batched 3×8×20 @ 3×20×12 with a relu epilogue", fn: (a, b) => a.matmul(b).relu(), specs: [k.f32([3, 8, 20]), k.f32([3, 20, 12])], k: 20 },
+  { name: "odd shapes 7×13 @ 13×5", fn: (a, b) => a.matmul(b), specs: [k.f32([7, 13]), k.f32([13, 5])], k: 13 },
+  {
+    name: "conv2d 2×3×9×9 ⊛ 8×3×3×3, pad 1",
+    fn: (x, w) => F.conv2d(x, w, undefined, { padding: 1 }),
+    specs: [k.f32([2, 3, 9, 9]), k.f32([8, 3, 3, 3])],
+    k: 27,
+  },
+  {
+    name: "conv2d gradients (input and filter) of sum(conv(x, w)·g)",
+    fn: (x, w, g) => {
+      const [dx, dw] = k.grad((xx: k.Tensor, ww: k.Tensor) => F.conv2d(xx, ww, undefined, { padding: 1 }).mul(g).sum(), { argnums: [0, 1] })(
+        x,
+        w,
+      ) as k.Tensor[];
+      return dx!.sum().add(dw!.sum());
+    },
+    specs: [k.f32([2, 3, 9, 9]), k.f32([8, 3, 3, 3]), k.f32([2, 8, 9, 9])],
+    k: 2 * 8 * 9 * 9 * 3 * 3 * 3,
+  },
+];
+
+function inputsOf(g: Graph, value: (i: number, input: number) => number): Record<string, HostTensor> {
+  const inputs: Record<string, HostTensor> = {};
+  g.inputs.forEach((id, input) => {
+    const n = nodeOf(g, id);
+    if (n.op !== "input") return;
+    const size = n.type.shape.reduce((a, b) => a * b, 1);
+    inputs[n.name] = { dtype: "f32", shape: n.type.shape, data: Float32Array.from({ length: size }, (_, i) => value(i, input)) };
+  });
+  return inputs;
+}
+
+async function runWasm(g: Graph, relaxedSimd: boolean, inputs: Record<string, HostTensor>): Promise<{ out: Float32Array; artifact: WasmArtifact }> {
+  const artifact = compileWasm(g, { relaxedSimd }).artifact;
+  const r = await WasmArtifactRunner.create(artifact, { threads: 1 });
+  runners.push(r);
+  const result = r.run(inputs);
+  return { out: result[Object.keys(result)[0]!]!.data as Float32Array, artifact };
+}
+
+/** Σ|a·b| per output: the same graph over |inputs| (every term non-negative). */
+function magnitude(g: Graph, inputs: Record<string, HostTensor>): ArrayLike<number> {
+  const abs: Record<string, HostTensor> = {};
+  for (const [name, t] of Object.entries(inputs)) abs[name] = { ...t, data: Float64Array.from(t.data as Float32Array, Math.abs) };
+  return Object.values(interpret(g, abs))[0]!.data as ArrayLike<number>;
+}
+
+/** Each form's graph, inputs and interpreter results, computed once for both paths. */
+interface Reference {
+  readonly g: Graph;
+  readonly random: Record<string, HostTensor>;
+  readonly want: ArrayLike<number>;
+  readonly mag: ArrayLike<number>;
+  readonly ints: Record<string, HostTensor>;
+  readonly wantInts: ArrayLike<number>;
+}
+const references = new Map<Form, Reference>();
+function referenceOf(form: Form): Reference {
+  let ref = references.get(form);
+  if (!ref) {
+    const g = k.traceFunction(form.name.replace(/\W+/g, "_"), form.fn as never, form.specs).graph;
+    const random = inputsOf(g, (i, input) => Math.sin(i * 1.7 + input * 3.1 + 0.3) * 1.5);
+    // |a|, |b| ≤ 3 and k ≤ 4000: every product and partial sum is an integer below 2²⁴.
+    const ints = inputsOf(g, (i, input) => ((i * 7 + input * 5) % 7) - 3);
+    const first = (r: Record<string, HostTensor>): ArrayLike<number> => Object.values(r)[0]!.data as ArrayLike<number>;
+    ref = { g, random, want: first(interpret(g, random)), mag: magnitude(g, random), ints, wantInts: first(interpret(g, ints)) };
+    references.set(form, ref);
+  }
+  return ref;
+}
+
+describe.each([true, false])("wasm contractions, relaxed SIMD %s", (relaxed) => {
+  for (const form of FORMS) {
+    test(`${form.name}: within γ(k+1)·Σ|a·b| of the interpreter on random inputs`, async () => {
+      const { g, random: inputs, want, mag } = referenceOf(form);
+      const { out } = await runWasm(g, relaxed, inputs);
+      expect(out.length).toBe(want.length);
+      const bound = gamma(form.k + 1);
+      let worst = 0;
+      for (let i = 0; i < out.length; i++) worst = Math.max(worst, Math.abs(out[i]! - want[i]!) / (bound * mag[i]! + 1e-30));
+      expect(worst).toBeLessThanOrEqual(1);
+    });
+
+    test(`${form.name}: bit-exact with the interpreter on small integers`, async () => {
+      const { g, ints: inputs, wantInts: want } = referenceOf(form);
+      const { out } = await runWasm(g, relaxed, inputs);
+      expect(Array.from(out)).toEqual(Array.from(want, (v) => Math.fround(v)));
+    });
+  }
+});
+
+describe("relaxed SIMD in the artifact", () => {
+  const g = k.traceFunction("mm", ((a: k.Tensor, b: k.Tensor) => a.matmul(b).add(1)) as never, [k.f32([16, 32]), k.f32([32, 16])]).graph;
+
+  test.runIf(relaxedSimdAvailable())("contraction modules use relaxed_madd and carry a portable twin; others do not", () => {
+    const kernels = compileWasm(g, { relaxedSimd: true }).artifact.kernels;
+    const withTwin = kernels.filter((kk) => kk.portableSource !== undefined);
+    expect(withTwin.length).toBeGreaterThan(0);
+    const hasMadd = (b64: string): boolean => {
+      const bytes = decodeBase64(b64);
+      return bytes.some((b, i) => b === 0xfd && bytes[i + 1] === 0x85 && bytes[i + 2] === 0x02);
+    };
+    for (const kk of withTwin) {
+      expect(hasMadd(kk.source)).toBe(true);
+      expect(hasMadd(kk.portableSource!)).toBe(false);
+    }
+    expect(compileWasm(g, { relaxedSimd: false }).artifact.kernels.every((kk) => kk.portableSource === undefined)).toBe(true);
+  });
+
+  test("a runner whose engine rejects a module's source runs its portable twin", async () => {
+    const artifact = compileWasm(g, { relaxedSimd: false }).artifact;
+    // A source no engine validates stands in for relaxed SIMD on an engine without it.
+    const broken: WasmArtifact = {
+      ...artifact,
+      kernels: artifact.kernels.map((kk) => ({ ...kk, source: btoa("\0asm\x01\0\0\0\xff"), portableSource: kk.source })),
+    };
+    const inputs = inputsOf(g, (i, input) => (i % 5) - 2 + input);
+    const r = await WasmArtifactRunner.create(broken, { threads: 1 });
+    runners.push(r);
+    const want = Object.values(interpret(g, inputs))[0]!.data as ArrayLike<number>;
+    expect(Array.from(r.run(inputs)["out"]!.data)).toEqual(Array.from(want));
+  });
+});
