@@ -10,6 +10,8 @@ export interface CliIO {
   /** All of standard input as text. */
   readStdin(): Promise<string>;
   readonly cwd: string;
+  /** Standard output is a terminal: progress may redraw one line (absent: plain lines). */
+  readonly isTTY?: boolean;
 }
 
 export const processIO: CliIO = {
@@ -21,6 +23,7 @@ export const processIO: CliIO = {
     return Buffer.concat(chunks).toString("utf8");
   },
   cwd: process.cwd(),
+  isTTY: process.stdout.isTTY === true,
 };
 
 /** An IO that records everything, with `stdin` as the text read from `-`. */

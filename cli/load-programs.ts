@@ -1,5 +1,6 @@
 // Loads a user's model file (TypeScript through tsx, or JavaScript) and collects the
-// k.program values it exports, named by their export names (sorted, so dumps are stable).
+// k.program values it exports, named by their export names (sorted, so dumps are stable);
+// `kiln train` takes the k.training values of the same exports.
 
 import { existsSync, statSync } from "node:fs";
 import { pathToFileURL } from "node:url";
@@ -13,17 +14,7 @@ export interface NamedProgram {
 }
 
 export async function loadPrograms(cwd: string, file: string): Promise<NamedProgram[]> {
-  const absolute = resolveFrom(cwd, file);
-  if (!existsSync(absolute)) throw new KilnError({ code: "invalid-argument", message: `cannot read '${file}': no such file` });
-  if (statSync(absolute).isDirectory()) throw new KilnError({ code: "invalid-argument", message: `cannot read '${file}': it is a directory` });
-  let mod: Record<string, unknown>;
-  try {
-    if (/\.[cm]?tsx?$/.test(absolute)) await ensureTypeScriptLoader();
-    mod = (await import(pathToFileURL(absolute).href)) as Record<string, unknown>;
-  } catch (e) {
-    if (e instanceof KilnError) throw e;
-    throw new KilnError({ code: "invalid-argument", message: `cannot load '${file}': ${e instanceof Error ? e.message : String(e)}` });
-  }
+  const mod = await loadModelFile(cwd, file);
   const programs: NamedProgram[] = [];
   for (const [exportName, value] of Object.entries(mod).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     if (!isProgram(value)) continue;
@@ -35,6 +26,22 @@ export async function loadPrograms(cwd: string, file: string): Promise<NamedProg
       message: `'${file}' exports no k.program (export one, e.g. export const forward = k.program(fn, [k.f32([8, 4])]))`,
     });
   return programs;
+}
+
+/** Imports a user's model file (TypeScript or JavaScript) and returns its exports; a failure to load is a user error naming the file. */
+export async function loadModelFile(cwd: string, file: string): Promise<Record<string, unknown>> {
+  const absolute = resolveFrom(cwd, file);
+  if (!existsSync(absolute)) throw new KilnError({ code: "invalid-argument", message: `cannot read '${file}': no such file` });
+  if (statSync(absolute).isDirectory()) throw new KilnError({ code: "invalid-argument", message: `cannot read '${file}': it is a directory` });
+  let mod: Record<string, unknown>;
+  try {
+    if (/\.[cm]?tsx?$/.test(absolute)) await ensureTypeScriptLoader();
+    mod = (await import(pathToFileURL(absolute).href)) as Record<string, unknown>;
+  } catch (e) {
+    if (e instanceof KilnError) throw e;
+    throw new KilnError({ code: "invalid-argument", message: `cannot load '${file}': ${e instanceof Error ? e.message : String(e)}` });
+  }
+  return mod;
 }
 
 /**

@@ -86,9 +86,17 @@ export function stateToLoad(
 
 const checkpointMetadata = (graphName: string): Record<string, string> => ({ format: "kiln-state", graph: graphName });
 
-/** Writes the state as a safetensors checkpoint (f32 values rounded to float32, as on the devices). */
-export function writeCheckpoint(path: string, state: Readonly<Record<string, HostTensor>>, graphName: string): void {
-  write(path, state, checkpointMetadata(graphName));
+/**
+ * Writes the state as a safetensors checkpoint (f32 values rounded to float32, as on the
+ * devices), atomically; `extra` metadata (e.g. `kiln train`'s step) goes beside format and graph.
+ */
+export function writeCheckpoint(
+  path: string,
+  state: Readonly<Record<string, HostTensor>>,
+  graphName: string,
+  extra: Readonly<Record<string, string>> = {},
+): void {
+  write(path, state, { ...extra, ...checkpointMetadata(graphName) });
 }
 
 /** The checkpoint's bytes, for callers without a file system. */

@@ -123,14 +123,31 @@ export class Batches<T extends Sources> implements Iterable<BatchTree<T>> {
 
   *[Symbol.iterator](): Iterator<BatchTree<T>> {
     const order = this.order(this.epochs++);
-    for (let b = 0; b < this.length; b++) {
-      const picked = order.subarray(b * this.batchSize, Math.min(this.count, (b + 1) * this.batchSize));
-      const parts = this.rows.map((r) => {
-        const data = gatherRows(r.data, r.rowSize, picked);
-        return r.shape ? { shape: [picked.length, ...r.shape.slice(1)], data } : data;
-      });
-      yield (Array.isArray(this.sources) ? parts : Object.fromEntries(this.keys.map((key, n) => [key, parts[n]]))) as BatchTree<T>;
-    }
+    for (let b = 0; b < this.length; b++) yield this.batchOf(order, b);
+  }
+
+  /**
+   * Batch `index` of the endless run epoch 0, epoch 1, …: batch `index % length` of epoch
+   * `⌊index / length⌋`, the same rows iterating would give. Random access by step number, so
+   * a training loop resumed at step s takes the batches the uninterrupted run took.
+   */
+  at(index: number): BatchTree<T> {
+    if (!Number.isInteger(index) || index < 0) fail(`at: the batch index must be a non-negative integer, got ${index}`);
+    if (this.length === 0) fail("at: there are no batches (fewer rows than batchSize with dropLast)");
+    const epoch = Math.floor(index / this.length);
+    if (this.cachedOrder?.epoch !== epoch) this.cachedOrder = { epoch, order: this.order(epoch) };
+    return this.batchOf(this.cachedOrder.order, index % this.length);
+  }
+
+  private cachedOrder: { readonly epoch: number; readonly order: Int32Array } | undefined;
+
+  private batchOf(order: Int32Array, b: number): BatchTree<T> {
+    const picked = order.subarray(b * this.batchSize, Math.min(this.count, (b + 1) * this.batchSize));
+    const parts = this.rows.map((r) => {
+      const data = gatherRows(r.data, r.rowSize, picked);
+      return r.shape ? { shape: [picked.length, ...r.shape.slice(1)], data } : data;
+    });
+    return (Array.isArray(this.sources) ? parts : Object.fromEntries(this.keys.map((key, n) => [key, parts[n]]))) as BatchTree<T>;
   }
 }
 

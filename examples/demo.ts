@@ -7,7 +7,6 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import * as k from "kiln";
-import { writeLossCurveSvg } from "./loss-curve.ts";
 import { BATCH, trainMnist } from "./mnist.ts";
 
 const outDir = "out/demo";
@@ -43,7 +42,7 @@ const result = await trainMnist({ target, epochs: 1, trainImages: steps * BATCH,
 const losses = result.losses;
 mkdirSync(outDir, { recursive: true });
 const svgPath = path.join(outDir, "loss-curve.svg");
-writeFileSync(svgPath, writeLossCurveSvg(losses, { title: `MNIST MLP on ${result.target}: ${losses.length} steps of ${BATCH}` }));
+writeFileSync(svgPath, k.lossCurveSvg(losses, { title: `MNIST MLP on ${result.target}: ${losses.length} steps of ${BATCH}` }));
 const irDir = path.join(outDir, "ir");
 const files = await k.dumpStages(result.exe.graph, { target: result.target, dir: irDir });
 const artifactDir = path.join(outDir, "artifact");

@@ -8,7 +8,6 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import * as k from "kiln";
-import { writeLossCurveSvg } from "./loss-curve.ts";
 import { CLASSES, HIDDEN, IN_FEATURES, mlpForward } from "./mlp.ts";
 
 export const BATCH = 128;
@@ -128,7 +127,7 @@ async function main(): Promise<void> {
   const svgPath = path.join(outDir, "loss-curve.svg");
   writeFileSync(
     svgPath,
-    writeLossCurveSvg(result.losses, { title: `MNIST MLP on ${result.target}: training loss per step`, stepsPerEpoch: result.losses.length / epochs }),
+    k.lossCurveSvg(result.losses, { title: `MNIST MLP on ${result.target}: training loss per step`, stepsPerEpoch: result.losses.length / epochs }),
   );
   await result.exe.save(path.join(outDir, "artifact"));
   const perEpoch = result.msPerEpoch.map((ms) => `${(ms / 1000).toFixed(1)} s`).join(", ");

@@ -58,6 +58,7 @@ const calls: Readonly<Record<string, () => unknown>> = {
   "k.nn.Module.loadStateDict": () => k.nn.linear(2, 1).loadStateDict({}, BOGUS),
 
   "k.data.batches": () => k.data.batches([[1, 2]], BOGUS),
+  "k.lossCurveSvg": () => k.lossCurveSvg([1, 2], BOGUS),
   "new k.data.Batches": () => new k.data.Batches([[1, 2]], BOGUS),
   "k.data.mnist": () => k.data.mnist("test", BOGUS),
 

@@ -1,5 +1,4 @@
-// examples/mnist.ts and examples/loss-curve.ts: the SVG helpers against values worked out by
-// hand, a short MNIST training run on the js target (the loss falls, test accuracy is far
+// examples/mnist.ts: a short MNIST training run on the js target (the loss falls, test accuracy is far
 // above chance), the same steps on WebGPU (lavapipe counts) against js, and
 // `kiln compile examples/mnist.ts --entry trainStep --target webgpu` then `kiln run`.
 
@@ -11,7 +10,6 @@ import { describe, expect, test } from "vitest";
 import * as k from "kiln";
 import { bufferIO } from "../../cli/io.ts";
 import { main } from "../../cli/main.ts";
-import { movingAverage, niceTicks, writeLossCurveSvg } from "../../examples/loss-curve.ts";
 import { BATCH, trainMnist } from "../../examples/mnist.ts";
 import { encodeSafetensors } from "../../runtime/artifact/safetensors.ts";
 
@@ -19,30 +17,6 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..")
 const webgpu = (await k.availableTargets()).includes("webgpu");
 const requireWebGpu = process.env["KILN_REQUIRE_WEBGPU"] === "1";
 if (!webgpu && !requireWebGpu) console.warn("test/examples/mnist: no WebGPU adapter here, the webgpu cases skip");
-
-describe("examples/loss-curve.ts", () => {
-  test("movingAverage averages a trailing window, shorter at the start", () => {
-    expect(movingAverage([4, 2, 6, 8, 0], 2)).toEqual([4, 3, 4, 7, 4]);
-    expect(movingAverage([1, 2, 3], 5)).toEqual([1, 1.5, 2]);
-  });
-
-  test("niceTicks steps by 1, 2 or 5 times a power of ten", () => {
-    expect(niceTicks(0, 2.3)).toEqual([0, 0.5, 1, 1.5, 2]);
-    expect(niceTicks(0, 467)).toEqual([0, 100, 200, 300, 400]);
-    expect(niceTicks(0, 1, 4)).toEqual([0, 0.5, 1]);
-  });
-
-  test("the SVG has one point per step in the raw path and a dashed line per epoch boundary", () => {
-    const losses = Array.from({ length: 30 }, (_, i) => 2 / (1 + i));
-    const svg = writeLossCurveSvg(losses, { title: "a < b", stepsPerEpoch: 10 });
-    expect(svg).toMatch(/^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
-    expect(svg.trimEnd().endsWith("</svg>")).toBe(true);
-    expect(svg).toContain("a &lt; b");
-    const rawPath = /<path d="([^"]*)" fill="none" stroke="#bbb"/.exec(svg)![1]!;
-    expect(rawPath.match(/[ML]/g)!.length).toBe(30);
-    expect(svg.match(/stroke-dasharray/g)!.length).toBe(2); // at steps 10 and 20
-  });
-});
 
 describe("examples/mnist.ts", () => {
   test("60 steps on js: the loss falls and test accuracy is far above chance", async () => {

@@ -1,5 +1,8 @@
-// A training-loss curve as a standalone SVG (no plotting library): the raw loss per step in
-// light grey, a moving average on top, epoch boundaries dashed, axes with a few round ticks.
+// k.lossCurveSvg: a training-loss curve as a standalone SVG (no plotting library): the raw
+// loss per step in light grey, a moving average on top, epoch boundaries dashed, axes with a
+// few round ticks. `kiln train` writes one beside its checkpoints.
+
+import { strictOptions } from "./options.ts";
 
 export interface LossCurveOptions {
   readonly title?: string;
@@ -38,7 +41,9 @@ export function niceTicks(low: number, high: number, count = 5): number[] {
 
 const escapeXml = (text: string): string => text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 
-export function writeLossCurveSvg(losses: readonly number[], opts: LossCurveOptions = {}): string {
+/** The SVG document (a string) of the loss per step. */
+export function lossCurveSvg(losses: readonly number[], options?: LossCurveOptions): string {
+  const opts = strictOptions<LossCurveOptions>("k.lossCurveSvg", options, { title: true, stepsPerEpoch: true, width: true, height: true, smoothing: true });
   const width = opts.width ?? 720;
   const height = opts.height ?? 360;
   const plotW = width - MARGIN.left - MARGIN.right;
