@@ -168,16 +168,16 @@ export const viewClientScript = String.raw`
           positions.set("n" + it.item, { x: x + it.w / 2, y: y + it.h / 2 });
           var fill = n.kernel !== undefined ? color(n.kernel) : (n.op === "input" ? "#fff7d6" : "#eee");
           var cls = "node" + (n.changed ? " changed" : "") + (state.selected === "n" + it.item ? " sel" : "");
-          parts.push('<g class="' + cls + '" data-node="' + it.item + '"><rect x="' + x + '" y="' + y + '" width="' + it.w + '" height="' + it.h + '" fill="' + fill + '"/>' +
+          parts.push('<g class="' + cls + '" data-node="' + it.item + '"' + (n.kernel !== undefined ? ' data-kernel="' + n.kernel + '"' : "") + '><rect x="' + x + '" y="' + y + '" width="' + it.w + '" height="' + it.h + '" fill="' + fill + '"/>' +
             '<text x="' + (x + 7) + '" y="' + (y + 16) + '">' + esc(nodeLabel(n)) + "</text>" +
             (kernelMs && n.kernel !== undefined && state.stage === finalStage ? '<text x="' + (x + 7) + '" y="' + (y + 30) + '" fill="#933">' + kernelMs[n.kernel].toFixed(3) + " ms</text>" : "") + "</g>");
         } else {
           var c = -it.item - 1;
           var mod = st.modules[c];
           var open = isOpen(c);
-          positions.set("m" + c, { x: x + it.w / 2, y: y + (open ? 14 : it.h / 2) });
+          positions.set("m" + c, { x: x + it.w / 2, y: y + (open ? 14 : it.h / 2), x0: x, y0: y, w: it.w, h: it.h });
           var cls2 = "module" + (open ? " open" : "") + (mod.changed ? " changed" : "") + (state.selected === "m" + c ? " sel" : "");
-          parts.push('<g class="' + cls2 + '" data-module="' + c + '"><rect class="box" x="' + x + '" y="' + y + '" width="' + it.w + '" height="' + it.h + '"/>');
+          parts.push('<g class="' + cls2 + '" data-module="' + c + '" data-path="' + esc(mod.path.join(".")) + '"><rect class="box" x="' + x + '" y="' + y + '" width="' + it.w + '" height="' + it.h + '"/>');
           parts.push('<text x="' + (x + 8) + '" y="' + (y + 16) + '" font-weight="bold">' + (open ? "▾ " : "▸ ") + esc(modLabel(c)) + "</text>");
           if (!open) {
             var ms = moduleMs(c);
@@ -185,8 +185,8 @@ export const viewClientScript = String.raw`
             var ks = state.stage === finalStage ? Array.from(moduleKernels(c).keys()).sort(function (a, b) { return a - b; }) : [];
             ks.slice(0, 24).forEach(function (k, i) { parts.push('<rect x="' + (x + 8 + i * 7) + '" y="' + (y + 36) + '" width="6" height="6" fill="' + color(k) + '" stroke="none"/>'); });
           }
-          parts.push("</g>");
           if (open) drawModule(c, x + 8, y + 22);
+          parts.push("</g>");
         }
       });
     })(0, 10, 10);
@@ -216,6 +216,17 @@ export const viewClientScript = String.raw`
     if (!fitted) { var r = svg.getBoundingClientRect(); cam.s = Math.min(1, (r.width || 800) / world.w, (r.height || 600) / world.h); cam.x = 0; cam.y = 0; fitted = true; }
     var vp = $("viewport");
     if (vp) vp.setAttribute("transform", "translate(" + cam.x + "," + cam.y + ") scale(" + cam.s + ")");
+  }
+  // Zooms so the module box fills the view (never past 120 %), its top left in view.
+  function fitTo(key) {
+    var p = positions.get(key);
+    if (!p || p.w === undefined) return centerOn(key);
+    var r = $("graph").getBoundingClientRect();
+    var s = Math.max(0.45, Math.min(1.2, (r.width - 40) / p.w, (r.height - 40) / p.h));
+    cam.s = s;
+    cam.x = p.w * s < r.width ? (r.width - p.w * s) / 2 - p.x0 * s : 20 - p.x0 * s;
+    cam.y = 20 - p.y0 * s;
+    applyView();
   }
   function centerOn(key) {
     var p = positions.get(key);
@@ -250,6 +261,7 @@ export const viewClientScript = String.raw`
       if (t.hasAttribute("data-node")) { selectNode(Number(t.getAttribute("data-node"))); return; }
       var m = Number(t.getAttribute("data-module"));
       toggle(m);
+      if (isOpen(m)) fitTo("m" + m);
       showModule(m);
     });
   })();
@@ -273,7 +285,7 @@ export const viewClientScript = String.raw`
     return '<a class="loc" data-loc="' + esc(loc) + '">' + esc(loc) + "</a>";
   }
   function linkify(text) {
-    return esc(text).replace(/loc\(&#34;([^&]+)&#34;:(\d+):(\d+)\)/g, function (all, f, l, c) { return 'loc(<a class="loc" data-loc="' + f + ":" + l + ":" + c + '">' + f + ":" + l + ":" + c + "</a>)"; });
+    return esc(text).replace(/loc\(&#34;([^&]+)&#34;:(\d+):(\d+)\)/g, function (all, f, l, c) { return 'loc(<a class="loc" data-loc="' + f + ":" + l + ":" + c + '">&#34;' + f + "&#34;:" + l + ":" + c + "</a>)"; });
   }
   function panel(html) { $("panel").innerHTML = html; $("panel").scrollTop = 0; }
   function selectNode(id, center) {
