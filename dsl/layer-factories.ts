@@ -31,6 +31,7 @@ import {
   Softplus,
   Tanh,
 } from "./layers-stateless.ts";
+import { BatchNorm1d, BatchNorm2d, type BatchNormOptions } from "./layers-batchnorm.ts";
 import type { Module } from "./module.ts";
 
 export const linear = (inFeatures: number, outFeatures: number, opts?: { readonly bias?: boolean }): Linear => new Linear(inFeatures, outFeatures, opts);
@@ -39,6 +40,8 @@ export const conv2d = (inChannels: number, outChannels: number, kernelSize: IntP
 export const convTranspose2d = (inChannels: number, outChannels: number, kernelSize: IntPair, opts?: ConvTranspose2dLayerOptions): ConvTranspose2d =>
   new ConvTranspose2d(inChannels, outChannels, kernelSize, opts);
 export const layerNorm = (normalizedShape: number | readonly number[], opts?: LayerNormOptions): LayerNorm => new LayerNorm(normalizedShape, opts);
+export const batchNorm1d = (numFeatures: number, opts?: BatchNormOptions): BatchNorm1d => new BatchNorm1d(numFeatures, opts);
+export const batchNorm2d = (numFeatures: number, opts?: BatchNormOptions): BatchNorm2d => new BatchNorm2d(numFeatures, opts);
 export const embedding = (numEmbeddings: number, embeddingDim: number): Embedding => new Embedding(numEmbeddings, embeddingDim);
 export const dropout = (p?: number | { readonly p?: number }): Dropout => new Dropout(p);
 export const sequential = (...layers: Module[]): Sequential => new Sequential(...layers);

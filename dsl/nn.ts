@@ -8,6 +8,8 @@ export { crossEntropy, nllLoss, mseLoss, l1Loss, binaryCrossEntropyWithLogits } 
 export { Module, Parameter } from "./module.ts";
 export { Linear, Conv2d, ConvTranspose2d, LayerNorm, Embedding } from "./layers.ts";
 export type { Conv2dLayerOptions, ConvTranspose2dLayerOptions, LayerNormOptions } from "./layers.ts";
+export { BatchNorm1d, BatchNorm2d } from "./layers-batchnorm.ts";
+export type { BatchNormOptions } from "./layers-batchnorm.ts";
 export {
   ReLU,
   LeakyReLU,
@@ -30,6 +32,8 @@ export {
   conv2d,
   convTranspose2d,
   layerNorm,
+  batchNorm1d,
+  batchNorm2d,
   embedding,
   dropout,
   sequential,

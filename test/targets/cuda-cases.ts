@@ -61,6 +61,7 @@ const REPRESENTATIVE_OP_CASES = [
   "matmul 2-d, odd sizes",
   "conv2d with padding and stride",
   "layerNorm groupNorm",
+  "BatchNorm2d module, training: output and running-statistics updates",
   "causal attention",
   "dropout (rng matches the interpreter bit for bit)",
   "grad of softmax cross-entropy wrt logits and weights",

@@ -39,6 +39,12 @@ const i = k.i32;
 const F = k.nn.functional;
 
 type Entry = Omit<OpCase, "group">;
+
+// BatchNorm modules: their buffers are state inputs the cases draw like any input (a variance from [0.5, 2)).
+const batchNorm2dTrain = k.nn.batchNorm2d(3, { momentum: 0.2 });
+const batchNorm1dEval = k.nn.batchNorm1d(5, { momentum: null }).eval();
+const batchNorm1dTrain = k.nn.batchNorm1d(3);
+const runningVarRange = (input: string): readonly [number, number] => (input.endsWith("running_var") ? [0.5, 2] : [-1, 1]);
 const inGroup = (group: CaseGroup, entries: readonly Entry[]): OpCase[] => entries.map((e) => ({ group, ...e }));
 
 const elementwise = inGroup("elementwise", [
@@ -138,6 +144,18 @@ const composites = inGroup("composites", [
   },
   { name: "batchNorm training", fn: (x) => F.batchNorm(x, null, null, { training: true }), specs: [f([4, 3, 2, 2])] },
   {
+    name: "BatchNorm2d module, training: output and running-statistics updates",
+    fn: (x) => batchNorm2dTrain.call(x),
+    specs: [f([4, 3, 3, 3])],
+    range: runningVarRange,
+  },
+  {
+    name: "BatchNorm1d module, eval (running statistics), cumulative momentum",
+    fn: (x) => batchNorm1dEval.call(x),
+    specs: [f([6, 5, 4])],
+    range: runningVarRange,
+  },
+  {
     name: "losses",
     fn: (x, y, t) => [
       F.crossEntropy(x, y),
@@ -171,6 +189,21 @@ const gradients = inGroup("gradients", [
     name: "grad of softmax cross-entropy wrt logits and weights",
     fn: k.grad((x: k.Tensor, w: k.Tensor) => F.crossEntropy(x.matmul(w), x.sum(1).gt(0).int()), { argnums: [0, 1] }) as Fn,
     specs: [f([5, 4]), f([4, 3])],
+  },
+  {
+    name: "grad of a BatchNorm1d module in training (input, weight, bias) and its running-statistics updates",
+    fn: k.grad(
+      (x: k.Tensor, w: k.Tensor, b: k.Tensor) =>
+        k
+          .functionalCall(batchNorm1dTrain, { weight: w, bias: b }, () => batchNorm1dTrain.call(x))
+          .square()
+          .sum(),
+      {
+        argnums: [0, 1, 2],
+      },
+    ) as Fn,
+    specs: [f([5, 3]), f([3]), f([3])],
+    range: runningVarRange,
   },
   { name: "grad of layerNorm", fn: k.grad((x: k.Tensor) => F.layerNorm(x, 6).mul(x).sum()) as Fn, specs: [f([3, 6])] },
   {
