@@ -25,6 +25,7 @@ import {
   modIndex,
   mulIndex,
   substitute,
+  unflattenIndex,
   type IndexExpr,
   type IndexVar,
 } from "./index-expr.ts";
@@ -34,12 +35,13 @@ import {
   SectionBuilder,
   sectionSource,
   type BufferDecl,
+  type ExprId,
   type Kernel,
   type KernelProgram,
   type KExpr,
   type Section,
 } from "./kernel-ir.ts";
-import { copySectionBody } from "./tile.ts";
+import { copyExprs, copySectionBody } from "./tile.ts";
 
 const LANES = 4;
 
@@ -49,6 +51,11 @@ export function blockContractions(p: KernelProgram): KernelProgram {
   for (const k of p.kernels) {
     const packs: Kernel[] = [];
     const sections = k.sections.map((s) => {
+      const gemm = canonicalGemm(s, buffers);
+      if (gemm) {
+        packs.push(...gemm.packs);
+        return blockSection(gemm.section, gemm.panels);
+      }
       const packed = packRightOperand(s, buffers);
       if (packed) packs.push(packed.kernel);
       return packed ? blockSection(packed.section, true) : blockSection(s);
@@ -180,4 +187,179 @@ function freeVars(exprs: readonly KExpr[]): Set<string>[] {
     free[id] = vs;
   });
   return free;
+}
+
+/** Contractions smaller than this many multiply-adds keep their form (packing costs two launches). */
+const GEMM_MIN_MACS = 1 << 16;
+
+/**
+ * A contraction whose operands are gathered (a conv's im2col window: div/mod indices and
+ * padding masks, a permuted gradient) or whose output rows or columns span several domain
+ * variables (a conv filter gradient's [out, in, kh, kw]) as a plain GEMM over packed
+ * operands: kernels launched first copy the row operand into P_M[batch][m][k] and the column
+ * operand into 8-column panels P_N[batch][n / 8][k][n % 8] (or P_N[batch][k][n], or
+ * P_N[batch][n][k] for the dot form when n is not a multiple of 4), and the section is
+ * rewritten over [batch…, m, n] with the original variables as digits of m and n, so
+ * blockSection then register-blocks it like any matmul. The copies cost one pass over each
+ * operand; every index the inner loop evaluates becomes affine. Undefined when the section
+ * is not such a contraction or already has a plain form.
+ */
+function canonicalGemm(s: Section, buffers: BufferDecl[]): { packs: Kernel[]; section: Section; panels: boolean } | undefined {
+  if (s.tile || s.form || (s.dots ?? []).length !== 1) return undefined;
+  const dot = s.dots![0]!;
+  const contraction = s.exprs[dot.reduce]!;
+  if (contraction.op !== "reduce_sum" || contraction.dtype !== "f32" || contraction.vars.length !== 1) return undefined;
+  const kVar = contraction.vars[0]!;
+  const domain = s.domain.filter((v) => v.extent > 1);
+  if (domain.some((v) => !Number.isInteger(v.extent)) || !Number.isInteger(kVar.extent)) return undefined;
+  const free = freeVars(s.exprs);
+  const inDomain = new Set(domain.map((v) => v.name));
+  const side = (id: ExprId): Set<string> | undefined => {
+    const vs = new Set([...free[id]!].filter((n) => n !== kVar.name));
+    if (!free[id]!.has(kVar.name) || [...vs].some((n) => !inDomain.has(n)) || hasReduce(s.exprs, id)) return undefined;
+    return vs;
+  };
+  const lhsVars = side(dot.lhs);
+  const rhsVars = side(dot.rhs);
+  if (!lhsVars || !rhsVars) return undefined;
+  const batch = domain.filter((v) => lhsVars.has(v.name) && rhsVars.has(v.name));
+  const lhsOnly = domain.filter((v) => lhsVars.has(v.name) && !rhsVars.has(v.name));
+  const rhsOnly = domain.filter((v) => rhsVars.has(v.name) && !lhsVars.has(v.name));
+  if (batch.length + lhsOnly.length + rhsOnly.length !== domain.length || lhsOnly.length === 0 || rhsOnly.length === 0) return undefined;
+  // Columns (the lane axis) are the side holding the innermost domain variable: the stores run along it.
+  const inner = domain[domain.length - 1]!;
+  const lhsIsColumns = lhsOnly.includes(inner);
+  if (!lhsIsColumns && !rhsOnly.includes(inner)) return undefined;
+  const [rowSide, colSide] = lhsIsColumns ? [dot.rhs, dot.lhs] : [dot.lhs, dot.rhs];
+  const [rowVars, colVars] = lhsIsColumns ? [rhsOnly, lhsOnly] : [lhsOnly, rhsOnly];
+  const size = (vs: readonly IndexVar[]): number => vs.reduce((a, v) => a * v.extent, 1);
+  const [B, M, N, K] = [size(batch), size(rowVars), size(colVars), kVar.extent];
+  if (B * M * N * K < GEMM_MIN_MACS) return undefined;
+  const plain = (id: ExprId, vars: readonly IndexVar[]): boolean => {
+    const e = s.exprs[id]!;
+    if (e.op !== "load" || e.valid === false || e.valid.length > 0 || vars.length !== 1) return false;
+    return [...indexVars(e.index)].every((n) => linearStride(e.index, n) !== undefined) && indexDataRefs(e.index).size === 0;
+  };
+  // Already a matmul over the last two domain variables with affine operands: the usual forms.
+  const lastTwo = domain.slice(-2).map((v) => v.name);
+  if (plain(rowSide, rowVars) && plain(colSide, colVars) && lastTwo[0] === rowVars[0]!.name && lastTwo[1] === colVars[0]!.name) return undefined;
+
+  const m = indexVar("gm", M);
+  const n = indexVar("gn", N);
+  const varMap = new Map<string, IndexExpr>();
+  const digits = (vars: readonly IndexVar[], flat: IndexVar): void => {
+    const parts = unflattenIndex(
+      fromAtom(flat),
+      vars.map((v) => v.extent),
+    );
+    vars.forEach((v, i) => varMap.set(v.name, parts[i]!));
+  };
+  digits(rowVars, m);
+  digits(colVars, n);
+  // Pack indices in the section's own variables (substituting the digits then folds them to m, n).
+  const flatOf = (vars: readonly IndexVar[]): IndexExpr =>
+    flatIndex(
+      vars.map(fromAtom),
+      vars.map((v) => v.extent),
+    );
+  const b = flatOf(batch);
+  const mi = flatOf(rowVars);
+  const ni = flatOf(colVars);
+  const k = fromAtom(kVar);
+  const layout: "panels" | "kn" | "nk" = N % PANEL === 0 ? "panels" : N % LANES === 0 ? "kn" : "nk";
+  const packs: Kernel[] = [];
+  const rowPack = packOperand(s, rowSide, [...batch, ...rowVars, kVar], new Map(), buffers, packs);
+  let colPack: number;
+  let colIndex: IndexExpr;
+  if (layout === "panels") {
+    // P[b][p][k][c] = operand at columns 8p + c
+    const p = indexVar("gp", N / PANEL);
+    const c = indexVar("gc", PANEL);
+    const cols = unflattenIndex(
+      addIndex(mulIndex(fromAtom(p), PANEL), fromAtom(c)),
+      colVars.map((v) => v.extent),
+    );
+    const panelMap = new Map(colVars.map((v, i) => [v.name, cols[i]!] as const));
+    colPack = packOperand(s, colSide, [...batch, p, kVar, c], panelMap, buffers, packs);
+    colIndex = flatIndex([b, divIndex(ni, PANEL), k, modIndex(ni, PANEL)], [B, N / PANEL, K, PANEL]);
+  } else if (layout === "kn") {
+    colPack = packOperand(s, colSide, [...batch, kVar, ...colVars], new Map(), buffers, packs);
+    colIndex = flatIndex([b, k, ni], [B, K, N]);
+  } else {
+    colPack = packOperand(s, colSide, [...batch, ...colVars, kVar], new Map(), buffers, packs);
+    colIndex = flatIndex([b, ni, k], [B, N, K]);
+  }
+  const rowIndex = flatIndex([b, mi, k], [B, M, K]);
+  const replaced = s.exprs.map((e, id): KExpr => {
+    if (id === rowSide) return { op: "load", buffer: rowPack, index: rowIndex, valid: [], dtype: "f32" };
+    if (id === colSide) return { op: "load", buffer: colPack, index: colIndex, valid: [], dtype: "f32" };
+    return e;
+  });
+  // The section over [batch…, m, n], reading the packs; the operands' own expressions are dead now.
+  const sb = new SectionBuilder([...batch, m, n]);
+  const ids = copyExprs(
+    onlyLive(
+      replaced,
+      s.stores.map((st) => st.value),
+    ),
+    sb,
+    varMap,
+  );
+  sb.markDot(ids[dot.reduce]!, ids[dot.lhs]!, ids[dot.rhs]!);
+  for (const st of s.stores) sb.store(st.buffer, substitute(st.index, varMap), ids[st.value]!);
+  return { packs, section: { ...sb.build(), ...sectionSource(s) }, panels: layout === "panels" };
+}
+
+/**
+ * A kernel launched before the section: a new temp buffer over `order` (row-major) holding
+ * operand `id` of `s` (its expression tree copied, variables renamed by `varMap`). Returns the buffer.
+ */
+function packOperand(
+  s: Section,
+  id: ExprId,
+  order: readonly IndexVar[],
+  varMap: ReadonlyMap<string, IndexExpr>,
+  buffers: BufferDecl[],
+  packs: Kernel[],
+): number {
+  const packId = buffers.length;
+  const shape = order.map((v) => v.extent);
+  buffers.push({ id: packId, name: `pack${packId}`, dtype: "f32", shape, kind: "temp" });
+  const sb = new SectionBuilder(order);
+  const ids = copyExprs(onlyLive(s.exprs, [id]), sb, varMap);
+  sb.store(packId, flatIndex(order.map(fromAtom), shape), ids[id]!);
+  const section = { ...sb.build(), ...sectionSource(s) };
+  const reads = new Set<number>();
+  for (const e of section.exprs) if (e.op === "load") reads.add(e.buffer);
+  packs.push({ name: `pack${packId}`, sections: [section], reads: [...reads].sort((a, c) => a - c), writes: [packId] });
+  return packId;
+}
+
+/** `exprs` with everything `roots` do not need replaced by a constant (ids stay put). */
+function onlyLive(exprs: readonly KExpr[], roots: readonly ExprId[]): KExpr[] {
+  const live = new Array<boolean>(exprs.length).fill(false);
+  for (const r of roots) live[r] = true;
+  for (let id = exprs.length - 1; id >= 0; id--) {
+    if (!live[id]) continue;
+    const e = exprs[id]!;
+    for (const o of exprOperands(e)) live[o] = true;
+    const indices =
+      e.op === "load"
+        ? [e.index, ...(e.valid === false ? [] : e.valid.map((c) => c.x))]
+        : e.op === "index"
+          ? [e.index]
+          : e.op === "valid" && e.pred !== false
+            ? e.pred.map((c) => c.x)
+            : e.op === "rng"
+              ? [e.counter]
+              : [];
+    for (const ix of indices) for (const ref of indexDataRefs(ix)) live[ref] = true;
+  }
+  return exprs.map((e, id) => (live[id] ? e : { op: "const", value: 0, dtype: e.dtype }));
+}
+
+/** Whether expression `id` is or depends on a reduction. */
+function hasReduce(exprs: readonly KExpr[], id: ExprId): boolean {
+  const live = onlyLive(exprs, [id]);
+  return live.some((e) => e.op === "reduce_sum" || e.op === "reduce_max");
 }

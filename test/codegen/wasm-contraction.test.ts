@@ -33,6 +33,8 @@ interface Form {
   readonly specs: readonly k.InputSpec[];
   /** Length of the longest sum one output holds (the contraction's k, times taps for a conv). */
   readonly k: number;
+  /** Whether operands are packed by kernels of their own (`pack<id>`) first: a deterministic check of the form taken. */
+  readonly packs?: boolean;
 }
 
 const F = k.nn.functional;
@@ -43,22 +45,49 @@ const FORMS: readonly Form[] = [
   { name: "batched 3×8×20 @ 3×20×12 with a relu epilogue", fn: (a, b) => a.matmul(b).relu(), specs: [k.f32([3, 8, 20]), k.f32([3, 20, 12])], k: 20 },
   { name: "odd shapes 7×13 @ 13×5", fn: (a, b) => a.matmul(b), specs: [k.f32([7, 13]), k.f32([13, 5])], k: 13 },
   {
-    name: "conv2d 2×3×9×9 ⊛ 8×3×3×3, pad 1",
+    name: "conv2d 2×3×9×9 ⊛ 8×3×3×3, pad 1 (too small to pack)",
+    packs: false,
     fn: (x, w) => F.conv2d(x, w, undefined, { padding: 1 }),
     specs: [k.f32([2, 3, 9, 9]), k.f32([8, 3, 3, 3])],
     k: 27,
   },
+  // Big enough for canonicalGemm (≥ 65536 multiply-adds): packed operands, 8-column panels
+  // (n % 8 = 0), a [k][n] pack (n % 4 = 0) or the dot form over [n][k] packs (n = 9).
   {
-    name: "conv2d gradients (input and filter) of sum(conv(x, w)·g)",
-    fn: (x, w, g) => {
-      const [dx, dw] = k.grad((xx: k.Tensor, ww: k.Tensor) => F.conv2d(xx, ww, undefined, { padding: 1 }).mul(g).sum(), { argnums: [0, 1] })(
-        x,
-        w,
-      ) as k.Tensor[];
-      return dx!.sum().add(dw!.sum());
-    },
-    specs: [k.f32([2, 3, 9, 9]), k.f32([8, 3, 3, 3]), k.f32([2, 8, 9, 9])],
-    k: 2 * 8 * 9 * 9 * 3 * 3 * 3,
+    name: "conv2d 4×8×10×10 ⊛ 16×8×3×3, pad 1, as a packed GEMM (panels)",
+    packs: true,
+    fn: (x, w) => F.conv2d(x, w, undefined, { padding: 1 }),
+    specs: [k.f32([4, 8, 10, 10]), k.f32([16, 8, 3, 3])],
+    k: 72,
+  },
+  {
+    name: "conv2d 4×5×13×13 ⊛ 12×5×3×3, stride 2, no padding, with bias and relu, as a packed GEMM ([k][n] pack)",
+    packs: true,
+    fn: (x, w, bias) => F.conv2d(x, w, bias, { stride: 2 }).relu(),
+    specs: [k.f32([4, 5, 13, 13]), k.f32([12, 5, 3, 3]), k.f32([12])],
+    k: 46,
+  },
+  {
+    // at this size fusion keeps the col2im's tap sums around the dot (not a GEMM by itself);
+    // the MNIST CNN's larger one materializes the [n·h·w, c·3·3] product, which is packed
+    name: "conv2d input gradient, 4×8×10×10 ⊛ 16×8×3×3, pad 1",
+    fn: (x, w, g) => k.grad((xx: k.Tensor) => F.conv2d(xx, w, undefined, { padding: 1 }).mul(g).sum())(x) as k.Tensor,
+    specs: [k.f32([4, 8, 10, 10]), k.f32([16, 8, 3, 3]), k.f32([4, 16, 10, 10])],
+    k: 16 * 9,
+  },
+  {
+    name: "conv2d filter gradient, 4×8×10×10 ⊛ 16×8×3×3, pad 1",
+    packs: true,
+    fn: (x, w, g) => k.grad((ww: k.Tensor) => F.conv2d(x, ww, undefined, { padding: 1 }).mul(g).sum())(w) as k.Tensor,
+    specs: [k.f32([4, 8, 10, 10]), k.f32([16, 8, 3, 3]), k.f32([4, 16, 10, 10])],
+    k: 4 * 10 * 10,
+  },
+  {
+    name: "conv2d filter gradient, one input channel (n = 9: dot form), 8×1×12×12 ⊛ 8×1×3×3, pad 1",
+    packs: true,
+    fn: (x, w, g) => k.grad((ww: k.Tensor) => F.conv2d(x, ww, undefined, { padding: 1 }).mul(g).sum())(w) as k.Tensor,
+    specs: [k.f32([8, 1, 12, 12]), k.f32([8, 1, 3, 3]), k.f32([8, 8, 12, 12])],
+    k: 8 * 12 * 12,
   },
 ];
 
@@ -116,8 +145,9 @@ describe.each([true, false])("wasm contractions, relaxed SIMD %s", (relaxed) => 
   for (const form of FORMS) {
     test(`${form.name}: within γ(k+1)·Σ|a·b| of the interpreter on random inputs`, async () => {
       const { g, random: inputs, want, mag } = referenceOf(form);
-      const { out } = await runWasm(g, relaxed, inputs);
+      const { out, artifact } = await runWasm(g, relaxed, inputs);
       expect(out.length).toBe(want.length);
+      if (form.packs !== undefined) expect(artifact.kernels.some((kk) => kk.name.startsWith("pack"))).toBe(form.packs);
       const bound = gamma(form.k + 1);
       let worst = 0;
       for (let i = 0; i < out.length; i++) worst = Math.max(worst, Math.abs(out[i]! - want[i]!) / (bound * mag[i]! + 1e-30));

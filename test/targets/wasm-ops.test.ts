@@ -66,6 +66,31 @@ for (const config of CONFIGS) {
       await runCaseOnTarget(c, target);
     });
 
+    test("one SGD step of a small CNN (convolutions and their gradients as packed GEMMs, max-pools) matches the interpreter", async () => {
+      k.manualSeed(3);
+      const net = k.nn.sequential(
+        k.nn.conv2d(1, 8, 3, { padding: 1 }),
+        k.nn.relu(),
+        k.nn.maxPool2d(2),
+        k.nn.conv2d(8, 16, 3, { padding: 1 }),
+        k.nn.relu(),
+        k.nn.maxPool2d(2),
+        k.nn.flatten(),
+        k.nn.linear(16 * 3 * 3, 10),
+      );
+      const step = k.trainStep(net, (logits, y) => F.crossEntropy(logits, y!), k.optim.sgd({ lr: 0.1 }));
+      const c: OpCase = {
+        group: "models",
+        name: "cnn sgd step",
+        fn: step as unknown as OpCase["fn"],
+        specs: [f([8, 1, 12, 12]), i([8])],
+        intRange: 10,
+        atol: 2e-5,
+        rtol: 2e-4,
+      };
+      await runCaseOnTarget(c, target);
+    });
+
     test("one SGD step of a wider MLP (blocked contractions forward and backward) matches the interpreter", async () => {
       const net = k.nn.sequential(k.nn.linear(96, 64), k.nn.relu(), k.nn.linear(64, 32), k.nn.relu(), k.nn.linear(32, 10));
       const step = k.trainStep(net, (logits, y) => F.crossEntropy(logits, y!), k.optim.sgd({ lr: 0.1 }));
