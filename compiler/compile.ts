@@ -20,6 +20,8 @@ import { printKernelProgram } from "./kernel/print.ts";
 import { verifyKernelProgram } from "./kernel/verify.ts";
 import { formatProgramMemory, planProgramMemory, type ProgramMemory } from "./kernel/program-memory.ts";
 import { autodiffPass, type GradGraphOptions } from "./passes/autodiff/engine.ts";
+import { maskSymbolic } from "./passes/mask-symbolic.ts";
+import { sizeInputOf } from "./ir/symbolic.ts";
 import { formatFusionPlan, planFusion } from "./passes/fuse.ts";
 import type { DumpFile, Pass, PassTiming, PipelineOptions } from "./passes/pass.ts";
 import { graphLevel, graphPasses, runLevel, runStage, startGraph, startPassRun, withDebugLevel, type IrLevel } from "./pipeline.ts";
@@ -71,7 +73,9 @@ export function compileWith<Options, A extends Artifact, L>(
   opts: DriverOptions = {},
 ): Compiled<A> {
   const started = performance.now();
-  const graphPassList = opts.raw ? [] : [...(opts.autodiff ? [autodiffPass(opts.autodiff)] : []), ...(opts.graphPasses ?? graphPasses)];
+  // A graph with a symbolic dimension is masked right after autodiff, even when raw: without it, padding rows reach the results.
+  const masking = sizeInputOf(graph) ? [maskSymbolic] : [];
+  const graphPassList = opts.raw ? masking : [...(opts.autodiff ? [autodiffPass(opts.autodiff)] : []), ...masking, ...(opts.graphPasses ?? graphPasses)];
   const kernelPassList = backend.kernelPasses(targetOptions);
   const layoutStage = backend.layout;
   const run = startPassRun(opts, stageNames(graphPassList, kernelPassList, layoutStage?.name));

@@ -3,9 +3,10 @@
 // record) and get outputs back in the structure the function returned.
 
 import { nodeOf } from "../compiler/ir/graph.ts";
+import { leadingRows, padRows, symbolicInfo, typeAtSize, type SymbolicInfo } from "../compiler/ir/symbolic.ts";
+import { formatShape, numel } from "../compiler/util/shape.ts";
 import type { Graph, TensorType } from "../compiler/ir/types.ts";
 import { KilnError, type SourceLoc } from "../compiler/util/errors.ts";
-import { formatShape } from "../compiler/util/shape.ts";
 import type { HostTensor } from "../compiler/ir/host-tensor.ts";
 import { stateToLoad, writeCheckpoint, type LoadStateOptions, type LoadStateSource } from "./checkpoint.ts";
 import { toHostOutput, toHostTensor, type HostArray, type HostInput, type HostOutput } from "./host-data.ts";
@@ -241,6 +242,8 @@ export async function executableOf<Out>(
   const checkOutputNames = exposed ? exposed.checks.map((c) => c.output).filter((n) => !userOutputNamesOf(graph, traced.userOutputCount).includes(n)) : [];
   let skippedSteps = 0;
   const bindInputs = inputBinder(graph, specs);
+  const symbol = symbolicInfo(graph);
+  checkSymbolicOutputs(graph, symbol, traced.userOutputCount);
   const userOutputs = graph.outputs.slice(0, traced.userOutputCount);
   const stateOutputs = graph.outputs.slice(traced.userOutputCount).filter((o) => o.aliases !== undefined);
   // Device-resident state: a target that can read its inputs back (WebGPU, wasm) gets only the
@@ -424,12 +427,31 @@ export async function executableOf<Out>(
     const outputs = userOutputs.map((o): HostOutput | DeviceValue => {
       if (io.keep.has(o.name)) return new DeviceValue(exec.keep!(o.name), target.name, o.name, graph.name);
       const result = results[o.name];
+      const lead = symbol?.axes.get(o.value)?.[0];
+      if (typeof lead === "number") {
+        // A symbolic leading axis: the run's rows of the maximum-size result (`out` and reuse do not apply).
+        const rows = lead * Number(user[symbol!.name]!.data[0]);
+        return toHostOutput(o.name, leadingRows(result!, rows), typeAtSize(nodeOf(graph, o.value).type, symbol!.axes.get(o.value), rows / lead));
+      }
       const given = out?.[o.name];
       if (given && result && result.data !== given) given.set(result.data); // a target that does not fill `out` itself
       if (io.reuse && result) reused.set(o.name, result.data);
       return toHostOutput(o.name, given && result ? { ...result, data: given } : result, nodeOf(graph, o.value).type);
     });
     return traced.unflatten(outputs as readonly HostOutput[]) as Out;
+  }
+}
+
+/** Outputs may carry the symbolic dimension only as their leading axis (exe.run returns its first rows). */
+function checkSymbolicOutputs(graph: Graph, symbol: SymbolicInfo | undefined, count: number): void {
+  if (!symbol) return;
+  for (const o of graph.outputs.slice(0, count)) {
+    const axis = (symbol.axes.get(o.value) ?? []).findIndex((s, i) => i > 0 && typeof s === "number");
+    if (axis > 0)
+      throw new KilnError({
+        code: "unsupported",
+        message: `output '${o.name}' has the symbolic dimension '${symbol.name}' at axis ${axis}: only a leading one is supported (permute it to the front)`,
+      });
   }
 }
 
@@ -480,8 +502,9 @@ function inputBinder(
 ): (inputs: RunInputs, seed: number, state: ReadonlyMap<string, unknown>, devices: Record<string, DeviceValue>) => Record<string, HostTensor> {
   const graphInputs = graph.inputs.map((id) => {
     const node = nodeOf(graph, id);
-    return { name: node.op === "input" ? node.name : "", type: node.type };
+    return { name: node.op === "input" ? node.name : "", type: node.type, symbolic: node.op === "input" ? node.symbolic : undefined };
   });
+  const sym = symbolicInfo(graph);
   const positional = Array.isArray(specs);
   const userKeys = positional ? specs.map((_, i) => String(i)) : Object.keys(specs);
   // Traced inputs come first in spec order; a random op adds the `seed` input after them.
@@ -500,16 +523,50 @@ function inputBinder(
       if (unknown.length > 0) throw usage(`unknown input(s) ${unknown.map((k) => `'${k}'`).join(", ")} (expected ${userKeys.join(", ")})`);
     }
     const bound: Record<string, HostTensor> = {};
+    // The symbolic dimension's size comes from the inputs that have it; they must agree and stay within its max.
+    let size: { n: number; from: string } | undefined;
     user.forEach((u, i) => {
       const value = positional ? (inputs as readonly HostInput[])[i] : (inputs as Record<string, HostInput>)[userKeys[i]!];
       if (value instanceof DeviceValue) {
+        if (sym && u.symbolic) throw usage(`input '${u.name}' has the symbolic dimension '${sym.name}': pass host data, not a device value`);
         value.checkInput(u.name, u.type, value.target);
         devices[u.name] = value;
-      } else bound[u.name] = toHostTensor(u.name, value, u.type);
+        return;
+      }
+      if (!sym || !u.symbolic) {
+        bound[u.name] = toHostTensor(u.name, value, u.type);
+        return;
+      }
+      const n = symbolicSizeOf(u.name, value, u.type, u.symbolic.scale, sym.name, sym.max);
+      if (size && size.n !== n) throw usage(`inputs disagree on symbolic dimension '${sym.name}': '${size.from}' has ${size.n}, '${u.name}' has ${n}`);
+      size ??= { n, from: u.name };
+      bound[u.name] = padRows(toHostTensor(u.name, value, typeAtSize(u.type, sym.axes.get(graph.inputs[i]!), n)), u.type.shape[0]!);
     });
-    for (const e of extra) if (!state.has(e.name)) bound[e.name] = extraInput(e.name, e.type, seed);
+    if (sym) bound[sym.name] = { dtype: "i32", shape: [], data: Int32Array.of(size?.n ?? sym.max) };
+    for (const e of extra) if (!state.has(e.name) && e.name !== sym?.name) bound[e.name] = extraInput(e.name, e.type, seed);
     return bound;
   };
+}
+
+/** The size of the symbolic leading axis `value` (flat data or { shape, data }) gives input `name`; 1..max. */
+function symbolicSizeOf(name: string, value: unknown, type: TensorType, scale: number, symbol: string, max: number): number {
+  const per = numel(type.shape.slice(1)) * scale;
+  const shape =
+    typeof value === "object" && value !== null && "shape" in value && Array.isArray((value as { shape: unknown }).shape)
+      ? (value as { shape: number[] }).shape
+      : undefined;
+  const length = shape ? undefined : (value as { length?: unknown } | undefined)?.length;
+  const rows = shape ? Number(shape[0]) / scale : typeof length === "number" && per > 0 ? length / per : undefined;
+  if (rows === undefined || !Number.isInteger(rows))
+    throw usage(
+      `input '${name}': cannot tell the size of symbolic dimension '${symbol}' from ${shape ? `shape ${formatShape(shape)}` : `${String(length)} values`} (rows of ${per / scale} values${scale > 1 ? `, ${scale} per ${symbol}` : ""})`,
+    );
+  if (rows > max)
+    throw usage(
+      `input '${name}': symbolic dimension '${symbol}' is ${rows}, above its maximum ${max} (declare a larger one: k.f32(["${symbol}", …], { max: { ${symbol}: ${rows} } }))`,
+    );
+  if (rows < 1) throw usage(`input '${name}': symbolic dimension '${symbol}' must be at least 1, got ${rows}`);
+  return rows;
 }
 
 function extraInput(name: string, type: TensorType, seed: number): HostTensor {

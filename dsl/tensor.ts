@@ -4,6 +4,7 @@
 // composite op. This module imports no op: the op methods are declared and installed by
 // tensor-methods.ts, the ops live in ops/*.ts, and both build on the helpers below.
 
+import { symbolicInfo } from "../compiler/ir/symbolic.ts";
 import { GraphBuilder } from "../compiler/ir/graph.ts";
 import type { HostTensor } from "../compiler/ir/host-tensor.ts";
 import type { NodeSpec, TensorType, ValueId } from "../compiler/ir/types.ts";
@@ -55,6 +56,19 @@ export class Trace {
 
   constructor(name: string) {
     this.builder = new GraphBuilder(name);
+  }
+
+  /** The graph's symbolic dimension (a spec like `k.f32(["batch", 784])`): its name, max and size input. */
+  symbol: { readonly name: string; readonly max: number; readonly size: ValueId } | undefined;
+
+  /**
+   * The symbolic axes of `t` (their scales; compiler/ir/symbolic.ts), by analysing the graph
+   * traced so far; undefined when the graph has no symbol. Reductions ask it to divide by the run's size.
+   */
+  symbolicScales(t: Tensor): readonly (number | undefined)[] | undefined {
+    if (!this.symbol) return undefined;
+    const info = symbolicInfo(this.builder.build([]));
+    return info?.axes.get(t.id)?.map((s) => (typeof s === "number" ? s : undefined));
   }
 
   /** A fresh stream number for each rng op in this graph (dropout layers get distinct masks). */

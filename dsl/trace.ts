@@ -10,6 +10,8 @@ import { Tensor, Trace } from "./tensor.ts";
 // Installs the op methods (x.add, x.sum, …) on Tensor: every traced tensor comes from here.
 import "./tensor-methods.ts";
 import { captureUserLoc } from "./loc.ts";
+import { DEFAULT_SYMBOL_MAX } from "../compiler/ir/symbolic.ts";
+import { strictOptions } from "./options.ts";
 import { indexChecksOf, type ComputedIndex, type IndexCheck } from "./index-checks.ts";
 
 let active: Trace[] = [];
@@ -42,30 +44,72 @@ export function locPart(loc: SourceLoc | undefined): { loc?: SourceLoc } {
   return loc ? { loc } : {};
 }
 
-/** An input spec: what `k.f32([128, 784])` returns. */
+/** An input spec: what `k.f32([128, 784])` or `k.f32(["batch", 784])` returns. */
 export interface InputSpec {
   readonly kind: "input-spec";
   readonly dtype: DType;
+  /** The shape; a symbolic leading axis holds its max (declared, or DEFAULT_SYMBOL_MAX until the trace settles it). */
   readonly shape: readonly number[];
+  /** A leading axis given by name: any size 1..max at run time (compiler/ir/symbolic.ts). */
+  readonly symbolic?: { readonly name: string; readonly max?: number };
+}
+
+/** Options of k.f32/k.i32/k.bool: `max` bounds a symbolic dimension (`{ max: { batch: 512 } }`). */
+export interface SpecOptions {
+  readonly max?: Readonly<Record<string, number>>;
 }
 
 export type Specs = readonly InputSpec[] | { readonly [name: string]: InputSpec };
 
 export const isInputSpec = (x: unknown): x is InputSpec => typeof x === "object" && x !== null && (x as { kind?: unknown }).kind === "input-spec";
 
-function checkShape(shape: readonly number[], what: string): readonly number[] {
-  if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0))
-    throw new KilnError({
-      code: "invalid-argument",
-      message: `${what}: shape must be an array of non-negative integers, got ${JSON.stringify(shape)}`,
-      ...locPart(captureUserLoc()),
-    });
-  return Object.freeze([...shape]);
+const SYMBOL_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+function specOf(dtype: DType, shape: readonly (number | string)[], opts: SpecOptions | undefined, what: string): InputSpec {
+  const bad = (message: string): never => {
+    throw new KilnError({ code: "invalid-argument", message: `${what}: ${message}`, ...locPart(captureUserLoc()) });
+  };
+  if (!Array.isArray(shape) || !shape.every((d) => (Number.isInteger(d) && (d as number) >= 0) || typeof d === "string"))
+    bad(`shape must be an array of non-negative integers (the leading one may be a name, e.g. ["batch", 784]), got ${JSON.stringify(shape)}`);
+  strictOptions(what, opts ?? {}, { max: true });
+  const names = shape.flatMap((d, i) => (typeof d === "string" ? [[d, i] as const] : []));
+  if (names.length === 0) {
+    if (opts?.max !== undefined) bad(`'max' bounds a symbolic dimension, but the shape ${JSON.stringify(shape)} names none`);
+    return { kind: "input-spec", dtype, shape: Object.freeze([...(shape as number[])]) };
+  }
+  const [name, axis] = names[0]!;
+  if (names.length > 1 || axis !== 0) bad(`only the leading dimension may be symbolic, got ${JSON.stringify(shape)}`);
+  if (!SYMBOL_NAME.test(name)) bad(`a symbolic dimension needs an identifier name, got '${name}'`);
+  const maxes = opts?.max ?? {};
+  for (const key of Object.keys(maxes)) if (key !== name) bad(`'max' names '${key}', but the symbolic dimension is '${name}'`);
+  const max = maxes[name];
+  if (max !== undefined && !(Number.isInteger(max) && max >= 1)) bad(`max.${name} must be a positive integer, got ${String(max)}`);
+  const rest = shape.slice(1) as number[];
+  return {
+    kind: "input-spec",
+    dtype,
+    shape: Object.freeze([max ?? DEFAULT_SYMBOL_MAX, ...rest]),
+    symbolic: max === undefined ? { name } : { name, max },
+  };
 }
 
-export const f32 = (shape: readonly number[] = []): InputSpec => ({ kind: "input-spec", dtype: "f32", shape: checkShape(shape, "k.f32") });
-export const i32 = (shape: readonly number[] = []): InputSpec => ({ kind: "input-spec", dtype: "i32", shape: checkShape(shape, "k.i32") });
-export const bool = (shape: readonly number[] = []): InputSpec => ({ kind: "input-spec", dtype: "bool", shape: checkShape(shape, "k.bool") });
+export const f32 = (shape: readonly (number | string)[] = [], opts?: SpecOptions): InputSpec => specOf("f32", shape, opts, "k.f32");
+export const i32 = (shape: readonly (number | string)[] = [], opts?: SpecOptions): InputSpec => specOf("i32", shape, opts, "k.i32");
+export const bool = (shape: readonly (number | string)[] = [], opts?: SpecOptions): InputSpec => specOf("bool", shape, opts, "k.bool");
+
+/** The one symbolic dimension the specs name, with its max (declared on any spec, all agreeing, or the default). */
+function symbolOfSpecs(specs: readonly InputSpec[], loc: SourceLoc | undefined): { name: string; max: number } | undefined {
+  const named = specs.filter((s) => s.symbolic !== undefined);
+  if (named.length === 0) return undefined;
+  const fail = (message: string): never => {
+    throw new KilnError({ code: "invalid-argument", message, ...locPart(loc) });
+  };
+  const names = [...new Set(named.map((s) => s.symbolic!.name))];
+  if (names.length > 1) fail(`one symbolic dimension per program: the specs name ${names.map((n) => `'${n}'`).join(" and ")}`);
+  const maxes = [...new Set(named.flatMap((s) => (s.symbolic!.max === undefined ? [] : [s.symbolic!.max])))];
+  if (maxes.length > 1) fail(`symbolic dimension '${names[0]}' is given different maxima: ${maxes.join(" and ")}`);
+  return { name: names[0]!, max: maxes[0] ?? DEFAULT_SYMBOL_MAX };
+}
 
 /** A function's outputs: tensors in arrays and records, nested. */
 export type TensorTree = Tensor | readonly TensorTree[] | { readonly [key: string]: TensorTree };
@@ -120,22 +164,41 @@ export function traceFunction(name: string, fn: (...args: never[]) => unknown, s
   return withTrace(trace, () => {
     // Inputs carry `inputLoc` (a k.program's definition line) or else the caller's line.
     const loc = inputLoc ?? captureUserLoc();
+    const specList = (Array.isArray(specs) ? specs : Object.values(specs)) as readonly InputSpec[];
+    const symbol = symbolOfSpecs(specList.filter(isInputSpec), loc);
+    // A symbolic leading axis holds the symbol's max; the input node records which axis it is.
+    const inputOf = (name: string, s: InputSpec): Tensor => {
+      if (!s.symbolic) return new Tensor(trace, trace.builder.input(name, { dtype: s.dtype, shape: s.shape }, loc));
+      const shape = [symbol!.max, ...s.shape.slice(1)];
+      return new Tensor(trace, trace.builder.add({ op: "input", name, symbolic: { axis: 0, scale: 1 }, loc }, { dtype: s.dtype, shape }));
+    };
     let args: unknown[];
     if (Array.isArray(specs)) {
       const names = parameterNames(fn, specs.length);
       args = (specs as readonly InputSpec[]).map((s, i) => {
         if (!isInputSpec(s))
           throw new KilnError({ code: "invalid-argument", message: `spec ${i} is not an input spec (use k.f32/k.i32/k.bool)`, ...locPart(loc) });
-        return new Tensor(trace, trace.builder.input(names[i]!, { dtype: s.dtype, shape: s.shape }, loc));
+        return inputOf(names[i]!, s);
       });
     } else {
       const record: Record<string, Tensor> = {};
       for (const [key, s] of Object.entries(specs as Record<string, InputSpec>)) {
         if (!isInputSpec(s))
           throw new KilnError({ code: "invalid-argument", message: `spec '${key}' is not an input spec (use k.f32/k.i32/k.bool)`, ...locPart(loc) });
-        record[key] = new Tensor(trace, trace.builder.input(key, { dtype: s.dtype, shape: s.shape }, loc));
+        record[key] = inputOf(key, s);
       }
       args = [record];
+    }
+    if (symbol) {
+      const taken = trace.builder.build([]).nodes.some((n) => n.op === "input" && n.name === symbol.name);
+      if (taken)
+        throw new KilnError({
+          code: "invalid-argument",
+          message: `an input is named '${symbol.name}' like the symbolic dimension: rename one`,
+          ...locPart(loc),
+        });
+      const size = trace.builder.add({ op: "input", name: symbol.name, dimMax: symbol.max, loc }, { dtype: "i32", shape: [] });
+      trace.symbol = { ...symbol, size };
     }
     const result = (fn as (...a: unknown[]) => unknown)(...args);
     const leaves = flattenTree(result);

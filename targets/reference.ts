@@ -2,11 +2,13 @@
 // the oracle every target is compared against. Builds no artifact.
 
 import { interpret } from "../compiler/ir/interpret.ts";
+import { atActualSize } from "../compiler/ir/symbolic.ts";
 import type { TargetEntry } from "./backend.ts";
 
 export const referenceTarget: TargetEntry = {
   name: "reference",
   description: "float64 interpreter of the graph IR: the oracle every target is compared against",
   priority: 0,
-  factory: (graph) => ({ run: async (inputs) => interpret(graph, inputs) }),
+  // Compiled targets take and give maximum-size tensors for a symbolic dimension; the interpreter runs at the actual size.
+  factory: (graph) => ({ run: async (inputs) => atActualSize(graph, inputs, (cut) => interpret(graph, cut)) }),
 };

@@ -27,6 +27,8 @@ import * as compute from "./interpret-compute.ts";
 import * as movement from "./interpret-movement.ts";
 import type { Graph, GraphOutput, Node, TensorType, ValueId } from "./types.ts";
 import { operands } from "./op-schema.ts";
+import { nodeOf } from "./graph.ts";
+import { symbolicInfo, typeAtSize } from "./symbolic.ts";
 
 /** Evaluates `g` on `inputs` (keyed by input name; extra names are ignored). Outputs are keyed by GraphOutput.name. */
 export function interpret(g: Graph, inputs: Readonly<Record<string, HostTensor>>): Record<string, HostTensor> {
@@ -44,8 +46,9 @@ export function interpretAll(g: Graph, inputs: Readonly<Record<string, HostTenso
 function evaluate(g: Graph, inputs: Readonly<Record<string, HostTensor>>, freeDeadValues: boolean): Map<ValueId, HostTensor> {
   const values = new Map<ValueId, HostTensor>();
   const lastUse = freeDeadValues ? lastUses(g) : undefined;
+  const { typeOf, withSize } = actualTypes(g, inputs);
   g.nodes.forEach((node, position) => {
-    values.set(node.id, evaluateNode(g, node, values, inputs));
+    values.set(node.id, evaluateNode(g, node, values, withSize, typeOf(node)));
     if (lastUse) for (const id of operands(node)) if (lastUse.get(id) === position) values.delete(id);
   });
   return values;
@@ -74,12 +77,43 @@ function describeNode(g: Graph, node: Node): string {
   return `graph @${g.name}: ${printNode(node, valueNames(g))}`;
 }
 
-function evaluateNode(g: Graph, node: Node, values: Map<ValueId, HostTensor>, inputs: Readonly<Record<string, HostTensor>>): HostTensor {
+/**
+ * Node types at the run's sizes: a graph with a symbolic dimension runs at the size its size
+ * input gives (or, when the caller leaves it out, that the symbolic inputs' shapes give).
+ */
+function actualTypes(
+  g: Graph,
+  inputs: Readonly<Record<string, HostTensor>>,
+): { typeOf: (node: Node) => TensorType; withSize: Readonly<Record<string, HostTensor>> } {
+  const sym = symbolicInfo(g);
+  if (!sym) return { typeOf: (node) => node.type, withSize: inputs };
+  let n: number | undefined;
+  const given = inputs[sym.name];
+  if (given !== undefined) n = Number(given.data[0]);
+  else
+    for (const id of g.inputs) {
+      const node = nodeOf(g, id);
+      const t = inputs[(node as { name: string }).name];
+      if (node.op === "input" && node.symbolic && t && Array.isArray(t.shape)) {
+        n = t.shape[node.symbolic.axis]! / node.symbolic.scale;
+        break;
+      }
+    }
+  if (n === undefined) throw new KilnError({ code: "invalid-argument", message: `missing input '${sym.name}' (the size of the symbolic dimension)` });
+  if (!Number.isInteger(n) || n < 1 || n > sym.max)
+    throw new KilnError({ code: "invalid-argument", message: `symbolic dimension '${sym.name}' is ${n}, outside 1..${sym.max}` });
+  const size = n;
+  return {
+    typeOf: (node) => (node.id === sym.size ? node.type : typeAtSize(node.type, sym.axes.get(node.id), size)),
+    withSize: given !== undefined ? inputs : { ...inputs, [sym.name]: { dtype: "i32", shape: [], data: Int32Array.of(size) } },
+  };
+}
+
+function evaluateNode(g: Graph, node: Node, values: Map<ValueId, HostTensor>, inputs: Readonly<Record<string, HostTensor>>, type: TensorType): HostTensor {
   const get = (id: ValueId): HostTensor => values.get(id) ?? bug(`interpret: ${describeNode(g, node)} reads unevaluated value %${id}`);
   const fail = (message: string): never => {
     throw new KilnError({ code: "interp", message: `${message} in ${describeNode(g, node)}`, ...(node.loc ? { loc: node.loc } : {}) });
   };
-  const type = node.type;
   // A fresh output buffer of the node's type, filled by `fill`.
   const produce = (fill: (out: HostData) => void): HostTensor => {
     const data = allocHostData(type.dtype, numel(type.shape));
@@ -119,12 +153,12 @@ function evaluateNode(g: Graph, node: Node, values: Map<ValueId, HostTensor>, in
     case "idiv":
     case "mod": {
       const { op } = node;
-      const x = get(node.x);
-      const y = get(node.y);
+      const x = fitTo(get(node.x), type.shape);
+      const y = fitTo(get(node.y), type.shape);
       return produce((out) => compute.binary(op, x.dtype, x.data, y.data, out, fail));
     }
     case "where": {
-      const [cond, x, y] = [get(node.cond), get(node.x), get(node.y)];
+      const [cond, x, y] = [get(node.cond), get(node.x), get(node.y)].map((t) => fitTo(t, type.shape)) as [HostTensor, HostTensor, HostTensor];
       return produce((out) => compute.where(cond.data, x.data, y.data, out));
     }
     case "reduce_sum":
@@ -161,19 +195,45 @@ function evaluateNode(g: Graph, node: Node, values: Map<ValueId, HostTensor>, in
       return produce((out) => movement.flip(x.data, x.shape, axes, out));
     }
     case "dot": {
-      const lhs = get(node.lhs);
-      const rhs = get(node.rhs);
+      const [l, r] = [get(node.lhs), get(node.rhs)];
+      const rank = type.shape.length;
+      const k = Math.min(l.shape[rank - 1]!, r.shape[rank - 2]!);
+      const lhs = fitTo(l, [...type.shape.slice(0, -1), k]);
+      const rhs = fitTo(r, [...type.shape.slice(0, -2), k, type.shape[rank - 1]!]);
       return produce((out) => compute.dot(type.dtype, lhs.data, lhs.shape, rhs.data, rhs.shape, out));
     }
     case "gather": {
       const { axis } = node;
-      const x = get(node.x);
-      const index = get(node.index);
+      const index = fitTo(get(node.index), type.shape);
+      const gx = get(node.x);
+      const x = fitTo(
+        gx,
+        type.shape.map((d, i) => (i === axis ? gx.shape[i]! : d)),
+      );
       return produce((out) => compute.gather(x.data, x.shape, index.data, index.shape, axis, out, fail));
     }
     default:
       return assertNever(node, "node");
   }
+}
+
+/**
+ * A value broadcast along an axis (an expand, a constant: `uniform` in compiler/ir/symbolic.ts)
+ * keeps the maximum size there while its symbolic partner has the run's size; any prefix of
+ * it holds the same entries. Static graphs never get here with differing shapes.
+ */
+function fitTo(t: HostTensor, shape: readonly number[]): HostTensor {
+  if (shapesEqual(t.shape, shape)) return t;
+  const data = allocHostData(t.dtype, numel(shape));
+  movement.slice(
+    t.data,
+    t.shape,
+    shape.map(() => 0),
+    shape.map(() => 1),
+    shape,
+    data,
+  );
+  return { dtype: t.dtype, shape, data };
 }
 
 /** Checks a caller's tensor against the input's declared type and converts it to canonical storage. */

@@ -50,7 +50,7 @@ export const GraphName = createToken({
 export const StringLiteral = createToken({ name: "StringLiteral", pattern: quotedPattern, label: "a string" });
 
 const punctuation = (name: string, text: string): TokenType =>
-  createToken({ name, pattern: new RegExp(text.replace(/[[\](){}]/g, "\\$&")), label: `'${text}'` });
+  createToken({ name, pattern: new RegExp(text.replace(/[[\](){}*]/g, "\\$&")), label: `'${text}'` });
 
 export const Comma = punctuation("Comma", ",");
 export const Colon = punctuation("Colon", ":");
@@ -61,6 +61,8 @@ export const LBrace = punctuation("LBrace", "{");
 export const RBrace = punctuation("RBrace", "}");
 export const LBracket = punctuation("LBracket", "[");
 export const RBracket = punctuation("RBracket", "]");
+/** `16*batch`: a symbolic dimension with a scale. */
+export const Star = punctuation("Star", "*");
 
 const Whitespace = createToken({ name: "Whitespace", pattern: /[ \t\r\n]+/, group: Lexer.SKIPPED });
 /** `// …` to end of line: RUN and CHECK lines of .kir test files live here. */
@@ -89,6 +91,7 @@ export const ALL_TOKENS: readonly TokenType[] = [
   RBrace,
   LBracket,
   RBracket,
+  Star,
 ];
 
 let lexer: Lexer | undefined;

@@ -56,8 +56,8 @@ export type AttrKind = "int" | "ints" | "number" | "string";
 export type NodeOf<K extends Op> = Node extends infer N ? (N extends Node ? (K extends N["op"] ? N : never) : never) : never;
 /** Fields of a node that hold an operand. */
 export type OperandKey<N> = { [P in keyof N]-?: P extends "id" ? never : N[P] extends ValueId ? P : never }[keyof N];
-/** Fields of a node that hold an attribute (everything but id, type, loc, scope, op and operands). */
-export type AttrKey<N> = Exclude<keyof N, "id" | "type" | "loc" | "scope" | "op" | OperandKey<N>>;
+/** Fields of a node that hold an attribute (everything but id, type, loc, scope, op, operands and an input's symbolic marks, which its type prints). */
+export type AttrKey<N> = Exclude<keyof N, "id" | "type" | "loc" | "scope" | "op" | "symbolic" | "dimMax" | OperandKey<N>>;
 type RoleOf<K extends Op> = { [R in OpRole]: K extends RoleNodes[R]["op"] ? R : never }[OpRole];
 
 export interface OpSchema<K extends Op = Op> {

@@ -6,6 +6,7 @@
 import { EmbeddedActionsParser, EOF, type IRecognitionException, type IToken, type Lexer, type TokenType } from "chevrotain";
 import { KilnError, assertNever, type SourceLoc } from "../util/errors.ts";
 import { GraphBuilder } from "./graph.ts";
+import { formatSymbolicShape, symbolicInfo, type SymbolicInfo } from "./symbolic.ts";
 import { TypeRuleError, formatType, inferType, typesEqual } from "./infer.ts";
 import * as T from "./lexer.ts";
 import { isOp, opSchema, type AttrKind, type OpSchema } from "./op-schema.ts";
@@ -16,7 +17,12 @@ import { DTYPES, type DType } from "./dtype.ts";
 
 interface TypeSyntax {
   readonly dtype: IToken;
-  readonly dims: readonly IToken[];
+  readonly dims: readonly DimSyntax[];
+}
+/** A dimension: `784`, or a symbolic one `batch` / `16*batch` (a scale token and the symbol's name). */
+interface DimSyntax {
+  readonly size?: IToken;
+  readonly symbol?: IToken;
 }
 interface LocSyntax {
   readonly file: IToken;
@@ -27,6 +33,8 @@ type AttrSyntax = { readonly name: IToken; readonly value: IToken } | { readonly
 interface ParamSyntax {
   readonly name: IToken;
   readonly type: TypeSyntax;
+  /** `max(256)` after the type of a size input. */
+  readonly max?: { readonly keyword: IToken; readonly n: IToken };
   readonly loc?: LocSyntax;
   readonly scopeName?: IToken;
 }
@@ -111,9 +119,16 @@ class IrGrammar extends EmbeddedActionsParser {
     const name = this.CONSUME(T.ValueName);
     this.CONSUME(T.Colon);
     const type = this.SUBRULE(this.type);
+    const max = this.OPTION2(() => {
+      const keyword = this.CONSUME(T.Identifier);
+      this.CONSUME(T.LParen);
+      const n = this.CONSUME(T.NumberLiteral);
+      this.CONSUME(T.RParen);
+      return { keyword, n };
+    });
     const loc = this.OPTION(() => this.SUBRULE(this.loc));
     const scopeName = this.OPTION1(() => this.SUBRULE(this.scope));
-    return { name, type, ...(loc ? { loc } : {}), ...(scopeName ? { scopeName } : {}) };
+    return { name, type, ...(max ? { max } : {}), ...(loc ? { loc } : {}), ...(scopeName ? { scopeName } : {}) };
   });
 
   private readonly statement = this.RULE("statement", (): StatementSyntax => {
@@ -154,7 +169,28 @@ class IrGrammar extends EmbeddedActionsParser {
 
   private readonly type = this.RULE("type", (): TypeSyntax => {
     const dtype = this.CONSUME(T.Identifier);
-    const dims = this.SUBRULE(this.numberList);
+    const dims: DimSyntax[] = [];
+    this.CONSUME(T.LBracket);
+    this.MANY_SEP({
+      SEP: T.Comma,
+      DEF: () =>
+        dims.push(
+          this.OR([
+            { ALT: () => ({ symbol: this.CONSUME2(T.Identifier) }) },
+            {
+              ALT: () => {
+                const size = this.CONSUME(T.NumberLiteral);
+                const symbol = this.OPTION(() => {
+                  this.CONSUME(T.Star);
+                  return this.CONSUME3(T.Identifier);
+                });
+                return symbol ? { size, symbol } : { size };
+              },
+            },
+          ]),
+        ),
+    });
+    this.CONSUME(T.RBracket);
     return { dtype, dims };
   });
 
@@ -254,14 +290,28 @@ function decodeInteger(ctx: Context, t: IToken, what: string): number {
   return n;
 }
 
-function decodeType(ctx: Context, s: TypeSyntax): TensorType {
+/** The graph's symbol (from its size input's `max(N)`), which symbolic dims name. */
+interface SymbolDecl {
+  readonly name: string;
+  readonly max: number;
+}
+
+/** A type and, where a dim names the symbol, its axes (`scale` × the symbol). */
+function decodeType(ctx: Context, s: TypeSyntax, sym: SymbolDecl | undefined): TensorType & { symbolic: { axis: number; scale: number }[] } {
   const dtype = s.dtype.image as DType;
   if (!DTYPES.includes(dtype)) failAtToken(ctx, s.dtype, `unknown dtype '${s.dtype.image}' (expected ${DTYPES.join(", ")})`);
-  const shape = s.dims.map((d) => {
-    const n = decodeInteger(ctx, d, "a dimension");
-    return n >= 0 ? n : failAtToken(ctx, d, `a dimension must be non-negative, got ${d.image}`);
+  const symbolic: { axis: number; scale: number }[] = [];
+  const shape = s.dims.map((d, axis) => {
+    const scale = d.size ? decodeInteger(ctx, d.size, "a dimension") : 1;
+    if (d.size && scale < 0) failAtToken(ctx, d.size, `a dimension must be non-negative, got ${d.size.image}`);
+    if (!d.symbol) return scale;
+    if (!sym || d.symbol.image !== sym.name)
+      failAtToken(ctx, d.symbol, `unknown symbolic dimension '${d.symbol.image}' (declare it as an input '%${d.symbol.image}: i32[] max(N)')`);
+    if (scale < 1) failAtToken(ctx, d.size!, `the scale of a symbolic dimension must be positive, got ${scale}`);
+    symbolic.push({ axis, scale });
+    return scale * sym!.max;
   });
-  return { dtype, shape };
+  return { dtype, shape, symbolic };
 }
 
 /** `loc` and `scope` of a statement or input, as NodeSpec fields. */
@@ -284,6 +334,9 @@ type AttrReading = AttrKind | "value";
 interface Scope {
   readonly builder: GraphBuilder;
   readonly values: Map<string, ValueId>;
+  readonly symbol?: SymbolDecl;
+  /** The written type of every value, to check symbolic dims against the analysis. */
+  readonly typeTokens: Map<ValueId, TypeSyntax>;
 }
 
 /** Numbered names (`%3`) and named ones (`%x`, `%"3"`) live apart: `%3` ≠ `%"3"`. */
@@ -364,7 +417,7 @@ function nodeSpec(ctx: Context, scope: Scope, s: StatementSyntax): NodeSpec {
 
 function addStatement(ctx: Context, scope: Scope, s: StatementSyntax): void {
   const spec = { ...nodeSpec(ctx, scope, s), ...decodeSource(ctx, s) } as NodeSpec;
-  const declared = decodeType(ctx, s.type);
+  const { symbolic: _, ...declared } = decodeType(ctx, s.type, scope.symbol);
   const b = scope.builder;
   try {
     inferType(spec, (id) => (b.has(id) ? b.typeOf(id) : undefined), declared);
@@ -374,19 +427,29 @@ function addStatement(ctx: Context, scope: Scope, s: StatementSyntax): void {
     const aboutResult = /declared|result must|cannot (reshape|expand)|must not change/.test(e.message);
     failAtToken(ctx, aboutResult ? s.type.dtype : s.op, e.message);
   }
-  define(ctx, scope, s.result, b.add(spec, declared));
+  const id = b.add(spec, declared);
+  define(ctx, scope, s.result, id);
+  scope.typeTokens.set(id, s.type);
 }
 
 function buildGraph(ctx: Context, g: GraphSyntax): Graph {
-  const scope: Scope = { builder: new GraphBuilder(decodeName(ctx, g.name)), values: new Map() };
+  const sizeParams = g.params.filter((p) => p.max !== undefined);
+  for (const p of sizeParams) if (p.max && p.max.keyword.image !== "max") failAtToken(ctx, p.max.keyword, `expected 'max(N)' after an input's type`);
+  if (sizeParams.length > 1) failAtToken(ctx, sizeParams[1]!.name, `one symbolic dimension per graph`);
+  const symbol = sizeParams[0] ? { name: decodeName(ctx, sizeParams[0].name), max: decodeInteger(ctx, sizeParams[0].max!.n, "a max") } : undefined;
+  const scope: Scope = { builder: new GraphBuilder(decodeName(ctx, g.name)), values: new Map(), ...(symbol ? { symbol } : {}), typeTokens: new Map() };
   const inputTypes = new Map<string, TensorType>();
   for (const p of g.params) {
     const name = decodeName(ctx, p.name);
     if (/^%\d+$/.test(p.name.image)) failAtToken(ctx, p.name, `an input needs a name, not a number: write %"${name}" for an input named '${name}'`);
     if (inputTypes.has(name)) failAtToken(ctx, p.name, `duplicate input name '${name}'`);
-    const type = decodeType(ctx, p.type);
+    const { symbolic, ...type } = decodeType(ctx, p.type, symbol);
+    if (symbolic.length > 1) failAtToken(ctx, p.type.dtype, `input '${name}': at most one symbolic axis`);
     inputTypes.set(name, type);
-    define(ctx, scope, p.name, scope.builder.add({ op: "input", name, ...decodeSource(ctx, p) }, type));
+    const marks = { ...(symbolic[0] ? { symbolic: symbolic[0] } : {}), ...(p.max ? { dimMax: symbol!.max } : {}) };
+    const id = scope.builder.add({ op: "input", name, ...marks, ...decodeSource(ctx, p) }, type);
+    define(ctx, scope, p.name, id);
+    scope.typeTokens.set(id, p.type);
   }
   for (const s of g.statements) addStatement(ctx, scope, s);
   const outputs: GraphOutput[] = [];
@@ -408,7 +471,30 @@ function buildGraph(ctx: Context, g: GraphSyntax): Graph {
       failAtToken(ctx, o.aliases, `output '${name}' has type ${formatType(outType)} but aliases ${o.aliases.image} of type ${formatType(inputType!)}`);
     outputs.push({ name, value, aliases: aliased });
   }
-  return scope.builder.build(outputs);
+  const graph = scope.builder.build(outputs);
+  checkSymbolicDims(ctx, graph, scope);
+  return graph;
+}
+
+/** Every written type names the symbol exactly where the analysis finds it (so print → parse → print is the identity). */
+function checkSymbolicDims(ctx: Context, graph: Graph, scope: Scope): void {
+  let info: SymbolicInfo | undefined;
+  try {
+    info = symbolicInfo(graph);
+  } catch (e) {
+    if (!(e instanceof KilnError)) throw e;
+    const where = graph.nodes.find((n) => n.loc === e.diag.loc && e.diag.loc !== undefined);
+    const token = where ? scope.typeTokens.get(where.id) : scope.typeTokens.values().next().value;
+    return failAtToken(ctx, token?.dtype ?? ({ image: "", startLine: 1, startColumn: 1 } as IToken), e.diag.message);
+  }
+  for (const [id, t] of scope.typeTokens) {
+    const written = t.dims.map((d) => (d.symbol ? (d.size ? `${d.size.image}*${d.symbol.image}` : d.symbol.image) : d.size!.image)).join(",");
+    const states = info?.axes.get(id);
+    const node = graph.nodes.find((n) => n.id === id)!;
+    const expected = info ? formatSymbolicShape(node.type.shape, states, info.name).slice(1, -1) : node.type.shape.join(",");
+    if (written.replace(/\s/g, "") !== expected)
+      failAtToken(ctx, t.dtype, `type [${written}] does not match the symbolic dimensions the graph gives this value: [${expected}]`);
+  }
 }
 
 /** Parses every graph in `text` (a module: the dump of several exported programs). */

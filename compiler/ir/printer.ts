@@ -7,6 +7,7 @@ import { assertNever, type SourceLoc } from "../util/errors.ts";
 import { checkOptions } from "../util/options.ts";
 import { formatType } from "./infer.ts";
 import { opSchema, type AttrKind, type OpSchema } from "./op-schema.ts";
+import { formatSymbolicShape, symbolicInfo, type SymbolicInfo } from "./symbolic.ts";
 import type { Graph, GraphOutput, Node, ValueId } from "./types.ts";
 
 export interface PrintOptions {
@@ -103,8 +104,22 @@ function withLoc(text: string, n: Node, opts: PrintOptions): string {
 }
 
 /** One node as a statement, e.g. `%3 = add %1, %2 : f32[4]` (no indentation, no loc). */
-export function printNode(n: Node, names: ReadonlyMap<ValueId, string>): string {
-  return `${nameOf(names, n.id)} = ${formatOperation(n, names)} : ${formatType(n.type)}`;
+export function printNode(n: Node, names: ReadonlyMap<ValueId, string>, sym?: SymbolicInfo): string {
+  return `${nameOf(names, n.id)} = ${formatOperation(n, names)} : ${formatNodeType(n, sym)}`;
+}
+
+/** `f32[batch,784]`: the type with the graph's symbolic axes named (plain when there are none). */
+function formatNodeType(n: Node, sym: SymbolicInfo | undefined): string {
+  return sym ? `${n.type.dtype}${formatSymbolicShape(n.type.shape, sym.axes.get(n.id), sym.name)}` : formatType(n.type);
+}
+
+/** The symbolic analysis for printing: a graph that fails it (the verifier prints broken ones) prints plain shapes. */
+function printableSymbols(g: Graph): SymbolicInfo | undefined {
+  try {
+    return symbolicInfo(g);
+  } catch {
+    return undefined;
+  }
 }
 
 function formatOutput(o: GraphOutput, names: ReadonlyMap<ValueId, string>): string {
@@ -115,18 +130,20 @@ function formatOutput(o: GraphOutput, names: ReadonlyMap<ValueId, string>): stri
 export function printGraph(g: Graph, opts: PrintOptions = {}): string {
   checkOptions("printGraph", opts, printOptionKeys);
   const names = valueNames(g);
+  const sym = printableSymbols(g);
   const byId = new Map(g.nodes.map((n) => [n.id, n]));
   const params = g.inputs.map((id) => {
     const n = byId.get(id);
     if (!n) return `${nameOf(names, id)}: <undefined>`;
-    const param = `${nameOf(names, id)}: ${formatType(n.type)}`;
+    const max = n.op === "input" && n.dimMax !== undefined ? ` max(${n.dimMax})` : "";
+    const param = `${nameOf(names, id)}: ${formatNodeType(n, sym)}${max}`;
     return `${param}${sourceSuffix(n, opts)}`;
   });
   const inputIds = new Set(g.inputs);
   const lines = [`graph @${quoteName(g.name)}(${params.join(", ")}) {`];
   for (const n of g.nodes) {
     if (n.op === "input" && inputIds.has(n.id)) continue;
-    lines.push(withLoc(`  ${printNode(n, names)}`, n, opts));
+    lines.push(withLoc(`  ${printNode(n, names, sym)}`, n, opts));
   }
   const outputs = g.outputs.map((o) => formatOutput(o, names)).join(", ");
   lines.push(outputs === "" ? "  return" : `  return ${outputs}`, "}");

@@ -45,6 +45,13 @@ interface Base {
 export interface InputNode extends Base {
   readonly op: "input";
   readonly name: string;
+  /**
+   * A symbolic axis (compiler/ir/symbolic.ts): at run time `axis` holds `scale × n` entries,
+   * n the value of the graph's size input (1 ≤ n ≤ its max); the type's shape holds the maximum.
+   */
+  readonly symbolic?: { readonly axis: number; readonly scale: number };
+  /** Set on the graph's size input (an i32[] named after the symbol, e.g. `batch`): the largest size a run may give. */
+  readonly dimMax?: number;
 }
 /** A tensor filled with one value (a scalar when shape is []). */
 export interface ConstNode extends Base {

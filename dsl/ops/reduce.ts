@@ -4,7 +4,7 @@
 
 import { isBool, isFloat } from "../../compiler/ir/dtype.ts";
 import { keepdimOf, strictOptions, type KeepdimArg } from "../options.ts";
-import { type Tensor, dimIndex, dimList, prim, userError, type Dims } from "../tensor.ts";
+import { Tensor, dimIndex, dimList, prim, userError, type Dims } from "../tensor.ts";
 import * as E from "./elementwise.ts";
 import * as M from "./movement.ts";
 
@@ -110,18 +110,36 @@ function reducedCount(x: Tensor, dim: Dims | undefined, op: string): number {
   return dimList(x, dim, op).reduce((n, a) => n * x.shape[a]!, 1);
 }
 
+/**
+ * How many entries `dim` reduces at run time: a number, or, when a reduced axis is symbolic
+ * (the batch), an f32 scalar tensor computed from the run's size — a mean over the batch
+ * divides by the actual batch, not its maximum.
+ */
+function runCount(x: Tensor, dim: Dims | undefined, op: string): number | Tensor {
+  const axes = dimList(x, dim, op);
+  const scales = x.trace.symbolicScales(x);
+  const symbolic = axes.filter((a) => scales?.[a] !== undefined);
+  if (symbolic.length === 0) return reducedCount(x, dim, op);
+  const fixed = axes.reduce((n, a) => n * (symbolic.includes(a) ? scales![a]! : x.shape[a]!), 1);
+  const size = E.cast(new Tensor(x.trace, x.trace.symbol!.size), "f32");
+  let count = E.mul(size, fixed);
+  for (let i = 1; i < symbolic.length; i++) count = E.mul(count, size);
+  return count;
+}
+
 export function mean(x: Tensor, dim?: Dims, keepdimArg: KeepdimArg = false): Tensor {
   const keepdim = keepdimOf(keepdimArg, "mean");
-  const count = reducedCount(x, dim, "mean"); // first, so a bad dim is reported as mean's
+  const count = runCount(x, dim, "mean"); // first, so a bad dim is reported as mean's
   return E.div(sum(E.cast(x, "f32"), dim, keepdim), count);
 }
 
 /** Variance with Bessel's correction by default (PyTorch: correction = 1); N - correction <= 0 gives inf/NaN as there. */
 export function variance(x: Tensor, dim?: Dims, correction = 1, keepdim = false): Tensor {
-  const count = reducedCount(x, dim, "var");
+  const count = runCount(x, dim, "var");
   const xf = E.cast(x, "f32");
   const centered = E.sub(xf, mean(xf, dim, true));
-  return E.div(sum(E.mul(centered, centered), dim, keepdim), Math.max(0, count - correction));
+  const denominator = typeof count === "number" ? Math.max(0, count - correction) : E.sub(count, correction);
+  return E.div(sum(E.mul(centered, centered), dim, keepdim), denominator);
 }
 
 /** Standard deviation: sqrt of var with the same correction. */

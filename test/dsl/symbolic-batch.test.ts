@@ -1,0 +1,184 @@
+// A symbolic batch (`k.f32(["batch", 6], { max: { batch: 16 } })`): one compiled program runs
+// every batch 1..max. Each target is compared with the float64 interpreter running the graph at
+// the actual size (compiler/ir/interpret.ts, an independent path: no padding, no masks): an SGD
+// step of an MLP (loss and every updated parameter, batches 1, 7, 16 and 3 in sequence, so a
+// later step sees the weights the earlier ones wrote), a forward with a mean over the batch, a
+// CNN forward; CUDA through the C++ emulation of its kernels. Then the dump (the symbol printed,
+// print → parse → print identical) and the one-line errors: a batch above the max, inputs that
+// disagree, a symbolic dimension used where it is not supported.
+
+import { describe, expect, test } from "vitest";
+import * as k from "kiln";
+import { interpret } from "../../compiler/ir/interpret.ts";
+import { parseGraph } from "../../compiler/ir/parser.ts";
+import { printGraph } from "../../compiler/ir/printer.ts";
+import type { HostTensor } from "../../compiler/ir/host-tensor.ts";
+import { maskSymbolic } from "../../compiler/passes/mask-symbolic.ts";
+import { compileCuda } from "../../targets/cuda.ts";
+import { emulateCuda, hasCxx } from "../util/nvcc.ts";
+import { rejectedKilnError, thrownKilnError } from "../util/kiln-error.ts";
+import { webGpuTestEnv } from "../util/webgpu-env.ts";
+
+process.env["XDG_RUNTIME_DIR"] ??= "/tmp/xdg-runtime";
+const gpu = await webGpuTestEnv();
+const targets = ["js", "wasm", ...(gpu.available ? ["webgpu"] : [])];
+
+const MAX = 16;
+const BATCHES = [1, 7, MAX, 3];
+const specs = () => ({ x: k.f32(["batch", 6], { max: { batch: MAX } }), y: k.i32(["batch"]) });
+
+/** Test data from sin: a batch of `b` rows, labels in 0..2 (no Kiln code involved). */
+const batchOf = (b: number, salt = 0) => ({
+  x: Float32Array.from({ length: b * 6 }, (_, i) => Math.sin(i * 1.3 + b + salt)),
+  y: Int32Array.from({ length: b }, (_, i) => (i * 7 + b) % 3),
+});
+
+function mlpStep() {
+  k.manualSeed(1);
+  const net = k.nn.sequential(k.nn.linear(6, 5), k.nn.relu(), k.nn.linear(5, 3));
+  return k.trainStep(net, (logits, y) => k.nn.crossEntropy(logits, y!), k.optim.sgd({ lr: 0.1 }));
+}
+
+function closeTo(got: ArrayLike<number>, want: ArrayLike<number>, what: string, tol = 1e-4): void {
+  expect(got.length, what).toBe(want.length);
+  for (let i = 0; i < want.length; i++)
+    if (!(Math.abs(got[i]! - want[i]!) <= tol * (1 + Math.abs(want[i]!)))) expect.fail(`${what}[${i}]: got ${got[i]}, want ${want[i]}`);
+}
+
+describe.each(targets)("symbolic batch on %s against the interpreter", (target) => {
+  test(`an MLP SGD step at batches ${BATCHES.join(", ")} (max ${MAX}) gives the interpreter's loss and weights`, async () => {
+    const exe = await k.compile(mlpStep(), specs(), { target });
+    const ref = await k.compile(mlpStep(), specs(), { target: "reference" });
+    for (const b of BATCHES) {
+      const data = batchOf(b);
+      const got = await exe.run(data);
+      const want = await ref.run(data);
+      closeTo(got.loss.data, want.loss.data, `loss at batch ${b}`);
+      const [gs, ws] = [await exe.fetchState(), await ref.fetchState()];
+      for (const name of Object.keys(ws)) closeTo(gs[name]!.data, ws[name]!.data, `${name} after batch ${b}`);
+    }
+  });
+
+  test("a forward with a mean over the batch divides by the actual batch; per-row outputs have the run's rows", async () => {
+    const fn = ({ x }: { x: k.Tensor }) => ({ rows: x.relu().mul(2), mean: x.mean(0), all: x.mean(), max: x.max(0).values });
+    const exe = await k.compile(fn, { x: k.f32(["batch", 6], { max: { batch: MAX } }) }, { target });
+    for (const b of [1, 7, MAX]) {
+      const { x } = batchOf(b, 5);
+      const got = await exe.run({ x });
+      const want = interpret(exe.graph, { x: { dtype: "f32", shape: [b, 6], data: Float64Array.from(x) } });
+      expect(got.rows.shape).toEqual([b, 6]);
+      closeTo(got.rows.data, want["rows"]!.data, `rows at ${b}`);
+      closeTo(got.mean.data, want["mean"]!.data, `mean at ${b}`);
+      closeTo(got.all.data, want["all"]!.data, `all at ${b}`);
+      closeTo(got.max.data, want["max"]!.data, `max at ${b}`);
+      // Independent of Kiln: the column means of the rows given.
+      const col0 = Array.from({ length: b }, (_, i) => x[i * 6]!).reduce((a, v) => a + v, 0) / b;
+      expect(got.mean.data[0]).toBeCloseTo(col0, 5);
+    }
+  });
+
+  test("a CNN forward (NCHW, batch outermost; conv, relu, pool, flatten, linear) at batches 1, 7, max", async () => {
+    k.manualSeed(2);
+    const net = k.nn.sequential(k.nn.conv2d(1, 2, 3), k.nn.relu(), k.nn.maxPool2d(2), k.nn.flatten(), k.nn.linear(18, 4));
+    const exe = await k.compile((x: k.Tensor) => net.call(x), [k.f32(["batch", 1, 8, 8], { max: { batch: 8 } })], { target });
+    const ref = await k.compile((x: k.Tensor) => net.call(x), [k.f32(["batch", 1, 8, 8], { max: { batch: 8 } })], { target: "reference" });
+    for (const b of [1, 7, 8]) {
+      const x = Float32Array.from({ length: b * 64 }, (_, i) => Math.cos(i * 0.7));
+      const got = (await exe.run([x])) as unknown as { shape: number[]; data: Float32Array };
+      const want = (await ref.run([x])) as unknown as { shape: number[]; data: Float64Array };
+      expect(got.shape).toEqual([b, 4]);
+      closeTo(got.data, want.data, `cnn at ${b}`);
+    }
+  });
+});
+
+describe.runIf(hasCxx())("symbolic batch on cuda (kernels emulated on the CPU)", () => {
+  test("the MLP step's loss and new weights at batches 1, 7, max match the interpreter", () => {
+    const traced = k.traceFunction("mlp_sym", mlpStep() as never, specs());
+    const g = traced.graph;
+    const state: Record<string, HostTensor> = {};
+    for (const [name, init] of traced.state) state[name] = init();
+    const cases = [1, 7, MAX].map((b) => {
+      const { x, y } = batchOf(b);
+      const padded = {
+        x: { dtype: "f32" as const, shape: [MAX, 6], data: Float32Array.from({ length: MAX * 6 }, (_, i) => (i < b * 6 ? x[i]! : 99)) },
+        y: { dtype: "i32" as const, shape: [MAX], data: Int32Array.from({ length: MAX }, (_, i) => (i < b ? y[i]! : 2)) },
+        batch: { dtype: "i32" as const, shape: [], data: Int32Array.of(b) },
+      };
+      const actual = { x: { dtype: "f32" as const, shape: [b, 6], data: x }, y: { dtype: "i32" as const, shape: [b], data: y }, batch: padded.batch };
+      // One program, compiled once per case only because one C++ build holds every case (distinct symbol names).
+      return { b, artifact: compileCuda(g, { symbolPrefix: `sym${b}_` }).artifact, padded: { ...padded, ...state }, actual: { ...actual, ...state } };
+    });
+    const results = emulateCuda(cases.map((c) => ({ artifact: c.artifact, inputs: c.padded })));
+    cases.forEach((c, i) => {
+      const want = interpret(g, c.actual);
+      for (const o of g.outputs) closeTo(results[i]![o.name]!.data, want[o.name]!.data, `${o.name} at batch ${c.b}`);
+    });
+  });
+});
+
+describe("the dump and the parser", () => {
+  test("types name the symbol; the size input prints its max; print → parse → print is the identity", () => {
+    const g = k.traceFunction("mlp", mlpStep() as never, specs()).graph;
+    const text = printGraph(g);
+    expect(text).toContain("%x: f32[batch,6]");
+    expect(text).toContain("%y: i32[batch]");
+    expect(text).toContain("%batch: i32[] max(16)");
+    expect(text).toMatch(/= dot %x, %\d+ : f32\[batch,5\]/);
+    expect(printGraph(parseGraph(text))).toBe(text);
+    const masked = printGraph(maskSymbolic.run(g, undefined as never));
+    expect(masked).toMatch(/= where %\d+, %\d+, %\d+ : f32\[batch,5\]/);
+    expect(printGraph(parseGraph(masked))).toBe(masked);
+  });
+
+  test("a reshape to [T*batch, C] prints the scale and parses back", () => {
+    const fn = (x: k.Tensor) => x.reshape([-1, 3]).relu().sum(1);
+    const g = k.traceFunction("r", fn as never, [k.f32(["batch", 4, 3], { max: { batch: 8 } })]).graph;
+    const text = printGraph(g, { locs: false });
+    expect(text).toContain("reshape %x : f32[4*batch,3]");
+    expect(printGraph(parseGraph(text), { locs: false })).toBe(text);
+  });
+
+  test("the parser refuses a symbol it was not given and a type that contradicts the analysis", () => {
+    expect(() => parseGraph("graph @g(%x: f32[n,2]) {\n  %0 = neg %x : f32[n,2]\n  return %0 as out\n}\n")).toThrow(/unknown symbolic dimension 'n'/);
+    const wrong = "graph @g(%x: f32[b,2], %b: i32[] max(4)) {\n  %0 = neg %x : f32[4,2]\n  return %0 as out\n}\n";
+    expect(() => parseGraph(wrong)).toThrow(/does not match the symbolic dimensions .*\[b,2\]/);
+  });
+});
+
+describe("errors", () => {
+  test("a batch above the declared max names the input, the dim and both sizes", async () => {
+    const exe = await k.compile(({ x }: { x: k.Tensor }) => x.sum(), { x: k.f32(["batch", 2], { max: { batch: 4 } }) }, { target: "js" });
+    const e = await rejectedKilnError(exe.run({ x: new Float32Array(10) }));
+    expect(e.message).toMatch(/input 'x': symbolic dimension 'batch' is 5, above its maximum 4/);
+    expect(e.message.split("\n")).toHaveLength(1);
+  });
+
+  test("two inputs that disagree on the batch", async () => {
+    const exe = await k.compile(mlpStep(), specs(), { target: "js" });
+    const e = await rejectedKilnError(exe.run({ x: new Float32Array(7 * 6), y: new Int32Array(8) }));
+    expect(e.message).toMatch(/inputs disagree on symbolic dimension 'batch': 'x' has 7, 'y' has 8/);
+  });
+
+  test("specs: one symbol, leading only, maxima that agree", () => {
+    expect(thrownKilnError(() => k.f32([4, "batch"])).message).toMatch(/only the leading dimension may be symbolic/);
+    expect(thrownKilnError(() => k.f32(["batch", 2], { max: { n: 3 } })).message).toMatch(/'max' names 'n', but the symbolic dimension is 'batch'/);
+    const two = { x: k.f32(["batch", 2], { max: { batch: 4 } }), y: k.f32(["batch"], { max: { batch: 8 } }) };
+    expect(thrownKilnError(() => k.traceFunction("t", (({ x }: { x: k.Tensor }) => x) as never, two)).message).toMatch(/different maxima: 4 and 8/);
+  });
+
+  test("a symbolic dim where it is not supported is refused at the user's line", () => {
+    const flip = (x: k.Tensor) => x.flip(0).sum(0);
+    expect(
+      thrownKilnError(
+        () =>
+          printGraph(k.traceFunction("f", flip as never, [k.f32(["batch", 2])]).graph, { locs: false }) &&
+          maskSymbolic.run(k.traceFunction("f", flip as never, [k.f32(["batch", 2])]).graph, undefined as never),
+      ).message,
+    ).toMatch(/flip along the symbolic axis 0 \('batch'\) is not supported/);
+    const mixed = (x: k.Tensor) => x.add(k.zeros([256, 2]).add(1).cumsum(0)).mean();
+    const e = thrownKilnError(() => k.traceFunction("m", mixed as never, [k.f32(["batch", 2])]));
+    expect(e.message).toMatch(/symbolic dimension 'batch' \(at most 256\) meets a fixed dimension of size 256/);
+    expect(e.diag.loc?.file).toMatch(/symbolic-batch\.test\.ts$/);
+  });
+});
