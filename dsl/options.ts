@@ -11,7 +11,10 @@ export type KeyTable<T> = { readonly [K in keyof Required<T>]-?: true };
 
 /** Checks `opts` against `keys` (see compiler/util/options.ts) and returns it, `{}` when absent. */
 export function strictOptions<T extends object>(where: string, opts: T | undefined, keys: KeyTable<T>): T {
-  if (opts !== undefined) checkOptions(where, opts, Object.keys(keys), captureUserLoc());
+  // The common case (a plain object of known keys) captures no location.
+  if (opts === undefined || (typeof opts === "object" && opts !== null && !Array.isArray(opts) && Object.keys(opts).every((key) => Object.hasOwn(keys, key))))
+    return opts ?? ({} as T);
+  checkOptions(where, opts, Object.keys(keys), captureUserLoc());
   return opts ?? ({} as T);
 }
 

@@ -39,8 +39,13 @@ export function formatDiagnostic(d: Diagnostic): string {
 }
 
 export class KilnError extends Error {
-  constructor(readonly diag: Diagnostic) {
-    super(formatDiagnostic(diag));
+  readonly diag: Diagnostic;
+  constructor(diag: Diagnostic) {
+    // A location may resolve lazily (the DSL's deferred stack locations): the error keeps plain values.
+    const loc = diag.loc ? { file: diag.loc.file, line: diag.loc.line, col: diag.loc.col } : undefined;
+    const plain: Diagnostic = loc ? { ...diag, loc } : diag;
+    super(formatDiagnostic(plain));
+    this.diag = plain;
     this.name = "KilnError";
   }
   get code(): DiagCode {
