@@ -25,9 +25,10 @@ const driver = "^compiler/compile\\.ts$";
 // The artifact format: its types, and the wasm memory layout whose addresses codegen bakes into
 // kernels and the runtime uses to place tensors (one definition, read by both).
 const artifactFormat = "^runtime/artifact/(format|wasm-layout)\\.ts$";
-// What dsl/ sees of targets/: the registry, the Backend and Executor types, and the artifact
-// folder writer that exe.save() calls (imported lazily: it is Node-only).
-const targetsRegistry = "^targets/(index|registry|backend|artifact-folder)\\.ts$";
+// What dsl/ sees of targets/: the registry, the Backend and Executor types, the artifact
+// folder writer that exe.save() calls (imported lazily: it is Node-only), and the profile
+// builder exe.profile calls (targets/profile.ts: kernel costs from the kernel IR, the table).
+const targetsRegistry = "^targets/(index|registry|backend|artifact-folder|profile)\\.ts$";
 // The safetensors format (a leaf of runtime/artifact): k.safetensors, loadStateDict and checkpoints read and write it.
 const safetensorsFormat = "^runtime/artifact/(safetensors|safetensors-dtypes|strict-json|invalid)\\.ts$";
 

@@ -46,6 +46,8 @@ export interface Compiled<A extends Artifact> {
   /** The kernel program after the kernel passes (what was rendered). */
   readonly program: KernelProgram;
   readonly memory: ProgramMemory;
+  /** The backend's layout stage's result, where it has one (webgpu: the DeviceLayout, whose dispatches are the artifact's kernels). */
+  readonly layout?: unknown;
   readonly artifact: A;
   readonly dumps: readonly DumpFile[];
   readonly timings: readonly PassTiming[];
@@ -133,7 +135,17 @@ export function compileWith<Options, A extends Artifact, L>(
       `compile @${graph.name} for ${backend.name}: ${artifact.stats.kernels} kernels, ${artifact.stats.bytesRead + artifact.stats.bytesWritten} bytes moved, peak ${artifact.stats.peakBytes} B, ${(performance.now() - started).toFixed(1)} ms`,
     );
     if (logs(2)) for (const k of artifact.kernels) log(2, `kernel ${k.name}:\n${k.source}`);
-    return { graph: g, plan: fused, program, memory, artifact, dumps: run.dumps, timings: run.timings, facts: run.facts };
+    return {
+      graph: g,
+      plan: fused,
+      program,
+      memory,
+      ...(layout !== undefined ? { layout } : {}),
+      artifact,
+      dumps: run.dumps,
+      timings: run.timings,
+      facts: run.facts,
+    };
   });
 }
 

@@ -40,6 +40,14 @@ export function setLogSink(next: LogSink): LogSink {
   return previous;
 }
 
+/**
+ * A progress line of long work (WebGPU pipeline creation past a second): written to the log
+ * sink whatever the level, since a user waiting on it should not sit in silence.
+ */
+export function progressLine(text: string): void {
+  sink(`kiln: ${text}`);
+}
+
 /** Logs when the active level is at least `level`. Arguments are formatted lazily: a function is called only when logging. */
 export function log(level: number, ...parts: readonly unknown[]): void {
   if (debugLevel() < level) return;

@@ -26,7 +26,8 @@ import {
 import type { IoCounters, ResidentValue } from "../targets/backend.ts";
 import { DeviceValue } from "./device-value.ts";
 import { checkOptions, unknownOptionMessage } from "../compiler/util/options.ts";
-import type { CompileStats } from "../targets/backend.ts";
+import type { CompileStats, Profile, RunProfiler } from "../targets/backend.ts";
+import { buildProfile, newRunProfiler } from "../targets/profile.ts";
 import { captureUserLoc } from "./loc.ts";
 import { strictOptions, type KeyTable } from "./options.ts";
 import type { Tensor } from "./tensor.ts";
@@ -89,6 +90,15 @@ export interface RunOptions {
 
 /** Caller arrays for `out`: one typed array, or arrays (or records) of them in the outputs' structure. */
 export type OutArrays = HostArray | readonly (OutArrays | undefined)[] | { readonly [name: string]: OutArrays | undefined };
+
+export interface ProfileOptions {
+  /** Profiled steps (default 10): each is a full run, so a training step trains that many times. */
+  readonly steps?: number;
+  /** Unprofiled runs first (default 1), so one-time costs (first dispatch, caches) stay out of the profile. */
+  readonly warmup?: number;
+  /** Measure the machine's peaks (once per process and target) to rate each kernel against (default true). */
+  readonly peaks?: boolean;
+}
 
 /** Inputs in the structure of the specs: an array for positional specs, a record for a record. */
 export type RunInputs = readonly (HostInput | DeviceValue)[] | { readonly [name: string]: HostInput | DeviceValue };
@@ -158,6 +168,13 @@ export interface Executable<Out = unknown> {
   close(): Promise<void>;
   /** Runs whose update was skipped (`skipNonFinite`, or a failed checkNumerics run) because the loss or an update was not finite. */
   readonly skippedSteps: number;
+  /**
+   * Runs `steps` times on `inputs` (after `warmup` unprofiled runs), timing every kernel, and
+   * reports per kernel: calls, time, share of the step, GFLOP/s and GB/s (against the machine's
+   * measured peaks), the source lines and parameters it touches; host-side time apart. Each
+   * step is a real run: the state advances as with `run`. See docs/profiling.md.
+   */
+  profile(inputs: RunInputs, opts?: ProfileOptions): Promise<Profile>;
 }
 
 const SEED_INPUT = "seed";
@@ -310,6 +327,52 @@ export async function executableOf<Out>(
     async saveState(path: string) {
       writeCheckpoint(path, await fetchStateInOrder(), graph.name);
     },
+    profile(inputs: RunInputs, profileOpts: ProfileOptions = {}): Promise<Profile> {
+      let take: () => Record<string, HostTensor>;
+      let steps: number;
+      let warmup: number;
+      const profiling = executor.profiling;
+      try {
+        strictOptions("exe.profile", profileOpts, profileOptionKeys);
+        steps = countOption("steps", profileOpts.steps ?? 10, 1);
+        warmup = countOption("warmup", profileOpts.warmup ?? 1, 0);
+        if (!profiling) throw new KilnError({ code: "unsupported", message: `exe.profile: target '${target.name}' has no kernels to profile` });
+        // Checked now (inputs kept on a device are not taken here: pass host data); copied per step.
+        const noDevices: Record<string, DeviceValue> = {};
+        checkIndexInputs(traced.indexChecks, bindInputs(inputs, runCount, stateTypes, noDevices));
+        if (Object.keys(noDevices).length > 0) throw usage("exe.profile takes host arrays, not values kept on a device");
+        take = () => {
+          const user = bindInputs(inputs, runCount++, stateTypes, {});
+          for (const [name, t] of Object.entries(user)) user[name] = { ...t, data: t.data.slice() };
+          return user;
+        };
+      } catch (e) {
+        return Promise.reject(e as Error);
+      }
+      return store.serialized(async () => {
+        for (let i = 0; i < warmup; i++) await runNow(take(), {}, { keep: new Set() }, false);
+        const profiler = newRunProfiler(profiling.costs.length);
+        let wallMs = 0;
+        for (let i = 0; i < steps; i++) {
+          const user = take();
+          const started = performance.now();
+          await runNow(user, {}, { keep: new Set(), profile: profiler }, false);
+          wallMs += performance.now() - started;
+        }
+        const peaks = profileOpts.peaks === false ? undefined : await profiling.peaks();
+        const params = new Set<string>(stateNames);
+        return buildProfile({
+          target: target.name,
+          device: profiling.device,
+          steps,
+          profiler,
+          wallMs,
+          costs: profiling.costs,
+          peaks,
+          isParam: (name) => params.has(name),
+        });
+      });
+    },
     run(inputs: RunInputs, runOpts: RunOptions = {}): Promise<Out> {
       // Inputs are checked and taken at the call (a run that waits its turn copies them, so
       // the caller may refill its arrays at once); the seed follows call order; the state is
@@ -407,6 +470,7 @@ export async function executableOf<Out>(
       ...(deviceState ? { readback } : io.keep.size > 0 ? { readback: [...readback, ...stateOutputNames] } : {}),
       ...(out ? { out } : {}),
       ...(Object.keys(resident).length > 0 ? { resident } : {}),
+      ...(io.profile ? { profile: io.profile } : {}),
     });
     // A guarded run wrote the old state back where the loss or an update was not finite.
     const kept = !guardedRun || results[FINITE_OUTPUT]?.data[0] !== 0;
@@ -458,12 +522,21 @@ function checkSymbolicOutputs(graph: Graph, symbol: SymbolicInfo | undefined, co
 /** k.compile's own options; the rest belong to the target (targetOptionKeys). */
 const compileOptionKeys = ["target", "name", "checkNumerics"] as const;
 const runOptionKeys: KeyTable<RunOptions> = { seed: true, skipNonFinite: true, out: true, keep: true };
+const profileOptionKeys: KeyTable<ProfileOptions> = { steps: true, warmup: true, peaks: true };
+
+function countOption(name: string, value: unknown, min: number): number {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < min)
+    throw new KilnError({ code: "invalid-argument", message: `exe.profile: ${name} must be an integer >= ${min}, got ${String(value)}` });
+  return value;
+}
 
 /** A run's checked I/O choices. */
 interface RunIo {
   readonly keep: ReadonlySet<string>;
   readonly out?: Readonly<Record<string, HostArray>>;
   readonly reuse?: true;
+  /** exe.profile's collector: the run is timed into it. */
+  readonly profile?: RunProfiler;
 }
 
 /** Flattens `out` into arrays by output name, named as flattenTree names outputs ("out" for a lone array). */

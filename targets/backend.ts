@@ -12,7 +12,10 @@ import type { Graph } from "../compiler/ir/types.ts";
 import type { HostTensor } from "../compiler/ir/host-tensor.ts";
 import type { Artifact, ArtifactOf, ArtifactTarget } from "../runtime/artifact/format.ts";
 
+import type { ExecutorProfiling, RunProfiler } from "./profile.ts";
+
 export type { Artifact, CompileStats };
+export type { ExecutorProfiling, KernelClock, KernelCost, KernelProfile, MachinePeaks, Profile, RunProfiler } from "./profile.ts";
 import type { ArtifactRunner } from "../runtime/artifact/load.ts";
 import type { IoCounters, ResidentValue, RuntimeData } from "../runtime/artifact/host-io.ts";
 
@@ -53,6 +56,8 @@ export interface Executor {
   readonly artifact?: Artifact;
   /** Frees workers or device memory, where the target holds any. */
   close?(): Promise<void>;
+  /** What exe.profile needs besides profiled runs; absent on a target that cannot profile (reference). */
+  readonly profiling?: ExecutorProfiling;
 }
 
 export interface ExecutorRunOptions {
@@ -62,6 +67,8 @@ export interface ExecutorRunOptions {
   readonly out?: Readonly<Record<string, RuntimeData>>;
   /** Inputs taken from values kept on the device (only for targets with `keep`). */
   readonly resident?: Readonly<Record<string, ResidentValue>>;
+  /** Time this run into it (exe.profile); absent, a run reads no clock and makes no extra submissions. */
+  readonly profile?: RunProfiler;
 }
 
 /** Counters a target may report per run; each target fills the ones it knows. */

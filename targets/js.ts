@@ -11,6 +11,8 @@ import { JsArtifactRunner } from "../runtime/js/run-artifact.ts";
 import { renderJsProgram } from "../codegen/js/render-program.ts";
 import type { Backend, Executor } from "./backend.ts";
 import { compileTimed } from "../compiler/compile-stats.ts";
+import { jsPeaks } from "./peaks.ts";
+import { executorProfiling } from "./profile.ts";
 import { driverOptionsOf, fuseOptionsOf, type OptionKeys } from "./options.ts";
 
 export interface JsOptions extends FuseOptions {
@@ -77,7 +79,9 @@ export async function createJsExecutor(graph: Graph, opts: JsCompileOptions = {}
     compileStats,
     artifact: compiled.artifact,
     stats: compiled.artifact.stats,
-    run: async (inputs, io) => runner.run(inputs, io?.out ? { out: io.out } : {}) as Record<string, HostTensor>,
+    run: async (inputs, io) =>
+      runner.run(inputs, { ...(io?.out ? { out: io.out } : {}), ...(io?.profile ? { profile: io.profile } : {}) }) as Record<string, HostTensor>,
+    profiling: executorProfiling("JavaScript, 1 thread", compiled, jsPeaks),
     get io() {
       return runner.io;
     },

@@ -14,6 +14,8 @@ import { renderWasmProgram, type WasmBuildOptions } from "../codegen/wasm/render
 import { relaxedSimdAvailable } from "../runtime/wasm/engine.ts";
 import type { Backend, Executor } from "./backend.ts";
 import { compileTimed } from "../compiler/compile-stats.ts";
+import { wasmPeaks } from "./peaks.ts";
+import { executorProfiling } from "./profile.ts";
 import { driverOptionsOf, fuseOptionsOf, type OptionKeys } from "./options.ts";
 
 export interface WasmOptions extends FuseOptions {
@@ -102,6 +104,7 @@ export async function createWasmExecutor(graph: Graph, opts: WasmCompileOptions 
     },
     keep: (name) => runner.keep(name),
     close: () => runner.close(),
+    profiling: executorProfiling(`wasm SIMD, ${runner.threads} thread(s)`, compiled, () => wasmPeaks(runner.threads)),
   };
 }
 

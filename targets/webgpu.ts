@@ -12,7 +12,8 @@ import { bug, KilnError } from "../compiler/util/errors.ts";
 import type { HostTensor } from "../compiler/ir/host-tensor.ts";
 import type { ArtifactStats, WebGpuArtifact } from "../runtime/artifact/format.ts";
 import type { WebGpuAdapterDescription } from "../runtime/webgpu/device.ts";
-import type { WebGpuRunOptions } from "../runtime/webgpu/run-artifact.ts";
+import type { PipelineProgress, WebGpuRunnerOptions, WebGpuRunOptions } from "../runtime/webgpu/run-artifact.ts";
+import { progressLine } from "../compiler/debug.ts";
 import {
   DEVICE_ELEMENT_BYTES,
   formatDeviceLayout,
@@ -25,6 +26,8 @@ import { renderWebGpuProgram } from "../codegen/wgsl/render-program.ts";
 import type { Backend, Executor } from "./backend.ts";
 import { matmulFormPass, rowKernelsPass, type TiledMatmulMode } from "./webgpu-passes.ts";
 import { compileTimed } from "../compiler/compile-stats.ts";
+import { cachedPeaks } from "./peaks.ts";
+import { executorProfiling } from "./profile.ts";
 import { driverOptionsOf, fuseOptionsOf, type OptionKeys } from "./options.ts";
 
 export interface WebGpuOptions extends FuseOptions {
@@ -41,6 +44,13 @@ export interface WebGpuOptions extends FuseOptions {
   readonly matmulForm?: MatmulForm;
   /** The `row-kernels` pass: one workgroup per row for long row-level reductions (default true). */
   readonly rowKernels?: boolean;
+  /**
+   * Pipeline creation taking longer than `progressAfterMs` (default 1000) reports its progress
+   * (pipelines done / total, elapsed): by default as a line on stderr (compiler/debug.ts's
+   * progressLine) at most once a second; a function receives every report instead; false: none.
+   */
+  readonly progress?: ((p: PipelineProgress) => void) | false;
+  readonly progressAfterMs?: number;
 }
 
 export type WebGpuCompileOptions = WebGpuOptions & DriverOptions;
@@ -59,7 +69,7 @@ export const webGpuBackend: Backend<"webgpu", WebGpuOptions, DeviceLayout> = {
     const { description, device, vendor, software } = gpu.adapter;
     return { name: description || device || vendor || "unnamed WebGPU adapter", software };
   },
-  options: ["verify", "limits", "tiledMatmul"] as const satisfies OptionKeys<WebGpuTargetOptions>,
+  options: ["verify", "limits", "tiledMatmul", "progress", "progressAfterMs"] as const satisfies OptionKeys<WebGpuTargetOptions>,
   limits: { ...webGpuDefaultLimits },
   kernelExtension: "wgsl",
   // Every element is 4 bytes on the device: bool lives in storage as u32 (WGSL has no bool storage).
@@ -108,7 +118,7 @@ export const webGpuBackend: Backend<"webgpu", WebGpuOptions, DeviceLayout> = {
   createRunner: async (artifact) => {
     const gpu = await (await import("../runtime/webgpu/device.ts")).acquireWebGpu();
     if (!gpu) throw new KilnError({ code: "target-unavailable", message: "this artifact is for webgpu and this machine has no WebGPU adapter" });
-    return (await import("../runtime/webgpu/run-artifact.ts")).WebGpuArtifactRunner.create(gpu.device, artifact);
+    return (await import("../runtime/webgpu/run-artifact.ts")).WebGpuArtifactRunner.create(gpu.device, artifact, runnerOptions({}));
   },
   factory: (graph, opts) => createWebGpuExecutor(graph, opts as WebGpuTargetOptions),
 };
@@ -147,7 +157,7 @@ export async function createWebGpuExecutor(graph: Graph, opts: WebGpuTargetOptio
   if (!gpu) throw new KilnError({ code: "target-unavailable", message: "target 'webgpu': no WebGPU adapter on this machine" });
   const { compiled, runner, compileStats } = await compileTimed(
     () => compileWebGpu(graph, { ...opts, limits: effectiveLimits(gpu.limits, opts.limits) }),
-    async (c) => (await import("../runtime/webgpu/run-artifact.ts")).WebGpuArtifactRunner.create(gpu.device, c.artifact),
+    async (c) => (await import("../runtime/webgpu/run-artifact.ts")).WebGpuArtifactRunner.create(gpu.device, c.artifact, runnerOptions(opts)),
   );
   return {
     compiled,
@@ -161,8 +171,31 @@ export async function createWebGpuExecutor(graph: Graph, opts: WebGpuTargetOptio
       return runner.io;
     },
     keep: (name) => runner.keep(name),
+    profiling: executorProfiling(gpu.adapter.description || gpu.adapter.device || gpu.adapter.vendor || "WebGPU adapter", compiled, () =>
+      cachedPeaks("webgpu", async () => (await import("../runtime/webgpu/peaks.ts")).measureWebGpuPeaks(gpu.device)),
+    ),
   };
 }
+
+/** The runner's progress options from k.compile's: the default reporter prints a line at most once a second, and the last one. */
+export function runnerOptions(opts: Pick<WebGpuOptions, "progress" | "progressAfterMs">): WebGpuRunnerOptions {
+  const after = opts.progressAfterMs !== undefined ? { progressAfterMs: opts.progressAfterMs } : {};
+  if (opts.progress === false) return after;
+  if (opts.progress) return { ...after, progress: opts.progress };
+  let printedAt = -Infinity;
+  return {
+    ...after,
+    progress: (p) => {
+      if (p.done < p.total && p.elapsedMs - printedAt < 1000) return;
+      printedAt = p.elapsedMs;
+      progressLine(formatPipelineProgress(p));
+    },
+  };
+}
+
+/** "webgpu pipelines 3/8, 1.4 s" */
+export const formatPipelineProgress = (p: PipelineProgress): string =>
+  `webgpu pipelines ${p.done}/${p.total}, ${(p.elapsedMs / 1000).toFixed(1)} s${p.done === p.total ? " (done)" : ""}`;
 
 /** "none" without an adapter; "software" for a CPU adapter (used only when asked for by name). */
 export async function webGpuAdapterKind(): Promise<"hardware" | "software" | "none"> {

@@ -6,6 +6,7 @@
 
 import { ARTIFACT_DTYPES, artifactArray, type ArtifactDType, type ArtifactIO } from "./format.ts";
 import { numel } from "./format.ts";
+import type { RunProfiler } from "./profile.ts";
 
 export type RuntimeData = Float32Array | Float64Array | Int32Array | Uint8Array;
 
@@ -52,6 +53,8 @@ export interface RunIo {
   readonly out?: Readonly<Record<string, RuntimeData>>;
   /** Inputs taken from values kept by an earlier run (this runner's or another on the same memory). */
   readonly resident?: Readonly<Record<string, ResidentValue>>;
+  /** Time this run into it (exe.profile; runtime/artifact/profile.ts). Absent: the run reads no clock and submits no extra work. */
+  readonly profile?: RunProfiler;
 }
 
 /** Bytes the last run moved through the host. */

@@ -5,6 +5,7 @@
 // run sees the memory the previous one left (JavaScript runs one call to completion).
 
 import { artifactArray, artifactArrayFrom, artifactDTypeBytes, numel, type Artifact, type ArtifactBuffer, type ArtifactDType } from "../artifact/format.ts";
+import { recordKernel } from "../artifact/profile.ts";
 import { jsKernelRuntime } from "./helpers.ts";
 
 import { IoCounter, outputArray, type IoCounters, type RunIo, type RuntimeData } from "../artifact/host-io.ts";
@@ -59,9 +60,15 @@ export class JsArtifactRunner {
     return this.counter.snapshot();
   }
 
-  /** Runs every kernel; outputs land in `io.out`'s arrays where given (`readback`, `resident` are not used here). */
-  run(inputs: Readonly<Record<string, RuntimeTensor>>, runIo: Pick<RunIo, "out"> = {}): Record<string, RuntimeTensor> {
+  /**
+   * Runs every kernel; outputs land in `io.out`'s arrays where given (`readback`, `resident` are
+   * not used here). With `io.profile`, the input copies, each kernel and the output copies are timed into it.
+   */
+  run(inputs: Readonly<Record<string, RuntimeTensor>>, runIo: Pick<RunIo, "out" | "profile"> = {}): Record<string, RuntimeTensor> {
     this.counter.reset();
+    const profile = runIo.profile;
+    if (profile) profile.clock = "host";
+    let t0 = profile ? performance.now() : 0;
     for (const io of this.artifact.inputs) {
       const t = inputs[io.name];
       if (!t) throw new Error(`missing input '${io.name}'`);
@@ -70,7 +77,17 @@ export class JsArtifactRunner {
       target.set(t.data);
       this.counter.bytesIn += target.byteLength;
     }
-    for (const k of this.kernels) k.fn(k.bufs, jsKernelRuntime);
+    if (profile) {
+      const t1 = performance.now();
+      profile.inputMs += t1 - t0;
+      t0 = t1;
+      this.kernels.forEach((k, i) => {
+        k.fn(k.bufs, jsKernelRuntime);
+        const t = performance.now();
+        recordKernel(profile, i, t - t0);
+        t0 = t;
+      });
+    } else for (const k of this.kernels) k.fn(k.bufs, jsKernelRuntime);
     const out: Record<string, RuntimeTensor> = {};
     for (const io of this.artifact.outputs) {
       // An output that is an input passes the caller's data through (its slot may hold an in-place update by now).
@@ -81,6 +98,7 @@ export class JsArtifactRunner {
       this.counter.bytesOut += data.byteLength;
       out[io.name] = { dtype: io.dtype, shape: [...io.shape], data };
     }
+    if (profile) profile.readbackMs += performance.now() - t0;
     return out;
   }
 }

@@ -23,6 +23,7 @@ import {
 import { hostMath } from "./host-math.ts";
 import { layoutMemory } from "../artifact/wasm-layout.ts";
 import type { WorkerPool } from "./pool.ts";
+import { recordKernel, type RunProfiler } from "../artifact/profile.ts";
 import {
   HOST_RESIDENCE,
   IoCounter,
@@ -300,22 +301,41 @@ export class WasmArtifactRunner implements ResidentOwner {
     }
   }
 
-  /** Launches every kernel once over what memory holds now; `profileMs[i]` accumulates launch i's time. */
-  execute(profileMs?: number[]): void {
-    this.launches.forEach((l, i) => {
-      const t0 = profileMs ? performance.now() : 0;
-      if (this.pool && l.extent > 1 && l.work >= this.minParallelWork) {
-        const grain = l.extent >= 16 * this.pool.threads ? 4 : 1;
-        this.pool.launch(l.kernel, l.section, l.extent, grain, (lo, hi) => l.fn(lo, hi, 0));
-      } else l.fn(0, l.extent, 0);
-      if (profileMs) profileMs[i] = (profileMs[i] ?? 0) + performance.now() - t0;
-    });
+  /**
+   * Launches every kernel once over what memory holds now. With `profile`, each section's launch
+   * is timed on the calling thread, which returns only when every worker has finished its
+   * chunk: a kernel's time is its wall time across threads (sections of a kernel summed, one call).
+   * An array instead accumulates each launch's (section's) time at its index in `launchNames()`.
+   */
+  execute(profile?: RunProfiler | number[]): void {
+    if (!profile) for (const l of this.launches) this.launch(l);
+    else if (Array.isArray(profile))
+      this.launches.forEach((l, i) => {
+        const t0 = performance.now();
+        this.launch(l);
+        profile[i] = (profile[i] ?? 0) + performance.now() - t0;
+      });
+    else {
+      profile.clock = "host";
+      for (const l of this.launches) {
+        const t0 = performance.now();
+        this.launch(l);
+        recordKernel(profile, l.kernel, performance.now() - t0, l.section === 0 ? 1 : 0);
+      }
+    }
     // State updates the plan could not make in place go back to their inputs' buffers.
     for (const c of this.artifact.memory.copies) {
       const from = this.bufferView(c.output);
       this.bufferView(c.input).set(from);
       this.counter.bytesOnDevice += from.byteLength;
     }
+  }
+
+  private launch(l: Launch): void {
+    if (this.pool && l.extent > 1 && l.work >= this.minParallelWork) {
+      const grain = l.extent >= 16 * this.pool.threads ? 4 : 1;
+      this.pool.launch(l.kernel, l.section, l.extent, grain, (lo, hi) => l.fn(lo, hi, 0));
+    } else l.fn(0, l.extent, 0);
   }
 
   /** "kernel name / section" of each launch, in `execute` order. */
@@ -337,13 +357,19 @@ export class WasmArtifactRunner implements ResidentOwner {
     return out;
   }
 
+  /** Writes the inputs, runs every kernel, reads the outputs; with `io.profile`, times each of those into it (none otherwise). */
   run(inputs: Readonly<Record<string, RuntimeTensor>>, io: RunIo = {}): Record<string, RuntimeTensor> {
     this.counter.reset();
     let out: Record<string, RuntimeTensor>;
+    const profile = io.profile;
     try {
+      const t0 = profile ? performance.now() : 0;
       this.write(inputs, io.resident ? { resident: io.resident } : {});
-      this.execute();
+      if (profile) profile.inputMs += performance.now() - t0;
+      this.execute(profile);
+      const t1 = profile ? performance.now() : 0;
       out = this.read(io);
+      if (profile) profile.readbackMs += performance.now() - t1;
     } catch (e) {
       this.residentState.clear();
       throw e;

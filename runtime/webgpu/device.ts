@@ -41,7 +41,10 @@ async function openDevice(): Promise<WebGpuContext | undefined> {
     (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter === true || (info as { isFallbackAdapter?: boolean }).isFallbackAdapter === true;
   const l = adapter.limits;
   // Ask for the adapter's own limits: a device gets only WebGPU's minimums unless it asks.
+  // `timestamp-query` where offered: exe.profile times kernels with it (a run that is not
+  // profiled creates no query set, so having the feature costs nothing).
   const device = await adapter.requestDevice({
+    requiredFeatures: adapter.features.has("timestamp-query") ? ["timestamp-query"] : [],
     requiredLimits: {
       maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
       maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,

@@ -10,6 +10,7 @@
 // block the ones behind it.
 
 import { numel, type Artifact, type ArtifactDType, type ArtifactIO } from "../artifact/format.ts";
+import { recordKernel, type RunProfiler } from "../artifact/profile.ts";
 
 import {
   IoCounter,
@@ -31,6 +32,12 @@ export interface RuntimeTensor {
 
 /** Outputs to read back (default: all; the others stay on the device only), `out` arrays to fill, inputs from kept values on the same device. */
 export type WebGpuRunOptions = RunIo;
+
+interface Submitted {
+  readonly wanted: readonly ArtifactIO[];
+  readonly stagingBytes: number;
+  readonly stagingOffset: ReadonlyMap<string, number>;
+}
 
 const ELEMENT_BYTES = 4;
 
@@ -60,27 +67,72 @@ function pipelineFor(device: GPUDevice, name: string, source: string): Promise<G
   let p = cache.get(source);
   if (!p) {
     p = compilePipeline(device, name, source);
+    // A kernel that failed to compile is not kept: the next runner asks again and fails the same way.
+    p.catch(() => cache.delete(source));
     cache.set(source, p);
   }
   return p;
 }
 
-// Created inside a validation error scope, so a kernel that does not compile is named, with
-// the compiler's messages and its source.
+/** Pipelines created through createComputePipelineAsync in this process (tests check that runners use the async path). */
+const pipelineCounts = { async: 0 };
+
+export function webGpuPipelineCounts(): { readonly async: number } {
+  return { ...pipelineCounts };
+}
+
+// Created asynchronously (the driver compiles while other pipelines are created and the caller
+// waits), inside a validation error scope for the shader module, so a kernel that does not
+// compile is named, with the compiler's messages and its source.
 async function compilePipeline(device: GPUDevice, name: string, source: string): Promise<GPUComputePipeline> {
   device.pushErrorScope("validation");
   const module = device.createShaderModule({ code: source, label: name });
-  const pipeline = device.createComputePipeline({ layout: "auto", compute: { module, entryPoint: "main" }, label: name });
-  const error = await device.popErrorScope();
-  if (error) {
+  const moduleError = device.popErrorScope();
+  pipelineCounts.async++;
+  let pipeline: GPUComputePipeline | undefined;
+  let failure: string | undefined;
+  try {
+    pipeline = await device.createComputePipelineAsync({ layout: "auto", compute: { module, entryPoint: "main" }, label: name });
+  } catch (e) {
+    failure = (e as Error).message;
+  }
+  const error = await moduleError;
+  if (error || failure !== undefined || !pipeline) {
     const info = await module.getCompilationInfo();
     const messages = info.messages.map((m) => `${m.lineNum}:${m.linePos} ${m.type}: ${m.message}`).join("\n");
-    throw new Error(`webgpu: kernel ${name} does not compile: ${error.message}\n${messages}\n${source}`);
+    throw new Error(`webgpu: kernel ${name} does not compile: ${error?.message ?? failure}\n${messages}\n${source}`);
   }
   return pipeline;
 }
 
+/** Pipeline creation so far: reported to `WebGpuRunnerOptions.progress`. */
+export interface PipelineProgress {
+  /** Pipelines ready to run (created and, where warmed, dispatched once). */
+  readonly done: number;
+  readonly total: number;
+  readonly elapsedMs: number;
+}
+
+export interface WebGpuRunnerOptions {
+  /**
+   * Called each time a pipeline becomes ready once creation has taken longer than
+   * `progressAfterMs` (default 1000), and once at the end if it was called before: a progress
+   * line for long compiles (the CLI prints it on stderr). Never called for a quick creation.
+   */
+  readonly progress?: (p: PipelineProgress) => void;
+  readonly progressAfterMs?: number;
+  /**
+   * Dispatch each new pipeline once (one workgroup) while creating the runner (default true):
+   * drivers that compile a shader at its first dispatch (Mesa's lavapipe JIT-compiles there)
+   * then do so here, so the first run costs what later ones do and the compile time shows as
+   * compile time (exe.compileStats' runner stage), not as the first step's.
+   */
+  readonly warmUp?: boolean;
+}
+
 interface Launch {
+  /** Index in the artifact's kernels. */
+  readonly index: number;
   readonly name: string;
   readonly pipeline: GPUComputePipeline;
   readonly bindGroup: GPUBindGroup;
@@ -101,6 +153,8 @@ export class WebGpuArtifactRunner implements ResidentOwner {
   private readonly aliasOutput = new Map<string, ArtifactIO>();
   /** Bounce buffer for copy-backs within one slot (WebGPU forbids a buffer copying to itself). */
   private readonly copyScratch: GPUBuffer | undefined;
+  /** The timestamp query set and its buffers: made by the first profiled run on a device with `timestamp-query`, never otherwise. */
+  private queries: { readonly set: GPUQuerySet; readonly resolve: GPUBuffer; readonly read: GPUBuffer } | undefined;
   /** Settles when the last queued run or read has (never rejects). */
   private tail: Promise<unknown> = Promise.resolve();
 
@@ -189,19 +243,59 @@ export class WebGpuArtifactRunner implements ResidentOwner {
     });
   }
 
-  static async create(device: GPUDevice, artifact: Artifact): Promise<WebGpuArtifactRunner> {
+  /**
+   * Creates every pipeline at once (createComputePipelineAsync: the driver compiles them in
+   * parallel where it can), warms each new one with a one-workgroup dispatch (see
+   * WebGpuRunnerOptions.warmUp), and reports progress while that takes long.
+   */
+  static async create(device: GPUDevice, artifact: Artifact, opts: WebGpuRunnerOptions = {}): Promise<WebGpuArtifactRunner> {
     const runner = new WebGpuArtifactRunner(device, artifact);
+    const started = performance.now();
+    const after = opts.progressAfterMs ?? 1000;
+    const total = artifact.kernels.length;
+    let done = 0;
+    let reported = false;
+    const ready = (): void => {
+      done++;
+      if (!opts.progress) return;
+      const elapsedMs = performance.now() - started;
+      if (elapsedMs < after && !(reported && done === total)) return;
+      reported = true;
+      opts.progress({ done, total, elapsedMs });
+    };
+    const cache = pipelineCache.get(device);
+    const fresh = new Set(artifact.kernels.filter((k) => !cache?.has(k.source)).map((k) => k.source));
+    const warmed = new Set<string>();
     const launches = await Promise.all(
-      artifact.kernels.map(async (k) => {
+      artifact.kernels.map(async (k, index) => {
         if (!k.workgroups || !k.bindings) throw new Error(`artifact ${artifact.name}: kernel ${k.name} has no workgroups or bindings`);
         const pipeline = await pipelineFor(device, k.name, k.source);
         const bindGroup = device.createBindGroup({
           layout: pipeline.getBindGroupLayout(0),
           entries: k.bindings.map((slot, binding) => ({ binding, resource: { buffer: runner.slots[slot]! } })),
         });
-        return { name: k.name, pipeline, bindGroup, workgroups: k.workgroups };
+        return { index, name: k.name, source: k.source, pipeline, bindGroup, workgroups: k.workgroups };
       }),
     );
+    // Warm-up dispatches, one submission per new pipeline, all queued at once (a driver that
+    // compiles at first dispatch does so on its queue, one after another; progress follows each
+    // as it completes). Before any run the slots hold nothing a run has not yet to upload or compute.
+    const warmUp = opts.warmUp ?? true;
+    const pending: Promise<void>[] = [];
+    for (const l of launches) {
+      if (warmUp && fresh.has(l.source) && !warmed.has(l.source) && l.workgroups[0] > 0) {
+        warmed.add(l.source);
+        const encoder = device.createCommandEncoder();
+        const pass = encoder.beginComputePass();
+        pass.setPipeline(l.pipeline);
+        pass.setBindGroup(0, l.bindGroup);
+        pass.dispatchWorkgroups(1, 1, 1);
+        pass.end();
+        device.queue.submit([encoder.finish()]);
+        pending.push(device.queue.onSubmittedWorkDone().then(ready));
+      } else ready();
+    }
+    await Promise.all(pending);
     runner.launches = launches.filter((l) => l.workgroups[0] > 0);
     return runner;
   }
@@ -240,14 +334,16 @@ export class WebGpuArtifactRunner implements ResidentOwner {
     // A run the device refuses (an invalid copy, a binding over a limit) must fail, not return
     // whatever the staging buffer held: its validation errors land in a scope of its own. No
     // await between push and pop, so no other runner's work shares the scope.
+    // (A profiled run awaits between its submissions: its scope may catch another runner's errors too.)
     device.pushErrorScope("validation");
-    let submitted: { readonly wanted: readonly ArtifactIO[]; readonly stagingBytes: number; readonly stagingOffset: ReadonlyMap<string, number> };
+    let submitted: Submitted;
     let validation!: Promise<GPUError | null>;
     try {
-      submitted = this.submit(inputs, opts);
+      submitted = opts.profile ? await this.submitProfiled(inputs, opts, opts.profile) : this.submit(inputs, opts);
     } finally {
       validation = device.popErrorScope();
     }
+    const readStarted = opts.profile ? performance.now() : 0;
     const { wanted, stagingBytes, stagingOffset } = submitted;
     let mapped: ArrayBuffer | undefined;
     let failure: unknown;
@@ -285,6 +381,7 @@ export class WebGpuArtifactRunner implements ResidentOwner {
     } finally {
       if (mapped) this.staging!.unmap();
     }
+    if (opts.profile) opts.profile.readbackMs += performance.now() - readStarted;
     // The device now holds each state output in its input's place (in place, or by the copy-back).
     for (const [input, o] of this.aliasOutput) {
       const t = out[o.name];
@@ -299,24 +396,11 @@ export class WebGpuArtifactRunner implements ResidentOwner {
     return out;
   }
 
-  /** Writes the inputs that changed, encodes the dispatches, readback and copy-backs, and submits (no await). */
-  private submit(
-    inputs: Readonly<Record<string, RuntimeTensor>>,
-    opts: WebGpuRunOptions,
-  ): { readonly wanted: readonly ArtifactIO[]; readonly stagingBytes: number; readonly stagingOffset: ReadonlyMap<string, number> } {
+  /** Writes the inputs that changed, encodes the dispatches, readback and copy-backs, and submits once (no await). */
+  private submit(inputs: Readonly<Record<string, RuntimeTensor>>, opts: WebGpuRunOptions): Submitted {
     const { device } = this;
     const fromKept = this.residentCopies(opts.resident ?? {});
-    for (const io of this.artifact.inputs) {
-      if (opts.resident?.[io.name] !== undefined) continue;
-      const t = inputs[io.name];
-      if (!t) throw new Error(`missing input '${io.name}'`);
-      if (t.data.length !== numel(io.shape)) throw new Error(`input '${io.name}' has ${t.data.length} elements, expected ${numel(io.shape)}`);
-      if (this.resident.get(io.name) === t.data) continue;
-      this.resident.delete(io.name);
-      const p = this.placeOf(io.buffer);
-      if (p.bytes > 0) device.queue.writeBuffer(p.gpu, p.offset, toDevice(io.dtype, t.data) as Float32Array<ArrayBuffer>);
-      this.counter.bytesIn += p.bytes;
-    }
+    this.writeInputs(inputs, opts);
     const encoder = device.createCommandEncoder();
     fromKept(encoder);
     if (this.launches.length > 0) {
@@ -328,6 +412,101 @@ export class WebGpuArtifactRunner implements ResidentOwner {
       }
       pass.end();
     }
+    const submitted = this.encodeReadback(encoder, opts);
+    device.queue.submit([encoder.finish()]);
+    return submitted;
+  }
+
+  /**
+   * The profiled run: the inputs' upload awaited and timed, then the kernels — each in a
+   * compute pass of its own with timestamp writes where the device has `timestamp-query`, else
+   * each in a submission of its own timed on the host — then the readback, submitted apart.
+   */
+  private async submitProfiled(inputs: Readonly<Record<string, RuntimeTensor>>, opts: WebGpuRunOptions, profile: RunProfiler): Promise<Submitted> {
+    const { device } = this;
+    let t0 = performance.now();
+    const fromKept = this.residentCopies(opts.resident ?? {});
+    this.writeInputs(inputs, opts);
+    const upload = device.createCommandEncoder();
+    fromKept(upload);
+    device.queue.submit([upload.finish()]);
+    await device.queue.onSubmittedWorkDone();
+    let t1 = performance.now();
+    profile.inputMs += t1 - t0;
+    if (device.features.has("timestamp-query")) {
+      profile.clock = "device-timestamps";
+      const count = 2 * this.launches.length;
+      const q = (this.queries ??= {
+        set: device.createQuerySet({ type: "timestamp", count: Math.max(2, count), label: `${this.artifact.name}/profile` }),
+        resolve: createBuffer(device, { size: 8 * Math.max(2, count), usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC }),
+        read: createBuffer(device, { size: 8 * Math.max(2, count), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }),
+      });
+      const encoder = device.createCommandEncoder();
+      this.launches.forEach((l, i) => {
+        const pass = encoder.beginComputePass({ timestampWrites: { querySet: q.set, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } });
+        pass.setPipeline(l.pipeline);
+        pass.setBindGroup(0, l.bindGroup);
+        pass.dispatchWorkgroups(l.workgroups[0], l.workgroups[1], l.workgroups[2]);
+        pass.end();
+      });
+      if (count > 0) {
+        encoder.resolveQuerySet(q.set, 0, count, q.resolve, 0);
+        encoder.copyBufferToBuffer(q.resolve, 0, q.read, 0, 8 * count);
+      }
+      device.queue.submit([encoder.finish()]);
+      if (count > 0) {
+        await q.read.mapAsync(GPUMapMode.READ, 0, 8 * count);
+        const stamps = new BigUint64Array(q.read.getMappedRange(0, 8 * count).slice(0));
+        q.read.unmap();
+        this.launches.forEach((l, i) => {
+          const begin = stamps[2 * i]!;
+          const end = stamps[2 * i + 1]!;
+          recordKernel(profile, l.index, end > begin ? Number(end - begin) / 1e6 : 0);
+        });
+      }
+    } else {
+      profile.clock = "host-per-submission";
+      for (const l of this.launches) {
+        const started = performance.now();
+        const encoder = device.createCommandEncoder();
+        const pass = encoder.beginComputePass();
+        pass.setPipeline(l.pipeline);
+        pass.setBindGroup(0, l.bindGroup);
+        pass.dispatchWorkgroups(l.workgroups[0], l.workgroups[1], l.workgroups[2]);
+        pass.end();
+        device.queue.submit([encoder.finish()]);
+        await device.queue.onSubmittedWorkDone();
+        recordKernel(profile, l.index, performance.now() - started);
+      }
+    }
+    t0 = performance.now();
+    const encoder = device.createCommandEncoder();
+    const submitted = this.encodeReadback(encoder, opts);
+    device.queue.submit([encoder.finish()]);
+    t1 = performance.now();
+    profile.readbackMs += t1 - t0;
+    return submitted;
+  }
+
+  /** Uploads the inputs that changed (not those taken from kept values). */
+  private writeInputs(inputs: Readonly<Record<string, RuntimeTensor>>, opts: WebGpuRunOptions): void {
+    const { device } = this;
+    for (const io of this.artifact.inputs) {
+      if (opts.resident?.[io.name] !== undefined) continue;
+      const t = inputs[io.name];
+      if (!t) throw new Error(`missing input '${io.name}'`);
+      if (t.data.length !== numel(io.shape)) throw new Error(`input '${io.name}' has ${t.data.length} elements, expected ${numel(io.shape)}`);
+      if (this.resident.get(io.name) === t.data) continue;
+      this.resident.delete(io.name);
+      const p = this.placeOf(io.buffer);
+      if (p.bytes > 0) device.queue.writeBuffer(p.gpu, p.offset, toDevice(io.dtype, t.data) as Float32Array<ArrayBuffer>);
+      this.counter.bytesIn += p.bytes;
+    }
+  }
+
+  /** Encodes the outputs' copies into the staging buffer, then the copy-backs of aliased outputs. */
+  private encodeReadback(encoder: GPUCommandEncoder, opts: WebGpuRunOptions): Submitted {
+    const { device } = this;
     // Read back before the copy-backs: an aliased output written aside is read from its own buffer.
     const wanted = this.artifact.outputs.filter((o) => opts.readback === undefined || opts.readback.includes(o.name));
     const fromDevice = wanted.filter((o) => this.artifact.buffers[o.buffer]!.kind !== "input");
@@ -360,7 +539,6 @@ export class WebGpuArtifactRunner implements ResidentOwner {
         encoder.copyBufferToBuffer(this.copyScratch!, 0, to.gpu, to.offset, from.bytes);
       }
     }
-    device.queue.submit([encoder.finish()]);
     return { wanted, stagingBytes, stagingOffset };
   }
 
@@ -453,7 +631,7 @@ export class WebGpuArtifactRunner implements ResidentOwner {
 
   /** GPU buffers this runner holds now (one per memory slot, the readback buffer once a run made it, a copy-back bounce buffer where needed). */
   get liveBuffers(): number {
-    return this.slots.length + (this.staging ? 1 : 0) + (this.copyScratch ? 1 : 0);
+    return this.slots.length + (this.staging ? 1 : 0) + (this.copyScratch ? 1 : 0) + (this.queries ? 2 : 0);
   }
 
   /** Frees the device memory; the runner cannot run afterwards. */
@@ -462,6 +640,12 @@ export class WebGpuArtifactRunner implements ResidentOwner {
     if (this.staging) destroyBuffer(this.staging);
     this.staging = undefined;
     if (this.copyScratch) destroyBuffer(this.copyScratch);
+    if (this.queries) {
+      this.queries.set.destroy();
+      destroyBuffer(this.queries.resolve);
+      destroyBuffer(this.queries.read);
+      this.queries = undefined;
+    }
   }
 }
 

@@ -37,6 +37,12 @@ const id = (x: k.Tensor) => x.mul(2);
 const calls: Readonly<Record<string, () => unknown>> = {
   "k.compile": () => k.compile(id, [k.f32([2])], BOGUS),
   "k.Executable.run": async () => (await k.compile(id, [k.f32([2])], { target: "reference" })).run([[1, 2]], BOGUS),
+  "k.Executable.profile": async () => (await k.compile(id, [k.f32([2])], { target: "js" })).profile([[1, 2]], BOGUS),
+  "k.formatProfile": () =>
+    k.formatProfile(
+      { target: "js", device: "d", steps: 1, clock: "host", stepMs: 1, kernelMs: 0, host: { inputMs: 0, readbackMs: 0, otherMs: 1 }, kernels: [] },
+      BOGUS,
+    ),
   "k.program": () => k.program(id, [k.f32([2])], BOGUS),
   "k.grad": () => k.grad((x: k.Tensor) => x.sum(), BOGUS),
   "k.valueAndGrad": () => k.valueAndGrad((x: k.Tensor) => x.sum(), BOGUS),

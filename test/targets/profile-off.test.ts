@@ -1,0 +1,129 @@
+// Profiling off costs nothing: a run without a profiler reads no clock (js, wasm), submits once
+// and creates no query set (webgpu); a profiled run does time, so the counters can see it.
+// WebGPU pipelines are created through createComputePipelineAsync, and a creation that takes
+// long reports its progress (pipelines done / total) to the reporter, here with a zero threshold.
+
+import { afterEach, describe, expect, test, vi } from "vitest";
+import * as k from "kiln";
+import { traceFunction } from "../../dsl/trace.ts";
+import { compileJs } from "../../targets/js.ts";
+import { compileWasm } from "../../targets/wasm.ts";
+import { compileWebGpu, formatPipelineProgress } from "../../targets/webgpu.ts";
+import { JsArtifactRunner } from "../../runtime/js/run-artifact.ts";
+import { WasmArtifactRunner } from "../../runtime/wasm/run-artifact.ts";
+import { WebGpuArtifactRunner, webGpuPipelineCounts, type PipelineProgress } from "../../runtime/webgpu/run-artifact.ts";
+import { newRunProfiler } from "../../runtime/artifact/profile.ts";
+import type { HostTensor } from "../../compiler/ir/host-tensor.ts";
+import { webGpuTestEnv } from "../util/webgpu-env.ts";
+
+const gpu = await webGpuTestEnv();
+
+afterEach(() => vi.restoreAllMocks());
+
+// Two kernels (a matmul, then a row softmax reading it) on [4,3] @ [3,5].
+const graph = traceFunction("g", (x: k.Tensor, w: k.Tensor) => k.softmax(k.matmul(x, w), -1).mul(k.matmul(x, w).sum()), [k.f32([4, 3]), k.f32([3, 5])]).graph;
+function namedInputs(artifactInputs: readonly { readonly name: string; readonly shape: readonly number[] }[]): Record<string, HostTensor> {
+  return Object.fromEntries(
+    artifactInputs.map((io) => [
+      io.name,
+      { dtype: "f32", shape: [...io.shape], data: Float32Array.from({ length: io.shape.reduce((a, b) => a * b, 1) }, (_, i) => i / 7) },
+    ]),
+  );
+}
+
+describe("profiling off reads no clock", () => {
+  test("js: a plain run makes no performance.now call; a profiled one times each kernel", () => {
+    const artifact = compileJs(graph).artifact;
+    const runner = new JsArtifactRunner(artifact);
+    const data = namedInputs(artifact.inputs);
+    const now = vi.spyOn(performance, "now");
+    runner.run(data);
+    expect(now).toHaveBeenCalledTimes(0);
+    const profile = newRunProfiler(artifact.kernels.length);
+    runner.run(data, { profile });
+    expect(now.mock.calls.length).toBeGreaterThan(artifact.kernels.length);
+    expect(profile.kernelCalls).toEqual(artifact.kernels.map(() => 1));
+  });
+
+  test.each([1, 2])("wasm, %i thread(s): a plain run makes no performance.now call", async (threads) => {
+    const artifact = compileWasm(graph).artifact;
+    const runner = await WasmArtifactRunner.create(artifact, { threads, minParallelWork: 1 });
+    try {
+      const data = namedInputs(artifact.inputs);
+      const now = vi.spyOn(performance, "now");
+      runner.run(data);
+      expect(now).toHaveBeenCalledTimes(0);
+      const profile = newRunProfiler(artifact.kernels.length);
+      runner.run(data, { profile });
+      expect(now.mock.calls.length).toBeGreaterThan(0);
+      expect(profile.kernelCalls).toEqual(artifact.kernels.map(() => 1));
+    } finally {
+      await runner.close();
+    }
+  });
+});
+
+describe.skipIf(!gpu.available)("webgpu pipelines and profiling", () => {
+  const device = () => gpu.context!.device;
+
+  test("a plain run submits once and creates no query set; a profiled run does", async () => {
+    const artifact = compileWebGpu(graph, { limits: gpu.context!.limits }).artifact;
+    expect(artifact.kernels.length).toBeGreaterThan(1);
+    const runner = await WebGpuArtifactRunner.create(device(), artifact);
+    try {
+      const data = namedInputs(artifact.inputs);
+      const submit = vi.spyOn(device().queue, "submit");
+      const querySets = vi.spyOn(device(), "createQuerySet");
+      const now = vi.spyOn(performance, "now");
+      await runner.run(data);
+      expect(submit).toHaveBeenCalledTimes(1);
+      expect(querySets).toHaveBeenCalledTimes(0);
+      expect(now).toHaveBeenCalledTimes(0);
+      const profile = newRunProfiler(artifact.kernels.length);
+      await runner.run(data, { profile });
+      expect(submit.mock.calls.length).toBeGreaterThan(1);
+      expect(profile.kernelCalls).toEqual(artifact.kernels.map(() => 1));
+      if (device().features.has("timestamp-query")) {
+        expect(profile.clock).toBe("device-timestamps");
+        expect(querySets).toHaveBeenCalledTimes(1);
+      } else expect(profile.clock).toBe("host-per-submission");
+      // Profiling again reuses its query set; a plain run after it is plain again.
+      submit.mockClear();
+      querySets.mockClear();
+      await runner.run(data, { profile });
+      await runner.run(data);
+      expect(querySets).toHaveBeenCalledTimes(0);
+      expect(submit.mock.calls.length).toBeGreaterThan(1);
+    } finally {
+      runner.destroy();
+    }
+  });
+
+  test("pipelines are created asynchronously; progress reports done/total up to the last", async () => {
+    // A constant no other test uses: these kernels' pipelines are new to the device's cache.
+    const fresh = traceFunction("fresh", (x: k.Tensor, w: k.Tensor) => k.softmax(k.matmul(x, w).mul(1.2345678), -1), [k.f32([4, 3]), k.f32([3, 5])]).graph;
+    const artifact = compileWebGpu(fresh, { limits: gpu.context!.limits }).artifact;
+    const sync = vi.spyOn(device(), "createComputePipeline");
+    const before = webGpuPipelineCounts().async;
+    const reports: PipelineProgress[] = [];
+    const runner = await WebGpuArtifactRunner.create(device(), artifact, { progress: (p) => reports.push(p), progressAfterMs: 0 });
+    runner.destroy();
+    expect(sync).toHaveBeenCalledTimes(0);
+    expect(webGpuPipelineCounts().async - before).toBe(new Set(artifact.kernels.map((kk) => kk.source)).size);
+    expect(reports.map((r) => r.done)).toEqual(artifact.kernels.map((_, i) => i + 1));
+    for (const r of reports) expect(r.total).toBe(artifact.kernels.length);
+    expect(formatPipelineProgress({ done: 3, total: 8, elapsedMs: 1450 })).toBe("webgpu pipelines 3/8, 1.4 s");
+    expect(formatPipelineProgress({ done: 8, total: 8, elapsedMs: 2000 })).toBe("webgpu pipelines 8/8, 2.0 s (done)");
+  });
+
+  test("k.compile passes a progress reporter through; a quick creation under the threshold reports nothing", async () => {
+    const reports: PipelineProgress[] = [];
+    const fn = (x: k.Tensor) => k.exp(x.mul(2.7182)).sum();
+    await k.compile(fn, [k.f32([64])], { target: "webgpu", progress: (p: PipelineProgress) => reports.push(p), progressAfterMs: 0 });
+    expect(reports.length).toBeGreaterThan(0);
+    expect(reports.at(-1)!.done).toBe(reports.at(-1)!.total);
+    const none: PipelineProgress[] = [];
+    await k.compile(fn, [k.f32([64])], { target: "webgpu", progress: (p: PipelineProgress) => none.push(p), progressAfterMs: 1e9 });
+    expect(none).toEqual([]);
+  });
+});
