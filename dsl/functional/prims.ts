@@ -103,7 +103,8 @@ export function fill(like: Tensor, value: number, dtype: DType, shape: readonly 
  * Sliding windows along one axis, from movement ops alone: [..., I, ...] -> [..., K, O, ...]
  * with out[k, o] = x[k*dilation + o*stride]. Tile x K times ([K, I] flattened), pad the end
  * by K*dilation so rows have length I + dilation, then row k starts k*dilation further in:
- * a strided slice of the columns picks the window starts. The caller ensures O >= 1.
+ * a strided slice of the columns picks the window starts. Windows that tile the axis
+ * (stride = kernel, no dilation) are a reshape and a transpose instead. The caller ensures O >= 1.
  */
 export function windows1d(x: Tensor, axis: number, kernel: number, stride: number, dilation: number): Tensor {
   const length = x.shape[axis]!;
@@ -112,6 +113,13 @@ export function windows1d(x: Tensor, axis: number, kernel: number, stride: numbe
   const validStarts = length - (kernel - 1) * dilation;
   if (validStarts < 1) bug(`windows1d: axis of ${length} is shorter than the dilated kernel`);
   if (kernel === 1) return M.unsqueeze(sliceAxis(x, axis, 0, length, stride), axis);
+  if (stride === kernel && dilation === 1) {
+    // Non-overlapping windows (a 2×2 pool's): a reshape to [..., O, K, ...] and a swap, so the
+    // gradient is a permute too instead of the tiled rows' overlap-add.
+    const count = Math.floor(length / kernel);
+    const blocks = M.reshape(sliceAxis(x, axis, 0, count * kernel), [...before, count, kernel, ...after]);
+    return M.transpose(blocks, axis, axis + 1);
+  }
   const tiled = M.expand(M.reshape(x, [...before, 1, length, ...after]), [...before, kernel, length, ...after]);
   const flat = M.reshape(tiled, [...before, kernel * length, ...after]);
   const padded = padAxis(flat, axis, 0, kernel * dilation);
