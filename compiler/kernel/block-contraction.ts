@@ -24,6 +24,8 @@ import {
   linearStride,
   modIndex,
   mulIndex,
+  digitExtents,
+  simplifyUnderPred,
   substitute,
   unflattenIndex,
   type IndexExpr,
@@ -268,26 +270,20 @@ function canonicalGemm(s: Section, buffers: BufferDecl[]): { packs: Kernel[]; se
   const k = fromAtom(kVar);
   const layout: "panels" | "kn" | "nk" = N % PANEL === 0 ? "panels" : N % LANES === 0 ? "kn" : "nk";
   const packs: Kernel[] = [];
-  const rowPack = packOperand(s, rowSide, [...batch, ...rowVars, kVar], new Map(), buffers, packs);
+  const packTo = (id: ExprId, vars: readonly IndexVar[], index: IndexExpr, shape: readonly number[]): number =>
+    packOperand(s, id, vars, index, shape, buffers, packs);
+  const rowPack = packTo(rowSide, [...batch, ...rowVars, kVar], flatIndex([b, mi, k], [B, M, K]), [B, M, K]);
   let colPack: number;
   let colIndex: IndexExpr;
   if (layout === "panels") {
-    // P[b][p][k][c] = operand at columns 8p + c
-    const p = indexVar("gp", N / PANEL);
-    const c = indexVar("gc", PANEL);
-    const cols = unflattenIndex(
-      addIndex(mulIndex(fromAtom(p), PANEL), fromAtom(c)),
-      colVars.map((v) => v.extent),
-    );
-    const panelMap = new Map(colVars.map((v, i) => [v.name, cols[i]!] as const));
-    colPack = packOperand(s, colSide, [...batch, p, kVar, c], panelMap, buffers, packs);
     colIndex = flatIndex([b, divIndex(ni, PANEL), k, modIndex(ni, PANEL)], [B, N / PANEL, K, PANEL]);
+    colPack = packTo(colSide, [...batch, ...colVars, kVar], colIndex, [B, N / PANEL, K, PANEL]);
   } else if (layout === "kn") {
-    colPack = packOperand(s, colSide, [...batch, kVar, ...colVars], new Map(), buffers, packs);
     colIndex = flatIndex([b, k, ni], [B, K, N]);
+    colPack = packTo(colSide, [...batch, kVar, ...colVars], colIndex, [B, K, N]);
   } else {
-    colPack = packOperand(s, colSide, [...batch, ...colVars, kVar], new Map(), buffers, packs);
     colIndex = flatIndex([b, ni, k], [B, N, K]);
+    colPack = packTo(colSide, [...batch, ...colVars, kVar], colIndex, [B, N, K]);
   }
   const rowIndex = flatIndex([b, mi, k], [B, M, K]);
   const replaced = s.exprs.map((e, id): KExpr => {
@@ -311,24 +307,50 @@ function canonicalGemm(s: Section, buffers: BufferDecl[]): { packs: Kernel[]; se
 }
 
 /**
- * A kernel launched before the section: a new temp buffer over `order` (row-major) holding
- * operand `id` of `s` (its expression tree copied, variables renamed by `varMap`). Returns the buffer.
+ * A kernel launched before the section: a new temp buffer of `shape` holding operand `id` of
+ * `s` (its expression tree copied) at `index`, both over the section's variables `vars`. The
+ * pack loops over those variables split into the mixed-radix digits the operand reads them
+ * by (a conv's flattened n·h·w as n, h, w), and a masked load's padding wrap-around is
+ * affine where the mask holds, so the copy evaluates no division. Returns the buffer.
  */
 function packOperand(
   s: Section,
   id: ExprId,
-  order: readonly IndexVar[],
-  varMap: ReadonlyMap<string, IndexExpr>,
+  vars: readonly IndexVar[],
+  index: IndexExpr,
+  shape: readonly number[],
   buffers: BufferDecl[],
   packs: Kernel[],
 ): number {
   const packId = buffers.length;
-  const shape = order.map((v) => v.extent);
   buffers.push({ id: packId, name: `pack${packId}`, dtype: "f32", shape, kind: "temp" });
-  const sb = new SectionBuilder(order);
-  const ids = copyExprs(onlyLive(s.exprs, [id]), sb, varMap);
-  sb.store(packId, flatIndex(order.map(fromAtom), shape), ids[id]!);
-  const section = { ...sb.build(), ...sectionSource(s) };
+  const live = onlyLive(s.exprs, [id]);
+  const indices: IndexExpr[] = [];
+  for (const e of live) {
+    if (e.op === "load") indices.push(e.index, ...(e.valid === false ? [] : e.valid.map((c) => c.x)));
+    else if (e.op === "valid" && e.pred !== false) indices.push(...e.pred.map((c) => c.x));
+    else if (e.op === "index") indices.push(e.index);
+  }
+  const domain: IndexVar[] = [];
+  const varMap = new Map<string, IndexExpr>();
+  for (const v of vars) {
+    const digits = digitExtents(v, indices);
+    if (!digits) {
+      domain.push(v);
+      continue;
+    }
+    const parts = digits.map((extent, i) => indexVar(`${v.name}_${i}`, extent));
+    domain.push(...parts);
+    varMap.set(v.name, flatIndex(parts.map(fromAtom), digits));
+  }
+  const sb = new SectionBuilder(domain);
+  const ids = copyExprs(live, sb, varMap);
+  sb.store(packId, substitute(index, varMap), ids[id]!);
+  const built = sb.build();
+  const exprs = built.exprs.map(
+    (e): KExpr => (e.op === "load" && e.valid !== false && e.valid.length > 0 ? { ...e, index: simplifyUnderPred(e.index, e.valid) } : e),
+  );
+  const section = { ...built, exprs, ...sectionSource(s) };
   const reads = new Set<number>();
   for (const e of section.exprs) if (e.op === "load") reads.add(e.buffer);
   packs.push({ name: `pack${packId}`, sections: [section], reads: [...reads].sort((a, c) => a - c), writes: [packId] });

@@ -445,3 +445,67 @@ function atomMentions(a: Atom, name: string): boolean {
       return a.x.terms.some((t) => atomMentions(t.atom, name));
   }
 }
+
+/**
+ * `e` where `pred` holds (a masked load's index): a top-level `x mod m` or `x div m` term whose
+ * x the predicate confines to one multiple of m (x − y constant for a y it bounds on both
+ * sides) becomes affine — the wrap-around of a padded window's `(h + kh + 13) mod 14` is
+ * `h + kh − 1` wherever the load happens. Where `pred` fails the load reads nothing, so the
+ * value there does not matter.
+ */
+export function simplifyUnderPred(e: IndexExpr, pred: IndexPred): IndexExpr {
+  if (pred === false || pred.length === 0) return e;
+  const range = (x: IndexExpr): [number, number] | undefined => {
+    let lo = -Infinity;
+    let hi = Infinity;
+    for (const c of pred) {
+      const d = addIndex(x, mulIndex(c.x, -1));
+      if (!isConst(d)) continue;
+      if (c.op === "ge") lo = Math.max(lo, c.bound + d.constant);
+      else hi = Math.min(hi, c.bound - 1 + d.constant);
+    }
+    const [blo, bhi] = bounds(x);
+    lo = Math.max(lo, blo);
+    hi = Math.min(hi, bhi);
+    return lo <= hi ? [lo, hi] : undefined;
+  };
+  let changed = false;
+  const parts = e.terms.map((t): IndexExpr => {
+    const a = t.atom;
+    if (a.kind !== "div" && a.kind !== "mod") return mulIndex(fromAtom(a), t.coef);
+    const r = range(a.x);
+    if (!r || Math.floor(r[0] / a.divisor) !== Math.floor(r[1] / a.divisor)) return mulIndex(fromAtom(a), t.coef);
+    changed = true;
+    const q = Math.floor(r[0] / a.divisor);
+    return mulIndex(a.kind === "div" ? constIndex(q) : addIndex(a.x, constIndex(-q * a.divisor)), t.coef);
+  });
+  return changed ? addIndex(...parts, constIndex(e.constant)) : e;
+}
+
+/**
+ * The mixed-radix digits variable `v` is used through in `exprs`' div/mod atoms, outermost
+ * first (`r < 12544` read as r div 196, (r div 14) mod 14, r mod 14 → [64, 14, 14]), or
+ * undefined when those divisors do not nest (or there are none).
+ */
+export function digitExtents(v: IndexVar, exprs: readonly IndexExpr[]): number[] | undefined {
+  const cuts = new Set<number>();
+  const isV = (x: IndexExpr): boolean => asAtom(x)?.kind === "var" && (asAtom(x) as IndexVar).name === v.name;
+  const visit = (x: IndexExpr): void => {
+    for (const t of x.terms) {
+      const a = t.atom;
+      if (a.kind !== "div" && a.kind !== "mod") continue;
+      if (isV(a.x)) cuts.add(a.divisor);
+      const inner = asAtom(a.x);
+      if (a.kind === "mod" && inner?.kind === "div" && isV(inner.x)) cuts.add(inner.divisor).add(inner.divisor * a.divisor);
+      visit(a.x);
+    }
+  };
+  for (const x of exprs) visit(x);
+  const sorted = [...cuts].filter((c) => c > 1 && c < v.extent).sort((a, b) => a - b);
+  if (sorted.length === 0) return undefined;
+  const chain = [1, ...sorted, v.extent];
+  for (let i = 1; i < chain.length; i++) if (chain[i]! % chain[i - 1]! !== 0) return undefined;
+  const digits: number[] = [];
+  for (let i = chain.length - 1; i > 0; i--) digits.push(chain[i]! / chain[i - 1]!);
+  return digits;
+}

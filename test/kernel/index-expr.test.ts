@@ -21,6 +21,8 @@ import {
   substitute,
   unflattenIndex,
   flatIndex,
+  simplifyUnderPred,
+  digitExtents,
   type IndexExpr,
   type IndexVar,
 } from "../../compiler/kernel/index-expr.ts";
@@ -62,6 +64,33 @@ describe("simplification rules", () => {
     const scaled = addIndex(modIndex(r, 7), mulIndex(divIndex(r, 49), 98), mulIndex(modIndex(divIndex(r, 7), 7), 14), c(5));
     expect(indexKey(scaled)).toBe(indexKey(addIndex(mulIndex(modIndex(r, 7), 1), mulIndex(divIndex(r, 7), 14), c(5))));
     for (let x = 0; x < 3136; x += 13) expect(evalIndex(scaled, () => x)).toBe((x % 7) + 98 * Math.floor(x / 49) + 14 * (Math.floor(x / 7) % 7) + 5);
+  });
+
+  test("a padded window's wrap-around is affine where its mask holds (simplifyUnderPred), checked at every point", () => {
+    const h = v("h", 14);
+    const kh = v("kh", 3);
+    // (h + kh + 13) mod 14 and (h + kh + 13) div 14, masked by 0 <= h + kh - 1 < 14
+    const x = addIndex(h, kh, c(13));
+    const index = addIndex(mulIndex(modIndex(x, 14), 14), mulIndex(divIndex(x, 14), 1000), kh);
+    const pred = andPred(cond(addIndex(h, kh, c(-1)), "ge", 0), cond(addIndex(h, kh, c(-1)), "lt", 14));
+    const simple = simplifyUnderPred(index, pred);
+    expect(indexKey(simple)).toBe(indexKey(addIndex(mulIndex(addIndex(h, kh, c(-1)), 14), c(1000), kh)));
+    for (let hv = 0; hv < 14; hv++)
+      for (let kv = 0; kv < 3; kv++) {
+        const env = (a: { kind: string; name?: string }): number => (a.name === "h" ? hv : kv);
+        if (evalPred(pred, env)) expect(evalIndex(simple, env)).toBe(evalIndex(index, env));
+      }
+    // no mask: unchanged
+    expect(simplifyUnderPred(index, [])).toBe(index);
+  });
+
+  test("digitExtents reads a flattened variable's mixed-radix digits from its div/mod uses", () => {
+    const r = indexVar("r", 12544);
+    const rx = fromAtom(r);
+    const uses = [addIndex(mulIndex(modIndex(divIndex(rx, 14), 14), 14), modIndex(rx, 14), mulIndex(divIndex(rx, 196), 6272))];
+    expect(digitExtents(r, uses)).toEqual([64, 14, 14]);
+    expect(digitExtents(r, [rx])).toBeUndefined();
+    expect(digitExtents(r, [addIndex(modIndex(rx, 7), divIndex(rx, 12))])).toBeUndefined(); // 7 and 12 do not nest
   });
 
   test("nested division composes; mod of a mod by a divisor collapses", () => {
