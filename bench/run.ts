@@ -1,11 +1,12 @@
 // `npm run bench -- --target <js|wasm|webgpu|cpu> [--only matmul,mlp,softmax,elementwise]
-// [--repeat N] [--quick] [--out DIR]`: Kiln on one target beside its peers, in this process,
+// [--repeat N] [--quick] [--out DIR] [--symbolic]`: Kiln on one target beside its peers, in this process,
 // case by case; prints a table per case and writes the record as JSON. Not a test: nothing
 // here asserts a time (STYLE.md, "Benchmarks are not tests").
 
 import * as os from "node:os";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
+import { benchSymbolicBatch } from "./symbolic-batch.ts";
 import { BENCH_CASES } from "./cases/all-cases.ts";
 import { CASE_IDS, type CaseId } from "./cases/case.ts";
 import { hostRecord } from "./env.ts";
@@ -20,7 +21,7 @@ import { timeRunner, type Timing, type TimingSettings } from "./timing.ts";
 const TARGETS = ["js", "wasm", "webgpu", "cpu"] as const;
 type BenchTarget = (typeof TARGETS)[number];
 
-const USAGE = `usage: npm run bench -- --target <${TARGETS.join("|")}> [--only ${CASE_IDS.join(",")}] [--peers NAME,…] [--repeat N] [--quick] [--out DIR]`;
+const USAGE = `usage: npm run bench -- --target <${TARGETS.join("|")}> [--only ${CASE_IDS.join(",")}] [--peers NAME,…] [--repeat N] [--quick] [--out DIR] [--symbolic]`;
 
 /** Kiln first (the baseline of every ratio), then the peers the issues name for the target. */
 function runnersFor(target: BenchTarget, cacheDir: string): Runner[] {
@@ -56,6 +57,8 @@ interface CommandLine {
   readonly settings: TimingSettings;
   readonly quick: boolean;
   readonly outDir: string;
+  /** `--symbolic`: only the symbolic-batch cost comparison (bench/symbolic-batch.ts). */
+  readonly symbolic: boolean;
 }
 
 function parseCommandLine(): CommandLine {
@@ -68,6 +71,7 @@ function parseCommandLine(): CommandLine {
       quick: { type: "boolean", default: false },
       out: { type: "string", default: "out/bench" },
       help: { type: "boolean", default: false },
+      symbolic: { type: "boolean", default: false },
     },
   });
   if (values.help) {
@@ -87,11 +91,20 @@ function parseCommandLine(): CommandLine {
   // ~15 s here). Others — wasm memory growth, lazy jit, GPU pipelines — always get a warm sample.
   const settings: TimingSettings = quick ? { warmup: 0, repeat, budgetMs: 3000, coldOnlyAboveMs: 4000 } : { warmup: 1, repeat, budgetMs: 20000 };
   const peers = values.peers?.split(",").map((s) => s.trim());
-  return { target, cases: cases as CaseId[], ...(peers ? { peers } : {}), settings, quick, outDir: path.resolve(values.out) };
+  return {
+    target,
+    cases: cases as CaseId[],
+    ...(peers ? { peers } : {}),
+    settings,
+    quick,
+    outDir: path.resolve(values.out),
+    symbolic: values.symbolic === true,
+  };
 }
 
 async function main(): Promise<void> {
-  const { target, cases, peers: keptPeers, settings, quick, outDir } = parseCommandLine();
+  const { target, cases, peers: keptPeers, settings, quick, outDir, symbolic } = parseCommandLine();
+  if (symbolic) return benchSymbolicBatch(target, settings.repeat);
   let adapter: AdapterRecord | { error: string } | undefined;
   if (target === "webgpu") {
     // Before any runner starts, so Kiln and the peers share one navigator.gpu.

@@ -197,6 +197,18 @@ export function planFusion(g: Graph, opts: FuseOptions = {}): FusionPlan {
     if (leafOk || (opsOk && operands(n).every((o) => pure.has(o)))) pure.add(n.id);
   }
 
+  // Conditions built from iota, constants and a symbolic dimension's size input: the masks of
+  // mask-symbolic (compiler/passes/mask-symbolic.ts). A masked operand is materialized, so the
+  // contraction or reduction reading it sees a plain buffer, as in the program of a fixed batch
+  // (a `where` inlined into a contraction's operand would keep a backend off its blocked matmul).
+  const maskConds = new Set<ValueId>();
+  for (const n of g.nodes) {
+    const leafOk = n.op === "const" || n.op === "iota" || (n.op === "input" && n.dimMax !== undefined);
+    const opsOk = opRole(n.op) === "elementwise" || opRole(n.op) === "movement";
+    if (leafOk || (opsOk && operands(n).length > 0 && operands(n).every((o) => maskConds.has(o)))) maskConds.add(n.id);
+  }
+  const symbolicMask = (n: Node): boolean => n.op === "where" && !pure.has(n.id) && maskConds.has(n.cond) && !maskConds.has(n.x);
+
   for (let i = g.nodes.length - 1; i >= 0; i--) {
     const n = g.nodes[i]!;
     const acc = accesses.get(n.id);
@@ -223,7 +235,7 @@ export function planFusion(g: Graph, opts: FuseOptions = {}): FusionPlan {
       else materialize(n, acc, true);
       continue;
     }
-    if (!pure.has(n.id) && maxGroupCount(acc!) > RECOMPUTE_LIMIT * numel(n.type.shape)) {
+    if (symbolicMask(n) || (!pure.has(n.id) && maxGroupCount(acc!) > RECOMPUTE_LIMIT * numel(n.type.shape))) {
       materialize(n, acc, true);
       continue;
     }

@@ -73,7 +73,19 @@ function maskGraph(g: Graph, sym: SymbolicInfo): Graph {
       map.set(n.id, b.copy(n, remap));
       continue;
     }
-    const replaced = new Map(masks.map((m) => [m.operand, maskValue(m.operand, m.axes, m.identity)]));
+    // Masked before the permutes that lead to the operand: the masked copy keeps the layout the
+    // operand is read through, as the program of a fixed batch reads it (a blocked matmul needs that).
+    const maskThroughPermutes = (id: ValueId, axes: { axis: number; scale: number }[], identity: number): ValueId => {
+      const p = nodeOf(g, id);
+      if (p.op !== "permute") return maskValue(id, axes, identity);
+      const inner = maskThroughPermutes(
+        p.x,
+        axes.map((a) => ({ axis: p.perm[a.axis]!, scale: a.scale })),
+        identity,
+      );
+      return b.add({ op: "permute", x: inner, perm: p.perm, ...source });
+    };
+    const replaced = new Map(masks.map((m) => [m.operand, maskThroughPermutes(m.operand, m.axes, m.identity)]));
     map.set(
       n.id,
       b.copy(n, (id) => replaced.get(id) ?? remap(id)),

@@ -117,6 +117,14 @@ describe.runIf(hasCxx())("symbolic batch on cuda (kernels emulated on the CPU)",
   });
 });
 
+describe("cost", () => {
+  test("the symbolic MLP step launches as many kernels on wasm as the fixed one (masks ride along as extra roots)", async () => {
+    const fixed = await k.compile(mlpStep(), { x: k.f32([MAX, 6]), y: k.i32([MAX]) }, { target: "wasm" });
+    const symbolic = await k.compile(mlpStep(), specs(), { target: "wasm" });
+    expect(symbolic.artifact!.kernels.length).toBe(fixed.artifact!.kernels.length);
+  });
+});
+
 describe("the dump and the parser", () => {
   test("types name the symbol; the size input prints its max; print → parse → print is the identity", () => {
     const g = k.traceFunction("mlp", mlpStep() as never, specs()).graph;

@@ -1,0 +1,59 @@
+// `npm run bench -- --symbolic [--target T] [--repeat N]`: what a symbolic batch costs. The
+// bench's MLP step (784-512-512-10, SGD, mean cross-entropy) compiled for a fixed batch and for
+// `["batch", 784]` with that batch as its max, run on the same inputs, interleaved (fixed,
+// symbolic, fixed, …) so load drifts hit both; then the symbolic program at half its max
+// beside a program fixed at that half (a run below the max computes the max's rows: see
+// docs/training.md, "A symbolic batch"). Prints medians and the ratios symbolic / fixed.
+
+import * as k from "kiln";
+
+const BATCH = 128;
+
+function mlpStep() {
+  k.manualSeed(0);
+  const net = k.nn.sequential(k.nn.linear(784, 512), k.nn.relu(), k.nn.linear(512, 512), k.nn.relu(), k.nn.linear(512, 10));
+  return k.trainStep(net, (logits, y) => k.nn.functional.crossEntropy(logits, y!), k.optim.sgd({ lr: 0.01 }));
+}
+
+function inputs(batch: number): { x: Float32Array; y: Int32Array } {
+  let s = 12345;
+  const next = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0), s / 4294967296);
+  return { x: Float32Array.from({ length: batch * 784 }, () => next() * 2 - 1), y: Int32Array.from({ length: batch }, () => Math.floor(next() * 10)) };
+}
+
+const median = (xs: readonly number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+};
+
+async function pair(target: string, batch: number, max: number, repeat: number): Promise<{ fixed: number; symbolic: number }> {
+  const fixed = await k.compile(mlpStep(), { x: k.f32([batch, 784]), y: k.i32([batch]) }, { target });
+  const symbolic = await k.compile(mlpStep(), { x: k.f32(["batch", 784], { max: { batch: max } }), y: k.i32(["batch"]) }, { target });
+  const data = inputs(batch);
+  await fixed.run(data);
+  await symbolic.run(data);
+  const times = { fixed: [] as number[], symbolic: [] as number[] };
+  for (let i = 0; i < repeat; i++)
+    for (const [name, exe] of [
+      ["fixed", fixed],
+      ["symbolic", symbolic],
+    ] as const) {
+      const t0 = performance.now();
+      await exe.run(data);
+      times[name].push(performance.now() - t0);
+    }
+  return { fixed: median(times.fixed), symbolic: median(times.symbolic) };
+}
+
+export async function benchSymbolicBatch(target: string, repeat: number): Promise<void> {
+  console.log(`symbolic batch vs fixed batch: MLP 784-512-512-10 SGD step on ${target}, median of ${repeat} interleaved steps`);
+  for (const [batch, max] of [
+    [BATCH, BATCH],
+    [BATCH / 2, BATCH],
+  ] as const) {
+    const r = await pair(target, batch, max, repeat);
+    console.log(
+      `  batch ${String(batch).padStart(3)} (max ${max}): fixed ${r.fixed.toFixed(2)} ms, symbolic ${r.symbolic.toFixed(2)} ms, ratio ${(r.symbolic / r.fixed).toFixed(3)}`,
+    );
+  }
+}
