@@ -105,7 +105,7 @@ export async function compileModel<P extends Readonly<Record<string, ModelProgra
       throw usage(`modes.${key} must be "train" or "eval", got ${JSON.stringify(modeOption![key])}`);
   }
   const target = await resolveTarget(requested);
-  const store = new StateStore(target.name);
+  const store = new StateStore(target.name, { shareDevice: true });
   const perProgram = specsPerProgram(specs, names);
   const executables: Record<string, Executable> = {};
   const modes: Record<string, ProgramMode> = {};

@@ -23,13 +23,18 @@ export class StateStore {
   readonly stale = new Map<string, Executor>();
   /** The executor that ran last: the device memory the state is current in. */
   owner: Executor | undefined;
-  /** Device memory the programs of a model share, per target (an executor binds it where it can). */
-  readonly shared: SharedState;
+  /** Device memory the programs of a model share, per target (an executor binds it where it can); none for a lone executable. */
+  readonly shared: SharedState | undefined;
   private tail: Promise<unknown> = Promise.resolve();
   private pending = 0;
 
-  constructor(readonly targetName: string) {
-    this.shared = { names: new Set(), memory: new Map() };
+  private readonly names = new Set<string>();
+
+  constructor(
+    readonly targetName: string,
+    { shareDevice = false } = {},
+  ) {
+    this.shared = shareDevice ? { names: this.names, memory: new Map() } : undefined;
   }
 
   /** Adds a state entry (first value from `init`), or checks that a program agrees with the one that added it. */
@@ -39,7 +44,7 @@ export class StateStore {
       this.types.set(name, type);
       this.declaredBy.set(name, program);
       this.values.set(name, init());
-      (this.shared.names as Set<string>).add(name);
+      this.names.add(name);
       return;
     }
     if (known.dtype !== type.dtype || known.shape.join() !== type.shape.join())
@@ -92,7 +97,7 @@ export class StateStore {
    */
   async handOver(exec: Executor): Promise<void> {
     if (exec === this.owner) return;
-    const shares = exec.sharedState === this.shared && this.owner?.sharedState === this.shared;
+    const shares = this.shared !== undefined && exec.sharedState === this.shared && this.owner?.sharedState === this.shared;
     if (!shares) await this.pull();
     this.owner = exec;
   }

@@ -12,7 +12,7 @@ import { artifactDTypeBytes, type ArtifactStats, type WasmArtifact } from "../ru
 import type { WasmArtifactRunner, WasmRunOptions } from "../runtime/wasm/run-artifact.ts";
 import { renderWasmProgram, type WasmBuildOptions } from "../codegen/wasm/render-program.ts";
 import { relaxedSimdAvailable } from "../runtime/wasm/engine.ts";
-import type { Backend, Executor } from "./backend.ts";
+import type { Backend, Executor, SharedState } from "./backend.ts";
 import { compileTimed } from "../compiler/compile-stats.ts";
 import { wasmPeaks } from "./peaks.ts";
 import { executorProfiling } from "./profile.ts";
@@ -60,7 +60,7 @@ export const wasmBackend: Backend<"wasm", WasmOptions> = {
   },
   compile: (graph, opts = {}) => compileWasm(graph, opts),
   createRunner: async (artifact) => (await import("../runtime/wasm/run-artifact.ts")).WasmArtifactRunner.create(artifact),
-  factory: (graph, opts) => createWasmExecutor(graph, opts as WasmCompileOptions & WasmRunOptions),
+  factory: (graph, opts, shared) => createWasmExecutor(graph, opts as WasmCompileOptions & WasmRunOptions, shared),
 };
 
 /** Codegen options from the target's: FMA only with SIMD, and by default where the engine has relaxed SIMD. */
@@ -81,7 +81,12 @@ export interface WasmExecutor extends Executor {
   close(): Promise<void>;
 }
 
-export async function createWasmExecutor(graph: Graph, opts: WasmCompileOptions & WasmRunOptions = {}): Promise<WasmExecutor> {
+/**
+ * With `shared` (k.compileModel's programs), state inputs stay in this executor's memory until
+ * the model hands it another value; each program has its own memory, so switching programs
+ * hands the state over through the host once (kernels bake their memory's addresses in).
+ */
+export async function createWasmExecutor(graph: Graph, opts: WasmCompileOptions & WasmRunOptions = {}, shared?: SharedState): Promise<WasmExecutor> {
   const runOpts: WasmRunOptions = {
     ...(typeof opts.threads === "number" ? { threads: opts.threads } : {}),
     ...(typeof opts.minParallelWork === "number" ? { minParallelWork: opts.minParallelWork } : {}),
@@ -90,6 +95,7 @@ export async function createWasmExecutor(graph: Graph, opts: WasmCompileOptions 
     () => compileWasm(graph, opts),
     async (c) => (await import("../runtime/wasm/run-artifact.ts")).WasmArtifactRunner.create(c.artifact, runOpts),
   );
+  if (shared) runner.stateInputs = shared.names;
   return {
     compiled,
     compileStats,

@@ -12,7 +12,7 @@ import { bug, KilnError } from "../compiler/util/errors.ts";
 import type { HostTensor } from "../compiler/ir/host-tensor.ts";
 import type { ArtifactStats, WebGpuArtifact } from "../runtime/artifact/format.ts";
 import type { WebGpuAdapterDescription } from "../runtime/webgpu/device.ts";
-import type { PipelineProgress, WebGpuRunnerOptions, WebGpuRunOptions } from "../runtime/webgpu/run-artifact.ts";
+import type { PipelineProgress, WebGpuRunnerOptions, WebGpuRunOptions, WebGpuSharedState } from "../runtime/webgpu/run-artifact.ts";
 import { progressLine } from "../compiler/debug.ts";
 import {
   DEVICE_ELEMENT_BYTES,
@@ -23,7 +23,7 @@ import {
   type WebGpuLimits,
 } from "../codegen/wgsl/layout.ts";
 import { renderWebGpuProgram } from "../codegen/wgsl/render-program.ts";
-import type { Backend, Executor } from "./backend.ts";
+import type { Backend, Executor, SharedState } from "./backend.ts";
 import { matmulFormPass, rowKernelsPass, type TiledMatmulMode } from "./webgpu-passes.ts";
 import { compileTimed } from "../compiler/compile-stats.ts";
 import { cachedPeaks } from "./peaks.ts";
@@ -120,7 +120,7 @@ export const webGpuBackend: Backend<"webgpu", WebGpuOptions, DeviceLayout> = {
     if (!gpu) throw new KilnError({ code: "target-unavailable", message: "this artifact is for webgpu and this machine has no WebGPU adapter" });
     return (await import("../runtime/webgpu/run-artifact.ts")).WebGpuArtifactRunner.create(gpu.device, artifact, runnerOptions({}));
   },
-  factory: (graph, opts) => createWebGpuExecutor(graph, opts as WebGpuTargetOptions),
+  factory: (graph, opts, shared) => createWebGpuExecutor(graph, opts as WebGpuTargetOptions, shared),
 };
 
 export function compileWebGpu(graph: Graph, opts: WebGpuCompileOptions = {}): WebGpuCompiled {
@@ -151,15 +151,25 @@ export function effectiveLimits(device: GPUSupportedLimits, lower: Partial<WebGp
 /** k.compile's options for webgpu: `limits` may lower some of the adapter's. */
 export type WebGpuTargetOptions = Omit<WebGpuCompileOptions, "limits"> & { readonly limits?: Partial<WebGpuLimits> };
 
-export async function createWebGpuExecutor(graph: Graph, opts: WebGpuTargetOptions = {}): Promise<WebGpuExecutor> {
+/**
+ * With `shared` (k.compileModel's programs), the state inputs bind one GPU buffer per state
+ * entry, kept in `shared.memory` and bound by every executor of the model: handing the state
+ * from one program to another copies nothing.
+ */
+export async function createWebGpuExecutor(graph: Graph, opts: WebGpuTargetOptions = {}, shared?: SharedState): Promise<WebGpuExecutor> {
   const { acquireWebGpu } = await import("../runtime/webgpu/device.ts");
   const gpu = await acquireWebGpu();
   if (!gpu) throw new KilnError({ code: "target-unavailable", message: "target 'webgpu': no WebGPU adapter on this machine" });
   const { compiled, runner, compileStats } = await compileTimed(
     () => compileWebGpu(graph, { ...opts, limits: effectiveLimits(gpu.limits, opts.limits) }),
-    async (c) => (await import("../runtime/webgpu/run-artifact.ts")).WebGpuArtifactRunner.create(gpu.device, c.artifact, runnerOptions(opts)),
+    async (c) =>
+      (await import("../runtime/webgpu/run-artifact.ts")).WebGpuArtifactRunner.create(gpu.device, c.artifact, {
+        ...runnerOptions(opts),
+        ...(shared ? { shared: sharedBuffers(shared, gpu.device) } : {}),
+      }),
   );
   return {
+    ...(shared && runner.sharesState ? { sharedState: shared } : {}),
     compiled,
     compileStats,
     artifact: compiled.artifact,
@@ -196,6 +206,16 @@ export function runnerOptions(opts: Pick<WebGpuOptions, "progress" | "progressAf
 /** "webgpu pipelines 3/8, 1.4 s" */
 export const formatPipelineProgress = (p: PipelineProgress): string =>
   `webgpu pipelines ${p.done}/${p.total}, ${(p.elapsedMs / 1000).toFixed(1)} s${p.done === p.total ? " (done)" : ""}`;
+
+/** The GPU buffers of a shared state on `device`, made on first use. */
+function sharedBuffers(shared: SharedState, device: GPUDevice): WebGpuSharedState {
+  let buffers = shared.memory.get("webgpu") as WebGpuSharedState | undefined;
+  if (!buffers || buffers.device !== device) {
+    buffers = { device, names: shared.names, buffers: new Map(), resident: new Map() };
+    shared.memory.set("webgpu", buffers);
+  }
+  return buffers;
+}
 
 /** "none" without an adapter; "software" for a CPU adapter (used only when asked for by name). */
 export async function webGpuAdapterKind(): Promise<"hardware" | "software" | "none"> {

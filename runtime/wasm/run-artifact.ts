@@ -141,6 +141,12 @@ export class WasmArtifactRunner implements ResidentOwner {
   private readonly memory: WebAssembly.Memory;
   /** Per state input: the host array whose values its buffer already holds (not copied in again). */
   private readonly residentState = new Map<string, RuntimeData>();
+  /**
+   * Inputs that are state (set by a caller that never changes a state array it passed): an
+   * upload stands for their value until another array is passed, even when no output updates
+   * them (a predict program's parameters are written once, not every run).
+   */
+  stateInputs: ReadonlySet<string> | undefined;
   private readonly aliasOutput = new Map<string, ArtifactIO>();
   private readonly released = new WeakSet<ResidentValue>();
   private readonly counter = new IoCounter();
@@ -266,7 +272,8 @@ export class WasmArtifactRunner implements ResidentOwner {
         throw new Error(`missing input '${io.name}'`);
       }
       if (this.residentState.get(io.name) === t.data) continue;
-      this.residentState.delete(io.name);
+      if (this.stateInputs?.has(io.name)) this.residentState.set(io.name, t.data);
+      else this.residentState.delete(io.name);
       const target = this.bufferView(io.buffer);
       if (t.data.length !== target.length) throw new Error(`input '${io.name}' has ${t.data.length} elements, expected ${target.length}`);
       target.set(t.data);

@@ -114,6 +114,8 @@ export interface PipelineProgress {
 }
 
 export interface WebGpuRunnerOptions {
+  /** State buffers shared with other runners on the device (k.compileModel's programs): bound where the layout allows (see `sharesState`). */
+  readonly shared?: WebGpuSharedState;
   /**
    * Called each time a pipeline becomes ready once creation has taken longer than
    * `progressAfterMs` (default 1000), and once at the end if it was called before: a progress
@@ -139,6 +141,19 @@ interface Launch {
   readonly workgroups: readonly [number, number, number];
 }
 
+/**
+ * State several runners on one device share (the programs of one model): one GPU buffer per
+ * state input, bound by every runner whose layout gives that input a buffer of its own, and
+ * per name the host array standing for the buffer's current value (so no runner uploads it again).
+ */
+export interface WebGpuSharedState {
+  readonly device: GPUDevice;
+  /** Names of the state inputs (parameters, buffers, optimizer state). */
+  readonly names: ReadonlySet<string>;
+  readonly buffers: Map<string, GPUBuffer>;
+  readonly resident: Map<string, RuntimeData>;
+}
+
 export class WebGpuArtifactRunner implements ResidentOwner {
   private readonly counter = new IoCounter();
   private readonly released = new WeakSet<ResidentValue>();
@@ -148,8 +163,13 @@ export class WebGpuArtifactRunner implements ResidentOwner {
   private readonly slots: GPUBuffer[];
   private launches: Launch[] = [];
   private staging: GPUBuffer | undefined;
-  /** Per state input: the data array last returned for the output that updates it (already on the device). */
-  private readonly resident = new Map<string, RuntimeData>();
+  /** Per state input: the data array last returned for the output that updates it (already on the device); shared with the runners binding the same state. */
+  private readonly resident: Map<string, RuntimeData>;
+  /** Slots that are another owner's GPU buffer (shared state): not destroyed with this runner. */
+  private readonly borrowed = new Set<number>();
+  /** Whether every state input of the artifact is bound to the shared state's buffer. */
+  readonly sharesState: boolean;
+  private readonly sharedNames: ReadonlySet<string> | undefined;
   private readonly aliasOutput = new Map<string, ArtifactIO>();
   /** Bounce buffer for copy-backs within one slot (WebGPU forbids a buffer copying to itself). */
   private readonly copyScratch: GPUBuffer | undefined;
@@ -161,15 +181,31 @@ export class WebGpuArtifactRunner implements ResidentOwner {
   private constructor(
     private readonly device: GPUDevice,
     readonly artifact: Artifact,
+    shared?: WebGpuSharedState,
   ) {
     if (artifact.format !== "kiln-artifact" || artifact.version !== 1)
       throw new Error(`artifact ${artifact.name}: unsupported format ${artifact.format} v${artifact.version}`);
     if (artifact.target !== "webgpu") throw new Error(`artifact ${artifact.name}: built for target '${artifact.target}', not 'webgpu'`);
     const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
-    this.slots = artifact.memory.slotBytes.map((bytes, i) =>
-      createBuffer(device, { size: Math.max(ELEMENT_BYTES, Math.ceil(bytes / 4) * 4), usage, label: `${artifact.name}/slot${i}` }),
-    );
     for (const o of artifact.outputs) if (o.aliases !== undefined) this.aliasOutput.set(o.aliases, o);
+    const sharedSlots = shared && shared.device === device ? this.sharedSlots(shared) : undefined;
+    this.sharesState = sharedSlots !== undefined;
+    this.sharedNames = sharedSlots ? shared!.names : undefined;
+    this.resident = sharedSlots ? shared!.resident : new Map();
+    this.slots = artifact.memory.slotBytes.map((bytes, i) => {
+      const size = Math.max(ELEMENT_BYTES, Math.ceil(bytes / 4) * 4);
+      const name = sharedSlots?.get(i);
+      if (name === undefined) return createBuffer(device, { size, usage, label: `${artifact.name}/slot${i}` });
+      let buffer = shared!.buffers.get(name);
+      if (!buffer || buffer.size < size) {
+        // The first runner to bind a state entry makes its buffer (a later one needing more is not expected: one tensor per slot).
+        if (buffer) throw new Error(`artifact ${artifact.name}: shared state '${name}' needs ${size} bytes, its buffer has ${buffer.size}`);
+        buffer = createBuffer(device, { size, usage, label: `state/${name}` });
+        shared!.buffers.set(name, buffer);
+      }
+      this.borrowed.add(i);
+      return buffer;
+    });
     let scratchBytes = 0;
     for (const c of artifact.memory.copies) {
       const from = this.placeOf(c.output);
@@ -179,6 +215,24 @@ export class WebGpuArtifactRunner implements ResidentOwner {
       scratchBytes > 0
         ? createBuffer(device, { size: scratchBytes, usage: GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST, label: `${artifact.name}/copy-back` })
         : undefined;
+  }
+
+  /**
+   * Slot → state name for a shared state: every state input must have a slot of its own (at
+   * offset 0, holding nothing but it and the output updating it in place); else undefined and
+   * this runner keeps private copies (the state moves through the host between runners).
+   */
+  private sharedSlots(shared: WebGpuSharedState): Map<number, string> | undefined {
+    const slots = new Map<number, string>();
+    for (const io of this.artifact.inputs) {
+      if (!shared.names.has(io.name)) continue;
+      const own = this.artifact.buffers[io.buffer]!;
+      const inPlace = this.aliasOutput.get(io.name)?.buffer;
+      const alone = this.artifact.buffers.every((b, id) => b.slot !== own.slot || id === io.buffer || (id === inPlace && (b.offset ?? 0) === 0));
+      if ((own.offset ?? 0) !== 0 || !alone) return undefined;
+      slots.set(own.slot, io.name);
+    }
+    return slots;
   }
 
   /** Kept values may move between runners on one device. */
@@ -249,7 +303,7 @@ export class WebGpuArtifactRunner implements ResidentOwner {
    * WebGpuRunnerOptions.warmUp), and reports progress while that takes long.
    */
   static async create(device: GPUDevice, artifact: Artifact, opts: WebGpuRunnerOptions = {}): Promise<WebGpuArtifactRunner> {
-    const runner = new WebGpuArtifactRunner(device, artifact);
+    const runner = new WebGpuArtifactRunner(device, artifact, opts.shared);
     const started = performance.now();
     const after = opts.progressAfterMs ?? 1000;
     const total = artifact.kernels.length;
@@ -497,7 +551,9 @@ export class WebGpuArtifactRunner implements ResidentOwner {
       if (!t) throw new Error(`missing input '${io.name}'`);
       if (t.data.length !== numel(io.shape)) throw new Error(`input '${io.name}' has ${t.data.length} elements, expected ${numel(io.shape)}`);
       if (this.resident.get(io.name) === t.data) continue;
-      this.resident.delete(io.name);
+      // A shared state entry holds what was written until a run updates it: the array stands for it.
+      if (this.sharedNames?.has(io.name)) this.resident.set(io.name, t.data);
+      else this.resident.delete(io.name);
       const p = this.placeOf(io.buffer);
       if (p.bytes > 0) device.queue.writeBuffer(p.gpu, p.offset, toDevice(io.dtype, t.data) as Float32Array<ArrayBuffer>);
       this.counter.bytesIn += p.bytes;
@@ -636,7 +692,9 @@ export class WebGpuArtifactRunner implements ResidentOwner {
 
   /** Frees the device memory; the runner cannot run afterwards. */
   destroy(): void {
-    for (const b of this.slots) destroyBuffer(b);
+    this.slots.forEach((b, i) => {
+      if (!this.borrowed.has(i)) destroyBuffer(b);
+    });
     if (this.staging) destroyBuffer(this.staging);
     this.staging = undefined;
     if (this.copyScratch) destroyBuffer(this.copyScratch);

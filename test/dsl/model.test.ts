@@ -70,6 +70,35 @@ describe("k.compileModel", async () => {
     await model.close();
   });
 
+  test.each(targets.filter((t) => t !== "reference"))(
+    "%s: programs share the device state: no parameter crosses the host between train and predict",
+    async (target) => {
+      const net = mlp();
+      const model = await k.compileModel(net, { train: k.trainStep(net, loss, k.optim.adam({ lr: 0.05 })), predict: (x: k.Tensor) => net.call(x) }, specs, {
+        target,
+      });
+      const xBytes = batch * features * 4;
+      const trainInputBytes = xBytes + batch * 4 + 4; // x, y and the dropout seed
+      const parameterBytes = (features * 6 + 6 + 6 * classes + classes) * 4;
+      await model.predict({ x: xs }); // the initial weights go up once
+      expect(model.programs.predict.ioStats?.bytesIn).toBe(xBytes + parameterBytes);
+      await model.predict({ x: xs });
+      expect(model.programs.predict.ioStats?.bytesIn).toBe(xBytes);
+      for (let i = 0; i < 3; i++) await model.train({ x: xs, y: ys });
+      expect(model.programs.train.ioStats?.bytesIn).toBe(trainInputBytes);
+      await model.predict({ x: xs });
+      const shared = target === "webgpu" || target === "js";
+      // webgpu and js bind one buffer per state entry in every program; the others hand the weights over through the host once.
+      if (shared) expect(model.programs.predict.ioStats?.bytesIn).toBe(xBytes);
+      else expect(model.programs.predict.ioStats?.bytesIn).toBeGreaterThanOrEqual(xBytes + parameterBytes);
+      await model.predict({ x: xs });
+      expect(model.programs.predict.ioStats?.bytesIn).toBe(xBytes);
+      await model.train({ x: xs, y: ys });
+      if (shared) expect(model.programs.train.ioStats?.bytesIn).toBe(trainInputBytes);
+      await model.close();
+    },
+  );
+
   test("a train step runs dropout, predict does not, whatever the module's flag at trace time", async () => {
     const net = mlp().eval();
     const model = await k.compileModel(
