@@ -7,7 +7,7 @@
 // Folding: a node's module path is its `scope` split at dots (`blocks.0.attn`). Nodes without
 // one (the loss, the optimizer) are folded too, so a train step's root stays small: a node
 // whose results reach exactly one output that updates a state input goes under
-// `(update)/<that input>`; any other goes under `(line) file:line` when several share the line.
+// `(update)/<that input's dotted path>` (values several updates share under `(shared)` there); any other goes under `(line) file:line` when several share the line.
 // An edge u→v is drawn once, in the innermost module holding both, between the two items of
 // that module (a direct node, or the child module) that contain u and v.
 
@@ -427,12 +427,14 @@ export function modulePaths(g: Graph): { readonly paths: string[][]; readonly in
     const outs = [...reaches[i]!];
     const only = outs.length === 1 ? g.outputs[outs[0]!]! : undefined;
     if (only?.aliases !== undefined) {
-      paths[i] = ["(update)", only.aliases];
+      // Nested like the model (`(update)/blocks/0/attn/qkv/weight`), so no level holds every parameter.
+      paths[i] = ["(update)", ...only.aliases.split(".")];
       continue;
     }
     const prefix = usersPrefix(i);
     if (prefix.length > 0) {
-      paths[i] = prefix;
+      // What several parameters' updates share (bias corrections, the step count) gets a box of its own.
+      paths[i] = prefix[0] === "(update)" ? [...prefix, "(shared)"] : prefix;
       continue;
     }
     const line = lineOf(n);

@@ -82,10 +82,33 @@ describe("module placement of nodes without a scope", () => {
     expect(inferred[4]).toBe(true);
   });
 
-  test("what only updates one state input goes under (update)/<input>", () => {
-    expect(at(6)).toBe("(update)/lin.weight");
-    expect(at(7)).toBe("(update)/lin.weight");
-    expect(at(2)).toBe("(update)/lin.weight");
+  test("what only updates one state input goes under (update)/<its path>", () => {
+    expect(at(6)).toBe("(update)/lin/weight");
+    expect(at(7)).toBe("(update)/lin/weight");
+    expect(at(2)).toBe("(update)/lin/weight");
+  });
+
+  test("what several updates share goes in a (shared) box where their paths meet", () => {
+    const opt = parseGraph(`graph @opt(%"m.a": f32[2], %"m.b": f32[2], %t: f32[1]) {
+  %0 = mul %t, %t : f32[1]
+  %1 = expand %0 : f32[2]
+  %2 = add %"m.a", %1 : f32[2]
+  %3 = expand %0 : f32[2]
+  %4 = add %"m.b", %3 : f32[2]
+  return %2 as "m.a" aliases %"m.a", %4 as "m.b" aliases %"m.b"
+}`);
+    const placed = modulePaths(opt).paths.map((p) => p.join("/"));
+    // %0 and %t serve both updates of module m: a (shared) box at their innermost common level.
+    expect(placed).toEqual([
+      "(update)/m/a",
+      "(update)/m/b",
+      "(update)/m/(shared)",
+      "(update)/m/(shared)",
+      "(update)/m/a",
+      "(update)/m/a",
+      "(update)/m/b",
+      "(update)/m/b",
+    ]);
   });
 
   test("the rest stays at the root or in (no module)", () => {
