@@ -122,20 +122,34 @@ export const Simd = {
 /** i32.trunc_sat_f32_s: prefix 0xfc, sub-opcode 0 (saturating, NaN → 0). */
 export const TRUNC_SAT_F32_S = 0;
 
+/** Bytes appended to a growable Uint8Array (a module of a big kernel is megabytes: no per-byte JS array). */
 export class ByteWriter {
-  private bytes: number[] = [];
+  private buf = new Uint8Array(64);
+  private n = 0;
 
   get length(): number {
-    return this.bytes.length;
+    return this.n;
+  }
+
+  private room(extra: number): Uint8Array {
+    if (this.n + extra > this.buf.length) {
+      const grown = new Uint8Array(Math.max(this.buf.length * 2, this.n + extra));
+      grown.set(this.buf.subarray(0, this.n));
+      this.buf = grown;
+    }
+    return this.buf;
   }
 
   u8(b: number): this {
-    this.bytes.push(b & 0xff);
+    this.room(1)[this.n++] = b & 0xff;
     return this;
   }
 
   raw(bs: ArrayLike<number>): this {
-    for (let i = 0; i < bs.length; i++) this.bytes.push(bs[i]! & 0xff);
+    const buf = this.room(bs.length);
+    if (bs instanceof Uint8Array) buf.set(bs, this.n);
+    else for (let i = 0; i < bs.length; i++) buf[this.n + i] = bs[i]! & 0xff;
+    this.n += bs.length;
     return this;
   }
 
@@ -145,7 +159,7 @@ export class ByteWriter {
       let b = x & 0x7f;
       x >>>= 7;
       if (x !== 0) b |= 0x80;
-      this.bytes.push(b);
+      this.u8(b);
     } while (x !== 0);
     return this;
   }
@@ -156,15 +170,15 @@ export class ByteWriter {
       const b = x & 0x7f;
       x >>= 7;
       const done = (x === 0 && (b & 0x40) === 0) || (x === -1 && (b & 0x40) !== 0);
-      this.bytes.push(done ? b : b | 0x80);
+      this.u8(done ? b : b | 0x80);
       if (done) return this;
     }
   }
 
   f32(v: number): this {
-    const buf = new DataView(new ArrayBuffer(4));
-    buf.setFloat32(0, v, true);
-    for (let i = 0; i < 4; i++) this.bytes.push(buf.getUint8(i));
+    const buf = this.room(4);
+    new DataView(buf.buffer, buf.byteOffset).setFloat32(this.n, v, true);
+    this.n += 4;
     return this;
   }
 
@@ -176,16 +190,18 @@ export class ByteWriter {
   /** A length-prefixed vector of already-encoded items. */
   vec(items: readonly ByteWriter[]): this {
     this.u32(items.length);
-    for (const it of items) this.raw(it.bytes);
+    for (const it of items) this.raw(it.toBytes());
     return this;
   }
 
+  /** A copy of the bytes written. */
   toArray(): Uint8Array<ArrayBuffer> {
-    return Uint8Array.from(this.bytes);
+    return this.buf.slice(0, this.n);
   }
 
-  toBytes(): number[] {
-    return this.bytes;
+  /** The bytes written, as a view (valid until the next write). */
+  toBytes(): Uint8Array {
+    return this.buf.subarray(0, this.n);
   }
 }
 
@@ -294,6 +310,6 @@ export function assembleModule(spec: ModuleSpec): Uint8Array<ArrayBuffer> {
     return new ByteWriter().u32(arr.length).raw(arr);
   });
   out.raw(section(10, new ByteWriter().vec(bodies)).toBytes());
-  if (spec.comment !== undefined) out.raw(section(0, new ByteWriter().name("kiln.source").raw([...new TextEncoder().encode(spec.comment)])).toBytes());
+  if (spec.comment !== undefined) out.raw(section(0, new ByteWriter().name("kiln.source").raw(new TextEncoder().encode(spec.comment))).toBytes());
   return out.toArray();
 }

@@ -64,7 +64,11 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 /** Base64 without Node's Buffer (the compiler also runs in browsers). */
+/** Node's Buffer where there is one (no import: the compiler also runs in browsers). */
+const NodeBuffer = (globalThis as { Buffer?: { from(b: ArrayBufferLike, offset: number, length: number): { toString(enc: "base64"): string } } }).Buffer;
+
 function encodeBase64(bytes: Uint8Array): string {
+  if (NodeBuffer) return NodeBuffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64");
   let binary = "";
   for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
   return btoa(binary);

@@ -64,7 +64,14 @@ interface Launch {
   readonly work: number;
 }
 
+/** Node's Buffer where there is one (no import: this runtime also runs in browsers). */
+const NodeBuffer = (globalThis as { Buffer?: { from(s: string, enc: "base64"): Uint8Array } }).Buffer;
+
 export function decodeBase64(s: string): Uint8Array<ArrayBuffer> {
+  if (NodeBuffer) {
+    const b = NodeBuffer.from(s, "base64");
+    return new Uint8Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer);
+  }
   const bin = atob(s);
   const out = new Uint8Array(bin.length);
   for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
