@@ -137,7 +137,18 @@ function statsLine(row: RowResult): string[] {
       : []),
     ...(stats["peakBytes"] !== undefined ? [`peak ${megabytes(stats["peakBytes"])}`] : []),
   ];
-  return parts.length > 0 ? [`  ${row.runner}: ${parts.join(", ")}`] : [];
+  const lines = parts.length > 0 ? [`  ${row.runner}: ${parts.join(", ")}`] : [];
+  const t = row.timing.status === "ok" ? row.timing : undefined;
+  if (t && stats["bytesIn"] !== undefined) {
+    const io = `host I/O per step: ${megabytes(stats["bytesIn"])} in, ${megabytes(stats["bytesOut"])} out, ${megabytes(stats["bytesAllocated"])} allocated; one plain copy of it ${ms(stats["copyMs"] ?? 0)} ms`;
+    const kernel = stats["kernelMs"];
+    lines.push(
+      kernel === undefined
+        ? `  ${io}`
+        : `  kernels only ${ms(kernel)} ms, through exe.run ${ms(t.medianMs)} ms: exe.run − kernels = ${((t.medianMs - kernel) / Math.max(stats["copyMs"] ?? 0, 1e-3)).toFixed(2)}× one copy (aim ≤ 1.5×); ${io}`,
+    );
+  }
+  return lines;
 }
 
 export function formatFooter(record: BenchRecord): string {

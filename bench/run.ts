@@ -14,6 +14,8 @@ import { kilnRunner } from "./kiln-runner.ts";
 import { installNavigatorGpu, type AdapterRecord } from "./navigator-gpu.ts";
 import { jaxRunner } from "./peers/jax.ts";
 import { tfjsRunner } from "./peers/tfjs.ts";
+import { torchPython, torchRunner, writeCaseArrays } from "./peers/torch.ts";
+import { spawnSync } from "node:child_process";
 import { compareRows, formatCase, formatFooter, formatHeader, writeRecord, type BenchRecord, type CaseResult } from "./report.ts";
 import { errorMessage, type Runner } from "./runner.ts";
 import { timeRunner, type Timing, type TimingSettings } from "./timing.ts";
@@ -21,7 +23,7 @@ import { timeRunner, type Timing, type TimingSettings } from "./timing.ts";
 const TARGETS = ["js", "wasm", "webgpu", "cpu"] as const;
 type BenchTarget = (typeof TARGETS)[number];
 
-const USAGE = `usage: npm run bench -- --target <${TARGETS.join("|")}> [--only ${CASE_IDS.join(",")}] [--peers NAME,…] [--repeat N] [--quick] [--out DIR] [--symbolic]`;
+const USAGE = `usage: npm run bench -- --target <${TARGETS.join("|")}> [--only ${[...CASE_IDS, "cold"].join(",")}] [--peers NAME,…] [--repeat N] [--quick] [--out DIR] [--symbolic]`;
 
 /** Kiln first (the baseline of every ratio), then the peers the issues name for the target. */
 function runnersFor(target: BenchTarget, cacheDir: string): Runner[] {
@@ -38,6 +40,7 @@ function runnersFor(target: BenchTarget, cacheDir: string): Runner[] {
         tfjsRunner("wasm", cacheDir),
         jaxRunner("wasm"),
         tfjsRunner("cpu", cacheDir),
+        torchRunner(cacheDir),
       ];
     }
     case "webgpu":
@@ -52,6 +55,8 @@ function runnersFor(target: BenchTarget, cacheDir: string): Runner[] {
 interface CommandLine {
   readonly target: BenchTarget;
   readonly cases: CaseId[];
+  /** Whether to measure cold starts (fresh processes: start → first loss). */
+  readonly cold: boolean;
   /** Peer runner names to keep (Kiln always runs); undefined keeps all. */
   readonly peers?: readonly string[];
   readonly settings: TimingSettings;
@@ -80,7 +85,9 @@ function parseCommandLine(): CommandLine {
   }
   const target = values.target as BenchTarget;
   if (!TARGETS.includes(target)) throw new Error(`unknown target '${values.target}'\n${USAGE}`);
-  const cases = values.only === undefined ? [...CASE_IDS] : values.only.split(",").map((s) => s.trim());
+  const only = values.only === undefined ? [...CASE_IDS, "cold"] : values.only.split(",").map((s) => s.trim());
+  const cold = only.includes("cold");
+  const cases = only.filter((c) => c !== "cold");
   const unknown = cases.filter((c) => !CASE_IDS.includes(c as CaseId));
   if (unknown.length > 0) throw new Error(`unknown case(s) ${unknown.join(", ")} (cases: ${CASE_IDS.join(", ")})`);
   const quick = values.quick === true;
@@ -94,6 +101,7 @@ function parseCommandLine(): CommandLine {
   return {
     target,
     cases: cases as CaseId[],
+    cold,
     ...(peers ? { peers } : {}),
     settings,
     quick,
@@ -103,7 +111,7 @@ function parseCommandLine(): CommandLine {
 }
 
 async function main(): Promise<void> {
-  const { target, cases, peers: keptPeers, settings, quick, outDir, symbolic } = parseCommandLine();
+  const { target, cases, cold, peers: keptPeers, settings, quick, outDir, symbolic } = parseCommandLine();
   if (symbolic) return benchSymbolicBatch(target, settings.repeat);
   let adapter: AdapterRecord | { error: string } | undefined;
   if (target === "webgpu") {
@@ -153,10 +161,116 @@ async function main(): Promise<void> {
     cases: results,
     notes: [...new Set(runners.flatMap((r) => r.notes()))],
   };
+  if (cold) console.log(coldStarts(target, path.join(outDir, ".cache", "cold"), keptPeers));
+  console.log(aimsLine(target, results));
   console.log(formatFooter(record));
   console.log(`\nwrote ${path.relative(process.cwd(), writeRecord(record, outDir))}`);
   // Dawn and worker pools keep handles open; the run is over.
   process.exit(0);
+}
+
+/**
+ * Cold starts, each in a fresh process: start → first loss of the MLP step and of the
+ * transformer step, for Kiln (tsx on the sources, so TypeScript transpiling is included; its
+ * on-disk cache is warm after the first run) and PyTorch where it runs.
+ */
+function coldStarts(target: BenchTarget, dir: string, keptPeers: readonly string[] | undefined): string {
+  const lines = ["\ncold start: a fresh process, start → first loss (k.compile's share in parentheses)"];
+  const python = keptPeers === undefined || keptPeers.includes("pytorch") ? torchPython() : undefined;
+  const tsx = path.join(path.dirname(new URL(import.meta.url).pathname), "cold-start.ts");
+  for (const id of ["mlp", "transformer"] as const) {
+    const caseDir = path.join(dir, id);
+    writeCaseArrays(BENCH_CASES[id].makeData(), caseDir);
+    const cells: string[] = [];
+    const kiln = spawnSync(process.execPath, ["--import", "tsx/esm", "--conditions=kiln-source", tsx, id, target, caseDir], {
+      encoding: "utf8",
+      timeout: 600000,
+    });
+    const k = parseJson(kiln.stdout);
+    cells.push(k ? `kiln ${target} ${Number(k["ms"]).toFixed(0)} ms (${Number(k["compileMs"]).toFixed(0)} ms)` : `kiln failed: ${kiln.stderr.split("\n")[0]}`);
+    if (python) {
+      const torch = spawnSync(python, [path.join(path.dirname(tsx), "peers", "torch-peer.py"), "--cold", id, caseDir], { encoding: "utf8", timeout: 600000 });
+      const t = parseJson(torch.stdout);
+      cells.push(t ? `pytorch ${Number(t["ms"]).toFixed(0)} ms` : `pytorch failed: ${torch.stderr.trim().split("\n").pop()}`);
+    }
+    lines.push(`  ${id.padEnd(12)} ${cells.join("   ")}`);
+  }
+  lines.push("  aims (issue 14): MLP < 200 ms, transformer < 1 s");
+  return lines.join("\n");
+}
+
+function parseJson(text: string): Record<string, unknown> | undefined {
+  try {
+    return JSON.parse(text.trim().split("\n").pop() ?? "") as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The ratios issue 14's aims name (peer time / Kiln time, > 1: Kiln faster), from this run's medians. */
+function aimsLine(target: BenchTarget, results: readonly CaseResult[]): string {
+  const median = (id: CaseId, runner: (name: string) => boolean): number | undefined => {
+    const row = results.find((r) => r.benchCase.id === id)?.rows.find((r) => runner(r.runner));
+    return row?.timing.status === "ok" ? row.timing.medianMs : undefined;
+  };
+  const kernels = (id: CaseId): number | undefined => {
+    const row = results.find((r) => r.benchCase.id === id)?.rows[0];
+    return row?.timing.status === "ok" ? row.timing.stats?.["kernelMs"] : undefined;
+  };
+  const kiln = (id: CaseId) => results.find((r) => r.benchCase.id === id)?.rows[0]?.timing;
+  const ratio = (label: string, peer: number | undefined, ours: number | undefined, aim: string): string =>
+    `  ${label}: ${peer !== undefined && ours !== undefined ? `${(peer / ours).toFixed(2)}×` : "—"} (aim ${aim})`;
+  if (target !== "cpu" && target !== "wasm") return "";
+  const ok = (id: CaseId) => {
+    const t = kiln(id);
+    return t?.status === "ok" ? t.medianMs : undefined;
+  };
+  return [
+    "\naims (issue 14), peer/kiln on this run (kernel-only where the aim says kernels):",
+    ratio(
+      "MLP step vs jax-js wasm",
+      median("mlp", (n) => n === "jax-js-wasm"),
+      ok("mlp"),
+      "≥ 3×",
+    ),
+    ratio(
+      "MLP step vs PyTorch",
+      median("mlp", (n) => n === "pytorch"),
+      ok("mlp"),
+      "≥ 0.77×, i.e. within 1.3×",
+    ),
+    ratio(
+      "CNN step vs PyTorch",
+      median("cnn", (n) => n === "pytorch"),
+      ok("cnn"),
+      "≥ 0.77×",
+    ),
+    ratio(
+      "transformer step vs PyTorch",
+      median("transformer", (n) => n === "pytorch"),
+      ok("transformer"),
+      "≥ 0.77×",
+    ),
+    ratio(
+      "transformer step vs jax-js wasm",
+      median("transformer", (n) => n === "jax-js-wasm"),
+      ok("transformer"),
+      "≥ 1.5×",
+    ),
+    ratio(
+      "elementwise kernels vs tfjs-wasm",
+      median("elementwise", (n) => n === "tfjs-wasm"),
+      kernels("elementwise"),
+      "≥ 3×",
+    ),
+    ratio(
+      "softmax kernels vs tfjs-wasm",
+      median("softmax", (n) => n === "tfjs-wasm"),
+      kernels("softmax"),
+      "≥ 1.5×",
+    ),
+    `  matmul 1024³: ${ok("matmul") !== undefined ? `${((2 * 1024 ** 3) / (ok("matmul")! * 1e6)).toFixed(1)} GFLOP/s` : "—"} (aim ≥ 90)`,
+  ].join("\n");
 }
 
 // A peer's stray async failure (a worker, a device-lost promise) must not end the whole run.

@@ -8,6 +8,10 @@ export interface PreparedStep {
   /** Runs one step; resolves to the compared output (the result, or the loss) read back to the host. */
   step(): Promise<Float32Array>;
   dispose(): void;
+  /** The last step's time as the runner measured it itself (a child process: the pipe is not part of the step), where it does. */
+  selfTimedMs?(): number;
+  /** Kiln: the kernels' share of a step (exe.profile), measured after the timed steps. */
+  kernelMs?(): Promise<number | undefined>;
   /** Counters worth recording beside the time (Kiln: kernels per run, bytes moved), if any. */
   stats?(): Readonly<Record<string, number>> | undefined;
 }

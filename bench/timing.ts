@@ -48,13 +48,15 @@ export async function timeRunner(runner: Runner, benchCase: BenchCase, data: Cas
     prepared = await runner.prepare(benchCase, data);
   } catch (e) {
     const code = (e as { diag?: { code?: string } }).diag?.code;
-    return code === "target-unavailable" ? { status: "unavailable", reason: errorMessage(e) } : { status: "failed", reason: `prepare: ${errorMessage(e)}` };
+    const reason = errorMessage(e);
+    if (reason.startsWith("unavailable: ")) return { status: "unavailable", reason: reason.slice(13) };
+    return code === "target-unavailable" ? { status: "unavailable", reason } : { status: "failed", reason: `prepare: ${reason}` };
   }
   try {
     const firstStart = performance.now();
     const prepareMs = firstStart - prepareStart;
     const outputs = [await prepared.step()];
-    const firstStepMs = performance.now() - firstStart;
+    const firstStepMs = prepared.selfTimedMs?.() ?? performance.now() - firstStart;
     const samplesMs: number[] = [];
     const step = async (): Promise<void> => {
       const output = await prepared.step();
@@ -68,12 +70,13 @@ export async function timeRunner(runner: Runner, benchCase: BenchCase, data: Cas
       while (samplesMs.length < Math.max(1, settings.repeat) && (samplesMs.length === 0 || spentMs < settings.budgetMs)) {
         const start = performance.now();
         await step();
-        const elapsed = performance.now() - start;
+        const elapsed = prepared.selfTimedMs?.() ?? performance.now() - start;
         samplesMs.push(elapsed);
         spentMs += elapsed;
       }
     }
-    const stats = prepared.stats?.();
+    const kernelMs = await prepared.kernelMs?.();
+    const stats = { ...prepared.stats?.(), ...(kernelMs !== undefined ? { kernelMs } : {}) };
     return {
       status: "ok",
       prepareMs,
@@ -83,7 +86,7 @@ export async function timeRunner(runner: Runner, benchCase: BenchCase, data: Cas
       samplesMs,
       coldOnly,
       outputs,
-      ...(stats ? { stats } : {}),
+      ...(Object.keys(stats).length > 0 ? { stats } : {}),
     };
   } catch (e) {
     return { status: "failed", reason: `step: ${errorMessage(e)}` };

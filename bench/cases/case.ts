@@ -4,8 +4,8 @@
 
 import type * as k from "kiln";
 
-export type CaseId = "matmul" | "mlp" | "softmax" | "elementwise";
-export const CASE_IDS: readonly CaseId[] = ["matmul", "mlp", "softmax", "elementwise"];
+export type CaseId = "matmul" | "mlp" | "softmax" | "elementwise" | "cnn" | "transformer";
+export const CASE_IDS: readonly CaseId[] = ["matmul", "mlp", "softmax", "elementwise", "cnn", "transformer"];
 
 /** Named host arrays a case feeds every runner (the same values for Kiln and each peer). */
 export type CaseData = Readonly<Record<string, Float32Array | Int32Array>>;
