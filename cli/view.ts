@@ -62,7 +62,9 @@ command line.`,
         message: `'${file}' exports ${programs.length} programs (${programs.map((p) => p.name).join(", ")}): pick one with --entry`,
       });
     const { name, program } = programs[0]!;
-    const target = (await resolveTarget(args.flags.target as string)).name;
+    // A named target needs no device to compile for (as in `kiln dump --target`); only "auto" asks the machine.
+    const asked = args.flags.target as string;
+    const target = asked === "auto" ? (await resolveTarget("auto")).name : asked;
     const started = performance.now();
     const graph = traceProgram(program, name).graph;
     const backend = backendOf(target);
