@@ -2,6 +2,7 @@
 // writes the standalone CUDA folder (targets/cuda-standalone.ts). Kept apart from cli/compile.ts so the
 // CLI needs one branch, and from standalone.ts so the writer does not depend on the DSL.
 
+import { HyperStore } from "../dsl/hyper.ts";
 import { traceProgram, type Program } from "../dsl/program.ts";
 import { writeCudaArtifact } from "../targets/cuda-standalone.ts";
 
@@ -15,7 +16,8 @@ export async function writeCudaCommandArtifact(
   started: number,
 ): Promise<string> {
   const traced = traceProgram(program, name);
-  const state = Object.fromEntries([...traced.state].map(([n, init]) => [n, init()]));
+  // The hyperparameters' defaults travel as the state entry `hyper`, as exe.save writes them.
+  const state = { ...Object.fromEntries([...traced.state].map(([n, init]) => [n, init()])), ...new HyperStore(traced.hyper).inputs() };
   const written = writeCudaArtifact(dir, { graph: traced.graph, state, options: verify ? { verify: true } : {} });
   const inputs = traced.graph.inputs.length - Object.keys(state).length;
   return (

@@ -28,6 +28,7 @@ import { DeviceValue } from "./device-value.ts";
 import { checkOptions, unknownOptionMessage } from "../compiler/util/options.ts";
 import type { CompileStats, Profile, RunProfiler } from "../targets/backend.ts";
 import { buildProfile, newRunProfiler } from "../targets/profile.ts";
+import { HYPER_INPUT, HyperStore, type HyperSettings } from "./hyper.ts";
 import { captureUserLoc } from "./loc.ts";
 import { strictOptions, type KeyTable } from "./options.ts";
 import type { Tensor } from "./tensor.ts";
@@ -86,6 +87,13 @@ export interface RunOptions {
    * `value.release()`; using it after is a KilnError.
    */
   readonly keep?: readonly string[];
+  /**
+   * Hyperparameters of a k.trainStep, set before this run and kept for the later ones (as
+   * when a PyTorch user writes to `optimizer.param_groups`): `{ lr: 0.01 }`, a group's under
+   * its name, `{ noDecay: { weightDecay: 0 } }`. Unknown keys and bad values are errors. See
+   * exe.hyper() for the current values.
+   */
+  readonly hyper?: HyperSettings;
 }
 
 /** Caller arrays for `out`: one typed array, or arrays (or records) of them in the outputs' structure. */
@@ -166,6 +174,15 @@ export interface Executable<Out = unknown> {
   save(dir: string): Promise<void>;
   /** Frees workers or device memory the target holds for it (wasm threads); it cannot run afterwards. */
   close(): Promise<void>;
+  /**
+   * The current hyperparameters of a k.trainStep (the defaults given to the optimizer and
+   * trainStep, as changed by exe.setHyper / run's `hyper`): `{ lr, betas, eps, weightDecay,
+   * clipGradNorm, <group>: { … } }`; `{}` for a program without any. They are not state: a
+   * checkpoint leaves them out (a schedule is a function of the step, opt.step).
+   */
+  hyper(): HyperSettings;
+  /** Sets hyperparameters for the runs called after it, as run's `hyper` option does. */
+  setHyper(settings: HyperSettings): void;
   /** Runs whose update was skipped (`skipNonFinite`, or a failed checkNumerics run) because the loss or an update was not finite. */
   readonly skippedSteps: number;
   /**
@@ -261,6 +278,7 @@ export async function executableOf<Out>(
   const bindInputs = inputBinder(graph, specs);
   const symbol = symbolicInfo(graph);
   checkSymbolicOutputs(graph, symbol, traced.userOutputCount);
+  const hyper = new HyperStore(traced.hyper);
   const userOutputs = graph.outputs.slice(0, traced.userOutputCount);
   const stateOutputs = graph.outputs.slice(traced.userOutputCount).filter((o) => o.aliases !== undefined);
   // Device-resident state: a target that can read its inputs back (WebGPU, wasm) gets only the
@@ -312,7 +330,8 @@ export async function executableOf<Out>(
           message: `exe.save: target '${target.name}' builds no artifact (compile for "js" or "webgpu" to save one)`,
         });
       const { writeArtifactFolder } = await import("../targets/artifact-folder.ts");
-      writeArtifactFolder(dir, { artifact, graph: runGraph, state: await fetchStateInOrder() });
+      // A standalone artifact has no hyperparameter API: it keeps the current values as the state entry `hyper`.
+      writeArtifactFolder(dir, { artifact, graph: runGraph, state: { ...(await fetchStateInOrder()), ...hyper.inputs() } });
     },
     // A snapshot: later runs replace state values, they never change what this returned.
     state: snapshot,
@@ -323,6 +342,10 @@ export async function executableOf<Out>(
       const values = stateToLoad(source, stateTypes, loadOpts).map(([name, t]) => [name, { ...t, data: t.data.slice() }] as const);
       if (!store.busy) store.replace(values);
       else void store.serialized(async () => store.replace(values));
+    },
+    hyper: () => hyper.current(),
+    setHyper(settings) {
+      hyper.set(settings, "exe.setHyper");
     },
     async saveState(path: string) {
       writeCheckpoint(path, await fetchStateInOrder(), graph.name);
@@ -339,10 +362,10 @@ export async function executableOf<Out>(
         if (!profiling) throw new KilnError({ code: "unsupported", message: `exe.profile: target '${target.name}' has no kernels to profile` });
         // Checked now (inputs kept on a device are not taken here: pass host data); copied per step.
         const noDevices: Record<string, DeviceValue> = {};
-        checkIndexInputs(traced.indexChecks, bindInputs(inputs, runCount, stateTypes, noDevices));
+        checkIndexInputs(traced.indexChecks, bindInputs(inputs, runCount, stateTypes, noDevices, hyper));
         if (Object.keys(noDevices).length > 0) throw usage("exe.profile takes host arrays, not values kept on a device");
         take = () => {
-          const user = bindInputs(inputs, runCount++, stateTypes, {});
+          const user = { ...bindInputs(inputs, runCount++, stateTypes, {}, hyper), ...hyper.inputs() };
           for (const [name, t] of Object.entries(user)) user[name] = { ...t, data: t.data.slice() };
           return user;
         };
@@ -383,7 +406,8 @@ export async function executableOf<Out>(
       try {
         strictOptions("exe.run", runOpts, runOptionKeys);
         const seed = runOpts.seed ?? runCount;
-        user = bindInputs(inputs, seed, stateTypes, devices);
+        if (runOpts.hyper !== undefined) hyper.set(runOpts.hyper, "exe.run");
+        user = { ...bindInputs(inputs, seed, stateTypes, devices, hyper), ...hyper.inputs() };
         checkIndexInputs(traced.indexChecks, user);
         if (store.busy) for (const [name, t] of Object.entries(user)) user[name] = { ...t, data: t.data.slice() };
         io = runIoOf(runOpts);
@@ -521,7 +545,7 @@ function checkSymbolicOutputs(graph: Graph, symbol: SymbolicInfo | undefined, co
 
 /** k.compile's own options; the rest belong to the target (targetOptionKeys). */
 const compileOptionKeys = ["target", "name", "checkNumerics"] as const;
-const runOptionKeys: KeyTable<RunOptions> = { seed: true, skipNonFinite: true, out: true, keep: true };
+const runOptionKeys: KeyTable<RunOptions> = { seed: true, skipNonFinite: true, out: true, keep: true, hyper: true };
 const profileOptionKeys: KeyTable<ProfileOptions> = { steps: true, warmup: true, peaks: true };
 
 function countOption(name: string, value: unknown, min: number): number {
@@ -572,7 +596,13 @@ function checkCompileOptions(opts: CompileOptions, target: string): void {
 function inputBinder(
   graph: Graph,
   specs: Specs,
-): (inputs: RunInputs, seed: number, state: ReadonlyMap<string, unknown>, devices: Record<string, DeviceValue>) => Record<string, HostTensor> {
+): (
+  inputs: RunInputs,
+  seed: number,
+  state: ReadonlyMap<string, unknown>,
+  devices: Record<string, DeviceValue>,
+  hyper: HyperStore,
+) => Record<string, HostTensor> {
   const graphInputs = graph.inputs.map((id) => {
     const node = nodeOf(graph, id);
     return { name: node.op === "input" ? node.name : "", type: node.type, symbolic: node.op === "input" ? node.symbolic : undefined };
@@ -584,7 +614,7 @@ function inputBinder(
   const user = graphInputs.slice(0, userKeys.length);
   const extra = graphInputs.slice(userKeys.length);
 
-  return (inputs, seed, state, devices) => {
+  return (inputs, seed, state, devices, hyper) => {
     if (typeof inputs !== "object" || inputs === null)
       throw usage(`expected the inputs as ${positional ? "an array" : "a record"}, got ${inputs === null ? "null" : typeof inputs}`);
     if (positional) {
@@ -616,7 +646,8 @@ function inputBinder(
       bound[u.name] = padRows(toHostTensor(u.name, value, typeAtSize(u.type, sym.axes.get(graph.inputs[i]!), n)), u.type.shape[0]!);
     });
     if (sym) bound[sym.name] = { dtype: "i32", shape: [], data: Int32Array.of(size?.n ?? sym.max) };
-    for (const e of extra) if (!state.has(e.name) && e.name !== sym?.name) bound[e.name] = extraInput(e.name, e.type, seed);
+    for (const e of extra)
+      if (!state.has(e.name) && e.name !== sym?.name && !(e.name === HYPER_INPUT && hyper.size > 0)) bound[e.name] = extraInput(e.name, e.type, seed);
     return bound;
   };
 }

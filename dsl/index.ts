@@ -127,6 +127,7 @@ export { grad, valueAndGrad, vjp } from "./grad.ts";
 export type { GradOptions, Grads } from "./grad.ts";
 export * as optim from "./optim.ts";
 export type { Optimizer } from "./optim.ts";
+export type { HyperSettings, HyperGroupSettings, HyperValue } from "./hyper.ts";
 export { trainStep, clipGradNorm } from "./train.ts";
 export type { TrainStepOptions, TrainStepFn, LossFn } from "./train.ts";
 export { manualSeed } from "./init.ts";

@@ -13,6 +13,7 @@ import { KilnError, type DiagCode } from "../compiler/util/errors.ts";
 import { formatShape, normalizeAxis, type Shape } from "../compiler/util/shape.ts";
 import { captureUserLoc } from "./loc.ts";
 import type { IndexUse } from "./index-checks.ts";
+import type { HyperDecl } from "./hyper.ts";
 
 export type Scalar = number | boolean;
 export type TensorLike = Tensor | Scalar;
@@ -91,6 +92,8 @@ export class Trace {
   readonly stateUpdates = new Map<string, Tensor>();
   /** i32 tensors ops used as indices (class ids, gather rows), with their valid ranges: see index-checks.ts. */
   readonly indexUses: { readonly value: ValueId; readonly use: IndexUse }[] = [];
+  /** Runtime hyperparameters (dsl/hyper.ts), in the order of the `hyper` input's elements; set by k.trainStep. */
+  hyper: readonly HyperDecl[] = [];
   /** Per-trace overrides: a module parameter bound to a tensor (k.functionalCall, trainStep). */
   readonly bindings = new Map<object, Tensor>();
 

@@ -13,6 +13,7 @@ import { captureUserLoc } from "./loc.ts";
 import { DEFAULT_SYMBOL_MAX } from "../compiler/ir/symbolic.ts";
 import { strictOptions } from "./options.ts";
 import { indexChecksOf, type ComputedIndex, type IndexCheck } from "./index-checks.ts";
+import type { HyperDecl } from "./hyper.ts";
 
 let active: Trace[] = [];
 
@@ -145,6 +146,8 @@ export interface TraceResult {
   readonly graph: Graph;
   /** State inputs (parameters, optimizer state) by input name, with their initial values. */
   readonly state: ReadonlyMap<string, () => HostTensor>;
+  /** Runtime hyperparameters, in the order of the `hyper` input's elements (dsl/hyper.ts); empty without a k.trainStep. */
+  readonly hyper: readonly HyperDecl[];
   /** How many of graph.outputs the traced function returned; state updates follow them. */
   readonly userOutputCount: number;
   /** Index inputs exe.run range-checks before each run (class ids, gather/embedding indices). */
@@ -220,7 +223,7 @@ export function traceFunction(name: string, fn: (...args: never[]) => unknown, s
       }),
     );
     const { fromInputs: indexChecks, computed: computedIndices } = indexChecksOf(graph, trace.indexUses, userInputs);
-    return { graph, unflatten, state, userOutputCount: leaves.length, indexChecks, computedIndices };
+    return { graph, unflatten, state, hyper: trace.hyper, userOutputCount: leaves.length, indexChecks, computedIndices };
   });
 }
 

@@ -2,6 +2,8 @@
 // inputs; the step runs the model and loss, appends the backward pass (k.valueAndGrad over
 // the parameter tensors), optionally clips gradients by global norm, applies the optimizer,
 // and gives every parameter and state tensor its new value as an output aliasing its input.
+// The optimizer's hyperparameters and the clipping norm come from the `hyper` input
+// (dsl/hyper.ts), which the executable fills from its current settings.
 
 import { isFloat } from "../compiler/ir/dtype.ts";
 import type { TensorType } from "../compiler/ir/types.ts";
@@ -10,13 +12,17 @@ import { allocHostData } from "../compiler/ir/host-tensor.ts";
 import { formatType } from "../compiler/ir/infer.ts";
 import { valueAndGrad } from "./grad.ts";
 import { functionalCall, Module, type Parameter } from "./module.ts";
-import type { Optimizer, StateSlots } from "./optim.ts";
+import type { GroupHyper, Optimizer, StateSlots } from "./optim.ts";
+import { HYPER_INPUT, hyperPath, type HyperDecl } from "./hyper.ts";
 import { strictOptions } from "./options.ts";
 import { Tensor, userError } from "./tensor.ts";
 import { requireTrace, type Trace } from "./trace.ts";
 
 export interface TrainStepOptions {
-  /** Rescale gradients so their global L2 norm is at most this (torch.nn.utils.clip_grad_norm_). */
+  /**
+   * Rescale gradients so their global L2 norm is at most this (torch.nn.utils.clip_grad_norm_).
+   * A runtime hyperparameter (`hyper: { clipGradNorm }`) when given; absent, the step has no clipping.
+   */
   readonly clipGradNorm?: number;
 }
 
@@ -96,16 +102,48 @@ function emitTrainStep(model: Module, lossFn: LossFn, optimizer: Optimizer, inpu
     return loss;
   };
   const [loss, rawGrads] = valueAndGrad(lossOf, { argnums: named.map((_, i) => i) })(...values);
-  const grads = maxNorm === undefined ? rawGrads : clipGradNorm(rawGrads, maxNorm).grads;
+  const clipDecl: HyperDecl[] =
+    maxNorm === undefined
+      ? []
+      : [
+          {
+            key: "clipGradNorm",
+            value: maxNorm,
+            check: (v) => (typeof v === "number" && v > 0 ? undefined : "be a positive number"),
+            feeds: [{ name: "clipGradNorm", of: (v) => v as number }],
+          },
+        ];
+  const hyper = hyperInputs(trace, [...clipDecl, ...optimizer.hyperparameters(named.map(([name]) => name))]);
+  const grads = maxNorm === undefined ? rawGrads : clipGradNorm(rawGrads, hyper(undefined)("clipGradNorm")[0]!).grads;
   // Parameters' outputs come first in the dump: claim their slots now, fill them after the update.
   named.forEach(([, p], i) => trace.updateState(p.path, values[i]!));
   const updated = optimizer.update(
     named.map(([name], i) => ({ name, value: values[i]!, grad: grads[i]! })),
     optimizerSlots(trace),
+    hyper,
   );
   if (updated.length !== named.length) bug(`optimizer '${optimizer.kind}' returned ${updated.length} values for ${named.length} parameters`);
   named.forEach(([, p], i) => trace.updateState(p.path, checkedUpdate(p.path, p.type, updated[i]!)));
   return loss;
+}
+
+/**
+ * The `hyper` input (f32[n], one element per scalar the declarations feed) and, per group, each
+ * hyperparameter's scalars sliced from it; a group that does not set a key reads the default group's.
+ */
+function hyperInputs(trace: Trace, decls: readonly HyperDecl[]): (group: string | undefined) => GroupHyper {
+  if (trace.hyper.length > 0) return userError("invalid-argument", "k.trainStep: a traced program holds one training step");
+  const count = decls.reduce((n, d) => n + d.feeds.length, 0);
+  const vector = new Tensor(trace, trace.builder.input(HYPER_INPUT, { dtype: "f32", shape: [count] }));
+  const scalars = new Map<string, Tensor[]>();
+  let offset = 0;
+  for (const d of decls)
+    scalars.set(
+      hyperPath(d.group, d.key),
+      d.feeds.map(() => vector.narrow(0, offset++, 1).reshape([])),
+    );
+  trace.hyper = decls;
+  return (group) => (key) => scalars.get(hyperPath(group, key)) ?? scalars.get(key) ?? bug(`trainStep: no hyperparameter '${hyperPath(group, key)}'`);
 }
 
 function optimizerSlots(trace: Trace): StateSlots {
@@ -138,7 +176,7 @@ function checkedUpdate(name: string, type: TensorType, value: Tensor): Tensor {
  * torch.nn.utils.clip_grad_norm_ in the graph: total = √Σ‖g‖², every gradient scaled by
  * min(1, maxNorm / (total + 1e-6)). Returns the scaled gradients and the total norm.
  */
-export function clipGradNorm(grads: readonly Tensor[], maxNorm: number): { grads: Tensor[]; totalNorm: Tensor } {
+export function clipGradNorm(grads: readonly Tensor[], maxNorm: number | Tensor): { grads: Tensor[]; totalNorm: Tensor } {
   if (grads.length === 0) return userError("invalid-argument", "clipGradNorm: no gradients given");
   const total = grads
     .map((g) => g.square().sum())

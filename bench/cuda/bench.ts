@@ -3,6 +3,7 @@
 // MLP + AdamW training step (examples/mlp.ts). Prints one JSON object; bench/cuda/report.py
 // sets it against PyTorch's numbers from torch_ref.py. Run: node --import tsx bench/cuda/bench.ts
 
+import { HyperStore } from "../../dsl/hyper.ts";
 import * as k from "kiln";
 import { createCudaExecutor } from "../../targets/cuda.ts";
 import type { HostTensor } from "../../compiler/ir/host-tensor.ts";
@@ -55,6 +56,7 @@ async function timeTrainStep(iterations: number): Promise<{ ms: number; kernels:
     y: { dtype: "i32", shape: [mlp.BATCH], data: Int32Array.from({ length: mlp.BATCH }, (_, i) => i % mlp.CLASSES) },
   };
   for (const [name, init] of traced.state) inputs[name] = init();
+  Object.assign(inputs, new HyperStore(traced.hyper).inputs());
   await exe.run(inputs);
   return { ms: exe.timeKernels(iterations), kernels: exe.stats.kernels };
 }

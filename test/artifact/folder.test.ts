@@ -57,9 +57,12 @@ describe("the folder exe.save writes", () => {
     expect(manifest.outputs.find((o) => o.name === "loss")!.role).toBe("user");
   });
 
-  test("weights.safetensors holds the state exe.state() had, rounded to f32", () => {
+  test("weights.safetensors holds the state exe.state() had, rounded to f32, and the hyperparameters", () => {
     const { tensors } = decodeSafetensors(readFileSync(path.join(dir, "weights.safetensors")), "weights.safetensors");
-    expect(Object.keys(tensors).sort()).toEqual(Object.keys(initialState).sort());
+    expect(Object.keys(tensors).sort()).toEqual([...Object.keys(initialState), "hyper"].sort());
+    // AdamW({ lr: 0.1 }): lr, then β1, 1 − β1, ln β1, β2, 1 − β2, ln β2 (the step's derived scalars), eps, weight decay.
+    const hyper = [0.1, 0.9, 1 - 0.9, Math.log(0.9), 0.999, 1 - 0.999, Math.log(0.999), 1e-8, 0.01];
+    expect(Array.from(tensors["hyper"]!.data)).toEqual(hyper.map(Math.fround));
     for (const [name, t] of Object.entries(initialState)) {
       expect(tensors[name]!.shape, name).toEqual(t.shape);
       expect(Array.from(tensors[name]!.data), name).toEqual(Array.from(t.data, (v) => (t.dtype === "f32" ? Math.fround(v) : v)));

@@ -74,6 +74,7 @@ const calls: Readonly<Record<string, () => unknown>> = {
   "k.optim.sgd": () => k.optim.sgd(BOGUS),
   "k.optim.adam": () => k.optim.adam(BOGUS),
   "k.optim.adamW": () => k.optim.adamW(BOGUS),
+  "k.optim.schedule.constant": () => k.optim.schedule.constant(BOGUS),
 
   // Tensor methods and their k.* twins.
   "k.Tensor.sum": onX((x) => x.sum(0, BOGUS)),

@@ -41,7 +41,7 @@ const stateInputNames = (g: Graph): string[] =>
   g.inputs
     .map((id) => nodeOf(g, id))
     .flatMap((n) => (n.op === "input" ? [n.name] : []))
-    .filter((n) => n !== "x" && n !== "y" && n !== "seed");
+    .filter((n) => n !== "x" && n !== "y" && n !== "seed" && n !== "hyper");
 
 const lossOf = (out: unknown): number => (out as { loss: HostOutput }).loss.data[0]!;
 

@@ -21,6 +21,8 @@ import { decodeSafetensors, encodeSafetensors, readSafetensors } from "../../run
 import { MALFORMED_DIR } from "../fixtures/safetensors/make-corpus.ts";
 import { buildEmulatedKernelLibrary, buildFakeDriver, findNvcc, hasCxx } from "../util/nvcc.ts";
 import { dslInputs } from "./cuda-cases.ts";
+import { rememberHyper } from "./op-cases.ts";
+import { HyperStore } from "../../dsl/hyper.ts";
 
 const F = k.nn.functional;
 const nvcc = findNvcc();
@@ -31,7 +33,9 @@ function smallTrainStep() {
   const net = k.nn.sequential(k.nn.linear(12, 16), k.nn.relu(), k.nn.linear(16, 4));
   const step = k.trainStep(net, (logits, y) => F.crossEntropy(logits, y!), k.optim.adam({ lr: 1e-2 }));
   const traced = k.traceFunction("mlp_step", step as never, { x: k.f32([8, 12]), y: k.i32([8]) });
-  const state = Object.fromEntries([...traced.state].map(([n, init]) => [n, init()]));
+  rememberHyper(traced);
+  // The hyperparameters travel as the state entry `hyper`, as `kiln compile --target cuda` writes them.
+  const state = { ...Object.fromEntries([...traced.state].map(([n, init]) => [n, init()])), ...new HyperStore(traced.hyper).inputs() };
   return { traced, state };
 }
 

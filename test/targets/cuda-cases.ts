@@ -8,7 +8,18 @@ import type { HostTensor } from "../../compiler/ir/host-tensor.ts";
 import { FULL, representative } from "../util/full.ts";
 import { randomGraph, randomInputs } from "../util/random-graph.ts";
 import { FUZZ_ATOL, FUZZ_RTOL, roundInputsToF32 } from "./fuzz-against-interpreter.ts";
-import { caseGroups, caseInputs, casesFor, DEFAULT_ATOL, DEFAULT_RTOL, traceCase, type OpCase } from "./op-cases.ts";
+import {
+  caseGroups,
+  caseInputs,
+  casesFor,
+  DEFAULT_ATOL,
+  DEFAULT_RTOL,
+  groupedAdamWHyper,
+  groupedAdamWStep,
+  rememberHyper,
+  traceCase,
+  type OpCase,
+} from "./op-cases.ts";
 
 export interface CudaCase {
   readonly name: string;
@@ -95,14 +106,22 @@ export function fuzzSeeds(full: number, fast: number): number[] {
   return Array.from({ length: FULL ? full : fast }, (_, s) => s);
 }
 
-/** One Adam step of a small MLP (loss and every new parameter and optimizer state). */
+/** One Adam step of a small MLP, and an AdamW step with groups and runtime hyperparameters (loss and every new parameter and optimizer state). */
 export function modelCases(): CudaCase[] {
   const net = k.nn.sequential(k.nn.linear(12, 16), k.nn.relu(), k.nn.linear(16, 4));
   const step = k.trainStep(net, (logits, y) => F.crossEntropy(logits, y!), k.optim.adam({ lr: 1e-2 }));
   const traced = k.traceFunction("mlp_adam_step", step as never, [f([8, 12]), i([8])]);
+  rememberHyper(traced);
   const inputs = dslInputs(traced.graph);
   for (const [name, init] of traced.state) inputs[name] = init();
-  return [{ name: "mlp adam step", graph: traced.graph, inputs, atol: 1e-5, rtol: 1e-4 }];
+  const grouped = k.traceFunction("grouped_adamw_step", groupedAdamWStep as never, [f([8, 12]), i([8])]);
+  rememberHyper(grouped, groupedAdamWHyper);
+  const groupedInputs = dslInputs(grouped.graph);
+  for (const [name, init] of grouped.state) groupedInputs[name] = init();
+  return [
+    { name: "mlp adam step", graph: traced.graph, inputs, atol: 1e-5, rtol: 1e-4 },
+    { name: "grouped adamw step, hyperparameters set at run time", graph: grouped.graph, inputs: groupedInputs, atol: 1e-5, rtol: 1e-4 },
+  ];
 }
 
 /** Seeded random graphs (the js fuzz test's generator). */

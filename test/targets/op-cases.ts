@@ -10,6 +10,8 @@ import type { Graph } from "../../compiler/ir/types.ts";
 import type { HostTensor } from "../../compiler/ir/host-tensor.ts";
 import { numel } from "../../compiler/util/shape.ts";
 import { mulberry32 } from "../util/random-graph.ts";
+import { HyperStore, type HyperSettings } from "../../dsl/hyper.ts";
+import type { TraceResult } from "../../dsl/trace.ts";
 import { BATCH, CLASSES, HIDDEN, IN_FEATURES, mlpForward, trainStep } from "../../examples/mlp.ts";
 
 export type OpTarget = "js" | "webgpu" | "wasm" | "cuda";
@@ -27,6 +29,8 @@ export interface OpCase {
   readonly range?: readonly [number, number] | ((input: string) => readonly [number, number]);
   readonly atol?: number;
   readonly rtol?: number;
+  /** A train step's hyperparameters, set over its defaults (the `hyper` input never takes random values). */
+  readonly hyper?: HyperSettings;
   /** Targets that skip this case, each with the reason. */
   readonly exclude?: Partial<Record<OpTarget, string>>;
 }
@@ -309,7 +313,44 @@ const wideMlpSgdStep = k.trainStep(
   k.optim.sgd({ lr: 0.1 }),
 );
 
+// Runtime hyperparameters away from their defaults, per parameter group (the `hyper` input).
+export const groupedAdamWStep = k.trainStep(
+  k.nn.sequential(k.nn.linear(12, 16), k.nn.relu(), k.nn.linear(16, 4)),
+  (logits, y) => F.crossEntropy(logits, y!),
+  k.optim.adamW({ lr: 1e-2, weightDecay: 0.1 }, { groups: [{ name: "noDecay", params: (n) => n.endsWith(".bias"), weightDecay: 0 }] }),
+  { clipGradNorm: 1 },
+);
+export const groupedAdamWHyper: HyperSettings = {
+  lr: 0.03,
+  betas: [0.8, 0.95],
+  eps: 1e-6,
+  weightDecay: 0.2,
+  clipGradNorm: 0.5,
+  noDecay: { weightDecay: 0.01 },
+};
+const groupedSgdStep = k.trainStep(
+  k.nn.sequential(k.nn.linear(12, 16), k.nn.tanh(), k.nn.linear(16, 4)),
+  (logits, y) => F.crossEntropy(logits, y!),
+  k.optim.sgd({ lr: 0.1, momentum: 0.9, dampening: 0.1, weightDecay: 1e-3 }, { groups: [{ params: ["2.weight"], lr: 0.05, momentum: 0.5 }] }),
+);
+// Moments and momentum buffers small and non-negative (v is a second moment).
+const optimizerStateRange = (name: string): readonly [number, number] => (name.startsWith("opt.") ? [0, 0.01] : [-1, 1]);
+
 const models = inGroup("models", [
+  {
+    name: "an AdamW step with a no-decay group and clipping, hyperparameters set at run time",
+    fn: groupedAdamWStep as unknown as Fn,
+    specs: [f([8, 12]), i([8])],
+    range: optimizerStateRange,
+    hyper: groupedAdamWHyper,
+  },
+  {
+    name: "an SGD step with momentum, dampening and a group of its own, hyperparameters set at run time",
+    fn: groupedSgdStep as unknown as Fn,
+    specs: [f([8, 12]), i([8])],
+    range: optimizerStateRange,
+    hyper: { lr: 0.2, momentum: 0.8, dampening: 0.2, weightDecay: 0.01, group0: { momentum: 0.7, lr: 0.03 } },
+  },
   { name: "one Adam step of a small MLP (loss and every new parameter)", fn: smallMlpAdamStep as unknown as Fn, specs: [f([8, 12]), i([8])] },
   {
     name: "one SGD step of a wider MLP (blocked contractions forward and backward)",
@@ -371,8 +412,27 @@ export function casesFor(target: OpTarget, groups: readonly CaseGroup[] = caseGr
   return opCases.filter((c) => groups.includes(c.group) && c.exclude?.[target] === undefined);
 }
 
+/** The `hyper` input of each traced train step: random values would make betas negative and lr anything. */
+const hyperInputs = new WeakMap<Graph, HostTensor>();
+
+/** The `hyper` input of a traced step: its defaults with `settings` over them, rounded to f32 as a target stores them. */
+export function hyperInputOf(traced: TraceResult, settings: HyperSettings = {}, where = "test"): HostTensor | undefined {
+  const store = new HyperStore(traced.hyper);
+  store.set(settings, where);
+  const h = store.inputs()["hyper"];
+  return h && { ...h, data: Float64Array.from(Float32Array.from(h.data)) };
+}
+
+/** Makes caseInputs fill the traced step's `hyper` input from its defaults with `settings` over them. */
+export function rememberHyper(traced: TraceResult, settings?: HyperSettings, where?: string): void {
+  const hyper = hyperInputOf(traced, settings, where);
+  if (hyper) hyperInputs.set(traced.graph, hyper);
+}
+
 export function traceCase(c: OpCase): Graph {
-  return k.traceFunction(c.name.replace(/\W+/g, "_"), c.fn as never, c.specs).graph;
+  const traced = k.traceFunction(c.name.replace(/\W+/g, "_"), c.fn as never, c.specs);
+  rememberHyper(traced, c.hyper, c.name);
+  return traced.graph;
 }
 
 /** Seeded inputs, f32 values rounded to f32 so the target and the interpreter see the same numbers. */
@@ -382,6 +442,12 @@ export function caseInputs(g: Graph, c: Pick<OpCase, "range" | "intRange">): Rec
   for (const id of g.inputs) {
     const n = nodeOf(g, id);
     if (n.op !== "input") continue;
+    if (n.name === "hyper") {
+      const hyper = hyperInputs.get(g);
+      if (!hyper) throw new Error("caseInputs: a train step's `hyper` input needs its values: trace it with traceCase or fill it with hyperInputOf");
+      out[n.name] = hyper;
+      continue;
+    }
     const [lo, hi] = typeof c.range === "function" ? c.range(n.name) : (c.range ?? [-1, 1]);
     const count = numel(n.type.shape);
     const data =

@@ -3,6 +3,7 @@
 // outputs are read back; "auto" never picks a software adapter. Counts come from wrapping
 // the device queue, trajectories from the reference interpreter.
 
+import { HyperStore } from "../../dsl/hyper.ts";
 import { afterEach, describe, expect, test } from "vitest";
 import * as k from "kiln";
 import { compileWebGpu } from "../../targets/webgpu.ts";
@@ -58,8 +59,9 @@ describe.skipIf(!env.available)("webgpu runtime", () => {
     await exe.run([x, y]);
     await exe.run([x, y]);
     expect(q.counts.submits).toBe(3);
-    // Runs 2 and 3 upload only the batch (x, y): the state written by run 1 is still on the device.
-    expect(q.counts.writes.length - firstWrites).toBe(4);
+    // Runs 2 and 3 upload only the batch (x, y) and the hyperparameters (one f32[9] vector for Adam):
+    // the state written by run 1 is still on the device.
+    expect(q.counts.writes.length - firstWrites).toBe(6);
     expect(firstWrites).toBeGreaterThan(4);
   }, 180_000);
 
@@ -74,7 +76,8 @@ describe.skipIf(!env.available)("webgpu runtime", () => {
     const runner = await WebGpuArtifactRunner.create(env.context!.device, compiled.artifact);
     // The state the reference started from: the same seeded initialization, compiled afresh.
     const fresh = await k.compile(makeStep(), [k.f32([16, 2]), k.i32([16])], { target: "reference" });
-    const inputs: Record<string, HostTensor> = { ...fresh.state() };
+    const hyper = new HyperStore(k.traceFunction("step", makeStep() as never, [k.f32([16, 2]), k.i32([16])]).hyper).inputs();
+    const inputs: Record<string, HostTensor> = { ...fresh.state(), ...hyper };
     const [xName, yName] = graph.inputs.slice(0, 2).map((id) => (graph.nodes[id] as { name: string }).name);
     inputs[xName!] = { dtype: "f32", shape: [16, 2], data: Float64Array.from(x) };
     inputs[yName!] = { dtype: "i32", shape: [16], data: Int32Array.from(y) };
