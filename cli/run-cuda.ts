@@ -76,7 +76,8 @@ function runHostProgram(dir: string, loaded: LoadedArtifact, inputs: Readonly<Re
     const outputs: Record<string, NamedTensor> = {};
     const state: Record<string, NamedTensor> = {};
     for (const o of loaded.manifest.outputs) if (o.role === "user") outputs[o.name] = written[o.name]!;
-    for (const i of loaded.manifest.inputs) if (i.role === "state") state[i.name] = written[i.name]!;
+    // State no output updates (the `hyper` input of a train step) keeps its value from weights.safetensors.
+    for (const i of loaded.manifest.inputs) if (i.role === "state") state[i.name] = written[i.name] ?? loaded.state[i.name]!;
     return { outputs, state, ms, via: "host program" };
   } finally {
     rmSync(scratch, { recursive: true, force: true });

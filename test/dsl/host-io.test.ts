@@ -96,8 +96,9 @@ describe("state stays on the wasm device between training steps", () => {
       losses[0]!.push(((await wasm.run(batch)) as { loss: HostOutput }).loss.data[0]!);
       losses[1]!.push(((await js.run(batch)) as { loss: HostOutput }).loss.data[0]!);
     }
-    // After the first step the parameters and Adam's moments are resident: only x, y (and the seed) go in.
-    expect(wasm.ioStats?.bytesIn).toBe(4 * (8 * 3 + 8));
+    // After the first step the parameters and Adam's moments are resident: only x, y and the
+    // hyperparameters (Adam's 9 scalars: lr, β1, 1 − β1, ln β1, β2, 1 − β2, ln β2, eps, weight decay) go in.
+    expect(wasm.ioStats?.bytesIn).toBe(4 * (8 * 3 + 8 + 9));
     expect(wasm.ioStats?.bytesOut).toBe(4);
     expectClose(losses[0]!, losses[1]!);
     const a = wasm.state();

@@ -4,6 +4,7 @@
 // nvcc -ptx where nvcc is installed (under npm run test:full). The guard keeps every state value on a NaN batch and applies the
 // update (equal to the float64 interpreter's) on a finite one; the check names the node.
 
+import { HyperStore } from "../../dsl/hyper.ts";
 import { describe, expect, test } from "vitest";
 import * as k from "kiln";
 import { compileCuda } from "../../targets/cuda.ts";
@@ -32,7 +33,7 @@ function inputsFor(
   y = Float32Array.from({ length: 8 }, (_, i) => (i % 3) - 1),
 ): Record<string, HostTensor> {
   const state = Object.fromEntries([...traced.state].map(([name, init]) => [name, init()]));
-  return { ...state, x: { dtype: "f32", shape: [8, 3], data: x }, y: { dtype: "f32", shape: [8], data: y } };
+  return { ...state, ...new HyperStore(traced.hyper).inputs(), x: { dtype: "f32", shape: [8, 3], data: x }, y: { dtype: "f32", shape: [8], data: y } };
 }
 
 const finiteX = Float32Array.from({ length: 24 }, (_, i) => Math.sin(i));
