@@ -65,7 +65,8 @@ command line.`,
     if (!artifact) throw new KilnError({ code: "unsupported", message: `target '${exe.target}' builds no artifact (try --target js or --target webgpu)` });
     const dir = resolveFrom(io.cwd, out);
     await exe.save(dir);
-    const stateCount = Object.keys(exe.state()).length;
+    // The weights hold the state and, for a train step, its hyperparameters (the entry `hyper`).
+    const stateCount = Object.keys(exe.state()).length + (Object.keys(exe.hyper()).length > 0 ? 1 : 0);
     io.out(
       `wrote ${out}: ${name} for ${exe.target}, ${artifact.kernels.length} kernel(s), ${artifact.inputs.length - stateCount} input(s), ${stateCount} state tensor(s) in weights.safetensors (${(performance.now() - started).toFixed(0)} ms)\n`,
     );

@@ -3,6 +3,7 @@
 // still matches the interpreter), a dispatch over maxComputeWorkgroupsPerDimension is folded
 // into y/z, and a tensor over maxStorageBufferBindingSize is refused at compile time by name.
 
+import { HyperStore } from "../../dsl/hyper.ts";
 import { describe, expect, test } from "vitest";
 import * as k from "kiln";
 import { compileWebGpu, effectiveLimits } from "../../targets/webgpu.ts";
@@ -36,9 +37,9 @@ function inputsOf(g: Graph): Record<string, HostTensor> {
   return out;
 }
 
-async function expectMatches(g: Graph, lim: WebGpuLimits): Promise<void> {
+async function expectMatches(g: Graph, lim: WebGpuLimits, given: Record<string, HostTensor> = {}): Promise<void> {
   const compiled = compileWebGpu(g, { verify: true, limits: lim });
-  await expectArtifactMatchesInterpreter(env.context!, g, compiled.artifact, inputsOf(g));
+  await expectArtifactMatchesInterpreter(env.context!, g, compiled.artifact, { ...inputsOf(g), ...given });
 }
 
 // Ten inputs summed into one output: a single section binding 11 buffers.
@@ -110,7 +111,12 @@ describe.skipIf(!env.available)("webgpu limits: on the device", () => {
   test("an MLP Adam step under 4 storage buffers and 16 workgroups per dimension", async () => {
     const net = k.nn.sequential(k.nn.linear(12, 16), k.nn.relu(), k.nn.linear(16, 4));
     const step = k.trainStep(net, (logits, y) => k.nn.functional.mseLoss(logits, y!), k.optim.adam({ lr: 1e-2 }));
-    const g = k.traceFunction("step", step as never, [f([8, 12]), f([8, 4])]).graph;
-    await expectMatches(g, limits({ maxStorageBuffersPerShaderStage: 4, maxComputeWorkgroupsPerDimension: 16 }));
+    const traced = k.traceFunction("step", step as never, [f([8, 12]), f([8, 4])]);
+    // The hyperparameters at their defaults (arbitrary values would make β > 1 and the step NaN).
+    await expectMatches(
+      traced.graph,
+      limits({ maxStorageBuffersPerShaderStage: 4, maxComputeWorkgroupsPerDimension: 16 }),
+      new HyperStore(traced.hyper).inputs(),
+    );
   });
 });
