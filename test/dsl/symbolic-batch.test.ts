@@ -7,6 +7,7 @@
 // print → parse → print identical) and the one-line errors: a batch above the max, inputs that
 // disagree, a symbolic dimension used where it is not supported.
 
+import { HyperStore } from "../../dsl/hyper.ts";
 import { describe, expect, test } from "vitest";
 import * as k from "kiln";
 import { interpret } from "../../compiler/ir/interpret.ts";
@@ -98,6 +99,7 @@ describe.runIf(hasCxx())("symbolic batch on cuda (kernels emulated on the CPU)",
     const g = traced.graph;
     const state: Record<string, HostTensor> = {};
     for (const [name, init] of traced.state) state[name] = init();
+    Object.assign(state, new HyperStore(traced.hyper).inputs());
     const cases = [1, 7, MAX].map((b) => {
       const { x, y } = batchOf(b);
       const padded = {
