@@ -14,6 +14,8 @@ import type { ArtifactRunner } from "../runtime/artifact/load.ts";
 import { renderCudaProgram } from "../codegen/cuda/render-program.ts";
 import type { CudaRenderOptions } from "../codegen/cuda/render-cuda.ts";
 import { compileTimed } from "../compiler/compile-stats.ts";
+import { cachedPeaks, cudaCopyPeaks } from "./peaks.ts";
+import { executorProfiling } from "./profile.ts";
 import type { Backend, Executor } from "./backend.ts";
 import { jsOptionKeys } from "./js.ts";
 import { driverOptionsOf, fuseOptionsOf, type OptionKeys } from "./options.ts";
@@ -96,7 +98,8 @@ export async function createCudaExecutor(graph: Graph, opts: CudaCompileOptions 
     compileStats,
     artifact: compiled.artifact,
     stats: compiled.artifact.stats,
-    run: async (inputs) => runner.run(inputs) as Record<string, HostTensor>,
+    run: async (inputs, io) => runner.run(inputs, io?.profile ? { profile: io.profile } : {}) as Record<string, HostTensor>,
     timeKernels: (iterations) => runner.timeKernels(iterations),
+    profiling: executorProfiling(device.name, compiled, () => cachedPeaks(`cuda/${device.name}`, async () => cudaCopyPeaks(device))),
   };
 }

@@ -3,10 +3,11 @@
 // independent multiply-adds. Host targets: a 32 MiB typed-array copy on the calling thread;
 // FLOPs from a wasm SIMD loop (wasm: one thread's rate times the pool's threads, since the
 // pool splits every big kernel across them) or a scalar JavaScript loop (js runs on one
-// thread). WebGPU: runtime/webgpu/peaks.ts on the device. Peaks are for reading a profile,
-// never for asserting.
+// thread). WebGPU: runtime/webgpu/peaks.ts on the device. CUDA: a device copy timed by
+// events (FLOP/s not measured). Peaks are for reading a profile, never for asserting.
 
 import { assembleModule, ByteWriter, F32, I32, Op, Simd, V128 } from "../codegen/wasm/encoder.ts";
+import type { CudaDevice } from "../runtime/cuda/index.ts";
 import type { MachinePeaks } from "./profile.ts";
 
 const cache = new Map<string, Promise<MachinePeaks>>();
@@ -141,4 +142,34 @@ export function wasmPeaks(threads: number): Promise<MachinePeaks> {
     gbps: hostCopyGbps(),
     how: `host: 32 MiB typed-array copy on 1 thread (read + write); wasm SIMD loop of 8 f32x4 multiply-add chains, 1 thread's rate x ${threads} thread(s)`,
   }));
+}
+
+const CUDA_COPY_BYTES = 256 * 1024 * 1024;
+
+/** The GPU's memory bandwidth from a 256 MiB device-to-device copy, best of 3 (FLOPs not measured on CUDA yet). */
+export function cudaCopyPeaks(device: CudaDevice): MachinePeaks {
+  const { addon } = device;
+  const src = addon.alloc(CUDA_COPY_BYTES);
+  const dst = addon.alloc(CUDA_COPY_BYTES);
+  try {
+    const start = addon.eventCreate();
+    const end = addon.eventCreate();
+    let best = Infinity;
+    for (let round = 0; round < 4; round++) {
+      addon.eventRecord(start);
+      addon.copy(dst, src, CUDA_COPY_BYTES);
+      addon.eventRecord(end);
+      const ms = addon.eventElapsed(start, end);
+      if (round > 0) best = Math.min(best, ms);
+    }
+    addon.eventDestroy(start);
+    addon.eventDestroy(end);
+    return {
+      gbps: (2 * CUDA_COPY_BYTES) / best / 1e6,
+      how: "device: 256 MiB device-to-device copy (read + write) timed by CUDA events, best of 3; FLOP/s not measured",
+    };
+  } finally {
+    addon.free(src);
+    addon.free(dst);
+  }
 }

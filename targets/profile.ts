@@ -275,8 +275,9 @@ export function formatProfile(profile: Profile, opts: FormatProfileOptions = {})
 }
 
 function sourceOf(k: KernelProfile): string {
-  const files = k.locs.slice(0, 3).map((l) => `${l.file.split(/[\\/]/).pop()}:${l.line}`);
-  const more = k.locs.length > 3 ? " …" : "";
+  // Kernels with no user line (a gradient, an optimizer update) name the modules they compute.
+  const files = k.locs.length > 0 ? k.locs.slice(0, 3).map((l) => `${l.file.split(/[\\/]/).pop()}:${l.line}`) : k.scopes.slice(0, 3).map((sc) => `[${sc}]`);
+  const more = (k.locs.length > 0 ? k.locs.length : k.scopes.length) > 3 ? " …" : "";
   const params = k.params.length > 0 ? ` (${k.params.slice(0, 4).join(", ")}${k.params.length > 4 ? ", …" : ""})` : "";
-  return `${files.join(" ")}${more}${params}`;
+  return `${files.join(" ")}${more}${params}`.trim();
 }

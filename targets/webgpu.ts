@@ -187,19 +187,20 @@ export async function createWebGpuExecutor(graph: Graph, opts: WebGpuTargetOptio
   };
 }
 
-/** The runner's progress options from k.compile's: the default reporter prints a line at most once a second, and the last one. */
+/** The runner's progress options from k.compile's: by default, throttled lines on the diagnostic channel (stderr). */
 export function runnerOptions(opts: Pick<WebGpuOptions, "progress" | "progressAfterMs">): WebGpuRunnerOptions {
   const after = opts.progressAfterMs !== undefined ? { progressAfterMs: opts.progressAfterMs } : {};
   if (opts.progress === false) return after;
-  if (opts.progress) return { ...after, progress: opts.progress };
+  return { ...after, progress: opts.progress ?? throttledProgress(progressLine) };
+}
+
+/** A progress reporter writing formatPipelineProgress lines: at most one a second, and the last. */
+export function throttledProgress(write: (line: string) => void): (p: PipelineProgress) => void {
   let printedAt = -Infinity;
-  return {
-    ...after,
-    progress: (p) => {
-      if (p.done < p.total && p.elapsedMs - printedAt < 1000) return;
-      printedAt = p.elapsedMs;
-      progressLine(formatPipelineProgress(p));
-    },
+  return (p) => {
+    if (p.done < p.total && p.elapsedMs - printedAt < 1000) return;
+    printedAt = p.elapsedMs;
+    write(formatPipelineProgress(p));
   };
 }
 

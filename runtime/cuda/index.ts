@@ -11,6 +11,7 @@ import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { recordKernel, type RunProfiler } from "../artifact/profile.ts";
 import { ARTIFACT_DTYPES, artifactArray, artifactDTypeBytes, numel, type ArtifactDType, type CudaArtifact } from "../artifact/format.ts";
 
 /** The addon's exports (runtime/cuda/addon/kiln-cuda.cc). */
@@ -26,6 +27,11 @@ export interface CudaAddon {
   copy(dst: bigint, src: bigint, bytes: number): void;
   launch(fn: number, grid: readonly number[], block: readonly number[], sharedBytes: number, args: readonly bigint[]): void;
   synchronize(): void;
+  /** Events on the stream (exe.profile): a handle, record after the queued work, ms between two (waits for the second). */
+  eventCreate(): number;
+  eventRecord(event: number): void;
+  eventElapsed(start: number, end: number): number;
+  eventDestroy(event: number): void;
 }
 
 /** What the runtime runs: a cuda artifact (the compile driver with targets/cuda.ts makes them). */
@@ -112,6 +118,8 @@ function storageOf(dtype: ArtifactDType, data: ArrayLike<number>): Float32Array 
 export class CudaArtifactRunner {
   private readonly slots: bigint[];
   private readonly functions: number[];
+  /** kernels + 1 events, made by the first profiled run (none otherwise). */
+  private events: number[] | undefined;
 
   constructor(
     readonly device: CudaDevice,
@@ -126,19 +134,37 @@ export class CudaArtifactRunner {
     this.slots = artifact.memory.slotBytes.map((bytes) => device.addon.alloc(Math.max(4, Math.ceil(bytes / 4) * 4)));
   }
 
-  run(inputs: Readonly<Record<string, CudaTensor>>): Record<string, CudaTensor> {
+  /**
+   * Uploads the inputs, launches every kernel, downloads the outputs. With `profile`: the
+   * uploads are awaited and host-timed, each kernel is timed by CUDA events recorded around it
+   * on the stream (kernel i between events i and i+1), the downloads host-timed.
+   */
+  run(inputs: Readonly<Record<string, CudaTensor>>, opts: { readonly profile?: RunProfiler } = {}): Record<string, CudaTensor> {
     const { addon } = this.device;
     const a = this.artifact;
+    const profile = opts.profile;
+    const t0 = profile ? performance.now() : 0;
     for (const io of a.inputs) {
       const t = inputs[io.name];
       if (!t) throw new Error(`missing input '${io.name}'`);
       if (t.data.length !== numel(io.shape)) throw new Error(`input '${io.name}' has ${t.data.length} elements, expected ${numel(io.shape)}`);
       addon.upload(this.slots[a.buffers[io.buffer]!.slot]!, storageOf(io.dtype, t.data));
     }
+    let events: readonly number[] = [];
+    if (profile) {
+      addon.synchronize();
+      profile.inputMs += performance.now() - t0;
+      profile.clock = "cuda-events";
+      events = this.events ??= a.kernels.map(() => addon.eventCreate()).concat(addon.eventCreate());
+      addon.eventRecord(events[0]!);
+    }
     a.kernels.forEach((k, i) => {
       const args = k.params.map((id) => this.slots[a.buffers[id]!.slot]!);
       addon.launch(this.functions[i]!, k.launch.grid, k.launch.block, k.launch.sharedBytes, args);
+      if (profile) addon.eventRecord(events[i + 1]!);
     });
+    if (profile) a.kernels.forEach((_, i) => recordKernel(profile, i, addon.eventElapsed(events[i]!, events[i + 1]!)));
+    const t2 = profile ? performance.now() : 0;
     const out: Record<string, CudaTensor> = {};
     for (const io of a.outputs) {
       const b = a.buffers[io.buffer]!;
@@ -153,6 +179,8 @@ export class CudaArtifactRunner {
       addon.download(this.slots[b.slot]!, data);
       out[io.name] = { dtype: io.dtype, shape: [...io.shape], data };
     }
+    // Waiting for the kernels (before t2) is neither input nor readback: the profile's "other".
+    if (profile) profile.readbackMs += performance.now() - t2;
     return out;
   }
 
@@ -181,5 +209,7 @@ export class CudaArtifactRunner {
   dispose(): void {
     for (const s of this.slots) this.device.addon.free(s);
     this.slots.length = 0;
+    for (const e of this.events ?? []) this.device.addon.eventDestroy(e);
+    this.events = undefined;
   }
 }

@@ -202,6 +202,22 @@ describe("standalone cuda artifact", () => {
       expectState(decodeSafetensors(readFileSync(join(scratch, "out.safetensors")), "out").tensors, stateNow);
     }, 180_000);
 
+    test("--profile prints one row per kernel with one call per step (CUDA events; the fake driver's clock)", () => {
+      ensureBuilt();
+      const artifact = compileCuda(traced.graph).artifact;
+      const library = buildEmulatedKernelLibrary([artifact]);
+      const r = run(dir, ["--steps", "3", "--profile"], { LD_LIBRARY_PATH: buildFakeDriver(), KILN_FAKE_CUDA_KERNELS: library });
+      expect(r.stderr).toBe("");
+      expect(r.status).toBe(0);
+      const lines = r.stdout.split("\n");
+      const at = lines.findIndex((l) => l.startsWith("profile (CUDA events around each launch), 3 step(s): kernels "));
+      expect(at).toBeGreaterThan(0);
+      expect(lines[at + 1]).toMatch(/^kernel +calls +total ms +mean ms +% kernels$/);
+      const rows = lines.slice(at + 2, at + 2 + artifact.kernels.length).map((l) => l.trim().split(/\s+/));
+      expect(rows.map((cells) => cells[0])).toEqual(artifact.kernels.map((kk) => kk.name));
+      for (const cells of rows) expect(cells[1]).toBe("3");
+    }, 180_000);
+
     test("kiln run runs the folder through its host program (no addon here) and matches the interpreter", () => {
       ensureBuilt();
       const library = buildEmulatedKernelLibrary([compileCuda(traced.graph).artifact]);

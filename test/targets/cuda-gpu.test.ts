@@ -75,5 +75,14 @@ describe.runIf(cudaAvailable())(`cuda target on ${fake ? "a fake driver (CPU emu
     const ref = await k.compile(viaCompile.fn, viaCompile.specs, { target: "reference" });
     const want = (await ref.run([x, w])) as { data: ArrayLike<number> };
     for (let j = 0; j < want.data.length; j++) expect(Math.abs(got.data[j]! - want.data[j]!)).toBeLessThanOrEqual(1e-5 + 1e-4 * Math.abs(want.data[j]!));
+    // exe.profile: CUDA events around every kernel, one call per step, the matmul's 2·M·K·N among the operations.
+    const p = await exe.profile([x, w], { steps: 2, peaks: false });
+    expect(p.clock).toBe("cuda-events");
+    expect(p.kernels.map((kp) => kp.name)).toEqual(exe.artifact!.kernels.map((kk) => kk.name));
+    for (const kp of p.kernels) {
+      expect(kp.calls, kp.name).toBe(2);
+      expect(kp.totalMs, kp.name).toBeGreaterThanOrEqual(0);
+    }
+    expect(p.kernels.reduce((a, kp) => a + kp.flops, 0)).toBeGreaterThanOrEqual(2 * 4 * 6 * 70);
   }, 120_000);
 });

@@ -216,6 +216,7 @@ export function emulateCuda(cases: readonly EmulationCase[]): Record<string, Hos
 const FAKE_DRIVER = `// A fake CUDA driver for tests: device memory is host memory, and a "module" is a shared
 // library of emulated kernels named by KILN_FAKE_CUDA_KERNELS (read when a module loads).
 #include <dlfcn.h>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -252,6 +253,15 @@ CUresult cuLaunchKernel(void* f, unsigned gx, unsigned, unsigned, unsigned bx, u
 }
 CUresult cuStreamCreate(void** s, unsigned) { *s = (void*)1; return 0; }
 CUresult cuStreamSynchronize(void*) { return 0; }
+// Launches run synchronously here, so an event's time is the host's clock when it is recorded.
+CUresult cuEventCreate(void** e, unsigned) { *e = new double(0); return 0; }
+CUresult cuEventRecord(void* e, void*) {
+  *(double*)e = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  return 0;
+}
+CUresult cuEventSynchronize(void*) { return 0; }
+CUresult cuEventElapsedTime(float* ms, void* start, void* end) { *ms = (float)(*(double*)end - *(double*)start); return 0; }
+CUresult cuEventDestroy_v2(void* e) { delete (double*)e; return 0; }
 CUresult cuGetErrorString(CUresult, const char** s) { *s = "fake driver error"; return 0; }
 CUresult cuGetErrorName(CUresult, const char** s) { *s = "CUDA_ERROR_FAKE"; return 0; }
 }

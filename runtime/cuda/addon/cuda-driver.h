@@ -17,6 +17,7 @@ typedef struct CUctx_st* CUcontext;
 typedef struct CUmod_st* CUmodule;
 typedef struct CUfunc_st* CUfunction;
 typedef struct CUstream_st* CUstream;
+typedef struct CUevent_st* CUevent;
 typedef int nvrtcResult;  // NVRTC_SUCCESS == 0
 typedef struct _nvrtcProgram* nvrtcProgram;
 
@@ -43,6 +44,12 @@ struct KilnCudaDriver {
   CUresult (*cuLaunchKernel)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, CUstream, void**, void**) = nullptr;
   CUresult (*cuStreamCreate)(CUstream*, unsigned) = nullptr;
   CUresult (*cuStreamSynchronize)(CUstream) = nullptr;
+  // Events time kernels on the stream (exe.profile, the standalone program's --profile).
+  CUresult (*cuEventCreate)(CUevent*, unsigned) = nullptr;
+  CUresult (*cuEventRecord)(CUevent, CUstream) = nullptr;
+  CUresult (*cuEventSynchronize)(CUevent) = nullptr;
+  CUresult (*cuEventElapsedTime)(float*, CUevent, CUevent) = nullptr;
+  CUresult (*cuEventDestroy)(CUevent) = nullptr;
   CUresult (*cuGetErrorString)(CUresult, const char**) = nullptr;
   CUresult (*cuGetErrorName)(CUresult, const char**) = nullptr;
 
@@ -82,6 +89,11 @@ struct KilnCudaDriver {
     bind(cuLaunchKernel, "cuLaunchKernel");
     bind(cuStreamCreate, "cuStreamCreate");
     bind(cuStreamSynchronize, "cuStreamSynchronize");
+    bind(cuEventCreate, "cuEventCreate");
+    bind(cuEventRecord, "cuEventRecord");
+    bind(cuEventSynchronize, "cuEventSynchronize");
+    bind(cuEventElapsedTime, "cuEventElapsedTime");
+    bind(cuEventDestroy, "cuEventDestroy_v2");
     bind(cuGetErrorString, "cuGetErrorString");
     bind(cuGetErrorName, "cuGetErrorName");
     if (!ok) {

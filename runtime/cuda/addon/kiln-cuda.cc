@@ -21,6 +21,8 @@ CUstream stream = nullptr;
 std::vector<CUmodule> modules;
 std::vector<CUfunction> functions;
 std::vector<std::string> functionNames;
+// Events by handle (an index; a destroyed one leaves a null slot).
+std::vector<CUevent> events;
 // Kernels run asynchronously: an error surfaces at the next synchronization, so remember
 // which kernel was launched last to name it.
 std::string lastKernel;
@@ -205,6 +207,53 @@ Napi::Value Synchronize(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+CUevent eventArg(Napi::Env env, const Napi::Value& v) {
+  uint32_t h = v.As<Napi::Number>().Uint32Value();
+  if (h >= events.size() || events[h] == nullptr) fail(env, "cuda: unknown event handle");
+  return events[h];
+}
+
+/** eventCreate(): a new event (default flags: it records time); returns its handle. */
+Napi::Value EventCreate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  requireReady(env);
+  CUevent e = nullptr;
+  check(env, driver.cuEventCreate(&e, 0), "cuEventCreate");
+  events.push_back(e);
+  return Napi::Number::New(env, static_cast<double>(events.size() - 1));
+}
+
+/** eventRecord(event): records it on the stream, after the work queued so far. */
+Napi::Value EventRecord(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  requireReady(env);
+  check(env, driver.cuEventRecord(eventArg(env, info[0]), stream), "cuEventRecord");
+  return env.Undefined();
+}
+
+/** eventElapsed(start, end): milliseconds between two recorded events, waiting for `end`. */
+Napi::Value EventElapsed(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  requireReady(env);
+  CUevent start = eventArg(env, info[0]);
+  CUevent end = eventArg(env, info[1]);
+  CUresult r = driver.cuEventSynchronize(end);
+  if (r != 0) fail(env, "cuda: kernel " + lastKernel + " failed: " + driver.describe(r));
+  float ms = 0;
+  check(env, driver.cuEventElapsedTime(&ms, start, end), "cuEventElapsedTime");
+  return Napi::Number::New(env, ms);
+}
+
+/** eventDestroy(event). */
+Napi::Value EventDestroy(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  requireReady(env);
+  uint32_t h = info[0].As<Napi::Number>().Uint32Value();
+  check(env, driver.cuEventDestroy(eventArg(env, info[0])), "cuEventDestroy");
+  events[h] = nullptr;
+  return env.Undefined();
+}
+
 Napi::Object Register(Napi::Env env, Napi::Object exports) {
   exports.Set("init", Napi::Function::New(env, Init));
   exports.Set("nvrtcCompile", Napi::Function::New(env, NvrtcCompile));
@@ -217,6 +266,10 @@ Napi::Object Register(Napi::Env env, Napi::Object exports) {
   exports.Set("copy", Napi::Function::New(env, Copy));
   exports.Set("launch", Napi::Function::New(env, Launch));
   exports.Set("synchronize", Napi::Function::New(env, Synchronize));
+  exports.Set("eventCreate", Napi::Function::New(env, EventCreate));
+  exports.Set("eventRecord", Napi::Function::New(env, EventRecord));
+  exports.Set("eventElapsed", Napi::Function::New(env, EventElapsed));
+  exports.Set("eventDestroy", Napi::Function::New(env, EventDestroy));
   return exports;
 }
 

@@ -6,11 +6,13 @@
 // (cuda-driver.h), runs the graph --steps times feeding state outputs back into their inputs,
 // prints user outputs and writes outputs and state to --output as safetensors, as `kiln run` does.
 //
-// usage: ./run [--input FILE.safetensors] [--output FILE.safetensors] [--steps N] [--dir ARTIFACT_DIR] [--check-only]
+// usage: ./run [--input FILE.safetensors] [--output FILE.safetensors] [--steps N] [--dir ARTIFACT_DIR] [--check-only] [--profile]
 // --input holds the user inputs by name, converted as `kiln run` converts them (floats to
 // f32, integers to i32 when every value fits, BOOL); without --input every user input gets
 // synthetic values (f32 in [-1, 1), i32 i % 10, bool i % 2). A `seed` input gets the step.
 // --check-only stops after the checks (hashes, manifest, weights, inputs), before CUDA starts.
+// --profile records CUDA events around every kernel launch and prints, after the run, each
+// kernel's calls, total and mean milliseconds and share of the kernels' time (as `kiln profile`).
 
 #include <algorithm>
 #include <chrono>
@@ -487,6 +489,7 @@ int main(int argc, char** argv) {
   std::string dir = ownFolder(argv[0]);
   std::string outputFile, inputFile;
   bool checkOnly = false;
+  bool profile = false;
   for (int i = 1; i < argc; i++) {
     std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -505,11 +508,12 @@ int main(int argc, char** argv) {
       if (!inputFile.empty()) { fprintf(stderr, "error: --input is given twice (one safetensors file holds every input)\n"); return 2; }
       inputFile = next();
     } else if (a == "--check-only") checkOnly = true;
+    else if (a == "--profile") profile = true;
     else if (a == "--sha256") {  // prints a file's sha256, as the manifest checks compute it
       printf("%s\n", sha256Hex(readFile(next())).c_str());
       return 0;
     } else if (a == "--help" || a == "-h") {
-      printf("usage: %s [--input FILE.safetensors] [--output FILE.safetensors] [--steps N] [--dir ARTIFACT_DIR] [--check-only]\n", argv[0]);
+      printf("usage: %s [--input FILE.safetensors] [--output FILE.safetensors] [--steps N] [--dir ARTIFACT_DIR] [--check-only] [--profile]\n", argv[0]);
       return 0;
     } else { fprintf(stderr, "error: unknown argument %s (try --help)\n", a.c_str()); return 2; }
   }
@@ -604,6 +608,13 @@ int main(int argc, char** argv) {
   }
 
   printf("%s on %s: %zu kernel(s) per step, %d step(s)\n", m["name"].text.c_str(), deviceName, functions.size(), steps);
+  // --profile: event k before kernel k, event k+1 after it; milliseconds summed per kernel over the steps.
+  std::vector<CUevent> events;
+  std::vector<double> kernelMs(functions.size(), 0.0);
+  if (profile) {
+    events.resize(functions.size() + 1);
+    for (CUevent& e : events) check(cu.cuEventCreate(&e, 0), "cuEventCreate");
+  }
   auto started = std::chrono::steady_clock::now();
   for (int step = 0; step < steps; step++) {
     for (const Json& io : inputs.items)
@@ -611,6 +622,7 @@ int main(int argc, char** argv) {
         int32_t seed = step;
         check(cu.cuMemcpyHtoDAsync(pointerOf(io["buffer"].integer()), &seed, 4, stream), "upload of the seed");
       }
+    if (profile) check(cu.cuEventRecord(events[0], stream), "cuEventRecord");
     for (size_t k = 0; k < functions.size(); k++) {
       const Json& kernel = kernels.items[k];
       std::vector<CUdeviceptr> pointers;
@@ -623,6 +635,7 @@ int main(int argc, char** argv) {
       check(cu.cuLaunchKernel(functions[k], dim("grid", 0), dim("grid", 1), dim("grid", 2), dim("block", 0), dim("block", 1), dim("block", 2),
                               static_cast<unsigned>(launch["sharedBytes"].integer()), stream, params.empty() ? nullptr : params.data(), nullptr),
             "launching kernel " + lastKernel);
+      if (profile) check(cu.cuEventRecord(events[k + 1], stream), "cuEventRecord");
     }
     // State outputs become the next step's inputs (a no-op where the update was in place).
     for (const Json& out : outputs.items) {
@@ -636,6 +649,11 @@ int main(int argc, char** argv) {
     }
     CUresult r = cu.cuStreamSynchronize(stream);
     if (r != 0) { fprintf(stderr, "error: kernel %s (or one queued before it) failed: %s\n", lastKernel.c_str(), cu.describe(r).c_str()); return 1; }
+    for (size_t k = 0; profile && k < functions.size(); k++) {
+      float ms = 0;
+      check(cu.cuEventElapsedTime(&ms, events[k], events[k + 1]), "cuEventElapsedTime");
+      kernelMs[k] += ms;
+    }
     for (const Json& out : outputs.items) {
       if (out["role"].text != "user" || numel(out["shape"]) != 1) continue;
       std::string bytes(elementBytes(out["dtype"].text), '\0');
@@ -646,6 +664,18 @@ int main(int argc, char** argv) {
   }
   double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
   printf("%.3f ms per step (including per-step scalar downloads)\n", ms / std::max(1, steps));
+  if (profile) {
+    double total = 0;
+    for (double k : kernelMs) total += k;
+    size_t width = 6;
+    for (const Json& kernel : kernels.items) width = std::max(width, kernel["name"].text.size());
+    printf("profile (CUDA events around each launch), %d step(s): kernels %.3f ms per step\n", steps, total / std::max(1, steps));
+    printf("%-*s  %6s  %10s  %10s  %8s\n", static_cast<int>(width), "kernel", "calls", "total ms", "mean ms", "% kernels");
+    for (size_t k = 0; k < functions.size(); k++)
+      printf("%-*s  %6d  %10.3f  %10.4f  %7.1f%%\n", static_cast<int>(width), kernels.items[k]["name"].text.c_str(), steps, kernelMs[k], kernelMs[k] / std::max(1, steps),
+             total > 0 ? 100.0 * kernelMs[k] / total : 0.0);
+    for (CUevent e : events) cu.cuEventDestroy(e);
+  }
 
   std::map<std::string, Tensor> written;  // user outputs by name, the state by its input's name (as `kiln run --output`)
   for (const Json& out : outputs.items) {
