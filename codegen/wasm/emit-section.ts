@@ -13,7 +13,7 @@ import { dtypeBytes, dtypeInfo, isBool } from "../../compiler/ir/dtype.ts";
 import { SIMD_BINARY, WASM_MEMORY, isF32Value, laneOps } from "./dtypes.ts";
 import { assertNever, bug } from "../../compiler/util/errors.ts";
 import { I32, Op, Simd, V128, type DefinedFunc, type ValType } from "./encoder.ts";
-import { linearStride } from "../../compiler/kernel/index-expr.ts";
+import { fromAtom, indexKey, indexVars, linearStride, predKey, substitute, substitutePred, type IndexVar } from "../../compiler/kernel/index-expr.ts";
 import type { IndexEnv } from "./emit-index.ts";
 import { emitAddress, emitScalarExpr, pushConstant, type BufferPlace, type HelperFuncs, type ScalarCtx } from "./emit-scalar.ts";
 import { emitVectorExpr, emitVectorStore, extractLane, LANES, splatOp, type VectorCtx } from "./emit-vector.ts";
@@ -91,6 +91,9 @@ export function emitSection(s: Section, buffer: (id: number) => BufferPlace, hel
   const vecLocal = (id: ExprId): number => localFor(vecLocals, id, V128);
 
   let region: Region | undefined;
+  const reuse = simd ? planRowReuse(s, free, buffer, splitVar?.name, innermostVar) : undefined;
+  /** Set once the reduction has stored its body into the output row (its code comes first). */
+  let reuseStored = false;
 
   const env = (lane: number): IndexEnv => ({
     pushVar: (name) => {
@@ -163,6 +166,12 @@ export function emitSection(s: Section, buffer: (id: number) => BufferPlace, hel
   const emitExprItem = (id: ExprId): void => {
     const e = exprs[id]!;
     if (region?.varies(id) && fusedMuls.has(id)) return; // computed by the reduction's relaxed_madd
+    if (reuse && reuseStored && id === reuse.elem && region?.vecVar === reuse.colVar) {
+      // this element's value is in the output already, stored by the row's reduction
+      emitAddress({ fb, env: env(0) }, reuse.store.index, 4);
+      fb.simdMem(Simd.v128Load, 2, buffer(reuse.store.buffer).base).set(vecLocal(id));
+      return;
+    }
     if (region?.varies(id)) {
       emitVectorExpr(vectorCtx(region), e);
       fb.set(vecLocal(id));
@@ -345,10 +354,19 @@ export function emitSection(s: Section, buffer: (id: number) => BufferPlace, hel
       return { e, vaccs, sacc };
     });
     const rl = varLocal(last.name);
+    const storeRow = reuse !== undefined && members.some((m) => m.id === reuse.reduce) && last.name === reuse.rowVar && r.varies(reuse.body);
+    const rowIndex = storeRow
+      ? substitute(reuse.store.index, new Map([[reuse.colVar, fromAtom({ kind: "var", name: last.name, extent: last.extent })]]))
+      : undefined;
     const step = (u: number): void => {
       emitItems(item.body);
       for (const a of accs) vectorStep(r, a.e, a.vaccs[u]!);
+      if (rowIndex && reuse) {
+        emitAddress({ fb, env: env(0) }, rowIndex, 4);
+        fb.get(vecLocals.get(reuse.body)!).simdMem(Simd.v128Store, 2, buffer(reuse.store.buffer).base);
+      }
     };
+    if (storeRow) reuseStored = true;
     const limit = (): void => void fb.i32(last.extent);
     nestLoops(loopVars.slice(0, -1), () => {
       region = r;
@@ -430,3 +448,85 @@ function fusableProducts(s: Section): Set<ExprId> {
   }
   return out;
 }
+
+/**
+ * A row kernel that evaluates one expression twice (softmax's exp: once inside the row's sum
+ * over r, once per output element over the column variable c): where the store runs along c
+ * and nothing the section loads shares the output's memory, the sum's vector loop stores each
+ * body value into the output row, and the column loop loads it back instead of recomputing.
+ * Not when threads split the column loop (they would overwrite each other's rows), and only
+ * for rows a multiple of 4 long (the vector loops then cover every element).
+ */
+interface RowReuse {
+  readonly reduce: ExprId;
+  readonly body: ExprId;
+  readonly elem: ExprId;
+  readonly store: Section["stores"][number];
+  readonly rowVar: string;
+  readonly colVar: string;
+}
+
+function planRowReuse(
+  s: Section,
+  free: readonly Set<string>[],
+  buffer: (id: number) => BufferPlace,
+  splitName: string | undefined,
+  col: IndexVar | undefined,
+): RowReuse | undefined {
+  if (!col || col.name === splitName || col.extent % LANES !== 0) return undefined;
+  const store = s.stores.find((st) => buffer(st.buffer).dtype === "f32" && linearStride(st.index, col.name) === 1);
+  if (!store) return undefined;
+  const outBase = buffer(store.buffer).base;
+  if (s.exprs.some((e) => e.op === "load" && buffer(e.buffer).base === outBase)) return undefined;
+  const others = [...indexVars(store.index)].filter((v) => v !== col.name);
+  for (let id = 0; id < s.exprs.length; id++) {
+    const r = s.exprs[id]!;
+    if (r.op !== "reduce_sum" || r.dtype !== "f32") continue;
+    const vars = r.vars.filter((v) => v.extent > 1);
+    if (vars.length !== 1 || vars[0]!.extent !== col.extent || !others.every((v) => free[id]!.has(v))) continue;
+    const rv = vars[0]!.name;
+    const body = r.body;
+    // the expression computing the body at r = c, if the section has it
+    const elem = s.exprs.findIndex((_, e) => e !== body && free[e]!.has(col.name) && sameWithVar(s.exprs, free, e, body, col, rv));
+    if (elem >= 0) return { reduce: id, body, elem, store, rowVar: rv, colVar: col.name };
+  }
+  return undefined;
+}
+
+/** Whether expression `a` is expression `b` with variable `bv` read as `av`. */
+function sameWithVar(exprs: readonly KExpr[], freeVars: readonly Set<string>[], a: ExprId, b: ExprId, aVar: IndexVar, bv: string): boolean {
+  const av = aVar.name;
+  const rename = new Map([[bv, fromAtom(aVar)]]);
+  const memo = new Map<string, boolean>();
+  const same = (x: ExprId, y: ExprId): boolean => {
+    if (x === y) return !free(x);
+    const key = `${x},${y}`;
+    const known = memo.get(key);
+    if (known !== undefined) return known;
+    const ex = exprs[x]!;
+    const ey = exprs[y]!;
+    let ok = ex.op === ey.op && ex.dtype === ey.dtype;
+    if (ok)
+      if (ex.op === "load" && ey.op === "load")
+        ok =
+          ex.buffer === ey.buffer &&
+          indexKey(ex.index) === indexKey(renamed(ey.index)) &&
+          predKey(ex.valid) === predKey(substitutePred(ey.valid, rename)) &&
+          indexDataRefsNone(ex.index, ey.index);
+      else if (ex.op === "const" && ey.op === "const") ok = ex.value === ey.value;
+      else if (ex.op === "reduce_sum" || ex.op === "reduce_max" || ex.op === "index" || ex.op === "valid" || ex.op === "rng") ok = false;
+      else {
+        const ox = exprOperands(ex);
+        const oy = exprOperands(ey);
+        ok = ox.length === oy.length && ox.every((o, i) => same(o, oy[i]!));
+      }
+    memo.set(key, ok);
+    return ok;
+  };
+  const renamed = (ix: Parameters<typeof substitute>[0]) => substitute(ix, rename);
+  // an operand both sides share is the same value only if it involves neither variable
+  const free = (x: ExprId): boolean => freeVars[x]!.has(av) || freeVars[x]!.has(bv);
+  return same(a, b);
+}
+
+const indexDataRefsNone = (...xs: readonly Parameters<typeof indexVars>[0][]): boolean => xs.every((x) => !x.terms.some((t) => t.atom.kind === "data"));

@@ -1,19 +1,24 @@
 // Row reductions on the wasm target (region B: unrolled vector accumulators, a one-vector
 // loop, a scalar remainder) vs explicit loops in the test: row sums, row max (NaN
-// propagates), softmax rows, at widths that reach every one of those loops.
+// propagates), softmax rows, at widths that reach every one of those loops. At widths that
+// are a multiple of 4 softmax evaluates exp once per element (the row sum's loop stores
+// each value into the output row, the output loop scales it): checked against the formula on
+// one thread and with rows split across two, and by counting the exp2 polynomial's rounding
+// constant in the module.
 
 import { afterAll, describe, expect, test } from "vitest";
 import * as k from "kiln";
-import { createWasmExecutor, type WasmExecutor } from "../../targets/wasm.ts";
+import { compileWasm, createWasmExecutor, type WasmExecutor } from "../../targets/wasm.ts";
+import { decodeBase64 } from "../../runtime/wasm/run-artifact.ts";
 
 const executors: WasmExecutor[] = [];
 afterAll(async () => {
   await Promise.all(executors.map((e) => e.close()));
 });
 
-async function runRows(fn: (x: k.Tensor) => k.Tensor, rows: number, cols: number, data: Float32Array): Promise<ArrayLike<number>> {
+async function runRows(fn: (x: k.Tensor) => k.Tensor, rows: number, cols: number, data: Float32Array, threads = 1): Promise<ArrayLike<number>> {
   const g = k.traceFunction("rows", fn as never, [k.f32([rows, cols])]).graph;
-  const exe = await createWasmExecutor(g, { threads: 1 });
+  const exe = await createWasmExecutor(g, { threads, minParallelWork: 0 });
   executors.push(exe);
   const input = exe.compiled.artifact.buffers.find((b) => b.kind === "input")!.name;
   const out = await exe.run({ [input]: { dtype: "f32", shape: [rows, cols], data } });
@@ -56,6 +61,37 @@ describe("wasm row reductions", () => {
         for (let c = 0; c < cols; c++) s += Math.exp(x[r * cols + c]! - m);
         for (let c = 0; c < cols; c++) expect(got[r * cols + c]).toBeCloseTo(Math.exp(x[r * cols + c]! - m) / s, 6);
       }
+    });
+  }
+
+  // 36 = 16·2 + 4 (four accumulators, then the one-vector loop); 64 = 16·4
+  for (const cols of [36, 64]) {
+    const rows = 6;
+    const x = sample(rows, cols);
+    for (const threads of [1, 2])
+      test(`softmax rows, ${rows}×${cols}, exp once per element, ${threads} thread(s)`, async () => {
+        const got = await runRows((t) => t.softmax(-1), rows, cols, x, threads);
+        for (let r = 0; r < rows; r++) {
+          let m = -Infinity;
+          for (let c = 0; c < cols; c++) m = Math.max(m, x[r * cols + c]!);
+          let s = 0;
+          for (let c = 0; c < cols; c++) s += Math.exp(x[r * cols + c]! - m);
+          for (let c = 0; c < cols; c++) expect(got[r * cols + c]).toBeCloseTo(Math.exp(x[r * cols + c]! - m) / s, 6);
+        }
+      });
+    test(`softmax, ${rows}×${cols}: the output loop has no exp2 polynomial of its own (width ${cols + 1} has)`, () => {
+      const exp2Count = (width: number): number => {
+        const g = k.traceFunction("rows", ((t: k.Tensor) => t.softmax(-1)) as never, [k.f32([rows, width])]).graph;
+        const bytes = decodeBase64(compileWasm(g).artifact.kernels[0]!.source);
+        let n = 0; // f32 1.5·2²³ (0x4b400000, little-endian), the polynomial's round-to-nearest constant
+        for (let i = 0; i + 3 < bytes.length; i++) if (bytes[i] === 0 && bytes[i + 1] === 0 && bytes[i + 2] === 0x40 && bytes[i + 3] === 0x4b) n++;
+        return n;
+      };
+      // the row sum's copies (unrolled, one-vector and scalar loops) are in both; the output
+      // loop's vector exp2 only where the width is not a multiple of 4
+      const reused = exp2Count(cols);
+      expect(reused).toBeGreaterThan(0);
+      expect(exp2Count(cols + 1)).toBeGreaterThan(reused);
     });
   }
 });
