@@ -57,7 +57,7 @@ export function fanInAndFanOut(shape: readonly number[]): { fanIn: number; fanOu
 
 function fill(p: Parameter, values: ArrayLike<number>): Parameter {
   if (!isFloat(p.dtype)) throw new KilnError({ code: "invalid-argument", message: `cannot initialize '${p.path}': it is ${p.dtype}, not f32` });
-  p.data = Float64Array.from(values);
+  p.data = values instanceof Float64Array ? values : new Float64Array(values); // the generators' arrays are fresh: taken, not copied
   return p;
 }
 

@@ -124,6 +124,7 @@ export function fitsDType(value: number, d: DType): boolean {
 /** A fresh zero-filled array of `d`'s host storage type (what the interpreter and the DSL hold). */
 export const allocHostArray = (d: DType, length: number): Float64Array | Int32Array | Uint8Array => new DTYPE_TABLE[d].hostArray(length);
 /** `data` copied into `d`'s host storage type. */
-export const hostArrayFrom = (d: DType, data: ArrayLike<number>): Float64Array | Int32Array | Uint8Array => DTYPE_TABLE[d].hostArray.from(data);
+// `new Ctor(arrayLike)` converts element by element like `Ctor.from`, without the iterator protocol (a typed array is copied in bulk).
+export const hostArrayFrom = (d: DType, data: ArrayLike<number>): Float64Array | Int32Array | Uint8Array => new DTYPE_TABLE[d].hostArray(data);
 /** `data` copied into `d`'s device storage type (the typed array a runtime holds). */
-export const typedArrayFrom = (d: DType, data: ArrayLike<number>): Float32Array | Int32Array | Uint8Array => DTYPE_TABLE[d].typedArray.from(data);
+export const typedArrayFrom = (d: DType, data: ArrayLike<number>): Float32Array | Int32Array | Uint8Array => new DTYPE_TABLE[d].typedArray(data);

@@ -39,9 +39,70 @@ export function rngValueAt(seed: number, stream: number, flatIndex: number): num
   return (word0 >>> 8) * TWO_POW_MINUS_24;
 }
 
-/** `count` values of the `rng` primitive for (seed, stream), flat indices 0..count-1. */
+/**
+ * `count` values of the `rng` primitive for (seed, stream), flat indices 0..count-1: the same
+ * words as threefry2x32 (test/util/threefry.test.ts holds them equal), with its 20 rounds
+ * unrolled over int32 locals — initializing a big model draws millions of these.
+ */
 export function rngUniform(seed: number, stream: number, count: number): Float64Array {
   const out = new Float64Array(count);
-  for (let i = 0; i < count; i++) out[i] = rngValueAt(seed, stream, i);
+  const ks0 = seed | 0;
+  const ks1 = stream | 0;
+  const ks2 = (KS_PARITY ^ ks0 ^ ks1) | 0;
+  for (let i = 0; i < count; i++) {
+    let x0 = (i + ks0) | 0;
+    let x1 = ks1;
+    x0 = (x0 + x1) | 0;
+    x1 = ((x1 << 13) | (x1 >>> 19)) ^ x0;
+    x0 = (x0 + x1) | 0;
+    x1 = ((x1 << 15) | (x1 >>> 17)) ^ x0;
+    x0 = (x0 + x1) | 0;
+    x1 = ((x1 << 26) | (x1 >>> 6)) ^ x0;
+    x0 = (x0 + x1) | 0;
+    x1 = ((x1 << 6) | (x1 >>> 26)) ^ x0;
+    x0 = (x0 + ks1) | 0;
+    x1 = (x1 + ks2 + 1) | 0;
+    x0 = (x0 + x1) | 0;
+    x1 = ((x1 << 17) | (x1 >>> 15)) ^ x0;
+    x0 = (x0 + x1) | 0;
+    x1 = ((x1 << 29) | (x1 >>> 3)) ^ x0;
+    x0 = (x0 + x1) | 0;
+    x1 = ((x1 << 16) | (x1 >>> 16)) ^ x0;
+    x0 = (x0 + x1) | 0;
+    x1 = ((x1 << 24) | (x1 >>> 8)) ^ x0;
+    x0 = (x0 + ks2) | 0;
+    x1 = (x1 + ks0 + 2) | 0;
+    x0 = (x0 + x1) | 0;
+    x1 = ((x1 << 13) | (x1 >>> 19)) ^ x0;
+    x0 = (x0 + x1) | 0;
+    x1 = ((x1 << 15) | (x1 >>> 17)) ^ x0;
+    x0 = (x0 + x1) | 0;
+    x1 = ((x1 << 26) | (x1 >>> 6)) ^ x0;
+    x0 = (x0 + x1) | 0;
+    x1 = ((x1 << 6) | (x1 >>> 26)) ^ x0;
+    x0 = (x0 + ks0) | 0;
+    x1 = (x1 + ks1 + 3) | 0;
+    x0 = (x0 + x1) | 0;
+    x1 = ((x1 << 17) | (x1 >>> 15)) ^ x0;
+    x0 = (x0 + x1) | 0;
+    x1 = ((x1 << 29) | (x1 >>> 3)) ^ x0;
+    x0 = (x0 + x1) | 0;
+    x1 = ((x1 << 16) | (x1 >>> 16)) ^ x0;
+    x0 = (x0 + x1) | 0;
+    x1 = ((x1 << 24) | (x1 >>> 8)) ^ x0;
+    x0 = (x0 + ks1) | 0;
+    x1 = (x1 + ks2 + 4) | 0;
+    x0 = (x0 + x1) | 0;
+    x1 = ((x1 << 13) | (x1 >>> 19)) ^ x0;
+    x0 = (x0 + x1) | 0;
+    x1 = ((x1 << 15) | (x1 >>> 17)) ^ x0;
+    x0 = (x0 + x1) | 0;
+    x1 = ((x1 << 26) | (x1 >>> 6)) ^ x0;
+    x0 = (x0 + x1) | 0;
+    x1 = ((x1 << 6) | (x1 >>> 26)) ^ x0;
+    x0 = (x0 + ks2) | 0;
+    x1 = (x1 + ks0 + 5) | 0;
+    out[i] = (x0 >>> 8) * TWO_POW_MINUS_24;
+  }
   return out;
 }

@@ -49,6 +49,12 @@ describe("rng value formula", () => {
       expect(v).toBe(rngValueAt(42, 3, i));
       expect(v >= 0 && v < 1).toBe(true);
     });
+    // The unrolled int32 loop agrees with the block function for signed seeds and high streams too.
+    for (const [seed, stream] of [
+      [-5, 7],
+      [0x7fffffff, 0xfffffff0],
+    ] as const)
+      rngUniform(seed, stream, 300).forEach((v, i) => expect(v).toBe(rngValueAt(seed, stream, i)));
   });
 
   test("uniform moments over 10k samples: mean ≈ 1/2, variance ≈ 1/12", () => {
