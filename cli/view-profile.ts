@@ -1,29 +1,41 @@
 // `kiln view --profile N`: runs the program N steps under exe.profile (per-kernel records, on
 // every target) and reduces what it measured to the page's overlay (ViewProfile: calls and
-// total milliseconds per rendered kernel). Inputs are all zero: valid indices for integer
-// inputs, and a timing does not depend on the values.
+// total milliseconds per rendered kernel, what clocked them, host time). Inputs are all zero:
+// valid indices for integer inputs, and a timing does not depend on the values.
 
-import { KilnError } from "../compiler/util/errors.ts";
 import { nodeOf } from "../compiler/ir/graph.ts";
 import type { Graph } from "../compiler/ir/types.ts";
+import { KilnError } from "../compiler/util/errors.ts";
 import { compile } from "../dsl/compile.ts";
 import type { Program } from "../dsl/program.ts";
 import type { ViewProfile } from "./view-data.ts";
 
-/** One kernel's record as exe.profile reports it (the fields the page reads). */
-interface ProfileRecord {
-  readonly name: string;
-  readonly calls: number;
-  readonly totalMs: number;
+/** What the overlay reads of exe.profile's result: per artifact kernel, calls and total ms; the clock; host time per step. */
+export interface ProfileLike {
+  readonly kernels: readonly { readonly name: string; readonly calls: number; readonly totalMs: number }[];
+  readonly clock?: string;
+  readonly host?: { readonly inputMs: number; readonly readbackMs: number; readonly otherMs: number };
 }
 
-interface Profiled {
-  readonly kernels: readonly ProfileRecord[];
-  readonly method?: string;
-  readonly hostMs?: number;
-}
+type Profiler = (inputs: Record<string, unknown>, opts: { readonly steps: number }) => Promise<ProfileLike>;
 
-type Profiler = (inputs: Record<string, unknown>, opts: { readonly steps: number }) => Promise<Profiled>;
+const CLOCKS: Readonly<Record<string, string>> = {
+  "device-timestamps": "GPU timestamp queries",
+  "host-per-submission": "one submission per kernel, timed on the host",
+  host: "host timers around each kernel",
+  "cuda-events": "CUDA events",
+};
+
+/** The overlay of a profile over `steps` steps. */
+export function viewProfileOf(result: ProfileLike, steps: number): ViewProfile {
+  const host = result.host;
+  return {
+    steps,
+    kernels: result.kernels.map((r) => ({ name: r.name, calls: r.calls, totalMs: r.totalMs })),
+    ...(result.clock !== undefined ? { method: CLOCKS[result.clock] ?? result.clock } : {}),
+    ...(host ? { hostMs: (host.inputMs + host.readbackMs + host.otherMs) * steps } : {}),
+  };
+}
 
 /** Compiles `program` for `target`, profiles `steps` steps and returns the overlay. */
 export async function profileForView(program: Program, graph: Graph, name: string, target: string, steps: number): Promise<ViewProfile> {
@@ -37,13 +49,7 @@ export async function profileForView(program: Program, graph: Graph, name: strin
     const n = nodeOf(graph, id);
     if (n.op === "input" && !state.has(n.name)) inputs[n.name] = { dtype: n.type.dtype, shape: n.type.shape, data: zeros(n.type.dtype, n.type.shape) };
   }
-  const result = await profiler.call(exe, inputs, { steps });
-  return {
-    steps,
-    kernels: result.kernels.map((r) => ({ name: r.name, calls: r.calls, totalMs: r.totalMs })),
-    ...(result.method !== undefined ? { method: result.method } : {}),
-    ...(result.hostMs !== undefined ? { hostMs: result.hostMs } : {}),
-  };
+  return viewProfileOf(await profiler.call(exe, inputs, { steps }), steps);
 }
 
 function zeros(dtype: string, shape: readonly number[]): Float32Array | Int32Array | Uint8Array {

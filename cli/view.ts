@@ -10,7 +10,9 @@ import type { Pass } from "../compiler/passes/pass.ts";
 import { graphPasses } from "../compiler/pipeline.ts";
 import type { Graph } from "../compiler/ir/types.ts";
 import { KilnError } from "../compiler/util/errors.ts";
-import { traceProgram } from "../dsl/program.ts";
+import type { Compiled } from "../compiler/compile.ts";
+import { traceProgram, type Program } from "../dsl/program.ts";
+import type { Artifact } from "../runtime/artifact/format.ts";
 import { backendOf, resolveTarget } from "../targets/registry.ts";
 import { expectPositionals, parseCommandArgs, UsageError } from "./args.ts";
 import type { Command } from "./command.ts";
@@ -66,18 +68,7 @@ command line.`,
     const asked = args.flags.target as string;
     const target = asked === "auto" ? (await resolveTarget("auto")).name : asked;
     const started = performance.now();
-    const graph = traceProgram(program, name).graph;
-    const backend = backendOf(target);
-    const graphs: { stage: string; graph: Graph }[] = [{ stage: "input", graph }];
-    const recording: Pass[] = graphPasses.map((p) => ({
-      name: p.name,
-      run(g, ctx) {
-        const out = p.run(g, ctx);
-        graphs.push({ stage: p.name, graph: out });
-        return out;
-      },
-    }));
-    const compiled = backend.compile(graph, { ...(await backend.machineOptions?.()), dumpAll: true, locs: true, graphPasses: recording });
+    const { graph, graphs, compiled } = await compileForView(program, name, target);
     let profile: ViewProfile | undefined;
     if (profileSteps !== undefined) profile = await profileForView(program, graph, name, target, profileSteps);
     const data = buildViewData({
@@ -98,6 +89,27 @@ command line.`,
     );
   },
 };
+
+/** Traces `program` and compiles it for `target` through the driver with every stage dumped, keeping the graph after each graph pass. */
+export async function compileForView(
+  program: Program,
+  name: string,
+  target: string,
+): Promise<{ graph: Graph; graphs: { stage: string; graph: Graph }[]; compiled: Compiled<Artifact> }> {
+  const graph = traceProgram(program, name).graph;
+  const backend = backendOf(target);
+  const graphs: { stage: string; graph: Graph }[] = [{ stage: "input", graph }];
+  const recording: Pass[] = graphPasses.map((p) => ({
+    name: p.name,
+    run(g, ctx) {
+      const out = p.run(g, ctx);
+      graphs.push({ stage: p.name, graph: out });
+      return out;
+    },
+  }));
+  const compiled = backend.compile(graph, { ...(await backend.machineOptions?.()), dumpAll: true, locs: true, graphPasses: recording });
+  return { graph, graphs, compiled };
+}
 
 /** A source file a loc names, relative to the working directory (where the model was loaded from); undefined when unreadable or large. */
 function readSource(cwd: string, file: string): string | undefined {

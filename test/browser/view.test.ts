@@ -8,13 +8,16 @@
 // No Chromium: the cases skip with a notice, unless KILN_REQUIRE_WEBGPU=1 (CI), as in
 // test/browser/artifact.test.ts.
 
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { afterAll, describe, expect, test } from "vitest";
 import { bufferIO } from "../../cli/io.ts";
 import { main } from "../../cli/main.ts";
+import { compileForView } from "../../cli/view.ts";
+import { buildViewData } from "../../cli/view-data.ts";
+import { renderViewPage } from "../../cli/view-page.ts";
 import { traceProgram } from "../../dsl/program.ts";
 import { compileJs } from "../../targets/js.ts";
 import { trainStep as mlpTrainStep } from "../../examples/mlp.ts";
@@ -115,6 +118,29 @@ describe.runIf(canRun)("kiln view in headless Chromium", () => {
     expect(await page.textContent("#source-view")).toContain("examples/mlp.ts");
     expect(errors).toEqual([]);
     expect(requests).toEqual([]);
+    await page.close();
+  });
+
+  test("a profile overlay: times on the graph, the kernels table sorted by time", async () => {
+    // Times made up here (kernel i takes i + 1 ms a step over 4 steps): the page's arithmetic, not a measurement.
+    const { graphs, compiled } = await compileForView(mlpTrainStep, "trainStep", "js");
+    const kernels = compiled.artifact.kernels.map((k, i) => ({ name: k.name, calls: 4, totalMs: 4 * (i + 1) }));
+    const file = path.join(dir, "mlp-profile.html");
+    writeFileSync(file, renderViewPage(buildViewData({ title: "mlp", target: "js", graphs, compiled, profile: { steps: 4, kernels, method: "made up" } })));
+    const { page, errors } = await open(file);
+    await page.click('header nav button[data-tab="kernels"]');
+    const firstRow = (await page.locator("#kernels-tab tr.pick").first().textContent())!;
+    const slowest = compiled.artifact.kernels.at(-1)!.name;
+    expect(firstRow).toContain(slowest.slice(0, 40));
+    expect(firstRow).toContain(`${kernels.length.toFixed(3)}`);
+    const total = (kernels.length * (kernels.length + 1)) / 2;
+    expect(await page.textContent("#kernels-tab")).toContain(`${total.toFixed(3)} ms/step in kernels`);
+    await page.click('header nav button[data-tab="graph"]');
+    await openModule(page, "0");
+    expect(await page.locator('g.module[data-path="0"] g.node[data-kernel] text').allTextContents()).toEqual(
+      expect.arrayContaining([expect.stringMatching(/^\d+\.\d{3} ms$/)]),
+    );
+    expect(errors).toEqual([]);
     await page.close();
   });
 

@@ -13,6 +13,7 @@ import { parseGraph } from "../../compiler/ir/parser.ts";
 import { kernelCost } from "../../compiler/kernel/kernel-stats.ts";
 import { foldModules, modulePaths, passDiff, buildViewData, type ViewData } from "../../cli/view-data.ts";
 import { renderViewPage } from "../../cli/view-page.ts";
+import { viewProfileOf } from "../../cli/view-profile.ts";
 import { main } from "../../cli/main.ts";
 import { bufferIO } from "../../cli/io.ts";
 import { compileJs } from "../../targets/js.ts";
@@ -232,6 +233,20 @@ describe("kernels", () => {
     // exp2 and neg on 12 elements, 12 accumulation steps
     expect(cost.flops).toBe(12 + 12 + 12);
     expect(cost.elements).toBe(3);
+  });
+});
+
+describe("the profile overlay", () => {
+  test("keeps each kernel's calls and total, names the clock, and totals host time over the steps", () => {
+    const overlay = viewProfileOf(
+      {
+        kernels: [{ name: "k0_dot", calls: 3, totalMs: 1.5, meanMs: 0.5 } as { name: string; calls: number; totalMs: number }],
+        clock: "device-timestamps",
+        host: { inputMs: 0.25, readbackMs: 0.5, otherMs: 0.25 },
+      },
+      3,
+    );
+    expect(overlay).toEqual({ steps: 3, kernels: [{ name: "k0_dot", calls: 3, totalMs: 1.5 }], method: "GPU timestamp queries", hostMs: 3 });
   });
 });
 
