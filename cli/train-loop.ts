@@ -1,5 +1,5 @@
-// The loop behind `kiln train`: compiles a k.training setup's step (and its extra programs)
-// once, runs steps start..steps feeding step s the batch `batch(s)` and the seed s,
+// The loop behind `kiln train`: compiles a k.training setup's step and its extra programs
+// once (one k.compileModel sharing the state when the setup names its module), runs steps start..steps feeding step s the batch `batch(s)` and the seed s,
 // evaluates and checkpoints on schedule, and reports each event to a callback (the command
 // draws them). A checkpoint holds the whole state plus the step and the losses so far in
 // its metadata, so `resume` continues bit-exactly: same batches, same seeds, same state.
@@ -7,7 +7,10 @@
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { writeCheckpoint } from "../dsl/checkpoint.ts";
+import type { HostTensor } from "../compiler/ir/host-tensor.ts";
+import type { LoadStateSource } from "../dsl/checkpoint.ts";
 import { compile, type Executable } from "../dsl/compile.ts";
+import { compileModel } from "../dsl/model.ts";
 import { KilnError } from "../compiler/util/errors.ts";
 import type { HostOutput } from "../dsl/host-data.ts";
 import { read as readSafetensors } from "../dsl/safetensors.ts";
@@ -54,9 +57,8 @@ export async function runTraining(setup: Training, opts: TrainingRunOptions): Pr
   const totalSteps = opts.steps ?? setup.steps;
   if (!Number.isInteger(totalSteps) || totalSteps < 1) throw new KilnError({ code: "usage", message: `--steps must be a positive integer, got ${totalSteps}` });
   const started = performance.now();
-  const train = await compile(setup.train, undefined, { target: opts.target ?? "auto", name: "train" });
-  const programs: Record<string, Executable> = {};
-  for (const [name, program] of Object.entries(setup.programs ?? {})) programs[name] = await compile(program, undefined, { target: train.target, name });
+  const run = await compileRun(setup, opts.target ?? "auto");
+  const { train, programs } = run;
   emit({ kind: "compiled", target: train.target, ms: performance.now() - started, kernels: train.stats?.kernels });
 
   let step = 0;
@@ -69,11 +71,11 @@ export async function runTraining(setup: Training, opts: TrainingRunOptions): Pr
     step = Number(saved);
     if (step > totalSteps)
       throw new KilnError({ code: "invalid-argument", message: `--resume: ${opts.resume} is at step ${step}, past the ${totalSteps} steps asked for` });
-    train.loadState(file); // all entries checked first: another model's checkpoint is refused whole
+    run.loadState(file); // all entries checked first: another model's checkpoint is refused whole
     // The reference interpreter keeps f32 state in float64, and its checkpoints do too (F64):
     // put those values back unrounded, or the resumed run would drift from the straight one.
     const wide = [...file.tensors].filter(([, t]) => t.dtype === "f64" && t.data instanceof Float64Array);
-    if (wide.length > 0) train.loadState(Object.fromEntries(wide.map(([name, t]) => [name, { shape: t.shape, data: t.data as Float64Array }])));
+    if (wide.length > 0) run.loadState(Object.fromEntries(wide.map(([name, t]) => [name, { shape: t.shape, data: t.data as Float64Array }])));
     losses.push(...(JSON.parse(file.metadata[LOSSES_KEY] ?? "[]") as number[]).slice(0, step));
     emit({ kind: "resumed", step, file: opts.resume });
   }
@@ -82,19 +84,14 @@ export async function runTraining(setup: Training, opts: TrainingRunOptions): Pr
   const checkpointEvery = setup.checkpointEvery ?? evalEvery;
   const evals: { step: number; metrics: Readonly<Record<string, number>> }[] = [];
   const checkpoints: string[] = [];
-  const stateNames = Object.fromEntries(Object.entries(programs).map(([name, exe]) => [name, Object.keys(exe.state())]));
   const context = async (): Promise<TrainingContext> => {
-    const state = await train.fetchState();
-    for (const [name, exe] of Object.entries(programs)) {
-      const names = stateNames[name]!.filter((n) => n in state);
-      if (names.length > 0) exe.loadState(Object.fromEntries(names.map((n) => [n, state[n]!])));
-    }
+    await run.syncPrograms();
     return { step, target: train.target, train, programs };
   };
   const checkpoint = async (): Promise<void> => {
     mkdirSync(opts.outDir, { recursive: true });
     const file = path.join(opts.outDir, checkpointName(step));
-    const state = Object.entries(await train.fetchState()).map(([name, t]) => [
+    const state = Object.entries(await run.fetchState()).map(([name, t]) => [
       name,
       t.dtype === "f32" && t.data instanceof Float64Array ? { ...t, dtype: "f64" } : t,
     ]);
@@ -126,6 +123,51 @@ export async function runTraining(setup: Training, opts: TrainingRunOptions): Pr
   const finishText = setup.finish ? await setup.finish(await context()) : undefined;
   if (finishText !== undefined) emit({ kind: "finish", text: finishText });
   return { target: train.target, losses, evals, checkpoints, train, ...(finishText !== undefined ? { finishText } : {}) };
+}
+
+interface CompiledRun {
+  readonly train: Executable;
+  readonly programs: Readonly<Record<string, Executable>>;
+  fetchState(): Promise<Record<string, HostTensor>>;
+  loadState(source: LoadStateSource): void;
+  /** Gives the programs the trained parameters (nothing to do when they share the step's state). */
+  syncPrograms(): Promise<void>;
+}
+
+/**
+ * With `module`, one k.compileModel: every program binds the same state, and each is traced in
+ * its own mode (the step in train mode, the others in eval: dropout off). Without, separate
+ * compiles, the trained parameters copied into the programs by name before they are used.
+ */
+async function compileRun(setup: Training, target: string): Promise<CompiledRun> {
+  if (setup.module !== undefined) {
+    const model = await compileModel(setup.module, { ...setup.programs, train: setup.train }, undefined, { target });
+    const { train, ...programs } = model.programs as Record<string, Executable>;
+    return {
+      train: train!,
+      programs,
+      fetchState: () => model.fetchState(),
+      loadState: (source) => model.loadState(source),
+      syncPrograms: async () => {},
+    };
+  }
+  const train = await compile(setup.train, undefined, { target, name: "train" });
+  const programs: Record<string, Executable> = {};
+  for (const [name, program] of Object.entries(setup.programs ?? {})) programs[name] = await compile(program, undefined, { target: train.target, name });
+  const stateNames = Object.fromEntries(Object.entries(programs).map(([name, exe]) => [name, Object.keys(exe.state())]));
+  return {
+    train,
+    programs,
+    fetchState: () => train.fetchState(),
+    loadState: (source) => train.loadState(source),
+    syncPrograms: async () => {
+      const state = await train.fetchState();
+      for (const [name, exe] of Object.entries(programs)) {
+        const names = stateNames[name]!.filter((n) => n in state);
+        if (names.length > 0) exe.loadState(Object.fromEntries(names.map((n) => [n, state[n]!])));
+      }
+    },
+  };
 }
 
 /** The scalar loss of a step's result: the result itself, or its `loss` entry. */

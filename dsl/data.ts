@@ -271,3 +271,8 @@ export function mnist(split: "train" | "test", opts?: MnistOptions): MnistData {
   for (let i = 0; i < out.length; i++) out[i] = normalize ? (src[i]! / 255 - MNIST_MEAN) / MNIST_STD : src[i]! / 255;
   return { count: n, images: out, labels: Int32Array.from(labels.bytes.subarray(offset, offset + n)) };
 }
+
+// ---- text ----
+
+export { CharCorpus, CharWindows, charCorpus, prideAndPrejudice } from "./text-corpus.ts";
+export type { CharBatch, CharCorpusOptions, CharWindowsOptions } from "./text-corpus.ts";

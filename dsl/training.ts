@@ -8,6 +8,7 @@ import { KilnError } from "../compiler/util/errors.ts";
 import type { Executable, RunInputs } from "./compile.ts";
 import { captureUserLoc } from "./loc.ts";
 import { strictOptions } from "./options.ts";
+import { Module } from "./module.ts";
 import { isProgram, type Program } from "./program.ts";
 import { locPart } from "./trace.ts";
 
@@ -26,6 +27,12 @@ export interface TrainingContext {
 export interface TrainingSetup {
   /** Names the run: checkpoints go to `out/<name>/` by default. */
   readonly name: string;
+  /**
+   * The module the programs use. With it, the runner compiles them with k.compileModel: one
+   * state for all, the step traced in train mode and the other programs in eval mode (dropout
+   * off). Without it, each is compiled alone and given the trained parameters by name.
+   */
+  readonly module?: Module;
   /** The training step: a k.program (usually of k.trainStep) whose result holds a scalar `loss`. */
   readonly train: Program;
   /** The inputs of step `step` (0-based). A function of the step, so a resumed run sees the same batches. */
@@ -57,6 +64,7 @@ export interface Training extends TrainingSetup {
 
 const setupKeys = {
   name: true,
+  module: true,
   train: true,
   batch: true,
   steps: true,
@@ -89,7 +97,11 @@ export function training(setup: TrainingSetup): Training {
   positive("stepsPerEpoch", setup.stepsPerEpoch);
   positive("evalEvery", setup.evalEvery);
   positive("checkpointEvery", setup.checkpointEvery);
-  for (const [name, p] of Object.entries(setup.programs ?? {})) if (!isProgram(p)) fail(`programs.${name} is not a k.program`);
+  if (setup.module !== undefined && !(setup.module instanceof Module)) fail("module must be a k.nn module");
+  for (const [name, p] of Object.entries(setup.programs ?? {})) {
+    if (!isProgram(p)) fail(`programs.${name} is not a k.program`);
+    if (name === "train") fail("programs.train: the name is the training step's");
+  }
   if (setup.evaluate !== undefined && typeof setup.evaluate !== "function") fail("evaluate must be an async function of the context");
   if (setup.finish !== undefined && typeof setup.finish !== "function") fail("finish must be an async function of the context");
   return Object.freeze({ ...setup, kind: "kiln-training" as const });

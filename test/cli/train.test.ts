@@ -15,6 +15,7 @@ import { LOSSES_KEY, STEP_KEY } from "../../cli/train-loop.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const fixture = "test/cli/fixtures/tiny-train.ts";
+const fixtureArgs = [fixture, "-e", "training"];
 const targets = await k.availableTargets();
 const scratch = (): string => mkdtempSync(path.join(os.tmpdir(), "kiln-train-"));
 
@@ -34,7 +35,7 @@ function checkpoint(file: string): { tensors: Map<string, Uint8Array>; step: str
 describe("kiln train: 10 + 10 steps equal 20 steps", () => {
   const referenceLosses = (async () => {
     const dir = scratch();
-    const run = await train([fixture, "--target", "reference", "--out", dir]);
+    const run = await train([fixture, "-e", "training", "--target", "reference", "--out", dir]);
     expect(run.code, run.stderr).toBe(0);
     return checkpoint(path.join(dir, "ckpt-20.safetensors")).losses;
   })();
@@ -42,11 +43,11 @@ describe("kiln train: 10 + 10 steps equal 20 steps", () => {
   test.each(targets)("%s", async (target) => {
     const whole = scratch();
     const split = scratch();
-    const straight = await train([fixture, "--target", target, "--out", whole]);
+    const straight = await train([fixture, "-e", "training", "--target", target, "--out", whole]);
     expect(straight.code, straight.stderr).toBe(0);
-    const first = await train([fixture, "--target", target, "--out", split, "--steps", "10"]);
+    const first = await train([fixture, "-e", "training", "--target", target, "--out", split, "--steps", "10"]);
     expect(first.code, first.stderr).toBe(0);
-    const resumed = await train([fixture, "--target", target, "--out", split, "--resume", path.join(split, "ckpt-10.safetensors")]);
+    const resumed = await train([fixture, "-e", "training", "--target", target, "--out", split, "--resume", path.join(split, "ckpt-10.safetensors")]);
     expect(resumed.code, resumed.stderr).toBe(0);
     expect(resumed.stdout).toContain("resumed from ckpt-10.safetensors at step 10");
 
@@ -65,10 +66,23 @@ describe("kiln train: 10 + 10 steps equal 20 steps", () => {
   });
 });
 
+test("without a module: programs compiled apart get the trained parameters copied, and resume is as exact (js)", async () => {
+  const [whole, split] = [scratch(), scratch()];
+  const args = [fixture, "-e", "apart", "--target", "js"];
+  const straight = await train([...args, "--out", whole]);
+  expect(straight.code, straight.stderr).toBe(0);
+  expect((await train([...args, "--out", split, "--steps", "10"])).code).toBe(0);
+  expect((await train([...args, "--out", split, "--resume", path.join(split, "ckpt-10.safetensors")])).code).toBe(0);
+  const [a, b] = [checkpoint(path.join(whole, "ckpt-20.safetensors")), checkpoint(path.join(split, "ckpt-20.safetensors"))];
+  for (const [name, bytes] of a.tensors) expect(Buffer.from(b.tensors.get(name)!).equals(Buffer.from(bytes)), name).toBe(true);
+  // The evaluation saw trained weights: the accuracy moved off the first epoch's.
+  expect(straight.stdout).toMatch(/epoch 4\/4 step 20\/20: accuracy \d+\.\d\d%/);
+});
+
 describe("kiln train: output", () => {
   test("plain lines off a TTY: epochs, evaluation per epoch, checkpoints, the closing text, a loss curve", async () => {
     const dir = scratch();
-    const run = await train([fixture, "--target", "js", "--out", dir, "--log-every", "5"]);
+    const run = await train([...fixtureArgs, "--target", "js", "--out", dir, "--log-every", "5"]);
     expect(run.code, run.stderr).toBe(0);
     const lines = run.stdout.split("\n");
     expect(lines[0]).toMatch(/^tiny: compiled for js in [\d.]+ s \(\d+ kernels per step\); 20 steps$/);
@@ -87,7 +101,7 @@ describe("kiln train: output", () => {
   });
 
   test("a TTY gets one redrawn bar with epoch, step, loss, steps/s, ETA and target", async () => {
-    const run = await train([fixture, "--target", "js", "--out", scratch(), "--steps", "5"], true);
+    const run = await train([...fixtureArgs, "--target", "js", "--out", scratch(), "--steps", "5"], true);
     expect(run.code, run.stderr).toBe(0);
     const redraw = "\r\x1b[2K"; // carriage return, then erase the line
     expect(run.stdout.startsWith(redraw)).toBe(false);
@@ -101,16 +115,16 @@ describe("kiln train: errors", () => {
     const dir = scratch();
     const file = path.join(dir, "other.safetensors");
     k.safetensors.write(file, { "0.weight": { dtype: "f32", shape: [2, 2], data: new Float32Array(4) } }, { [STEP_KEY]: "3" });
-    const run = await train([fixture, "--target", "js", "--out", dir, "--resume", file]);
+    const run = await train([...fixtureArgs, "--target", "js", "--out", dir, "--resume", file]);
     expect(run.code).toBe(1);
-    expect(run.stderr).toMatch(/^error: exe\.loadState: .*other\.safetensors: missing .*0\.bias/m);
+    expect(run.stderr).toMatch(/^error: model\.loadState: .*other\.safetensors: missing .*0\.bias/m);
   });
 
   test("a safetensors file without a step is not a kiln train checkpoint", async () => {
     const dir = scratch();
     const file = path.join(dir, "weights.safetensors");
     k.safetensors.write(file, { w: { dtype: "f32", shape: [1], data: new Float32Array(1) } });
-    const run = await train([fixture, "--target", "js", "--out", dir, "--resume", file]);
+    const run = await train([...fixtureArgs, "--target", "js", "--out", dir, "--resume", file]);
     expect(run.code).toBe(1);
     expect(run.stderr).toContain(`is not a kiln train checkpoint (its metadata has no ${STEP_KEY})`);
   });
@@ -119,7 +133,10 @@ describe("kiln train: errors", () => {
     const none = await train(["test/cli/fixtures/two-programs.ts"]);
     expect(none.code).toBe(1);
     expect(none.stderr).toContain("'test/cli/fixtures/two-programs.ts' exports no k.training");
-    const steps = await train([fixture, "--steps", "ten"]);
+    const steps = await train([...fixtureArgs, "--steps", "ten"]);
+    const several = await train([fixture]);
+    expect(several.code).toBe(1);
+    expect(several.stderr).toContain("exports several k.training values (apart, training): pick one with --entry");
     expect(steps.code).toBe(2);
     expect(steps.stderr).toContain("--steps must be a positive integer, got 'ten'");
   });
