@@ -69,6 +69,9 @@ const calls: Readonly<Record<string, () => unknown>> = {
   "k.data.batches": () => k.data.batches([[1, 2]], BOGUS),
   "k.lossCurveSvg": () => k.lossCurveSvg([1, 2], BOGUS),
   "new k.data.Batches": () => new k.data.Batches([[1, 2]], BOGUS),
+  "k.data.charCorpus": () => k.data.charCorpus("abc", BOGUS),
+  "new k.data.CharCorpus": () => new k.data.CharCorpus("abc", BOGUS),
+  "k.data.CharCorpus.windows": () => k.data.charCorpus("abcdef").windows("train", BOGUS),
   "k.data.mnist": () => k.data.mnist("test", BOGUS),
 
   "k.optim.sgd": () => k.optim.sgd(BOGUS),
