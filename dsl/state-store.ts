@@ -83,12 +83,16 @@ export class StateStore {
 
   /** Brings stale values to the host where that needs no wait (CPU targets); false if some remain on a device. */
   pullNow(): boolean {
-    for (const [name, exec] of this.stale) {
-      if (!exec.readInputsSync) return false;
-      this.values.set(name, exec.readInputsSync([name])[name]!);
-      this.stale.delete(name);
+    const byExecutor = new Map<Executor, string[]>();
+    for (const [name, exec] of this.stale) if (exec.readInputsSync) byExecutor.set(exec, [...(byExecutor.get(exec) ?? []), name]);
+    for (const [exec, names] of byExecutor) {
+      const fresh = exec.readInputsSync!(names);
+      for (const name of names) {
+        this.values.set(name, fresh[name]!);
+        this.stale.delete(name);
+      }
     }
-    return true;
+    return this.stale.size === 0;
   }
 
   /**

@@ -99,6 +99,52 @@ describe("k.compileModel", async () => {
     },
   );
 
+  test.runIf(targets.includes("webgpu"))(
+    "webgpu with few storage buffers per stage: a packed state entry falls back to the host hand-over, still right",
+    async () => {
+      k.manualSeed(1);
+      const net = mlp();
+      const model = await k.compileModel(net, { train: k.trainStep(net, loss, k.optim.adam({ lr: 0.05 })), predict: (x: k.Tensor) => net.call(x) }, specs, {
+        target: "webgpu",
+        limits: { maxStorageBuffersPerShaderStage: 4 },
+      });
+      for (let i = 0; i < 3; i++) await model.train({ x: xs, y: ys }, { seed: i });
+      const after = out(await model.predict({ x: xs }));
+      await model.train({ x: xs, y: ys }, { seed: 3 });
+      // The packed layout cannot bind the shared buffers: the state came back up after predict ran.
+      expect(model.programs.train.ioStats!.bytesIn).toBeGreaterThan(batch * features * 4 + batch * 4 + 4);
+      const trained = await model.fetchState();
+      expectClose(out(await model.predict({ x: xs })), await referencePredict(trained), 1e-4, 1e-4);
+      expect(after).not.toEqual(out(await model.predict({ x: xs })));
+    },
+  );
+
+  test("misuse is named", async () => {
+    const net = mlp();
+    const predict = (x: k.Tensor) => net.call(x);
+    await expect(k.compileModel(net, { state: predict }, specs)).rejects.toThrow(
+      "k.compileModel: a program may not be named 'state' (a property of the model)",
+    );
+    await expect(k.compileModel(net, { predict }, { predict: [specs.x], other: [specs.x] })).rejects.toThrow(
+      "k.compileModel: specs: 'other' is neither an input spec nor a program (programs: predict)",
+    );
+    await expect(k.compileModel(net, { predict }, specs, { modes: { predcit: "eval" } as never })).rejects.toThrow(
+      "k.compileModel: modes: 'predcit' is not a program (programs: predict)",
+    );
+    await expect(k.compileModel(net, { predict }, specs, { modes: { predict: "training" as never } })).rejects.toThrow(
+      'modes.predict must be "train" or "eval"',
+    );
+    await expect(k.compileModel({} as never, { predict }, specs)).rejects.toThrow("the first argument must be the module");
+    // Per-program specs: each program gets its own.
+    const model = await k.compileModel(
+      net,
+      { predict, scores: (x: k.Tensor) => net.call(x).softmax(1) },
+      { predict: [specs.x], scores: [k.f32([2, features])] },
+      { target: "js" },
+    );
+    expect((await model.scores([xs.slice(0, 2 * features)])).shape).toEqual([2, classes]);
+  });
+
   test("a train step runs dropout, predict does not, whatever the module's flag at trace time", async () => {
     const net = mlp().eval();
     const model = await k.compileModel(
