@@ -99,6 +99,32 @@ describe.skipIf(!gpu.available)("webgpu pipelines and profiling", () => {
     }
   });
 
+  test("on a device without timestamp-query each kernel is a submission of its own, timed on the host", async () => {
+    const adapter = await gpu.context!.gpu.requestAdapter();
+    const plain = await adapter!.requestDevice();
+    expect(plain.features.has("timestamp-query")).toBe(false);
+    const artifact = compileWebGpu(graph).artifact;
+    const runner = await WebGpuArtifactRunner.create(plain, artifact);
+    try {
+      const data = namedInputs(artifact.inputs);
+      const submit = vi.spyOn(plain.queue, "submit");
+      const querySets = vi.spyOn(plain, "createQuerySet");
+      const profile = newRunProfiler(artifact.kernels.length);
+      const out = await runner.run(data, { profile });
+      expect(profile.clock).toBe("host-per-submission");
+      expect(profile.kernelCalls).toEqual(artifact.kernels.map(() => 1));
+      expect(querySets).toHaveBeenCalledTimes(0);
+      // The upload, one per kernel, the readback.
+      expect(submit).toHaveBeenCalledTimes(artifact.kernels.length + 2);
+      // Same results as a plain run.
+      const again = await runner.run(data);
+      for (const name of Object.keys(again)) expect(Array.from(out[name]!.data)).toEqual(Array.from(again[name]!.data));
+    } finally {
+      runner.destroy();
+      plain.destroy();
+    }
+  });
+
   test("pipelines are created asynchronously; progress reports done/total up to the last", async () => {
     // A constant no other test uses: these kernels' pipelines are new to the device's cache.
     const fresh = traceFunction("fresh", (x: k.Tensor, w: k.Tensor) => k.softmax(k.matmul(x, w).mul(1.2345678), -1), [k.f32([4, 3]), k.f32([3, 5])]).graph;
