@@ -45,7 +45,7 @@ export function setLocCapture(on: boolean): void {
  * is most of a traced op's cost, so it is kept short, and taken again in full in the rare case
  * that the user's frame lies deeper.
  */
-const CAPTURE_FRAMES = 16;
+const CAPTURE_FRAMES = 24;
 const MAX_FRAMES = 64;
 
 interface CallSiteLike {
