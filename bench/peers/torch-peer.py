@@ -124,8 +124,9 @@ def blas():
         maps = open("/proc/self/maps").read()
     except OSError:
         return "unknown"
+    lines = [line for line in maps.splitlines() if "blas" in line.lower() or "mkl" in line.lower()] + maps.splitlines()
     for name in ("openblas", "mkl", "blis", "libblas"):
-        for line in maps.splitlines():
+        for line in lines:
             if name in line.lower():
                 path = os.path.realpath(line.split()[-1])
                 return ("reference BLAS " if name == "libblas" and "openblas" not in path else "") + path
