@@ -92,8 +92,8 @@ export {
 } from "./ops/movement.ts";
 export { matmul } from "./ops/linalg.ts";
 export { einsum } from "./ops/einsum.ts";
-export { topk } from "./ops/select.ts";
-export type { TopkOptions } from "./ops/select.ts";
+export { topk, sort, argsort } from "./ops/select.ts";
+export type { TopkOptions, SortOptions } from "./ops/select.ts";
 export { multinomial, categorical } from "./ops/sampling.ts";
 export type { MultinomialOptions, CategoricalOptions } from "./ops/sampling.ts";
 export { zeros, ones, full, arange, scalar, zerosLike, onesLike, fullLike } from "./ops/creation.ts";

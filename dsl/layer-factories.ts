@@ -33,6 +33,7 @@ import {
 } from "./layers-stateless.ts";
 import { BatchNorm1d, BatchNorm2d, type BatchNormOptions } from "./layers-batchnorm.ts";
 import type { Module } from "./module.ts";
+import { MultiheadAttention, type MultiheadAttentionOptions } from "./layers-attention.ts";
 
 export const linear = (inFeatures: number, outFeatures: number, opts?: { readonly bias?: boolean }): Linear => new Linear(inFeatures, outFeatures, opts);
 export const conv2d = (inChannels: number, outChannels: number, kernelSize: IntPair, opts?: Conv2dLayerOptions): Conv2d =>
@@ -43,6 +44,8 @@ export const layerNorm = (normalizedShape: number | readonly number[], opts?: La
 export const batchNorm1d = (numFeatures: number, opts?: BatchNormOptions): BatchNorm1d => new BatchNorm1d(numFeatures, opts);
 export const batchNorm2d = (numFeatures: number, opts?: BatchNormOptions): BatchNorm2d => new BatchNorm2d(numFeatures, opts);
 export const embedding = (numEmbeddings: number, embeddingDim: number): Embedding => new Embedding(numEmbeddings, embeddingDim);
+export const multiheadAttention = (embedDim: number, numHeads: number, opts?: MultiheadAttentionOptions): MultiheadAttention =>
+  new MultiheadAttention(embedDim, numHeads, opts);
 export const dropout = (p?: number | { readonly p?: number }): Dropout => new Dropout(p);
 export const sequential = (...layers: Module[]): Sequential => new Sequential(...layers);
 export const relu = (): ReLU => new ReLU();

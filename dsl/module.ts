@@ -68,12 +68,17 @@ export abstract class Module {
 
   /** Runs the module inside a trace (PyTorch's `module(x)`). */
   call(...args: Tensor[]): Tensor {
+    return this.inScope(() => this.forward(...args));
+  }
+
+  /** Runs `body` as a call of this module (the ops it traces carry the module's path), for methods besides forward. */
+  protected inScope<T>(body: () => T): T {
     this.discover();
     const trace = currentTrace();
-    if (!trace) return this.forward(...args);
+    if (!trace) return body();
     // The ops traced inside carry this module's path (`blocks.0.attn`) as their scope.
     const childName = (parent: object): string | undefined => (parent instanceof Module ? [...parent.children].find(([, m]) => m === this)?.[0] : undefined);
-    return trace.inModule(this, childName, () => this.forward(...args));
+    return trace.inModule(this, childName, body);
   }
 
   /**

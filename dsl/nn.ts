@@ -10,6 +10,8 @@ export { Linear, Conv2d, ConvTranspose2d, LayerNorm, Embedding } from "./layers.
 export type { Conv2dLayerOptions, ConvTranspose2dLayerOptions, LayerNormOptions } from "./layers.ts";
 export { BatchNorm1d, BatchNorm2d } from "./layers-batchnorm.ts";
 export type { BatchNormOptions } from "./layers-batchnorm.ts";
+export { MultiheadAttention } from "./layers-attention.ts";
+export type { MultiheadAttentionOptions, AttentionCallOptions } from "./layers-attention.ts";
 export {
   ReLU,
   LeakyReLU,
@@ -35,6 +37,7 @@ export {
   batchNorm1d,
   batchNorm2d,
   embedding,
+  multiheadAttention,
   dropout,
   sequential,
   relu,

@@ -96,6 +96,10 @@ export interface TensorMethods {
   argmin(dim?: number, keepdim?: KeepdimArg): Tensor;
   /** The k largest (or smallest) along a dim with their indices (torch.topk); k rounds of max, for small k. */
   topk(k: number, opts?: S.TopkOptions): R.ValuesIndices;
+  /** Sorted values along a dim with their indices (torch.sort; stable; NaN largest): `sort(dim?, descending?)` or `sort({ dim, descending })`. O(n²) per row. */
+  sort(...args: S.SortArgs): R.ValuesIndices;
+  /** The indices that sort a dim (torch.argsort), as sort's. */
+  argsort(...args: S.SortArgs): Tensor;
   cumsum(dim: number): Tensor;
   softmax(dim: number): Tensor;
   logSoftmax(dim: number): Tensor;
@@ -331,6 +335,12 @@ const methods: TensorMethods & ThisType<Tensor> = {
   },
   topk(k: number, opts?: S.TopkOptions): R.ValuesIndices {
     return S.topk(this, k, opts);
+  },
+  sort(...args: S.SortArgs): R.ValuesIndices {
+    return S.sort(this, ...args);
+  },
+  argsort(...args: S.SortArgs): Tensor {
+    return S.argsort(this, ...args);
   },
   cumsum(dim: number): Tensor {
     return R.cumsum(this, dim);

@@ -65,6 +65,7 @@ const REPRESENTATIVE_OP_CASES = [
   "casts",
   "sum mean over dims",
   "argmax argmin",
+  "sort and argsort, ascending and descending, i32 ties kept in order",
   "cumsum",
   "softmax logSoftmax on inner and outer dims",
   "slice narrow flip pad on one input",

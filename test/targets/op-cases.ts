@@ -89,6 +89,12 @@ const reductions = inGroup("reductions", [
     specs: [f([5, 7])],
     range: [-3, 3],
   },
+  {
+    name: "sort and argsort, ascending and descending, i32 ties kept in order",
+    fn: (x) => [x.sort(1), x.sort({ dim: 0, descending: true }), x.argsort(-1, true), k.sort(x.int(), 1), k.argsort(x.int(), 0, true)],
+    specs: [f([5, 7])],
+    range: [-3, 3],
+  },
 ]);
 
 const movement = inGroup("movement", [
@@ -187,6 +193,9 @@ const composites = inGroup("composites", [
   { name: "dropout (rng matches the interpreter bit for bit)", fn: (x) => F.dropout(x, 0.3), specs: [f([8, 9])] },
 ]);
 
+// Built at import: its biases and out_proj.bias are state inputs the cases fill; the projections are arguments.
+const attentionCase = new k.nn.MultiheadAttention(8, 2, { batchFirst: true });
+
 const gradients = inGroup("gradients", [
   { name: "grad of a matmul-relu-sum", fn: k.grad((x: k.Tensor) => x.matmul(x.transpose(0, 1)).relu().sum()) as Fn, specs: [f([4, 3])] },
   {
@@ -233,6 +242,28 @@ const gradients = inGroup("gradients", [
       { argnums: [0, 1] },
     ) as Fn,
     specs: [f([3, 4]), f([2, 4])],
+  },
+  {
+    name: "grad of sort values; of MultiheadAttention (causal, batch first) wrt its input and projections",
+    fn: (x: k.Tensor, q: k.Tensor, w: k.Tensor, o: k.Tensor) => [
+      (k.grad((y: k.Tensor) => y.sort(1, true).values.mul(k.arange(7).float()).sum()) as (y: k.Tensor) => k.Tensor)(x),
+      ...(
+        k.grad(
+          (input: k.Tensor, inProj: k.Tensor, outProj: k.Tensor) =>
+            k
+              .functionalCall(
+                attentionCase,
+                { in_proj_weight: inProj, "out_proj.weight": outProj },
+                () => attentionCase.attention(input, input, input, { isCausal: true }).output,
+              )
+              .square()
+              .sum(),
+          { argnums: [0, 1, 2] },
+        ) as (...a: k.Tensor[]) => k.Tensor[]
+      )(q, w, o),
+    ],
+    specs: [f([4, 7]), f([2, 5, 8]), f([24, 8]), f([8, 8])],
+    range: [-0.5, 0.5],
   },
   {
     name: "grad of grad of tanh",
