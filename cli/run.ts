@@ -97,7 +97,11 @@ function readInputs(io: CliIO, file: string | undefined, loaded: LoadedArtifact)
         code: "invalid-argument",
         message: `${file}: no tensor '${io.name}' (the artifact's inputs: ${wanted.map((i) => i.name).join(", ")})`,
       });
-    if (t.dtype !== io.dtype || t.shape.join(",") !== io.shape.join(","))
+    // A symbolic leading axis takes any rows up to its max (run() checks the count).
+    const same = io.symbolic
+      ? t.shape.slice(1).join(",") === io.shape.slice(1).join(",") && t.shape.length === io.shape.length
+      : t.shape.join(",") === io.shape.join(",");
+    if (t.dtype !== io.dtype || !same)
       throw new KilnError({
         code: "shape-mismatch",
         message: `${file}: tensor '${io.name}' is ${t.dtype}[${t.shape.join(",")}], the artifact expects ${io.dtype}[${io.shape.join(",")}]`,

@@ -7,11 +7,13 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Artifact } from "../runtime/artifact/format.ts";
 import { sha256Hex } from "../runtime/artifact/hash.ts";
-import { kernelFileNames, MANIFEST_FILE, manifestOf, WEIGHTS_FILE, type Manifest } from "../runtime/artifact/manifest.ts";
+import { kernelFileNames, MANIFEST_FILE, manifestOf, WEIGHTS_FILE, type Manifest, type ManifestExtras } from "../runtime/artifact/manifest.ts";
+import { symbolicInfo } from "../compiler/ir/symbolic.ts";
+import { nodeOf } from "../compiler/ir/graph.ts";
 import { encodeSafetensors, type NamedTensor } from "../runtime/artifact/safetensors.ts";
 import { writeFolderAtomically, type WriteFolderOptions } from "../runtime/artifact/write-folder.ts";
 import { printGraph } from "../compiler/ir/printer.ts";
-import type { Graph } from "../compiler/ir/types.ts";
+import type { Graph, ValueId } from "../compiler/ir/types.ts";
 import { KilnError } from "../compiler/util/errors.ts";
 import type { LoaderRuntime } from "./backend.ts";
 import { generateLoaderSource, rewriteTsSpecifiers, transpileToModule } from "./loader-gen.ts";
@@ -73,7 +75,8 @@ export function buildArtifactFolder(input: ArtifactFolderInput): ArtifactFolder 
         }),
     );
   const graphHash = sha256Hex(graphText);
-  let manifest = manifestOf(artifact, { graphHash, stateNames, kernelFiles, files: hashes() });
+  const symbol = symbolOfGraph(input.graph);
+  let manifest = manifestOf(artifact, { graphHash, stateNames, kernelFiles, files: hashes(), ...(symbol ? { symbol } : {}) });
   if (input.withoutLoader !== true && loader !== undefined) {
     for (const [name, text] of runtimeFiles(artifact.target, loader)) files.set(name, utf8(text));
     const loaderSource = generateLoaderSource(manifest, loader);
@@ -137,3 +140,25 @@ function manifestText(manifest: Manifest): string {
 }
 
 const safePackageName = (name: string): string => `kiln-artifact-${name.toLowerCase().replace(/[^a-z0-9-]+/g, "-")}`.replace(/-+$/, "");
+
+/** The manifest's record of a symbolic dimension: which inputs and outputs lead with it, at what scale. */
+function symbolOfGraph(g: Graph): ManifestExtras["symbol"] {
+  const info = symbolicInfo(g);
+  if (!info) return undefined;
+  const lead = (id: ValueId): number | undefined => {
+    const s = info.axes.get(id)?.[0];
+    return typeof s === "number" ? s : undefined;
+  };
+  const axes: Record<string, number> = {};
+  for (const id of g.inputs) {
+    const n = nodeOf(g, id);
+    const scale = lead(id);
+    if (n.op === "input" && scale !== undefined) axes[n.name] = scale;
+  }
+  const outputs: Record<string, number> = {};
+  for (const o of g.outputs) {
+    const scale = lead(o.value);
+    if (scale !== undefined) outputs[o.name] = scale;
+  }
+  return { name: info.name, max: info.max, axes, outputs };
+}

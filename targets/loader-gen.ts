@@ -49,7 +49,7 @@ export function generateLoaderSource(manifest: Manifest, runtime: LoaderRuntime)
     "// recompile the model instead. Loads this folder, checks every file against manifest.json, runs it.",
   ].join("\n");
   const file = project.createSourceFile("index.ts", "", { overwrite: true });
-  const userInputs = manifest.inputs.filter((i) => i.role !== "state");
+  const userInputs = manifest.inputs.filter((i) => i.role !== "state" && i.role !== "size");
   const stateInputs = manifest.inputs.filter((i) => i.role === "state");
   const userOutputs = manifest.outputs.filter((o) => o.role === "user");
 

@@ -136,11 +136,26 @@ function checkedInput(name: string, value: InputValue | undefined, dtype: Artifa
   return tensor;
 }
 
+/** Rows of the symbolic leading axis an input gives (from its shape, or its flat length); 1..max. */
+function symbolicRows(name: string, value: InputValue | undefined, shape: readonly number[], scale: number, symbol: string, max: number): number {
+  if (value === undefined) throw new Error(`run: missing input '${name}' ([${symbol},${shape.slice(1).join(",")}])`);
+  const per = numel(shape.slice(1)) * scale;
+  const rows = ArrayBuffer.isView(value) ? value.length / per : value.shape[0]! / scale;
+  if (!Number.isInteger(rows))
+    throw new Error(
+      `run: input '${name}': ${ArrayBuffer.isView(value) ? `${value.length} values` : `shape [${value.shape.join(",")}]`} is not whole rows of symbolic dimension '${symbol}'`,
+    );
+  if (rows > max) throw new Error(`run: input '${name}': symbolic dimension '${symbol}' is ${rows}, above its maximum ${max}`);
+  if (rows < 1) throw new Error(`run: input '${name}': symbolic dimension '${symbol}' must be at least 1, got ${rows}`);
+  return rows;
+}
+
 export function createModel(loaded: LoadedArtifact, runner: ArtifactRunner): Model {
   const { manifest } = loaded;
   const state = new Map(Object.entries(loaded.state));
   const userInputs = manifest.inputs.filter((i) => i.role === "user");
   const seedInputs = manifest.inputs.filter((i) => i.role === "seed");
+  const sizeInput = manifest.inputs.find((i) => i.role === "size");
   let runCount = 0;
   return {
     manifest,
@@ -149,7 +164,24 @@ export function createModel(loaded: LoadedArtifact, runner: ArtifactRunner): Mod
       const unknown = Object.keys(inputs).filter((n) => !known.has(n));
       if (unknown.length > 0) throw new Error(`run: unknown input(s) ${unknown.join(", ")} (inputs: ${[...known].join(", ")})`);
       const bound: Record<string, NamedTensor> = Object.fromEntries(state);
-      for (const io of userInputs) bound[io.name] = checkedInput(io.name, inputs[io.name], io.dtype, io.shape);
+      // A symbolic leading axis: any rows up to the max, the same count on every input that has it (padded to the max here).
+      let size: { n: number; from: string } | undefined;
+      for (const io of userInputs) {
+        if (!io.symbolic || !sizeInput) {
+          bound[io.name] = checkedInput(io.name, inputs[io.name], io.dtype, io.shape);
+          continue;
+        }
+        const { name: symbol, scale } = io.symbolic;
+        const n = symbolicRows(io.name, inputs[io.name], io.shape, scale, symbol, sizeInput.max!);
+        if (size && size.n !== n)
+          throw new Error(`run: inputs disagree on symbolic dimension '${symbol}': '${size.from}' has ${size.n}, '${io.name}' has ${n}`);
+        size ??= { n, from: io.name };
+        const given = checkedInput(io.name, inputs[io.name], io.dtype, [n * scale, ...io.shape.slice(1)]);
+        const full = new (given.data.constructor as new (length: number) => typeof given.data)(numel(io.shape));
+        full.set(given.data as never);
+        bound[io.name] = { dtype: io.dtype, shape: io.shape, data: full };
+      }
+      if (sizeInput) bound[sizeInput.name] = { dtype: "i32", shape: [], data: Int32Array.of(size?.n ?? sizeInput.max!) };
       // Like k.compile: the seed counts runs unless given, so dropout masks differ per step yet replay per process.
       for (const io of seedInputs)
         bound[io.name] =
@@ -161,7 +193,11 @@ export function createModel(loaded: LoadedArtifact, runner: ArtifactRunner): Mod
         const value = results[o.name];
         if (!value) throw new Error(`run: the runtime returned no output '${o.name}'`);
         if (o.role === "state") state.set(o.aliases!, value);
-        else out[o.name] = value;
+        else if (o.symbolic && sizeInput) {
+          const rows = o.symbolic.scale * Number(bound[sizeInput.name]!.data[0]);
+          const per = numel(o.shape.slice(1));
+          out[o.name] = { dtype: value.dtype, shape: [rows, ...o.shape.slice(1)], data: value.data.subarray(0, rows * per) };
+        } else out[o.name] = value;
       }
       return out;
     },

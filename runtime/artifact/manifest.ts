@@ -23,16 +23,31 @@ export const WEIGHTS_FILE = "weights.safetensors";
 /** Bumped whenever a loader of the previous version could misread the folder. */
 export const MANIFEST_SCHEMA_VERSION = 1;
 
-/** user: passed to run(); state: kept by the model between runs (weights.safetensors); seed: filled from a run counter when not given. */
-export type InputRole = "user" | "state" | "seed";
+/**
+ * user: passed to run(); state: kept by the model between runs (weights.safetensors); seed:
+ * filled from a run counter when not given; size: a symbolic dimension's size, filled from the
+ * rows of the inputs that have it (at most `max`).
+ */
+export type InputRole = "user" | "state" | "seed" | "size";
+
+/** A leading axis of `scale` × the symbolic dimension `name` (docs/training.md, "A symbolic batch"): `shape` holds the maximum. */
+export interface SymbolicAxis {
+  readonly name: string;
+  readonly scale: number;
+}
 
 export interface ManifestInput extends ArtifactIO {
   readonly role: InputRole;
+  readonly symbolic?: SymbolicAxis;
+  /** The largest size a run may give, on the size input. */
+  readonly max?: number;
 }
 
 export interface ManifestOutput extends ArtifactIO {
   /** state: replaces the state input it aliases after a run; user: returned by run(). */
   readonly role: "user" | "state";
+  /** A leading symbolic axis: run() returns the run's rows. */
+  readonly symbolic?: SymbolicAxis;
 }
 
 export interface ManifestKernel extends Omit<ArtifactKernel, "source"> {
@@ -80,6 +95,13 @@ export interface ManifestExtras {
   readonly stateNames: readonly string[];
   readonly kernelFiles: readonly string[];
   readonly files: Readonly<Record<string, string>>;
+  /** The graph's symbolic dimension: its name, max, and the scale of each input and output whose leading axis has it. */
+  readonly symbol?: {
+    readonly name: string;
+    readonly max: number;
+    readonly axes: Readonly<Record<string, number>>;
+    readonly outputs: Readonly<Record<string, number>>;
+  };
 }
 
 export const isSeedInput = (io: ArtifactIO): boolean => io.name === "seed" && io.dtype === "i32" && io.shape.length === 0;
@@ -92,8 +114,20 @@ export function manifestOf(artifact: Artifact, extras: ManifestExtras): Manifest
     name: artifact.name,
     target: artifact.target,
     graphHash: extras.graphHash,
-    inputs: artifact.inputs.map((io) => ({ ...io, role: state.has(io.name) ? "state" : isSeedInput(io) ? "seed" : "user" })),
-    outputs: artifact.outputs.map((io) => ({ ...io, role: io.aliases !== undefined && state.has(io.aliases) ? "state" : "user" })),
+    inputs: artifact.inputs.map((io): ManifestInput => {
+      const sym = extras.symbol;
+      if (sym && io.name === sym.name) return { ...io, role: "size", max: sym.max };
+      const scale = sym?.axes[io.name];
+      return { ...io, role: state.has(io.name) ? "state" : isSeedInput(io) ? "seed" : "user", ...(scale ? { symbolic: { name: sym!.name, scale } } : {}) };
+    }),
+    outputs: artifact.outputs.map((io): ManifestOutput => {
+      const scale = extras.symbol?.outputs[io.name];
+      return {
+        ...io,
+        role: io.aliases !== undefined && state.has(io.aliases) ? "state" : "user",
+        ...(scale ? { symbolic: { name: extras.symbol!.name, scale } } : {}),
+      };
+    }),
     buffers: artifact.buffers,
     kernels: artifact.kernels.map(({ source: _source, ...rest }, i) => ({ ...rest, file: extras.kernelFiles[i]! })),
     memory: artifact.memory,
@@ -109,7 +143,7 @@ export function manifestOf(artifact: Artifact, extras: ManifestExtras): Manifest
  * has checked that `target` is one the format knows.
  */
 export function artifactOf(manifest: Manifest, kernelSources: readonly string[]): Artifact {
-  const strip = <T extends { role: unknown }>({ role: _role, ...io }: T): Omit<T, "role"> => io;
+  const strip = <T extends { role: unknown; symbolic?: unknown; max?: unknown }>({ role: _role, symbolic: _s, max: _m, ...io }: T) => io;
   return <Artifact>{
     format: ARTIFACT_FORMAT,
     version: ARTIFACT_VERSION,

@@ -3,12 +3,18 @@
 // the actual size (compiler/ir/interpret.ts, an independent path: no padding, no masks): an SGD
 // step of an MLP (loss and every updated parameter, batches 1, 7, 16 and 3 in sequence, so a
 // later step sees the weights the earlier ones wrote), a forward with a mean over the batch, a
-// CNN forward; CUDA through the C++ emulation of its kernels. Then the dump (the symbol printed,
+// CNN forward; CUDA through the C++ emulation of its kernels; a saved artifact through the
+// standalone loader. Then the dump (the symbol printed,
 // print → parse → print identical) and the one-line errors: a batch above the max, inputs that
 // disagree, a symbolic dimension used where it is not supported.
 
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { HyperStore } from "../../dsl/hyper.ts";
 import { describe, expect, test } from "vitest";
+import { createModel, loadArtifact } from "../../runtime/artifact/load.ts";
+import { JsArtifactRunner } from "../../runtime/js/run-artifact.ts";
 import * as k from "kiln";
 import { interpret } from "../../compiler/ir/interpret.ts";
 import { parseGraph } from "../../compiler/ir/parser.ts";
@@ -116,6 +122,29 @@ describe.runIf(hasCxx())("symbolic batch on cuda (kernels emulated on the CPU)",
       const want = interpret(g, c.actual);
       for (const o of g.outputs) closeTo(results[i]![o.name]!.data, want[o.name]!.data, `${o.name} at batch ${c.b}`);
     });
+  });
+});
+
+describe("a saved artifact", () => {
+  test("the manifest records the symbol; the standalone loader runs batches 1, 7, max like exe.run and refuses one above max", async () => {
+    const exe = await k.compile(mlpStep(), specs(), { target: "js" });
+    const dir = mkdtempSync(path.join(tmpdir(), "kiln-sym-"));
+    await exe.save(dir);
+    const loaded = await loadArtifact(dir);
+    expect(loaded.manifest.inputs.find((i) => i.name === "batch")).toMatchObject({ role: "size", max: MAX });
+    expect(loaded.manifest.inputs.find((i) => i.name === "x")!.symbolic).toEqual({ name: "batch", scale: 1 });
+    const model = createModel(loaded, new JsArtifactRunner(loaded.artifact));
+    for (const b of [1, 7, MAX]) {
+      const data = batchOf(b);
+      const want = await exe.run(data);
+      const got = await model.run(data);
+      closeTo(got["loss"]!.data, want.loss.data, `loss at ${b}`);
+      const ws = exe.state();
+      const gs = model.state();
+      for (const name of Object.keys(ws)) closeTo(gs[name]!.data, ws[name]!.data, `${name} at ${b}`);
+    }
+    await expect(model.run(batchOf(MAX + 1))).rejects.toThrow(/symbolic dimension 'batch' is 17, above its maximum 16/);
+    await expect(model.run({ x: batchOf(3).x, y: batchOf(4).y })).rejects.toThrow(/disagree on symbolic dimension 'batch': 'x' has 3, 'y' has 4/);
   });
 });
 
