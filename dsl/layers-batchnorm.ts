@@ -12,6 +12,7 @@ import { KilnError } from "../compiler/util/errors.ts";
 import { formatShape } from "../compiler/util/shape.ts";
 import { batchNorm } from "./functional/norm.ts";
 import * as M from "./ops/movement.ts";
+import { runCount } from "./ops/reduce.ts";
 import { Module, Parameter } from "./module.ts";
 import { strictOptions } from "./options.ts";
 import { type Tensor, userError } from "./tensor.ts";
@@ -89,8 +90,9 @@ abstract class BatchNorm extends Module {
   /** Batch statistics, with the running statistics' updates recorded as state updates of the trace. */
   private trainingForward(x: Tensor, weight: Tensor | undefined, bias: Tensor | undefined): Tensor {
     const axes = x.shape.map((_, i) => i).filter((i) => i !== 1);
-    const count = x.shape.reduce((a, d, i) => (i === 1 ? a : a * d), 1);
-    if (count < 2)
+    // Values per channel at run time: a tensor when the batch is symbolic (the actual batch, not its maximum).
+    const count = runCount(x, axes, this.layer);
+    if (typeof count === "number" && count < 2)
       return userError("invalid-argument", `${this.layer}: expected more than 1 value per channel when training, got input ${formatShape(x.shape)}`);
     const perChannel = (v: Tensor): Tensor =>
       M.reshape(
@@ -115,7 +117,8 @@ abstract class BatchNorm extends Module {
     const keep: Tensor | number = typeof factor === "number" ? 1 - factor : factor.neg().add(1);
     const blend = (running: Tensor, batch: Tensor): Tensor => running.mul(keep).add(batch.mul(factor));
     trace.updateState(this.runningMean!.path, blend(runningMean, M.reshape(mean, channels)));
-    trace.updateState(this.runningVar!.path, blend(runningVar, M.reshape(variance, channels).mul(count / (count - 1))));
+    const unbiased = typeof count === "number" ? count / (count - 1) : count.div(count.sub(1));
+    trace.updateState(this.runningVar!.path, blend(runningVar, M.reshape(variance, channels).mul(unbiased)));
     trace.updateState(this.numBatchesTracked!.path, nextTracked);
     return y;
   }

@@ -115,7 +115,7 @@ function reducedCount(x: Tensor, dim: Dims | undefined, op: string): number {
  * (the batch), an f32 scalar tensor computed from the run's size — a mean over the batch
  * divides by the actual batch, not its maximum.
  */
-function runCount(x: Tensor, dim: Dims | undefined, op: string): number | Tensor {
+export function runCount(x: Tensor, dim: Dims | undefined, op: string): number | Tensor {
   const axes = dimList(x, dim, op);
   const scales = x.trace.symbolicScales(x);
   const symbolic = axes.filter((a) => scales?.[a] !== undefined);

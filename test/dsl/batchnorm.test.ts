@@ -63,6 +63,25 @@ describe("BatchNorm against PyTorch 1.13", async () => {
 });
 
 describe("BatchNorm module", () => {
+  test.each(["js", "wasm"])("%s: a symbolic batch normalizes and corrects the variance by the actual batch, not its maximum", async (target) => {
+    const c = torch["bn1d-affine"]!;
+    const bn = k.nn.batchNorm1d(3);
+    bn.loadStateDict(Object.fromEntries(Object.entries(c.params).map(([n, v]) => [n, { shape: [v.length], data: v }])), { strict: false });
+    const model = await k.compileModel(
+      bn,
+      { step: (x: Tensor) => bn.call(x), predict: (x: Tensor) => bn.call(x) },
+      { x: k.f32(["batch", 3], { max: { batch: 16 } }) },
+      {
+        target,
+        modes: { step: "train" },
+      },
+    );
+    for (let i = 0; i < 3; i++) expectClose(data(await model.step({ x: c.inputs[i]! })), c.train[i]!, 1e-4, 1e-4); // 4 rows of at most 16
+    const state = model.state();
+    for (const [buffer, expected] of Object.entries(c.buffers)) expectClose(Array.from(state[buffer]!.data), expected, 1e-5, 1e-4);
+    expectClose(data(await model.predict({ x: c.evalInput })), c.eval, 1e-4, 1e-4);
+  });
+
   test("PyTorch's state-dict names, num_batches_tracked as i32", () => {
     const net = k.nn.sequential(k.nn.linear(4, 3), k.nn.batchNorm1d(3));
     expect(Object.keys(net.stateDict())).toEqual(["0.weight", "0.bias", "1.weight", "1.bias", "1.running_mean", "1.running_var", "1.num_batches_tracked"]);
