@@ -1,6 +1,7 @@
 // The loop behind `kiln train`: compiles a k.training setup's step and its extra programs
-// once (one k.compileModel sharing the state when the setup names its module), runs steps start..steps feeding step s the batch `batch(s)` and the seed s,
-// evaluates and checkpoints on schedule, and reports each event to a callback (the command
+// once (one k.compileModel sharing the state when the setup names its module), runs steps
+// start..steps feeding step s the batch `batch(s)`, the hyperparameters `hyper(s)` and the
+// seed s, evaluates and checkpoints on schedule, and reports each event to a callback (the command
 // draws them). A checkpoint holds the whole state plus the step and the losses so far in
 // its metadata, so `resume` continues bit-exactly: same batches, same seeds, same state.
 
@@ -104,7 +105,7 @@ export async function runTraining(setup: Training, opts: TrainingRunOptions): Pr
   const recent: number[] = [];
   while (step < totalSteps) {
     const inputs = setup.batch(step);
-    const out = (await train.run(inputs, { seed: step })) as unknown;
+    const out = (await train.run(inputs, setup.hyper ? { seed: step, hyper: setup.hyper(step) } : { seed: step })) as unknown;
     losses.push(lossOf(out));
     step++;
     recent.push(performance.now());

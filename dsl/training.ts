@@ -1,11 +1,12 @@
 // k.training: a model file's training setup as data — the compiled step, the batch of each
-// step, how many steps, what to evaluate and when — which `kiln train <file>` (or
+// step and its hyperparameters, how many steps, what to evaluate and when — which `kiln train <file>` (or
 // k.runTraining from a script) runs. The batch is a function of the step number, and the
 // dropout seed of step s is s, so a run resumed from a checkpoint at step s sees exactly
 // what the uninterrupted run saw from step s on.
 
 import { KilnError } from "../compiler/util/errors.ts";
 import type { Executable, RunInputs } from "./compile.ts";
+import type { HyperSettings } from "./hyper.ts";
 import { captureUserLoc } from "./loc.ts";
 import { strictOptions } from "./options.ts";
 import { Module } from "./module.ts";
@@ -37,6 +38,11 @@ export interface TrainingSetup {
   readonly train: Program;
   /** The inputs of step `step` (0-based). A function of the step, so a resumed run sees the same batches. */
   readonly batch: (step: number) => RunInputs;
+  /**
+   * The hyperparameters of step `step` (`{ lr: schedule(step) }`), fed as exe.run's `hyper`
+   * option: a function of the step, so a resumed run recomputes them (they are not state).
+   */
+  readonly hyper?: (step: number) => HyperSettings;
   /** Steps to run (`kiln train --steps` overrides). */
   readonly steps: number;
   /** Steps per epoch, for the progress display and the default evaluation period. */
@@ -67,6 +73,7 @@ const setupKeys = {
   module: true,
   train: true,
   batch: true,
+  hyper: true,
   steps: true,
   stepsPerEpoch: true,
   programs: true,
@@ -102,6 +109,7 @@ export function training(setup: TrainingSetup): Training {
     if (!isProgram(p)) fail(`programs.${name} is not a k.program`);
     if (name === "train") fail("programs.train: the name is the training step's");
   }
+  if (setup.hyper !== undefined && typeof setup.hyper !== "function") fail("hyper must be a function of the step number returning { lr, … }");
   if (setup.evaluate !== undefined && typeof setup.evaluate !== "function") fail("evaluate must be an async function of the context");
   if (setup.finish !== undefined && typeof setup.finish !== "function") fail("finish must be an async function of the context");
   return Object.freeze({ ...setup, kind: "kiln-training" as const });

@@ -1,13 +1,15 @@
 // LeNet-5 on MNIST: conv(1→6, 5×5) → relu → max-pool → conv(6→16, 5×5) → relu → max-pool →
-// 120 → 84 → 10, trained with AdamW on shuffled batches of 64 for three epochs; test accuracy
-// is measured after each epoch. `npx kiln train examples/cnn.ts` runs it (about 98.9 % on
-// the 10,000 test images; docs/training.md has the numbers and times measured).
+// 120 → 84 → 10, trained with AdamW on shuffled batches of 64 for two epochs, the learning
+// rate on a cosine from 2e-3 to 0 after 50 warmup steps; test accuracy after each epoch.
+// `npx kiln train examples/cnn.ts` runs it: 98.98 % on the 10,000 test images in 2 min 51 s
+// on cpu (docs/training.md has the numbers measured).
 
 import * as k from "kiln";
 
 export const BATCH = 64;
 export const EVAL_BATCH = 1000;
-export const EPOCHS = 3;
+export const EPOCHS = 2;
+export const LR = 2e-3;
 
 /** LeNet-5 with ReLU and max-pooling (the modern reading of LeCun et al. 1998), seeded so runs replay. */
 export function lenet5(): k.nn.Sequential {
@@ -48,6 +50,7 @@ const batches = (): k.data.Batches<{ x: Float32Array; y: Int32Array }> => {
   return trainBatches;
 };
 const stepsPerEpoch = Math.floor(60000 / BATCH);
+const schedule = k.optim.schedule.cosine({ lr: LR, total: EPOCHS * stepsPerEpoch, warmup: 50, warmupStart: 0.1 });
 
 /** Fraction of the first `count` test images that `predictExe` (holding trained weights) classifies correctly. */
 export async function testAccuracy(predictExe: k.Executable, count = 10000): Promise<number> {
@@ -69,6 +72,7 @@ export const training = k.training({
   module: net,
   train: trainStep,
   batch: (step) => batches().at(step),
+  hyper: (step) => ({ lr: schedule(step) }),
   steps: EPOCHS * stepsPerEpoch,
   stepsPerEpoch,
   programs: { predict },

@@ -1,7 +1,8 @@
 // A decoder-only, character-level transformer (GPT) trained on Pride and Prejudice: token and
 // position embeddings, pre-LN blocks of causal multi-head self-attention and a GELU MLP, a
 // final LayerNorm and a head tied to the token embedding; GPT-2's init (N(0, 0.02), residual
-// projections scaled by 1/√(2·layers)); AdamW with gradient clipping. `kiln train` evaluates
+// projections scaled by 1/√(2·layers)); AdamW (no decay for biases and norms) with warmup, a
+// cosine schedule and gradient clipping. `kiln train` evaluates
 // the validation loss (printed beside the corpus's unigram entropy, the loss of a model that
 // ignores context) and ends with samples drawn on the graph with a temperature and top-k.
 // `npx kiln train examples/gpt.ts --steps 2000`; docs/training.md has the numbers measured.
@@ -14,6 +15,7 @@ export const HEADS = 4;
 export const LAYERS = 3;
 export const BATCH = 16;
 export const STEPS = 2000;
+export const LR = 2e-3;
 export const EVAL_BATCHES = 8;
 export const TEMPERATURE = 0.8;
 export const TOP_K = 10;
@@ -75,13 +77,16 @@ export const net = new Gpt();
 const nextCharLoss = (logits: k.Tensor, targets: k.Tensor): k.Tensor => k.nn.functional.crossEntropy(logits.reshape([-1, VOCAB]), targets.reshape([-1]));
 
 const windowSpecs = { x: k.i32([BATCH, CONTEXT]), y: k.i32([BATCH, CONTEXT]) };
-export const trainStep = k.program(
-  k.trainStep(net, nextCharLoss, k.optim.adamW({ lr: 2e-3, betas: [0.9, 0.99], weightDecay: 0.1 }), { clipGradNorm: 1 }),
-  windowSpecs,
+/** AdamW with weight decay on the matrices only: biases, LayerNorms and the position table form the `noDecay` group. */
+const optimizer = k.optim.adamW(
+  { lr: LR, betas: [0.9, 0.99], weightDecay: 0.1 },
   {
-    name: "trainStep",
+    groups: [{ name: "noDecay", params: (name) => name.endsWith(".bias") || name.startsWith("ln") || name.includes(".ln") || name === "wpe", weightDecay: 0 }],
   },
 );
+/** Linear warmup over 100 steps, then a cosine down to LR/10 at the last step. */
+export const schedule = k.optim.schedule.cosine({ lr: LR, total: STEPS, warmup: 100, min: LR / 10 });
+export const trainStep = k.program(k.trainStep(net, nextCharLoss, optimizer, { clipGradNorm: 1 }), windowSpecs, { name: "trainStep" });
 export const evalLoss = k.program(({ x, y }: { x: k.Tensor; y: k.Tensor }) => nextCharLoss(net.call(x), y), windowSpecs, { name: "evalLoss" });
 
 /**
@@ -128,6 +133,7 @@ export const training = k.training({
   module: net,
   train: trainStep,
   batch: (step) => trainWindows.at(step),
+  hyper: (step) => ({ lr: schedule(step) }),
   steps: STEPS,
   evalEvery: 250,
   programs: { evalLoss, sampleNext },
