@@ -125,6 +125,53 @@ describe.runIf(hasCxx())("symbolic batch on cuda (kernels emulated on the CPU)",
   });
 });
 
+describe("a transformer step: [batch,T,C] ↔ [T*batch,C] reshapes, heads, causal attention, SGD with clipping", () => {
+  const [V, T, C, H] = [11, 5, 8, 2];
+  class Attention extends k.nn.Module {
+    qkv = k.nn.linear(C, 3 * C);
+    proj = k.nn.linear(C, C);
+    forward(x: k.Tensor): k.Tensor {
+      const [b, t] = [x.shape[0]!, x.shape[1]!];
+      const heads = (u: k.Tensor): k.Tensor => u.reshape([b, t, H, C / H]).transpose(1, 2);
+      const [q, key, v] = this.qkv.call(x).chunk(3, -1) as [k.Tensor, k.Tensor, k.Tensor];
+      const y = k.nn.functional.scaledDotProductAttention(heads(q), heads(key), heads(v), { isCausal: true });
+      return this.proj.call(y.transpose(1, 2).reshape([b, t, C]));
+    }
+  }
+  class TinyGpt extends k.nn.Module {
+    wte = k.nn.embedding(V, C);
+    ln = k.nn.layerNorm(C);
+    attn = new Attention();
+    head = k.nn.linear(C, V);
+    forward(ids: k.Tensor): k.Tensor {
+      const x = this.wte.call(ids);
+      return this.head.call(this.ln.call(x.add(this.attn.call(x))));
+    }
+  }
+  const step = () => {
+    k.manualSeed(4);
+    const net = new TinyGpt();
+    const loss = (logits: k.Tensor, y: k.Tensor) => k.nn.functional.crossEntropy(logits.reshape([-1, V]), y.reshape([-1]));
+    // SGD, not Adam: the key bias has an exactly-zero gradient (softmax ignores it) that Adam would blow up from f32 noise.
+    return k.trainStep(net, loss, k.optim.sgd({ lr: 0.1, momentum: 0.9 }), { clipGradNorm: 1 });
+  };
+  const gptSpecs = () => ({ x: k.i32(["batch", T], { max: { batch: 4 } }), y: k.i32(["batch", T]) });
+  test("js and wasm match the interpreter at batches 1, 3, 4", async () => {
+    const ref = await k.compile(step(), gptSpecs(), { target: "reference" });
+    const exes = await Promise.all(["js", "wasm"].map((target) => k.compile(step(), gptSpecs(), { target })));
+    for (const b of [1, 3, 4]) {
+      const data = { x: Int32Array.from({ length: b * T }, (_, i) => (i * 5 + b) % V), y: Int32Array.from({ length: b * T }, (_, i) => (i * 3 + 1) % V) };
+      const want = await ref.run(data);
+      for (const exe of exes) closeTo((await exe.run(data)).loss.data, want.loss.data, `${exe.target} loss at ${b}`);
+    }
+    const ws = await ref.fetchState();
+    for (const exe of exes) {
+      const gs = await exe.fetchState();
+      for (const name of Object.keys(ws)) closeTo(gs[name]!.data, ws[name]!.data, `${exe.target} ${name}`, 1e-3);
+    }
+  });
+});
+
 describe("a saved artifact", () => {
   test("the manifest records the symbol; the standalone loader runs batches 1, 7, max like exe.run and refuses one above max", async () => {
     const exe = await k.compile(mlpStep(), specs(), { target: "js" });
