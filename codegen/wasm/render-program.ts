@@ -36,9 +36,18 @@ export function renderWasmProgram(
     const bytes = buildKernelModule(k, place, layout.pages, opts);
     const kernel: ArtifactKernel = { name: k.name, source: encodeBase64(bytes), params: [], reads: k.reads, writes: k.writes };
     if (!opts.fma) return kernel;
-    // Relaxed SIMD in it? Then also the portable module, for engines without relaxed SIMD.
-    const portable = buildKernelModule(k, place, layout.pages, { ...opts, fma: false });
-    return sameBytes(bytes, portable) ? kernel : { ...kernel, portableSource: encodeBase64(portable) };
+    // Relaxed SIMD in it? Then also the portable module, for engines without relaxed SIMD —
+    // built when first read (saving the artifact, or a runtime that cannot validate the relaxed
+    // one), not at every compile: it doubled the render of an engine that never needs it.
+    let portable: string | null | undefined;
+    const portableSource = (): string | undefined => {
+      if (portable === undefined) {
+        const built = buildKernelModule(k, place, layout.pages, { ...opts, fma: false });
+        portable = sameBytes(bytes, built) ? null : encodeBase64(built);
+      }
+      return portable ?? undefined;
+    };
+    return Object.defineProperty(kernel, "portableSource", { get: portableSource, enumerable: true });
   });
 }
 
