@@ -100,7 +100,7 @@ Exit codes: 0 ok; 1 the model cannot be loaded, compiled or run; 2 bad command l
 };
 
 /** Deterministic host inputs in the structure of the program's specs (a symbolic leading axis at its max). */
-function inputsFor(specs: Specs): Record<string, HostArray> | HostArray[] {
+export function inputsFor(specs: Specs): Record<string, HostArray> | HostArray[] {
   const fill = (spec: InputSpec): HostArray => {
     const size = spec.shape.reduce((a, b) => a * b, 1);
     return spec.dtype === "f32"

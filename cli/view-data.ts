@@ -12,7 +12,7 @@
 // that module (a direct node, or the child module) that contain u and v.
 
 import type { Compiled } from "../compiler/compile.ts";
-import { kernelCost } from "../compiler/kernel/kernel-stats.ts";
+import { kernelOps } from "../compiler/kernel/kernel-cost.ts";
 import { printKernel } from "../compiler/kernel/print.ts";
 import { formatType } from "../compiler/ir/infer.ts";
 import { operands, opSchema } from "../compiler/ir/op-schema.ts";
@@ -88,8 +88,11 @@ export interface ViewKernel {
   readonly kir: string;
   /** What the target rendered for it (several dispatches when the target split it): name and index into `sources`. */
   readonly rendered: readonly { readonly name: string; readonly source: number; readonly launch?: string }[];
+  /** Output elements stored: each section's domain size times its stores. */
   readonly elements: number;
+  /** Arithmetic operations (compiler/kernel/kernel-cost.ts, the count exe.profile divides by time). */
   readonly flops: number;
+  /** Bytes of the buffers it reads and writes (whole buffers, as bound). */
   readonly bytesRead: number;
   readonly bytesWritten: number;
 }
@@ -302,7 +305,13 @@ function viewKernels(compiled: Compiled<Artifact>): { kernels: ViewKernel[]; sou
         const launch = launchOf(a as unknown as Readonly<Record<string, unknown>>);
         return { name: a.name, source, ...(launch ? { launch } : {}) };
       });
-    const cost = kernelCost(k, bytesOf);
+    const sum = (ids: readonly number[]): number => ids.reduce((a, b) => a + bytesOf(b), 0);
+    const cost = {
+      elements: k.sections.reduce((a, sec) => a + sec.domain.reduce((n, v) => n * v.extent, 1) * sec.stores.length, 0),
+      flops: kernelOps(k),
+      bytesRead: sum(k.reads),
+      bytesWritten: sum(k.writes),
+    };
     const locs = [...new Set(k.sections.flatMap((s) => (s.locs ?? []).map((l) => `${l.file}:${l.line}:${l.col}`)))];
     const scopes = [...new Set(k.sections.flatMap((s) => s.scopes ?? []))];
     return {

@@ -40,7 +40,7 @@ pass, memory plan) are in its 'stages' tab. See docs/inspecting.md.
   --entry <name>      the exported program to show (optional when the file exports one)
   --target <name>     js, wasm, webgpu, cuda or auto (default: auto, what k.compile picks here)
   --out <page.html>   the file to write (default: out/<model>-<entry>-<target>.html)
-  --profile <steps>   also run <steps> steps (inputs all zero) under exe.profile and show the
+  --profile <steps>   also run <steps> steps under exe.profile (as kiln profile does) and show the
                       measured time per kernel on the graph and in a table sorted by time
 
 Exit codes: 0 ok; 1 the model cannot be loaded, traced or compiled for the target; 2 bad
@@ -68,9 +68,9 @@ command line.`,
     const asked = args.flags.target as string;
     const target = asked === "auto" ? (await resolveTarget("auto")).name : asked;
     const started = performance.now();
-    const { graph, graphs, compiled } = await compileForView(program, name, target);
+    const { graphs, compiled } = await compileForView(program, name, target);
     let profile: ViewProfile | undefined;
-    if (profileSteps !== undefined) profile = await profileForView(program, graph, name, target, profileSteps);
+    if (profileSteps !== undefined) profile = await profileForView(program, name, target, profileSteps);
     const data = buildViewData({
       title: `${path.basename(file!)} ${name}`,
       target,
