@@ -31,17 +31,20 @@ exe.runner.write(inputs);
 const names = exe.runner.launchNames();
 const per: number[][] = names.map(() => []);
 const totals: number[] = [];
+const cpu: number[] = [];
 for (let s = 0; s < steps; s++) {
   const prof: number[] = [];
   const t = performance.now();
+  const c = process.cpuUsage();
   exe.runner.execute(prof);
   totals.push(performance.now() - t);
+  cpu.push(process.cpuUsage(c).user / 1000);
   prof.forEach((ms, i) => per[i]!.push(ms));
 }
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const later = (xs: number[]): number[] => (xs.length > 1 ? xs.slice(1) : xs);
 console.log(
-  `compile ${compileMs.toFixed(0)} ms, first step ${totals[0]!.toFixed(1)} ms, median later ${median(later(totals)).toFixed(1)} ms (threads ${threads})`,
+  `compile ${compileMs.toFixed(0)} ms, first step ${totals[0]!.toFixed(1)} ms, median later ${median(later(totals)).toFixed(1)} ms wall, ${median(later(cpu)).toFixed(1)} ms CPU (threads ${threads}, CPU summed over them)`,
 );
 const rows = names.map((n, i) => ({ n, first: per[i]![0]!, med: median(later(per[i]!)) })).sort((a, b) => b.med - a.med);
 for (const r of rows.slice(0, 15)) console.log(`${r.med.toFixed(2).padStart(9)} ms  (first ${r.first.toFixed(1)})  ${r.n}`);
