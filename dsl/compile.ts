@@ -462,7 +462,7 @@ export async function executableOf<Out>(
     const guardedRun = checkNumerics || (skipNonFinite && stateOutputs.length > 0);
     const exec = checkNumerics || !guardedRun ? executor : await guarded();
     // The state on the device of the executor that ran last comes to this one (through the host unless they share it).
-    await store.handOver(exec);
+    await store.handOver(exec, stateNames);
     lastExec = exec;
     const bound: Record<string, HostTensor> = { ...user, ...Object.fromEntries(stateNames.map((n) => [n, store.values.get(n)!])) };
     // Inputs kept on the device by an earlier run: checked now (a run in between makes them

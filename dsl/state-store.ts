@@ -67,10 +67,13 @@ export class StateStore {
     return result;
   }
 
-  /** Brings every value that is newer on a device to the host. */
-  async pull(): Promise<void> {
+  /** Brings every value that is newer on a device (all, or the named ones) to the host. */
+  async pull(names: Iterable<string> = this.stale.keys()): Promise<void> {
     const byExecutor = new Map<Executor, string[]>();
-    for (const [name, exec] of this.stale) byExecutor.set(exec, [...(byExecutor.get(exec) ?? []), name]);
+    for (const name of [...names]) {
+      const exec = this.stale.get(name);
+      if (exec) byExecutor.set(exec, [...(byExecutor.get(exec) ?? []), name]);
+    }
     for (const [exec, names] of byExecutor) {
       if (!exec.readInputs) continue;
       const fresh = await exec.readInputs(names);
@@ -96,13 +99,18 @@ export class StateStore {
   }
 
   /**
-   * Makes `exec` the owner before it runs: free between executors binding the shared memory;
-   * otherwise the state comes to the host first (the next run uploads what it needs).
+   * Makes `exec` the owner before a run reading the state entries `needs`: an entry newer on
+   * another executor's device comes to the host first (the run then uploads it), unless both
+   * bind the shared state (the same device memory). Entries newer on `exec` itself stay there.
    */
-  async handOver(exec: Executor): Promise<void> {
-    if (exec === this.owner) return;
-    const shares = this.shared !== undefined && exec.sharedState === this.shared && this.owner?.sharedState === this.shared;
-    if (!shares) await this.pull();
+  async handOver(exec: Executor, needs: readonly string[]): Promise<void> {
+    const shares = (holder: Executor): boolean => this.shared !== undefined && holder.sharedState === this.shared && exec.sharedState === this.shared;
+    await this.pull(
+      needs.filter((name) => {
+        const holder = this.stale.get(name);
+        return holder !== undefined && holder !== exec && !shares(holder);
+      }),
+    );
     this.owner = exec;
   }
 
