@@ -79,6 +79,17 @@ test("without a module: programs compiled apart get the trained parameters copie
   expect(straight.stdout).toMatch(/epoch 4\/4 step 20\/20: accuracy \d+\.\d\d%/);
 });
 
+test("hyper(step) reaches the step: with lr 0 the parameters stay as initialized while opt.step counts", async () => {
+  const dir = scratch();
+  const run = await train([fixture, "-e", "still", "--target", "js", "--out", dir, "--steps", "3"]);
+  expect(run.code, run.stderr).toBe(0);
+  const saved = k.safetensors.read(path.join(dir, "ckpt-3.safetensors")).tensors;
+  const { net } = await import("./fixtures/tiny-train.ts");
+  for (const [name, initial] of Object.entries(net.stateDict()))
+    expect(Array.from(saved.get(name)!.data), name).toEqual(Array.from(Float32Array.from(initial.data)));
+  expect(Array.from(saved.get("opt.step")!.data)).toEqual([3]);
+});
+
 describe("kiln train: output", () => {
   test("plain lines off a TTY: epochs, evaluation per epoch, checkpoints, the closing text, a loss curve", async () => {
     const dir = scratch();
@@ -136,7 +147,7 @@ describe("kiln train: errors", () => {
     const steps = await train([...fixtureArgs, "--steps", "ten"]);
     const several = await train([fixture]);
     expect(several.code).toBe(1);
-    expect(several.stderr).toContain("exports several k.training values (apart, training): pick one with --entry");
+    expect(several.stderr).toContain("exports several k.training values (apart, still, training): pick one with --entry");
     expect(steps.code).toBe(2);
     expect(steps.stderr).toContain("--steps must be a positive integer, got 'ten'");
   });
