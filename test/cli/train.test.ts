@@ -86,8 +86,8 @@ test("hyper(step) reaches the step: with lr 0 the parameters stay as initialized
   const saved = k.safetensors.read(path.join(dir, "ckpt-3.safetensors")).tensors;
   const { net } = await import("./fixtures/tiny-train.ts");
   for (const [name, initial] of Object.entries(net.stateDict()))
-    expect(Array.from(saved.get(name)!.data), name).toEqual(Array.from(Float32Array.from(initial.data)));
-  expect(Array.from(saved.get("opt.step")!.data)).toEqual([3]);
+    expect(Array.from(saved.get(name)!.data as Float32Array), name).toEqual(Array.from(Float32Array.from(initial.data)));
+  expect(Array.from(saved.get("opt.step")!.data as Int32Array)).toEqual([3]);
 });
 
 describe("kiln train: output", () => {
