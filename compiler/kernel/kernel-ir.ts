@@ -103,6 +103,10 @@ export interface BufferDecl {
   readonly dtype: DType;
   readonly shape: readonly number[];
   readonly kind: "input" | "output" | "temp";
+  /** Axis `axis` holds `scale` × the program's symbolic dimension at run time (`shape` holds the maximum; compiler/ir/symbolic.ts). */
+  readonly symbolic?: { readonly axis: number; readonly scale: number };
+  /** On the symbolic dimension's size buffer (an i32[] input named after it): its maximum. */
+  readonly dimMax?: number;
 }
 
 /** A whole compiled graph at the kernel level: buffers and kernels in launch order. */

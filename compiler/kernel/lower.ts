@@ -3,6 +3,7 @@
 // materialize. Movement ops become index maps, pad a mask, gather an indirect (data) index,
 // a reduction or contraction a `reduce` expression with its own loop variables.
 
+import { symbolicInfo, type SymbolicInfo } from "../ir/symbolic.ts";
 import { nodeOf } from "../ir/graph.ts";
 import { hasBinaryOp, hasUnaryOp, type Graph, type Node, type ValueId } from "../ir/types.ts";
 import { groupSource, type FusionGroup, type FusionPlan } from "./fusion-plan.ts";
@@ -18,23 +19,46 @@ export interface LowerOptions {
   readonly tile?: boolean;
 }
 
+/** A buffer's symbolic axis, for the dump (the first one, when a value has several). */
+function symbolicMarks(sym: SymbolicInfo | undefined, id: ValueId): Pick<BufferDecl, "symbolic"> {
+  const states = sym?.axes.get(id) ?? [];
+  const axis = states.findIndex((s) => typeof s === "number");
+  return axis < 0 ? {} : { symbolic: { axis, scale: states[axis] as number } };
+}
+
 export function lowerProgram(g: Graph, plan: FusionPlan, opts: LowerOptions = {}): KernelProgram {
   const buffers: BufferDecl[] = [];
   const bufferOf = new Map<ValueId, number>();
+  const sym = symbolicInfo(g);
   const outputNames = new Map<ValueId, string>();
   for (const o of g.outputs) if (!outputNames.has(o.value)) outputNames.set(o.value, o.name);
   for (const id of g.inputs) {
     const n = nodeOf(g, id);
     if (n.op !== "input") bug("lower: graph input is not an input node");
     bufferOf.set(id, buffers.length);
-    buffers.push({ id: buffers.length, name: n.name, dtype: n.type.dtype, shape: n.type.shape, kind: "input" });
+    buffers.push({
+      id: buffers.length,
+      name: n.name,
+      dtype: n.type.dtype,
+      shape: n.type.shape,
+      kind: "input",
+      ...symbolicMarks(sym, id),
+      ...(n.dimMax !== undefined ? { dimMax: n.dimMax } : {}),
+    });
   }
   for (const grp of plan.groups)
     for (const root of grp.roots) {
       const t = nodeOf(g, root).type;
       const outName = outputNames.get(root);
       bufferOf.set(root, buffers.length);
-      buffers.push({ id: buffers.length, name: outName ?? `t${root}`, dtype: t.dtype, shape: t.shape, kind: outName === undefined ? "temp" : "output" });
+      buffers.push({
+        id: buffers.length,
+        name: outName ?? `t${root}`,
+        dtype: t.dtype,
+        shape: t.shape,
+        kind: outName === undefined ? "temp" : "output",
+        ...symbolicMarks(sym, root),
+      });
     }
   const kernels: Kernel[] = plan.kernels.map((groupIds, k) => {
     const sections = groupIds.map((gid) => lowerGroup(g, plan.groups[gid]!, bufferOf, opts));

@@ -109,7 +109,10 @@ interface BufferSyntax {
   readonly ref: IToken;
   readonly kind: IToken;
   readonly dtype: IToken;
-  readonly dims: readonly IToken[];
+  /** `784`, or a symbolic dimension `batch` / `16*batch`. */
+  readonly dims: readonly { readonly size?: IToken; readonly symbol?: IToken }[];
+  /** `max(N)` on the size buffer of a symbolic dimension. */
+  readonly max?: { readonly keyword: IToken; readonly n: IToken };
   readonly name: IToken;
 }
 interface IoSyntax {
@@ -158,17 +161,37 @@ class KernelGrammar extends EmbeddedActionsParser {
     const ref = this.CONSUME(T.Identifier);
     const kind = this.OR([{ ALT: () => this.CONSUME(T.Input) }, { ALT: () => this.CONSUME(T.Output) }, { ALT: () => this.CONSUME(T.Temp) }]);
     const dtype = this.CONSUME1(T.Identifier);
-    const dims = this.SUBRULE(this.intList);
-    const name = this.CONSUME(T.StringLiteral);
-    return { ref, kind, dtype, dims, name };
-  });
-
-  private readonly intList = this.RULE("intList", (): IToken[] => {
-    const items: IToken[] = [];
+    const dims: { size?: IToken; symbol?: IToken }[] = [];
     this.CONSUME(T.LBracket);
-    this.MANY_SEP({ SEP: T.Comma, DEF: () => items.push(this.CONSUME(T.NumberLiteral)) });
+    this.MANY_SEP({
+      SEP: T.Comma,
+      DEF: () =>
+        dims.push(
+          this.OR1([
+            { ALT: () => ({ symbol: this.CONSUME2(T.Identifier) }) },
+            {
+              ALT: () => {
+                const size = this.CONSUME(T.NumberLiteral);
+                const symbol = this.OPTION(() => {
+                  this.CONSUME(T.Star);
+                  return this.CONSUME3(T.Identifier);
+                });
+                return symbol ? { size, symbol } : { size };
+              },
+            },
+          ]),
+        ),
+    });
     this.CONSUME(T.RBracket);
-    return items;
+    const max = this.OPTION1(() => {
+      const keyword = this.CONSUME4(T.Identifier);
+      this.CONSUME(T.LParen);
+      const n = this.CONSUME1(T.NumberLiteral);
+      this.CONSUME(T.RParen);
+      return { keyword, n };
+    });
+    const name = this.CONSUME(T.StringLiteral);
+    return { ref, kind, dtype, dims, ...(max ? { max } : {}), name };
   });
 
   private readonly io = this.RULE("io", (): IoSyntax => {
@@ -690,10 +713,32 @@ function decodeKernel(ctx: Context, k: KernelSyntax, buffers: readonly BufferDec
 }
 
 function decodeProgram(ctx: Context, p: ProgramSyntax): KernelProgram {
+  // A symbolic dimension is declared by its size buffer (`i32[] max(N) "batch"`), which may come after the buffers that name it.
+  const sizeBuffers = p.buffers.filter((b) => b.max !== undefined);
+  for (const b of sizeBuffers) if (b.max!.keyword.image !== "max") failAtToken(ctx, b.max!.keyword, `expected 'max(N)' after a buffer's type`);
+  if (sizeBuffers.length > 1) failAtToken(ctx, sizeBuffers[1]!.ref, "one symbolic dimension per program");
+  const symbol = sizeBuffers[0] ? { name: decodeString(ctx, sizeBuffers[0].name), max: decodeInteger(ctx, sizeBuffers[0].max!.n, "a max", 1) } : undefined;
   const buffers: BufferDecl[] = p.buffers.map((b, i) => {
     if (b.ref.image !== `b${i}`) failAtToken(ctx, b.ref, `expected b${i} (buffers are numbered in order), found '${b.ref.image}'`);
-    const shape = b.dims.map((d) => decodeInteger(ctx, d, "a dimension", 0));
-    return { id: i, name: decodeString(ctx, b.name), dtype: decodeDtype(ctx, b.dtype), shape, kind: b.kind.image as BufferDecl["kind"] };
+    let symbolic: { axis: number; scale: number } | undefined;
+    const shape = b.dims.map((d, axis) => {
+      const scale = d.size ? decodeInteger(ctx, d.size, "a dimension", 0) : 1;
+      if (!d.symbol) return scale;
+      if (!symbol || d.symbol.image !== symbol.name)
+        failAtToken(ctx, d.symbol, `unknown symbolic dimension '${d.symbol.image}' (declare a buffer i32[] max(N) "${d.symbol.image}")`);
+      if (symbolic) failAtToken(ctx, d.symbol, "at most one symbolic axis per buffer");
+      symbolic = { axis, scale };
+      return scale * symbol!.max;
+    });
+    return {
+      id: i,
+      name: decodeString(ctx, b.name),
+      dtype: decodeDtype(ctx, b.dtype),
+      shape,
+      kind: b.kind.image as BufferDecl["kind"],
+      ...(symbolic ? { symbolic } : {}),
+      ...(b.max ? { dimMax: symbol!.max } : {}),
+    };
   });
   const inputs: { name: string; buffer: number }[] = [];
   const outputs: { name: string; buffer: number; aliases?: string }[] = [];

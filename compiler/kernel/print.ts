@@ -43,7 +43,8 @@ export const kernelName = (name: string): string => (PLAIN_NAME.test(name) && !K
 
 export function printKernelProgram(p: KernelProgram): string {
   const lines = [`program @${quoteName(p.name)}`];
-  for (const b of p.buffers) lines.push(`  ${printBuffer(b)}`);
+  const symbol = p.buffers.find((b) => b.dimMax !== undefined)?.name;
+  for (const b of p.buffers) lines.push(`  ${printBuffer(b, symbol)}`);
   for (const i of p.inputs) lines.push(`  input ${JSON.stringify(i.name)} = b${i.buffer}`);
   for (const o of p.outputs)
     lines.push(`  output ${JSON.stringify(o.name)} = b${o.buffer}${o.aliases === undefined ? "" : ` aliases ${JSON.stringify(o.aliases)}`}`);
@@ -51,7 +52,14 @@ export function printKernelProgram(p: KernelProgram): string {
   return lines.join("\n") + "\n";
 }
 
-export const printBuffer = (b: BufferDecl): string => `buffer b${b.id} ${b.kind} ${b.dtype}[${b.shape.join(",")}] ${JSON.stringify(b.name)}`;
+/** `buffer b0 input f32[batch,784] "x"`; the size buffer of a symbolic dimension ends its type with `max(N)`. */
+export const printBuffer = (b: BufferDecl, symbol?: string): string => {
+  const dims = b.shape.map((d, i) =>
+    b.symbolic?.axis === i && symbol !== undefined ? (b.symbolic.scale === 1 ? symbol : `${b.symbolic.scale}*${symbol}`) : String(d),
+  );
+  const max = b.dimMax !== undefined ? ` max(${b.dimMax})` : "";
+  return `buffer b${b.id} ${b.kind} ${b.dtype}[${dims.join(",")}]${max} ${JSON.stringify(b.name)}`;
+};
 
 export function printKernel(k: Kernel): string {
   const refs = (ids: readonly number[]): string => ids.map((b) => `b${b}`).join(", ");

@@ -22,6 +22,10 @@ import { printGraph } from "../../compiler/ir/printer.ts";
 import type { HostTensor } from "../../compiler/ir/host-tensor.ts";
 import { maskSymbolic } from "../../compiler/passes/mask-symbolic.ts";
 import { compileCuda } from "../../targets/cuda.ts";
+import { compileJs } from "../../targets/js.ts";
+import { compileWasm } from "../../targets/wasm.ts";
+import { parseKernelProgram } from "../../compiler/kernel/parser.ts";
+import { printKernelProgram } from "../../compiler/kernel/print.ts";
 import { emulateCuda, hasCxx } from "../util/nvcc.ts";
 import { rejectedKilnError, thrownKilnError } from "../util/kiln-error.ts";
 import { webGpuTestEnv } from "../util/webgpu-env.ts";
@@ -215,6 +219,18 @@ describe("the dump and the parser", () => {
     const masked = printGraph(maskSymbolic.run(g, undefined as never));
     expect(masked).toMatch(/= where %\d+, %\d+, %\d+ : f32\[batch,5\]/);
     expect(printGraph(parseGraph(masked))).toBe(masked);
+  });
+
+  test("the kernel IR names the symbol on buffers and the size buffer's max; it parses back to the same text", () => {
+    const g = k.traceFunction("mlp", mlpStep() as never, specs()).graph;
+    for (const compiled of [compileJs(g), compileWasm(g)]) {
+      const text = printKernelProgram(compiled.program);
+      expect(text).toMatch(/buffer b\d+ input f32\[batch,6\] "x"/);
+      expect(text).toMatch(/buffer b\d+ input i32\[\] max\(16\) "batch"/);
+      expect(text).toMatch(/buffer b\d+ temp f32\[batch,5\]/);
+      expect(printKernelProgram(parseKernelProgram(text))).toBe(text);
+    }
+    expect(() => parseKernelProgram('program @p\n  buffer b0 input f32[n,2] "x"\n')).toThrow(/unknown symbolic dimension 'n'/);
   });
 
   test("a reshape to [T*batch, C] prints the scale and parses back", () => {
