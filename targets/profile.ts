@@ -63,6 +63,12 @@ export interface KernelProfile extends KernelCost {
   readonly bandwidthOfPeak?: number;
   /** The executable's state (parameters, optimizer state) among `inputs`. */
   readonly params: readonly string[];
+  /**
+   * wasm: the share (0..1) of the threads' time during this kernel that they spent computing
+   * (each thread times its own chunk); the rest is waiting for the slowest chunk, or idle
+   * threads while a launch too small to split runs on the calling thread alone.
+   */
+  readonly threadUse?: number;
 }
 
 /** What exe.profile returns. Per-step values are means over the profiled steps. */
@@ -80,6 +86,8 @@ export interface Profile {
   /** Host-side time per step: inputs copied in, outputs read back, and the rest (scheduling, launch overhead, waits). */
   readonly host: { readonly inputMs: number; readonly readbackMs: number; readonly otherMs: number };
   readonly peaks?: MachinePeaks;
+  /** wasm: threads per launch (see KernelProfile.threadUse). */
+  readonly threads?: number;
   /** Every kernel of the program, in launch order. */
   readonly kernels: readonly KernelProfile[];
 }
@@ -189,6 +197,7 @@ export function buildProfile(parts: ProfileParts): Profile {
       ...(peaks?.gflops ? { flopsOfPeak: gflops / peaks.gflops } : {}),
       ...(peaks?.gbps ? { bandwidthOfPeak: gbps / peaks.gbps } : {}),
       params: c.inputs.filter((n) => parts.isParam?.(n) ?? false),
+      ...(p.threads !== undefined && p.threadBusyMs && totalMs > 0 ? { threadUse: Math.min(1, (p.threadBusyMs[index] ?? 0) / (totalMs * p.threads)) } : {}),
     };
   });
   return {
@@ -200,6 +209,7 @@ export function buildProfile(parts: ProfileParts): Profile {
     kernelMs,
     host: { inputMs, readbackMs, otherMs: Math.max(0, stepMs - kernelMs - inputMs - readbackMs) },
     ...(peaks ? { peaks } : {}),
+    ...(p.threads !== undefined ? { threads: p.threads } : {}),
     kernels,
   };
 }
@@ -267,11 +277,21 @@ export function formatProfile(profile: Profile, opts: FormatProfileOptions = {})
     `${profile.target} on ${profile.device}: ${profile.steps} step(s), ${ms(profile.stepMs)} per step; kernels ${ms(profile.kernelMs)} (${pct(profile.stepMs > 0 ? profile.kernelMs / profile.stepMs : 0)})`,
     `kernel times: ${CLOCK_LABEL[profile.clock]}`,
     `host per step: inputs in ${ms(host.inputMs)}, readback ${ms(host.readbackMs)}, other (scheduling, launches, waits) ${ms(host.otherMs)}`,
+    ...(profile.threads !== undefined ? [threadLine(profile)] : []),
     peaks,
     "",
     ...lines,
     "",
   ].join("\n");
+}
+
+/** "threads: 2, computing 71.3 % of their time in kernels (longest kernels: k0 64 %, k5 88 %)" */
+function threadLine(p: Profile): string {
+  const total = p.kernels.reduce((a, k) => a + k.totalMs, 0);
+  const used = p.kernels.reduce((a, k) => a + (k.threadUse ?? 0) * k.totalMs, 0);
+  const longest = [...p.kernels].sort((a, b) => b.totalMs - a.totalMs).slice(0, 3);
+  const each = longest.map((k) => `${k.name.split("_")[0]} ${((k.threadUse ?? 0) * 100).toFixed(0)} %`).join(", ");
+  return `threads: ${p.threads}, computing ${total > 0 ? ((100 * used) / total).toFixed(1) : "0.0"} % of their time in kernels (longest kernels: ${each})`;
 }
 
 function sourceOf(k: KernelProfile): string {

@@ -26,6 +26,12 @@ export interface RunProfiler {
   inputMs: number;
   /** Reading outputs back (and, on a device, waiting for the run to finish), summed over runs. */
   readbackMs: number;
+  /**
+   * wasm: threads per launch, and per kernel the milliseconds its threads spent computing,
+   * summed over threads and runs (a launch too small to split counts the calling thread only).
+   */
+  threads?: number;
+  threadBusyMs?: number[];
 }
 
 export function newRunProfiler(kernels: number): RunProfiler {

@@ -20,11 +20,14 @@ const DONE = 5;
 const GRAIN = 6;
 const QUIT = 7;
 const FAILED = 8;
+/** 1 while a profiled launch runs: each thread writes its chunk's milliseconds into the busy array. */
+const PROFILE = 9;
 
 /** The loop every worker runs, as a function of its start message; `ready` reports instantiation. */
-const WORKER_BODY = `(({ memory, modules, index }, ready) => {
+const WORKER_BODY = `(({ memory, modules, index, busy }, ready) => {
 const rt = ${HOST_MATH_SOURCE};
 const ctl = new Int32Array(memory.buffer, 0, 16);
+const busyMs = new Float64Array(busy);
 const fns = modules.map((m) => {
   const inst = new WebAssembly.Instance(m, { env: { memory }, rt });
   const n = inst.exports.n.value;
@@ -41,11 +44,14 @@ for (;;) {
     const extent = ctl[${EXTENT}], grain = ctl[${GRAIN}];
     const chunk = Math.ceil(Math.ceil(extent / threads) / grain) * grain;
     const lo = Math.min(extent, index * chunk), hi = Math.min(extent, lo + chunk);
+    const timed = ctl[${PROFILE}] === 1;
+    const t0 = timed ? performance.now() : 0;
     try {
       if (lo < hi) fns[ctl[${KERNEL}]][ctl[${SECTION}]](lo, hi, index);
     } catch (e) {
       Atomics.store(ctl, ${FAILED}, 1);
     }
+    if (timed) busyMs[index] = performance.now() - t0;
   }
   if (Atomics.add(ctl, ${DONE}, 1) + 1 === ${"${WORKERS}"}) Atomics.notify(ctl, ${DONE});
 }
@@ -68,14 +74,19 @@ interface PoolWorker {
 
 const isNode = (): boolean => typeof globalThis.process?.versions?.node === "string";
 
-async function startWorkers(memory: WebAssembly.Memory, modules: readonly WebAssembly.Module[], threads: number): Promise<PoolWorker[]> {
+async function startWorkers(
+  memory: WebAssembly.Memory,
+  modules: readonly WebAssembly.Module[],
+  threads: number,
+  busy: SharedArrayBuffer,
+): Promise<PoolWorker[]> {
   const workers = String(threads - 1);
   const started: PoolWorker[] = [];
   if (isNode()) {
     const { Worker } = await import("node:worker_threads");
     const source = NODE_WORKER_SOURCE.replace("${WORKERS}", workers);
     for (let i = 1; i < threads; i++) {
-      const w = new Worker(source, { eval: true, workerData: { memory, modules, index: i } });
+      const w = new Worker(source, { eval: true, workerData: { memory, modules, index: i, busy } });
       const ready = new Promise<void>((resolve, reject) => {
         w.once("message", () => resolve());
         w.once("error", reject);
@@ -93,7 +104,7 @@ async function startWorkers(memory: WebAssembly.Memory, modules: readonly WebAss
       w.onmessage = () => resolve();
       w.onerror = (e) => reject(new Error(`wasm worker ${i} failed to start: ${e.message}`));
     });
-    w.postMessage({ memory, modules, index: i });
+    w.postMessage({ memory, modules, index: i, busy });
     started.push({ ready, terminate: () => w.terminate() });
   }
   return started;
@@ -102,29 +113,39 @@ async function startWorkers(memory: WebAssembly.Memory, modules: readonly WebAss
 export class WorkerPool {
   private readonly ctl: Int32Array;
   private closed = false;
+  /** Each thread's milliseconds in the last profiled launch (thread 0: the caller). */
+  private readonly busyMs: Float64Array;
 
   private constructor(
     private readonly workers: readonly PoolWorker[],
     memory: WebAssembly.Memory,
+    busy: SharedArrayBuffer,
   ) {
     this.ctl = new Int32Array(memory.buffer, 0, 16);
+    this.busyMs = new Float64Array(busy);
   }
 
   /** Starts `threads - 1` workers (the caller is thread 0) and waits until each has instantiated the modules. */
   static async create(memory: WebAssembly.Memory, modules: readonly WebAssembly.Module[], threads: number): Promise<WorkerPool> {
-    const workers = await startWorkers(memory, modules, threads);
+    const busy = new SharedArrayBuffer(8 * threads);
+    const workers = await startWorkers(memory, modules, threads, busy);
     await Promise.all(workers.map((w) => w.ready));
-    return new WorkerPool(workers, memory);
+    return new WorkerPool(workers, memory, busy);
   }
 
   get threads(): number {
     return this.workers.length + 1;
   }
 
-  /** Runs section `section` of kernel `kernel` over [0, extent) on every thread; returns when all are done. */
-  launch(kernel: number, section: number, extent: number, grain: number, own: (lo: number, hi: number) => void): void {
+  /**
+   * Runs section `section` of kernel `kernel` over [0, extent) on every thread; returns when all
+   * are done. With `threadMs` (exe.profile), every thread times its own chunk into it (index:
+   * thread, 0 the caller); without, no thread reads a clock.
+   */
+  launch(kernel: number, section: number, extent: number, grain: number, own: (lo: number, hi: number) => void, threadMs?: number[]): void {
     const ctl = this.ctl;
     const threads = this.threads;
+    if (threadMs) ctl[PROFILE] = 1;
     ctl[KERNEL] = kernel;
     ctl[SECTION] = section;
     ctl[EXTENT] = extent;
@@ -135,9 +156,11 @@ export class WorkerPool {
     Atomics.notify(ctl, GEN);
     const chunk = Math.ceil(Math.ceil(extent / threads) / grain) * grain;
     let workerFailed = false;
+    const t0 = threadMs ? performance.now() : 0;
     try {
       own(0, Math.min(extent, chunk));
     } finally {
+      if (threadMs) this.busyMs[0] = performance.now() - t0;
       // Every worker finishes this launch before the caller sees a result or an error, and
       // the failure flag is cleared either way (the next launch starts clean).
       const workers = this.workers.length;
@@ -147,6 +170,10 @@ export class WorkerPool {
         Atomics.wait(ctl, DONE, done);
       }
       workerFailed = Atomics.exchange(ctl, FAILED, 0) !== 0;
+      if (threadMs) {
+        ctl[PROFILE] = 0;
+        for (let t = 0; t < threads; t++) threadMs[t] = this.busyMs[t]!;
+      }
     }
     if (workerFailed) throw new Error(`wasm kernel ${kernel}, section ${section}: a worker thread trapped`);
   }

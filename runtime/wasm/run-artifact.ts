@@ -331,10 +331,15 @@ export class WasmArtifactRunner implements ResidentOwner {
       });
     else {
       profile.clock = "host";
+      profile.threads = this.threads;
+      const busy = (profile.threadBusyMs ??= []);
+      const threadMs: number[] = [];
       for (const l of this.launches) {
         const t0 = performance.now();
-        this.launch(l);
-        recordKernel(profile, l.kernel, performance.now() - t0, l.section === 0 ? 1 : 0);
+        const split = this.launch(l, threadMs);
+        const ms = performance.now() - t0;
+        recordKernel(profile, l.kernel, ms, l.section === 0 ? 1 : 0);
+        busy[l.kernel] = (busy[l.kernel] ?? 0) + (split ? threadMs.reduce((a, b) => a + b, 0) : ms);
       }
     }
     // State updates the plan could not make in place go back to their inputs' buffers.
@@ -345,11 +350,15 @@ export class WasmArtifactRunner implements ResidentOwner {
     }
   }
 
-  private launch(l: Launch): void {
+  /** Runs one section, split across the pool when it is big enough (then true; `threadMs` gets each thread's time). */
+  private launch(l: Launch, threadMs?: number[]): boolean {
     if (this.pool && l.extent > 1 && l.work >= this.minParallelWork) {
       const grain = l.extent >= 16 * this.pool.threads ? 4 : 1;
-      this.pool.launch(l.kernel, l.section, l.extent, grain, (lo, hi) => l.fn(lo, hi, 0));
-    } else l.fn(0, l.extent, 0);
+      this.pool.launch(l.kernel, l.section, l.extent, grain, (lo, hi) => l.fn(lo, hi, 0), threadMs);
+      return true;
+    }
+    l.fn(0, l.extent, 0);
+    return false;
   }
 
   /** "kernel name / section" of each launch, in `execute` order. */

@@ -57,6 +57,10 @@ describe("profiling off reads no clock", () => {
       runner.run(data, { profile });
       expect(now.mock.calls.length).toBeGreaterThan(0);
       expect(profile.kernelCalls).toEqual(artifact.kernels.map(() => 1));
+      // Each thread times its own chunk (minParallelWork 1: every section is split).
+      expect(profile.threads).toBe(threads);
+      expect(profile.threadBusyMs?.length).toBe(artifact.kernels.length);
+      for (const ms of profile.threadBusyMs!) expect(ms).toBeGreaterThanOrEqual(0);
     } finally {
       await runner.close();
     }

@@ -62,6 +62,11 @@ describe.each(targets)("exe.profile on %s", (target) => {
     expect(p.kernels.length).toBeGreaterThan(1);
     for (const kp of p.kernels) expect(kp.calls, kp.name).toBe(2);
     checkTimes(p);
+    if (target === "wasm") {
+      expect(p.threads).toBeGreaterThanOrEqual(1);
+      for (const kp of p.kernels) if (kp.totalMs > 0) expect(kp.threadUse, kp.name).toBeGreaterThanOrEqual(0);
+      for (const kp of p.kernels) expect(kp.threadUse ?? 0, kp.name).toBeLessThanOrEqual(1);
+    } else expect(p.threads).toBeUndefined();
     // Parameters are state; the batch is not.
     const params = new Set(p.kernels.flatMap((kp) => kp.params));
     for (const name of ["0.weight", "0.bias", "2.weight", "2.bias"]) expect(params.has(name), name).toBe(true);
