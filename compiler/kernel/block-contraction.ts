@@ -191,6 +191,8 @@ function freeVars(exprs: readonly KExpr[]): Set<string>[] {
   return free;
 }
 
+/** Rows that make transposing a dot form's column operand into panels pay (each panel is re-read per row block). */
+const DOT_PACK_MIN_ROWS = 32;
 /** Contractions smaller than this many multiply-adds keep their form (packing costs two launches). */
 const GEMM_MIN_MACS = 1 << 16;
 
@@ -242,9 +244,14 @@ function canonicalGemm(s: Section, buffers: BufferDecl[]): { packs: Kernel[]; se
     if (e.op !== "load" || e.valid === false || e.valid.length > 0 || vars.length !== 1) return false;
     return [...indexVars(e.index)].every((n) => linearStride(e.index, n) !== undefined) && indexDataRefs(e.index).size === 0;
   };
-  // Already a matmul over the last two domain variables with affine operands: the usual forms.
+  // Already a matmul over the last two domain variables with affine operands: the usual forms,
+  // except a column operand contiguous in k rather than n (linear's x @ Wᵀ), which would take
+  // the dot form: 8-column panels of it give the column form (FMA, 4 × 8 accumulators) instead.
   const lastTwo = domain.slice(-2).map((v) => v.name);
-  if (plain(rowSide, rowVars) && plain(colSide, colVars) && lastTwo[0] === rowVars[0]!.name && lastTwo[1] === colVars[0]!.name) return undefined;
+  const colLoad = s.exprs[colSide]!;
+  const dotForm = colLoad.op === "load" && linearStride(colLoad.index, colVars[0]!.name) !== 1;
+  const panelsPay = dotForm && N % PANEL === 0 && M >= DOT_PACK_MIN_ROWS;
+  if (plain(rowSide, rowVars) && plain(colSide, colVars) && lastTwo[0] === rowVars[0]!.name && lastTwo[1] === colVars[0]!.name && !panelsPay) return undefined;
 
   const m = indexVar("gm", M);
   const n = indexVar("gn", N);

@@ -41,7 +41,14 @@ const F = k.nn.functional;
 const FORMS: readonly Form[] = [
   { name: "column form 20×36 @ 36×24", fn: (a, b) => a.matmul(b), specs: [k.f32([20, 36]), k.f32([36, 24])], k: 36 },
   { name: "packed column form 256×64 @ 64×4096 (1 MB right operand)", fn: (a, b) => a.matmul(b), specs: [k.f32([256, 64]), k.f32([64, 4096])], k: 64 },
-  { name: "dot form x @ Wᵀ 12×40 @ (10×40)ᵀ", fn: (a, b) => a.matmul(b.t()), specs: [k.f32([12, 40]), k.f32([10, 40])], k: 40 },
+  { name: "dot form x @ Wᵀ 12×40 @ (10×40)ᵀ", fn: (a, b) => a.matmul(b.t()), specs: [k.f32([12, 40]), k.f32([10, 40])], k: 40, packs: false },
+  {
+    name: "dot form with its column operand packed into panels: linear 64×64 @ (32×64)ᵀ + bias",
+    fn: (a, b, bias) => a.matmul(b.t()).add(bias),
+    specs: [k.f32([64, 64]), k.f32([32, 64]), k.f32([32])],
+    k: 65,
+    packs: true,
+  },
   { name: "batched 3×8×20 @ 3×20×12 with a relu epilogue", fn: (a, b) => a.matmul(b).relu(), specs: [k.f32([3, 8, 20]), k.f32([3, 20, 12])], k: 20 },
   { name: "odd shapes 7×13 @ 13×5", fn: (a, b) => a.matmul(b), specs: [k.f32([7, 13]), k.f32([13, 5])], k: 13 },
   {
