@@ -1,6 +1,6 @@
 // The `kiln view` page in a real browser: headless Chromium (Debian's, driven by playwright-core)
-// opens the pages `kiln view` writes for the MLP train step (js) and a GPT-shaped train step
-// (webgpu; test/cli/fixtures/tiny-gpt.ts until examples/gpt.ts exists) from file:// with every
+// opens the pages `kiln view` writes for the MLP train step (js) and the GPT's (examples/gpt.ts,
+// webgpu) from file:// with every
 // network request refused, finds no console errors, opens modules, follows a node to its
 // kernel's generated source, searches, and prints (never asserts) the load and layout time.
 // A screenshot goes to out/view-test.png; with KILN_VIEW_SCREENSHOT=1 also to docs/view.png
@@ -24,7 +24,7 @@ import { trainStep as mlpTrainStep } from "../../examples/mlp.ts";
 
 const CHROMIUM = process.env["KILN_CHROMIUM"] ?? "/usr/bin/chromium";
 const REQUIRED = process.env["KILN_REQUIRE_WEBGPU"] === "1";
-const GPT = "test/cli/fixtures/tiny-gpt.ts";
+const GPT = "examples/gpt.ts";
 
 const dir = mkdtempSync(path.join(os.tmpdir(), "kiln-view-browser-"));
 
@@ -144,7 +144,7 @@ describe.runIf(canRun)("kiln view in headless Chromium", () => {
     await page.close();
   });
 
-  test("GPT-shaped train step: open blocks.0.attn, follow a node to its WGSL, search, other stages", async () => {
+  test("GPT train step: open blocks.0.attn, follow a node to its WGSL, search, other stages", async () => {
     const file = await writePage(GPT, "webgpu", "gpt");
     const { page, errors, requests } = await open(file);
     for (const p of ["blocks", "blocks.0", "blocks.0.attn"]) await openModule(page, p);
