@@ -188,14 +188,20 @@ export interface OneCycleScheduleOptions {
   readonly finalDivFactor?: number;
   /** Rise, fall back to the start rate, then anneal to the final one (default false: rise, then anneal). */
   readonly threePhase?: boolean;
+  /** `.momentum(step)` cycles from maxMomentum down to baseMomentum while the rate rises, and back (defaults 0.85, 0.95). */
+  readonly baseMomentum?: number;
+  readonly maxMomentum?: number;
 }
 
+/** A one-cycle rate schedule with its inverse momentum cycle (torch's cycle_momentum): feed it as `momentum` (SGD) or `betas[0]` (Adam). */
+export type OneCycleSchedule = Schedule & { readonly momentum: Schedule };
+
 /**
- * torch.optim.lr_scheduler.OneCycleLR's rate (momentum cycling is left out: set momentum or
- * betas through `hyper` where wanted). Phases end at pctStart·total − 1, (three-phase:
- * 2·pctStart·total − 2,) total − 1; within one the rate anneals from its start to its end value.
+ * torch.optim.lr_scheduler.OneCycleLR: the rate, and with `.momentum` the momentum it cycles
+ * the other way. Phases end at pctStart·total − 1, (three-phase: 2·pctStart·total − 2,)
+ * total − 1; within one each value anneals from its start to its end value.
  */
-export function oneCycle(opts: OneCycleScheduleOptions): Schedule {
+export function oneCycle(opts: OneCycleScheduleOptions): OneCycleSchedule {
   const where = "k.optim.schedule.oneCycle";
   const {
     maxLr,
@@ -205,36 +211,64 @@ export function oneCycle(opts: OneCycleScheduleOptions): Schedule {
     divFactor = 25,
     finalDivFactor = 1e4,
     threePhase = false,
-  } = strictOptions(where, opts, { maxLr: true, total: true, pctStart: true, anneal: true, divFactor: true, finalDivFactor: true, threePhase: true });
+    baseMomentum = 0.85,
+    maxMomentum = 0.95,
+  } = strictOptions(where, opts, {
+    maxLr: true,
+    total: true,
+    pctStart: true,
+    anneal: true,
+    divFactor: true,
+    finalDivFactor: true,
+    threePhase: true,
+    baseMomentum: true,
+    maxMomentum: true,
+  });
   check(nonNegative(maxLr), `${where}: maxLr must be a non-negative number, got ${maxLr}`);
   check(Number.isInteger(total) && total > 0, `${where}: total must be a whole number of steps > 0, got ${total}`);
   check(typeof pctStart === "number" && pctStart >= 0 && pctStart <= 1, `${where}: pctStart must be in [0, 1], got ${pctStart}`);
   check(anneal === "cos" || anneal === "linear", `${where}: anneal must be "cos" or "linear", got ${JSON.stringify(anneal)}`);
   check(positive(divFactor) && positive(finalDivFactor), `${where}: divFactor and finalDivFactor must be positive, got ${divFactor} and ${finalDivFactor}`);
+  check(
+    nonNegative(baseMomentum) && nonNegative(maxMomentum),
+    `${where}: baseMomentum and maxMomentum must be non-negative, got ${baseMomentum} and ${maxMomentum}`,
+  );
   const initial = maxLr / divFactor;
   const final = initial / finalDivFactor;
-  const phases: readonly { readonly end: number; readonly from: number; readonly to: number }[] = threePhase
+  // Each phase: where it ends, and the rate and momentum at its start and end.
+  type Phase = { readonly end: number; readonly lr: readonly [number, number]; readonly momentum: readonly [number, number] };
+  const phases: readonly Phase[] = threePhase
     ? [
-        { end: pctStart * total - 1, from: initial, to: maxLr },
-        { end: 2 * pctStart * total - 2, from: maxLr, to: initial },
-        { end: total - 1, from: initial, to: final },
+        { end: pctStart * total - 1, lr: [initial, maxLr], momentum: [maxMomentum, baseMomentum] },
+        { end: 2 * pctStart * total - 2, lr: [maxLr, initial], momentum: [baseMomentum, maxMomentum] },
+        { end: total - 1, lr: [initial, final], momentum: [maxMomentum, maxMomentum] },
       ]
     : [
-        { end: pctStart * total - 1, from: initial, to: maxLr },
-        { end: total - 1, from: maxLr, to: final },
+        { end: pctStart * total - 1, lr: [initial, maxLr], momentum: [maxMomentum, baseMomentum] },
+        { end: total - 1, lr: [maxLr, final], momentum: [baseMomentum, maxMomentum] },
       ];
   const annealed = (from: number, to: number, pct: number): number =>
     anneal === "cos" ? to + ((from - to) / 2) * (Math.cos(Math.PI * pct) + 1) : (to - from) * pct + from;
-  return schedule(
-    "oneCycle",
-    (t) => {
-      let start = 0;
-      for (const [i, phase] of phases.entries()) {
-        if (t <= phase.end || i === phases.length - 1) return annealed(phase.from, phase.to, (t - start) / (phase.end - start));
-        start = phase.end;
-      }
-      return final;
+  const at = (value: (p: Phase) => readonly [number, number]) => (t: number) => {
+    let start = 0;
+    for (const [i, phase] of phases.entries()) {
+      if (t <= phase.end || i === phases.length - 1) return annealed(...value(phase), (t - start) / (phase.end - start));
+      start = phase.end;
+    }
+    return value(phases.at(-1)!)[1];
+  };
+  return Object.assign(
+    schedule(
+      "oneCycle",
+      at((p) => p.lr),
+      total,
+    ),
+    {
+      momentum: schedule(
+        "oneCycle",
+        at((p) => p.momentum),
+        total,
+      ),
     },
-    total,
   );
 }

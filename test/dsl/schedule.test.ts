@@ -1,7 +1,7 @@
 // k.optim.schedule against torch.optim.lr_scheduler: test/fixtures/torch/make-schedulers.py
 // records the learning rate PyTorch 1.13's optimizer holds before each step for StepLR,
 // MultiStepLR, ExponentialLR, ConstantLR, LinearLR, CosineAnnealingLR (alone and after a
-// LinearLR warmup) and OneCycleLR (cos, and linear three-phase); each Kiln schedule must give
+// LinearLR warmup) and OneCycleLR (cos, and linear three-phase; rate and momentum); each Kiln schedule must give
 // the same sequence. PyTorch steps most of them in its recursive form, so they agree to rounding.
 
 import { readFileSync } from "node:fs";
@@ -12,7 +12,7 @@ import * as k from "kiln";
 
 const fixture = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../fixtures/torch/schedulers.json");
 const { cases } = JSON.parse(readFileSync(fixture, "utf8")) as {
-  cases: { torch: string; schedule: keyof typeof k.optim.schedule; options: Record<string, unknown>; lrs: number[] }[];
+  cases: { torch: string; schedule: keyof typeof k.optim.schedule; options: Record<string, unknown>; lrs?: number[]; momentum?: number[] }[];
 };
 
 describe("k.optim.schedule follows torch.optim.lr_scheduler", () => {
@@ -21,10 +21,12 @@ describe("k.optim.schedule follows torch.optim.lr_scheduler", () => {
   });
 
   test.each(cases.map((c) => [c.torch, c] as const))("%s", (_name, c) => {
-    const sched = (k.optim.schedule[c.schedule] as (o: unknown) => k.optim.schedule.Schedule)(c.options);
-    c.lrs.forEach((want, t) =>
-      expect(Math.abs(sched(t) - want), `step ${t}: ${sched(t)} vs torch ${want}`).toBeLessThanOrEqual(1e-15 + 1e-12 * Math.abs(want)),
-    );
+    const made = (k.optim.schedule[c.schedule] as (o: unknown) => k.optim.schedule.Schedule)(c.options);
+    // A momentum case reads oneCycle's momentum cycle, the others the rate.
+    const sched = c.momentum ? (made as k.optim.schedule.OneCycleSchedule).momentum : made;
+    const want = c.momentum ?? c.lrs!;
+    expect(want.length).toBeGreaterThan(5);
+    want.forEach((w, t) => expect(Math.abs(sched(t) - w), `step ${t}: ${sched(t)} vs torch ${w}`).toBeLessThanOrEqual(1e-15 + 1e-12 * Math.abs(w)));
   });
 });
 
