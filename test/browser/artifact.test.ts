@@ -7,6 +7,7 @@
 // a worker of a second, cross-origin-isolated page (COOP/COEP headers).
 // No Chromium or no adapter: the cases skip with a notice, unless KILN_REQUIRE_WEBGPU=1.
 
+import { HyperStore } from "../../dsl/hyper.ts";
 import { cpSync, existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -137,8 +138,14 @@ const tmp = (name: string): string => mkdtempSync(path.join(os.tmpdir(), `kiln-b
 
 /** Saves `program` compiled for WebGPU (no Node adapter needed: the artifact is built for WebGPU's default limits). */
 function saveWebGpu(program: k.Program, dir: string, state?: Record<string, k.HostOutput>): void {
-  const graph = traceProgram(program).graph;
-  writeArtifactFolder(dir, { artifact: compileWebGpu(graph).artifact, graph, ...(state ? { state } : {}) });
+  const traced = traceProgram(program);
+  const graph = traced.graph;
+  // A train step's hyperparameters travel in the weights as the state entry `hyper`, as exe.save writes them.
+  writeArtifactFolder(dir, {
+    artifact: compileWebGpu(graph).artifact,
+    graph,
+    ...(state ? { state: { ...state, ...new HyperStore(traced.hyper).inputs() } } : {}),
+  });
 }
 
 const DIGITS = 64;
