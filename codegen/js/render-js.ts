@@ -22,8 +22,36 @@ export interface RenderedKernel {
   readonly params: readonly number[];
 }
 
+/**
+ * The run-time bound of a section's outermost loop when its rows follow a symbolic dimension
+ * (docs/training.md, "A symbolic batch"): every store writes a buffer whose leading axis is
+ * symbolic, `d0` steps whole rows of it and the rest of the index stays inside one step, so
+ * iterating `ceil(extent × n / max)` of `d0` computes every row a run needs (the rows past it
+ * keep stale values, which mask-symbolic keeps out of every result; the masks themselves, which
+ * read the size, run in full). Undefined: the full extent.
+ */
+function runtimeBound(s: Section, buffers: readonly BufferDecl[], size: BufferDecl | undefined): { v: string; expr: string } | undefined {
+  const d0 = s.domain[0];
+  if (!size || !d0 || d0.extent <= 1 || s.stores.length === 0) return undefined;
+  // A section that reads the size computes masks: their rows past the size must hold the fill.
+  if (s.exprs.some((e) => e.op === "load" && e.buffer === size.id)) return undefined;
+  for (const st of s.stores) {
+    const b = buffers[st.buffer]!;
+    if (b.symbolic?.axis !== 0 || b.shape[0]! % d0.extent !== 0) return undefined;
+    const step = (b.shape[0]! / d0.extent) * b.shape.slice(1).reduce((a, d) => a * d, 1);
+    const term = st.index.terms.find((t) => t.atom.kind === "var" && t.atom.name === d0.name);
+    if (!term || term.coef !== step) return undefined;
+    const [lo, hi] = bounds({ terms: st.index.terms.filter((t) => t !== term), constant: st.index.constant });
+    if (lo < 0 || hi >= step) return undefined;
+  }
+  return { v: d0.name, expr: `Math.min(${d0.extent}, Math.ceil(${d0.extent} * b${size.id}[0] / ${size.dimMax}))` };
+}
+
 export function renderJsKernel(kernel: Kernel, buffers: readonly BufferDecl[]): RenderedKernel {
-  const params = [...new Set([...kernel.reads, ...kernel.writes])].sort((a, b) => a - b);
+  const size = buffers.find((b) => b.dimMax !== undefined);
+  const shrunk = kernel.sections.map((s) => runtimeBound(s, buffers, size));
+  const reads = shrunk.some((b) => b !== undefined) ? [...kernel.reads, size!.id] : kernel.reads;
+  const params = [...new Set([...reads, ...kernel.writes])].sort((a, b) => a - b);
   const lines: string[] = [`// ${kernel.name}`, `"use strict";`, `const f32 = Math.fround;`];
   params.forEach((id, i) => {
     const b = buffers[id]!;
@@ -32,13 +60,13 @@ export function renderJsKernel(kernel: Kernel, buffers: readonly BufferDecl[]): 
   kernel.sections.forEach((s, i) => {
     const source = sectionSourceNote(s);
     lines.push(`{ // section ${i}${s.tile ? ` (tile ${s.tile.rows}x${s.tile.cols})` : ""}${source ? ` ${source}` : ""}`);
-    renderItems(scheduleSection(s), s, lines, "  ");
+    renderItems(scheduleSection(s), s, lines, "  ", shrunk[i]);
     lines.push(`}`);
   });
   return { name: kernel.name, source: lines.join("\n") + "\n", params };
 }
 
-function renderItems(items: readonly ScheduleItem[], s: Section, lines: string[], indent: string): void {
+function renderItems(items: readonly ScheduleItem[], s: Section, lines: string[], indent: string, bound?: { v: string; expr: string }): void {
   for (const item of items) {
     switch (item.kind) {
       case "expr":
@@ -47,11 +75,11 @@ function renderItems(items: readonly ScheduleItem[], s: Section, lines: string[]
       case "loop":
         if (item.v.extent === 1) {
           // A size-1 axis: its variable simplified away to 0 everywhere, so no loop is needed.
-          renderItems(item.body, s, lines, indent);
+          renderItems(item.body, s, lines, indent, bound);
           break;
         }
-        lines.push(`${indent}for (let ${item.v.name} = 0; ${item.v.name} < ${item.v.extent}; ${item.v.name}++) {`);
-        renderItems(item.body, s, lines, indent + "  ");
+        lines.push(`${indent}for (let ${item.v.name} = 0; ${item.v.name} < ${bound?.v === item.v.name ? bound.expr : item.v.extent}; ${item.v.name}++) {`);
+        renderItems(item.body, s, lines, indent + "  ", bound);
         lines.push(`${indent}}`);
         break;
       case "reduce": {

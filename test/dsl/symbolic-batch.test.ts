@@ -200,6 +200,12 @@ describe("a saved artifact", () => {
 });
 
 describe("cost", () => {
+  test("js bounds the outer loop of row-wise sections by the run's batch (masks run in full)", async () => {
+    const exe = await k.compile(mlpStep(), specs(), { target: "js" });
+    const sources = exe.artifact!.kernels.map((kk) => kk.source).join("\n");
+    expect(sources).toMatch(/< Math\.min\(\d+, Math\.ceil\(\d+ \* b\d+\[0\] \/ 16\)\)/);
+  });
+
   test("the symbolic MLP step launches as many kernels on wasm as the fixed one (masks ride along as extra roots)", async () => {
     const fixed = await k.compile(mlpStep(), { x: k.f32([MAX, 6]), y: k.i32([MAX]) }, { target: "wasm" });
     const symbolic = await k.compile(mlpStep(), specs(), { target: "wasm" });
