@@ -134,8 +134,10 @@ function emitTrainStep(model: Module, lossFn: LossFn, optimizer: Optimizer, inpu
 function hyperInputs(trace: Trace, decls: readonly HyperDecl[]): (group: string | undefined) => GroupHyper {
   if (trace.hyper.length > 0) return userError("invalid-argument", "k.trainStep: a traced program holds one training step");
   const count = decls.reduce((n, d) => n + d.feeds.length, 0);
-  const vector = new Tensor(trace, trace.builder.input(HYPER_INPUT, { dtype: "f32", shape: [count] }));
   const scalars = new Map<string, Tensor[]>();
+  // An optimizer without runtime hyperparameters (a custom one) gets no `hyper` input.
+  if (count === 0) return (group) => (key) => bug(`trainStep: no hyperparameter '${hyperPath(group, key)}'`);
+  const vector = new Tensor(trace, trace.builder.input(HYPER_INPUT, { dtype: "f32", shape: [count] }));
   let offset = 0;
   for (const d of decls)
     scalars.set(

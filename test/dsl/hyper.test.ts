@@ -256,19 +256,41 @@ describe.each(targets)("k.compile on %s", (target) => {
   });
 });
 
+/** The same optimizer with its hyperparameters as graph constants (what the step was before they became inputs). */
+function withConstants(opt: k.Optimizer): k.Optimizer {
+  return {
+    kind: opt.kind,
+    hyperparameters: () => [],
+    update: (params, state) => {
+      const decls = opt.hyperparameters(params.map((p) => p.name));
+      return opt.update(params, state, (group) => (key) => {
+        const d = decls.find((x) => x.key === key && x.group === group) ?? decls.find((x) => x.key === key && x.group === undefined)!;
+        return d.feeds.map((feed) => k.scalar(feed.of(d.value), "f32"));
+      });
+    },
+  };
+}
+
 describe("kernel counts: the hyperparameters as inputs add no kernel", () => {
-  // The 784-512-512-10 MLP's Adam step, as measured with the hyperparameters as constants
-  // (WebGPU at its guaranteed limits: 8 storage buffers per stage).
-  const net = k.nn.sequential(k.nn.linear(784, 512), k.nn.relu(), k.nn.linear(512, 512), k.nn.relu(), k.nn.linear(512, 10));
-  const step = k.trainStep(net, (logits, y) => k.nn.functional.crossEntropy(logits, y!), k.optim.adam({ lr: 1e-3 }));
-  const graph = k.traceFunction("step", step as never, { x: k.f32([128, 784]), y: k.i32([128]) }).graph;
-  test.each([
-    ["js", 8],
-    ["wasm", 8],
-    ["cuda", 8],
-    ["webgpu", 14],
-  ] as const)("%s: %i kernels", (target, kernels) => {
-    const compiled = backendOf(target).compile(graph, (target === "webgpu" ? { limits: webGpuDefaultLimits } : {}) as never);
-    expect(compiled.artifact.kernels.length).toBe(kernels);
+  // The 784-512-512-10 MLP's Adam step, against the same step with the hyperparameters as
+  // constants (WebGPU at its guaranteed limits: 8 storage buffers per stage).
+  const stepGraph = (opt: k.Optimizer) => {
+    const net = k.nn.sequential(k.nn.linear(784, 512), k.nn.relu(), k.nn.linear(512, 512), k.nn.relu(), k.nn.linear(512, 10));
+    const step = k.trainStep(net, (logits, y) => k.nn.functional.crossEntropy(logits, y!), opt);
+    return k.traceFunction("step", step as never, { x: k.f32([128, 784]), y: k.i32([128]) }).graph;
+  };
+  const asInputs = stepGraph(k.optim.adamW({ lr: 1e-3 }));
+  const asConstants = stepGraph(withConstants(k.optim.adamW({ lr: 1e-3 })));
+  test("the constant variant has no hyper input; the other one f32[9] (AdamW's scalars)", () => {
+    const inputNames = (g: typeof asInputs) => g.inputs.map((id) => (g.nodes.find((n) => n.id === id) as { name: string }).name);
+    expect(inputNames(asConstants)).not.toContain("hyper");
+    expect(asInputs.nodes.find((n) => n.op === "input" && n.name === "hyper")!.type.shape).toEqual([9]);
+  });
+  test.each(["js", "wasm", "cuda", "webgpu"])("%s: as many kernels as with constants", (target) => {
+    const count = (g: typeof asInputs) =>
+      backendOf(target).compile(g, (target === "webgpu" ? { limits: webGpuDefaultLimits } : {}) as never).artifact.kernels.length;
+    const constants = count(asConstants);
+    expect(constants).toBeGreaterThan(5);
+    expect(count(asInputs)).toBe(constants);
   });
 });
