@@ -5,7 +5,7 @@
 import { nodeOf } from "../compiler/ir/graph.ts";
 import { leadingRows, padRows, symbolicInfo, typeAtSize, type SymbolicInfo } from "../compiler/ir/symbolic.ts";
 import { formatShape, numel } from "../compiler/util/shape.ts";
-import type { Graph, TensorType } from "../compiler/ir/types.ts";
+import type { Graph, TensorType, ValueId } from "../compiler/ir/types.ts";
 import { KilnError, type SourceLoc } from "../compiler/util/errors.ts";
 import type { HostTensor } from "../compiler/ir/host-tensor.ts";
 import { stateToLoad, writeCheckpoint, type LoadStateOptions, type LoadStateSource } from "./checkpoint.ts";
@@ -504,7 +504,7 @@ export async function executableOf<Out>(
       else if (kept) store.values.set(o.aliases!, results[o.name]!);
     }
     if (exposed) {
-      const error = findFirstNonFinite(graph, exposed.checks, results, infiniteInputs, exec.artifact);
+      const error = findFirstNonFinite(graph, exposed.checks, symbol ? validRows(exposed.checks, results, user) : results, infiniteInputs, exec.artifact);
       if (error) throw error;
       if (!kept && !skipNonFinite)
         throw new KilnError({
@@ -527,6 +527,28 @@ export async function executableOf<Out>(
       return toHostOutput(o.name, given && result ? { ...result, data: given } : result, nodeOf(graph, o.value).type);
     });
     return traced.unflatten(outputs as readonly HostOutput[]) as Out;
+  }
+
+  /**
+   * With a symbolic batch, checkNumerics looks at the run's rows only: the padding rows hold
+   * whatever the zero (or stale) rows give (log 0 = -inf), which the masks keep out of every
+   * result. A value with the batch on a later axis is not checked.
+   */
+  function validRows(
+    checks: readonly { readonly output: string; readonly node: { readonly id: ValueId } }[],
+    results: Readonly<Record<string, HostTensor | undefined>>,
+    user: Readonly<Record<string, HostTensor>>,
+  ): Record<string, HostTensor | undefined> {
+    const cut: Record<string, HostTensor | undefined> = { ...results };
+    const n = Number(user[symbol!.name]!.data[0]);
+    for (const c of checks) {
+      const states = symbol!.axes.get(c.node.id) ?? [];
+      const t = results[c.output];
+      if (!t || !states.some((st) => typeof st === "number")) continue;
+      cut[c.output] =
+        typeof states[0] === "number" && !states.slice(1).some((st) => typeof st === "number") ? leadingRows(t, (states[0] as number) * n) : undefined;
+    }
+    return cut;
   }
 }
 

@@ -254,6 +254,16 @@ describe("the dump and the parser", () => {
   });
 });
 
+describe("checkNumerics", () => {
+  test("looks at the run's rows only: log of the zero padding is not reported, a -inf in a real row is", async () => {
+    const fn = (x: k.Tensor) => x.log().sum(0);
+    const exe = await k.compile(fn, [k.f32(["batch", 2], { max: { batch: 4 } })], { target: "js", checkNumerics: true });
+    const out = (await exe.run([new Float32Array([1, 2, 3, 4])])) as unknown as { data: Float32Array };
+    closeTo(out.data, [Math.log(3), Math.log(8)], "sum of logs");
+    await expect(exe.run([new Float32Array([1, 2, 0, 4])])).rejects.toThrow(/log2 produced -Inf/);
+  });
+});
+
 describe("errors", () => {
   test("a batch above the declared max names the input, the dim and both sizes", async () => {
     const exe = await k.compile(({ x }: { x: k.Tensor }) => x.sum(), { x: k.f32(["batch", 2], { max: { batch: 4 } }) }, { target: "js" });
