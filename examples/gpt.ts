@@ -10,9 +10,9 @@
 import * as k from "kiln";
 
 export const CONTEXT = 64; // T: characters a prediction sees
-export const WIDTH = 64;
+export const WIDTH = 128;
 export const HEADS = 4;
-export const LAYERS = 3;
+export const LAYERS = 4;
 export const BATCH = 16;
 export const STEPS = 2000;
 export const LR = 2e-3;
