@@ -6,6 +6,7 @@
 // Math.imul); bool is 0/1. Helpers (rng, f32→i32, floor div/mod) come in `rt`.
 
 import { sectionSourceNote } from "../../compiler/kernel/print.ts";
+import { sizeBuffer, symbolicBound } from "../../compiler/kernel/symbolic-bound.ts";
 import { scheduleSection, type ScheduleItem } from "../../compiler/kernel/schedule.ts";
 import { bounds, type Atom, type IndexExpr, type IndexPred } from "../../compiler/kernel/index-expr.ts";
 import type { BufferDecl, ExprId, KExpr, Kernel, Section } from "../../compiler/kernel/kernel-ir.ts";
@@ -22,34 +23,15 @@ export interface RenderedKernel {
   readonly params: readonly number[];
 }
 
-/**
- * The run-time bound of a section's outermost loop when its rows follow a symbolic dimension
- * (docs/training.md, "A symbolic batch"): every store writes a buffer whose leading axis is
- * symbolic, `d0` steps whole rows of it and the rest of the index stays inside one step, so
- * iterating `ceil(extent × n / max)` of `d0` computes every row a run needs (the rows past it
- * keep stale values, which mask-symbolic keeps out of every result; the masks themselves, which
- * read the size, run in full). Undefined: the full extent.
- */
-function runtimeBound(s: Section, buffers: readonly BufferDecl[], size: BufferDecl | undefined): { v: string; expr: string } | undefined {
-  const d0 = s.domain[0];
-  if (!size || !d0 || d0.extent <= 1 || s.stores.length === 0) return undefined;
-  // A section that reads the size computes masks: their rows past the size must hold the fill.
-  if (s.exprs.some((e) => e.op === "load" && e.buffer === size.id)) return undefined;
-  for (const st of s.stores) {
-    const b = buffers[st.buffer]!;
-    if (b.symbolic?.axis !== 0 || b.shape[0]! % d0.extent !== 0) return undefined;
-    const step = (b.shape[0]! / d0.extent) * b.shape.slice(1).reduce((a, d) => a * d, 1);
-    const term = st.index.terms.find((t) => t.atom.kind === "var" && t.atom.name === d0.name);
-    if (!term || term.coef !== step) return undefined;
-    const [lo, hi] = bounds({ terms: st.index.terms.filter((t) => t !== term), constant: st.index.constant });
-    if (lo < 0 || hi >= step) return undefined;
-  }
-  return { v: d0.name, expr: `Math.min(${d0.extent}, Math.ceil(${d0.extent} * b${size.id}[0] / ${size.dimMax}))` };
+/** A section's outer loop bound by the run's size (compiler/kernel/symbolic-bound.ts), as JS. */
+function runtimeBound(s: Section, buffers: readonly BufferDecl[]): { v: string; expr: string } | undefined {
+  const b = symbolicBound(s, buffers);
+  return b && { v: b.v, expr: `Math.min(${b.extent}, Math.ceil(${b.extent} * b${b.size.id}[0] / ${b.max}))` };
 }
 
 export function renderJsKernel(kernel: Kernel, buffers: readonly BufferDecl[]): RenderedKernel {
-  const size = buffers.find((b) => b.dimMax !== undefined);
-  const shrunk = kernel.sections.map((s) => runtimeBound(s, buffers, size));
+  const size = sizeBuffer(buffers);
+  const shrunk = kernel.sections.map((s) => runtimeBound(s, buffers));
   const reads = shrunk.some((b) => b !== undefined) ? [...kernel.reads, size!.id] : kernel.reads;
   const params = [...new Set([...reads, ...kernel.writes])].sort((a, b) => a - b);
   const lines: string[] = [`// ${kernel.name}`, `"use strict";`, `const f32 = Math.fround;`];

@@ -1,9 +1,12 @@
 // Kernel program → the "wasm" artifact's kernels: one WebAssembly module per kernel (base64
 // in the kernel's `source`), each exporting a function per section, `s<j>(lo, hi, tid)`, and
-// globals `x<j>` (iterations of the loop threads split) and `w<j>` (rough work). Buffer
+// globals `x<j>` (iterations of the loop threads split), `w<j>` (rough work) and, under a
+// symbolic batch, `z` (the size buffer's address) and `m<j>` (the maximum, on sections whose
+// split loop follows the batch). Buffer
 // addresses follow the driver's memory plan laid out by runtime/artifact/wasm-layout.ts.
 
-import type { Kernel, KernelProgram } from "../../compiler/kernel/kernel-ir.ts";
+import type { BufferDecl, Kernel, KernelProgram } from "../../compiler/kernel/kernel-ir.ts";
+import { sizeBuffer, symbolicBound } from "../../compiler/kernel/symbolic-bound.ts";
 import type { ArtifactKernel } from "../../runtime/artifact/format.ts";
 import { KilnError } from "../../compiler/util/errors.ts";
 import { layoutMemory } from "../../runtime/artifact/wasm-layout.ts";
@@ -33,7 +36,7 @@ export function renderWasmProgram(
   const places = program.buffers.map((b): BufferPlace => ({ base: layout.slotOffsets[memory.slotOf[b.id]!] ?? 0, dtype: b.dtype }));
   const place = (id: number): BufferPlace => places[id]!;
   return program.kernels.map((k) => {
-    const bytes = buildKernelModule(k, place, layout.pages, opts);
+    const bytes = buildKernelModule(k, place, layout.pages, opts, program.buffers);
     const kernel: ArtifactKernel = { name: k.name, source: encodeBase64(bytes), params: [], reads: k.reads, writes: k.writes };
     if (!opts.fma) return kernel;
     // Relaxed SIMD in it? Then also the portable module, for engines without relaxed SIMD —
@@ -42,7 +45,7 @@ export function renderWasmProgram(
     let portable: string | null | undefined;
     const portableSource = (): string | undefined => {
       if (portable === undefined) {
-        const built = buildKernelModule(k, place, layout.pages, { ...opts, fma: false });
+        const built = buildKernelModule(k, place, layout.pages, { ...opts, fma: false }, program.buffers);
         portable = sameBytes(bytes, built) ? null : encodeBase64(built);
       }
       return portable ?? undefined;
@@ -51,10 +54,27 @@ export function renderWasmProgram(
   });
 }
 
-export function buildKernelModule(k: Kernel, place: (id: number) => BufferPlace, pages: number, opts: WasmBuildOptions = {}): Uint8Array {
+export function buildKernelModule(
+  k: Kernel,
+  place: (id: number) => BufferPlace,
+  pages: number,
+  opts: WasmBuildOptions = {},
+  buffers: readonly BufferDecl[] = [],
+): Uint8Array {
   const sections = k.sections.map((s, j) => emitSection(s, place, HELPER_FUNCS, `s${j}`, opts));
   const globals: ExportedGlobal[] = [{ name: "n", value: sections.length }];
   sections.forEach((s, j) => globals.push({ name: `x${j}`, value: s.splitExtent }, { name: `w${j}`, value: Math.min(s.work, 2 ** 31 - 1) }));
+  // A symbolic batch: `z` is the size buffer's address and `m<j>` the maximum of each section
+  // whose split loop follows the batch (compiler/kernel/symbolic-bound.ts): the runner then
+  // splits ceil(x<j> × size / m<j>) iterations instead of x<j>.
+  const size = sizeBuffer(buffers);
+  if (size) {
+    globals.push({ name: "z", value: place(size.id).base });
+    k.sections.forEach((s, j) => {
+      const bound = symbolicBound(s, buffers);
+      if (bound && bound.extent === sections[j]!.splitExtent) globals.push({ name: `m${j}`, value: bound.max });
+    });
+  }
   if (FIRST_SECTION_FUNC !== HOST_IMPORTS.length + helperFuncs().length) throw new Error("wasm: helper function indices out of date");
   // The kernel's name and each section's source lines and scopes, as the other targets' comments give them.
   const comment = [k.name, ...k.sections.map((s, j) => `section ${j}: ${sectionSourceNote(s)}`)].join("\n");

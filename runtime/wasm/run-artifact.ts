@@ -62,6 +62,18 @@ interface Launch {
   readonly fn: SectionFn;
   readonly extent: number;
   readonly work: number;
+  /** The symbolic dimension's maximum when the split loop follows it (the run's rows only are split). */
+  readonly max?: number;
+  /** The size buffer's address (with `max`). */
+  readonly sizeAt?: number;
+}
+
+/** What the launches of a runner did: deterministic counts for tests and benchmarks. */
+export interface WasmLaunchStats {
+  /** Section launches. */
+  readonly launches: number;
+  /** Iterations of the split loops, summed over launches (fewer at a small symbolic batch). */
+  readonly iterations: number;
 }
 
 /** Node's Buffer where there is one (no import: this runtime also runs in browsers). */
@@ -158,6 +170,8 @@ export class WasmArtifactRunner implements ResidentOwner {
   private readonly released = new WeakSet<ResidentValue>();
   private readonly counter = new IoCounter();
   private runs = 0;
+  private launchCount = 0;
+  private iterationCount = 0;
   private readonly launches: readonly Launch[];
   private readonly minParallelWork: number;
   private readonly addressOf: readonly number[];
@@ -220,14 +234,18 @@ export class WasmArtifactRunner implements ResidentOwner {
     modules.forEach((m, kernel) => {
       const exports = new WebAssembly.Instance(m, { env: { memory }, rt: { ...rt } }).exports as Record<string, unknown>;
       const count = (exports["n"] as WebAssembly.Global).value as number;
-      for (let section = 0; section < count; section++)
+      const global = (name: string): number | undefined => (exports[name] as WebAssembly.Global | undefined)?.value as number | undefined;
+      for (let section = 0; section < count; section++) {
+        const max = global(`m${section}`);
         launches.push({
           kernel,
           section,
           fn: exports[`s${section}`] as SectionFn,
-          extent: (exports[`x${section}`] as WebAssembly.Global).value as number,
-          work: (exports[`w${section}`] as WebAssembly.Global).value as number,
+          extent: global(`x${section}`)!,
+          work: global(`w${section}`)!,
+          ...(max !== undefined ? { max, sizeAt: global("z")! } : {}),
         });
+      }
     });
     const pool = shared ? await (await import("./pool.ts")).WorkerPool.create(memory, modules, threads) : undefined;
     return new WasmArtifactRunner(artifact, memory, launches, addressOf, pool, opts);
@@ -350,14 +368,30 @@ export class WasmArtifactRunner implements ResidentOwner {
     }
   }
 
-  /** Runs one section, split across the pool when it is big enough (then true; `threadMs` gets each thread's time). */
+  /** Section launches and split-loop iterations since the runner was made (see WasmLaunchStats). */
+  get launchStats(): WasmLaunchStats {
+    return { launches: this.launchCount, iterations: this.iterationCount };
+  }
+
+  /**
+   * Runs one section, split across the pool when it is big enough (then true; `threadMs` gets
+   * each thread's time). A section whose split loop follows a symbolic batch runs (and splits)
+   * only the iterations the run's size needs: ceil(extent × size / max).
+   */
   private launch(l: Launch, threadMs?: number[]): boolean {
-    if (this.pool && l.extent > 1 && l.work >= this.minParallelWork) {
-      const grain = l.extent >= 16 * this.pool.threads ? 4 : 1;
-      this.pool.launch(l.kernel, l.section, l.extent, grain, (lo, hi) => l.fn(lo, hi, 0), threadMs);
+    let extent = l.extent;
+    if (l.max !== undefined) {
+      const n = new Int32Array(this.memory.buffer, l.sizeAt!, 1)[0]!;
+      extent = Math.min(l.extent, Math.max(0, Math.ceil((l.extent * n) / l.max)));
+    }
+    this.launchCount++;
+    this.iterationCount += extent;
+    if (this.pool && extent > 1 && (l.work * extent) / l.extent >= this.minParallelWork) {
+      const grain = extent >= 16 * this.pool.threads ? 4 : 1;
+      this.pool.launch(l.kernel, l.section, extent, grain, (lo, hi) => l.fn(lo, hi, 0), threadMs);
       return true;
     }
-    l.fn(0, l.extent, 0);
+    l.fn(0, extent, 0);
     return false;
   }
 

@@ -23,7 +23,7 @@ import type { HostTensor } from "../../compiler/ir/host-tensor.ts";
 import { maskSymbolic } from "../../compiler/passes/mask-symbolic.ts";
 import { compileCuda } from "../../targets/cuda.ts";
 import { compileJs } from "../../targets/js.ts";
-import { compileWasm } from "../../targets/wasm.ts";
+import { compileWasm, createWasmExecutor } from "../../targets/wasm.ts";
 import { parseKernelProgram } from "../../compiler/kernel/parser.ts";
 import { printKernelProgram } from "../../compiler/kernel/print.ts";
 import { emulateCuda, hasCxx } from "../util/nvcc.ts";
@@ -204,6 +204,36 @@ describe("cost", () => {
     const exe = await k.compile(mlpStep(), specs(), { target: "js" });
     const sources = exe.artifact!.kernels.map((kk) => kk.source).join("\n");
     expect(sources).toMatch(/< Math\.min\(\d+, Math\.ceil\(\d+ \* b\d+\[0\] \/ 16\)\)/);
+  });
+
+  test("wasm splits only the run's rows: fewer split-loop iterations at batch 7 than at the max, results still the interpreter's", async () => {
+    const traced = k.traceFunction("mlp_sym", mlpStep() as never, specs());
+    const g = traced.graph;
+    const state: Record<string, HostTensor> = {};
+    for (const [name, init] of traced.state) state[name] = init();
+    Object.assign(state, new HyperStore(traced.hyper).inputs());
+    // Two threads that split even the smallest section: the pool divides the shrunk range.
+    const exe = await createWasmExecutor(g, { threads: 2, minParallelWork: 0 });
+    const iterations: Record<number, number> = {};
+    for (const b of [MAX, 7, 1]) {
+      const { x, y } = batchOf(b);
+      // The padded rows hold garbage that must not reach any result.
+      const padded = {
+        x: { dtype: "f32" as const, shape: [MAX, 6], data: Float32Array.from({ length: MAX * 6 }, (_, i) => (i < b * 6 ? x[i]! : 99)) },
+        y: { dtype: "i32" as const, shape: [MAX], data: Int32Array.from({ length: MAX }, (_, i) => (i < b ? y[i]! : 2)) },
+        batch: { dtype: "i32" as const, shape: [], data: Int32Array.of(b) },
+      };
+      const before = exe.runner.launchStats;
+      const got = await exe.run({ ...padded, ...state });
+      const after = exe.runner.launchStats;
+      iterations[b] = after.iterations - before.iterations;
+      const want = interpret(g, { x: { dtype: "f32", shape: [b, 6], data: x }, y: { dtype: "i32", shape: [b], data: y }, batch: padded.batch, ...state });
+      for (const o of g.outputs) closeTo(got[o.name]!.data.subarray(0, want[o.name]!.data.length), want[o.name]!.data, `${o.name} at batch ${b}`);
+    }
+    // Same launches at every size; the row-wise sections run ceil(rows × b / 16) of their rows.
+    expect(iterations[7]).toBeLessThan(iterations[MAX]!);
+    expect(iterations[1]).toBeLessThan(iterations[7]!);
+    await exe.close();
   });
 
   test("the symbolic MLP step launches as many kernels on wasm as the fixed one (masks ride along as extra roots)", async () => {
