@@ -8,7 +8,7 @@ import { compile } from "../dsl/compile.ts";
 import { expectPositionals, parseCommandArgs, UsageError } from "./args.ts";
 import type { Command } from "./command.ts";
 import { resolveFrom, type CliIO } from "./io.ts";
-import { loadPrograms, selectEntry } from "./load-programs.ts";
+import { loadPrograms, selectOne } from "./load-programs.ts";
 
 const usage = "kiln compile <model.ts> [--entry <name>] [--target <name>] --out <dir> [--verify] [--time]";
 
@@ -43,13 +43,7 @@ command line.`,
     const [file] = expectPositionals(args, ["model.ts"], usage);
     const out = args.flags.out;
     if (typeof out !== "string" || out === "") throw new UsageError("missing --out <dir>", usage);
-    const programs = selectEntry(await loadPrograms(io.cwd, file!), args.flags.entry as string | undefined, file!);
-    if (programs.length > 1)
-      throw new KilnError({
-        code: "invalid-argument",
-        message: `'${file}' exports ${programs.length} programs (${programs.map((p) => p.name).join(", ")}): pick one with --entry`,
-      });
-    const { name, program } = programs[0]!;
+    const { name, program } = selectOne(await loadPrograms(io.cwd, file!), args.flags.entry as string | undefined, file!);
     const started = performance.now();
     if (args.flags.target === "cuda") {
       if (args.flags.time === true)

@@ -9,7 +9,6 @@ import { formatCompileStats, stagesOf } from "../compiler/compile-stats.ts";
 import type { DumpFile } from "../compiler/passes/pass.ts";
 import { dumpProgram, passesFromList } from "../compiler/pipeline.ts";
 import { printKernelProgram } from "../compiler/kernel/print.ts";
-import { KilnError } from "../compiler/util/errors.ts";
 import { cpuBackend } from "../targets/cpu.ts";
 import { backendOf, type AnyBackend } from "../targets/registry.ts";
 import { folderDumpSink } from "../dsl/dump-folder.ts";
@@ -17,7 +16,7 @@ import { traceProgram } from "../dsl/program.ts";
 import { UsageError, expectPositionals, parseCommandArgs } from "./args.ts";
 import type { Command } from "./command.ts";
 import { resolveFrom, type CliIO } from "./io.ts";
-import { loadPrograms, selectEntry } from "./load-programs.ts";
+import { loadPrograms, selectEntry, selectOne } from "./load-programs.ts";
 
 const usage = "kiln dump <model.ts> [--entry <name>] [--target <name>] [--after <pass,…> | --all] [--dump-dir <dir>] [--verify] [--no-locs] [--time]";
 
@@ -63,13 +62,8 @@ the line of the model that caused it) or a pass broke the graph; 2 bad command l
     const dumpDir = args.flags["dump-dir"] as string | undefined;
     const programs = selectEntry(await loadPrograms(io.cwd, file!), args.flags.entry as string | undefined, file!);
     if (target !== undefined) {
-      if (programs.length > 1)
-        throw new KilnError({
-          code: "invalid-argument",
-          message: `'${file}' exports ${programs.length} programs (${programs.map((p) => p.name).join(", ")}): pick one with --entry`,
-        });
+      const { name, program } = selectOne(programs, undefined, file!);
       const backend = target === "cpu" ? (cpuBackend() as AnyBackend) : backendOf(target);
-      const { name, program } = programs[0]!;
       const started = performance.now();
       const graph = traceProgram(program, name).graph;
       const traceMs = performance.now() - started;

@@ -66,3 +66,14 @@ export function selectEntry(programs: readonly NamedProgram[], entry: string | u
     throw new KilnError({ code: "invalid-argument", message: `'${file}' has no program '${entry}' (programs: ${programs.map((p) => p.name).join(", ")})` });
   return [hit];
 }
+
+/** The one program to act on (compile, view, profile, dump --target): the one named by --entry, or the file's only one. */
+export function selectOne(programs: readonly NamedProgram[], entry: string | undefined, file: string): NamedProgram {
+  const picked = selectEntry(programs, entry, file);
+  if (picked.length > 1)
+    throw new KilnError({
+      code: "invalid-argument",
+      message: `'${file}' exports ${picked.length} programs (${picked.map((p) => p.name).join(", ")}): pick one with --entry`,
+    });
+  return picked[0]!;
+}

@@ -7,7 +7,6 @@
 
 import { writeFileSync } from "node:fs";
 import { formatCompileStats } from "../compiler/compile-stats.ts";
-import { KilnError } from "../compiler/util/errors.ts";
 import { compile } from "../dsl/compile.ts";
 import type { HostArray } from "../dsl/host-data.ts";
 import type { InputSpec, Specs } from "../dsl/trace.ts";
@@ -16,7 +15,7 @@ import { throttledProgress } from "../targets/webgpu.ts";
 import { expectPositionals, parseCommandArgs, UsageError } from "./args.ts";
 import type { Command } from "./command.ts";
 import { resolveFrom, type CliIO } from "./io.ts";
-import { loadPrograms, selectEntry } from "./load-programs.ts";
+import { loadPrograms, selectOne } from "./load-programs.ts";
 
 const usage =
   "kiln profile <model.ts> [--entry <name>] [--target <name>] [--steps <n>] [--warmup <n>] [--top <n>] [--sort time|launch] [--no-peaks] [--json <file>] [--time]";
@@ -71,13 +70,7 @@ Exit codes: 0 ok; 1 the model cannot be loaded, compiled or run; 2 bad command l
     const top = count("top", 1);
     const sort = args.flags.sort;
     if (sort !== "time" && sort !== "launch") throw new UsageError(`--sort must be 'time' or 'launch', got '${String(sort)}'`, usage);
-    const programs = selectEntry(await loadPrograms(io.cwd, file!), args.flags.entry as string | undefined, file!);
-    if (programs.length > 1)
-      throw new KilnError({
-        code: "invalid-argument",
-        message: `'${file}' exports ${programs.length} programs (${programs.map((p) => p.name).join(", ")}): pick one with --entry`,
-      });
-    const { name, program } = programs[0]!;
+    const { name, program } = selectOne(await loadPrograms(io.cwd, file!), args.flags.entry as string | undefined, file!);
     const target = args.flags.target as string;
     // WebGPU's pipeline creation reports its progress on stderr when it takes over a second.
     const progress = target === "webgpu" ? { progress: throttledProgress((line) => io.err(`kiln: ${line}\n`)) } : {};

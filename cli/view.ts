@@ -9,7 +9,6 @@ import path from "node:path";
 import type { Pass } from "../compiler/passes/pass.ts";
 import { graphPasses } from "../compiler/pipeline.ts";
 import type { Graph } from "../compiler/ir/types.ts";
-import { KilnError } from "../compiler/util/errors.ts";
 import type { Compiled } from "../compiler/compile.ts";
 import { traceProgram, type Program } from "../dsl/program.ts";
 import type { Artifact } from "../runtime/artifact/format.ts";
@@ -17,7 +16,7 @@ import { backendOf, resolveTarget } from "../targets/registry.ts";
 import { expectPositionals, parseCommandArgs, UsageError } from "./args.ts";
 import type { Command } from "./command.ts";
 import { resolveFrom, type CliIO } from "./io.ts";
-import { loadPrograms, selectEntry } from "./load-programs.ts";
+import { loadPrograms, selectOne } from "./load-programs.ts";
 import { buildViewData, type ViewProfile } from "./view-data.ts";
 import { renderViewPage } from "./view-page.ts";
 import { profileForView } from "./view-profile.ts";
@@ -57,13 +56,7 @@ command line.`,
     const profileSteps = args.flags.profile === undefined ? undefined : Number(args.flags.profile);
     if (profileSteps !== undefined && !(Number.isInteger(profileSteps) && profileSteps > 0))
       throw new UsageError(`--profile needs a positive whole number of steps, got '${args.flags.profile}'`, usage);
-    const programs = selectEntry(await loadPrograms(io.cwd, file!), args.flags.entry as string | undefined, file!);
-    if (programs.length > 1)
-      throw new KilnError({
-        code: "invalid-argument",
-        message: `'${file}' exports ${programs.length} programs (${programs.map((p) => p.name).join(", ")}): pick one with --entry`,
-      });
-    const { name, program } = programs[0]!;
+    const { name, program } = selectOne(await loadPrograms(io.cwd, file!), args.flags.entry as string | undefined, file!);
     // A named target needs no device to compile for (as in `kiln dump --target`); only "auto" asks the machine.
     const asked = args.flags.target as string;
     const target = asked === "auto" ? (await resolveTarget("auto")).name : asked;
