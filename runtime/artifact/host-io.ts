@@ -10,6 +10,13 @@ import type { RunProfiler } from "./profile.ts";
 
 export type RuntimeData = Float32Array | Float64Array | Int32Array | Uint8Array;
 
+/** A tensor as a runtime takes and returns it: dtype, shape and the host array holding it. */
+export interface RuntimeTensor {
+  readonly dtype: ArtifactDType;
+  readonly shape: readonly number[];
+  readonly data: RuntimeData;
+}
+
 /**
  * A value a run left in its runner's memory (an output named in `keep`). Valid until that
  * runner's next run ends (the next run may still read it as an input) or `release()`: a

@@ -11,14 +11,8 @@ import { artifactArray, artifactArrayFrom, artifactDTypeBytes, numel, type Artif
 import { recordKernel } from "../artifact/profile.ts";
 import { jsKernelRuntime } from "./helpers.ts";
 
-import { IoCounter, outputArray, type IoCounters, type RunIo, type RuntimeData } from "../artifact/host-io.ts";
-export type { RuntimeData };
-
-export interface RuntimeTensor {
-  readonly dtype: ArtifactDType;
-  readonly shape: readonly number[];
-  readonly data: RuntimeData;
-}
+import { IoCounter, outputArray, type IoCounters, type RunIo, type RuntimeData, type RuntimeTensor } from "../artifact/host-io.ts";
+export type { RuntimeData, RuntimeTensor };
 
 type KernelFn = (bufs: readonly RuntimeData[], rt: typeof jsKernelRuntime) => void;
 

@@ -17,7 +17,6 @@ import {
   numel,
   type Artifact,
   type ArtifactBuffer,
-  type ArtifactDType,
   type ArtifactIO,
 } from "../artifact/format.ts";
 import { hostMath } from "./host-math.ts";
@@ -36,14 +35,8 @@ import {
 } from "../artifact/host-io.ts";
 import { prepareWasmEngine } from "./engine.ts";
 
-import type { RuntimeData } from "../artifact/host-io.ts";
-export type { RuntimeData };
-
-export interface RuntimeTensor {
-  readonly dtype: ArtifactDType;
-  readonly shape: readonly number[];
-  readonly data: RuntimeData;
-}
+import type { RuntimeData, RuntimeTensor } from "../artifact/host-io.ts";
+export type { RuntimeData, RuntimeTensor };
 
 export interface WasmRunOptions {
   /**

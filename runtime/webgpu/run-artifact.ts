@@ -21,14 +21,9 @@ import {
   type ResidentValue,
   type RunIo,
   type RuntimeData,
+  type RuntimeTensor,
 } from "../artifact/host-io.ts";
-export type { RuntimeData };
-
-export interface RuntimeTensor {
-  readonly dtype: ArtifactDType;
-  readonly shape: readonly number[];
-  readonly data: RuntimeData;
-}
+export type { RuntimeData, RuntimeTensor };
 
 /** Outputs to read back (default: all; the others stay on the device only), `out` arrays to fill, inputs from kept values on the same device. */
 export type WebGpuRunOptions = RunIo;
