@@ -331,7 +331,7 @@ export const viewClientScript = String.raw`
     K.rendered.forEach(function (r) {
       var src = data.sources[r.source];
       h += "<h3>" + esc(data.sourceKind) + ": " + esc(r.name) + "</h3>";
-      if (data.sourceKind === "wasm") h += '<p class="muted">a wasm binary module of ' + Math.floor(src.length * 3 / 4) + " bytes (Kiln has no text form of it yet; the kernel IR above is what it computes)</p>";
+      if (data.sourceKind === "wasm") h += '<p class="muted">a wasm binary module of ' + Math.floor(src.length * 3 / 4) + " bytes (its text form could not be made here; the kernel IR above is what it computes)</p>";
       else h += '<pre class="kernel-source">' + linkify(src) + "</pre>";
     });
     panel(h);

@@ -116,7 +116,7 @@ export interface ViewData {
   readonly kernels: readonly ViewKernel[];
   /** Distinct rendered kernel sources (identical ones stored once). */
   readonly sources: readonly string[];
-  /** How `sources` are written: wgsl, cuda, js, or wasm (base64 of the binary module). */
+  /** How `sources` are written: wgsl, cuda, js, wat (wasm's text format, as kiln view writes it), or wasm (base64 of the binary module). */
   readonly sourceKind: string;
   /** The other stages' dumps (fusion groups, kernel IR after each kernel pass, memory plan). */
   readonly dumps: readonly { readonly name: string; readonly text: string }[];

@@ -17,9 +17,10 @@ import { expectPositionals, parseCommandArgs, UsageError } from "./args.ts";
 import type { Command } from "./command.ts";
 import { resolveFrom, type CliIO } from "./io.ts";
 import { loadPrograms, selectOne } from "./load-programs.ts";
-import { buildViewData, type ViewProfile } from "./view-data.ts";
+import { buildViewData, type ViewData, type ViewProfile } from "./view-data.ts";
 import { renderViewPage } from "./view-page.ts";
 import { profileForView } from "./view-profile.ts";
+import { wasmTexts } from "./wasm-text.ts";
 
 const usage = "kiln view <model.ts> [--entry <name>] [--target <name>] [--out <page.html>] [--profile <steps>]";
 
@@ -64,7 +65,7 @@ command line.`,
     const { graphs, compiled } = await compileForView(program, name, target);
     let profile: ViewProfile | undefined;
     if (profileSteps !== undefined) profile = await profileForView(program, name, target, profileSteps);
-    const data = buildViewData({
+    const built = buildViewData({
       title: `${path.basename(file!)} ${name}`,
       target,
       graphs,
@@ -72,6 +73,7 @@ command line.`,
       readSource: (f) => readSource(io.cwd, f),
       ...(profile ? { profile } : {}),
     });
+    const data = built.sourceKind === "wasm" ? await withWasmText(built) : built;
     const html = renderViewPage(data);
     const out = (args.flags.out as string | undefined) ?? path.join("out", `${path.basename(file!).replace(/\.[cm]?[jt]sx?$/, "")}-${name}-${target}.html`);
     const absolute = resolveFrom(io.cwd, out);
@@ -82,6 +84,16 @@ command line.`,
     );
   },
 };
+
+/**
+ * The page's wasm kernels as text (wabt's disassembly) instead of base64, when every module
+ * disassembles; a module that does not keeps the data as it was (the page then shows its size).
+ */
+export async function withWasmText(data: ViewData): Promise<ViewData> {
+  const texts = await wasmTexts(data.sources);
+  if (texts.some((t) => t === undefined)) return data;
+  return { ...data, sources: texts as string[], sourceKind: "wat" };
+}
 
 /** Traces `program` and compiles it for `target` through the driver with every stage dumped, keeping the graph after each graph pass. */
 export async function compileForView(

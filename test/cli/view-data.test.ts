@@ -16,6 +16,15 @@ import { viewProfileOf } from "../../cli/view-profile.ts";
 import { main } from "../../cli/main.ts";
 import { bufferIO } from "../../cli/io.ts";
 import { compileJs } from "../../targets/js.ts";
+import { compileForView } from "../../cli/view.ts";
+import { isProgram, type Program } from "../../dsl/program.ts";
+
+/** The named k.program a module exports. */
+function programOf(mod: Record<string, unknown>, name: string): Program {
+  const p = mod[name];
+  if (!isProgram(p)) throw new Error(`no program ${name}`);
+  return p;
+}
 
 describe("module folding", () => {
   // Nodes 0..4 with paths root, a, a.b, a.b, c; edges 0→1, 1→2, 2→3, 3→4, 0→4.
@@ -288,6 +297,27 @@ describe("the page", () => {
     // The parameters' modules are the Sequential's children, 0 and 2.
     const top = data.stages[1]!.modules.filter((m) => m.parent === 0).map((m) => m.path.join("."));
     expect(top).toEqual(expect.arrayContaining(["0", "2"]));
+  });
+
+  test("kiln view shows wasm kernels as text: wabt's disassembly of the very modules the target rendered", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "kiln-view-"));
+    const out = path.join(dir, "mlp-wasm.html");
+    const io = bufferIO();
+    expect(await main(["view", "examples/mlp.ts", "--entry", "trainStep", "--target", "wasm", "--out", out], io)).toBe(0);
+    const html = readFileSync(out, "utf8");
+    const packed = /<script id="kiln-data" type="application\/octet-stream">([^<]*)<\/script>/.exec(html)![1]!;
+    const data = JSON.parse(gunzipSync(Buffer.from(packed, "base64")).toString("utf8")) as ViewData;
+    expect(data.sourceKind).toBe("wat");
+    // The same kernels compiled apart: each page text exports what V8 reads from that binary.
+    const { compiled } = await compileForView(programOf(await import("../../examples/mlp.ts"), "trainStep"), "trainStep", "wasm");
+    const binaries = buildViewData({ title: "t", target: "wasm", graphs: [], compiled }).sources;
+    expect(data.sources.length).toBe(binaries.length);
+    binaries.forEach((b64, i) => {
+      const exported = WebAssembly.Module.exports(new WebAssembly.Module(Buffer.from(b64, "base64"))).map((e) => e.name);
+      const text = data.sources[i]!;
+      expect(text.startsWith("(module")).toBe(true);
+      for (const name of exported) expect(text).toContain(`(export "${name}"`);
+    });
   });
 
   test("a bad --profile is a usage error", async () => {
