@@ -4,6 +4,7 @@
 // an adapter, rendering uses WebGPU's guaranteed minimums (webGpuDefaultLimits).
 
 import { compileWith, type Compiled, type DriverOptions } from "../compiler/compile.ts";
+import type { WebGpuArtifactRunner } from "../runtime/webgpu/run-artifact.ts";
 import type { FuseOptions } from "../compiler/kernel/fusion-plan.ts";
 import type { MatmulForm } from "../compiler/kernel/kernel-ir.ts";
 import type { Graph } from "../compiler/ir/types.ts";
@@ -135,6 +136,7 @@ export interface WebGpuExecutor extends Executor {
   readonly compiled: WebGpuCompiled;
   readonly artifact: WebGpuArtifact;
   readonly adapter: WebGpuAdapterDescription;
+  readonly runner: WebGpuArtifactRunner;
 }
 
 /** The device's limits, lowered by any the caller passes (never raised above the device's). */
@@ -174,6 +176,7 @@ export async function createWebGpuExecutor(graph: Graph, opts: WebGpuTargetOptio
     compileStats,
     artifact: compiled.artifact,
     adapter: gpu.adapter,
+    runner,
     stats: compiled.artifact.stats,
     run: async (inputs, runOpts) => (await runner.run(inputs, runOpts)) as Record<string, HostTensor>,
     readInputs: async (names) => (await runner.readInputs(names)) as Record<string, HostTensor>,

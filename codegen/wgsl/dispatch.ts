@@ -6,6 +6,9 @@
 import { DTYPE_TABLE, isBool, type DType } from "../../compiler/ir/dtype.ts";
 import { KilnError } from "../../compiler/util/errors.ts";
 import type { BufferAccess } from "../render/base.ts";
+import type { BufferDecl, Section } from "../../compiler/kernel/kernel-ir.ts";
+import { symbolicBound } from "../../compiler/kernel/symbolic-bound.ts";
+import type { SymbolicDispatch } from "../../runtime/artifact/format.ts";
 import { DEVICE_ELEMENT_BYTES, type BufferPlace, type Dispatch, type WebGpuLimits } from "./layout.ts";
 
 type StorageElement = "f32" | "i32" | "u32";
@@ -21,6 +24,30 @@ export interface RenderedDispatch {
   readonly bindings: readonly number[];
   /** Workgroup counts (x, y, z); all zero when there is nothing to compute. */
   readonly workgroups: readonly [number, number, number];
+  /** Under a symbolic batch, when every section's threads lead with it (the runner shrinks the dispatch). */
+  readonly symbolic?: SymbolicDispatch;
+}
+
+/**
+ * The dispatch's SymbolicDispatch when every section (each `[section, threads]`, threads
+ * flattened with the outermost variable slowest) has a shrinkable outer variable among its
+ * parallel ones (compiler/kernel/symbolic-bound.ts); undefined otherwise.
+ */
+export function symbolicDispatch(
+  sections: readonly (readonly [Section, number, number])[],
+  buffers: readonly BufferDecl[] | undefined,
+  perWorkgroup: number,
+): SymbolicDispatch | undefined {
+  if (!buffers || sections.length === 0) return undefined;
+  const rows: [number, number][] = [];
+  let size: BufferDecl | undefined;
+  for (const [s, depth, threads] of sections) {
+    const b = symbolicBound(s, buffers);
+    if (!b || depth < 1) return undefined;
+    size = b.size;
+    rows.push([b.extent, threads / b.extent]);
+  }
+  return { size: size!.id, max: size!.dimMax!, sections: rows, perWorkgroup };
 }
 
 export interface DispatchContext {
@@ -29,6 +56,8 @@ export interface DispatchContext {
   readonly place: readonly BufferPlace[];
   readonly packs: ReadonlySet<number>;
   readonly limits: WebGpuLimits;
+  /** The program's buffers (a symbolic batch's size buffer and the buffers' symbolic axes). */
+  readonly buffers?: readonly BufferDecl[];
 }
 
 export interface DispatchBindings {

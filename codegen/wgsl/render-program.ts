@@ -27,6 +27,7 @@ export function renderWebGpuProgram(program: KernelProgram, layout: DeviceLayout
     place: layout.place,
     packs: layout.packs,
     limits,
+    buffers: program.buffers,
   };
   const kernels = layout.dispatches.map((d): WebGpuArtifactKernel => {
     const r = renderDispatch(d, ctx);
@@ -39,6 +40,7 @@ export function renderWebGpuProgram(program: KernelProgram, layout: DeviceLayout
       writes: [...written].sort((a, b) => a - b),
       bindings: r.bindings,
       workgroups: r.workgroups,
+      ...(r.symbolic ? { symbolic: r.symbolic } : {}),
     };
   });
   return {

@@ -6,7 +6,8 @@
 import { sectionSourceNote } from "../../compiler/kernel/print.ts";
 import { bug } from "../../compiler/util/errors.ts";
 import { parallelDepthOf, renderSectionBody, scheduleSection } from "../render/base.ts";
-import { dispatchBindings, foldWorkgroups, WORKGROUP_SIZE, type DispatchContext, type RenderedDispatch } from "./dispatch.ts";
+import type { Section } from "../../compiler/kernel/kernel-ir.ts";
+import { dispatchBindings, foldWorkgroups, symbolicDispatch, WORKGROUP_SIZE, type DispatchContext, type RenderedDispatch } from "./dispatch.ts";
 import { wgslDialect, wgslHelpersFor } from "./dialect.ts";
 import type { Dispatch } from "./layout.ts";
 import { matchContraction, renderRegisterMatmul, renderTiledMatmul } from "./matmul.ts";
@@ -24,10 +25,11 @@ export function renderDispatch(d: Dispatch, ctx: DispatchContext): RenderedDispa
     const contraction = matchContraction(only) ?? bug(`wgsl ${d.name}: 'form matmul' on a section whose dot fact is not a matmul this renderer handles`);
     return (form.form === "workgroup" ? renderTiledMatmul : renderRegisterMatmul)(d, contraction, { gpuBuffers, decls, access }, ctx.limits);
   }
-  if (only && form?.kind === "row") return renderRowKernel(d, { gpuBuffers, decls, access }, ctx.limits);
+  if (only && form?.kind === "row") return renderRowKernel(d, { gpuBuffers, decls, access }, ctx.limits, ctx.buffers);
 
   const body: string[] = [];
   let threads = 0;
+  const shrinkable: [Section, number, number][] = [];
   d.sections.forEach((s, i) => {
     const items = scheduleSection(s);
     const depth = parallelDepthOf(s, items);
@@ -35,6 +37,7 @@ export function renderDispatch(d: Dispatch, ctx: DispatchContext): RenderedDispa
     const count = parallel.reduce((a, v) => a * v.extent, 1);
     if (s.domain.some((v) => v.extent === 0)) return; // an empty tensor: nothing to store
     threads = Math.max(threads, count);
+    shrinkable.push([s, depth, count]);
     const source = sectionSourceNote(s);
     body.push(`  if (tid < ${count}) { // section ${i}${s.tile ? `, ${s.tile.rows}x${s.tile.cols} register tile` : ""}${source ? ` ${source}` : ""}`);
     let stride = count;
@@ -61,5 +64,6 @@ export function renderDispatch(d: Dispatch, ctx: DispatchContext): RenderedDispa
     "}",
     "",
   ].join("\n");
-  return { name: d.name, source, bindings: gpuBuffers, workgroups };
+  const symbolic = symbolicDispatch(shrinkable, ctx.buffers, WORKGROUP_SIZE);
+  return { name: d.name, source, bindings: gpuBuffers, workgroups, ...(symbolic ? { symbolic } : {}) };
 }

@@ -8,13 +8,13 @@
 import type { DType } from "../../compiler/ir/dtype.ts";
 import type { IndexVar } from "../../compiler/kernel/index-expr.ts";
 import { bug } from "../../compiler/util/errors.ts";
-import type { ExprId, Section } from "../../compiler/kernel/kernel-ir.ts";
+import type { BufferDecl, ExprId, Section } from "../../compiler/kernel/kernel-ir.ts";
 import type { ScheduleItem } from "../../compiler/kernel/schedule.ts";
 import { exprName, parallelDepthOf, renderSectionBody, scheduleSection } from "../render/base.ts";
 import { wgslDialect, wgslHelpersFor } from "./dialect.ts";
 import { sectionSourceNote } from "../../compiler/kernel/print.ts";
 import type { WebGpuLimits } from "./layout.ts";
-import { foldWorkgroups, type DispatchBindings, type RenderedDispatch } from "./dispatch.ts";
+import { foldWorkgroups, symbolicDispatch, type DispatchBindings, type RenderedDispatch } from "./dispatch.ts";
 
 const ROW_THREADS = 64;
 /** The workgroup array a row reduction of each dtype goes through; bool rows are not row kernels. */
@@ -40,6 +40,7 @@ export function renderRowKernel(
   d: { readonly name: string; readonly sections: readonly Section[] },
   b: DispatchBindings,
   limits: WebGpuLimits,
+  buffers?: readonly BufferDecl[],
 ): RenderedDispatch {
   const s = d.sections[0]!;
   const items = scheduleSection(s);
@@ -88,7 +89,9 @@ export function renderRowKernel(
     "}",
     "",
   ].join("\n");
-  return { name: d.name, source, bindings: b.gpuBuffers, workgroups };
+  // One workgroup per row: a batch-led row index shrinks to the run's rows.
+  const symbolic = symbolicDispatch([[s, depth, rows]], buffers, 1);
+  return { name: d.name, source, bindings: b.gpuBuffers, workgroups, ...(symbolic ? { symbolic } : {}) };
 }
 
 type ReduceItem = Extract<ScheduleItem, { kind: "reduce" }>;

@@ -38,6 +38,25 @@ export interface ArtifactKernel {
    * some; a runner whose engine does not validate `source` compiles this one instead.
    */
   readonly portableSource?: string;
+  /**
+   * webgpu, under a symbolic batch: the dispatch's threads follow the batch, so a run of size n
+   * dispatches only the workgroups its rows need (see SymbolicDispatch).
+   */
+  readonly symbolic?: SymbolicDispatch;
+}
+
+/**
+ * A dispatch whose flat thread (or row) index leads with the symbolic batch: per section,
+ * `[extent, per]` — the extent of its outermost variable (which steps whole batch rows) and the
+ * threads per step of it. A run of size n needs max over sections of ceil(extent × n / max) × per
+ * threads, `perWorkgroup` to a workgroup; the shader's bounds checks stay those of the maximum.
+ */
+export interface SymbolicDispatch {
+  /** The size buffer (its input holds n). */
+  readonly size: number;
+  readonly max: number;
+  readonly sections: readonly (readonly [number, number])[];
+  readonly perWorkgroup: number;
 }
 
 export interface ArtifactIO {

@@ -9,7 +9,7 @@
 // concurrent calls queue, each sees the state the previous one left, and a failed call does not
 // block the ones behind it.
 
-import { numel, type Artifact, type ArtifactDType, type ArtifactIO } from "../artifact/format.ts";
+import { numel, type Artifact, type ArtifactDType, type ArtifactIO, type SymbolicDispatch } from "../artifact/format.ts";
 import { recordKernel, type RunProfiler } from "../artifact/profile.ts";
 
 import {
@@ -134,6 +134,30 @@ interface Launch {
   readonly pipeline: GPUComputePipeline;
   readonly bindGroup: GPUBindGroup;
   readonly workgroups: readonly [number, number, number];
+  /** Under a symbolic batch: how the dispatch shrinks with the run's size. */
+  readonly symbolic?: SymbolicDispatch;
+}
+
+/** What a runner dispatched: deterministic counts for tests and benchmarks. */
+export interface WebGpuDispatchStats {
+  readonly dispatches: number;
+  /** Workgroups dispatched, summed (fewer at a small symbolic batch). */
+  readonly workgroups: number;
+}
+
+/**
+ * The workgroup counts of a dispatch for a run of size `n`: the threads its sections need at
+ * n, folded with the compiled x and y counts kept (the shader's flat index bakes them in), so
+ * every needed thread keeps its index and the bounds checks stay the maximum's.
+ */
+export function shrunkWorkgroups(full: readonly [number, number, number], sym: SymbolicDispatch, n: number): [number, number, number] {
+  const threads = Math.max(...sym.sections.map(([extent, per]) => Math.min(extent, Math.ceil((extent * n) / sym.max)) * per));
+  const w = Math.ceil(threads / sym.perWorkgroup);
+  const [nx, ny, nz] = full;
+  if (w >= nx * ny * nz) return [nx, ny, nz];
+  if (w <= nx) return [w, w > 0 ? 1 : 0, w > 0 ? 1 : 0];
+  if (w <= nx * ny) return [nx, Math.ceil(w / nx), 1];
+  return [nx, ny, Math.ceil(w / (nx * ny))];
 }
 
 /**
@@ -157,6 +181,14 @@ export class WebGpuArtifactRunner implements ResidentOwner {
   private readonly scratch: GPUBuffer[] = [];
   private readonly slots: GPUBuffer[];
   private launches: Launch[] = [];
+  private dispatchCount = 0;
+  private workgroupCount = 0;
+  /** Buffers some dispatch reads its symbolic size from, and the value each run wrote there. */
+  private get sizeInputs(): ReadonlySet<number> {
+    return (this.sizeBuffers ??= new Set(this.launches.flatMap((l) => (l.symbolic ? [l.symbolic.size] : []))));
+  }
+  private sizeBuffers: Set<number> | undefined;
+  private readonly symbolicSize = new Map<number, number>();
   private staging: GPUBuffer | undefined;
   /** Per state input: the data array last returned for the output that updates it (already on the device); shared with the runners binding the same state. */
   private readonly resident: Map<string, RuntimeData>;
@@ -323,7 +355,7 @@ export class WebGpuArtifactRunner implements ResidentOwner {
           layout: pipeline.getBindGroupLayout(0),
           entries: k.bindings.map((slot, binding) => ({ binding, resource: { buffer: runner.slots[slot]! } })),
         });
-        return { index, name: k.name, source: k.source, pipeline, bindGroup, workgroups: k.workgroups };
+        return { index, name: k.name, source: k.source, pipeline, bindGroup, workgroups: k.workgroups, ...(k.symbolic ? { symbolic: k.symbolic } : {}) };
       }),
     );
     // Warm-up dispatches, one submission per new pipeline, all queued at once (a driver that
@@ -457,7 +489,7 @@ export class WebGpuArtifactRunner implements ResidentOwner {
       for (const l of this.launches) {
         pass.setPipeline(l.pipeline);
         pass.setBindGroup(0, l.bindGroup);
-        pass.dispatchWorkgroups(l.workgroups[0], l.workgroups[1], l.workgroups[2]);
+        pass.dispatchWorkgroups(...this.groupsOf(l));
       }
       pass.end();
     }
@@ -495,7 +527,7 @@ export class WebGpuArtifactRunner implements ResidentOwner {
         const pass = encoder.beginComputePass({ timestampWrites: { querySet: q.set, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } });
         pass.setPipeline(l.pipeline);
         pass.setBindGroup(0, l.bindGroup);
-        pass.dispatchWorkgroups(l.workgroups[0], l.workgroups[1], l.workgroups[2]);
+        pass.dispatchWorkgroups(...this.groupsOf(l));
         pass.end();
       });
       if (count > 0) {
@@ -521,7 +553,7 @@ export class WebGpuArtifactRunner implements ResidentOwner {
         const pass = encoder.beginComputePass();
         pass.setPipeline(l.pipeline);
         pass.setBindGroup(0, l.bindGroup);
-        pass.dispatchWorkgroups(l.workgroups[0], l.workgroups[1], l.workgroups[2]);
+        pass.dispatchWorkgroups(...this.groupsOf(l));
         pass.end();
         device.queue.submit([encoder.finish()]);
         await device.queue.onSubmittedWorkDone();
@@ -537,14 +569,33 @@ export class WebGpuArtifactRunner implements ResidentOwner {
     return submitted;
   }
 
+  /** Dispatches and workgroups since the runner was made (see WebGpuDispatchStats). */
+  get dispatchStats(): WebGpuDispatchStats {
+    return { dispatches: this.dispatchCount, workgroups: this.workgroupCount };
+  }
+
+  /** A launch's workgroup counts for this run (fewer under a small symbolic batch), counted. */
+  private groupsOf(l: Launch): readonly [number, number, number] {
+    const n = l.symbolic ? this.symbolicSize.get(l.symbolic.size) : undefined;
+    const g = l.symbolic && n !== undefined ? shrunkWorkgroups(l.workgroups, l.symbolic, n) : l.workgroups;
+    this.dispatchCount++;
+    this.workgroupCount += g[0] * g[1] * g[2];
+    return g;
+  }
+
   /** Uploads the inputs that changed (not those taken from kept values). */
   private writeInputs(inputs: Readonly<Record<string, RuntimeTensor>>, opts: WebGpuRunOptions): void {
     const { device } = this;
     for (const io of this.artifact.inputs) {
-      if (opts.resident?.[io.name] !== undefined) continue;
+      // A size taken from a kept value is not known on the host: that run dispatches in full.
+      if (opts.resident?.[io.name] !== undefined) {
+        this.symbolicSize.delete(io.buffer);
+        continue;
+      }
       const t = inputs[io.name];
       if (!t) throw new Error(`missing input '${io.name}'`);
       if (t.data.length !== numel(io.shape)) throw new Error(`input '${io.name}' has ${t.data.length} elements, expected ${numel(io.shape)}`);
+      if (this.sizeInputs.has(io.buffer)) this.symbolicSize.set(io.buffer, Number(t.data[0]));
       if (this.resident.get(io.name) === t.data) continue;
       // A shared state entry holds what was written until a run updates it: the array stands for it.
       if (this.sharedNames?.has(io.name)) this.resident.set(io.name, t.data);

@@ -24,6 +24,7 @@ import { maskSymbolic } from "../../compiler/passes/mask-symbolic.ts";
 import { compileCuda } from "../../targets/cuda.ts";
 import { compileJs } from "../../targets/js.ts";
 import { compileWasm, createWasmExecutor } from "../../targets/wasm.ts";
+import { createWebGpuExecutor } from "../../targets/webgpu.ts";
 import { parseKernelProgram } from "../../compiler/kernel/parser.ts";
 import { printKernelProgram } from "../../compiler/kernel/print.ts";
 import { emulateCuda, hasCxx } from "../util/nvcc.ts";
@@ -48,6 +49,15 @@ function mlpStep() {
   k.manualSeed(1);
   const net = k.nn.sequential(k.nn.linear(6, 5), k.nn.relu(), k.nn.linear(5, 3));
   return k.trainStep(net, (logits, y) => k.nn.crossEntropy(logits, y!), k.optim.sgd({ lr: 0.1 }));
+}
+
+/** The MLP step's graph and its initial state (hyperparameters included), for the executors run directly. */
+function mlpGraph(max = MAX) {
+  const traced = k.traceFunction("mlp_sym", mlpStep() as never, { x: k.f32(["batch", 6], { max: { batch: max } }), y: k.i32(["batch"]) });
+  const state: Record<string, HostTensor> = {};
+  for (const [name, init] of traced.state) state[name] = init();
+  Object.assign(state, new HyperStore(traced.hyper).inputs());
+  return { g: traced.graph, state };
 }
 
 function closeTo(got: ArrayLike<number>, want: ArrayLike<number>, what: string, tol = 1e-4): void {
@@ -206,33 +216,52 @@ describe("cost", () => {
     expect(sources).toMatch(/< Math\.min\(\d+, Math\.ceil\(\d+ \* b\d+\[0\] \/ 16\)\)/);
   });
 
-  test("wasm splits only the run's rows: fewer split-loop iterations at batch 7 than at the max, results still the interpreter's", async () => {
-    const traced = k.traceFunction("mlp_sym", mlpStep() as never, specs());
-    const g = traced.graph;
-    const state: Record<string, HostTensor> = {};
-    for (const [name, init] of traced.state) state[name] = init();
-    Object.assign(state, new HyperStore(traced.hyper).inputs());
-    // Two threads that split even the smallest section: the pool divides the shrunk range.
-    const exe = await createWasmExecutor(g, { threads: 2, minParallelWork: 0 });
-    const iterations: Record<number, number> = {};
-    for (const b of [MAX, 7, 1]) {
+  // A max of 256 rows: enough workgroups per dispatch for a batch of 7 to need fewer.
+  const BIG = 256;
+  // A deterministic measure of work per run: wasm's split-loop iterations, webgpu's dispatched workgroups.
+  type Measured = { run: (i: Record<string, HostTensor>) => Promise<Record<string, HostTensor>>; work: () => number; close: () => Promise<void> };
+  const shrinking: [string, () => Promise<Measured>][] = [
+    [
+      "wasm splits only the run's rows across its threads",
+      async () => {
+        // Two threads that split even the smallest section: the pool divides the shrunk range.
+        const exe = await createWasmExecutor(mlpGraph(BIG).g, { threads: 2, minParallelWork: 0 });
+        return { run: exe.run, work: () => exe.runner.launchStats.iterations, close: exe.close };
+      },
+    ],
+    ...(gpu.available
+      ? [
+          [
+            "webgpu dispatches only the workgroups of the run's rows",
+            async () => {
+              const exe = await createWebGpuExecutor(mlpGraph(BIG).g);
+              return { run: exe.run, work: () => exe.runner.dispatchStats.workgroups, close: async () => {} };
+            },
+          ] as [string, () => Promise<Measured>],
+        ]
+      : []),
+  ];
+  test.each(shrinking)("%s: less work at batch 7 than at the max, results still the interpreter's", async (_, make) => {
+    const { g, state } = mlpGraph(BIG);
+    const exe = await make();
+    const work: Record<number, number> = {};
+    for (const b of [BIG, 7, 1]) {
       const { x, y } = batchOf(b);
       // The padded rows hold garbage that must not reach any result.
       const padded = {
-        x: { dtype: "f32" as const, shape: [MAX, 6], data: Float32Array.from({ length: MAX * 6 }, (_, i) => (i < b * 6 ? x[i]! : 99)) },
-        y: { dtype: "i32" as const, shape: [MAX], data: Int32Array.from({ length: MAX }, (_, i) => (i < b ? y[i]! : 2)) },
+        x: { dtype: "f32" as const, shape: [BIG, 6], data: Float32Array.from({ length: BIG * 6 }, (_, i) => (i < b * 6 ? x[i]! : 99)) },
+        y: { dtype: "i32" as const, shape: [BIG], data: Int32Array.from({ length: BIG }, (_, i) => (i < b ? y[i]! : 2)) },
         batch: { dtype: "i32" as const, shape: [], data: Int32Array.of(b) },
       };
-      const before = exe.runner.launchStats;
+      const before = exe.work();
       const got = await exe.run({ ...padded, ...state });
-      const after = exe.runner.launchStats;
-      iterations[b] = after.iterations - before.iterations;
+      work[b] = exe.work() - before;
       const want = interpret(g, { x: { dtype: "f32", shape: [b, 6], data: x }, y: { dtype: "i32", shape: [b], data: y }, batch: padded.batch, ...state });
       for (const o of g.outputs) closeTo(got[o.name]!.data.subarray(0, want[o.name]!.data.length), want[o.name]!.data, `${o.name} at batch ${b}`);
     }
-    // Same launches at every size; the row-wise sections run ceil(rows × b / 16) of their rows.
-    expect(iterations[7]).toBeLessThan(iterations[MAX]!);
-    expect(iterations[1]).toBeLessThan(iterations[7]!);
+    // Same launches at every size; the row-wise ones run only the rows the batch needs.
+    expect(work[7]).toBeLessThan(work[BIG]!);
+    expect(work[1]).toBeLessThanOrEqual(work[7]!);
     await exe.close();
   });
 
