@@ -43,25 +43,33 @@ function makeCnnData(): CaseData {
   return data;
 }
 
+/** The case's training step (parameters drawn from the current seed): this case and bench/cnn-step.ts both run it. */
+export function cnnTrainStep() {
+  const net = k.nn.sequential(
+    k.nn.conv2d(1, 32, 3, { padding: 1 }),
+    k.nn.relu(),
+    k.nn.maxPool2d(2),
+    k.nn.conv2d(32, 64, 3, { padding: 1 }),
+    k.nn.relu(),
+    k.nn.maxPool2d(2),
+    k.nn.flatten(),
+    k.nn.linear(64 * 7 * 7, 10),
+  );
+  return k.trainStep(net, (logits, y) => k.nn.crossEntropy(logits, y!), k.optim.sgd({ lr: CNN_LR }));
+}
+
+/** Its inputs: a batch of 28×28 single-channel images and their class indices. */
+export const cnnSpecs = () => ({ x: k.f32([CNN_BATCH, 1, 28, 28]), y: k.i32([CNN_BATCH]) });
+
 export const cnnCase: BenchCase = {
   id: "cnn",
   title: `MNIST CNN train step (conv 1→32, pool, conv 32→64, pool, linear), batch ${CNN_BATCH}, cross-entropy, SGD lr ${CNN_LR}`,
   throughput: { unit: "GFLOP/s", flopsPerStep: cnnFlops() },
   makeData: makeCnnData,
   kiln: () => {
-    const net = k.nn.sequential(
-      k.nn.conv2d(1, 32, 3, { padding: 1 }),
-      k.nn.relu(),
-      k.nn.maxPool2d(2),
-      k.nn.conv2d(32, 64, 3, { padding: 1 }),
-      k.nn.relu(),
-      k.nn.maxPool2d(2),
-      k.nn.flatten(),
-      k.nn.linear(64 * 7 * 7, 10),
-    );
     return {
-      fn: k.trainStep(net, (logits, y) => k.nn.crossEntropy(logits, y!), k.optim.sgd({ lr: CNN_LR })),
-      specs: { x: k.f32([CNN_BATCH, 1, 28, 28]), y: k.i32([CNN_BATCH]) },
+      fn: cnnTrainStep(),
+      specs: cnnSpecs(),
       setup: (exe, data) => exe.loadState(Object.fromEntries(Object.keys(CNN_PARAMS).map((name) => [name, f32Of(data, name)]))),
       inputs: (data) => ({ x: f32Of(data, "x"), y: data["y"]! }),
       output: lossOutput,
