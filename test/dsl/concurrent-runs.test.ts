@@ -10,18 +10,10 @@ import type { HostOutput } from "../../dsl/host-data.ts";
 import { WebGpuArtifactRunner } from "../../runtime/webgpu/run-artifact.ts";
 import { compileWebGpu } from "../../targets/webgpu.ts";
 import { webGpuTestEnv } from "../util/webgpu-env.ts";
+import { lcg } from "../util/lcg.ts";
 
 process.env["XDG_RUNTIME_DIR"] ??= "/tmp/xdg-runtime";
 const gpu = await webGpuTestEnv();
-
-/** A deterministic pseudo-random stream for test data (an LCG, independent of Kiln). */
-function lcg(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 4294967296;
-  };
-}
 
 const RUNS = 16;
 const batches = Array.from({ length: RUNS }, (_, i) => {

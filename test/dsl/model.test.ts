@@ -10,17 +10,9 @@ import type { HostOutput } from "../../dsl/host-data.ts";
 import type { HostTensor } from "../../compiler/ir/host-tensor.ts";
 import { nodeOf } from "../../compiler/ir/graph.ts";
 import { expectClose } from "../util/ref.ts";
+import { lcg } from "../util/lcg.ts";
 
 beforeEach(() => k.manualSeed(0));
-
-/** Deterministic test data (an LCG, independent of Kiln). */
-function lcg(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 4294967296;
-  };
-}
 
 const batch = 8;
 const features = 3;

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import * as k from "kiln";
 import type { HostOutput } from "../../dsl/host-data.ts";
 import { webGpuTestEnv } from "../util/webgpu-env.ts";
+import { lcg } from "../util/lcg.ts";
 
 process.env["XDG_RUNTIME_DIR"] ??= "/tmp/xdg-runtime";
 const gpu = await webGpuTestEnv();
@@ -25,14 +26,6 @@ afterAll(() => expect(uncaptured).toEqual([]));
 function lineHere(): number {
   const frame = new Error().stack!.split("\n")[2]!;
   return Number(/:(\d+):\d+\)?$/.exec(frame)![1]);
-}
-
-function lcg(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 4294967296;
-  };
 }
 
 async function rejection(p: Promise<unknown>): Promise<k.KilnError> {

@@ -11,17 +11,9 @@ import type { Graph } from "../../compiler/ir/types.ts";
 import type { HostOutput } from "../../dsl/host-data.ts";
 import { traceFunction } from "../../dsl/trace.ts";
 import { expectClose } from "../util/ref.ts";
+import { lcg } from "../util/lcg.ts";
 
 beforeEach(() => k.manualSeed(0));
-
-/** A deterministic pseudo-random stream for test data (an LCG, independent of Kiln). */
-function lcg(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 4294967296;
-  };
-}
 
 /** 2-d points: class 0 around (-1, -1), class 1 around (1, 1), spread ±0.8 uniformly. */
 function blobs(n: number): { x: number[]; y: number[] } {
