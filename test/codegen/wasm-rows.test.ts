@@ -27,6 +27,17 @@ async function runRows(fn: (x: k.Tensor) => k.Tensor, rows: number, cols: number
 
 const sample = (rows: number, cols: number): Float32Array => Float32Array.from({ length: rows * cols }, (_, i) => Math.sin(i * 0.37) * 3 + (i % 7) * 0.25);
 
+/** `got` is softmax over each row of x (rows×cols), by the formula with the row max subtracted. */
+function expectSoftmaxRows(got: ArrayLike<number>, x: Float32Array, rows: number, cols: number): void {
+  for (let r = 0; r < rows; r++) {
+    let m = -Infinity;
+    for (let c = 0; c < cols; c++) m = Math.max(m, x[r * cols + c]!);
+    let s = 0;
+    for (let c = 0; c < cols; c++) s += Math.exp(x[r * cols + c]! - m);
+    for (let c = 0; c < cols; c++) expect(got[r * cols + c]).toBeCloseTo(Math.exp(x[r * cols + c]! - m) / s, 6);
+  }
+}
+
 describe("wasm row reductions", () => {
   // 13 = 8 (two accumulators) + 4 + 1; 37 = 16·2 (four accumulators) + 4 + 1; 70 = 16·4 + 4 + 2
   for (const cols of [13, 37, 70]) {
@@ -53,14 +64,7 @@ describe("wasm row reductions", () => {
       }
     });
     test(`softmax rows, ${rows}×${cols}`, async () => {
-      const got = await runRows((t) => t.softmax(-1), rows, cols, x);
-      for (let r = 0; r < rows; r++) {
-        let m = -Infinity;
-        for (let c = 0; c < cols; c++) m = Math.max(m, x[r * cols + c]!);
-        let s = 0;
-        for (let c = 0; c < cols; c++) s += Math.exp(x[r * cols + c]! - m);
-        for (let c = 0; c < cols; c++) expect(got[r * cols + c]).toBeCloseTo(Math.exp(x[r * cols + c]! - m) / s, 6);
-      }
+      expectSoftmaxRows(await runRows((t) => t.softmax(-1), rows, cols, x), x, rows, cols);
     });
   }
 
@@ -70,14 +74,7 @@ describe("wasm row reductions", () => {
     const x = sample(rows, cols);
     for (const threads of [1, 2])
       test(`softmax rows, ${rows}×${cols}, exp once per element, ${threads} thread(s)`, async () => {
-        const got = await runRows((t) => t.softmax(-1), rows, cols, x, threads);
-        for (let r = 0; r < rows; r++) {
-          let m = -Infinity;
-          for (let c = 0; c < cols; c++) m = Math.max(m, x[r * cols + c]!);
-          let s = 0;
-          for (let c = 0; c < cols; c++) s += Math.exp(x[r * cols + c]! - m);
-          for (let c = 0; c < cols; c++) expect(got[r * cols + c]).toBeCloseTo(Math.exp(x[r * cols + c]! - m) / s, 6);
-        }
+        expectSoftmaxRows(await runRows((t) => t.softmax(-1), rows, cols, x, threads), x, rows, cols);
       });
     test(`softmax, ${rows}×${cols}: the output loop has no exp2 polynomial of its own (width ${cols + 1} has)`, () => {
       const exp2Count = (width: number): number => {

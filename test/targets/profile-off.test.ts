@@ -12,7 +12,8 @@ import { compileWebGpu, formatPipelineProgress } from "../../targets/webgpu.ts";
 import { JsArtifactRunner } from "../../runtime/js/run-artifact.ts";
 import { WasmArtifactRunner } from "../../runtime/wasm/run-artifact.ts";
 import { WebGpuArtifactRunner, webGpuPipelineCounts, type PipelineProgress } from "../../runtime/webgpu/run-artifact.ts";
-import { newRunProfiler } from "../../runtime/artifact/profile.ts";
+import { newRunProfiler, type RunProfiler } from "../../runtime/artifact/profile.ts";
+import type { Artifact } from "../../runtime/artifact/format.ts";
 import type { HostTensor } from "../../compiler/ir/host-tensor.ts";
 import { webGpuTestEnv } from "../util/webgpu-env.ts";
 
@@ -31,32 +32,37 @@ function namedInputs(artifactInputs: readonly { readonly name: string; readonly 
   );
 }
 
+/**
+ * Runs `runner` without a profiler (expecting no performance.now call), then with one (expecting
+ * more than `minClockReads` calls and every kernel counted once); returns that profiler.
+ */
+function runPlainThenProfiled(
+  runner: { run(inputs: Record<string, HostTensor>, io?: { profile?: RunProfiler }): unknown },
+  artifact: Pick<Artifact, "inputs" | "kernels">,
+  minClockReads: number,
+): RunProfiler {
+  const data = namedInputs(artifact.inputs);
+  const now = vi.spyOn(performance, "now");
+  runner.run(data);
+  expect(now).toHaveBeenCalledTimes(0);
+  const profile = newRunProfiler(artifact.kernels.length);
+  runner.run(data, { profile });
+  expect(now.mock.calls.length).toBeGreaterThan(minClockReads);
+  expect(profile.kernelCalls).toEqual(artifact.kernels.map(() => 1));
+  return profile;
+}
+
 describe("profiling off reads no clock", () => {
   test("js: a plain run makes no performance.now call; a profiled one times each kernel", () => {
     const artifact = compileJs(graph).artifact;
-    const runner = new JsArtifactRunner(artifact);
-    const data = namedInputs(artifact.inputs);
-    const now = vi.spyOn(performance, "now");
-    runner.run(data);
-    expect(now).toHaveBeenCalledTimes(0);
-    const profile = newRunProfiler(artifact.kernels.length);
-    runner.run(data, { profile });
-    expect(now.mock.calls.length).toBeGreaterThan(artifact.kernels.length);
-    expect(profile.kernelCalls).toEqual(artifact.kernels.map(() => 1));
+    runPlainThenProfiled(new JsArtifactRunner(artifact), artifact, artifact.kernels.length);
   });
 
   test.each([1, 2])("wasm, %i thread(s): a plain run makes no performance.now call", async (threads) => {
     const artifact = compileWasm(graph).artifact;
     const runner = await WasmArtifactRunner.create(artifact, { threads, minParallelWork: 1 });
     try {
-      const data = namedInputs(artifact.inputs);
-      const now = vi.spyOn(performance, "now");
-      runner.run(data);
-      expect(now).toHaveBeenCalledTimes(0);
-      const profile = newRunProfiler(artifact.kernels.length);
-      runner.run(data, { profile });
-      expect(now.mock.calls.length).toBeGreaterThan(0);
-      expect(profile.kernelCalls).toEqual(artifact.kernels.map(() => 1));
+      const profile = runPlainThenProfiled(runner, artifact, 0);
       // Each thread times its own chunk (minParallelWork 1: every section is split).
       expect(profile.threads).toBe(threads);
       expect(profile.threadBusyMs?.length).toBe(artifact.kernels.length);
