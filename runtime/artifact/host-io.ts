@@ -4,7 +4,7 @@
 // the bytes it copied and allocated (what tests assert instead of times), and the handle to
 // a value left in a runner's memory. Runtime-only: no compiler import.
 
-import { ARTIFACT_DTYPES, artifactArray, type ArtifactDType, type ArtifactIO } from "./format.ts";
+import { ARTIFACT_DTYPES, artifactArray, type Artifact, type ArtifactDType, type ArtifactIO } from "./format.ts";
 import { numel } from "./format.ts";
 import type { RunProfiler } from "./profile.ts";
 
@@ -112,4 +112,13 @@ export function checkResident(value: ResidentValue, input: ArtifactIO, residence
     throw new Error(`${where} is stale: ${value.owner.name} has run again since, and the output was overwritten (keep it again, or read() it first)`);
   if (value.dtype !== input.dtype || value.shape.length !== input.shape.length || value.shape.some((d, i) => d !== input.shape[i]))
     throw new Error(`${where} is ${value.dtype}[${value.shape.join(",")}], expected ${input.dtype}[${input.shape.join(",")}]`);
+}
+
+/** The inputs `names` asks readInputs for, in that order; a name that is no input of the artifact is an error naming it. */
+export function inputsNamed(artifact: Pick<Artifact, "name" | "inputs">, names: readonly string[]): ArtifactIO[] {
+  return names.map((name) => {
+    const io = artifact.inputs.find((i) => i.name === name);
+    if (!io) throw new Error(`readInputs: '${name}' is not an input of ${artifact.name}`);
+    return io;
+  });
 }

@@ -11,7 +11,7 @@ import { artifactArray, artifactArrayFrom, artifactDTypeBytes, numel, type Artif
 import { recordKernel } from "../artifact/profile.ts";
 import { jsKernelRuntime } from "./helpers.ts";
 
-import { IoCounter, outputArray, type IoCounters, type RunIo, type RuntimeData, type RuntimeTensor } from "../artifact/host-io.ts";
+import { IoCounter, inputsNamed, outputArray, type IoCounters, type RunIo, type RuntimeData, type RuntimeTensor } from "../artifact/host-io.ts";
 export type { RuntimeData, RuntimeTensor };
 
 type KernelFn = (bufs: readonly RuntimeData[], rt: typeof jsKernelRuntime) => void;
@@ -145,11 +145,7 @@ export class JsArtifactRunner {
   /** The current value of the named inputs (with shared state: the state after the runs so far). */
   readInputs(names: readonly string[]): Record<string, RuntimeTensor> {
     const out: Record<string, RuntimeTensor> = {};
-    for (const name of names) {
-      const io = this.artifact.inputs.find((i) => i.name === name);
-      if (!io) throw new Error(`readInputs: '${name}' is not an input of ${this.artifact.name}`);
-      out[name] = { dtype: io.dtype, shape: [...io.shape], data: this.views[io.buffer]!.slice() };
-    }
+    for (const io of inputsNamed(this.artifact, names)) out[io.name] = { dtype: io.dtype, shape: [...io.shape], data: this.views[io.buffer]!.slice() };
     return out;
   }
 }

@@ -10,15 +10,7 @@
 // concurrent callers cannot interleave: each run sees the memory the previous one left. A
 // caller splitting a run into write/execute/read across awaits must serialize those itself.
 
-import {
-  artifactArray,
-  artifactArrayFrom,
-  artifactDTypeBytes,
-  numel,
-  type Artifact,
-  type ArtifactBuffer,
-  type ArtifactIO,
-} from "../artifact/format.ts";
+import { artifactArray, artifactArrayFrom, artifactDTypeBytes, numel, type Artifact, type ArtifactBuffer, type ArtifactIO } from "../artifact/format.ts";
 import { hostMath } from "./host-math.ts";
 import { layoutMemory } from "../artifact/wasm-layout.ts";
 import type { WorkerPool } from "./pool.ts";
@@ -27,6 +19,7 @@ import {
   HOST_RESIDENCE,
   IoCounter,
   checkResident,
+  inputsNamed,
   outputArray,
   type IoCounters,
   type ResidentOwner,
@@ -446,12 +439,10 @@ export class WasmArtifactRunner implements ResidentOwner {
   /** The device's current value of the named inputs (the state after in-place updates), copied out. */
   readInputs(names: readonly string[]): Record<string, RuntimeTensor> {
     const out: Record<string, RuntimeTensor> = {};
-    for (const name of names) {
-      const io = this.artifact.inputs.find((i) => i.name === name);
-      if (!io) throw new Error(`readInputs: '${name}' is not an input of ${this.artifact.name}`);
+    for (const io of inputsNamed(this.artifact, names)) {
       const data = this.bufferView(io.buffer).slice();
       this.counter.bytesOut += data.byteLength;
-      out[name] = { dtype: io.dtype, shape: [...io.shape], data };
+      out[io.name] = { dtype: io.dtype, shape: [...io.shape], data };
     }
     return out;
   }

@@ -15,6 +15,7 @@ import { recordKernel, type RunProfiler } from "../artifact/profile.ts";
 import {
   IoCounter,
   checkResident,
+  inputsNamed,
   outputArray,
   type IoCounters,
   type ResidentOwner,
@@ -694,7 +695,7 @@ export class WebGpuArtifactRunner implements ResidentOwner {
   }
 
   private async readInputsNow(names: readonly string[]): Promise<Record<string, RuntimeTensor>> {
-    const ios = names.map((n) => this.artifact.inputs.find((i) => i.name === n) ?? fail(`readInputs: '${n}' is not an input of ${this.artifact.name}`));
+    const ios = inputsNamed(this.artifact, names);
     let bytes = 0;
     const offsets = ios.map((io) => {
       const at = bytes;
@@ -791,8 +792,4 @@ function fromDeviceWords(dtype: ArtifactDType, memory: ArrayBuffer, offset: numb
     case "bool":
       return Uint8Array.from(new Uint32Array(memory, offset, count), (v) => (v !== 0 ? 1 : 0));
   }
-}
-
-function fail(message: string): never {
-  throw new Error(message);
 }
