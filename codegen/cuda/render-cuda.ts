@@ -12,6 +12,7 @@ import { exprOwnVars, type BufferDecl, type ExprId, type KExpr, type Kernel, typ
 import { assertNever, bug } from "../../compiler/util/errors.ts";
 import { parallelDepthOf, renderIndex, renderPred, renderSectionBody, type BufferAccess } from "../render/base.ts";
 import { cudaCLike, cudaDialect as d } from "./dialect.ts";
+import { sizeBuffer, symbolicBound } from "../../compiler/kernel/symbolic-bound.ts";
 import { planSharedTile, SHARED_TILE, type SharedTilePlan } from "./shared-tile.ts";
 
 /** How a section's reductions run: a thread per point, a warp per point, or 16x16-thread blocks staging a contraction's operands in shared memory. */
@@ -53,18 +54,21 @@ const product = (vars: readonly IndexVar[]): number => vars.reduce((acc, v) => a
 export function renderCudaKernel(kernel: Kernel, buffers: readonly BufferDecl[], opts: CudaRenderOptions = {}): RenderedCudaKernel {
   const params = [...new Set([...kernel.reads, ...kernel.writes])].sort((a, b) => a - b);
   const name = `${opts.symbolPrefix ?? ""}${kernel.name}`.replace(/[^A-Za-z0-9_]/g, "_");
-  const signature = params.map((id) => {
+  const paramDecl = (id: number): string => {
     const b = buffers[id] ?? bug(`cuda: kernel ${kernel.name} binds unknown buffer ${id}`);
     const readOnly = !kernel.writes.includes(id);
     const restrict = opts.mayAlias?.has(id) ? "" : " __restrict__";
     return `${readOnly ? "const " : ""}${d.storageTypeName(b.dtype)}*${restrict} b${id}`;
-  });
-  const lines: string[] = [
-    `// ${kernel.name}: ${params.map((id) => `b${id} = ${buffers[id]!.name} ${buffers[id]!.dtype}[${buffers[id]!.shape.join(",")}]`).join(", ")}`,
-    `extern "C" __global__ void __launch_bounds__(${CUDA_BLOCK_SIZE}) ${name}(${signature.join(", ")}) {`,
-  ];
+  };
+  const header = (): string =>
+    `// ${kernel.name}: ${params.map((id) => `b${id} = ${buffers[id]!.name} ${buffers[id]!.dtype}[${buffers[id]!.shape.join(",")}]`).join(", ")}`;
+  const lines: string[] = [header(), `extern "C" __global__ void __launch_bounds__(${CUDA_BLOCK_SIZE}) ${name}(${params.map(paramDecl).join(", ")}) {`];
   const strategies: ReductionStrategy[] = [];
   let maxThreads = 1;
+  // A symbolic batch: sections whose points lead with it stop at the run's rows (b<size>[0]).
+  const size = sizeBuffer(buffers);
+  const shrunk: [number, number][] = [];
+  let allShrunk = kernel.sections.length > 0;
   kernel.sections.forEach((s, i) => {
     const items = scheduleSection(s);
     const depth = parallelDepthOf(s, items);
@@ -76,11 +80,27 @@ export function renderCudaKernel(kernel: Kernel, buffers: readonly BufferDecl[],
     strategies.push(strategy);
     const points = product(s.domain.slice(0, depth));
     maxThreads = Math.max(maxThreads, strategy === "warp" ? points * WARP : strategy === "shared" ? sharedBlocks(s) * CUDA_BLOCK_SIZE : points);
-    new SectionWriter(s, strategy, depth, lines, plan).write(items, i);
+    const bound = strategy !== "shared" && depth >= 1 ? symbolicBound(s, buffers) : undefined;
+    let limit: string | undefined;
+    if (bound) {
+      const per = points / bound.extent;
+      limit = `((${bound.extent} * b${bound.size.id}[0] + ${bound.max - 1}) / ${bound.max})${per === 1 ? "" : ` * ${per}`}`;
+      shrunk.push([bound.extent, per * (strategy === "warp" ? WARP : 1)]);
+    } else allShrunk = false;
+    new SectionWriter(s, strategy, depth, lines, plan, limit).write(items, i);
   });
   lines.push("}");
   const blocks = Math.min(MAX_BLOCKS, Math.max(1, Math.ceil(maxThreads / CUDA_BLOCK_SIZE)));
-  return { name, source: lines.join("\n") + "\n", params, launch: { grid: [blocks, 1, 1], block: [CUDA_BLOCK_SIZE, 1, 1], sharedBytes: 0 }, strategies };
+  const symbolic = allShrunk && size ? { size: size.id, max: size.dimMax!, sections: shrunk, perWorkgroup: CUDA_BLOCK_SIZE } : undefined;
+  const launch: CudaLaunch = { grid: [blocks, 1, 1], block: [CUDA_BLOCK_SIZE, 1, 1], sharedBytes: 0, ...(symbolic ? { symbolic } : {}) };
+  if (shrunk.length > 0 && !params.includes(size!.id)) {
+    // The size buffer joins the parameters: re-render the signature with it.
+    params.push(size!.id);
+    params.sort((a, b) => a - b);
+    lines[1] = `extern "C" __global__ void __launch_bounds__(${CUDA_BLOCK_SIZE}) ${name}(${params.map(paramDecl).join(", ")}) {`;
+    lines[0] = header();
+  }
+  return { name, source: lines.join("\n") + "\n", params, launch, strategies };
 }
 
 /** Reduce items at point level: not nested in another reduction or in a loop the thread runs. */
@@ -129,6 +149,8 @@ class SectionWriter {
     private readonly depth: number,
     private readonly lines: string[],
     private readonly plan?: SharedTilePlan,
+    /** The points loop's bound at run time (a symbolic batch's rows), else the domain's points. */
+    private readonly limit?: string,
   ) {
     this.threadBound = new Set(s.domain.slice(0, depth).map((v) => v.name));
   }
@@ -159,9 +181,9 @@ class SectionWriter {
     );
     if (this.strategy === "warp") {
       this.lines.push(`    const int lane = threadIdx.x & ${WARP - 1};`);
-      this.lines.push(`    for (${flat} p = (${thread}) / ${WARP}; p < ${points}; p += (${stride}) / ${WARP}) {`);
+      this.lines.push(`    for (${flat} p = (${thread}) / ${WARP}; p < ${this.limit ?? points}; p += (${stride}) / ${WARP}) {`);
     } else {
-      this.lines.push(`    for (${flat} p = ${thread}; p < ${points}; p += ${stride}) {`);
+      this.lines.push(`    for (${flat} p = ${thread}; p < ${this.limit ?? points}; p += ${stride}) {`);
     }
     this.defineFlatVars(pointVars, "p", "      ");
     // A thread per point is plain C: the shared renderer base writes it; warps need the walker below.

@@ -125,6 +125,11 @@ export interface CudaLaunch {
   readonly grid: readonly [number, number, number];
   readonly block: readonly [number, number, number];
   readonly sharedBytes: number;
+  /**
+   * Under a symbolic batch, when every section's points lead with it: the runner launches
+   * only the blocks the run's rows need (the kernel's grid-stride loops also stop at them).
+   */
+  readonly symbolic?: SymbolicDispatch;
 }
 
 export interface CudaArtifactKernel extends ArtifactKernel {

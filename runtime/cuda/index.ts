@@ -12,7 +12,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { recordKernel, type RunProfiler } from "../artifact/profile.ts";
-import { ARTIFACT_DTYPES, artifactArray, artifactDTypeBytes, numel, type ArtifactDType, type CudaArtifact } from "../artifact/format.ts";
+import { ARTIFACT_DTYPES, artifactArray, artifactDTypeBytes, numel, type ArtifactDType, type CudaArtifact, type CudaLaunch } from "../artifact/format.ts";
+import { neededWorkgroups } from "../artifact/symbolic-dispatch.ts";
 
 /** The addon's exports (runtime/cuda/addon/kiln-cuda.cc). */
 export interface CudaAddon {
@@ -150,6 +151,16 @@ export class CudaArtifactRunner {
       if (t.data.length !== numel(io.shape)) throw new Error(`input '${io.name}' has ${t.data.length} elements, expected ${numel(io.shape)}`);
       addon.upload(this.slots[a.buffers[io.buffer]!.slot]!, storageOf(io.dtype, t.data));
     }
+    // A symbolic batch: launches that follow it get only the blocks of the run's rows.
+    const sizeOf = (id: number): number | undefined => {
+      const io = a.inputs.find((i) => i.buffer === id);
+      return io ? Number(inputs[io.name]!.data[0]) : undefined;
+    };
+    const gridOf = (launch: CudaLaunch): readonly number[] => {
+      const n = launch.symbolic ? sizeOf(launch.symbolic.size) : undefined;
+      if (!launch.symbolic || n === undefined) return launch.grid;
+      return [Math.max(1, Math.min(launch.grid[0], neededWorkgroups(launch.symbolic, n))), 1, 1];
+    };
     let events: readonly number[] = [];
     if (profile) {
       addon.synchronize();
@@ -160,7 +171,7 @@ export class CudaArtifactRunner {
     }
     a.kernels.forEach((k, i) => {
       const args = k.params.map((id) => this.slots[a.buffers[id]!.slot]!);
-      addon.launch(this.functions[i]!, k.launch.grid, k.launch.block, k.launch.sharedBytes, args);
+      addon.launch(this.functions[i]!, gridOf(k.launch), k.launch.block, k.launch.sharedBytes, args);
       if (profile) addon.eventRecord(events[i + 1]!);
     });
     if (profile) a.kernels.forEach((_, i) => recordKernel(profile, i, addon.eventElapsed(events[i]!, events[i + 1]!)));

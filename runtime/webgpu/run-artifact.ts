@@ -9,6 +9,7 @@
 // concurrent calls queue, each sees the state the previous one left, and a failed call does not
 // block the ones behind it.
 
+import { neededWorkgroups } from "../artifact/symbolic-dispatch.ts";
 import { numel, type Artifact, type ArtifactDType, type ArtifactIO, type SymbolicDispatch } from "../artifact/format.ts";
 import { recordKernel, type RunProfiler } from "../artifact/profile.ts";
 
@@ -152,8 +153,7 @@ export interface WebGpuDispatchStats {
  * every needed thread keeps its index and the bounds checks stay the maximum's.
  */
 export function shrunkWorkgroups(full: readonly [number, number, number], sym: SymbolicDispatch, n: number): [number, number, number] {
-  const threads = Math.max(...sym.sections.map(([extent, per]) => Math.min(extent, Math.ceil((extent * n) / sym.max)) * per));
-  const w = Math.ceil(threads / sym.perWorkgroup);
+  const w = neededWorkgroups(sym, n);
   const [nx, ny, nz] = full;
   if (w >= nx * ny * nz) return [nx, ny, nz];
   if (w <= nx) return [w, w > 0 ? 1 : 0, w > 0 ? 1 : 0];

@@ -25,6 +25,8 @@ import { compileCuda } from "../../targets/cuda.ts";
 import { compileJs } from "../../targets/js.ts";
 import { compileWasm, createWasmExecutor } from "../../targets/wasm.ts";
 import { createWebGpuExecutor } from "../../targets/webgpu.ts";
+import { neededWorkgroups } from "../../runtime/artifact/symbolic-dispatch.ts";
+import { shrunkWorkgroups } from "../../runtime/webgpu/run-artifact.ts";
 import { parseKernelProgram } from "../../compiler/kernel/parser.ts";
 import { printKernelProgram } from "../../compiler/kernel/print.ts";
 import { emulateCuda, hasCxx } from "../util/nvcc.ts";
@@ -131,6 +133,10 @@ describe.runIf(hasCxx())("symbolic batch on cuda (kernels emulated on the CPU)",
       // One program, compiled once per case only because one C++ build holds every case (distinct symbol names).
       return { b, artifact: compileCuda(g, { symbolPrefix: `sym${b}_` }).artifact, padded: { ...padded, ...state }, actual: { ...actual, ...state } };
     });
+    // Row-wise kernels stop their grid-stride loops at the run's rows and launch only their blocks.
+    const kernels = cases[0]!.artifact.kernels;
+    expect(kernels.some((kk) => /p < \(\(\d+ \* b\d+\[0\] \+ 15\) \/ 16\)/.test(kk.source))).toBe(true);
+    expect(kernels.some((kk) => kk.launch.symbolic !== undefined)).toBe(true);
     const results = emulateCuda(cases.map((c) => ({ artifact: c.artifact, inputs: c.padded })));
     cases.forEach((c, i) => {
       const want = interpret(g, c.actual);
@@ -263,6 +269,18 @@ describe("cost", () => {
     expect(work[7]).toBeLessThan(work[BIG]!);
     expect(work[1]).toBeLessThanOrEqual(work[7]!);
     await exe.close();
+  });
+
+  test("the dispatch of a run's rows, by hand: 256 rows of 5 threads, 64 to a workgroup", () => {
+    const sym = { size: 0, max: 256, sections: [[256, 5]] as [number, number][], perWorkgroup: 64 };
+    expect(neededWorkgroups(sym, 256)).toBe(20); // 1280 threads
+    expect(neededWorkgroups(sym, 7)).toBe(1); // 35 threads
+    expect(neededWorkgroups(sym, 13)).toBe(2); // 65 threads
+    // Blocks of 4 rows (extent 64): a run of 7 rows needs 2 blocks; the x count of the max is kept.
+    const blocked = { ...sym, sections: [[64, 100]] as [number, number][] };
+    expect(shrunkWorkgroups([100, 1, 1], blocked, 7)).toEqual([4, 1, 1]); // 200 threads
+    expect(shrunkWorkgroups([10, 10, 1], blocked, 130)).toEqual([10, 6, 1]); // 33 × 100 threads = 52 workgroups
+    expect(shrunkWorkgroups([10, 10, 1], blocked, 256)).toEqual([10, 10, 1]);
   });
 
   test("the symbolic MLP step launches as many kernels on wasm as the fixed one (masks ride along as extra roots)", async () => {

@@ -160,7 +160,13 @@ export function emulateCuda(cases: readonly EmulationCase[]): Record<string, Hos
         return `(${type}*)slots[${b.slot}].data()`;
       });
       const lockstep = k.source.includes("lane") || k.source.includes("__syncthreads");
-      run.push(`  kiln_launch(${k.launch.grid[0]}, ${k.launch.block[0]}, ${lockstep}, [&] { ${k.name}(${args.join(", ")}); });`);
+      // A symbolic batch: the blocks of the run's rows only, from the size in memory (as runtime/cuda does).
+      const sym = k.launch.symbolic;
+      const n = sym && `((int*)slots[${a.buffers[sym.size]!.slot}].data())[0]`;
+      const grid = sym
+        ? `std::max(1u, std::min(${k.launch.grid[0]}u, (unsigned)((std::max({${sym.sections.map(([e, per]) => `std::min(${e}, (${e} * ${n} + ${sym.max - 1}) / ${sym.max}) * ${per}`).join(", ")}}) + ${sym.perWorkgroup - 1}) / ${sym.perWorkgroup})))`
+        : `${k.launch.grid[0]}`;
+      run.push(`  kiln_launch(${grid}, ${k.launch.block[0]}, ${lockstep}, [&] { ${k.name}(${args.join(", ")}); });`);
     }
     for (const io of a.outputs) {
       const b = a.buffers[io.buffer]!;
