@@ -7,15 +7,13 @@
 import { ARTIFACT_DTYPES, artifactArray, type Artifact, type ArtifactDType, type ArtifactIO } from "./format.ts";
 import { numel } from "./format.ts";
 import type { RunProfiler } from "./profile.ts";
+import type { NamedTensor, TensorData } from "./safetensors.ts";
 
-export type RuntimeData = Float32Array | Float64Array | Int32Array | Uint8Array;
+/** The host array of a runtime tensor: safetensors.ts's TensorData, one array type per artifact dtype. */
+export type RuntimeData = TensorData;
 
-/** A tensor as a runtime takes and returns it: dtype, shape and the host array holding it. */
-export interface RuntimeTensor {
-  readonly dtype: ArtifactDType;
-  readonly shape: readonly number[];
-  readonly data: RuntimeData;
-}
+/** A tensor as a runtime takes and returns it: safetensors.ts's NamedTensor, what the artifact loader and the weights file hold too. */
+export type RuntimeTensor = NamedTensor;
 
 /**
  * A value a run left in its runner's memory (an output named in `keep`). Valid until that

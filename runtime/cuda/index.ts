@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { recordKernel, type RunProfiler } from "../artifact/profile.ts";
+import type { NamedTensor } from "../artifact/safetensors.ts";
 import { ARTIFACT_DTYPES, artifactArray, artifactDTypeBytes, numel, type ArtifactDType, type CudaArtifact, type CudaLaunch } from "../artifact/format.ts";
 import { neededWorkgroups } from "../artifact/symbolic-dispatch.ts";
 
@@ -104,11 +105,8 @@ export function compileToPtx(device: CudaDevice, source: string, name: string): 
   }
 }
 
-export interface CudaTensor {
-  readonly dtype: ArtifactDType;
-  readonly shape: readonly number[];
-  readonly data: Float32Array | Float64Array | Int32Array | Uint8Array;
-}
+/** A tensor the CUDA runner takes and returns: the same shape as every runtime's (safetensors.ts's NamedTensor). */
+export type CudaTensor = NamedTensor;
 
 function storageOf(dtype: ArtifactDType, data: ArrayLike<number>): Float32Array | Int32Array | Uint8Array {
   const Storage = ARTIFACT_DTYPES[dtype].array;
