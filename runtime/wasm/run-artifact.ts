@@ -157,6 +157,7 @@ export class WasmArtifactRunner implements ResidentOwner {
   private readonly counter = new IoCounter();
   private runs = 0;
   private launchCount = 0;
+  private readonly sizeViews: Record<number, Int32Array> = {};
   private iterationCount = 0;
   private readonly launches: readonly Launch[];
   private readonly minParallelWork: number;
@@ -367,7 +368,9 @@ export class WasmArtifactRunner implements ResidentOwner {
   private launch(l: Launch, threadMs?: number[]): boolean {
     let extent = l.extent;
     if (l.max !== undefined) {
-      const n = new Int32Array(this.memory.buffer, l.sizeAt!, 1)[0]!;
+      // The memory never grows (its maximum is its initial size): one view serves every run.
+      const view = (this.sizeViews[l.sizeAt!] ??= new Int32Array(this.memory.buffer, l.sizeAt!, 1));
+      const n = view[0]!;
       extent = Math.min(l.extent, Math.max(0, Math.ceil((l.extent * n) / l.max)));
     }
     this.launchCount++;
