@@ -24,17 +24,23 @@ export function cachedPeaks(key: string, measure: () => Promise<MachinePeaks>): 
 
 const COPY_FLOATS = 8 * 1024 * 1024;
 
+/** The shortest of three timed calls of `run` on the host clock, ms (the caller warms it up first). */
+function bestOfThreeMs(run: () => unknown): number {
+  let best = Infinity;
+  for (let round = 0; round < 3; round++) {
+    const started = performance.now();
+    run();
+    best = Math.min(best, performance.now() - started);
+  }
+  return best;
+}
+
 /** Host memory bandwidth (read + write) from a 32 MiB copy on this thread, best of 3, GB/s. */
 export function hostCopyGbps(): number {
   const a = new Float32Array(COPY_FLOATS).fill(1);
   const b = new Float32Array(COPY_FLOATS);
-  let best = Infinity;
-  for (let round = 0; round < 4; round++) {
-    const started = performance.now();
-    b.set(a);
-    if (round > 0) best = Math.min(best, performance.now() - started);
-  }
-  return (2 * a.byteLength) / best / 1e6;
+  b.set(a); // untimed first copy
+  return (2 * a.byteLength) / bestOfThreeMs(() => b.set(a)) / 1e6;
 }
 
 /** One thread's f32 rate in a scalar JavaScript loop of 8 independent multiply-add chains, GFLOP/s. */
@@ -62,12 +68,7 @@ export function jsLoopGflops(): number {
     return a + b + c + d + e + f + g + h;
   };
   loop(iterations / 10);
-  let best = Infinity;
-  for (let round = 0; round < 3; round++) {
-    const started = performance.now();
-    loop(iterations);
-    best = Math.min(best, performance.now() - started);
-  }
+  const best = bestOfThreeMs(() => loop(iterations));
   return (iterations * 16) / best / 1e6;
 }
 
@@ -119,12 +120,7 @@ export function wasmSimdGflops(): number {
   const run = instance.exports["run"] as (n: number) => number;
   const iterations = 1_000_000;
   run(iterations / 10);
-  let best = Infinity;
-  for (let round = 0; round < 3; round++) {
-    const started = performance.now();
-    run(iterations);
-    best = Math.min(best, performance.now() - started);
-  }
+  const best = bestOfThreeMs(() => run(iterations));
   return (iterations * ACCUMULATORS * 4 * 2) / best / 1e6;
 }
 
