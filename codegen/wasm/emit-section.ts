@@ -8,6 +8,7 @@
 //      combined across lanes at the end (the summation order differs from the interpreter's).
 
 import { reduceElements, scheduleSection, type ScheduleItem } from "../../compiler/kernel/schedule.ts";
+import { vectorPaysWithScatter } from "../../compiler/kernel/lane-axis.ts";
 import { exprOperands, exprOwnVars, type ExprId, type KExpr, type Section } from "../../compiler/kernel/kernel-ir.ts";
 import { dtypeBytes, dtypeInfo, isBool } from "../../compiler/ir/dtype.ts";
 import { SIMD_BINARY, WASM_MEMORY, isF32Value, laneOps } from "./dtypes.ts";
@@ -209,7 +210,7 @@ export function emitSection(s: Section, buffer: (id: number) => BufferPlace, hel
     const [start, limit] = loopBounds(v.name, v.extent);
     const vl = varLocal(v.name);
     const contiguous = s.stores.every((st) => linearStride(st.index, v.name) === 1);
-    if (!simd || region || v !== innermostVar || v.extent < LANES || !contiguous || rowReductionsInside(item)) {
+    if (!simd || region || v !== innermostVar || v.extent < LANES || !(contiguous || vectorPaysWithScatter(s, v)) || rowReductionsInside(item)) {
       start();
       fb.forLoop(vl, limit, 1, () => emitItems(item.body));
       return;

@@ -56,16 +56,70 @@ export function emitPerLane(ctx: VectorCtx, dtype: DType, scalar: (lane: ScalarC
 function emitVectorLoad(ctx: VectorCtx, e: Extract<KExpr, { op: "load" }>): void {
   const { fb } = ctx;
   const place = ctx.buffer(e.buffer);
-  if (isBool(place.dtype) || e.valid === false || !isContiguous(ctx, e.index, e.valid)) return emitPerLane(ctx, e.dtype, (lc) => emitScalarExpr(lc, e));
+  const perLane = (): void => emitPerLane(ctx, e.dtype, (lc) => emitScalarExpr(lc, e));
+  if (isBool(place.dtype) || e.valid === false) return perLane();
+  const stride = laneStride(ctx, e.index, place.dtype === e.dtype ? place.dtype : undefined);
+  if (stride === undefined) return perLane();
   const load = (): void => {
-    emitAddress(ctx, e.index, dtypeBytes(place.dtype));
-    fb.simdMem(Simd.v128Load, 2, place.base);
+    if (stride === 1) {
+      emitAddress(ctx, e.index, 4);
+      fb.simdMem(Simd.v128Load, 2, place.base);
+    } else stridedLoad(ctx, e.index, stride, place);
   };
   if (e.valid.length === 0) return load();
+  const laneMasked = e.valid.some((c) => indexVars(c.x).has(ctx.vecVar) || [...indexDataRefs(c.x)].some((r) => ctx.varies(r)));
+  if (laneMasked && !e.valid.every((c) => linearStride(c.x, ctx.vecVar) !== undefined && ![...indexDataRefs(c.x)].some((r) => ctx.varies(r)))) return perLane();
+  // A mask linear in the lane holds on an interval of lanes: on every lane when it holds on
+  // lanes 0 and 3 (then one access), else lane by lane (a window's edge, or all masked).
   emitPred(fb, e.valid, ctx.env);
+  if (laneMasked) {
+    emitPred(fb, e.valid, ctx.laneEnv(LANES - 1));
+    fb.op(Op.i32And);
+  }
   fb.open(Op.if, V128);
   load();
-  fb.op(Op.else).v128Zero().end();
+  fb.op(Op.else);
+  if (laneMasked) perLane();
+  else fb.v128Zero();
+  fb.end();
+}
+
+/**
+ * The element stride of `index` along the lanes where one address computed at lane 0 serves
+ * every lane (0: the same element, 1: one v128 access, more: four accesses at constant
+ * offsets); undefined where lanes need their own index (div/mod of the lane variable, a
+ * gathered index varying per lane, a negative stride) or the element is not a 4-byte f32/i32.
+ */
+function laneStride(ctx: VectorCtx, index: IndexExpr, dtype: DType | undefined): number | undefined {
+  if (dtype !== "f32" && dtype !== "i32") return undefined;
+  const stride = linearStride(index, ctx.vecVar);
+  if (stride === undefined || stride < 0) return undefined;
+  for (const ref of indexDataRefs(index)) if (ctx.varies(ref)) return undefined;
+  return stride;
+}
+
+/** Four scalar loads from one address (lane 0's) at byte offsets base + lane·stride·4, as a vector. */
+function stridedLoad(ctx: VectorCtx, index: IndexExpr, stride: number, place: { readonly dtype: DType; readonly base: number }): void {
+  const { fb } = ctx;
+  const mem = WASM_MEMORY[place.dtype];
+  const lanes = laneOps(place.dtype);
+  if (stride === 0) {
+    emitAddress(ctx, index, 4);
+    fb.simdMem(Simd.v128Load32Splat, 2, place.base);
+    return;
+  }
+  const addr = fb.local(I32);
+  const v = fb.local(V128);
+  emitAddress(ctx, index, 4);
+  fb.set(addr);
+  fb.get(addr).mem(mem.load, mem.align, place.base).simd(lanes.splat).set(v);
+  for (let lane = 1; lane < LANES; lane++) {
+    fb.get(v)
+      .get(addr)
+      .mem(mem.load, mem.align, place.base + lane * stride * 4);
+    fb.simdLane(lanes.replace, lane).set(v);
+  }
+  fb.get(v);
 }
 
 /** Turns a 0/1 lane vector into an all-ones mask (and back: the same negation). */
@@ -201,6 +255,19 @@ export function emitVectorStore(ctx: VectorCtx, buffer: number, index: IndexExpr
     emitAddress(ctx, index, 4);
     ctx.pushVec(value);
     fb.simdMem(Simd.v128Store, 2, place.base);
+    return;
+  }
+  const stride = isBool(place.dtype) ? undefined : laneStride(ctx, index, place.dtype);
+  if (stride !== undefined && stride > 0) {
+    // one address (lane 0's), four stores at constant offsets (a transposing copy's scatter)
+    const addr = fb.local(I32);
+    emitAddress(ctx, index, 4);
+    fb.set(addr);
+    for (let lane = 0; lane < LANES; lane++) {
+      fb.get(addr);
+      ctx.pushLane(value, lane);
+      fb.mem(WASM_MEMORY[place.dtype].store, WASM_MEMORY[place.dtype].align, place.base + lane * stride * 4);
+    }
     return;
   }
   for (let lane = 0; lane < LANES; lane++) {

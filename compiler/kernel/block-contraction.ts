@@ -10,7 +10,8 @@
 //     whose reductions share one k loop, which emit-section vectorizes along k (R·C vector
 //     accumulators, R + C vector loads per step, a lane sum at the end).
 // The block loops run column blocks outside row blocks when the left operand is the smaller
-// (it is re-read per column block while the right operand's panel stays in cache).
+// (it is re-read per column block while the right operand's panel stays in cache). Last, every
+// other section gets the lane variable its accesses favour (lane-axis.ts).
 
 import {
   addIndex,
@@ -43,6 +44,7 @@ import {
   type KExpr,
   type Section,
 } from "./kernel-ir.ts";
+import { chooseLaneAxes } from "./lane-axis.ts";
 import { copyExprs, copySectionBody } from "./tile.ts";
 
 const LANES = 4;
@@ -67,7 +69,8 @@ export function blockContractions(p: KernelProgram): KernelProgram {
     for (const s of sections) for (const e of s.exprs) if (e.op === "load") reads.add(e.buffer);
     kernels.push({ ...k, sections, reads: [...reads].sort((a, b) => a - b) });
   }
-  return { ...p, buffers, kernels };
+  // The lane variable of every other section (the packs just made included): compiler/kernel/lane-axis.ts.
+  return chooseLaneAxes({ ...p, buffers, kernels });
 }
 
 /** Column blocks of the packed right operand: 8 floats (two f32x4) per k. */

@@ -1,0 +1,67 @@
+// A/B timing of two checkouts' wasm backends in one process (`npx tsx --conditions=kiln-source
+// bench/wasm-ab.ts <other-checkout> <model.ts> <export> [threads] [rounds]`): the program is
+// traced once here, compiled by this checkout's and the other's targets/wasm.ts, and the two
+// executables run interleaved, so a shared machine's load hits both alike. Prints median wall
+// and process-CPU milliseconds per step and the launches whose medians differ most.
+
+import path from "node:path";
+import { pathToFileURL } from "node:url";
+import { createWasmExecutor } from "../targets/wasm.ts";
+import { traceProgram, type Program } from "../dsl/program.ts";
+import { nodeOf } from "../compiler/ir/graph.ts";
+import type { HostTensor } from "../compiler/ir/host-tensor.ts";
+
+const [other, file, entry, threadsArg, roundsArg] = process.argv.slice(2);
+if (!other || !file || !entry) throw new Error("usage: wasm-ab.ts <other-checkout> <model.ts> <export> [threads] [rounds]");
+const mod = (await import(pathToFileURL(path.resolve(file)).href)) as Record<string, Program>;
+const g = traceProgram(mod[entry]!, entry).graph;
+const threads = Number(threadsArg ?? 1);
+const rounds = Number(roundsArg ?? 9);
+const otherWasm = (await import(pathToFileURL(path.resolve(other, "targets/wasm.ts")).href)) as { createWasmExecutor: typeof createWasmExecutor };
+const inputs: Record<string, HostTensor> = {};
+for (const id of g.inputs) {
+  const n = nodeOf(g, id);
+  if (n.op !== "input") continue;
+  const size = n.type.shape.reduce((a, b) => a * b, 1);
+  const data = n.type.dtype === "i32" ? Int32Array.from({ length: size }, (_, i) => i % 10) : Float32Array.from({ length: size }, (_, i) => Math.sin(i) * 0.1);
+  inputs[n.name] = { dtype: n.type.dtype, shape: n.type.shape, data } as HostTensor;
+}
+const exes = [
+  { label: "other", exe: await otherWasm.createWasmExecutor(g as never, { threads }) },
+  { label: "this", exe: await createWasmExecutor(g, { threads }) },
+];
+const stats = exes.map(() => ({ wall: [] as number[], cpu: [] as number[], per: new Map<string, number[]>() }));
+for (const { exe } of exes) {
+  exe.runner.write(inputs);
+  exe.runner.execute();
+}
+for (let r = 0; r < rounds; r++)
+  exes.forEach(({ exe }, i) => {
+    const prof: number[] = [];
+    const t = performance.now();
+    const c = process.cpuUsage();
+    exe.runner.execute(prof);
+    stats[i]!.cpu.push(process.cpuUsage(c).user / 1000);
+    stats[i]!.wall.push(performance.now() - t);
+    const names = exe.runner.launchNames();
+    prof.forEach((ms, j) => {
+      const list = stats[i]!.per.get(names[j]!) ?? [];
+      list.push(ms);
+      stats[i]!.per.set(names[j]!, list);
+    });
+  });
+const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+exes.forEach(({ label }, i) =>
+  console.log(
+    `${label.padEnd(6)} threads ${threads}: median ${median(stats[i]!.wall).toFixed(2)} ms wall, ${median(stats[i]!.cpu).toFixed(2)} ms CPU (min ${Math.min(...stats[i]!.wall).toFixed(2)} wall)`,
+  ),
+);
+const names = new Set([...stats[0]!.per.keys(), ...stats[1]!.per.keys()]);
+const rows = [...names].map((n) => ({
+  n,
+  a: stats[0]!.per.has(n) ? median(stats[0]!.per.get(n)!) : 0,
+  b: stats[1]!.per.has(n) ? median(stats[1]!.per.get(n)!) : 0,
+}));
+rows.sort((x, y) => Math.max(y.a, y.b) - Math.max(x.a, x.b));
+for (const r of rows.slice(0, 16)) console.log(`${r.a.toFixed(2).padStart(8)} → ${r.b.toFixed(2).padStart(8)} ms  ${r.n}`);
+for (const { exe } of exes) await exe.close();

@@ -1,0 +1,115 @@
+// Which domain variable a 4-lane SIMD target (wasm) vectorizes: a kernel-IR rewrite that the
+// end of wasm's `block-contraction` pass runs, and the cost the emitter consults. The emitter
+// vectorizes the innermost domain loop; a section whose stores run along it but whose loads
+// stride across it (a pool reading a channel-last conv output, an im2col copy) spends most of
+// its time on per-lane accesses, while another variable would let the loads be whole vectors
+// and pay only for a scattered store. The rewrite moves the cheapest variable innermost (never
+// the first real one, which threads split), by a count of memory accesses per four
+// iterations: a contiguous access costs 1, a strided one 4 (one address, four accesses), a
+// per-lane one (div/mod of the variable, a gathered index) 8; loads inside reductions count
+// once per reduced element.
+
+import { indexDataRefs, indexVars, linearStride, type IndexExpr, type IndexPred, type IndexVar } from "./index-expr.ts";
+import { exprOperands, type KExpr, type KernelProgram, type Section } from "./kernel-ir.ts";
+
+const LANES = 4;
+/** Move a variable innermost only when it makes the section's accesses this much cheaper. */
+const GAIN = 0.7;
+
+export function chooseLaneAxes(p: KernelProgram): KernelProgram {
+  return { ...p, kernels: p.kernels.map((k) => ({ ...k, sections: k.sections.map(chooseLaneAxis) })) };
+}
+
+function chooseLaneAxis(s: Section): Section {
+  if (s.tile || s.form || (s.dots ?? []).length > 0) return s;
+  const real = s.domain.filter((v) => v.extent > 1);
+  if (real.length < 3) return s;
+  if (hasStreamingReduce(s)) return s;
+  const innermost = real[real.length - 1]!;
+  const current = regionCost(s, innermost);
+  let best: { v: IndexVar; cost: number } | undefined;
+  for (const v of real.slice(1, -1)) {
+    if (v.extent < LANES) continue;
+    const cost = vectorCost(s, v);
+    if (!best || cost < best.cost) best = { v, cost };
+  }
+  if (!best || best.cost >= GAIN * current) return s;
+  const domain = [...s.domain.filter((v) => v !== best.v), best.v];
+  return { ...s, domain };
+}
+
+/** A reduction streaming along its own innermost variable: the emitter vectorizes that (region B) instead. */
+function hasStreamingReduce(s: Section): boolean {
+  return s.exprs.some((e) => {
+    if (e.op !== "reduce_sum" && e.op !== "reduce_max") return false;
+    const last = e.vars.filter((v) => v.extent > 1).at(-1);
+    return (
+      last !== undefined &&
+      last.extent >= 2 * LANES &&
+      s.exprs.some((l) => l.op === "load" && linearStride(l.index, last.name) === 1 && indexVars(l.index).has(last.name))
+    );
+  });
+}
+
+interface Access {
+  readonly index: IndexExpr;
+  readonly valid: IndexPred;
+  /** How many times one domain point performs it (the reduced elements around a load). */
+  readonly weight: number;
+}
+
+function accesses(s: Section): Access[] {
+  const live = new Array<boolean>(s.exprs.length).fill(false);
+  for (const st of s.stores) live[st.value] = true;
+  for (let id = s.exprs.length - 1; id >= 0; id--) if (live[id]) for (const o of exprOperands(s.exprs[id]!)) live[o] = true;
+  const reduced = new Map<string, number>();
+  for (const e of s.exprs) if (e.op === "reduce_sum" || e.op === "reduce_max") for (const v of e.vars) reduced.set(v.name, v.extent);
+  const out: Access[] = [];
+  s.exprs.forEach((e: KExpr, id) => {
+    if (!live[id] || e.op !== "load") return;
+    let weight = 1;
+    for (const name of indexVars(e.index)) weight *= reduced.get(name) ?? 1;
+    out.push({ index: e.index, valid: e.valid, weight });
+  });
+  for (const st of s.stores) out.push({ index: st.index, valid: [], weight: 1 });
+  return out;
+}
+
+/** Cost of one access per four iterations of `v` as the lane variable. */
+function laneAccessCost(a: Access, v: string): number {
+  if (a.valid === false) return 0;
+  const stride = linearStride(a.index, v);
+  const maskVaries = a.valid.some((c) => indexVars(c.x).has(v));
+  const maskLinear = a.valid.every((c) => linearStride(c.x, v) !== undefined);
+  const gathered = [...indexDataRefs(a.index)].length > 0;
+  if (stride === undefined || stride < 0 || gathered || !maskLinear) return 8;
+  if (stride === 0) return maskVaries ? 4 : 1;
+  return (stride === 1 ? 1 : 4) + (maskVaries ? 1 : 0);
+}
+
+/** Accesses per four iterations of `v` in the SIMD region, the scalar remainder of an extent not a multiple of 4 included. */
+export function vectorCost(s: Section, v: IndexVar): number {
+  const all = accesses(s);
+  const vector = all.reduce((sum, a) => sum + a.weight * laneAccessCost(a, v.name), 0);
+  const scalar = scalarCost(all);
+  const covered = Math.floor(v.extent / LANES) * LANES;
+  const frac = covered / v.extent;
+  return frac * vector + (1 - frac) * scalar;
+}
+
+const scalarCost = (all: readonly Access[]): number => all.reduce((sum, a) => sum + a.weight * LANES, 0);
+
+/**
+ * What the emitter's choice for the innermost variable costs: the SIMD region when every store
+ * is contiguous in it (as before this pass) or when vectorizing is cheaper than scalar code,
+ * scalar code otherwise.
+ */
+export function regionCost(s: Section, v: IndexVar): number {
+  if (v.extent < LANES) return scalarCost(accesses(s));
+  return Math.min(vectorCost(s, v), s.stores.every((st) => linearStride(st.index, v.name) === 1) ? Infinity : scalarCost(accesses(s)));
+}
+
+/** Whether region A over innermost `v` pays although some store is not contiguous in it. */
+export function vectorPaysWithScatter(s: Section, v: IndexVar): boolean {
+  return v.extent >= LANES && vectorCost(s, v) < scalarCost(accesses(s));
+}
