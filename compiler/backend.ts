@@ -35,6 +35,8 @@ export interface Rendered<A extends Artifact> {
   readonly kernels: A["kernels"];
   /** Absent: the artifact's slots are the memory plan's. */
   readonly placement?: RenderPlacement;
+  /** Fixed addresses of the slots (wasm programs sharing a model's memory); recorded in the artifact's memory. */
+  readonly slotOffsets?: readonly number[];
   readonly extras: ArtifactExtras<A>;
 }
 

@@ -170,7 +170,11 @@ export function assembleArtifact<A extends Artifact>(target: A["target"], progra
       ...(placement ? { offset: placement.offsetOf[b.id]! } : {}),
     })),
     kernels: rendered.kernels,
-    memory: { slotBytes: placement?.slotBytes ?? memory.slotBytes, copies: memory.copies },
+    memory: {
+      slotBytes: placement?.slotBytes ?? memory.slotBytes,
+      copies: memory.copies,
+      ...(rendered.slotOffsets ? { slotOffsets: rendered.slotOffsets } : {}),
+    },
     stats: { kernels: rendered.kernels.length, bytesRead, bytesWritten, peakBytes: placement?.peakBytes ?? memory.plan.peakBytes },
     ...rendered.extras,
   };

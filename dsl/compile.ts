@@ -238,6 +238,16 @@ export function resolveProgram(
   return { fn, name, specs, inputLoc };
 }
 
+/** Declares the state entries of a traced program in `store` (checked against the entries other programs declared); returns their types. */
+export function declareState(traced: TraceResult, store: StateStore): Map<string, TensorType> {
+  const graph = traced.graph;
+  const stateTypes = new Map(
+    graph.inputs.map((id) => nodeOf(graph, id)).flatMap((n) => (n.op === "input" && traced.state.has(n.name) ? [[n.name, n.type] as const] : [])),
+  );
+  for (const [name, init] of traced.state) store.declare(name, stateTypes.get(name)!, init, graph.name);
+  return stateTypes;
+}
+
 /**
  * The executable of a traced program whose state lives in `store`: k.compile gives each its
  * own; k.compileModel gives its programs one, so they run on the same parameters.
@@ -253,10 +263,7 @@ export async function executableOf<Out>(
   const graph = traced.graph;
   const { checkNumerics: checkOption, ...targetOpts } = opts;
   const checkNumerics = checkOption ?? checkNumericsFromEnv();
-  const stateTypes = new Map(
-    graph.inputs.map((id) => nodeOf(graph, id)).flatMap((n) => (n.op === "input" && traced.state.has(n.name) ? [[n.name, n.type] as const] : [])),
-  );
-  for (const [name, init] of traced.state) store.declare(name, stateTypes.get(name)!, init, graph.name);
+  const stateTypes = declareState(traced, store);
   const stateNames = [...stateTypes.keys()];
   // Variants only when asked for: checkNumerics compiles a graph that also outputs every value
   // and guards the state updates; skipNonFinite compiles the guarded graph at its first use.

@@ -3,7 +3,8 @@
 // statistics) and optimizer state live once, on the device where the target keeps them there,
 // and every program binds them. After `await model.train(batch)` steps, `model.predict(x)` runs
 // on the trained weights with no copy where the target shares device memory between programs
-// (js, webgpu), or one hand-over through the host when the other program runs (wasm, cuda).
+// (js, webgpu, wasm: one memory with the state at the same addresses in every program), or one
+// hand-over through the host when the other program runs (cuda).
 //
 // Train/eval mode is a property of each program, fixed when it is traced: a k.trainStep is
 // traced in training mode (dropout on, BatchNorm on batch statistics, updating its running
@@ -13,7 +14,7 @@
 import { KilnError } from "../compiler/util/errors.ts";
 import type { HostTensor } from "../compiler/ir/host-tensor.ts";
 import { checkpointBytes, stateToLoad, writeCheckpoint, type LoadStateOptions, type LoadStateSource } from "./checkpoint.ts";
-import { executableOf, resolveProgram, type CompileOptions, type Executable, type HostTree, type RunInputs, type RunOptions } from "./compile.ts";
+import { declareState, executableOf, resolveProgram, type CompileOptions, type Executable, type HostTree, type RunInputs, type RunOptions } from "./compile.ts";
 import { Module } from "./module.ts";
 import { isProgram, type Program, type TracedFn } from "./program.ts";
 import { StateStore } from "./state-store.ts";
@@ -109,6 +110,9 @@ export async function compileModel<P extends Readonly<Record<string, ModelProgra
   const perProgram = specsPerProgram(specs, names);
   const executables: Record<string, Executable> = {};
   const modes: Record<string, ProgramMode> = {};
+  // Every program is traced and its state declared before the first compiles: a target then
+  // lays the whole state out once (wasm: the same addresses in every program's memory).
+  const traces: { name: string; traced: ReturnType<typeof traceFunction>; specs: Specs; traceMs: number }[] = [];
   for (const name of names) {
     const program = programs[name]!;
     const fn = isProgram(program) ? program.fn : program;
@@ -120,8 +124,11 @@ export async function compileModel<P extends Readonly<Record<string, ModelProgra
     const started = performance.now();
     const traced = withMode(module, mode, () => traceFunction(name, call.fn, call.specs, resolved.inputLoc));
     const traceMs = performance.now() - started;
-    executables[name] = await executableOf(traced, call.specs, target, compileOpts, store, { started, traceMs });
+    declareState(traced, store);
+    traces.push({ name, traced, specs: call.specs, traceMs });
   }
+  for (const { name, traced, specs, traceMs } of traces)
+    executables[name] = await executableOf(traced, specs, target, compileOpts, store, { started: performance.now() - traceMs, traceMs });
   const stateNames = (): string[] => [...store.types.keys()];
   const fetchState = (): Promise<Record<string, HostTensor>> =>
     store.serialized(async () => {

@@ -34,7 +34,7 @@ export class StateStore {
     readonly targetName: string,
     { shareDevice = false } = {},
   ) {
-    this.shared = shareDevice ? { names: this.names, memory: new Map() } : undefined;
+    this.shared = shareDevice ? { names: this.names, types: this.types, memory: new Map() } : undefined;
   }
 
   /** Adds a state entry (first value from `init`), or checks that a program agrees with the one that added it. */

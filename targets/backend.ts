@@ -8,7 +8,7 @@
 import type { CompileBackend } from "../compiler/backend.ts";
 import type { Compiled, DriverOptions } from "../compiler/compile.ts";
 import type { CompileStats } from "../compiler/compile-stats.ts";
-import type { Graph } from "../compiler/ir/types.ts";
+import type { Graph, TensorType } from "../compiler/ir/types.ts";
 import type { HostTensor } from "../compiler/ir/host-tensor.ts";
 import type { Artifact, ArtifactOf, ArtifactTarget } from "../runtime/artifact/format.ts";
 
@@ -94,6 +94,11 @@ export interface TargetOptions {
 export interface SharedState {
   /** The state inputs' names (parameters, buffers, optimizer state) across the programs. */
   readonly names: ReadonlySet<string>;
+  /**
+   * Their types, in declaration order: k.compileModel declares every program's state before it
+   * compiles the first one, so a target can lay the whole state out once (wasm: fixed addresses).
+   */
+  readonly types: ReadonlyMap<string, TensorType>;
   /** Per-target storage, filled by the first executor that binds it. */
   readonly memory: Map<string, unknown>;
 }

@@ -9,7 +9,10 @@ import type { Graph } from "../compiler/ir/types.ts";
 import { blockContractionPass } from "../compiler/kernel-passes.ts";
 import type { HostTensor } from "../compiler/ir/host-tensor.ts";
 import { artifactDTypeBytes, type ArtifactStats, type WasmArtifact } from "../runtime/artifact/format.ts";
-import type { WasmArtifactRunner, WasmRunOptions } from "../runtime/wasm/run-artifact.ts";
+import type { WasmArtifactRunner, WasmRunOptions, WasmSharedMemory } from "../runtime/wasm/run-artifact.ts";
+import { sharedStateRegion, type WasmStateRegion } from "../runtime/artifact/wasm-layout.ts";
+import { nodeOf } from "../compiler/ir/graph.ts";
+import { numel } from "../compiler/util/shape.ts";
 import { renderWasmProgram, type WasmBuildOptions } from "../codegen/wasm/render-program.ts";
 import { relaxedSimdAvailable } from "../runtime/wasm/engine.ts";
 import type { Backend, Executor, SharedState } from "./backend.ts";
@@ -28,6 +31,8 @@ export interface WasmOptions extends FuseOptions {
    * relaxed SIMD; the artifact then also carries each such module without it, for engines that lack it).
    */
   readonly relaxedSimd?: boolean;
+  /** Set by k.compileModel's executors (not a k.compile option): the model's state at fixed addresses (wasm-layout.ts). */
+  readonly stateRegion?: WasmStateRegion;
 }
 
 export type WasmCompileOptions = WasmOptions & DriverOptions;
@@ -46,7 +51,10 @@ export const wasmBackend: Backend<"wasm", WasmOptions> = {
   memory: { elementBytes: artifactDTypeBytes },
   fuseOptions: fuseOptionsOf,
   kernelPasses: (opts) => (opts.block === false || opts.simd === false ? [] : [blockContractionPass]),
-  render: (program, memory, opts) => ({ kernels: renderWasmProgram(program, memory, wasmBuildOptions(opts)), extras: {} }),
+  render: (program, memory, opts) => {
+    const r = renderWasmProgram(program, memory, wasmBuildOptions(opts));
+    return { kernels: r.kernels, ...(r.slotOffsets ? { slotOffsets: r.slotOffsets } : {}), extras: {} };
+  },
   // wasm kernels are base64 text of the binary module, as the in-memory artifact holds them.
   artifactFiles: {
     kernelExtension: "wasm.b64",
@@ -66,7 +74,7 @@ export const wasmBackend: Backend<"wasm", WasmOptions> = {
 /** Codegen options from the target's: FMA only with SIMD, and by default where the engine has relaxed SIMD. */
 export function wasmBuildOptions(opts: WasmOptions): WasmBuildOptions {
   const simd = opts.simd !== false;
-  return { simd, fma: simd && (opts.relaxedSimd ?? relaxedSimdAvailable()) };
+  return { simd, fma: simd && (opts.relaxedSimd ?? relaxedSimdAvailable()), ...(opts.stateRegion ? { stateRegion: opts.stateRegion } : {}) };
 }
 
 export function compileWasm(graph: Graph, opts: WasmCompileOptions = {}): WasmCompiled {
@@ -82,21 +90,26 @@ export interface WasmExecutor extends Executor {
 }
 
 /**
- * With `shared` (k.compileModel's programs), state inputs stay in this executor's memory until
- * the model hands it another value; each program has its own memory, so switching programs
- * hands the state over through the host once (kernels bake their memory's addresses in).
+ * With `shared` (k.compileModel's programs), every program runs in one memory with the model's
+ * state entries at the same addresses (the state region, laid out once from every program's
+ * state: kernels bake their addresses in): the state stays there and switching programs copies
+ * nothing. A program that cannot join (a state input outside the region, no pool control block
+ * left) keeps its own memory and gets the state through the host.
  */
 export async function createWasmExecutor(graph: Graph, opts: WasmCompileOptions & WasmRunOptions = {}, shared?: SharedState): Promise<WasmExecutor> {
   const runOpts: WasmRunOptions = {
     ...(typeof opts.threads === "number" ? { threads: opts.threads } : {}),
     ...(typeof opts.minParallelWork === "number" ? { minParallelWork: opts.minParallelWork } : {}),
   };
+  const model = shared ? sharedMemory(shared) : undefined;
+  const region = model && joinsRegion(graph, shared!, model.region) ? model.region : undefined;
   const { compiled, runner, compileStats } = await compileTimed(
-    () => compileWasm(graph, opts),
-    async (c) => (await import("../runtime/wasm/run-artifact.ts")).WasmArtifactRunner.create(c.artifact, runOpts),
+    () => compileWasm(graph, region ? { ...opts, stateRegion: region } : opts),
+    async (c) => (await import("../runtime/wasm/run-artifact.ts")).WasmArtifactRunner.create(c.artifact, runOpts, model?.memory),
   );
   if (shared) runner.stateInputs = shared.names;
   return {
+    ...(shared && runner.sharesState ? { sharedState: shared } : {}),
     compiled,
     compileStats,
     artifact: compiled.artifact,
@@ -126,4 +139,28 @@ export function wasmAvailable(): boolean {
   } catch {
     return false;
   }
+}
+
+interface WasmModelState {
+  readonly region: WasmStateRegion;
+  readonly memory: WasmSharedMemory;
+}
+
+/** The state region and memory of a model's programs, laid out by the first executor from every declared entry. */
+function sharedMemory(shared: SharedState): WasmModelState {
+  let state = shared.memory.get("wasm") as WasmModelState | undefined;
+  if (!state) {
+    const entries = [...shared.types].map(([name, t]) => [name, numel(t.shape) * artifactDTypeBytes(t.dtype)] as const);
+    state = { region: sharedStateRegion(entries), memory: { names: shared.names, resident: new Map(), pools: 0 } };
+    shared.memory.set("wasm", state);
+  }
+  return state;
+}
+
+/** Whether every state input of `graph` has its place in the region (all were declared before the first program compiled). */
+function joinsRegion(graph: Graph, shared: SharedState, region: WasmStateRegion): boolean {
+  return graph.inputs.every((id) => {
+    const n = nodeOf(graph, id);
+    return n.op !== "input" || !shared.names.has(n.name) || region.offsets[n.name] !== undefined;
+  });
 }

@@ -9,25 +9,45 @@ import type { BufferDecl, Kernel, KernelProgram } from "../../compiler/kernel/ke
 import { sizeBuffer, symbolicBound } from "../../compiler/kernel/symbolic-bound.ts";
 import type { ArtifactKernel } from "../../runtime/artifact/format.ts";
 import { KilnError } from "../../compiler/util/errors.ts";
-import { layoutMemory } from "../../runtime/artifact/wasm-layout.ts";
+import { artifactLayout, layoutMemory, pinnedSlots, type WasmStateRegion } from "../../runtime/artifact/wasm-layout.ts";
 import { assembleModule, type ExportedGlobal } from "./encoder.ts";
 import { sectionSourceNote } from "../../compiler/kernel/print.ts";
 import type { BufferPlace } from "./emit-scalar.ts";
 import { emitSection, type SectionOptions } from "./emit-section.ts";
 import { FIRST_SECTION_FUNC, HELPER_FUNCS, HOST_IMPORTS, helperFuncs } from "./module-helpers.ts";
 
-export interface WasmBuildOptions extends SectionOptions {}
+export interface WasmBuildOptions extends SectionOptions {
+  /**
+   * The model's state region (k.compileModel's programs share one memory): the state inputs
+   * at its addresses, the other slots after it, and the imported memory's maximum the whole
+   * wasm32 range (the model's memory grows to its largest program).
+   */
+  readonly stateRegion?: WasmStateRegion;
+}
 
 /** 64 KiB pages in a wasm32 memory's 4 GiB. */
 const WASM32_MAX_PAGES = 65536;
 
-/** Renders every kernel as a wasm module whose addresses follow the memory plan's slots (wasm-layout.ts). */
+/**
+ * Renders every kernel as a wasm module whose addresses follow the memory plan's slots
+ * (wasm-layout.ts); with a state region, also the slots' addresses (the artifact records them).
+ */
 export function renderWasmProgram(
   program: KernelProgram,
   memory: { readonly slotOf: readonly number[]; readonly slotBytes: readonly number[] },
   opts: WasmBuildOptions = {},
-): ArtifactKernel[] {
-  const layout = layoutMemory(memory.slotBytes);
+): { readonly kernels: ArtifactKernel[]; readonly slotOffsets?: readonly number[] } {
+  const region = opts.stateRegion;
+  const pinned = region
+    ? pinnedSlots(
+        region,
+        program.inputs.map((io) => ({ name: io.name, slot: memory.slotOf[io.buffer]!, bytes: memory.slotBytes[memory.slotOf[io.buffer]!]! })),
+        `wasm target: ${program.name}`,
+      )
+    : undefined;
+  const planned = layoutMemory(memory.slotBytes, pinned);
+  // The runtime sizes memory from the recorded addresses: the kernels ask for the same pages.
+  const layout = pinned ? artifactLayout({ slotBytes: memory.slotBytes, slotOffsets: planned.slotOffsets }) : planned;
   if (layout.pages > WASM32_MAX_PAGES)
     throw new KilnError({
       code: "unsupported",
@@ -35,8 +55,9 @@ export function renderWasmProgram(
     });
   const places = program.buffers.map((b): BufferPlace => ({ base: layout.slotOffsets[memory.slotOf[b.id]!] ?? 0, dtype: b.dtype }));
   const place = (id: number): BufferPlace => places[id]!;
-  return program.kernels.map((k) => {
-    const bytes = buildKernelModule(k, place, layout.pages, opts, program.buffers);
+  const kernels = program.kernels.map((k) => {
+    const maxPages = region ? WASM32_MAX_PAGES : layout.pages;
+    const bytes = buildKernelModule(k, place, layout.pages, opts, program.buffers, maxPages);
     const kernel: ArtifactKernel = { name: k.name, source: encodeBase64(bytes), params: [], reads: k.reads, writes: k.writes };
     if (!opts.fma) return kernel;
     // Relaxed SIMD in it? Then also the portable module, for engines without relaxed SIMD —
@@ -45,13 +66,14 @@ export function renderWasmProgram(
     let portable: string | null | undefined;
     const portableSource = (): string | undefined => {
       if (portable === undefined) {
-        const built = buildKernelModule(k, place, layout.pages, { ...opts, fma: false }, program.buffers);
+        const built = buildKernelModule(k, place, layout.pages, { ...opts, fma: false }, program.buffers, maxPages);
         portable = sameBytes(bytes, built) ? null : encodeBase64(built);
       }
       return portable ?? undefined;
     };
     return Object.defineProperty(kernel, "portableSource", { get: portableSource, enumerable: true });
   });
+  return region ? { kernels, slotOffsets: layout.slotOffsets } : { kernels };
 }
 
 export function buildKernelModule(
@@ -60,6 +82,7 @@ export function buildKernelModule(
   pages: number,
   opts: WasmBuildOptions = {},
   buffers: readonly BufferDecl[] = [],
+  maxPages = pages,
 ): Uint8Array {
   const sections = k.sections.map((s, j) => emitSection(s, place, HELPER_FUNCS, `s${j}`, opts));
   const globals: ExportedGlobal[] = [{ name: "n", value: sections.length }];
@@ -80,7 +103,7 @@ export function buildKernelModule(
   const comment = [k.name, ...k.sections.map((s, j) => `section ${j}: ${sectionSourceNote(s)}`)].join("\n");
   return assembleModule({
     memoryPages: pages,
-    maxPages: pages,
+    maxPages,
     imports: HOST_IMPORTS,
     funcs: [...helperFuncs(), ...sections.map((s) => s.func)],
     globals,

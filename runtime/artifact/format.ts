@@ -93,6 +93,11 @@ interface ArtifactCommon {
     readonly slotBytes: readonly number[];
     /** Aliased outputs that could not be updated in place: copy output → input after a run. */
     readonly copies: readonly { readonly output: number; readonly input: number }[];
+    /**
+     * wasm programs of a k.compileModel: the address of each slot, the state entries at the
+     * model's addresses (wasm-layout.ts's state region). Absent: wasm-layout.ts lays them out.
+     */
+    readonly slotOffsets?: readonly number[];
   };
   readonly stats: ArtifactStats;
 }

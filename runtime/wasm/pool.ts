@@ -2,7 +2,7 @@
 // same kernel modules on the same shared WebAssembly.Memory; a launch splits a section's
 // outer loop into one contiguous chunk per thread, the calling thread taking chunk 0.
 // Synchronization is a control block of i32 words at address 0 (Atomics.wait/notify), not
-// messages: a launch costs a few microseconds, which keeps small kernels worth splitting.
+// messages (pools sharing one model memory each have their own block, wasm-layout.ts): a launch costs a few microseconds, which keeps small kernels worth splitting.
 // Node uses worker_threads (imported dynamically); a browser uses Web Workers, which needs a
 // cross-origin-isolated page and a caller that is itself a worker (a page's main thread may
 // not Atomics.wait).
@@ -24,9 +24,9 @@ const FAILED = 8;
 const PROFILE = 9;
 
 /** The loop every worker runs, as a function of its start message; `ready` reports instantiation. */
-const WORKER_BODY = `(({ memory, modules, index, busy }, ready) => {
+const WORKER_BODY = `(({ memory, modules, index, busy, ctlAt }, ready) => {
 const rt = ${HOST_MATH_SOURCE};
-const ctl = new Int32Array(memory.buffer, 0, 16);
+const ctl = new Int32Array(memory.buffer, ctlAt, 16);
 const busyMs = new Float64Array(busy);
 const fns = modules.map((m) => {
   const inst = new WebAssembly.Instance(m, { env: { memory }, rt });
@@ -79,6 +79,7 @@ async function startWorkers(
   modules: readonly WebAssembly.Module[],
   threads: number,
   busy: SharedArrayBuffer,
+  ctlAt: number,
 ): Promise<PoolWorker[]> {
   const workers = String(threads - 1);
   const started: PoolWorker[] = [];
@@ -86,7 +87,7 @@ async function startWorkers(
     const { Worker } = await import("node:worker_threads");
     const source = NODE_WORKER_SOURCE.replace("${WORKERS}", workers);
     for (let i = 1; i < threads; i++) {
-      const w = new Worker(source, { eval: true, workerData: { memory, modules, index: i, busy } });
+      const w = new Worker(source, { eval: true, workerData: { memory, modules, index: i, busy, ctlAt } });
       const ready = new Promise<void>((resolve, reject) => {
         w.once("message", () => resolve());
         w.once("error", reject);
@@ -104,7 +105,7 @@ async function startWorkers(
       w.onmessage = () => resolve();
       w.onerror = (e) => reject(new Error(`wasm worker ${i} failed to start: ${e.message}`));
     });
-    w.postMessage({ memory, modules, index: i, busy });
+    w.postMessage({ memory, modules, index: i, busy, ctlAt });
     started.push({ ready, terminate: () => w.terminate() });
   }
   return started;
@@ -120,17 +121,21 @@ export class WorkerPool {
     private readonly workers: readonly PoolWorker[],
     memory: WebAssembly.Memory,
     busy: SharedArrayBuffer,
+    ctlAt: number,
   ) {
-    this.ctl = new Int32Array(memory.buffer, 0, 16);
+    this.ctl = new Int32Array(memory.buffer, ctlAt, 16);
     this.busyMs = new Float64Array(busy);
   }
 
-  /** Starts `threads - 1` workers (the caller is thread 0) and waits until each has instantiated the modules. */
-  static async create(memory: WebAssembly.Memory, modules: readonly WebAssembly.Module[], threads: number): Promise<WorkerPool> {
+  /**
+   * Starts `threads - 1` workers (the caller is thread 0) and waits until each has instantiated
+   * the modules; the pool's control block is at byte `ctlAt` (default 0).
+   */
+  static async create(memory: WebAssembly.Memory, modules: readonly WebAssembly.Module[], threads: number, ctlAt = 0): Promise<WorkerPool> {
     const busy = new SharedArrayBuffer(8 * threads);
-    const workers = await startWorkers(memory, modules, threads, busy);
+    const workers = await startWorkers(memory, modules, threads, busy, ctlAt);
     await Promise.all(workers.map((w) => w.ready));
-    return new WorkerPool(workers, memory, busy);
+    return new WorkerPool(workers, memory, busy, ctlAt);
   }
 
   get threads(): number {

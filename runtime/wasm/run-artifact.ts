@@ -12,7 +12,7 @@
 
 import { artifactArray, artifactArrayFrom, artifactDTypeBytes, numel, type Artifact, type ArtifactBuffer, type ArtifactIO } from "../artifact/format.ts";
 import { hostMath } from "./host-math.ts";
-import { layoutMemory } from "../artifact/wasm-layout.ts";
+import { artifactLayout, PAGE_BYTES, POOL_CONTROL_BYTES, SHARED_POOLS } from "../artifact/wasm-layout.ts";
 import type { WorkerPool } from "./pool.ts";
 import { recordKernel, type RunProfiler } from "../artifact/profile.ts";
 import {
@@ -53,6 +53,25 @@ interface Launch {
   /** The size buffer's address (with `max`). */
   readonly sizeAt?: number;
 }
+
+/**
+ * The one memory the wasm programs of a k.compileModel share: made by the first runner that
+ * binds it, grown to the largest program (the programs' kernels import it with the wasm32
+ * maximum); every program's artifact has the state entries at the same addresses
+ * (memory.slotOffsets, from wasm-layout.ts's state region), so switching programs copies nothing.
+ */
+export interface WasmSharedMemory {
+  /** The state entries' names. */
+  readonly names: ReadonlySet<string>;
+  /** Per state entry: the host array whose values the memory holds (not copied in again), for every runner binding it. */
+  readonly resident: Map<string, RuntimeData>;
+  memory?: WebAssembly.Memory;
+  /** Worker pools started on it: each takes the next control block. */
+  pools: number;
+}
+
+/** 64 KiB pages in wasm32's 4 GiB: a shared model memory's maximum (it grows as programs join). */
+const WASM32_MAX_PAGES = 65536;
 
 /** What the launches of a runner did: deterministic counts for tests and benchmarks. */
 export interface WasmLaunchStats {
@@ -144,8 +163,10 @@ export function unshareMemoryImports(bytes: Uint8Array<ArrayBuffer>): Uint8Array
 export class WasmArtifactRunner implements ResidentOwner {
   readonly residence = HOST_RESIDENCE;
   private readonly memory: WebAssembly.Memory;
-  /** Per state input: the host array whose values its buffer already holds (not copied in again). */
-  private readonly residentState = new Map<string, RuntimeData>();
+  /** Per state input: the host array whose values its buffer already holds (not copied in again); the model's map when it shares one memory. */
+  private readonly residentState: Map<string, RuntimeData>;
+  /** Whether the state inputs live in a WasmSharedMemory (the same addresses for every program of the model). */
+  readonly sharesState: boolean;
   /**
    * Inputs that are state (set by a caller that never changes a state array it passed): an
    * upload stands for their value until another array is passed, even when no output updates
@@ -157,7 +178,9 @@ export class WasmArtifactRunner implements ResidentOwner {
   private readonly counter = new IoCounter();
   private runs = 0;
   private launchCount = 0;
-  private readonly sizeViews: Record<number, Int32Array> = {};
+  /** Views of the size buffers, on `sizeViewsOf` (a shared model memory may grow, which detaches an unshared one's buffer). */
+  private sizeViews: Record<number, Int32Array> = {};
+  private sizeViewsOf: ArrayBufferLike | undefined;
   private iterationCount = 0;
   private readonly launches: readonly Launch[];
   private readonly minParallelWork: number;
@@ -170,8 +193,12 @@ export class WasmArtifactRunner implements ResidentOwner {
     addressOf: readonly number[],
     private readonly pool: WorkerPool | undefined,
     opts: WasmRunOptions,
+    shared: WasmSharedMemory | undefined,
   ) {
     this.memory = memory;
+    this.sharesState = shared !== undefined;
+    this.residentState = shared?.resident ?? new Map();
+    if (shared) this.stateInputs = shared.names;
     this.launches = launches;
     this.addressOf = addressOf;
     this.minParallelWork = opts.minParallelWork ?? 32768;
@@ -182,7 +209,11 @@ export class WasmArtifactRunner implements ResidentOwner {
     return `the wasm runner of ${this.artifact.name}`;
   }
 
-  static async create(artifact: Artifact, opts: WasmRunOptions = {}): Promise<WasmArtifactRunner> {
+  /**
+   * With `shared` (k.compileModel's programs), an artifact that records its slots' addresses
+   * runs in the model's one memory (see WasmSharedMemory); otherwise in a memory of its own.
+   */
+  static async create(artifact: Artifact, opts: WasmRunOptions = {}, sharedMemory?: WasmSharedMemory): Promise<WasmArtifactRunner> {
     if (artifact.format !== "kiln-artifact" || artifact.version !== 1)
       throw new Error(`artifact ${artifact.name}: unsupported format ${artifact.format} v${artifact.version}`);
     if (artifact.target !== "wasm") throw new Error(`artifact ${artifact.name}: built for target '${artifact.target}', not 'wasm'`);
@@ -190,8 +221,14 @@ export class WasmArtifactRunner implements ResidentOwner {
     if (threads > 1 && !isNode() && !isIsolatedWorker())
       throw new Error(`artifact ${artifact.name}: ${threads} wasm threads need Node, or a Web Worker in a cross-origin-isolated page; run with threads: 1`);
     const shared = threads > 1;
-    const layout = layoutMemory(artifact.memory.slotBytes);
-    const memory = new WebAssembly.Memory({ initial: layout.pages, maximum: layout.pages, shared });
+    const layout = artifactLayout(artifact.memory);
+    const model = sharedModelMemory(artifact, shared, sharedMemory);
+    let memory: WebAssembly.Memory;
+    if (model) {
+      memory = model.memory ??= new WebAssembly.Memory({ initial: layout.pages, maximum: WASM32_MAX_PAGES, shared });
+      const pages = memory.buffer.byteLength / PAGE_BYTES;
+      if (pages < layout.pages) memory.grow(layout.pages - pages);
+    } else memory = new WebAssembly.Memory({ initial: layout.pages, maximum: layout.pages, shared });
     const addressOf = artifact.buffers.map((b: ArtifactBuffer) => {
       const at = layout.slotOffsets[b.slot];
       if (at === undefined || numel(b.shape) * artifactDTypeBytes(b.dtype) > artifact.memory.slotBytes[b.slot]!)
@@ -234,11 +271,12 @@ export class WasmArtifactRunner implements ResidentOwner {
         });
       }
     });
-    const pool = shared ? await (await import("./pool.ts")).WorkerPool.create(memory, modules, threads) : undefined;
-    return new WasmArtifactRunner(artifact, memory, launches, addressOf, pool, opts);
+    const ctlAt = model && shared ? model.pools++ * POOL_CONTROL_BYTES : 0;
+    const pool = shared ? await (await import("./pool.ts")).WorkerPool.create(memory, modules, threads, ctlAt) : undefined;
+    return new WasmArtifactRunner(artifact, memory, launches, addressOf, pool, opts, model);
   }
 
-  /** Bytes of the one memory every buffer lives in: fixed at creation (its maximum is its initial size). */
+  /** Bytes of the one memory every buffer lives in: fixed at creation (its maximum is its initial size), or a model's shared memory (grown to its largest program). */
   get memoryBytes(): number {
     return this.memory.buffer.byteLength;
   }
@@ -368,8 +406,13 @@ export class WasmArtifactRunner implements ResidentOwner {
   private launch(l: Launch, threadMs?: number[]): boolean {
     let extent = l.extent;
     if (l.max !== undefined) {
-      // The memory never grows (its maximum is its initial size): one view serves every run.
-      const view = (this.sizeViews[l.sizeAt!] ??= new Int32Array(this.memory.buffer, l.sizeAt!, 1));
+      // One view serves every run while the memory does not grow (only a shared model memory does, as programs join).
+      const buffer = this.memory.buffer;
+      if (this.sizeViewsOf !== buffer) {
+        this.sizeViews = {};
+        this.sizeViewsOf = buffer;
+      }
+      const view = (this.sizeViews[l.sizeAt!] ??= new Int32Array(buffer, l.sizeAt!, 1));
       const n = view[0]!;
       extent = Math.min(l.extent, Math.max(0, Math.ceil((l.extent * n) / l.max)));
     }
@@ -481,4 +524,13 @@ export class WasmArtifactRunner implements ResidentOwner {
   async close(): Promise<void> {
     await this.pool?.close();
   }
+}
+
+/** The model memory `artifact` runs in: when it records its slots' addresses, and a pool control block is free (threads) and the memory's sharing matches. */
+function sharedModelMemory(artifact: Artifact, threads: boolean, model: WasmSharedMemory | undefined): WasmSharedMemory | undefined {
+  if (!model || artifact.memory.slotOffsets === undefined) return undefined;
+  if (threads && model.pools >= SHARED_POOLS) return undefined;
+  const isShared = (m: WebAssembly.Memory): boolean => typeof SharedArrayBuffer !== "undefined" && m.buffer instanceof SharedArrayBuffer;
+  if (model.memory && isShared(model.memory) !== threads) return undefined;
+  return model;
 }
