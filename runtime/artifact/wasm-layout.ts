@@ -85,7 +85,8 @@ export function pinnedSlots(
   for (const io of inputs) {
     const offset = region.offsets[io.name];
     if (offset === undefined) continue;
-    if (region.bytes[io.name] !== io.bytes) throw new Error(`${what}: state '${io.name}' has ${io.bytes} bytes here, ${region.bytes[io.name]} in the model's memory`);
+    if (region.bytes[io.name] !== io.bytes)
+      throw new Error(`${what}: state '${io.name}' has ${io.bytes} bytes here, ${region.bytes[io.name]} in the model's memory`);
     if (at.has(io.slot)) throw new Error(`${what}: state '${io.name}' shares slot ${io.slot} with another state entry`);
     at.set(io.slot, offset);
   }

@@ -10,6 +10,7 @@ import { describe, expect, test } from "vitest";
 import * as k from "kiln";
 import type { HostOutput } from "../../dsl/host-data.ts";
 import { nodeOf } from "../../compiler/ir/graph.ts";
+import type { Graph } from "../../compiler/ir/types.ts";
 import { expectClose } from "../util/ref.ts";
 import { lcg } from "../util/lcg.ts";
 
@@ -49,7 +50,7 @@ describe.runIf(await k.availableTargets().then((t) => t.includes("wasm")))("wasm
     const model = await build("wasm", threads);
     const ref = await build("reference");
     const stateNames = new Set(Object.keys(model.state()));
-    const userBytes = (graph: k.Graph): number =>
+    const userBytes = (graph: Graph): number =>
       graph.inputs
         .map((id) => nodeOf(graph, id))
         .filter((n) => n.op === "input" && !stateNames.has(n.name))
