@@ -1,8 +1,9 @@
 // A/B timing of two checkouts' wasm backends in one process (`npx tsx --conditions=kiln-source
-// bench/wasm-ab.ts <other-checkout> <model.ts> <export> [threads] [rounds]`): the program is
+// bench/wasm-ab.ts <other-checkout> <model.ts> <export> [threads] [rounds] [--cpu]`): the program is
 // traced once here, compiled by this checkout's and the other's targets/wasm.ts, and the two
 // executables run interleaved, so a shared machine's load hits both alike. Prints median wall
-// and process-CPU milliseconds per step and the launches whose medians differ most.
+// and process-CPU milliseconds per step and the slowest launches' medians (with --cpu, timed
+// by process CPU instead of the wall clock).
 
 import path from "node:path";
 import { pathToFileURL } from "node:url";
@@ -11,12 +12,22 @@ import { traceProgram, type Program } from "../dsl/program.ts";
 import { nodeOf } from "../compiler/ir/graph.ts";
 import type { HostTensor } from "../compiler/ir/host-tensor.ts";
 
-const [other, file, entry, threadsArg, roundsArg] = process.argv.slice(2);
+const args = process.argv.slice(2);
+// --cpu: per-launch times as this process's CPU time (steady under a shared machine's load; one thread only)
+const cpuClock = args.includes("--cpu");
+const [other, file, entry, threadsArg, roundsArg] = args.filter((a) => !a.startsWith("--"));
 if (!other || !file || !entry) throw new Error("usage: wasm-ab.ts <other-checkout> <model.ts> <export> [threads] [rounds]");
 const mod = (await import(pathToFileURL(path.resolve(file)).href)) as Record<string, Program>;
 const g = traceProgram(mod[entry]!, entry).graph;
 const threads = Number(threadsArg ?? 1);
 const rounds = Number(roundsArg ?? 9);
+if (cpuClock) {
+  if (threads !== 1) throw new Error("--cpu times launches by process CPU: one thread only");
+  performance.now = (): number => {
+    const u = process.cpuUsage();
+    return (u.user + u.system) / 1000;
+  };
+}
 const otherWasm = (await import(pathToFileURL(path.resolve(other, "targets/wasm.ts")).href)) as { createWasmExecutor: typeof createWasmExecutor };
 const inputs: Record<string, HostTensor> = {};
 for (const id of g.inputs) {

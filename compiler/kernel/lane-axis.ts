@@ -4,10 +4,11 @@
 // stride across it (a pool reading a channel-last conv output, an im2col copy) spends most of
 // its time on per-lane accesses, while another variable would let the loads be whole vectors
 // and pay only for a scattered store. The rewrite moves the cheapest variable innermost (never
-// the first real one, which threads split), by a count of memory accesses per four
-// iterations: a contiguous access costs 1, a strided one 4 (one address, four accesses), a
-// per-lane one (div/mod of the variable, a gathered index) 8; loads inside reductions count
-// once per reduced element.
+// the first real one, which threads split), by a rough instruction count of its memory
+// accesses per four iterations (laneAccessCost: an address, the accesses, the mask checks; a
+// contiguous access is one, a strided one four from one address, a per-lane one (div/mod of
+// the variable, a gathered index) costs what scalar code does); loads inside reductions
+// count once per reduced element.
 
 import { indexDataRefs, indexVars, linearStride, type IndexExpr, type IndexPred, type IndexVar } from "./index-expr.ts";
 import { exprOperands, type KExpr, type KernelProgram, type Section } from "./kernel-ir.ts";
@@ -75,17 +76,25 @@ function accesses(s: Section): Access[] {
   return out;
 }
 
-/** Cost of one access per four iterations of `v` as the lane variable. */
+/**
+ * Cost of one access per four iterations of `v` as the lane variable, in rough instructions:
+ * an address is 2, a memory access 1, a mask condition 1 per lane it is evaluated for.
+ */
 function laneAccessCost(a: Access, v: string): number {
   if (a.valid === false) return 0;
   const stride = linearStride(a.index, v);
+  const conds = a.valid.length;
   const maskVaries = a.valid.some((c) => indexVars(c.x).has(v));
   const maskLinear = a.valid.every((c) => linearStride(c.x, v) !== undefined);
   const gathered = [...indexDataRefs(a.index)].length > 0;
-  if (stride === undefined || stride < 0 || gathered || !maskLinear) return 8;
-  if (stride === 0) return maskVaries ? 4 : 1;
-  return (stride === 1 ? 1 : 4) + (maskVaries ? 1 : 0);
+  if (stride === undefined || stride < 0 || gathered || !maskLinear) return scalarAccessCost(a);
+  // a lane-varying mask is checked on lanes 0 and 3
+  const mask = maskVaries ? 2 * conds : conds;
+  return mask + (stride <= 1 ? 3 : 2 + LANES);
 }
+
+/** Four iterations of scalar code (or of per-lane accesses): an address, an access and the mask each time. */
+const scalarAccessCost = (a: Access): number => LANES * (3 + (a.valid === false ? 0 : a.valid.length));
 
 /** Accesses per four iterations of `v` in the SIMD region, the scalar remainder of an extent not a multiple of 4 included. */
 export function vectorCost(s: Section, v: IndexVar): number {
@@ -97,7 +106,7 @@ export function vectorCost(s: Section, v: IndexVar): number {
   return frac * vector + (1 - frac) * scalar;
 }
 
-const scalarCost = (all: readonly Access[]): number => all.reduce((sum, a) => sum + a.weight * LANES, 0);
+const scalarCost = (all: readonly Access[]): number => all.reduce((sum, a) => sum + a.weight * scalarAccessCost(a), 0);
 
 /**
  * What the emitter's choice for the innermost variable costs: the SIMD region when every store

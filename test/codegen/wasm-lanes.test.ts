@@ -50,6 +50,12 @@ const CASES: readonly Case[] = [
     specs: [k.f32([2, 8, 8, 12]), k.f32([2, 12, 4, 4])],
   },
   {
+    name: "im2col of a conv2d forward into panels, 4×8×10×10 ⊛ 16×8×3×3, pad 1 (lanes along the 8 channels: strided loads and stores)",
+    fn: (x, w) => F.conv2d(x, w, undefined, { padding: 1 }),
+    specs: [k.f32([4, 8, 10, 10]), k.f32([16, 8, 3, 3])],
+    laneExtent: 8,
+  },
+  {
     name: "im2col of a conv filter gradient, 2×3×9×9 ⊛ 4×3×3×3, pad 1",
     fn: (x, w, g) => k.grad((ww: k.Tensor) => F.conv2d(x, ww, undefined, { padding: 1 }).mul(g).sum())(w) as k.Tensor,
     specs: [k.f32([2, 3, 9, 9]), k.f32([4, 3, 3, 3]), k.f32([2, 4, 9, 9])],
