@@ -1,6 +1,6 @@
 // WebGPU's kernel passes: the choice of a WGSL template per section, recorded as a `form`
 // fact on the kernel IR (docs/kernel-ir.md) so it is dumped (`NN-matmul-form.kir`,
-// `NN-row-kernels.kir`), verified and FileCheck-tested; codegen/wgsl renders what the fact
+// `NN-row-kernels.kir`, `NN-vector-form.kir`), verified and FileCheck-tested; codegen/wgsl renders what the fact
 // says and decides nothing. `matmul-form` runs first: a section it takes is not a row kernel.
 // Both choices apply where the section is alone in its dispatch (a kernel of one section, or
 // one split out for the device's limits); a matmul section always gets a dispatch of its own.
@@ -11,6 +11,7 @@ import { reduceElements, type ScheduleItem } from "../compiler/kernel/schedule.t
 import { parallelDepthOf, scheduleSection } from "../codegen/render/base.ts";
 import { matchContraction } from "../codegen/wgsl/matmul.ts";
 import { rowLevelItems, rowReducible } from "../codegen/wgsl/row-reduce.ts";
+import { VECTOR_WIDTH, vectorPlan } from "../codegen/wgsl/vector.ts";
 
 /** "auto": contractions with at least 64x64 outputs and k ≥ 16; "always"/"never" for tests and benchmarks. */
 export type TiledMatmulMode = "auto" | "always" | "never";
@@ -34,6 +35,11 @@ export interface MatmulFormOptions {
   readonly tiledMatmul?: TiledMatmulMode;
   /** How they render (default "registers": 8x8 blocks per thread; best on CPU adapters). */
   readonly matmulForm?: MatmulForm;
+}
+
+export interface VectorFormOptions {
+  /** `form vector width=4` on elementwise sections whose innermost loop allows it (default true). */
+  readonly vectorize?: boolean;
 }
 
 export interface RowKernelOptions {
@@ -84,4 +90,16 @@ export function wantsRowKernel(s: Section): boolean {
 export function rowKernelsPass(opts: RowKernelOptions = {}): KernelPass {
   const on = opts.rowKernels !== false;
   return { name: "row-kernels", run: (program) => (on ? markSections(program, (s) => (wantsRowKernel(s) ? { kind: "row" } : undefined)) : program) };
+}
+
+/**
+ * `vector-form`: `form vector width=4` on the sections left without a form whose innermost
+ * domain loop is a multiple of 4 long and read and written contiguously and aligned
+ * (codegen/wgsl/vector.ts's vectorPlan); render falls back to one element per thread where the
+ * buffers' placement forbids vec4 bindings.
+ */
+export function vectorFormPass(opts: VectorFormOptions = {}): KernelPass {
+  const on = opts.vectorize !== false;
+  const form: SectionForm = { kind: "vector", width: VECTOR_WIDTH };
+  return { name: "vector-form", run: (program) => (on ? markSections(program, (s) => (vectorPlan(s, VECTOR_WIDTH) ? form : undefined)) : program) };
 }

@@ -25,7 +25,7 @@ import {
 } from "../codegen/wgsl/layout.ts";
 import { renderWebGpuProgram } from "../codegen/wgsl/render-program.ts";
 import type { Backend, Executor, SharedState } from "./backend.ts";
-import { matmulFormPass, rowKernelsPass, type TiledMatmulMode } from "./webgpu-passes.ts";
+import { matmulFormPass, rowKernelsPass, vectorFormPass, type TiledMatmulMode } from "./webgpu-passes.ts";
 import { compileTimed } from "../compiler/compile-stats.ts";
 import { cachedPeaks } from "./peaks.ts";
 import { executorProfiling } from "./profile.ts";
@@ -45,6 +45,8 @@ export interface WebGpuOptions extends FuseOptions {
   readonly matmulForm?: MatmulForm;
   /** The `row-kernels` pass: one workgroup per row for long row-level reductions (default true). */
   readonly rowKernels?: boolean;
+  /** The `vector-form` pass: elementwise sections run 4 consecutive elements per thread with vec4 loads and stores (default true). */
+  readonly vectorize?: boolean;
   /**
    * Pipeline creation taking longer than `progressAfterMs` (default 1000) reports its progress
    * (pipelines done / total, elapsed): by default as a line on stderr (compiler/debug.ts's
@@ -82,6 +84,7 @@ export const webGpuBackend: Backend<"webgpu", WebGpuOptions, DeviceLayout> = {
     ...(opts.tile === true ? [tilePass] : []),
     matmulFormPass({ ...(opts.tiledMatmul ? { tiledMatmul: opts.tiledMatmul } : {}), ...(opts.matmulForm ? { matmulForm: opts.matmulForm } : {}) }),
     rowKernelsPass({ ...(opts.rowKernels !== undefined ? { rowKernels: opts.rowKernels } : {}) }),
+    vectorFormPass({ ...(opts.vectorize !== undefined ? { vectorize: opts.vectorize } : {}) }),
   ],
   // Splitting and packing for the device's limits need the memory plan's slots (two tensors in
   // one slot bind once): a stage after it (codegen/wgsl/layout.ts), dumped as NN-device-layout.txt.

@@ -193,6 +193,27 @@ const HELPERS: readonly { readonly name: string; readonly uses: readonly string[
       "fn kiln_imod(a: i32, b: i32) -> i32 { if (b == 0i || b == -1i) { return 0i; } let r = a % b; if (r != 0i && ((r < 0i) != (b < 0i))) { return r + b; } return r; }",
   },
   { name: "kiln_rng", uses: [], source: rngHelper },
+  // vec4<f32> forms of the NaN-aware helpers (codegen/wgsl/vector.ts).
+  {
+    name: "kiln_isnanv",
+    uses: [],
+    source: () => "fn kiln_isnanv(x: vec4<f32>) -> vec4<bool> { return (bitcast<vec4<u32>>(x) & vec4<u32>(0x7fffffffu)) > vec4<u32>(0x7f800000u); }",
+  },
+  {
+    name: "kiln_maxv",
+    uses: ["kiln_isnanv", "kiln_nan"],
+    source: () => `fn kiln_maxv(a: vec4<f32>, b: vec4<f32>) -> vec4<f32> { return select(max(a, b), vec4<f32>(${NAN}), kiln_isnanv(a) | kiln_isnanv(b)); }`,
+  },
+  {
+    name: "kiln_log2v",
+    uses: ["kiln_nan"],
+    source: () => `fn kiln_log2v(x: vec4<f32>) -> vec4<f32> { return select(log2(x), vec4<f32>(${NAN}), x < vec4<f32>(0.0f)); }`,
+  },
+  {
+    name: "kiln_sqrtv",
+    uses: ["kiln_nan"],
+    source: () => `fn kiln_sqrtv(x: vec4<f32>) -> vec4<f32> { return select(sqrt(x), vec4<f32>(${NAN}), x < vec4<f32>(0.0f)); }`,
+  },
 ];
 
 /** Definitions of the helpers `body` calls (and the helpers those call), in dependency order. */

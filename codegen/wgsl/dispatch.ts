@@ -4,11 +4,12 @@
 // render-wgsl.ts so the forms import it without a cycle.
 
 import { DTYPE_TABLE, isBool, type DType } from "../../compiler/ir/dtype.ts";
-import { KilnError } from "../../compiler/util/errors.ts";
-import type { BufferAccess } from "../render/base.ts";
+import { bug, KilnError } from "../../compiler/util/errors.ts";
 import type { BufferDecl, Section } from "../../compiler/kernel/kernel-ir.ts";
 import { symbolicBound } from "../../compiler/kernel/symbolic-bound.ts";
 import type { SymbolicDispatch } from "../../runtime/artifact/format.ts";
+import type { BufferAccess } from "../render/base.ts";
+import type { VectorAccess } from "./vector.ts";
 import { DEVICE_ELEMENT_BYTES, type BufferPlace, type Dispatch, type WebGpuLimits } from "./layout.ts";
 
 type StorageElement = "f32" | "i32" | "u32";
@@ -58,6 +59,8 @@ export interface DispatchContext {
   readonly limits: WebGpuLimits;
   /** The program's buffers (a symbolic batch's size buffer and the buffers' symbolic axes). */
   readonly buffers?: readonly BufferDecl[];
+  /** Bytes of each GPU buffer (vector bindings need a whole number of vec4s). */
+  readonly gpuBufferBytes?: readonly number[];
 }
 
 export interface DispatchBindings {
@@ -66,8 +69,30 @@ export interface DispatchBindings {
   readonly access: BufferAccess;
 }
 
-/** One storage binding per GPU buffer the dispatch touches: a typed array unless it is a pack or mixes element types. */
-export function dispatchBindings(d: Dispatch, ctx: DispatchContext): DispatchBindings {
+/**
+ * Whether `buffers` can be bound as array<vec4<f32>>: each alone in an f32 GPU buffer (not a
+ * pack, no other element type in this dispatch) of a whole number of vec4s, at a 16-byte offset.
+ */
+export function vectorBindable(d: Dispatch, ctx: DispatchContext, buffers: Iterable<number>): boolean {
+  for (const b of buffers) {
+    const p = ctx.place[b]!;
+    if (ctx.packs.has(p.gpuBuffer) || p.offsetBytes % 16 !== 0) return false;
+    if ((ctx.gpuBufferBytes?.[p.gpuBuffer] ?? 1) % 16 !== 0) return false;
+    if (d.buffers.some((o) => ctx.place[o]!.gpuBuffer === p.gpuBuffer && storageElement(ctx.dtypeOf(o)) !== "f32")) return false;
+  }
+  return true;
+}
+
+/**
+ * One storage binding per GPU buffer the dispatch touches: a typed array unless it is a pack
+ * or mixes element types; `vectorGpu` (GPU buffers vectorBindable admitted) are array<vec4<f32>>,
+ * read and written element-wise through `[i >> 2][i & 3]` and as vectors through access.loadVector.
+ */
+export function dispatchBindings(
+  d: Dispatch,
+  ctx: DispatchContext,
+  vectorGpu: ReadonlySet<number> = new Set(),
+): DispatchBindings & { readonly access: VectorAccess } {
   const written = new Set(d.sections.flatMap((s) => s.stores.map((st) => st.buffer)));
   const gpuBuffers = [...new Set(d.buffers.map((b) => ctx.place[b]!.gpuBuffer))].sort((a, b) => a - b);
   const elementOfGpu = new Map<number, StorageElement>();
@@ -78,7 +103,7 @@ export function dispatchBindings(d: Dispatch, ctx: DispatchContext): DispatchBin
   const writable = new Set([...written].map((b) => ctx.place[b]!.gpuBuffer));
   const decls = gpuBuffers.map(
     (g, i) =>
-      `@group(0) @binding(${i}) var<storage, ${writable.has(g) ? "read_write" : "read"}> g${g}: array<${elementOfGpu.get(g)}>; // ${d.buffers
+      `@group(0) @binding(${i}) var<storage, ${writable.has(g) ? "read_write" : "read"}> g${g}: array<${vectorGpu.has(g) ? "vec4<f32>" : elementOfGpu.get(g)}>; // ${d.buffers
         .filter((b) => ctx.place[b]!.gpuBuffer === g)
         .map(ctx.nameOf)
         .join(", ")}`,
@@ -86,9 +111,19 @@ export function dispatchBindings(d: Dispatch, ctx: DispatchContext): DispatchBin
   const element = (buffer: number, index: string): { ref: string; elem: StorageElement } => {
     const p = ctx.place[buffer]!;
     const word = p.offsetBytes / DEVICE_ELEMENT_BYTES;
-    return { ref: `g${p.gpuBuffer}[${word === 0 ? index : `${word} + ${index}`}]`, elem: elementOfGpu.get(p.gpuBuffer)! };
+    const at = word === 0 ? index : `${word} + ${index}`;
+    const ref = vectorGpu.has(p.gpuBuffer) ? `g${p.gpuBuffer}[(${at}) >> 2u][(${at}) & 3]` : `g${p.gpuBuffer}[${at}]`;
+    return { ref, elem: elementOfGpu.get(p.gpuBuffer)! };
   };
-  const access: BufferAccess = {
+  const vector = (buffer: number, index: string): string => {
+    const p = ctx.place[buffer]!;
+    if (!vectorGpu.has(p.gpuBuffer)) bug(`wgsl ${d.name}: a vector access to b${buffer}, whose binding is not vec4`);
+    const quad = p.offsetBytes / 16;
+    return `g${p.gpuBuffer}[${quad === 0 ? "" : `${quad} + `}((${index}) >> 2u)]`;
+  };
+  const access: VectorAccess = {
+    loadVector: (buffer, index) => vector(buffer, index),
+    storeVector: (buffer, index, value) => `${vector(buffer, index)} = ${value};`,
     load(buffer, index, t) {
       const { ref, elem } = element(buffer, index);
       if (isBool(t)) return `(${ref} != ${STORAGE_ZERO[elem]})`;

@@ -28,6 +28,7 @@ export function renderWebGpuProgram(program: KernelProgram, layout: DeviceLayout
     packs: layout.packs,
     limits,
     buffers: program.buffers,
+    gpuBufferBytes: layout.gpuBufferBytes,
   };
   const kernels = layout.dispatches.map((d): WebGpuArtifactKernel => {
     const r = renderDispatch(d, ctx);

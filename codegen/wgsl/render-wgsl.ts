@@ -7,20 +7,37 @@ import { sectionSourceNote } from "../../compiler/kernel/print.ts";
 import { bug } from "../../compiler/util/errors.ts";
 import { parallelDepthOf, renderSectionBody, scheduleSection } from "../render/base.ts";
 import type { Section } from "../../compiler/kernel/kernel-ir.ts";
-import { dispatchBindings, foldWorkgroups, symbolicDispatch, WORKGROUP_SIZE, type DispatchContext, type RenderedDispatch } from "./dispatch.ts";
+import { dispatchBindings, foldWorkgroups, vectorBindable, symbolicDispatch, WORKGROUP_SIZE, type DispatchContext, type RenderedDispatch } from "./dispatch.ts";
 import { wgslDialect, wgslHelpersFor } from "./dialect.ts";
 import type { Dispatch } from "./layout.ts";
 import { matchContraction, renderRegisterMatmul, renderTiledMatmul } from "./matmul.ts";
 import { renderRowKernel } from "./row-reduce.ts";
+import { renderVectorBody, VECTOR_WIDTH, vectorPlan, type VectorPlan } from "./vector.ts";
+import { symbolicBound } from "../../compiler/kernel/symbolic-bound.ts";
+
+/**
+ * A section's vector plan where its `form vector` fact asks for one and the dispatch can bind
+ * its buffers as vec4 and its batch is not symbolic along the vectorized loop; else undefined
+ * (one element per thread, as without the fact).
+ */
+function vectorPlanFor(s: Section, d: Dispatch, ctx: DispatchContext): VectorPlan | undefined {
+  if (s.form?.kind !== "vector" || s.form.width !== VECTOR_WIDTH) return undefined;
+  const plan = vectorPlan(s, s.form.width);
+  if (!plan || !vectorBindable(d, ctx, plan.buffers)) return undefined;
+  if (s.domain.length === 1 && ctx.buffers && symbolicBound(s, ctx.buffers)) return undefined;
+  return plan;
+}
 
 /**
  * A section alone in its dispatch renders in the form its kernel-IR `form` fact names (chosen
  * by webgpu's `matmul-form` and `row-kernels` passes); any other dispatch, one thread per output.
  */
 export function renderDispatch(d: Dispatch, ctx: DispatchContext): RenderedDispatch {
-  const { gpuBuffers, decls, access } = dispatchBindings(d, ctx);
   const only = d.sections.length === 1 ? d.sections[0]! : undefined;
   const form = only?.form;
+  const plans = d.sections.map((s) => vectorPlanFor(s, d, ctx));
+  const vectorGpu = new Set(plans.flatMap((p) => [...(p?.buffers ?? [])].map((b) => ctx.place[b]!.gpuBuffer)));
+  const { gpuBuffers, decls, access } = dispatchBindings(d, ctx, vectorGpu);
   if (only && form?.kind === "matmul") {
     const contraction = matchContraction(only) ?? bug(`wgsl ${d.name}: 'form matmul' on a section whose dot fact is not a matmul this renderer handles`);
     return (form.form === "workgroup" ? renderTiledMatmul : renderRegisterMatmul)(d, contraction, { gpuBuffers, decls, access }, ctx.limits);
@@ -33,20 +50,25 @@ export function renderDispatch(d: Dispatch, ctx: DispatchContext): RenderedDispa
   d.sections.forEach((s, i) => {
     const items = scheduleSection(s);
     const depth = parallelDepthOf(s, items);
-    const parallel = s.domain.slice(0, depth);
+    const plan = plans[i];
+    const width = plan?.width ?? 1;
+    // A vector section's innermost variable steps by the width: each thread takes `width` elements.
+    const parallel = s.domain.slice(0, depth).map((v, at) => (plan && at === depth - 1 ? { ...v, extent: v.extent / width } : v));
     const count = parallel.reduce((a, v) => a * v.extent, 1);
     if (s.domain.some((v) => v.extent === 0)) return; // an empty tensor: nothing to store
     threads = Math.max(threads, count);
     shrinkable.push([s, depth, count]);
     const source = sectionSourceNote(s);
-    body.push(`  if (tid < ${count}) { // section ${i}${s.tile ? `, ${s.tile.rows}x${s.tile.cols} register tile` : ""}${source ? ` ${source}` : ""}`);
+    const note = s.tile ? `, ${s.tile.rows}x${s.tile.cols} register tile` : plan ? `, ${width} elements per thread (vec${width})` : "";
+    body.push(`  if (tid < ${count}) { // section ${i}${note}${source ? ` ${source}` : ""}`);
     let stride = count;
-    for (const v of parallel) {
+    parallel.forEach((v, at) => {
       stride /= v.extent;
       const q = stride === 1 ? "tid" : `tid / ${stride}`;
-      body.push(`    let ${v.name}: i32 = ${v.extent === 1 ? "0" : stride * v.extent === count ? q : `${q} % ${v.extent}`};`);
-    }
-    body.push(...renderSectionBody(s, items, depth, wgslDialect, access, "    "));
+      const value = v.extent === 1 ? "0" : stride * v.extent === count ? q : `${q} % ${v.extent}`;
+      body.push(`    let ${v.name}: i32 = ${plan && at === depth - 1 ? `${width} * ${value === "0" ? "0" : `(${value})`}` : value};`);
+    });
+    body.push(...(plan ? renderVectorBody(s, items, plan, access, "    ") : renderSectionBody(s, items, depth, wgslDialect, access, "    ")));
     body.push("  }");
   });
   const workgroups = foldWorkgroups(Math.ceil(threads / WORKGROUP_SIZE), d.name, ctx.limits.maxComputeWorkgroupsPerDimension);

@@ -67,10 +67,31 @@ export type MatmulForm = "registers" | "workgroup";
  * A kernel template a target chose for a section (webgpu's `row-kernels` and `matmul-form`
  * passes, targets/webgpu-passes.ts), used when the section is alone in its dispatch:
  * `row` runs one workgroup per row, its row-level reductions shared by the workgroup's threads;
- * `matmul` renders the section's one `dot` fact as a tiled matmul in its own dispatch.
- * Absent: one thread per output element.
+ * `matmul` renders the section's one `dot` fact as a tiled matmul in its own dispatch;
+ * `vector` runs `width` consecutive elements of the innermost domain loop per thread with
+ * vector loads and stores (in any dispatch; codegen falls back to one element per thread
+ * where the buffers' placement is not aligned). Absent: one thread per output element.
  */
-export type SectionForm = { readonly kind: "row" } | { readonly kind: "matmul"; readonly form: MatmulForm };
+export type SectionForm =
+  | { readonly kind: "row" }
+  | { readonly kind: "matmul"; readonly form: MatmulForm; readonly params?: MatmulParams }
+  | { readonly kind: "vector"; readonly width: number };
+
+/**
+ * The sizes a matmul form renders with, recorded in its `form matmul …` fact so a pass (or an
+ * autotuner) chooses them and codegen only reads them: each thread's block of outputs
+ * (`rows` × `cols`), the threads of one workgroup, and how many k steps one loop iteration takes
+ * (`unroll`: registers form; the workgroup form's k tile). Absent: the renderer's defaults.
+ */
+export interface MatmulParams {
+  readonly rows: number;
+  readonly cols: number;
+  readonly threads: number;
+  readonly unroll: number;
+}
+
+/** The names of MatmulParams in the text form, in print order. */
+export const MATMUL_PARAM_KEYS = ["rows", "cols", "threads", "unroll"] as const;
 
 export interface Section {
   /** Loop variables of the output domain, outermost first. */

@@ -13,7 +13,19 @@ import { BINARY_OPS, UNARY_OPS } from "../ir/types.ts";
 import { DTYPES, type DType } from "../ir/dtype.ts";
 import type { SourceLoc } from "../util/errors.ts";
 import { addIndex, constIndex, fromAtom, mulIndex, type Atom, type IndexCond, type IndexExpr, type IndexPred, type IndexVar } from "./index-expr.ts";
-import type { BufferDecl, DotFact, ExprId, KExpr, Kernel, KernelProgram, Section, SectionForm, Store, TileHint } from "./kernel-ir.ts";
+import {
+  MATMUL_PARAM_KEYS,
+  type BufferDecl,
+  type DotFact,
+  type ExprId,
+  type KExpr,
+  type Kernel,
+  type KernelProgram,
+  type Section,
+  type SectionForm,
+  type Store,
+  type TileHint,
+} from "./kernel-ir.ts";
 import * as T from "./lexer.ts";
 
 // ---- token tree ----
@@ -72,6 +84,8 @@ interface FormSyntax {
   readonly keyword: IToken;
   readonly name: IToken;
   readonly variant?: IToken;
+  /** `key=INT` parameters after the name and variant. */
+  readonly params: readonly { readonly key: IToken; readonly value: IToken }[];
 }
 interface StoreSyntax {
   readonly kind: "store";
@@ -381,8 +395,15 @@ class KernelGrammar extends EmbeddedActionsParser {
   private readonly form = this.RULE("form", (): FormSyntax => {
     const keyword = this.CONSUME(T.Form);
     const name = this.CONSUME(T.Identifier);
-    const variant = this.OPTION(() => this.CONSUME1(T.Identifier));
-    return { kind: "form", keyword, name, ...(variant ? { variant } : {}) };
+    // A variant is an identifier not followed by '=' (that is a parameter's key).
+    const variant = this.OPTION({ GATE: () => this.LA(2).tokenType !== T.Equals, DEF: () => this.CONSUME1(T.Identifier) });
+    const params: { key: IToken; value: IToken }[] = [];
+    this.MANY(() => {
+      const key = this.CONSUME2(T.Identifier);
+      this.CONSUME(T.Equals);
+      params.push({ key, value: this.CONSUME(T.NumberLiteral) });
+    });
+    return { kind: "form", keyword, name, ...(variant ? { variant } : {}), params };
   });
 
   private readonly index = this.RULE("index", (): TermSyntax[] => {
@@ -688,18 +709,45 @@ function decodeSection(ctx: Context, s: SectionSyntax, position: number, buffers
   };
 }
 
-/** `form row` or `form matmul registers|workgroup`. */
+/** `form row`, `form matmul registers|workgroup` with optional `rows= cols= threads= unroll=` (all or none), or `form vector width=N`. */
 function decodeForm(ctx: Context, f: FormSyntax): SectionForm {
+  const params = new Map<string, number>();
+  for (const p of f.params) {
+    if (params.has(p.key.image)) failAtToken(ctx, p.key, `'${p.key.image}' is given twice`);
+    params.set(p.key.image, decodeInteger(ctx, p.value, `'${p.key.image}'`, 1));
+  }
+  const allow = (keys: readonly string[]): void => {
+    for (const p of f.params)
+      if (!keys.includes(p.key.image))
+        failAtToken(
+          ctx,
+          p.key,
+          `'form ${f.name.image}' takes ${keys.length ? keys.map((k) => `'${k}='`).join(", ") : "no parameters"}, found '${p.key.image}='`,
+        );
+  };
   if (f.name.image === "row") {
     if (f.variant) failAtToken(ctx, f.variant, `'form row' takes nothing after it, found '${f.variant.image}'`);
+    allow([]);
     return { kind: "row" };
   }
   if (f.name.image === "matmul") {
     const v = f.variant;
-    if (v?.image === "registers" || v?.image === "workgroup") return { kind: "matmul", form: v.image };
-    return failAtToken(ctx, v ?? f.name, `'form matmul' needs 'registers' or 'workgroup'${v ? `, found '${v.image}'` : ""}`);
+    if (v?.image !== "registers" && v?.image !== "workgroup")
+      return failAtToken(ctx, v ?? f.name, `'form matmul' needs 'registers' or 'workgroup'${v ? `, found '${v.image}'` : ""}`);
+    allow(MATMUL_PARAM_KEYS);
+    if (params.size === 0) return { kind: "matmul", form: v.image };
+    const missing = MATMUL_PARAM_KEYS.filter((key) => !params.has(key));
+    if (missing.length) failAtToken(ctx, f.params[0]!.key, `'form matmul' parameters come all together: missing ${missing.map((k) => `'${k}='`).join(", ")}`);
+    const [rows, cols, threads, unroll] = MATMUL_PARAM_KEYS.map((key) => params.get(key)!) as [number, number, number, number];
+    return { kind: "matmul", form: v.image, params: { rows, cols, threads, unroll } };
   }
-  return failAtToken(ctx, f.name, `unknown section form '${f.name.image}' (known: row, matmul)`);
+  if (f.name.image === "vector") {
+    if (f.variant) failAtToken(ctx, f.variant, `'form vector' takes 'width=N', found '${f.variant.image}'`);
+    allow(["width"]);
+    const width = params.get("width") ?? failAtToken(ctx, f.name, `'form vector' needs 'width=N'`);
+    return { kind: "vector", width };
+  }
+  return failAtToken(ctx, f.name, `unknown section form '${f.name.image}' (known: row, matmul, vector)`);
 }
 
 function decodeKernel(ctx: Context, k: KernelSyntax, buffers: readonly BufferDecl[]): Kernel {

@@ -6,7 +6,17 @@
 import { formatLocation, formatNumber, quoteName } from "../ir/printer.ts";
 import { assertNever } from "../util/errors.ts";
 import type { Atom, IndexExpr, IndexPred, IndexVar } from "./index-expr.ts";
-import type { BufferDecl, DotFact, KExpr, Kernel, KernelProgram, Section, SectionForm, Store } from "./kernel-ir.ts";
+import {
+  MATMUL_PARAM_KEYS,
+  type BufferDecl,
+  type DotFact,
+  type KExpr,
+  type Kernel,
+  type KernelProgram,
+  type Section,
+  type SectionForm,
+  type Store,
+} from "./kernel-ir.ts";
 
 /** Words the kernel IR parser reads as keywords: a kernel name spelled like one is quoted. */
 export const KERNEL_KEYWORDS: ReadonlySet<string> = new Set([
@@ -96,13 +106,15 @@ function printSection(s: Section, index: number): string {
 export const printStatement = (e: KExpr, id: number): string => `%${id} = ${printExpr(e)}`;
 /** `dot %7 lhs=%3 rhs=%4`: %7 is a contraction of the row-side %3 and the column-side %4. */
 export const printDot = (d: DotFact): string => `dot %${d.reduce} lhs=%${d.lhs} rhs=%${d.rhs}`;
-/** `form row`, `form matmul registers`: the kernel template a target chose for the section. */
+/** `form row`, `form matmul registers rows=8 cols=8 threads=64 unroll=4`, `form vector width=4`: the kernel template a target chose for the section. */
 export function printForm(f: SectionForm): string {
   switch (f.kind) {
     case "row":
       return "form row";
     case "matmul":
-      return `form matmul ${f.form}`;
+      return `form matmul ${f.form}${f.params ? MATMUL_PARAM_KEYS.map((key) => ` ${key}=${f.params![key]}`).join("") : ""}`;
+    case "vector":
+      return `form vector width=${f.width}`;
     default:
       return assertNever(f, "section form");
   }

@@ -8,7 +8,7 @@
 import { DTYPES, type DType } from "../ir/dtype.ts";
 import { KilnError } from "../util/errors.ts";
 import { atomKey, bounds, type Atom, type IndexExpr, type IndexPred, type IndexVar } from "./index-expr.ts";
-import { exprOperands, exprOwnVars, type KExpr, type Kernel, type KernelProgram, type Section } from "./kernel-ir.ts";
+import { exprOperands, exprOwnVars, MATMUL_PARAM_KEYS, type KExpr, type Kernel, type KernelProgram, type Section } from "./kernel-ir.ts";
 import { kernelName, printBuffer, printDot, printForm, printStatement, printStore } from "./print.ts";
 import { numel } from "../util/shape.ts";
 
@@ -239,7 +239,15 @@ function checkForm(s: Section, fail: (rule: string) => void): void {
       if (s.dots?.length !== 1) fail(`a matmul needs exactly one dot fact, found ${s.dots?.length ?? 0}`);
       if (s.tile) fail(`a register-tiled section cannot also be a matmul`);
       if (s.domain.length < 2) fail(`a matmul needs at least two domain loops (rows and columns)`);
+      if (f.params && MATMUL_PARAM_KEYS.some((key) => !Number.isSafeInteger(f.params![key]) || f.params![key] < 1))
+        fail(`matmul parameters must be positive integers`);
       return;
+    case "vector": {
+      const inner = s.domain.at(-1);
+      if (!Number.isSafeInteger(f.width) || f.width < 2) fail(`a vector width must be an integer of at least 2, got ${f.width}`);
+      else if (!inner || inner.extent % f.width !== 0) fail(`a vector form needs an innermost domain loop whose extent is a multiple of ${f.width}`);
+      return;
+    }
     default:
       fail(`unknown section form '${String((f as { kind: unknown }).kind)}'`);
   }

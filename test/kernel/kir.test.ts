@@ -1,7 +1,7 @@
 // FileCheck tests of the kernel level: each `.kir` file in ./kir names stages on a `// RUN:`
 // line and holds input IR plus CHECK lines. Graph passes may come first (`simplify`); `lower`
 // fuses and lowers the graph (untiled, as the driver's lower stage); then kernel passes run
-// (`tile`, `block-contraction`, webgpu's `matmul-form` and `row-kernels`: the driver's own pass
+// (`tile`, `block-contraction`, webgpu's `matmul-form`, `row-kernels` and `vector-form`: the driver's own pass
 // objects through its loop, each output verified); `device-layout` last prints WebGPU's
 // post-memory-plan stage as the driver dumps it (splitting by binding limit, packing, the form
 // each dispatch renders, where each buffer lives) instead of kernel IR. The input (graph or kernel IR) round-trips print → parse → print byte-identically,
@@ -26,7 +26,7 @@ import { kernelLevel } from "../../compiler/compile.ts";
 import { blockContractionPass, tilePass } from "../../compiler/kernel-passes.ts";
 import { planProgramMemory } from "../../compiler/kernel/program-memory.ts";
 import { webGpuBackend } from "../../targets/webgpu.ts";
-import { matmulFormPass, rowKernelsPass } from "../../targets/webgpu-passes.ts";
+import { matmulFormPass, rowKernelsPass, vectorFormPass } from "../../targets/webgpu-passes.ts";
 import { readDirectives, readRunLine, runFileCheck } from "../util/filecheck.ts";
 
 const here = join(dirname(fileURLToPath(import.meta.url)), "kir");
@@ -35,7 +35,9 @@ const kirFiles = readdirSync(here)
   .sort();
 
 /** The driver's kernel passes (compiler/kernel-passes.ts; webgpu's with their default options), by the names RUN lines use. */
-const KERNEL_PASSES: ReadonlyMap<string, KernelPass> = new Map([tilePass, blockContractionPass, matmulFormPass(), rowKernelsPass()].map((p) => [p.name, p]));
+const KERNEL_PASSES: ReadonlyMap<string, KernelPass> = new Map(
+  [tilePass, blockContractionPass, matmulFormPass(), rowKernelsPass(), vectorFormPass()].map((p) => [p.name, p]),
+);
 
 /** One kernel pass through the driver's loop (compiler/pipeline.ts runLevel): verified after it runs. */
 function runKernelPass(p: KernelProgram, pass: KernelPass): KernelProgram {

@@ -61,10 +61,17 @@ describe("kernel IR round trip", () => {
 
   test("a section's form fact (webgpu's template choice) prints and parses back", () => {
     const p = lowered(matmul, false);
-    for (const form of [{ kind: "row" }, { kind: "matmul", form: "registers" }, { kind: "matmul", form: "workgroup" }] as const) {
+    const forms = [
+      [{ kind: "row" }, "form row"],
+      [{ kind: "matmul", form: "registers" }, "form matmul registers"],
+      [{ kind: "matmul", form: "workgroup" }, "form matmul workgroup"],
+      [{ kind: "matmul", form: "registers", params: { rows: 8, cols: 4, threads: 64, unroll: 2 } }, "form matmul registers rows=8 cols=4 threads=64 unroll=2"],
+      [{ kind: "vector", width: 4 }, "form vector width=4"],
+    ] as const;
+    for (const [form, line] of forms) {
       const marked = { ...p, kernels: p.kernels.map((k) => ({ ...k, sections: k.sections.map((sec) => ({ ...sec, form })) })) };
       const text = printKernelProgram(marked);
-      expect(text).toContain(form.kind === "row" ? "\n    form row\n" : `\n    form matmul ${form.form}\n`);
+      expect(text).toContain(`\n    ${line}\n`);
       expectRoundTrip(marked);
     }
   });
@@ -110,7 +117,18 @@ describe("kernel IR parse errors", () => {
     ["an undeclared buffer", `    %0 = load f32 b7[o0]\n`, "buffer b7 is not declared", 8, 19],
     ["a wrong operand count", `    %0 = load f32 b0[o0]\n    %1 = add f32 %0\n`, "add takes 2 operands, got 1", 9, 10],
     ["a syntax error", `    %0 = load f32 b0[o0 +]\n`, "but found ']'", 8, 26],
-    ["an unknown form", `    form frob\n`, "unknown section form 'frob' (known: row, matmul)", 8, 10],
+    ["an unknown form", `    form frob\n`, "unknown section form 'frob' (known: row, matmul, vector)", 8, 10],
+    [
+      "matmul parameters in part",
+      `    form matmul registers rows=8\n`,
+      "'form matmul' parameters come all together: missing 'cols=', 'threads=', 'unroll='",
+      8,
+      27,
+    ],
+    ["an unknown matmul parameter", `    form matmul registers size=8\n`, "'form matmul' takes 'rows=', 'cols=', 'threads=', 'unroll=', found 'size='", 8, 27],
+    ["a vector form without its width", `    form vector\n`, "'form vector' needs 'width=N'", 8, 10],
+    ["a parameter given twice", `    form vector width=4 width=4\n`, "'width' is given twice", 8, 25],
+    ["a parameter below 1", `    form vector width=0\n`, "'width' must be at least 1, got 0", 8, 23],
     ["a matmul form without its variant", `    form matmul\n`, "'form matmul' needs 'registers' or 'workgroup'", 8, 10],
     ["a row form with a variant", `    form row registers\n`, "'form row' takes nothing after it, found 'registers'", 8, 14],
     ["two forms", `    form row\n    form row\n`, "a section has at most one 'form'", 9, 5],

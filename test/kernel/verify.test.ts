@@ -83,6 +83,17 @@ describe("verifyKernelProgram", () => {
       withSection(p, (sec) => ({ ...sec, exprs: sec.exprs.filter((e) => e.op === "const"), stores: [], dots: [], form: { kind: "row" } })),
     );
     expect(noReduce.message).toContain("a row kernel needs a reduction in the section");
+    const untiled = { ...p, kernels: p.kernels.map((k) => ({ ...k, sections: k.sections.map(({ tile: _, ...sec }) => sec) })) };
+    const badParams = errorOf(
+      withSection(untiled, (sec) => ({ ...sec, form: { kind: "matmul", form: "registers", params: { rows: 8, cols: 0, threads: 64, unroll: 4 } } })),
+    );
+    expect(badParams.message).toContain("matmul parameters must be positive integers");
+    expect(errorOf(withSection(p, (sec) => ({ ...sec, form: { kind: "vector", width: 1 } }))).message).toContain(
+      "a vector width must be an integer of at least 2, got 1",
+    );
+    expect(errorOf(withSection(p, (sec) => ({ ...sec, form: { kind: "vector", width: 7 } }))).message).toContain(
+      "a vector form needs an innermost domain loop whose extent is a multiple of 7",
+    );
   });
 
   test("an undefined loop variable and a load outside its buffer", () => {

@@ -76,7 +76,8 @@ describe("webgpu limits: codegen (no device needed)", () => {
     expect(foldWorkgroups(100, "k", 16)).toEqual([16, 7, 1]);
     expect(foldWorkgroups(300, "k", 16)).toEqual([16, 16, 2]);
     expect(() => foldWorkgroups(16 ** 3 + 1, "k9", 16)).toThrow(/kernel k9 needs 4097 workgroups, more than 16³/);
-    const g = k.traceFunction("big", ((x: k.Tensor) => x.exp()) as never, [f([64 * 40])]).graph;
+    // 40 workgroups of 64 threads, each thread taking 4 elements (the vector form).
+    const g = k.traceFunction("big", ((x: k.Tensor) => x.exp()) as never, [f([64 * 40 * 4])]).graph;
     const kernel = compileWebGpu(g, { limits: limits({ maxComputeWorkgroupsPerDimension: 16 }) }).artifact.kernels[0]!;
     expect(kernel.workgroups).toEqual([16, 3, 1]);
   });

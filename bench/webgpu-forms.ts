@@ -1,0 +1,134 @@
+// Before/after timings of the webgpu target's kernel forms in one process (a benchmark, never
+// a test): each case compiles with a form off ("before") and on ("after"), plus, for the
+// elementwise chain, a hand-fused vec4 WGSL kernel; rounds interleave the variants and the
+// medians of the kernels' time (exe.profile's clock: device timestamps where the adapter has
+// them, else one submission per kernel timed on the host) are printed.
+//   npx tsx --conditions=kiln-source bench/webgpu-forms.ts [rounds] [case-substring]
+
+/// <reference types="@webgpu/types" />
+import * as k from "kiln";
+import { compileWebGpu, type WebGpuOptions } from "../targets/webgpu.ts";
+import type { HostTensor } from "../compiler/ir/host-tensor.ts";
+import { WebGpuArtifactRunner } from "../runtime/webgpu/run-artifact.ts";
+import { newRunProfiler } from "../runtime/artifact/profile.ts";
+import { webGpuTestEnv } from "../test/util/webgpu-env.ts";
+
+const env = await webGpuTestEnv();
+if (!env.available) {
+  console.log("webgpu-forms: no WebGPU adapter here");
+  process.exit(0);
+}
+const device = env.context!.device;
+const rounds = Number(process.argv[2] ?? 5);
+const only = process.argv[3];
+const EW = 16 * 1024 * 1024;
+
+type Timed = { readonly name: string; readonly ms: () => Promise<number>; readonly destroy: () => void };
+
+async function kilnVariant(name: string, fn: (...x: k.Tensor[]) => unknown, specs: k.InputSpec[], opts: WebGpuOptions): Promise<Timed> {
+  const g = k.traceFunction("bench", fn as never, specs).graph;
+  const { artifact } = compileWebGpu(g, { limits: env.context!.limits, ...opts });
+  const runner = await WebGpuArtifactRunner.create(device, artifact);
+  const inputs: Record<string, HostTensor> = {};
+  for (const io of artifact.inputs) {
+    const n = io.shape.reduce((a, b) => a * b, 1);
+    inputs[io.name] = { dtype: "f32", shape: io.shape, data: Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.1)) };
+  }
+  return {
+    name: `${name} (${artifact.kernels.length} kernel${artifact.kernels.length > 1 ? "s" : ""})`,
+    ms: async () => {
+      const profile = newRunProfiler(artifact.kernels.length);
+      await runner.run(inputs, { readback: [], profile });
+      return profile.kernelMs.reduce((a, b) => a + b, 0);
+    },
+    destroy: () => runner.destroy(),
+  };
+}
+
+/** The elementwise case's expression, fused by hand over vec4s, 64 threads per workgroup. */
+function handFusedVec4(): Timed {
+  const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST;
+  const [x, y, o] = [0, 1, 2].map(() => device.createBuffer({ size: EW * 4, usage }));
+  device.queue.writeBuffer(
+    x!,
+    0,
+    Float32Array.from({ length: EW }, (_, i) => Math.sin(i * 0.1)),
+  );
+  device.queue.writeBuffer(
+    y!,
+    0,
+    Float32Array.from({ length: EW }, (_, i) => Math.cos(i * 0.1)),
+  );
+  const groups = EW / 4 / 64;
+  const gx = Math.min(groups, 65535);
+  const code = `
+@group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> y: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> o: array<vec4<f32>>;
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) w: vec3<u32>, @builtin(local_invocation_index) l: u32) {
+  let i = (w.y * ${gx}u + w.x) * 64u + l;
+  if (i < ${EW / 4}u) { o[i] = 1.0 / (1.0 + exp(-(max(x[i] * 2.0 + 1.0, vec4<f32>(0.0)) * y[i]))); }
+}`;
+  const pipeline = device.createComputePipeline({ layout: "auto", compute: { module: device.createShaderModule({ code }), entryPoint: "main" } });
+  const bindGroup = device.createBindGroup({
+    layout: pipeline.getBindGroupLayout(0),
+    entries: [x!, y!, o!].map((buffer, binding) => ({ binding, resource: { buffer } })),
+  });
+  return {
+    name: "hand-fused vec4 WGSL",
+    ms: async () => {
+      await device.queue.onSubmittedWorkDone();
+      const t0 = performance.now();
+      const e = device.createCommandEncoder();
+      const pass = e.beginComputePass();
+      pass.setPipeline(pipeline);
+      pass.setBindGroup(0, bindGroup);
+      pass.dispatchWorkgroups(gx, Math.ceil(groups / gx));
+      pass.end();
+      device.queue.submit([e.finish()]);
+      await device.queue.onSubmittedWorkDone();
+      return performance.now() - t0;
+    },
+    destroy: () => [x, y, o].forEach((b) => b!.destroy()),
+  };
+}
+
+const f = k.f32;
+const cases: [string, () => Promise<Timed[]>][] = [
+  [
+    "elementwise sigmoid(relu(x*2+1)*y), 16M",
+    async () => {
+      const fn = (x: k.Tensor, y: k.Tensor) => x.mul(2).add(1).relu().mul(y).sigmoid();
+      return [
+        await kilnVariant("kiln, one element per thread", fn, [f([EW]), f([EW])], { vectorize: false }),
+        await kilnVariant("kiln, vec4", fn, [f([EW]), f([EW])], {}),
+        handFusedVec4(),
+      ];
+    },
+  ],
+  [
+    "bias + relu over 4096x1024 (row-vector broadcast)",
+    async () => {
+      const fn = (x: k.Tensor, b: k.Tensor) => x.add(b).relu();
+      return [
+        await kilnVariant("kiln, one element per thread", fn, [f([4096, 1024]), f([1024])], { vectorize: false }),
+        await kilnVariant("kiln, vec4", fn, [f([4096, 1024]), f([1024])], {}),
+      ];
+    },
+  ],
+];
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+console.log(`webgpu-forms on ${env.context!.adapter.description}: median of ${rounds} interleaved rounds, kernel time`);
+for (const [title, make] of cases) {
+  if (only && !title.includes(only)) continue;
+  const variants = await make();
+  for (const v of variants) await v.ms(); // pipelines and first-run JIT
+  const times = variants.map((): number[] => []);
+  for (let r = 0; r < rounds; r++) for (const [i, v] of variants.entries()) times[i]!.push(await v.ms());
+  console.log(title);
+  for (const [i, v] of variants.entries()) console.log(`  ${v.name.padEnd(44)} ${median(times[i]!).toFixed(1).padStart(8)} ms`);
+  for (const v of variants) v.destroy();
+}
+process.exit(0);
