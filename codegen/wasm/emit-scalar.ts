@@ -6,6 +6,7 @@
 // threefry2x32 (bit-exact with the interpreter).
 
 import type { ExprId, KExpr } from "../../compiler/kernel/kernel-ir.ts";
+import { bounds, indexDataRefs } from "../../compiler/kernel/index-expr.ts";
 import { dtypeBytes, isBool, isFloat, type DType } from "../../compiler/ir/dtype.ts";
 import { WASM_MEMORY, isF32Value } from "./dtypes.ts";
 import { assertNever, bug } from "../../compiler/util/errors.ts";
@@ -41,10 +42,18 @@ export interface ScalarCtx {
   readonly env: IndexEnv;
 }
 
-/** Pushes the byte address (relative to the buffer base) of element `index`. */
-export function emitAddress(ctx: Pick<ScalarCtx, "fb" | "env">, index: Parameters<typeof emitIndex>[1], bytes: number): void {
-  emitIndex(ctx.fb, index, ctx.env);
+/**
+ * Pushes the byte address (relative to the buffer base) of element `index`, less the byte
+ * offset it returns, which the caller adds to the access's memarg offset: a positive constant
+ * term whose removal leaves an address that cannot go negative (a register block's row and
+ * column offsets then cost no instruction, and copies of a load share one address).
+ */
+export function emitAddress(ctx: Pick<ScalarCtx, "fb" | "env">, index: Parameters<typeof emitIndex>[1], bytes: number): number {
+  const rest = { ...index, constant: 0 };
+  const fold = index.constant > 0 && index.terms.length > 0 && indexDataRefs(rest).size === 0 && bounds(rest)[0] >= 0;
+  emitIndex(ctx.fb, fold ? rest : index, ctx.env);
   if (bytes === 4) ctx.fb.i32(2).op(Op.i32Shl);
+  return fold ? index.constant * bytes : 0;
 }
 
 export function emitScalarLoad(ctx: ScalarCtx, e: Extract<KExpr, { op: "load" }>): void {
@@ -52,8 +61,8 @@ export function emitScalarLoad(ctx: ScalarCtx, e: Extract<KExpr, { op: "load" }>
   const place = ctx.buffer(e.buffer);
   const type = valTypeOf(place.dtype);
   const load = (): void => {
-    emitAddress(ctx, e.index, dtypeBytes(place.dtype));
-    fb.mem(WASM_MEMORY[place.dtype].load, WASM_MEMORY[place.dtype].align, place.base);
+    const offset = emitAddress(ctx, e.index, dtypeBytes(place.dtype));
+    fb.mem(WASM_MEMORY[place.dtype].load, WASM_MEMORY[place.dtype].align, place.base + offset);
   };
   if (e.valid === false) {
     if (type === F32) fb.f32(0);

@@ -169,8 +169,8 @@ export function emitSection(s: Section, buffer: (id: number) => BufferPlace, hel
     if (region?.varies(id) && fusedMuls.has(id)) return; // computed by the reduction's relaxed_madd
     if (reuse && reuseStored && id === reuse.elem && region?.vecVar === reuse.colVar) {
       // this element's value is in the output already, stored by the row's reduction
-      emitAddress({ fb, env: env(0) }, reuse.store.index, 4);
-      fb.simdMem(Simd.v128Load, 2, buffer(reuse.store.buffer).base).set(vecLocal(id));
+      const offset = emitAddress({ fb, env: env(0) }, reuse.store.index, 4);
+      fb.simdMem(Simd.v128Load, 2, buffer(reuse.store.buffer).base + offset).set(vecLocal(id));
       return;
     }
     if (region?.varies(id)) {
@@ -182,8 +182,8 @@ export function emitSection(s: Section, buffer: (id: number) => BufferPlace, hel
       // Load straight into all four lanes (a matmul's left operand); lane 0 is the scalar.
       const place = buffer(e.buffer);
       const splat = fb.local(V128);
-      emitAddress({ fb, env: env(0) }, e.index, 4);
-      fb.simdMem(Simd.v128Load32Splat, 2, place.base).tee(splat);
+      const offset = emitAddress({ fb, env: env(0) }, e.index, 4);
+      fb.simdMem(Simd.v128Load32Splat, 2, place.base + offset).tee(splat);
       fb.simdLane(laneOps(e.dtype).extract, 0).set(scalarLocal(id));
       region.splats.set(id, splat);
       return;
@@ -196,9 +196,9 @@ export function emitSection(s: Section, buffer: (id: number) => BufferPlace, hel
   const emitStore = (item: Extract<ScheduleItem, { kind: "store" }>): void => {
     if (region) return emitVectorStore(vectorCtx(region), item.buffer, item.index, item.value);
     const place = buffer(item.buffer);
-    emitAddress({ fb, env: env(0) }, item.index, dtypeBytes(place.dtype));
+    const offset = emitAddress({ fb, env: env(0) }, item.index, dtypeBytes(place.dtype));
     pushScalar(item.value);
-    fb.mem(WASM_MEMORY[place.dtype].store, WASM_MEMORY[place.dtype].align, place.base);
+    fb.mem(WASM_MEMORY[place.dtype].store, WASM_MEMORY[place.dtype].align, place.base + offset);
   };
 
   const loopBounds = (name: string, extent: number): [() => void, () => void] =>
@@ -363,8 +363,8 @@ export function emitSection(s: Section, buffer: (id: number) => BufferPlace, hel
       emitItems(item.body);
       for (const a of accs) vectorStep(r, a.e, a.vaccs[u]!);
       if (rowIndex && reuse) {
-        emitAddress({ fb, env: env(0) }, rowIndex, 4);
-        fb.get(vecLocals.get(reuse.body)!).simdMem(Simd.v128Store, 2, buffer(reuse.store.buffer).base);
+        const offset = emitAddress({ fb, env: env(0) }, rowIndex, 4);
+        fb.get(vecLocals.get(reuse.body)!).simdMem(Simd.v128Store, 2, buffer(reuse.store.buffer).base + offset);
       }
     };
     if (storeRow) reuseStored = true;

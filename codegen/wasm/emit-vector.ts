@@ -62,8 +62,8 @@ function emitVectorLoad(ctx: VectorCtx, e: Extract<KExpr, { op: "load" }>): void
   if (stride === undefined) return perLane();
   const load = (): void => {
     if (stride === 1) {
-      emitAddress(ctx, e.index, 4);
-      fb.simdMem(Simd.v128Load, 2, place.base);
+      const offset = emitAddress(ctx, e.index, 4);
+      fb.simdMem(Simd.v128Load, 2, place.base + offset);
     } else stridedLoad(ctx, e.index, stride, place);
   };
   if (e.valid.length === 0) return load();
@@ -104,19 +104,19 @@ function stridedLoad(ctx: VectorCtx, index: IndexExpr, stride: number, place: { 
   const mem = WASM_MEMORY[place.dtype];
   const lanes = laneOps(place.dtype);
   if (stride === 0) {
-    emitAddress(ctx, index, 4);
-    fb.simdMem(Simd.v128Load32Splat, 2, place.base);
+    const offset = emitAddress(ctx, index, 4);
+    fb.simdMem(Simd.v128Load32Splat, 2, place.base + offset);
     return;
   }
   const addr = fb.local(I32);
   const v = fb.local(V128);
-  emitAddress(ctx, index, 4);
+  const base = place.base + emitAddress(ctx, index, 4);
   fb.set(addr);
-  fb.get(addr).mem(mem.load, mem.align, place.base).simd(lanes.splat).set(v);
+  fb.get(addr).mem(mem.load, mem.align, base).simd(lanes.splat).set(v);
   for (let lane = 1; lane < LANES; lane++) {
     fb.get(v)
       .get(addr)
-      .mem(mem.load, mem.align, place.base + lane * stride * 4);
+      .mem(mem.load, mem.align, base + lane * stride * 4);
     fb.simdLane(lanes.replace, lane).set(v);
   }
   fb.get(v);
@@ -252,28 +252,28 @@ export function emitVectorStore(ctx: VectorCtx, buffer: number, index: IndexExpr
   const { fb } = ctx;
   const place = ctx.buffer(buffer);
   if (!isBool(place.dtype) && isContiguous(ctx, index, [])) {
-    emitAddress(ctx, index, 4);
+    const offset = emitAddress(ctx, index, 4);
     ctx.pushVec(value);
-    fb.simdMem(Simd.v128Store, 2, place.base);
+    fb.simdMem(Simd.v128Store, 2, place.base + offset);
     return;
   }
   const stride = isBool(place.dtype) ? undefined : laneStride(ctx, index, place.dtype);
   if (stride !== undefined && stride > 0) {
     // one address (lane 0's), four stores at constant offsets (a transposing copy's scatter)
     const addr = fb.local(I32);
-    emitAddress(ctx, index, 4);
+    const base = place.base + emitAddress(ctx, index, 4);
     fb.set(addr);
     for (let lane = 0; lane < LANES; lane++) {
       fb.get(addr);
       ctx.pushLane(value, lane);
-      fb.mem(WASM_MEMORY[place.dtype].store, WASM_MEMORY[place.dtype].align, place.base + lane * stride * 4);
+      fb.mem(WASM_MEMORY[place.dtype].store, WASM_MEMORY[place.dtype].align, base + lane * stride * 4);
     }
     return;
   }
   for (let lane = 0; lane < LANES; lane++) {
-    emitAddress({ fb, env: ctx.laneEnv(lane) }, index, dtypeBytes(place.dtype));
+    const offset = emitAddress({ fb, env: ctx.laneEnv(lane) }, index, dtypeBytes(place.dtype));
     ctx.pushLane(value, lane);
-    fb.mem(WASM_MEMORY[place.dtype].store, WASM_MEMORY[place.dtype].align, place.base);
+    fb.mem(WASM_MEMORY[place.dtype].store, WASM_MEMORY[place.dtype].align, place.base + offset);
   }
 }
 
