@@ -31,6 +31,17 @@ export interface SectionOptions {
   readonly fma?: boolean;
 }
 
+/**
+ * Loops that stop at a symbolic batch's rows (compiler/kernel/symbolic-bound.ts, rowBounds):
+ * each named variable runs ceil(extent × n / max) iterations, n read from the size buffer at
+ * `sizeAt` when the function starts. The split variable is not among them: the runner bounds it.
+ */
+export interface RowLimits {
+  readonly sizeAt: number;
+  readonly max: number;
+  readonly vars: ReadonlyMap<string, number>;
+}
+
 export interface SectionFunc {
   readonly func: DefinedFunc;
   /** Iterations of the outermost real loop: the range callers split across threads (1 when none). */
@@ -48,7 +59,14 @@ interface Region {
 
 const isReduce = (e: KExpr): e is Extract<KExpr, { op: "reduce_sum" | "reduce_max" }> => e.op === "reduce_sum" || e.op === "reduce_max";
 
-export function emitSection(s: Section, buffer: (id: number) => BufferPlace, helpers: HelperFuncs, name: string, opts: SectionOptions = {}): SectionFunc {
+export function emitSection(
+  s: Section,
+  buffer: (id: number) => BufferPlace,
+  helpers: HelperFuncs,
+  name: string,
+  opts: SectionOptions = {},
+  rows?: RowLimits,
+): SectionFunc {
   const simd = opts.simd !== false;
   const exprs = s.exprs;
   const fusedMuls = simd && opts.fma === true ? fusableProducts(s) : new Set<ExprId>();
@@ -91,8 +109,30 @@ export function emitSection(s: Section, buffer: (id: number) => BufferPlace, hel
   const scalarLocal = (id: ExprId): number => localFor(scalarLocals, id, valTypeOf(exprs[id]!.dtype));
   const vecLocal = (id: ExprId): number => localFor(vecLocals, id, V128);
 
+  // Row limits: computed once, ceil(extent × n / max) (n ≤ max, so within the extent).
+  const rowLimit = new Map<string, number>();
+  for (const [v, extent] of rows?.vars ?? []) {
+    if (v === splitVar?.name) continue;
+    const l = fb.local(I32);
+    fb.i32(0)
+      .mem(Op.i32Load, 2, rows!.sizeAt)
+      .i32(extent)
+      .op(Op.i32Mul)
+      .i32(rows!.max - 1)
+      .op(Op.i32Add)
+      .i32(rows!.max)
+      .op(Op.i32DivS)
+      .set(l);
+    rowLimit.set(v, l);
+  }
+  /** Pushes a loop's limit: the row limit where it has one, else its extent. */
+  const limitOf = (v: { name: string; extent: number }): (() => void) => {
+    const l = rowLimit.get(v.name);
+    return l === undefined ? () => void fb.i32(v.extent) : () => void fb.get(l);
+  };
+
   let region: Region | undefined;
-  const reuse = simd ? planRowReuse(s, free, buffer, splitVar?.name, innermostVar) : undefined;
+  const reuse = simd ? planRowReuse(s, free, buffer, splitVar?.name, innermostVar, rowLimit) : undefined;
   /** Set once the reduction has stored its body into the output row (its code comes first). */
   let reuseStored = false;
 
@@ -202,7 +242,7 @@ export function emitSection(s: Section, buffer: (id: number) => BufferPlace, hel
   };
 
   const loopBounds = (name: string, extent: number): [() => void, () => void] =>
-    name === splitVar?.name ? [() => fb.get(LO), () => fb.get(HI)] : [() => fb.i32(0), () => fb.i32(extent)];
+    name === splitVar?.name ? [() => fb.get(LO), () => fb.get(HI)] : [() => fb.i32(0), limitOf({ name, extent })];
 
   const emitLoop = (item: Extract<ScheduleItem, { kind: "loop" }>): void => {
     const v = item.v;
@@ -217,7 +257,7 @@ export function emitSection(s: Section, buffer: (id: number) => BufferPlace, hel
     }
     const r = openRegion(v.name, item.body);
     region = r;
-    if (v.extent === LANES && v !== splitVar) {
+    if (v.extent === LANES && v !== splitVar && !rowLimit.has(v.name)) {
       fb.i32(0).set(vl);
       emitItems(item.body);
       region = undefined;
@@ -287,12 +327,7 @@ export function emitSection(s: Section, buffer: (id: number) => BufferPlace, hel
     if (vars.length === 0) return body();
     const [v, ...rest] = vars;
     fb.i32(0);
-    fb.forLoop(
-      varLocal(v!.name),
-      () => fb.i32(v!.extent),
-      1,
-      () => nestLoops(rest, body),
-    );
+    fb.forLoop(varLocal(v!.name), limitOf(v!), 1, () => nestLoops(rest, body));
   };
 
   const emitReduce = (item: Extract<ScheduleItem, { kind: "reduce" }>): void => {
@@ -368,7 +403,7 @@ export function emitSection(s: Section, buffer: (id: number) => BufferPlace, hel
       }
     };
     if (storeRow) reuseStored = true;
-    const limit = (): void => void fb.i32(last.extent);
+    const limit = limitOf(last);
     nestLoops(loopVars.slice(0, -1), () => {
       region = r;
       fb.i32(0);
@@ -473,8 +508,9 @@ function planRowReuse(
   buffer: (id: number) => BufferPlace,
   splitName: string | undefined,
   col: IndexVar | undefined,
+  rowLimit: ReadonlyMap<string, number>,
 ): RowReuse | undefined {
-  if (!col || col.name === splitName || col.extent % LANES !== 0) return undefined;
+  if (!col || col.name === splitName || col.extent % LANES !== 0 || rowLimit.has(col.name)) return undefined;
   const store = s.stores.find((st) => buffer(st.buffer).dtype === "f32" && linearStride(st.index, col.name) === 1);
   if (!store) return undefined;
   const outBase = buffer(store.buffer).base;
@@ -484,7 +520,7 @@ function planRowReuse(
     const r = s.exprs[id]!;
     if (r.op !== "reduce_sum" || r.dtype !== "f32") continue;
     const vars = r.vars.filter((v) => v.extent > 1);
-    if (vars.length !== 1 || vars[0]!.extent !== col.extent || !others.every((v) => free[id]!.has(v))) continue;
+    if (vars.length !== 1 || vars[0]!.extent !== col.extent || rowLimit.has(vars[0]!.name) || !others.every((v) => free[id]!.has(v))) continue;
     const rv = vars[0]!.name;
     const body = r.body;
     // the expression computing the body at r = c, if the section has it

@@ -6,7 +6,7 @@
 // addresses follow the driver's memory plan laid out by runtime/artifact/wasm-layout.ts.
 
 import type { BufferDecl, Kernel, KernelProgram } from "../../compiler/kernel/kernel-ir.ts";
-import { sizeBuffer, symbolicBound } from "../../compiler/kernel/symbolic-bound.ts";
+import { rowBounds, sizeBuffer } from "../../compiler/kernel/symbolic-bound.ts";
 import type { ArtifactKernel } from "../../runtime/artifact/format.ts";
 import { KilnError } from "../../compiler/util/errors.ts";
 import { artifactLayout, layoutMemory, pinnedSlots, type WasmStateRegion } from "../../runtime/artifact/wasm-layout.ts";
@@ -84,18 +84,22 @@ export function buildKernelModule(
   buffers: readonly BufferDecl[] = [],
   maxPages = pages,
 ): Uint8Array {
-  const sections = k.sections.map((s, j) => emitSection(s, place, HELPER_FUNCS, `s${j}`, opts));
+  // A symbolic batch: loops that step its rows stop at the run's rows (rowBounds,
+  // compiler/kernel/symbolic-bound.ts). The function bounds inner ones itself; for the split
+  // loop, `z` is the size buffer's address and `m<j>` the maximum: the runner then splits
+  // ceil(x<j> × size / m<j>) iterations instead of x<j>.
+  const size = sizeBuffer(buffers);
+  const bounds = k.sections.map((s) => (size ? rowBounds(s, buffers).vars : new Map<string, number>()));
+  const sections = k.sections.map((s, j) =>
+    emitSection(s, place, HELPER_FUNCS, `s${j}`, opts, size ? { sizeAt: place(size.id).base, max: size.dimMax!, vars: bounds[j]! } : undefined),
+  );
   const globals: ExportedGlobal[] = [{ name: "n", value: sections.length }];
   sections.forEach((s, j) => globals.push({ name: `x${j}`, value: s.splitExtent }, { name: `w${j}`, value: Math.min(s.work, 2 ** 31 - 1) }));
-  // A symbolic batch: `z` is the size buffer's address and `m<j>` the maximum of each section
-  // whose split loop follows the batch (compiler/kernel/symbolic-bound.ts): the runner then
-  // splits ceil(x<j> × size / m<j>) iterations instead of x<j>.
-  const size = sizeBuffer(buffers);
   if (size) {
     globals.push({ name: "z", value: place(size.id).base });
     k.sections.forEach((s, j) => {
-      const bound = symbolicBound(s, buffers);
-      if (bound && bound.extent === sections[j]!.splitExtent) globals.push({ name: `m${j}`, value: bound.max });
+      const split = s.domain.find((v) => v.extent > 1);
+      if (split && bounds[j]!.has(split.name)) globals.push({ name: `m${j}`, value: size.dimMax! });
     });
   }
   if (FIRST_SECTION_FUNC !== HOST_IMPORTS.length + helperFuncs().length) throw new Error("wasm: helper function indices out of date");

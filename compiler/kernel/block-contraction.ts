@@ -46,6 +46,7 @@ import {
 } from "./kernel-ir.ts";
 import { chooseLaneAxes } from "./lane-axis.ts";
 import { copyExprs, copySectionBody } from "./tile.ts";
+import { copiedRows } from "./symbolic-bound.ts";
 
 const LANES = 4;
 
@@ -120,7 +121,9 @@ function packRightOperand(s: Section, buffers: BufferDecl[]): { kernel: Kernel; 
   );
   const value = sb.add({ op: "load", buffer: bLoad.buffer, index: source, valid: [], dtype: "f32" });
   sb.store(packId, flatIndex([fromAtom(p), fromAtom(k), fromAtom(c)], [panels, kVar.extent, PANEL]), value);
-  const kernel: Kernel = { name: `pack_b${bLoad.buffer}`, sections: [sb.build()], reads: [bLoad.buffer], writes: [packId] };
+  const packSection = sb.build();
+  buffers[packId] = { ...buffers[packId]!, ...copiedRows(packSection, buffers, buffers[packId]!) };
+  const kernel: Kernel = { name: `pack_b${bLoad.buffer}`, sections: [packSection], reads: [bLoad.buffer], writes: [packId] };
   const j = fromAtom(colVar);
   const packedIndex = flatIndex([divIndex(j, PANEL), fromAtom(kVar), modIndex(j, PANEL)], [panels, kVar.extent, PANEL]);
   const exprs = s.exprs.map((e, id) => (id === bId ? { ...bLoad, buffer: packId, index: packedIndex } : e));
@@ -361,6 +364,7 @@ function packOperand(
     (e): KExpr => (e.op === "load" && e.valid !== false && e.valid.length > 0 ? { ...e, index: simplifyUnderPred(e.index, e.valid) } : e),
   );
   const section = { ...built, exprs, ...sectionSource(s) };
+  buffers[packId] = { ...buffers[packId]!, ...copiedRows(section, buffers, buffers[packId]!) };
   const reads = new Set<number>();
   for (const e of section.exprs) if (e.op === "load") reads.add(e.buffer);
   packs.push({ name: `pack${packId}`, sections: [section], reads: [...reads].sort((a, c) => a - c), writes: [packId] });

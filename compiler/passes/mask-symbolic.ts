@@ -6,7 +6,8 @@
 // `where(iota(axis) < scale × n, x, identity)` (0 for sums and contractions, -inf for max),
 // so the padding never reaches a valid result, whatever it holds (NaN included). Runs first
 // (before simplify, whose folds count the maximum size) in the driver when the graph has a
-// symbol; a graph without one is returned unchanged.
+// symbol; a graph without one is returned unchanged. Records in ctx.facts ("mask-symbolic")
+// whether every value has at most one symbolic axis (compiler/kernel/symbolic-rows.ts reads it).
 
 import { GraphBuilder, nodeOf } from "../ir/graph.ts";
 import { symbolicInfo, type AxisState, type SymbolicInfo } from "../ir/symbolic.ts";
@@ -15,9 +16,15 @@ import type { Pass } from "./pass.ts";
 
 export const maskSymbolic: Pass = {
   name: "mask-symbolic",
-  run: (g) => {
+  run: (g, ctx) => {
     const sym = symbolicInfo(g);
-    return sym ? maskGraph(g, sym) : g;
+    if (!sym) return g;
+    // For the kernel pass that drops the masks where js and wasm stop every reduction over the
+    // batch at the run's rows (compiler/kernel/symbolic-rows.ts): the buffers mark one symbolic
+    // axis each, so a value with two would hide padding from it.
+    const oneAxis = [...sym.axes.values()].every((states) => states.filter((a) => typeof a === "number").length <= 1);
+    ctx?.facts.set("mask-symbolic", { oneAxis });
+    return maskGraph(g, sym);
   },
 };
 
