@@ -60,6 +60,12 @@ export interface CompileBackend<Options, A extends Artifact, L = unknown> {
   fuseOptions(opts: Options): FuseOptions;
   /** The kernel passes, in order, for these options. */
   kernelPasses(opts: Options): readonly KernelPass[];
+  /**
+   * Its renderer stops every loop that steps a symbolic batch's rows at the run's rows
+   * (compiler/kernel/symbolic-bound.ts, rowBounds): the driver then runs the `symbolic-rows`
+   * pass last on a program with a symbol, which drops the row masks none of those loops needs.
+   */
+  readonly boundsRows?: boolean;
   /** Absent: render works from the memory plan alone. */
   readonly layout?: LayoutStage<Options, L>;
   /** `layout` is the layout stage's result (undefined for a backend without one). */

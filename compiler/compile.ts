@@ -21,6 +21,7 @@ import { verifyKernelProgram } from "./kernel/verify.ts";
 import { formatProgramMemory, planProgramMemory, type ProgramMemory } from "./kernel/program-memory.ts";
 import { autodiffPass, type GradGraphOptions } from "./passes/autodiff/engine.ts";
 import { maskSymbolic } from "./passes/mask-symbolic.ts";
+import { symbolicRowsPass } from "./kernel-passes.ts";
 import { sizeInputOf } from "./ir/symbolic.ts";
 import { formatFusionPlan, planFusion } from "./passes/fuse.ts";
 import type { DumpFile, Pass, PassTiming, PipelineOptions } from "./passes/pass.ts";
@@ -78,7 +79,7 @@ export function compileWith<Options, A extends Artifact, L>(
   // A graph with a symbolic dimension is masked right after autodiff, even when raw: without it, padding rows reach the results.
   const masking = sizeInputOf(graph) ? [maskSymbolic] : [];
   const graphPassList = opts.raw ? masking : [...(opts.autodiff ? [autodiffPass(opts.autodiff)] : []), ...masking, ...(opts.graphPasses ?? graphPasses)];
-  const kernelPassList = backend.kernelPasses(targetOptions);
+  const kernelPassList = [...backend.kernelPasses(targetOptions), ...(masking.length > 0 && backend.boundsRows ? [symbolicRowsPass] : [])];
   const layoutStage = backend.layout;
   const run = startPassRun(opts, stageNames(graphPassList, kernelPassList, layoutStage?.name));
   return withDebugLevel(opts, () => {

@@ -45,6 +45,7 @@ export const jsBackend: Backend<"js", JsOptions> = {
   memory: { elementBytes: artifactDTypeBytes },
   fuseOptions: fuseOptionsOf,
   kernelPasses: (opts) => (opts.tile === false ? [] : [tilePass]),
+  boundsRows: true,
   render: (program) => ({ kernels: renderJsProgram(program), extras: {} }),
   artifactFiles: {
     kernelExtension: "js",

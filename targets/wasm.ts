@@ -51,6 +51,7 @@ export const wasmBackend: Backend<"wasm", WasmOptions> = {
   memory: { elementBytes: artifactDTypeBytes },
   fuseOptions: fuseOptionsOf,
   kernelPasses: (opts) => (opts.block === false || opts.simd === false ? [] : [blockContractionPass]),
+  boundsRows: true,
   render: (program, memory, opts) => {
     const r = renderWasmProgram(program, memory, wasmBuildOptions(opts));
     return { kernels: r.kernels, ...(r.slotOffsets ? { slotOffsets: r.slotOffsets } : {}), extras: {} };

@@ -6,7 +6,7 @@
 // Math.imul); bool is 0/1. Helpers (rng, f32→i32, floor div/mod) come in `rt`.
 
 import { sectionSourceNote } from "../../compiler/kernel/print.ts";
-import { sizeBuffer, symbolicBound } from "../../compiler/kernel/symbolic-bound.ts";
+import { rowBounds, sizeBuffer } from "../../compiler/kernel/symbolic-bound.ts";
 import { scheduleSection, type ScheduleItem } from "../../compiler/kernel/schedule.ts";
 import { bounds, type Atom, type IndexExpr, type IndexPred } from "../../compiler/kernel/index-expr.ts";
 import type { BufferDecl, ExprId, KExpr, Kernel, Section } from "../../compiler/kernel/kernel-ir.ts";
@@ -23,16 +23,23 @@ export interface RenderedKernel {
   readonly params: readonly number[];
 }
 
-/** A section's outer loop bound by the run's size (compiler/kernel/symbolic-bound.ts), as JS. */
-function runtimeBound(s: Section, buffers: readonly BufferDecl[]): { v: string; expr: string } | undefined {
-  const b = symbolicBound(s, buffers);
-  return b && { v: b.v, expr: `Math.min(${b.extent}, Math.ceil(${b.extent} * b${b.size.id}[0] / ${b.max}))` };
+/**
+ * A section's loops that stop at a symbolic batch's rows (rowBounds,
+ * compiler/kernel/symbolic-bound.ts): each a `const` computed from the size buffer when the
+ * section starts, `lim_<var>` = ceil(extent × n / max).
+ */
+function runtimeBounds(s: Section, buffers: readonly BufferDecl[]): Map<string, string> {
+  const size = sizeBuffer(buffers);
+  const out = new Map<string, string>();
+  if (!size) return out;
+  for (const [v, extent] of rowBounds(s, buffers).vars) out.set(v, `Math.min(${extent}, Math.ceil(${extent} * b${size.id}[0] / ${size.dimMax}))`);
+  return out;
 }
 
 export function renderJsKernel(kernel: Kernel, buffers: readonly BufferDecl[]): RenderedKernel {
   const size = sizeBuffer(buffers);
-  const shrunk = kernel.sections.map((s) => runtimeBound(s, buffers));
-  const reads = shrunk.some((b) => b !== undefined) ? [...kernel.reads, size!.id] : kernel.reads;
+  const shrunk = kernel.sections.map((s) => runtimeBounds(s, buffers));
+  const reads = shrunk.some((b) => b.size > 0) ? [...kernel.reads, size!.id] : kernel.reads;
   const params = [...new Set([...reads, ...kernel.writes])].sort((a, b) => a - b);
   const lines: string[] = [`// ${kernel.name}`, `"use strict";`, `const f32 = Math.fround;`];
   params.forEach((id, i) => {
@@ -42,13 +49,15 @@ export function renderJsKernel(kernel: Kernel, buffers: readonly BufferDecl[]): 
   kernel.sections.forEach((s, i) => {
     const source = sectionSourceNote(s);
     lines.push(`{ // section ${i}${s.tile ? ` (tile ${s.tile.rows}x${s.tile.cols})` : ""}${source ? ` ${source}` : ""}`);
-    renderItems(scheduleSection(s), s, lines, "  ", shrunk[i]);
+    for (const [v, expr] of shrunk[i]!) lines.push(`  const lim_${v} = ${expr};`);
+    renderItems(scheduleSection(s), s, lines, "  ", shrunk[i]!);
     lines.push(`}`);
   });
   return { name: kernel.name, source: lines.join("\n") + "\n", params };
 }
 
-function renderItems(items: readonly ScheduleItem[], s: Section, lines: string[], indent: string, bound?: { v: string; expr: string }): void {
+function renderItems(items: readonly ScheduleItem[], s: Section, lines: string[], indent: string, bounded: ReadonlyMap<string, string>): void {
+  const limit = (v: { name: string; extent: number }): string => (bounded.has(v.name) ? `lim_${v.name}` : String(v.extent));
   for (const item of items) {
     switch (item.kind) {
       case "expr":
@@ -57,11 +66,11 @@ function renderItems(items: readonly ScheduleItem[], s: Section, lines: string[]
       case "loop":
         if (item.v.extent === 1) {
           // A size-1 axis: its variable simplified away to 0 everywhere, so no loop is needed.
-          renderItems(item.body, s, lines, indent, bound);
+          renderItems(item.body, s, lines, indent, bounded);
           break;
         }
-        lines.push(`${indent}for (let ${item.v.name} = 0; ${item.v.name} < ${bound?.v === item.v.name ? bound.expr : item.v.extent}; ${item.v.name}++) {`);
-        renderItems(item.body, s, lines, indent + "  ", bound);
+        lines.push(`${indent}for (let ${item.v.name} = 0; ${item.v.name} < ${limit(item.v)}; ${item.v.name}++) {`);
+        renderItems(item.body, s, lines, indent + "  ", bounded);
         lines.push(`${indent}}`);
         break;
       case "reduce": {
@@ -69,10 +78,10 @@ function renderItems(items: readonly ScheduleItem[], s: Section, lines: string[]
         let inner = indent;
         const loopVars = item.vars.filter((v) => v.extent !== 1);
         for (const v of loopVars) {
-          lines.push(`${inner}for (let ${v.name} = 0; ${v.name} < ${v.extent}; ${v.name}++) {`);
+          lines.push(`${inner}for (let ${v.name} = 0; ${v.name} < ${limit(v)}; ${v.name}++) {`);
           inner += "  ";
         }
-        renderItems(item.body, s, lines, inner);
+        renderItems(item.body, s, lines, inner, bounded);
         for (const r of item.reduces) lines.push(`${inner}${reduceStep(s.exprs[r]!, `t${r}`)}`);
         for (let i = loopVars.length - 1; i >= 0; i--) {
           inner = inner.slice(2);

@@ -12,10 +12,13 @@ import { hasBinaryOp, hasUnaryOp } from "../ir/types.ts";
 import type { IndexExpr } from "./index-expr.ts";
 import { exprOperands, exprOwnVars, type Kernel, type Section } from "./kernel-ir.ts";
 
-/** Arithmetic operations of one launch of `section`. */
-export function sectionOps(section: Section): number {
+/**
+ * Arithmetic operations of one launch of `section`; `runs`: the iterations a loop really runs
+ * where that is fewer than its extent (a symbolic batch's row bounds at a given size).
+ */
+export function sectionOps(section: Section, runs?: ReadonlyMap<string, number>): number {
   const extent = new Map<string, number>();
-  const note = (name: string, n: number): void => void extent.set(name, n);
+  const note = (name: string, n: number): void => void extent.set(name, runs?.get(name) ?? n);
   for (const v of section.domain) note(v.name, v.extent);
   for (const e of section.exprs) {
     if (e.op === "reduce_sum" || e.op === "reduce_max") for (const v of e.vars) note(v.name, v.extent);

@@ -192,3 +192,9 @@ export function leaksRows(s: Section, buffers: readonly BufferDecl[]): boolean {
   });
   return s.stores.some((st) => !buffers[st.buffer]!.symbolic && deps[st.value]!.size > 0);
 }
+
+/** The iterations each bounded loop of `s` runs at size `n` (ceil(extent × n / max)), for kernel-cost's sectionOps. */
+export function rowRuns(s: Section, buffers: readonly BufferDecl[], n: number): Map<string, number> {
+  const max = sizeBuffer(buffers)?.dimMax ?? n;
+  return new Map([...rowBounds(s, buffers).vars].map(([v, extent]) => [v, shrunkExtent(extent, n, max)]));
+}

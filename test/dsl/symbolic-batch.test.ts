@@ -216,10 +216,16 @@ describe("a saved artifact", () => {
 });
 
 describe("cost", () => {
-  test("js bounds the outer loop of row-wise sections by the run's batch (masks run in full)", async () => {
+  test("js bounds row loops and reductions over the batch by the run's batch; no mask is left", async () => {
     const exe = await k.compile(mlpStep(), specs(), { target: "js" });
     const sources = exe.artifact!.kernels.map((kk) => kk.source).join("\n");
-    expect(sources).toMatch(/< Math\.min\(\d+, Math\.ceil\(\d+ \* b\d+\[0\] \/ 16\)\)/);
+    expect(sources).toMatch(/const lim_(\w+) = Math\.min\(\d+, Math\.ceil\(\d+ \* b\d+\[0\] \/ 16\)\);/);
+    expect(sources).toMatch(/for \(let r\d+ = 0; r\d+ < lim_r\d+; r\d+\+\+\)/); // a reduction over the batch
+    // The size is read only by the bounds: the masks (`row < batch`) are gone.
+    const size = exe.artifact!.buffers.findIndex((b) => b.name === "batch");
+    const reads = sources.split("\n").filter((l) => l.includes(`b${size}[0]`));
+    expect(reads.length).toBeGreaterThan(0);
+    expect(reads.every((l) => /const lim_\w+ = /.test(l))).toBe(true);
   });
 
   // A max of 256 rows: enough workgroups per dispatch for a batch of 7 to need fewer.
