@@ -16,7 +16,8 @@ import type { CudaRenderOptions } from "../codegen/cuda/render-cuda.ts";
 import { compileTimed } from "../compiler/compile-stats.ts";
 import { cachedPeaks, cudaCopyPeaks } from "./peaks.ts";
 import { executorProfiling } from "./profile.ts";
-import type { Backend, Executor } from "./backend.ts";
+import type { Backend, Executor, SharedState } from "./backend.ts";
+import type { CudaSharedState } from "../runtime/cuda/index.ts";
 import { jsOptionKeys } from "./js.ts";
 import { driverOptionsOf, fuseOptionsOf, type OptionKeys } from "./options.ts";
 
@@ -57,7 +58,7 @@ export const cudaBackend: Backend<"cuda", CudaOptions> = {
     const runner = new runtime.CudaArtifactRunner(openCudaOrRefuse(runtime), artifact);
     return runner as unknown as ArtifactRunner;
   },
-  factory: (graph, opts) => createCudaExecutor(graph, opts as CudaCompileOptions),
+  factory: (graph, opts, shared) => createCudaExecutor(graph, opts as CudaCompileOptions, shared),
 };
 
 export function compileCuda(graph: Graph, opts: CudaCompileOptions = {}): CudaCompiled {
@@ -86,20 +87,41 @@ function openCudaOrRefuse(runtime: typeof import("../runtime/cuda/index.ts")): R
   }
 }
 
-export async function createCudaExecutor(graph: Graph, opts: CudaCompileOptions = {}): Promise<CudaExecutor> {
+/**
+ * The state stays on the device between runs (updates in place, copy-backs on the device; only
+ * the batch is uploaded) and is read back on demand. With `shared` (k.compileModel's programs),
+ * every program binds one device buffer per state entry, so switching programs copies nothing.
+ */
+export async function createCudaExecutor(graph: Graph, opts: CudaCompileOptions = {}, shared?: SharedState): Promise<CudaExecutor> {
   const runtime = await import("../runtime/cuda/index.ts");
   const device = openCudaOrRefuse(runtime);
   const { compiled, runner, compileStats } = await compileTimed(
     () => compileCuda(graph, opts),
-    (c) => new runtime.CudaArtifactRunner(device, c.artifact),
+    (c) => new runtime.CudaArtifactRunner(device, c.artifact, undefined, shared && sharedBuffers(shared)),
   );
   return {
+    ...(shared && runner.sharesState ? { sharedState: shared } : {}),
     compiled,
     compileStats,
     artifact: compiled.artifact,
     stats: compiled.artifact.stats,
-    run: async (inputs, io) => runner.run(inputs, io?.profile ? { profile: io.profile } : {}) as Record<string, HostTensor>,
+    run: async (inputs, io) =>
+      runner.run(inputs, {
+        ...(io?.profile ? { profile: io.profile } : {}),
+        ...(io?.readback ? { readback: io.readback } : {}),
+      }) as Record<string, HostTensor>,
+    readInputs: async (names) => runner.readInputs(names) as Record<string, HostTensor>,
+    get io() {
+      return runner.io;
+    },
     timeKernels: (iterations) => runner.timeKernels(iterations),
     profiling: executorProfiling(device.name, compiled, () => cachedPeaks(`cuda/${device.name}`, async () => cudaCopyPeaks(device))),
   };
+}
+
+/** The device buffers of a model's state, made on first use (one per entry, allocated by the first runner binding it). */
+function sharedBuffers(shared: SharedState): CudaSharedState {
+  let buffers = shared.memory.get("cuda") as CudaSharedState | undefined;
+  if (!buffers) shared.memory.set("cuda", (buffers = { names: shared.names, buffers: new Map(), resident: new Map() }));
+  return buffers;
 }

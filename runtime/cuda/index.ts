@@ -15,6 +15,7 @@ import { recordKernel, type RunProfiler } from "../artifact/profile.ts";
 import type { NamedTensor } from "../artifact/safetensors.ts";
 import { ARTIFACT_DTYPES, artifactArray, artifactDTypeBytes, numel, type ArtifactDType, type CudaArtifact, type CudaLaunch } from "../artifact/format.ts";
 import { neededWorkgroups } from "../artifact/symbolic-dispatch.ts";
+import { IoCounter, type IoCounters } from "../artifact/host-io.ts";
 
 /** The addon's exports (runtime/cuda/addon/kiln-cuda.cc). */
 export interface CudaAddon {
@@ -113,24 +114,76 @@ function storageOf(dtype: ArtifactDType, data: ArrayLike<number>): Float32Array 
   return data instanceof Storage ? data : Storage.from(data);
 }
 
-/** Runs one cuda artifact on the device: memory stays allocated between runs. */
+/**
+ * Device buffers several runners share, one per state entry (k.compileModel's programs): each
+ * runner binds its state inputs' slots to them, so the state stays on the device across
+ * programs and no run copies it.
+ */
+export interface CudaSharedState {
+  /** The state entries' names. */
+  readonly names: ReadonlySet<string>;
+  /** The device buffer of each entry (allocated by the first runner that binds it) and its bytes. */
+  readonly buffers: Map<string, { readonly ptr: bigint; readonly bytes: number }>;
+  /** Per entry: the host array whose values its buffer holds (not uploaded again), for every runner binding it. */
+  readonly resident: Map<string, ArrayLike<number>>;
+}
+
+const deviceBytes = (bytes: number): number => Math.max(4, Math.ceil(bytes / 4) * 4);
+
+/**
+ * Runs one cuda artifact on the device: memory stays allocated between runs. Inputs named in
+ * `stateInputs` stay resident: an array passed again (or the one returned for its update, or
+ * passed in a run whose update was not read back) is not uploaded again, and updates that the
+ * plan could not make in place are copied back on the device (memory.copies), so a training
+ * loop uploads only its batch. With a CudaSharedState, the state inputs are its buffers.
+ */
 export class CudaArtifactRunner {
   private readonly slots: bigint[];
+  /** Slots that are shared state buffers (not freed with this runner). */
+  private readonly borrowed = new Set<number>();
   private readonly functions: number[];
   /** kernels + 1 events, made by the first profiled run (none otherwise). */
   private events: number[] | undefined;
+  private readonly counter = new IoCounter();
+  /** Per state input: the host array whose values its slot holds; the shared state's map when bound to one. */
+  private readonly resident: Map<string, ArrayLike<number>>;
+  /** Inputs that are state (their uploads stand until another array is passed). */
+  stateInputs: ReadonlySet<string> | undefined;
+  /** Whether every state input is bound to the shared state's buffers. */
+  readonly sharesState: boolean;
 
   constructor(
     readonly device: CudaDevice,
     readonly artifact: CudaRunnableArtifact,
     ptx = compileToPtx(device, artifact.cudaSource, artifact.name),
+    shared?: CudaSharedState,
   ) {
     if (artifact.target !== "cuda") throw new Error(`artifact ${artifact.name}: built for target '${artifact.target}', not 'cuda'`);
     // Runners of one PTX share its module: the driver JIT-compiles PTX once per load.
     let module = loadedModules.get(ptx);
     if (module === undefined) loadedModules.set(ptx, (module = device.addon.loadModule(ptx)));
     this.functions = artifact.kernels.map((k) => device.addon.getFunction(module, k.name));
-    this.slots = artifact.memory.slotBytes.map((bytes) => device.addon.alloc(Math.max(4, Math.ceil(bytes / 4) * 4)));
+    // A state input's slot is its own (the memory plan gives every input one; its in-place update shares it).
+    const stateSlot = new Map<number, string>();
+    if (shared)
+      for (const io of artifact.inputs) if (shared.names.has(io.name)) stateSlot.set(artifact.buffers[io.buffer]!.slot, io.name);
+    this.slots = artifact.memory.slotBytes.map((bytes, slot) => {
+      const name = stateSlot.get(slot);
+      if (name === undefined || !shared) return device.addon.alloc(deviceBytes(bytes));
+      let buffer = shared.buffers.get(name);
+      if (!buffer) shared.buffers.set(name, (buffer = { ptr: device.addon.alloc(deviceBytes(bytes)), bytes }));
+      if (buffer.bytes !== bytes) throw new Error(`artifact ${artifact.name}: shared state '${name}' needs ${bytes} bytes, its buffer has ${buffer.bytes}`);
+      this.borrowed.add(slot);
+      return buffer.ptr;
+    });
+    this.sharesState = shared !== undefined;
+    this.resident = shared?.resident ?? new Map();
+    if (shared) this.stateInputs = shared.names;
+  }
+
+  /** What the last run copied between the host and the device, and inside the device. */
+  get io(): IoCounters {
+    return this.counter.snapshot();
   }
 
   /**
@@ -138,7 +191,17 @@ export class CudaArtifactRunner {
    * uploads are awaited and host-timed, each kernel is timed by CUDA events recorded around it
    * on the stream (kernel i between events i and i+1), the downloads host-timed.
    */
-  run(inputs: Readonly<Record<string, CudaTensor>>, opts: { readonly profile?: RunProfiler } = {}): Record<string, CudaTensor> {
+  run(inputs: Readonly<Record<string, CudaTensor>>, opts: { readonly profile?: RunProfiler; readonly readback?: readonly string[] } = {}): Record<string, CudaTensor> {
+    this.counter.reset();
+    try {
+      return this.runNow(inputs, opts);
+    } catch (e) {
+      this.resident.clear();
+      throw e;
+    }
+  }
+
+  private runNow(inputs: Readonly<Record<string, CudaTensor>>, opts: { readonly profile?: RunProfiler; readonly readback?: readonly string[] }): Record<string, CudaTensor> {
     const { addon } = this.device;
     const a = this.artifact;
     const profile = opts.profile;
@@ -147,7 +210,12 @@ export class CudaArtifactRunner {
       const t = inputs[io.name];
       if (!t) throw new Error(`missing input '${io.name}'`);
       if (t.data.length !== numel(io.shape)) throw new Error(`input '${io.name}' has ${t.data.length} elements, expected ${numel(io.shape)}`);
-      addon.upload(this.slots[a.buffers[io.buffer]!.slot]!, storageOf(io.dtype, t.data));
+      if (this.resident.get(io.name) === t.data) continue;
+      if (this.stateInputs?.has(io.name)) this.resident.set(io.name, t.data);
+      else this.resident.delete(io.name);
+      const data = storageOf(io.dtype, t.data);
+      addon.upload(this.slots[a.buffers[io.buffer]!.slot]!, data);
+      this.counter.bytesIn += data.byteLength;
     }
     // A symbolic batch: launches that follow it get only the blocks of the run's rows.
     const sizeOf = (id: number): number | undefined => {
@@ -176,6 +244,7 @@ export class CudaArtifactRunner {
     const t2 = profile ? performance.now() : 0;
     const out: Record<string, CudaTensor> = {};
     for (const io of a.outputs) {
+      if (opts.readback !== undefined && !opts.readback.includes(io.name)) continue;
       const b = a.buffers[io.buffer]!;
       // An output that is an input passes the caller's data through (its slot may hold an in-place update by now).
       const passThrough = b.kind === "input" ? a.inputs.find((i) => i.buffer === io.buffer) : undefined;
@@ -186,10 +255,40 @@ export class CudaArtifactRunner {
       const data = artifactArray(io.dtype, numel(io.shape));
       if (data.byteLength !== numel(b.shape) * artifactDTypeBytes(b.dtype)) throw new Error(`artifact ${a.name}: output ${io.name} does not match its buffer`);
       addon.download(this.slots[b.slot]!, data);
+      this.counter.bytesOut += data.byteLength;
       out[io.name] = { dtype: io.dtype, shape: [...io.shape], data };
+    }
+    // State updates the plan could not make in place go back to their inputs' slots (after the reads above, which take them from their own).
+    for (const c of a.memory.copies) {
+      const from = a.buffers[c.output]!;
+      const bytes = numel(from.shape) * artifactDTypeBytes(from.dtype);
+      addon.copy(this.slots[a.buffers[c.input]!.slot]!, this.slots[from.slot]!, bytes);
+      this.counter.bytesOnDevice += bytes;
+    }
+    // The device now holds each state update in its input's slot: the array standing for it next
+    // run is the one returned for the update or, when that was not read back, the one passed in.
+    for (const o of a.outputs) {
+      if (o.aliases === undefined) continue;
+      const stand = out[o.name]?.data ?? inputs[o.aliases]?.data;
+      if (stand && a.buffers[o.buffer]!.kind !== "input") this.resident.set(o.aliases, stand);
+      else this.resident.delete(o.aliases);
     }
     // Waiting for the kernels (before t2) is neither input nor readback: the profile's "other".
     if (profile) profile.readbackMs += performance.now() - t2;
+    return out;
+  }
+
+  /** The device's current value of the named inputs (the state after in-place updates and copy-backs). */
+  readInputs(names: readonly string[]): Record<string, CudaTensor> {
+    const out: Record<string, CudaTensor> = {};
+    for (const name of names) {
+      const io = this.artifact.inputs.find((i) => i.name === name);
+      if (!io) throw new Error(`'${name}' is not an input of ${this.artifact.name}`);
+      const data = artifactArray(io.dtype, numel(io.shape));
+      this.device.addon.download(this.slots[this.artifact.buffers[io.buffer]!.slot]!, data);
+      this.counter.bytesOut += data.byteLength;
+      out[name] = { dtype: io.dtype, shape: [...io.shape], data };
+    }
     return out;
   }
 
@@ -216,7 +315,9 @@ export class CudaArtifactRunner {
   }
 
   dispose(): void {
-    for (const s of this.slots) this.device.addon.free(s);
+    this.slots.forEach((s, slot) => {
+      if (!this.borrowed.has(slot)) this.device.addon.free(s);
+    });
     this.slots.length = 0;
     for (const e of this.events ?? []) this.device.addon.eventDestroy(e);
     this.events = undefined;

@@ -1,8 +1,8 @@
 // The CUDA runtime without a GPU: the addon builds offline (npm run build:cuda) and loads;
 // asking for target "cuda" fails with the reason while every other target still works; and
-// the cuda target's device tests (cuda-gpu.test.ts) pass over a fake libcuda.so.1 that runs
-// the generated kernels on the CPU — the addon's whole path (driver binding, modules,
-// memory, launches, copies) exercised for real.
+// the cuda target's device tests (cuda-gpu.test.ts, cuda-model.test.ts) pass over a fake
+// libcuda.so.1 that runs the generated kernels on the CPU — the addon's whole path (driver
+// binding, modules, memory, launches, copies) exercised for real.
 
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -12,7 +12,7 @@ import { describe, expect, test } from "vitest";
 import * as k from "kiln";
 import { cudaUnavailableReason } from "../../runtime/cuda/index.ts";
 import { FULL } from "../util/full.ts";
-import { buildFakeDriver, buildFakeNvcc, hasCxx } from "../util/nvcc.ts";
+import { buildEmulatingNvcc, buildFakeDriver, hasCxx } from "../util/nvcc.ts";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 const addon = `${root}runtime/cuda/build/Release/kiln_cuda.node`;
@@ -45,14 +45,17 @@ describe.runIf(hasCxx() && hasNodeHeaders)("cuda runtime without a GPU", () => {
   });
 
   test("the device tests pass over a fake libcuda.so.1 (kernels emulated on the CPU)", () => {
-    const r = spawnSync("npx", ["vitest", "run", "--reporter=verbose", "test/targets/cuda-gpu.test.ts"], {
+    // cuda-gpu.test.ts names one prebuilt library of its kernels; cuda-model.test.ts (k.compileModel,
+    // `kiln train --resume`) makes its kernels at run time, which the emulating nvcc compiles.
+    const r = spawnSync("npx", ["vitest", "run", "--reporter=verbose", "test/targets/cuda-gpu.test.ts", "test/targets/cuda-model.test.ts"], {
       cwd: root,
       encoding: "utf8",
-      env: { ...process.env, KILN_FAKE_CUDA: "1", KILN_CUDA_FUZZ_SEEDS: FULL ? "20" : "3", LD_LIBRARY_PATH: buildFakeDriver(), NVCC: buildFakeNvcc() },
+      env: { ...process.env, KILN_FAKE_CUDA: "1", KILN_CUDA_FUZZ_SEEDS: FULL ? "20" : "3", LD_LIBRARY_PATH: buildFakeDriver(), NVCC: buildEmulatingNvcc() },
     });
     const output = `${r.stdout}\n${r.stderr}`;
-    if (r.status !== 0) throw new Error(`cuda-gpu.test.ts over the fake driver failed:\n${output.slice(-6000)}`);
-    expect(output).toMatch(/Tests\s+.*4 passed/);
+    if (r.status !== 0) throw new Error(`cuda-gpu.test.ts and cuda-model.test.ts over the fake driver failed:\n${output.slice(-6000)}`);
+    expect(output).toMatch(/Tests\s+.*6 passed/);
     expect(output).toContain("a fake driver (CPU emulation)");
+    expect(output).toContain("kiln train: 10 + 10 steps equal 20 steps, byte for byte");
   }, 400_000);
 });

@@ -220,7 +220,8 @@ export function emulateCuda(cases: readonly EmulationCase[]): Record<string, Hos
 // ---- a fake libcuda.so.1 over the CPU emulation ----
 
 const FAKE_DRIVER = `// A fake CUDA driver for tests: device memory is host memory, and a "module" is a shared
-// library of emulated kernels named by KILN_FAKE_CUDA_KERNELS (read when a module loads).
+// library of emulated kernels: the one the "PTX" names (the emulating nvcc's), else the one
+// named by KILN_FAKE_CUDA_KERNELS (read when a module loads).
 #include <dlfcn.h>
 #include <chrono>
 #include <cstdlib>
@@ -237,6 +238,14 @@ CUresult cuDeviceGetAttribute(int* v, int attr, int) { *v = attr == 75 ? 8 : 0; 
 CUresult cuDevicePrimaryCtxRetain(void** c, int) { *c = (void*)1; return 0; }
 CUresult cuCtxSetCurrent(void*) { return 0; }
 CUresult cuModuleLoadData(void** m, const void* image) {
+  // "PTX" from the emulating nvcc names its own library of the module's kernels.
+  static const char tag[] = "//kiln-emulated:";
+  if (image && strncmp((const char*)image, tag, sizeof tag - 1) == 0) {
+    std::string lib((const char*)image + sizeof tag - 1);
+    lib = lib.substr(0, lib.find_first_of("\\r\\n"));
+    *m = dlopen(lib.c_str(), RTLD_NOW | RTLD_LOCAL);
+    return *m ? 0 : 200;
+  }
   const char* path = getenv("KILN_FAKE_CUDA_KERNELS");
   if (!path || !image) return 200;  // CUDA_ERROR_INVALID_IMAGE
   *m = dlopen(path, RTLD_NOW | RTLD_LOCAL);
@@ -310,14 +319,54 @@ export function buildEmulatedKernelLibrary(artifacts: readonly CudaArtifact[], d
   return lib;
 }
 
-/** A stand-in `nvcc` for the fake driver: writes a placeholder PTX where -o points (the fake ignores PTX). */
-export function buildFakeNvcc(): string {
-  const dir = mkdtempSync(join(tmpdir(), "kiln-fakenvcc-"));
+/**
+ * A stand-in `nvcc` that emulates whatever module it is given: it compiles the CUDA source as
+ * C++ against the CPU emulation (with a `kiln_launch_<name>` wrapper per `extern "C" __global__`
+ * kernel, its parameter types read from the signature) into a shared library, cached by the
+ * source's hash, and writes "PTX" naming that library, which the fake driver loads. So kernels
+ * made at run time (k.compile, k.compileModel, `kiln train`) run over the fake driver. Where
+ * KILN_FAKE_CUDA_KERNELS names a prebuilt library, it writes a placeholder PTX (the driver ignores it).
+ */
+export function buildEmulatingNvcc(): string {
+  const dir = mkdtempSync(join(tmpdir(), "kiln-emunvcc-"));
+  writeFileSync(join(dir, "shim.h"), SHIM);
   const script = join(dir, "nvcc");
-  writeFileSync(
-    script,
-    `#!/bin/sh\nout=""\nwhile [ $# -gt 0 ]; do if [ "$1" = "-o" ]; then out="$2"; fi; shift; done\necho "// placeholder PTX from the fake nvcc" > "$out"\n`,
-    { mode: 0o755 },
-  );
+  const body = `#!${process.execPath}
+const fs = require("node:fs"), path = require("node:path"), cp = require("node:child_process"), crypto = require("node:crypto");
+const args = process.argv.slice(2);
+let out, input;
+for (let i = 0; i < args.length; i++) {
+  if (args[i] === "-o") out = args[++i];
+  else if (args[i].endsWith(".cu")) input = args[i];
+}
+// A process that named one library of every kernel for the fake driver (cuda-gpu.test.ts) needs no other.
+if (process.env.KILN_FAKE_CUDA_KERNELS) {
+  fs.writeFileSync(out, "// placeholder PTX from the emulating nvcc\\n");
+  process.exit(0);
+}
+const source = fs.readFileSync(input, "utf8");
+const dir = ${JSON.stringify(dir)};
+const lib = path.join(dir, crypto.createHash("sha256").update(source).digest("hex").slice(0, 24) + ".so");
+if (!fs.existsSync(lib)) {
+  const wrappers = [];
+  const kernel = /extern "C" __global__ void (?:__launch_bounds__\\(\\d+\\) )?(\\w+)\\(([^)]*)\\)/g;
+  const starts = [...source.matchAll(kernel)];
+  starts.forEach((m, i) => {
+    const body = source.slice(m.index, starts[i + 1]?.index ?? source.length);
+    const lockstep = body.includes("lane") || body.includes("__syncthreads");
+    const params = m[2].split(",").map((p) => p.replace(/__restrict__/g, "").trim()).filter((p) => p.length > 0);
+    const call = params.map((p, j) => "*(" + p.replace(/\\s*\\w+$/, "") + "*)params[" + j + "]");
+    wrappers.push('extern "C" void kiln_launch_' + m[1] + "(unsigned grid, unsigned block, void** params) {\\n  kiln_launch(grid, block, " + lockstep + ", [&] { " + m[1] + "(" + call.join(", ") + "); });\\n}");
+  });
+  const cpp = lib.replace(/\\.so$/, ".cpp");
+  fs.writeFileSync(cpp, '#include "shim.h"\\n' + source + "\\n" + wrappers.join("\\n") + "\\n");
+  const tmp = lib + "." + process.pid;
+  const r = cp.spawnSync("g++", ["-std=c++17", "-shared", "-fPIC", "-O0", "-w", "-I", dir, cpp, "-o", tmp], { encoding: "utf8" });
+  if (r.status !== 0) { process.stderr.write(r.stderr); process.exit(1); }
+  fs.renameSync(tmp, lib);
+}
+fs.writeFileSync(out, "//kiln-emulated:" + lib + "\\n");
+`;
+  writeFileSync(script, body, { mode: 0o755 });
   return script;
 }
