@@ -165,8 +165,7 @@ export class CudaArtifactRunner {
     this.functions = artifact.kernels.map((k) => device.addon.getFunction(module, k.name));
     // A state input's slot is its own (the memory plan gives every input one; its in-place update shares it).
     const stateSlot = new Map<number, string>();
-    if (shared)
-      for (const io of artifact.inputs) if (shared.names.has(io.name)) stateSlot.set(artifact.buffers[io.buffer]!.slot, io.name);
+    if (shared) for (const io of artifact.inputs) if (shared.names.has(io.name)) stateSlot.set(artifact.buffers[io.buffer]!.slot, io.name);
     this.slots = artifact.memory.slotBytes.map((bytes, slot) => {
       const name = stateSlot.get(slot);
       if (name === undefined || !shared) return device.addon.alloc(deviceBytes(bytes));
@@ -191,7 +190,10 @@ export class CudaArtifactRunner {
    * uploads are awaited and host-timed, each kernel is timed by CUDA events recorded around it
    * on the stream (kernel i between events i and i+1), the downloads host-timed.
    */
-  run(inputs: Readonly<Record<string, CudaTensor>>, opts: { readonly profile?: RunProfiler; readonly readback?: readonly string[] } = {}): Record<string, CudaTensor> {
+  run(
+    inputs: Readonly<Record<string, CudaTensor>>,
+    opts: { readonly profile?: RunProfiler; readonly readback?: readonly string[] } = {},
+  ): Record<string, CudaTensor> {
     this.counter.reset();
     try {
       return this.runNow(inputs, opts);
@@ -201,7 +203,10 @@ export class CudaArtifactRunner {
     }
   }
 
-  private runNow(inputs: Readonly<Record<string, CudaTensor>>, opts: { readonly profile?: RunProfiler; readonly readback?: readonly string[] }): Record<string, CudaTensor> {
+  private runNow(
+    inputs: Readonly<Record<string, CudaTensor>>,
+    opts: { readonly profile?: RunProfiler; readonly readback?: readonly string[] },
+  ): Record<string, CudaTensor> {
     const { addon } = this.device;
     const a = this.artifact;
     const profile = opts.profile;
