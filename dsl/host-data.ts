@@ -3,10 +3,11 @@
 // HostTensor a target consumes. Every error names the input and says what was expected.
 
 import type { TensorType } from "../compiler/ir/types.ts";
-import type { DType } from "../compiler/ir/dtype.ts";
+import { halfOf, type DType } from "../compiler/ir/dtype.ts";
+import { decodeHalf } from "../runtime/artifact/half.ts";
 import { KilnError, assertNever, bug } from "../compiler/util/errors.ts";
 import { formatShape, numel, shapesEqual } from "../compiler/util/shape.ts";
-import type { HostData, HostTensor } from "../compiler/ir/host-tensor.ts";
+import { toHostData, type HostData, type HostTensor } from "../compiler/ir/host-tensor.ts";
 
 export type HostArray = HostData;
 
@@ -32,10 +33,12 @@ const arrayKind = (data: unknown): string =>
   Array.isArray(data) ? "number[]" : ArrayBuffer.isView(data) ? data.constructor.name : data === null ? "null" : typeof data;
 
 const isHostArray = (x: unknown): x is HostArray =>
-  x instanceof Float32Array || x instanceof Float64Array || x instanceof Int32Array || x instanceof Uint8Array;
+  x instanceof Float32Array || x instanceof Float64Array || x instanceof Uint16Array || x instanceof Int32Array || x instanceof Uint8Array;
 
 const ACCEPTED: Record<DType, string> = {
   f32: "Float32Array, Float64Array or number[]",
+  f16: "Float32Array, Float64Array or number[] (rounded to f16), or a Uint16Array of f16 bit patterns",
+  bf16: "Float32Array, Float64Array or number[] (rounded to bf16), or a Uint16Array of bf16 bit patterns",
   i32: "Int32Array or number[] of integers",
   bool: "Uint8Array of 0/1, boolean[] or number[] of 0/1",
 };
@@ -71,6 +74,15 @@ function convertData(name: string, data: HostArray | unknown[], dtype: DType): H
       if (data instanceof Float32Array || data instanceof Float64Array) return data;
       if (!Array.isArray(data)) return wrongKind();
       return Float32Array.from(data, (v, i) => (typeof v === "number" ? v : invalid(`input '${name}': element ${i} is ${typeof v}, not a number`)));
+    case "f16":
+    case "bf16":
+      // Values round to the format (bit patterns decode): a Float64Array of the format's values.
+      if (data instanceof Uint16Array || data instanceof Float32Array || data instanceof Float64Array) return toHostData(dtype, data);
+      if (!Array.isArray(data)) return wrongKind();
+      return toHostData(
+        dtype,
+        data.map((v, i) => (typeof v === "number" ? v : invalid(`input '${name}': element ${i} is ${typeof v}, not a number`))),
+      );
     case "i32":
       if (data instanceof Int32Array) return data;
       if (!Array.isArray(data)) return wrongKind();
@@ -99,5 +111,13 @@ export function toHostOutput(name: string, t: HostTensor | undefined, expected: 
   if (!t) return bug(`target returned no value for output '${name}'`);
   if (t.dtype !== expected.dtype || !shapesEqual(t.shape, expected.shape) || t.data.length !== numel(expected.shape))
     bug(`target returned ${t.dtype}${formatShape(t.shape)} for output '${name}', graph says ${expected.dtype}${formatShape(expected.shape)}`);
-  return { shape: [...t.shape], dtype: t.dtype, data: t.data as HostArray };
+  // A 16-bit float output comes back as its values in a Float32Array (every f16/bf16 value is an f32).
+  const half = halfOf(t.dtype);
+  const data =
+    half === undefined || t.data instanceof Float32Array
+      ? t.data
+      : t.data instanceof Uint16Array
+        ? decodeHalf(half, t.data, new Float32Array(t.data.length))
+        : Float32Array.from(t.data); // the interpreter's float64 values, each exact in f32
+  return { shape: [...t.shape], dtype: t.dtype, data };
 }

@@ -1,7 +1,7 @@
 // The public API: `import * as k from "kiln"`.
 export { Tensor } from "./tensor.ts";
 export type { Scalar, TensorLike, Dims } from "./tensor.ts";
-export { f32, i32, bool, traceFunction } from "./trace.ts";
+export { f32, f16, bf16, i32, bool, traceFunction } from "./trace.ts";
 export type { InputSpec, Specs, TensorTree } from "./trace.ts";
 // torch.* functions: the same ops as the Tensor methods, called as k.cat(...), k.where(...).
 export {

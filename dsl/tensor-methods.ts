@@ -4,9 +4,9 @@
 // tensor.ts stays below them, so the import graph has no cycle (docs/architecture.md).
 // trace.ts imports this module, so every traced tensor has its methods.
 
-import type { DType } from "../compiler/ir/dtype.ts";
+import { DTYPES, isDType, type DType } from "../compiler/ir/dtype.ts";
 import type { KeepdimArg } from "./options.ts";
-import { Tensor, type Dims, type Scalar, type TensorLike } from "./tensor.ts";
+import { Tensor, userError, type Dims, type Scalar, type TensorLike } from "./tensor.ts";
 import * as E from "./ops/elementwise.ts";
 import * as R from "./ops/reduce.ts";
 import * as M from "./ops/movement.ts";
@@ -66,6 +66,12 @@ export interface TensorMethods {
   maskedFill(mask: Tensor, value: Scalar): Tensor;
   cast(dtype: DType): Tensor;
   float(): Tensor;
+  /** torch.Tensor.half: to f16. */
+  half(): Tensor;
+  /** torch.Tensor.bfloat16: to bf16. */
+  bfloat16(): Tensor;
+  /** torch.Tensor.to(dtype): the same as cast. */
+  to(dtype: DType): Tensor;
   int(): Tensor;
   // activations
   relu(): Tensor;
@@ -271,6 +277,16 @@ const methods: TensorMethods & ThisType<Tensor> = {
   },
   float(): Tensor {
     return E.cast(this, "f32");
+  },
+  half(): Tensor {
+    return E.cast(this, "f16");
+  },
+  bfloat16(): Tensor {
+    return E.cast(this, "bf16");
+  },
+  to(dtype: DType): Tensor {
+    if (!isDType(dtype)) return userError("invalid-argument", `to: unknown dtype ${JSON.stringify(dtype)} (one of ${DTYPES.join(", ")})`);
+    return E.cast(this, dtype);
   },
   int(): Tensor {
     return E.cast(this, "i32");

@@ -8,7 +8,7 @@ import { symbolicInfo } from "../compiler/ir/symbolic.ts";
 import { GraphBuilder } from "../compiler/ir/graph.ts";
 import type { HostTensor } from "../compiler/ir/host-tensor.ts";
 import type { NodeSpec, TensorType, ValueId } from "../compiler/ir/types.ts";
-import { dtypeInfo, type DType } from "../compiler/ir/dtype.ts";
+import { dtypeKind, promoteDTypes, type DType } from "../compiler/ir/dtype.ts";
 import { KilnError, type DiagCode } from "../compiler/util/errors.ts";
 import { formatShape, normalizeAxis, type Shape } from "../compiler/util/shape.ts";
 import { captureUserLoc } from "./loc.ts";
@@ -172,14 +172,14 @@ export function dimList(x: Tensor, dim: Dims | undefined, op: string): number[] 
 
 /** PyTorch-style promotion for two operands; a JS number adopts the tensor's kind unless it is fractional. */
 export function resultDType(a: TensorLike, b: TensorLike): DType {
-  const rank = (d: DType): number => dtypeInfo(d).promotionRank;
   const kindOf = (v: TensorLike): DType | undefined => (v instanceof Tensor ? v.dtype : undefined);
   const ka = kindOf(a);
   const kb = kindOf(b);
   const scalarKind = (v: Scalar): DType => (typeof v === "boolean" ? "bool" : Number.isInteger(v) ? "i32" : "f32");
-  if (ka && kb) return rank(ka) >= rank(kb) ? ka : kb;
+  if (ka && kb) return promoteDTypes(ka, kb);
   const t = (ka ?? kb)!;
   const s = scalarKind((ka ? b : a) as Scalar);
-  // A scalar only raises the category (int tensor + 0.5 -> f32; bool tensor + 1 -> i32).
-  return rank(s) > rank(t) ? s : t;
+  // A scalar only raises the category (int tensor + 0.5 -> f32; bool tensor + 1 -> i32; f16 tensor + 0.5 -> f16).
+  const category = { bool: 0, int: 1, float: 2 } as const;
+  return category[dtypeKind(s)] > category[dtypeKind(t)] ? s : t;
 }

@@ -95,6 +95,10 @@ function specOf(dtype: DType, shape: readonly (number | string)[], opts: SpecOpt
 }
 
 export const f32 = (shape: readonly (number | string)[] = [], opts?: SpecOptions): InputSpec => specOf("f32", shape, opts, "k.f32");
+/** An f16 (IEEE binary16) input: values round to nearest even; computed per op as PyTorch's float16. */
+export const f16 = (shape: readonly (number | string)[] = [], opts?: SpecOptions): InputSpec => specOf("f16", shape, opts, "k.f16");
+/** A bf16 (bfloat16) input. */
+export const bf16 = (shape: readonly (number | string)[] = [], opts?: SpecOptions): InputSpec => specOf("bf16", shape, opts, "k.bf16");
 export const i32 = (shape: readonly (number | string)[] = [], opts?: SpecOptions): InputSpec => specOf("i32", shape, opts, "k.i32");
 export const bool = (shape: readonly (number | string)[] = [], opts?: SpecOptions): InputSpec => specOf("bool", shape, opts, "k.bool");
 

@@ -17,7 +17,14 @@ import { DTYPES, dtypeInfo } from "../compiler/ir/dtype.ts";
 import type { Manifest, ManifestInput, ManifestOutput } from "../runtime/artifact/manifest.ts";
 import type { LoaderRuntime } from "./backend.ts";
 
-const DATA_TYPE = { f32: "Float32Array", i32: "Int32Array", bool: "Uint8Array" } as const;
+// f16/bf16: their bit patterns (or a Float32Array of values, which the loader rounds).
+const DATA_TYPE = {
+  f32: "Float32Array",
+  f16: "Uint16Array | Float32Array",
+  bf16: "Uint16Array | Float32Array",
+  i32: "Int32Array",
+  bool: "Uint8Array",
+} as const;
 
 const propertyName = (name: string): string => (/^[A-Za-z_$][A-Za-z0-9_$]*$/.test(name) ? name : JSON.stringify(name));
 const shapeType = (shape: readonly number[]): string => `readonly [${shape.join(", ")}]`;

@@ -79,6 +79,29 @@ const CUDA_DTYPES: { readonly [D in DType]: CudaDTypeSpelling } = {
     load: (e) => e,
     store: (v) => v,
   },
+  // 16-bit floats compute in float registers; memory holds __half / __nv_bfloat16 (round to nearest even on store).
+  f16: {
+    literal: f32Literal,
+    add: (a, b) => `(${a} + ${b})`,
+    mul: (a, b) => `(${a} * ${b})`,
+    max: (a, b) => `kiln_fmax(${a}, ${b})`,
+    sumIdentity: "0.0f",
+    maxIdentity: "(-INFINITY)",
+    warpSuffix: "f",
+    load: (e) => `__half2float(${e})`,
+    store: (v) => `__float2half_rn(${v})`,
+  },
+  bf16: {
+    literal: f32Literal,
+    add: (a, b) => `(${a} + ${b})`,
+    mul: (a, b) => `(${a} * ${b})`,
+    max: (a, b) => `kiln_fmax(${a}, ${b})`,
+    sumIdentity: "0.0f",
+    maxIdentity: "(-INFINITY)",
+    warpSuffix: "f",
+    load: (e) => `__bfloat162float(${e})`,
+    store: (v) => `__float2bfloat16_rn(${v})`,
+  },
   i32: {
     literal: i32Literal,
     add: (a, b) => wrapping("+", a, b),
@@ -133,6 +156,8 @@ export const cudaDialect: CLikeDialect = {
         // f32 → i32 truncates and saturates like the interpreter (a plain C cast is undefined out of range)
         return isFloat(from) ? `kiln_f2i(${x})` : `(int)${x}`;
       case "f32":
+      case "f16":
+      case "bf16":
         return `(float)${x}`;
       default:
         return assertNever(to, "dtype");

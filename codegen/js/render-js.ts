@@ -3,14 +3,19 @@
 // result is rounded to f32 (Math.fround), as an f32 device computes: then a value recomputed
 // inside one kernel equals, bit for bit, the same value another kernel stored — which max's
 // tie test (x == max(x)) in its gradient relies on. i32 arithmetic wraps (`| 0`,
-// Math.imul); bool is 0/1. Helpers (rng, f32→i32, floor div/mod) come in `rt`.
+// Math.imul); bool is 0/1. Helpers (rng, f32→i32, floor div/mod) come in `rt`. f16 and bf16
+// live in Uint16Arrays as bit patterns: a load decodes (rt.h2n / rt.b2n), a store encodes, and
+// every 16-bit result is rounded to its format (rt.rh / rt.rb) where it is computed, as the
+// interpreter does per op, so a recomputed value equals a stored one here too; sums
+// accumulate in float64 and round once.
 
 import { sectionSourceNote } from "../../compiler/kernel/print.ts";
 import { rowBounds, sizeBuffer } from "../../compiler/kernel/symbolic-bound.ts";
 import { scheduleSection, type ScheduleItem } from "../../compiler/kernel/schedule.ts";
 import { bounds, type Atom, type IndexExpr, type IndexPred } from "../../compiler/kernel/index-expr.ts";
 import type { BufferDecl, ExprId, KExpr, Kernel, Section } from "../../compiler/kernel/kernel-ir.ts";
-import { isFloat, isInt, type DType } from "../../compiler/ir/dtype.ts";
+import { halfOf, isFloat, isInt, type DType } from "../../compiler/ir/dtype.ts";
+import { roundToBfloat16, roundToHalf } from "../../runtime/artifact/half.ts";
 import { assertNever } from "../../compiler/util/errors.ts";
 
 /** The generated function's parameters: buffers (in `params` order) and the runtime helpers. */
@@ -87,13 +92,18 @@ function renderItems(items: readonly ScheduleItem[], s: Section, lines: string[]
           inner = inner.slice(2);
           lines.push(`${inner}}`);
         }
-        // f32 sums accumulate in float64 and round once: the same value wherever it is computed.
-        for (const r of item.reduces) if (s.exprs[r]!.op === "reduce_sum" && isFloat(s.exprs[r]!.dtype)) lines.push(`${indent}t${r} = f32(t${r});`);
+        // f32 and 16-bit sums accumulate in float64 and round once: the same value wherever it is computed.
+        for (const r of item.reduces)
+          if (s.exprs[r]!.op === "reduce_sum" && isFloat(s.exprs[r]!.dtype)) lines.push(`${indent}t${r} = ${roundFor(s.exprs[r]!.dtype, `t${r}`)};`);
         break;
       }
       case "store":
-        lines.push(`${indent}b${item.buffer}[${renderIndex(item.index)}] = t${item.value};`);
-        break;
+        {
+          const half = halfOf(s.exprs[item.value]!.dtype);
+          const v = half === "f16" ? `rt.n2h(t${item.value})` : half === "bf16" ? `rt.n2b(t${item.value})` : `t${item.value}`;
+          lines.push(`${indent}b${item.buffer}[${renderIndex(item.index)}] = ${v};`);
+          break;
+        }
       default:
         assertNever(item, "schedule item");
     }
@@ -123,6 +133,20 @@ const JS_DTYPES: { readonly [D in DType]: JsDTypeSpelling } = {
     sumStep: (acc, x) => `${acc} += ${x};`,
     lowest: "-Infinity",
   },
+  f16: {
+    literal: (v) => renderNumber(roundToHalf(v)),
+    add: (a, b) => `rt.rh(${a} + ${b})`,
+    mul: (a, b) => `rt.rh(${a} * ${b})`,
+    sumStep: (acc, x) => `${acc} += ${x};`,
+    lowest: "-Infinity",
+  },
+  bf16: {
+    literal: (v) => renderNumber(roundToBfloat16(v)),
+    add: (a, b) => `rt.rb(${a} + ${b})`,
+    mul: (a, b) => `rt.rb(${a} * ${b})`,
+    sumStep: (acc, x) => `${acc} += ${x};`,
+    lowest: "-Infinity",
+  },
   i32: {
     literal: renderNumber,
     add: (a, b) => `(${a} + ${b}) | 0`,
@@ -138,6 +162,12 @@ const JS_DTYPES: { readonly [D in DType]: JsDTypeSpelling } = {
     lowest: "-Infinity",
   },
 };
+
+/** `x` (a JS number) rounded to `d` where d is a 16-bit float; the f32 rounding otherwise. */
+function roundFor(d: DType, x: string): string {
+  const half = halfOf(d);
+  return half === "f16" ? `rt.rh(${x})` : half === "bf16" ? `rt.rb(${x})` : `f32(${x})`;
+}
 
 function reduceInit(e: KExpr): string {
   if (e.op === "reduce_sum") return "0";
@@ -166,7 +196,9 @@ function renderExpr(s: Section, e: KExpr): string {
     case "const":
       return JS_DTYPES[e.dtype].literal(e.value);
     case "load": {
-      const load = `b${e.buffer}[${renderIndex(e.index)}]`;
+      const half = halfOf(e.dtype);
+      const bits = `b${e.buffer}[${renderIndex(e.index)}]`;
+      const load = half === "f16" ? `rt.h2n(${bits})` : half === "bf16" ? `rt.b2n(${bits})` : bits;
       if (e.valid === false) return "0";
       return e.valid.length === 0 ? load : `(${renderPred(e.valid)} ? ${load} : 0)`;
     }
@@ -182,15 +214,15 @@ function renderExpr(s: Section, e: KExpr): string {
     case "neg":
       return `-${t(e.x)}`;
     case "exp2":
-      return `f32(Math.pow(2, ${t(e.x)}))`;
+      return roundFor(e.dtype, `Math.pow(2, ${t(e.x)})`);
     case "log2":
-      return `f32(Math.log2(${t(e.x)}))`;
+      return roundFor(e.dtype, `Math.log2(${t(e.x)})`);
     case "sin":
-      return `f32(Math.sin(${t(e.x)}))`;
+      return roundFor(e.dtype, `Math.sin(${t(e.x)})`);
     case "sqrt":
-      return `f32(Math.sqrt(${t(e.x)}))`;
+      return roundFor(e.dtype, `Math.sqrt(${t(e.x)})`);
     case "recip":
-      return `f32(1 / ${t(e.x)})`;
+      return roundFor(e.dtype, `1 / ${t(e.x)}`);
     case "cast": {
       const from = dtypeOf(e.x);
       switch (e.dtype) {
@@ -199,7 +231,11 @@ function renderExpr(s: Section, e: KExpr): string {
         case "i32":
           return isFloat(from) ? `rt.f2i(${t(e.x)})` : t(e.x); // f32 → i32 saturates, NaN → 0
         case "f32":
-          return isInt(from) ? `f32(${t(e.x)})` : t(e.x); // bool 0/1 is already an exact f32
+          return isInt(from) ? `f32(${t(e.x)})` : t(e.x); // bool 0/1 and a 16-bit value are already exact f32s
+        case "f16":
+        case "bf16":
+          // From a wider float or an i32 the value rounds; bool 0/1 and the same format stay.
+          return from === e.dtype || from === "bool" ? t(e.x) : roundFor(e.dtype, t(e.x));
         default:
           return assertNever(e.dtype, "dtype");
       }

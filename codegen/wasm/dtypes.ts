@@ -8,6 +8,9 @@ import { Op, Simd } from "./encoder.ts";
 /** Load/store opcodes and their alignment (log2 bytes): bool is one byte in memory, 0/1 as an i32 value. */
 export const WASM_MEMORY: { readonly [D in DType]: { readonly load: number; readonly store: number; readonly align: number } } = {
   f32: { load: Op.f32Load, store: Op.f32Store, align: 2 },
+  // 16-bit floats: the bit pattern loads zero-extended into an i32 and converts to f32 (and back).
+  f16: { load: Op.i32Load16u, store: Op.i32Store16, align: 1 },
+  bf16: { load: Op.i32Load16u, store: Op.i32Store16, align: 1 },
   i32: { load: Op.i32Load, store: Op.i32Store, align: 2 },
   bool: { load: Op.i32Load8u, store: Op.i32Store8, align: 0 },
 };
@@ -30,6 +33,8 @@ export const SIMD_BINARY: {
   readonly [D in DType]: { readonly add: number; readonly mul: number; readonly max: number; readonly cmplt: number; readonly cmpeq: number };
 } = {
   f32: { add: Simd.f32x4Add, mul: Simd.f32x4Mul, max: Simd.f32x4Max, cmplt: Simd.f32x4Lt, cmpeq: Simd.f32x4Eq },
+  f16: { add: Simd.f32x4Add, mul: Simd.f32x4Mul, max: Simd.f32x4Max, cmplt: Simd.f32x4Lt, cmpeq: Simd.f32x4Eq },
+  bf16: { add: Simd.f32x4Add, mul: Simd.f32x4Mul, max: Simd.f32x4Max, cmplt: Simd.f32x4Lt, cmpeq: Simd.f32x4Eq },
   i32: { add: Simd.i32x4Add, mul: Simd.i32x4Mul, max: Simd.i32x4MaxS, cmplt: Simd.i32x4LtS, cmpeq: Simd.i32x4Eq },
   bool: { add: Simd.v128Or, mul: Simd.v128And, max: Simd.v128Or, cmplt: Simd.i32x4LtS, cmpeq: Simd.i32x4Eq },
 };

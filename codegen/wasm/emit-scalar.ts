@@ -158,6 +158,8 @@ export function emitScalarExpr(ctx: ScalarCtx, e: KExpr): void {
 export function pushConstant(fb: FuncBuilder, value: number, dtype: DType): void {
   switch (dtype) {
     case "f32":
+    case "f16":
+    case "bf16":
       fb.f32(value);
       return;
     case "i32":
@@ -181,6 +183,9 @@ export function emitCast(ctx: Pick<ScalarCtx, "fb">, from: DType, to: DType, pus
       else fb.i32(0).op(Op.i32Ne);
       return;
     case "f32":
+    case "f16":
+    case "bf16":
+      if (isF32Value(from)) return;
       fb.op(isBool(from) ? Op.f32ConvertI32U : Op.f32ConvertI32S);
       return;
     case "i32":

@@ -236,6 +236,9 @@ function emitVectorCast(ctx: VectorCtx, from: DType, to: DType, x: ExprId): void
       negateI32(ctx);
       return;
     case "f32":
+    case "f16":
+    case "bf16":
+      if (isF32Value(from)) return;
       // bool 0/1 converts unsigned, i32 signed
       fb.simd(isBool(from) ? Simd.f32x4ConvertI32x4U : Simd.f32x4ConvertI32x4S);
       return;

@@ -32,6 +32,8 @@ export function wgslF32(value: number): string {
 export function wgslConstant(value: number, t: DType): string {
   switch (t) {
     case "f32":
+    case "f16":
+    case "bf16":
       return wgslF32(value);
     case "i32":
       // -2^31 has no i32 literal (the minus applies to 2147483648i, which overflows).
@@ -75,6 +77,9 @@ interface WgslDTypeSpelling {
 const WGSL_DTYPES: { readonly [D in DType]: WgslDTypeSpelling } = {
   // WGSL leaves max(NaN, x) unspecified: kiln_maxf propagates NaN like the interpreter.
   f32: { logical: false, max: (x, y) => `kiln_maxf(${x}, ${y})`, lowest: NEG_INF },
+  // 16-bit floats compute in f32 registers.
+  f16: { logical: false, max: (x, y) => `kiln_maxf(${x}, ${y})`, lowest: NEG_INF },
+  bf16: { logical: false, max: (x, y) => `kiln_maxf(${x}, ${y})`, lowest: NEG_INF },
   i32: { logical: false, max: (x, y) => `max(${x}, ${y})`, lowest: "i32(-2147483648)" },
   bool: { logical: true, max: (x, y) => `(${x} || ${y})`, lowest: "false" },
 };
@@ -110,6 +115,8 @@ function cast(x: string, from: DType, to: DType): string {
     case "i32":
       return `kiln_f2i(${x})`; // saturating, NaN → 0, like the interpreter
     case "f32":
+    case "f16":
+    case "bf16":
       return `f32(${x})`;
     default:
       return assertNever(to, "dtype");

@@ -1,12 +1,17 @@
 // Tensors held in host memory: the data callers bind to graph inputs and get back from the
 // reference interpreter and the runtimes. Canonical storage per dtype: f32 → Float64Array
-// (or Float32Array where a runtime produced it), i32 → Int32Array, bool → Uint8Array of 0/1.
+// (or Float32Array where a runtime produced it), f16/bf16 → Float64Array of values of the
+// format, i32 → Int32Array, bool → Uint8Array of 0/1.
 
 import type { DType } from "./dtype.ts";
 import { KilnError, assertNever } from "../util/errors.ts";
 import { formatShape, numel } from "../util/shape.ts";
+import { decodeHalf, roundHalfInPlace } from "../../runtime/artifact/half.ts";
 
-export type HostData = Float64Array | Float32Array | Int32Array | Uint8Array;
+export type HostData = Float64Array | Float32Array | Uint16Array | Int32Array | Uint8Array;
+
+// f16 and bf16 hold their values (not bit patterns) in a Float64Array, every one of them a
+// value of the format; a Uint16Array given for one is read as bit patterns (what runtimes hold).
 
 export interface HostTensor {
   readonly dtype: DType;
@@ -18,6 +23,8 @@ export interface HostTensor {
 export function allocHostData(dtype: DType, length: number): Float64Array | Int32Array | Uint8Array {
   switch (dtype) {
     case "f32":
+    case "f16":
+    case "bf16":
       return new Float64Array(length);
     case "i32":
       return new Int32Array(length);
@@ -37,6 +44,13 @@ export function toHostData(dtype: DType, data: ArrayLike<number>, what = "data")
   switch (dtype) {
     case "f32":
       return data instanceof Float64Array || data instanceof Float32Array ? data : Float64Array.from(data);
+    case "f16":
+    case "bf16": {
+      if (data instanceof Uint16Array) return decodeHalf(dtype, data);
+      const out = Float64Array.from(data);
+      roundHalfInPlace(dtype, out);
+      return out;
+    }
     case "i32": {
       if (data instanceof Int32Array) return data;
       const out = new Int32Array(data.length);

@@ -58,7 +58,10 @@ export function cast(from: DType, to: DType, x: HostData, out: HostData): void {
       else for (let i = 0; i < n; i++) out[i] = x[i]!; // bool → i32 is exact
       return;
     case "f32":
-      // i32/bool → f32 is exact in float64 (the f32 rounding is the backends' business).
+    case "f16":
+    case "bf16":
+      // i32/bool → f32 is exact in float64 (the f32 rounding is the backends' business); the
+      // interpreter rounds a 16-bit result after the op (interpret.ts).
       for (let i = 0; i < n; i++) out[i] = x[i]!;
       return;
     default:

@@ -4,6 +4,12 @@
 // Semantics (every target must match these, up to f32 rounding):
 // - f32 values are computed in float64 and returned as Float64Array; i32 is exact with 32-bit
 //   two's-complement wraparound (`|0`, Math.imul); bool is a Uint8Array of 0/1.
+// - f16 and bf16 (runtime/artifact/half.ts): each op computes in float64 from its operands'
+//   16-bit values and rounds its result ONCE to the format (nearest, ties to even, overflow to
+//   ±inf, subnormals kept), as PyTorch does per op on CPU; inputs and consts are rounded on
+//   entry; a sum or dot accumulates in float64 and rounds once at the end. Movement ops copy.
+//   Targets compute a fused chain in f32 and round where they store, so they differ from this
+//   by a few units in the last place of the 16-bit format (test tolerances say how many).
 // - idiv/mod on i32 use floor semantics, like PyTorch's `//` and `%` (and Python): the quotient
 //   rounds toward -inf, the remainder takes the divisor's sign: -7 // 2 = -4, -7 % 2 = 1,
 //   7 % -2 = -1. INT32_MIN // -1 wraps to INT32_MIN. A zero divisor is an "interp" error.
@@ -18,7 +24,7 @@
 // - rng: see compiler/util/threefry.ts; the seed operand's i32 bits are read as u32.
 
 import { KilnError, assertNever, bug } from "../util/errors.ts";
-import { isFloat } from "./dtype.ts";
+import { roundToDType } from "./dtype.ts";
 import { allocHostData, toHostData, type HostData, type HostTensor } from "./host-tensor.ts";
 import { formatShape, numel, shapesEqual } from "../util/shape.ts";
 import { formatType } from "./infer.ts";
@@ -118,6 +124,7 @@ function evaluateNode(g: Graph, node: Node, values: Map<ValueId, HostTensor>, in
   const produce = (fill: (out: HostData) => void): HostTensor => {
     const data = allocHostData(type.dtype, numel(type.shape));
     fill(data);
+    roundToDType(type.dtype, data);
     return { dtype: type.dtype, shape: type.shape, data };
   };
   switch (node.op) {
@@ -249,6 +256,6 @@ function bindInput(name: string, expected: TensorType, given: HostTensor | undef
     throw new KilnError({ code: "shape-mismatch", message: `input '${name}': ${want} needs ${length} elements, got ${raw?.length ?? "no data"}` });
   // Widen f32 data to float64 so every intermediate is computed in float64.
   const data: HostData =
-    isFloat(expected.dtype) && !(raw instanceof Float64Array) ? Float64Array.from(raw) : toHostData(expected.dtype, raw, `input '${name}'`);
+    expected.dtype === "f32" && !(raw instanceof Float64Array) ? Float64Array.from(raw) : toHostData(expected.dtype, raw, `input '${name}'`);
   return { dtype: expected.dtype, shape: expected.shape, data };
 }

@@ -8,6 +8,7 @@ import { nodeOf } from "../ir/graph.ts";
 import { hasBinaryOp, hasUnaryOp, type Graph, type Node, type ValueId } from "../ir/types.ts";
 import { groupSource, type FusionGroup, type FusionPlan } from "./fusion-plan.ts";
 import { assertNever, bug } from "../util/errors.ts";
+import { halfOf, type DType } from "../ir/dtype.ts";
 import { lowerSum } from "./block-sum.ts";
 import { andPred, flatIndex, fromAtom, indexKey, indexVar, predKey, type IndexExpr, type IndexPred } from "./index-expr.ts";
 import { SectionBuilder, sectionBuffers, type BufferDecl, type ExprId, type Kernel, type KernelProgram, type Section } from "./kernel-ir.ts";
@@ -172,12 +173,16 @@ function lowerGroup(g: Graph, grp: FusionGroup, bufferOf: ReadonlyMap<ValueId, n
         const r = lhsShape.length;
         const k = sb.freshVar(lhsShape[r - 1]!);
         const kIndex = fromAtom(k);
-        const a = value(n.lhs, [...index.slice(0, r - 1), kIndex], valid);
-        const b = value(n.rhs, [...index.slice(0, r - 2), kIndex, index[r - 1]!], valid);
-        const body = sb.add({ op: "mul", x: a, y: b, dtype });
-        const reduce = sb.add({ op: "reduce_sum", vars: [k], body, dtype });
+        // A 16-bit matmul multiplies and accumulates in f32 (its products are exact there) and
+        // rounds once at the end, as the interpreter rounds its float64 dot once.
+        const acc: DType = halfOf(dtype) !== undefined ? "f32" : dtype;
+        const widen = (id: ExprId): ExprId => (acc === dtype ? id : sb.add({ op: "cast", x: id, dtype: acc }));
+        const a = widen(value(n.lhs, [...index.slice(0, r - 1), kIndex], valid));
+        const b = widen(value(n.rhs, [...index.slice(0, r - 2), kIndex, index[r - 1]!], valid));
+        const body = sb.add({ op: "mul", x: a, y: b, dtype: acc });
+        const reduce = sb.add({ op: "reduce_sum", vars: [k], body, dtype: acc });
         sb.markDot(reduce, a, b);
-        return reduce;
+        return acc === dtype ? reduce : sb.add({ op: "cast", x: reduce, dtype });
       }
       case "gather": {
         const xShape = nodeOf(g, n.x).type.shape;

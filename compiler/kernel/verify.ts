@@ -5,7 +5,7 @@
 // written before it is read. A finding names the kernel, the section, the statement as
 // printed and the rule; verifyKernelProgram also names the pass that produced the program.
 
-import { DTYPES, type DType } from "../ir/dtype.ts";
+import { DTYPES, isFloat, type DType } from "../ir/dtype.ts";
 import { KilnError } from "../util/errors.ts";
 import { atomKey, bounds, type Atom, type IndexExpr, type IndexPred, type IndexVar } from "./index-expr.ts";
 import { exprOperands, exprOwnVars, MATMUL_PARAM_KEYS, type KExpr, type Kernel, type KernelProgram, type Section } from "./kernel-ir.ts";
@@ -362,7 +362,7 @@ function checkDtypes(p: KernelProgram, e: KExpr, dtypeOf: (id: number) => DType 
   };
   switch (e.op) {
     case "const":
-      if (e.dtype !== "f32" && !Number.isInteger(e.value)) fail(`${e.value} is not a valid ${e.dtype}`);
+      if (!isFloat(e.dtype) && !Number.isInteger(e.value)) fail(`${e.value} is not a valid ${e.dtype}`);
       if (e.dtype === "bool" && e.value !== 0 && e.value !== 1) fail(`a bool constant must be 0 or 1, got ${e.value}`);
       return;
     case "load": {

@@ -12,6 +12,7 @@ import { hasBinaryOp, hasUnaryOp, type BinaryOp, type Node, type NodeSpec, type 
 import { isFloat, type DType } from "../ir/dtype.ts";
 import { roleView } from "../ir/op-schema.ts";
 import { assertNever } from "../util/errors.ts";
+import { roundToBfloat16, roundToHalf } from "../../runtime/artifact/half.ts";
 import { numel } from "../util/shape.ts";
 import type { NamedRule, RewriteView, Rule } from "./rewrite.ts";
 
@@ -22,6 +23,10 @@ export function roundTo(dtype: DType, v: number): number {
   switch (dtype) {
     case "f32":
       return Math.fround(v);
+    case "f16":
+      return roundToHalf(v);
+    case "bf16":
+      return roundToBfloat16(v);
     case "i32":
       return v | 0;
     case "bool":
@@ -80,6 +85,8 @@ function evalBinary(op: BinaryOp, dtype: DType, a: number, b: number): Folded {
 function addIn(dtype: DType, a: number, b: number): number {
   switch (dtype) {
     case "f32":
+    case "f16":
+    case "bf16":
       return a + b;
     case "i32":
       return (a + b) | 0; // wraps like two's complement
@@ -94,6 +101,8 @@ function addIn(dtype: DType, a: number, b: number): number {
 function mulIn(dtype: DType, a: number, b: number): number {
   switch (dtype) {
     case "f32":
+    case "f16":
+    case "bf16":
       return a * b;
     case "i32":
       return Math.imul(a, b);
@@ -112,7 +121,9 @@ function evalCast(from: DType, to: DType, a: number): Folded {
     case "i32":
       return isFloat(from) ? floatToI32(a) : a;
     case "f32":
-      return a;
+    case "f16":
+    case "bf16":
+      return a; // rounded to `to` in constOf
     default:
       return assertNever(to, "dtype");
   }
@@ -195,6 +206,8 @@ const foldReduceConst: Rule = (n, g) => {
     case "i32":
       return constOf(n, Math.imul(a, count));
     case "f32":
+    case "f16":
+    case "bf16": // summed in f32 and rounded once on every target, like the const rounded in constOf
       return Number.isInteger(a) && Math.abs(a * count) <= 2 ** 24 ? constOf(n, a * count) : undefined;
     case "bool":
       return undefined; // the type rules refuse reducing bool

@@ -5,6 +5,7 @@
 // Letters are a–z and A–Z; "..." (ellipsis) is not supported.
 
 import { formatShape } from "../../compiler/util/shape.ts";
+import { promoteDTypes } from "../../compiler/ir/dtype.ts";
 import { type Tensor, userError } from "../tensor.ts";
 import * as E from "./elementwise.ts";
 import * as L from "./linalg.ts";
@@ -63,7 +64,7 @@ export function einsum(equation: string, ...operands: (Tensor | readonly Tensor[
     if (!sizes.has(c)) return userError("invalid-argument", `einsum: output letter '${c}' of "${equation}" appears in no operand`);
     if (output.indexOf(c) !== output.lastIndexOf(c)) return userError("invalid-argument", `einsum: output letter '${c}' of "${equation}" appears twice`);
   }
-  const dtype = tensors.some((t) => t.dtype === "f32") ? "f32" : "i32";
+  const dtype = tensors.map((t) => t.dtype).reduce(promoteDTypes, "i32");
   let pending: Labeled[] = tensors.map((t, n) => diagonals({ t: E.cast(t, dtype), letters: inputs[n]! }));
   // Sum away letters that only one operand has and the output does not keep.
   const needed = (others: readonly Labeled[]): Set<string> => new Set([...output, ...others.flatMap((o) => [...o.letters])]);

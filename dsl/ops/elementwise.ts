@@ -4,7 +4,7 @@
 // the base-2 forms. Error messages name the op the user called (sub, lt…), not the primitive.
 
 import type { BinaryOp, UnaryOp } from "../../compiler/ir/types.ts";
-import { isBool, isFloat, isInt, type DType } from "../../compiler/ir/dtype.ts";
+import { halfOf, isBool, isFloat, isInt, type DType } from "../../compiler/ir/dtype.ts";
 import { formatShape } from "../../compiler/util/shape.ts";
 import { strictOptions } from "../options.ts";
 import { Tensor, prim, resultDType, userError, type Scalar, type TensorLike } from "../tensor.ts";
@@ -20,8 +20,13 @@ function traceOf(op: string, ...xs: TensorLike[]): Tensor {
 }
 
 export function unary(op: UnaryOp, x: Tensor): Tensor {
-  return prim(x.trace, { op, x: cast(x, "f32").id });
+  return prim(x.trace, { op, x: toFloat(x).id });
 }
+
+/** The float dtype an op on `d` computes in: a float dtype keeps itself (f16 stays f16), i32 and bool go to f32. */
+export const floatDType = (d: DType): DType => (isFloat(d) ? d : "f32");
+/** `x` as a float tensor (unchanged when it already is one), as PyTorch's ops promote integers. */
+export const toFloat = (x: Tensor): Tensor => cast(x, floatDType(x.dtype));
 
 /** Casts and broadcasts `a`, `b` to `dtype`, then records `op`; `name` is what errors call it. */
 export function binary(op: BinaryOp, a: TensorLike, b: TensorLike, dtype: DType, name: string = op): Tensor {
@@ -74,8 +79,9 @@ export function mul(a: TensorLike, b: TensorLike): Tensor {
  */
 export function div(a: TensorLike, b: TensorLike): Tensor {
   traceOf("div", a, b);
-  const [x, y] = broadcastPair(a, b, "f32", "div");
-  return binary("mul", x, reciprocal(y), "f32", "div");
+  const dtype = floatDType(resultDType(a, b));
+  const [x, y] = broadcastPair(a, b, dtype, "div");
+  return binary("mul", x, reciprocal(y), dtype, "div");
 }
 /** PyTorch `//`: floor division (the `idiv` primitive floors integers; floats use floor(a / b)). */
 export function floorDivide(a: TensorLike, b: TensorLike): Tensor {
@@ -87,7 +93,8 @@ export function floorDivide(a: TensorLike, b: TensorLike): Tensor {
 export function remainder(a: TensorLike, b: TensorLike): Tensor {
   const like = traceOf("remainder", a, b);
   if (isFloat(resultDType(a, b))) {
-    const [x, y] = broadcastPair(lift(like, a, "f32"), lift(like, b, "f32"), "f32", "remainder");
+    const dtype = resultDType(a, b);
+    const [x, y] = broadcastPair(lift(like, a, dtype), lift(like, b, dtype), dtype, "remainder");
     return sub(x, mul(floor(div(x, y)), y));
   }
   return binary("mod", a, b, "i32", "remainder");
@@ -99,12 +106,12 @@ const TRUNC_LIMIT = 2 ** 31;
 
 export function trunc(x: Tensor): Tensor {
   if (!isFloat(x.dtype)) return x;
-  return where(lt(abs(x), TRUNC_LIMIT), cast(cast(x, "i32"), "f32"), x);
+  return where(lt(abs(x), TRUNC_LIMIT), cast(cast(x, "i32"), x.dtype), x);
 }
 export function floor(x: Tensor): Tensor {
   if (!isFloat(x.dtype)) return x;
   const t = trunc(x);
-  return sub(t, cast(gt(t, x), "f32"));
+  return sub(t, cast(gt(t, x), x.dtype));
 }
 export function ceil(x: Tensor): Tensor {
   if (!isFloat(x.dtype)) return x;
@@ -125,13 +132,18 @@ export function neg(x: Tensor): Tensor {
   if (isInt(x.dtype)) return binary("mul", x, -1, "i32", "neg");
   return prim(x.trace, { op: "neg", x: x.id });
 }
-export const exp = (x: Tensor): Tensor => unary("exp2", mul(cast(x, "f32"), LOG2E));
-export const log = (x: Tensor): Tensor => mul(unary("log2", x), LN2);
+/**
+ * A 16-bit input computed in f32 and rounded once at the end, as PyTorch's float16 and
+ * bfloat16 kernels do: exp and log scale by log2(e) and ln 2, which 16 bits would cut to 3 digits.
+ */
+const inF32 = (x: Tensor, f: (xf: Tensor) => Tensor): Tensor => (halfOf(x.dtype) !== undefined ? cast(f(cast(x, "f32")), x.dtype) : f(x));
+export const exp = (x: Tensor): Tensor => inF32(x, (xf) => unary("exp2", mul(toFloat(xf), LOG2E)));
+export const log = (x: Tensor): Tensor => inF32(x, (xf) => mul(unary("log2", xf), LN2));
 export const sqrt = (x: Tensor): Tensor => unary("sqrt", x);
 export const reciprocal = (x: Tensor): Tensor => unary("recip", x);
 export const rsqrt = (x: Tensor): Tensor => reciprocal(sqrt(x));
 export const sin = (x: Tensor): Tensor => unary("sin", x);
-export const cos = (x: Tensor): Tensor => unary("sin", add(cast(x, "f32"), Math.PI / 2));
+export const cos = (x: Tensor): Tensor => unary("sin", add(toFloat(x), Math.PI / 2));
 
 export function abs(x: Tensor): Tensor {
   if (isBool(x.dtype)) return x;
@@ -162,11 +174,12 @@ export function pow(x: Tensor, y: TensorLike): Tensor {
     return y < 0 ? reciprocal(acc!) : acc!;
   }
   if (y === 0.5) return sqrt(x);
-  const xf = cast(x, "f32");
-  const yf = y instanceof Tensor ? cast(y, "f32") : constant(x.trace, y, "f32");
+  const fdtype = floatDType(y instanceof Tensor ? dtype : x.dtype);
+  const xf = cast(x, fdtype);
+  const yf = y instanceof Tensor ? cast(y, fdtype) : constant(x.trace, y, fdtype);
   const magnitude = unary("exp2", mul(yf, unary("log2", abs(xf))));
   const yInt = cast(yf, "i32");
-  const yIntegral = eq(cast(yInt, "f32"), yf);
+  const yIntegral = eq(cast(yInt, fdtype), yf);
   const yOdd = eq(remainder(yInt, 2), 1);
   const signed = where(yOdd, neg(magnitude), magnitude);
   const negBase = where(yIntegral, signed, NaN);
@@ -267,7 +280,7 @@ export function leakyRelu(x: Tensor, slope: number | LeakyReluOptions = 0.01): T
     return userError("invalid-argument", `leakyRelu: negativeSlope must be a finite number, got ${JSON.stringify(negativeSlope)}`);
   return where(gt(x, 0), x, mul(x, negativeSlope));
 }
-export const sigmoid = (x: Tensor): Tensor => reciprocal(add(exp(neg(cast(x, "f32"))), 1));
+export const sigmoid = (x: Tensor): Tensor => reciprocal(add(exp(neg(toFloat(x))), 1));
 /** tanh(x) = 2·sigmoid(2x) − 1: no inf/inf at either end; absolute error stays at f32 epsilon. */
 export const tanh = (x: Tensor): Tensor => sub(mul(sigmoid(mul(x, 2)), 2), 1);
 export const silu = (x: Tensor): Tensor => mul(x, sigmoid(x));
@@ -277,7 +290,7 @@ export const silu = (x: Tensor): Tensor => mul(x, sigmoid(x));
  * the IR has no erf primitive, and this keeps every backend to exp2.
  */
 export function erf(x: Tensor): Tensor {
-  const xf = cast(x, "f32");
+  const xf = toFloat(x);
   const sign = where(lt(xf, 0), -1, 1);
   const ax = abs(xf);
   const t = reciprocal(add(mul(ax, 0.3275911), 1));
@@ -328,7 +341,7 @@ export function softplus(x: Tensor, betaArg: number | SoftplusOptions = 1, thres
   const bx = mul(x, beta);
   // log1p(exp(-|bx|)) + max(bx, 0) is stable everywhere.
   const smooth = div(add(log(add(exp(neg(abs(bx))), 1)), maximum(bx, 0)), beta);
-  return where(gt(bx, threshold), cast(x, "f32"), smooth);
+  return where(gt(bx, threshold), toFloat(x), smooth);
 }
 
 /** Converts both operands to `dtype` and broadcasts them to a common shape. */

@@ -130,13 +130,13 @@ export function runCount(x: Tensor, dim: Dims | undefined, op: string): number |
 export function mean(x: Tensor, dim?: Dims, keepdimArg: KeepdimArg = false): Tensor {
   const keepdim = keepdimOf(keepdimArg, "mean");
   const count = runCount(x, dim, "mean"); // first, so a bad dim is reported as mean's
-  return E.div(sum(E.cast(x, "f32"), dim, keepdim), count);
+  return E.div(sum(E.toFloat(x), dim, keepdim), count);
 }
 
 /** Variance with Bessel's correction by default (PyTorch: correction = 1); N - correction <= 0 gives inf/NaN as there. */
 export function variance(x: Tensor, dim?: Dims, correction = 1, keepdim = false): Tensor {
   const count = runCount(x, dim, "var");
-  const xf = E.cast(x, "f32");
+  const xf = E.toFloat(x);
   const centered = E.sub(xf, mean(xf, dim, true));
   const denominator = typeof count === "number" ? Math.max(0, count - correction) : E.sub(count, correction);
   return E.div(sum(E.mul(centered, centered), dim, keepdim), denominator);
@@ -191,7 +191,7 @@ export function stdOf(x: Tensor, dim?: Dims, arg?: VarArg, op = "std"): Tensor {
 export function logsumexp(x: Tensor, dim: Dims, keepdimArg: KeepdimArg = false): Tensor {
   const keepdim = keepdimOf(keepdimArg, "logsumexp");
   const axes = dimList(x, dim, "logsumexp");
-  const xf = E.cast(x, "f32");
+  const xf = E.toFloat(x);
   const m = max(xf, dim, true);
   const shift = E.where(E.isinf(m), 0, m);
   const total = sum(E.exp(E.sub(xf, shift)), dim, true);
@@ -259,7 +259,7 @@ export function cumsum(x: Tensor, dim: number): Tensor {
 /** softmax along `dim`, shifted by the max so exp never overflows. */
 export function softmax(x: Tensor, dim: number): Tensor {
   const axis = dimIndex(x, dim, "softmax");
-  const xf = E.cast(x, "f32");
+  const xf = E.toFloat(x);
   const e = E.exp(E.sub(xf, max(xf, axis, true)));
   return E.div(e, sum(e, axis, true));
 }
@@ -267,7 +267,7 @@ export function softmax(x: Tensor, dim: number): Tensor {
 /** log(softmax(x)) as (x - m) - log(sum(exp(x - m))): no log of an underflowed 0. */
 export function logSoftmax(x: Tensor, dim: number): Tensor {
   const axis = dimIndex(x, dim, "logSoftmax");
-  const xf = E.cast(x, "f32");
+  const xf = E.toFloat(x);
   const shifted = E.sub(xf, max(xf, axis, true));
   return E.sub(shifted, E.log(sum(E.exp(shifted), axis, true)));
 }

@@ -36,7 +36,7 @@ export function multinomial(input: Tensor, numSamples: number, opts?: Multinomia
   if (typeof replacement !== "boolean") return userError("invalid-argument", `multinomial: replacement must be a boolean, got ${JSON.stringify(replacement)}`);
   if (!replacement && numSamples > classes)
     return userError("invalid-argument", `multinomial: cannot draw ${numSamples} samples from ${classes} categories without replacement`);
-  const rows = input.ndim === 1 ? M.unsqueeze(E.cast(input, "f32"), 0) : E.cast(input, "f32");
+  const rows = input.ndim === 1 ? M.unsqueeze(E.toFloat(input), 0) : E.toFloat(input);
   const n = rows.shape[0]!;
   const out = replacement ? inverseCdf(rows, numSamples) : topk(E.add(E.log(rows), gumbel(rows, [n, classes])), numSamples, { dim: 1 }).indices;
   return input.ndim === 1 ? M.reshape(out, [numSamples]) : out;
@@ -73,6 +73,6 @@ export function categorical(logits: Tensor, opts?: CategoricalOptions): Tensor {
   const { dim = -1 } = strictOptions<CategoricalOptions>("categorical", opts, { dim: true });
   const axis = dimIndex(logits, dim, "categorical");
   if (logits.shape[axis] === 0) return userError("invalid-argument", `categorical: dim ${dim} of ${logits.toString()} has no categories`);
-  const x = E.cast(logits, "f32");
+  const x = E.toFloat(logits);
   return R.argmax(E.add(x, gumbel(x, x.shape)), axis);
 }

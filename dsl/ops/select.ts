@@ -3,7 +3,7 @@
 // marking it taken. O(k·n) work in 2k reductions: meant for small k (sampling's top-k, top-5
 // accuracy), not for sorting long rows.
 
-import { isBool } from "../../compiler/ir/dtype.ts";
+import { isBool, isFloat as isFloatDType } from "../../compiler/ir/dtype.ts";
 import { strictOptions } from "../options.ts";
 import { type Tensor, dimIndex, prim, userError } from "../tensor.ts";
 import type { ValuesIndices } from "./reduce.ts";
@@ -36,7 +36,7 @@ export function topk(x: Tensor, k: number, opts?: TopkOptions): ValuesIndices {
   if (!Number.isInteger(k) || k < 0 || k > size)
     return userError("invalid-argument", `topk: k must be an integer in [0, ${size}] for dim ${dim} of ${x.toString()}, got ${k}`);
   const keyBase = isBool(x.dtype) ? E.cast(x, "i32") : x;
-  const isFloat = keyBase.dtype === "f32";
+  const isFloat = isFloatDType(keyBase.dtype);
   // The smallest-first key keeps NaN out of min's way: NaN ranks as +inf.
   const key = !largest && isFloat ? E.where(E.isnan(keyBase), Infinity, keyBase) : keyBase;
   const fill = isFloat ? (largest ? -Infinity : Infinity) : largest ? I32_MIN : I32_MAX;
@@ -98,7 +98,7 @@ function sortOptionsOf(where: string, args: SortArgs): { dim: number; descending
 function ranks(x: Tensor, axis: number, descending: boolean): { rank: Tensor; position: Tensor } {
   const size = x.shape[axis]!;
   const base = isBool(x.dtype) ? E.cast(x, "i32") : x;
-  const isFloat = base.dtype === "f32";
+  const isFloat = isFloatDType(base.dtype);
   const position = M.reshape(
     prim(x.trace, { op: "iota", axis: 0 }, { dtype: "i32", shape: [size] }),
     x.shape.map((_, i) => (i === axis ? size : 1)),

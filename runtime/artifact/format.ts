@@ -3,12 +3,14 @@
 // outputs. `k.compile` builds this in memory and `kiln compile` writes the same object to
 // disk; runtimes import only this module (never compiler/).
 
+import { encodeHalf, type HalfDType } from "./half.ts";
+
 /**
  * The element types an artifact stores. The compiler's dtype table (compiler/ir/dtype.ts)
  * declares the same names; the runtime keeps its own small table because it never imports
  * compiler/, and test/ir/dtype.test.ts holds the two equal.
  */
-export type ArtifactDType = "f32" | "i32" | "bool";
+export type ArtifactDType = "f32" | "f16" | "bf16" | "i32" | "bool";
 
 export interface ArtifactBuffer {
   readonly id: number;
@@ -161,23 +163,51 @@ export const ARTIFACT_VERSION = 1;
 /** Per artifact dtype: bytes per element and the typed array a runtime holds it in. */
 export const ARTIFACT_DTYPES = {
   f32: { bytes: 4, array: Float32Array },
+  // 16-bit floats: the runtime holds their bit patterns (runtime/artifact/half.ts converts).
+  f16: { bytes: 2, array: Uint16Array, half: "f16" },
+  bf16: { bytes: 2, array: Uint16Array, half: "bf16" },
   i32: { bytes: 4, array: Int32Array },
   bool: { bytes: 1, array: Uint8Array },
-} as const satisfies { readonly [D in ArtifactDType]: { readonly bytes: number; readonly array: { readonly BYTES_PER_ELEMENT: number } } };
+} as const satisfies {
+  readonly [D in ArtifactDType]: { readonly bytes: number; readonly array: { readonly BYTES_PER_ELEMENT: number }; readonly half?: HalfDType };
+};
+
+/** The 16-bit float format of an artifact dtype (its storage is a Uint16Array of bit patterns), else undefined. */
+export const artifactHalf = (d: ArtifactDType): HalfDType | undefined => (ARTIFACT_DTYPES[d] as { readonly half?: HalfDType }).half;
+
+/** A runtime's array of an artifact dtype. */
+export type ArtifactArray = Float32Array | Uint16Array | Int32Array | Uint8Array;
 
 export const artifactDTypeBytes = (d: ArtifactDType): number => ARTIFACT_DTYPES[d].bytes;
 
 /** A fresh zeroed array of `d`'s storage type, or a view over `buffer` at `byteOffset`. */
-export function artifactArray(d: ArtifactDType, length: number): Float32Array | Int32Array | Uint8Array;
-export function artifactArray(d: ArtifactDType, buffer: ArrayBufferLike, byteOffset: number, length: number): Float32Array | Int32Array | Uint8Array;
-export function artifactArray(d: ArtifactDType, a: number | ArrayBufferLike, byteOffset?: number, length?: number): Float32Array | Int32Array | Uint8Array {
+export function artifactArray(d: ArtifactDType, length: number): ArtifactArray;
+export function artifactArray(d: ArtifactDType, buffer: ArrayBufferLike, byteOffset: number, length: number): ArtifactArray;
+export function artifactArray(d: ArtifactDType, a: number | ArrayBufferLike, byteOffset?: number, length?: number): ArtifactArray {
   const Storage = ARTIFACT_DTYPES[d].array;
   // a union of constructors loses their generic buffer parameter; a SharedArrayBuffer works the same
   return typeof a === "number" ? new Storage(a) : new Storage(a as ArrayBuffer, byteOffset, length);
 }
 
-/** Copies `data` into a fresh array of `d`'s storage type. */
-export const artifactArrayFrom = (d: ArtifactDType, data: ArrayLike<number>): Float32Array | Int32Array | Uint8Array => ARTIFACT_DTYPES[d].array.from(data);
+/**
+ * Copies `data` into a fresh array of `d`'s storage type. For a 16-bit float, a Uint16Array is
+ * taken as bit patterns (copied); any other array as values, rounded to the format.
+ */
+export function artifactArrayFrom(d: ArtifactDType, data: ArrayLike<number>): ArtifactArray {
+  const half = artifactHalf(d);
+  if (half !== undefined && !(data instanceof Uint16Array)) return encodeHalf(half, data);
+  return ARTIFACT_DTYPES[d].array.from(data);
+}
+
+/**
+ * Input data as a runner copies it into memory: a 16-bit float given as values (a Float32Array,
+ * Float64Array…) becomes its rounded bit patterns; anything else is returned as it is (a typed
+ * array `set` converts the other dtypes).
+ */
+export function asStorage<T extends ArrayLike<number>>(d: ArtifactDType, data: T): T | Uint16Array {
+  const half = artifactHalf(d);
+  return half !== undefined && !(data instanceof Uint16Array) ? encodeHalf(half, data) : data;
+}
 
 /** Elements of a tensor of this shape (the runtime's copy of compiler/util/shape.ts's numel). */
 export const numel = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);

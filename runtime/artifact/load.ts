@@ -3,7 +3,7 @@
 // one this loader reads. createModel wraps a target runner into run(userInputs) that keeps
 // the state (weights, optimizer state) between runs, as k.compile's executables do.
 
-import { numel, type Artifact, type ArtifactDType } from "./format.ts";
+import { artifactArrayFrom, artifactHalf, numel, type Artifact, type ArtifactDType } from "./format.ts";
 import { sha256Hex } from "./hash.ts";
 import { ArtifactInvalidError, artifactOf, MANIFEST_FILE, parseManifest, type Manifest } from "./manifest.ts";
 import { decodeSafetensors, type NamedTensor, type TensorData } from "./safetensors.ts";
@@ -123,7 +123,13 @@ export interface Model {
   close(): Promise<void>;
 }
 
-const dataKind: Readonly<Record<ArtifactDType, string>> = { f32: "Float32Array", i32: "Int32Array", bool: "Uint8Array" };
+const dataKind: Readonly<Record<ArtifactDType, string>> = {
+  f32: "Float32Array",
+  f16: "Uint16Array of f16 bits, or Float32Array",
+  bf16: "Uint16Array of bf16 bits, or Float32Array",
+  i32: "Int32Array",
+  bool: "Uint8Array",
+};
 
 function checkedInput(name: string, value: InputValue | undefined, dtype: ArtifactDType, shape: readonly number[]): NamedTensor {
   if (value === undefined) throw new Error(`run: missing input '${name}' (${dtype}[${shape.join(",")}])`);
@@ -133,6 +139,8 @@ function checkedInput(name: string, value: InputValue | undefined, dtype: Artifa
     throw new Error(`run: input '${name}' has shape [${tensor.shape.join(",")}], expected [${shape.join(",")}]`);
   if (tensor.data.length !== numel(shape))
     throw new Error(`run: input '${name}' has ${tensor.data.length} elements, expected ${numel(shape)} (${dataKind[dtype]})`);
+  // A 16-bit float given as values (not bit patterns) is rounded to its format here.
+  if (artifactHalf(dtype) !== undefined && !(tensor.data instanceof Uint16Array)) return { ...tensor, data: artifactArrayFrom(dtype, tensor.data) };
   return tensor;
 }
 

@@ -8,6 +8,7 @@
 
 import type { ArtifactDType } from "./format.ts";
 import { ArtifactInvalidError } from "./invalid.ts";
+import { encodeHalf } from "./half.ts";
 import {
   decodeElements,
   DTYPE_INFO,
@@ -22,7 +23,7 @@ import { isJsonObject, JsonSyntaxError, parseStrictJson, type JsonValue } from "
 
 export { SAFETENSORS_DTYPES, type SafetensorsData, type SafetensorsDType } from "./safetensors-dtypes.ts";
 
-export type TensorData = Float32Array | Float64Array | Int32Array | Uint8Array;
+export type TensorData = Float32Array | Float64Array | Uint16Array | Int32Array | Uint8Array;
 
 /** A tensor in one of the artifact dtypes (what the runtimes bind). */
 export interface NamedTensor {
@@ -316,7 +317,8 @@ export function encodeSafetensors(tensors: SafetensorsInput, metadata?: Readonly
 }
 
 /**
- * A file tensor's data as an artifact dtype: any float → f32 (F16/BF16 exactly, F64 rounded),
+ * A file tensor's data as an artifact dtype: any float → f32 (F16/BF16 exactly, F64 rounded);
+ * any float → f16/bf16 as bit patterns (the same format exactly, others rounded to nearest even),
  * any integer → i32 (every value must fit), BOOL → bool. A conversion that would lose integer
  * values, or turn floats into integers, throws naming the tensor and the first bad value.
  */
@@ -325,6 +327,11 @@ export function convertTensor(t: SafeTensor, to: ArtifactDType, name: string, fi
   const from = DTYPE_INFO[t.dtype];
   const data = t.data;
   switch (to) {
+    case "f16":
+    case "bf16": {
+      if (from.kind !== "float") throw invalid(`is ${from.fileName}, cannot load into ${to} (only float dtypes convert to 16-bit floats)`);
+      return encodeHalf(to, data as Float32Array | Float64Array);
+    }
     case "f32": {
       if (from.kind === "bool") throw invalid(`is BOOL, cannot load into f32`);
       if (data instanceof Float32Array) return data;

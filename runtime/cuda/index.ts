@@ -13,7 +13,17 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { recordKernel, type RunProfiler } from "../artifact/profile.ts";
 import type { NamedTensor } from "../artifact/safetensors.ts";
-import { ARTIFACT_DTYPES, artifactArray, artifactDTypeBytes, numel, type ArtifactDType, type CudaArtifact, type CudaLaunch } from "../artifact/format.ts";
+import {
+  ARTIFACT_DTYPES,
+  artifactArray,
+  artifactArrayFrom,
+  artifactDTypeBytes,
+  type ArtifactArray,
+  numel,
+  type ArtifactDType,
+  type CudaArtifact,
+  type CudaLaunch,
+} from "../artifact/format.ts";
 import { neededWorkgroups } from "../artifact/symbolic-dispatch.ts";
 import { IoCounter, type IoCounters } from "../artifact/host-io.ts";
 
@@ -109,9 +119,9 @@ export function compileToPtx(device: CudaDevice, source: string, name: string): 
 /** A tensor the CUDA runner takes and returns: the same shape as every runtime's (safetensors.ts's NamedTensor). */
 export type CudaTensor = NamedTensor;
 
-function storageOf(dtype: ArtifactDType, data: ArrayLike<number>): Float32Array | Int32Array | Uint8Array {
+function storageOf(dtype: ArtifactDType, data: ArrayLike<number>): ArtifactArray {
   const Storage = ARTIFACT_DTYPES[dtype].array;
-  return data instanceof Storage ? data : Storage.from(data);
+  return data instanceof Storage ? data : artifactArrayFrom(dtype, data);
 }
 
 /**

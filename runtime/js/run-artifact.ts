@@ -7,7 +7,16 @@
 // array the runners share: its value stays there between runs and programs, uploaded only
 // when the caller passes another array than the one standing for it, read back on demand.
 
-import { artifactArray, artifactArrayFrom, artifactDTypeBytes, numel, type Artifact, type ArtifactBuffer, type ArtifactDType } from "../artifact/format.ts";
+import {
+  artifactArray,
+  artifactArrayFrom,
+  asStorage,
+  artifactDTypeBytes,
+  numel,
+  type Artifact,
+  type ArtifactBuffer,
+  type ArtifactDType,
+} from "../artifact/format.ts";
 import { recordKernel } from "../artifact/profile.ts";
 import { jsKernelRuntime } from "./helpers.ts";
 
@@ -105,7 +114,7 @@ export class JsArtifactRunner {
         if (shared.resident.get(io.name) === t.data) continue;
         shared.resident.set(io.name, t.data);
       }
-      target.set(t.data);
+      target.set(asStorage(io.dtype, t.data));
       this.counter.bytesIn += target.byteLength;
     }
     if (profile) {

@@ -10,7 +10,16 @@
 // concurrent callers cannot interleave: each run sees the memory the previous one left. A
 // caller splitting a run into write/execute/read across awaits must serialize those itself.
 
-import { artifactArray, artifactArrayFrom, artifactDTypeBytes, numel, type Artifact, type ArtifactBuffer, type ArtifactIO } from "../artifact/format.ts";
+import {
+  artifactArray,
+  artifactArrayFrom,
+  asStorage,
+  artifactDTypeBytes,
+  numel,
+  type Artifact,
+  type ArtifactBuffer,
+  type ArtifactIO,
+} from "../artifact/format.ts";
 import { hostMath } from "./host-math.ts";
 import { artifactLayout, PAGE_BYTES, POOL_CONTROL_BYTES, SHARED_POOLS } from "../artifact/wasm-layout.ts";
 import type { WorkerPool } from "./pool.ts";
@@ -326,7 +335,7 @@ export class WasmArtifactRunner implements ResidentOwner {
       else this.residentState.delete(io.name);
       const target = this.bufferView(io.buffer);
       if (t.data.length !== target.length) throw new Error(`input '${io.name}' has ${t.data.length} elements, expected ${target.length}`);
-      target.set(t.data);
+      target.set(asStorage(io.dtype, t.data));
       this.counter.bytesIn += target.byteLength;
     }
   }

@@ -10,7 +10,7 @@
 // block the ones behind it.
 
 import { neededWorkgroups } from "../artifact/symbolic-dispatch.ts";
-import { numel, type Artifact, type ArtifactDType, type ArtifactIO, type SymbolicDispatch } from "../artifact/format.ts";
+import { artifactArray, artifactArrayFrom, numel, type Artifact, type ArtifactDType, type ArtifactIO, type SymbolicDispatch } from "../artifact/format.ts";
 import { recordKernel, type RunProfiler } from "../artifact/profile.ts";
 
 import {
@@ -304,7 +304,7 @@ export class WebGpuArtifactRunner implements ResidentOwner {
       checkResident(value, output, this.device);
       const p = this.placeOf(value.buffer);
       const count = numel(value.shape);
-      const data = into ?? new (value.dtype === "f32" ? Float32Array : value.dtype === "i32" ? Int32Array : Uint8Array)(count);
+      const data = into ?? artifactArray(value.dtype, count);
       if (p.bytes === 0) return data;
       const staging = createBuffer(this.device, {
         size: p.bytes,
@@ -762,6 +762,10 @@ function toDevice(dtype: ArtifactDType, data: RuntimeData): Float32Array | Int32
       return data instanceof Int32Array ? data : Int32Array.from(data);
     case "bool":
       return Uint32Array.from(data, (v) => (v !== 0 ? 1 : 0));
+    case "f16":
+    case "bf16":
+      // One 16-bit pattern in the low half of each word (a Float32Array or Float64Array given is rounded first).
+      return Uint32Array.from(data instanceof Uint16Array ? data : artifactArrayFrom(dtype, data));
   }
 }
 
@@ -780,6 +784,12 @@ function copyFromDevice(dtype: ArtifactDType, memory: ArrayBuffer, offset: numbe
       for (let i = 0; i < count; i++) into[i] = words[i] !== 0 ? 1 : 0;
       return;
     }
+    case "f16":
+    case "bf16": {
+      const words = new Uint32Array(memory, offset, count);
+      for (let i = 0; i < count; i++) into[i] = words[i]! & 0xffff;
+      return;
+    }
   }
 }
 
@@ -791,5 +801,8 @@ function fromDeviceWords(dtype: ArtifactDType, memory: ArrayBuffer, offset: numb
       return new Int32Array(memory.slice(offset, offset + count * ELEMENT_BYTES));
     case "bool":
       return Uint8Array.from(new Uint32Array(memory, offset, count), (v) => (v !== 0 ? 1 : 0));
+    case "f16":
+    case "bf16":
+      return Uint16Array.from(new Uint32Array(memory, offset, count), (v) => v & 0xffff);
   }
 }

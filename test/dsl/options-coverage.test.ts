@@ -48,6 +48,8 @@ const calls: Readonly<Record<string, () => unknown>> = {
   "k.valueAndGrad": () => k.valueAndGrad((x: k.Tensor) => x.sum(), BOGUS),
   "k.trainStep": () => k.trainStep(k.nn.linear(3, 1), (o) => o.sum(), k.optim.sgd(), BOGUS),
   "k.f32": () => k.f32(["batch", 2], BOGUS),
+  "k.f16": () => k.f16(["batch", 2], BOGUS),
+  "k.bf16": () => k.bf16(["batch", 2], BOGUS),
   "k.i32": () => k.i32(["batch"], BOGUS),
   "k.bool": () => k.bool([2], BOGUS),
   "k.printGraph": () => k.printGraph(k.traceFunction("t", id, [k.f32([2])]).graph, BOGUS),

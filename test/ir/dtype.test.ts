@@ -15,10 +15,14 @@ import {
   isFloat,
   isInt,
   promoteDTypes,
+  halfOf,
+  roundToDType,
+  typedArrayFrom,
+  valuesOfStorage,
   typedArrayFor,
   type DType,
 } from "../../compiler/ir/dtype.ts";
-import { ARTIFACT_DTYPES, artifactDTypeBytes, type ArtifactDType } from "../../runtime/artifact/format.ts";
+import { ARTIFACT_DTYPES, artifactArrayFrom, artifactDTypeBytes, type ArtifactDType } from "../../runtime/artifact/format.ts";
 
 // Type-level: the compiler's and the artifact format's dtype unions are the same set, so a
 // dtype added to one and not the other fails `npm run typecheck`.
@@ -39,8 +43,8 @@ describe("dtype table", () => {
   });
 
   test("sizes and kinds, by hand", () => {
-    expect([dtypeBytes("f32"), dtypeBytes("i32"), dtypeBytes("bool")]).toEqual([4, 4, 1]);
-    expect(DTYPES.filter(isFloat)).toEqual(["f32"]);
+    expect([dtypeBytes("f32"), dtypeBytes("f16"), dtypeBytes("bf16"), dtypeBytes("i32"), dtypeBytes("bool")]).toEqual([4, 2, 2, 4, 1]);
+    expect(DTYPES.filter(isFloat)).toEqual(["f32", "f16", "bf16"]);
     expect(DTYPES.filter(isInt)).toEqual(["i32"]);
     expect(DTYPES.filter(isBool)).toEqual(["bool"]);
     for (const d of DTYPES) expect(DTYPE_TABLE[d].name).toBe(d);
@@ -52,6 +56,24 @@ describe("dtype table", () => {
     expect(allocHostArray("bool", 3)).toBeInstanceOf(Uint8Array);
     expect(Array.from(hostArrayFrom("i32", [1, -2, 3]))).toEqual([1, -2, 3]);
     expect(hostArrayFrom("f32", [0.1])[0]).toBe(0.1); // not rounded to f32
+    expect(allocHostArray("f16", 3)).toBeInstanceOf(Float64Array);
+    expect(allocHostArray("bf16", 3)).toBeInstanceOf(Float64Array);
+  });
+
+  test("16-bit floats: runtimes hold bit patterns, the host holds values", () => {
+    expect(halfOf("f16")).toBe("f16");
+    expect(halfOf("f32")).toBeUndefined();
+    expect(Array.from(typedArrayFrom("f16", [1, -2, 65520]))).toEqual([0x3c00, 0xc000, 0x7c00]);
+    expect(Array.from(typedArrayFrom("bf16", [1, 1 / 3]))).toEqual([0x3f80, 0x3eab]);
+    expect(Array.from(valuesOfStorage("f16", Uint16Array.of(0x3c00, 0x0001)))).toEqual([1, 2 ** -24]);
+    expect(Array.from(artifactArrayFrom("f16", Uint16Array.of(0x3555)))).toEqual([0x3555]); // bits stay bits
+    expect(Array.from(artifactArrayFrom("f16", Float32Array.of(1 / 3)))).toEqual([0x3555]); // values round
+    const v = Float64Array.of(1 + 2 ** -11, 65520, 0.1);
+    roundToDType("f16", v);
+    expect(Array.from(v)).toEqual([1, Infinity, 0.0999755859375]);
+    const w = Float64Array.of(0.1);
+    roundToDType("f32", w);
+    expect(w[0]).toBe(0.1); // the interpreter keeps f32 values in float64
   });
 
   test("ranges: i32 is two's complement 32-bit, bool is 0/1", () => {
@@ -65,7 +87,13 @@ describe("dtype table", () => {
     expect(fitsDType(1.5, "f32")).toBe(true);
   });
 
-  test("promotion follows PyTorch: bool < i32 < f32", () => {
+  test("promotion follows PyTorch: bool < i32 < f16 = bf16 < f32; f16 with bf16 is f32", () => {
+    expect(promoteDTypes("f16", "f32")).toBe("f32");
+    expect(promoteDTypes("bf16", "f16")).toBe("f32");
+    expect(promoteDTypes("f16", "bf16")).toBe("f32");
+    expect(promoteDTypes("i32", "bf16")).toBe("bf16");
+    expect(promoteDTypes("f16", "f16")).toBe("f16");
+    expect(promoteDTypes("bool", "f16")).toBe("f16");
     expect(promoteDTypes("bool", "i32")).toBe("i32");
     expect(promoteDTypes("i32", "f32")).toBe("f32");
     expect(promoteDTypes("f32", "bool")).toBe("f32");
@@ -74,7 +102,8 @@ describe("dtype table", () => {
 
   test("isDType accepts table names only", () => {
     expect(DTYPES.every(isDType)).toBe(true);
-    expect(isDType("f16")).toBe(false);
+    expect(isDType("f16")).toBe(true);
+    expect(isDType("f64")).toBe(false);
     expect(isDType("toString")).toBe(false);
   });
 });

@@ -9,6 +9,8 @@ import { nodeOf } from "../../compiler/ir/graph.ts";
 import type { Graph } from "../../compiler/ir/types.ts";
 import type { HostTensor } from "../../compiler/ir/host-tensor.ts";
 import { numel } from "../../compiler/util/shape.ts";
+import { halfOf, isFloat, roundToDType, valuesOfStorage, type DType } from "../../compiler/ir/dtype.ts";
+import { roundToBfloat16, roundToHalf } from "../../runtime/artifact/half.ts";
 import { mulberry32 } from "../util/random-graph.ts";
 import { HyperStore, type HyperSettings } from "../../dsl/hyper.ts";
 import type { TraceResult } from "../../dsl/trace.ts";
@@ -33,6 +35,8 @@ export interface OpCase {
   readonly hyper?: HyperSettings;
   /** Targets that skip this case, each with the reason. */
   readonly exclude?: Partial<Record<OpTarget, string>>;
+  /** Why the f16/bf16 suites skip this case (every target). */
+  readonly halfExclude?: string;
 }
 
 export const DEFAULT_ATOL = 1e-5;
@@ -481,12 +485,16 @@ export function caseInputs(g: Graph, c: Pick<OpCase, "range" | "intRange">): Rec
     }
     const [lo, hi] = typeof c.range === "function" ? c.range(n.name) : (c.range ?? [-1, 1]);
     const count = numel(n.type.shape);
+    const half = halfOf(n.type.dtype);
     const data =
       n.type.dtype === "f32"
         ? Float64Array.from(Float32Array.from({ length: count }, () => lo + rand() * (hi - lo)))
-        : n.type.dtype === "i32"
-          ? Int32Array.from({ length: count }, () => (n.name === "seed" ? 42 : Math.floor(rand() * (c.intRange ?? 4))))
-          : Uint8Array.from({ length: count }, () => (rand() < 0.5 ? 1 : 0));
+        : half !== undefined
+          ? Float64Array.from({ length: count }, () => (half === "f16" ? roundToHalf : roundToBfloat16)(lo + rand() * (hi - lo)))
+          : n.type.dtype === "i32"
+            ? Int32Array.from({ length: count }, () => (n.name === "seed" ? 42 : Math.floor(rand() * (c.intRange ?? 4))))
+            : Uint8Array.from({ length: count }, () => (rand() < 0.5 ? 1 : 0));
+    if (half !== undefined && isFloat(n.type.dtype)) roundToDType(n.type.dtype, data as Float64Array);
     out[n.name] = { dtype: n.type.dtype, shape: n.type.shape, data };
   }
   return out;
@@ -496,6 +504,9 @@ export function caseInputs(g: Graph, c: Pick<OpCase, "range" | "intRange">): Rec
 export function asStored(expected: HostTensor): ArrayLike<number> {
   return expected.dtype === "f32" ? Float32Array.from(expected.data) : expected.data;
 }
+
+/** A target's output as values: 16-bit floats come back from the runtimes as bit patterns. */
+export const valuesOf = (t: HostTensor): ArrayLike<number> => valuesOfStorage(t.dtype, t.data);
 
 /** The first element outside atol + rtol·|expected| (NaN must meet NaN), or undefined. */
 export function firstMismatch(got: ArrayLike<number>, want: ArrayLike<number>, atol: number, rtol: number, targetName: string): string | undefined {
@@ -530,7 +541,7 @@ export async function runCaseOnTarget(c: OpCase, target: TestTarget): Promise<vo
   const want = interpret(g, inputs);
   const got = await compiled.run(inputs);
   for (const o of g.outputs) {
-    const bad = firstMismatch(got[o.name]!.data, asStored(want[o.name]!), c.atol ?? DEFAULT_ATOL, c.rtol ?? DEFAULT_RTOL, target.name);
+    const bad = firstMismatch(valuesOf(got[o.name]!), asStored(want[o.name]!), c.atol ?? DEFAULT_ATOL, c.rtol ?? DEFAULT_RTOL, target.name);
     if (bad) throw new Error(`${c.name}: output ${o.name}: ${bad}\n${compiled.explain()}`);
   }
 }
@@ -573,4 +584,73 @@ export async function expectAdamTrajectoryMatchesReference(target: string): Prom
     [got.weight, want.weight],
   ] as const)
     a.forEach((v, j) => expect(Math.abs(v - e[j]!)).toBeLessThanOrEqual(DEFAULT_ATOL + DEFAULT_RTOL * Math.abs(e[j]!)));
+}
+
+// ---- the op suite over f16 and bf16 ----
+
+/**
+ * Tolerances of the 16-bit suites, from each format's epsilon (2^-10 for f16, 2^-7 for bf16):
+ * the interpreter rounds each op's float64 result to the format and a target rounds its f32
+ * result, so one op agrees bit for bit (the f32 result rounds to the same 16-bit value: f32
+ * has more than twice the digits) except after a transcendental or a sum, whose f32 and
+ * float64 values may fall on either side of a rounding boundary (one unit in the last place).
+ * That unit then propagates through the ops after it, so a case compares within 8 units
+ * relative plus 8 units absolute (values here are of order 1).
+ */
+export const HALF_TOLERANCE: { readonly [D in "f16" | "bf16"]: { readonly atol: number; readonly rtol: number } } = {
+  f16: { atol: 8 * 2 ** -10, rtol: 8 * 2 ** -10 },
+  bf16: { atol: 8 * 2 ** -7, rtol: 8 * 2 ** -7 },
+};
+
+/** The groups the 16-bit suites run by default (the rest behind KILN_FULL). */
+export const HALF_GROUPS: readonly CaseGroup[] = ["elementwise", "reductions", "movement", "linear algebra", "composites"];
+
+/** `c` with every f32 input spec turned into `dtype` and the format's tolerances (a case's own looser ones scaled up). */
+export function halfCase(c: OpCase, dtype: "f16" | "bf16"): OpCase {
+  const specs = c.specs.map((s) => (s.dtype === "f32" ? { ...s, dtype: dtype as DType } : s));
+  const tol = HALF_TOLERANCE[dtype];
+  return { ...c, name: `${c.name} [${dtype}]`, specs, atol: tol.atol, rtol: tol.rtol };
+}
+
+/**
+ * Cases a target must match bit for bit in 16 bits (atol = rtol = 0): + − × max, where, casts
+ * and overflow, where the f32 result rounds to the same 16-bit value as the float64 one. The
+ * first holds only if every op's result is rounded where it is computed, inside a fused chain
+ * too: x + 1024 − 1024 is x rounded to 1024's spacing (1 in f16, 8 in bf16), not x.
+ */
+export function exactHalfCases(dtype: "f16" | "bf16"): OpCase[] {
+  const h = (shape: number[]): k.InputSpec => (dtype === "f16" ? k.f16(shape) : k.bf16(shape));
+  const exact = { atol: 0, rtol: 0, group: "elementwise" as const };
+  return [
+    { ...exact, name: `rounding after every op of a fused chain [${dtype}]`, fn: (x) => x.add(1024).sub(1024), specs: [h([33])], range: [-20, 20] },
+    {
+      ...exact,
+      name: `add sub mul maximum neg where, bit for bit [${dtype}]`,
+      fn: (x, y) => [x.add(y), x.sub(y), x.mul(y), x.maximum(y), x.neg(), x.gt(y).where(x, y), x.mul(y).add(x)],
+      specs: [h([40]), h([40])],
+      range: [-8, 8],
+    },
+    {
+      ...exact,
+      name: `casts to and from f32 and i32, overflow to inf [${dtype}]`,
+      fn: (x, z) => [x.float(), x.mul(10).int(), z.cast(dtype), z.mul(1e5).cast(dtype), x.float().mul(1.001).cast(dtype), x.mul(30000).mul(3)],
+      specs: [h([24]), k.f32([24])],
+      range: [-4, 4],
+    },
+  ];
+}
+
+/** The op suite over `dtype` for a target: each case's f32 inputs made `dtype`, compared with the interpreter's per-op rounding. */
+export function describeHalfOpSuite(target: TestTarget, dtype: "f16" | "bf16", groups: readonly CaseGroup[] = HALF_GROUPS, opts: OpSuiteOptions = {}): void {
+  const label = `${target.label ?? `${target.name} target`} ${dtype}`;
+  for (const group of groups) {
+    const cases = casesFor(target.name, [group]).filter((c) => c.specs.some((s) => s.dtype === "f32") && c.halfExclude === undefined);
+    if (cases.length === 0) continue;
+    describe.skipIf(opts.skip === true)(`${label}: ${group}`, () => {
+      test.each(cases.map((c) => [c.name, halfCase(c, dtype)] as const))("%s", (_name, c) => runCaseOnTarget(c, target), opts.timeoutMs);
+    });
+  }
+  describe.skipIf(opts.skip === true)(`${label}: bit for bit`, () => {
+    test.each(exactHalfCases(dtype).map((c) => [c.name, c] as const))("%s", (_name, c) => runCaseOnTarget(c, target), opts.timeoutMs);
+  });
 }

@@ -93,7 +93,7 @@ function maxRule(g: Val, x: Val, y: Val): [Cotangent, Cotangent] {
 /** reduce_max: g is divided evenly among the positions equal to the maximum. */
 function reduceMaxRule(g: Val, x: Val, out: Val, axes: readonly number[]): Val {
   const isMax = x.cmpeq(out.expand(x.shape));
-  const tieCount = isMax.cast("f32").reduceSum(axes);
+  const tieCount = isMax.cast(g.dtype).reduceSum(axes);
   const share = g.mul(tieCount.recip()).expand(x.shape);
   return isMax.where(share, x.zerosLike());
 }
@@ -160,7 +160,7 @@ function scatterAddRows(g: Val, column: Val, axis: number, xShape: Shape): Val {
     .reshape([picks, 1])
     .expand([picks, rows])
     .cmpeq(g.em.iota([picks, rows], 1))
-    .cast("f32");
+    .cast(g.dtype);
   const toFront = [axis, ...xShape.flatMap((_, i) => (i === axis ? [] : [i]))];
   const front = g.permute(toFront);
   const rest = front.shape.slice(1);
