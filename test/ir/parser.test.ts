@@ -136,7 +136,7 @@ describe("parse errors point at the token", () => {
 
   test("types: unknown dtype, negative or fractional dims", () => {
     const first = (text: string) => parseError(text).message.split("\n")[0];
-    expect(first(GOOD.replace("%x: f32[2,3]", "%x: f64[2,3]"))).toBe("unknown dtype 'f64' (expected f32, i32, bool) at model.kir:1:16");
+    expect(first(GOOD.replace("%x: f32[2,3]", "%x: f64[2,3]"))).toBe("unknown dtype 'f64' (expected f32, f16, bf16, i32, bool) at model.kir:1:16");
     expect(first(GOOD.replace("%x: f32[2,3]", "%x: f32[-2,3]"))).toBe("a dimension must be non-negative, got -2 at model.kir:1:20");
     expect(first(GOOD.replace("%x: f32[2,3]", "%x: f32[2.5,3]"))).toBe("a dimension must be an integer, got 2.5 at model.kir:1:20");
   });
