@@ -5,9 +5,10 @@
 import type { SourceLoc } from "../compiler/util/errors.ts";
 
 // Works on URLs, not node:path, so the DSL also runs in a browser bundle (where frames are
-// http:// URLs). Kiln's own folders, as URL prefixes: "<root>/dsl/" …
+// http:// URLs). Kiln's own folders, as URL prefixes: "<root>/dsl/" … (in the built package
+// <root> is dist/, and the bundler's shared code sits in dist/chunks/: scripts/build-package.mjs).
 const kilnRoot = new URL("../", import.meta.url).href;
-const internalPrefixes = ["dsl", "compiler", "codegen", "targets", "runtime", "cli", "bin"].map((d) => `${kilnRoot}${d}/`);
+const internalPrefixes = ["dsl", "compiler", "codegen", "targets", "runtime", "cli", "bin", "chunks"].map((d) => `${kilnRoot}${d}/`);
 
 /** A frame's file as a URL: ESM frames are file:// (or http://) URLs already, others absolute paths; undefined for node:internal, eval and the like. */
 function frameUrl(file: string): string | undefined {

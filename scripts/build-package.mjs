@@ -1,18 +1,52 @@
-// `npm run build` (and `prepack`): compiles the library to ESM .js + .d.ts in dist/ (tsc,
-// tsconfig.build.json; `.ts` import specifiers become `.js`). What the built code reads at run
-// time stays where it is and ships at the package root ("files" in package.json): runtime/**/*.ts,
-// which artifact folders carry as source, and the CUDA runtime's C++ sources. (Not inside dist/:
-// a .ts beside a .d.ts is what TypeScript would pick when a user's project checks its types.)
+// `npm run build` (and `prepack`): the library as ESM JavaScript + .d.ts in dist/.
+// - JavaScript: esbuild bundles the two entry points, dist/dsl/index.js (`import "kiln"`) and
+//   dist/cli/main.js (the `kiln` command), with code splitting: what both share, and every
+//   module the library imports lazily (`await import(…)`: the IR parsers, the artifact folder
+//   writer, the WebGPU and CUDA targets…), goes into dist/chunks/. Node then reads a handful
+//   of files at `import "kiln"` instead of ~150 (issue 14: cold start). Every output file sits
+//   two levels below the package root, as the sources do below the checkout, so the paths
+//   modules find beside themselves (new URL("../…", import.meta.url)) agree.
+// - Declarations: tsc (tsconfig.build.json, declarations only; `.ts` specifiers become `.js`).
+// What the built code reads at run time stays where it is and ships at the package root
+// ("files" in package.json): runtime/**/*.ts, which artifact folders carry as source, and the
+// CUDA runtime's C++ sources. (Not inside dist/: a .ts beside a .d.ts is what TypeScript would
+// pick when a user's project checks its types.)
+//   node scripts/build-package.mjs [--js-only]   (--js-only: skip the declarations, ~1 s)
 import { spawnSync } from "node:child_process";
 import { rmSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { build } from "esbuild";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const dist = path.join(root, "dist");
+const jsOnly = process.argv.includes("--js-only");
 
-rmSync(dist, { recursive: true, force: true });
-const tsc = spawnSync(process.execPath, [path.join(root, "node_modules/typescript/bin/tsc"), "-p", path.join(root, "tsconfig.build.json")], {
-  stdio: "inherit",
+// --js-only (the bench's cold start) keeps the declarations a full build wrote; the chunks' names change with their contents.
+if (jsOnly) rmSync(path.join(dist, "chunks"), { recursive: true, force: true });
+else rmSync(dist, { recursive: true, force: true });
+await build({
+  absWorkingDir: root,
+  entryPoints: { "dsl/index": "dsl/index.ts", "cli/main": "cli/main.ts" },
+  outdir: dist,
+  bundle: true,
+  splitting: true,
+  format: "esm",
+  platform: "node",
+  target: "node20",
+  // Dependencies stay imports (npm installs them beside kiln); only Kiln's own modules are bundled.
+  packages: "external",
+  chunkNames: "chunks/[name]-[hash]",
+  // Kiln's own sources, not the built package this script is writing (package.json's self-reference).
+  conditions: ["kiln-source"],
+  sourcemap: "linked",
+  logLevel: "warning",
 });
-if (tsc.status !== 0) process.exit(tsc.status ?? 1);
+if (!jsOnly) {
+  const tsc = spawnSync(
+    process.execPath,
+    [path.join(root, "node_modules/typescript/bin/tsc"), "-p", path.join(root, "tsconfig.build.json"), "--emitDeclarationOnly"],
+    { stdio: "inherit" },
+  );
+  if (tsc.status !== 0) process.exit(tsc.status ?? 1);
+}

@@ -58,7 +58,8 @@ export interface CudaDevice {
 }
 
 // A function, not a constant: nothing Node-only runs when this module is merely imported (a browser bundle).
-const addonPath = (): string => fileURLToPath(new URL("./build/Release/kiln_cuda.node", import.meta.url));
+// Two levels up is the checkout (from runtime/cuda/) or the package root (from the built dist/chunks/).
+const addonPath = (): string => fileURLToPath(new URL("../../runtime/cuda/build/Release/kiln_cuda.node", import.meta.url));
 let opened: CudaDevice | undefined;
 const loadedModules = new Map<string, number>();
 
