@@ -1,7 +1,13 @@
 // One cold start, in a fresh process: `node … bench/cold-start.ts <case> <target> <dataDir>`
 // builds the case's Kiln program, compiles it, loads the shared weights and runs one step,
 // then prints JSON: the time from this process's start (performance.now() counts from it) to
-// the first loss, and k.compile's share. bench/run.ts spawns it (and torch-peer.py --cold).
+// the first loss, and its parts: `readyMs` (Node's own start and `import "kiln"`, which the
+// static imports below run before this body), `buildMs` (constructing the model: parameter
+// init), `compileMs` (k.compile: trace, compile, runner), `runMs` (the first exe.run), and
+// `cpuMs`, the process's CPU time (every thread) up to the loss. `kiln` says which "kiln" the
+// process imported (the built dist/ or the TypeScript sources). bench/run.ts spawns it, as
+// plain node on an esbuild bundle of this file (what a user's JavaScript importing the built
+// package gets) and through tsx on the sources (what `npm run demo` in a checkout gets).
 
 import * as k from "kiln";
 import { readFileSync } from "node:fs";
@@ -9,6 +15,7 @@ import * as path from "node:path";
 import { BENCH_CASES } from "./cases/all-cases.ts";
 import type { CaseData, CaseId } from "./cases/case.ts";
 
+const readyMs = performance.now();
 const [id, target, dir] = process.argv.slice(2) as [CaseId, string, string];
 const spec = JSON.parse(readFileSync(path.join(dir, "arrays.json"), "utf8")) as Record<string, { file: string; dtype: string }>;
 const data: CaseData = Object.fromEntries(
@@ -18,11 +25,26 @@ const data: CaseData = Object.fromEntries(
     return [name, a.dtype === "i32" ? new Int32Array(buffer) : new Float32Array(buffer)];
   }),
 );
+const buildStart = performance.now();
 const program = BENCH_CASES[id].kiln();
 const compileStart = performance.now();
 const exe = await k.compile(program.fn, program.specs, { target });
-const compileMs = performance.now() - compileStart;
+const compileEnd = performance.now();
 program.setup?.(exe, data);
+const runStart = performance.now();
 const loss = program.output(await exe.run(program.inputs(data)))[0];
-console.log(JSON.stringify({ ms: performance.now(), compileMs, loss }));
+const ms = performance.now();
+const cpu = process.cpuUsage();
+console.log(
+  JSON.stringify({
+    ms,
+    readyMs,
+    buildMs: compileStart - buildStart,
+    compileMs: compileEnd - compileStart,
+    runMs: ms - runStart,
+    cpuMs: (cpu.user + cpu.system) / 1000,
+    loss,
+    kiln: import.meta.resolve("kiln"),
+  }),
+);
 process.exit(0);

@@ -14,8 +14,8 @@ import { kilnRunner } from "./kiln-runner.ts";
 import { installNavigatorGpu, type AdapterRecord } from "./navigator-gpu.ts";
 import { jaxRunner } from "./peers/jax.ts";
 import { tfjsRunner } from "./peers/tfjs.ts";
-import { torchPython, torchRunner, writeCaseArrays } from "./peers/torch.ts";
-import { spawnSync } from "node:child_process";
+import { torchRunner } from "./peers/torch.ts";
+import { coldStarts } from "./cold-starts.ts";
 import { compareRows, formatCase, formatFooter, formatHeader, writeRecord, type BenchRecord, type CaseResult } from "./report.ts";
 import { errorMessage, type Runner } from "./runner.ts";
 import { timeRunner, type Timing, type TimingSettings } from "./timing.ts";
@@ -167,44 +167,6 @@ async function main(): Promise<void> {
   console.log(`\nwrote ${path.relative(process.cwd(), writeRecord(record, outDir))}`);
   // Dawn and worker pools keep handles open; the run is over.
   process.exit(0);
-}
-
-/**
- * Cold starts, each in a fresh process: start → first loss of the MLP step and of the
- * transformer step, for Kiln (tsx on the sources, so TypeScript transpiling is included; its
- * on-disk cache is warm after the first run) and PyTorch where it runs.
- */
-function coldStarts(target: BenchTarget, dir: string, keptPeers: readonly string[] | undefined): string {
-  const lines = ["\ncold start: a fresh process, start → first loss (k.compile's share in parentheses)"];
-  const python = keptPeers === undefined || keptPeers.includes("pytorch") ? torchPython() : undefined;
-  const tsx = path.join(path.dirname(new URL(import.meta.url).pathname), "cold-start.ts");
-  for (const id of ["mlp", "transformer"] as const) {
-    const caseDir = path.join(dir, id);
-    writeCaseArrays(BENCH_CASES[id].makeData(), caseDir);
-    const cells: string[] = [];
-    const kiln = spawnSync(process.execPath, ["--import", "tsx/esm", "--conditions=kiln-source", tsx, id, target, caseDir], {
-      encoding: "utf8",
-      timeout: 600000,
-    });
-    const k = parseJson(kiln.stdout);
-    cells.push(k ? `kiln ${target} ${Number(k["ms"]).toFixed(0)} ms (${Number(k["compileMs"]).toFixed(0)} ms)` : `kiln failed: ${kiln.stderr.split("\n")[0]}`);
-    if (python) {
-      const torch = spawnSync(python, [path.join(path.dirname(tsx), "peers", "torch-peer.py"), "--cold", id, caseDir], { encoding: "utf8", timeout: 600000 });
-      const t = parseJson(torch.stdout);
-      cells.push(t ? `pytorch ${Number(t["ms"]).toFixed(0)} ms` : `pytorch failed: ${torch.stderr.trim().split("\n").pop()}`);
-    }
-    lines.push(`  ${id.padEnd(12)} ${cells.join("   ")}`);
-  }
-  lines.push("  aims (issue 14): MLP < 200 ms, transformer < 1 s");
-  return lines.join("\n");
-}
-
-function parseJson(text: string): Record<string, unknown> | undefined {
-  try {
-    return JSON.parse(text.trim().split("\n").pop() ?? "") as Record<string, unknown>;
-  } catch {
-    return undefined;
-  }
 }
 
 /** The ratios issue 14's aims name (peer time / Kiln time, > 1: Kiln faster), from this run's medians. */

@@ -1,0 +1,115 @@
+// The bench's cold-start section: each case in fresh processes, start → first loss, for
+//   - "built": plain `node` on an esbuild bundle of bench/cold-start.ts whose `import "kiln"`
+//     resolves to the built package (dist/, `npm run build`): what a user's JavaScript gets
+//     after `npm install kiln`. dist/ is rebuilt first (JavaScript only) when any source is
+//     newer than it, and the output says so;
+//   - "sources": node through tsx on the TypeScript sources (`--conditions=kiln-source`), what
+//     `npm run demo` in a checkout gets: transpiling included (tsx caches it on disk, warm
+//     after the first run);
+//   - PyTorch's torch-peer.py --cold, where it runs.
+// Each Kiln cell gives the wall time and its parts (bench/cold-start.ts says what each is)
+// and the process's CPU time, which a loaded machine inflates less than the wall time.
+
+import { spawnSync } from "node:child_process";
+import { existsSync, readdirSync, statSync } from "node:fs";
+import * as path from "node:path";
+import { fileURLToPath } from "node:url";
+import { buildSync } from "esbuild";
+import { BENCH_CASES } from "./cases/all-cases.ts";
+import { torchPython, writeCaseArrays } from "./peers/torch.ts";
+
+const benchDir = path.dirname(fileURLToPath(import.meta.url));
+const root = path.dirname(benchDir);
+const SOURCE_DIRS = ["dsl", "compiler", "codegen", "runtime", "targets", "cli"];
+
+function newestSourceMs(dir: string): number {
+  let newest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) newest = Math.max(newest, newestSourceMs(full));
+    else if (entry.name.endsWith(".ts")) newest = Math.max(newest, statSync(full).mtimeMs);
+  }
+  return newest;
+}
+
+/** Builds dist/ (JavaScript only) when it is missing or older than a source; returns a note when it did. */
+function ensureBuilt(): string | undefined {
+  const entry = path.join(root, "dist", "dsl", "index.js");
+  const newest = Math.max(...SOURCE_DIRS.map((d) => newestSourceMs(path.join(root, d))));
+  if (existsSync(entry) && statSync(entry).mtimeMs >= newest) return undefined;
+  const built = spawnSync(process.execPath, [path.join(root, "scripts", "build-package.mjs"), "--js-only"], { encoding: "utf8" });
+  if (built.status !== 0) throw new Error(`building dist/ failed: ${built.stderr}`);
+  return "  (dist/ was older than the sources: rebuilt with `node scripts/build-package.mjs --js-only`)";
+}
+
+/** bench/cold-start.ts as one plain-JavaScript file inside the checkout (out/ is ignored), so `import "kiln"` finds the package by its own name. */
+function bundleColdStart(): string {
+  const outfile = path.join(root, "out", ".cold-start", "cold-start.mjs");
+  buildSync({
+    entryPoints: [path.join(benchDir, "cold-start.ts")],
+    outfile,
+    bundle: true,
+    format: "esm",
+    platform: "node",
+    packages: "external",
+    logLevel: "warning",
+  });
+  return outfile;
+}
+
+function parseJson(text: string): Record<string, unknown> | undefined {
+  try {
+    return JSON.parse(text.trim().split("\n").pop() ?? "") as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+}
+
+const ms = (v: unknown): string => `${Number(v).toFixed(0)}`;
+
+function kilnCell(label: string, result: ReturnType<typeof spawnSync>): string {
+  const r = parseJson(String(result.stdout));
+  if (!r)
+    return `${label}: failed: ${
+      String(result.stderr)
+        .trim()
+        .split("\n")
+        .find((l) => l.trim() !== "") ?? `exit ${result.status}`
+    }`;
+  return `${label}: ${ms(r["ms"])} ms = ready ${ms(r["readyMs"])} + model ${ms(r["buildMs"])} + k.compile ${ms(r["compileMs"])} + first run ${ms(r["runMs"])} (+ data); CPU ${ms(r["cpuMs"])} ms`;
+}
+
+export function coldStarts(target: string, dir: string, keptPeers: readonly string[] | undefined): string {
+  const lines = [
+    "\ncold start: a fresh process, process start → first loss (medians of nothing: one run each; a loaded machine inflates wall time)",
+    "  built   = plain node importing the built package (dist/): what `npm install kiln` users get",
+    "  sources = node + tsx on the TypeScript sources: `npm run demo` in a checkout",
+    "  ready = Node's start + import \"kiln\"; model = building the module (parameter init); first run = exe.run incl. the wasm workers' start",
+  ];
+  const rebuilt = ensureBuilt();
+  if (rebuilt) lines.push(rebuilt);
+  const bundle = bundleColdStart();
+  const python = keptPeers === undefined || keptPeers.includes("pytorch") ? torchPython() : undefined;
+  const source = path.join(benchDir, "cold-start.ts");
+  // The repository's source condition must not reach the "built" process (NODE_OPTIONS would carry it).
+  const plainEnv = { ...process.env, NODE_OPTIONS: "" };
+  for (const id of ["mlp", "transformer"] as const) {
+    const caseDir = path.join(dir, id);
+    writeCaseArrays(BENCH_CASES[id].makeData(), caseDir);
+    lines.push(`  ${id}`);
+    const built = spawnSync(process.execPath, [bundle, id, target, caseDir], { encoding: "utf8", timeout: 600000, env: plainEnv });
+    lines.push(`    ${kilnCell(`kiln ${target}, built  `, built)}`);
+    const fromSource = spawnSync(process.execPath, ["--import", "tsx/esm", "--conditions=kiln-source", source, id, target, caseDir], {
+      encoding: "utf8",
+      timeout: 600000,
+    });
+    lines.push(`    ${kilnCell(`kiln ${target}, sources`, fromSource)}`);
+    if (python) {
+      const torch = spawnSync(python, [path.join(benchDir, "peers", "torch-peer.py"), "--cold", id, caseDir], { encoding: "utf8", timeout: 600000 });
+      const t = parseJson(torch.stdout);
+      lines.push(`    ${t ? `pytorch: ${ms(t["ms"])} ms` : `pytorch failed: ${torch.stderr.trim().split("\n").pop()}`}`);
+    }
+  }
+  lines.push("  aims (issue 14): MLP < 200 ms, transformer < 1 s (the built path)");
+  return lines.join("\n");
+}
