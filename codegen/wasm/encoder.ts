@@ -124,6 +124,10 @@ export const Simd = {
 /** i32.trunc_sat_f32_s: prefix 0xfc, sub-opcode 0 (saturating, NaN → 0). */
 export const TRUNC_SAT_F32_S = 0;
 
+// Little-endian bytes of one f32 (wasm's byte order; every engine Kiln targets is little-endian, as the wasm runtime's typed-array views already assume).
+const F32_SCRATCH = new Float32Array(1);
+const F32_SCRATCH_BYTES = new Uint8Array(F32_SCRATCH.buffer);
+
 /** Bytes appended to a growable Uint8Array (a module of a big kernel is megabytes: no per-byte JS array). */
 export class ByteWriter {
   private buf = new Uint8Array(64);
@@ -143,7 +147,9 @@ export class ByteWriter {
   }
 
   u8(b: number): this {
-    this.room(1)[this.n++] = b & 0xff;
+    // The common case without a call: most of a module is written a byte at a time.
+    if (this.n < this.buf.length) this.buf[this.n++] = b & 0xff;
+    else this.room(1)[this.n++] = b & 0xff;
     return this;
   }
 
@@ -179,7 +185,8 @@ export class ByteWriter {
 
   f32(v: number): this {
     const buf = this.room(4);
-    new DataView(buf.buffer, buf.byteOffset).setFloat32(this.n, v, true);
+    F32_SCRATCH[0] = v;
+    buf.set(F32_SCRATCH_BYTES, this.n); // a typed-array view, not a DataView per constant
     this.n += 4;
     return this;
   }

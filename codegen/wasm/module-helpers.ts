@@ -248,7 +248,12 @@ function vlog2(): DefinedFunc {
   return { type: { params: [V128], results: [V128] }, locals: fb.locals, body: fb.body };
 }
 
-export const helperFuncs = (): DefinedFunc[] => [idiv(), imod(), vexp2(), vlog2()];
+/**
+ * The helper functions every kernel module carries, built once: they never change, and a big
+ * program renders hundreds of modules (assembleModule only reads a function's body).
+ */
+let helpers: readonly DefinedFunc[] | undefined;
+export const helperFuncs = (): readonly DefinedFunc[] => (helpers ??= [idiv(), imod(), vexp2(), vlog2()]);
 
 /** The host functions a kernel module imports as `rt.*`. */
 export interface HostMath {

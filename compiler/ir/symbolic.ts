@@ -51,9 +51,13 @@ export function symbolicInfo(g: Graph): SymbolicInfo | undefined {
 
 /** The size input of `g`, if it has one (no analysis: safe on a broken graph). */
 export function sizeInputOf(g: Graph): Extract<Node, { op: "input" }> | undefined {
+  // One sweep over the nodes, not a search per input: a training step has hundreds of inputs.
+  const sized = new Map<ValueId, Extract<Node, { op: "input" }>>();
+  for (const n of g.nodes) if (n.op === "input" && n.dimMax !== undefined && !sized.has(n.id)) sized.set(n.id, n);
+  if (sized.size === 0) return undefined;
   for (const id of g.inputs) {
-    const n = g.nodes.find((m) => m.id === id);
-    if (n?.op === "input" && n.dimMax !== undefined) return n;
+    const n = sized.get(id);
+    if (n) return n;
   }
   return undefined;
 }

@@ -55,6 +55,12 @@ export type IndexPred = readonly IndexCond[] | false;
 export const constIndex = (value: number): IndexExpr => ({ terms: [], constant: value });
 export const indexVar = (name: string, extent: number): IndexVar => ({ kind: "var", name, extent });
 
+// Keys of expressions and div/mod atoms, computed once per object: both are immutable, and
+// normalize, hash-consing and fusion's access maps ask for the same nested keys again and
+// again (a big program's compile spent a tenth of its time rebuilding these strings).
+const exprKeys = new WeakMap<IndexExpr, string>();
+const atomKeys = new WeakMap<DivAtom | ModAtom, string>();
+
 export function atomKey(a: Atom): string {
   switch (a.kind) {
     case "var":
@@ -62,16 +68,26 @@ export function atomKey(a: Atom): string {
     case "data":
       return `v${a.ref}`;
     case "div":
-      return `(${indexKey(a.x)} div ${a.divisor})`;
-    case "mod":
-      return `(${indexKey(a.x)} mod ${a.divisor})`;
+    case "mod": {
+      let key = atomKeys.get(a);
+      if (key === undefined) {
+        key = `(${indexKey(a.x)} ${a.kind} ${a.divisor})`;
+        atomKeys.set(a, key);
+      }
+      return key;
+    }
   }
 }
 
 export function indexKey(e: IndexExpr): string {
-  const parts = e.terms.map((t) => (t.coef === 1 ? atomKey(t.atom) : `${t.coef}*${atomKey(t.atom)}`));
-  if (e.constant !== 0 || parts.length === 0) parts.push(String(e.constant));
-  return parts.join(" + ");
+  let key = exprKeys.get(e);
+  if (key === undefined) {
+    const parts = e.terms.map((t) => (t.coef === 1 ? atomKey(t.atom) : `${t.coef}*${atomKey(t.atom)}`));
+    if (e.constant !== 0 || parts.length === 0) parts.push(String(e.constant));
+    key = parts.join(" + ");
+    exprKeys.set(e, key);
+  }
+  return key;
 }
 
 export const predKey = (p: IndexPred): string =>

@@ -77,15 +77,16 @@ export function planFusion(g: Graph, opts: FuseOptions = {}): FusionPlan {
     grp.varCount.set(v.name, count);
     return v;
   };
-  const reaches = (from: number, to: number): boolean => {
+  /** Whether group `from` depends, directly or not, on any group of `targets`: one walk for all of them. */
+  const reachesAny = (from: number, targets: ReadonlySet<number>): boolean => {
     const seen = new Set<number>();
     const stack = [from];
     while (stack.length > 0) {
       const gid = stack.pop()!;
-      if (gid === to) return true;
+      if (gid !== from && targets.has(gid)) return true;
       if (seen.has(gid)) continue;
       seen.add(gid);
-      stack.push(...groups[gid]!.deps);
+      for (const dep of groups[gid]!.deps) if (!seen.has(dep)) stack.push(dep);
     }
     return false;
   };
@@ -164,7 +165,7 @@ export function planFusion(g: Graph, opts: FuseOptions = {}): FusionPlan {
         if (!shapesEqual(grp.shape, n.type.shape)) continue;
         if (!byKey.has(keyOf(identity(grp)))) continue;
         if (requireOnlyIdentity && byKey.size !== 1) continue;
-        if ([...acc.keys()].some((other) => other !== gid && reaches(gid, other))) continue;
+        if (acc.size > 1 && reachesAny(gid, new Set(acc.keys()))) continue;
         target = grp;
         break;
       }
