@@ -76,8 +76,12 @@ export function blockContractions(p: KernelProgram): KernelProgram {
 
 /** Column blocks of the packed right operand: 8 floats (two f32x4) per k. */
 const PANEL = 8;
-/** Pack only operands past this size (smaller ones stay in cache unpacked)… */
-const PACK_MIN_BYTES = 1 << 20;
+/**
+ * Pack only operands past this size (smaller ones stay in cache unpacked)… 128 KB: an MLP's
+ * weight gradients (gᵀ·x, x 128×784 = 400 KB read at stride 784 per k) gain from panels
+ * though they fit L2 (a row of k at stride N touches a new page every step or two).
+ */
+const PACK_MIN_BYTES = 1 << 17;
 /** …and only when each panel is re-read by enough row blocks to repay the copy. */
 const PACK_MIN_ROWS = 256;
 
