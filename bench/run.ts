@@ -1,5 +1,5 @@
 // `npm run bench -- --target <js|wasm|webgpu|cpu> [--only matmul,mlp,softmax,elementwise]
-// [--repeat N] [--quick] [--out DIR] [--symbolic]`: Kiln on one target beside its peers, in this process,
+// [--repeat N] [--quick] [--out DIR] [--symbolic [--cpu]]`: Kiln on one target beside its peers, in this process,
 // case by case; prints a table per case and writes the record as JSON. Not a test: nothing
 // here asserts a time (STYLE.md, "Benchmarks are not tests").
 
@@ -23,7 +23,7 @@ import { timeRunner, type Timing, type TimingSettings } from "./timing.ts";
 const TARGETS = ["js", "wasm", "webgpu", "cpu"] as const;
 type BenchTarget = (typeof TARGETS)[number];
 
-const USAGE = `usage: npm run bench -- --target <${TARGETS.join("|")}> [--only ${[...CASE_IDS, "cold"].join(",")}] [--peers NAME,…] [--repeat N] [--quick] [--out DIR] [--symbolic]`;
+const USAGE = `usage: npm run bench -- --target <${TARGETS.join("|")}> [--only ${[...CASE_IDS, "cold"].join(",")}] [--peers NAME,…] [--repeat N] [--quick] [--out DIR] [--symbolic [--cpu]]`;
 
 /** Kiln first (the baseline of every ratio), then the peers the issues name for the target. */
 function runnersFor(target: BenchTarget, cacheDir: string): Runner[] {
@@ -64,6 +64,8 @@ interface CommandLine {
   readonly outDir: string;
   /** `--symbolic`: only the symbolic-batch cost comparison (bench/symbolic-batch.ts). */
   readonly symbolic: boolean;
+  /** `--cpu` (with --symbolic): one thread, timed by process CPU time. */
+  readonly cpu: boolean;
 }
 
 function parseCommandLine(): CommandLine {
@@ -77,6 +79,7 @@ function parseCommandLine(): CommandLine {
       out: { type: "string", default: "out/bench" },
       help: { type: "boolean", default: false },
       symbolic: { type: "boolean", default: false },
+      cpu: { type: "boolean", default: false },
     },
   });
   if (values.help) {
@@ -107,12 +110,13 @@ function parseCommandLine(): CommandLine {
     quick,
     outDir: path.resolve(values.out),
     symbolic: values.symbolic === true,
+    cpu: values.cpu === true,
   };
 }
 
 async function main(): Promise<void> {
-  const { target, cases, cold, peers: keptPeers, settings, quick, outDir, symbolic } = parseCommandLine();
-  if (symbolic) return benchSymbolicBatch(target, settings.repeat);
+  const { target, cases, cold, peers: keptPeers, settings, quick, outDir, symbolic, cpu } = parseCommandLine();
+  if (symbolic) return benchSymbolicBatch(target, settings.repeat, cpu);
   let adapter: AdapterRecord | { error: string } | undefined;
   if (target === "webgpu") {
     // Before any runner starts, so Kiln and the peers share one navigator.gpu.

@@ -1,9 +1,10 @@
-// `npm run bench -- --symbolic [--target T] [--repeat N]`: what a symbolic batch costs. The
+// `npm run bench -- --symbolic [--target T] [--repeat N] [--cpu]`: what a symbolic batch costs. The
 // bench's MLP step (784-512-512-10, SGD, mean cross-entropy) compiled for a fixed batch and for
 // `["batch", 784]` with that batch as its max, run on the same inputs, interleaved (fixed,
 // symbolic, fixed, …) so load drifts hit both; then the symbolic program at half its max
 // beside a program fixed at that half (a run below the max computes the max's rows: see
-// docs/training.md, "A symbolic batch"). Prints medians and the ratios symbolic / fixed.
+// docs/training.md, "A symbolic batch"). Prints medians and the ratios symbolic / fixed. With
+// --cpu (wasm), one thread timed by process CPU time, which a loaded machine disturbs less.
 
 import * as k from "kiln";
 
@@ -26,9 +27,17 @@ const median = (xs: readonly number[]): number => {
   return s[Math.floor(s.length / 2)]!;
 };
 
-async function pair(target: string, batch: number, max: number, repeat: number): Promise<{ fixed: number; symbolic: number }> {
-  const fixed = await k.compile(mlpStep(), { x: k.f32([batch, 784]), y: k.i32([batch]) }, { target });
-  const symbolic = await k.compile(mlpStep(), { x: k.f32(["batch", 784], { max: { batch: max } }), y: k.i32(["batch"]) }, { target });
+/** Milliseconds of this process's CPU time (user + system): steady under a shared machine's load, for one thread. */
+const cpuMs = (): number => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+};
+
+async function pair(target: string, batch: number, max: number, repeat: number, cpu: boolean): Promise<{ fixed: number; symbolic: number }> {
+  const opts = cpu ? { target, threads: 1 } : { target };
+  const fixed = await k.compile(mlpStep(), { x: k.f32([batch, 784]), y: k.i32([batch]) }, opts);
+  const symbolic = await k.compile(mlpStep(), { x: k.f32(["batch", 784], { max: { batch: max } }), y: k.i32(["batch"]) }, opts);
+  const clock = cpu ? cpuMs : () => performance.now();
   const data = inputs(batch);
   await fixed.run(data);
   await symbolic.run(data);
@@ -38,20 +47,22 @@ async function pair(target: string, batch: number, max: number, repeat: number):
       ["fixed", fixed],
       ["symbolic", symbolic],
     ] as const) {
-      const t0 = performance.now();
+      const t0 = clock();
       await exe.run(data);
-      times[name].push(performance.now() - t0);
+      times[name].push(clock() - t0);
     }
   return { fixed: median(times.fixed), symbolic: median(times.symbolic) };
 }
 
-export async function benchSymbolicBatch(target: string, repeat: number): Promise<void> {
-  console.log(`symbolic batch vs fixed batch: MLP 784-512-512-10 SGD step on ${target}, median of ${repeat} interleaved steps`);
+export async function benchSymbolicBatch(target: string, repeat: number, cpu = false): Promise<void> {
+  if (cpu && target !== "wasm" && target !== "cpu") throw new Error("--cpu times one thread by process CPU: wasm or cpu only");
+  const clock = cpu ? "process CPU time, one thread" : "wall time";
+  console.log(`symbolic batch vs fixed batch: MLP 784-512-512-10 SGD step on ${target}, median of ${repeat} interleaved steps (${clock})`);
   for (const [batch, max] of [
     [BATCH, BATCH],
     [BATCH / 2, BATCH],
   ] as const) {
-    const r = await pair(target, batch, max, repeat);
+    const r = await pair(target, batch, max, repeat, cpu);
     console.log(
       `  batch ${String(batch).padStart(3)} (max ${max}): fixed ${r.fixed.toFixed(2)} ms, symbolic ${r.symbolic.toFixed(2)} ms, ratio ${(r.symbolic / r.fixed).toFixed(3)}`,
     );

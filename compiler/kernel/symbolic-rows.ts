@@ -10,7 +10,8 @@
 // one by one, a value with two symbolic axes), or that copies rows into a buffer without a
 // symbolic axis, keeps every mask: correct, at the maximum's cost.
 
-import { leaksRows, rowBounds, sizeBuffer } from "./symbolic-bound.ts";
+import { leaksRows, rowBounds, sizeBuffer, symbolicRow } from "./symbolic-bound.ts";
+import { indexKey, type IndexExpr } from "./index-expr.ts";
 import { exprOperands, SectionBuilder, sectionSource, type BufferDecl, type ExprId, type KExpr, type KernelProgram, type Section } from "./kernel-ir.ts";
 import { copySectionBody } from "./tile.ts";
 
@@ -27,7 +28,7 @@ export function unmaskRows(program: KernelProgram): KernelProgram {
   const kernels = program.kernels.map((k) => {
     let changed = false;
     const sections = k.sections.map((s) => {
-      const u = unmaskSection(s, size);
+      const u = unmaskSection(s, size, program.buffers);
       if (u !== s) changed = true;
       return u;
     });
@@ -53,13 +54,34 @@ function isRowMask(exprs: readonly KExpr[], e: KExpr, size: BufferDecl): e is Ex
   return limit.op === "mul" && ((isSize(limit.x) && exprs[limit.y]!.op === "const") || (isSize(limit.y) && exprs[limit.x]!.op === "const"));
 }
 
-function unmaskSection(s: Section, size: BufferDecl): Section {
-  if (!s.exprs.some((e) => isRowMask(s.exprs, e, size))) return s;
+/**
+ * The rows (as index keys) the section reads or writes along symbolic axes: a mask is one of
+ * mask-symbolic's only when it compares such a row with the size, not some other index.
+ */
+function accessedRows(s: Section, buffers: readonly BufferDecl[]): Set<string> {
+  const rows = new Set<string>();
+  const note = (index: IndexExpr, b: BufferDecl): void => {
+    const row = symbolicRow(index, b);
+    if (row) rows.add(indexKey({ terms: row.terms, constant: row.constant }));
+  };
+  for (const e of s.exprs) if (e.op === "load") note(e.index, buffers[e.buffer]!);
+  for (const st of s.stores) note(st.index, buffers[st.buffer]!);
+  return rows;
+}
+
+function unmaskSection(s: Section, size: BufferDecl, buffers: readonly BufferDecl[]): Section {
+  const rows = accessedRows(s, buffers);
+  const isMask = (exprs: readonly KExpr[], e: KExpr): boolean => {
+    if (!isRowMask(exprs, e, size)) return false;
+    const index = exprs[(exprs[e.cond] as { readonly x: ExprId }).x] as Extract<KExpr, { op: "index" }>;
+    return rows.has(indexKey(index.index));
+  };
+  if (!s.exprs.some((e) => isMask(s.exprs, e))) return s;
   // A mask becomes a copy of its value (hash-consing gives the copy the value's id); what only
   // the masks used (the index, the comparison, the size's load) is left dead and dropped.
   const exprs = s.exprs.map((e) => e);
   exprs.forEach((e, id) => {
-    if (isRowMask(exprs, e, size)) exprs[id] = exprs[e.x]!;
+    if (isMask(exprs, e)) exprs[id] = exprs[(e as Extract<KExpr, { op: "where" }>).x]!;
   });
   const live = new Array<boolean>(exprs.length).fill(false);
   for (const st of s.stores) live[st.value] = true;

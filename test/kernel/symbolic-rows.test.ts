@@ -136,7 +136,7 @@ describe.each(targets)("symbolic batch rows on $name", ({ compile, make }) => {
 
 describe("the symbolic-rows pass on kernel IR", () => {
   /** A masking kernel (x's rows past 2·batch become 0) and a consumer `k1` given as text. */
-  const program = (consumer: string, out = "f32[4]") =>
+  const program = (consumer: string, out = "f32[4]", compared = "o0") =>
     parseKernelProgram(`program @p
   buffer b0 input f32[2*batch,4] "x"
   buffer b1 input i32[] max(8) "batch"
@@ -147,7 +147,7 @@ describe("the symbolic-rows pass on kernel IR", () => {
   output "out" = b3
 kernel k0 reads(b0, b1) writes(b2)
   section 0 domain [o0<16, o1<4]
-    %0 = index i32 o0
+    %0 = index i32 ${compared}
     %1 = load i32 b1[0]
     %2 = const i32 2
     %3 = mul i32 %1, %2
@@ -173,6 +173,18 @@ ${consumer}
     expect([...rowBounds(out.kernels[0]!.sections[0]!, out.buffers).vars]).toEqual([["o0", 16]]);
     expect([...rowBounds(out.kernels[1]!.sections[0]!, out.buffers).vars]).toEqual([["r0", 16]]);
     expect(opsAt(out, 3) / opsAt(out, 8)).toBeCloseTo(3 / 8, 10);
+  });
+
+  test("a comparison of the size with an index that is not a row is no mask: it stays", () => {
+    const p = program(
+      `  section 0 domain [o0<4]
+    %0 = load f32 b2[o0 + 4*r0]
+    %1 = reduce_sum f32 [r0<16] %0
+    store b3[o0] = %1`,
+      "f32[4]",
+      "o1",
+    );
+    expect(sizeLoads(unmaskRows(p))).toBe(1);
   });
 
   test("a sum over the two rows of one batch entry cannot stop at the run's rows: the mask stays", () => {
