@@ -1,5 +1,6 @@
 // examples/mnist.ts: a short MNIST training run on the js target (the loss falls, test accuracy is far
-// above chance), the same steps on WebGPU (lavapipe counts) against js, and
+// above chance), `kiln train examples/mnist.ts` briefly on wasm (its predict program sees the
+// trained weights), the same steps on WebGPU (lavapipe counts) against js, and
 // `kiln compile examples/mnist.ts --entry trainStep --target webgpu` then `kiln run`.
 
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -10,7 +11,7 @@ import { describe, expect, test } from "vitest";
 import * as k from "kiln";
 import { bufferIO } from "../../cli/io.ts";
 import { main } from "../../cli/main.ts";
-import { BATCH, trainMnist } from "../../examples/mnist.ts";
+import { BATCH, trainMnist, training } from "../../examples/mnist.ts";
 import { encodeSafetensors } from "../../runtime/artifact/safetensors.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -27,6 +28,18 @@ describe("examples/mnist.ts", () => {
     expect(result.losses[0]).toBeGreaterThan(2); // about ln 10 = 2.30 before any training
     expect(mean(result.losses.slice(-10))).toBeLessThan(0.5 * mean(result.losses.slice(0, 10)));
     expect(result.testAccuracy).toBeGreaterThan(0.8);
+  });
+
+  test("kiln train examples/mnist.ts: 4 epochs of 468 steps; 40 steps on wasm, then predict on the shared weights scores above 80 %", async () => {
+    expect(k.isTraining(training)).toBe(true);
+    expect(training.stepsPerEpoch).toBe(468);
+    expect(training.steps).toBe(4 * 468);
+    const io = bufferIO("", root);
+    const out = mkdtempSync(path.join(os.tmpdir(), "kiln-mnist-train-"));
+    expect(await main(["train", "examples/mnist.ts", "--steps", "40", "--target", "wasm", "--out", out], io), io.stderr).toBe(0);
+    const accuracy = Number(/accuracy (\d+\.\d+)%/.exec(io.stdout)?.[1]);
+    expect(accuracy).toBeGreaterThan(80);
+    expect(readdirSync(out)).toEqual(expect.arrayContaining(["ckpt-40.safetensors", "loss-curve.svg"]));
   });
 
   test.runIf(webgpu || requireWebGpu)("the same 8 steps on webgpu give js's losses", async () => {
