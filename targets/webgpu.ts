@@ -26,6 +26,20 @@ import {
 import { renderWebGpuProgram } from "../codegen/wgsl/render-program.ts";
 import type { Backend, Executor, SharedState } from "./backend.ts";
 import { matmulFormPass, rowKernelsPass, vectorFormPass, type TiledMatmulMode } from "./webgpu-passes.ts";
+import {
+  adapterKindOf,
+  adapterText,
+  defaultMatmulForm,
+  tuneModeOf,
+  tunePass,
+  tuningRecord,
+  type AdapterKind,
+  type TuneMode,
+  type TunePassOptions,
+  type TuningContext,
+} from "./webgpu-tune.ts";
+import type { TuneCache } from "./webgpu-tune-cache.ts";
+import type { SearchResult } from "./webgpu-tune-search.ts";
 import { compileTimed } from "../compiler/compile-stats.ts";
 import { cachedPeaks } from "./peaks.ts";
 import { executorProfiling } from "./profile.ts";
@@ -54,6 +68,15 @@ export interface WebGpuOptions extends FuseOptions {
    */
   readonly progress?: ((p: PipelineProgress) => void) | false;
   readonly progressAfterMs?: number;
+  /**
+   * Autotuning (docs/tuning.md): "cache" (default) renders each matmul and row kernel with the
+   * form the adapter's tuning cache holds for it, else the adapter kind's default; true also
+   * searches the kernels the cache lacks (timing a bounded list of candidates) and saves the
+   * winners; false uses the defaults only. KILN_TUNE=0 turns it off whatever this says.
+   */
+  readonly tune?: TuneMode;
+  /** The adapter's kind and tuned forms (set by k.compile from the device and the cache; tests set it directly). */
+  readonly tuning?: TuningContext;
 }
 
 export type WebGpuCompileOptions = WebGpuOptions & DriverOptions;
@@ -72,7 +95,7 @@ export const webGpuBackend: Backend<"webgpu", WebGpuOptions, DeviceLayout> = {
     const { description, device, vendor, software } = gpu.adapter;
     return { name: description || device || vendor || "unnamed WebGPU adapter", software };
   },
-  options: ["verify", "limits", "tiledMatmul", "progress", "progressAfterMs"] as const satisfies OptionKeys<WebGpuTargetOptions>,
+  options: ["verify", "limits", "tiledMatmul", "progress", "progressAfterMs", "tune"] as const satisfies OptionKeys<WebGpuTargetOptions>,
   limits: { ...webGpuDefaultLimits },
   kernelExtension: "wgsl",
   // Every element is 4 bytes on the device: bool lives in storage as u32 (WGSL has no bool storage).
@@ -80,11 +103,17 @@ export const webGpuBackend: Backend<"webgpu", WebGpuOptions, DeviceLayout> = {
   fuseOptions: fuseOptionsOf,
   // The matmul and row-kernel choices are kernel passes (targets/webgpu-passes.ts) that record a
   // `form` fact render reads; matmul-form first, so a matmul section is never a row kernel.
+  // `tune` then gives every form its parameters: the tuned choice for the section, else the
+  // adapter kind's default (targets/webgpu-tune.ts).
   kernelPasses: (opts) => [
     ...(opts.tile === true ? [tilePass] : []),
-    matmulFormPass({ ...(opts.tiledMatmul ? { tiledMatmul: opts.tiledMatmul } : {}), ...(opts.matmulForm ? { matmulForm: opts.matmulForm } : {}) }),
+    matmulFormPass({
+      ...(opts.tiledMatmul ? { tiledMatmul: opts.tiledMatmul } : {}),
+      matmulForm: opts.matmulForm ?? defaultMatmulForm((opts.tuning ?? NO_TUNING).kind),
+    }),
     rowKernelsPass({ ...(opts.rowKernels !== undefined ? { rowKernels: opts.rowKernels } : {}) }),
     vectorFormPass({ ...(opts.vectorize !== undefined ? { vectorize: opts.vectorize } : {}) }),
+    tunePass(tunePassOptions(opts)),
   ],
   // Splitting and packing for the device's limits need the memory plan's slots (two tensors in
   // one slot bind once): a stage after it (codegen/wgsl/layout.ts), dumped as NN-device-layout.txt.
@@ -96,7 +125,8 @@ export const webGpuBackend: Backend<"webgpu", WebGpuOptions, DeviceLayout> = {
   },
   render: (program, _memory, opts, layout) => {
     const r = renderWebGpuProgram(program, layout ?? bug("webgpu render: no device layout"), opts.limits ?? webGpuDefaultLimits);
-    return { kernels: r.kernels, placement: r.placement, extras: {} };
+    const tuning = tuningRecord(program, tunePassOptions(opts));
+    return { kernels: r.kernels, placement: r.placement, extras: tuning ? { tuning } : {} };
   },
   artifactFiles: {
     kernelExtension: "wgsl",
@@ -116,7 +146,9 @@ export const webGpuBackend: Backend<"webgpu", WebGpuOptions, DeviceLayout> = {
   // Without an adapter, WebGPU's guaranteed minimums (rendering needs no device).
   machineOptions: async () => {
     const gpu = await (await import("../runtime/webgpu/device.ts")).acquireWebGpu();
-    return gpu ? { limits: effectiveLimits(gpu.limits) } : {};
+    if (!gpu) return {};
+    const tuning = await tuningFor(gpu.adapter, tuneModeOf(undefined, envTune()));
+    return { limits: effectiveLimits(gpu.limits), tuning: tuning.context };
   },
   compile: (graph, opts = {}) => compileWebGpu(graph, opts),
   createRunner: async (artifact) => {
@@ -140,6 +172,32 @@ export interface WebGpuExecutor extends Executor {
   readonly artifact: WebGpuArtifact;
   readonly adapter: WebGpuAdapterDescription;
   readonly runner: WebGpuArtifactRunner;
+  /** How this compile tuned: its mode, the adapter kind, the cache file and its entry count, what it searched. */
+  readonly tuning: {
+    readonly mode: TuneMode;
+    readonly kind: AdapterKind;
+    readonly file: string | undefined;
+    readonly fromCache: number;
+    readonly searched: readonly SearchResult[];
+  };
+}
+
+const NO_TUNING: TuningContext = { kind: "cpu" };
+
+const tunePassOptions = (opts: WebGpuOptions): TunePassOptions => ({
+  tuning: opts.tuning ?? NO_TUNING,
+  ...(opts.matmulForm ? { forcedMatmulForm: opts.matmulForm } : {}),
+});
+
+const envTune = (): string | undefined => (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.["KILN_TUNE"];
+
+/** The adapter's tuning context under `mode`: its kind, and the cache's forms unless tuning is off. */
+async function tuningFor(adapter: WebGpuAdapterDescription, mode: TuneMode): Promise<{ context: TuningContext; readonly cache?: TuneCache }> {
+  const base: TuningContext = { kind: adapterKindOf(adapter), adapter: adapterText(adapter) };
+  if (mode === false) return { context: base };
+  const { loadTuneCache, tuningOf } = await import("./webgpu-tune-cache.ts");
+  const cache = await loadTuneCache(adapter);
+  return { context: tuningOf(cache), cache };
 }
 
 /** The device's limits, lowered by any the caller passes (never raised above the device's). */
@@ -165,8 +223,25 @@ export async function createWebGpuExecutor(graph: Graph, opts: WebGpuTargetOptio
   const { acquireWebGpu } = await import("../runtime/webgpu/device.ts");
   const gpu = await acquireWebGpu();
   if (!gpu) throw new KilnError({ code: "target-unavailable", message: "target 'webgpu': no WebGPU adapter on this machine" });
+  const limits = effectiveLimits(gpu.limits, opts.limits);
+  const mode = tuneModeOf(opts.tune, envTune());
+  const tuning = await tuningFor(gpu.adapter, mode);
+  let searched: readonly SearchResult[] = [];
+  if (mode === true && tuning.cache) {
+    const { searchForms } = await import("./webgpu-tune-search.ts");
+    const first = compileWebGpu(graph, { ...opts, limits, tuning: tuning.context });
+    searched = await searchForms(first, gpu.device, tuning.cache, {
+      limits,
+      workgroupLimits: gpu.limits,
+      ...(opts.matmulForm ? { forcedMatmulForm: opts.matmulForm } : {}),
+    });
+    if (searched.length > 0) {
+      await (await import("./webgpu-tune-cache.ts")).saveTuneCache(tuning.cache);
+      tuning.context = (await import("./webgpu-tune-cache.ts")).tuningOf(tuning.cache);
+    }
+  }
   const { compiled, runner, compileStats } = await compileTimed(
-    () => compileWebGpu(graph, { ...opts, limits: effectiveLimits(gpu.limits, opts.limits) }),
+    () => compileWebGpu(graph, { ...opts, limits, tuning: tuning.context }),
     async (c) =>
       (await import("../runtime/webgpu/run-artifact.ts")).WebGpuArtifactRunner.create(gpu.device, c.artifact, {
         ...runnerOptions(opts),
@@ -180,6 +255,7 @@ export async function createWebGpuExecutor(graph: Graph, opts: WebGpuTargetOptio
     artifact: compiled.artifact,
     adapter: gpu.adapter,
     runner,
+    tuning: { mode, kind: tuning.context.kind, file: tuning.cache?.file, fromCache: tuning.cache?.entries.size ?? 0, searched },
     stats: compiled.artifact.stats,
     run: async (inputs, runOpts) => (await runner.run(inputs, runOpts)) as Record<string, HostTensor>,
     readInputs: async (names) => (await runner.readInputs(names)) as Record<string, HostTensor>,

@@ -42,7 +42,7 @@ export function renderDispatch(d: Dispatch, ctx: DispatchContext): RenderedDispa
     const contraction = matchContraction(only) ?? bug(`wgsl ${d.name}: 'form matmul' on a section whose dot fact is not a matmul this renderer handles`);
     return (form.form === "workgroup" ? renderTiledMatmul : renderRegisterMatmul)(d, contraction, { gpuBuffers, decls, access }, ctx.limits);
   }
-  if (only && form?.kind === "row") return renderRowKernel(d, { gpuBuffers, decls, access }, ctx.limits, ctx.buffers);
+  if (only && form?.kind === "row") return renderRowKernel(d, { gpuBuffers, decls, access }, ctx.limits, ctx.buffers, form.threads);
 
   const body: string[] = [];
   let threads = 0;

@@ -1,5 +1,5 @@
 // Row kernels with one workgroup per row: where a section's reductions sit at the row level
-// (softmax, layerNorm, a long sum), the 64 threads of a workgroup share each row: every
+// (softmax, layerNorm, a long sum), the threads of a workgroup (`form row threads=T`, default 64) share each row: every
 // row-level reduction runs strided over the threads and finishes with a tree reduction in
 // workgroup memory (its result broadcast to all threads), and every loop over the row's
 // elements is strided too. Deeper loops stay serial inside a thread. Which sections run so is
@@ -16,7 +16,8 @@ import { sectionSourceNote } from "../../compiler/kernel/print.ts";
 import type { WebGpuLimits } from "./layout.ts";
 import { foldWorkgroups, symbolicDispatch, type DispatchBindings, type RenderedDispatch } from "./dispatch.ts";
 
-const ROW_THREADS = 64;
+/** Threads per row where the `form row` fact names none. */
+export const ROW_THREADS_DEFAULT = 64;
 /** The workgroup array a row reduction of each dtype goes through; bool rows are not row kernels. */
 const ROW_SHARED: { readonly [D in DType]: string | undefined } = { f32: "rowF32", f16: "rowF32", bf16: "rowF32", i32: "rowI32", bool: undefined };
 const extentOf = (vars: readonly IndexVar[]): number => vars.reduce((a, v) => a * v.extent, 1);
@@ -41,8 +42,11 @@ export function renderRowKernel(
   b: DispatchBindings,
   limits: WebGpuLimits,
   buffers?: readonly BufferDecl[],
+  rowThreads = ROW_THREADS_DEFAULT,
 ): RenderedDispatch {
   const s = d.sections[0]!;
+  // threads per row (a power of two: the tree reduction halves it)
+  const ROW_THREADS = rowThreads;
   const items = scheduleSection(s);
   const depth = parallelDepthOf(s, items);
   const parallel = s.domain.slice(0, depth);
@@ -65,7 +69,7 @@ export function renderRowKernel(
         `${ind}}`,
       );
     } else if (item.kind === "reduce") {
-      body.push(...cooperativeReduce(s, item, render, ind));
+      body.push(...cooperativeReduce(s, item, render, ind, ROW_THREADS));
     } else body.push(...render([item], ind));
   }
   const workgroups = foldWorkgroups(rows, d.name, limits.maxComputeWorkgroupsPerDimension);
@@ -113,7 +117,13 @@ function mergedLevels(
   return { vars: [...item.vars, ...only.vars], body: only.body, summand: inner.body };
 }
 
-function cooperativeReduce(s: Section, item: ReduceItem, render: (list: readonly ScheduleItem[], indent: string) => string[], ind: string): string[] {
+function cooperativeReduce(
+  s: Section,
+  item: ReduceItem,
+  render: (list: readonly ScheduleItem[], indent: string) => string[],
+  ind: string,
+  ROW_THREADS: number,
+): string[] {
   const d = wgslDialect;
   const lines: string[] = [];
   const merged = mergedLevels(s, item);

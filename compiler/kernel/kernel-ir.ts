@@ -66,14 +66,15 @@ export type MatmulForm = "registers" | "workgroup";
 /**
  * A kernel template a target chose for a section (webgpu's `row-kernels` and `matmul-form`
  * passes, targets/webgpu-passes.ts), used when the section is alone in its dispatch:
- * `row` runs one workgroup per row, its row-level reductions shared by the workgroup's threads;
+ * `row` runs one workgroup per row, its row-level reductions shared by the workgroup's
+ * `threads` (a power of two; absent: 64);
  * `matmul` renders the section's one `dot` fact as a tiled matmul in its own dispatch;
  * `vector` runs `width` consecutive elements of the innermost domain loop per thread with
  * vector loads and stores (in any dispatch; codegen falls back to one element per thread
  * where the buffers' placement is not aligned). Absent: one thread per output element.
  */
 export type SectionForm =
-  | { readonly kind: "row" }
+  | { readonly kind: "row"; readonly threads?: number }
   | { readonly kind: "matmul"; readonly form: MatmulForm; readonly params?: MatmulParams }
   | { readonly kind: "vector"; readonly width: number };
 

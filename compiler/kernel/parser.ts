@@ -709,7 +709,7 @@ function decodeSection(ctx: Context, s: SectionSyntax, position: number, buffers
   };
 }
 
-/** `form row`, `form matmul registers|workgroup` with optional `rows= cols= threads= unroll=` (all or none), or `form vector width=N`. */
+/** `form row` (optional `threads=`), `form matmul registers|workgroup` with optional `rows= cols= threads= unroll=` (all or none), or `form vector width=N`. */
 function decodeForm(ctx: Context, f: FormSyntax): SectionForm {
   const params = new Map<string, number>();
   for (const p of f.params) {
@@ -727,8 +727,9 @@ function decodeForm(ctx: Context, f: FormSyntax): SectionForm {
   };
   if (f.name.image === "row") {
     if (f.variant) failAtToken(ctx, f.variant, `'form row' takes nothing after it, found '${f.variant.image}'`);
-    allow([]);
-    return { kind: "row" };
+    allow(["threads"]);
+    const threads = params.get("threads");
+    return threads === undefined ? { kind: "row" } : { kind: "row", threads };
   }
   if (f.name.image === "matmul") {
     const v = f.variant;

@@ -110,7 +110,7 @@ export const printDot = (d: DotFact): string => `dot %${d.reduce} lhs=%${d.lhs} 
 export function printForm(f: SectionForm): string {
   switch (f.kind) {
     case "row":
-      return "form row";
+      return f.threads === undefined ? "form row" : `form row threads=${f.threads}`;
     case "matmul":
       return `form matmul ${f.form}${f.params ? MATMUL_PARAM_KEYS.map((key) => ` ${key}=${f.params![key]}`).join("") : ""}`;
     case "vector":

@@ -233,6 +233,9 @@ function checkForm(s: Section, fail: (rule: string) => void): void {
   switch (f.kind) {
     case "row":
       if (!s.exprs.some(isReduce)) fail(`a row kernel needs a reduction in the section`);
+      // the tree reduction halves the thread count down to one
+      if (f.threads !== undefined && !(Number.isSafeInteger(f.threads) && f.threads >= 2 && f.threads <= 1024 && (f.threads & (f.threads - 1)) === 0))
+        fail(`a row kernel's threads must be a power of two from 2 to 1024, got ${f.threads}`);
       return;
     case "matmul":
       if (f.form !== "registers" && f.form !== "workgroup") fail(`unknown matmul form '${String(f.form)}'`);

@@ -121,10 +121,26 @@ export interface WebGpuArtifactKernel extends ArtifactKernel {
   readonly workgroups: readonly [number, number, number];
 }
 
+/**
+ * The template choices a webgpu artifact's kernels were rendered with (docs/tuning.md): per
+ * section key (its form kind and a hash of what it computes), the form with its parameters
+ * (`form matmul registers bm=8 bn=8 wg=64`) and whether an autotuning search chose it (else the
+ * adapter kind's default). The kernels' WGSL already has them; this says what they are and for
+ * which adapter, so a later process can reuse them without searching.
+ */
+export interface WebGpuTuning {
+  /** The adapter the choices were made for ("vendor | architecture | device | description"); absent: compiled without one. */
+  readonly adapter?: string;
+  readonly kind: "cpu" | "integrated" | "discrete";
+  readonly choices: Readonly<Record<string, { readonly form: string; readonly tuned: boolean }>>;
+}
+
 /** "webgpu": one WGSL shader per dispatch; slots are GPU buffers, `offset` places a tensor in a packed one. */
 export interface WebGpuArtifact extends ArtifactCommon {
   readonly target: "webgpu";
   readonly kernels: readonly WebGpuArtifactKernel[];
+  /** The kernels' template choices, where any kernel has a form (matmul, row). */
+  readonly tuning?: WebGpuTuning;
 }
 
 /** A CUDA launch shape. */

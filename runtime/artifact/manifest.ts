@@ -13,6 +13,7 @@ import {
   type ArtifactIO,
   type ArtifactKernel,
   type ArtifactStats,
+  type WebGpuTuning,
 } from "./format.ts";
 import { ArtifactInvalidError } from "./invalid.ts";
 
@@ -73,6 +74,8 @@ export interface Manifest {
   readonly weights?: string;
   /** sha256 (hex) of every other file of the folder that a loader reads, by relative path. */
   readonly files: Readonly<Record<string, string>>;
+  /** webgpu: the template choices its kernels were rendered with (docs/tuning.md). */
+  readonly tuning?: WebGpuTuning;
 }
 
 /**
@@ -134,6 +137,7 @@ export function manifestOf(artifact: Artifact, extras: ManifestExtras): Manifest
     stats: artifact.stats,
     ...(state.size > 0 ? { weights: WEIGHTS_FILE } : {}),
     files: extras.files,
+    ...(artifact.target === "webgpu" && artifact.tuning ? { tuning: artifact.tuning } : {}),
   };
 }
 
@@ -155,6 +159,7 @@ export function artifactOf(manifest: Manifest, kernelSources: readonly string[])
     kernels: manifest.kernels.map(({ file: _file, ...k }, i) => ({ ...k, source: kernelSources[i]! })),
     memory: manifest.memory,
     stats: manifest.stats,
+    ...(manifest.target === "webgpu" && manifest.tuning ? { tuning: manifest.tuning } : {}),
   };
 }
 
@@ -199,5 +204,22 @@ export function parseManifest(text: string): Manifest {
   });
   if (m["weights"] !== undefined && (typeof m["weights"] !== "string" || !(m["weights"] in (m["files"] as object))))
     throw invalid(`weights ${JSON.stringify(m["weights"])} has no sha256 in files`);
+  if (m["tuning"] !== undefined) checkTuning(m["tuning"], invalid);
   return raw as Manifest;
+}
+
+/** A manifest's `tuning` (WebGpuTuning): its kind, adapter and every choice's fields. */
+function checkTuning(t: unknown, invalid: (why: string) => Error): void {
+  if (typeof t !== "object" || t === null || Array.isArray(t)) throw invalid("tuning is not an object");
+  const r = t as Record<string, unknown>;
+  if (!["cpu", "integrated", "discrete"].includes(r["kind"] as string))
+    throw invalid(`tuning.kind ${JSON.stringify(r["kind"])} is not one of cpu, integrated, discrete`);
+  if (r["adapter"] !== undefined && typeof r["adapter"] !== "string") throw invalid("tuning.adapter is not a string");
+  const choices = r["choices"];
+  if (typeof choices !== "object" || choices === null || Array.isArray(choices)) throw invalid("tuning.choices is missing or not an object");
+  for (const [key, c] of Object.entries(choices as Record<string, unknown>)) {
+    const e = c as Record<string, unknown> | null;
+    if (typeof e !== "object" || e === null || typeof e["form"] !== "string" || !e["form"].startsWith("form ") || typeof e["tuned"] !== "boolean")
+      throw invalid(`tuning.choices["${key}"] is not { form: "form …", tuned: true|false }`);
+  }
 }

@@ -45,7 +45,7 @@ function readTree(dir: string): Map<string, string> {
 const kernelPasses: Readonly<Record<string, readonly string[]>> = {
   js: ["tile"],
   wasm: ["block-contraction"],
-  webgpu: ["matmul-form", "row-kernels", "vector-form"],
+  webgpu: ["matmul-form", "row-kernels", "vector-form", "tune"],
   cuda: ["tile"],
 };
 // Stages after the memory plan, before render (webgpu: splitting and packing for device limits).

@@ -16,7 +16,7 @@ const mlp = k.program((x: k.Tensor, w: k.Tensor) => k.relu(k.matmul(x, w)), [k.f
 const expected: Readonly<Record<string, readonly string[]>> = {
   js: ["trace", "simplify", "fuse", "lower", "tile", "memory-plan", "render", "runner"],
   wasm: ["trace", "simplify", "fuse", "lower", "block-contraction", "memory-plan", "render", "runner"],
-  webgpu: ["trace", "simplify", "fuse", "lower", "matmul-form", "row-kernels", "vector-form", "memory-plan", "device-layout", "render", "runner"],
+  webgpu: ["trace", "simplify", "fuse", "lower", "matmul-form", "row-kernels", "vector-form", "tune", "memory-plan", "device-layout", "render", "runner"],
   // The interpreter builds nothing: its factory is the runner.
   reference: ["trace", "runner"],
 };

@@ -63,6 +63,7 @@ describe("kernel IR round trip", () => {
     const p = lowered(matmul, false);
     const forms = [
       [{ kind: "row" }, "form row"],
+      [{ kind: "row", threads: 128 }, "form row threads=128"],
       [{ kind: "matmul", form: "registers" }, "form matmul registers"],
       [{ kind: "matmul", form: "workgroup" }, "form matmul workgroup"],
       [{ kind: "matmul", form: "registers", params: { rows: 8, cols: 4, threads: 64, unroll: 2 } }, "form matmul registers rows=8 cols=4 threads=64 unroll=2"],

@@ -1,0 +1,295 @@
+// WebGPU autotuning, the pure half: what a tuned choice is keyed by (the adapter, and a hash of
+// the section it renders), the default choice per adapter kind, the bounded candidate list per
+// kernel template, and the `tune` kernel pass that writes the chosen template parameters into
+// each section's `form` fact (compiler/kernel/form-params.ts). The search that times candidates
+// is targets/webgpu-tune-search.ts; the cache file, targets/webgpu-tune-cache.ts (docs/tuning.md).
+//
+// Defaults are per adapter kind, not tuned on lavapipe alone: a CPU adapter (lavapipe) gets the
+// barrier-free register matmul that measured best there; a hardware GPU gets workgroup-memory
+// tiles (64x64 per workgroup, 4x4 per thread, the classic SGEMM tiling that does well on
+// discrete GPUs), an integrated one the same with half the k step (less workgroup memory).
+
+import type { KernelPass } from "../compiler/backend.ts";
+import { MATMUL_PARAM_KEYS, type KernelProgram, type MatmulForm, type MatmulParams, type Section, type SectionForm } from "../compiler/kernel/kernel-ir.ts";
+import { assertNever } from "../compiler/util/errors.ts";
+import { formatVarDecl, printDot, printExpr, printForm, printStore } from "../compiler/kernel/print.ts";
+import { sha256Hex } from "../runtime/artifact/hash.ts";
+import { ROW_THREADS_DEFAULT } from "../codegen/wgsl/row-reduce.ts";
+import type { WebGpuTuning } from "../runtime/artifact/format.ts";
+
+/** What a compile does about tuning: search what the cache lacks (true), read the cache ("cache"), or neither (false). */
+export type TuneMode = boolean | "cache";
+
+/** The adapter kinds that get their own defaults and candidates. */
+export type AdapterKind = "cpu" | "integrated" | "discrete";
+
+/** Bumped when a renderer change makes cached timings stale: it is part of every key. */
+export const TUNE_KEY_VERSION = 1;
+
+/** An adapter as the tuner sees it (runtime/webgpu/device.ts's description). */
+export interface TuneAdapter {
+  readonly vendor: string;
+  readonly architecture: string;
+  readonly device: string;
+  readonly description: string;
+  readonly software: boolean;
+}
+
+/**
+ * What a compile knows about the adapter it tunes for: its kind (which defaults apply), its
+ * text (recorded in the artifact), and the tuned forms (section key → the form to render it
+ * with) from the cache or a search. A compile without one: a CPU adapter's defaults, nothing tuned.
+ */
+export interface TuningContext {
+  readonly kind: AdapterKind;
+  readonly adapter?: string;
+  readonly forms?: ReadonlyMap<string, SectionForm>;
+}
+
+const INTEGRATED_PATTERN = /intel|apple|qualcomm|adreno|mali|powervr|integrated|\bigpu\b/i;
+
+/** cpu for a software adapter; integrated for the vendors that ship mostly integrated GPUs; else discrete. */
+export function adapterKindOf(a: TuneAdapter): AdapterKind {
+  if (a.software) return "cpu";
+  return INTEGRATED_PATTERN.test([a.vendor, a.architecture, a.device, a.description].join(" ")) ? "integrated" : "discrete";
+}
+
+/** The text an adapter is known by in a cache file and its name. */
+export const adapterText = (a: TuneAdapter): string => [a.vendor, a.architecture, a.device, a.description].join(" | ");
+
+/**
+ * The mode a compile runs with: KILN_TUNE=0|off turns tuning off whatever the options say;
+ * KILN_TUNE=1|search and KILN_TUNE=cache set it where the options do not; default "cache".
+ */
+export function tuneModeOf(option: TuneMode | undefined, env: string | undefined): TuneMode {
+  const e = env?.trim().toLowerCase();
+  if (e === "0" || e === "off" || e === "false") return false;
+  if (option !== undefined) return option;
+  if (e === "1" || e === "search" || e === "true") return true;
+  return "cache";
+}
+
+/**
+ * A section's tuning key: its form's kind and a hash of what it computes — domain, expressions,
+ * stores, dot facts, buffers renumbered by first use — without its form's variant and params,
+ * its source locations or scopes, so the same kernel in another model or position shares it.
+ */
+export function sectionKey(s: Section): string {
+  const lines = [
+    `v${TUNE_KEY_VERSION}`,
+    `domain [${s.domain.map(formatVarDecl).join(", ")}]`,
+    ...s.exprs.map((e, i) => `%${i} = ${printExpr(e)}`),
+    ...s.stores.map(printStore),
+    ...(s.dots ?? []).map(printDot),
+  ];
+  const renumbered = new Map<string, string>();
+  const text = lines.join("\n").replace(/\bb(\d+)\b/g, (m) => {
+    if (!renumbered.has(m)) renumbered.set(m, `b${renumbered.size}`);
+    return renumbered.get(m)!;
+  });
+  return `${s.form?.kind ?? "plain"}:${sha256Hex(text).slice(0, 24)}`;
+}
+
+/** The matmul variant an adapter kind renders by default. */
+export const defaultMatmulForm = (kind: AdapterKind): MatmulForm => (kind === "cpu" ? "registers" : "workgroup");
+
+const mm = (rows: number, cols: number, threads: number, unroll: number): MatmulParams => ({ rows, cols, threads, unroll });
+
+/**
+ * Per adapter kind: each matmul variant's params and a row kernel's threads; undefined: the
+ * renderer's own default (codegen/wgsl, tuned on lavapipe: the CPU adapter's choice).
+ */
+const DEFAULTS: {
+  readonly [K in AdapterKind]: { readonly registers?: MatmulParams; readonly workgroup?: MatmulParams; readonly rowThreads?: number };
+} = {
+  cpu: {},
+  integrated: { registers: mm(4, 4, 64, 4), workgroup: mm(4, 4, 256, 8), rowThreads: 64 },
+  discrete: { registers: mm(4, 4, 64, 4), workgroup: mm(4, 4, 256, 16), rowThreads: 128 },
+};
+
+/** The form with the adapter kind's default params (none where the renderer's default is the kind's). */
+export function defaultFormFor(kind: AdapterKind, f: SectionForm): SectionForm {
+  const d = DEFAULTS[kind];
+  switch (f.kind) {
+    case "matmul": {
+      const params = d[f.form];
+      return params ? { kind: "matmul", form: f.form, params } : { kind: "matmul", form: f.form };
+    }
+    case "row":
+      return d.rowThreads !== undefined ? { kind: "row", threads: d.rowThreads } : { kind: "row" };
+    case "vector":
+      return f;
+    default:
+      return assertNever(f, "section form");
+  }
+}
+
+/** What a device allows a workgroup (GPUSupportedLimits names). */
+export interface WorkgroupLimits {
+  readonly maxComputeInvocationsPerWorkgroup: number;
+  readonly maxComputeWorkgroupSizeX: number;
+  readonly maxComputeWorkgroupStorageSize: number;
+}
+
+/** WebGPU's guaranteed minimums. */
+export const defaultWorkgroupLimits: WorkgroupLimits = {
+  maxComputeInvocationsPerWorkgroup: 256,
+  maxComputeWorkgroupSizeX: 256,
+  maxComputeWorkgroupStorageSize: 16384,
+};
+
+const registers = (rows: number, cols: number, threads: number, unroll: number): SectionForm => ({
+  kind: "matmul",
+  form: "registers",
+  params: mm(rows, cols, threads, unroll),
+});
+const workgroup = (rows: number, cols: number, threads: number, unroll: number): SectionForm => ({
+  kind: "matmul",
+  form: "workgroup",
+  params: mm(rows, cols, threads, unroll),
+});
+
+/** The search space per form kind: a short list (a search compiles every one of them). */
+const CANDIDATES: { readonly matmul: readonly SectionForm[]; readonly row: readonly SectionForm[] } = {
+  matmul: [
+    registers(8, 8, 64, 4),
+    registers(4, 8, 64, 4),
+    registers(8, 4, 64, 4),
+    registers(4, 4, 64, 4),
+    registers(8, 8, 32, 4),
+    registers(4, 4, 128, 4),
+    registers(8, 8, 64, 1),
+    workgroup(4, 4, 256, 16),
+    workgroup(4, 4, 256, 8),
+    workgroup(2, 2, 256, 16),
+    workgroup(4, 4, 64, 16),
+  ],
+  row: [32, 64, 128, 256].map((threads): SectionForm => ({ kind: "row", threads })),
+};
+
+/** Why a form is not one the renderers take (a cache entry's check), or undefined. */
+export function checkTunedForm(f: SectionForm): string | undefined {
+  switch (f.kind) {
+    case "row":
+      return f.threads === undefined || (Number.isSafeInteger(f.threads) && f.threads >= 2 && f.threads <= 1024 && (f.threads & (f.threads - 1)) === 0)
+        ? undefined
+        : `threads=${f.threads}: a row kernel's threads are a power of two from 2 to 1024`;
+    case "matmul": {
+      const p = f.params;
+      if (!p) return undefined;
+      if (![p.rows, p.cols, p.threads, p.unroll].every((v) => Number.isSafeInteger(v) && v >= 1 && v <= 1024))
+        return `matmul params must be integers from 1 to 1024`;
+      const side = Math.round(Math.sqrt(p.threads));
+      if (f.form === "workgroup" && side * side !== p.threads) return `threads=${p.threads}: the workgroup form needs a square thread count`;
+      return undefined;
+    }
+    case "vector":
+      return "a vector form is not tuned";
+    default:
+      return assertNever(f, "section form");
+  }
+}
+
+/** Threads per workgroup and workgroup-memory bytes a form asks for. */
+function workgroupNeeds(f: SectionForm): { readonly threads: number; readonly sharedBytes: number } {
+  if (f.kind === "row") return { threads: f.threads ?? ROW_THREADS_DEFAULT, sharedBytes: 8 * (f.threads ?? ROW_THREADS_DEFAULT) };
+  if (f.kind !== "matmul" || !f.params) return { threads: 0, sharedBytes: 0 };
+  const { rows, cols, threads, unroll } = f.params;
+  // workgroup form: a side×side grid of threads stages (rows·side)×unroll and unroll×(cols·side) f32 tiles
+  return { threads, sharedBytes: f.form === "workgroup" ? 4 * unroll * Math.sqrt(threads) * (rows + cols) : 0 };
+}
+
+/**
+ * The candidates for a section's form on this device: the adapter kind's default first, then
+ * the list for its kind, within the device's workgroup limits; only the forced matmul variant
+ * when the caller chose one (`matmulForm`).
+ */
+export function candidatesFor(kind: AdapterKind, f: SectionForm, limits: WorkgroupLimits, forced?: MatmulForm): SectionForm[] {
+  if (f.kind === "vector") return [];
+  const byDefault = defaultFormFor(kind, f.kind === "matmul" && !forced ? { kind: "matmul", form: defaultMatmulForm(kind) } : f);
+  // a row's default threads said explicitly, so the list's equal entry is not timed twice
+  const first = byDefault.kind === "row" && byDefault.threads === undefined ? { kind: "row" as const, threads: ROW_THREADS_DEFAULT } : byDefault;
+  const fits = (c: SectionForm): boolean => {
+    const { threads, sharedBytes } = workgroupNeeds(c);
+    return (
+      threads <= limits.maxComputeInvocationsPerWorkgroup && threads <= limits.maxComputeWorkgroupSizeX && sharedBytes <= limits.maxComputeWorkgroupStorageSize
+    );
+  };
+  const matches = (c: SectionForm): boolean => c.kind === f.kind && (!forced || (c.kind === "matmul" && c.form === forced));
+  const seen = new Set<string>();
+  return [first, ...CANDIDATES[f.kind]].filter((c) => {
+    const text = printForm(c);
+    if (seen.has(text) || !matches(c) || !fits(c)) return false;
+    seen.add(text);
+    return true;
+  });
+}
+
+/** The form kinds the tuner chooses params for. */
+export const isTunable = (f: SectionForm | undefined): f is Extract<SectionForm, { kind: "matmul" | "row" }> => f?.kind === "matmul" || f?.kind === "row";
+
+export interface TunePassOptions {
+  readonly tuning: TuningContext;
+  /** The caller's `matmulForm`: a tuned choice of the other variant is not used. */
+  readonly forcedMatmulForm?: MatmulForm;
+}
+
+/** The tuned form for a section, where there is one that its form kind (and a forced matmul variant) allows. */
+export function tunedFormOf(s: Section, opts: TunePassOptions): SectionForm | undefined {
+  const f = s.form;
+  const tuned = isTunable(f) ? opts.tuning.forms?.get(sectionKey(s)) : undefined;
+  if (!f || !tuned || tuned.kind !== f.kind) return undefined;
+  return !opts.forcedMatmulForm || (tuned.kind === "matmul" && tuned.form === opts.forcedMatmulForm) ? tuned : undefined;
+}
+
+/** The form a section renders with: its tuned choice, else its own params, else the kind's default. */
+export function chosenForm(s: Section, opts: TunePassOptions): SectionForm | undefined {
+  const f = s.form;
+  if (!isTunable(f)) return f;
+  const own = f.kind === "matmul" ? f.params !== undefined : f.threads !== undefined;
+  return tunedFormOf(s, opts) ?? (own ? f : defaultFormFor(opts.tuning.kind, f));
+}
+
+/** The artifact's record of its matmul and row sections' forms (undefined when there are none). */
+export function tuningRecord(program: KernelProgram, opts: TunePassOptions): WebGpuTuning | undefined {
+  const choices: Record<string, { form: string; tuned: boolean }> = {};
+  for (const k of program.kernels)
+    for (const s of k.sections) {
+      if (!isTunable(s.form)) continue;
+      const tuned = tunedFormOf(s, opts);
+      choices[sectionKey(s)] = { form: printForm(s.form), tuned: tuned !== undefined && printForm(tuned) === printForm(s.form) };
+    }
+  if (Object.keys(choices).length === 0) return undefined;
+  return { kind: opts.tuning.kind, ...(opts.tuning.adapter !== undefined ? { adapter: opts.tuning.adapter } : {}), choices };
+}
+
+/** `tune`: every matmul and row form gets its parameters, from the tuned forms where the section's key has one. */
+export function tunePass(opts: TunePassOptions): KernelPass {
+  const apply = (s: Section): Section => {
+    const form = chosenForm(s, opts);
+    return form === s.form || !form ? s : { ...s, form };
+  };
+  return {
+    name: "tune",
+    run: (program: KernelProgram) => ({ ...program, kernels: program.kernels.map((k) => ({ ...k, sections: k.sections.map(apply) })) }),
+  };
+}
+
+/** Parses `form matmul registers rows=8 cols=8 threads=64 unroll=4` or `form row threads=64` (a cache entry); undefined when it is neither. */
+export function parseFormText(text: string): SectionForm | undefined {
+  const [head, kind, ...rest] = text.trim().split(/\s+/);
+  if (head !== "form") return undefined;
+  const variant = kind === "matmul" ? rest.shift() : undefined;
+  const params = new Map<string, number>();
+  for (const kv of rest) {
+    const m = /^([a-z]+)=(\d+)$/.exec(kv);
+    if (!m || params.has(m[1]!)) return undefined;
+    params.set(m[1]!, Number(m[2]));
+  }
+  const only = (keys: readonly string[]): boolean => [...params.keys()].every((k) => keys.includes(k));
+  if (kind === "row" && only(["threads"])) return params.has("threads") ? { kind: "row", threads: params.get("threads")! } : { kind: "row" };
+  if (kind !== "matmul" || (variant !== "registers" && variant !== "workgroup") || !only(MATMUL_PARAM_KEYS)) return undefined;
+  if (params.size === 0) return { kind: "matmul", form: variant };
+  if (params.size !== MATMUL_PARAM_KEYS.length) return undefined;
+  return { kind: "matmul", form: variant, params: mm(params.get("rows")!, params.get("cols")!, params.get("threads")!, params.get("unroll")!) };
+}
