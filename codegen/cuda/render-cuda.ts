@@ -72,8 +72,10 @@ export function renderCudaKernel(kernel: Kernel, buffers: readonly BufferDecl[],
   kernel.sections.forEach((s, i) => {
     const items = scheduleSection(s);
     const depth = parallelDepthOf(s, items);
-    const auto = opts.reduction === undefined || opts.reduction === "auto";
-    let strategy: ReductionStrategy = auto ? pickStrategy(s, items, depth) : opts.reduction!;
+    // An attention (softmax_sum's online softmax) runs a thread per row: its key loop is serial.
+    const attention = s.form?.kind === "attention";
+    const auto = !attention && (opts.reduction === undefined || opts.reduction === "auto");
+    let strategy: ReductionStrategy = attention ? "serial" : auto ? pickStrategy(s, items, depth) : (opts.reduction as ReductionStrategy);
     const plan = (auto && strategy === "serial") || strategy === "shared" ? planSharedTile(s, items, depth) : undefined;
     if (strategy === "shared" && !plan) strategy = "serial"; // forced, but the section does not fit the pattern
     if (plan) strategy = "shared";
@@ -341,7 +343,7 @@ class SectionWriter {
     const acrossWarp = this.strategy === "warp" && !place.laneSplit && !place.inReduce;
     const accs = item.reduces.map((r) => {
       const e = s.exprs[r]!;
-      if (e.op !== "reduce_sum" && e.op !== "reduce_max") return bug("cuda: reduce item holds a non-reduction");
+      if (e.op !== "reduce_sum" && e.op !== "reduce_max") return bug(`cuda: ${e.op} in a warp or shared reduce item (only the serial strategy renders it)`);
       return { id: r, e };
     });
     for (const { id, e } of accs) this.lines.push(`${indent}${d.typeName(e.dtype)} t${id} = ${d.reduceIdentity(e.op, e.dtype)};`);
@@ -388,6 +390,7 @@ class SectionWriter {
         return d.rng(t(e.seed), e.stream, renderIndex(e.counter, cudaCLike));
       case "reduce_sum":
       case "reduce_max":
+      case "softmax_sum":
         return bug("cuda: a reduction outside its reduce item");
       case "neg":
       case "exp2":

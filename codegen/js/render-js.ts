@@ -13,10 +13,10 @@ import { sectionSourceNote } from "../../compiler/kernel/print.ts";
 import { rowBounds, sizeBuffer } from "../../compiler/kernel/symbolic-bound.ts";
 import { scheduleSection, type ScheduleItem } from "../../compiler/kernel/schedule.ts";
 import { bounds, type Atom, type IndexExpr, type IndexPred } from "../../compiler/kernel/index-expr.ts";
-import type { BufferDecl, ExprId, KExpr, Kernel, Section } from "../../compiler/kernel/kernel-ir.ts";
+import { softmaxGroups, type BufferDecl, type ExprId, type KExpr, type Kernel, type Section } from "../../compiler/kernel/kernel-ir.ts";
 import { halfOf, isFloat, isInt, type DType } from "../../compiler/ir/dtype.ts";
 import { roundToBfloat16, roundToHalf } from "../../runtime/artifact/half.ts";
-import { assertNever } from "../../compiler/util/errors.ts";
+import { assertNever, bug } from "../../compiler/util/errors.ts";
 
 /** The generated function's parameters: buffers (in `params` order) and the runtime helpers. */
 export const JS_KERNEL_PARAMS = ["bufs", "rt"] as const;
@@ -79,7 +79,9 @@ function renderItems(items: readonly ScheduleItem[], s: Section, lines: string[]
         lines.push(`${indent}}`);
         break;
       case "reduce": {
+        const online = softmaxGroups(s, item.reduces);
         for (const r of item.reduces) lines.push(`${indent}let t${r} = ${reduceInit(s.exprs[r]!)};`);
+        for (const score of online.keys()) lines.push(`${indent}let m${score} = -Infinity, l${score} = 0;`);
         let inner = indent;
         const loopVars = item.vars.filter((v) => v.extent !== 1);
         for (const v of loopVars) {
@@ -87,7 +89,8 @@ function renderItems(items: readonly ScheduleItem[], s: Section, lines: string[]
           inner += "  ";
         }
         renderItems(item.body, s, lines, inner, bounded);
-        for (const r of item.reduces) lines.push(`${inner}${reduceStep(s.exprs[r]!, `t${r}`)}`);
+        for (const r of item.reduces) if (s.exprs[r]!.op !== "softmax_sum") lines.push(`${inner}${reduceStep(s.exprs[r]!, `t${r}`)}`);
+        for (const [score, members] of online) lines.push(...onlineSoftmaxStep(s, score, members, inner));
         for (let i = loopVars.length - 1; i >= 0; i--) {
           inner = inner.slice(2);
           lines.push(`${inner}}`);
@@ -95,6 +98,8 @@ function renderItems(items: readonly ScheduleItem[], s: Section, lines: string[]
         // f32 and 16-bit sums accumulate in float64 and round once: the same value wherever it is computed.
         for (const r of item.reduces)
           if (s.exprs[r]!.op === "reduce_sum" && isFloat(s.exprs[r]!.dtype)) lines.push(`${indent}t${r} = ${roundFor(s.exprs[r]!.dtype, `t${r}`)};`);
+        // An all -inf row leaves l = 0 and every accumulator 0: 0/0 is NaN, as the unfused softmax gives.
+        for (const [score, members] of online) for (const r of members) lines.push(`${indent}t${r} = f32(t${r} / l${score});`);
         break;
       }
       case "store":
@@ -169,13 +174,33 @@ function roundFor(d: DType, x: string): string {
   return half === "f16" ? `rt.rh(${x})` : half === "bf16" ? `rt.rb(${x})` : `f32(${x})`;
 }
 
+/**
+ * One key of the online softmax (docs/kernel-ir.md, softmax_sum): the running max m moves to
+ * max(m, s), the sum l and each accumulator are rescaled by exp(m_old - m) and gain exp(s - m)
+ * (times the value). The guards keep an all -inf prefix at l = 0 instead of NaN.
+ */
+function onlineSoftmaxStep(s: Section, score: ExprId, members: readonly ExprId[], indent: string): string[] {
+  const [m, l, sc] = [`m${score}`, `l${score}`, `t${score}`];
+  const lines = [
+    `${indent}const n${score} = Math.max(${m}, ${sc});`,
+    `${indent}const c${score} = ${m} === n${score} ? 1 : Math.exp(${m} - n${score});`,
+    `${indent}const p${score} = ${sc} === -Infinity ? 0 : Math.exp(${sc} - n${score});`,
+    `${indent}${l} = ${l} * c${score} + p${score}; ${m} = n${score};`,
+  ];
+  for (const r of members) {
+    const e = s.exprs[r] as Extract<KExpr, { op: "softmax_sum" }>;
+    lines.push(`${indent}t${r} = t${r} * c${score} + p${score} * t${e.value};`);
+  }
+  return lines;
+}
+
 function reduceInit(e: KExpr): string {
-  if (e.op === "reduce_sum") return "0";
+  if (e.op === "reduce_sum" || e.op === "softmax_sum") return "0";
   return JS_DTYPES[e.dtype].lowest;
 }
 
 function reduceStep(e: KExpr, acc: string): string {
-  if (e.op !== "reduce_sum" && e.op !== "reduce_max") return assertNever(e as never, "reduce");
+  if (e.op !== "reduce_sum" && e.op !== "reduce_max") return bug(`js: ${e.op} has no plain reduce step`);
   const body = `t${e.body}`;
   if (e.op === "reduce_max") return `${acc} = Math.max(${acc}, ${body});`;
   return JS_DTYPES[e.dtype].sumStep(acc, body);
@@ -210,7 +235,8 @@ function renderExpr(s: Section, e: KExpr): string {
       return `rt.rng(${t(e.seed)}, ${e.stream}, ${renderIndex(e.counter)})`;
     case "reduce_sum":
     case "reduce_max":
-      return assertNever(e as never, "reduce outside a reduce item");
+    case "softmax_sum":
+      return bug(`js: ${e.op} outside a reduce item`);
     case "neg":
       return `-${t(e.x)}`;
     case "exp2":

@@ -5,7 +5,8 @@
 // caller); deeper domain loops and every reduction are serial loops inside the thread.
 
 import { bounds, type Atom, type IndexExpr, type IndexPred } from "../../compiler/kernel/index-expr.ts";
-import type { ExprId, KExpr, Section } from "../../compiler/kernel/kernel-ir.ts";
+import { softmaxGroups, type ExprId, type KExpr, type Section } from "../../compiler/kernel/kernel-ir.ts";
+import { onlineSoftmaxLines } from "./online-softmax.ts";
 import { scheduleSection, type ScheduleItem } from "../../compiler/kernel/schedule.ts";
 import type { BinaryOp, UnaryOp } from "../../compiler/ir/types.ts";
 import type { DType } from "../../compiler/ir/dtype.ts";
@@ -68,6 +69,25 @@ export function renderSectionBody(
           }
           break;
         case "reduce": {
+          const online = softmaxGroups(s, item.reduces);
+          if (online.size > 0) {
+            const sm = onlineSoftmaxLines(d, s.exprs, online, exprName);
+            lines.push(...sm.init.map((l) => ind + l));
+            let inner = ind;
+            const loopVars = item.vars.filter((v) => v.extent !== 1);
+            for (const v of loopVars) {
+              lines.push(`${inner}${d.forLoop(v.name, v.extent)}`);
+              inner += "  ";
+            }
+            walk(item.body, inner);
+            lines.push(...sm.step.map((l) => inner + l));
+            for (let i = loopVars.length - 1; i >= 0; i--) {
+              inner = inner.slice(2);
+              lines.push(`${inner}}`);
+            }
+            lines.push(...sm.finish.map((l) => ind + l));
+            break;
+          }
           for (const r of item.reduces) {
             const e = s.exprs[r]!;
             lines.push(`${ind}${d.declareVar(exprName(r), e.dtype, d.reduceInit(reduceKind(e), e.dtype))}`);
@@ -159,6 +179,7 @@ function renderExpr(s: Section, id: ExprId, d: CLikeDialect, access: BufferAcces
       return emit(d.rng(t(e.seed), e.stream, renderIndex(e.counter, d)));
     case "reduce_sum":
     case "reduce_max":
+    case "softmax_sum":
       return assertNever(e as never, "reduce outside a reduce item");
     case "neg":
     case "exp2":

@@ -101,6 +101,7 @@ export function emitScalarExpr(ctx: ScalarCtx, e: KExpr): void {
       return;
     case "reduce_sum":
     case "reduce_max":
+    case "softmax_sum":
       return bug("wasm: a reduce is not a scalar expression");
     case "neg":
       if (isF32Value(e.dtype)) {

@@ -9,7 +9,8 @@
 
 import { reduceElements, scheduleSection, type ScheduleItem } from "../../compiler/kernel/schedule.ts";
 import { vectorPaysWithScatter } from "../../compiler/kernel/lane-axis.ts";
-import { exprOperands, exprOwnVars, type ExprId, type KExpr, type Section } from "../../compiler/kernel/kernel-ir.ts";
+import { exprOperands, exprOwnVars, isReduceExpr, softmaxGroups, type ExprId, type KExpr, type Section } from "../../compiler/kernel/kernel-ir.ts";
+import { onlineSoftmax } from "./emit-online-softmax.ts";
 import { dtypeBytes, dtypeInfo, isBool } from "../../compiler/ir/dtype.ts";
 import { SIMD_BINARY, WASM_MEMORY, isF32Value, laneOps } from "./dtypes.ts";
 import { assertNever, bug } from "../../compiler/util/errors.ts";
@@ -57,7 +58,7 @@ interface Region {
   readonly needsSplat: Set<ExprId>;
 }
 
-const isReduce = (e: KExpr): e is Extract<KExpr, { op: "reduce_sum" | "reduce_max" }> => e.op === "reduce_sum" || e.op === "reduce_max";
+const isReduce = isReduceExpr;
 
 export function emitSection(
   s: Section,
@@ -250,7 +251,16 @@ export function emitSection(
     const [start, limit] = loopBounds(v.name, v.extent);
     const vl = varLocal(v.name);
     const contiguous = s.stores.every((st) => linearStride(st.index, v.name) === 1);
-    if (!simd || region || v !== innermostVar || v.extent < LANES || !(contiguous || vectorPaysWithScatter(s, v)) || rowReductionsInside(item)) {
+    // An attention's rows stay scalar: its key loop is no lane-wise expression.
+    if (
+      !simd ||
+      region ||
+      s.form?.kind === "attention" ||
+      v !== innermostVar ||
+      v.extent < LANES ||
+      !(contiguous || vectorPaysWithScatter(s, v)) ||
+      rowReductionsInside(item)
+    ) {
       start();
       fb.forLoop(vl, limit, 1, () => emitItems(item.body));
       return;
@@ -331,6 +341,8 @@ export function emitSection(
   };
 
   const emitReduce = (item: Extract<ScheduleItem, { kind: "reduce" }>): void => {
+    const groups = softmaxGroups(s, item.reduces);
+    if (groups.size > 0) return emitSoftmaxSums(item, groups);
     const members = item.reduces.map((id) => ({ id, e: exprs[id]! as Extract<KExpr, { op: "reduce_sum" | "reduce_max" }> }));
     const loopVars = item.vars.filter((v) => v.extent > 1);
     if (simd && !region && reduceVectorizable(item, loopVars)) return emitReduceVectorized(item, loopVars, members);
@@ -349,6 +361,22 @@ export function emitSection(
       }
     });
     if (region) for (const a of accs) if (!a.vector && region.needsSplat.has(a.id)) splatInto(region, a.id);
+  };
+
+  /** A key loop of softmax_sums (lowering never groups them with other reductions): scalar, online. */
+  const emitSoftmaxSums = (item: Extract<ScheduleItem, { kind: "reduce" }>, groups: Map<ExprId, ExprId[]>): void => {
+    if (region || groups.size === 0 || [...groups.values()].flat().length !== item.reduces.length)
+      bug(`wasm: softmax_sum mixed with other reductions in ${name}`);
+    const online = onlineSoftmax(fb, helpers, exprs, groups, pushScalar, scalarLocal);
+    online.init();
+    nestLoops(
+      item.vars.filter((v) => v.extent > 1),
+      () => {
+        emitItems(item.body);
+        online.step();
+      },
+    );
+    online.finish();
   };
 
   const reduceVectorizable = (item: Extract<ScheduleItem, { kind: "reduce" }>, loopVars: readonly { name: string; extent: number }[]): boolean => {

@@ -170,6 +170,7 @@ export function emitVectorExpr(ctx: VectorCtx, e: KExpr): void {
       return perLane();
     case "reduce_sum":
     case "reduce_max":
+    case "softmax_sum":
       return perLane(); // unreachable: reductions are accumulated by the section emitter
     case "neg":
       ctx.pushVec(e.x);

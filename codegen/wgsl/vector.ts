@@ -55,7 +55,7 @@ function isContiguous(index: IndexExpr, v: string, width: number, vector: Readon
   return seen;
 }
 
-const isReduce = (e: KExpr): boolean => e.op === "reduce_sum" || e.op === "reduce_max";
+const isReduce = (e: KExpr): boolean => e.op === "reduce_sum" || e.op === "reduce_max" || e.op === "softmax_sum";
 
 /** The section's vector plan at `width`, or undefined where it cannot run `width` elements per thread. */
 export function vectorPlan(s: Section, width: number): VectorPlan | undefined {
@@ -83,6 +83,7 @@ export function vectorPlan(s: Section, width: number): VectorPlan | undefined {
       case "mod":
       case "reduce_sum":
       case "reduce_max":
+      case "softmax_sum":
         return undefined;
       case "cast":
         if (!VECTOR_DTYPES.has(s.exprs[e.x]!.dtype)) return undefined;

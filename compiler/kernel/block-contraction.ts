@@ -35,6 +35,7 @@ import {
 import {
   exprOperands,
   exprOwnVars,
+  isReduceExpr,
   SectionBuilder,
   sectionSource,
   type BufferDecl,
@@ -195,7 +196,7 @@ function freeVars(exprs: readonly KExpr[]): Set<string>[] {
   exprs.forEach((e, id) => {
     const vs = exprOwnVars(e);
     for (const o of exprOperands(e)) for (const v of free[o]!) vs.add(v);
-    if (e.op === "reduce_sum" || e.op === "reduce_max") for (const v of e.vars) vs.delete(v.name);
+    if (isReduceExpr(e)) for (const v of e.vars) vs.delete(v.name);
     free[id] = vs;
   });
   return free;
@@ -401,5 +402,5 @@ function onlyLive(exprs: readonly KExpr[], roots: readonly ExprId[]): KExpr[] {
 /** Whether expression `id` is or depends on a reduction. */
 function hasReduce(exprs: readonly KExpr[], id: ExprId): boolean {
   const live = onlyLive(exprs, [id]);
-  return live.some((e) => e.op === "reduce_sum" || e.op === "reduce_max");
+  return live.some(isReduceExpr);
 }

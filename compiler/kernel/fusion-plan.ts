@@ -21,8 +21,13 @@ export interface FusionGroup {
   readonly deps: readonly number[];
   /** Memory traffic avoided by not materializing the inlined values (write + one read each). */
   readonly savesBytes: number;
-  /** Short name from the ops inside ("dot_add_max"). */
+  /** Short name from the ops inside ("dot_add_max"; "attention" for an attention group). */
   readonly label: string;
+  /**
+   * A fused attention (compiler/passes/attention-pattern.ts): the group's one root is
+   * dot(softmax(score), value), lowered as an online-softmax `softmax_sum` over the keys.
+   */
+  readonly attention?: { readonly dot: ValueId; readonly score: ValueId; readonly value: ValueId };
 }
 
 export interface FusionPlan {

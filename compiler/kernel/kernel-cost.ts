@@ -10,7 +10,7 @@
 
 import { hasBinaryOp, hasUnaryOp } from "../ir/types.ts";
 import type { IndexExpr } from "./index-expr.ts";
-import { exprOperands, exprOwnVars, type Kernel, type Section } from "./kernel-ir.ts";
+import { exprOperands, exprOwnVars, isReduceExpr, type Kernel, type Section } from "./kernel-ir.ts";
 
 /**
  * Arithmetic operations of one launch of `section`; `runs`: the iterations a loop really runs
@@ -21,7 +21,7 @@ export function sectionOps(section: Section, runs?: ReadonlyMap<string, number>)
   const note = (name: string, n: number): void => void extent.set(name, runs?.get(name) ?? n);
   for (const v of section.domain) note(v.name, v.extent);
   for (const e of section.exprs) {
-    if (e.op === "reduce_sum" || e.op === "reduce_max") for (const v of e.vars) note(v.name, v.extent);
+    if (isReduceExpr(e)) for (const v of e.vars) note(v.name, v.extent);
     if (e.op === "load" || e.op === "index") collectVarExtents(e.index, note);
     if (e.op === "rng") collectVarExtents(e.counter, note);
   }
@@ -35,11 +35,12 @@ export function sectionOps(section: Section, runs?: ReadonlyMap<string, number>)
   section.exprs.forEach((e, id) => {
     const vars = exprOwnVars(e);
     for (const o of exprOperands(e)) for (const v of deps[o] ?? []) vars.add(v);
-    if (e.op === "reduce_sum" || e.op === "reduce_max") {
-      // One accumulation per point of (the body's variables ∪ the reduction's own).
+    if (isReduceExpr(e)) {
+      // One accumulation per point of (the body's variables ∪ the reduction's own); an online
+      // softmax step (max, two exponentials, the rescaled sum and accumulator) counts as 8.
       const steps = new Set(vars);
       for (const v of e.vars) steps.add(v.name);
-      ops += count(steps);
+      ops += (e.op === "softmax_sum" ? 8 : 1) * count(steps);
       for (const v of e.vars) vars.delete(v.name);
     } else if (e.op !== "cast" && (hasUnaryOp(e) || hasBinaryOp(e))) ops += count(vars);
     deps[id] = vars;

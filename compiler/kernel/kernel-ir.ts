@@ -32,7 +32,19 @@ export type KExpr = ExprBase &
     | { readonly op: "rng"; readonly seed: ExprId; readonly stream: number; readonly counter: IndexExpr }
     /** Sum or max of `body` over `vars` (its own loop variables). */
     | { readonly op: "reduce_sum" | "reduce_max"; readonly vars: readonly IndexVar[]; readonly body: ExprId }
+    /**
+     * Σ_j softmax_j(score) · value over `vars` (j): attention's weighted sum, the softmax's row
+     * max and sum folded in on the fly (online softmax), so no score is ever stored. A row whose
+     * every score is -inf gives NaN, as the unfused softmax (0/0) does. See docs/kernel-ir.md.
+     */
+    | { readonly op: "softmax_sum"; readonly vars: readonly IndexVar[]; readonly score: ExprId; readonly value: ExprId }
   );
+
+/** The reductions: expressions that own loop variables (a schedule gives each group of them a loop). */
+export type ReduceExpr = Extract<KExpr, { op: "reduce_sum" | "reduce_max" | "softmax_sum" }>;
+export const isReduceExpr = (e: KExpr): e is ReduceExpr => e.op === "reduce_sum" || e.op === "reduce_max" || e.op === "softmax_sum";
+/** The operands a reduction evaluates inside its loop. */
+export const reduceBodies = (e: ReduceExpr): ExprId[] => (e.op === "softmax_sum" ? [e.score, e.value] : [e.body]);
 
 export interface Store {
   readonly buffer: number;
@@ -71,12 +83,16 @@ export type MatmulForm = "registers" | "workgroup";
  * `matmul` renders the section's one `dot` fact as a tiled matmul in its own dispatch;
  * `vector` runs `width` consecutive elements of the innermost domain loop per thread with
  * vector loads and stores (in any dispatch; codegen falls back to one element per thread
- * where the buffers' placement is not aligned). Absent: one thread per output element.
+ * where the buffers' placement is not aligned);
+ * `attention` (set by lowering on a fused attention group, docs/kernel-ir.md) keeps every
+ * other template and pass off the section: its `softmax_sum` loops render as online softmax.
+ * Absent: one thread per output element.
  */
 export type SectionForm =
   | { readonly kind: "row"; readonly threads?: number }
   | { readonly kind: "matmul"; readonly form: MatmulForm; readonly params?: MatmulParams }
-  | { readonly kind: "vector"; readonly width: number };
+  | { readonly kind: "vector"; readonly width: number }
+  | { readonly kind: "attention" };
 
 /**
  * The sizes a matmul form renders with, recorded in its `form matmul …` fact so a pass (or an
@@ -158,6 +174,8 @@ export function exprOperands(e: KExpr): ExprId[] {
     case "reduce_sum":
     case "reduce_max":
       return [e.body];
+    case "softmax_sum":
+      return [e.score, e.value];
     case "cast":
     case "neg":
     case "exp2":
@@ -193,6 +211,7 @@ export function exprOwnVars(e: KExpr): Set<string> {
     case "cast":
     case "reduce_sum":
     case "reduce_max":
+    case "softmax_sum":
       return new Set();
     default:
       // unary and binary ops read only operands
@@ -215,6 +234,8 @@ function exprKey(e: KExpr): string {
     case "reduce_sum":
     case "reduce_max":
       return `${e.op} ${e.dtype} ${e.vars.map((v) => `${v.name}<${v.extent}`).join(",")} ${e.body}`;
+    case "softmax_sum":
+      return `${e.op} ${e.dtype} ${e.vars.map((v) => `${v.name}<${v.extent}`).join(",")} ${e.score} ${e.value}`;
     case "where":
     case "cast":
       return `${e.op} ${e.dtype} ${exprOperands(e).join(" ")}`;
@@ -278,4 +299,19 @@ export function sectionBuffers(s: Section): { reads: Set<number>; writes: Set<nu
   const reads = new Set<number>();
   for (const e of s.exprs) if (e.op === "load") reads.add(e.buffer);
   return { reads, writes: new Set(s.stores.map((st) => st.buffer)) };
+}
+
+/**
+ * The softmax_sum reductions among `ids` grouped by their score: members of one group share the
+ * online softmax's running max and sum (one exponential per key for the whole row of values).
+ */
+export function softmaxGroups(s: Section, ids: readonly ExprId[]): Map<ExprId, ExprId[]> {
+  const groups = new Map<ExprId, ExprId[]>();
+  for (const id of ids) {
+    const e = s.exprs[id]!;
+    if (e.op !== "softmax_sum") continue;
+    if (!groups.has(e.score)) groups.set(e.score, []);
+    groups.get(e.score)!.push(id);
+  }
+  return groups;
 }

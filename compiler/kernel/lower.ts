@@ -10,7 +10,7 @@ import { groupSource, type FusionGroup, type FusionPlan } from "./fusion-plan.ts
 import { assertNever, bug } from "../util/errors.ts";
 import { halfOf, type DType } from "../ir/dtype.ts";
 import { lowerSum } from "./block-sum.ts";
-import { andPred, flatIndex, fromAtom, indexKey, indexVar, predKey, type IndexExpr, type IndexPred } from "./index-expr.ts";
+import { andPred, constIndex, flatIndex, fromAtom, indexKey, indexVar, predKey, type IndexExpr, type IndexPred, type IndexVar } from "./index-expr.ts";
 import { SectionBuilder, sectionBuffers, type BufferDecl, type ExprId, type Kernel, type KernelProgram, type Section } from "./kernel-ir.ts";
 import { operandIndex } from "./movement-index.ts";
 import { tileSection } from "./tile.ts";
@@ -89,7 +89,9 @@ export function lowerProgram(g: Graph, plan: FusionPlan, opts: LowerOptions = {}
 }
 
 function lowerGroup(g: Graph, grp: FusionGroup, bufferOf: ReadonlyMap<ValueId, number>, opts: LowerOptions): Section {
-  const domain = grp.shape.map((d, i) => indexVar(`o${i}`, d));
+  // An attention group iterates rows: each point computes the row's every column (one pass over the keys for all).
+  const attention = grp.attention;
+  const domain = (attention ? grp.shape.slice(0, -1) : grp.shape).map((d, i) => indexVar(`o${i}`, d));
   const sb = new SectionBuilder(domain);
   const own = new Set(grp.roots);
   const memo = new Map<string, ExprId>();
@@ -168,6 +170,7 @@ function lowerGroup(g: Graph, grp: FusionGroup, bufferOf: ReadonlyMap<ValueId, n
         return sb.add({ op: n.op, vars, body, dtype });
       }
       case "dot": {
+        if (attention?.dot === n.id) return attend(n, index, valid);
         hasContraction = true;
         const lhsShape = nodeOf(g, n.lhs).type.shape;
         const r = lhsShape.length;
@@ -181,7 +184,8 @@ function lowerGroup(g: Graph, grp: FusionGroup, bufferOf: ReadonlyMap<ValueId, n
         const b = widen(value(n.rhs, [...index.slice(0, r - 2), kIndex, index[r - 1]!], valid));
         const body = sb.add({ op: "mul", x: a, y: b, dtype: acc });
         const reduce = sb.add({ op: "reduce_sum", vars: [k], body, dtype: acc });
-        sb.markDot(reduce, a, b);
+        // Inside an attention the scores' contraction stays a plain loop of the key loop.
+        if (!attention) sb.markDot(reduce, a, b);
         return acc === dtype ? reduce : sb.add({ op: "cast", x: reduce, dtype });
       }
       case "gather": {
@@ -196,12 +200,31 @@ function lowerGroup(g: Graph, grp: FusionGroup, bufferOf: ReadonlyMap<ValueId, n
     }
   };
 
-  const outIndex = domain.map((v) => fromAtom(v));
-  for (const root of grp.roots) {
-    const v = value(root, outIndex, []);
-    sb.store(bufferOf.get(root)!, flatIndex(outIndex, grp.shape), v);
+  // One key variable for the whole row: every column's softmax_sum shares its loop (and the scores).
+  let keyVar: IndexVar | undefined;
+  function attend(n: Node, index: readonly IndexExpr[], valid: IndexPred): ExprId {
+    const att = attention!;
+    const r = n.type.shape.length;
+    keyVar ??= sb.freshVar(nodeOf(g, att.score).type.shape[r - 1]!);
+    const j = fromAtom(keyVar);
+    const score = value(att.score, [...index.slice(0, r - 1), j], valid);
+    const v = value(att.value, [...index.slice(0, r - 2), j, index[r - 1]!], valid);
+    return sb.add({ op: "softmax_sum", vars: [keyVar], score, value: v, dtype: n.type.dtype });
   }
+
+  const rowIndex = domain.map((v) => fromAtom(v));
+  const outIndices = attention ? Array.from({ length: grp.shape[grp.shape.length - 1]! }, (_, c) => [...rowIndex, constIndex(c)]) : [rowIndex];
+  for (const outIndex of outIndices)
+    for (const root of grp.roots) {
+      const v = value(root, outIndex, []);
+      sb.store(bufferOf.get(root)!, flatIndex(outIndex, grp.shape), v);
+    }
   const source = groupSource(g, grp);
-  const section: Section = { ...sb.build(), ...(source.locs.length ? { locs: source.locs } : {}), ...(source.scopes.length ? { scopes: source.scopes } : {}) };
-  return opts.tile !== false && hasContraction ? tileSection(section) : section;
+  const section: Section = {
+    ...sb.build(),
+    ...(attention ? { form: { kind: "attention" as const } } : {}),
+    ...(source.locs.length ? { locs: source.locs } : {}),
+    ...(source.scopes.length ? { scopes: source.scopes } : {}),
+  };
+  return opts.tile !== false && hasContraction && !attention ? tileSection(section) : section;
 }

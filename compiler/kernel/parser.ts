@@ -62,7 +62,8 @@ type BodySyntax =
       readonly counterKey: IToken;
       readonly counter: IndexSyntax;
     }
-  | { readonly kind: "reduce"; readonly vars: readonly VarDeclSyntax[]; readonly body: IToken }
+  /** `second`: softmax_sum's value operand after its score. */
+  | { readonly kind: "reduce"; readonly vars: readonly VarDeclSyntax[]; readonly body: IToken; readonly second?: IToken }
   | { readonly kind: "operands"; readonly refs: readonly IToken[] };
 interface ExprSyntax {
   readonly kind: "expr";
@@ -144,7 +145,7 @@ interface ProgramSyntax {
 
 const errorMessages = irErrorMessages("'program', 'kernel', 'section', a statement");
 
-const REDUCE_OPS = new Set(["reduce_sum", "reduce_max"]);
+const REDUCE_OPS = new Set(["reduce_sum", "reduce_max", "softmax_sum"]);
 
 class KernelGrammar extends EmbeddedActionsParser {
   constructor() {
@@ -355,7 +356,12 @@ class KernelGrammar extends EmbeddedActionsParser {
           GATE: () => REDUCE_OPS.has(op.image),
           ALT: () => {
             const vars = this.SUBRULE(this.varDecls);
-            return { kind: "reduce" as const, vars, body: this.CONSUME1(T.ValueRef) };
+            const body = this.CONSUME1(T.ValueRef);
+            const second = this.OPTION1(() => {
+              this.CONSUME(T.Comma);
+              return this.CONSUME4(T.ValueRef);
+            });
+            return { kind: "reduce" as const, vars, body, ...(second ? { second } : {}) };
           },
         },
         {
@@ -541,6 +547,7 @@ const BODY_OF_OP: Readonly<Record<string, BodySyntax["kind"]>> = {
   rng: "rng",
   reduce_sum: "reduce",
   reduce_max: "reduce",
+  softmax_sum: "reduce",
 };
 
 /** One section being decoded: its loop variables and how many expressions precede. */
@@ -616,8 +623,15 @@ function decodeExpr(ctx: Context, scope: SectionScope, s: ExprSyntax, buffers: r
       if (body.streamKey.image !== "stream") failAtToken(ctx, body.streamKey, `expected 'stream=' but found '${body.streamKey.image}'`);
       if (body.counterKey.image !== "counter") failAtToken(ctx, body.counterKey, `expected 'counter=' but found '${body.counterKey.image}'`);
       return { op: "rng", dtype, seed: ref(body.seed), stream: decodeInteger(ctx, body.stream, "a stream"), counter: decodeIndex(ctx, scope, body.counter) };
-    case "reduce":
-      return { op: op as "reduce_sum" | "reduce_max", dtype, vars: body.vars.map((v) => scope.vars.get(v.name.image)!), body: ref(body.body) };
+    case "reduce": {
+      const vars = body.vars.map((v) => scope.vars.get(v.name.image)!);
+      if (op === "softmax_sum") {
+        if (!body.second) return failAtToken(ctx, s.op, `softmax_sum takes a score and a value: '[vars] %score, %value'`);
+        return { op, dtype, vars, score: ref(body.body), value: ref(body.second) };
+      }
+      if (body.second) failAtToken(ctx, body.second, `${op} takes one operand after its loop variables`);
+      return { op: op as "reduce_sum" | "reduce_max", dtype, vars, body: ref(body.body) };
+    }
     case "operands": {
       const count = OPERAND_COUNT[op]!;
       if (body.refs.length !== count)
@@ -709,7 +723,7 @@ function decodeSection(ctx: Context, s: SectionSyntax, position: number, buffers
   };
 }
 
-/** `form row` (optional `threads=`), `form matmul registers|workgroup` with optional `rows= cols= threads= unroll=` (all or none), or `form vector width=N`. */
+/** `form row` (optional `threads=`), `form matmul registers|workgroup` with optional `rows= cols= threads= unroll=` (all or none), `form vector width=N` or `form attention`. */
 function decodeForm(ctx: Context, f: FormSyntax): SectionForm {
   const params = new Map<string, number>();
   for (const p of f.params) {
@@ -748,7 +762,12 @@ function decodeForm(ctx: Context, f: FormSyntax): SectionForm {
     const width = params.get("width") ?? failAtToken(ctx, f.name, `'form vector' needs 'width=N'`);
     return { kind: "vector", width };
   }
-  return failAtToken(ctx, f.name, `unknown section form '${f.name.image}' (known: row, matmul, vector)`);
+  if (f.name.image === "attention") {
+    if (f.variant) failAtToken(ctx, f.variant, `'form attention' takes nothing after it, found '${f.variant.image}'`);
+    allow([]);
+    return { kind: "attention" };
+  }
+  return failAtToken(ctx, f.name, `unknown section form '${f.name.image}' (known: row, matmul, vector, attention)`);
 }
 
 function decodeKernel(ctx: Context, k: KernelSyntax, buffers: readonly BufferDecl[]): Kernel {

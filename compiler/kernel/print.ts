@@ -115,6 +115,8 @@ export function printForm(f: SectionForm): string {
       return `form matmul ${f.form}${f.params ? MATMUL_PARAM_KEYS.map((key) => ` ${key}=${f.params![key]}`).join("") : ""}`;
     case "vector":
       return `form vector width=${f.width}`;
+    case "attention":
+      return "form attention";
     default:
       return assertNever(f, "section form");
   }
@@ -166,6 +168,8 @@ export function printExpr(e: KExpr): string {
     case "reduce_sum":
     case "reduce_max":
       return `${head} [${e.vars.map(formatVarDecl).join(", ")}] %${e.body}`;
+    case "softmax_sum":
+      return `${head} [${e.vars.map(formatVarDecl).join(", ")}] %${e.score}, %${e.value}`;
     case "where":
       return `${head} %${e.cond}, %${e.x}, %${e.y}`;
     case "cast":

@@ -6,7 +6,7 @@
 
 import { bug } from "../util/errors.ts";
 import type { IndexExpr, IndexVar } from "./index-expr.ts";
-import { exprOperands, exprOwnVars, type ExprId, type Section } from "./kernel-ir.ts";
+import { exprOperands, exprOwnVars, isReduceExpr, reduceBodies, type ExprId, type Section } from "./kernel-ir.ts";
 
 export type ScheduleItem =
   | { readonly kind: "expr"; readonly id: ExprId }
@@ -52,19 +52,19 @@ export function scheduleSection(s: Section): ScheduleItem[] {
   exprs.forEach((e, id) => {
     const vs = exprOwnVars(e);
     for (const o of exprOperands(e)) for (const v of free[o] ?? bug(`schedule: operand ${o} of ${id}`)) vs.add(v);
-    if (e.op === "reduce_sum" || e.op === "reduce_max") for (const v of e.vars) vs.delete(v.name);
+    if (isReduceExpr(e)) for (const v of e.vars) vs.delete(v.name);
     free[id] = vs;
   });
 
   // Reductions grouped by their loop variables: one loop per group.
   const groupKey = (id: ExprId): string => {
     const e = exprs[id]!;
-    return e.op === "reduce_sum" || e.op === "reduce_max" ? e.vars.map((v) => `${v.name}<${v.extent}`).join(",") : bug("schedule: not a reduce");
+    return isReduceExpr(e) ? e.vars.map((v) => `${v.name}<${v.extent}`).join(",") : bug("schedule: not a reduce");
   };
   const groups = new Map<string, ExprId[]>();
   const groupOfVar = new Map<string, string>();
   exprs.forEach((e, id) => {
-    if (!live[id] || (e.op !== "reduce_sum" && e.op !== "reduce_max")) return;
+    if (!live[id] || !isReduceExpr(e)) return;
     const key = groupKey(id);
     if (!groups.has(key)) groups.set(key, []);
     groups.get(key)!.push(id);
@@ -92,13 +92,13 @@ export function scheduleSection(s: Section): ScheduleItem[] {
     const loop = newScope(at);
     loopScope.set(key, loop);
     const e = exprs[members[0]!]!;
-    if (e.op === "reduce_sum" || e.op === "reduce_max") for (const v of e.vars) varScope.set(v.name, loop);
+    if (isReduceExpr(e)) for (const v of e.vars) varScope.set(v.name, loop);
     return loop;
   }
   const placeOf: Scope[] = [];
   exprs.forEach((e, id) => {
     if (!live[id]) return;
-    if (e.op === "reduce_sum" || e.op === "reduce_max") {
+    if (isReduceExpr(e)) {
       const key = groupKey(id);
       scopeOfVar(e.vars[0]!.name);
       placeOf[id] = placement.get(key)!;
@@ -125,7 +125,7 @@ export function scheduleSection(s: Section): ScheduleItem[] {
   exprs.forEach((e, id) => {
     if (!live[id]) return;
     const sc = placeOf[id]!;
-    if (e.op === "reduce_sum" || e.op === "reduce_max") {
+    if (isReduceExpr(e)) {
       const key = groupKey(id);
       if (emittedGroups.has(key)) return;
       emittedGroups.add(key);
@@ -139,7 +139,7 @@ export function scheduleSection(s: Section): ScheduleItem[] {
       });
       for (const m of members) {
         const me = exprs[m]!;
-        if (me.op === "reduce_sum" || me.op === "reduce_max") deps.add(me.body);
+        if (isReduceExpr(me)) for (const b of reduceBodies(me)) deps.add(b);
       }
       addItem(sc, {
         order: id,

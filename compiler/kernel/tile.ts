@@ -15,7 +15,7 @@ const pickTile = (extent: number): number => TILE_SIZES.find((t) => extent % t =
 
 /** Register-tiles every section holding a contraction (a `dot` fact); others stay as they are. */
 export function tileProgram(p: KernelProgram): KernelProgram {
-  return { ...p, kernels: p.kernels.map((k) => ({ ...k, sections: k.sections.map((s) => (s.dots?.length && !s.tile ? tileSection(s) : s)) })) };
+  return { ...p, kernels: p.kernels.map((k) => ({ ...k, sections: k.sections.map((s) => (s.dots?.length && !s.tile && !s.form ? tileSection(s) : s)) })) };
 }
 
 export function tileSection(s: Section): Section {
@@ -74,6 +74,9 @@ export function copyExprs(exprs: readonly KExpr[], sb: SectionBuilder, varMap: R
       case "reduce_sum":
       case "reduce_max":
         copy = { ...e, body: ref(e.body) };
+        break;
+      case "softmax_sum":
+        copy = { ...e, score: ref(e.score), value: ref(e.value) };
         break;
       case "where":
         copy = { ...e, cond: ref(e.cond), x: ref(e.x), y: ref(e.y) };

@@ -8,7 +8,7 @@
 import { DTYPES, isFloat, type DType } from "../ir/dtype.ts";
 import { KilnError } from "../util/errors.ts";
 import { atomKey, bounds, type Atom, type IndexExpr, type IndexPred, type IndexVar } from "./index-expr.ts";
-import { exprOperands, exprOwnVars, MATMUL_PARAM_KEYS, type KExpr, type Kernel, type KernelProgram, type Section } from "./kernel-ir.ts";
+import { exprOperands, exprOwnVars, isReduceExpr, MATMUL_PARAM_KEYS, type KExpr, type Kernel, type KernelProgram, type Section } from "./kernel-ir.ts";
 import { kernelName, printBuffer, printDot, printForm, printStatement, printStore } from "./print.ts";
 import { numel } from "../util/shape.ts";
 
@@ -21,7 +21,7 @@ export interface KernelFinding {
   readonly rule: string;
 }
 
-const isReduce = (e: KExpr): e is Extract<KExpr, { op: "reduce_sum" | "reduce_max" }> => e.op === "reduce_sum" || e.op === "reduce_max";
+const isReduce = isReduceExpr;
 
 /** Every broken invariant of `p`, in program order; empty when the program is valid. */
 export function verifyKernelFindings(p: KernelProgram): KernelFinding[] {
@@ -199,12 +199,13 @@ function checkSection(
   for (const d of s.dots ?? []) {
     const fail = (rule: string): void => report(`${where}, '${printDot(d)}'`, rule);
     const r = s.exprs[d.reduce];
-    const body = r && isReduce(r) ? s.exprs[r.body] : undefined;
+    const body = r && r.op === "reduce_sum" ? s.exprs[r.body] : undefined;
     if (d.reduce <= prevDot) fail(`dot facts must be sorted by their reduction and listed once`);
     prevDot = d.reduce;
     if (!r || r.op !== "reduce_sum") fail(`%${d.reduce} must be a reduce_sum, found ${r ? r.op : "nothing"}`);
     else if (!body || body.op !== "mul" || !((body.x === d.lhs && body.y === d.rhs) || (body.x === d.rhs && body.y === d.lhs)))
       fail(`the body of %${d.reduce} must be mul(%${d.lhs}, %${d.rhs}), found ${body ? safe(() => printStatement(body, r.body)) : "nothing"}`);
+    if (s.form?.kind === "attention") fail(`an attention section keeps no dot facts (its contractions are inside softmax_sum loops)`);
   }
   for (const st of s.stores) {
     const at = `${where}, '${safe(() => printStore(st))}'`;
@@ -251,6 +252,10 @@ function checkForm(s: Section, fail: (rule: string) => void): void {
       else if (!inner || inner.extent % f.width !== 0) fail(`a vector form needs an innermost domain loop whose extent is a multiple of ${f.width}`);
       return;
     }
+    case "attention":
+      if (!s.exprs.some((e) => e.op === "softmax_sum")) fail(`an attention section needs a softmax_sum`);
+      if (s.tile) fail(`an attention section is not register-tiled`);
+      return;
     default:
       fail(`unknown section form '${String((f as { kind: unknown }).kind)}'`);
   }
@@ -387,6 +392,11 @@ function checkDtypes(p: KernelProgram, e: KExpr, dtypeOf: (id: number) => DType 
     case "reduce_max":
       expect("body", e.body, e.dtype);
       if (e.dtype === "bool") fail(`cannot reduce bool`);
+      return;
+    case "softmax_sum":
+      expect("score", e.score, e.dtype);
+      expect("value", e.value, e.dtype);
+      if (e.dtype !== "f32") fail(`softmax_sum is f32, got ${e.dtype}`);
       return;
     case "where":
       expect("cond", e.cond, "bool");

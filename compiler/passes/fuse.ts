@@ -23,6 +23,7 @@ import { numel, shapesEqual, type Shape } from "../util/shape.ts";
 import type { Pass } from "./pass.ts";
 import { groupSource, type FuseOptions, type FusionGroup, type FusionPlan } from "../kernel/fusion-plan.ts";
 import { formatLocation, formatScope, valueNames } from "../ir/printer.ts";
+import { matchAttention, type AttentionMatch } from "./attention-pattern.ts";
 
 const HORIZONTAL_MAX_ELEMENTS = 1 << 22;
 /** An expensive elementwise value is written out when one group would evaluate it more often than this per element. */
@@ -39,6 +40,8 @@ interface GroupState {
   readonly varCount: Map<string, number>;
   readonly vars: IndexVar[];
   nextVar: number;
+  /** Set on a fused attention group (one root, the dot); no other value joins it. */
+  attention?: AttentionMatch;
 }
 
 type Accesses = Map<number, Map<string, readonly IndexExpr[]>>;
@@ -162,7 +165,7 @@ export function planFusion(g: Graph, opts: FuseOptions = {}): FusionPlan {
     if (acc && !opts.noFusion) {
       for (const [gid, byKey] of acc) {
         const grp = groups[gid]!;
-        if (!shapesEqual(grp.shape, n.type.shape)) continue;
+        if (grp.attention || !shapesEqual(grp.shape, n.type.shape)) continue;
         if (!byKey.has(keyOf(identity(grp)))) continue;
         if (requireOnlyIdentity && byKey.size !== 1) continue;
         if (acc.size > 1 && reachesAny(gid, new Set(acc.keys()))) continue;
@@ -180,6 +183,31 @@ export function planFusion(g: Graph, opts: FuseOptions = {}): FusionPlan {
         }
     const own = target ? acc!.get(grp.id)!.values() : [identity(grp)];
     for (const index of own) propagate(n, grp, index);
+  };
+
+  /**
+   * A fused attention: `m.dot` becomes the root of a group of its own that reads the scores at
+   * (row, key j) and the values at (key j, column), j a loop of the row (not of each output:
+   * every column of a row shares one pass over the keys). The softmax between them is computed
+   * online by the kernel, so its nodes are counted as inlined and read by nobody here.
+   */
+  const attend = (n: Node, acc: Accesses | undefined, m: AttentionMatch): void => {
+    const grp = newGroup(n.type.shape);
+    grp.attention = m;
+    grp.roots.push(n.id);
+    for (const id of m.absorbed) grp.inlined.add(id);
+    if (acc)
+      for (const gid of acc.keys()) {
+        groups[gid]!.deps.add(grp.id);
+        groups[gid]!.reads.add(n.id);
+      }
+    const r = n.type.shape.length;
+    const keys = nodeOf(g, m.score).type.shape[r - 1]!;
+    const rowCount = grp.varCount.get(grp.vars[r - 2]!.name)!;
+    const j = fromAtom(freshVar(grp, keys, rowCount * keys));
+    const out = identity(grp);
+    record(m.score, grp, [...out.slice(0, r - 1), j]);
+    record(m.value, grp, [...out.slice(0, r - 2), j, out[r - 1]!]);
   };
 
   const inline = (n: Node, acc: Accesses): void => {
@@ -219,6 +247,11 @@ export function planFusion(g: Graph, opts: FuseOptions = {}): FusionPlan {
     }
     const isOutput = outputValues.has(n.id);
     if (!acc && !isOutput) continue; // dead
+    const attention = opts.noFusion ? undefined : matchAttention(g, n);
+    if (attention) {
+      attend(n, acc, attention);
+      continue;
+    }
     if (isOutput || opts.noFusion) {
       if (opts.noFusion && !isOutput && (n.op === "const" || n.op === "iota" || opRole(n.op) === "movement")) {
         inline(n, acc!);
@@ -236,7 +269,9 @@ export function planFusion(g: Graph, opts: FuseOptions = {}): FusionPlan {
       else materialize(n, acc, true);
       continue;
     }
-    if (symbolicMask(n) || (!pure.has(n.id) && maxGroupCount(acc!) > RECOMPUTE_LIMIT * numel(n.type.shape))) {
+    // An attention's masked scores stay inline: its kernel has no blocked matmul to keep.
+    const onlyAttention = [...acc!.keys()].every((gid) => groups[gid]!.attention);
+    if ((symbolicMask(n) && !onlyAttention) || (!pure.has(n.id) && maxGroupCount(acc!) > RECOMPUTE_LIMIT * numel(n.type.shape))) {
       materialize(n, acc, true);
       continue;
     }
@@ -275,7 +310,8 @@ function finishPlan(g: Graph, states: readonly GroupState[], opts: FuseOptions):
       reads: [...s.reads].sort((a, b) => a - b),
       deps: [...s.deps].map((d) => renumber.get(d)!).sort((a, b) => a - b),
       savesBytes,
-      label: groupLabel(g, [...inlined, ...s.roots]),
+      label: s.attention ? "attention" : groupLabel(g, [...inlined, ...s.roots]),
+      ...(s.attention ? { attention: { dot: s.attention.dot, score: s.attention.score, value: s.attention.value } } : {}),
     };
   });
   return { groups, kernels: horizontalKernels(g, groups, opts) };

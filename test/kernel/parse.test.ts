@@ -118,7 +118,7 @@ describe("kernel IR parse errors", () => {
     ["an undeclared buffer", `    %0 = load f32 b7[o0]\n`, "buffer b7 is not declared", 8, 19],
     ["a wrong operand count", `    %0 = load f32 b0[o0]\n    %1 = add f32 %0\n`, "add takes 2 operands, got 1", 9, 10],
     ["a syntax error", `    %0 = load f32 b0[o0 +]\n`, "but found ']'", 8, 26],
-    ["an unknown form", `    form frob\n`, "unknown section form 'frob' (known: row, matmul, vector)", 8, 10],
+    ["an unknown form", `    form frob\n`, "unknown section form 'frob' (known: row, matmul, vector, attention)", 8, 10],
     [
       "matmul parameters in part",
       `    form matmul registers rows=8\n`,
@@ -133,6 +133,7 @@ describe("kernel IR parse errors", () => {
     ["a matmul form without its variant", `    form matmul\n`, "'form matmul' needs 'registers' or 'workgroup'", 8, 10],
     ["a row form with a variant", `    form row registers\n`, "'form row' takes nothing after it, found 'registers'", 8, 14],
     ["two forms", `    form row\n    form row\n`, "a section has at most one 'form'", 9, 5],
+    ["a softmax_sum without its value", `    %0 = load f32 b0[o0]\n    %1 = softmax_sum f32 [r0<4] %0\n`, "softmax_sum takes a score and a value", 9, 10],
   ])("%s", (_what, body, message, line, col) => {
     const e = parseError(header + body);
     expect(e.code).toBe("ir-parse");

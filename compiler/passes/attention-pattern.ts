@@ -1,0 +1,89 @@
+// Finds attention in a graph of primitives: a `dot(softmax(S), V)` whose softmax is the
+// one the DSL's `softmax` traces (after simplify):
+//   M = reduce_max(S, [last]);  E = exp2((S + neg(expand M)) · log2(e));
+//   P = E · recip(expand reduce_sum(E, [last]));  out = dot(P, V)
+// S is any score expression ([..., L, S]; in scaledDotProductAttention q·kᵀ·scale under a
+// causal or given mask). Fusion (compiler/passes/fuse.ts) makes such a dot the root of one
+// `attention` group: lowering computes it as a softmax_sum over the keys (online softmax,
+// docs/kernel-ir.md), so neither the scores nor the weights P ever reach memory. The user
+// calls nothing special: any softmax-weighted sum of this shape is found, when nothing else
+// reads the softmax (a training step's backward reads its weights: there it stays unfused).
+
+import { nodeOf, uses } from "../ir/graph.ts";
+import type { Graph, Node, ValueId } from "../ir/types.ts";
+
+export interface AttentionMatch {
+  /** The dot(P, V) the group stores. */
+  readonly dot: ValueId;
+  /** The scores S [..., L, S] the softmax normalizes over its last axis. */
+  readonly score: ValueId;
+  /** The values V [..., S, Ev]. */
+  readonly value: ValueId;
+  /** The softmax's own nodes (max, exponentials, sum, weights) the online softmax replaces. */
+  readonly absorbed: readonly ValueId[];
+}
+
+/** The attention rooted at `n` (a dot), or undefined. */
+export function matchAttention(g: Graph, n: Node): AttentionMatch | undefined {
+  if (n.op !== "dot" || n.type.dtype !== "f32") return undefined;
+  const rank = n.type.shape.length;
+  const weights = nodeOf(g, n.lhs);
+  const values = nodeOf(g, n.rhs);
+  if (rank < 2 || weights.type.shape.length !== rank || values.type.shape.length !== rank || weights.op !== "mul") return undefined;
+  const last = rank - 1;
+  const lastAxisReduce = (id: ValueId, op: "reduce_sum" | "reduce_max"): Node | undefined => {
+    const r = nodeOf(g, id);
+    return r.op === op && r.axes.length === 1 && r.axes[0] === last && r.type.shape[last] === 1 ? r : undefined;
+  };
+  // P = E · recip(expand(reduce_sum(E))), either operand order.
+  for (const [e, r] of [
+    [weights.x, weights.y],
+    [weights.y, weights.x],
+  ] as const) {
+    const recip = nodeOf(g, r);
+    if (recip.op !== "recip") continue;
+    const sumExpand = nodeOf(g, recip.x);
+    if (sumExpand.op !== "expand") continue;
+    const sum = lastAxisReduce(sumExpand.x, "reduce_sum");
+    if (!sum || sum.op !== "reduce_sum" || sum.x !== e) continue;
+    const softmax = matchShiftedExp(g, e, last);
+    if (!softmax) continue;
+    if (nodeOf(g, softmax.score).type.dtype !== "f32") continue;
+    const absorbed = [...softmax.absorbed, sumExpand.id, sum.id, recip.id, weights.id];
+    // A softmax another value reads (a training step's backward reads the weights) is written
+    // out anyway: the matmul of the stored weights is then cheaper than recomputing them online.
+    const inside = new Set([...absorbed, n.id]);
+    const outputs = new Set(g.outputs.map((o) => o.value));
+    const users = uses(g);
+    if (absorbed.some((id) => outputs.has(id) || (users.get(id) ?? []).some((u) => !inside.has(u)))) return undefined;
+    return { dot: n.id, score: softmax.score, value: n.rhs, absorbed };
+  }
+  return undefined;
+}
+
+/** E = exp2((S + neg(expand(reduce_max(S)))) · log2(e)), the constant on either side. */
+function matchShiftedExp(g: Graph, id: ValueId, last: number): { score: ValueId; absorbed: ValueId[] } | undefined {
+  const exp = nodeOf(g, id);
+  if (exp.op !== "exp2") return undefined;
+  const scaled = nodeOf(g, exp.x);
+  if (scaled.op !== "mul") return undefined;
+  const isLog2e = (v: ValueId): boolean => {
+    const c = nodeOf(g, v);
+    return c.op === "const" && Math.abs(c.value - Math.LOG2E) < 1e-12;
+  };
+  const shifted = isLog2e(scaled.y) ? nodeOf(g, scaled.x) : isLog2e(scaled.x) ? nodeOf(g, scaled.y) : undefined;
+  if (shifted?.op !== "add") return undefined;
+  for (const [s, negId] of [
+    [shifted.x, shifted.y],
+    [shifted.y, shifted.x],
+  ] as const) {
+    const neg = nodeOf(g, negId);
+    if (neg.op !== "neg") continue;
+    const maxExpand = nodeOf(g, neg.x);
+    if (maxExpand.op !== "expand") continue;
+    const max = nodeOf(g, maxExpand.x);
+    if (max.op !== "reduce_max" || max.x !== s || max.axes.length !== 1 || max.axes[0] !== last) continue;
+    return { score: s, absorbed: [max.id, maxExpand.id, neg.id, shifted.id, scaled.id, exp.id] };
+  }
+  return undefined;
+}
