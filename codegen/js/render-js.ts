@@ -102,13 +102,12 @@ function renderItems(items: readonly ScheduleItem[], s: Section, lines: string[]
         for (const [score, members] of online) for (const r of members) lines.push(`${indent}t${r} = f32(t${r} / l${score});`);
         break;
       }
-      case "store":
-        {
-          const half = halfOf(s.exprs[item.value]!.dtype);
-          const v = half === "f16" ? `rt.n2h(t${item.value})` : half === "bf16" ? `rt.n2b(t${item.value})` : `t${item.value}`;
-          lines.push(`${indent}b${item.buffer}[${renderIndex(item.index)}] = ${v};`);
-          break;
-        }
+      case "store": {
+        const half = halfOf(s.exprs[item.value]!.dtype);
+        const v = half === "f16" ? `rt.n2h(t${item.value})` : half === "bf16" ? `rt.n2b(t${item.value})` : `t${item.value}`;
+        lines.push(`${indent}b${item.buffer}[${renderIndex(item.index)}] = ${v};`);
+        break;
+      }
       default:
         assertNever(item, "schedule item");
     }
