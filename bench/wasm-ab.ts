@@ -74,5 +74,6 @@ const rows = [...names].map((n) => ({
   b: stats[1]!.per.has(n) ? median(stats[1]!.per.get(n)!) : 0,
 }));
 rows.sort((x, y) => Math.max(y.a, y.b) - Math.max(x.a, x.b));
-for (const r of rows.slice(0, 16)) console.log(`${r.a.toFixed(2).padStart(8)} → ${r.b.toFixed(2).padStart(8)} ms  ${r.n}`);
+for (const r of rows.slice(0, Number(process.env["KILN_AB_TOP"] ?? 16)))
+  console.log(`${r.a.toFixed(2).padStart(8)} → ${r.b.toFixed(2).padStart(8)} ms  ${r.n}`);
 for (const { exe } of exes) await exe.close();

@@ -224,14 +224,20 @@ function canonicalGemm(s: Section, buffers: BufferDecl[]): { packs: Kernel[]; se
   const dot = s.dots![0]!;
   const contraction = s.exprs[dot.reduce]!;
   if (contraction.op !== "reduce_sum" || contraction.dtype !== "f32" || contraction.vars.length !== 1) return undefined;
-  const kVar = contraction.vars[0]!;
+  // A batched dot summed over its batch (a weight gradient, Σ over batch and time of xᵀ·g):
+  // the outer sum's variables join k, outermost first, and the outer sum becomes a no-op.
+  const outer = summedOnce(s, dot.reduce);
+  const outerSum = outer === undefined ? undefined : s.exprs[outer];
+  const outerVars = outerSum?.op === "reduce_sum" ? outerSum.vars : [];
+  const kVars = [...outerVars, contraction.vars[0]!].filter((v) => v.extent > 1);
+  const kNames = new Set(kVars.map((v) => v.name));
   const domain = s.domain.filter((v) => v.extent > 1);
-  if (domain.some((v) => !Number.isInteger(v.extent)) || !Number.isInteger(kVar.extent)) return undefined;
+  if (kVars.length === 0 || domain.some((v) => !Number.isInteger(v.extent)) || kVars.some((v) => !Number.isInteger(v.extent))) return undefined;
   const free = freeVars(s.exprs);
   const inDomain = new Set(domain.map((v) => v.name));
   const side = (id: ExprId): Set<string> | undefined => {
-    const vs = new Set([...free[id]!].filter((n) => n !== kVar.name));
-    if (!free[id]!.has(kVar.name) || [...vs].some((n) => !inDomain.has(n)) || hasReduce(s.exprs, id)) return undefined;
+    const vs = new Set([...free[id]!].filter((n) => !kNames.has(n)));
+    if (kVars.some((v) => !free[id]!.has(v.name)) || [...vs].some((n) => !inDomain.has(n)) || hasReduce(s.exprs, id)) return undefined;
     return vs;
   };
   const lhsVars = side(dot.lhs);
@@ -248,7 +254,7 @@ function canonicalGemm(s: Section, buffers: BufferDecl[]): { packs: Kernel[]; se
   const [rowSide, colSide] = lhsIsColumns ? [dot.rhs, dot.lhs] : [dot.lhs, dot.rhs];
   const [rowVars, colVars] = lhsIsColumns ? [rhsOnly, lhsOnly] : [lhsOnly, rhsOnly];
   const size = (vs: readonly IndexVar[]): number => vs.reduce((a, v) => a * v.extent, 1);
-  const [B, M, N, K] = [size(batch), size(rowVars), size(colVars), kVar.extent];
+  const [B, M, N, K] = [size(batch), size(rowVars), size(colVars), size(kVars)];
   if (B * M * N * K < GEMM_MIN_MACS) return undefined;
   const plain = (id: ExprId, vars: readonly IndexVar[]): boolean => {
     const e = s.exprs[id]!;
@@ -262,10 +268,19 @@ function canonicalGemm(s: Section, buffers: BufferDecl[]): { packs: Kernel[]; se
   const colLoad = s.exprs[colSide]!;
   const dotForm = colLoad.op === "load" && linearStride(colLoad.index, colVars[0]!.name) !== 1;
   const panelsPay = dotForm && N % PANEL === 0 && M >= DOT_PACK_MIN_ROWS;
-  if (plain(rowSide, rowVars) && plain(colSide, colVars) && lastTwo[0] === rowVars[0]!.name && lastTwo[1] === colVars[0]!.name && !panelsPay) return undefined;
+  if (
+    outer === undefined &&
+    plain(rowSide, rowVars) &&
+    plain(colSide, colVars) &&
+    lastTwo[0] === rowVars[0]!.name &&
+    lastTwo[1] === colVars[0]!.name &&
+    !panelsPay
+  )
+    return undefined;
 
   const m = indexVar("gm", M);
   const n = indexVar("gn", N);
+  const gk = indexVar("gk", K);
   const varMap = new Map<string, IndexExpr>();
   const digits = (vars: readonly IndexVar[], flat: IndexVar): void => {
     const parts = unflattenIndex(
@@ -276,6 +291,7 @@ function canonicalGemm(s: Section, buffers: BufferDecl[]): { packs: Kernel[]; se
   };
   digits(rowVars, m);
   digits(colVars, n);
+  if (outer !== undefined) digits(kVars, gk);
   // Pack indices in the section's own variables (substituting the digits then folds them to m, n).
   const flatOf = (vars: readonly IndexVar[]): IndexExpr =>
     flatIndex(
@@ -285,28 +301,31 @@ function canonicalGemm(s: Section, buffers: BufferDecl[]): { packs: Kernel[]; se
   const b = flatOf(batch);
   const mi = flatOf(rowVars);
   const ni = flatOf(colVars);
-  const k = fromAtom(kVar);
+  const k = flatOf(kVars);
   const layout: "panels" | "kn" | "nk" = N % PANEL === 0 ? "panels" : N % LANES === 0 ? "kn" : "nk";
   const packs: Kernel[] = [];
   const packTo = (id: ExprId, vars: readonly IndexVar[], index: IndexExpr, shape: readonly number[]): number =>
     packOperand(s, id, vars, index, shape, buffers, packs);
-  const rowPack = packTo(rowSide, [...batch, ...rowVars, kVar], flatIndex([b, mi, k], [B, M, K]), [B, M, K]);
+  const rowPack = packTo(rowSide, [...batch, ...rowVars, ...kVars], flatIndex([b, mi, k], [B, M, K]), [B, M, K]);
   let colPack: number;
   let colIndex: IndexExpr;
   if (layout === "panels") {
     colIndex = flatIndex([b, divIndex(ni, PANEL), k, modIndex(ni, PANEL)], [B, N / PANEL, K, PANEL]);
-    colPack = packTo(colSide, [...batch, ...colVars, kVar], colIndex, [B, N / PANEL, K, PANEL]);
+    colPack = packTo(colSide, [...batch, ...colVars, ...kVars], colIndex, [B, N / PANEL, K, PANEL]);
   } else if (layout === "kn") {
     colIndex = flatIndex([b, k, ni], [B, K, N]);
-    colPack = packTo(colSide, [...batch, kVar, ...colVars], colIndex, [B, K, N]);
+    colPack = packTo(colSide, [...batch, ...kVars, ...colVars], colIndex, [B, K, N]);
   } else {
     colIndex = flatIndex([b, ni, k], [B, N, K]);
-    colPack = packTo(colSide, [...batch, ...colVars, kVar], colIndex, [B, N, K]);
+    colPack = packTo(colSide, [...batch, ...colVars, ...kVars], colIndex, [B, N, K]);
   }
   const rowIndex = flatIndex([b, mi, k], [B, M, K]);
   const replaced = s.exprs.map((e, id): KExpr => {
     if (id === rowSide) return { op: "load", buffer: rowPack, index: rowIndex, valid: [], dtype: "f32" };
     if (id === colSide) return { op: "load", buffer: colPack, index: colIndex, valid: [], dtype: "f32" };
+    // one sum over k = every k variable's digits; the outer sum then runs over nothing
+    if (outer !== undefined && id === dot.reduce) return { ...contraction, vars: [gk] };
+    if (id === outer && e.op === "reduce_sum") return { ...e, vars: [indexVar("gk_once", 1)] };
     return e;
   });
   // The section over [batch…, m, n], reading the packs; the operands' own expressions are dead now.
@@ -397,6 +416,17 @@ function onlyLive(exprs: readonly KExpr[], roots: readonly ExprId[]): KExpr[] {
     for (const ix of indices) for (const ref of indexDataRefs(ix)) live[ref] = true;
   }
   return exprs.map((e, id) => (live[id] ? e : { op: "const", value: 0, dtype: e.dtype }));
+}
+
+/** The f32 reduce_sum whose body is `id`, where that is `id`'s only use. */
+function summedOnce(s: Section, id: ExprId): ExprId | undefined {
+  let uses = s.stores.filter((st) => st.value === id).length;
+  let outer: ExprId | undefined;
+  s.exprs.forEach((e, i) => {
+    for (const o of exprOperands(e)) if (o === id) uses++;
+    if (e.op === "reduce_sum" && e.dtype === "f32" && e.body === id) outer = i;
+  });
+  return uses === 1 ? outer : undefined;
 }
 
 /** Whether expression `id` is or depends on a reduction. */

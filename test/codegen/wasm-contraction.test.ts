@@ -96,6 +96,13 @@ const FORMS: readonly Form[] = [
     specs: [k.f32([8, 1, 12, 12]), k.f32([8, 1, 3, 3]), k.f32([8, 8, 12, 12])],
     k: 8 * 12 * 12,
   },
+  {
+    name: "weight gradient of a linear over a batch of sequences, Σ over batch and time of xᵀ·g (k = 4·32: two summed variables)",
+    fn: (x, w, g) => k.grad((ww: k.Tensor) => x.matmul(ww.t()).mul(g).sum())(w) as k.Tensor,
+    specs: [k.f32([4, 32, 40]), k.f32([24, 40]), k.f32([4, 32, 24])],
+    k: 4 * 32,
+    packs: true,
+  },
 ];
 
 function inputsOf(g: Graph, value: (i: number, input: number) => number): Record<string, HostTensor> {
