@@ -72,11 +72,10 @@ export function symbolicRow(index: IndexExpr, b: BufferDecl): { readonly terms: 
   const colTerms: Term[] = [];
   for (const t of index.terms) {
     if (t.coef % outer === 0) continue; // a whole number of the axis: outer axes
-    if (t.atom.kind !== "var") return undefined;
-    const span = Math.abs(t.coef) * (t.atom.extent - 1);
-    if (t.coef % stride === 0 && span / stride < len) rowTerms.push({ atom: t.atom, coef: t.coef / stride });
-    else if (span < stride) colTerms.push(t);
-    else return undefined;
+    if (t.coef % stride === 0) {
+      if (t.atom.kind === "data") return undefined; // a gathered row: cannot tell
+      rowTerms.push({ atom: t.atom, coef: t.coef / stride });
+    } else colTerms.push(t); // within a row, or else the bounds below fail
   }
   const rem = index.constant - Math.floor(index.constant / outer) * outer;
   const rowConst = Math.floor(rem / stride);
@@ -85,6 +84,12 @@ export function symbolicRow(index: IndexExpr, b: BufferDecl): { readonly terms: 
   if (clo < 0 || chi >= stride || rlo < 0 || rhi >= len) return undefined;
   return { terms: rowTerms, constant: rowConst };
 }
+
+/** Whether a term's atom reads variable `v` (itself, or inside a div/mod). */
+const reads = (t: Term, v: string): boolean => (t.atom.kind === "var" ? t.atom.name === v : t.atom.kind !== "data" && indexVars(t.atom.x).has(v));
+
+/** The variables a term's atom reads. */
+const termVars = (t: Term): string[] => (t.atom.kind === "var" ? [t.atom.name] : t.atom.kind === "data" ? [] : [...indexVars(t.atom.x)]);
 
 /** Whether `v` steps the rows of buffer `b` at `index` (see above); `whole`: each step all valid or all padding. */
 export function stepsRows(index: IndexExpr, b: BufferDecl, v: IndexVar, max: number, whole: boolean): boolean {
@@ -97,11 +102,23 @@ export function stepsRows(index: IndexExpr, b: BufferDecl, v: IndexVar, max: num
   return lo >= 0 && hi < term.coef;
 }
 
-/** Whether the access may read a symbolic row that depends on `v` (true when it cannot tell). */
+/**
+ * Whether the batch entry the access reaches depends on `v` (true when it cannot tell): the
+ * row's terms in whole entries (`scale` rows each) name it, the rest stays within one entry
+ * (a pooling window over a conv's rows of one image does not touch the batch).
+ */
 export function touchesRows(index: IndexExpr, b: BufferDecl, v: string): boolean {
   if (!b.symbolic || !indexVars(index).has(v)) return false;
   const row = symbolicRow(index, b);
-  return !row || row.terms.some((t) => t.atom.kind === "var" && t.atom.name === v);
+  if (!row) return true;
+  const named = (ts: readonly Term[]): boolean => ts.some((t) => reads(t, v));
+  const scale = b.symbolic.scale;
+  if (scale > 1) {
+    const within = row.terms.filter((t) => t.coef % scale !== 0);
+    const [lo, hi] = bounds({ terms: within, constant: row.constant - Math.floor(row.constant / scale) * scale });
+    if (lo >= 0 && hi < scale) return named(row.terms.filter((t) => t.coef % scale === 0));
+  }
+  return named(row.terms);
 }
 
 export interface RowBounds {
@@ -185,7 +202,7 @@ export function leaksRows(s: Section, buffers: readonly BufferDecl[]): boolean {
     if (e.op === "load" && buffers[e.buffer]!.symbolic) {
       const row = symbolicRow(e.index, buffers[e.buffer]!);
       if (!row) d.add(UNKNOWN);
-      else for (const t of row.terms) if (t.atom.kind === "var") d.add(t.atom.name);
+      else for (const t of row.terms) for (const v of termVars(t)) d.add(v);
     }
     if (e.op === "reduce_sum" || e.op === "reduce_max") for (const v of e.vars) d.delete(v.name);
     deps[id] = d;
