@@ -118,6 +118,7 @@ export function defaultFormFor(kind: AdapterKind, f: SectionForm): SectionForm {
     case "row":
       return d.rowThreads !== undefined ? { kind: "row", threads: d.rowThreads } : { kind: "row" };
     case "vector":
+    case "attention":
       return f;
     default:
       return assertNever(f, "section form");
@@ -185,6 +186,8 @@ export function checkTunedForm(f: SectionForm): string | undefined {
     }
     case "vector":
       return "a vector form is not tuned";
+    case "attention":
+      return "an attention form is not tuned";
     default:
       return assertNever(f, "section form");
   }
@@ -205,7 +208,7 @@ function workgroupNeeds(f: SectionForm): { readonly threads: number; readonly sh
  * when the caller chose one (`matmulForm`).
  */
 export function candidatesFor(kind: AdapterKind, f: SectionForm, limits: WorkgroupLimits, forced?: MatmulForm): SectionForm[] {
-  if (f.kind === "vector") return [];
+  if (f.kind === "vector" || f.kind === "attention") return [];
   const byDefault = defaultFormFor(kind, f.kind === "matmul" && !forced ? { kind: "matmul", form: defaultMatmulForm(kind) } : f);
   // a row's default threads said explicitly, so the list's equal entry is not timed twice
   const first = byDefault.kind === "row" && byDefault.threads === undefined ? { kind: "row" as const, threads: ROW_THREADS_DEFAULT } : byDefault;
