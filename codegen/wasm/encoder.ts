@@ -192,14 +192,35 @@ export class ByteWriter {
   }
 
   name(s: string): this {
-    const enc = new TextEncoder().encode(s);
-    return this.u32(enc.length).raw(enc);
+    // Kiln's names (exports, imports, globals) are ASCII: their bytes are their char codes.
+    let ascii = true;
+    for (let i = 0; i < s.length && ascii; i++) ascii = s.charCodeAt(i) < 0x80;
+    if (!ascii) {
+      const enc = new TextEncoder().encode(s);
+      return this.u32(enc.length).raw(enc);
+    }
+    this.u32(s.length);
+    const buf = this.room(s.length);
+    for (let i = 0; i < s.length; i++) buf[this.n + i] = s.charCodeAt(i);
+    this.n += s.length;
+    return this;
+  }
+
+  /** Appends `content` as a wasm section: its id, its byte length, its bytes. */
+  section(id: number, content: ByteWriter): this {
+    return this.u8(id).u32(content.length).raw(content.toBytes());
   }
 
   /** A length-prefixed vector of already-encoded items. */
   vec(items: readonly ByteWriter[]): this {
     this.u32(items.length);
     for (const it of items) this.raw(it.toBytes());
+    return this;
+  }
+
+  /** Empties the writer, keeping its buffer for the next bytes. */
+  reset(): this {
+    this.n = 0;
     return this;
   }
 
@@ -255,11 +276,6 @@ export interface ModuleSpec {
 
 const typeKey = (t: FuncType): string => `${t.params.join(",")}>${t.results.join(",")}`;
 
-function section(id: number, content: ByteWriter): ByteWriter {
-  const arr = content.toBytes();
-  return new ByteWriter().u8(id).u32(arr.length).raw(arr);
-}
-
 /** Assembles a module; function indices: imports first (in order), then `funcs`. */
 export function assembleModule(spec: ModuleSpec): Uint8Array<ArrayBuffer> {
   const types: FuncType[] = [];
@@ -277,34 +293,44 @@ export function assembleModule(spec: ModuleSpec): Uint8Array<ArrayBuffer> {
   for (const f of spec.imports) typeOf(f.type);
   for (const f of spec.funcs) typeOf(f.type);
 
+  // Every section is written into one scratch writer, then copied behind its id and length:
+  // no writer per item (a big program assembles hundreds of modules).
   const out = new ByteWriter().raw([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
-  out.raw(
-    section(
-      1,
-      new ByteWriter().vec(types.map((t) => new ByteWriter().u8(0x60).u32(t.params.length).raw(t.params).u32(t.results.length).raw(t.results))),
-    ).toBytes(),
-  );
-  const imports = spec.imports.map((f) => new ByteWriter().name(f.module).name(f.name).u8(0x00).u32(typeOf(f.type)));
+  const content = new ByteWriter();
+  const flush = (id: number): void => {
+    out.section(id, content);
+    content.reset();
+  };
+  content.u32(types.length);
+  for (const t of types) content.u8(0x60).u32(t.params.length).raw(t.params).u32(t.results.length).raw(t.results);
+  flush(1);
+  content.u32(spec.imports.length + 1);
+  for (const f of spec.imports) content.name(f.module).name(f.name).u8(0x00).u32(typeOf(f.type));
   // Shared memory: limits flag 0x03 (min and max present, shared).
-  imports.push(new ByteWriter().name("env").name("memory").u8(0x02).u8(0x03).u32(spec.memoryPages).u32(spec.maxPages));
-  out.raw(section(2, new ByteWriter().vec(imports)).toBytes());
-  out.raw(section(3, new ByteWriter().vec(spec.funcs.map((f) => new ByteWriter().u32(typeOf(f.type))))).toBytes());
-  if (spec.globals.length > 0)
-    out.raw(section(6, new ByteWriter().vec(spec.globals.map((g) => new ByteWriter().u8(I32).u8(0x00).u8(Op.i32Const).s32(g.value).u8(Op.end)))).toBytes());
-  const exports: ByteWriter[] = [];
+  content.name("env").name("memory").u8(0x02).u8(0x03).u32(spec.memoryPages).u32(spec.maxPages);
+  flush(2);
+  content.u32(spec.funcs.length);
+  for (const f of spec.funcs) content.u32(typeOf(f.type));
+  flush(3);
+  if (spec.globals.length > 0) {
+    content.u32(spec.globals.length);
+    for (const g of spec.globals) content.u8(I32).u8(0x00).u8(Op.i32Const).s32(g.value).u8(Op.end);
+    flush(6);
+  }
+  const exportedFuncs = spec.funcs.filter((f) => f.exportName !== undefined).length;
+  content.u32(exportedFuncs + spec.globals.length);
   spec.funcs.forEach((f, i) => {
     if (f.exportName !== undefined)
-      exports.push(
-        new ByteWriter()
-          .name(f.exportName)
-          .u8(0x00)
-          .u32(spec.imports.length + i),
-      );
+      content
+        .name(f.exportName)
+        .u8(0x00)
+        .u32(spec.imports.length + i);
   });
-  spec.globals.forEach((g, i) => exports.push(new ByteWriter().name(g.name).u8(0x03).u32(i)));
-  out.raw(section(7, new ByteWriter().vec(exports)).toBytes());
-  const bodies = spec.funcs.map((f) => {
-    const fn = new ByteWriter();
+  spec.globals.forEach((g, i) => content.name(g.name).u8(0x03).u32(i));
+  flush(7);
+  content.u32(spec.funcs.length);
+  const fn = new ByteWriter();
+  for (const f of spec.funcs) {
     // Locals run-length encoded by type.
     const runs: [number, ValType][] = [];
     for (const t of f.locals) {
@@ -312,13 +338,16 @@ export function assembleModule(spec: ModuleSpec): Uint8Array<ArrayBuffer> {
       if (last && last[1] === t) last[0]++;
       else runs.push([1, t]);
     }
+    fn.reset();
     fn.u32(runs.length);
     for (const [count, t] of runs) fn.u32(count).u8(t);
     fn.raw(f.body.toBytes()).u8(Op.end);
-    const arr = fn.toBytes();
-    return new ByteWriter().u32(arr.length).raw(arr);
-  });
-  out.raw(section(10, new ByteWriter().vec(bodies)).toBytes());
-  if (spec.comment !== undefined) out.raw(section(0, new ByteWriter().name("kiln.source").raw(new TextEncoder().encode(spec.comment))).toBytes());
+    content.u32(fn.length).raw(fn.toBytes());
+  }
+  flush(10);
+  if (spec.comment !== undefined) {
+    content.name("kiln.source").raw(new TextEncoder().encode(spec.comment));
+    flush(0);
+  }
   return out.toArray();
 }
