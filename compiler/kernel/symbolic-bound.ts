@@ -9,7 +9,7 @@
 // the dispatch along the axis that follows `d0`.
 
 import { bounds, indexVars, type IndexExpr, type IndexVar, type Term } from "./index-expr.ts";
-import { exprOperands, type BufferDecl, type KExpr, type Section } from "./kernel-ir.ts";
+import { exprOperands, isReduceExpr, type BufferDecl, type KExpr, type Section } from "./kernel-ir.ts";
 
 export interface SymbolicBound {
   /** The outermost domain variable, whose range shrinks. */
@@ -141,7 +141,7 @@ export function rowBounds(s: Section, buffers: readonly BufferDecl[]): RowBounds
   let unbounded = 0;
   const loadsUnder = reachableLoads(s);
   s.exprs.forEach((e, id) => {
-    if (e.op !== "reduce_sum" && e.op !== "reduce_max") return;
+    if (!isReduceExpr(e)) return; // softmax_sum's key loop too: js and wasm bound it like any reduction
     for (const v of e.vars) {
       if (v.extent <= 1) continue;
       const touching = loadsUnder[id]!.filter((l) => touchesRows(l.index, buffers[l.buffer]!, v.name));
@@ -204,7 +204,7 @@ export function leaksRows(s: Section, buffers: readonly BufferDecl[]): boolean {
       if (!row) d.add(UNKNOWN);
       else for (const t of row.terms) for (const v of termVars(t)) d.add(v);
     }
-    if (e.op === "reduce_sum" || e.op === "reduce_max") for (const v of e.vars) d.delete(v.name);
+    if (isReduceExpr(e)) for (const v of e.vars) d.delete(v.name);
     deps[id] = d;
   });
   return s.stores.some((st) => !buffers[st.buffer]!.symbolic && deps[st.value]!.size > 0);

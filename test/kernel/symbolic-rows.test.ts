@@ -71,10 +71,18 @@ async function matchesInterpreter(g: Graph, state: Record<string, HostTensor>, r
   }
 }
 
-/** Sections that load the size buffer (the masks, once the bounds are in `rowBounds`). */
-const sizeLoads = (p: KernelProgram): number => {
+/** Row masks left in the program: comparisons of an index with the size (times a scale). */
+const rowMasks = (p: KernelProgram): number => {
   const size = sizeBuffer(p.buffers)!;
-  return p.kernels.flatMap((kk) => kk.sections).filter((s) => s.exprs.some((e) => e.op === "load" && e.buffer === size.id)).length;
+  let n = 0;
+  for (const s of p.kernels.flatMap((kk) => kk.sections)) {
+    const isSize = (id: number): boolean => {
+      const e = s.exprs[id]!;
+      return (e.op === "load" && e.buffer === size.id) || (e.op === "mul" && (isSize(e.x) || isSize(e.y)));
+    };
+    n += s.exprs.filter((e) => e.op === "cmplt" && s.exprs[e.x]!.op === "index" && isSize(e.y)).length;
+  }
+  return n;
 };
 
 /** Arithmetic of one run at size `n`: every bounded loop at its run's iterations. */
@@ -89,7 +97,7 @@ const targets = [
 describe.each(targets)("symbolic batch rows on $name", ({ compile, make }) => {
   test("an MLP step drops every mask and matches the interpreter at batches 1, 7, max with NaN padding", async () => {
     const { g, state } = traced(symbolicSpecs());
-    expect(sizeLoads(compile(g).program)).toBe(0);
+    expect(rowMasks(compile(g).program)).toBe(0);
     await matchesInterpreter(g, state, await make(g));
   });
 
@@ -114,15 +122,26 @@ describe.each(targets)("symbolic batch rows on $name", ({ compile, make }) => {
     for (const [name, init] of t.state) state[name] = init();
     Object.assign(state, new HyperStore(t.hyper).inputs());
     // The pooling window's rows stay within one image: every mask goes.
-    expect(sizeLoads(compile(t.graph).program)).toBe(0);
+    expect(rowMasks(compile(t.graph).program)).toBe(0);
     await matchesInterpreter(t.graph, state, await make(t.graph), 64, [1, 8, 8]);
+  });
+
+  test("fused attention over each entry's 4 positions, then a mean over the batch, drops its masks and matches the interpreter", async () => {
+    // x: [batch, 4, 8] as query, key and value; the key loop (softmax_sum) stays within an entry
+    const f = ({ x }: { x: k.Tensor }) => {
+      const q = x.reshape([MAX, 4, 8]);
+      return { out: k.nn.functional.scaledDotProductAttention(q, q, q, { isCausal: true }).mean(0) };
+    };
+    const g = k.traceFunction("attn", f as never, { x: k.f32(["batch", 32], { max: { batch: MAX } }) }).graph;
+    expect(rowMasks(compile(g).program)).toBe(0);
+    await matchesInterpreter(g, {}, await make(g), 32);
   });
 
   test("a value with two symbolic axes keeps its masks and still matches the interpreter", async () => {
     // x·xᵀ is [batch, batch]: its padding columns are not rows the bounds know of.
     const f = ({ x }: { x: k.Tensor }) => ({ out: x.matmul(x.transpose(0, 1)).sum(1).mul(0.5) });
     const g = k.traceFunction("gram", f as never, { x: k.f32(["batch", 8], { max: { batch: MAX } }) }).graph;
-    expect(sizeLoads(compile(g).program)).toBeGreaterThan(0);
+    expect(rowMasks(compile(g).program)).toBeGreaterThan(0);
     await matchesInterpreter(g, {}, await make(g), 8);
   });
 
@@ -172,8 +191,8 @@ ${consumer}
     %1 = reduce_sum f32 [r0<16] %0
     store b3[o0] = %1`);
     const out = unmaskRows(p);
-    expect(sizeLoads(p)).toBe(1);
-    expect(sizeLoads(out)).toBe(0);
+    expect(rowMasks(p)).toBe(1);
+    expect(rowMasks(out)).toBe(0);
     expect(out.kernels[0]!.reads).toEqual([0]);
     // ceil(16 × n / 8) = 2n rows of x copied, 2n rows summed.
     expect([...rowBounds(out.kernels[0]!.sections[0]!, out.buffers).vars]).toEqual([["o0", 16]]);
@@ -190,7 +209,7 @@ ${consumer}
       "f32[4]",
       "o1",
     );
-    expect(sizeLoads(unmaskRows(p))).toBe(1);
+    expect(rowMasks(unmaskRows(p))).toBe(1);
   });
 
   test("a sum within each batch entry does not touch the batch: the mask goes", () => {
@@ -203,7 +222,7 @@ ${consumer}
       "f32[batch,4]",
     );
     expect(rowBounds(p.kernels[1]!.sections[0]!, p.buffers).unbounded).toBe(0);
-    expect(sizeLoads(unmaskRows(p))).toBe(0);
+    expect(rowMasks(unmaskRows(p))).toBe(0);
   });
 
   test("a sum whose steps span two batch entries cannot stop at the run's rows: the mask stays", () => {
