@@ -20,6 +20,7 @@ import { hostArrayFrom } from "../../compiler/ir/dtype.ts";
 import { nodeOf } from "../../compiler/ir/graph.ts";
 import type { HostTensor } from "../../compiler/ir/host-tensor.ts";
 import { emulateCuda, findNvcc, hasCxx, nvccPtx } from "../util/nvcc.ts";
+import { FULL } from "../util/full.ts";
 
 const F = k.nn.functional;
 type Fn = (...args: k.Tensor[]) => k.Tensor;
@@ -109,11 +110,11 @@ describe.skipIf(targets.length === 0).each(targets)("%s target", (target) => {
     expectClose(got, expected, 2e-6, 2e-5);
   });
 
-  test("a long causal row (512 keys) is one kernel and matches", async () => {
+  test.each(FULL ? [512, 1024] : [512])("a long causal row (%i keys) is one kernel and matches", async (length) => {
     const c: Case = {
       name: "long",
       fn: (q, kk, v) => F.scaledDotProductAttention(q!, kk!, v!, { isCausal: true }),
-      specs: [k.f32([1, 512, 16]), k.f32([1, 512, 16]), k.f32([1, 512, 16])],
+      specs: [k.f32([1, length, 16]), k.f32([1, length, 16]), k.f32([1, length, 16])],
     };
     const { exe, got, expected } = await run(target, c, 3);
     expect(exe.artifact!.stats.kernels).toBe(1);
@@ -158,6 +159,31 @@ describe("cuda: one kernel per case; emulated on the CPU against the interpreter
       const r = nvccPtx(nvcc!, source, "sm_80");
       if (!r.ok) throw new Error(`nvcc failed:\n${r.log.slice(0, 4000)}`);
       expect(r.ptx.match(/^\.visible \.entry /gm)?.length).toBe(compiled.length);
+    },
+    120_000,
+  );
+});
+
+describe("examples/gpt.ts", () => {
+  test("its eval loss compiles each layer's attention into one fused kernel", async () => {
+    const { net, evalLoss, LAYERS } = await import("../../examples/gpt.ts");
+    const model = await k.compileModel(net, { evalLoss }, undefined, { target: "js" });
+    expect(model.programs.evalLoss.artifact!.kernels.filter((kk) => kk.name.includes("attention")).length).toBe(LAYERS);
+    await model.close();
+  });
+
+  test.runIf(FULL)(
+    "its eval loss on wasm (fused attention) matches the reference target",
+    async () => {
+      const { net, evalLoss, training } = await import("../../examples/gpt.ts");
+      const batch = training.batch(0);
+      const losses: number[] = [];
+      for (const target of ["reference", "wasm"] as const) {
+        const model = await k.compileModel(net, { evalLoss }, undefined, { target });
+        losses.push(((await model.programs.evalLoss.run(batch)) as k.HostOutput).data[0]!);
+        await model.close();
+      }
+      expect(Math.abs(losses[1]! - losses[0]!)).toBeLessThan(1e-4);
     },
     120_000,
   );
