@@ -11,11 +11,12 @@ import { compileCommand } from "./compile.ts";
 import { dumpCommand } from "./dump.ts";
 import { processIO, type CliIO } from "./io.ts";
 import { profileCommand } from "./profile.ts";
+import { tuneCommand } from "./tune.ts";
 import { runCommand } from "./run.ts";
 import { trainCommand } from "./train.ts";
 import { viewCommand } from "./view.ts";
 
-export const commands: readonly Command[] = [dumpCommand, checkCommand, compileCommand, runCommand, profileCommand, trainCommand, viewCommand];
+export const commands: readonly Command[] = [dumpCommand, checkCommand, compileCommand, runCommand, profileCommand, tuneCommand, trainCommand, viewCommand];
 
 export const EXIT_OK = 0;
 export const EXIT_USER_ERROR = 1;
