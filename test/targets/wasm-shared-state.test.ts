@@ -6,6 +6,9 @@
 // (the reference target) run through the same steps. On 1 thread (an unshared memory, grown
 // as the larger program joins) and on 2 (worker threads; the sections are big enough to split).
 
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { describe, expect, test } from "vitest";
 import * as k from "kiln";
 import type { HostOutput } from "../../dsl/host-data.ts";
@@ -13,6 +16,8 @@ import { nodeOf } from "../../compiler/ir/graph.ts";
 import type { Graph } from "../../compiler/ir/types.ts";
 import { expectClose } from "../util/ref.ts";
 import { lcg } from "../util/lcg.ts";
+import { createModel, loadArtifact } from "../../runtime/artifact/load.ts";
+import { WasmArtifactRunner } from "../../runtime/wasm/run-artifact.ts";
 
 const batch = 64;
 const features = 64;
@@ -86,8 +91,18 @@ describe.runIf(await k.availableTargets().then((t) => t.includes("wasm")))("wasm
     const m = net();
     const lone = await k.compile((x: k.Tensor) => m.call(x), [specs.x], { target: "wasm", threads });
     lone.loadState(Object.fromEntries(Object.entries(trained).filter(([n]) => !n.startsWith("opt."))));
-    expect(out(await model.predict({ x: xs }))).toEqual(out(await lone.run([xs])));
+    const predicted = out(await model.predict({ x: xs }));
+    expect(predicted).toEqual(out(await lone.run([xs])));
     await lone.close?.();
+    // A program saved from the model records its slots' addresses (the state region's) and runs alone, in a memory of its own.
+    const dir = mkdtempSync(path.join(tmpdir(), "kiln-wasm-shared-"));
+    await model.programs.predict.save(dir);
+    const loaded = await loadArtifact(dir);
+    expect(loaded.artifact.memory.slotOffsets).toBeDefined();
+    const runner = await WasmArtifactRunner.create(loaded.artifact, { threads });
+    const saved = createModel(loaded, runner);
+    expect(Array.from((await saved.run({ x: xs }))["out"]!.data)).toEqual(predicted);
+    await runner.close();
     await model.close();
   });
 });
