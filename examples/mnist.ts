@@ -1,5 +1,5 @@
 // Trains the 784-256-10 MLP on MNIST (AdamW, lr 1e-3, shuffled mini-batches of 128) for 4
-// epochs. `npx kiln train examples/mnist.ts` runs the exported `training` setup (progress,
+// epochs (469 steps each under `kiln train`: the last batch of 96 on the same symbolic-batch step). `npx kiln train examples/mnist.ts` runs the exported `training` setup (progress,
 // test accuracy per epoch, checkpoints, the loss curve; `predict` shares the step's weights);
 // `trainMnist` is the same loop written out by hand (what `npm run demo` runs), reporting the
 // time per epoch and keeping the executable; `npx tsx examples/mnist.ts --target webgpu` runs it
@@ -23,10 +23,17 @@ export function mnistNet(): k.nn.Sequential {
   return k.nn.sequential(k.nn.linear(IN_FEATURES, HIDDEN), k.nn.relu(), k.nn.linear(HIDDEN, CLASSES));
 }
 
-/** One AdamW step of the MLP `net` (default: a fresh, seeded one) on a batch of `batch` images. */
-export function mnistTrainStep(batch: number, net: k.nn.Module = mnistNet()): k.Program {
+/**
+ * One AdamW step of the MLP `net` (default: a fresh, seeded one) on a batch of `batch` images,
+ * or, with "batch", of any number up to BATCH (a symbolic batch: the partial last one trains too).
+ */
+export function mnistTrainStep(batch: number | "batch", net: k.nn.Module = mnistNet()): k.Program {
   const step = k.trainStep(net, (logits, y) => k.nn.functional.crossEntropy(logits, y), k.optim.adamW({ lr: 1e-3 }));
-  return k.program(step, { x: k.f32([batch, IN_FEATURES]), y: k.i32([batch]) }, { name: "trainStep" });
+  const specs =
+    batch === "batch"
+      ? { x: k.f32(["batch", IN_FEATURES], { max: { batch: BATCH } }), y: k.i32(["batch"]) }
+      : { x: k.f32([batch, IN_FEATURES]), y: k.i32([batch]) };
+  return k.program(step, specs, { name: "trainStep" });
 }
 
 const net = mnistNet();
@@ -44,17 +51,21 @@ let trainBatches: k.data.Batches<{ x: Float32Array; y: Int32Array }> | undefined
 const batches = (): k.data.Batches<{ x: Float32Array; y: Int32Array }> => {
   if (!trainBatches) {
     const train = k.data.mnist("train");
-    trainBatches = k.data.batches({ x: train.images, y: train.labels }, { batchSize: BATCH, shuffle: true, seed: 1234, dropLast: true });
+    trainBatches = k.data.batches({ x: train.images, y: train.labels }, { batchSize: BATCH, shuffle: true, seed: 1234 });
   }
   return trainBatches;
 };
-const stepsPerEpoch = Math.floor(60000 / BATCH);
+/** 468 batches of 128 and the last of 96: the step's batch is symbolic. */
+const stepsPerEpoch = Math.ceil(60000 / BATCH);
 
-/** `kiln train examples/mnist.ts`: the step on `net`, and a predict program on the same weights (one k.compileModel). */
+/**
+ * `kiln train examples/mnist.ts`: the step on `net` with a symbolic batch (every row of an epoch
+ * trains), and a predict program on the same weights (one k.compileModel).
+ */
 export const training = k.training({
   name: "mnist",
   module: net,
-  train: trainStep,
+  train: mnistTrainStep("batch", net),
   batch: (step) => batches().at(step),
   steps: EPOCHS * stepsPerEpoch,
   stepsPerEpoch,
