@@ -6,14 +6,14 @@
 // one split out for the device's limits); a matmul section always gets a dispatch of its own.
 
 import type { KernelPass } from "../compiler/backend.ts";
-import type { KernelProgram, MatmulForm, Section, SectionForm } from "../compiler/kernel/kernel-ir.ts";
+import type { KernelProgram, MatmulForm, MatmulParams, Section, SectionForm } from "../compiler/kernel/kernel-ir.ts";
 import { reduceElements, type ScheduleItem } from "../compiler/kernel/schedule.ts";
 import { parallelDepthOf, scheduleSection } from "../codegen/render/base.ts";
 import { matchContraction } from "../codegen/wgsl/matmul.ts";
 import { rowLevelItems, rowReducible } from "../codegen/wgsl/row-reduce.ts";
 import { VECTOR_WIDTH, vectorPlan } from "../codegen/wgsl/vector.ts";
 
-/** "auto": contractions with at least 64x64 outputs and k ≥ 16; "always"/"never" for tests and benchmarks. */
+/** "auto": contractions with at least 64x64 outputs (rows and columns flattened) and k ≥ 16; "always"/"never" for tests and benchmarks. */
 export type TiledMatmulMode = "auto" | "always" | "never";
 
 /** A contraction is worth a matmul kernel from this many rows and columns (one 64x64 workgroup tile) … */
@@ -35,6 +35,8 @@ export interface MatmulFormOptions {
   readonly tiledMatmul?: TiledMatmulMode;
   /** How they render (default "registers": 8x8 blocks per thread; best on CPU adapters). */
   readonly matmulForm?: MatmulForm;
+  /** Outputs per thread, threads per workgroup and k unrolling (default: the form's, codegen/wgsl/matmul.ts). */
+  readonly matmulParams?: MatmulParams;
 }
 
 export interface VectorFormOptions {
@@ -66,13 +68,18 @@ function markSections(p: KernelProgram, choose: (s: Section) => SectionForm | un
 export function wantsMatmul(s: Section, mode: TiledMatmulMode = "auto"): boolean {
   const c = matchContraction(s);
   if (c === undefined || mode === "never") return false;
-  return mode === "always" || (c.row.extent >= MIN_MATMUL_SIDE && c.col.extent >= MIN_MATMUL_SIDE && c.k.extent >= MIN_MATMUL_K);
+  return mode === "always" || (c.M >= MIN_MATMUL_SIDE && c.N >= MIN_MATMUL_SIDE && c.k.extent >= MIN_MATMUL_K);
 }
 
-/** `matmul-form`: `form matmul registers|workgroup` on the contractions worth a matmul kernel. */
+/**
+ * `matmul-form`: `form matmul registers|workgroup` on the contractions worth a matmul kernel,
+ * with `rows= cols= threads= unroll=` when `matmulParams` gives them (else the `tune` pass
+ * sets the adapter kind's or a tuned choice, or none: the renderer's defaults).
+ */
 export function matmulFormPass(opts: MatmulFormOptions = {}): KernelPass {
   const mode = opts.tiledMatmul ?? "auto";
-  const form: SectionForm = { kind: "matmul", form: opts.matmulForm ?? "registers" };
+  const kind = opts.matmulForm ?? "registers";
+  const form: SectionForm = { kind: "matmul", form: kind, ...(opts.matmulParams ? { params: opts.matmulParams } : {}) };
   return { name: "matmul-form", run: (program) => markSections(program, (s) => (wantsMatmul(s, mode) ? form : undefined)) };
 }
 

@@ -6,7 +6,7 @@
 import { compileWith, type Compiled, type DriverOptions } from "../compiler/compile.ts";
 import type { WebGpuArtifactRunner } from "../runtime/webgpu/run-artifact.ts";
 import type { FuseOptions } from "../compiler/kernel/fusion-plan.ts";
-import type { MatmulForm } from "../compiler/kernel/kernel-ir.ts";
+import type { MatmulForm, MatmulParams } from "../compiler/kernel/kernel-ir.ts";
 import type { Graph } from "../compiler/ir/types.ts";
 import { tilePass } from "../compiler/kernel-passes.ts";
 import { bug, KilnError } from "../compiler/util/errors.ts";
@@ -57,6 +57,8 @@ export interface WebGpuOptions extends FuseOptions {
   readonly tiledMatmul?: TiledMatmulMode;
   /** The `matmul-form` pass: how a chosen contraction renders: "registers" (default, 8x8 per thread) or "workgroup" tiles. */
   readonly matmulForm?: MatmulForm;
+  /** The `matmul-form` pass: outputs per thread, threads per workgroup, k unrolling (default: the form's; recorded in the `form matmul` fact). */
+  readonly matmulParams?: MatmulParams;
   /** The `row-kernels` pass: one workgroup per row for long row-level reductions (default true). */
   readonly rowKernels?: boolean;
   /** The `vector-form` pass: elementwise sections run 4 consecutive elements per thread with vec4 loads and stores (default true). */
@@ -110,6 +112,7 @@ export const webGpuBackend: Backend<"webgpu", WebGpuOptions, DeviceLayout> = {
     matmulFormPass({
       ...(opts.tiledMatmul ? { tiledMatmul: opts.tiledMatmul } : {}),
       matmulForm: opts.matmulForm ?? defaultMatmulForm((opts.tuning ?? NO_TUNING).kind),
+      ...(opts.matmulParams ? { matmulParams: opts.matmulParams } : {}),
     }),
     rowKernelsPass({ ...(opts.rowKernels !== undefined ? { rowKernels: opts.rowKernels } : {}) }),
     vectorFormPass({ ...(opts.vectorize !== undefined ? { vectorize: opts.vectorize } : {}) }),

@@ -1,30 +1,51 @@
 // Tiled matmul for a contraction section (a section whose `dot` fact names a reduce_sum over
-// one k of lhs(row, k) * rhs(k, col), with any elementwise epilogue): a 256-thread workgroup owns a 64x64 output tile, stages
-// 64x16 and 16x64 operand tiles in workgroup memory (each operand element read from storage
-// once per tile instead of once per output), and each thread accumulates a 4x4 register block.
-// The operand expressions (transposes, pads, casts) are rendered as the IR gives them. The
-// default form (renderRegisterMatmul) drops the workgroup tiles for 8x8 register blocks.
-// Which sections render so, and in which form, is the `matmul-form` pass's choice
-// (targets/webgpu-passes.ts: a `form matmul …` fact); this renders it.
+// one k of lhs(rows…, k) * rhs(k, cols…), with any elementwise epilogue). Rows and columns may
+// each be several domain loops (a convolution's filter gradient: rows are (in channel, kh, kw),
+// columns the out channel; its forward and input gradient are [pixels, k] matmuls): they are
+// flattened, so a convolution runs as an implicit GEMM, its operands' pads and im2col index
+// arithmetic rendered from the IR as they are (no copies). The workgroup form: a workgroup owns
+// a square output tile, stages operand tiles in workgroup memory (each operand element read
+// from storage once per tile instead of once per output), and each thread accumulates a
+// register block. The default form (renderRegisterMatmul) drops the workgroup tiles for
+// register blocks read straight from storage, with the k loop unrolled. Which sections render
+// so, in which form and with which sizes, is the `matmul-form` pass's choice
+// (targets/webgpu-passes.ts: a `form matmul … rows= cols= threads= unroll=` fact); this renders it.
 
 import { sectionSourceNote } from "../../compiler/kernel/print.ts";
 import { exprOperands, exprOwnVars, type ExprId, type KExpr, type Section } from "../../compiler/kernel/kernel-ir.ts";
 import type { IndexExpr, IndexVar } from "../../compiler/kernel/index-expr.ts";
 import { exprName, renderExprList, renderIndex } from "../render/base.ts";
+import { isContiguous, VECTOR_WIDTH, type VectorAccess } from "./vector.ts";
 import { wgslDialect, wgslHelpersFor } from "./dialect.ts";
 import type { WebGpuLimits } from "./layout.ts";
+import type { MatmulForm, MatmulParams } from "../../compiler/kernel/kernel-ir.ts";
+import { bug } from "../../compiler/util/errors.ts";
 import { foldWorkgroups, type DispatchBindings, type RenderedDispatch } from "./dispatch.ts";
 
-const TILE = 64;
-const TILE_K = 16;
-const THREADS_PER_SIDE = 16;
-const BLOCK = TILE / THREADS_PER_SIDE; // 4x4 outputs per thread
+/** The workgroup form's defaults: 256 threads (16x16) of 4x4 outputs own a 64x64 tile, k steps of 16. */
+export const WORKGROUP_MATMUL_DEFAULTS: MatmulParams = { rows: 4, cols: 4, threads: 256, unroll: 16 };
+/**
+ * The registers form's defaults: 8x8 outputs per thread, 64 threads, no k unrolling. On
+ * lavapipe unrolling did not pay (1024³, medians of 5-7 in one process: unroll 2 and 4 with
+ * vec4 lhs loads 1.0-1.2× and 1.0-2× slower than 1); an adapter that prefers it gets it
+ * through the fact's `unroll=` (a multiple of 4 reads the lhs as vec4 along k).
+ */
+export const REGISTER_MATMUL_DEFAULTS: MatmulParams = { rows: 8, cols: 8, threads: 64, unroll: 1 };
+
+/** The sizes a `form matmul` fact asks for, or its form's defaults. */
+export const matmulParamsOf = (form: MatmulForm, params: MatmulParams | undefined): MatmulParams =>
+  params ?? (form === "workgroup" ? WORKGROUP_MATMUL_DEFAULTS : REGISTER_MATMUL_DEFAULTS);
 
 export interface Contraction {
   readonly reduce: ExprId;
   readonly k: IndexVar;
-  readonly row: IndexVar;
-  readonly col: IndexVar;
+  /** The row-side domain loops (read by lhs only), outermost first; flattened to M rows. */
+  readonly rows: readonly IndexVar[];
+  /** The column-side domain loops (read by rhs only), outermost first; flattened to N columns. */
+  readonly cols: readonly IndexVar[];
+  readonly M: number;
+  readonly N: number;
+  /** Domain loops read by both sides or by neither (batch dimensions, extent-1 loops). */
   readonly batch: readonly IndexVar[];
   /** Expression ids of each operand's subtree (row-side and col-side). */
   readonly lhs: { readonly value: ExprId; readonly ids: ReadonlySet<ExprId> };
@@ -67,18 +88,80 @@ export function matchContraction(s: Section): Contraction | undefined {
   const reduce = dot.reduce;
   const r = s.exprs[reduce]!;
   if (r.op !== "reduce_sum" || r.dtype !== "f32" || r.vars.length !== 1) return undefined;
-  const row = s.domain.at(-2)!;
-  const col = s.domain.at(-1)!;
   let x = { value: dot.lhs, ids: closure(s, dot.lhs) };
   let y = { value: dot.rhs, ids: closure(s, dot.rhs) };
-  // A transposed product (the dot's output permuted in the group) has its sides swapped.
-  if (varsOf(s, x.ids).has(col.name)) [x, y] = [y, x];
-  if (varsOf(s, x.ids).has(col.name) || varsOf(s, y.ids).has(row.name)) return undefined;
   if ([...x.ids, ...y.ids].some((id) => isReduce(s.exprs[id]!))) return undefined;
+  // Each domain loop is a row (lhs only), a column (rhs only) or a batch loop (both, neither).
+  const side = (vs: Set<string>) => s.domain.filter((v) => v.extent > 1 && vs.has(v.name));
+  const [xVars, yVars] = [varsOf(s, x.ids), varsOf(s, y.ids)];
+  let rows = side(xVars).filter((v) => !yVars.has(v.name));
+  let cols = side(yVars).filter((v) => !xVars.has(v.name));
+  if (rows.length === 0 || cols.length === 0) return undefined;
+  // The side owning the innermost domain loop is the column side (neighbouring threads read
+  // neighbouring rhs elements): a transposed product has its sides swapped.
+  if (rows.includes(s.domain.at(-1)!) || (!cols.includes(s.domain.at(-1)!) && s.domain.indexOf(rows.at(-1)!) > s.domain.indexOf(cols.at(-1)!))) {
+    [x, y] = [y, x];
+    [rows, cols] = [cols, rows];
+  }
+  const sided = new Set([...rows, ...cols]);
   const epilogue = new Set<ExprId>();
   for (const st of s.stores) for (const id of closure(s, st.value, reduce)) epilogue.add(id);
   if ([...epilogue].some((id) => isReduce(s.exprs[id]!))) return undefined;
-  return { reduce, k: r.vars[0]!, row, col, batch: s.domain.slice(0, -2), lhs: x, rhs: y, epilogue };
+  const size = (vs: readonly IndexVar[]) => vs.reduce((a, v) => a * v.extent, 1);
+  return { reduce, k: r.vars[0]!, rows, cols, M: size(rows), N: size(cols), batch: s.domain.filter((v) => !sided.has(v)), lhs: x, rhs: y, epilogue };
+}
+
+/**
+ * `let v: i32 = …;` for each of `vars` (outermost first) from their flat index `flat`, with
+ * `suffix` appended to each name (a copy per register row); one variable takes `flat` itself.
+ */
+export function bindFlat(vars: readonly IndexVar[], flat: string, indent: string, suffix = ""): string[] {
+  const total = vars.reduce((a, v) => a * v.extent, 1);
+  let stride = total;
+  return vars.map((v) => {
+    stride /= v.extent;
+    const q = stride === 1 ? `(${flat})` : `(${flat}) / ${stride}`;
+    return `${indent}let ${v.name}${suffix}: i32 = ${stride * v.extent === total ? q : `${q} % ${v.extent}`};`;
+  });
+}
+
+/** Binds `vars` from copies made by bindFlat with `suffix`. */
+const bindCopies = (vars: readonly IndexVar[], suffix: string, indent: string): string[] =>
+  vars.map((v) => `${indent}let ${v.name}: i32 = ${v.name}${suffix};`);
+
+/** Which operands the registers form reads as vec4 (lhs: 4 k steps; rhs: 4 neighbouring columns), and the buffer each reads. */
+export interface MatmulVectors {
+  readonly lhs?: number;
+  readonly rhs?: number;
+}
+
+/** The buffer of an operand that is one unmasked f32 load, contiguous and 4-aligned along `v`; else undefined. */
+function vectorOperand(s: Section, side: Contraction["lhs"], v: string): number | undefined {
+  const e = s.exprs[side.value]!;
+  if (side.ids.size !== 1 || e.op !== "load" || e.dtype !== "f32" || e.valid === false || e.valid.length > 0) return undefined;
+  return isContiguous(e.index, v, VECTOR_WIDTH, new Set()) ? e.buffer : undefined;
+}
+
+/**
+ * The registers form's vec4 operands: the rhs when its columns are one loop, the thread's
+ * columns come in whole groups of 4 (N a multiple of cols, cols of 4) and it is read along
+ * them; the lhs when it is read along k and the k loop is unrolled by a multiple of 4 with
+ * no row guard. The caller binds those buffers as vec4 where it can (vectorBindable).
+ */
+export function matmulVectors(s: Section, c: Contraction, p: MatmulParams): MatmulVectors {
+  const rhs = c.cols.length === 1 && p.cols % VECTOR_WIDTH === 0 && c.N % p.cols === 0 ? vectorOperand(s, c.rhs, c.cols[0]!.name) : undefined;
+  const lhs = p.unroll % VECTOR_WIDTH === 0 && c.k.extent >= p.unroll && c.M % p.rows === 0 ? vectorOperand(s, c.lhs, c.k.name) : undefined;
+  return { ...(lhs !== undefined ? { lhs } : {}), ...(rhs !== undefined ? { rhs } : {}) };
+}
+
+/** `let v = (batch / stride) % extent;` for the batch loops. */
+function bindBatch(c: Contraction): string[] {
+  const batchCount = c.batch.reduce((a, v) => a * v.extent, 1);
+  let stride = batchCount;
+  return c.batch.map((v) => {
+    stride /= v.extent;
+    return `  let ${v.name}: i32 = ${v.extent === 1 ? "0" : `(batch / ${stride}) % ${v.extent}`};`;
+  });
 }
 
 export function renderTiledMatmul(
@@ -86,68 +169,69 @@ export function renderTiledMatmul(
   c: Contraction,
   b: DispatchBindings,
   limits: WebGpuLimits,
+  params: MatmulParams = WORKGROUP_MATMUL_DEFAULTS,
 ): RenderedDispatch {
   const s = d.sections[0]!;
-  const M = c.row.extent;
-  const N = c.col.extent;
+  const { M, N } = c;
   const K = c.k.extent;
-  const tilesM = Math.ceil(M / TILE);
-  const tilesN = Math.ceil(N / TILE);
+  const side = Math.round(Math.sqrt(params.threads));
+  if (side * side !== params.threads) bug(`wgsl ${d.name}: the workgroup matmul needs a square thread count, got ${params.threads}`);
+  const [tileM, tileN, tileK] = [params.rows * side, params.cols * side, params.unroll];
+  const tilesM = Math.ceil(M / tileM);
+  const tilesN = Math.ceil(N / tileN);
   const batchCount = c.batch.reduce((a, v) => a * v.extent, 1);
   const total = batchCount * tilesM * tilesN;
   const workgroups = foldWorkgroups(total, d.name, limits.maxComputeWorkgroupsPerDimension);
   const [nx, ny] = workgroups;
   const render = (ids: Iterable<ExprId>, indent: string): string[] => renderExprList(s, ids, wgslDialect, b.access, indent);
 
-  const body: string[] = [];
-  let stride = batchCount;
-  for (const v of c.batch) {
-    stride /= v.extent;
-    body.push(`  let ${v.name}: i32 = (batch / ${stride}) % ${v.extent};`);
-  }
+  const body: string[] = [...bindBatch(c)];
   body.push(
-    `  let ty = lid / ${THREADS_PER_SIDE};`,
-    `  let tx = lid % ${THREADS_PER_SIDE};`,
-    `  var acc: array<f32, ${BLOCK * BLOCK}>;`,
-    `  for (var k0: i32 = 0; k0 < ${K}; k0 += ${TILE_K}) {`,
-    `    for (var l: i32 = lid; l < ${TILE * TILE_K}; l += ${THREADS_PER_SIDE * THREADS_PER_SIDE}) {`,
-    `      {`,
-    `        let ${c.row.name}: i32 = tileRow + l / ${TILE_K};`,
-    `        let ${c.k.name}: i32 = k0 + l % ${TILE_K};`,
-    `        var v: f32 = 0.0f;`,
-    `        if (${c.row.name} < ${M} && ${c.k.name} < ${K}) {`,
-    ...render(c.lhs.ids, "          "),
-    `          v = ${exprName(c.lhs.value)};`,
-    `        }`,
-    `        tileA[l] = v;`,
+    `  let ty = lid / ${side};`,
+    `  let tx = lid % ${side};`,
+    `  var acc: array<f32, ${params.rows * params.cols}>;`,
+    `  for (var k0: i32 = 0; k0 < ${K}; k0 += ${tileK}) {`,
+    `    for (var l: i32 = lid; l < ${tileM * tileK}; l += ${params.threads}) {`,
+    `      let row = tileRow + l / ${tileK};`,
+    `      let ${c.k.name}: i32 = k0 + l % ${tileK};`,
+    `      var v: f32 = 0.0f;`,
+    `      if (row < ${M} && ${c.k.name} < ${K}) {`,
+    ...bindFlat(c.rows, "row", "        "),
+    ...render(c.lhs.ids, "        "),
+    `        v = ${exprName(c.lhs.value)};`,
     `      }`,
-    `      {`,
-    `        let ${c.k.name}: i32 = k0 + l / ${TILE};`,
-    `        let ${c.col.name}: i32 = tileCol + l % ${TILE};`,
-    `        var v: f32 = 0.0f;`,
-    `        if (${c.k.name} < ${K} && ${c.col.name} < ${N}) {`,
-    ...render(c.rhs.ids, "          "),
-    `          v = ${exprName(c.rhs.value)};`,
-    `        }`,
-    `        tileB[l] = v;`,
+    `      tileA[l] = v;`,
+    `    }`,
+    `    for (var l: i32 = lid; l < ${tileK * tileN}; l += ${params.threads}) {`,
+    `      let ${c.k.name}: i32 = k0 + l / ${tileN};`,
+    `      let col = tileCol + l % ${tileN};`,
+    `      var v: f32 = 0.0f;`,
+    `      if (${c.k.name} < ${K} && col < ${N}) {`,
+    ...bindFlat(c.cols, "col", "        "),
+    ...render(c.rhs.ids, "        "),
+    `        v = ${exprName(c.rhs.value)};`,
     `      }`,
+    `      tileB[l] = v;`,
     `    }`,
     `    workgroupBarrier();`,
-    `    for (var kk: i32 = 0; kk < ${TILE_K}; kk++) {`,
+    `    for (var kk: i32 = 0; kk < ${tileK}; kk++) {`,
   );
-  for (let i = 0; i < BLOCK; i++) body.push(`      let a${i} = tileA[(ty + ${i * THREADS_PER_SIDE}) * ${TILE_K} + kk];`);
-  for (let j = 0; j < BLOCK; j++) body.push(`      let b${j} = tileB[kk * ${TILE} + tx + ${j * THREADS_PER_SIDE}];`);
-  for (let i = 0; i < BLOCK; i++) for (let j = 0; j < BLOCK; j++) body.push(`      acc[${i * BLOCK + j}] = fma(a${i}, b${j}, acc[${i * BLOCK + j}]);`);
+  for (let i = 0; i < params.rows; i++) body.push(`      let a${i} = tileA[(ty + ${i * side}) * ${tileK} + kk];`);
+  for (let j = 0; j < params.cols; j++) body.push(`      let b${j} = tileB[kk * ${tileN} + tx + ${j * side}];`);
+  for (let i = 0; i < params.rows; i++)
+    for (let j = 0; j < params.cols; j++) body.push(`      acc[${i * params.cols + j}] = fma(a${i}, b${j}, acc[${i * params.cols + j}]);`);
   body.push(
     `    }`,
     `    workgroupBarrier();`,
     `  }`,
-    `  for (var i: i32 = 0; i < ${BLOCK}; i++) {`,
-    `    for (var j: i32 = 0; j < ${BLOCK}; j++) {`,
-    `      let ${c.row.name}: i32 = tileRow + ty + ${THREADS_PER_SIDE} * i;`,
-    `      let ${c.col.name}: i32 = tileCol + tx + ${THREADS_PER_SIDE} * j;`,
-    `      if (${c.row.name} < ${M} && ${c.col.name} < ${N}) {`,
-    `        let ${exprName(c.reduce)}: f32 = acc[i * ${BLOCK} + j];`,
+    `  for (var i: i32 = 0; i < ${params.rows}; i++) {`,
+    `    for (var j: i32 = 0; j < ${params.cols}; j++) {`,
+    `      let row = tileRow + ty + ${side} * i;`,
+    `      let col = tileCol + tx + ${side} * j;`,
+    `      if (row < ${M} && col < ${N}) {`,
+    ...bindFlat(c.rows, "row", "        "),
+    ...bindFlat(c.cols, "col", "        "),
+    `        let ${exprName(c.reduce)}: f32 = acc[i * ${params.cols} + j];`,
     ...render(c.epilogue, "        "),
     ...s.stores.map((st) => `        ${b.access.store(st.buffer, renderStoreIndex(st.index), exprName(st.value), s.exprs[st.value]!.dtype)}`),
     `      }`,
@@ -156,21 +240,21 @@ export function renderTiledMatmul(
   );
   const bodyText = body.join("\n");
   const source = [
-    `// ${d.name}: tiled matmul, ${TILE}x${TILE} outputs per workgroup, ${BLOCK}x${BLOCK} per thread, k step ${TILE_K}`,
+    `// ${d.name}: tiled matmul, ${tileM}x${tileN} outputs per workgroup, ${params.rows}x${params.cols} per thread, k step ${tileK}`,
     ...sourceComment(s),
     ...b.decls,
-    `var<workgroup> tileA: array<f32, ${TILE * TILE_K}>;`,
-    `var<workgroup> tileB: array<f32, ${TILE_K * TILE}>;`,
+    `var<workgroup> tileA: array<f32, ${tileM * tileK}>;`,
+    `var<workgroup> tileB: array<f32, ${tileK * tileN}>;`,
     ...wgslHelpersFor(bodyText),
     "",
-    `@compute @workgroup_size(${THREADS_PER_SIDE * THREADS_PER_SIDE})`,
+    `@compute @workgroup_size(${params.threads})`,
     "fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lidu: u32) {",
     `  let wg = i32((wid.z * ${Math.max(ny, 1)}u + wid.y) * ${Math.max(nx, 1)}u + wid.x);`,
     // Uniform per workgroup (workgroup_id), so the barriers below stay in uniform control flow.
     `  if (wg >= ${total}) { return; }`,
     "  let lid = i32(lidu);",
-    `  let tileCol = (wg % ${tilesN}) * ${TILE};`,
-    `  let tileRow = ((wg / ${tilesN}) % ${tilesM}) * ${TILE};`,
+    `  let tileCol = (wg % ${tilesN}) * ${tileN};`,
+    `  let tileRow = ((wg / ${tilesN}) % ${tilesM}) * ${tileM};`,
     `  let batch = wg / ${tilesN * tilesM};`,
     bodyText,
     "}",
@@ -190,15 +274,13 @@ const renderStoreIndex = (index: IndexExpr): string => renderIndex(index, wgslDi
 /** How a chosen contraction is rendered: register blocks only (default) or workgroup tiles. */
 export type { MatmulForm } from "../../compiler/kernel/kernel-ir.ts";
 
-const REG_M = 8;
-const REG_N = 8;
-const REG_THREADS = 64;
-
 /**
- * The barrier-free form: each thread accumulates an 8x8 block straight from storage, with no
- * workgroup memory and no barriers (on lavapipe a barrier switches coroutines per SIMD group,
- * and CPU caches do the staging). A thread's rows are consecutive, its columns strided by
- * N/8, so neighbouring threads read neighbouring rhs elements and share the lhs ones.
+ * The barrier-free form: each thread accumulates a rows x cols block straight from storage,
+ * with no workgroup memory and no barriers (on lavapipe a barrier switches coroutines per SIMD
+ * group, and CPU caches do the staging). A thread's rows are consecutive, its columns strided
+ * by N/cols, so neighbouring threads read neighbouring rhs elements and share the lhs ones.
+ * The k loop runs `unroll` steps per iteration (a remainder loop finishes K mod unroll), and
+ * row and column variables of multi-loop sides (a convolution's) are computed once per thread.
  * 1024³ on lavapipe (2 busy cores): 1.0 s, against 5.2 s for the workgroup tiles.
  */
 export function renderRegisterMatmul(
@@ -206,45 +288,90 @@ export function renderRegisterMatmul(
   c: Contraction,
   b: DispatchBindings,
   limits: WebGpuLimits,
+  params: MatmulParams = REGISTER_MATMUL_DEFAULTS,
+  vectors: MatmulVectors = {},
 ): RenderedDispatch {
   const s = d.sections[0]!;
-  const M = c.row.extent;
-  const N = c.col.extent;
+  const { M, N } = c;
   const K = c.k.extent;
-  const blocksM = Math.ceil(M / REG_M);
-  const blocksN = Math.ceil(N / REG_N);
+  const { rows: RM, cols: RN, threads: T, unroll: U } = params;
+  const blocksM = Math.ceil(M / RM);
+  const blocksN = Math.ceil(N / RN);
+  const W = VECTOR_WIDTH;
+  const access = b.access as VectorAccess;
   const batchCount = c.batch.reduce((a, v) => a * v.extent, 1);
   const threads = batchCount * blocksM * blocksN;
-  const workgroups = foldWorkgroups(Math.ceil(threads / REG_THREADS), d.name, limits.maxComputeWorkgroupsPerDimension);
+  const workgroups = foldWorkgroups(Math.ceil(threads / T), d.name, limits.maxComputeWorkgroupsPerDimension);
   const [nx, ny] = workgroups;
   const render = (ids: Iterable<ExprId>, indent: string): string[] => renderExprList(s, ids, wgslDialect, b.access, indent);
-  const body: string[] = [];
-  let stride = batchCount;
-  for (const v of c.batch) {
-    stride /= v.extent;
-    body.push(`  let ${v.name}: i32 = (batch / ${stride}) % ${v.extent};`);
-  }
-  // Scalar accumulators: an array indexed at run time (the epilogue loop) would live in memory.
-  const accs = Array.from({ length: REG_M * REG_N }, (_, i) => `acc${i}`);
-  body.push(...accs.map((a) => `  var ${a}: f32 = 0.0f;`), `  for (var ${c.k.name}: i32 = 0; ${c.k.name} < ${K}; ${c.k.name}++) {`);
-  for (let i = 0; i < REG_M; i++) {
-    body.push(...guardedOperand(`a${i}`, c.row.name, `row0 + ${i}`, M % REG_M === 0 ? undefined : M, render(c.lhs.ids, "        "), exprName(c.lhs.value)));
-  }
-  for (let j = 0; j < REG_N; j++) {
-    body.push(
-      ...guardedOperand(`b${j}`, c.col.name, `col0 + ${j * blocksN}`, N % REG_N === 0 ? undefined : N, render(c.rhs.ids, "        "), exprName(c.rhs.value)),
+  const body: string[] = [...bindBatch(c)];
+  // A multi-loop side's variables, once per register row/column (out of range past M or N: then unused).
+  const rowAt = (i: number): string => `row0 + ${i}`;
+  // With a vec4 rhs a thread's columns are RN/4 groups of 4 neighbours, the groups N/RN·4 apart.
+  const colAt = (j: number): string =>
+    vectors.rhs !== undefined ? `${W} * (col0 + ${Math.floor(j / W) * blocksN})${j % W ? ` + ${j % W}` : ""}` : `col0 + ${j * blocksN}`;
+  if (c.rows.length > 1) for (let i = 0; i < RM; i++) body.push(...bindFlat(c.rows, rowAt(i), "  ", `_${i}`));
+  if (c.cols.length > 1) for (let j = 0; j < RN; j++) body.push(...bindFlat(c.cols, colAt(j), "  ", `_${j}`));
+  const bindSide = (vars: readonly IndexVar[], flat: string, at: number, indent: string): string[] =>
+    vars.length === 1 ? [`${indent}let ${vars[0]!.name}: i32 = ${flat};`] : bindCopies(vars, `_${at}`, indent);
+  const lhsLines = render(c.lhs.ids, "        ");
+  const rhsLines = render(c.rhs.ids, "        ");
+  const vectorLoad = (side: Contraction["lhs"], binds: readonly string[]): string => {
+    const e = s.exprs[side.value]!;
+    if (e.op !== "load") return bug(`wgsl ${d.name}: a vec4 operand that is not a load`);
+    return `{ ${binds.join(" ")} ${"@"} = ${access.loadVector(e.buffer, renderIndex(e.index, wgslDialect))}; }`;
+  };
+  /** The rhs of one k step as RN/4 vec4 loads (the k variable bound). */
+  const rhsVectors = (): string[] =>
+    Array.from(
+      { length: RN / W },
+      (_, g) => `    var bv${g}: vec4<f32>; ${vectorLoad(c.rhs, [`let ${c.cols[0]!.name}: i32 = ${colAt(g * W)};`]).replace("@", `bv${g}`)}`,
     );
+  /** One k step (the k variable bound): RM lhs and RN rhs operands, RM x RN fmas; `lhsLane`: the lhs from vec4s loaded before. */
+  const step = (indent: string, lhsLane?: number): string[] => {
+    const group = lhsLane === undefined ? 0 : Math.floor(lhsLane / W);
+    const lines: string[] = [];
+    for (let i = 0; i < RM; i++)
+      if (lhsLane !== undefined) lines.push(`    let a${i}: f32 = av${i}_${group}[${lhsLane % W}];`);
+      else lines.push(...guardedOperand(`a${i}`, bindSide(c.rows, rowAt(i), i, ""), rowAt(i), M % RM === 0 ? undefined : M, lhsLines, exprName(c.lhs.value)));
+    if (vectors.rhs !== undefined) {
+      lines.push(...rhsVectors());
+      for (let j = 0; j < RN; j++) lines.push(`    let b${j}: f32 = bv${Math.floor(j / W)}[${j % W}];`);
+    } else
+      for (let j = 0; j < RN; j++)
+        lines.push(...guardedOperand(`b${j}`, bindSide(c.cols, colAt(j), j, ""), colAt(j), N % RN === 0 ? undefined : N, rhsLines, exprName(c.rhs.value)));
+    for (let i = 0; i < RM; i++) for (let j = 0; j < RN; j++) lines.push(`    acc${i * RN + j} = fma(a${i}, b${j}, acc${i * RN + j});`);
+    return lines.map((l) => indent + l);
+  };
+  // Scalar accumulators: an array indexed at run time (the epilogue loop) would live in memory.
+  const accs = Array.from({ length: RM * RN }, (_, i) => `acc${i}`);
+  body.push(...accs.map((a) => `  var ${a}: f32 = 0.0f;`));
+  const kv = c.k.name;
+  const unrolled = U > 1 ? K - (K % U) : 0;
+  if (unrolled > 0) {
+    body.push(`  for (var k0: i32 = 0; k0 < ${unrolled}; k0 += ${U}) {`);
+    for (let u = 0; u < U; u++) {
+      // A vec4 lhs: each row's next 4 k values in one load, at every 4th step.
+      if (vectors.lhs !== undefined && u % W === 0)
+        for (let i = 0; i < RM; i++)
+          body.push(
+            `    var av${i}_${u / W}: vec4<f32>; ${vectorLoad(c.lhs, [`let ${kv}: i32 = k0 + ${u};`, ...bindSide(c.rows, rowAt(i), i, "")]).replace("@", `av${i}_${u / W}`)}`,
+          );
+      body.push(`    {`, `      let ${kv}: i32 = k0 + ${u};`, ...step("  ", vectors.lhs !== undefined ? u : undefined), `    }`);
+    }
+    body.push(`  }`);
   }
-  for (let i = 0; i < REG_M; i++) for (let j = 0; j < REG_N; j++) body.push(`    acc${i * REG_N + j} = fma(a${i}, b${j}, acc${i * REG_N + j});`);
+  if (unrolled < K) body.push(`  for (var ${kv}: i32 = ${unrolled}; ${kv} < ${K}; ${kv}++) {`, ...step(""), `  }`);
   body.push(
-    `  }`,
-    `  let acc = array<f32, ${REG_M * REG_N}>(${accs.join(", ")});`,
-    `  for (var i: i32 = 0; i < ${REG_M}; i++) {`,
-    `    for (var j: i32 = 0; j < ${REG_N}; j++) {`,
-    `      let ${c.row.name}: i32 = row0 + i;`,
-    `      let ${c.col.name}: i32 = col0 + j * ${blocksN};`,
-    `      if (${c.row.name} < ${M} && ${c.col.name} < ${N}) {`,
-    `        let ${exprName(c.reduce)}: f32 = acc[i * ${REG_N} + j];`,
+    `  let acc = array<f32, ${RM * RN}>(${accs.join(", ")});`,
+    `  for (var i: i32 = 0; i < ${RM}; i++) {`,
+    `    for (var j: i32 = 0; j < ${RN}; j++) {`,
+    `      let row = row0 + i;`,
+    `      let col = ${vectors.rhs !== undefined ? `${W} * (col0 + (j / ${W}) * ${blocksN}) + j % ${W}` : `col0 + j * ${blocksN}`};`,
+    `      if (row < ${M} && col < ${N}) {`,
+    ...bindFlat(c.rows, "row", "        "),
+    ...bindFlat(c.cols, "col", "        "),
+    `        let ${exprName(c.reduce)}: f32 = acc[i * ${RN} + j];`,
     ...render(c.epilogue, "        "),
     ...s.stores.map((st) => `        ${b.access.store(st.buffer, renderStoreIndex(st.index), exprName(st.value), s.exprs[st.value]!.dtype)}`),
     `      }`,
@@ -253,17 +380,17 @@ export function renderRegisterMatmul(
   );
   const bodyText = body.join("\n");
   const source = [
-    `// ${d.name}: register-blocked matmul, ${REG_M}x${REG_N} outputs per thread (columns ${blocksN} apart), no workgroup memory`,
+    `// ${d.name}: register-blocked matmul, ${RM}x${RN} outputs per thread (columns ${vectors.rhs !== undefined ? `in 4s, ${W * blocksN}` : blocksN} apart), k unrolled by ${U}${vectors.lhs !== undefined ? ", vec4 lhs" : ""}${vectors.rhs !== undefined ? ", vec4 rhs" : ""}, no workgroup memory`,
     ...sourceComment(s),
     ...b.decls,
     ...wgslHelpersFor(bodyText),
     "",
-    `@compute @workgroup_size(${REG_THREADS})`,
+    `@compute @workgroup_size(${T})`,
     "fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {",
-    `  let tid = i32(((wid.z * ${Math.max(ny, 1)}u + wid.y) * ${Math.max(nx, 1)}u + wid.x) * ${REG_THREADS}u + lid);`,
+    `  let tid = i32(((wid.z * ${Math.max(ny, 1)}u + wid.y) * ${Math.max(nx, 1)}u + wid.x) * ${T}u + lid);`,
     `  if (tid >= ${threads}) { return; }`,
     `  let col0 = tid % ${blocksN};`,
-    `  let row0 = ((tid / ${blocksN}) % ${blocksM}) * ${REG_M};`,
+    `  let row0 = ((tid / ${blocksN}) % ${blocksM}) * ${RM};`,
     `  let batch = tid / ${blocksN * blocksM};`,
     bodyText,
     "}",
@@ -272,17 +399,9 @@ export function renderRegisterMatmul(
   return { name: d.name, source, bindings: b.gpuBuffers, workgroups };
 }
 
-/** `var name = operand` with the index variable bound; guarded by `< bound` unless every index is in range. */
-function guardedOperand(name: string, indexVar: string, index: string, bound: number | undefined, lines: readonly string[], value: string): string[] {
-  if (bound === undefined) return [`    var ${name}: f32;`, `    {`, `      let ${indexVar}: i32 = ${index};`, ...lines, `      ${name} = ${value};`, `    }`];
-  return [
-    `    var ${name}: f32 = 0.0f;`,
-    `    {`,
-    `      let ${indexVar}: i32 = ${index};`,
-    `      if (${indexVar} < ${bound}) {`,
-    ...lines,
-    `        ${name} = ${value};`,
-    `      }`,
-    `    }`,
-  ];
+/** `var name = operand` with the side's variables bound; guarded by `flat < bound` unless every index is in range. */
+function guardedOperand(name: string, binds: readonly string[], flat: string, bound: number | undefined, lines: readonly string[], value: string): string[] {
+  const bind = binds.map((l) => `      ${l}`);
+  if (bound === undefined) return [`    var ${name}: f32;`, `    {`, ...bind, ...lines, `      ${name} = ${value};`, `    }`];
+  return [`    var ${name}: f32 = 0.0f;`, `    if (${flat} < ${bound}) {`, ...bind, ...lines, `      ${name} = ${value};`, `    }`];
 }

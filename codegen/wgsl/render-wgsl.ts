@@ -10,7 +10,7 @@ import type { Section } from "../../compiler/kernel/kernel-ir.ts";
 import { dispatchBindings, foldWorkgroups, vectorBindable, symbolicDispatch, WORKGROUP_SIZE, type DispatchContext, type RenderedDispatch } from "./dispatch.ts";
 import { wgslDialect, wgslHelpersFor } from "./dialect.ts";
 import type { Dispatch } from "./layout.ts";
-import { matchContraction, renderRegisterMatmul, renderTiledMatmul } from "./matmul.ts";
+import { matchContraction, matmulParamsOf, matmulVectors, renderRegisterMatmul, renderTiledMatmul } from "./matmul.ts";
 import { renderRowKernel } from "./row-reduce.ts";
 import { renderVectorBody, VECTOR_WIDTH, vectorPlan, type VectorPlan } from "./vector.ts";
 import { symbolicBound } from "../../compiler/kernel/symbolic-bound.ts";
@@ -35,13 +35,19 @@ function vectorPlanFor(s: Section, d: Dispatch, ctx: DispatchContext): VectorPla
 export function renderDispatch(d: Dispatch, ctx: DispatchContext): RenderedDispatch {
   const only = d.sections.length === 1 ? d.sections[0]! : undefined;
   const form = only?.form;
+  if (only && form?.kind === "matmul") {
+    const contraction = matchContraction(only) ?? bug(`wgsl ${d.name}: 'form matmul' on a section whose dot fact is not a matmul this renderer handles`);
+    const params = matmulParamsOf(form.form, form.params);
+    if (form.form === "workgroup") return renderTiledMatmul(d, contraction, dispatchBindings(d, ctx), ctx.limits, params);
+    // vec4 operands where their buffers can be bound so (and not both the same GPU buffer read two ways).
+    const wanted = matmulVectors(only, contraction, params);
+    const vectors = Object.fromEntries(Object.entries(wanted).filter(([, b]) => vectorBindable(d, ctx, [b])));
+    const vectorGpu = new Set(Object.values(vectors).map((b) => ctx.place[b]!.gpuBuffer));
+    return renderRegisterMatmul(d, contraction, dispatchBindings(d, ctx, vectorGpu), ctx.limits, params, vectors);
+  }
   const plans = d.sections.map((s) => vectorPlanFor(s, d, ctx));
   const vectorGpu = new Set(plans.flatMap((p) => [...(p?.buffers ?? [])].map((b) => ctx.place[b]!.gpuBuffer)));
   const { gpuBuffers, decls, access } = dispatchBindings(d, ctx, vectorGpu);
-  if (only && form?.kind === "matmul") {
-    const contraction = matchContraction(only) ?? bug(`wgsl ${d.name}: 'form matmul' on a section whose dot fact is not a matmul this renderer handles`);
-    return (form.form === "workgroup" ? renderTiledMatmul : renderRegisterMatmul)(d, contraction, { gpuBuffers, decls, access }, ctx.limits);
-  }
   if (only && form?.kind === "row") return renderRowKernel(d, { gpuBuffers, decls, access }, ctx.limits, ctx.buffers, form.threads);
 
   const body: string[] = [];

@@ -38,7 +38,7 @@ const VECTOR_DTYPES: ReadonlySet<DType> = new Set<DType>(["f32", "bool"]);
  * multiple of width): v appears once with coefficient 1, outside any div/mod or gather, and
  * every other term and the constant are multiples of width.
  */
-function isContiguous(index: IndexExpr, v: string, width: number, vector: ReadonlySet<ExprId>): boolean {
+export function isContiguous(index: IndexExpr, v: string, width: number, vector: ReadonlySet<ExprId>): boolean {
   if (index.constant % width !== 0) return false;
   let seen = false;
   for (const t of index.terms) {

@@ -75,9 +75,28 @@ describe("tiled matmul selection (no device)", () => {
     const text = (opts: { matmulForm?: "registers" | "workgroup" }, stage: string): string => dumps(opts).find((d) => d.name.endsWith(stage))!.text;
     expect(text({}, "-matmul-form.kir")).toContain("\n    form matmul registers\n");
     expect(text({ matmulForm: "workgroup" }, "-matmul-form.kir")).toContain("\n    form matmul workgroup\n");
+    // Sizes given to the pass are part of the fact (the tune pass sets them too); render reads them.
+    const sized = compileWebGpu(g, { matmulParams: { rows: 4, cols: 8, threads: 32, unroll: 2 }, dumpAfter: ["matmul-form"] });
+    expect(sized.dumps.find((d) => d.name.endsWith("-matmul-form.kir"))!.text).toContain("\n    form matmul registers rows=4 cols=8 threads=32 unroll=2\n");
+    expect(sized.artifact.kernels.some((kk) => kk.source.includes("4x8 outputs per thread") && kk.source.includes("@workgroup_size(32)"))).toBe(true);
     // Two dispatches out of the one fused kernel: the matmul alone, then the column sums, which
     // (96 rows of 128, alone in their dispatch) run as the row kernel row-kernels marked them.
     expect(text({}, "-device-layout.txt")).toMatch(/dispatch \S+_part0 matmul sections=1 .*\n {2}dispatch \S+_part1 row-kernel sections=1 /);
+  });
+});
+
+describe("convolutions as implicit GEMMs (no device)", () => {
+  // conv 8→64 3x3 pad 1 over 2x8x8: forward [128 pixels, k=72] x [72, 64]; filter gradient
+  // rows (in channel, kh, kw) = 72 flattened, columns the 64 out channels, k = 128 pixels.
+  const convGrad = k.grad((x: k.Tensor, w: k.Tensor) => F.conv2d(x, w, null, { padding: 1 }).relu().sum(), { argnums: [0, 1] });
+  test("the filter gradient's rows are three domain loops, flattened: a matmul kernel of its own", () => {
+    const g = trace(convGrad as Fn, [f([2, 8, 8, 8]), f([64, 8, 3, 3])]);
+    const kir = compileWebGpu(g, { dumpAfter: ["matmul-form"] }).dumps.find((d) => d.name.endsWith("-matmul-form.kir"))!.text;
+    // The section writing the [64, 8, 3, 3] gradient: domain [o0<64, o1<8, o2<3, o3<3].
+    const section = kir.split("  section ").find((sec) => sec.includes("domain [o0<64, o1<8, o2<3, o3<3]"))!;
+    expect(section).toContain("form matmul registers");
+    const kernels = compileWebGpu(g).artifact.kernels.filter((kk) => kk.source.includes("register-blocked matmul"));
+    expect(kernels.length).toBeGreaterThanOrEqual(2); // the forward and the filter gradient
   });
 });
 
@@ -102,14 +121,48 @@ describe.skipIf(!env.available)("tiled matmul on the device", () => {
     ["block multiples, transposed lhs, bias epilogue", (a, b, c) => a.t().matmul(b).add(c), [f([24, 64]), f([24, 72]), f([72])]],
   ];
   const all = [
-    ...forms.flatMap(([form, header]) => cases.map(([name, fn, specs]) => [`${form}: ${name}`, form, header, fn, specs] as const)),
-    ...blockMultiples.map(([name, fn, specs]) => [`registers: ${name}`, "registers", "register-blocked matmul", fn, specs] as const),
+    ...forms.flatMap(([form, header]) => cases.map(([name, fn, specs]) => [`${form}: ${name}`, form, header, fn, specs, undefined] as const)),
+    ...blockMultiples.map(([name, fn, specs]) => [`registers: ${name}`, "registers", "register-blocked matmul", fn, specs, undefined] as const),
+    // Sizes from the fact: 4x2 blocks, 32 threads, k unrolled by 3 (k = 50: 48 unrolled, 2 left).
+    [
+      "registers, rows=4 cols=2 threads=32 unroll=3: odd sizes with a bias",
+      "registers",
+      "4x2 outputs per thread (columns 45 apart), k unrolled by 3",
+      ((a, b, c) => a.matmul(b).add(c)) as Fn,
+      [f([70, 50]), f([50, 90]), f([90])] as k.InputSpec[],
+      { rows: 4, cols: 2, threads: 32, unroll: 3 },
+    ] as const,
+    // vec4 operands: rhs rows read 4 columns at a time, lhs rows 4 k steps at a time (the
+    // remainder loop after unrolled steps is the unroll=3 case's, above).
+    [
+      "registers, rows=2 cols=4 unroll=4: vec4 lhs and rhs loads, a relu epilogue",
+      "registers",
+      "2x4 outputs per thread (columns in 4s, 40 apart), k unrolled by 4, vec4 lhs, vec4 rhs",
+      ((a, b) => a.matmul(b).relu()) as Fn,
+      [f([24, 36]), f([36, 40])] as k.InputSpec[],
+      { rows: 2, cols: 4, threads: 16, unroll: 4 },
+    ] as const,
+    // A convolution's forward, input gradient and filter gradient (rows: in channel, kh, kw).
+    [
+      "registers: conv2d 3→5 3x3 pad 1, forward and both gradients as implicit GEMMs",
+      "registers",
+      "register-blocked matmul",
+      k.grad((x: k.Tensor, w: k.Tensor) => F.conv2d(x, w, null, { padding: 1 }).square().sum(), { argnums: [0, 1] }) as Fn,
+      [f([2, 3, 6, 6]), f([5, 3, 3, 3])] as k.InputSpec[],
+      undefined,
+    ] as const,
   ];
   test.each(all)(
     "%s",
-    async (_name, form, header, fn, specs) => {
+    async (_name, form, header, fn, specs, matmulParams) => {
       const g = trace(fn, specs);
-      const compiled = compileWebGpu(g, { verify: true, tiledMatmul: "always", matmulForm: form, limits: env.context!.limits });
+      const compiled = compileWebGpu(g, {
+        verify: true,
+        tiledMatmul: "always",
+        matmulForm: form,
+        limits: env.context!.limits,
+        ...(matmulParams ? { matmulParams } : {}),
+      });
       expect(compiled.artifact.kernels.some((kk) => kk.source.includes(header))).toBe(true);
       await expectArtifactMatchesInterpreter(env.context!, g, compiled.artifact, inputsOf(g));
     },
