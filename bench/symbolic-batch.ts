@@ -4,7 +4,7 @@
 // symbolic, fixed, …) so load drifts hit both; then the symbolic program at half its max
 // beside a program fixed at that half (a run below the max computes the max's rows: see
 // docs/training.md, "A symbolic batch"). Prints medians and the ratios symbolic / fixed. With
-// --cpu (wasm), one thread timed by process CPU time, which a loaded machine disturbs less.
+// --cpu (js, wasm), one thread timed by process CPU time, which a loaded machine disturbs less.
 
 import * as k from "kiln";
 
@@ -34,7 +34,7 @@ const cpuMs = (): number => {
 };
 
 async function pair(target: string, batch: number, max: number, repeat: number, cpu: boolean): Promise<{ fixed: number; symbolic: number }> {
-  const opts = cpu ? { target, threads: 1 } : { target };
+  const opts = cpu && target !== "js" ? { target, threads: 1 } : { target };
   const fixed = await k.compile(mlpStep(), { x: k.f32([batch, 784]), y: k.i32([batch]) }, opts);
   const symbolic = await k.compile(mlpStep(), { x: k.f32(["batch", 784], { max: { batch: max } }), y: k.i32(["batch"]) }, opts);
   const clock = cpu ? cpuMs : () => performance.now();
@@ -55,7 +55,7 @@ async function pair(target: string, batch: number, max: number, repeat: number, 
 }
 
 export async function benchSymbolicBatch(target: string, repeat: number, cpu = false): Promise<void> {
-  if (cpu && target !== "wasm" && target !== "cpu") throw new Error("--cpu times one thread by process CPU: wasm or cpu only");
+  if (cpu && target === "webgpu") throw new Error("--cpu times one thread by process CPU: js, wasm or cpu only");
   const clock = cpu ? "process CPU time, one thread" : "wall time";
   console.log(`symbolic batch vs fixed batch: MLP 784-512-512-10 SGD step on ${target}, median of ${repeat} interleaved steps (${clock})`);
   for (const [batch, max] of [
