@@ -73,7 +73,7 @@ export function stageNames(graphPassList: readonly Pass[], kernelPassList: reado
  * The targets whose renderers handle f16/bf16 (16-bit storage, f32 compute, rounding per op).
  * Another target refuses a graph with a 16-bit value up front instead of storing garbage.
  */
-const SIXTEEN_BIT_TARGETS: ReadonlySet<ArtifactTarget> = new Set(["js"]);
+const SIXTEEN_BIT_TARGETS: ReadonlySet<ArtifactTarget> = new Set(["js", "wasm", "webgpu"]);
 
 function checkSixteenBit(graph: Graph, target: ArtifactTarget): void {
   if (SIXTEEN_BIT_TARGETS.has(target)) return;

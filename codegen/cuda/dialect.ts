@@ -201,4 +201,5 @@ export const cudaCLike: CLikeBase = {
   forLoop: (v, extent) => `for (int ${v} = 0; ${v} < ${extent}; ${v}++) {`,
   floorDiv: (x, divisor) => `kiln_idiv(${x}, ${divisor})`,
   floorMod: (x, divisor) => `kiln_imod(${x}, ${divisor})`,
+  roundHalf: (x, t) => CUDA_DTYPES[t].load(CUDA_DTYPES[t].store(x)),
 };

@@ -11,6 +11,7 @@ import { scheduleSection, type ScheduleItem } from "../../compiler/kernel/schedu
 import type { BinaryOp, UnaryOp } from "../../compiler/ir/types.ts";
 import type { DType } from "../../compiler/ir/dtype.ts";
 import { assertNever } from "../../compiler/util/errors.ts";
+import { needsHalfRounding, roundsAfterReduce } from "../../compiler/kernel/half-rounding.ts";
 
 export type ReduceKind = "reduce_sum" | "reduce_max";
 
@@ -33,6 +34,8 @@ export interface CLikeDialect {
   /** Floor division / modulo of an index that may be negative, by a positive constant. */
   readonly floorDiv: (x: string, divisor: number) => string;
   readonly floorMod: (x: string, divisor: number) => string;
+  /** An f32 value rounded to the 16-bit format `t` (f16, bf16): see compiler/kernel/half-rounding.ts. */
+  readonly roundHalf: (x: string, t: DType) => string;
 }
 
 /** How the kernel around a section reads and writes its buffers (bindings, packing). */
@@ -109,6 +112,8 @@ export function renderSectionBody(
             inner = inner.slice(2);
             lines.push(`${inner}}`);
           }
+          for (const r of item.reduces)
+            if (roundsAfterReduce(s.exprs[r]!)) lines.push(`${ind}${exprName(r)} = ${d.roundHalf(exprName(r), s.exprs[r]!.dtype)};`);
           break;
         }
         case "store":
@@ -158,7 +163,8 @@ function renderExpr(s: Section, id: ExprId, d: CLikeDialect, access: BufferAcces
   const name = exprName(id);
   const t = (x: ExprId): string => exprName(x);
   const dtypeOf = (x: ExprId): DType => s.exprs[x]!.dtype;
-  const emit = (value: string): void => void lines.push(`${ind}${d.declareLet(name, e.dtype, value)}`);
+  const emit = (value: string): void =>
+    void lines.push(`${ind}${d.declareLet(name, e.dtype, needsHalfRounding(e, s.exprs) ? d.roundHalf(value, e.dtype) : value)}`);
   switch (e.op) {
     case "const":
       return emit(d.constant(e.value, e.dtype));

@@ -7,7 +7,9 @@
 
 import type { ExprId, KExpr } from "../../compiler/kernel/kernel-ir.ts";
 import { bounds, indexDataRefs } from "../../compiler/kernel/index-expr.ts";
-import { dtypeBytes, isBool, isFloat, type DType } from "../../compiler/ir/dtype.ts";
+import { dtypeBytes, halfOf, isBool, isFloat, type DType } from "../../compiler/ir/dtype.ts";
+import { roundToBfloat16, roundToHalf } from "../../runtime/artifact/half.ts";
+import { needsHalfRounding } from "../../compiler/kernel/half-rounding.ts";
 import { WASM_MEMORY, isF32Value } from "./dtypes.ts";
 import { assertNever, bug } from "../../compiler/util/errors.ts";
 import { F32, Op, Simd, TRUNC_SAT_F32_S } from "./encoder.ts";
@@ -24,6 +26,29 @@ export interface HelperFuncs {
   readonly imod: number;
   readonly vexp2: number;
   readonly vlog2: number;
+  /** f32 ↔ f16 / bf16 bit patterns (module-helpers.ts). */
+  readonly f2h: number;
+  readonly h2f: number;
+  readonly f2b: number;
+  readonly b2f: number;
+}
+
+/** After an f32 value of a 16-bit dtype is on the stack: its bit patterns (for a store). */
+export function emitEncodeHalf(fb: FuncBuilder, helpers: HelperFuncs, d: DType): void {
+  const half = halfOf(d);
+  if (half !== undefined) fb.call(half === "f16" ? helpers.f2h : helpers.f2b);
+}
+
+/** After bit patterns of a 16-bit dtype are on the stack (a load): the value as f32. */
+export function emitDecodeHalf(fb: FuncBuilder, helpers: HelperFuncs, d: DType): void {
+  const half = halfOf(d);
+  if (half !== undefined) fb.call(half === "f16" ? helpers.h2f : helpers.b2f);
+}
+
+/** Rounds the f32 on the stack to the 16-bit dtype `d` (nothing for other dtypes). */
+export function emitRoundHalf(fb: FuncBuilder, helpers: HelperFuncs, d: DType): void {
+  emitEncodeHalf(fb, helpers, d);
+  emitDecodeHalf(fb, helpers, d);
 }
 
 export interface BufferPlace {
@@ -53,6 +78,7 @@ export function emitAddress(ctx: Pick<ScalarCtx, "fb" | "env">, index: Parameter
   const fold = index.constant > 0 && index.terms.length > 0 && indexDataRefs(rest).size === 0 && bounds(rest)[0] >= 0;
   emitIndex(ctx.fb, fold ? rest : index, ctx.env);
   if (bytes === 4) ctx.fb.i32(2).op(Op.i32Shl);
+  else if (bytes === 2) ctx.fb.i32(1).op(Op.i32Shl);
   return fold ? index.constant * bytes : 0;
 }
 
@@ -63,6 +89,7 @@ export function emitScalarLoad(ctx: ScalarCtx, e: Extract<KExpr, { op: "load" }>
   const load = (): void => {
     const offset = emitAddress(ctx, e.index, dtypeBytes(place.dtype));
     fb.mem(WASM_MEMORY[place.dtype].load, WASM_MEMORY[place.dtype].align, place.base + offset);
+    emitDecodeHalf(fb, ctx.helpers, place.dtype);
   };
   if (e.valid === false) {
     if (type === F32) fb.f32(0);
@@ -80,7 +107,13 @@ export function emitScalarLoad(ctx: ScalarCtx, e: Extract<KExpr, { op: "load" }>
   fb.end();
 }
 
+/** Pushes the scalar value of `e`; a 16-bit result is rounded to its format, as the interpreter rounds each op. */
 export function emitScalarExpr(ctx: ScalarCtx, e: KExpr): void {
+  emitScalarExprF32(ctx, e);
+  if (needsHalfRounding(e, ctx.exprs)) emitRoundHalf(ctx.fb, ctx.helpers, e.dtype);
+}
+
+function emitScalarExprF32(ctx: ScalarCtx, e: KExpr): void {
   const { fb } = ctx;
   const dt = (id: ExprId): DType => ctx.exprs[id]!.dtype;
   switch (e.op) {
@@ -159,9 +192,13 @@ export function emitScalarExpr(ctx: ScalarCtx, e: KExpr): void {
 export function pushConstant(fb: FuncBuilder, value: number, dtype: DType): void {
   switch (dtype) {
     case "f32":
-    case "f16":
-    case "bf16":
       fb.f32(value);
+      return;
+    case "f16":
+      fb.f32(roundToHalf(value));
+      return;
+    case "bf16":
+      fb.f32(roundToBfloat16(value));
       return;
     case "i32":
       fb.i32(value | 0);

@@ -11,13 +11,13 @@ import { reduceElements, scheduleSection, type ScheduleItem } from "../../compil
 import { vectorPaysWithScatter } from "../../compiler/kernel/lane-axis.ts";
 import { exprOperands, exprOwnVars, isReduceExpr, softmaxGroups, type ExprId, type KExpr, type Section } from "../../compiler/kernel/kernel-ir.ts";
 import { onlineSoftmax } from "./emit-online-softmax.ts";
-import { dtypeBytes, dtypeInfo, isBool } from "../../compiler/ir/dtype.ts";
+import { dtypeBytes, dtypeInfo, halfOf, isBool } from "../../compiler/ir/dtype.ts";
 import { SIMD_BINARY, WASM_MEMORY, isF32Value, laneOps } from "./dtypes.ts";
 import { assertNever, bug } from "../../compiler/util/errors.ts";
 import { I32, Op, Simd, V128, type DefinedFunc, type ValType } from "./encoder.ts";
 import { fromAtom, indexKey, indexVars, linearStride, predKey, substitute, substitutePred, type IndexVar } from "../../compiler/kernel/index-expr.ts";
 import type { IndexEnv } from "./emit-index.ts";
-import { emitAddress, emitScalarExpr, pushConstant, type BufferPlace, type HelperFuncs, type ScalarCtx } from "./emit-scalar.ts";
+import { emitAddress, emitEncodeHalf, emitRoundHalf, emitScalarExpr, pushConstant, type BufferPlace, type HelperFuncs, type ScalarCtx } from "./emit-scalar.ts";
 import { emitVectorExpr, emitVectorStore, extractLane, LANES, splatOp, type VectorCtx } from "./emit-vector.ts";
 import { FuncBuilder, valTypeOf } from "./func-builder.ts";
 
@@ -68,8 +68,11 @@ export function emitSection(
   opts: SectionOptions = {},
   rows?: RowLimits,
 ): SectionFunc {
-  const simd = opts.simd !== false;
   const exprs = s.exprs;
+  // A section with 16-bit values takes the scalar lowering: f32 lanes over 16-bit memory (load
+  // and convert, round per op) are not written yet.
+  const hasHalf = exprs.some((e) => halfOf(e.dtype) !== undefined) || s.stores.some((st) => halfOf(buffer(st.buffer).dtype) !== undefined);
+  const simd = opts.simd !== false && !hasHalf;
   const fusedMuls = simd && opts.fma === true ? fusableProducts(s) : new Set<ExprId>();
   const items = scheduleSection(s);
   const fb = new FuncBuilder(3);
@@ -239,6 +242,7 @@ export function emitSection(
     const place = buffer(item.buffer);
     const offset = emitAddress({ fb, env: env(0) }, item.index, dtypeBytes(place.dtype));
     pushScalar(item.value);
+    emitEncodeHalf(fb, helpers, place.dtype);
     fb.mem(WASM_MEMORY[place.dtype].store, WASM_MEMORY[place.dtype].align, place.base + offset);
   };
 
@@ -360,6 +364,13 @@ export function emitSection(
         else scalarStep(a.e, a.acc, () => pushScalar(a.e.body));
       }
     });
+    // A 16-bit sum accumulates in f32 and rounds once (max picks one of its 16-bit operands).
+    for (const a of accs)
+      if (!a.vector && a.e.op === "reduce_sum" && halfOf(a.e.dtype) !== undefined) {
+        fb.get(a.acc);
+        emitRoundHalf(fb, helpers, a.e.dtype);
+        fb.set(a.acc);
+      }
     if (region) for (const a of accs) if (!a.vector && region.needsSplat.has(a.id)) splatInto(region, a.id);
   };
 

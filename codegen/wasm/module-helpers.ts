@@ -3,6 +3,7 @@
 // never trap, a vector exp2). vexp2: 2^x = p(f) · 2^n with n = nearest(x), |f| ≤ 1/2, p the
 // degree-7 Taylor polynomial of e^(f ln 2) (truncation < 6e-9 relative), 2^n applied as two
 // exact power-of-two factors so subnormal results round once; measured ≤ 2 ulp vs Math.pow.
+// f2h/h2f/f2b/b2f convert between f32 and the 16-bit floats' bit patterns in integer ops.
 
 import { F32, F64, I32, Op, Simd, V128, type DefinedFunc, type FuncType, type ImportedFunc } from "./encoder.ts";
 import { FuncBuilder } from "./func-builder.ts";
@@ -17,9 +18,83 @@ export const HOST_IMPORTS: readonly ImportedFunc[] = [
   { module: "rt", name: "rng", type: { params: [I32, I32, I32], results: [F32] } },
 ];
 
-export const HELPER_FUNCS: HelperFuncs = { exp2: 0, log2: 1, sin: 2, rng: 3, idiv: 4, imod: 5, vexp2: 6, vlog2: 7 };
+export const HELPER_FUNCS: HelperFuncs = { exp2: 0, log2: 1, sin: 2, rng: 3, idiv: 4, imod: 5, vexp2: 6, vlog2: 7, f2h: 8, h2f: 9, f2b: 10, b2f: 11 };
 /** Index of the first section function (after the imports and helpers). */
-export const FIRST_SECTION_FUNC = 8;
+export const FIRST_SECTION_FUNC = 12;
+
+// ---- 16-bit floats (runtime/artifact/half.ts holds the same rules in JS) ----
+
+/** f32 → f16 bits, round to nearest even; beyond 65520 → ±inf; NaN → 0x7e00 with its sign. */
+function f2h(): DefinedFunc {
+  const fb = new FuncBuilder(1);
+  const bits = fb.local(I32);
+  const sign = fb.local(I32);
+  const a = fb.local(I32);
+  const m = fb.local(I32);
+  fb.get(0).op(Op.i32ReinterpretF32).set(bits);
+  fb.get(bits).i32(16).op(Op.i32ShrU).i32(0x8000).op(Op.i32And).set(sign);
+  fb.get(bits).i32(0x7fffffff).op(Op.i32And).set(a);
+  // inf or NaN
+  fb.get(a).i32(0x7f800000).op(Op.i32GeU).open(Op.if);
+  fb.get(sign).i32(0x7e00).i32(0x7c00).get(a).i32(0x7f800000).op(Op.i32GtU).op(Op.select).op(Op.i32Or).op(Op.return);
+  fb.end();
+  // 65520 (0x477ff000) and above round to inf
+  fb.get(a).i32(0x477ff000).op(Op.i32GeU).open(Op.if).get(sign).i32(0x7c00).op(Op.i32Or).op(Op.return).end();
+  // normal: rebias the exponent (127 → 15) and drop 13 mantissa bits, ties to even (a carry moves the exponent up)
+  fb.get(a).i32(0x38800000).op(Op.i32GeU).open(Op.if);
+  fb.get(a).i32(0x38000000).op(Op.i32Sub).set(m);
+  fb.get(sign).get(m).i32(0xfff).op(Op.i32Add).get(m).i32(13).op(Op.i32ShrU).i32(1).op(Op.i32And).op(Op.i32Add).i32(13).op(Op.i32ShrU);
+  fb.op(Op.i32Or).op(Op.return);
+  fb.end();
+  // subnormal or zero: |x| / 2^-24 rounded to the nearest even integer (exact scaling; 1024 is the smallest normal)
+  fb.get(sign).get(0).op(Op.f32Abs).f32(16777216).op(Op.f32Mul).op(Op.f32Nearest).op(Op.i32TruncF32S).op(Op.i32Or);
+  return { type: { params: [F32], results: [I32] }, locals: fb.locals, body: fb.body };
+}
+
+/** f16 bits → f32 (exact). */
+function h2f(): DefinedFunc {
+  const fb = new FuncBuilder(1);
+  const e = fb.local(I32);
+  const m = fb.local(I32);
+  const s = fb.local(I32);
+  const r = fb.local(F32);
+  fb.get(0).i32(10).op(Op.i32ShrU).i32(0x1f).op(Op.i32And).set(e);
+  fb.get(0).i32(0x3ff).op(Op.i32And).set(m);
+  fb.get(0).i32(0x8000).op(Op.i32And).i32(16).op(Op.i32Shl).set(s);
+  // subnormal or zero: m · 2^-24 with the sign
+  fb.get(e).op(Op.i32Eqz).open(Op.if);
+  fb.get(m)
+    .op(Op.f32ConvertI32U)
+    .f32(2 ** -24)
+    .op(Op.f32Mul)
+    .set(r);
+  fb.get(r).op(Op.f32Neg).get(r).get(s).op(Op.select).op(Op.return);
+  fb.end();
+  // inf/NaN keep the all-ones exponent; normals rebias 15 → 127
+  fb.get(s).get(m).i32(13).op(Op.i32Shl).op(Op.i32Or);
+  fb.i32(0x7f800000).get(e).i32(112).op(Op.i32Add).i32(23).op(Op.i32Shl).get(e).i32(0x1f).op(Op.i32Eq).op(Op.select);
+  fb.op(Op.i32Or).op(Op.f32ReinterpretI32);
+  return { type: { params: [I32], results: [F32] }, locals: fb.locals, body: fb.body };
+}
+
+/** f32 → bf16 bits: the top half, round to nearest even; NaN stays a (quiet) NaN. */
+function f2b(): DefinedFunc {
+  const fb = new FuncBuilder(1);
+  const bits = fb.local(I32);
+  fb.get(0).op(Op.i32ReinterpretF32).set(bits);
+  fb.get(bits).i32(0x7fffffff).op(Op.i32And).i32(0x7f800000).op(Op.i32GtU).open(Op.if);
+  fb.get(bits).i32(16).op(Op.i32ShrU).i32(0x40).op(Op.i32Or).op(Op.return);
+  fb.end();
+  fb.get(bits).i32(0x7fff).op(Op.i32Add).get(bits).i32(16).op(Op.i32ShrU).i32(1).op(Op.i32And).op(Op.i32Add).i32(16).op(Op.i32ShrU);
+  return { type: { params: [F32], results: [I32] }, locals: fb.locals, body: fb.body };
+}
+
+/** bf16 bits → f32 (exact: the high half). */
+function b2f(): DefinedFunc {
+  const fb = new FuncBuilder(1);
+  fb.get(0).i32(16).op(Op.i32Shl).op(Op.f32ReinterpretI32);
+  return { type: { params: [I32], results: [F32] }, locals: fb.locals, body: fb.body };
+}
 
 const binaryI32: FuncType = { params: [I32, I32], results: [I32] };
 
@@ -253,7 +328,7 @@ function vlog2(): DefinedFunc {
  * program renders hundreds of modules (assembleModule only reads a function's body).
  */
 let helpers: readonly DefinedFunc[] | undefined;
-export const helperFuncs = (): readonly DefinedFunc[] => (helpers ??= [idiv(), imod(), vexp2(), vlog2()]);
+export const helperFuncs = (): readonly DefinedFunc[] => (helpers ??= [idiv(), imod(), vexp2(), vlog2(), f2h(), h2f(), f2b(), b2f()]);
 
 /** The host functions a kernel module imports as `rt.*`. */
 export interface HostMath {

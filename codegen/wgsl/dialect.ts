@@ -5,7 +5,8 @@
 // NaN and infinities come from bitcasts of runtime values: WGSL has no literal for them.
 
 import type { BinaryOp, UnaryOp } from "../../compiler/ir/types.ts";
-import { dtypeInfo, isBool, isFloat, type DType } from "../../compiler/ir/dtype.ts";
+import { dtypeInfo, halfOf, isBool, isFloat, type DType } from "../../compiler/ir/dtype.ts";
+import { roundToBfloat16, roundToHalf } from "../../runtime/artifact/half.ts";
 import { assertNever, bug } from "../../compiler/util/errors.ts";
 import type { CLikeDialect, ReduceKind } from "../render/base.ts";
 
@@ -32,9 +33,11 @@ export function wgslF32(value: number): string {
 export function wgslConstant(value: number, t: DType): string {
   switch (t) {
     case "f32":
-    case "f16":
-    case "bf16":
       return wgslF32(value);
+    case "f16":
+      return wgslF32(roundToHalf(value));
+    case "bf16":
+      return wgslF32(roundToBfloat16(value));
     case "i32":
       // -2^31 has no i32 literal (the minus applies to 2147483648i, which overflows).
       return value === -2147483648 ? "i32(-2147483648)" : `${value}i`;
@@ -136,12 +139,18 @@ export const wgslDialect: CLikeDialect = {
   select: (cond, ifTrue, ifFalse) => `select(${ifFalse}, ${ifTrue}, ${cond})`,
   rng: (seed, stream, counter) => `kiln_rng(${seed}, ${stream >>> 0}u, ${counter})`,
   reduceInit,
-  declareLet: (name, t, value) => `let ${name}: ${t} = ${value};`,
-  declareVar: (name, t, value) => `var ${name}: ${t} = ${value};`,
+  declareLet: (name, t, value) => `let ${name}: ${wgslTypeName(t)} = ${value};`,
+  declareVar: (name, t, value) => `var ${name}: ${wgslTypeName(t)} = ${value};`,
   forLoop: (v, extent) => `for (var ${v}: i32 = 0; ${v} < ${extent}; ${v}++) {`,
   floorDiv: (x, divisor) => `kiln_idiv(${x}, ${divisor}i)`,
   floorMod: (x, divisor) => `kiln_imod(${x}, ${divisor}i)`,
+  roundHalf: (x, t) => `${halfOf(t) === "bf16" ? "kiln_rb" : "kiln_rh"}(${x})`,
 };
+
+/** A 16-bit element's storage word (its bit pattern in the low half of a u32) → the f32 value. */
+export const wgslLoadHalf = (word: string, t: DType): string => `${halfOf(t) === "bf16" ? "kiln_b2f" : "kiln_h2f"}(${word})`;
+/** An f32 value → the u32 word holding its 16-bit pattern (rounded to nearest even). */
+export const wgslStoreHalf = (value: string, t: DType): string => `${halfOf(t) === "bf16" ? "kiln_f2b" : "kiln_f2h"}(${value})`;
 
 // ---- helper functions, included in a kernel only when its body calls them ----
 
@@ -200,6 +209,48 @@ const HELPERS: readonly { readonly name: string; readonly uses: readonly string[
       "fn kiln_imod(a: i32, b: i32) -> i32 { if (b == 0i || b == -1i) { return 0i; } let r = a % b; if (r != 0i && ((r < 0i) != (b < 0i))) { return r + b; } return r; }",
   },
   { name: "kiln_rng", uses: [], source: rngHelper },
+  // 16-bit floats in integer ops (no shader-f16 needed; pack2x16float's rounding is not specified):
+  // f32 → f16 bits rounds to nearest even, overflow → inf, subnormals through round() (ties to even).
+  {
+    name: "kiln_f2h",
+    uses: [],
+    source: () =>
+      [
+        "fn kiln_f2h(x: f32) -> u32 {",
+        "  let bits = bitcast<u32>(x);",
+        "  let sign = (bits >> 16u) & 0x8000u;",
+        "  let a = bits & 0x7fffffffu;",
+        "  if (a >= 0x7f800000u) { return sign | select(0x7c00u, 0x7e00u, a > 0x7f800000u); }",
+        "  if (a >= 0x477ff000u) { return sign | 0x7c00u; }",
+        "  if (a >= 0x38800000u) { let m = a - 0x38000000u; return sign | ((m + 0xfffu + ((m >> 13u) & 1u)) >> 13u); }",
+        "  return sign | u32(round(abs(x) * 16777216.0f));",
+        "}",
+      ].join("\n"),
+  },
+  {
+    name: "kiln_h2f",
+    uses: [],
+    source: () =>
+      [
+        "fn kiln_h2f(h: u32) -> f32 {",
+        "  let e = (h >> 10u) & 0x1fu;",
+        "  let m = h & 0x3ffu;",
+        "  let s = (h & 0x8000u) << 16u;",
+        "  if (e == 0u) { let r = f32(m) * 5.9604644775390625e-8f; return select(r, -r, s != 0u); }",
+        "  if (e == 31u) { return bitcast<f32>(s | 0x7f800000u | (m << 13u)); }",
+        "  return bitcast<f32>(s | ((e + 112u) << 23u) | (m << 13u));",
+        "}",
+      ].join("\n"),
+  },
+  {
+    name: "kiln_f2b",
+    uses: [],
+    source: () =>
+      "fn kiln_f2b(x: f32) -> u32 { let bits = bitcast<u32>(x); if ((bits & 0x7fffffffu) > 0x7f800000u) { return (bits >> 16u) | 0x40u; } return (bits + 0x7fffu + ((bits >> 16u) & 1u)) >> 16u; }",
+  },
+  { name: "kiln_b2f", uses: [], source: () => "fn kiln_b2f(h: u32) -> f32 { return bitcast<f32>(h << 16u); }" },
+  { name: "kiln_rh", uses: ["kiln_f2h", "kiln_h2f"], source: () => "fn kiln_rh(x: f32) -> f32 { return kiln_h2f(kiln_f2h(x)); }" },
+  { name: "kiln_rb", uses: ["kiln_f2b", "kiln_b2f"], source: () => "fn kiln_rb(x: f32) -> f32 { return kiln_b2f(kiln_f2b(x)); }" },
   // vec4<f32> forms of the NaN-aware helpers (codegen/wgsl/vector.ts).
   {
     name: "kiln_isnanv",

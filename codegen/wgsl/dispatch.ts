@@ -3,7 +3,8 @@
 // bitcasts), the rendered result, and folding a workgroup count over x, y, z. Kept apart from
 // render-wgsl.ts so the forms import it without a cycle.
 
-import { DTYPE_TABLE, isBool, type DType } from "../../compiler/ir/dtype.ts";
+import { DTYPE_TABLE, halfOf, isBool, type DType } from "../../compiler/ir/dtype.ts";
+import { wgslLoadHalf, wgslStoreHalf } from "./dialect.ts";
 import { bug, KilnError } from "../../compiler/util/errors.ts";
 import type { BufferDecl, Section } from "../../compiler/kernel/kernel-ir.ts";
 import { symbolicBound } from "../../compiler/kernel/symbolic-bound.ts";
@@ -127,11 +128,13 @@ export function dispatchBindings(
     load(buffer, index, t) {
       const { ref, elem } = element(buffer, index);
       if (isBool(t)) return `(${ref} != ${STORAGE_ZERO[elem]})`;
+      if (halfOf(t) !== undefined) return wgslLoadHalf(ref, t); // its storage is u32, in a pack too
       return elem === t ? ref : `bitcast<${t}>(${ref})`;
     },
     store(buffer, index, value, t) {
       const { ref, elem } = element(buffer, index);
       if (isBool(t)) return `${ref} = select(0u, 1u, ${value});`;
+      if (halfOf(t) !== undefined) return `${ref} = ${wgslStoreHalf(value, t)};`;
       return `${ref} = ${elem === t ? value : `bitcast<${elem}>(${value})`};`;
     },
   };

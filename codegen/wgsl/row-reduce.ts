@@ -19,7 +19,8 @@ import { foldWorkgroups, symbolicDispatch, type DispatchBindings, type RenderedD
 /** Threads per row where the `form row` fact names none. */
 export const ROW_THREADS_DEFAULT = 64;
 /** The workgroup array a row reduction of each dtype goes through; bool rows are not row kernels. */
-const ROW_SHARED: { readonly [D in DType]: string | undefined } = { f32: "rowF32", f16: "rowF32", bf16: "rowF32", i32: "rowI32", bool: undefined };
+// 16-bit rows take the plain form, which rounds each op and the sum (compiler/kernel/half-rounding.ts).
+const ROW_SHARED: { readonly [D in DType]: string | undefined } = { f32: "rowF32", f16: undefined, bf16: undefined, i32: "rowI32", bool: undefined };
 const extentOf = (vars: readonly IndexVar[]): number => vars.reduce((a, v) => a * v.extent, 1);
 
 /** Whether a row kernel can share a reduction of this dtype through workgroup memory (bool cannot). */

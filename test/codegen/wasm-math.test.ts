@@ -12,6 +12,7 @@ import type { HostTensor } from "../../compiler/ir/host-tensor.ts";
 import { rngValueAt } from "../../compiler/util/threefry.ts";
 import { WasmArtifactRunner } from "../../runtime/wasm/run-artifact.ts";
 import { hostMath } from "../../runtime/wasm/host-math.ts";
+import { bfloat16BitsToNumber, halfBitsToNumber, numberToBfloat16Bits, numberToHalfBits } from "../../runtime/artifact/half.ts";
 
 const runners: WasmArtifactRunner[] = [];
 afterAll(async () => {
@@ -138,4 +139,65 @@ test("the host math source's threefry equals compiler/util/threefry.ts", () => {
     [123456789, 3],
   ] as const)
     for (let i = 0; i < 50; i++) expect(rt.rng(seed, stream, i * 977)).toBe(rngValueAt(seed, stream, i * 977));
+});
+
+describe("wasm 16-bit conversions (module-helpers f2h/h2f/f2b/b2f) against runtime/artifact/half.ts", () => {
+  // A cast f32 → f16/bf16 stores through f2h/f2b; a cast back loads through h2f/b2f.
+  const castGraph = (from: DType, to: DType, n: number): Graph => {
+    const b = new GraphBuilder(`cast_${from}_${to}`);
+    const x = b.input("x", { dtype: from, shape: [n] });
+    return b.build([{ name: "out", value: b.add({ op: "cast", x }, { dtype: to, shape: [n] }) }]);
+  };
+  const bitsOf = (out: ArrayLike<number>): number[] => Array.from(out);
+
+  test("every f16 and bf16 bit pattern widens to its exact f32 value", async () => {
+    for (const [d, decode] of [
+      ["f16", halfBitsToNumber],
+      ["bf16", bfloat16BitsToNumber],
+    ] as const) {
+      const all = Uint16Array.from({ length: 0x10000 }, (_, i) => i);
+      const got = await run(castGraph(d, "f32", all.length), { x: { dtype: d, shape: [all.length], data: all } }, false);
+      const wrong = Array.from(all).filter((bits, i) => !Object.is(got[i], Math.fround(decode(bits))) && !(Number.isNaN(got[i]) && Number.isNaN(decode(bits))));
+      expect(wrong, d).toEqual([]);
+    }
+  });
+
+  test("f32 values round to f16 and bf16 bit patterns as half.ts rounds them: ties, subnormals, overflow, NaN", async () => {
+    const rand = (seed: number) => () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
+    const r = rand(9);
+    const values = [
+      ...Array.from({ length: 3000 }, () => new Float32Array(Uint32Array.of((r() * 2 ** 32) >>> 0).buffer)[0]!), // any f32 bit pattern
+      ...Array.from({ length: 1000 }, () => (r() * 2 - 1) * 2 ** -14), // f16 subnormals
+      65504,
+      65519.99,
+      65520,
+      -65520,
+      2 ** -24,
+      2 ** -25,
+      3 * 2 ** -25,
+      1 + 2 ** -11,
+      1 + 3 * 2 ** -11,
+      1 + 2 ** -8,
+      1 + 3 * 2 ** -8,
+      3.3895313892515355e38,
+      3.4e38,
+      Infinity,
+      -Infinity,
+      NaN,
+      0,
+      -0,
+    ];
+    const x = Float64Array.from(Float32Array.from(values));
+    for (const [d, encode] of [
+      ["f16", numberToHalfBits],
+      ["bf16", numberToBfloat16Bits],
+    ] as const) {
+      const got = bitsOf(await run(castGraph("f32", d, x.length), { x: { dtype: "f32", shape: [x.length], data: x } }, false));
+      const want = Array.from(x, (v) => encode(v));
+      const wrong = want.flatMap((w, i) =>
+        got[i] === w || (Number.isNaN(x[i]!) && (got[i]! & 0x7fff) > (d === "f16" ? 0x7c00 : 0x7f80)) ? [] : [[x[i], got[i], w]],
+      );
+      expect(wrong, d).toEqual([]);
+    }
+  });
 });
