@@ -6,9 +6,11 @@
 // symbolic rows stops there, the padding rows are read by nothing that reaches a result, so
 // the fill the masks write is never seen: each `where(row < n, x, fill)` becomes `x`, and the
 // sections that only computed masks lose their load of the size and shrink to the run's rows
-// like any row-wise section. A program with one reduction that cannot stop (rows not stepped
-// one by one, a value with two symbolic axes), or that copies rows into a buffer without a
-// symbolic axis, keeps every mask: correct, at the maximum's cost.
+// like any row-wise section. A program with one reduction over the batch that cannot stop (a
+// step spanning several batch entries, a row it cannot tell), a value with two symbolic axes
+// (the driver's fact from mask-symbolic), or rows copied into a buffer without a symbolic
+// axis keeps every mask: correct, at the maximum's cost. Only a comparison of a row the
+// section reads or writes with the size is taken for a mask.
 
 import { leaksRows, rowBounds, sizeBuffer, symbolicRow } from "./symbolic-bound.ts";
 import { indexKey, type IndexExpr } from "./index-expr.ts";
@@ -79,13 +81,12 @@ function unmaskSection(s: Section, size: BufferDecl, buffers: readonly BufferDec
   if (!s.exprs.some((e) => isMask(s.exprs, e))) return s;
   // A mask becomes a copy of its value (hash-consing gives the copy the value's id); what only
   // the masks used (the index, the comparison, the size's load) is left dead and dropped.
-  const exprs = s.exprs.map((e) => e);
+  const exprs = [...s.exprs];
   exprs.forEach((e, id) => {
     if (isMask(exprs, e)) exprs[id] = exprs[(e as Extract<KExpr, { op: "where" }>).x]!;
   });
   const live = new Array<boolean>(exprs.length).fill(false);
   for (const st of s.stores) live[st.value] = true;
-  for (const d of s.dots ?? []) if (live[d.reduce]) live[d.lhs] = live[d.rhs] = true;
   for (let id = exprs.length - 1; id >= 0; id--) {
     if (!live[id]) continue;
     const e = exprs[id]!;
