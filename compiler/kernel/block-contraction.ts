@@ -62,9 +62,12 @@ export function blockContractions(p: KernelProgram): KernelProgram {
         packs.push(...gemm.packs);
         return blockSection(gemm.section, gemm.panels);
       }
-      const packed = packRightOperand(s, buffers);
+      const left = packLeftOperand(s, buffers);
+      if (left) packs.push(left.kernel);
+      const section = left?.section ?? s;
+      const packed = packRightOperand(section, buffers);
       if (packed) packs.push(packed.kernel);
-      return packed ? blockSection(packed.section, true) : blockSection(s);
+      return packed ? blockSection(packed.section, true) : blockSection(section);
     });
     kernels.push(...packs);
     const reads = new Set(k.reads);
@@ -132,6 +135,67 @@ function packRightOperand(s: Section, buffers: BufferDecl[]): { kernel: Kernel; 
   const j = fromAtom(colVar);
   const packedIndex = flatIndex([divIndex(j, PANEL), fromAtom(kVar), modIndex(j, PANEL)], [panels, kVar.extent, PANEL]);
   const exprs = s.exprs.map((e, id) => (id === bId ? { ...bLoad, buffer: packId, index: packedIndex } : e));
+  return { kernel, section: { ...s, exprs } };
+}
+
+/** Rows per panel of a packed left operand: the column form's register block. */
+const ROW_PANEL = 4;
+/** Pack a left operand only when one step of k jumps at least this many elements… */
+const LEFT_PACK_MIN_STRIDE = 64;
+/** …it is at least this big, and each of its panels is re-read by this many column blocks. */
+const LEFT_PACK_MIN_BYTES = 1 << 16;
+const LEFT_PACK_MIN_COLUMNS = 256;
+
+/**
+ * A left operand A[i, k] whose rows lie next to each other but whose k runs at a long stride
+ * (a transposed operand: an MLP weight gradient's gᵀ, read as g[k, i]) is repacked into
+ * 4-row panels P[i / 4][k][i % 4] by a kernel launched first: the column form's four row
+ * loads per step of k then come from one contiguous panel instead of a new cache line (and,
+ * every step or two, a new page) per k.
+ */
+function packLeftOperand(s: Section, buffers: BufferDecl[]): { kernel: Kernel; section: Section } | undefined {
+  const rank = s.domain.length;
+  if (rank < 2 || s.tile || s.form) return undefined;
+  const rowVar = s.domain[rank - 2]!;
+  const colVar = s.domain[rank - 1]!;
+  if (rowVar.extent % ROW_PANEL !== 0 || colVar.extent < LEFT_PACK_MIN_COLUMNS || colVar.extent % LANES !== 0) return undefined;
+  const free = freeVars(s.exprs);
+  const dot = (s.dots ?? []).find((d) => free[d.reduce]!.has(rowVar.name) && free[d.reduce]!.has(colVar.name));
+  const contraction = dot ? s.exprs[dot.reduce] : undefined;
+  if (!contraction || contraction.op !== "reduce_sum" || contraction.vars.length !== 1) return undefined;
+  const kVar = contraction.vars[0]!;
+  // only the column form (the other operand runs along the columns)
+  const loads = s.exprs.filter((e): e is Extract<KExpr, { op: "load" }> => e.op === "load" && indexVars(e.index).has(kVar.name));
+  if (!loads.every((l) => !indexVars(l.index).has(colVar.name) || linearStride(l.index, colVar.name) === 1)) return undefined;
+  const aId = s.exprs.findIndex((e) => {
+    if (e.op !== "load" || e.valid === false || e.valid.length > 0 || e.dtype !== "f32") return false;
+    const vars = indexVars(e.index);
+    if (vars.size !== 2 || !vars.has(kVar.name) || !vars.has(rowVar.name) || indexDataRefs(e.index).size > 0) return false;
+    return linearStride(e.index, rowVar.name) === 1 && (linearStride(e.index, kVar.name) ?? 0) >= LEFT_PACK_MIN_STRIDE;
+  });
+  if (aId < 0 || rowVar.extent * kVar.extent * 4 < LEFT_PACK_MIN_BYTES) return undefined;
+  const aLoad = s.exprs[aId] as Extract<KExpr, { op: "load" }>;
+  const panels = rowVar.extent / ROW_PANEL;
+  const packId = buffers.length;
+  buffers.push({ id: packId, name: `pack${packId}`, dtype: "f32", shape: [panels, kVar.extent, ROW_PANEL], kind: "temp" });
+  // The packing section: P[p, k, r] = A[4p + r, k].
+  const p = indexVar("pp", panels);
+  const k = indexVar("pk", kVar.extent);
+  const r = indexVar("pr", ROW_PANEL);
+  const sb = new SectionBuilder([p, k, r]);
+  const source = substitute(
+    aLoad.index,
+    new Map([
+      [kVar.name, fromAtom(k)],
+      [rowVar.name, addIndex(mulIndex(fromAtom(p), ROW_PANEL), fromAtom(r))],
+    ]),
+  );
+  const value = sb.add({ op: "load", buffer: aLoad.buffer, index: source, valid: [], dtype: "f32" });
+  sb.store(packId, flatIndex([fromAtom(p), fromAtom(k), fromAtom(r)], [panels, kVar.extent, ROW_PANEL]), value);
+  const kernel: Kernel = { name: `pack_a${aLoad.buffer}`, sections: [{ ...sb.build(), ...sectionSource(s) }], reads: [aLoad.buffer], writes: [packId] };
+  const i = fromAtom(rowVar);
+  const packedIndex = flatIndex([divIndex(i, ROW_PANEL), fromAtom(kVar), modIndex(i, ROW_PANEL)], [panels, kVar.extent, ROW_PANEL]);
+  const exprs = s.exprs.map((e, id) => (id === aId ? { ...aLoad, buffer: packId, index: packedIndex } : e));
   return { kernel, section: { ...s, exprs } };
 }
 

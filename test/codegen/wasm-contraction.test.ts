@@ -97,6 +97,13 @@ const FORMS: readonly Form[] = [
     k: 8 * 12 * 12,
   },
   {
+    name: "transposed left operand gᵀ·x, 256 rows at stride 256 per k (packed into 4-row panels)",
+    fn: (g, x) => g.t().matmul(x),
+    specs: [k.f32([96, 256]), k.f32([96, 256])],
+    k: 96,
+    packs: true,
+  },
+  {
     name: "weight gradient of a linear over a batch of sequences, Σ over batch and time of xᵀ·g (k = 4·32: two summed variables)",
     fn: (x, w, g) => k.grad((ww: k.Tensor) => x.matmul(ww.t()).mul(g).sum())(w) as k.Tensor,
     specs: [k.f32([4, 32, 40]), k.f32([24, 40]), k.f32([4, 32, 24])],
