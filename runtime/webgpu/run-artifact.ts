@@ -58,15 +58,35 @@ function destroyBuffer(buffer: GPUBuffer): void {
 
 const pipelineCache = new WeakMap<GPUDevice, Map<string, Promise<GPUComputePipeline>>>();
 
+/**
+ * The pipeline cache's key for a shader: its source without `//` comments (kernel names,
+ * buffer names, source lines) and blank lines, its buffer variables (`gN`, N the GPU buffer)
+ * renumbered in order of first use (their declarations, in binding order), so identical
+ * kernels over other buffers, at other places of a program or in another program, share one
+ * pipeline and the driver compiles them once. Bind groups bind by binding index, not by name.
+ */
+export function pipelineKey(source: string): string {
+  const renamed = new Map<string, string>();
+  return source
+    .replace(/\/\/[^\n]*/g, "")
+    .replace(/[ \t]+\n/g, "\n")
+    .replace(/\n{2,}/g, "\n")
+    .replace(/\bg\d+\b/g, (name) => {
+      if (!renamed.has(name)) renamed.set(name, `g${renamed.size}`);
+      return renamed.get(name)!;
+    });
+}
+
 function pipelineFor(device: GPUDevice, name: string, source: string): Promise<GPUComputePipeline> {
   let cache = pipelineCache.get(device);
   if (!cache) pipelineCache.set(device, (cache = new Map()));
-  let p = cache.get(source);
+  const key = pipelineKey(source);
+  let p = cache.get(key);
   if (!p) {
     p = compilePipeline(device, name, source);
     // A kernel that failed to compile is not kept: the next runner asks again and fails the same way.
-    p.catch(() => cache.delete(source));
-    cache.set(source, p);
+    p.catch(() => cache.delete(key));
+    cache.set(key, p);
   }
   return p;
 }
@@ -346,7 +366,7 @@ export class WebGpuArtifactRunner implements ResidentOwner {
       opts.progress({ done, total, elapsedMs });
     };
     const cache = pipelineCache.get(device);
-    const fresh = new Set(artifact.kernels.filter((k) => !cache?.has(k.source)).map((k) => k.source));
+    const fresh = new Set(artifact.kernels.map((k) => pipelineKey(k.source)).filter((key) => !cache?.has(key)));
     const warmed = new Set<string>();
     const launches = await Promise.all(
       artifact.kernels.map(async (k, index) => {
@@ -365,8 +385,9 @@ export class WebGpuArtifactRunner implements ResidentOwner {
     const warmUp = opts.warmUp ?? true;
     const pending: Promise<void>[] = [];
     for (const l of launches) {
-      if (warmUp && fresh.has(l.source) && !warmed.has(l.source) && l.workgroups[0] > 0) {
-        warmed.add(l.source);
+      const key = pipelineKey(l.source);
+      if (warmUp && fresh.has(key) && !warmed.has(key) && l.workgroups[0] > 0) {
+        warmed.add(key);
         const encoder = device.createCommandEncoder();
         const pass = encoder.beginComputePass();
         pass.setPipeline(l.pipeline);

@@ -29,7 +29,7 @@ import { formatTuneCache, loadTuneCache, parseTuneCache, tuneCacheFile, type Tun
 import { webGpuTuneCounts } from "../../targets/webgpu-tune-search.ts";
 import { loadArtifact } from "../../runtime/artifact/load.ts";
 import { buildArtifactFolder } from "../../targets/artifact-folder.ts";
-import { WebGpuArtifactRunner } from "../../runtime/webgpu/run-artifact.ts";
+import { WebGpuArtifactRunner, webGpuPipelineCounts } from "../../runtime/webgpu/run-artifact.ts";
 import { interpret } from "../../compiler/ir/interpret.ts";
 import { expectArtifactMatchesInterpreter, webGpuTestEnv } from "../util/webgpu-env.ts";
 import { FULL } from "../util/full.ts";
@@ -251,6 +251,17 @@ describe.skipIf(!env.available)("tuning on the device", () => {
     expect(webGpuTuneCounts().searches - before).toBe(1);
     expect(off.tuning.mode).toBe(false);
     expect(off.artifact.tuning!.choices[result!.key]).toEqual({ form: "form row", tuned: false });
+  });
+
+  test("identical kernels over other buffers share one pipeline (names and comments aside)", async () => {
+    // two kernels that differ only in their names, source lines and GPU buffers; a shape no other test uses
+    const g = trace((a, b) => [a.exp().mul(1.75), b.exp().mul(1.75)], [f([3, 37]), f([3, 37])]);
+    const artifact = compileWebGpu(g, { horizontal: false }).artifact;
+    expect(artifact.kernels).toHaveLength(2);
+    expect(artifact.kernels[0]!.source).not.toBe(artifact.kernels[1]!.source);
+    const before = webGpuPipelineCounts().async;
+    await expectArtifactMatchesInterpreter(env.context!, g, artifact, inputsOf(g));
+    expect(webGpuPipelineCounts().async - before).toBe(1);
   });
 
   test("a saved artifact carries the choices; its loader runs them without searching", async () => {
