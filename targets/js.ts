@@ -34,6 +34,7 @@ export const jsOptionKeys = [
   "horizontal",
   "noFusion",
   "maxBuffersPerKernel",
+  "fuseAttention",
 ] as const satisfies OptionKeys<JsCompileOptions>;
 
 export const jsBackend: Backend<"js", JsOptions> = {

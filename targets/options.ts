@@ -21,5 +21,6 @@ export function fuseOptionsOf(opts: FuseOptions): FuseOptions {
     ...(opts.horizontal !== undefined ? { horizontal: opts.horizontal } : {}),
     ...(opts.noFusion !== undefined ? { noFusion: opts.noFusion } : {}),
     ...(opts.maxBuffersPerKernel !== undefined ? { maxBuffersPerKernel: opts.maxBuffersPerKernel } : {}),
+    ...(opts.fuseAttention !== undefined ? { fuseAttention: opts.fuseAttention } : {}),
   };
 }

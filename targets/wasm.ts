@@ -39,7 +39,7 @@ export type WasmCompileOptions = WasmOptions & DriverOptions;
 export type WasmCompiled = Compiled<WasmArtifact>;
 
 /** The k.compile options the wasm target reads. */
-export const wasmOptionKeys = ["verify", "threads"] as const satisfies OptionKeys<WasmCompileOptions & WasmRunOptions>;
+export const wasmOptionKeys = ["verify", "threads", "fuseAttention"] as const satisfies OptionKeys<WasmCompileOptions & WasmRunOptions>;
 
 export const wasmBackend: Backend<"wasm", WasmOptions> = {
   name: "wasm",

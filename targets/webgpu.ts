@@ -97,7 +97,7 @@ export const webGpuBackend: Backend<"webgpu", WebGpuOptions, DeviceLayout> = {
     const { description, device, vendor, software } = gpu.adapter;
     return { name: description || device || vendor || "unnamed WebGPU adapter", software };
   },
-  options: ["verify", "limits", "tiledMatmul", "progress", "progressAfterMs", "tune"] as const satisfies OptionKeys<WebGpuTargetOptions>,
+  options: ["verify", "limits", "tiledMatmul", "progress", "progressAfterMs", "tune", "fuseAttention"] as const satisfies OptionKeys<WebGpuTargetOptions>,
   limits: { ...webGpuDefaultLimits },
   kernelExtension: "wgsl",
   // Every element is 4 bytes on the device: bool lives in storage as u32 (WGSL has no bool storage).

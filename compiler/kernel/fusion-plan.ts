@@ -47,7 +47,17 @@ export interface FuseOptions {
    * target limit, e.g. WebGPU's 8 storage buffers per stage). A single group may exceed it.
    */
   readonly maxBuffersPerKernel?: number;
+  /**
+   * Fuse attention (`dot(softmax(S), V)`, compiler/passes/attention-pattern.ts) into one
+   * online-softmax kernel: true always, false never; by default only where the scores the
+   * unfused kernels would write exceed ATTENTION_FUSE_MIN_BYTES (long sequences: below it the
+   * unfused tiled matmuls are faster on every target measured; docs/kernels.md).
+   */
+  readonly fuseAttention?: boolean;
 }
+
+/** By default attention fuses when its scores ([..., L, S] f32) would take at least this many bytes. */
+export const ATTENTION_FUSE_MIN_BYTES = 64 << 20;
 
 /**
  * Where a group comes from: the distinct source locations and module scopes of the nodes it

@@ -10,7 +10,20 @@ import { groupSource, type FusionGroup, type FusionPlan } from "./fusion-plan.ts
 import { assertNever, bug } from "../util/errors.ts";
 import { halfOf, type DType } from "../ir/dtype.ts";
 import { lowerSum } from "./block-sum.ts";
-import { andPred, constIndex, flatIndex, fromAtom, indexKey, indexVar, predKey, type IndexExpr, type IndexPred, type IndexVar } from "./index-expr.ts";
+import {
+  addIndex,
+  andPred,
+  constIndex,
+  mulIndex,
+  flatIndex,
+  fromAtom,
+  indexKey,
+  indexVar,
+  predKey,
+  type IndexExpr,
+  type IndexPred,
+  type IndexVar,
+} from "./index-expr.ts";
 import { SectionBuilder, sectionBuffers, type BufferDecl, type ExprId, type Kernel, type KernelProgram, type Section } from "./kernel-ir.ts";
 import { operandIndex } from "./movement-index.ts";
 import { tileSection } from "./tile.ts";
@@ -88,10 +101,19 @@ export function lowerProgram(g: Graph, plan: FusionPlan, opts: LowerOptions = {}
   };
 }
 
+/** Query rows per point of an attention: up to 4 (dividing the row count), at most 256 accumulators. */
+function attentionRows(shape: readonly number[]): number {
+  const queries = shape[shape.length - 2]!;
+  const columns = shape[shape.length - 1]!;
+  return [4, 2, 1].find((r) => queries % r === 0 && r * columns <= 256) ?? 1;
+}
+
 function lowerGroup(g: Graph, grp: FusionGroup, bufferOf: ReadonlyMap<ValueId, number>, opts: LowerOptions): Section {
-  // An attention group iterates rows: each point computes the row's every column (one pass over the keys for all).
+  // An attention group iterates blocks of `rows` query rows: each point computes every column
+  // of its rows in one pass over the keys, each key's k and v loaded once for the block.
   const attention = grp.attention;
-  const domain = (attention ? grp.shape.slice(0, -1) : grp.shape).map((d, i) => indexVar(`o${i}`, d));
+  const rows = attention ? attentionRows(grp.shape) : 1;
+  const domain = (attention ? grp.shape.slice(0, -1) : grp.shape).map((d, i) => indexVar(`o${i}`, i === grp.shape.length - 2 ? d / rows : d));
   const sb = new SectionBuilder(domain);
   const own = new Set(grp.roots);
   const memo = new Map<string, ExprId>();
@@ -213,7 +235,11 @@ function lowerGroup(g: Graph, grp: FusionGroup, bufferOf: ReadonlyMap<ValueId, n
   }
 
   const rowIndex = domain.map((v) => fromAtom(v));
-  const outIndices = attention ? Array.from({ length: grp.shape[grp.shape.length - 1]! }, (_, c) => [...rowIndex, constIndex(c)]) : [rowIndex];
+  const columns = grp.shape[grp.shape.length - 1]!;
+  const blockRow = (u: number): IndexExpr[] => [...rowIndex.slice(0, -1), addIndex(mulIndex(rowIndex.at(-1)!, rows), constIndex(u))];
+  const outIndices = attention
+    ? Array.from({ length: rows }, (_, u) => Array.from({ length: columns }, (_, c) => [...blockRow(u), constIndex(c)])).flat()
+    : [rowIndex];
   for (const outIndex of outIndices)
     for (const root of grp.roots) {
       const v = value(root, outIndex, []);

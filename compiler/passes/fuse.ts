@@ -21,7 +21,7 @@ import { fromAtom, indexKey, indexVar, indexVars, type IndexExpr, type IndexVar 
 import { assertNever, bug } from "../util/errors.ts";
 import { numel, shapesEqual, type Shape } from "../util/shape.ts";
 import type { Pass } from "./pass.ts";
-import { groupSource, type FuseOptions, type FusionGroup, type FusionPlan } from "../kernel/fusion-plan.ts";
+import { ATTENTION_FUSE_MIN_BYTES, groupSource, type FuseOptions, type FusionGroup, type FusionPlan } from "../kernel/fusion-plan.ts";
 import { formatLocation, formatScope, valueNames } from "../ir/printer.ts";
 import { matchAttention, type AttentionMatch } from "./attention-pattern.ts";
 
@@ -247,7 +247,8 @@ export function planFusion(g: Graph, opts: FuseOptions = {}): FusionPlan {
     }
     const isOutput = outputValues.has(n.id);
     if (!acc && !isOutput) continue; // dead
-    const attention = opts.noFusion ? undefined : matchAttention(g, n);
+    let attention = opts.noFusion || opts.fuseAttention === false ? undefined : matchAttention(g, n);
+    if (attention && opts.fuseAttention === undefined && numel(nodeOf(g, attention.score).type.shape) * 4 < ATTENTION_FUSE_MIN_BYTES) attention = undefined;
     if (attention) {
       attend(n, acc, attention);
       continue;

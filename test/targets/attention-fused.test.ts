@@ -77,7 +77,7 @@ const cases: Case[] = [
 const run = async (target: string, c: Case, seed = 10) => {
   const data = c.data ?? c.specs.map((s, i) => random(numel(s), seed + i));
   const expected = runRef(c.fn, c.specs, data).values;
-  const exe = await k.compile(c.fn, c.specs, { target });
+  const exe = await k.compile(c.fn, c.specs, { target, fuseAttention: true });
   const out = (await exe.run(data)) as { data: ArrayLike<number> };
   return { exe, got: Array.from(out.data), expected };
 };
@@ -86,7 +86,7 @@ describe("the attention pattern fuses", () => {
   test("into one `attention` group and one kernel with form attention; the kernel IR round-trips", () => {
     const c = cases[0]!;
     const g = k.traceFunction("attn", c.fn, c.specs).graph;
-    const compiled = compileJs(g, { verify: true });
+    const compiled = compileJs(g, { verify: true, fuseAttention: true });
     expect(compiled.artifact.stats.kernels).toBe(1);
     expect(formatFusionPlan(compiled.graph, compiled.plan)).toMatch(/k0 g0 \[attention\] \[2,3,9,8\]/);
     const text = printKernelProgram(compiled.program);
@@ -99,7 +99,18 @@ describe("the attention pattern fuses", () => {
 
   test("a softmax without a following matmul, and a dropout between them, stay unfused", () => {
     const g = k.traceFunction("sm", (x: k.Tensor, v: k.Tensor) => x.softmax(-1).exp().matmul(v), [k.f32([4, 5]), k.f32([5, 3])]).graph;
-    expect(formatFusionPlan(g, compileJs(g).plan)).not.toMatch(/\[attention\]/);
+    expect(formatFusionPlan(g, compileJs(g, { fuseAttention: true }).plan)).not.toMatch(/\[attention\]/);
+  });
+
+  test("by default only attention whose scores would take 64 MiB or more fuses (below, the tiled matmuls are faster)", () => {
+    const sdpa = (q: k.Tensor, kk: k.Tensor, v: k.Tensor) => F.scaledDotProductAttention(q, kk, v, { isCausal: true });
+    const planOf = (b: number, l: number): string => {
+      const spec = k.f32([b, 4, l, 16]);
+      const c = compileJs(k.traceFunction("a", sdpa, [spec, spec, spec]).graph);
+      return formatFusionPlan(c.graph, c.plan);
+    };
+    expect(planOf(2, 64)).not.toMatch(/\[attention\]/); // 128 kB of scores
+    expect(planOf(4, 1024)).toMatch(/\[attention\]/); // 64 MiB of scores
   });
 });
 
@@ -133,7 +144,7 @@ describe("cuda: one kernel per case; emulated on the CPU against the interpreter
       const n = nodeOf(graph, graph.inputs[j]!);
       if (n.op === "input") inputs[n.name] = { dtype: s.dtype, shape: s.shape, data: hostArrayFrom(s.dtype, data[j]!) };
     });
-    return { graph, inputs, artifact: compileCuda(graph, { symbolPrefix: `a${i}_`, verify: true }).artifact };
+    return { graph, inputs, artifact: compileCuda(graph, { symbolPrefix: `a${i}_`, verify: true, fuseAttention: true }).artifact };
   });
 
   test("each case is one kernel", () => {
@@ -167,7 +178,7 @@ describe("cuda: one kernel per case; emulated on the CPU against the interpreter
 describe("examples/gpt.ts", () => {
   test("its eval loss compiles each layer's attention into one fused kernel", async () => {
     const { net, evalLoss, LAYERS } = await import("../../examples/gpt.ts");
-    const model = await k.compileModel(net, { evalLoss }, undefined, { target: "js" });
+    const model = await k.compileModel(net, { evalLoss }, undefined, { target: "js", fuseAttention: true });
     expect(model.programs.evalLoss.artifact!.kernels.filter((kk) => kk.name.includes("attention")).length).toBe(LAYERS);
     await model.close();
   });
@@ -179,7 +190,7 @@ describe("examples/gpt.ts", () => {
       const batch = training.batch(0);
       const losses: number[] = [];
       for (const target of ["reference", "wasm"] as const) {
-        const model = await k.compileModel(net, { evalLoss }, undefined, { target });
+        const model = await k.compileModel(net, { evalLoss }, undefined, target === "wasm" ? { target, fuseAttention: true } : { target });
         losses.push(((await model.programs.evalLoss.run(batch)) as k.HostOutput).data[0]!);
         await model.close();
       }
