@@ -3,7 +3,7 @@
 // record) and get outputs back in the structure the function returned.
 
 import { nodeOf } from "../compiler/ir/graph.ts";
-import { leadingRows, padRows, symbolicInfo, typeAtSize, type SymbolicInfo } from "../compiler/ir/symbolic.ts";
+import { leadingRows, symbolicInfo, typeAtSize, type SymbolicInfo } from "../compiler/ir/symbolic.ts";
 import { formatShape, numel } from "../compiler/util/shape.ts";
 import type { Graph, TensorType, ValueId } from "../compiler/ir/types.ts";
 import { KilnError, type SourceLoc } from "../compiler/util/errors.ts";
@@ -672,7 +672,8 @@ function inputBinder(
       const n = symbolicSizeOf(u.name, value, u.type, u.symbolic.scale, sym.name, sym.max);
       if (size && size.n !== n) throw usage(`inputs disagree on symbolic dimension '${sym.name}': '${size.from}' has ${size.n}, '${u.name}' has ${n}`);
       size ??= { n, from: u.name };
-      bound[u.name] = padRows(toHostTensor(u.name, value, typeAtSize(u.type, sym.axes.get(graph.inputs[i]!), n)), u.type.shape[0]!);
+      // The run's rows only: the runtimes copy them straight into the buffer's leading rows (no max-size host array per run).
+      bound[u.name] = toHostTensor(u.name, value, typeAtSize(u.type, sym.axes.get(graph.inputs[i]!), n));
     });
     if (sym) bound[sym.name] = { dtype: "i32", shape: [], data: Int32Array.of(size?.n ?? sym.max) };
     for (const e of extra)

@@ -120,3 +120,23 @@ export function inputsNamed(artifact: Pick<Artifact, "name" | "inputs">, names: 
     return io;
   });
 }
+
+/**
+ * How many elements of input `io`'s buffer `t` fills: all of them, or, under a symbolic batch,
+ * the leading rows of a run (`t.shape` is `[n, ...]` with n below the buffer's rows and the rest
+ * equal): those are copied straight into the buffer's first rows, and the padding rows keep
+ * whatever they held (the row masks and bounds keep them out of every result). Else an error.
+ */
+export function inputFill(io: ArtifactIO, t: RuntimeTensor): number {
+  const full = numel(io.shape);
+  if (t.data.length === full) return full;
+  const rows = t.shape[0];
+  const leading =
+    rows !== undefined &&
+    io.shape.length === t.shape.length &&
+    rows < io.shape[0]! &&
+    t.shape.every((d, i) => i === 0 || d === io.shape[i]) &&
+    t.data.length === numel(t.shape);
+  if (!leading) throw new Error(`input '${io.name}' has ${t.data.length} elements, expected ${full}`);
+  return t.data.length;
+}

@@ -172,7 +172,7 @@ export function createModel(loaded: LoadedArtifact, runner: ArtifactRunner): Mod
       const unknown = Object.keys(inputs).filter((n) => !known.has(n));
       if (unknown.length > 0) throw new Error(`run: unknown input(s) ${unknown.join(", ")} (inputs: ${[...known].join(", ")})`);
       const bound: Record<string, NamedTensor> = Object.fromEntries(state);
-      // A symbolic leading axis: any rows up to the max, the same count on every input that has it (padded to the max here).
+      // A symbolic leading axis: any rows up to the max, the same count on every input that has it (the runner fills its buffer's leading rows).
       let size: { n: number; from: string } | undefined;
       for (const io of userInputs) {
         if (!io.symbolic || !sizeInput) {
@@ -184,10 +184,8 @@ export function createModel(loaded: LoadedArtifact, runner: ArtifactRunner): Mod
         if (size && size.n !== n)
           throw new Error(`run: inputs disagree on symbolic dimension '${symbol}': '${size.from}' has ${size.n}, '${io.name}' has ${n}`);
         size ??= { n, from: io.name };
-        const given = checkedInput(io.name, inputs[io.name], io.dtype, [n * scale, ...io.shape.slice(1)]);
-        const full = new (given.data.constructor as new (length: number) => typeof given.data)(numel(io.shape));
-        full.set(given.data as never);
-        bound[io.name] = { dtype: io.dtype, shape: io.shape, data: full };
+        // The run's rows only: the runner copies them into its buffer's leading rows (inputFill).
+        bound[io.name] = checkedInput(io.name, inputs[io.name], io.dtype, [n * scale, ...io.shape.slice(1)]);
       }
       if (sizeInput) bound[sizeInput.name] = { dtype: "i32", shape: [], data: Int32Array.of(size?.n ?? sizeInput.max!) };
       // Like k.compile: the seed counts runs unless given, so dropout masks differ per step yet replay per process.

@@ -25,7 +25,7 @@ import {
   type CudaLaunch,
 } from "../artifact/format.ts";
 import { neededWorkgroups } from "../artifact/symbolic-dispatch.ts";
-import { IoCounter, type IoCounters } from "../artifact/host-io.ts";
+import { IoCounter, inputFill, type IoCounters } from "../artifact/host-io.ts";
 
 /** The addon's exports (runtime/cuda/addon/kiln-cuda.cc). */
 export interface CudaAddon {
@@ -225,7 +225,7 @@ export class CudaArtifactRunner {
     for (const io of a.inputs) {
       const t = inputs[io.name];
       if (!t) throw new Error(`missing input '${io.name}'`);
-      if (t.data.length !== numel(io.shape)) throw new Error(`input '${io.name}' has ${t.data.length} elements, expected ${numel(io.shape)}`);
+      inputFill(io, t); // all of it, or a symbolic batch's run rows (uploaded into the leading rows)
       if (this.resident.get(io.name) === t.data) continue;
       if (this.stateInputs?.has(io.name)) this.resident.set(io.name, t.data);
       else this.resident.delete(io.name);

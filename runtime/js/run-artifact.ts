@@ -20,7 +20,7 @@ import {
 import { recordKernel } from "../artifact/profile.ts";
 import { jsKernelRuntime } from "./helpers.ts";
 
-import { IoCounter, inputsNamed, outputArray, type IoCounters, type RunIo, type RuntimeData, type RuntimeTensor } from "../artifact/host-io.ts";
+import { IoCounter, inputFill, inputsNamed, outputArray, type IoCounters, type RunIo, type RuntimeData, type RuntimeTensor } from "../artifact/host-io.ts";
 export type { RuntimeData, RuntimeTensor };
 
 type KernelFn = (bufs: readonly RuntimeData[], rt: typeof jsKernelRuntime) => void;
@@ -108,8 +108,8 @@ export class JsArtifactRunner {
     for (const io of this.artifact.inputs) {
       const t = inputs[io.name];
       if (!t) throw new Error(`missing input '${io.name}'`);
-      const target = this.views[io.buffer]!;
-      if (t.data.length !== target.length) throw new Error(`input '${io.name}' has ${t.data.length} elements, expected ${target.length}`);
+      // A symbolic batch's run rows go straight into the buffer's leading rows (inputFill).
+      const target = this.views[io.buffer]!.subarray(0, inputFill(io, t));
       if (shared?.names.has(io.name)) {
         if (shared.resident.get(io.name) === t.data) continue;
         shared.resident.set(io.name, t.data);

@@ -16,6 +16,7 @@ import { recordKernel, type RunProfiler } from "../artifact/profile.ts";
 import {
   IoCounter,
   checkResident,
+  inputFill,
   inputsNamed,
   outputArray,
   type IoCounters,
@@ -616,15 +617,17 @@ export class WebGpuArtifactRunner implements ResidentOwner {
       }
       const t = inputs[io.name];
       if (!t) throw new Error(`missing input '${io.name}'`);
-      if (t.data.length !== numel(io.shape)) throw new Error(`input '${io.name}' has ${t.data.length} elements, expected ${numel(io.shape)}`);
+      const count = inputFill(io, t);
       if (this.sizeInputs.has(io.buffer)) this.symbolicSize.set(io.buffer, Number(t.data[0]));
       if (this.resident.get(io.name) === t.data) continue;
       // A shared state entry holds what was written until a run updates it: the array stands for it.
       if (this.sharedNames?.has(io.name)) this.resident.set(io.name, t.data);
       else this.resident.delete(io.name);
       const p = this.placeOf(io.buffer);
-      if (p.bytes > 0) device.queue.writeBuffer(p.gpu, p.offset, toDevice(io.dtype, t.data) as Float32Array<ArrayBuffer>);
-      this.counter.bytesIn += p.bytes;
+      // A symbolic batch's run rows fill the buffer's leading rows only (inputFill; one word per element).
+      const bytes = count === numel(io.shape) ? p.bytes : count * 4;
+      if (bytes > 0) device.queue.writeBuffer(p.gpu, p.offset, toDevice(io.dtype, t.data) as Float32Array<ArrayBuffer>);
+      this.counter.bytesIn += bytes;
     }
   }
 

@@ -216,6 +216,18 @@ describe("a saved artifact", () => {
 });
 
 describe("cost", () => {
+  test.each(["js", "wasm"])("on %s, exe.run copies a run's rows of each input once, straight into the runtime's memory", async (target) => {
+    // Per row: 6 f32 of x, one i32 of y; plus the 4-byte size. No max-size array is padded on the host.
+    const exe = await k.compile(({ x, y }: { x: k.Tensor; y: k.Tensor }) => ({ s: x.sum(1).add(y.float()) }), specs(), { target });
+    for (const b of [1, 7, MAX, 3]) {
+      const { x, y } = batchOf(b);
+      const out = (await exe.run({ x, y })) as { s: { data: Float32Array } };
+      expect(exe.ioStats?.bytesIn, `batch ${b}`).toBe(b * (6 * 4 + 4) + 4);
+      for (let r = 0; r < b; r++) expect(out.s.data[r]).toBeCloseTo(x.slice(r * 6, r * 6 + 6).reduce((a, v) => a + v, 0) + y[r]!, 5);
+    }
+    await exe.close();
+  });
+
   test("js bounds row loops and reductions over the batch by the run's batch; no mask is left", async () => {
     const exe = await k.compile(mlpStep(), specs(), { target: "js" });
     const sources = exe.artifact!.kernels.map((kk) => kk.source).join("\n");
