@@ -58,6 +58,11 @@ interface Region {
   readonly needsSplat: Set<ExprId>;
 }
 
+/** Reduction loops of at most this many iterations are written out… */
+const UNROLL_EXTENT = 4;
+/** …up to this many copies of a reduction's body. */
+const UNROLL_COPIES = 16;
+
 const isReduce = isReduceExpr;
 
 export function emitSection(
@@ -344,6 +349,25 @@ export function emitSection(
     fb.forLoop(varLocal(v!.name), limitOf(v!), 1, () => nestLoops(rest, body));
   };
 
+  /**
+   * nestLoops with loops of at most UNROLL_EXTENT iterations written out (up to UNROLL_COPIES
+   * copies of the body in all): a 2×2 pool window or a 3-tap overlap-add costs more in loop
+   * control than in its body.
+   */
+  const unrolledLoops = (vars: readonly { name: string; extent: number }[], body: () => void, copies = 1): void => {
+    if (vars.length === 0) return body();
+    const [v, ...rest] = vars;
+    if (v!.extent <= UNROLL_EXTENT && copies * v!.extent <= UNROLL_COPIES && !rowLimit.has(v!.name)) {
+      for (let i = 0; i < v!.extent; i++) {
+        fb.i32(i).set(varLocal(v!.name));
+        unrolledLoops(rest, body, copies * v!.extent);
+      }
+      return;
+    }
+    fb.i32(0);
+    fb.forLoop(varLocal(v!.name), limitOf(v!), 1, () => unrolledLoops(rest, body, copies));
+  };
+
   const emitReduce = (item: Extract<ScheduleItem, { kind: "reduce" }>): void => {
     const groups = softmaxGroups(s, item.reduces);
     if (groups.size > 0) return emitSoftmaxSums(item, groups);
@@ -357,7 +381,7 @@ export function emitSection(
       fb.set(acc);
       return { id, e, acc, vector };
     });
-    nestLoops(loopVars, () => {
+    unrolledLoops(loopVars, () => {
       emitItems(item.body);
       for (const a of accs) {
         if (a.vector) vectorStep(region!, a.e, a.acc);
