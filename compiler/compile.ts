@@ -26,10 +26,9 @@ import { sizeInputOf } from "./ir/symbolic.ts";
 import { formatFusionPlan, planFusion } from "./passes/fuse.ts";
 import type { DumpFile, Pass, PassTiming, PipelineOptions } from "./passes/pass.ts";
 import { graphLevel, graphPasses, runLevel, runStage, startGraph, startPassRun, withDebugLevel, type IrLevel } from "./pipeline.ts";
-import { KilnError, bug } from "./util/errors.ts";
-import { halfOf } from "./ir/dtype.ts";
+import { bug } from "./util/errors.ts";
 import { artifactIO, trafficBytes } from "./artifact-io.ts";
-import { ARTIFACT_FORMAT, ARTIFACT_VERSION, type Artifact, type ArtifactTarget } from "../runtime/artifact/format.ts";
+import { ARTIFACT_FORMAT, ARTIFACT_VERSION, type Artifact } from "../runtime/artifact/format.ts";
 import { kernelFileNames } from "../runtime/artifact/manifest.ts";
 
 export interface DriverOptions extends PipelineOptions {
@@ -69,23 +68,6 @@ export function stageNames(graphPassList: readonly Pass[], kernelPassList: reado
   ];
 }
 
-/**
- * The targets whose renderers handle f16/bf16 (16-bit storage, f32 compute, rounding per op).
- * Another target refuses a graph with a 16-bit value up front instead of storing garbage.
- */
-const SIXTEEN_BIT_TARGETS: ReadonlySet<ArtifactTarget> = new Set(["js", "wasm", "webgpu"]);
-
-function checkSixteenBit(graph: Graph, target: ArtifactTarget): void {
-  if (SIXTEEN_BIT_TARGETS.has(target)) return;
-  const node = graph.nodes.find((n) => halfOf(n.type.dtype) !== undefined);
-  if (node)
-    throw new KilnError({
-      code: "unsupported",
-      message: `compile @${graph.name} for ${target}: ${node.type.dtype} values are not supported on ${target} yet (targets with f16/bf16: ${[...SIXTEEN_BIT_TARGETS].join(", ")})`,
-      ...(node.loc ? { loc: node.loc } : {}),
-    });
-}
-
 /** Compiles `graph` for `backend`; see the module comment. */
 export function compileWith<Options, A extends Artifact, L>(
   graph: Graph,
@@ -94,7 +76,6 @@ export function compileWith<Options, A extends Artifact, L>(
   opts: DriverOptions = {},
 ): Compiled<A> {
   const started = performance.now();
-  checkSixteenBit(graph, backend.name);
   // A graph with a symbolic dimension is masked right after autodiff, even when raw: without it, padding rows reach the results.
   const masking = sizeInputOf(graph) ? [maskSymbolic] : [];
   const graphPassList = opts.raw ? masking : [...(opts.autodiff ? [autodiffPass(opts.autodiff)] : []), ...masking, ...(opts.graphPasses ?? graphPasses)];

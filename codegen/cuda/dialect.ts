@@ -6,6 +6,7 @@
 import type { BinaryOp, UnaryOp } from "../../compiler/ir/types.ts";
 import { dtypeInfo, isFloat, type DType } from "../../compiler/ir/dtype.ts";
 import { assertNever } from "../../compiler/util/errors.ts";
+import { roundToBfloat16, roundToHalf } from "../../runtime/artifact/half.ts";
 import type { CLikeDialect as CLikeBase } from "../render/base.ts";
 
 export interface CLikeDialect {
@@ -79,28 +80,29 @@ const CUDA_DTYPES: { readonly [D in DType]: CudaDTypeSpelling } = {
     load: (e) => e,
     store: (v) => v,
   },
-  // 16-bit floats compute in float registers; memory holds __half / __nv_bfloat16 (round to nearest even on store).
+  // 16-bit floats compute in float registers; memory holds their bit patterns (unsigned short),
+  // converted by the prelude's kiln_f2h/kiln_h2f/kiln_f2b/kiln_b2f (round to nearest even).
   f16: {
-    literal: f32Literal,
+    literal: (v) => f32Literal(roundToHalf(v)),
     add: (a, b) => `(${a} + ${b})`,
     mul: (a, b) => `(${a} * ${b})`,
     max: (a, b) => `kiln_fmax(${a}, ${b})`,
     sumIdentity: "0.0f",
     maxIdentity: "(-INFINITY)",
     warpSuffix: "f",
-    load: (e) => `__half2float(${e})`,
-    store: (v) => `__float2half_rn(${v})`,
+    load: (e) => `kiln_h2f(${e})`,
+    store: (v) => `kiln_f2h(${v})`,
   },
   bf16: {
-    literal: f32Literal,
+    literal: (v) => f32Literal(roundToBfloat16(v)),
     add: (a, b) => `(${a} + ${b})`,
     mul: (a, b) => `(${a} * ${b})`,
     max: (a, b) => `kiln_fmax(${a}, ${b})`,
     sumIdentity: "0.0f",
     maxIdentity: "(-INFINITY)",
     warpSuffix: "f",
-    load: (e) => `__bfloat162float(${e})`,
-    store: (v) => `__float2bfloat16_rn(${v})`,
+    load: (e) => `kiln_b2f(${e})`,
+    store: (v) => `kiln_f2b(${v})`,
   },
   i32: {
     literal: i32Literal,

@@ -11,6 +11,30 @@ export const CUDA_PRELUDE = `// Kiln CUDA prelude: helpers with the graph IR's s
 #define NAN __int_as_float(0x7fffffff)
 #endif
 
+// 16-bit floats: bit patterns <-> float in integer ops (round to nearest even, overflow -> inf,
+// subnormals through rintf, which rounds ties to even), the same rules as runtime/artifact/half.ts.
+__device__ __forceinline__ unsigned short kiln_f2h(float x) {
+  const unsigned bits = __float_as_uint(x);
+  const unsigned sign = (bits >> 16) & 0x8000u;
+  const unsigned a = bits & 0x7fffffffu;
+  if (a >= 0x7f800000u) return (unsigned short)(sign | (a > 0x7f800000u ? 0x7e00u : 0x7c00u));
+  if (a >= 0x477ff000u) return (unsigned short)(sign | 0x7c00u);
+  if (a >= 0x38800000u) { const unsigned m = a - 0x38000000u; return (unsigned short)(sign | ((m + 0xfffu + ((m >> 13) & 1u)) >> 13)); }
+  return (unsigned short)(sign | (unsigned)rintf(fabsf(x) * 16777216.0f));
+}
+__device__ __forceinline__ float kiln_h2f(unsigned short h) {
+  const unsigned e = (h >> 10) & 0x1fu, m = h & 0x3ffu, s = (unsigned)(h & 0x8000u) << 16;
+  if (e == 0) { const float r = (float)m * 5.9604644775390625e-8f; return s ? -r : r; }
+  if (e == 31) return __uint_as_float(s | 0x7f800000u | (m << 13));
+  return __uint_as_float(s | ((e + 112u) << 23) | (m << 13));
+}
+__device__ __forceinline__ unsigned short kiln_f2b(float x) {
+  const unsigned bits = __float_as_uint(x);
+  if ((bits & 0x7fffffffu) > 0x7f800000u) return (unsigned short)((bits >> 16) | 0x40u);
+  return (unsigned short)((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+}
+__device__ __forceinline__ float kiln_b2f(unsigned short h) { return __uint_as_float((unsigned)h << 16); }
+
 // f32 -> i32 rounds toward zero and saturates; NaN -> 0 (PTX cvt.rzi.sat.s32.f32).
 __device__ __forceinline__ int kiln_f2i(float v) {
   if (v != v) return 0;

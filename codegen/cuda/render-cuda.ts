@@ -10,6 +10,7 @@ import { reduceElements, scheduleSection, type ScheduleItem } from "../../compil
 import { indexVars, type IndexVar } from "../../compiler/kernel/index-expr.ts";
 import { exprOwnVars, type BufferDecl, type ExprId, type KExpr, type Kernel, type Section } from "../../compiler/kernel/kernel-ir.ts";
 import { assertNever, bug } from "../../compiler/util/errors.ts";
+import { needsHalfRounding, roundsAfterReduce } from "../../compiler/kernel/half-rounding.ts";
 import { parallelDepthOf, renderIndex, renderPred, renderSectionBody, type BufferAccess } from "../render/base.ts";
 import { cudaCLike, cudaDialect as d } from "./dialect.ts";
 import { sizeBuffer, symbolicBound } from "../../compiler/kernel/symbolic-bound.ts";
@@ -336,6 +337,15 @@ class SectionWriter {
     for (const { id, e } of accs)
       if (e.op === "reduce_sum" || e.op === "reduce_max") this.lines.push(`${i3}${d.reduceStep(e.op, `t${id}`, `t${e.body}`, e.dtype)}`);
     this.lines.push(`${i2}}`, `${i2}__syncthreads();`, `${indent}}`);
+    this.roundSums(item.reduces, indent);
+  }
+
+  /** A 16-bit sum accumulates in float and is rounded to its format once, after its loop (compiler/kernel/half-rounding.ts). */
+  private roundSums(ids: readonly ExprId[], indent: string): void {
+    for (const id of ids) {
+      const e = this.s.exprs[id]!;
+      if (roundsAfterReduce(e)) this.lines.push(`${indent}t${id} = ${cudaCLike.roundHalf(`t${id}`, e.dtype)};`);
+    }
   }
 
   private reduce(item: Extract<ScheduleItem, { kind: "reduce" }>, indent: string, place: Place): void {
@@ -368,9 +378,16 @@ class SectionWriter {
       this.lines.push(`${inner}}`);
     }
     if (acrossWarp) for (const { id, e } of accs) this.lines.push(`${indent}t${id} = ${d.warpReduce(e.op, `t${id}`, e.dtype)};`);
+    this.roundSums(item.reduces, indent);
   }
 
+  /** An expression's value; a 16-bit result is rounded to its format, as the interpreter rounds each op. */
   private expr(e: KExpr): string {
+    const value = this.exprF32(e);
+    return needsHalfRounding(e, this.s.exprs) ? cudaCLike.roundHalf(value, e.dtype) : value;
+  }
+
+  private exprF32(e: KExpr): string {
     const s = this.s;
     const t = (id: ExprId): string => `t${id}`;
     const dtypeOf = (id: ExprId) => s.exprs[id]!.dtype;

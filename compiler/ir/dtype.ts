@@ -64,10 +64,11 @@ export const DTYPE_TABLE = {
     wasm: { value: "f32" },
     js: { storage: "Float32Array" },
   },
-  // The 16-bit floats compute in f32 registers on every backend and are stored as 16 bits.
-  // WGSL keeps them packed two to a u32 word (no adapter here has shader-f16); CUDA stores
-  // __half / __nv_bfloat16 (cuda_fp16.h, cuda_bf16.h). Both rank below f32 in promotion and
-  // equal to each other: f16 with bf16 promotes to f32 (promoteDTypes), as in PyTorch.
+  // The 16-bit floats compute in f32 registers on every backend and are stored as 16 bits
+  // (docs/dtypes.md): WGSL keeps each in a u32 word (no adapter here has shader-f16), CUDA its
+  // bit pattern in an unsigned short (the prelude converts, header-free, as NVRTC needs). Both
+  // rank below f32 in promotion and equal to each other: f16 with bf16 promotes to f32
+  // (promoteDTypes), as in PyTorch.
   f16: {
     name: "f16",
     bytes: 2,
@@ -79,7 +80,7 @@ export const DTYPE_TABLE = {
     lowest: -Infinity,
     highest: Infinity,
     wgsl: { value: "f32", storage: "u32" },
-    cuda: { value: "float", storage: "__half" },
+    cuda: { value: "float", storage: "unsigned short" },
     wasm: { value: "f32" },
     js: { storage: "Uint16Array" },
   },
@@ -94,7 +95,7 @@ export const DTYPE_TABLE = {
     lowest: -Infinity,
     highest: Infinity,
     wgsl: { value: "f32", storage: "u32" },
-    cuda: { value: "float", storage: "__nv_bfloat16" },
+    cuda: { value: "float", storage: "unsigned short" },
     wasm: { value: "f32" },
     js: { storage: "Uint16Array" },
   },

@@ -1,4 +1,4 @@
-// Every kernel generated for the op, gradient, model and fuzz graphs compiles with
+// Every kernel generated for the op, gradient, model and fuzz graphs (and the f16/bf16 subset) compiles with
 // `nvcc -ptx` for sm_80 and sm_90, warnings as errors (one module per architecture holds all
 // of them: nvcc costs seconds per call). Without nvcc the suite skips with a notice, unless
 // KILN_REQUIRE_NVCC=1 (CI), where a missing nvcc fails.
@@ -9,7 +9,7 @@ import { CUDA_PRELUDE } from "../../codegen/cuda/prelude.ts";
 import { traceProgram } from "../../dsl/program.ts";
 import * as mlp from "../../examples/mlp.ts";
 import { findNvcc, nvccPtx } from "../util/nvcc.ts";
-import { fuzzCases, modelCases, opCases } from "../targets/cuda-cases.ts";
+import { fuzzCases, halfOpCases, modelCases, opCases } from "../targets/cuda-cases.ts";
 
 const nvcc = findNvcc();
 if (!nvcc) console.log("cuda-nvcc.test: nvcc not found, skipping PTX compilation (set KILN_REQUIRE_NVCC=1 to fail instead)");
@@ -17,6 +17,7 @@ if (!nvcc) console.log("cuda-nvcc.test: nvcc not found, skipping PTX compilation
 function moduleSource(): { source: string; kernels: number } {
   const graphs = [
     ...opCases().map((c) => c.graph),
+    ...halfOpCases().map((c) => c.graph),
     ...modelCases().map((c) => c.graph),
     traceProgram(mlp.trainStep, "trainStep").graph,
     traceProgram(mlp.forward, "forward").graph,

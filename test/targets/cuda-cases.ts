@@ -14,7 +14,9 @@ import {
   casesFor,
   DEFAULT_ATOL,
   DEFAULT_RTOL,
+  exactHalfCases,
   groupedAdamWHyper,
+  halfCase,
   groupedAdamWStep,
   rememberHyper,
   traceCase,
@@ -86,6 +88,19 @@ const REPRESENTATIVE_OP_CASES = [
 export function representativeOpCases(): CudaCase[] {
   return representative(opCases(), REPRESENTATIVE_OP_CASES, "cuda op cases");
 }
+
+/**
+ * The op suite over f16 and bf16 (op-cases.ts halfCase): the representative subset's cases with
+ * f32 inputs (KILN_FULL=1: every op case), each made 16-bit, plus the bit-for-bit cases.
+ */
+export function halfOpCases(): CudaCase[] {
+  const base = FULL ? casesFor("cuda", HALF_GROUPS_FULL) : casesFor("cuda").filter((c) => REPRESENTATIVE_OP_CASES.includes(c.name));
+  return (["f16", "bf16"] as const).flatMap((dtype) => [
+    ...base.filter((c) => c.specs.some((s) => s.dtype === "f32") && c.halfExclude === undefined).map((c) => traceOpCase(halfCase(c, dtype))),
+    ...exactHalfCases(dtype).map(traceOpCase),
+  ]);
+}
+const HALF_GROUPS_FULL = caseGroups.filter((g) => g !== "models");
 
 /** Reduction cases of the subset: `npm test` forces each reduction strategy on these only (the strategy changes nothing else). */
 const REPRESENTATIVE_REDUCTION_CASES = [

@@ -11,8 +11,8 @@ import { interpret } from "../../compiler/ir/interpret.ts";
 import type { HostTensor } from "../../compiler/ir/host-tensor.ts";
 import { emulateCuda, hasCxx } from "../util/nvcc.ts";
 import { FULL } from "../util/full.ts";
-import { fuzzCases, fuzzSeeds, modelCases, opCases, representativeOpCases, representativeReductionCases, type CudaCase } from "./cuda-cases.ts";
-import { asStored, firstMismatch } from "./op-cases.ts";
+import { fuzzCases, fuzzSeeds, halfOpCases, modelCases, opCases, representativeOpCases, representativeReductionCases, type CudaCase } from "./cuda-cases.ts";
+import { asStored, firstMismatch, valuesOf } from "./op-cases.ts";
 
 type Strategy = "auto" | ReductionStrategy;
 
@@ -21,12 +21,14 @@ const groups: { readonly label: string; readonly cases: () => CudaCase[]; readon
       { label: "ops, composites and gradients", cases: opCases, strategies: ["auto", "warp", "serial", "shared"] },
       { label: "an Adam step of an MLP", cases: modelCases, strategies: ["auto", "warp", "shared"] },
       { label: "fuzz graphs, seeds 0-39", cases: () => fuzzCases(fuzzSeeds(40, 4)), strategies: ["auto"] },
+      { label: "f16 and bf16: the op cases made 16-bit, and the bit-for-bit cases", cases: halfOpCases, strategies: ["auto", "warp", "serial", "shared"] },
     ]
   : [
       { label: "ops, composites and gradients (representative subset)", cases: representativeOpCases, strategies: ["auto"] },
       { label: "reductions of the subset, each strategy forced", cases: representativeReductionCases, strategies: ["warp", "serial", "shared"] },
       { label: "an Adam step of an MLP", cases: modelCases, strategies: ["auto"] },
       { label: "fuzz graphs, seeds 0-3", cases: () => fuzzCases(fuzzSeeds(40, 4)), strategies: ["auto"] },
+      { label: "f16 and bf16: the subset made 16-bit, and the bit-for-bit cases", cases: halfOpCases, strategies: ["auto"] },
     ];
 
 const problemsByGroup = new Map<string, string[]>();
@@ -49,7 +51,7 @@ beforeAll(() => {
       // An output that is an input passes the caller's data through (as every runtime does).
       const passThrough = artifact.buffers[o.buffer]!.kind === "input" ? artifact.inputs.find((io) => io.buffer === o.buffer) : undefined;
       const got: HostTensor = passThrough ? r.c.inputs[passThrough.name]! : results[i]![o.name]!;
-      const bad = firstMismatch(got.data, asStored(want[o.name]!), r.c.atol, r.c.rtol, "cuda");
+      const bad = firstMismatch(valuesOf(got), asStored(want[o.name]!), r.c.atol, r.c.rtol, "cuda");
       if (bad) problemsByGroup.get(r.group)!.push(`${r.c.name} (${r.strategy}): output ${o.name}: ${bad}`);
     }
   });

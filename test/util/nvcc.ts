@@ -59,6 +59,8 @@ const SHIM = `// CPU emulation of the CUDA features Kiln kernels use (tests only
 #define __launch_bounds__(n)
 #define __restrict__ __restrict
 using std::max;
+inline unsigned __float_as_uint(float x) { unsigned u; std::memcpy(&u, &x, 4); return u; }
+inline float __uint_as_float(unsigned u) { float x; std::memcpy(&x, &u, 4); return x; }
 struct KilnDim3 { unsigned x, y, z; };
 static KilnDim3 threadIdx, blockIdx, blockDim, gridDim;
 // In lockstep mode a block's threads are coroutines: each runs until its next shuffle or
