@@ -94,6 +94,25 @@ describe("verifyKernelProgram", () => {
     expect(errorOf(withSection(p, (sec) => ({ ...sec, form: { kind: "vector", width: 7 } }))).message).toContain(
       "a vector form needs an innermost domain loop whose extent is a multiple of 7",
     );
+    // form attention: a softmax_sum to render online, no register tile, no dot facts.
+    const attention = errorOf(withSection(p, (sec) => ({ ...sec, form: { kind: "attention" } }))).message;
+    expect(attention).toContain("an attention section needs a softmax_sum");
+    expect(attention).toContain("an attention section is not register-tiled");
+    expect(attention).toContain("an attention section keeps no dot facts");
+  });
+
+  test("a softmax_sum's score and value are f32", () => {
+    const p = matmulProgram();
+    const s = p.kernels[0]!.sections[0]!;
+    const loadAt = s.exprs.findIndex((e) => e.op === "load");
+    const vars = [{ kind: "var" as const, name: "r9", extent: 3 }];
+    const e = errorOf(
+      withSection(p, (sec) => ({
+        ...sec,
+        exprs: [...sec.exprs, { op: "const", dtype: "i32", value: 1 }, { op: "softmax_sum", dtype: "f32", vars, score: loadAt, value: sec.exprs.length }],
+      })),
+    );
+    expect(e.message).toMatch(/softmax_sum f32 \[r9<3\] %\d+, %\d+': value %\d+ has dtype i32, expected f32/);
   });
 
   test("an undefined loop variable and a load outside its buffer", () => {
