@@ -1,7 +1,7 @@
 // Before/after timings of the webgpu target's kernel forms in one process (a benchmark, never
 // a test): each case compiles with a form off ("before") and on ("after"), plus, for the
-// elementwise chain, a hand-fused vec4 WGSL kernel; rounds interleave the variants and the
-// medians of the kernels' time (exe.profile's clock: device timestamps where the adapter has
+// elementwise chain, a hand-fused vec4 WGSL kernel (for the matmul: two k unrollings); rounds
+// interleave the variants and the medians of the kernels' time (exe.profile's clock: device timestamps where the adapter has
 // them, else one submission per kernel timed on the host) are printed.
 //   npx tsx --conditions=kiln-source bench/webgpu-forms.ts [rounds] [case-substring]
 
@@ -115,6 +115,18 @@ const cases: [string, () => Promise<Timed[]>][] = [
         await kilnVariant("kiln, one element per thread", fn, [f([4096, 1024]), f([1024])], { vectorize: false }),
         await kilnVariant("kiln, vec4", fn, [f([4096, 1024]), f([1024])], {}),
       ];
+    },
+  ],
+  [
+    "matmul 1024³, registers form: k unrolled by 1 and 4 (4: vec4 lhs loads too)",
+    async () => {
+      const fn = (a: k.Tensor, b: k.Tensor) => a.matmul(b);
+      const specs = [f([1024, 1024]), f([1024, 1024])];
+      return Promise.all(
+        [1, 4].map((unroll) =>
+          kilnVariant(`kiln, unroll=${unroll}`, fn, specs, { tiledMatmul: "always", matmulParams: { rows: 8, cols: 8, threads: 64, unroll } }),
+        ),
+      );
     },
   ],
 ];
