@@ -4,7 +4,7 @@
 // the first loss, and its parts: `readyMs` (Node's own start and `import "kiln"`, which the
 // static imports below run before this body), `buildMs` (constructing the model: parameter
 // init), `compileMs` (k.compile: trace, compile, runner), `runMs` (the first exe.run), and
-// `cpuMs`, the process's CPU time (every thread) up to the loss. `kiln` says which "kiln" the
+// `cpuMs`, the process's CPU time (every thread) up to the loss (`readyCpuMs`: up to ready). `kiln` says which "kiln" the
 // process imported (the built dist/ or the TypeScript sources). bench/run.ts spawns it, as
 // plain node on an esbuild bundle of this file (what a user's JavaScript importing the built
 // package gets) and through tsx on the sources (what `npm run demo` in a checkout gets).
@@ -16,6 +16,7 @@ import { BENCH_CASES } from "./cases/all-cases.ts";
 import type { CaseData, CaseId } from "./cases/case.ts";
 
 const readyMs = performance.now();
+const readyCpu = process.cpuUsage();
 const [id, target, dir] = process.argv.slice(2) as [CaseId, string, string];
 const spec = JSON.parse(readFileSync(path.join(dir, "arrays.json"), "utf8")) as Record<string, { file: string; dtype: string }>;
 const data: CaseData = Object.fromEntries(
@@ -43,6 +44,7 @@ console.log(
     compileMs: compileEnd - compileStart,
     runMs: ms - runStart,
     cpuMs: (cpu.user + cpu.system) / 1000,
+    readyCpuMs: (readyCpu.user + readyCpu.system) / 1000,
     loss,
     kiln: import.meta.resolve("kiln"),
   }),
