@@ -18,7 +18,8 @@ import type { Command } from "./command.ts";
 import { resolveFrom, type CliIO } from "./io.ts";
 import { loadPrograms, selectEntry, selectOne } from "./load-programs.ts";
 
-const usage = "kiln dump <model.ts> [--entry <name>] [--target <name>] [--after <pass,…> | --all] [--dump-dir <dir>] [--verify] [--no-locs] [--time]";
+const usage =
+  "kiln dump <model.ts> [--entry <name>] [--target <name>] [--after <pass,…> | --all] [--dump-dir <dir>] [--verify] [--no-locs] [--time] [--fuse-attention]";
 
 export const dumpCommand: Command = {
   name: "dump",
@@ -41,6 +42,9 @@ resulting graphs as IR text.
   --verify             verify the graph after every pass; a failure names the pass
   --no-locs            leave out source locations (loc("file":line:col))
   --time               print the compile time by stage (stage, ms, % of total) to stderr
+  --fuse-attention     with --target: fuse every attention into one online-softmax kernel
+                       (an 'attention' fusion group, 'form attention' in the kernel IR), not
+                       only those whose scores would take 64 MiB or more (docs/kernels.md)
 
 Exit codes: 0 ok; 1 the file cannot be loaded or traced (e.g. a shape error, reported at
 the line of the model that caused it) or a pass broke the graph; 2 bad command line.`,
@@ -53,6 +57,7 @@ the line of the model that caused it) or a pass broke the graph; 2 bad command l
     verify: { type: "boolean" },
     locs: { type: "boolean", default: true },
     time: { type: "boolean" },
+    "fuse-attention": { type: "boolean" },
   },
   async run(argv: readonly string[], io: CliIO): Promise<void> {
     const args = parseCommandArgs(argv, this.flags, usage);
@@ -72,6 +77,7 @@ the line of the model that caused it) or a pass broke the graph; 2 bad command l
         ...(after ? { dumpAfter: after } : {}),
         ...(args.flags.all === true ? { dumpAll: true } : {}),
         ...(args.flags.verify === true ? { verify: true } : {}),
+        ...(args.flags["fuse-attention"] === true ? { fuseAttention: true } : {}),
         locs: args.flags.locs !== false,
       });
       if (args.flags.time === true)

@@ -243,7 +243,7 @@ describe("kiln (in process)", () => {
   test("dump --help prints the usage and options", async () => {
     const r = await inProcess(["dump", "x.ts", "--help"]);
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/^usage: kiln dump <model\.ts> \[--entry <name>\].*\[--no-locs\] \[--time\]\n\n/);
+    expect(r.stdout).toMatch(/^usage: kiln dump <model\.ts> \[--entry <name>\].*\[--no-locs\] \[--time\] \[--fuse-attention\]\n\n/);
     expect(r.stdout).toContain("--entry <name>");
     expect(r.stdout).toContain("--time ");
   });

@@ -21,6 +21,8 @@ import { nodeOf } from "../../compiler/ir/graph.ts";
 import type { HostTensor } from "../../compiler/ir/host-tensor.ts";
 import { emulateCuda, findNvcc, hasCxx, nvccPtx } from "../util/nvcc.ts";
 import { FULL } from "../util/full.ts";
+import { bufferIO } from "../../cli/io.ts";
+import { main } from "../../cli/main.ts";
 
 const F = k.nn.functional;
 type Fn = (...args: k.Tensor[]) => k.Tensor;
@@ -198,4 +200,23 @@ describe("examples/gpt.ts", () => {
     },
     120_000,
   );
+});
+
+describe("kiln dump", () => {
+  const dump = async (...flags: string[]) => {
+    const io = bufferIO("", process.cwd());
+    const code = await main(["dump", "test/cli/fixtures/attention.ts", "--target", "js", ...flags], io);
+    return { code, out: io.stdout, err: io.stderr };
+  };
+
+  test("--fuse-attention shows the attention group and its form; without it (small scores) the kernels stay unfused", async () => {
+    const fused = await dump("--fuse-attention", "--all");
+    expect(fused.code, fused.err).toBe(0);
+    expect(fused.out).toMatch(/k0 g0 \[attention\] \[2,4,8\]/);
+    expect(fused.out).toMatch(/softmax_sum f32 \[r\d+<4\]/);
+    expect(fused.out).toContain("form attention");
+    const plain = await dump();
+    expect(plain.code, plain.err).toBe(0);
+    expect(plain.out).not.toContain("form attention");
+  });
 });
