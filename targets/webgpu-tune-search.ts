@@ -12,6 +12,7 @@ import { renderDispatch } from "../codegen/wgsl/render-wgsl.ts";
 import type { Compiled } from "../compiler/compile.ts";
 import type { WebGpuArtifact } from "../runtime/artifact/format.ts";
 import { timeShader, type TimingOptions } from "../runtime/webgpu/time-dispatch.ts";
+import { pipelineKey } from "../runtime/webgpu/run-artifact.ts";
 import type { TuneCache } from "./webgpu-tune-cache.ts";
 import { candidatesFor, sectionKey, type WorkgroupLimits } from "./webgpu-tune.ts";
 
@@ -67,8 +68,15 @@ export async function searchForms(compiled: Compiled<WebGpuArtifact>, device: GP
     let best: { form: SectionForm; ms: number } | undefined;
     let defaultMs = Number.NaN;
     let compileMs = 0;
+    // Candidates that render the same shader (a parameter the renderer does not read) are timed once.
+    const rendered = new Set<string>();
+    let timed = 0;
     for (const [i, form] of candidates.entries()) {
       const r = renderDispatch({ ...d, sections: [{ ...s, form }] }, ctx);
+      const key = pipelineKey(r.source);
+      if (rendered.has(key)) continue;
+      rendered.add(key);
+      timed++;
       const bindingBytes = r.bindings.map((g) => layout.gpuBufferBytes[g]!);
       const t = await timeShader(device, { label: `${d.name} ${printForm(form)}`, source: r.source, bindingBytes, workgroups: r.workgroups }, opts.timing);
       counts.candidates++;
@@ -79,8 +87,8 @@ export async function searchForms(compiled: Compiled<WebGpuArtifact>, device: GP
     }
     if (!best) continue;
     const round = (ms: number): number => Math.round(ms * 1e4) / 1e4;
-    cache.entries.set(key, { form: best.form, ms: round(best.ms), defaultMs: round(defaultMs), candidates: candidates.length });
-    results.push({ key, kernel: d.name, form: best.form, ms: best.ms, defaultMs, candidates: candidates.length, compileMs });
+    cache.entries.set(key, { form: best.form, ms: round(best.ms), defaultMs: round(defaultMs), candidates: timed });
+    results.push({ key, kernel: d.name, form: best.form, ms: best.ms, defaultMs, candidates: timed, compileMs });
   }
   return results;
 }

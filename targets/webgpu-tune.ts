@@ -253,15 +253,14 @@ export function chosenForm(s: Section, opts: TunePassOptions): SectionForm | und
   return tunedFormOf(s, opts) ?? (own ? f : defaultFormFor(opts.tuning.kind, f));
 }
 
-/** The artifact's record of its matmul and row sections' forms (undefined when there are none). */
-export function tuningRecord(program: KernelProgram, opts: TunePassOptions): WebGpuTuning | undefined {
+/** The artifact's record of the forms its matmul and row sections render with (those alone in a dispatch); undefined when there are none. */
+export function tuningRecord(sections: Iterable<Section>, opts: TunePassOptions): WebGpuTuning | undefined {
   const choices: Record<string, { form: string; tuned: boolean }> = {};
-  for (const k of program.kernels)
-    for (const s of k.sections) {
-      if (!isTunable(s.form)) continue;
-      const tuned = tunedFormOf(s, opts);
-      choices[sectionKey(s)] = { form: printForm(s.form), tuned: tuned !== undefined && printForm(tuned) === printForm(s.form) };
-    }
+  for (const s of sections) {
+    if (!isTunable(s.form)) continue;
+    const tuned = tunedFormOf(s, opts);
+    choices[sectionKey(s)] = { form: printForm(s.form), tuned: tuned !== undefined && printForm(tuned) === printForm(s.form) };
+  }
   if (Object.keys(choices).length === 0) return undefined;
   return { kind: opts.tuning.kind, ...(opts.tuning.adapter !== undefined ? { adapter: opts.tuning.adapter } : {}), choices };
 }

@@ -127,8 +127,11 @@ export const webGpuBackend: Backend<"webgpu", WebGpuOptions, DeviceLayout> = {
     format: formatDeviceLayout,
   },
   render: (program, _memory, opts, layout) => {
-    const r = renderWebGpuProgram(program, layout ?? bug("webgpu render: no device layout"), opts.limits ?? webGpuDefaultLimits);
-    const tuning = tuningRecord(program, tunePassOptions(opts));
+    const placed = layout ?? bug("webgpu render: no device layout");
+    const r = renderWebGpuProgram(program, placed, opts.limits ?? webGpuDefaultLimits);
+    // a form renders where its section is alone in a dispatch (the search times exactly those)
+    const formed = placed.dispatches.flatMap((d) => (d.sections.length === 1 ? d.sections : []));
+    const tuning = tuningRecord(formed, tunePassOptions(opts));
     return { kernels: r.kernels, placement: r.placement, extras: tuning ? { tuning } : {} };
   },
   artifactFiles: {
