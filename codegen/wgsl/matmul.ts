@@ -27,7 +27,8 @@ export const WORKGROUP_MATMUL_DEFAULTS: MatmulParams = { rows: 4, cols: 4, threa
 /**
  * The registers form's defaults: 8x8 outputs per thread, 64 threads, no k unrolling. On
  * lavapipe unrolling did not pay (1024³, medians of 5-7 in one process: unroll 2 and 4 with
- * vec4 lhs loads 1.0-1.2× and 1.0-2× slower than 1); an adapter that prefers it gets it
+ * vec4 lhs loads 1.0-1.2× and 1.0-2× slower than 1), and its JIT takes 13-26 s for a kernel
+ * unrolled by 4 or 8 against about 1 s by 1 or 3; an adapter that prefers unrolling gets it
  * through the fact's `unroll=` (a multiple of 4 reads the lhs as vec4 along k).
  */
 export const REGISTER_MATMUL_DEFAULTS: MatmulParams = { rows: 8, cols: 8, threads: 64, unroll: 1 };
