@@ -9,14 +9,16 @@ import { compile } from "../dsl/compile.ts";
 import type { WebGpuArtifact } from "../runtime/artifact/format.ts";
 import { acquireWebGpu } from "../runtime/webgpu/device.ts";
 import { throttledProgress } from "../targets/webgpu.ts";
-import { loadTuneCache } from "../targets/webgpu-tune-cache.ts";
+import { importTuning, loadTuneCache, saveTuneCache } from "../targets/webgpu-tune-cache.ts";
+import { loadArtifact } from "../runtime/artifact/load.ts";
+import type { WebGpuAdapterDescription } from "../runtime/webgpu/device.ts";
 import { KilnError } from "../compiler/util/errors.ts";
 import { expectPositionals, parseCommandArgs } from "./args.ts";
 import type { Command } from "./command.ts";
-import type { CliIO } from "./io.ts";
+import { resolveFrom, type CliIO } from "./io.ts";
 import { loadPrograms, selectOne } from "./load-programs.ts";
 
-const usage = "kiln tune <model.ts> [--entry <name>]";
+const usage = "kiln tune <model.ts> [--entry <name>] | kiln tune --import <artifact folder>";
 
 export const tuneCommand: Command = {
   name: "tune",
@@ -31,13 +33,21 @@ with, whether this run searched it, its time and the default's. Delete the cache
 search again. KILN_TUNE=0 turns tuning off (nothing is searched). See docs/tuning.md.
 
   --entry <name>       the exported program to tune
+  --import <folder>    instead: add a webgpu artifact's searched choices (its manifest's
+                       tuning, made on this same adapter) to the cache
 
 Exit codes: 0 ok; 1 no WebGPU adapter, or the model cannot be loaded or compiled; 2 bad command line.`,
-  flags: { entry: { type: "string", short: "e" } },
+  flags: { entry: { type: "string", short: "e" }, import: { type: "string" } },
   async run(argv: readonly string[], io: CliIO): Promise<void> {
     const args = parseCommandArgs(argv, this.flags, usage);
-    const [file] = expectPositionals(args, ["model.ts"], usage);
     const gpu = await acquireWebGpu();
+    const from = args.flags.import as string | undefined;
+    if (from !== undefined) {
+      expectPositionals(args, [], usage);
+      if (!gpu) throw new KilnError({ code: "target-unavailable", message: "kiln tune: no WebGPU adapter on this machine" });
+      return importInto(resolveFrom(io.cwd, from), from, gpu.adapter, io);
+    }
+    const [file] = expectPositionals(args, ["model.ts"], usage);
     if (!gpu) throw new KilnError({ code: "target-unavailable", message: "kiln tune: no WebGPU adapter on this machine" });
     const { name, program } = selectOne(await loadPrograms(io.cwd, file!), args.flags.entry as string | undefined, file!);
     const before = await loadTuneCache(gpu.adapter);
@@ -76,3 +86,13 @@ Exit codes: 0 ok; 1 no WebGPU adapter, or the model cannot be loaded or compiled
     }
   },
 };
+
+async function importInto(dir: string, shown: string, adapter: WebGpuAdapterDescription, io: CliIO): Promise<void> {
+  const { artifact } = await loadArtifact(dir);
+  if (artifact.target !== "webgpu" || !artifact.tuning)
+    throw new KilnError({ code: "invalid-argument", message: `${shown} is not a webgpu artifact with tuning choices (its manifest has no 'tuning')` });
+  const cache = await loadTuneCache(adapter);
+  const added = importTuning(cache, artifact.tuning, shown);
+  await saveTuneCache(cache);
+  io.out(`imported ${added} tuned choices from ${shown} into ${cache.file ?? "the process's memory"}\n`);
+}

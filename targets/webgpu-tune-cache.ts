@@ -10,6 +10,7 @@ import type { SectionForm } from "../compiler/kernel/kernel-ir.ts";
 import { printForm } from "../compiler/kernel/print.ts";
 import { KilnError } from "../compiler/util/errors.ts";
 import { sha256Hex } from "../runtime/artifact/hash.ts";
+import type { WebGpuTuning } from "../runtime/artifact/format.ts";
 import { adapterKindOf, adapterText, checkTunedForm, parseFormText, type AdapterKind, type TuneAdapter, type TuningContext } from "./webgpu-tune.ts";
 
 export const TUNE_CACHE_FORMAT = "kiln-tune";
@@ -138,3 +139,27 @@ export const tuningOf = (cache: TuneCache): TuningContext => ({
   adapter: cache.adapter,
   forms: new Map([...cache.entries].map(([k, e]) => [k, e.form])),
 });
+
+/**
+ * Adds an artifact's searched choices (its manifest's `tuning`) to the cache, for a later
+ * compile on the same adapter to use without searching; returns how many it added. An
+ * artifact tuned for another adapter is refused: its timings say nothing about this one.
+ */
+export function importTuning(cache: TuneCache, tuning: WebGpuTuning, from: string): number {
+  if (tuning.adapter !== cache.adapter)
+    throw new KilnError({
+      code: "invalid-argument",
+      message: `${from} was tuned for adapter ${JSON.stringify(tuning.adapter ?? "none")}, not this one (${JSON.stringify(cache.adapter)}): nothing imported`,
+    });
+  let added = 0;
+  for (const [key, choice] of Object.entries(tuning.choices)) {
+    if (!choice.tuned) continue;
+    const form = parseFormText(choice.form);
+    const wrong = form ? checkTunedForm(form) : "not a form";
+    if (!form || wrong)
+      throw new KilnError({ code: "invalid-argument", message: `${from}: tuning.choices["${key}"].form ${JSON.stringify(choice.form)}: ${wrong}` });
+    cache.entries.set(key, { form });
+    added++;
+  }
+  return added;
+}
