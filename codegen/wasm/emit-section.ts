@@ -10,7 +10,7 @@
 import { reduceElements, scheduleSection, type ScheduleItem } from "../../compiler/kernel/schedule.ts";
 import { vectorPaysWithScatter } from "../../compiler/kernel/lane-axis.ts";
 import { exprOperands, exprOwnVars, isReduceExpr, softmaxGroups, type ExprId, type KExpr, type Section } from "../../compiler/kernel/kernel-ir.ts";
-import { onlineSoftmax } from "./emit-online-softmax.ts";
+import { onlineSoftmax, valueRuns } from "./emit-online-softmax.ts";
 import { dtypeBytes, dtypeInfo, halfOf, isBool } from "../../compiler/ir/dtype.ts";
 import { SIMD_BINARY, WASM_MEMORY, isF32Value, laneOps } from "./dtypes.ts";
 import { assertNever, bug } from "../../compiler/util/errors.ts";
@@ -402,12 +402,22 @@ export function emitSection(
   const emitSoftmaxSums = (item: Extract<ScheduleItem, { kind: "reduce" }>, groups: Map<ExprId, ExprId[]>): void => {
     if (region || groups.size === 0 || [...groups.values()].flat().length !== item.reduces.length)
       bug(`wasm: softmax_sum mixed with other reductions in ${name}`);
-    const online = onlineSoftmax(fb, helpers, exprs, groups, pushScalar, scalarLocal);
+    const runs = simd ? valueRuns(s, groups) : [];
+    // Value loads read only through a vector run are loaded as one v128 there, not one by one here.
+    const viaRuns = new Set(runs.flatMap((r) => r.members.map((m) => (exprs[m] as Extract<KExpr, { op: "softmax_sum" }>).value)));
+    for (const [id, e] of exprs.entries())
+      for (const o of exprOperands(e)) if (viaRuns.has(o) && !(e.op === "softmax_sum" && runs.some((r) => r.members.includes(id)))) viaRuns.delete(o);
+    for (const st of s.stores) viaRuns.delete(st.value);
+    const vectorLoad = (load: Extract<KExpr, { op: "load" }>): void => {
+      const offset = emitAddress({ fb, env: env(0) }, load.index, 4);
+      fb.simdMem(Simd.v128Load, 2, buffer(load.buffer).base + offset);
+    };
+    const online = onlineSoftmax(fb, helpers, exprs, groups, pushScalar, scalarLocal, runs, vectorLoad);
     online.init();
     nestLoops(
       item.vars.filter((v) => v.extent > 1),
       () => {
-        emitItems(item.body);
+        emitItems(item.body.filter((it) => !(it.kind === "expr" && viaRuns.has(it.id))));
         online.step();
       },
     );
