@@ -83,7 +83,7 @@ function kilnCell(label: string, result: ReturnType<typeof spawnSync>): string {
 
 export function coldStarts(target: string, dir: string, keptPeers: readonly string[] | undefined): string {
   const lines = [
-    "\ncold start: a fresh process, process start → first loss (medians of nothing: one run each; a loaded machine inflates wall time)",
+    "\ncold start: a fresh process, process start → first loss, one run each (a loaded machine inflates the wall time; the CPU time less)",
     "  built   = plain node importing the built package (dist/): what `npm install kiln` users get",
     "  sources = node + tsx on the TypeScript sources: `npm run demo` in a checkout",
     "  ready = Node's start + import \"kiln\"; model = building the module (parameter init); first run = exe.run incl. the wasm workers' start",
