@@ -152,14 +152,17 @@ const workgroup = (rows: number, cols: number, threads: number, unroll: number):
 
 /** The search space per form kind: a short list (a search compiles every one of them). */
 const CANDIDATES: { readonly matmul: readonly SectionForm[]; readonly row: readonly SectionForm[] } = {
+  // Mostly k unrolled by 1: lavapipe compiles an unrolled-by-4 register matmul several times
+  // slower (the search pays that once per candidate), though one such won 1.74x on the MLP step.
   matmul: [
-    registers(8, 8, 64, 4),
-    registers(4, 8, 64, 4),
-    registers(8, 4, 64, 4),
-    registers(4, 4, 64, 4),
-    registers(8, 8, 32, 4),
-    registers(4, 4, 128, 4),
     registers(8, 8, 64, 1),
+    registers(4, 8, 64, 1),
+    registers(8, 4, 64, 1),
+    registers(4, 4, 64, 1),
+    registers(8, 8, 32, 1),
+    registers(4, 4, 128, 1),
+    registers(4, 8, 64, 4),
+    registers(8, 8, 64, 4),
     workgroup(4, 4, 256, 16),
     workgroup(4, 4, 256, 8),
     workgroup(2, 2, 256, 16),
