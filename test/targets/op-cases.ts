@@ -533,12 +533,29 @@ export interface TestTarget {
   compile(g: Graph, opts: { readonly verify: boolean }): CompiledForTest;
 }
 
+/**
+ * Each case's traced graph and interpreter outputs, kept for the test file's process: a suite
+ * that runs the table under several configurations (wasm's three) traces and interprets each
+ * case once (tracing and the interpreter are deterministic; a case's inputs come from a fixed
+ * seed). Inputs are drawn afresh for every run, so a runner writing into them cannot leak.
+ */
+const references = new WeakMap<OpCase, { readonly graph: Graph; readonly want: Record<string, HostTensor> }>();
+
+function referenceOf(c: OpCase): { readonly graph: Graph; readonly want: Record<string, HostTensor> } {
+  let r = references.get(c);
+  if (!r) {
+    const graph = traceCase(c);
+    r = { graph, want: interpret(graph, caseInputs(graph, c)) };
+    references.set(c, r);
+  }
+  return r;
+}
+
 /** Compiles one case for the target (verifying after every pass) and throws on the first output off the interpreter. */
 export async function runCaseOnTarget(c: OpCase, target: TestTarget): Promise<void> {
-  const g = traceCase(c);
+  const { graph: g, want } = referenceOf(c);
   const compiled = target.compile(g, { verify: true });
   const inputs = caseInputs(g, c);
-  const want = interpret(g, inputs);
   const got = await compiled.run(inputs);
   for (const o of g.outputs) {
     const bad = firstMismatch(valuesOf(got[o.name]!), asStored(want[o.name]!), c.atol ?? DEFAULT_ATOL, c.rtol ?? DEFAULT_RTOL, target.name);
