@@ -295,11 +295,15 @@ export function buildFakeDriver(): string {
   return dir;
 }
 
+/** Libraries built by this process, by their C++ source: the same kernels are compiled once. */
+const emulatedLibraries = new Map<string, string>();
+
 /**
  * Builds a shared library of emulated kernels for the fake driver: each kernel of each artifact
- * gets `kiln_launch_<name>(grid, block, params)`. Returns the library's path.
+ * gets `kiln_launch_<name>(grid, block, params)`. Returns the library's path; a library of the
+ * same source built earlier in this process is reused (g++ takes a second or two per build).
  */
-export function buildEmulatedKernelLibrary(artifacts: readonly CudaArtifact[], dir = mkdtempSync(join(tmpdir(), "kiln-emulib-"))): string {
+export function buildEmulatedKernelLibrary(artifacts: readonly CudaArtifact[]): string {
   const parts = [SHIM, CUDA_PRELUDE];
   for (const a of artifacts)
     for (const k of a.kernels) {
@@ -314,10 +318,15 @@ export function buildEmulatedKernelLibrary(artifacts: readonly CudaArtifact[], d
         `extern "C" void kiln_launch_${k.name}(unsigned grid, unsigned block, void** params) {\n  kiln_launch(grid, block, ${lockstep}, [&] { ${k.name}(${args.join(", ")}); });\n}`,
       );
     }
+  const source = parts.join("\n");
+  const built = emulatedLibraries.get(source);
+  if (built) return built;
+  const dir = mkdtempSync(join(tmpdir(), "kiln-emulib-"));
   const cpp = join(dir, "kernels-emulated.cpp");
   const lib = join(dir, "libkernels-emulated.so");
-  writeFileSync(cpp, parts.join("\n"));
+  writeFileSync(cpp, source);
   execFileSync("g++", ["-std=c++17", "-shared", "-fPIC", "-O0", "-w", cpp, "-o", lib], { stdio: ["ignore", "pipe", "pipe"] });
+  emulatedLibraries.set(source, lib);
   return lib;
 }
 
