@@ -19,7 +19,7 @@ export const blockContractionPass: KernelPass = {
 /**
  * Under a symbolic batch, the row masks dropped when every reduction over the batch stops at
  * the run's rows (compiler/kernel/symbolic-rows.ts); for targets that bound those loops (js,
- * wasm). Needs mask-symbolic's fact that no value has two symbolic axes; without it, unchanged.
+ * wasm, cuda). Needs mask-symbolic's fact that no value has two symbolic axes; without it, unchanged.
  */
 export const symbolicRowsPass: KernelPass = {
   name: "symbolic-rows",

@@ -43,6 +43,7 @@ export const cudaBackend: Backend<"cuda", CudaOptions> = {
   memory: { elementBytes: artifactDTypeBytes },
   fuseOptions: fuseOptionsOf,
   kernelPasses: (opts) => (opts.tile === false ? [] : [tilePass]),
+  boundsRows: true,
   render: (program, memory, opts) => {
     const r = renderCudaProgram(program, memory.slotOf, {
       ...(opts.reduction !== undefined ? { reduction: opts.reduction } : {}),

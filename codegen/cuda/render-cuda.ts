@@ -3,7 +3,10 @@
 // render base's parallelDepthOf) are flattened onto the grid with a grid-stride loop; deeper
 // loops run inside the thread. A section whose points each reduce many elements (softmax
 // rows, a loss, a sum of everything) gives each point a warp: lanes split the point-level
-// reductions, combine them with shuffles, then split the row's own loop to store it.
+// reductions, combine them with shuffles, then split the row's own loop to store it. Under a
+// symbolic batch, every loop that steps its rows (rowBounds: grid-stride points, in-thread and
+// warp-split reductions, the shared tiles' k loop) stops at the run's rows read from the size
+// buffer, so the symbolic-rows pass drops the row masks (docs/training.md, "A symbolic batch").
 
 import { sectionSourceNote } from "../../compiler/kernel/print.ts";
 import { reduceElements, scheduleSection, type ScheduleItem } from "../../compiler/kernel/schedule.ts";
@@ -13,7 +16,7 @@ import { assertNever, bug } from "../../compiler/util/errors.ts";
 import { needsHalfRounding, roundsAfterReduce } from "../../compiler/kernel/half-rounding.ts";
 import { parallelDepthOf, renderIndex, renderPred, renderSectionBody, type BufferAccess } from "../render/base.ts";
 import { cudaCLike, cudaDialect as d } from "./dialect.ts";
-import { sizeBuffer, symbolicBound } from "../../compiler/kernel/symbolic-bound.ts";
+import { rowBounds, sizeBuffer, symbolicBound } from "../../compiler/kernel/symbolic-bound.ts";
 import { planSharedTile, SHARED_TILE, type SharedTilePlan } from "./shared-tile.ts";
 
 /** How a section's reductions run: a thread per point, a warp per point, or 16x16-thread blocks staging a contraction's operands in shared memory. */
@@ -70,6 +73,7 @@ export function renderCudaKernel(kernel: Kernel, buffers: readonly BufferDecl[],
   const size = sizeBuffer(buffers);
   const shrunk: [number, number][] = [];
   let allShrunk = kernel.sections.length > 0;
+  let readsSize = false;
   kernel.sections.forEach((s, i) => {
     const items = scheduleSection(s);
     const depth = parallelDepthOf(s, items);
@@ -90,13 +94,17 @@ export function renderCudaKernel(kernel: Kernel, buffers: readonly BufferDecl[],
       limit = `((${bound.extent} * b${bound.size.id}[0] + ${bound.max - 1}) / ${bound.max})${per === 1 ? "" : ` * ${per}`}`;
       shrunk.push([bound.extent, per * (strategy === "warp" ? WARP : 1)]);
     } else allShrunk = false;
-    new SectionWriter(s, strategy, depth, lines, plan, limit).write(items, i);
+    // Every loop that steps the batch's rows (domain and reduction loops, the shared tile's k
+    // loop) stops at ceil(extent × n / max): `lim_<var>`, computed when the section starts.
+    const limits = new Map<string, number>(size ? rowBounds(s, buffers).vars : []);
+    if (limit || limits.size > 0) readsSize = true;
+    new SectionWriter(s, strategy, depth, lines, plan, limit, limits, size).write(items, i);
   });
   lines.push("}");
   const blocks = Math.min(MAX_BLOCKS, Math.max(1, Math.ceil(maxThreads / CUDA_BLOCK_SIZE)));
   const symbolic = allShrunk && size ? { size: size.id, max: size.dimMax!, sections: shrunk, perWorkgroup: CUDA_BLOCK_SIZE } : undefined;
   const launch: CudaLaunch = { grid: [blocks, 1, 1], block: [CUDA_BLOCK_SIZE, 1, 1], sharedBytes: 0, ...(symbolic ? { symbolic } : {}) };
-  if (shrunk.length > 0 && !params.includes(size!.id)) {
+  if (readsSize && !params.includes(size!.id)) {
     // The size buffer joins the parameters: re-render the signature with it.
     params.push(size!.id);
     params.sort((a, b) => a - b);
@@ -154,8 +162,47 @@ class SectionWriter {
     private readonly plan?: SharedTilePlan,
     /** The points loop's bound at run time (a symbolic batch's rows), else the domain's points. */
     private readonly limit?: string,
+    /** Loops that stop at a symbolic batch's rows (rowBounds), with their extents. */
+    private readonly rowLimits: ReadonlyMap<string, number> = new Map(),
+    private readonly size?: BufferDecl,
   ) {
     this.threadBound = new Set(s.domain.slice(0, depth).map((v) => v.name));
+    this.limits = new Map([...rowLimits.keys()].map((v) => [v, `lim_${v}`]));
+  }
+
+  /** `lim_<var>` per row-bounded loop, as the loops spell their bound. */
+  private readonly limits: ReadonlyMap<string, string>;
+
+  /** The bound of loop `v`: its run-time limit, or its extent. */
+  private bound(v: IndexVar): string | number {
+    return this.limits.get(v.name) ?? v.extent;
+  }
+
+  /** Where the section's limits are declared (declareLimits), once its body is written. */
+  private limitsAt: { readonly line: number; readonly indent: string } | undefined;
+
+  /** Marks the section's start: `declaredLimits` puts the limits there. */
+  private declareLimits(indent: string): void {
+    this.limitsAt = { line: this.lines.length, indent };
+  }
+
+  /** `const int lim_<v> = ceil(extent × n / max);` for each row-bounded loop the body uses, at the section's start. */
+  private declaredLimits(): void {
+    const size = this.size;
+    const at = this.limitsAt;
+    if (!size || !at) return;
+    const body = this.lines.slice(at.line).join("\n");
+    const decls = [...this.rowLimits]
+      .filter(([v]) => new RegExp(`\\blim_${v}\\b`).test(body))
+      .map(([v, extent]) => `${at.indent}const int lim_${v} = (int)(((long long)${extent} * b${size.id}[0] + ${size.dimMax! - 1}) / ${size.dimMax});`);
+    this.lines.splice(at.line, 0, ...decls);
+  }
+
+  /** `if (v >= lim_v) continue;` for thread-bound row-bounded variables the points loop does not stop (their rows are padding). */
+  private skipPadding(indent: string): void {
+    for (const v of this.s.domain.slice(0, this.depth))
+      if (this.limits.has(v.name) && this.usedVars.has(v.name) && !(this.limit && v === this.s.domain[0]))
+        this.lines.push(`${indent}if (${v.name} >= lim_${v.name}) continue;`);
   }
 
   private collectUsedVars(items: readonly ScheduleItem[]): void {
@@ -182,6 +229,7 @@ class SectionWriter {
     this.lines.push(
       `  { // section ${index}: ${domainNote}${tileNote}; ${this.strategy === "warp" ? "a warp per point" : "a thread per point"}${source ? `; ${source}` : ""}`,
     );
+    this.declareLimits("    ");
     if (this.strategy === "warp") {
       this.lines.push(`    const int lane = threadIdx.x & ${WARP - 1};`);
       this.lines.push(`    for (${flat} p = (${thread}) / ${WARP}; p < ${this.limit ?? points}; p += (${stride}) / ${WARP}) {`);
@@ -189,10 +237,12 @@ class SectionWriter {
       this.lines.push(`    for (${flat} p = ${thread}; p < ${this.limit ?? points}; p += ${stride}) {`);
     }
     this.defineFlatVars(pointVars, "p", "      ");
+    this.skipPadding("      ");
     // A thread per point is plain C: the shared renderer base writes it; warps need the walker below.
-    if (this.strategy === "serial") this.lines.push(...renderSectionBody(s, items, this.depth, cudaCLike, cudaBufferAccess, "      "));
+    if (this.strategy === "serial") this.lines.push(...renderSectionBody(s, items, this.depth, cudaCLike, cudaBufferAccess, "      ", this.limits));
     else this.items(items, "      ", { laneSplit: false, inReduce: false });
     this.lines.push("    }", "  }");
+    this.declaredLimits();
   }
 
   /** `const int v = (flat / stride) % extent` for each variable, outermost first. */
@@ -232,8 +282,8 @@ class SectionWriter {
           const split = warp && !place.laneSplit && !place.inReduce;
           this.lines.push(
             split
-              ? `${indent}for (int ${v.name} = lane; ${v.name} < ${v.extent}; ${v.name} += ${WARP}) {`
-              : `${indent}for (int ${v.name} = 0; ${v.name} < ${v.extent}; ${v.name}++) {`,
+              ? `${indent}for (int ${v.name} = lane; ${v.name} < ${this.bound(v)}; ${v.name} += ${WARP}) {`
+              : `${indent}for (int ${v.name} = 0; ${v.name} < ${this.bound(v)}; ${v.name}++) {`,
           );
           this.items(item.body, indent + "  ", { ...place, laneSplit: place.laneSplit || split });
           this.lines.push(`${indent}}`);
@@ -273,7 +323,11 @@ class SectionWriter {
     for (const id of [...plan.rowLoads, ...plan.colLoads])
       this.lines.push(`    __shared__ ${d.typeName(s.exprs[id]!.dtype)} s${id}[${SHARED_TILE}][${SHARED_TILE + 1}];`);
     this.lines.push(`    const int tx = threadIdx.x % ${SHARED_TILE};`, `    const int ty = threadIdx.x / ${SHARED_TILE};`);
-    this.lines.push(`    for (int bt = blockIdx.x; bt < ${sharedBlocks(s)}; bt += gridDim.x) {`);
+    this.declareLimits("    ");
+    // Rows of a symbolic batch (the outermost blocks when the tile's rows are the section's first loop): only the run's.
+    const blockLimit =
+      n === 2 && this.limits.has(rowVar.name) ? `((lim_${rowVar.name} + ${SHARED_TILE - 1}) / ${SHARED_TILE}) * ${blockCols}` : sharedBlocks(s);
+    this.lines.push(`    for (int bt = blockIdx.x; bt < ${blockLimit}; bt += gridDim.x) {`);
     this.lines.push(
       `      const int rowRaw = ((bt / ${blockCols}) % ${blockRows}) * ${SHARED_TILE} + ty;`,
       `      const int colRaw = (bt % ${blockCols}) * ${SHARED_TILE} + tx;`,
@@ -283,6 +337,7 @@ class SectionWriter {
     this.defineFlatVars(s.domain.slice(0, n - 2), `(bt / ${blockRows * blockCols})`, "      ");
     this.items(items, "      ", { laneSplit: false, inReduce: false });
     this.lines.push("    }", "  }");
+    this.declaredLimits();
   }
 
   /** The blocked reduction loop: stage a chunk of every operand load, then run the chunk from shared memory. */
@@ -300,14 +355,15 @@ class SectionWriter {
       if (e.op === "reduce_sum" || e.op === "reduce_max") this.lines.push(`${indent}${d.typeName(e.dtype)} t${id} = ${d.reduceIdentity(e.op, e.dtype)};`);
     const i2 = indent + "  ";
     const i3 = i2 + "  ";
-    this.lines.push(`${indent}for (int k0 = 0; k0 < ${kVar.extent}; k0 += ${T}) {`);
+    const kLimit = this.bound(kVar); // a symbolic batch's rows (uniform over the block: every thread reaches each __syncthreads)
+    this.lines.push(`${indent}for (int k0 = 0; k0 < ${kLimit}; k0 += ${T}) {`);
     // Row operands: thread (r, kk) = (threadIdx / T, threadIdx % T); column operands: (kk, c), coalesced along c.
     const stage = (ids: readonly ExprId[], staged: IndexVar, kIndex: string, position: string, slot: string, baseOf: string): void => {
       if (ids.length === 0) return;
       this.lines.push(`${i2}{`);
       this.lines.push(`${i3}const int ${kVar.name} = k0 + ${kIndex};`);
       this.lines.push(`${i3}const int ${staged.name} = ${baseOf} * ${T} + ${position};`);
-      this.lines.push(`${i3}const bool staged = ${kVar.name} < ${kVar.extent} && ${staged.name} < ${staged.extent};`);
+      this.lines.push(`${i3}const bool staged = ${kVar.name} < ${kLimit} && ${staged.name} < ${staged.extent};`);
       for (const id of ids) {
         const e = s.exprs[id]!;
         this.lines.push(`${i3}s${id}${slot} = staged ? ${this.expr(e)} : ${d.literal(0, e.dtype)};`);
@@ -324,7 +380,7 @@ class SectionWriter {
     );
     stage(plan.colLoads, colVar, `threadIdx.x / ${T}`, `threadIdx.x % ${T}`, `[threadIdx.x / ${T}][threadIdx.x % ${T}]`, `(bt % ${blockCols})`);
     this.lines.push(`${i2}__syncthreads();`);
-    this.lines.push(`${i2}const int chunk = ${kVar.extent} - k0 < ${T} ? ${kVar.extent} - k0 : ${T};`);
+    this.lines.push(`${i2}const int chunk = ${kLimit} - k0 < ${T} ? ${kLimit} - k0 : ${T};`);
     this.lines.push(`${i2}for (int kk = 0; kk < chunk; kk++) {`);
     const rowStaged = new Set(plan.rowLoads);
     const colStaged = new Set(plan.colLoads);
@@ -361,12 +417,17 @@ class SectionWriter {
     let inner = indent;
     if (acrossWarp) {
       const counter = `q${this.reduceCount++}`;
-      this.lines.push(`${indent}for (int ${counter} = lane; ${counter} < ${product(vars)}; ${counter} += ${WARP}) {`);
+      // The lanes split the flattened loops: a row-bounded first one stops the counter, a later one skips its padding.
+      const first = vars[0];
+      const total = first && this.limits.has(first.name) ? `lim_${first.name} * ${product(vars.slice(1))}` : product(vars);
+      this.lines.push(`${indent}for (int ${counter} = lane; ${counter} < ${total}; ${counter} += ${WARP}) {`);
       inner = indent + "  ";
+      for (const v of vars.slice(1)) if (this.limits.has(v.name)) this.usedVars.add(v.name);
       this.defineFlatVars(vars, counter, inner);
+      for (const v of vars.slice(1)) if (this.limits.has(v.name)) this.lines.push(`${inner}if (${v.name} >= lim_${v.name}) continue;`);
     } else {
       for (const v of vars) {
-        this.lines.push(`${inner}for (int ${v.name} = 0; ${v.name} < ${v.extent}; ${v.name}++) {`);
+        this.lines.push(`${inner}for (int ${v.name} = 0; ${v.name} < ${this.bound(v)}; ${v.name}++) {`);
         inner += "  ";
       }
     }

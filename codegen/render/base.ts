@@ -29,8 +29,8 @@ export interface CLikeDialect {
   /** An immutable and a mutable local. */
   readonly declareLet: (name: string, t: DType, value: string) => string;
   readonly declareVar: (name: string, t: DType, value: string) => string;
-  /** The opening line of `for (v = 0; v < extent; v++) {`. */
-  readonly forLoop: (v: string, extent: number) => string;
+  /** The opening line of `for (v = 0; v < extent; v++) {` (`extent` a number, or a name computed at run time). */
+  readonly forLoop: (v: string, extent: number | string) => string;
   /** Floor division / modulo of an index that may be negative, by a positive constant. */
   readonly floorDiv: (x: string, divisor: number) => string;
   readonly floorMod: (x: string, divisor: number) => string;
@@ -46,7 +46,11 @@ export interface BufferAccess {
 
 export const exprName = (id: ExprId): string => `t${id}`;
 
-/** Renders a section's body; the thread-bound domain variables must already be declared. */
+/**
+ * Renders a section's body; the thread-bound domain variables must already be declared.
+ * `limits`: loops (domain or reduction) that stop at a name computed at run time instead of
+ * their extent (a symbolic batch's rows: compiler/kernel/symbolic-bound.ts, rowBounds).
+ */
 export function renderSectionBody(
   s: Section,
   items: readonly ScheduleItem[],
@@ -54,8 +58,10 @@ export function renderSectionBody(
   d: CLikeDialect,
   access: BufferAccess,
   indent: string,
+  limits?: ReadonlyMap<string, string>,
 ): string[] {
   const lines: string[] = [];
+  const loop = (v: { readonly name: string; readonly extent: number }): string => d.forLoop(v.name, limits?.get(v.name) ?? v.extent);
   const parallel = new Set(s.domain.slice(0, parallelDepth).map((v) => v.name));
   const walk = (list: readonly ScheduleItem[], ind: string): void => {
     for (const item of list) {
@@ -66,7 +72,7 @@ export function renderSectionBody(
         case "loop":
           if (parallel.has(item.v.name) || item.v.extent === 1) walk(item.body, ind);
           else {
-            lines.push(`${ind}${d.forLoop(item.v.name, item.v.extent)}`);
+            lines.push(`${ind}${loop(item.v)}`);
             walk(item.body, ind + "  ");
             lines.push(`${ind}}`);
           }
@@ -79,7 +85,7 @@ export function renderSectionBody(
             let inner = ind;
             const loopVars = item.vars.filter((v) => v.extent !== 1);
             for (const v of loopVars) {
-              lines.push(`${inner}${d.forLoop(v.name, v.extent)}`);
+              lines.push(`${inner}${loop(v)}`);
               inner += "  ";
             }
             walk(item.body, inner);
@@ -98,7 +104,7 @@ export function renderSectionBody(
           let inner = ind;
           const loopVars = item.vars.filter((v) => v.extent !== 1);
           for (const v of loopVars) {
-            lines.push(`${inner}${d.forLoop(v.name, v.extent)}`);
+            lines.push(`${inner}${loop(v)}`);
             inner += "  ";
           }
           walk(item.body, inner);

@@ -1,6 +1,6 @@
-// The `symbolic-rows` kernel pass (js and wasm, run last): under a symbolic batch, drops the
-// masks mask-symbolic put before every reduction over the batch when none is needed. js and
-// wasm stop every loop that steps the batch's rows at the run's rows (rowBounds in
+// The `symbolic-rows` kernel pass (js, wasm and cuda, run last): under a symbolic batch, drops the
+// masks mask-symbolic put before every reduction over the batch when none is needed. js,
+// wasm and cuda stop every loop that steps the batch's rows at the run's rows (rowBounds in
 // compiler/kernel/symbolic-bound.ts: a reduction over the batch then reads valid rows only,
 // and a row-wise loop skips the padding). When every reduction in the program that reads
 // symbolic rows stops there, the padding rows are read by nothing that reaches a result, so

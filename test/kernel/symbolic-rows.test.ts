@@ -19,6 +19,10 @@ import { parseKernelProgram } from "../../compiler/kernel/parser.ts";
 import { HyperStore } from "../../dsl/hyper.ts";
 import { compileJs, createJsExecutor } from "../../targets/js.ts";
 import { compileWasm, createWasmExecutor } from "../../targets/wasm.ts";
+import { compileCuda } from "../../targets/cuda.ts";
+import { CUDA_PRELUDE } from "../../codegen/cuda/prelude.ts";
+import { emulateCuda, findNvcc, hasCxx, nvccPtx } from "../util/nvcc.ts";
+import { FULL } from "../util/full.ts";
 
 const MAX = 64;
 const IN = 64;
@@ -53,21 +57,29 @@ function closeTo(got: ArrayLike<number>, want: ArrayLike<number>, what: string, 
 
 type Run = (inputs: Record<string, HostTensor>) => Promise<Record<string, HostTensor>> | Record<string, HostTensor>;
 
+/** At batch `b`: the inputs at the maximum with NaN (labels -1) in the padding rows, and the interpreter's outputs at the actual size. */
+function caseAt(g: Graph, state: Record<string, HostTensor>, b: number, width = IN, rowShape: readonly number[] = [width]) {
+  const x = Float32Array.from({ length: b * width }, (_, i) => Math.sin(i * 0.37 + b));
+  const { y } = batchOf(b);
+  const padded = {
+    x: { dtype: "f32" as const, shape: [MAX, ...rowShape], data: Float32Array.from({ length: MAX * width }, (_, i) => (i < b * width ? x[i]! : Number.NaN)) },
+    y: { dtype: "i32" as const, shape: [MAX], data: Int32Array.from({ length: MAX }, (_, i) => (i < b ? y[i]! : -1)) },
+    batch: { dtype: "i32" as const, shape: [], data: Int32Array.of(b) },
+  };
+  const inputs: Record<string, HostTensor> = g.inputs.length > 3 ? { ...padded, ...state } : { x: padded.x, batch: padded.batch };
+  const actual = { ...inputs, x: { dtype: "f32" as const, shape: [b, ...rowShape], data: x }, y: { ...padded.y, shape: [b], data: y } };
+  const want = interpret(g, g.inputs.length > 3 ? actual : { x: actual.x, batch: padded.batch });
+  const check = (got: Record<string, HostTensor>): void => {
+    for (const o of g.outputs) closeTo(got[o.name]!.data.subarray(0, want[o.name]!.data.length), want[o.name]!.data, `${o.name} at batch ${b}`);
+  };
+  return { inputs, check };
+}
+
 /** Runs `run` at batches 1, 7 and the max with NaN (labels -1) in the padding rows, against the interpreter at the actual size. */
 async function matchesInterpreter(g: Graph, state: Record<string, HostTensor>, run: Run, width = IN, rowShape: readonly number[] = [width]): Promise<void> {
   for (const b of [1, 7, MAX]) {
-    const x = Float32Array.from({ length: b * width }, (_, i) => Math.sin(i * 0.37 + b));
-    const { y } = batchOf(b);
-    const padded = {
-      x: { dtype: "f32" as const, shape: [MAX, ...rowShape], data: Float32Array.from({ length: MAX * width }, (_, i) => (i < b * width ? x[i]! : Number.NaN)) },
-      y: { dtype: "i32" as const, shape: [MAX], data: Int32Array.from({ length: MAX }, (_, i) => (i < b ? y[i]! : -1)) },
-      batch: { dtype: "i32" as const, shape: [], data: Int32Array.of(b) },
-    };
-    const inputs = g.inputs.length > 3 ? { ...padded, ...state } : { x: padded.x, batch: padded.batch };
-    const got = await run(inputs);
-    const actual = { ...inputs, x: { dtype: "f32" as const, shape: [b, ...rowShape], data: x }, y: { ...padded.y, shape: [b], data: y } };
-    const want = interpret(g, g.inputs.length > 3 ? actual : { x: actual.x, batch: padded.batch });
-    for (const o of g.outputs) closeTo(got[o.name]!.data.subarray(0, want[o.name]!.data.length), want[o.name]!.data, `${o.name} at batch ${b}`);
+    const { inputs, check } = caseAt(g, state, b, width, rowShape);
+    check(await run(inputs));
   }
 }
 
@@ -157,6 +169,83 @@ describe.each(targets)("symbolic batch rows on $name", ({ compile, make }) => {
     const g = k.traceFunction("pairs", f as never, { x: k.f32(["batch", 8], { max: { batch: MAX } }) }).graph;
     await matchesInterpreter(g, {}, await make(g), 8);
   });
+});
+
+describe.runIf(hasCxx())("symbolic batch rows on cuda (kernels emulated on the CPU)", () => {
+  /** The MLP and CNN SGD steps and the attention-then-mean forward, with the widths and row shapes of their x. */
+  function programs() {
+    const mlp = traced(symbolicSpecs());
+    k.manualSeed(4);
+    const net = k.nn.sequential(k.nn.conv2d(1, 4, 3), k.nn.relu(), k.nn.maxPool2d(2), k.nn.flatten(), k.nn.linear(36, 10));
+    const step = k.trainStep(net, (logits, y) => k.nn.crossEntropy(logits, y!), k.optim.sgd({ lr: 0.1 }));
+    const t = k.traceFunction("cnn_rows", step as never, { x: k.f32(["batch", 1, 8, 8], { max: { batch: MAX } }), y: k.i32(["batch"]) });
+    const cnnState: Record<string, HostTensor> = {};
+    for (const [name, init] of t.state) cnnState[name] = init();
+    Object.assign(cnnState, new HyperStore(t.hyper).inputs());
+    const attn = ({ x }: { x: k.Tensor }) => ({
+      out: k.nn.functional.scaledDotProductAttention(x.reshape([MAX, 4, 8]), x.reshape([MAX, 4, 8]), x.reshape([MAX, 4, 8]), { isCausal: true }).mean(0),
+    });
+    const ga = k.traceFunction("attn", attn as never, { x: k.f32(["batch", 32], { max: { batch: MAX } }) }).graph;
+    // xᵀ·x over the batch, 128×128: large enough for shared-memory tiles, whose k loop is the batch.
+    const gram = ({ x }: { x: k.Tensor }) => ({ out: x.transpose(0, 1).matmul(x).mul(0.5) });
+    const gg = k.traceFunction("gram_t", gram as never, { x: k.f32(["batch", 128], { max: { batch: MAX } }) }).graph;
+    return [
+      { name: "mlp", g: mlp.g, state: mlp.state, width: IN, rowShape: [IN] },
+      { name: "gram", g: gg, state: {}, width: 128, rowShape: [128], opts: { reduction: "shared" as const } },
+      { name: "cnn", g: t.graph, state: cnnState, width: 64, rowShape: [1, 8, 8] },
+      { name: "attn", g: ga, state: {}, width: 32, rowShape: [32] },
+    ];
+  }
+  const compiled = programs().map((p) => ({ ...p, artifact: compileCuda(p.g, { ...p.opts, symbolPrefix: `${p.name}_` }).artifact }));
+  // The emulation runs every thread on the CPU: the MLP at 1, 7 and the max and the shared tiles at 7 in the quick suite, all of them at all three under KILN_FULL=1.
+  const batchesOf = (name: string): number[] => (FULL || name === "mlp" ? [1, 7, MAX] : name === "gram" ? [7] : []);
+
+  test("every mask goes: the batch's loops (the shared tile's k loop included) stop at the run's rows", () => {
+    for (const p of compiled) expect(rowMasks(compileCuda(p.g).program), p.name).toBe(0);
+    const sources = (name: string) =>
+      compiled
+        .find((p) => p.name === name)!
+        .artifact.kernels.map((kk) => kk.source)
+        .join("\n");
+    // The MLP's reductions over the batch (weight and bias gradients, the mean loss): warps whose lanes stop at the run's rows.
+    expect(sources("mlp")).toMatch(/const int lim_(\w+) = \(int\)\(\(\(long long\)64 \* b\d+\[0\] \+ 63\) \/ 64\);/);
+    expect(sources("mlp")).toMatch(/for \(int q\d+ = lane; q\d+ < lim_\w+ \* \d+; q\d+ \+= 32\)/);
+    // xᵀ·x in shared-memory tiles: its k loop (the batch) stops at the run's rows.
+    expect(sources("gram")).toMatch(/for \(int k0 = 0; k0 < lim_\w+; k0 \+= 16\)/);
+  });
+
+  test("the MLP step's counted work at a batch is the work of the program fixed at that batch", () => {
+    const sym = compileCuda(traced(symbolicSpecs()).g).program;
+    for (const b of [MAX, MAX / 2, 8]) {
+      const want = opsAt(compileCuda(traced({ x: k.f32([b, IN]), y: k.i32([b]) }).g).program, b);
+      expect(opsAt(sym, b) / want, `batch ${b}`).toBeGreaterThanOrEqual(1);
+      expect(opsAt(sym, b) / want, `batch ${b}`).toBeLessThan(1.01);
+    }
+  });
+
+  test("the MLP and CNN steps, attention-then-mean and xᵀ·x in shared tiles match the interpreter at batches 1, 7, max with NaN padding", () => {
+    // One program per batch only because one C++ build holds every case (distinct symbol names).
+    const cases = compiled.flatMap((p) =>
+      batchesOf(p.name).map((b) => ({
+        ...caseAt(p.g, p.state, b, p.width, p.rowShape),
+        artifact: compileCuda(p.g, { ...p.opts, symbolPrefix: `${p.name}${b}_` }).artifact,
+      })),
+    );
+    const results = emulateCuda(cases.map((c) => ({ artifact: c.artifact, inputs: c.inputs })));
+    cases.forEach((c, i) => c.check(results[i]!));
+  }, 120_000);
+
+  const nvcc = findNvcc();
+  test.runIf(FULL && nvcc !== undefined)(
+    "the bounded kernels compile with nvcc -ptx (sm_80)",
+    () => {
+      const source = [CUDA_PRELUDE, ...compiled.flatMap((p) => p.artifact.kernels.map((kk) => kk.source))].join("\n");
+      const r = nvccPtx(nvcc!, source, "sm_80");
+      if (!r.ok) throw new Error(`nvcc failed:\n${r.log.slice(0, 3000)}`);
+      expect(r.ptx.match(/^\.visible \.entry /gm)?.length).toBe(compiled.reduce((n, p) => n + p.artifact.kernels.length, 0));
+    },
+    120_000,
+  );
 });
 
 describe("the symbolic-rows pass on kernel IR", () => {
