@@ -24,6 +24,63 @@ export interface TrainStepOptions {
    * A runtime hyperparameter (`hyper: { clipGradNorm }`) when given; absent, the step has no clipping.
    */
   readonly clipGradNorm?: number;
+  /**
+   * Mixed precision: the model runs in this 16-bit dtype (its input and a 16-bit copy of every
+   * float parameter; activations and matmul inputs 16-bit, matmuls accumulating in f32), the
+   * loss is computed on the output cast to f32, and gradients reach the f32 master parameters
+   * through the casts. Absent: everything in the parameters' dtype.
+   */
+  readonly mixed?: "f16" | "bf16";
+  /**
+   * Loss scaling under `mixed` (torch.cuda.amp.GradScaler): "dynamic" (the default for f16) keeps
+   * a scale as state (`amp.scale`, `amp.growth_tracker`): the loss is multiplied by it, the
+   * gradients divided; a step whose gradients hold an inf or NaN changes no parameter or
+   * optimizer state and multiplies the scale by `backoffFactor`; `growthInterval` steps in a row
+   * without one multiply it by `growthFactor`. A number: a fixed scale. Absent with bf16: no scaling.
+   */
+  readonly lossScale?: "dynamic" | number | DynamicLossScale;
+}
+
+/** GradScaler's settings (its defaults). */
+export interface DynamicLossScale {
+  readonly initScale?: number;
+  readonly growthFactor?: number;
+  readonly backoffFactor?: number;
+  readonly growthInterval?: number;
+}
+
+/** State names of the dynamic loss scale. */
+export const LOSS_SCALE_STATE = "amp.scale";
+export const GROWTH_TRACKER_STATE = "amp.growth_tracker";
+
+const SCALER_DEFAULTS: Required<DynamicLossScale> = { initScale: 2 ** 16, growthFactor: 2, backoffFactor: 0.5, growthInterval: 2000 };
+
+type LossScaling = { readonly kind: "none" } | { readonly kind: "fixed"; readonly scale: number } | ({ readonly kind: "dynamic" } & Required<DynamicLossScale>);
+
+function lossScaling(opts: TrainStepOptions): LossScaling {
+  const bad = (why: string): never => userError("invalid-argument", `k.trainStep: ${why}`);
+  if (opts.mixed !== undefined && opts.mixed !== "f16" && opts.mixed !== "bf16") bad(`mixed must be "f16" or "bf16", got ${JSON.stringify(opts.mixed)}`);
+  const given = opts.lossScale ?? (opts.mixed === "f16" ? "dynamic" : undefined);
+  if (given === undefined) return { kind: "none" };
+  if (opts.mixed === undefined) bad('lossScale needs mixed ("f16" or "bf16")');
+  if (typeof given === "number")
+    return given > 0 && Number.isFinite(given) ? { kind: "fixed", scale: given } : bad(`lossScale must be a positive number, got ${given}`);
+  const settings = {
+    ...SCALER_DEFAULTS,
+    ...(given === "dynamic"
+      ? {}
+      : strictOptions<DynamicLossScale>("lossScale", given, { initScale: true, growthFactor: true, backoffFactor: true, growthInterval: true })),
+  };
+  if (given !== "dynamic" && (typeof given !== "object" || given === null))
+    bad(`lossScale must be "dynamic", a number or { initScale, growthFactor, backoffFactor, growthInterval }`);
+  if (
+    !(settings.initScale > 0) ||
+    !(settings.growthFactor >= 1) ||
+    !(settings.backoffFactor > 0 && settings.backoffFactor < 1) ||
+    !(Number.isInteger(settings.growthInterval) && settings.growthInterval >= 1)
+  )
+    bad(`lossScale: initScale > 0, growthFactor ≥ 1, 0 < backoffFactor < 1 and an integer growthInterval ≥ 1, got ${JSON.stringify(settings)}`);
+  return { kind: "dynamic", ...settings };
 }
 
 /** The loss of the model's output against the remaining inputs (targets); a scalar f32 tensor. */
@@ -46,7 +103,7 @@ export const isTrainStep = (fn: unknown): boolean => typeof fn === "function" &&
  * and returns `{ loss }`; parameters and optimizer state stay in the executable across runs.
  */
 export function trainStep(model: Module, lossFn: LossFn, optimizer: Optimizer, opts: TrainStepOptions = {}): TrainStepFn {
-  strictOptions("trainStep", opts, { clipGradNorm: true });
+  strictOptions("trainStep", opts, { clipGradNorm: true, mixed: true, lossScale: true });
   if (!(model instanceof Module)) throw new KilnError({ code: "invalid-argument", message: "k.trainStep: the first argument must be a module (k.nn.*)" });
   if (typeof lossFn !== "function")
     throw new KilnError({ code: "invalid-argument", message: "k.trainStep: the second argument must be a loss function (output, ...targets) => scalar" });
@@ -55,11 +112,13 @@ export function trainStep(model: Module, lossFn: LossFn, optimizer: Optimizer, o
   const maxNorm = opts.clipGradNorm;
   if (maxNorm !== undefined && !(maxNorm > 0))
     throw new KilnError({ code: "invalid-argument", message: `k.trainStep: clipGradNorm must be a positive number, got ${maxNorm}` });
+  const scaling = lossScaling(opts);
+  const precision: Precision = { mixed: opts.mixed, scaling };
   // Named `trainStep`, with parameters x and y, so graphs and their inputs read well in dumps.
   const step: TrainStepFn = function trainStep(x, y, ...more) {
     requireTrace("k.trainStep");
     const [input, targets] = splitInputs(x, y, more);
-    return { loss: emitTrainStep(model, lossFn, optimizer, input, targets, maxNorm) };
+    return { loss: emitTrainStep(model, lossFn, optimizer, input, targets, maxNorm, precision) };
   };
   trainSteps.add(step);
   return step;
@@ -86,22 +145,53 @@ function trainableParameters(model: Module): [string, Parameter][] {
   });
 }
 
-function emitTrainStep(model: Module, lossFn: LossFn, optimizer: Optimizer, input: Tensor, targets: readonly Tensor[], maxNorm: number | undefined): Tensor {
+interface Precision {
+  readonly mixed: "f16" | "bf16" | undefined;
+  readonly scaling: LossScaling;
+}
+
+function emitTrainStep(
+  model: Module,
+  lossFn: LossFn,
+  optimizer: Optimizer,
+  input: Tensor,
+  targets: readonly Tensor[],
+  maxNorm: number | undefined,
+  precision: Precision,
+): Tensor {
   const trace = requireTrace("k.trainStep");
   const named = trainableParameters(model);
   if (named.length === 0) return userError("invalid-argument", "k.trainStep: the model has no trainable parameters");
   const values = named.map(([, p]) => p.tensor());
-  const lossOf = (...ps: Tensor[]): Tensor => {
-    const bound = Object.fromEntries(named.map(([name], i) => [name, ps[i]!]));
-    const loss = functionalCall(model, bound, () => lossFn(model.call(input), ...targets));
+  const { mixed, scaling } = precision;
+  // Under mixed precision the model sees 16-bit copies of its input and float parameters (buffers
+  // such as running statistics stay as they are); the loss takes the output back in f32.
+  const low = (t: Tensor): Tensor => (mixed !== undefined && isFloat(t.dtype) ? t.cast(mixed) : t);
+  const modelInput = low(input);
+  const scale: Tensor | number =
+    scaling.kind === "dynamic"
+      ? trace.stateInput(LOSS_SCALE_STATE, { dtype: "f32", shape: [] }, () => ({ dtype: "f32", shape: [], data: Float64Array.of(scaling.initScale) }))
+      : scaling.kind === "fixed"
+        ? scaling.scale
+        : 1;
+  const lossOf = (...ps: Tensor[]): readonly [Tensor, Tensor] => {
+    const bound = Object.fromEntries(named.map(([name], i) => [name, low(ps[i]!)]));
+    const loss = functionalCall(model, bound, () => {
+      const out = model.call(modelInput);
+      return lossFn(mixed !== undefined && out instanceof Tensor && isFloat(out.dtype) ? out.cast("f32") : out, ...targets);
+    });
     if (!(loss instanceof Tensor) || !isFloat(loss.dtype) || loss.ndim !== 0)
       return userError(
         "invalid-argument",
         `k.trainStep: the loss function must return a scalar f32 tensor, got ${loss instanceof Tensor ? formatType(loss.type) : typeof loss}`,
       );
-    return loss;
+    // The gradient is taken of the scaled loss (the first value); the step returns the loss itself.
+    return [scale === 1 ? loss : loss.mul(scale), loss];
   };
-  const [loss, rawGrads] = valueAndGrad(lossOf, { argnums: named.map((_, i) => i) })(...values);
+  const [[, loss], scaledGrads] = valueAndGrad(lossOf, { argnums: named.map((_, i) => i), hasAux: true })(...values);
+  const rawGrads = scale === 1 ? scaledGrads : scaledGrads.map((g) => g.mul(typeof scale === "number" ? 1 / scale : scale.reciprocal()));
+  // An inf or NaN anywhere in the gradients (x − x is NaN exactly for inf and NaN): the dynamic scale skips the step.
+  const foundInf = scaling.kind === "dynamic" ? scaledGrads.map((g) => g.sub(g).ne(0).any()).reduce((a, b) => a.logicalOr(b)) : undefined;
   const clipDecl: HyperDecl[] =
     maxNorm === undefined
       ? []
@@ -117,14 +207,45 @@ function emitTrainStep(model: Module, lossFn: LossFn, optimizer: Optimizer, inpu
   const grads = maxNorm === undefined ? rawGrads : clipGradNorm(rawGrads, hyper(undefined)("clipGradNorm")[0]!).grads;
   // Parameters' outputs come first in the dump: claim their slots now, fill them after the update.
   named.forEach(([, p], i) => trace.updateState(p.path, values[i]!));
+  // A skipped step keeps every parameter and optimizer state value it read.
+  const keep = (old: Tensor, value: Tensor): Tensor => (foundInf === undefined ? value : foundInf.where(old, value));
   const updated = optimizer.update(
     named.map(([name], i) => ({ name, value: values[i]!, grad: grads[i]! })),
-    optimizerSlots(trace),
+    skippable(optimizerSlots(trace), keep),
     hyper,
   );
   if (updated.length !== named.length) bug(`optimizer '${optimizer.kind}' returned ${updated.length} values for ${named.length} parameters`);
-  named.forEach(([, p], i) => trace.updateState(p.path, checkedUpdate(p.path, p.type, updated[i]!)));
+  named.forEach(([, p], i) => trace.updateState(p.path, checkedUpdate(p.path, p.type, keep(values[i]!, updated[i]!))));
+  if (scaling.kind === "dynamic" && foundInf !== undefined && scale instanceof Tensor) updateLossScale(trace, scaling, scale, foundInf);
   return loss;
+}
+
+/** Slots whose `set` goes through `keep(old, new)` (a skipped step keeps the old value). */
+function skippable(slots: StateSlots, keep: (old: Tensor, value: Tensor) => Tensor): StateSlots {
+  const read = new Map<string, Tensor>();
+  return {
+    get: (key, type) => {
+      const t = slots.get(key, type);
+      read.set(key, t);
+      return t;
+    },
+    set: (key, value) => slots.set(key, read.has(key) ? keep(read.get(key)!, value) : value),
+  };
+}
+
+/**
+ * GradScaler's update (torch._amp_update_scale_): on an inf/NaN, scale × backoffFactor and the
+ * tracker back to 0; else the tracker counts the step, and at growthInterval the scale ×
+ * growthFactor (kept only if finite) and the tracker back to 0.
+ */
+function updateLossScale(trace: Trace, s: Required<DynamicLossScale>, scale: Tensor, foundInf: Tensor): void {
+  const tracker = trace.stateInput(GROWTH_TRACKER_STATE, { dtype: "i32", shape: [] }, () => ({ dtype: "i32", shape: [], data: Int32Array.of(0) }));
+  const successful = tracker.add(1);
+  const grow = successful.eq(s.growthInterval);
+  const grown = scale.mul(s.growthFactor);
+  const grownOrKept = grow.logicalAnd(grown.sub(grown).eq(0)).where(grown, scale);
+  trace.updateState(LOSS_SCALE_STATE, foundInf.where(scale.mul(s.backoffFactor), grownOrKept));
+  trace.updateState(GROWTH_TRACKER_STATE, foundInf.logicalOr(grow).where(0, successful));
 }
 
 /**

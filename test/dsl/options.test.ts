@@ -347,7 +347,7 @@ describe("k.compile and exe.run", () => {
       "grad: unknown option 'has_aux' (accepted: argnums, hasAux) — did you mean 'hasAux'?",
     );
     expect(() => k.trainStep(k.nn.linear(2, 1), (o) => o.sum(), k.optim.sgd(), { max_norm: 1 } as never)).toThrow(
-      "trainStep: unknown option 'max_norm' (accepted: clipGradNorm)",
+      "trainStep: unknown option 'max_norm' (accepted: clipGradNorm, mixed, lossScale)",
     );
   });
 });

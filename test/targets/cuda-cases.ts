@@ -17,6 +17,7 @@ import {
   exactHalfCases,
   groupedAdamWHyper,
   halfCase,
+  mixedPrecisionCases,
   groupedAdamWStep,
   rememberHyper,
   traceCase,
@@ -90,17 +91,30 @@ export function representativeOpCases(): CudaCase[] {
 }
 
 /**
- * The op suite over f16 and bf16 (op-cases.ts halfCase): the representative subset's cases with
- * f32 inputs (KILN_FULL=1: every op case), each made 16-bit, plus the bit-for-bit cases.
+ * The op suite over f16 and bf16 (op-cases.ts halfCase): a few cases per kind of CUDA kernel
+ * (elementwise, each reduction shape, register- and shared-tiled matmul) with f32 inputs
+ * (KILN_FULL=1: every op case), each made 16-bit, plus the bit-for-bit and mixed-precision cases.
  */
 export function halfOpCases(): CudaCase[] {
-  const base = FULL ? casesFor("cuda", HALF_GROUPS_FULL) : casesFor("cuda").filter((c) => REPRESENTATIVE_OP_CASES.includes(c.name));
+  const base = FULL ? casesFor("cuda", HALF_GROUPS_FULL) : casesFor("cuda").filter((c) => REPRESENTATIVE_HALF_CASES.includes(c.name));
   return (["f16", "bf16"] as const).flatMap((dtype) => [
     ...base.filter((c) => c.specs.some((s) => s.dtype === "f32") && c.halfExclude === undefined).map((c) => traceOpCase(halfCase(c, dtype))),
     ...exactHalfCases(dtype).map(traceOpCase),
+    ...mixedPrecisionCases()
+      .filter((c) => c.name.includes(dtype))
+      .map(traceOpCase),
   ]);
 }
 const HALF_GROUPS_FULL = caseGroups.filter((g) => g !== "models");
+const REPRESENTATIVE_HALF_CASES = [
+  "add/sub/mul/div broadcast",
+  "exp log sqrt rsqrt",
+  "sum mean over dims",
+  "softmax logSoftmax on inner and outer dims",
+  "matmul 2-d, odd sizes",
+  "long rows (warp reductions)",
+  "matmul blocked in shared memory, ragged edges",
+];
 
 /** Reduction cases of the subset: `npm test` forces each reduction strategy on these only (the strategy changes nothing else). */
 const REPRESENTATIVE_REDUCTION_CASES = [

@@ -657,6 +657,38 @@ export function exactHalfCases(dtype: "f16" | "bf16"): OpCase[] {
   ];
 }
 
+/**
+ * Mixed-precision train steps (k.trainStep's `mixed`, `lossScale`): an f16 MLP step with SGD
+ * and dynamic loss scaling, and a bf16 one with AdamW and no scaling; f32 master weights and
+ * optimizer state, the loss and every new state value compared at the 16-bit tolerances. The
+ * scale (2^16) overflows no gradient here; test/dsl/mixed-precision.test.ts makes one overflow.
+ */
+export function mixedPrecisionCases(): OpCase[] {
+  const mlp = (): k.nn.Module => k.nn.sequential(k.nn.linear(12, 16), k.nn.relu(), k.nn.linear(16, 4));
+  const loss = (logits: k.Tensor, y?: k.Tensor): k.Tensor => F.crossEntropy(logits, y!);
+  const f16Step = k.trainStep(mlp(), loss, k.optim.sgd({ lr: 0.1, momentum: 0.9 }), { mixed: "f16", lossScale: "dynamic" });
+  const bf16Step = k.trainStep(mlp(), loss, k.optim.adamW({ lr: 1e-2 }), { mixed: "bf16" });
+  const scaleRange = (name: string): readonly [number, number] => (name === "amp.scale" ? [65536, 65536] : name.startsWith("opt.") ? [0, 0.01] : [-0.5, 0.5]);
+  return [
+    {
+      group: "models",
+      name: "mixed precision: an f16 SGD step with dynamic loss scaling",
+      fn: f16Step as unknown as Fn,
+      specs: [f([8, 12]), i([8])],
+      range: scaleRange,
+      ...HALF_TOLERANCE.f16,
+    },
+    {
+      group: "models",
+      name: "mixed precision: a bf16 AdamW step",
+      fn: bf16Step as unknown as Fn,
+      specs: [f([8, 12]), i([8])],
+      range: scaleRange,
+      ...HALF_TOLERANCE.bf16,
+    },
+  ];
+}
+
 /** The op suite over `dtype` for a target: each case's f32 inputs made `dtype`, compared with the interpreter's per-op rounding. */
 export function describeHalfOpSuite(target: TestTarget, dtype: "f16" | "bf16", groups: readonly CaseGroup[] = HALF_GROUPS, opts: OpSuiteOptions = {}): void {
   const label = `${target.label ?? `${target.name} target`} ${dtype}`;
@@ -669,5 +701,9 @@ export function describeHalfOpSuite(target: TestTarget, dtype: "f16" | "bf16", g
   }
   describe.skipIf(opts.skip === true)(`${label}: bit for bit`, () => {
     test.each(exactHalfCases(dtype).map((c) => [c.name, c] as const))("%s", (_name, c) => runCaseOnTarget(c, target), opts.timeoutMs);
+  });
+  const mixed = mixedPrecisionCases().filter((c) => c.name.includes(dtype));
+  describe.skipIf(opts.skip === true)(`${label}: mixed precision`, () => {
+    test.each(mixed.map((c) => [c.name, c] as const))("%s", (_name, c) => runCaseOnTarget(c, target), opts.timeoutMs);
   });
 }
