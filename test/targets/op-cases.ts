@@ -690,7 +690,12 @@ export function mixedPrecisionCases(): OpCase[] {
 }
 
 /** The op suite over `dtype` for a target: each case's f32 inputs made `dtype`, compared with the interpreter's per-op rounding. */
-export function describeHalfOpSuite(target: TestTarget, dtype: "f16" | "bf16", groups: readonly CaseGroup[] = HALF_GROUPS, opts: OpSuiteOptions = {}): void {
+export function describeHalfOpSuite(
+  target: TestTarget,
+  dtype: "f16" | "bf16",
+  groups: readonly CaseGroup[] = HALF_GROUPS,
+  opts: OpSuiteOptions & { readonly mixed?: boolean } = {},
+): void {
   const label = `${target.label ?? `${target.name} target`} ${dtype}`;
   for (const group of groups) {
     const cases = casesFor(target.name, [group]).filter((c) => c.specs.some((s) => s.dtype === "f32") && c.halfExclude === undefined);
@@ -702,7 +707,7 @@ export function describeHalfOpSuite(target: TestTarget, dtype: "f16" | "bf16", g
   describe.skipIf(opts.skip === true)(`${label}: bit for bit`, () => {
     test.each(exactHalfCases(dtype).map((c) => [c.name, c] as const))("%s", (_name, c) => runCaseOnTarget(c, target), opts.timeoutMs);
   });
-  const mixed = mixedPrecisionCases().filter((c) => c.name.includes(dtype));
+  const mixed = opts.mixed === false ? [] : mixedPrecisionCases().filter((c) => c.name.includes(dtype));
   describe.skipIf(opts.skip === true)(`${label}: mixed precision`, () => {
     test.each(mixed.map((c) => [c.name, c] as const))("%s", (_name, c) => runCaseOnTarget(c, target), opts.timeoutMs);
   });

@@ -18,7 +18,11 @@ const env = await webGpuTestEnv();
 const TIMEOUT_MS = 180_000;
 const target = webGpuTestTarget(() => env.context!);
 for (const dtype of ["f16", "bf16"] as const)
-  describeHalfOpSuite(target, dtype, FULL ? caseGroups : dtype === "f16" ? ["elementwise"] : [], { skip: !env.available, timeoutMs: TIMEOUT_MS });
+  describeHalfOpSuite(target, dtype, FULL ? caseGroups : dtype === "f16" ? ["elementwise"] : [], {
+    skip: !env.available,
+    timeoutMs: TIMEOUT_MS,
+    mixed: FULL || dtype === "f16", // the bf16 AdamW step: ~13 s of shader compilation on a cold lavapipe cache
+  });
 
 describe.skipIf(!env.available)("webgpu 16-bit conversions (kiln_f2h/h2f/f2b/b2f) against runtime/artifact/half.ts", () => {
   const castRun = async (from: DType, to: DType, data: HostTensor["data"]): Promise<ArrayLike<number>> => {
