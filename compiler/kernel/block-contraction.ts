@@ -192,7 +192,10 @@ function packLeftOperand(s: Section, buffers: BufferDecl[]): { kernel: Kernel; s
   );
   const value = sb.add({ op: "load", buffer: aLoad.buffer, index: source, valid: [], dtype: "f32" });
   sb.store(packId, flatIndex([fromAtom(p), fromAtom(k), fromAtom(r)], [panels, kVar.extent, ROW_PANEL]), value);
-  const kernel: Kernel = { name: `pack_a${aLoad.buffer}`, sections: [{ ...sb.build(), ...sectionSource(s) }], reads: [aLoad.buffer], writes: [packId] };
+  const packSection = { ...sb.build(), ...sectionSource(s) };
+  // Panels of a symbolic batch's rows (k the batch: a weight gradient's xᵀ) carry its axis, so the row bounds see their padding.
+  buffers[packId] = { ...buffers[packId]!, ...copiedRows(packSection, buffers, buffers[packId]!) };
+  const kernel: Kernel = { name: `pack_a${aLoad.buffer}`, sections: [packSection], reads: [aLoad.buffer], writes: [packId] };
   const i = fromAtom(rowVar);
   const packedIndex = flatIndex([divIndex(i, ROW_PANEL), fromAtom(kVar), modIndex(i, ROW_PANEL)], [panels, kVar.extent, ROW_PANEL]);
   const exprs = s.exprs.map((e, id) => (id === aId ? { ...aLoad, buffer: packId, index: packedIndex } : e));
