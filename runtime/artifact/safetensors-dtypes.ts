@@ -2,6 +2,8 @@
 // the typed array each is read into, and the bit-exact half-precision conversions (F16 and
 // BF16 widen to f32 exactly; writing rounds to nearest, ties to even, as PyTorch's .half() does).
 
+import { halfBitsToNumber } from "./half.ts";
+
 /** A tensor's element type, as Kiln names it (lowercase); the file says F32, BF16, I64… */
 export type SafetensorsDType = "f64" | "f32" | "f16" | "bf16" | "i64" | "i32" | "i16" | "i8" | "u64" | "u32" | "u16" | "u8" | "bool";
 
@@ -67,7 +69,7 @@ export function decodeElements(dtype: SafetensorsDType, raw: Uint8Array): Safete
     case "f16": {
       const halves = new Uint16Array(buffer);
       const out = new Float32Array(halves.length);
-      for (let i = 0; i < halves.length; i++) out[i] = halfToNumber(halves[i]!);
+      for (let i = 0; i < halves.length; i++) out[i] = halfBitsToNumber(halves[i]!);
       return out;
     }
     case "bf16": {
@@ -96,50 +98,6 @@ export function decodeElements(dtype: SafetensorsDType, raw: Uint8Array): Safete
   }
 }
 
-/** IEEE binary16 bits → its value (exact in f32 and f64). */
-export function halfToNumber(bits: number): number {
-  const sign = bits & 0x8000 ? -1 : 1;
-  const exponent = (bits >> 10) & 0x1f;
-  const mantissa = bits & 0x3ff;
-  if (exponent === 0) return sign * mantissa * 2 ** -24;
-  if (exponent === 0x1f) return mantissa === 0 ? sign * Infinity : NaN;
-  return sign * (1024 + mantissa) * 2 ** (exponent - 25);
-}
-
-const f32Scratch = new Float32Array(1);
-const f32Bits = new Uint32Array(f32Scratch.buffer);
-
-/** A number → binary16 bits: rounded to f32 first, then to nearest half (ties to even); overflow → ±inf. */
-export function numberToHalf(value: number): number {
-  f32Scratch[0] = value;
-  const x = f32Bits[0]!;
-  const sign = (x >>> 16) & 0x8000;
-  const exponent = (x >>> 23) & 0xff;
-  const mantissa = x & 0x7fffff;
-  if (exponent === 0xff) return sign | 0x7c00 | (mantissa !== 0 ? 0x200 : 0);
-  const e = exponent - 112; // rebias 127 → 15
-  if (e >= 31) return sign | 0x7c00;
-  if (e <= 0) {
-    // Subnormal half: value / 2^-24 = (mantissa | implicit 1) · 2^(e - 14).
-    const shift = 14 - e;
-    if (shift > 24) return sign;
-    const m = mantissa | 0x800000;
-    let half = m >>> shift;
-    const rest = m & ((1 << shift) - 1);
-    const halfway = 1 << (shift - 1);
-    if (rest > halfway || (rest === halfway && half & 1)) half++;
-    return sign | half;
-  }
-  let half = (e << 10) | (mantissa >>> 13);
-  const rest = mantissa & 0x1fff;
-  if (rest > 0x1000 || (rest === 0x1000 && half & 1)) half++; // a carry into the exponent is right, up to inf
-  return sign | half;
-}
-
-/** A number → bfloat16 bits: the top half of its f32 bits, rounded to nearest even; NaN stays NaN. */
-export function numberToBfloat16(value: number): number {
-  f32Scratch[0] = value;
-  const x = f32Bits[0]!;
-  if (Number.isNaN(value)) return (x >>> 16) | 0x40;
-  return ((x + 0x7fff + ((x >>> 16) & 1)) >>> 16) & 0xffff;
-}
+// The 16-bit conversions live in half.ts (one definition; rounding once, ties to even); the
+// names this module exported stay as aliases.
+export { halfBitsToNumber as halfToNumber, numberToBfloat16Bits as numberToBfloat16, numberToHalfBits as numberToHalf } from "./half.ts";

@@ -8,17 +8,8 @@
 
 import type { ArtifactDType } from "./format.ts";
 import { ArtifactInvalidError } from "./invalid.ts";
-import { encodeHalf } from "./half.ts";
-import {
-  decodeElements,
-  DTYPE_INFO,
-  dtypeFromFileName,
-  numberToBfloat16,
-  numberToHalf,
-  SAFETENSORS_DTYPES,
-  type SafetensorsData,
-  type SafetensorsDType,
-} from "./safetensors-dtypes.ts";
+import { encodeHalf, numberToBfloat16Bits, numberToHalfBits } from "./half.ts";
+import { decodeElements, DTYPE_INFO, dtypeFromFileName, SAFETENSORS_DTYPES, type SafetensorsData, type SafetensorsDType } from "./safetensors-dtypes.ts";
 import { isJsonObject, JsonSyntaxError, parseStrictJson, type JsonValue } from "./strict-json.ts";
 
 export { SAFETENSORS_DTYPES, type SafetensorsData, type SafetensorsDType } from "./safetensors-dtypes.ts";
@@ -220,8 +211,14 @@ function tensorBytes(name: string, t: WritableTensor): Uint8Array {
   const bytes = new Uint8Array(count * info!.bytes);
   const view = new DataView(bytes.buffer);
   const dtype = t.dtype;
+  // A 16-bit float held as a Uint16Array is its bit patterns (what the runtimes hold): written as they are.
+  const halfBits = (dtype === "f16" || dtype === "bf16") && t.data instanceof Uint16Array;
   for (let i = 0; i < count; i++) {
     const v = t.data[i]!;
+    if (halfBits) {
+      view.setUint16(2 * i, Number(v), true);
+      continue;
+    }
     if (dtype === "i64" || dtype === "u64") {
       if (typeof v === "number" && !Number.isSafeInteger(v)) fail(`element ${i} is ${v}, not an integer`);
       const big = BigInt(v);
@@ -242,10 +239,10 @@ function tensorBytes(name: string, t: WritableTensor): Uint8Array {
         view.setFloat32(4 * i, x, true);
         break;
       case "f16":
-        view.setUint16(2 * i, numberToHalf(x), true);
+        view.setUint16(2 * i, numberToHalfBits(x), true);
         break;
       case "bf16":
-        view.setUint16(2 * i, numberToBfloat16(x), true);
+        view.setUint16(2 * i, numberToBfloat16Bits(x), true);
         break;
       case "i32":
         view.setInt32(4 * i, x, true);
@@ -371,14 +368,15 @@ export interface DecodedSafetensors {
 const ARTIFACT_DTYPE_OF: Readonly<Record<"float" | "int" | "bool", ArtifactDType>> = { float: "f32", int: "i32", bool: "bool" };
 
 /**
- * Reads a file (readSafetensors) into the artifact dtypes: floats → f32, integers → i32 (each
+ * Reads a file (readSafetensors) into the artifact dtypes: F16/BF16 stay f16/bf16 (bit patterns), other floats → f32, integers → i32 (each
  * value checked), BOOL → bool. Tensors come in a null-prototype record.
  */
 export function decodeSafetensors(bytes: Uint8Array, fileName: string): DecodedSafetensors {
   const contents = readSafetensors(bytes, fileName);
   const tensors: Record<string, NamedTensor> = Object.create(null) as Record<string, NamedTensor>;
   for (const [name, t] of contents.tensors) {
-    const dtype = ARTIFACT_DTYPE_OF[DTYPE_INFO[t.dtype].kind];
+    // F16 and BF16 are artifact dtypes themselves: they stay 16-bit (bit patterns), as a 16-bit state or input needs.
+    const dtype = t.dtype === "f16" || t.dtype === "bf16" ? t.dtype : ARTIFACT_DTYPE_OF[DTYPE_INFO[t.dtype].kind];
     tensors[name] = { dtype, shape: t.shape, data: convertTensor(t, dtype, name, fileName) };
   }
   return { tensors, metadata: contents.metadata };

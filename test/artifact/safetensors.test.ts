@@ -172,3 +172,26 @@ describe("encodeSafetensors", () => {
     expect(() => encodeSafetensors({ __metadata__: { dtype: "f32", shape: [], data: [1] } })).toThrow("cannot be named __metadata__");
   });
 });
+
+describe("f16 and bf16 tensors of 16-bit artifact dtypes", () => {
+  test("values write rounded once; a Uint16Array of bit patterns writes as it is; both read back into f16/bf16 inputs as bits", () => {
+    const bits = Uint16Array.of(0x3c00, 0x7bff, 0x0001, 0xfc00, 0x3555);
+    const file = encodeSafetensors({
+      values: { dtype: "f16", shape: [3], data: Float64Array.of(1 + 2 ** -11 + 2 ** -40, 65520, 1 / 3) },
+      bits: { dtype: "f16", shape: [5], data: bits },
+      b: { dtype: "bf16", shape: [2], data: Uint16Array.of(0x3f80, 0x3eab) },
+    });
+    const tensors = Object.fromEntries(readSafetensors(file, "f.safetensors").tensors);
+    // decodeSafetensors keeps them 16-bit: the artifact dtypes f16 and bf16, as bit patterns.
+    const decoded = decodeSafetensors(file, "f.safetensors").tensors;
+    expect([decoded["bits"]!.dtype, decoded["b"]!.dtype]).toEqual(["f16", "bf16"]);
+    expect(Array.from(decoded["bits"]!.data)).toEqual(Array.from(bits));
+    // 1 + 2^-11 + 2^-40 rounds up once (through f32 it would tie and go to even, 1); 65520 → inf.
+    expect(Array.from(convertTensor(tensors.values!, "f16", "values", "f"))).toEqual([0x3c01, 0x7c00, 0x3555]);
+    expect(Array.from(convertTensor(tensors.bits!, "f16", "bits", "f"))).toEqual(Array.from(bits));
+    expect(Array.from(convertTensor(tensors.b!, "bf16", "b", "f"))).toEqual([0x3f80, 0x3eab]);
+    // F16 into bf16 rounds: 1/3 as f16 (0x3555 = 0.333251953125) is 0x3eab in bf16.
+    expect(Array.from(convertTensor(tensors.bits!, "bf16", "bits", "f")).at(-1)).toBe(0x3eab);
+    expect(() => convertTensor({ dtype: "i32", shape: [1], data: Int32Array.of(1) }, "f16", "n", "f.safetensors")).toThrow(/cannot load into f16/);
+  });
+});
