@@ -2,7 +2,8 @@
 // (softmax, layerNorm, a long sum), the threads of a workgroup (`form row threads=T`, default 64) share each row: every
 // row-level reduction runs strided over the threads and finishes with a tree reduction in
 // workgroup memory (its result broadcast to all threads), and every loop over the row's
-// elements is strided too. Deeper loops stay serial inside a thread. Which sections run so is
+// elements is strided too. Deeper loops stay serial inside a thread. A row-level store (one
+// value per row) is thread 0's alone, so an in-place update reads its old value first. Which sections run so is
 // the `row-kernels` pass's choice (targets/webgpu-passes.ts: a `form row` fact); this renders it.
 
 import type { DType } from "../../compiler/ir/dtype.ts";
@@ -61,8 +62,11 @@ export function renderRowKernel(
     body.push(`  let ${v.name}: i32 = ${v.extent === 1 ? "0" : stride * v.extent === rows ? q : `${q} % ${v.extent}`};`);
   }
   const ind = "  ";
-  for (const item of rowLevelItems(items, depth)) {
-    if (item.kind === "loop" && item.v.extent > 1) {
+  // A one-long loop is no loop: its body (stores included) sits at the row level.
+  const flat = (list: readonly ScheduleItem[]): ScheduleItem[] => list.flatMap((it) => (it.kind === "loop" && it.v.extent === 1 ? flat(it.body) : [it]));
+  const rowItems = flat(rowLevelItems(items, depth));
+  for (const [i, item] of rowItems.entries()) {
+    if (item.kind === "loop") {
       // A loop over the row's elements: each thread takes every 64th.
       body.push(
         `${ind}for (var ${item.v.name}: i32 = lid; ${item.v.name} < ${item.v.extent}; ${item.v.name} += ${ROW_THREADS}) {`,
@@ -71,6 +75,14 @@ export function renderRowKernel(
       );
     } else if (item.kind === "reduce") {
       body.push(...cooperativeReduce(s, item, render, ind, ROW_THREADS));
+    } else if (item.kind === "store") {
+      // A row-level store (one value per row): thread 0 alone writes it. Were every thread to
+      // store, an output the memory plan places over an input it reads at the same index
+      // (AdamW's exp_avg and parameter updated in place) would be written by one thread before
+      // another has read the old value, and the last writer's doubled update would win.
+      if (rowItems[i - 1]?.kind !== "store") body.push(`${ind}if (lid == 0) {`);
+      body.push(...render([item], ind + "  "));
+      if (rowItems[i + 1]?.kind !== "store") body.push(`${ind}}`);
     } else body.push(...render([item], ind));
   }
   const workgroups = foldWorkgroups(rows, d.name, limits.maxComputeWorkgroupsPerDimension);

@@ -75,4 +75,27 @@ describe.skipIf(!env.available)("row kernels on the device", () => {
     },
     180_000,
   );
+
+  test("row-level results written over the inputs they update (an AdamW-like step on a batch-summed gradient)", async () => {
+    // g = Σ_batch dy (a row kernel: 10 rows of 128); m ← 0.9·m + 0.1·g; v ← 0.99·v + 0.01·g²;
+    // p ← p − 0.1·m/(√|v| + 1e-3) (random v may be negative). m, v and p are state updated in
+    // place and read after the reduction's barriers: with every thread of a row storing them,
+    // one thread read another's new value and stored a doubled update (2.bias of the MNIST
+    // MLP's AdamW step, once its dh matmul split the bias update into a row kernel).
+    const traced = trace(
+      (dy, p, m, v) => {
+        const g = dy.sum(0);
+        const m1 = m.mul(0.9).add(g.mul(0.1));
+        const v1 = v.mul(0.99).add(g.mul(g).mul(0.01));
+        return [p.sub(m1.mul(0.1).div(v1.abs().sqrt().add(1e-3))), m1, v1];
+      },
+      [f([128, 10]), f([10]), f([10]), f([10])],
+    );
+    const state = traced.inputs.slice(1).map((id) => (traced.nodes[id] as { name: string }).name);
+    const g: Graph = { ...traced, outputs: traced.outputs.map((o, i) => ({ ...o, aliases: state[i]! })) };
+    const compiled = compileWebGpu(g, { verify: true, limits: env.context!.limits });
+    expect(compiled.artifact.kernels.filter((kk) => kk.source.includes("per row"))).toHaveLength(1);
+    expect(compiled.memory.plan.inPlace).toHaveLength(3);
+    await expectArtifactMatchesInterpreter(env.context!, g, compiled.artifact, inputsOf(g));
+  }, 60_000);
 });
