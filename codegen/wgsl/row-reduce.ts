@@ -3,8 +3,9 @@
 // row-level reduction runs strided over the threads and finishes with a tree reduction in
 // workgroup memory (its result broadcast to all threads), and every loop over the row's
 // elements is strided too. Deeper loops stay serial inside a thread. A row-level store (one
-// value per row) is thread 0's alone, so an in-place update reads its old value first. Which sections run so is
-// the `row-kernels` pass's choice (targets/webgpu-passes.ts: a `form row` fact); this renders it.
+// value per row) is thread 0's alone, so an in-place update reads its old value first. Which
+// sections run so is the `row-kernels` pass's choice (targets/webgpu-passes.ts: a `form row`
+// fact); this renders it.
 
 import type { DType } from "../../compiler/ir/dtype.ts";
 import type { IndexVar } from "../../compiler/kernel/index-expr.ts";
