@@ -33,6 +33,15 @@ export interface TuneCache {
   readonly entries: Map<string, TuneEntry>;
 }
 
+// Node's modules by names in variables: a browser bundle of kiln (esbuild, Vite) must not try
+// to resolve them; in a browser these functions return before importing (no file, no cache dir).
+const NODE_FS = "node:fs/promises";
+const NODE_PATH = "node:path";
+const NODE_OS = "node:os";
+const nodeFs = () => import(NODE_FS) as Promise<typeof import("node:fs/promises")>;
+const nodePath = () => import(NODE_PATH) as Promise<typeof import("node:path")>;
+const nodeOs = () => import(NODE_OS) as Promise<typeof import("node:os")>;
+
 const nodeProcess = (): { env: Record<string, string | undefined> } | undefined => {
   const proc = (globalThis as { process?: { versions?: { node?: string }; env: Record<string, string | undefined> } }).process;
   return proc?.versions?.node ? proc : undefined;
@@ -42,10 +51,10 @@ const nodeProcess = (): { env: Record<string, string | undefined> } | undefined 
 export async function tuneCacheDir(): Promise<string | undefined> {
   const proc = nodeProcess();
   if (!proc) return undefined;
-  const path = await import("node:path");
+  const path = await nodePath();
   if (proc.env["KILN_CACHE_DIR"]) return path.resolve(proc.env["KILN_CACHE_DIR"]);
   if (proc.env["XDG_CACHE_HOME"]) return path.join(proc.env["XDG_CACHE_HOME"], "kiln");
-  const { homedir } = await import("node:os");
+  const { homedir } = await nodeOs();
   return path.join(homedir(), ".cache", "kiln");
 }
 
@@ -101,7 +110,7 @@ export async function loadTuneCache(adapter: TuneAdapter, dir?: string): Promise
   const root = dir ?? (await tuneCacheDir());
   if (root === undefined) return { ...base, file: undefined };
   const file = tuneCacheFile(root, adapter);
-  const { readFile } = await import("node:fs/promises");
+  const { readFile } = await nodeFs();
   let text: string;
   try {
     text = await readFile(file, "utf8");
@@ -125,8 +134,8 @@ export function formatTuneCache(cache: TuneCache): string {
 /** Writes the cache to its file (nothing without one): a temporary sibling renamed into place. */
 export async function saveTuneCache(cache: TuneCache): Promise<void> {
   if (!cache.file) return;
-  const fs = await import("node:fs/promises");
-  const path = await import("node:path");
+  const fs = await nodeFs();
+  const path = await nodePath();
   await fs.mkdir(path.dirname(cache.file), { recursive: true });
   const temporary = `${cache.file}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
   await fs.writeFile(temporary, formatTuneCache(cache));
