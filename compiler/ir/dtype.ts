@@ -65,7 +65,8 @@ export const DTYPE_TABLE = {
     js: { storage: "Float32Array" },
   },
   // The 16-bit floats compute in f32 registers on every backend and are stored as 16 bits
-  // (docs/dtypes.md): WGSL keeps each in a u32 word (no adapter here has shader-f16), CUDA its
+  // (docs/dtypes.md): WGSL keeps each in a u32 word (works without shader-f16; the adapter's
+  // shader-f16, which lavapipe has, is not used yet), CUDA its
   // bit pattern in an unsigned short (the prelude converts, header-free, as NVRTC needs). Both
   // rank below f32 in promotion and equal to each other: f16 with bf16 promotes to f32
   // (promoteDTypes), as in PyTorch.
