@@ -13,18 +13,18 @@ import { matchContraction } from "../codegen/wgsl/matmul.ts";
 import { rowLevelItems, rowReducible } from "../codegen/wgsl/row-reduce.ts";
 import { VECTOR_WIDTH, vectorPlan } from "../codegen/wgsl/vector.ts";
 
-/** "auto": contractions with at least 64x64 outputs (rows and columns flattened) and k ≥ 16; "always"/"never" for tests and benchmarks. */
+/** "auto": contractions with at least 64x64 outputs (rows and columns flattened), 16 on each side, and k ≥ 8; "always"/"never" for tests and benchmarks. */
 export type TiledMatmulMode = "auto" | "always" | "never";
 
 /** A contraction is worth a matmul kernel from this many outputs (one 64x64 workgroup tile) … */
 const MIN_MATMUL_OUTPUTS = 64 * 64;
-/** … with this many rows and columns at least … */
-const MIN_MATMUL_SIDE = 64;
+/** … with this many rows and columns at least (a conv's 32 out channels over 50176 pixels is one) … */
+const MIN_MATMUL_SIDE = 16;
 /**
- * … and this long a k. (16 sides and k ≥ 8, which gave the first conv's forward register
- * blocks, made a contraction of the MNIST MLP AdamW step wrong: back to 64 and 16 until found.)
+ * … and this long a k: the first conv's 3x3 window (k = 9, 50176x32 outputs) takes 8x8
+ * register blocks too (each operand load then serves 8 outputs instead of one).
  */
-const MIN_MATMUL_K = 16;
+const MIN_MATMUL_K = 8;
 
 /** A row-level reduction at least this long is worth a workgroup. */
 const MIN_ROW_EXTENT = 64;

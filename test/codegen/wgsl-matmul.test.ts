@@ -32,7 +32,26 @@ function inputsOf(g: Graph): Record<string, HostTensor> {
 }
 
 describe("tiled matmul selection (no device)", () => {
-  test("auto takes it for 64x64 outputs and k ≥ 16, not for small ones or i32", () => {
+  test("auto takes it for 64x64 outputs with 16 on each side and k ≥ 8, not for small ones or i32", () => {
+    // A first conv's shape: many pixels, 32 out channels, a 3x3 window (k = 9).
+    expect(
+      isTiled(
+        trace((a, b) => a.matmul(b), [f([512, 9]), f([9, 32])]),
+        "auto",
+      ),
+    ).toBe(true);
+    expect(
+      isTiled(
+        trace((a, b) => a.matmul(b), [f([4096, 9]), f([9, 8])]),
+        "auto",
+      ),
+    ).toBe(false); // 8 columns
+    expect(
+      isTiled(
+        trace((a, b) => a.matmul(b), [f([512, 7]), f([7, 32])]),
+        "auto",
+      ),
+    ).toBe(false); // k = 7
     expect(
       isTiled(
         trace((a, b) => a.matmul(b), [f([128, 32]), f([32, 96])]),
