@@ -25,6 +25,9 @@ const driver = "^compiler/compile\\.ts$";
 // The artifact format: its types, and the wasm memory layout whose addresses codegen bakes into
 // kernels and the runtime uses to place tensors (one definition, read by both).
 const artifactFormat = "^runtime/artifact/(format|wasm-layout)\\.ts$";
+// f16/bf16 rounding (a leaf with no imports): the interpreter, constant folding, every codegen's
+// constants and the runtimes round 16-bit floats by one definition, as they share the format's.
+const halfBits = "^runtime/artifact/half\\.ts$";
 // What dsl/ sees of targets/: the registry, the Backend and Executor types, the artifact
 // folder writer that exe.save() calls (imported lazily: it is Node-only), and the profile
 // builder exe.profile calls (targets/profile.ts: kernel costs from the kernel IR, the table).
@@ -38,10 +41,10 @@ const safetensorsFormat = "^runtime/artifact/(safetensors|safetensors-dtypes|str
  */
 const LAYERS = [
   { name: "compiler-util", from: "^compiler/util/", may: [util] },
-  { name: "compiler-ir", from: "^compiler/ir/", may: [ir, util] },
+  { name: "compiler-ir", from: "^compiler/ir/", may: [ir, util, halfBits] },
   { name: "compiler-debug", from: debug, may: [util, ir] },
-  { name: "compiler-passes", from: "^compiler/passes/", may: ["^compiler/passes/", ir, util, debug, passType, fusionPlan, indexMath] },
-  { name: "compiler-kernel", from: "^compiler/kernel/", may: [kernel, ir, util, debug, passType] },
+  { name: "compiler-passes", from: "^compiler/passes/", may: ["^compiler/passes/", ir, util, debug, passType, fusionPlan, indexMath, halfBits] },
+  { name: "compiler-kernel", from: "^compiler/kernel/", may: [kernel, ir, util, debug, passType, halfBits] },
   // The driver and the other files at compiler/'s top (pipeline, artifact assembly) run the
   // levels in order; the driver sees backends through the Backend interface (types only,
   // checked by `driver-sees-backend-types-only`).
@@ -49,12 +52,12 @@ const LAYERS = [
   { name: "compiler-driver", from: "^compiler/[^/]+\\.ts$", may: ["^compiler/", "^targets/backend\\.ts$", "^runtime/artifact/"] },
   // codegen renders kernel IR: its own language folder, the shared C-like base and helpers,
   // kernel IR, IR types (dtype tables), util, and the artifact format it fills in.
-  { name: "codegen", from: "^codegen/([^/]+)/", may: ["^codegen/$1/", "^codegen/render/", "^codegen/[^/]+\\.ts$", kernel, ir, util, artifactFormat] },
-  { name: "codegen-shared", from: "^codegen/[^/]+\\.ts$", may: ["^codegen/render/", "^codegen/[^/]+\\.ts$", kernel, ir, util, artifactFormat] },
+  { name: "codegen", from: "^codegen/([^/]+)/", may: ["^codegen/$1/", "^codegen/render/", "^codegen/[^/]+\\.ts$", kernel, ir, util, artifactFormat, halfBits] },
+  { name: "codegen-shared", from: "^codegen/[^/]+\\.ts$", may: ["^codegen/render/", "^codegen/[^/]+\\.ts$", kernel, ir, util, artifactFormat, halfBits] },
   // targets/<target> puts a backend together: the driver and its kernel passes, a renderer,
   // a runner. It is the one layer that sees both codegen and runtime/<target>.
   { name: "targets", from: "^targets/", may: ["^targets/", "^compiler/", "^codegen/", "^runtime/"] },
-  { name: "dsl", from: "^dsl/", may: ["^dsl/", ir, util, driver, autodiff, passType, targetsRegistry, safetensorsFormat] },
+  { name: "dsl", from: "^dsl/", may: ["^dsl/", ir, util, driver, autodiff, passType, targetsRegistry, safetensorsFormat, halfBits] },
   { name: "runtime-artifact", from: "^runtime/artifact/", may: ["^runtime/artifact/"] },
   { name: "runtime-target", from: "^runtime/([^/]+)/", may: ["^runtime/$1/", "^runtime/artifact/"] },
   { name: "cli", from: "^cli/", may: ["^cli/", "^dsl/", "^targets/", "^compiler/", "^runtime/"] },
