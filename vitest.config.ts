@@ -7,7 +7,11 @@ import path from "node:path";
 // "kiln-source" export condition: in the test files, and (NODE_OPTIONS) in the programs tests
 // spawn, such as `tsx examples/demo.ts`. Without it "kiln" means the built dist/.
 const SOURCE_CONDITION = "kiln-source";
-const SHARED = ["test/{ir,kernel,passes,codegen,util,dsl}/**/*.test.ts"];
+const SHARED = [
+  "test/{ir,kernel,passes,codegen,util,dsl}/**/*.test.ts",
+  // The js, wasm and emulated-cuda suites (no WebGPU device, no spawned CLI, no leak counts).
+  "test/targets/{js-ops,half-ops,js-fuzz,wasm-ops,wasm-fuzz,attention-fused,wasm-shared-state,cuda-emulate,cuda-numerics}.test.ts",
+];
 // Files among those that change process-wide registries (k.registerTarget): a fresh module graph each.
 const STATEFUL = ["test/dsl/compile.test.ts", "test/dsl/options-coverage.test.ts"];
 const nodeOptions = [process.env["NODE_OPTIONS"], `--conditions=${SOURCE_CONDITION}`].filter(Boolean).join(" ");
