@@ -6,6 +6,7 @@ import { isFloat } from "../compiler/ir/dtype.ts";
 import { readFileSync, writeFileSync } from "node:fs";
 import { KilnError } from "../compiler/util/errors.ts";
 import { createModel, loadArtifact, type LoadedArtifact, type NamedTensor } from "../runtime/artifact/load.ts";
+import { decodeHalf } from "../runtime/artifact/half.ts";
 import { ArtifactInvalidError } from "../runtime/artifact/manifest.ts";
 import { decodeSafetensors, encodeSafetensors } from "../runtime/artifact/safetensors.ts";
 import { backendOf } from "../targets/registry.ts";
@@ -101,12 +102,17 @@ function readInputs(io: CliIO, file: string | undefined, loaded: LoadedArtifact)
     const same = io.symbolic
       ? t.shape.slice(1).join(",") === io.shape.slice(1).join(",") && t.shape.length === io.shape.length
       : t.shape.join(",") === io.shape.join(",");
-    if (t.dtype !== io.dtype || !same)
+    // A 16-bit float file for an f32 input widens exactly (PyTorch's F16/BF16 checkpoints, docs/cli.md).
+    const widen = io.dtype === "f32" && (t.dtype === "f16" || t.dtype === "bf16");
+    if ((t.dtype !== io.dtype && !widen) || !same)
       throw new KilnError({
         code: "shape-mismatch",
         message: `${file}: tensor '${io.name}' is ${t.dtype}[${t.shape.join(",")}], the artifact expects ${io.dtype}[${io.shape.join(",")}]`,
       });
-    inputs[io.name] = t;
+    inputs[io.name] =
+      widen && (t.dtype === "f16" || t.dtype === "bf16")
+        ? { dtype: "f32", shape: t.shape, data: decodeHalf(t.dtype, t.data as Uint16Array, new Float32Array(t.data.length)) }
+        : t;
   }
   return inputs;
 }
