@@ -12,12 +12,12 @@ import { afterAll, describe, expect, test } from "vitest";
 import * as k from "kiln";
 import { compileWasm } from "../../targets/wasm.ts";
 import { interpret } from "../../compiler/ir/interpret.ts";
-import { nodeOf } from "../../compiler/ir/graph.ts";
 import type { Graph } from "../../compiler/ir/types.ts";
 import type { HostTensor } from "../../compiler/ir/host-tensor.ts";
 import { decodeBase64, WasmArtifactRunner } from "../../runtime/wasm/run-artifact.ts";
 import { relaxedSimdAvailable } from "../../runtime/wasm/engine.ts";
 import type { WasmArtifact } from "../../runtime/artifact/format.ts";
+import { graphInputs } from "../util/graph-inputs.ts";
 
 const runners: WasmArtifactRunner[] = [];
 afterAll(async () => {
@@ -113,14 +113,7 @@ const FORMS: readonly Form[] = [
 ];
 
 function inputsOf(g: Graph, value: (i: number, input: number) => number): Record<string, HostTensor> {
-  const inputs: Record<string, HostTensor> = {};
-  g.inputs.forEach((id, input) => {
-    const n = nodeOf(g, id);
-    if (n.op !== "input") return;
-    const size = n.type.shape.reduce((a, b) => a * b, 1);
-    inputs[n.name] = { dtype: "f32", shape: n.type.shape, data: Float32Array.from({ length: size }, (_, i) => value(i, input)) };
-  });
-  return inputs;
+  return graphInputs(g, ({ count, index }) => Float32Array.from({ length: count }, (_, i) => value(i, index)));
 }
 
 async function runWasm(g: Graph, relaxedSimd: boolean, inputs: Record<string, HostTensor>): Promise<{ out: Float32Array; artifact: WasmArtifact }> {

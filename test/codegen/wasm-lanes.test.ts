@@ -10,10 +10,10 @@ import { afterAll, describe, expect, test } from "vitest";
 import * as k from "kiln";
 import { compileWasm } from "../../targets/wasm.ts";
 import { interpret } from "../../compiler/ir/interpret.ts";
-import { nodeOf } from "../../compiler/ir/graph.ts";
 import type { Graph } from "../../compiler/ir/types.ts";
 import type { HostTensor } from "../../compiler/ir/host-tensor.ts";
 import { WasmArtifactRunner } from "../../runtime/wasm/run-artifact.ts";
+import { graphInputs } from "../util/graph-inputs.ts";
 
 const runners: WasmArtifactRunner[] = [];
 afterAll(async () => {
@@ -63,15 +63,8 @@ const CASES: readonly Case[] = [
 ];
 
 function inputsOf(g: Graph): Record<string, HostTensor> {
-  const inputs: Record<string, HostTensor> = {};
-  g.inputs.forEach((id, input) => {
-    const n = nodeOf(g, id);
-    if (n.op !== "input") return;
-    const size = n.type.shape.reduce((a, b) => a * b, 1);
-    // small integers with ties (max-pool's gradient splits among equal maxima)
-    inputs[n.name] = { dtype: "f32", shape: n.type.shape, data: Float32Array.from({ length: size }, (_, i) => ((i * 7 + input * 3) % 9) - 4) };
-  });
-  return inputs;
+  // small integers with ties (max-pool's gradient splits among equal maxima)
+  return graphInputs(g, ({ count, index }) => Float32Array.from({ length: count }, (_, i) => ((i * 7 + index * 3) % 9) - 4));
 }
 
 const configs = [

@@ -9,6 +9,7 @@ import type { Graph } from "../../compiler/ir/types.ts";
 import type { HostTensor } from "../../compiler/ir/host-tensor.ts";
 import { expectArtifactMatchesInterpreter, webGpuTestEnv } from "../util/webgpu-env.ts";
 import { FULL } from "../util/full.ts";
+import { graphInputs } from "../util/graph-inputs.ts";
 
 const env = await webGpuTestEnv();
 const f = k.f32;
@@ -20,15 +21,8 @@ const MATMUL_HEADER = /tiled matmul|register-blocked matmul/;
 const isTiled = (g: Graph, mode: "auto" | "always") => compileWebGpu(g, { tiledMatmul: mode }).artifact.kernels.some((kk) => MATMUL_HEADER.test(kk.source));
 
 function inputsOf(g: Graph): Record<string, HostTensor> {
-  const out: Record<string, HostTensor> = {};
   let n = 0;
-  for (const id of g.inputs) {
-    const node = g.nodes[id]!;
-    if (node.op !== "input") continue;
-    const count = node.type.shape.reduce((a, b) => a * b, 1);
-    out[node.name] = { dtype: "f32", shape: node.type.shape, data: Float64Array.from({ length: count }, () => Math.fround(Math.sin(++n * 0.731))) };
-  }
-  return out;
+  return graphInputs(g, ({ count }) => Float64Array.from({ length: count }, () => Math.fround(Math.sin(++n * 0.731))));
 }
 
 describe("tiled matmul selection (no device)", () => {

@@ -8,6 +8,7 @@ import { compileWebGpu } from "../../targets/webgpu.ts";
 import type { Graph } from "../../compiler/ir/types.ts";
 import type { HostTensor } from "../../compiler/ir/host-tensor.ts";
 import { expectArtifactMatchesInterpreter, webGpuTestEnv } from "../util/webgpu-env.ts";
+import { graphInputs } from "../util/graph-inputs.ts";
 
 const env = await webGpuTestEnv();
 const f = k.f32;
@@ -19,19 +20,12 @@ const rowKernels = (g: Graph, opts: { rowKernels?: boolean } = {}): number =>
   compileWebGpu(g, opts).artifact.kernels.filter((kk) => kk.source.includes("one workgroup of 64 threads per row")).length;
 
 function inputsOf(g: Graph, nanAt?: number): Record<string, HostTensor> {
-  const out: Record<string, HostTensor> = {};
   let n = 0;
-  for (const id of g.inputs) {
-    const node = g.nodes[id]!;
-    if (node.op !== "input") continue;
-    const count = node.type.shape.reduce((a, b) => a * b, 1);
-    const data =
-      node.type.dtype === "i32"
-        ? Int32Array.from({ length: count }, (_, j) => ((j * 7919) % 1000) - 500)
-        : Float64Array.from({ length: count }, (_, j) => (j === nanAt ? NaN : Math.fround(3 * Math.sin(++n * 0.37))));
-    out[node.name] = { dtype: node.type.dtype, shape: node.type.shape, data };
-  }
-  return out;
+  return graphInputs(g, ({ dtype, count }) =>
+    dtype === "i32"
+      ? Int32Array.from({ length: count }, (_, j) => ((j * 7919) % 1000) - 500)
+      : Float64Array.from({ length: count }, (_, j) => (j === nanAt ? NaN : Math.fround(3 * Math.sin(++n * 0.37)))),
+  );
 }
 
 describe("row kernel selection (no device)", () => {

@@ -10,6 +10,7 @@ import { compileWebGpu } from "../../targets/webgpu.ts";
 import type { Graph } from "../../compiler/ir/types.ts";
 import type { HostTensor } from "../../compiler/ir/host-tensor.ts";
 import { expectArtifactMatchesInterpreter, webGpuTestEnv } from "../util/webgpu-env.ts";
+import { graphInputs } from "../util/graph-inputs.ts";
 
 const env = await webGpuTestEnv();
 const f = k.f32;
@@ -23,17 +24,9 @@ const vectorSections = (g: Graph, opts: { vectorize?: boolean } = {}): number =>
     .reduce((a, b) => a + b, 0);
 
 function inputsOf(g: Graph): Record<string, HostTensor> {
-  const out: Record<string, HostTensor> = {};
   let n = 0;
-  for (const id of g.inputs) {
-    const node = g.nodes[id]!;
-    if (node.op !== "input") continue;
-    const count = node.type.shape.reduce((a, b) => a * b, 1);
-    // Every 11th element NaN, the rest in [-3, 3]: negatives for log/sqrt, NaN for max.
-    const data = Float64Array.from({ length: count }, (_, j) => (j % 11 === 5 ? NaN : Math.fround(3 * Math.sin(++n * 0.37))));
-    out[node.name] = { dtype: node.type.dtype, shape: node.type.shape, data };
-  }
-  return out;
+  // Every 11th element NaN, the rest in [-3, 3]: negatives for log/sqrt, NaN for max.
+  return graphInputs(g, ({ count }) => Float64Array.from({ length: count }, (_, j) => (j % 11 === 5 ? NaN : Math.fround(3 * Math.sin(++n * 0.37)))));
 }
 
 describe("vector form selection (no device)", () => {

@@ -12,6 +12,7 @@ import { foldWorkgroups } from "../../codegen/wgsl/dispatch.ts";
 import type { Graph } from "../../compiler/ir/types.ts";
 import type { HostTensor } from "../../compiler/ir/host-tensor.ts";
 import { expectArtifactMatchesInterpreter, webGpuTestEnv } from "../util/webgpu-env.ts";
+import { graphInputs } from "../util/graph-inputs.ts";
 
 const env = await webGpuTestEnv();
 const f = k.f32;
@@ -19,22 +20,15 @@ const f = k.f32;
 const limits = (over: Partial<WebGpuLimits>): WebGpuLimits => ({ ...webGpuDefaultLimits, ...over });
 
 function inputsOf(g: Graph): Record<string, HostTensor> {
-  const out: Record<string, HostTensor> = {};
   let n = 0;
-  for (const id of g.inputs) {
-    const node = g.nodes[id]!;
-    if (node.op !== "input") continue;
-    const count = node.type.shape.reduce((a, b) => a * b, 1);
-    // Non-negative (Adam's second moment is an input); i32 inputs are step counts.
-    const data =
-      node.type.dtype === "f32"
-        ? Float64Array.from({ length: count }, (_, j) => Math.fround(Math.abs(Math.sin(++n + j * 0.37))))
-        : node.type.dtype === "i32"
-          ? new Int32Array(count).fill(1) /* an optimizer step count */
-          : new Uint8Array(count);
-    out[node.name] = { dtype: node.type.dtype, shape: node.type.shape, data };
-  }
-  return out;
+  // Non-negative (Adam's second moment is an input); i32 inputs are step counts.
+  return graphInputs(g, ({ dtype, count }) =>
+    dtype === "f32"
+      ? Float64Array.from({ length: count }, (_, j) => Math.fround(Math.abs(Math.sin(++n + j * 0.37))))
+      : dtype === "i32"
+        ? new Int32Array(count).fill(1) /* an optimizer step count */
+        : new Uint8Array(count),
+  );
 }
 
 async function expectMatches(g: Graph, lim: WebGpuLimits, given: Record<string, HostTensor> = {}): Promise<void> {

@@ -33,6 +33,7 @@ import { WebGpuArtifactRunner, webGpuPipelineCounts } from "../../runtime/webgpu
 import { interpret } from "../../compiler/ir/interpret.ts";
 import { expectArtifactMatchesInterpreter, webGpuTestEnv } from "../util/webgpu-env.ts";
 import { FULL } from "../util/full.ts";
+import { graphInputs } from "../util/graph-inputs.ts";
 
 const env = await webGpuTestEnv();
 const f = k.f32;
@@ -43,15 +44,8 @@ const matmulBias = trace((a, b, c) => a.matmul(b).add(c).relu(), [f([67, 45]), f
 const softmax = trace((x) => x.softmax(-1), [f([24, 200])]);
 
 function inputsOf(g: Graph): Record<string, HostTensor> {
-  const out: Record<string, HostTensor> = {};
   let n = 0;
-  for (const id of g.inputs) {
-    const node = g.nodes[id]!;
-    if (node.op !== "input") continue;
-    const count = node.type.shape.reduce((a, b) => a * b, 1);
-    out[node.name] = { dtype: "f32", shape: node.type.shape, data: Float64Array.from({ length: count }, () => Math.fround(Math.sin(++n * 0.731))) };
-  }
-  return out;
+  return graphInputs(g, ({ count }) => Float64Array.from({ length: count }, () => Math.fround(Math.sin(++n * 0.731))));
 }
 
 const formedSections = (g: Graph, tuning?: TuningContext): Section[] =>
