@@ -68,42 +68,37 @@ interface CudaDTypeSpelling {
   readonly store: (value: string) => string;
 }
 
+/** A float dtype computed in float registers; `round`, `load` and `store` say how it is held. */
+const floatSpelling = (round: (v: number) => number, load: (e: string) => string, store: (v: string) => string): CudaDTypeSpelling => ({
+  literal: (v) => f32Literal(round(v)),
+  add: (a, b) => `(${a} + ${b})`,
+  mul: (a, b) => `(${a} * ${b})`,
+  max: (a, b) => `kiln_fmax(${a}, ${b})`,
+  sumIdentity: "0.0f",
+  maxIdentity: "(-INFINITY)",
+  warpSuffix: "f",
+  load,
+  store,
+});
+
 const CUDA_DTYPES: { readonly [D in DType]: CudaDTypeSpelling } = {
-  f32: {
-    literal: f32Literal,
-    add: (a, b) => `(${a} + ${b})`,
-    mul: (a, b) => `(${a} * ${b})`,
-    max: (a, b) => `kiln_fmax(${a}, ${b})`,
-    sumIdentity: "0.0f",
-    maxIdentity: "(-INFINITY)",
-    warpSuffix: "f",
-    load: (e) => e,
-    store: (v) => v,
-  },
+  f32: floatSpelling(
+    (v) => v,
+    (e) => e,
+    (v) => v,
+  ),
   // 16-bit floats compute in float registers; memory holds their bit patterns (unsigned short),
   // converted by the prelude's kiln_f2h/kiln_h2f/kiln_f2b/kiln_b2f (round to nearest even).
-  f16: {
-    literal: (v) => f32Literal(roundToHalf(v)),
-    add: (a, b) => `(${a} + ${b})`,
-    mul: (a, b) => `(${a} * ${b})`,
-    max: (a, b) => `kiln_fmax(${a}, ${b})`,
-    sumIdentity: "0.0f",
-    maxIdentity: "(-INFINITY)",
-    warpSuffix: "f",
-    load: (e) => `kiln_h2f(${e})`,
-    store: (v) => `kiln_f2h(${v})`,
-  },
-  bf16: {
-    literal: (v) => f32Literal(roundToBfloat16(v)),
-    add: (a, b) => `(${a} + ${b})`,
-    mul: (a, b) => `(${a} * ${b})`,
-    max: (a, b) => `kiln_fmax(${a}, ${b})`,
-    sumIdentity: "0.0f",
-    maxIdentity: "(-INFINITY)",
-    warpSuffix: "f",
-    load: (e) => `kiln_b2f(${e})`,
-    store: (v) => `kiln_f2b(${v})`,
-  },
+  f16: floatSpelling(
+    roundToHalf,
+    (e) => `kiln_h2f(${e})`,
+    (v) => `kiln_f2h(${v})`,
+  ),
+  bf16: floatSpelling(
+    roundToBfloat16,
+    (e) => `kiln_b2f(${e})`,
+    (v) => `kiln_f2b(${v})`,
+  ),
   i32: {
     literal: i32Literal,
     add: (a, b) => wrapping("+", a, b),

@@ -63,6 +63,25 @@ export function renderSectionBody(
   const lines: string[] = [];
   const loop = (v: { readonly name: string; readonly extent: number }): string => d.forLoop(v.name, limits?.get(v.name) ?? v.extent);
   const parallel = new Set(s.domain.slice(0, parallelDepth).map((v) => v.name));
+  // A reduce item's loops (extent-1 ones elided) around its body, then `accumulate` at the innermost level.
+  const inReduceLoops = (
+    item: { readonly vars: readonly { readonly name: string; readonly extent: number }[]; readonly body: readonly ScheduleItem[] },
+    ind: string,
+    accumulate: (inner: string) => void,
+  ): void => {
+    let inner = ind;
+    const loopVars = item.vars.filter((v) => v.extent !== 1);
+    for (const v of loopVars) {
+      lines.push(`${inner}${loop(v)}`);
+      inner += "  ";
+    }
+    walk(item.body, inner);
+    accumulate(inner);
+    for (let i = loopVars.length - 1; i >= 0; i--) {
+      inner = inner.slice(2);
+      lines.push(`${inner}}`);
+    }
+  };
   const walk = (list: readonly ScheduleItem[], ind: string): void => {
     for (const item of list) {
       switch (item.kind) {
@@ -82,18 +101,7 @@ export function renderSectionBody(
           if (online.size > 0) {
             const sm = onlineSoftmaxLines(d, s.exprs, online, exprName);
             lines.push(...sm.init.map((l) => ind + l));
-            let inner = ind;
-            const loopVars = item.vars.filter((v) => v.extent !== 1);
-            for (const v of loopVars) {
-              lines.push(`${inner}${loop(v)}`);
-              inner += "  ";
-            }
-            walk(item.body, inner);
-            lines.push(...sm.step.map((l) => inner + l));
-            for (let i = loopVars.length - 1; i >= 0; i--) {
-              inner = inner.slice(2);
-              lines.push(`${inner}}`);
-            }
+            inReduceLoops(item, ind, (inner) => lines.push(...sm.step.map((l) => inner + l)));
             lines.push(...sm.finish.map((l) => ind + l));
             break;
           }
@@ -101,23 +109,14 @@ export function renderSectionBody(
             const e = s.exprs[r]!;
             lines.push(`${ind}${d.declareVar(exprName(r), e.dtype, d.reduceInit(reduceKind(e), e.dtype))}`);
           }
-          let inner = ind;
-          const loopVars = item.vars.filter((v) => v.extent !== 1);
-          for (const v of loopVars) {
-            lines.push(`${inner}${loop(v)}`);
-            inner += "  ";
-          }
-          walk(item.body, inner);
-          for (const r of item.reduces) {
-            const e = s.exprs[r]!;
-            const kind = reduceKind(e);
-            const body = exprName((e as { body: ExprId }).body);
-            lines.push(`${inner}${exprName(r)} = ${d.binary(kind === "reduce_sum" ? "add" : "max", exprName(r), body, e.dtype)};`);
-          }
-          for (let i = loopVars.length - 1; i >= 0; i--) {
-            inner = inner.slice(2);
-            lines.push(`${inner}}`);
-          }
+          inReduceLoops(item, ind, (inner) => {
+            for (const r of item.reduces) {
+              const e = s.exprs[r]!;
+              const kind = reduceKind(e);
+              const body = exprName((e as { body: ExprId }).body);
+              lines.push(`${inner}${exprName(r)} = ${d.binary(kind === "reduce_sum" ? "add" : "max", exprName(r), body, e.dtype)};`);
+            }
+          });
           for (const r of item.reduces)
             if (roundsAfterReduce(s.exprs[r]!)) lines.push(`${ind}${exprName(r)} = ${d.roundHalf(exprName(r), s.exprs[r]!.dtype)};`);
           break;
