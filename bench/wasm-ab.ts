@@ -8,17 +8,14 @@
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { createWasmExecutor } from "../targets/wasm.ts";
-import { traceProgram, type Program } from "../dsl/program.ts";
-import { nodeOf } from "../compiler/ir/graph.ts";
-import type { HostTensor } from "../compiler/ir/host-tensor.ts";
+import { probeInputs, tracedExport } from "./probe-program.ts";
 
 const args = process.argv.slice(2);
 // --cpu: per-launch times as this process's CPU time (steady under a shared machine's load; one thread only)
 const cpuClock = args.includes("--cpu");
 const [other, file, entry, threadsArg, roundsArg] = args.filter((a) => !a.startsWith("--"));
 if (!other || !file || !entry) throw new Error("usage: wasm-ab.ts <other-checkout> <model.ts> <export> [threads] [rounds]");
-const mod = (await import(pathToFileURL(path.resolve(file)).href)) as Record<string, Program>;
-const g = traceProgram(mod[entry]!, entry).graph;
+const g = await tracedExport(file, entry);
 const threads = Number(threadsArg ?? 1);
 const rounds = Number(roundsArg ?? 9);
 if (cpuClock) {
@@ -29,14 +26,7 @@ if (cpuClock) {
   };
 }
 const otherWasm = (await import(pathToFileURL(path.resolve(other, "targets/wasm.ts")).href)) as { createWasmExecutor: typeof createWasmExecutor };
-const inputs: Record<string, HostTensor> = {};
-for (const id of g.inputs) {
-  const n = nodeOf(g, id);
-  if (n.op !== "input") continue;
-  const size = n.type.shape.reduce((a, b) => a * b, 1);
-  const data = n.type.dtype === "i32" ? Int32Array.from({ length: size }, (_, i) => i % 10) : Float32Array.from({ length: size }, (_, i) => Math.sin(i) * 0.1);
-  inputs[n.name] = { dtype: n.type.dtype, shape: n.type.shape, data } as HostTensor;
-}
+const inputs = probeInputs(g);
 const exes = [
   { label: "other", exe: await otherWasm.createWasmExecutor(g as never, { threads }) },
   { label: "this", exe: await createWasmExecutor(g, { threads }) },

@@ -3,30 +3,18 @@
 // its inputs with deterministic values, times the first step and the median of later steps
 // per launch (kernel/section), printed slowest first.
 
-import path from "node:path";
-import { pathToFileURL } from "node:url";
 import { createWasmExecutor } from "../targets/wasm.ts";
-import { traceProgram, type Program } from "../dsl/program.ts";
-import { nodeOf } from "../compiler/ir/graph.ts";
-import type { HostTensor } from "../compiler/ir/host-tensor.ts";
+import { probeInputs, tracedExport } from "./probe-program.ts";
 
 const [file, entry, threadsArg, stepsArg] = process.argv.slice(2);
 if (!file || !entry) throw new Error("usage: wasm-profile.ts <model.ts> <export> [threads] [steps]");
-const mod = (await import(pathToFileURL(path.resolve(file)).href)) as Record<string, Program>;
-const g = traceProgram(mod[entry]!, entry).graph;
+const g = await tracedExport(file, entry);
 const threads = Number(threadsArg ?? 1);
 const steps = Number(stepsArg ?? 5);
 const t0 = performance.now();
 const exe = await createWasmExecutor(g, { threads });
 const compileMs = performance.now() - t0;
-const inputs: Record<string, HostTensor> = {};
-for (const id of g.inputs) {
-  const n = nodeOf(g, id);
-  if (n.op !== "input") continue;
-  const size = n.type.shape.reduce((a, b) => a * b, 1);
-  const data = n.type.dtype === "i32" ? Int32Array.from({ length: size }, (_, i) => i % 10) : Float32Array.from({ length: size }, (_, i) => Math.sin(i) * 0.1);
-  inputs[n.name] = { dtype: n.type.dtype, shape: n.type.shape, data } as HostTensor;
-}
+const inputs = probeInputs(g);
 exe.runner.write(inputs);
 const names = exe.runner.launchNames();
 const per: number[][] = names.map(() => []);
