@@ -242,8 +242,9 @@ export async function createWebGpuExecutor(graph: Graph, opts: WebGpuTargetOptio
       ...(opts.matmulForm ? { forcedMatmulForm: opts.matmulForm } : {}),
     });
     if (searched.length > 0) {
-      await (await import("./webgpu-tune-cache.ts")).saveTuneCache(tuning.cache);
-      tuning.context = (await import("./webgpu-tune-cache.ts")).tuningOf(tuning.cache);
+      const { saveTuneCache, tuningOf } = await import("./webgpu-tune-cache.ts");
+      await saveTuneCache(tuning.cache);
+      tuning.context = tuningOf(tuning.cache);
     }
   }
   const { compiled, runner, compileStats } = await compileTimed(
