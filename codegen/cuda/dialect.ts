@@ -87,17 +87,17 @@ const CUDA_DTYPES: { readonly [D in DType]: CudaDTypeSpelling } = {
     (e) => e,
     (v) => v,
   ),
-  // 16-bit floats compute in float registers; memory holds their bit patterns (unsigned short),
-  // converted by the prelude's kiln_f2h/kiln_h2f/kiln_f2b/kiln_b2f (round to nearest even).
+  // 16-bit floats compute in float registers; memory holds __half / __nv_bfloat16, converted
+  // on load and store with CUDA's intrinsics (round to nearest even; the prelude has stand-ins).
   f16: floatSpelling(
     roundToHalf,
-    (e) => `kiln_h2f(${e})`,
-    (v) => `kiln_f2h(${v})`,
+    (e) => `__half2float(${e})`,
+    (v) => `__float2half_rn(${v})`,
   ),
   bf16: floatSpelling(
     roundToBfloat16,
-    (e) => `kiln_b2f(${e})`,
-    (v) => `kiln_f2b(${v})`,
+    (e) => `__bfloat162float(${e})`,
+    (v) => `__float2bfloat16_rn(${v})`,
   ),
   i32: {
     literal: i32Literal,

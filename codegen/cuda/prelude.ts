@@ -1,7 +1,8 @@
 // The device helpers every generated CUDA module starts with: the rng primitive
 // (threefry2x32-20, bit-exact with compiler/util/threefry.ts), saturating f32 → i32, floor
-// division/modulo on i32, NaN-propagating max, and warp-shuffle reductions. Plain CUDA C
-// without headers (NVRTC and nvcc both accept it; math functions are built in).
+// division/modulo on i32, NaN-propagating max, and warp-shuffle reductions, and the 16-bit
+// float types (CUDA's headers where found, else header-free stand-ins, so NVRTC without the
+// toolkit's include folder and the tests' CPU emulation compile it too).
 
 export const CUDA_PRELUDE = `// Kiln CUDA prelude: helpers with the graph IR's semantics (see compiler/ir/interpret.ts).
 #ifndef INFINITY
@@ -11,29 +12,47 @@ export const CUDA_PRELUDE = `// Kiln CUDA prelude: helpers with the graph IR's s
 #define NAN __int_as_float(0x7fffffff)
 #endif
 
-// 16-bit floats: bit patterns <-> float in integer ops (round to nearest even, overflow -> inf,
-// subnormals through rintf, which rounds ties to even), the same rules as runtime/artifact/half.ts.
-__device__ __forceinline__ unsigned short kiln_f2h(float x) {
-  const unsigned bits = __float_as_uint(x);
+// 16-bit floats are stored as __half / __nv_bfloat16 and computed in float registers. Under
+// nvcc (or NVRTC given the toolkit's include folder) the types and conversions are CUDA's own
+// (cuda_fp16.h, cuda_bf16.h: __float2half_rn and __float2bfloat16_rn round to nearest even,
+// overflow -> inf, subnormals kept). Without the headers (NVRTC alone, or the CPU emulation of
+// the tests compiling this as C++) stand-ins of the same size and names convert in integer ops
+// with the same rounding (runtime/artifact/half.ts); only a NaN's payload may differ.
+#if (defined(__CUDACC__) || defined(__CUDACC_RTC__)) && !defined(KILN_FP16_STANDIN) && defined(__has_include)
+#if __has_include(<cuda_fp16.h>) && __has_include(<cuda_bf16.h>)
+#include <cuda_fp16.h>
+#include <cuda_bf16.h>
+#define KILN_CUDA_FP16_HEADERS 1
+#endif
+#endif
+#ifndef KILN_CUDA_FP16_HEADERS
+struct __half { unsigned short x; };
+struct __nv_bfloat16 { unsigned short x; };
+__device__ __forceinline__ __half __float2half_rn(float f) {
+  const unsigned bits = __float_as_uint(f);
   const unsigned sign = (bits >> 16) & 0x8000u;
   const unsigned a = bits & 0x7fffffffu;
-  if (a >= 0x7f800000u) return (unsigned short)(sign | (a > 0x7f800000u ? 0x7e00u : 0x7c00u));
-  if (a >= 0x477ff000u) return (unsigned short)(sign | 0x7c00u);
-  if (a >= 0x38800000u) { const unsigned m = a - 0x38000000u; return (unsigned short)(sign | ((m + 0xfffu + ((m >> 13) & 1u)) >> 13)); }
-  return (unsigned short)(sign | (unsigned)rintf(fabsf(x) * 16777216.0f));
+  unsigned h;
+  if (a >= 0x7f800000u) h = sign | (a > 0x7f800000u ? 0x7e00u : 0x7c00u);
+  else if (a >= 0x477ff000u) h = sign | 0x7c00u;
+  else if (a >= 0x38800000u) { const unsigned m = a - 0x38000000u; h = sign | ((m + 0xfffu + ((m >> 13) & 1u)) >> 13); }
+  else h = sign | (unsigned)rintf(fabsf(f) * 16777216.0f);
+  __half r; r.x = (unsigned short)h; return r;
 }
-__device__ __forceinline__ float kiln_h2f(unsigned short h) {
-  const unsigned e = (h >> 10) & 0x1fu, m = h & 0x3ffu, s = (unsigned)(h & 0x8000u) << 16;
+__device__ __forceinline__ float __half2float(__half v) {
+  const unsigned h = v.x, e = (h >> 10) & 0x1fu, m = h & 0x3ffu, s = (h & 0x8000u) << 16;
   if (e == 0) { const float r = (float)m * 5.9604644775390625e-8f; return s ? -r : r; }
   if (e == 31) return __uint_as_float(s | 0x7f800000u | (m << 13));
   return __uint_as_float(s | ((e + 112u) << 23) | (m << 13));
 }
-__device__ __forceinline__ unsigned short kiln_f2b(float x) {
-  const unsigned bits = __float_as_uint(x);
-  if ((bits & 0x7fffffffu) > 0x7f800000u) return (unsigned short)((bits >> 16) | 0x40u);
-  return (unsigned short)((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+__device__ __forceinline__ __nv_bfloat16 __float2bfloat16_rn(float f) {
+  const unsigned bits = __float_as_uint(f);
+  __nv_bfloat16 r;
+  r.x = (unsigned short)((bits & 0x7fffffffu) > 0x7f800000u ? (bits >> 16) | 0x40u : (bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+  return r;
 }
-__device__ __forceinline__ float kiln_b2f(unsigned short h) { return __uint_as_float((unsigned)h << 16); }
+__device__ __forceinline__ float __bfloat162float(__nv_bfloat16 v) { return __uint_as_float((unsigned)v.x << 16); }
+#endif
 
 // f32 -> i32 rounds toward zero and saturates; NaN -> 0 (PTX cvt.rzi.sat.s32.f32).
 __device__ __forceinline__ int kiln_f2i(float v) {

@@ -66,8 +66,8 @@ export const DTYPE_TABLE = {
   },
   // The 16-bit floats compute in f32 registers on every backend and are stored as 16 bits
   // (docs/dtypes.md): WGSL keeps each in a u32 word (works without shader-f16; the adapter's
-  // shader-f16, which lavapipe has, is not used yet), CUDA its
-  // bit pattern in an unsigned short (the prelude converts, header-free, as NVRTC needs). Both
+  // shader-f16, which lavapipe has, is not used yet), CUDA in __half / __nv_bfloat16 (CUDA's
+  // headers, or the prelude's stand-ins where NVRTC has none). Both
   // rank below f32 in promotion and equal to each other: f16 with bf16 promotes to f32
   // (promoteDTypes), as in PyTorch.
   f16: {
@@ -81,7 +81,7 @@ export const DTYPE_TABLE = {
     lowest: -Infinity,
     highest: Infinity,
     wgsl: { value: "f32", storage: "u32" },
-    cuda: { value: "float", storage: "unsigned short" },
+    cuda: { value: "float", storage: "__half" },
     wasm: { value: "f32" },
     js: { storage: "Uint16Array" },
   },
@@ -96,7 +96,7 @@ export const DTYPE_TABLE = {
     lowest: -Infinity,
     highest: Infinity,
     wgsl: { value: "f32", storage: "u32" },
-    cuda: { value: "float", storage: "unsigned short" },
+    cuda: { value: "float", storage: "__nv_bfloat16" },
     wasm: { value: "f32" },
     js: { storage: "Uint16Array" },
   },

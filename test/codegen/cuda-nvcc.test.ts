@@ -54,7 +54,24 @@ describe.runIf(nvcc !== undefined)("generated CUDA compiles with nvcc", () => {
       if (!r.ok) throw new Error(`nvcc -ptx -arch=${arch} failed:\n${r.log.slice(0, 4000)}`);
       // One .entry per kernel: nothing was dropped.
       expect(r.ptx.match(/^\.visible \.entry /gm)?.length).toBe(kernels);
+      // 16-bit tensors go through cuda_fp16.h / cuda_bf16.h: their conversions are single PTX instructions.
+      for (const cvt of ["cvt.rn.f16.f32", "cvt.f32.f16", "cvt.rn.bf16.f32"]) expect(r.ptx).toContain(cvt);
     },
     300_000,
   );
+  // Where NVRTC finds no cuda_fp16.h, the prelude's stand-ins (integer conversions) must compile too.
+  test("sm_80: the f16/bf16 kernels with the prelude's header-free stand-ins", () => {
+    const parts = ["#define KILN_FP16_STANDIN", CUDA_PRELUDE];
+    // Two cases per dtype (elementwise, matmul): the conversions are the same in every kernel.
+    const cases = halfOpCases().filter((c) => /add\/sub\/mul\/div|matmul 2-d/.test(c.name));
+    expect(cases.length).toBe(4);
+    cases.forEach((c, i) => {
+      for (const k of compileCuda(c.graph, { symbolPrefix: `h${i}_` }).artifact.kernels) parts.push(k.source);
+    });
+    const kernels = parts.length - 2;
+    const r = nvccPtx(nvcc!, parts.join("\n"), "sm_80");
+    if (!r.ok) throw new Error(`nvcc -ptx with KILN_FP16_STANDIN failed:\n${r.log.slice(0, 4000)}`);
+    expect(r.ptx).not.toContain("cvt.rn.f16.f32");
+    expect(r.ptx.match(/^\.visible \.entry /gm)?.length).toBe(kernels);
+  }, 300_000);
 });

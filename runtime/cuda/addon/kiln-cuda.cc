@@ -5,8 +5,11 @@
 
 #include <napi.h>
 
+#include <cstdlib>
 #include <string>
 #include <vector>
+
+#include <sys/stat.h>
 
 #include "cuda-driver.h"
 
@@ -80,8 +83,19 @@ Napi::Value NvrtcCompile(const Napi::CallbackInfo& info) {
   std::string archOption = "--gpu-architecture=" + info[2].As<Napi::String>().Utf8Value();
   nvrtcProgram program = nullptr;
   if (nvrtc.create(&program, source.c_str(), fileName.c_str(), 0, nullptr, nullptr) != 0) fail(env, "nvrtc: cannot create a program");
-  const char* options[] = {archOption.c_str(), "--std=c++17"};
-  nvrtcResult compiled = nvrtc.compile(program, 2, options);
+  // The toolkit's include folder, when there is one, gives the prelude cuda_fp16.h / cuda_bf16.h;
+  // without it the prelude's header-free stand-ins are used (codegen/cuda/prelude.ts).
+  std::vector<std::string> optionText = {archOption, "--std=c++17"};
+  const char* roots[] = {std::getenv("CUDA_PATH"), std::getenv("CUDA_HOME"), "/usr/local/cuda"};
+  for (const char* root : roots) {
+    struct stat found;
+    if (root == nullptr || stat((std::string(root) + "/include/cuda_fp16.h").c_str(), &found) != 0) continue;
+    optionText.push_back("--include-path=" + std::string(root) + "/include");
+    break;
+  }
+  std::vector<const char*> options;
+  for (const std::string& o : optionText) options.push_back(o.c_str());
+  nvrtcResult compiled = nvrtc.compile(program, (int)options.size(), options.data());
   size_t logSize = 0;
   nvrtc.logSize(program, &logSize);
   std::string log(logSize, '\0');
