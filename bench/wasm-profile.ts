@@ -1,19 +1,29 @@
 // Per-launch kernel times of a program on the wasm target (`npx tsx --conditions=kiln-source
 // bench/wasm-profile.ts <model.ts> <export> [threads] [steps]`): compiles the export, fills
 // its inputs with deterministic values, times the first step and the median of later steps
-// per launch (kernel/section), printed slowest first.
+// per launch (kernel/section), printed slowest first. With --cpu (one thread) launches are timed
+// by process CPU time, steadier than the wall clock on a shared machine.
 
 import { createWasmExecutor } from "../targets/wasm.ts";
 import { probeInputs, tracedExport } from "./probe-program.ts";
 
-const [file, entry, threadsArg, stepsArg] = process.argv.slice(2);
-if (!file || !entry) throw new Error("usage: wasm-profile.ts <model.ts> <export> [threads] [steps]");
+const args = process.argv.slice(2);
+const cpuClock = args.includes("--cpu");
+const [file, entry, threadsArg, stepsArg] = args.filter((a) => !a.startsWith("--"));
+if (!file || !entry) throw new Error("usage: wasm-profile.ts <model.ts> <export> [threads] [steps] [--cpu]");
 const g = await tracedExport(file, entry);
 const threads = Number(threadsArg ?? 1);
 const steps = Number(stepsArg ?? 5);
 const t0 = performance.now();
 const exe = await createWasmExecutor(g, { threads });
 const compileMs = performance.now() - t0;
+if (cpuClock) {
+  if (threads !== 1) throw new Error("--cpu times launches by process CPU: one thread only");
+  performance.now = (): number => {
+    const u = process.cpuUsage();
+    return (u.user + u.system) / 1000;
+  };
+}
 const inputs = probeInputs(g);
 exe.runner.write(inputs);
 const names = exe.runner.launchNames();

@@ -1,6 +1,9 @@
 // A pool of worker_threads sharing the wasm target's memory. Every worker instantiates the
 // same kernel modules on the same shared WebAssembly.Memory; a launch splits a section's
-// outer loop into one contiguous chunk per thread, the calling thread taking chunk 0.
+// outer loop into chunks (about CHUNKS_PER_THREAD per thread): thread t runs chunk t first
+// (the calling thread chunk 0), then every thread claims the next from a shared counter until
+// none is left, so a thread the OS deschedules on a busy machine holds up one chunk, not a
+// whole share of the launch.
 // Synchronization is a control block of i32 words at address 0 (Atomics.wait/notify), not
 // messages (pools sharing one model memory each have their own block, wasm-layout.ts): a launch costs a few microseconds, which keeps small kernels worth splitting.
 // Node uses worker_threads (imported dynamically); a browser uses Web Workers, which needs a
@@ -10,18 +13,25 @@
 import { HOST_MATH_SOURCE } from "./host-math.ts";
 import { WASM_ENGINE_FLAGS } from "./engine.ts";
 
-/** Control words: generation, kernel, section, extent, threads, done, grain, quit, failed. */
+/** Control words: generation, kernel, section, extent, threads, done, (6 unused), quit, failed. */
 const GEN = 0;
 const KERNEL = 1;
 const SECTION = 2;
 const EXTENT = 3;
 const THREADS = 4;
 const DONE = 5;
-const GRAIN = 6;
 const QUIT = 7;
 const FAILED = 8;
-/** 1 while a profiled launch runs: each thread writes its chunk's milliseconds into the busy array. */
+/** 1 while a profiled launch runs: each thread writes its chunks' milliseconds into the busy array. */
 const PROFILE = 9;
+/** The start of the next unclaimed chunk (Atomics.add claims one), and the chunk length. */
+const NEXT = 10;
+const CHUNK = 11;
+/**
+ * Chunks per thread: enough that a thread stalled by other processes leaves little for the
+ * rest to wait on, few enough that a claim (one atomic add) and a call stay negligible.
+ */
+const CHUNKS_PER_THREAD = 8;
 
 /** The loop every worker runs, as a function of its start message; `ready` reports instantiation. */
 const WORKER_BODY = `(({ memory, modules, index, busy, ctlAt }, ready) => {
@@ -41,13 +51,12 @@ for (;;) {
   if (Atomics.load(ctl, ${QUIT}) === 1) break;
   const threads = ctl[${THREADS}];
   if (index < threads) {
-    const extent = ctl[${EXTENT}], grain = ctl[${GRAIN}];
-    const chunk = Math.ceil(Math.ceil(extent / threads) / grain) * grain;
-    const lo = Math.min(extent, index * chunk), hi = Math.min(extent, lo + chunk);
+    const extent = ctl[${EXTENT}], chunk = ctl[${CHUNK}];
+    const fn = fns[ctl[${KERNEL}]][ctl[${SECTION}]];
     const timed = ctl[${PROFILE}] === 1;
     const t0 = timed ? performance.now() : 0;
     try {
-      if (lo < hi) fns[ctl[${KERNEL}]][ctl[${SECTION}]](lo, hi, index);
+      for (let lo = index * chunk; lo < extent; lo = Atomics.add(ctl, ${NEXT}, chunk)) fn(lo, Math.min(extent, lo + chunk), index);
     } catch (e) {
       Atomics.store(ctl, ${FAILED}, 1);
     }
@@ -155,15 +164,16 @@ export class WorkerPool {
     ctl[SECTION] = section;
     ctl[EXTENT] = extent;
     ctl[THREADS] = threads;
-    ctl[GRAIN] = grain;
+    const chunk = Math.ceil(Math.ceil(extent / (threads * CHUNKS_PER_THREAD)) / grain) * grain;
+    ctl[CHUNK] = chunk;
+    Atomics.store(ctl, NEXT, threads * chunk);
     Atomics.store(ctl, DONE, 0);
     Atomics.add(ctl, GEN, 1);
     Atomics.notify(ctl, GEN);
-    const chunk = Math.ceil(Math.ceil(extent / threads) / grain) * grain;
     let workerFailed = false;
     const t0 = threadMs ? performance.now() : 0;
     try {
-      own(0, Math.min(extent, chunk));
+      for (let lo = 0; lo < extent; lo = Atomics.add(ctl, NEXT, chunk)) own(lo, Math.min(extent, lo + chunk));
     } finally {
       if (threadMs) this.busyMs[0] = performance.now() - t0;
       // Every worker finishes this launch before the caller sees a result or an error, and
