@@ -1,6 +1,10 @@
 // Parameter initialization (k.nn.init) with PyTorch's defaults, drawn on the host from the
 // threefry counter-based generator: k.manualSeed(seed) resets a global (seed, stream) pair and
 // every draw takes the next stream, so one seed gives the same weights on every target.
+// An init takes its stream when called and draws the values when they are first read
+// (Parameter.drawLater): counter-based values do not depend on when they are computed, and a
+// model whose weights are then loaded (exe.loadState, loadStateDict) never draws them — the
+// draw was most of building an MLP at a cold start (issue 14).
 
 import { isFloat } from "../compiler/ir/dtype.ts";
 import { KilnError } from "../compiler/util/errors.ts";
@@ -20,14 +24,28 @@ export function manualSeed(seed: number): void {
 
 /** `count` uniform values in [0, 1) from the next stream of the global generator. */
 export function nextUniform(count: number): Float64Array {
-  return rngUniform(generator.seed, generator.stream++, count);
+  return laterUniform(count)();
+}
+
+/** Takes the global generator's next stream now; the returned function draws its `count` uniform values. */
+function laterUniform(count: number): () => Float64Array {
+  const { seed } = generator;
+  const stream = generator.stream++;
+  return () => rngUniform(seed, stream, count);
 }
 
 /** `count` values in [low, high). */
 export function uniformValues(count: number, low: number, high: number): Float64Array {
-  const u = nextUniform(count);
-  for (let i = 0; i < count; i++) u[i] = low + (high - low) * u[i]!;
-  return u;
+  return laterUniformValues(count, low, high)();
+}
+
+function laterUniformValues(count: number, low: number, high: number): () => Float64Array {
+  const draw = laterUniform(count);
+  return () => {
+    const u = draw();
+    for (let i = 0; i < count; i++) u[i] = low + (high - low) * u[i]!;
+    return u;
+  };
 }
 
 /**
@@ -35,13 +53,20 @@ export function uniformValues(count: number, low: number, high: number): Float64
  * cosine half of each pair; 1 - u keeps the logarithm's argument in (0, 1]).
  */
 export function normalValues(count: number, mean: number, std: number): Float64Array {
-  const u = nextUniform(2 * count);
-  const out = new Float64Array(count);
-  for (let i = 0; i < count; i++) {
-    const radius = Math.sqrt(-2 * Math.log(1 - u[2 * i]!));
-    out[i] = mean + std * radius * Math.cos(2 * Math.PI * u[2 * i + 1]!);
-  }
-  return out;
+  return laterNormalValues(count, mean, std)();
+}
+
+function laterNormalValues(count: number, mean: number, std: number): () => Float64Array {
+  const draw = laterUniform(2 * count);
+  return () => {
+    const u = draw();
+    const out = new Float64Array(count);
+    for (let i = 0; i < count; i++) {
+      const radius = Math.sqrt(-2 * Math.log(1 - u[2 * i]!));
+      out[i] = mean + std * radius * Math.cos(2 * Math.PI * u[2 * i + 1]!);
+    }
+    return out;
+  };
 }
 
 /**
@@ -55,17 +80,18 @@ export function fanInAndFanOut(shape: readonly number[]): { fanIn: number; fanOu
   return { fanIn: shape[1]! * receptive, fanOut: shape[0]! * receptive };
 }
 
-function fill(p: Parameter, values: ArrayLike<number>): Parameter {
+/** Gives `p` the values `draw` returns (a fresh array, taken, not copied), drawn when first read. */
+function fill(p: Parameter, draw: () => Float64Array): Parameter {
   if (!isFloat(p.dtype)) throw new KilnError({ code: "invalid-argument", message: `cannot initialize '${p.path}': it is ${p.dtype}, not f32` });
-  p.data = values instanceof Float64Array ? values : new Float64Array(values); // the generators' arrays are fresh: taken, not copied
+  p.drawLater(draw);
   return p;
 }
 
 const count = (p: Parameter): number => p.shape.reduce((a, b) => a * b, 1);
 
-export const uniform_ = (p: Parameter, low = 0, high = 1): Parameter => fill(p, uniformValues(count(p), low, high));
-export const normal_ = (p: Parameter, mean = 0, std = 1): Parameter => fill(p, normalValues(count(p), mean, std));
-export const constant_ = (p: Parameter, value: number): Parameter => fill(p, new Float64Array(count(p)).fill(value));
+export const uniform_ = (p: Parameter, low = 0, high = 1): Parameter => fill(p, laterUniformValues(count(p), low, high));
+export const normal_ = (p: Parameter, mean = 0, std = 1): Parameter => fill(p, laterNormalValues(count(p), mean, std));
+export const constant_ = (p: Parameter, value: number): Parameter => fill(p, () => new Float64Array(count(p)).fill(value));
 export const zeros_ = (p: Parameter): Parameter => constant_(p, 0);
 export const ones_ = (p: Parameter): Parameter => constant_(p, 1);
 

@@ -19,7 +19,9 @@ export class Parameter {
   path: string;
   /** The module that registered it first; a tied parameter (`head.weight = emb.weight`) keeps its owner's name. */
   owner: object | undefined;
-  data: Float64Array | Int32Array | Uint8Array;
+  private values: Float64Array | Int32Array | Uint8Array;
+  /** An init's draw not made yet (k.nn.init): made when the values are first read, dropped when they are replaced. */
+  private pendingDraw: (() => Float64Array) | undefined;
   constructor(
     name: string,
     readonly shape: readonly number[],
@@ -30,7 +32,28 @@ export class Parameter {
     if (data.length !== numel(shape))
       throw new KilnError({ code: "invalid-argument", message: `parameter '${name}': ${data.length} values for shape ${formatShape(shape)}` });
     this.path = name;
-    this.data = hostArrayFrom(dtype, data);
+    this.values = hostArrayFrom(dtype, data);
+  }
+
+  get data(): Float64Array | Int32Array | Uint8Array {
+    if (this.pendingDraw) {
+      this.values = this.pendingDraw();
+      this.pendingDraw = undefined;
+    }
+    return this.values;
+  }
+
+  set data(values: Float64Array | Int32Array | Uint8Array) {
+    this.values = values;
+    this.pendingDraw = undefined;
+  }
+
+  /**
+   * Sets the values to what `draw` returns (a fresh array of the parameter's size), called when
+   * they are first read: an init whose values are replaced before use (loadState) never draws.
+   */
+  drawLater(draw: () => Float64Array): void {
+    this.pendingDraw = draw;
   }
 
   get type(): TensorType {
@@ -53,8 +76,23 @@ export class Parameter {
     return t;
   }
 
+  /**
+   * A copy of the values as they are now. Values not drawn yet are drawn for it when its data
+   * is first read (a draw gives the same values whenever it runs, and this one is its own, so
+   * later writes into `data` do not reach it): an executable whose state is loaded before its
+   * first run (exe.loadState) never draws the init it replaced.
+   */
   hostTensor(): HostTensor {
-    return { dtype: this.dtype, shape: this.shape, data: hostArrayFrom(this.dtype, this.data) };
+    const { dtype, shape, pendingDraw } = this;
+    if (!pendingDraw) return { dtype, shape, data: hostArrayFrom(dtype, this.values) };
+    let data: HostTensor["data"] | undefined;
+    return {
+      dtype,
+      shape,
+      get data() {
+        return (data ??= hostArrayFrom(dtype, pendingDraw()));
+      },
+    };
   }
 }
 

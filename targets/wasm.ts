@@ -104,10 +104,20 @@ export async function createWasmExecutor(graph: Graph, opts: WasmCompileOptions 
   };
   const model = shared ? sharedMemory(shared) : undefined;
   const region = model && joinsRegion(graph, shared!, model.region) ? model.region : undefined;
-  const { compiled, runner, compileStats } = await compileTimed(
-    () => compileWasm(graph, region ? { ...opts, stateRegion: region } : opts),
-    async (c) => (await import("../runtime/wasm/run-artifact.ts")).WasmArtifactRunner.create(c.artifact, runOpts, model?.memory),
-  );
+  const runtime = await import("../runtime/wasm/run-artifact.ts");
+  // The workers boot while the compiler runs (and the first runs need not wait for them: pool.ts).
+  await runtime.prestartThreads(runOpts);
+  let timed: Awaited<ReturnType<typeof compileTimed<WasmCompiled, WasmArtifactRunner>>>;
+  try {
+    timed = await compileTimed(
+      () => compileWasm(graph, region ? { ...opts, stateRegion: region } : opts),
+      (c) => runtime.WasmArtifactRunner.start(c.artifact, runOpts, model?.memory),
+    );
+  } catch (e) {
+    await runtime.stopPrestartedThreads();
+    throw e;
+  }
+  const { compiled, runner, compileStats } = timed;
   if (shared) runner.stateInputs = shared.names;
   return {
     ...(shared && runner.sharesState ? { sharedState: shared } : {}),

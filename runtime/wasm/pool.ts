@@ -9,6 +9,12 @@
 // Node uses worker_threads (imported dynamically); a browser uses Web Workers, which needs a
 // cross-origin-isolated page and a caller that is itself a worker (a page's main thread may
 // not Atomics.wait).
+// Starting a worker costs tens of milliseconds (a Node worker boots a whole environment), so
+// a pool is usable before its workers are: `WorkerPool.start` returns at once, `ready` turns
+// true when every worker has instantiated the modules, and the runner launches on the calling
+// thread alone until then (each iteration of a split loop computes the same values on any
+// thread, so results do not depend on it). `prestartWorkers` boots workers before the modules
+// exist (while the compiler runs); a pool takes those first.
 
 import { HOST_MATH_SOURCE } from "./host-math.ts";
 import { WASM_ENGINE_FLAGS } from "./engine.ts";
@@ -33,8 +39,19 @@ const CHUNK = 11;
  */
 const CHUNKS_PER_THREAD = 8;
 
+/** What a worker needs to join a pool: its first (and only) message. */
+interface StartData {
+  readonly memory: WebAssembly.Memory;
+  readonly modules: readonly WebAssembly.Module[];
+  readonly index: number;
+  /** Workers in the pool (the caller not counted): the last to finish a launch wakes the caller. */
+  readonly workers: number;
+  readonly busy: SharedArrayBuffer;
+  readonly ctlAt: number;
+}
+
 /** The loop every worker runs, as a function of its start message; `ready` reports instantiation. */
-const WORKER_BODY = `(({ memory, modules, index, busy, ctlAt }, ready) => {
+const WORKER_BODY = `(({ memory, modules, index, workers, busy, ctlAt }, ready) => {
 const rt = ${HOST_MATH_SOURCE};
 const ctl = new Int32Array(memory.buffer, ctlAt, 16);
 const busyMs = new Float64Array(busy);
@@ -62,89 +79,151 @@ for (;;) {
     }
     if (timed) busyMs[index] = performance.now() - t0;
   }
-  if (Atomics.add(ctl, ${DONE}, 1) + 1 === ${"${WORKERS}"}) Atomics.notify(ctl, ${DONE});
+  if (Atomics.add(ctl, ${DONE}, 1) + 1 === workers) Atomics.notify(ctl, ${DONE});
 }
 })`;
 
 // V8 flags are process-wide and the main thread set them (engine.ts) before compiling; setting
 // them here too keeps a worker right in hosts where flags are per isolate.
-const NODE_WORKER_SOURCE = `const { parentPort, workerData } = require("node:worker_threads");
+const NODE_WORKER_SOURCE = `const { parentPort } = require("node:worker_threads");
 try { for (const f of ${JSON.stringify(WASM_ENGINE_FLAGS)}) if (f !== "--no-liftoff" || process.env.KILN_WASM_LIFTOFF !== "1") require("node:v8").setFlagsFromString(f); } catch {}
-${WORKER_BODY}(workerData, () => parentPort.postMessage("ready"));`;
+parentPort.once("message", (data) => ${WORKER_BODY}(data, () => parentPort.postMessage("ready")));`;
 
 const WEB_WORKER_SOURCE = `self.onmessage = (e) => ${WORKER_BODY}(e.data, () => self.postMessage("ready"));`;
 
-/** One started worker, whichever API made it. */
+/** One started worker, whichever API made it, waiting for its start message. */
 interface PoolWorker {
-  readonly ready: Promise<void>;
+  /** Sends the start message; resolves when the worker has instantiated the modules. */
+  join(data: StartData): Promise<void>;
   // biome-ignore lint/suspicious/noConfusingVoidType: Node's Worker returns a promise, the browser's returns nothing
   terminate(): Promise<unknown> | void;
 }
 
 const isNode = (): boolean => typeof globalThis.process?.versions?.node === "string";
 
-async function startWorkers(
-  memory: WebAssembly.Memory,
-  modules: readonly WebAssembly.Module[],
-  threads: number,
-  busy: SharedArrayBuffer,
-  ctlAt: number,
-): Promise<PoolWorker[]> {
-  const workers = String(threads - 1);
-  const started: PoolWorker[] = [];
+type NodeWorkerClass = typeof import("node:worker_threads").Worker;
+let nodeWorkerClass: NodeWorkerClass | undefined;
+
+async function spawnWorker(label: number): Promise<PoolWorker> {
   if (isNode()) {
-    const { Worker } = await import("node:worker_threads");
-    const source = NODE_WORKER_SOURCE.replace("${WORKERS}", workers);
-    for (let i = 1; i < threads; i++) {
-      const w = new Worker(source, { eval: true, workerData: { memory, modules, index: i, busy, ctlAt } });
-      const ready = new Promise<void>((resolve, reject) => {
-        w.once("message", () => resolve());
-        w.once("error", reject);
-      });
-      started.push({ ready: ready.then(() => void w.unref()), terminate: () => w.terminate() });
-    }
-    return started;
+    nodeWorkerClass ??= (await import("node:worker_threads")).Worker;
+    const w = new nodeWorkerClass(NODE_WORKER_SOURCE, { eval: true });
+    // Idle (prestarted) workers never keep the process alive; a joining one does until it is ready.
+    w.unref();
+    let failure: Error | undefined;
+    w.once("error", (e) => {
+      failure = e;
+    });
+    return {
+      join: (data) => {
+        if (failure) return Promise.reject(failure);
+        w.ref();
+        const ready = new Promise<void>((resolve, reject) => {
+          w.once("message", () => resolve());
+          w.once("error", reject);
+          w.once("exit", (code) => reject(new Error(`wasm worker ${label} exited (code ${code}) before it was ready`)));
+        });
+        w.postMessage(data);
+        return ready.finally(() => void w.unref());
+      },
+      terminate: () => w.terminate(),
+    };
   }
   if (typeof Worker === "undefined" || globalThis.crossOriginIsolated !== true)
-    throw new Error(`${threads} wasm threads need Node's worker_threads or a cross-origin-isolated page's Web Workers; run with threads: 1`);
-  const url = URL.createObjectURL(new Blob([WEB_WORKER_SOURCE.replace("${WORKERS}", workers)], { type: "text/javascript" }));
-  for (let i = 1; i < threads; i++) {
-    const w = new Worker(url);
-    const ready = new Promise<void>((resolve, reject) => {
-      w.onmessage = () => resolve();
-      w.onerror = (e) => reject(new Error(`wasm worker ${i} failed to start: ${e.message}`));
-    });
-    w.postMessage({ memory, modules, index: i, busy, ctlAt });
-    started.push({ ready, terminate: () => w.terminate() });
-  }
-  return started;
+    throw new Error("wasm threads need Node's worker_threads or a cross-origin-isolated page's Web Workers; run with threads: 1");
+  const url = URL.createObjectURL(new Blob([WEB_WORKER_SOURCE], { type: "text/javascript" }));
+  const w = new Worker(url);
+  return {
+    join: (data) => {
+      const ready = new Promise<void>((resolve, reject) => {
+        w.onmessage = () => resolve();
+        w.onerror = (e) => reject(new Error(`wasm worker ${label} failed to start: ${e.message}`));
+      });
+      w.postMessage(data);
+      return ready;
+    },
+    terminate: () => w.terminate(),
+  };
+}
+
+/** Workers booted ahead of a pool (prestartWorkers), taken first by the next pool. */
+const idle: PoolWorker[] = [];
+
+/**
+ * Boots `count` workers (beyond those already idle) before their pool exists, so their start
+ * overlaps the compile: the wasm target calls it as a compile for more than one thread begins.
+ * Idle workers never keep the process alive.
+ */
+export async function prestartWorkers(count: number): Promise<void> {
+  while (idle.length < count) idle.push(await spawnWorker(idle.length + 1));
+}
+
+/** Workers booted by prestartWorkers and not yet taken by a pool. */
+export const idleWorkerCount = (): number => idle.length;
+
+/** Terminates the idle workers (a compile that failed after prestartWorkers). */
+export async function stopIdleWorkers(): Promise<void> {
+  await Promise.all(idle.splice(0).map((w) => w.terminate()));
 }
 
 export class WorkerPool {
   private readonly ctl: Int32Array;
   private closed = false;
+  private isReady = false;
+  private failure: Error | undefined;
+  private readonly whenJoined: Promise<void>;
   /** Each thread's milliseconds in the last profiled launch (thread 0: the caller). */
   private readonly busyMs: Float64Array;
 
   private constructor(
     private readonly workers: readonly PoolWorker[],
     memory: WebAssembly.Memory,
+    modules: readonly WebAssembly.Module[],
     busy: SharedArrayBuffer,
     ctlAt: number,
   ) {
     this.ctl = new Int32Array(memory.buffer, ctlAt, 16);
     this.busyMs = new Float64Array(busy);
+    const joined = workers.map((w, i) => w.join({ memory, modules, index: i + 1, workers: workers.length, busy, ctlAt }));
+    this.whenJoined = Promise.all(joined).then(
+      () => {
+        this.isReady = true;
+      },
+      (e: unknown) => {
+        this.failure = e instanceof Error ? e : new Error(String(e));
+      },
+    );
   }
 
   /**
-   * Starts `threads - 1` workers (the caller is thread 0) and waits until each has instantiated
-   * the modules; the pool's control block is at byte `ctlAt` (default 0).
+   * Starts `threads - 1` workers (the caller is thread 0; prestarted ones first) on the
+   * pool's control block at byte `ctlAt` (default 0), and returns without waiting for them:
+   * launch only once `ready` (whenReady waits for it).
    */
-  static async create(memory: WebAssembly.Memory, modules: readonly WebAssembly.Module[], threads: number, ctlAt = 0): Promise<WorkerPool> {
+  static async start(memory: WebAssembly.Memory, modules: readonly WebAssembly.Module[], threads: number, ctlAt = 0): Promise<WorkerPool> {
     const busy = new SharedArrayBuffer(8 * threads);
-    const workers = await startWorkers(memory, modules, threads, busy, ctlAt);
-    await Promise.all(workers.map((w) => w.ready));
-    return new WorkerPool(workers, memory, busy, ctlAt);
+    const workers = idle.splice(0, threads - 1);
+    while (workers.length < threads - 1) workers.push(await spawnWorker(workers.length + 1));
+    return new WorkerPool(workers, memory, modules, busy, ctlAt);
+  }
+
+  /** `start`, then waits until every worker is ready. */
+  static async create(memory: WebAssembly.Memory, modules: readonly WebAssembly.Module[], threads: number, ctlAt = 0): Promise<WorkerPool> {
+    const pool = await WorkerPool.start(memory, modules, threads, ctlAt);
+    await pool.whenReady();
+    return pool;
+  }
+
+  /** Whether every worker has instantiated the modules (launch needs it); throws if one failed to start. */
+  get ready(): boolean {
+    if (this.failure) throw new Error(`wasm worker threads failed to start: ${this.failure.message}`);
+    return this.isReady;
+  }
+
+  /** Resolves when `ready`; rejects when a worker failed to start. */
+  async whenReady(): Promise<void> {
+    await this.whenJoined;
+    if (this.failure) throw new Error(`wasm worker threads failed to start: ${this.failure.message}`);
   }
 
   get threads(): number {

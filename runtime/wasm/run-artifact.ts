@@ -118,6 +118,25 @@ async function defaultThreads(): Promise<number> {
   return isIsolatedWorker() ? Math.max(1, globalThis.navigator?.hardwareConcurrency ?? 1) : 1;
 }
 
+/** Threads a runner made with `opts` will use (the caller included). */
+export async function runnerThreads(opts: WasmRunOptions = {}): Promise<number> {
+  return Math.max(1, Math.floor(opts.threads ?? (await defaultThreads())));
+}
+
+/**
+ * Boots the worker threads a runner made with `opts` will take, before its artifact exists:
+ * called as a compile starts, their start (tens of ms each on Node) overlaps the compile.
+ * `stopPrestartedThreads` ends them if the compile fails.
+ */
+export async function prestartThreads(opts: WasmRunOptions = {}): Promise<void> {
+  const threads = await runnerThreads(opts);
+  if (threads > 1 && (isNode() || isIsolatedWorker())) await (await import("./pool.ts")).prestartWorkers(threads - 1);
+}
+
+export async function stopPrestartedThreads(): Promise<void> {
+  await (await import("./pool.ts")).stopIdleWorkers();
+}
+
 /**
  * A copy of wasm module `bytes` whose imported memories are declared unshared (limits flag
  * 0x03 → 0x01, same size): the kernels import a shared memory for the worker pool, which a
@@ -222,12 +241,24 @@ export class WasmArtifactRunner implements ResidentOwner {
   /**
    * With `shared` (k.compileModel's programs), an artifact that records its slots' addresses
    * runs in the model's one memory (see WasmSharedMemory); otherwise in a memory of its own.
+   * Returns once the worker threads are ready (`start` does not wait for them).
    */
   static async create(artifact: Artifact, opts: WasmRunOptions = {}, sharedMemory?: WasmSharedMemory): Promise<WasmArtifactRunner> {
+    const runner = await WasmArtifactRunner.start(artifact, opts, sharedMemory);
+    await runner.whenThreadsReady();
+    return runner;
+  }
+
+  /**
+   * `create` without waiting for the worker threads: runs launch on the calling thread alone
+   * until they are ready (activeThreads), with the same results (a split loop's iterations are
+   * independent). k.compile's executors start this way: a Node worker takes tens of ms to boot.
+   */
+  static async start(artifact: Artifact, opts: WasmRunOptions = {}, sharedMemory?: WasmSharedMemory): Promise<WasmArtifactRunner> {
     if (artifact.format !== "kiln-artifact" || artifact.version !== 1)
       throw new Error(`artifact ${artifact.name}: unsupported format ${artifact.format} v${artifact.version}`);
     if (artifact.target !== "wasm") throw new Error(`artifact ${artifact.name}: built for target '${artifact.target}', not 'wasm'`);
-    const threads = Math.max(1, Math.floor(opts.threads ?? (await defaultThreads())));
+    const threads = await runnerThreads(opts);
     if (threads > 1 && !isNode() && !isIsolatedWorker())
       throw new Error(`artifact ${artifact.name}: ${threads} wasm threads need Node, or a Web Worker in a cross-origin-isolated page; run with threads: 1`);
     const shared = threads > 1;
@@ -246,19 +277,21 @@ export class WasmArtifactRunner implements ResidentOwner {
       return at;
     });
     prepareWasmEngine();
+    const compile = (source: string): WebAssembly.Module => {
+      const bytes = decodeBase64(source);
+      return new WebAssembly.Module(shared ? bytes : unshareMemoryImports(bytes));
+    };
     const modules = artifact.kernels.map((k) => {
       try {
-        let bytes = decodeBase64(k.source);
-        const valid = (b: Uint8Array<ArrayBuffer>): boolean => {
-          try {
-            return WebAssembly.validate(shared ? b : unshareMemoryImports(b));
-          } catch {
-            return false; // unshareMemoryImports: not a module at all
-          }
-        };
-        // Built with relaxed SIMD that this engine lacks: the portable twin.
-        if (k.portableSource !== undefined && !valid(bytes)) bytes = decodeBase64(k.portableSource);
-        return new WebAssembly.Module(shared ? bytes : unshareMemoryImports(bytes));
+        try {
+          return compile(k.source);
+        } catch (e) {
+          // Built with relaxed SIMD that this engine lacks: the portable twin. Read only here
+          // (an in-process artifact builds it when first read: asking first doubled the render).
+          const portable = k.portableSource;
+          if (portable === undefined) throw e;
+          return compile(portable);
+        }
       } catch (e) {
         throw new Error(`artifact ${artifact.name}: kernel ${k.name} is not a valid wasm module: ${(e as Error).message}`);
       }
@@ -282,7 +315,8 @@ export class WasmArtifactRunner implements ResidentOwner {
       }
     });
     const ctlAt = model && shared ? model.pools++ * POOL_CONTROL_BYTES : 0;
-    const pool = shared ? await (await import("./pool.ts")).WorkerPool.create(memory, modules, threads, ctlAt) : undefined;
+    // Not waited for: runs go on the calling thread alone until the workers are ready (pool.ts).
+    const pool = shared ? await (await import("./pool.ts")).WorkerPool.start(memory, modules, threads, ctlAt) : undefined;
     return new WasmArtifactRunner(artifact, memory, launches, addressOf, pool, opts, model);
   }
 
@@ -291,8 +325,19 @@ export class WasmArtifactRunner implements ResidentOwner {
     return this.memory.buffer.byteLength;
   }
 
+  /** Threads per launch once the pool's workers are ready (see activeThreads). */
   get threads(): number {
     return this.pool?.threads ?? 1;
+  }
+
+  /** Threads a launch uses now: 1 until the pool's workers are ready. */
+  get activeThreads(): number {
+    return this.pool?.ready ? this.pool.threads : 1;
+  }
+
+  /** Resolves when the worker threads are ready (at once without a pool); rejects if one failed to start. */
+  async whenThreadsReady(): Promise<void> {
+    await this.pool?.whenReady();
   }
 
   private bufferView(id: number): RuntimeData {
@@ -384,7 +429,7 @@ export class WasmArtifactRunner implements ResidentOwner {
       });
     else {
       profile.clock = "host";
-      profile.threads = this.threads;
+      profile.threads = this.activeThreads;
       const busy = (profile.threadBusyMs ??= []);
       const threadMs: number[] = [];
       for (const l of this.launches) {
@@ -428,9 +473,11 @@ export class WasmArtifactRunner implements ResidentOwner {
     }
     this.launchCount++;
     this.iterationCount += extent;
-    if (this.pool && extent > 1 && (l.work * extent) / l.extent >= this.minParallelWork) {
-      const grain = extent >= 16 * this.pool.threads ? 4 : 1;
-      this.pool.launch(l.kernel, l.section, extent, grain, (lo, hi) => l.fn(lo, hi, 0), threadMs);
+    // Until the workers are ready (pool.ts), the calling thread runs every iteration itself.
+    const pool = this.pool?.ready ? this.pool : undefined;
+    if (pool && extent > 1 && (l.work * extent) / l.extent >= this.minParallelWork) {
+      const grain = extent >= 16 * pool.threads ? 4 : 1;
+      pool.launch(l.kernel, l.section, extent, grain, (lo, hi) => l.fn(lo, hi, 0), threadMs);
       return true;
     }
     l.fn(0, extent, 0);

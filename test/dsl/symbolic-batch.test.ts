@@ -250,6 +250,7 @@ describe("cost", () => {
       async () => {
         // Two threads that split even the smallest section: the pool divides the shrunk range.
         const exe = await createWasmExecutor(mlpGraph(BIG).g, { threads: 2, minParallelWork: 0 });
+        await exe.runner.whenThreadsReady(); // the pool's split, not the caller's lone run before the workers are up
         return { run: exe.run, work: () => exe.runner.launchStats.iterations, close: exe.close };
       },
     ],
