@@ -15,14 +15,7 @@ import type { ArtifactStats, WebGpuArtifact } from "../runtime/artifact/format.t
 import type { WebGpuAdapterDescription } from "../runtime/webgpu/device.ts";
 import type { PipelineProgress, WebGpuRunnerOptions, WebGpuRunOptions, WebGpuSharedState } from "../runtime/webgpu/run-artifact.ts";
 import { progressLine } from "../compiler/debug.ts";
-import {
-  DEVICE_ELEMENT_BYTES,
-  formatDeviceLayout,
-  planDeviceLayout,
-  webGpuDefaultLimits,
-  type DeviceLayout,
-  type WebGpuLimits,
-} from "../codegen/wgsl/layout.ts";
+import { deviceElementBytes, formatDeviceLayout, planDeviceLayout, webGpuDefaultLimits, type DeviceLayout, type WebGpuLimits } from "../codegen/wgsl/layout.ts";
 import { renderWebGpuProgram } from "../codegen/wgsl/render-program.ts";
 import type { Backend, Executor, SharedState } from "./backend.ts";
 import { matmulFormPass, rowKernelsPass, vectorFormPass, type TiledMatmulMode } from "./webgpu-passes.ts";
@@ -100,8 +93,8 @@ export const webGpuBackend: Backend<"webgpu", WebGpuOptions, DeviceLayout> = {
   options: ["verify", "limits", "tiledMatmul", "progress", "progressAfterMs", "tune", "fuseAttention"] as const satisfies OptionKeys<WebGpuTargetOptions>,
   limits: { ...webGpuDefaultLimits },
   kernelExtension: "wgsl",
-  // Every element is 4 bytes on the device: bool lives in storage as u32 (WGSL has no bool storage).
-  memory: { elementBytes: () => DEVICE_ELEMENT_BYTES },
+  // One u32 word per element (bool too: WGSL has no bool storage), but f16/bf16 two to a word.
+  memory: { elementBytes: deviceElementBytes },
   fuseOptions: fuseOptionsOf,
   // The matmul and row-kernel choices are kernel passes (targets/webgpu-passes.ts) that record a
   // `form` fact render reads; matmul-form first, so a matmul section is never a row kernel.

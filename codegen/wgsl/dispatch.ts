@@ -88,6 +88,13 @@ export function vectorBindable(d: Dispatch, ctx: DispatchContext, buffers: Itera
  * One storage binding per GPU buffer the dispatch touches: a typed array unless it is a pack
  * or mixes element types; `vectorGpu` (GPU buffers vectorBindable admitted) are array<vec4<f32>>,
  * read and written element-wise through `[i >> 2][i & 3]` and as vectors through access.loadVector.
+ *
+ * f16/bf16 tensors are packed two to a u32 word: element i is the low (even i) or high (odd i)
+ * half of word i >> 1. Two threads storing the two halves of one word would race on a plain
+ * read-modify-write, so a GPU buffer that a dispatch stores a 16-bit tensor into is bound as
+ * array<atomic<u32>>: a 16-bit store clears its half with atomicAnd and sets it with atomicOr
+ * (the two halves' operations touch disjoint bits, so any interleaving leaves both values), and
+ * every other access to that buffer in the dispatch is an atomicLoad or atomicStore.
  */
 export function dispatchBindings(
   d: Dispatch,
@@ -102,19 +109,26 @@ export function dispatchBindings(
     elementOfGpu.set(g, ctx.packs.has(g) || elems.size !== 1 ? "u32" : [...elems][0]!);
   }
   const writable = new Set([...written].map((b) => ctx.place[b]!.gpuBuffer));
+  const atomicGpu = new Set([...written].filter((b) => halfOf(ctx.dtypeOf(b)) !== undefined).map((b) => ctx.place[b]!.gpuBuffer));
+  const arrayElement = (g: number): string => (vectorGpu.has(g) ? "vec4<f32>" : atomicGpu.has(g) ? "atomic<u32>" : elementOfGpu.get(g)!);
   const decls = gpuBuffers.map(
     (g, i) =>
-      `@group(0) @binding(${i}) var<storage, ${writable.has(g) ? "read_write" : "read"}> g${g}: array<${vectorGpu.has(g) ? "vec4<f32>" : elementOfGpu.get(g)}>; // ${d.buffers
+      `@group(0) @binding(${i}) var<storage, ${writable.has(g) ? "read_write" : "read"}> g${g}: array<${arrayElement(g)}>; // ${d.buffers
         .filter((b) => ctx.place[b]!.gpuBuffer === g)
         .map(ctx.nameOf)
         .join(", ")}`,
   );
-  const element = (buffer: number, index: string): { ref: string; elem: StorageElement } => {
+  const element = (buffer: number, index: string): { ref: string; elem: StorageElement; atomic: boolean } => {
     const p = ctx.place[buffer]!;
     const word = p.offsetBytes / DEVICE_ELEMENT_BYTES;
     const at = word === 0 ? index : `${word} + ${index}`;
     const ref = vectorGpu.has(p.gpuBuffer) ? `g${p.gpuBuffer}[(${at}) >> 2u][(${at}) & 3]` : `g${p.gpuBuffer}[${at}]`;
-    return { ref, elem: elementOfGpu.get(p.gpuBuffer)! };
+    return { ref, elem: elementOfGpu.get(p.gpuBuffer)!, atomic: atomicGpu.has(p.gpuBuffer) };
+  };
+  // A 16-bit element's word and the shift of its half (0 or 16).
+  const halfWord = (buffer: number, index: string): { ref: string; shift: string; atomic: boolean } => {
+    const { ref, atomic } = element(buffer, `(u32(${index}) >> 1u)`);
+    return { ref, shift: `((u32(${index}) & 1u) << 4u)`, atomic };
   };
   const vector = (buffer: number, index: string): string => {
     const p = ctx.place[buffer]!;
@@ -126,16 +140,23 @@ export function dispatchBindings(
     loadVector: (buffer, index) => vector(buffer, index),
     storeVector: (buffer, index, value) => `${vector(buffer, index)} = ${value};`,
     load(buffer, index, t) {
-      const { ref, elem } = element(buffer, index);
+      if (halfOf(t) !== undefined) {
+        const { ref, shift, atomic } = halfWord(buffer, index);
+        return wgslLoadHalf(`((${atomic ? `atomicLoad(&${ref})` : ref} >> ${shift}) & 0xffffu)`, t);
+      }
+      const { ref: plain, elem, atomic } = element(buffer, index);
+      const ref = atomic ? `atomicLoad(&${plain})` : plain;
       if (isBool(t)) return `(${ref} != ${STORAGE_ZERO[elem]})`;
-      if (halfOf(t) !== undefined) return wgslLoadHalf(ref, t); // its storage is u32, in a pack too
       return elem === t ? ref : `bitcast<${t}>(${ref})`;
     },
     store(buffer, index, value, t) {
-      const { ref, elem } = element(buffer, index);
-      if (isBool(t)) return `${ref} = select(0u, 1u, ${value});`;
-      if (halfOf(t) !== undefined) return `${ref} = ${wgslStoreHalf(value, t)};`;
-      return `${ref} = ${elem === t ? value : `bitcast<${elem}>(${value})`};`;
+      if (halfOf(t) !== undefined) {
+        const { ref, shift } = halfWord(buffer, index);
+        return `{ let kiln_sh = ${shift}; atomicAnd(&${ref}, ~(0xffffu << kiln_sh)); atomicOr(&${ref}, ${wgslStoreHalf(value, t)} << kiln_sh); }`;
+      }
+      const { ref, elem, atomic } = element(buffer, index);
+      const bits = isBool(t) ? `select(0u, 1u, ${value})` : elem === t ? value : `bitcast<${elem}>(${value})`;
+      return atomic ? `atomicStore(&${ref}, ${isBool(t) || elem === "u32" ? bits : `bitcast<u32>(${bits})`});` : `${ref} = ${bits};`;
     },
   };
   return { gpuBuffers, decls, access };

@@ -7,6 +7,7 @@
 // render), dumped as `NN-device-layout.txt` by formatDeviceLayout.
 
 import { exprOperands, type BufferDecl, type Kernel, type KernelProgram, type Section } from "../../compiler/kernel/kernel-ir.ts";
+import { halfOf, type DType } from "../../compiler/ir/dtype.ts";
 import { KilnError } from "../../compiler/util/errors.ts";
 import { numel } from "../../compiler/util/shape.ts";
 
@@ -26,8 +27,12 @@ export const webGpuDefaultLimits: WebGpuLimits = {
   maxBufferSize: 268435456,
 };
 
-/** Every element is 4 bytes on the device: bool lives in storage as u32 (WGSL has no bool storage). */
+/** A storage word: f32, i32 and bool (as u32; WGSL has no bool storage) take one each. */
 export const DEVICE_ELEMENT_BYTES = 4;
+/** Bytes of one element on the device: f16/bf16 are packed two to a u32 word (codegen/wgsl/dispatch.ts). */
+export const deviceElementBytes = (t: DType): number => (halfOf(t) !== undefined ? 2 : DEVICE_ELEMENT_BYTES);
+/** Bytes `count` elements of `t` take on the device: whole words (an odd 16-bit tensor's last word holds one). */
+export const deviceBytesOf = (t: DType, count: number): number => Math.ceil((count * deviceElementBytes(t)) / 4) * 4;
 // Pack members start on 256-byte boundaries (WebGPU's default storage offset alignment).
 const PACK_ALIGNMENT_BYTES = 256;
 
@@ -53,9 +58,9 @@ export interface DeviceLayout {
   readonly peakBytes: number;
 }
 
-export const deviceBytes = (b: BufferDecl): number => numel(b.shape) * DEVICE_ELEMENT_BYTES;
+export const deviceBytes = (b: BufferDecl): number => deviceBytesOf(b.dtype, numel(b.shape));
 
-/** The memory plan's slots (compiler/kernel/program-memory.ts), planned with 4-byte elements. */
+/** The memory plan's slots (compiler/kernel/program-memory.ts), planned with deviceElementBytes. */
 export interface PlannedSlots {
   readonly slotOf: readonly number[];
   readonly slotBytes: readonly number[];
@@ -79,7 +84,7 @@ export function planDeviceLayout(program: KernelProgram, plan: PlannedSlots, lim
   plan.slotBytes.forEach((bytes, slot) => {
     if (packed.has(slot)) return;
     gpuOfSlot.set(slot, gpuBufferBytes.length);
-    gpuBufferBytes.push(bytes);
+    gpuBufferBytes.push(Math.ceil(bytes / 4) * 4);
   });
   const packOffset = new Map<number, number>();
   const packs = new Set<number>();

@@ -1,7 +1,8 @@
 // Kernel program + its device layout → the "webgpu" artifact's kernels: one WGSL shader per
 // dispatch of the layout (layout.ts, webgpu's `device-layout` stage after the memory plan:
 // kernels binding too many buffers split into dispatches, small slots packed into one buffer),
-// with its bindings and workgroup counts; every element is 4 bytes on the device (bool as u32). Which template a
+// with its bindings and workgroup counts; every element is a u32 word on the device (bool too), f16/bf16 two
+// to a word. Which template a
 // section renders with (row kernel, matmul) is its kernel-IR `form` fact, set by webgpu's passes.
 
 import type { KernelProgram } from "../../compiler/kernel/kernel-ir.ts";

@@ -65,7 +65,7 @@ export const DTYPE_TABLE = {
     js: { storage: "Float32Array" },
   },
   // The 16-bit floats compute in f32 registers on every backend and are stored as 16 bits
-  // (docs/dtypes.md): WGSL keeps each in a u32 word (works without shader-f16; the adapter's
+  // (docs/dtypes.md): WGSL packs two to a u32 word (works without shader-f16; the adapter's
   // shader-f16, which lavapipe has, is not used yet), CUDA in __half / __nv_bfloat16 (CUDA's
   // headers, or the prelude's stand-ins where NVRTC has none). Both
   // rank below f32 in promotion and equal to each other: f16 with bf16 promotes to f32

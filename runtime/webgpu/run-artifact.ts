@@ -406,7 +406,7 @@ export class WebGpuArtifactRunner implements ResidentOwner {
 
   placeOf(buffer: number): { gpu: GPUBuffer; offset: number; bytes: number } {
     const b = this.artifact.buffers[buffer]!;
-    return { gpu: this.slots[b.slot]!, offset: b.offset ?? 0, bytes: numel(b.shape) * ELEMENT_BYTES };
+    return { gpu: this.slots[b.slot]!, offset: b.offset ?? 0, bytes: deviceBytes(b.dtype, numel(b.shape)) };
   }
 
   private serialized<T>(work: () => Promise<T>): Promise<T> {
@@ -479,7 +479,7 @@ export class WebGpuArtifactRunner implements ResidentOwner {
         }
         const data = outputArray(o, opts.out, this.counter);
         copyFromDevice(o.dtype, mapped ?? new ArrayBuffer(0), stagingOffset.get(o.name)!, data);
-        this.counter.bytesOut += numel(o.shape) * ELEMENT_BYTES;
+        this.counter.bytesOut += deviceBytes(o.dtype, numel(o.shape));
         out[o.name] = { dtype: o.dtype, shape: [...o.shape], data };
       }
     } finally {
@@ -624,8 +624,8 @@ export class WebGpuArtifactRunner implements ResidentOwner {
       if (this.sharedNames?.has(io.name)) this.resident.set(io.name, t.data);
       else this.resident.delete(io.name);
       const p = this.placeOf(io.buffer);
-      // A symbolic batch's run rows fill the buffer's leading rows only (inputFill; one word per element).
-      const bytes = count === numel(io.shape) ? p.bytes : count * 4;
+      // A symbolic batch's run rows fill the buffer's leading rows only (inputFill).
+      const bytes = count === numel(io.shape) ? p.bytes : deviceBytes(io.dtype, count);
       if (bytes > 0) device.queue.writeBuffer(p.gpu, p.offset, toDevice(io.dtype, t.data) as Float32Array<ArrayBuffer>);
       this.counter.bytesIn += bytes;
     }
@@ -641,7 +641,7 @@ export class WebGpuArtifactRunner implements ResidentOwner {
     const stagingOffset = new Map<string, number>();
     for (const o of fromDevice) {
       stagingOffset.set(o.name, stagingBytes);
-      stagingBytes += numel(o.shape) * ELEMENT_BYTES;
+      stagingBytes += deviceBytes(o.dtype, numel(o.shape));
     }
     if (stagingBytes > 0 && (!this.staging || this.staging.size < stagingBytes)) {
       if (this.staging) destroyBuffer(this.staging);
@@ -723,7 +723,7 @@ export class WebGpuArtifactRunner implements ResidentOwner {
     let bytes = 0;
     const offsets = ios.map((io) => {
       const at = bytes;
-      bytes += numel(io.shape) * ELEMENT_BYTES;
+      bytes += deviceBytes(io.dtype, numel(io.shape));
       return at;
     });
     const out: Record<string, RuntimeTensor> = {};
@@ -787,10 +787,20 @@ function toDevice(dtype: ArtifactDType, data: RuntimeData): Float32Array | Int32
     case "bool":
       return Uint32Array.from(data, (v) => (v !== 0 ? 1 : 0));
     case "f16":
-    case "bf16":
-      // One 16-bit pattern in the low half of each word (a Float32Array or Float64Array given is rounded first).
-      return Uint32Array.from(data instanceof Uint16Array ? data : artifactArrayFrom(dtype, data));
+    case "bf16": {
+      // Two 16-bit patterns per word, element 2i in the low half (a Float32Array or Float64Array given is rounded first).
+      const bits = data instanceof Uint16Array ? data : (artifactArrayFrom(dtype, data) as Uint16Array);
+      if (bits.length % 2 === 0) return new Uint32Array(bits.buffer.slice(bits.byteOffset, bits.byteOffset + bits.byteLength));
+      const words = new Uint16Array(bits.length + 1);
+      words.set(bits);
+      return new Uint32Array(words.buffer);
+    }
   }
+}
+
+/** Bytes `count` elements of `dtype` take on the device: a u32 word each, f16/bf16 two to a word (codegen/wgsl/layout.ts). */
+function deviceBytes(dtype: ArtifactDType, count: number): number {
+  return dtype === "f16" || dtype === "bf16" ? Math.ceil(count / 2) * 4 : count * ELEMENT_BYTES;
 }
 
 /** Copies `into.length` elements of `dtype` stored as device words at `offset` of `memory` into `into`. */
@@ -809,11 +819,9 @@ function copyFromDevice(dtype: ArtifactDType, memory: ArrayBuffer, offset: numbe
       return;
     }
     case "f16":
-    case "bf16": {
-      const words = new Uint32Array(memory, offset, count);
-      for (let i = 0; i < count; i++) into[i] = words[i]! & 0xffff;
+    case "bf16":
+      into.set(new Uint16Array(memory, offset, count));
       return;
-    }
   }
 }
 
@@ -827,6 +835,6 @@ function fromDeviceWords(dtype: ArtifactDType, memory: ArrayBuffer, offset: numb
       return Uint8Array.from(new Uint32Array(memory, offset, count), (v) => (v !== 0 ? 1 : 0));
     case "f16":
     case "bf16":
-      return Uint16Array.from(new Uint32Array(memory, offset, count), (v) => v & 0xffff);
+      return new Uint16Array(memory.slice(offset, offset + count * 2));
   }
 }

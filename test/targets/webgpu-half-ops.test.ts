@@ -1,6 +1,8 @@
 // The op suite over f16 and bf16 on webgpu (test/targets/op-cases.ts describeHalfOpSuite):
-// 16-bit values live one per u32 word (the low half holds the bit pattern), compute in f32
-// and round per op in integer ops, so no shader-f16 adapter feature is needed. By default the
+// 16-bit values live two per u32 word (2 bytes each; a store is an atomicAnd/atomicOr on its
+// half), compute in f32 and round per op in integer ops, so no shader-f16 adapter feature is
+// needed. Then packed storage itself: bytes per element, odd lengths, a tiled matmul's stores,
+// 16-bit tensors inside a binding pack, against the interpreter. By default the
 // bit-for-bit cases of both and f16's elementwise group (each new shader costs
 // lavapipe seconds); KILN_FULL=1 runs every group. Skips without an adapter (test/util/webgpu-env.ts).
 
@@ -11,8 +13,11 @@ import type { HostTensor } from "../../compiler/ir/host-tensor.ts";
 import { bfloat16BitsToNumber, halfBitsToNumber, numberToBfloat16Bits, numberToHalfBits } from "../../runtime/artifact/half.ts";
 import { webGpuTestEnv } from "../util/webgpu-env.ts";
 import { FULL } from "../util/full.ts";
-import { caseGroups, describeHalfOpSuite } from "./op-cases.ts";
+import { caseGroups, describeHalfOpSuite, halfCase, opCases, runCaseOnTarget, type OpCase, type TestTarget } from "./op-cases.ts";
 import { webGpuTestTarget } from "./test-targets.ts";
+import * as k from "kiln";
+import { compileWebGpu } from "../../targets/webgpu.ts";
+import { WebGpuArtifactRunner } from "../../runtime/webgpu/run-artifact.ts";
 
 const env = await webGpuTestEnv();
 const TIMEOUT_MS = 180_000;
@@ -82,6 +87,79 @@ describe.skipIf(!env.available)("webgpu 16-bit conversions (kiln_f2h/h2f/f2b/b2f
         const wrong = Array.from(x).flatMap((v, i) => (got[i] === encode(v) ? [] : [[v, got[i], encode(v)]]));
         expect(wrong, d).toEqual([]);
       }
+    },
+    TIMEOUT_MS,
+  );
+});
+
+describe.skipIf(!env.available)("webgpu packed 16-bit storage: two elements per u32 word", () => {
+  const exact = { atol: 0, rtol: 0, group: "elementwise" as const };
+  const h = (dtype: "f16" | "bf16", shape: number[]): k.InputSpec => (dtype === "f16" ? k.f16(shape) : k.bf16(shape));
+
+  test("a 16-bit tensor takes 2 bytes per element on the device (an odd length rounds up to a whole word)", () => {
+    for (const n of [1, 7, 1001]) {
+      for (const dtype of ["f16", "bf16", "f32"] as const) {
+        const b = new GraphBuilder(`bytes_${dtype}_${n}`);
+        const x = b.input("x", { dtype, shape: [n] });
+        const y = b.input("y", { dtype, shape: [n] });
+        const g = b.build([{ name: "out", value: b.add({ op: "mul", x, y }, { dtype, shape: [n] }) }]);
+        const { artifact } = compileWebGpu(g, { limits: env.context!.limits });
+        const want = dtype === "f32" ? 4 * n : 4 * Math.ceil(n / 2);
+        for (const buffer of artifact.buffers) expect(artifact.memory.slotBytes[buffer.slot], `${dtype}[${n}] ${buffer.name}`).toBe(want);
+        // Written 16-bit words are atomic (two threads store the two halves of one word).
+        expect(artifact.kernels[0]!.source.includes("array<atomic<u32>>"), dtype).toBe(dtype !== "f32");
+      }
+    }
+  });
+
+  const cases: OpCase[] = (["f16", "bf16"] as const).flatMap((dtype) => [
+    // Odd lengths: the last word's high half is padding; neighbours share every other word.
+    ...[1, 3, 257].map((n) => ({
+      ...exact,
+      name: `x * y + x, length ${n} [${dtype}]`,
+      fn: (x: k.Tensor, y: k.Tensor) => x.mul(y).add(x),
+      specs: [h(dtype, [n]), h(dtype, [n])],
+      range: [-8, 8] as [number, number],
+    })),
+    // A strided read and a transposed store: elements of one word come from different threads.
+    { ...exact, name: `transpose of a 5x3 [${dtype}]`, fn: (x: k.Tensor) => x.transpose(0, 1).add(0), specs: [h(dtype, [5, 3])] },
+    // The tiled matmul form's stores (and its 16-bit operand loads).
+    halfCase(opCases.find((c) => c.name === "matmul 2-d, odd sizes")!, dtype),
+  ]);
+  const target = webGpuTestTarget(() => env.context!);
+  test.each(cases.map((c) => [c.name, c] as const))("%s", (_name, c) => runCaseOnTarget(c, target), TIMEOUT_MS);
+
+  // Ten 16-bit inputs under a 4-binding limit: most go into one pack, at 256-byte offsets.
+  const packed: TestTarget = {
+    name: "webgpu",
+    compile: (g, opts) => {
+      const device = env.context!;
+      const { maxComputeWorkgroupsPerDimension, maxStorageBufferBindingSize, maxBufferSize } = device.limits;
+      const limits = { maxStorageBuffersPerShaderStage: 4, maxComputeWorkgroupsPerDimension, maxStorageBufferBindingSize, maxBufferSize };
+      const compiled = compileWebGpu(g, { ...opts, limits });
+      expect(compiled.artifact.kernels[0]!.source).toMatch(/array<u32>; \/\/ arg\d+, arg\d+/); // a pack: one binding, several tensors
+      return {
+        run: async (inputs) => {
+          const runner = await WebGpuArtifactRunner.create(device.device, compiled.artifact);
+          try {
+            return await runner.run(inputs);
+          } finally {
+            runner.destroy();
+          }
+        },
+        explain: () => compiled.artifact.kernels.map((kk) => kk.source).join("\n"),
+      };
+    },
+  };
+  test(
+    "16-bit tensors of odd length in a binding pack",
+    async () => {
+      const sum = (...xs: k.Tensor[]): k.Tensor[] => [xs.reduce((a, b) => a.add(b)), xs[0]!.mul(xs[1]!)];
+      for (const dtype of ["f16", "bf16"] as const)
+        await runCaseOnTarget(
+          { ...exact, name: `sum of ten [${dtype}]`, fn: sum, specs: Array.from({ length: 10 }, () => h(dtype, [5])), range: [-4, 4] },
+          packed,
+        );
     },
     TIMEOUT_MS,
   );
