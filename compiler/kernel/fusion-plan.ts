@@ -28,6 +28,13 @@ export interface FusionGroup {
    * dot(softmax(score), value), lowered as an online-softmax `softmax_sum` over the keys.
    */
   readonly attention?: { readonly dot: ValueId; readonly score: ValueId; readonly value: ValueId };
+  /**
+   * A fused attention backward group (compiler/passes/attention-backward.ts): a point per query
+   * row (`query`: dQ and the row statistics) or per key row (`key`: dK, dV). Its roots share
+   * all but their last axis (`shape` ends with the widest); lowering computes every column of a
+   * row in one point, so the scores it recomputes are shared by the columns.
+   */
+  readonly attentionGrad?: "query" | "key";
 }
 
 export interface FusionPlan {

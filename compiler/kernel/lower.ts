@@ -27,6 +27,7 @@ import {
 import { SectionBuilder, sectionBuffers, type BufferDecl, type ExprId, type Kernel, type KernelProgram, type Section } from "./kernel-ir.ts";
 import { operandIndex } from "./movement-index.ts";
 import { tileSection } from "./tile.ts";
+import { unrollColumns, type RowBlockOutput } from "./row-block.ts";
 
 export interface LowerOptions {
   /** Register-tile contractions (default true): a tile of outputs per loop iteration. */
@@ -112,8 +113,10 @@ function lowerGroup(g: Graph, grp: FusionGroup, bufferOf: ReadonlyMap<ValueId, n
   // An attention group iterates blocks of `rows` query rows: each point computes every column
   // of its rows in one pass over the keys, each key's k and v loaded once for the block.
   const attention = grp.attention;
+  // An attention backward group iterates rows too: a point computes every column of its roots.
+  const rowBlock = grp.attentionGrad !== undefined;
   const rows = attention ? attentionRows(grp.shape) : 1;
-  const domain = (attention ? grp.shape.slice(0, -1) : grp.shape).map((d, i) => indexVar(`o${i}`, i === grp.shape.length - 2 ? d / rows : d));
+  const domain = (attention || rowBlock ? grp.shape.slice(0, -1) : grp.shape).map((d, i) => indexVar(`o${i}`, i === grp.shape.length - 2 ? d / rows : d));
   const sb = new SectionBuilder(domain);
   const own = new Set(grp.roots);
   const memo = new Map<string, ExprId>();
@@ -207,7 +210,7 @@ function lowerGroup(g: Graph, grp: FusionGroup, bufferOf: ReadonlyMap<ValueId, n
         const body = sb.add({ op: "mul", x: a, y: b, dtype: acc });
         const reduce = sb.add({ op: "reduce_sum", vars: [k], body, dtype: acc });
         // Inside an attention the scores' contraction stays a plain loop of the key loop.
-        if (!attention) sb.markDot(reduce, a, b);
+        if (!attention && !rowBlock) sb.markDot(reduce, a, b);
         return acc === dtype ? reduce : sb.add({ op: "cast", x: reduce, dtype });
       }
       case "gather": {
@@ -235,6 +238,21 @@ function lowerGroup(g: Graph, grp: FusionGroup, bufferOf: ReadonlyMap<ValueId, n
   }
 
   const rowIndex = domain.map((v) => fromAtom(v));
+  const source = groupSource(g, grp);
+  const sourceFacts = { ...(source.locs.length ? { locs: source.locs } : {}), ...(source.scopes.length ? { scopes: source.scopes } : {}) };
+  if (rowBlock) {
+    // Each root at a symbolic column (one variable per width), then copied per column.
+    const columnVars = new Map<number, IndexVar>();
+    const outputs = grp.roots.map((root): RowBlockOutput => {
+      const shape = nodeOf(g, root).type.shape;
+      const width = shape.at(-1)!;
+      if (width === 1) return { buffer: bufferOf.get(root)!, shape, value: value(root, [...rowIndex, constIndex(0)], []) };
+      let column = columnVars.get(width);
+      if (!column) columnVars.set(width, (column = sb.freshVar(width)));
+      return { buffer: bufferOf.get(root)!, shape, column, value: value(root, [...rowIndex, fromAtom(column)], []) };
+    });
+    return { ...unrollColumns(sb.build(), domain, outputs), form: { kind: "attention" }, ...sourceFacts };
+  }
   const columns = grp.shape[grp.shape.length - 1]!;
   const blockRow = (u: number): IndexExpr[] => [...rowIndex.slice(0, -1), addIndex(mulIndex(rowIndex.at(-1)!, rows), constIndex(u))];
   const outIndices = attention
@@ -245,12 +263,10 @@ function lowerGroup(g: Graph, grp: FusionGroup, bufferOf: ReadonlyMap<ValueId, n
       const v = value(root, outIndex, []);
       sb.store(bufferOf.get(root)!, flatIndex(outIndex, grp.shape), v);
     }
-  const source = groupSource(g, grp);
   const section: Section = {
     ...sb.build(),
     ...(attention ? { form: { kind: "attention" as const } } : {}),
-    ...(source.locs.length ? { locs: source.locs } : {}),
-    ...(source.scopes.length ? { scopes: source.scopes } : {}),
+    ...sourceFacts,
   };
   return opts.tile !== false && hasContraction && !attention ? tileSection(section) : section;
 }

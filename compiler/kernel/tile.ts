@@ -6,7 +6,7 @@
 
 import { hasBinaryOp } from "../ir/types.ts";
 import { assertNever, bug } from "../util/errors.ts";
-import { addIndex, constIndex, fromAtom, indexVar, mulIndex, substitute, substitutePred, type IndexExpr } from "./index-expr.ts";
+import { addIndex, constIndex, fromAtom, indexVar, mulIndex, substitute, substitutePred, type IndexExpr, type IndexVar } from "./index-expr.ts";
 import { SectionBuilder, sectionSource, type ExprId, type KExpr, type KernelProgram, type Section } from "./kernel-ir.ts";
 
 const TILE_SIZES = [4, 2, 1];
@@ -49,11 +49,25 @@ export function copySectionBody(s: Section, sb: SectionBuilder, varMap: Readonly
   return ids;
 }
 
-/** Re-adds `exprs` to `sb` with variables substituted; returns the new id of each old id. */
-export function copyExprs(exprs: readonly KExpr[], sb: SectionBuilder, varMap: ReadonlyMap<string, IndexExpr>): ExprId[] {
+/**
+ * Re-adds `exprs` (those in `only`, when given: a closed set) to `sb` with variables
+ * substituted — a reduction's own variables too, where `varMap` maps one to another variable;
+ * returns the new id of each old id.
+ */
+export function copyExprs(exprs: readonly KExpr[], sb: SectionBuilder, varMap: ReadonlyMap<string, IndexExpr>, only?: ReadonlySet<ExprId>): ExprId[] {
   const ids: ExprId[] = [];
   const ref = (id: number): number => ids[id] ?? bug(`tile: expr ${id} used before definition`);
-  for (const e of exprs) {
+  const ownVars = (vars: readonly IndexVar[]): readonly IndexVar[] =>
+    vars.map((v) => {
+      const to = varMap.get(v.name);
+      const term = to && to.constant === 0 && to.terms.length === 1 ? to.terms[0]! : undefined;
+      return term && term.coef === 1 && term.atom.kind === "var" ? term.atom : v;
+    });
+  for (const [id, e] of exprs.entries()) {
+    if (only && !only.has(id)) {
+      ids.push(-1);
+      continue;
+    }
     let copy: KExpr;
     switch (e.op) {
       case "load":
@@ -73,10 +87,10 @@ export function copyExprs(exprs: readonly KExpr[], sb: SectionBuilder, varMap: R
         break;
       case "reduce_sum":
       case "reduce_max":
-        copy = { ...e, body: ref(e.body) };
+        copy = { ...e, vars: ownVars(e.vars), body: ref(e.body) };
         break;
       case "softmax_sum":
-        copy = { ...e, score: ref(e.score), value: ref(e.value) };
+        copy = { ...e, vars: ownVars(e.vars), score: ref(e.score), value: ref(e.value) };
         break;
       case "where":
         copy = { ...e, cond: ref(e.cond), x: ref(e.x), y: ref(e.y) };

@@ -253,7 +253,8 @@ function checkForm(s: Section, fail: (rule: string) => void): void {
       return;
     }
     case "attention":
-      if (!s.exprs.some((e) => e.op === "softmax_sum")) fail(`an attention section needs a softmax_sum`);
+      // The forward computes a softmax_sum; a backward section (a point per query or key row) plain reductions.
+      if (!s.exprs.some(isReduceExpr)) fail(`an attention section needs a reduction (a softmax_sum in the forward)`);
       if (s.tile) fail(`an attention section is not register-tiled`);
       return;
     default:

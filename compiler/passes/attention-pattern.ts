@@ -23,13 +23,43 @@ export interface AttentionMatch {
   readonly absorbed: readonly ValueId[];
 }
 
-/** The attention rooted at `n` (a dot), or undefined. */
-export function matchAttention(g: Graph, n: Node): AttentionMatch | undefined {
+/** A softmax over the last axis as the DSL traces it, found from its weights P. */
+export interface SoftmaxMatch {
+  /** The scores S [..., L, S]. */
+  readonly score: ValueId;
+  /** The row max M and row sum Z ([..., L, 1]). */
+  readonly max: ValueId;
+  readonly sum: ValueId;
+  /** The softmax's own nodes from M to P (max, exponentials, sum, weights), in graph order. */
+  readonly absorbed: readonly ValueId[];
+}
+
+/**
+ * The attention rooted at `n` (a dot), or undefined. `alsoReadBy`: values that may read the
+ * softmax besides the dot (a fused attention backward, compiler/passes/attention-backward.ts,
+ * recomputes the weights from the scores; its groups read nothing the forward writes).
+ */
+export function matchAttention(g: Graph, n: Node, alsoReadBy?: ReadonlySet<ValueId>): AttentionMatch | undefined {
   if (n.op !== "dot" || n.type.dtype !== "f32") return undefined;
   const rank = n.type.shape.length;
-  const weights = nodeOf(g, n.lhs);
   const values = nodeOf(g, n.rhs);
-  if (rank < 2 || weights.type.shape.length !== rank || values.type.shape.length !== rank || weights.op !== "mul") return undefined;
+  if (values.type.shape.length !== rank) return undefined;
+  const softmax = matchSoftmax(g, n.lhs);
+  if (!softmax) return undefined;
+  // A softmax another value reads (a training step's backward reads the weights) is written
+  // out anyway: the matmul of the stored weights is then cheaper than recomputing them online.
+  const inside = new Set([...softmax.absorbed, n.id]);
+  const outputs = new Set(g.outputs.map((o) => o.value));
+  const users = uses(g);
+  if (softmax.absorbed.some((id) => outputs.has(id) || (users.get(id) ?? []).some((u) => !inside.has(u) && !alsoReadBy?.has(u)))) return undefined;
+  return { dot: n.id, score: softmax.score, value: n.rhs, absorbed: softmax.absorbed };
+}
+
+/** The f32 softmax over the last axis whose weights are `id` (P = E · recip(expand(reduce_sum(E)))), or undefined. */
+export function matchSoftmax(g: Graph, id: ValueId): SoftmaxMatch | undefined {
+  const weights = nodeOf(g, id);
+  const rank = weights.type.shape.length;
+  if (rank < 2 || weights.op !== "mul" || weights.type.dtype !== "f32") return undefined;
   const last = rank - 1;
   const lastAxisReduce = (id: ValueId, op: "reduce_sum" | "reduce_max"): Node | undefined => {
     const r = nodeOf(g, id);
@@ -49,14 +79,7 @@ export function matchAttention(g: Graph, n: Node): AttentionMatch | undefined {
     const softmax = matchShiftedExp(g, e, last);
     if (!softmax) continue;
     if (nodeOf(g, softmax.score).type.dtype !== "f32") continue;
-    const absorbed = [...softmax.absorbed, sumExpand.id, sum.id, recip.id, weights.id];
-    // A softmax another value reads (a training step's backward reads the weights) is written
-    // out anyway: the matmul of the stored weights is then cheaper than recomputing them online.
-    const inside = new Set([...absorbed, n.id]);
-    const outputs = new Set(g.outputs.map((o) => o.value));
-    const users = uses(g);
-    if (absorbed.some((id) => outputs.has(id) || (users.get(id) ?? []).some((u) => !inside.has(u)))) return undefined;
-    return { dot: n.id, score: softmax.score, value: n.rhs, absorbed };
+    return { score: softmax.score, max: softmax.absorbed[0]!, sum: sum.id, absorbed: [...softmax.absorbed, sum.id, sumExpand.id, recip.id, weights.id] };
   }
   return undefined;
 }

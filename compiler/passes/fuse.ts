@@ -24,6 +24,7 @@ import type { Pass } from "./pass.ts";
 import { ATTENTION_FUSE_MIN_BYTES, groupSource, type FuseOptions, type FusionGroup, type FusionPlan } from "../kernel/fusion-plan.ts";
 import { formatLocation, formatScope, valueNames } from "../ir/printer.ts";
 import { matchAttention, type AttentionMatch } from "./attention-pattern.ts";
+import { findAttentionRegions, type AttentionRegion } from "./attention-backward.ts";
 
 const HORIZONTAL_MAX_ELEMENTS = 1 << 22;
 /** An expensive elementwise value is written out when one group would evaluate it more often than this per element. */
@@ -42,6 +43,10 @@ interface GroupState {
   nextVar: number;
   /** Set on a fused attention group (one root, the dot); no other value joins it. */
   attention?: AttentionMatch;
+  /** Set on a fused attention backward group (its roots are the region's; no other value joins it). */
+  attentionGrad?: "query" | "key";
+  /** The column variable of each last-axis extent of an attention backward group's roots. */
+  columns?: Map<number, IndexVar>;
 }
 
 type Accesses = Map<number, Map<string, readonly IndexExpr[]>>;
@@ -165,7 +170,7 @@ export function planFusion(g: Graph, opts: FuseOptions = {}): FusionPlan {
     if (acc && !opts.noFusion) {
       for (const [gid, byKey] of acc) {
         const grp = groups[gid]!;
-        if (grp.attention || !shapesEqual(grp.shape, n.type.shape)) continue;
+        if (grp.attention || grp.attentionGrad || !shapesEqual(grp.shape, n.type.shape)) continue;
         if (!byKey.has(keyOf(identity(grp)))) continue;
         if (requireOnlyIdentity && byKey.size !== 1) continue;
         if (acc.size > 1 && reachesAny(gid, new Set(acc.keys()))) continue;
@@ -210,6 +215,41 @@ export function planFusion(g: Graph, opts: FuseOptions = {}): FusionPlan {
     record(m.value, grp, [...out.slice(0, r - 2), j, out[r - 1]!]);
   };
 
+  /**
+   * An attention backward's group (compiler/passes/attention-backward.ts): a point per query
+   * row (`query`) or key row (`key`) that computes every column of its roots, so the scores it
+   * recomputes inside are shared by the columns. Created when fusion meets its first root.
+   */
+  const gradGroups = new Map<string, GroupState>();
+  const rootInGrad = (n: Node, acc: Accesses | undefined, region: AttentionRegion, part: "query" | "key"): void => {
+    const regionKey = `${region.score}:${part}`;
+    let grp = gradGroups.get(regionKey);
+    if (!grp) {
+      const scoreShape = nodeOf(g, region.score).type.shape;
+      const roots = part === "query" ? region.queryRoots : region.keyRoots;
+      const columns = Math.max(...roots.map((id) => nodeOf(g, id).type.shape.at(-1)!));
+      const rows = part === "query" ? scoreShape.slice(0, -1) : [...scoreShape.slice(0, -2), scoreShape.at(-1)!];
+      grp = newGroup([...rows, columns]);
+      grp.attentionGrad = part;
+      grp.columns = new Map();
+      for (const id of region.inlined) grp.inlined.add(id);
+      gradGroups.set(regionKey, grp);
+    }
+    grp.roots.push(n.id);
+    if (acc)
+      for (const gid of acc.keys())
+        if (gid !== grp.id) {
+          groups[gid]!.deps.add(grp.id);
+          groups[gid]!.reads.add(n.id);
+        }
+    const shape = n.type.shape;
+    const c = shape.at(-1)!;
+    const rowVars = grp.vars.slice(0, -1).map((v) => fromAtom(v));
+    let col = grp.columns!.get(c);
+    if (!col) grp.columns!.set(c, (col = freshVar(grp, c, numel(shape))));
+    propagate(n, grp, [...rowVars, fromAtom(col)]);
+  };
+
   const inline = (n: Node, acc: Accesses): void => {
     for (const [gid, byKey] of acc) {
       const grp = groups[gid]!;
@@ -238,6 +278,20 @@ export function planFusion(g: Graph, opts: FuseOptions = {}): FusionPlan {
   }
   const symbolicMask = (n: Node): boolean => n.op === "where" && !pure.has(n.id) && maskConds.has(n.cond) && !maskConds.has(n.x);
 
+  // Attention backwards fuse where the forward would (same option and threshold).
+  const fusesAttention = (score: ValueId): boolean =>
+    !opts.noFusion && opts.fuseAttention !== false && (opts.fuseAttention === true || numel(nodeOf(g, score).type.shape) * 4 >= ATTENTION_FUSE_MIN_BYTES);
+  const regions = findAttentionRegions(g).filter((r) => fusesAttention(r.score));
+  const gradRoot = new Map<ValueId, { region: AttentionRegion; part: "query" | "key" }>();
+  const gradInlined = new Set<ValueId>();
+  const forwardOf = new Map<ValueId, AttentionMatch>();
+  for (const region of regions) {
+    for (const id of region.queryRoots) gradRoot.set(id, { region, part: "query" });
+    for (const id of region.keyRoots) gradRoot.set(id, { region, part: "key" });
+    for (const id of region.inlined) gradInlined.add(id);
+    if (region.forward) forwardOf.set(region.forward.dot, region.forward);
+  }
+
   for (let i = g.nodes.length - 1; i >= 0; i--) {
     const n = g.nodes[i]!;
     const acc = accesses.get(n.id);
@@ -247,7 +301,18 @@ export function planFusion(g: Graph, opts: FuseOptions = {}): FusionPlan {
     }
     const isOutput = outputValues.has(n.id);
     if (!acc && !isOutput) continue; // dead
-    let attention = opts.noFusion || opts.fuseAttention === false ? undefined : matchAttention(g, n);
+    const grad = gradRoot.get(n.id);
+    if (grad) {
+      rootInGrad(n, acc, grad.region, grad.part);
+      continue;
+    }
+    // Inside an attention backward everything is recomputed from q, k, v and dO (the forward's
+    // group reads the scores' chain too).
+    if (gradInlined.has(n.id) && !isOutput) {
+      if (acc) inline(n, acc);
+      continue;
+    }
+    let attention = forwardOf.get(n.id) ?? (opts.noFusion || opts.fuseAttention === false ? undefined : matchAttention(g, n));
     if (attention && opts.fuseAttention === undefined && numel(nodeOf(g, attention.score).type.shape) * 4 < ATTENTION_FUSE_MIN_BYTES) attention = undefined;
     if (attention) {
       attend(n, acc, attention);
@@ -311,8 +376,9 @@ function finishPlan(g: Graph, states: readonly GroupState[], opts: FuseOptions):
       reads: [...s.reads].sort((a, b) => a - b),
       deps: [...s.deps].map((d) => renumber.get(d)!).sort((a, b) => a - b),
       savesBytes,
-      label: s.attention ? "attention" : groupLabel(g, [...inlined, ...s.roots]),
+      label: s.attention ? "attention" : s.attentionGrad === "query" ? "attention_dq" : s.attentionGrad === "key" ? "attention_dkv" : groupLabel(g, [...inlined, ...s.roots]),
       ...(s.attention ? { attention: { dot: s.attention.dot, score: s.attention.score, value: s.attention.value } } : {}),
+      ...(s.attentionGrad ? { attentionGrad: s.attentionGrad } : {}),
     };
   });
   return { groups, kernels: horizontalKernels(g, groups, opts) };

@@ -1,0 +1,72 @@
+// The sections of a fused attention backward (compiler/passes/attention-backward.ts): a point
+// per query or key row that stores every column of its roots. Lowering computes each root once
+// at a symbolic column variable; `unrollColumns` copies it per column with the variable set to
+// the column (hash-consing shares everything that does not depend on it: the recomputed
+// scores, the softmax weights), and gives the row-level reductions that can run side by side
+// one loop: those of one "stage" (the same count of row-level reductions before them, the same
+// op and extent) never read each other, so their bodies share one pass over the keys (dK and
+// dV in one loop over the queries; the softmax's sum beside the count of its maxima).
+
+import { bug } from "../util/errors.ts";
+import { constIndex, flatIndex, fromAtom, type IndexExpr, type IndexVar } from "./index-expr.ts";
+import { exprOperands, exprOwnVars, isReduceExpr, reduceBodies, SectionBuilder, type ExprId, type Section } from "./kernel-ir.ts";
+import { copyExprs } from "./tile.ts";
+import type { Shape } from "../util/shape.ts";
+
+export interface RowBlockOutput {
+  readonly buffer: number;
+  /** The root's shape: the section's domain, then its columns. */
+  readonly shape: Shape;
+  /** The symbolic column the value was computed at (absent: one column, index 0). */
+  readonly column?: IndexVar;
+  readonly value: ExprId;
+}
+
+/** The section that stores every column of `outputs` per point of `domain`, from `s` (expressions at symbolic columns). */
+export function unrollColumns(s: Section, domain: readonly IndexVar[], outputs: readonly RowBlockOutput[]): Section {
+  const exprs = s.exprs;
+  const pointVars = new Set([...domain.map((v) => v.name), ...outputs.flatMap((o) => (o.column ? [o.column.name] : []))]);
+  // Free variables and row-level stage of every expression.
+  const free: Set<string>[] = [];
+  const stage: number[] = [];
+  const rename = new Map<string, IndexExpr>();
+  const canonical = new Map<string, readonly IndexVar[]>();
+  exprs.forEach((e, id) => {
+    const vs = exprOwnVars(e);
+    for (const o of exprOperands(e)) for (const v of free[o] ?? bug(`row-block: operand ${o} of ${id}`)) vs.add(v);
+    let st = Math.max(0, ...exprOperands(e).map((o) => stage[o]!));
+    if (isReduceExpr(e)) {
+      for (const v of e.vars) vs.delete(v.name);
+      st = Math.max(0, ...reduceBodies(e).map((b) => stage[b]!));
+      if ([...vs].every((v) => pointVars.has(v))) {
+        st += 1;
+        const key = `${st}|${e.op}|${e.vars.map((v) => v.extent).join(",")}`;
+        const first = canonical.get(key);
+        if (!first) canonical.set(key, e.vars);
+        else e.vars.forEach((v, i) => v.name !== first[i]!.name && rename.set(v.name, fromAtom(first[i]!)));
+      }
+    }
+    free[id] = vs;
+    stage[id] = st;
+  });
+  const sb = new SectionBuilder(domain);
+  const rowIndex = domain.map((v) => fromAtom(v));
+  for (const out of outputs) {
+    const cone = new Set<ExprId>();
+    const stack = [out.value];
+    while (stack.length > 0) {
+      const id = stack.pop()!;
+      if (cone.has(id)) continue;
+      cone.add(id);
+      stack.push(...exprOperands(exprs[id]!));
+    }
+    const columns = out.shape.at(-1)!;
+    for (let c = 0; c < columns; c++) {
+      const varMap = new Map(rename);
+      if (out.column) varMap.set(out.column.name, constIndex(c));
+      const ids = copyExprs(exprs, sb, varMap, cone);
+      sb.store(out.buffer, flatIndex([...rowIndex, constIndex(c)], out.shape), ids[out.value]!);
+    }
+  }
+  return sb.build();
+}

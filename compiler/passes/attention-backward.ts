@@ -1,0 +1,127 @@
+// Finds the backward of an attention in a graph of primitives (what autodiff makes of
+// scaledDotProductAttention's softmax, compiler/passes/autodiff): every value computed from
+// the softmax's scores S [..., L, S] elementwise (the weights P, dP = dO·vᵀ, the softmax's
+// gradient dS), the row statistics reduced from them over the keys ([..., L, 1]: the max,
+// the sum, Σ_j dP·P, ...), and the contractions that leave that space:
+// - over the keys, a row per query: dQ = dot(dS, k) — the "query" group;
+// - over the queries, a row per key: dV = dot(permute(P), dO) and dK = permute(dot(permute(q), dS))
+//   — the "key" group.
+// Fusion (compiler/passes/fuse.ts) then makes two kernels of it (flash attention's backward):
+// the query group writes dQ and the row statistics the key group needs; the key group reads
+// them and writes dK and dV; both recompute the scores from q and k, so no [L, S] matrix ever
+// reaches memory. The user calls nothing special: the structure is found, not declared.
+// A region any of whose values is read from outside (a dropout mask on the weights, an
+// output) is left to the ordinary fusion rules.
+
+import { nodeOf, uses } from "../ir/graph.ts";
+import { opRole, operands } from "../ir/op-schema.ts";
+import type { Graph, Node, ValueId } from "../ir/types.ts";
+import { shapesEqual, type Shape } from "../util/shape.ts";
+import { matchAttention, matchSoftmax, type AttentionMatch } from "./attention-pattern.ts";
+
+export interface AttentionRegion {
+  /** The scores S [..., L, S]. */
+  readonly score: ValueId;
+  /** The forward `dot(P, V)`, where the graph computes it (absent in a gradient-only graph). */
+  readonly forward?: AttentionMatch;
+  /** Roots of the query group (a point per query row): its contractions over the keys, then the row statistics the key group reads. */
+  readonly queryRoots: readonly ValueId[];
+  /** Roots of the key group (a point per key row): its contractions over the queries. */
+  readonly keyRoots: readonly ValueId[];
+  /** The values those groups recompute instead of reading (scores, weights, their gradients, row statistics that are no root). */
+  readonly inlined: ReadonlySet<ValueId>;
+}
+
+type Kind = "score" | "row" | "scoreT" | "keyT";
+
+/** Every attention backward in `g` (softmaxes over the last axis whose gradient is found whole). */
+export function findAttentionRegions(g: Graph): AttentionRegion[] {
+  const regions: AttentionRegion[] = [];
+  for (const n of g.nodes) {
+    const softmax = n.op === "mul" ? matchSoftmax(g, n.id) : undefined;
+    if (!softmax) continue;
+    const region = regionOf(g, softmax.score, softmax.absorbed, softmax.max, softmax.sum);
+    if (region) regions.push(region);
+  }
+  return regions;
+}
+
+function regionOf(g: Graph, score: ValueId, absorbed: readonly ValueId[], max: ValueId, sum: ValueId): AttentionRegion | undefined {
+  const scoreShape = nodeOf(g, score).type.shape;
+  const r = scoreShape.length;
+  const rowShape: Shape = [...scoreShape.slice(0, -1), 1];
+  const kind = new Map<ValueId, Kind>([[score, "score"]]);
+  for (const id of absorbed) kind.set(id, id === max || id === sum ? "row" : "score");
+  const swapsLastTwo = (n: Node): boolean =>
+    n.op === "permute" && n.perm.length === r && n.perm.every((p, i) => (i < r - 2 ? p === i : i === r - 2 ? p === r - 1 : p === r - 2));
+  const queryDots: ValueId[] = [];
+  const keyRoots: ValueId[] = [];
+  const order = new Map(g.nodes.map((n, i) => [n.id, i]));
+  const start = order.get(score)!;
+  for (let i = start + 1; i < g.nodes.length; i++) {
+    const n = g.nodes[i]!;
+    if (kind.has(n.id)) continue;
+    const ops = operands(n);
+    const inside = ops.filter((o) => kind.has(o));
+    if (inside.length === 0) continue;
+    const all = (k: Kind): boolean => inside.every((o) => kind.get(o) === k);
+    const role = opRole(n.op);
+    if (role === "elementwise" && shapesEqual(n.type.shape, scoreShape) && all("score")) kind.set(n.id, "score");
+    else if (role === "elementwise" && shapesEqual(n.type.shape, rowShape) && all("row")) kind.set(n.id, "row");
+    else if (n.op === "expand" && kind.get(n.x) === "row" && shapesEqual(n.type.shape, scoreShape)) kind.set(n.id, "score");
+    else if ((n.op === "reduce_sum" || n.op === "reduce_max") && kind.get(n.x) === "score" && n.axes.length === 1 && n.axes[0] === r - 1) kind.set(n.id, "row");
+    else if (swapsLastTwo(n) && kind.get(ops[0]!) === "score") kind.set(n.id, "scoreT");
+    else if (n.op === "dot" && inside.length === 1 && kind.get(n.lhs) === "score") queryDots.push(n.id);
+    else if (n.op === "dot" && inside.length === 1 && kind.get(n.lhs) === "scoreT") keyRoots.push(n.id);
+    else if (n.op === "dot" && inside.length === 1 && kind.get(n.rhs) === "score") kind.set(n.id, "keyT");
+    else if (swapsLastTwo(n) && kind.get(ops[0]!) === "keyT") keyRoots.push(n.id);
+    else return undefined; // something else reads the region: not a whole attention backward
+  }
+  const users = uses(g);
+  const outputs = new Set(g.outputs.map((o) => o.value));
+  // A contraction q·kᵀ of the score's shape and the gradient dP = dO·vᵀ are recomputed too
+  // when only the region reads them (else they would be [L, S] matrices in memory).
+  const inRegion = (id: ValueId): boolean => kind.has(id) || queryDots.includes(id) || keyRoots.includes(id);
+  const extra = new Set<ValueId>();
+  const stack = [...kind.keys()];
+  while (stack.length > 0) {
+    const id = stack.pop()!;
+    for (const o of operands(nodeOf(g, id))) {
+      if (kind.has(o) || extra.has(o)) continue;
+      const x = nodeOf(g, o);
+      const role = opRole(x.op);
+      if (!shapesEqual(x.type.shape, scoreShape) || (role !== "elementwise" && role !== "contraction" && role !== "movement")) continue;
+      if (outputs.has(o) || (users.get(o) ?? []).some((u) => !inRegion(u) && !extra.has(u))) continue;
+      extra.add(o);
+      stack.push(o);
+    }
+  }
+  for (const [id] of kind) if (outputs.has(id)) return undefined;
+  const forwardDots = queryDots.filter((d) => matchAttention(g, nodeOf(g, d), new Set([...kind.keys(), ...extra])) !== undefined);
+  if (forwardDots.length > 1) return undefined;
+  const forwardDot = forwardDots[0];
+  const gradDots = queryDots.filter((d) => d !== forwardDot);
+  if (gradDots.length === 0 && keyRoots.length === 0) return undefined; // no backward: the forward alone is matchAttention's
+  // The row statistics the key group reads are written by the query group.
+  const statRoots = new Set<ValueId>();
+  const seen = new Set<ValueId>();
+  const walk = (id: ValueId): void => {
+    for (const o of operands(nodeOf(g, id))) {
+      if (seen.has(o)) continue;
+      seen.add(o);
+      if (kind.get(o) === "row") statRoots.add(o);
+      else if (kind.has(o) || extra.has(o)) walk(o);
+    }
+  };
+  keyRoots.forEach(walk);
+  const queryRoots = [...gradDots, ...[...statRoots].sort((a, b) => a - b)];
+  const roots = new Set([...queryRoots, ...keyRoots]);
+  const inlined = new Set([...kind.keys(), ...extra].filter((id) => !roots.has(id)));
+  // The groups read what the region's values read from outside: none of it may depend on the
+  // groups' own results (else the two kernels would wait on each other).
+  const downstream = new Set<ValueId>(roots);
+  for (const n of g.nodes) if (!downstream.has(n.id) && operands(n).some((o) => downstream.has(o))) downstream.add(n.id);
+  for (const id of [...inlined, ...roots]) for (const o of operands(nodeOf(g, id))) if (!inlined.has(o) && !roots.has(o) && downstream.has(o)) return undefined;
+  const forward = forwardDot === undefined ? undefined : matchAttention(g, nodeOf(g, forwardDot), new Set([...inlined, ...roots]));
+  return { score, queryRoots, keyRoots, inlined, ...(forward ? { forward } : {}) };
+}
