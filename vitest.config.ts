@@ -10,7 +10,7 @@ const SOURCE_CONDITION = "kiln-source";
 const SHARED = [
   "test/{ir,kernel,passes,codegen,util,dsl}/**/*.test.ts",
   // The js, wasm and emulated-cuda suites (no WebGPU device, no spawned CLI, no leak counts).
-  "test/targets/{js-ops,half-ops,js-fuzz,wasm-ops,wasm-fuzz,attention-fused,wasm-shared-state,cuda-emulate,cuda-numerics}.test.ts",
+  "test/targets/{js-ops,half-ops,js-fuzz,wasm-ops,wasm-fuzz,attention-fused,attention-backward,wasm-shared-state,cuda-emulate,cuda-numerics}.test.ts",
 ];
 // Files among those that change process-wide registries (k.registerTarget): a fresh module graph each.
 const STATEFUL = ["test/dsl/compile.test.ts", "test/dsl/options-coverage.test.ts"];

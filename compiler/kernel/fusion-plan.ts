@@ -35,6 +35,8 @@ export interface FusionGroup {
    * row in one point, so the scores it recomputes are shared by the columns.
    */
   readonly attentionGrad?: "query" | "key";
+  /** Roots of an attention backward group whose rows run along their last axis, their columns along the one before (dKᵀ). */
+  readonly transposedRoots?: readonly ValueId[];
 }
 
 export interface FusionPlan {

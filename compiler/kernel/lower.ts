@@ -245,11 +245,13 @@ function lowerGroup(g: Graph, grp: FusionGroup, bufferOf: ReadonlyMap<ValueId, n
     const columnVars = new Map<number, IndexVar>();
     const outputs = grp.roots.map((root): RowBlockOutput => {
       const shape = nodeOf(g, root).type.shape;
-      const width = shape.at(-1)!;
-      if (width === 1) return { buffer: bufferOf.get(root)!, shape, value: value(root, [...rowIndex, constIndex(0)], []) };
+      const transposed = grp.transposedRoots?.includes(root) ?? false;
+      const at = (col: IndexExpr): IndexExpr[] => (transposed ? [...rowIndex.slice(0, -1), col, rowIndex.at(-1)!] : [...rowIndex, col]);
+      const width = shape.at(transposed ? -2 : -1)!;
+      if (width === 1) return { buffer: bufferOf.get(root)!, shape, transposed, value: value(root, at(constIndex(0)), []) };
       let column = columnVars.get(width);
       if (!column) columnVars.set(width, (column = sb.freshVar(width)));
-      return { buffer: bufferOf.get(root)!, shape, column, value: value(root, [...rowIndex, fromAtom(column)], []) };
+      return { buffer: bufferOf.get(root)!, shape, transposed, column, value: value(root, at(fromAtom(column)), []) };
     });
     return { ...unrollColumns(sb.build(), domain, outputs), form: { kind: "attention" }, ...sourceFacts };
   }

@@ -15,8 +15,9 @@ import type { Shape } from "../util/shape.ts";
 
 export interface RowBlockOutput {
   readonly buffer: number;
-  /** The root's shape: the section's domain, then its columns. */
+  /** The root's shape: the section's domain, then its columns (`transposed`: the columns before the domain's last axis). */
   readonly shape: Shape;
+  readonly transposed: boolean;
   /** The symbolic column the value was computed at (absent: one column, index 0). */
   readonly column?: IndexVar;
   readonly value: ExprId;
@@ -60,12 +61,13 @@ export function unrollColumns(s: Section, domain: readonly IndexVar[], outputs: 
       cone.add(id);
       stack.push(...exprOperands(exprs[id]!));
     }
-    const columns = out.shape.at(-1)!;
+    const columns = out.shape.at(out.transposed ? -2 : -1)!;
     for (let c = 0; c < columns; c++) {
       const varMap = new Map(rename);
       if (out.column) varMap.set(out.column.name, constIndex(c));
       const ids = copyExprs(exprs, sb, varMap, cone);
-      sb.store(out.buffer, flatIndex([...rowIndex, constIndex(c)], out.shape), ids[out.value]!);
+      const index = out.transposed ? [...rowIndex.slice(0, -1), constIndex(c), rowIndex.at(-1)!] : [...rowIndex, constIndex(c)];
+      sb.store(out.buffer, flatIndex(index, out.shape), ids[out.value]!);
     }
   }
   return sb.build();

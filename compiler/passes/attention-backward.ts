@@ -4,8 +4,8 @@
 // gradient dS), the row statistics reduced from them over the keys ([..., L, 1]: the max,
 // the sum, Σ_j dP·P, ...), and the contractions that leave that space:
 // - over the keys, a row per query: dQ = dot(dS, k) — the "query" group;
-// - over the queries, a row per key: dV = dot(permute(P), dO) and dK = permute(dot(permute(q), dS))
-//   — the "key" group.
+// - over the queries, a row per key: dV = dot(permute(P), dO) and dKᵀ = dot(permute(q), dS)
+//   (its rows along the last axis) — the "key" group.
 // Fusion (compiler/passes/fuse.ts) then makes two kernels of it (flash attention's backward):
 // the query group writes dQ and the row statistics the key group needs; the key group reads
 // them and writes dK and dV; both recompute the scores from q and k, so no [L, S] matrix ever
@@ -28,6 +28,8 @@ export interface AttentionRegion {
   readonly queryRoots: readonly ValueId[];
   /** Roots of the key group (a point per key row): its contractions over the queries. */
   readonly keyRoots: readonly ValueId[];
+  /** The key roots whose rows run along their last axis ([..., E, S]: dKᵀ), not the one before. */
+  readonly transposed: ReadonlySet<ValueId>;
   /** The values those groups recompute instead of reading (scores, weights, their gradients, row statistics that are no root). */
   readonly inlined: ReadonlySet<ValueId>;
 }
@@ -56,6 +58,7 @@ function regionOf(g: Graph, score: ValueId, absorbed: readonly ValueId[], max: V
     n.op === "permute" && n.perm.length === r && n.perm.every((p, i) => (i < r - 2 ? p === i : i === r - 2 ? p === r - 1 : p === r - 2));
   const queryDots: ValueId[] = [];
   const keyRoots: ValueId[] = [];
+  const transposed = new Set<ValueId>();
   const order = new Map(g.nodes.map((n, i) => [n.id, i]));
   const start = order.get(score)!;
   for (let i = start + 1; i < g.nodes.length; i++) {
@@ -73,12 +76,23 @@ function regionOf(g: Graph, score: ValueId, absorbed: readonly ValueId[], max: V
     else if (swapsLastTwo(n) && kind.get(ops[0]!) === "score") kind.set(n.id, "scoreT");
     else if (n.op === "dot" && inside.length === 1 && kind.get(n.lhs) === "score") queryDots.push(n.id);
     else if (n.op === "dot" && inside.length === 1 && kind.get(n.lhs) === "scoreT") keyRoots.push(n.id);
-    else if (n.op === "dot" && inside.length === 1 && kind.get(n.rhs) === "score") kind.set(n.id, "keyT");
-    else if (swapsLastTwo(n) && kind.get(ops[0]!) === "keyT") keyRoots.push(n.id);
-    else return undefined; // something else reads the region: not a whole attention backward
+    else if (n.op === "dot" && inside.length === 1 && kind.get(n.rhs) === "score") {
+      keyRoots.push(n.id);
+      transposed.add(n.id);
+    } else return undefined; // something else reads the region: not a whole attention backward
   }
   const users = uses(g);
   const outputs = new Set(g.outputs.map((o) => o.value));
+  // dKᵀ read only through the permute that swaps it back (a gradient-only graph's output):
+  // the permute is the root, its rows on the usual axis, so no copy kernel transposes it.
+  for (const t of [...transposed]) {
+    const only = users.get(t) ?? [];
+    const p = only.length === 1 && !outputs.has(t) ? nodeOf(g, only[0]!) : undefined;
+    if (!p || !swapsLastTwo(p)) continue;
+    transposed.delete(t);
+    keyRoots.splice(keyRoots.indexOf(t), 1, p.id);
+    kind.set(t, "keyT");
+  }
   // A contraction q·kᵀ of the score's shape and the gradient dP = dO·vᵀ are recomputed too
   // when only the region reads them (else they would be [L, S] matrices in memory).
   const inRegion = (id: ValueId): boolean => kind.has(id) || queryDots.includes(id) || keyRoots.includes(id);
@@ -119,9 +133,10 @@ function regionOf(g: Graph, score: ValueId, absorbed: readonly ValueId[], max: V
   const inlined = new Set([...kind.keys(), ...extra].filter((id) => !roots.has(id)));
   // The groups read what the region's values read from outside: none of it may depend on the
   // groups' own results (else the two kernels would wait on each other).
-  const downstream = new Set<ValueId>(roots);
+  // (The statistics roots are the forward's too: only the gradients' users count.)
+  const downstream = new Set<ValueId>([...gradDots, ...keyRoots]);
   for (const n of g.nodes) if (!downstream.has(n.id) && operands(n).some((o) => downstream.has(o))) downstream.add(n.id);
   for (const id of [...inlined, ...roots]) for (const o of operands(nodeOf(g, id))) if (!inlined.has(o) && !roots.has(o) && downstream.has(o)) return undefined;
   const forward = forwardDot === undefined ? undefined : matchAttention(g, nodeOf(g, forwardDot), new Set([...inlined, ...roots]));
-  return { score, queryRoots, keyRoots, inlined, ...(forward ? { forward } : {}) };
+  return { score, queryRoots, keyRoots, transposed, inlined, ...(forward ? { forward } : {}) };
 }

@@ -47,6 +47,8 @@ interface GroupState {
   attentionGrad?: "query" | "key";
   /** The column variable of each last-axis extent of an attention backward group's roots. */
   columns?: Map<number, IndexVar>;
+  /** Its roots whose rows run along their last axis (their columns along the one before). */
+  transposed?: Set<ValueId>;
 }
 
 type Accesses = Map<number, Map<string, readonly IndexExpr[]>>;
@@ -227,11 +229,12 @@ export function planFusion(g: Graph, opts: FuseOptions = {}): FusionPlan {
     if (!grp) {
       const scoreShape = nodeOf(g, region.score).type.shape;
       const roots = part === "query" ? region.queryRoots : region.keyRoots;
-      const columns = Math.max(...roots.map((id) => nodeOf(g, id).type.shape.at(-1)!));
+      const columns = Math.max(...roots.map((id) => nodeOf(g, id).type.shape.at(region.transposed.has(id) ? -2 : -1)!));
       const rows = part === "query" ? scoreShape.slice(0, -1) : [...scoreShape.slice(0, -2), scoreShape.at(-1)!];
       grp = newGroup([...rows, columns]);
       grp.attentionGrad = part;
       grp.columns = new Map();
+      grp.transposed = new Set();
       for (const id of region.inlined) grp.inlined.add(id);
       gradGroups.set(regionKey, grp);
     }
@@ -243,11 +246,13 @@ export function planFusion(g: Graph, opts: FuseOptions = {}): FusionPlan {
           groups[gid]!.reads.add(n.id);
         }
     const shape = n.type.shape;
-    const c = shape.at(-1)!;
+    const flip = part === "key" && region.transposed.has(n.id);
+    if (flip) grp.transposed!.add(n.id);
+    const c = shape.at(flip ? -2 : -1)!;
     const rowVars = grp.vars.slice(0, -1).map((v) => fromAtom(v));
     let col = grp.columns!.get(c);
     if (!col) grp.columns!.set(c, (col = freshVar(grp, c, numel(shape))));
-    propagate(n, grp, [...rowVars, fromAtom(col)]);
+    propagate(n, grp, flip ? [...rowVars.slice(0, -1), fromAtom(col), rowVars.at(-1)!] : [...rowVars, fromAtom(col)]);
   };
 
   const inline = (n: Node, acc: Accesses): void => {
@@ -376,9 +381,16 @@ function finishPlan(g: Graph, states: readonly GroupState[], opts: FuseOptions):
       reads: [...s.reads].sort((a, b) => a - b),
       deps: [...s.deps].map((d) => renumber.get(d)!).sort((a, b) => a - b),
       savesBytes,
-      label: s.attention ? "attention" : s.attentionGrad === "query" ? "attention_dq" : s.attentionGrad === "key" ? "attention_dkv" : groupLabel(g, [...inlined, ...s.roots]),
+      label: s.attention
+        ? "attention"
+        : s.attentionGrad === "query"
+          ? "attention_dq"
+          : s.attentionGrad === "key"
+            ? "attention_dkv"
+            : groupLabel(g, [...inlined, ...s.roots]),
       ...(s.attention ? { attention: { dot: s.attention.dot, score: s.attention.score, value: s.attention.value } } : {}),
       ...(s.attentionGrad ? { attentionGrad: s.attentionGrad } : {}),
+      ...(s.transposed?.size ? { transposedRoots: [...s.transposed].sort((a, b) => a - b) } : {}),
     };
   });
   return { groups, kernels: horizontalKernels(g, groups, opts) };

@@ -205,7 +205,7 @@ describe("examples/gpt.ts", () => {
 describe("kiln dump", () => {
   const dump = async (...flags: string[]) => {
     const io = bufferIO("", process.cwd());
-    const code = await main(["dump", "test/cli/fixtures/attention.ts", "--target", "js", ...flags], io);
+    const code = await main(["dump", "test/cli/fixtures/attention.ts", "-e", "attend", "--target", "js", ...flags], io);
     return { code, out: io.stdout, err: io.stderr };
   };
 

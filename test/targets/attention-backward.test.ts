@@ -1,0 +1,266 @@
+// Fused attention backward (compiler/passes/attention-backward.ts): the gradient that autodiff
+// makes of scaledDotProductAttention's primitives becomes TWO kernels on every target (a point
+// per query row: dQ and the row statistics; a point per key row: dK and dV), the forward one
+// more; the gradients match the float64 interpreter on the unfused graph and finite
+// differences of the loss — causal and not, bool masks with a fully masked row (NaN, as the
+// unfused gradient), queries ≠ keys, value width ≠ key width, heads split from a projection
+// (dK comes out transposed), a long causal row.
+
+import { describe, expect, test } from "vitest";
+import * as k from "kiln";
+import type { InputSpec } from "../../dsl/trace.ts";
+import { compileJs } from "../../targets/js.ts";
+import { compileCuda } from "../../targets/cuda.ts";
+import { formatFusionPlan } from "../../compiler/passes/fuse.ts";
+import { printKernelProgram } from "../../compiler/kernel/print.ts";
+import { parseKernelProgram } from "../../compiler/kernel/parser.ts";
+import { CUDA_PRELUDE } from "../../codegen/cuda/prelude.ts";
+import { interpret } from "../../compiler/ir/interpret.ts";
+import { hostArrayFrom } from "../../compiler/ir/dtype.ts";
+import { nodeOf } from "../../compiler/ir/graph.ts";
+import type { Graph } from "../../compiler/ir/types.ts";
+import type { HostTensor } from "../../compiler/ir/host-tensor.ts";
+import { expectClose, runRef } from "../util/ref.ts";
+import { mulberry32 } from "../util/random-graph.ts";
+import { emulateCuda, findNvcc, hasCxx, nvccPtx } from "../util/nvcc.ts";
+import { FULL } from "../util/full.ts";
+import { bufferIO } from "../../cli/io.ts";
+import { main } from "../../cli/main.ts";
+
+const F = k.nn.functional;
+type Loss = (...args: k.Tensor[]) => k.Tensor;
+
+const targets = (await k.availableTargets()).filter((t) => t !== "reference" && t !== "cpu");
+
+const random = (n: number, seed: number, scale = 1): number[] => {
+  const r = mulberry32(seed);
+  return Array.from({ length: n }, () => Math.fround((r() * 2 - 1) * scale));
+};
+const numel = (s: InputSpec): number => s.shape.reduce((a, b) => a * b, 1);
+
+interface Case {
+  readonly name: string;
+  /** A scalar loss of the inputs; the gradient is taken wrt the first `wrt` of them. */
+  readonly loss: Loss;
+  readonly wrt: number;
+  readonly specs: InputSpec[];
+  /** Kernels of the gradient program: the two attention kernels and whatever else it computes. */
+  readonly kernels: number;
+  readonly data?: number[][];
+}
+
+/** Row 1 sees no key at all (NaN gradients, as the unfused softmax's 0/0 gives); row 2 only its last keys. */
+const boolMask = (rows: number, cols: number): number[] =>
+  Array.from({ length: rows * cols }, (_, i) => {
+    const [r, c] = [Math.floor(i / cols), i % cols];
+    if (r === 1) return 0;
+    if (r === 2) return c >= cols - 2 ? 1 : 0;
+    return (r + c) % 3 === 0 ? 0 : 1;
+  });
+
+const weighted = (o: k.Tensor, w: k.Tensor): k.Tensor => o.mul(w).sum();
+const [B, T, W, HEADS] = [2, 6, 8, 2];
+const heads = (u: k.Tensor): k.Tensor => u.reshape([B, T, HEADS, W / HEADS]).transpose(1, 2);
+
+const cases: Case[] = [
+  {
+    name: "causal, batch × heads, 9 queries",
+    loss: (q, kk, v, w) => weighted(F.scaledDotProductAttention(q!, kk!, v!, { isCausal: true }), w!),
+    wrt: 3,
+    specs: [k.f32([2, 3, 9, 8]), k.f32([2, 3, 9, 8]), k.f32([2, 3, 9, 8]), k.f32([2, 3, 9, 8])],
+    kernels: 2,
+  },
+  {
+    name: "not causal, 5 queries over 7 keys, value width 3, a given scale",
+    loss: (q, kk, v, w) => weighted(F.scaledDotProductAttention(q!, kk!, v!, { scale: 0.7 }), w!),
+    wrt: 3,
+    specs: [k.f32([2, 5, 6]), k.f32([2, 7, 6]), k.f32([2, 7, 3]), k.f32([2, 5, 3])],
+    kernels: 2,
+  },
+  {
+    name: "bool mask with a fully masked row and a row masked at its start",
+    loss: (q, kk, v, w, m) => weighted(F.scaledDotProductAttention(q!, kk!, v!, { attnMask: m!.gt(0.5) }), w!),
+    wrt: 3,
+    specs: [k.f32([2, 6, 4]), k.f32([2, 5, 4]), k.f32([2, 5, 3]), k.f32([2, 6, 3]), k.f32([6, 5])],
+    data: [random(48, 1), random(40, 2), random(30, 3), random(36, 4), boolMask(6, 5)],
+    kernels: 3, // + the mask's compare, [6, 5]
+  },
+  {
+    name: "heads split from one projection, gradient wrt its weight (dK comes out transposed)",
+    loss: (x, wqkv) => {
+      const [q, kk, v] = x!.matmul(wqkv!).chunk(3, -1) as [k.Tensor, k.Tensor, k.Tensor];
+      return F.scaledDotProductAttention(heads(q), heads(kk), heads(v), { isCausal: true }).sin().sum();
+    },
+    wrt: 2,
+    specs: [k.f32([B, T, W]), k.f32([W, 3 * W])],
+    kernels: 6, // + the projection, the forward's attention, sin's derivative, the gradients of x and the weight
+  },
+];
+
+const gradOf =
+  (c: Case) =>
+  (...args: k.Tensor[]) => {
+    const argnums = Array.from({ length: c.wrt }, (_, i) => i);
+    return k.grad((...xs: k.Tensor[]) => c.loss(...xs, ...args.slice(c.wrt)), { argnums })(...args.slice(0, c.wrt));
+  };
+const dataOf = (c: Case, seed = 10): number[][] => c.data ?? c.specs.map((s, i) => random(numel(s), seed + i));
+const inputsOf = (graph: Graph, specs: readonly InputSpec[], data: readonly (readonly number[])[]): Record<string, HostTensor> => {
+  const inputs: Record<string, HostTensor> = {};
+  specs.forEach((s, j) => {
+    const n = nodeOf(graph, graph.inputs[j]!);
+    if (n.op === "input") inputs[n.name] = { dtype: s.dtype, shape: s.shape, data: hostArrayFrom(s.dtype, data[j]!) };
+  });
+  return inputs;
+};
+
+/** The group labels of each kernel (horizontal fusion names a kernel `k3_attention_dq__mul_sum`). */
+const labelsOf = (names: readonly string[]): string[][] => names.map((n) => n.replace(/^.*?k\d+_/, "").split("__"));
+
+const run = async (target: string, c: Case, seed = 10) => {
+  const data = dataOf(c, seed);
+  const fn = gradOf(c);
+  const expected = runRef(fn, c.specs, data).outputs.map((o) => Array.from(o.data));
+  const exe = await k.compile(fn, c.specs, { target, fuseAttention: true });
+  const out = (await exe.run(data)) as { data: ArrayLike<number> }[];
+  return { exe, got: out.map((o) => Array.from(o.data)), expected };
+};
+
+describe("the attention backward fuses", () => {
+  test("into an attention_dq and an attention_dkv group, two kernels of form attention; the kernel IR round-trips", () => {
+    const c = cases[0]!;
+    const g = k.traceFunction("attnGrad", gradOf(c), c.specs).graph;
+    const compiled = compileJs(g, { verify: true, fuseAttention: true });
+    expect(compiled.artifact.stats.kernels).toBe(2);
+    const plan = formatFusionPlan(compiled.graph, compiled.plan);
+    expect(plan).toMatch(/k0 g0 \[attention_dq\] \[2,3,9,8\] roots=(%\d+,){4}%\d+ /); // dQ and four row statistics
+    expect(plan).toMatch(/k1 g1 \[attention_dkv\] \[2,3,9,8\] roots=%\d+,%\d+ /);
+    const text = printKernelProgram(compiled.program);
+    expect(text.match(/form attention/g)?.length).toBe(2);
+    // No buffer holds a score, a weight or their gradients: only q, k, v, w, [2,3,9] row statistics and the three gradients.
+    expect(compiled.program.buffers.every((b) => b.shape.join("x") !== "2x3x9x9")).toBe(true);
+    expect(printKernelProgram(parseKernelProgram(text))).toBe(text);
+  });
+
+  test("with the forward in the same program: the forward's online softmax, dQ, then dK and dV (the first two may share a kernel)", () => {
+    const c = cases[0]!;
+    const fn = (q: k.Tensor, kk: k.Tensor, v: k.Tensor, w: k.Tensor) =>
+      k.valueAndGrad((a: k.Tensor, b: k.Tensor, d: k.Tensor) => c.loss(a, b, d, w), { argnums: [0, 1, 2] })(q, kk, v);
+    const compiled = compileJs(k.traceFunction("step", fn, c.specs).graph, { verify: true, fuseAttention: true });
+    const labels = labelsOf(compiled.artifact.kernels.map((kk) => kk.name)).filter((l) => l.some((x) => x.startsWith("attention")));
+    expect(labels.flat().filter((l) => l.startsWith("attention"))).toEqual(["attention", "attention_dq", "attention_dkv"]);
+    expect(labels.length).toBeLessThanOrEqual(3);
+  });
+
+  test("by default (scores under 64 MiB) and with fuseAttention: false the backward stays unfused", () => {
+    const c = cases[0]!;
+    const g = k.traceFunction("attnGrad", gradOf(c), c.specs).graph;
+    for (const opts of [{}, { fuseAttention: false }]) expect(formatFusionPlan(g, compileJs(g, opts).plan)).not.toMatch(/attention_d/);
+  });
+
+  test("the fused gradients match central finite differences of the float64 loss", async () => {
+    const c = cases[0]!;
+    const data = dataOf(c);
+    const exe = await k.compile(gradOf(c), c.specs, { target: "js", fuseAttention: true });
+    const grads = ((await exe.run(data)) as { data: ArrayLike<number> }[]).map((o) => Array.from(o.data));
+    const lossGraph = k.traceFunction("loss", c.loss, c.specs).graph;
+    const lossAt = (d: number[][]): number => interpret(lossGraph, inputsOf(lossGraph, c.specs, d))[lossGraph.outputs[0]!.name]!.data[0]!;
+    const r = mulberry32(5);
+    for (let arg = 0; arg < c.wrt; arg++)
+      for (let t = 0; t < 6; t++) {
+        const i = Math.floor(r() * data[arg]!.length);
+        const plus = data.map((d) => [...d]);
+        const minus = data.map((d) => [...d]);
+        plus[arg]![i] = Math.fround(data[arg]![i]! + 1 / 512);
+        minus[arg]![i] = Math.fround(data[arg]![i]! - 1 / 512);
+        const fd = (lossAt(plus) - lossAt(minus)) / (plus[arg]![i]! - minus[arg]![i]!);
+        expect(Math.abs(grads[arg]![i]! - fd), `d loss / d input ${arg} [${i}]`).toBeLessThan(2e-4 + 1e-3 * Math.abs(fd));
+      }
+  });
+});
+
+describe.skipIf(targets.length === 0).each(targets)("%s target", (target) => {
+  test.each(cases)("$name: two kernels, matches the interpreter", async (c) => {
+    const { exe, got, expected } = await run(target, c);
+    expect(exe.artifact!.stats.kernels).toBe(c.kernels);
+    const labels = labelsOf(exe.artifact!.kernels.map((kk) => kk.name)).flat();
+    expect(labels.filter((l) => l.startsWith("attention_d"))).toEqual(["attention_dq", "attention_dkv"]);
+    expect(got.length).toBe(expected.length);
+    got.forEach((g, i) => expectClose(g, expected[i]!, 3e-6, 3e-5));
+  });
+
+  test.each(FULL ? [320, 1024] : [320])("a long causal row (%i keys): two kernels, matches", async (length) => {
+    const c: Case = {
+      name: "long",
+      loss: (q, kk, v, w) => weighted(F.scaledDotProductAttention(q!, kk!, v!, { isCausal: true }), w!),
+      wrt: 3,
+      specs: [k.f32([1, length, 8]), k.f32([1, length, 8]), k.f32([1, length, 8]), k.f32([1, length, 8])],
+      kernels: 2,
+    };
+    const { exe, got, expected } = await run(target, c, 3);
+    expect(exe.artifact!.stats.kernels).toBe(2);
+    got.forEach((g, i) => expectClose(g, expected[i]!, 1e-5, 1e-4));
+  });
+});
+
+const nvcc = findNvcc();
+
+describe("cuda: two attention kernels per case; emulated on the CPU against the interpreter; nvcc -ptx", () => {
+  const compiled = cases.map((c, i) => {
+    const graph = k.traceFunction(`attnGrad${i}`, gradOf(c), c.specs).graph;
+    const inputs = inputsOf(graph, c.specs, dataOf(c));
+    return { graph, inputs, artifact: compileCuda(graph, { symbolPrefix: `g${i}_`, verify: true, fuseAttention: true }).artifact };
+  });
+
+  test("each case is its count of kernels, two of them the attention backward", () => {
+    compiled.forEach((c, i) => {
+      expect(c.artifact.kernels.length).toBe(cases[i]!.kernels);
+      expect(labelsOf(c.artifact.kernels.map((kk) => kk.name)).filter((l) => l.some((x) => x.startsWith("attention_d"))).length).toBe(2);
+    });
+  });
+
+  test.runIf(hasCxx())(
+    "the kernels emulated on the CPU match the interpreter",
+    () => {
+      // Fast runs emulate the masked case and the projected heads (dKᵀ); KILN_FULL all four.
+      const chosen = FULL ? compiled : [compiled[2]!, compiled[3]!];
+      const outs = emulateCuda(chosen.map((c) => ({ artifact: c.artifact, inputs: c.inputs })));
+      chosen.forEach((c, i) => {
+        const want = interpret(c.graph, c.inputs);
+        for (const o of c.graph.outputs) expectClose(Array.from(outs[i]![o.name]!.data), Array.from(want[o.name]!.data), 3e-6, 3e-5);
+      });
+    },
+    120_000,
+  );
+
+  test.runIf(nvcc !== undefined)(
+    "nvcc -ptx -arch=sm_80 compiles them",
+    () => {
+      const source = [CUDA_PRELUDE, ...compiled.flatMap((c) => c.artifact.kernels.map((kk) => kk.source))].join("\n");
+      const r = nvccPtx(nvcc!, source, "sm_80");
+      if (!r.ok) throw new Error(`nvcc failed:\n${r.log.slice(0, 4000)}`);
+      expect(r.ptx.match(/^\.visible \.entry /gm)?.length).toBe(cases.reduce((n, c) => n + c.kernels, 0));
+    },
+    120_000,
+  );
+});
+
+describe("examples/gpt.ts", () => {
+  // Seconds of compiling: the projected-heads case above is its attention in the fast suite.
+  test.runIf(FULL)("its train step compiles each layer's attention into three kernels: the forward, dQ, dK and dV", async () => {
+    const { net, trainStep, LAYERS } = await import("../../examples/gpt.ts");
+    const model = await k.compileModel(net, { trainStep }, undefined, { target: "js", fuseAttention: true });
+    const labels = labelsOf(model.programs.trainStep.artifact!.kernels.map((kk) => kk.name));
+    for (const label of ["attention", "attention_dq", "attention_dkv"]) expect(labels.filter((l) => l.includes(label)).length, label).toBe(LAYERS);
+    await model.close();
+  });
+});
+
+describe("kiln dump", () => {
+  test("--fuse-attention shows the backward's attention_dq and attention_dkv groups", async () => {
+    const io = bufferIO("", process.cwd());
+    const code = await main(["dump", "test/cli/fixtures/attention.ts", "-e", "attendGrad", "--target", "js", "--fuse-attention", "--after", "fuse"], io);
+    expect(code, io.stderr).toBe(0);
+    expect(io.stdout).toMatch(/k0 g0 \[attention_dq\] \[2,4,8\]/);
+    expect(io.stdout).toMatch(/k1 g1 \[attention_dkv\] \[2,4,8\]/);
+  });
+});
