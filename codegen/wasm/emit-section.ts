@@ -164,6 +164,7 @@ export function emitSection(
     buffer,
     env: env(0),
     vecVar: r.vecVar,
+    laneAligned: r.vecVar !== splitVar?.name,
     varies: r.varies,
     laneEnv: env,
     pushVec: (id) => {

@@ -11,6 +11,7 @@ import { SIMD_BINARY, WASM_MEMORY, isF32Value, laneOps } from "./dtypes.ts";
 import { assertNever } from "../../compiler/util/errors.ts";
 import { F32, I32, Op, Simd, V128 } from "./encoder.ts";
 import { linearStride } from "../../compiler/kernel/index-expr.ts";
+import { laneDivision } from "../../compiler/kernel/lane-axis.ts";
 import { emitPred, type IndexEnv } from "./emit-index.ts";
 import { emitAddress, emitScalarExpr, pushConstant, type ScalarCtx } from "./emit-scalar.ts";
 import { emitExp2, emitLog2, emitSin, SIN_REDUCTION_LIMIT } from "./module-helpers.ts";
@@ -26,6 +27,8 @@ export interface VectorCtx extends Omit<ScalarCtx, "push"> {
   /** Pushes one lane of an operand as a scalar. */
   pushLane(id: ExprId, lane: number): void;
   laneEnv(lane: number): IndexEnv;
+  /** Whether every vector step starts at a multiple of 4 of `vecVar` (its loop starts at 0, not at a thread's chunk). */
+  readonly laneAligned: boolean;
 }
 
 /** Whether an index/predicate can be read as one contiguous vector: stride 1, no lane-varying gather. */
@@ -59,7 +62,19 @@ function emitVectorLoad(ctx: VectorCtx, e: Extract<KExpr, { op: "load" }>): void
   const perLane = (): void => emitPerLane(ctx, e.dtype, (lc) => emitScalarExpr(lc, e));
   if (isBool(place.dtype) || e.valid === false) return perLane();
   const stride = laneStride(ctx, e.index, place.dtype === e.dtype ? place.dtype : undefined);
-  if (stride === undefined) return perLane();
+  if (stride === undefined) {
+    const division = ctx.laneAligned && place.dtype === e.dtype ? laneDivisionOf(ctx, e.index, place.dtype) : undefined;
+    const laneMasked = e.valid.some((c) => indexVars(c.x).has(ctx.vecVar) || [...indexDataRefs(c.x)].some((r) => ctx.varies(r)));
+    if (!division || laneMasked) return perLane();
+    if (e.valid.length === 0) return divisionLoad(ctx, e.index, division, place);
+    emitPred(fb, e.valid, ctx.env);
+    fb.open(Op.if, V128);
+    divisionLoad(ctx, e.index, division, place);
+    fb.op(Op.else);
+    fb.v128Zero();
+    fb.end();
+    return;
+  }
   const load = (): void => {
     if (stride === 1) {
       const offset = emitAddress(ctx, e.index, 4);
@@ -98,7 +113,46 @@ function laneStride(ctx: VectorCtx, index: IndexExpr, dtype: DType | undefined):
   return stride;
 }
 
-/** Four scalar loads from one address (lane 0's) at byte offsets base + lane·stride·4, as a vector. */
+/** laneDivision (compiler/kernel/lane-axis.ts) of a 4-byte element's index whose gathered values do not vary per lane. */
+function laneDivisionOf(ctx: VectorCtx, index: IndexExpr, dtype: DType): ReturnType<typeof laneDivision> {
+  if (dtype !== "f32" && dtype !== "i32") return undefined;
+  for (const ref of indexDataRefs(index)) if (ctx.varies(ref)) return undefined;
+  return laneDivision(index, ctx.vecVar);
+}
+
+/**
+ * A load at coef·(v div 2) (or div 4) of lanes starting at a multiple of 4: lanes 0 and 1 read
+ * lane 0's element, lanes 2 and 3 the one coef further, so two splat loads from lane 0's
+ * address and a shuffle taking the low half of the first and the high half of the second (div
+ * 4: every lane reads lane 0's element, one splat).
+ */
+function divisionLoad(ctx: VectorCtx, index: IndexExpr, division: NonNullable<ReturnType<typeof laneDivision>>, place: { readonly base: number }): void {
+  const { fb } = ctx;
+  const base = place.base + emitAddress(ctx, index, 4);
+  if (division.divisor === 4) {
+    fb.simdMem(Simd.v128Load32Splat, 2, base);
+    return;
+  }
+  const addr = fb.local(I32);
+  fb.set(addr);
+  fb.get(addr).simdMem(Simd.v128Load32Splat, 2, base);
+  fb.get(addr).simdMem(Simd.v128Load32Splat, 2, base + 4 * division.coef);
+  fb.shuffle([0, 1, 2, 3, 0, 1, 2, 3, 24, 25, 26, 27, 28, 29, 30, 31]);
+}
+
+/** Bytes of 4-byte lanes a0…a3 of the first vector and b0…b3 of the second, for i8x16.shuffle. */
+const laneBytes = (lanes: readonly number[]): number[] => lanes.flatMap((l) => [4 * l, 4 * l + 1, 4 * l + 2, 4 * l + 3]);
+
+/**
+ * Stride 2 and 3 as two overlapping v128 loads and a shuffle: elements 0…3 and `second`…second+3
+ * hold lanes 0·s…3·s (stride 2: 0, 2 | 4, 6 of 3…6; stride 3: 0, 3 | 6, 9 of 6…9).
+ */
+const STRIDE_SHUFFLES: Readonly<Record<number, { readonly second: number; readonly bytes: readonly number[] }>> = {
+  2: { second: 3, bytes: laneBytes([0, 2, 5, 7]) },
+  3: { second: 6, bytes: laneBytes([0, 3, 4, 7]) },
+};
+
+/** Four scalar loads from one address (lane 0's) at byte offsets base + lane·stride·4, as a vector (strides 2 and 3: two loads and a shuffle). */
 function stridedLoad(ctx: VectorCtx, index: IndexExpr, stride: number, place: { readonly dtype: DType; readonly base: number }): void {
   const { fb } = ctx;
   const mem = WASM_MEMORY[place.dtype];
@@ -108,10 +162,18 @@ function stridedLoad(ctx: VectorCtx, index: IndexExpr, stride: number, place: { 
     fb.simdMem(Simd.v128Load32Splat, 2, place.base + offset);
     return;
   }
-  const addr = fb.local(I32);
-  const v = fb.local(V128);
   const base = place.base + emitAddress(ctx, index, 4);
+  const addr = fb.local(I32);
   fb.set(addr);
+  const gather = STRIDE_SHUFFLES[stride];
+  if (gather && dtypeBytes(place.dtype) === 4) {
+    // two v128 loads covering elements 0…3 and then the last lanes' (no element past lane 3's), one shuffle
+    fb.get(addr).simdMem(Simd.v128Load, 0, base);
+    fb.get(addr).simdMem(Simd.v128Load, 0, base + 4 * gather.second);
+    fb.shuffle(gather.bytes);
+    return;
+  }
+  const v = fb.local(V128);
   fb.get(addr).mem(mem.load, mem.align, base).simd(lanes.splat).set(v);
   for (let lane = 1; lane < LANES; lane++) {
     fb.get(v)

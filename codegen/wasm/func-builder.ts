@@ -3,6 +3,7 @@
 // memory access with the buffer's base address in the memarg offset).
 
 import { dtypeInfo, type DType, type DTypeInfo } from "../../compiler/ir/dtype.ts";
+import { bug } from "../../compiler/util/errors.ts";
 import { ByteWriter, F32, I32, Op, Simd, V128, type ValType } from "./encoder.ts";
 
 export class FuncBuilder {
@@ -44,6 +45,15 @@ export class FuncBuilder {
   v128Zero(): this {
     this.simd(Simd.v128Const);
     for (let i = 0; i < 16; i++) this.body.u8(0);
+    return this;
+  }
+
+  /** i8x16.shuffle of the two vectors on the stack: byte i of the result is byte lanes[i] of a ‖ b. */
+  shuffle(lanes: readonly number[]): this {
+    if (lanes.length !== 16 || lanes.some((l) => !Number.isInteger(l) || l < 0 || l > 31))
+      bug(`wasm: i8x16.shuffle needs 16 byte indices in [0, 32), got ${lanes.join(",")}`);
+    this.simd(Simd.i8x16Shuffle);
+    for (const l of lanes) this.body.u8(l);
     return this;
   }
 

@@ -10,7 +10,7 @@
 // the variable, a gathered index) costs what scalar code does); loads inside reductions
 // count once per reduced element.
 
-import { indexDataRefs, indexVars, linearStride, type IndexExpr, type IndexPred, type IndexVar } from "./index-expr.ts";
+import { asAtom, indexDataRefs, indexVars, linearStride, type IndexExpr, type IndexPred, type IndexVar } from "./index-expr.ts";
 import { exprOperands, type KExpr, type KernelProgram, type Section } from "./kernel-ir.ts";
 
 const LANES = 4;
@@ -80,13 +80,15 @@ function accesses(s: Section): Access[] {
  * Cost of one access per four iterations of `v` as the lane variable, in rough instructions:
  * an address is 2, a memory access 1, a mask condition 1 per lane it is evaluated for.
  */
-function laneAccessCost(a: Access, v: string): number {
+function laneAccessCost(a: Access, v: string, aligned: boolean): number {
   if (a.valid === false) return 0;
   const stride = linearStride(a.index, v);
   const conds = a.valid.length;
   const maskVaries = a.valid.some((c) => indexVars(c.x).has(v));
   const maskLinear = a.valid.every((c) => linearStride(c.x, v) !== undefined);
   const gathered = [...indexDataRefs(a.index)].length > 0;
+  // a load at v div 2 (div 4): two splat loads and a shuffle (one splat) from one address
+  if (aligned && !gathered && !maskVaries && laneDivision(a.index, v)) return conds + (laneDivision(a.index, v)!.divisor === 4 ? 3 : 5);
   if (stride === undefined || stride < 0 || gathered || !maskLinear) return scalarAccessCost(a);
   // a lane-varying mask is checked on lanes 0 and 3
   const mask = maskVaries ? 2 * conds : conds;
@@ -99,7 +101,9 @@ const scalarAccessCost = (a: Access): number => LANES * (3 + (a.valid === false 
 /** Accesses per four iterations of `v` in the SIMD region, the scalar remainder of an extent not a multiple of 4 included. */
 export function vectorCost(s: Section, v: IndexVar): number {
   const all = accesses(s);
-  const vector = all.reduce((sum, a) => sum + a.weight * laneAccessCost(a, v.name), 0);
+  // the vector loop over any variable but the one threads split starts at 0, so its steps start at multiples of 4
+  const aligned = s.domain.find((x) => x.extent > 1) !== v;
+  const vector = all.reduce((sum, a) => sum + a.weight * laneAccessCost(a, v.name, aligned), 0);
   const scalar = scalarCost(all);
   const covered = Math.floor(v.extent / LANES) * LANES;
   const frac = covered / v.extent;
@@ -121,4 +125,29 @@ export function regionCost(s: Section, v: IndexVar): number {
 /** Whether region A over innermost `v` pays although some store is not contiguous in it. */
 export function vectorPaysWithScatter(s: Section, v: IndexVar): boolean {
   return v.extent >= LANES && vectorCost(s, v) < scalarCost(accesses(s));
+}
+
+/**
+ * How `index` reads the lane variable `v` when it does so only as coef·(v div d), d = 2 or 4
+ * (a 2×2 pool's gradient reading the pooled value at w div 2), else undefined. Four lanes
+ * from a multiple of 4 then read two elements, e, e, e + coef, e + coef (d = 2), or one (d = 4):
+ * the wasm emitter loads them as two splats and a shuffle, or one splat, from one address.
+ */
+export function laneDivision(index: IndexExpr, v: string): { readonly divisor: 2 | 4; readonly coef: number } | undefined {
+  let found: { divisor: 2 | 4; coef: number } | undefined;
+  for (const t of index.terms) {
+    const a = t.atom;
+    if (a.kind === "var") {
+      if (a.name === v) return undefined;
+      continue;
+    }
+    if (a.kind === "data") continue;
+    const x = asAtom(a.x);
+    if (a.kind === "div" && (a.divisor === 2 || a.divisor === 4) && x?.kind === "var" && x.name === v && t.coef > 0 && !found) {
+      found = { divisor: a.divisor, coef: t.coef };
+      continue;
+    }
+    if (indexVars(a.x).has(v)) return undefined;
+  }
+  return found;
 }
