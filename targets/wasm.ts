@@ -20,6 +20,7 @@ import { compileTimed } from "../compiler/compile-stats.ts";
 import { wasmPeaks } from "./peaks.ts";
 import { executorProfiling } from "./profile.ts";
 import { driverOptionsOf, fuseOptionsOf, type OptionKeys } from "./options.ts";
+import { compiledFromCache, openWasmCache } from "./wasm-cache.ts";
 
 export interface WasmOptions extends FuseOptions {
   /** SIMD regions (default true); false: the scalar lowering only. */
@@ -107,12 +108,30 @@ export async function createWasmExecutor(graph: Graph, opts: WasmCompileOptions 
   const runtime = await import("../runtime/wasm/run-artifact.ts");
   // The workers boot while the compiler runs (and the first runs need not wait for them: pool.ts).
   await runtime.prestartThreads(runOpts);
-  let timed: Awaited<ReturnType<typeof compileTimed<WasmCompiled, WasmArtifactRunner>>>;
-  try {
-    timed = await compileTimed(
-      () => compileWasm(graph, region ? { ...opts, stateRegion: region } : opts),
-      (c) => runtime.WasmArtifactRunner.start(c.artifact, runOpts, model?.memory),
+  const compileOpts = region ? { ...opts, stateRegion: region } : opts;
+  const cache = await openWasmCache(graph, compileOpts, wasmBuildOptions(compileOpts));
+  const build = (useHit: boolean) =>
+    compileTimed(
+      (): WasmCompiled => {
+        if (useHit && cache?.artifact) return compiledFromCache(cache.artifact, () => compileWasm(graph, compileOpts), cache.lookupMs);
+        const fresh = compileWasm(graph, compileOpts);
+        cache?.store(fresh.artifact);
+        return fresh;
+      },
+      // A hit's runner gets the entry as read: a module the engine refuses must fail (and be
+      // replaced), not fall back to the portable twin compiled.artifact builds on demand.
+      (c) => runtime.WasmArtifactRunner.start(useHit && cache?.artifact ? cache.artifact : c.artifact, runOpts, model?.memory),
     );
+  let timed: Awaited<ReturnType<typeof build>>;
+  try {
+    try {
+      timed = await build(true);
+    } catch (e) {
+      if (!cache?.artifact) throw e;
+      // A cached entry this engine refuses (a module that does not compile): warn, compile afresh, replace it.
+      cache.reject(`the engine refused it (${(e as Error).message})`);
+      timed = await build(false);
+    }
   } catch (e) {
     await runtime.stopPrestartedThreads();
     throw e;

@@ -277,25 +277,30 @@ export class WasmArtifactRunner implements ResidentOwner {
       return at;
     });
     prepareWasmEngine();
-    const compile = (source: string): WebAssembly.Module => {
+    // All modules compile at once, off the main thread where the engine can (V8 compiles an
+    // async module's functions on background threads): a cold start waits for the slowest.
+    const compile = (source: string): Promise<WebAssembly.Module> => {
       const bytes = decodeBase64(source);
-      return new WebAssembly.Module(shared ? bytes : unshareMemoryImports(bytes));
+      const ready = shared ? bytes : unshareMemoryImports(bytes);
+      return WebAssembly.compile(ready);
     };
-    const modules = artifact.kernels.map((k) => {
-      try {
+    const modules = await Promise.all(
+      artifact.kernels.map(async (k) => {
         try {
-          return compile(k.source);
+          try {
+            return await compile(k.source);
+          } catch (e) {
+            // Built with relaxed SIMD that this engine lacks: the portable twin. Read only here
+            // (an in-process artifact builds it when first read: asking first doubled the render).
+            const portable = k.portableSource;
+            if (portable === undefined) throw e;
+            return await compile(portable);
+          }
         } catch (e) {
-          // Built with relaxed SIMD that this engine lacks: the portable twin. Read only here
-          // (an in-process artifact builds it when first read: asking first doubled the render).
-          const portable = k.portableSource;
-          if (portable === undefined) throw e;
-          return compile(portable);
+          throw new Error(`artifact ${artifact.name}: kernel ${k.name} is not a valid wasm module: ${(e as Error).message}`);
         }
-      } catch (e) {
-        throw new Error(`artifact ${artifact.name}: kernel ${k.name} is not a valid wasm module: ${(e as Error).message}`);
-      }
-    });
+      }),
+    );
     const rt = hostMath();
     const launches: Launch[] = [];
     modules.forEach((m, kernel) => {
