@@ -2,7 +2,14 @@
 // Runs a "webgpu" artifact on a device: one GPU buffer per memory slot, pipelines compiled
 // once (cached per device by WGSL source), bind groups built once. A run writes the inputs
 // that changed, encodes every dispatch and the copies into one command buffer with the
-// readback, submits once and maps one staging buffer. State stays resident: an input whose
+// readback, submits once and maps one staging buffer. An output larger than a readback chunk
+// (8 MiB) comes back through a few chunk-sized staging buffers in turn instead: while the host
+// copies one chunk out, the device copies the next ones in, so the readback costs about one
+// host copy rather than a device copy and then a host copy of the whole output, and no staging
+// buffer of the output's size is made. The staging buffers and the `out` arrays are kept, so
+// a run allocates nothing once they exist (webGpuBufferCounts counts the GPU buffers made).
+// Uploads go through queue.writeBuffer: on a device whose memory the host sees (integrated
+// GPUs, lavapipe), Dawn writes a slot that no command is using straight into its memory. State stays resident: an input whose
 // data is the very array this runner returned for the output updating it (or, when that output
 // was not read back, the array passed last run) is not uploaded again. Runs and input reads
 // are serialized per runner (they share the staging buffer and the resident-state bookkeeping):
@@ -35,7 +42,28 @@ interface Submitted {
   readonly wanted: readonly ArtifactIO[];
   readonly stagingBytes: number;
   readonly stagingOffset: ReadonlyMap<string, number>;
+  /** Large outputs' chunks, read through the chunk staging buffers in turn (the first ones copied by the run's own commands). */
+  readonly chunks: readonly ReadbackChunk[];
+  /** The maps of the first chunks' staging buffers, started once the commands copying them are submitted (startChunkMaps). */
+  readonly chunkMaps: Promise<void>[];
+  /** The copy-backs, when they must follow the last chunk's copy (more chunks than staging buffers). */
+  readonly afterChunks?: (encoder: GPUCommandEncoder) => void;
 }
+
+/** `bytes` of output `output` from byte `fromOffset` of GPU buffer `from`: its elements `at` to `at + count`. */
+interface ReadbackChunk {
+  readonly output: ArtifactIO;
+  readonly from: GPUBuffer;
+  readonly fromOffset: number;
+  readonly at: number;
+  readonly count: number;
+  readonly bytes: number;
+}
+
+/** Outputs larger than this come back in chunks of this size (WebGpuRunnerOptions.readbackChunkBytes). */
+const READBACK_CHUNK_BYTES = 8 << 20;
+/** Chunk staging buffers: the chunks in flight at once. */
+const READBACK_CHUNK_BUFFERS = 3;
 
 const ELEMENT_BYTES = 4;
 
@@ -148,6 +176,12 @@ export interface WebGpuRunnerOptions {
    * compile time (exe.compileStats' runner stage), not as the first step's.
    */
   readonly warmUp?: boolean;
+  /**
+   * Outputs larger than this many bytes are read back in chunks of this size through a few
+   * staging buffers of this size (default 8 MiB; a multiple of 4): the device copies the next
+   * chunks while the host copies one out.
+   */
+  readonly readbackChunkBytes?: number;
 }
 
 interface Launch {
@@ -212,6 +246,9 @@ export class WebGpuArtifactRunner implements ResidentOwner {
   private sizeBuffers: Set<number> | undefined;
   private readonly symbolicSize = new Map<number, number>();
   private staging: GPUBuffer | undefined;
+  private readbackChunkBytes = READBACK_CHUNK_BYTES;
+  /** The chunk staging buffers (MAP_READ, readbackChunkBytes each), made by the first run that reads an output in chunks. */
+  private chunkStaging: GPUBuffer[] = [];
   /** Per state input: the data array last returned for the output that updates it (already on the device); shared with the runners binding the same state. */
   private readonly resident: Map<string, RuntimeData>;
   /** Slots that are another owner's GPU buffer (shared state): not destroyed with this runner. */
@@ -353,6 +390,11 @@ export class WebGpuArtifactRunner implements ResidentOwner {
    */
   static async create(device: GPUDevice, artifact: Artifact, opts: WebGpuRunnerOptions = {}): Promise<WebGpuArtifactRunner> {
     const runner = new WebGpuArtifactRunner(device, artifact, opts.shared);
+    if (opts.readbackChunkBytes !== undefined) {
+      if (!Number.isInteger(opts.readbackChunkBytes) || opts.readbackChunkBytes < 4 || opts.readbackChunkBytes % 4 !== 0)
+        throw new Error(`webgpu runner: readbackChunkBytes must be a positive multiple of 4, got ${opts.readbackChunkBytes}`);
+      runner.readbackChunkBytes = opts.readbackChunkBytes;
+    }
     const started = performance.now();
     const after = opts.progressAfterMs ?? 1000;
     const total = artifact.kernels.length;
@@ -448,26 +490,29 @@ export class WebGpuArtifactRunner implements ResidentOwner {
       validation = device.popErrorScope();
     }
     const readStarted = opts.profile ? performance.now() : 0;
-    const { wanted, stagingBytes, stagingOffset } = submitted;
+    const { wanted, stagingBytes, stagingOffset, chunks } = submitted;
+    const reading = new ChunkReader(device, this.chunkStaging, submitted);
     let mapped: ArrayBuffer | undefined;
     let failure: unknown;
     try {
       if (stagingBytes > 0) {
         await this.staging!.mapAsync(GPUMapMode.READ, 0, stagingBytes);
         mapped = this.staging!.getMappedRange(0, stagingBytes);
-      } else await device.queue.onSubmittedWorkDone();
+      } else if (chunks.length === 0) await device.queue.onSubmittedWorkDone();
     } catch (e) {
       failure = e;
     }
     const refused = await validation;
     if (refused || failure !== undefined) {
       if (mapped) this.staging!.unmap();
+      await reading.abandon();
       if (refused) throw new Error(`webgpu: ${this.artifact.name}: the device refused the run: ${refused.message}`);
       throw failure;
     }
 
-    // Each output is copied once, from the mapped staging range into its array (the caller's `out`, else a fresh one).
+    // Each output is copied once, from the mapped staging range or its chunks into its array (the caller's `out`, else a fresh one).
     const out: Record<string, RuntimeTensor> = {};
+    const chunked = new Map<string, RuntimeData>();
     try {
       for (const o of wanted) {
         const buffer = this.artifact.buffers[o.buffer]!;
@@ -478,13 +523,22 @@ export class WebGpuArtifactRunner implements ResidentOwner {
           continue;
         }
         const data = outputArray(o, opts.out, this.counter);
-        copyFromDevice(o.dtype, mapped ?? new ArrayBuffer(0), stagingOffset.get(o.name)!, data);
+        const at = stagingOffset.get(o.name);
+        if (at !== undefined) copyFromDevice(o.dtype, mapped ?? new ArrayBuffer(0), at, data);
+        else chunked.set(o.name, data);
         this.counter.bytesOut += deviceBytes(o.dtype, numel(o.shape));
         out[o.name] = { dtype: o.dtype, shape: [...o.shape], data };
       }
     } finally {
       if (mapped) this.staging!.unmap();
     }
+    try {
+      await reading.read(chunked);
+    } finally {
+      await reading.abandon();
+    }
+    const chunkRefused = await reading.refused();
+    if (chunkRefused) throw new Error(`webgpu: ${this.artifact.name}: the device refused the run's readback: ${chunkRefused.message}`);
     if (opts.profile) opts.profile.readbackMs += performance.now() - readStarted;
     // The device now holds each state output in its input's place (in place, or by the copy-back).
     for (const [input, o] of this.aliasOutput) {
@@ -518,6 +572,7 @@ export class WebGpuArtifactRunner implements ResidentOwner {
     }
     const submitted = this.encodeReadback(encoder, opts);
     device.queue.submit([encoder.finish()]);
+    startChunkMaps(this.chunkStaging, submitted);
     return submitted;
   }
 
@@ -587,6 +642,7 @@ export class WebGpuArtifactRunner implements ResidentOwner {
     const encoder = device.createCommandEncoder();
     const submitted = this.encodeReadback(encoder, opts);
     device.queue.submit([encoder.finish()]);
+    startChunkMaps(this.chunkStaging, submitted);
     t1 = performance.now();
     profile.readbackMs += t1 - t0;
     return submitted;
@@ -639,10 +695,39 @@ export class WebGpuArtifactRunner implements ResidentOwner {
     const fromDevice = wanted.filter((o) => this.artifact.buffers[o.buffer]!.kind !== "input");
     let stagingBytes = 0;
     const stagingOffset = new Map<string, number>();
+    const chunks: ReadbackChunk[] = [];
+    const chunkBytes = this.readbackChunkBytes;
     for (const o of fromDevice) {
-      stagingOffset.set(o.name, stagingBytes);
-      stagingBytes += deviceBytes(o.dtype, numel(o.shape));
+      const bytes = deviceBytes(o.dtype, numel(o.shape));
+      if (bytes <= chunkBytes) {
+        stagingOffset.set(o.name, stagingBytes);
+        stagingBytes += bytes;
+        continue;
+      }
+      // Chunks start at multiples of chunkBytes (a multiple of 4: whole words, so an even number of 16-bit elements).
+      const p = this.placeOf(o.buffer);
+      const per = elementDeviceBytes(o.dtype);
+      const count = numel(o.shape);
+      for (let done = 0; done < bytes; done += chunkBytes) {
+        const at = done / per;
+        chunks.push({
+          output: o,
+          from: p.gpu,
+          fromOffset: p.offset + done,
+          at,
+          count: Math.min(chunkBytes / per, count - at),
+          bytes: Math.min(chunkBytes, bytes - done),
+        });
+      }
     }
+    while (chunks.length > 0 && this.chunkStaging.length < READBACK_CHUNK_BUFFERS)
+      this.chunkStaging.push(
+        createBuffer(device, {
+          size: chunkBytes,
+          usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+          label: `${this.artifact.name}/readback-chunk${this.chunkStaging.length}`,
+        }),
+      );
     if (stagingBytes > 0 && (!this.staging || this.staging.size < stagingBytes)) {
       if (this.staging) destroyBuffer(this.staging);
       this.staging = createBuffer(device, {
@@ -653,20 +738,29 @@ export class WebGpuArtifactRunner implements ResidentOwner {
     }
     for (const o of fromDevice) {
       const p = this.placeOf(o.buffer);
-      if (p.bytes > 0) encoder.copyBufferToBuffer(p.gpu, p.offset, this.staging!, stagingOffset.get(o.name)!, p.bytes);
+      const at = stagingOffset.get(o.name);
+      if (p.bytes > 0 && at !== undefined) encoder.copyBufferToBuffer(p.gpu, p.offset, this.staging!, at, p.bytes);
     }
-    for (const c of this.artifact.memory.copies) {
-      const from = this.placeOf(c.output);
-      const to = this.placeOf(c.input);
-      if (from.bytes === 0) continue;
-      if (from.gpu !== to.gpu) encoder.copyBufferToBuffer(from.gpu, from.offset, to.gpu, to.offset, from.bytes);
-      else {
-        // Two tensors packed into one slot: bounce through the scratch buffer.
-        encoder.copyBufferToBuffer(from.gpu, from.offset, this.copyScratch!, 0, from.bytes);
-        encoder.copyBufferToBuffer(this.copyScratch!, 0, to.gpu, to.offset, from.bytes);
+    chunks.slice(0, READBACK_CHUNK_BUFFERS).forEach((c, i) => encoder.copyBufferToBuffer(c.from, c.fromOffset, this.chunkStaging[i]!, 0, c.bytes));
+    const copyBacks = (e: GPUCommandEncoder): void => {
+      for (const c of this.artifact.memory.copies) {
+        const from = this.placeOf(c.output);
+        const to = this.placeOf(c.input);
+        if (from.bytes === 0) continue;
+        if (from.gpu !== to.gpu) e.copyBufferToBuffer(from.gpu, from.offset, to.gpu, to.offset, from.bytes);
+        else {
+          // Two tensors packed into one slot: bounce through the scratch buffer.
+          e.copyBufferToBuffer(from.gpu, from.offset, this.copyScratch!, 0, from.bytes);
+          e.copyBufferToBuffer(this.copyScratch!, 0, to.gpu, to.offset, from.bytes);
+        }
       }
+    };
+    // The copy-backs follow every readback copy (as they always have): after the last chunk's when it is copied later.
+    if (chunks.length <= READBACK_CHUNK_BUFFERS || this.artifact.memory.copies.length === 0) {
+      copyBacks(encoder);
+      return { wanted, stagingBytes, stagingOffset, chunks, chunkMaps: [] };
     }
-    return { wanted, stagingBytes, stagingOffset };
+    return { wanted, stagingBytes, stagingOffset, chunks, chunkMaps: [], afterChunks: copyBacks };
   }
 
   /**
@@ -758,7 +852,7 @@ export class WebGpuArtifactRunner implements ResidentOwner {
 
   /** GPU buffers this runner holds now (one per memory slot, the readback buffer once a run made it, a copy-back bounce buffer where needed). */
   get liveBuffers(): number {
-    return this.slots.length + (this.staging ? 1 : 0) + (this.copyScratch ? 1 : 0) + (this.queries ? 2 : 0);
+    return this.slots.length + (this.staging ? 1 : 0) + this.chunkStaging.length + (this.copyScratch ? 1 : 0) + (this.queries ? 2 : 0);
   }
 
   /** Frees the device memory; the runner cannot run afterwards. */
@@ -768,6 +862,7 @@ export class WebGpuArtifactRunner implements ResidentOwner {
     });
     if (this.staging) destroyBuffer(this.staging);
     this.staging = undefined;
+    for (const b of this.chunkStaging.splice(0)) destroyBuffer(b);
     if (this.copyScratch) destroyBuffer(this.copyScratch);
     if (this.queries) {
       this.queries.set.destroy();
@@ -803,24 +898,99 @@ function deviceBytes(dtype: ArtifactDType, count: number): number {
   return dtype === "f16" || dtype === "bf16" ? Math.ceil(count / 2) * 4 : count * ELEMENT_BYTES;
 }
 
-/** Copies `into.length` elements of `dtype` stored as device words at `offset` of `memory` into `into`. */
-function copyFromDevice(dtype: ArtifactDType, memory: ArrayBuffer, offset: number, into: RuntimeData): void {
-  const count = into.length;
+/** Bytes one element of `dtype` takes within device words (2 for the packed 16-bit types). */
+function elementDeviceBytes(dtype: ArtifactDType): number {
+  return dtype === "f16" || dtype === "bf16" ? 2 : ELEMENT_BYTES;
+}
+
+/** Maps the staging buffers of the chunks the submitted commands copy (the first ones). */
+function startChunkMaps(staging: readonly GPUBuffer[], submitted: Submitted): void {
+  submitted.chunks.slice(0, READBACK_CHUNK_BUFFERS).forEach((c, i) => submitted.chunkMaps.push(staging[i]!.mapAsync(GPUMapMode.READ, 0, c.bytes)));
+}
+
+/**
+ * Reads a run's output chunks through the chunk staging buffers in turn: waits for chunk i's
+ * map, copies it out, unmaps its buffer and has the device copy chunk i + (number of buffers)
+ * into it (its own submission, with the copy-backs after the last), so the device copies ahead
+ * while the host copies. `abandon` leaves every staging buffer unmapped and the copy-backs
+ * submitted whatever happened, so the next run finds them as it expects.
+ */
+class ChunkReader {
+  private readonly pending: Promise<void>[];
+  private issued: number;
+  private readonly errors: Promise<GPUError | null>[] = [];
+
+  constructor(
+    private readonly device: GPUDevice,
+    private readonly staging: readonly GPUBuffer[],
+    private readonly submitted: Submitted,
+  ) {
+    this.pending = [...submitted.chunkMaps];
+    this.issued = this.pending.length;
+  }
+
+  async read(arrays: ReadonlyMap<string, RuntimeData>): Promise<void> {
+    const { chunks } = this.submitted;
+    for (let i = 0; i < chunks.length; i++) {
+      const c = chunks[i]!;
+      const buffer = this.staging[i % this.staging.length]!;
+      await this.pending[i];
+      copyFromDevice(c.output.dtype, buffer.getMappedRange(0, c.bytes), 0, arrays.get(c.output.name)!, c.at, c.count);
+      buffer.unmap();
+      if (this.issued < chunks.length) this.issue();
+    }
+  }
+
+  private issue(): void {
+    const { chunks, afterChunks } = this.submitted;
+    const j = this.issued++;
+    const c = chunks[j]!;
+    const buffer = this.staging[j % this.staging.length]!;
+    this.device.pushErrorScope("validation");
+    const encoder = this.device.createCommandEncoder();
+    encoder.copyBufferToBuffer(c.from, c.fromOffset, buffer, 0, c.bytes);
+    if (j === chunks.length - 1) afterChunks?.(encoder);
+    this.device.queue.submit([encoder.finish()]);
+    this.errors.push(this.device.popErrorScope());
+    this.pending[j] = buffer.mapAsync(GPUMapMode.READ, 0, c.bytes);
+  }
+
+  /** Settles what is in flight and unmaps; submits the copy-backs if the last chunk was never copied. */
+  async abandon(): Promise<void> {
+    const { chunks, afterChunks } = this.submitted;
+    if (afterChunks && this.issued < chunks.length) {
+      this.issued = chunks.length;
+      const encoder = this.device.createCommandEncoder();
+      afterChunks(encoder);
+      this.device.queue.submit([encoder.finish()]);
+    }
+    await Promise.allSettled(this.pending);
+    for (const b of this.staging) if (b.mapState === "mapped") b.unmap();
+  }
+
+  async refused(): Promise<GPUError | null> {
+    for (const e of await Promise.all(this.errors)) if (e) return e;
+    return null;
+  }
+}
+
+/** Copies `count` elements of `dtype` stored as device words at byte `offset` of `memory` into `into` from element `at`. */
+function copyFromDevice(dtype: ArtifactDType, memory: ArrayBuffer, offset: number, into: RuntimeData, at = 0, count = into.length): void {
   switch (dtype) {
     case "f32":
-      into.set(new Float32Array(memory, offset, count));
+      into.set(new Float32Array(memory, offset, count), at);
       return;
     case "i32":
-      into.set(new Int32Array(memory, offset, count));
+      into.set(new Int32Array(memory, offset, count), at);
       return;
     case "bool": {
       const words = new Uint32Array(memory, offset, count);
-      for (let i = 0; i < count; i++) into[i] = words[i] !== 0 ? 1 : 0;
+      for (let i = 0; i < count; i++) into[at + i] = words[i] !== 0 ? 1 : 0;
       return;
     }
     case "f16":
     case "bf16":
-      into.set(new Uint16Array(memory, offset, count));
+      into.set(new Uint16Array(memory, offset, count), at);
       return;
   }
 }

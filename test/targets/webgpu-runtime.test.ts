@@ -1,7 +1,9 @@
 // The WebGPU runtime's contract: a run is one queue submission; state (parameters, optimizer
 // moments) stays on the device across runs and is not uploaded again; only the requested
-// outputs are read back; "auto" never picks a software adapter. Counts come from wrapping
-// the device queue, trajectories from the reference interpreter.
+// outputs are read back; "auto" never picks a software adapter; an output larger than a
+// readback chunk comes back in chunks, exactly, into the caller's arrays, with no GPU buffer
+// made after the first run. Counts come from wrapping the device queue and the runtime's
+// buffer counter, values and trajectories from the reference interpreter.
 
 import { HyperStore } from "../../dsl/hyper.ts";
 import { afterEach, describe, expect, test } from "vitest";
@@ -9,7 +11,9 @@ import * as k from "kiln";
 import { compileWebGpu } from "../../targets/webgpu.ts";
 import type { HostTensor } from "../../compiler/ir/host-tensor.ts";
 import { resolveTarget } from "../../dsl/targets.ts";
-import { WebGpuArtifactRunner } from "../../runtime/webgpu/run-artifact.ts";
+import { interpret } from "../../compiler/ir/interpret.ts";
+import { decodeHalf } from "../../runtime/artifact/half.ts";
+import { WebGpuArtifactRunner, webGpuBufferCounts } from "../../runtime/webgpu/run-artifact.ts";
 import { webGpuTestEnv } from "../util/webgpu-env.ts";
 
 const env = await webGpuTestEnv();
@@ -125,4 +129,78 @@ describe.skipIf(!env.available)("webgpu runtime", () => {
     else expect(auto.name).toBe("webgpu");
     expect((await resolveTarget("webgpu")).name).toBe("webgpu");
   });
+});
+
+describe.skipIf(!env.available)("webgpu readback in chunks", () => {
+  // Integer-valued data: every result is exact in f32, so the float64 interpreter must agree bit for bit.
+  const n = 1001;
+  const xs = Float32Array.from({ length: n }, (_, i) => (i % 37) - 18);
+  const ys = Float32Array.from({ length: n }, (_, i) => (i % 11) - 5);
+
+  test("large outputs come back exact through a few chunk buffers, into `out`, allocating nothing after the first run", async () => {
+    // f16 packs two elements to a device word: 1001 of them end in half a word.
+    const fn = (x: k.Tensor, y: k.Tensor) => ({ a: x.mul(2).add(y), lt: x.lt(y), s: x.sum(), h: x.mul(3).add(y).half() });
+    const ref = await k.compile(fn, [k.f32([n]), k.f32([n])], { target: "reference" });
+    const graph = ref.graph;
+    const { artifact } = compileWebGpu(graph, { limits: env.context!.limits });
+    const [xName, yName] = graph.inputs.map((id) => (graph.nodes[id] as { name: string }).name);
+    const inputs: Record<string, HostTensor> = {
+      [xName!]: { dtype: "f32", shape: [n], data: xs },
+      [yName!]: { dtype: "f32", shape: [n], data: ys },
+    };
+    const want = interpret(graph, inputs);
+    // 64-byte chunks: the 1001-element outputs take 63 chunks each (the last one short), far more than the staging buffers.
+    const runner = await WebGpuArtifactRunner.create(env.context!.device, artifact, { readbackChunkBytes: 64 });
+    const names = graph.outputs.map((o) => o.name);
+    const out = Object.fromEntries(
+      artifact.outputs.map((o) => [
+        o.name,
+        o.dtype === "bool" ? new Uint8Array(n) : o.dtype === "f16" ? new Uint16Array(n) : new Float32Array(o.shape.length === 0 ? 1 : n),
+      ]),
+    );
+    let created = 0;
+    for (let run = 0; run < 3; run++) {
+      if (run === 1) created = webGpuBufferCounts().created;
+      const got = await runner.run(inputs, { out });
+      for (const name of names) {
+        expect(got[name]!.data).toBe(out[name]);
+        const values = got[name]!.dtype === "f16" ? decodeHalf("f16", got[name]!.data) : got[name]!.data;
+        expect(Array.from(values)).toEqual(Array.from(want[name]!.data));
+      }
+      expect(runner.io.bytesAllocated).toBe(0);
+    }
+    expect(webGpuBufferCounts().created).toBe(created);
+    // One slot per buffer, the small-output staging buffer and 3 chunk buffers: none of an output's size.
+    expect(runner.liveBuffers).toBe(artifact.memory.slotBytes.length + 1 + 3);
+    runner.destroy();
+  }, 120_000);
+
+  test("a training step whose every output is read back in chunks keeps its trajectory and its state", async () => {
+    const step = makeStep();
+    const ref = await k.compile(step, [k.f32([16, 2]), k.i32([16])], { target: "reference" });
+    const wantLosses: number[] = [];
+    for (let s = 0; s < 3; s++) wantLosses.push(((await ref.run([x, y])) as { loss: { data: ArrayLike<number> } }).loss.data[0]!);
+    const graph = ref.graph;
+    const { artifact } = compileWebGpu(graph, { limits: env.context!.limits });
+    // 4-byte chunks: every element of every output (all read back) is a chunk of its own.
+    const runner = await WebGpuArtifactRunner.create(env.context!.device, artifact, { readbackChunkBytes: 4 });
+    const fresh = await k.compile(makeStep(), [k.f32([16, 2]), k.i32([16])], { target: "reference" });
+    const hyper = new HyperStore(k.traceFunction("step", makeStep() as never, [k.f32([16, 2]), k.i32([16])]).hyper).inputs();
+    const inputs: Record<string, HostTensor> = { ...fresh.state(), ...hyper };
+    const [xName, yName] = graph.inputs.slice(0, 2).map((id) => (graph.nodes[id] as { name: string }).name);
+    inputs[xName!] = { dtype: "f32", shape: [16, 2], data: Float64Array.from(x) };
+    inputs[yName!] = { dtype: "i32", shape: [16], data: Int32Array.from(y) };
+    const losses: number[] = [];
+    for (let s = 0; s < 3; s++) {
+      const got = await runner.run(inputs);
+      losses.push(got["loss"]!.data[0]!);
+      // The updated state, read back, is the next step's state (the runner then skips its upload).
+      for (const o of artifact.outputs) if (o.aliases !== undefined) inputs[o.aliases] = got[o.name]!;
+    }
+    const state = await runner.readInputs(Object.keys(fresh.state()));
+    runner.destroy();
+    losses.forEach((v, j) => expect(Math.abs(v - wantLosses[j]!)).toBeLessThanOrEqual(1e-5 + 1e-4 * Math.abs(wantLosses[j]!)));
+    for (const [name, t] of Object.entries(ref.state()))
+      Array.from(t.data).forEach((v, j) => expect(Math.abs(state[name]!.data[j]! - v)).toBeLessThanOrEqual(1e-5 + 1e-4 * Math.abs(v)));
+  }, 180_000);
 });
