@@ -14,7 +14,7 @@ import type { WebGpuArtifact } from "../runtime/artifact/format.ts";
 import { timeShader, type TimingOptions } from "../runtime/webgpu/time-dispatch.ts";
 import { pipelineKey } from "../runtime/webgpu/run-artifact.ts";
 import type { TuneCache } from "./webgpu-tune-cache.ts";
-import { candidatesFor, sectionKey, type WorkgroupLimits } from "./webgpu-tune.ts";
+import { candidatesFor, rolledLoopsFor, sectionKey, type WorkgroupLimits } from "./webgpu-tune.ts";
 
 /** One section's search, for reports and `kiln tune`'s table. */
 export interface SearchResult {
@@ -54,6 +54,7 @@ export async function searchForms(compiled: Compiled<WebGpuArtifact>, device: GP
     packs: layout.packs,
     limits: opts.limits,
     buffers: program.buffers,
+    rolledLoops: rolledLoopsFor(cache.kind),
   };
   const results: SearchResult[] = [];
   const done = new Set<string>();

@@ -90,6 +90,9 @@ export function sectionKey(s: Section): string {
   return `${s.form?.kind ?? "plain"}:${sha256Hex(text).slice(0, 24)}`;
 }
 
+/** Whether an adapter kind's shaders keep constant-trip loops rolled (codegen/wgsl/dialect.ts's OPAQUE_ZERO): a CPU adapter's, whose JIT time grows with each unrolled copy. */
+export const rolledLoopsFor = (kind: AdapterKind): boolean => kind === "cpu";
+
 /** The matmul variant an adapter kind renders by default. */
 export const defaultMatmulForm = (kind: AdapterKind): MatmulForm => (kind === "cpu" ? "registers" : "workgroup");
 

@@ -23,6 +23,7 @@ import {
   adapterKindOf,
   adapterText,
   defaultMatmulForm,
+  rolledLoopsFor,
   tuneModeOf,
   tunePass,
   tuningRecord,
@@ -121,7 +122,8 @@ export const webGpuBackend: Backend<"webgpu", WebGpuOptions, DeviceLayout> = {
   },
   render: (program, _memory, opts, layout) => {
     const placed = layout ?? bug("webgpu render: no device layout");
-    const r = renderWebGpuProgram(program, placed, opts.limits ?? webGpuDefaultLimits);
+    // A CPU adapter's JIT pays for every unrolled loop copy: its loops stay rolled (codegen/wgsl/dialect.ts's OPAQUE_ZERO).
+    const r = renderWebGpuProgram(program, placed, opts.limits ?? webGpuDefaultLimits, rolledLoopsFor((opts.tuning ?? NO_TUNING).kind));
     // a form renders where its section is alone in a dispatch (the search times exactly those)
     const formed = placed.dispatches.flatMap((d) => (d.sections.length === 1 ? d.sections : []));
     const tuning = tuningRecord(formed, tunePassOptions(opts));

@@ -147,6 +147,28 @@ export const wgslDialect: CLikeDialect = {
   roundHalf: (x, t) => `${halfOf(t) === "bf16" ? "kiln_rb" : "kiln_rh"}(${x})`,
 };
 
+/**
+ * The name of a shader's opaque zero (dispatch.ts's opaqueZero declares it in `main`): 0 at run
+ * time, unknown to the driver's compiler. A loop bound `extent + kiln_zero` keeps a constant-trip
+ * loop rolled: lavapipe (Mesa's NIR, then LLVM) unrolls loops of up to 32 iterations, and
+ * its JIT time grows with every unrolled storage access (each is a per-lane gather or scatter
+ * with a bounds check: ~10-20 ms of LLVM time apiece), so a 10-long reduction or a matmul's
+ * 8x8 epilogue cost it seconds. Rolled, the same loop runs the same iterations in the same order.
+ */
+export const OPAQUE_ZERO = "kiln_zero";
+
+/** A constant loop bound, kept rolled (`extent + kiln_zero`) where `rolled`. */
+export const loopBound = (extent: number, rolled: boolean): string => (rolled ? `${extent} + ${OPAQUE_ZERO}` : `${extent}`);
+
+/** The WGSL dialect whose constant-trip loops stay rolled (see OPAQUE_ZERO). */
+export const wgslRolledDialect: CLikeDialect = {
+  ...wgslDialect,
+  forLoop: (v, extent) => (typeof extent === "number" ? wgslDialect.forLoop(v, loopBound(extent, true)) : wgslDialect.forLoop(v, extent)),
+};
+
+/** The dialect for a render that keeps loops rolled or not. */
+export const wgslDialectFor = (rolled: boolean): CLikeDialect => (rolled ? wgslRolledDialect : wgslDialect);
+
 /** A 16-bit element's storage word (its bit pattern in the low half of a u32) → the f32 value. */
 export const wgslLoadHalf = (word: string, t: DType): string => `${halfOf(t) === "bf16" ? "kiln_b2f" : "kiln_h2f"}(${word})`;
 /** An f32 value → the u32 word holding its 16-bit pattern (rounded to nearest even). */

@@ -4,7 +4,7 @@
 // render-wgsl.ts so the forms import it without a cycle.
 
 import { DTYPE_TABLE, halfOf, isBool, type DType } from "../../compiler/ir/dtype.ts";
-import { wgslLoadHalf, wgslStoreHalf } from "./dialect.ts";
+import { OPAQUE_ZERO, wgslLoadHalf, wgslStoreHalf } from "./dialect.ts";
 import { bug, KilnError } from "../../compiler/util/errors.ts";
 import type { BufferDecl, Section } from "../../compiler/kernel/kernel-ir.ts";
 import { symbolicBound } from "../../compiler/kernel/symbolic-bound.ts";
@@ -62,6 +62,12 @@ export interface DispatchContext {
   readonly buffers?: readonly BufferDecl[];
   /** Bytes of each GPU buffer (vector bindings need a whole number of vec4s). */
   readonly gpuBufferBytes?: readonly number[];
+  /**
+   * Keep constant-trip loops rolled (dialect.ts's OPAQUE_ZERO): for a CPU adapter, whose JIT
+   * time grows with every unrolled copy; a hardware GPU's compiler unrolls them cheaply and
+   * keeps a matmul's accumulators in registers that way.
+   */
+  readonly rolledLoops?: boolean;
 }
 
 export interface DispatchBindings {
@@ -160,6 +166,17 @@ export function dispatchBindings(
     },
   };
   return { gpuBuffers, decls, access };
+}
+
+/**
+ * The line declaring the opaque zero (dialect.ts's OPAQUE_ZERO) at the top of `main`, when
+ * `body` uses it: 0 because a bound buffer has at least one element (a binding is never
+ * empty), which the driver's compiler cannot know. Its first GPU buffer's length stands in.
+ */
+export function opaqueZero(body: string, gpuBuffers: readonly number[]): string[] {
+  if (!body.includes(OPAQUE_ZERO)) return [];
+  const first = gpuBuffers[0];
+  return [`  let ${OPAQUE_ZERO}: i32 = ${first === undefined ? "0" : `i32(arrayLength(&g${first}) == 0u)`};`];
 }
 
 /** Spreads `count` workgroups over x, y, z so that none exceeds `maxPerDimension`. */

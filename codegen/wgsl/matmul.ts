@@ -16,11 +16,11 @@ import { exprOperands, exprOwnVars, type ExprId, type KExpr, type Section } from
 import type { IndexExpr, IndexVar } from "../../compiler/kernel/index-expr.ts";
 import { exprName, renderExprList, renderIndex } from "../render/base.ts";
 import { isContiguous, VECTOR_WIDTH, type VectorAccess } from "./vector.ts";
-import { wgslDialect, wgslHelpersFor } from "./dialect.ts";
+import { loopBound, wgslDialect, wgslHelpersFor } from "./dialect.ts";
 import type { WebGpuLimits } from "./layout.ts";
 import type { MatmulForm, MatmulParams } from "../../compiler/kernel/kernel-ir.ts";
 import { bug } from "../../compiler/util/errors.ts";
-import { foldWorkgroups, type DispatchBindings, type RenderedDispatch } from "./dispatch.ts";
+import { foldWorkgroups, opaqueZero, type DispatchBindings, type RenderedDispatch } from "./dispatch.ts";
 
 /** The workgroup form's defaults: 256 threads (16x16) of 4x4 outputs own a 64x64 tile, k steps of 16. */
 export const WORKGROUP_MATMUL_DEFAULTS: MatmulParams = { rows: 4, cols: 4, threads: 256, unroll: 16 };
@@ -171,6 +171,7 @@ export function renderTiledMatmul(
   b: DispatchBindings,
   limits: WebGpuLimits,
   params: MatmulParams = WORKGROUP_MATMUL_DEFAULTS,
+  rolled = false,
 ): RenderedDispatch {
   const s = d.sections[0]!;
   const { M, N } = c;
@@ -191,7 +192,7 @@ export function renderTiledMatmul(
     `  let ty = lid / ${side};`,
     `  let tx = lid % ${side};`,
     `  var acc: array<f32, ${params.rows * params.cols}>;`,
-    `  for (var k0: i32 = 0; k0 < ${K}; k0 += ${tileK}) {`,
+    `  for (var k0: i32 = 0; k0 < ${loopBound(K, rolled)}; k0 += ${tileK}) {`,
     `    for (var l: i32 = lid; l < ${tileM * tileK}; l += ${params.threads}) {`,
     `      let row = tileRow + l / ${tileK};`,
     `      let ${c.k.name}: i32 = k0 + l % ${tileK};`,
@@ -225,8 +226,8 @@ export function renderTiledMatmul(
     `    }`,
     `    workgroupBarrier();`,
     `  }`,
-    `  for (var i: i32 = 0; i < ${params.rows}; i++) {`,
-    `    for (var j: i32 = 0; j < ${params.cols}; j++) {`,
+    `  for (var i: i32 = 0; i < ${loopBound(params.rows, rolled)}; i++) {`,
+    `    for (var j: i32 = 0; j < ${loopBound(params.cols, rolled)}; j++) {`,
     `      let row = tileRow + ty + ${side} * i;`,
     `      let col = tileCol + tx + ${side} * j;`,
     `      if (row < ${M} && col < ${N}) {`,
@@ -257,6 +258,7 @@ export function renderTiledMatmul(
     `  let tileCol = (wg % ${tilesN}) * ${tileN};`,
     `  let tileRow = ((wg / ${tilesN}) % ${tilesM}) * ${tileM};`,
     `  let batch = wg / ${tilesN * tilesM};`,
+    ...opaqueZero(bodyText, b.gpuBuffers),
     bodyText,
     "}",
     "",
@@ -291,6 +293,7 @@ export function renderRegisterMatmul(
   limits: WebGpuLimits,
   params: MatmulParams = REGISTER_MATMUL_DEFAULTS,
   vectors: MatmulVectors = {},
+  rolled = false,
 ): RenderedDispatch {
   const s = d.sections[0]!;
   const { M, N } = c;
@@ -350,7 +353,7 @@ export function renderRegisterMatmul(
   const kv = c.k.name;
   const unrolled = U > 1 ? K - (K % U) : 0;
   if (unrolled > 0) {
-    body.push(`  for (var k0: i32 = 0; k0 < ${unrolled}; k0 += ${U}) {`);
+    body.push(`  for (var k0: i32 = 0; k0 < ${loopBound(unrolled, rolled)}; k0 += ${U}) {`);
     for (let u = 0; u < U; u++) {
       // A vec4 lhs: each row's next 4 k values in one load, at every 4th step.
       if (vectors.lhs !== undefined && u % W === 0)
@@ -362,11 +365,12 @@ export function renderRegisterMatmul(
     }
     body.push(`  }`);
   }
-  if (unrolled < K) body.push(`  for (var ${kv}: i32 = ${unrolled}; ${kv} < ${K}; ${kv}++) {`, ...step(""), `  }`);
+  if (unrolled < K) body.push(`  for (var ${kv}: i32 = ${unrolled}; ${kv} < ${loopBound(K, rolled)}; ${kv}++) {`, ...step(""), `  }`);
   body.push(
-    `  let acc = array<f32, ${RM * RN}>(${accs.join(", ")});`,
-    `  for (var i: i32 = 0; i < ${RM}; i++) {`,
-    `    for (var j: i32 = 0; j < ${RN}; j++) {`,
+    // Rolled, the epilogue indexes a var array (a let array indexed at run time is copied at each access).
+    `  ${rolled ? "var" : "let"} acc = array<f32, ${RM * RN}>(${accs.join(", ")});`,
+    `  for (var i: i32 = 0; i < ${loopBound(RM, rolled)}; i++) {`,
+    `    for (var j: i32 = 0; j < ${loopBound(RN, rolled)}; j++) {`,
     `      let row = row0 + i;`,
     `      let col = ${vectors.rhs !== undefined ? `${W} * (col0 + (j / ${W}) * ${blocksN}) + j % ${W}` : `col0 + j * ${blocksN}`};`,
     `      if (row < ${M} && col < ${N}) {`,
@@ -393,6 +397,7 @@ export function renderRegisterMatmul(
     `  let col0 = tid % ${blocksN};`,
     `  let row0 = ((tid / ${blocksN}) % ${blocksM}) * ${RM};`,
     `  let batch = tid / ${blocksN * blocksM};`,
+    ...opaqueZero(bodyText, b.gpuBuffers),
     bodyText,
     "}",
     "",

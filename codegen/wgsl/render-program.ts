@@ -21,7 +21,8 @@ export interface RenderedWebGpuProgram {
   };
 }
 
-export function renderWebGpuProgram(program: KernelProgram, layout: DeviceLayout, limits: WebGpuLimits): RenderedWebGpuProgram {
+/** `rolledLoops`: keep constant-trip loops rolled (DispatchContext's, for a CPU adapter). */
+export function renderWebGpuProgram(program: KernelProgram, layout: DeviceLayout, limits: WebGpuLimits, rolledLoops = false): RenderedWebGpuProgram {
   const ctx = {
     dtypeOf: (b: number) => program.buffers[b]!.dtype,
     nameOf: (b: number) => program.buffers[b]!.name,
@@ -30,6 +31,7 @@ export function renderWebGpuProgram(program: KernelProgram, layout: DeviceLayout
     limits,
     buffers: program.buffers,
     gpuBufferBytes: layout.gpuBufferBytes,
+    rolledLoops,
   };
   const kernels = layout.dispatches.map((d): WebGpuArtifactKernel => {
     const r = renderDispatch(d, ctx);

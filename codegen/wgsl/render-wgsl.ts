@@ -7,8 +7,17 @@ import { sectionSourceNote } from "../../compiler/kernel/print.ts";
 import { bug } from "../../compiler/util/errors.ts";
 import { parallelDepthOf, renderSectionBody, scheduleSection } from "../render/base.ts";
 import type { Section } from "../../compiler/kernel/kernel-ir.ts";
-import { dispatchBindings, foldWorkgroups, vectorBindable, symbolicDispatch, WORKGROUP_SIZE, type DispatchContext, type RenderedDispatch } from "./dispatch.ts";
-import { wgslDialect, wgslHelpersFor } from "./dialect.ts";
+import {
+  dispatchBindings,
+  foldWorkgroups,
+  opaqueZero,
+  vectorBindable,
+  symbolicDispatch,
+  WORKGROUP_SIZE,
+  type DispatchContext,
+  type RenderedDispatch,
+} from "./dispatch.ts";
+import { wgslDialectFor, wgslHelpersFor } from "./dialect.ts";
 import type { Dispatch } from "./layout.ts";
 import { matchContraction, matmulParamsOf, matmulVectors, renderRegisterMatmul, renderTiledMatmul } from "./matmul.ts";
 import { renderRowKernel } from "./row-reduce.ts";
@@ -38,18 +47,20 @@ export function renderDispatch(d: Dispatch, ctx: DispatchContext): RenderedDispa
   if (only && form?.kind === "matmul") {
     const contraction = matchContraction(only) ?? bug(`wgsl ${d.name}: 'form matmul' on a section whose dot fact is not a matmul this renderer handles`);
     const params = matmulParamsOf(form.form, form.params);
-    if (form.form === "workgroup") return renderTiledMatmul(d, contraction, dispatchBindings(d, ctx), ctx.limits, params);
+    const rolled = ctx.rolledLoops === true;
+    if (form.form === "workgroup") return renderTiledMatmul(d, contraction, dispatchBindings(d, ctx), ctx.limits, params, rolled);
     // vec4 operands where their buffers can be bound so (and not both the same GPU buffer read two ways).
     const wanted = matmulVectors(only, contraction, params);
     const vectors = Object.fromEntries(Object.entries(wanted).filter(([, b]) => vectorBindable(d, ctx, [b])));
     const vectorGpu = new Set(Object.values(vectors).map((b) => ctx.place[b]!.gpuBuffer));
-    return renderRegisterMatmul(d, contraction, dispatchBindings(d, ctx, vectorGpu), ctx.limits, params, vectors);
+    return renderRegisterMatmul(d, contraction, dispatchBindings(d, ctx, vectorGpu), ctx.limits, params, vectors, rolled);
   }
   const plans = d.sections.map((s) => vectorPlanFor(s, d, ctx));
   const vectorGpu = new Set(plans.flatMap((p) => [...(p?.buffers ?? [])].map((b) => ctx.place[b]!.gpuBuffer)));
   const { gpuBuffers, decls, access } = dispatchBindings(d, ctx, vectorGpu);
-  if (only && form?.kind === "row") return renderRowKernel(d, { gpuBuffers, decls, access }, ctx.limits, ctx.buffers, form.threads);
+  if (only && form?.kind === "row") return renderRowKernel(d, { gpuBuffers, decls, access }, ctx.limits, ctx.buffers, form.threads, ctx.rolledLoops === true);
 
+  const dialect = wgslDialectFor(ctx.rolledLoops === true);
   const body: string[] = [];
   let threads = 0;
   const shrinkable: [Section, number, number][] = [];
@@ -74,7 +85,7 @@ export function renderDispatch(d: Dispatch, ctx: DispatchContext): RenderedDispa
       const value = v.extent === 1 ? "0" : stride * v.extent === count ? q : `${q} % ${v.extent}`;
       body.push(`    let ${v.name}: i32 = ${plan && at === depth - 1 ? `${width} * ${value === "0" ? "0" : `(${value})`}` : value};`);
     });
-    body.push(...(plan ? renderVectorBody(s, items, plan, access, "    ") : renderSectionBody(s, items, depth, wgslDialect, access, "    ")));
+    body.push(...(plan ? renderVectorBody(s, items, plan, access, "    ") : renderSectionBody(s, items, depth, dialect, access, "    ")));
     body.push("  }");
   });
   const workgroups = foldWorkgroups(Math.ceil(threads / WORKGROUP_SIZE), d.name, ctx.limits.maxComputeWorkgroupsPerDimension);
@@ -88,6 +99,7 @@ export function renderDispatch(d: Dispatch, ctx: DispatchContext): RenderedDispa
     `@compute @workgroup_size(${WORKGROUP_SIZE})`,
     "fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {",
     `  let tid = i32(((wid.z * ${Math.max(ny, 1)}u + wid.y) * ${Math.max(nx, 1)}u + wid.x) * ${WORKGROUP_SIZE}u + lid);`,
+    ...opaqueZero(bodyText, gpuBuffers),
     bodyText,
     "}",
     "",

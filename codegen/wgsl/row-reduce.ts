@@ -12,11 +12,11 @@ import type { IndexVar } from "../../compiler/kernel/index-expr.ts";
 import { bug } from "../../compiler/util/errors.ts";
 import type { BufferDecl, ExprId, Section } from "../../compiler/kernel/kernel-ir.ts";
 import type { ScheduleItem } from "../../compiler/kernel/schedule.ts";
-import { exprName, parallelDepthOf, renderSectionBody, scheduleSection } from "../render/base.ts";
-import { wgslDialect, wgslHelpersFor } from "./dialect.ts";
+import { exprName, parallelDepthOf, renderSectionBody, scheduleSection, type CLikeDialect } from "../render/base.ts";
+import { OPAQUE_ZERO, wgslDialectFor, wgslHelpersFor } from "./dialect.ts";
 import { sectionSourceNote } from "../../compiler/kernel/print.ts";
 import type { WebGpuLimits } from "./layout.ts";
-import { foldWorkgroups, symbolicDispatch, type DispatchBindings, type RenderedDispatch } from "./dispatch.ts";
+import { foldWorkgroups, opaqueZero, symbolicDispatch, type DispatchBindings, type RenderedDispatch } from "./dispatch.ts";
 
 /** Threads per row where the `form row` fact names none. */
 export const ROW_THREADS_DEFAULT = 64;
@@ -46,15 +46,17 @@ export function renderRowKernel(
   limits: WebGpuLimits,
   buffers?: readonly BufferDecl[],
   rowThreads = ROW_THREADS_DEFAULT,
+  rolled = false,
 ): RenderedDispatch {
   const s = d.sections[0]!;
   // threads per row (a power of two: the tree reduction halves it)
   const ROW_THREADS = rowThreads;
+  const dialect = wgslDialectFor(rolled);
   const items = scheduleSection(s);
   const depth = parallelDepthOf(s, items);
   const parallel = s.domain.slice(0, depth);
   const rows = extentOf(parallel);
-  const render = (list: readonly ScheduleItem[], indent: string): string[] => renderSectionBody(s, list, depth, wgslDialect, b.access, indent);
+  const render = (list: readonly ScheduleItem[], indent: string): string[] => renderSectionBody(s, list, depth, dialect, b.access, indent);
   const body: string[] = [];
   let stride = rows;
   for (const v of parallel) {
@@ -75,7 +77,7 @@ export function renderRowKernel(
         `${ind}}`,
       );
     } else if (item.kind === "reduce") {
-      body.push(...cooperativeReduce(s, item, render, ind, ROW_THREADS));
+      body.push(...cooperativeReduce(s, item, render, ind, ROW_THREADS, dialect, rolled));
     } else if (item.kind === "store") {
       // A row-level store (one value per row): thread 0 alone writes it. Were every thread to
       // store, an output the memory plan places over an input it reads at the same index
@@ -103,6 +105,7 @@ export function renderRowKernel(
     // Uniform per workgroup, so the barriers below stay in uniform control flow.
     `  if (row >= ${rows}) { return; }`,
     "  let lid = i32(lidu);",
+    ...opaqueZero(bodyText, b.gpuBuffers),
     bodyText,
     "}",
     "",
@@ -137,8 +140,9 @@ function cooperativeReduce(
   render: (list: readonly ScheduleItem[], indent: string) => string[],
   ind: string,
   ROW_THREADS: number,
+  d: CLikeDialect,
+  rolled: boolean,
 ): string[] {
-  const d = wgslDialect;
   const lines: string[] = [];
   const merged = mergedLevels(s, item);
   const vars = (merged?.vars ?? item.vars).filter((v) => v.extent !== 1);
@@ -168,7 +172,7 @@ function cooperativeReduce(
     lines.push(
       `${ind}${shared}[lid] = ${exprName(r)};`,
       `${ind}workgroupBarrier();`,
-      `${ind}for (var half: i32 = ${ROW_THREADS / 2}; half > 0; half = half / 2) {`,
+      `${ind}for (var half: i32 = ${ROW_THREADS / 2}; half > ${rolled ? OPAQUE_ZERO : "0"}; half = half / 2) {`,
       `${ind}  if (lid < half) { ${shared}[lid] = ${d.binary(stepOf(r), `${shared}[lid]`, `${shared}[lid + half]`, t)}; }`,
       `${ind}  workgroupBarrier();`,
       `${ind}}`,
