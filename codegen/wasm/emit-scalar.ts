@@ -14,7 +14,7 @@ import { WASM_MEMORY, isF32Value } from "./dtypes.ts";
 import { assertNever, bug } from "../../compiler/util/errors.ts";
 import { F32, Op, Simd, TRUNC_SAT_F32_S } from "./encoder.ts";
 import { emitIndex, emitPred, type IndexEnv } from "./emit-index.ts";
-import { valTypeOf, type FuncBuilder } from "./func-builder.ts";
+import { valTypeOf, type BufferPlace, type FuncBuilder } from "./func-builder.ts";
 
 /** Function indices every kernel module defines or imports (see build-module.ts). */
 export interface HelperFuncs {
@@ -51,12 +51,6 @@ export function emitRoundHalf(fb: FuncBuilder, helpers: HelperFuncs, d: DType): 
   emitDecodeHalf(fb, helpers, d);
 }
 
-export interface BufferPlace {
-  /** Byte address of element 0 in the shared memory. */
-  readonly base: number;
-  readonly dtype: DType;
-}
-
 export interface ScalarCtx {
   readonly fb: FuncBuilder;
   readonly exprs: readonly KExpr[];
@@ -88,7 +82,7 @@ export function emitScalarLoad(ctx: ScalarCtx, e: Extract<KExpr, { op: "load" }>
   const type = valTypeOf(place.dtype);
   const load = (): void => {
     const offset = emitAddress(ctx, e.index, dtypeBytes(place.dtype));
-    fb.mem(WASM_MEMORY[place.dtype].load, WASM_MEMORY[place.dtype].align, place.base + offset);
+    fb.memAt(WASM_MEMORY[place.dtype].load, WASM_MEMORY[place.dtype].align, place, offset);
     emitDecodeHalf(fb, ctx.helpers, place.dtype);
   };
   if (e.valid === false) {

@@ -17,9 +17,9 @@ import { assertNever, bug } from "../../compiler/util/errors.ts";
 import { I32, Op, Simd, V128, type DefinedFunc, type ValType } from "./encoder.ts";
 import { fromAtom, indexKey, indexVars, linearStride, predKey, substitute, substitutePred, type IndexVar } from "../../compiler/kernel/index-expr.ts";
 import type { IndexEnv } from "./emit-index.ts";
-import { emitAddress, emitEncodeHalf, emitRoundHalf, emitScalarExpr, pushConstant, type BufferPlace, type HelperFuncs, type ScalarCtx } from "./emit-scalar.ts";
+import { emitAddress, emitEncodeHalf, emitRoundHalf, emitScalarExpr, pushConstant, type HelperFuncs, type ScalarCtx } from "./emit-scalar.ts";
 import { emitVectorExpr, emitVectorStore, extractLane, LANES, splatOp, type VectorCtx } from "./emit-vector.ts";
-import { FuncBuilder, valTypeOf } from "./func-builder.ts";
+import { FuncBuilder, valTypeOf, type BufferPlace, type Relocation } from "./func-builder.ts";
 
 export interface SectionOptions {
   /** Emit SIMD regions (default true); false gives the scalar lowering only. */
@@ -49,6 +49,8 @@ export interface SectionFunc {
   readonly splitExtent: number;
   /** A rough count of innermost iterations (decides whether threading pays). */
   readonly work: number;
+  /** The memarg offsets in the body that hold buffer bases (FuncBuilder.memAt). */
+  readonly relocations: readonly Relocation[];
 }
 
 interface Region {
@@ -220,7 +222,7 @@ export function emitSection(
     if (reuse && reuseStored && id === reuse.elem && region?.vecVar === reuse.colVar) {
       // this element's value is in the output already, stored by the row's reduction
       const offset = emitAddress({ fb, env: env(0) }, reuse.store.index, 4);
-      fb.simdMem(Simd.v128Load, 2, buffer(reuse.store.buffer).base + offset).set(vecLocal(id));
+      fb.simdMemAt(Simd.v128Load, 2, buffer(reuse.store.buffer), offset).set(vecLocal(id));
       return;
     }
     if (region?.varies(id)) {
@@ -233,7 +235,7 @@ export function emitSection(
       const place = buffer(e.buffer);
       const splat = fb.local(V128);
       const offset = emitAddress({ fb, env: env(0) }, e.index, 4);
-      fb.simdMem(Simd.v128Load32Splat, 2, place.base + offset).tee(splat);
+      fb.simdMemAt(Simd.v128Load32Splat, 2, place, offset).tee(splat);
       fb.simdLane(laneOps(e.dtype).extract, 0).set(scalarLocal(id));
       region.splats.set(id, splat);
       return;
@@ -249,7 +251,7 @@ export function emitSection(
     const offset = emitAddress({ fb, env: env(0) }, item.index, dtypeBytes(place.dtype));
     pushScalar(item.value);
     emitEncodeHalf(fb, helpers, place.dtype);
-    fb.mem(WASM_MEMORY[place.dtype].store, WASM_MEMORY[place.dtype].align, place.base + offset);
+    fb.memAt(WASM_MEMORY[place.dtype].store, WASM_MEMORY[place.dtype].align, place, offset);
   };
 
   const loopBounds = (name: string, extent: number): [() => void, () => void] =>
@@ -411,7 +413,7 @@ export function emitSection(
     for (const st of s.stores) viaRuns.delete(st.value);
     const vectorLoad = (load: Extract<KExpr, { op: "load" }>): void => {
       const offset = emitAddress({ fb, env: env(0) }, load.index, 4);
-      fb.simdMem(Simd.v128Load, 2, buffer(load.buffer).base + offset);
+      fb.simdMemAt(Simd.v128Load, 2, buffer(load.buffer), offset);
     };
     const online = onlineSoftmax(fb, helpers, exprs, groups, pushScalar, scalarLocal, runs, vectorLoad);
     online.init();
@@ -473,7 +475,7 @@ export function emitSection(
       for (const a of accs) vectorStep(r, a.e, a.vaccs[u]!);
       if (rowIndex && reuse) {
         const offset = emitAddress({ fb, env: env(0) }, rowIndex, 4);
-        fb.get(vecLocals.get(reuse.body)!).simdMem(Simd.v128Store, 2, buffer(reuse.store.buffer).base + offset);
+        fb.get(vecLocals.get(reuse.body)!).simdMemAt(Simd.v128Store, 2, buffer(reuse.store.buffer), offset);
       }
     };
     if (storeRow) reuseStored = true;
@@ -539,6 +541,7 @@ export function emitSection(
     func: { type: { params: [I32, I32, I32], results: [] }, locals: fb.locals, body: fb.body, exportName: name },
     splitExtent: splitVar?.extent ?? 1,
     work: domainSize * reduceSize,
+    relocations: fb.relocations,
   };
 }
 

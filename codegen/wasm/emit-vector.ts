@@ -14,6 +14,7 @@ import { linearStride } from "../../compiler/kernel/index-expr.ts";
 import { laneDivision } from "../../compiler/kernel/lane-axis.ts";
 import { emitPred, type IndexEnv } from "./emit-index.ts";
 import { emitAddress, emitScalarExpr, pushConstant, type ScalarCtx } from "./emit-scalar.ts";
+import type { BufferPlace } from "./func-builder.ts";
 import { emitExp2, emitLog2, emitSin, SIN_REDUCTION_LIMIT } from "./module-helpers.ts";
 
 export const LANES = 4;
@@ -78,7 +79,7 @@ function emitVectorLoad(ctx: VectorCtx, e: Extract<KExpr, { op: "load" }>): void
   const load = (): void => {
     if (stride === 1) {
       const offset = emitAddress(ctx, e.index, 4);
-      fb.simdMem(Simd.v128Load, 2, place.base + offset);
+      fb.simdMemAt(Simd.v128Load, 2, place, offset);
     } else stridedLoad(ctx, e.index, stride, place);
   };
   if (e.valid.length === 0) return load();
@@ -126,17 +127,17 @@ function laneDivisionOf(ctx: VectorCtx, index: IndexExpr, dtype: DType): ReturnT
  * address and a shuffle taking the low half of the first and the high half of the second (div
  * 4: every lane reads lane 0's element, one splat).
  */
-function divisionLoad(ctx: VectorCtx, index: IndexExpr, division: NonNullable<ReturnType<typeof laneDivision>>, place: { readonly base: number }): void {
+function divisionLoad(ctx: VectorCtx, index: IndexExpr, division: NonNullable<ReturnType<typeof laneDivision>>, place: BufferPlace): void {
   const { fb } = ctx;
-  const base = place.base + emitAddress(ctx, index, 4);
+  const offset = emitAddress(ctx, index, 4);
   if (division.divisor === 4) {
-    fb.simdMem(Simd.v128Load32Splat, 2, base);
+    fb.simdMemAt(Simd.v128Load32Splat, 2, place, offset);
     return;
   }
   const addr = fb.local(I32);
   fb.set(addr);
-  fb.get(addr).simdMem(Simd.v128Load32Splat, 2, base);
-  fb.get(addr).simdMem(Simd.v128Load32Splat, 2, base + 4 * division.coef);
+  fb.get(addr).simdMemAt(Simd.v128Load32Splat, 2, place, offset);
+  fb.get(addr).simdMemAt(Simd.v128Load32Splat, 2, place, offset + 4 * division.coef);
   fb.shuffle([0, 1, 2, 3, 0, 1, 2, 3, 24, 25, 26, 27, 28, 29, 30, 31]);
 }
 
@@ -153,32 +154,32 @@ const STRIDE_SHUFFLES: Readonly<Record<number, { readonly second: number; readon
 };
 
 /** Four scalar loads from one address (lane 0's) at byte offsets base + lane·stride·4, as a vector (strides 2 and 3: two loads and a shuffle). */
-function stridedLoad(ctx: VectorCtx, index: IndexExpr, stride: number, place: { readonly dtype: DType; readonly base: number }): void {
+function stridedLoad(ctx: VectorCtx, index: IndexExpr, stride: number, place: BufferPlace): void {
   const { fb } = ctx;
   const mem = WASM_MEMORY[place.dtype];
   const lanes = laneOps(place.dtype);
   if (stride === 0) {
     const offset = emitAddress(ctx, index, 4);
-    fb.simdMem(Simd.v128Load32Splat, 2, place.base + offset);
+    fb.simdMemAt(Simd.v128Load32Splat, 2, place, offset);
     return;
   }
-  const base = place.base + emitAddress(ctx, index, 4);
+  const offset = emitAddress(ctx, index, 4);
   const addr = fb.local(I32);
   fb.set(addr);
   const gather = STRIDE_SHUFFLES[stride];
   if (gather && dtypeBytes(place.dtype) === 4) {
     // two v128 loads covering elements 0…3 and then the last lanes' (no element past lane 3's), one shuffle
-    fb.get(addr).simdMem(Simd.v128Load, 0, base);
-    fb.get(addr).simdMem(Simd.v128Load, 0, base + 4 * gather.second);
+    fb.get(addr).simdMemAt(Simd.v128Load, 0, place, offset);
+    fb.get(addr).simdMemAt(Simd.v128Load, 0, place, offset + 4 * gather.second);
     fb.shuffle(gather.bytes);
     return;
   }
   const v = fb.local(V128);
-  fb.get(addr).mem(mem.load, mem.align, base).simd(lanes.splat).set(v);
+  fb.get(addr).memAt(mem.load, mem.align, place, offset).simd(lanes.splat).set(v);
   for (let lane = 1; lane < LANES; lane++) {
     fb.get(v)
       .get(addr)
-      .mem(mem.load, mem.align, base + lane * stride * 4);
+      .memAt(mem.load, mem.align, place, offset + lane * stride * 4);
     fb.simdLane(lanes.replace, lane).set(v);
   }
   fb.get(v);
@@ -320,26 +321,26 @@ export function emitVectorStore(ctx: VectorCtx, buffer: number, index: IndexExpr
   if (!isBool(place.dtype) && isContiguous(ctx, index, [])) {
     const offset = emitAddress(ctx, index, 4);
     ctx.pushVec(value);
-    fb.simdMem(Simd.v128Store, 2, place.base + offset);
+    fb.simdMemAt(Simd.v128Store, 2, place, offset);
     return;
   }
   const stride = isBool(place.dtype) ? undefined : laneStride(ctx, index, place.dtype);
   if (stride !== undefined && stride > 0) {
     // one address (lane 0's), four stores at constant offsets (a transposing copy's scatter)
     const addr = fb.local(I32);
-    const base = place.base + emitAddress(ctx, index, 4);
+    const offset = emitAddress(ctx, index, 4);
     fb.set(addr);
     for (let lane = 0; lane < LANES; lane++) {
       fb.get(addr);
       ctx.pushLane(value, lane);
-      fb.mem(WASM_MEMORY[place.dtype].store, WASM_MEMORY[place.dtype].align, base + lane * stride * 4);
+      fb.memAt(WASM_MEMORY[place.dtype].store, WASM_MEMORY[place.dtype].align, place, offset + lane * stride * 4);
     }
     return;
   }
   for (let lane = 0; lane < LANES; lane++) {
     const offset = emitAddress({ fb, env: ctx.laneEnv(lane) }, index, dtypeBytes(place.dtype));
     ctx.pushLane(value, lane);
-    fb.mem(WASM_MEMORY[place.dtype].store, WASM_MEMORY[place.dtype].align, place.base + offset);
+    fb.memAt(WASM_MEMORY[place.dtype].store, WASM_MEMORY[place.dtype].align, place, offset);
   }
 }
 

@@ -1,14 +1,34 @@
 // One WebAssembly function body under construction: typed locals allocated on demand and
 // thin helpers over the instruction bytes (constants, locals, structured control flow,
-// memory access with the buffer's base address in the memarg offset).
+// memory access with the buffer's base address in the memarg offset). Every memarg offset
+// that holds a buffer's base is recorded as a relocation, so a body rendered once can be
+// re-based onto other buffers (render-program.ts shares the bodies of identical sections).
 
 import { dtypeInfo, type DType, type DTypeInfo } from "../../compiler/ir/dtype.ts";
 import { bug } from "../../compiler/util/errors.ts";
 import { ByteWriter, F32, I32, Op, Simd, V128, type ValType } from "./encoder.ts";
 
+/** A memarg offset in a body that holds buffer `buffer`'s base + `addend`, as LEB128 at bytes [at, end). */
+export interface Relocation {
+  readonly at: number;
+  readonly end: number;
+  readonly buffer: number;
+  readonly addend: number;
+}
+
+/** Where a buffer's element 0 sits in the shared memory. */
+export interface BufferPlace {
+  /** The program's buffer id (what a relocation names). */
+  readonly id: number;
+  /** Byte address of element 0 in the shared memory. */
+  readonly base: number;
+  readonly dtype: DType;
+}
+
 export class FuncBuilder {
   readonly body = new ByteWriter();
   readonly locals: ValType[] = [];
+  readonly relocations: Relocation[] = [];
 
   constructor(readonly paramCount: number) {}
 
@@ -105,15 +125,28 @@ export class FuncBuilder {
     return this;
   }
 
-  /** Memory access: alignment exponent and constant byte offset (a buffer's base). */
+  /** Memory access at an absolute constant byte offset (no buffer's: see memAt). */
   mem(code: number, alignLog2: number, offset: number): this {
     this.body.u8(code).u32(alignLog2).u32(offset);
     return this;
   }
 
-  simdMem(code: number, alignLog2: number, offset: number): this {
+  /** Memory access in buffer `place`: the memarg offset is its base + `offset` bytes (a relocation). */
+  memAt(code: number, alignLog2: number, place: BufferPlace, offset: number): this {
+    this.body.u8(code).u32(alignLog2);
+    return this.relocated(place, offset);
+  }
+
+  simdMemAt(code: number, alignLog2: number, place: BufferPlace, offset: number): this {
     this.simd(code);
-    this.body.u32(alignLog2).u32(offset);
+    this.body.u32(alignLog2);
+    return this.relocated(place, offset);
+  }
+
+  private relocated(place: BufferPlace, addend: number): this {
+    const at = this.body.length;
+    this.body.u32(place.base + addend);
+    this.relocations.push({ at, end: this.body.length, buffer: place.id, addend });
     return this;
   }
 

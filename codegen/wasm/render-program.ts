@@ -5,15 +5,16 @@
 // split loop follows the batch). Buffer
 // addresses follow the driver's memory plan laid out by runtime/artifact/wasm-layout.ts.
 
-import type { BufferDecl, Kernel, KernelProgram } from "../../compiler/kernel/kernel-ir.ts";
+import type { BufferDecl, Kernel, KernelProgram, Section } from "../../compiler/kernel/kernel-ir.ts";
 import { rowBounds, sizeBuffer } from "../../compiler/kernel/symbolic-bound.ts";
 import type { ArtifactKernel } from "../../runtime/artifact/format.ts";
-import { KilnError } from "../../compiler/util/errors.ts";
+import { bug, KilnError } from "../../compiler/util/errors.ts";
 import { artifactLayout, layoutMemory, pinnedSlots, type WasmStateRegion } from "../../runtime/artifact/wasm-layout.ts";
-import { assembleModule, type ExportedGlobal } from "./encoder.ts";
+import { assembleModule, ByteWriter, type ExportedGlobal } from "./encoder.ts";
 import { sectionSourceNote } from "../../compiler/kernel/print.ts";
-import type { BufferPlace } from "./emit-scalar.ts";
-import { emitSection, type SectionOptions } from "./emit-section.ts";
+import { sectionShape } from "../../compiler/kernel/section-key.ts";
+import type { BufferPlace, Relocation } from "./func-builder.ts";
+import { emitSection, type RowLimits, type SectionFunc, type SectionOptions } from "./emit-section.ts";
 import { FIRST_SECTION_FUNC, HELPER_FUNCS, HOST_IMPORTS, helperFuncs } from "./module-helpers.ts";
 
 export interface WasmBuildOptions extends SectionOptions {
@@ -31,11 +32,14 @@ const WASM32_MAX_PAGES = 65536;
 /**
  * Renders every kernel as a wasm module whose addresses follow the memory plan's slots
  * (wasm-layout.ts); with a state region, also the slots' addresses (the artifact records them).
+ * `shareSections` (default true) renders each distinct section once (SectionCache); false
+ * renders every one afresh, which gives the same bytes (a test compares them).
  */
 export function renderWasmProgram(
   program: KernelProgram,
   memory: { readonly slotOf: readonly number[]; readonly slotBytes: readonly number[] },
   opts: WasmBuildOptions = {},
+  shareSections = true,
 ): { readonly kernels: ArtifactKernel[]; readonly slotOffsets?: readonly number[] } {
   const region = opts.stateRegion;
   const pinned = region
@@ -53,11 +57,13 @@ export function renderWasmProgram(
       code: "unsupported",
       message: `wasm target: ${program.name} needs ${(layout.totalBytes / 2 ** 30).toFixed(2)} GiB of memory, more than the 4 GiB a wasm32 memory holds (try a smaller batch, or the js target)`,
     });
-  const places = program.buffers.map((b): BufferPlace => ({ base: layout.slotOffsets[memory.slotOf[b.id]!] ?? 0, dtype: b.dtype }));
+  const places = program.buffers.map((b): BufferPlace => ({ id: b.id, base: layout.slotOffsets[memory.slotOf[b.id]!] ?? 0, dtype: b.dtype }));
   const place = (id: number): BufferPlace => places[id]!;
+  const shared = shareSections ? new SectionCache() : undefined;
+  let portableShared: SectionCache | undefined;
   const kernels = program.kernels.map((k) => {
     const maxPages = region ? WASM32_MAX_PAGES : layout.pages;
-    const bytes = buildKernelModule(k, place, layout.pages, opts, program.buffers, maxPages);
+    const bytes = buildKernelModule(k, place, layout.pages, opts, program.buffers, maxPages, shared);
     const kernel: ArtifactKernel = { name: k.name, source: encodeBase64(bytes), params: [], reads: k.reads, writes: k.writes };
     if (!opts.fma) return kernel;
     // Relaxed SIMD in it? Then also the portable module, for engines without relaxed SIMD —
@@ -66,7 +72,8 @@ export function renderWasmProgram(
     let portable: string | null | undefined;
     const portableSource = (): string | undefined => {
       if (portable === undefined) {
-        const built = buildKernelModule(k, place, layout.pages, { ...opts, fma: false }, program.buffers, maxPages);
+        if (shareSections) portableShared ??= new SectionCache();
+        const built = buildKernelModule(k, place, layout.pages, { ...opts, fma: false }, program.buffers, maxPages, portableShared);
         portable = sameBytes(bytes, built) ? null : encodeBase64(built);
       }
       return portable ?? undefined;
@@ -83,6 +90,7 @@ export function buildKernelModule(
   opts: WasmBuildOptions = {},
   buffers: readonly BufferDecl[] = [],
   maxPages = pages,
+  shared?: SectionCache,
 ): Uint8Array {
   // A symbolic batch: loops that step its rows stop at the run's rows (rowBounds,
   // compiler/kernel/symbolic-bound.ts). The function bounds inner ones itself; for the split
@@ -90,9 +98,10 @@ export function buildKernelModule(
   // ceil(x<j> × size / m<j>) iterations instead of x<j>.
   const size = sizeBuffer(buffers);
   const bounds = k.sections.map((s) => (size ? rowBounds(s, buffers).vars : new Map<string, number>()));
-  const sections = k.sections.map((s, j) =>
-    emitSection(s, place, HELPER_FUNCS, `s${j}`, opts, size ? { sizeAt: place(size.id).base, max: size.dimMax!, vars: bounds[j]! } : undefined),
-  );
+  const sections = k.sections.map((s, j) => {
+    const rows = size ? { sizeAt: place(size.id).base, max: size.dimMax!, vars: bounds[j]! } : undefined;
+    return shared ? shared.emit(s, place, `s${j}`, opts, rows) : emitSection(s, place, HELPER_FUNCS, `s${j}`, opts, rows);
+  });
   const globals: ExportedGlobal[] = [{ name: "n", value: sections.length }];
   sections.forEach((s, j) => globals.push({ name: `x${j}`, value: s.splitExtent }, { name: `w${j}`, value: Math.min(s.work, 2 ** 31 - 1) }));
   if (size) {
@@ -113,6 +122,56 @@ export function buildKernelModule(
     globals,
     comment,
   });
+}
+
+/**
+ * Sections rendered once per structure (compiler/kernel/section-key.ts): a section whose key
+ * was seen takes the first one's function with its buffer bases re-written (the relocations
+ * FuncBuilder.memAt recorded), not a fresh walk of the schedule and emitters. The key adds to
+ * the structure what emitting reads of the buffers besides their bases: their dtypes, which of
+ * them share an address (planRowReuse), the options and the row limits.
+ */
+export class SectionCache {
+  private readonly entries = new Map<string, { readonly func: SectionFunc; readonly buffers: readonly number[] }>();
+  /** Sections emitted and sections re-based (tests read them). */
+  emitted = 0;
+  rebased = 0;
+
+  emit(s: Section, place: (id: number) => BufferPlace, name: string, opts: SectionOptions, rows: RowLimits | undefined): SectionFunc {
+    const shape = sectionShape(s);
+    const places = shape.buffers.map(place);
+    const firstAt = new Map<number, number>();
+    const aliases = places.map((p, i) => {
+      const first = firstAt.get(p.base);
+      if (first === undefined) firstAt.set(p.base, i);
+      return first === undefined ? p.dtype : `${p.dtype}=${first}`;
+    });
+    const rowKey = rows ? `${rows.sizeAt} ${rows.max} ${[...rows.vars].join(";")}` : "";
+    const key = `${shape.key}\n${aliases.join(",")}\n${opts.simd !== false} ${opts.fma === true}\n${rowKey}`;
+    const seen = this.entries.get(key);
+    if (!seen) {
+      const func = emitSection(s, place, HELPER_FUNCS, name, opts, rows);
+      this.entries.set(key, { func, buffers: shape.buffers });
+      this.emitted++;
+      return func;
+    }
+    this.rebased++;
+    const localOf = new Map(seen.buffers.map((id, i) => [id, i]));
+    const relocations: Relocation[] = [];
+    const body = new ByteWriter();
+    const from = seen.func.func.body.toBytes();
+    let copied = 0;
+    for (const r of seen.func.relocations) {
+      const target = places[localOf.get(r.buffer) ?? bug(`wasm: relocation of buffer ${r.buffer} outside its section`)]!;
+      body.raw(from.subarray(copied, r.at));
+      const at = body.length;
+      body.u32(target.base + r.addend);
+      relocations.push({ at, end: body.length, buffer: target.id, addend: r.addend });
+      copied = r.end;
+    }
+    body.raw(from.subarray(copied));
+    return { ...seen.func, func: { ...seen.func.func, body, exportName: name }, relocations };
+  }
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
