@@ -4,7 +4,10 @@
 // movement ops), so a decision can see whether inlining would recompute anything:
 // - movement ops and constants always fold into their users' indices;
 // - elementwise ops inline into every user, unless one user group would evaluate them more
-//   than 8 times per element (an activation feeding a matmul's k loop is written out once);
+//   than 8 times per element (an activation feeding a matmul's k loop is written out once),
+//   or their recomputation reads more than 8 values and more than one group reads them (a
+//   residual stream is written once per layer, not recomputed from the embedding by every
+//   later layer's kernels: that made the IR and the traffic quadratic in depth);
 // - a reduction or contraction inlines into its single user group when that group evaluates
 //   it once per output element (a softmax row's max and sum; a matmul's bias+ReLU epilogue);
 // - a value that must be written (graph output, shared reduction) joins a user group as an
@@ -12,7 +15,7 @@
 // Independent groups at the same dependency depth then share a kernel (horizontal fusion).
 // The plan is data (FusionPlan) that lowering, tests and dumps read.
 
-import { nodeOf } from "../ir/graph.ts";
+import { nodeOf, uses } from "../ir/graph.ts";
 import type { Graph, Node, ValueId } from "../ir/types.ts";
 import { opRole, operands, roleView } from "../ir/op-schema.ts";
 import { dtypeBytes } from "../ir/dtype.ts";
@@ -29,6 +32,8 @@ import { findAttentionRegions, type AttentionRegion } from "./attention-backward
 const HORIZONTAL_MAX_ELEMENTS = 1 << 22;
 /** An expensive elementwise value is written out when one group would evaluate it more often than this per element. */
 const RECOMPUTE_LIMIT = 8;
+/** An elementwise value read by several groups is written out when recomputing it reads more values than this. */
+const FAN_IN_LIMIT = 16;
 
 interface GroupState {
   readonly id: number;
@@ -282,6 +287,7 @@ export function planFusion(g: Graph, opts: FuseOptions = {}): FusionPlan {
     if (leafOk || (opsOk && operands(n).length > 0 && operands(n).every((o) => maskConds.has(o)))) maskConds.add(n.id);
   }
   const symbolicMask = (n: Node): boolean => n.op === "where" && !pure.has(n.id) && maskConds.has(n.cond) && !maskConds.has(n.x);
+  const wide = wideValues(g, pure);
 
   // Attention backwards fuse where the forward would (same option and threshold).
   const fusesAttention = (score: ValueId): boolean =>
@@ -342,13 +348,56 @@ export function planFusion(g: Graph, opts: FuseOptions = {}): FusionPlan {
     }
     // An attention's masked scores stay inline: its kernel has no blocked matmul to keep.
     const onlyAttention = [...acc!.keys()].every((gid) => groups[gid]!.attention);
-    if ((symbolicMask(n) && !onlyAttention) || (!pure.has(n.id) && maxGroupCount(acc!) > RECOMPUTE_LIMIT * numel(n.type.shape))) {
+    if (
+      (symbolicMask(n) && !onlyAttention) ||
+      (!pure.has(n.id) && maxGroupCount(acc!) > RECOMPUTE_LIMIT * numel(n.type.shape)) ||
+      (wide.has(n.id) && acc!.size > 1 && !onlyAttention)
+    ) {
       materialize(n, acc, true);
       continue;
     }
     inline(n, acc!);
   }
   return finishPlan(g, groups, opts);
+}
+
+/**
+ * Elementwise values (and gathers) whose recomputation would read more than FAN_IN_LIMIT
+ * distinct values — inputs, reductions, contractions, or wide values used more than once,
+ * which are written out and count as one — in one forward walk, each node's set capped at
+ * the limit (linear in the graph). A wide value used once stays inline: its one user pays
+ * the same reads either way.
+ */
+function wideValues(g: Graph, pure: ReadonlySet<ValueId>): Set<ValueId> {
+  const useCount = uses(g);
+  const wide = new Set<ValueId>();
+  // null: more than FAN_IN_LIMIT
+  const reads = new Map<ValueId, readonly ValueId[] | null>();
+  for (const n of g.nodes) {
+    const role = opRole(n.op);
+    if (pure.has(n.id)) reads.set(n.id, []);
+    else if (role === "elementwise" || role === "movement" || role === "gather") {
+      let set: ValueId[] | null = [];
+      for (const o of operands(n)) {
+        const from = reads.get(o);
+        if (from === null || from === undefined) {
+          set = null;
+          break;
+        }
+        for (const id of from) if (!set.includes(id)) set.push(id);
+        if (set.length > FAN_IN_LIMIT) {
+          set = null;
+          break;
+        }
+      }
+      if (set === null && role !== "movement" && (useCount.get(n.id)?.length ?? 0) > 1) {
+        wide.add(n.id);
+        set = [n.id];
+      }
+      reads.set(n.id, set);
+    } else reads.set(n.id, [n.id]);
+  }
+  return wide;
 }
 
 function finishPlan(g: Graph, states: readonly GroupState[], opts: FuseOptions): FusionPlan {

@@ -178,3 +178,43 @@ describe("the 784-512-512-10 MLP training step with Adam", () => {
     expect(compiled.artifact.stats.peakBytes).toBeGreaterThan(0);
   });
 });
+
+describe("a deep pre-LN residual stack's training step", () => {
+  // Inlining the residual stream into every user would recompute it from the first layer in
+  // each later layer's kernels: kernel IR and reads quadratic in depth. Written out once its
+  // recomputation reads more than FAN_IN_LIMIT values, both grow linearly.
+  class Block extends k.nn.Module {
+    readonly ln = k.nn.layerNorm(8);
+    readonly fc1 = k.nn.linear(8, 16);
+    readonly fc2 = k.nn.linear(16, 8);
+    forward(x: k.Tensor): k.Tensor {
+      return x.add(this.fc2.call(this.fc1.call(this.ln.call(x)).relu()));
+    }
+  }
+  class Deep extends k.nn.Module {
+    readonly blocks: Block[];
+    constructor(depth: number) {
+      super();
+      this.blocks = Array.from({ length: depth }, () => new Block());
+    }
+    forward(x: k.Tensor): k.Tensor {
+      for (const b of this.blocks) x = b.call(x);
+      return x;
+    }
+  }
+  const compileDeep = (depth: number, check: boolean) => {
+    const step = k.trainStep(new Deep(depth), (y, t) => y.sub(t!).square().mean(), k.optim.sgd({ lr: 0.1 }));
+    const g = trace(step as never, { x: k.f32([4, 8]), y: k.f32([4, 8]) });
+    const c = check ? compileAndCheck(g) : compileJs(g);
+    return {
+      exprs: c.program.kernels.reduce((sum, kk) => sum + kk.sections.reduce((s2, s) => s2 + s.exprs.length, 0), 0),
+      maxReads: Math.max(...c.program.kernels.map((kk) => kk.reads.length)),
+    };
+  };
+
+  test("kernel IR grows linearly with depth, and no kernel reads more buffers at 16 layers than at 8", () => {
+    const [eight, sixteen] = [compileDeep(8, true), compileDeep(16, false)];
+    expect(sixteen.maxReads).toBe(eight.maxReads);
+    expect(sixteen.exprs).toBeLessThanOrEqual(2.05 * eight.exprs);
+  });
+});
