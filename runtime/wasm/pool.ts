@@ -34,6 +34,12 @@ const PROFILE = 9;
 const NEXT = 10;
 const CHUNK = 11;
 /**
+ * Workers that have instantiated the modules: the caller reads it at each launch, so a pool
+ * joins the first launch after its workers are up, with no wait for their "ready" messages
+ * (the event loop does not turn inside a run, nor between a compile and its first run).
+ */
+const READY = 12;
+/**
  * Chunks per thread: enough that a thread stalled by other processes leaves little for the
  * rest to wait on, few enough that a claim (one atomic add) and a call stay negligible.
  */
@@ -61,6 +67,7 @@ const fns = modules.map((m) => {
   return Array.from({ length: n }, (_, j) => inst.exports["s" + j]);
 });
 let gen = Atomics.load(ctl, ${GEN}); // read before "ready": the first launch may follow at once
+Atomics.add(ctl, ${READY}, 1);
 ready();
 for (;;) {
   Atomics.wait(ctl, ${GEN}, gen);
@@ -184,6 +191,7 @@ export class WorkerPool {
   ) {
     this.ctl = new Int32Array(memory.buffer, ctlAt, 16);
     this.busyMs = new Float64Array(busy);
+    Atomics.store(this.ctl, READY, 0);
     const joined = workers.map((w, i) => w.join({ memory, modules, index: i + 1, workers: workers.length, busy, ctlAt }));
     this.whenJoined = Promise.all(joined).then(
       () => {
@@ -217,6 +225,7 @@ export class WorkerPool {
   /** Whether every worker has instantiated the modules (launch needs it); throws if one failed to start. */
   get ready(): boolean {
     if (this.failure) throw new Error(`wasm worker threads failed to start: ${this.failure.message}`);
+    if (!this.isReady && !this.closed && Atomics.load(this.ctl, READY) === this.workers.length) this.isReady = true;
     return this.isReady;
   }
 
