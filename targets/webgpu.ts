@@ -73,6 +73,12 @@ export interface WebGpuOptions extends FuseOptions {
   readonly tune?: TuneMode;
   /** The adapter's kind and tuned forms (set by k.compile from the device and the cache; tests set it directly). */
   readonly tuning?: TuningContext;
+  /**
+   * Bind f16 tensors as array<f16> with `enable f16;` (2-byte stores, no atomics; the same bytes
+   * and bit-exact results as packed u32 words). Needs the device's `shader-f16` feature: k.compile
+   * sets it from the device where the adapter has it; default false (codegen/wgsl/dispatch.ts).
+   */
+  readonly shaderF16?: boolean;
 }
 
 export type WebGpuCompileOptions = WebGpuOptions & DriverOptions;
@@ -91,7 +97,16 @@ export const webGpuBackend: Backend<"webgpu", WebGpuOptions, DeviceLayout> = {
     const { description, device, vendor, software } = gpu.adapter;
     return { name: description || device || vendor || "unnamed WebGPU adapter", software };
   },
-  options: ["verify", "limits", "tiledMatmul", "progress", "progressAfterMs", "tune", "fuseAttention"] as const satisfies OptionKeys<WebGpuTargetOptions>,
+  options: [
+    "verify",
+    "limits",
+    "tiledMatmul",
+    "progress",
+    "progressAfterMs",
+    "tune",
+    "fuseAttention",
+    "shaderF16",
+  ] as const satisfies OptionKeys<WebGpuTargetOptions>,
   limits: { ...webGpuDefaultLimits },
   kernelExtension: "wgsl",
   // One u32 word per element (bool too: WGSL has no bool storage), but f16/bf16 two to a word.
@@ -123,7 +138,8 @@ export const webGpuBackend: Backend<"webgpu", WebGpuOptions, DeviceLayout> = {
   render: (program, _memory, opts, layout) => {
     const placed = layout ?? bug("webgpu render: no device layout");
     // A CPU adapter's JIT pays for every unrolled loop copy: its loops stay rolled (codegen/wgsl/dialect.ts's OPAQUE_ZERO).
-    const r = renderWebGpuProgram(program, placed, opts.limits ?? webGpuDefaultLimits, rolledLoopsFor((opts.tuning ?? NO_TUNING).kind));
+    const rolled = rolledLoopsFor((opts.tuning ?? NO_TUNING).kind);
+    const r = renderWebGpuProgram(program, placed, opts.limits ?? webGpuDefaultLimits, rolled, opts.shaderF16 === true);
     // a form renders where its section is alone in a dispatch (the search times exactly those)
     const formed = placed.dispatches.flatMap((d) => (d.sections.length === 1 ? d.sections : []));
     const tuning = tuningRecord(formed, tunePassOptions(opts));
@@ -149,7 +165,7 @@ export const webGpuBackend: Backend<"webgpu", WebGpuOptions, DeviceLayout> = {
     const gpu = await (await import("../runtime/webgpu/device.ts")).acquireWebGpu();
     if (!gpu) return {};
     const tuning = await tuningFor(gpu.adapter, tuneModeOf(undefined, envTune()));
-    return { limits: effectiveLimits(gpu.limits), tuning: tuning.context };
+    return { limits: effectiveLimits(gpu.limits), tuning: tuning.context, shaderF16: gpu.shaderF16 };
   },
   compile: (graph, opts = {}) => compileWebGpu(graph, opts),
   createRunner: async (artifact) => {
@@ -225,6 +241,9 @@ export async function createWebGpuExecutor(graph: Graph, opts: WebGpuTargetOptio
   const gpu = await acquireWebGpu();
   if (!gpu) throw new KilnError({ code: "target-unavailable", message: "target 'webgpu': no WebGPU adapter on this machine" });
   const limits = effectiveLimits(gpu.limits, opts.limits);
+  if (opts.shaderF16 === true && !gpu.shaderF16)
+    throw new KilnError({ code: "unsupported", message: "target 'webgpu': shaderF16 asked for, but this device has no 'shader-f16' feature" });
+  opts = { ...opts, shaderF16: opts.shaderF16 ?? gpu.shaderF16 };
   const mode = tuneModeOf(opts.tune, envTune());
   const tuning = await tuningFor(gpu.adapter, mode);
   let searched: readonly SearchResult[] = [];

@@ -68,6 +68,8 @@ export interface DispatchContext {
    * keeps a matmul's accumulators in registers that way.
    */
   readonly rolledLoops?: boolean;
+  /** The device has `shader-f16`: a GPU buffer holding only f16 tensors binds as array<f16> (`enable f16;`). */
+  readonly shaderF16?: boolean;
 }
 
 export interface DispatchBindings {
@@ -101,6 +103,9 @@ export function vectorBindable(d: Dispatch, ctx: DispatchContext, buffers: Itera
  * array<atomic<u32>>: a 16-bit store clears its half with atomicAnd and sets it with atomicOr
  * (the two halves' operations touch disjoint bits, so any interleaving leaves both values), and
  * every other access to that buffer in the dispatch is an atomicLoad or atomicStore.
+ * With `ctx.shaderF16`, a GPU buffer that is no pack and holds only f16 tensors in the dispatch
+ * binds as array<f16> instead (2-byte stores, no atomics; the same bytes): values still go
+ * through kiln_h2f/kiln_f2h on their bit patterns (bitcasts), so results stay bit-exact.
  */
 export function dispatchBindings(
   d: Dispatch,
@@ -110,13 +115,19 @@ export function dispatchBindings(
   const written = new Set(d.sections.flatMap((s) => s.stores.map((st) => st.buffer)));
   const gpuBuffers = [...new Set(d.buffers.map((b) => ctx.place[b]!.gpuBuffer))].sort((a, b) => a - b);
   const elementOfGpu = new Map<number, StorageElement>();
+  const f16Gpu = new Set<number>();
   for (const g of gpuBuffers) {
-    const elems = new Set(d.buffers.filter((b) => ctx.place[b]!.gpuBuffer === g).map((b) => storageElement(ctx.dtypeOf(b))));
+    const held = d.buffers.filter((b) => ctx.place[b]!.gpuBuffer === g);
+    const elems = new Set(held.map((b) => storageElement(ctx.dtypeOf(b))));
     elementOfGpu.set(g, ctx.packs.has(g) || elems.size !== 1 ? "u32" : [...elems][0]!);
+    if (ctx.shaderF16 === true && !ctx.packs.has(g) && held.every((b) => ctx.dtypeOf(b) === "f16")) f16Gpu.add(g);
   }
   const writable = new Set([...written].map((b) => ctx.place[b]!.gpuBuffer));
-  const atomicGpu = new Set([...written].filter((b) => halfOf(ctx.dtypeOf(b)) !== undefined).map((b) => ctx.place[b]!.gpuBuffer));
-  const arrayElement = (g: number): string => (vectorGpu.has(g) ? "vec4<f32>" : atomicGpu.has(g) ? "atomic<u32>" : elementOfGpu.get(g)!);
+  const atomicGpu = new Set(
+    [...written].filter((b) => halfOf(ctx.dtypeOf(b)) !== undefined && !f16Gpu.has(ctx.place[b]!.gpuBuffer)).map((b) => ctx.place[b]!.gpuBuffer),
+  );
+  const arrayElement = (g: number): string =>
+    vectorGpu.has(g) ? "vec4<f32>" : f16Gpu.has(g) ? "f16" : atomicGpu.has(g) ? "atomic<u32>" : elementOfGpu.get(g)!;
   const decls = gpuBuffers.map(
     (g, i) =>
       `@group(0) @binding(${i}) var<storage, ${writable.has(g) ? "read_write" : "read"}> g${g}: array<${arrayElement(g)}>; // ${d.buffers
@@ -146,6 +157,7 @@ export function dispatchBindings(
     loadVector: (buffer, index) => vector(buffer, index),
     storeVector: (buffer, index, value) => `${vector(buffer, index)} = ${value};`,
     load(buffer, index, t) {
+      if (f16Gpu.has(ctx.place[buffer]!.gpuBuffer)) return wgslLoadHalf(`(bitcast<u32>(vec2<f16>(${element(buffer, index).ref}, 0.0h)) & 0xffffu)`, t);
       if (halfOf(t) !== undefined) {
         const { ref, shift, atomic } = halfWord(buffer, index);
         return wgslLoadHalf(`((${atomic ? `atomicLoad(&${ref})` : ref} >> ${shift}) & 0xffffu)`, t);
@@ -156,6 +168,7 @@ export function dispatchBindings(
       return elem === t ? ref : `bitcast<${t}>(${ref})`;
     },
     store(buffer, index, value, t) {
+      if (f16Gpu.has(ctx.place[buffer]!.gpuBuffer)) return `${element(buffer, index).ref} = bitcast<vec2<f16>>(${wgslStoreHalf(value, t)}).x;`;
       if (halfOf(t) !== undefined) {
         const { ref, shift } = halfWord(buffer, index);
         return `{ let kiln_sh = ${shift}; atomicAnd(&${ref}, ~(0xffffu << kiln_sh)); atomicOr(&${ref}, ${wgslStoreHalf(value, t)} << kiln_sh); }`;

@@ -21,8 +21,14 @@ export interface RenderedWebGpuProgram {
   };
 }
 
-/** `rolledLoops`: keep constant-trip loops rolled (DispatchContext's, for a CPU adapter). */
-export function renderWebGpuProgram(program: KernelProgram, layout: DeviceLayout, limits: WebGpuLimits, rolledLoops = false): RenderedWebGpuProgram {
+/** `rolledLoops`: keep constant-trip loops rolled (DispatchContext's, for a CPU adapter); `shaderF16`: f16 buffers as array<f16>. */
+export function renderWebGpuProgram(
+  program: KernelProgram,
+  layout: DeviceLayout,
+  limits: WebGpuLimits,
+  rolledLoops = false,
+  shaderF16 = false,
+): RenderedWebGpuProgram {
   const ctx = {
     dtypeOf: (b: number) => program.buffers[b]!.dtype,
     nameOf: (b: number) => program.buffers[b]!.name,
@@ -32,6 +38,7 @@ export function renderWebGpuProgram(program: KernelProgram, layout: DeviceLayout
     buffers: program.buffers,
     gpuBufferBytes: layout.gpuBufferBytes,
     rolledLoops,
+    shaderF16,
   };
   const kernels = layout.dispatches.map((d): WebGpuArtifactKernel => {
     const r = renderDispatch(d, ctx);

@@ -40,8 +40,14 @@ function vectorPlanFor(s: Section, d: Dispatch, ctx: DispatchContext): VectorPla
 /**
  * A section alone in its dispatch renders in the form its kernel-IR `form` fact names (chosen
  * by webgpu's `matmul-form` and `row-kernels` passes); any other dispatch, one thread per output.
+ * A shader binding array<f16> (ctx.shaderF16) opens with `enable f16;` after its name line.
  */
 export function renderDispatch(d: Dispatch, ctx: DispatchContext): RenderedDispatch {
+  const r = renderDispatchForm(d, ctx);
+  return r.source.includes("array<f16>") ? { ...r, source: r.source.replace(/^(\/\/[^\n]*\n)/, "$1enable f16;\n") } : r;
+}
+
+function renderDispatchForm(d: Dispatch, ctx: DispatchContext): RenderedDispatch {
   const only = d.sections.length === 1 ? d.sections[0]! : undefined;
   const form = only?.form;
   if (only && form?.kind === "matmul") {

@@ -18,6 +18,8 @@ export interface WebGpuContext {
   readonly device: GPUDevice;
   readonly adapter: WebGpuAdapterDescription;
   readonly limits: GPUSupportedLimits;
+  /** The device was given `shader-f16` (the adapter has it): WGSL may `enable f16;`. */
+  readonly shaderF16: boolean;
 }
 
 let context: Promise<WebGpuContext | undefined> | undefined;
@@ -42,9 +44,11 @@ async function openDevice(): Promise<WebGpuContext | undefined> {
   const l = adapter.limits;
   // Ask for the adapter's own limits: a device gets only WebGPU's minimums unless it asks.
   // `timestamp-query` where offered: exe.profile times kernels with it (a run that is not
-  // profiled creates no query set, so having the feature costs nothing).
+  // profiled creates no query set, so having the feature costs nothing). `shader-f16` where
+  // offered: f16 tensors then bind as array<f16> (codegen/wgsl/dispatch.ts).
+  const features = (["timestamp-query", "shader-f16"] as const).filter((f) => adapter.features.has(f));
   const device = await adapter.requestDevice({
-    requiredFeatures: adapter.features.has("timestamp-query") ? ["timestamp-query"] : [],
+    requiredFeatures: features,
     requiredLimits: {
       maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
       maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
@@ -56,6 +60,7 @@ async function openDevice(): Promise<WebGpuContext | undefined> {
     gpu,
     device,
     limits: device.limits,
+    shaderF16: device.features.has("shader-f16"),
     adapter: {
       vendor: info.vendor,
       architecture: info.architecture,

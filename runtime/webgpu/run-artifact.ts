@@ -389,6 +389,9 @@ export class WebGpuArtifactRunner implements ResidentOwner {
    * WebGpuRunnerOptions.warmUp), and reports progress while that takes long.
    */
   static async create(device: GPUDevice, artifact: Artifact, opts: WebGpuRunnerOptions = {}): Promise<WebGpuArtifactRunner> {
+    const f16 = artifact.kernels.find((k) => k.source.includes("\nenable f16;"));
+    if (f16 && !device.features.has("shader-f16"))
+      throw new Error(`artifact ${artifact.name}: kernel ${f16.name} uses f16 storage (compiled with shaderF16), and this device has no 'shader-f16' feature`);
     const runner = new WebGpuArtifactRunner(device, artifact, opts.shared);
     if (opts.readbackChunkBytes !== undefined) {
       if (!Number.isInteger(opts.readbackChunkBytes) || opts.readbackChunkBytes < 4 || opts.readbackChunkBytes % 4 !== 0)

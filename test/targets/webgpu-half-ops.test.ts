@@ -2,7 +2,8 @@
 // 16-bit values live two per u32 word (2 bytes each; a store is an atomicAnd/atomicOr on its
 // half), compute in f32 and round per op in integer ops, so no shader-f16 adapter feature is
 // needed. Then packed storage itself: bytes per element, odd lengths, a tiled matmul's stores,
-// 16-bit tensors inside a binding pack, against the interpreter. By default the
+// 16-bit tensors inside a binding pack, against the interpreter; and, where the device has
+// shader-f16, the same with f16 tensors bound as array<f16> (k.compile's default there). By default the
 // bit-for-bit cases of both and f16's elementwise group (each new shader costs
 // lavapipe seconds); KILN_FULL=1 runs every group. Skips without an adapter (test/util/webgpu-env.ts).
 
@@ -29,68 +30,100 @@ for (const dtype of ["f16", "bf16"] as const)
     mixed: FULL || dtype === "f16", // the bf16 AdamW step: ~13 s of shader compilation on a cold lavapipe cache
   });
 
-describe.skipIf(!env.available)("webgpu 16-bit conversions (kiln_f2h/h2f/f2b/b2f) against runtime/artifact/half.ts", () => {
-  const castRun = async (from: DType, to: DType, data: HostTensor["data"]): Promise<ArrayLike<number>> => {
-    const b = new GraphBuilder(`cast_${from}_${to}`);
-    const x = b.input("x", { dtype: from, shape: [data.length] });
-    const g = b.build([{ name: "out", value: b.add({ op: "cast", x }, { dtype: to, shape: [data.length] }) }]);
-    const out = await target.compile(g, { verify: true }).run({ x: { dtype: from, shape: [data.length], data } });
-    return out["out"]!.data;
+// The same kernels with f16 tensors bound as array<f16> (`enable f16;`), where the device has shader-f16.
+const hasF16 = env.available && env.context!.shaderF16;
+if (env.available && !hasF16) console.log("webgpu-half-ops.test: the adapter has no shader-f16, skipping the array<f16> runs");
+const f16Target = webGpuF16Target();
+describeHalfOpSuite(f16Target, "f16", [], { skip: !hasF16, timeoutMs: TIMEOUT_MS, mixed: false });
+
+function webGpuF16Target(): TestTarget {
+  return {
+    name: "webgpu",
+    label: "webgpu target, shader-f16 storage",
+    compile: (g, opts) => {
+      const device = env.context!;
+      const compiled = compileWebGpu(g, { ...opts, limits: device.limits, shaderF16: true });
+      return {
+        run: async (inputs) => {
+          const runner = await WebGpuArtifactRunner.create(device.device, compiled.artifact);
+          try {
+            return await runner.run(inputs);
+          } finally {
+            runner.destroy();
+          }
+        },
+        explain: () => compiled.artifact.kernels.map((kk) => kk.source).join("\n"),
+      };
+    },
   };
+}
 
-  test(
-    "every f16 and bf16 bit pattern widens to its exact f32 value",
-    async () => {
-      for (const [d, decode] of [
-        ["f16", halfBitsToNumber],
-        ["bf16", bfloat16BitsToNumber],
-      ] as const) {
-        const all = Uint16Array.from({ length: 0x10000 }, (_, i) => i);
-        const got = await castRun(d, "f32", all);
-        const wrong = Array.from(all).filter((bits, i) => !Object.is(got[i], decode(bits)) && !(Number.isNaN(got[i]) && Number.isNaN(decode(bits))));
-        expect(wrong, d).toEqual([]);
-      }
-    },
-    TIMEOUT_MS,
-  );
+for (const [storage, convTarget, available] of [
+  ["u32 words", target, env.available],
+  ["array<f16> (shader-f16)", f16Target, hasF16],
+] as const)
+  describe.skipIf(!available)(`webgpu 16-bit conversions (kiln_f2h/h2f/f2b/b2f) against runtime/artifact/half.ts, ${storage}`, () => {
+    const castRun = async (from: DType, to: DType, data: HostTensor["data"]): Promise<ArrayLike<number>> => {
+      const b = new GraphBuilder(`cast_${from}_${to}`);
+      const x = b.input("x", { dtype: from, shape: [data.length] });
+      const g = b.build([{ name: "out", value: b.add({ op: "cast", x }, { dtype: to, shape: [data.length] }) }]);
+      const out = await convTarget.compile(g, { verify: true }).run({ x: { dtype: from, shape: [data.length], data } });
+      return out["out"]!.data;
+    };
 
-  test(
-    "f32 values round to f16 and bf16 bit patterns as half.ts rounds them: ties, subnormals, overflow",
-    async () => {
-      let seed = 11;
-      const r = (): number => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
-      const finite = (v: number): boolean => Number.isFinite(v);
-      const values = [
-        ...Array.from({ length: 3000 }, () => new Float32Array(Uint32Array.of((r() * 2 ** 32) >>> 0).buffer)[0]!).filter(finite),
-        ...Array.from({ length: 1000 }, () => (r() * 2 - 1) * 2 ** -14),
-        65504,
-        65519.99,
-        65520,
-        -65520,
-        2 ** -24,
-        2 ** -25,
-        3 * 2 ** -25,
-        1 + 2 ** -11,
-        1 + 3 * 2 ** -11,
-        1 + 2 ** -8,
-        1 + 3 * 2 ** -8,
-        3.4e38,
-        0,
-        -0,
-      ].filter((v) => Math.abs(v) === 0 || Math.abs(v) >= 2 ** -126); // f32 subnormals may flush to zero on a GPU
-      const x = Float64Array.from(Float32Array.from(values));
-      for (const [d, encode] of [
-        ["f16", numberToHalfBits],
-        ["bf16", numberToBfloat16Bits],
-      ] as const) {
-        const got = await castRun("f32", d, x);
-        const wrong = Array.from(x).flatMap((v, i) => (got[i] === encode(v) ? [] : [[v, got[i], encode(v)]]));
-        expect(wrong, d).toEqual([]);
-      }
-    },
-    TIMEOUT_MS,
-  );
-});
+    test(
+      "every f16 and bf16 bit pattern widens to its exact f32 value",
+      async () => {
+        for (const [d, decode] of [
+          ["f16", halfBitsToNumber],
+          ["bf16", bfloat16BitsToNumber],
+        ] as const) {
+          const all = Uint16Array.from({ length: 0x10000 }, (_, i) => i);
+          const got = await castRun(d, "f32", all);
+          const wrong = Array.from(all).filter((bits, i) => !Object.is(got[i], decode(bits)) && !(Number.isNaN(got[i]) && Number.isNaN(decode(bits))));
+          expect(wrong, d).toEqual([]);
+        }
+      },
+      TIMEOUT_MS,
+    );
+
+    test(
+      "f32 values round to f16 and bf16 bit patterns as half.ts rounds them: ties, subnormals, overflow",
+      async () => {
+        let seed = 11;
+        const r = (): number => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
+        const finite = (v: number): boolean => Number.isFinite(v);
+        const values = [
+          ...Array.from({ length: 3000 }, () => new Float32Array(Uint32Array.of((r() * 2 ** 32) >>> 0).buffer)[0]!).filter(finite),
+          ...Array.from({ length: 1000 }, () => (r() * 2 - 1) * 2 ** -14),
+          65504,
+          65519.99,
+          65520,
+          -65520,
+          2 ** -24,
+          2 ** -25,
+          3 * 2 ** -25,
+          1 + 2 ** -11,
+          1 + 3 * 2 ** -11,
+          1 + 2 ** -8,
+          1 + 3 * 2 ** -8,
+          3.4e38,
+          0,
+          -0,
+        ].filter((v) => Math.abs(v) === 0 || Math.abs(v) >= 2 ** -126); // f32 subnormals may flush to zero on a GPU
+        const x = Float64Array.from(Float32Array.from(values));
+        for (const [d, encode] of [
+          ["f16", numberToHalfBits],
+          ["bf16", numberToBfloat16Bits],
+        ] as const) {
+          const got = await castRun("f32", d, x);
+          const wrong = Array.from(x).flatMap((v, i) => (got[i] === encode(v) ? [] : [[v, got[i], encode(v)]]));
+          expect(wrong, d).toEqual([]);
+        }
+      },
+      TIMEOUT_MS,
+    );
+  });
 
 describe.skipIf(!env.available)("webgpu packed 16-bit storage: two elements per u32 word", () => {
   const exact = { atol: 0, rtol: 0, group: "elementwise" as const };
@@ -128,6 +161,30 @@ describe.skipIf(!env.available)("webgpu packed 16-bit storage: two elements per 
   ]);
   const target = webGpuTestTarget(() => env.context!);
   test.each(cases.map((c) => [c.name, c] as const))("%s", (_name, c) => runCaseOnTarget(c, target), TIMEOUT_MS);
+  // The f16 ones bound as array<f16> (no atomics; the same 2 bytes per element).
+  test.skipIf(!hasF16).each(cases.filter((c) => c.name.includes("[f16]")).map((c) => [c.name, c] as const))(
+    "%s, array<f16>",
+    (_name, c) => runCaseOnTarget(c, f16Target),
+    TIMEOUT_MS,
+  );
+  test.skipIf(!hasF16)("shaderF16: f16 buffers bind as array<f16> behind `enable f16;`, bf16 stays in u32 words", () => {
+    const b = new GraphBuilder("f16_storage");
+    const x = b.input("x", { dtype: "f16", shape: [7] });
+    const y = b.input("y", { dtype: "bf16", shape: [7] });
+    const g = b.build([
+      { name: "out", value: b.add({ op: "neg", x }, { dtype: "f16", shape: [7] }) },
+      { name: "outb", value: b.add({ op: "neg", x: y }, { dtype: "bf16", shape: [7] }) },
+    ]);
+    const { artifact } = compileWebGpu(g, { limits: env.context!.limits, shaderF16: true });
+    expect(artifact.kernels.length).toBe(1); // both negations fused
+    const source = artifact.kernels[0]!.source;
+    expect(source).toMatch(/^\/\/ [^\n]*\nenable f16;\n/);
+    expect(source).toMatch(/read> g\d+: array<f16>; \/\/ x\n/);
+    expect(source).toMatch(/read_write> g\d+: array<f16>; \/\/ out\n/);
+    expect(source).toMatch(/read> g\d+: array<u32>; \/\/ y\n/);
+    expect(source).toMatch(/read_write> g\d+: array<atomic<u32>>; \/\/ outb\n/);
+    expect(artifact.memory.slotBytes[artifact.buffers.find((bb) => bb.name === "out")!.slot]).toBe(16);
+  });
 
   // Ten 16-bit inputs under a 4-binding limit: most go into one pack, at 256-byte offsets.
   const packed: TestTarget = {
@@ -160,6 +217,38 @@ describe.skipIf(!env.available)("webgpu packed 16-bit storage: two elements per 
           { ...exact, name: `sum of ten [${dtype}]`, fn: sum, specs: Array.from({ length: 10 }, () => h(dtype, [5])), range: [-4, 4] },
           packed,
         );
+    },
+    TIMEOUT_MS,
+  );
+});
+
+describe.skipIf(!hasF16)("k.compile on webgpu uses shader-f16 where the device has it", () => {
+  test(
+    "f16 tensors bind as array<f16> by default, packed u32 words with shaderF16: false; both exact",
+    async () => {
+      const fn = (x: k.Tensor, y: k.Tensor): k.Tensor => x.mul(y).add(x);
+      const specs = [k.f16([5]), k.f16([5])];
+      const x = Float32Array.of(1.5, -2.25, 1000, 0.0999, -7);
+      const y = Float32Array.of(3, 0.5, 70, -2, 1e-3);
+      // Hand-rounded: every product and sum rounds to f16 (11 significant bits).
+      const want = Array.from(x, (xi, i) =>
+        halfBitsToNumber(
+          numberToHalfBits(
+            halfBitsToNumber(numberToHalfBits(halfBitsToNumber(numberToHalfBits(xi)) * halfBitsToNumber(numberToHalfBits(y[i]!)))) +
+              halfBitsToNumber(numberToHalfBits(xi)),
+          ),
+        ),
+      );
+      for (const shaderF16 of [undefined, false] as const) {
+        const exe = await k.compile(fn as never, specs, { target: "webgpu", ...(shaderF16 === false ? { shaderF16 } : {}) });
+        expect(
+          exe.artifact!.kernels.some((kk) => kk.source.includes("array<f16>")),
+          String(shaderF16),
+        ).toBe(shaderF16 === undefined);
+        // Values in, values out (a Float32Array of the f16 results).
+        const out = (await exe.run([x, y] as never)) as unknown as { data: ArrayLike<number> };
+        expect(Array.from(out.data), String(shaderF16)).toEqual(want);
+      }
     },
     TIMEOUT_MS,
   );
