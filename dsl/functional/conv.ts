@@ -1,6 +1,7 @@
 // linear, conv2d and convTranspose2d with PyTorch layouts (NCHW; weights [out, in] and
 // [out, in/groups, kH, kW]; transposed conv weight [in, out/groups, kH, kW]). A conv is
-// im2col from movement ops (windows1d per spatial axis) and one `dot` batched over groups;
+// im2col from movement ops (windows1d per spatial axis) and one `dot` batched over groups
+// whose output is channel-major (convCore);
 // a transposed conv is a regular conv over the stride-dilated input with a flipped kernel.
 
 import { formatShape } from "../../compiler/util/shape.ts";
@@ -179,8 +180,15 @@ function resolvePadding(
 }
 
 /**
- * x [N, C, H, W] (f32), w [O, C/g, kH, kW]. im2col as movement ops into
- * [g, N*OH*OW, C/g*kH*kW], then one batched dot with w as [g, C/g*kH*kW, O/g].
+ * x [N, C, H, W] (f32), w [O, C/g, kH, kW]: im2col as movement ops and one dot batched over
+ * groups. The dot is w [g, O/g, kH·kW·C/g] · patches [g, kH·kW·C/g, N·OH·OW], so its output
+ * is channel-major ([O, N, OH·OW], an outer permute from NCHW): a pool or the next conv reads
+ * it contiguously along OW, with no transpose, and so do the gradients — the filter gradient
+ * is the same plain dot, the input gradient's overlap-add reads along OW. k runs over
+ * (kH, kW, C/g), channels innermost, and windows are cut along W first, so the overlap-add's
+ * first (bigger) stage sums along H and streams along W. A graph with a symbolic batch keeps
+ * the batch leading, as compiler/ir/symbolic.ts requires: there the dot is
+ * patches [g, N·OH·OW, C/g·kH·kW] · w [g, C/g·kH·kW, O/g] (channel-last output, permuted to NCHW).
  */
 function convCore(x: Tensor, w: Tensor, geo: ConvGeometry, userInput: Tensor, op: string): Tensor {
   const [n, c] = x.shape as [number, number];
@@ -195,13 +203,27 @@ function convCore(x: Tensor, w: Tensor, geo: ConvGeometry, userInput: Tensor, op
       "shape-mismatch",
       `shape mismatch in ${op}: input ${formatShape(userInput.shape)} (padded to ${hp}x${wp}) is smaller than the kernel ${kh}x${kw} with dilation [${geo.dilation.join(",")}]`,
     );
-  const rows = windows1d(padded, 2, kh, geo.stride[0], geo.dilation[0]); // [N, C, kH, OH, Wp]
-  const win = windows1d(rows, 4, kw, geo.stride[1], geo.dilation[1]); // [N, C, kH, OH, kW, OW]
+  if (x.trace.symbol) {
+    const rows = windows1d(padded, 2, kh, geo.stride[0], geo.dilation[0]); // [N, C, kH, OH, Wp]
+    const win = windows1d(rows, 4, kw, geo.stride[1], geo.dilation[1]); // [N, C, kH, OH, kW, OW]
+    const grouped = M.reshape(win, [n, g, c / g, kh, oh, kw, ow]);
+    const patches = M.reshape(M.permute(grouped, [1, 0, 4, 6, 2, 3, 5]), [g, n * oh * ow, groupChannels * kh * kw]);
+    const kernel = M.permute(M.reshape(w, [g, outChannels / g, groupChannels * kh * kw]), [0, 2, 1]);
+    const out = prim(x.trace, { op: "dot", lhs: patches.id, rhs: kernel.id }); // [g, N*OH*OW, O/g]
+    const nchw = M.permute(M.reshape(out, [g, n, oh, ow, outChannels / g]), [1, 0, 4, 2, 3]);
+    return M.reshape(nchw, [n, outChannels, oh, ow]);
+  }
+  const cols = windows1d(padded, 3, kw, geo.stride[1], geo.dilation[1]); // [N, C, Hp, kW, OW]
+  const win = windows1d(cols, 2, kh, geo.stride[0], geo.dilation[0]); // [N, C, kH, OH, kW, OW]
   const grouped = M.reshape(win, [n, g, c / g, kh, oh, kw, ow]);
-  const patches = M.reshape(M.permute(grouped, [1, 0, 4, 6, 2, 3, 5]), [g, n * oh * ow, groupChannels * kh * kw]);
-  const kernel = M.permute(M.reshape(w, [g, outChannels / g, groupChannels * kh * kw]), [0, 2, 1]);
-  const out = prim(x.trace, { op: "dot", lhs: patches.id, rhs: kernel.id }); // [g, N*OH*OW, O/g]
-  const nchw = M.permute(M.reshape(out, [g, n, oh, ow, outChannels / g]), [1, 0, 4, 2, 3]);
+  const patches = M.reshape(M.permute(grouped, [1, 3, 5, 2, 0, 4, 6]), [g, kh * kw * groupChannels, n * oh * ow]);
+  const kernel = M.reshape(M.permute(M.reshape(w, [g, outChannels / g, groupChannels, kh, kw]), [0, 1, 3, 4, 2]), [
+    g,
+    outChannels / g,
+    kh * kw * groupChannels,
+  ]);
+  const out = prim(x.trace, { op: "dot", lhs: kernel.id, rhs: patches.id }); // [g, O/g, N*OH*OW]
+  const nchw = M.permute(M.reshape(out, [g, outChannels / g, n, oh * ow]), [2, 0, 1, 3]);
   return M.reshape(nchw, [n, outChannels, oh, ow]);
 }
 
