@@ -10,6 +10,11 @@ import type { FuncBuilder } from "./func-builder.ts";
 export interface IndexEnv {
   pushVar(name: string): void;
   pushData(ref: number): void;
+  /**
+   * Where a loop keeps a running byte address for `index` (bytes per element `bytes`): pushes
+   * it and returns the memarg offset still to add; undefined to compute the address.
+   */
+  address?(index: IndexExpr, bytes: number): number | undefined;
 }
 
 const isPow2 = (c: number): boolean => c > 0 && (c & (c - 1)) === 0;

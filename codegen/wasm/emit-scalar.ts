@@ -68,6 +68,8 @@ export interface ScalarCtx {
  * column offsets then cost no instruction, and copies of a load share one address).
  */
 export function emitAddress(ctx: Pick<ScalarCtx, "fb" | "env">, index: Parameters<typeof emitIndex>[1], bytes: number): number {
+  const pointed = ctx.env.address?.(index, bytes);
+  if (pointed !== undefined) return pointed;
   const rest = { ...index, constant: 0 };
   const fold = index.constant > 0 && index.terms.length > 0 && indexDataRefs(rest).size === 0 && bounds(rest)[0] >= 0;
   emitIndex(ctx.fb, fold ? rest : index, ctx.env);

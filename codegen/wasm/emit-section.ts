@@ -15,8 +15,21 @@ import { dtypeBytes, dtypeInfo, halfOf, isBool } from "../../compiler/ir/dtype.t
 import { SIMD_BINARY, WASM_MEMORY, isF32Value, laneOps } from "./dtypes.ts";
 import { assertNever, bug } from "../../compiler/util/errors.ts";
 import { I32, Op, Simd, V128, type DefinedFunc, type ValType } from "./encoder.ts";
-import { fromAtom, indexKey, indexVars, linearStride, predKey, substitute, substitutePred, type IndexVar } from "../../compiler/kernel/index-expr.ts";
-import type { IndexEnv } from "./emit-index.ts";
+import {
+  bounds,
+  constIndex,
+  fromAtom,
+  indexDataRefs,
+  indexKey,
+  indexVars,
+  linearStride,
+  predKey,
+  substitute,
+  substitutePred,
+  type IndexExpr,
+  type IndexVar,
+} from "../../compiler/kernel/index-expr.ts";
+import { emitIndex, type IndexEnv } from "./emit-index.ts";
 import { emitAddress, emitEncodeHalf, emitRoundHalf, emitScalarExpr, pushConstant, type HelperFuncs, type ScalarCtx } from "./emit-scalar.ts";
 import { emitVectorExpr, emitVectorStore, extractLane, LANES, splatOp, type VectorCtx } from "./emit-vector.ts";
 import { FuncBuilder, valTypeOf, type BufferPlace, type Relocation } from "./func-builder.ts";
@@ -147,7 +160,55 @@ export function emitSection(
   /** Set once the reduction has stored its body into the output row (its code comes first). */
   let reuseStored = false;
 
+  /**
+   * Inside a register block's k loop: a running byte address per group of loads that differ
+   * only in their constant term (a left operand's rows, a panel's two vectors), advanced by
+   * the group's stride each step, so a step's loads cost no index arithmetic.
+   */
+  let pointers: { readonly k: string; readonly groups: Map<string, { readonly local: number; readonly step: number }> } | undefined;
+  const pointerKey = (index: IndexExpr, k: string, bytes: number): { key: string; rest: IndexExpr; step: number } | undefined => {
+    const stride = linearStride(index, k);
+    if (stride === undefined || stride <= 0 || index.constant < 0 || indexDataRefs(index).size > 0) return undefined;
+    const rest = { ...substitute(index, new Map([[k, constIndex(0)]])), constant: 0 };
+    if (bounds(rest)[0] < 0) return undefined;
+    return { key: `${indexKey(rest)}|${bytes}`, rest, step: stride * bytes };
+  };
+  /**
+   * The address groups of a reduction's loads along k (keyed by everything but k and the
+   * constant), or undefined unless every use of k is an unmasked load from one lane-0 address.
+   */
+  const addressGroups = (
+    item: Extract<ScheduleItem, { kind: "reduce" }>,
+    k: string,
+  ): Map<string, { rest: IndexExpr; step: number; bytes: number }> | undefined => {
+    const groups = new Map<string, { rest: IndexExpr; step: number; bytes: number }>();
+    for (const it of item.body) {
+      if (it.kind !== "expr") return undefined;
+      const e = exprs[it.id]!;
+      if (!exprOwnVars(e).has(k)) continue;
+      if (e.op !== "load" || e.valid === false || e.valid.length > 0) return undefined;
+      const place = buffer(e.buffer);
+      // a load the region computes lane by lane would read k from its (unmaintained) local
+      if (region?.varies(it.id) && (place.dtype !== e.dtype || (e.dtype !== "f32" && e.dtype !== "i32") || (linearStride(e.index, region.vecVar) ?? -1) < 0))
+        return undefined;
+      const bytes = dtypeBytes(place.dtype);
+      const p = pointerKey(e.index, k, bytes);
+      if (!p || (groups.has(p.key) && groups.get(p.key)!.step !== p.step)) return undefined;
+      groups.set(p.key, { rest: p.rest, step: p.step, bytes });
+    }
+    return groups.size > 0 ? groups : undefined;
+  };
+  const pointerAddress = (index: IndexExpr, bytes: number): number | undefined => {
+    if (!pointers || !indexVars(index).has(pointers.k)) return undefined;
+    const p = pointerKey(index, pointers.k, bytes);
+    const group = p && pointers.groups.get(p.key);
+    if (!group || group.step !== p!.step) return undefined;
+    fb.get(group.local);
+    return index.constant * bytes;
+  };
+
   const env = (lane: number): IndexEnv => ({
+    ...(lane === 0 ? { address: pointerAddress } : {}),
     pushVar: (name) => {
       fb.get(varLocal(name));
       if (lane > 0 && region?.vecVar === name) fb.i32(lane).op(Op.i32Add);
@@ -384,13 +445,37 @@ export function emitSection(
       fb.set(acc);
       return { id, e, acc, vector };
     });
-    unrolledLoops(loopVars, () => {
+    const step = (): void => {
       emitItems(item.body);
       for (const a of accs) {
         if (a.vector) vectorStep(region!, a.e, a.acc);
         else scalarStep(a.e, a.acc, () => pushScalar(a.e.body));
       }
-    });
+    };
+    const kv = loopVars.length === 1 ? loopVars[0]! : undefined;
+    const running = kv && region && accs.length >= 4 && accs.every((a) => a.vector) && kv.extent > UNROLL_EXTENT ? addressGroups(item, kv.name) : undefined;
+    if (kv && running) {
+      // A register block's k loop: running addresses instead of index arithmetic per load,
+      // and the loop runs until the first of them reaches its end (no counter of k).
+      const locals = [...running.values()].map((g) => {
+        const local = fb.local(I32);
+        emitIndex(fb, g.rest, env(0));
+        if (g.bytes > 1) fb.i32(Math.log2(g.bytes)).op(Op.i32Shl);
+        fb.set(local);
+        return { local, step: g.step };
+      });
+      const lead = locals[0]!;
+      const end = fb.local(I32);
+      limitOf(kv)();
+      fb.i32(lead.step).op(Op.i32Mul).get(lead.local).op(Op.i32Add).set(end);
+      fb.open(Op.block).open(Op.loop);
+      fb.get(lead.local).get(end).op(Op.i32GeU).brIf(1);
+      pointers = { k: kv.name, groups: new Map([...running.keys()].map((key, i) => [key, locals[i]!])) };
+      step();
+      pointers = undefined;
+      for (const g of locals) fb.get(g.local).i32(g.step).op(Op.i32Add).set(g.local);
+      fb.br(0).end().end();
+    } else unrolledLoops(loopVars, step);
     // A 16-bit sum accumulates in f32 and rounds once (max picks one of its 16-bit operands).
     for (const a of accs)
       if (!a.vector && a.e.op === "reduce_sum" && halfOf(a.e.dtype) !== undefined) {

@@ -41,6 +41,14 @@ const F = k.nn.functional;
 const FORMS: readonly Form[] = [
   { name: "column form 20×36 @ 36×24", fn: (a, b) => a.matmul(b), specs: [k.f32([20, 36]), k.f32([36, 24])], k: 36 },
   { name: "packed column form 256×64 @ 64×4096 (1 MB right operand)", fn: (a, b) => a.matmul(b), specs: [k.f32([256, 64]), k.f32([64, 4096])], k: 64 },
+  { name: "column form with an odd k, 12×37 @ 37×16 (running addresses along k)", fn: (a, b) => a.matmul(b), specs: [k.f32([12, 37]), k.f32([37, 16])], k: 37 },
+  {
+    name: "packed column form at 128 rows with a bias and relu epilogue, 128×64 @ 64×512 + bias",
+    fn: (a, b, bias) => a.matmul(b).add(bias).relu(),
+    specs: [k.f32([128, 64]), k.f32([64, 512]), k.f32([512])],
+    k: 65,
+    packs: true,
+  },
   { name: "dot form x @ Wᵀ 12×40 @ (10×40)ᵀ", fn: (a, b) => a.matmul(b.t()), specs: [k.f32([12, 40]), k.f32([10, 40])], k: 40, packs: false },
   {
     name: "dot form with its column operand packed into panels: linear 64×64 @ (32×64)ᵀ + bias",
@@ -116,9 +124,14 @@ function inputsOf(g: Graph, value: (i: number, input: number) => number): Record
   return graphInputs(g, ({ count, index }) => Float32Array.from({ length: count }, (_, i) => value(i, index)));
 }
 
-async function runWasm(g: Graph, relaxedSimd: boolean, inputs: Record<string, HostTensor>): Promise<{ out: Float32Array; artifact: WasmArtifact }> {
+async function runWasm(
+  g: Graph,
+  relaxedSimd: boolean,
+  inputs: Record<string, HostTensor>,
+  threads = 1,
+): Promise<{ out: Float32Array; artifact: WasmArtifact }> {
   const artifact = compileWasm(g, { relaxedSimd }).artifact;
-  const r = await WasmArtifactRunner.create(artifact, { threads: 1 });
+  const r = await WasmArtifactRunner.create(artifact, { threads, minParallelWork: 0 });
   runners.push(r);
   const result = r.run(inputs);
   return { out: result[Object.keys(result)[0]!]!.data as Float32Array, artifact };
@@ -174,6 +187,22 @@ describe.each([true, false])("wasm contractions, relaxed SIMD %s", (relaxed) => 
       expect(Array.from(out)).toEqual(Array.from(want, (v) => Math.fround(v)));
     });
   }
+});
+
+// Two threads split every section's outer loop (column blocks, row blocks or panels): a few
+// forms, exact on small integers.
+const SPLIT_FORMS = FORMS.filter((f) =>
+  /^(column form with an odd k|packed column form at 128 rows|transposed left operand|conv2d filter gradient, 4)/.test(f.name),
+);
+
+describe.each([true, false])("wasm contractions on 2 threads, relaxed SIMD %s", (relaxed) => {
+  test("the forms split across threads are there", () => expect(SPLIT_FORMS.length).toBe(4));
+  for (const form of SPLIT_FORMS)
+    test(`${form.name}: bit-exact with the interpreter on small integers`, async () => {
+      const { g, ints: inputs, wantInts: want } = referenceOf(form);
+      const { out } = await runWasm(g, relaxed, inputs, 2);
+      expect(Array.from(out)).toEqual(Array.from(want, (v) => Math.fround(v)));
+    });
 });
 
 describe("relaxed SIMD in the artifact", () => {

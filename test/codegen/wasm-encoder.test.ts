@@ -87,14 +87,16 @@ describe("contraction blocking", () => {
     expect(reduces(p)).toBe(4 * 2);
   });
 
-  test("a right operand of 1 MB read by 256 rows is packed by a kernel launched first; smaller cases are not", () => {
+  test("a right operand of 1 MB read by 128 rows or more is packed by a kernel launched first; smaller cases are not", () => {
     const big = blockContractions(program((a, b) => a.matmul(b), [k.f32([256, 512]), k.f32([512, 512])]));
     expect(big.kernels.map((kk) => kk.name)).toEqual(["pack_b1", expect.stringMatching(/^k0_dot/)]);
     expect(big.buffers.at(-1)).toMatchObject({ shape: [64, 512, 8], kind: "temp" });
     expect(big.kernels[1]!.reads).toContain(big.buffers.length - 1);
     const small = blockContractions(program((a, b) => a.matmul(b), [k.f32([256, 64]), k.f32([64, 64])]));
     expect(small.kernels).toHaveLength(1);
-    const fewRows = blockContractions(program((a, b) => a.matmul(b), [k.f32([128, 512]), k.f32([512, 512])]));
+    const rows128 = blockContractions(program((a, b) => a.matmul(b), [k.f32([128, 512]), k.f32([512, 512])]));
+    expect(rows128.kernels.map((kk) => kk.name)).toEqual(["pack_b1", expect.stringMatching(/^k0_dot/)]);
+    const fewRows = blockContractions(program((a, b) => a.matmul(b), [k.f32([64, 512]), k.f32([512, 512])]));
     expect(fewRows.kernels).toHaveLength(1);
   });
 
