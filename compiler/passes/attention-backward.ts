@@ -16,6 +16,7 @@
 import { nodeOf, uses } from "../ir/graph.ts";
 import { opRole, operands } from "../ir/op-schema.ts";
 import type { Graph, Node, ValueId } from "../ir/types.ts";
+import { MinHeap } from "../util/min-heap.ts";
 import { shapesEqual, type Shape } from "../util/shape.ts";
 import { matchAttention, matchSoftmax, type AttentionMatch } from "./attention-pattern.ts";
 
@@ -39,16 +40,29 @@ type Kind = "score" | "row" | "scoreT" | "keyT";
 /** Every attention backward in `g` (softmaxes over the last axis whose gradient is found whole). */
 export function findAttentionRegions(g: Graph): AttentionRegion[] {
   const regions: AttentionRegion[] = [];
+  const position = new Map(g.nodes.map((n, i) => [n.id, i]));
   for (const n of g.nodes) {
     const softmax = n.op === "mul" ? matchSoftmax(g, n.id) : undefined;
     if (!softmax) continue;
-    const region = regionOf(g, softmax.score, softmax.absorbed, softmax.max, softmax.sum);
+    const region = regionOf(g, position, softmax.score, softmax.absorbed, softmax.max, softmax.sum);
     if (region) regions.push(region);
   }
   return regions;
 }
 
-function regionOf(g: Graph, score: ValueId, absorbed: readonly ValueId[], max: ValueId, sum: ValueId): AttentionRegion | undefined {
+/**
+ * The region of one softmax. Visits only what the region reaches — its values' users in graph
+ * order (a heap of positions), and the gradients' dependents up to the last value the region
+ * reads — never the whole graph: a step of many attention layers stays linear in their count.
+ */
+function regionOf(
+  g: Graph,
+  position: ReadonlyMap<ValueId, number>,
+  score: ValueId,
+  absorbed: readonly ValueId[],
+  max: ValueId,
+  sum: ValueId,
+): AttentionRegion | undefined {
   const scoreShape = nodeOf(g, score).type.shape;
   const r = scoreShape.length;
   const rowShape: Shape = [...scoreShape.slice(0, -1), 1];
@@ -59,21 +73,38 @@ function regionOf(g: Graph, score: ValueId, absorbed: readonly ValueId[], max: V
   const queryDots: ValueId[] = [];
   const keyRoots: ValueId[] = [];
   const transposed = new Set<ValueId>();
-  const order = new Map(g.nodes.map((n, i) => [n.id, i]));
-  const start = order.get(score)!;
-  for (let i = start + 1; i < g.nodes.length; i++) {
-    const n = g.nodes[i]!;
+  const users = uses(g);
+  const start = position.get(score)!;
+  // The nodes after the score that read a value of the region, in graph order: the users of each value as it joins.
+  const pending = new MinHeap();
+  const queued = new Set<number>();
+  const enqueueUsers = (id: ValueId): void => {
+    for (const u of users.get(id) ?? []) {
+      const at = position.get(u)!;
+      if (at > start && !queued.has(at)) {
+        queued.add(at);
+        pending.push(at);
+      }
+    }
+  };
+  for (const id of kind.keys()) enqueueUsers(id);
+  for (let at = pending.pop(); at !== undefined; at = pending.pop()) {
+    const n = g.nodes[at]!;
     if (kind.has(n.id)) continue;
     const ops = operands(n);
     const inside = ops.filter((o) => kind.has(o));
     if (inside.length === 0) continue;
     const all = (k: Kind): boolean => inside.every((o) => kind.get(o) === k);
     const role = opRole(n.op);
-    if (role === "elementwise" && shapesEqual(n.type.shape, scoreShape) && all("score")) kind.set(n.id, "score");
-    else if (role === "elementwise" && shapesEqual(n.type.shape, rowShape) && all("row")) kind.set(n.id, "row");
-    else if (n.op === "expand" && kind.get(n.x) === "row" && shapesEqual(n.type.shape, scoreShape)) kind.set(n.id, "score");
-    else if ((n.op === "reduce_sum" || n.op === "reduce_max") && kind.get(n.x) === "score" && n.axes.length === 1 && n.axes[0] === r - 1) kind.set(n.id, "row");
-    else if (swapsLastTwo(n) && kind.get(ops[0]!) === "score") kind.set(n.id, "scoreT");
+    const join = (k: Kind): void => {
+      kind.set(n.id, k);
+      enqueueUsers(n.id);
+    };
+    if (role === "elementwise" && shapesEqual(n.type.shape, scoreShape) && all("score")) join("score");
+    else if (role === "elementwise" && shapesEqual(n.type.shape, rowShape) && all("row")) join("row");
+    else if (n.op === "expand" && kind.get(n.x) === "row" && shapesEqual(n.type.shape, scoreShape)) join("score");
+    else if ((n.op === "reduce_sum" || n.op === "reduce_max") && kind.get(n.x) === "score" && n.axes.length === 1 && n.axes[0] === r - 1) join("row");
+    else if (swapsLastTwo(n) && kind.get(ops[0]!) === "score") join("scoreT");
     else if (n.op === "dot" && inside.length === 1 && kind.get(n.lhs) === "score") queryDots.push(n.id);
     else if (n.op === "dot" && inside.length === 1 && kind.get(n.lhs) === "scoreT") keyRoots.push(n.id);
     else if (n.op === "dot" && inside.length === 1 && kind.get(n.rhs) === "score") {
@@ -81,7 +112,6 @@ function regionOf(g: Graph, score: ValueId, absorbed: readonly ValueId[], max: V
       transposed.add(n.id);
     } else return undefined; // something else reads the region: not a whole attention backward
   }
-  const users = uses(g);
   const outputs = new Set(g.outputs.map((o) => o.value));
   // dKᵀ read only through the permute that swaps it back (a gradient-only graph's output):
   // the permute is the root, its rows on the usual axis, so no copy kernel transposes it.
@@ -134,9 +164,19 @@ function regionOf(g: Graph, score: ValueId, absorbed: readonly ValueId[], max: V
   // The groups read what the region's values read from outside: none of it may depend on the
   // groups' own results (else the two kernels would wait on each other).
   // (The statistics roots are the forward's too: only the gradients' users count.)
+  const outside: ValueId[] = [];
+  for (const id of [...inlined, ...roots]) for (const o of operands(nodeOf(g, id))) if (!inlined.has(o) && !roots.has(o)) outside.push(o);
+  // A dependent precedes what depends on it: none past the last outside value can be one of them.
+  const last = outside.reduce((m, o) => Math.max(m, position.get(o)!), -1);
   const downstream = new Set<ValueId>([...gradDots, ...keyRoots]);
-  for (const n of g.nodes) if (!downstream.has(n.id) && operands(n).some((o) => downstream.has(o))) downstream.add(n.id);
-  for (const id of [...inlined, ...roots]) for (const o of operands(nodeOf(g, id))) if (!inlined.has(o) && !roots.has(o) && downstream.has(o)) return undefined;
+  const reach = [...downstream];
+  while (reach.length > 0)
+    for (const u of users.get(reach.pop()!) ?? [])
+      if (!downstream.has(u) && position.get(u)! <= last) {
+        downstream.add(u);
+        reach.push(u);
+      }
+  if (outside.some((o) => downstream.has(o))) return undefined;
   const forward = forwardDot === undefined ? undefined : matchAttention(g, nodeOf(g, forwardDot), new Set([...inlined, ...roots]));
   return { score, queryRoots, keyRoots, transposed, inlined, ...(forward ? { forward } : {}) };
 }
