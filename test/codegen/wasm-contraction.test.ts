@@ -105,6 +105,19 @@ const FORMS: readonly Form[] = [
     k: 8 * 12 * 12,
   },
   {
+    name: "conv2d input gradient, stride 2, pad 1, 4×8×13×13 ⊛ 16×8×3×3",
+    fn: (x, w, g) => k.grad((xx: k.Tensor) => F.conv2d(xx, w, undefined, { stride: 2, padding: 1 }).mul(g).sum())(x) as k.Tensor,
+    specs: [k.f32([4, 8, 13, 13]), k.f32([16, 8, 3, 3]), k.f32([4, 16, 7, 7])],
+    k: 16 * 9,
+  },
+  {
+    name: "conv2d filter gradient, stride 2, pad 1, 4×8×13×13 ⊛ 16×8×3×3",
+    packs: true,
+    fn: (x, w, g) => k.grad((ww: k.Tensor) => F.conv2d(x, ww, undefined, { stride: 2, padding: 1 }).mul(g).sum())(w) as k.Tensor,
+    specs: [k.f32([4, 8, 13, 13]), k.f32([16, 8, 3, 3]), k.f32([4, 16, 7, 7])],
+    k: 4 * 7 * 7,
+  },
+  {
     name: "transposed left operand gᵀ·x, 256 rows at stride 256 per k (packed into 4-row panels)",
     fn: (g, x) => g.t().matmul(x),
     specs: [k.f32([96, 256]), k.f32([96, 256])],
