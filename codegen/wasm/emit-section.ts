@@ -324,11 +324,12 @@ export function emitSection(
     const [start, limit] = loopBounds(v.name, v.extent);
     const vl = varLocal(v.name);
     const contiguous = s.stores.every((st) => linearStride(st.index, v.name) === 1);
-    // An attention's rows stay scalar: its key loop is no lane-wise expression.
+    // An online softmax's rows stay scalar: its key loop is no lane-wise expression. (A fused
+    // attention backward's rows, plain reductions, run four per f32x4.)
     if (
       !simd ||
       region ||
-      s.form?.kind === "attention" ||
+      s.exprs.some((e) => e.op === "softmax_sum") ||
       v !== innermostVar ||
       v.extent < LANES ||
       !(contiguous || vectorPaysWithScatter(s, v)) ||

@@ -8,8 +8,8 @@
 // dV in one loop over the queries; the softmax's sum beside the count of its maxima).
 
 import { bug } from "../util/errors.ts";
-import { constIndex, flatIndex, fromAtom, type IndexExpr, type IndexVar } from "./index-expr.ts";
-import { exprOperands, exprOwnVars, isReduceExpr, reduceBodies, SectionBuilder, type ExprId, type Section } from "./kernel-ir.ts";
+import { constIndex, flatIndex, fromAtom, indexKey, indexVar, predKey, substitute, substitutePred, type IndexExpr, type IndexVar } from "./index-expr.ts";
+import { exprOperands, exprOwnVars, isReduceExpr, reduceBodies, SectionBuilder, type ExprId, type KExpr, type Section } from "./kernel-ir.ts";
 import { copyExprs } from "./tile.ts";
 import type { Shape } from "../util/shape.ts";
 
@@ -32,6 +32,7 @@ export function unrollColumns(s: Section, domain: readonly IndexVar[], outputs: 
   const stage: number[] = [];
   const rename = new Map<string, IndexExpr>();
   const canonical = new Map<string, readonly IndexVar[]>();
+  const pointLevel = new Set<ExprId>();
   exprs.forEach((e, id) => {
     const vs = exprOwnVars(e);
     for (const o of exprOperands(e)) for (const v of free[o] ?? bug(`row-block: operand ${o} of ${id}`)) vs.add(v);
@@ -40,6 +41,7 @@ export function unrollColumns(s: Section, domain: readonly IndexVar[], outputs: 
       for (const v of e.vars) vs.delete(v.name);
       st = Math.max(0, ...reduceBodies(e).map((b) => stage[b]!));
       if ([...vs].every((v) => pointVars.has(v))) {
+        pointLevel.add(id);
         st += 1;
         const key = `${st}|${e.op}|${e.vars.map((v) => v.extent).join(",")}`;
         const first = canonical.get(key);
@@ -49,6 +51,21 @@ export function unrollColumns(s: Section, domain: readonly IndexVar[], outputs: 
     }
     free[id] = vs;
     stage[id] = st;
+  });
+  // Nested reductions that compute the same value in one loop (the q·k of a key, once for the
+  // softmax's sum and once for the count of its maxima, once more for dK beside dV): one
+  // variable, so the copies below are one expression.
+  const seen = new Map<string, readonly IndexVar[]>();
+  exprs.forEach((e, id) => {
+    if (!isReduceExpr(e) || pointLevel.has(id)) return;
+    const map = new Map(rename);
+    e.vars.forEach((v, i) => map.set(v.name, fromAtom(indexVar(`$${i}`, v.extent))));
+    const key = `${e.op}|${e.dtype}|${e.vars.map((v) => v.extent).join(",")}|${reduceBodies(e)
+      .map((b) => structuralKey(exprs, b, map, new Map()))
+      .join(",")}`;
+    const first = seen.get(key);
+    if (!first) seen.set(key, e.vars);
+    else e.vars.forEach((v, i) => v.name !== first[i]!.name && rename.set(v.name, fromAtom(first[i]!)));
   });
   const sb = new SectionBuilder(domain);
   const rowIndex = domain.map((v) => fromAtom(v));
@@ -71,4 +88,36 @@ export function unrollColumns(s: Section, domain: readonly IndexVar[], outputs: 
     }
   }
   return sb.build();
+}
+
+/** A key of expression `id` with variables renamed by `map`: equal keys, equal values. */
+function structuralKey(exprs: readonly KExpr[], id: ExprId, map: ReadonlyMap<string, IndexExpr>, memo: Map<ExprId, string>): string {
+  const hit = memo.get(id);
+  if (hit !== undefined) return hit;
+  const e = exprs[id]!;
+  const ix = (x: IndexExpr): string => indexKey(substitute(x, map));
+  const sub = (o: ExprId): string => structuralKey(exprs, o, map, memo);
+  let key: string;
+  switch (e.op) {
+    case "load":
+      key = `load b${e.buffer}[${ix(e.index)}] ${predKey(substitutePred(e.valid, map))}`;
+      break;
+    case "index":
+      key = `index ${ix(e.index)}`;
+      break;
+    case "valid":
+      key = `valid ${predKey(substitutePred(e.pred, map))}`;
+      break;
+    case "const":
+      key = `const ${Object.is(e.value, -0) ? "-0" : String(e.value)}`;
+      break;
+    case "rng":
+      key = `rng ${e.stream} ${sub(e.seed)} ${ix(e.counter)}`;
+      break;
+    default:
+      key = `${e.op}${isReduceExpr(e) ? ` [${e.vars.map((v) => ix(fromAtom(v))).join(",")}]` : ""}(${exprOperands(e).map(sub).join(",")})`;
+  }
+  key = `${key}:${e.dtype}`;
+  memo.set(id, key);
+  return key;
 }
