@@ -12,12 +12,14 @@
 // KILN_COMPILE_CACHE), and the compile runs and replaces it. Writes go to a temporary file
 // renamed into place, so a reader never sees half an entry.
 
-import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Artifact, ArtifactKernel } from "../runtime/artifact/format.ts";
 import { tuneCacheDir } from "./webgpu-tune-cache.ts";
+
+// node:crypto without an import: browser bundles (package.json's "browser" map) have no such module.
+const { createHash } = process.getBuiltinModule("node:crypto");
 
 const FORMAT = "kiln-compile-cache";
 const VERSION = 1;
