@@ -127,6 +127,8 @@ export const webGpuBackend: Backend<"webgpu", WebGpuOptions, DeviceLayout> = {
     vectorFormPass({ ...(opts.vectorize !== undefined ? { vectorize: opts.vectorize } : {}) }),
     tunePass(tunePassOptions(opts)),
   ],
+  // Under a symbolic batch every loop over its rows stops at the run's rows (codegen/wgsl/row-limits.ts), so the masks go.
+  boundsRows: true,
   // Splitting and packing for the device's limits need the memory plan's slots (two tensors in
   // one slot bind once): a stage after it (codegen/wgsl/layout.ts), dumped as NN-device-layout.txt.
   // A section the matmul-form pass made a matmul leaves its fused kernel for a dispatch of its own.

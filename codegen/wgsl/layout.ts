@@ -10,6 +10,7 @@ import { exprOperands, type BufferDecl, type Kernel, type KernelProgram, type Se
 import { halfOf, type DType } from "../../compiler/ir/dtype.ts";
 import { KilnError } from "../../compiler/util/errors.ts";
 import { numel } from "../../compiler/util/shape.ts";
+import { rowsSizeOf } from "./row-limits.ts";
 
 /** The adapter limits codegen respects (names as in GPUSupportedLimits). */
 export interface WebGpuLimits {
@@ -75,7 +76,7 @@ export function planDeviceLayout(program: KernelProgram, plan: PlannedSlots, lim
   const buffers = program.buffers;
   const slotOf = (id: number): number => plan.slotOf[id] ?? 0;
 
-  const dispatches = program.kernels.flatMap((k) => splitKernel(k, slotOf, limits.maxStorageBuffersPerShaderStage, choices.ownDispatch));
+  const dispatches = program.kernels.flatMap((k) => splitKernel(k, slotOf, limits.maxStorageBuffersPerShaderStage, program.buffers, choices.ownDispatch));
   const packed = choosePacked(dispatches, slotOf, plan.slotBytes, limits.maxStorageBuffersPerShaderStage);
 
   // GPU buffers: every unpacked slot, then one pack holding the packed slots.
@@ -130,10 +131,15 @@ export function formatDeviceLayout(program: KernelProgram, layout: DeviceLayout)
   return lines.join("\n") + "\n";
 }
 
-/** Buffers a section's live expressions and stores touch (a dead gather index reads nothing). */
-export function liveSectionBuffers(s: Section): Set<number> {
+/**
+ * Buffers a section's live expressions and stores touch (a dead gather index reads nothing),
+ * and the size buffer where a loop of the section stops at a symbolic batch's rows
+ * (codegen/wgsl/row-limits.ts; `buffers`: the program's).
+ */
+export function liveSectionBuffers(s: Section, buffers?: readonly BufferDecl[]): Set<number> {
+  const size = rowsSizeOf([s], buffers);
   const live = new Array<boolean>(s.exprs.length).fill(false);
-  const used = new Set<number>();
+  const used = new Set<number>(size ? [size.id] : []);
   for (const st of s.stores) {
     live[st.value] = true;
     used.add(st.buffer);
@@ -152,8 +158,14 @@ export function liveSectionBuffers(s: Section): Set<number> {
  * section wants a dispatch of its own. Splitting is safe: sections of one kernel never depend
  * on each other (an in-place update reads only in its own section, at the store's indices).
  */
-function splitKernel(k: Kernel, slotOf: (id: number) => number, maxBindings: number, ownDispatch?: (s: Section) => boolean): Dispatch[] {
-  const perSection = k.sections.map((s) => [...liveSectionBuffers(s)]);
+function splitKernel(
+  k: Kernel,
+  slotOf: (id: number) => number,
+  maxBindings: number,
+  buffers: readonly BufferDecl[],
+  ownDispatch?: (s: Section) => boolean,
+): Dispatch[] {
+  const perSection = k.sections.map((s) => [...liveSectionBuffers(s, buffers)]);
   const slotsOf = (ids: readonly number[]): Set<number> => new Set(ids.map(slotOf));
   const all = perSection.flat();
   const alone = k.sections.map((s) => k.sections.length > 1 && ownDispatch !== undefined && ownDispatch(s));

@@ -12,7 +12,7 @@
 // (targets/webgpu-passes.ts: a `form matmul … rows= cols= threads= unroll=` fact); this renders it.
 
 import { sectionSourceNote } from "../../compiler/kernel/print.ts";
-import { exprOperands, exprOwnVars, type ExprId, type KExpr, type Section } from "../../compiler/kernel/kernel-ir.ts";
+import { exprOperands, exprOwnVars, type BufferDecl, type ExprId, type KExpr, type Section } from "../../compiler/kernel/kernel-ir.ts";
 import type { IndexExpr, IndexVar } from "../../compiler/kernel/index-expr.ts";
 import { exprName, renderExprList, renderIndex } from "../render/base.ts";
 import { isContiguous, VECTOR_WIDTH, type VectorAccess } from "./vector.ts";
@@ -21,6 +21,7 @@ import type { WebGpuLimits } from "./layout.ts";
 import type { MatmulForm, MatmulParams } from "../../compiler/kernel/kernel-ir.ts";
 import { bug } from "../../compiler/util/errors.ts";
 import { foldWorkgroups, opaqueZero, type DispatchBindings, type RenderedDispatch } from "./dispatch.ts";
+import { limitExpr, limitName, readRows, rowLimitVars, rowsSizeOf } from "./row-limits.ts";
 
 /** The workgroup form's defaults: 256 threads (16x16) of 4x4 outputs own a 64x64 tile, k steps of 16. */
 export const WORKGROUP_MATMUL_DEFAULTS: MatmulParams = { rows: 4, cols: 4, threads: 256, unroll: 16 };
@@ -172,10 +173,13 @@ export function renderTiledMatmul(
   limits: WebGpuLimits,
   params: MatmulParams = WORKGROUP_MATMUL_DEFAULTS,
   rolled = false,
+  buffers?: readonly BufferDecl[],
 ): RenderedDispatch {
   const s = d.sections[0]!;
   const { M, N } = c;
-  const K = c.k.extent;
+  // Under a symbolic batch a k loop over its rows stops at the run's rows: a bound uniform across the workgroup (the barriers stay uniform).
+  const kRows = kRowLimit(s, c, buffers);
+  const K = kRows ? limitName(c.k.name) : c.k.extent;
   const side = Math.round(Math.sqrt(params.threads));
   if (side * side !== params.threads) bug(`wgsl ${d.name}: the workgroup matmul needs a square thread count, got ${params.threads}`);
   const [tileM, tileN, tileK] = [params.rows * side, params.cols * side, params.unroll];
@@ -192,7 +196,7 @@ export function renderTiledMatmul(
     `  let ty = lid / ${side};`,
     `  let tx = lid % ${side};`,
     `  var acc: array<f32, ${params.rows * params.cols}>;`,
-    `  for (var k0: i32 = 0; k0 < ${loopBound(K, rolled)}; k0 += ${tileK}) {`,
+    `  for (var k0: i32 = 0; k0 < ${typeof K === "number" ? loopBound(K, rolled) : K}; k0 += ${tileK}) {`,
     `    for (var l: i32 = lid; l < ${tileM * tileK}; l += ${params.threads}) {`,
     `      let row = tileRow + l / ${tileK};`,
     `      let ${c.k.name}: i32 = k0 + l % ${tileK};`,
@@ -240,11 +244,13 @@ export function renderTiledMatmul(
     `    }`,
     `  }`,
   );
-  const bodyText = body.join("\n");
+  const reading = kRows ? readRows(kRows.size, b.access, true, body.join("\n")) : undefined;
+  const bodyText = [...(reading?.lines ?? []), ...(kRows ? [kRows.decl] : []), ...body].join("\n");
   const source = [
     `// ${d.name}: tiled matmul, ${tileM}x${tileN} outputs per workgroup, ${params.rows}x${params.cols} per thread, k step ${tileK}`,
     ...sourceComment(s),
     ...b.decls,
+    ...(reading?.decls ?? []),
     `var<workgroup> tileA: array<f32, ${tileM * tileK}>;`,
     `var<workgroup> tileB: array<f32, ${tileK * tileN}>;`,
     ...wgslHelpersFor(bodyText),
@@ -294,10 +300,13 @@ export function renderRegisterMatmul(
   params: MatmulParams = REGISTER_MATMUL_DEFAULTS,
   vectors: MatmulVectors = {},
   rolled = false,
+  buffers?: readonly BufferDecl[],
 ): RenderedDispatch {
   const s = d.sections[0]!;
   const { M, N } = c;
   const K = c.k.extent;
+  // Under a symbolic batch a k loop over its rows stops at the run's rows (whole unrolled steps, then the rest).
+  const kRows = kRowLimit(s, c, buffers);
   const { rows: RM, cols: RN, threads: T, unroll: U } = params;
   const blocksM = Math.ceil(M / RM);
   const blocksN = Math.ceil(N / RN);
@@ -351,9 +360,12 @@ export function renderRegisterMatmul(
   const accs = Array.from({ length: RM * RN }, (_, i) => `acc${i}`);
   body.push(...accs.map((a) => `  var ${a}: f32 = 0.0f;`));
   const kv = c.k.name;
-  const unrolled = U > 1 ? K - (K % U) : 0;
-  if (unrolled > 0) {
-    body.push(`  for (var k0: i32 = 0; k0 < ${loopBound(unrolled, rolled)}; k0 += ${U}) {`);
+  const unrolledAtMax = U > 1 ? K - (K % U) : 0;
+  const kEnd = kRows ? limitName(kv) : loopBound(K, rolled);
+  const unrolled = kRows ? (U > 1 ? "kiln_unrolled" : "0") : loopBound(unrolledAtMax, rolled);
+  if (kRows) body.push(`  ${kRows.decl.trim()}`, ...(U > 1 ? [`  let kiln_unrolled: i32 = ${kEnd} - ${kEnd} % ${U};`] : []));
+  if (unrolledAtMax > 0) {
+    body.push(`  for (var k0: i32 = 0; k0 < ${unrolled}; k0 += ${U}) {`);
     for (let u = 0; u < U; u++) {
       // A vec4 lhs: each row's next 4 k values in one load, at every 4th step.
       if (vectors.lhs !== undefined && u % W === 0)
@@ -365,7 +377,8 @@ export function renderRegisterMatmul(
     }
     body.push(`  }`);
   }
-  if (unrolled < K) body.push(`  for (var ${kv}: i32 = ${unrolled}; ${kv} < ${loopBound(K, rolled)}; ${kv}++) {`, ...step(""), `  }`);
+  if (kRows || unrolledAtMax < K)
+    body.push(`  for (var ${kv}: i32 = ${kRows ? (unrolledAtMax > 0 ? unrolled : "0") : unrolledAtMax}; ${kv} < ${kEnd}; ${kv}++) {`, ...step(""), `  }`);
   body.push(
     // Rolled, the epilogue indexes a var array (a let array indexed at run time is copied at each access).
     `  ${rolled ? "var" : "let"} acc = array<f32, ${RM * RN}>(${accs.join(", ")});`,
@@ -383,7 +396,8 @@ export function renderRegisterMatmul(
     `    }`,
     `  }`,
   );
-  const bodyText = body.join("\n");
+  const reading = kRows ? readRows(kRows.size, b.access, false, body.join("\n")) : undefined;
+  const bodyText = [...(reading?.lines ?? []), ...body].join("\n");
   const source = [
     `// ${d.name}: register-blocked matmul, ${RM}x${RN} outputs per thread (columns ${vectors.rhs !== undefined ? `in 4s, ${W * blocksN}` : blocksN} apart), k unrolled by ${U}${vectors.lhs !== undefined ? ", vec4 lhs" : ""}${vectors.rhs !== undefined ? ", vec4 rhs" : ""}, no workgroup memory`,
     ...sourceComment(s),
@@ -410,4 +424,12 @@ function guardedOperand(name: string, binds: readonly string[], flat: string, bo
   const bind = binds.map((l) => `      ${l}`);
   if (bound === undefined) return [`    var ${name}: f32;`, `    {`, ...bind, ...lines, `      ${name} = ${value};`, `    }`];
   return [`    var ${name}: f32 = 0.0f;`, `    if (${flat} < ${bound}) {`, ...bind, ...lines, `      ${name} = ${value};`, `    }`];
+}
+
+/** The k loop's run-time bound where it steps a symbolic batch's rows (row-limits.ts): the size buffer and `let lim_k = …;`. */
+function kRowLimit(s: Section, c: Contraction, buffers: readonly BufferDecl[] | undefined): { readonly size: BufferDecl; readonly decl: string } | undefined {
+  const extent = rowLimitVars(s, buffers).get(c.k.name);
+  const size = rowsSizeOf([s], buffers);
+  if (extent === undefined || !size) return undefined;
+  return { size, decl: `  let ${limitName(c.k.name)}: i32 = ${limitExpr(extent, size.dimMax!)};` };
 }

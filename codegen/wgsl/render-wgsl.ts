@@ -23,6 +23,7 @@ import { matchContraction, matmulParamsOf, matmulVectors, renderRegisterMatmul, 
 import { renderRowKernel } from "./row-reduce.ts";
 import { renderVectorBody, VECTOR_WIDTH, vectorPlan, type VectorPlan } from "./vector.ts";
 import { symbolicBound } from "../../compiler/kernel/symbolic-bound.ts";
+import { limitDecls, limitName, readRows, rowLimitVars, rowsSizeOf } from "./row-limits.ts";
 
 /**
  * A section's vector plan where its `form vector` fact asks for one and the dispatch can bind
@@ -34,6 +35,8 @@ function vectorPlanFor(s: Section, d: Dispatch, ctx: DispatchContext): VectorPla
   const plan = vectorPlan(s, s.form.width);
   if (!plan || !vectorBindable(d, ctx, plan.buffers)) return undefined;
   if (s.domain.length === 1 && ctx.buffers && symbolicBound(s, ctx.buffers)) return undefined;
+  // A loop that stops at a symbolic batch's rows is bounded by the scalar renderer only.
+  if (rowLimitVars(s, ctx.buffers).size > 0) return undefined;
   return plan;
 }
 
@@ -54,12 +57,12 @@ function renderDispatchForm(d: Dispatch, ctx: DispatchContext): RenderedDispatch
     const contraction = matchContraction(only) ?? bug(`wgsl ${d.name}: 'form matmul' on a section whose dot fact is not a matmul this renderer handles`);
     const params = matmulParamsOf(form.form, form.params);
     const rolled = ctx.rolledLoops === true;
-    if (form.form === "workgroup") return renderTiledMatmul(d, contraction, dispatchBindings(d, ctx), ctx.limits, params, rolled);
+    if (form.form === "workgroup") return renderTiledMatmul(d, contraction, dispatchBindings(d, ctx), ctx.limits, params, rolled, ctx.buffers);
     // vec4 operands where their buffers can be bound so (and not both the same GPU buffer read two ways).
     const wanted = matmulVectors(only, contraction, params);
     const vectors = Object.fromEntries(Object.entries(wanted).filter(([, b]) => vectorBindable(d, ctx, [b])));
     const vectorGpu = new Set(Object.values(vectors).map((b) => ctx.place[b]!.gpuBuffer));
-    return renderRegisterMatmul(d, contraction, dispatchBindings(d, ctx, vectorGpu), ctx.limits, params, vectors, rolled);
+    return renderRegisterMatmul(d, contraction, dispatchBindings(d, ctx, vectorGpu), ctx.limits, params, vectors, rolled, ctx.buffers);
   }
   const plans = d.sections.map((s) => vectorPlanFor(s, d, ctx));
   const vectorGpu = new Set(plans.flatMap((p) => [...(p?.buffers ?? [])].map((b) => ctx.place[b]!.gpuBuffer)));
@@ -91,12 +94,20 @@ function renderDispatchForm(d: Dispatch, ctx: DispatchContext): RenderedDispatch
       const value = v.extent === 1 ? "0" : stride * v.extent === count ? q : `${q} % ${v.extent}`;
       body.push(`    let ${v.name}: i32 = ${plan && at === depth - 1 ? `${width} * ${value === "0" ? "0" : `(${value})`}` : value};`);
     });
-    body.push(...(plan ? renderVectorBody(s, items, plan, access, "    ") : renderSectionBody(s, items, depth, dialect, access, "    ")));
+    // The serial loops that step the batch's rows stop at the run's rows (the thread-bound ones are the dispatch's).
+    const bounded = rowLimitVars(s, ctx.buffers);
+    const limits = new Map([...bounded.keys()].map((v) => [v, limitName(v)]));
+    const sectionBody = plan ? renderVectorBody(s, items, plan, access, "    ") : renderSectionBody(s, items, depth, dialect, access, "    ", limits);
+    const size = ctx.buffers ? rowsSizeOf([s], ctx.buffers) : undefined;
+    if (size) body.push(...limitDecls(bounded, size.dimMax!, sectionBody.join("\n"), "    "));
+    body.push(...sectionBody);
     body.push("  }");
   });
   const workgroups = foldWorkgroups(Math.ceil(threads / WORKGROUP_SIZE), d.name, ctx.limits.maxComputeWorkgroupsPerDimension);
   const [nx, ny] = workgroups;
   const bodyText = body.join("\n");
+  const size = rowsSizeOf(d.sections, ctx.buffers);
+  const rows = size ? readRows(size, access, false, bodyText) : undefined;
   const source = [
     `// ${d.name}`,
     ...decls,
@@ -106,6 +117,7 @@ function renderDispatchForm(d: Dispatch, ctx: DispatchContext): RenderedDispatch
     "fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {",
     `  let tid = i32(((wid.z * ${Math.max(ny, 1)}u + wid.y) * ${Math.max(nx, 1)}u + wid.x) * ${WORKGROUP_SIZE}u + lid);`,
     ...opaqueZero(bodyText, gpuBuffers),
+    ...(rows?.lines ?? []),
     bodyText,
     "}",
     "",

@@ -17,6 +17,7 @@ import { OPAQUE_ZERO, wgslDialectFor, wgslHelpersFor } from "./dialect.ts";
 import { sectionSourceNote } from "../../compiler/kernel/print.ts";
 import type { WebGpuLimits } from "./layout.ts";
 import { foldWorkgroups, opaqueZero, symbolicDispatch, type DispatchBindings, type RenderedDispatch } from "./dispatch.ts";
+import { limitDecls, limitName, readRows, rowLimitVars, rowsSizeOf } from "./row-limits.ts";
 
 /** Threads per row where the `form row` fact names none. */
 export const ROW_THREADS_DEFAULT = 64;
@@ -56,7 +57,10 @@ export function renderRowKernel(
   const depth = parallelDepthOf(s, items);
   const parallel = s.domain.slice(0, depth);
   const rows = extentOf(parallel);
-  const render = (list: readonly ScheduleItem[], indent: string): string[] => renderSectionBody(s, list, depth, dialect, b.access, indent);
+  // Reductions over a symbolic batch's rows stop at the run's rows (row-limits.ts; n is uniform across the workgroup).
+  const bounded = rowLimitVars(s, buffers);
+  const limitNames = new Map([...bounded.keys()].map((v) => [v, limitName(v)]));
+  const render = (list: readonly ScheduleItem[], indent: string): string[] => renderSectionBody(s, list, depth, dialect, b.access, indent, limitNames);
   const body: string[] = [];
   let stride = rows;
   for (const v of parallel) {
@@ -77,7 +81,7 @@ export function renderRowKernel(
         `${ind}}`,
       );
     } else if (item.kind === "reduce") {
-      body.push(...cooperativeReduce(s, item, render, ind, ROW_THREADS, dialect, rolled));
+      body.push(...cooperativeReduce(s, item, render, ind, ROW_THREADS, dialect, rolled, bounded));
     } else if (item.kind === "store") {
       // A row-level store (one value per row): thread 0 alone writes it. Were every thread to
       // store, an output the memory plan places over an input it reads at the same index
@@ -90,13 +94,17 @@ export function renderRowKernel(
   }
   const workgroups = foldWorkgroups(rows, d.name, limits.maxComputeWorkgroupsPerDimension);
   const [nx, ny] = workgroups;
-  const bodyText = body.join("\n");
+  const size = rowsSizeOf([s], buffers);
+  const limitLines = size ? limitDecls(bounded, size.dimMax!, body.join("\n"), "  ") : [];
+  const reading = size ? readRows(size, b.access, true, body.join("\n") + limitLines.join("\n")) : undefined;
+  const bodyText = [...(reading?.lines ?? []), ...limitLines, ...body].join("\n");
   const source = [
     `// ${d.name}: one workgroup of ${ROW_THREADS} threads per row (${rows} rows)`,
     ...(sectionSourceNote(s) ? [`// from ${sectionSourceNote(s)}`] : []),
     ...b.decls,
     `var<workgroup> rowF32: array<f32, ${ROW_THREADS}>;`,
     `var<workgroup> rowI32: array<i32, ${ROW_THREADS}>;`,
+    ...(reading?.decls ?? []),
     ...wgslHelpersFor(bodyText),
     "",
     `@compute @workgroup_size(${ROW_THREADS})`,
@@ -142,6 +150,7 @@ function cooperativeReduce(
   ROW_THREADS: number,
   d: CLikeDialect,
   rolled: boolean,
+  bounded: ReadonlyMap<string, number>,
 ): string[] {
   const lines: string[] = [];
   const merged = mergedLevels(s, item);
@@ -152,18 +161,25 @@ function cooperativeReduce(
     lines.push(`${ind}${d.declareVar(exprName(r), e.dtype, d.reduceInit(e.op as "reduce_sum", e.dtype))}`);
   }
   const loopVar = `q_${exprName(item.reduces[0]!)}`;
-  lines.push(`${ind}for (var ${loopVar}: i32 = lid; ${loopVar} < ${extent}; ${loopVar} += ${ROW_THREADS}) {`);
+  // A bounded outermost variable shortens the flattened loop; a bounded inner one skips its padding steps.
+  const [outer] = vars;
+  const end = outer && bounded.has(outer.name) ? `${limitName(outer.name)}${extent === outer.extent ? "" : ` * ${extent / outer.extent}`}` : `${extent}`;
+  const guards = vars.filter((v) => v !== outer && bounded.has(v.name)).map((v) => `${v.name} < ${limitName(v.name)}`);
+  lines.push(`${ind}for (var ${loopVar}: i32 = lid; ${loopVar} < ${end}; ${loopVar} += ${ROW_THREADS}) {`);
   let stride = extent;
   for (const v of vars) {
     stride /= v.extent;
     lines.push(`${ind}  let ${v.name}: i32 = ${stride === 1 ? loopVar : `${loopVar} / ${stride}`}${stride * v.extent === extent ? "" : ` % ${v.extent}`};`);
   }
-  lines.push(...render(merged?.body ?? item.body, ind + "  "));
+  const inner = guards.length > 0 ? `${ind}    ` : `${ind}  `;
+  if (guards.length > 0) lines.push(`${ind}  if (${guards.join(" && ")}) {`);
+  lines.push(...render(merged?.body ?? item.body, inner));
   const stepOf = (r: ExprId): "add" | "max" => (s.exprs[r]!.op === "reduce_sum" ? "add" : "max");
   for (const r of item.reduces) {
     const e = s.exprs[r]! as { body: ExprId; dtype: DType };
-    lines.push(`${ind}  ${exprName(r)} = ${d.binary(stepOf(r), exprName(r), exprName(merged?.summand ?? e.body), e.dtype)};`);
+    lines.push(`${inner}${exprName(r)} = ${d.binary(stepOf(r), exprName(r), exprName(merged?.summand ?? e.body), e.dtype)};`);
   }
+  if (guards.length > 0) lines.push(`${ind}  }`);
   lines.push(`${ind}}`);
   // Tree reduction of the 64 partials, one reduction at a time through workgroup memory.
   for (const r of item.reduces) {
