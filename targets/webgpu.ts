@@ -71,6 +71,11 @@ export interface WebGpuOptions extends FuseOptions {
    * winners; false uses the defaults only. KILN_TUNE=0 turns it off whatever this says.
    */
   readonly tune?: TuneMode;
+  /**
+   * For a CPU adapter: register matmuls also carry a quick variant the runner starts with while
+   * the tuned one compiles between runs (default true; the same bits either way; docs/webgpu.md).
+   */
+  readonly quickStart?: boolean;
   /** The adapter's kind and tuned forms (set by k.compile from the device and the cache; tests set it directly). */
   readonly tuning?: TuningContext;
   /**
@@ -140,8 +145,12 @@ export const webGpuBackend: Backend<"webgpu", WebGpuOptions, DeviceLayout> = {
   render: (program, _memory, opts, layout) => {
     const placed = layout ?? bug("webgpu render: no device layout");
     // A CPU adapter's JIT pays for every unrolled loop copy: its loops stay rolled (codegen/wgsl/dialect.ts's OPAQUE_ZERO).
-    const rolled = rolledLoopsFor((opts.tuning ?? NO_TUNING).kind);
-    const r = renderWebGpuProgram(program, placed, opts.limits ?? webGpuDefaultLimits, rolled, opts.shaderF16 === true);
+    const cpu = rolledLoopsFor((opts.tuning ?? NO_TUNING).kind);
+    const r = renderWebGpuProgram(program, placed, opts.limits ?? webGpuDefaultLimits, {
+      rolledLoops: cpu,
+      quickStart: cpu && opts.quickStart !== false,
+      shaderF16: opts.shaderF16 === true,
+    });
     // a form renders where its section is alone in a dispatch (the search times exactly those)
     const formed = placed.dispatches.flatMap((d) => (d.sections.length === 1 ? d.sections : []));
     const tuning = tuningRecord(formed, tunePassOptions(opts));

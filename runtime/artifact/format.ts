@@ -119,6 +119,13 @@ export interface WasmArtifact extends ArtifactCommon {
 export interface WebGpuArtifactKernel extends ArtifactKernel {
   readonly bindings: readonly number[];
   readonly workgroups: readonly [number, number, number];
+  /**
+   * A variant that a CPU adapter's JIT compiles faster and that computes the same bits (a
+   * register matmul with a smaller block: each output is the same fma chain over k), over the
+   * same bindings: the runner starts with it and swaps `source` in once that has compiled, in
+   * the background between runs (docs/webgpu.md, "tiered start").
+   */
+  readonly quick?: { readonly source: string; readonly workgroups: readonly [number, number, number] };
 }
 
 /**

@@ -201,6 +201,18 @@ export function parseManifest(text: string): Manifest {
     const k = entry as Partial<ManifestKernel>;
     if (typeof k.file !== "string") throw invalid(`kernels[${i}].file is missing`);
     if (!(k.file in (m["files"] as object))) throw invalid(`kernels[${i}].file '${k.file}' has no sha256 in files`);
+    // A webgpu kernel's fast-compiling variant (WebGpuArtifactKernel.quick) travels in its entry.
+    const quick = (entry as { quick?: unknown }).quick as { source?: unknown; workgroups?: unknown } | undefined;
+    if (
+      quick !== undefined &&
+      (typeof quick !== "object" ||
+        quick === null ||
+        typeof quick.source !== "string" ||
+        !Array.isArray(quick.workgroups) ||
+        quick.workgroups.length !== 3 ||
+        !quick.workgroups.every((w) => Number.isInteger(w) && w >= 0))
+    )
+      throw invalid(`kernels[${i}].quick is not { source: "…", workgroups: [x, y, z] }`);
   });
   if (m["weights"] !== undefined && (typeof m["weights"] !== "string" || !(m["weights"] in (m["files"] as object))))
     throw invalid(`weights ${JSON.stringify(m["weights"])} has no sha256 in files`);

@@ -17,7 +17,16 @@
 // block the ones behind it.
 
 import { neededWorkgroups } from "../artifact/symbolic-dispatch.ts";
-import { artifactArray, artifactArrayFrom, numel, type Artifact, type ArtifactDType, type ArtifactIO, type SymbolicDispatch } from "../artifact/format.ts";
+import {
+  artifactArray,
+  artifactArrayFrom,
+  numel,
+  type Artifact,
+  type ArtifactDType,
+  type ArtifactIO,
+  type SymbolicDispatch,
+  type WebGpuArtifactKernel,
+} from "../artifact/format.ts";
 import { recordKernel, type RunProfiler } from "../artifact/profile.ts";
 
 import {
@@ -193,6 +202,8 @@ interface Launch {
   readonly workgroups: readonly [number, number, number];
   /** Under a symbolic batch: how the dispatch shrinks with the run's size. */
   readonly symbolic?: SymbolicDispatch;
+  /** Running the kernel's quick variant: the tuned source and workgroups, swapped in once compiled (WebGpuArtifactKernel.quick). */
+  readonly tuned?: { readonly source: string; readonly workgroups: readonly [number, number, number]; readonly bindings: readonly number[] };
 }
 
 /** What a runner dispatched: deterministic counts for tests and benchmarks. */
@@ -412,17 +423,29 @@ export class WebGpuArtifactRunner implements ResidentOwner {
       opts.progress({ done, total, elapsedMs });
     };
     const cache = pipelineCache.get(device);
-    const fresh = new Set(artifact.kernels.map((k) => pipelineKey(k.source)).filter((key) => !cache?.has(key)));
+    const fresh = new Set(
+      artifact.kernels.flatMap((k) => [k.source, (k as WebGpuArtifactKernel).quick?.source ?? k.source].map(pipelineKey)).filter((key) => !cache?.has(key)),
+    );
     const warmed = new Set<string>();
     const launches = await Promise.all(
       artifact.kernels.map(async (k, index) => {
         if (!k.workgroups || !k.bindings) throw new Error(`artifact ${artifact.name}: kernel ${k.name} has no workgroups or bindings`);
-        const pipeline = await pipelineFor(device, k.name, k.source);
-        const bindGroup = device.createBindGroup({
-          layout: pipeline.getBindGroupLayout(0),
-          entries: k.bindings.map((slot, binding) => ({ binding, resource: { buffer: runner.slots[slot]! } })),
-        });
-        return { index, name: k.name, source: k.source, pipeline, bindGroup, workgroups: k.workgroups, ...(k.symbolic ? { symbolic: k.symbolic } : {}) };
+        // A kernel with a quick variant starts with it (unless its tuned pipeline is made already); the tuned one follows between runs.
+        const quickOf = (k as WebGpuArtifactKernel).quick;
+        const quick = quickOf && !cache?.has(pipelineKey(k.source)) ? quickOf : undefined;
+        const source = quick?.source ?? k.source;
+        const pipeline = await pipelineFor(device, k.name, source);
+        const bindGroup = runner.bindGroupFor(pipeline, k.bindings);
+        return {
+          index,
+          name: k.name,
+          source,
+          pipeline,
+          bindGroup,
+          workgroups: quick?.workgroups ?? k.workgroups,
+          ...(k.symbolic ? { symbolic: k.symbolic } : {}),
+          ...(quick ? { tuned: { source: k.source, workgroups: k.workgroups, bindings: k.bindings } } : {}),
+        };
       }),
     );
     // Warm-up dispatches, one submission per new pipeline, all queued at once (a driver that
@@ -447,6 +470,76 @@ export class WebGpuArtifactRunner implements ResidentOwner {
     await Promise.all(pending);
     runner.launches = launches.filter((l) => l.workgroups[0] > 0);
     return runner;
+  }
+
+  private bindGroupFor(pipeline: GPUComputePipeline, bindings: readonly number[]): GPUBindGroup {
+    return this.device.createBindGroup({
+      layout: pipeline.getBindGroupLayout(0),
+      entries: bindings.map((slot, binding) => ({ binding, resource: { buffer: this.slots[slot]! } })),
+    });
+  }
+
+  /** Kernels still running their quick variant (tiered start: see WebGpuArtifactKernel.quick). */
+  get quickKernels(): number {
+    return this.launches.filter((l) => l.tuned).length;
+  }
+
+  private upgrading: Promise<void> | undefined;
+  private destroyed = false;
+
+  /**
+   * Compiles the next kernel's tuned source and swaps it in: its pipeline is created, then
+   * dispatched once (one workgroup) over scratch buffers, so that a driver compiling at first
+   * dispatch (lavapipe) does it now without touching the runner's buffers (they hold live
+   * state between runs); when that is done, the launch runs the tuned pipeline from the next
+   * run on. One at a time: a run submitted meanwhile waits for at most one compile.
+   */
+  private upgradeNext(): Promise<void> {
+    if (this.upgrading) return this.upgrading;
+    const at = this.launches.findIndex((l) => l.tuned);
+    if (at < 0 || this.destroyed) return Promise.resolve();
+    const l = this.launches[at]!;
+    const tuned = l.tuned!;
+    const { device } = this;
+    const work = async (): Promise<void> => {
+      let pipeline: GPUComputePipeline;
+      try {
+        pipeline = await pipelineFor(device, l.name, tuned.source);
+      } catch (e) {
+        // The quick variant stays (it computes the same bits); the failure is reported once.
+        const { tuned: _dropped, ...quick } = l;
+        this.launches[this.launches.indexOf(l)] = quick;
+        throw e;
+      }
+      // 16 bytes: the smallest binding any kernel declares (a vec4); accesses past it are clamped (WebGPU's robust buffer access).
+      // Not counted in webGpuBufferCounts: made and destroyed here, never seen by a run.
+      const scratch = tuned.bindings.map(() => device.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE, label: `${l.name}/warm-up` }));
+      try {
+        const encoder = device.createCommandEncoder();
+        const pass = encoder.beginComputePass();
+        pass.setPipeline(pipeline);
+        pass.setBindGroup(
+          0,
+          device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: scratch.map((buffer, binding) => ({ binding, resource: { buffer } })) }),
+        );
+        pass.dispatchWorkgroups(1, 1, 1);
+        pass.end();
+        device.queue.submit([encoder.finish()]);
+        await device.queue.onSubmittedWorkDone();
+      } finally {
+        for (const b of scratch) b.destroy();
+      }
+      if (this.destroyed) return;
+      const { tuned: _quick, ...rest } = l;
+      this.launches[this.launches.indexOf(l)] = { ...rest, pipeline, bindGroup: this.bindGroupFor(pipeline, tuned.bindings), workgroups: tuned.workgroups };
+    };
+    this.upgrading = work().finally(() => (this.upgrading = undefined));
+    return this.upgrading;
+  }
+
+  /** Resolves when every kernel runs its tuned source (compiling those still quick, one after another). */
+  async whenTuned(): Promise<void> {
+    while (this.quickKernels > 0 && !this.destroyed) await this.upgradeNext();
   }
 
   placeOf(buffer: number): { gpu: GPUBuffer; offset: number; bytes: number } {
@@ -475,6 +568,8 @@ export class WebGpuArtifactRunner implements ResidentOwner {
     } finally {
       this.runs++;
       for (const b of this.scratch.splice(0)) destroyBuffer(b);
+      // Tiered start: after each run, the next kernel's tuned source compiles (a failure there leaves the quick one running).
+      if (this.quickKernels > 0) this.upgradeNext().catch(() => undefined);
     }
   }
 
@@ -860,6 +955,7 @@ export class WebGpuArtifactRunner implements ResidentOwner {
 
   /** Frees the device memory; the runner cannot run afterwards. */
   destroy(): void {
+    this.destroyed = true;
     this.slots.forEach((b, i) => {
       if (!this.borrowed.has(i)) destroyBuffer(b);
     });
