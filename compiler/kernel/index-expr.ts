@@ -145,6 +145,11 @@ export function bounds(e: IndexExpr): [number, number] {
  * `9*(f div 9) + 3*((f div 3) mod 3) + (f mod 3)` folds back to `f`).
  */
 function normalize(terms: readonly Term[], constant: number): IndexExpr {
+  // One term needs no merging, recombination or sorting (the common case: copies and substitutions of single atoms).
+  if (terms.length <= 1) {
+    const t = terms[0];
+    return t === undefined || t.coef === 0 || (t.atom.kind === "var" && t.atom.extent === 1) ? { terms: [], constant } : { terms: [t], constant };
+  }
   const byKey = new Map<string, Term>();
   let extra = constant;
   const push = (t: Term): void => {
@@ -341,9 +346,21 @@ export const inRange = (x: IndexExpr, extent: number): IndexPred => andPred(cond
 /** Replaces variables by expressions (used to re-index a loop body, e.g. when unrolling). */
 /** `mapRef` renames the expressions data atoms refer to (when a body is copied). */
 export function substitute(e: IndexExpr, map: ReadonlyMap<string, IndexExpr>, mapRef?: (ref: number) => number): IndexExpr {
-  const parts: IndexExpr[] = [constIndex(e.constant)];
-  for (const t of e.terms) parts.push(mulIndex(substituteAtom(t.atom, map, mapRef), t.coef));
-  return addIndex(...parts);
+  // The terms of every substituted atom, scaled, normalized once (each part is already normal:
+  // normalizing them one by one first, as addIndex of mulIndexes would, gives the same result).
+  const terms: Term[] = [];
+  let constant = e.constant;
+  for (const t of e.terms) {
+    const a = t.atom;
+    if (a.kind === "var" && !map.has(a.name)) terms.push(t);
+    else if (a.kind === "data") terms.push(mapRef ? { atom: { ...a, ref: mapRef(a.ref) }, coef: t.coef } : t);
+    else {
+      const x = a.kind === "var" ? map.get(a.name)! : substituteAtom(a, map, mapRef);
+      for (const u of x.terms) terms.push({ atom: u.atom, coef: u.coef * t.coef });
+      constant += x.constant * t.coef;
+    }
+  }
+  return normalize(terms, constant);
 }
 
 export function substitutePred(p: IndexPred, map: ReadonlyMap<string, IndexExpr>, mapRef?: (ref: number) => number): IndexPred {

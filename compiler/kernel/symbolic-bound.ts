@@ -22,9 +22,14 @@ export interface SymbolicBound {
   readonly max: number;
 }
 
+const sizeBuffers = new WeakMap<readonly BufferDecl[], BufferDecl | null>();
+
 /** The program's size buffer (the one carrying `dimMax`), if it has a symbolic dimension. */
 export function sizeBuffer(buffers: readonly BufferDecl[]): BufferDecl | undefined {
-  return buffers.find((b) => b.dimMax !== undefined);
+  // Remembered per buffer list: renderers ask once per kernel, and a program has hundreds of both.
+  let size = sizeBuffers.get(buffers);
+  if (size === undefined) sizeBuffers.set(buffers, (size = buffers.find((b) => b.dimMax !== undefined) ?? null));
+  return size ?? undefined;
 }
 
 /** The iterations of `extent` a run of size `n` (of at most `max`) needs. */
