@@ -6,7 +6,9 @@
 import { compileWith, type Compiled, type DriverOptions } from "../compiler/compile.ts";
 import type { FuseOptions } from "../compiler/kernel/fusion-plan.ts";
 import type { Graph } from "../compiler/ir/types.ts";
-import { tilePass } from "../compiler/kernel-passes.ts";
+import type { KernelPass } from "../compiler/backend.ts";
+import { tileSection } from "../compiler/kernel/tile.ts";
+import { fitsMma } from "../codegen/cuda/mma-tile.ts";
 import { KilnError } from "../compiler/util/errors.ts";
 import type { HostTensor } from "../compiler/ir/host-tensor.ts";
 import { artifactDTypeBytes, type ArtifactStats, type CudaArtifact } from "../runtime/artifact/format.ts";
@@ -30,6 +32,15 @@ export interface CudaOptions extends FuseOptions {
 }
 
 export type CudaCompileOptions = CudaOptions & DriverOptions;
+
+/** The register-tiling pass, except for the contractions that run on tensor cores (codegen/cuda/mma-tile.ts). */
+const cudaTilePass: KernelPass = {
+  name: "tile",
+  run: (p) => ({
+    ...p,
+    kernels: p.kernels.map((k) => ({ ...k, sections: k.sections.map((s) => (s.dots?.length && !s.tile && !s.form && !fitsMma(s) ? tileSection(s) : s)) })),
+  }),
+};
 export type CudaCompiled = Compiled<CudaArtifact>;
 
 export const cudaBackend: Backend<"cuda", CudaOptions> = {
@@ -42,7 +53,7 @@ export const cudaBackend: Backend<"cuda", CudaOptions> = {
   kernelExtension: "cu",
   memory: { elementBytes: artifactDTypeBytes },
   fuseOptions: fuseOptionsOf,
-  kernelPasses: (opts) => (opts.tile === false ? [] : [tilePass]),
+  kernelPasses: (opts) => (opts.tile === false ? [] : [cudaTilePass]),
   boundsRows: true,
   render: (program, memory, opts) => {
     const r = renderCudaProgram(program, memory.slotOf, {

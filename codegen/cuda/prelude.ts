@@ -52,7 +52,55 @@ __device__ __forceinline__ __nv_bfloat16 __float2bfloat16_rn(float f) {
   return r;
 }
 __device__ __forceinline__ float __bfloat162float(__nv_bfloat16 v) { return __uint_as_float((unsigned)v.x << 16); }
+__device__ __forceinline__ unsigned short __half_as_ushort(__half h) { return h.x; }
+__device__ __forceinline__ __half __ushort_as_half(unsigned short u) { __half h; h.x = u; return h; }
+__device__ __forceinline__ unsigned short __bfloat16_as_ushort(__nv_bfloat16 h) { return h.x; }
+__device__ __forceinline__ __nv_bfloat16 __ushort_as_bfloat16(unsigned short u) { __nv_bfloat16 h; h.x = u; return h; }
 #endif
+
+// Tensor-core contraction steps (codegen/cuda/mma-tile.ts): D = A (16x16) * B (16x8) + C in f32,
+// the operands 16-bit fragments of the warp's lanes as PTX lays out mma.m16n8k16. From sm_80 one
+// mma.sync instruction; below it (and in the tests' CPU emulation) the same product from the
+// lanes' fragments gathered with shuffles, the 16 steps of k in order.
+__device__ __forceinline__ unsigned short kiln_h16_bits(float v) { return __half_as_ushort(__float2half_rn(v)); }
+__device__ __forceinline__ unsigned short kiln_b16_bits(float v) { return __bfloat16_as_ushort(__float2bfloat16_rn(v)); }
+template <bool BF16> __device__ __forceinline__ float kiln_16bit_value(unsigned bits) {
+  return BF16 ? __bfloat162float(__ushort_as_bfloat16((unsigned short)bits)) : __half2float(__ushort_as_half((unsigned short)bits));
+}
+template <bool BF16> __device__ __forceinline__ void kiln_mma_shuffled(float* c, const unsigned* a, const unsigned* b) {
+  const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  for (int kk = 0; kk < 16; kk++) {
+    const int hi = kk >> 3, shift = (kk & 1) * 16, pair = (kk & 7) >> 1;
+    const unsigned a0 = __shfl_sync(0xffffffffu, a[hi * 2], g * 4 + pair);      // A[g][kk]
+    const unsigned a1 = __shfl_sync(0xffffffffu, a[hi * 2 + 1], g * 4 + pair);  // A[g + 8][kk]
+    const unsigned b0 = __shfl_sync(0xffffffffu, b[hi], (2 * t) * 4 + pair);    // B[kk][2t]
+    const unsigned b1 = __shfl_sync(0xffffffffu, b[hi], (2 * t + 1) * 4 + pair);  // B[kk][2t + 1]
+    const float x0 = kiln_16bit_value<BF16>((a0 >> shift) & 0xffffu), x1 = kiln_16bit_value<BF16>((a1 >> shift) & 0xffffu);
+    const float y0 = kiln_16bit_value<BF16>((b0 >> shift) & 0xffffu), y1 = kiln_16bit_value<BF16>((b1 >> shift) & 0xffffu);
+    c[0] += x0 * y0;
+    c[1] += x0 * y1;
+    c[2] += x1 * y0;
+    c[3] += x1 * y1;
+  }
+}
+__device__ __forceinline__ void kiln_mma_f16(float* c, const unsigned* a, const unsigned* b) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};"
+               : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#else
+  kiln_mma_shuffled<false>(c, a, b);
+#endif
+}
+__device__ __forceinline__ void kiln_mma_bf16(float* c, const unsigned* a, const unsigned* b) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};"
+               : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#else
+  kiln_mma_shuffled<true>(c, a, b);
+#endif
+}
 
 // f32 -> i32 rounds toward zero and saturates; NaN -> 0 (PTX cvt.rzi.sat.s32.f32).
 __device__ __forceinline__ int kiln_f2i(float v) {

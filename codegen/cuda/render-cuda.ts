@@ -18,9 +18,14 @@ import { parallelDepthOf, renderIndex, renderPred, renderSectionBody, type Buffe
 import { cudaCLike, cudaDialect as d } from "./dialect.ts";
 import { rowBounds, sizeBuffer, symbolicBound } from "../../compiler/kernel/symbolic-bound.ts";
 import { planSharedTile, SHARED_TILE, type SharedTilePlan } from "./shared-tile.ts";
+import { MMA_K, MMA_M, MMA_N, planMma, type MmaPlan } from "./mma-tile.ts";
 
-/** How a section's reductions run: a thread per point, a warp per point, or 16x16-thread blocks staging a contraction's operands in shared memory. */
-export type ReductionStrategy = "serial" | "warp" | "shared";
+/**
+ * How a section's reductions run: a thread per point, a warp per point, 16x16-thread blocks
+ * staging a contraction's operands in shared memory, or (picked by "auto" only) a warp per
+ * 16x8 tile of a 16-bit contraction on tensor cores (mma-tile.ts).
+ */
+export type ReductionStrategy = "serial" | "warp" | "shared" | "mma";
 
 export interface CudaRenderOptions {
   /** "auto" (default) picks per section: warps for few points with long reductions, shared-memory blocks for large contractions. */
@@ -81,13 +86,20 @@ export function renderCudaKernel(kernel: Kernel, buffers: readonly BufferDecl[],
     const attention = s.form?.kind === "attention";
     const auto = !attention && (opts.reduction === undefined || opts.reduction === "auto");
     let strategy: ReductionStrategy = attention ? "serial" : auto ? pickStrategy(s, items, depth) : (opts.reduction as ReductionStrategy);
-    const plan = (auto && strategy === "serial") || strategy === "shared" ? planSharedTile(s, items, depth) : undefined;
-    if (strategy === "shared" && !plan) strategy = "serial"; // forced, but the section does not fit the pattern
+    // Tensor cores first: a 16-bit contraction with f32 accumulation whose shape fits (auto only).
+    const mma = auto || strategy === "mma" ? planMma(s, items, depth) : undefined;
+    const plan = !mma && ((auto && strategy === "serial") || strategy === "shared") ? planSharedTile(s, items, depth) : undefined;
+    if ((strategy === "shared" && !plan) || (strategy === "mma" && !mma)) strategy = "serial"; // forced, but the section does not fit the pattern
     if (plan) strategy = "shared";
+    if (mma) strategy = "mma";
     strategies.push(strategy);
     const points = product(s.domain.slice(0, depth));
-    maxThreads = Math.max(maxThreads, strategy === "warp" ? points * WARP : strategy === "shared" ? sharedBlocks(s) * CUDA_BLOCK_SIZE : points);
-    const bound = strategy !== "shared" && depth >= 1 ? symbolicBound(s, buffers) : undefined;
+    const mmaTiles = mma ? (mma.rowVar.extent / MMA_M) * (mma.colVar.extent / MMA_N) : 0;
+    maxThreads = Math.max(
+      maxThreads,
+      strategy === "warp" ? points * WARP : strategy === "shared" ? sharedBlocks(s) * CUDA_BLOCK_SIZE : strategy === "mma" ? mmaTiles * WARP : points,
+    );
+    const bound = strategy !== "shared" && strategy !== "mma" && depth >= 1 ? symbolicBound(s, buffers) : undefined;
     let limit: string | undefined;
     if (bound) {
       const per = points / bound.extent;
@@ -98,7 +110,7 @@ export function renderCudaKernel(kernel: Kernel, buffers: readonly BufferDecl[],
     // loop) stops at ceil(extent × n / max): `lim_<var>`, computed when the section starts.
     const limits = new Map<string, number>(size ? rowBounds(s, buffers).vars : []);
     if (limit || limits.size > 0) readsSize = true;
-    new SectionWriter(s, strategy, depth, lines, plan, limit, limits, size).write(items, i);
+    new SectionWriter(s, strategy, depth, lines, plan, limit, limits, size, mma).write(items, i);
   });
   lines.push("}");
   const blocks = Math.min(MAX_BLOCKS, Math.max(1, Math.ceil(maxThreads / CUDA_BLOCK_SIZE)));
@@ -165,6 +177,7 @@ class SectionWriter {
     /** Loops that stop at a symbolic batch's rows (rowBounds), with their extents. */
     private readonly rowLimits: ReadonlyMap<string, number> = new Map(),
     private readonly size?: BufferDecl,
+    private readonly mma?: MmaPlan,
   ) {
     this.threadBound = new Set(s.domain.slice(0, depth).map((v) => v.name));
     this.limits = new Map([...rowLimits.keys()].map((v) => [v, `lim_${v}`]));
@@ -217,6 +230,7 @@ class SectionWriter {
     const s = this.s;
     this.collectUsedVars(items);
     if (this.plan) return this.writeShared(items, index, this.plan);
+    if (this.mma) return this.writeMma(items, index, this.mma);
     const pointVars = s.domain.slice(0, this.depth);
     const points = product(pointVars);
     const wide = points * WARP >= 2 ** 31;
@@ -290,7 +304,8 @@ class SectionWriter {
           break;
         }
         case "reduce":
-          if (this.plan?.item === item) this.sharedReduce(item, indent, this.plan);
+          if (this.mma?.item === item) this.lines.push(`${indent}const float t${this.mma.reduce} = acc[j];`);
+          else if (this.plan?.item === item) this.sharedReduce(item, indent, this.plan);
           else this.reduce(item, indent, place);
           break;
         case "store": {
@@ -338,6 +353,50 @@ class SectionWriter {
     this.items(items, "      ", { laneSplit: false, inReduce: false });
     this.lines.push("    }", "  }");
     this.declaredLimits();
+  }
+
+  /**
+   * A grid-stride loop over 16x8 output tiles, a warp each: per 16 steps of k the lanes load
+   * their A and B fragment elements (each side's expressions rendered at the element's row, k
+   * and column), one kiln_mma_* step accumulates in f32, then each lane runs the section's
+   * other items (epilogue, stores) at its 4 outputs with the reduction's value from `acc`.
+   */
+  private writeMma(items: readonly ScheduleItem[], index: number, plan: MmaPlan): void {
+    const s = this.s;
+    const { rowVar, colVar, kVar } = plan;
+    const colTiles = colVar.extent / MMA_N;
+    const tiles = (rowVar.extent / MMA_M) * colTiles;
+    const source = sectionSourceNote(s);
+    this.lines.push(
+      `  { // section ${index}: ${rowVar.name}<${rowVar.extent}, ${colVar.name}<${colVar.extent}, ${kVar.name}<${kVar.extent}; a warp per ${MMA_M}x${MMA_N} tile, mma.sync m16n8k16 (${plan.format} operands, f32 accumulate)${source ? `; ${source}` : ""}`,
+      `    const int lane = threadIdx.x & ${WARP - 1};`,
+      `    for (int wt = (blockIdx.x * blockDim.x + threadIdx.x) / ${WARP}; wt < ${tiles}; wt += (gridDim.x * blockDim.x) / ${WARP}) {`,
+      `      const int m0 = (wt / ${colTiles}) * ${MMA_M};`,
+      `      const int n0 = (wt % ${colTiles}) * ${MMA_N};`,
+      "      float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};",
+      `      for (int k0 = 0; k0 < ${kVar.extent}; k0 += ${MMA_K}) {`,
+      "        unsigned short ha[8], hb[4];",
+    );
+    const bits = plan.format === "f16" ? "kiln_h16_bits" : "kiln_b16_bits";
+    const fragment = (side: MmaPlan["lhs"], count: number, slot: string, row: [IndexVar, string], col: [IndexVar, string]): void => {
+      this.lines.push(`        for (int j = 0; j < ${count}; j++) {`);
+      this.lines.push(`          const int ${row[0].name} = ${row[1]};`, `          const int ${col[0].name} = ${col[1]};`);
+      for (const id of side.ids) this.lines.push(`          const ${d.typeName(s.exprs[id]!.dtype)} t${id} = ${this.expr(s.exprs[id]!)};`);
+      this.lines.push(`          ${slot}[j] = ${bits}(t${side.value});`, "        }");
+    };
+    fragment(plan.lhs, 8, "ha", [rowVar, "m0 + (lane >> 2) + ((j >> 1) & 1) * 8"], [kVar, "k0 + (lane & 3) * 2 + (j & 1) + (j >> 2) * 8"]);
+    fragment(plan.rhs, 4, "hb", [kVar, "k0 + (lane & 3) * 2 + (j & 1) + (j >> 1) * 8"], [colVar, "n0 + (lane >> 2)"]);
+    this.lines.push(
+      "        const unsigned fa[4] = {ha[0] | ((unsigned)ha[1] << 16), ha[2] | ((unsigned)ha[3] << 16), ha[4] | ((unsigned)ha[5] << 16), ha[6] | ((unsigned)ha[7] << 16)};",
+      "        const unsigned fb[2] = {hb[0] | ((unsigned)hb[1] << 16), hb[2] | ((unsigned)hb[3] << 16)};",
+      `        kiln_mma_${plan.format}(acc, fa, fb);`,
+      "      }",
+      "      for (int j = 0; j < 4; j++) {",
+      `        const int ${rowVar.name} = m0 + (lane >> 2) + (j >> 1) * 8;`,
+      `        const int ${colVar.name} = n0 + (lane & 3) * 2 + (j & 1);`,
+    );
+    this.items(items, "        ", { laneSplit: true, inReduce: false });
+    this.lines.push("      }", "    }", "  }");
   }
 
   /** The blocked reduction loop: stage a chunk of every operand load, then run the chunk from shared memory. */

@@ -86,6 +86,7 @@ template <class T> T kiln_exchange(T v, int from) {
   return out;
 }
 template <class T> T __shfl_xor_sync(unsigned, T v, int mask) { return kiln_exchange(v, (int)((threadIdx.x & 31) ^ mask)); }
+template <class T> T __shfl_sync(unsigned, T v, int lane) { return kiln_exchange(v, lane); }
 inline bool __any_sync(unsigned, bool v) {
   bool any = false;
   for (int l = 0; l < 32; l++) any = kiln_exchange<int>(v ? 1 : 0, l) || any;
