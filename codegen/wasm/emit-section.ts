@@ -62,6 +62,12 @@ export interface SectionFunc {
   readonly splitExtent: number;
   /** A rough count of innermost iterations (decides whether threading pays). */
   readonly work: number;
+  /**
+   * LANES when the split loop itself runs four iterations per vector step (its remainder
+   * scalar), else 1: threads' chunks must then start at multiples of it, or an iteration
+   * would take the scalar path in one split and the vector path (relaxed_madd) in another.
+   */
+  readonly splitGrain: number;
   /** The memarg offsets in the body that hold buffer bases (FuncBuilder.memAt). */
   readonly relocations: readonly Relocation[];
 }
@@ -109,6 +115,7 @@ export function emitSection(
 
   const realDomain = s.domain.filter((v) => v.extent > 1);
   const splitVar = realDomain[0];
+  let splitGrain = 1;
   const innermostVar = realDomain[realDomain.length - 1];
 
   const varLocals = new Map<string, number>();
@@ -341,6 +348,7 @@ export function emitSection(
     }
     const r = openRegion(v.name, item.body);
     region = r;
+    if (v === splitVar) splitGrain = LANES;
     if (v.extent === LANES && v !== splitVar && !rowLimit.has(v.name)) {
       fb.i32(0).set(vl);
       emitItems(item.body);
@@ -627,6 +635,7 @@ export function emitSection(
     func: { type: { params: [I32, I32, I32], results: [] }, locals: fb.locals, body: fb.body, exportName: name },
     splitExtent: splitVar?.extent ?? 1,
     work: domainSize * reduceSize,
+    splitGrain,
     relocations: fb.relocations,
   };
 }

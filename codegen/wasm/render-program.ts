@@ -2,7 +2,8 @@
 // in the kernel's `source`), each exporting a function per section, `s<j>(lo, hi, tid)`, and
 // globals `x<j>` (iterations of the loop threads split), `w<j>` (rough work) and, under a
 // symbolic batch, `z` (the size buffer's address) and `m<j>` (the maximum, on sections whose
-// split loop follows the batch). Buffer
+// split loop follows the batch), and `g<j>` (4, on sections whose split loop is itself a
+// vector loop: threads' chunks start at multiples of it). Buffer
 // addresses follow the driver's memory plan laid out by runtime/artifact/wasm-layout.ts.
 
 import type { BufferDecl, Kernel, KernelProgram, Section } from "../../compiler/kernel/kernel-ir.ts";
@@ -104,6 +105,7 @@ export function buildKernelModule(
   });
   const globals: ExportedGlobal[] = [{ name: "n", value: sections.length }];
   sections.forEach((s, j) => globals.push({ name: `x${j}`, value: s.splitExtent }, { name: `w${j}`, value: Math.min(s.work, 2 ** 31 - 1) }));
+  sections.forEach((s, j) => s.splitGrain > 1 && globals.push({ name: `g${j}`, value: s.splitGrain }));
   if (size) {
     globals.push({ name: "z", value: place(size.id).base });
     k.sections.forEach((s, j) => {

@@ -62,6 +62,12 @@ interface Launch {
   readonly max?: number;
   /** The size buffer's address (with `max`). */
   readonly sizeAt?: number;
+  /**
+   * Chunks split at multiples of this (the kernel's `g<j>`, 4 where the split loop is itself
+   * a vector loop): each iteration then takes the vector or scalar path the same in every
+   * split, so results do not depend on the threads (nor on whether the workers are up yet).
+   */
+  readonly grain: number;
 }
 
 /**
@@ -315,6 +321,7 @@ export class WasmArtifactRunner implements ResidentOwner {
           fn: exports[`s${section}`] as SectionFn,
           extent: global(`x${section}`)!,
           work: global(`w${section}`)!,
+          grain: global(`g${section}`) ?? 1,
           ...(max !== undefined ? { max, sizeAt: global("z")! } : {}),
         });
       }
@@ -481,7 +488,7 @@ export class WasmArtifactRunner implements ResidentOwner {
     // Until the workers are ready (pool.ts), the calling thread runs every iteration itself.
     const pool = this.pool?.ready ? this.pool : undefined;
     if (pool && extent > 1 && (l.work * extent) / l.extent >= this.minParallelWork) {
-      const grain = extent >= 16 * pool.threads ? 4 : 1;
+      const grain = Math.max(l.grain, extent >= 16 * pool.threads ? 4 : 1);
       pool.launch(l.kernel, l.section, extent, grain, (lo, hi) => l.fn(lo, hi, 0), threadMs);
       return true;
     }
