@@ -43,9 +43,15 @@ export function planProgramMemory(program: KernelProgram, rules: MemoryRules): P
     if (input !== undefined && program.buffers[o.buffer]!.kind === "output" && bufferBytes[input] === bufferBytes[o.buffer]) aliasOf.set(o.buffer, input);
   }
   const steps: PlanStep[] = [];
+  // A kernel's aliased outputs from its own writes (not every alias per kernel: a training step has hundreds of both), in the outputs' order.
+  const aliasRank = new Map([...aliasOf.keys()].map((out, i) => [out, i]));
   for (const k of program.kernels) {
     steps.push({ reads: k.reads.map(String), writes: k.writes.map(String) });
-    const unsafe = [...aliasOf].filter(([out, input]) => k.writes.includes(out) && k.reads.includes(input) && !readsOnlyAtStoreIndex(k, input, out));
+    const unsafe = k.writes
+      .filter((out) => aliasOf.has(out))
+      .sort((a, b) => aliasRank.get(a)! - aliasRank.get(b)!)
+      .map((out): [number, number] => [out, aliasOf.get(out)!])
+      .filter(([out, input]) => k.reads.includes(input) && !readsOnlyAtStoreIndex(k, input, out));
     if (unsafe.length > 0) steps.push({ reads: unsafe.map(([, input]) => String(input)), writes: [] });
   }
   const planBuffers: PlanBuffer[] = program.buffers.map((b) => ({
