@@ -257,6 +257,23 @@ describe("examples/gpt.ts", () => {
     for (const label of ["attention", "attention_dq", "attention_dkv"]) expect(labels.filter((l) => l.includes(label)).length, label).toBe(LAYERS);
     await model.close();
   });
+
+  test.runIf(FULL)(
+    "two AdamW steps on js with the attention fused give the losses of the unfused steps",
+    async () => {
+      const { net, trainStep, training } = await import("../../examples/gpt.ts");
+      const losses: number[][] = [];
+      for (const fuseAttention of [false, true]) {
+        const model = await k.compileModel(net, { train: trainStep }, undefined, { target: "js", fuseAttention });
+        const run: number[] = [];
+        for (let step = 0; step < 2; step++) run.push(((await model.train(training.batch(step), { seed: step })) as { loss: k.HostOutput }).loss.data[0]!);
+        losses.push(run);
+        await model.close();
+      }
+      expectClose(losses[1]!, losses[0]!, 1e-5, 1e-5);
+    },
+    600_000,
+  );
 });
 
 describe("kiln dump", () => {
