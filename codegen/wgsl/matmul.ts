@@ -22,6 +22,8 @@ import type { MatmulForm, MatmulParams } from "../../compiler/kernel/kernel-ir.t
 import { bug } from "../../compiler/util/errors.ts";
 import { foldWorkgroups, opaqueZero, type DispatchBindings, type RenderedDispatch } from "./dispatch.ts";
 import { limitExpr, limitName, readRows, rowLimitVars, rowsSizeOf } from "./row-limits.ts";
+import { symbolicBound } from "../../compiler/kernel/symbolic-bound.ts";
+import type { SymbolicDispatch } from "../../runtime/artifact/format.ts";
 
 /** The workgroup form's defaults: 256 threads (16x16) of 4x4 outputs own a 64x64 tile, k steps of 16. */
 export const WORKGROUP_MATMUL_DEFAULTS: MatmulParams = { rows: 4, cols: 4, threads: 256, unroll: 16 };
@@ -269,7 +271,8 @@ export function renderTiledMatmul(
     "}",
     "",
   ].join("\n");
-  return { name: d.name, source, bindings: b.gpuBuffers, workgroups };
+  const symbolic = matmulSymbolic(s, c, buffers, tilesM, tilesN, 1);
+  return { name: d.name, source, bindings: b.gpuBuffers, workgroups, ...(symbolic ? { symbolic } : {}) };
 }
 
 /** `// from loc(…) scope(…)` under a kernel's header line, when the section knows its source. */
@@ -416,7 +419,8 @@ export function renderRegisterMatmul(
     "}",
     "",
   ].join("\n");
-  return { name: d.name, source, bindings: b.gpuBuffers, workgroups };
+  const symbolic = matmulSymbolic(s, c, buffers, blocksM, blocksN, T);
+  return { name: d.name, source, bindings: b.gpuBuffers, workgroups, ...(symbolic ? { symbolic } : {}) };
 }
 
 /** `var name = operand` with the side's variables bound; guarded by `flat < bound` unless every index is in range. */
@@ -432,4 +436,28 @@ function kRowLimit(s: Section, c: Contraction, buffers: readonly BufferDecl[] | 
   const size = rowsSizeOf([s], buffers);
   if (extent === undefined || !size) return undefined;
   return { size, decl: `  let ${limitName(c.k.name)}: i32 = ${limitExpr(extent, size.dimMax!)};` };
+}
+
+/**
+ * Under a symbolic batch, the matmul dispatch's SymbolicDispatch when its thread (or
+ * workgroup) index leads with the batch: the outermost batch variable, or with no batch loop
+ * a single row variable, steps whole batch rows (symbolicBound). The run then dispatches only
+ * the blocks (`blocksM` of `blocksN` columns each, `perWorkgroup` to a workgroup) of its rows.
+ */
+function matmulSymbolic(
+  s: Section,
+  c: Contraction,
+  buffers: readonly BufferDecl[] | undefined,
+  blocksM: number,
+  blocksN: number,
+  perWorkgroup: number,
+): SymbolicDispatch | undefined {
+  const bound = buffers ? symbolicBound(s, buffers) : undefined;
+  if (!bound) return undefined;
+  const batchCount = c.batch.reduce((a, v) => a * v.extent, 1);
+  const [lead] = c.batch.filter((v) => v.extent > 1);
+  let step: readonly [number, number] | undefined;
+  if (lead) step = lead.name === bound.v && c.batch[0] === lead ? [lead.extent, (batchCount / lead.extent) * blocksM * blocksN] : undefined;
+  else if (c.rows.length === 1 && c.rows[0]!.name === bound.v) step = [blocksM, blocksN];
+  return step ? { size: bound.size.id, max: bound.max, sections: [step], perWorkgroup } : undefined;
 }

@@ -52,11 +52,12 @@ async function matchesInterpreter(
   width: number,
   rowShape: readonly number[],
   opts: { matmulForm?: "registers" | "workgroup" } = {},
-) {
+): Promise<number[]> {
   const compiled = compileWebGpu(g, { limits: env.context!.limits, ...opts });
   expect(rowMasks(compiled.program)).toBe(0);
   const runner = await WebGpuArtifactRunner.create(env.context!.device, compiled.artifact);
-  const labelled = g.inputs.length > 2;
+  const workgroups: number[] = [];
+  const labelled = g.inputs.some((id) => (g.nodes[id] as { name?: string }).name === "y");
   try {
     for (const b of [1, 7, MAX]) {
       const x = Float32Array.from({ length: b * width }, (_, i) => Math.sin(i * 0.37 + b));
@@ -73,7 +74,9 @@ async function matchesInterpreter(
         ...(labelled ? { y: { dtype: "i32", shape: [b], data: y } } : {}),
       };
       const want = interpret(g, actual);
+      const before = runner.dispatchStats.workgroups;
       const got = await runner.run(padded);
+      workgroups.push(runner.dispatchStats.workgroups - before);
       for (const o of g.outputs) {
         const w = want[o.name]!.data;
         const a = got[o.name]!.data;
@@ -84,6 +87,7 @@ async function matchesInterpreter(
   } finally {
     runner.destroy();
   }
+  return workgroups;
 }
 
 describe.skipIf(!env.available)("symbolic batch rows on webgpu", () => {
@@ -106,6 +110,24 @@ describe.skipIf(!env.available)("symbolic batch rows on webgpu", () => {
     },
     120_000,
   );
+
+  test("a matmul over the batch's rows dispatches only their blocks, in both matmul forms", async () => {
+    const f = ({ x, w }: { x: k.Tensor; w: k.Tensor }) => ({ out: x.matmul(w).relu() });
+    const g = k.traceFunction("rows_matmul", f as never, { x: k.f32(["batch", 64], { max: { batch: MAX } }), w: k.f32([64, 256]) }).graph;
+    const w: HostTensor = { dtype: "f32", shape: [64, 256], data: Float32Array.from({ length: 64 * 256 }, (_, i) => Math.cos(i)) };
+    for (const matmulForm of ["registers", "workgroup"] as const) {
+      const compiled = compileWebGpu(g, { limits: env.context!.limits, matmulForm });
+      expect(compiled.artifact.kernels.every((kk) => kk.symbolic !== undefined)).toBe(true);
+      // batches 1, 7, 64 of 64: the rows' blocks only. A register block holds a few rows (the adapter's
+      // parameters), so 1 and 7 rows need fewer workgroups than 64; a workgroup tile holds all 64 rows.
+      const [one, seven, max] = await matchesInterpreter(g, { w }, 64, [64], { matmulForm });
+      if (matmulForm === "registers") {
+        expect(one!).toBeLessThan(max!);
+        expect(seven!).toBeLessThan(max!);
+        expect(one!).toBeLessThanOrEqual(seven!);
+      } else expect([one, seven]).toEqual([max, max]);
+    }
+  }, 120_000);
 
   test.runIf(FULL)(
     "a CNN SGD step (conv, relu, max-pool, linear) drops every mask and matches the interpreter",
