@@ -37,13 +37,13 @@ export interface AttentionRegion {
 
 type Kind = "score" | "row" | "scoreT" | "keyT";
 
-/** Every attention backward in `g` (softmaxes over the last axis whose gradient is found whole). */
-export function findAttentionRegions(g: Graph): AttentionRegion[] {
+/** Every attention backward in `g` (softmaxes over the last axis whose gradient is found whole) whose scores `wanted` accepts. */
+export function findAttentionRegions(g: Graph, wanted: (score: ValueId) => boolean = () => true): AttentionRegion[] {
   const regions: AttentionRegion[] = [];
   const position = new Map(g.nodes.map((n, i) => [n.id, i]));
   for (const n of g.nodes) {
     const softmax = n.op === "mul" ? matchSoftmax(g, n.id) : undefined;
-    if (!softmax) continue;
+    if (!softmax || !wanted(softmax.score)) continue;
     const region = regionOf(g, position, softmax.score, softmax.absorbed, softmax.max, softmax.sum);
     if (region) regions.push(region);
   }

@@ -292,7 +292,7 @@ export function planFusion(g: Graph, opts: FuseOptions = {}): FusionPlan {
   // Attention backwards fuse where the forward would (same option and threshold).
   const fusesAttention = (score: ValueId): boolean =>
     !opts.noFusion && opts.fuseAttention !== false && (opts.fuseAttention === true || numel(nodeOf(g, score).type.shape) * 4 >= ATTENTION_FUSE_MIN_BYTES);
-  const regions = findAttentionRegions(g).filter((r) => fusesAttention(r.score));
+  const regions = opts.noFusion || opts.fuseAttention === false ? [] : findAttentionRegions(g, fusesAttention);
   const gradRoot = new Map<ValueId, { region: AttentionRegion; part: "query" | "key" }>();
   const gradInlined = new Set<ValueId>();
   const forwardOf = new Map<ValueId, AttentionMatch>();
