@@ -236,16 +236,18 @@ const HELPERS: readonly { readonly name: string; readonly uses: readonly string[
   {
     name: "kiln_f2h",
     uses: [],
+    // Branch-free (selects; a GPU runs both sides of a branch anyway).
     source: () =>
       [
         "fn kiln_f2h(x: f32) -> u32 {",
         "  let bits = bitcast<u32>(x);",
         "  let sign = (bits >> 16u) & 0x8000u;",
         "  let a = bits & 0x7fffffffu;",
-        "  if (a >= 0x7f800000u) { return sign | select(0x7c00u, 0x7e00u, a > 0x7f800000u); }",
-        "  if (a >= 0x477ff000u) { return sign | 0x7c00u; }",
-        "  if (a >= 0x38800000u) { let m = a - 0x38000000u; return sign | ((m + 0xfffu + ((m >> 13u) & 1u)) >> 13u); }",
-        "  return sign | u32(round(abs(x) * 16777216.0f));",
+        "  let m = a - 0x38000000u;",
+        "  let normal = (m + 0xfffu + ((m >> 13u) & 1u)) >> 13u;",
+        "  let small = u32(round(abs(x) * 16777216.0f));",
+        "  let special = select(0x7c00u, 0x7e00u, a > 0x7f800000u);",
+        "  return sign | select(select(normal, small, a < 0x38800000u), special, a >= 0x477ff000u);",
         "}",
       ].join("\n"),
   },
@@ -258,9 +260,10 @@ const HELPERS: readonly { readonly name: string; readonly uses: readonly string[
         "  let e = (h >> 10u) & 0x1fu;",
         "  let m = h & 0x3ffu;",
         "  let s = (h & 0x8000u) << 16u;",
-        "  if (e == 0u) { let r = f32(m) * 5.9604644775390625e-8f; return select(r, -r, s != 0u); }",
-        "  if (e == 31u) { return bitcast<f32>(s | 0x7f800000u | (m << 13u)); }",
-        "  return bitcast<f32>(s | ((e + 112u) << 23u) | (m << 13u));",
+        "  let small = bitcast<u32>(f32(m) * 5.9604644775390625e-8f);",
+        "  let normal = ((e + 112u) << 23u) | (m << 13u);",
+        "  let special = 0x7f800000u | (m << 13u);",
+        "  return bitcast<f32>(s | select(select(normal, small, e == 0u), special, e == 31u));",
         "}",
       ].join("\n"),
   },
@@ -271,7 +274,25 @@ const HELPERS: readonly { readonly name: string; readonly uses: readonly string[
       "fn kiln_f2b(x: f32) -> u32 { let bits = bitcast<u32>(x); if ((bits & 0x7fffffffu) > 0x7f800000u) { return (bits >> 16u) | 0x40u; } return (bits + 0x7fffu + ((bits >> 16u) & 1u)) >> 16u; }",
   },
   { name: "kiln_b2f", uses: [], source: () => "fn kiln_b2f(h: u32) -> f32 { return bitcast<f32>(h << 16u); }" },
-  { name: "kiln_rh", uses: ["kiln_f2h", "kiln_h2f"], source: () => "fn kiln_rh(x: f32) -> f32 { return kiln_h2f(kiln_f2h(x)); }" },
+  {
+    name: "kiln_rh",
+    uses: [],
+    // x rounded to f16 and back without the bit pattern, branch-free (selects): the same values
+    // as kiln_h2f(kiln_f2h(x)). Normal range: round the f32 mantissa to 10 bits (ties to even; a
+    // carry steps the exponent); below 2^-14 to a multiple of 2^-24 (round() ties to even);
+    // from 65520 up ±inf; inf and NaN pass through.
+    source: () =>
+      [
+        "fn kiln_rh(x: f32) -> f32 {",
+        "  let bits = bitcast<u32>(x);",
+        "  let a = bits & 0x7fffffffu;",
+        "  let normal = bitcast<f32>((bits + 0xfffu + ((bits >> 13u) & 1u)) & 0xffffe000u);",
+        "  let small = round(x * 16777216.0f) * 5.9604644775390625e-8f;",
+        "  let inf = bitcast<f32>((bits & 0x80000000u) | 0x7f800000u);",
+        "  return select(select(select(normal, small, a < 0x38800000u), inf, a >= 0x477ff000u), x, a >= 0x7f800000u);",
+        "}",
+      ].join("\n"),
+  },
   { name: "kiln_rb", uses: ["kiln_f2b", "kiln_b2f"], source: () => "fn kiln_rb(x: f32) -> f32 { return kiln_b2f(kiln_f2b(x)); }" },
   // vec4<f32> forms of the NaN-aware helpers (codegen/wgsl/vector.ts).
   {

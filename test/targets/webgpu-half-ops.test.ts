@@ -253,3 +253,45 @@ describe.skipIf(!hasF16)("k.compile on webgpu uses shader-f16 where the device h
     TIMEOUT_MS,
   );
 });
+
+describe.skipIf(!env.available)("webgpu f16 rounding after each op (kiln_rh) on the whole range", () => {
+  // 4096 pairs of finite f16 bit patterns (subnormals, the largest values, both signs): every
+  // product and sum is exact in float64, so half.ts rounds it once; the kernel must agree bit for bit.
+  test(
+    "products and sums of random f16 pairs round as half.ts rounds them",
+    async () => {
+      let seed = 5;
+      const next = (): number => (seed = (seed * 1103515245 + 12345) >>> 0) >>> 16;
+      const finite = (): number => {
+        for (;;) {
+          const bits = next() & 0xffff;
+          if ((bits & 0x7c00) !== 0x7c00) return bits;
+        }
+      };
+      const n = 4096;
+      const x = Uint16Array.from({ length: n }, finite);
+      const y = Uint16Array.from({ length: n }, finite);
+      const b = new GraphBuilder("rh_range");
+      const xi = b.input("x", { dtype: "f16", shape: [n] });
+      const yi = b.input("y", { dtype: "f16", shape: [n] });
+      const g = b.build([
+        { name: "prod", value: b.add({ op: "mul", x: xi, y: yi }, { dtype: "f16", shape: [n] }) },
+        { name: "sum", value: b.add({ op: "add", x: xi, y: yi }, { dtype: "f16", shape: [n] }) },
+      ]);
+      const want = {
+        prod: Array.from(x, (v, i) => numberToHalfBits(halfBitsToNumber(v) * halfBitsToNumber(y[i]!))),
+        sum: Array.from(x, (v, i) => numberToHalfBits(halfBitsToNumber(v) + halfBitsToNumber(y[i]!))),
+      };
+      for (const t of hasF16 ? [target, f16Target] : [target]) {
+        const out = await t.compile(g, { verify: true }).run({ x: { dtype: "f16", shape: [n], data: x }, y: { dtype: "f16", shape: [n], data: y } });
+        for (const name of ["prod", "sum"] as const) {
+          const got = out[name]!.data;
+          // +0 and -0 are distinct patterns; both sides give IEEE's sign.
+          const wrong = want[name].flatMap((w, i) => (got[i] === w ? [] : [[x[i], y[i], got[i], w]]));
+          expect(wrong.slice(0, 5), `${name} (${t.label ?? t.name})`).toEqual([]);
+        }
+      }
+    },
+    TIMEOUT_MS,
+  );
+});
