@@ -75,6 +75,16 @@ export function planFusion(g: Graph, opts: FuseOptions = {}): FusionPlan {
     return grp;
   };
   const identity = (grp: GroupState): IndexExpr[] => grp.vars.map((v) => fromAtom(v));
+  /** `id` becomes a root (a written value) of `grp`: every other group reading it depends on `grp` and reads it. */
+  const addRoot = (grp: GroupState, id: ValueId, acc: Accesses | undefined): void => {
+    grp.roots.push(id);
+    if (acc)
+      for (const gid of acc.keys())
+        if (gid !== grp.id) {
+          groups[gid]!.deps.add(grp.id);
+          groups[gid]!.reads.add(id);
+        }
+  };
   const placementCount = (grp: GroupState, index: readonly IndexExpr[]): number => {
     let c = 1;
     for (const e of index) for (const v of indexVars(e)) c = Math.max(c, grp.varCount.get(v) ?? bug(`fuse: unknown var ${v}`));
@@ -186,13 +196,7 @@ export function planFusion(g: Graph, opts: FuseOptions = {}): FusionPlan {
       }
     }
     const grp = target ?? newGroup(n.type.shape);
-    grp.roots.push(n.id);
-    if (acc)
-      for (const gid of acc.keys())
-        if (gid !== grp.id) {
-          groups[gid]!.deps.add(grp.id);
-          groups[gid]!.reads.add(n.id);
-        }
+    addRoot(grp, n.id, acc);
     const own = target ? acc!.get(grp.id)!.values() : [identity(grp)];
     for (const index of own) propagate(n, grp, index);
   };
@@ -243,13 +247,7 @@ export function planFusion(g: Graph, opts: FuseOptions = {}): FusionPlan {
       for (const id of region.inlined) grp.inlined.add(id);
       gradGroups.set(regionKey, grp);
     }
-    grp.roots.push(n.id);
-    if (acc)
-      for (const gid of acc.keys())
-        if (gid !== grp.id) {
-          groups[gid]!.deps.add(grp.id);
-          groups[gid]!.reads.add(n.id);
-        }
+    addRoot(grp, n.id, acc);
     const shape = n.type.shape;
     const flip = part === "key" && region.transposed.has(n.id);
     if (flip) grp.transposed!.add(n.id);

@@ -2,7 +2,7 @@
 // run it on host inputs, explain it (fusion plan and kernel sources) when a comparison fails.
 
 import { compileJs } from "../../targets/js.ts";
-import { compileWebGpu } from "../../targets/webgpu.ts";
+import { compileWebGpu, type WebGpuCompileOptions, type WebGpuCompiled } from "../../targets/webgpu.ts";
 import { formatFusionPlan } from "../../compiler/passes/fuse.ts";
 import type { WebGpuContext } from "../../runtime/webgpu/device.ts";
 import { JsArtifactRunner } from "../../runtime/js/run-artifact.ts";
@@ -20,13 +20,23 @@ export const jsTestTarget: TestTarget = {
   },
 };
 
-/** `context` is read when a case compiles, so a suite that skips (no adapter) never calls it. */
-export function webGpuTestTarget(context: () => WebGpuContext): TestTarget {
+/**
+ * `context` is read when a case compiles, so a suite that skips (no adapter) never calls it.
+ * `extra` adds compile options (its `limits` replace the device's); `check` sees each compile.
+ */
+export function webGpuTestTarget(
+  context: () => WebGpuContext,
+  extra: (device: WebGpuContext) => Partial<WebGpuCompileOptions> = () => ({}),
+  label?: string,
+  check?: (compiled: WebGpuCompiled) => void,
+): TestTarget {
   return {
     name: "webgpu",
+    ...(label !== undefined ? { label } : {}),
     compile: (g, opts) => {
       const device = context();
-      const compiled = compileWebGpu(g, { ...opts, limits: device.limits });
+      const compiled = compileWebGpu(g, { ...opts, limits: device.limits, ...extra(device) });
+      check?.(compiled);
       return {
         run: async (inputs) => {
           const runner = await WebGpuArtifactRunner.create(device.device, compiled.artifact);

@@ -42,49 +42,43 @@ function inputsOf(g: Graph): Record<string, HostTensor> {
 const values = (out: Record<string, RuntimeTensor>): Record<string, number[]> =>
   Object.fromEntries(Object.entries(out).map(([name, t]) => [name, Array.from(t.data)]));
 
+/**
+ * Runs `g` on a runner whose workers are not up yet (the lone first run), again once they are
+ * (the split run), and on a 1-thread runner: all three bit for bit, and the interpreter within
+ * 1e-5 + 1e-4·|v|.
+ */
+async function loneSplitAndOneAgree(g: Graph): Promise<void> {
+  const artifact = compileWasm(g).artifact;
+  const inputs = inputsOf(g);
+  const lazy = keep(await WasmArtifactRunner.start(artifact, { threads: 2, minParallelWork: 0 }));
+  // Nothing but microtasks ran since the pool posted its start messages: no worker has answered.
+  expect([lazy.threads, lazy.activeThreads]).toEqual([2, 1]);
+  const lone = values(lazy.run(inputs));
+  expect(lazy.launchStats.launches).toBeGreaterThan(0);
+  await lazy.whenThreadsReady();
+  expect(lazy.activeThreads).toBe(2);
+  const split = values(lazy.run(inputs));
+  const one = values(keep(await WasmArtifactRunner.create(artifact, { threads: 1 })).run(inputs));
+  expect(split).toEqual(lone);
+  expect(one).toEqual(lone);
+  const want = interpret(g, inputs);
+  for (const [name, got] of Object.entries(lone)) {
+    const expected = Array.from(want[name]!.data);
+    got.forEach((v, j) => expect(Math.abs(v - expected[j]!)).toBeLessThanOrEqual(1e-5 + 1e-4 * Math.abs(expected[j]!)));
+  }
+}
+
 describe("wasm worker threads started without waiting", () => {
   test("a pure graph: the lone first run, the pool's split run and a 1-thread runner agree bit for bit, and with the interpreter", async () => {
-    const g = k.traceFunction("mm_softmax", ((x: k.Tensor, w: k.Tensor) => x.matmul(w).relu().softmax(-1)) as never, [f([48, 96]), f([96, 80])]).graph;
-    const artifact = compileWasm(g).artifact;
-    const inputs = inputsOf(g);
-    const lazy = keep(await WasmArtifactRunner.start(artifact, { threads: 2, minParallelWork: 0 }));
-    // Nothing but microtasks ran since the pool posted its start messages: no worker has answered.
-    expect([lazy.threads, lazy.activeThreads]).toEqual([2, 1]);
-    const lone = values(lazy.run(inputs));
-    expect(lazy.launchStats.launches).toBeGreaterThan(0);
-    await lazy.whenThreadsReady();
-    expect(lazy.activeThreads).toBe(2);
-    const split = values(lazy.run(inputs));
-    const one = values(keep(await WasmArtifactRunner.create(artifact, { threads: 1 })).run(inputs));
-    expect(split).toEqual(lone);
-    expect(one).toEqual(lone);
-    const want = interpret(g, inputs);
-    for (const [name, got] of Object.entries(lone)) {
-      const expected = Array.from(want[name]!.data);
-      got.forEach((v, j) => expect(Math.abs(v - expected[j]!)).toBeLessThanOrEqual(1e-5 + 1e-4 * Math.abs(expected[j]!)));
-    }
+    await loneSplitAndOneAgree(
+      k.traceFunction("mm_softmax", ((x: k.Tensor, w: k.Tensor) => x.matmul(w).relu().softmax(-1)) as never, [f([48, 96]), f([96, 80])]).graph,
+    );
   });
 
   test("a split loop that is itself a vector loop (column sums of products, relaxed_madd lanes, a scalar remainder): chunks start at multiples of 4, so the lone run, the split run and 1 thread agree bit for bit", async () => {
     // 29 columns: under 16 per thread, where the runner's own grain is 1 (chunks of 2 made the
     // split run's lanes take the scalar mul + add path that the lone run's lanes fuse).
-    const g = k.traceFunction("colsum", ((x: k.Tensor, w: k.Tensor) => x.mul(w).sum(0)) as never, [f([301, 29]), f([301, 29])]).graph;
-    const artifact = compileWasm(g).artifact;
-    const inputs = inputsOf(g);
-    const lazy = keep(await WasmArtifactRunner.start(artifact, { threads: 2, minParallelWork: 0 }));
-    expect(lazy.activeThreads).toBe(1);
-    const lone = values(lazy.run(inputs));
-    await lazy.whenThreadsReady();
-    expect(lazy.activeThreads).toBe(2);
-    const split = values(lazy.run(inputs));
-    const one = values(keep(await WasmArtifactRunner.create(artifact, { threads: 1 })).run(inputs));
-    expect(split).toEqual(lone);
-    expect(one).toEqual(lone);
-    const want = interpret(g, inputs);
-    for (const [name, got] of Object.entries(lone)) {
-      const expected = Array.from(want[name]!.data);
-      got.forEach((v, j) => expect(Math.abs(v - expected[j]!)).toBeLessThanOrEqual(1e-4 * (1 + Math.abs(expected[j]!))));
-    }
+    await loneSplitAndOneAgree(k.traceFunction("colsum", ((x: k.Tensor, w: k.Tensor) => x.mul(w).sum(0)) as never, [f([301, 29]), f([301, 29])]).graph);
   });
 
   test("two SGD steps of an MLP, the first before the workers are up: the same losses and parameters as eager and 1-thread runners", async () => {

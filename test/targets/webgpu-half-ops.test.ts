@@ -14,11 +14,10 @@ import type { HostTensor } from "../../compiler/ir/host-tensor.ts";
 import { bfloat16BitsToNumber, halfBitsToNumber, numberToBfloat16Bits, numberToHalfBits } from "../../runtime/artifact/half.ts";
 import { webGpuTestEnv } from "../util/webgpu-env.ts";
 import { FULL } from "../util/full.ts";
-import { caseGroups, describeHalfOpSuite, halfCase, opCases, runCaseOnTarget, type OpCase, type TestTarget } from "./op-cases.ts";
+import { caseGroups, describeHalfOpSuite, halfCase, opCases, runCaseOnTarget, type OpCase } from "./op-cases.ts";
 import { webGpuTestTarget } from "./test-targets.ts";
 import * as k from "kiln";
 import { compileWebGpu } from "../../targets/webgpu.ts";
-import { WebGpuArtifactRunner } from "../../runtime/webgpu/run-artifact.ts";
 
 const env = await webGpuTestEnv();
 const TIMEOUT_MS = 180_000;
@@ -33,30 +32,12 @@ for (const dtype of ["f16", "bf16"] as const)
 // The same kernels with f16 tensors bound as array<f16> (`enable f16;`), where the device has shader-f16.
 const hasF16 = env.available && env.context!.shaderF16;
 if (env.available && !hasF16) console.log("webgpu-half-ops.test: the adapter has no shader-f16, skipping the array<f16> runs");
-const f16Target = webGpuF16Target();
+const f16Target = webGpuTestTarget(
+  () => env.context!,
+  () => ({ shaderF16: true }),
+  "webgpu target, shader-f16 storage",
+);
 describeHalfOpSuite(f16Target, "f16", [], { skip: !hasF16, timeoutMs: TIMEOUT_MS, mixed: false });
-
-function webGpuF16Target(): TestTarget {
-  return {
-    name: "webgpu",
-    label: "webgpu target, shader-f16 storage",
-    compile: (g, opts) => {
-      const device = env.context!;
-      const compiled = compileWebGpu(g, { ...opts, limits: device.limits, shaderF16: true });
-      return {
-        run: async (inputs) => {
-          const runner = await WebGpuArtifactRunner.create(device.device, compiled.artifact);
-          try {
-            return await runner.run(inputs);
-          } finally {
-            runner.destroy();
-          }
-        },
-        explain: () => compiled.artifact.kernels.map((kk) => kk.source).join("\n"),
-      };
-    },
-  };
-}
 
 for (const [storage, convTarget, available] of [
   ["u32 words", target, env.available],
@@ -187,27 +168,19 @@ describe.skipIf(!env.available)("webgpu packed 16-bit storage: two elements per 
   });
 
   // Ten 16-bit inputs under a 4-binding limit: most go into one pack, at 256-byte offsets.
-  const packed: TestTarget = {
-    name: "webgpu",
-    compile: (g, opts) => {
-      const device = env.context!;
-      const { maxComputeWorkgroupsPerDimension, maxStorageBufferBindingSize, maxBufferSize } = device.limits;
-      const limits = { maxStorageBuffersPerShaderStage: 4, maxComputeWorkgroupsPerDimension, maxStorageBufferBindingSize, maxBufferSize };
-      const compiled = compileWebGpu(g, { ...opts, limits });
-      expect(compiled.artifact.kernels[0]!.source).toMatch(/array<u32>; \/\/ arg\d+, arg\d+/); // a pack: one binding, several tensors
-      return {
-        run: async (inputs) => {
-          const runner = await WebGpuArtifactRunner.create(device.device, compiled.artifact);
-          try {
-            return await runner.run(inputs);
-          } finally {
-            runner.destroy();
-          }
-        },
-        explain: () => compiled.artifact.kernels.map((kk) => kk.source).join("\n"),
-      };
-    },
-  };
+  const packed = webGpuTestTarget(
+    () => env.context!,
+    ({ limits }) => ({
+      limits: {
+        maxStorageBuffersPerShaderStage: 4,
+        maxComputeWorkgroupsPerDimension: limits.maxComputeWorkgroupsPerDimension,
+        maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize,
+        maxBufferSize: limits.maxBufferSize,
+      },
+    }),
+    undefined,
+    (compiled) => expect(compiled.artifact.kernels[0]!.source).toMatch(/array<u32>; \/\/ arg\d+, arg\d+/), // a pack: one binding, several tensors
+  );
   test(
     "16-bit tensors of odd length in a binding pack",
     async () => {

@@ -52,6 +52,29 @@ function makeStep() {
   return k.trainStep(net, (logits, t) => F.crossEntropy(logits, t!), k.optim.adam({ lr: 0.05 }));
 }
 
+/**
+ * makeStep's three losses on the reference, its graph compiled for webgpu, and the inputs of
+ * the first step: the state the reference started from (the same seeded init, compiled
+ * afresh), the hyperparameters, x and y.
+ */
+async function referenceStep() {
+  const specs = [k.f32([16, 2]), k.i32([16])];
+  const ref = await k.compile(makeStep(), specs, { target: "reference" });
+  const wantLosses: number[] = [];
+  for (let n = 0; n < 3; n++) wantLosses.push(((await ref.run([x, y])) as { loss: { data: ArrayLike<number> } }).loss.data[0]!);
+  const graph = ref.graph;
+  const { artifact } = compileWebGpu(graph, { limits: env.context!.limits });
+  const fresh = await k.compile(makeStep(), specs, { target: "reference" });
+  const hyper = new HyperStore(k.traceFunction("step", makeStep() as never, specs).hyper).inputs();
+  const inputs: Record<string, HostTensor> = { ...fresh.state(), ...hyper };
+  const [xName, yName] = graph.inputs.slice(0, 2).map((id) => (graph.nodes[id] as { name: string }).name);
+  inputs[xName!] = { dtype: "f32", shape: [16, 2], data: Float64Array.from(x) };
+  inputs[yName!] = { dtype: "i32", shape: [16], data: Int32Array.from(y) };
+  const expectLosses = (losses: readonly number[]): void =>
+    losses.forEach((v, j) => expect(Math.abs(v - wantLosses[j]!)).toBeLessThanOrEqual(1e-5 + 1e-4 * Math.abs(wantLosses[j]!)));
+  return { ref, artifact, inputs, stateNames: Object.keys(fresh.state()), expectLosses };
+}
+
 describe.skipIf(!env.available)("webgpu runtime", () => {
   test("a training step is one submission; parameters and optimizer state are uploaded once", async () => {
     const exe = await k.compile(makeStep(), [k.f32([16, 2]), k.i32([16])], { target: "webgpu" });
@@ -70,21 +93,8 @@ describe.skipIf(!env.available)("webgpu runtime", () => {
   }, 180_000);
 
   test("reading back only the loss keeps the state on the device; the trajectory matches the reference", async () => {
-    const step = makeStep();
-    const ref = await k.compile(step, [k.f32([16, 2]), k.i32([16])], { target: "reference" });
-    const wantLosses: number[] = [];
-    for (let n = 0; n < 3; n++) wantLosses.push(((await ref.run([x, y])) as { loss: { data: ArrayLike<number> } }).loss.data[0]!);
-
-    const graph = ref.graph;
-    const compiled = compileWebGpu(graph, { limits: env.context!.limits });
-    const runner = await WebGpuArtifactRunner.create(env.context!.device, compiled.artifact);
-    // The state the reference started from: the same seeded initialization, compiled afresh.
-    const fresh = await k.compile(makeStep(), [k.f32([16, 2]), k.i32([16])], { target: "reference" });
-    const hyper = new HyperStore(k.traceFunction("step", makeStep() as never, [k.f32([16, 2]), k.i32([16])]).hyper).inputs();
-    const inputs: Record<string, HostTensor> = { ...fresh.state(), ...hyper };
-    const [xName, yName] = graph.inputs.slice(0, 2).map((id) => (graph.nodes[id] as { name: string }).name);
-    inputs[xName!] = { dtype: "f32", shape: [16, 2], data: Float64Array.from(x) };
-    inputs[yName!] = { dtype: "i32", shape: [16], data: Int32Array.from(y) };
+    const { artifact, inputs, expectLosses } = await referenceStep();
+    const runner = await WebGpuArtifactRunner.create(env.context!.device, artifact);
     const q = countQueue(env.context!.device.queue);
     restore = q.restore;
     const losses: number[] = [];
@@ -94,7 +104,7 @@ describe.skipIf(!env.available)("webgpu runtime", () => {
       losses.push(out["loss"]!.data[0]!);
     }
     runner.destroy();
-    losses.forEach((v, j) => expect(Math.abs(v - wantLosses[j]!)).toBeLessThanOrEqual(1e-5 + 1e-4 * Math.abs(wantLosses[j]!)));
+    expectLosses(losses);
     expect(q.counts.submits).toBe(3);
   }, 180_000);
 
@@ -176,20 +186,9 @@ describe.skipIf(!env.available)("webgpu readback in chunks", () => {
   }, 120_000);
 
   test("a training step whose every output is read back in chunks keeps its trajectory and its state", async () => {
-    const step = makeStep();
-    const ref = await k.compile(step, [k.f32([16, 2]), k.i32([16])], { target: "reference" });
-    const wantLosses: number[] = [];
-    for (let s = 0; s < 3; s++) wantLosses.push(((await ref.run([x, y])) as { loss: { data: ArrayLike<number> } }).loss.data[0]!);
-    const graph = ref.graph;
-    const { artifact } = compileWebGpu(graph, { limits: env.context!.limits });
+    const { ref, artifact, inputs, stateNames, expectLosses } = await referenceStep();
     // 4-byte chunks: every element of every output (all read back) is a chunk of its own.
     const runner = await WebGpuArtifactRunner.create(env.context!.device, artifact, { readbackChunkBytes: 4 });
-    const fresh = await k.compile(makeStep(), [k.f32([16, 2]), k.i32([16])], { target: "reference" });
-    const hyper = new HyperStore(k.traceFunction("step", makeStep() as never, [k.f32([16, 2]), k.i32([16])]).hyper).inputs();
-    const inputs: Record<string, HostTensor> = { ...fresh.state(), ...hyper };
-    const [xName, yName] = graph.inputs.slice(0, 2).map((id) => (graph.nodes[id] as { name: string }).name);
-    inputs[xName!] = { dtype: "f32", shape: [16, 2], data: Float64Array.from(x) };
-    inputs[yName!] = { dtype: "i32", shape: [16], data: Int32Array.from(y) };
     const losses: number[] = [];
     for (let s = 0; s < 3; s++) {
       const got = await runner.run(inputs);
@@ -197,9 +196,9 @@ describe.skipIf(!env.available)("webgpu readback in chunks", () => {
       // The updated state, read back, is the next step's state (the runner then skips its upload).
       for (const o of artifact.outputs) if (o.aliases !== undefined) inputs[o.aliases] = got[o.name]!;
     }
-    const state = await runner.readInputs(Object.keys(fresh.state()));
+    const state = await runner.readInputs(stateNames);
     runner.destroy();
-    losses.forEach((v, j) => expect(Math.abs(v - wantLosses[j]!)).toBeLessThanOrEqual(1e-5 + 1e-4 * Math.abs(wantLosses[j]!)));
+    expectLosses(losses);
     for (const [name, t] of Object.entries(ref.state()))
       Array.from(t.data).forEach((v, j) => expect(Math.abs(state[name]!.data[j]! - v)).toBeLessThanOrEqual(1e-5 + 1e-4 * Math.abs(v)));
   }, 180_000);
