@@ -18,7 +18,7 @@ import { opRole, operands } from "../ir/op-schema.ts";
 import type { Graph, Node, ValueId } from "../ir/types.ts";
 import { MinHeap } from "../util/min-heap.ts";
 import { shapesEqual, type Shape } from "../util/shape.ts";
-import { matchAttention, matchSoftmax, type AttentionMatch } from "./attention-pattern.ts";
+import { matchAttention, matchSoftmaxSum, type AttentionMatch } from "./attention-pattern.ts";
 
 export interface AttentionRegion {
   /** The scores S [..., L, S]. */
@@ -42,7 +42,7 @@ export function findAttentionRegions(g: Graph, wanted: (score: ValueId) => boole
   const regions: AttentionRegion[] = [];
   const position = new Map(g.nodes.map((n, i) => [n.id, i]));
   for (const n of g.nodes) {
-    const softmax = n.op === "mul" ? matchSoftmax(g, n.id) : undefined;
+    const softmax = n.op === "reduce_sum" ? matchSoftmaxSum(g, n.id) : undefined;
     if (!softmax || !wanted(softmax.score)) continue;
     const region = regionOf(g, position, softmax.score, softmax.absorbed, softmax.max, softmax.sum);
     if (region) regions.push(region);

@@ -84,6 +84,21 @@ export function matchSoftmax(g: Graph, id: ValueId): SoftmaxMatch | undefined {
   return undefined;
 }
 
+/**
+ * The softmax whose row sum is `id` (Z = reduce_sum(E) over the last axis, E its shifted
+ * exponentials), or undefined; `absorbed` lists max … E then Z. A gradient that never needs
+ * the weights P themselves (wrt q or k alone) still holds this much of the softmax.
+ */
+export function matchSoftmaxSum(g: Graph, id: ValueId): SoftmaxMatch | undefined {
+  const sum = nodeOf(g, id);
+  const rank = sum.type.shape.length;
+  if (sum.op !== "reduce_sum" || rank < 2 || sum.type.dtype !== "f32" || sum.axes.length !== 1 || sum.axes[0] !== rank - 1 || sum.type.shape[rank - 1] !== 1)
+    return undefined;
+  const softmax = matchShiftedExp(g, sum.x, rank - 1);
+  if (!softmax || nodeOf(g, softmax.score).type.dtype !== "f32") return undefined;
+  return { score: softmax.score, max: softmax.absorbed[0]!, sum: id, absorbed: [...softmax.absorbed, id] };
+}
+
 /** E = exp2((S + neg(expand(reduce_max(S)))) · log2(e)), the constant on either side. */
 function matchShiftedExp(g: Graph, id: ValueId, last: number): { score: ValueId; absorbed: ValueId[] } | undefined {
   const exp = nodeOf(g, id);

@@ -151,6 +151,21 @@ describe("the attention backward fuses", () => {
     expect(labels.length).toBeLessThanOrEqual(3);
   });
 
+  test("a gradient wrt q alone is one kernel (dQ), wrt k alone two; both match the interpreter", async () => {
+    const c = cases[0]!;
+    const data = dataOf(c);
+    for (const [argnums, kernels] of [
+      [0, ["attention_dq"]],
+      [1, ["attention_dq", "attention_dkv"]],
+    ] as const) {
+      const fn = (q: k.Tensor, kk: k.Tensor, v: k.Tensor, w: k.Tensor) =>
+        k.grad((a: k.Tensor, b: k.Tensor, d: k.Tensor) => c.loss(a, b, d, w), { argnums })(q, kk, v);
+      const exe = await k.compile(fn, c.specs, { target: "js", fuseAttention: true });
+      expect(labelsOf(exe.artifact!.kernels.map((kk) => kk.name))).toEqual(kernels.map((l) => [l]));
+      expectClose(Array.from(((await exe.run(data)) as { data: ArrayLike<number> }).data), runRef(fn, c.specs, data).values, 3e-6, 3e-5);
+    }
+  });
+
   test("by default (scores under 64 MiB) and with fuseAttention: false the backward stays unfused", () => {
     const c = cases[0]!;
     const g = k.traceFunction("attnGrad", gradOf(c), c.specs).graph;
