@@ -117,10 +117,22 @@ export function scheduleSection(s: Section): ScheduleItem[] {
     if (!itemsOf.has(sc.id)) itemsOf.set(sc.id, []);
     itemsOf.get(sc.id)!.push(it);
   };
-  const isAncestorOrSelf = (a: Scope, b: Scope): boolean => {
-    for (let x: Scope | undefined = b; x; x = x.parent) if (x === a) return true;
-    return false;
-  };
+  // Each reduction loop's dependencies: the operands of everything placed inside it (or below
+  // it), gathered in one pass up each expression's enclosing loops (not a pass over every
+  // expression per loop: a register-blocked section has hundreds of both).
+  const groupOfLoop = new Map<Scope, string>();
+  for (const [key, loop] of loopScope) groupOfLoop.set(loop, key);
+  const insideDeps = new Map<string, Set<ExprId>>();
+  exprs.forEach((inner, innerId) => {
+    if (!live[innerId]) return;
+    for (let x: Scope | undefined = placeOf[innerId]; x; x = x.parent) {
+      const key = groupOfLoop.get(x);
+      if (key === undefined) continue;
+      let deps = insideDeps.get(key);
+      if (!deps) insideDeps.set(key, (deps = new Set()));
+      for (const o of exprOperands(inner)) deps.add(o);
+    }
+  });
   const emittedGroups = new Set<string>();
   exprs.forEach((e, id) => {
     if (!live[id]) return;
@@ -132,11 +144,7 @@ export function scheduleSection(s: Section): ScheduleItem[] {
       const members = groups.get(key)!;
       const loop = loopScope.get(key)!;
       // Dependencies: operands of anything placed inside the loop (or below it) that live in this scope, and the bodies.
-      const deps = new Set<ExprId>();
-      exprs.forEach((inner, innerId) => {
-        if (!live[innerId] || !isAncestorOrSelf(loop, placeOf[innerId]!) || innerId === id) return;
-        for (const o of exprOperands(inner)) deps.add(o);
-      });
+      const deps = new Set<ExprId>(insideDeps.get(key));
       for (const m of members) {
         const me = exprs[m]!;
         if (isReduceExpr(me)) for (const b of reduceBodies(me)) deps.add(b);
