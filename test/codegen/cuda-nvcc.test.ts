@@ -9,7 +9,7 @@ import { CUDA_PRELUDE } from "../../codegen/cuda/prelude.ts";
 import { traceProgram } from "../../dsl/program.ts";
 import * as mlp from "../../examples/mlp.ts";
 import { findNvcc, nvccPtx } from "../util/nvcc.ts";
-import { fuzzCases, halfOpCases, modelCases, opCases } from "../targets/cuda-cases.ts";
+import { fuzzCases, halfOpCases, mmaCases, modelCases, opCases } from "../targets/cuda-cases.ts";
 
 const nvcc = findNvcc();
 if (!nvcc) console.log("cuda-nvcc.test: nvcc not found, skipping PTX compilation (set KILN_REQUIRE_NVCC=1 to fail instead)");
@@ -18,6 +18,7 @@ function moduleSource(): { source: string; kernels: number } {
   const graphs = [
     ...opCases().map((c) => c.graph),
     ...halfOpCases().map((c) => c.graph),
+    ...mmaCases().map((c) => c.graph),
     ...modelCases().map((c) => c.graph),
     traceProgram(mlp.trainStep, "trainStep").graph,
     traceProgram(mlp.forward, "forward").graph,
@@ -56,6 +57,8 @@ describe.runIf(nvcc !== undefined)("generated CUDA compiles with nvcc", () => {
       expect(r.ptx.match(/^\.visible \.entry /gm)?.length).toBe(kernels);
       // 16-bit tensors go through cuda_fp16.h / cuda_bf16.h: their conversions are single PTX instructions.
       for (const cvt of ["cvt.rn.f16.f32", "cvt.f32.f16", "cvt.rn.bf16.f32"]) expect(r.ptx).toContain(cvt);
+      // The tensor-core form of mmaCases' 16-bit matmuls (codegen/cuda/mma-tile.ts).
+      for (const format of ["f16", "bf16"]) expect(r.ptx).toContain(`mma.sync.aligned.m16n8k16.row.col.f32.${format}.${format}.f32`);
     },
     300_000,
   );

@@ -7,6 +7,7 @@ import type { Graph } from "../../compiler/ir/types.ts";
 import type { HostTensor } from "../../compiler/ir/host-tensor.ts";
 import { FULL, representative } from "../util/full.ts";
 import { randomGraph, randomInputs } from "../util/random-graph.ts";
+import { graphInputs } from "../util/graph-inputs.ts";
 import { FUZZ_ATOL, FUZZ_RTOL, roundInputsToF32 } from "./fuzz-against-interpreter.ts";
 import {
   caseGroups,
@@ -159,5 +160,34 @@ export function fuzzCases(seeds: readonly number[]): CudaCase[] {
   return seeds.map((seed): CudaCase => {
     const graph = randomGraph(seed);
     return { name: `fuzz seed ${seed}`, graph, inputs: roundInputsToF32(randomInputs(graph, seed)), atol: FUZZ_ATOL, rtol: FUZZ_RTOL };
+  });
+}
+
+/**
+ * 16-bit matmuls (f32 accumulation) for the tensor-core form (codegen/cuda/mma-tile.ts): those
+ * named "(mma)" fit it (M, N, K multiples of 16, 8, 16), the others must not take it. Inputs are
+ * small integers in [-4, 4], so every product and partial sum is exact in f32 and any summation
+ * order (a tensor core's included) gives the interpreter's value: compared bit for bit.
+ */
+export function mmaCases(): CudaCase[] {
+  return (["f16", "bf16"] as const).flatMap((dtype, d) => {
+    const h = (shape: number[]): k.InputSpec => (dtype === "f16" ? k.f16(shape) : k.bf16(shape));
+    const cases: [string, (...xs: k.Tensor[]) => k.Tensor, k.InputSpec[]][] = [
+      [`a @ b, 32x48 @ 48x24 [${dtype}] (mma)`, (a, b) => a.matmul(b), [h([32, 48]), h([48, 24])]],
+      // An epilogue at each output (bias, relu) and a transposed operand.
+      [
+        `relu(a @ b.T + bias), 16x32 @ (16x32).T [${dtype}] (mma)`,
+        (a, b, bias) => a.matmul(b.transpose(0, 1)).add(bias).relu(),
+        [h([16, 32]), h([16, 32]), k.f32([16])],
+      ],
+      // M = 20 is no multiple of 16: the plain kernels.
+      [`a @ b, 20x16 @ 16x8 [${dtype}]`, (a, b) => a.matmul(b), [h([20, 16]), h([16, 8])]],
+    ];
+    return cases.map(([name, fn, specs], c) => {
+      const graph = k.traceFunction(`mma_${d}_${c}`, fn as never, specs).graph;
+      let state = 7 + 3 * d + c;
+      const next = (): number => ((state = (state * 1103515245 + 12345) >>> 0) % 9) - 4;
+      return { name, graph, inputs: graphInputs(graph, (slot) => Float64Array.from({ length: slot.count }, next)), atol: 0, rtol: 0 };
+    });
   });
 }

@@ -11,7 +11,17 @@ import { interpret } from "../../compiler/ir/interpret.ts";
 import type { HostTensor } from "../../compiler/ir/host-tensor.ts";
 import { emulateCuda, hasCxx } from "../util/nvcc.ts";
 import { FULL } from "../util/full.ts";
-import { fuzzCases, fuzzSeeds, halfOpCases, modelCases, opCases, representativeOpCases, representativeReductionCases, type CudaCase } from "./cuda-cases.ts";
+import {
+  fuzzCases,
+  fuzzSeeds,
+  halfOpCases,
+  mmaCases,
+  modelCases,
+  opCases,
+  representativeOpCases,
+  representativeReductionCases,
+  type CudaCase,
+} from "./cuda-cases.ts";
 import { asStored, firstMismatch, valuesOf } from "./op-cases.ts";
 
 type Strategy = "auto" | ReductionStrategy;
@@ -22,6 +32,7 @@ const groups: { readonly label: string; readonly cases: () => CudaCase[]; readon
       { label: "an Adam step of an MLP", cases: modelCases, strategies: ["auto", "warp", "shared"] },
       { label: "fuzz graphs, seeds 0-39", cases: () => fuzzCases(fuzzSeeds(40, 4)), strategies: ["auto"] },
       { label: "f16 and bf16: the op cases made 16-bit, and the bit-for-bit cases", cases: halfOpCases, strategies: ["auto", "warp", "serial", "shared"] },
+      { label: "16-bit matmuls on tensor cores (the mma form's shuffle step), bit for bit", cases: mmaCases, strategies: ["auto"] },
     ]
   : [
       { label: "ops, composites and gradients (representative subset)", cases: representativeOpCases, strategies: ["auto"] },
@@ -29,6 +40,7 @@ const groups: { readonly label: string; readonly cases: () => CudaCase[]; readon
       { label: "an Adam step of an MLP", cases: modelCases, strategies: ["auto"] },
       { label: "fuzz graphs, seeds 0-3", cases: () => fuzzCases(fuzzSeeds(40, 4)), strategies: ["auto"] },
       { label: "f16 and bf16: the subset made 16-bit, and the bit-for-bit cases", cases: halfOpCases, strategies: ["auto"] },
+      { label: "16-bit matmuls on tensor cores (the mma form's shuffle step), bit for bit", cases: mmaCases, strategies: ["auto"] },
     ];
 
 const problemsByGroup = new Map<string, string[]>();
