@@ -13,7 +13,7 @@ import type { HostTensor } from "../../compiler/ir/host-tensor.ts";
 import type { Graph } from "../../compiler/ir/types.ts";
 import type { KernelProgram } from "../../compiler/kernel/kernel-ir.ts";
 import { sectionOps } from "../../compiler/kernel/kernel-cost.ts";
-import { rowBounds, rowRuns, sizeBuffer } from "../../compiler/kernel/symbolic-bound.ts";
+import { rowBounds, rowRuns } from "../../compiler/kernel/symbolic-bound.ts";
 import { unmaskRows } from "../../compiler/kernel/symbolic-rows.ts";
 import { parseKernelProgram } from "../../compiler/kernel/parser.ts";
 import { HyperStore } from "../../dsl/hyper.ts";
@@ -23,6 +23,7 @@ import { compileCuda } from "../../targets/cuda.ts";
 import { CUDA_PRELUDE } from "../../codegen/cuda/prelude.ts";
 import { emulateCuda, findNvcc, hasCxx, nvccPtx } from "../util/nvcc.ts";
 import { FULL } from "../util/full.ts";
+import { rowMasks } from "../util/row-masks.ts";
 
 const MAX = 64;
 const IN = 64;
@@ -82,20 +83,6 @@ async function matchesInterpreter(g: Graph, state: Record<string, HostTensor>, r
     check(await run(inputs));
   }
 }
-
-/** Row masks left in the program: comparisons of an index with the size (times a scale). */
-const rowMasks = (p: KernelProgram): number => {
-  const size = sizeBuffer(p.buffers)!;
-  let n = 0;
-  for (const s of p.kernels.flatMap((kk) => kk.sections)) {
-    const isSize = (id: number): boolean => {
-      const e = s.exprs[id]!;
-      return (e.op === "load" && e.buffer === size.id) || (e.op === "mul" && (isSize(e.x) || isSize(e.y)));
-    };
-    n += s.exprs.filter((e) => e.op === "cmplt" && s.exprs[e.x]!.op === "index" && isSize(e.y)).length;
-  }
-  return n;
-};
 
 /** Arithmetic of one run at size `n`: every bounded loop at its run's iterations. */
 const opsAt = (p: KernelProgram, n: number): number =>

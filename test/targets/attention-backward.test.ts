@@ -21,7 +21,7 @@ import { nodeOf } from "../../compiler/ir/graph.ts";
 import type { Graph } from "../../compiler/ir/types.ts";
 import type { HostTensor } from "../../compiler/ir/host-tensor.ts";
 import { expectClose, runRef } from "../util/ref.ts";
-import { mulberry32 } from "../util/random-graph.ts";
+import { mulberry32, randomF32 } from "../util/random-graph.ts";
 import { emulateCuda, findNvcc, hasCxx, nvccPtx } from "../util/nvcc.ts";
 import { FULL } from "../util/full.ts";
 import { bufferIO } from "../../cli/io.ts";
@@ -32,10 +32,7 @@ type Loss = (...args: k.Tensor[]) => k.Tensor;
 
 const targets = (await k.availableTargets()).filter((t) => t !== "reference" && t !== "cpu");
 
-const random = (n: number, seed: number, scale = 1): number[] => {
-  const r = mulberry32(seed);
-  return Array.from({ length: n }, () => Math.fround((r() * 2 - 1) * scale));
-};
+const random = randomF32;
 const numel = (s: InputSpec): number => s.shape.reduce((a, b) => a * b, 1);
 
 interface Case {

@@ -12,7 +12,7 @@ import { formatFusionPlan } from "../../compiler/passes/fuse.ts";
 import { printKernelProgram } from "../../compiler/kernel/print.ts";
 import { parseKernelProgram } from "../../compiler/kernel/parser.ts";
 import { expectClose, runRef } from "../util/ref.ts";
-import { mulberry32 } from "../util/random-graph.ts";
+import { randomF32 } from "../util/random-graph.ts";
 import { compileCuda } from "../../targets/cuda.ts";
 import { CUDA_PRELUDE } from "../../codegen/cuda/prelude.ts";
 import { interpret } from "../../compiler/ir/interpret.ts";
@@ -29,10 +29,7 @@ type Fn = (...args: k.Tensor[]) => k.Tensor;
 
 const targets = (await k.availableTargets()).filter((t) => t !== "reference" && t !== "cpu");
 
-const random = (n: number, seed: number, scale = 1): number[] => {
-  const r = mulberry32(seed);
-  return Array.from({ length: n }, () => Math.fround((r() * 2 - 1) * scale));
-};
+const random = randomF32;
 const numel = (s: InputSpec): number => s.shape.reduce((a, b) => a * b, 1);
 
 interface Case {

@@ -10,30 +10,15 @@ import * as k from "kiln";
 import { interpret } from "../../compiler/ir/interpret.ts";
 import type { HostTensor } from "../../compiler/ir/host-tensor.ts";
 import type { Graph } from "../../compiler/ir/types.ts";
-import type { KernelProgram } from "../../compiler/kernel/kernel-ir.ts";
-import { sizeBuffer } from "../../compiler/kernel/symbolic-bound.ts";
 import { HyperStore } from "../../dsl/hyper.ts";
 import { compileWebGpu } from "../../targets/webgpu.ts";
 import { WebGpuArtifactRunner } from "../../runtime/webgpu/run-artifact.ts";
 import { webGpuTestEnv } from "../util/webgpu-env.ts";
 import { FULL } from "../util/full.ts";
+import { rowMasks } from "../util/row-masks.ts";
 
 const env = await webGpuTestEnv();
 const MAX = 64;
-
-/** Row masks left in the program: comparisons of an index with the size (times a scale). */
-function rowMasks(p: KernelProgram): number {
-  const size = sizeBuffer(p.buffers)!;
-  let n = 0;
-  for (const s of p.kernels.flatMap((kk) => kk.sections)) {
-    const isSize = (id: number): boolean => {
-      const e = s.exprs[id]!;
-      return (e.op === "load" && e.buffer === size.id) || (e.op === "mul" && (isSize(e.x) || isSize(e.y)));
-    };
-    n += s.exprs.filter((e) => e.op === "cmplt" && s.exprs[e.x]!.op === "index" && isSize(e.y)).length;
-  }
-  return n;
-}
 
 /** A training step's graph and its initial state (hyperparameters included). */
 function stepOf(name: string, net: k.nn.Module, width: number, rowShape: readonly (number | string)[]) {

@@ -22,6 +22,12 @@ export function mulberry32(seed: number): () => number {
   };
 }
 
+/** `n` f32-exact values uniform in [-scale, scale) from mulberry32(seed). */
+export function randomF32(n: number, seed: number, scale = 1): number[] {
+  const r = mulberry32(seed);
+  return Array.from({ length: n }, () => Math.fround((r() * 2 - 1) * scale));
+}
+
 export interface RandomGraphOptions {
   /** Random ops to add (each may add a few helper nodes). Default 14. */
   readonly steps?: number;
