@@ -48,12 +48,31 @@ import {
 import { chooseLaneAxes } from "./lane-axis.ts";
 import { copyExprs, copySectionBody } from "./tile.ts";
 import { copiedRows } from "./symbolic-bound.ts";
+import { renameBuffers, sectionShape } from "./section-key.ts";
 
 const LANES = 4;
 
-export function blockContractions(p: KernelProgram): KernelProgram {
+/** `shareBlocks` false blocks every section afresh (tests compare the two: the same program). */
+export function blockContractions(p: KernelProgram, shareBlocks = true): KernelProgram {
   const buffers = [...p.buffers];
   const kernels: Kernel[] = [];
+  // blockSection once per section structure (compiler/kernel/section-key.ts): the layers of a
+  // deep model repeat their sections over other buffers, and a block copies a body rows × cols times.
+  const blocked = new Map<string, { readonly buffers: readonly number[]; readonly section: Section }>();
+  const blockSection = (s: Section, packed = false): Section => {
+    if (!shareBlocks || !s.dots?.length) return blockOneSection(s, packed); // nothing to block: not worth a key
+    const shape = sectionShape(s);
+    const key = `${packed}\n${shape.key}`;
+    const seen = blocked.get(key);
+    if (!seen) {
+      const section = blockOneSection(s, packed);
+      blocked.set(key, { buffers: shape.buffers, section });
+      return section;
+    }
+    const to = new Map(seen.buffers.map((id, i) => [id, shape.buffers[i]!]));
+    const { locs: _locs, scopes: _scopes, ...body } = renameBuffers(seen.section, to);
+    return { ...body, ...sectionSource(s) };
+  };
   for (const k of p.kernels) {
     const packs: Kernel[] = [];
     const sections = k.sections.map((s) => {
@@ -212,7 +231,7 @@ function packLeftOperand(s: Section, buffers: BufferDecl[]): { kernel: Kernel; s
 const largestDivisor = (extent: number, options: readonly number[]): number => options.find((o) => extent % o === 0 && extent >= o) ?? 1;
 
 /** `packed`: the right operand was packed into 8-column panels (column form, 8 columns per block). */
-export function blockSection(s: Section, packed = false): Section {
+function blockOneSection(s: Section, packed = false): Section {
   const rank = s.domain.length;
   if (rank < 2) return s;
   const rowVar = s.domain[rank - 2]!;

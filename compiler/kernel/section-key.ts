@@ -5,8 +5,9 @@
 // distinct section once. The key holds everything a Section carries but its source notes
 // (`locs`, `scopes`: comments only); a field added to Section that codegen reads must join it.
 
+import { bug } from "../util/errors.ts";
 import { formatIndex, formatPred, formatVarDecl, printDot, printExpr, printForm } from "./print.ts";
-import type { Section } from "./kernel-ir.ts";
+import type { KExpr, Section } from "./kernel-ir.ts";
 
 export interface SectionShape {
   /** The structure; buffer i of `buffers` is spelled `B<i>`. */
@@ -35,4 +36,14 @@ export function sectionShape(s: Section): SectionShape {
   for (const d of s.dots ?? []) parts.push(printDot(d));
   if (s.form) parts.push(printForm(s.form));
   return { key: parts.join("\n"), buffers };
+}
+
+/** `s` over other buffers: each load's and store's buffer through `to` (every buffer of `s` must be in it). */
+export function renameBuffers(s: Section, to: ReadonlyMap<number, number>): Section {
+  const rename = (id: number): number => to.get(id) ?? bug(`section-key: no buffer for b${id}`);
+  return {
+    ...s,
+    exprs: s.exprs.map((e): KExpr => (e.op === "load" ? { ...e, buffer: rename(e.buffer) } : e)),
+    stores: s.stores.map((st) => ({ ...st, buffer: rename(st.buffer) })),
+  };
 }

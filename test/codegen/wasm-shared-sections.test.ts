@@ -2,6 +2,7 @@
 // whose structure was rendered before is re-based onto its own buffers instead of emitted
 // again. Checked against the renderer without sharing, which must give the same bytes for
 // every module, and counted: the layers of a small GPT training step share their sections.
+// The block-contraction pass shares its register blocks the same way: the same program text.
 
 import { describe, expect, test } from "vitest";
 import * as k from "kiln";
@@ -11,6 +12,9 @@ import { emitSection } from "../../codegen/wasm/emit-section.ts";
 import { HELPER_FUNCS } from "../../codegen/wasm/module-helpers.ts";
 import type { BufferPlace } from "../../codegen/wasm/func-builder.ts";
 import { gptTrainStep } from "../../bench/cases/gpt.ts";
+import { lowerProgram } from "../../compiler/kernel/lower.ts";
+import { blockContractions } from "../../compiler/kernel/block-contraction.ts";
+import { printKernelProgram } from "../../compiler/kernel/print.ts";
 
 const cfg = { vocab: 40, context: 8, dModel: 16, heads: 2, layers: 3, batch: 2 };
 const { fn, specs } = gptTrainStep(cfg);
@@ -55,4 +59,12 @@ describe("wasm: sections rendered once per structure", () => {
     expect(perBlock).toBeGreaterThan(5);
     expect(cache.rebased).toBeGreaterThanOrEqual(perBlock);
   });
+});
+
+test("block-contraction: blocks shared across identical sections give the same program as blocking each afresh", () => {
+  const lowered = lowerProgram(compiled.graph, compiled.plan, { tile: false });
+  const shared = printKernelProgram(blockContractions(lowered));
+  expect(shared).toBe(printKernelProgram(blockContractions(lowered, false)));
+  // Register blocks were made, and more than one section per structure: their block variables (`o1b`) are in several kernels.
+  expect(shared.match(/section \d+ domain \[[^\]]*o\db</g)?.length ?? 0).toBeGreaterThan(cfg.layers);
 });
