@@ -18,6 +18,7 @@ import { writeCudaArtifact } from "../../targets/cuda-standalone.ts";
 import { interpret } from "../../compiler/ir/interpret.ts";
 import type { HostTensor } from "../../compiler/ir/host-tensor.ts";
 import { decodeSafetensors, encodeSafetensors, readSafetensors } from "../../runtime/artifact/safetensors.ts";
+import { decodeHalf } from "../../runtime/artifact/half.ts";
 import { MALFORMED_DIR } from "../fixtures/safetensors/make-corpus.ts";
 import { buildEmulatedKernelLibrary, buildFakeDriver, findNvcc, hasCxx } from "../util/nvcc.ts";
 import { dslInputs } from "./cuda-cases.ts";
@@ -243,6 +244,73 @@ describe("standalone cuda artifact", () => {
       const lossName = traced.graph.outputs[0]!.name;
       expect(Math.abs(written[lossName]!.data[0]! - losses[1]!)).toBeLessThan(1e-4 * Math.max(1, Math.abs(losses[1]!)));
       expectState(written, stateNow);
+    }, 180_000);
+
+    test("16-bit inputs, outputs and state (f16, bf16; 2 bytes each) run through the host program as the interpreter steps them", () => {
+      ensureBuilt();
+      // w (f16) and b (bf16) are state updated every step; x (f16) a user input; y (f16) and s (f32) user outputs.
+      const traced16 = k.traceFunction(
+        "half_step",
+        (({ w, b, x }: { w: k.Tensor; b: k.Tensor; x: k.Tensor }) => ({
+          y: x.mul(w),
+          s: x.mul(w).cast("f32").sum(),
+          w_next: w.sub(x.mul(0.25)),
+          b_next: b.mul(0.5).add(1),
+        })) as never,
+        { w: k.f16([5]), b: k.bf16([3]), x: k.f16([5]) },
+      );
+      const graph = { ...traced16.graph, outputs: traced16.graph.outputs.map((o) => (o.name.endsWith("_next") ? { ...o, aliases: o.name.slice(0, 1) } : o)) };
+      const state16: { w: HostTensor; b: HostTensor } = {
+        w: { dtype: "f16", shape: [5], data: Float64Array.from([0.1, -0.3, 1.5, 1000.7, -2e-5]) },
+        b: { dtype: "bf16", shape: [3], data: Float64Array.from([3.3, -1.7, 250.1]) },
+      };
+      const folder = mkdtempSync(join(tmpdir(), "kiln-cuda-half-"));
+      writeCudaArtifact(folder, { graph, state: state16, nvcc: false });
+      // The fake driver finds the kernels in KILN_FAKE_CUDA_KERNELS; the host program only reads some kernels.ptx.
+      writeFileSync(join(folder, "kernels.ptx"), "// no PTX: the fake driver runs the emulated kernels\n");
+      const library = buildEmulatedKernelLibrary([compileCuda(graph).artifact]);
+      const scratch = mkdtempSync(join(tmpdir(), "kiln-cuda-half-io-"));
+      const x = [0.7, -0.2, 3.1, 0.001, 200];
+      writeFileSync(join(scratch, "in.safetensors"), encodeSafetensors({ x: { dtype: "f16", shape: [5], data: x } }));
+      // The built ./run of the first folder runs this one (--dir): the host program is the same file.
+      const r = run(dir, ["--dir", folder, "--steps", "2", "--input", join(scratch, "in.safetensors"), "--output", join(scratch, "out.safetensors")], {
+        LD_LIBRARY_PATH: buildFakeDriver(),
+        KILN_FAKE_CUDA_KERNELS: library,
+      });
+      expect(r.stderr).toBe("");
+      expect(r.status).toBe(0);
+      // The oracle: the interpreter (16-bit rounding per op, runtime/artifact/half.ts) stepping twice.
+      let stateNow = { ...state16 };
+      let out: Record<string, HostTensor> = {};
+      const xIn: HostTensor = { dtype: "f16", shape: [5], data: Float64Array.from(x) };
+      for (let step = 0; step < 2; step++) {
+        out = interpret(graph, { ...stateNow, x: xIn });
+        stateNow = { w: out["w_next"]!, b: out["b_next"]! };
+      }
+      // The file holds F16/BF16 (2 bytes an element) for 16-bit tensors, F32 for s.
+      const file = readSafetensors(readFileSync(join(scratch, "out.safetensors")), "out").tensors;
+      expect(Object.fromEntries([...file].map(([n, t]) => [n, t.dtype]))).toEqual({ y: "f16", s: "f32", w: "f16", b: "bf16" });
+      const written16 = decodeSafetensors(readFileSync(join(scratch, "out.safetensors")), "out").tensors;
+      const decoded = (t: { dtype: string; data: ArrayLike<number> }): number[] =>
+        t.dtype === "f16" || t.dtype === "bf16" ? Array.from(decodeHalf(t.dtype, t.data as Uint16Array)) : Array.from(t.data);
+      const want: Record<string, HostTensor> = { y: out["y"]!, s: out["s"]!, w: stateNow.w, b: stateNow.b };
+      for (const [name, t] of Object.entries(want)) {
+        const got = decoded(written16[name]!);
+        expect(got.length, name).toBe(t.data.length);
+        // One unit in the last place of the format (a fused chain rounds once where the interpreter rounds per op).
+        const ulp = t.dtype === "bf16" ? 2 ** -7 : t.dtype === "f16" ? 2 ** -10 : 1e-6;
+        got.forEach((v, j) => expect(Math.abs(v - t.data[j]!), `${name}[${j}]`).toBeLessThanOrEqual(ulp * Math.abs(t.data[j]!) + 1e-7));
+      }
+      // Printed as values, not bit patterns: step 2's s and the final y.
+      const printedS = [...r.stdout.matchAll(/^step (\d): s f32\[\]: (\S+)$/gm)].map((m) => Number(m[2]));
+      expect(printedS.length).toBe(2);
+      expect(Math.abs(printedS[1]! - out["s"]!.data[0]!)).toBeLessThanOrEqual(1e-5 * Math.abs(out["s"]!.data[0]!));
+      const printedY = r.stdout
+        .match(/^y f16\[5\]: (.*)$/m)![1]!
+        .trim()
+        .split(" ")
+        .map(Number);
+      printedY.forEach((v, j) => expect(Math.abs(v - out["y"]!.data[j]!), `y[${j}]`).toBeLessThanOrEqual(2 ** -10 * Math.abs(out["y"]!.data[j]!) + 1e-7));
     }, 180_000);
   });
 });

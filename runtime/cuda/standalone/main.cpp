@@ -7,9 +7,11 @@
 // prints user outputs and writes outputs and state to --output as safetensors, as `kiln run` does.
 //
 // usage: ./run [--input FILE.safetensors] [--output FILE.safetensors] [--steps N] [--dir ARTIFACT_DIR] [--check-only] [--profile]
-// --input holds the user inputs by name, converted as `kiln run` converts them (floats to
-// f32, integers to i32 when every value fits, BOOL); without --input every user input gets
-// synthetic values (f32 in [-1, 1), i32 i % 10, bool i % 2). A `seed` input gets the step.
+// --input holds the user inputs by name, converted as `kiln run` converts them (F16/BF16 kept
+// 16-bit or widened for an f32 input, other floats to f32, integers to i32 when every value
+// fits, BOOL); f16/bf16 tensors are 2 bytes an element everywhere (device, files). Without
+// --input every user input gets synthetic values (floats in [-1, 1), i32 i % 10, bool i % 2).
+// A `seed` input gets the step.
 // --check-only stops after the checks (hashes, manifest, weights, inputs), before CUDA starts.
 // --profile records CUDA events around every kernel launch and prints, after the run, each
 // kernel's calls, total and mean milliseconds and share of the kernels' time (as `kiln profile`).
@@ -221,7 +223,17 @@ std::string sha256Hex(const std::string& data) {
   return std::string(hex, 64);
 }
 
-size_t elementBytes(const std::string& dtype) { return dtype == "bool" ? 1 : 4; }
+// Bytes per element of each dtype a manifest names (runtime/artifact/format.ts ARTIFACT_DTYPES):
+// f16 and bf16 are held as their 16-bit patterns, as the kernels store __half / __nv_bfloat16.
+size_t elementBytes(const std::string& dtype) {
+  if (dtype == "f32" || dtype == "i32") return 4;
+  if (dtype == "f16" || dtype == "bf16") return 2;
+  if (dtype == "bool") return 1;
+  fprintf(stderr, "error: manifest.json: dtype '%s' is not one this host program knows (f32, f16, bf16, i32, bool)\n", dtype.c_str());
+  exit(1);
+}
+
+bool isHalf(const std::string& dtype) { return dtype == "f16" || dtype == "bf16"; }
 
 size_t numel(const Json& shape) {
   size_t n = 1;
@@ -242,10 +254,10 @@ std::vector<size_t> shapeOf(const Json& shape) {
 }
 
 // ---- safetensors, validated as the TypeScript reader does (runtime/artifact/safetensors.ts) ----
-// Tensors come back converted to Kiln's dtypes: floats to f32, integers to i32 (every value
-// must fit), BOOL to bool.
+// Tensors come back converted to Kiln's dtypes: F16 and BF16 stay f16 and bf16 (bit patterns),
+// other floats to f32, integers to i32 (every value must fit), BOOL to bool.
 struct Tensor {
-  std::string dtype;  // f32, i32, bool
+  std::string dtype;  // f32, f16, bf16, i32, bool
   std::vector<size_t> shape;
   std::string bytes;  // little-endian elements
 };
@@ -266,6 +278,52 @@ float halfToFloat(uint16_t bits) {
   return sign * std::ldexp(static_cast<float>(1024 + mantissa), exponent - 25);
 }
 
+float bf16ToFloat(uint16_t bits) {
+  uint32_t b32 = uint32_t(bits) << 16;
+  float v;
+  memcpy(&v, &b32, 4);
+  return v;
+}
+
+// float -> f16 bits, rounded to nearest even (as runtime/artifact/half.ts and __float2half_rn).
+uint16_t floatToHalf(float f) {
+  uint32_t x;
+  memcpy(&x, &f, 4);
+  const uint16_t sign = static_cast<uint16_t>((x >> 16) & 0x8000);
+  const uint32_t absx = x & 0x7fffffffu;
+  if (absx >= 0x7f800000u) return sign | (absx > 0x7f800000u ? 0x7e00 : 0x7c00);  // NaN, infinity
+  if (absx >= 0x477ff000u) return sign | 0x7c00;                                   // rounds past 65504
+  if (absx < 0x38800000u) {                                                        // below 2^-14: subnormal steps of 2^-24
+    const float scaled = std::fabs(f) * 16777216.0f;                               // exact; rint rounds half to even
+    return sign | static_cast<uint16_t>(std::nearbyint(scaled));
+  }
+  const uint32_t mantissa = absx + 0xfffu + ((absx >> 13) & 1u);  // round the 13 dropped bits to nearest even
+  return sign | static_cast<uint16_t>((mantissa - 0x38000000u) >> 13);
+}
+
+// float -> bf16 bits, rounded to nearest even.
+uint16_t floatToBf16(float f) {
+  uint32_t x;
+  memcpy(&x, &f, 4);
+  if ((x & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((x >> 16) | 0x40);  // NaN stays NaN
+  return static_cast<uint16_t>((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
+}
+
+float halfBitsToFloat(const std::string& dtype, uint16_t bits) { return dtype == "bf16" ? bf16ToFloat(bits) : halfToFloat(bits); }
+uint16_t floatToHalfBits(const std::string& dtype, float v) { return dtype == "bf16" ? floatToBf16(v) : floatToHalf(v); }
+
+// A tensor of f16/bf16 bit patterns widened to f32 (exact), as `kiln run` widens a 16-bit file tensor for an f32 input.
+std::string widenHalf(const std::string& dtype, const std::string& bytes) {
+  std::string out(bytes.size() * 2, '\0');
+  for (size_t i = 0; i < bytes.size() / 2; i++) {
+    uint16_t bits;
+    memcpy(&bits, &bytes[2 * i], 2);
+    float v = halfBitsToFloat(dtype, bits);
+    memcpy(&out[4 * i], &v, 4);
+  }
+  return out;
+}
+
 Tensor convertTensor(const std::string& file, const std::string& name, const FileDtype& from, const std::vector<size_t>& shape, const unsigned char* p, size_t count) {
   Tensor t;
   t.shape = shape;
@@ -275,6 +333,11 @@ Tensor convertTensor(const std::string& file, const std::string& name, const Fil
     t.bytes.assign(reinterpret_cast<const char*>(p), count);
     for (size_t i = 0; i < count; i++)
       if (p[i] > 1) fail("BOOL element " + std::to_string(i) + " is byte " + std::to_string(p[i]) + ", not 0 or 1");
+    return t;
+  }
+  if (from.kind == 'f' && from.bytes == 2) {  // F16, BF16: kept as they are
+    t.dtype = std::string(from.name) == "BF16" ? "bf16" : "f16";
+    t.bytes.assign(reinterpret_cast<const char*>(p), 2 * count);
     return t;
   }
   t.bytes.resize(4 * count);
@@ -289,9 +352,7 @@ Tensor convertTensor(const std::string& file, const std::string& name, const Fil
       uint64_t bits = raw(i);
       float v;
       if (from.bytes == 8) { double d; memcpy(&d, &bits, 8); v = static_cast<float>(d); }
-      else if (from.bytes == 4) { uint32_t b32 = static_cast<uint32_t>(bits); memcpy(&v, &b32, 4); }
-      else if (std::string(from.name) == "BF16") { uint32_t b32 = static_cast<uint32_t>(bits) << 16; memcpy(&v, &b32, 4); }
-      else v = halfToFloat(static_cast<uint16_t>(bits));
+      else { uint32_t b32 = static_cast<uint32_t>(bits); memcpy(&v, &b32, 4); }
       memcpy(&t.bytes[4 * i], &v, 4);
     }
     return t;
@@ -402,7 +463,7 @@ void writeSafetensors(const std::string& path, const std::map<std::string, Tenso
   size_t offset = 0;
   for (const auto& [name, t] : tensors) {
     if (header.size() > 1) header += ",";
-    const char* dtype = t.dtype == "f32" ? "F32" : t.dtype == "i32" ? "I32" : "BOOL";
+    const char* dtype = t.dtype == "f32" ? "F32" : t.dtype == "f16" ? "F16" : t.dtype == "bf16" ? "BF16" : t.dtype == "i32" ? "I32" : "BOOL";
     std::string dims;
     for (size_t i = 0; i < t.shape.size(); i++) dims += (i ? "," : "") + std::to_string(t.shape[i]);
     header += jsonString(name) + ":{\"dtype\":\"" + dtype + "\",\"shape\":[" + dims + "],\"data_offsets\":[" + std::to_string(offset) + "," + std::to_string(offset + t.bytes.size()) + "]}";
@@ -447,10 +508,11 @@ std::string syntheticInput(const Json& io, uint32_t salt) {
   std::string out(n * elementBytes(dtype), '\0');
   uint32_t state = 0x9e3779b9u ^ salt;
   for (size_t i = 0; i < n; i++) {
-    if (dtype == "f32") {
+    if (dtype == "f32" || isHalf(dtype)) {
       state = state * 1664525u + 1013904223u;
       float v = static_cast<float>(state >> 8) / 16777216.0f * 2.0f - 1.0f;
-      memcpy(&out[4 * i], &v, 4);
+      if (dtype == "f32") memcpy(&out[4 * i], &v, 4);
+      else { uint16_t bits = floatToHalfBits(dtype, v); memcpy(&out[2 * i], &bits, 2); }
     } else if (dtype == "i32") {
       int32_t v = static_cast<int32_t>(i % 10);
       memcpy(&out[4 * i], &v, 4);
@@ -467,6 +529,7 @@ void printValues(const std::string& label, const Json& io, const std::string& by
   printf("%s %s%s:", label.c_str(), dtype.c_str(), shapeText(shapeOf(io["shape"])).c_str());
   for (size_t i = 0; i < n && i < 8; i++) {
     if (dtype == "f32") { float v; memcpy(&v, &bytes[4 * i], 4); printf(" %.6g", v); }
+    else if (isHalf(dtype)) { uint16_t bits; memcpy(&bits, &bytes[2 * i], 2); printf(" %.6g", halfBitsToFloat(dtype, bits)); }
     else if (dtype == "i32") { int32_t v; memcpy(&v, &bytes[4 * i], 4); printf(" %d", v); }
     else printf(" %d", bytes[i] ? 1 : 0);
   }
@@ -541,10 +604,13 @@ int main(int argc, char** argv) {
     const std::string& name = io["name"].text;
     const std::string& role = io["role"].text;
     const std::vector<size_t> shape = shapeOf(io["shape"]);
+    elementBytes(io["dtype"].text);  // refuses a dtype it does not know
     auto take = [&](const std::string& file, const Tensor& t) {
-      if (t.dtype != io["dtype"].text || t.shape != shape)
+      // A 16-bit file tensor widens exactly into an f32 input; otherwise the dtype must be the input's.
+      const bool widen = io["dtype"].text == "f32" && isHalf(t.dtype);
+      if ((t.dtype != io["dtype"].text && !widen) || t.shape != shape)
         die(file, "tensor \"" + name + "\" is " + t.dtype + shapeText(t.shape) + ", the artifact expects " + io["dtype"].text + shapeText(shape));
-      hostInputs[name] = t.bytes;
+      hostInputs[name] = widen ? widenHalf(t.dtype, t.bytes) : t.bytes;
     };
     if (role == "state") {
       if (!weights.count(name)) die(dir + "/" + m["weights"].text, "no tensor \"" + name + "\" (a state input of the graph)");
