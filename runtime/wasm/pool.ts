@@ -118,6 +118,7 @@ async function spawnWorker(label: number): Promise<PoolWorker> {
     // Idle (prestarted) workers never keep the process alive; a joining one does until it is ready.
     w.unref();
     let failure: Error | undefined;
+    let stopping = false;
     w.once("error", (e) => {
       failure = e;
     });
@@ -131,9 +132,19 @@ async function spawnWorker(label: number): Promise<PoolWorker> {
           w.once("exit", (code) => reject(new Error(`wasm worker ${label} exited (code ${code}) before it was ready`)));
         });
         w.postMessage(data);
-        return ready.finally(() => void w.unref());
+        return ready.finally(() => {
+          if (!stopping) w.unref();
+        });
       },
-      terminate: () => w.terminate(),
+      // Held until it has exited (and never let go by a join that settles meanwhile): an unref'd
+      // worker's exit does not keep the event loop alive, so a terminate() awaited last (a
+      // model's close at the end of a script) was left pending and Node exited under it (code
+      // 13, an unsettled top-level await), running nothing after the close.
+      terminate: () => {
+        stopping = true;
+        w.ref();
+        return w.terminate();
+      },
     };
   }
   if (typeof Worker === "undefined" || globalThis.crossOriginIsolated !== true)
