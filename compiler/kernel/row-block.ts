@@ -5,7 +5,7 @@
 // scores, the softmax weights), and gives the row-level reductions that can run side by side
 // one loop: those of one "stage" (the same count of row-level reductions before them, the same
 // op and extent) never read each other, so their bodies share one pass over the keys (dK and
-// dV in one loop over the queries; the softmax's sum beside the count of its maxima).
+// dV in one loop over the queries).
 
 import { bug } from "../util/errors.ts";
 import { constIndex, flatIndex, fromAtom, indexKey, indexVar, predKey, substitute, substitutePred, type IndexExpr, type IndexVar } from "./index-expr.ts";

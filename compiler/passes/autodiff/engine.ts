@@ -12,6 +12,7 @@ import { KilnError, bug } from "../../util/errors.ts";
 import type { Pass } from "../pass.ts";
 import { Emitter, type Val } from "./emit.ts";
 import { vjpRules, type VjpContext, type VjpRule } from "./rules.ts";
+import { detachedSoftmaxShifts } from "./softmax-shift.ts";
 
 export interface BackwardRequest {
   /** Forward nodes in topological order: the region being differentiated. */
@@ -60,8 +61,12 @@ export function emitBackward(em: Emitter, req: BackwardRequest): (Val | undefine
   return req.wrt.map((id) => cotangents.get(id));
 }
 
-/** f32 values reachable from a wrt value (through region nodes) that also reach a seed. */
+/**
+ * f32 values reachable from a wrt value (through region nodes) that also reach a seed, less
+ * the softmax shifts whose cotangent is zero (./softmax-shift.ts).
+ */
 function activeValues(req: BackwardRequest): Set<ValueId> {
+  const detached = detachedSoftmaxShifts(req.region, req.seeds);
   const fromWrt = new Set<ValueId>(req.wrt);
   for (const n of req.region) {
     if (isFloat(n.type.dtype) && operands(n).some((id) => fromWrt.has(id))) fromWrt.add(n.id);
@@ -71,7 +76,7 @@ function activeValues(req: BackwardRequest): Set<ValueId> {
     const n = req.region[i]!;
     if (toSeed.has(n.id)) for (const id of operands(n)) toSeed.add(id);
   }
-  return new Set([...fromWrt].filter((id) => toSeed.has(id)));
+  return new Set([...fromWrt].filter((id) => toSeed.has(id) && !detached.has(id)));
 }
 
 export interface VjpGraphOptions {
