@@ -94,11 +94,15 @@ describe("verifyKernelProgram", () => {
     expect(errorOf(withSection(p, (sec) => ({ ...sec, form: { kind: "vector", width: 7 } }))).message).toContain(
       "a vector form needs an innermost domain loop whose extent is a multiple of 7",
     );
-    // form attention: a softmax_sum to render online, no register tile, no dot facts.
+    // form attention: a reduction to render (a softmax_sum in the forward, row sums in the
+    // backward), no register tile, no dot facts.
     const attention = errorOf(withSection(p, (sec) => ({ ...sec, form: { kind: "attention" } }))).message;
-    expect(attention).toContain("an attention section needs a softmax_sum");
     expect(attention).toContain("an attention section is not register-tiled");
     expect(attention).toContain("an attention section keeps no dot facts");
+    const attentionNoReduce = errorOf(
+      withSection(p, (sec) => ({ ...sec, exprs: sec.exprs.filter((e) => e.op === "const"), stores: [], dots: [], form: { kind: "attention" } })),
+    ).message;
+    expect(attentionNoReduce).toContain("an attention section needs a reduction");
   });
 
   test("a softmax_sum's score and value are f32", () => {
