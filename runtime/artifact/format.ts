@@ -86,7 +86,8 @@ export const ARTIFACT_TARGETS: readonly ArtifactTarget[] = ["js", "wasm", "webgp
 
 interface ArtifactCommon {
   readonly format: "kiln-artifact";
-  readonly version: 1;
+  /** ARTIFACT_VERSION when built; a version-1 object may still run (versionProblem says which). */
+  readonly version: number;
   readonly name: string;
   readonly inputs: readonly ArtifactIO[];
   readonly outputs: readonly ArtifactIO[];
@@ -181,7 +182,35 @@ export type Artifact = JsArtifact | WasmArtifact | WebGpuArtifact | CudaArtifact
 export type ArtifactOf<T extends ArtifactTarget> = Extract<Artifact, { readonly target: T }>;
 
 export const ARTIFACT_FORMAT = "kiln-artifact";
-export const ARTIFACT_VERSION = 1;
+/**
+ * Version 2: webgpu f16/bf16 tensors are packed two to a u32 word (2 bytes an element;
+ * codegen/wgsl/layout.ts). Version 1 gave each its own word (4 bytes) and differs in nothing
+ * else, so a version-1 artifact still runs unless it is webgpu with a 16-bit buffer.
+ */
+export const ARTIFACT_VERSION = 2;
+
+/**
+ * Why an artifact of `version` (named `field`: "version" in memory, "schemaVersion" in a
+ * manifest, whose `current` is MANIFEST_SCHEMA_VERSION) cannot be read here, or undefined when
+ * it can: the current version, or version 1 unless it is webgpu and holds an f16/bf16 buffer.
+ */
+export function versionProblem(field: string, version: unknown, current: number, target: unknown, buffers: readonly unknown[]): string | undefined {
+  if (version === current) return undefined;
+  const mismatch = `${field} is ${JSON.stringify(version)}, this loader reads ${field} ${current}`;
+  if (version !== 1) return mismatch;
+  const isHalf = (b: unknown): b is { readonly name?: unknown; readonly dtype: "f16" | "bf16" } =>
+    typeof b === "object" && b !== null && ((b as { dtype?: unknown }).dtype === "f16" || (b as { dtype?: unknown }).dtype === "bf16");
+  const half = target === "webgpu" ? buffers.find(isHalf) : undefined;
+  if (half === undefined) return undefined;
+  return `${mismatch}: a webgpu artifact of ${field} 1 holds each f16/bf16 element in 4 bytes (2 since ${field} 2), and buffer '${String(half.name)}' is ${half.dtype}; compile it again`;
+}
+
+/** Throws (a plain Error: the runtime cannot import KilnError) unless a runtime can run `artifact` as built. */
+export function checkArtifactVersion(artifact: Artifact): void {
+  if (artifact.format !== ARTIFACT_FORMAT) throw new Error(`artifact ${artifact.name}: unsupported format ${String(artifact.format)}`);
+  const problem = versionProblem("version", artifact.version, ARTIFACT_VERSION, artifact.target, artifact.buffers);
+  if (problem) throw new Error(`artifact ${artifact.name}: ${problem}`);
+}
 
 /** Per artifact dtype: bytes per element and the typed array a runtime holds it in. */
 export const ARTIFACT_DTYPES = {

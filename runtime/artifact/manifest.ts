@@ -14,6 +14,7 @@ import {
   type ArtifactKernel,
   type ArtifactStats,
   type WebGpuTuning,
+  versionProblem,
 } from "./format.ts";
 import { ArtifactInvalidError } from "./invalid.ts";
 
@@ -21,8 +22,12 @@ export { ArtifactInvalidError };
 
 export const MANIFEST_FILE = "manifest.json";
 export const WEIGHTS_FILE = "weights.safetensors";
-/** Bumped whenever a loader of the previous version could misread the folder. */
-export const MANIFEST_SCHEMA_VERSION = 1;
+/**
+ * Bumped whenever a loader of the previous version could misread the folder. 2: webgpu
+ * f16/bf16 tensors take 2 bytes an element (ARTIFACT_VERSION 2); a folder of schemaVersion 1
+ * still loads unless it is webgpu with a 16-bit buffer (versionProblem).
+ */
+export const MANIFEST_SCHEMA_VERSION = 2;
 
 /**
  * user: passed to run(); state: kept by the model between runs (weights.safetensors); seed:
@@ -176,7 +181,7 @@ export function parseManifest(text: string): Manifest {
   }
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw invalid("not a JSON object");
   const m = raw as Record<string, unknown>;
-  if (m["schemaVersion"] !== MANIFEST_SCHEMA_VERSION)
+  if (m["schemaVersion"] !== MANIFEST_SCHEMA_VERSION && m["schemaVersion"] !== 1)
     throw invalid(`schemaVersion is ${JSON.stringify(m["schemaVersion"])}, this loader reads schemaVersion ${MANIFEST_SCHEMA_VERSION}`);
   if (m["format"] !== ARTIFACT_FORMAT) throw invalid(`format is ${JSON.stringify(m["format"])}, expected "${ARTIFACT_FORMAT}"`);
   for (const field of ["name", "target", "graphHash"] as const) if (typeof m[field] !== "string") throw invalid(`${field} is missing or not a string`);
@@ -217,6 +222,9 @@ export function parseManifest(text: string): Manifest {
   if (m["weights"] !== undefined && (typeof m["weights"] !== "string" || !(m["weights"] in (m["files"] as object))))
     throw invalid(`weights ${JSON.stringify(m["weights"])} has no sha256 in files`);
   if (m["tuning"] !== undefined) checkTuning(m["tuning"], invalid);
+  // Only now are buffers known to be a list: schemaVersion 1 is refused where its layout differs.
+  const older = versionProblem("schemaVersion", m["schemaVersion"], MANIFEST_SCHEMA_VERSION, m["target"], buffers);
+  if (older) throw invalid(older);
   return raw as Manifest;
 }
 

@@ -16,6 +16,7 @@ import {
   type Artifact,
   type ArtifactBuffer,
   type ArtifactDType,
+  checkArtifactVersion,
 } from "../artifact/format.ts";
 import { recordKernel } from "../artifact/profile.ts";
 import { jsKernelRuntime } from "./helpers.ts";
@@ -51,8 +52,7 @@ export class JsArtifactRunner {
     readonly artifact: Artifact,
     shared?: JsSharedState,
   ) {
-    if (artifact.format !== "kiln-artifact" || artifact.version !== 1)
-      throw new Error(`artifact ${artifact.name}: unsupported format ${artifact.format} v${artifact.version}`);
+    checkArtifactVersion(artifact);
     if (artifact.target !== "js") throw new Error(`artifact ${artifact.name}: built for target '${artifact.target}', not 'js'`);
     const sharedSlots = shared ? stateSlots(artifact, shared.names) : undefined;
     this.shared = sharedSlots ? shared : undefined;

@@ -19,6 +19,7 @@ import {
   type Artifact,
   type ArtifactBuffer,
   type ArtifactIO,
+  checkArtifactVersion,
 } from "../artifact/format.ts";
 import { hostMath } from "./host-math.ts";
 import { artifactLayout, PAGE_BYTES, POOL_CONTROL_BYTES, SHARED_POOLS } from "../artifact/wasm-layout.ts";
@@ -261,8 +262,7 @@ export class WasmArtifactRunner implements ResidentOwner {
    * independent). k.compile's executors start this way: a Node worker takes tens of ms to boot.
    */
   static async start(artifact: Artifact, opts: WasmRunOptions = {}, sharedMemory?: WasmSharedMemory): Promise<WasmArtifactRunner> {
-    if (artifact.format !== "kiln-artifact" || artifact.version !== 1)
-      throw new Error(`artifact ${artifact.name}: unsupported format ${artifact.format} v${artifact.version}`);
+    checkArtifactVersion(artifact);
     if (artifact.target !== "wasm") throw new Error(`artifact ${artifact.name}: built for target '${artifact.target}', not 'wasm'`);
     const threads = await runnerThreads(opts);
     if (threads > 1 && !isNode() && !isIsolatedWorker())

@@ -26,6 +26,7 @@ import {
   type ArtifactIO,
   type SymbolicDispatch,
   type WebGpuArtifactKernel,
+  checkArtifactVersion,
 } from "../artifact/format.ts";
 import { recordKernel, type RunProfiler } from "../artifact/profile.ts";
 
@@ -280,8 +281,7 @@ export class WebGpuArtifactRunner implements ResidentOwner {
     readonly artifact: Artifact,
     shared?: WebGpuSharedState,
   ) {
-    if (artifact.format !== "kiln-artifact" || artifact.version !== 1)
-      throw new Error(`artifact ${artifact.name}: unsupported format ${artifact.format} v${artifact.version}`);
+    checkArtifactVersion(artifact);
     if (artifact.target !== "webgpu") throw new Error(`artifact ${artifact.name}: built for target '${artifact.target}', not 'webgpu'`);
     const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
     for (const o of artifact.outputs) if (o.aliases !== undefined) this.aliasOutput.set(o.aliases, o);

@@ -42,7 +42,7 @@ const readManifest = (folder: string): Manifest => JSON.parse(readFileSync(path.
 describe("the folder exe.save writes", () => {
   test("manifest: schema version, graph hash of the traced IR, sha256 of every file", () => {
     const manifest = readManifest(dir);
-    expect(manifest.schemaVersion).toBe(1);
+    expect(manifest.schemaVersion).toBe(2);
     expect(manifest.target).toBe("js");
     expect(manifest.graphHash).toBe(sha256(printGraph(exe.graph)));
     expect(readFileSync(path.join(dir, "graph.kir"), "utf8")).toBe(printGraph(exe.graph));
@@ -254,7 +254,7 @@ describe("a corrupted or mismatched folder is refused, naming the file", () => {
       const manifest = readManifest(f);
       writeFileSync(path.join(f, "manifest.json"), JSON.stringify({ ...manifest, schemaVersion: 99 }));
     });
-    expect((await refusal(folder)).message).toBe("manifest.json: schemaVersion is 99, this loader reads schemaVersion 1");
+    expect((await refusal(folder)).message).toBe("manifest.json: schemaVersion is 99, this loader reads schemaVersion 2");
     const empty = mkdtempSync(path.join(os.tmpdir(), "kiln-empty-"));
     expect((await refusal(empty)).message).toMatch(/^manifest\.json: missing \(is '.*' an artifact folder\?\)$/);
   });
