@@ -15,6 +15,13 @@
 // thread alone until then (each iteration of a split loop computes the same values on any
 // thread, so results do not depend on it). `prestartWorkers` boots workers before the modules
 // exist (while the compiler runs); a pool takes those first.
+// A worker that fails to start leaves the pool on the calling thread (one warning, code
+// KILN_WASM_THREADS). A worker that dies once ready (a crash, an exit, a terminate from
+// outside) cannot be seen from a launch — the caller is blocked in Atomics.wait, so no 'exit'
+// event arrives — so the caller waits in slices and gives up on a worker that has not finished
+// a launch long after the caller finished its own chunks (WasmThreadError); the pool is then
+// broken and every later launch throws the same error at once. An exit seen between runs
+// breaks it the same way, with no wait.
 
 import { HOST_MATH_SOURCE } from "./host-math.ts";
 import { WASM_ENGINE_FLAGS } from "./engine.ts";
@@ -53,14 +60,41 @@ interface StartData {
   /** Workers in the pool (the caller not counted): the last to finish a launch wakes the caller. */
   readonly workers: number;
   readonly busy: SharedArrayBuffer;
+  /** Per thread: the last launch generation it finished (the caller names a worker that never does). */
+  readonly finished: SharedArrayBuffer;
   readonly ctlAt: number;
 }
 
+/**
+ * A pool whose worker threads stopped responding: a launch cannot finish (a chunk a worker
+ * claimed may never be computed), so this and every later launch of the pool throw it.
+ * `code` matches KilnError's "target-unavailable" (the runtime does not import the compiler's error class).
+ */
+export class WasmThreadError extends Error {
+  readonly code = "target-unavailable";
+  constructor(message: string) {
+    super(message);
+    this.name = "WasmThreadError";
+  }
+}
+
+/**
+ * Internal knobs for tests: `stallMs`, how long the caller waits (beyond twice its own time in
+ * the launch) for a worker that shows no progress before calling it dead — generous, since on
+ * a loaded machine a descheduled thread can be seconds late; `workerSource`, a replacement for
+ * the Node worker's source (a worker that cannot start).
+ */
+export const poolTestHooks: { stallMs: number; workerSource: string | undefined } = { stallMs: 30_000, workerSource: undefined };
+
+/** The longest single Atomics.wait of a launch: the caller looks at the workers' progress at least this often. */
+const WAIT_SLICE_MS = 100;
+
 /** The loop every worker runs, as a function of its start message; `ready` reports instantiation. */
-const WORKER_BODY = `(({ memory, modules, index, workers, busy, ctlAt }, ready) => {
+const WORKER_BODY = `(({ memory, modules, index, workers, busy, finished, ctlAt }, ready) => {
 const rt = ${HOST_MATH_SOURCE};
 const ctl = new Int32Array(memory.buffer, ctlAt, 16);
 const busyMs = new Float64Array(busy);
+const fin = new Int32Array(finished);
 const fns = modules.map((m) => {
   const inst = new WebAssembly.Instance(m, { env: { memory }, rt });
   const n = inst.exports.n.value;
@@ -86,6 +120,7 @@ for (;;) {
     }
     if (timed) busyMs[index] = performance.now() - t0;
   }
+  Atomics.store(fin, index, gen);
   if (Atomics.add(ctl, ${DONE}, 1) + 1 === workers) Atomics.notify(ctl, ${DONE});
 }
 })`;
@@ -100,8 +135,16 @@ const WEB_WORKER_SOURCE = `self.onmessage = (e) => ${WORKER_BODY}(e.data, () => 
 
 /** One started worker, whichever API made it, waiting for its start message. */
 interface PoolWorker {
-  /** Sends the start message; resolves when the worker has instantiated the modules. */
-  join(data: StartData): Promise<void>;
+  /**
+   * Sends the start message; resolves when the worker has instantiated the modules. `lost` is
+   * called if the worker ends later without being terminated by the pool (seen between runs only).
+   */
+  join(data: StartData, lost: (why: string) => void): Promise<void>;
+  /**
+   * Test hook: ends the worker as a crash would: `quietly`, its pool is not told even between
+   * runs (as a launch blocked in Atomics.wait cannot be).
+   */
+  kill(quietly: boolean): Promise<unknown>;
   // biome-ignore lint/suspicious/noConfusingVoidType: Node's Worker returns a promise, the browser's returns nothing
   terminate(): Promise<unknown> | void;
 }
@@ -114,7 +157,7 @@ let nodeWorkerClass: NodeWorkerClass | undefined;
 async function spawnWorker(label: number): Promise<PoolWorker> {
   if (isNode()) {
     nodeWorkerClass ??= (await import("node:worker_threads")).Worker;
-    const w = new nodeWorkerClass(NODE_WORKER_SOURCE, { eval: true });
+    const w = new nodeWorkerClass(poolTestHooks.workerSource ?? NODE_WORKER_SOURCE, { eval: true });
     // Idle (prestarted) workers never keep the process alive; a joining one does until it is ready.
     w.unref();
     let failure: Error | undefined;
@@ -123,18 +166,32 @@ async function spawnWorker(label: number): Promise<PoolWorker> {
       failure = e;
     });
     return {
-      join: (data) => {
+      join: (data, lost) => {
         if (failure) return Promise.reject(failure);
         w.ref();
+        let isReady = false;
         const ready = new Promise<void>((resolve, reject) => {
-          w.once("message", () => resolve());
-          w.once("error", reject);
-          w.once("exit", (code) => reject(new Error(`wasm worker ${label} exited (code ${code}) before it was ready`)));
+          w.once("message", () => {
+            isReady = true;
+            resolve();
+          });
+          w.once("error", (e) => {
+            if (isReady) failure = e;
+            else reject(e);
+          });
+          w.once("exit", (code) => {
+            if (!isReady) reject(new Error(`wasm worker ${label} exited (code ${code}) before it was ready`));
+            else if (!stopping) lost(failure ? `threw ${failure.message}` : `exited (code ${code})`);
+          });
         });
         w.postMessage(data);
         return ready.finally(() => {
           if (!stopping) w.unref();
         });
+      },
+      kill: (quietly) => {
+        if (quietly) stopping = true;
+        return w.terminate();
       },
       // Held until it has exited (and never let go by a join that settles meanwhile): an unref'd
       // worker's exit does not keep the event loop alive, so a terminate() awaited last (a
@@ -152,14 +209,22 @@ async function spawnWorker(label: number): Promise<PoolWorker> {
   const url = URL.createObjectURL(new Blob([WEB_WORKER_SOURCE], { type: "text/javascript" }));
   const w = new Worker(url);
   return {
-    join: (data) => {
+    join: (data, lost) => {
+      let isReady = false;
       const ready = new Promise<void>((resolve, reject) => {
-        w.onmessage = () => resolve();
-        w.onerror = (e) => reject(new Error(`wasm worker ${label} failed to start: ${e.message}`));
+        w.onmessage = () => {
+          isReady = true;
+          resolve();
+        };
+        w.onerror = (e) => {
+          if (isReady) lost(`threw ${e.message}`);
+          else reject(new Error(`wasm worker ${label} failed to start: ${e.message}`));
+        };
       });
       w.postMessage(data);
       return ready;
     },
+    kill: async () => w.terminate(),
     terminate: () => w.terminate(),
   };
 }
@@ -184,14 +249,25 @@ export async function stopIdleWorkers(): Promise<void> {
   await Promise.all(idle.splice(0).map((w) => w.terminate()));
 }
 
+/** Warns (once per pool, Node's process warnings; a browser has none) that a pool runs on the calling thread alone. */
+function warnThreadsUnavailable(message: string): void {
+  const proc = globalThis.process as { emitWarning?: (m: string, o: { code: string }) => void } | undefined;
+  proc?.emitWarning?.(message, { code: "KILN_WASM_THREADS" });
+}
+
 export class WorkerPool {
   private readonly ctl: Int32Array;
   private closed = false;
   private isReady = false;
-  private failure: Error | undefined;
+  /** Why the workers could not start: launches then stay on the calling thread. */
+  private startFailure: string | undefined;
+  /** Set once a worker died after it was ready: every launch throws it. */
+  private broken: WasmThreadError | undefined;
   private readonly whenJoined: Promise<void>;
   /** Each thread's milliseconds in the last profiled launch (thread 0: the caller). */
   private readonly busyMs: Float64Array;
+  /** Per thread (index 0 unused): the last generation it finished. */
+  private readonly finished: Int32Array;
 
   private constructor(
     private readonly workers: readonly PoolWorker[],
@@ -199,17 +275,32 @@ export class WorkerPool {
     modules: readonly WebAssembly.Module[],
     busy: SharedArrayBuffer,
     ctlAt: number,
+    private readonly kernelNames: readonly string[],
+    spawnFailure: unknown,
   ) {
     this.ctl = new Int32Array(memory.buffer, ctlAt, 16);
     this.busyMs = new Float64Array(busy);
+    const finished = new SharedArrayBuffer(4 * (workers.length + 1));
+    this.finished = new Int32Array(finished);
     Atomics.store(this.ctl, READY, 0);
-    const joined = workers.map((w, i) => w.join({ memory, modules, index: i + 1, workers: workers.length, busy, ctlAt }));
+    const lost = (index: number) => (why: string) => {
+      this.broken ??= new WasmThreadError(
+        `wasm worker thread ${index} of ${this.threads - 1} stopped: it ${why}; the pool cannot run, close this runner and make a new one`,
+      );
+    };
+    const joined =
+      spawnFailure === undefined
+        ? workers.map((w, i) => w.join({ memory, modules, index: i + 1, workers: workers.length, busy, finished, ctlAt }, lost(i + 1)))
+        : [Promise.reject(spawnFailure)];
     this.whenJoined = Promise.all(joined).then(
       () => {
         this.isReady = true;
       },
-      (e: unknown) => {
-        this.failure = e instanceof Error ? e : new Error(String(e));
+      async (e: unknown) => {
+        // Runs go on without the workers (each split iteration computes the same values on the calling thread).
+        this.startFailure = e instanceof Error ? e.message : String(e);
+        warnThreadsUnavailable(`kiln wasm: worker threads failed to start (${this.startFailure}); running on the calling thread alone`);
+        await this.close();
       },
     );
   }
@@ -217,33 +308,54 @@ export class WorkerPool {
   /**
    * Starts `threads - 1` workers (the caller is thread 0; prestarted ones first) on the
    * pool's control block at byte `ctlAt` (default 0), and returns without waiting for them:
-   * launch only once `ready` (whenReady waits for it).
+   * launch only once `ready` (whenReady waits for it). `kernelNames` (by module) name a
+   * launch's kernel in errors.
    */
-  static async start(memory: WebAssembly.Memory, modules: readonly WebAssembly.Module[], threads: number, ctlAt = 0): Promise<WorkerPool> {
+  static async start(
+    memory: WebAssembly.Memory,
+    modules: readonly WebAssembly.Module[],
+    threads: number,
+    ctlAt = 0,
+    kernelNames: readonly string[] = [],
+  ): Promise<WorkerPool> {
     const busy = new SharedArrayBuffer(8 * threads);
     const workers = idle.splice(0, threads - 1);
-    while (workers.length < threads - 1) workers.push(await spawnWorker(workers.length + 1));
-    return new WorkerPool(workers, memory, modules, busy, ctlAt);
+    let spawnFailure: unknown;
+    try {
+      while (workers.length < threads - 1) workers.push(await spawnWorker(workers.length + 1));
+    } catch (e) {
+      spawnFailure = e instanceof Error ? e : new Error(String(e));
+    }
+    return new WorkerPool(workers, memory, modules, busy, ctlAt, kernelNames, spawnFailure);
   }
 
-  /** `start`, then waits until every worker is ready. */
+  /** `start`, then waits until every worker is ready (or failed to start: see `ready`). */
   static async create(memory: WebAssembly.Memory, modules: readonly WebAssembly.Module[], threads: number, ctlAt = 0): Promise<WorkerPool> {
     const pool = await WorkerPool.start(memory, modules, threads, ctlAt);
     await pool.whenReady();
     return pool;
   }
 
-  /** Whether every worker has instantiated the modules (launch needs it); throws if one failed to start. */
+  /**
+   * Whether every worker has instantiated the modules (launch needs it). False for good when
+   * one failed to start (`threadsFailure` says why): runs stay on the calling thread. Throws
+   * the pool's WasmThreadError once a worker died after it was ready.
+   */
   get ready(): boolean {
-    if (this.failure) throw new Error(`wasm worker threads failed to start: ${this.failure.message}`);
+    if (this.broken) throw this.broken;
+    if (this.startFailure !== undefined) return false;
     if (!this.isReady && !this.closed && Atomics.load(this.ctl, READY) === this.workers.length) this.isReady = true;
     return this.isReady;
   }
 
-  /** Resolves when `ready`; rejects when a worker failed to start. */
+  /** Why the worker threads could not start (then every launch is the caller's alone); undefined otherwise. */
+  get threadsFailure(): string | undefined {
+    return this.startFailure;
+  }
+
+  /** Resolves when `ready`, or when a worker failed to start (the pool then runs on the calling thread). */
   async whenReady(): Promise<void> {
     await this.whenJoined;
-    if (this.failure) throw new Error(`wasm worker threads failed to start: ${this.failure.message}`);
   }
 
   get threads(): number {
@@ -251,11 +363,21 @@ export class WorkerPool {
   }
 
   /**
+   * Test hook: ends worker `index` (1-based) as a crash would; `quietly`, without the pool seeing
+   * it go (as a launch blocked in Atomics.wait cannot), else its 'exit' event breaks the pool.
+   */
+  async killWorker(index: number, quietly: boolean): Promise<void> {
+    await this.workers[index - 1]!.kill(quietly);
+  }
+
+  /**
    * Runs section `section` of kernel `kernel` over [0, extent) on every thread; returns when all
    * are done. With `threadMs` (exe.profile), every thread times its own chunk into it (index:
-   * thread, 0 the caller); without, no thread reads a clock.
+   * thread, 0 the caller); without, no thread reads a clock. Throws WasmThreadError when a
+   * worker does not finish (see waitForWorkers), and from then on at once.
    */
   launch(kernel: number, section: number, extent: number, grain: number, own: (lo: number, hi: number) => void, threadMs?: number[]): void {
+    if (this.broken) throw this.broken;
     const ctl = this.ctl;
     const threads = this.threads;
     if (threadMs) ctl[PROFILE] = 1;
@@ -267,29 +389,64 @@ export class WorkerPool {
     ctl[CHUNK] = chunk;
     Atomics.store(ctl, NEXT, threads * chunk);
     Atomics.store(ctl, DONE, 0);
-    Atomics.add(ctl, GEN, 1);
+    const gen = Atomics.add(ctl, GEN, 1) + 1;
     Atomics.notify(ctl, GEN);
     let workerFailed = false;
-    const t0 = threadMs ? performance.now() : 0;
+    const t0 = performance.now();
     try {
       for (let lo = 0; lo < extent; lo = Atomics.add(ctl, NEXT, chunk)) own(lo, Math.min(extent, lo + chunk));
     } finally {
-      if (threadMs) this.busyMs[0] = performance.now() - t0;
+      const ownMs = performance.now() - t0;
+      if (threadMs) this.busyMs[0] = ownMs;
       // Every worker finishes this launch before the caller sees a result or an error, and
       // the failure flag is cleared either way (the next launch starts clean).
-      const workers = this.workers.length;
-      for (;;) {
-        const done = Atomics.load(ctl, DONE);
-        if (done >= workers) break;
-        Atomics.wait(ctl, DONE, done);
-      }
+      this.waitForWorkers(kernel, section, gen, ownMs);
       workerFailed = Atomics.exchange(ctl, FAILED, 0) !== 0;
       if (threadMs) {
         ctl[PROFILE] = 0;
         for (let t = 0; t < threads; t++) threadMs[t] = this.busyMs[t]!;
       }
     }
-    if (workerFailed) throw new Error(`wasm kernel ${kernel}, section ${section}: a worker thread trapped`);
+    if (workerFailed) throw new Error(`wasm ${this.kernelName(kernel)}, section ${section}: a worker thread trapped`);
+  }
+
+  private kernelName(kernel: number): string {
+    const name = this.kernelNames[kernel];
+    return name === undefined ? `kernel ${kernel}` : `kernel ${kernel} (${name})`;
+  }
+
+  /**
+   * Waits for every worker to finish launch `gen`, in slices (a blocked caller never sees a
+   * worker's 'exit' event): a worker that has not finished `stallMs` plus twice the caller's own
+   * time after the last sign of progress (another worker finishing) is taken for dead — the
+   * pool breaks and the launch throws, naming the thread and the kernel.
+   */
+  private waitForWorkers(kernel: number, section: number, gen: number, ownMs: number): void {
+    const ctl = this.ctl;
+    const workers = this.workers.length;
+    const patience = poolTestHooks.stallMs + 2 * ownMs;
+    let seen = Atomics.load(ctl, DONE);
+    let since = performance.now();
+    while (seen < workers) {
+      const left = since + patience - performance.now();
+      if (left <= 0) {
+        const late: number[] = [];
+        for (let t = 1; t <= workers; t++) if (Atomics.load(this.finished, t) !== gen) late.push(t);
+        const who = late.length === 1 ? `thread ${late[0]}` : `threads ${late.join(", ")}`;
+        this.broken = new WasmThreadError(
+          `wasm worker ${who} of ${workers} stopped responding: ${this.kernelName(kernel)}, section ${section} ` +
+            `did not finish within ${Math.round(patience)} ms of the calling thread's own share (a worker crashed, ran out of memory or was terminated); ` +
+            "the pool cannot run, close this runner and make a new one",
+        );
+        throw this.broken;
+      }
+      Atomics.wait(ctl, DONE, seen, Math.min(WAIT_SLICE_MS, left));
+      const done = Atomics.load(ctl, DONE);
+      if (done !== seen) {
+        seen = done;
+        since = performance.now();
+      }
+    }
   }
 
   async close(): Promise<void> {

@@ -328,7 +328,8 @@ export class WasmArtifactRunner implements ResidentOwner {
     });
     const ctlAt = model && shared ? model.pools++ * POOL_CONTROL_BYTES : 0;
     // Not waited for: runs go on the calling thread alone until the workers are ready (pool.ts).
-    const pool = shared ? await (await import("./pool.ts")).WorkerPool.start(memory, modules, threads, ctlAt) : undefined;
+    const names = artifact.kernels.map((k) => k.name);
+    const pool = shared ? await (await import("./pool.ts")).WorkerPool.start(memory, modules, threads, ctlAt, names) : undefined;
     return new WasmArtifactRunner(artifact, memory, launches, addressOf, pool, opts, model);
   }
 
@@ -337,17 +338,30 @@ export class WasmArtifactRunner implements ResidentOwner {
     return this.memory.buffer.byteLength;
   }
 
-  /** Threads per launch once the pool's workers are ready (see activeThreads). */
+  /** Threads per launch once the pool's workers are ready (see activeThreads); 1 when they failed to start. */
   get threads(): number {
-    return this.pool?.threads ?? 1;
+    return this.pool && this.pool.threadsFailure === undefined ? this.pool.threads : 1;
   }
 
-  /** Threads a launch uses now: 1 until the pool's workers are ready. */
+  /**
+   * Threads a launch uses now: 1 until the pool's workers are ready, and for good when one failed
+   * to start (`threadsFailure`). Throws the pool's WasmThreadError once a worker died after it was ready.
+   */
   get activeThreads(): number {
     return this.pool?.ready ? this.pool.threads : 1;
   }
 
-  /** Resolves when the worker threads are ready (at once without a pool); rejects if one failed to start. */
+  /** Why the worker threads could not start (runs are the calling thread's alone, with one KILN_WASM_THREADS warning); undefined otherwise. */
+  get threadsFailure(): string | undefined {
+    return this.pool?.threadsFailure;
+  }
+
+  /** Test hook: ends worker thread `index` (1-based) as a crash would (see WorkerPool.killWorker). */
+  async killWorker(index: number, quietly: boolean): Promise<void> {
+    await this.pool?.killWorker(index, quietly);
+  }
+
+  /** Resolves when the worker threads are ready, or failed to start (at once without a pool). */
   async whenThreadsReady(): Promise<void> {
     await this.pool?.whenReady();
   }
