@@ -18,7 +18,7 @@ import { writeCudaArtifact } from "../../targets/cuda-standalone.ts";
 import { interpret } from "../../compiler/ir/interpret.ts";
 import type { HostTensor } from "../../compiler/ir/host-tensor.ts";
 import { decodeSafetensors, encodeSafetensors, readSafetensors } from "../../runtime/artifact/safetensors.ts";
-import { decodeHalf } from "../../runtime/artifact/half.ts";
+import { decodeHalf, encodeHalf } from "../../runtime/artifact/half.ts";
 import { MALFORMED_DIR } from "../fixtures/safetensors/make-corpus.ts";
 import { buildEmulatedKernelLibrary, buildFakeDriver, findNvcc, hasCxx } from "../util/nvcc.ts";
 import { dslInputs } from "./cuda-cases.ts";
@@ -253,6 +253,7 @@ describe("standalone cuda artifact", () => {
         "half_step",
         (({ w, b, x }: { w: k.Tensor; b: k.Tensor; x: k.Tensor }) => ({
           y: x.mul(w),
+          xs: x.mul(1),
           s: x.mul(w).cast("f32").sum(),
           w_next: w.sub(x.mul(0.25)),
           b_next: b.mul(0.5).add(1),
@@ -289,7 +290,7 @@ describe("standalone cuda artifact", () => {
       }
       // The file holds F16/BF16 (2 bytes an element) for 16-bit tensors, F32 for s.
       const file = readSafetensors(readFileSync(join(scratch, "out.safetensors")), "out").tensors;
-      expect(Object.fromEntries([...file].map(([n, t]) => [n, t.dtype]))).toEqual({ y: "f16", s: "f32", w: "f16", b: "bf16" });
+      expect(Object.fromEntries([...file].map(([n, t]) => [n, t.dtype]))).toEqual({ y: "f16", xs: "f16", s: "f32", w: "f16", b: "bf16" });
       const written16 = decodeSafetensors(readFileSync(join(scratch, "out.safetensors")), "out").tensors;
       const decoded = (t: { dtype: string; data: ArrayLike<number> }): number[] =>
         t.dtype === "f16" || t.dtype === "bf16" ? Array.from(decodeHalf(t.dtype, t.data as Uint16Array)) : Array.from(t.data);
@@ -311,6 +312,26 @@ describe("standalone cuda artifact", () => {
         .split(" ")
         .map(Number);
       printedY.forEach((v, j) => expect(Math.abs(v - out["y"]!.data[j]!), `y[${j}]`).toBeLessThanOrEqual(2 ** -10 * Math.abs(out["y"]!.data[j]!) + 1e-7));
+      expect(decoded(written16["xs"]!)).toEqual(Array.from(decodeHalf("f16", encodeHalf("f16", x))));
+
+      // Without --input, x is synthetic (docs/cuda.md): f32 steps of 2^-23 in [-1, 1) from the
+      // documented generator (salted with x's place among the manifest's inputs), rounded to nearest even
+      // into f16 by the host program — here by half.ts: xs (= x · 1) holds them bit for bit.
+      const synthetic = run(dir, ["--dir", folder, "--output", join(scratch, "synthetic.safetensors")], {
+        LD_LIBRARY_PATH: buildFakeDriver(),
+        KILN_FAKE_CUDA_KERNELS: library,
+      });
+      expect(synthetic.stderr).toBe("");
+      const salt = (JSON.parse(readFileSync(join(folder, "manifest.json"), "utf8")) as { inputs: { name: string }[] }).inputs.findIndex((i) => i.name === "x");
+      expect(salt).toBe(2);
+      let lcg = (0x9e3779b9 ^ salt) >>> 0;
+      const f32 = Array.from({ length: 5 }, () => {
+        lcg = (Math.imul(lcg, 1664525) + 1013904223) >>> 0;
+        return ((lcg >>> 8) / 16777216) * 2 - 1;
+      });
+      expect(f32.some((v) => decodeHalf("f16", encodeHalf("f16", [v]))[0] !== v)).toBe(true); // some need rounding
+      const xs = readSafetensors(readFileSync(join(scratch, "synthetic.safetensors")), "synthetic").tensors.get("xs")!;
+      expect(Array.from(encodeHalf("f16", xs.data as Float32Array))).toEqual(Array.from(encodeHalf("f16", f32)));
     }, 180_000);
   });
 });
