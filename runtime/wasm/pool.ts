@@ -396,11 +396,10 @@ export class WorkerPool {
     try {
       for (let lo = 0; lo < extent; lo = Atomics.add(ctl, NEXT, chunk)) own(lo, Math.min(extent, lo + chunk));
     } finally {
-      const ownMs = performance.now() - t0;
-      if (threadMs) this.busyMs[0] = ownMs;
+      if (threadMs) this.busyMs[0] = performance.now() - t0;
       // Every worker finishes this launch before the caller sees a result or an error, and
       // the failure flag is cleared either way (the next launch starts clean).
-      this.waitForWorkers(kernel, section, gen, ownMs);
+      this.waitForWorkers(kernel, section, gen, t0);
       workerFailed = Atomics.exchange(ctl, FAILED, 0) !== 0;
       if (threadMs) {
         ctl[PROFILE] = 0;
@@ -416,17 +415,23 @@ export class WorkerPool {
   }
 
   /**
-   * Waits for every worker to finish launch `gen`, in slices (a blocked caller never sees a
-   * worker's 'exit' event): a worker that has not finished `stallMs` plus twice the caller's own
-   * time after the last sign of progress (another worker finishing) is taken for dead — the
-   * pool breaks and the launch throws, naming the thread and the kernel.
+   * Waits for every worker to finish launch `gen` (begun at `t0`), in slices (a blocked caller
+   * never sees a worker's 'exit' event): a worker that has not finished `stallMs` plus twice the
+   * caller's time in the launch after the last sign of progress (another worker finishing) is
+   * taken for dead — the pool breaks and the launch throws, naming the thread and the kernel.
+   * No clock is read unless a slice runs out (a launch costs microseconds).
    */
-  private waitForWorkers(kernel: number, section: number, gen: number, ownMs: number): void {
+  private waitForWorkers(kernel: number, section: number, gen: number, t0: number): void {
     const ctl = this.ctl;
     const workers = this.workers.length;
-    const patience = poolTestHooks.stallMs + 2 * ownMs;
     let seen = Atomics.load(ctl, DONE);
+    while (seen < workers) {
+      if (Atomics.wait(ctl, DONE, seen, WAIT_SLICE_MS) === "timed-out") break;
+      seen = Atomics.load(ctl, DONE);
+    }
+    if (seen >= workers) return;
     let since = performance.now();
+    const patience = poolTestHooks.stallMs + 2 * (since - t0);
     while (seen < workers) {
       const left = since + patience - performance.now();
       if (left <= 0) {
@@ -435,7 +440,7 @@ export class WorkerPool {
         const who = late.length === 1 ? `thread ${late[0]}` : `threads ${late.join(", ")}`;
         this.broken = new WasmThreadError(
           `wasm worker ${who} of ${workers} stopped responding: ${this.kernelName(kernel)}, section ${section} ` +
-            `did not finish within ${Math.round(patience)} ms of the calling thread's own share (a worker crashed, ran out of memory or was terminated); ` +
+            `did not finish: no worker progressed for ${Math.round(patience)} ms (one crashed, ran out of memory or was terminated); ` +
             "the pool cannot run, close this runner and make a new one",
         );
         throw this.broken;
