@@ -9,6 +9,7 @@
 // interpreter does per op, so a recomputed value equals a stored one here too; sums
 // accumulate in float64 and round once.
 
+import { reduceRange } from "../../compiler/kernel/key-range.ts";
 import { sectionSourceNote } from "../../compiler/kernel/print.ts";
 import { rowBounds, sizeBuffer } from "../../compiler/kernel/symbolic-bound.ts";
 import { scheduleSection, type ScheduleItem } from "../../compiler/kernel/schedule.ts";
@@ -84,8 +85,12 @@ function renderItems(items: readonly ScheduleItem[], s: Section, lines: string[]
         for (const score of online.keys()) lines.push(`${indent}let m${score} = -Infinity, l${score} = 0;`);
         let inner = indent;
         const loopVars = item.vars.filter((v) => v.extent !== 1);
+        // A causal mask's keys (compiler/kernel/key-range.ts): the loop runs only where a step adds something.
+        const range = reduceRange(s, item.vars, item.reduces);
         for (const v of loopVars) {
-          lines.push(`${inner}for (let ${v.name} = 0; ${v.name} < ${limit(v)}; ${v.name}++) {`);
+          const lo = range?.v.name === v.name && range.lo ? `Math.max(0, ${renderIndex(range.lo)})` : "0";
+          const hi = range?.v.name === v.name && range.hi ? `Math.min(${limit(v)}, ${renderIndex(range.hi)})` : limit(v);
+          lines.push(`${inner}for (let ${v.name} = ${lo}; ${v.name} < ${hi}; ${v.name}++) {`);
           inner += "  ";
         }
         renderItems(item.body, s, lines, inner, bounded);

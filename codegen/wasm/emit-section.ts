@@ -9,6 +9,7 @@
 
 import { reduceElements, scheduleSection, type ScheduleItem } from "../../compiler/kernel/schedule.ts";
 import { vectorPaysWithScatter } from "../../compiler/kernel/lane-axis.ts";
+import { reduceRange } from "../../compiler/kernel/key-range.ts";
 import { exprOperands, exprOwnVars, isReduceExpr, softmaxGroups, type ExprId, type KExpr, type Section } from "../../compiler/kernel/kernel-ir.ts";
 import { onlineSoftmax, valueRuns } from "./emit-online-softmax.ts";
 import { dtypeBytes, dtypeInfo, halfOf, isBool } from "../../compiler/ir/dtype.ts";
@@ -423,6 +424,43 @@ export function emitSection(
   };
 
   /**
+   * A loop of a reduction over one variable whose steps outside a range add nothing (a causal
+   * mask: compiler/kernel/key-range.ts), from max(0, lo) to min(limit, hi); in a vector region
+   * the range of all four lanes (the bounds are affine: their extremes at lanes 0 and 3).
+   * False where there is no such range (the caller loops over the whole extent).
+   */
+  const rangedLoop = (vars: readonly IndexVar[], members: readonly ExprId[], body: () => void): boolean => {
+    const range = reduceRange(s, vars, members);
+    if (!range) return false;
+    const v = range.v;
+    /** Pushes the smaller (`op` i32LtS) or larger (i32GtS) of the two i32 values in locals a and b. */
+    const pick = (a: number, b: number, op: typeof Op.i32LtS | typeof Op.i32GtS): void => void fb.get(a).get(b).get(a).get(b).op(op).op(Op.select);
+    /** Pushes x's bound over the lanes (op i32GtS: the largest) clamped by `clamp` (the other way). */
+    const bound = (x: IndexExpr, op: typeof Op.i32LtS | typeof Op.i32GtS, clamp: () => void): void => {
+      const [t, u] = [fb.local(I32), fb.local(I32)];
+      emitIndex(fb, x, env(0));
+      fb.set(t);
+      if (region) {
+        emitIndex(fb, x, env(LANES - 1));
+        fb.set(u);
+        pick(t, u, op);
+        fb.set(t);
+      }
+      clamp();
+      fb.set(u);
+      pick(t, u, op === Op.i32GtS ? Op.i32LtS : Op.i32GtS);
+    };
+    const limit = fb.local(I32);
+    if (range.hi) bound(range.hi, Op.i32GtS, limitOf(v));
+    else limitOf(v)();
+    fb.set(limit);
+    if (range.lo) bound(range.lo, Op.i32LtS, () => void fb.i32(0));
+    else fb.i32(0);
+    fb.forLoop(varLocal(v.name), () => void fb.get(limit), 1, body);
+    return true;
+  };
+
+  /**
    * nestLoops with loops of at most UNROLL_EXTENT iterations written out (up to UNROLL_COPIES
    * copies of the body in all): a 2×2 pool window or a 3-tap overlap-add costs more in loop
    * control than in its body.
@@ -484,7 +522,7 @@ export function emitSection(
       pointers = undefined;
       for (const g of locals) fb.get(g.local).i32(g.step).op(Op.i32Add).set(g.local);
       fb.br(0).end().end();
-    } else unrolledLoops(loopVars, step);
+    } else if (!(loopVars.length === 1 && loopVars[0]!.extent > UNROLL_EXTENT && rangedLoop(loopVars, item.reduces, step))) unrolledLoops(loopVars, step);
     // A 16-bit sum accumulates in f32 and rounds once (max picks one of its 16-bit operands).
     for (const a of accs)
       if (!a.vector && a.e.op === "reduce_sum" && halfOf(a.e.dtype) !== undefined) {
@@ -511,13 +549,15 @@ export function emitSection(
     };
     const online = onlineSoftmax(fb, helpers, exprs, groups, pushScalar, scalarLocal, runs, vectorLoad);
     online.init();
-    nestLoops(
-      item.vars.filter((v) => v.extent > 1),
-      () => {
-        emitItems(item.body.filter((it) => !(it.kind === "expr" && viaRuns.has(it.id))));
-        online.step();
-      },
-    );
+    const keyStep = (): void => {
+      emitItems(item.body.filter((it) => !(it.kind === "expr" && viaRuns.has(it.id))));
+      online.step();
+    };
+    if (!rangedLoop(item.vars, item.reduces, keyStep))
+      nestLoops(
+        item.vars.filter((v) => v.extent > 1),
+        keyStep,
+      );
     online.finish();
   };
 
