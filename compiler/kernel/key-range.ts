@@ -47,54 +47,93 @@ export function reduceRange(s: Section, vars: readonly IndexVar[], members: read
     varies.set(id, d);
     return d;
   };
-  // Candidate masks: conditions of the `where`s in the members' bodies that vary with r.
-  const candidates = new Set<ExprId>();
-  const seen = new Set<ExprId>();
-  const stack = members.flatMap((m) => exprOperands(exprs[m]!));
-  while (stack.length > 0) {
-    const id = stack.pop()!;
-    if (seen.has(id)) continue;
-    seen.add(id);
-    const e = exprs[id]!;
-    if (e.op === "where" && dependsOnR(e.cond)) candidates.add(e.cond);
-    stack.push(...exprOperands(e));
-  }
-  for (const c of candidates) {
-    const kept = intervalOf(exprs, c, v.name);
-    if (!kept) continue;
-    for (const [maskedValue, range] of [
-      [false, kept],
-      [true, complement(kept)],
-    ] as const) {
-      if (!range) continue;
-      const memo = new Map<ExprId, Abs>();
-      const at = (id: ExprId): Abs => {
-        const hit = memo.get(id);
-        if (hit !== undefined) return hit;
-        const e = exprs[id]!;
-        const a = e.op === "const" ? classify(e.value) : dependsOnR(id) ? step(e, at, c, maskedValue, id) : "finite";
-        memo.set(id, a);
-        return a;
-      };
-      const neutral = members.every((m) => {
-        const e = exprs[m]!;
-        if (e.op === "reduce_sum") return at(e.body) === "zero";
-        if (e.op === "reduce_max") return at(e.body) === "neginf";
-        if (e.op === "softmax_sum") return at(e.score) === "neginf" && finiteLike(at(e.value));
-        return false;
-      });
-      if (neutral && everyPointKeeps(range)) return { v, ...range };
+  // Per member: a candidate mask (a condition of a `where` in its body that varies with r)
+  // under which its step is its identity; the loop's range is the union of the members'.
+  const evaluations = new Map<string, (id: ExprId) => Abs>();
+  const evaluator = (c: ExprId, maskedValue: boolean): ((id: ExprId) => Abs) => {
+    const key = `${c}|${maskedValue}`;
+    const hit = evaluations.get(key);
+    if (hit) return hit;
+    const memo = new Map<ExprId, Abs>();
+    const at = (id: ExprId): Abs => {
+      const known = memo.get(id);
+      if (known !== undefined) return known;
+      const e = exprs[id]!;
+      const a = e.op === "const" ? classify(e.value) : dependsOnR(id) ? step(e, at, c, maskedValue, id) : "finite";
+      memo.set(id, a);
+      return a;
+    };
+    evaluations.set(key, at);
+    return at;
+  };
+  const intervals = new Map<ExprId, { lo?: IndexExpr; hi?: IndexExpr } | undefined>();
+  const rangeOf = (m: ExprId): { lo?: IndexExpr; hi?: IndexExpr } | undefined => {
+    const candidates = new Set<ExprId>();
+    const seen = new Set<ExprId>();
+    const stack = exprOperands(exprs[m]!);
+    while (stack.length > 0) {
+      const id = stack.pop()!;
+      if (seen.has(id)) continue;
+      seen.add(id);
+      const e = exprs[id]!;
+      if (e.op === "where" && dependsOnR(e.cond)) candidates.add(e.cond);
+      stack.push(...exprOperands(e));
     }
+    for (const c of candidates) {
+      if (!intervals.has(c)) intervals.set(c, intervalOf(exprs, c, v.name));
+      const kept = intervals.get(c);
+      if (!kept) continue;
+      for (const [maskedValue, range] of [
+        [false, kept],
+        [true, complement(kept)],
+      ] as const) {
+        if (!range || !everyPointKeeps(range)) continue;
+        const at = evaluator(c, maskedValue);
+        const e = exprs[m]!;
+        const neutral =
+          e.op === "reduce_sum"
+            ? at(e.body) === "zero"
+            : e.op === "reduce_max"
+              ? at(e.body) === "neginf"
+              : e.op === "softmax_sum" && at(e.score) === "neginf" && finiteLike(at(e.value));
+        if (neutral) return range;
+      }
+    }
+    return undefined;
+  };
+  const ranges = [];
+  for (const m of members) {
+    const r = rangeOf(m);
+    if (!r) return undefined;
+    ranges.push(r);
+  }
+  return union(v, ranges);
+}
+
+/**
+ * The union of ranges that all end (or all start) at one affine index plus constants (the
+ * rows of a block of queries): the largest end, the smallest start.
+ */
+function union(v: IndexVar, ranges: readonly { lo?: IndexExpr; hi?: IndexExpr }[]): ReduceRange | undefined {
+  const linearKey = (x: IndexExpr): string => indexKey({ terms: x.terms, constant: 0 });
+  for (const side of ["hi", "lo"] as const) {
+    const ends = ranges.map((r) => r[side]);
+    if (ends.some((x) => x === undefined) || ranges.some((r) => r[side === "hi" ? "lo" : "hi"] !== undefined)) continue;
+    const first = ends[0]!;
+    if (ends.some((x) => linearKey(x!) !== linearKey(first))) return undefined;
+    const constant = (side === "hi" ? Math.max : Math.min)(...ends.map((x) => x!.constant));
+    return { v, [side]: { terms: first.terms, constant } };
   }
   return undefined;
 }
 
 /**
- * A range [0, p + c) with c ≥ 1 or [p + c, …) with c ≤ 0 for a point variable p: no row is
- * masked whole (the diagonal's causal mask), so the row statistics the steps read are finite.
+ * A range [0, a·p + c) with c ≥ 1 or [a·p + c, …) with c ≤ 0 for a point variable p and a ≥ 1
+ * (a block of a rows): no row is masked whole (the diagonal's causal mask), so the row
+ * statistics the steps read are finite.
  */
 function everyPointKeeps(range: { lo?: IndexExpr; hi?: IndexExpr }): boolean {
-  const diagonal = (x: IndexExpr | undefined): boolean => x !== undefined && x.terms.length === 1 && x.terms[0]!.coef === 1 && x.terms[0]!.atom.kind === "var";
+  const diagonal = (x: IndexExpr | undefined): boolean => x !== undefined && x.terms.length === 1 && x.terms[0]!.coef >= 1 && x.terms[0]!.atom.kind === "var";
   if (range.hi && !range.lo) return diagonal(range.hi) && range.hi.constant >= 1;
   if (range.lo && !range.hi) return diagonal(range.lo) && range.lo.constant <= 0;
   return false;

@@ -62,6 +62,22 @@ describe("causal skip", () => {
     expect(loops.filter((x) => x === "-").length).toBe(0);
   });
 
+  test("a forward block of four query rows loops up to its last row's keys", () => {
+    const s8 = [k.f32([2, 8, 3]), k.f32([2, 8, 3]), k.f32([2, 8, 3])];
+    const fn = (q: k.Tensor, kk: k.Tensor, v: k.Tensor) => F.scaledDotProductAttention(q, kk, v, { isCausal: true });
+    const p = compileJs(k.traceFunction("fwd", fn, s8).graph, { verify: true, fuseAttention: true }).program;
+    const found = p.kernels.flatMap((kernel) =>
+      kernel.sections.flatMap((s) =>
+        scheduleSection(s).flatMap(function walk(it: ScheduleItem): string[] {
+          if (it.kind === "expr" || it.kind === "store") return [];
+          const here = it.kind === "reduce" && it.vars.some((v) => v.extent === 8) ? [reduceRange(s, it.vars, it.reduces)] : [];
+          return [...here.map((r) => (r?.hi ? `[0, ${indexKey(r.hi)})` : "-")), ...it.body.flatMap(walk)];
+        }),
+      ),
+    );
+    expect(found).toEqual(["[0, 4*o1 + 4)"]);
+  });
+
   test("no range without a causal triangle, nor for one that hides a whole row (j < i)", () => {
     for (const opts of [{}, { mask: () => k.tril(k.full([L, L], 1), -1).gt(0.5) }]) {
       const loops = [...ranges(compiled(step(opts)).program).values()].flat();
