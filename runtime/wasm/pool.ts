@@ -299,6 +299,9 @@ export class WorkerPool {
       async (e: unknown) => {
         // Runs go on without the workers (each split iteration computes the same values on the calling thread).
         this.startFailure = e instanceof Error ? e.message : String(e);
+        // A pool closed while its workers were joining ends them on purpose (they see QUIT and
+        // exit): nothing failed, and nothing runs on it any more.
+        if (this.closed) return;
         warnThreadsUnavailable(`kiln wasm: worker threads failed to start (${this.startFailure}); running on the calling thread alone`);
         await this.close();
       },

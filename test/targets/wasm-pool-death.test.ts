@@ -114,4 +114,15 @@ describe("wasm worker threads that fail to start", () => {
     closeTo(before);
     await runner.close();
   });
+
+  test("a runner closed while its workers are still starting warns of nothing (they were ended on purpose)", { timeout: 15_000 }, async () => {
+    await stopPrestartedThreads(); // fresh workers: still booting when the runner closes
+    const warn = vi.spyOn(process, "emitWarning").mockImplementation(() => {});
+    const runner = await WasmArtifactRunner.start(artifact, { threads: 3, minParallelWork: 0 });
+    closeTo(only(runner.run(inputs)));
+    await runner.close();
+    await runner.whenThreadsReady();
+    await new Promise((r) => setTimeout(r, 50)); // any exit events of the ended workers
+    expect(warn.mock.calls.filter(([, o]) => (o as { code?: string } | undefined)?.code === "KILN_WASM_THREADS")).toEqual([]);
+  });
 });
