@@ -195,7 +195,7 @@ export const cudaCLike: CLikeBase = {
   reduceInit: cudaDialect.reduceIdentity,
   declareLet: (name, t, value) => `const ${cudaDialect.typeName(t)} ${name} = ${value};`,
   declareVar: (name, t, value) => `${cudaDialect.typeName(t)} ${name} = ${value};`,
-  forLoop: (v, extent) => `for (int ${v} = 0; ${v} < ${extent}; ${v}++) {`,
+  forLoop: (v, extent, start = "0") => `for (int ${v} = ${start}; ${v} < ${extent}; ${v}++) {`,
   floorDiv: (x, divisor) => `kiln_idiv(${x}, ${divisor})`,
   floorMod: (x, divisor) => `kiln_imod(${x}, ${divisor})`,
   roundHalf: (x, t) => CUDA_DTYPES[t].load(CUDA_DTYPES[t].store(x)),

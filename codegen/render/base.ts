@@ -4,6 +4,7 @@
 // The outer `parallelDepth` domain loops are bound by the thread index (declared by the
 // caller); deeper domain loops and every reduction are serial loops inside the thread.
 
+import { reduceRange } from "../../compiler/kernel/key-range.ts";
 import { bounds, type Atom, type IndexExpr, type IndexPred } from "../../compiler/kernel/index-expr.ts";
 import { softmaxGroups, type ExprId, type KExpr, type Section } from "../../compiler/kernel/kernel-ir.ts";
 import { onlineSoftmaxLines } from "./online-softmax.ts";
@@ -29,8 +30,8 @@ export interface CLikeDialect {
   /** An immutable and a mutable local. */
   readonly declareLet: (name: string, t: DType, value: string) => string;
   readonly declareVar: (name: string, t: DType, value: string) => string;
-  /** The opening line of `for (v = 0; v < extent; v++) {` (`extent` a number, or a name computed at run time). */
-  readonly forLoop: (v: string, extent: number | string) => string;
+  /** The opening line of `for (v = start; v < extent; v++) {` (`extent` a number, or a name computed at run time; start 0 unless given). */
+  readonly forLoop: (v: string, extent: number | string, start?: string) => string;
   /** Floor division / modulo of an index that may be negative, by a positive constant. */
   readonly floorDiv: (x: string, divisor: number) => string;
   readonly floorMod: (x: string, divisor: number) => string;
@@ -64,15 +65,18 @@ export function renderSectionBody(
   const loop = (v: { readonly name: string; readonly extent: number }): string => d.forLoop(v.name, limits?.get(v.name) ?? v.extent);
   const parallel = new Set(s.domain.slice(0, parallelDepth).map((v) => v.name));
   // A reduce item's loops (extent-1 ones elided) around its body, then `accumulate` at the innermost level.
-  const inReduceLoops = (
-    item: { readonly vars: readonly { readonly name: string; readonly extent: number }[]; readonly body: readonly ScheduleItem[] },
-    ind: string,
-    accumulate: (inner: string) => void,
-  ): void => {
+  // A causal mask's range (compiler/kernel/key-range.ts): the loop runs only where a step adds something.
+  const inReduceLoops = (item: Extract<ScheduleItem, { kind: "reduce" }>, ind: string, accumulate: (inner: string) => void): void => {
     let inner = ind;
     const loopVars = item.vars.filter((v) => v.extent !== 1);
+    const range = reduceRange(s, item.vars, item.reduces);
     for (const v of loopVars) {
-      lines.push(`${inner}${loop(v)}`);
+      if (range?.v.name === v.name) {
+        const limit = limits?.get(v.name) ?? String(v.extent);
+        const end = range.hi && `(${renderIndex(range.hi, d)})`;
+        const hi = end ? d.select(`${end} < ${limit}`, end, limit) : limit;
+        lines.push(`${inner}${d.forLoop(v.name, hi, range.lo ? d.binary("max", "0", `(${renderIndex(range.lo, d)})`, "i32") : undefined)}`);
+      } else lines.push(`${inner}${loop(v)}`);
       inner += "  ";
     }
     walk(item.body, inner);

@@ -141,7 +141,7 @@ export const wgslDialect: CLikeDialect = {
   reduceInit,
   declareLet: (name, t, value) => `let ${name}: ${wgslTypeName(t)} = ${value};`,
   declareVar: (name, t, value) => `var ${name}: ${wgslTypeName(t)} = ${value};`,
-  forLoop: (v, extent) => `for (var ${v}: i32 = 0; ${v} < ${extent}; ${v}++) {`,
+  forLoop: (v, extent, start = "0") => `for (var ${v}: i32 = ${start}; ${v} < ${extent}; ${v}++) {`,
   floorDiv: (x, divisor) => `kiln_idiv(${x}, ${divisor}i)`,
   floorMod: (x, divisor) => `kiln_imod(${x}, ${divisor}i)`,
   roundHalf: (x, t) => `${halfOf(t) === "bf16" ? "kiln_rb" : "kiln_rh"}(${x})`,
@@ -163,7 +163,7 @@ export const loopBound = (extent: number, rolled: boolean): string => (rolled ? 
 /** The WGSL dialect whose constant-trip loops stay rolled (see OPAQUE_ZERO). */
 export const wgslRolledDialect: CLikeDialect = {
   ...wgslDialect,
-  forLoop: (v, extent) => (typeof extent === "number" ? wgslDialect.forLoop(v, loopBound(extent, true)) : wgslDialect.forLoop(v, extent)),
+  forLoop: (v, extent, start) => wgslDialect.forLoop(v, typeof extent === "number" ? loopBound(extent, true) : extent, start),
 };
 
 /** The dialect for a render that keeps loops rolled or not. */

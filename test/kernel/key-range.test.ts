@@ -1,12 +1,14 @@
 // Causal skip (compiler/kernel/key-range.ts): the reductions of a fused causal attention loop
 // only over the keys a query sees (attention_dq and the forward: keys 0..i) and the queries
 // that see a key (attention_dkv: queries j..L-1); a mask that is no causal triangle, or one
-// that hides a whole row, gets no range. Checked on the loop ranges found, the js and wasm
-// targets' loops, and the gradients against the float64 interpreter of the unfused graph.
+// that hides a whole row, gets no range. Checked on the loop ranges found, the js, cuda and
+// webgpu loops, and js and wasm gradients against the float64 interpreter of the unfused graph.
 
 import { describe, expect, test } from "vitest";
 import * as k from "kiln";
 import { compileJs } from "../../targets/js.ts";
+import { compileCuda } from "../../targets/cuda.ts";
+import { compileWebGpu } from "../../targets/webgpu.ts";
 import { reduceRange } from "../../compiler/kernel/key-range.ts";
 import { scheduleSection, type ScheduleItem } from "../../compiler/kernel/schedule.ts";
 import { indexKey } from "../../compiler/kernel/index-expr.ts";
@@ -84,6 +86,20 @@ describe("causal skip", () => {
       expect(loops.length).toBeGreaterThan(0);
       expect(loops.every((x) => x === "-")).toBe(true);
     }
+  });
+
+  test("cuda and webgpu loops start and end at the range (their runs: test/targets/attention-backward.test.ts)", () => {
+    const g = k.traceFunction("step", step({ isCausal: true }), specs).graph;
+    const cuda = compileCuda(g, { fuseAttention: true })
+      .artifact.kernels.map((kk) => kk.source)
+      .join("\n");
+    expect(cuda.match(/for \(int r\d+ = 0; r\d+ < \(\(o1 \+ 1\) < 7 \? \(o1 \+ 1\) : 7\); r\d+\+\+\)/g)?.length).toBe(5);
+    expect(cuda).toMatch(/for \(int r\d+ = max\(0, \(o1\)\); r\d+ < 7; r\d+\+\+\)/);
+    const wgsl = compileWebGpu(g, { fuseAttention: true })
+      .artifact.kernels.map((kk) => kk.source)
+      .join("\n");
+    expect(wgsl.match(/for \(var r\d+: i32 = 0; r\d+ < select\(7, \(o1 \+ 1\), \(o1 \+ 1\) < 7\); r\d+\+\+\)/g)?.length).toBe(5);
+    expect(wgsl).toMatch(/for \(var r\d+: i32 = max\(0, \(o1\)\); r\d+ < 7; r\d+\+\+\)/);
   });
 
   test("js loops start and end at the range; js and wasm match the interpreter", async () => {
