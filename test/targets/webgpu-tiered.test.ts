@@ -30,18 +30,19 @@ function smallTrainStep(): { graph: Graph; state: Record<string, HostTensor> } {
 }
 
 // Every contraction as a register matmul (8x8 blocks, the CPU adapter's default), so each has a quick variant.
-const FORMS = { tiledMatmul: "always", tuning: { kind: "cpu" } } as const;
+const FORMS = { tiledMatmul: "always", tuning: { kind: "cpu" }, quickStart: true } as const;
 
 describe("quick variants (no device)", () => {
   const { graph } = smallTrainStep();
 
-  test("a CPU adapter's register matmuls carry a 2x4 variant over the same bindings; a hardware adapter's and quickStart: false none", () => {
+  test("a CPU adapter's register matmuls carry a 2x4 variant over the same bindings; a hardware adapter's, the default and quickStart: false none", () => {
     const kernels = compileWebGpu(graph, FORMS).artifact.kernels;
     const quick = kernels.filter((kk) => kk.quick);
     expect(quick.length).toBe(kernels.filter((kk) => /register-blocked matmul, 8x8/.test(kk.source)).length);
     expect(quick.length).toBeGreaterThanOrEqual(3); // forward, and the backward's two products
     for (const kk of quick) expect(kk.quick!.source).toMatch(/register-blocked matmul, 2x4 outputs per thread/);
     expect(compileWebGpu(graph, { ...FORMS, quickStart: false }).artifact.kernels.some((kk) => kk.quick)).toBe(false);
+    expect(compileWebGpu(graph, { tiledMatmul: "always", tuning: { kind: "cpu" } }).artifact.kernels.some((kk) => kk.quick)).toBe(false);
     expect(compileWebGpu(graph, { tiledMatmul: "always", matmulForm: "registers", tuning: { kind: "discrete" } }).artifact.kernels.some((kk) => kk.quick)).toBe(
       false,
     );
