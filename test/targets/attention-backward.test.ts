@@ -17,13 +17,15 @@ import { parseKernelProgram } from "../../compiler/kernel/parser.ts";
 import { CUDA_PRELUDE } from "../../codegen/cuda/prelude.ts";
 import { interpret } from "../../compiler/ir/interpret.ts";
 import { hostArrayFrom } from "../../compiler/ir/dtype.ts";
-import { nodeOf } from "../../compiler/ir/graph.ts";
 import type { Graph } from "../../compiler/ir/types.ts";
 import type { HostTensor } from "../../compiler/ir/host-tensor.ts";
 import { expectClose, runRef } from "../util/ref.ts";
 import { mulberry32, randomF32 } from "../util/random-graph.ts";
 import { emulateCuda, findNvcc, hasCxx, nvccPtx } from "../util/nvcc.ts";
 import { FULL } from "../util/full.ts";
+import { graphInputs } from "../util/graph-inputs.ts";
+import { boolMask } from "../util/attention-mask.ts";
+import { numel } from "../../compiler/util/shape.ts";
 import { bufferIO } from "../../cli/io.ts";
 import { main } from "../../cli/main.ts";
 
@@ -33,7 +35,6 @@ type Loss = (...args: k.Tensor[]) => k.Tensor;
 const targets = (await k.availableTargets()).filter((t) => t !== "reference" && t !== "cpu");
 
 const random = randomF32;
-const numel = (s: InputSpec): number => s.shape.reduce((a, b) => a * b, 1);
 
 interface Case {
   readonly name: string;
@@ -47,13 +48,6 @@ interface Case {
 }
 
 /** Row 1 sees no key at all (NaN gradients, as the unfused softmax's 0/0 gives); row 2 only its last keys. */
-const boolMask = (rows: number, cols: number): number[] =>
-  Array.from({ length: rows * cols }, (_, i) => {
-    const [r, c] = [Math.floor(i / cols), i % cols];
-    if (r === 1) return 0;
-    if (r === 2) return c >= cols - 2 ? 1 : 0;
-    return (r + c) % 3 === 0 ? 0 : 1;
-  });
 
 const weighted = (o: k.Tensor, w: k.Tensor): k.Tensor => o.mul(w).sum();
 const [B, T, W, HEADS] = [2, 6, 8, 2];
@@ -100,15 +94,9 @@ const gradOf =
     const argnums = Array.from({ length: c.wrt }, (_, i) => i);
     return k.grad((...xs: k.Tensor[]) => c.loss(...xs, ...args.slice(c.wrt)), { argnums })(...args.slice(0, c.wrt));
   };
-const dataOf = (c: Case, seed = 10): number[][] => c.data ?? c.specs.map((s, i) => random(numel(s), seed + i));
-const inputsOf = (graph: Graph, specs: readonly InputSpec[], data: readonly (readonly number[])[]): Record<string, HostTensor> => {
-  const inputs: Record<string, HostTensor> = {};
-  specs.forEach((s, j) => {
-    const n = nodeOf(graph, graph.inputs[j]!);
-    if (n.op === "input") inputs[n.name] = { dtype: s.dtype, shape: s.shape, data: hostArrayFrom(s.dtype, data[j]!) };
-  });
-  return inputs;
-};
+const dataOf = (c: Case, seed = 10): number[][] => c.data ?? c.specs.map((s, i) => random(numel(s.shape), seed + i));
+const inputsOf = (graph: Graph, data: readonly (readonly number[])[]): Record<string, HostTensor> =>
+  graphInputs(graph, (slot) => hostArrayFrom(slot.dtype, data[slot.index]!));
 
 /** The group labels of each kernel (horizontal fusion names a kernel `k3_attention_dq__mul_sum`). */
 const labelsOf = (names: readonly string[]): string[][] => names.map((n) => n.replace(/^.*?k\d+_/, "").split("__"));
@@ -179,7 +167,7 @@ describe("the attention backward fuses", () => {
     const exe = await k.compile(gradOf(c), c.specs, { target: "js", fuseAttention: true });
     const grads = ((await exe.run(data)) as { data: ArrayLike<number> }[]).map((o) => Array.from(o.data));
     const lossGraph = k.traceFunction("loss", c.loss, c.specs).graph;
-    const lossAt = (d: number[][]): number => interpret(lossGraph, inputsOf(lossGraph, c.specs, d))[lossGraph.outputs[0]!.name]!.data[0]!;
+    const lossAt = (d: number[][]): number => interpret(lossGraph, inputsOf(lossGraph, d))[lossGraph.outputs[0]!.name]!.data[0]!;
     const r = mulberry32(5);
     for (let arg = 0; arg < c.wrt; arg++)
       for (let t = 0; t < 6; t++) {
@@ -227,7 +215,7 @@ const nvcc = findNvcc();
 describe("cuda: two attention kernels per case; emulated on the CPU against the interpreter; nvcc -ptx", () => {
   const compiled = cases.map((c, i) => {
     const graph = k.traceFunction(`attnGrad${i}`, gradOf(c), c.specs).graph;
-    const inputs = inputsOf(graph, c.specs, dataOf(c));
+    const inputs = inputsOf(graph, dataOf(c));
     return { graph, inputs, artifact: compileCuda(graph, { symbolPrefix: `g${i}_`, verify: true, fuseAttention: true }).artifact };
   });
 

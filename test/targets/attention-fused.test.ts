@@ -17,10 +17,11 @@ import { compileCuda } from "../../targets/cuda.ts";
 import { CUDA_PRELUDE } from "../../codegen/cuda/prelude.ts";
 import { interpret } from "../../compiler/ir/interpret.ts";
 import { hostArrayFrom } from "../../compiler/ir/dtype.ts";
-import { nodeOf } from "../../compiler/ir/graph.ts";
-import type { HostTensor } from "../../compiler/ir/host-tensor.ts";
 import { emulateCuda, findNvcc, hasCxx, nvccPtx } from "../util/nvcc.ts";
 import { FULL } from "../util/full.ts";
+import { graphInputs } from "../util/graph-inputs.ts";
+import { boolMask } from "../util/attention-mask.ts";
+import { numel } from "../../compiler/util/shape.ts";
 import { bufferIO } from "../../cli/io.ts";
 import { main } from "../../cli/main.ts";
 
@@ -30,7 +31,6 @@ type Fn = (...args: k.Tensor[]) => k.Tensor;
 const targets = (await k.availableTargets()).filter((t) => t !== "reference" && t !== "cpu");
 
 const random = randomF32;
-const numel = (s: InputSpec): number => s.shape.reduce((a, b) => a * b, 1);
 
 interface Case {
   readonly name: string;
@@ -40,13 +40,6 @@ interface Case {
 }
 
 /** Row 1 sees no key at all (NaN, as the unfused softmax's 0/0); row 2 only its last keys; others a pattern. */
-const boolMask = (rows: number, cols: number): number[] =>
-  Array.from({ length: rows * cols }, (_, i) => {
-    const [r, c] = [Math.floor(i / cols), i % cols];
-    if (r === 1) return 0;
-    if (r === 2) return c >= cols - 2 ? 1 : 0;
-    return (r + c) % 3 === 0 ? 0 : 1;
-  });
 
 const cases: Case[] = [
   {
@@ -74,7 +67,7 @@ const cases: Case[] = [
 ];
 
 const run = async (target: string, c: Case, seed = 10) => {
-  const data = c.data ?? c.specs.map((s, i) => random(numel(s), seed + i));
+  const data = c.data ?? c.specs.map((s, i) => random(numel(s.shape), seed + i));
   const expected = runRef(c.fn, c.specs, data).values;
   const exe = await k.compile(c.fn, c.specs, { target, fuseAttention: true });
   const out = (await exe.run(data)) as { data: ArrayLike<number> };
@@ -137,12 +130,8 @@ const nvcc = findNvcc();
 describe("cuda: one kernel per case; emulated on the CPU against the interpreter; nvcc -ptx", () => {
   const compiled = cases.map((c, i) => {
     const graph = k.traceFunction(`attn${i}`, c.fn, c.specs).graph;
-    const data = c.data ?? c.specs.map((s, j) => random(numel(s), 10 + j));
-    const inputs: Record<string, HostTensor> = {};
-    c.specs.forEach((s, j) => {
-      const n = nodeOf(graph, graph.inputs[j]!);
-      if (n.op === "input") inputs[n.name] = { dtype: s.dtype, shape: s.shape, data: hostArrayFrom(s.dtype, data[j]!) };
-    });
+    const data = c.data ?? c.specs.map((s, j) => random(numel(s.shape), 10 + j));
+    const inputs = graphInputs(graph, (slot) => hostArrayFrom(slot.dtype, data[slot.index]!));
     return { graph, inputs, artifact: compileCuda(graph, { symbolPrefix: `a${i}_`, verify: true, fuseAttention: true }).artifact };
   });
 
