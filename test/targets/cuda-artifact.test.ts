@@ -132,6 +132,32 @@ describe("standalone cuda artifact", () => {
       );
     }, 120_000);
 
+    test("--check-only refuses a manifest whose schemaVersion it does not read, naming the file; 1 still reads (cuda's layout did not change)", () => {
+      ensureBuilt();
+      const copy = mkdtempSync(join(tmpdir(), "kiln-cuda-schema-"));
+      cpSync(dir, copy, { recursive: true });
+      const manifestPath = join(copy, "manifest.json");
+      const manifest = JSON.parse(readFileSync(manifestPath, "utf8")) as Record<string, unknown>;
+      const cases: [unknown, string | undefined][] = [
+        [3, "3"],
+        [2.5, "not an integer"],
+        ["2", "not a number"],
+        [undefined, "missing"],
+        [1, undefined],
+      ];
+      for (const [version, shown] of cases) {
+        writeFileSync(manifestPath, JSON.stringify({ ...manifest, schemaVersion: version }));
+        const r = run(copy, ["--check-only"]);
+        if (shown === undefined) {
+          expect(r.stderr, `schemaVersion ${version}`).toBe("");
+          expect(r.status).toBe(0);
+        } else {
+          expect(r.status, `schemaVersion ${version}`).toBe(1);
+          expect(r.stderr).toBe(`error: ${manifestPath}: schemaVersion is ${shown}, this host program reads schemaVersion 2 (or 1)\n`);
+        }
+      }
+    }, 120_000);
+
     test("--input refuses every file of the malformed safetensors corpus in one line naming it", () => {
       ensureBuilt();
       const files = readdirSync(MALFORMED_DIR).filter((f) => f.endsWith(".safetensors"));

@@ -586,6 +586,12 @@ int main(int argc, char** argv) {
   JsonParser parser{manifestText, 0, manifestPath};
   Json m = parser.document();
   if (m["target"].text != "cuda") die(manifestPath, "target is '" + m["target"].text + "', this host program runs 'cuda' artifacts");
+  // runtime/artifact/manifest.ts MANIFEST_SCHEMA_VERSION: 2 changed only webgpu's 16-bit layout, so a cuda folder of 1 reads the same.
+  const Json& schema = m["schemaVersion"];
+  if (schema.kind != Json::Number || !schema.integral || (schema.integer() != 1 && schema.integer() != 2)) {
+    const std::string shown = schema.kind == Json::Null ? "missing" : schema.kind != Json::Number ? "not a number" : schema.integral ? std::to_string(schema.integer()) : "not an integer";
+    die(manifestPath, "schemaVersion is " + shown + ", this host program reads schemaVersion 2 (or 1)");
+  }
   verifyFiles(dir, m);
   const Json& buffers = m["buffers"];
   const Json& inputs = m["inputs"];
