@@ -86,6 +86,18 @@ describe.skipIf(!env.available)("symbolic batch rows on webgpu", () => {
     await matchesInterpreter(g, state, width, rowShape);
   }, 120_000);
 
+  // 6 s of pipelines on lavapipe: the full suite (wgsl-summed-dot.test.ts checks its kernel IR without a device).
+  test.runIf(FULL)(
+    "a linear over [batch, time, features]: its weight gradient, a batched matmul over the batch's rows then summed, matches the interpreter",
+    async () => {
+      k.manualSeed(5);
+      const net = k.nn.sequential(k.nn.linear(64, 64), k.nn.relu(), k.nn.flatten(), k.nn.linear(8 * 64, 10));
+      const { g, state, width, rowShape } = stepOf("seq_rows", net, 8 * 64, [8, 64]);
+      await matchesInterpreter(g, state, width, rowShape);
+    },
+    120_000,
+  );
+
   // Each program costs seconds of pipeline creation on lavapipe: the other forms run in the full suite.
   test.runIf(FULL)(
     "the same step with workgroup-tile matmuls (the k loop over the batch bounded uniformly, between barriers)",
