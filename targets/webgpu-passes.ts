@@ -8,6 +8,7 @@
 import type { KernelPass } from "../compiler/backend.ts";
 import type { KernelProgram, MatmulForm, MatmulParams, Section, SectionForm } from "../compiler/kernel/kernel-ir.ts";
 import { reduceElements, type ScheduleItem } from "../compiler/kernel/schedule.ts";
+import { mergeSummedDot } from "../compiler/kernel/summed-dot.ts";
 import { parallelDepthOf, scheduleSection } from "../codegen/render/base.ts";
 import { matchContraction } from "../codegen/wgsl/matmul.ts";
 import { rowLevelItems, rowReducible } from "../codegen/wgsl/row-reduce.ts";
@@ -54,6 +55,11 @@ export interface RowKernelOptions {
   readonly rowKernels?: boolean;
 }
 
+/** Each kernel's sections through `f`. */
+function mapSections(p: KernelProgram, f: (s: Section) => Section): KernelProgram {
+  return { ...p, kernels: p.kernels.map((k) => ({ ...k, sections: k.sections.map(f) })) };
+}
+
 /** Sets `form` on the sections `choose` picks (keeping any already set). */
 function markSections(p: KernelProgram, choose: (s: Section) => SectionForm | undefined): KernelProgram {
   return {
@@ -85,7 +91,18 @@ export function matmulFormPass(opts: MatmulFormOptions = {}): KernelPass {
   const mode = opts.tiledMatmul ?? "auto";
   const kind = opts.matmulForm ?? "registers";
   const form: SectionForm = { kind: "matmul", form: kind, ...(opts.matmulParams ? { params: opts.matmulParams } : {}) };
-  return { name: "matmul-form", run: (program) => markSections(program, (s) => (wantsMatmul(s, mode) ? form : undefined)) };
+  const formed = (s: Section): Section => {
+    if (s.form) return s;
+    if (wantsMatmul(s, mode)) return { ...s, form };
+    // A weight gradient (a batched dot summed over its batch) is a matmul with k over both sums.
+    const merged = mergeSummedDot(s);
+    return merged && wantsMatmul(merged, mode) ? { ...merged, form } : s;
+  };
+  return {
+    name: "matmul-form",
+    run: (program) =>
+      program.buffers.some((b) => b.symbolic) ? markSections(program, (s) => (wantsMatmul(s, mode) ? form : undefined)) : mapSections(program, formed),
+  };
 }
 
 /** Whether a section should run one workgroup per row: a long row-level reduction over fewer than 256 rows. */

@@ -81,9 +81,14 @@ function unmaskSection(s: Section, size: BufferDecl, buffers: readonly BufferDec
   if (!s.exprs.some((e) => isMask(s.exprs, e))) return s;
   // A mask becomes a copy of its value (hash-consing gives the copy the value's id); what only
   // the masks used (the index, the comparison, the size's load) is left dead and dropped.
+  // The value stays live too: a dot fact naming it must find its copy, not a dead constant.
   const exprs = [...s.exprs];
+  const masked = new Map<ExprId, ExprId>();
   exprs.forEach((e, id) => {
-    if (isMask(exprs, e)) exprs[id] = exprs[(e as Extract<KExpr, { op: "where" }>).x]!;
+    if (!isMask(exprs, e)) return;
+    const value = (e as Extract<KExpr, { op: "where" }>).x;
+    exprs[id] = exprs[value]!;
+    masked.set(id, value);
   });
   const live = new Array<boolean>(exprs.length).fill(false);
   for (const st of s.stores) live[st.value] = true;
@@ -91,6 +96,8 @@ function unmaskSection(s: Section, size: BufferDecl, buffers: readonly BufferDec
     if (!live[id]) continue;
     const e = exprs[id]!;
     for (const o of exprOperands(e)) live[o] = true;
+    const value = masked.get(id);
+    if (value !== undefined) live[value] = true;
   }
   const kept = exprs.map((e, id): KExpr => (live[id] ? e : { op: "const", value: 0, dtype: e.dtype }));
   const sb = new SectionBuilder(s.domain);
