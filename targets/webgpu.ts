@@ -184,7 +184,10 @@ export const webGpuBackend: Backend<"webgpu", WebGpuOptions, DeviceLayout> = {
   createRunner: async (artifact) => {
     const gpu = await (await import("../runtime/webgpu/device.ts")).acquireWebGpu();
     if (!gpu) throw new KilnError({ code: "target-unavailable", message: "this artifact is for webgpu and this machine has no WebGPU adapter" });
-    return (await import("../runtime/webgpu/run-artifact.ts")).WebGpuArtifactRunner.create(gpu.device, artifact, runnerOptions({}));
+    return (await import("../runtime/webgpu/run-artifact.ts")).WebGpuArtifactRunner.create(gpu.device, artifact, {
+      ...runnerOptions({}),
+      quietWait: gpu.adapter.software,
+    });
   },
   factory: (graph, opts, shared) => createWebGpuExecutor(graph, opts as WebGpuTargetOptions, shared),
 };
@@ -279,6 +282,8 @@ export async function createWebGpuExecutor(graph: Graph, opts: WebGpuTargetOptio
     async (c) =>
       (await import("../runtime/webgpu/run-artifact.ts")).WebGpuArtifactRunner.create(gpu.device, c.artifact, {
         ...runnerOptions(opts),
+        // On a CPU adapter the device's work shares the cores with Dawn's polling loop: sleep through most of it.
+        quietWait: gpu.adapter.software,
         ...(shared ? { shared: sharedBuffers(shared, gpu.device) } : {}),
       }),
   );

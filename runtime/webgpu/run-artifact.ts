@@ -29,6 +29,7 @@ import {
   checkArtifactVersion,
 } from "../artifact/format.ts";
 import { recordKernel, type RunProfiler } from "../artifact/profile.ts";
+import { QuietWait } from "./quiet-wait.ts";
 
 import {
   IoCounter,
@@ -192,6 +193,13 @@ export interface WebGpuRunnerOptions {
    * chunks while the host copies one out.
    */
   readonly readbackChunkBytes?: number;
+  /**
+   * Sleep on a timer through most of a run's expected device time before asking for its
+   * readback (default false; k.compile turns it on for a software adapter): Dawn's Node
+   * binding busy-polls while a map is pending, which on a CPU adapter takes a core from the
+   * kernels (see quiet-wait.ts).
+   */
+  readonly quietWait?: boolean;
 }
 
 interface Launch {
@@ -275,6 +283,13 @@ export class WebGpuArtifactRunner implements ResidentOwner {
   private queries: { readonly set: GPUQuerySet; readonly resolve: GPUBuffer; readonly read: GPUBuffer } | undefined;
   /** Settles when the last queued run or read has (never rejects). */
   private tail: Promise<unknown> = Promise.resolve();
+  /** How long a run's submission takes, slept through before its readback is mapped (WebGpuRunnerOptions.quietWait). */
+  private runWait = new QuietWait(false);
+  /** The same for a profiled run's kernels, so the polling does not slow the kernels it times. */
+  private profileWait = new QuietWait(false);
+  /** With quietWait: a 4-byte MAP_READ buffer each run's commands write last (what runWait maps), and when they were submitted. */
+  private probe: GPUBuffer | undefined;
+  private submittedAt = 0;
 
   private constructor(
     private readonly device: GPUDevice,
@@ -408,6 +423,12 @@ export class WebGpuArtifactRunner implements ResidentOwner {
       if (!Number.isInteger(opts.readbackChunkBytes) || opts.readbackChunkBytes < 4 || opts.readbackChunkBytes % 4 !== 0)
         throw new Error(`webgpu runner: readbackChunkBytes must be a positive multiple of 4, got ${opts.readbackChunkBytes}`);
       runner.readbackChunkBytes = opts.readbackChunkBytes;
+    }
+    if (opts.quietWait === true) {
+      runner.runWait = new QuietWait(true);
+      runner.profileWait = new QuietWait(true);
+      if (runner.slots.length > 0)
+        runner.probe = createBuffer(device, { size: ELEMENT_BYTES, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, label: `${artifact.name}/probe` });
     }
     const started = performance.now();
     const after = opts.progressAfterMs ?? 1000;
@@ -589,11 +610,24 @@ export class WebGpuArtifactRunner implements ResidentOwner {
     }
     const readStarted = opts.profile ? performance.now() : 0;
     const { wanted, stagingBytes, stagingOffset, chunks } = submitted;
+    let failure: unknown;
+    // Quietly: no map is asked for (so Dawn does not poll) until the work is about done.
+    if (!opts.profile) {
+      if (this.probe)
+        try {
+          await this.runWait.map(this.probe, ELEMENT_BYTES, this.submittedAt);
+          this.probe.unmap();
+        } catch (e) {
+          failure = e;
+        }
+      startChunkMaps(this.chunkStaging, submitted);
+    }
     const reading = new ChunkReader(device, this.chunkStaging, submitted);
     let mapped: ArrayBuffer | undefined;
-    let failure: unknown;
     try {
-      if (stagingBytes > 0) {
+      if (failure !== undefined) {
+        // The probe failed: the readback is not read (abandoned below).
+      } else if (stagingBytes > 0) {
         await this.staging!.mapAsync(GPUMapMode.READ, 0, stagingBytes);
         mapped = this.staging!.getMappedRange(0, stagingBytes);
       } else if (chunks.length === 0) await device.queue.onSubmittedWorkDone();
@@ -669,8 +703,12 @@ export class WebGpuArtifactRunner implements ResidentOwner {
       pass.end();
     }
     const submitted = this.encodeReadback(encoder, opts);
+    // The probe is written last: runChecked waits for it quietly before mapping the readback.
+    if (this.probe) encoder.copyBufferToBuffer(this.slots[0]!, 0, this.probe, 0, ELEMENT_BYTES);
     device.queue.submit([encoder.finish()]);
-    startChunkMaps(this.chunkStaging, submitted);
+    // Only a quiet runner reads the clock on a plain run (test/targets/profile-off.test.ts).
+    if (this.probe) this.submittedAt = performance.now();
+    // The chunks' maps start once the probe maps (runChecked).
     return submitted;
   }
 
@@ -711,8 +749,9 @@ export class WebGpuArtifactRunner implements ResidentOwner {
         encoder.copyBufferToBuffer(q.resolve, 0, q.read, 0, 8 * count);
       }
       device.queue.submit([encoder.finish()]);
+      const submittedAt = performance.now();
       if (count > 0) {
-        await q.read.mapAsync(GPUMapMode.READ, 0, 8 * count);
+        await this.profileWait.map(q.read, 8 * count, submittedAt);
         const stamps = new BigUint64Array(q.read.getMappedRange(0, 8 * count).slice(0));
         q.read.unmap();
         this.launches.forEach((l, i) => {
@@ -950,7 +989,7 @@ export class WebGpuArtifactRunner implements ResidentOwner {
 
   /** GPU buffers this runner holds now (one per memory slot, the readback buffer once a run made it, a copy-back bounce buffer where needed). */
   get liveBuffers(): number {
-    return this.slots.length + (this.staging ? 1 : 0) + this.chunkStaging.length + (this.copyScratch ? 1 : 0) + (this.queries ? 2 : 0);
+    return this.slots.length + (this.staging ? 1 : 0) + this.chunkStaging.length + (this.copyScratch ? 1 : 0) + (this.queries ? 2 : 0) + (this.probe ? 1 : 0);
   }
 
   /** Frees the device memory; the runner cannot run afterwards. */
@@ -963,6 +1002,8 @@ export class WebGpuArtifactRunner implements ResidentOwner {
     this.staging = undefined;
     for (const b of this.chunkStaging.splice(0)) destroyBuffer(b);
     if (this.copyScratch) destroyBuffer(this.copyScratch);
+    if (this.probe) destroyBuffer(this.probe);
+    this.probe = undefined;
     if (this.queries) {
       this.queries.set.destroy();
       destroyBuffer(this.queries.resolve);

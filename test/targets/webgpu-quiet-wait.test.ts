@@ -1,0 +1,80 @@
+// QuietWait (runtime/webgpu/quiet-wait.ts) against a stand-in buffer that maps only once its
+// "work" is done and, like Dawn's Node binding, polls every event-loop turn while a map is
+// pending: the first wait maps the plain way and times the work; later ones return with the
+// buffer mapped, cancelling the maps asked for too early; the learnt time follows the work's;
+// a map's real failure is passed on. No device needed.
+
+import { describe, expect, test } from "vitest";
+import { QuietWait } from "../../runtime/webgpu/quiet-wait.ts";
+
+/** A buffer whose work ends `workMs` after `submittedAt`; unmap rejects a pending map (WebGPU's rule). */
+function fakeBuffer(submittedAt: number, workMs: number, fail?: Error) {
+  let state: GPUBufferMapState = "unmapped";
+  let reject: ((e: Error) => void) | undefined;
+  const buffer = {
+    maps: 0,
+    get mapState(): GPUBufferMapState {
+      return state;
+    },
+    mapAsync(): Promise<void> {
+      buffer.maps++;
+      state = "pending";
+      return new Promise<void>((resolve, rej) => {
+        reject = rej;
+        // Polled every event-loop turn while pending (Dawn's loop), so a plain map settles too.
+        const poll = (): void => {
+          if (state !== "pending") return;
+          if (fail) {
+            state = "unmapped";
+            rej(fail);
+          } else if (performance.now() - submittedAt >= workMs) {
+            state = "mapped";
+            resolve();
+          } else setImmediate(poll);
+        };
+        setImmediate(poll);
+      });
+    },
+    unmap(): void {
+      if (state === "pending") reject!(new Error("AbortError: unmapped while pending"));
+      state = "unmapped";
+    },
+  };
+  return buffer;
+}
+
+describe("QuietWait", () => {
+  test("maps once the work is done, cancelling the early maps, and learns the work's time", async () => {
+    const wait = new QuietWait(true);
+    let maps = 0;
+    for (let run = 0; run < 4; run++) {
+      const at = performance.now();
+      const buffer = fakeBuffer(at, 30);
+      await wait.map(buffer as unknown as GPUBuffer, 4, at);
+      expect(buffer.mapState).toBe("mapped");
+      expect(performance.now() - at).toBeGreaterThanOrEqual(30);
+      maps += buffer.maps;
+    }
+    // Every map but the last of each wait was asked for before the work ended, and cancelled
+    // (the first wait asked once: the plain way).
+    expect(wait.cancelled).toBe(maps - 4);
+    expect(wait.cancelled).toBeGreaterThan(0);
+    // Learnt from the waits: about the work's time (a wait done at its first check scales it by 0.7).
+    expect(wait.expectedMs).toBeGreaterThanOrEqual(30 * 0.7);
+  });
+
+  test("a map that fails (not cancelled) fails the wait", async () => {
+    const wait = new QuietWait(true);
+    const at = performance.now();
+    await expect(wait.map(fakeBuffer(at, 0, new Error("device lost")) as unknown as GPUBuffer, 4, at)).rejects.toThrow("device lost");
+  });
+
+  test("disabled, it is a plain map: one call, nothing learnt", async () => {
+    const wait = new QuietWait(false);
+    const at = performance.now();
+    const buffer = fakeBuffer(at, 0);
+    await wait.map(buffer as unknown as GPUBuffer, 4, at);
+    expect(buffer.maps).toBe(1);
+    expect(wait.expectedMs).toBe(0);
+  });
+});
