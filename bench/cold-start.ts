@@ -4,7 +4,10 @@
 // the first loss, and its parts: `readyMs` (Node's own start and `import "kiln"`, which the
 // static imports below run before this body), `buildMs` (constructing the model: parameter
 // init), `compileMs` (k.compile: trace, compile, runner), `runMs` (the first exe.run), and
-// `cpuMs`, the process's CPU time (every thread) up to the loss (`readyCpuMs`: up to ready). `kiln` says which "kiln" the
+// `cpuMs`, the process's CPU time (every thread) up to the loss (`readyCpuMs`: up to ready), and
+// where Linux gives it (bench/thread-cpu.ts), `main`: the main thread's own CPU time in
+// each part, which is what the wall time is on a quiet machine and what a loaded one inflates
+// least (it leaves out the wasm workers' boot, which overlaps the compile). `kiln` says which "kiln" the
 // process imported (the built dist/ or the TypeScript sources). bench/run.ts spawns it, as
 // plain node on an esbuild bundle of this file (what a user's JavaScript importing the built
 // package gets) and through tsx on the sources (what `npm run demo` in a checkout gets).
@@ -14,9 +17,11 @@ import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import { BENCH_CASES } from "./cases/all-cases.ts";
 import type { CaseData, CaseId } from "./cases/case.ts";
+import { threadCpuMs } from "./thread-cpu.ts";
 
 const readyMs = performance.now();
 const readyCpu = process.cpuUsage();
+const mainReady = threadCpuMs();
 const [id, target, dir] = process.argv.slice(2) as [CaseId, string, string];
 const spec = JSON.parse(readFileSync(path.join(dir, "arrays.json"), "utf8")) as Record<string, { file: string; dtype: string }>;
 const data: CaseData = Object.fromEntries(
@@ -27,15 +32,23 @@ const data: CaseData = Object.fromEntries(
   }),
 );
 const buildStart = performance.now();
+const mainBuild = threadCpuMs();
 const program = BENCH_CASES[id].kiln();
 const compileStart = performance.now();
+const mainCompile = threadCpuMs();
 const exe = await k.compile(program.fn, program.specs, { target });
 const compileEnd = performance.now();
+const mainCompiled = threadCpuMs();
 program.setup?.(exe, data);
 const runStart = performance.now();
 const loss = program.output(await exe.run(program.inputs(data)))[0];
 const ms = performance.now();
 const cpu = process.cpuUsage();
+const mainEnd = threadCpuMs();
+const main =
+  mainReady === undefined || mainBuild === undefined || mainCompile === undefined || mainCompiled === undefined || mainEnd === undefined
+    ? undefined
+    : { readyMs: mainReady, buildMs: mainCompile - mainBuild, compileMs: mainCompiled - mainCompile, runMs: mainEnd - mainCompiled, ms: mainEnd };
 console.log(
   JSON.stringify({
     ms,
@@ -45,6 +58,7 @@ console.log(
     runMs: ms - runStart,
     cpuMs: (cpu.user + cpu.system) / 1000,
     readyCpuMs: (readyCpu.user + readyCpu.system) / 1000,
+    main,
     loss,
     kiln: import.meta.resolve("kiln"),
   }),

@@ -27,6 +27,7 @@ import { formatFusionPlan, planFusion } from "./passes/fuse.ts";
 import type { DumpFile, Pass, PassTiming, PipelineOptions } from "./passes/pass.ts";
 import { graphLevel, graphPasses, runLevel, runStage, startGraph, startPassRun, withDebugLevel, type IrLevel } from "./pipeline.ts";
 import { bug } from "./util/errors.ts";
+import { prepareJsTiering } from "./util/js-tiering.ts";
 import { artifactIO, trafficBytes } from "./artifact-io.ts";
 import { ARTIFACT_FORMAT, ARTIFACT_VERSION, type Artifact } from "../runtime/artifact/format.ts";
 import { kernelFileNames } from "../runtime/artifact/manifest.ts";
@@ -75,6 +76,7 @@ export function compileWith<Options, A extends Artifact, L>(
   targetOptions: Options,
   opts: DriverOptions = {},
 ): Compiled<A> {
+  prepareJsTiering();
   const started = performance.now();
   // A graph with a symbolic dimension is masked right after autodiff, even when raw: without it, padding rows reach the results.
   const masking = sizeInputOf(graph) ? [maskSymbolic] : [];
@@ -133,7 +135,7 @@ export function compileWith<Options, A extends Artifact, L>(
     const artifact = assembleArtifact(backend.name as A["target"], program, memory, rendered);
     log(
       1,
-      `compile @${graph.name} for ${backend.name}: ${artifact.stats.kernels} kernels, ${artifact.stats.bytesRead + artifact.stats.bytesWritten} bytes moved, peak ${artifact.stats.peakBytes} B, ${(performance.now() - started).toFixed(1)} ms`,
+      `compile @${graph.name} for ${backend.name}: ${artifact.stats.kernels} kernels, ${artifact.stats.bytesRead + artifact.stats.bytesWritten} bytes moved, peak ${artifact.stats.peakBytes} B, ${(performance.now() - started).toFixed(1)} ms (${stageTimes(run.timings)})`,
     );
     if (logs(2)) for (const k of artifact.kernels) log(2, `kernel ${k.name}:\n${k.source}`);
     return {
@@ -148,6 +150,13 @@ export function compileWith<Options, A extends Artifact, L>(
       facts: run.facts,
     };
   });
+}
+
+/** Each stage's time, summed by name (the summary line of KILN_DEBUG=1: where a compile's time goes). */
+function stageTimes(timings: readonly PassTiming[]): string {
+  const byName = new Map<string, number>();
+  for (const t of timings) byName.set(t.pass, (byName.get(t.pass) ?? 0) + t.ms);
+  return [...byName].map(([name, ms]) => `${name} ${ms.toFixed(1)}`).join(", ");
 }
 
 /** The one artifact assembler: the common fields from the program, the memory plan (or render's placement) and the rendered kernels. */

@@ -6,6 +6,7 @@ import type { Graph, GraphOutput, TensorType } from "../compiler/ir/types.ts";
 import type { DType } from "../compiler/ir/dtype.ts";
 import type { HostTensor } from "../compiler/ir/host-tensor.ts";
 import { KilnError, type SourceLoc } from "../compiler/util/errors.ts";
+import { prepareJsTiering } from "../compiler/util/js-tiering.ts";
 import { Tensor, Trace } from "./tensor.ts";
 // Installs the op methods (x.add, x.sum, …) on Tensor: every traced tensor comes from here.
 import "./tensor-methods.ts";
@@ -167,6 +168,7 @@ export interface TraceResult {
  * object argument) into a graph named `name`.
  */
 export function traceFunction(name: string, fn: (...args: never[]) => unknown, specs: Specs, inputLoc?: SourceLoc): TraceResult {
+  prepareJsTiering();
   const trace = new Trace(name);
   return withTrace(trace, () => {
     // Inputs carry `inputLoc` (a k.program's definition line) or else the caller's line.
