@@ -45,6 +45,7 @@ import {
   type KExpr,
   type Section,
 } from "./kernel-ir.ts";
+import { bug } from "../util/errors.ts";
 import { chooseLaneAxes } from "./lane-axis.ts";
 import { copyExprs, copySectionBody } from "./tile.ts";
 import { copiedRows } from "./symbolic-bound.ts";
@@ -74,24 +75,61 @@ export function blockContractions(p: KernelProgram, shareBlocks = true): KernelP
     return { ...body, ...sectionSource(s) };
   };
   for (const k of p.kernels) {
-    const packs: Kernel[] = [];
-    const sections = k.sections.map((s) => {
+    let packs: Kernel[] = [];
+    let sections: Section[] = [];
+    // A GEMM packed in column chunks (gemmChunks) launches as kernels of its own, so the
+    // sections around it go into parts of the kernel: `k` before, `k_p<i>` after.
+    let parts = 0;
+    const flush = (): void => {
+      kernels.push(...packs);
+      if (sections.length > 0) {
+        const reads = new Set(parts === 0 && sections.length === k.sections.length ? k.reads : []);
+        for (const s of sections) for (const e of s.exprs) if (e.op === "load") reads.add(e.buffer);
+        const whole = sections.length === k.sections.length;
+        kernels.push({
+          ...k,
+          name: parts === 0 ? k.name : `${k.name}_p${parts}`,
+          sections,
+          reads: [...reads].sort((a, b) => a - b),
+          writes: whole ? k.writes : storedBuffers(sections),
+        });
+        parts++;
+      }
+      packs = [];
+      sections = [];
+    };
+    for (const s of k.sections) {
+      const chunks = gemmChunks(s, buffers);
+      if (chunks) {
+        flush();
+        chunks.forEach((c, i) => {
+          const section = blockSection(c.section, true);
+          const reads = new Set<number>();
+          for (const e of section.exprs) if (e.op === "load") reads.add(e.buffer);
+          kernels.push(...c.packs, {
+            name: `${k.name}_c${i}`,
+            sections: [section],
+            reads: [...reads].sort((a, b) => a - b),
+            writes: storedBuffers([section]),
+          });
+        });
+        parts++;
+        continue;
+      }
       const gemm = canonicalGemm(s, buffers);
       if (gemm) {
         packs.push(...gemm.packs);
-        return blockSection(gemm.section, gemm.panels);
+        sections.push(blockSection(gemm.section, gemm.panels));
+        continue;
       }
       const left = packLeftOperand(s, buffers);
       if (left) packs.push(left.kernel);
       const section = left?.section ?? s;
       const packed = packRightOperand(section, buffers);
       if (packed) packs.push(packed.kernel);
-      return packed ? blockSection(packed.section, true) : blockSection(section);
-    });
-    kernels.push(...packs);
-    const reads = new Set(k.reads);
-    for (const s of sections) for (const e of s.exprs) if (e.op === "load") reads.add(e.buffer);
-    kernels.push({ ...k, sections, reads: [...reads].sort((a, b) => a - b) });
+      sections.push(packed ? blockSection(packed.section, true) : blockSection(section));
+    }
+    flush();
   }
   // The lane variable of every other section (the packs just made included): compiler/kernel/lane-axis.ts.
   return chooseLaneAxes({ ...p, buffers, kernels });
@@ -300,6 +338,28 @@ const DOT_PACK_MIN_ROWS = 32;
 /** Contractions smaller than this many multiply-adds keep their form (packing costs two launches). */
 const GEMM_MIN_MACS = 1 << 16;
 
+/** canonicalGemm's result: the packs to launch first and the section over them, with what the chunking below needs. */
+interface CanonicalGemm {
+  readonly packs: Kernel[];
+  readonly section: Section;
+  /** The column operand went into 8-column panels. */
+  readonly panels: boolean;
+  /** The original section's column operand and the domain variables it spans (flattened into n). */
+  readonly colSide: ExprId;
+  readonly colVars: readonly IndexVar[];
+  /** Batch, k and n extents of the GEMM. */
+  readonly batch: number;
+  readonly k: number;
+  readonly n: number;
+  /** k also runs over an outer sum's variables (a batched dot summed over its batch). */
+  readonly outerSum: boolean;
+}
+
+/** A row-operand pack shared by the chunks of one GEMM (the first chunk packs it, the rest read it). */
+interface SharedRowPack {
+  buffer?: number;
+}
+
 /**
  * A contraction whose operands are gathered (a conv's im2col window: div/mod indices and
  * padding masks, a permuted gradient) or whose output rows or columns span several domain
@@ -312,7 +372,7 @@ const GEMM_MIN_MACS = 1 << 16;
  * operand; every index the inner loop evaluates becomes affine. Undefined when the section
  * is not such a contraction or already has a plain form.
  */
-function canonicalGemm(s: Section, buffers: BufferDecl[]): { packs: Kernel[]; section: Section; panels: boolean } | undefined {
+function canonicalGemm(s: Section, buffers: BufferDecl[], shared?: SharedRowPack): CanonicalGemm | undefined {
   if (s.tile || s.form || (s.dots ?? []).length !== 1) return undefined;
   const dot = s.dots![0]!;
   const contraction = s.exprs[dot.reduce]!;
@@ -399,7 +459,8 @@ function canonicalGemm(s: Section, buffers: BufferDecl[]): { packs: Kernel[]; se
   const packs: Kernel[] = [];
   const packTo = (id: ExprId, vars: readonly IndexVar[], index: IndexExpr, shape: readonly number[]): number =>
     packOperand(s, id, vars, index, shape, buffers, packs);
-  const rowPack = packTo(rowSide, [...batch, ...rowVars, ...kVars], flatIndex([b, mi, k], [B, M, K]), [B, M, K]);
+  const rowPack = shared?.buffer ?? packTo(rowSide, [...batch, ...rowVars, ...kVars], flatIndex([b, mi, k], [B, M, K]), [B, M, K]);
+  if (shared) shared.buffer = rowPack;
   let colPack: number;
   let colIndex: IndexExpr;
   if (layout === "panels") {
@@ -433,7 +494,17 @@ function canonicalGemm(s: Section, buffers: BufferDecl[]): { packs: Kernel[]; se
   );
   sb.markDot(ids[dot.reduce]!, ids[dot.lhs]!, ids[dot.rhs]!);
   for (const st of s.stores) sb.store(st.buffer, substitute(st.index, varMap), ids[st.value]!);
-  return { packs, section: { ...sb.build(), ...sectionSource(s) }, panels: layout === "panels" };
+  return {
+    packs,
+    section: { ...sb.build(), ...sectionSource(s) },
+    panels: layout === "panels",
+    colSide,
+    colVars,
+    batch: B,
+    k: K,
+    n: N,
+    outerSum: outer !== undefined,
+  };
 }
 
 /**
@@ -486,6 +557,128 @@ function packOperand(
   for (const e of section.exprs) if (e.op === "load") reads.add(e.buffer);
   packs.push({ name: `pack${packId}`, sections: [section], reads: [...reads].sort((a, c) => a - c), writes: [packId] });
   return packId;
+}
+
+/** The buffers `sections` store to, sorted. */
+function storedBuffers(sections: readonly Section[]): number[] {
+  const writes = new Set<number>();
+  for (const s of sections) for (const st of s.stores) writes.add(st.buffer);
+  return [...writes].sort((a, b) => a - b);
+}
+
+/**
+ * A GEMM whose packed column operand takes `minBytes` or more runs in chunks (gemmChunks) of
+ * at most `maxBytes` of panels each, so a chunk's pack is still in cache when its GEMM reads
+ * it. Mutable for tests only (small shapes reach the chunked forms), like runtime/wasm/pool.ts's
+ * poolTestHooks.
+ */
+export const gemmChunkTestHooks = { minBytes: 4 << 20, maxBytes: 2 << 20 };
+
+/**
+ * A canonical GEMM (above) whose column operand is big, packed and run in chunks, so a conv's
+ * im2col (9× the input: 14 MB for the MNIST CNN's second conv at batch 64) never goes out to
+ * memory and back — each chunk's panels are written and read while in cache:
+ *   - by columns, where the columns are one domain variable (a conv's output pixels n·h·w):
+ *     chunk c packs the panels of columns [c·C, (c+1)·C) and its GEMM reads them at once; the
+ *     row operand is packed once, by the first chunk;
+ *   - else by k, where k is one variable (a filter gradient's sum over n·h·w): chunk c packs
+ *     both operands' slices of k and adds its partial sums to an accumulator (chunk 0 stores
+ *     them), and the last chunk adds its own and runs the section's epilogue (bias, SGD step).
+ * The chunk size is a multiple of the panel width and of the variable's inner digits (whole
+ * images of n·h·w), so each chunk's indices fold like the whole GEMM's. Undefined when the
+ * section is not such a GEMM.
+ */
+function gemmChunks(s: Section, buffers: BufferDecl[]): GemmChunk[] | undefined {
+  const probe = canonicalGemm(s, [...buffers]);
+  if (!probe?.panels || probe.batch !== 1) return undefined;
+  const colBytes = probe.k * probe.n * 4;
+  if (colBytes < gemmChunkTestHooks.minBytes || buffers.some((b) => b.symbolic)) return undefined;
+  // How many values of `v` a chunk takes: whole periods of its inner digits, `inner` columns (or
+  // steps of k) per value, a multiple of the panel width, as many as fit the limit.
+  const chunkOf = (v: IndexVar, side: ExprId, inner: number, bytesPerStep: number): number => {
+    const live = onlyLive(s.exprs, [side]);
+    const indices: IndexExpr[] = [];
+    for (const e of live) if (e.op === "load") indices.push(e.index, ...(e.valid === false ? [] : e.valid.map((c) => c.x)));
+    const digits = digitExtents(v, indices);
+    const period = digits ? v.extent / digits[0]! : 1;
+    const outer = v.extent / period;
+    for (let m = outer - 1; m >= 1; m--) {
+      const steps = m * period * inner;
+      if (outer % m === 0 && steps % PANEL === 0 && steps * bytesPerStep <= gemmChunkTestHooks.maxBytes) return m * period;
+    }
+    return 0;
+  };
+  // by columns: the outermost column variable (a conv's n, or its flattened n·h·w) is cut
+  const col = probe.colVars[0]!;
+  const perColumn = chunkOf(
+    col,
+    probe.colSide,
+    probe.colVars.slice(1).reduce((a, d) => a * d.extent, 1),
+    probe.k * 4,
+  );
+  if (perColumn > 0) return columnChunks(s, buffers, col, perColumn);
+  // else by k
+  const reduce = s.exprs[s.dots![0]!.reduce]!;
+  if (reduce.op !== "reduce_sum" || reduce.vars.length !== 1 || probe.outerSum) return undefined;
+  const perStep = chunkOf(reduce.vars[0]!, probe.colSide, 1, probe.n * 4);
+  return perStep > 0 ? kChunks(s, buffers, perStep) : undefined;
+}
+
+type GemmChunk = { readonly packs: Kernel[]; readonly section: Section };
+
+/** The chunks of `s` that take `per` values of column variable `v` each. */
+function columnChunks(s: Section, buffers: BufferDecl[], v: IndexVar, per: number): GemmChunk[] {
+  const shared: SharedRowPack = {};
+  const local = indexVar(`${v.name}c`, per);
+  const chunks: GemmChunk[] = [];
+  for (let c = 0; c < v.extent / per; c++) {
+    const sb = new SectionBuilder(s.domain.map((d) => (d.name === v.name ? local : d)));
+    const varMap = new Map([[v.name, addIndex(fromAtom(local), constIndex(c * per))]]);
+    const ids = copySectionBody(s, sb, varMap);
+    for (const st of s.stores) sb.store(st.buffer, substitute(st.index, varMap), ids[st.value]!);
+    const gemm = canonicalGemm({ ...sb.build(), ...sectionSource(s) }, buffers, shared);
+    if (!gemm?.panels) bug(`block-contraction: chunk ${c} of a GEMM over ${v.name} lost its panel form`);
+    chunks.push({ packs: gemm.packs, section: gemm.section });
+  }
+  return chunks;
+}
+
+/** The chunks of `s` that take `per` steps of its contraction's k each, partial sums in an accumulator. */
+function kChunks(s: Section, buffers: BufferDecl[], per: number): GemmChunk[] {
+  const dot = s.dots![0]!;
+  const reduce = s.exprs[dot.reduce] as Extract<KExpr, { vars: readonly IndexVar[] }>;
+  const v = reduce.vars[0]!;
+  const chunks: GemmChunk[] = [];
+  const local = indexVar(`${v.name}c`, per);
+  const exprs = s.exprs.map((e, id): KExpr => (id === dot.reduce ? { ...reduce, vars: [local] } : e));
+  // The accumulator: one f32 per output of the section's domain.
+  const accId = buffers.length;
+  const size = s.domain.reduce((a, d) => a * d.extent, 1);
+  buffers.push({ id: accId, name: `acc${accId}`, dtype: "f32", shape: [size], kind: "temp" });
+  const flat = flatIndex(
+    s.domain.map(fromAtom),
+    s.domain.map((d) => d.extent),
+  );
+  const count = v.extent / per;
+  for (let c = 0; c < count; c++) {
+    const sb = new SectionBuilder(s.domain);
+    const varMap = new Map([[v.name, addIndex(fromAtom(local), constIndex(c * per))]]);
+    let partial = -1;
+    const ids = copyExprs(exprs, sb, varMap, undefined, (id, copied) => {
+      if (id !== dot.reduce) return copied;
+      partial = copied;
+      if (c === 0) return copied;
+      const before = sb.add({ op: "load", buffer: accId, index: flat, valid: [], dtype: "f32" });
+      return sb.add({ op: "add", x: before, y: copied, dtype: "f32" });
+    });
+    sb.markDot(partial, ids[dot.lhs]!, ids[dot.rhs]!);
+    if (c < count - 1) sb.store(accId, flat, ids[dot.reduce]!);
+    else for (const st of s.stores) sb.store(st.buffer, st.index, ids[st.value]!);
+    const gemm = canonicalGemm({ ...sb.build(), ...sectionSource(s) }, buffers);
+    if (!gemm?.panels) bug(`block-contraction: chunk ${c} of a GEMM over ${v.name} lost its panel form`);
+    chunks.push({ packs: gemm.packs, section: gemm.section });
+  }
+  return chunks;
 }
 
 /** `exprs` with everything `roots` do not need replaced by a constant (ids stay put). */

@@ -54,7 +54,14 @@ export function copySectionBody(s: Section, sb: SectionBuilder, varMap: Readonly
  * substituted — a reduction's own variables too, where `varMap` maps one to another variable;
  * returns the new id of each old id.
  */
-export function copyExprs(exprs: readonly KExpr[], sb: SectionBuilder, varMap: ReadonlyMap<string, IndexExpr>, only?: ReadonlySet<ExprId>): ExprId[] {
+export function copyExprs(
+  exprs: readonly KExpr[],
+  sb: SectionBuilder,
+  varMap: ReadonlyMap<string, IndexExpr>,
+  only?: ReadonlySet<ExprId>,
+  /** Called with each copied expression's old and new id; what it returns stands for the old id from then on. */
+  after?: (id: ExprId, copied: ExprId) => ExprId,
+): ExprId[] {
   const ids: ExprId[] = [];
   const ref = (id: number): number => ids[id] ?? bug(`tile: expr ${id} used before definition`);
   const ownVars = (vars: readonly IndexVar[]): readonly IndexVar[] =>
@@ -108,7 +115,8 @@ export function copyExprs(exprs: readonly KExpr[], sb: SectionBuilder, varMap: R
         if (!hasBinaryOp(e)) return assertNever(e, "kernel expr");
         copy = { ...e, x: ref(e.x), y: ref(e.y) };
     }
-    ids.push(sb.add(copy));
+    const added = sb.add(copy);
+    ids.push(after ? after(id, added) : added);
   }
   return ids;
 }

@@ -18,6 +18,7 @@ import { decodeBase64, WasmArtifactRunner } from "../../runtime/wasm/run-artifac
 import { relaxedSimdAvailable } from "../../runtime/wasm/engine.ts";
 import type { WasmArtifact } from "../../runtime/artifact/format.ts";
 import { graphInputs } from "../util/graph-inputs.ts";
+import { gemmChunkTestHooks } from "../../compiler/kernel/block-contraction.ts";
 
 const runners: WasmArtifactRunner[] = [];
 afterAll(async () => {
@@ -35,6 +36,11 @@ interface Form {
   readonly k: number;
   /** Whether operands are packed by kernels of their own (`pack<id>`) first: a deterministic check of the form taken. */
   readonly packs?: boolean;
+  /**
+   * Compile with these GEMM chunk limits (block-contraction's gemmChunkTestHooks: small shapes
+   * reach the chunked forms) and expect this many chunk kernels (`<kernel>_c<i>`).
+   */
+  readonly chunked?: { readonly minBytes: number; readonly maxBytes: number; readonly chunks: number };
 }
 
 const F = k.nn.functional;
@@ -117,6 +123,26 @@ const FORMS: readonly Form[] = [
     specs: [k.f32([4, 8, 13, 13]), k.f32([16, 8, 3, 3]), k.f32([4, 16, 7, 7])],
     k: 4 * 7 * 7,
   },
+  // Chunked GEMMs (gemmChunks): 8×8 images make one image 64 columns (8 panels), so the limits
+  // below cut each GEMM into 4 chunks, one image each — by columns for the forward conv, by k
+  // (partial sums in an accumulator: stored, added to twice, then the epilogue) for the filter gradient.
+  {
+    name: "conv2d 4×8×8×8 ⊛ 16×8×3×3, pad 1, bias and relu, packed and run in 4 chunks of columns",
+    packs: true,
+    chunked: { minBytes: 1 << 16, maxBytes: 64 * 72 * 4, chunks: 4 },
+    fn: (x, w, bias) => F.conv2d(x, w, bias, { padding: 1 }).relu(),
+    specs: [k.f32([4, 8, 8, 8]), k.f32([16, 8, 3, 3]), k.f32([16])],
+    k: 73,
+  },
+  {
+    // the epilogue an SGD step's shape (scale, add the weight), with signs that keep Σ|a·b| a bound
+    name: "conv2d filter gradient with an update epilogue, 4×8×8×8 ⊛ 16×8×3×3, pad 1, packed and run in 4 chunks of k",
+    packs: true,
+    chunked: { minBytes: 1 << 16, maxBytes: 64 * 72 * 4, chunks: 4 },
+    fn: (x, w, g) => (k.grad((ww: k.Tensor) => F.conv2d(x, ww, undefined, { padding: 1 }).mul(g).sum())(w) as k.Tensor).mul(0.25).add(w),
+    specs: [k.f32([4, 8, 8, 8]), k.f32([16, 8, 3, 3]), k.f32([4, 16, 8, 8])],
+    k: 4 * 8 * 8 + 1,
+  },
   {
     name: "transposed left operand gᵀ·x, 256 rows at stride 256 per k (packed into 4-row panels)",
     fn: (g, x) => g.t().matmul(x),
@@ -142,8 +168,16 @@ async function runWasm(
   relaxedSimd: boolean,
   inputs: Record<string, HostTensor>,
   threads = 1,
+  chunked?: Form["chunked"],
 ): Promise<{ out: Float32Array; artifact: WasmArtifact }> {
-  const artifact = compileWasm(g, { relaxedSimd }).artifact;
+  const limits = { ...gemmChunkTestHooks };
+  if (chunked) Object.assign(gemmChunkTestHooks, { minBytes: chunked.minBytes, maxBytes: chunked.maxBytes });
+  let artifact: WasmArtifact;
+  try {
+    artifact = compileWasm(g, { relaxedSimd }).artifact;
+  } finally {
+    Object.assign(gemmChunkTestHooks, limits);
+  }
   const r = await WasmArtifactRunner.create(artifact, { threads, minParallelWork: 0 });
   runners.push(r);
   const result = r.run(inputs);
@@ -172,8 +206,10 @@ function referenceOf(form: Form): Reference {
   if (!ref) {
     const g = k.traceFunction(form.name.replace(/\W+/g, "_"), form.fn as never, form.specs).graph;
     const random = inputsOf(g, (i, input) => Math.sin(i * 1.7 + input * 3.1 + 0.3) * 1.5);
-    // |a|, |b| ≤ 3 and k ≤ 4000: every product and partial sum is an integer below 2²⁴.
-    const ints = inputsOf(g, (i, input) => ((i * 7 + input * 5) % 7) - 3);
+    // |a|, |b| ≤ 3 and k ≤ 4000: every product and partial sum is an integer below 2²⁴. (The
+    // values vary along each input: `i * 7 % 7` once made every input a constant, and a
+    // gradient's g all zeros.)
+    const ints = inputsOf(g, (i, input) => ((i * 5 + input * 3) % 7) - 3);
     const first = (r: Record<string, HostTensor>): ArrayLike<number> => Object.values(r)[0]!.data as ArrayLike<number>;
     ref = { g, random, want: first(interpret(g, random)), mag: magnitude(g, random), ints, wantInts: first(interpret(g, ints)) };
     references.set(form, ref);
@@ -185,9 +221,10 @@ describe.each([true, false])("wasm contractions, relaxed SIMD %s", (relaxed) => 
   for (const form of FORMS) {
     test(`${form.name}: within γ(k+1)·Σ|a·b| of the interpreter on random inputs`, async () => {
       const { g, random: inputs, want, mag } = referenceOf(form);
-      const { out, artifact } = await runWasm(g, relaxed, inputs);
+      const { out, artifact } = await runWasm(g, relaxed, inputs, 1, form.chunked);
       expect(out.length).toBe(want.length);
       if (form.packs !== undefined) expect(artifact.kernels.some((kk) => kk.name.startsWith("pack"))).toBe(form.packs);
+      expect(artifact.kernels.filter((kk) => /_c\d+$/.test(kk.name)).length).toBe(form.chunked?.chunks ?? 0);
       const bound = gamma(form.k + 1);
       let worst = 0;
       for (let i = 0; i < out.length; i++) worst = Math.max(worst, Math.abs(out[i]! - want[i]!) / (bound * mag[i]! + 1e-30));
@@ -196,7 +233,7 @@ describe.each([true, false])("wasm contractions, relaxed SIMD %s", (relaxed) => 
 
     test(`${form.name}: bit-exact with the interpreter on small integers`, async () => {
       const { g, ints: inputs, wantInts: want } = referenceOf(form);
-      const { out } = await runWasm(g, relaxed, inputs);
+      const { out } = await runWasm(g, relaxed, inputs, 1, form.chunked);
       expect(Array.from(out)).toEqual(Array.from(want, (v) => Math.fround(v)));
     });
   }
@@ -205,15 +242,17 @@ describe.each([true, false])("wasm contractions, relaxed SIMD %s", (relaxed) => 
 // Two threads split every section's outer loop (column blocks, row blocks or panels): a few
 // forms, exact on small integers.
 const SPLIT_FORMS = FORMS.filter((f) =>
-  /^(column form with an odd k|packed column form at 128 rows|transposed left operand|conv2d filter gradient, 4)/.test(f.name),
+  /^(column form with an odd k|packed column form at 128 rows|transposed left operand|conv2d filter gradient, 4|conv2d filter gradient with an update epilogue|conv2d 4×8×8×8)/.test(
+    f.name,
+  ),
 );
 
 describe.each([true, false])("wasm contractions on 2 threads, relaxed SIMD %s", (relaxed) => {
-  test("the forms split across threads are there", () => expect(SPLIT_FORMS.length).toBe(4));
+  test("the forms split across threads are there", () => expect(SPLIT_FORMS.length).toBe(6));
   for (const form of SPLIT_FORMS)
     test(`${form.name}: bit-exact with the interpreter on small integers`, async () => {
       const { g, ints: inputs, wantInts: want } = referenceOf(form);
-      const { out } = await runWasm(g, relaxed, inputs, 2);
+      const { out } = await runWasm(g, relaxed, inputs, 2, form.chunked);
       expect(Array.from(out)).toEqual(Array.from(want, (v) => Math.fround(v)));
     });
 });
