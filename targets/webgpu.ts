@@ -72,10 +72,10 @@ export interface WebGpuOptions extends FuseOptions {
    */
   readonly tune?: TuneMode;
   /**
-   * For a CPU adapter: register matmuls also carry a quick variant the runner starts with while
-   * the tuned one compiles between runs (the same bits either way; docs/webgpu.md). Default
-   * false: it halves the first step's shader compile on lavapipe, but steady steps measured
-   * slower with it (MLP 49 → 91 ms, transformer block 1.76 → 2.05 s a step) until that is found.
+   * Tiered start, for a CPU adapter (default true there; ignored for a hardware adapter):
+   * register matmuls also carry a quick variant (a 2x4 block, about a third of the 8x8's compile
+   * on lavapipe) that the first run uses; from the second run on every kernel runs its tuned
+   * source. The same bits either way (docs/webgpu.md, "Tiered start").
    */
   readonly quickStart?: boolean;
   /** The adapter's kind and tuned forms (set by k.compile from the device and the cache; tests set it directly). */
@@ -113,6 +113,7 @@ export const webGpuBackend: Backend<"webgpu", WebGpuOptions, DeviceLayout> = {
     "tune",
     "fuseAttention",
     "shaderF16",
+    "quickStart",
   ] as const satisfies OptionKeys<WebGpuTargetOptions>,
   limits: { ...webGpuDefaultLimits },
   kernelExtension: "wgsl",
@@ -150,7 +151,7 @@ export const webGpuBackend: Backend<"webgpu", WebGpuOptions, DeviceLayout> = {
     const cpu = rolledLoopsFor((opts.tuning ?? NO_TUNING).kind);
     const r = renderWebGpuProgram(program, placed, opts.limits ?? webGpuDefaultLimits, {
       rolledLoops: cpu,
-      quickStart: cpu && opts.quickStart === true,
+      quickStart: cpu && opts.quickStart !== false,
       shaderF16: opts.shaderF16 === true,
     });
     // a form renders where its section is alone in a dispatch (the search times exactly those)

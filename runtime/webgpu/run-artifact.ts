@@ -211,7 +211,9 @@ interface Launch {
   readonly workgroups: readonly [number, number, number];
   /** Under a symbolic batch: how the dispatch shrinks with the run's size. */
   readonly symbolic?: SymbolicDispatch;
-  /** Running the kernel's quick variant: the tuned source and workgroups, swapped in once compiled (WebGpuArtifactKernel.quick). */
+  /** Runs the kernel's quick variant (WebGpuArtifactKernel.quick): until its tuned pipeline is swapped in, or for good if that failed. */
+  readonly quick?: boolean;
+  /** Running the kernel's quick variant: the tuned source and workgroups, swapped in once created. */
   readonly tuned?: { readonly source: string; readonly workgroups: readonly [number, number, number]; readonly bindings: readonly number[] };
 }
 
@@ -220,6 +222,8 @@ export interface WebGpuDispatchStats {
   readonly dispatches: number;
   /** Workgroups dispatched, summed (fewer at a small symbolic batch). */
   readonly workgroups: number;
+  /** Dispatches that ran a kernel's quick variant (tiered start: the first run only). */
+  readonly quickDispatches: number;
 }
 
 /**
@@ -258,6 +262,7 @@ export class WebGpuArtifactRunner implements ResidentOwner {
   private readonly slots: GPUBuffer[];
   private launches: Launch[] = [];
   private dispatchCount = 0;
+  private quickDispatchCount = 0;
   private workgroupCount = 0;
   /** Buffers some dispatch reads its symbolic size from, and the value each run wrote there. */
   private get sizeInputs(): ReadonlySet<number> {
@@ -465,7 +470,7 @@ export class WebGpuArtifactRunner implements ResidentOwner {
           bindGroup,
           workgroups: quick?.workgroups ?? k.workgroups,
           ...(k.symbolic ? { symbolic: k.symbolic } : {}),
-          ...(quick ? { tuned: { source: k.source, workgroups: k.workgroups, bindings: k.bindings } } : {}),
+          ...(quick ? { quick: true, tuned: { source: k.source, workgroups: k.workgroups, bindings: k.bindings } } : {}),
         };
       }),
     );
@@ -502,65 +507,52 @@ export class WebGpuArtifactRunner implements ResidentOwner {
 
   /** Kernels still running their quick variant (tiered start: see WebGpuArtifactKernel.quick). */
   get quickKernels(): number {
-    return this.launches.filter((l) => l.tuned).length;
+    return this.launches.filter((l) => l.quick).length;
   }
 
-  private upgrading: Promise<void> | undefined;
+  /** The tuned pipelines of the kernels still quick, being created (started by the first run's end); settles once each has been swapped in or has failed. */
+  private tuning: Promise<void> | undefined;
+  /** Tuned sources that did not compile: thrown by the next run (once), the kernel keeps its quick variant. */
+  private tuningFailures: Error[] = [];
   private destroyed = false;
 
   /**
-   * Compiles the next kernel's tuned source and swaps it in: its pipeline is created, then
-   * dispatched once (one workgroup) over scratch buffers, so that a driver compiling at first
-   * dispatch (lavapipe) does it now without touching the runner's buffers (they hold live
-   * state between runs); when that is done, the launch runs the tuned pipeline from the next
-   * run on. One at a time: a run submitted meanwhile waits for at most one compile.
+   * Tiered start, second tier: creates the tuned pipeline of every kernel still quick, all at
+   * once (createComputePipelineAsync), and swaps each in as it is created. Started when the first
+   * run has ended; the next run waits for it, so from the second run on every launch runs its
+   * tuned kernel. No warm-up dispatch: a driver compiling at first dispatch (lavapipe, on its one
+   * queue thread) compiles them in that run, exactly as a warm-up queued ahead of it would make
+   * the run wait; a driver compiling at creation does it here, in parallel.
    */
-  private upgradeNext(): Promise<void> {
-    if (this.upgrading) return this.upgrading;
-    const at = this.launches.findIndex((l) => l.tuned);
-    if (at < 0 || this.destroyed) return Promise.resolve();
-    const l = this.launches[at]!;
-    const tuned = l.tuned!;
+  private startTuning(): Promise<void> {
+    if (this.tuning) return this.tuning;
+    const quick = this.launches.filter((l) => l.tuned);
+    if (quick.length === 0 || this.destroyed) return Promise.resolve();
     const { device } = this;
-    const work = async (): Promise<void> => {
-      let pipeline: GPUComputePipeline;
-      try {
-        pipeline = await pipelineFor(device, l.name, tuned.source);
-      } catch (e) {
-        // The quick variant stays (it computes the same bits); the failure is reported once.
-        const { tuned: _dropped, ...quick } = l;
-        this.launches[this.launches.indexOf(l)] = quick;
-        throw e;
-      }
-      // 16 bytes: the smallest binding any kernel declares (a vec4); accesses past it are clamped (WebGPU's robust buffer access).
-      // Not counted in webGpuBufferCounts: made and destroyed here, never seen by a run.
-      const scratch = tuned.bindings.map(() => device.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE, label: `${l.name}/warm-up` }));
-      try {
-        const encoder = device.createCommandEncoder();
-        const pass = encoder.beginComputePass();
-        pass.setPipeline(pipeline);
-        pass.setBindGroup(
-          0,
-          device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: scratch.map((buffer, binding) => ({ binding, resource: { buffer } })) }),
-        );
-        pass.dispatchWorkgroups(1, 1, 1);
-        pass.end();
-        device.queue.submit([encoder.finish()]);
-        await device.queue.onSubmittedWorkDone();
-      } finally {
-        for (const b of scratch) b.destroy();
-      }
-      if (this.destroyed) return;
-      const { tuned: _quick, ...rest } = l;
-      this.launches[this.launches.indexOf(l)] = { ...rest, pipeline, bindGroup: this.bindGroupFor(pipeline, tuned.bindings), workgroups: tuned.workgroups };
-    };
-    this.upgrading = work().finally(() => (this.upgrading = undefined));
-    return this.upgrading;
+    this.tuning = Promise.all(
+      quick.map(async (l) => {
+        const tuned = l.tuned!;
+        let pipeline: GPUComputePipeline;
+        try {
+          pipeline = await pipelineFor(device, l.name, tuned.source);
+        } catch (e) {
+          // The quick variant stays (it computes the same bits); the failure is thrown by the next run.
+          const { tuned: _dropped, ...rest } = l;
+          this.launches[this.launches.indexOf(l)] = rest;
+          this.tuningFailures.push(e as Error);
+          return;
+        }
+        if (this.destroyed) return;
+        const { tuned: _tuned, quick: _quick, ...rest } = l;
+        this.launches[this.launches.indexOf(l)] = { ...rest, pipeline, bindGroup: this.bindGroupFor(pipeline, tuned.bindings), workgroups: tuned.workgroups };
+      }),
+    ).then(() => undefined);
+    return this.tuning;
   }
 
-  /** Resolves when every kernel runs its tuned source (compiling those still quick, one after another). */
+  /** Resolves when every kernel runs its tuned source (creating the tuned pipelines now if no run has started it). */
   async whenTuned(): Promise<void> {
-    while (this.quickKernels > 0 && !this.destroyed) await this.upgradeNext();
+    await this.startTuning();
   }
 
   placeOf(buffer: number): { gpu: GPUBuffer; offset: number; bytes: number } {
@@ -584,13 +576,19 @@ export class WebGpuArtifactRunner implements ResidentOwner {
 
   private async runNow(inputs: Readonly<Record<string, RuntimeTensor>>, opts: WebGpuRunOptions): Promise<Record<string, RuntimeTensor>> {
     this.counter.reset();
+    // Tiered start: a run after the first waits for the tuned pipelines (all swapped in, or failed: a failure is this run's error, once).
+    if (this.tuning) await this.tuning;
+    const failed = this.tuningFailures.shift();
+    if (failed) {
+      this.tuningFailures = [];
+      throw failed;
+    }
     try {
       return await this.runChecked(inputs, opts);
     } finally {
       this.runs++;
       for (const b of this.scratch.splice(0)) destroyBuffer(b);
-      // Tiered start: after each run, the next kernel's tuned source compiles (a failure there leaves the quick one running).
-      if (this.quickKernels > 0) this.upgradeNext().catch(() => undefined);
+      if (this.launches.some((l) => l.tuned)) void this.startTuning();
     }
   }
 
@@ -787,7 +785,7 @@ export class WebGpuArtifactRunner implements ResidentOwner {
 
   /** Dispatches and workgroups since the runner was made (see WebGpuDispatchStats). */
   get dispatchStats(): WebGpuDispatchStats {
-    return { dispatches: this.dispatchCount, workgroups: this.workgroupCount };
+    return { dispatches: this.dispatchCount, workgroups: this.workgroupCount, quickDispatches: this.quickDispatchCount };
   }
 
   /** A launch's workgroup counts for this run (fewer under a small symbolic batch), counted. */
@@ -795,6 +793,7 @@ export class WebGpuArtifactRunner implements ResidentOwner {
     const n = l.symbolic ? this.symbolicSize.get(l.symbolic.size) : undefined;
     const g = l.symbolic && n !== undefined ? shrunkWorkgroups(l.workgroups, l.symbolic, n) : l.workgroups;
     this.dispatchCount++;
+    if (l.quick) this.quickDispatchCount++;
     this.workgroupCount += g[0] * g[1] * g[2];
     return g;
   }
