@@ -30,6 +30,8 @@ export interface VectorCtx extends Omit<ScalarCtx, "push"> {
   laneEnv(lane: number): IndexEnv;
   /** Whether every vector step starts at a multiple of 4 of `vecVar` (its loop starts at 0, not at a thread's chunk). */
   readonly laneAligned: boolean;
+  /** Relaxed SIMD is on: polynomials may evaluate with `f32x4.relaxed_madd` (one rounding a step instead of two). */
+  readonly fma: boolean;
 }
 
 /** Whether an index/predicate can be read as one contiguous vector: stride 1, no lane-varying gather. */
@@ -244,7 +246,7 @@ export function emitVectorExpr(ctx: VectorCtx, e: KExpr): void {
       const x = fb.local(V128);
       ctx.pushVec(e.x);
       fb.set(x);
-      if (e.op === "exp2") emitExp2(fb, x);
+      if (e.op === "exp2") emitExp2(fb, x, ctx.fma);
       else emitLog2(fb, x);
       return;
     }

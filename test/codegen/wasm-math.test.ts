@@ -12,6 +12,7 @@ import type { HostTensor } from "../../compiler/ir/host-tensor.ts";
 import { rngValueAt } from "../../compiler/util/threefry.ts";
 import { WasmArtifactRunner } from "../../runtime/wasm/run-artifact.ts";
 import { hostMath } from "../../runtime/wasm/host-math.ts";
+import { relaxedSimdAvailable } from "../../runtime/wasm/engine.ts";
 import { bfloat16BitsToNumber, halfBitsToNumber, numberToBfloat16Bits, numberToHalfBits } from "../../runtime/artifact/half.ts";
 
 const runners: WasmArtifactRunner[] = [];
@@ -29,8 +30,12 @@ function unaryGraph(op: NodeSpec["op"], dtype: DType, n: number, outDtype: DType
   return b.build([{ name: "out", value: out }]);
 }
 
-async function run(g: Graph, inputs: Record<string, HostTensor>, simd: boolean): Promise<ArrayLike<number>> {
-  const r = await WasmArtifactRunner.create(compileWasm(g, { raw: true, simd }).artifact, { threads: 1 });
+/** Code paths: scalar, SIMD with mul + add, SIMD with relaxed_madd where the engine has it (exp2's Horner steps). */
+type MathPath = "scalar" | "simd" | "relaxed simd";
+
+async function run(g: Graph, inputs: Record<string, HostTensor>, path: MathPath): Promise<ArrayLike<number>> {
+  const opts = { raw: true, simd: path !== "scalar", relaxedSimd: path === "relaxed simd" && relaxedSimdAvailable() };
+  const r = await WasmArtifactRunner.create(compileWasm(g, opts).artifact, { threads: 1 });
   runners.push(r);
   return r.run(inputs)["out"]!.data;
 }
@@ -53,7 +58,7 @@ function ulps(a: number, b: number): number {
   return Math.abs(bits(a) - bits(b));
 }
 
-describe.each([false, true])("wasm math (simd %s)", (simd) => {
+describe.each(["scalar", "simd", "relaxed simd"] as const)("wasm math (%s)", (simd) => {
   test("exp2 within 2 ulp of Math.pow(2, x) rounded to f32, over [-160, 140] plus NaN and ±inf", async () => {
     const xs: number[] = [];
     for (let i = 0; i <= 6000; i++) xs.push(-160 + (300 * i) / 6000 + 0.0137 * Math.sin(i));
@@ -156,7 +161,7 @@ describe("wasm 16-bit conversions (module-helpers f2h/h2f/f2b/b2f) against runti
       ["bf16", bfloat16BitsToNumber],
     ] as const) {
       const all = Uint16Array.from({ length: 0x10000 }, (_, i) => i);
-      const got = await run(castGraph(d, "f32", all.length), { x: { dtype: d, shape: [all.length], data: all } }, false);
+      const got = await run(castGraph(d, "f32", all.length), { x: { dtype: d, shape: [all.length], data: all } }, "scalar");
       const wrong = Array.from(all).filter((bits, i) => !Object.is(got[i], Math.fround(decode(bits))) && !(Number.isNaN(got[i]) && Number.isNaN(decode(bits))));
       expect(wrong, d).toEqual([]);
     }
@@ -192,7 +197,7 @@ describe("wasm 16-bit conversions (module-helpers f2h/h2f/f2b/b2f) against runti
       ["f16", numberToHalfBits],
       ["bf16", numberToBfloat16Bits],
     ] as const) {
-      const got = bitsOf(await run(castGraph("f32", d, x.length), { x: { dtype: "f32", shape: [x.length], data: x } }, false));
+      const got = bitsOf(await run(castGraph("f32", d, x.length), { x: { dtype: "f32", shape: [x.length], data: x } }, "scalar"));
       const want = Array.from(x, (v) => encode(v));
       const wrong = want.flatMap((w, i) =>
         got[i] === w || (Number.isNaN(x[i]!) && (got[i]! & 0x7fff) > (d === "f16" ? 0x7c00 : 0x7f80)) ? [] : [[x[i], got[i], w]],

@@ -16,9 +16,16 @@ afterAll(async () => {
   await Promise.all(executors.map((e) => e.close()));
 });
 
-async function runRows(fn: (x: k.Tensor) => k.Tensor, rows: number, cols: number, data: Float32Array, threads = 1): Promise<ArrayLike<number>> {
+async function runRows(
+  fn: (x: k.Tensor) => k.Tensor,
+  rows: number,
+  cols: number,
+  data: Float32Array,
+  threads = 1,
+  relaxedSimd?: boolean,
+): Promise<ArrayLike<number>> {
   const g = k.traceFunction("rows", fn as never, [k.f32([rows, cols])]).graph;
-  const exe = await createWasmExecutor(g, { threads, minParallelWork: 0 });
+  const exe = await createWasmExecutor(g, { threads, minParallelWork: 0, ...(relaxedSimd === undefined ? {} : { relaxedSimd }) });
   executors.push(exe);
   const input = exe.compiled.artifact.buffers.find((b) => b.kind === "input")!.name;
   const out = await exe.run({ [input]: { dtype: "f32", shape: [rows, cols], data } });
@@ -63,10 +70,48 @@ describe("wasm row reductions", () => {
         else expect(got[r]).toBe(m);
       }
     });
-    test(`softmax rows, ${rows}×${cols}`, async () => {
+    test(`softmax rows, ${rows}×${cols}, exp2's Horner steps fused (relaxed SIMD) and not`, async () => {
       expectSoftmaxRows(await runRows((t) => t.softmax(-1), rows, cols, x), x, rows, cols);
+      expectSoftmaxRows(await runRows((t) => t.softmax(-1), rows, cols, x, 1, false), x, rows, cols);
     });
   }
+
+  // The vector row max runs on the f32 bits mapped to ordered integers, NaNs collected apart:
+  // exact against Math.max (which orders −0 below +0 and propagates NaN) for every special value,
+  // in the unrolled loop (lanes 0-31), the one-vector loop (32-35) and the scalar remainder (36).
+  test("row max, 12×37, bit-exact: ±0, ±inf, NaN of either sign, subnormals, in every loop", async () => {
+    const cols = 37;
+    // a NaN with its sign bit set (x86's default NaN), written as bits: a JS NaN stored into a Float32Array may lose its sign
+    const negNaN = 0xffc00000 | 0;
+    const NEG_NAN = -7777;
+    const rowsOf: number[][] = [
+      Array(cols).fill(-0),
+      Array.from({ length: cols }, (_, c) => (c === 20 ? 0 : -0)),
+      Array.from({ length: cols }, (_, c) => (c === 33 ? 0 : -0)),
+      Array.from({ length: cols }, (_, c) => (c === 36 ? 0 : -0)),
+      Array.from({ length: cols }, (_, c) => (c % 5 === 0 ? 0 : -1e-40 * (c + 1))),
+      Array(cols).fill(-Infinity),
+      Array.from({ length: cols }, (_, c) => (c === 7 ? Infinity : -c)),
+      Array.from({ length: cols }, (_, c) => (c === 9 ? NEG_NAN : c)),
+      Array.from({ length: cols }, (_, c) => (c === 34 ? NEG_NAN : -c)),
+      Array.from({ length: cols }, (_, c) => (c === 36 ? Number.NaN : -c)),
+      Array.from({ length: cols }, (_, c) => -3e38 + c * 1e30),
+      Array.from({ length: cols }, (_, c) => 1e-45 * (c % 3) - 2e-45),
+    ];
+    const x = Float32Array.from(rowsOf.flat());
+    const bits = new Int32Array(x.buffer);
+    x.forEach((v, i) => {
+      if (v === NEG_NAN) bits[i] = negNaN;
+    });
+    expect(bits[7 * cols + 9]).toBe(negNaN);
+    const got = await runRows((t) => t.amax(-1), rowsOf.length, cols, x);
+    rowsOf.forEach((_, r) => {
+      let m = -Infinity;
+      for (let c = 0; c < cols; c++) m = Math.max(m, x[r * cols + c]!);
+      if (Number.isNaN(m)) expect(got[r]).toBeNaN();
+      else expect(Object.is(got[r], m), `row ${r}: got ${got[r]}, want ${m}`).toBe(true);
+    });
+  });
 
   // 36 = 16·2 + 4 (four accumulators, then the one-vector loop); 64 = 16·4
   for (const cols of [36, 64]) {
