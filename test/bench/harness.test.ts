@@ -6,7 +6,7 @@ import { describe, expect, test } from "vitest";
 import * as k from "kiln";
 import { seededUniform, type BenchCase } from "../../bench/cases/case.ts";
 import { BENCH_CASES } from "../../bench/cases/all-cases.ts";
-import { compareRows, overheadText } from "../../bench/report.ts";
+import { compareRows, overheadText, withinText } from "../../bench/report.ts";
 import type { Runner } from "../../bench/runner.ts";
 import { timeRunner, type Timing } from "../../bench/timing.ts";
 
@@ -135,6 +135,9 @@ describe("overheadText", () => {
     expect(overheadText(3, 2)).toBe("exe.run − kernels = 1.50× one copy (aim ≤ 1.5×)");
     expect(overheadText(-19.2, 0.87)).toBe("exe.run − kernels ≤ 0 (within timing noise)");
     expect(overheadText(0.6, 0.01)).toBe("exe.run − kernels = 0.60 ms (the I/O is too small to compare with a copy)");
+  });
+  test("exe.run over the kernels plus one copy", () => {
+    expect(withinText(90, 50, 10)).toBe("exe.run / (kernels + one copy) = 1.50× (issue 15's aim ≤ 1.5×)");
   });
 });
 
