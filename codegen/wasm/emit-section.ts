@@ -74,6 +74,8 @@ export interface SectionFunc {
   readonly splitGrain: number;
   /** The memarg offsets in the body that hold buffer bases (FuncBuilder.memAt). */
   readonly relocations: readonly Relocation[];
+  /** The function indices the body calls (helpers and host imports). */
+  readonly calls: ReadonlySet<number>;
 }
 
 interface Region {
@@ -715,6 +717,7 @@ export function emitSection(
     work: domainSize * reduceSize,
     splitGrain,
     relocations: fb.relocations,
+    calls: fb.calls,
   };
 }
 

@@ -10,6 +10,7 @@ export type ValType = typeof I32 | typeof F32 | typeof F64 | typeof V128;
 
 /** Core opcodes (one byte). */
 export const Op = {
+  unreachable: 0x00,
   block: 0x02,
   loop: 0x03,
   if: 0x04,

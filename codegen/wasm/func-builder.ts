@@ -29,6 +29,8 @@ export class FuncBuilder {
   readonly body = new ByteWriter();
   readonly locals: ValType[] = [];
   readonly relocations: Relocation[] = [];
+  /** The functions this body calls (a module carries the helpers its sections call, the others as stubs). */
+  readonly calls = new Set<number>();
 
   constructor(readonly paramCount: number) {}
 
@@ -121,6 +123,7 @@ export class FuncBuilder {
   }
 
   call(fn: number): this {
+    this.calls.add(fn);
     this.body.u8(Op.call).u32(fn);
     return this;
   }

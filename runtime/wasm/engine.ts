@@ -6,6 +6,13 @@
 //   --no-liftoff                      compile every kernel with the optimizing tier up front: the
 //                                     baseline tier runs big kernels several times slower until
 //                                     V8 tiers them up, which made a CNN's first step ~7× a later one
+//   --no-wasm-lazy-compilation        compile every function when the module compiles (async: on
+//                                     V8's background threads, while the runner is set up) rather
+//                                     than at its first call, on the thread that calls it: Node 20's
+//                                     V8 compiles lazily by default, which put the kernels' optimizing
+//                                     compile on the main thread in the first run (an MLP step's
+//                                     first run: ~20 -> ~11 ms of main-thread CPU). Set here, after
+//                                     Node's own start, so Node's internal wasm stays lazy
 // Flags are process-wide, so workers started later see them; the pool sets them in its workers
 // too (a worker may be the first to compile in some hosts). Whether relaxed SIMD works is
 // feature-detected with `WebAssembly.validate`, never assumed from the engine's version.
@@ -15,7 +22,7 @@ interface V8Flags {
 }
 
 /** The V8 flags the wasm runtime sets (also spelled out in the worker source of pool.ts). */
-export const WASM_ENGINE_FLAGS = ["--experimental-wasm-relaxed-simd", "--no-liftoff"] as const;
+export const WASM_ENGINE_FLAGS = ["--experimental-wasm-relaxed-simd", "--no-liftoff", "--no-wasm-lazy-compilation"] as const;
 
 let prepared = false;
 
