@@ -12,6 +12,7 @@ import { CASE_IDS, type CaseId } from "./cases/case.ts";
 import { hostRecord } from "./env.ts";
 import { kilnRunner } from "./kiln-runner.ts";
 import { installNavigatorGpu, type AdapterRecord } from "./navigator-gpu.ts";
+import { handWgslRunner } from "./peers/hand-wgsl.ts";
 import { jaxRunner } from "./peers/jax.ts";
 import { tfjsRunner } from "./peers/tfjs.ts";
 import { torchRunner } from "./peers/torch.ts";
@@ -44,7 +45,7 @@ function runnersFor(target: BenchTarget, cacheDir: string): Runner[] {
       ];
     }
     case "webgpu":
-      return [kilnRunner("webgpu"), tfjsRunner("webgpu", cacheDir), jaxRunner("webgpu")];
+      return [kilnRunner("webgpu"), tfjsRunner("webgpu", cacheDir), jaxRunner("webgpu"), handWgslRunner()];
     default: {
       const never: never = target;
       throw new Error(`unknown target ${String(never)}`);
@@ -173,24 +174,27 @@ async function main(): Promise<void> {
   process.exit(0);
 }
 
-/** The ratios issue 14's aims name (peer time / Kiln time, > 1: Kiln faster), from this run's medians. */
+/** The ratios issue 14's (wasm, cpu) or 15's (webgpu) aims name (peer time / Kiln time, > 1: Kiln faster), from this run's medians. */
 function aimsLine(target: BenchTarget, results: readonly CaseResult[]): string {
   const median = (id: CaseId, runner: (name: string) => boolean): number | undefined => {
     const row = results.find((r) => r.benchCase.id === id)?.rows.find((r) => runner(r.runner));
     return row?.timing.status === "ok" ? row.timing.medianMs : undefined;
   };
-  const kernels = (id: CaseId): number | undefined => {
-    const row = results.find((r) => r.benchCase.id === id)?.rows[0];
+  /** A row's kernel-only time (Kiln: exe.profile; the hand-written kernel: its own dispatch); row 0 is Kiln. */
+  const kernels = (id: CaseId, runner?: string): number | undefined => {
+    const rows = results.find((r) => r.benchCase.id === id)?.rows;
+    const row = runner === undefined ? rows?.[0] : rows?.find((r) => r.runner === runner);
     return row?.timing.status === "ok" ? row.timing.stats?.["kernelMs"] : undefined;
   };
   const kiln = (id: CaseId) => results.find((r) => r.benchCase.id === id)?.rows[0]?.timing;
   const ratio = (label: string, peer: number | undefined, ours: number | undefined, aim: string): string =>
     `  ${label}: ${peer !== undefined && ours !== undefined ? `${(peer / ours).toFixed(2)}×` : "—"} (aim ${aim})`;
-  if (target !== "cpu" && target !== "wasm") return "";
   const ok = (id: CaseId) => {
     const t = kiln(id);
     return t?.status === "ok" ? t.medianMs : undefined;
   };
+  if (target === "webgpu") return webGpuAims(results, median, kernels, ok, ratio);
+  if (target !== "cpu" && target !== "wasm") return "";
   return [
     "\naims (issue 14), peer/kiln on this run (kernel-only where the aim says kernels):",
     ratio(
@@ -237,6 +241,81 @@ function aimsLine(target: BenchTarget, results: readonly CaseResult[]): string {
     ),
     `  matmul 1024³: ${ok("matmul") !== undefined ? `${((2 * 1024 ** 3) / (ok("matmul")! * 1e6)).toFixed(1)} GFLOP/s` : "—"} (aim ≥ 90)`,
   ].join("\n");
+}
+
+type Median = (id: CaseId, runner: (name: string) => boolean) => number | undefined;
+type Ratio = (label: string, peer: number | undefined, ours: number | undefined, aim: string) => string;
+
+/** Issue 15's aims on this run (one adapter for every row): peer/kiln, kernel-only where the aim says kernels. */
+function webGpuAims(
+  results: readonly CaseResult[],
+  median: Median,
+  kernels: (id: CaseId, runner?: string) => number | undefined,
+  ok: (id: CaseId) => number | undefined,
+  ratio: Ratio,
+): string {
+  const has = (id: CaseId): boolean => results.some((r) => r.benchCase.id === id);
+  const best = (id: CaseId): number | undefined => {
+    const times = [median(id, (n) => n === "tfjs-webgpu"), median(id, (n) => n.startsWith("jax-js"))].filter((t): t is number => t !== undefined);
+    return times.length > 0 ? Math.min(...times) : undefined;
+  };
+  const lines = [
+    ...(has("mlp")
+      ? [
+          ratio(
+            "MLP step vs tfjs-webgpu",
+            median("mlp", (n) => n === "tfjs-webgpu"),
+            ok("mlp"),
+            "≥ 4×",
+          ),
+        ]
+      : []),
+    ...(has("mlp")
+      ? [
+          ratio(
+            "MLP step vs jax-js webgpu",
+            median("mlp", (n) => n.startsWith("jax-js")),
+            ok("mlp"),
+            "≥ 4×",
+          ),
+        ]
+      : []),
+    ...(has("cnn")
+      ? [
+          ratio(
+            "CNN step vs jax-js webgpu",
+            median("cnn", (n) => n.startsWith("jax-js")),
+            ok("cnn"),
+            "≥ 2×",
+          ),
+        ]
+      : []),
+    ...(has("transformer")
+      ? [
+          ratio(
+            "transformer step vs jax-js webgpu",
+            median("transformer", (n) => n.startsWith("jax-js")),
+            ok("transformer"),
+            "≥ 4×",
+          ),
+        ]
+      : []),
+    ...(has("matmul")
+      ? [
+          ratio(
+            "matmul 1024³ vs tfjs-webgpu",
+            median("matmul", (n) => n === "tfjs-webgpu"),
+            ok("matmul"),
+            "≥ 3×",
+          ),
+        ]
+      : []),
+    ...(has("elementwise")
+      ? [ratio("elementwise kernels vs the hand-fused vec4 WGSL kernel", kernels("elementwise", "hand-fused WGSL"), kernels("elementwise"), "≥ 1×")]
+      : []),
+    ...(has("softmax") ? [ratio("softmax kernels vs the best peer", best("softmax"), kernels("softmax"), "≥ 1.5×")] : []),
+  ];
+  return lines.length > 0 ? ["\naims (issue 15), peer/kiln on this run (kernel-only where the aim says kernels):", ...lines].join("\n") : "";
 }
 
 // A peer's stray async failure (a worker, a device-lost promise) must not end the whole run.
