@@ -102,7 +102,8 @@ const cases: [string, () => Promise<Timed[]>][] = [
       const fn = (x: k.Tensor, y: k.Tensor) => x.mul(2).add(1).relu().mul(y).sigmoid();
       return [
         await kilnVariant("kiln, one element per thread", fn, [f([EW]), f([EW])], { vectorize: false }),
-        await kilnVariant("kiln, vec4", fn, [f([EW]), f([EW])], {}),
+        await kilnVariant("kiln, vec4, 64 threads x 1 (before)", fn, [f([EW]), f([EW])], { elementwiseShape: { threads: 64, perThread: 1 } }),
+        await kilnVariant("kiln, vec4 (default shape)", fn, [f([EW]), f([EW])], {}),
         handFusedVec4(),
       ];
     },
@@ -113,7 +114,8 @@ const cases: [string, () => Promise<Timed[]>][] = [
       const fn = (x: k.Tensor, b: k.Tensor) => x.add(b).relu();
       return [
         await kilnVariant("kiln, one element per thread", fn, [f([4096, 1024]), f([1024])], { vectorize: false }),
-        await kilnVariant("kiln, vec4", fn, [f([4096, 1024]), f([1024])], {}),
+        await kilnVariant("kiln, vec4, 64 threads x 1 (before)", fn, [f([4096, 1024]), f([1024])], { elementwiseShape: { threads: 64, perThread: 1 } }),
+        await kilnVariant("kiln, vec4 (default shape)", fn, [f([4096, 1024]), f([1024])], {}),
       ];
     },
   ],

@@ -15,6 +15,7 @@ import { assertNever } from "../compiler/util/errors.ts";
 import { formatVarDecl, printDot, printExpr, printForm, printStore } from "../compiler/kernel/print.ts";
 import { sha256Hex } from "../runtime/artifact/hash.ts";
 import { ROW_THREADS_DEFAULT } from "../codegen/wgsl/row-reduce.ts";
+import { PLAIN_SHAPE, type ElementwiseShape } from "../codegen/wgsl/dispatch.ts";
 import type { WebGpuTuning } from "../runtime/artifact/format.ts";
 
 /** What a compile does about tuning: search what the cache lacks (true), read the cache ("cache"), or neither (false). */
@@ -92,6 +93,15 @@ export function sectionKey(s: Section): string {
 
 /** Whether an adapter kind's shaders keep constant-trip loops rolled (codegen/wgsl/dialect.ts's OPAQUE_ZERO): a CPU adapter's, whose JIT time grows with each unrolled copy. */
 export const rolledLoopsFor = (kind: AdapterKind): boolean => kind === "cpu";
+
+/**
+ * The most an elementwise dispatch's workgroups take per adapter kind. A CPU adapter pays for
+ * every workgroup (lavapipe: about 1 µs of a core each, as much as the math of 64 vec4s of
+ * sigmoid(relu(x·2+1)·y)), so it takes 256 invocations of 4 indices each (1024 a workgroup,
+ * 16x fewer workgroups); 256x8 and 256x16 measured slower there, 256x2 and 128x1 in between
+ * (docs/kernels.md). A hardware GPU keeps 64 invocations of one index each.
+ */
+export const defaultElementwiseShape = (kind: AdapterKind): ElementwiseShape => (kind === "cpu" ? { threads: 256, perThread: 4 } : PLAIN_SHAPE);
 
 /** The matmul variant an adapter kind renders by default. */
 export const defaultMatmulForm = (kind: AdapterKind): MatmulForm => (kind === "cpu" ? "registers" : "workgroup");

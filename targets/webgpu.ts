@@ -24,6 +24,7 @@ import {
   adapterText,
   defaultMatmulForm,
   rolledLoopsFor,
+  defaultElementwiseShape,
   tuneModeOf,
   tunePass,
   tuningRecord,
@@ -37,6 +38,7 @@ import type { SearchResult } from "./webgpu-tune-search.ts";
 import { compileTimed } from "../compiler/compile-stats.ts";
 import { cachedPeaks } from "./peaks.ts";
 import { executorProfiling } from "./profile.ts";
+import type { ElementwiseShape } from "../codegen/wgsl/dispatch.ts";
 import { driverOptionsOf, fuseOptionsOf, type OptionKeys } from "./options.ts";
 
 export interface WebGpuOptions extends FuseOptions {
@@ -57,6 +59,12 @@ export interface WebGpuOptions extends FuseOptions {
   readonly rowKernels?: boolean;
   /** The `vector-form` pass: elementwise sections run 4 consecutive elements per thread with vec4 loads and stores (default true). */
   readonly vectorize?: boolean;
+  /**
+   * The most an elementwise dispatch's workgroups take: invocations per workgroup (a power of
+   * two from 64 to 256) and flat indices per invocation (default per adapter kind: 256 and 4 on a
+   * CPU adapter, 64 and 1 on a hardware GPU; targets/webgpu-tune.ts's defaultElementwiseShape).
+   */
+  readonly elementwiseShape?: ElementwiseShape;
   /**
    * Pipeline creation taking longer than `progressAfterMs` (default 1000) reports its progress
    * (pipelines done / total, elapsed): by default as a line on stderr (compiler/debug.ts's
@@ -148,9 +156,12 @@ export const webGpuBackend: Backend<"webgpu", WebGpuOptions, DeviceLayout> = {
   render: (program, _memory, opts, layout) => {
     const placed = layout ?? bug("webgpu render: no device layout");
     // A CPU adapter's JIT pays for every unrolled loop copy: its loops stay rolled (codegen/wgsl/dialect.ts's OPAQUE_ZERO).
-    const cpu = rolledLoopsFor((opts.tuning ?? NO_TUNING).kind);
+    const kind = (opts.tuning ?? NO_TUNING).kind;
+    const cpu = rolledLoopsFor(kind);
+    if (opts.elementwiseShape) checkElementwiseShape(opts.elementwiseShape);
     const r = renderWebGpuProgram(program, placed, opts.limits ?? webGpuDefaultLimits, {
       rolledLoops: cpu,
+      elementwiseShape: opts.elementwiseShape ?? defaultElementwiseShape(kind),
       quickStart: cpu && opts.quickStart !== false,
       shaderF16: opts.shaderF16 === true,
     });
@@ -192,6 +203,17 @@ export const webGpuBackend: Backend<"webgpu", WebGpuOptions, DeviceLayout> = {
   },
   factory: (graph, opts, shared) => createWebGpuExecutor(graph, opts as WebGpuTargetOptions, shared),
 };
+
+/** A caller's elementwiseShape: threads a power of two from 1 to 256 (WebGPU's guaranteed workgroup size), perThread a positive integer. */
+function checkElementwiseShape(shape: ElementwiseShape): void {
+  const { threads, perThread } = shape;
+  if (Number.isSafeInteger(threads) && threads >= 1 && threads <= 256 && (threads & (threads - 1)) === 0 && Number.isSafeInteger(perThread) && perThread >= 1)
+    return;
+  throw new KilnError({
+    code: "invalid-argument",
+    message: `webgpu option elementwiseShape { threads: ${threads}, perThread: ${perThread} }: threads must be a power of two from 1 to 256, perThread a positive integer`,
+  });
+}
 
 export function compileWebGpu(graph: Graph, opts: WebGpuCompileOptions = {}): WebGpuCompiled {
   return compileWith(graph, webGpuBackend, opts, driverOptionsOf(opts));

@@ -19,6 +19,33 @@ const STORAGE_ZERO: Readonly<Record<StorageElement, string>> = { u32: "0u", i32:
 
 export const WORKGROUP_SIZE = 64;
 
+/**
+ * How a dispatch of loop-free sections (elementwise: no reduction, no serial loop) spreads its
+ * threads: `threads` invocations per workgroup, each taking `perThread` of the flat thread
+ * indices, one workgroup's size apart (so a workgroup covers threads·perThread consecutive
+ * ones and neighbouring invocations still touch neighbouring memory). The most a dispatch
+ * uses: render takes less where the dispatch would get under ELEMENTWISE_MIN_WORKGROUPS.
+ */
+export interface ElementwiseShape {
+  readonly threads: number;
+  readonly perThread: number;
+}
+
+/** One index per invocation, WORKGROUP_SIZE a workgroup: every dispatch's shape before issue 15, a hardware GPU's default. */
+export const PLAIN_SHAPE: ElementwiseShape = { threads: WORKGROUP_SIZE, perThread: 1 };
+
+/** A shape is cut down (perThread, then threads) until its dispatch has at least this many workgroups, so every core of a CPU adapter has work. */
+export const ELEMENTWISE_MIN_WORKGROUPS = 64;
+
+/** The shape a dispatch of `count` thread indices renders with: `most`, or less where that leaves it too few workgroups. */
+export function elementwiseShapeFor(count: number, most: ElementwiseShape): ElementwiseShape {
+  let { threads, perThread } = most;
+  const groups = (): number => Math.ceil(count / (threads * perThread));
+  while (perThread > 1 && groups() < ELEMENTWISE_MIN_WORKGROUPS) perThread >>= 1;
+  while (threads > WORKGROUP_SIZE && groups() < ELEMENTWISE_MIN_WORKGROUPS) threads >>= 1;
+  return { threads, perThread };
+}
+
 export interface RenderedDispatch {
   readonly name: string;
   readonly source: string;
@@ -70,6 +97,8 @@ export interface DispatchContext {
   readonly rolledLoops?: boolean;
   /** The device has `shader-f16`: a GPU buffer holding only f16 tensors binds as array<f16> (`enable f16;`). */
   readonly shaderF16?: boolean;
+  /** The most an elementwise dispatch's workgroups take (ElementwiseShape); absent: PLAIN_SHAPE. */
+  readonly elementwiseShape?: ElementwiseShape;
 }
 
 export interface DispatchBindings {

@@ -9,7 +9,7 @@ import type { KernelProgram, MatmulParams } from "../../compiler/kernel/kernel-i
 import type { WebGpuArtifactKernel } from "../../runtime/artifact/format.ts";
 import type { DeviceLayout, Dispatch, WebGpuLimits } from "./layout.ts";
 import { renderDispatch } from "./render-wgsl.ts";
-import type { DispatchContext, RenderedDispatch } from "./dispatch.ts";
+import type { DispatchContext, ElementwiseShape, RenderedDispatch } from "./dispatch.ts";
 import { matmulParamsOf } from "./matmul.ts";
 
 export interface RenderedWebGpuProgram {
@@ -31,6 +31,8 @@ export interface WebGpuRenderOptions {
   readonly quickStart?: boolean;
   /** f16 buffers as array<f16> (the adapter has `shader-f16`). */
   readonly shaderF16?: boolean;
+  /** The most an elementwise dispatch's workgroups take (DispatchContext's; absent: 64 threads, one index each). */
+  readonly elementwiseShape?: ElementwiseShape;
 }
 
 /**
@@ -64,6 +66,7 @@ export function renderWebGpuProgram(program: KernelProgram, layout: DeviceLayout
     gpuBufferBytes: layout.gpuBufferBytes,
     rolledLoops: opts.rolledLoops === true,
     shaderF16: opts.shaderF16 === true,
+    ...(opts.elementwiseShape ? { elementwiseShape: opts.elementwiseShape } : {}),
   };
   const kernels = layout.dispatches.map((d): WebGpuArtifactKernel => {
     const r = renderDispatch(d, ctx);

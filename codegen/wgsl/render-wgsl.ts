@@ -7,13 +7,15 @@ import { sectionSourceNote } from "../../compiler/kernel/print.ts";
 import { bug } from "../../compiler/util/errors.ts";
 import { parallelDepthOf, renderSectionBody, scheduleSection } from "../render/base.ts";
 import type { Section } from "../../compiler/kernel/kernel-ir.ts";
+import type { ScheduleItem } from "../../compiler/kernel/schedule.ts";
 import {
   dispatchBindings,
   foldWorkgroups,
   opaqueZero,
   vectorBindable,
   symbolicDispatch,
-  WORKGROUP_SIZE,
+  elementwiseShapeFor,
+  PLAIN_SHAPE,
   type DispatchContext,
   type RenderedDispatch,
 } from "./dispatch.ts";
@@ -39,6 +41,9 @@ function vectorPlanFor(s: Section, d: Dispatch, ctx: DispatchContext): VectorPla
   if (rowLimitVars(s, ctx.buffers).size > 0) return undefined;
   return plan;
 }
+
+/** Whether a schedule item is or holds a reduction loop. */
+const hasReduce = (item: ScheduleItem): boolean => item.kind === "reduce" || (item.kind === "loop" && item.body.some(hasReduce));
 
 /**
  * A section alone in its dispatch renders in the form its kernel-IR `form` fact names (chosen
@@ -72,10 +77,12 @@ function renderDispatchForm(d: Dispatch, ctx: DispatchContext): RenderedDispatch
   const dialect = wgslDialectFor(ctx.rolledLoops === true);
   const body: string[] = [];
   let threads = 0;
+  let loopFree = true;
   const shrinkable: [Section, number, number][] = [];
   d.sections.forEach((s, i) => {
     const items = scheduleSection(s);
     const depth = parallelDepthOf(s, items);
+    loopFree &&= depth === s.domain.length && !items.some(hasReduce);
     const plan = plans[i];
     const width = plan?.width ?? 1;
     // A vector section's innermost variable steps by the width: each thread takes `width` elements.
@@ -103,9 +110,13 @@ function renderDispatchForm(d: Dispatch, ctx: DispatchContext): RenderedDispatch
     body.push(...sectionBody);
     body.push("  }");
   });
-  const workgroups = foldWorkgroups(Math.ceil(threads / WORKGROUP_SIZE), d.name, ctx.limits.maxComputeWorkgroupsPerDimension);
+  // Elementwise dispatches take the adapter kind's shape (several indices a thread on a CPU adapter); the rest, one each.
+  const shape = loopFree ? elementwiseShapeFor(threads, ctx.elementwiseShape ?? PLAIN_SHAPE) : PLAIN_SHAPE;
+  const perWorkgroup = shape.threads * shape.perThread;
+  const workgroups = foldWorkgroups(Math.ceil(threads / perWorkgroup), d.name, ctx.limits.maxComputeWorkgroupsPerDimension);
   const [nx, ny] = workgroups;
-  const bodyText = body.join("\n");
+  const first = `((wid.z * ${Math.max(ny, 1)}u + wid.y) * ${Math.max(nx, 1)}u + wid.x) * ${perWorkgroup}u + lid`;
+  const bodyText = shape.perThread === 1 ? body.join("\n") : body.map((line) => `  ${line}`).join("\n");
   const size = rowsSizeOf(d.sections, ctx.buffers);
   const rows = size ? readRows(size, access, false, bodyText) : undefined;
   const source = [
@@ -113,15 +124,22 @@ function renderDispatchForm(d: Dispatch, ctx: DispatchContext): RenderedDispatch
     ...decls,
     ...wgslHelpersFor(bodyText),
     "",
-    `@compute @workgroup_size(${WORKGROUP_SIZE})`,
+    `@compute @workgroup_size(${shape.threads})`,
     "fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {",
-    `  let tid = i32(((wid.z * ${Math.max(ny, 1)}u + wid.y) * ${Math.max(nx, 1)}u + wid.x) * ${WORKGROUP_SIZE}u + lid);`,
-    ...opaqueZero(bodyText, gpuBuffers),
-    ...(rows?.lines ?? []),
-    bodyText,
+    ...(shape.perThread === 1
+      ? [`  let tid = i32(${first});`, ...opaqueZero(bodyText, gpuBuffers), ...(rows?.lines ?? []), bodyText]
+      : [
+          ...opaqueZero(bodyText, gpuBuffers),
+          ...(rows?.lines ?? []),
+          `  let kiln_first = i32(${first});`,
+          `  for (var kiln_k = 0; kiln_k < ${shape.perThread}; kiln_k++) { // ${shape.perThread} indices per thread, ${shape.threads} apart`,
+          `    let tid = kiln_first + kiln_k * ${shape.threads};`,
+          bodyText,
+          "  }",
+        ]),
     "}",
     "",
   ].join("\n");
-  const symbolic = symbolicDispatch(shrinkable, ctx.buffers, WORKGROUP_SIZE);
+  const symbolic = symbolicDispatch(shrinkable, ctx.buffers, perWorkgroup);
   return { name: d.name, source, bindings: gpuBuffers, workgroups, ...(symbolic ? { symbolic } : {}) };
 }
