@@ -246,6 +246,10 @@ function aimsLine(target: BenchTarget, results: readonly CaseResult[]): string {
 type Median = (id: CaseId, runner: (name: string) => boolean) => number | undefined;
 type Ratio = (label: string, peer: number | undefined, ours: number | undefined, aim: string) => string;
 
+/** A ratio line with the two times it divides (peer, then Kiln). */
+const withTimes = (line: string, peer: number | undefined, ours: number | undefined): string =>
+  peer !== undefined && ours !== undefined ? `${line}: ${peer.toFixed(1)} / ${ours.toFixed(1)} ms` : line;
+
 /** Issue 15's aims on this run (one adapter for every row): peer/kiln, kernel-only where the aim says kernels. */
 function webGpuAims(
   results: readonly CaseResult[],
@@ -311,9 +315,17 @@ function webGpuAims(
         ]
       : []),
     ...(has("elementwise")
-      ? [ratio("elementwise kernels vs the hand-fused vec4 WGSL kernel", kernels("elementwise", "hand-fused WGSL"), kernels("elementwise"), "≥ 1×")]
+      ? [
+          withTimes(
+            ratio("elementwise kernels vs the hand-fused vec4 WGSL kernel", kernels("elementwise", "hand-fused WGSL"), kernels("elementwise"), "≥ 1×"),
+            kernels("elementwise", "hand-fused WGSL"),
+            kernels("elementwise"),
+          ),
+        ]
       : []),
-    ...(has("softmax") ? [ratio("softmax kernels vs the best peer", best("softmax"), kernels("softmax"), "≥ 1.5×")] : []),
+    ...(has("softmax")
+      ? [withTimes(ratio("softmax kernels vs the best peer", best("softmax"), kernels("softmax"), "≥ 1.5×"), best("softmax"), kernels("softmax"))]
+      : []),
   ];
   return lines.length > 0 ? ["\naims (issue 15), peer/kiln on this run (kernel-only where the aim says kernels):", ...lines].join("\n") : "";
 }

@@ -19,7 +19,7 @@ import {
   type DispatchContext,
   type RenderedDispatch,
 } from "./dispatch.ts";
-import { wgslDialectFor, wgslHelpersFor } from "./dialect.ts";
+import { loopBound, wgslDialectFor, wgslHelpersFor } from "./dialect.ts";
 import type { Dispatch } from "./layout.ts";
 import { matchContraction, matmulParamsOf, matmulVectors, renderRegisterMatmul, renderTiledMatmul } from "./matmul.ts";
 import { renderRowKernel } from "./row-reduce.ts";
@@ -116,7 +116,18 @@ function renderDispatchForm(d: Dispatch, ctx: DispatchContext): RenderedDispatch
   const workgroups = foldWorkgroups(Math.ceil(threads / perWorkgroup), d.name, ctx.limits.maxComputeWorkgroupsPerDimension);
   const [nx, ny] = workgroups;
   const first = `((wid.z * ${Math.max(ny, 1)}u + wid.y) * ${Math.max(nx, 1)}u + wid.x) * ${perWorkgroup}u + lid`;
-  const bodyText = shape.perThread === 1 ? body.join("\n") : body.map((line) => `  ${line}`).join("\n");
+  const inner = body.join("\n");
+  // Several indices a thread: a loop around every section's guarded body (rolled on a CPU adapter, as every constant-trip loop there).
+  const bodyText =
+    shape.perThread === 1
+      ? inner
+      : [
+          `  let kiln_first = i32(${first});`,
+          `  for (var kiln_k = 0; kiln_k < ${loopBound(shape.perThread, ctx.rolledLoops === true)}; kiln_k++) { // ${shape.perThread} indices per thread, ${shape.threads} apart`,
+          `    let tid = kiln_first + kiln_k * ${shape.threads};`,
+          ...body.map((line) => `  ${line}`),
+          "  }",
+        ].join("\n");
   const size = rowsSizeOf(d.sections, ctx.buffers);
   const rows = size ? readRows(size, access, false, bodyText) : undefined;
   const source = [
@@ -126,17 +137,10 @@ function renderDispatchForm(d: Dispatch, ctx: DispatchContext): RenderedDispatch
     "",
     `@compute @workgroup_size(${shape.threads})`,
     "fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {",
-    ...(shape.perThread === 1
-      ? [`  let tid = i32(${first});`, ...opaqueZero(bodyText, gpuBuffers), ...(rows?.lines ?? []), bodyText]
-      : [
-          ...opaqueZero(bodyText, gpuBuffers),
-          ...(rows?.lines ?? []),
-          `  let kiln_first = i32(${first});`,
-          `  for (var kiln_k = 0; kiln_k < ${shape.perThread}; kiln_k++) { // ${shape.perThread} indices per thread, ${shape.threads} apart`,
-          `    let tid = kiln_first + kiln_k * ${shape.threads};`,
-          bodyText,
-          "  }",
-        ]),
+    ...(shape.perThread === 1 ? [`  let tid = i32(${first});`] : []),
+    ...opaqueZero(bodyText, gpuBuffers),
+    ...(rows?.lines ?? []),
+    bodyText,
     "}",
     "",
   ].join("\n");

@@ -35,7 +35,7 @@ describe("elementwise dispatch shape (no device)", () => {
   test("a CPU adapter's elementwise kernel: 256 invocations of 4 indices, 1024 indices a workgroup", () => {
     const [kernel] = kernelsOf(trace(chain, [f([FULL]), f([FULL])]));
     expect(kernel!.source).toContain("@workgroup_size(256)");
-    expect(kernel!.source).toContain("for (var kiln_k = 0; kiln_k < 4; kiln_k++) { // 4 indices per thread, 256 apart");
+    expect(kernel!.source).toContain("for (var kiln_k = 0; kiln_k < 4 + kiln_zero; kiln_k++) { // 4 indices per thread, 256 apart");
     expect(kernel!.source).toContain("let tid = kiln_first + kiln_k * 256;");
     expect(kernel!.source).toContain(", 4 elements per thread (vec4)");
     expect(kernel!.workgroups).toEqual([FULL / 4 / 1024, 1, 1]);
@@ -78,6 +78,10 @@ describe("elementwise dispatch shape (no device)", () => {
     const [kernel] = kernelsOf(g, { elementwiseShape: { threads: 128, perThread: 2 } });
     expect(kernel!.source).toContain("@workgroup_size(128)");
     expect(kernel!.workgroups).toEqual([FULL / 4 / 256, 1, 1]);
+    // a hardware adapter's loops keep their constant trip count (codegen/wgsl/dialect.ts's OPAQUE_ZERO is for CPU adapters)
+    const [unrolled] = kernelsOf(g, { tuning: { kind: "discrete" }, elementwiseShape: { threads: 256, perThread: 4 } });
+    expect(unrolled!.source).toContain("for (var kiln_k = 0; kiln_k < 4; kiln_k++) {");
+    expect(unrolled!.source).not.toContain("kiln_zero");
     const err = thrownKilnError(() => compileWebGpu(g, { elementwiseShape: { threads: 100, perThread: 1 } }));
     expect(err.diag.code).toBe("invalid-argument");
     expect(err.message).toMatch(/elementwiseShape \{ threads: 100, perThread: 1 \}: threads must be a power of two from 1 to 256/);
