@@ -459,8 +459,13 @@ function canonicalGemm(s: Section, buffers: BufferDecl[], shared?: SharedRowPack
   const packs: Kernel[] = [];
   const packTo = (id: ExprId, vars: readonly IndexVar[], index: IndexExpr, shape: readonly number[]): number =>
     packOperand(s, id, vars, index, shape, buffers, packs);
-  const rowPack = shared?.buffer ?? packTo(rowSide, [...batch, ...rowVars, ...kVars], flatIndex([b, mi, k], [B, M, K]), [B, M, K]);
-  if (shared) shared.buffer = rowPack;
+  // A row operand already laid out as its pack would be (linear's x [m, k], row-major) is read in
+  // place: the copy would cost a launch and a pass over it for nothing (the MLP step's forward
+  // GEMMs copied x and each hidden activation every step).
+  const rowPack = inPackedLayout(s.exprs[rowSide]!, [...batch, ...rowVars, ...kVars])
+    ? undefined
+    : (shared?.buffer ?? packTo(rowSide, [...batch, ...rowVars, ...kVars], flatIndex([b, mi, k], [B, M, K]), [B, M, K]));
+  if (shared && rowPack !== undefined) shared.buffer = rowPack;
   let colPack: number;
   let colIndex: IndexExpr;
   if (layout === "panels") {
@@ -475,7 +480,7 @@ function canonicalGemm(s: Section, buffers: BufferDecl[], shared?: SharedRowPack
   }
   const rowIndex = flatIndex([b, mi, k], [B, M, K]);
   const replaced = s.exprs.map((e, id): KExpr => {
-    if (id === rowSide) return { op: "load", buffer: rowPack, index: rowIndex, valid: [], dtype: "f32" };
+    if (id === rowSide && rowPack !== undefined) return { op: "load", buffer: rowPack, index: rowIndex, valid: [], dtype: "f32" };
     if (id === colSide) return { op: "load", buffer: colPack, index: colIndex, valid: [], dtype: "f32" };
     // one sum over k = every k variable's digits; the outer sum then runs over nothing
     if (outer !== undefined && id === dot.reduce) return { ...contraction, vars: [gk] };
@@ -505,6 +510,23 @@ function canonicalGemm(s: Section, buffers: BufferDecl[], shared?: SharedRowPack
     n: N,
     outerSum: outer !== undefined,
   };
+}
+
+/**
+ * Whether `e` already reads what a pack over `vars` would hold (P[v0][v1]…, row-major): an
+ * unmasked f32 load, affine in exactly those variables, with their row-major strides (any
+ * constant offset).
+ */
+function inPackedLayout(e: KExpr, vars: readonly IndexVar[]): boolean {
+  if (e.op !== "load" || e.dtype !== "f32" || e.valid === false || e.valid.length > 0 || indexDataRefs(e.index).size > 0) return false;
+  const names = new Set(vars.map((v) => v.name));
+  if ([...indexVars(e.index)].some((n) => !names.has(n))) return false;
+  let stride = 1;
+  for (let i = vars.length - 1; i >= 0; i--) {
+    if (linearStride(e.index, vars[i]!.name) !== stride) return false;
+    stride *= vars[i]!.extent;
+  }
+  return true;
 }
 
 /**
