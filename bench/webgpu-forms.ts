@@ -131,6 +131,25 @@ const cases: [string, () => Promise<Timed[]>][] = [
       );
     },
   ],
+  [
+    "linear x·Wᵀ, x [1024, 1024], W [256, 1024] (the transformer's mlp.2 forward): both operands read along k",
+    async () => {
+      const xwt = (x: k.Tensor, w: k.Tensor) => x.matmul(w.t());
+      const xw = (x: k.Tensor, w: k.Tensor) => x.matmul(w);
+      const specs = [f([1024, 1024]), f([256, 1024])];
+      return [
+        await kilnVariant("kiln x·Wᵀ, registers, k vec4 (CPU default)", xwt, specs, { tiledMatmul: "always" }),
+        await kilnVariant("kiln x·Wᵀ, registers, one k at a time", xwt, specs, { tiledMatmul: "always", kVectors: false }),
+        await kilnVariant("kiln x·Wᵀ, registers unroll=4", xwt, specs, {
+          tiledMatmul: "always",
+          kVectors: false,
+          matmulParams: { rows: 8, cols: 8, threads: 64, unroll: 4 },
+        }),
+        await kilnVariant("kiln x·Wᵀ, workgroup tiles", xwt, specs, { tiledMatmul: "always", matmulForm: "workgroup" }),
+        await kilnVariant("kiln x·W (W [1024, 256]), registers", xw, [f([1024, 1024]), f([1024, 256])], { tiledMatmul: "always" }),
+      ];
+    },
+  ],
 ];
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;

@@ -137,6 +137,12 @@ const bindCopies = (vars: readonly IndexVar[], suffix: string, indent: string): 
 export interface MatmulVectors {
   readonly lhs?: number;
   readonly rhs?: number;
+  /**
+   * Both operands read as vec4 along k (a linear's x·Wᵀ: rows and columns at a long stride, k
+   * contiguous on both sides), 4 k steps per iteration: the buffers of the lhs and the rhs.
+   */
+  readonly kLhs?: number;
+  readonly kRhs?: number;
 }
 
 /** The buffer of an operand that is one unmasked f32 load, contiguous and 4-aligned along `v`; else undefined. */
@@ -152,8 +158,13 @@ function vectorOperand(s: Section, side: Contraction["lhs"], v: string): number 
  * them; the lhs when it is read along k and the k loop is unrolled by a multiple of 4 with
  * no row guard. The caller binds those buffers as vec4 where it can (vectorBindable).
  */
-export function matmulVectors(s: Section, c: Contraction, p: MatmulParams): MatmulVectors {
+export function matmulVectors(s: Section, c: Contraction, p: MatmulParams, kVectors = false): MatmulVectors {
   const rhs = c.cols.length === 1 && p.cols % VECTOR_WIDTH === 0 && c.N % p.cols === 0 ? vectorOperand(s, c.rhs, c.cols[0]!.name) : undefined;
+  if (kVectors && rhs === undefined && c.k.extent % VECTOR_WIDTH === 0) {
+    const kLhs = vectorOperand(s, c.lhs, c.k.name);
+    const kRhs = vectorOperand(s, c.rhs, c.k.name);
+    if (kLhs !== undefined && kRhs !== undefined) return { kLhs, kRhs };
+  }
   const lhs = p.unroll % VECTOR_WIDTH === 0 && c.k.extent >= p.unroll && c.M % p.rows === 0 ? vectorOperand(s, c.lhs, c.k.name) : undefined;
   return { ...(lhs !== undefined ? { lhs } : {}), ...(rhs !== undefined ? { rhs } : {}) };
 }
@@ -367,7 +378,23 @@ export function renderRegisterMatmul(
   const kEnd = kRows ? limitName(kv) : loopBound(K, rolled);
   const unrolled = kRows ? (U > 1 ? "kiln_unrolled" : "0") : loopBound(unrolledAtMax, rolled);
   if (kRows) body.push(`  ${kRows.decl.trim()}`, ...(U > 1 ? [`  let kiln_unrolled: i32 = ${kEnd} - ${kEnd} % ${U};`] : []));
-  if (unrolledAtMax > 0) {
+  const kVec = vectors.kLhs !== undefined && vectors.kRhs !== undefined && !kRows;
+  if (kVec) {
+    // 4 k steps per iteration, each operand one vec4 along k; the fmas in k order (the bits of one step at a time).
+    const kLoad = (name: string, side: Contraction["lhs"], binds: readonly string[], flat: string, bound: number | undefined): string[] => {
+      const load = vectorLoad(side, binds).replace("@", name);
+      return bound === undefined ? [`    var ${name}: vec4<f32>; ${load}`] : [`    var ${name}: vec4<f32> = vec4<f32>(0.0f); if (${flat} < ${bound}) ${load}`];
+    };
+    body.push(`  for (var k0: i32 = 0; k0 < ${loopBound(K, rolled)}; k0 += ${W}) {`, `    let ${kv}: i32 = k0;`);
+    for (let i = 0; i < RM; i++) body.push(...kLoad(`av${i}`, c.lhs, bindSide(c.rows, rowAt(i), i, ""), rowAt(i), M % RM === 0 ? undefined : M));
+    for (let j = 0; j < RN; j++) body.push(...kLoad(`bv${j}`, c.rhs, bindSide(c.cols, colAt(j), j, ""), colAt(j), N % RN === 0 ? undefined : N));
+    for (let i = 0; i < RM; i++)
+      for (let j = 0; j < RN; j++) {
+        const a = `acc${i * RN + j}`;
+        body.push(`    ${a} = ${["x", "y", "z", "w"].reduce((acc, l) => `fma(av${i}.${l}, bv${j}.${l}, ${acc})`, a)};`);
+      }
+    body.push(`  }`);
+  } else if (unrolledAtMax > 0) {
     body.push(`  for (var k0: i32 = 0; k0 < ${unrolled}; k0 += ${U}) {`);
     for (let u = 0; u < U; u++) {
       // A vec4 lhs: each row's next 4 k values in one load, at every 4th step.
@@ -380,7 +407,7 @@ export function renderRegisterMatmul(
     }
     body.push(`  }`);
   }
-  if (kRows || unrolledAtMax < K)
+  if (!kVec && (kRows || unrolledAtMax < K))
     body.push(`  for (var ${kv}: i32 = ${kRows ? (unrolledAtMax > 0 ? unrolled : "0") : unrolledAtMax}; ${kv} < ${kEnd}; ${kv}++) {`, ...step(""), `  }`);
   body.push(
     // Rolled, the epilogue indexes a var array (a let array indexed at run time is copied at each access).
@@ -402,7 +429,7 @@ export function renderRegisterMatmul(
   const reading = kRows ? readRows(kRows.size, b.access, false, body.join("\n")) : undefined;
   const bodyText = [...(reading?.lines ?? []), ...body].join("\n");
   const source = [
-    `// ${d.name}: register-blocked matmul, ${RM}x${RN} outputs per thread (columns ${vectors.rhs !== undefined ? `in 4s, ${W * blocksN}` : blocksN} apart), k unrolled by ${U}${vectors.lhs !== undefined ? ", vec4 lhs" : ""}${vectors.rhs !== undefined ? ", vec4 rhs" : ""}, no workgroup memory`,
+    `// ${d.name}: register-blocked matmul, ${RM}x${RN} outputs per thread (columns ${vectors.rhs !== undefined ? `in 4s, ${W * blocksN}` : blocksN} apart), ${kVec ? "k in vec4 steps on both operands" : `k unrolled by ${U}`}${vectors.lhs !== undefined ? ", vec4 lhs" : ""}${vectors.rhs !== undefined ? ", vec4 rhs" : ""}, no workgroup memory`,
     ...sourceComment(s),
     ...b.decls,
     ...wgslHelpersFor(bodyText),

@@ -33,6 +33,8 @@ export interface WebGpuRenderOptions {
   readonly shaderF16?: boolean;
   /** The most an elementwise dispatch's workgroups take (DispatchContext's; absent: 64 threads, one index each). */
   readonly elementwiseShape?: ElementwiseShape;
+  /** Register matmuls read operands contiguous along k as vec4s (DispatchContext's, for a CPU adapter). */
+  readonly kVectors?: boolean;
 }
 
 /**
@@ -65,6 +67,7 @@ export function renderWebGpuProgram(program: KernelProgram, layout: DeviceLayout
     buffers: program.buffers,
     gpuBufferBytes: layout.gpuBufferBytes,
     rolledLoops: opts.rolledLoops === true,
+    kVectors: opts.kVectors === true,
     shaderF16: opts.shaderF16 === true,
     ...(opts.elementwiseShape ? { elementwiseShape: opts.elementwiseShape } : {}),
   };

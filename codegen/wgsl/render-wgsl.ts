@@ -64,8 +64,13 @@ function renderDispatchForm(d: Dispatch, ctx: DispatchContext): RenderedDispatch
     const rolled = ctx.rolledLoops === true;
     if (form.form === "workgroup") return renderTiledMatmul(d, contraction, dispatchBindings(d, ctx), ctx.limits, params, rolled, ctx.buffers);
     // vec4 operands where their buffers can be bound so (and not both the same GPU buffer read two ways).
-    const wanted = matmulVectors(only, contraction, params);
-    const vectors = Object.fromEntries(Object.entries(wanted).filter(([, b]) => vectorBindable(d, ctx, [b])));
+    const wanted = matmulVectors(only, contraction, params, ctx.kVectors === true);
+    const kept = Object.fromEntries(Object.entries(wanted).filter(([, b]) => vectorBindable(d, ctx, [b])));
+    // the k-vector pair goes together: both operands along k, or neither
+    const vectors =
+      kept["kLhs"] !== undefined && kept["kRhs"] !== undefined
+        ? kept
+        : { ...(kept["lhs"] !== undefined ? { lhs: kept["lhs"] } : {}), ...(kept["rhs"] !== undefined ? { rhs: kept["rhs"] } : {}) };
     const vectorGpu = new Set(Object.values(vectors).map((b) => ctx.place[b]!.gpuBuffer));
     return renderRegisterMatmul(d, contraction, dispatchBindings(d, ctx, vectorGpu), ctx.limits, params, vectors, rolled, ctx.buffers);
   }

@@ -99,6 +99,26 @@ describe("tiled matmul selection (no device)", () => {
   });
 });
 
+describe("operands along k (no device)", () => {
+  test("x·Wᵀ reads both operands as vec4s along k on a CPU adapter (the default kind here), one k at a time with kVectors off or k not a multiple of 4", () => {
+    const source = (specs: k.InputSpec[], opts: { kVectors?: boolean } = {}) =>
+      compileWebGpu(
+        trace((x, w) => F.linear(x, w), specs),
+        { tiledMatmul: "always", ...opts },
+      ).artifact.kernels[0]!.source;
+    expect(source([f([64, 32]), f([48, 32])])).toContain("k in vec4 steps on both operands");
+    expect(source([f([64, 32]), f([48, 32])], { kVectors: false })).toContain("k unrolled by 1");
+    expect(source([f([64, 30]), f([48, 30])])).toContain("k unrolled by 1");
+    // x·W reads W along its columns: the rhs vec4s stay
+    expect(
+      compileWebGpu(
+        trace((x, w) => x.matmul(w), [f([64, 32]), f([32, 48])]),
+        { tiledMatmul: "always" },
+      ).artifact.kernels[0]!.source,
+    ).toContain("vec4 rhs");
+  });
+});
+
 describe("convolutions as implicit GEMMs (no device)", () => {
   // conv 8→64 3x3 pad 1 over 2x8x8: forward [128 pixels, k=72] x [72, 64]; filter gradient
   // rows (in channel, kh, kw) = 72 flattened, columns the 64 out channels, k = 128 pixels.
@@ -174,6 +194,16 @@ describe.skipIf(!env.available)("tiled matmul on the device", () => {
     // 13-26 s for any kernel unrolled by 4 (against 1 s by 3): on the device under KILN_FULL only;
     // the suite below has Dawn validate the shader without running it.
     ...(FULL ? [VEC4_CASE] : []),
+    // A linear's x·Wᵀ: both operands contiguous along k, read as vec4s 4 k steps at a time (a CPU
+    // adapter's default); odd rows and columns (guarded vec4 loads at the block edges), k = 36.
+    [
+      "registers, rows=2 cols=4: linear x·Wᵀ + bias, relu (k in vec4 steps on both operands)",
+      "registers",
+      "2x4 outputs per thread (columns 12 apart), k in vec4 steps on both operands",
+      ((x, w, b) => F.linear(x, w, b).relu()) as Fn,
+      [f([70, 36]), f([45, 36]), f([45])] as k.InputSpec[],
+      { rows: 2, cols: 4, threads: 16, unroll: 1 },
+    ] as const,
     // A convolution's forward, input gradient and filter gradient (rows: in channel, kh, kw),
     // in 2x4 blocks: each block row/column copies the im2col operand, and lavapipe's JIT time grows with it.
     [
