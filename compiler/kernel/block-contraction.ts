@@ -285,7 +285,7 @@ function blockOneSection(s: Section, packed = false): Section {
   const kContiguous = loads.every((l) => linearStride(l.index, kVar.name) === 1);
   const leftSmaller = rowVar.extent <= colVar.extent;
   if (packed || (colContiguous && colVar.extent % LANES === 0)) {
-    const rows = largestDivisor(rowVar.extent, [4, 2, 1]);
+    const rows = largestDivisor(rowVar.extent, [4, 3, 2, 1]);
     const vectors = packed ? PANEL / LANES : largestDivisor(colVar.extent / LANES, [2, 1]);
     return copyBlock(s, rowVar, colVar, rows, vectors * LANES, true, leftSmaller);
   }
@@ -335,6 +335,8 @@ function freeVars(exprs: readonly KExpr[]): Set<string>[] {
 
 /** Rows that make transposing a dot form's column operand into panels pay (each panel is re-read per row block). */
 const DOT_PACK_MIN_ROWS = 32;
+/** Outputs of a GEMM whose sides may swap so its columns fill panels (canonicalGemm). */
+const SWAP_MAX_OUTPUTS = 1 << 16;
 /** Contractions smaller than this many multiply-adds keep their form (packing costs two launches). */
 const GEMM_MIN_MACS = 1 << 16;
 
@@ -402,11 +404,19 @@ function canonicalGemm(s: Section, buffers: BufferDecl[], shared?: SharedRowPack
   if (batch.length + lhsOnly.length + rhsOnly.length !== domain.length || lhsOnly.length === 0 || rhsOnly.length === 0) return undefined;
   // Columns (the lane axis) are the side holding the innermost domain variable: the stores run along it.
   const inner = domain[domain.length - 1]!;
-  const lhsIsColumns = lhsOnly.includes(inner);
+  const size = (vs: readonly IndexVar[]): number => vs.reduce((a, v) => a * v.extent, 1);
+  let lhsIsColumns = lhsOnly.includes(inner);
   if (!lhsIsColumns && !rhsOnly.includes(inner)) return undefined;
+  // …unless that side's width would leave the dot form (not a multiple of 4) where the other
+  // side fills 8-column panels and the output is small beside k (conv1's filter gradient:
+  // 32 filters × 9 taps summed over 50176 pixels): the column form's FMA block then runs and
+  // the scattered stores are few. (Not with a symbolic batch: the rows' masks stay where they were.)
+  const [sideRows, sideCols] = lhsIsColumns ? [size(rhsOnly), size(lhsOnly)] : [size(lhsOnly), size(rhsOnly)];
+  const outputs = size(batch) * sideRows * sideCols;
+  const swap = sideCols % LANES !== 0 && sideRows % PANEL === 0 && outputs <= SWAP_MAX_OUTPUTS && size(kVars) >= 8 * outputs;
+  if (swap && !buffers.some((b) => b.symbolic)) lhsIsColumns = !lhsIsColumns;
   const [rowSide, colSide] = lhsIsColumns ? [dot.rhs, dot.lhs] : [dot.lhs, dot.rhs];
   const [rowVars, colVars] = lhsIsColumns ? [rhsOnly, lhsOnly] : [lhsOnly, rhsOnly];
-  const size = (vs: readonly IndexVar[]): number => vs.reduce((a, v) => a * v.extent, 1);
   const [B, M, N, K] = [size(batch), size(rowVars), size(colVars), size(kVars)];
   if (B * M * N * K < GEMM_MIN_MACS) return undefined;
   const plain = (id: ExprId, vars: readonly IndexVar[]): boolean => {
@@ -470,7 +480,11 @@ function canonicalGemm(s: Section, buffers: BufferDecl[], shared?: SharedRowPack
   let colIndex: IndexExpr;
   if (layout === "panels") {
     colIndex = flatIndex([b, divIndex(ni, PANEL), k, modIndex(ni, PANEL)], [B, N / PANEL, K, PANEL]);
-    colPack = packTo(colSide, [...batch, ...colVars, ...kVars], colIndex, [B, N / PANEL, K, PANEL]);
+    // A column side that is one plain variable (a gradient's output channels) copies with it
+    // innermost: a panel row's eight floats are then stored together (v128), instead of eight
+    // passes over the panels storing one float in each row.
+    const plainColumns = colVars.length === 1 && colLoad.op === "load" && linearStride(colLoad.index, colVars[0]!.name) !== undefined && N <= PANEL * 8;
+    colPack = packTo(colSide, plainColumns ? [...batch, ...kVars, ...colVars] : [...batch, ...colVars, ...kVars], colIndex, [B, N / PANEL, K, PANEL]);
   } else if (layout === "kn") {
     colIndex = flatIndex([b, k, ni], [B, K, N]);
     colPack = packTo(colSide, [...batch, ...kVars, ...colVars], colIndex, [B, K, N]);

@@ -77,7 +77,7 @@ const FORMS: readonly Form[] = [
     k: 27,
   },
   // Big enough for canonicalGemm (≥ 65536 multiply-adds): packed operands, 8-column panels
-  // (n % 8 = 0), a [k][n] pack (n % 4 = 0) or the dot form over [n][k] packs (n = 9).
+  // (n % 8 = 0), a [k][n] pack (n % 4 = 0), swapped sides or the dot form over [n][k] packs (n = 9).
   {
     name: "conv2d 4×8×10×10 ⊛ 16×8×3×3, pad 1, as a packed GEMM (panels)",
     packs: true,
@@ -108,11 +108,20 @@ const FORMS: readonly Form[] = [
     k: 4 * 10 * 10,
   },
   {
-    name: "conv2d filter gradient, one input channel (n = 9: dot form), 8×1×12×12 ⊛ 8×1×3×3, pad 1",
+    // n = 9 taps would take the dot form; 8 filters fill a panel, so the sides swap: 3-row
+    // blocks (the taps) over one 8-filter panel, packed with the filters innermost
+    name: "conv2d filter gradient, one input channel (sides swapped: 9 rows × 8 filters), 8×1×12×12 ⊛ 8×1×3×3, pad 1",
     packs: true,
     fn: (x, w, g) => k.grad((ww: k.Tensor) => F.conv2d(x, ww, undefined, { padding: 1 }).mul(g).sum())(w) as k.Tensor,
     specs: [k.f32([8, 1, 12, 12]), k.f32([8, 1, 3, 3]), k.f32([8, 8, 12, 12])],
     k: 8 * 12 * 12,
+  },
+  {
+    name: "conv2d filter gradient, one input channel, 6 filters (n = 9 and m = 6: the dot form over [n][k] packs), 16×1×12×12 ⊛ 6×1×3×3, pad 1",
+    packs: true,
+    fn: (x, w, g) => k.grad((ww: k.Tensor) => F.conv2d(x, ww, undefined, { padding: 1 }).mul(g).sum())(w) as k.Tensor,
+    specs: [k.f32([16, 1, 12, 12]), k.f32([6, 1, 3, 3]), k.f32([16, 6, 12, 12])],
+    k: 16 * 12 * 12,
   },
   {
     name: "conv2d input gradient, stride 2, pad 1, 4×8×13×13 ⊛ 16×8×3×3",
