@@ -108,6 +108,7 @@ export const Simd = {
   i32x4Neg: 0xa1,
   i32x4Shl: 0xab,
   i32x4ShrS: 0xac,
+  i32x4ShrU: 0xad,
   i32x4Add: 0xae,
   i32x4Sub: 0xb1,
   i32x4Mul: 0xb5,

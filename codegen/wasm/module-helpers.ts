@@ -136,9 +136,8 @@ const EXP2_POLY = [
   1.000000000554173, 0.6931472057374515, 0.24022646890605756, 0.05550328776558061, 0.0096184889587284, 0.001339993138457776, 0.0001534581195438325,
 ];
 
-/** 1.5·2²³: x + this rounds x (|x| < 2²²) to an integer held in the low mantissa bits. */
+/** 1.5·2²³ (bits 0x4b400000): x + this rounds x (|x| < 2²²) to an integer held in the low mantissa bits. */
 const EXP2_ROUND_MAGIC = 12582912;
-const EXP2_ROUND_MAGIC_BITS = 0x4b400000;
 
 function vexp2(): DefinedFunc {
   const fb = new FuncBuilder(1);
@@ -156,7 +155,7 @@ export function emitExp2(fb: FuncBuilder, x: number, fma = false): void {
   const n = fb.local(V128);
   const f = fb.local(V128);
   const p = fb.local(V128);
-  const ni = fb.local(V128);
+  const sum = fb.local(V128);
   const n1 = fb.local(V128);
   const splat = (v: number): void => void fb.f32(v).simd(Simd.f32x4Splat);
   // clamp to [-151, 129]: beyond, the result is 0 or inf anyway. pmax/pmin (one instruction
@@ -170,8 +169,7 @@ export function emitExp2(fb: FuncBuilder, x: number, fma = false): void {
   // mantissa bits hold n as an integer, so no float → int conversion is needed.
   fb.get(x);
   splat(EXP2_ROUND_MAGIC);
-  fb.simd(Simd.f32x4Add).tee(n);
-  fb.i32(EXP2_ROUND_MAGIC_BITS).simd(Simd.i32x4Splat).simd(Simd.i32x4Sub).set(ni);
+  fb.simd(Simd.f32x4Add).tee(n).set(sum);
   fb.get(n);
   splat(EXP2_ROUND_MAGIC);
   fb.simd(Simd.f32x4Sub).set(n);
@@ -190,15 +188,21 @@ export function emitExp2(fb: FuncBuilder, x: number, fma = false): void {
       fb.simd(Simd.f32x4Add).set(p);
     }
   }
-  fb.get(ni).i32(1).simd(Simd.i32x4ShrS).set(n1);
-  const scale = (pushExp: () => void): void => {
-    pushExp();
-    fb.i32(127).simd(Simd.i32x4Splat).simd(Simd.i32x4Add).i32(23).simd(Simd.i32x4Shl);
-  };
-  fb.get(p);
-  scale(() => fb.get(n1));
+  // 2^n = 2^n1 · 2^(n − n1), n1 = floor(n / 2), each factor's exponent field shifted straight
+  // out of the sum's bits (1.5·2²³ + n): the constant's own bits vanish in both shifts (its
+  // low 9 bits are 0, and so are those of half of it), so n1 << 23 = (sum >> 1) << 23 and
+  // n << 23 = sum << 23, modulo 2³²: no subtraction of the constant's bits, one splat fewer.
+  fb.get(sum).i32(1).simd(Simd.i32x4ShrU).i32(23).simd(Simd.i32x4Shl).set(n1);
+  const bias = (): void =>
+    void fb
+      .i32(127 << 23)
+      .simd(Simd.i32x4Splat)
+      .simd(Simd.i32x4Add);
+  fb.get(p).get(n1);
+  bias();
   fb.simd(Simd.f32x4Mul);
-  scale(() => fb.get(ni).get(n1).simd(Simd.i32x4Sub));
+  fb.get(sum).i32(23).simd(Simd.i32x4Shl).get(n1).simd(Simd.i32x4Sub);
+  bias();
   fb.simd(Simd.f32x4Mul);
 }
 
