@@ -82,6 +82,11 @@ export class QuietWait {
     else this.estimateMs += (took - this.estimateMs) * FOLLOW;
   }
 
+  /** Starts from another wait's learnt time when this one has none (a profiled run's kernels: a plain run's time bounds them). */
+  seed(ms: number): void {
+    if (this.estimateMs === 0) this.estimateMs = ms;
+  }
+
   /** The learnt time of the work, in ms (0 before a wait). */
   get expectedMs(): number {
     return this.estimateMs;
