@@ -36,7 +36,12 @@ export class QuietWait {
   /** Maps asked for and cancelled while the work was still running (a count for tests). */
   cancelled = 0;
 
-  constructor(readonly enabled: boolean) {}
+  readonly enabled: boolean;
+
+  /** Enabled only where `setImmediate` exists (Node): a browser's maps are not polled from script. */
+  constructor(enabled: boolean) {
+    this.enabled = enabled && typeof setImmediate === "function";
+  }
 
   /**
    * Maps `size` bytes of `buffer` for reading once the work submitted at `submittedAt`

@@ -309,20 +309,36 @@ export class WebGpuArtifactRunner implements ResidentOwner {
     this.sharesState = sharedSlots !== undefined;
     this.sharedNames = sharedSlots ? shared!.names : undefined;
     this.resident = sharedSlots ? shared!.resident : new Map();
+    const fresh: GPUBuffer[] = [];
     this.slots = artifact.memory.slotBytes.map((bytes, i) => {
       const size = Math.max(ELEMENT_BYTES, Math.ceil(bytes / 4) * 4);
       const name = sharedSlots?.get(i);
-      if (name === undefined) return createBuffer(device, { size, usage, label: `${artifact.name}/slot${i}` });
+      if (name === undefined) {
+        const buffer = createBuffer(device, { size, usage, label: `${artifact.name}/slot${i}` });
+        fresh.push(buffer);
+        return buffer;
+      }
       let buffer = shared!.buffers.get(name);
       if (!buffer || buffer.size < size) {
         // The first runner to bind a state entry makes its buffer (a later one needing more is not expected: one tensor per slot).
         if (buffer) throw new Error(`artifact ${artifact.name}: shared state '${name}' needs ${size} bytes, its buffer has ${buffer.size}`);
         buffer = createBuffer(device, { size, usage, label: `state/${name}` });
         shared!.buffers.set(name, buffer);
+        fresh.push(buffer);
       }
       this.borrowed.add(i);
       return buffer;
     });
+    // The slots the host writes get their first contents from the host, whole: Dawn (Vulkan,
+    // measured on lavapipe) writes a buffer in place only if no command initialized it first
+    // (a warm-up dispatch, a lazy clear); else every later writeBuffer goes through a fresh
+    // staging allocation (the 16M elementwise run's two 64 MB inputs: ~150 ms each, then ~10).
+    const inputSlots = new Set(artifact.inputs.map((io) => this.slots[artifact.buffers[io.buffer]!.slot]!));
+    const written = fresh.filter((b) => inputSlots.has(b));
+    if (written.length > 0) {
+      const zeros = new Uint8Array(Math.max(...written.map((b) => b.size)));
+      for (const b of written) device.queue.writeBuffer(b, 0, zeros, 0, b.size);
+    }
     let scratchBytes = 0;
     for (const c of artifact.memory.copies) {
       const from = this.placeOf(c.output);

@@ -141,6 +141,50 @@ describe.skipIf(!env.available)("webgpu runtime", () => {
   });
 });
 
+describe.skipIf(!env.available)("webgpu input slots", () => {
+  test("each slot an input lives in is written whole by the host before any command uses it", async () => {
+    // A fresh kernel (a constant no other test uses), so the runner warms its pipeline up with a dispatch over the slots.
+    const fn = (x: k.Tensor, y: k.Tensor) => x.mul(3.0625).add(y).exp();
+    const ref = await k.compile(fn, [k.f32([300]), k.f32([300])], { target: "reference" });
+    const { artifact } = compileWebGpu(ref.graph, { limits: env.context!.limits });
+    const queue = env.context!.device.queue;
+    const events: string[] = [];
+    const submit = queue.submit.bind(queue);
+    const writeBuffer = queue.writeBuffer.bind(queue);
+    queue.submit = (buffers) => {
+      events.push("submit");
+      submit(buffers);
+    };
+    queue.writeBuffer = ((buffer: GPUBuffer, offset: number, data: BufferSource, dataOffset?: number, size?: number) => {
+      events.push(`${buffer.label} ${offset} ${size ?? data.byteLength} of ${buffer.size}`);
+      writeBuffer(buffer, offset, data, dataOffset, size);
+    }) as GPUQueue["writeBuffer"];
+    restore = () => Object.assign(queue, { submit, writeBuffer });
+    const runner = await WebGpuArtifactRunner.create(env.context!.device, artifact);
+    restore();
+    restore = undefined;
+    const slots = [...new Set(artifact.inputs.map((io) => artifact.buffers[io.buffer]!.slot))];
+    const firstSubmit = events.indexOf("submit");
+    expect(firstSubmit).toBeGreaterThan(0);
+    for (const slot of slots) {
+      const bytes = Math.ceil(artifact.memory.slotBytes[slot]! / 4) * 4;
+      expect(events.slice(0, firstSubmit)).toContain(`${artifact.name}/slot${slot} 0 ${bytes} of ${bytes}`);
+    }
+    // The zeros are not results: a run computes from the inputs given.
+    const inputs = Object.fromEntries(
+      artifact.inputs.map((io, j) => [
+        io.name,
+        { dtype: "f32" as const, shape: [300], data: Float32Array.from({ length: 300 }, (_, i) => ((i * (j + 2)) % 17) / 8) },
+      ]),
+    );
+    const got = await runner.run(inputs);
+    const want = interpret(ref.graph, inputs);
+    const name = artifact.outputs[0]!.name;
+    Array.from(got[name]!.data).forEach((v, i) => expect(Math.abs(v - want[name]!.data[i]!)).toBeLessThanOrEqual(1e-6 * Math.abs(want[name]!.data[i]!)));
+    runner.destroy();
+  });
+});
+
 describe.skipIf(!env.available)("webgpu readback in chunks", () => {
   // Integer-valued data: every result is exact in f32, so the float64 interpreter must agree bit for bit.
   const n = 1001;
