@@ -54,7 +54,7 @@ export const wasmBackend: Backend<"wasm", WasmOptions> = {
   kernelPasses: (opts) => (opts.block === false || opts.simd === false ? [] : [blockContractionPass]),
   boundsRows: true,
   render: (program, memory, opts) => {
-    const r = renderWasmProgram(program, memory, wasmBuildOptions(opts));
+    const r = renderWasmProgram(program, memory, wasmBuildOptions(opts), true, moduleSink);
     return { kernels: r.kernels, ...(r.slotOffsets ? { slotOffsets: r.slotOffsets } : {}), extras: {} };
   },
   // wasm kernels are base64 text of the binary module, as the in-memory artifact holds them.
@@ -72,6 +72,23 @@ export const wasmBackend: Backend<"wasm", WasmOptions> = {
   createRunner: async (artifact) => (await import("../runtime/wasm/run-artifact.ts")).WasmArtifactRunner.create(artifact),
   factory: (graph, opts, shared) => createWasmExecutor(graph, opts as WasmCompileOptions & WasmRunOptions, shared),
 };
+
+/**
+ * Where render hands each kernel module as it is built: set by createWasmExecutor around its
+ * compile (which is synchronous, so no other compile runs meanwhile), to start the engine's
+ * compile of the module at once (runtime/wasm/run-artifact.ts, EarlyModules).
+ */
+let moduleSink: ((source: string, bytes: Uint8Array<ArrayBuffer>) => void) | undefined;
+
+function withModuleSink<T>(sink: typeof moduleSink, f: () => T): T {
+  const previous = moduleSink;
+  moduleSink = sink;
+  try {
+    return f();
+  } finally {
+    moduleSink = previous;
+  }
+}
 
 /** Codegen options from the target's: FMA only with SIMD, and by default where the engine has relaxed SIMD. */
 export function wasmBuildOptions(opts: WasmOptions): WasmBuildOptions {
@@ -110,17 +127,19 @@ export async function createWasmExecutor(graph: Graph, opts: WasmCompileOptions 
   await runtime.prestartThreads(runOpts);
   const compileOpts = region ? { ...opts, stateRegion: region } : opts;
   const cache = await openWasmCache(graph, compileOpts, wasmBuildOptions(compileOpts));
+  // With worker threads the kernels run over a shared memory as rendered: their compile starts as each renders.
+  const early = (await runtime.runnerThreads(runOpts)) > 1 ? new runtime.EarlyModules() : undefined;
   const build = (useHit: boolean) =>
     compileTimed(
       (): WasmCompiled => {
         if (useHit && cache?.artifact) return compiledFromCache(cache.artifact, () => compileWasm(graph, compileOpts), cache.lookupMs);
-        const fresh = compileWasm(graph, compileOpts);
+        const fresh = withModuleSink(early && ((source, bytes) => early.add(source, bytes)), () => compileWasm(graph, compileOpts));
         cache?.store(fresh.artifact);
         return fresh;
       },
       // A hit's runner gets the entry as read: a module the engine refuses must fail (and be
       // replaced), not fall back to the portable twin compiled.artifact builds on demand.
-      (c) => runtime.WasmArtifactRunner.start(useHit && cache?.artifact ? cache.artifact : c.artifact, runOpts, model?.memory),
+      (c) => runtime.WasmArtifactRunner.start(useHit && cache?.artifact ? cache.artifact : c.artifact, runOpts, model?.memory, early),
     );
   let timed: Awaited<ReturnType<typeof build>>;
   try {

@@ -41,6 +41,8 @@ export function renderWasmProgram(
   memory: { readonly slotOf: readonly number[]; readonly slotBytes: readonly number[] },
   opts: WasmBuildOptions = {},
   shareSections = true,
+  /** Called with each kernel's module as soon as it is built (k.compile's executor starts the engine's compile of it while the next ones render). */
+  onModule?: (source: string, bytes: Uint8Array<ArrayBuffer>) => void,
 ): { readonly kernels: ArtifactKernel[]; readonly slotOffsets?: readonly number[] } {
   const region = opts.stateRegion;
   const pinned = region
@@ -66,6 +68,7 @@ export function renderWasmProgram(
     const maxPages = region ? WASM32_MAX_PAGES : layout.pages;
     const bytes = buildKernelModule(k, place, layout.pages, opts, program.buffers, maxPages, shared);
     const kernel: ArtifactKernel = { name: k.name, source: encodeBase64(bytes), params: [], reads: k.reads, writes: k.writes };
+    onModule?.(kernel.source, bytes);
     if (!opts.fma) return kernel;
     // Relaxed SIMD in it? Then also the portable module, for engines without relaxed SIMD —
     // built when first read (saving the artifact, or a runtime that cannot validate the relaxed
@@ -92,7 +95,7 @@ export function buildKernelModule(
   buffers: readonly BufferDecl[] = [],
   maxPages = pages,
   shared?: SectionCache,
-): Uint8Array {
+): Uint8Array<ArrayBuffer> {
   // A symbolic batch: loops that step its rows stop at the run's rows (rowBounds,
   // compiler/kernel/symbolic-bound.ts). The function bounds inner ones itself; for the split
   // loop, `z` is the size buffer's address and `m<j>` the maximum: the runner then splits

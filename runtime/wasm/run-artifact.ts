@@ -140,6 +140,30 @@ export async function prestartThreads(opts: WasmRunOptions = {}): Promise<void> 
   if (threads > 1 && (isNode() || isIsolatedWorker())) await (await import("./pool.ts")).prestartWorkers(threads - 1);
 }
 
+/**
+ * Kernel modules whose compile started before their runner existed: k.compile's wasm executor
+ * hands each module to the engine as the renderer builds it, so V8 compiles the first kernels
+ * on its background threads while the main thread renders the later ones, instead of after the
+ * whole artifact (the wait between k.compile's render and its first run). `start` takes them by
+ * source; only modules over a shared memory (a runner with worker threads) are used as built.
+ */
+export class EarlyModules {
+  private readonly modules = new Map<string, Promise<WebAssembly.Module>>();
+
+  add(source: string, bytes: Uint8Array<ArrayBuffer>): void {
+    if (this.modules.has(source)) return;
+    prepareWasmEngine();
+    const compiled = WebAssembly.compile(bytes);
+    // A module this engine refuses (relaxed SIMD it lacks) is compiled again, and refused again, by `start`, which falls back to the portable twin.
+    compiled.catch(() => undefined);
+    this.modules.set(source, compiled);
+  }
+
+  take(source: string): Promise<WebAssembly.Module> | undefined {
+    return this.modules.get(source);
+  }
+}
+
 export async function stopPrestartedThreads(): Promise<void> {
   await (await import("./pool.ts")).stopIdleWorkers();
 }
@@ -221,6 +245,8 @@ export class WasmArtifactRunner implements ResidentOwner {
   private readonly launches: readonly Launch[];
   private readonly minParallelWork: number;
   private readonly addressOf: readonly number[];
+  /** Kernel modules this runner took from an EarlyModules (compiled while the artifact rendered), not compiled by `start`. */
+  precompiledModules = 0;
 
   private constructor(
     readonly artifact: Artifact,
@@ -261,7 +287,7 @@ export class WasmArtifactRunner implements ResidentOwner {
    * until they are ready (activeThreads), with the same results (a split loop's iterations are
    * independent). k.compile's executors start this way: a Node worker takes tens of ms to boot.
    */
-  static async start(artifact: Artifact, opts: WasmRunOptions = {}, sharedMemory?: WasmSharedMemory): Promise<WasmArtifactRunner> {
+  static async start(artifact: Artifact, opts: WasmRunOptions = {}, sharedMemory?: WasmSharedMemory, early?: EarlyModules): Promise<WasmArtifactRunner> {
     checkArtifactVersion(artifact);
     if (artifact.target !== "wasm") throw new Error(`artifact ${artifact.name}: built for target '${artifact.target}', not 'wasm'`);
     const threads = await runnerThreads(opts);
@@ -290,11 +316,14 @@ export class WasmArtifactRunner implements ResidentOwner {
       const ready = shared ? bytes : unshareMemoryImports(bytes);
       return WebAssembly.compile(ready);
     };
+    let precompiled = 0;
     const modules = await Promise.all(
       artifact.kernels.map(async (k) => {
         try {
           try {
-            return await compile(k.source);
+            const started = shared ? early?.take(k.source) : undefined;
+            if (started) precompiled++;
+            return await (started ?? compile(k.source));
           } catch (e) {
             // Built with relaxed SIMD that this engine lacks: the portable twin. Read only here
             // (an in-process artifact builds it when first read: asking first doubled the render).
@@ -330,7 +359,9 @@ export class WasmArtifactRunner implements ResidentOwner {
     // Not waited for: runs go on the calling thread alone until the workers are ready (pool.ts).
     const names = artifact.kernels.map((k) => k.name);
     const pool = shared ? await (await import("./pool.ts")).WorkerPool.start(memory, modules, threads, ctlAt, names) : undefined;
-    return new WasmArtifactRunner(artifact, memory, launches, addressOf, pool, opts, model);
+    const runner = new WasmArtifactRunner(artifact, memory, launches, addressOf, pool, opts, model);
+    runner.precompiledModules = precompiled;
+    return runner;
   }
 
   /** Bytes of the one memory every buffer lives in: fixed at creation (its maximum is its initial size), or a model's shared memory (grown to its largest program). */

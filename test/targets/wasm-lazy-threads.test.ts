@@ -4,11 +4,12 @@
 // thread. Checked bit for bit against runners that waited for their workers (`create`) and
 // runners of one thread, and the pure graph against the float64 interpreter; then workers
 // booted ahead of the pool (prestartThreads, as k.compile does while it compiles) are taken
-// by the next pool.
+// by the next pool; and k.compile's executor hands each kernel module to the engine as it
+// renders (EarlyModules), whose runner takes them all and computes what a 1-thread one does.
 
 import { afterAll, describe, expect, test } from "vitest";
 import * as k from "kiln";
-import { compileWasm } from "../../targets/wasm.ts";
+import { compileWasm, createWasmExecutor } from "../../targets/wasm.ts";
 import { interpret } from "../../compiler/ir/interpret.ts";
 import type { Graph } from "../../compiler/ir/types.ts";
 import type { HostTensor } from "../../compiler/ir/host-tensor.ts";
@@ -129,5 +130,31 @@ describe("wasm worker threads started without waiting", () => {
     expect(idleWorkerCount()).toBe(1);
     await stopPrestartedThreads();
     expect(idleWorkerCount()).toBe(0);
+  });
+
+  test("k.compile's wasm executor with threads compiles each module as it renders (the runner takes every one), one thread compiles them itself; both agree bit for bit, and with the interpreter", async () => {
+    const g = k.traceFunction("mm_bias_relu", ((x: k.Tensor, w: k.Tensor, b: k.Tensor) => x.matmul(w).add(b).relu().sum(1)) as never, [
+      f([40, 72]),
+      f([72, 24]),
+      f([24]),
+    ]).graph;
+    const inputs = inputsOf(g);
+    const two = await createWasmExecutor(g, { threads: 2, minParallelWork: 0 });
+    const one = await createWasmExecutor(g, { threads: 1 });
+    try {
+      expect(two.artifact.kernels.length).toBeGreaterThan(0);
+      expect(two.runner.precompiledModules).toBe(two.artifact.kernels.length);
+      expect(one.runner.precompiledModules).toBe(0);
+      const got = values(await two.run(inputs));
+      expect(got).toEqual(values(await one.run(inputs)));
+      const want = interpret(g, inputs);
+      for (const [name, vs] of Object.entries(got)) {
+        const expected = Array.from(want[name]!.data);
+        vs.forEach((v, j) => expect(Math.abs(v - expected[j]!)).toBeLessThanOrEqual(1e-5 + 1e-4 * Math.abs(expected[j]!)));
+      }
+    } finally {
+      await two.close();
+      await one.close();
+    }
   });
 });
