@@ -32,6 +32,8 @@ export interface SearchOptions {
   readonly limits: WebGpuLimits;
   readonly workgroupLimits: WorkgroupLimits;
   readonly forcedMatmulForm?: MatmulForm;
+  /** The device's fixed subgroup size: subgroup matmul candidates render for it (none without). */
+  readonly subgroupSize?: number;
   /** Search again even where the cache has the key. */
   readonly force?: boolean;
   readonly timing?: TimingOptions;
@@ -55,6 +57,7 @@ export async function searchForms(compiled: Compiled<WebGpuArtifact>, device: GP
     limits: opts.limits,
     buffers: program.buffers,
     rolledLoops: rolledLoopsFor(cache.kind),
+    ...(opts.subgroupSize !== undefined ? { subgroupSize: opts.subgroupSize } : {}),
   };
   const results: SearchResult[] = [];
   const done = new Set<string>();
@@ -64,7 +67,7 @@ export async function searchForms(compiled: Compiled<WebGpuArtifact>, device: GP
     const key = sectionKey(s);
     if (done.has(key) || (!opts.force && cache.entries.has(key))) continue;
     done.add(key);
-    const candidates = candidatesFor(cache.kind, s.form, opts.workgroupLimits, opts.forcedMatmulForm);
+    const candidates = candidatesFor(cache.kind, s.form, opts.workgroupLimits, opts.forcedMatmulForm, opts.subgroupSize);
     counts.searches++;
     let best: { form: SectionForm; ms: number } | undefined;
     let defaultMs = Number.NaN;

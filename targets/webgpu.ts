@@ -100,6 +100,12 @@ export interface WebGpuOptions extends FuseOptions {
    * sets it from the device where the adapter has it; default false (codegen/wgsl/dispatch.ts).
    */
   readonly shaderF16?: boolean;
+  /**
+   * The device's fixed subgroup size where it has the `subgroups` feature (k.compile sets it
+   * from the device): a CPU adapter's matmuls then default to the subgroup form (lhs rows
+   * shared by subgroupBroadcast; docs/webgpu.md). Default: none, no subgroup operations.
+   */
+  readonly subgroupSize?: number;
 }
 
 export type WebGpuCompileOptions = WebGpuOptions & DriverOptions;
@@ -142,7 +148,7 @@ export const webGpuBackend: Backend<"webgpu", WebGpuOptions, DeviceLayout> = {
     ...(opts.tile === true ? [tilePass] : []),
     matmulFormPass({
       ...(opts.tiledMatmul ? { tiledMatmul: opts.tiledMatmul } : {}),
-      matmulForm: opts.matmulForm ?? defaultMatmulForm((opts.tuning ?? NO_TUNING).kind),
+      matmulForm: opts.matmulForm ?? defaultMatmulForm((opts.tuning ?? NO_TUNING).kind, opts.subgroupSize),
       ...(opts.matmulParams ? { matmulParams: opts.matmulParams } : {}),
     }),
     rowKernelsPass({ ...(opts.rowKernels !== undefined ? { rowKernels: opts.rowKernels } : {}) }),
@@ -171,6 +177,7 @@ export const webGpuBackend: Backend<"webgpu", WebGpuOptions, DeviceLayout> = {
       kVectors: opts.kVectors ?? cpu,
       quickStart: cpu && opts.quickStart !== false,
       shaderF16: opts.shaderF16 === true,
+      ...(opts.subgroupSize !== undefined ? { subgroupSize: opts.subgroupSize } : {}),
     });
     // a form renders where its section is alone in a dispatch (the search times exactly those)
     const formed = placed.dispatches.flatMap((d) => (d.sections.length === 1 ? d.sections : []));
@@ -197,7 +204,12 @@ export const webGpuBackend: Backend<"webgpu", WebGpuOptions, DeviceLayout> = {
     const gpu = await (await import("../runtime/webgpu/device.ts")).acquireWebGpu();
     if (!gpu) return {};
     const tuning = await tuningFor(gpu.adapter, tuneModeOf(undefined, envTune()));
-    return { limits: effectiveLimits(gpu.limits), tuning: tuning.context, shaderF16: gpu.shaderF16 };
+    return {
+      limits: effectiveLimits(gpu.limits),
+      tuning: tuning.context,
+      shaderF16: gpu.shaderF16,
+      ...(gpu.subgroupSize !== undefined ? { subgroupSize: gpu.subgroupSize } : {}),
+    };
   },
   compile: (graph, opts = {}) => compileWebGpu(graph, opts),
   createRunner: async (artifact) => {
@@ -289,7 +301,11 @@ export async function createWebGpuExecutor(graph: Graph, opts: WebGpuTargetOptio
   const limits = effectiveLimits(gpu.limits, opts.limits);
   if (opts.shaderF16 === true && !gpu.shaderF16)
     throw new KilnError({ code: "unsupported", message: "target 'webgpu': shaderF16 asked for, but this device has no 'shader-f16' feature" });
-  opts = { ...opts, shaderF16: opts.shaderF16 ?? gpu.shaderF16 };
+  opts = {
+    ...opts,
+    shaderF16: opts.shaderF16 ?? gpu.shaderF16,
+    ...(gpu.subgroupSize !== undefined ? { subgroupSize: opts.subgroupSize ?? gpu.subgroupSize } : {}),
+  };
   const mode = tuneModeOf(opts.tune, envTune());
   const tuning = await tuningFor(gpu.adapter, mode);
   let searched: readonly SearchResult[] = [];
@@ -300,6 +316,7 @@ export async function createWebGpuExecutor(graph: Graph, opts: WebGpuTargetOptio
       limits,
       workgroupLimits: gpu.limits,
       ...(opts.matmulForm ? { forcedMatmulForm: opts.matmulForm } : {}),
+      ...(opts.subgroupSize !== undefined ? { subgroupSize: opts.subgroupSize } : {}),
     });
     if (searched.length > 0) {
       const { saveTuneCache, tuningOf } = await import("./webgpu-tune-cache.ts");

@@ -105,6 +105,8 @@ export interface DispatchContext {
   readonly shaderF16?: boolean;
   /** The most an elementwise dispatch's workgroups take (ElementwiseShape); absent: PLAIN_SHAPE. */
   readonly elementwiseShape?: ElementwiseShape;
+  /** The device's one subgroup size, where it has the `subgroups` feature and a fixed size: what `form matmul subgroup` renders for. */
+  readonly subgroupSize?: number;
 }
 
 export interface DispatchBindings {

@@ -19,7 +19,7 @@ import { isContiguous, VECTOR_WIDTH, type VectorAccess } from "./vector.ts";
 import { loopBound, wgslDialect, wgslHelpersFor } from "./dialect.ts";
 import type { WebGpuLimits } from "./layout.ts";
 import type { MatmulForm, MatmulParams } from "../../compiler/kernel/kernel-ir.ts";
-import { bug } from "../../compiler/util/errors.ts";
+import { assertNever, bug } from "../../compiler/util/errors.ts";
 import { foldWorkgroups, opaqueZero, type DispatchBindings, type RenderedDispatch } from "./dispatch.ts";
 import { limitExpr, limitName, readRows, rowLimitVars, rowsSizeOf } from "./row-limits.ts";
 import { symbolicBound } from "../../compiler/kernel/symbolic-bound.ts";
@@ -36,9 +36,28 @@ export const WORKGROUP_MATMUL_DEFAULTS: MatmulParams = { rows: 4, cols: 4, threa
  */
 export const REGISTER_MATMUL_DEFAULTS: MatmulParams = { rows: 8, cols: 8, threads: 64, unroll: 1 };
 
+/**
+ * The subgroup form's defaults: a thread's block is 16 rows x 8 columns (its columns in two
+ * vec4 groups), 64 threads share the workgroup's 16 rows, k steps of 1. On lavapipe (subgroups
+ * of 8) 1024³ took 150-170 ms of CPU against 280-300 ms for the 8x8 register form; 8x8,
+ * 16x4 and 32x4 blocks, k unrolled by 4 with vec4 lhs loads, and 32 threads were no faster.
+ */
+export const SUBGROUP_MATMUL_DEFAULTS: MatmulParams = { rows: 16, cols: 8, threads: 64, unroll: 1 };
+
 /** The sizes a `form matmul` fact asks for, or its form's defaults. */
-export const matmulParamsOf = (form: MatmulForm, params: MatmulParams | undefined): MatmulParams =>
-  params ?? (form === "workgroup" ? WORKGROUP_MATMUL_DEFAULTS : REGISTER_MATMUL_DEFAULTS);
+export function matmulParamsOf(form: MatmulForm, params: MatmulParams | undefined): MatmulParams {
+  if (params) return params;
+  switch (form) {
+    case "workgroup":
+      return WORKGROUP_MATMUL_DEFAULTS;
+    case "registers":
+      return REGISTER_MATMUL_DEFAULTS;
+    case "subgroup":
+      return SUBGROUP_MATMUL_DEFAULTS;
+    default:
+      return assertNever(form, "matmul form");
+  }
+}
 
 export interface Contraction {
   readonly reduce: ExprId;
@@ -487,4 +506,150 @@ function matmulSymbolic(
   if (lead) step = lead.name === bound.v && c.batch[0] === lead ? [lead.extent, (batchCount / lead.extent) * blocksM * blocksN] : undefined;
   else if (c.rows.length === 1 && c.rows[0]!.name === bound.v) step = [blocksM, blocksN];
   return step ? { size: bound.size.id, max: bound.max, sections: [step], perWorkgroup } : undefined;
+}
+
+/** A subgroup matmul's source says the subgroup size it was rendered for: `// requires subgroups of size 8` (the runner checks the device's). */
+export const SUBGROUP_SIZE_NOTE = "requires subgroups of size ";
+
+/** The subgroup form's vec4 operand: the rhs when its columns are one loop, N and the thread's columns come in 4s, and it is read along them. */
+export function subgroupMatmulVectors(s: Section, c: Contraction, p: MatmulParams): MatmulVectors {
+  const rhs = c.cols.length === 1 && p.cols % VECTOR_WIDTH === 0 && c.N % VECTOR_WIDTH === 0 ? vectorOperand(s, c.rhs, c.cols[0]!.name) : undefined;
+  return rhs !== undefined ? { rhs } : {};
+}
+
+/**
+ * The subgroup form: register blocks like renderRegisterMatmul's, but every thread of a
+ * workgroup shares the workgroup's `rows` rows, and the row-side operand of a k step is loaded
+ * once per subgroup: lane l loads rows l, l + S, … (S the subgroup size) and
+ * `subgroupBroadcast` hands each value to the other lanes. On a CPU adapter each storage load
+ * is a per-lane loop with a bounds check (lavapipe: about 128 such lane loads per k step of an
+ * 8x8 block), while a broadcast is one vector shuffle, so a 16x8 block costs 2 lhs loads
+ * instead of 16. Columns: a thread's `cols` columns are `threads` apart (in vec4 groups where
+ * the rhs is one contiguous load), so neighbouring lanes read neighbouring columns. Every lane
+ * stays active through the k loop (a broadcast reads its source lane): rows or columns past
+ * the end load zeros and skip their stores, and only a whole workgroup returns early.
+ */
+export function renderSubgroupMatmul(
+  d: { readonly name: string; readonly sections: readonly Section[] },
+  c: Contraction,
+  b: DispatchBindings,
+  limits: WebGpuLimits,
+  params: MatmulParams,
+  subgroupSize: number,
+  vectors: MatmulVectors = {},
+  rolled = false,
+  buffers?: readonly BufferDecl[],
+): RenderedDispatch {
+  const s = d.sections[0]!;
+  const { M, N } = c;
+  const K = c.k.extent;
+  const S = subgroupSize;
+  const { rows: RM, cols: RN, threads: T, unroll: U } = params;
+  if (RM % S !== 0 || T % S !== 0)
+    bug(`wgsl ${d.name}: the subgroup matmul needs rows and threads in multiples of the subgroup size ${S}, got rows=${RM} threads=${T}`);
+  const kRows = kRowLimit(s, c, buffers);
+  const W = VECTOR_WIDTH;
+  const tileN = T * RN;
+  const blocksM = Math.ceil(M / RM);
+  const blocksN = Math.ceil(N / tileN);
+  const batchCount = c.batch.reduce((a, v) => a * v.extent, 1);
+  const total = batchCount * blocksM * blocksN;
+  const workgroups = foldWorkgroups(total, d.name, limits.maxComputeWorkgroupsPerDimension);
+  const [nx, ny] = workgroups;
+  const access = b.access as VectorAccess;
+  const render = (ids: Iterable<ExprId>, indent: string): string[] => renderExprList(s, ids, wgslDialect, b.access, indent);
+  // Lane `lane`'s j-th lhs row, and the thread's j-th column (flat).
+  const laneRow = (j: number): string => `row0 + ${j * S} + lane`;
+  const colAt = (j: number): string =>
+    vectors.rhs !== undefined ? `col0 + ${W} * (t + ${Math.floor(j / W) * T})${j % W ? ` + ${j % W}` : ""}` : `col0 + t + ${j * T}`;
+  const body: string[] = [...bindBatch(c)];
+  if (c.rows.length > 1) for (let j = 0; j < RM / S; j++) body.push(...bindFlat(c.rows, laneRow(j), "  ", `_${j}`));
+  if (c.cols.length > 1) for (let j = 0; j < RN; j++) body.push(...bindFlat(c.cols, colAt(j), "  ", `_${j}`));
+  const bindSide = (vars: readonly IndexVar[], flat: string, at: number): string[] =>
+    vars.length === 1 ? [`let ${vars[0]!.name}: i32 = ${flat};`] : bindCopies(vars, `_${at}`, "");
+  const lhsLines = render(c.lhs.ids, "        ");
+  const rhsLines = render(c.rhs.ids, "        ");
+  const rhsVector = (g: number): string[] => {
+    const e = s.exprs[c.rhs.value]!;
+    if (e.op !== "load") return bug(`wgsl ${d.name}: a vec4 operand that is not a load`);
+    const col = colAt(g * W);
+    const load = `{ let ${c.cols[0]!.name}: i32 = ${col}; bv${g} = ${access.loadVector(e.buffer, renderIndex(e.index, wgslDialect))}; }`;
+    return N % tileN === 0 ? [`    var bv${g}: vec4<f32>; ${load}`] : [`    var bv${g}: vec4<f32>; if (${col} < ${N}) ${load}`];
+  };
+  /** One k step (the k variable bound): RM/S lhs loads shared by broadcast, RN rhs operands, RM x RN fmas. */
+  const step = (indent: string): string[] => {
+    const lines: string[] = [];
+    for (let j = 0; j < RM / S; j++)
+      lines.push(...guardedOperand(`al${j}`, bindSide(c.rows, laneRow(j), j), laneRow(j), M % RM === 0 ? undefined : M, lhsLines, exprName(c.lhs.value)));
+    if (vectors.rhs !== undefined) {
+      for (let g = 0; g < RN / W; g++) lines.push(...rhsVector(g));
+      for (let j = 0; j < RN; j++) lines.push(`    let b${j}: f32 = bv${Math.floor(j / W)}[${j % W}];`);
+    } else
+      for (let j = 0; j < RN; j++)
+        lines.push(...guardedOperand(`b${j}`, bindSide(c.cols, colAt(j), j), colAt(j), N % tileN === 0 ? undefined : N, rhsLines, exprName(c.rhs.value)));
+    for (let i = 0; i < RM; i++) {
+      lines.push(`    let a${i}: f32 = subgroupBroadcast(al${Math.floor(i / S)}, ${i % S}u);`);
+      for (let j = 0; j < RN; j++) lines.push(`    acc${i * RN + j} = fma(a${i}, b${j}, acc${i * RN + j});`);
+    }
+    return lines.map((l) => indent + l);
+  };
+  const accs = Array.from({ length: RM * RN }, (_, i) => `acc${i}`);
+  body.push(...accs.map((a) => `  var ${a}: f32 = 0.0f;`));
+  const kv = c.k.name;
+  const unrolledAtMax = U > 1 ? K - (K % U) : 0;
+  const kEnd = kRows ? limitName(kv) : loopBound(K, rolled);
+  const unrolled = kRows ? (U > 1 ? "kiln_unrolled" : "0") : loopBound(unrolledAtMax, rolled);
+  if (kRows) body.push(`  ${kRows.decl.trim()}`, ...(U > 1 ? [`  let kiln_unrolled: i32 = ${kEnd} - ${kEnd} % ${U};`] : []));
+  if (unrolledAtMax > 0) {
+    body.push(`  for (var k0: i32 = 0; k0 < ${unrolled}; k0 += ${U}) {`);
+    for (let u = 0; u < U; u++) body.push(`    {`, `      let ${kv}: i32 = k0 + ${u};`, ...step("  "), `    }`);
+    body.push(`  }`);
+  }
+  if (kRows || unrolledAtMax < K)
+    body.push(`  for (var ${kv}: i32 = ${kRows ? (unrolledAtMax > 0 ? unrolled : "0") : unrolledAtMax}; ${kv} < ${kEnd}; ${kv}++) {`, ...step(""), `  }`);
+  body.push(
+    `  ${rolled ? "var" : "let"} acc = array<f32, ${RM * RN}>(${accs.join(", ")});`,
+    `  for (var i: i32 = 0; i < ${loopBound(RM, rolled)}; i++) {`,
+    `    for (var j: i32 = 0; j < ${loopBound(RN, rolled)}; j++) {`,
+    `      let row = row0 + i;`,
+    `      let col = ${vectors.rhs !== undefined ? `col0 + ${W} * (t + (j / ${W}) * ${T}) + j % ${W}` : `col0 + t + j * ${T}`};`,
+    `      if (row < ${M} && col < ${N}) {`,
+    ...bindFlat(c.rows, "row", "        "),
+    ...bindFlat(c.cols, "col", "        "),
+    `        let ${exprName(c.reduce)}: f32 = acc[i * ${RN} + j];`,
+    ...render(c.epilogue, "        "),
+    ...s.stores.map((st) => `        ${b.access.store(st.buffer, renderStoreIndex(st.index), exprName(st.value), s.exprs[st.value]!.dtype)}`),
+    `      }`,
+    `    }`,
+    `  }`,
+  );
+  const reading = kRows ? readRows(kRows.size, b.access, false, body.join("\n")) : undefined;
+  const bodyText = [...(reading?.lines ?? []), ...body].join("\n");
+  const source = [
+    `// ${d.name}: subgroup matmul, ${RM}x${RN} outputs per thread (columns ${vectors.rhs !== undefined ? `in 4s, ${W * T}` : T} apart), ${RM}x${tileN} per workgroup, lhs rows shared by subgroupBroadcast over ${S} lanes, k unrolled by ${U}${vectors.rhs !== undefined ? ", vec4 rhs" : ""}`,
+    ...sourceComment(s),
+    `// ${SUBGROUP_SIZE_NOTE}${S}`,
+    "enable subgroups;",
+    // A symbolic batch's k bound is read from storage: the same value in every lane, but not provably uniform.
+    ...(kRows ? ["diagnostic(off, subgroup_uniformity);"] : []),
+    ...b.decls,
+    ...wgslHelpersFor(bodyText),
+    "",
+    `@compute @workgroup_size(${T})`,
+    "fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(subgroup_invocation_id) sgid: u32) {",
+    `  let wg = i32((wid.z * ${Math.max(ny, 1)}u + wid.y) * ${Math.max(nx, 1)}u + wid.x);`,
+    // Uniform per workgroup: every lane of a subgroup stays active for the broadcasts.
+    `  if (wg >= ${total}) { return; }`,
+    "  let t = i32(lid);",
+    "  let lane = i32(sgid);",
+    `  let col0 = (wg % ${blocksN}) * ${tileN};`,
+    `  let row0 = ((wg / ${blocksN}) % ${blocksM}) * ${RM};`,
+    `  let batch = wg / ${blocksN * blocksM};`,
+    ...opaqueZero(bodyText, b.gpuBuffers),
+    bodyText,
+    "}",
+    "",
+  ].join("\n");
+  const symbolic = matmulSymbolic(s, c, buffers, blocksM, blocksN, 1);
+  return { name: d.name, source, bindings: b.gpuBuffers, workgroups, ...(symbolic ? { symbolic } : {}) };
 }

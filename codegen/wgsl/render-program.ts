@@ -35,6 +35,8 @@ export interface WebGpuRenderOptions {
   readonly elementwiseShape?: ElementwiseShape;
   /** Register matmuls read operands contiguous along k as vec4s (DispatchContext's, for a CPU adapter). */
   readonly kVectors?: boolean;
+  /** The device's fixed subgroup size (`subgroups` feature): what `form matmul subgroup` sections render for. */
+  readonly subgroupSize?: number;
 }
 
 /**
@@ -70,6 +72,7 @@ export function renderWebGpuProgram(program: KernelProgram, layout: DeviceLayout
     kVectors: opts.kVectors === true,
     shaderF16: opts.shaderF16 === true,
     ...(opts.elementwiseShape ? { elementwiseShape: opts.elementwiseShape } : {}),
+    ...(opts.subgroupSize !== undefined ? { subgroupSize: opts.subgroupSize } : {}),
   };
   const kernels = layout.dispatches.map((d): WebGpuArtifactKernel => {
     const r = renderDispatch(d, ctx);

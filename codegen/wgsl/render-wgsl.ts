@@ -21,7 +21,15 @@ import {
 } from "./dispatch.ts";
 import { loopBound, wgslDialectFor, wgslHelpersFor } from "./dialect.ts";
 import type { Dispatch } from "./layout.ts";
-import { matchContraction, matmulParamsOf, matmulVectors, renderRegisterMatmul, renderTiledMatmul } from "./matmul.ts";
+import {
+  matchContraction,
+  matmulParamsOf,
+  matmulVectors,
+  renderRegisterMatmul,
+  renderSubgroupMatmul,
+  renderTiledMatmul,
+  subgroupMatmulVectors,
+} from "./matmul.ts";
 import { renderRowKernel } from "./row-reduce.ts";
 import { renderVectorBody, VECTOR_WIDTH, vectorPlan, type VectorPlan } from "./vector.ts";
 import { symbolicBound } from "../../compiler/kernel/symbolic-bound.ts";
@@ -63,6 +71,13 @@ function renderDispatchForm(d: Dispatch, ctx: DispatchContext): RenderedDispatch
     const params = matmulParamsOf(form.form, form.params);
     const rolled = ctx.rolledLoops === true;
     if (form.form === "workgroup") return renderTiledMatmul(d, contraction, dispatchBindings(d, ctx), ctx.limits, params, rolled, ctx.buffers);
+    if (form.form === "subgroup") {
+      const size = ctx.subgroupSize ?? bug(`wgsl ${d.name}: 'form matmul subgroup' needs the device's subgroup size (a device with the 'subgroups' feature)`);
+      const wanted = subgroupMatmulVectors(only, contraction, params);
+      const vectors = wanted.rhs !== undefined && vectorBindable(d, ctx, [wanted.rhs]) ? wanted : {};
+      const vectorGpu = new Set(Object.values(vectors).map((b) => ctx.place[b]!.gpuBuffer));
+      return renderSubgroupMatmul(d, contraction, dispatchBindings(d, ctx, vectorGpu), ctx.limits, params, size, vectors, rolled, ctx.buffers);
+    }
     // vec4 operands where their buffers can be bound so (and not both the same GPU buffer read two ways).
     const wanted = matmulVectors(only, contraction, params, ctx.kVectors === true);
     const kept = Object.fromEntries(Object.entries(wanted).filter(([, b]) => vectorBindable(d, ctx, [b])));

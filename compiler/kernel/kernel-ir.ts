@@ -72,8 +72,15 @@ export interface DotFact {
   readonly rhs: ExprId;
 }
 
-/** How a contraction renders as a matmul: register blocks per thread, or workgroup-memory tiles. */
-export type MatmulForm = "registers" | "workgroup";
+/**
+ * How a contraction renders as a matmul: register blocks per thread, workgroup-memory tiles,
+ * or register blocks whose row operands a subgroup loads once and shares by broadcast
+ * (`subgroup`: for an adapter with subgroups of one fixed size, such as lavapipe's 8 lanes).
+ */
+export type MatmulForm = "registers" | "workgroup" | "subgroup";
+
+/** Every MatmulForm, in the order the kernel IR's text names them. */
+export const MATMUL_FORMS: readonly MatmulForm[] = ["registers", "workgroup", "subgroup"];
 
 /**
  * A kernel template a target chose for a section (webgpu's `row-kernels` and `matmul-form`

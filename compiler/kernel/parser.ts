@@ -14,6 +14,7 @@ import { DTYPES, type DType } from "../ir/dtype.ts";
 import type { SourceLoc } from "../util/errors.ts";
 import { addIndex, constIndex, fromAtom, mulIndex, type Atom, type IndexCond, type IndexExpr, type IndexPred, type IndexVar } from "./index-expr.ts";
 import {
+  MATMUL_FORMS,
   MATMUL_PARAM_KEYS,
   type BufferDecl,
   type DotFact,
@@ -747,14 +748,15 @@ function decodeForm(ctx: Context, f: FormSyntax): SectionForm {
   }
   if (f.name.image === "matmul") {
     const v = f.variant;
-    if (v?.image !== "registers" && v?.image !== "workgroup")
-      return failAtToken(ctx, v ?? f.name, `'form matmul' needs 'registers' or 'workgroup'${v ? `, found '${v.image}'` : ""}`);
+    const variant = MATMUL_FORMS.find((m) => m === v?.image);
+    if (!v || !variant)
+      return failAtToken(ctx, v ?? f.name, `'form matmul' needs ${MATMUL_FORMS.map((m) => `'${m}'`).join(", ")}${v ? `, found '${v.image}'` : ""}`);
     allow(MATMUL_PARAM_KEYS);
-    if (params.size === 0) return { kind: "matmul", form: v.image };
+    if (params.size === 0) return { kind: "matmul", form: variant };
     const missing = MATMUL_PARAM_KEYS.filter((key) => !params.has(key));
     if (missing.length) failAtToken(ctx, f.params[0]!.key, `'form matmul' parameters come all together: missing ${missing.map((k) => `'${k}='`).join(", ")}`);
     const [rows, cols, threads, unroll] = MATMUL_PARAM_KEYS.map((key) => params.get(key)!) as [number, number, number, number];
-    return { kind: "matmul", form: v.image, params: { rows, cols, threads, unroll } };
+    return { kind: "matmul", form: variant, params: { rows, cols, threads, unroll } };
   }
   if (f.name.image === "vector") {
     if (f.variant) failAtToken(ctx, f.variant, `'form vector' takes 'width=N', found '${f.variant.image}'`);

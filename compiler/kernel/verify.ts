@@ -8,7 +8,17 @@
 import { DTYPES, isFloat, type DType } from "../ir/dtype.ts";
 import { KilnError } from "../util/errors.ts";
 import { atomKey, bounds, type Atom, type IndexExpr, type IndexPred, type IndexVar } from "./index-expr.ts";
-import { exprOperands, exprOwnVars, isReduceExpr, MATMUL_PARAM_KEYS, type KExpr, type Kernel, type KernelProgram, type Section } from "./kernel-ir.ts";
+import {
+  exprOperands,
+  exprOwnVars,
+  isReduceExpr,
+  MATMUL_FORMS,
+  MATMUL_PARAM_KEYS,
+  type KExpr,
+  type Kernel,
+  type KernelProgram,
+  type Section,
+} from "./kernel-ir.ts";
 import { kernelName, printBuffer, printDot, printForm, printStatement, printStore } from "./print.ts";
 import { numel } from "../util/shape.ts";
 
@@ -239,7 +249,7 @@ function checkForm(s: Section, fail: (rule: string) => void): void {
         fail(`a row kernel's threads must be a power of two from 2 to 1024, got ${f.threads}`);
       return;
     case "matmul":
-      if (f.form !== "registers" && f.form !== "workgroup") fail(`unknown matmul form '${String(f.form)}'`);
+      if (!MATMUL_FORMS.includes(f.form)) fail(`unknown matmul form '${String(f.form)}'`);
       if (s.dots?.length !== 1) fail(`a matmul needs exactly one dot fact, found ${s.dots?.length ?? 0}`);
       if (s.tile) fail(`a register-tiled section cannot also be a matmul`);
       if (s.domain.length < 2) fail(`a matmul needs at least two domain loops (rows and columns)`);

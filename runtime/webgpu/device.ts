@@ -20,6 +20,12 @@ export interface WebGpuContext {
   readonly limits: GPUSupportedLimits;
   /** The device was given `shader-f16` (the adapter has it): WGSL may `enable f16;`. */
   readonly shaderF16: boolean;
+  /**
+   * The device was given `subgroups` and the adapter runs every subgroup at this one size
+   * (subgroupMinSize = subgroupMaxSize: lavapipe's 8 lanes of 256-bit AVX): WGSL may `enable
+   * subgroups;` and rely on it. Undefined otherwise.
+   */
+  readonly subgroupSize?: number;
 }
 
 let context: Promise<WebGpuContext | undefined> | undefined;
@@ -46,7 +52,8 @@ async function openDevice(): Promise<WebGpuContext | undefined> {
   // `timestamp-query` where offered: exe.profile times kernels with it (a run that is not
   // profiled creates no query set, so having the feature costs nothing). `shader-f16` where
   // offered: f16 tensors then bind as array<f16> (codegen/wgsl/dispatch.ts).
-  const features = (["timestamp-query", "shader-f16"] as const).filter((f) => adapter.features.has(f));
+  // `subgroups` where offered: the subgroup matmul form (codegen/wgsl/matmul.ts) broadcasts operands across a subgroup.
+  const features = (["timestamp-query", "shader-f16", "subgroups"] as const).filter((f) => adapter.features.has(f));
   const device = await adapter.requestDevice({
     requiredFeatures: features,
     requiredLimits: {
@@ -56,11 +63,17 @@ async function openDevice(): Promise<WebGpuContext | undefined> {
       maxComputeWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension,
     },
   });
+  const sizes = info as { subgroupMinSize?: number; subgroupMaxSize?: number };
+  const subgroupSize =
+    device.features.has("subgroups") && sizes.subgroupMinSize !== undefined && sizes.subgroupMinSize === sizes.subgroupMaxSize && sizes.subgroupMinSize >= 2
+      ? sizes.subgroupMinSize
+      : undefined;
   return {
     gpu,
     device,
     limits: device.limits,
     shaderF16: device.features.has("shader-f16"),
+    ...(subgroupSize !== undefined ? { subgroupSize } : {}),
     adapter: {
       vendor: info.vendor,
       architecture: info.architecture,

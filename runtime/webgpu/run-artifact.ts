@@ -253,6 +253,28 @@ export interface WebGpuSharedState {
   readonly resident: Map<string, RuntimeData>;
 }
 
+/**
+ * A kernel rendered for subgroups (codegen/wgsl/matmul.ts's subgroup form: `enable subgroups;`
+ * and a `// requires subgroups of size N` line) needs the device's `subgroups` feature and, where
+ * the device says its subgroup sizes, exactly that size: its broadcasts assume N lanes.
+ */
+function checkSubgroups(device: GPUDevice, artifact: Artifact): void {
+  for (const k of artifact.kernels) {
+    const m = /\/\/ requires subgroups of size (\d+)\n/.exec(k.source);
+    if (!m) continue;
+    if (!device.features.has("subgroups" as GPUFeatureName))
+      throw new Error(
+        `artifact ${artifact.name}: kernel ${k.name} uses subgroup operations (compiled for a device with subgroups), and this device has no 'subgroups' feature`,
+      );
+    const info = (device as { adapterInfo?: { subgroupMinSize?: number; subgroupMaxSize?: number } }).adapterInfo;
+    const size = Number(m[1]);
+    if (info?.subgroupMinSize !== undefined && (info.subgroupMinSize !== size || info.subgroupMaxSize !== size))
+      throw new Error(
+        `artifact ${artifact.name}: kernel ${k.name} was compiled for subgroups of ${size} lanes, and this device's are ${info.subgroupMinSize}-${info.subgroupMaxSize} (recompile on this device)`,
+      );
+  }
+}
+
 export class WebGpuArtifactRunner implements ResidentOwner {
   private readonly counter = new IoCounter();
   private readonly released = new WeakSet<ResidentValue>();
@@ -439,6 +461,7 @@ export class WebGpuArtifactRunner implements ResidentOwner {
     const f16 = artifact.kernels.find((k) => k.source.includes("\nenable f16;"));
     if (f16 && !device.features.has("shader-f16"))
       throw new Error(`artifact ${artifact.name}: kernel ${f16.name} uses f16 storage (compiled with shaderF16), and this device has no 'shader-f16' feature`);
+    checkSubgroups(device, artifact);
     const runner = new WebGpuArtifactRunner(device, artifact, opts.shared);
     if (opts.readbackChunkBytes !== undefined) {
       if (!Number.isInteger(opts.readbackChunkBytes) || opts.readbackChunkBytes < 4 || opts.readbackChunkBytes % 4 !== 0)

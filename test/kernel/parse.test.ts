@@ -130,7 +130,7 @@ describe("kernel IR parse errors", () => {
     ["a vector form without its width", `    form vector\n`, "'form vector' needs 'width=N'", 8, 10],
     ["a parameter given twice", `    form vector width=4 width=4\n`, "'width' is given twice", 8, 25],
     ["a parameter below 1", `    form vector width=0\n`, "'width' must be at least 1, got 0", 8, 23],
-    ["a matmul form without its variant", `    form matmul\n`, "'form matmul' needs 'registers' or 'workgroup'", 8, 10],
+    ["a matmul form without its variant", `    form matmul\n`, "'form matmul' needs 'registers', 'workgroup', 'subgroup'", 8, 10],
     ["a row form with a variant", `    form row registers\n`, "'form row' takes nothing after it, found 'registers'", 8, 14],
     ["two forms", `    form row\n    form row\n`, "a section has at most one 'form'", 9, 5],
     ["a softmax_sum without its value", `    %0 = load f32 b0[o0]\n    %1 = softmax_sum f32 [r0<4] %0\n`, "softmax_sum takes a score and a value", 9, 10],
