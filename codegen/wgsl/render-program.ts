@@ -47,14 +47,18 @@ export interface WebGpuRenderOptions {
  */
 export const QUICK_MATMUL: MatmulParams = { rows: 2, cols: 4, threads: 64, unroll: 1 };
 
-/** The dispatch's quick variant where its one section is a register matmul larger than QUICK_MATMUL, over the same bindings; else undefined. */
+/**
+ * The dispatch's quick variant where its one section is a register or subgroup matmul larger
+ * than QUICK_MATMUL, over the same bindings; else undefined. The quick variant is always a
+ * register matmul: a subgroup matmul's outputs are the same fma chains over k too.
+ */
 function quickVariant(d: Dispatch, ctx: DispatchContext, full: RenderedDispatch): WebGpuArtifactKernel["quick"] {
   const s = d.sections.length === 1 ? d.sections[0]! : undefined;
   const form = s?.form;
-  if (!s || form?.kind !== "matmul" || form.form !== "registers") return undefined;
+  if (!s || form?.kind !== "matmul" || (form.form !== "registers" && form.form !== "subgroup")) return undefined;
   const p = matmulParamsOf(form.form, form.params);
   if (p.rows * p.cols <= QUICK_MATMUL.rows * QUICK_MATMUL.cols || p.unroll > 1) return undefined;
-  const quick = renderDispatch({ ...d, sections: [{ ...s, form: { ...form, params: QUICK_MATMUL } }] }, ctx);
+  const quick = renderDispatch({ ...d, sections: [{ ...s, form: { kind: "matmul", form: "registers", params: QUICK_MATMUL } }] }, ctx);
   const same = quick.bindings.length === full.bindings.length && quick.bindings.every((b, i) => b === full.bindings[i]);
   return same && !quick.symbolic && !full.symbolic ? { source: quick.source, workgroups: quick.workgroups } : undefined;
 }

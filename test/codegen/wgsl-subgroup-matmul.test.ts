@@ -154,3 +154,27 @@ describe.skipIf(!env.available || subgroupSize === undefined)("subgroup matmuls 
     }
   }, 120_000);
 });
+
+describe.skipIf(!env.available || subgroupSize === undefined)("a subgroup matmul's quick variant (tiered start)", () => {
+  test("is a 2x4 register matmul over the same bindings: the first run (quick) and the second (tuned) give the same bits", async () => {
+    const g = trace((a, b, c) => a.matmul(b).add(c).relu(), [f([72, 40]), f([40, 96]), f([96])]);
+    const artifact = compileWebGpu(g, { tuning: { kind: "cpu" }, subgroupSize, quickStart: true, limits: env.context!.limits }).artifact;
+    const [kernel] = artifact.kernels;
+    expect(kernel!.source).toContain("subgroup matmul");
+    expect(kernel!.quick?.source).toContain("register-blocked matmul, 2x4 outputs per thread");
+    const { WebGpuArtifactRunner } = await import("../../runtime/webgpu/run-artifact.ts");
+    const runner = await WebGpuArtifactRunner.create(env.context!.device, artifact);
+    try {
+      const inputs = inputsOf(g);
+      const quick = await runner.run(inputs);
+      expect(runner.dispatchStats.quickDispatches).toBe(1);
+      const tuned = await runner.run(inputs);
+      expect(runner.dispatchStats.quickDispatches).toBe(1);
+      const out = g.outputs[0]!.name;
+      expect(Array.from(tuned[out]!.data)).toEqual(Array.from(quick[out]!.data));
+    } finally {
+      runner.destroy();
+    }
+    await expectArtifactMatchesInterpreter(env.context!, g, artifact, inputsOf(g));
+  }, 120_000);
+});
