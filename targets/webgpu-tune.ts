@@ -23,6 +23,7 @@ import { assertNever } from "../compiler/util/errors.ts";
 import { formatVarDecl, printDot, printExpr, printForm, printStore } from "../compiler/kernel/print.ts";
 import { sha256Hex } from "../runtime/artifact/hash.ts";
 import { ROW_THREADS_DEFAULT } from "../codegen/wgsl/row-reduce.ts";
+import { matchContraction, SUBGROUP_MATMUL_DEFAULTS } from "../codegen/wgsl/matmul.ts";
 import { PLAIN_SHAPE, type ElementwiseShape } from "../codegen/wgsl/dispatch.ts";
 import type { WebGpuTuning } from "../runtime/artifact/format.ts";
 
@@ -279,6 +280,8 @@ export const isTunable = (f: SectionForm | undefined): f is Extract<SectionForm,
 
 export interface TunePassOptions {
   readonly tuning: TuningContext;
+  /** The device's fixed subgroup size: the subgroup matmul's default threads are a multiple of it. */
+  readonly subgroupSize?: number;
   /** The caller's `matmulForm`: a tuned choice of the other variant is not used. */
   readonly forcedMatmulForm?: MatmulForm;
 }
@@ -296,7 +299,21 @@ export function chosenForm(s: Section, opts: TunePassOptions): SectionForm | und
   const f = s.form;
   if (!isTunable(f)) return f;
   const own = f.kind === "matmul" ? f.params !== undefined : f.threads !== undefined;
-  return tunedFormOf(s, opts) ?? (own ? f : defaultFormFor(opts.tuning.kind, f));
+  const chosen = tunedFormOf(s, opts) ?? (own ? f : defaultFormFor(opts.tuning.kind, f));
+  return chosen?.kind === "matmul" && chosen.form === "subgroup" && !chosen.params ? fittedSubgroupForm(s, opts.subgroupSize) : chosen;
+}
+
+/**
+ * A subgroup matmul's default params fitted to its section: 16x8 per thread, and threads
+ * halved from 64 (not below the subgroup size) while half of them still cover the columns, so
+ * a narrow matmul (256 columns: 32 threads) leaves no lanes idle.
+ */
+function fittedSubgroupForm(s: Section, subgroupSize = 8): SectionForm {
+  const { rows, cols, unroll } = SUBGROUP_MATMUL_DEFAULTS;
+  const n = matchContraction(s)?.N ?? Number.POSITIVE_INFINITY;
+  let threads = SUBGROUP_MATMUL_DEFAULTS.threads;
+  while (threads / 2 >= subgroupSize && (threads / 2) * cols >= n) threads /= 2;
+  return { kind: "matmul", form: "subgroup", params: { rows, cols, threads, unroll } };
 }
 
 /** The artifact's record of the forms its matmul and row sections render with (those alone in a dispatch); undefined when there are none. */

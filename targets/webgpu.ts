@@ -262,6 +262,7 @@ const NO_TUNING: TuningContext = { kind: "cpu" };
 const tunePassOptions = (opts: WebGpuOptions): TunePassOptions => ({
   tuning: opts.tuning ?? NO_TUNING,
   ...(opts.matmulForm ? { forcedMatmulForm: opts.matmulForm } : {}),
+  ...(opts.subgroupSize !== undefined ? { subgroupSize: opts.subgroupSize } : {}),
 });
 
 const envTune = (): string | undefined => (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.["KILN_TUNE"];

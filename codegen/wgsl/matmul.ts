@@ -511,10 +511,20 @@ function matmulSymbolic(
 /** A subgroup matmul's source says the subgroup size it was rendered for: `// requires subgroups of size 8` (the runner checks the device's). */
 export const SUBGROUP_SIZE_NOTE = "requires subgroups of size ";
 
-/** The subgroup form's vec4 operand: the rhs when its columns are one loop, N and the thread's columns come in 4s, and it is read along them. */
-export function subgroupMatmulVectors(s: Section, c: Contraction, p: MatmulParams): MatmulVectors {
+/**
+ * The subgroup form's vec4 operands: the rhs when its columns are one loop, N and the
+ * thread's columns come in 4s, and it is read along them; else, with `kVectors`, both operands
+ * when each is read contiguously along k and k is a multiple of 4 (a linear's x·Wᵀ).
+ */
+export function subgroupMatmulVectors(s: Section, c: Contraction, p: MatmulParams, kVectors = false): MatmulVectors {
   const rhs = c.cols.length === 1 && p.cols % VECTOR_WIDTH === 0 && c.N % VECTOR_WIDTH === 0 ? vectorOperand(s, c.rhs, c.cols[0]!.name) : undefined;
-  return rhs !== undefined ? { rhs } : {};
+  if (rhs !== undefined) return { rhs };
+  if (kVectors && c.k.extent % VECTOR_WIDTH === 0) {
+    const kLhs = vectorOperand(s, c.lhs, c.k.name);
+    const kRhs = vectorOperand(s, c.rhs, c.k.name);
+    if (kLhs !== undefined && kRhs !== undefined) return { kLhs, kRhs };
+  }
+  return {};
 }
 
 /**
@@ -600,12 +610,32 @@ export function renderSubgroupMatmul(
   const kEnd = kRows ? limitName(kv) : loopBound(K, rolled);
   const unrolled = kRows ? (U > 1 ? "kiln_unrolled" : "0") : loopBound(unrolledAtMax, rolled);
   if (kRows) body.push(`  ${kRows.decl.trim()}`, ...(U > 1 ? [`  let kiln_unrolled: i32 = ${kEnd} - ${kEnd} % ${U};`] : []));
-  if (unrolledAtMax > 0) {
+  const kVec = vectors.kLhs !== undefined && vectors.kRhs !== undefined && !kRows;
+  if (kVec) {
+    // 4 k steps per iteration: each lane's lhs rows and each rhs column one vec4 along k, a row's vec4 broadcast whole; fmas in k order.
+    const kLoad = (name: string, side: Contraction["lhs"], binds: readonly string[], flat: string, bound: number | undefined): string[] => {
+      const e = s.exprs[side.value]!;
+      if (e.op !== "load") return bug(`wgsl ${d.name}: a vec4 operand that is not a load`);
+      const load = `{ ${binds.join(" ")} ${name} = ${access.loadVector(e.buffer, renderIndex(e.index, wgslDialect))}; }`;
+      return bound === undefined ? [`    var ${name}: vec4<f32>; ${load}`] : [`    var ${name}: vec4<f32> = vec4<f32>(0.0f); if (${flat} < ${bound}) ${load}`];
+    };
+    body.push(`  for (var k0: i32 = 0; k0 < ${loopBound(K, rolled)}; k0 += ${W}) {`, `    let ${kv}: i32 = k0;`);
+    for (let j = 0; j < RM / S; j++) body.push(...kLoad(`al${j}`, c.lhs, bindSide(c.rows, laneRow(j), j), laneRow(j), M % RM === 0 ? undefined : M));
+    for (let j = 0; j < RN; j++) body.push(...kLoad(`bv${j}`, c.rhs, bindSide(c.cols, colAt(j), j), colAt(j), N % tileN === 0 ? undefined : N));
+    for (let i = 0; i < RM; i++) {
+      body.push(`    let a${i}: vec4<f32> = subgroupBroadcast(al${Math.floor(i / S)}, ${i % S}u);`);
+      for (let j = 0; j < RN; j++) {
+        const a = `acc${i * RN + j}`;
+        body.push(`    ${a} = ${["x", "y", "z", "w"].reduce((acc, l) => `fma(a${i}.${l}, bv${j}.${l}, ${acc})`, a)};`);
+      }
+    }
+    body.push(`  }`);
+  } else if (unrolledAtMax > 0) {
     body.push(`  for (var k0: i32 = 0; k0 < ${unrolled}; k0 += ${U}) {`);
     for (let u = 0; u < U; u++) body.push(`    {`, `      let ${kv}: i32 = k0 + ${u};`, ...step("  "), `    }`);
     body.push(`  }`);
   }
-  if (kRows || unrolledAtMax < K)
+  if (!kVec && (kRows || unrolledAtMax < K))
     body.push(`  for (var ${kv}: i32 = ${kRows ? (unrolledAtMax > 0 ? unrolled : "0") : unrolledAtMax}; ${kv} < ${kEnd}; ${kv}++) {`, ...step(""), `  }`);
   body.push(
     `  ${rolled ? "var" : "let"} acc = array<f32, ${RM * RN}>(${accs.join(", ")});`,
@@ -626,7 +656,7 @@ export function renderSubgroupMatmul(
   const reading = kRows ? readRows(kRows.size, b.access, false, body.join("\n")) : undefined;
   const bodyText = [...(reading?.lines ?? []), ...body].join("\n");
   const source = [
-    `// ${d.name}: subgroup matmul, ${RM}x${RN} outputs per thread (columns ${vectors.rhs !== undefined ? `in 4s, ${W * T}` : T} apart), ${RM}x${tileN} per workgroup, lhs rows shared by subgroupBroadcast over ${S} lanes, k unrolled by ${U}${vectors.rhs !== undefined ? ", vec4 rhs" : ""}`,
+    `// ${d.name}: subgroup matmul, ${RM}x${RN} outputs per thread (columns ${vectors.rhs !== undefined ? `in 4s, ${W * T}` : T} apart), ${RM}x${tileN} per workgroup, lhs rows shared by subgroupBroadcast over ${S} lanes, ${kVec ? "k in vec4 steps on both operands" : `k unrolled by ${U}`}${vectors.rhs !== undefined ? ", vec4 rhs" : ""}`,
     ...sourceComment(s),
     `// ${SUBGROUP_SIZE_NOTE}${S}`,
     "enable subgroups;",

@@ -73,8 +73,8 @@ function renderDispatchForm(d: Dispatch, ctx: DispatchContext): RenderedDispatch
     if (form.form === "workgroup") return renderTiledMatmul(d, contraction, dispatchBindings(d, ctx), ctx.limits, params, rolled, ctx.buffers);
     if (form.form === "subgroup") {
       const size = ctx.subgroupSize ?? bug(`wgsl ${d.name}: 'form matmul subgroup' needs the device's subgroup size (a device with the 'subgroups' feature)`);
-      const wanted = subgroupMatmulVectors(only, contraction, params);
-      const vectors = wanted.rhs !== undefined && vectorBindable(d, ctx, [wanted.rhs]) ? wanted : {};
+      const wanted = subgroupMatmulVectors(only, contraction, params, ctx.kVectors === true);
+      const vectors = Object.values(wanted).every((b) => vectorBindable(d, ctx, [b])) ? wanted : {};
       const vectorGpu = new Set(Object.values(vectors).map((b) => ctx.place[b]!.gpuBuffer));
       return renderSubgroupMatmul(d, contraction, dispatchBindings(d, ctx, vectorGpu), ctx.limits, params, size, vectors, rolled, ctx.buffers);
     }

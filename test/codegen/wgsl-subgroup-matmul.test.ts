@@ -39,7 +39,14 @@ const formFact = (g: Graph, opts: Parameters<typeof compileWebGpu>[1]): string =
 describe("the subgroup form's choice (no device)", () => {
   const g = trace((a, b) => a.matmul(b), [f([128, 64]), f([64, 96])]);
   test("a CPU adapter with a fixed subgroup size gets it; without one, register blocks; a GPU, workgroup tiles", () => {
-    expect(formFact(g, { tuning: { kind: "cpu" }, subgroupSize: 8 })).toBe("form matmul subgroup");
+    // 96 columns: 16 threads of 8 columns cover them (64 would leave most lanes idle)
+    expect(formFact(g, { tuning: { kind: "cpu" }, subgroupSize: 8 })).toBe("form matmul subgroup rows=16 cols=8 threads=16 unroll=1");
+    const wide = trace((a, b) => a.matmul(b), [f([128, 64]), f([64, 1024])]);
+    expect(formFact(wide, { tuning: { kind: "cpu" }, subgroupSize: 8 })).toBe("form matmul subgroup rows=16 cols=8 threads=64 unroll=1");
+    const narrow = trace((a, b) => a.matmul(b), [f([128, 64]), f([64, 16])]);
+    expect(formFact(narrow, { tuning: { kind: "cpu" }, subgroupSize: 16, tiledMatmul: "always" })).toBe(
+      "form matmul subgroup rows=16 cols=8 threads=16 unroll=1",
+    );
     expect(formFact(g, { tuning: { kind: "cpu" } })).toBe("form matmul registers");
     expect(formFact(g, { tuning: { kind: "discrete" }, subgroupSize: 32 })).toBe("form matmul workgroup rows=4 cols=4 threads=256 unroll=16");
   });
@@ -89,6 +96,8 @@ describe.skipIf(!env.available || subgroupSize === undefined)("subgroup matmuls 
     ["odd sizes, bias and relu epilogue (default 16x8 blocks)", (a, b, c) => a.matmul(b).add(c).relu(), [f([70, 50]), f([50, 90]), f([90])], undefined],
     // 96 columns in 4s: vec4 rhs, guarded against the 512-column tile.
     ["vec4 rhs, columns short of the tile", (a, b, c) => a.matmul(b).add(c), [f([40, 33]), f([33, 96]), f([96])], undefined],
+    // x·Wᵀ: both operands contiguous along k, read 4 k steps at a time, a row's vec4 broadcast whole.
+    ["x·Wᵀ, both operands vec4 along k, ragged rows and columns", (x, w, c) => x.matmul(w.t()).add(c), [f([70, 48]), f([36, 48]), f([36])], undefined],
     ["transposed operands", (a, b) => a.t().matmul(b.t()), [f([40, 66]), f([17, 40])], { rows: 2 * S, cols: 4, threads: 2 * S, unroll: 1 }],
     [
       "batched with a broadcast rhs, k unrolled by 3 (remainder 2)",
@@ -116,6 +125,7 @@ describe.skipIf(!env.available || subgroupSize === undefined)("subgroup matmuls 
         ...(matmulParams ? { matmulParams } : {}),
       });
       expect(compiled.artifact.kernels.some((kk) => kk.source.includes("subgroup matmul"))).toBe(true);
+      if (_name.startsWith("x·Wᵀ")) expect(compiled.artifact.kernels.some((kk) => kk.source.includes("k in vec4 steps on both operands"))).toBe(true);
       await expectArtifactMatchesInterpreter(env.context!, g, compiled.artifact, inputsOf(g));
     },
     120_000,
