@@ -26,7 +26,7 @@
 import { HOST_MATH_SOURCE } from "./host-math.ts";
 import { WASM_ENGINE_FLAGS } from "./engine.ts";
 
-/** Control words: generation, kernel, section, extent, threads, done, (6 unused), quit, failed. */
+/** Control words: generation, kernel, section, extent, threads, done, (6 unused), quit, failed, and those below. */
 const GEN = 0;
 const KERNEL = 1;
 const SECTION = 2;
@@ -46,6 +46,8 @@ const CHUNK = 11;
  * (the event loop does not turn inside a run, nor between a compile and its first run).
  */
 const READY = 12;
+/** Polls of GEN a worker makes after finishing a launch before it sleeps (launchTuning.spinPolls, set at each launch). */
+const SPIN = 13;
 /**
  * Chunks per thread: enough that a thread stalled by other processes leaves little for the
  * rest to wait on, few enough that a claim (one atomic add) and a call stay negligible.
@@ -84,6 +86,19 @@ export class WasmThreadError extends Error {
  * a loaded machine a descheduled thread can be seconds late; `workerSource`, a replacement for
  * the Node worker's source (a worker that cannot start).
  */
+/**
+ * How long threads poll before they sleep in Atomics.wait, in polls of a control word (~20 ns
+ * each in Node 20's V8 here, so 1000 ≈ 20 µs): a worker after each launch (waiting for the
+ * next), the caller once its own chunks are done (waiting for the workers). A futex sleep and
+ * wake-up cost more than a launch's gap: the MLP step of bench/cases/mlp.ts on 2 threads went
+ * 4.66 → 4.38 ms (kernels, median of 100 interleaved steps, the process under SCHED_FIFO so the
+ * shared 2-core box's load stayed out) and its CPU 9.1 → 8.7 ms; 500 polls gained most of it,
+ * 5000 little more. Bounded so that a loaded machine, where a poll only takes a core from
+ * someone, loses little: under a load average of 16, 500 polls cost nothing measurable and
+ * 2000 about 2 %. Read at each launch (bench/wasm-pool-ab.ts flips it to compare).
+ */
+export const launchTuning: { spinPolls: number } = { spinPolls: 1000 };
+
 export const poolTestHooks: { stallMs: number; workerSource: string | undefined } = { stallMs: 30_000, workerSource: undefined };
 
 /** The longest single Atomics.wait of a launch: the caller looks at the workers' progress at least this often. */
@@ -104,6 +119,8 @@ let gen = Atomics.load(ctl, ${GEN}); // read before "ready": the first launch ma
 Atomics.add(ctl, ${READY}, 1);
 ready();
 for (;;) {
+  // A step's next launch follows within microseconds: polling a little first saves the sleep and wake-up.
+  for (let i = ctl[${SPIN}]; i > 0 && Atomics.load(ctl, ${GEN}) === gen; i--);
   Atomics.wait(ctl, ${GEN}, gen);
   gen = Atomics.load(ctl, ${GEN});
   if (Atomics.load(ctl, ${QUIT}) === 1) break;
@@ -390,6 +407,7 @@ export class WorkerPool {
     ctl[THREADS] = threads;
     const chunk = Math.ceil(Math.ceil(extent / (threads * CHUNKS_PER_THREAD)) / grain) * grain;
     ctl[CHUNK] = chunk;
+    ctl[SPIN] = launchTuning.spinPolls;
     Atomics.store(ctl, NEXT, threads * chunk);
     Atomics.store(ctl, DONE, 0);
     const gen = Atomics.add(ctl, GEN, 1) + 1;
@@ -430,6 +448,7 @@ export class WorkerPool {
     const ctl = this.ctl;
     const workers = this.workers.length;
     let seen = Atomics.load(ctl, DONE);
+    for (let i = launchTuning.spinPolls; i > 0 && seen < workers; i--) seen = Atomics.load(ctl, DONE);
     while (seen < workers) {
       if (Atomics.wait(ctl, DONE, seen, WAIT_SLICE_MS) === "timed-out") break;
       seen = Atomics.load(ctl, DONE);
