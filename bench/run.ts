@@ -324,7 +324,10 @@ function webGpuAims(
         ]
       : []),
     ...(has("softmax")
-      ? [withTimes(ratio("softmax kernels vs the best peer", best("softmax"), kernels("softmax"), "≥ 1.5×"), best("softmax"), kernels("softmax"))]
+      ? [
+          withTimes(ratio("softmax kernels vs the best peer", best("softmax"), kernels("softmax"), "≥ 1.5×"), best("softmax"), kernels("softmax")),
+          withTimes(ratio("softmax through exe.run vs the best peer", best("softmax"), ok("softmax"), "≥ 1.5×"), best("softmax"), ok("softmax")),
+        ]
       : []),
   ];
   return lines.length > 0 ? ["\naims (issue 15), peer/kiln on this run (kernel-only where the aim says kernels):", ...lines].join("\n") : "";
