@@ -12,6 +12,7 @@ import type { HostTensor } from "../compiler/ir/host-tensor.ts";
 import { WebGpuArtifactRunner } from "../runtime/webgpu/run-artifact.ts";
 import { newRunProfiler } from "../runtime/artifact/profile.ts";
 import { webGpuTestEnv } from "../test/util/webgpu-env.ts";
+import { TF_BATCH, TF_DIM, TF_SEQ, transformerCase } from "./cases/transformer.ts";
 
 const env = await webGpuTestEnv();
 if (!env.available) {
@@ -153,14 +154,27 @@ const cases: [string, () => Promise<Timed[]>][] = [
       const specs = [f([1024, 1024]), f([256, 1024])];
       return [
         await kilnVariant("kiln x·Wᵀ, registers, k vec4 (CPU default)", xwt, specs, { tiledMatmul: "always" }),
-        await kilnVariant("kiln x·Wᵀ, registers, one k at a time", xwt, specs, { tiledMatmul: "always", kVectors: false }),
+        await kilnVariant("kiln x·Wᵀ, registers, one k at a time", xwt, specs, { tiledMatmul: "always", kVectors: "never" }),
         await kilnVariant("kiln x·Wᵀ, registers unroll=4", xwt, specs, {
           tiledMatmul: "always",
-          kVectors: false,
+          kVectors: "never",
           matmulParams: { rows: 8, cols: 8, threads: 64, unroll: 4 },
         }),
         await kilnVariant("kiln x·Wᵀ, workgroup tiles", xwt, specs, { tiledMatmul: "always", matmulForm: "workgroup" }),
         await kilnVariant("kiln x·W (W [1024, 256]), registers", xw, [f([1024, 1024]), f([1024, 256])], { tiledMatmul: "always" }),
+      ];
+    },
+  ],
+  [
+    "transformer block train step (bench/cases/transformer.ts), all kernels: x·Wᵀ one k at a time or as vec4s along k",
+    async () => {
+      const tf = transformerCase.kiln();
+      const step = (x: k.Tensor, y: k.Tensor) => (tf.fn as (i: Record<string, k.Tensor>) => unknown)({ x, y });
+      const specs = [f([TF_BATCH, TF_SEQ, TF_DIM]), f([TF_BATCH, TF_SEQ, TF_DIM])];
+      return [
+        await kilnVariant("kiln, kVectors never", step, specs, { kVectors: "never" }),
+        await kilnVariant("kiln, kVectors auto (CPU default)", step, specs, {}),
+        await kilnVariant("kiln, kVectors always", step, specs, { kVectors: "always" }),
       ];
     },
   ],

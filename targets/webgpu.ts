@@ -38,7 +38,7 @@ import type { SearchResult } from "./webgpu-tune-search.ts";
 import { compileTimed } from "../compiler/compile-stats.ts";
 import { cachedPeaks } from "./peaks.ts";
 import { executorProfiling } from "./profile.ts";
-import type { ElementwiseShape } from "../codegen/wgsl/dispatch.ts";
+import type { ElementwiseShape, KVectorMode } from "../codegen/wgsl/dispatch.ts";
 import { driverOptionsOf, fuseOptionsOf, type OptionKeys } from "./options.ts";
 
 export interface WebGpuOptions extends FuseOptions {
@@ -67,10 +67,10 @@ export interface WebGpuOptions extends FuseOptions {
   readonly elementwiseShape?: ElementwiseShape;
   /**
    * Register matmuls whose operands are both contiguous along k (a linear's x·Wᵀ) read each as
-   * vec4s, 4 k steps at a time, the fmas still in k order (default: on for a CPU adapter, where
-   * lavapipe ran the transformer's mlp.2 forward 2.3x faster; off elsewhere).
+   * vec4s, 4 k steps at a time, the fmas still in k order: "auto" (the default on a CPU adapter:
+   * from k = 1024, codegen/wgsl/matmul.ts's K_VECTORS_MIN_K), "always", "never" (the default elsewhere).
    */
-  readonly kVectors?: boolean;
+  readonly kVectors?: KVectorMode;
   /**
    * Pipeline creation taking longer than `progressAfterMs` (default 1000) reports its progress
    * (pipelines done / total, elapsed): by default as a line on stderr (compiler/debug.ts's
@@ -174,7 +174,7 @@ export const webGpuBackend: Backend<"webgpu", WebGpuOptions, DeviceLayout> = {
     const r = renderWebGpuProgram(program, placed, opts.limits ?? webGpuDefaultLimits, {
       rolledLoops: cpu,
       elementwiseShape: opts.elementwiseShape ?? defaultElementwiseShape(kind),
-      kVectors: opts.kVectors ?? cpu,
+      kVectors: opts.kVectors ?? (cpu ? "auto" : "never"),
       quickStart: cpu && opts.quickStart !== false,
       shaderF16: opts.shaderF16 === true,
       ...(opts.subgroupSize !== undefined ? { subgroupSize: opts.subgroupSize } : {}),

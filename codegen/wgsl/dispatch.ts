@@ -79,6 +79,12 @@ export function symbolicDispatch(
   return { size: size!.id, max: size!.dimMax!, sections: rows, perWorkgroup };
 }
 
+/**
+ * When a register matmul reads both operands as vec4s along k (MatmulVectors' kLhs/kRhs):
+ * "auto" from K_VECTORS_MIN_K, "always" wherever they are contiguous along k, "never".
+ */
+export type KVectorMode = "auto" | "always" | "never";
+
 export interface DispatchContext {
   readonly dtypeOf: (buffer: number) => DType;
   readonly nameOf: (buffer: number) => string;
@@ -97,10 +103,10 @@ export interface DispatchContext {
   readonly rolledLoops?: boolean;
   /**
    * Register matmuls whose operands are both contiguous along k (a linear's x·Wᵀ) read them as
-   * vec4s along k (matmul.ts's MatmulVectors): for a CPU adapter, where lavapipe then runs the
+   * vec4s along k (matmul.ts's MatmulVectors, KVectorMode; absent: never): "auto" for a CPU adapter, where lavapipe then runs the
    * transformer's 1024x1024 x 1024x256ᵀ forward in 289 ms against 657 ms one k at a time.
    */
-  readonly kVectors?: boolean;
+  readonly kVectors?: KVectorMode;
   /** The device has `shader-f16`: a GPU buffer holding only f16 tensors binds as array<f16> (`enable f16;`). */
   readonly shaderF16?: boolean;
   /** The most an elementwise dispatch's workgroups take (ElementwiseShape); absent: PLAIN_SHAPE. */

@@ -20,7 +20,7 @@ import { loopBound, wgslDialect, wgslHelpersFor } from "./dialect.ts";
 import type { WebGpuLimits } from "./layout.ts";
 import type { MatmulForm, MatmulParams } from "../../compiler/kernel/kernel-ir.ts";
 import { assertNever, bug } from "../../compiler/util/errors.ts";
-import { foldWorkgroups, opaqueZero, type DispatchBindings, type RenderedDispatch } from "./dispatch.ts";
+import { foldWorkgroups, opaqueZero, type DispatchBindings, type KVectorMode, type RenderedDispatch } from "./dispatch.ts";
 import { limitExpr, limitName, readRows, rowLimitVars, rowsSizeOf } from "./row-limits.ts";
 import { symbolicBound } from "../../compiler/kernel/symbolic-bound.ts";
 import type { SymbolicDispatch } from "../../runtime/artifact/format.ts";
@@ -152,6 +152,14 @@ export function bindFlat(vars: readonly IndexVar[], flat: string, indent: string
 const bindCopies = (vars: readonly IndexVar[], suffix: string, indent: string): string[] =>
   vars.map((v) => `${indent}let ${v.name}: i32 = ${v.name}${suffix};`);
 
+/**
+ * "auto" reads operands along k as vec4s from this long a k. On lavapipe, in the transformer
+ * step (kernel times, 9 interleaved rounds, loaded machine; min of each): the mlp.2 forward
+ * (k = 1024, rows 4 KB apart) 492 -> 252 ms, but the k = 256 forwards 232 -> 263 ms (qkv) and
+ * 247 -> 290 ms (mlp.0), and the k = 64 attention scores 15 -> 25 ms.
+ */
+export const K_VECTORS_MIN_K = 1024;
+
 /** Which operands the registers form reads as vec4 (lhs: 4 k steps; rhs: 4 neighbouring columns), and the buffer each reads. */
 export interface MatmulVectors {
   readonly lhs?: number;
@@ -177,9 +185,10 @@ function vectorOperand(s: Section, side: Contraction["lhs"], v: string): number 
  * them; the lhs when it is read along k and the k loop is unrolled by a multiple of 4 with
  * no row guard. The caller binds those buffers as vec4 where it can (vectorBindable).
  */
-export function matmulVectors(s: Section, c: Contraction, p: MatmulParams, kVectors = false): MatmulVectors {
+export function matmulVectors(s: Section, c: Contraction, p: MatmulParams, kVectors: KVectorMode = "never"): MatmulVectors {
   const rhs = c.cols.length === 1 && p.cols % VECTOR_WIDTH === 0 && c.N % p.cols === 0 ? vectorOperand(s, c.rhs, c.cols[0]!.name) : undefined;
-  if (kVectors && rhs === undefined && c.k.extent % VECTOR_WIDTH === 0) {
+  const wantsK = kVectors === "always" || (kVectors === "auto" && c.k.extent >= K_VECTORS_MIN_K);
+  if (wantsK && rhs === undefined && c.k.extent % VECTOR_WIDTH === 0) {
     const kLhs = vectorOperand(s, c.lhs, c.k.name);
     const kRhs = vectorOperand(s, c.rhs, c.k.name);
     if (kLhs !== undefined && kRhs !== undefined) return { kLhs, kRhs };

@@ -6,6 +6,7 @@
 // section renders with (row kernel, matmul) is its kernel-IR `form` fact, set by webgpu's passes.
 
 import type { KernelProgram, MatmulParams } from "../../compiler/kernel/kernel-ir.ts";
+import type { KVectorMode } from "./dispatch.ts";
 import type { WebGpuArtifactKernel } from "../../runtime/artifact/format.ts";
 import type { DeviceLayout, Dispatch, WebGpuLimits } from "./layout.ts";
 import { renderDispatch } from "./render-wgsl.ts";
@@ -34,7 +35,7 @@ export interface WebGpuRenderOptions {
   /** The most an elementwise dispatch's workgroups take (DispatchContext's; absent: 64 threads, one index each). */
   readonly elementwiseShape?: ElementwiseShape;
   /** Register matmuls read operands contiguous along k as vec4s (DispatchContext's, for a CPU adapter). */
-  readonly kVectors?: boolean;
+  readonly kVectors?: KVectorMode;
   /** The device's fixed subgroup size (`subgroups` feature): what `form matmul subgroup` sections render for. */
   readonly subgroupSize?: number;
 }
@@ -73,7 +74,7 @@ export function renderWebGpuProgram(program: KernelProgram, layout: DeviceLayout
     buffers: program.buffers,
     gpuBufferBytes: layout.gpuBufferBytes,
     rolledLoops: opts.rolledLoops === true,
-    kVectors: opts.kVectors === true,
+    kVectors: opts.kVectors ?? "never",
     shaderF16: opts.shaderF16 === true,
     ...(opts.elementwiseShape ? { elementwiseShape: opts.elementwiseShape } : {}),
     ...(opts.subgroupSize !== undefined ? { subgroupSize: opts.subgroupSize } : {}),

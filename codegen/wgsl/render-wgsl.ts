@@ -73,13 +73,14 @@ function renderDispatchForm(d: Dispatch, ctx: DispatchContext): RenderedDispatch
     if (form.form === "workgroup") return renderTiledMatmul(d, contraction, dispatchBindings(d, ctx), ctx.limits, params, rolled, ctx.buffers);
     if (form.form === "subgroup") {
       const size = ctx.subgroupSize ?? bug(`wgsl ${d.name}: 'form matmul subgroup' needs the device's subgroup size (a device with the 'subgroups' feature)`);
-      const wanted = subgroupMatmulVectors(only, contraction, params, ctx.kVectors === true);
+      // the subgroup form takes k vec4s at any k in "auto" (K_VECTORS_MIN_K was measured on the registers form)
+      const wanted = subgroupMatmulVectors(only, contraction, params, (ctx.kVectors ?? "never") !== "never");
       const vectors = Object.values(wanted).every((b) => vectorBindable(d, ctx, [b])) ? wanted : {};
       const vectorGpu = new Set(Object.values(vectors).map((b) => ctx.place[b]!.gpuBuffer));
       return renderSubgroupMatmul(d, contraction, dispatchBindings(d, ctx, vectorGpu), ctx.limits, params, size, vectors, rolled, ctx.buffers);
     }
     // vec4 operands where their buffers can be bound so (and not both the same GPU buffer read two ways).
-    const wanted = matmulVectors(only, contraction, params, ctx.kVectors === true);
+    const wanted = matmulVectors(only, contraction, params, ctx.kVectors);
     const kept = Object.fromEntries(Object.entries(wanted).filter(([, b]) => vectorBindable(d, ctx, [b])));
     // the k-vector pair goes together: both operands along k, or neither
     const vectors =

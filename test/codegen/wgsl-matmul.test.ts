@@ -100,22 +100,33 @@ describe("tiled matmul selection (no device)", () => {
 });
 
 describe("operands along k (no device)", () => {
-  test("x·Wᵀ reads both operands as vec4s along k on a CPU adapter (the default kind here), one k at a time with kVectors off or k not a multiple of 4", () => {
-    const source = (specs: k.InputSpec[], opts: { kVectors?: boolean } = {}) =>
+  test("x·Wᵀ reads both operands as vec4s along k on a CPU adapter (the default kind here) from k = 1024; one k at a time below, with kVectors never, or k not a multiple of 4", () => {
+    const source = (specs: k.InputSpec[], opts: { kVectors?: "auto" | "always" | "never" } = {}) =>
       compileWebGpu(
         trace((x, w) => F.linear(x, w), specs),
         { tiledMatmul: "always", ...opts },
       ).artifact.kernels[0]!.source;
-    expect(source([f([64, 32]), f([48, 32])])).toContain("k in vec4 steps on both operands");
-    expect(source([f([64, 32]), f([48, 32])], { kVectors: false })).toContain("k unrolled by 1");
-    expect(source([f([64, 30]), f([48, 30])])).toContain("k unrolled by 1");
+    const K_VEC = "k in vec4 steps on both operands";
+    expect(source([f([64, 1024]), f([48, 1024])])).toContain(K_VEC);
+    expect(source([f([64, 1024]), f([48, 1024])], { kVectors: "never" })).toContain("k unrolled by 1");
+    expect(source([f([64, 1020]), f([48, 1020])])).toContain("k unrolled by 1");
+    expect(source([f([64, 32]), f([48, 32])])).toContain("k unrolled by 1");
+    expect(source([f([64, 32]), f([48, 32])], { kVectors: "always" })).toContain(K_VEC);
+    expect(source([f([64, 30]), f([48, 30])], { kVectors: "always" })).toContain("k unrolled by 1");
     // x·W reads W along its columns: the rhs vec4s stay
     expect(
       compileWebGpu(
-        trace((x, w) => x.matmul(w), [f([64, 32]), f([32, 48])]),
-        { tiledMatmul: "always" },
+        trace((x, w) => x.matmul(w), [f([64, 1024]), f([1024, 48])]),
+        { tiledMatmul: "always", kVectors: "always" },
       ).artifact.kernels[0]!.source,
     ).toContain("vec4 rhs");
+    // a hardware adapter's default: never
+    expect(
+      compileWebGpu(
+        trace((x, w) => F.linear(x, w), [f([64, 1024]), f([48, 1024])]),
+        { tiledMatmul: "always", matmulForm: "registers", tuning: { kind: "discrete" } },
+      ).artifact.kernels[0]!.source,
+    ).not.toContain(K_VEC);
   });
 });
 
@@ -194,14 +205,14 @@ describe.skipIf(!env.available)("tiled matmul on the device", () => {
     // 13-26 s for any kernel unrolled by 4 (against 1 s by 3): on the device under KILN_FULL only;
     // the suite below has Dawn validate the shader without running it.
     ...(FULL ? [VEC4_CASE] : []),
-    // A linear's x·Wᵀ: both operands contiguous along k, read as vec4s 4 k steps at a time (a CPU
-    // adapter's default); odd rows and columns (guarded vec4 loads at the block edges), k = 36.
+    // A linear's x·Wᵀ with k = 1024: both operands contiguous along k, read as vec4s 4 k steps at
+    // a time (a CPU adapter's default from k = 1024); odd rows and columns (guarded vec4 loads at the block edges).
     [
-      "registers, rows=2 cols=4: linear x·Wᵀ + bias, relu (k in vec4 steps on both operands)",
+      "registers, rows=2 cols=4: linear x·Wᵀ + bias, relu, k = 1024 (k in vec4 steps on both operands)",
       "registers",
-      "2x4 outputs per thread (columns 12 apart), k in vec4 steps on both operands",
+      "2x4 outputs per thread (columns 4 apart), k in vec4 steps on both operands",
       ((x, w, b) => F.linear(x, w, b).relu()) as Fn,
-      [f([70, 36]), f([45, 36]), f([45])] as k.InputSpec[],
+      [f([9, 1024]), f([13, 1024]), f([13])] as k.InputSpec[],
       { rows: 2, cols: 4, threads: 16, unroll: 1 },
     ] as const,
     // A convolution's forward, input gradient and filter gradient (rows: in channel, kh, kw),
