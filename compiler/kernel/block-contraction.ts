@@ -99,8 +99,9 @@ export function blockContractions(p: KernelProgram, shareBlocks = true): KernelP
       sections = [];
     };
     for (const s of k.sections) {
-      const chunks = gemmChunks(s, buffers);
-      if (chunks) {
+      const plan = gemmChunks(s, buffers);
+      if ("chunks" in plan) {
+        const chunks = plan.chunks;
         flush();
         chunks.forEach((c, i) => {
           const section = blockSection(c.section, true);
@@ -116,7 +117,7 @@ export function blockContractions(p: KernelProgram, shareBlocks = true): KernelP
         parts++;
         continue;
       }
-      const gemm = canonicalGemm(s, buffers);
+      const gemm = plan.gemm;
       if (gemm) {
         packs.push(...gemm.packs);
         sections.push(blockSection(gemm.section, gemm.panels));
@@ -624,11 +625,18 @@ export const gemmChunkTestHooks = { minBytes: 4 << 20, maxBytes: 2 << 20 };
  * images of n·h·w), so each chunk's indices fold like the whole GEMM's. Undefined when the
  * section is not such a GEMM.
  */
-function gemmChunks(s: Section, buffers: BufferDecl[]): GemmChunk[] | undefined {
-  const probe = canonicalGemm(s, [...buffers]);
-  if (!probe?.panels || probe.batch !== 1) return undefined;
+function gemmChunks(s: Section, buffers: BufferDecl[]): { readonly chunks: GemmChunk[] } | { readonly gemm: CanonicalGemm | undefined } {
+  const probeBuffers = [...buffers];
+  const probe = canonicalGemm(s, probeBuffers);
+  // Not cut: the probe is the section's canonical GEMM (its pack buffers numbered from the
+  // same length), kept rather than built again (it was half of a cold MLP compile's blocking).
+  const whole = (): { readonly gemm: CanonicalGemm | undefined } => {
+    buffers.push(...probeBuffers.slice(buffers.length));
+    return { gemm: probe };
+  };
+  if (!probe?.panels || probe.batch !== 1) return whole();
   const colBytes = probe.k * probe.n * 4;
-  if (colBytes < gemmChunkTestHooks.minBytes || buffers.some((b) => b.symbolic)) return undefined;
+  if (colBytes < gemmChunkTestHooks.minBytes || buffers.some((b) => b.symbolic)) return whole();
   // How many values of `v` a chunk takes: whole periods of its inner digits, `inner` columns (or
   // steps of k) per value, a multiple of the panel width, as many as fit the limit.
   const chunkOf = (v: IndexVar, side: ExprId, inner: number, bytesPerStep: number): number => {
@@ -652,12 +660,12 @@ function gemmChunks(s: Section, buffers: BufferDecl[]): GemmChunk[] | undefined 
     probe.colVars.slice(1).reduce((a, d) => a * d.extent, 1),
     probe.k * 4,
   );
-  if (perColumn > 0) return columnChunks(s, buffers, col, perColumn);
+  if (perColumn > 0) return { chunks: columnChunks(s, buffers, col, perColumn) };
   // else by k
   const reduce = s.exprs[s.dots![0]!.reduce]!;
-  if (reduce.op !== "reduce_sum" || reduce.vars.length !== 1 || probe.outerSum) return undefined;
+  if (reduce.op !== "reduce_sum" || reduce.vars.length !== 1 || probe.outerSum) return whole();
   const perStep = chunkOf(reduce.vars[0]!, probe.colSide, 1, probe.n * 4);
-  return perStep > 0 ? kChunks(s, buffers, perStep) : undefined;
+  return perStep > 0 ? { chunks: kChunks(s, buffers, perStep) } : whole();
 }
 
 type GemmChunk = { readonly packs: Kernel[]; readonly section: Section };
