@@ -19,8 +19,8 @@ const first = performance.now();
 const cpu = process.cpuUsage(cpuAtStart);
 await exe.run({ x, y });
 const second = performance.now();
-// Steady state: after 6 more steps (a CPU adapter's tuned kernels compile between the first
-// ones: docs/webgpu.md, "tiered start"), the median of 9 more and their mean CPU time (lavapipe's threads included).
+// Steady state: after 6 more steps (a CPU adapter's tuned kernels compile in the second run:
+// docs/webgpu.md, "Tiered start"), the median of 9 more and their mean CPU time (lavapipe's threads included).
 const tiering = performance.now();
 for (let i = 0; i < 6; i++) await exe.run({ x, y });
 const tieredMs = performance.now() - tiering;
