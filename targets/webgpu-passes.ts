@@ -75,11 +75,21 @@ function markSections(p: KernelProgram, choose: (s: Section) => SectionForm | un
   };
 }
 
+/**
+ * The subgroup form also takes a contraction with few outputs and a long k: the first conv's
+ * filter gradient (32 x 9 outputs, k = 50176 pixels) ran one thread per output, two per-lane
+ * loads per fma, 88 ms of a 611 ms CNN step on lavapipe; as a subgroup matmul each k step is a
+ * few loads shared by 16 rows' broadcasts.
+ */
+const MIN_SUBGROUP_LONG_K = 1024;
+
 /** Whether a section's contraction (its `dot` fact, in the shape codegen/wgsl/matmul.ts renders) gets a matmul kernel. */
-export function wantsMatmul(s: Section, mode: TiledMatmulMode = "auto"): boolean {
+export function wantsMatmul(s: Section, mode: TiledMatmulMode = "auto", form: MatmulForm = "registers"): boolean {
   const c = matchContraction(s);
   if (c === undefined || mode === "never") return false;
-  return mode === "always" || (c.M * c.N >= MIN_MATMUL_OUTPUTS && c.M >= MIN_MATMUL_SIDE && c.N >= MIN_MATMUL_SIDE && c.k.extent >= MIN_MATMUL_K);
+  if (mode === "always") return true;
+  if (form === "subgroup" && c.k.extent >= MIN_SUBGROUP_LONG_K && c.M * c.N >= MIN_MATMUL_SIDE) return true;
+  return c.M * c.N >= MIN_MATMUL_OUTPUTS && c.M >= MIN_MATMUL_SIDE && c.N >= MIN_MATMUL_SIDE && c.k.extent >= MIN_MATMUL_K;
 }
 
 /**
@@ -93,15 +103,15 @@ export function matmulFormPass(opts: MatmulFormOptions = {}): KernelPass {
   const form: SectionForm = { kind: "matmul", form: kind, ...(opts.matmulParams ? { params: opts.matmulParams } : {}) };
   const formed = (s: Section): Section => {
     if (s.form) return s;
-    if (wantsMatmul(s, mode)) return { ...s, form };
+    if (wantsMatmul(s, mode, kind)) return { ...s, form };
     // A weight gradient (a batched dot summed over its batch) is a matmul with k over both sums.
     const merged = mergeSummedDot(s);
-    return merged && wantsMatmul(merged, mode) ? { ...merged, form } : s;
+    return merged && wantsMatmul(merged, mode, kind) ? { ...merged, form } : s;
   };
   return {
     name: "matmul-form",
     run: (program) =>
-      program.buffers.some((b) => b.symbolic) ? markSections(program, (s) => (wantsMatmul(s, mode) ? form : undefined)) : mapSections(program, formed),
+      program.buffers.some((b) => b.symbolic) ? markSections(program, (s) => (wantsMatmul(s, mode, kind) ? form : undefined)) : mapSections(program, formed),
   };
 }
 

@@ -306,14 +306,18 @@ export function chosenForm(s: Section, opts: TunePassOptions): SectionForm | und
 /**
  * A subgroup matmul's default params fitted to its section: 16x8 per thread, and threads
  * halved from 64 (not below the subgroup size) while half of them still cover the columns, so
- * a narrow matmul (256 columns: 32 threads) leaves no lanes idle.
+ * a narrow matmul (256 columns: 32 threads) leaves no lanes idle; then columns per thread
+ * halved the same way.
  */
 function fittedSubgroupForm(s: Section, subgroupSize = 8): SectionForm {
   const { rows, cols, unroll } = SUBGROUP_MATMUL_DEFAULTS;
   const n = matchContraction(s)?.N ?? Number.POSITIVE_INFINITY;
   let threads = SUBGROUP_MATMUL_DEFAULTS.threads;
   while (threads / 2 >= subgroupSize && (threads / 2) * cols >= n) threads /= 2;
-  return { kind: "matmul", form: "subgroup", params: { rows, cols, threads, unroll } };
+  // and, at the fewest threads, columns per thread halved while half still cover them (9 columns: 8 threads of 2)
+  let fitted = cols;
+  while (fitted > 1 && (fitted / 2) * threads >= n) fitted /= 2;
+  return { kind: "matmul", form: "subgroup", params: { rows, cols: fitted, threads, unroll } };
 }
 
 /** The artifact's record of the forms its matmul and row sections render with (those alone in a dispatch); undefined when there are none. */

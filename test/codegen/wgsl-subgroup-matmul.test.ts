@@ -43,12 +43,19 @@ describe("the subgroup form's choice (no device)", () => {
     expect(formFact(g, { tuning: { kind: "cpu" }, subgroupSize: 8 })).toBe("form matmul subgroup rows=16 cols=8 threads=16 unroll=1");
     const wide = trace((a, b) => a.matmul(b), [f([128, 64]), f([64, 1024])]);
     expect(formFact(wide, { tuning: { kind: "cpu" }, subgroupSize: 8 })).toBe("form matmul subgroup rows=16 cols=8 threads=64 unroll=1");
+    // 16 columns over subgroups of 16: 16 threads of one column each
     const narrow = trace((a, b) => a.matmul(b), [f([128, 64]), f([64, 16])]);
     expect(formFact(narrow, { tuning: { kind: "cpu" }, subgroupSize: 16, tiledMatmul: "always" })).toBe(
-      "form matmul subgroup rows=16 cols=8 threads=16 unroll=1",
+      "form matmul subgroup rows=16 cols=1 threads=16 unroll=1",
     );
     expect(formFact(g, { tuning: { kind: "cpu" } })).toBe("form matmul registers");
     expect(formFact(g, { tuning: { kind: "discrete" }, subgroupSize: 32 })).toBe("form matmul workgroup rows=4 cols=4 threads=256 unroll=16");
+  });
+
+  test("few outputs over a long k (a first conv's filter gradient) take it too, with threads and columns fitted; not register blocks", () => {
+    const longK = trace((a, b) => a.matmul(b), [f([20, 1100]), f([1100, 9])]);
+    expect(formFact(longK, { tuning: { kind: "cpu" }, subgroupSize: 8 })).toBe("form matmul subgroup rows=16 cols=2 threads=8 unroll=1");
+    expect(compileWebGpu(longK, { tuning: { kind: "cpu" } }).artifact.kernels[0]!.source).not.toMatch(/register-blocked matmul/);
   });
 
   test("the shader enables subgroups, says the size it assumes, and shares lhs rows by broadcast", () => {
@@ -94,6 +101,8 @@ describe.skipIf(!env.available || subgroupSize === undefined)("subgroup matmuls 
   const cases: [string, Fn, k.InputSpec[], MatmulParams | undefined][] = [
     // 70 rows: the last block's lanes load zeros; 90 columns: scalar rhs, guarded.
     ["odd sizes, bias and relu epilogue (default 16x8 blocks)", (a, b, c) => a.matmul(b).add(c).relu(), [f([70, 50]), f([50, 90]), f([90])], undefined],
+    // 20 x 9 outputs over k = 1100: the long-k choice, 8 threads of 2 columns, the second row block ragged.
+    ["few outputs, long k: 8 threads of 2 columns", (a, b) => a.matmul(b).relu(), [f([20, 1100]), f([1100, 9])], undefined],
     // 96 columns in 4s: vec4 rhs, guarded against the 512-column tile.
     ["vec4 rhs, columns short of the tile", (a, b, c) => a.matmul(b).add(c), [f([40, 33]), f([33, 96]), f([96])], undefined],
     // x·Wᵀ: both operands contiguous along k, read 4 k steps at a time, a row's vec4 broadcast whole.
