@@ -42,7 +42,7 @@ export interface WebGpuRenderOptions {
 
 /**
  * A register matmul's quick variant: 2x4 outputs per thread, one k step at a time (no vec4
- * loads along k: `kVectors` off). On lavapipe (MLP train step, its three matmuls) it compiles
+ * loads along k: `kVectors: "never"`). On lavapipe (MLP train step, its three matmuls) it compiles
  * in about half the CPU time of the 8x8 default (0.63-0.73 s against 1.30-1.37 s) and runs
  * about half as fast; against the 8x8 with vec4 k steps, a third (the forward matmul: 0.20
  * against 1.30-1.46 s). Each output is the same fma chain over k, so the bits are the same.
@@ -61,7 +61,10 @@ function quickVariant(d: Dispatch, ctx: DispatchContext, full: RenderedDispatch)
   const p = matmulParamsOf(form.form, form.params);
   if (p.rows * p.cols <= QUICK_MATMUL.rows * QUICK_MATMUL.cols || p.unroll > 1) return undefined;
   // vec4 loads along k cost lavapipe's JIT about three scalar loads each: the quick variant steps k one at a time.
-  const quick = renderDispatch({ ...d, sections: [{ ...s, form: { kind: "matmul", form: "registers", params: QUICK_MATMUL } }] }, { ...ctx, kVectors: false });
+  const quick = renderDispatch(
+    { ...d, sections: [{ ...s, form: { kind: "matmul", form: "registers", params: QUICK_MATMUL } }] },
+    { ...ctx, kVectors: "never" },
+  );
   const same = quick.bindings.length === full.bindings.length && quick.bindings.every((b, i) => b === full.bindings[i]);
   return same && !quick.symbolic && !full.symbolic ? { source: quick.source, workgroups: quick.workgroups } : undefined;
 }

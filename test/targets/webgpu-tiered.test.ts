@@ -41,10 +41,11 @@ describe("quick variants (no device)", () => {
     expect(quick.length).toBe(kernels.filter((kk) => /register-blocked matmul, 8x8/.test(kk.source)).length);
     expect(quick.length).toBeGreaterThanOrEqual(3); // forward, and the backward's two products
     for (const kk of quick) expect(kk.quick!.source).toMatch(/register-blocked matmul, 2x4 outputs per thread/);
-    // A tuned matmul stepping k by vec4s (a CPU adapter's default for x·Wᵀ) has a quick variant stepping k one at a
-    // time: vec4 loads cost lavapipe's compile about three scalar loads each (docs/webgpu.md).
-    expect(quick.some((kk) => /k in vec4 steps/.test(kk.source))).toBe(true);
-    for (const kk of quick) expect(kk.quick!.source).toMatch(/k unrolled by 1/);
+    // A tuned matmul stepping k by vec4s (kVectors; a CPU adapter's default for x·Wᵀ from k = 1024) has a quick
+    // variant stepping k one at a time: vec4 loads cost lavapipe's compile about three scalar loads each (docs/webgpu.md).
+    const vectorK = compileWebGpu(graph, { ...FORMS, kVectors: "always" }).artifact.kernels.filter((kk) => kk.quick);
+    expect(vectorK.some((kk) => /k in vec4 steps/.test(kk.source))).toBe(true);
+    for (const kk of vectorK) expect(kk.quick!.source).toMatch(/k unrolled by 1/);
     expect(compileWebGpu(graph, { ...FORMS, quickStart: false }).artifact.kernels.some((kk) => kk.quick)).toBe(false);
     expect(compileWebGpu(graph, { tiledMatmul: "always", tuning: { kind: "cpu" } }).artifact.kernels.filter((kk) => kk.quick).length).toBe(quick.length);
     expect(compileWebGpu(graph, { tiledMatmul: "always", matmulForm: "registers", tuning: { kind: "discrete" } }).artifact.kernels.some((kk) => kk.quick)).toBe(
