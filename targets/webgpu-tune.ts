@@ -310,9 +310,14 @@ export function chosenForm(s: Section, opts: TunePassOptions): SectionForm | und
  * halved the same way.
  */
 function fittedSubgroupForm(s: Section, subgroupSize = 8): SectionForm {
-  const { rows, cols, unroll } = SUBGROUP_MATMUL_DEFAULTS;
+  const { unroll } = SUBGROUP_MATMUL_DEFAULTS;
+  // Rows and threads are multiples of the subgroup size (a power of two): subgroups of 32 or more
+  // (a GPU's, where the caller asks for this form) take that many rows, with the block's outputs
+  // kept at 16x8 by fewer columns.
+  const rows = Math.max(SUBGROUP_MATMUL_DEFAULTS.rows, subgroupSize);
+  const cols = Math.max(1, (SUBGROUP_MATMUL_DEFAULTS.rows * SUBGROUP_MATMUL_DEFAULTS.cols) / rows);
   const n = matchContraction(s)?.N ?? Number.POSITIVE_INFINITY;
-  let threads = SUBGROUP_MATMUL_DEFAULTS.threads;
+  let threads = Math.max(SUBGROUP_MATMUL_DEFAULTS.threads, subgroupSize);
   while (threads / 2 >= subgroupSize && (threads / 2) * cols >= n) threads /= 2;
   // and, at the fewest threads, columns per thread halved while half still cover them (9 columns: 8 threads of 2)
   let fitted = cols;

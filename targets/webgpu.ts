@@ -171,6 +171,7 @@ export const webGpuBackend: Backend<"webgpu", WebGpuOptions, DeviceLayout> = {
     const kind = (opts.tuning ?? NO_TUNING).kind;
     const cpu = rolledLoopsFor(kind);
     if (opts.elementwiseShape) checkElementwiseShape(opts.elementwiseShape);
+    checkSubgroupOptions(opts);
     const r = renderWebGpuProgram(program, placed, opts.limits ?? webGpuDefaultLimits, {
       rolledLoops: cpu,
       elementwiseShape: opts.elementwiseShape ?? defaultElementwiseShape(kind),
@@ -232,6 +233,27 @@ function checkElementwiseShape(shape: ElementwiseShape): void {
     code: "invalid-argument",
     message: `webgpu option elementwiseShape { threads: ${threads}, perThread: ${perThread} }: threads must be a power of two from 1 to 256, perThread a positive integer`,
   });
+}
+
+/**
+ * subgroupSize a power of two from 4 to 128 (WebGPU's subgroup sizes); `matmulForm: "subgroup"`
+ * only with a subgroup size, and its matmulParams' rows and threads multiples of it (each lane
+ * loads rows for the others' broadcasts); kVectors one of its three modes.
+ */
+function checkSubgroupOptions(opts: WebGpuOptions): void {
+  const fail = (message: string): never => {
+    throw new KilnError({ code: "invalid-argument", message: `webgpu option ${message}` });
+  };
+  const size = opts.subgroupSize;
+  if (size !== undefined && !(Number.isSafeInteger(size) && size >= 4 && size <= 128 && (size & (size - 1)) === 0))
+    fail(`subgroupSize ${size}: must be a power of two from 4 to 128 (the device's fixed subgroup size)`);
+  if (opts.kVectors !== undefined && opts.kVectors !== "auto" && opts.kVectors !== "always" && opts.kVectors !== "never")
+    fail(`kVectors '${String(opts.kVectors)}': must be "auto", "always" or "never"`);
+  if (opts.matmulForm !== "subgroup") return;
+  if (size === undefined) fail(`matmulForm "subgroup": needs a device with subgroups of one fixed size (subgroupSize), and none is known`);
+  const p = opts.matmulParams;
+  if (p && (p.rows % size! !== 0 || p.threads % size! !== 0))
+    fail(`matmulParams { rows: ${p.rows}, threads: ${p.threads} } with matmulForm "subgroup": rows and threads must be multiples of the subgroup size ${size}`);
 }
 
 export function compileWebGpu(graph: Graph, opts: WebGpuCompileOptions = {}): WebGpuCompiled {
