@@ -23,6 +23,13 @@ const MIN_SLICE_MS = 1;
 const PROBE_DOWN = 0.7;
 /** A time seen at a later check moves the estimate this far towards it (one slow run on a loaded machine moves it half way). */
 const FOLLOW = 0.5;
+/**
+ * ...but the estimate at most doubles per wait: one run far slower than the rest (a tiered
+ * start's second run compiles its tuned pipelines inside it, seconds on lavapipe) would
+ * otherwise make the next runs sleep through most of that time. A lasting slowdown is
+ * followed within a few waits; until then a wait checks every slice after its sleep.
+ */
+const MAX_GROWTH = 2;
 
 /** GPUMapMode.READ (a global only once Dawn is loaded). */
 const MAP_READ = 1;
@@ -52,7 +59,8 @@ export class QuietWait {
     if (this.estimateMs < QUIET_FROM_MS) {
       // The first wait, or short work: Dawn's polling costs little, and it times the work.
       await buffer.mapAsync(MAP_READ, 0, size);
-      this.estimateMs = performance.now() - submittedAt;
+      const took = performance.now() - submittedAt;
+      this.estimateMs = this.estimateMs === 0 ? took : Math.min(took, this.estimateMs * MAX_GROWTH);
       return;
     }
     const first = this.estimateMs * SLEEP_FRACTION - (performance.now() - submittedAt);
@@ -84,7 +92,7 @@ export class QuietWait {
     }
     const took = performance.now() - submittedAt;
     if (checks === 0 && first >= MIN_SLEEP_MS) this.estimateMs = took * PROBE_DOWN;
-    else this.estimateMs += (took - this.estimateMs) * FOLLOW;
+    else this.estimateMs = Math.min(this.estimateMs + (took - this.estimateMs) * FOLLOW, this.estimateMs * MAX_GROWTH);
   }
 
   /** Starts from another wait's learnt time when this one has none (a profiled run's kernels: a plain run's time bounds them). */

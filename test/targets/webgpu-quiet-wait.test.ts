@@ -63,6 +63,20 @@ describe("QuietWait", () => {
     expect(wait.expectedMs).toBeGreaterThanOrEqual(30 * 0.7);
   });
 
+  test("one slow run (a tiered start's second run compiles its tuned pipelines) at most doubles the learnt time", async () => {
+    // Moving half way to it, the fast runs after a 600 ms run each slept ~60 % of ~300 ms, then of ~130 ms, ...
+    const wait = new QuietWait(true);
+    for (const workMs of [20, 20]) {
+      const at = performance.now();
+      await wait.map(fakeBuffer(at, workMs) as unknown as GPUBuffer, 4, at);
+    }
+    const before = wait.expectedMs;
+    const at = performance.now();
+    await wait.map(fakeBuffer(at, 600) as unknown as GPUBuffer, 4, at);
+    expect(wait.expectedMs).toBeGreaterThan(before);
+    expect(wait.expectedMs).toBeLessThanOrEqual(2 * before);
+  });
+
   test("a map that fails (not cancelled) fails the wait", async () => {
     const wait = new QuietWait(true);
     const at = performance.now();
