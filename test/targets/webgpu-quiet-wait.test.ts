@@ -1,8 +1,8 @@
 // QuietWait (runtime/webgpu/quiet-wait.ts) against a stand-in buffer that maps only once its
 // "work" is done and, like Dawn's Node binding, polls every event-loop turn while a map is
 // pending: the first wait maps the plain way and times the work; later ones return with the
-// buffer mapped, cancelling the maps asked for too early; the learnt time follows the work's;
-// a map's real failure is passed on. No device needed.
+// buffer mapped, cancelling the maps asked for too early; the expected time follows the work's
+// and a slow run does not raise it; a map's real failure is passed on. No device needed.
 
 import { describe, expect, test } from "vitest";
 import { QuietWait } from "../../runtime/webgpu/quiet-wait.ts";
@@ -63,18 +63,19 @@ describe("QuietWait", () => {
     expect(wait.expectedMs).toBeGreaterThanOrEqual(30 * 0.7);
   });
 
-  test("one slow run (a tiered start's second run compiles its tuned pipelines) at most doubles the learnt time", async () => {
+  test("one slow run (a tiered start's second run compiles its tuned pipelines) does not raise the expected time", async () => {
     // Moving half way to it, the fast runs after a 600 ms run each slept ~60 % of ~300 ms, then of ~130 ms, ...
+    // The expected time is the shortest of the last waits: the slow one leaves it where it was.
     const wait = new QuietWait(true);
     for (const workMs of [20, 20]) {
       const at = performance.now();
       await wait.map(fakeBuffer(at, workMs) as unknown as GPUBuffer, 4, at);
     }
     const before = wait.expectedMs;
+    expect(before).toBeGreaterThanOrEqual(20 * 0.7);
     const at = performance.now();
     await wait.map(fakeBuffer(at, 600) as unknown as GPUBuffer, 4, at);
-    expect(wait.expectedMs).toBeGreaterThan(before);
-    expect(wait.expectedMs).toBeLessThanOrEqual(2 * before);
+    expect(wait.expectedMs).toBeLessThanOrEqual(before);
   });
 
   test("a map that fails (not cancelled) fails the wait", async () => {
