@@ -304,10 +304,10 @@ export function chosenForm(s: Section, opts: TunePassOptions): SectionForm | und
 }
 
 /**
- * A subgroup matmul's default params fitted to its section: 16x8 per thread, and threads
- * halved from 64 (not below the subgroup size) while half of them still cover the columns, so
- * a narrow matmul (256 columns: 32 threads) leaves no lanes idle; then columns per thread
- * halved the same way.
+ * A subgroup matmul's default params fitted to its section: 16x8 per thread, and the fewest
+ * whole subgroups of threads (at most 64) whose columns cover the section's, so a narrow
+ * matmul (256 columns: 32 threads; 288: 40) leaves few lanes idle; then columns per thread
+ * halved while half of them still cover the columns.
  */
 function fittedSubgroupForm(s: Section, subgroupSize = 8): SectionForm {
   const { unroll } = SUBGROUP_MATMUL_DEFAULTS;
@@ -317,8 +317,9 @@ function fittedSubgroupForm(s: Section, subgroupSize = 8): SectionForm {
   const rows = Math.max(SUBGROUP_MATMUL_DEFAULTS.rows, subgroupSize);
   const cols = Math.max(1, (SUBGROUP_MATMUL_DEFAULTS.rows * SUBGROUP_MATMUL_DEFAULTS.cols) / rows);
   const n = matchContraction(s)?.N ?? Number.POSITIVE_INFINITY;
-  let threads = Math.max(SUBGROUP_MATMUL_DEFAULTS.threads, subgroupSize);
-  while (threads / 2 >= subgroupSize && (threads / 2) * cols >= n) threads /= 2;
+  // the fewest whole subgroups of threads whose columns cover n (288 columns: 40 threads, not 64 with 224 idle)
+  const most = Math.max(SUBGROUP_MATMUL_DEFAULTS.threads, subgroupSize);
+  const threads = Math.min(most, Math.max(subgroupSize, Math.ceil(n / cols / subgroupSize) * subgroupSize));
   // and, at the fewest threads, columns per thread halved while half still cover them (9 columns: 8 threads of 2)
   let fitted = cols;
   while (fitted > 1 && (fitted / 2) * threads >= n) fitted /= 2;

@@ -43,6 +43,9 @@ describe("the subgroup form's choice (no device)", () => {
     expect(formFact(g, { tuning: { kind: "cpu" }, subgroupSize: 8 })).toBe("form matmul subgroup rows=16 cols=8 threads=16 unroll=1");
     const wide = trace((a, b) => a.matmul(b), [f([128, 64]), f([64, 1024])]);
     expect(formFact(wide, { tuning: { kind: "cpu" }, subgroupSize: 8 })).toBe("form matmul subgroup rows=16 cols=8 threads=64 unroll=1");
+    // 288 columns (a conv's filter gradient): 40 threads of 8 columns, not 64 with 224 idle
+    const conv = trace((a, b) => a.matmul(b), [f([64, 256]), f([256, 288])]);
+    expect(formFact(conv, { tuning: { kind: "cpu" }, subgroupSize: 8 })).toBe("form matmul subgroup rows=16 cols=8 threads=40 unroll=1");
     // 16 columns over subgroups of 16: 16 threads of one column each
     const narrow = trace((a, b) => a.matmul(b), [f([128, 64]), f([64, 16])]);
     expect(formFact(narrow, { tuning: { kind: "cpu" }, subgroupSize: 16, tiledMatmul: "always" })).toBe(
@@ -109,10 +112,10 @@ describe.skipIf(!env.available || subgroupSize === undefined)("subgroup matmuls 
     ["x·Wᵀ, both operands vec4 along k, ragged rows and columns", (x, w, c) => x.matmul(w.t()).add(c), [f([70, 48]), f([36, 48]), f([36])], undefined],
     ["transposed operands", (a, b) => a.t().matmul(b.t()), [f([40, 66]), f([17, 40])], { rows: 2 * S, cols: 4, threads: 2 * S, unroll: 1 }],
     [
-      "batched with a broadcast rhs, k unrolled by 3 (remainder 2)",
+      "batched with a broadcast rhs, 3 subgroups of threads (not a power of two), k unrolled by 3 (remainder 2)",
       (a, b) => a.matmul(b),
       [f([3, 33, 20]), f([20, 68])],
-      { rows: S, cols: 8, threads: S, unroll: 3 },
+      { rows: S, cols: 8, threads: 3 * S, unroll: 3 },
     ],
     [
       "conv2d 3→5 3x3 pad 1, forward and both gradients",
