@@ -13,7 +13,10 @@
 //                                     compile on the main thread in the first run (an MLP step's
 //                                     first run: ~20 -> ~11 ms of main-thread CPU). Set here, after
 //                                     Node's own start, so Node's internal wasm stays lazy
-// Flags are process-wide, so workers started later see them; the pool sets them in its workers
+// Flags are process-wide (the user's own wasm compiled later in the process gets them too), so a
+// process that names --liftoff/--no-liftoff or --wasm-lazy-compilation/--no-wasm-lazy-compilation
+// itself (node's arguments or NODE_OPTIONS) keeps its choice: Kiln leaves that flag alone.
+// Workers started later see the flags; the pool sets them in its workers
 // too (a worker may be the first to compile in some hosts). Whether relaxed SIMD works is
 // feature-detected with `WebAssembly.validate`, never assumed from the engine's version.
 
@@ -26,20 +29,39 @@ export const WASM_ENGINE_FLAGS = ["--experimental-wasm-relaxed-simd", "--no-lift
 
 let prepared = false;
 
+export interface EngineProcess {
+  readonly env?: Record<string, string | undefined>;
+  readonly execArgv?: readonly string[];
+}
+
 /**
- * Sets the engine flags once (Node only; a no-op elsewhere). `KILN_WASM_LIFTOFF=1` keeps V8's
- * baseline tier (for measuring the difference).
+ * The flags of WASM_ENGINE_FLAGS Kiln sets in this process: all but those the process names
+ * itself (either polarity, in its arguments or NODE_OPTIONS), and `--no-liftoff` not with
+ * `KILN_WASM_LIFTOFF=1` (V8's baseline tier kept, for measuring the difference).
  */
+export function wasmEngineFlags(proc: EngineProcess | undefined): string[] {
+  const given = [...(proc?.execArgv ?? []), ...(proc?.env?.["NODE_OPTIONS"] ?? "").split(/\s+/)];
+  // `--no-wasm-lazy-compilation` names `wasm-lazy-compilation`; V8 takes - and _ alike.
+  const base = (flag: string): string =>
+    flag
+      .replace(/^--(no-)?/, "")
+      .split("=")[0]!
+      .replaceAll("_", "-");
+  const named = new Set(given.filter((a) => a.startsWith("--")).map(base));
+  return WASM_ENGINE_FLAGS.filter((flag) => {
+    if (flag === "--no-liftoff" && proc?.env?.["KILN_WASM_LIFTOFF"] === "1") return false;
+    return flag === "--experimental-wasm-relaxed-simd" || !named.has(base(flag));
+  });
+}
+
+/** Sets the engine flags once (Node only; a no-op elsewhere): wasmEngineFlags's. */
 export function prepareWasmEngine(): void {
   if (prepared) return;
   prepared = true;
-  const proc = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown; env?: Record<string, string | undefined> } }).process;
+  const proc = (globalThis as { process?: EngineProcess & { getBuiltinModule?: (id: string) => unknown } }).process;
   const v8 = proc?.getBuiltinModule?.("node:v8") as V8Flags | undefined;
   if (!v8) return;
-  for (const flag of WASM_ENGINE_FLAGS) {
-    if (flag === "--no-liftoff" && proc?.env?.["KILN_WASM_LIFTOFF"] === "1") continue;
-    v8.setFlagsFromString(flag);
-  }
+  for (const flag of wasmEngineFlags(proc)) v8.setFlagsFromString(flag);
 }
 
 /**

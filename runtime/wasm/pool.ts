@@ -24,7 +24,7 @@
 // breaks it the same way, with no wait.
 
 import { HOST_MATH_SOURCE } from "./host-math.ts";
-import { WASM_ENGINE_FLAGS } from "./engine.ts";
+import { wasmEngineFlags, type EngineProcess } from "./engine.ts";
 
 /** Control words: generation, kernel, section, extent, threads, done, (6 unused), quit, failed, and those below. */
 const GEN = 0;
@@ -144,8 +144,8 @@ for (;;) {
 
 // V8 flags are process-wide and the main thread set them (engine.ts) before compiling; setting
 // them here too keeps a worker right in hosts where flags are per isolate.
-const NODE_WORKER_SOURCE = `const { parentPort } = require("node:worker_threads");
-try { for (const f of ${JSON.stringify(WASM_ENGINE_FLAGS)}) if (f !== "--no-liftoff" || process.env.KILN_WASM_LIFTOFF !== "1") require("node:v8").setFlagsFromString(f); } catch {}
+const nodeWorkerSource = (): string => `const { parentPort } = require("node:worker_threads");
+try { for (const f of ${JSON.stringify(wasmEngineFlags((globalThis as { process?: EngineProcess }).process))}) require("node:v8").setFlagsFromString(f); } catch {}
 parentPort.once("message", (data) => ${WORKER_BODY}(data, () => parentPort.postMessage("ready")));`;
 
 const WEB_WORKER_SOURCE = `self.onmessage = (e) => ${WORKER_BODY}(e.data, () => self.postMessage("ready"));`;
@@ -174,7 +174,7 @@ let nodeWorkerClass: NodeWorkerClass | undefined;
 async function spawnWorker(label: number): Promise<PoolWorker> {
   if (isNode()) {
     nodeWorkerClass ??= (await import("node:worker_threads")).Worker;
-    const w = new nodeWorkerClass(poolTestHooks.workerSource ?? NODE_WORKER_SOURCE, { eval: true });
+    const w = new nodeWorkerClass(poolTestHooks.workerSource ?? nodeWorkerSource(), { eval: true });
     // Idle (prestarted) workers never keep the process alive; a joining one does until it is ready.
     w.unref();
     let failure: Error | undefined;
