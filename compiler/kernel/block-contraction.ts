@@ -13,6 +13,7 @@
 // (it is re-read per column block while the right operand's panel stays in cache). Last, every
 // other section gets the lane variable its accesses favour (lane-axis.ts).
 
+import { numel } from "../util/shape.ts";
 import {
   addIndex,
   constIndex,
@@ -347,11 +348,14 @@ interface CanonicalGemm {
   readonly section: Section;
   /** The column operand went into 8-column panels. */
   readonly panels: boolean;
+  /** The original section's row operand. */
+  readonly rowSide: ExprId;
   /** The original section's column operand and the domain variables it spans (flattened into n). */
   readonly colSide: ExprId;
   readonly colVars: readonly IndexVar[];
-  /** Batch, k and n extents of the GEMM. */
+  /** Batch, m, k and n extents of the GEMM. */
   readonly batch: number;
+  readonly m: number;
   readonly k: number;
   readonly n: number;
   /** k also runs over an outer sum's variables (a batched dot summed over its batch). */
@@ -518,9 +522,11 @@ function canonicalGemm(s: Section, buffers: BufferDecl[], shared?: SharedRowPack
     packs,
     section: { ...sb.build(), ...sectionSource(s) },
     panels: layout === "panels",
+    rowSide,
     colSide,
     colVars,
     batch: B,
+    m: M,
     k: K,
     n: N,
     outerSum: outer !== undefined,
@@ -637,6 +643,18 @@ function gemmChunks(s: Section, buffers: BufferDecl[]): { readonly chunks: GemmC
   if (!probe?.panels || probe.batch !== 1) return whole();
   const colBytes = probe.k * probe.n * 4;
   if (colBytes < gemmChunkTestHooks.minBytes || buffers.some((b) => b.symbolic)) return whole();
+  // Only an operand that expands what it reads (a conv's im2col: each input value in up to
+  // k·k patches) pays: a plain operand (a linear's weight or activations) packs no more bytes
+  // than it reads, measured the same chunked or whole (a 768-3072-768 step, 1 and 2 threads),
+  // and chunks are kernels — GPT-2-small's step took 845 kernels chunked against 533.
+  const expands = (side: ExprId, elems: number): boolean => {
+    const read = new Set<number>();
+    for (const e of onlyLive(s.exprs, [side])) if (e.op === "load") read.add(e.buffer);
+    let total = 0;
+    for (const id of read) total += numel(buffers.find((b) => b.id === id)?.shape ?? []);
+    return elems >= 2 * total;
+  };
+  if (!expands(probe.colSide, probe.k * probe.n) && !expands(probe.rowSide, probe.m * probe.k)) return whole();
   // How many values of `v` a chunk takes: whole periods of its inner digits, `inner` columns (or
   // steps of k) per value, a multiple of the panel width, as many as fit the limit.
   const chunkOf = (v: IndexVar, side: ExprId, inner: number, bytesPerStep: number): number => {
