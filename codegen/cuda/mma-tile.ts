@@ -10,7 +10,7 @@
 //   C (16x8, f32), 4 floats:        row g + 8 * (j >> 1), col 2t + (j & 1)
 // Element pairs (0,1), (2,3)… share a 32-bit register, the even one in the low half.
 
-import { exprOperands, exprOwnVars, type ExprId, type Section } from "../../compiler/kernel/kernel-ir.ts";
+import { exprOwnVars, operandClosure, type ExprId, type Section } from "../../compiler/kernel/kernel-ir.ts";
 import type { IndexVar } from "../../compiler/kernel/index-expr.ts";
 import type { ScheduleItem } from "../../compiler/kernel/schedule.ts";
 import { halfOf, type DType } from "../../compiler/ir/dtype.ts";
@@ -31,18 +31,6 @@ export interface MmaPlan {
   /** The 16-bit values multiplied (each side's cast operand) and the expressions computing each. */
   readonly lhs: { readonly value: ExprId; readonly ids: readonly ExprId[] };
   readonly rhs: { readonly value: ExprId; readonly ids: readonly ExprId[] };
-}
-
-function closure(s: Section, root: ExprId): Set<ExprId> {
-  const seen = new Set<ExprId>();
-  const stack = [root];
-  while (stack.length > 0) {
-    const id = stack.pop()!;
-    if (seen.has(id)) continue;
-    seen.add(id);
-    stack.push(...exprOperands(s.exprs[id]!));
-  }
-  return seen;
 }
 
 /** The 16-bit value an f32 operand widens (a cast from f16/bf16), else undefined. */
@@ -100,7 +88,7 @@ export function planMma(s: Section, items: readonly ScheduleItem[], depth: numbe
   const a = widened(s, dot.lhs)!;
   const b = widened(s, dot.rhs)!;
   const sideOf = (value: ExprId, own: IndexVar): { value: ExprId; ids: ExprId[]; vars: Set<string> } => {
-    const ids = [...closure(s, value)].sort((x, y) => x - y);
+    const ids = [...operandClosure(s, value)].sort((x, y) => x - y);
     const vars = new Set<string>();
     for (const id of ids) for (const v of exprOwnVars(s.exprs[id]!)) vars.add(v);
     vars.delete(own.name);

@@ -12,7 +12,7 @@
 // (targets/webgpu-passes.ts: a `form matmul … rows= cols= threads= unroll=` fact); this renders it.
 
 import { sectionSourceNote } from "../../compiler/kernel/print.ts";
-import { exprOperands, exprOwnVars, type BufferDecl, type ExprId, type KExpr, type Section } from "../../compiler/kernel/kernel-ir.ts";
+import { exprOwnVars, operandClosure, type BufferDecl, type ExprId, type KExpr, type Section } from "../../compiler/kernel/kernel-ir.ts";
 import type { IndexExpr, IndexVar } from "../../compiler/kernel/index-expr.ts";
 import { exprName, renderExprList, renderIndex } from "../render/base.ts";
 import { isContiguous, VECTOR_WIDTH, type VectorAccess } from "./vector.ts";
@@ -77,18 +77,6 @@ export interface Contraction {
   readonly epilogue: ReadonlySet<ExprId>;
 }
 
-function closure(s: Section, root: ExprId, stopAt?: ExprId): Set<ExprId> {
-  const seen = new Set<ExprId>();
-  const stack = [root];
-  while (stack.length > 0) {
-    const id = stack.pop()!;
-    if (seen.has(id) || id === stopAt) continue;
-    seen.add(id);
-    stack.push(...exprOperands(s.exprs[id]!));
-  }
-  return seen;
-}
-
 const varsOf = (s: Section, ids: Iterable<ExprId>): Set<string> => {
   const vs = new Set<string>();
   for (const id of ids) for (const v of exprOwnVars(s.exprs[id]!)) vs.add(v);
@@ -105,14 +93,14 @@ export function matchContraction(s: Section): Contraction | undefined {
   if (s.domain.length < 2 || s.tile || s.dots?.length !== 1) return undefined;
   const dot = s.dots[0]!;
   const live = new Set<ExprId>();
-  for (const st of s.stores) for (const id of closure(s, st.value)) live.add(id);
+  for (const st of s.stores) for (const id of operandClosure(s, st.value)) live.add(id);
   const reduces = [...live].filter((id) => isReduce(s.exprs[id]!));
   if (reduces.length !== 1 || reduces[0] !== dot.reduce) return undefined;
   const reduce = dot.reduce;
   const r = s.exprs[reduce]!;
   if (r.op !== "reduce_sum" || r.dtype !== "f32" || r.vars.length !== 1) return undefined;
-  let x = { value: dot.lhs, ids: closure(s, dot.lhs) };
-  let y = { value: dot.rhs, ids: closure(s, dot.rhs) };
+  let x = { value: dot.lhs, ids: operandClosure(s, dot.lhs) };
+  let y = { value: dot.rhs, ids: operandClosure(s, dot.rhs) };
   if ([...x.ids, ...y.ids].some((id) => isReduce(s.exprs[id]!))) return undefined;
   // Each domain loop is a row (lhs only), a column (rhs only) or a batch loop (both, neither).
   const side = (vs: Set<string>) => s.domain.filter((v) => v.extent > 1 && vs.has(v.name));
@@ -128,7 +116,7 @@ export function matchContraction(s: Section): Contraction | undefined {
   }
   const sided = new Set([...rows, ...cols]);
   const epilogue = new Set<ExprId>();
-  for (const st of s.stores) for (const id of closure(s, st.value, reduce)) epilogue.add(id);
+  for (const st of s.stores) for (const id of operandClosure(s, st.value, reduce)) epilogue.add(id);
   if ([...epilogue].some((id) => isReduce(s.exprs[id]!))) return undefined;
   const size = (vs: readonly IndexVar[]) => vs.reduce((a, v) => a * v.extent, 1);
   return { reduce, k: r.vars[0]!, rows, cols, M: size(rows), N: size(cols), batch: s.domain.filter((v) => !sided.has(v)), lhs: x, rhs: y, epilogue };

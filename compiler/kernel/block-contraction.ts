@@ -39,6 +39,7 @@ import {
   isReduceExpr,
   SectionBuilder,
   sectionSource,
+  summedOnce,
   type BufferDecl,
   type ExprId,
   type Kernel,
@@ -764,17 +765,6 @@ function onlyLive(exprs: readonly KExpr[], roots: readonly ExprId[]): KExpr[] {
     for (const ix of indices) for (const ref of indexDataRefs(ix)) live[ref] = true;
   }
   return exprs.map((e, id) => (live[id] ? e : { op: "const", value: 0, dtype: e.dtype }));
-}
-
-/** The f32 reduce_sum whose body is `id`, where that is `id`'s only use. */
-function summedOnce(s: Section, id: ExprId): ExprId | undefined {
-  let uses = s.stores.filter((st) => st.value === id).length;
-  let outer: ExprId | undefined;
-  s.exprs.forEach((e, i) => {
-    for (const o of exprOperands(e)) if (o === id) uses++;
-    if (e.op === "reduce_sum" && e.dtype === "f32" && e.body === id) outer = i;
-  });
-  return uses === 1 ? outer : undefined;
 }
 
 /** Whether expression `id` is or depends on a reduction. */

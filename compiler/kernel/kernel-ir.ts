@@ -301,6 +301,30 @@ export const sectionSource = (s: Section): Pick<Section, "locs" | "scopes"> => (
   ...(s.scopes ? { scopes: s.scopes } : {}),
 });
 
+/** `root` and every expression it reads, transitively (not past `stopAt`, which is left out). */
+export function operandClosure(s: Section, root: ExprId, stopAt?: ExprId): Set<ExprId> {
+  const seen = new Set<ExprId>();
+  const stack = [root];
+  while (stack.length > 0) {
+    const id = stack.pop()!;
+    if (seen.has(id) || id === stopAt) continue;
+    seen.add(id);
+    stack.push(...exprOperands(s.exprs[id]!));
+  }
+  return seen;
+}
+
+/** The f32 reduce_sum whose body is `id`, where that is `id`'s only use (stores included). */
+export function summedOnce(s: Section, id: ExprId): ExprId | undefined {
+  let uses = s.stores.filter((st) => st.value === id).length;
+  let outer: ExprId | undefined;
+  s.exprs.forEach((e, i) => {
+    for (const o of exprOperands(e)) if (o === id) uses++;
+    if (e.op === "reduce_sum" && e.dtype === "f32" && e.body === id) outer = i;
+  });
+  return uses === 1 ? outer : undefined;
+}
+
 /** Buffers a section reads (loads) and writes (stores). */
 export function sectionBuffers(s: Section): { reads: Set<number>; writes: Set<number> } {
   const reads = new Set<number>();

@@ -8,30 +8,7 @@
 import { hasBinaryOp, hasUnaryOp } from "../ir/types.ts";
 import { assertNever, bug } from "../util/errors.ts";
 import { fromAtom, indexVar, substitute, substitutePred, unflattenIndex, type IndexExpr, type IndexVar } from "./index-expr.ts";
-import { exprOperands, exprOwnVars, isReduceExpr, type ExprId, type KExpr, type Section } from "./kernel-ir.ts";
-
-/** The f32 reduce_sum whose body is `id`, where that is `id`'s only use (stores included). */
-function summedOnce(s: Section, id: ExprId): ExprId | undefined {
-  let uses = s.stores.filter((st) => st.value === id).length;
-  let outer: ExprId | undefined;
-  s.exprs.forEach((e, i) => {
-    for (const o of exprOperands(e)) if (o === id) uses++;
-    if (e.op === "reduce_sum" && e.dtype === "f32" && e.body === id) outer = i;
-  });
-  return uses === 1 ? outer : undefined;
-}
-
-function closure(s: Section, root: ExprId): Set<ExprId> {
-  const seen = new Set<ExprId>();
-  const stack = [root];
-  while (stack.length > 0) {
-    const id = stack.pop()!;
-    if (seen.has(id)) continue;
-    seen.add(id);
-    stack.push(...exprOperands(s.exprs[id]!));
-  }
-  return seen;
-}
+import { exprOperands, exprOwnVars, isReduceExpr, operandClosure, summedOnce, type ExprId, type KExpr, type Section } from "./kernel-ir.ts";
 
 /** Every loop variable name the section uses (domain and reductions). */
 function varNames(s: Section): Set<string> {
@@ -77,7 +54,7 @@ export function mergeSummedDot(s: Section): Section | undefined {
   // The inner sum's operands that read a summed variable are rewritten in place: nothing
   // outside the sum may share them.
   const kNames = new Set(kVars.map((v) => v.name));
-  const inBody = closure(s, inner.body);
+  const inBody = operandClosure(s, inner.body);
   const body = new Set<ExprId>();
   for (let i = 0; i < s.exprs.length; i++) {
     if (!inBody.has(i)) continue;
