@@ -46,5 +46,6 @@ console.log(
   `compile ${compileMs.toFixed(0)} ms, first step ${totals[0]!.toFixed(1)} ms, median later ${median(later(totals)).toFixed(1)} ms wall, ${median(later(cpu)).toFixed(1)} ms CPU (threads ${threads}, CPU summed over them)`,
 );
 const rows = names.map((n, i) => ({ n, first: per[i]![0]!, med: median(later(per[i]!)) })).sort((a, b) => b.med - a.med);
-for (const r of rows.slice(0, Number(process.env.KILN_PROFILE_TOP ?? 15))) console.log(`${r.med.toFixed(2).padStart(9)} ms  (first ${r.first.toFixed(1)})  ${r.n}`);
+for (const r of rows.slice(0, Number(process.env.KILN_PROFILE_TOP ?? 15)))
+  console.log(`${r.med.toFixed(2).padStart(9)} ms  (first ${r.first.toFixed(1)})  ${r.n}`);
 await exe.close();
