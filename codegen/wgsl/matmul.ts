@@ -314,6 +314,67 @@ const renderStoreIndex = (index: IndexExpr): string => renderIndex(index, wgslDi
 export type { MatmulForm } from "../../compiler/kernel/kernel-ir.ts";
 
 /**
+ * A register-blocked matmul's RM·RN scalar accumulators (an array indexed at run time would
+ * live in memory) and its k loop's bounds: the whole unrolled steps (`unrolled`, `unrolledAtMax`
+ * at the full extent) and the end (`kEnd`; under a symbolic batch both read from the run's rows,
+ * their declarations pushed to `body` with the accumulators').
+ */
+function accumulatorsAndKBounds(
+  body: string[],
+  c: Contraction,
+  params: MatmulParams,
+  rolled: boolean,
+  kRows: { readonly decl: string } | undefined,
+): { accs: string[]; kv: string; unrolledAtMax: number; kEnd: string; unrolled: string } {
+  const { rows: RM, cols: RN, unroll: U } = params;
+  const K = c.k.extent;
+  const accs = Array.from({ length: RM * RN }, (_, i) => `acc${i}`);
+  body.push(...accs.map((a) => `  var ${a}: f32 = 0.0f;`));
+  const kv = c.k.name;
+  const unrolledAtMax = U > 1 ? K - (K % U) : 0;
+  const kEnd = kRows ? limitName(kv) : loopBound(K, rolled);
+  const unrolled = kRows ? (U > 1 ? "kiln_unrolled" : "0") : loopBound(unrolledAtMax, rolled);
+  if (kRows) body.push(`  ${kRows.decl.trim()}`, ...(U > 1 ? [`  let kiln_unrolled: i32 = ${kEnd} - ${kEnd} % ${U};`] : []));
+  return { accs, kv, unrolledAtMax, kEnd, unrolled };
+}
+
+/** `acc` plus the four lanes of vec4s `a` and `b` multiplied, one fma at a time in k order (the bits of four scalar k steps). */
+const fma4 = (a: string, b: string, acc: string): string => ["x", "y", "z", "w"].reduce((e, l) => `fma(${a}.${l}, ${b}.${l}, ${e})`, acc);
+
+/**
+ * A register-blocked matmul's end: the accumulators into an array (a var when rolled: a let
+ * array indexed at run time is copied at each access), then per output in range (`row0 + i`,
+ * the column `col`, an expression of j) the epilogue and the section's stores.
+ */
+function accumulatorStores(
+  s: Section,
+  c: Contraction,
+  b: DispatchBindings,
+  accs: readonly string[],
+  params: MatmulParams,
+  rolled: boolean,
+  col: string,
+): string[] {
+  const { rows: RM, cols: RN } = params;
+  return [
+    `  ${rolled ? "var" : "let"} acc = array<f32, ${RM * RN}>(${accs.join(", ")});`,
+    `  for (var i: i32 = 0; i < ${loopBound(RM, rolled)}; i++) {`,
+    `    for (var j: i32 = 0; j < ${loopBound(RN, rolled)}; j++) {`,
+    `      let row = row0 + i;`,
+    `      let col = ${col};`,
+    `      if (row < ${c.M} && col < ${c.N}) {`,
+    ...bindFlat(c.rows, "row", "        "),
+    ...bindFlat(c.cols, "col", "        "),
+    `        let ${exprName(c.reduce)}: f32 = acc[i * ${RN} + j];`,
+    ...renderExprList(s, c.epilogue, wgslDialect, b.access, "        "),
+    ...s.stores.map((st) => `        ${b.access.store(st.buffer, renderStoreIndex(st.index), exprName(st.value), s.exprs[st.value]!.dtype)}`),
+    `      }`,
+    `    }`,
+    `  }`,
+  ];
+}
+
+/**
  * The barrier-free form: each thread accumulates a rows x cols block straight from storage,
  * with no workgroup memory and no barriers (on lavapipe a barrier switches coroutines per SIMD
  * group, and CPU caches do the staging). A thread's rows are consecutive, its columns strided
@@ -386,14 +447,7 @@ export function renderRegisterMatmul(
     for (let i = 0; i < RM; i++) for (let j = 0; j < RN; j++) lines.push(`    acc${i * RN + j} = fma(a${i}, b${j}, acc${i * RN + j});`);
     return lines.map((l) => indent + l);
   };
-  // Scalar accumulators: an array indexed at run time (the epilogue loop) would live in memory.
-  const accs = Array.from({ length: RM * RN }, (_, i) => `acc${i}`);
-  body.push(...accs.map((a) => `  var ${a}: f32 = 0.0f;`));
-  const kv = c.k.name;
-  const unrolledAtMax = U > 1 ? K - (K % U) : 0;
-  const kEnd = kRows ? limitName(kv) : loopBound(K, rolled);
-  const unrolled = kRows ? (U > 1 ? "kiln_unrolled" : "0") : loopBound(unrolledAtMax, rolled);
-  if (kRows) body.push(`  ${kRows.decl.trim()}`, ...(U > 1 ? [`  let kiln_unrolled: i32 = ${kEnd} - ${kEnd} % ${U};`] : []));
+  const { accs, kv, unrolledAtMax, kEnd, unrolled } = accumulatorsAndKBounds(body, c, params, rolled, kRows);
   const kVec = vectors.kLhs !== undefined && vectors.kRhs !== undefined && !kRows;
   if (kVec) {
     // 4 k steps per iteration, each operand one vec4 along k; the fmas in k order (the bits of one step at a time).
@@ -407,7 +461,7 @@ export function renderRegisterMatmul(
     for (let i = 0; i < RM; i++)
       for (let j = 0; j < RN; j++) {
         const a = `acc${i * RN + j}`;
-        body.push(`    ${a} = ${["x", "y", "z", "w"].reduce((acc, l) => `fma(av${i}.${l}, bv${j}.${l}, ${acc})`, a)};`);
+        body.push(`    ${a} = ${fma4(`av${i}`, `bv${j}`, a)};`);
       }
     body.push(`  }`);
   } else if (unrolledAtMax > 0) {
@@ -426,21 +480,15 @@ export function renderRegisterMatmul(
   if (!kVec && (kRows || unrolledAtMax < K))
     body.push(`  for (var ${kv}: i32 = ${kRows ? (unrolledAtMax > 0 ? unrolled : "0") : unrolledAtMax}; ${kv} < ${kEnd}; ${kv}++) {`, ...step(""), `  }`);
   body.push(
-    // Rolled, the epilogue indexes a var array (a let array indexed at run time is copied at each access).
-    `  ${rolled ? "var" : "let"} acc = array<f32, ${RM * RN}>(${accs.join(", ")});`,
-    `  for (var i: i32 = 0; i < ${loopBound(RM, rolled)}; i++) {`,
-    `    for (var j: i32 = 0; j < ${loopBound(RN, rolled)}; j++) {`,
-    `      let row = row0 + i;`,
-    `      let col = ${vectors.rhs !== undefined ? `${W} * (col0 + (j / ${W}) * ${blocksN}) + j % ${W}` : `col0 + j * ${blocksN}`};`,
-    `      if (row < ${M} && col < ${N}) {`,
-    ...bindFlat(c.rows, "row", "        "),
-    ...bindFlat(c.cols, "col", "        "),
-    `        let ${exprName(c.reduce)}: f32 = acc[i * ${RN} + j];`,
-    ...render(c.epilogue, "        "),
-    ...s.stores.map((st) => `        ${b.access.store(st.buffer, renderStoreIndex(st.index), exprName(st.value), s.exprs[st.value]!.dtype)}`),
-    `      }`,
-    `    }`,
-    `  }`,
+    ...accumulatorStores(
+      s,
+      c,
+      b,
+      accs,
+      params,
+      rolled,
+      vectors.rhs !== undefined ? `${W} * (col0 + (j / ${W}) * ${blocksN}) + j % ${W}` : `col0 + j * ${blocksN}`,
+    ),
   );
   const reading = kRows ? readRows(kRows.size, b.access, false, body.join("\n")) : undefined;
   const bodyText = [...(reading?.lines ?? []), ...body].join("\n");
@@ -600,13 +648,7 @@ export function renderSubgroupMatmul(
     }
     return lines.map((l) => indent + l);
   };
-  const accs = Array.from({ length: RM * RN }, (_, i) => `acc${i}`);
-  body.push(...accs.map((a) => `  var ${a}: f32 = 0.0f;`));
-  const kv = c.k.name;
-  const unrolledAtMax = U > 1 ? K - (K % U) : 0;
-  const kEnd = kRows ? limitName(kv) : loopBound(K, rolled);
-  const unrolled = kRows ? (U > 1 ? "kiln_unrolled" : "0") : loopBound(unrolledAtMax, rolled);
-  if (kRows) body.push(`  ${kRows.decl.trim()}`, ...(U > 1 ? [`  let kiln_unrolled: i32 = ${kEnd} - ${kEnd} % ${U};`] : []));
+  const { accs, kv, unrolledAtMax, kEnd, unrolled } = accumulatorsAndKBounds(body, c, params, rolled, kRows);
   const kVec = vectors.kLhs !== undefined && vectors.kRhs !== undefined && !kRows;
   if (kVec) {
     // 4 k steps per iteration: each lane's lhs rows and each rhs column one vec4 along k, a row's vec4 broadcast whole; fmas in k order.
@@ -623,7 +665,7 @@ export function renderSubgroupMatmul(
       body.push(`    let a${i}: vec4<f32> = subgroupBroadcast(al${Math.floor(i / S)}, ${i % S}u);`);
       for (let j = 0; j < RN; j++) {
         const a = `acc${i * RN + j}`;
-        body.push(`    ${a} = ${["x", "y", "z", "w"].reduce((acc, l) => `fma(a${i}.${l}, bv${j}.${l}, ${acc})`, a)};`);
+        body.push(`    ${a} = ${fma4(`a${i}`, `bv${j}`, a)};`);
       }
     }
     body.push(`  }`);
@@ -635,20 +677,7 @@ export function renderSubgroupMatmul(
   if (!kVec && (kRows || unrolledAtMax < K))
     body.push(`  for (var ${kv}: i32 = ${kRows ? (unrolledAtMax > 0 ? unrolled : "0") : unrolledAtMax}; ${kv} < ${kEnd}; ${kv}++) {`, ...step(""), `  }`);
   body.push(
-    `  ${rolled ? "var" : "let"} acc = array<f32, ${RM * RN}>(${accs.join(", ")});`,
-    `  for (var i: i32 = 0; i < ${loopBound(RM, rolled)}; i++) {`,
-    `    for (var j: i32 = 0; j < ${loopBound(RN, rolled)}; j++) {`,
-    `      let row = row0 + i;`,
-    `      let col = ${vectors.rhs !== undefined ? `col0 + ${W} * (t + (j / ${W}) * ${T}) + j % ${W}` : `col0 + t + j * ${T}`};`,
-    `      if (row < ${M} && col < ${N}) {`,
-    ...bindFlat(c.rows, "row", "        "),
-    ...bindFlat(c.cols, "col", "        "),
-    `        let ${exprName(c.reduce)}: f32 = acc[i * ${RN} + j];`,
-    ...render(c.epilogue, "        "),
-    ...s.stores.map((st) => `        ${b.access.store(st.buffer, renderStoreIndex(st.index), exprName(st.value), s.exprs[st.value]!.dtype)}`),
-    `      }`,
-    `    }`,
-    `  }`,
+    ...accumulatorStores(s, c, b, accs, params, rolled, vectors.rhs !== undefined ? `col0 + ${W} * (t + (j / ${W}) * ${T}) + j % ${W}` : `col0 + t + j * ${T}`),
   );
   const reading = kRows ? readRows(kRows.size, b.access, false, body.join("\n")) : undefined;
   const bodyText = [...(reading?.lines ?? []), ...body].join("\n");
