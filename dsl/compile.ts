@@ -201,6 +201,7 @@ export async function compile<F extends TracedFn>(
   specs?: Specs,
   opts: CompileOptions = {},
 ): Promise<Executable<HostTree<ReturnType<F>>>> {
+  const callerLoc = captureUserLoc();
   const requested = opts.target ?? "auto";
   checkCompileOptions(opts, requested);
   const { fn, name, specs: resolved, inputLoc } = resolveProgram("k.compile", fnOrProgram, specs, opts.name);
@@ -208,7 +209,17 @@ export async function compile<F extends TracedFn>(
   const traced = traceFunction(name, fn, resolved, inputLoc);
   const traceMs = performance.now() - started;
   const target = await resolveTarget(requested);
-  return executableOf<HostTree<ReturnType<F>>>(traced, resolved, target, opts, new StateStore(target.name), { started, traceMs });
+  return executableOf<HostTree<ReturnType<F>>>(traced, resolved, target, opts, new StateStore(target.name), { started, traceMs }).catch((e: unknown) => {
+    throw atCaller(e, callerLoc);
+  });
+}
+
+/**
+ * A KilnError that names no place (a target refusing an option's value, say) gets the line of
+ * the k.compile / k.compileModel call that led to it; anything else passes through unchanged.
+ */
+export function atCaller(e: unknown, loc: SourceLoc | undefined): unknown {
+  return e instanceof KilnError && e.diag.loc === undefined && loc !== undefined ? new KilnError({ ...e.diag, loc }) : e;
 }
 
 /** A function or k.program with its specs and graph name, checked. */

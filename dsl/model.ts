@@ -14,7 +14,18 @@
 import { KilnError } from "../compiler/util/errors.ts";
 import type { HostTensor } from "../compiler/ir/host-tensor.ts";
 import { checkpointBytes, stateToLoad, writeCheckpoint, type LoadStateOptions, type LoadStateSource } from "./checkpoint.ts";
-import { declareState, executableOf, resolveProgram, type CompileOptions, type Executable, type HostTree, type RunInputs, type RunOptions } from "./compile.ts";
+import { captureUserLoc } from "./loc.ts";
+import {
+  atCaller,
+  declareState,
+  executableOf,
+  resolveProgram,
+  type CompileOptions,
+  type Executable,
+  type HostTree,
+  type RunInputs,
+  type RunOptions,
+} from "./compile.ts";
 import { Module } from "./module.ts";
 import { isProgram, type Program, type TracedFn } from "./program.ts";
 import { StateStore } from "./state-store.ts";
@@ -86,6 +97,7 @@ export async function compileModel<P extends Readonly<Record<string, ModelProgra
   opts: CompileModelOptions = {},
 ): Promise<Model<P>> {
   const what = "k.compileModel";
+  const callerLoc = captureUserLoc();
   if (!(module instanceof Module)) throw usage("the first argument must be the module the programs use (k.nn.*)");
   if (typeof programs !== "object" || programs === null || Array.isArray(programs))
     throw usage("the second argument must be a record of programs, e.g. { train: k.trainStep(net, loss, opt), predict: (x) => net.call(x) }");
@@ -128,7 +140,9 @@ export async function compileModel<P extends Readonly<Record<string, ModelProgra
     traces.push({ name, traced, specs: call.specs, traceMs });
   }
   for (const { name, traced, specs, traceMs } of traces)
-    executables[name] = await executableOf(traced, specs, target, compileOpts, store, { started: performance.now() - traceMs, traceMs });
+    executables[name] = await executableOf(traced, specs, target, compileOpts, store, { started: performance.now() - traceMs, traceMs }).catch((e: unknown) => {
+      throw atCaller(e, callerLoc);
+    });
   const stateNames = (): string[] => [...store.types.keys()];
   const fetchState = (): Promise<Record<string, HostTensor>> =>
     store.serialized(async () => {

@@ -3,6 +3,7 @@
 // shared memory work. Contractions are register-blocked with a SIMD lane axis
 // (block-contraction) instead of the shared register tiling.
 
+import { KilnError } from "../compiler/util/errors.ts";
 import { compileWith, type Compiled, type DriverOptions } from "../compiler/compile.ts";
 import type { FuseOptions } from "../compiler/kernel/fusion-plan.ts";
 import type { Graph } from "../compiler/ir/types.ts";
@@ -116,6 +117,8 @@ export interface WasmExecutor extends Executor {
  * left) keeps its own memory and gets the state through the host.
  */
 export async function createWasmExecutor(graph: Graph, opts: WasmCompileOptions & WasmRunOptions = {}, shared?: SharedState): Promise<WasmExecutor> {
+  if (opts.threads !== undefined && !(Number.isSafeInteger(opts.threads) && opts.threads >= 1))
+    throw new KilnError({ code: "invalid-argument", message: `wasm option threads: must be a whole number ≥ 1, got ${String(opts.threads)}` });
   const runOpts: WasmRunOptions = {
     ...(typeof opts.threads === "number" ? { threads: opts.threads } : {}),
     ...(typeof opts.minParallelWork === "number" ? { minParallelWork: opts.minParallelWork } : {}),

@@ -37,6 +37,7 @@ import {
   type ResidentValue,
   type RunIo,
 } from "../artifact/host-io.ts";
+import { refuseUnknownOptions } from "../artifact/options.ts";
 import { prepareWasmEngine } from "./engine.ts";
 
 import type { RuntimeData, RuntimeTensor } from "../artifact/host-io.ts";
@@ -51,6 +52,8 @@ export interface WasmRunOptions {
   /** Sections with less work than this run on the calling thread only (default 32768). */
   readonly minParallelWork?: number;
 }
+
+const wasmRunOptionKeys = Object.keys({ threads: true, minParallelWork: true } satisfies Record<keyof WasmRunOptions, true>);
 
 type SectionFn = (lo: number, hi: number, tid: number) => void;
 interface Launch {
@@ -127,7 +130,10 @@ async function defaultThreads(): Promise<number> {
 
 /** Threads a runner made with `opts` will use (the caller included). */
 export async function runnerThreads(opts: WasmRunOptions = {}): Promise<number> {
-  return Math.max(1, Math.floor(opts.threads ?? (await defaultThreads())));
+  refuseUnknownOptions("wasm runner", opts, wasmRunOptionKeys);
+  if (opts.threads !== undefined && !(Number.isInteger(opts.threads) && opts.threads >= 1))
+    throw new Error(`wasm runner: threads must be a whole number ≥ 1, got ${opts.threads}`);
+  return opts.threads ?? (await defaultThreads());
 }
 
 /**

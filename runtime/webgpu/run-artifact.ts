@@ -29,6 +29,7 @@ import {
   checkArtifactVersion,
 } from "../artifact/format.ts";
 import { recordKernel, type RunProfiler } from "../artifact/profile.ts";
+import { refuseUnknownOptions } from "../artifact/options.ts";
 import { QuietWait } from "./quiet-wait.ts";
 
 import {
@@ -201,6 +202,15 @@ export interface WebGpuRunnerOptions {
    */
   readonly quietWait?: boolean;
 }
+
+const webGpuRunnerOptionKeys = Object.keys({
+  shared: true,
+  progress: true,
+  progressAfterMs: true,
+  warmUp: true,
+  readbackChunkBytes: true,
+  quietWait: true,
+} satisfies Record<keyof WebGpuRunnerOptions, true>);
 
 interface Launch {
   /** Index in the artifact's kernels. */
@@ -458,6 +468,7 @@ export class WebGpuArtifactRunner implements ResidentOwner {
    * WebGpuRunnerOptions.warmUp), and reports progress while that takes long.
    */
   static async create(device: GPUDevice, artifact: Artifact, opts: WebGpuRunnerOptions = {}): Promise<WebGpuArtifactRunner> {
+    refuseUnknownOptions("webgpu runner", opts, webGpuRunnerOptionKeys);
     const f16 = artifact.kernels.find((k) => k.source.includes("\nenable f16;"));
     if (f16 && !device.features.has("shader-f16"))
       throw new Error(`artifact ${artifact.name}: kernel ${f16.name} uses f16 storage (compiled with shaderF16), and this device has no 'shader-f16' feature`);

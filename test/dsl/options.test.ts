@@ -333,6 +333,15 @@ describe("k.compile and exe.run", () => {
     expect(e.message).toContain("'threads' is an option of target wasm");
   });
 
+  test("wasm threads must be a whole number ≥ 1 (was floored, or NaN through)", async () => {
+    for (const threads of [0, 2.5, Number.NaN, "2" as unknown as number]) {
+      const line = thisLine() + 1;
+      const e = await rejectedKilnError(k.compile(id, [k.f32([2])], { target: "wasm", threads }));
+      expect(e.message).toContain(`wasm option threads: must be a whole number ≥ 1, got ${String(threads)}`);
+      expect(e.diag.loc?.line).toBe(line);
+    }
+  });
+
   test("auto accepts any target's options; exe.run checks its own", async () => {
     const exe = await k.compile(id, [k.f32([2])], { target: "reference" });
     expect((await exe.run([[1, 2]], { seed: 3 })) as unknown).toMatchObject({ shape: [2] });

@@ -114,6 +114,16 @@ describe("wasm worker threads started without waiting", () => {
     expect(lazyRun.second[lossName]).not.toEqual(lazyRun.first[lossName]);
   });
 
+  test("the runner's options are strict: an unknown key or a threads count that is not a whole number ≥ 1 is refused", async () => {
+    const g = k.traceFunction("double", ((x: k.Tensor) => x.mul(2)) as never, [f([4])]).graph;
+    const artifact = compileWasm(g).artifact;
+    await expect(WasmArtifactRunner.create(artifact, { thread: 2 } as never)).rejects.toThrow(
+      "wasm runner: unknown option 'thread' (options: threads, minParallelWork)",
+    );
+    for (const threads of [0, 1.5, Number.NaN])
+      await expect(WasmArtifactRunner.create(artifact, { threads })).rejects.toThrow(`wasm runner: threads must be a whole number ≥ 1, got ${threads}`);
+  });
+
   test("workers booted ahead of the pool (prestartThreads) are taken by the next pool; stopPrestartedThreads ends unused ones", async () => {
     const g = k.traceFunction("scale", ((x: k.Tensor) => x.mul(3).add(1)) as never, [f([4096])]).graph;
     const artifact = compileWasm(g).artifact;

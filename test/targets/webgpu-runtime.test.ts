@@ -233,6 +233,13 @@ describe.skipIf(!env.available)("webgpu readback in chunks", () => {
     120_000,
   );
 
+  test("the runner's options are strict: an unknown key is refused by name", async () => {
+    const { artifact } = await referenceStep();
+    await expect(WebGpuArtifactRunner.create(env.context!.device, artifact, { readbackChunkByte: 64 } as never)).rejects.toThrow(
+      "webgpu runner: unknown option 'readbackChunkByte' (options: shared, progress, progressAfterMs, warmUp, readbackChunkBytes, quietWait)",
+    );
+  });
+
   test("a training step whose every output is read back in chunks keeps its trajectory and its state", async () => {
     const { ref, artifact, inputs, stateNames, expectLosses } = await referenceStep();
     // 4-byte chunks: every element of every output (all read back) is a chunk of its own.
