@@ -179,21 +179,26 @@ function roundFor(d: DType, x: string): string {
 }
 
 /**
- * One key of the online softmax (docs/kernel-ir.md, softmax_sum): the running max m moves to
- * max(m, s), the sum l and each accumulator are rescaled by exp(m_old - m) and gain exp(s - m)
- * (times the value). The guards keep an all -inf prefix at l = 0 instead of NaN.
+ * One key of the online softmax (docs/kernel-ir.md, softmax_sum): a score s above the running
+ * max m rescales the sum l and each accumulator by exp(m - s) and becomes m (a few times per
+ * row); every key adds exp(s - m) (times the value). The guard keeps an all -inf prefix at
+ * l = 0 instead of NaN; a NaN score makes the row NaN, as unfused.
  */
 function onlineSoftmaxStep(s: Section, score: ExprId, members: readonly ExprId[], indent: string): string[] {
   const [m, l, sc] = [`m${score}`, `l${score}`, `t${score}`];
   const lines = [
-    `${indent}const n${score} = Math.max(${m}, ${sc});`,
-    `${indent}const c${score} = ${m} === n${score} ? 1 : Math.exp(${m} - n${score});`,
-    `${indent}const p${score} = ${sc} === -Infinity ? 0 : Math.exp(${sc} - n${score});`,
-    `${indent}${l} = ${l} * c${score} + p${score}; ${m} = n${score};`,
+    `${indent}if (${sc} > ${m}) {`,
+    `${indent}  const c${score} = Math.exp(${m} - ${sc});`,
+    `${indent}  ${l} *= c${score};`,
+    ...members.map((r) => `${indent}  t${r} *= c${score};`),
+    `${indent}  ${m} = ${sc};`,
+    `${indent}}`,
+    `${indent}const p${score} = ${sc} === -Infinity ? 0 : Math.exp(${sc} - ${m});`,
+    `${indent}${l} += p${score};`,
   ];
   for (const r of members) {
     const e = s.exprs[r] as Extract<KExpr, { op: "softmax_sum" }>;
-    lines.push(`${indent}t${r} = t${r} * c${score} + p${score} * t${e.value};`);
+    lines.push(`${indent}t${r} += p${score} * t${e.value};`);
   }
   return lines;
 }

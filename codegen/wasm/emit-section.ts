@@ -573,7 +573,7 @@ export function emitSection(
       const offset = emitAddress({ fb, env: env(0) }, load.index, 4);
       fb.simdMemAt(Simd.v128Load, 2, buffer(load.buffer), offset);
     };
-    const online = onlineSoftmax(fb, helpers, exprs, groups, pushScalar, scalarLocal, runs, vectorLoad);
+    const online = onlineSoftmax(fb, helpers, exprs, groups, pushScalar, scalarLocal, runs, vectorLoad, simd && opts.fma === true);
     online.init();
     const keyStep = (): void => {
       emitItems(item.body.filter((it) => !(it.kind === "expr" && viaRuns.has(it.id))));

@@ -121,6 +121,7 @@ function lowerGroup(g: Graph, grp: FusionGroup, bufferOf: ReadonlyMap<ValueId, n
   const own = new Set(grp.roots);
   const memo = new Map<string, ExprId>();
   let hasContraction = false;
+  const dotVars = new Map<ValueId, IndexVar>();
 
   const value = (id: ValueId, index: readonly IndexExpr[], valid: IndexPred): ExprId => {
     const key = `${id}|${index.map(indexKey).join(",")}|${predKey(valid)}`;
@@ -199,7 +200,13 @@ function lowerGroup(g: Graph, grp: FusionGroup, bufferOf: ReadonlyMap<ValueId, n
         hasContraction = true;
         const lhsShape = nodeOf(g, n.lhs).type.shape;
         const r = lhsShape.length;
-        const k = sb.freshVar(lhsShape[r - 1]!);
+        // An attention's rows share one contraction variable per dot: the block's q·k of one
+        // key run in one loop over the features, each k element loaded once for every row.
+        let k = attention ? dotVars.get(n.id) : undefined;
+        if (!k) {
+          k = sb.freshVar(lhsShape[r - 1]!);
+          if (attention) dotVars.set(n.id, k);
+        }
         const kIndex = fromAtom(k);
         // A 16-bit matmul multiplies and accumulates in f32 (its products are exact there) and
         // rounds once at the end, as the interpreter rounds its float64 dot once.

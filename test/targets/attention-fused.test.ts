@@ -59,6 +59,12 @@ const cases: Case[] = [
     data: [random(48, 1), random(40, 2), random(40, 3), boolMask(6, 5)],
   },
   {
+    name: "bool mask, 8 queries of value width 6 (blocks of 4 rows: a run of 4 columns and 2 single ones), a fully masked row",
+    fn: (q, kk, v, m) => F.scaledDotProductAttention(q!, kk!, v!, { attnMask: m!.gt(0.5) }),
+    specs: [k.f32([2, 8, 5]), k.f32([2, 7, 5]), k.f32([2, 7, 6]), k.f32([8, 7])],
+    data: [random(80, 11), random(70, 12), random(84, 13), boolMask(8, 7)],
+  },
+  {
     name: "additive float mask, large scores",
     fn: (q, kk, v, m) => F.scaledDotProductAttention(q!, kk!, v!, { attnMask: m! }),
     specs: [k.f32([3, 4, 4]), k.f32([3, 4, 4]), k.f32([3, 4, 2]), k.f32([4, 4])],
