@@ -29,9 +29,10 @@ const artifactFormat = "^runtime/artifact/(format|wasm-layout)\\.ts$";
 // constants and the runtimes round 16-bit floats by one definition, as they share the format's.
 const halfBits = "^runtime/artifact/half\\.ts$";
 // What dsl/ sees of targets/: the registry, the Backend and Executor types, the artifact
-// folder writer that exe.save() calls (imported lazily: it is Node-only), and the profile
+// folder writer that exe.save() calls (imported lazily: it is Node-only), the backends by name
+// that k.dumpStages compiles with (imported lazily: every target's renderer), and the profile
 // builder exe.profile calls (targets/profile.ts: kernel costs from the kernel IR, the table).
-const targetsRegistry = "^targets/(index|registry|backend|artifact-folder|profile)\\.ts$";
+const targetsRegistry = "^targets/(index|registry|backend|backends|artifact-folder|profile)\\.ts$";
 // The safetensors format (a leaf of runtime/artifact): k.safetensors, loadStateDict and checkpoints read and write it.
 const safetensorsFormat = "^runtime/artifact/(safetensors|safetensors-dtypes|strict-json|invalid)\\.ts$";
 

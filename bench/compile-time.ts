@@ -9,7 +9,7 @@
 
 import { parseArgs } from "node:util";
 import * as k from "kiln";
-import { backendOf } from "../targets/registry.ts";
+import { backendOf } from "../targets/backends.ts";
 import { GPT2_SMALL, gptTrainStep } from "./cases/gpt.ts";
 import { threadCpuMs } from "./thread-cpu.ts";
 

@@ -10,7 +10,7 @@ import type { DumpFile } from "../compiler/passes/pass.ts";
 import { dumpProgram, passesFromList } from "../compiler/pipeline.ts";
 import { printKernelProgram } from "../compiler/kernel/print.ts";
 import { cpuBackend } from "../targets/cpu.ts";
-import { backendOf, type AnyBackend } from "../targets/registry.ts";
+import { backendOf, type AnyBackend } from "../targets/backends.ts";
 import { folderDumpSink } from "../dsl/dump-folder.ts";
 import { traceProgram } from "../dsl/program.ts";
 import { UsageError, expectPositionals, parseCommandArgs } from "./args.ts";

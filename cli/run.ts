@@ -9,7 +9,7 @@ import { createModel, loadArtifact, type LoadedArtifact, type NamedTensor } from
 import { decodeHalf } from "../runtime/artifact/half.ts";
 import { ArtifactInvalidError } from "../runtime/artifact/manifest.ts";
 import { decodeSafetensors, encodeSafetensors } from "../runtime/artifact/safetensors.ts";
-import { backendOf } from "../targets/registry.ts";
+import { backendOf } from "../targets/backends.ts";
 import { expectPositionals, parseCommandArgs } from "./args.ts";
 import type { Command } from "./command.ts";
 import { resolveFrom, type CliIO } from "./io.ts";

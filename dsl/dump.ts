@@ -3,11 +3,11 @@
 // k.compile would use on this machine, and writes every stage into a folder: the traced graph,
 // the graph after each pass, the fusion groups, the kernel IR after lowering and after each
 // kernel pass, the memory plan and the rendered kernels. Node only (it writes files); the
-// folder writer is imported on call, so `import "kiln"` in a browser never loads node:fs.
+// folder writer (and the backends) are imported on call, so `import "kiln"` in a browser never loads node:fs.
 
 import type { Graph } from "../compiler/ir/types.ts";
 import { strictOptions } from "./options.ts";
-import { backendOf, resolveTarget } from "./targets.ts";
+import { resolveTarget } from "./targets.ts";
 
 export interface DumpStagesOptions {
   /** The target to compile for: js, wasm, webgpu, cuda, or "auto" (the one k.compile picks here). */
@@ -23,6 +23,8 @@ export interface DumpStagesOptions {
 /** Writes every compile stage of `graph` for `opts.target` into `opts.dir`; resolves to the file names written, in order. */
 export async function dumpStages(graph: Graph, opts: DumpStagesOptions): Promise<string[]> {
   const { target, dir, locs, verify } = strictOptions<DumpStagesOptions>("k.dumpStages", opts, { target: true, dir: true, locs: true, verify: true });
+  // The backends by name import every target's renderer: loaded here, not at `import "kiln"`.
+  const { backendOf } = await import("../targets/backends.ts");
   const backend = backendOf((await resolveTarget(target)).name);
   const compiled = backend.compile(graph, {
     ...(await backend.machineOptions?.()),

@@ -4,7 +4,6 @@
 
 export {
   availableTargets,
-  backendOf,
   registerTarget,
   registeredTargets,
   resolveTarget,

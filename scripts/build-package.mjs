@@ -11,7 +11,9 @@
 // ("files" in package.json): runtime/**/*.ts, which artifact folders carry as source, and the
 // CUDA runtime's C++ sources. (Not inside dist/: a .ts beside a .d.ts is what TypeScript would
 // pick when a user's project checks its types.)
-//   node scripts/build-package.mjs [--js-only]   (--js-only: skip the declarations, ~1 s)
+//   node scripts/build-package.mjs [--js-only] [--outdir DIR]
+//   (--js-only: skip the declarations, ~1 s; --outdir: the JavaScript into DIR instead of dist/,
+//   declarations skipped: test/package/cold-path.test.ts checks a build without touching dist/)
 import { spawnSync } from "node:child_process";
 import { rmSync } from "node:fs";
 import path from "node:path";
@@ -19,8 +21,9 @@ import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const dist = path.join(root, "dist");
-const jsOnly = process.argv.includes("--js-only");
+const outdirAt = process.argv.indexOf("--outdir");
+const dist = outdirAt > 0 ? path.resolve(process.argv[outdirAt + 1]) : path.join(root, "dist");
+const jsOnly = process.argv.includes("--js-only") || outdirAt > 0;
 
 // --js-only (the bench's cold start) keeps the declarations a full build wrote; the chunks' names change with their contents.
 if (jsOnly) rmSync(path.join(dist, "chunks"), { recursive: true, force: true });

@@ -17,7 +17,7 @@ import type { Graph, ValueId } from "../compiler/ir/types.ts";
 import { KilnError } from "../compiler/util/errors.ts";
 import type { LoaderRuntime } from "./backend.ts";
 import { generateLoaderSource, rewriteTsSpecifiers, transpileToModule } from "./loader-gen.ts";
-import { backendOf } from "./registry.ts";
+import { backendOf } from "./backends.ts";
 
 export const GRAPH_FILE = "graph.kir";
 

@@ -20,7 +20,7 @@ import { cachedPeaks, cudaCopyPeaks } from "./peaks.ts";
 import { executorProfiling } from "./profile.ts";
 import type { Backend, Executor, SharedState } from "./backend.ts";
 import type { CudaSharedState } from "../runtime/cuda/index.ts";
-import { jsOptionKeys } from "./js.ts";
+import { cudaInfo, cudaOptionKeys } from "./deferred-targets.ts";
 import { driverOptionsOf, fuseOptionsOf, type OptionKeys } from "./options.ts";
 
 export interface CudaOptions extends FuseOptions {
@@ -44,12 +44,8 @@ const cudaTilePass: KernelPass = {
 export type CudaCompiled = Compiled<CudaArtifact>;
 
 export const cudaBackend: Backend<"cuda", CudaOptions> = {
-  name: "cuda",
-  description: "CUDA C on an NVIDIA GPU through the driver API (node-addon-api addon; build it with npm run build:cuda)",
-  priority: 3,
-  available: async () => (await cudaUnavailableReason()) === undefined,
-  whyUnavailable: () => cudaUnavailableReason(),
-  options: [...jsOptionKeys, ...(["reduction", "symbolPrefix"] as const satisfies OptionKeys<CudaCompileOptions>)],
+  ...cudaInfo,
+  options: cudaOptionKeys satisfies OptionKeys<CudaCompileOptions>,
   kernelExtension: "cu",
   memory: { elementBytes: artifactDTypeBytes },
   fuseOptions: fuseOptionsOf,
@@ -83,12 +79,6 @@ export interface CudaExecutor extends Executor {
   readonly artifact: CudaArtifact;
   /** Device time per run of the kernels alone, in ms (inputs from the last run). */
   timeKernels(iterations: number): number;
-}
-
-/** Why the cuda target cannot run here, or undefined when it can. */
-export async function cudaUnavailableReason(): Promise<string | undefined> {
-  const runtime = await import("../runtime/cuda/index.ts");
-  return runtime.cudaUnavailableReason();
 }
 
 function openCudaOrRefuse(runtime: typeof import("../runtime/cuda/index.ts")): ReturnType<typeof runtime.openCuda> {

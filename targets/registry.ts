@@ -1,44 +1,33 @@
 // The target registry: every target by name, built in or registered (registerTarget). The DSL
-// (k.compile), the CLI (compile, run, dump), the loader generator and the artifact writer all
-// look targets up here, so a new backend is one Backend value added to `builtInBackends`.
+// (k.compile) and the CLI resolve targets here; the backends that build artifacts, by name,
+// are targets/backends.ts (the CLI, the artifact writer, the loader generator).
+// The js, wasm and cpu targets load with the registry; webgpu, cuda and the reference
+// interpreter are entries from targets/deferred-targets.ts whose factory imports the target's
+// code on first use, so `import "kiln"` for a CPU program loads none of it (issue 14: cold start).
 
 import { KilnError } from "../compiler/util/errors.ts";
 import { checkOptions } from "../compiler/util/options.ts";
-import type { ArtifactTarget } from "../runtime/artifact/format.ts";
-import type { Backend, TargetDevice, TargetEntry, TargetFactory } from "./backend.ts";
+import type { TargetDevice, TargetEntry, TargetFactory } from "./backend.ts";
 import { cpuTarget } from "./cpu.ts";
-import { cudaBackend } from "./cuda.ts";
+import { cudaInfo, referenceInfo, webGpuInfo } from "./deferred-targets.ts";
 import { jsBackend } from "./js.ts";
-import { referenceTarget } from "./reference.ts";
 import { wasmBackend } from "./wasm.ts";
-import { webGpuBackend } from "./webgpu.ts";
 
-/** Any built-in backend (its options type erased: the registry passes the caller's record through). */
-export type AnyBackend = Backend<ArtifactTarget, unknown>;
-
-/** The backends that build artifacts, by target name. */
-const builtInBackends: { readonly [T in ArtifactTarget]: Backend<T, unknown> } = {
-  js: jsBackend,
-  wasm: wasmBackend,
-  webgpu: webGpuBackend,
-  cuda: cudaBackend,
+const webGpuTarget: TargetEntry = {
+  ...webGpuInfo,
+  factory: async (graph, opts, shared) => (await import("./webgpu.ts")).webGpuBackend.factory(graph, opts, shared),
+};
+const cudaTarget: TargetEntry = {
+  ...cudaInfo,
+  factory: async (graph, opts, shared) => (await import("./cuda.ts")).cudaBackend.factory(graph, opts, shared),
+};
+const referenceTarget: TargetEntry = {
+  ...referenceInfo,
+  factory: async (graph, opts, shared) => (await import("./reference.ts")).referenceTarget.factory(graph, opts, shared),
 };
 
 const registry = new Map<string, TargetEntry>();
-for (const t of [referenceTarget, jsBackend, webGpuBackend, wasmBackend, cpuTarget, cudaBackend] as readonly TargetEntry[]) registry.set(t.name, t);
-
-/** The backend of an artifact target (the manifest's `target`), or a usage error naming the known ones. */
-export function backendOf(target: string): AnyBackend {
-  const backend = (builtInBackends as Readonly<Record<string, AnyBackend>>)[target];
-  if (!backend)
-    throw new KilnError({ code: "unsupported", message: `no backend builds '${target}' artifacts (targets: ${Object.keys(builtInBackends).join(", ")})` });
-  return backend;
-}
-
-/** The built-in backends, in registry order. */
-export function backends(): readonly AnyBackend[] {
-  return Object.values(builtInBackends) as readonly AnyBackend[];
-}
+for (const t of [referenceTarget, jsBackend, webGpuTarget, wasmBackend, cpuTarget, cudaTarget] as readonly TargetEntry[]) registry.set(t.name, t);
 
 export function registerTarget(
   name: string,

@@ -40,6 +40,7 @@ import { cachedPeaks } from "./peaks.ts";
 import { executorProfiling } from "./profile.ts";
 import type { ElementwiseShape, KVectorMode } from "../codegen/wgsl/dispatch.ts";
 import { driverOptionsOf, fuseOptionsOf, type OptionKeys } from "./options.ts";
+import { webGpuInfo, webGpuOptionKeys } from "./deferred-targets.ts";
 
 export interface WebGpuOptions extends FuseOptions {
   /**
@@ -112,29 +113,8 @@ export type WebGpuCompileOptions = WebGpuOptions & DriverOptions;
 export type WebGpuCompiled = Compiled<WebGpuArtifact>;
 
 export const webGpuBackend: Backend<"webgpu", WebGpuOptions, DeviceLayout> = {
-  name: "webgpu",
-  description: "WGSL on a WebGPU adapter (navigator.gpu in a browser, Dawn in Node)",
-  priority: 2,
-  available: async () => (await webGpuAdapterKind()) !== "none",
-  // A software adapter (lavapipe, SwiftShader) runs only when asked for by name: the CPU backends beat it.
-  auto: async () => (await webGpuAdapterKind()) === "hardware",
-  device: async () => {
-    const gpu = await (await import("../runtime/webgpu/device.ts")).acquireWebGpu();
-    if (!gpu) return undefined;
-    const { description, device, vendor, software } = gpu.adapter;
-    return { name: description || device || vendor || "unnamed WebGPU adapter", software };
-  },
-  options: [
-    "verify",
-    "limits",
-    "tiledMatmul",
-    "progress",
-    "progressAfterMs",
-    "tune",
-    "fuseAttention",
-    "shaderF16",
-    "quickStart",
-  ] as const satisfies OptionKeys<WebGpuTargetOptions>,
+  ...webGpuInfo,
+  options: webGpuOptionKeys satisfies OptionKeys<WebGpuTargetOptions>,
   limits: { ...webGpuDefaultLimits },
   kernelExtension: "wgsl",
   // One u32 word per element (bool too: WGSL has no bool storage), but f16/bf16 two to a word.
@@ -407,10 +387,4 @@ function sharedBuffers(shared: SharedState, device: GPUDevice): WebGpuSharedStat
     shared.memory.set("webgpu", buffers);
   }
   return buffers;
-}
-
-/** "none" without an adapter; "software" for a CPU adapter (used only when asked for by name). */
-export async function webGpuAdapterKind(): Promise<"hardware" | "software" | "none"> {
-  const gpu = await (await import("../runtime/webgpu/device.ts")).acquireWebGpu();
-  return !gpu ? "none" : gpu.adapter.software ? "software" : "hardware";
 }

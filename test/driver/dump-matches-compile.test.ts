@@ -16,7 +16,7 @@ import { traceProgram } from "../../dsl/program.ts";
 import { trainStep } from "../../examples/mlp.ts";
 import { kernelFileNames } from "../../runtime/artifact/manifest.ts";
 import { acquireWebGpu } from "../../runtime/webgpu/device.ts";
-import { backendOf } from "../../targets/registry.ts";
+import { backendOf } from "../../targets/backends.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const scratch = mkdtempSync(path.join(os.tmpdir(), "kiln-driver-"));

@@ -8,7 +8,7 @@
 
 import { afterAll, describe, expect, test } from "vitest";
 import * as k from "kiln";
-import { backendOf } from "../../targets/registry.ts";
+import { backendOf } from "../../targets/backends.ts";
 import { webGpuDefaultLimits } from "../../codegen/wgsl/layout.ts";
 import { expectClose } from "../util/ref.ts";
 import { rejectedKilnError, thrownKilnError } from "../util/kiln-error.ts";

@@ -1,0 +1,122 @@
+// The built package's cold path (issue 14: cold start): scripts/build-package.mjs writes the
+// JavaScript into a scratch folder inside the checkout (out/ is ignored; node_modules resolves
+// from there), and a plain `node` process imports its dsl/index.js, compiles and runs a small
+// MLP training step for the cpu target, then for "reference", recording every module Node loads
+// (a module.register load hook). Checks: the built entry exports what dsl/index.ts exports
+// (esbuild's metafile of a one-file bundle of the sources, no code splitting); the
+// cpu path loads no chunk holding the WebGPU or CUDA targets, their renderers or runtimes, or
+// the interpreter — which the "reference" compile then does load (so the hook sees dynamic
+// imports, and the deferred registry entries work in the bundle).
+
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { build } from "esbuild";
+import { afterAll, beforeAll, expect, test } from "vitest";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+let scratch = "";
+
+/** What the child prints: the entry's export names, and the module URLs loaded after the cpu run and after the reference run. */
+interface ChildReport {
+  readonly exports: string[];
+  readonly afterCpu: string[];
+  readonly afterReference: string[];
+  readonly losses: number[];
+}
+let report: ChildReport;
+
+const HOOKS = `
+import { appendFileSync } from "node:fs";
+export async function load(url, context, next) {
+  appendFileSync(process.env.KILN_LOAD_LOG, url + "\\n");
+  return next(url, context);
+}
+`;
+
+const CHILD = `
+import { readFileSync } from "node:fs";
+import { register } from "node:module";
+register(new URL("./hooks.mjs", import.meta.url));
+const log = () => readFileSync(process.env.KILN_LOAD_LOG, "utf8").trim().split("\\n");
+const k = await import(process.env.KILN_ENTRY);
+const step = (net) => k.trainStep(net, (logits, y) => k.nn.functional.crossEntropy(logits, y), k.optim.sgd({ lr: 0.1 }));
+const net = k.nn.sequential(k.nn.linear(4, 8), k.nn.relu(), k.nn.linear(8, 3));
+const x = Array.from({ length: 8 }, (_, i) => Math.sin(i)), y = [0, 2];
+const losses = [];
+for (const target of ["cpu", "reference"]) {
+  const exe = await k.compile(step(net), [k.f32([2, 4]), k.i32([2])], { target });
+  losses.push((await exe.run([x, y])).loss.data[0]);
+  await exe.close?.();
+  if (target === "cpu") globalThis.afterCpu = log();
+}
+console.log(JSON.stringify({ exports: Object.keys(k), afterCpu: globalThis.afterCpu, afterReference: log(), losses }));
+process.exit(0);
+`;
+
+beforeAll(() => {
+  mkdirSync(path.join(root, "out"), { recursive: true });
+  scratch = mkdtempSync(path.join(root, "out", ".cold-path-"));
+  const pkg = path.join(scratch, "pkg");
+  execFileSync(process.execPath, [path.join(root, "scripts", "build-package.mjs"), "--outdir", pkg], { cwd: root, stdio: "pipe" });
+  writeFileSync(path.join(scratch, "hooks.mjs"), HOOKS);
+  writeFileSync(path.join(scratch, "child.mjs"), CHILD);
+  const logFile = path.join(scratch, "loaded.txt");
+  writeFileSync(logFile, "");
+  const out = execFileSync(process.execPath, [path.join(scratch, "child.mjs")], {
+    cwd: scratch,
+    encoding: "utf8",
+    env: { ...process.env, NODE_OPTIONS: "", KILN_LOAD_LOG: logFile, KILN_ENTRY: pathToFileURL(path.join(pkg, "dsl", "index.js")).href },
+  });
+  report = JSON.parse(out.trim().split("\n").at(-1)!) as ChildReport;
+}, 120_000);
+
+afterAll(() => {
+  if (scratch) rmSync(scratch, { recursive: true, force: true });
+});
+
+/** The source files (from each chunk's source map) of the built modules among `urls`. */
+function sourcesOf(urls: readonly string[]): string[] {
+  const pkg = pathToFileURL(path.join(scratch, "pkg")).href;
+  return urls
+    .filter((u) => u.startsWith(pkg) && u.endsWith(".js"))
+    .flatMap((u) => (JSON.parse(readFileSync(`${fileURLToPath(u)}.map`, "utf8")) as { sources: string[] }).sources)
+    .map((s) => s.replace(/^(\.\.\/)+/, ""));
+}
+
+const GPU_OR_INTERPRETER =
+  /^(codegen\/(wgsl|cuda)\/|runtime\/(webgpu|cuda)\/|targets\/(webgpu|cuda)[^/]*\.ts$|targets\/reference\.ts$|compiler\/ir\/interpret\.ts$)/;
+
+test("the built entry exports the same names as the sources", async () => {
+  // The sources' exports as esbuild lists them for a bundle without code splitting (and
+  // without importing the sources here: this file stays cheap).
+  const single = await build({
+    absWorkingDir: root,
+    entryPoints: ["dsl/index.ts"],
+    bundle: true,
+    write: false,
+    outdir: path.join(scratch, "single"),
+    format: "esm",
+    platform: "node",
+    packages: "external",
+    conditions: ["kiln-source"],
+    metafile: true,
+    logLevel: "silent",
+  });
+  const entry = Object.values(single.metafile.outputs).find((o) => o.entryPoint === "dsl/index.ts");
+  expect(entry?.exports.length).toBeGreaterThan(50);
+  expect([...report.exports].sort()).toEqual([...entry!.exports].sort());
+});
+
+test("a cpu compile and run loads no WebGPU, CUDA or interpreter code; a reference compile then loads the interpreter", () => {
+  const cpu = sourcesOf(report.afterCpu);
+  // The hook saw the wasm runtime, which k.compile imports dynamically: the list is complete.
+  expect(cpu).toContain("runtime/wasm/run-artifact.ts");
+  expect(cpu.filter((s) => GPU_OR_INTERPRETER.test(s))).toEqual([]);
+  const reference = sourcesOf(report.afterReference);
+  expect(reference).toContain("compiler/ir/interpret.ts");
+  expect(reference.filter((s) => /^codegen\/(wgsl|cuda)\//.test(s))).toEqual([]);
+  // Both targets computed the same first loss (the reference in float64): the deferred entry runs.
+  expect(report.losses[1]).toBeCloseTo(report.losses[0]!, 5);
+});
