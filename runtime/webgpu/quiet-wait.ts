@@ -11,7 +11,8 @@
 // one slow run must not make the next sleep past the work's end (a late timer costs latency,
 // an early one a few cheap checks). Slices grow with the time already waited (1/16 of it), so
 // a run much slower than expected costs a few checks, not hundreds. The first wait, and work
-// expected to take under 4 ms, map the plain way (timing the work).
+// expected to take under 4 ms, map the plain way (timing the work). waitInOrder does the same
+// for work of unknown length, a CPU adapter's pipeline warm-ups (its JIT compiles), one buffer each.
 
 /** Work expected to take less than this is waited for the plain way (a few ms of polling cost little; timers are coarse). */
 const QUIET_FROM_MS = 4;
@@ -63,27 +64,9 @@ export class QuietWait {
     if (first >= MIN_SLEEP_MS) await sleep(first);
     let checks = 0;
     for (; ; checks++) {
-      const mapping = buffer.mapAsync(MAP_READ, 0, size);
-      const outcome = mapping.then(
-        () => undefined,
-        (e: unknown) => ({ error: e }),
-      );
-      await turn();
-      if (buffer.mapState === "pending") {
-        this.cancelled++;
-        buffer.unmap();
-        const r = await outcome;
-        // Mapped just before the cancel (and unmapped by it): the work is done, map again.
-        if (r === undefined) {
-          await buffer.mapAsync(MAP_READ, 0, size);
-          break;
-        }
-        await sleep(Math.max(MIN_SLICE_MS, (performance.now() - submittedAt) / SLICES));
-        continue;
-      }
-      const r = await outcome;
-      if (r !== undefined) throw r.error;
-      break;
+      if (await mapIfDone(buffer, size)) break;
+      this.cancelled++;
+      await sleep(Math.max(MIN_SLICE_MS, (performance.now() - submittedAt) / SLICES));
     }
     const took = performance.now() - submittedAt;
     this.record(checks === 0 && first >= MIN_SLEEP_MS ? took * PROBE_DOWN : took);
@@ -103,4 +86,58 @@ export class QuietWait {
     this.times.push(ms);
     if (this.times.length > HISTORY) this.times.shift();
   }
+}
+
+/**
+ * Asks for the map of `size` bytes of `buffer` and lets Dawn poll once: true with the buffer
+ * mapped when its work was done, false (the map cancelled, the buffer unmapped) while it still
+ * runs. A map's real failure is thrown.
+ */
+async function mapIfDone(buffer: GPUBuffer, size: number): Promise<boolean> {
+  const outcome = buffer.mapAsync(MAP_READ, 0, size).then(
+    () => undefined,
+    (e: unknown) => ({ error: e }),
+  );
+  await turn();
+  if (buffer.mapState === "pending") {
+    buffer.unmap();
+    // Mapped just before the cancel (and unmapped by it): the work is done, map again.
+    if ((await outcome) === undefined) {
+      await buffer.mapAsync(MAP_READ, 0, size);
+      return true;
+    }
+    return false;
+  }
+  const r = await outcome;
+  if (r !== undefined) throw r.error;
+  return true;
+}
+
+/** Waits in order (waitInOrder): checks every this fraction of the time since the previous buffer was done… */
+const ORDER_SLICES = 16;
+/** …but at most this many ms apart (a compile's end is seen within a few ms). */
+const MAX_ORDER_SLICE_MS = 8;
+
+/**
+ * Waits for work of unknown length without Dawn's polling loop: `buffers` are each written last
+ * by one submission, in submission order (a CPU adapter's pipeline warm-ups: each its
+ * driver's compile, from a few ms to a second). Checks the first buffer not yet done
+ * (mapIfDone), sleeping between checks 1/16 of the time since the previous one was done (1 to
+ * 8 ms); calls `done(i)` as buffer i maps (and so every earlier one: a queue runs in order),
+ * and leaves it unmapped. Returns the maps cancelled because the work still ran.
+ */
+export async function waitInOrder(buffers: readonly GPUBuffer[], size: number, done: (index: number) => void): Promise<number> {
+  let cancelled = 0;
+  let since = performance.now();
+  for (let i = 0; i < buffers.length; i++) {
+    const buffer = buffers[i]!;
+    while (!(await mapIfDone(buffer, size))) {
+      cancelled++;
+      await sleep(Math.min(MAX_ORDER_SLICE_MS, Math.max(MIN_SLICE_MS, (performance.now() - since) / ORDER_SLICES)));
+    }
+    buffer.unmap();
+    since = performance.now();
+    done(i);
+  }
+  return cancelled;
 }

@@ -30,7 +30,7 @@ import {
 } from "../artifact/format.ts";
 import { recordKernel, type RunProfiler } from "../artifact/profile.ts";
 import { refuseUnknownOptions } from "../artifact/options.ts";
-import { QuietWait } from "./quiet-wait.ts";
+import { QuietWait, waitInOrder } from "./quiet-wait.ts";
 
 import {
   IoCounter,
@@ -198,7 +198,9 @@ export interface WebGpuRunnerOptions {
    * Sleep on a timer through most of a run's expected device time before asking for its
    * readback (default false; k.compile turns it on for a software adapter): Dawn's Node
    * binding busy-polls while a map is pending, which on a CPU adapter takes a core from the
-   * kernels (see quiet-wait.ts).
+   * kernels (see quiet-wait.ts). The warm-up dispatches (`warmUp`) are then waited for the same
+   * way, each through a 4-byte probe of its own (waitInOrder): on lavapipe they are the JIT
+   * compile, and the polling loop would take a core from it for all that time.
    */
   readonly quietWait?: boolean;
 }
@@ -225,6 +227,16 @@ interface Launch {
   readonly quick?: boolean;
   /** Running the kernel's quick variant: the tuned source and workgroups, swapped in once created. */
   readonly tuned?: { readonly source: string; readonly workgroups: readonly [number, number, number]; readonly bindings: readonly number[] };
+}
+
+/** The warm-up dispatches a runner made while being created (WebGpuRunnerOptions.warmUp). */
+export interface WebGpuWarmUpStats {
+  /** One per pipeline new to the device. */
+  readonly dispatches: number;
+  /** Waited for without Dawn's polling loop (WebGpuRunnerOptions.quietWait): each through a probe of its own, mapped in order. */
+  readonly quiet: boolean;
+  /** Quiet: maps asked for too early (the driver was still compiling) and cancelled. */
+  readonly cancelledMaps: number;
 }
 
 /** What a runner dispatched: deterministic counts for tests and benchmarks. */
@@ -327,6 +339,7 @@ export class WebGpuArtifactRunner implements ResidentOwner {
   /** With quietWait: a 4-byte MAP_READ buffer each run's commands write last (what runWait maps), and when they were submitted. */
   private probe: GPUBuffer | undefined;
   private submittedAt = 0;
+  private warmUps: WebGpuWarmUpStats = { dispatches: 0, quiet: false, cancelledMaps: 0 };
 
   private constructor(
     private readonly device: GPUDevice,
@@ -502,48 +515,78 @@ export class WebGpuArtifactRunner implements ResidentOwner {
     const fresh = new Set(
       artifact.kernels.flatMap((k) => [k.source, (k as WebGpuArtifactKernel).quick?.source ?? k.source].map(pipelineKey)).filter((key) => !cache?.has(key)),
     );
-    const warmed = new Set<string>();
-    const launches = await Promise.all(
-      artifact.kernels.map(async (k, index) => {
-        if (!k.workgroups || !k.bindings) throw new Error(`artifact ${artifact.name}: kernel ${k.name} has no workgroups or bindings`);
-        // A kernel with a quick variant starts with it (unless its tuned pipeline is made already); the tuned one follows between runs.
-        const quickOf = (k as WebGpuArtifactKernel).quick;
-        const quick = quickOf && !cache?.has(pipelineKey(k.source)) ? quickOf : undefined;
-        const source = quick?.source ?? k.source;
-        const pipeline = await pipelineFor(device, k.name, source);
-        const bindGroup = runner.bindGroupFor(pipeline, k.bindings);
-        return {
-          index,
-          name: k.name,
-          source,
-          pipeline,
-          bindGroup,
-          workgroups: quick?.workgroups ?? k.workgroups,
-          ...(k.symbolic ? { symbolic: k.symbolic } : {}),
-          ...(quick ? { quick: true, tuned: { source: k.source, workgroups: k.workgroups, bindings: k.bindings } } : {}),
-        };
-      }),
-    );
-    // Warm-up dispatches, one submission per new pipeline, all queued at once (a driver that
-    // compiles at first dispatch does so on its queue, one after another; progress follows each
-    // as it completes). Before any run the slots hold nothing a run has not yet to upload or compute.
+    // Warm-up dispatches, one submission per new pipeline, each as soon as its pipeline is made
+    // (a driver that compiles at first dispatch starts on it while the others are still being
+    // created; its queue compiles them one after another). Before any run the slots hold nothing
+    // a run has not yet to upload or compute. With quietWait each submission also copies 4 bytes
+    // into a probe of its own, waited for in order without Dawn's polling loop (waitInOrder):
+    // onSubmittedWorkDone would keep a core busy polling through the whole compile.
     const warmUp = opts.warmUp ?? true;
+    const quiet = opts.quietWait === true && typeof setImmediate === "function" && runner.slots.length > 0;
+    const warmed = new Set<string>();
     const pending: Promise<void>[] = [];
-    for (const l of launches) {
+    const probes: GPUBuffer[] = [];
+    const warm = (l: {
+      readonly name: string;
+      readonly source: string;
+      readonly pipeline: GPUComputePipeline;
+      readonly bindGroup: GPUBindGroup;
+      readonly workgroups: readonly number[];
+    }): void => {
       const key = pipelineKey(l.source);
-      if (warmUp && fresh.has(key) && !warmed.has(key) && l.workgroups[0] > 0) {
-        warmed.add(key);
-        const encoder = device.createCommandEncoder();
-        const pass = encoder.beginComputePass();
-        pass.setPipeline(l.pipeline);
-        pass.setBindGroup(0, l.bindGroup);
-        pass.dispatchWorkgroups(1, 1, 1);
-        pass.end();
-        device.queue.submit([encoder.finish()]);
-        pending.push(device.queue.onSubmittedWorkDone().then(ready));
-      } else ready();
+      if (!warmUp || !fresh.has(key) || warmed.has(key) || !(l.workgroups[0]! > 0)) {
+        ready();
+        return;
+      }
+      warmed.add(key);
+      const encoder = device.createCommandEncoder();
+      const pass = encoder.beginComputePass();
+      pass.setPipeline(l.pipeline);
+      pass.setBindGroup(0, l.bindGroup);
+      pass.dispatchWorkgroups(1, 1, 1);
+      pass.end();
+      if (quiet) {
+        const probe = createBuffer(device, {
+          size: ELEMENT_BYTES,
+          usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+          label: `${artifact.name}/warm-up ${l.name}`,
+        });
+        encoder.copyBufferToBuffer(runner.slots[0]!, 0, probe, 0, ELEMENT_BYTES);
+        probes.push(probe);
+      }
+      device.queue.submit([encoder.finish()]);
+      if (!quiet) pending.push(device.queue.onSubmittedWorkDone().then(ready));
+    };
+    let launches: Launch[];
+    try {
+      launches = await Promise.all(
+        artifact.kernels.map(async (k, index) => {
+          if (!k.workgroups || !k.bindings) throw new Error(`artifact ${artifact.name}: kernel ${k.name} has no workgroups or bindings`);
+          // A kernel with a quick variant starts with it (unless its tuned pipeline is made already); the tuned one follows between runs.
+          const quickOf = (k as WebGpuArtifactKernel).quick;
+          const quick = quickOf && !cache?.has(pipelineKey(k.source)) ? quickOf : undefined;
+          const source = quick?.source ?? k.source;
+          const pipeline = await pipelineFor(device, k.name, source);
+          const bindGroup = runner.bindGroupFor(pipeline, k.bindings);
+          const launch: Launch = {
+            index,
+            name: k.name,
+            pipeline,
+            bindGroup,
+            workgroups: quick?.workgroups ?? k.workgroups,
+            ...(k.symbolic ? { symbolic: k.symbolic } : {}),
+            ...(quick ? { quick: true, tuned: { source: k.source, workgroups: k.workgroups, bindings: k.bindings } } : {}),
+          };
+          warm({ ...launch, source });
+          return launch;
+        }),
+      );
+      await Promise.all(pending);
+      const cancelledMaps = probes.length > 0 ? await waitInOrder(probes, ELEMENT_BYTES, ready) : 0;
+      runner.warmUps = { dispatches: warmed.size, quiet: probes.length > 0, cancelledMaps };
+    } finally {
+      for (const p of probes) destroyBuffer(p);
     }
-    await Promise.all(pending);
     runner.launches = launches.filter((l) => l.workgroups[0] > 0);
     return runner;
   }
@@ -553,6 +596,11 @@ export class WebGpuArtifactRunner implements ResidentOwner {
       layout: pipeline.getBindGroupLayout(0),
       entries: bindings.map((slot, binding) => ({ binding, resource: { buffer: this.slots[slot]! } })),
     });
+  }
+
+  /** What create's warm-up did (deterministic counts for tests). */
+  get warmUpStats(): WebGpuWarmUpStats {
+    return this.warmUps;
   }
 
   /** Kernels still running their quick variant (tiered start: see WebGpuArtifactKernel.quick). */

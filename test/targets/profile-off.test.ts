@@ -1,7 +1,8 @@
 // Profiling off costs nothing: a run without a profiler reads no clock (js, wasm), submits once
 // and creates no query set (webgpu); a profiled run does time, so the counters can see it.
 // WebGPU pipelines are created through createComputePipelineAsync, and a creation that takes
-// long reports its progress (pipelines done / total) to the reporter, here with a zero threshold.
+// long reports its progress (pipelines done / total) to the reporter, here with a zero threshold;
+// with quietWait (a CPU adapter) the warm-ups are waited for through probes, never onSubmittedWorkDone.
 
 import { afterEach, describe, expect, test, vi } from "vitest";
 import * as k from "kiln";
@@ -151,6 +152,49 @@ describe.skipIf(!gpu.available)("webgpu pipelines and profiling", () => {
     for (const r of reports) expect(r.total).toBe(artifact.kernels.length);
     expect(formatPipelineProgress({ done: 3, total: 8, elapsedMs: 1450 })).toBe("webgpu pipelines 3/8, 1.4 s");
     expect(formatPipelineProgress({ done: 8, total: 8, elapsedMs: 2000 })).toBe("webgpu pipelines 8/8, 2.0 s (done)");
+  });
+
+  test("quietWait: each new pipeline's warm-up is waited for through a probe of its own (no onSubmittedWorkDone, so no polling loop); progress and results as without", async () => {
+    // Shapes and a constant no other test uses: these pipelines are new to the device.
+    const fresh = traceFunction("fresh_quiet", (x: k.Tensor, w: k.Tensor) => k.softmax(k.matmul(x, w).mul(2.3456789), -1), [
+      k.f32([4, 11]),
+      k.f32([11, 6]),
+    ]).graph;
+    const artifact = compileWebGpu(fresh, { limits: gpu.context!.limits }).artifact;
+    const distinct = new Set(artifact.kernels.map((kk) => pipelineKey(kk.source))).size;
+    const workDone = vi.spyOn(device().queue, "onSubmittedWorkDone");
+    const reports: PipelineProgress[] = [];
+    const quiet = await WebGpuArtifactRunner.create(device(), artifact, { quietWait: true, progress: (p) => reports.push(p), progressAfterMs: 0 });
+    expect(workDone).toHaveBeenCalledTimes(0);
+    expect(quiet.warmUpStats.dispatches).toBe(distinct);
+    expect(quiet.warmUpStats.quiet).toBe(true);
+    expect(reports.map((r) => r.done)).toEqual(artifact.kernels.map((_, i) => i + 1));
+    // The same kernels again: their pipelines are the device's already, nothing to warm up.
+    const plain = await WebGpuArtifactRunner.create(device(), artifact);
+    expect(plain.warmUpStats).toEqual({ dispatches: 0, quiet: false, cancelledMaps: 0 });
+    try {
+      const data = namedInputs(artifact.inputs);
+      const got = (await quiet.run(data)) as Record<string, HostTensor>;
+      const want = (await plain.run(data)) as Record<string, HostTensor>;
+      // Bit for bit as the runner that waited the plain way, and softmax(2.3456789 · x·w) by hand in float64.
+      const x = data["x"]!;
+      const w = data["w"]!;
+      const name = "out";
+      expect(Array.from(got[name]!.data)).toEqual(Array.from(want[name]!.data));
+      for (let r = 0; r < 4; r++) {
+        const logits = Array.from(
+          { length: 6 },
+          (_, c) => 2.3456789 * Array.from({ length: 11 }, (_, j) => x.data[r * 11 + j]! * w.data[j * 6 + c]!).reduce((a, b) => a + b, 0),
+        );
+        const m = Math.max(...logits);
+        const e = logits.map((v) => Math.exp(v - m));
+        const sum = e.reduce((a, b) => a + b, 0);
+        for (let c = 0; c < 6; c++) expect(got[name]!.data[r * 6 + c]!).toBeCloseTo(e[c]! / sum, 5);
+      }
+    } finally {
+      quiet.destroy();
+      plain.destroy();
+    }
   });
 
   test("k.compile passes a progress reporter through; a quick creation under the threshold reports nothing", async () => {

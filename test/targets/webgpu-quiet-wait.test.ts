@@ -5,7 +5,7 @@
 // and a slow run does not raise it; a map's real failure is passed on. No device needed.
 
 import { describe, expect, test } from "vitest";
-import { QuietWait } from "../../runtime/webgpu/quiet-wait.ts";
+import { QuietWait, waitInOrder } from "../../runtime/webgpu/quiet-wait.ts";
 
 /**
  * A buffer whose work ends `workMs` after `submittedAt` and not before its `minMaps`-th map was
@@ -96,5 +96,26 @@ describe("QuietWait", () => {
     await wait.map(buffer as unknown as GPUBuffer, 4, at);
     expect(buffer.maps).toBe(1);
     expect(wait.expectedMs).toBe(0);
+  });
+});
+
+describe("waitInOrder (a CPU adapter's pipeline warm-ups)", () => {
+  test("reports each buffer once its work is done, in order, cancelling the maps asked for before; leaves each unmapped", async () => {
+    const at = performance.now();
+    // Work that ends 10, 40 and 45 ms after the start (a queue runs its submissions in order), each not before its second map.
+    const buffers = [10, 40, 45].map((ms) => fakeBuffer(at, ms, undefined, 2));
+    const seen: { index: number; ms: number }[] = [];
+    const cancelled = await waitInOrder(buffers as unknown as GPUBuffer[], 4, (index) => seen.push({ index, ms: performance.now() - at }));
+    expect(seen.map((s) => s.index)).toEqual([0, 1, 2]);
+    [10, 40, 45].forEach((ms, i) => expect(seen[i]!.ms).toBeGreaterThanOrEqual(ms));
+    for (const b of buffers) expect(b.mapState).toBe("unmapped");
+    // Every map but the last of each buffer was early, and cancelled.
+    expect(cancelled).toBe(buffers.reduce((n, b) => n + b.maps - 1, 0));
+    expect(cancelled).toBeGreaterThanOrEqual(3);
+  });
+
+  test("a map that fails (not cancelled) fails the wait", async () => {
+    const at = performance.now();
+    await expect(waitInOrder([fakeBuffer(at, 0, new Error("device lost"))] as unknown as GPUBuffer[], 4, () => undefined)).rejects.toThrow("device lost");
   });
 });
