@@ -33,6 +33,7 @@ const exes = [
 ];
 const stats = exes.map(() => ({ wall: [] as number[], cpu: [] as number[], per: new Map<string, number[]>() }));
 for (const { exe } of exes) {
+  await exe.runner.whenThreadsReady(); // launches stay on the calling thread until the workers are up
   exe.runner.write(inputs);
   exe.runner.execute();
 }

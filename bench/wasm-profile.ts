@@ -18,6 +18,8 @@ const steps = Number(stepsArg ?? 5);
 const t0 = performance.now();
 const exe = await createWasmExecutor(g, { threads });
 const compileMs = performance.now() - t0;
+// Launches run on the calling thread alone until the workers are up (runtime/wasm/pool.ts): wait for them.
+await exe.runner.whenThreadsReady();
 if (cpuClock) {
   if (threads !== 1) throw new Error("--cpu times launches by process CPU: one thread only");
   performance.now = (): number => {

@@ -146,6 +146,7 @@ export function defaultFormFor(kind: AdapterKind, f: SectionForm): SectionForm {
       return d.rowThreads !== undefined ? { kind: "row", threads: d.rowThreads } : { kind: "row" };
     case "vector":
     case "attention":
+    case "prologue":
       return f;
     default:
       return assertNever(f, "section form");
@@ -229,6 +230,8 @@ export function checkTunedForm(f: SectionForm): string | undefined {
       return "a vector form is not tuned";
     case "attention":
       return "an attention form is not tuned";
+    case "prologue":
+      return "a prologue (wasm only) is not tuned";
     default:
       return assertNever(f, "section form");
   }
@@ -249,7 +252,7 @@ function workgroupNeeds(f: SectionForm): { readonly threads: number; readonly sh
  * when the caller chose one (`matmulForm`).
  */
 export function candidatesFor(kind: AdapterKind, f: SectionForm, limits: WorkgroupLimits, forced?: MatmulForm, subgroupSize?: number): SectionForm[] {
-  if (f.kind === "vector" || f.kind === "attention") return [];
+  if (f.kind === "vector" || f.kind === "attention" || f.kind === "prologue") return [];
   const byDefault = defaultFormFor(kind, f.kind === "matmul" && !forced ? { kind: "matmul", form: defaultMatmulForm(kind, subgroupSize) } : f);
   // a row's default threads said explicitly, so the list's equal entry is not timed twice
   const first = byDefault.kind === "row" && byDefault.threads === undefined ? { kind: "row" as const, threads: ROW_THREADS_DEFAULT } : byDefault;

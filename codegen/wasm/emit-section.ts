@@ -99,6 +99,8 @@ export function emitSection(
   name: string,
   opts: SectionOptions = {},
   rows?: RowLimits,
+  /** A `form prologue` section's function: called as `(i, i + 1, tid)` at the start of each iteration i of the split loop. */
+  prologueFunc?: number,
 ): SectionFunc {
   const exprs = s.exprs;
   // A section with 16-bit values takes the scalar lowering: f32 lanes over 16-bit memory (load
@@ -337,6 +339,16 @@ export function emitSection(
     if (v.extent === 1) return emitItems(item.body);
     const [start, limit] = loopBounds(v.name, v.extent);
     const vl = varLocal(v.name);
+    if (prologueFunc !== undefined && v === splitVar) {
+      // The prologue (a column-panel pack, compiler/kernel/panel-prologue.ts) over this iteration, then the iteration.
+      if (v === innermostVar) bug(`wasm: ${name}'s prologue needs a split loop outside its innermost one`);
+      start();
+      fb.forLoop(vl, limit, 1, () => {
+        fb.get(vl).get(vl).i32(1).op(Op.i32Add).get(2).call(prologueFunc);
+        emitItems(item.body);
+      });
+      return;
+    }
     const contiguous = s.stores.every((st) => linearStride(st.index, v.name) === 1);
     // An online softmax's rows stay scalar: its key loop is no lane-wise expression. (A fused
     // attention backward's rows, plain reductions, run four per f32x4.)

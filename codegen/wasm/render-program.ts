@@ -102,16 +102,31 @@ export function buildKernelModule(
   // ceil(x<j> × size / m<j>) iterations instead of x<j>.
   const size = sizeBuffer(buffers);
   const bounds = k.sections.map((s) => (size ? rowBounds(s, buffers).vars : new Map<string, number>()));
+  // Launched sections are exported as s0…s(n−1); a `form prologue` section (after them) is a
+  // function its section calls per split iteration (emit-section.ts), not exported.
+  const launched = k.sections.filter((s) => s.form?.kind !== "prologue").length;
+  const prologueOf = new Map<number, number>();
+  k.sections.forEach((s, j) => {
+    if (s.form?.kind === "prologue") prologueOf.set(s.form.of, j);
+    else if (j >= launched) bug(`wasm: kernel ${k.name}'s launched section ${j} follows a prologue`);
+  });
   const sections = k.sections.map((s, j) => {
     const rows = size ? { sizeAt: place(size.id).base, max: size.dimMax!, vars: bounds[j]! } : undefined;
-    return shared ? shared.emit(s, place, `s${j}`, opts, rows) : emitSection(s, place, HELPER_FUNCS, `s${j}`, opts, rows);
+    const pj = prologueOf.get(j);
+    const prologue = pj === undefined ? undefined : FIRST_SECTION_FUNC + pj;
+    const f = shared ? shared.emit(s, place, `s${j}`, opts, rows, prologue) : emitSection(s, place, HELPER_FUNCS, `s${j}`, opts, rows, prologue);
+    if (j < launched) return f;
+    const { exportName: _exported, ...func } = f.func;
+    return { ...f, func };
   });
-  const globals: ExportedGlobal[] = [{ name: "n", value: sections.length }];
-  sections.forEach((s, j) => globals.push({ name: `x${j}`, value: s.splitExtent }, { name: `w${j}`, value: Math.min(s.work, 2 ** 31 - 1) }));
-  sections.forEach((s, j) => s.splitGrain > 1 && globals.push({ name: `g${j}`, value: s.splitGrain }));
+  const globals: ExportedGlobal[] = [{ name: "n", value: launched }];
+  const work = (j: number): number => sections[j]!.work + (prologueOf.has(j) ? sections[prologueOf.get(j)!]!.work : 0);
+  sections.forEach((s, j) => j < launched && globals.push({ name: `x${j}`, value: s.splitExtent }, { name: `w${j}`, value: Math.min(work(j), 2 ** 31 - 1) }));
+  sections.forEach((s, j) => j < launched && s.splitGrain > 1 && globals.push({ name: `g${j}`, value: s.splitGrain }));
   if (size) {
     globals.push({ name: "z", value: place(size.id).base });
     k.sections.forEach((s, j) => {
+      if (j >= launched) return;
       const split = s.domain.find((v) => v.extent > 1);
       if (split && bounds[j]!.has(split.name)) globals.push({ name: `m${j}`, value: size.dimMax! });
     });
@@ -154,7 +169,7 @@ export class SectionCache {
   emitted = 0;
   rebased = 0;
 
-  emit(s: Section, place: (id: number) => BufferPlace, name: string, opts: SectionOptions, rows: RowLimits | undefined): SectionFunc {
+  emit(s: Section, place: (id: number) => BufferPlace, name: string, opts: SectionOptions, rows: RowLimits | undefined, prologue?: number): SectionFunc {
     const shape = sectionShape(s);
     const places = shape.buffers.map(place);
     const firstAt = new Map<number, number>();
@@ -164,10 +179,10 @@ export class SectionCache {
       return first === undefined ? p.dtype : `${p.dtype}=${first}`;
     });
     const rowKey = rows ? `${rows.sizeAt} ${rows.max} ${[...rows.vars].join(";")}` : "";
-    const key = `${shape.key}\n${aliases.join(",")}\n${opts.simd !== false} ${opts.fma === true}\n${rowKey}`;
+    const key = `${shape.key}\n${aliases.join(",")}\n${opts.simd !== false} ${opts.fma === true}\n${rowKey}\n${prologue ?? ""}`;
     const seen = this.entries.get(key);
     if (!seen) {
-      const func = emitSection(s, place, HELPER_FUNCS, name, opts, rows);
+      const func = emitSection(s, place, HELPER_FUNCS, name, opts, rows, prologue);
       this.entries.set(key, { func, buffers: shape.buffers });
       this.emitted++;
       return func;

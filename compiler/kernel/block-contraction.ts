@@ -49,6 +49,7 @@ import {
 } from "./kernel-ir.ts";
 import { bug } from "../util/errors.ts";
 import { chooseLaneAxes } from "./lane-axis.ts";
+import { panelPrologues } from "./panel-prologue.ts";
 import { copyExprs, copySectionBody } from "./tile.ts";
 import { copiedRows } from "./symbolic-bound.ts";
 import { renameBuffers, sectionShape } from "./section-key.ts";
@@ -134,8 +135,9 @@ export function blockContractions(p: KernelProgram, shareBlocks = true): KernelP
     }
     flush();
   }
-  // The lane variable of every other section (the packs just made included): compiler/kernel/lane-axis.ts.
-  return chooseLaneAxes({ ...p, buffers, kernels });
+  // The lane variable of every other section (the packs just made included): compiler/kernel/lane-axis.ts;
+  // then the column-panel packs that can move into their GEMM's split loop do (panel-prologue.ts).
+  return panelPrologues(chooseLaneAxes({ ...p, buffers, kernels }));
 }
 
 /** Column blocks of the packed right operand: 8 floats (two f32x4) per k. */

@@ -92,14 +92,19 @@ export const MATMUL_FORMS: readonly MatmulForm[] = ["registers", "workgroup", "s
  * vector loads and stores (in any dispatch; codegen falls back to one element per thread
  * where the buffers' placement is not aligned);
  * `attention` (set by lowering on a fused attention group, docs/kernel-ir.md) keeps every
- * other template and pass off the section: its `softmax_sum` loops render as online softmax.
+ * other template and pass off the section: its `softmax_sum` loops render as online softmax;
+ * `prologue` (wasm's block-contraction pass: a GEMM's column-panel pack) is not launched: section
+ * `of` of the same kernel runs it at each iteration of its split loop, over that iteration alone
+ * (the section's own split loop bound to the same value), so each thread packs the panels it
+ * is about to read while they are still in cache. Prologue sections come after every launched one.
  * Absent: one thread per output element.
  */
 export type SectionForm =
   | { readonly kind: "row"; readonly threads?: number }
   | { readonly kind: "matmul"; readonly form: MatmulForm; readonly params?: MatmulParams }
   | { readonly kind: "vector"; readonly width: number }
-  | { readonly kind: "attention" };
+  | { readonly kind: "attention" }
+  | { readonly kind: "prologue"; readonly of: number };
 
 /**
  * The sizes a matmul form renders with, recorded in its `form matmul …` fact so a pass (or an

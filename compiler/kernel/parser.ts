@@ -724,8 +724,16 @@ function decodeSection(ctx: Context, s: SectionSyntax, position: number, buffers
   };
 }
 
-/** `form row` (optional `threads=`), `form matmul registers|workgroup` with optional `rows= cols= threads= unroll=` (all or none), `form vector width=N` or `form attention`. */
+/** `form row` (optional `threads=`), `form matmul registers|workgroup` with optional `rows= cols= threads= unroll=` (all or none), `form vector width=N`, `form attention` or `form prologue of=N`. */
 function decodeForm(ctx: Context, f: FormSyntax): SectionForm {
+  if (f.name.image === "prologue") {
+    // Checked here, not by the loop below: a section number may be 0.
+    if (f.variant) failAtToken(ctx, f.variant, `'form prologue' takes 'of=N', found '${f.variant.image}'`);
+    const of = f.params.find((p) => p.key.image === "of") ?? failAtToken(ctx, f.name, `'form prologue' needs 'of=N'`);
+    const other = f.params.find((p) => p !== of);
+    if (other) failAtToken(ctx, other.key, `'form prologue' takes 'of=' only, found '${other.key.image}='`);
+    return { kind: "prologue", of: decodeInteger(ctx, of.value, "'of'", 0) };
+  }
   const params = new Map<string, number>();
   for (const p of f.params) {
     if (params.has(p.key.image)) failAtToken(ctx, p.key, `'${p.key.image}' is given twice`);
@@ -769,7 +777,7 @@ function decodeForm(ctx: Context, f: FormSyntax): SectionForm {
     allow([]);
     return { kind: "attention" };
   }
-  return failAtToken(ctx, f.name, `unknown section form '${f.name.image}' (known: row, matmul, vector, attention)`);
+  return failAtToken(ctx, f.name, `unknown section form '${f.name.image}' (known: row, matmul, vector, attention, prologue)`);
 }
 
 function decodeKernel(ctx: Context, k: KernelSyntax, buffers: readonly BufferDecl[]): Kernel {

@@ -117,6 +117,8 @@ export function printForm(f: SectionForm): string {
       return `form vector width=${f.width}`;
     case "attention":
       return "form attention";
+    case "prologue":
+      return `form prologue of=${f.of}`;
     default:
       return assertNever(f, "section form");
   }

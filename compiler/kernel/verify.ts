@@ -80,9 +80,13 @@ export function verifyKernelFindings(p: KernelProgram): KernelFinding[] {
     const reads = new Set(k.reads);
     const writes = new Set(k.writes);
     k.sections.forEach((s, si) => checkSection(p, k, s, `${kWhere}, section ${si}`, reads, writes, report));
+    checkPrologues(k, (si, rule) => report(`${kWhere}, section ${si}, '${safe(() => printForm(k.sections[si]!.form!))}'`, rule));
+    // (a prologue's stores come before the loads of the section it runs in)
+    const prologueWrites = new Set(k.sections.flatMap((s) => (s.form?.kind === "prologue" ? s.stores.map((st) => st.buffer) : [])));
     for (const b of k.reads) {
       const buf = p.buffers[b];
-      if (buf && buf.kind !== "input" && !written.has(b) && loadsBuffer(k, b)) report(kWhere, `reads b${b} "${buf.name}" before any earlier kernel writes it`);
+      if (buf && buf.kind !== "input" && !written.has(b) && !prologueWrites.has(b) && loadsBuffer(k, b))
+        report(kWhere, `reads b${b} "${buf.name}" before any earlier kernel writes it`);
     }
     for (const b of k.writes) written.add(b);
   }
@@ -238,6 +242,34 @@ function checkSection(
   if (s.form) checkForm(s, (rule) => report(`${where}, '${safe(() => printForm(s.form!))}'`, rule));
 }
 
+/**
+ * A prologue section runs inside a launched section of its kernel, once per iteration of that
+ * section's split loop (its first loop of extent > 1), over the same iteration of its own: so
+ * it comes after every launched section, names one of them, and their split loops agree.
+ */
+function checkPrologues(k: Kernel, fail: (section: number, rule: string) => void): void {
+  const firstPrologue = k.sections.findIndex((s) => s.form?.kind === "prologue");
+  if (firstPrologue < 0) return;
+  const split = (s: Section) => s.domain.find((v) => v.extent > 1);
+  const callers = new Set<number>();
+  k.sections.forEach((s, si) => {
+    if (si > firstPrologue && s.form?.kind !== "prologue") fail(si, `a launched section cannot follow a prologue section (section ${firstPrologue})`);
+    if (s.form?.kind !== "prologue") return;
+    const of = s.form.of;
+    const target = k.sections[of];
+    if (!Number.isSafeInteger(of) || !target || target.form?.kind === "prologue") return fail(si, `'of=${of}' must name a launched section of the kernel`);
+    if (callers.has(of)) fail(si, `section ${of} already has a prologue`);
+    callers.add(of);
+    const [mine, theirs] = [split(s), split(target)];
+    if (!mine || !theirs || mine.extent !== theirs.extent)
+      fail(
+        si,
+        `its split loop (${mine ? `${mine.name}<${mine.extent}` : "none"}) must match section ${of}'s (${theirs ? `${theirs.name}<${theirs.extent}` : "none"})`,
+      );
+    else if (s.domain.filter((v) => v.extent > 1).length < 2) fail(si, `a prologue needs a loop inside its split loop`);
+  });
+}
+
 /** A row kernel needs a reduction to share; a matmul needs its one contraction, untiled, over at least two domain loops. */
 function checkForm(s: Section, fail: (rule: string) => void): void {
   const f = s.form!;
@@ -262,6 +294,8 @@ function checkForm(s: Section, fail: (rule: string) => void): void {
       else if (!inner || inner.extent % f.width !== 0) fail(`a vector form needs an innermost domain loop whose extent is a multiple of ${f.width}`);
       return;
     }
+    case "prologue":
+      return; // checked with its kernel: checkPrologues
     case "attention":
       // The forward computes a softmax_sum; a backward section (a point per query or key row) plain reductions.
       if (!s.exprs.some(isReduceExpr)) fail(`an attention section needs a reduction (a softmax_sum in the forward)`);

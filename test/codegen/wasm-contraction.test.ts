@@ -34,8 +34,13 @@ interface Form {
   readonly specs: readonly k.InputSpec[];
   /** Length of the longest sum one output holds (the contraction's k, times taps for a conv). */
   readonly k: number;
-  /** Whether operands are packed by kernels of their own (`pack<id>`) first: a deterministic check of the form taken. */
+  /**
+   * Whether operands are packed, by kernels of their own (`pack<id>`) first or by a GEMM's
+   * `form prologue` section (a column-panel pack run per column block): a deterministic check of the form taken.
+   */
   readonly packs?: boolean;
+  /** How many packs run as prologue sections inside their GEMM (compiler/kernel/panel-prologue.ts), where the form fixes it. */
+  readonly prologues?: number;
   /**
    * Compile with these GEMM chunk limits (block-contraction's gemmChunkTestHooks: small shapes
    * reach the chunked forms) and expect this many chunk kernels (`<kernel>_c<i>`).
@@ -56,6 +61,9 @@ const FORMS: readonly Form[] = [
     specs: [k.f32([128, 64]), k.f32([64, 512]), k.f32([512])],
     k: 65,
     packs: true,
+    // the right operand's panels are packed by the GEMM, one column block at a time
+    prologues: 1,
+    packKernels: 0,
   },
   { name: "dot form x @ Wᵀ 12×40 @ (10×40)ᵀ", fn: (a, b) => a.matmul(b.t()), specs: [k.f32([12, 40]), k.f32([10, 40])], k: 40, packs: false },
   {
@@ -65,7 +73,10 @@ const FORMS: readonly Form[] = [
     specs: [k.f32([64, 64]), k.f32([32, 64]), k.f32([32])],
     k: 65,
     packs: true,
+    // row blocks run outside column blocks here (the packed W is the smaller operand): each
+    // panel is read by every row block, so it stays a kernel of its own
     packKernels: 1,
+    prologues: 0,
   },
   { name: "batched 3×8×20 @ 3×20×12 with a relu epilogue", fn: (a, b) => a.matmul(b).relu(), specs: [k.f32([3, 8, 20]), k.f32([3, 20, 12])], k: 20 },
   { name: "odd shapes 7×13 @ 13×5", fn: (a, b) => a.matmul(b), specs: [k.f32([7, 13]), k.f32([13, 5])], k: 13 },
@@ -167,6 +178,17 @@ const FORMS: readonly Form[] = [
     k: 65,
   },
   {
+    // an MLP layer's weight update: gᵀ packed into 4-row panels by a kernel first, x's
+    // 8-column panels by the GEMM per column block (a prologue), the SGD update its epilogue
+    name: "SGD update of a weight by its gradient, w − 0.5·gᵀ·x, 128×128 and 128×256 (x's panels packed by the GEMM per column block)",
+    fn: (w, g, x) => w.sub(g.t().matmul(x).mul(0.5)),
+    specs: [k.f32([128, 256]), k.f32([128, 128]), k.f32([128, 256])],
+    k: 129,
+    packs: true,
+    packKernels: 1,
+    prologues: 1,
+  },
+  {
     name: "transposed left operand gᵀ·x, 256 rows at stride 256 per k (packed into 4-row panels)",
     fn: (g, x) => g.t().matmul(x),
     specs: [k.f32([96, 256]), k.f32([96, 256])],
@@ -192,19 +214,22 @@ async function runWasm(
   inputs: Record<string, HostTensor>,
   threads = 1,
   chunked?: Form["chunked"],
-): Promise<{ out: Float32Array; artifact: WasmArtifact }> {
+): Promise<{ out: Float32Array; artifact: WasmArtifact; prologues: number }> {
   const limits = { ...gemmChunkTestHooks };
   if (chunked) Object.assign(gemmChunkTestHooks, { minBytes: chunked.minBytes, maxBytes: chunked.maxBytes });
   let artifact: WasmArtifact;
+  let prologues: number;
   try {
-    artifact = compileWasm(g, { relaxedSimd }).artifact;
+    const compiled = compileWasm(g, { relaxedSimd });
+    artifact = compiled.artifact;
+    prologues = compiled.program.kernels.flatMap((kk) => kk.sections).filter((s) => s.form?.kind === "prologue").length;
   } finally {
     Object.assign(gemmChunkTestHooks, limits);
   }
   const r = await WasmArtifactRunner.create(artifact, { threads, minParallelWork: 0 });
   runners.push(r);
   const result = r.run(inputs);
-  return { out: result[Object.keys(result)[0]!]!.data as Float32Array, artifact };
+  return { out: result[Object.keys(result)[0]!]!.data as Float32Array, artifact, prologues };
 }
 
 /** Σ|a·b| per output: the same graph over |inputs| (every term non-negative). */
@@ -244,9 +269,10 @@ describe.each([true, false])("wasm contractions, relaxed SIMD %s", (relaxed) => 
   for (const form of FORMS) {
     test(`${form.name}: within γ(k+1)·Σ|a·b| of the interpreter on random inputs`, async () => {
       const { g, random: inputs, want, mag } = referenceOf(form);
-      const { out, artifact } = await runWasm(g, relaxed, inputs, 1, form.chunked);
+      const { out, artifact, prologues } = await runWasm(g, relaxed, inputs, 1, form.chunked);
       expect(out.length).toBe(want.length);
-      if (form.packs !== undefined) expect(artifact.kernels.some((kk) => kk.name.startsWith("pack"))).toBe(form.packs);
+      if (form.packs !== undefined) expect(artifact.kernels.some((kk) => kk.name.startsWith("pack")) || prologues > 0).toBe(form.packs);
+      if (form.prologues !== undefined) expect(prologues).toBe(form.prologues);
       expect(artifact.kernels.filter((kk) => /_c\d+$/.test(kk.name)).length).toBe(form.chunked?.chunks ?? 0);
       if (form.packKernels !== undefined) expect(artifact.kernels.filter((kk) => kk.name.startsWith("pack")).length).toBe(form.packKernels);
       const bound = gamma(form.k + 1);
@@ -266,13 +292,13 @@ describe.each([true, false])("wasm contractions, relaxed SIMD %s", (relaxed) => 
 // Two threads split every section's outer loop (column blocks, row blocks or panels): a few
 // forms, exact on small integers.
 const SPLIT_FORMS = FORMS.filter((f) =>
-  /^(column form with an odd k|packed column form at 128 rows|transposed left operand|conv2d filter gradient, 4|conv2d filter gradient with an update epilogue|conv2d 4×8×8×8)/.test(
+  /^(column form with an odd k|packed column form at 128 rows|SGD update of a weight|dot form with its column operand packed|transposed left operand|conv2d filter gradient, 4|conv2d filter gradient with an update epilogue|conv2d 4×8×8×8)/.test(
     f.name,
   ),
 );
 
 describe.each([true, false])("wasm contractions on 2 threads, relaxed SIMD %s", (relaxed) => {
-  test("the forms split across threads are there", () => expect(SPLIT_FORMS.length).toBe(6));
+  test("the forms split across threads are there", () => expect(SPLIT_FORMS.length).toBe(8));
   for (const form of SPLIT_FORMS)
     test(`${form.name}: bit-exact with the interpreter on small integers`, async () => {
       const { g, ints: inputs, wantInts: want } = referenceOf(form);

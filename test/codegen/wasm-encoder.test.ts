@@ -87,17 +87,24 @@ describe("contraction blocking", () => {
     expect(reduces(p)).toBe(4 * 2);
   });
 
-  test("a right operand of 1 MB read by 128 rows or more is packed by a kernel launched first; smaller cases are not", () => {
-    const big = blockContractions(program((a, b) => a.matmul(b), [k.f32([256, 512]), k.f32([512, 512])]));
-    expect(big.kernels.map((kk) => kk.name)).toEqual(["pack_b1", expect.stringMatching(/^k0_dot/)]);
-    expect(big.buffers.at(-1)).toMatchObject({ shape: [64, 512, 8], kind: "temp" });
-    expect(big.kernels[1]!.reads).toContain(big.buffers.length - 1);
+  test("a right operand of 1 MB read by 128 rows or more is packed into panels, by the GEMM per column block (a prologue); smaller cases are not", () => {
+    const packedByGemm = (p: ReturnType<typeof blockContractions>): void => {
+      expect(p.kernels.map((kk) => kk.name)).toEqual([expect.stringMatching(/^k0_dot/)]);
+      const [gemm, pack] = p.kernels[0]!.sections;
+      expect(pack!.form).toEqual({ kind: "prologue", of: 0 });
+      expect(pack!.domain[0]!.extent).toBe(gemm!.domain[0]!.extent); // iteration p of the GEMM packs panel p
+      expect(p.buffers.at(-1)).toMatchObject({ shape: [64, 512, 8], kind: "temp" });
+      expect(p.kernels[0]!.reads).toContain(p.buffers.length - 1);
+      expect(p.kernels[0]!.writes).toContain(p.buffers.length - 1);
+    };
+    packedByGemm(blockContractions(program((a, b) => a.matmul(b), [k.f32([256, 512]), k.f32([512, 512])])));
     const small = blockContractions(program((a, b) => a.matmul(b), [k.f32([256, 64]), k.f32([64, 64])]));
     expect(small.kernels).toHaveLength(1);
-    const rows128 = blockContractions(program((a, b) => a.matmul(b), [k.f32([128, 512]), k.f32([512, 512])]));
-    expect(rows128.kernels.map((kk) => kk.name)).toEqual(["pack_b1", expect.stringMatching(/^k0_dot/)]);
+    expect(small.kernels[0]!.sections).toHaveLength(1);
+    packedByGemm(blockContractions(program((a, b) => a.matmul(b), [k.f32([128, 512]), k.f32([512, 512])])));
     const fewRows = blockContractions(program((a, b) => a.matmul(b), [k.f32([64, 512]), k.f32([512, 512])]));
     expect(fewRows.kernels).toHaveLength(1);
+    expect(fewRows.kernels[0]!.sections).toHaveLength(1);
   });
 
   test("sections without a contraction (softmax rows) are left alone", () => {

@@ -118,7 +118,7 @@ describe("kernel IR parse errors", () => {
     ["an undeclared buffer", `    %0 = load f32 b7[o0]\n`, "buffer b7 is not declared", 8, 19],
     ["a wrong operand count", `    %0 = load f32 b0[o0]\n    %1 = add f32 %0\n`, "add takes 2 operands, got 1", 9, 10],
     ["a syntax error", `    %0 = load f32 b0[o0 +]\n`, "but found ']'", 8, 26],
-    ["an unknown form", `    form frob\n`, "unknown section form 'frob' (known: row, matmul, vector, attention)", 8, 10],
+    ["an unknown form", `    form frob\n`, "unknown section form 'frob' (known: row, matmul, vector, attention, prologue)", 8, 10],
     [
       "matmul parameters in part",
       `    form matmul registers rows=8\n`,
@@ -128,6 +128,8 @@ describe("kernel IR parse errors", () => {
     ],
     ["an unknown matmul parameter", `    form matmul registers size=8\n`, "'form matmul' takes 'rows=', 'cols=', 'threads=', 'unroll=', found 'size='", 8, 27],
     ["a vector form without its width", `    form vector\n`, "'form vector' needs 'width=N'", 8, 10],
+    ["a prologue without its section", `    form prologue\n`, "'form prologue' needs 'of=N'", 8, 10],
+    ["a prologue with another parameter", `    form prologue of=0 width=4\n`, "'form prologue' takes 'of=' only, found 'width='", 8, 24],
     ["a parameter given twice", `    form vector width=4 width=4\n`, "'width' is given twice", 8, 25],
     ["a parameter below 1", `    form vector width=0\n`, "'width' must be at least 1, got 0", 8, 23],
     ["a matmul form without its variant", `    form matmul\n`, "'form matmul' needs 'registers', 'workgroup', 'subgroup'", 8, 10],

@@ -8,6 +8,7 @@ import { parseGraph } from "../../compiler/ir/parser.ts";
 import { addIndex, constIndex, fromAtom, indexVar } from "../../compiler/kernel/index-expr.ts";
 import type { KExpr, KernelProgram, Section } from "../../compiler/kernel/kernel-ir.ts";
 import { lowerProgram } from "../../compiler/kernel/lower.ts";
+import { parseKernelModule } from "../../compiler/kernel/parser.ts";
 import { verifyKernelFindings, verifyKernelProgram } from "../../compiler/kernel/verify.ts";
 import { planFusion } from "../../compiler/passes/fuse.ts";
 import { KilnError } from "../../compiler/util/errors.ts";
@@ -103,6 +104,36 @@ describe("verifyKernelProgram", () => {
       withSection(p, (sec) => ({ ...sec, exprs: sec.exprs.filter((e) => e.op === "const"), stores: [], dots: [], form: { kind: "attention" } })),
     ).message;
     expect(attentionNoReduce).toContain("an attention section needs a reduction");
+  });
+
+  test("a prologue section follows the launched ones, names one of them, and shares its split loop", () => {
+    // section 0 reads b2, which its prologue fills one row (one iteration of o0) at a time
+    const program = (prologueDomain: string, of: number, prologueFirst = false): KernelProgram => {
+      const launched = `  section ${prologueFirst ? 1 : 0} domain [o0<4, o1<8]
+    %0 = load f32 b2[8*o0 + o1]
+    store b1[8*o0 + o1] = %0
+`;
+      const prologue = `  section ${prologueFirst ? 0 : 1} domain [${prologueDomain}]
+    %0 = load f32 b0[8*p0 + p1]
+    store b2[8*p0 + p1] = %0
+    form prologue of=${of}
+`;
+      return parseKernelModule(
+        `program @p
+  buffer b0 input f32[32] "x"
+  buffer b1 output f32[32] "y"
+  buffer b2 temp f32[32] "t"
+  input "x" = b0
+  output "y" = b1
+kernel k0 reads(b0, b2) writes(b1, b2)
+${prologueFirst ? prologue + launched : launched + prologue}`,
+        "p.kir",
+      )[0]!;
+    };
+    verifyKernelProgram(program("p0<4, p1<8", 0));
+    expect(errorOf(program("p0<4, p1<8", 1)).message).toContain("'of=1' must name a launched section of the kernel");
+    expect(errorOf(program("p0<4, p1<8", 1, true)).message).toContain("a launched section cannot follow a prologue section (section 0)");
+    expect(errorOf(program("p0<2, p1<8", 0)).message).toContain("its split loop (p0<2) must match section 0's (o0<4)");
   });
 
   test("a softmax_sum's score and value are f32", () => {
