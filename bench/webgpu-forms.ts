@@ -124,6 +124,26 @@ const cases: [string, () => Promise<Timed[]>][] = [
     },
   ],
   [
+    "16-bit elementwise sigmoid(relu(x*2+1)*y), 4M: atomic half stores against whole-word stores (pairHalves)",
+    async () => {
+      const fn = (x: k.Tensor, y: k.Tensor) => x.mul(2).add(1).relu().mul(y).sigmoid();
+      const n = EW / 4;
+      const variants: Timed[] = [await kilnVariant("kiln f32", fn, [f([n]), f([n])], {})];
+      for (const [dtype, spec] of [
+        ["f16", k.f16],
+        ["bf16", k.bf16],
+      ] as const)
+        for (const pairHalves of [false, true])
+          variants.push(
+            await kilnVariant(`kiln ${dtype}, ${pairHalves ? "whole words" : "atomic halves (before)"}`, fn, [spec([n]), spec([n])], {
+              pairHalves,
+              shaderF16: false,
+            }),
+          );
+      return variants;
+    },
+  ],
+  [
     "bias + relu over 4096x1024 (row-vector broadcast)",
     async () => {
       const fn = (x: k.Tensor, b: k.Tensor) => x.add(b).relu();

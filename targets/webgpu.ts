@@ -102,6 +102,12 @@ export interface WebGpuOptions extends FuseOptions {
    */
   readonly shaderF16?: boolean;
   /**
+   * Packed 16-bit tensors (bf16, f16 without shaderF16) that a section stores contiguously take
+   * two outputs a thread and store whole u32 words, no atomics (default true; false: every
+   * 16-bit store an atomicAnd/atomicOr on its half, for comparisons; codegen/wgsl/pair.ts).
+   */
+  readonly pairHalves?: boolean;
+  /**
    * The device's fixed subgroup size where it has the `subgroups` feature (k.compile sets it
    * from the device): a CPU adapter's matmuls then default to the subgroup form (lhs rows
    * shared by subgroupBroadcast; docs/webgpu.md). Default: none, no subgroup operations.
@@ -158,6 +164,7 @@ export const webGpuBackend: Backend<"webgpu", WebGpuOptions, DeviceLayout> = {
       kVectors: opts.kVectors ?? (cpu ? "auto" : "never"),
       quickStart: cpu && opts.quickStart !== false,
       shaderF16: opts.shaderF16 === true,
+      pairHalves: opts.pairHalves !== false,
       ...(opts.subgroupSize !== undefined ? { subgroupSize: opts.subgroupSize } : {}),
     });
     // a form renders where its section is alone in a dispatch (the search times exactly those)

@@ -109,6 +109,11 @@ export interface DispatchContext {
   readonly kVectors?: KVectorMode;
   /** The device has `shader-f16`: a GPU buffer holding only f16 tensors binds as array<f16> (`enable f16;`). */
   readonly shaderF16?: boolean;
+  /**
+   * Sections storing packed 16-bit tensors contiguously take two outputs a thread and store
+   * whole words (codegen/wgsl/pair.ts); absent or false: every 16-bit store atomic on its half.
+   */
+  readonly pairHalves?: boolean;
   /** The most an elementwise dispatch's workgroups take (ElementwiseShape); absent: PLAIN_SHAPE. */
   readonly elementwiseShape?: ElementwiseShape;
   /** The device's one subgroup size, where it has the `subgroups` feature and a fixed size: what `form matmul subgroup` renders for. */
@@ -119,6 +124,27 @@ export interface DispatchBindings {
   readonly gpuBuffers: readonly number[];
   readonly decls: readonly string[];
   readonly access: BufferAccess;
+}
+
+/** Whole-word stores of a packed 16-bit tensor (codegen/wgsl/pair.ts). */
+export interface PairAccess extends VectorAccess {
+  /**
+   * Stores `word` (two 16-bit patterns, the low one element `index`'s, an even index) as
+   * element index's word; `lone`: only its low half, the high half left as it is.
+   */
+  storeWord(buffer: number, index: string, word: string, lone: boolean): string;
+}
+
+/**
+ * The GPU buffers bound as array<f16> (with ctx.shaderF16): no pack, only f16 tensors in the
+ * dispatch. Every other 16-bit tensor goes through u32 words.
+ */
+export function f16Bindings(d: Dispatch, ctx: DispatchContext): ReadonlySet<number> {
+  const f16Gpu = new Set<number>();
+  if (ctx.shaderF16 !== true) return f16Gpu;
+  for (const g of new Set(d.buffers.map((b) => ctx.place[b]!.gpuBuffer)))
+    if (!ctx.packs.has(g) && d.buffers.every((b) => ctx.place[b]!.gpuBuffer !== g || ctx.dtypeOf(b) === "f16")) f16Gpu.add(g);
+  return f16Gpu;
 }
 
 /**
@@ -141,11 +167,15 @@ export function vectorBindable(d: Dispatch, ctx: DispatchContext, buffers: Itera
  * read and written element-wise through `[i >> 2][i & 3]` and as vectors through access.loadVector.
  *
  * f16/bf16 tensors are packed two to a u32 word: element i is the low (even i) or high (odd i)
- * half of word i >> 1. Two threads storing the two halves of one word would race on a plain
- * read-modify-write, so a GPU buffer that a dispatch stores a 16-bit tensor into is bound as
- * array<atomic<u32>>: a 16-bit store clears its half with atomicAnd and sets it with atomicOr
- * (the two halves' operations touch disjoint bits, so any interleaving leaves both values), and
- * every other access to that buffer in the dispatch is an atomicLoad or atomicStore.
+ * half of word i >> 1. Where one thread stores both halves of each word it writes (`paired`:
+ * the tensors pair.ts's pairPlan admitted, whose stores go through access.storeWord), the word
+ * is stored whole with a plain store. Elsewhere two threads storing the two halves of one word
+ * would race on a plain read-modify-write, so a GPU buffer that a dispatch stores an unpaired
+ * 16-bit tensor into is bound as array<atomic<u32>>: a 16-bit store clears its half with
+ * atomicAnd and sets it with atomicOr (the two halves' operations touch disjoint bits, so any
+ * interleaving leaves both values), and every other access to that buffer in the dispatch is
+ * an atomicLoad or atomicStore (a paired word's too). With no unpaired 16-bit store left, the
+ * binding is a plain array<u32> and its loads plain.
  * With `ctx.shaderF16`, a GPU buffer that is no pack and holds only f16 tensors in the dispatch
  * binds as array<f16> instead (2-byte stores, no atomics; the same bytes): values still go
  * through kiln_h2f/kiln_f2h on their bit patterns (bitcasts), so results stay bit-exact.
@@ -154,20 +184,22 @@ export function dispatchBindings(
   d: Dispatch,
   ctx: DispatchContext,
   vectorGpu: ReadonlySet<number> = new Set(),
-): DispatchBindings & { readonly access: VectorAccess } {
+  paired: ReadonlySet<number> = new Set(),
+): DispatchBindings & { readonly access: PairAccess } {
   const written = new Set(d.sections.flatMap((s) => s.stores.map((st) => st.buffer)));
   const gpuBuffers = [...new Set(d.buffers.map((b) => ctx.place[b]!.gpuBuffer))].sort((a, b) => a - b);
   const elementOfGpu = new Map<number, StorageElement>();
-  const f16Gpu = new Set<number>();
+  const f16Gpu = f16Bindings(d, ctx);
   for (const g of gpuBuffers) {
     const held = d.buffers.filter((b) => ctx.place[b]!.gpuBuffer === g);
     const elems = new Set(held.map((b) => storageElement(ctx.dtypeOf(b))));
     elementOfGpu.set(g, ctx.packs.has(g) || elems.size !== 1 ? "u32" : [...elems][0]!);
-    if (ctx.shaderF16 === true && !ctx.packs.has(g) && held.every((b) => ctx.dtypeOf(b) === "f16")) f16Gpu.add(g);
   }
   const writable = new Set([...written].map((b) => ctx.place[b]!.gpuBuffer));
   const atomicGpu = new Set(
-    [...written].filter((b) => halfOf(ctx.dtypeOf(b)) !== undefined && !f16Gpu.has(ctx.place[b]!.gpuBuffer)).map((b) => ctx.place[b]!.gpuBuffer),
+    [...written]
+      .filter((b) => halfOf(ctx.dtypeOf(b)) !== undefined && !f16Gpu.has(ctx.place[b]!.gpuBuffer) && !paired.has(b))
+      .map((b) => ctx.place[b]!.gpuBuffer),
   );
   const arrayElement = (g: number): string =>
     vectorGpu.has(g) ? "vec4<f32>" : f16Gpu.has(g) ? "f16" : atomicGpu.has(g) ? "atomic<u32>" : elementOfGpu.get(g)!;
@@ -196,7 +228,7 @@ export function dispatchBindings(
     const quad = p.offsetBytes / 16;
     return `g${p.gpuBuffer}[${quad === 0 ? "" : `${quad} + `}((${index}) >> 2u)]`;
   };
-  const access: VectorAccess = {
+  const access: PairAccess = {
     loadVector: (buffer, index) => vector(buffer, index),
     storeVector: (buffer, index, value) => `${vector(buffer, index)} = ${value};`,
     load(buffer, index, t) {
@@ -213,12 +245,19 @@ export function dispatchBindings(
     store(buffer, index, value, t) {
       if (f16Gpu.has(ctx.place[buffer]!.gpuBuffer)) return `${element(buffer, index).ref} = bitcast<vec2<f16>>(${wgslStoreHalf(value, t)}).x;`;
       if (halfOf(t) !== undefined) {
-        const { ref, shift } = halfWord(buffer, index);
+        const { ref, shift, atomic } = halfWord(buffer, index);
+        if (!atomic) bug(`wgsl ${d.name}: a 16-bit store into b${buffer} through a plain binding (a paired tensor's stores are whole words)`);
         return `{ let kiln_sh = ${shift}; atomicAnd(&${ref}, ~(0xffffu << kiln_sh)); atomicOr(&${ref}, ${wgslStoreHalf(value, t)} << kiln_sh); }`;
       }
       const { ref, elem, atomic } = element(buffer, index);
       const bits = isBool(t) ? `select(0u, 1u, ${value})` : elem === t ? value : `bitcast<${elem}>(${value})`;
       return atomic ? `atomicStore(&${ref}, ${isBool(t) || elem === "u32" ? bits : `bitcast<u32>(${bits})`});` : `${ref} = ${bits};`;
+    },
+    storeWord(buffer, index, word, lone) {
+      if (!paired.has(buffer)) bug(`wgsl ${d.name}: a whole-word store into b${buffer}, which is not paired`);
+      const { ref, atomic } = halfWord(buffer, index);
+      if (!lone) return atomic ? `atomicStore(&${ref}, ${word});` : `${ref} = ${word};`;
+      return atomic ? `atomicAnd(&${ref}, 0xffff0000u); atomicOr(&${ref}, ${word});` : `${ref} = (${ref} & 0xffff0000u) | ${word};`;
     },
   };
   return { gpuBuffers, decls, access };

@@ -32,6 +32,8 @@ export interface WebGpuRenderOptions {
   readonly quickStart?: boolean;
   /** f16 buffers as array<f16> (the adapter has `shader-f16`). */
   readonly shaderF16?: boolean;
+  /** Whole-word stores of packed 16-bit tensors where a thread can take both halves (DispatchContext's; absent: false). */
+  readonly pairHalves?: boolean;
   /** The most an elementwise dispatch's workgroups take (DispatchContext's; absent: 64 threads, one index each). */
   readonly elementwiseShape?: ElementwiseShape;
   /** Register matmuls read operands contiguous along k as vec4s (DispatchContext's, for a CPU adapter). */
@@ -81,6 +83,7 @@ export function renderWebGpuProgram(program: KernelProgram, layout: DeviceLayout
     rolledLoops: opts.rolledLoops === true,
     kVectors: opts.kVectors ?? "never",
     shaderF16: opts.shaderF16 === true,
+    pairHalves: opts.pairHalves === true,
     ...(opts.elementwiseShape ? { elementwiseShape: opts.elementwiseShape } : {}),
     ...(opts.subgroupSize !== undefined ? { subgroupSize: opts.subgroupSize } : {}),
   };

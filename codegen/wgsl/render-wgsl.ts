@@ -10,6 +10,7 @@ import type { Section } from "../../compiler/kernel/kernel-ir.ts";
 import type { ScheduleItem } from "../../compiler/kernel/schedule.ts";
 import {
   dispatchBindings,
+  f16Bindings,
   foldWorkgroups,
   opaqueZero,
   vectorBindable,
@@ -31,6 +32,7 @@ import {
   subgroupMatmulVectors,
 } from "./matmul.ts";
 import { renderRowKernel } from "./row-reduce.ts";
+import { PAIR_START, pairPlan, pairPlans, renderPairedBody } from "./pair.ts";
 import { renderVectorBody, VECTOR_WIDTH, vectorPlan, type VectorPlan } from "./vector.ts";
 import { symbolicBound } from "../../compiler/kernel/symbolic-bound.ts";
 import { limitDecls, limitName, readRows, rowLimitVars, rowsSizeOf } from "./row-limits.ts";
@@ -90,10 +92,20 @@ function renderDispatchForm(d: Dispatch, ctx: DispatchContext): RenderedDispatch
     const vectorGpu = new Set(Object.values(vectors).map((b) => ctx.place[b]!.gpuBuffer));
     return renderRegisterMatmul(d, contraction, dispatchBindings(d, ctx, vectorGpu), ctx.limits, params, vectors, rolled, ctx.buffers);
   }
+  if (only && form?.kind === "row") return renderRowKernel(d, dispatchBindings(d, ctx), ctx.limits, ctx.buffers, form.threads, ctx.rolledLoops === true);
   const plans = d.sections.map((s) => vectorPlanFor(s, d, ctx));
   const vectorGpu = new Set(plans.flatMap((p) => [...(p?.buffers ?? [])].map((b) => ctx.place[b]!.gpuBuffer)));
-  const { gpuBuffers, decls, access } = dispatchBindings(d, ctx, vectorGpu);
-  if (only && form?.kind === "row") return renderRowKernel(d, { gpuBuffers, decls, access }, ctx.limits, ctx.buffers, form.threads, ctx.rolledLoops === true);
+  // Sections storing packed 16-bit tensors contiguously: two outputs a thread, whole-word stores (pair.ts).
+  const schedules = d.sections.map((s) => scheduleSection(s));
+  const f16Gpu = f16Bindings(d, ctx);
+  const pairs = pairPlans(
+    d,
+    d.sections.map((s, i) =>
+      plans[i] || ctx.pairHalves !== true ? undefined : pairPlan(s, parallelDepthOf(s, schedules[i]!), d, ctx, (b) => !f16Gpu.has(ctx.place[b]!.gpuBuffer)),
+    ),
+  );
+  const paired = new Set(pairs.flatMap((p) => [...(p?.buffers ?? [])]));
+  const { gpuBuffers, decls, access } = dispatchBindings(d, ctx, vectorGpu, paired);
 
   const dialect = wgslDialectFor(ctx.rolledLoops === true);
   const body: string[] = [];
@@ -101,31 +113,48 @@ function renderDispatchForm(d: Dispatch, ctx: DispatchContext): RenderedDispatch
   let loopFree = true;
   const shrinkable: [Section, number, number][] = [];
   d.sections.forEach((s, i) => {
-    const items = scheduleSection(s);
+    const items = schedules[i]!;
     const depth = parallelDepthOf(s, items);
     loopFree &&= depth === s.domain.length && !items.some(hasReduce);
     const plan = plans[i];
+    const pair = pairs[i];
     const width = plan?.width ?? 1;
-    // A vector section's innermost variable steps by the width: each thread takes `width` elements.
-    const parallel = s.domain.slice(0, depth).map((v, at) => (plan && at === depth - 1 ? { ...v, extent: v.extent / width } : v));
+    // A vector section's innermost variable steps by the width: each thread takes `width` elements; a paired one's, by 2 (the last pair may be one).
+    const parallel = s.domain
+      .slice(0, depth)
+      .map((v, at) =>
+        plan && at === depth - 1 ? { ...v, extent: v.extent / width } : pair && at === depth - 1 ? { ...v, extent: Math.ceil(v.extent / 2) } : v,
+      );
     const count = parallel.reduce((a, v) => a * v.extent, 1);
     if (s.domain.some((v) => v.extent === 0)) return; // an empty tensor: nothing to store
     threads = Math.max(threads, count);
     shrinkable.push([s, depth, count]);
     const source = sectionSourceNote(s);
-    const note = s.tile ? `, ${s.tile.rows}x${s.tile.cols} register tile` : plan ? `, ${width} elements per thread (vec${width})` : "";
+    const note = s.tile
+      ? `, ${s.tile.rows}x${s.tile.cols} register tile`
+      : plan
+        ? `, ${width} elements per thread (vec${width})`
+        : pair
+          ? `, 2 elements per thread (whole 16-bit words: ${[...pair.buffers].map(ctx.nameOf).join(", ")})`
+          : "";
     body.push(`  if (tid < ${count}) { // section ${i}${note}${source ? ` ${source}` : ""}`);
     let stride = count;
     parallel.forEach((v, at) => {
       stride /= v.extent;
       const q = stride === 1 ? "tid" : `tid / ${stride}`;
       const value = v.extent === 1 ? "0" : stride * v.extent === count ? q : `${q} % ${v.extent}`;
-      body.push(`    let ${v.name}: i32 = ${plan && at === depth - 1 ? `${width} * ${value === "0" ? "0" : `(${value})`}` : value};`);
+      const scaled = (by: number): string => `${by} * ${value === "0" ? "0" : `(${value})`}`;
+      if (pair && at === depth - 1) body.push(`    let ${PAIR_START}: i32 = ${scaled(2)};`);
+      else body.push(`    let ${v.name}: i32 = ${plan && at === depth - 1 ? scaled(width) : value};`);
     });
     // The serial loops that step the batch's rows stop at the run's rows (the thread-bound ones are the dispatch's).
     const bounded = rowLimitVars(s, ctx.buffers);
     const limits = new Map([...bounded.keys()].map((v) => [v, limitName(v)]));
-    const sectionBody = plan ? renderVectorBody(s, items, plan, access, "    ") : renderSectionBody(s, items, depth, dialect, access, "    ", limits);
+    const sectionBody = plan
+      ? renderVectorBody(s, items, plan, access, "    ")
+      : pair
+        ? renderPairedBody(s, items, pair, dialect, access, "    ", limits)
+        : renderSectionBody(s, items, depth, dialect, access, "    ", limits);
     const size = ctx.buffers ? rowsSizeOf([s], ctx.buffers) : undefined;
     if (size) body.push(...limitDecls(bounded, size.dimMax!, sectionBody.join("\n"), "    "));
     body.push(...sectionBody);
