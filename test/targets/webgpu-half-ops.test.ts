@@ -1,6 +1,6 @@
 // The op suite over f16 and bf16 on webgpu (test/targets/op-cases.ts describeHalfOpSuite):
-// 16-bit values live two per u32 word (2 bytes each; a store is an atomicAnd/atomicOr on its
-// half), compute in f32 and round per op in integer ops, so no shader-f16 adapter feature is
+// 16-bit values live two per u32 word (2 bytes each; a store is a whole word where one thread
+// owns both halves, else an atomicAnd/atomicOr on its half: test/targets/webgpu-half-words.test.ts), compute in f32 and round per op in integer ops, so no shader-f16 adapter feature is
 // needed. Then packed storage itself: bytes per element, odd lengths, a tiled matmul's stores,
 // 16-bit tensors inside a binding pack, against the interpreter; and, where the device has
 // shader-f16, the same with f16 tensors bound as array<f16> (k.compile's default there). By default the
