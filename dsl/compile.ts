@@ -14,6 +14,7 @@ import { checkIndexInputs } from "./index-checks.ts";
 import { checkSpecs, graphNameOf, isProgram, type Program, type TracedFn } from "./program.ts";
 import { FINITE_OUTPUT, checkInputs, checkNumericsFromEnv, exposeValues, findFirstNonFinite, guardStateUpdates } from "./numerics.ts";
 import {
+  prepareTarget,
   resolveTarget,
   targetOptionKeys,
   targetsReadingOption,
@@ -205,6 +206,8 @@ export async function compile<F extends TracedFn>(
   const requested = opts.target ?? "auto";
   checkCompileOptions(opts, requested);
   const { fn, name, specs: resolved, inputLoc } = resolveProgram("k.compile", fnOrProgram, specs, opts.name);
+  // A deferred target's code and device load while the program is traced (targets/registry.ts).
+  prepareTarget(requested);
   const started = performance.now();
   const traced = traceFunction(name, fn, resolved, inputLoc);
   const traceMs = performance.now() - started;

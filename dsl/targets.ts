@@ -4,6 +4,7 @@
 
 export {
   availableTargets,
+  prepareTarget,
   registerTarget,
   registeredTargets,
   resolveTarget,

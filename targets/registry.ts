@@ -26,8 +26,28 @@ const referenceTarget: TargetEntry = {
   factory: async (graph, opts, shared) => (await import("./reference.ts")).referenceTarget.factory(graph, opts, shared),
 };
 
+/**
+ * What a deferred target's first compile will wait for, started without waiting: its code
+ * (the dynamic import its factory does) and, for webgpu, the device (Dawn's Vulkan instance
+ * and lavapipe). Both run mostly off the main thread (Node's module loader, the driver), so
+ * k.compile starts them before tracing and the three overlap.
+ */
+const preparers: ReadonlyMap<string, () => Promise<unknown>> = new Map<string, () => Promise<unknown>>([
+  ["webgpu", () => Promise.all([import("./webgpu.ts"), webGpuInfo.available()])],
+  ["cuda", () => import("./cuda.ts")],
+  ["reference", () => import("./reference.ts")],
+]);
+
+/** Starts loading what target `name` needs (preparers), if it is a deferred built-in one; never throws (the compile reports any failure). */
+export function prepareTarget(name: string): void {
+  const prepare = registry.has(name) && registry.get(name) === builtIn.get(name) ? preparers.get(name) : undefined;
+  prepare?.().catch(() => undefined);
+}
+
 const registry = new Map<string, TargetEntry>();
 for (const t of [referenceTarget, jsBackend, webGpuTarget, wasmBackend, cpuTarget, cudaTarget] as readonly TargetEntry[]) registry.set(t.name, t);
+/** The built-in entries: a name registerTarget has taken over is not prepared. */
+const builtIn: ReadonlyMap<string, TargetEntry> = new Map(registry);
 
 export function registerTarget(
   name: string,

@@ -113,30 +113,32 @@ async function mapIfDone(buffer: GPUBuffer, size: number): Promise<boolean> {
   return true;
 }
 
-/** Waits in order (waitInOrder): checks every this fraction of the time since the previous buffer was done… */
+/** Waits in order (waitInOrder): checks every this fraction of the time waited so far… */
 const ORDER_SLICES = 16;
-/** …but at most this many ms apart (a compile's end is seen within a few ms). */
-const MAX_ORDER_SLICE_MS = 8;
+/** …at least this many ms apart (each check costs Dawn a poll: ~0.2-0.5 ms of CPU)… */
+const MIN_ORDER_SLICE_MS = 2;
+/** …and at most this many (the last compile's end is seen within that). */
+const MAX_ORDER_SLICE_MS = 16;
 
 /**
  * Waits for work of unknown length without Dawn's polling loop: `buffers` are each written last
  * by one submission, in submission order (a CPU adapter's pipeline warm-ups: each its
  * driver's compile, from a few ms to a second). Checks the first buffer not yet done
- * (mapIfDone), sleeping between checks 1/16 of the time since the previous one was done (1 to
- * 8 ms); calls `done(i)` as buffer i maps (and so every earlier one: a queue runs in order),
- * and leaves it unmapped. Returns the maps cancelled because the work still ran.
+ * (mapIfDone), and the next one at once when it was; between checks it sleeps 1/16 of the time
+ * waited so far (2 to 16 ms: only the last buffer's end is latency, the queue works on while
+ * an earlier one waits to be seen). Calls `done(i)` as buffer i maps (and so every earlier one:
+ * a queue runs in order), and leaves it unmapped. Returns the maps cancelled because the work still ran.
  */
 export async function waitInOrder(buffers: readonly GPUBuffer[], size: number, done: (index: number) => void): Promise<number> {
   let cancelled = 0;
-  let since = performance.now();
+  const started = performance.now();
   for (let i = 0; i < buffers.length; i++) {
     const buffer = buffers[i]!;
     while (!(await mapIfDone(buffer, size))) {
       cancelled++;
-      await sleep(Math.min(MAX_ORDER_SLICE_MS, Math.max(MIN_SLICE_MS, (performance.now() - since) / ORDER_SLICES)));
+      await sleep(Math.min(MAX_ORDER_SLICE_MS, Math.max(MIN_ORDER_SLICE_MS, (performance.now() - started) / ORDER_SLICES)));
     }
     buffer.unmap();
-    since = performance.now();
     done(i);
   }
   return cancelled;

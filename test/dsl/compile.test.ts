@@ -198,6 +198,11 @@ describe("target registry", () => {
       /target 'test-offline' is registered but cannot run on this machine/,
     );
   });
+
+  test("a target named like an Object property is an unknown target, not a crash in the registry's lookups (k.compile prepares a deferred target before tracing)", async () => {
+    for (const name of ["constructor", "toString", "__proto__"])
+      await expect(k.compile((x: k.Tensor) => x, [k.f32([2])], { target: name })).rejects.toThrow(new RegExp(`unknown target '${name}'`));
+  });
 });
 
 describe("k.compile errors", () => {
