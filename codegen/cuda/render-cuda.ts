@@ -528,6 +528,8 @@ class SectionWriter {
       case "reduce_sum":
       case "reduce_max":
       case "softmax_sum":
+      case "softmax_max":
+      case "softmax_norm":
         return bug("cuda: a reduction outside its reduce item");
       case "neg":
       case "exp2":

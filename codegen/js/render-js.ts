@@ -14,7 +14,7 @@ import { sectionSourceNote } from "../../compiler/kernel/print.ts";
 import { rowBounds, sizeBuffer } from "../../compiler/kernel/symbolic-bound.ts";
 import { scheduleSection, type ScheduleItem } from "../../compiler/kernel/schedule.ts";
 import { bounds, type Atom, type IndexExpr, type IndexPred } from "../../compiler/kernel/index-expr.ts";
-import { softmaxGroups, type BufferDecl, type ExprId, type KExpr, type Kernel, type Section } from "../../compiler/kernel/kernel-ir.ts";
+import { isOnlineExpr, softmaxGroups, type BufferDecl, type ExprId, type KExpr, type Kernel, type Section } from "../../compiler/kernel/kernel-ir.ts";
 import { halfOf, isFloat, isInt, type DType } from "../../compiler/ir/dtype.ts";
 import { roundToBfloat16, roundToHalf } from "../../runtime/artifact/half.ts";
 import { assertNever, bug } from "../../compiler/util/errors.ts";
@@ -94,7 +94,7 @@ function renderItems(items: readonly ScheduleItem[], s: Section, lines: string[]
           inner += "  ";
         }
         renderItems(item.body, s, lines, inner, bounded);
-        for (const r of item.reduces) if (s.exprs[r]!.op !== "softmax_sum") lines.push(`${inner}${reduceStep(s.exprs[r]!, `t${r}`)}`);
+        for (const r of item.reduces) if (!isOnlineExpr(s.exprs[r]!)) lines.push(`${inner}${reduceStep(s.exprs[r]!, `t${r}`)}`);
         for (const [score, members] of online) lines.push(...onlineSoftmaxStep(s, score, members, inner));
         for (let i = loopVars.length - 1; i >= 0; i--) {
           inner = inner.slice(2);
@@ -104,7 +104,12 @@ function renderItems(items: readonly ScheduleItem[], s: Section, lines: string[]
         for (const r of item.reduces)
           if (s.exprs[r]!.op === "reduce_sum" && isFloat(s.exprs[r]!.dtype)) lines.push(`${indent}t${r} = ${roundFor(s.exprs[r]!.dtype, `t${r}`)};`);
         // An all -inf row leaves l = 0 and every accumulator 0: 0/0 is NaN, as the unfused softmax gives.
-        for (const [score, members] of online) for (const r of members) lines.push(`${indent}t${r} = f32(t${r} / l${score});`);
+        // softmax_max and softmax_norm are the running max and sum themselves.
+        for (const [score, members] of online)
+          for (const r of members) {
+            const op = s.exprs[r]!.op;
+            lines.push(`${indent}t${r} = ${op === "softmax_max" ? `m${score}` : op === "softmax_norm" ? `f32(l${score})` : `f32(t${r} / l${score})`};`);
+          }
         break;
       }
       case "store": {
@@ -186,17 +191,18 @@ function roundFor(d: DType, x: string): string {
  */
 function onlineSoftmaxStep(s: Section, score: ExprId, members: readonly ExprId[], indent: string): string[] {
   const [m, l, sc] = [`m${score}`, `l${score}`, `t${score}`];
+  const sums = members.filter((r) => s.exprs[r]!.op === "softmax_sum");
   const lines = [
     `${indent}if (${sc} > ${m}) {`,
     `${indent}  const c${score} = Math.exp(${m} - ${sc});`,
     `${indent}  ${l} *= c${score};`,
-    ...members.map((r) => `${indent}  t${r} *= c${score};`),
+    ...sums.map((r) => `${indent}  t${r} *= c${score};`),
     `${indent}  ${m} = ${sc};`,
     `${indent}}`,
     `${indent}const p${score} = ${sc} === -Infinity ? 0 : Math.exp(${sc} - ${m});`,
     `${indent}${l} += p${score};`,
   ];
-  for (const r of members) {
+  for (const r of sums) {
     const e = s.exprs[r] as Extract<KExpr, { op: "softmax_sum" }>;
     lines.push(`${indent}t${r} += p${score} * t${e.value};`);
   }
@@ -245,6 +251,8 @@ function renderExpr(s: Section, e: KExpr): string {
     case "reduce_sum":
     case "reduce_max":
     case "softmax_sum":
+    case "softmax_max":
+    case "softmax_norm":
       return bug(`js: ${e.op} outside a reduce item`);
     case "neg":
       return `-${t(e.x)}`;

@@ -195,6 +195,8 @@ function renderExpr(s: Section, id: ExprId, d: CLikeDialect, access: BufferAcces
     case "reduce_sum":
     case "reduce_max":
     case "softmax_sum":
+    case "softmax_max":
+    case "softmax_norm":
       return assertNever(e as never, "reduce outside a reduce item");
     case "neg":
     case "exp2":

@@ -3,8 +3,9 @@
 // max m and sum l; per reduction an accumulator. A key whose score s raises the max rescales l
 // and the accumulators by c = 2^((m - s)·log2 e) and moves m to s (a branch taken a few times
 // per row); every key adds p = 2^((s - m)·log2 e) (times the value); after the loop each
-// accumulator is divided by l. The select keeps an all -inf prefix at l = 0 (p = 0), so only
-// a row whose every score is -inf ends in 0/0 = NaN, which is what the unfused softmax gives it.
+// accumulator is divided by l, a softmax_max is m and a softmax_norm l. The select keeps an
+// all -inf prefix at l = 0 (p = 0), so only a row whose every score is -inf ends in 0/0 = NaN,
+// which is what the unfused softmax gives it.
 
 import type { ExprId, KExpr } from "../../compiler/kernel/kernel-ir.ts";
 import type { BinaryOp, UnaryOp } from "../../compiler/ir/types.ts";
@@ -62,7 +63,11 @@ export function onlineSoftmaxLines(
       if (e.op !== "softmax_sum") continue;
       step.push(`${name(r)} = ${d.binary("add", name(r), d.binary("mul", p!, name(e.value), F32), F32)};`);
     }
-    for (const r of members) finish.push(`${name(r)} = ${name(r)} / ${l};`);
+    // softmax_max and softmax_norm are the running max and sum themselves.
+    for (const r of members) {
+      const op = exprs[r]!.op;
+      finish.push(`${name(r)} = ${op === "softmax_max" ? m : op === "softmax_norm" ? l : `${name(r)} / ${l}`};`);
+    }
   }
   return { init, step, finish };
 }

@@ -43,14 +43,15 @@ export function onlineSoftmax(
     m: fb.local(F32),
     l: fb.local(F32),
     runs: runs.filter((r) => r.score === score).map((r) => ({ ...r, acc: fb.local(V128) })),
-    /** The values of the members outside runs, in order. */
-    singles: members.filter((r) => !inRun.has(r)).map((r) => (exprs[r] as Extract<KExpr, { op: "softmax_sum" }>).value),
+    /** The softmax_sums outside runs, in order (softmax_max and softmax_norm are m and l, read at the end). */
+    singleSums: members.filter((r) => !inRun.has(r) && exprs[r]!.op === "softmax_sum"),
   }));
   type Group = (typeof state)[number];
+  const valueOf = (r: ExprId): ExprId => (exprs[r] as Extract<KExpr, { op: "softmax_sum" }>).value;
   // Groups that weigh the same values (a block of query rows over one key's v) run as the
   // lanes of one f32x4 (packs of up to four): one vector exp2 for the block, one load of each
   // value run for every row. Only with value runs (SIMD on), else group by group.
-  const signature = (g: Group): string => `${g.runs.map((r) => `${r.load.buffer}:${indexKey(r.load.index)}`).join(",")}|${g.singles.join(",")}`;
+  const signature = (g: Group): string => `${g.runs.map((r) => `${r.load.buffer}:${indexKey(r.load.index)}`).join(",")}|${g.singleSums.map(valueOf).join(",")}`;
   const packs: Group[][] = [];
   for (const g of state) {
     const open = runs.length > 0 ? packs.find((p) => p.length < 4 && signature(p[0]!) === signature(g)) : undefined;
@@ -81,7 +82,7 @@ export function onlineSoftmax(
       fb.get(c).simd(Simd.f32x4Splat).set(cv);
       for (const run of g.runs) fb.get(run.acc).get(cv).simd(Simd.f32x4Mul).set(run.acc);
     }
-    for (const r of g.members) if (!inRun.has(r)) fb.get(accumulator(r)).get(c).op(Op.f32Mul).set(accumulator(r));
+    for (const r of g.singleSums) fb.get(accumulator(r)).get(c).op(Op.f32Mul).set(accumulator(r));
     fb.get(sv).set(g.m);
     fb.end();
     // p = s == -inf ? 0 : 2^((s - m)·log2 e) (an all -inf prefix keeps l = 0, not NaN)
@@ -96,12 +97,10 @@ export function onlineSoftmax(
       vectorLoad(run.load);
       madd(run.acc);
     }
-    for (const r of g.members) {
-      const e = exprs[r]!;
-      if (e.op !== "softmax_sum" || inRun.has(r)) continue;
+    for (const r of g.singleSums) {
       const acc = accumulator(r);
       fb.get(acc).get(p);
-      pushScalar(e.value);
+      pushScalar(valueOf(r));
       fb.op(Op.f32Mul).op(Op.f32Add).set(acc);
     }
   };
@@ -134,7 +133,7 @@ export function onlineSoftmax(
         fb.set(cv);
         for (const run of g.runs) fb.get(run.acc).get(cv).simd(Simd.f32x4Mul).set(run.acc);
       }
-      for (const r of g.members) if (!inRun.has(r)) fb.get(accumulator(r)).get(c).simdLane(Simd.f32x4ExtractLane, lane).op(Op.f32Mul).set(accumulator(r));
+      for (const r of g.singleSums) fb.get(accumulator(r)).get(c).simdLane(Simd.f32x4ExtractLane, lane).op(Op.f32Mul).set(accumulator(r));
     });
     fb.get(n).set(pack.m);
     fb.end();
@@ -160,12 +159,12 @@ export function onlineSoftmax(
         madd(g.runs[ri]!.acc);
       });
     });
-    first.singles.forEach((value, si) => {
+    first.singleSums.forEach((r0, si) => {
       const x = fb.local(F32);
-      pushScalar(value);
+      pushScalar(valueOf(r0));
       fb.set(x);
       pack.groups.forEach((g, lane) => {
-        const acc = accumulator(g.members.filter((r) => !inRun.has(r))[si]!);
+        const acc = accumulator(g.singleSums[si]!);
         fb.get(acc).get(p).simdLane(Simd.f32x4ExtractLane, lane).get(x).op(Op.f32Mul).op(Op.f32Add).set(acc);
       });
     });
@@ -188,10 +187,19 @@ export function onlineSoftmax(
       for (const pack of lanePacks) laneStep(pack);
     },
     finish() {
-      for (const pack of lanePacks) pack.groups.forEach((g, lane) => fb.get(pack.l).simdLane(Simd.f32x4ExtractLane, lane).set(g.l));
+      for (const pack of lanePacks)
+        pack.groups.forEach((g, lane) => {
+          fb.get(pack.l).simdLane(Simd.f32x4ExtractLane, lane).set(g.l);
+          fb.get(pack.m).simdLane(Simd.f32x4ExtractLane, lane).set(g.m);
+        });
       for (const g of state) {
         for (const run of g.runs) run.members.forEach((r, lane) => fb.get(run.acc).simdLane(Simd.f32x4ExtractLane, lane).set(accumulator(r)));
-        for (const r of g.members) fb.get(accumulator(r)).get(g.l).op(Op.f32Div).set(accumulator(r));
+        for (const r of g.members) {
+          const op = exprs[r]!.op;
+          if (op === "softmax_max") fb.get(g.m).set(accumulator(r));
+          else if (op === "softmax_norm") fb.get(g.l).set(accumulator(r));
+          else fb.get(accumulator(r)).get(g.l).op(Op.f32Div).set(accumulator(r));
+        }
       }
     },
   };
@@ -214,7 +222,8 @@ export function valueRuns(s: Section, groups: ReadonlyMap<ExprId, readonly ExprI
     const v = s.exprs[e.value]!;
     return v.op === "load" && v.dtype === "f32" && v.valid !== false && v.valid.length === 0 ? v : undefined;
   };
-  for (const [score, members] of groups)
+  for (const [score, all] of groups) {
+    const members = all.filter((r) => s.exprs[r]!.op === "softmax_sum");
     for (let i = 0; i + 4 <= members.length; ) {
       const quad = members.slice(i, i + 4) as [ExprId, ExprId, ExprId, ExprId];
       const loads = quad.map(loadOf);
@@ -229,5 +238,6 @@ export function valueRuns(s: Section, groups: ReadonlyMap<ExprId, readonly ExprI
         i += 4;
       } else i += 1;
     }
+  }
   return runs;
 }

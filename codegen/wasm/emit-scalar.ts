@@ -131,6 +131,8 @@ function emitScalarExprF32(ctx: ScalarCtx, e: KExpr): void {
     case "reduce_sum":
     case "reduce_max":
     case "softmax_sum":
+    case "softmax_max":
+    case "softmax_norm":
       return bug("wasm: a reduce is not a scalar expression");
     case "neg":
       if (isF32Value(e.dtype)) {

@@ -573,8 +573,8 @@ export function emitSection(
 
   /** A key loop of softmax_sums (lowering never groups them with other reductions): scalar, online. */
   const emitSoftmaxSums = (item: Extract<ScheduleItem, { kind: "reduce" }>, groups: Map<ExprId, ExprId[]>): void => {
-    if (region || groups.size === 0 || [...groups.values()].flat().length !== item.reduces.length)
-      bug(`wasm: softmax_sum mixed with other reductions in ${name}`);
+    if (region) return emitOnlineInRegion(item, groups, region);
+    if (groups.size === 0 || [...groups.values()].flat().length !== item.reduces.length) bug(`wasm: softmax_sum mixed with other reductions in ${name}`);
     const runs = simd ? valueRuns(s, groups) : [];
     // Value loads read only through a vector run are loaded as one v128 there, not one by one here.
     const viaRuns = new Set(runs.flatMap((r) => r.members.map((m) => (exprs[m] as Extract<KExpr, { op: "softmax_sum" }>).value)));
@@ -597,6 +597,68 @@ export function emitSection(
         keyStep,
       );
     online.finish();
+  };
+
+  /**
+   * An online softmax over the keys for four points at once (the lanes of a region: a fused
+   * attention backward's four query rows computing their statistics in one pass): per group a
+   * running max and sum per lane, as emit-online-softmax.ts does per row — a key that raises
+   * some lane's max rescales (those lanes), every key adds 2^((s − m)·log2 e) lane-wise.
+   */
+  const emitOnlineInRegion = (item: Extract<ScheduleItem, { kind: "reduce" }>, groups: Map<ExprId, ExprId[]>, r: Region): void => {
+    if ([...groups.values()].flat().length !== item.reduces.length) bug(`wasm: softmax reductions mixed with other reductions in ${name}`);
+    const vc = vectorCtx(r);
+    const fma = opts.fma === true;
+    const state = [...groups].map(([score, members]) => {
+      if (!r.varies(score)) bug(`wasm: an online softmax in ${name} whose score is the same in every lane`);
+      for (const m of members) if (!r.varies(m)) bug(`wasm: online reduction %${m} of ${name} does not vary per lane`);
+      const g = { score, members, m: fb.local(V128), l: fb.local(V128) };
+      fb.f32(-Infinity).simd(Simd.f32x4Splat).set(g.m);
+      fb.v128Zero().set(g.l);
+      for (const m of members) fb.v128Zero().set(vecLocal(m));
+      return g;
+    });
+    const keyStep = (): void => {
+      emitItems(item.body);
+      for (const g of state) {
+        const [sv, gt, n, c, p] = [fb.local(V128), fb.local(V128), fb.local(V128), fb.local(V128), fb.local(V128)];
+        const sums = g.members.filter((m) => exprs[m]!.op === "softmax_sum");
+        vc.pushVec(g.score);
+        fb.set(sv);
+        fb.get(sv).get(g.m).simd(Simd.f32x4Gt).set(gt);
+        fb.get(gt).simd(Simd.v128AnyTrue).open(Op.if);
+        fb.get(sv).get(g.m).get(gt).simd(Simd.v128Bitselect).set(n);
+        fb.get(g.m).get(n).simd(Simd.f32x4Sub).f32(Math.LOG2E).simd(Simd.f32x4Splat).simd(Simd.f32x4Mul).call(helpers.vexp2);
+        fb.f32(1).simd(Simd.f32x4Splat).get(gt).simd(Simd.v128Bitselect).set(c);
+        fb.get(g.l).get(c).simd(Simd.f32x4Mul).set(g.l);
+        for (const m of sums) fb.get(vecLocal(m)).get(c).simd(Simd.f32x4Mul).set(vecLocal(m));
+        fb.get(n).set(g.m);
+        fb.end();
+        fb.get(sv).get(g.m).simd(Simd.f32x4Sub).f32(Math.LOG2E).simd(Simd.f32x4Splat).simd(Simd.f32x4Mul).call(helpers.vexp2);
+        fb.v128Zero();
+        fb.get(sv).f32(-Infinity).simd(Simd.f32x4Splat).simd(Simd.f32x4Ne).simd(Simd.v128Bitselect).set(p);
+        fb.get(g.l).get(p).simd(Simd.f32x4Add).set(g.l);
+        for (const m of sums) {
+          fb.get(p);
+          vc.pushVec((exprs[m] as Extract<KExpr, { op: "softmax_sum" }>).value);
+          if (fma) fb.get(vecLocal(m)).simd(Simd.f32x4RelaxedMadd);
+          else fb.simd(Simd.f32x4Mul).get(vecLocal(m)).simd(Simd.f32x4Add);
+          fb.set(vecLocal(m));
+        }
+      }
+    };
+    if (!rangedLoop(item.vars, item.reduces, keyStep))
+      nestLoops(
+        item.vars.filter((v) => v.extent > 1),
+        keyStep,
+      );
+    for (const g of state)
+      for (const m of g.members) {
+        const op = exprs[m]!.op;
+        if (op === "softmax_max") fb.get(g.m).set(vecLocal(m));
+        else if (op === "softmax_norm") fb.get(g.l).set(vecLocal(m));
+        else fb.get(vecLocal(m)).get(g.l).simd(Simd.f32x4Div).set(vecLocal(m));
+      }
   };
 
   const reduceVectorizable = (item: Extract<ScheduleItem, { kind: "reduce" }>, loopVars: readonly { name: string; extent: number }[]): boolean => {

@@ -236,6 +236,8 @@ export function emitVectorExpr(ctx: VectorCtx, e: KExpr): void {
     case "reduce_sum":
     case "reduce_max":
     case "softmax_sum":
+    case "softmax_max":
+    case "softmax_norm":
       return perLane(); // unreachable: reductions are accumulated by the section emitter
     case "neg":
       ctx.pushVec(e.x);

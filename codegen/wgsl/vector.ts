@@ -7,7 +7,7 @@
 // it depends on the innermost variable, else a scalar splatted where a vector needs it.
 
 import { indexVars, type IndexExpr } from "../../compiler/kernel/index-expr.ts";
-import { exprOperands, exprOwnVars, type ExprId, type KExpr, type Section } from "../../compiler/kernel/kernel-ir.ts";
+import { exprOperands, exprOwnVars, isReduceExpr, type ExprId, type KExpr, type Section } from "../../compiler/kernel/kernel-ir.ts";
 import type { ScheduleItem } from "../../compiler/kernel/schedule.ts";
 import type { DType } from "../../compiler/ir/dtype.ts";
 import { assertNever, bug } from "../../compiler/util/errors.ts";
@@ -55,7 +55,7 @@ export function isContiguous(index: IndexExpr, v: string, width: number, vector:
   return seen;
 }
 
-const isReduce = (e: KExpr): boolean => e.op === "reduce_sum" || e.op === "reduce_max" || e.op === "softmax_sum";
+const isReduce = (e: KExpr): boolean => isReduceExpr(e);
 
 /** The section's vector plan at `width`, or undefined where it cannot run `width` elements per thread. */
 export function vectorPlan(s: Section, width: number): VectorPlan | undefined {
@@ -84,6 +84,8 @@ export function vectorPlan(s: Section, width: number): VectorPlan | undefined {
       case "reduce_sum":
       case "reduce_max":
       case "softmax_sum":
+      case "softmax_max":
+      case "softmax_norm":
         return undefined;
       case "cast":
         if (!VECTOR_DTYPES.has(s.exprs[e.x]!.dtype)) return undefined;

@@ -35,6 +35,12 @@ export interface FusionGroup {
    * row in one point, so the scores it recomputes are shared by the columns.
    */
   readonly attentionGrad?: "query" | "key";
+  /**
+   * An attention backward's softmax (its scores, row max and row sum) where the group computes
+   * the max and sum itself: lowering makes them `softmax_max` and `softmax_norm` of one online
+   * pass over the keys instead of a pass for the max and another for the sum.
+   */
+  readonly softmaxStats?: { readonly score: ValueId; readonly max: ValueId; readonly sum: ValueId };
   /** Roots of an attention backward group whose rows run along their last axis, their columns along the one before (dKᵀ). */
   readonly transposedRoots?: readonly ValueId[];
 }

@@ -40,7 +40,7 @@ export function sectionOps(section: Section, runs?: ReadonlyMap<string, number>)
       // softmax step (max, two exponentials, the rescaled sum and accumulator) counts as 8.
       const steps = new Set(vars);
       for (const v of e.vars) steps.add(v.name);
-      ops += (e.op === "softmax_sum" ? 8 : 1) * count(steps);
+      ops += (e.op === "softmax_sum" ? 8 : e.op === "softmax_norm" ? 6 : 1) * count(steps);
       for (const v of e.vars) vars.delete(v.name);
     } else if (e.op !== "cast" && (hasUnaryOp(e) || hasBinaryOp(e))) ops += count(vars);
     deps[id] = vars;

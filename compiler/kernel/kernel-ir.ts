@@ -38,13 +38,24 @@ export type KExpr = ExprBase &
      * every score is -inf gives NaN, as the unfused softmax (0/0) does. See docs/kernel-ir.md.
      */
     | { readonly op: "softmax_sum"; readonly vars: readonly IndexVar[]; readonly score: ExprId; readonly value: ExprId }
+    /**
+     * The online softmax's own row statistics over `vars`: `softmax_max` the max of the scores
+     * (the running m at the end), `softmax_norm` Σ_j 2^((score_j − max)·log2 e) (the running
+     * l). Beside softmax_sums of the same score and loop they cost nothing more: an attention
+     * that keeps its statistics for the backward (docs/kernel-ir.md, "Attention").
+     */
+    | { readonly op: "softmax_max" | "softmax_norm"; readonly vars: readonly IndexVar[]; readonly score: ExprId }
   );
 
 /** The reductions: expressions that own loop variables (a schedule gives each group of them a loop). */
-export type ReduceExpr = Extract<KExpr, { op: "reduce_sum" | "reduce_max" | "softmax_sum" }>;
-export const isReduceExpr = (e: KExpr): e is ReduceExpr => e.op === "reduce_sum" || e.op === "reduce_max" || e.op === "softmax_sum";
+export type ReduceExpr = Extract<KExpr, { op: "reduce_sum" | "reduce_max" | "softmax_sum" | "softmax_max" | "softmax_norm" }>;
+export const isReduceExpr = (e: KExpr): e is ReduceExpr =>
+  e.op === "reduce_sum" || e.op === "reduce_max" || e.op === "softmax_sum" || e.op === "softmax_max" || e.op === "softmax_norm";
+/** The online softmax's reductions (softmax_sum and the statistics): a renderer runs their key loop as one online softmax. */
+export type OnlineExpr = Extract<KExpr, { op: "softmax_sum" | "softmax_max" | "softmax_norm" }>;
+export const isOnlineExpr = (e: KExpr): e is OnlineExpr => e.op === "softmax_sum" || e.op === "softmax_max" || e.op === "softmax_norm";
 /** The operands a reduction evaluates inside its loop. */
-export const reduceBodies = (e: ReduceExpr): ExprId[] => (e.op === "softmax_sum" ? [e.score, e.value] : [e.body]);
+export const reduceBodies = (e: ReduceExpr): ExprId[] => (e.op === "softmax_sum" ? [e.score, e.value] : isOnlineExpr(e) ? [e.score] : [e.body]);
 
 export interface Store {
   readonly buffer: number;
@@ -188,6 +199,9 @@ export function exprOperands(e: KExpr): ExprId[] {
       return [e.body];
     case "softmax_sum":
       return [e.score, e.value];
+    case "softmax_max":
+    case "softmax_norm":
+      return [e.score];
     case "cast":
     case "neg":
     case "exp2":
@@ -224,6 +238,8 @@ export function exprOwnVars(e: KExpr): Set<string> {
     case "reduce_sum":
     case "reduce_max":
     case "softmax_sum":
+    case "softmax_max":
+    case "softmax_norm":
       return new Set();
     default:
       // unary and binary ops read only operands
@@ -248,6 +264,9 @@ function exprKey(e: KExpr): string {
       return `${e.op} ${e.dtype} ${e.vars.map((v) => `${v.name}<${v.extent}`).join(",")} ${e.body}`;
     case "softmax_sum":
       return `${e.op} ${e.dtype} ${e.vars.map((v) => `${v.name}<${v.extent}`).join(",")} ${e.score} ${e.value}`;
+    case "softmax_max":
+    case "softmax_norm":
+      return `${e.op} ${e.dtype} ${e.vars.map((v) => `${v.name}<${v.extent}`).join(",")} ${e.score}`;
     case "where":
     case "cast":
       return `${e.op} ${e.dtype} ${exprOperands(e).join(" ")}`;
@@ -338,14 +357,15 @@ export function sectionBuffers(s: Section): { reads: Set<number>; writes: Set<nu
 }
 
 /**
- * The softmax_sum reductions among `ids` grouped by their score: members of one group share the
- * online softmax's running max and sum (one exponential per key for the whole row of values).
+ * The online softmax's reductions among `ids` (softmax_sum, softmax_max, softmax_norm) grouped by
+ * their score: members of one group share the online softmax's running max and sum (one
+ * exponential per key for the whole row of values).
  */
 export function softmaxGroups(s: Section, ids: readonly ExprId[]): Map<ExprId, ExprId[]> {
   const groups = new Map<ExprId, ExprId[]>();
   for (const id of ids) {
     const e = s.exprs[id]!;
-    if (e.op !== "softmax_sum") continue;
+    if (!isOnlineExpr(e)) continue;
     if (!groups.has(e.score)) groups.set(e.score, []);
     groups.get(e.score)!.push(id);
   }

@@ -95,7 +95,9 @@ export function reduceRange(s: Section, vars: readonly IndexVar[], members: read
             ? at(e.body) === "zero"
             : e.op === "reduce_max"
               ? at(e.body) === "neginf"
-              : e.op === "softmax_sum" && at(e.score) === "neginf" && finiteLike(at(e.value));
+              : e.op === "softmax_sum"
+                ? at(e.score) === "neginf" && finiteLike(at(e.value))
+                : (e.op === "softmax_max" || e.op === "softmax_norm") && at(e.score) === "neginf";
         if (neutral) return range;
       }
     }

@@ -11,7 +11,7 @@
 // count once per reduced element.
 
 import { asAtom, indexDataRefs, indexVars, linearStride, type IndexExpr, type IndexPred, type IndexVar } from "./index-expr.ts";
-import { exprOperands, type KExpr, type KernelProgram, type Section } from "./kernel-ir.ts";
+import { exprOperands, isReduceExpr, type KExpr, type KernelProgram, type Section } from "./kernel-ir.ts";
 
 const LANES = 4;
 /** Move a variable innermost only when it makes the section's accesses this much cheaper. */
@@ -42,7 +42,7 @@ function chooseLaneAxis(s: Section): Section {
 /** A reduction streaming along its own innermost variable: the emitter vectorizes that (region B) instead. */
 function hasStreamingReduce(s: Section): boolean {
   return s.exprs.some((e) => {
-    if (e.op !== "reduce_sum" && e.op !== "reduce_max" && e.op !== "softmax_sum") return false;
+    if (!isReduceExpr(e)) return false;
     const last = e.vars.filter((v) => v.extent > 1).at(-1);
     return (
       last !== undefined &&
@@ -64,7 +64,7 @@ function accesses(s: Section): Access[] {
   for (const st of s.stores) live[st.value] = true;
   for (let id = s.exprs.length - 1; id >= 0; id--) if (live[id]) for (const o of exprOperands(s.exprs[id]!)) live[o] = true;
   const reduced = new Map<string, number>();
-  for (const e of s.exprs) if (e.op === "reduce_sum" || e.op === "reduce_max" || e.op === "softmax_sum") for (const v of e.vars) reduced.set(v.name, v.extent);
+  for (const e of s.exprs) if (isReduceExpr(e)) for (const v of e.vars) reduced.set(v.name, v.extent);
   const out: Access[] = [];
   s.exprs.forEach((e: KExpr, id) => {
     if (!live[id] || e.op !== "load") return;

@@ -139,6 +139,7 @@ function lowerGroup(g: Graph, grp: FusionGroup, bufferOf: ReadonlyMap<ValueId, n
       if (valid === false) return sb.add({ op: "const", value: 0, dtype });
       return sb.add({ op: "load", buffer, index: flatIndex(index, n.type.shape), valid, dtype });
     }
+    if (stats && (n.id === stats.max || n.id === stats.sum)) return onlineStat(n, index, valid, n.id === stats.max ? "softmax_max" : "softmax_norm");
     if (hasUnaryOp(n)) return sb.add({ op: n.op, x: value(n.x, index, valid), dtype });
     if (hasBinaryOp(n)) return sb.add({ op: n.op, x: value(n.x, index, valid), y: value(n.y, index, valid), dtype });
     switch (n.op) {
@@ -242,6 +243,16 @@ function lowerGroup(g: Graph, grp: FusionGroup, bufferOf: ReadonlyMap<ValueId, n
     const score = value(att.score, [...index.slice(0, r - 1), j], valid);
     const v = value(att.value, [...index.slice(0, r - 2), j, index[r - 1]!], valid);
     return sb.add({ op: "softmax_sum", vars: [keyVar], score, value: v, dtype: n.type.dtype });
+  }
+
+  // An attention backward's softmax max and sum: one online pass over the keys for both.
+  const stats = grp.softmaxStats;
+  let statVar: IndexVar | undefined;
+  function onlineStat(n: Node, index: readonly IndexExpr[], valid: IndexPred, op: "softmax_max" | "softmax_norm"): ExprId {
+    const r = n.type.shape.length;
+    statVar ??= sb.freshVar(nodeOf(g, stats!.score).type.shape[r - 1]!);
+    const score = value(stats!.score, [...index.slice(0, r - 1), fromAtom(statVar)], valid);
+    return sb.add({ op, vars: [statVar], score, dtype: n.type.dtype });
   }
 
   const rowIndex = domain.map((v) => fromAtom(v));

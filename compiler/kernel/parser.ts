@@ -146,7 +146,7 @@ interface ProgramSyntax {
 
 const errorMessages = irErrorMessages("'program', 'kernel', 'section', a statement");
 
-const REDUCE_OPS = new Set(["reduce_sum", "reduce_max", "softmax_sum"]);
+const REDUCE_OPS = new Set(["reduce_sum", "reduce_max", "softmax_sum", "softmax_max", "softmax_norm"]);
 
 class KernelGrammar extends EmbeddedActionsParser {
   constructor() {
@@ -549,6 +549,8 @@ const BODY_OF_OP: Readonly<Record<string, BodySyntax["kind"]>> = {
   reduce_sum: "reduce",
   reduce_max: "reduce",
   softmax_sum: "reduce",
+  softmax_max: "reduce",
+  softmax_norm: "reduce",
 };
 
 /** One section being decoded: its loop variables and how many expressions precede. */
@@ -631,6 +633,7 @@ function decodeExpr(ctx: Context, scope: SectionScope, s: ExprSyntax, buffers: r
         return { op, dtype, vars, score: ref(body.body), value: ref(body.second) };
       }
       if (body.second) failAtToken(ctx, body.second, `${op} takes one operand after its loop variables`);
+      if (op === "softmax_max" || op === "softmax_norm") return { op, dtype, vars, score: ref(body.body) };
       return { op: op as "reduce_sum" | "reduce_max", dtype, vars, body: ref(body.body) };
     }
     case "operands": {

@@ -172,6 +172,9 @@ export function printExpr(e: KExpr): string {
       return `${head} [${e.vars.map(formatVarDecl).join(", ")}] %${e.body}`;
     case "softmax_sum":
       return `${head} [${e.vars.map(formatVarDecl).join(", ")}] %${e.score}, %${e.value}`;
+    case "softmax_max":
+    case "softmax_norm":
+      return `${head} [${e.vars.map(formatVarDecl).join(", ")}] %${e.score}`;
     case "where":
       return `${head} %${e.cond}, %${e.x}, %${e.y}`;
     case "cast":

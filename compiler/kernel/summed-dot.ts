@@ -108,6 +108,9 @@ function redirectOperands(e: KExpr, f: (id: ExprId) => ExprId): KExpr {
       return { ...e, body: f(e.body) };
     case "softmax_sum":
       return { ...e, score: f(e.score), value: f(e.value) };
+    case "softmax_max":
+    case "softmax_norm":
+      return { ...e, score: f(e.score) };
     default:
       if (hasBinaryOp(e)) return { ...e, x: f(e.x), y: f(e.y) };
       return hasUnaryOp(e) || e.op === "cast" ? { ...e, x: f(e.x) } : assertNever(e, "kernel expr");

@@ -99,6 +99,10 @@ export function copyExprs(
       case "softmax_sum":
         copy = { ...e, vars: ownVars(e.vars), score: ref(e.score), value: ref(e.value) };
         break;
+      case "softmax_max":
+      case "softmax_norm":
+        copy = { ...e, vars: ownVars(e.vars), score: ref(e.score) };
+        break;
       case "where":
         copy = { ...e, cond: ref(e.cond), x: ref(e.x), y: ref(e.y) };
         break;

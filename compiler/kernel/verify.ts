@@ -443,6 +443,11 @@ function checkDtypes(p: KernelProgram, e: KExpr, dtypeOf: (id: number) => DType 
       expect("value", e.value, e.dtype);
       if (e.dtype !== "f32") fail(`softmax_sum is f32, got ${e.dtype}`);
       return;
+    case "softmax_max":
+    case "softmax_norm":
+      expect("score", e.score, e.dtype);
+      if (e.dtype !== "f32") fail(`${e.op} is f32, got ${e.dtype}`);
+      return;
     case "where":
       expect("cond", e.cond, "bool");
       expect("x", e.x, e.dtype);

@@ -23,6 +23,9 @@ import { matchAttention, matchSoftmaxSum, type AttentionMatch } from "./attentio
 export interface AttentionRegion {
   /** The scores S [..., L, S]. */
   readonly score: ValueId;
+  /** The softmax's row max M and row sum Z ([..., L, 1]): the query group computes both in one online pass. */
+  readonly max: ValueId;
+  readonly sum: ValueId;
   /** The forward `dot(P, V)`, where the graph computes it (absent in a gradient-only graph). */
   readonly forward?: AttentionMatch;
   /** Roots of the query group (a point per query row): its contractions over the keys, then the row statistics the key group reads. */
@@ -178,5 +181,5 @@ function regionOf(
       }
   if (outside.some((o) => downstream.has(o))) return undefined;
   const forward = forwardDot === undefined ? undefined : matchAttention(g, nodeOf(g, forwardDot), new Set([...inlined, ...roots]));
-  return { score, queryRoots, keyRoots, transposed, inlined, ...(forward ? { forward } : {}) };
+  return { score, max, sum, queryRoots, keyRoots, transposed, inlined, ...(forward ? { forward } : {}) };
 }

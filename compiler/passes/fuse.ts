@@ -50,6 +50,8 @@ interface GroupState {
   attention?: AttentionMatch;
   /** Set on a fused attention backward group (its roots are the region's; no other value joins it). */
   attentionGrad?: "query" | "key";
+  /** The softmax whose max and sum an attention backward group computes in one online pass (FusionGroup.softmaxStats). */
+  softmaxStats?: { score: ValueId; max: ValueId; sum: ValueId };
   /** The column variable of each last-axis extent of an attention backward group's roots. */
   columns?: Map<number, IndexVar>;
   /** Its roots whose rows run along their last axis (their columns along the one before). */
@@ -242,6 +244,7 @@ export function planFusion(g: Graph, opts: FuseOptions = {}): FusionPlan {
       const rows = part === "query" ? scoreShape.slice(0, -1) : [...scoreShape.slice(0, -2), scoreShape.at(-1)!];
       grp = newGroup([...rows, columns]);
       grp.attentionGrad = part;
+      grp.softmaxStats = { score: region.score, max: region.max, sum: region.sum };
       grp.columns = new Map();
       grp.transposed = new Set();
       for (const id of region.inlined) grp.inlined.add(id);
@@ -437,6 +440,7 @@ function finishPlan(g: Graph, states: readonly GroupState[], opts: FuseOptions):
             : groupLabel(g, [...inlined, ...s.roots]),
       ...(s.attention ? { attention: { dot: s.attention.dot, score: s.attention.score, value: s.attention.value } } : {}),
       ...(s.attentionGrad ? { attentionGrad: s.attentionGrad } : {}),
+      ...(s.softmaxStats ? { softmaxStats: s.softmaxStats } : {}),
       ...(s.transposed?.size ? { transposedRoots: [...s.transposed].sort((a, b) => a - b) } : {}),
     };
   });

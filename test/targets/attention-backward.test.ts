@@ -122,9 +122,13 @@ describe("the attention backward fuses", () => {
     expect(plan).toMatch(/k1 g1 \[attention_dkv\] \[2,3,9,8\] roots=%\d+,%\d+ /);
     const text = printKernelProgram(compiled.program);
     expect(text.match(/form attention/g)?.length).toBe(2);
-    // The dQ kernel's passes over the 9 keys (its distinct row-level loop variables): the max; the sum; Σ dP·P; dQ.
+    // The dQ kernel's passes over the 9 keys (its distinct row-level loop variables): the max and
+    // the sum in one online pass (softmax_max, softmax_norm); Σ dP·P; dQ.
     const dq = text.slice(text.indexOf("kernel k0_attention_dq"), text.indexOf("kernel k1_"));
-    expect(new Set([...dq.matchAll(/reduce_\w+ f32 \[(r\d+)<9\]/g)].map((m) => m[1])).size).toBe(4);
+    expect(new Set([...dq.matchAll(/(?:reduce|softmax)_\w+ f32 \[(r\d+)<9\]/g)].map((m) => m[1])).size).toBe(3);
+    const online = [...dq.matchAll(/(softmax_max|softmax_norm) f32 \[(r\d+)<9\]/g)];
+    expect(online.map((m) => m[1])).toEqual(["softmax_max", "softmax_norm"]);
+    expect(online[0]![2]).toBe(online[1]![2]);
     // No buffer holds a score, a weight or their gradients: only q, k, v, w, [2,3,9] row statistics and the three gradients.
     expect(compiled.program.buffers.every((b) => b.shape.join("x") !== "2x3x9x9")).toBe(true);
     expect(printKernelProgram(parseKernelProgram(text))).toBe(text);
