@@ -47,11 +47,11 @@ export function onlineSoftmax(
     singleSums: members.filter((r) => !inRun.has(r) && exprs[r]!.op === "softmax_sum"),
   }));
   type Group = (typeof state)[number];
-  const valueOf = (r: ExprId): ExprId => (exprs[r] as Extract<KExpr, { op: "softmax_sum" }>).value;
+  const sumValue = (r: ExprId): ExprId => (exprs[r] as Extract<KExpr, { op: "softmax_sum" }>).value;
   // Groups that weigh the same values (a block of query rows over one key's v) run as the
   // lanes of one f32x4 (packs of up to four): one vector exp2 for the block, one load of each
   // value run for every row. Only with value runs (SIMD on), else group by group.
-  const signature = (g: Group): string => `${g.runs.map((r) => `${r.load.buffer}:${indexKey(r.load.index)}`).join(",")}|${g.singleSums.map(valueOf).join(",")}`;
+  const signature = (g: Group): string => `${g.runs.map((r) => `${r.load.buffer}:${indexKey(r.load.index)}`).join(",")}|${g.singleSums.map(sumValue).join(",")}`;
   const packs: Group[][] = [];
   for (const g of state) {
     const open = runs.length > 0 ? packs.find((p) => p.length < 4 && signature(p[0]!) === signature(g)) : undefined;
@@ -100,7 +100,7 @@ export function onlineSoftmax(
     for (const r of g.singleSums) {
       const acc = accumulator(r);
       fb.get(acc).get(p);
-      pushScalar(valueOf(r));
+      pushScalar(sumValue(r));
       fb.op(Op.f32Mul).op(Op.f32Add).set(acc);
     }
   };
@@ -161,7 +161,7 @@ export function onlineSoftmax(
     });
     first.singleSums.forEach((r0, si) => {
       const x = fb.local(F32);
-      pushScalar(valueOf(r0));
+      pushScalar(sumValue(r0));
       fb.set(x);
       pack.groups.forEach((g, lane) => {
         const acc = accumulator(g.singleSums[si]!);
