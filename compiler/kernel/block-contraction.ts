@@ -53,6 +53,7 @@ import { panelPrologues } from "./panel-prologue.ts";
 import { copyExprs, copySectionBody } from "./tile.ts";
 import { copiedRows } from "./symbolic-bound.ts";
 import { renameBuffers, sectionShape } from "./section-key.ts";
+import { chunkChain, linkChunk, type ChainLink } from "./chunk-chain.ts";
 
 const LANES = 4;
 
@@ -77,7 +78,9 @@ export function blockContractions(p: KernelProgram, shareBlocks = true): KernelP
     const { locs: _locs, scopes: _scopes, ...body } = renameBuffers(seen.section, to);
     return { ...body, ...sectionSource(s) };
   };
-  for (const k of p.kernels) {
+  // Sections moved into a chain after a chunked GEMM (chunk-chain.ts), as `kernel:section`.
+  const moved = new Set<string>();
+  p.kernels.forEach((k, ki) => {
     let packs: Kernel[] = [];
     let sections: Section[] = [];
     // A GEMM packed in column chunks (gemmChunks) launches as kernels of its own, so the
@@ -101,22 +104,24 @@ export function blockContractions(p: KernelProgram, shareBlocks = true): KernelP
       packs = [];
       sections = [];
     };
-    for (const s of k.sections) {
-      const plan = gemmChunks(s, buffers);
+    const launch = (name: string, section: Section): void => {
+      const reads = new Set<number>();
+      for (const e of section.exprs) if (e.op === "load") reads.add(e.buffer);
+      kernels.push({ name, sections: [section], reads: [...reads].sort((a, b) => a - b), writes: storedBuffers([section]) });
+    };
+    for (const [si, s] of k.sections.entries()) {
+      if (moved.has(`${ki}:${si}`)) continue;
+      const chain = chainedChunks(p, ki, si, buffers);
+      const plan = chain ?? gemmChunks(s, buffers);
       if ("chunks" in plan) {
-        const chunks = plan.chunks;
+        const links = chain?.links ?? [];
         flush();
-        chunks.forEach((c, i) => {
-          const section = blockSection(c.section, true);
-          const reads = new Set<number>();
-          for (const e of section.exprs) if (e.op === "load") reads.add(e.buffer);
-          kernels.push(...c.packs, {
-            name: `${k.name}_c${i}`,
-            sections: [section],
-            reads: [...reads].sort((a, b) => a - b),
-            writes: storedBuffers([section]),
-          });
+        plan.chunks.forEach((c, i) => {
+          kernels.push(...c.packs);
+          launch(`${k.name}_c${i}`, blockSection(c.section, true));
+          for (const l of links) launch(`${p.kernels[l.kernel]!.name}_i${i}`, blockSection(linkChunk(p.kernels[l.kernel]!.sections[l.section]!, l, i)));
         });
+        for (const l of links) moved.add(`${l.kernel}:${l.section}`);
         parts++;
         continue;
       }
@@ -134,7 +139,7 @@ export function blockContractions(p: KernelProgram, shareBlocks = true): KernelP
       sections.push(packed ? blockSection(packed.section, true) : blockSection(section));
     }
     flush();
-  }
+  });
   // The lane variable of every other section (the packs just made included): compiler/kernel/lane-axis.ts;
   // then the column-panel packs that can move into their GEMM's split loop do (panel-prologue.ts).
   return panelPrologues(chooseLaneAxes({ ...p, buffers, kernels }));
@@ -615,10 +620,11 @@ function storedBuffers(sections: readonly Section[]): number[] {
 /**
  * A GEMM whose packed column operand takes `minBytes` or more runs in chunks (gemmChunks) of
  * at most `maxBytes` of panels each, so a chunk's pack is still in cache when its GEMM reads
- * it. Mutable for tests only (small shapes reach the chunked forms), like runtime/wasm/pool.ts's
- * poolTestHooks.
+ * it. `chain`: whether the sections after such a GEMM may run chunk by chunk with it
+ * (chunk-chain.ts). Mutable for tests only (small shapes reach the chunked forms; a chained
+ * program against the same program unchained), like runtime/wasm/pool.ts's poolTestHooks.
  */
-export const gemmChunkTestHooks = { minBytes: 4 << 20, maxBytes: 2 << 20 };
+export const gemmChunkTestHooks = { minBytes: 4 << 20, maxBytes: 2 << 20, chain: true };
 
 /**
  * A canonical GEMM (above) whose column operand is big, packed and run in chunks, so a conv's
@@ -634,7 +640,11 @@ export const gemmChunkTestHooks = { minBytes: 4 << 20, maxBytes: 2 << 20 };
  * images of n·h·w), so each chunk's indices fold like the whole GEMM's. Undefined when the
  * section is not such a GEMM.
  */
-function gemmChunks(s: Section, buffers: BufferDecl[]): { readonly chunks: GemmChunk[] } | { readonly gemm: CanonicalGemm | undefined } {
+function gemmChunks(
+  s: Section,
+  buffers: BufferDecl[],
+  chained = false,
+): { readonly chunks: GemmChunk[]; readonly col?: { readonly v: IndexVar; readonly per: number } } | { readonly gemm: CanonicalGemm | undefined } {
   const probeBuffers = [...buffers];
   const probe = canonicalGemm(s, probeBuffers);
   // Not cut: the probe is the section's canonical GEMM (its pack buffers numbered from the
@@ -643,9 +653,8 @@ function gemmChunks(s: Section, buffers: BufferDecl[]): { readonly chunks: GemmC
     buffers.push(...probeBuffers.slice(buffers.length));
     return { gemm: probe };
   };
-  if (!probe?.panels || probe.batch !== 1) return whole();
+  if (!probe?.panels || probe.batch !== 1 || buffers.some((b) => b.symbolic)) return whole();
   const colBytes = probe.k * probe.n * 4;
-  if (colBytes < gemmChunkTestHooks.minBytes || buffers.some((b) => b.symbolic)) return whole();
   // Only an operand that expands what it reads (a conv's im2col: each input value in up to
   // k·k patches) pays: a plain operand (a linear's weight or activations) packs no more bytes
   // than it reads, measured the same chunked or whole (a 768-3072-768 step, 1 and 2 threads),
@@ -657,14 +666,14 @@ function gemmChunks(s: Section, buffers: BufferDecl[]): { readonly chunks: GemmC
     for (const id of read) total += numel(buffers.find((b) => b.id === id)?.shape ?? []);
     return elems >= 2 * total;
   };
-  if (!expands(probe.colSide, probe.k * probe.n) && !expands(probe.rowSide, probe.m * probe.k)) return whole();
   // How many values of `v` a chunk takes: whole periods of its inner digits, `inner` columns (or
   // steps of k) per value, a multiple of the panel width, as many as fit the limit.
-  const chunkOf = (v: IndexVar, side: ExprId, inner: number, bytesPerStep: number): number => {
+  const chunkOf = (v: IndexVar, side: ExprId, inner: number, bytesPerStep: number, needDigits = false): number => {
     const live = onlyLive(s.exprs, [side]);
     const indices: IndexExpr[] = [];
     for (const e of live) if (e.op === "load") indices.push(e.index, ...(e.valid === false ? [] : e.valid.map((c) => c.x)));
     const digits = digitExtents(v, indices);
+    if (!digits && needDigits) return 0;
     const period = digits ? v.extent / digits[0]! : 1;
     const outer = v.extent / period;
     for (let m = outer - 1; m >= 1; m--) {
@@ -673,15 +682,21 @@ function gemmChunks(s: Section, buffers: BufferDecl[]): { readonly chunks: GemmC
     }
     return 0;
   };
-  // by columns: the outermost column variable (a conv's n, or its flattened n·h·w) is cut
   const col = probe.colVars[0]!;
-  const perColumn = chunkOf(
-    col,
-    probe.colSide,
-    probe.colVars.slice(1).reduce((a, d) => a * d.extent, 1),
-    probe.k * 4,
-  );
-  if (perColumn > 0) return { chunks: columnChunks(s, buffers, col, perColumn) };
+  const inner = probe.colVars.slice(1).reduce((a, d) => a * d.extent, 1);
+  const packed = colBytes >= gemmChunkTestHooks.minBytes && (expands(probe.colSide, probe.k * probe.n) || expands(probe.rowSide, probe.m * probe.k));
+  if (!packed) {
+    // Chained (chunk-chain.ts): a big output read back chunk by chunk by the sections after
+    // it, cut by whole images of a conv's n·h·w columns so that chunk's output and panels fit
+    // the limit.
+    if (!chained || probe.m * probe.n * 4 < gemmChunkTestHooks.minBytes) return whole();
+    const per = chunkOf(col, probe.colSide, inner, Math.max(probe.k, probe.m) * 4, true);
+    const chunks = per > 0 ? columnChunks(s, buffers, col, per, false) : undefined;
+    return chunks ? { chunks, col: { v: col, per } } : whole();
+  }
+  // by columns: the outermost column variable (a conv's n, or its flattened n·h·w) is cut
+  const perColumn = chunkOf(col, probe.colSide, inner, probe.k * 4);
+  if (perColumn > 0) return { chunks: columnChunks(s, buffers, col, perColumn), col: { v: col, per: perColumn } };
   // else by k
   const reduce = s.exprs[s.dots![0]!.reduce]!;
   if (reduce.op !== "reduce_sum" || reduce.vars.length !== 1 || probe.outerSum) return whole();
@@ -691,8 +706,38 @@ function gemmChunks(s: Section, buffers: BufferDecl[]): { readonly chunks: GemmC
 
 type GemmChunk = { readonly packs: Kernel[]; readonly section: Section };
 
-/** The chunks of `s` that take `per` values of column variable `v` each. */
-function columnChunks(s: Section, buffers: BufferDecl[], v: IndexVar, per: number): GemmChunk[] {
+/**
+ * Section `si` of kernel `ki` cut into column chunks with the sections after it that read its
+ * output chunk by chunk (chunk-chain.ts), or undefined (no section reads it so; the buffers
+ * are then as before).
+ */
+function chainedChunks(
+  p: KernelProgram,
+  ki: number,
+  si: number,
+  buffers: BufferDecl[],
+): { readonly chunks: GemmChunk[]; readonly links: ChainLink[] } | undefined {
+  const s = p.kernels[ki]!.sections[si]!;
+  if (!gemmChunkTestHooks.chain || !s.dots?.length) return undefined;
+  const stored = storedBuffers([s]);
+  const read = p.kernels.slice(ki + 1, ki + 5).some((k) => k.reads.some((b) => stored.includes(b)));
+  if (!read) return undefined;
+  const trial = [...buffers];
+  const plan = gemmChunks(s, trial, true);
+  if (!("chunks" in plan) || !plan.col) return undefined;
+  const links = chunkChain(p, ki, si, plan.col.v, plan.col.per);
+  if (links.length === 0) return undefined;
+  buffers.push(...trial.slice(buffers.length));
+  return { chunks: plan.chunks, links };
+}
+
+/**
+ * The chunks of `s` that take `per` values of column variable `v` each; undefined, unless
+ * `strict` (a bug then), where a chunk is too small for the panel form.
+ */
+function columnChunks(s: Section, buffers: BufferDecl[], v: IndexVar, per: number, strict?: true): GemmChunk[];
+function columnChunks(s: Section, buffers: BufferDecl[], v: IndexVar, per: number, strict: false): GemmChunk[] | undefined;
+function columnChunks(s: Section, buffers: BufferDecl[], v: IndexVar, per: number, strict = true): GemmChunk[] | undefined {
   const shared: SharedRowPack = {};
   const local = indexVar(`${v.name}c`, per);
   const chunks: GemmChunk[] = [];
@@ -702,7 +747,10 @@ function columnChunks(s: Section, buffers: BufferDecl[], v: IndexVar, per: numbe
     const ids = copySectionBody(s, sb, varMap);
     for (const st of s.stores) sb.store(st.buffer, substitute(st.index, varMap), ids[st.value]!);
     const gemm = canonicalGemm({ ...sb.build(), ...sectionSource(s) }, buffers, shared);
-    if (!gemm?.panels) bug(`block-contraction: chunk ${c} of a GEMM over ${v.name} lost its panel form`);
+    if (!gemm?.panels) {
+      if (!strict) return undefined;
+      bug(`block-contraction: chunk ${c} of a GEMM over ${v.name} lost its panel form`);
+    }
     chunks.push({ packs: gemm.packs, section: gemm.section });
   }
   return chunks;

@@ -48,6 +48,8 @@ interface Form {
   readonly chunked?: { readonly minBytes: number; readonly maxBytes: number; readonly chunks: number };
   /** How many pack kernels run first, where the form fixes it. */
   readonly packKernels?: number;
+  /** How many chained chunks of later sections (`<kernel>_i<i>`, compiler/kernel/chunk-chain.ts) the chunked GEMM takes along. */
+  readonly chained?: number;
 }
 
 const F = k.nn.functional;
@@ -168,6 +170,18 @@ const FORMS: readonly Form[] = [
     k: 4 * 8 * 8 + 1,
   },
   {
+    // The patch GEMM's output (n·h·w columns, one 8×8 image a chunk under these limits) is read
+    // by both stages of the overlap-add, image by image, and the pool's gradient reads theirs: each
+    // runs right after its chunk.
+    name: "conv2d input gradient through an average pool, 4×16×16×16 → pool ⊛ 32×16×3×3, pad 1: patch GEMM in 4 chunks, each chained with its overlap-add",
+    packs: true,
+    chunked: { minBytes: 1 << 16, maxBytes: 64 * 576, chunks: 4 },
+    chained: 12,
+    fn: (x, w, g) => k.grad((xx: k.Tensor) => F.conv2d(F.avgPool2d(xx, 2), w, undefined, { padding: 1 }).mul(g).sum())(x) as k.Tensor,
+    specs: [k.f32([4, 16, 16, 16]), k.f32([32, 16, 3, 3]), k.f32([4, 32, 8, 8])],
+    k: 32 * 9 * 4,
+  },
+  {
     // a plain operand packs no more than it reads: whole, however big (GPT-2's step took 845
     // kernels with its linears chunked, 533 without, at the same speed)
     name: "linear 128×64 @ (1024×64)ᵀ + bias under the chunk limits above: not chunked (neither operand expands what it reads)",
@@ -274,6 +288,7 @@ describe.each([true, false])("wasm contractions, relaxed SIMD %s", (relaxed) => 
       if (form.packs !== undefined) expect(artifact.kernels.some((kk) => kk.name.startsWith("pack")) || prologues > 0).toBe(form.packs);
       if (form.prologues !== undefined) expect(prologues).toBe(form.prologues);
       expect(artifact.kernels.filter((kk) => /_c\d+$/.test(kk.name)).length).toBe(form.chunked?.chunks ?? 0);
+      expect(artifact.kernels.filter((kk) => /_i\d+$/.test(kk.name)).length).toBe(form.chained ?? 0);
       if (form.packKernels !== undefined) expect(artifact.kernels.filter((kk) => kk.name.startsWith("pack")).length).toBe(form.packKernels);
       const bound = gamma(form.k + 1);
       let worst = 0;
@@ -292,13 +307,13 @@ describe.each([true, false])("wasm contractions, relaxed SIMD %s", (relaxed) => 
 // Two threads split every section's outer loop (column blocks, row blocks or panels): a few
 // forms, exact on small integers.
 const SPLIT_FORMS = FORMS.filter((f) =>
-  /^(column form with an odd k|packed column form at 128 rows|SGD update of a weight|dot form x @ Wᵀ|dot form with its column operand packed|transposed left operand|conv2d filter gradient, 4|conv2d filter gradient with an update epilogue|conv2d 4×8×8×8)/.test(
+  /^(column form with an odd k|packed column form at 128 rows|SGD update of a weight|dot form x @ Wᵀ|dot form with its column operand packed|transposed left operand|conv2d filter gradient, 4|conv2d filter gradient with an update epilogue|conv2d 4×8×8×8|conv2d input gradient through an average pool)/.test(
     f.name,
   ),
 );
 
 describe.each([true, false])("wasm contractions on 2 threads, relaxed SIMD %s", (relaxed) => {
-  test("the forms split across threads are there", () => expect(SPLIT_FORMS.length).toBe(9));
+  test("the forms split across threads are there", () => expect(SPLIT_FORMS.length).toBe(10));
   for (const form of SPLIT_FORMS)
     test(`${form.name}: bit-exact with the interpreter on small integers`, async () => {
       const { g, ints: inputs, wantInts: want } = referenceOf(form);
