@@ -83,6 +83,8 @@ interface Region {
   varies(id: ExprId): boolean;
   readonly splats: Map<ExprId, number>;
   readonly needsSplat: Set<ExprId>;
+  /** A step that may start anywhere (the overlapping last step): no lane-division loads. */
+  readonly unaligned?: boolean;
 }
 
 /** Reduction loops of at most this many iterations are written out… */
@@ -242,7 +244,7 @@ export function emitSection(
     buffer,
     env: env(0),
     vecVar: r.vecVar,
-    laneAligned: r.vecVar !== splitVar?.name,
+    laneAligned: r.vecVar !== splitVar?.name && r.unaligned !== true,
     fma: opts.fma === true,
     varies: r.varies,
     laneEnv: env,
@@ -293,6 +295,57 @@ export function emitSection(
     return r;
   };
 
+  /**
+   * Within one step of a SIMD region holding two or more reductions: each vector value by its
+   * structure (loads and lane-wise ops, the written-out reduction variables' values put in),
+   * so a later written-out reduction reuses what an earlier one computed — a max-pool's count
+   * of the window's maxima re-reads the window the max read. Cleared by a store; off inside a
+   * reduction that loops (its values change per iteration).
+   */
+  let memo: Map<string, number> | undefined;
+  /** The written-out reduction variables' values where the body is being emitted. */
+  const unrolledAt = new Map<string, number>();
+  const memoKey = (id: ExprId): string | undefined => {
+    const e = exprs[id]!;
+    if (!region?.varies(id)) return [...free[id]!].some((v) => unrolledAt.has(v)) ? undefined : `s${id}`;
+    const at = (): Map<string, IndexExpr> => new Map([...unrolledAt].map(([n, v]) => [n, constIndex(v)]));
+    const ops = (...xs: ExprId[]): string | undefined => {
+      const keys = xs.map(memoKey);
+      return keys.some((x) => x === undefined) ? undefined : `${e.op}|${e.dtype}|${keys.join("|")}`;
+    };
+    switch (e.op) {
+      case "load":
+        if (e.valid === false || exprOperands(e).length > 0) return undefined;
+        return `load|${e.dtype}|${e.buffer}|${indexKey(substitute(e.index, at()))}|${predKey(substitutePred(e.valid, at()))}`;
+      case "where":
+        return ops(e.cond, e.x, e.y);
+      case "const":
+      case "index":
+      case "valid":
+      case "rng":
+      case "reduce_sum":
+      case "reduce_max":
+      case "softmax_sum":
+        return undefined;
+      default:
+        return "y" in e ? ops(e.x, e.y) : ops(e.x);
+    }
+  };
+  /** Runs `f` (a reduction that loops) with the memo off. */
+  const withoutMemo = (f: () => void): void => {
+    const saved = memo;
+    memo = undefined;
+    f();
+    memo = saved;
+  };
+  /** Emits one step of a SIMD region's body, with a memo where it holds two or more reductions. */
+  const regionStep = (body: readonly ScheduleItem[]): void => {
+    const saved = memo;
+    memo = body.filter((it) => it.kind === "reduce").length >= 2 ? new Map() : undefined;
+    emitItems(body);
+    memo = saved;
+  };
+
   const emitExprItem = (id: ExprId): void => {
     const e = exprs[id]!;
     if (region?.varies(id) && fusedMuls.has(id)) return; // computed by the reduction's relaxed_madd
@@ -303,8 +356,19 @@ export function emitSection(
       return;
     }
     if (region?.varies(id)) {
+      const key = memo && memoKey(id);
+      const seen = key === undefined ? undefined : memo!.get(key);
+      if (seen !== undefined) {
+        fb.get(seen).set(vecLocal(id));
+        return;
+      }
       emitVectorExpr(vectorCtx(region), e);
       fb.set(vecLocal(id));
+      if (key !== undefined) {
+        const l = fb.local(V128);
+        fb.get(vecLocal(id)).set(l);
+        memo!.set(key, l);
+      }
       return;
     }
     if (region?.needsSplat.has(id) && e.op === "load" && e.valid !== false && e.valid.length === 0 && !isBool(e.dtype)) {
@@ -323,6 +387,7 @@ export function emitSection(
   };
 
   const emitStore = (item: Extract<ScheduleItem, { kind: "store" }>): void => {
+    memo?.clear();
     if (region) return emitVectorStore(vectorCtx(region), item.buffer, item.index, item.value);
     const place = buffer(item.buffer);
     const offset = emitAddress({ fb, env: env(0) }, item.index, dtypeBytes(place.dtype));
@@ -370,15 +435,39 @@ export function emitSection(
     if (v === splitVar) splitGrain = LANES;
     if (v.extent === LANES && v !== splitVar && !rowLimit.has(v.name)) {
       fb.i32(0).set(vl);
-      emitItems(item.body);
+      regionStep(item.body);
       region = undefined;
       return;
     }
     start();
-    fb.forLoop(vl, limit, LANES, () => emitItems(item.body), LANES);
+    fb.forLoop(vl, limit, LANES, () => regionStep(item.body), LANES);
+    if (overlapsTail(v)) {
+      // the last four elements again as one more vector step (those before the remainder
+      // computed twice, to the same values) instead of a scalar loop over the remainder
+      fb.i32(v.extent - LANES).set(vl);
+      region = { ...r, unaligned: true };
+      regionStep(item.body);
+      region = undefined;
+      return;
+    }
     region = undefined;
     fb.get(vl);
     fb.forLoop(vl, limit, 1, () => emitItems(item.body));
+  };
+
+  /**
+   * Whether region A over `v` ends with an overlapping vector step instead of a scalar
+   * remainder: an extent past 4 and not a multiple of it (a 14-wide row: 3 steps + 2 scalar
+   * iterations become 4 steps, a 7-wide one 1 + 3 become 2), where a step may run twice over
+   * an element: a loop threads do not split (a chunk's last step would write its neighbour's
+   * elements), of fixed extent, every store along v (an element's own), and no buffer read at
+   * the address of one written (an in-place update would read its own new values).
+   */
+  const overlapsTail = (v: IndexVar): boolean => {
+    if (v === splitVar || rowLimit.has(v.name) || v.extent <= LANES || v.extent % LANES === 0 || reuse !== undefined) return false;
+    if (!s.stores.every((st) => (linearStride(st.index, v.name) ?? 0) >= 1)) return false;
+    const written = new Set(s.stores.map((st) => buffer(st.buffer).base));
+    return !exprs.some((e) => e.op === "load" && written.has(buffer(e.buffer).base));
   };
 
   /**
@@ -509,12 +598,16 @@ export function emitSection(
     if (v!.extent <= UNROLL_EXTENT && copies * v!.extent <= UNROLL_COPIES && !rowLimit.has(v!.name)) {
       for (let i = 0; i < v!.extent; i++) {
         fb.i32(i).set(varLocal(v!.name));
+        unrolledAt.set(v!.name, i);
         unrolledLoops(rest, body, copies * v!.extent);
       }
+      unrolledAt.delete(v!.name);
       return;
     }
-    fb.i32(0);
-    fb.forLoop(varLocal(v!.name), limitOf(v!), 1, () => unrolledLoops(rest, body, copies));
+    withoutMemo(() => {
+      fb.i32(0);
+      fb.forLoop(varLocal(v!.name), limitOf(v!), 1, () => unrolledLoops(rest, body, copies));
+    });
   };
 
   const emitReduce = (item: Extract<ScheduleItem, { kind: "reduce" }>): void => {
@@ -539,6 +632,28 @@ export function emitSection(
     };
     const kv = loopVars.length === 1 ? loopVars[0]! : undefined;
     const running = kv && region && accs.length >= 4 && accs.every((a) => a.vector) && kv.extent > UNROLL_EXTENT ? addressGroups(item, kv.name) : undefined;
+    if (memo && (running || (loopVars.length === 1 && loopVars[0]!.extent > UNROLL_EXTENT))) {
+      // a loop over k (a register block's, or a ranged one): its values change per iteration
+      withoutMemo(() => emitReduceLoop(item, kv, running, step));
+    } else emitReduceLoop(item, kv, running, step);
+    // A 16-bit sum accumulates in f32 and rounds once (max picks one of its 16-bit operands).
+    for (const a of accs)
+      if (!a.vector && a.e.op === "reduce_sum" && halfOf(a.e.dtype) !== undefined) {
+        fb.get(a.acc);
+        emitRoundHalf(fb, helpers, a.e.dtype);
+        fb.set(a.acc);
+      }
+    if (region) for (const a of accs) if (!a.vector && region.needsSplat.has(a.id)) splatInto(region, a.id);
+  };
+
+  /** A reduction's loops around `step`: running addresses along k, a ranged loop, or loops written out where short. */
+  const emitReduceLoop = (
+    item: Extract<ScheduleItem, { kind: "reduce" }>,
+    kv: IndexVar | undefined,
+    running: ReturnType<typeof addressGroups>,
+    step: () => void,
+  ): void => {
+    const loopVars = item.vars.filter((v) => v.extent > 1);
     if (kv && running) {
       // A register block's k loop: running addresses instead of index arithmetic per load,
       // and the loop runs until the first of them reaches its end (no counter of k).
@@ -561,14 +676,6 @@ export function emitSection(
       for (const g of locals) fb.get(g.local).i32(g.step).op(Op.i32Add).set(g.local);
       fb.br(0).end().end();
     } else if (!(loopVars.length === 1 && loopVars[0]!.extent > UNROLL_EXTENT && rangedLoop(loopVars, item.reduces, step))) unrolledLoops(loopVars, step);
-    // A 16-bit sum accumulates in f32 and rounds once (max picks one of its 16-bit operands).
-    for (const a of accs)
-      if (!a.vector && a.e.op === "reduce_sum" && halfOf(a.e.dtype) !== undefined) {
-        fb.get(a.acc);
-        emitRoundHalf(fb, helpers, a.e.dtype);
-        fb.set(a.acc);
-      }
-    if (region) for (const a of accs) if (!a.vector && region.needsSplat.has(a.id)) splatInto(region, a.id);
   };
 
   /** A key loop of softmax_sums (lowering never groups them with other reductions): scalar, online. */

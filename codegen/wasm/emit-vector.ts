@@ -276,6 +276,7 @@ export function emitVectorExpr(ctx: VectorCtx, e: KExpr): void {
     case "cmplt":
     case "cmpeq": {
       const d = dt(e.x);
+      if (e.op === "max" && d === "f32" && maxWithConstant(ctx, e.x, e.y)) return;
       if (e.op === "cmplt" && isBool(d)) {
         // x < y on 0/1 is y & ~x
         ctx.pushVec(e.y);
@@ -292,6 +293,29 @@ export function emitVectorExpr(ctx: VectorCtx, e: KExpr): void {
     default:
       return assertNever(e, "kernel expr");
   }
+}
+
+/**
+ * max(x, c) of f32 lanes against a constant c that is neither NaN nor −0 (a ReLU's max(x, 0)) as
+ * f32x4.pmax(x, c) — `x < c ? c : x`, one maxps where f32x4.max's NaN and signed-zero handling
+ * takes about seven instructions on x64: a NaN x fails the compare and passes through; for
+ * c = +0, x = −0 also passes, and adding +0 turns it into max's +0 (x + 0 = x for every other
+ * x, NaN stays NaN). False (nothing emitted) where neither operand is such a constant.
+ */
+function maxWithConstant(ctx: VectorCtx, a: ExprId, b: ExprId): boolean {
+  const isConst = (id: ExprId): number | undefined => {
+    const e = ctx.exprs[id]!;
+    return e.op === "const" && !ctx.varies(id) && !Number.isNaN(e.value) && !Object.is(e.value, -0) ? e.value : undefined;
+  };
+  const cb = isConst(b);
+  const [x, c] = cb !== undefined ? [a, cb] : [b, isConst(a)];
+  if (c === undefined || !ctx.varies(x)) return false;
+  const { fb } = ctx;
+  ctx.pushVec(x);
+  fb.f32(Math.fround(c)).simd(Simd.f32x4Splat);
+  fb.simd(Simd.f32x4Pmax);
+  if (c === 0) fb.f32(0).simd(Simd.f32x4Splat).simd(Simd.f32x4Add);
+  return true;
 }
 
 function emitVectorCast(ctx: VectorCtx, from: DType, to: DType, x: ExprId): void {

@@ -4,6 +4,7 @@
 // saturating casts, NaN-propagating max, and the rng vs compiler/util/threefry.ts bit for bit.
 
 import { afterAll, describe, expect, test } from "vitest";
+import * as k from "kiln";
 import { compileWasm } from "../../targets/wasm.ts";
 import { GraphBuilder } from "../../compiler/ir/graph.ts";
 import type { Graph, NodeSpec, ValueId } from "../../compiler/ir/types.ts";
@@ -124,6 +125,19 @@ describe.each(["scalar", "simd", "relaxed simd"] as const)("wasm math (%s)", (si
     const zs = [1, NaN, 0, 1, 4, NaN, -0, -6];
     const mx = await run(unaryGraph("max", "f32", ys.length, "f32", true), { x: f32Tensor(ys), y: f32Tensor(zs) }, simd);
     expect(Array.from(mx).map((v) => (Number.isNaN(v) ? "nan" : v))).toEqual(["nan", "nan", 0, 2, 4, "nan", 0, -5]);
+  });
+
+  test("max against a constant (a ReLU's max(x, 0): pmax, plus +0 for −0) equals Math.max lane for lane, signed zeros and NaN included", async () => {
+    // 18 values: four vectors and a scalar remainder of two
+    const xs = [NaN, -0, 0, -1e-45, 1e-45, -1, 1, Infinity, -Infinity, 2.5, -2.5, 3e38, -3e38, 1.5, -0, NaN, 0.25, -0];
+    for (const c of [0, -0, 2.5, -1, Infinity]) {
+      const g = k.traceFunction("max_const", ((x: k.Tensor) => x.maximum(c)) as never, [k.f32([xs.length])]).graph;
+      const got = await run(g, { x: f32Tensor(xs) }, simd);
+      xs.forEach((x, i) => {
+        const want = Math.max(Math.fround(x), c);
+        expect(Number.isNaN(want) ? Number.isNaN(got[i]!) : Object.is(got[i], want), `max(${x}, ${c}) = ${got[i]}`).toBe(true);
+      });
+    }
   });
 
   test("rng values equal compiler/util/threefry.ts bit for bit", async () => {
