@@ -130,8 +130,8 @@ export async function createWasmExecutor(graph: Graph, opts: WasmCompileOptions 
   await runtime.prestartThreads(runOpts);
   const compileOpts = region ? { ...opts, stateRegion: region } : opts;
   const cache = await openWasmCache(graph, compileOpts, wasmBuildOptions(compileOpts));
-  // With worker threads the kernels run over a shared memory as rendered: their compile starts as each renders.
-  const early = (await runtime.runnerThreads(runOpts)) > 1 ? new runtime.EarlyModules() : undefined;
+  // With worker threads the kernels run over a shared memory as rendered: each compiles as it renders, on the prestarted worker.
+  const early = (await runtime.runnerThreads(runOpts)) > 1 ? await runtime.EarlyModules.create() : undefined;
   const build = (useHit: boolean) =>
     compileTimed(
       (): WasmCompiled => {

@@ -143,10 +143,22 @@ for (;;) {
 })`;
 
 // V8 flags are process-wide and the main thread set them (engine.ts) before compiling; setting
-// them here too keeps a worker right in hosts where flags are per isolate.
+// them here too keeps a worker right in hosts where flags are per isolate. Until its start
+// message, an idle (prestarted) Node worker compiles the kernel modules it is sent
+// ({ compile: bytes, id } → { compiled: id, module | error }): see compile in PoolWorker.
 const nodeWorkerSource = (): string => `const { parentPort } = require("node:worker_threads");
 try { for (const f of ${JSON.stringify(wasmEngineFlags((globalThis as { process?: EngineProcess }).process))}) require("node:v8").setFlagsFromString(f); } catch {}
-parentPort.once("message", (data) => ${WORKER_BODY}(data, () => parentPort.postMessage("ready")));`;
+const onMessage = (data) => {
+  if (data && data.compile !== undefined) {
+    let module, error;
+    try { module = new WebAssembly.Module(data.compile); } catch (e) { error = String((e && e.message) || e); }
+    parentPort.postMessage({ compiled: data.id, module, error });
+    return;
+  }
+  parentPort.off("message", onMessage);
+  ${WORKER_BODY}(data, () => parentPort.postMessage("ready"));
+};
+parentPort.on("message", onMessage);`;
 
 const WEB_WORKER_SOURCE = `self.onmessage = (e) => ${WORKER_BODY}(e.data, () => self.postMessage("ready"));`;
 
@@ -164,6 +176,12 @@ interface PoolWorker {
   kill(quietly: boolean): Promise<unknown>;
   // biome-ignore lint/suspicious/noConfusingVoidType: Node's Worker returns a promise, the browser's returns nothing
   terminate(): Promise<unknown> | void;
+  /**
+   * Node, before `join`: compiles a wasm module on the worker's thread (its event loop is
+   * free, unlike the caller's while it renders: see idleWorkerCompile). Rejects when the
+   * module is invalid or the worker fails or exits first.
+   */
+  compile?(bytes: Uint8Array): Promise<WebAssembly.Module>;
 }
 
 const isNode = (): boolean => typeof globalThis.process?.versions?.node === "string";
@@ -175,23 +193,62 @@ async function spawnWorker(label: number): Promise<PoolWorker> {
   if (isNode()) {
     nodeWorkerClass ??= (await import("node:worker_threads")).Worker;
     const w = new nodeWorkerClass(poolTestHooks.workerSource ?? nodeWorkerSource(), { eval: true });
-    // Idle (prestarted) workers never keep the process alive; a joining one does until it is ready.
+    // Idle (prestarted) workers never keep the process alive; a joining one does until it is
+    // ready, and one with compiles to answer until it has answered them (holds counts both).
     w.unref();
+    let holds = 0;
     let failure: Error | undefined;
     let stopping = false;
+    const hold = (): void => {
+      if (holds++ === 0) w.ref();
+    };
+    const release = (): void => {
+      if (--holds === 0 && !stopping) w.unref();
+    };
+    const compiles = new Map<number, { resolve: (m: WebAssembly.Module) => void; reject: (e: Error) => void }>();
+    let nextCompile = 0;
+    const answer = (id: number, settle: (c: { resolve: (m: WebAssembly.Module) => void; reject: (e: Error) => void }) => void): void => {
+      const c = compiles.get(id);
+      if (!c) return;
+      compiles.delete(id);
+      release();
+      settle(c);
+    };
+    const failCompiles = (e: Error): void => {
+      for (const id of [...compiles.keys()]) answer(id, (c) => c.reject(e));
+    };
+    w.on("message", (m: { compiled?: number; module?: WebAssembly.Module; error?: string } | string) => {
+      if (typeof m !== "object" || m.compiled === undefined) return;
+      const { module, error } = m;
+      answer(m.compiled, (c) => (module ? c.resolve(module) : c.reject(new Error(error ?? "no module"))));
+    });
     w.once("error", (e) => {
       failure = e;
+      failCompiles(e);
     });
+    w.once("exit", (code) => failCompiles(new Error(`wasm worker ${label} exited (code ${code})`)));
     return {
+      compile: (bytes) => {
+        if (failure) return Promise.reject(failure);
+        const id = nextCompile++;
+        hold();
+        return new Promise<WebAssembly.Module>((resolve, reject) => {
+          compiles.set(id, { resolve, reject });
+          w.postMessage({ compile: bytes, id });
+        });
+      },
       join: (data, lost) => {
         if (failure) return Promise.reject(failure);
-        w.ref();
+        hold();
         let isReady = false;
         const ready = new Promise<void>((resolve, reject) => {
-          w.once("message", () => {
+          const onReady = (m: unknown): void => {
+            if (m !== "ready") return;
+            w.off("message", onReady);
             isReady = true;
             resolve();
-          });
+          };
+          w.on("message", onReady);
           w.once("error", (e) => {
             if (isReady) failure = e;
             else reject(e);
@@ -202,9 +259,7 @@ async function spawnWorker(label: number): Promise<PoolWorker> {
           });
         });
         w.postMessage(data);
-        return ready.finally(() => {
-          if (!stopping) w.unref();
-        });
+        return ready.finally(release);
       },
       kill: (quietly) => {
         if (quietly) stopping = true;
@@ -260,6 +315,19 @@ export async function prestartWorkers(count: number): Promise<void> {
 
 /** Workers booted by prestartWorkers and not yet taken by a pool. */
 export const idleWorkerCount = (): number => idle.length;
+
+/**
+ * The compile of an idle (prestarted) Node worker, or undefined when there is none. k.compile
+ * hands it each kernel module as the renderer builds it: V8's async WebAssembly.compile runs
+ * its steps as tasks of the calling thread's event loop, so modules handed to it while that
+ * thread renders the rest began compiling only once the render was done (the MLP step's
+ * k.compile then waited ~11 ms after its render, a transformer step's ~31 ms); the worker,
+ * booted while the compiler traced and lowered, compiles each at once on its own thread, and
+ * later joins the pool that runs them.
+ */
+export function idleWorkerCompile(): ((bytes: Uint8Array) => Promise<WebAssembly.Module>) | undefined {
+  return idle.find((w) => w.compile)?.compile;
+}
 
 /** Terminates the idle workers (a compile that failed after prestartWorkers). */
 export async function stopIdleWorkers(): Promise<void> {

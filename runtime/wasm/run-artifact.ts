@@ -148,18 +148,33 @@ export async function prestartThreads(opts: WasmRunOptions = {}): Promise<void> 
 
 /**
  * Kernel modules whose compile started before their runner existed: k.compile's wasm executor
- * hands each module to the engine as the renderer builds it, so V8 compiles the first kernels
- * on its background threads while the main thread renders the later ones, instead of after the
- * whole artifact (the wait between k.compile's render and its first run). `start` takes them by
- * source; only modules over a shared memory (a runner with worker threads) are used as built.
+ * hands each module over as the renderer builds it, so the first kernels compile while the main
+ * thread renders the later ones, instead of after the whole artifact (the wait between
+ * k.compile's render and its first run). On Node they go to the prestarted worker
+ * (`workerCompile`: pool.ts's idleWorkerCompile says why V8's own async compile does not
+ * overlap the render); else, or when the worker fails, to WebAssembly.compile. `start` takes
+ * them by source; only modules over a shared memory (a runner with worker threads) are used as built.
  */
 export class EarlyModules {
   private readonly modules = new Map<string, Promise<WebAssembly.Module>>();
+  private readonly onWorker = new Set<string>();
+
+  constructor(private readonly workerCompile?: (bytes: Uint8Array) => Promise<WebAssembly.Module>) {}
+
+  /** An EarlyModules that compiles on the prestarted worker where there is one (prestartThreads first). */
+  static async create(): Promise<EarlyModules> {
+    return new EarlyModules(isNode() ? (await import("./pool.ts")).idleWorkerCompile() : undefined);
+  }
 
   add(source: string, bytes: Uint8Array<ArrayBuffer>): void {
     if (this.modules.has(source)) return;
     prepareWasmEngine();
-    const compiled = WebAssembly.compile(bytes);
+    let compiled: Promise<WebAssembly.Module>;
+    if (this.workerCompile) {
+      this.onWorker.add(source);
+      // The worker refused it or went away: the engine's own compile decides (and reports a module it refuses).
+      compiled = this.workerCompile(bytes).catch(() => WebAssembly.compile(bytes));
+    } else compiled = WebAssembly.compile(bytes);
     // A module this engine refuses (relaxed SIMD it lacks) is compiled again, and refused again, by `start`, which falls back to the portable twin.
     compiled.catch(() => undefined);
     this.modules.set(source, compiled);
@@ -167,6 +182,11 @@ export class EarlyModules {
 
   take(source: string): Promise<WebAssembly.Module> | undefined {
     return this.modules.get(source);
+  }
+
+  /** Whether `source` went to the worker's compile. */
+  compiledOnWorker(source: string): boolean {
+    return this.onWorker.has(source);
   }
 }
 
@@ -253,6 +273,8 @@ export class WasmArtifactRunner implements ResidentOwner {
   private readonly addressOf: readonly number[];
   /** Kernel modules this runner took from an EarlyModules (compiled while the artifact rendered), not compiled by `start`. */
   precompiledModules = 0;
+  /** Of those, the modules handed to a worker's compile (EarlyModules). */
+  workerCompiledModules = 0;
 
   private constructor(
     readonly artifact: Artifact,
@@ -323,12 +345,14 @@ export class WasmArtifactRunner implements ResidentOwner {
       return WebAssembly.compile(ready);
     };
     let precompiled = 0;
+    let onWorker = 0;
     const modules = await Promise.all(
       artifact.kernels.map(async (k) => {
         try {
           try {
             const started = shared ? early?.take(k.source) : undefined;
             if (started) precompiled++;
+            if (started && early?.compiledOnWorker(k.source)) onWorker++;
             return await (started ?? compile(k.source));
           } catch (e) {
             // Built with relaxed SIMD that this engine lacks: the portable twin. Read only here
@@ -367,6 +391,7 @@ export class WasmArtifactRunner implements ResidentOwner {
     const pool = shared ? await (await import("./pool.ts")).WorkerPool.start(memory, modules, threads, ctlAt, names) : undefined;
     const runner = new WasmArtifactRunner(artifact, memory, launches, addressOf, pool, opts, model);
     runner.precompiledModules = precompiled;
+    runner.workerCompiledModules = onWorker;
     return runner;
   }
 

@@ -4,8 +4,8 @@
 // thread. Checked bit for bit against runners that waited for their workers (`create`) and
 // runners of one thread, and the pure graph against the float64 interpreter; then workers
 // booted ahead of the pool (prestartThreads, as k.compile does while it compiles) are taken
-// by the next pool; and k.compile's executor hands each kernel module to the engine as it
-// renders (EarlyModules), whose runner takes them all and computes what a 1-thread one does.
+// by the next pool; and k.compile's executor hands each kernel module to the prestarted worker's
+// compile as it renders (EarlyModules), whose runner takes them all and computes what a 1-thread one does.
 
 import { afterAll, describe, expect, test } from "vitest";
 import * as k from "kiln";
@@ -154,6 +154,8 @@ describe("wasm worker threads started without waiting", () => {
     try {
       expect(two.artifact.kernels.length).toBeGreaterThan(0);
       expect(two.runner.precompiledModules).toBe(two.artifact.kernels.length);
+      // On the worker booted for the pool, whose thread is free while this one renders (pool.ts idleWorkerCompile).
+      expect(two.runner.workerCompiledModules).toBe(two.artifact.kernels.length);
       expect(one.runner.precompiledModules).toBe(0);
       const got = values(await two.run(inputs));
       expect(got).toEqual(values(await one.run(inputs)));

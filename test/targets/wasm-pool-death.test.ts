@@ -8,7 +8,7 @@
 
 import { afterAll, afterEach, describe, expect, test, vi } from "vitest";
 import * as k from "kiln";
-import { compileWasm } from "../../targets/wasm.ts";
+import { compileWasm, createWasmExecutor } from "../../targets/wasm.ts";
 import { interpret } from "../../compiler/ir/interpret.ts";
 import type { HostTensor } from "../../compiler/ir/host-tensor.ts";
 import { stopPrestartedThreads, WasmArtifactRunner, type RuntimeTensor } from "../../runtime/wasm/run-artifact.ts";
@@ -113,6 +113,24 @@ describe("wasm worker threads that fail to start", () => {
     expect(only(runner.run(inputs))).toEqual(before);
     closeTo(before);
     await runner.close();
+  });
+
+  test("k.compile's executor whose prestarted worker fails: the kernel modules it was to compile fall back to this thread's compile, and the runs to the calling thread", {
+    timeout: 15_000,
+  }, async () => {
+    await stopPrestartedThreads();
+    poolTestHooks.workerSource = `throw new Error("no compiles in this test");`;
+    vi.spyOn(process, "emitWarning").mockImplementation(() => {});
+    const exe = await createWasmExecutor(g, { threads: 2, minParallelWork: 0 });
+    try {
+      expect(exe.runner.workerCompiledModules).toBe(exe.artifact.kernels.length);
+      const first = only((await exe.run(inputs)) as Record<string, RuntimeTensor>);
+      await exe.runner.whenThreadsReady();
+      expect(exe.runner.threadsFailure).toMatch(/no compiles in this test/);
+      closeTo(first);
+    } finally {
+      await exe.close();
+    }
   });
 
   test("a runner closed while its workers are still starting warns of nothing (they were ended on purpose)", { timeout: 15_000 }, async () => {
