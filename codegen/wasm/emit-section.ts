@@ -326,6 +326,8 @@ export function emitSection(
       case "reduce_sum":
       case "reduce_max":
       case "softmax_sum":
+      case "softmax_max":
+      case "softmax_norm":
         return undefined;
       default:
         return "y" in e ? ops(e.x, e.y) : ops(e.x);
