@@ -144,6 +144,26 @@ const cases: [string, () => Promise<Timed[]>][] = [
     },
   ],
   [
+    "bf16 linear relu(x·W + b), x [1024, 1024], W [1024, 1024]: atomic half stores against whole-word stores (pairHalves), subgroup and registers forms",
+    async () => {
+      const fn = (x: k.Tensor, w: k.Tensor, b: k.Tensor) => x.matmul(w).add(b).relu();
+      const specs = [k.bf16([1024, 1024]), k.bf16([1024, 1024]), k.bf16([1024])];
+      const sg = env.context!.subgroupSize;
+      const variants: Timed[] = [];
+      for (const form of sg !== undefined ? (["subgroup", "registers"] as const) : (["registers"] as const))
+        for (const pairHalves of [false, true])
+          variants.push(
+            await kilnVariant(`kiln ${form}, ${pairHalves ? "whole words" : "atomic halves (before)"}`, fn, specs, {
+              pairHalves,
+              tiledMatmul: "always",
+              matmulForm: form,
+              ...(form === "subgroup" ? { subgroupSize: sg! } : {}),
+            }),
+          );
+      return variants;
+    },
+  ],
+  [
     "bias + relu over 4096x1024 (row-vector broadcast)",
     async () => {
       const fn = (x: k.Tensor, b: k.Tensor) => x.add(b).relu();

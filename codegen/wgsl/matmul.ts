@@ -14,13 +14,23 @@
 import { sectionSourceNote } from "../../compiler/kernel/print.ts";
 import { exprOwnVars, operandClosure, type BufferDecl, type ExprId, type KExpr, type Section } from "../../compiler/kernel/kernel-ir.ts";
 import type { IndexExpr, IndexVar } from "../../compiler/kernel/index-expr.ts";
-import { exprName, renderExprList, renderIndex } from "../render/base.ts";
+import { exprName, renderExprList, renderIndex, type BufferAccess } from "../render/base.ts";
 import { isContiguous, VECTOR_WIDTH, type VectorAccess } from "./vector.ts";
-import { loopBound, wgslDialect, wgslHelpersFor } from "./dialect.ts";
-import type { WebGpuLimits } from "./layout.ts";
+import { loopBound, wgslDialect, wgslHelpersFor, wgslStoreHalf } from "./dialect.ts";
+import type { Dispatch, WebGpuLimits } from "./layout.ts";
+import { halfOf } from "../../compiler/ir/dtype.ts";
 import type { MatmulForm, MatmulParams } from "../../compiler/kernel/kernel-ir.ts";
 import { assertNever, bug } from "../../compiler/util/errors.ts";
-import { foldWorkgroups, opaqueZero, type DispatchBindings, type KVectorMode, type RenderedDispatch } from "./dispatch.ts";
+import {
+  foldWorkgroups,
+  opaqueZero,
+  type DispatchBindings,
+  type DispatchContext,
+  type KVectorMode,
+  type PairAccess,
+  type RenderedDispatch,
+} from "./dispatch.ts";
+import { pairableStore } from "./pair.ts";
 import { limitExpr, limitName, readRows, rowLimitVars, rowsSizeOf } from "./row-limits.ts";
 import { symbolicBound } from "../../compiler/kernel/symbolic-bound.ts";
 import type { SymbolicDispatch } from "../../runtime/artifact/format.ts";
@@ -344,7 +354,10 @@ const fma4 = (a: string, b: string, acc: string): string => ["x", "y", "z", "w"]
 /**
  * A register-blocked matmul's end: the accumulators into an array (a var when rolled: a let
  * array indexed at run time is copied at each access), then per output in range (`row0 + i`,
- * the column `col`, an expression of j) the epilogue and the section's stores.
+ * the column `colOf("j")`) the epilogue and the section's stores. With `paired` (matmulPairs:
+ * columns 2j' and 2j' + 1 of a thread are neighbours from an even column, N even), j steps by
+ * pairs: the epilogue runs once per column of the pair in a block of its own, the stores into
+ * `paired` buffers gather the two 16-bit patterns and store their u32 word once.
  */
 function accumulatorStores(
   s: Section,
@@ -353,25 +366,90 @@ function accumulatorStores(
   accs: readonly string[],
   params: MatmulParams,
   rolled: boolean,
-  col: string,
+  colOf: (j: string) => string,
+  paired: ReadonlySet<number> = new Set(),
 ): string[] {
   const { rows: RM, cols: RN } = params;
+  const head = [`  ${rolled ? "var" : "let"} acc = array<f32, ${RM * RN}>(${accs.join(", ")});`, `  for (var i: i32 = 0; i < ${loopBound(RM, rolled)}; i++) {`];
+  const output = (indent: string, access: BufferAccess): string[] => [
+    ...bindFlat(c.rows, "row", indent),
+    ...bindFlat(c.cols, "col", indent),
+    `${indent}let ${exprName(c.reduce)}: f32 = acc[i * ${RN} + j];`,
+    ...renderExprList(s, c.epilogue, wgslDialect, access, indent),
+    ...s.stores.map((st) => `${indent}${access.store(st.buffer, renderStoreIndex(st.index), exprName(st.value), s.exprs[st.value]!.dtype)}`),
+  ];
+  if (paired.size === 0)
+    return [
+      ...head,
+      `    for (var j: i32 = 0; j < ${loopBound(RN, rolled)}; j++) {`,
+      `      let row = row0 + i;`,
+      `      let col = ${colOf("j")};`,
+      `      if (row < ${c.M} && col < ${c.N}) {`,
+      ...output("        ", b.access),
+      `      }`,
+      `    }`,
+      `  }`,
+    ];
+  const pairAccess = b.access as PairAccess;
+  const stores = s.stores.filter((st) => paired.has(st.buffer));
+  const word = (buffer: number): string => `kiln_w${buffer}`;
+  const lane = (at: 0 | 1): string[] => {
+    const access: BufferAccess = {
+      ...b.access,
+      store: (buffer, index, value, t) => {
+        if (!paired.has(buffer)) return b.access.store(buffer, index, value, t);
+        const bits = wgslStoreHalf(value, t);
+        return at === 0 ? `${word(buffer)} = ${bits};` : `${word(buffer)} = ${word(buffer)} | (${bits} << 16u);`;
+      },
+    };
+    return [
+      `        {`,
+      `          let j: i32 = kiln_j0${at === 0 ? "" : " + 1"};`,
+      `          let col = ${colOf("j")};`,
+      ...output("          ", access),
+      `        }`,
+    ];
+  };
   return [
-    `  ${rolled ? "var" : "let"} acc = array<f32, ${RM * RN}>(${accs.join(", ")});`,
-    `  for (var i: i32 = 0; i < ${loopBound(RM, rolled)}; i++) {`,
-    `    for (var j: i32 = 0; j < ${loopBound(RN, rolled)}; j++) {`,
+    ...head,
+    `    for (var kiln_jj: i32 = 0; kiln_jj < ${loopBound(RN / 2, rolled)}; kiln_jj++) { // column pairs: whole 16-bit words`,
     `      let row = row0 + i;`,
-    `      let col = ${col};`,
-    `      if (row < ${c.M} && col < ${c.N}) {`,
-    ...bindFlat(c.rows, "row", "        "),
-    ...bindFlat(c.cols, "col", "        "),
-    `        let ${exprName(c.reduce)}: f32 = acc[i * ${RN} + j];`,
-    ...renderExprList(s, c.epilogue, wgslDialect, b.access, "        "),
-    ...s.stores.map((st) => `        ${b.access.store(st.buffer, renderStoreIndex(st.index), exprName(st.value), s.exprs[st.value]!.dtype)}`),
+    `      let kiln_j0 = 2 * kiln_jj;`,
+    `      if (row < ${c.M} && ${colOf("kiln_j0")} < ${c.N}) {`,
+    ...stores.map((st) => `        var ${word(st.buffer)}: u32 = 0u;`),
+    ...lane(0),
+    ...lane(1),
+    `        {`,
+    `          let col = ${colOf("kiln_j0")};`,
+    ...bindFlat(c.cols, "col", "          "),
+    ...bindFlat(c.rows, "row", "          "),
+    ...stores.map((st) => `          ${pairAccess.storeWord(st.buffer, renderStoreIndex(st.index), word(st.buffer), false)}`),
+    `        }`,
     `      }`,
     `    }`,
     `  }`,
   ];
+}
+
+/**
+ * The 16-bit buffers a register or subgroup matmul stores in whole words, or an empty set:
+ * its columns one loop of even extent, an even column count per thread, and every packed
+ * 16-bit store (`halfBound`: through u32 words) pairable along the column variable (pair.ts's
+ * pairableStore). The renderers then give each thread pairs of neighbouring columns from an
+ * even one (a vec4 rhs's groups of 4 already are).
+ */
+export function matmulPairs(
+  d: Dispatch,
+  c: Contraction,
+  params: MatmulParams,
+  ctx: DispatchContext,
+  halfBound: (buffer: number) => boolean,
+): ReadonlySet<number> {
+  const s = d.sections[0]!;
+  const half = s.stores.filter((st) => halfOf(ctx.dtypeOf(st.buffer)) !== undefined && halfBound(st.buffer));
+  if (half.length === 0 || c.cols.length !== 1 || c.N % 2 !== 0 || params.cols % 2 !== 0) return new Set();
+  const col = c.cols[0]!.name;
+  return half.every((st) => pairableStore(s, st, col, d, ctx, halfBound)) ? new Set(half.map((st) => st.buffer)) : new Set();
 }
 
 /**
@@ -392,6 +470,7 @@ export function renderRegisterMatmul(
   vectors: MatmulVectors = {},
   rolled = false,
   buffers?: readonly BufferDecl[],
+  paired: ReadonlySet<number> = new Set(),
 ): RenderedDispatch {
   const s = d.sections[0]!;
   const { M, N } = c;
@@ -412,8 +491,14 @@ export function renderRegisterMatmul(
   // A multi-loop side's variables, once per register row/column (out of range past M or N: then unused).
   const rowAt = (i: number): string => `row0 + ${i}`;
   // With a vec4 rhs a thread's columns are RN/4 groups of 4 neighbours, the groups N/RN·4 apart.
+  // With whole-word 16-bit stores (paired), pairs of neighbours from an even column, the pairs blocksN apart.
+  const pairs = paired.size > 0 && vectors.rhs === undefined;
   const colAt = (j: number): string =>
-    vectors.rhs !== undefined ? `${W} * (col0 + ${Math.floor(j / W) * blocksN})${j % W ? ` + ${j % W}` : ""}` : `col0 + ${j * blocksN}`;
+    vectors.rhs !== undefined
+      ? `${W} * (col0 + ${Math.floor(j / W) * blocksN})${j % W ? ` + ${j % W}` : ""}`
+      : pairs
+        ? `2 * (col0 + ${Math.floor(j / 2) * blocksN})${j % 2 ? " + 1" : ""}`
+        : `col0 + ${j * blocksN}`;
   if (c.rows.length > 1) for (let i = 0; i < RM; i++) body.push(...bindFlat(c.rows, rowAt(i), "  ", `_${i}`));
   if (c.cols.length > 1) for (let j = 0; j < RN; j++) body.push(...bindFlat(c.cols, colAt(j), "  ", `_${j}`));
   const bindSide = (vars: readonly IndexVar[], flat: string, at: number, indent: string): string[] =>
@@ -487,13 +572,19 @@ export function renderRegisterMatmul(
       accs,
       params,
       rolled,
-      vectors.rhs !== undefined ? `${W} * (col0 + (j / ${W}) * ${blocksN}) + j % ${W}` : `col0 + j * ${blocksN}`,
+      (j) =>
+        vectors.rhs !== undefined
+          ? `${W} * (col0 + (${j} / ${W}) * ${blocksN}) + ${j} % ${W}`
+          : pairs
+            ? `2 * (col0 + (${j} / 2) * ${blocksN}) + ${j} % 2`
+            : `col0 + ${j} * ${blocksN}`,
+      paired,
     ),
   );
   const reading = kRows ? readRows(kRows.size, b.access, false, body.join("\n")) : undefined;
   const bodyText = [...(reading?.lines ?? []), ...body].join("\n");
   const source = [
-    `// ${d.name}: register-blocked matmul, ${RM}x${RN} outputs per thread (columns ${vectors.rhs !== undefined ? `in 4s, ${W * blocksN}` : blocksN} apart), ${kVec ? "k in vec4 steps on both operands" : `k unrolled by ${U}`}${vectors.lhs !== undefined ? ", vec4 lhs" : ""}${vectors.rhs !== undefined ? ", vec4 rhs" : ""}, no workgroup memory`,
+    `// ${d.name}: register-blocked matmul, ${RM}x${RN} outputs per thread (columns ${vectors.rhs !== undefined ? `in 4s, ${W * blocksN}` : pairs ? `in 2s, ${2 * blocksN}` : blocksN} apart), ${kVec ? "k in vec4 steps on both operands" : `k unrolled by ${U}`}${vectors.lhs !== undefined ? ", vec4 lhs" : ""}${vectors.rhs !== undefined ? ", vec4 rhs" : ""}, no workgroup memory`,
     ...sourceComment(s),
     ...b.decls,
     ...wgslHelpersFor(bodyText),
@@ -594,6 +685,7 @@ export function renderSubgroupMatmul(
   vectors: MatmulVectors = {},
   rolled = false,
   buffers?: readonly BufferDecl[],
+  paired: ReadonlySet<number> = new Set(),
 ): RenderedDispatch {
   const s = d.sections[0]!;
   const { M, N } = c;
@@ -615,8 +707,14 @@ export function renderSubgroupMatmul(
   const render = (ids: Iterable<ExprId>, indent: string): string[] => renderExprList(s, ids, wgslDialect, b.access, indent);
   // Lane `lane`'s j-th lhs row, and the thread's j-th column (flat).
   const laneRow = (j: number): string => `row0 + ${j * S} + lane`;
+  // With whole-word 16-bit stores (paired), pairs of neighbours from an even column, the pairs T apart.
+  const pairs = paired.size > 0 && vectors.rhs === undefined;
   const colAt = (j: number): string =>
-    vectors.rhs !== undefined ? `col0 + ${W} * (t + ${Math.floor(j / W) * T})${j % W ? ` + ${j % W}` : ""}` : `col0 + t + ${j * T}`;
+    vectors.rhs !== undefined
+      ? `col0 + ${W} * (t + ${Math.floor(j / W) * T})${j % W ? ` + ${j % W}` : ""}`
+      : pairs
+        ? `col0 + 2 * (t + ${Math.floor(j / 2) * T})${j % 2 ? " + 1" : ""}`
+        : `col0 + t + ${j * T}`;
   const body: string[] = [...bindBatch(c)];
   if (c.rows.length > 1) for (let j = 0; j < RM / S; j++) body.push(...bindFlat(c.rows, laneRow(j), "  ", `_${j}`));
   if (c.cols.length > 1) for (let j = 0; j < RN; j++) body.push(...bindFlat(c.cols, colAt(j), "  ", `_${j}`));
@@ -677,7 +775,21 @@ export function renderSubgroupMatmul(
   if (!kVec && (kRows || unrolledAtMax < K))
     body.push(`  for (var ${kv}: i32 = ${kRows ? (unrolledAtMax > 0 ? unrolled : "0") : unrolledAtMax}; ${kv} < ${kEnd}; ${kv}++) {`, ...step(""), `  }`);
   body.push(
-    ...accumulatorStores(s, c, b, accs, params, rolled, vectors.rhs !== undefined ? `col0 + ${W} * (t + (j / ${W}) * ${T}) + j % ${W}` : `col0 + t + j * ${T}`),
+    ...accumulatorStores(
+      s,
+      c,
+      b,
+      accs,
+      params,
+      rolled,
+      (j) =>
+        vectors.rhs !== undefined
+          ? `col0 + ${W} * (t + (${j} / ${W}) * ${T}) + ${j} % ${W}`
+          : pairs
+            ? `col0 + 2 * (t + (${j} / 2) * ${T}) + ${j} % 2`
+            : `col0 + t + ${j} * ${T}`,
+      paired,
+    ),
   );
   const reading = kRows ? readRows(kRows.size, b.access, false, body.join("\n")) : undefined;
   const bodyText = [...(reading?.lines ?? []), ...body].join("\n");

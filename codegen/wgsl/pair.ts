@@ -69,17 +69,33 @@ export function pairPlan(s: Section, depth: number, d: Dispatch, ctx: DispatchCo
   const inner = s.domain.at(-1);
   if (!inner || s.tile || depth !== s.domain.length || inner.extent < 2) return undefined;
   if (ctx.buffers && symbolicBound(s, ctx.buffers)?.v === inner.name) return undefined;
-  const all = d.sections.flatMap((sec) => sec.stores.map((st) => ({ st, words: storeWords(ctx, st) })));
   const buffers = new Set<number>();
   for (const st of s.stores) {
-    if (halfOf(ctx.dtypeOf(st.buffer)) === undefined || !halfBound(st.buffer) || !pairsAlong(st.index, inner.name)) continue;
+    if (!pairableStore(s, st, inner.name, d, ctx, halfBound)) continue;
     if (inner.extent % 2 !== 0 && st.index.terms.some((t) => t.atom.kind === "var" && t.atom.name !== inner.name && t.atom.extent > 1)) continue;
-    if (s.stores.some((o) => o !== st && o.buffer === st.buffer)) continue; // one word variable a buffer
-    const own = storeWords(ctx, st);
-    if (all.some((o) => o.st !== st && o.words.key === own.key && o.words.lo <= own.hi && own.lo <= o.words.hi)) continue;
     buffers.add(st.buffer);
   }
   return buffers.size === 0 ? undefined : { v: inner.name, extent: inner.extent, buffers };
+}
+
+/**
+ * Whether `st` (a store of section `s`) is a packed 16-bit store (`halfBound`: through u32
+ * words, not array<f16>) that a thread taking v = 2t and 2t + 1 writes in whole words: its
+ * index contiguous from an even element along `v` (pairsAlong), the only store of its buffer
+ * in the section, and the words it reaches met by no other store of the dispatch into that slot.
+ * The caller checks the rest (which threads take which pairs, an odd extent).
+ */
+export function pairableStore(s: Section, st: Store, v: string, d: Dispatch, ctx: DispatchContext, halfBound: (buffer: number) => boolean): boolean {
+  if (halfOf(ctx.dtypeOf(st.buffer)) === undefined || !halfBound(st.buffer) || !pairsAlong(st.index, v)) return false;
+  if (s.stores.some((o) => o !== st && o.buffer === st.buffer)) return false; // one word variable a buffer
+  const own = storeWords(ctx, st);
+  return !d.sections.some((sec) =>
+    sec.stores.some((o) => {
+      if (o === st) return false;
+      const w = storeWords(ctx, o);
+      return w.key === own.key && w.lo <= own.hi && own.lo <= w.hi;
+    }),
+  );
 }
 
 /**

@@ -24,6 +24,7 @@ import { loopBound, wgslDialectFor, wgslHelpersFor } from "./dialect.ts";
 import type { Dispatch } from "./layout.ts";
 import {
   matchContraction,
+  matmulPairs,
   matmulParamsOf,
   matmulVectors,
   renderRegisterMatmul,
@@ -72,6 +73,9 @@ function renderDispatchForm(d: Dispatch, ctx: DispatchContext): RenderedDispatch
     const contraction = matchContraction(only) ?? bug(`wgsl ${d.name}: 'form matmul' on a section whose dot fact is not a matmul this renderer handles`);
     const params = matmulParamsOf(form.form, form.params);
     const rolled = ctx.rolledLoops === true;
+    // Whole-word 16-bit stores from pairs of neighbouring columns (the register and subgroup forms).
+    const f16Gpu = f16Bindings(d, ctx);
+    const paired = ctx.pairHalves === true ? matmulPairs(d, contraction, params, ctx, (b) => !f16Gpu.has(ctx.place[b]!.gpuBuffer)) : new Set<number>();
     if (form.form === "workgroup") return renderTiledMatmul(d, contraction, dispatchBindings(d, ctx), ctx.limits, params, rolled, ctx.buffers);
     if (form.form === "subgroup") {
       const size = ctx.subgroupSize ?? bug(`wgsl ${d.name}: 'form matmul subgroup' needs the device's subgroup size (a device with the 'subgroups' feature)`);
@@ -79,7 +83,7 @@ function renderDispatchForm(d: Dispatch, ctx: DispatchContext): RenderedDispatch
       const wanted = subgroupMatmulVectors(only, contraction, params, (ctx.kVectors ?? "never") !== "never");
       const vectors = Object.values(wanted).every((b) => vectorBindable(d, ctx, [b])) ? wanted : {};
       const vectorGpu = new Set(Object.values(vectors).map((b) => ctx.place[b]!.gpuBuffer));
-      return renderSubgroupMatmul(d, contraction, dispatchBindings(d, ctx, vectorGpu), ctx.limits, params, size, vectors, rolled, ctx.buffers);
+      return renderSubgroupMatmul(d, contraction, dispatchBindings(d, ctx, vectorGpu, paired), ctx.limits, params, size, vectors, rolled, ctx.buffers, paired);
     }
     // vec4 operands where their buffers can be bound so (and not both the same GPU buffer read two ways).
     const wanted = matmulVectors(only, contraction, params, ctx.kVectors);
@@ -90,7 +94,7 @@ function renderDispatchForm(d: Dispatch, ctx: DispatchContext): RenderedDispatch
         ? kept
         : { ...(kept["lhs"] !== undefined ? { lhs: kept["lhs"] } : {}), ...(kept["rhs"] !== undefined ? { rhs: kept["rhs"] } : {}) };
     const vectorGpu = new Set(Object.values(vectors).map((b) => ctx.place[b]!.gpuBuffer));
-    return renderRegisterMatmul(d, contraction, dispatchBindings(d, ctx, vectorGpu), ctx.limits, params, vectors, rolled, ctx.buffers);
+    return renderRegisterMatmul(d, contraction, dispatchBindings(d, ctx, vectorGpu, paired), ctx.limits, params, vectors, rolled, ctx.buffers, paired);
   }
   if (only && form?.kind === "row") return renderRowKernel(d, dispatchBindings(d, ctx), ctx.limits, ctx.buffers, form.threads, ctx.rolledLoops === true);
   const plans = d.sections.map((s) => vectorPlanFor(s, d, ctx));

@@ -16,7 +16,7 @@ import { bfloat16BitsToNumber, numberToBfloat16Bits } from "../../runtime/artifa
 import { WebGpuArtifactRunner } from "../../runtime/webgpu/run-artifact.ts";
 import { compileWebGpu, webGpuBackend, type WebGpuOptions } from "../../targets/webgpu.ts";
 import { webGpuTestEnv } from "../util/webgpu-env.ts";
-import { runCaseOnTarget, type OpCase } from "./op-cases.ts";
+import { HALF_TOLERANCE, runCaseOnTarget, type OpCase } from "./op-cases.ts";
 import { webGpuTestTarget } from "./test-targets.ts";
 
 const env = await webGpuTestEnv();
@@ -119,6 +119,19 @@ describe("webgpu 16-bit stores: whole words where one thread owns both halves (c
     expect(second!.source).toContain("& 0xffff0000u) | kiln_w");
   });
 
+  test("register and subgroup matmuls store 16-bit outputs in whole words from pairs of neighbouring columns; the workgroup form and odd N stay atomic", () => {
+    const linear = (x: k.Tensor, w: k.Tensor, b: k.Tensor): k.Tensor => x.matmul(w).add(b).relu();
+    const specs = (n: number): k.InputSpec[] => [k.bf16([5, 8]), k.bf16([8, n]), k.bf16([n])];
+    const mm = (n: number, opts: WebGpuOptions): string => sources(linear, specs(n), { tiledMatmul: "always", ...opts })[0]!;
+    for (const opts of [{ matmulForm: "registers" }, { matmulForm: "subgroup", subgroupSize: 8 }] as const) {
+      expect(mm(10, opts), opts.matmulForm).not.toContain(ATOMIC);
+      expect(mm(10, opts), opts.matmulForm).toContain("column pairs: whole 16-bit words");
+      expect(mm(9, opts), opts.matmulForm).toContain(ATOMIC);
+      expect(mm(10, { ...opts, pairHalves: false }), opts.matmulForm).toContain(ATOMIC);
+    }
+    expect(mm(10, { matmulForm: "workgroup" })).toContain(ATOMIC);
+  });
+
   test("a symbolic batch pairs along its rows (even rows), never along the batch itself", () => {
     const rows = (w: number): string => sources(chain, [h("bf16", ["batch", w], 8), h("bf16", ["batch", w], 8)])[0]!;
     expect(rows(6)).not.toContain(ATOMIC);
@@ -149,6 +162,43 @@ describe.skipIf(!env.available)("webgpu whole-word 16-bit stores, bit for bit ag
     { ...exact, name: "max over rows of a [7, 33] [bf16]", fn: (x: k.Tensor) => x.max(1).values, specs: [k.bf16([7, 33])] },
   ];
   test.each(cases.map((c) => [c.name, c] as const))("%s", (_name, c) => runCaseOnTarget(c, target), TIMEOUT_MS);
+
+  // Register and subgroup matmuls with an epilogue, a row guard (M = 5) and a column guard (N = 10) or none (N = 16):
+  // f32 accumulation against the interpreter's float64 sums, so within the format's tolerance (a lost half would be far off).
+  const matmuls: OpCase[] = [10, 16].flatMap((n) =>
+    (["bf16", "f16"] as const).map((dtype) => ({
+      ...HALF_TOLERANCE[dtype],
+      group: "linear algebra" as const,
+      name: `relu(x·w + b), [5, 8]·[8, ${n}] [${dtype}]`,
+      fn: (x: k.Tensor, w: k.Tensor, b: k.Tensor) => x.matmul(w).add(b).relu(),
+      specs: [h(dtype, [5, 8]), h(dtype, [8, n]), h(dtype, [n])],
+    })),
+  );
+  const forms = [
+    [
+      "registers",
+      webGpuTestTarget(
+        () => env.context!,
+        () => ({ tiledMatmul: "always", matmulForm: "registers", shaderF16: false }),
+      ),
+    ],
+    ...(env.context?.subgroupSize !== undefined
+      ? [
+          [
+            "subgroup",
+            webGpuTestTarget(
+              () => env.context!,
+              (c) => ({ tiledMatmul: "always", matmulForm: "subgroup", subgroupSize: c.subgroupSize!, shaderF16: false }),
+            ),
+          ] as const,
+        ]
+      : []),
+  ] as const;
+  test.each(forms.flatMap(([form, t]) => matmuls.map((c) => [`${c.name}, ${form} form`, c, t] as const)))(
+    "%s",
+    (_name, c, t) => runCaseOnTarget(c, t),
+    TIMEOUT_MS,
+  );
 
   // Under a 4-binding limit the output shares one buffer with inputs (a pack, at a 256-byte offset).
   const packed = webGpuTestTarget(
