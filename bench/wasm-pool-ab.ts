@@ -12,7 +12,9 @@ import { probeInputs, tracedExport } from "./probe-program.ts";
 
 const [file = "bench/case-steps.ts", entry = "mlpStep", threadsArg = "2"] = process.argv.slice(2);
 const g = await tracedExport(file, entry);
-const settings = (process.env["KILN_AB_SPIN"] ?? "0,1000").split(",").map(Number);
+// KILN_AB_CHUNKS="8,16" compares chunks per thread instead (launchTuning.chunksPerThread).
+const chunkSettings = process.env["KILN_AB_CHUNKS"]?.split(",").map(Number);
+const settings = chunkSettings ?? (process.env["KILN_AB_SPIN"] ?? "0,1000").split(",").map(Number);
 const steps = Number(process.env["KILN_AB_STEPS"] ?? 100);
 const exe = await createWasmExecutor(g, { threads: Number(threadsArg) });
 await exe.runner.whenThreadsReady();
@@ -22,7 +24,8 @@ const wall = settings.map((): number[] => []);
 const cpu = settings.map((): number[] => []);
 for (let i = 0; i < steps; i++)
   settings.forEach((spin, j) => {
-    launchTuning.spinPolls = spin;
+    if (chunkSettings) launchTuning.chunksPerThread = spin;
+    else launchTuning.spinPolls = spin;
     exe.runner.execute(); // the workers read the setting as a launch ends
     const t0 = performance.now();
     const c0 = process.cpuUsage();
@@ -34,7 +37,7 @@ for (let i = 0; i < steps; i++)
 const at = (xs: readonly number[], q: number): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length * q)]!;
 settings.forEach((spin, j) =>
   console.log(
-    `spin ${String(spin).padStart(6)}: wall min ${Math.min(...wall[j]!).toFixed(2)} p10 ${at(wall[j]!, 0.1).toFixed(2)} p25 ${at(wall[j]!, 0.25).toFixed(2)} median ${at(wall[j]!, 0.5).toFixed(2)} ms; CPU median ${at(cpu[j]!, 0.5).toFixed(2)} ms`,
+    `${chunkSettings ? "chunks" : "spin"} ${String(spin).padStart(6)}: wall min ${Math.min(...wall[j]!).toFixed(2)} p10 ${at(wall[j]!, 0.1).toFixed(2)} p25 ${at(wall[j]!, 0.25).toFixed(2)} median ${at(wall[j]!, 0.5).toFixed(2)} ms; CPU median ${at(cpu[j]!, 0.5).toFixed(2)} ms`,
   ),
 );
 await exe.close();

@@ -1,9 +1,10 @@
 // A pool of worker_threads sharing the wasm target's memory. Every worker instantiates the
 // same kernel modules on the same shared WebAssembly.Memory; a launch splits a section's
-// outer loop into chunks (about CHUNKS_PER_THREAD per thread): thread t runs chunk t first
-// (the calling thread chunk 0), then every thread claims the next from a shared counter until
-// none is left, so a thread the OS deschedules on a busy machine holds up one chunk, not a
-// whole share of the launch.
+// outer loop into chunks (about CHUNKS_PER_THREAD per thread), every one claimed from a shared
+// counter tagged with the launch (none set aside for a thread), and the caller waits for the
+// claimed chunks to finish, not for every worker to show up: a worker the OS has not run yet
+// holds up nothing (the caller takes its chunks), and one descheduled inside a chunk holds up
+// that chunk, not a whole share of the launch.
 // Synchronization is a control block of i32 words at address 0 (Atomics.wait/notify), not
 // messages (pools sharing one model memory each have their own block, wasm-layout.ts): a launch costs a few microseconds, which keeps small kernels worth splitting.
 // Node uses worker_threads (imported dynamically); a browser uses Web Workers, which needs a
@@ -37,9 +38,17 @@ const QUIT = 7;
 const FAILED = 8;
 /** 1 while a profiled launch runs: each thread writes its chunks' milliseconds into the busy array. */
 const PROFILE = 9;
-/** The start of the next unclaimed chunk (Atomics.add claims one), and the chunk length. */
+/**
+ * The next unclaimed chunk, tagged with its launch: (generation mod 2^TAG_BITS) << CHUNK_BITS |
+ * chunk index; a thread claims one by compareExchange of the tag it read, so a worker waking
+ * late never claims a chunk of a launch it did not read the parameters of. Then the chunk length.
+ */
 const NEXT = 10;
 const CHUNK = 11;
+/** Chunks in the launch (DONE counts those finished: the caller waits for claimed chunks, never for an idle worker). */
+const CHUNKS = 14;
+/** Test hook (WorkerPool.stallWorkers): 1 makes the next launch's first claim a worker's, which then never finishes it. */
+const STALL = 15;
 /**
  * Workers that have instantiated the modules: the caller reads it at each launch, so a pool
  * joins the first launch after its workers are up, with no wait for their "ready" messages
@@ -53,6 +62,9 @@ const SPIN = 13;
  * rest to wait on, few enough that a claim (one atomic add) and a call stay negligible.
  */
 const CHUNKS_PER_THREAD = 8;
+/** Bits of NEXT holding the chunk index (at most 2^CHUNK_BITS − 1 chunks a launch), and of the generation's tag above them. */
+const CHUNK_BITS = 10;
+const TAG_MASK = (1 << (31 - CHUNK_BITS)) - 1;
 
 /** What a worker needs to join a pool: its first (and only) message. */
 interface StartData {
@@ -96,8 +108,9 @@ export class WasmThreadError extends Error {
  * 5000 little more. Bounded so that a loaded machine, where a poll only takes a core from
  * someone, loses little: under a load average of 16, 500 polls cost nothing measurable and
  * 2000 about 2 %. Read at each launch (bench/wasm-pool-ab.ts flips it to compare).
+ * `chunksPerThread` likewise (KILN_AB_CHUNKS): 4, 8, 16 and 32 measured the same on the MLP step.
  */
-export const launchTuning: { spinPolls: number } = { spinPolls: 1000 };
+export const launchTuning: { spinPolls: number; chunksPerThread: number } = { spinPolls: 1000, chunksPerThread: CHUNKS_PER_THREAD };
 
 export const poolTestHooks: { stallMs: number; workerSource: string | undefined } = { stallMs: 30_000, workerSource: undefined };
 
@@ -124,21 +137,31 @@ for (;;) {
   Atomics.wait(ctl, ${GEN}, gen);
   gen = Atomics.load(ctl, ${GEN});
   if (Atomics.load(ctl, ${QUIT}) === 1) break;
-  const threads = ctl[${THREADS}];
-  if (index < threads) {
+  // Chunks of the launch this generation names, while any is left: claimed with the launch's
+  // tag, so a worker that slept through launches never takes a later one's chunk for this one's.
+  // The parameters are read after a claim: the caller cannot start another launch before the
+  // claimed chunk is done. (A worker that wakes after every chunk is taken does nothing.)
+  const tag = (gen & ${TAG_MASK}) << ${CHUNK_BITS};
+  let t0 = -1;
+  for (;;) {
+    const next = Atomics.load(ctl, ${NEXT});
+    if ((next & ~${(1 << CHUNK_BITS) - 1}) !== tag || index >= ctl[${THREADS}]) break;
+    const c = next & ${(1 << CHUNK_BITS) - 1};
+    if (c >= ctl[${CHUNKS}]) break;
+    if (Atomics.compareExchange(ctl, ${NEXT}, next, next + 1) !== next) continue;
+    while (Atomics.load(ctl, ${STALL}) === 1) Atomics.wait(ctl, ${STALL}, 1); // a test's stopped worker, holding its chunk
     const extent = ctl[${EXTENT}], chunk = ctl[${CHUNK}];
-    const fn = fns[ctl[${KERNEL}]][ctl[${SECTION}]];
     const timed = ctl[${PROFILE}] === 1;
-    const t0 = timed ? performance.now() : 0;
+    if (timed && t0 < 0) t0 = performance.now();
     try {
-      for (let lo = index * chunk; lo < extent; lo = Atomics.add(ctl, ${NEXT}, chunk)) fn(lo, Math.min(extent, lo + chunk), index);
+      fns[ctl[${KERNEL}]][ctl[${SECTION}]](c * chunk, Math.min(extent, (c + 1) * chunk), index);
     } catch (e) {
       Atomics.store(ctl, ${FAILED}, 1);
     }
     if (timed) busyMs[index] = performance.now() - t0;
+    if (Atomics.add(ctl, ${DONE}, 1) + 1 === ctl[${CHUNKS}]) Atomics.notify(ctl, ${DONE});
   }
   Atomics.store(fin, index, gen);
-  if (Atomics.add(ctl, ${DONE}, 1) + 1 === workers) Atomics.notify(ctl, ${DONE});
 }
 })`;
 
@@ -368,6 +391,7 @@ export class WorkerPool {
     const finished = new SharedArrayBuffer(4 * (workers.length + 1));
     this.finished = new Int32Array(finished);
     Atomics.store(this.ctl, READY, 0);
+    Atomics.store(this.ctl, STALL, 0);
     const lost = (index: number) => (why: string) => {
       this.broken ??= new WasmThreadError(
         `wasm worker thread ${index} of ${this.threads - 1} stopped: it ${why}; the pool cannot run, close this runner and make a new one`,
@@ -458,6 +482,11 @@ export class WorkerPool {
     await this.workers[index - 1]!.kill(quietly);
   }
 
+  /** Test hook: in the next launch a worker claims the first chunk and stops there, alive but never finishing it (a launch then stalls). */
+  stallWorkers(): void {
+    Atomics.store(this.ctl, STALL, 1);
+  }
+
   /**
    * Runs section `section` of kernel `kernel` over [0, extent) on every thread; returns when all
    * are done. With `threadMs` (exe.profile), every thread times its own chunk into it (index:
@@ -473,22 +502,49 @@ export class WorkerPool {
     ctl[SECTION] = section;
     ctl[EXTENT] = extent;
     ctl[THREADS] = threads;
-    const chunk = Math.ceil(Math.ceil(extent / (threads * CHUNKS_PER_THREAD)) / grain) * grain;
+    let chunk = Math.ceil(Math.ceil(extent / (threads * launchTuning.chunksPerThread)) / grain) * grain;
+    // (at most 2^CHUNK_BITS − 1 chunks: longer ones past that)
+    chunk = Math.max(chunk, Math.ceil(Math.ceil(extent / ((1 << CHUNK_BITS) - 1)) / grain) * grain);
+    const chunks = Math.ceil(extent / chunk);
     ctl[CHUNK] = chunk;
+    ctl[CHUNKS] = chunks;
     ctl[SPIN] = launchTuning.spinPolls;
-    Atomics.store(ctl, NEXT, threads * chunk);
+    if (threadMs) this.busyMs.fill(0);
     Atomics.store(ctl, DONE, 0);
-    const gen = Atomics.add(ctl, GEN, 1) + 1;
+    // Every chunk is claimed from NEXT (none is set aside for a worker): a worker the OS has not
+    // run yet holds nothing up, the caller takes its chunks. The new tag publishes the parameters above.
+    const gen = (Atomics.load(ctl, GEN) + 1) | 0;
+    const tag = (gen & TAG_MASK) << CHUNK_BITS;
+    Atomics.store(ctl, NEXT, tag);
+    Atomics.store(ctl, GEN, gen);
     Atomics.notify(ctl, GEN);
     let workerFailed = false;
     const t0 = threadMs ? performance.now() : 0;
+    let ownDone = 0;
+    // (a test's stalled worker claims first: stallWorkers)
+    if (ctl[STALL] === 1) while (Atomics.load(ctl, NEXT) === tag) Atomics.wait(ctl, GEN, gen, 1);
     try {
-      for (let lo = 0; lo < extent; lo = Atomics.add(ctl, NEXT, chunk)) own(lo, Math.min(extent, lo + chunk));
+      for (;;) {
+        const next = Atomics.load(ctl, NEXT);
+        const c = next - tag;
+        if (c >= chunks) break;
+        if (Atomics.compareExchange(ctl, NEXT, next, next + 1) !== next) continue;
+        own(c * chunk, Math.min(extent, (c + 1) * chunk));
+        ownDone++;
+      }
+    } catch (e) {
+      // The chunks nobody claimed yet are taken off the counter and counted as done with the
+      // caller's own (the launch fails): the wait below is for the workers' claimed chunks only.
+      const left = chunks - (Atomics.exchange(ctl, NEXT, tag + chunks) - tag);
+      Atomics.add(ctl, DONE, ownDone + 1 + Math.max(0, left));
+      ownDone = 0;
+      throw e;
     } finally {
+      if (ownDone > 0) Atomics.add(ctl, DONE, ownDone);
       if (threadMs) this.busyMs[0] = performance.now() - t0;
-      // Every worker finishes this launch before the caller sees a result or an error, and
-      // the failure flag is cleared either way (the next launch starts clean).
-      this.waitForWorkers(kernel, section, gen);
+      // Every claimed chunk is finished before the caller sees a result or an error, and the
+      // failure flag is cleared either way (the next launch starts clean).
+      this.waitForWorkers(kernel, section, gen, chunks);
       workerFailed = Atomics.exchange(ctl, FAILED, 0) !== 0;
       if (threadMs) {
         ctl[PROFILE] = 0;
@@ -512,19 +568,19 @@ export class WorkerPool {
    * seconds even for a huge launch on a busy machine, far inside the 30 s bound. No clock is
    * read unless a slice runs out (profiling off reads no clock; a launch costs microseconds).
    */
-  private waitForWorkers(kernel: number, section: number, gen: number): void {
+  private waitForWorkers(kernel: number, section: number, gen: number, chunks: number): void {
     const ctl = this.ctl;
     const workers = this.workers.length;
     let seen = Atomics.load(ctl, DONE);
-    for (let i = launchTuning.spinPolls; i > 0 && seen < workers; i--) seen = Atomics.load(ctl, DONE);
-    while (seen < workers) {
+    for (let i = launchTuning.spinPolls; i > 0 && seen < chunks; i--) seen = Atomics.load(ctl, DONE);
+    while (seen < chunks) {
       if (Atomics.wait(ctl, DONE, seen, WAIT_SLICE_MS) === "timed-out") break;
       seen = Atomics.load(ctl, DONE);
     }
-    if (seen >= workers) return;
+    if (seen >= chunks) return;
     let since = performance.now();
     const patience = poolTestHooks.stallMs;
-    while (seen < workers) {
+    while (seen < chunks) {
       const left = since + patience - performance.now();
       if (left <= 0) {
         const late: number[] = [];
@@ -550,6 +606,8 @@ export class WorkerPool {
     if (this.closed) return;
     this.closed = true;
     Atomics.store(this.ctl, QUIT, 1);
+    Atomics.store(this.ctl, STALL, 0);
+    Atomics.notify(this.ctl, STALL);
     Atomics.add(this.ctl, GEN, 1);
     Atomics.notify(this.ctl, GEN);
     await Promise.all(this.workers.map((w) => w.terminate()));

@@ -423,6 +423,11 @@ export class WasmArtifactRunner implements ResidentOwner {
     await this.pool?.killWorker(index, quietly);
   }
 
+  /** Test hook: in the next split launch a worker claims a chunk and never finishes it (see WorkerPool.stallWorkers). */
+  stallWorkers(): void {
+    this.pool?.stallWorkers();
+  }
+
   /** Resolves when the worker threads are ready, or failed to start (at once without a pool). */
   async whenThreadsReady(): Promise<void> {
     await this.pool?.whenReady();

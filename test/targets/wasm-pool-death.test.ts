@@ -48,14 +48,14 @@ function thrown(fn: () => unknown): Error {
 }
 
 describe("a wasm worker that dies after it is ready", () => {
-  test("a launch blocked waiting for it throws a WasmThreadError naming the thread and the kernel; later runs throw it at once", {
+  test("a launch waiting for a chunk it holds throws a WasmThreadError naming the thread and the kernel; later runs throw it at once", {
     timeout: 15_000,
   }, async () => {
     const runner = keep(await WasmArtifactRunner.create(artifact, { threads: 2, minParallelWork: 0 }));
     expect(runner.activeThreads).toBe(2);
     closeTo(only(runner.run(inputs)));
-    // Dead without the pool seeing its exit event: what a launch blocked in Atomics.wait sees.
-    await runner.killWorker(1, true);
+    // Alive but stopped inside a chunk it claimed, as a crash mid-chunk looks from the caller.
+    runner.stallWorkers();
     poolTestHooks.stallMs = 200;
     const e = thrown(() => runner.run(inputs));
     expect(e).toBeInstanceOf(WasmThreadError);
@@ -65,6 +65,18 @@ describe("a wasm worker that dies after it is ready", () => {
     poolTestHooks.stallMs = 60_000;
     expect(thrown(() => runner.run(inputs))).toBe(e);
     expect(() => runner.activeThreads).toThrow(e.message);
+    await runner.close();
+  });
+
+  test("a worker that never runs again holds up no launch: the caller claims every chunk (all are claimed, none set aside)", {
+    timeout: 15_000,
+  }, async () => {
+    const runner = keep(await WasmArtifactRunner.create(artifact, { threads: 2, minParallelWork: 0 }));
+    closeTo(only(runner.run(inputs)));
+    // Dead without the pool seeing its exit event (a descheduled worker looks the same to a launch).
+    await runner.killWorker(1, true);
+    poolTestHooks.stallMs = 60_000; // a wait for it would hit the test's timeout
+    for (let i = 0; i < 3; i++) closeTo(only(runner.run(inputs)));
     await runner.close();
   });
 
