@@ -4,7 +4,7 @@
 // real threads meeting at a barrier per shuffle), so generated code is checked on machines
 // without a GPU against the interpreter.
 
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -41,9 +41,33 @@ export function nvccPtx(
   return { ok: r.status === 0, log: `${r.stdout}${r.stderr}`, ptx: r.status === 0 ? readFileSync(ptx, "utf8") : "" };
 }
 
+/** nvccPtx without blocking: compiles for several architectures side by side use both cores. */
+export function nvccPtxAsync(
+  nvcc: string,
+  source: string,
+  arch: string,
+  dir = mkdtempSync(join(tmpdir(), "kiln-nvcc-")),
+): Promise<{ ok: boolean; log: string; ptx: string }> {
+  const cu = join(dir, `module_${arch}.cu`);
+  const ptx = join(dir, `module_${arch}.ptx`);
+  writeFileSync(cu, source);
+  return new Promise((resolve, reject) => {
+    const child = spawn(nvcc, ["-ptx", `-arch=${arch}`, "-Werror", "all-warnings", cu, "-o", ptx], { stdio: ["ignore", "pipe", "pipe"] });
+    let log = "";
+    child.stdout.on("data", (d: Buffer) => (log += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (log += d.toString()));
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ ok: code === 0, log, ptx: code === 0 ? readFileSync(ptx, "utf8") : "" }));
+  });
+}
+
 // ---- CPU emulation ----
 
 const SHIM = `// CPU emulation of the CUDA features Kiln kernels use (tests only).
+// Fortify's longjmp check refuses a jump to another stack: coroutines do exactly that.
+#ifdef _FORTIFY_SOURCE
+#undef _FORTIFY_SOURCE
+#endif
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -52,6 +76,7 @@ const SHIM = `// CPU emulation of the CUDA features Kiln kernels use (tests only
 #include <functional>
 #include <vector>
 #include <algorithm>
+#include <setjmp.h>
 #include <ucontext.h>
 #define __global__
 #define __device__
@@ -64,14 +89,19 @@ inline float __uint_as_float(unsigned u) { float x; std::memcpy(&x, &u, 4); retu
 struct KilnDim3 { unsigned x, y, z; };
 static KilnDim3 threadIdx, blockIdx, blockDim, gridDim;
 // In lockstep mode a block's threads are coroutines: each runs until its next shuffle or
-// __syncthreads, then the next thread runs; a round over all of them is a barrier.
+// __syncthreads, then the next thread runs; a round over all of them is a barrier. A thread
+// starts through its ucontext (its own stack) once per block; every switch after that is a
+// _setjmp/_longjmp pair, which, unlike swapcontext, makes no system call (swapcontext saves
+// and restores the signal mask: two syscalls per switch were most of an emulation's time).
 #define __shared__ static
 static const int KILN_MAX_THREADS = 1024;
-static ucontext_t kiln_scheduler, kiln_threads[KILN_MAX_THREADS];
+static ucontext_t kiln_threads[KILN_MAX_THREADS];
+static bool kiln_has_context[KILN_MAX_THREADS], kiln_started[KILN_MAX_THREADS];
+static jmp_buf kiln_scheduler, kiln_resume[KILN_MAX_THREADS];
 static long long kiln_slots[KILN_MAX_THREADS];
 static void kiln_yield() {
   const unsigned self = threadIdx.x;
-  swapcontext(&kiln_threads[self], &kiln_scheduler);
+  if (_setjmp(kiln_resume[self]) == 0) _longjmp(kiln_scheduler, 1);
   threadIdx.x = self;
 }
 inline void __syncthreads() { kiln_yield(); }
@@ -94,12 +124,24 @@ inline bool __any_sync(unsigned, bool v) {
 }
 static const std::function<void()>* kiln_kernel;
 static bool kiln_done[KILN_MAX_THREADS];
-static void kiln_thread_main(int t) { (*kiln_kernel)(); kiln_done[t] = true; }
+// A finished thread jumps back to the scheduler (it never returns through uc_link).
+static void kiln_thread_main(int t) { (*kiln_kernel)(); kiln_done[t] = true; _longjmp(kiln_scheduler, 1); }
+// Runs thread t until it yields or finishes; the scheduler's frame here stays live meanwhile.
+__attribute__((noinline)) static void kiln_run_until_yield(unsigned t) {
+  if (_setjmp(kiln_scheduler) != 0) return;
+  if (!kiln_started[t]) {
+    kiln_started[t] = true;
+    setcontext(&kiln_threads[t]);
+  }
+  _longjmp(kiln_resume[t], 1);
+}
 static void kiln_launch(unsigned grid, unsigned block, bool lockstep, const std::function<void()>& kernel) {
   gridDim = {grid, 1, 1};
   blockDim = {block, 1, 1};
   const size_t stackBytes = 1 << 17;
-  static std::vector<char> stacks(KILN_MAX_THREADS * stackBytes);
+  // malloc, not a zero-filled vector: 128 MB written up front cost ~0.1 s of page faults per
+  // process; untouched pages stay unmapped (and read as zero when first touched, as before).
+  static char* const stacks = static_cast<char*>(std::malloc(KILN_MAX_THREADS * stackBytes));
   kiln_kernel = &kernel;
   for (unsigned b = 0; b < grid; b++) {
     blockIdx = {b, 0, 0};
@@ -109,10 +151,12 @@ static void kiln_launch(unsigned grid, unsigned block, bool lockstep, const std:
     }
     for (unsigned t = 0; t < block; t++) {
       kiln_done[t] = false;
-      getcontext(&kiln_threads[t]);
-      kiln_threads[t].uc_stack.ss_sp = stacks.data() + t * stackBytes;
+      kiln_started[t] = false;
+      if (!kiln_has_context[t]) getcontext(&kiln_threads[t]);
+      kiln_has_context[t] = true;
+      kiln_threads[t].uc_stack.ss_sp = stacks + t * stackBytes;
       kiln_threads[t].uc_stack.ss_size = stackBytes;
-      kiln_threads[t].uc_link = &kiln_scheduler;
+      kiln_threads[t].uc_link = nullptr;
       makecontext(&kiln_threads[t], (void (*)())kiln_thread_main, 1, (int)t);
     }
     for (bool running = true; running;) {
@@ -120,7 +164,7 @@ static void kiln_launch(unsigned grid, unsigned block, bool lockstep, const std:
       for (unsigned t = 0; t < block; t++) {
         if (kiln_done[t]) continue;
         threadIdx = {t, 0, 0};
-        swapcontext(&kiln_scheduler, &kiln_threads[t]);
+        kiln_run_until_yield(t);
         running = true;
       }
     }
