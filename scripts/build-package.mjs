@@ -6,7 +6,7 @@
 //   of files at `import "kiln"` instead of ~150 (issue 14: cold start). Every output file sits
 //   two levels below the package root, as the sources do below the checkout, so the paths
 //   modules find beside themselves (new URL("../…", import.meta.url)) agree.
-// - Declarations: tsc (tsconfig.build.json, declarations only; `.ts` specifiers become `.js`).
+// - Declarations: tsc (tsconfig.build.json, declarations only, no type check; `.ts` specifiers become `.js`).
 // What the built code reads at run time stays where it is and ships at the package root
 // ("files" in package.json): runtime/**/*.ts, which artifact folders carry as source, and the
 // CUDA runtime's C++ sources. (Not inside dist/: a .ts beside a .d.ts is what TypeScript would
@@ -48,7 +48,10 @@ await build({
 if (!jsOnly) {
   const tsc = spawnSync(
     process.execPath,
-    [path.join(root, "node_modules/typescript/bin/tsc"), "-p", path.join(root, "tsconfig.build.json"), "--emitDeclarationOnly"],
+    // --noCheck: `npm run typecheck` checks the sources; emitting the declarations without a
+    // full check writes the same files (all 217 byte for byte when this was added) in a third
+    // of the time (~5 s of CPU, not ~13 s: most of `npm pack` and of test/package/pack.test.ts).
+    [path.join(root, "node_modules/typescript/bin/tsc"), "-p", path.join(root, "tsconfig.build.json"), "--emitDeclarationOnly", "--noCheck"],
     { stdio: "inherit" },
   );
   if (tsc.status !== 0) process.exit(tsc.status ?? 1);
