@@ -174,8 +174,10 @@ export function vectorBindable(d: Dispatch, ctx: DispatchContext, buffers: Itera
  * 16-bit tensor into is bound as array<atomic<u32>>: a 16-bit store clears its half with
  * atomicAnd and sets it with atomicOr (the two halves' operations touch disjoint bits, so any
  * interleaving leaves both values), and every other access to that buffer in the dispatch is
- * an atomicLoad or atomicStore (a paired word's too). With no unpaired 16-bit store left, the
- * binding is a plain array<u32> and its loads plain.
+ * an atomicLoad or atomicStore (a paired word's too). `exclusive` tensors (a thread storing
+ * whole rows whose words no other thread touches: pair.ts's exclusiveStores) store each half by
+ * a plain read-modify-write of its word. With no other 16-bit store left, the binding is a
+ * plain array<u32> and its loads plain.
  * With `ctx.shaderF16`, a GPU buffer that is no pack and holds only f16 tensors in the dispatch
  * binds as array<f16> instead (2-byte stores, no atomics; the same bytes): values still go
  * through kiln_h2f/kiln_f2h on their bit patterns (bitcasts), so results stay bit-exact.
@@ -185,6 +187,7 @@ export function dispatchBindings(
   ctx: DispatchContext,
   vectorGpu: ReadonlySet<number> = new Set(),
   paired: ReadonlySet<number> = new Set(),
+  exclusive: ReadonlySet<number> = new Set(),
 ): DispatchBindings & { readonly access: PairAccess } {
   const written = new Set(d.sections.flatMap((s) => s.stores.map((st) => st.buffer)));
   const gpuBuffers = [...new Set(d.buffers.map((b) => ctx.place[b]!.gpuBuffer))].sort((a, b) => a - b);
@@ -198,7 +201,7 @@ export function dispatchBindings(
   const writable = new Set([...written].map((b) => ctx.place[b]!.gpuBuffer));
   const atomicGpu = new Set(
     [...written]
-      .filter((b) => halfOf(ctx.dtypeOf(b)) !== undefined && !f16Gpu.has(ctx.place[b]!.gpuBuffer) && !paired.has(b))
+      .filter((b) => halfOf(ctx.dtypeOf(b)) !== undefined && !f16Gpu.has(ctx.place[b]!.gpuBuffer) && !paired.has(b) && !exclusive.has(b))
       .map((b) => ctx.place[b]!.gpuBuffer),
   );
   const arrayElement = (g: number): string =>
@@ -246,6 +249,9 @@ export function dispatchBindings(
       if (f16Gpu.has(ctx.place[buffer]!.gpuBuffer)) return `${element(buffer, index).ref} = bitcast<vec2<f16>>(${wgslStoreHalf(value, t)}).x;`;
       if (halfOf(t) !== undefined) {
         const { ref, shift, atomic } = halfWord(buffer, index);
+        // A thread-exclusive word (pair.ts's exclusiveStores): a plain read-modify-write.
+        if (!atomic && exclusive.has(buffer))
+          return `{ let kiln_sh = ${shift}; ${ref} = (${ref} & ~(0xffffu << kiln_sh)) | (${wgslStoreHalf(value, t)} << kiln_sh); }`;
         if (!atomic) bug(`wgsl ${d.name}: a 16-bit store into b${buffer} through a plain binding (a paired tensor's stores are whole words)`);
         return `{ let kiln_sh = ${shift}; atomicAnd(&${ref}, ~(0xffffu << kiln_sh)); atomicOr(&${ref}, ${wgslStoreHalf(value, t)} << kiln_sh); }`;
       }

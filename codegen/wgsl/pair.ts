@@ -99,16 +99,55 @@ export function pairableStore(s: Section, st: Store, v: string, d: Dispatch, ctx
 }
 
 /**
- * The sections' pair plans, each keeping only the buffers that every store in the dispatch
- * writes as whole words (a buffer also stored half by half elsewhere binds atomic, and all its
- * stores go through the atomic path).
+ * The 16-bit stores of a section whose thread writes whole rows from serial loops (`depth`
+ * below the domain's length: 16-bit softmax, crossEntropy, layerNorm) where each thread's
+ * words are its own: the serial variables run row-major over one run of R elements (the
+ * innermost with coefficient 1), the thread variables' terms and the constant are even, R is
+ * even (or odd with no thread variable in the index) and no other store of the dispatch meets
+ * its words (pairableStore's checks). No other thread then writes any word such a store
+ * touches, so each 16-bit store is a plain read-modify-write of its word (dispatch.ts).
  */
-export function pairPlans(d: Dispatch, plans: readonly (PairPlan | undefined)[]): (PairPlan | undefined)[] {
-  const whole = (b: number): boolean => d.sections.every((s, i) => !s.stores.some((st) => st.buffer === b) || plans[i]?.buffers.has(b) === true);
-  return plans.map((p) => {
+export function exclusiveStores(s: Section, depth: number, d: Dispatch, ctx: DispatchContext, halfBound: (buffer: number) => boolean): ReadonlySet<number> {
+  const serial = s.domain.slice(depth).filter((v) => v.extent > 1);
+  const inner = serial.at(-1);
+  const out = new Set<number>();
+  if (!inner || s.tile) return out;
+  const stride = new Map<string, number>();
+  let run = 1;
+  for (let i = serial.length - 1; i >= 0; i--) {
+    stride.set(serial[i]!.name, run);
+    run *= serial[i]!.extent;
+  }
+  const threadVars = new Set(s.domain.slice(0, depth).map((v) => v.name));
+  for (const st of s.stores) {
+    if (!pairableStore(s, st, inner.name, d, ctx, halfBound)) continue; // 16-bit, even base, coefficient 1 along `inner`, its words its own
+    const vars = st.index.terms.flatMap((t) => (t.atom.kind === "var" ? [[t.atom.name, t.coef, t.atom.extent] as const] : []));
+    if (vars.filter(([v]) => stride.has(v)).length !== serial.length) continue;
+    if (vars.some(([v, coef]) => (stride.has(v) ? stride.get(v) !== coef : !threadVars.has(v)))) continue;
+    if (st.index.terms.some((t) => (t.atom.kind === "div" || t.atom.kind === "mod") && [...indexVars(t.atom.x)].some((v) => stride.has(v)))) continue;
+    if (run % 2 !== 0 && vars.some(([v, , extent]) => threadVars.has(v) && extent > 1)) continue;
+    out.add(st.buffer);
+  }
+  return out;
+}
+
+/**
+ * The sections' pair plans and thread-exclusive stores, each keeping only the buffers that
+ * every store in the dispatch writes without atomics (a buffer also stored half by half
+ * elsewhere binds atomic, and all its stores go through the atomic path).
+ */
+export function wholeWordPlans(
+  d: Dispatch,
+  plans: readonly (PairPlan | undefined)[],
+  exclusive: readonly ReadonlySet<number>[],
+): { readonly pairs: (PairPlan | undefined)[]; readonly exclusive: ReadonlySet<number> } {
+  const owned = (i: number, b: number): boolean => plans[i]?.buffers.has(b) === true || exclusive[i]?.has(b) === true;
+  const whole = (b: number): boolean => d.sections.every((s, i) => !s.stores.some((st) => st.buffer === b) || owned(i, b));
+  const pairs = plans.map((p) => {
     const buffers = new Set([...(p?.buffers ?? [])].filter(whole));
     return p && buffers.size > 0 ? { ...p, buffers } : undefined;
   });
+  return { pairs, exclusive: new Set(exclusive.flatMap((e) => [...e].filter(whole))) };
 }
 
 /** The thread's first element of the pair (v = this and this + 1). */

@@ -33,7 +33,7 @@ import {
   subgroupMatmulVectors,
 } from "./matmul.ts";
 import { renderRowKernel } from "./row-reduce.ts";
-import { PAIR_START, pairPlan, pairPlans, renderPairedBody } from "./pair.ts";
+import { exclusiveStores, PAIR_START, pairPlan, renderPairedBody, wholeWordPlans } from "./pair.ts";
 import { renderVectorBody, VECTOR_WIDTH, vectorPlan, type VectorPlan } from "./vector.ts";
 import { symbolicBound } from "../../compiler/kernel/symbolic-bound.ts";
 import { limitDecls, limitName, readRows, rowLimitVars, rowsSizeOf } from "./row-limits.ts";
@@ -102,14 +102,16 @@ function renderDispatchForm(d: Dispatch, ctx: DispatchContext): RenderedDispatch
   // Sections storing packed 16-bit tensors contiguously: two outputs a thread, whole-word stores (pair.ts).
   const schedules = d.sections.map((s) => scheduleSection(s));
   const f16Gpu = f16Bindings(d, ctx);
-  const pairs = pairPlans(
+  // and sections whose thread stores whole rows from serial loops: plain read-modify-writes of words no other thread touches.
+  const halfBound = (b: number): boolean => !f16Gpu.has(ctx.place[b]!.gpuBuffer);
+  const on = (i: number): boolean => !plans[i] && ctx.pairHalves === true;
+  const { pairs, exclusive } = wholeWordPlans(
     d,
-    d.sections.map((s, i) =>
-      plans[i] || ctx.pairHalves !== true ? undefined : pairPlan(s, parallelDepthOf(s, schedules[i]!), d, ctx, (b) => !f16Gpu.has(ctx.place[b]!.gpuBuffer)),
-    ),
+    d.sections.map((s, i) => (on(i) ? pairPlan(s, parallelDepthOf(s, schedules[i]!), d, ctx, halfBound) : undefined)),
+    d.sections.map((s, i) => (on(i) ? exclusiveStores(s, parallelDepthOf(s, schedules[i]!), d, ctx, halfBound) : new Set<number>())),
   );
   const paired = new Set(pairs.flatMap((p) => [...(p?.buffers ?? [])]));
-  const { gpuBuffers, decls, access } = dispatchBindings(d, ctx, vectorGpu, paired);
+  const { gpuBuffers, decls, access } = dispatchBindings(d, ctx, vectorGpu, paired, exclusive);
 
   const dialect = wgslDialectFor(ctx.rolledLoops === true);
   const body: string[] = [];

@@ -132,6 +132,15 @@ describe("webgpu 16-bit stores: whole words where one thread owns both halves (c
     expect(mm(10, { matmulForm: "workgroup" })).toContain(ATOMIC);
   });
 
+  test("a thread storing whole rows from a serial loop (softmax) writes its own words plainly: even rows, or one row; odd rows stay atomic", () => {
+    const softmax = (x: k.Tensor): k.Tensor => x.softmax(1);
+    const rows = (shape: number[]): string => sources(softmax, [k.bf16(shape)], { rowKernels: false }).join("\n");
+    expect(rows([6, 10])).not.toContain(ATOMIC);
+    expect(rows([6, 10])).toMatch(/\] = \(g\d+\[[^\n]*\] & ~\(0xffffu << kiln_sh\)\) \| \(kiln_f2b/); // a plain read-modify-write
+    expect(rows([1, 7])).not.toContain(ATOMIC);
+    expect(rows([5, 7])).toContain(ATOMIC);
+  });
+
   test("a symbolic batch pairs along its rows (even rows), never along the batch itself", () => {
     const rows = (w: number): string => sources(chain, [h("bf16", ["batch", w], 8), h("bf16", ["batch", w], 8)])[0]!;
     expect(rows(6)).not.toContain(ATOMIC);
@@ -199,6 +208,25 @@ describe.skipIf(!env.available)("webgpu whole-word 16-bit stores, bit for bit ag
     (_name, c, t) => runCaseOnTarget(c, t),
     TIMEOUT_MS,
   );
+
+  // A thread per row storing it from a serial loop: its words plain read-modify-writes (even rows, one row) or atomic (odd rows).
+  const softmaxes: OpCase[] = [
+    [6, 10],
+    [1, 7],
+    [5, 7],
+  ].map((shape) => ({
+    ...HALF_TOLERANCE.bf16,
+    group: "reductions" as const,
+    name: `softmax over rows of a [${shape.join(", ")}] [bf16]`,
+    fn: (x: k.Tensor) => x.softmax(1),
+    specs: [k.bf16(shape)],
+    range: [-4, 4] as [number, number],
+  }));
+  const plainRows = webGpuTestTarget(
+    () => env.context!,
+    () => ({ rowKernels: false }),
+  );
+  test.each(softmaxes.map((c) => [c.name, c] as const))("%s", (_name, c) => runCaseOnTarget(c, plainRows), TIMEOUT_MS);
 
   // Under a 4-binding limit the output shares one buffer with inputs (a pack, at a 256-byte offset).
   const packed = webGpuTestTarget(
