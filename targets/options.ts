@@ -22,5 +22,6 @@ export function fuseOptionsOf(opts: FuseOptions): FuseOptions {
     ...(opts.noFusion !== undefined ? { noFusion: opts.noFusion } : {}),
     ...(opts.maxBuffersPerKernel !== undefined ? { maxBuffersPerKernel: opts.maxBuffersPerKernel } : {}),
     ...(opts.fuseAttention !== undefined ? { fuseAttention: opts.fuseAttention } : {}),
+    ...(opts.attentionUnrolledFeatures !== undefined ? { attentionUnrolledFeatures: opts.attentionUnrolledFeatures } : {}),
   };
 }

@@ -51,7 +51,8 @@ export const wasmBackend: Backend<"wasm", WasmOptions> = {
   options: wasmOptionKeys,
   kernelExtension: "wasm.b64",
   memory: { elementBytes: artifactDTypeBytes },
-  fuseOptions: fuseOptionsOf,
+  // An attention backward's query rows run four per f32x4: their q·k and dO·v written out (q and dO loaded once per row).
+  fuseOptions: (opts) => ({ ...fuseOptionsOf(opts), attentionUnrolledFeatures: 64 }),
   kernelPasses: (opts) => (opts.block === false || opts.simd === false ? [] : [blockContractionPass]),
   boundsRows: true,
   render: (program, memory, opts) => {

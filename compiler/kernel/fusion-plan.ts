@@ -41,6 +41,8 @@ export interface FusionGroup {
    * pass over the keys instead of a pass for the max and another for the sum.
    */
   readonly softmaxStats?: { readonly score: ValueId; readonly max: ValueId; readonly sum: ValueId };
+  /** An attention backward's query group: its q·k and dO·v over at most this many features are written out, not looped (FuseOptions.attentionUnrolledFeatures). */
+  readonly unrolledFeatures?: number;
   /** Roots of an attention backward group whose rows run along their last axis, their columns along the one before (dKᵀ). */
   readonly transposedRoots?: readonly ValueId[];
 }
@@ -69,6 +71,13 @@ export interface FuseOptions {
    * unfused tiled matmuls are faster on every target measured; docs/kernels.md).
    */
   readonly fuseAttention?: boolean;
+  /**
+   * A fused attention backward's query group writes its recomputed q·k and dO·v out as sums of
+   * products (each row's q and dO loaded once per row, not per key and pass) where the feature
+   * axis has at most this many elements (absent: loops). Set by the wasm target, whose query
+   * rows run four per f32x4 with strided q loads; a GPU shader would grow with it.
+   */
+  readonly attentionUnrolledFeatures?: number;
 }
 
 /** By default attention fuses when its scores ([..., L, S] f32) would take at least this many bytes. */

@@ -10,6 +10,7 @@ import { groupSource, type FusionGroup, type FusionPlan } from "./fusion-plan.ts
 import { assertNever, bug } from "../util/errors.ts";
 import { halfOf, type DType } from "../ir/dtype.ts";
 import { lowerSum } from "./block-sum.ts";
+import { shapesEqual } from "../util/shape.ts";
 import {
   addIndex,
   andPred,
@@ -213,6 +214,22 @@ function lowerGroup(g: Graph, grp: FusionGroup, bufferOf: ReadonlyMap<ValueId, n
         // rounds once at the end, as the interpreter rounds its float64 dot once.
         const acc: DType = halfOf(dtype) !== undefined ? "f32" : dtype;
         const widen = (id: ExprId): ExprId => (acc === dtype ? id : sb.add({ op: "cast", x: id, dtype: acc }));
+        const features = lhsShape[r - 1]!;
+        // An attention backward's q·k and dO·v (score-shaped, over the features) where the target
+        // asks (FusionGroup.unrolledFeatures): the products written out as a balanced sum, so the
+        // row's q and dO elements depend on the point alone and are loaded once per point, not
+        // once per key of every pass.
+        if (stats && features <= (grp.unrolledFeatures ?? 0) && shapesEqual(n.type.shape, nodeOf(g, stats.score).type.shape)) {
+          const terms = Array.from({ length: features }, (_, c) => {
+            const a = widen(value(n.lhs, [...index.slice(0, r - 1), constIndex(c)], valid));
+            const b = widen(value(n.rhs, [...index.slice(0, r - 2), constIndex(c), index[r - 1]!], valid));
+            return sb.add({ op: "mul", x: a, y: b, dtype: acc });
+          });
+          const tree = (lo: number, hi: number): ExprId =>
+            hi - lo === 1 ? terms[lo]! : sb.add({ op: "add", x: tree(lo, (lo + hi) >> 1), y: tree((lo + hi) >> 1, hi), dtype: acc });
+          const sum = tree(0, features);
+          return acc === dtype ? sum : sb.add({ op: "cast", x: sum, dtype });
+        }
         const a = widen(value(n.lhs, [...index.slice(0, r - 1), kIndex], valid));
         const b = widen(value(n.rhs, [...index.slice(0, r - 2), kIndex, index[r - 1]!], valid));
         const body = sb.add({ op: "mul", x: a, y: b, dtype: acc });
@@ -250,9 +267,11 @@ function lowerGroup(g: Graph, grp: FusionGroup, bufferOf: ReadonlyMap<ValueId, n
   let statVar: IndexVar | undefined;
   function onlineStat(n: Node, index: readonly IndexExpr[], valid: IndexPred, op: "softmax_max" | "softmax_norm"): ExprId {
     const r = n.type.shape.length;
-    statVar ??= sb.freshVar(nodeOf(g, stats!.score).type.shape[r - 1]!);
-    const score = value(stats!.score, [...index.slice(0, r - 1), fromAtom(statVar)], valid);
-    return sb.add({ op, vars: [statVar], score, dtype: n.type.dtype });
+    const keys = nodeOf(g, stats!.score).type.shape[r - 1]!;
+    // A forward's statistics share its softmax_sums' key loop (and their online m and l).
+    const v = attention ? (keyVar ??= sb.freshVar(keys)) : (statVar ??= sb.freshVar(keys));
+    const score = value(stats!.score, [...index.slice(0, r - 1), fromAtom(v)], valid);
+    return sb.add({ op, vars: [v], score, dtype: n.type.dtype });
   }
 
   const rowIndex = domain.map((v) => fromAtom(v));
@@ -278,10 +297,18 @@ function lowerGroup(g: Graph, grp: FusionGroup, bufferOf: ReadonlyMap<ValueId, n
   const outIndices = attention
     ? Array.from({ length: rows }, (_, u) => Array.from({ length: columns }, (_, c) => [...blockRow(u), constIndex(c)])).flat()
     : [rowIndex];
+  const isStat = (root: ValueId): boolean => attention !== undefined && (root === stats?.max || root === stats?.sum);
   for (const outIndex of outIndices)
     for (const root of grp.roots) {
+      if (isStat(root)) continue;
       const v = value(root, outIndex, []);
       sb.store(bufferOf.get(root)!, flatIndex(outIndex, grp.shape), v);
+    }
+  // The row max and sum an attention forward keeps for its backward: one per query row of the block.
+  for (const root of grp.roots.filter(isStat))
+    for (let u = 0; u < rows; u++) {
+      const at = [...blockRow(u), constIndex(0)];
+      sb.store(bufferOf.get(root)!, flatIndex(at, nodeOf(g, root).type.shape), value(root, at, []));
     }
   const section: Section = {
     ...sb.build(),

@@ -209,9 +209,11 @@ export function planFusion(g: Graph, opts: FuseOptions = {}): FusionPlan {
    * every column of a row shares one pass over the keys). The softmax between them is computed
    * online by the kernel, so its nodes are counted as inlined and read by nobody here.
    */
+  const attentionGroups = new Map<ValueId, GroupState>();
   const attend = (n: Node, acc: Accesses | undefined, m: AttentionMatch): void => {
     const grp = newGroup(n.type.shape);
     grp.attention = m;
+    attentionGroups.set(n.id, grp);
     grp.roots.push(n.id);
     for (const id of m.absorbed) grp.inlined.add(id);
     if (acc)
@@ -234,6 +236,8 @@ export function planFusion(g: Graph, opts: FuseOptions = {}): FusionPlan {
    * recomputes inside are shared by the columns. Created when fusion meets its first root.
    */
   const gradGroups = new Map<string, GroupState>();
+  /** The softmax max and sum an attention forward writes for its backward (keyed by the statistic), with the forward's dot. */
+  const forwardStat = new Map<ValueId, { dot: ValueId; region: AttentionRegion }>();
   const rootInGrad = (n: Node, acc: Accesses | undefined, region: AttentionRegion, part: "query" | "key"): void => {
     const regionKey = `${region.score}:${part}`;
     let grp = gradGroups.get(regionKey);
@@ -247,7 +251,7 @@ export function planFusion(g: Graph, opts: FuseOptions = {}): FusionPlan {
       grp.softmaxStats = { score: region.score, max: region.max, sum: region.sum };
       grp.columns = new Map();
       grp.transposed = new Set();
-      for (const id of region.inlined) grp.inlined.add(id);
+      for (const id of region.inlined) if (!forwardStat.has(id)) grp.inlined.add(id);
       gradGroups.set(regionKey, grp);
     }
     addRoot(grp, n.id, acc);
@@ -298,10 +302,15 @@ export function planFusion(g: Graph, opts: FuseOptions = {}): FusionPlan {
   const gradInlined = new Set<ValueId>();
   const forwardOf = new Map<ValueId, AttentionMatch>();
   for (const region of regions) {
-    for (const id of region.queryRoots) gradRoot.set(id, { region, part: "query" });
+    // With the forward in the program, its kernel writes the softmax's row max and sum (its
+    // online m and l) and the backward's groups read them instead of computing them again.
+    if (region.forward) {
+      forwardOf.set(region.forward.dot, region.forward);
+      for (const id of [region.max, region.sum]) forwardStat.set(id, { dot: region.forward.dot, region });
+    }
+    for (const id of region.queryRoots) if (!forwardStat.has(id)) gradRoot.set(id, { region, part: "query" });
     for (const id of region.keyRoots) gradRoot.set(id, { region, part: "key" });
-    for (const id of region.inlined) gradInlined.add(id);
-    if (region.forward) forwardOf.set(region.forward.dot, region.forward);
+    for (const id of region.inlined) if (!forwardStat.has(id)) gradInlined.add(id);
   }
 
   for (let i = g.nodes.length - 1; i >= 0; i--) {
@@ -313,6 +322,14 @@ export function planFusion(g: Graph, opts: FuseOptions = {}): FusionPlan {
     }
     const isOutput = outputValues.has(n.id);
     if (!acc && !isOutput) continue; // dead
+    const stat = forwardStat.get(n.id);
+    const statGroup = stat && attentionGroups.get(stat.dot);
+    if (stat && statGroup) {
+      statGroup.inlined.delete(n.id);
+      statGroup.softmaxStats = { score: stat.region.score, max: stat.region.max, sum: stat.region.sum };
+      addRoot(statGroup, n.id, acc);
+      continue;
+    }
     const grad = gradRoot.get(n.id);
     if (grad) {
       rootInGrad(n, acc, grad.region, grad.part);
@@ -441,6 +458,7 @@ function finishPlan(g: Graph, states: readonly GroupState[], opts: FuseOptions):
       ...(s.attention ? { attention: { dot: s.attention.dot, score: s.attention.score, value: s.attention.value } } : {}),
       ...(s.attentionGrad ? { attentionGrad: s.attentionGrad } : {}),
       ...(s.softmaxStats ? { softmaxStats: s.softmaxStats } : {}),
+      ...(s.attentionGrad === "query" && opts.attentionUnrolledFeatures ? { unrolledFeatures: opts.attentionUnrolledFeatures } : {}),
       ...(s.transposed?.size ? { transposedRoots: [...s.transposed].sort((a, b) => a - b) } : {}),
     };
   });
