@@ -211,15 +211,18 @@ export async function compile<F extends TracedFn>(
   const started = performance.now();
   const traced = traceFunction(name, fn, resolved, inputLoc);
   const traceMs = performance.now() - started;
-  const target = await resolveTarget(requested);
+  const target = await resolveTarget(requested).catch((e: unknown) => {
+    throw atCaller(e, callerLoc);
+  });
   return executableOf<HostTree<ReturnType<F>>>(traced, resolved, target, opts, new StateStore(target.name), { started, traceMs }).catch((e: unknown) => {
     throw atCaller(e, callerLoc);
   });
 }
 
 /**
- * A KilnError that names no place (a target refusing an option's value, say) gets the line of
- * the k.compile / k.compileModel call that led to it; anything else passes through unchanged.
+ * A KilnError that names no place (an unknown or unavailable target, a target refusing an
+ * option's value) gets the line of the k.compile / k.compileModel call that led to it; anything
+ * else passes through unchanged.
  */
 export function atCaller(e: unknown, loc: SourceLoc | undefined): unknown {
   return e instanceof KilnError && e.diag.loc === undefined && loc !== undefined ? new KilnError({ ...e.diag, loc }) : e;

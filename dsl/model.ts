@@ -117,7 +117,9 @@ export async function compileModel<P extends Readonly<Record<string, ModelProgra
     if (modeOption![key] !== "train" && modeOption![key] !== "eval")
       throw usage(`modes.${key} must be "train" or "eval", got ${JSON.stringify(modeOption![key])}`);
   }
-  const target = await resolveTarget(requested);
+  const target = await resolveTarget(requested).catch((e: unknown) => {
+    throw atCaller(e, callerLoc);
+  });
   const store = new StateStore(target.name, { shareDevice: true });
   const perProgram = specsPerProgram(specs, names);
   const executables: Record<string, Executable> = {};

@@ -342,6 +342,18 @@ describe("k.compile and exe.run", () => {
     }
   });
 
+  test("an unknown or unavailable target names the k.compile / k.compileModel call's line", async () => {
+    const line = thisLine() + 1;
+    const e = await rejectedKilnError(k.compile(id, [k.f32([2])], { target: "tpu" }));
+    expect(e.message).toContain("unknown target 'tpu'");
+    expect(e.diag.loc?.line).toBe(line);
+    const net = k.nn.linear(2, 2);
+    const modelLine = thisLine() + 1;
+    const m = await rejectedKilnError(k.compileModel(net, { f: (x: k.Tensor) => net.call(x) }, [k.f32([1, 2])], { target: "tpu" }));
+    expect(m.message).toContain("unknown target 'tpu'");
+    expect(m.diag.loc?.line).toBe(modelLine);
+  });
+
   test("auto accepts any target's options; exe.run checks its own", async () => {
     const exe = await k.compile(id, [k.f32([2])], { target: "reference" });
     expect((await exe.run([[1, 2]], { seed: 3 })) as unknown).toMatchObject({ shape: [2] });
