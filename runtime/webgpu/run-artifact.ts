@@ -132,11 +132,47 @@ function pipelineFor(device: GPUDevice, name: string, source: string): Promise<G
   return p;
 }
 
-/** Pipelines created through createComputePipelineAsync in this process (tests check that runners use the async path). */
-const pipelineCounts = { async: 0 };
+/**
+ * Pipelines created in this process: through createComputePipelineAsync, or (a quiet runner's
+ * first pipelines, createPipelineNow) createComputePipeline. Tests check which path a runner took.
+ */
+const pipelineCounts = { async: 0, sync: 0 };
 
-export function webGpuPipelineCounts(): { readonly async: number } {
+export function webGpuPipelineCounts(): { readonly async: number; readonly sync: number } {
   return { ...pipelineCounts };
+}
+
+/**
+ * Creates a pipeline on the calling thread, now (createComputePipeline), and caches it as
+ * pipelineFor does; `checked` settles once the device has validated it (rejecting, as
+ * compilePipeline does, with the compiler's messages when the kernel does not compile). For a
+ * CPU adapter in Node (the runner's quietWait): a pending createComputePipelineAsync keeps
+ * Dawn's polling loop spinning on this thread, and on lavapipe creation is only WGSL -> NIR (the
+ * JIT runs at the first dispatch), so creating here, each pipeline's warm-up submitted at once,
+ * keeps one core on creation and the other on the previous pipeline's compile, with no loop.
+ */
+function createPipelineNow(
+  device: GPUDevice,
+  name: string,
+  source: string,
+): { readonly pipeline: GPUComputePipeline; readonly checked: Promise<GPUComputePipeline> } {
+  let cache = pipelineCache.get(device);
+  if (!cache) pipelineCache.set(device, (cache = new Map()));
+  const key = pipelineKey(source);
+  device.pushErrorScope("validation");
+  const module = device.createShaderModule({ code: source, label: name });
+  const pipeline = device.createComputePipeline({ layout: "auto", compute: { module, entryPoint: "main" }, label: name });
+  const scope = device.popErrorScope();
+  pipelineCounts.sync++;
+  const checked = scope.then(async (error) => {
+    if (!error) return pipeline;
+    const info = await module.getCompilationInfo();
+    const messages = info.messages.map((m) => `${m.lineNum}:${m.linePos} ${m.type}: ${m.message}`).join("\n");
+    throw new Error(`webgpu: kernel ${name} does not compile: ${error.message}\n${messages}\n${source}`);
+  });
+  checked.catch(() => cache.delete(key));
+  cache.set(key, checked);
+  return { pipeline, checked };
 }
 
 // Created asynchronously (the driver compiles while other pipelines are created and the caller
@@ -200,7 +236,9 @@ export interface WebGpuRunnerOptions {
    * binding busy-polls while a map is pending, which on a CPU adapter takes a core from the
    * kernels (see quiet-wait.ts). The warm-up dispatches (`warmUp`) are then waited for the same
    * way, each through a 4-byte probe of its own (waitInOrder): on lavapipe they are the JIT
-   * compile, and the polling loop would take a core from it for all that time.
+   * compile, and the polling loop would take a core from it for all that time; and the
+   * runner's pipelines are created on this thread (createPipelineNow), since a pending
+   * createComputePipelineAsync spins the same loop.
    */
   readonly quietWait?: boolean;
 }
@@ -477,7 +515,8 @@ export class WebGpuArtifactRunner implements ResidentOwner {
 
   /**
    * Creates every pipeline at once (createComputePipelineAsync: the driver compiles them in
-   * parallel where it can), warms each new one with a one-workgroup dispatch (see
+   * parallel where it can; with quietWait one after another on this thread, createPipelineNow),
+   * warms each new one with a one-workgroup dispatch as soon as it exists (see
    * WebGpuRunnerOptions.warmUp), and reports progress while that takes long.
    */
   static async create(device: GPUDevice, artifact: Artifact, opts: WebGpuRunnerOptions = {}): Promise<WebGpuArtifactRunner> {
@@ -566,18 +605,32 @@ export class WebGpuArtifactRunner implements ResidentOwner {
           const quickOf = (k as WebGpuArtifactKernel).quick;
           const quick = quickOf && !cache?.has(pipelineKey(k.source)) ? quickOf : undefined;
           const source = quick?.source ?? k.source;
-          const pipeline = await pipelineFor(device, k.name, source);
-          const bindGroup = runner.bindGroupFor(pipeline, k.bindings);
+          const workgroups = quick?.workgroups ?? k.workgroups;
+          let pipeline: GPUComputePipeline;
+          let bindGroup: GPUBindGroup;
+          if (quiet && !pipelineCache.get(device)?.has(pipelineKey(source))) {
+            // Created and its warm-up submitted before the next kernel's creation starts (createPipelineNow).
+            const made = createPipelineNow(device, k.name, source);
+            // An invalid pipeline's bind group and dispatch fail too: `checked` names the cause.
+            device.pushErrorScope("validation");
+            bindGroup = runner.bindGroupFor(made.pipeline, k.bindings);
+            warm({ name: k.name, source, pipeline: made.pipeline, bindGroup, workgroups });
+            void device.popErrorScope();
+            pipeline = await made.checked;
+          } else {
+            pipeline = await pipelineFor(device, k.name, source);
+            bindGroup = runner.bindGroupFor(pipeline, k.bindings);
+            warm({ name: k.name, source, pipeline, bindGroup, workgroups });
+          }
           const launch: Launch = {
             index,
             name: k.name,
             pipeline,
             bindGroup,
-            workgroups: quick?.workgroups ?? k.workgroups,
+            workgroups,
             ...(k.symbolic ? { symbolic: k.symbolic } : {}),
             ...(quick ? { quick: true, tuned: { source: k.source, workgroups: k.workgroups, bindings: k.bindings } } : {}),
           };
-          warm({ ...launch, source });
           return launch;
         }),
       );

@@ -154,7 +154,7 @@ describe.skipIf(!gpu.available)("webgpu pipelines and profiling", () => {
     expect(formatPipelineProgress({ done: 8, total: 8, elapsedMs: 2000 })).toBe("webgpu pipelines 8/8, 2.0 s (done)");
   });
 
-  test("quietWait: each new pipeline's warm-up is waited for through a probe of its own (no onSubmittedWorkDone, so no polling loop); progress and results as without", async () => {
+  test("quietWait: pipelines are created on the calling thread and each warm-up is waited for through a probe of its own (no pending async call, so no polling loop); progress and results as without", async () => {
     // Shapes and a constant no other test uses: these pipelines are new to the device.
     const fresh = traceFunction("fresh_quiet", (x: k.Tensor, w: k.Tensor) => k.softmax(k.matmul(x, w).mul(2.3456789), -1), [
       k.f32([4, 11]),
@@ -164,8 +164,12 @@ describe.skipIf(!gpu.available)("webgpu pipelines and profiling", () => {
     const distinct = new Set(artifact.kernels.map((kk) => pipelineKey(kk.source))).size;
     const workDone = vi.spyOn(device().queue, "onSubmittedWorkDone");
     const reports: PipelineProgress[] = [];
+    const before = webGpuPipelineCounts();
     const quiet = await WebGpuArtifactRunner.create(device(), artifact, { quietWait: true, progress: (p) => reports.push(p), progressAfterMs: 0 });
     expect(workDone).toHaveBeenCalledTimes(0);
+    // Created on the calling thread, each warmed at once (a pending createComputePipelineAsync would keep Dawn polling).
+    expect(webGpuPipelineCounts().sync - before.sync).toBe(distinct);
+    expect(webGpuPipelineCounts().async - before.async).toBe(0);
     expect(quiet.warmUpStats.dispatches).toBe(distinct);
     expect(quiet.warmUpStats.quiet).toBe(true);
     expect(reports.map((r) => r.done)).toEqual(artifact.kernels.map((_, i) => i + 1));
@@ -195,6 +199,13 @@ describe.skipIf(!gpu.available)("webgpu pipelines and profiling", () => {
       quiet.destroy();
       plain.destroy();
     }
+    // A kernel that does not compile fails the creation, named, with the compiler's message, as on the async path.
+    const kernels = artifact.kernels.map((kk, i) =>
+      i === 0 ? { ...kk, source: kk.source.replace("fn main(", "fn kiln_broken() -> f32 { return 1u; }\nfn main(") } : kk,
+    );
+    await expect(WebGpuArtifactRunner.create(device(), { ...artifact, kernels }, { quietWait: true })).rejects.toThrow(
+      new RegExp(`kernel ${artifact.kernels[0]!.name} does not compile: [^]*kiln_broken`),
+    );
   });
 
   test("k.compile passes a progress reporter through; a quick creation under the threshold reports nothing", async () => {
