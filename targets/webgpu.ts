@@ -39,6 +39,7 @@ import { compileTimed } from "../compiler/compile-stats.ts";
 import { cachedPeaks } from "./peaks.ts";
 import { executorProfiling } from "./profile.ts";
 import type { ElementwiseShape, KVectorMode } from "../codegen/wgsl/dispatch.ts";
+import { checkOptions } from "../compiler/util/options.ts";
 import { driverOptionsOf, fuseOptionsOf, type OptionKeys } from "./options.ts";
 import { webGpuInfo, webGpuOptionKeys } from "./deferred-targets.ts";
 
@@ -287,6 +288,13 @@ async function tuningFor(adapter: WebGpuAdapterDescription, mode: TuneMode): Pro
 
 /** The device's limits, lowered by any the caller passes (never raised above the device's). */
 export function effectiveLimits(device: GPUSupportedLimits, lower: Partial<WebGpuLimits> = {}): WebGpuLimits {
+  const keys = ["maxStorageBuffersPerShaderStage", "maxComputeWorkgroupsPerDimension", "maxStorageBufferBindingSize", "maxBufferSize"] as const;
+  checkOptions("webgpu option limits", lower, keys);
+  for (const key of keys) {
+    const v = lower[key];
+    if (v !== undefined && !(Number.isSafeInteger(v) && v >= 1))
+      throw new KilnError({ code: "invalid-argument", message: `webgpu option limits.${key}: must be a whole number ≥ 1, got ${String(v)}` });
+  }
   const pick = (name: keyof WebGpuLimits): number => Math.min(device[name], lower[name] ?? Infinity);
   return {
     maxStorageBuffersPerShaderStage: pick("maxStorageBuffersPerShaderStage"),

@@ -13,6 +13,7 @@ import type { Graph } from "../../compiler/ir/types.ts";
 import type { HostTensor } from "../../compiler/ir/host-tensor.ts";
 import { expectArtifactMatchesInterpreter, webGpuTestEnv } from "../util/webgpu-env.ts";
 import { graphInputs } from "../util/graph-inputs.ts";
+import { rejectedKilnError, thisLine } from "../util/kiln-error.ts";
 
 const env = await webGpuTestEnv();
 const f = k.f32;
@@ -89,6 +90,19 @@ describe("webgpu limits: codegen (no device needed)", () => {
       maxStorageBuffersPerShaderStage: 4,
       maxBufferSize: webGpuDefaultLimits.maxBufferSize,
     });
+  });
+});
+
+describe.skipIf(!env.available)("webgpu limits option at k.compile", () => {
+  test("a misspelt limit is refused by name at the caller's line (it was dropped), and a limit must be a whole number ≥ 1", async () => {
+    const line = thisLine() + 1;
+    const e = await rejectedKilnError(k.compile((x: k.Tensor) => x.mul(2), [k.f32([4])], { target: "webgpu", limits: { maxBufferSise: 64 } as never }));
+    expect(e.message).toContain("webgpu option limits: unknown option 'maxBufferSise'");
+    expect(e.message).toContain("did you mean 'maxBufferSize'?");
+    expect(e.diag.loc?.line).toBe(line);
+    const device = webGpuDefaultLimits as unknown as GPUSupportedLimits;
+    for (const v of [0, 1.5, Number.NaN])
+      expect(() => effectiveLimits(device, { maxBufferSize: v })).toThrow(`webgpu option limits.maxBufferSize: must be a whole number ≥ 1, got ${v}`);
   });
 });
 
