@@ -720,8 +720,9 @@ function chainedChunks(
   const s = p.kernels[ki]!.sections[si]!;
   if (!gemmChunkTestHooks.chain || !s.dots?.length) return undefined;
   const stored = storedBuffers([s]);
-  const read = p.kernels.slice(ki + 1, ki + 5).some((k) => k.reads.some((b) => stored.includes(b)));
-  if (!read) return undefined;
+  // cheap checks first (a trial cut probes the GEMM again): an output of the chained size, read soon after
+  const big = stored.some((id) => numel(buffers.find((b) => b.id === id)?.shape ?? []) * 4 >= gemmChunkTestHooks.minBytes);
+  if (!big || !p.kernels.slice(ki + 1, ki + 5).some((k) => k.reads.some((b) => stored.includes(b)))) return undefined;
   const trial = [...buffers];
   const plan = gemmChunks(s, trial, true);
   if (!("chunks" in plan) || !plan.col) return undefined;
