@@ -111,10 +111,8 @@ export function blockContractions(p: KernelProgram, shareBlocks = true): KernelP
     };
     for (const [si, s] of k.sections.entries()) {
       if (moved.has(`${ki}:${si}`)) continue;
-      const chain = chainedChunks(p, ki, si, buffers);
-      const plan = chain ?? gemmChunks(s, buffers);
+      const { plan, links } = planWithChain(p, ki, si, buffers);
       if ("chunks" in plan) {
-        const links = chain?.links ?? [];
         flush();
         plan.chunks.forEach((c, i) => {
           kernels.push(...c.packs);
@@ -644,7 +642,9 @@ function gemmChunks(
   s: Section,
   buffers: BufferDecl[],
   chained = false,
-): { readonly chunks: GemmChunk[]; readonly col?: { readonly v: IndexVar; readonly per: number } } | { readonly gemm: CanonicalGemm | undefined } {
+):
+  | { readonly chunks: GemmChunk[]; readonly col?: { readonly v: IndexVar; readonly per: number; readonly chainOnly?: boolean } }
+  | { readonly gemm: CanonicalGemm | undefined } {
   const probeBuffers = [...buffers];
   const probe = canonicalGemm(s, probeBuffers);
   // Not cut: the probe is the section's canonical GEMM (its pack buffers numbered from the
@@ -692,7 +692,7 @@ function gemmChunks(
     if (!chained || probe.m * probe.n * 4 < gemmChunkTestHooks.minBytes) return whole();
     const per = chunkOf(col, probe.colSide, inner, Math.max(probe.k, probe.m) * 4, true);
     const chunks = per > 0 ? columnChunks(s, buffers, col, per, false) : undefined;
-    return chunks ? { chunks, col: { v: col, per } } : whole();
+    return chunks ? { chunks, col: { v: col, per, chainOnly: true } } : whole();
   }
   // by columns: the outermost column variable (a conv's n, or its flattened n·h·w) is cut
   const perColumn = chunkOf(col, probe.colSide, inner, probe.k * 4);
@@ -707,29 +707,30 @@ function gemmChunks(
 type GemmChunk = { readonly packs: Kernel[]; readonly section: Section };
 
 /**
- * Section `si` of kernel `ki` cut into column chunks with the sections after it that read its
- * output chunk by chunk (chunk-chain.ts), or undefined (no section reads it so; the buffers
- * are then as before).
+ * The plan of section `si` of kernel `ki` (gemmChunks) and, where it is cut into column chunks,
+ * the sections after it that read its output chunk by chunk (chunk-chain.ts). A GEMM whose
+ * output takes `minBytes` or more and is read within the next kernels is probed in the chained
+ * form (cut even where no operand expands); that cut stands only if some section chains.
  */
-function chainedChunks(
+function planWithChain(
   p: KernelProgram,
   ki: number,
   si: number,
   buffers: BufferDecl[],
-): { readonly chunks: GemmChunk[]; readonly links: ChainLink[] } | undefined {
+): { readonly plan: ReturnType<typeof gemmChunks>; readonly links: ChainLink[] } {
   const s = p.kernels[ki]!.sections[si]!;
-  if (!gemmChunkTestHooks.chain || !s.dots?.length) return undefined;
   const stored = storedBuffers([s]);
-  // cheap checks first (a trial cut probes the GEMM again): an output of the chained size, read soon after
+  const readSoon =
+    gemmChunkTestHooks.chain && (s.dots?.length ?? 0) > 0 && p.kernels.slice(ki + 1, ki + 5).some((k) => k.reads.some((b) => stored.includes(b)));
+  if (!readSoon) return { plan: gemmChunks(s, buffers), links: [] };
   const big = stored.some((id) => numel(buffers.find((b) => b.id === id)?.shape ?? []) * 4 >= gemmChunkTestHooks.minBytes);
-  if (!big || !p.kernels.slice(ki + 1, ki + 5).some((k) => k.reads.some((b) => stored.includes(b)))) return undefined;
   const trial = [...buffers];
-  const plan = gemmChunks(s, trial, true);
-  if (!("chunks" in plan) || !plan.col) return undefined;
-  const links = chunkChain(p, ki, si, plan.col.v, plan.col.per);
-  if (links.length === 0) return undefined;
+  const plan = gemmChunks(s, trial, big);
+  const links = "chunks" in plan && plan.col ? chunkChain(p, ki, si, plan.col.v, plan.col.per) : [];
+  // a cut made for a chain that found none: the plan without it
+  if ("chunks" in plan && plan.col?.chainOnly && links.length === 0) return { plan: gemmChunks(s, buffers), links: [] };
   buffers.push(...trial.slice(buffers.length));
-  return { chunks: plan.chunks, links };
+  return { plan, links };
 }
 
 /**
