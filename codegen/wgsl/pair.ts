@@ -9,13 +9,14 @@
 
 import { halfOf } from "../../compiler/ir/dtype.ts";
 import { bounds, indexVars, type IndexExpr } from "../../compiler/kernel/index-expr.ts";
-import type { Section, Store } from "../../compiler/kernel/kernel-ir.ts";
+import type { ExprId, Section, Store } from "../../compiler/kernel/kernel-ir.ts";
 import type { ScheduleItem } from "../../compiler/kernel/schedule.ts";
 import { symbolicBound } from "../../compiler/kernel/symbolic-bound.ts";
 import { renderIndex, renderSectionBody, type CLikeDialect } from "../render/base.ts";
 import { wgslStoreHalf } from "./dialect.ts";
 import type { DispatchContext, PairAccess } from "./dispatch.ts";
 import type { Dispatch } from "./layout.ts";
+import { isContiguous } from "./vector.ts";
 
 /** A section whose 16-bit stores into `buffers` each write whole words, two outputs a thread along `v`. */
 export interface PairPlan {
@@ -32,18 +33,10 @@ export interface PairPlan {
  * `v`, the constant even. Gathers (data atoms) never pair.
  */
 function pairsAlong(index: IndexExpr, v: string): boolean {
-  if (index.constant % 2 !== 0) return false;
-  let seen = false;
-  for (const t of index.terms) {
-    const a = t.atom;
-    if (a.kind === "var" && a.name === v) {
-      if (t.coef !== 1 || seen) return false;
-      seen = true;
-    } else if (a.kind === "data" || t.coef % 2 !== 0) return false;
-    else if ((a.kind === "div" || a.kind === "mod") && indexVars(a.x).has(v)) return false;
-  }
-  return seen;
+  return index.terms.every((t) => t.atom.kind !== "data") && isContiguous(index, v, 2, NO_VECTORS);
 }
+
+const NO_VECTORS: ReadonlySet<ExprId> = new Set();
 
 /** A store's slot (GPU buffer and byte offset: one tensor's words, or an in-place alias's) and the words its index can reach. */
 function storeWords(ctx: DispatchContext, st: Store): { readonly key: string; readonly lo: number; readonly hi: number } {
