@@ -51,7 +51,8 @@ export function onlineSoftmax(
   // Groups that weigh the same values (a block of query rows over one key's v) run as the
   // lanes of one f32x4 (packs of up to four): one vector exp2 for the block, one load of each
   // value run for every row. Only with value runs (SIMD on), else group by group.
-  const signature = (g: Group): string => `${g.runs.map((r) => `${r.load.buffer}:${indexKey(r.load.index)}`).join(",")}|${g.singleSums.map(sumValue).join(",")}`;
+  const signature = (g: Group): string =>
+    `${g.runs.map((r) => `${r.load.buffer}:${indexKey(r.load.index)}`).join(",")}|${g.singleSums.map(sumValue).join(",")}`;
   const packs: Group[][] = [];
   for (const g of state) {
     const open = runs.length > 0 ? packs.find((p) => p.length < 4 && signature(p[0]!) === signature(g)) : undefined;
