@@ -15,6 +15,11 @@ import { QuietWait, waitInOrder } from "../../runtime/webgpu/quiet-wait.ts";
 function fakeBuffer(submittedAt: number, workMs: number, fail?: Error, minMaps = 1) {
   let state: GPUBufferMapState = "unmapped";
   let reject: ((e: Error) => void) | undefined;
+  // The map each poll belongs to: a cancelled map's polls stop (as Dawn's callbacks of a cancelled
+  // map never settle a later one). Without it, a poll of a cancelled map that ran after the next
+  // map began (a timer due before the check phase, on a loaded machine) marked the buffer mapped
+  // and settled its own, already rejected promise: the next map never settled and the test hung.
+  let generation = 0;
   const buffer = {
     maps: 0,
     get mapState(): GPUBufferMapState {
@@ -23,11 +28,12 @@ function fakeBuffer(submittedAt: number, workMs: number, fail?: Error, minMaps =
     mapAsync(): Promise<void> {
       buffer.maps++;
       state = "pending";
+      const own = ++generation;
       return new Promise<void>((resolve, rej) => {
         reject = rej;
         // Polled every event-loop turn while pending (Dawn's loop), so a plain map settles too.
         const poll = (): void => {
-          if (state !== "pending") return;
+          if (state !== "pending" || own !== generation) return;
           if (fail) {
             state = "unmapped";
             rej(fail);
