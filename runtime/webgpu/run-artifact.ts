@@ -562,6 +562,7 @@ export class WebGpuArtifactRunner implements ResidentOwner {
     // onSubmittedWorkDone would keep a core busy polling through the whole compile.
     const warmUp = opts.warmUp ?? true;
     const quiet = opts.quietWait === true && typeof setImmediate === "function" && runner.slots.length > 0;
+    runner.tuneOnDemand = quiet;
     const warmed = new Set<string>();
     const pending: Promise<void>[] = [];
     const probes: GPUBuffer[] = [];
@@ -666,11 +667,21 @@ export class WebGpuArtifactRunner implements ResidentOwner {
   /** Tuned sources that did not compile: thrown by the next run (once), the kernel keeps its quick variant. */
   private tuningFailures: Error[] = [];
   private destroyed = false;
+  /**
+   * A CPU adapter's runner (quietWait): the tuned pipelines are created on this thread when the
+   * second run starts (createPipelineNow), not in Dawn's threads as the first run ends. On
+   * lavapipe creation is cheap (the JIT compiles at the first dispatch, in that run either way),
+   * and a process that exits after one run then leaves no creation in flight: one that did
+   * (process.exit while Dawn's threads compiled) intermittently printed a SPIR-V validation
+   * dump ("error: SPIRV line …: Operand … cannot be a type") on its stdout as it exited.
+   */
+  private tuneOnDemand = false;
 
   /**
    * Tiered start, second tier: creates the tuned pipeline of every kernel still quick, all at
-   * once (createComputePipelineAsync), and swaps each in as it is created. Started when the first
-   * run has ended; the next run waits for it, so from the second run on every launch runs its
+   * once (createComputePipelineAsync; on this thread with tuneOnDemand), and swaps each in as it
+   * is created. Started when the first run has ended (with tuneOnDemand: when the second starts);
+   * the next run waits for it, so from the second run on every launch runs its
    * tuned kernel. No warm-up dispatch: a driver compiling at first dispatch (lavapipe, on its one
    * queue thread) compiles them in that run, exactly as a warm-up queued ahead of it would make
    * the run wait; a driver compiling at creation does it here, in parallel.
@@ -685,7 +696,10 @@ export class WebGpuArtifactRunner implements ResidentOwner {
         const tuned = l.tuned!;
         let pipeline: GPUComputePipeline;
         try {
-          pipeline = await pipelineFor(device, l.name, tuned.source);
+          pipeline =
+            this.tuneOnDemand && !pipelineCache.get(device)?.has(pipelineKey(tuned.source))
+              ? await createPipelineNow(device, l.name, tuned.source).checked
+              : await pipelineFor(device, l.name, tuned.source);
         } catch (e) {
           // The quick variant stays (it computes the same bits); the failure is thrown by the next run.
           const { tuned: _dropped, ...rest } = l;
@@ -728,6 +742,7 @@ export class WebGpuArtifactRunner implements ResidentOwner {
   private async runNow(inputs: Readonly<Record<string, RuntimeTensor>>, opts: WebGpuRunOptions): Promise<Record<string, RuntimeTensor>> {
     this.counter.reset();
     // Tiered start: a run after the first waits for the tuned pipelines (all swapped in, or failed: a failure is this run's error, once).
+    if (this.tuneOnDemand && this.runs > 0 && this.launches.some((l) => l.tuned)) void this.startTuning();
     if (this.tuning) await this.tuning;
     const failed = this.tuningFailures.shift();
     if (failed) {
@@ -739,7 +754,7 @@ export class WebGpuArtifactRunner implements ResidentOwner {
     } finally {
       this.runs++;
       for (const b of this.scratch.splice(0)) destroyBuffer(b);
-      if (this.launches.some((l) => l.tuned)) void this.startTuning();
+      if (!this.tuneOnDemand && this.launches.some((l) => l.tuned)) void this.startTuning();
     }
   }
 

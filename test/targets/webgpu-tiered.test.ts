@@ -13,15 +13,15 @@ import type { HostTensor } from "../../compiler/ir/host-tensor.ts";
 import type { Graph } from "../../compiler/ir/types.ts";
 import { HyperStore } from "../../dsl/hyper.ts";
 import { parseManifest } from "../../runtime/artifact/manifest.ts";
-import { WebGpuArtifactRunner } from "../../runtime/webgpu/run-artifact.ts";
+import { WebGpuArtifactRunner, webGpuPipelineCounts } from "../../runtime/webgpu/run-artifact.ts";
 import { rememberHyper } from "./op-cases.ts";
 import { webGpuTestEnv } from "../util/webgpu-env.ts";
 
 const env = await webGpuTestEnv();
 const F = k.nn.functional;
 
-function smallTrainStep(): { graph: Graph; state: Record<string, HostTensor> } {
-  const net = k.nn.sequential(k.nn.linear(40, 48), k.nn.relu(), k.nn.linear(48, 24));
+function smallTrainStep(hidden = 48): { graph: Graph; state: Record<string, HostTensor> } {
+  const net = k.nn.sequential(k.nn.linear(40, hidden), k.nn.relu(), k.nn.linear(hidden, 24));
   const step = k.trainStep(net, (logits, y) => F.crossEntropy(logits, y!), k.optim.sgd({ lr: 0.1 }));
   const traced = k.traceFunction("tiered_step", step as never, { x: k.f32([32, 40]), y: k.i32([32]) });
   rememberHyper(traced);
@@ -126,6 +126,34 @@ describe.skipIf(!env.available)("tiered start on the device", () => {
     expect(b.dispatchStats.quickDispatches).toBe(0);
     a.destroy();
     b.destroy();
+  }, 120_000);
+
+  test("a CPU adapter's runner (quietWait) starts no pipeline creation as the first run ends: the tuned ones are made on the calling thread when the second run starts", async () => {
+    // Another width than the other tests': no tuned pipeline of these kernels is cached on the device yet.
+    const { graph, state } = smallTrainStep(56);
+    const device = env.context!.device;
+    const tiered = compileWebGpu(graph, FORMS).artifact;
+    const quickCount = tiered.kernels.filter((kk) => kk.quick).length;
+    const runner = await WebGpuArtifactRunner.create(device, tiered, { quietWait: true });
+    expect(runner.quickKernels).toBe(quickCount);
+    const inputs = {
+      ...state,
+      x: { dtype: "f32" as const, shape: [32, 40], data: new Float32Array(32 * 40).fill(0.25) },
+      y: { dtype: "i32" as const, shape: [32], data: new Int32Array(32).fill(3) },
+    };
+    const atStart = webGpuPipelineCounts();
+    await runner.run(inputs);
+    // Nothing left in Dawn's threads for a process that exits now (it could print a broken SPIR-V dump as it did).
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(webGpuPipelineCounts()).toEqual(atStart);
+    const before = runner.dispatchStats.quickDispatches;
+    await runner.run(inputs);
+    expect(runner.dispatchStats.quickDispatches - before).toBe(0);
+    const after = webGpuPipelineCounts();
+    expect(after.async).toBe(atStart.async);
+    expect(after.sync - atStart.sync).toBeGreaterThan(0);
+    expect(after.sync - atStart.sync).toBeLessThanOrEqual(quickCount);
+    runner.destroy();
   }, 120_000);
 
   test("a tuned source that does not compile fails the second run, naming the kernel; later runs keep its quick variant", async () => {
