@@ -147,7 +147,7 @@ for (;;) {
     const next = Atomics.load(ctl, ${NEXT});
     if ((next & ~${(1 << CHUNK_BITS) - 1}) !== tag || index >= ctl[${THREADS}]) break;
     const c = next & ${(1 << CHUNK_BITS) - 1};
-    if (c >= ctl[${CHUNKS}]) break;
+    if (c >= Atomics.load(ctl, ${CHUNKS})) break;
     if (Atomics.compareExchange(ctl, ${NEXT}, next, next + 1) !== next) continue;
     while (Atomics.load(ctl, ${STALL}) === 1) Atomics.wait(ctl, ${STALL}, 1); // a test's stopped worker, holding its chunk
     const extent = ctl[${EXTENT}], chunk = ctl[${CHUNK}];
@@ -497,6 +497,11 @@ export class WorkerPool {
     if (this.broken) throw this.broken;
     const ctl = this.ctl;
     const threads = this.threads;
+    // No claim of the last launch's tag may succeed while this one's parameters are written: a
+    // worker that found every chunk of it taken, then read this launch's larger CHUNKS, could
+    // claim chunk `chunks` of the old tag and run it with the new parameters (a chunk computed
+    // twice, and DONE counting one the caller never waits for). -1 matches no tag.
+    Atomics.store(ctl, NEXT, -1);
     if (threadMs) ctl[PROFILE] = 1;
     ctl[KERNEL] = kernel;
     ctl[SECTION] = section;
