@@ -113,36 +113,24 @@ export function onlineSoftmax(
   };
   /** One key for a pack: the same steps as scalarStep, lane i for group i (unused lanes score -inf: p = 0). */
   const laneStep = (pack: (typeof lanePacks)[number]): void => {
-    const [sv, gt, n, c, p] = [fb.local(V128), fb.local(V128), fb.local(V128), fb.local(V128), fb.local(V128)];
+    const sv = fb.local(V128);
     fb.f32(-Infinity).simd(Simd.f32x4Splat);
     pack.groups.forEach((g, lane) => {
       pushScalar(g.score);
       fb.simdLane(Simd.f32x4ReplaceLane, lane);
     });
     fb.set(sv);
-    fb.get(sv).get(pack.m).simd(Simd.f32x4Gt).set(gt);
-    fb.get(gt).simd(Simd.v128AnyTrue).open(Op.if);
-    // n = s where s > m, else m; c = 2^((m - n)·log2 e) on those lanes, 1 on the others
-    fb.get(sv).get(pack.m).get(gt).simd(Simd.v128Bitselect).set(n);
-    fb.get(pack.m).get(n).simd(Simd.f32x4Sub).f32(Math.LOG2E).simd(Simd.f32x4Splat).simd(Simd.f32x4Mul).call(helpers.vexp2);
-    fb.f32(1).simd(Simd.f32x4Splat).get(gt).simd(Simd.v128Bitselect).set(c);
-    fb.get(pack.l).get(c).simd(Simd.f32x4Mul).set(pack.l);
-    pack.groups.forEach((g, lane) => {
-      if (g.runs.length > 0) {
-        const cv = fb.local(V128);
-        splatLane(c, lane);
-        fb.set(cv);
-        for (const run of g.runs) fb.get(run.acc).get(cv).simd(Simd.f32x4Mul).set(run.acc);
-      }
-      for (const r of g.singleSums) fb.get(accumulator(r)).get(c).simdLane(Simd.f32x4ExtractLane, lane).op(Op.f32Mul).set(accumulator(r));
-    });
-    fb.get(n).set(pack.m);
-    fb.end();
-    // p = s == -inf ? 0 : 2^((s - m)·log2 e), lane-wise
-    fb.get(sv).get(pack.m).simd(Simd.f32x4Sub).f32(Math.LOG2E).simd(Simd.f32x4Splat).simd(Simd.f32x4Mul).call(helpers.vexp2);
-    fb.v128Zero();
-    fb.get(sv).f32(-Infinity).simd(Simd.f32x4Splat).simd(Simd.f32x4Ne).simd(Simd.v128Bitselect).set(p);
-    fb.get(pack.l).get(p).simd(Simd.f32x4Add).set(pack.l);
+    const p = vectorOnlineStep(fb, helpers, sv, pack.m, pack.l, (c) =>
+      pack.groups.forEach((g, lane) => {
+        if (g.runs.length > 0) {
+          const cv = fb.local(V128);
+          splatLane(c, lane);
+          fb.set(cv);
+          for (const run of g.runs) fb.get(run.acc).get(cv).simd(Simd.f32x4Mul).set(run.acc);
+        }
+        for (const r of g.singleSums) fb.get(accumulator(r)).get(c).simdLane(Simd.f32x4ExtractLane, lane).op(Op.f32Mul).set(accumulator(r));
+      }),
+    );
     const pl = pack.groups.map((_, lane) => {
       const v = fb.local(V128);
       splatLane(p, lane);
@@ -215,6 +203,32 @@ export interface ValueRun {
 }
 
 /** The runs among `groups` (members in order, four at a time where their value loads line up). */
+/**
+ * One key of a lane-wise online softmax whose running max `m` and sum `l` are f32x4 locals and
+ * whose scores are in `sv`: where a lane's score raises its max (n = s, else m), l and, through
+ * `rescale(c)`, the caller's accumulators scale by c = 2^((m - n)·log2 e) (1 on the other lanes)
+ * and m moves to n — inside a branch taken only when some lane's max moved; then
+ * p = s == -inf ? 0 : 2^((s - m)·log2 e) is added to l. Returns p's local for the values'
+ * updates. Shared by the row blocks in lanes here and emit-section's vector rows.
+ */
+export function vectorOnlineStep(fb: FuncBuilder, helpers: HelperFuncs, sv: number, m: number, l: number, rescale: (c: number) => void): number {
+  const [gt, n, c, p] = [fb.local(V128), fb.local(V128), fb.local(V128), fb.local(V128)];
+  fb.get(sv).get(m).simd(Simd.f32x4Gt).set(gt);
+  fb.get(gt).simd(Simd.v128AnyTrue).open(Op.if);
+  fb.get(sv).get(m).get(gt).simd(Simd.v128Bitselect).set(n);
+  fb.get(m).get(n).simd(Simd.f32x4Sub).f32(Math.LOG2E).simd(Simd.f32x4Splat).simd(Simd.f32x4Mul).call(helpers.vexp2);
+  fb.f32(1).simd(Simd.f32x4Splat).get(gt).simd(Simd.v128Bitselect).set(c);
+  fb.get(l).get(c).simd(Simd.f32x4Mul).set(l);
+  rescale(c);
+  fb.get(n).set(m);
+  fb.end();
+  fb.get(sv).get(m).simd(Simd.f32x4Sub).f32(Math.LOG2E).simd(Simd.f32x4Splat).simd(Simd.f32x4Mul).call(helpers.vexp2);
+  fb.v128Zero();
+  fb.get(sv).f32(-Infinity).simd(Simd.f32x4Splat).simd(Simd.f32x4Ne).simd(Simd.v128Bitselect).set(p);
+  fb.get(l).get(p).simd(Simd.f32x4Add).set(l);
+  return p;
+}
+
 export function valueRuns(s: Section, groups: ReadonlyMap<ExprId, readonly ExprId[]>): ValueRun[] {
   const runs: ValueRun[] = [];
   const loadOf = (id: ExprId): Extract<KExpr, { op: "load" }> | undefined => {

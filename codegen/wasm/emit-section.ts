@@ -11,7 +11,7 @@ import { reduceElements, scheduleSection, type ScheduleItem } from "../../compil
 import { vectorPaysWithScatter } from "../../compiler/kernel/lane-axis.ts";
 import { reduceRange } from "../../compiler/kernel/key-range.ts";
 import { exprOperands, exprOwnVars, isReduceExpr, softmaxGroups, type ExprId, type KExpr, type Section } from "../../compiler/kernel/kernel-ir.ts";
-import { onlineSoftmax, valueRuns } from "./emit-online-softmax.ts";
+import { onlineSoftmax, valueRuns, vectorOnlineStep } from "./emit-online-softmax.ts";
 import { dtypeBytes, dtypeInfo, halfOf, isBool } from "../../compiler/ir/dtype.ts";
 import { SIMD_BINARY, WASM_MEMORY, isF32Value, laneOps } from "./dtypes.ts";
 import { assertNever, bug } from "../../compiler/util/errors.ts";
@@ -730,23 +730,13 @@ export function emitSection(
     const keyStep = (): void => {
       emitItems(item.body);
       for (const g of state) {
-        const [sv, gt, n, c, p] = [fb.local(V128), fb.local(V128), fb.local(V128), fb.local(V128), fb.local(V128)];
+        const sv = fb.local(V128);
         const sums = g.members.filter((m) => exprs[m]!.op === "softmax_sum");
         vc.pushVec(g.score);
         fb.set(sv);
-        fb.get(sv).get(g.m).simd(Simd.f32x4Gt).set(gt);
-        fb.get(gt).simd(Simd.v128AnyTrue).open(Op.if);
-        fb.get(sv).get(g.m).get(gt).simd(Simd.v128Bitselect).set(n);
-        fb.get(g.m).get(n).simd(Simd.f32x4Sub).f32(Math.LOG2E).simd(Simd.f32x4Splat).simd(Simd.f32x4Mul).call(helpers.vexp2);
-        fb.f32(1).simd(Simd.f32x4Splat).get(gt).simd(Simd.v128Bitselect).set(c);
-        fb.get(g.l).get(c).simd(Simd.f32x4Mul).set(g.l);
-        for (const m of sums) fb.get(vecLocal(m)).get(c).simd(Simd.f32x4Mul).set(vecLocal(m));
-        fb.get(n).set(g.m);
-        fb.end();
-        fb.get(sv).get(g.m).simd(Simd.f32x4Sub).f32(Math.LOG2E).simd(Simd.f32x4Splat).simd(Simd.f32x4Mul).call(helpers.vexp2);
-        fb.v128Zero();
-        fb.get(sv).f32(-Infinity).simd(Simd.f32x4Splat).simd(Simd.f32x4Ne).simd(Simd.v128Bitselect).set(p);
-        fb.get(g.l).get(p).simd(Simd.f32x4Add).set(g.l);
+        const p = vectorOnlineStep(fb, helpers, sv, g.m, g.l, (c) => {
+          for (const m of sums) fb.get(vecLocal(m)).get(c).simd(Simd.f32x4Mul).set(vecLocal(m));
+        });
         for (const m of sums) {
           fb.get(p);
           vc.pushVec((exprs[m] as Extract<KExpr, { op: "softmax_sum" }>).value);
