@@ -712,38 +712,32 @@ export function emitSection(
    * An online softmax over the keys for four points at once (the lanes of a region: a fused
    * attention backward's four query rows computing their statistics in one pass): per group a
    * running max and sum per lane, as emit-online-softmax.ts does per row — a key that raises
-   * some lane's max rescales (those lanes), every key adds 2^((s − m)·log2 e) lane-wise.
+   * some lane's max rescales (those lanes), every key adds 2^((s − m)·log2 e) lane-wise. Only
+   * softmax_max and softmax_norm reach it: emitLoop opens no region in a section holding a
+   * softmax_sum (its rows run in lanes in emit-online-softmax.ts instead), so there is no
+   * weighted sum to rescale here.
    */
   const emitOnlineInRegion = (item: Extract<ScheduleItem, { kind: "reduce" }>, groups: Map<ExprId, ExprId[]>, r: Region): void => {
     if ([...groups.values()].flat().length !== item.reduces.length) bug(`wasm: softmax reductions mixed with other reductions in ${name}`);
     const vc = vectorCtx(r);
-    const fma = opts.fma === true;
     const state = [...groups].map(([score, members]) => {
       if (!r.varies(score)) bug(`wasm: an online softmax in ${name} whose score is the same in every lane`);
-      for (const m of members) if (!r.varies(m)) bug(`wasm: online reduction %${m} of ${name} does not vary per lane`);
+      for (const m of members) {
+        if (exprs[m]!.op === "softmax_sum") bug(`wasm: softmax_sum %${m} of ${name} in a vector region`);
+        if (!r.varies(m)) bug(`wasm: online reduction %${m} of ${name} does not vary per lane`);
+      }
       const g = { score, members, m: fb.local(V128), l: fb.local(V128) };
       fb.f32(-Infinity).simd(Simd.f32x4Splat).set(g.m);
       fb.v128Zero().set(g.l);
-      for (const m of members) fb.v128Zero().set(vecLocal(m));
       return g;
     });
     const keyStep = (): void => {
       emitItems(item.body);
       for (const g of state) {
         const sv = fb.local(V128);
-        const sums = g.members.filter((m) => exprs[m]!.op === "softmax_sum");
         vc.pushVec(g.score);
         fb.set(sv);
-        const p = vectorOnlineStep(fb, helpers, sv, g.m, g.l, (c) => {
-          for (const m of sums) fb.get(vecLocal(m)).get(c).simd(Simd.f32x4Mul).set(vecLocal(m));
-        });
-        for (const m of sums) {
-          fb.get(p);
-          vc.pushVec((exprs[m] as Extract<KExpr, { op: "softmax_sum" }>).value);
-          if (fma) fb.get(vecLocal(m)).simd(Simd.f32x4RelaxedMadd);
-          else fb.simd(Simd.f32x4Mul).get(vecLocal(m)).simd(Simd.f32x4Add);
-          fb.set(vecLocal(m));
-        }
+        vectorOnlineStep(fb, helpers, sv, g.m, g.l, () => undefined);
       }
     };
     if (!rangedLoop(item.vars, item.reduces, keyStep))
@@ -755,8 +749,7 @@ export function emitSection(
       for (const m of g.members) {
         const op = exprs[m]!.op;
         if (op === "softmax_max") fb.get(g.m).set(vecLocal(m));
-        else if (op === "softmax_norm") fb.get(g.l).set(vecLocal(m));
-        else fb.get(vecLocal(m)).get(g.l).simd(Simd.f32x4Div).set(vecLocal(m));
+        else fb.get(g.l).set(vecLocal(m));
       }
   };
 
