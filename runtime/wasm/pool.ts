@@ -512,7 +512,10 @@ export class WorkerPool {
     chunk = Math.max(chunk, Math.ceil(Math.ceil(extent / ((1 << CHUNK_BITS) - 1)) / grain) * grain);
     const chunks = Math.ceil(extent / chunk);
     ctl[CHUNK] = chunk;
-    ctl[CHUNKS] = chunks;
+    // Atomic (ordered after NEXT = -1): a worker that reads this launch's CHUNKS then sees no
+    // old tag in NEXT. A plain store may become visible before the earlier atomic one where
+    // stores are not kept in order (arm64: stlr, then a plain str), reopening the race above.
+    Atomics.store(ctl, CHUNKS, chunks);
     ctl[SPIN] = launchTuning.spinPolls;
     if (threadMs) this.busyMs.fill(0);
     Atomics.store(ctl, DONE, 0);
