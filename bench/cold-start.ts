@@ -4,7 +4,7 @@
 // the first loss, and its parts: `readyMs` (Node's own start and `import "kiln"`, which the
 // static imports below run before this body), `buildMs` (constructing the model: parameter
 // init), `compileMs` (k.compile: trace, compile, runner), `runMs` (the first exe.run), and
-// `cpuMs`, the process's CPU time (every thread) up to the loss (`readyCpuMs`: up to ready), and
+// `stages`, k.compile's stages (exe.compileStats), `cpuMs`, the process's CPU time (every thread) up to the loss (`readyCpuMs`: up to ready), and
 // where Linux gives it (bench/thread-cpu.ts), `main`: the main thread's own CPU time in
 // each part, which is what the wall time is on a quiet machine and what a loaded one inflates
 // least (it leaves out the wasm workers' boot, which overlaps the compile). `kiln` says which "kiln" the
@@ -60,6 +60,8 @@ console.log(
     readyCpuMs: (readyCpu.user + readyCpu.system) / 1000,
     main,
     loss,
+    // k.compile's stages (trace, the passes, render, runner), wall ms: where a change moved time.
+    stages: Object.fromEntries(exe.compileStats.stages.map((st) => [st.name, st.ms])),
     kiln: import.meta.resolve("kiln"),
   }),
 );
