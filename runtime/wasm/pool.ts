@@ -215,7 +215,10 @@ let nodeWorkerClass: NodeWorkerClass | undefined;
 async function spawnWorker(label: number): Promise<PoolWorker> {
   if (isNode()) {
     nodeWorkerClass ??= (await import("node:worker_threads")).Worker;
-    const w = new nodeWorkerClass(poolTestHooks.workerSource ?? nodeWorkerSource(), { eval: true });
+    // stdout/stderr: true: the worker prints nothing, and Node would otherwise pipe its output
+    // into the caller's process.stdout and process.stderr, creating both streams now (a pipe's
+    // loads node:net): ~2 ms of a cold start's main thread, paid inside k.compile.
+    const w = new nodeWorkerClass(poolTestHooks.workerSource ?? nodeWorkerSource(), { eval: true, stdout: true, stderr: true });
     // Idle (prestarted) workers never keep the process alive; a joining one does until it is
     // ready, and one with compiles to answer until it has answered them (holds counts both).
     w.unref();

@@ -6,7 +6,8 @@
 // (esbuild's metafile of a one-file bundle of the sources, no code splitting); the
 // cpu path loads no chunk holding the WebGPU or CUDA targets, their renderers or runtimes, or
 // the interpreter — which the "reference" compile then does load (so the hook sees dynamic
-// imports, and the deferred registry entries work in the bundle).
+// imports, and the deferred registry entries work in the bundle); and that nothing on the cpu path
+// reads process.stdout or process.stderr (each first read creates the stream).
 
 import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -24,6 +25,8 @@ interface ChildReport {
   readonly afterCpu: string[];
   readonly afterReference: string[];
   readonly losses: number[];
+  /** process.stdout / process.stderr reads during import "kiln" and the cpu compile and run. */
+  readonly stdioAfterCpu: string[];
 }
 let report: ChildReport;
 
@@ -40,6 +43,12 @@ import { readFileSync } from "node:fs";
 import { register } from "node:module";
 register(new URL("./hooks.mjs", import.meta.url));
 const log = () => readFileSync(process.env.KILN_LOAD_LOG, "utf8").trim().split("\\n");
+// Who reads process.stdout / process.stderr (Node creates the stream on the first read).
+const stdioReads = [];
+for (const name of ["stdout", "stderr"]) {
+  const d = Object.getOwnPropertyDescriptor(process, name);
+  Object.defineProperty(process, name, { configurable: true, enumerable: d.enumerable, get() { stdioReads.push(name); return d.get.call(this); } });
+}
 const k = await import(process.env.KILN_ENTRY);
 const step = (net) => k.trainStep(net, (logits, y) => k.nn.functional.crossEntropy(logits, y), k.optim.sgd({ lr: 0.1 }));
 const net = k.nn.sequential(k.nn.linear(4, 8), k.nn.relu(), k.nn.linear(8, 3));
@@ -49,9 +58,9 @@ for (const target of ["cpu", "reference"]) {
   const exe = await k.compile(step(net), [k.f32([2, 4]), k.i32([2])], { target });
   losses.push((await exe.run([x, y])).loss.data[0]);
   await exe.close?.();
-  if (target === "cpu") globalThis.afterCpu = log();
+  if (target === "cpu") globalThis.afterCpu = log(), globalThis.stdioAfterCpu = [...stdioReads];
 }
-console.log(JSON.stringify({ exports: Object.keys(k), afterCpu: globalThis.afterCpu, afterReference: log(), losses }));
+console.log(JSON.stringify({ exports: Object.keys(k), afterCpu: globalThis.afterCpu, afterReference: log(), losses, stdioAfterCpu: globalThis.stdioAfterCpu }));
 process.exit(0);
 `;
 
@@ -119,4 +128,9 @@ test("a cpu compile and run loads no WebGPU, CUDA or interpreter code; a referen
   expect(reference.filter((s) => /^codegen\/(wgsl|cuda)\//.test(s))).toEqual([]);
   // Both targets computed the same first loss (the reference in float64): the deferred entry runs.
   expect(report.losses[1]).toBeCloseTo(report.losses[0]!, 5);
+});
+
+test("import, a cpu compile and its run never read process.stdout or process.stderr (the wasm worker's output is not piped into them)", () => {
+  // Reading one creates the stream (a pipe's loads node:net): a cold-start cost nothing printed needs.
+  expect(report.stdioAfterCpu).toEqual([]);
 });
