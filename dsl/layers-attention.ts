@@ -44,7 +44,7 @@ export interface AttentionCallOptions {
   readonly averageAttnWeights?: boolean;
 }
 
-const emptyParameter = (name: string, shape: readonly number[]): Parameter => new Parameter(name, shape, new Float64Array(shape.reduce((a, b) => a * b, 1)));
+const emptyParameter = (name: string, shape: readonly number[]): Parameter => Parameter.zeros(name, shape);
 
 function positive(value: unknown, name: string): number {
   if (!Number.isInteger(value) || (value as number) < 1)

@@ -20,11 +20,10 @@ function positive(value: number, name: string, layer: string): number {
 }
 
 /**
- * A zero-filled f32 parameter; the layer's init fills it. Zeros of the parameter's own storage
- * type: the constructor's copy is then a plain copy, not an f64 → f32 conversion of every value
- * (3–4 ms of an MLP's cold start for values its init or a loadState replaces anyway).
+ * An f32 parameter the layer's init fills: zeros until then, never allocated when the init's
+ * draw or a loadState replaces them first (Parameter.zeros).
  */
-const emptyParameter = (name: string, shape: readonly number[]): Parameter => new Parameter(name, shape, new Float32Array(shape.reduce((a, b) => a * b, 1)));
+const emptyParameter = (name: string, shape: readonly number[]): Parameter => Parameter.zeros(name, shape);
 
 /** PyTorch's reset_parameters for Linear and the convolutions: kaiming_uniform(a=√5) weight, U(±1/√fan_in) bias. */
 function defaultInit(weight: Parameter, bias: Parameter | undefined): void {

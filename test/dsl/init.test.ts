@@ -52,6 +52,21 @@ describe("parameter init", () => {
     q.drawLater(() => Float64Array.of(5, 6));
     expect(Array.from(q.hostTensor().data)).toEqual([5, 6]);
   });
+
+  test("Parameter.zeros reads as zeros of its dtype's storage until replaced; an init replaces them before any read", () => {
+    const f = k.nn.Parameter.zeros("f", [2, 3]);
+    expect(f.data).toBeInstanceOf(Float64Array);
+    expect(Array.from(f.data)).toEqual([0, 0, 0, 0, 0, 0]);
+    f.data[1] = 7; // the array read is the parameter's own: writes stay
+    expect(Array.from(f.data)).toEqual([0, 7, 0, 0, 0, 0]);
+    const i = k.nn.Parameter.zeros("i", [2], "i32", false);
+    expect(i.data).toBeInstanceOf(Int32Array);
+    expect(Array.from(i.hostTensor().data)).toEqual([0, 0]);
+    expect(i.requiresGrad).toBe(false);
+    const w = k.nn.Parameter.zeros("w", [2]);
+    w.drawLater(() => Float64Array.of(3, 4));
+    expect(Array.from(w.data)).toEqual([3, 4]);
+  });
 });
 
 describe("an executable's initial state", () => {
