@@ -47,7 +47,6 @@ import {
   type KExpr,
   type Section,
 } from "./kernel-ir.ts";
-import { bug } from "../util/errors.ts";
 import { chooseLaneAxes } from "./lane-axis.ts";
 import { panelPrologues } from "./panel-prologue.ts";
 import { copyExprs, copySectionBody } from "./tile.ts";
@@ -635,8 +634,9 @@ export const gemmChunkTestHooks = { minBytes: 4 << 20, maxBytes: 2 << 20, chain:
  *     both operands' slices of k and adds its partial sums to an accumulator (chunk 0 stores
  *     them), and the last chunk adds its own and runs the section's epilogue (bias, SGD step).
  * The chunk size is a multiple of the panel width and of the variable's inner digits (whole
- * images of n·h·w), so each chunk's indices fold like the whole GEMM's. Undefined when the
- * section is not such a GEMM.
+ * images of n·h·w), so each chunk's indices fold like the whole GEMM's; a cut whose chunks are
+ * too small a GEMM for panels is not made (the GEMM runs whole). Undefined when the section is
+ * not such a GEMM.
  */
 function gemmChunks(
   s: Section,
@@ -691,17 +691,33 @@ function gemmChunks(
     // the limit.
     if (!chained || probe.m * probe.n * 4 < gemmChunkTestHooks.minBytes) return whole();
     const per = chunkOf(col, probe.colSide, inner, Math.max(probe.k, probe.m) * 4, true);
-    const chunks = per > 0 ? columnChunks(s, buffers, col, per, false) : undefined;
+    const chunks = per > 0 ? cut(buffers, (trial) => columnChunks(s, trial, col, per)) : undefined;
     return chunks ? { chunks, col: { v: col, per, chainOnly: true } } : whole();
   }
   // by columns: the outermost column variable (a conv's n, or its flattened n·h·w) is cut
   const perColumn = chunkOf(col, probe.colSide, inner, probe.k * 4);
-  if (perColumn > 0) return { chunks: columnChunks(s, buffers, col, perColumn), col: { v: col, per: perColumn } };
+  const byColumns = perColumn > 0 ? cut(buffers, (trial) => columnChunks(s, trial, col, perColumn)) : undefined;
+  if (byColumns) return { chunks: byColumns, col: { v: col, per: perColumn } };
+  if (perColumn > 0) return whole();
   // else by k
   const reduce = s.exprs[s.dots![0]!.reduce]!;
   if (reduce.op !== "reduce_sum" || reduce.vars.length !== 1 || probe.outerSum) return whole();
   const perStep = chunkOf(reduce.vars[0]!, probe.colSide, 1, probe.n * 4);
-  return perStep > 0 ? { chunks: kChunks(s, buffers, perStep) } : whole();
+  const byK = perStep > 0 ? cut(buffers, (trial) => kChunks(s, trial, perStep)) : undefined;
+  return byK ? { chunks: byK } : whole();
+}
+
+/**
+ * The chunks `make` builds over a copy of `buffers`, whose new entries (pack buffers) join
+ * `buffers` only when every chunk kept the panel form; undefined otherwise, with `buffers`
+ * untouched. A chunk can be too small a GEMM for panels (GEMM_MIN_MACS) where the only cut the
+ * limit allows is one value of a prime extent: 8 filters × one 28×28 image × 9 taps, a batch of 149.
+ */
+function cut(buffers: BufferDecl[], make: (trial: BufferDecl[]) => GemmChunk[] | undefined): GemmChunk[] | undefined {
+  const trial = [...buffers];
+  const chunks = make(trial);
+  if (chunks) buffers.push(...trial.slice(buffers.length));
+  return chunks;
 }
 
 type GemmChunk = { readonly packs: Kernel[]; readonly section: Section };
@@ -733,13 +749,8 @@ function planWithChain(
   return { plan, links };
 }
 
-/**
- * The chunks of `s` that take `per` values of column variable `v` each; undefined, unless
- * `strict` (a bug then), where a chunk is too small for the panel form.
- */
-function columnChunks(s: Section, buffers: BufferDecl[], v: IndexVar, per: number, strict?: true): GemmChunk[];
-function columnChunks(s: Section, buffers: BufferDecl[], v: IndexVar, per: number, strict: false): GemmChunk[] | undefined;
-function columnChunks(s: Section, buffers: BufferDecl[], v: IndexVar, per: number, strict = true): GemmChunk[] | undefined {
+/** The chunks of `s` that take `per` values of column variable `v` each; undefined where a chunk is no panel GEMM (see cut). */
+function columnChunks(s: Section, buffers: BufferDecl[], v: IndexVar, per: number): GemmChunk[] | undefined {
   const shared: SharedRowPack = {};
   const local = indexVar(`${v.name}c`, per);
   const chunks: GemmChunk[] = [];
@@ -749,17 +760,14 @@ function columnChunks(s: Section, buffers: BufferDecl[], v: IndexVar, per: numbe
     const ids = copySectionBody(s, sb, varMap);
     for (const st of s.stores) sb.store(st.buffer, substitute(st.index, varMap), ids[st.value]!);
     const gemm = canonicalGemm({ ...sb.build(), ...sectionSource(s) }, buffers, shared);
-    if (!gemm?.panels) {
-      if (!strict) return undefined;
-      bug(`block-contraction: chunk ${c} of a GEMM over ${v.name} lost its panel form`);
-    }
+    if (!gemm?.panels) return undefined;
     chunks.push({ packs: gemm.packs, section: gemm.section });
   }
   return chunks;
 }
 
-/** The chunks of `s` that take `per` steps of its contraction's k each, partial sums in an accumulator. */
-function kChunks(s: Section, buffers: BufferDecl[], per: number): GemmChunk[] {
+/** The chunks of `s` that take `per` steps of its contraction's k each, partial sums in an accumulator; undefined where a chunk is no panel GEMM (see cut). */
+function kChunks(s: Section, buffers: BufferDecl[], per: number): GemmChunk[] | undefined {
   const dot = s.dots![0]!;
   const reduce = s.exprs[dot.reduce] as Extract<KExpr, { vars: readonly IndexVar[] }>;
   const v = reduce.vars[0]!;
@@ -790,7 +798,7 @@ function kChunks(s: Section, buffers: BufferDecl[], per: number): GemmChunk[] {
     if (c < count - 1) sb.store(accId, flat, ids[dot.reduce]!);
     else for (const st of s.stores) sb.store(st.buffer, st.index, ids[st.value]!);
     const gemm = canonicalGemm({ ...sb.build(), ...sectionSource(s) }, buffers);
-    if (!gemm?.panels) bug(`block-contraction: chunk ${c} of a GEMM over ${v.name} lost its panel form`);
+    if (!gemm?.panels) return undefined;
     chunks.push({ packs: gemm.packs, section: gemm.section });
   }
   return chunks;

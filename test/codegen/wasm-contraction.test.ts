@@ -13,6 +13,7 @@ import * as k from "kiln";
 import { compileWasm } from "../../targets/wasm.ts";
 import { interpret } from "../../compiler/ir/interpret.ts";
 import type { Graph } from "../../compiler/ir/types.ts";
+import { nodeOf } from "../../compiler/ir/graph.ts";
 import type { HostTensor } from "../../compiler/ir/host-tensor.ts";
 import { decodeBase64, WasmArtifactRunner } from "../../runtime/wasm/run-artifact.ts";
 import { relaxedSimdAvailable } from "../../runtime/wasm/engine.ts";
@@ -182,6 +183,17 @@ const FORMS: readonly Form[] = [
     k: 32 * 9 * 4,
   },
   {
+    // One 16×16 image a chunk is all the limits allow (256 columns × k = 9, 9216 B), and that
+    // chunk's GEMM (8 × 256 × 9 multiply-adds) is below the size that takes the panel form: the
+    // GEMM runs whole. (Cut anyway, it ended the compile with "chunk 0 … lost its panel form".)
+    name: "conv2d 8×1×16×16 ⊛ 8×1×3×3, pad 1, under limits that allow only one-image chunks too small for panels: whole",
+    packs: true,
+    chunked: { minBytes: 1 << 12, maxBytes: 9216, chunks: 0 },
+    fn: (x, w) => F.conv2d(x, w, undefined, { padding: 1 }),
+    specs: [k.f32([8, 1, 16, 16]), k.f32([8, 1, 3, 3])],
+    k: 9,
+  },
+  {
     // a plain operand packs no more than it reads: whole, however big (GPT-2's step took 845
     // kernels with its linears chunked, 533 without, at the same speed)
     name: "linear 128×64 @ (1024×64)ᵀ + bias under the chunk limits above: not chunked (neither operand expands what it reads)",
@@ -320,6 +332,39 @@ describe.each([true, false])("wasm contractions on 2 threads, relaxed SIMD %s", 
       const { out } = await runWasm(g, relaxed, inputs, 2, form.chunked);
       expect(Array.from(out)).toEqual(Array.from(want, (v) => Math.fround(v)));
     });
+});
+
+describe("GEMM chunks at the real limits", () => {
+  // A conv 1 → 8, 3×3, pad 1 over a batch of 149 MNIST-sized images (an epoch's odd last batch):
+  // its patches take 4.2 MB (over minBytes), 149 is prime, so the only cut is one image a chunk,
+  // and 8 × 784 × 9 multiply-adds is too small a GEMM for panels. It compiled to an internal
+  // error ("chunk 0 of a GEMM over o0 lost its panel form"); the GEMM now runs whole, and its
+  // first image matches the interpreter's.
+  test("a conv over a prime batch whose one-image chunk is too small for panels compiles and runs whole", async () => {
+    const n = 149;
+    const g = k.traceFunction("conv149", ((x: k.Tensor, w: k.Tensor) => F.conv2d(x, w, undefined, { padding: 1 })) as never, [
+      k.f32([n, 1, 28, 28]),
+      k.f32([8, 1, 3, 3]),
+    ]).graph;
+    const artifact = compileWasm(g).artifact;
+    expect(artifact.kernels.filter((kk) => /_c\d+$/.test(kk.name)).length).toBe(0);
+    // small integers: every sum exact in f32
+    const inputs = inputsOf(g, (i, input) => ((i * 5 + input * 3) % 7) - 3);
+    const r = await WasmArtifactRunner.create(artifact, { threads: 1 });
+    runners.push(r);
+    const out = Object.values(r.run(inputs))[0]!.data as Float32Array;
+    // the interpreter on the first image (the conv is per image)
+    const first = k.traceFunction("conv1", ((x: k.Tensor, w: k.Tensor) => F.conv2d(x, w, undefined, { padding: 1 })) as never, [
+      k.f32([1, 1, 28, 28]),
+      k.f32([8, 1, 3, 3]),
+    ]).graph;
+    const names = (graph: Graph): string[] => graph.inputs.map((id) => (nodeOf(graph, id) as { name: string }).name);
+    const [x, w] = names(g).map((name) => inputs[name]!);
+    const [x1, w1] = names(first);
+    const image = { dtype: "f32", shape: [1, 1, 28, 28], data: (x!.data as Float32Array).subarray(0, 784) } as const;
+    const want = Object.values(interpret(first, { [x1!]: image, [w1!]: w! }))[0]!.data;
+    expect(Array.from(out.subarray(0, 8 * 784))).toEqual(Array.from(want as ArrayLike<number>, (v) => Math.fround(v)));
+  });
 });
 
 describe("relaxed SIMD in the artifact", () => {
