@@ -26,6 +26,7 @@
 
 import { HOST_MATH_SOURCE } from "./host-math.ts";
 import { wasmEngineFlags, type EngineProcess } from "./engine.ts";
+import { SHARED_TOUCH_SOURCE } from "./prefault.ts";
 
 /** Control words: generation, kernel, section, extent, threads, done, (6 unused), quit, failed, and those below. */
 const GEN = 0;
@@ -168,14 +169,20 @@ for (;;) {
 // V8 flags are process-wide and the main thread set them (engine.ts) before compiling; setting
 // them here too keeps a worker right in hosts where flags are per isolate. Until its start
 // message, an idle (prestarted) Node worker compiles the kernel modules it is sent
-// ({ compile: bytes, id } → { compiled: id, module | error }): see compile in PoolWorker.
+// ({ compile: bytes, id } → { compiled: id, module | error }): see compile in PoolWorker; and
+// takes chunks of a pre-fault ({ prefault: memory's buffer, from, to, control }): see prefault in PoolWorker.
 const nodeWorkerSource = (): string => `const { parentPort } = require("node:worker_threads");
 try { for (const f of ${JSON.stringify(wasmEngineFlags((globalThis as { process?: EngineProcess }).process))}) require("node:v8").setFlagsFromString(f); } catch {}
+const touch = ${SHARED_TOUCH_SOURCE};
 const onMessage = (data) => {
   if (data && data.compile !== undefined) {
     let module, error;
     try { module = new WebAssembly.Module(data.compile); } catch (e) { error = String((e && e.message) || e); }
     parentPort.postMessage({ compiled: data.id, module, error });
+    return;
+  }
+  if (data && data.prefault !== undefined) {
+    touch(new Uint8Array(data.prefault), data.from, data.to, new Int32Array(data.control));
     return;
   }
   parentPort.off("message", onMessage);
@@ -205,6 +212,11 @@ interface PoolWorker {
    * module is invalid or the worker fails or exits first.
    */
   compile?(bytes: Uint8Array): Promise<WebAssembly.Module>;
+  /**
+   * Node, before `join`: takes chunks of the pre-fault of `memory`'s bytes [from, to) whose
+   * control block is `control` (prefault.ts's prefaultShared), when it gets to the message.
+   */
+  prefault?(memory: SharedArrayBuffer, from: number, to: number, control: SharedArrayBuffer): void;
 }
 
 const isNode = (): boolean => typeof globalThis.process?.versions?.node === "string";
@@ -262,6 +274,10 @@ async function spawnWorker(label: number): Promise<PoolWorker> {
           compiles.set(id, { resolve, reject });
           w.postMessage({ compile: bytes, id });
         });
+      },
+      // Nothing waits for an answer: the caller takes the chunks this worker does not get to.
+      prefault: (memory, from, to, control) => {
+        if (!failure) w.postMessage({ prefault: memory, from, to, control });
       },
       join: (data, lost) => {
         if (failure) return Promise.reject(failure);
@@ -353,6 +369,14 @@ export const idleWorkerCount = (): number => idle.length;
  */
 export function idleWorkerCompile(): ((bytes: Uint8Array) => Promise<WebAssembly.Module>) | undefined {
   return idle.find((w) => w.compile)?.compile;
+}
+
+/**
+ * The page-faulting of the idle (prestarted) Node workers (see PoolWorker.prefault): a runner
+ * made over a shared memory splits its pre-fault with them (runtime/wasm/prefault.ts).
+ */
+export function idleWorkerPrefaults(): ((memory: SharedArrayBuffer, from: number, to: number, control: SharedArrayBuffer) => void)[] {
+  return idle.flatMap((w) => (w.prefault ? [w.prefault] : []));
 }
 
 /** Terminates the idle workers (a compile that failed after prestartWorkers). */

@@ -39,6 +39,7 @@ import {
 } from "../artifact/host-io.ts";
 import { refuseUnknownOptions } from "../artifact/options.ts";
 import { prepareWasmEngine } from "./engine.ts";
+import { PREFAULT_CHUNK_BYTES, prefaultShared, touchedArrayBuffer, touchPages } from "./prefault.ts";
 
 import type { RuntimeData, RuntimeTensor } from "../artifact/host-io.ts";
 export type { RuntimeData, RuntimeTensor };
@@ -275,6 +276,10 @@ export class WasmArtifactRunner implements ResidentOwner {
   precompiledModules = 0;
   /** Of those, the modules handed to a worker's compile (EarlyModules). */
   workerCompiledModules = 0;
+  /** Bytes whose pages were mapped as the runner was made: the memory's fresh bytes and the first run's output arrays (prefault.ts). */
+  prefaultedBytes = 0;
+  /** Per output: the fresh array, pages mapped, that the first run returns it in (unless `out` gives one); dropped after the first read. */
+  readonly spares = new Map<string, RuntimeData>();
 
   private constructor(
     readonly artifact: Artifact,
@@ -325,9 +330,13 @@ export class WasmArtifactRunner implements ResidentOwner {
     const layout = artifactLayout(artifact.memory);
     const model = sharedModelMemory(artifact, shared, sharedMemory);
     let memory: WebAssembly.Memory;
+    /** Where the bytes this runner brought to the memory start (a shared model memory's earlier bytes were mapped by the runner that grew it). */
+    let grownFrom = 0;
     if (model) {
+      const fresh = model.memory === undefined;
       memory = model.memory ??= new WebAssembly.Memory({ initial: layout.pages, maximum: WASM32_MAX_PAGES, shared });
       const pages = memory.buffer.byteLength / PAGE_BYTES;
+      if (!fresh) grownFrom = pages * PAGE_BYTES;
       if (pages < layout.pages) memory.grow(layout.pages - pages);
     } else memory = new WebAssembly.Memory({ initial: layout.pages, maximum: layout.pages, shared });
     const addressOf = artifact.buffers.map((b: ArtifactBuffer) => {
@@ -346,7 +355,7 @@ export class WasmArtifactRunner implements ResidentOwner {
     };
     let precompiled = 0;
     let onWorker = 0;
-    const modules = await Promise.all(
+    const compiling = Promise.all(
       artifact.kernels.map(async (k) => {
         try {
           try {
@@ -366,6 +375,12 @@ export class WasmArtifactRunner implements ResidentOwner {
         }
       }),
     );
+    compiling.catch(() => undefined);
+    // While the modules compile (on V8's threads or the prestarted worker), the pages the plan
+    // needs get mapped: the memory's fresh bytes and the first run's output arrays (prefault.ts).
+    const spares = spareOutputs(artifact);
+    const arrays = await prefault(memory, grownFrom, layout.totalBytes, spares, shared);
+    const modules = await compiling;
     const rt = hostMath();
     const launches: Launch[] = [];
     modules.forEach((m, kernel) => {
@@ -391,6 +406,8 @@ export class WasmArtifactRunner implements ResidentOwner {
     const pool = shared ? await (await import("./pool.ts")).WorkerPool.start(memory, modules, threads, ctlAt, names) : undefined;
     const runner = new WasmArtifactRunner(artifact, memory, launches, addressOf, pool, opts, model);
     runner.precompiledModules = precompiled;
+    runner.prefaultedBytes = Math.max(0, layout.totalBytes - grownFrom) + arrays.reduce((a, b) => a + b.byteLength, 0);
+    spares.forEach((o, i) => runner.spares.set(o.name, artifactArray(o.dtype, arrays[i]!, 0, numel(o.shape))));
     runner.workerCompiledModules = onWorker;
     return runner;
   }
@@ -587,12 +604,15 @@ export class WasmArtifactRunner implements ResidentOwner {
     const out: Record<string, RuntimeTensor> = {};
     for (const o of this.artifact.outputs) {
       if (io.readback !== undefined && !io.readback.includes(o.name)) continue;
-      const data = outputArray(o, io.out, this.counter);
+      const spare = io.out?.[o.name] === undefined ? this.spares.get(o.name) : undefined;
+      if (spare) this.counter.bytesAllocated += spare.byteLength;
+      const data = spare ?? outputArray(o, io.out, this.counter);
       const from = this.bufferView(o.buffer);
       data.set(from);
       this.counter.bytesOut += from.byteLength;
       out[o.name] = { dtype: o.dtype, shape: [...o.shape], data };
     }
+    this.spares.clear();
     return out;
   }
 
@@ -674,6 +694,36 @@ export class WasmArtifactRunner implements ResidentOwner {
   async close(): Promise<void> {
     await this.pool?.close();
   }
+}
+
+/**
+ * The outputs a first run returns in fresh arrays, which a runner makes (and maps) when it is
+ * made: every output but the state updates (read back only when asked; they alias an input)
+ * and pass-throughs of an input (the caller's data).
+ */
+function spareOutputs(artifact: Artifact): ArtifactIO[] {
+  return artifact.outputs.filter((o) => o.aliases === undefined && artifact.buffers[o.buffer]!.kind !== "input");
+}
+
+/**
+ * Maps the memory's bytes [from, to) (fresh: zeros) and returns fresh ArrayBuffers of the
+ * `spares`' sizes, every page mapped (prefault.ts). Over a shared memory on Node the idle
+ * prestarted workers take chunks of the memory while this thread makes the arrays.
+ */
+async function prefault(memory: WebAssembly.Memory, from: number, to: number, spares: readonly ArtifactIO[], shared: boolean): Promise<ArrayBuffer[]> {
+  const sizes = spares.map((o) => numel(o.shape) * artifactDTypeBytes(o.dtype));
+  const buffer = memory.buffer;
+  if (!shared || !(buffer instanceof SharedArrayBuffer)) {
+    touchPages(new Uint8Array(buffer), from, to);
+    return sizes.map(touchedArrayBuffer);
+  }
+  // A few fresh MiB are not worth a message to a worker (the calling thread maps them in a millisecond or two).
+  const helpers = isNode() && to - from >= 4 * PREFAULT_CHUNK_BYTES ? (await import("./pool.ts")).idleWorkerPrefaults() : [];
+  const control = new SharedArrayBuffer(8);
+  for (const h of helpers) h(buffer, from, to, control);
+  const arrays = sizes.map(touchedArrayBuffer);
+  prefaultShared(buffer, from, to, control);
+  return arrays;
 }
 
 /** The model memory `artifact` runs in: when it records its slots' addresses, and a pool control block is free (threads) and the memory's sharing matches. */
