@@ -49,6 +49,7 @@ import {
 } from "./kernel-ir.ts";
 import { chooseLaneAxes } from "./lane-axis.ts";
 import { panelPrologues } from "./panel-prologue.ts";
+import { packsInProducers } from "./pack-in-producer.ts";
 import { copyExprs, copySectionBody } from "./tile.ts";
 import { copiedRows } from "./symbolic-bound.ts";
 import { renameBuffers, sectionShape } from "./section-key.ts";
@@ -138,8 +139,9 @@ export function blockContractions(p: KernelProgram, shareBlocks = true): KernelP
     flush();
   });
   // The lane variable of every other section (the packs just made included): compiler/kernel/lane-axis.ts;
-  // then the column-panel packs that can move into their GEMM's split loop do (panel-prologue.ts).
-  return panelPrologues(chooseLaneAxes({ ...p, buffers, kernels }));
+  // then the column-panel packs that can move into their GEMM's split loop do (panel-prologue.ts),
+  // and the packs left of a temp with one writer are stored by that writer (pack-in-producer.ts).
+  return packsInProducers(panelPrologues(chooseLaneAxes({ ...p, buffers, kernels })));
 }
 
 /** Column blocks of the packed right operand: 8 floats (two f32x4) per k. */
@@ -344,6 +346,8 @@ function freeVars(exprs: readonly KExpr[]): Set<string>[] {
 const DOT_PACK_MIN_ROWS = 32;
 /** Outputs of a GEMM whose sides may swap so its columns fill panels (canonicalGemm). */
 const SWAP_MAX_OUTPUTS = 1 << 16;
+/** The least k for which a linear's sides swap so its smaller operand is packed (each block's stores scatter). */
+const SWAP_DOT_MIN_K = 64;
 /** Contractions smaller than this many multiply-adds keep their form (packing costs two launches). */
 const GEMM_MIN_MACS = 1 << 16;
 
@@ -424,7 +428,23 @@ function canonicalGemm(s: Section, buffers: BufferDecl[], shared?: SharedRowPack
   const [sideRows, sideCols] = lhsIsColumns ? [size(rhsOnly), size(lhsOnly)] : [size(lhsOnly), size(rhsOnly)];
   const outputs = size(batch) * sideRows * sideCols;
   const swap = sideCols % LANES !== 0 && sideRows % PANEL === 0 && outputs <= SWAP_MAX_OUTPUTS && size(kVars) >= 8 * outputs;
-  if (swap && !buffers.some((b) => b.symbolic)) lhsIsColumns = !lhsIsColumns;
+  // A linear's x @ Wᵀ (both sides contiguous in k, row-major) over a batch of at most half W's
+  // rows: the sides swap, so the smaller x is what goes into 8-column panels (a pass over x per
+  // call instead of one over W) and W's rows are read in place as the row operand; each block's
+  // stores then scatter across lanes, few beside its k steps. (The MLP step's forward layers:
+  // 128 rows against 512 outputs.)
+  const [rowSide0, colSide0] = lhsIsColumns ? [dot.rhs, dot.lhs] : [dot.lhs, dot.rhs];
+  const [rowVars0, colVars0] = lhsIsColumns ? [rhsOnly, lhsOnly] : [lhsOnly, rhsOnly];
+  const packSmaller =
+    !swap &&
+    batch.length === 0 &&
+    outer === undefined &&
+    size(kVars) >= SWAP_DOT_MIN_K &&
+    sideRows % PANEL === 0 &&
+    2 * sideRows <= sideCols &&
+    inPackedLayout(s.exprs[rowSide0]!, [...rowVars0, ...kVars]) &&
+    inPackedLayout(s.exprs[colSide0]!, [...colVars0, ...kVars]);
+  if ((swap || packSmaller) && !buffers.some((b) => b.symbolic)) lhsIsColumns = !lhsIsColumns;
   const [rowSide, colSide] = lhsIsColumns ? [dot.rhs, dot.lhs] : [dot.lhs, dot.rhs];
   const [rowVars, colVars] = lhsIsColumns ? [rhsOnly, lhsOnly] : [lhsOnly, rhsOnly];
   const [B, M, N, K] = [size(batch), size(rowVars), size(colVars), size(kVars)];

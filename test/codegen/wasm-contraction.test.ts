@@ -81,6 +81,30 @@ const FORMS: readonly Form[] = [
     packKernels: 1,
     prologues: 0,
   },
+  {
+    // x (32 rows) is at most half W's 256: the sides swap, x goes into 8-column panels (a kernel
+    // of its own: every row block of W reads them) and W's rows are read in place; the output's
+    // stores scatter across the lanes
+    name: "linear with its sides swapped, the smaller x packed: 32×96 @ (256×96)ᵀ + bias, relu",
+    fn: (a, b, bias) => a.matmul(b.t()).add(bias).relu(),
+    specs: [k.f32([32, 96]), k.f32([256, 96]), k.f32([256])],
+    k: 97,
+    packs: true,
+    packKernels: 1,
+    prologues: 0,
+  },
+  {
+    // t = relu(a·w) is read only as gᵀ's 4-row panels by the second GEMM: the first GEMM stores
+    // the panels itself (pack-in-producer.ts) and t is never written; x's panels are the second
+    // GEMM's prologue. The bound's k counts both sums (t's error carries into the second).
+    name: "a GEMM storing its output as the next GEMM's left-operand panels: relu(a·w)ᵀ·x, 128×64 @ 64×128, then 128×128 @ 128×256",
+    fn: (a, w, x) => a.matmul(w).relu().t().matmul(x),
+    specs: [k.f32([128, 64]), k.f32([64, 128]), k.f32([128, 256])],
+    k: 64 + 128 + 2,
+    packs: true,
+    packKernels: 0,
+    prologues: 1,
+  },
   { name: "batched 3×8×20 @ 3×20×12 with a relu epilogue", fn: (a, b) => a.matmul(b).relu(), specs: [k.f32([3, 8, 20]), k.f32([3, 20, 12])], k: 20 },
   { name: "odd shapes 7×13 @ 13×5", fn: (a, b) => a.matmul(b), specs: [k.f32([7, 13]), k.f32([13, 5])], k: 13 },
   {
@@ -319,13 +343,13 @@ describe.each([true, false])("wasm contractions, relaxed SIMD %s", (relaxed) => 
 // Two threads split every section's outer loop (column blocks, row blocks or panels): a few
 // forms, exact on small integers.
 const SPLIT_FORMS = FORMS.filter((f) =>
-  /^(column form with an odd k|packed column form at 128 rows|SGD update of a weight|dot form x @ Wᵀ|dot form with its column operand packed|transposed left operand|conv2d filter gradient, 4|conv2d filter gradient with an update epilogue|conv2d 4×8×8×8|conv2d input gradient through an average pool)/.test(
+  /^(column form with an odd k|packed column form at 128 rows|SGD update of a weight|dot form x @ Wᵀ|dot form with its column operand packed|linear with its sides swapped|a GEMM storing its output|transposed left operand|conv2d filter gradient, 4|conv2d filter gradient with an update epilogue|conv2d 4×8×8×8|conv2d input gradient through an average pool)/.test(
     f.name,
   ),
 );
 
 describe.each([true, false])("wasm contractions on 2 threads, relaxed SIMD %s", (relaxed) => {
-  test("the forms split across threads are there", () => expect(SPLIT_FORMS.length).toBe(10));
+  test("the forms split across threads are there", () => expect(SPLIT_FORMS.length).toBe(12));
   for (const form of SPLIT_FORMS)
     test(`${form.name}: bit-exact with the interpreter on small integers`, async () => {
       const { g, ints: inputs, wantInts: want } = referenceOf(form);
@@ -364,6 +388,19 @@ describe("GEMM chunks at the real limits", () => {
     const image = { dtype: "f32", shape: [1, 1, 28, 28], data: (x!.data as Float32Array).subarray(0, 784) } as const;
     const want = Object.values(interpret(first, { [x1!]: image, [w1!]: w! }))[0]!.data;
     expect(Array.from(out.subarray(0, 8 * 784))).toEqual(Array.from(want as ArrayLike<number>, (v) => Math.fround(v)));
+  });
+});
+
+describe("the packed operand of a linear", () => {
+  // Which operand goes into panels decides the copy's size: 32×96 for x against 256×96 for W.
+  test.each([
+    ["32 rows against 256 outputs: x", "linear with its sides swapped", 0],
+    ["64 rows against 32 outputs: W", "dot form with its column operand packed", 1],
+  ])("%s", (_, prefix, packedInput) => {
+    const form = FORMS.find((f) => f.name.startsWith(prefix))!;
+    const { program } = compileWasm(referenceOf(form).g, { relaxedSimd: false });
+    const packs = program.kernels.filter((kk) => kk.name.startsWith("pack"));
+    expect(packs.flatMap((kk) => kk.reads)).toEqual([program.inputs[packedInput]!.buffer]);
   });
 });
 
