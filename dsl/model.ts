@@ -29,7 +29,7 @@ import {
 import { Module } from "./module.ts";
 import { isProgram, type Program, type TracedFn } from "./program.ts";
 import { StateStore } from "./state-store.ts";
-import { resolveTarget, targetOptionKeys } from "./targets.ts";
+import { prepareTarget, resolveTarget, targetOptionKeys } from "./targets.ts";
 import { isInputSpec, parameterNames, traceFunction, type InputSpec, type Specs } from "./trace.ts";
 import { isTrainStep } from "./train.ts";
 import { checkOptions } from "../compiler/util/options.ts";
@@ -117,6 +117,8 @@ export async function compileModel<P extends Readonly<Record<string, ModelProgra
     if (modeOption![key] !== "train" && modeOption![key] !== "eval")
       throw usage(`modes.${key} must be "train" or "eval", got ${JSON.stringify(modeOption![key])}`);
   }
+  // A deferred target's code loads while its device opens and the programs are traced, as in k.compile (targets/registry.ts).
+  prepareTarget(requested);
   const target = await resolveTarget(requested).catch((e: unknown) => {
     throw atCaller(e, callerLoc);
   });

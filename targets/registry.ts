@@ -13,18 +13,28 @@ import { cudaInfo, referenceInfo, webGpuInfo } from "./deferred-targets.ts";
 import { jsBackend } from "./js.ts";
 import { wasmBackend } from "./wasm.ts";
 
-const webGpuTarget: TargetEntry = {
-  ...webGpuInfo,
-  factory: async (graph, opts, shared) => (await import("./webgpu.ts")).webGpuBackend.factory(graph, opts, shared),
-};
-const cudaTarget: TargetEntry = {
-  ...cudaInfo,
-  factory: async (graph, opts, shared) => (await import("./cuda.ts")).cudaBackend.factory(graph, opts, shared),
-};
-const referenceTarget: TargetEntry = {
-  ...referenceInfo,
-  factory: async (graph, opts, shared) => (await import("./reference.ts")).referenceTarget.factory(graph, opts, shared),
-};
+/**
+ * The factory of a target whose code `load` imports on first use. A load that fails (a chunk
+ * missing from an installed package, a browser's failed fetch of a dynamically imported
+ * module) is a KilnError naming the target (k.compile adds the call's line), not the loader's
+ * own error from in here; the target's factory's errors pass through.
+ */
+export function deferredFactory(name: string, load: () => Promise<{ readonly factory: TargetFactory }>): TargetFactory {
+  return async (graph, opts, shared) => {
+    let target: { readonly factory: TargetFactory };
+    try {
+      target = await load();
+    } catch (e) {
+      const why = e instanceof Error ? e.message : String(e);
+      throw new KilnError({ code: "target-unavailable", message: `target '${name}': its code failed to load (${why})` });
+    }
+    return target.factory(graph, opts, shared);
+  };
+}
+
+const webGpuTarget: TargetEntry = { ...webGpuInfo, factory: deferredFactory("webgpu", async () => (await import("./webgpu.ts")).webGpuBackend) };
+const cudaTarget: TargetEntry = { ...cudaInfo, factory: deferredFactory("cuda", async () => (await import("./cuda.ts")).cudaBackend) };
+const referenceTarget: TargetEntry = { ...referenceInfo, factory: deferredFactory("reference", async () => (await import("./reference.ts")).referenceTarget) };
 
 /**
  * What a deferred target's first compile will wait for, started without waiting: its code
