@@ -122,7 +122,7 @@ export async function createWasmExecutor(graph: Graph, opts: WasmCompileOptions 
     throw new KilnError({ code: "invalid-argument", message: `wasm option threads: must be a whole number ≥ 1, got ${String(opts.threads)}` });
   const runOpts: WasmRunOptions = {
     ...(typeof opts.threads === "number" ? { threads: opts.threads } : {}),
-    ...(typeof opts.minParallelWork === "number" ? { minParallelWork: opts.minParallelWork } : {}),
+    ...(opts.minParallelWork !== undefined ? { minParallelWork: opts.minParallelWork } : {}),
   };
   const model = shared ? sharedMemory(shared) : undefined;
   const region = model && joinsRegion(graph, shared!, model.region) ? model.region : undefined;

@@ -134,6 +134,8 @@ export async function runnerThreads(opts: WasmRunOptions = {}): Promise<number> 
   refuseUnknownOptions("wasm runner", opts, wasmRunOptionKeys);
   if (opts.threads !== undefined && !(Number.isInteger(opts.threads) && opts.threads >= 1))
     throw new Error(`wasm runner: threads must be a whole number ≥ 1, got ${opts.threads}`);
+  if (opts.minParallelWork !== undefined && !(typeof opts.minParallelWork === "number" && opts.minParallelWork >= 0))
+    throw new Error(`wasm runner: minParallelWork must be a number ≥ 0, got ${String(opts.minParallelWork)}`);
   return opts.threads ?? (await defaultThreads());
 }
 

@@ -114,7 +114,7 @@ describe("wasm worker threads started without waiting", () => {
     expect(lazyRun.second[lossName]).not.toEqual(lazyRun.first[lossName]);
   });
 
-  test("the runner's options are strict: an unknown key or a threads count that is not a whole number ≥ 1 is refused", async () => {
+  test("the runner's options are strict: an unknown key, a threads count that is not a whole number ≥ 1, a negative minParallelWork or a non-object is refused", async () => {
     const g = k.traceFunction("double", ((x: k.Tensor) => x.mul(2)) as never, [f([4])]).graph;
     const artifact = compileWasm(g).artifact;
     await expect(WasmArtifactRunner.create(artifact, { thread: 2 } as never)).rejects.toThrow(
@@ -122,6 +122,13 @@ describe("wasm worker threads started without waiting", () => {
     );
     for (const threads of [0, 1.5, Number.NaN])
       await expect(WasmArtifactRunner.create(artifact, { threads })).rejects.toThrow(`wasm runner: threads must be a whole number ≥ 1, got ${threads}`);
+    for (const minParallelWork of [-1, Number.NaN, "0" as unknown as number])
+      await expect(WasmArtifactRunner.create(artifact, { minParallelWork })).rejects.toThrow(
+        `wasm runner: minParallelWork must be a number ≥ 0, got ${String(minParallelWork)}`,
+      );
+    // A null or non-object options argument (a loader passing JSON.parse("null")) is named, not a TypeError from inside.
+    await expect(WasmArtifactRunner.create(artifact, null as never)).rejects.toThrow("wasm runner: options must be an object, got null");
+    await expect(WasmArtifactRunner.create(artifact, 2 as never)).rejects.toThrow("wasm runner: options must be an object, got number");
   });
 
   test("workers booted ahead of the pool (prestartThreads) are taken by the next pool; stopPrestartedThreads ends unused ones", async () => {
