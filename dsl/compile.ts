@@ -206,8 +206,8 @@ export async function compile<F extends TracedFn>(
   const requested = opts.target ?? "auto";
   checkCompileOptions(opts, requested);
   const { fn, name, specs: resolved, inputLoc } = resolveProgram("k.compile", fnOrProgram, specs, opts.name);
-  // A deferred target's code and device load while the program is traced (targets/registry.ts).
-  prepareTarget(requested);
+  // A deferred target's code and device load, and the wasm target's worker threads boot, while the program is traced (targets/registry.ts).
+  prepareTarget(requested, opts as Readonly<Record<string, unknown>>);
   const started = performance.now();
   const traced = traceFunction(name, fn, resolved, inputLoc);
   const traceMs = performance.now() - started;

@@ -118,7 +118,7 @@ export async function compileModel<P extends Readonly<Record<string, ModelProgra
       throw usage(`modes.${key} must be "train" or "eval", got ${JSON.stringify(modeOption![key])}`);
   }
   // A deferred target's code loads while its device opens and the programs are traced, as in k.compile (targets/registry.ts).
-  prepareTarget(requested);
+  prepareTarget(requested, compileOpts as Readonly<Record<string, unknown>>);
   const target = await resolveTarget(requested).catch((e: unknown) => {
     throw atCaller(e, callerLoc);
   });

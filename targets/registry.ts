@@ -8,10 +8,10 @@
 import { KilnError } from "../compiler/util/errors.ts";
 import { checkOptions } from "../compiler/util/options.ts";
 import type { TargetDevice, TargetEntry, TargetFactory } from "./backend.ts";
-import { cpuTarget } from "./cpu.ts";
+import { cpuBackend, cpuTarget } from "./cpu.ts";
 import { cudaInfo, referenceInfo, webGpuInfo } from "./deferred-targets.ts";
 import { jsBackend } from "./js.ts";
-import { wasmBackend } from "./wasm.ts";
+import { prestartWasmWorkers, wasmBackend } from "./wasm.ts";
 
 /**
  * The factory of a target whose code `load` imports on first use. A load that fails (a chunk
@@ -40,18 +40,43 @@ const referenceTarget: TargetEntry = { ...referenceInfo, factory: deferredFactor
  * What a deferred target's first compile will wait for, started without waiting: its code
  * (the dynamic import its factory does) and, for webgpu, the device (Dawn's Vulkan instance
  * and lavapipe). Both run mostly off the main thread (Node's module loader, the driver), so
- * k.compile starts them before tracing and the three overlap.
+ * k.compile starts them before tracing and the three overlap. The wasm (and cpu) target's
+ * worker threads start here too, synchronously, to boot while the program is traced.
  */
-const preparers: ReadonlyMap<string, () => Promise<unknown>> = new Map<string, () => Promise<unknown>>([
+type Preparer = (opts: Readonly<Record<string, unknown>>) => Promise<unknown> | undefined;
+const preparers: ReadonlyMap<string, Preparer> = new Map<string, Preparer>([
   ["webgpu", () => Promise.all([import("./webgpu.ts"), webGpuInfo.available()])],
   ["cuda", () => import("./cuda.ts")],
   ["reference", () => import("./reference.ts")],
+  // The wasm worker threads boot while the program is traced (targets/wasm.ts).
+  [
+    "wasm",
+    (opts) => {
+      prestartWasmWorkers(opts);
+      return undefined;
+    },
+  ],
+  [
+    "cpu",
+    (opts) => {
+      if (cpuBackend() === wasmBackend) prestartWasmWorkers(opts);
+      return undefined;
+    },
+  ],
 ]);
 
-/** Starts loading what target `name` needs (preparers), if it is a deferred built-in one; never throws (the compile reports any failure). */
-export function prepareTarget(name: string): void {
+/**
+ * Starts what target `name` needs before the compile traces (preparers), if it is a built-in
+ * one: a deferred target's code and device, the wasm target's worker threads. `opts`: the
+ * compile's options. Never throws (the compile reports any failure).
+ */
+export function prepareTarget(name: string, opts: Readonly<Record<string, unknown>> = {}): void {
   const prepare = registry.has(name) && registry.get(name) === builtIn.get(name) ? preparers.get(name) : undefined;
-  prepare?.().catch(() => undefined);
+  try {
+    prepare?.(opts)?.catch(() => undefined);
+  } catch {
+    // The compile meets the same failure where it can report it.
+  }
 }
 
 const registry = new Map<string, TargetEntry>();

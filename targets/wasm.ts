@@ -15,7 +15,9 @@ import { sharedStateRegion, type WasmStateRegion } from "../runtime/artifact/was
 import { nodeOf } from "../compiler/ir/graph.ts";
 import { numel } from "../compiler/util/shape.ts";
 import { renderWasmProgram, type WasmBuildOptions } from "../codegen/wasm/render-program.ts";
-import { relaxedSimdAvailable } from "../runtime/wasm/engine.ts";
+import { flagGate, relaxedSimdAvailable } from "../runtime/wasm/engine.ts";
+import { prestartWorkersNow } from "../runtime/wasm/pool.ts";
+import { jsTieringFlag, setJsTieringGate, type NodeProcess } from "../compiler/util/js-tiering.ts";
 import type { Backend, Executor, SharedState } from "./backend.ts";
 import { compileTimed } from "../compiler/compile-stats.ts";
 import { wasmPeaks } from "./peaks.ts";
@@ -178,6 +180,23 @@ export async function createWasmExecutor(graph: Graph, opts: WasmCompileOptions 
     close: () => runner.close(),
     profiling: executorProfiling(`wasm SIMD, ${runner.threads} thread(s)`, compiled, () => wasmPeaks(runner.threads)),
   };
+}
+
+// The tier-up budget waits while workers prestarted by prestartWasmWorkers boot (engine.ts: a
+// flag set then costs them Node's code cache).
+setJsTieringGate(flagGate);
+
+/**
+ * k.compile's preparation for this target (targets/registry.ts, prepareTarget), before it
+ * traces: the worker threads its runner will take start booting now, synchronously, so they
+ * boot on the other cores while the program is traced (the compile's own prestart finds them
+ * idle), and on Node's code cache (the last of them sets the V8 flags once booted, the
+ * tier-up budget among them). `opts`: the compile's options (their `threads`, when valid).
+ */
+export function prestartWasmWorkers(opts: { readonly threads?: unknown }): void {
+  const threads = typeof opts.threads === "number" && Number.isSafeInteger(opts.threads) && opts.threads >= 1 ? opts.threads : undefined;
+  const flag = jsTieringFlag((globalThis as { process?: NodeProcess }).process);
+  prestartWorkersNow(threads, flag === undefined ? [] : [flag]);
 }
 
 /** Whether this JavaScript engine runs wasm SIMD over a shared memory (what the target needs). */

@@ -8,8 +8,9 @@
 // compile's CPU by ~30 % for ~4 % more main-thread time; the tiers still optimize what stays hot.
 // V8 reads the budget whenever it resets a function's counter, so setting it at run time
 // (`v8.setFlagsFromString`, as runtime/wasm/engine.ts does for the wasm flags) takes effect at
-// once. Process-wide and set once, at the first trace or compile; left alone where the process
-// names the flag itself (node --interrupt-budget=…, NODE_OPTIONS), or KILN_JS_TIERING=default.
+// once. Process-wide and set once, at the first trace or compile (or by the wasm workers a
+// compile starts ahead of its trace, once they have booted: see flagGate); left alone where the
+// process names the flag itself (node --interrupt-budget=…, NODE_OPTIONS), or KILN_JS_TIERING=default.
 // Reached through globalThis.process, so browser bundles import nothing from node:.
 
 /** The budget Kiln sets: 4 × V8's default of Node 20 (66 KiB of bytecode). */
@@ -22,6 +23,18 @@ export interface NodeProcess {
 }
 
 let prepared = false;
+
+/**
+ * Where the process-wide V8 flags stand (runtime/wasm/engine.ts's flagGate, registered by
+ * targets/wasm.ts, as compiler code does not import the runtime): "booting" while wasm workers
+ * started ahead of a compile boot (a flag set now would cost them Node's code cache: the last
+ * of them sets this budget with the wasm flags), "set" once they did, "none" otherwise.
+ */
+let flagGate: () => "booting" | "set" | "none" = () => "none";
+
+export function setJsTieringGate(gate: () => "booting" | "set" | "none"): void {
+  flagGate = gate;
+}
 
 /** Whether the process chose the budget itself (a flag of its own) or opted out. */
 function processDecides(proc: NodeProcess): boolean {
@@ -36,10 +49,17 @@ export function jsTieringFlag(proc: NodeProcess | undefined): string | undefined
   return `--interrupt-budget=${COMPILE_INTERRUPT_BUDGET}`;
 }
 
-/** Sets the compile's tier-up budget once per process; returns the flag it set now, if any. */
+/**
+ * Sets the compile's tier-up budget once per process; returns the flag it set now, if any.
+ * While prestarted wasm workers boot (flagGate) it sets nothing and stays unprepared: they set
+ * it, or a later call (the driver's, after the wasm engine's own flags) does.
+ */
 export function prepareJsTiering(): string | undefined {
   if (prepared) return undefined;
+  const gate = flagGate();
+  if (gate === "booting") return undefined;
   prepared = true;
+  if (gate === "set") return undefined;
   const proc = (globalThis as { process?: NodeProcess }).process;
   const flag = jsTieringFlag(proc);
   const v8 = flag === undefined ? undefined : (proc?.getBuiltinModule?.("node:v8") as { setFlagsFromString?: (flags: string) => void } | undefined);

@@ -29,6 +29,37 @@ export const WASM_ENGINE_FLAGS = ["--experimental-wasm-relaxed-simd", "--no-lift
 
 let prepared = false;
 
+/**
+ * V8 checks the flags a code cache was made with: once any flag differs from the defaults,
+ * Node's own modules compile from source instead of its built-in code cache. A Node worker
+ * boots ~50 internal modules, so one started after Kiln set a flag took ~42 ms of CPU instead
+ * of ~18 (measured on this 2-core VM). Workers booted ahead of a compile (pool.ts,
+ * prestartWorkersNow) therefore share a gate, [workers booted, 1 once the flags are set]: the
+ * last of them to boot sets the flags (the wasm ones and the JavaScript tier-up budget,
+ * compiler/util/js-tiering.ts, which defers its own while they boot), and the main thread sets
+ * them itself only where it needs them before that (prepareWasmEngine).
+ */
+let bootGate: Int32Array | undefined;
+
+/** Where the process-wide flags stand: "booting" (prestarted workers will set them), "set" (they did), or "none" (no gate: set them yourself). */
+export type FlagGate = "booting" | "set" | "none";
+
+/** Called by pool.ts as it boots workers ahead of a compile with `gate` (see bootGate). */
+export function setBootGate(gate: Int32Array): void {
+  if (!prepared) bootGate = gate;
+}
+
+/** Whether the prestarted workers set the flags (then nothing on this thread sets them again). */
+let setByWorkers = false;
+
+export function flagGate(): FlagGate {
+  if (!bootGate) return setByWorkers ? "set" : "none";
+  if (Atomics.load(bootGate, 1) !== 1) return "booting";
+  bootGate = undefined;
+  setByWorkers = true;
+  return "set";
+}
+
 export interface EngineProcess {
   readonly env?: Record<string, string | undefined>;
   readonly execArgv?: readonly string[];
@@ -54,10 +85,18 @@ export function wasmEngineFlags(proc: EngineProcess | undefined): string[] {
   });
 }
 
-/** Sets the engine flags once (Node only; a no-op elsewhere): wasmEngineFlags's. */
+/**
+ * Sets the engine flags once (Node only; a no-op elsewhere): wasmEngineFlags's, unless the
+ * prestarted workers have set them (flagGate). Set here while they still boot, they cost those
+ * workers Node's code cache; the gate then opens for the tier-up budget too.
+ */
 export function prepareWasmEngine(): void {
   if (prepared) return;
   prepared = true;
+  // Past this point the flags are set, by the workers or below: the gate is open for js-tiering too.
+  const gate = flagGate();
+  bootGate = undefined;
+  if (gate === "set") return;
   const proc = (globalThis as { process?: EngineProcess & { getBuiltinModule?: (id: string) => unknown } }).process;
   const v8 = proc?.getBuiltinModule?.("node:v8") as V8Flags | undefined;
   if (!v8) return;

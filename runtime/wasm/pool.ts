@@ -25,7 +25,7 @@
 // breaks it the same way, with no wait.
 
 import { HOST_MATH_SOURCE } from "./host-math.ts";
-import { wasmEngineFlags, type EngineProcess } from "./engine.ts";
+import { setBootGate, wasmEngineFlags, type EngineProcess } from "./engine.ts";
 import { SHARED_TOUCH_SOURCE } from "./prefault.ts";
 
 /** Control words: generation, kernel, section, extent, threads, done, (6 unused), quit, failed, and those below. */
@@ -171,8 +171,13 @@ for (;;) {
 // message, an idle (prestarted) Node worker compiles the kernel modules it is sent
 // ({ compile: bytes, id } → { compiled: id, module | error }): see compile in PoolWorker; and
 // takes chunks of a pre-fault ({ prefault: memory's buffer, from, to, control }): see prefault in PoolWorker.
-const nodeWorkerSource = (): string => `const { parentPort } = require("node:worker_threads");
-try { for (const f of ${JSON.stringify(wasmEngineFlags((globalThis as { process?: EngineProcess }).process))}) require("node:v8").setFlagsFromString(f); } catch {}
+// A worker booted ahead of a compile (prestartWorkersNow) gets a boot gate in its workerData:
+// only the last of them to boot sets the flags, the wasm ones and `flags` (engine.ts, bootGate).
+const nodeWorkerSource = (): string => `const { parentPort, workerData } = require("node:worker_threads");
+const setFlags = (flags) => { try { const v8 = require("node:v8"); for (const f of flags) v8.setFlagsFromString(f); } catch {} };
+const boot = workerData && workerData.kilnBootGate;
+if (!boot) setFlags(${JSON.stringify(wasmEngineFlags((globalThis as { process?: EngineProcess }).process))});
+else if (Atomics.add(boot.words, 0, 1) + 1 === boot.workers) { setFlags(boot.flags); Atomics.store(boot.words, 1, 1); Atomics.notify(boot.words, 1); }
 const touch = ${SHARED_TOUCH_SOURCE};
 const onMessage = (data) => {
   if (data && data.compile !== undefined) {
@@ -224,100 +229,120 @@ const isNode = (): boolean => typeof globalThis.process?.versions?.node === "str
 type NodeWorkerClass = typeof import("node:worker_threads").Worker;
 let nodeWorkerClass: NodeWorkerClass | undefined;
 
+/** A prestarted batch's boot gate as its workers get it (see nodeWorkerSource). */
+interface BootGate {
+  readonly words: Int32Array;
+  readonly workers: number;
+  readonly flags: readonly string[];
+}
+
 async function spawnWorker(label: number): Promise<PoolWorker> {
   if (isNode()) {
     nodeWorkerClass ??= (await import("node:worker_threads")).Worker;
-    // stdout/stderr: true: the worker prints nothing, and Node would otherwise pipe its output
-    // into the caller's process.stdout and process.stderr, creating both streams now (a pipe's
-    // loads node:net): ~2 ms of a cold start's main thread, paid inside k.compile.
-    const w = new nodeWorkerClass(poolTestHooks.workerSource ?? nodeWorkerSource(), { eval: true, stdout: true, stderr: true });
-    // Idle (prestarted) workers never keep the process alive; a joining one does until it is
-    // ready, and one with compiles to answer until it has answered them (holds counts both).
-    w.unref();
-    let holds = 0;
-    let failure: Error | undefined;
-    let stopping = false;
-    const hold = (): void => {
-      if (holds++ === 0) w.ref();
-    };
-    const release = (): void => {
-      if (--holds === 0 && !stopping) w.unref();
-    };
-    const compiles = new Map<number, { resolve: (m: WebAssembly.Module) => void; reject: (e: Error) => void }>();
-    let nextCompile = 0;
-    const answer = (id: number, settle: (c: { resolve: (m: WebAssembly.Module) => void; reject: (e: Error) => void }) => void): void => {
-      const c = compiles.get(id);
-      if (!c) return;
-      compiles.delete(id);
-      release();
-      settle(c);
-    };
-    const failCompiles = (e: Error): void => {
-      for (const id of [...compiles.keys()]) answer(id, (c) => c.reject(e));
-    };
-    w.on("message", (m: { compiled?: number; module?: WebAssembly.Module; error?: string } | string) => {
-      if (typeof m !== "object" || m.compiled === undefined) return;
-      const { module, error } = m;
-      answer(m.compiled, (c) => (module ? c.resolve(module) : c.reject(new Error(error ?? "no module"))));
-    });
-    w.once("error", (e) => {
-      failure = e;
-      failCompiles(e);
-    });
-    w.once("exit", (code) => failCompiles(new Error(`wasm worker ${label} exited (code ${code})`)));
-    return {
-      compile: (bytes) => {
-        if (failure) return Promise.reject(failure);
-        const id = nextCompile++;
-        hold();
-        return new Promise<WebAssembly.Module>((resolve, reject) => {
-          compiles.set(id, { resolve, reject });
-          w.postMessage({ compile: bytes, id });
-        });
-      },
-      // Nothing waits for an answer: the caller takes the chunks this worker does not get to.
-      prefault: (memory, from, to, control) => {
-        if (!failure) w.postMessage({ prefault: memory, from, to, control });
-      },
-      join: (data, lost) => {
-        if (failure) return Promise.reject(failure);
-        hold();
-        let isReady = false;
-        const ready = new Promise<void>((resolve, reject) => {
-          const onReady = (m: unknown): void => {
-            if (m !== "ready") return;
-            w.off("message", onReady);
-            isReady = true;
-            resolve();
-          };
-          w.on("message", onReady);
-          w.once("error", (e) => {
-            if (isReady) failure = e;
-            else reject(e);
-          });
-          w.once("exit", (code) => {
-            if (!isReady) reject(new Error(`wasm worker ${label} exited (code ${code}) before it was ready`));
-            else if (!stopping) lost(failure ? `threw ${failure.message}` : `exited (code ${code})`);
-          });
-        });
-        w.postMessage(data);
-        return ready.finally(release);
-      },
-      kill: (quietly) => {
-        if (quietly) stopping = true;
-        return w.terminate();
-      },
-      // Held until it has exited (and never let go by a join that settles meanwhile): an unref'd
-      // worker's exit does not keep the event loop alive, so a terminate() awaited last (a
-      // model's close at the end of a script) was left pending and Node exited under it (code
-      // 13, an unsettled top-level await), running nothing after the close.
-      terminate: () => {
-        stopping = true;
-        w.ref();
-        return w.terminate();
-      },
-    };
+    return spawnNodeWorker(nodeWorkerClass, label, undefined);
   }
+  return spawnWebWorker(label);
+}
+
+function spawnNodeWorker(workerClass: NodeWorkerClass, label: number, gate: BootGate | undefined): PoolWorker {
+  // stdout/stderr: true: the worker prints nothing, and Node would otherwise pipe its output
+  // into the caller's process.stdout and process.stderr, creating both streams now (a pipe's
+  // loads node:net): ~2 ms of a cold start's main thread, paid inside k.compile.
+  const w = new workerClass(poolTestHooks.workerSource ?? nodeWorkerSource(), {
+    eval: true,
+    stdout: true,
+    stderr: true,
+    ...(gate ? { workerData: { kilnBootGate: gate } } : {}),
+  });
+  // Idle (prestarted) workers never keep the process alive; a joining one does until it is
+  // ready, and one with compiles to answer until it has answered them (holds counts both).
+  w.unref();
+  let holds = 0;
+  let failure: Error | undefined;
+  let stopping = false;
+  const hold = (): void => {
+    if (holds++ === 0) w.ref();
+  };
+  const release = (): void => {
+    if (--holds === 0 && !stopping) w.unref();
+  };
+  const compiles = new Map<number, { resolve: (m: WebAssembly.Module) => void; reject: (e: Error) => void }>();
+  let nextCompile = 0;
+  const answer = (id: number, settle: (c: { resolve: (m: WebAssembly.Module) => void; reject: (e: Error) => void }) => void): void => {
+    const c = compiles.get(id);
+    if (!c) return;
+    compiles.delete(id);
+    release();
+    settle(c);
+  };
+  const failCompiles = (e: Error): void => {
+    for (const id of [...compiles.keys()]) answer(id, (c) => c.reject(e));
+  };
+  w.on("message", (m: { compiled?: number; module?: WebAssembly.Module; error?: string } | string) => {
+    if (typeof m !== "object" || m.compiled === undefined) return;
+    const { module, error } = m;
+    answer(m.compiled, (c) => (module ? c.resolve(module) : c.reject(new Error(error ?? "no module"))));
+  });
+  w.once("error", (e) => {
+    failure = e;
+    failCompiles(e);
+  });
+  w.once("exit", (code) => failCompiles(new Error(`wasm worker ${label} exited (code ${code})`)));
+  return {
+    compile: (bytes) => {
+      if (failure) return Promise.reject(failure);
+      const id = nextCompile++;
+      hold();
+      return new Promise<WebAssembly.Module>((resolve, reject) => {
+        compiles.set(id, { resolve, reject });
+        w.postMessage({ compile: bytes, id });
+      });
+    },
+    // Nothing waits for an answer: the caller takes the chunks this worker does not get to.
+    prefault: (memory, from, to, control) => {
+      if (!failure) w.postMessage({ prefault: memory, from, to, control });
+    },
+    join: (data, lost) => {
+      if (failure) return Promise.reject(failure);
+      hold();
+      let isReady = false;
+      const ready = new Promise<void>((resolve, reject) => {
+        const onReady = (m: unknown): void => {
+          if (m !== "ready") return;
+          w.off("message", onReady);
+          isReady = true;
+          resolve();
+        };
+        w.on("message", onReady);
+        w.once("error", (e) => {
+          if (isReady) failure = e;
+          else reject(e);
+        });
+        w.once("exit", (code) => {
+          if (!isReady) reject(new Error(`wasm worker ${label} exited (code ${code}) before it was ready`));
+          else if (!stopping) lost(failure ? `threw ${failure.message}` : `exited (code ${code})`);
+        });
+      });
+      w.postMessage(data);
+      return ready.finally(release);
+    },
+    kill: (quietly) => {
+      if (quietly) stopping = true;
+      return w.terminate();
+    },
+    // Held until it has exited (and never let go by a join that settles meanwhile): an unref'd
+    // worker's exit does not keep the event loop alive, so a terminate() awaited last (a
+    // model's close at the end of a script) was left pending and Node exited under it (code
+    // 13, an unsettled top-level await), running nothing after the close.
+    terminate: () => {
+      stopping = true;
+      w.ref();
+      return w.terminate();
+    },
+  };
+}
+
+function spawnWebWorker(label: number): PoolWorker {
   if (typeof Worker === "undefined" || globalThis.crossOriginIsolated !== true)
     throw new Error("wasm threads need Node's worker_threads or a cross-origin-isolated page's Web Workers; run with threads: 1");
   const url = URL.createObjectURL(new Blob([WEB_WORKER_SOURCE], { type: "text/javascript" }));
@@ -353,6 +378,30 @@ const idle: PoolWorker[] = [];
  */
 export async function prestartWorkers(count: number): Promise<void> {
   while (idle.length < count) idle.push(await spawnWorker(idle.length + 1));
+}
+
+/**
+ * Boots the workers a runner of `threads` threads (default: every core) will take, now and
+ * synchronously, for a k.compile about to trace (targets/registry.ts, prepareTarget): they boot
+ * on the other cores while the program is traced. Node only (process.getBuiltinModule); a no-op
+ * elsewhere or when workers are idle already (the compile's own prestartWorkers still runs).
+ * The batch shares a boot gate (engine.ts): the last worker to boot sets the wasm flags and
+ * `flags` (js-tiering's budget), so no flag changes while they boot on Node's code cache.
+ * Returns the gate's words (tests wait on them), undefined when it started none.
+ */
+export function prestartWorkersNow(threads: number | undefined, flags: readonly string[]): Int32Array | undefined {
+  const proc = globalThis.process as { getBuiltinModule?: (id: string) => unknown } | undefined;
+  const workerThreads = proc?.getBuiltinModule?.("node:worker_threads") as typeof import("node:worker_threads") | undefined;
+  const os = proc?.getBuiltinModule?.("node:os") as typeof import("node:os") | undefined;
+  if (!workerThreads || !os || idle.length > 0 || poolTestHooks.workerSource !== undefined) return undefined;
+  const count = (threads ?? os.availableParallelism()) - 1;
+  if (count < 1) return undefined;
+  nodeWorkerClass ??= workerThreads.Worker;
+  const words = new Int32Array(new SharedArrayBuffer(8));
+  const gate: BootGate = { words, workers: count, flags: [...wasmEngineFlags((globalThis as { process?: EngineProcess }).process), ...flags] };
+  setBootGate(words);
+  while (idle.length < count) idle.push(spawnNodeWorker(nodeWorkerClass, idle.length + 1, gate));
+  return words;
 }
 
 /** Workers booted by prestartWorkers and not yet taken by a pool. */
