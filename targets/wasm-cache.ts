@@ -39,10 +39,10 @@ function keyOptions(opts: object, codegen: object): unknown {
 }
 
 /** Looks `graph` up when KILN_COMPILE_CACHE names a folder and the options allow it; else undefined. */
-export async function openWasmCache(graph: Graph, opts: object, codegen: object): Promise<WasmCacheUse | undefined> {
+export async function openWasmCache(graph: Graph, opts: object, codegen: () => object): Promise<WasmCacheUse | undefined> {
   const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
   if (!env?.["KILN_COMPILE_CACHE"]) return undefined;
-  const options = keyOptions(opts, codegen);
+  const options = keyOptions(opts, codegen());
   if (options === undefined) return undefined;
   const started = performance.now();
   const cache = await import("./compile-cache.ts");

@@ -132,7 +132,10 @@ export async function createWasmExecutor(graph: Graph, opts: WasmCompileOptions 
   // The workers boot while the compiler runs (and the first runs need not wait for them: pool.ts).
   await runtime.prestartThreads(runOpts);
   const compileOpts = region ? { ...opts, stateRegion: region } : opts;
-  const cache = await openWasmCache(graph, compileOpts, wasmBuildOptions(compileOpts));
+  // The codegen options only where the cache needs them: finding whether the engine has
+  // relaxed SIMD sets the wasm flags, which the prestarted workers set once booted (engine.ts,
+  // bootGate); a compile first needs them at its render, tens of ms later.
+  const cache = await openWasmCache(graph, compileOpts, () => wasmBuildOptions(compileOpts));
   // With worker threads the kernels run over a shared memory as rendered: each compiles as it renders, on the prestarted worker.
   const early = (await runtime.runnerThreads(runOpts)) > 1 ? await runtime.EarlyModules.create() : undefined;
   const build = (useHit: boolean) =>
