@@ -33,6 +33,8 @@ async function time(c: MicroCase, threads: number, opts: WasmCompileOptions): Pr
     const size = n.type.shape.reduce((a, b) => a * b, 1);
     inputs[n.name] = { dtype: "f32", shape: n.type.shape, data: Float32Array.from({ length: size }, (_, i) => Math.sin(i) * 0.5) };
   }
+  // Launches run on the calling thread alone until the workers are up (runtime/wasm/pool.ts).
+  await exe.runner.whenThreadsReady();
   exe.runner.write(inputs);
   exe.runner.execute(); // warm up
   const times: number[] = [];

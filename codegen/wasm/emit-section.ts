@@ -625,15 +625,16 @@ export function emitSection(
       fb.set(acc);
       return { id, e, acc, vector };
     });
+    const kv = loopVars.length === 1 ? loopVars[0]! : undefined;
+    const running = kv && region && accs.length >= 4 && accs.every((a) => a.vector) && kv.extent > UNROLL_EXTENT ? addressGroups(item, kv.name) : undefined;
     const step = (): void => {
+      if (running) return interleavedStep(item, accs);
       emitItems(item.body);
       for (const a of accs) {
         if (a.vector) vectorStep(region!, a.e, a.acc);
         else scalarStep(a.e, a.acc, () => pushScalar(a.e.body));
       }
     };
-    const kv = loopVars.length === 1 ? loopVars[0]! : undefined;
-    const running = kv && region && accs.length >= 4 && accs.every((a) => a.vector) && kv.extent > UNROLL_EXTENT ? addressGroups(item, kv.name) : undefined;
     if (memo && (running || (loopVars.length === 1 && loopVars[0]!.extent > UNROLL_EXTENT))) {
       // a loop over k (a register block's, or a ranged one): its values change per iteration
       withoutMemo(() => emitReduceLoop(item, kv, running, step));
@@ -646,6 +647,33 @@ export function emitSection(
         fb.set(a.acc);
       }
     if (region) for (const a of accs) if (!a.vector && region.needsSplat.has(a.id)) splatInto(region, a.id);
+  };
+
+  /**
+   * One step of a register block's k loop (every body item an expression: addressGroups), each
+   * accumulator's operands loaded just before its update rather than all loads first: V8 keeps
+   * the wasm order of loads, so a 6 × 8 block loading its six splats and two panel vectors up
+   * front holds 20 vectors live (12 accumulators + 8) and spills, where loading each row's
+   * splat before its two updates needs 15 (12 + the two panel vectors + one splat), which fit
+   * x64's 16 vector registers beside V8's scratch register.
+   */
+  const interleavedStep = (item: Extract<ScheduleItem, { kind: "reduce" }>, accs: readonly { readonly e: Extract<KExpr, { op: "reduce_sum" | "reduce_max" }>; readonly acc: number }[]): void => {
+    const inBody = new Set(item.body.map((it) => (it.kind === "expr" ? it.id : bug(`wasm: register block step holds a ${it.kind}`))));
+    const emitted = new Set<ExprId>();
+    const need = (id: ExprId, into: Set<ExprId>): void => {
+      if (!inBody.has(id) || emitted.has(id) || into.has(id)) return;
+      into.add(id);
+      for (const o of exprOperands(exprs[id]!)) need(o, into);
+    };
+    for (const a of accs) {
+      const wanted = new Set<ExprId>();
+      need(a.e.body, wanted);
+      // in body order (operands first), as emitItems would have emitted them
+      emitItems(item.body.filter((it) => it.kind === "expr" && wanted.has(it.id)));
+      for (const id of wanted) emitted.add(id);
+      vectorStep(region!, a.e, a.acc);
+    }
+    emitItems(item.body.filter((it) => it.kind === "expr" && !emitted.has(it.id)));
   };
 
   /** A reduction's loops around `step`: running addresses along k, a ranged loop, or loops written out where short. */
@@ -670,13 +698,24 @@ export function emitSection(
       const end = fb.local(I32);
       limitOf(kv)();
       fb.i32(lead.step).op(Op.i32Mul).get(lead.local).op(Op.i32Add).set(end);
-      fb.open(Op.block).open(Op.loop);
-      fb.get(lead.local).get(end).op(Op.i32GeU).brIf(1);
+      // Tested at the bottom (a row limit may leave no step: the block's test skips the loop).
+      // With the test at the top V8 hoisted every load of a 6 × 8 block's step above its FMAs
+      // and spilled (a probe of the k loop alone: 58 -> 27 GFLOP/s); 4 × 8 ran the same either way.
+      fb.open(Op.block);
+      fb.get(lead.local).get(end).op(Op.i32GeU).brIf(0);
+      fb.open(Op.loop);
+      // An empty loop at the top of the body: V8's TurboFan (Node 20) unrolls a small innermost
+      // loop nested in two others (twice for a 6 × 8 or 4 × 8 block), and in the unrolled body
+      // it hoisted the second step's loads above the first step's FMAs: 6 × 8 spilled and ran
+      // at half speed. A loop holding a loop is not innermost, so it is not unrolled; the empty
+      // one costs a stack check per step and splits no block the FMAs share with their loads.
+      fb.open(Op.loop).end();
       pointers = { k: kv.name, groups: new Map([...running.keys()].map((key, i) => [key, locals[i]!])) };
       step();
       pointers = undefined;
       for (const g of locals) fb.get(g.local).i32(g.step).op(Op.i32Add).set(g.local);
-      fb.br(0).end().end();
+      fb.get(lead.local).get(end).op(Op.i32LtU).brIf(0);
+      fb.end().end();
     } else if (!(loopVars.length === 1 && loopVars[0]!.extent > UNROLL_EXTENT && rangedLoop(loopVars, item.reduces, step))) unrolledLoops(loopVars, step);
   };
 

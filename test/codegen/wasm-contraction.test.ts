@@ -51,6 +51,11 @@ interface Form {
   readonly packKernels?: number;
   /** How many chained chunks of later sections (`<kernel>_i<i>`, compiler/kernel/chunk-chain.ts) the chunked GEMM takes along. */
   readonly chained?: number;
+  /**
+   * Contractions in the GEMM's register block (the most any section holds): 12 for the wide
+   * 6 × 8 block over packed panels, 8 for 4 × 8 (block-contraction.ts, wideRows).
+   */
+  readonly blockDots?: number;
 }
 
 const F = k.nn.functional;
@@ -238,8 +243,35 @@ const FORMS: readonly Form[] = [
     packKernels: 1,
     prologues: 1,
   },
+  // The wide 6 × 8 register block over packed panels: rows a multiple of 6, and rows that are
+  // not, where the last block moves back over the one before it (its rows computed twice).
+  {
+    name: "wide 6-row blocks, 132 rows (a multiple of 6), 132×40 @ 40×1024",
+    fn: (a, b) => a.matmul(b),
+    specs: [k.f32([132, 40]), k.f32([40, 1024])],
+    k: 40,
+    packs: true,
+    blockDots: 12,
+  },
+  {
+    name: "wide 6-row blocks, 133 rows (the last block overlapping 5 rows), odd k, with a bias and relu: 133×37 @ 37×1024 + bias",
+    fn: (a, b, bias) => a.matmul(b).add(bias).relu(),
+    specs: [k.f32([133, 37]), k.f32([37, 1024]), k.f32([1024])],
+    k: 38,
+    packs: true,
+    blockDots: 12,
+  },
+  {
+    name: "wide 6-row blocks in the dot form's panels, 130 rows (the last block overlapping 2 rows): linear 130×72 @ (64×72)ᵀ",
+    fn: (a, b) => a.matmul(b.t()),
+    specs: [k.f32([130, 72]), k.f32([64, 72])],
+    k: 72,
+    packs: true,
+    blockDots: 12,
+  },
   {
     name: "transposed left operand gᵀ·x, 256 rows at stride 256 per k (packed into 4-row panels)",
+    blockDots: 8,
     fn: (g, x) => g.t().matmul(x),
     specs: [k.f32([96, 256]), k.f32([96, 256])],
     k: 96,
@@ -264,22 +296,24 @@ async function runWasm(
   inputs: Record<string, HostTensor>,
   threads = 1,
   chunked?: Form["chunked"],
-): Promise<{ out: Float32Array; artifact: WasmArtifact; prologues: number }> {
+): Promise<{ out: Float32Array; artifact: WasmArtifact; prologues: number; blockDots: number }> {
   const limits = { ...gemmChunkTestHooks };
   if (chunked) Object.assign(gemmChunkTestHooks, { minBytes: chunked.minBytes, maxBytes: chunked.maxBytes });
   let artifact: WasmArtifact;
   let prologues: number;
+  let blockDots: number;
   try {
     const compiled = compileWasm(g, { relaxedSimd });
     artifact = compiled.artifact;
     prologues = compiled.program.kernels.flatMap((kk) => kk.sections).filter((s) => s.form?.kind === "prologue").length;
+    blockDots = Math.max(0, ...compiled.program.kernels.flatMap((kk) => kk.sections).map((s) => s.dots?.length ?? 0));
   } finally {
     Object.assign(gemmChunkTestHooks, limits);
   }
   const r = await WasmArtifactRunner.create(artifact, { threads, minParallelWork: 0 });
   runners.push(r);
   const result = r.run(inputs);
-  return { out: result[Object.keys(result)[0]!]!.data as Float32Array, artifact, prologues };
+  return { out: result[Object.keys(result)[0]!]!.data as Float32Array, artifact, prologues, blockDots };
 }
 
 /** Σ|a·b| per output: the same graph over |inputs| (every term non-negative). */
@@ -319,8 +353,9 @@ describe.each([true, false])("wasm contractions, relaxed SIMD %s", (relaxed) => 
   for (const form of FORMS) {
     test(`${form.name}: within γ(k+1)·Σ|a·b| of the interpreter on random inputs`, async () => {
       const { g, random: inputs, want, mag } = referenceOf(form);
-      const { out, artifact, prologues } = await runWasm(g, relaxed, inputs, 1, form.chunked);
+      const { out, artifact, prologues, blockDots } = await runWasm(g, relaxed, inputs, 1, form.chunked);
       expect(out.length).toBe(want.length);
+      if (form.blockDots !== undefined) expect(blockDots).toBe(form.blockDots);
       if (form.packs !== undefined) expect(artifact.kernels.some((kk) => kk.name.startsWith("pack")) || prologues > 0).toBe(form.packs);
       if (form.prologues !== undefined) expect(prologues).toBe(form.prologues);
       expect(artifact.kernels.filter((kk) => /_c\d+$/.test(kk.name)).length).toBe(form.chunked?.chunks ?? 0);
@@ -343,13 +378,13 @@ describe.each([true, false])("wasm contractions, relaxed SIMD %s", (relaxed) => 
 // Two threads split every section's outer loop (column blocks, row blocks or panels): a few
 // forms, exact on small integers.
 const SPLIT_FORMS = FORMS.filter((f) =>
-  /^(column form with an odd k|packed column form at 128 rows|SGD update of a weight|dot form x @ Wᵀ|dot form with its column operand packed|linear with its sides swapped|a GEMM storing its output|transposed left operand|conv2d filter gradient, 4|conv2d filter gradient with an update epilogue|conv2d 4×8×8×8|conv2d input gradient through an average pool)/.test(
+  /^(column form with an odd k|packed column form at 128 rows|wide 6-row blocks|SGD update of a weight|dot form x @ Wᵀ|dot form with its column operand packed|linear with its sides swapped|a GEMM storing its output|transposed left operand|conv2d filter gradient, 4|conv2d filter gradient with an update epilogue|conv2d 4×8×8×8|conv2d input gradient through an average pool)/.test(
     f.name,
   ),
 );
 
 describe.each([true, false])("wasm contractions on 2 threads, relaxed SIMD %s", (relaxed) => {
-  test("the forms split across threads are there", () => expect(SPLIT_FORMS.length).toBe(12));
+  test("the forms split across threads are there", () => expect(SPLIT_FORMS.length).toBe(15));
   for (const form of SPLIT_FORMS)
     test(`${form.name}: bit-exact with the interpreter on small integers`, async () => {
       const { g, ints: inputs, wantInts: want } = referenceOf(form);
@@ -401,6 +436,28 @@ describe("the packed operand of a linear", () => {
     const { program } = compileWasm(referenceOf(form).g, { relaxedSimd: false });
     const packs = program.kernels.filter((kk) => kk.name.startsWith("pack"));
     expect(packs.flatMap((kk) => kk.reads)).toEqual([program.inputs[packedInput]!.buffer]);
+  });
+});
+
+// An output that replaces an input (a parameter's SGD update) may be written over the input's
+// storage, so a GEMM with that update as its epilogue must not compute any row twice: its rows
+// (128, no multiple of 6) keep 4-row blocks, and the update is applied once per weight.
+describe("a GEMM whose epilogue updates an input in place", () => {
+  const traced = k.traceFunction("sgd", ((w: k.Tensor, a: k.Tensor, b: k.Tensor) => w.sub(a.matmul(b).mul(0.5))) as never, [
+    k.f32([128, 1024]),
+    k.f32([128, 40]),
+    k.f32([40, 1024]),
+  ]).graph;
+  const wName = inputsOf(traced, () => 0);
+  const g: Graph = { ...traced, outputs: traced.outputs.map((o) => ({ ...o, aliases: Object.keys(wName)[0]! })) };
+  test.each([1, 2])("keeps 4-row blocks and equals the interpreter bit for bit on small integers (%i threads)", async (threads) => {
+    const inputs = inputsOf(g, (i, input) => ((i * 5 + input * 3) % 7) - 3);
+    const want = Object.values(interpret(g, inputs))[0]!.data as ArrayLike<number>;
+    const { out, blockDots, artifact, prologues } = await runWasm(g, true, inputs, threads);
+    // the right operand in panels (where wide blocks would apply), 4 × 8 blocks
+    expect(artifact.kernels.some((kk) => kk.name.startsWith("pack")) || prologues > 0).toBe(true);
+    expect(blockDots).toBe(8);
+    expect(Array.from(out)).toEqual(Array.from(want, (v) => Math.fround(v)));
   });
 });
 
