@@ -657,7 +657,10 @@ export function emitSection(
    * splat before its two updates needs 15 (12 + the two panel vectors + one splat), which fit
    * x64's 16 vector registers beside V8's scratch register.
    */
-  const interleavedStep = (item: Extract<ScheduleItem, { kind: "reduce" }>, accs: readonly { readonly e: Extract<KExpr, { op: "reduce_sum" | "reduce_max" }>; readonly acc: number }[]): void => {
+  const interleavedStep = (
+    item: Extract<ScheduleItem, { kind: "reduce" }>,
+    accs: readonly { readonly e: Extract<KExpr, { op: "reduce_sum" | "reduce_max" }>; readonly acc: number }[],
+  ): void => {
     const inBody = new Set(item.body.map((it) => (it.kind === "expr" ? it.id : bug(`wasm: register block step holds a ${it.kind}`))));
     const emitted = new Set<ExprId>();
     const need = (id: ExprId, into: Set<ExprId>): void => {

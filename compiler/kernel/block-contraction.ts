@@ -367,10 +367,7 @@ function copyBlock(s: Section, rowVar: IndexVar, colVar: IndexVar, rows: number,
   const overlap = rowVar.extent % rows !== 0;
   if (overlap && rowBlocks < 2) bug(`block-contraction: ${rows}-row blocks over ${rowVar.extent} rows`);
   const rowBase: IndexExpr = overlap
-    ? addIndex(
-        mulIndex(modIndex(fromAtom(rowBlock), rowBlocks - 1), rows),
-        mulIndex(divIndex(fromAtom(rowBlock), rowBlocks - 1), rowVar.extent - rows),
-      )
+    ? addIndex(mulIndex(modIndex(fromAtom(rowBlock), rowBlocks - 1), rows), mulIndex(divIndex(fromAtom(rowBlock), rowBlocks - 1), rowVar.extent - rows))
     : mulIndex(fromAtom(rowBlock), rows);
   const colBlock = indexVar(`${colVar.name}b`, colVar.extent / cols);
   const lane = indexVar(`${colVar.name}l`, LANES);

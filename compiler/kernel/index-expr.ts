@@ -122,11 +122,50 @@ function atomBounds(a: Atom): [number, number] {
   }
 }
 
+/**
+ * Inclusive [min, max] of `cq·(x div d) + cr·(x mod d)` over x in [xlo, xhi]: the two digits of
+ * one x move together (x = d·q + r), so their extremes are at the ends of q's range or next to
+ * them (r over all of [0, d) there), not the sum of the two atoms' ranges. block-contraction's
+ * overlapping last row block, `6·(b mod 170) + 1018·(b div 170)` for b < 171, spans [0, 1018].
+ */
+function digitPairBounds(xlo: number, xhi: number, d: number, cq: number, cr: number): [number, number] {
+  const qlo = Math.floor(xlo / d);
+  const qhi = Math.floor(xhi / d);
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const q of new Set([qlo, qlo + 1, qhi - 1, qhi])) {
+    if (q < qlo || q > qhi) continue;
+    const rlo = q === qlo ? xlo - q * d : 0;
+    const rhi = q === qhi ? xhi - q * d : d - 1;
+    const a = cq * q + cr * rlo;
+    const b = cq * q + cr * rhi;
+    lo = Math.min(lo, a, b);
+    hi = Math.max(hi, a, b);
+  }
+  return [lo, hi];
+}
+
 /** Inclusive [min, max] of an expression over all values of its variables. */
 export function bounds(e: IndexExpr): [number, number] {
   let lo = e.constant;
   let hi = e.constant;
+  // A div and a mod of the same x by the same divisor are bounded together (digitPairBounds).
+  let paired: Set<Term> | undefined;
+  if (e.terms.length >= 2 && e.terms.some((t) => t.atom.kind === "mod"))
+    for (const m of e.terms) {
+      if (m.atom.kind !== "mod") continue;
+      const mod = m.atom;
+      const d = e.terms.find((t) => t.atom.kind === "div" && t.atom.divisor === mod.divisor && !paired?.has(t) && indexKey(t.atom.x) === indexKey(mod.x));
+      if (!d) continue;
+      const [xlo, xhi] = bounds(mod.x);
+      if (xlo < 0) continue;
+      const [plo, phi] = digitPairBounds(xlo, xhi, mod.divisor, d.coef, m.coef);
+      lo += plo;
+      hi += phi;
+      (paired ??= new Set()).add(m).add(d);
+    }
   for (const t of e.terms) {
+    if (paired?.has(t)) continue;
     const [alo, ahi] = atomBounds(t.atom);
     if (t.coef >= 0) {
       lo += t.coef * alo;

@@ -105,6 +105,27 @@ describe("simplification rules", () => {
     expect(bounds(divIndex(addIndex(c(5), mulIndex(o, -1)), 2))).toEqual([0, 2]);
   });
 
+  test("a div and a mod of one x by one divisor are bounded together: exactly the range over every x", () => {
+    // block-contraction's overlapping last row block: 6 rows a block, 171 blocks over 1024 rows
+    const b = v("b", 171);
+    expect(bounds(addIndex(mulIndex(modIndex(b, 170), 6), mulIndex(divIndex(b, 170), 1018)))).toEqual([0, 1018]);
+    for (let extent = 1; extent <= 23; extent += 2)
+      for (const offset of [0, 3])
+        for (let d = 1; d <= 7; d++)
+          for (const [cq, cr] of [
+            [6, 1],
+            [1, 6],
+            [-3, 2],
+            [5, -4],
+            [-2, -7],
+          ] as const) {
+            const x = addIndex(v("x", extent), c(offset));
+            const e = addIndex(mulIndex(divIndex(x, d), cq), mulIndex(modIndex(x, d), cr));
+            const values = Array.from({ length: extent }, (_, i) => cq * Math.floor((i + offset) / d) + cr * ((i + offset) % d));
+            expect(bounds(e), `${key(e)} over x < ${extent}`).toEqual([Math.min(...values) + 0, Math.max(...values) + 0]);
+          }
+  });
+
   test("a common factor cancels: (4*x) div 8 = x div 2, (4*x) mod 8 = 4*(x mod 2)", () => {
     const x = v("x", 9);
     expect(key(divIndex(mulIndex(x, 4), 8))).toBe("(x div 2)");
