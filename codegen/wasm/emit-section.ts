@@ -76,6 +76,8 @@ export interface SectionFunc {
   readonly relocations: readonly Relocation[];
   /** The function indices the body calls (helpers and host imports). */
   readonly calls: ReadonlySet<number>;
+  /** The body writes the module's sink global (SINK_GLOBAL): the module must declare it. */
+  readonly sink: boolean;
 }
 
 interface Region {
@@ -89,6 +91,8 @@ interface Region {
 
 /** Reduction loops of at most this many iterations are written out… */
 const UNROLL_EXTENT = 4;
+/** The module's mutable v128 global (encoder.ts ModuleSpec.sink): a write target nothing reads. */
+export const SINK_GLOBAL = 0;
 /** …up to this many copies of a reduction's body. */
 const UNROLL_COPIES = 16;
 
@@ -303,6 +307,8 @@ export function emitSection(
    * reduction that loops (its values change per iteration).
    */
   let memo: Map<string, number> | undefined;
+  /** Whether the body writes SINK_GLOBAL. */
+  let sink = false;
   /** The written-out reduction variables' values where the body is being emitted. */
   const unrolledAt = new Map<string, number>();
   const memoKey = (id: ExprId): string | undefined => {
@@ -639,6 +645,15 @@ export function emitSection(
       // a loop over k (a register block's, or a ranged one): its values change per iteration
       withoutMemo(() => emitReduceLoop(item, kv, running, step));
     } else emitReduceLoop(item, kv, running, step);
+    if (running && accs.length > 8) {
+      // A wide block's sums are first written to the sink global, then used: when the first use
+      // of a sum after the k loop was an expression (a bias add), V8 scheduled all of a step's
+      // loads above its FMAs and spilled accumulators (a GEMM + bias, 6 × 8 block, 256 steps
+      // of k: 26.5 GFLOP/s against 56 with the writes, one thread; a store as first use, a
+      // plain matmul's, kept the good order too). A dozen writes per row block cost nothing.
+      for (const a of accs) fb.get(a.acc).globalSet(SINK_GLOBAL);
+      sink = true;
+    }
     // A 16-bit sum accumulates in f32 and rounds once (max picks one of its 16-bit operands).
     for (const a of accs)
       if (!a.vector && a.e.op === "reduce_sum" && halfOf(a.e.dtype) !== undefined) {
@@ -647,6 +662,46 @@ export function emitSection(
         fb.set(a.acc);
       }
     if (region) for (const a of accs) if (!a.vector && region.needsSplat.has(a.id)) splatInto(region, a.id);
+  };
+
+  /**
+   * `list` with the expressions just before a register block's reduction (4 or more members)
+   * that the reduction does not read moved to just after it: an epilogue's loads (a ReLU
+   * gradient's pre-activation and bias, read per output) computed before the k loop stay live
+   * across it, and a 6 × 8 block has no vector register to spare (the MLP step's hidden
+   * gradient spilled in its k loop: 1.46 -> 2.89 ms). Expressions are pure and no store lies
+   * between them and the reduction, so moving them past its loop changes no value.
+   */
+  const deferPastBlocks = (list: readonly ScheduleItem[]): readonly ScheduleItem[] => {
+    if (!list.some((it) => it.kind === "reduce" && it.reduces.length >= 4)) return list;
+    const out: ScheduleItem[] = [];
+    for (const item of list) {
+      if (item.kind !== "reduce" || item.reduces.length < 4) {
+        out.push(item);
+        continue;
+      }
+      const needed = new Set<ExprId>();
+      const need = (id: ExprId): void => {
+        if (needed.has(id)) return;
+        needed.add(id);
+        for (const o of exprOperands(exprs[id]!)) need(o);
+      };
+      const visit = (items: readonly ScheduleItem[]): void => {
+        for (const it of items) {
+          if (it.kind === "expr") need(it.id);
+          else if (it.kind === "store") need(it.value);
+          else visit(it.body);
+        }
+      };
+      visit(item.body);
+      for (const id of item.reduces) for (const o of exprOperands(exprs[id]!)) need(o);
+      let start = out.length;
+      while (start > 0 && out[start - 1]!.kind === "expr") start--;
+      const before = out.splice(start);
+      out.push(...before.filter((it) => needed.has((it as Extract<ScheduleItem, { kind: "expr" }>).id)), item);
+      out.push(...before.filter((it) => !needed.has((it as Extract<ScheduleItem, { kind: "expr" }>).id)));
+    }
+    return out;
   };
 
   /**
@@ -702,16 +757,15 @@ export function emitSection(
       limitOf(kv)();
       fb.i32(lead.step).op(Op.i32Mul).get(lead.local).op(Op.i32Add).set(end);
       // Tested at the bottom (a row limit may leave no step: the block's test skips the loop).
-      // With the test at the top V8 hoisted every load of a 6 × 8 block's step above its FMAs
-      // and spilled (a probe of the k loop alone: 58 -> 27 GFLOP/s); 4 × 8 ran the same either way.
+      // The body opens with an empty loop: V8's TurboFan (Node 20) unrolls a small innermost
+      // loop nested in two others (twice for a 4 × 8 or 6 × 8 block) and, in the unrolled body,
+      // hoisted the second step's loads above the first step's FMAs: a 6 × 8 block spilled
+      // accumulators and ran at half speed. A loop holding a loop is not innermost, so it stays
+      // rolled; the empty one costs a stack check per step and splits no block the FMAs share
+      // with their loads (placed at the end instead, it did: every load went above every FMA).
       fb.open(Op.block);
       fb.get(lead.local).get(end).op(Op.i32GeU).brIf(0);
       fb.open(Op.loop);
-      // An empty loop at the top of the body: V8's TurboFan (Node 20) unrolls a small innermost
-      // loop nested in two others (twice for a 6 × 8 or 4 × 8 block), and in the unrolled body
-      // it hoisted the second step's loads above the first step's FMAs: 6 × 8 spilled and ran
-      // at half speed. A loop holding a loop is not innermost, so it is not unrolled; the empty
-      // one costs a stack check per step and splits no block the FMAs share with their loads.
       fb.open(Op.loop).end();
       pointers = { k: kv.name, groups: new Map([...running.keys()].map((key, i) => [key, locals[i]!])) };
       step();
@@ -897,7 +951,7 @@ export function emitSection(
   };
 
   function emitItems(list: readonly ScheduleItem[]): void {
-    for (const item of list) {
+    for (const item of deferPastBlocks(list)) {
       switch (item.kind) {
         case "expr":
           emitExprItem(item.id);
@@ -929,6 +983,7 @@ export function emitSection(
     splitGrain,
     relocations: fb.relocations,
     calls: fb.calls,
+    sink,
   };
 }
 

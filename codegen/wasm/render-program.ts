@@ -145,6 +145,7 @@ export function buildKernelModule(
     imports: HOST_IMPORTS,
     funcs: [...helpers, ...sections.map((s) => s.func)],
     globals,
+    sink: sections.some((s) => s.sink),
     comment,
   });
 }
