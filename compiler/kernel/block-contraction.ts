@@ -14,6 +14,7 @@
 // other section gets the lane variable its accesses favour (lane-axis.ts).
 
 import { numel } from "../util/shape.ts";
+import { bug } from "../util/errors.ts";
 import {
   addIndex,
   constIndex,
