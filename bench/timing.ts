@@ -55,12 +55,17 @@ export async function timeRunner(runner: Runner, benchCase: BenchCase, data: Cas
   try {
     const firstStart = performance.now();
     const prepareMs = firstStart - prepareStart;
-    const outputs = [await prepared.step()];
+    const first = await prepared.step();
     const firstStepMs = prepared.selfTimedMs?.() ?? performance.now() - firstStart;
+    // The compared outputs are copied after the step's time is taken (a runner may refill one
+    // array every step, as Kiln's `out: "reuse"` does): the copy is the harness's, not the step's.
+    const outputs = [first.slice()];
     const samplesMs: number[] = [];
-    const step = async (): Promise<void> => {
+    /** One step; its output copied for the comparison (the first two) after `timed` has read the clock. */
+    const step = async (timed?: () => void): Promise<void> => {
       const output = await prepared.step();
-      if (outputs.length < 2) outputs.push(output);
+      timed?.();
+      if (outputs.length < 2) outputs.push(output.slice());
     };
     const coldOnly = settings.coldOnlyAboveMs !== undefined && runner.firstStepIsWarm === true && firstStepMs > settings.coldOnlyAboveMs;
     if (coldOnly) samplesMs.push(firstStepMs);
@@ -69,8 +74,11 @@ export async function timeRunner(runner: Runner, benchCase: BenchCase, data: Cas
       let spentMs = 0;
       while (samplesMs.length < Math.max(1, settings.repeat) && (samplesMs.length === 0 || spentMs < settings.budgetMs)) {
         const start = performance.now();
-        await step();
-        const elapsed = prepared.selfTimedMs?.() ?? performance.now() - start;
+        let end = 0;
+        await step(() => {
+          end = performance.now();
+        });
+        const elapsed = prepared.selfTimedMs?.() ?? end - start;
         samplesMs.push(elapsed);
         spentMs += elapsed;
       }
