@@ -10,6 +10,9 @@ import type { Graph } from "../compiler/ir/types.ts";
 import { blockContractionPass } from "../compiler/kernel-passes.ts";
 import type { HostTensor } from "../compiler/ir/host-tensor.ts";
 import { artifactDTypeBytes, type ArtifactStats, type WasmArtifact } from "../runtime/artifact/format.ts";
+// The runtime loads with the target (as js's does): k.compile's first cpu compile imported it
+// dynamically, ~4 ms of its main thread for one more trip through Node's module loader.
+import * as runtime from "../runtime/wasm/run-artifact.ts";
 import type { WasmArtifactRunner, WasmRunOptions, WasmSharedMemory } from "../runtime/wasm/run-artifact.ts";
 import { sharedStateRegion, type WasmStateRegion } from "../runtime/artifact/wasm-layout.ts";
 import { nodeOf } from "../compiler/ir/graph.ts";
@@ -73,7 +76,7 @@ export const wasmBackend: Backend<"wasm", WasmOptions> = {
     },
   },
   compile: (graph, opts = {}) => compileWasm(graph, opts),
-  createRunner: async (artifact) => (await import("../runtime/wasm/run-artifact.ts")).WasmArtifactRunner.create(artifact),
+  createRunner: (artifact) => runtime.WasmArtifactRunner.create(artifact),
   factory: (graph, opts, shared) => createWasmExecutor(graph, opts as WasmCompileOptions & WasmRunOptions, shared),
 };
 
@@ -128,7 +131,6 @@ export async function createWasmExecutor(graph: Graph, opts: WasmCompileOptions 
   };
   const model = shared ? sharedMemory(shared) : undefined;
   const region = model && joinsRegion(graph, shared!, model.region) ? model.region : undefined;
-  const runtime = await import("../runtime/wasm/run-artifact.ts");
   // The workers boot while the compiler runs (and the first runs need not wait for them: pool.ts).
   await runtime.prestartThreads(runOpts);
   const compileOpts = region ? { ...opts, stateRegion: region } : opts;

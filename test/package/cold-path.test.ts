@@ -120,7 +120,7 @@ test("the built entry exports the same names as the sources", async () => {
 
 test("a cpu compile and run loads no WebGPU, CUDA or interpreter code; a reference compile then loads the interpreter", () => {
   const cpu = sourcesOf(report.afterCpu);
-  // The hook saw the wasm runtime, which k.compile imports dynamically: the list is complete.
+  // The hook saw the wasm runtime (the dynamic imports it sees: the reference compile below loads the interpreter so).
   expect(cpu).toContain("runtime/wasm/run-artifact.ts");
   expect(cpu.filter((s) => GPU_OR_INTERPRETER.test(s))).toEqual([]);
   const reference = sourcesOf(report.afterReference);
