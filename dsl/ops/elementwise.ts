@@ -9,6 +9,7 @@ import { formatShape } from "../../compiler/util/shape.ts";
 import { strictOptions } from "../options.ts";
 import { Tensor, prim, resultDType, userError, type Scalar, type TensorLike } from "../tensor.ts";
 import { broadcastTensors, constant } from "./broadcast.ts";
+import { withOneLoc } from "../loc.ts";
 
 const LOG2E = Math.LOG2E;
 const LN2 = Math.LN2;
@@ -30,8 +31,11 @@ export const toFloat = (x: Tensor): Tensor => cast(x, floatDType(x.dtype));
 
 /** Casts and broadcasts `a`, `b` to `dtype`, then records `op`; `name` is what errors call it. */
 export function binary(op: BinaryOp, a: TensorLike, b: TensorLike, dtype: DType, name: string = op): Tensor {
-  const [x, y] = broadcastPair(a, b, dtype, name);
-  return prim(x.trace, { op, x: x.id, y: y.id });
+  // One stack capture for the op and its broadcasts' casts, reshapes and expands (withOneLoc).
+  return withOneLoc(() => {
+    const [x, y] = broadcastPair(a, b, dtype, name);
+    return prim(x.trace, { op, x: x.id, y: y.id });
+  });
 }
 
 export function cast(x: Tensor, dtype: DType): Tensor {
@@ -260,11 +264,13 @@ export function maskedFill(x: Tensor, mask: Tensor, value: Scalar): Tensor {
 /** where(cond, x, y): x where cond is true, else y; broadcasting across all three. */
 export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
   const dtype = whereDType(a, b);
-  const c = cast(cond, "bool");
-  const x = lift(c, a, dtype);
-  const y = lift(c, b, dtype);
-  const [cb, xb, yb] = broadcastTensors([c, cast(x, dtype), cast(y, dtype)], "where");
-  return prim(c.trace, { op: "where", cond: cb!.id, x: xb!.id, y: yb!.id });
+  return withOneLoc(() => {
+    const c = cast(cond, "bool");
+    const x = lift(c, a, dtype);
+    const y = lift(c, b, dtype);
+    const [cb, xb, yb] = broadcastTensors([c, cast(x, dtype), cast(y, dtype)], "where");
+    return prim(c.trace, { op: "where", cond: cb!.id, x: xb!.id, y: yb!.id });
+  });
 }
 
 // ---- activations ----
@@ -348,7 +354,9 @@ export function softplus(x: Tensor, betaArg: number | SoftplusOptions = 1, thres
 function broadcastPair(a: TensorLike, b: TensorLike, dtype: DType, op: string): [Tensor, Tensor] {
   const trace = (a instanceof Tensor ? a : (b as Tensor)).trace;
   if (a instanceof Tensor && b instanceof Tensor && a.trace !== b.trace) userError("invalid-argument", `${op}: operands come from different traced functions`);
-  const ta = a instanceof Tensor ? cast(a, dtype) : constant(trace, a, dtype);
-  const tb = b instanceof Tensor ? cast(b, dtype) : constant(trace, b, dtype);
-  return broadcastTensors([ta, tb], op) as [Tensor, Tensor];
+  return withOneLoc(() => {
+    const ta = a instanceof Tensor ? cast(a, dtype) : constant(trace, a, dtype);
+    const tb = b instanceof Tensor ? cast(b, dtype) : constant(trace, b, dtype);
+    return broadcastTensors([ta, tb], op) as [Tensor, Tensor];
+  });
 }

@@ -5,7 +5,7 @@
 // called directly, then a composite inside nested modules, then a primitive again) must each
 // still name their own line, as read from V8's plain stack for the same line.
 
-import { describe, expect, test } from "vitest";
+import { describe, expect, test, vi } from "vitest";
 import * as k from "kiln";
 import { nodeOf } from "../../compiler/ir/graph.ts";
 
@@ -46,5 +46,33 @@ describe("source locations across changing stack depths", () => {
     // The composite's nodes (several primitives deep inside Kiln) name its call line.
     const layerNormNodes = g.nodes.filter((n) => n.loc?.line === lines["b"]);
     expect(layerNormNodes.length).toBeGreaterThan(3);
+  });
+
+  test("a broadcasting binary op and where trace their casts, reshapes and expands with one stack capture, at the op's own line", () => {
+    const lines: Record<string, number> = {};
+    let captures = -1;
+    const traced = k.traceFunction(
+      "t",
+      (x: k.Tensor, b: k.Tensor, m: k.Tensor) => {
+        const spy = vi.spyOn(Error, "captureStackTrace");
+        const y = x.add(b); lines["y"] = thisLine();
+        const z = k.where(m, y, 0); lines["z"] = thisLine();
+        captures = spy.mock.calls.length;
+        spy.mockRestore();
+        return z;
+      },
+      [k.f32([4, 8]), k.f32([8]), k.bool([4, 1])],
+    );
+    // add: b reshaped to [1, 8] and expanded to [4, 8], then the add; where: the constant 0, the
+    // mask expanded, the where: each op one capture (a capture per node would be 3 and 4+).
+    expect(captures).toBe(2);
+    const g = traced.graph;
+    const made = g.nodes.filter((n) => n.op !== "input");
+    expect(made.length).toBeGreaterThanOrEqual(6);
+    const byLine = new Map<number, string[]>();
+    for (const n of made) byLine.set(n.loc!.line, [...(byLine.get(n.loc!.line) ?? []), n.op]);
+    expect(byLine.get(lines["y"]!)).toEqual(expect.arrayContaining(["reshape", "expand", "add"]));
+    expect(byLine.get(lines["z"]!)).toEqual(expect.arrayContaining(["expand", "where"]));
+    expect([...byLine.keys()].sort()).toEqual([lines["y"], lines["z"]].sort());
   });
 });
