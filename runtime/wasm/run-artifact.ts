@@ -357,7 +357,7 @@ export class WasmArtifactRunner implements ResidentOwner {
     };
     let precompiled = 0;
     let onWorker = 0;
-    const compiling = Promise.all(
+    const modules = await Promise.all(
       artifact.kernels.map(async (k) => {
         try {
           try {
@@ -377,12 +377,13 @@ export class WasmArtifactRunner implements ResidentOwner {
         }
       }),
     );
-    compiling.catch(() => undefined);
-    // While the modules compile (on V8's threads or the prestarted worker), the pages the plan
-    // needs get mapped: the memory's fresh bytes and the first run's output arrays (prefault.ts).
-    const spares = spareOutputs(artifact);
-    const arrays = await prefault(memory, grownFrom, layout.totalBytes, spares, shared);
-    const modules = await compiling;
+    // The pages the plan needs get mapped now, not in the first run: the memory's fresh bytes
+    // and the first run's output arrays (prefault.ts). Not under a symbolic batch (a module
+    // exports the size buffer's address `z`): its buffers are sized for the largest batch, of
+    // which a run may touch a few rows, and mapping the maximum would cost what no run needs.
+    const symbolic = modules.some((m) => WebAssembly.Module.exports(m).some((e) => e.name === "z"));
+    const spares = symbolic ? [] : spareOutputs(artifact);
+    const arrays = symbolic ? [] : await prefault(memory, grownFrom, layout.totalBytes, spares, shared);
     const rt = hostMath();
     const launches: Launch[] = [];
     modules.forEach((m, kernel) => {
@@ -408,7 +409,7 @@ export class WasmArtifactRunner implements ResidentOwner {
     const pool = shared ? await (await import("./pool.ts")).WorkerPool.start(memory, modules, threads, ctlAt, names) : undefined;
     const runner = new WasmArtifactRunner(artifact, memory, launches, addressOf, pool, opts, model);
     runner.precompiledModules = precompiled;
-    runner.prefaultedBytes = Math.max(0, layout.totalBytes - grownFrom) + arrays.reduce((a, b) => a + b.byteLength, 0);
+    runner.prefaultedBytes = symbolic ? 0 : Math.max(0, layout.totalBytes - grownFrom) + arrays.reduce((a, b) => a + b.byteLength, 0);
     spares.forEach((o, i) => runner.spares.set(o.name, artifactArray(o.dtype, arrays[i]!, 0, numel(o.shape))));
     runner.workerCompiledModules = onWorker;
     return runner;

@@ -3,12 +3,13 @@
 // creation, its bytes and the first run's fresh output arrays are touched then (the first run
 // then takes almost no page faults: a count, not a time), the first run returns its outputs in those
 // arrays, and the results still match a 1-thread runner bit for bit and the float64 interpreter.
-// State updates (outputs aliasing an input) get no array made ahead. The worker's copy of the
+// State updates (outputs aliasing an input) get no array made ahead, and a symbolic batch's
+// program nothing at all. The worker's copy of the
 // shared touch loop (pool.ts runs it as source) leaves every byte as it was, as the caller's does.
 
 import { afterAll, describe, expect, test } from "vitest";
 import * as k from "kiln";
-import { compileWasm } from "../../targets/wasm.ts";
+import { compileWasm, createWasmExecutor } from "../../targets/wasm.ts";
 import { interpret } from "../../compiler/ir/interpret.ts";
 import type { Graph } from "../../compiler/ir/types.ts";
 import type { HostTensor } from "../../compiler/ir/host-tensor.ts";
@@ -105,6 +106,20 @@ describe("wasm runners map their pages when made", () => {
     const want = interpret(g, inputs);
     for (const o of artifact.outputs)
       got[o.name]!.data.forEach((v, j) => expect(Math.abs(v - want[o.name]!.data[j]!)).toBeLessThanOrEqual(1e-5 + 1e-4 * Math.abs(want[o.name]!.data[j]!)));
+  });
+
+  test("a symbolic batch maps nothing ahead (its buffers are sized for the largest batch, which a run may not reach); the same program at a fixed batch does", async () => {
+    const fn = (x: k.Tensor) => x.mul(2).sigmoid();
+    const symbolic = await createWasmExecutor(k.traceFunction("sym", fn as never, [f(["batch", 1024], { max: { batch: 64 } })]).graph, { threads: 1 });
+    const fixed = await createWasmExecutor(k.traceFunction("fixed", fn as never, [f([64, 1024])]).graph, { threads: 1 });
+    try {
+      expect([symbolic.runner.prefaultedBytes, symbolic.runner.spares.size]).toEqual([0, 0]);
+      expect(fixed.runner.prefaultedBytes).toBe(artifactLayout(fixed.artifact.memory).totalBytes + 4 * 64 * 1024);
+      expect(fixed.runner.spares.size).toBe(1);
+    } finally {
+      await symbolic.close();
+      await fixed.close();
+    }
   });
 
   test("the shared touch loop, on the calling thread and as the workers' source, takes every chunk once and changes no byte", () => {
