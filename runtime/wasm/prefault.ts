@@ -5,7 +5,7 @@
 // MiB): a 16M-element chain's first run paid ~130 ms of faults on 256 MiB (its inputs written,
 // its output computed, then copied out). The buffer plan is known when the runner is made, so
 // exactly the bytes it needs are touched there (a small program's few MiB cost a millisecond
-// or two). Over a shared memory an idle worker of the pool (runtime/wasm/pool.ts) takes chunks
+// or two; a symbolic batch's program, sized for its largest batch, gets nothing: run-artifact.ts). Over a shared memory an idle worker of the pool (runtime/wasm/pool.ts) takes chunks
 // of the memory from a shared counter while the calling thread makes the arrays and takes
 // chunks too; the caller never waits for a worker that has not started (it takes every chunk
 // left), and the workers' touches are atomic no-op writes (`Atomics.compareExchange(b, i, 0, 0)`:
