@@ -8,6 +8,7 @@ import { formatShape } from "../../compiler/util/shape.ts";
 import { strictOptions, type KeyTable } from "../options.ts";
 import { type Tensor, prim, userError } from "../tensor.ts";
 import * as M from "../ops/movement.ts";
+import { withOneLoc } from "../loc.ts";
 import {
   asBatched4d,
   flipAxes,
@@ -23,8 +24,14 @@ import {
   type IntPair,
 } from "./prims.ts";
 
-/** y = x W^T + b, weight [out, in], x [..., in]. */
+/** y = x W^T + b, weight [out, in], x [..., in].
+ * One stack capture for all the ops it makes (dsl/loc.ts, withOneLoc): no user code runs inside.
+ */
 export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
+  return withOneLoc(() => linearOps(x, weight, bias));
+}
+
+function linearOps(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
   optionalTensorArg(bias, "bias", "linear", "linear(x, weight, bias?)");
   if (weight.ndim !== 2) return userError("shape-mismatch", `shape mismatch in linear: weight must be [out, in], got ${formatShape(weight.shape)}`);
   if (x.ndim < 1 || x.shape[x.ndim - 1] !== weight.shape[1])

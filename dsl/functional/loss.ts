@@ -9,6 +9,7 @@ import { recordIndexUse } from "../index-checks.ts";
 import { strictOptions } from "../options.ts";
 import { type Tensor, userError } from "../tensor.ts";
 import * as M from "../ops/movement.ts";
+import { withOneLoc } from "../loc.ts";
 import { iota, requireFloat } from "./prims.ts";
 import { logSoftmax } from "./norm.ts";
 
@@ -99,8 +100,14 @@ function classIndexLoss(logp: Tensor, target: Tensor, axis: number, opts: CrossE
   return { loss, denominator };
 }
 
-/** Cross entropy of logits [N, C, d...] (or [C]) against class indices (i32) or class probabilities (f32, same shape). */
+/** Cross entropy of logits [N, C, d...] (or [C]) against class indices (i32) or class probabilities (f32, same shape).
+ * One stack capture for all the ops it makes (dsl/loc.ts, withOneLoc): no user code runs inside.
+ */
 export function crossEntropy(input: Tensor, target: Tensor, opts: CrossEntropyOptions = {}): Tensor {
+  return withOneLoc(() => crossEntropyOps(input, target, opts));
+}
+
+function crossEntropyOps(input: Tensor, target: Tensor, opts: CrossEntropyOptions): Tensor {
   const op = "crossEntropy";
   strictOptions(op, opts, { weight: true, ignoreIndex: true, reduction: true, labelSmoothing: true });
   requireFloat(input, "input", op);

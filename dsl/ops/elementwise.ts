@@ -65,13 +65,15 @@ export function sub(a: TensorLike, b: TensorLike, alpha = 1): Tensor {
   checkAlpha("sub", a, b, alpha);
   const dtype = resultDType(a, b);
   if (isBool(dtype)) return userError("dtype-mismatch", "sub: subtracting bool tensors is not supported: use logicalXor or logicalNot");
-  const [x, y] = broadcastPair(lift(like, a, dtype), lift(like, b, dtype), dtype, "sub");
-  const negY = isInt(dtype)
-    ? binary("mul", y, -alpha, dtype, "sub")
-    : alpha === 1
-      ? prim(y.trace, { op: "neg", x: y.id })
-      : binary("mul", y, -alpha, dtype, "sub");
-  return binary("add", x, negY, resultDType(x, negY), "sub");
+  return withOneLoc(() => {
+    const [x, y] = broadcastPair(lift(like, a, dtype), lift(like, b, dtype), dtype, "sub");
+    const negY = isInt(dtype)
+      ? binary("mul", y, -alpha, dtype, "sub")
+      : alpha === 1
+        ? prim(y.trace, { op: "neg", x: y.id })
+        : binary("mul", y, -alpha, dtype, "sub");
+    return binary("add", x, negY, resultDType(x, negY), "sub");
+  });
 }
 export function mul(a: TensorLike, b: TensorLike): Tensor {
   traceOf("mul", a, b);
@@ -84,8 +86,10 @@ export function mul(a: TensorLike, b: TensorLike): Tensor {
 export function div(a: TensorLike, b: TensorLike): Tensor {
   traceOf("div", a, b);
   const dtype = floatDType(resultDType(a, b));
-  const [x, y] = broadcastPair(a, b, dtype, "div");
-  return binary("mul", x, reciprocal(y), dtype, "div");
+  return withOneLoc(() => {
+    const [x, y] = broadcastPair(a, b, dtype, "div");
+    return binary("mul", x, reciprocal(y), dtype, "div");
+  });
 }
 /** PyTorch `//`: floor division (the `idiv` primitive floors integers; floats use floor(a / b)). */
 export function floorDivide(a: TensorLike, b: TensorLike): Tensor {
@@ -198,9 +202,11 @@ export function maximum(a: TensorLike, b: TensorLike): Tensor {
 export function minimum(a: TensorLike, b: TensorLike): Tensor {
   const like = traceOf("minimum", a, b);
   const dtype = resultDType(a, b);
-  const [x, y] = broadcastPair(lift(like, a, dtype), lift(like, b, dtype), dtype, "minimum");
-  if (isBool(dtype)) return binary("mul", x, y, "bool", "minimum");
-  return neg(maximum(neg(x), neg(y)));
+  return withOneLoc(() => {
+    const [x, y] = broadcastPair(lift(like, a, dtype), lift(like, b, dtype), dtype, "minimum");
+    if (isBool(dtype)) return binary("mul", x, y, "bool", "minimum");
+    return neg(maximum(neg(x), neg(y)));
+  });
 }
 /** torch.clamp's keywords: `x.clamp({ min: 0 })`. */
 export interface ClampOptions {
@@ -226,8 +232,10 @@ export function clamp(x: Tensor, minArg?: number | ClampOptions, maxArg?: number
 // `swap` compares b against a (gt via cmplt) after broadcasting in the user's order.
 function cmp(op: BinaryOp, a: TensorLike, b: TensorLike, name: string, swap = false): Tensor {
   traceOf(name, a, b);
-  const [x, y] = broadcastPair(a, b, resultDType(a, b), name);
-  return swap ? prim(x.trace, { op, x: y.id, y: x.id }) : prim(x.trace, { op, x: x.id, y: y.id });
+  return withOneLoc(() => {
+    const [x, y] = broadcastPair(a, b, resultDType(a, b), name);
+    return swap ? prim(x.trace, { op, x: y.id, y: x.id }) : prim(x.trace, { op, x: x.id, y: y.id });
+  });
 }
 export const lt = (a: TensorLike, b: TensorLike): Tensor => cmp("cmplt", a, b, "lt");
 export const gt = (a: TensorLike, b: TensorLike): Tensor => cmp("cmplt", a, b, "gt", true);

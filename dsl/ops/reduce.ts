@@ -7,6 +7,7 @@ import { keepdimOf, strictOptions, type KeepdimArg } from "../options.ts";
 import { Tensor, dimIndex, dimList, prim, userError, type Dims } from "../tensor.ts";
 import * as E from "./elementwise.ts";
 import * as M from "./movement.ts";
+import { withOneLoc } from "../loc.ts";
 
 function dropDims(x: Tensor, axes: readonly number[], keepdim: boolean): Tensor {
   return keepdim
@@ -264,8 +265,14 @@ export function softmax(x: Tensor, dim: number): Tensor {
   return E.div(e, sum(e, axis, true));
 }
 
-/** log(softmax(x)) as (x - m) - log(sum(exp(x - m))): no log of an underflowed 0. */
+/** log(softmax(x)) as (x - m) - log(sum(exp(x - m))): no log of an underflowed 0.
+ * One stack capture for all the ops it makes (dsl/loc.ts, withOneLoc): no user code runs inside.
+ */
 export function logSoftmax(x: Tensor, dim: number): Tensor {
+  return withOneLoc(() => logSoftmaxOps(x, dim));
+}
+
+function logSoftmaxOps(x: Tensor, dim: number): Tensor {
   const axis = dimIndex(x, dim, "logSoftmax");
   const xf = E.toFloat(x);
   const shifted = E.sub(xf, max(xf, axis, true));
