@@ -91,6 +91,8 @@ interface Region {
 
 /** Reduction loops of at most this many iterations are written out… */
 const UNROLL_EXTENT = 4;
+/** A register block with more accumulators than this is wide (block-contraction.ts's 6 × 8: 12). */
+const WIDE_ACCUMULATORS = 8;
 /** The module's mutable v128 global (encoder.ts ModuleSpec.sink): a write target nothing reads. */
 export const SINK_GLOBAL = 0;
 /** …up to this many copies of a reduction's body. */
@@ -634,7 +636,7 @@ export function emitSection(
     const kv = loopVars.length === 1 ? loopVars[0]! : undefined;
     const running = kv && region && accs.length >= 4 && accs.every((a) => a.vector) && kv.extent > UNROLL_EXTENT ? addressGroups(item, kv.name) : undefined;
     const step = (): void => {
-      if (running) return interleavedStep(item, accs);
+      if (running && accs.length > WIDE_ACCUMULATORS) return interleavedStep(item, accs);
       emitItems(item.body);
       for (const a of accs) {
         if (a.vector) vectorStep(region!, a.e, a.acc);
@@ -645,7 +647,7 @@ export function emitSection(
       // a loop over k (a register block's, or a ranged one): its values change per iteration
       withoutMemo(() => emitReduceLoop(item, kv, running, step));
     } else emitReduceLoop(item, kv, running, step);
-    if (running && accs.length > 8) {
+    if (running && accs.length > WIDE_ACCUMULATORS) {
       // A wide block's sums are first written to the sink global, then used: when the first use
       // of a sum after the k loop was an expression (a bias add), V8 scheduled all of a step's
       // loads above its FMAs and spilled accumulators (a GEMM + bias, 6 × 8 block, 256 steps
@@ -665,18 +667,18 @@ export function emitSection(
   };
 
   /**
-   * `list` with the expressions just before a register block's reduction (4 or more members)
-   * that the reduction does not read moved to just after it: an epilogue's loads (a ReLU
+   * `list` with the expressions just before a wide register block's reduction (more than
+   * WIDE_ACCUMULATORS members) that the reduction does not read moved to just after it: an epilogue's loads (a ReLU
    * gradient's pre-activation and bias, read per output) computed before the k loop stay live
    * across it, and a 6 × 8 block has no vector register to spare (the MLP step's hidden
    * gradient spilled in its k loop: 1.46 -> 2.89 ms). Expressions are pure and no store lies
    * between them and the reduction, so moving them past its loop changes no value.
    */
   const deferPastBlocks = (list: readonly ScheduleItem[]): readonly ScheduleItem[] => {
-    if (!list.some((it) => it.kind === "reduce" && it.reduces.length >= 4)) return list;
+    if (!list.some((it) => it.kind === "reduce" && it.reduces.length > WIDE_ACCUMULATORS)) return list;
     const out: ScheduleItem[] = [];
     for (const item of list) {
-      if (item.kind !== "reduce" || item.reduces.length < 4) {
+      if (item.kind !== "reduce" || item.reduces.length <= WIDE_ACCUMULATORS) {
         out.push(item);
         continue;
       }
@@ -756,22 +758,30 @@ export function emitSection(
       const end = fb.local(I32);
       limitOf(kv)();
       fb.i32(lead.step).op(Op.i32Mul).get(lead.local).op(Op.i32Add).set(end);
-      // Tested at the bottom (a row limit may leave no step: the block's test skips the loop).
-      // The body opens with an empty loop: V8's TurboFan (Node 20) unrolls a small innermost
+      // A wide block's loop is tested at the bottom (a row limit may leave no step: the block's
+      // test skips the loop), and its body opens with an empty loop: V8's TurboFan (Node 20) unrolls a small innermost
       // loop nested in two others (twice for a 4 × 8 or 6 × 8 block) and, in the unrolled body,
       // hoisted the second step's loads above the first step's FMAs: a 6 × 8 block spilled
       // accumulators and ran at half speed. A loop holding a loop is not innermost, so it stays
       // rolled; the empty one costs a stack check per step and splits no block the FMAs share
       // with their loads (placed at the end instead, it did: every load went above every FMA).
+      // (A 4 × 8 block, 14 vectors with every load first, keeps its top-tested loop: unrolled,
+      // it did not spill, and the transformer step's GEMMs with a GELU epilogue ran 3–12 %
+      // slower in this form.)
+      const wide = item.reduces.length > WIDE_ACCUMULATORS;
       fb.open(Op.block);
-      fb.get(lead.local).get(end).op(Op.i32GeU).brIf(0);
-      fb.open(Op.loop);
-      fb.open(Op.loop).end();
+      if (!wide) fb.open(Op.loop);
+      fb.get(lead.local)
+        .get(end)
+        .op(Op.i32GeU)
+        .brIf(wide ? 0 : 1);
+      if (wide) fb.open(Op.loop).open(Op.loop).end();
       pointers = { k: kv.name, groups: new Map([...running.keys()].map((key, i) => [key, locals[i]!])) };
       step();
       pointers = undefined;
       for (const g of locals) fb.get(g.local).i32(g.step).op(Op.i32Add).set(g.local);
-      fb.get(lead.local).get(end).op(Op.i32LtU).brIf(0);
+      if (wide) fb.get(lead.local).get(end).op(Op.i32LtU).brIf(0);
+      else fb.br(0);
       fb.end().end();
     } else if (!(loopVars.length === 1 && loopVars[0]!.extent > UNROLL_EXTENT && rangedLoop(loopVars, item.reduces, step))) unrolledLoops(loopVars, step);
   };

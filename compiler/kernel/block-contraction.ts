@@ -313,7 +313,9 @@ function blockOneSection(s: Section, shape: BlockShape): Section {
   const leftSmaller = rowVar.extent <= colVar.extent;
   if (packed || (colContiguous && colVar.extent % LANES === 0)) {
     const vectors = packed ? PANEL / LANES : largestDivisor(colVar.extent / LANES, [2, 1]);
-    if (packed && !shape.leftPacked && wideRows(s, rowVar, shape)) return copyBlock(s, rowVar, colVar, WIDE_ROWS, vectors * LANES, true, leftSmaller);
+    const macs = s.domain.reduce((a, v) => a * v.extent, 1) * reduce.vars.reduce((a, v) => a * v.extent, 1);
+    if (packed && !shape.leftPacked && kVar.extent >= wideBlockTestHooks.minK && macs >= wideBlockTestHooks.minMacs && wideRows(s, rowVar, shape))
+      return copyBlock(s, rowVar, colVar, WIDE_ROWS, vectors * LANES, true, leftSmaller);
     const rows = largestDivisor(rowVar.extent, [4, 3, 2, 1]);
     return copyBlock(s, rowVar, colVar, rows, vectors * LANES, true, leftSmaller);
   }
@@ -337,6 +339,28 @@ function blockOneSection(s: Section, shape: BlockShape): Section {
 const WIDE_ROWS = 6;
 /** Row blocks of at least this many rows take the wide block (smaller ones keep 4 rows). */
 const WIDE_MIN_ROWS = 24;
+/**
+ * …and at most this fraction of the rows computed twice by an overlapping last block: the wide
+ * block gains 5–8 % on a GEMM, 128 rows computing 132 (3 %) gained nothing (the MLP step's
+ * forward GEMMs, within noise) and cost its compile ~3 ms (12 copies of the body, not 8).
+ */
+const WIDE_MAX_REPEAT = 0.02;
+/**
+ * …and a k loop of at least this many steps: per row block the wide block zeroes, stores and
+ * sinks 12 sums; the MLP step's weight gradients (k = the batch, 128) ran the same either way
+ * (1.99 ms) while their 12 copies of the body cost compile time.
+ */
+const WIDE_MIN_K = 256;
+/**
+ * …in a GEMM of at least this many multiply-adds. The MLP step's (128 × 784 × 512 swapped, 51 M)
+ * ran the same with 6-row blocks (2.15 -> 2.16 ms) and their copies cost its compile ~2–3 ms;
+ * the transformer step's (67–268 M) gained 5–8 % each, matmul 1024³ 5–10 %.
+ */
+const WIDE_MIN_MACS = 1 << 26;
+/** …and at most this many operations per output on its sum (a bias, a ReLU or its gradient, an SGD update). */
+const WIDE_MAX_EPILOGUE = 8;
+/** The wide block's size limits (WIDE_MIN_K, WIDE_MIN_MACS); mutable for tests only (small shapes reach the wide form). */
+export const wideBlockTestHooks = { minK: WIDE_MIN_K, minMacs: WIDE_MIN_MACS };
 
 /**
  * Whether a GEMM over packed column panels takes WIDE_ROWS-row blocks. When the rows are no
@@ -348,7 +372,20 @@ const WIDE_MIN_ROWS = 24;
  */
 function wideRows(s: Section, rowVar: IndexVar, shape: BlockShape): boolean {
   if (rowVar.extent < WIDE_MIN_ROWS) return false;
+  // An epilogue of more than a few operations per output (a GELU's erf polynomial): computed
+  // for 12 sums a block instead of 8 it spilled, and the transformer step's MLP GEMM with its
+  // GELU (k = 256) ran 14.0 -> 14.5 ms, its gradient's 19.8 -> 22.2 ms.
+  const reduces = new Set((s.dots ?? []).map((d) => d.reduce));
+  const after = new Set<ExprId>(reduces);
+  let epilogue = 0;
+  s.exprs.forEach((e, id) => {
+    if (reduces.has(id) || !exprOperands(e).some((o) => after.has(o))) return;
+    after.add(id);
+    epilogue++;
+  });
+  if (epilogue > WIDE_MAX_EPILOGUE * Math.max(1, reduces.size)) return false;
   if (rowVar.extent % WIDE_ROWS === 0) return true;
+  if (WIDE_ROWS - (rowVar.extent % WIDE_ROWS) > rowVar.extent * WIDE_MAX_REPEAT) return false;
   if (shape.symbolic || s.stores.some((st) => shape.inPlace.has(st.buffer))) return false;
   const stored = new Set(s.stores.map((st) => st.buffer));
   return s.exprs.every((e) => e.op !== "load" || !stored.has(e.buffer));

@@ -19,7 +19,7 @@ import { decodeBase64, WasmArtifactRunner } from "../../runtime/wasm/run-artifac
 import { relaxedSimdAvailable } from "../../runtime/wasm/engine.ts";
 import type { WasmArtifact } from "../../runtime/artifact/format.ts";
 import { graphInputs } from "../util/graph-inputs.ts";
-import { gemmChunkTestHooks } from "../../compiler/kernel/block-contraction.ts";
+import { gemmChunkTestHooks, wideBlockTestHooks } from "../../compiler/kernel/block-contraction.ts";
 
 const runners: WasmArtifactRunner[] = [];
 afterAll(async () => {
@@ -254,9 +254,9 @@ const FORMS: readonly Form[] = [
     blockDots: 12,
   },
   {
-    name: "wide 6-row blocks, 133 rows (the last block overlapping 5 rows), odd k, with a bias and relu: 133×37 @ 37×1024 + bias",
+    name: "wide 6-row blocks, 253 rows (the last block overlapping 5 rows), odd k, with a bias and relu: 253×37 @ 37×1024 + bias",
     fn: (a, b, bias) => a.matmul(b).add(bias).relu(),
-    specs: [k.f32([133, 37]), k.f32([37, 1024]), k.f32([1024])],
+    specs: [k.f32([253, 37]), k.f32([37, 1024]), k.f32([1024])],
     k: 38,
     packs: true,
     blockDots: 12,
@@ -268,6 +268,15 @@ const FORMS: readonly Form[] = [
     k: 72,
     packs: true,
     blockDots: 12,
+  },
+  {
+    // 128 = 21·6 + 2: a last 6-row block would compute 4 rows twice (3 %): 4-row blocks
+    name: "packed panels at 128 rows keep 4-row blocks, 128×48 @ 48×1024",
+    fn: (a, b) => a.matmul(b),
+    specs: [k.f32([128, 48]), k.f32([48, 1024])],
+    k: 48,
+    packs: true,
+    blockDots: 8,
   },
   {
     name: "transposed left operand gᵀ·x, 256 rows at stride 256 per k (packed into 4-row panels)",
@@ -298,7 +307,10 @@ async function runWasm(
   chunked?: Form["chunked"],
 ): Promise<{ out: Float32Array; artifact: WasmArtifact; prologues: number; blockDots: number }> {
   const limits = { ...gemmChunkTestHooks };
+  const wideLimits = { ...wideBlockTestHooks };
   if (chunked) Object.assign(gemmChunkTestHooks, { minBytes: chunked.minBytes, maxBytes: chunked.maxBytes });
+  // Small shapes reach the wide 6 × 8 block (its real limits: k ≥ 256, 2²⁶ multiply-adds).
+  Object.assign(wideBlockTestHooks, { minK: 1, minMacs: 0 });
   let artifact: WasmArtifact;
   let prologues: number;
   let blockDots: number;
@@ -309,6 +321,7 @@ async function runWasm(
     blockDots = Math.max(0, ...compiled.program.kernels.flatMap((kk) => kk.sections).map((s) => s.dots?.length ?? 0));
   } finally {
     Object.assign(gemmChunkTestHooks, limits);
+    Object.assign(wideBlockTestHooks, wideLimits);
   }
   const r = await WasmArtifactRunner.create(artifact, { threads, minParallelWork: 0 });
   runners.push(r);
@@ -439,13 +452,32 @@ describe("the packed operand of a linear", () => {
   });
 });
 
+describe("the wide block at the real limits", () => {
+  // (compile only) matmul 1024³ takes 6 × 8 blocks; an MLP's 128 × 784 × 512 linear (51 M
+  // multiply-adds), a GEMM over k = 128 and one with a GELU epilogue keep 4 × 8
+  const dotsOf = (fn: (...xs: k.Tensor[]) => k.Tensor, specs: readonly k.InputSpec[]): number =>
+    Math.max(
+      ...compileWasm(k.traceFunction("w", fn as never, specs).graph, { relaxedSimd: true }).program.kernels.flatMap((kk) =>
+        kk.sections.map((x) => x.dots?.length ?? 0),
+      ),
+    );
+  test.each([
+    ["matmul 1024³", (a: k.Tensor, b: k.Tensor) => a.matmul(b), [k.f32([1024, 1024]), k.f32([1024, 1024])], 12],
+    ["linear 128×784 @ (512×784)ᵀ", (a: k.Tensor, b: k.Tensor) => a.matmul(b.t()), [k.f32([128, 784]), k.f32([512, 784])], 8],
+    ["1024×128 @ 128×1024 (k = 128)", (a: k.Tensor, b: k.Tensor) => a.matmul(b), [k.f32([1024, 128]), k.f32([128, 1024])], 8],
+    ["matmul 1024³ with a GELU epilogue (an erf polynomial per output)", (a: k.Tensor, b: k.Tensor) => a.matmul(b).gelu(), [k.f32([1024, 1024]), k.f32([1024, 1024])], 8],
+  ] as const)("%s: %i contractions a block", (_, fn, specs, dots) => {
+    expect(dotsOf(fn as never, specs)).toBe(dots);
+  });
+});
+
 // An output that replaces an input (a parameter's SGD update) may be written over the input's
 // storage, so a GEMM with that update as its epilogue must not compute any row twice: its rows
-// (128, no multiple of 6) keep 4-row blocks, and the update is applied once per weight.
+// (256, no multiple of 6) keep 4-row blocks, and the update is applied once per weight.
 describe("a GEMM whose epilogue updates an input in place", () => {
   const traced = k.traceFunction("sgd", ((w: k.Tensor, a: k.Tensor, b: k.Tensor) => w.sub(a.matmul(b).mul(0.5))) as never, [
-    k.f32([128, 1024]),
-    k.f32([128, 40]),
+    k.f32([256, 1024]),
+    k.f32([256, 40]),
     k.f32([40, 1024]),
   ]).graph;
   const wName = inputsOf(traced, () => 0);
