@@ -10,7 +10,7 @@
 import { reduceElements, scheduleSection, type ScheduleItem } from "../../compiler/kernel/schedule.ts";
 import { vectorPaysWithScatter } from "../../compiler/kernel/lane-axis.ts";
 import { reduceRange } from "../../compiler/kernel/key-range.ts";
-import { exprOperands, exprOwnVars, isReduceExpr, softmaxGroups, type ExprId, type KExpr, type Section } from "../../compiler/kernel/kernel-ir.ts";
+import { exprOperands, exprOwnVars, isReduceExpr, softmaxGroups, type ExprId, type KExpr, type Section, type Store } from "../../compiler/kernel/kernel-ir.ts";
 import { onlineSoftmax, valueRuns, vectorOnlineStep } from "./emit-online-softmax.ts";
 import { dtypeBytes, dtypeInfo, halfOf, isBool } from "../../compiler/ir/dtype.ts";
 import { SIMD_BINARY, WASM_MEMORY, isF32Value, laneOps } from "./dtypes.ts";
@@ -76,8 +76,6 @@ export interface SectionFunc {
   readonly relocations: readonly Relocation[];
   /** The function indices the body calls (helpers and host imports). */
   readonly calls: ReadonlySet<number>;
-  /** The body writes the module's sink global (SINK_GLOBAL): the module must declare it. */
-  readonly sink: boolean;
 }
 
 interface Region {
@@ -93,8 +91,6 @@ interface Region {
 const UNROLL_EXTENT = 4;
 /** A register block with more accumulators than this is wide (block-contraction.ts's 6 × 8: 12). */
 const WIDE_ACCUMULATORS = 8;
-/** The module's mutable v128 global (encoder.ts ModuleSpec.sink): a write target nothing reads. */
-export const SINK_GLOBAL = 0;
 /** …up to this many copies of a reduction's body. */
 const UNROLL_COPIES = 16;
 
@@ -116,6 +112,19 @@ export function emitSection(
   const hasHalf = exprs.some((e) => halfOf(e.dtype) !== undefined) || s.stores.some((st) => halfOf(buffer(st.buffer).dtype) !== undefined);
   const simd = opts.simd !== false && !hasHalf;
   const fusedMuls = simd && opts.fma === true ? fusableProducts(s) : new Set<ExprId>();
+  // Per reduction, the first store whose value is computed from it (a wide block stores its sums there first).
+  const firstStoreOf = new Map<ExprId, Store>();
+  for (const st of s.stores) {
+    const seen = new Set<ExprId>();
+    const walk = (id: ExprId): void => {
+      if (seen.has(id)) return;
+      seen.add(id);
+      const e = exprs[id]!;
+      if ((e.op === "reduce_sum" || e.op === "reduce_max") && !firstStoreOf.has(id)) firstStoreOf.set(id, st);
+      if (!isReduceExpr(e)) for (const o of exprOperands(e)) walk(o);
+    };
+    walk(st.value);
+  }
   const items = scheduleSection(s);
   const fb = new FuncBuilder(3);
   const LO = 0;
@@ -309,8 +318,6 @@ export function emitSection(
    * reduction that loops (its values change per iteration).
    */
   let memo: Map<string, number> | undefined;
-  /** Whether the body writes SINK_GLOBAL. */
-  let sink = false;
   /** The written-out reduction variables' values where the body is being emitted. */
   const unrolledAt = new Map<string, number>();
   const memoKey = (id: ExprId): string | undefined => {
@@ -648,13 +655,18 @@ export function emitSection(
       withoutMemo(() => emitReduceLoop(item, kv, running, step));
     } else emitReduceLoop(item, kv, running, step);
     if (running && accs.length > WIDE_ACCUMULATORS) {
-      // A wide block's sums are first written to the sink global, then used: when the first use
-      // of a sum after the k loop was an expression (a bias add), V8 scheduled all of a step's
-      // loads above its FMAs and spilled accumulators (a GEMM + bias, 6 × 8 block, 256 steps
-      // of k: 26.5 GFLOP/s against 56 with the writes, one thread; a store as first use, a
-      // plain matmul's, kept the good order too). A dozen writes per row block cost nothing.
-      for (const a of accs) fb.get(a.acc).globalSet(SINK_GLOBAL);
-      sink = true;
+      // A wide block's sums are first stored as they are, each where the output it feeds will
+      // go, then used: when the first use of a sum after the k loop was an expression (a bias
+      // add), V8 scheduled all of a step's loads above its FMAs and spilled accumulators (a
+      // GEMM + bias, 6 × 8 block, 256 steps of k: 26.5 GFLOP/s against 56 with the stores, one
+      // thread; a store as first use, a plain matmul's, kept the good order). The epilogue's
+      // store then writes over it; block-contraction's wideRows makes sure the section reads no
+      // buffer it stores. (A write to a v128 global did the same for V8's schedule, but the
+      // pool's workers then ran no chunks.)
+      for (const a of accs) {
+        const st = firstStoreOf.get(a.id);
+        if (st && buffer(st.buffer).dtype === "f32") emitVectorStore(vectorCtx(region!), st.buffer, st.index, a.id);
+      }
     }
     // A 16-bit sum accumulates in f32 and rounds once (max picks one of its 16-bit operands).
     for (const a of accs)
@@ -993,7 +1005,6 @@ export function emitSection(
     splitGrain,
     relocations: fb.relocations,
     calls: fb.calls,
-    sink,
   };
 }
 

@@ -25,7 +25,6 @@ export const Op = {
   localGet: 0x20,
   localSet: 0x21,
   localTee: 0x22,
-  globalSet: 0x24,
   i32Load: 0x28,
   f32Load: 0x2a,
   i32Load8u: 0x2d,
@@ -281,11 +280,6 @@ export interface ModuleSpec {
   readonly funcs: readonly DefinedFunc[];
   readonly globals: readonly ExportedGlobal[];
   /**
-   * A mutable v128 global at index 0, not exported (the exported globals follow it): a write
-   * target for values whose stores must come first (emit-section.ts, `SINK_GLOBAL`).
-   */
-  readonly sink?: boolean;
-  /**
    * Text kept in a custom section named `kiln.source` (engines ignore it; read it back with
    * WebAssembly.Module.customSections): the module's comment, e.g. the user lines it computes.
    */
@@ -330,11 +324,8 @@ export function assembleModule(spec: ModuleSpec): Uint8Array<ArrayBuffer> {
   content.u32(spec.funcs.length);
   for (const f of spec.funcs) content.u32(typeOf(f.type));
   flush(3);
-  const sinks = spec.sink === true ? 1 : 0;
-  if (spec.globals.length + sinks > 0) {
-    content.u32(spec.globals.length + sinks);
-    // v128, mutable, v128.const 0 (0xfd 0x0c and 16 zero bytes)
-    if (sinks > 0) content.u8(V128).u8(0x01).u8(0xfd).u8(0x0c).raw(new Array<number>(16).fill(0)).u8(Op.end);
+  if (spec.globals.length > 0) {
+    content.u32(spec.globals.length);
     for (const g of spec.globals) content.u8(I32).u8(0x00).u8(Op.i32Const).s32(g.value).u8(Op.end);
     flush(6);
   }
@@ -347,12 +338,7 @@ export function assembleModule(spec: ModuleSpec): Uint8Array<ArrayBuffer> {
         .u8(0x00)
         .u32(spec.imports.length + i);
   });
-  spec.globals.forEach((g, i) =>
-    content
-      .name(g.name)
-      .u8(0x03)
-      .u32(sinks + i),
-  );
+  spec.globals.forEach((g, i) => content.name(g.name).u8(0x03).u32(i));
   flush(7);
   content.u32(spec.funcs.length);
   const fn = new ByteWriter();

@@ -92,11 +92,6 @@ export class FuncBuilder {
     return this;
   }
 
-  globalSet(g: number): this {
-    this.body.u8(Op.globalSet).u32(g);
-    return this;
-  }
-
   set(l: number): this {
     this.body.u8(Op.localSet).u32(l);
     return this;

@@ -145,7 +145,6 @@ export function buildKernelModule(
     imports: HOST_IMPORTS,
     funcs: [...helpers, ...sections.map((s) => s.func)],
     globals,
-    sink: sections.some((s) => s.sink),
     comment,
   });
 }

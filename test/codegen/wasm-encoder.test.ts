@@ -5,8 +5,7 @@
 import { describe, expect, test } from "vitest";
 import * as k from "kiln";
 import { blockContractions } from "../../compiler/kernel/block-contraction.ts";
-import { assembleModule, ByteWriter, I32, Op, Simd } from "../../codegen/wasm/encoder.ts";
-import { SINK_GLOBAL } from "../../codegen/wasm/emit-section.ts";
+import { assembleModule, ByteWriter, I32, Op } from "../../codegen/wasm/encoder.ts";
 import { FuncBuilder } from "../../codegen/wasm/func-builder.ts";
 import { compileWasm } from "../../targets/wasm.ts";
 import type { KernelProgram } from "../../compiler/kernel/kernel-ir.ts";
@@ -66,32 +65,6 @@ test("an assembled module validates, imports the shared memory and runs: a loop 
   expect(exports.sum(4)).toBe(10);
   expect(exports.sum(5)).toBe(110);
   expect(exports.answer.value).toBe(42);
-});
-
-test("a module with the sink global: global 0 is a mutable v128 a function writes, the exported globals follow it", () => {
-  const fb = new FuncBuilder(1);
-  fb.i32(7).simd(Simd.i32x4Splat).globalSet(SINK_GLOBAL);
-  fb.get(0);
-  const bytes = assembleModule({
-    memoryPages: 1,
-    maxPages: 1,
-    imports: [],
-    funcs: [{ type: { params: [I32], results: [I32] }, locals: fb.locals, body: fb.body, exportName: "id" }],
-    globals: [
-      { name: "a", value: 5 },
-      { name: "b", value: 6 },
-    ],
-    sink: true,
-  });
-  expect(WebAssembly.validate(bytes)).toBe(true);
-  const memory = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
-  const exports = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports as {
-    id: (n: number) => number;
-    a: WebAssembly.Global;
-    b: WebAssembly.Global;
-  };
-  expect(exports.id(9)).toBe(9);
-  expect([exports.a.value, exports.b.value]).toEqual([5, 6]);
 });
 
 function program(fn: (...xs: k.Tensor[]) => k.Tensor, specs: readonly k.InputSpec[]): KernelProgram {
