@@ -5,12 +5,13 @@
 // step's weight gradients read the back-propagated gradients gᵀ as 4-row panels
 // P[i / 4][k][i % 4]: the GEMM (or ReLU-gradient) section that makes g now writes those panels
 // as it goes, so a launch, its barrier and a pass over g go, per layer and step.
-// Only where the inverted index is affine in the producer's variables (no division left) and
+// Only where the inverted index needs no division the producer's T store does not (affine in
+// its variables, or with the same div/mod terms: a wide block's overlapping last rows) and
 // runs along its lane variable at stride 1 or at its T store's stride (no v128 store turns
 // into per-lane ones); T itself is still written for its other readers, and with none left it
 // goes from the program (a linear's forward writing the next layer's x panels).
 
-import { divIndex, linearStride, modIndex, substitute, type IndexExpr, type IndexVar } from "./index-expr.ts";
+import { atomKey, divIndex, linearStride, modIndex, substitute, type IndexExpr, type IndexVar } from "./index-expr.ts";
 import type { BufferDecl, Kernel, KernelProgram, Section, Store } from "./kernel-ir.ts";
 import { renameBuffers } from "./section-key.ts";
 import { numel } from "../util/shape.ts";
@@ -40,8 +41,15 @@ function radixOf(index: IndexExpr, domain: readonly IndexVar[], size: number): {
   return next === size ? digits : undefined;
 }
 
-/** Whether `e` is affine in domain variables alone (no division, no data-dependent term). */
-const affine = (e: IndexExpr): boolean => e.terms.every((t) => t.atom.kind === "var");
+/**
+ * Whether `e` needs nothing the producer's own store index `like` does not: its terms are domain
+ * variables or divisions and remainders `like` has too (a wide block's overlapping last row
+ * block, row = 6·(b mod (n − 1)) + (extent − 6)·(b div (n − 1)) + r), none data-dependent.
+ */
+function computedLike(e: IndexExpr, like: IndexExpr): boolean {
+  const has = new Set(like.terms.filter((t) => t.atom.kind !== "var").map((t) => atomKey(t.atom)));
+  return e.terms.every((t) => t.atom.kind === "var" || ((t.atom.kind === "div" || t.atom.kind === "mod") && has.has(atomKey(t.atom))));
+}
 
 /** The plain copy `pack` makes: source buffer, destination, and the two indices; undefined if it is not one. */
 function plainCopy(pack: Kernel): { source: number; section: Section; load: IndexExpr; store: Store } | undefined {
@@ -97,7 +105,7 @@ export function packsInProducers(p: KernelProgram): KernelProgram {
         vars.set(g.v.name, i === digits.length - 1 ? quotient : modIndex(quotient, g.v.extent));
       });
       const index = substitute(copy.store.index, vars);
-      if (!affine(index)) break;
+      if (!computedLike(index, st.index)) break;
       const stride = lane && linearStride(index, lane.name);
       if (lane && stride !== 0 && stride !== 1 && stride !== linearStride(st.index, lane.name)) break;
       added.push({ buffer: copy.store.buffer, index, value: st.value });

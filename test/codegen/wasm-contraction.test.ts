@@ -110,6 +110,17 @@ const FORMS: readonly Form[] = [
     packKernels: 0,
     prologues: 1,
   },
+  {
+    // the same with the first GEMM in wide 6-row blocks over 131 rows, its last block overlapping
+    // one row: the panels' index carries the same (b mod 21) and (b div 21) terms as t's own store
+    name: "a wide GEMM (the last 6-row block overlapping) storing the next GEMM's left-operand panels: relu(a·w)ᵀ·x, 131×128 @ 128×256, then 256×131 @ 131×256",
+    fn: (a, w, x) => a.matmul(w).relu().t().matmul(x),
+    specs: [k.f32([131, 128]), k.f32([128, 256]), k.f32([131, 256])],
+    k: 128 + 131 + 2,
+    packs: true,
+    packKernels: 0,
+    blockDots: 12,
+  },
   { name: "batched 3×8×20 @ 3×20×12 with a relu epilogue", fn: (a, b) => a.matmul(b).relu(), specs: [k.f32([3, 8, 20]), k.f32([3, 20, 12])], k: 20 },
   { name: "odd shapes 7×13 @ 13×5", fn: (a, b) => a.matmul(b), specs: [k.f32([7, 13]), k.f32([13, 5])], k: 13 },
   {
@@ -391,13 +402,13 @@ describe.each([true, false])("wasm contractions, relaxed SIMD %s", (relaxed) => 
 // Two threads split every section's outer loop (column blocks, row blocks or panels): a few
 // forms, exact on small integers.
 const SPLIT_FORMS = FORMS.filter((f) =>
-  /^(column form with an odd k|packed column form at 128 rows|wide 6-row blocks|SGD update of a weight|dot form x @ Wᵀ|dot form with its column operand packed|linear with its sides swapped|a GEMM storing its output|transposed left operand|conv2d filter gradient, 4|conv2d filter gradient with an update epilogue|conv2d 4×8×8×8|conv2d input gradient through an average pool)/.test(
+  /^(column form with an odd k|packed column form at 128 rows|wide 6-row blocks|SGD update of a weight|dot form x @ Wᵀ|dot form with its column operand packed|linear with its sides swapped|a GEMM storing its output|a wide GEMM|transposed left operand|conv2d filter gradient, 4|conv2d filter gradient with an update epilogue|conv2d 4×8×8×8|conv2d input gradient through an average pool)/.test(
     f.name,
   ),
 );
 
 describe.each([true, false])("wasm contractions on 2 threads, relaxed SIMD %s", (relaxed) => {
-  test("the forms split across threads are there", () => expect(SPLIT_FORMS.length).toBe(15));
+  test("the forms split across threads are there", () => expect(SPLIT_FORMS.length).toBe(16));
   for (const form of SPLIT_FORMS)
     test(`${form.name}: bit-exact with the interpreter on small integers`, async () => {
       const { g, ints: inputs, wantInts: want } = referenceOf(form);
@@ -465,7 +476,12 @@ describe("the wide block at the real limits", () => {
     ["matmul 1024³", (a: k.Tensor, b: k.Tensor) => a.matmul(b), [k.f32([1024, 1024]), k.f32([1024, 1024])], 12],
     ["linear 128×784 @ (512×784)ᵀ", (a: k.Tensor, b: k.Tensor) => a.matmul(b.t()), [k.f32([128, 784]), k.f32([512, 784])], 8],
     ["1024×128 @ 128×1024 (k = 128)", (a: k.Tensor, b: k.Tensor) => a.matmul(b), [k.f32([1024, 128]), k.f32([128, 1024])], 8],
-    ["matmul 1024³ with a GELU epilogue (an erf polynomial per output)", (a: k.Tensor, b: k.Tensor) => a.matmul(b).gelu(), [k.f32([1024, 1024]), k.f32([1024, 1024])], 8],
+    [
+      "matmul 1024³ with a GELU epilogue (an erf polynomial per output)",
+      (a: k.Tensor, b: k.Tensor) => a.matmul(b).gelu(),
+      [k.f32([1024, 1024]), k.f32([1024, 1024])],
+      8,
+    ],
   ] as const)("%s: %i contractions a block", (_, fn, specs, dots) => {
     expect(dotsOf(fn as never, specs)).toBe(dots);
   });
