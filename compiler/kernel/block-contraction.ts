@@ -346,8 +346,8 @@ const WIDE_MIN_ROWS = 24;
  */
 const WIDE_MAX_REPEAT = 0.02;
 /**
- * …and a k loop of at least this many steps: per row block the wide block zeroes, stores and
- * stores 12 sums twice; the MLP step's weight gradients (k = the batch, 128) ran the same either way
+ * …and a k loop of at least this many steps: per row block the wide block zeroes 12 sums and
+ * stores each twice; the MLP step's weight gradients (k = the batch, 128) ran the same either way
  * (1.99 ms) while their 12 copies of the body cost compile time.
  */
 const WIDE_MIN_K = 256;
