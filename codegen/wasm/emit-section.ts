@@ -661,8 +661,8 @@ export function emitSection(
       // GEMM + bias, 6 × 8 block, 256 steps of k: 26.5 GFLOP/s against 56 with the stores, one
       // thread; a store as first use, a plain matmul's, kept the good order). The epilogue's
       // store then writes over it; block-contraction's wideRows makes sure the section reads no
-      // buffer it stores. (A write to a v128 global did the same for V8's schedule, but the
-      // pool's workers then ran no chunks.)
+      // buffer it stores. (A write to a v128 global nothing reads did the same for V8's
+      // schedule; the store needs no module-level state.)
       for (const a of accs) {
         const st = firstStoreOf.get(a.id);
         if (st && buffer(st.buffer).dtype === "f32") emitVectorStore(vectorCtx(region!), st.buffer, st.index, a.id);
