@@ -84,6 +84,9 @@ function isUserFile(file: string): boolean {
   return user;
 }
 
+/** A stack formatter that keeps V8's call sites as they are (one function for every capture). */
+const rawSites: PrepareStackTrace = (_e, sites) => sites;
+
 /** The nearest user frame among the current stack's first `frames` (raw call sites: nothing formatted, no source maps). */
 function userSite(frames: number): {
   readonly site: CallSiteLike | undefined;
@@ -96,7 +99,7 @@ function userSite(frames: number): {
   const limit = Error.stackTraceLimit;
   const holder: { stack?: unknown } = {};
   let stack: unknown;
-  ErrorWithHooks.prepareStackTrace = (_e, sites) => sites;
+  ErrorWithHooks.prepareStackTrace = rawSites;
   Error.stackTraceLimit = frames;
   try {
     ErrorWithHooks.captureStackTrace?.(holder);

@@ -91,10 +91,17 @@ export const ATTENTION_FUSE_MIN_BYTES = 64 << 20;
 export function groupSource(g: Graph, grp: FusionGroup): { readonly locs: readonly SourceLoc[]; readonly scopes: readonly string[] } {
   const ids = [...new Set([...grp.roots, ...grp.inlined])].sort((a, b) => a - b);
   const locs = new Map<string, SourceLoc>();
+  // Most nodes share their op call's one location object (dsl/loc.ts, withOneLoc): each object
+  // is formatted once (a read resolves a deferred location), not twice per node.
+  const seen = new Set<SourceLoc>();
   const scopes = new Set<string>();
   for (const id of ids) {
     const n = nodeOf(g, id);
-    if (n.loc && !locs.has(formatLoc(n.loc))) locs.set(formatLoc(n.loc), n.loc);
+    if (n.loc && !seen.has(n.loc)) {
+      seen.add(n.loc);
+      const key = formatLoc(n.loc);
+      if (!locs.has(key)) locs.set(key, n.loc);
+    }
     if (n.scope !== undefined) scopes.add(n.scope);
   }
   return { locs: [...locs.values()], scopes: [...scopes] };
