@@ -6,8 +6,9 @@
 // (esbuild's metafile of a one-file bundle of the sources, no code splitting); the
 // cpu path loads no chunk holding the WebGPU or CUDA targets, their renderers or runtimes, or
 // the interpreter — which the "reference" compile then does load (so the hook sees dynamic
-// imports, and the deferred registry entries work in the bundle); and that nothing on the cpu path
-// reads process.stdout or process.stderr (each first read creates the stream).
+// imports, and the deferred registry entries work in the bundle); that `import "kiln"` reads one
+// file of Kiln's (the chunks it needs are folded into dsl/index.js); and that nothing on the cpu
+// path reads process.stdout or process.stderr (each first read creates the stream).
 
 import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -22,6 +23,8 @@ let scratch = "";
 /** What the child prints: the entry's export names, and the module URLs loaded after the cpu run and after the reference run. */
 interface ChildReport {
   readonly exports: string[];
+  /** The module URLs loaded by `import "kiln"`. */
+  readonly afterImport: string[];
   readonly afterCpu: string[];
   readonly afterReference: string[];
   readonly losses: number[];
@@ -50,6 +53,7 @@ for (const name of ["stdout", "stderr"]) {
   Object.defineProperty(process, name, { configurable: true, enumerable: d.enumerable, get() { stdioReads.push(name); return d.get.call(this); } });
 }
 const k = await import(process.env.KILN_ENTRY);
+const afterImport = log();
 const step = (net) => k.trainStep(net, (logits, y) => k.nn.functional.crossEntropy(logits, y), k.optim.sgd({ lr: 0.1 }));
 const net = k.nn.sequential(k.nn.linear(4, 8), k.nn.relu(), k.nn.linear(8, 3));
 const x = Array.from({ length: 8 }, (_, i) => Math.sin(i)), y = [0, 2];
@@ -60,7 +64,7 @@ for (const target of ["cpu", "reference"]) {
   await exe.close?.();
   if (target === "cpu") globalThis.afterCpu = log(), globalThis.stdioAfterCpu = [...stdioReads];
 }
-console.log(JSON.stringify({ exports: Object.keys(k), afterCpu: globalThis.afterCpu, afterReference: log(), losses, stdioAfterCpu: globalThis.stdioAfterCpu }));
+console.log(JSON.stringify({ exports: Object.keys(k), afterImport, afterCpu: globalThis.afterCpu, afterReference: log(), losses, stdioAfterCpu: globalThis.stdioAfterCpu }));
 process.exit(0);
 `;
 
@@ -128,6 +132,16 @@ test("a cpu compile and run loads no WebGPU, CUDA or interpreter code; a referen
   expect(reference.filter((s) => /^codegen\/(wgsl|cuda)\//.test(s))).toEqual([]);
   // Both targets computed the same first loss (the reference in float64): the deferred entry runs.
   expect(report.losses[1]).toBeCloseTo(report.losses[0]!, 5);
+});
+
+test('import "kiln" loads one file of Kiln\'s, dsl/index.js (the chunks it needs are folded into it)', () => {
+  // Node's loader costs each module a resolve, a read, a compile and a link: ~16 files took
+  // ~7 ms more CPU than one (scripts/build-package.mjs, inlineStartupChunks).
+  const pkg = pathToFileURL(path.join(scratch, "pkg")).href;
+  expect(report.afterImport.filter((u) => u.startsWith(pkg))).toEqual([`${pkg}/dsl/index.js`]);
+  // The folded chunks' shims hand the lazily loaded code dsl/index.js's instances: the reference
+  // target (a lazy chunk importing them) registered and ran above.
+  expect(report.losses).toHaveLength(2);
 });
 
 test("import, a cpu compile and its run never read process.stdout or process.stderr (the wasm worker's output is not piped into them)", () => {
