@@ -151,6 +151,15 @@ async function inlineStartupChunks(metafile) {
           b.onResolve({ filter: /.*/ }, (args) => {
             if (args.kind !== "dynamic-import" || !args.path.startsWith(".")) return undefined;
             const target = path.resolve(args.resolveDir, args.path);
+            // A chunk that only re-exports folded code (the wasm worker pool's, which the cpu
+            // path imports lazily) is folded too: loading it would cost two modules for nothing.
+            const lazy = outputs.find((o) => abs(o) === target);
+            if (
+              lazy &&
+              Object.keys(metafile.outputs[lazy].inputs).length === 0 &&
+              metafile.outputs[lazy].imports.every((i) => i.external || folded.has(i.path))
+            )
+              return { path: target };
             const rel = path.relative(dslDir, target).split(path.sep).join("/");
             return { path: rel.startsWith(".") ? rel : `./${rel}`, external: true };
           });
