@@ -363,12 +363,12 @@ const WIDE_MAX_EPILOGUE = 8;
 export const wideBlockTestHooks = { minK: WIDE_MIN_K, minMacs: WIDE_MIN_MACS };
 
 /**
- * Whether a GEMM over packed column panels takes WIDE_ROWS-row blocks. When the rows are no
- * multiple of WIDE_ROWS, the last block overlaps the one before (copyBlock): its overlapping
- * rows are computed twice and stored twice with the same value, so only a section that stores
- * into no buffer it also loads (a k-chunk adding to an accumulator) nor into an output the
- * memory plan may place over an input (an SGD update fused into a weight gradient would
- * subtract twice), and whose row loop has no symbolic bound (the row limit counts blocks).
+ * Whether a GEMM over packed column panels takes WIDE_ROWS-row blocks: only a section that
+ * stores into no buffer it also loads (a k-chunk adding to an accumulator) nor into an output
+ * the memory plan may place over an input (an SGD update fused into a weight gradient), since
+ * a wide block stores its raw sums first (emit-section.ts) and, where the rows are no multiple
+ * of WIDE_ROWS, its last block overlaps the one before (copyBlock: rows computed and stored
+ * twice); an overlapping one also needs a row loop with no symbolic bound (the row limit counts blocks).
  */
 function wideRows(s: Section, rowVar: IndexVar, shape: BlockShape): boolean {
   if (rowVar.extent < WIDE_MIN_ROWS) return false;
@@ -384,11 +384,15 @@ function wideRows(s: Section, rowVar: IndexVar, shape: BlockShape): boolean {
     epilogue++;
   });
   if (epilogue > WIDE_MAX_EPILOGUE * Math.max(1, reduces.size)) return false;
+  // The block's sums are stored where their outputs go before the epilogue runs (emit-section's
+  // store-first), so at any row count the section may read nothing it stores: no accumulator it
+  // adds to, no output over an input's storage (an SGD update read its weight after the sum had
+  // overwritten it).
+  const stored = new Set(s.stores.map((st) => st.buffer));
+  if (s.stores.some((st) => shape.inPlace.has(st.buffer)) || s.exprs.some((e) => e.op === "load" && stored.has(e.buffer))) return false;
   if (rowVar.extent % WIDE_ROWS === 0) return true;
   if (WIDE_ROWS - (rowVar.extent % WIDE_ROWS) > rowVar.extent * WIDE_MAX_REPEAT) return false;
-  if (shape.symbolic || s.stores.some((st) => shape.inPlace.has(st.buffer))) return false;
-  const stored = new Set(s.stores.map((st) => st.buffer));
-  return s.exprs.every((e) => e.op !== "load" || !stored.has(e.buffer));
+  return !shape.symbolic;
 }
 
 /**

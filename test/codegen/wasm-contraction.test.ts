@@ -234,6 +234,18 @@ const FORMS: readonly Form[] = [
     k: 9,
   },
   {
+    // 24 filters (a multiple of 6, so no row is computed twice) in chunks of k: each chunk after
+    // the first adds its partial sums to the accumulator it loads, which a wide block's sums
+    // stored first (emit-section) overwrote before the add read it: those chunks keep 4-row
+    // blocks (the first, which only stores, may be wide)
+    name: "conv2d filter gradient, 24 filters, packed and run in 4 chunks of k (an accumulator loaded and stored)",
+    packs: true,
+    chunked: { minBytes: 1 << 16, maxBytes: 64 * 72 * 4, chunks: 4 },
+    fn: (x, w, g) => (k.grad((ww: k.Tensor) => F.conv2d(x, ww, undefined, { padding: 1 }).mul(g).sum())(w) as k.Tensor).mul(0.25).add(w),
+    specs: [k.f32([4, 8, 8, 8]), k.f32([24, 8, 3, 3]), k.f32([4, 24, 8, 8])],
+    k: 4 * 8 * 8 + 1,
+  },
+  {
     // a plain operand packs no more than it reads: whole, however big (GPT-2's step took 845
     // kernels with its linears chunked, 533 without, at the same speed)
     name: "linear 128×64 @ (1024×64)ᵀ + bias under the chunk limits above: not chunked (neither operand expands what it reads)",
@@ -488,12 +500,14 @@ describe("the wide block at the real limits", () => {
 });
 
 // An output that replaces an input (a parameter's SGD update) may be written over the input's
-// storage, so a GEMM with that update as its epilogue must not compute any row twice: its rows
-// (256, no multiple of 6) keep 4-row blocks, and the update is applied once per weight.
-describe("a GEMM whose epilogue updates an input in place", () => {
+// storage, so a GEMM with that update as its epilogue keeps 4-row blocks: a wide block would
+// compute rows twice where its rows are no multiple of 6 (256), and stores its sums where the
+// update goes before the epilogue reads the weight there (emit-section's store-first) at any
+// row count (252: every weight came out sum − 0.5·sum).
+describe.each([256, 252])("a GEMM whose epilogue updates an input in place, %i rows", (rows) => {
   const traced = k.traceFunction("sgd", ((w: k.Tensor, a: k.Tensor, b: k.Tensor) => w.sub(a.matmul(b).mul(0.5))) as never, [
-    k.f32([256, 1024]),
-    k.f32([256, 40]),
+    k.f32([rows, 1024]),
+    k.f32([rows, 40]),
     k.f32([40, 1024]),
   ]).graph;
   const wName = inputsOf(traced, () => 0);
