@@ -14,6 +14,8 @@ export interface PreparedStep {
   kernelMs?(): Promise<number | undefined>;
   /** Counters worth recording beside the time (Kiln: kernels per run, bytes moved), if any. */
   stats?(): Readonly<Record<string, number>> | undefined;
+  /** Measures taken while kernelMs ran (Kiln: one copy of the step's I/O timed right after the kernels), read after it. */
+  afterKernelStats?(): Readonly<Record<string, number>>;
 }
 
 export interface Runner {

@@ -135,6 +135,10 @@ describe("overheadText", () => {
     expect(overheadText(3, 2)).toBe("exe.run − kernels = 1.50× one copy (aim ≤ 1.5×)");
     expect(overheadText(-19.2, 0.87)).toBe("exe.run − kernels ≤ 0 (within timing noise)");
     expect(overheadText(0.6, 0.01)).toBe("exe.run − kernels = 0.60 ms (the I/O is too small to compare with a copy)");
+    // With the copy timed right after the kernels (1.1 ms for 12.6 MB where the warm copy took 0.45): both ratios.
+    expect(overheadText(1.1, 0.44, 1.1)).toBe(
+      "exe.run − kernels = 2.50× one copy between warm arrays, 1.00× one copy made right after the kernels (1.10 ms) (aim ≤ 1.5×)",
+    );
   });
   test("exe.run over the kernels plus one copy", () => {
     expect(withinText(90, 50, 10)).toBe("exe.run / (kernels + one copy) = 1.50× (issue 15's aim ≤ 1.5×)");
@@ -173,6 +177,26 @@ describe("timeRunner", () => {
     if (t.status !== "ok") throw new Error(t.reason);
     expect(t.coldOnly).toBe(true);
     expect(t.samplesMs).toEqual([t.firstStepMs]);
+  });
+
+  test("stats are read before the kernels are measured, what the kernel samples measured after", async () => {
+    const order: string[] = [];
+    const runner: Runner = {
+      name: "fake",
+      init: async () => undefined,
+      notes: () => [],
+      prepare: async () => ({
+        step: async () => Float32Array.of(1),
+        dispose: () => undefined,
+        stats: () => (order.push("stats"), { bytesIn: 8 }),
+        kernelMs: async () => (order.push("kernels"), 3),
+        afterKernelStats: () => (order.push("after"), { copyAfterKernelsMs: 0.5 }),
+      }),
+    };
+    const t = await timeRunner(runner, BENCH_CASES.softmax, data, { warmup: 0, repeat: 1, budgetMs: 60_000 });
+    if (t.status !== "ok") throw new Error(t.reason);
+    expect(order).toEqual(["stats", "kernels", "after"]);
+    expect(t.stats).toEqual({ bytesIn: 8, kernelMs: 3, copyAfterKernelsMs: 0.5 });
   });
 
   test("failures become rows: an unavailable target, a throwing prepare", async () => {
