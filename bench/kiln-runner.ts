@@ -57,7 +57,7 @@ export function kilnRunner(target: string, opts: KilnRunnerOptions = {}): Runner
           if (copies.length > 0) copyAfterKernelsMs = medianOf(copies);
           return medianOf(samples);
         },
-        afterKernelStats: () => (copyAfterKernelsMs === undefined ? {} : { copyAfterKernelsMs }),
+        afterKernelStats: (): Record<string, number> => (copyAfterKernelsMs === undefined ? {} : { copyAfterKernelsMs }),
         dispose: () => undefined,
         stats: () => {
           const io = exe.ioStats;
