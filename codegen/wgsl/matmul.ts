@@ -352,6 +352,21 @@ function accumulatorsAndKBounds(
 const fma4 = (a: string, b: string, acc: string): string => ["x", "y", "z", "w"].reduce((e, l) => `fma(${a}.${l}, ${b}.${l}, ${e})`, acc);
 
 /**
+ * The flat column of a thread's j-th accumulator column in the register and subgroup forms: its
+ * columns come in groups of `group` neighbours (4 with a vec4 rhs, 2 with whole-word 16-bit
+ * stores, else 1), group g starting at column group·(first + g·stride), all offset by `base`.
+ * A number `j` (unrolled code) folds the arithmetic; a string (a run-time j) writes it out.
+ */
+function threadColumn(j: number | string, group: number, base: string, first: string, stride: number): string {
+  if (typeof j === "number") {
+    if (group === 1) return `${base}${first} + ${j * stride}`;
+    return `${base}${group} * (${first} + ${Math.floor(j / group) * stride})${j % group ? ` + ${j % group}` : ""}`;
+  }
+  if (group === 1) return `${base}${first} + ${j} * ${stride}`;
+  return `${base}${group} * (${first} + (${j} / ${group}) * ${stride}) + ${j} % ${group}`;
+}
+
+/**
  * A register-blocked matmul's end: the accumulators into an array (a var when rolled: a let
  * array indexed at run time is copied at each access), then per output in range (`row0 + i`,
  * the column `colOf("j")`) the epilogue and the section's stores. With `paired` (matmulPairs:
@@ -493,12 +508,7 @@ export function renderRegisterMatmul(
   // With a vec4 rhs a thread's columns are RN/4 groups of 4 neighbours, the groups N/RN·4 apart.
   // With whole-word 16-bit stores (paired), pairs of neighbours from an even column, the pairs blocksN apart.
   const pairs = paired.size > 0 && vectors.rhs === undefined;
-  const colAt = (j: number): string =>
-    vectors.rhs !== undefined
-      ? `${W} * (col0 + ${Math.floor(j / W) * blocksN})${j % W ? ` + ${j % W}` : ""}`
-      : pairs
-        ? `2 * (col0 + ${Math.floor(j / 2) * blocksN})${j % 2 ? " + 1" : ""}`
-        : `col0 + ${j * blocksN}`;
+  const colAt = (j: number | string): string => threadColumn(j, vectors.rhs !== undefined ? W : pairs ? 2 : 1, "", "col0", blocksN);
   if (c.rows.length > 1) for (let i = 0; i < RM; i++) body.push(...bindFlat(c.rows, rowAt(i), "  ", `_${i}`));
   if (c.cols.length > 1) for (let j = 0; j < RN; j++) body.push(...bindFlat(c.cols, colAt(j), "  ", `_${j}`));
   const bindSide = (vars: readonly IndexVar[], flat: string, at: number, indent: string): string[] =>
@@ -564,23 +574,7 @@ export function renderRegisterMatmul(
   }
   if (!kVec && (kRows || unrolledAtMax < K))
     body.push(`  for (var ${kv}: i32 = ${kRows ? (unrolledAtMax > 0 ? unrolled : "0") : unrolledAtMax}; ${kv} < ${kEnd}; ${kv}++) {`, ...step(""), `  }`);
-  body.push(
-    ...accumulatorStores(
-      s,
-      c,
-      b,
-      accs,
-      params,
-      rolled,
-      (j) =>
-        vectors.rhs !== undefined
-          ? `${W} * (col0 + (${j} / ${W}) * ${blocksN}) + ${j} % ${W}`
-          : pairs
-            ? `2 * (col0 + (${j} / 2) * ${blocksN}) + ${j} % 2`
-            : `col0 + ${j} * ${blocksN}`,
-      paired,
-    ),
-  );
+  body.push(...accumulatorStores(s, c, b, accs, params, rolled, colAt, paired));
   const reading = kRows ? readRows(kRows.size, b.access, false, body.join("\n")) : undefined;
   const bodyText = [...(reading?.lines ?? []), ...body].join("\n");
   const source = [
@@ -709,12 +703,7 @@ export function renderSubgroupMatmul(
   const laneRow = (j: number): string => `row0 + ${j * S} + lane`;
   // With whole-word 16-bit stores (paired), pairs of neighbours from an even column, the pairs T apart.
   const pairs = paired.size > 0 && vectors.rhs === undefined;
-  const colAt = (j: number): string =>
-    vectors.rhs !== undefined
-      ? `col0 + ${W} * (t + ${Math.floor(j / W) * T})${j % W ? ` + ${j % W}` : ""}`
-      : pairs
-        ? `col0 + 2 * (t + ${Math.floor(j / 2) * T})${j % 2 ? " + 1" : ""}`
-        : `col0 + t + ${j * T}`;
+  const colAt = (j: number | string): string => threadColumn(j, vectors.rhs !== undefined ? W : pairs ? 2 : 1, "col0 + ", "t", T);
   const body: string[] = [...bindBatch(c)];
   if (c.rows.length > 1) for (let j = 0; j < RM / S; j++) body.push(...bindFlat(c.rows, laneRow(j), "  ", `_${j}`));
   if (c.cols.length > 1) for (let j = 0; j < RN; j++) body.push(...bindFlat(c.cols, colAt(j), "  ", `_${j}`));
@@ -774,23 +763,7 @@ export function renderSubgroupMatmul(
   }
   if (!kVec && (kRows || unrolledAtMax < K))
     body.push(`  for (var ${kv}: i32 = ${kRows ? (unrolledAtMax > 0 ? unrolled : "0") : unrolledAtMax}; ${kv} < ${kEnd}; ${kv}++) {`, ...step(""), `  }`);
-  body.push(
-    ...accumulatorStores(
-      s,
-      c,
-      b,
-      accs,
-      params,
-      rolled,
-      (j) =>
-        vectors.rhs !== undefined
-          ? `col0 + ${W} * (t + (${j} / ${W}) * ${T}) + ${j} % ${W}`
-          : pairs
-            ? `col0 + 2 * (t + (${j} / 2) * ${T}) + ${j} % 2`
-            : `col0 + t + ${j} * ${T}`,
-      paired,
-    ),
-  );
+  body.push(...accumulatorStores(s, c, b, accs, params, rolled, colAt, paired));
   const reading = kRows ? readRows(kRows.size, b.access, false, body.join("\n")) : undefined;
   const bodyText = [...(reading?.lines ?? []), ...body].join("\n");
   const source = [
