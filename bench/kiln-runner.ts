@@ -93,17 +93,8 @@ function copyTimer(bytes: number): () => number {
   };
 }
 
-/** Median time of one plain copy of `bytes` between two warm arrays: what "one copy of the I/O" costs here. */
+/** Median time of one plain copy of `bytes` between two warm arrays (5 copies back to back): what "one copy of the I/O" costs here. */
 function plainCopyMs(bytes: number): number {
-  const count = Math.max(1, Math.ceil(bytes / 4));
-  const from = new Float32Array(count).fill(1);
-  const to = new Float32Array(count);
-  to.set(from);
-  const times: number[] = [];
-  for (let i = 0; i < 5; i++) {
-    const start = performance.now();
-    to.set(from);
-    times.push(performance.now() - start);
-  }
-  return times.sort((a, b) => a - b)[2]!;
+  const copy = copyTimer(bytes);
+  return medianOf(Array.from({ length: 5 }, copy));
 }
