@@ -3,6 +3,7 @@
 // not registered, or cannot run on this machine, fails init with a message saying which.
 
 import * as k from "kiln";
+import { hostIoStats, medianOf, sampleHostIo, summarizeHostIo } from "./host-io.ts";
 import type { PreparedStep, Runner } from "./runner.ts";
 
 export interface KilnRunnerOptions {
@@ -58,6 +59,20 @@ export function kilnRunner(target: string, opts: KilnRunnerOptions = {}): Runner
           return medianOf(samples);
         },
         afterKernelStats: (): Record<string, number> => (copyAfterKernelsMs === undefined ? {} : { copyAfterKernelsMs }),
+        // exe.run's host part inside its own steps (bench/host-io.ts): steps with `timeIo`, each
+        // followed by one plain copy of its I/O bytes. Targets that do not time a run's parts
+        // (all but wasm/cpu) give no samples.
+        hostIo: async () => {
+          if (ioBytes === 0) return {};
+          const copy = copyTimer(ioBytes);
+          const samples = await sampleHostIo(
+            async () => program.output(await exe.run(inputs, { out: "reuse", timeIo: true })),
+            () => exe.ioStats?.times,
+            copy,
+            () => performance.now(),
+          );
+          return hostIoStats(summarizeHostIo(samples));
+        },
         dispose: () => undefined,
         stats: () => {
           const io = exe.ioStats;
@@ -72,12 +87,6 @@ export function kilnRunner(target: string, opts: KilnRunnerOptions = {}): Runner
     },
     notes: () => notes,
   };
-}
-
-function medianOf(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
 /** A timer of one plain copy of `bytes` between two arrays of its own (pages mapped), touched by nothing else between calls. */

@@ -240,7 +240,23 @@ function aimsLine(target: BenchTarget, results: readonly CaseResult[]): string {
       "≥ 1.5×",
     ),
     `  matmul 1024³: ${ok("matmul") !== undefined ? `${((2 * 1024 ** 3) / (ok("matmul")! * 1e6)).toFixed(1)} GFLOP/s` : "—"} (aim ≥ 90)`,
+    `  exe.run beyond its kernels within each step, in plain copies of its I/O (aim ≤ 1.5×): ${sameStepRatios(results)}`,
   ].join("\n");
+}
+
+/** Each case's same-step I/O ratio (bench/host-io.ts) from Kiln's row; "n/a" without samples, ms where the copy is under 0.1 ms. */
+function sameStepRatios(results: readonly CaseResult[]): string {
+  return results
+    .map((r) => {
+      const t = r.rows[0]?.timing;
+      const stats = t?.status === "ok" ? t.stats : undefined;
+      const beyond = stats?.["ioBeyondMs"];
+      const copy = stats?.["ioCopyMs"];
+      const ratio = stats?.["ioBeyondOverCopy"];
+      if (beyond === undefined || copy === undefined || ratio === undefined) return `${r.benchCase.id} n/a`;
+      return copy < 0.1 ? `${r.benchCase.id} ${beyond.toFixed(2)} ms (copy ${copy.toFixed(3)} ms)` : `${r.benchCase.id} ${ratio.toFixed(2)}×`;
+    })
+    .join(", ");
 }
 
 type Median = (id: CaseId, runner: (name: string) => boolean) => number | undefined;

@@ -16,6 +16,8 @@ export interface PreparedStep {
   stats?(): Readonly<Record<string, number>> | undefined;
   /** Measures taken while kernelMs ran (Kiln: one copy of the step's I/O timed right after the kernels), read after it. */
   afterKernelStats?(): Readonly<Record<string, number>>;
+  /** Kiln: exe.run's host part timed inside its own steps beside a plain copy of its I/O (bench/host-io.ts), after kernelMs. */
+  hostIo?(): Promise<Readonly<Record<string, number>>>;
 }
 
 export interface Runner {

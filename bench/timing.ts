@@ -86,7 +86,9 @@ export async function timeRunner(runner: Runner, benchCase: BenchCase, data: Cas
     // The counters of the last timed step first: measuring the kernels runs the step again.
     const counted = prepared.stats?.();
     const kernelMs = await prepared.kernelMs?.();
-    const stats = { ...counted, ...(kernelMs !== undefined ? { kernelMs } : {}), ...prepared.afterKernelStats?.() };
+    const afterKernels = prepared.afterKernelStats?.();
+    const hostIo = await prepared.hostIo?.();
+    const stats = { ...counted, ...(kernelMs !== undefined ? { kernelMs } : {}), ...afterKernels, ...hostIo };
     return {
       status: "ok",
       prepareMs,

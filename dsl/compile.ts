@@ -95,6 +95,13 @@ export interface RunOptions {
    * exe.hyper() for the current values.
    */
   readonly hyper?: HyperSettings;
+  /**
+   * Time this run's parts — inputs copied in, kernels, outputs copied out — on the calling
+   * thread, into `exe.ioStats.times` (wasm; other targets leave `times` out). Off by default:
+   * a run reads no clock. For measuring the host I/O against the kernels within one step
+   * (the benchmark's I/O line), not for asserting.
+   */
+  readonly timeIo?: boolean;
 }
 
 /** Caller arrays for `out`: one typed array, or arrays (or records) of them in the outputs' structure. */
@@ -458,8 +465,10 @@ export async function executableOf<Out>(
     }
     if (runOpts.keep !== undefined && checkNumerics)
       throw new KilnError({ code: "unsupported", message: "exe.run: keep does not combine with checkNumerics (every value is read back)" });
-    if (runOpts.out === undefined) return { keep };
-    if (runOpts.out === "reuse") return { keep, reuse: true };
+    if (runOpts.timeIo !== undefined && typeof runOpts.timeIo !== "boolean") throw usage(`timeIo: expected true or false, got ${typeof runOpts.timeIo}`);
+    const timing = runOpts.timeIo === true ? { timeIo: true as const } : {};
+    if (runOpts.out === undefined) return { keep, ...timing };
+    if (runOpts.out === "reuse") return { keep, reuse: true, ...timing };
     const out: Record<string, HostArray> = {};
     flattenOut(runOpts.out, "", out);
     for (const [name, array] of Object.entries(out)) {
@@ -474,7 +483,7 @@ export async function executableOf<Out>(
           `out: '${name}' must be a ${Storage.name} of ${count} elements (${type.dtype}${formatShape(type.shape)}), got ${array.constructor.name} of ${array.length}`,
         );
     }
-    return { keep, out };
+    return { keep, out, ...timing };
   }
 
   async function runNow(
@@ -519,6 +528,7 @@ export async function executableOf<Out>(
       ...(out ? { out } : {}),
       ...(Object.keys(resident).length > 0 ? { resident } : {}),
       ...(io.profile ? { profile: io.profile } : {}),
+      ...(io.timeIo ? { timeIo: true } : {}),
     });
     // A guarded run wrote the old state back where the loss or an update was not finite.
     const kept = !guardedRun || results[FINITE_OUTPUT]?.data[0] !== 0;
@@ -591,7 +601,7 @@ function checkSymbolicOutputs(graph: Graph, symbol: SymbolicInfo | undefined, co
 
 /** k.compile's own options; the rest belong to the target (targetOptionKeys). */
 const compileOptionKeys = ["target", "name", "checkNumerics"] as const;
-const runOptionKeys: KeyTable<RunOptions> = { seed: true, skipNonFinite: true, out: true, keep: true, hyper: true };
+const runOptionKeys: KeyTable<RunOptions> = { seed: true, skipNonFinite: true, out: true, keep: true, hyper: true, timeIo: true };
 const profileOptionKeys: KeyTable<ProfileOptions> = { steps: true, warmup: true, peaks: true };
 
 function countOption(name: string, value: unknown, min: number): number {
@@ -607,6 +617,8 @@ interface RunIo {
   readonly reuse?: true;
   /** exe.profile's collector: the run is timed into it. */
   readonly profile?: RunProfiler;
+  /** exe.run's `timeIo`: the run's parts are timed into the executor's io counters. */
+  readonly timeIo?: true;
 }
 
 /** Flattens `out` into arrays by output name, named as flattenTree names outputs ("out" for a lone array). */

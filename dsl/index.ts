@@ -109,7 +109,7 @@ export { training, isTraining } from "./training.ts";
 export type { Training, TrainingContext, TrainingSetup } from "./training.ts";
 export { compile } from "./compile.ts";
 export type { CompileOptions, Executable, HostTree, OutArrays, ProfileOptions, RunInputs, RunOptions } from "./compile.ts";
-export type { IoCounters } from "../targets/backend.ts";
+export type { IoCounters, IoTimes } from "../targets/backend.ts";
 export { compileModel } from "./model.ts";
 export type { CompileModelOptions, Model, ModelBase, ModelProgram, ModelRun, ProgramMode } from "./model.ts";
 export { program, isProgram } from "./program.ts";

@@ -17,9 +17,9 @@ import type { ExecutorProfiling, RunProfiler } from "./profile.ts";
 export type { Artifact, CompileStats };
 export type { ExecutorProfiling, KernelClock, KernelCost, KernelProfile, MachinePeaks, Profile, RunProfiler } from "./profile.ts";
 import type { ArtifactRunner } from "../runtime/artifact/load.ts";
-import type { IoCounters, ResidentValue, RuntimeData } from "../runtime/artifact/host-io.ts";
+import type { IoCounters, IoTimes, ResidentValue, RuntimeData } from "../runtime/artifact/host-io.ts";
 
-export type { IoCounters, ResidentValue };
+export type { IoCounters, IoTimes, ResidentValue };
 
 /** A compiled graph, ready to run. Inputs and outputs are keyed by graph input/output names. */
 export interface Executor {
@@ -68,7 +68,8 @@ export interface ExecutorRunOptions {
   /** Inputs taken from values kept on the device (only for targets with `keep`). */
   readonly resident?: Readonly<Record<string, ResidentValue>>;
   /** Time this run into it (exe.profile); absent, a run reads no clock and makes no extra submissions. */
-  readonly profile?: RunProfiler;
+  readonly profile?: RunProfiler /** Time the run's parts into the executor's `io.times` (exe.run's `timeIo`), where the target does (wasm). */;
+  readonly timeIo?: boolean;
 }
 
 /** Counters a target may report per run; each target fills the ones it knows. */

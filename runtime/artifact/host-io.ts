@@ -60,6 +60,18 @@ export interface RunIo {
   readonly resident?: Readonly<Record<string, ResidentValue>>;
   /** Time this run into it (exe.profile; runtime/artifact/profile.ts). Absent: the run reads no clock and submits no extra work. */
   readonly profile?: RunProfiler;
+  /** Time this run's parts (inputs written, kernels, outputs read) into the counters' `times` (exe.run's `timeIo`; wasm). Off: no clock is read. */
+  readonly timeIo?: boolean;
+}
+
+/** Wall time of one run's parts on the calling thread, where a runner times them (wasm, when asked). */
+export interface IoTimes {
+  /** Copying the inputs into the runner's memory. */
+  readonly writeMs: number;
+  /** Every kernel launch (threads included: a launch returns when all are done) and the state copy-backs. */
+  readonly executeMs: number;
+  /** Copying the outputs to host arrays. */
+  readonly readMs: number;
 }
 
 /** Bytes the last run moved through the host. */
@@ -72,6 +84,8 @@ export interface IoCounters {
   readonly bytesAllocated: number;
   /** Bytes copied inside the runner's memory (resident inputs, copy-backs of state updates). */
   readonly bytesOnDevice: number;
+  /** The run's parts timed, when it was asked to (`timeIo`) on a runner that times them (wasm). */
+  readonly times?: IoTimes;
 }
 
 export class IoCounter {
@@ -79,11 +93,14 @@ export class IoCounter {
   bytesOut = 0;
   bytesAllocated = 0;
   bytesOnDevice = 0;
+  times: IoTimes | undefined = undefined;
   reset(): void {
     this.bytesIn = this.bytesOut = this.bytesAllocated = this.bytesOnDevice = 0;
+    this.times = undefined;
   }
   snapshot(): IoCounters {
-    return { bytesIn: this.bytesIn, bytesOut: this.bytesOut, bytesAllocated: this.bytesAllocated, bytesOnDevice: this.bytesOnDevice };
+    const counts = { bytesIn: this.bytesIn, bytesOut: this.bytesOut, bytesAllocated: this.bytesAllocated, bytesOnDevice: this.bytesOnDevice };
+    return this.times ? { ...counts, times: this.times } : counts;
   }
 }
 

@@ -80,6 +80,37 @@ describe.each(targets)("exe.run outputs on %s", (target) => {
   });
 });
 
+describe("timeIo: a run's parts timed only when asked", () => {
+  test("wasm times write, kernels and read into ioStats.times for that run only; the outputs are the same", async () => {
+    const exe = await k.compile(chainFn, [k.f32([N]), k.f32([N])], { target: "wasm" });
+    const plain = (await exe.run([xs, ys], { out: "reuse" })) as HostOutput;
+    expect(exe.ioStats?.times).toBeUndefined();
+    const expected = chain(xs, ys);
+    expectClose(plain.data, expected);
+    const timed = (await exe.run([xs, ys], { out: "reuse", timeIo: true })) as HostOutput;
+    expectClose(timed.data, expected);
+    const times = exe.ioStats?.times;
+    expect(times).toBeDefined();
+    for (const ms of [times!.writeMs, times!.executeMs, times!.readMs]) {
+      expect(Number.isFinite(ms)).toBe(true);
+      expect(ms).toBeGreaterThanOrEqual(0);
+    }
+    // The byte counters are those of an untimed run.
+    expect(exe.ioStats).toMatchObject({ bytesIn: 8 * N, bytesOut: 4 * N, bytesAllocated: 0 });
+    await exe.run([xs, ys], { out: "reuse", timeIo: false });
+    expect(exe.ioStats?.times).toBeUndefined();
+    await exe.close();
+  });
+
+  test("a target that does not time its parts leaves times out; a non-boolean timeIo names the option", async () => {
+    const exe = await k.compile(chainFn, [k.f32([N]), k.f32([N])], { target: "js" });
+    await exe.run([xs, ys], { timeIo: true });
+    expect(exe.ioStats?.times).toBeUndefined();
+    const bad = await rejectedKilnError(exe.run([xs, ys], { timeIo: 1 as unknown as boolean }));
+    expect(bad.message).toContain("exe.run: timeIo: expected true or false, got number");
+  });
+});
+
 describe("state stays on the wasm device between training steps", () => {
   test("a step copies in only its batch; exe.state() matches the js target's after the same steps", async () => {
     const batch = { x: Float32Array.from({ length: 8 * 3 }, (_, i) => Math.sin(i)), y: Float32Array.from({ length: 8 }, (_, i) => Math.cos(i)) };
