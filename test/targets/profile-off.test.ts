@@ -1,5 +1,6 @@
 // Profiling off costs nothing: a run without a profiler reads no clock (js, wasm), submits once
-// and creates no query set (webgpu); a profiled run does time, so the counters can see it.
+// and creates no query set (webgpu); a profiled run does time, so the counters can see it; a
+// wasm run with `timeIo` reads the clock four times, around its write, execute and read.
 // WebGPU pipelines are created through createComputePipelineAsync, and a creation that takes
 // long reports its progress (pipelines done / total) to the reporter, here with a zero threshold;
 // with quietWait (a CPU adapter) the warm-ups are waited for through probes, never onSubmittedWorkDone.
@@ -68,6 +69,27 @@ describe("profiling off reads no clock", () => {
       expect(profile.threads).toBe(threads);
       expect(profile.threadBusyMs?.length).toBe(artifact.kernels.length);
       for (const ms of profile.threadBusyMs!) expect(ms).toBeGreaterThanOrEqual(0);
+    } finally {
+      await runner.close();
+    }
+  });
+});
+
+describe("wasm timeIo: a run's parts timed only when asked", () => {
+  test("four clock reads around write, execute and read give io.times; a plain run after it reads none and has no times", async () => {
+    const artifact = compileWasm(graph).artifact;
+    const runner = await WasmArtifactRunner.create(artifact, { threads: 1 });
+    try {
+      const data = namedInputs(artifact.inputs);
+      const clock = [10, 13, 20, 21.5];
+      const now = vi.spyOn(performance, "now").mockImplementation(() => clock.shift()!);
+      runner.run(data, { timeIo: true });
+      expect(now).toHaveBeenCalledTimes(4);
+      expect(runner.io.times).toEqual({ writeMs: 3, executeMs: 7, readMs: 1.5 });
+      now.mockClear();
+      runner.run(data);
+      expect(now).toHaveBeenCalledTimes(0);
+      expect(runner.io.times).toBeUndefined();
     } finally {
       await runner.close();
     }
