@@ -68,6 +68,8 @@ console.log(
     // k.compile's stages (trace, the passes, render, runner), wall ms: where a change moved time.
     stages: Object.fromEntries(exe.compileStats.stages.map((st) => [st.name, st.ms])),
     kiln: import.meta.resolve("kiln"),
+    // How the built entry loaded the library (scripts/library-script.mjs): "accepted" = with the V8 code cache of Kiln's own code; "off" (KILN_LIBRARY_CACHE=0), "none", "elsewhere", "rejected" = compiled from source; absent for the sources.
+    libraryCache: (globalThis as Record<symbol, { codeCache?: string } | undefined>)[Symbol.for("kiln.library")]?.codeCache,
   }),
 );
 process.exit(0);

@@ -6,6 +6,9 @@
 //   - "sources": node through tsx on the TypeScript sources (`--conditions=kiln-source`), what
 //     `npm run demo` in a checkout gets: transpiling included (tsx caches it on disk, warm
 //     after the first run);
+//   - "built, no library cache": the same without the V8 code cache of Kiln's own code that
+//     the build writes beside dist/dsl/library.js (KILN_LIBRARY_CACHE=0; scripts/library-script.mjs):
+//     V8 then parses and compiles Kiln's functions as they first run, as for an installed tarball;
 //   - "built, cached": the built path again with Kiln's persistent compile cache
 //     (KILN_COMPILE_CACHE, targets/compile-cache.ts) filled by one unreported run first: the
 //     passes and the renderer skipped. The "built" row runs with the cache off (a true cold start);
@@ -41,7 +44,8 @@ function newestSourceMs(dir: string): number {
 function ensureBuilt(): string | undefined {
   const entry = path.join(root, "dist", "dsl", "index.js");
   const newest = Math.max(...SOURCE_DIRS.map((d) => newestSourceMs(path.join(root, d))));
-  if (existsSync(entry) && statSync(entry).mtimeMs >= newest) return undefined;
+  // library.js: a dist/ from before the entry compiled the library as a script with a code cache (scripts/library-script.mjs).
+  if (existsSync(entry) && existsSync(path.join(root, "dist", "dsl", "library.js")) && statSync(entry).mtimeMs >= newest) return undefined;
   const built = spawnSync(process.execPath, [path.join(root, "scripts", "build-package.mjs"), "--js-only"], { encoding: "utf8" });
   if (built.status !== 0) throw new Error(`building dist/ failed: ${built.stderr}`);
   return "  (dist/ was older than the sources: rebuilt with `node scripts/build-package.mjs --js-only`)";
@@ -87,13 +91,15 @@ function kilnCell(label: string, result: ReturnType<typeof spawnSync>): string {
   const mainText = main
     ? `; main thread CPU ${ms(main["ms"])} ms = ${ms(main["readyMs"])} + ${ms(main["buildMs"])} + ${ms(main["compileMs"])} + ${ms(main["runMs"])}`
     : "";
-  return `${label}: ${ms(r["ms"])} ms = ready ${ms(r["readyMs"])} + model ${ms(r["buildMs"])} + k.compile ${ms(r["compileMs"])} + first run ${ms(r["runMs"])} (+ data); CPU ${ms(r["cpuMs"])} ms (ready ${ms(r["readyCpuMs"])})${mainText}`;
+  const lib = r["libraryCache"] === undefined ? "" : ` [library code cache: ${String(r["libraryCache"])}]`;
+  return `${label}: ${ms(r["ms"])} ms = ready ${ms(r["readyMs"])} + model ${ms(r["buildMs"])} + k.compile ${ms(r["compileMs"])} + first run ${ms(r["runMs"])} (+ data); CPU ${ms(r["cpuMs"])} ms (ready ${ms(r["readyCpuMs"])})${mainText}${lib}`;
 }
 
 export function coldStarts(target: string, dir: string, keptPeers: readonly string[] | undefined): string {
   const lines = [
     "\ncold start: a fresh process, process start → first loss, one run each (a loaded machine inflates the wall time; the CPU time less)",
-    "  built   = plain node importing the built package (dist/): what `npm install kiln` users get",
+    "  built   = plain node importing the built package (dist/), with the V8 code cache of Kiln's own code the build writes (scripts/library-script.mjs)",
+    "  no lib  = the same without that code cache (KILN_LIBRARY_CACHE=0): V8 compiles Kiln's functions as they first run; what an installed tarball gets",
     "  sources = node + tsx on the TypeScript sources: `npm run demo` in a checkout",
     "  cached  = built, with the persistent compile cache (KILN_COMPILE_CACHE) filled by one run before: the passes and renderer skipped",
     '  ready = Node\'s start + import "kiln"; model = building the module (parameter init, drawn lazily); first run = exe.run (on the calling thread alone until the wasm workers are up)',
@@ -116,6 +122,12 @@ export function coldStarts(target: string, dir: string, keptPeers: readonly stri
     lines.push(`  ${id}`);
     const built = spawnSync(process.execPath, [bundle, id, target, caseDir], { encoding: "utf8", timeout: 600000, env: plainEnv });
     lines.push(`    ${kilnCell(`kiln ${target}, built  `, built)}`);
+    const noLib = spawnSync(process.execPath, [bundle, id, target, caseDir], {
+      encoding: "utf8",
+      timeout: 600000,
+      env: { ...plainEnv, KILN_LIBRARY_CACHE: "0" },
+    });
+    lines.push(`    ${kilnCell(`kiln ${target}, no lib `, noLib)}`);
     spawnSync(process.execPath, [bundle, id, target, caseDir], { encoding: "utf8", timeout: 600000, env: cachedEnv }); // fills the cache
     const cached = spawnSync(process.execPath, [bundle, id, target, caseDir], { encoding: "utf8", timeout: 600000, env: cachedEnv });
     lines.push(`    ${kilnCell(`kiln ${target}, cached `, cached)}`);

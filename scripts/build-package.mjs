@@ -21,6 +21,7 @@ import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
+import { assertNotReassigned, splitLibrary, writeLibraryCodeCache } from "./library-script.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const outdirAt = process.argv.indexOf("--outdir");
@@ -51,6 +52,9 @@ const split = await build({
   logLevel: "warning",
 });
 await inlineStartupChunks(split.metafile);
+// The library as a script with V8's code cache, behind a small entry (scripts/library-script.mjs).
+splitLibrary(path.join(dist, "dsl"));
+if (!process.argv.includes("--no-code-cache")) writeLibraryCodeCache(path.join(dist, "dsl"));
 if (!jsOnly) {
   const tsc = spawnSync(
     process.execPath,
@@ -94,19 +98,7 @@ async function inlineStartupChunks(metafile) {
     const block = /export \{([^}]*)\};\s*(?:\/\/# sourceMappingURL=\S+\s*)?$/.exec(text);
     for (const part of block ? block[1].split(",") : []) {
       const local = part.trim().split(/\s+as\s+/)[0];
-      if (!local) continue;
-      const name = local.replace(/\$/g, "\\$");
-      const declared = new RegExp(`(?:^|\\n)\\s*(?:var|let)\\s+${name}\\b`).test(text);
-      // Assignments to it, its declaration's initializer not counted.
-      const assigned = [
-        ...text.matchAll(
-          new RegExp(
-            `(var |let |const )?(?:^|(?<=[^.\\w$]))${name}\\s*(?:[-+*/%&|^]|\\*\\*|<<|>>>?|\\?\\?|&&|\\|\\|)?=(?!=)|(?:\\+\\+|--)${name}\\b|\\b${name}(?:\\+\\+|--)`,
-            "g",
-          ),
-        ),
-      ].filter((m) => m[1] === undefined).length;
-      if (declared && assigned > 0) throw new Error(`build: ${key(o)} exports ${local}, which it reassigns: a shim's copy would go stale`);
+      if (local) assertNotReassigned(text, local, key(o));
     }
   }
   // dsl/index.js registers the folded chunks under its URL and under this build's id: a bundler

@@ -11,7 +11,7 @@
 // path reads process.stdout or process.stderr (each first read creates the stream).
 
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { build } from "esbuild";
@@ -30,8 +30,14 @@ interface ChildReport {
   readonly losses: number[];
   /** process.stdout / process.stderr reads during import "kiln" and the cpu compile and run. */
   readonly stdioAfterCpu: string[];
+  /** How the entry loaded library.js (scripts/library-script.mjs): "accepted" when V8 took the code cache. */
+  readonly codeCache: string;
+  /** A shape error raised by a traced op (the line of CHILD with \`k.matmul(a, b)\`): its message and the files its stack names. */
+  readonly error: { readonly message: string; readonly files: string[] };
 }
 let report: ChildReport;
+/** The child's import-only report for a copy of the built package in another folder. */
+let moved: Pick<ChildReport, "codeCache" | "error">;
 
 const HOOKS = `
 import { appendFileSync } from "node:fs";
@@ -54,6 +60,17 @@ for (const name of ["stdout", "stderr"]) {
 }
 const k = await import(process.env.KILN_ENTRY);
 const afterImport = log();
+const codeCache = globalThis[Symbol.for("kiln.library")]?.codeCache;
+let error;
+try {
+  await k.compile((a, b) => k.matmul(a, b), [k.f32([2, 3]), k.f32([4, 5])], { target: "cpu" });
+} catch (e) {
+  error = { message: e.message, files: [...e.stack.matchAll(/^\\s+at (?:.* \\()?(file:[^()\\s]*?):\\d+:\\d+\\)?$/gm)].map((m) => m[1]) };
+}
+if (process.env.KILN_IMPORT_ONLY) {
+  console.log(JSON.stringify({ codeCache, error }));
+  process.exit(0);
+}
 const step = (net) => k.trainStep(net, (logits, y) => k.nn.functional.crossEntropy(logits, y), k.optim.sgd({ lr: 0.1 }));
 const net = k.nn.sequential(k.nn.linear(4, 8), k.nn.relu(), k.nn.linear(8, 3));
 const x = Array.from({ length: 8 }, (_, i) => Math.sin(i)), y = [0, 2];
@@ -64,7 +81,7 @@ for (const target of ["cpu", "reference"]) {
   await exe.close?.();
   if (target === "cpu") globalThis.afterCpu = log(), globalThis.stdioAfterCpu = [...stdioReads];
 }
-console.log(JSON.stringify({ exports: Object.keys(k), afterImport, afterCpu: globalThis.afterCpu, afterReference: log(), losses, stdioAfterCpu: globalThis.stdioAfterCpu }));
+console.log(JSON.stringify({ exports: Object.keys(k), afterImport, afterCpu: globalThis.afterCpu, afterReference: log(), losses, stdioAfterCpu: globalThis.stdioAfterCpu, codeCache, error }));
 process.exit(0);
 `;
 
@@ -83,17 +100,32 @@ beforeAll(() => {
     env: { ...process.env, NODE_OPTIONS: "", KILN_LOAD_LOG: logFile, KILN_ENTRY: pathToFileURL(path.join(pkg, "dsl", "index.js")).href },
   });
   report = JSON.parse(out.trim().split("\n").at(-1)!) as ChildReport;
+  // The same build copied elsewhere (as an installed tarball is): its code cache names the build's folder.
+  cpSync(pkg, path.join(scratch, "moved", "pkg"), { recursive: true });
+  const movedOut = execFileSync(process.execPath, [path.join(scratch, "child.mjs")], {
+    cwd: scratch,
+    encoding: "utf8",
+    env: {
+      ...process.env,
+      NODE_OPTIONS: "",
+      KILN_IMPORT_ONLY: "1",
+      KILN_LOAD_LOG: logFile,
+      KILN_ENTRY: pathToFileURL(path.join(scratch, "moved", "pkg", "dsl", "index.js")).href,
+    },
+  });
+  moved = JSON.parse(movedOut.trim().split("\n").at(-1)!) as typeof moved;
 }, 120_000);
 
 afterAll(() => {
   if (scratch) rmSync(scratch, { recursive: true, force: true });
 });
 
-/** The source files (from each chunk's source map) of the built modules among `urls`. */
+/** The source files (from each chunk's source map) of the built modules among `urls` (dsl/index.js: the library.js it compiles). */
 function sourcesOf(urls: readonly string[]): string[] {
   const pkg = pathToFileURL(path.join(scratch, "pkg")).href;
   return urls
     .filter((u) => u.startsWith(pkg) && u.endsWith(".js"))
+    .map((u) => (u === `${pkg}/dsl/index.js` ? `${pkg}/dsl/library.js` : u))
     .flatMap((u) => (JSON.parse(readFileSync(`${fileURLToPath(u)}.map`, "utf8")) as { sources: string[] }).sources)
     .map((s) => s.replace(/^(\.\.\/)+/, ""));
 }
@@ -132,6 +164,28 @@ test("a cpu compile and run loads no WebGPU, CUDA or interpreter code; a referen
   expect(reference.filter((s) => /^codegen\/(wgsl|cuda)\//.test(s))).toEqual([]);
   // Both targets computed the same first loss (the reference in float64): the deferred entry runs.
   expect(report.losses[1]).toBeCloseTo(report.losses[0]!, 5);
+});
+
+test("the entry compiles library.js with the V8 code cache the build wrote; a copy elsewhere compiles it from source", () => {
+  // scripts/library-script.mjs: the cache names the folder it was made in, so only that folder uses it.
+  expect(report.codeCache).toBe("accepted");
+  expect(moved.codeCache).toBe("elsewhere");
+});
+
+test("errors name the user's line and stack frames name real files, with and without the code cache", () => {
+  const line = CHILD.split("\n").findIndex((l) => l.includes("k.matmul(a, b)")) + 1;
+  for (const [r, pkg] of [
+    [report, path.join(scratch, "pkg")],
+    [moved, path.join(scratch, "moved", "pkg")],
+  ] as const) {
+    expect(r.error.message).toMatch(/shape mismatch in matmul/);
+    // The user's frame, past Kiln's own (dsl/loc.ts), as a path relative to the working directory.
+    expect(r.error.message).toMatch(new RegExp(`at child\\.mjs:${line}:\\d+$`));
+    const files = r.error.files.map((u) => fileURLToPath(u));
+    expect(files).toContain(path.join(pkg, "dsl", "library.js"));
+    expect(files).toContain(path.join(scratch, "child.mjs"));
+    for (const f of files) expect(existsSync(f), f).toBe(true);
+  }
 });
 
 test('import "kiln" loads one file of Kiln\'s, dsl/index.js (the chunks it needs are folded into it)', () => {

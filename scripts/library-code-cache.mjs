@@ -1,0 +1,60 @@
+// Writes V8's code cache of the built library (scripts/library-script.mjs says why):
+//   node scripts/library-code-cache.mjs <dist/dsl>
+// Compiles dist/dsl/library.js as the entry does (the same source, so V8's source check holds;
+// the file name does not enter it), runs a small MLP training step through it on the cpu
+// target (compile, load weights, one run), so the functions a first compile runs have their
+// bytecode, then writes script.createCachedData() to library.cache. Kiln sets V8 flags during
+// a cpu compile (runtime/wasm/engine.ts, compiler/util/js-tiering.ts) and V8 stamps the cache
+// with the flags in force: they go back to V8's defaults first, or every fresh process would
+// reject it (the build checks that one takes it: writeLibraryCodeCache).
+import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { readFileSync, realpathSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { pathToFileURL } from "node:url";
+import v8 from "node:v8";
+import vm from "node:vm";
+import { cacheHeader } from "./library-script.mjs";
+
+// The real path: Node's ESM loader gives the entry its realpath's URL.
+const dslDir = realpathSync(path.resolve(process.argv[2] ?? ""));
+const libraryUrl = pathToFileURL(path.join(dslDir, "library.js"));
+const entryUrl = new URL("./index.js", libraryUrl);
+const source = readFileSync(libraryUrl, "utf8");
+const script = new vm.Script(source, { filename: libraryUrl.href });
+const k = script.runInThisContext()({ url: entryUrl.href }, (specifier) => import(specifier.startsWith(".") ? new URL(specifier, entryUrl).href : specifier));
+
+// What a first program typically runs: layers, a loss, an optimizer, a train step on cpu. Any
+// function it does not reach still compiles lazily, from source, when first run.
+const sizes = [784, 512, 512, 10];
+const batch = 128;
+const layers = [];
+for (let i = 0; i + 1 < sizes.length; i++) {
+  if (i > 0) layers.push(k.nn.relu());
+  layers.push(k.nn.linear(sizes[i], sizes[i + 1]));
+}
+const net = k.nn.sequential(...layers);
+const step = k.trainStep(net, (logits, y) => k.nn.crossEntropy(logits, y), k.optim.sgd({ lr: 0.01 }));
+const exe = await k.compile(step, { x: k.f32([batch, sizes[0]]), y: k.i32([batch]) }, { target: "cpu" });
+const state = {};
+for (let i = 0; i + 1 < sizes.length; i++) {
+  state[`${2 * i}.weight`] = new Float32Array(sizes[i] * sizes[i + 1]).fill(0.01);
+  state[`${2 * i}.bias`] = new Float32Array(sizes[i + 1]);
+}
+exe.loadState(state);
+const x = new Float32Array(batch * sizes[0]).fill(0.5);
+const y = Int32Array.from({ length: batch }, (_, i) => i % sizes[sizes.length - 1]);
+const out = await exe.run({ x, y });
+if (!Number.isFinite(out.loss.data[0])) throw new Error("library code cache: the training step's loss is not finite");
+
+// The flags a cpu compile may set (and one they imply: --no-liftoff implies
+// --no-wasm-dynamic-tiering), back to V8's defaults as this node lists them.
+const RESET = ["experimental-wasm-relaxed-simd", "liftoff", "wasm-dynamic-tiering", "wasm-lazy-compilation", "interrupt-budget"];
+const options = execFileSync(process.execPath, ["--v8-options"], { encoding: "utf8" });
+for (const flag of RESET) {
+  const m = new RegExp(`\\n\\s+--${flag} \\(.*\\n\\s+type: \\w+\\s+default: (--\\S+)`).exec(options);
+  if (m) v8.setFlagsFromString(m[1]);
+}
+const buildId = createHash("sha256").update(source).digest("hex").slice(0, 16);
+writeFileSync(path.join(dslDir, "library.cache"), Buffer.concat([Buffer.from(cacheHeader(buildId, libraryUrl.href), "latin1"), script.createCachedData()]));
+process.exit(0);
