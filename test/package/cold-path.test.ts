@@ -8,7 +8,10 @@
 // the interpreter — which the "reference" compile then does load (so the hook sees dynamic
 // imports, and the deferred registry entries work in the bundle); that `import "kiln"` reads one
 // file of Kiln's (the chunks it needs are folded into dsl/index.js); and that nothing on the cpu
-// path reads process.stdout or process.stderr (each first read creates the stream).
+// path reads process.stdout or process.stderr (each first read creates the stream). And the
+// library's V8 code cache (scripts/library-script.mjs): the entry takes it where the build
+// wrote it and not in a copy of the package elsewhere (the cache names the folder it was made
+// in), and a shape error names the user's line, its stack real files, with and without it.
 
 import { execFileSync } from "node:child_process";
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
