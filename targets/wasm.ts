@@ -17,7 +17,7 @@ import type { WasmArtifactRunner, WasmRunOptions, WasmSharedMemory } from "../ru
 import { sharedStateRegion, type WasmStateRegion } from "../runtime/artifact/wasm-layout.ts";
 import { nodeOf } from "../compiler/ir/graph.ts";
 import { numel } from "../compiler/util/shape.ts";
-import { renderWasmProgram, type WasmBuildOptions } from "../codegen/wasm/render-program.ts";
+import { renderWasmProgram, type RenderSink, type WasmBuildOptions } from "../codegen/wasm/render-program.ts";
 import { flagGate, relaxedSimdAvailable } from "../runtime/wasm/engine.ts";
 import { prestartWorkersNow } from "../runtime/wasm/pool.ts";
 import { jsTieringFlag, setJsTieringGate, type NodeProcess } from "../compiler/util/js-tiering.ts";
@@ -61,7 +61,7 @@ export const wasmBackend: Backend<"wasm", WasmOptions> = {
   kernelPasses: (opts) => (opts.block === false || opts.simd === false ? [] : [blockContractionPass]),
   boundsRows: true,
   render: (program, memory, opts) => {
-    const r = renderWasmProgram(program, memory, wasmBuildOptions(opts), true, moduleSink);
+    const r = renderWasmProgram(program, memory, wasmBuildOptions(opts), true, renderSink);
     return { kernels: r.kernels, ...(r.slotOffsets ? { slotOffsets: r.slotOffsets } : {}), extras: {} };
   },
   // wasm kernels are base64 text of the binary module, as the in-memory artifact holds them.
@@ -81,19 +81,20 @@ export const wasmBackend: Backend<"wasm", WasmOptions> = {
 };
 
 /**
- * Where render hands each kernel module as it is built: set by createWasmExecutor around its
- * compile (which is synchronous, so no other compile runs meanwhile), to start the engine's
- * compile of the module at once (runtime/wasm/run-artifact.ts, EarlyModules).
+ * Where render hands the kernels' memory and each kernel module as it is built: set by
+ * createWasmExecutor around its compile (which is synchronous, so no other compile runs
+ * meanwhile), to start mapping the memory's pages and the engine's compile of each module at
+ * once (runtime/wasm/run-artifact.ts, EarlyModules).
  */
-let moduleSink: ((source: string, bytes: Uint8Array<ArrayBuffer>) => void) | undefined;
+let renderSink: RenderSink | undefined;
 
-function withModuleSink<T>(sink: typeof moduleSink, f: () => T): T {
-  const previous = moduleSink;
-  moduleSink = sink;
+function withRenderSink<T>(sink: RenderSink | undefined, f: () => T): T {
+  const previous = renderSink;
+  renderSink = sink;
   try {
     return f();
   } finally {
-    moduleSink = previous;
+    renderSink = previous;
   }
 }
 
@@ -144,7 +145,7 @@ export async function createWasmExecutor(graph: Graph, opts: WasmCompileOptions 
     compileTimed(
       (): WasmCompiled => {
         if (useHit && cache?.artifact) return compiledFromCache(cache.artifact, () => compileWasm(graph, compileOpts), cache.lookupMs);
-        const fresh = withModuleSink(early && ((source, bytes) => early.add(source, bytes)), () => compileWasm(graph, compileOpts));
+        const fresh = withRenderSink(early?.sink, () => compileWasm(graph, compileOpts));
         cache?.store(fresh.artifact);
         return fresh;
       },

@@ -41,8 +41,7 @@ export function renderWasmProgram(
   memory: { readonly slotOf: readonly number[]; readonly slotBytes: readonly number[] },
   opts: WasmBuildOptions = {},
   shareSections = true,
-  /** Called with each kernel's module as soon as it is built (k.compile's executor starts the engine's compile of it while the next ones render). */
-  onModule?: (source: string, bytes: Uint8Array<ArrayBuffer>) => void,
+  sink?: RenderSink,
 ): { readonly kernels: ArtifactKernel[]; readonly slotOffsets?: readonly number[] } {
   const region = opts.stateRegion;
   const pinned = region
@@ -60,6 +59,9 @@ export function renderWasmProgram(
       code: "unsupported",
       message: `wasm target: ${program.name} needs ${(layout.totalBytes / 2 ** 30).toFixed(2)} GiB of memory, more than the 4 GiB a wasm32 memory holds (try a smaller batch, or the js target)`,
     });
+  // The kernels' own memory (not a model's: that one is the model's runner's) is known now;
+  // under a symbolic batch it is sized for the largest batch, which no run may touch whole.
+  if (!region && !sizeBuffer(program.buffers)) sink?.memory?.(layout.pages, layout.totalBytes);
   const places = program.buffers.map((b): BufferPlace => ({ id: b.id, base: layout.slotOffsets[memory.slotOf[b.id]!] ?? 0, dtype: b.dtype }));
   const place = (id: number): BufferPlace => places[id]!;
   const shared = shareSections ? new SectionCache() : undefined;
@@ -68,7 +70,7 @@ export function renderWasmProgram(
     const maxPages = region ? WASM32_MAX_PAGES : layout.pages;
     const bytes = buildKernelModule(k, place, layout.pages, opts, program.buffers, maxPages, shared);
     const kernel: ArtifactKernel = { name: k.name, source: encodeBase64(bytes), params: [], reads: k.reads, writes: k.writes };
-    onModule?.(kernel.source, bytes);
+    sink?.module?.(kernel.source, bytes);
     if (!opts.fma) return kernel;
     // Relaxed SIMD in it? Then also the portable module, for engines without relaxed SIMD —
     // built when first read (saving the artifact, or a runtime that cannot validate the relaxed
@@ -85,6 +87,22 @@ export function renderWasmProgram(
     return Object.defineProperty(kernel, "portableSource", { get: portableSource, enumerable: true });
   });
   return region ? { kernels, slotOffsets: layout.slotOffsets } : { kernels };
+}
+
+/**
+ * Where renderWasmProgram hands what it builds as it builds it (k.compile's executor starts
+ * the engine's work on each while the next kernels render: runtime/wasm/run-artifact.ts,
+ * EarlyModules).
+ */
+export interface RenderSink {
+  /**
+   * Once, before the first kernel renders, when the kernels import a memory of their own of
+   * `pages` pages (initial and maximum) of which the plan uses `bytes`, its buffers not sized
+   * for a symbolic batch's largest.
+   */
+  memory?(pages: number, bytes: number): void;
+  /** Each kernel's module (base64 and bytes) as soon as it is built. */
+  module?(source: string, bytes: Uint8Array<ArrayBuffer>): void;
 }
 
 export function buildKernelModule(

@@ -161,12 +161,49 @@ export async function prestartThreads(opts: WasmRunOptions = {}): Promise<void> 
 export class EarlyModules {
   private readonly modules = new Map<string, Promise<WebAssembly.Module>>();
   private readonly onWorker = new Set<string>();
+  private early: EarlyMemory | undefined;
 
-  constructor(private readonly workerCompile?: (bytes: Uint8Array) => Promise<WebAssembly.Module>) {}
+  constructor(
+    private readonly workerCompile?: (bytes: Uint8Array) => Promise<WebAssembly.Module>,
+    private readonly workerPrefaults: readonly WorkerPrefault[] = [],
+  ) {}
 
-  /** An EarlyModules that compiles on the prestarted worker where there is one (prestartThreads first). */
+  /** An EarlyModules that compiles (and maps pages) on the prestarted worker where there is one (prestartThreads first). */
   static async create(): Promise<EarlyModules> {
-    return new EarlyModules(isNode() ? (await import("./pool.ts")).idleWorkerCompile() : undefined);
+    if (!isNode()) return new EarlyModules();
+    const pool = await import("./pool.ts");
+    return new EarlyModules(pool.idleWorkerCompile(), pool.idleWorkerPrefaults());
+  }
+
+  /** What the renderer calls (codegen/wasm/render-program.ts, RenderSink). */
+  readonly sink = {
+    memory: (pages: number, bytes: number): void => this.reserveMemory(pages, bytes),
+    module: (source: string, bytes: Uint8Array<ArrayBuffer>): void => this.add(source, bytes),
+  };
+
+  /**
+   * The kernels' memory, made before the first kernel renders: the prestarted workers map its
+   * first EARLY_PREFAULT_BYTES of the `bytes` used (prefault.ts) while this thread renders (they
+   * are idle until the first module arrives; the pages are the process's, so the runner finds
+   * them mapped), instead of this thread mapping them in the runner's making. Only with a
+   * worker to do it; the runner takes it when its layout has the same pages (takeMemory).
+   */
+  reserveMemory(pages: number, bytes: number): void {
+    if (this.early || this.workerPrefaults.length === 0) return;
+    const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+    const buffer = memory.buffer;
+    if (!(buffer instanceof SharedArrayBuffer)) return;
+    const control = new SharedArrayBuffer(8);
+    const to = Math.min(bytes, EARLY_PREFAULT_BYTES);
+    for (const prefault of this.workerPrefaults) prefault(buffer, 0, to, control);
+    this.early = { memory, pages, bytes, to, control };
+  }
+
+  /** The memory reserveMemory made, once, if the runner's layout is the render's (`pages`, `bytes`): with the bytes [0, to) whose mapping its control block shares. */
+  takeMemory(pages: number, bytes: number): EarlyMemory | undefined {
+    const early = this.early;
+    this.early = undefined;
+    return early?.pages === pages && early.bytes === bytes ? early : undefined;
   }
 
   add(source: string, bytes: Uint8Array<ArrayBuffer>): void {
@@ -192,6 +229,24 @@ export class EarlyModules {
     return this.onWorker.has(source);
   }
 }
+
+type WorkerPrefault = (memory: SharedArrayBuffer, from: number, to: number, control: SharedArrayBuffer) => void;
+
+/** A kernels' memory made as the render began, whose bytes [0, to) the workers were given to map, sharing `control` (prefault.ts's prefaultShared). */
+interface EarlyMemory {
+  readonly memory: WebAssembly.Memory;
+  readonly pages: number;
+  readonly bytes: number;
+  readonly to: number;
+  readonly control: SharedArrayBuffer;
+}
+
+/**
+ * The most bytes of a memory EarlyModules has the workers map before the modules come: a
+ * worker takes its compile messages after the pages it was given (~0.5 ms a MiB here), so a
+ * large memory's rest waits for the runner, which maps it with them as before.
+ */
+export const EARLY_PREFAULT_BYTES = 16 << 20;
 
 export async function stopPrestartedThreads(): Promise<void> {
   await (await import("./pool.ts")).stopIdleWorkers();
@@ -280,6 +335,8 @@ export class WasmArtifactRunner implements ResidentOwner {
   workerCompiledModules = 0;
   /** Bytes whose pages were mapped as the runner was made: the memory's fresh bytes and the first run's output arrays (prefault.ts). */
   prefaultedBytes = 0;
+  /** Of the memory's bytes, those the prestarted workers were given to map while the artifact rendered (EarlyModules.reserveMemory): its memory was made then. */
+  renderPrefaultBytes = 0;
   /** Per output: the fresh array, pages mapped, that the first run returns it in (unless `out` gives one); dropped after the first read. */
   readonly spares = new Map<string, RuntimeData>();
 
@@ -334,7 +391,10 @@ export class WasmArtifactRunner implements ResidentOwner {
     let memory: WebAssembly.Memory;
     /** Where the bytes this runner brought to the memory start (a shared model memory's earlier bytes were mapped by the runner that grew it). */
     let grownFrom = 0;
-    if (model) {
+    // The memory made as the render began, its first bytes being mapped by the workers (EarlyModules.reserveMemory).
+    const earlyMemory = shared && !model ? early?.takeMemory(layout.pages, layout.totalBytes) : undefined;
+    if (earlyMemory) memory = earlyMemory.memory;
+    else if (model) {
       const fresh = model.memory === undefined;
       memory = model.memory ??= new WebAssembly.Memory({ initial: layout.pages, maximum: WASM32_MAX_PAGES, shared });
       const pages = memory.buffer.byteLength / PAGE_BYTES;
@@ -383,7 +443,14 @@ export class WasmArtifactRunner implements ResidentOwner {
     // which a run may touch a few rows, and mapping the maximum would cost what no run needs.
     const symbolic = modules.some((m) => WebAssembly.Module.exports(m).some((e) => e.name === "z"));
     const spares = symbolic ? [] : spareOutputs(artifact);
-    const arrays = symbolic ? [] : await prefault(memory, grownFrom, layout.totalBytes, spares, shared);
+    let prefaultFrom = grownFrom;
+    const buffer = memory.buffer;
+    if (earlyMemory && !symbolic && buffer instanceof SharedArrayBuffer) {
+      // The workers' share is done (they mapped it during the render) or nearly: this thread takes the chunks left.
+      prefaultShared(buffer, 0, earlyMemory.to, earlyMemory.control);
+      prefaultFrom = earlyMemory.to;
+    }
+    const arrays = symbolic ? [] : await prefault(memory, prefaultFrom, layout.totalBytes, spares, shared);
     const rt = hostMath();
     const launches: Launch[] = [];
     modules.forEach((m, kernel) => {
@@ -412,6 +479,7 @@ export class WasmArtifactRunner implements ResidentOwner {
     runner.prefaultedBytes = symbolic ? 0 : Math.max(0, layout.totalBytes - grownFrom) + arrays.reduce((a, b) => a + b.byteLength, 0);
     spares.forEach((o, i) => runner.spares.set(o.name, artifactArray(o.dtype, arrays[i]!, 0, numel(o.shape))));
     runner.workerCompiledModules = onWorker;
+    runner.renderPrefaultBytes = earlyMemory && !symbolic ? earlyMemory.to : 0;
     return runner;
   }
 
