@@ -346,12 +346,37 @@ function vlog2(): DefinedFunc {
   return { type: { params: [V128], results: [V128] }, locals: fb.locals, body: fb.body };
 }
 
+const unaryV128: FuncType = { params: [V128], results: [V128] };
+
 /**
- * The helper functions every kernel module carries, built once: they never change, and a big
- * program renders hundreds of modules (assembleModule only reads a function's body).
+ * The helper functions every kernel module carries, after the host imports, in index order:
+ * each one's type and its builder. A module holds the ones its sections call and a stub of the
+ * same type for the others (render-program.ts).
  */
-let helpers: readonly DefinedFunc[] | undefined;
-export const helperFuncs = (): readonly DefinedFunc[] => (helpers ??= [idiv(), imod(), vexp2(), vlog2(), f2h(), h2f(), f2b(), b2f()]);
+const HELPERS: readonly { readonly type: FuncType; readonly build: () => DefinedFunc }[] = [
+  { type: binaryI32, build: idiv },
+  { type: binaryI32, build: imod },
+  { type: unaryV128, build: vexp2 },
+  { type: unaryV128, build: vlog2 },
+  { type: { params: [F32], results: [I32] }, build: f2h },
+  { type: { params: [I32], results: [F32] }, build: h2f },
+  { type: { params: [F32], results: [I32] }, build: f2b },
+  { type: { params: [I32], results: [F32] }, build: b2f },
+];
+
+/** How many helper functions a module carries. */
+export const HELPER_COUNT = HELPERS.length;
+
+/** Helper `i`'s type. */
+export const helperType = (i: number): FuncType => HELPERS[i]!.type;
+
+/**
+ * Helper `i`, built once when a section first calls it: it never changes, and a big program
+ * renders hundreds of modules (assembleModule only reads a function's body). Helpers no section
+ * calls are never built (a cold start ran the 16-bit conversions' builders for nothing).
+ */
+const built: (DefinedFunc | undefined)[] = [];
+export const helperFunc = (i: number): DefinedFunc => (built[i] ??= HELPERS[i]!.build());
 
 /** The host functions a kernel module imports as `rt.*`. */
 export interface HostMath {

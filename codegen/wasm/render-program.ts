@@ -11,12 +11,12 @@ import { rowBounds, sizeBuffer } from "../../compiler/kernel/symbolic-bound.ts";
 import type { ArtifactKernel } from "../../runtime/artifact/format.ts";
 import { bug, KilnError } from "../../compiler/util/errors.ts";
 import { artifactLayout, layoutMemory, pinnedSlots, type WasmStateRegion } from "../../runtime/artifact/wasm-layout.ts";
-import { assembleModule, ByteWriter, Op, type DefinedFunc, type ExportedGlobal } from "./encoder.ts";
+import { assembleModule, ByteWriter, Op, type DefinedFunc, type ExportedGlobal, type FuncType } from "./encoder.ts";
 import { sectionSourceNote } from "../../compiler/kernel/print.ts";
 import { sectionShape } from "../../compiler/kernel/section-key.ts";
 import type { BufferPlace, Relocation } from "./func-builder.ts";
 import { emitSection, type RowLimits, type SectionFunc, type SectionOptions } from "./emit-section.ts";
-import { FIRST_SECTION_FUNC, HELPER_FUNCS, HOST_IMPORTS, helperFuncs } from "./module-helpers.ts";
+import { FIRST_SECTION_FUNC, HELPER_COUNT, HELPER_FUNCS, HOST_IMPORTS, helperFunc, helperType } from "./module-helpers.ts";
 
 export interface WasmBuildOptions extends SectionOptions {
   /**
@@ -149,14 +149,14 @@ export function buildKernelModule(
       if (split && bounds[j]!.has(split.name)) globals.push({ name: `m${j}`, value: size.dimMax! });
     });
   }
-  if (FIRST_SECTION_FUNC !== HOST_IMPORTS.length + helperFuncs().length) throw new Error("wasm: helper function indices out of date");
+  if (FIRST_SECTION_FUNC !== HOST_IMPORTS.length + HELPER_COUNT) throw new Error("wasm: helper function indices out of date");
   // The kernel's name and each section's source lines and scopes, as the other targets' comments give them.
   const comment = [k.name, ...k.sections.map((s, j) => `section ${j}: ${sectionSourceNote(s)}`)].join("\n");
   // Helpers no section calls keep their index as a one-instruction stub: V8 compiles a module's
   // functions up front (runtime/wasm/engine.ts), and 8 helpers in every module were most of an
   // MLP step's functions.
   const called = new Set(sections.flatMap((s) => [...s.calls]));
-  const helpers = helperFuncs().map((h, i) => (called.has(HOST_IMPORTS.length + i) ? h : helperStub(h)));
+  const helpers = Array.from({ length: HELPER_COUNT }, (_, i) => (called.has(HOST_IMPORTS.length + i) ? helperFunc(i) : helperStub(helperType(i))));
   return assembleModule({
     memoryPages: pages,
     maxPages,
@@ -168,10 +168,10 @@ export function buildKernelModule(
 }
 
 /** A helper's type with an `unreachable` body: its index stays, its code goes. */
-function helperStub(h: DefinedFunc): DefinedFunc {
+function helperStub(type: FuncType): DefinedFunc {
   const body = new ByteWriter();
   body.u8(Op.unreachable);
-  return { type: h.type, locals: [], body };
+  return { type, locals: [], body };
 }
 
 /**
