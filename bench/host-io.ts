@@ -26,6 +26,8 @@ export interface IoSummary {
   readonly copyMs: number;
   /** Median over the samples of beyondMs / copyMs, each step against the copy after it. */
   readonly beyondOverCopy: number;
+  /** The same for the runner's copies alone, (write + read) / copy: how near memcpy the copying itself runs. */
+  readonly copiesOverCopy: number;
 }
 
 export interface IoSampling {
@@ -79,6 +81,7 @@ export function summarizeHostIo(samples: readonly IoSample[]): IoSummary | undef
     restMs: medianOf(samples.map((s) => s.stepMs - s.executeMs - s.writeMs - s.readMs)),
     copyMs: medianOf(samples.map((s) => s.copyMs)),
     beyondOverCopy: medianOf(samples.map((s, i) => beyond[i]! / Math.max(s.copyMs, 1e-9))),
+    copiesOverCopy: medianOf(samples.map((s) => (s.writeMs + s.readMs) / Math.max(s.copyMs, 1e-9))),
   };
 }
 
@@ -93,5 +96,6 @@ export function hostIoStats(summary: IoSummary | undefined): Record<string, numb
     ioRestMs: summary.restMs,
     ioCopyMs: summary.copyMs,
     ioBeyondOverCopy: summary.beyondOverCopy,
+    ioCopiesOverCopy: summary.copiesOverCopy,
   };
 }

@@ -165,7 +165,11 @@ export function sameStepText(stats: Readonly<Record<string, number>>): string {
   const parts = `${ms(beyond)} ms (write ${ms(stats["ioWriteMs"] ?? 0)}, read ${ms(stats["ioReadMs"] ?? 0)}, rest ${ms(stats["ioRestMs"] ?? 0)})`;
   const head = `${label} (median of ${stats["ioSamples"] ?? "?"}): ${parts}`;
   if (copy < 0.1) return `${head}; one copy of its I/O takes ${ms(copy)} ms, too little to compare with`;
-  return `${head} = ${(stats["ioBeyondOverCopy"] ?? beyond / copy).toFixed(2)}× one copy of its I/O made right after each step (${ms(copy)} ms) (aim ≤ 1.5×)`;
+  const copies = stats["ioCopiesOverCopy"];
+  return (
+    `${head} = ${(stats["ioBeyondOverCopy"] ?? beyond / copy).toFixed(2)}× one copy of its I/O made right after each step (${ms(copy)} ms) (aim ≤ 1.5×)` +
+    (copies === undefined ? "" : `; its write + read alone ${copies.toFixed(2)}×`)
+  );
 }
 
 /**

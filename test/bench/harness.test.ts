@@ -168,9 +168,20 @@ describe("exe.run's host part within each step", () => {
     expect(s.restMs).toBeCloseTo(0.1, 12);
     expect(s.copyMs).toBeCloseTo(1.0, 12);
     expect(s.beyondOverCopy).toBeCloseTo((1.3 / 1.2 + 1.1 / 1.0) / 2, 12);
+    // write + read over the copy: 1.0/1.0, 1.0/0.9, 0.8/1.0, 1.2/1.2, sorted 0.8, 1.0, 1.0, 1.111 → 1.0.
+    expect(s.copiesOverCopy).toBeCloseTo(1.0, 12);
     expect(summarizeHostIo([])).toBeUndefined();
     expect(hostIoStats(undefined)).toEqual({});
-    expect(Object.keys(hostIoStats(s)).sort()).toEqual(["ioBeyondMs", "ioBeyondOverCopy", "ioCopyMs", "ioReadMs", "ioRestMs", "ioSamples", "ioWriteMs"]);
+    expect(Object.keys(hostIoStats(s)).sort()).toEqual([
+      "ioBeyondMs",
+      "ioBeyondOverCopy",
+      "ioCopiesOverCopy",
+      "ioCopyMs",
+      "ioReadMs",
+      "ioRestMs",
+      "ioSamples",
+      "ioWriteMs",
+    ]);
   });
 
   test("sampling: the step timed by the given clock, a copy after each step, min/max/budget respected", async () => {
@@ -209,6 +220,9 @@ describe("exe.run's host part within each step", () => {
     const stats = { ioSamples: 9, ioBeyondMs: 1.1, ioWriteMs: 0.6, ioReadMs: 0.4, ioRestMs: 0.1, ioCopyMs: 0.95, ioBeyondOverCopy: 1.16 };
     expect(sameStepText(stats)).toBe(
       "exe.run beyond its kernels, within each step (median of 9): 1.10 ms (write 0.60, read 0.40, rest 0.10) = 1.16× one copy of its I/O made right after each step (0.95 ms) (aim ≤ 1.5×)",
+    );
+    expect(sameStepText({ ...stats, ioCopiesOverCopy: 1.05 })).toBe(
+      "exe.run beyond its kernels, within each step (median of 9): 1.10 ms (write 0.60, read 0.40, rest 0.10) = 1.16× one copy of its I/O made right after each step (0.95 ms) (aim ≤ 1.5×); its write + read alone 1.05×",
     );
     expect(sameStepText({ ...stats, ioCopyMs: 0.02 })).toBe(
       "exe.run beyond its kernels, within each step (median of 9): 1.10 ms (write 0.60, read 0.40, rest 0.10); one copy of its I/O takes 0.02 ms, too little to compare with",
