@@ -1,9 +1,9 @@
 // Writes V8's code cache of the built library (scripts/library-script.mjs says why):
 //   node scripts/library-code-cache.mjs <dist/dsl>
 // Compiles dist/dsl/library.js as the entry does (the same source, so V8's source check holds;
-// the file name does not enter it), runs a small MLP training step through it on the cpu
-// target (compile, load weights, one run), so the functions a first compile runs have their
-// bytecode, then writes script.createCachedData() to library.cache. Kiln sets V8 flags during
+// the file name does not enter it but stays in the cache: the entry checks the header), runs a
+// small MLP training step and a transformer block's through it on the cpu target (compile, one
+// run), so the functions a first compile runs have their bytecode, then writes script.createCachedData() to library.cache. Kiln sets V8 flags during
 // a cpu compile (runtime/wasm/engine.ts, compiler/util/js-tiering.ts) and V8 stamps the cache
 // with the flags in force: they go back to V8's defaults first, or every fresh process would
 // reject it (the build checks that one takes it: writeLibraryCodeCache).
@@ -46,6 +46,35 @@ const x = new Float32Array(batch * sizes[0]).fill(0.5);
 const y = Int32Array.from({ length: batch }, (_, i) => i % sizes[sizes.length - 1]);
 const out = await exe.run({ x, y });
 if (!Number.isFinite(out.loss.data[0])) throw new Error("library code cache: the training step's loss is not finite");
+
+{
+  // A pre-LN transformer block (attention, layer norm, GELU, AdamW): their functions too. It
+  // costs the MLP's cold start ~2 ms (a cache ~6 % larger to read) and saves the transformer
+  // step's first compile ~15 ms (interleaved runs, issue 14.5; docs/benchmarks.md).
+  const [b, t, d, h] = [2, 16, 32, 4];
+  class Block extends k.nn.Module {
+    constructor() {
+      super();
+      this.ln1 = k.nn.layerNorm(d);
+      this.qkv = k.nn.linear(d, 3 * d);
+      this.proj = k.nn.linear(d, d);
+      this.ln2 = k.nn.layerNorm(d);
+      this.mlp = k.nn.sequential(k.nn.linear(d, 4 * d), k.nn.gelu(), k.nn.linear(4 * d, d));
+    }
+    forward(x) {
+      const heads = (y) => y.reshape([b, t, h, d / h]).transpose(1, 2);
+      const [q, kk, v] = this.qkv.call(this.ln1.call(x)).chunk(3, -1).map(heads);
+      const y = k.nn.functional.scaledDotProductAttention(q, kk, v, { isCausal: true });
+      const a = x.add(this.proj.call(y.transpose(1, 2).reshape([b, t, d])));
+      return a.add(this.mlp.call(this.ln2.call(a)));
+    }
+  }
+  const block = new Block();
+  const tstep = k.trainStep(block, (o, y) => k.nn.mseLoss(o, y), k.optim.adamW({ lr: 1e-3 }));
+  const texe = await k.compile(tstep, { x: k.f32([b, t, d]), y: k.f32([b, t, d]) }, { target: "cpu" });
+  const tout = await texe.run({ x: new Float32Array(b * t * d).fill(0.1), y: new Float32Array(b * t * d) });
+  if (!Number.isFinite(tout.loss.data[0])) throw new Error("library code cache: the transformer step's loss is not finite");
+}
 
 // The flags a cpu compile may set (and one they imply: --no-liftoff implies
 // --no-wasm-dynamic-tiering), back to V8's defaults as this node lists them.

@@ -48,7 +48,7 @@ export function splitLibrary(dslDir) {
   // decoding UTF-8 into a two-byte string of twice the size (the entry's read).
   for (const c of comments) {
     const s = text.slice(c.start, c.end);
-    if (/[^\x00-\x7f]/.test(s)) edits.push([c.start, c.end, s.replace(/[^\x00-\x7f]/g, "?")]);
+    if (/[\u0080-\uffff]/.test(s)) edits.push([c.start, c.end, s.replace(/[\u0080-\uffff]/g, "?")]);
   }
   const exportNames = [];
   for (const node of ast.body) {
@@ -89,7 +89,7 @@ export function splitLibrary(dslDir) {
   writeFileSync(path.join(dslDir, "library.js"), library);
   const map = JSON.parse(readFileSync(path.join(dslDir, "module.js.map"), "utf8"));
   writeFileSync(path.join(dslDir, "library.js.map"), JSON.stringify({ ...map, file: "library.js", mappings: `;${map.mappings}` }));
-  const ascii = !/[^\x00-\x7f]/.test(library);
+  const ascii = !/[\u0080-\uffff]/.test(library);
   writeFileSync(entry, entrySource(exportNames, createHash("sha256").update(library).digest("hex").slice(0, 16), ascii ? "latin1" : "utf8"));
   writeFileSync(`${entry}.map`, JSON.stringify({ version: 3, file: "index.js", sources: [], names: [], mappings: "" }));
 }
