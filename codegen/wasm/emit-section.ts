@@ -112,6 +112,7 @@ export function emitSection(
   const hasHalf = exprs.some((e) => halfOf(e.dtype) !== undefined) || s.stores.some((st) => halfOf(buffer(st.buffer).dtype) !== undefined);
   const simd = opts.simd !== false && !hasHalf;
   const fusedMuls = simd && opts.fma === true ? fusableProducts(s) : new Set<ExprId>();
+  const subtracted = simd ? subtractedNegations(s) : new Set<ExprId>();
   // Per reduction, the first store whose value is computed from it (a wide block stores its sums there first).
   const firstStoreOf = new Map<ExprId, Store>();
   for (const st of s.stores) {
@@ -261,6 +262,7 @@ export function emitSection(
     vecVar: r.vecVar,
     laneAligned: r.vecVar !== splitVar?.name && r.unaligned !== true,
     fma: opts.fma === true,
+    subtracted,
     varies: r.varies,
     laneEnv: env,
     pushVec: (id) => {
@@ -366,6 +368,7 @@ export function emitSection(
   const emitExprItem = (id: ExprId): void => {
     const e = exprs[id]!;
     if (region?.varies(id) && fusedMuls.has(id)) return; // computed by the reduction's relaxed_madd
+    if (region?.varies(id) && subtracted.has(id)) return; // its add is an f32x4.sub of its operand
     if (reuse && reuseStored && id === reuse.elem && region?.vecVar === reuse.colVar) {
       // this element's value is in the output already, stored by the row's reduction
       const offset = emitAddress({ fb, env: env(0) }, reuse.store.index, 4);
@@ -1021,6 +1024,31 @@ function fusableProducts(s: Section): Set<ExprId> {
     if (e.op !== "reduce_sum" || e.dtype !== "f32") continue;
     const body = s.exprs[e.body]!;
     if (body.op === "mul" && body.dtype === "f32" && uses[e.body] === 1) out.add(e.body);
+  }
+  return out;
+}
+
+/**
+ * f32 negations whose only use is an operand of an f32 `add` (one per add): in a vector region
+ * the add is `f32x4.sub` of the negation's operand, and the negation is not computed. x + (−y)
+ * and x − y are the same IEEE operation (and (−y) + x the same as x + (−y)), so the result is
+ * identical; V8 lowers f32x4.neg on x64 to three instructions (an all-ones register shifted to
+ * the sign mask, then a xor) before the add, where sub is one. Every SGD update (w + −(lr·g))
+ * and AdamW's have one per weight.
+ */
+function subtractedNegations(s: Section): Set<ExprId> {
+  const uses = new Array<number>(s.exprs.length).fill(0);
+  for (const e of s.exprs) for (const o of exprOperands(e)) uses[o]!++;
+  for (const st of s.stores) uses[st.value]!++;
+  const out = new Set<ExprId>();
+  const negation = (id: ExprId): boolean => {
+    const e = s.exprs[id]!;
+    return e.op === "neg" && e.dtype === "f32" && uses[id] === 1;
+  };
+  for (const e of s.exprs) {
+    if (e.op !== "add" || e.dtype !== "f32" || e.x === e.y) continue;
+    if (negation(e.y)) out.add(e.y);
+    else if (negation(e.x)) out.add(e.x);
   }
   return out;
 }

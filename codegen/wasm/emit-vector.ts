@@ -8,7 +8,7 @@ import { indexDataRefs, indexVars, type IndexExpr, type IndexPred } from "../../
 import type { ExprId, KExpr } from "../../compiler/kernel/kernel-ir.ts";
 import { dtypeBytes, isBool, type DType } from "../../compiler/ir/dtype.ts";
 import { SIMD_BINARY, WASM_MEMORY, isF32Value, laneOps } from "./dtypes.ts";
-import { assertNever } from "../../compiler/util/errors.ts";
+import { assertNever, bug } from "../../compiler/util/errors.ts";
 import { F32, I32, Op, Simd, V128 } from "./encoder.ts";
 import { linearStride } from "../../compiler/kernel/index-expr.ts";
 import { laneDivision } from "../../compiler/kernel/lane-axis.ts";
@@ -32,6 +32,8 @@ export interface VectorCtx extends Omit<ScalarCtx, "push"> {
   readonly laneAligned: boolean;
   /** Relaxed SIMD is on: polynomials may evaluate with `f32x4.relaxed_madd` (one rounding a step instead of two). */
   readonly fma: boolean;
+  /** f32 negations not computed where they vary: their one use, an f32 add, subtracts their operand (emit-section's subtractedNegations). */
+  readonly subtracted?: ReadonlySet<ExprId>;
 }
 
 /** Whether an index/predicate can be read as one contiguous vector: stride 1, no lane-varying gather. */
@@ -277,6 +279,7 @@ export function emitVectorExpr(ctx: VectorCtx, e: KExpr): void {
     case "cmpeq": {
       const d = dt(e.x);
       if (e.op === "max" && d === "f32" && maxWithConstant(ctx, e.x, e.y)) return;
+      if (e.op === "add" && d === "f32" && addAsSub(ctx, e.x, e.y)) return;
       if (e.op === "cmplt" && isBool(d)) {
         // x < y on 0/1 is y & ~x
         ctx.pushVec(e.y);
@@ -293,6 +296,18 @@ export function emitVectorExpr(ctx: VectorCtx, e: KExpr): void {
     default:
       return assertNever(e, "kernel expr");
   }
+}
+
+/** x + (−y) (or (−y) + x) as f32x4.sub(x, y) where the negation is one emit-section leaves uncomputed (`subtracted`). */
+function addAsSub(ctx: VectorCtx, a: ExprId, b: ExprId): boolean {
+  const [x, negated] = ctx.subtracted?.has(b) && ctx.varies(b) ? [a, b] : ctx.subtracted?.has(a) && ctx.varies(a) ? [b, a] : [];
+  if (x === undefined || negated === undefined) return false;
+  const neg = ctx.exprs[negated]!;
+  if (neg.op !== "neg") return bug(`wasm: subtracted %${negated} is a ${neg.op}, not a neg`);
+  ctx.pushVec(x);
+  ctx.pushVec(neg.x);
+  ctx.fb.simd(Simd.f32x4Sub);
+  return true;
 }
 
 /**

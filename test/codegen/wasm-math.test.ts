@@ -11,7 +11,7 @@ import type { Graph, NodeSpec, ValueId } from "../../compiler/ir/types.ts";
 import type { DType } from "../../compiler/ir/dtype.ts";
 import type { HostTensor } from "../../compiler/ir/host-tensor.ts";
 import { rngValueAt } from "../../compiler/util/threefry.ts";
-import { WasmArtifactRunner } from "../../runtime/wasm/run-artifact.ts";
+import { decodeBase64, WasmArtifactRunner } from "../../runtime/wasm/run-artifact.ts";
 import { hostMath } from "../../runtime/wasm/host-math.ts";
 import { relaxedSimdAvailable } from "../../runtime/wasm/engine.ts";
 import { bfloat16BitsToNumber, halfBitsToNumber, numberToBfloat16Bits, numberToHalfBits } from "../../runtime/artifact/half.ts";
@@ -137,6 +137,33 @@ describe.each(["scalar", "simd", "relaxed simd"] as const)("wasm math (%s)", (si
         const want = Math.max(Math.fround(x), c);
         expect(Number.isNaN(want) ? Number.isNaN(got[i]!) : Object.is(got[i], want), `max(${x}, ${c}) = ${got[i]}`).toBe(true);
       });
+    }
+  });
+
+  test("x + (−y) and (−y) + x (an SGD update's form; one f32x4.sub under SIMD) equal Math.fround(x − y) lane for lane, signed zeros, infinities, NaN and subnormals included", async () => {
+    // 18 values: four vectors and a scalar remainder of two
+    const xs = [NaN, -0, 0, -1e-45, 1e-45, -1, 1, Infinity, -Infinity, 2.5, -0, 3e38, -3e38, 1.5, 0, 7, 0.25, -0];
+    const ys = [1, 0, -0, 1e-45, 1e-45, -1, 3, Infinity, 1, NaN, -0, -3e38, 3e38, 1.5e-7, 0, -7, Infinity, 0];
+    const specs = [k.f32([xs.length]), k.f32([xs.length])];
+    const forms = {
+      "x + (−y)": (x: k.Tensor, y: k.Tensor) => x.add(y.neg()),
+      "(−y) + x": (x: k.Tensor, y: k.Tensor) => y.neg().add(x),
+      "x + (−y) with −y used twice (kept)": (x: k.Tensor, y: k.Tensor) => x.add(y.neg()).mul(y.neg().add(3)).add(y.neg().mul(0)),
+    };
+    for (const [name, fn] of Object.entries(forms)) {
+      const g = k.traceFunction("sub", fn as never, specs).graph;
+      const got = await run(g, { x: f32Tensor(xs), y: f32Tensor(ys) }, simd);
+      xs.forEach((xv, i) => {
+        const [x, y] = [Math.fround(xv), Math.fround(ys[i]!)];
+        const d = Math.fround(x - y);
+        const want = name.endsWith("(kept)") ? Math.fround(Math.fround(d * Math.fround(3 - y)) + Math.fround(-y * 0)) : d;
+        expect(Number.isNaN(want) ? Number.isNaN(got[i]!) : Object.is(got[i], want), `${name} at x = ${x}, y = ${y}: ${got[i]}`).toBe(true);
+      });
+      // the form: no f32x4.neg where the negation's only use is the add (0xfd 0xe1 0x01; f32x4.sub is 0xfd 0xe5 0x01)
+      if (simd === "scalar" || name.endsWith("(kept)")) continue;
+      const bytes = compileWasm(g, { raw: true, relaxedSimd: false }).artifact.kernels.map((kk) => decodeBase64(kk.source));
+      const has = (op: number): boolean => bytes.some((b) => b.some((v, i) => v === 0xfd && b[i + 1] === op && b[i + 2] === 0x01));
+      expect([has(0xe1), has(0xe5)]).toEqual([false, true]);
     }
   });
 
