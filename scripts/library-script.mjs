@@ -6,7 +6,8 @@
 // then holds every function compiled so far, not only the top level), as Python ships .pyc
 // files. So after the chunks are folded into dist/dsl/index.js:
 //   dist/dsl/module.js    the library as the ES module esbuild wrote (browsers: package.json's
-//                         "browser" condition and map; and Node without node:vm);
+//                         "browser" condition and map; Node under --enable-source-maps, which
+//                         maps modules' frames and not vm scripts');
 //   dist/dsl/library.js   the same text as one function expression, `(function (__kilnMeta_,
 //                         __kImp) { … return { exports } })`: `import.meta` → `__kilnMeta_`
 //                         and `import(` → `__kImp(` (the same lengths, so columns and the
@@ -131,13 +132,14 @@ export function cacheHeader(buildId, libraryUrl) {
 function entrySource(exportNames, buildId, encoding) {
   return `// Kiln's entry (scripts/library-script.mjs): the library is ./library.js, compiled through
 // vm.Script with V8's code cache ./library.cache where it was made for this build in this
-// place (KILN_LIBRARY_CACHE=0: never), or ./module.js where there is no node:vm.
+// place (KILN_LIBRARY_CACHE=0: never), or ./module.js where there is no node:vm, and under
+// --enable-source-maps (Node 20 maps the frames of modules, not of vm scripts).
 const proc = globalThis.process;
 const vm = proc?.getBuiltinModule?.("node:vm");
 const fs = proc?.getBuiltinModule?.("node:fs");
 const state = { codeCache: "none" };
 let lib;
-if (vm && fs) {
+if (vm && fs && !proc.sourceMapsEnabled) {
   const url = new URL("./library.js", import.meta.url);
   let cachedData;
   if (proc.env?.KILN_LIBRARY_CACHE === "0") state.codeCache = "off";
@@ -161,7 +163,7 @@ if (vm && fs) {
   lib = await import("./module.js");
 }
 // How the library loaded: "accepted" (the code cache), "rejected" (another V8 or other flags),
-// "elsewhere" (a cache made for another build or place), "none", "off", "module".
+// "elsewhere" (a cache made for another build or place), "none", "off", "module" (module.js).
 globalThis[Symbol.for("kiln.library")] = state;
 ${exportNames.map((n, i) => `const __e${i} = lib[${JSON.stringify(n)}];`).join("\n")}
 export { ${exportNames.map((n, i) => `__e${i} as ${n}`).join(", ")} };

@@ -41,6 +41,8 @@ interface ChildReport {
 let report: ChildReport;
 /** The child's import-only report for a copy of the built package in another folder. */
 let moved: Pick<ChildReport, "codeCache" | "error">;
+/** The same for the built package under --enable-source-maps. */
+let mapped: Pick<ChildReport, "codeCache" | "error">;
 
 const HOOKS = `
 import { appendFileSync } from "node:fs";
@@ -68,7 +70,7 @@ let error;
 try {
   await k.compile((a, b) => k.matmul(a, b), [k.f32([2, 3]), k.f32([4, 5])], { target: "cpu" });
 } catch (e) {
-  error = { message: e.message, files: [...e.stack.matchAll(/^\\s+at (?:.* \\()?(file:[^()\\s]*?):\\d+:\\d+\\)?$/gm)].map((m) => m[1]) };
+  error = { message: e.message, files: [...e.stack.matchAll(/^\\s+at (?:.* \\()?((?:file:|\\/)[^()\\s]*?):\\d+:\\d+\\)?$/gm)].map((m) => m[1]) };
 }
 if (process.env.KILN_IMPORT_ONLY) {
   console.log(JSON.stringify({ codeCache, error }));
@@ -117,11 +119,21 @@ beforeAll(() => {
     },
   });
   moved = JSON.parse(movedOut.trim().split("\n").at(-1)!) as typeof moved;
+  // Under --enable-source-maps the entry loads module.js, whose frames Node maps to the sources.
+  const mappedOut = execFileSync(process.execPath, ["--enable-source-maps", path.join(scratch, "child.mjs")], {
+    cwd: scratch,
+    encoding: "utf8",
+    env: { ...process.env, NODE_OPTIONS: "", KILN_IMPORT_ONLY: "1", KILN_LOAD_LOG: logFile, KILN_ENTRY: pathToFileURL(path.join(pkg, "dsl", "index.js")).href },
+  });
+  mapped = JSON.parse(mappedOut.trim().split("\n").at(-1)!) as typeof mapped;
 }, 120_000);
 
 afterAll(() => {
   if (scratch) rmSync(scratch, { recursive: true, force: true });
 });
+
+/** A stack frame's file: a file URL, or a path (frames Node maps through a source map). */
+const filePath = (f: string): string => (f.startsWith("file:") ? fileURLToPath(f) : f);
 
 /** The source files (from each chunk's source map) of the built modules among `urls` (dsl/index.js: the library.js it compiles). */
 function sourcesOf(urls: readonly string[]): string[] {
@@ -173,9 +185,10 @@ test("the entry compiles library.js with the V8 code cache the build wrote; a co
   // scripts/library-script.mjs: the cache names the folder it was made in, so only that folder uses it.
   expect(report.codeCache).toBe("accepted");
   expect(moved.codeCache).toBe("elsewhere");
+  expect(mapped.codeCache).toBe("module");
 });
 
-test("errors name the user's line and stack frames name real files, with and without the code cache", () => {
+test("errors name the user's line and stack frames name real files, with and without the code cache and under --enable-source-maps", () => {
   const line = CHILD.split("\n").findIndex((l) => l.includes("k.matmul(a, b)")) + 1;
   for (const [r, pkg] of [
     [report, path.join(scratch, "pkg")],
@@ -184,11 +197,16 @@ test("errors name the user's line and stack frames name real files, with and wit
     expect(r.error.message).toMatch(/shape mismatch in matmul/);
     // The user's frame, past Kiln's own (dsl/loc.ts), as a path relative to the working directory.
     expect(r.error.message).toMatch(new RegExp(`at child\\.mjs:${line}:\\d+$`));
-    const files = r.error.files.map((u) => fileURLToPath(u));
+    const files = r.error.files.map(filePath);
     expect(files).toContain(path.join(pkg, "dsl", "library.js"));
     expect(files).toContain(path.join(scratch, "child.mjs"));
     for (const f of files) expect(existsSync(f), f).toBe(true);
   }
+  // Source maps on: the same message, Kiln's frames mapped to its TypeScript sources.
+  expect(mapped.error.message).toMatch(new RegExp(`at child\\.mjs:${line}:\\d+$`));
+  const files = mapped.error.files.map(filePath);
+  expect(files.some((f) => f.startsWith(path.join(root, "dsl")) && f.endsWith(".ts"))).toBe(true);
+  for (const f of files) expect(existsSync(f), f).toBe(true);
 });
 
 test('import "kiln" loads one file of Kiln\'s, dsl/index.js (the chunks it needs are folded into it)', () => {
