@@ -168,7 +168,8 @@ export function sameStepText(stats: Readonly<Record<string, number>>): string {
   const copies = stats["ioCopiesOverCopy"];
   return (
     `${head} = ${(stats["ioBeyondOverCopy"] ?? beyond / copy).toFixed(2)}× one copy of its I/O made right after each step (${ms(copy)} ms) (aim ≤ 1.5×)` +
-    (copies === undefined ? "" : `; its write + read alone ${copies.toFixed(2)}×`)
+    (copies === undefined ? "" : `; its write + read alone ${copies.toFixed(2)}×`) +
+    (stats["ioBestOverBest"] === undefined ? "" : `; least step over least copy ${stats["ioBestOverBest"].toFixed(2)}×`)
   );
 }
 

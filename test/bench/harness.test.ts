@@ -170,9 +170,12 @@ describe("exe.run's host part within each step", () => {
     expect(s.beyondOverCopy).toBeCloseTo((1.3 / 1.2 + 1.1 / 1.0) / 2, 12);
     // write + read over the copy: 1.0/1.0, 1.0/0.9, 0.8/1.0, 1.2/1.2, sorted 0.8, 1.0, 1.0, 1.111 → 1.0.
     expect(s.copiesOverCopy).toBeCloseTo(1.0, 12);
+    // Least beyond 1.0 (the third step) over least copy 0.9 (the second).
+    expect(s.bestOverBest).toBeCloseTo(1.0 / 0.9, 12);
     expect(summarizeHostIo([])).toBeUndefined();
     expect(hostIoStats(undefined)).toEqual({});
     expect(Object.keys(hostIoStats(s)).sort()).toEqual([
+      "ioBestOverBest",
       "ioBeyondMs",
       "ioBeyondOverCopy",
       "ioCopiesOverCopy",
@@ -221,8 +224,8 @@ describe("exe.run's host part within each step", () => {
     expect(sameStepText(stats)).toBe(
       "exe.run beyond its kernels, within each step (median of 9): 1.10 ms (write 0.60, read 0.40, rest 0.10) = 1.16× one copy of its I/O made right after each step (0.95 ms) (aim ≤ 1.5×)",
     );
-    expect(sameStepText({ ...stats, ioCopiesOverCopy: 1.05 })).toBe(
-      "exe.run beyond its kernels, within each step (median of 9): 1.10 ms (write 0.60, read 0.40, rest 0.10) = 1.16× one copy of its I/O made right after each step (0.95 ms) (aim ≤ 1.5×); its write + read alone 1.05×",
+    expect(sameStepText({ ...stats, ioCopiesOverCopy: 1.05, ioBestOverBest: 1.02 })).toBe(
+      "exe.run beyond its kernels, within each step (median of 9): 1.10 ms (write 0.60, read 0.40, rest 0.10) = 1.16× one copy of its I/O made right after each step (0.95 ms) (aim ≤ 1.5×); its write + read alone 1.05×; least step over least copy 1.02×",
     );
     expect(sameStepText({ ...stats, ioCopyMs: 0.02 })).toBe(
       "exe.run beyond its kernels, within each step (median of 9): 1.10 ms (write 0.60, read 0.40, rest 0.10); one copy of its I/O takes 0.02 ms, too little to compare with",
