@@ -133,10 +133,11 @@ export function compileWith<Options, A extends Artifact, L>(
     }).result;
 
     const artifact = assembleArtifact(backend.name as A["target"], program, memory, rendered);
-    log(
-      1,
-      `compile @${graph.name} for ${backend.name}: ${artifact.stats.kernels} kernels, ${artifact.stats.bytesRead + artifact.stats.bytesWritten} bytes moved, peak ${artifact.stats.peakBytes} B, ${(performance.now() - started).toFixed(1)} ms (${stageTimes(run.timings)})`,
-    );
+    if (logs(1))
+      log(
+        1,
+        `compile @${graph.name} for ${backend.name}: ${artifact.stats.kernels} kernels, ${artifact.stats.bytesRead + artifact.stats.bytesWritten} bytes moved, peak ${artifact.stats.peakBytes} B, ${(performance.now() - started).toFixed(1)} ms (${stageTimes(run.timings)})`,
+      );
     if (logs(2)) for (const k of artifact.kernels) log(2, `kernel ${k.name}:\n${k.source}`);
     return {
       graph: g,

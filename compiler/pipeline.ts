@@ -180,7 +180,8 @@ export function runLevel<T>(run: PassRun, ir: T, passes: readonly Pass<T>[], lev
     if (run.options.verify) verifyOrFail(level, current, pass.name, () => level.print(before), step, run);
     if (run.wantsDump(pass.name)) run.emit(`${step}-${pass.name}${level.extension}`, level.print(current));
     if (logs(3)) log(3, `after ${pass.name}:\n${level.print(current)}`);
-    log(run.options.timePasses ? 0 : 2, `pass ${pass.name}: ${ms.toFixed(2)} ms, ${level.size(before)} -> ${level.size(current)}`);
+    const timeLevel = run.options.timePasses ? 0 : 2;
+    if (logs(timeLevel)) log(timeLevel, `pass ${pass.name}: ${ms.toFixed(2)} ms, ${level.size(before)} -> ${level.size(current)}`);
   }
   return current;
 }

@@ -39,6 +39,20 @@ export class GraphBuilder {
       }
       throw e;
     }
+    return this.push(spec, type);
+  }
+
+  /**
+   * Adds a node whose type is already known to be right: a node of a verified graph copied
+   * with operands of the same types (DCE, a rewrite sweep's unchanged nodes), or a rewrite's
+   * replacement that inferType already checked. No inference: `add` re-derived every node's
+   * type in each sweep only to find it equal.
+   */
+  addTyped(spec: NodeSpec, type: TensorType): ValueId {
+    return this.push(spec, type);
+  }
+
+  private push(spec: NodeSpec, type: TensorType): ValueId {
     if (spec.op === "input") {
       if (this.inputNames.has(spec.name)) throw new KilnError({ code: "invalid-argument", message: `duplicate input name '${spec.name}'` });
       this.inputNames.add(spec.name);
@@ -80,6 +94,10 @@ export function nodeMap(g: Graph): Map<ValueId, Node> {
 }
 
 export function nodeOf(g: Graph, id: ValueId): Node {
+  // A GraphBuilder numbers its nodes 0, 1, … in order, so node `id` is usually at index `id`:
+  // no map to build for each graph a pass makes (ids are unique, so a match is the node).
+  const at = g.nodes[id];
+  if (at !== undefined && at.id === id) return at;
   return nodeMap(g).get(id) ?? bug(`graph ${g.name}: value ${id} is not defined`);
 }
 

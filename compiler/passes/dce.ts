@@ -4,7 +4,7 @@
 
 import { GraphBuilder, nodeOf } from "../ir/graph.ts";
 import type { Graph, ValueId } from "../ir/types.ts";
-import { operands } from "../ir/op-schema.ts";
+import { operands, remapOperands } from "../ir/op-schema.ts";
 import { bug } from "../util/errors.ts";
 import type { Pass } from "./pass.ts";
 
@@ -29,7 +29,11 @@ export function eliminateDeadCode(g: Graph): Graph {
   const newId = new Map<ValueId, ValueId>();
   for (const n of g.nodes) {
     if (!live.has(n.id)) continue;
-    const id = builder.copy(n, (o) => newId.get(o) ?? bug(`dce: operand ${o} of %${n.id} dropped`));
+    // Every operand of a live node is live and keeps its type: the node's type stands (no re-inference).
+    const id = builder.addTyped(
+      remapOperands(n, (o) => newId.get(o) ?? bug(`dce: operand ${o} of %${n.id} dropped`)),
+      n.type,
+    );
     newId.set(n.id, id);
   }
   return builder.build(g.outputs.map((o) => ({ ...o, value: newId.get(o.value) ?? bug(`dce: output ${o.name} dropped`) })));

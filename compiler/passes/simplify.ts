@@ -2,7 +2,7 @@
 // the rewrite engine to a fixpoint, with CSE built in, then DCE. Input graphs are never
 // mutated; the result is fresh, verifies, and keeps the source locations of what it replaced.
 
-import { log } from "../debug.ts";
+import { log, logs } from "../debug.ts";
 import type { Graph } from "../ir/types.ts";
 import type { Pass, PassContext } from "./pass.ts";
 import { eliminateDeadCode } from "./dce.ts";
@@ -20,7 +20,7 @@ export const simplify: Pass = {
     const { graph, stats } = simplifyGraph(g);
     const fired = Object.fromEntries([...stats.fired].sort(([a], [b]) => (a < b ? -1 : 1)));
     ctx.facts.set("simplify", { fired, merged: stats.merged, sweeps: stats.sweeps, nodesBefore: g.nodes.length, nodesAfter: graph.nodes.length });
-    log(1, `simplify: ${g.nodes.length} -> ${graph.nodes.length} nodes, ${stats.merged} merged`, fired);
+    if (logs(1)) log(1, `simplify: ${g.nodes.length} -> ${graph.nodes.length} nodes, ${stats.merged} merged`, fired);
     return graph;
   },
 };

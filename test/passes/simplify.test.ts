@@ -10,6 +10,8 @@ import type { DType } from "../../compiler/ir/dtype.ts";
 import { eliminateCommonSubexpressions } from "../../compiler/passes/cse.ts";
 import { eliminateDeadCode } from "../../compiler/passes/dce.ts";
 import { simplifyGraph } from "../../compiler/passes/simplify.ts";
+import { rewriteToFixpoint } from "../../compiler/passes/rewrite.ts";
+import { SIMPLIFY_RULES } from "../../compiler/passes/simplify-rules.ts";
 import { verifyGraph } from "../../compiler/ir/verifier.ts";
 import { randomGraph, randomInputs } from "../util/random-graph.ts";
 import { traceFunction, type InputSpec } from "../../dsl/trace.ts";
@@ -28,6 +30,15 @@ function splat(b: GraphBuilder, value: number, shape: number[], dtype: DType = "
 
 const simplified = (g: Graph): Graph => simplifyGraph(g).graph;
 const ops = (g: Graph): string[] => g.nodes.map((n) => n.op);
+
+/** The rewrite engine's one sweep is a fixpoint (compiler/passes/rewrite.ts): a second one over its result (dead nodes and all) fires no rule, merges nothing and rebuilds the same graph. */
+function expectOneSweepFixpoint(g: Graph): void {
+  const swept = rewriteToFixpoint(g, SIMPLIFY_RULES).graph;
+  const again = rewriteToFixpoint(swept, SIMPLIFY_RULES);
+  expect([...again.stats.fired]).toEqual([]);
+  expect(again.stats.merged).toBe(0);
+  expect(again.graph).toEqual(swept);
+}
 const outputNode = (g: Graph, i = 0): Node => g.nodes.find((n) => n.id === g.outputs[i]!.value)!;
 
 function oneInput(build: (b: GraphBuilder, x: ValueId) => ValueId, type: TensorType = f32(2, 3)): Graph {
@@ -292,6 +303,7 @@ describe("simplified graphs evaluate like the originals", () => {
     const s = simplified(graph);
     expect(s.nodes.length).toBeLessThanOrEqual(graph.nodes.length);
     for (const seed of [1, 2, 3]) expectSameValues(graph, s, seed);
+    expectOneSweepFixpoint(graph);
   });
 });
 
@@ -307,5 +319,6 @@ describe("on random graphs", () => {
     expect(s.nodes.length).toBeLessThanOrEqual(g.nodes.length);
     expectSameValues(g, s, seed);
     expect(simplified(s)).toEqual(s);
+    expectOneSweepFixpoint(g);
   });
 });
