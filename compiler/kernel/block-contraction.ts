@@ -28,6 +28,7 @@ import {
   modIndex,
   mulIndex,
   digitExtents,
+  ShiftedSubstitution,
   simplifyUnderPred,
   substitute,
   unflattenIndex,
@@ -51,7 +52,7 @@ import {
 import { chooseLaneAxes } from "./lane-axis.ts";
 import { panelPrologues } from "./panel-prologue.ts";
 import { packsInProducers } from "./pack-in-producer.ts";
-import { copyExprs, copySectionBody } from "./tile.ts";
+import { copyExprs, copySectionBody, type IndexSubstitute } from "./tile.ts";
 import { copiedRows } from "./symbolic-bound.ts";
 import { renameBuffers, sectionShape } from "./section-key.ts";
 import { chunkChain, linkChunk, type ChainLink } from "./chunk-chain.ts";
@@ -417,17 +418,24 @@ function copyBlock(s: Section, rowVar: IndexVar, colVar: IndexVar, rows: number,
   const domain = [...s.domain.slice(0, rank - 2), ...blocks, ...(laneAxis ? [lane] : [])];
   const sb = new SectionBuilder(domain);
   const colCopies = laneAxis ? cols / LANES : cols;
+  const colAt = (c: number): IndexExpr =>
+    laneAxis
+      ? addIndex(mulIndex(fromAtom(colBlock), cols), constIndex(c * LANES), fromAtom(lane))
+      : addIndex(mulIndex(fromAtom(colBlock), cols), constIndex(c));
+  const varMapAt = (r: number, c: number): Map<string, IndexExpr> =>
+    new Map<string, IndexExpr>([
+      [rowVar.name, addIndex(rowBase, constIndex(r))],
+      [colVar.name, colAt(c)],
+    ]);
+  // The copies' substitutions differ only in the constants r and c·4 (or c): each index is substituted once.
+  const shifted = new ShiftedSubstitution(varMapAt(0, 0), [rowVar.name, colVar.name]);
   for (let r = 0; r < rows; r++)
     for (let c = 0; c < colCopies; c++) {
-      const col: IndexExpr = laneAxis
-        ? addIndex(mulIndex(fromAtom(colBlock), cols), constIndex(c * LANES), fromAtom(lane))
-        : addIndex(mulIndex(fromAtom(colBlock), cols), constIndex(c));
-      const varMap = new Map<string, IndexExpr>([
-        [rowVar.name, addIndex(rowBase, constIndex(r))],
-        [colVar.name, col],
-      ]);
-      const ids = copySectionBody(s, sb, varMap);
-      for (const st of s.stores) sb.store(st.buffer, substitute(st.index, varMap), ids[st.value]!);
+      const varMap = varMapAt(r, c);
+      const offsets = [r, laneAxis ? c * LANES : c];
+      const at: IndexSubstitute = (e, map, mapRef) => shifted.apply(e, offsets, map, mapRef);
+      const ids = copySectionBody(s, sb, varMap, at);
+      for (const st of s.stores) sb.store(st.buffer, at(st.index, varMap), ids[st.value]!);
     }
   return { ...sb.build(), ...sectionSource(s) };
 }

@@ -402,6 +402,54 @@ export function substitute(e: IndexExpr, map: ReadonlyMap<string, IndexExpr>, ma
   return normalize(terms, constant);
 }
 
+/**
+ * A family of substitutions that differ only in constant offsets of the values some variables
+ * get: a register block's copies of a section body (row := base + r, col := base' + 4c, one
+ * copy per r and c). substitute(e, base + offsets) is substitute(e, base) with its constant
+ * moved by Σ coef·offset over e's own terms in those variables, wherever they appear in e only
+ * as plain terms (normalize merges and orders terms the same whatever the constant): so each
+ * expression is substituted once, not once per copy. An expression with such a variable inside
+ * a division or remainder, or with a data atom (renumbered per copy), is substituted in full.
+ */
+export class ShiftedSubstitution {
+  private readonly prepared = new WeakMap<IndexExpr, { readonly at0: IndexExpr; readonly coefs: readonly number[] } | null>();
+  /** `base`: the substitution at offsets 0; `shifted`: the variables whose values the offsets move. */
+  constructor(
+    private readonly base: ReadonlyMap<string, IndexExpr>,
+    private readonly shifted: readonly string[],
+  ) {}
+
+  /** substitute(e, map, mapRef), where `map` is `base` with shifted[i] moved by offsets[i]. */
+  apply(e: IndexExpr, offsets: readonly number[], map: ReadonlyMap<string, IndexExpr>, mapRef?: (ref: number) => number): IndexExpr {
+    let p = this.prepared.get(e);
+    if (p === undefined) {
+      p = this.prepare(e);
+      this.prepared.set(e, p);
+    }
+    if (p === null) return substitute(e, map, mapRef);
+    let constant = p.at0.constant;
+    for (let i = 0; i < offsets.length; i++) constant += p.coefs[i]! * offsets[i]!;
+    return constant === p.at0.constant ? p.at0 : { terms: p.at0.terms, constant };
+  }
+
+  private prepare(e: IndexExpr): { readonly at0: IndexExpr; readonly coefs: readonly number[] } | null {
+    const coefs = this.shifted.map(() => 0);
+    for (const t of e.terms) {
+      const a = t.atom;
+      if (a.kind === "data") return null;
+      if (a.kind === "var") {
+        const i = this.shifted.indexOf(a.name);
+        if (i >= 0) coefs[i]! += t.coef;
+        continue;
+      }
+      if (indexDataRefs(a.x).size > 0) return null;
+      const inner = indexVars(a.x);
+      if (this.shifted.some((v) => inner.has(v))) return null;
+    }
+    return { at0: substitute(e, this.base), coefs };
+  }
+}
+
 export function substitutePred(p: IndexPred, map: ReadonlyMap<string, IndexExpr>, mapRef?: (ref: number) => number): IndexPred {
   if (p === false) return false;
   let out: IndexPred = [];

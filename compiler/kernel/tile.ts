@@ -42,9 +42,12 @@ export function tileSection(s: Section): Section {
   return { ...sb.build({ rowVar: rowVar.name, colVar: colVar.name, rows, cols }), ...sectionSource(s) };
 }
 
+/** substitute's signature (compiler/kernel/index-expr.ts): how copyExprs maps an index. */
+export type IndexSubstitute = (e: IndexExpr, map: ReadonlyMap<string, IndexExpr>, mapRef?: (ref: number) => number) => IndexExpr;
+
 /** Re-adds a section's expressions and contraction facts to `sb` with variables substituted; returns the new id of each old id. */
-export function copySectionBody(s: Section, sb: SectionBuilder, varMap: ReadonlyMap<string, IndexExpr>): ExprId[] {
-  const ids = copyExprs(s.exprs, sb, varMap);
+export function copySectionBody(s: Section, sb: SectionBuilder, varMap: ReadonlyMap<string, IndexExpr>, substituteIndex?: IndexSubstitute): ExprId[] {
+  const ids = copyExprs(s.exprs, sb, varMap, undefined, undefined, substituteIndex);
   for (const d of s.dots ?? []) sb.markDot(ids[d.reduce]!, ids[d.lhs]!, ids[d.rhs]!);
   return ids;
 }
@@ -61,6 +64,8 @@ export function copyExprs(
   only?: ReadonlySet<ExprId>,
   /** Called with each copied expression's old and new id; what it returns stands for the old id from then on. */
   after?: (id: ExprId, copied: ExprId) => ExprId,
+  /** What substitute(index, varMap, mapRef) gives, where the caller knows it faster (ShiftedSubstitution). */
+  substituteIndex: IndexSubstitute = substitute,
 ): ExprId[] {
   const ids: ExprId[] = [];
   const ref = (id: number): number => ids[id] ?? bug(`tile: expr ${id} used before definition`);
@@ -78,16 +83,16 @@ export function copyExprs(
     let copy: KExpr;
     switch (e.op) {
       case "load":
-        copy = { ...e, index: substitute(e.index, varMap, ref), valid: substitutePred(e.valid, varMap, ref) };
+        copy = { ...e, index: substituteIndex(e.index, varMap, ref), valid: substitutePred(e.valid, varMap, ref) };
         break;
       case "index":
-        copy = { ...e, index: substitute(e.index, varMap, ref) };
+        copy = { ...e, index: substituteIndex(e.index, varMap, ref) };
         break;
       case "valid":
         copy = { ...e, pred: substitutePred(e.pred, varMap, ref) };
         break;
       case "rng":
-        copy = { ...e, seed: ref(e.seed), counter: substitute(e.counter, varMap, ref) };
+        copy = { ...e, seed: ref(e.seed), counter: substituteIndex(e.counter, varMap, ref) };
         break;
       case "const":
         copy = e;
