@@ -70,12 +70,32 @@ export function blockContractions(p: KernelProgram, shareBlocks = true): KernelP
   const symbolic = p.buffers.some((b) => b.symbolic !== undefined || b.dimMax !== undefined);
   // Outputs that replace an input (an SGD update): the memory plan may give them the input's slot.
   const inPlace = new Set(p.outputs.filter((o) => o.aliases !== undefined).map((o) => o.buffer));
+  // Sections are keyed (sectionShape prints the whole section) only once a second one could
+  // match: the first of each domain, size and flags waits here unkeyed (most sections of a
+  // small model are unique, and a key costs as much as a copy of the body).
+  const unkeyed = new Map<string, { readonly flags: string; readonly source: Section; readonly section: Section }>();
+  const keyedRough = new Set<string>();
   const blockSection = (s: Section, packed = false, leftPacked = false): Section => {
     const shape = { packed, leftPacked, symbolic, inPlace };
     if (!shareBlocks || !s.dots?.length) return blockOneSection(s, shape); // nothing to block: not worth a key
-    const sh = sectionShape(s);
     // (whether it stores over an input decides wideRows: not in the shape, which renames buffers)
-    const key = `${packed}/${leftPacked}/${s.stores.some((st) => inPlace.has(st.buffer))}\n${sh.key}`;
+    const flags = `${packed}/${leftPacked}/${s.stores.some((st) => inPlace.has(st.buffer))}`;
+    // Sections with equal keys have equal domains and as many expressions and stores.
+    const rough = `${flags} ${s.domain.map((v) => `${v.name}<${v.extent}`).join(",")} ${s.exprs.length} ${s.stores.length}`;
+    const first = unkeyed.get(rough);
+    if (first === undefined && !keyedRough.has(rough)) {
+      const section = blockOneSection(s, shape);
+      unkeyed.set(rough, { flags, source: s, section });
+      return section;
+    }
+    if (first !== undefined) {
+      const sh0 = sectionShape(first.source);
+      blocked.set(`${first.flags}\n${sh0.key}`, { buffers: sh0.buffers, section: first.section });
+      unkeyed.delete(rough);
+      keyedRough.add(rough);
+    }
+    const sh = sectionShape(s);
+    const key = `${flags}\n${sh.key}`;
     const seen = blocked.get(key);
     if (!seen) {
       const section = blockOneSection(s, shape);
@@ -440,7 +460,12 @@ function copyBlock(s: Section, rowVar: IndexVar, colVar: IndexVar, rows: number,
   return { ...sb.build(), ...sectionSource(s) };
 }
 
-function freeVars(exprs: readonly KExpr[]): Set<string>[] {
+/** Each expression's free variables, per expression list: the pass asks for one section's several times (the probes, the packs, the block). */
+const freeVarsOf = new WeakMap<readonly KExpr[], readonly ReadonlySet<string>[]>();
+
+function freeVars(exprs: readonly KExpr[]): readonly ReadonlySet<string>[] {
+  const known = freeVarsOf.get(exprs);
+  if (known) return known;
   const free: Set<string>[] = [];
   exprs.forEach((e, id) => {
     const vs = exprOwnVars(e);
@@ -448,6 +473,7 @@ function freeVars(exprs: readonly KExpr[]): Set<string>[] {
     if (isReduceExpr(e)) for (const v of e.vars) vs.delete(v.name);
     free[id] = vs;
   });
+  freeVarsOf.set(exprs, free);
   return free;
 }
 
