@@ -43,10 +43,11 @@ type Kind = "score" | "row" | "scoreT" | "keyT";
 /** Every attention backward in `g` (softmaxes over the last axis whose gradient is found whole) whose scores `wanted` accepts. */
 export function findAttentionRegions(g: Graph, wanted: (score: ValueId) => boolean = () => true): AttentionRegion[] {
   const regions: AttentionRegion[] = [];
-  const position = new Map(g.nodes.map((n, i) => [n.id, i]));
+  let position: Map<ValueId, number> | undefined; // built at the first wanted softmax (a small model's have none)
   for (const n of g.nodes) {
     const softmax = n.op === "reduce_sum" ? matchSoftmaxSum(g, n.id) : undefined;
     if (!softmax || !wanted(softmax.score)) continue;
+    position ??= new Map(g.nodes.map((m, i) => [m.id, i]));
     const region = regionOf(g, position, softmax.score, softmax.absorbed, softmax.max, softmax.sum);
     if (region) regions.push(region);
   }
