@@ -114,14 +114,16 @@ export function emitSection(
   const fusedMuls = simd && opts.fma === true ? fusableProducts(s) : new Set<ExprId>();
   const subtracted = simd ? subtractedNegations(s) : new Set<ExprId>();
   // Per reduction, the first store whose value is computed from it (a wide block stores its sums there first).
+  // One walk for all stores, in order: an expression an earlier store reached has every
+  // reduction under it assigned already, so a later store need not walk it again.
   const firstStoreOf = new Map<ExprId, Store>();
+  const reached = new Set<ExprId>();
   for (const st of s.stores) {
-    const seen = new Set<ExprId>();
     const walk = (id: ExprId): void => {
-      if (seen.has(id)) return;
-      seen.add(id);
+      if (reached.has(id)) return;
+      reached.add(id);
       const e = exprs[id]!;
-      if ((e.op === "reduce_sum" || e.op === "reduce_max") && !firstStoreOf.has(id)) firstStoreOf.set(id, st);
+      if (e.op === "reduce_sum" || e.op === "reduce_max") firstStoreOf.set(id, st);
       if (!isReduceExpr(e)) for (const o of exprOperands(e)) walk(o);
     };
     walk(st.value);
@@ -240,19 +242,24 @@ export function emitSection(
     return index.constant * bytes;
   };
 
-  const env = (lane: number): IndexEnv => ({
-    ...(lane === 0 ? { address: pointerAddress } : {}),
-    pushVar: (name) => {
+  // One environment per lane for the whole section (its functions read `region` when called):
+  // made per address emitted, the object and its closures were the render's largest self time.
+  const envs: IndexEnv[] = [];
+  const laneEnv = (lane: number): IndexEnv => {
+    const pushVar = (name: string): void => {
       fb.get(varLocal(name));
       if (lane > 0 && region?.vecVar === name) fb.i32(lane).op(Op.i32Add);
-    },
-    pushData: (ref) => {
+    };
+    const pushData = (ref: ExprId): void => {
       if (region?.varies(ref)) extractLane({ fb }, vecLocals.get(ref) ?? bug(`wasm: vector ${ref} not computed`), "i32", lane);
       else fb.get(scalarLocals.get(ref) ?? bug(`wasm: scalar ${ref} not computed`));
-    },
-  });
+    };
+    return lane === 0 ? { address: pointerAddress, pushVar, pushData } : { pushVar, pushData };
+  };
+  const env = (lane: number): IndexEnv => (envs[lane] ??= laneEnv(lane));
   const pushScalar = (id: ExprId): void => void fb.get(scalarLocals.get(id) ?? bug(`wasm: scalar ${id} not computed in ${name}`));
-  const scalarCtx = (): ScalarCtx => ({ fb, exprs, helpers, buffer, push: pushScalar, env: env(0) });
+  let scalarCtxOnce: ScalarCtx | undefined;
+  const scalarCtx = (): ScalarCtx => (scalarCtxOnce ??= { fb, exprs, helpers, buffer, push: pushScalar, env: env(0) });
   const vectorCtx = (r: Region): VectorCtx => ({
     fb,
     exprs,

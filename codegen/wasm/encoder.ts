@@ -142,8 +142,13 @@ const F32_SCRATCH_BYTES = new Uint8Array(F32_SCRATCH.buffer);
 
 /** Bytes appended to a growable Uint8Array (a module of a big kernel is megabytes: no per-byte JS array). */
 export class ByteWriter {
-  private buf = new Uint8Array(64);
+  private buf: Uint8Array;
   private n = 0;
+
+  /** `capacity`: the bytes it holds before it first grows (a writer whose size is known ahead copies nothing). */
+  constructor(capacity = 64) {
+    this.buf = new Uint8Array(capacity);
+  }
 
   get length(): number {
     return this.n;
@@ -306,9 +311,18 @@ export function assembleModule(spec: ModuleSpec): Uint8Array<ArrayBuffer> {
   for (const f of spec.funcs) typeOf(f.type);
 
   // Every section is written into one scratch writer, then copied behind its id and length:
-  // no writer per item (a big program assembles hundreds of modules).
-  const out = new ByteWriter().raw([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
-  const content = new ByteWriter();
+  // no writer per item (a big program assembles hundreds of modules). Both start at about the
+  // module's size (the code is most of it), so neither grows and copies as it fills.
+  let codeBytes = 0;
+  let largest = 64;
+  for (const f of spec.funcs) {
+    const bytes = f.body.length + 2 * f.locals.length + 8;
+    codeBytes += bytes;
+    largest = Math.max(largest, bytes);
+  }
+  const room = codeBytes + 64 * (spec.imports.length + spec.funcs.length + spec.globals.length) + 2 * (spec.comment?.length ?? 0) + 64;
+  const out = new ByteWriter(room + 64).raw([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
+  const content = new ByteWriter(room);
   const flush = (id: number): void => {
     out.section(id, content);
     content.reset();
@@ -341,7 +355,7 @@ export function assembleModule(spec: ModuleSpec): Uint8Array<ArrayBuffer> {
   spec.globals.forEach((g, i) => content.name(g.name).u8(0x03).u32(i));
   flush(7);
   content.u32(spec.funcs.length);
-  const fn = new ByteWriter();
+  const fn = new ByteWriter(largest);
   for (const f of spec.funcs) {
     // Locals run-length encoded by type.
     const runs: [number, ValType][] = [];

@@ -11,7 +11,7 @@ import { rowBounds, sizeBuffer } from "../../compiler/kernel/symbolic-bound.ts";
 import type { ArtifactKernel } from "../../runtime/artifact/format.ts";
 import { bug, KilnError } from "../../compiler/util/errors.ts";
 import { artifactLayout, layoutMemory, pinnedSlots, type WasmStateRegion } from "../../runtime/artifact/wasm-layout.ts";
-import { assembleModule, ByteWriter, Op, type DefinedFunc, type ExportedGlobal, type FuncType } from "./encoder.ts";
+import { assembleModule, ByteWriter, Op, type DefinedFunc, type ExportedGlobal } from "./encoder.ts";
 import { sectionSourceNote } from "../../compiler/kernel/print.ts";
 import { sectionShape } from "../../compiler/kernel/section-key.ts";
 import type { BufferPlace, Relocation } from "./func-builder.ts";
@@ -156,7 +156,7 @@ export function buildKernelModule(
   // functions up front (runtime/wasm/engine.ts), and 8 helpers in every module were most of an
   // MLP step's functions.
   const called = new Set(sections.flatMap((s) => [...s.calls]));
-  const helpers = Array.from({ length: HELPER_COUNT }, (_, i) => (called.has(HOST_IMPORTS.length + i) ? helperFunc(i) : helperStub(helperType(i))));
+  const helpers = Array.from({ length: HELPER_COUNT }, (_, i) => (called.has(HOST_IMPORTS.length + i) ? helperFunc(i) : helperStub(i)));
   return assembleModule({
     memoryPages: pages,
     maxPages,
@@ -167,11 +167,10 @@ export function buildKernelModule(
   });
 }
 
-/** A helper's type with an `unreachable` body: its index stays, its code goes. */
-function helperStub(type: FuncType): DefinedFunc {
-  const body = new ByteWriter();
-  body.u8(Op.unreachable);
-  return { type, locals: [], body };
+/** Helper `i`'s type with an `unreachable` body: its index stays, its code goes (one object per helper: assembleModule only reads it). */
+const stubs: DefinedFunc[] = [];
+function helperStub(i: number): DefinedFunc {
+  return (stubs[i] ??= { type: helperType(i), locals: [], body: new ByteWriter(1).u8(Op.unreachable) });
 }
 
 /**
@@ -208,8 +207,9 @@ export class SectionCache {
     this.rebased++;
     const localOf = new Map(seen.buffers.map((id, i) => [id, i]));
     const relocations: Relocation[] = [];
-    const body = new ByteWriter();
     const from = seen.func.func.body.toBytes();
+    // A re-based address takes at most 5 bytes as it may have taken 1: room for that, no growing.
+    const body = new ByteWriter(from.length + 4 * seen.func.relocations.length + 16);
     let copied = 0;
     for (const r of seen.func.relocations) {
       const target = places[localOf.get(r.buffer) ?? bug(`wasm: relocation of buffer ${r.buffer} outside its section`)]!;

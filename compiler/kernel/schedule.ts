@@ -171,7 +171,7 @@ export function scheduleSection(s: Section): ScheduleItem[] {
       if (done.has(it)) return;
       if (visiting.has(it)) bug("schedule: cyclic placement");
       visiting.add(it);
-      for (const d of [...it.deps].sort((a, b) => a - b)) {
+      for (const d of it.deps.size > 1 ? [...it.deps].sort((a, b) => a - b) : it.deps) {
         const p = providerOf.get(d);
         if (p && p !== it) visit(p);
       }
