@@ -54,7 +54,7 @@ const split = await build({
 await inlineStartupChunks(split.metafile);
 // The library as a script with V8's code cache, behind a small entry (scripts/library-script.mjs).
 splitLibrary(path.join(dist, "dsl"));
-if (!process.argv.includes("--no-code-cache")) writeLibraryCodeCache(path.join(dist, "dsl"));
+writeLibraryCodeCache(path.join(dist, "dsl"), !process.argv.includes("--no-code-cache"));
 if (!jsOnly) {
   const tsc = spawnSync(
     process.execPath,

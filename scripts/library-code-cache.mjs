@@ -1,23 +1,72 @@
-// Writes V8's code cache of the built library (scripts/library-script.mjs says why):
+// Writes V8's code cache of the built library (scripts/library-script.mjs says why). The build
+// runs it on the dist/ it wrote, and ships it as dist/dsl/write-library-cache.js, so a package
+// installed elsewhere can make its own (a cache names the folder it was made in):
 //   node scripts/library-code-cache.mjs <dist/dsl>
-// Compiles dist/dsl/library.js as the entry does (the same source, so V8's source check holds;
-// the file name does not enter it but stays in the cache: the entry checks the header), runs a
-// small MLP training step and a transformer block's through it on the cpu target (compile, one
-// run), so the functions a first compile runs have their bytecode, then writes script.createCachedData() to library.cache. Kiln sets V8 flags during
-// a cpu compile (runtime/wasm/engine.ts, compiler/util/js-tiering.ts) and V8 stamps the cache
-// with the flags in force: they go back to V8's defaults first, or every fresh process would
-// reject it (the build checks that one takes it: writeLibraryCodeCache).
-import { execFileSync } from "node:child_process";
+//   node node_modules/kiln/dist/dsl/write-library-cache.js        (its own folder)
+// It runs itself again with --write in a fresh process (no NODE_OPTIONS), which compiles
+// library.js as the entry does (the same source, so V8's source check holds; the file name
+// does not enter that check but stays in the cache: the entry checks the header), runs a small
+// MLP training step and a transformer block's through it on the cpu target (compile, one run),
+// so the functions a first compile runs have their bytecode, then writes
+// script.createCachedData() to library.cache. Kiln sets V8 flags during a cpu compile
+// (runtime/wasm/engine.ts, compiler/util/js-tiering.ts) and V8 stamps the cache with the flags
+// in force: they go back to V8's defaults first, or every fresh process would reject it. Then a
+// third process checks that V8 takes the cache; where it does not, the cache is removed and the
+// exit status is 1 (the entry compiles library.js from source then, as without one).
+import { execFileSync, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { readFileSync, realpathSync, writeFileSync } from "node:fs";
+import { readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { pathToFileURL } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import v8 from "node:v8";
 import vm from "node:vm";
-import { cacheHeader } from "./library-script.mjs";
 
+/**
+ * The first line of library.cache, padded with spaces to a multiple of 8 bytes (V8 copies
+ * cache data that is not aligned): library.js's content hash and file URL. The entry
+ * (scripts/library-script.mjs, entrySource) hands V8 the rest only when both are its own.
+ */
+function cacheHeader(buildId, libraryUrl) {
+  const head = `kiln-library-cache ${buildId} ${libraryUrl}`;
+  return `${head}${" ".repeat(7 - (head.length % 8))}\n`;
+}
+
+const writing = process.argv.includes("--write");
+const dirArg = process.argv.slice(2).find((a) => a !== "--write");
 // The real path: Node's ESM loader gives the entry its realpath's URL.
-const dslDir = realpathSync(path.resolve(process.argv[2] ?? ""));
+const dslDir = realpathSync(dirArg === undefined ? path.dirname(fileURLToPath(import.meta.url)) : path.resolve(dirArg));
+const cacheFile = path.join(dslDir, "library.cache");
+if (!writing) {
+  rmSync(cacheFile, { force: true });
+  const env = { ...process.env, NODE_OPTIONS: "" };
+  delete env.KILN_COMPILE_CACHE;
+  const written = spawnSync(process.execPath, [fileURLToPath(import.meta.url), "--write", dslDir], { encoding: "utf8", env, timeout: 120_000 });
+  let problem;
+  if (written.status !== 0) problem = `writing it failed: ${written.stderr.trim().split("\n").slice(-3).join(" ")}`;
+  else {
+    const check = spawnSync(
+      process.execPath,
+      [
+        "-e",
+        `const fs = require("node:fs"), vm = require("node:vm");
+const bytes = fs.readFileSync(process.argv[2]);
+const s = new vm.Script(fs.readFileSync(process.argv[1], "utf8"), { filename: "check", cachedData: bytes.subarray(bytes.indexOf(10) + 1) });
+process.stdout.write(s.cachedDataRejected ? "rejected" : "accepted");`,
+        path.join(dslDir, "library.js"),
+        cacheFile,
+      ],
+      { encoding: "utf8", env },
+    );
+    if (check.stdout !== "accepted") problem = `V8 rejects the cache written (${check.stdout || check.stderr.trim()})`;
+  }
+  if (problem !== undefined) {
+    rmSync(cacheFile, { force: true });
+    process.stderr.write(`kiln: no library code cache in ${dslDir}: ${problem}\n`);
+    process.exit(1);
+  }
+  process.exit(0);
+}
+
 const libraryUrl = pathToFileURL(path.join(dslDir, "library.js"));
 const entryUrl = new URL("./index.js", libraryUrl);
 const source = readFileSync(libraryUrl, "utf8");
@@ -85,5 +134,5 @@ for (const flag of RESET) {
   if (m) v8.setFlagsFromString(m[1]);
 }
 const buildId = createHash("sha256").update(source).digest("hex").slice(0, 16);
-writeFileSync(path.join(dslDir, "library.cache"), Buffer.concat([Buffer.from(cacheHeader(buildId, libraryUrl.href), "latin1"), script.createCachedData()]));
+writeFileSync(cacheFile, Buffer.concat([Buffer.from(cacheHeader(buildId, libraryUrl.href), "latin1"), script.createCachedData()]));
 process.exit(0);

@@ -13,7 +13,8 @@
 //                         and `import(` → `__kImp(` (the same lengths, so columns and the
 //                         source map hold; its map is module.js's one line lower);
 //   dist/dsl/library.cache  V8's code cache of library.js after a cpu compile and run of a
-//                         small training step (writeLibraryCodeCache, scripts/library-code-cache.mjs);
+//                         small training step (writeLibraryCodeCache, scripts/library-code-cache.mjs,
+//                         shipped as dist/dsl/write-library-cache.js);
 //   dist/dsl/index.js     the entry: compiles library.js through vm.Script with the cache,
 //                         calls it with its own import.meta and import(), re-exports its exports.
 // V8 rejects a cache made by another V8 version or under other V8 flags (script.cachedDataRejected):
@@ -116,19 +117,6 @@ export function assertNotReassigned(text, local, file) {
   if (assigned > 0) throw new Error(`build: ${file} exports ${local}, which it reassigns: a copy of the export would go stale`);
 }
 
-/**
- * The first line of library.cache, padded with spaces to a multiple of 8 bytes (V8 copies
- * cache data that is not aligned): the library's content hash and its file URL. V8 checks
- * only the source's length, and a cache keeps the file name it was made under (V8 11, Node
- * 20: stack frames would name the build's folder), so the entry uses a cache only for this
- * very library.js in this very place: built in place (a checkout, the bench), not a tarball
- * installed elsewhere.
- */
-export function cacheHeader(buildId, libraryUrl) {
-  const head = `kiln-library-cache ${buildId} ${libraryUrl}`;
-  return `${head}${" ".repeat(7 - (head.length % 8))}\n`;
-}
-
 function entrySource(exportNames, buildId, encoding) {
   return `// Kiln's entry (scripts/library-script.mjs): the library is ./library.js, compiled through
 // vm.Script with V8's code cache ./library.cache where it was made for this build in this
@@ -171,40 +159,17 @@ export { ${exportNames.map((n, i) => `__e${i} as ${n}`).join(", ")} };
 }
 
 /**
- * Runs scripts/library-code-cache.mjs in a fresh process (a small MLP training step compiled
- * and run on the cpu target through library.js, then V8's cache of it written to
- * library.cache), then checks in another fresh process that V8 takes it. Where it does not
- * (a V8 flag the writer does not put back, say), the build drops the cache with a warning: the
- * entry then compiles from source.
+ * Writes library.cache beside library.js (scripts/library-code-cache.mjs, in fresh processes,
+ * checking that V8 takes it) and ships that script as dsl/write-library-cache.js, for a
+ * package installed elsewhere. Where V8 does not take the cache (a V8 flag the writer does not
+ * put back, say), the build warns and dist/ has none: the entry then compiles from source.
  */
-export function writeLibraryCodeCache(dslDir) {
-  const cache = path.join(dslDir, "library.cache");
-  rmSync(cache, { force: true });
-  const env = { ...process.env, NODE_OPTIONS: "" };
-  delete env.KILN_COMPILE_CACHE;
-  const written = spawnSync(process.execPath, [path.join(here, "library-code-cache.mjs"), dslDir], { encoding: "utf8", env, timeout: 120_000 });
-  if (written.status !== 0) {
-    console.warn(`build: no library code cache (writing it failed: ${written.stderr.trim().split("\n").slice(-3).join(" ")})`);
-    rmSync(cache, { force: true });
-    return false;
-  }
-  const check = spawnSync(
-    process.execPath,
-    [
-      "-e",
-      `const fs = require("node:fs"), vm = require("node:vm");
-const bytes = fs.readFileSync(process.argv[2]);
-const s = new vm.Script(fs.readFileSync(process.argv[1], "utf8"), { filename: "check", cachedData: bytes.subarray(bytes.indexOf(10) + 1) });
-process.stdout.write(s.cachedDataRejected ? "rejected" : "accepted");`,
-      path.join(dslDir, "library.js"),
-      cache,
-    ],
-    { encoding: "utf8", env },
-  );
-  if (check.stdout !== "accepted") {
-    console.warn(`build: V8 rejects the library code cache it wrote (${check.stdout || check.stderr.trim()}); dist/ ships without it`);
-    rmSync(cache, { force: true });
-    return false;
-  }
-  return true;
+export function writeLibraryCodeCache(dslDir, withCache) {
+  rmSync(path.join(dslDir, "library.cache"), { force: true });
+  const writer = path.join(dslDir, "write-library-cache.js");
+  writeFileSync(writer, readFileSync(path.join(here, "library-code-cache.mjs")));
+  if (!withCache) return false;
+  const written = spawnSync(process.execPath, [writer], { encoding: "utf8", timeout: 180_000 });
+  if (written.status !== 0) console.warn(`build: ${written.stderr.trim() || `the library code cache writer exited with ${written.status}`}`);
+  return written.status === 0;
 }
