@@ -401,7 +401,7 @@ export async function executableOf<Out>(
           return user;
         };
       } catch (e) {
-        return Promise.reject(e as Error);
+        return Promise.reject(atCaller(e, captureUserLoc()));
       }
       return store.serialized(async () => {
         for (let i = 0; i < warmup; i++) await runNow(take(), {}, { keep: new Set() }, false);
@@ -444,7 +444,8 @@ export async function executableOf<Out>(
         io = runIoOf(runOpts);
         runCount++;
       } catch (e) {
-        return Promise.reject(e as Error);
+        // Checked at the call: an error naming no place gets the caller's line (captured only on this path).
+        return Promise.reject(atCaller(e, captureUserLoc()));
       }
       const skip = runOpts.skipNonFinite === true;
       return store.serialized(() => runNow(user, devices, io, skip));

@@ -3,6 +3,7 @@
 // generator in init.ts; forward is the matching k.nn.functional op.
 
 import { KilnError } from "../compiler/util/errors.ts";
+import { captureUserLoc } from "./loc.ts";
 import { formatShape } from "../compiler/util/shape.ts";
 import { strictOptions } from "./options.ts";
 import { conv2d, conv2dKeys, convTranspose2d, convTranspose2dKeys, linear, type Conv2dOptions, type ConvTranspose2dOptions } from "./functional/conv.ts";
@@ -14,9 +15,9 @@ import { Module, Parameter } from "./module.ts";
 import type { Tensor } from "./tensor.ts";
 
 function positive(value: number, name: string, layer: string): number {
-  if (!Number.isInteger(value) || value < 1)
-    throw new KilnError({ code: "invalid-argument", message: `${layer}: ${name} must be a positive integer, got ${value}` });
-  return value;
+  if (Number.isInteger(value) && value >= 1) return value;
+  const loc = captureUserLoc();
+  throw new KilnError({ code: "invalid-argument", message: `${layer}: ${name} must be a positive integer, got ${value}`, ...(loc ? { loc } : {}) });
 }
 
 /**

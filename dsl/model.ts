@@ -98,24 +98,26 @@ export async function compileModel<P extends Readonly<Record<string, ModelProgra
 ): Promise<Model<P>> {
   const what = "k.compileModel";
   const callerLoc = captureUserLoc();
-  if (!(module instanceof Module)) throw usage("the first argument must be the module the programs use (k.nn.*)");
+  // The checks below name the caller's line, as k.compile's do.
+  const fail = (message: string): unknown => atCaller(usage(message), callerLoc);
+  if (!(module instanceof Module)) throw fail("the first argument must be the module the programs use (k.nn.*)");
   if (typeof programs !== "object" || programs === null || Array.isArray(programs))
-    throw usage("the second argument must be a record of programs, e.g. { train: k.trainStep(net, loss, opt), predict: (x) => net.call(x) }");
+    throw fail("the second argument must be a record of programs, e.g. { train: k.trainStep(net, loss, opt), predict: (x) => net.call(x) }");
   const names = Object.keys(programs);
-  if (names.length === 0) throw usage("no programs given");
+  if (names.length === 0) throw fail("no programs given");
   for (const name of names) {
-    if (reservedNames.has(name)) throw usage(`a program may not be named '${name}' (a property of the model)`);
+    if (reservedNames.has(name)) throw fail(`a program may not be named '${name}' (a property of the model)`);
     const p = programs[name];
-    if (typeof p !== "function" && !isProgram(p)) throw usage(`program '${name}' must be a function or a k.program, got ${typeof p}`);
+    if (typeof p !== "function" && !isProgram(p)) throw fail(`program '${name}' must be a function or a k.program, got ${typeof p}`);
   }
   const { modes: modeOption, ...compileOpts } = opts;
   const requested = compileOpts.target ?? "auto";
-  checkOptions(what, compileOpts, ["target", "name", "checkNumerics", ...targetOptionKeys(requested)]);
-  if (compileOpts.name !== undefined) throw usage("`name` does not apply: each program's graph is named after its key");
+  checkOptions(what, compileOpts, ["target", "name", "checkNumerics", ...targetOptionKeys(requested)], callerLoc);
+  if (compileOpts.name !== undefined) throw fail("`name` does not apply: each program's graph is named after its key");
   for (const key of Object.keys(modeOption ?? {})) {
-    if (!names.includes(key)) throw usage(`modes: '${key}' is not a program (programs: ${names.join(", ")})`);
+    if (!names.includes(key)) throw fail(`modes: '${key}' is not a program (programs: ${names.join(", ")})`);
     if (modeOption![key] !== "train" && modeOption![key] !== "eval")
-      throw usage(`modes.${key} must be "train" or "eval", got ${JSON.stringify(modeOption![key])}`);
+      throw fail(`modes.${key} must be "train" or "eval", got ${JSON.stringify(modeOption![key])}`);
   }
   // A deferred target's code loads while its device opens and the programs are traced, as in k.compile (targets/registry.ts).
   prepareTarget(requested, compileOpts as Readonly<Record<string, unknown>>);

@@ -101,7 +101,9 @@ export interface OptimizerGroupOptions<G> {
 const STEP: TensorType = { dtype: "i32", shape: [] };
 
 function check(ok: boolean, message: string): void {
-  if (!ok) throw new KilnError({ code: "invalid-argument", message });
+  if (ok) return;
+  const loc = captureUserLoc();
+  throw new KilnError({ code: "invalid-argument", message, ...(loc ? { loc } : {}) });
 }
 const nonNegative = (x: number): boolean => Number.isFinite(x) && x >= 0;
 

@@ -9,12 +9,15 @@
 
 import { KilnError } from "../compiler/util/errors.ts";
 import { strictOptions } from "./options.ts";
+import { captureUserLoc } from "./loc.ts";
 
 /** The learning rate for the step after `step` completed ones (0, 1, 2, …). */
 export type Schedule = (step: number) => number;
 
 function check(ok: boolean, message: string): void {
-  if (!ok) throw new KilnError({ code: "invalid-argument", message });
+  if (ok) return;
+  const loc = captureUserLoc();
+  throw new KilnError({ code: "invalid-argument", message, ...(loc ? { loc } : {}) });
 }
 const positive = (x: unknown): x is number => typeof x === "number" && Number.isFinite(x) && x > 0;
 const nonNegative = (x: unknown): x is number => typeof x === "number" && Number.isFinite(x) && x >= 0;

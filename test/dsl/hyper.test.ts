@@ -185,7 +185,12 @@ describe("runtime hyperparameters on the reference interpreter", () => {
 describe("errors", () => {
   test("an unknown hyperparameter or group, a key a group does not own, a bad value: one line naming it; nothing changes", async () => {
     const exe = await compileProbe(k.optim.adamW({ lr: 0.1 }, { groups: [{ name: "noDecay", params: ["bias"], weightDecay: 0 }] }));
-    const message = async (hyper: unknown) => (await rejectedKilnError(exe.run([GRADS[0]!], { hyper: hyper as k.HyperSettings }))).message;
+    // Each names the exe.run call's line (checked at the call); the text before it is what is compared.
+    const message = async (hyper: unknown) => {
+      const text = (await rejectedKilnError(exe.run([GRADS[0]!], { hyper: hyper as k.HyperSettings }))).message;
+      expect(text).toMatch(/ at test\/dsl\/hyper\.test\.ts:\d+:\d+$/);
+      return text.replace(/ at test\/dsl\/hyper\.test\.ts:\d+:\d+$/, "");
+    };
     expect(await message({ weight_decay: 0.1 })).toBe(
       "exe.run: hyper: unknown hyperparameter or group 'weight_decay' (accepted: lr, betas, eps, weightDecay, noDecay) — did you mean 'weightDecay'?",
     );

@@ -1,0 +1,92 @@
+// biome-ignore-all format: each case keeps thisLine() and the failing call on one source line, which is what it checks
+// Errors a user's call makes outside tracing — a run's inputs and options, an optimizer's or a
+// layer's arguments, k.compileModel's arguments — end with the caller's file:line:col
+// like trace errors do (test/dsl/errors.test.ts).
+
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { describe, expect, test } from "vitest";
+import * as k from "kiln";
+import { KilnError } from "../../compiler/util/errors.ts";
+
+const FILE = "test/dsl/error-lines.test.ts";
+const sourceLines = readFileSync(fileURLToPath(import.meta.url), "utf8").split("\n");
+
+/** The line number of the caller, read from a plain V8 stack trace. */
+function thisLine(): number {
+  const frame = new Error().stack!.split("\n")[2]!;
+  return Number(/:(\d+):\d+\)?$/.exec(frame)![1]);
+}
+
+async function errorOf(f: () => unknown): Promise<KilnError> {
+  try {
+    await f();
+  } catch (e) {
+    if (e instanceof KilnError) return e;
+    throw e;
+  }
+  throw new Error("expected a KilnError");
+}
+
+function expectAtLine(err: KilnError, line: number): void {
+  const m = new RegExp(` at ${FILE.replace(/[./]/g, "\\$&")}:(\\d+):(\\d+)$`).exec(err.message);
+  expect(m, err.message).not.toBeNull();
+  expect(Number(m![1])).toBe(line);
+  expect(Number(m![2])).toBeLessThanOrEqual(sourceLines[line - 1]!.length);
+}
+
+describe("exe.run's errors at the call name the caller's line", async () => {
+  const exe = await k.compile((x: k.Tensor) => ({ y: x.mul(2) }), [k.f32([2, 3])], { target: "js" });
+
+  test("an input of the wrong length", async () => {
+    const [line, err] = [thisLine(), await errorOf(() => exe.run([[1, 2, 3]]))];
+    expect(err.message).toMatch(/^input 'x': expected 6 values for f32\[2,3\]/);
+    expectAtLine(err, line);
+  });
+
+  test("keep naming no output", async () => {
+    const [line, err] = [thisLine(), await errorOf(() => exe.run([[1, 2, 3, 4, 5, 6]], { keep: ["z"] }))];
+    expect(err.message).toMatch(/keep: 'z' is not an output/);
+    expectAtLine(err, line);
+  });
+
+  test("out of the wrong type", async () => {
+    const [line, err] = [thisLine(), await errorOf(() => exe.run([[1, 2, 3, 4, 5, 6]], { out: 5 as never }))];
+    expect(err.message).toMatch(/out: expected a typed array/);
+    expectAtLine(err, line);
+  });
+
+  test("exe.profile's inputs", async () => {
+    const [line, err] = [thisLine(), await errorOf(() => exe.profile([[1]]))];
+    expect(err.message).toMatch(/expected 6 values/);
+    expectAtLine(err, line);
+  });
+});
+
+describe("optimizer and layer arguments name the caller's line", () => {
+  test("sgd's lr", async () => {
+    const [line, err] = [thisLine(), await errorOf(() => k.optim.sgd({ lr: -1 }))];
+    expect(err.message).toMatch(/^sgd: lr must be a non-negative number, got -1 at /);
+    expectAtLine(err, line);
+  });
+
+  test("adam's betas", async () => {
+    const [line, err] = [thisLine(), await errorOf(() => k.optim.adam({ betas: [2, 0.9] }))];
+    expect(err.message).toMatch(/betas must be in \[0, 1\)/);
+    expectAtLine(err, line);
+  });
+
+  test("a linear layer's size", async () => {
+    const [line, err] = [thisLine(), await errorOf(() => k.nn.linear(0, 3))];
+    expect(err.message).toMatch(/^Linear: inFeatures must be a positive integer, got 0 at /);
+    expectAtLine(err, line);
+  });
+});
+
+describe("k.compileModel's checks name the caller's line", () => {
+  test("a first argument that is no module", async () => {
+    const [line, err] = [thisLine(), await errorOf(() => k.compileModel({} as never, { f: (x: k.Tensor) => x }, [k.f32([2])] as never, { target: "js" }))];
+    expect(err.message).toMatch(/^k.compileModel: the first argument must be the module/);
+    expectAtLine(err, line);
+  });
+});
