@@ -637,11 +637,37 @@ function flattenOut(tree: unknown, prefix: string, into: Record<string, HostArra
   else throw usage(`out: expected a typed array, arrays or records of them, or "reuse"; got ${tree === null ? "null" : typeof tree}`);
 }
 
+/** Options whose value is a boolean on every target that reads them: anything else would be read as truthy, or not at all. */
+const BOOLEAN_OPTIONS: readonly string[] = ["checkNumerics", "verify", "fuseAttention", "shaderF16", "quickStart"];
+
+/** Refuses a boolean option (or `name`) given a value of another type, by name (k.compile, k.compileModel). */
+export function checkOptionTypes(where: string, opts: object, loc: SourceLoc | undefined): void {
+  const values = opts as Readonly<Record<string, unknown>>;
+  const badType = (key: string, want: string): never => {
+    throw new KilnError({
+      code: "invalid-argument",
+      message: `${where}: option ${key} must be ${want}, got ${JSON.stringify(values[key]) ?? String(values[key])}`,
+      ...locPart(loc),
+    });
+  };
+  for (const key of BOOLEAN_OPTIONS) if (values[key] !== undefined && typeof values[key] !== "boolean") badType(key, "a boolean");
+  if (values["name"] !== undefined && typeof values["name"] !== "string") badType("name", "a string");
+}
+
 function checkCompileOptions(opts: CompileOptions, target: string): void {
   if (typeof opts !== "object" || opts === null) return checkOptions("k.compile", opts, compileOptionKeys, captureUserLoc());
   const accepted = [...compileOptionKeys, ...targetOptionKeys(target)];
   const unknown = Object.keys(opts).find((key) => !accepted.includes(key));
-  if (unknown === undefined) return;
+  // Known keys: their values' types (a location is captured only for an error).
+  if (unknown === undefined) {
+    const values = opts as Readonly<Record<string, unknown>>;
+    if (
+      BOOLEAN_OPTIONS.some((key) => values[key] !== undefined && typeof values[key] !== "boolean") ||
+      (values["name"] !== undefined && typeof values["name"] !== "string")
+    )
+      checkOptionTypes("k.compile", opts, captureUserLoc());
+    return;
+  }
   const elsewhere = targetsReadingOption(unknown, target);
   const note = elsewhere.length > 0 ? `; '${unknown}' is an option of target ${elsewhere.join(", ")}, not '${target}'` : "";
   throw new KilnError({

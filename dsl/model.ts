@@ -17,6 +17,7 @@ import { checkpointBytes, stateToLoad, writeCheckpoint, type LoadStateOptions, t
 import { captureUserLoc } from "./loc.ts";
 import {
   atCaller,
+  checkOptionTypes,
   declareState,
   executableOf,
   resolveProgram,
@@ -113,6 +114,7 @@ export async function compileModel<P extends Readonly<Record<string, ModelProgra
   const { modes: modeOption, ...compileOpts } = opts;
   const requested = compileOpts.target ?? "auto";
   checkOptions(what, compileOpts, ["target", "name", "checkNumerics", ...targetOptionKeys(requested)], callerLoc);
+  checkOptionTypes(what, compileOpts, callerLoc);
   if (compileOpts.name !== undefined) throw fail("`name` does not apply: each program's graph is named after its key");
   for (const key of Object.keys(modeOption ?? {})) {
     if (!names.includes(key)) throw fail(`modes: '${key}' is not a program (programs: ${names.join(", ")})`);

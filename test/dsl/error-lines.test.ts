@@ -1,7 +1,8 @@
 // biome-ignore-all format: each case keeps thisLine() and the failing call on one source line, which is what it checks
 // Errors a user's call makes outside tracing — a run's inputs and options, an optimizer's or a
-// layer's arguments, k.compileModel's arguments — end with the caller's file:line:col
-// like trace errors do (test/dsl/errors.test.ts).
+// layer's arguments, a compile option of the wrong type — end with the caller's file:line:col
+// like trace errors do (test/dsl/errors.test.ts), and a compile option's value of the wrong type
+// is refused by name instead of being read as truthy or ignored.
 
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -83,10 +84,37 @@ describe("optimizer and layer arguments name the caller's line", () => {
   });
 });
 
+describe("k.compile refuses an option value of the wrong type", () => {
+  const f = (x: k.Tensor) => x.mul(2);
+  for (const [key, value, want] of [
+    ["checkNumerics", "yes", "a boolean"],
+    ["fuseAttention", "yes", "a boolean"],
+    ["verify", 1, "a boolean"],
+    ["name", 5, "a string"],
+  ] as const) {
+    test(`${key}: ${JSON.stringify(value)}`, async () => {
+      const [line, err] = [thisLine(), await errorOf(() => k.compile(f, [k.f32([2])], { target: "js", [key]: value } as never))];
+      expect(err.message).toMatch(new RegExp(`^k.compile: option ${key} must be ${want}, got ${JSON.stringify(value)} at `));
+      expectAtLine(err, line);
+    });
+  }
+
+  test("undefined stays the default", async () => {
+    const exe = await k.compile(f, [k.f32([2])], { target: "js", checkNumerics: undefined, fuseAttention: undefined, name: undefined });
+    expect(Array.from(((await exe.run([[1, 2]])) as { data: Float32Array }).data)).toEqual([2, 4]);
+  });
+});
+
 describe("k.compileModel's checks name the caller's line", () => {
   test("a first argument that is no module", async () => {
     const [line, err] = [thisLine(), await errorOf(() => k.compileModel({} as never, { f: (x: k.Tensor) => x }, [k.f32([2])] as never, { target: "js" }))];
     expect(err.message).toMatch(/^k.compileModel: the first argument must be the module/);
+    expectAtLine(err, line);
+  });
+
+  test("an option value of the wrong type", async () => {
+    const [line, err] = [thisLine(), await errorOf(() => k.compileModel(k.nn.linear(2, 2), { f: (x: k.Tensor) => x }, [k.f32([2])] as never, { target: "js", checkNumerics: 1 as never }))];
+    expect(err.message).toMatch(/^k.compileModel: option checkNumerics must be a boolean, got 1 at /);
     expectAtLine(err, line);
   });
 });
