@@ -254,10 +254,18 @@ export function resolveProgram(
     fn = fnOrProgram;
     name = nameOption ?? graphNameOf(fn);
   } else {
-    throw new KilnError({ code: "invalid-argument", message: `${what}: expected a function or a k.program, got ${typeof fnOrProgram}` });
+    throw new KilnError({
+      code: "invalid-argument",
+      message: `${what}: expected a function or a k.program, got ${typeof fnOrProgram}`,
+      ...locPart(captureUserLoc()),
+    });
   }
   if (specs === undefined)
-    throw new KilnError({ code: "invalid-argument", message: `${what}: input specs are missing (pass them as the second argument, e.g. [k.f32([4, 3])])` });
+    throw new KilnError({
+      code: "invalid-argument",
+      message: `${what}: input specs are missing (pass them as the second argument, e.g. [k.f32([4, 3])])`,
+      ...locPart(captureUserLoc()),
+    });
   checkSpecs(specs, what);
   return { fn, name, specs, inputLoc };
 }

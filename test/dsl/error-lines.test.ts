@@ -105,6 +105,20 @@ describe("k.compile refuses an option value of the wrong type", () => {
   });
 });
 
+describe("k.compile's arguments name the caller's line", () => {
+  test("no function", async () => {
+    const [line, err] = [thisLine(), await errorOf(() => k.compile(5 as never, [k.f32([2])], { target: "js" }))];
+    expect(err.message).toMatch(/^k.compile: expected a function or a k.program, got number at /);
+    expectAtLine(err, line);
+  });
+
+  test("no specs", async () => {
+    const [line, err] = [thisLine(), await errorOf(() => k.compile((x: k.Tensor) => x, undefined, { target: "js" }))];
+    expect(err.message).toMatch(/^k.compile: input specs are missing/);
+    expectAtLine(err, line);
+  });
+});
+
 describe("k.compileModel's checks name the caller's line", () => {
   test("a first argument that is no module", async () => {
     const [line, err] = [thisLine(), await errorOf(() => k.compileModel({} as never, { f: (x: k.Tensor) => x }, [k.f32([2])] as never, { target: "js" }))];
