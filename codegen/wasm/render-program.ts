@@ -13,7 +13,7 @@ import { bug, KilnError } from "../../compiler/util/errors.ts";
 import { artifactLayout, layoutMemory, pinnedSlots, type WasmStateRegion } from "../../runtime/artifact/wasm-layout.ts";
 import { assembleModule, ByteWriter, Op, type DefinedFunc, type ExportedGlobal } from "./encoder.ts";
 import { sectionSourceNote } from "../../compiler/kernel/print.ts";
-import { sectionShape } from "../../compiler/kernel/section-key.ts";
+import { sectionShape, type SectionShape } from "../../compiler/kernel/section-key.ts";
 import type { BufferPlace, Relocation } from "./func-builder.ts";
 import { emitSection, type RowLimits, type SectionFunc, type SectionOptions } from "./emit-section.ts";
 import { FIRST_SECTION_FUNC, HELPER_COUNT, HELPER_FUNCS, HOST_IMPORTS, helperFunc, helperType } from "./module-helpers.ts";
@@ -182,21 +182,38 @@ function helperStub(i: number): DefinedFunc {
  */
 export class SectionCache {
   private readonly entries = new Map<string, { readonly func: SectionFunc; readonly buffers: readonly number[] }>();
+  /**
+   * Sections are keyed (sectionShape prints the whole section) only once a second one could
+   * match: the first of each domain, size, options, row limits and prologue waits here unkeyed
+   * (most sections of a small model are unique, and a key costs about what emitting does).
+   */
+  private readonly unkeyed = new Map<string, { readonly s: Section; readonly place: (id: number) => BufferPlace; readonly func: SectionFunc }>();
+  private readonly keyedRough = new Set<string>();
   /** Sections emitted and sections re-based (tests read them). */
   emitted = 0;
   rebased = 0;
 
   emit(s: Section, place: (id: number) => BufferPlace, name: string, opts: SectionOptions, rows: RowLimits | undefined, prologue?: number): SectionFunc {
+    const rowKey = rows ? `${rows.sizeAt} ${rows.max} ${[...rows.vars].join(";")}` : "";
+    const tail = `${opts.simd !== false} ${opts.fma === true}\n${rowKey}\n${prologue ?? ""}`;
+    // Sections with equal keys have equal domains, as many expressions and stores, and equal tails.
+    const rough = `${s.domain.map((v) => `${v.name}<${v.extent}`).join(",")} ${s.exprs.length} ${s.stores.length}\n${tail}`;
+    const first = this.unkeyed.get(rough);
+    if (first === undefined && !this.keyedRough.has(rough)) {
+      const func = emitSection(s, place, HELPER_FUNCS, name, opts, rows, prologue);
+      this.unkeyed.set(rough, { s, place, func });
+      this.emitted++;
+      return func;
+    }
+    if (first !== undefined) {
+      const firstShape = sectionShape(first.s);
+      this.entries.set(sectionKey(firstShape, first.place, tail), { func: first.func, buffers: firstShape.buffers });
+      this.unkeyed.delete(rough);
+      this.keyedRough.add(rough);
+    }
     const shape = sectionShape(s);
     const places = shape.buffers.map(place);
-    const firstAt = new Map<number, number>();
-    const aliases = places.map((p, i) => {
-      const first = firstAt.get(p.base);
-      if (first === undefined) firstAt.set(p.base, i);
-      return first === undefined ? p.dtype : `${p.dtype}=${first}`;
-    });
-    const rowKey = rows ? `${rows.sizeAt} ${rows.max} ${[...rows.vars].join(";")}` : "";
-    const key = `${shape.key}\n${aliases.join(",")}\n${opts.simd !== false} ${opts.fma === true}\n${rowKey}\n${prologue ?? ""}`;
+    const key = sectionKey(shape, place, tail);
     const seen = this.entries.get(key);
     if (!seen) {
       const func = emitSection(s, place, HELPER_FUNCS, name, opts, rows, prologue);
@@ -222,6 +239,18 @@ export class SectionCache {
     body.raw(from.subarray(copied));
     return { ...seen.func, func: { ...seen.func.func, body, exportName: name }, relocations };
   }
+}
+
+/** A section's cache key: its structure, its buffers' dtypes and which of them share an address, and `tail` (options, row limits, prologue). */
+function sectionKey(shape: SectionShape, place: (id: number) => BufferPlace, tail: string): string {
+  const firstAt = new Map<number, number>();
+  const aliases = shape.buffers.map((id, i) => {
+    const p = place(id);
+    const first = firstAt.get(p.base);
+    if (first === undefined) firstAt.set(p.base, i);
+    return first === undefined ? p.dtype : `${p.dtype}=${first}`;
+  });
+  return `${shape.key}\n${aliases.join(",")}\n${tail}`;
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
