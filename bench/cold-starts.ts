@@ -40,12 +40,23 @@ function newestSourceMs(dir: string): number {
   return newest;
 }
 
-/** Builds dist/ (JavaScript only) when it is missing or older than a source; returns a note when it did. */
+/**
+ * Builds dist/ (JavaScript only) when it is missing or older than a source, and writes the
+ * library's code cache when dist/ has none (`npm pack`, which test/package/pack.test.ts runs,
+ * rebuilds dist/ without it); returns a note when it did either.
+ */
 function ensureBuilt(): string | undefined {
-  const entry = path.join(root, "dist", "dsl", "index.js");
+  const dsl = path.join(root, "dist", "dsl");
+  const entry = path.join(dsl, "index.js");
   const newest = Math.max(...SOURCE_DIRS.map((d) => newestSourceMs(path.join(root, d))));
   // library.js: a dist/ from before the entry compiled the library as a script with a code cache (scripts/library-script.mjs).
-  if (existsSync(entry) && existsSync(path.join(root, "dist", "dsl", "library.js")) && statSync(entry).mtimeMs >= newest) return undefined;
+  if (existsSync(entry) && existsSync(path.join(dsl, "library.js")) && statSync(entry).mtimeMs >= newest) {
+    if (existsSync(path.join(dsl, "library.cache"))) return undefined;
+    const written = spawnSync(process.execPath, [path.join(dsl, "write-library-cache.js")], { encoding: "utf8" });
+    return written.status === 0
+      ? "  (dist/ had no library code cache: written with `node dist/dsl/write-library-cache.js`)"
+      : `  (dist/ has no library code cache, and writing one failed: ${written.stderr.trim()})`;
+  }
   const built = spawnSync(process.execPath, [path.join(root, "scripts", "build-package.mjs"), "--js-only"], { encoding: "utf8" });
   if (built.status !== 0) throw new Error(`building dist/ failed: ${built.stderr}`);
   return "  (dist/ was older than the sources: rebuilt with `node scripts/build-package.mjs --js-only`)";
