@@ -46,8 +46,8 @@ export function splitLibrary(dslDir) {
   const ast = acorn.parse(text, { ecmaVersion: "latest", sourceType: "module", onComment: comments });
   const edits = [];
   // Non-ASCII characters in comments become "?" (one UTF-16 unit each, so no column moves):
-  // a source of ASCII only is a one-byte string in V8 and reads as latin1, ~3 ms less than
-  // decoding UTF-8 into a two-byte string of twice the size (the entry's read).
+  // a source of ASCII only is a one-byte string in V8 and reads as latin1 (import ~1 ms less
+  // than decoding UTF-8 into a two-byte string of twice the size).
   for (const c of comments) {
     const s = text.slice(c.start, c.end);
     if (/[\u0080-\uffff]/.test(s)) edits.push([c.start, c.end, s.replace(/[\u0080-\uffff]/g, "?")]);
@@ -120,8 +120,8 @@ export function assertNotReassigned(text, local, file) {
 function entrySource(exportNames, buildId, encoding) {
   return `// Kiln's entry (scripts/library-script.mjs): the library is ./library.js, compiled through
 // vm.Script with V8's code cache ./library.cache where it was made for this build in this
-// place (KILN_LIBRARY_CACHE=0: never), or ./module.js where there is no node:vm, and under
-// --enable-source-maps (Node 20 maps the frames of modules, not of vm scripts).
+// place (KILN_LIBRARY_CACHE=0: never), or ./module.js under --enable-source-maps (Node 20 maps
+// the frames of modules, not of vm scripts). No top-level await: require("kiln") works.
 const proc = globalThis.process;
 const vm = proc?.getBuiltinModule?.("node:vm");
 const fs = proc?.getBuiltinModule?.("node:fs");
@@ -147,8 +147,12 @@ if (vm && fs && !proc.sourceMapsEnabled) {
   if (cachedData) state.codeCache = script.cachedDataRejected ? "rejected" : "accepted";
   lib = script.runInThisContext()(import.meta, (specifier) => import(specifier));
 } else {
+  // Synchronously (require of an ES module, Node 20.19+), not with a top-level await: that
+  // would make the entry an async module, which require("kiln") refuses.
+  const mod = proc?.getBuiltinModule?.("node:module");
+  if (!mod) throw new Error('kiln: dist/dsl/index.js is for Node 20.19 or newer; a browser bundle takes dist/dsl/module.js (the "browser" condition)');
   state.codeCache = "module";
-  lib = await import("./module.js");
+  lib = mod.createRequire(import.meta.url)("./module.js");
 }
 // How the library loaded: "accepted" (the code cache), "rejected" (another V8 or other flags),
 // "elsewhere" (a cache made for another build or place), "none", "off", "module" (module.js).

@@ -44,6 +44,8 @@ let report: ChildReport;
 let moved: Pick<ChildReport, "codeCache" | "error">;
 /** The same after the copy's dsl/write-library-cache.js wrote it a cache of its own. */
 let movedRewritten: Pick<ChildReport, "codeCache" | "error"> | undefined;
+/** What a CommonJS program that requires the built entry sees: typeof compile and the code cache state. */
+let required = "";
 /** The same for the built package under --enable-source-maps. */
 let mapped: Pick<ChildReport, "codeCache" | "error">;
 
@@ -146,6 +148,16 @@ beforeAll(() => {
     env: { ...process.env, NODE_OPTIONS: "", KILN_IMPORT_ONLY: "1", KILN_LOAD_LOG: logFile, KILN_ENTRY: pathToFileURL(path.join(pkg, "dsl", "index.js")).href },
   });
   mapped = JSON.parse(mappedOut.trim().split("\n").at(-1)!) as typeof mapped;
+  // A CommonJS program's require("kiln") (require of an ES module, Node 20.19+: the entry has no top-level await).
+  required = execFileSync(
+    process.execPath,
+    [
+      "-e",
+      'const k = require(process.argv[1]); process.stdout.write(`${typeof k.compile} ${globalThis[Symbol.for("kiln.library")].codeCache}`)',
+      path.join(pkg, "dsl", "index.js"),
+    ],
+    { cwd: scratch, encoding: "utf8", env: { ...process.env, NODE_OPTIONS: "" } },
+  );
 }, 120_000);
 
 afterAll(() => {
@@ -207,6 +219,7 @@ test("the entry compiles library.js with the V8 code cache the build wrote; a co
   expect(moved.codeCache).toBe("elsewhere");
   if (FULL) expect(movedRewritten?.codeCache).toBe("accepted");
   expect(mapped.codeCache).toBe("module");
+  expect(required).toBe("function accepted");
 });
 
 test("errors name the user's line and stack frames name real files, with and without the code cache and under --enable-source-maps", () => {
