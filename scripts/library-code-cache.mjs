@@ -15,7 +15,7 @@
 // exit status is 1 (the entry compiles library.js from source then, as without one).
 import { execFileSync, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync, realpathSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import v8 from "node:v8";
@@ -134,5 +134,8 @@ for (const flag of RESET) {
   if (m) v8.setFlagsFromString(m[1]);
 }
 const buildId = createHash("sha256").update(source).digest("hex").slice(0, 16);
-writeFileSync(cacheFile, Buffer.concat([Buffer.from(cacheHeader(buildId, libraryUrl.href), "latin1"), script.createCachedData()]));
+// Written beside and renamed over: a process starting meanwhile reads the old file or the new, never half of one.
+const partial = `${cacheFile}.${process.pid}.partial`;
+writeFileSync(partial, Buffer.concat([Buffer.from(cacheHeader(buildId, libraryUrl.href), "latin1"), script.createCachedData()]));
+renameSync(partial, cacheFile);
 process.exit(0);
