@@ -24,6 +24,12 @@ export class GraphBuilder {
     return this.types.has(id);
   }
 
+  /** The node added as `id` (the builder numbers its nodes 0, 1, … in order). */
+  node(id: ValueId): Node {
+    const n = this.nodes[id];
+    return n !== undefined && n.id === id ? n : bug(`builder: value ${id} is not defined`);
+  }
+
   /**
    * Adds a node, inferring its type (or checking `declared`). A rule violation becomes a
    * KilnError at `spec.loc` — while tracing, that is the user's line.

@@ -131,7 +131,7 @@ export function operands(n: Node): ValueId[] {
 /** `n` (or a spec) as a NodeSpec with every operand passed through `remap`: the usual move of a rewriting pass. */
 export function remapOperands(n: Node | NodeSpec, remap: (id: ValueId) => ValueId): NodeSpec {
   const { id: _id, type: _type, ...rest } = n as Node;
-  const spec = { ...rest } as Record<string, unknown>;
+  const spec = rest as Record<string, unknown>; // a fresh object already
   for (const r of OP_SCHEMA[n.op].operands as readonly string[]) spec[r] = remap(spec[r] as ValueId);
   return spec as unknown as NodeSpec;
 }

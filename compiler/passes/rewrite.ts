@@ -53,11 +53,16 @@ function fieldKey(v: unknown): string {
 
 /** Structural key: op, attributes, operands and type; never the source location or scope. */
 export function structuralKey(spec: NodeSpec, type: TensorType): string {
-  const { loc: _loc, scope: _scope, ...rest } = spec as NodeSpec & { loc?: unknown; scope?: unknown };
-  const fields = Object.keys(rest)
-    .sort()
-    .map((k) => `${k}=${fieldKey((rest as Record<string, unknown>)[k])}`);
-  return `${fields.join(";")}:${formatType(type)}`;
+  // `k=value` per field in key order, `;` between, then the type: one string built in a loop
+  // (no copy of the spec, no closure per field: a cold compile runs this once per node).
+  const fields = spec as unknown as Record<string, unknown>;
+  let key = "";
+  for (const k of Object.keys(fields).sort()) {
+    if (k === "loc" || k === "scope") continue;
+    const v = fields[k];
+    key += `${key === "" ? "" : ";"}${k}=${typeof v === "number" ? numberKey(v) : fieldKey(v)}`;
+  }
+  return `${key}:${formatType(type)}`;
 }
 
 /** One bottom-up sweep; returns the new graph and how many nodes merged. */
@@ -78,7 +83,7 @@ function sweep(g: Graph, rules: readonly NamedRule[], fired: Map<string, number>
     // The type is checked already: an unchanged node's operands kept their types, and a rule's replacement passed inferType below.
     const id = builder.addTyped(spec, type);
     byKey.set(key, id);
-    built.set(id, { ...spec, id, type } as Node);
+    built.set(id, builder.node(id));
     return id;
   };
 
