@@ -181,6 +181,8 @@ else if (Atomics.add(boot.words, 0, 1) + 1 === boot.workers) { setFlags(boot.fla
 const touch = ${SHARED_TOUCH_SOURCE};
 const onMessage = (data) => {
   if (data && data.compile !== undefined) {
+    // Claimed by the caller already (it compiles what the worker has not begun): nothing to do.
+    if (data.claim && Atomics.compareExchange(data.claim, 0, 0, 1) !== 0) { parentPort.postMessage({ compiled: data.id, skipped: true }); return; }
     let module, error;
     try { module = new WebAssembly.Module(data.compile); } catch (e) { error = String((e && e.message) || e); }
     parentPort.postMessage({ compiled: data.id, module, error });
@@ -214,9 +216,11 @@ interface PoolWorker {
   /**
    * Node, before `join`: compiles a wasm module on the worker's thread (its event loop is
    * free, unlike the caller's while it renders: see idleWorkerCompile). Rejects when the
-   * module is invalid or the worker fails or exits first.
+   * module is invalid or the worker fails or exits first. With `claim` (a word shared with the
+   * caller, 0 at first), the worker sets it to 1 as it begins, and compiles nothing, resolving
+   * undefined, when the caller claimed it first (run-artifact.ts, EarlyModules.steal).
    */
-  compile?(bytes: Uint8Array): Promise<WebAssembly.Module>;
+  compile?(bytes: Uint8Array, claim?: Int32Array): Promise<WebAssembly.Module | undefined>;
   /**
    * Node, before `join`: takes chunks of the pre-fault of `memory`'s bytes [from, to) whose
    * control block is `control` (prefault.ts's prefaultShared), when it gets to the message.
@@ -266,9 +270,9 @@ function spawnNodeWorker(workerClass: NodeWorkerClass, label: number, gate: Boot
   const release = (): void => {
     if (--holds === 0 && !stopping) w.unref();
   };
-  const compiles = new Map<number, { resolve: (m: WebAssembly.Module) => void; reject: (e: Error) => void }>();
+  const compiles = new Map<number, { resolve: (m: WebAssembly.Module | undefined) => void; reject: (e: Error) => void }>();
   let nextCompile = 0;
-  const answer = (id: number, settle: (c: { resolve: (m: WebAssembly.Module) => void; reject: (e: Error) => void }) => void): void => {
+  const answer = (id: number, settle: (c: { resolve: (m: WebAssembly.Module | undefined) => void; reject: (e: Error) => void }) => void): void => {
     const c = compiles.get(id);
     if (!c) return;
     compiles.delete(id);
@@ -278,10 +282,10 @@ function spawnNodeWorker(workerClass: NodeWorkerClass, label: number, gate: Boot
   const failCompiles = (e: Error): void => {
     for (const id of [...compiles.keys()]) answer(id, (c) => c.reject(e));
   };
-  w.on("message", (m: { compiled?: number; module?: WebAssembly.Module; error?: string } | string) => {
+  w.on("message", (m: { compiled?: number; module?: WebAssembly.Module; error?: string; skipped?: boolean } | string) => {
     if (typeof m !== "object" || m.compiled === undefined) return;
-    const { module, error } = m;
-    answer(m.compiled, (c) => (module ? c.resolve(module) : c.reject(new Error(error ?? "no module"))));
+    const { module, error, skipped } = m;
+    answer(m.compiled, (c) => (skipped ? c.resolve(undefined) : module ? c.resolve(module) : c.reject(new Error(error ?? "no module"))));
   });
   w.once("error", (e) => {
     failure = e;
@@ -289,13 +293,13 @@ function spawnNodeWorker(workerClass: NodeWorkerClass, label: number, gate: Boot
   });
   w.once("exit", (code) => failCompiles(new Error(`wasm worker ${label} exited (code ${code})`)));
   return {
-    compile: (bytes) => {
+    compile: (bytes, claim) => {
       if (failure) return Promise.reject(failure);
       const id = nextCompile++;
       hold();
-      return new Promise<WebAssembly.Module>((resolve, reject) => {
+      return new Promise<WebAssembly.Module | undefined>((resolve, reject) => {
         compiles.set(id, { resolve, reject });
-        w.postMessage({ compile: bytes, id });
+        w.postMessage({ compile: bytes, id, ...(claim ? { claim } : {}) });
       });
     },
     // Nothing waits for an answer: the caller takes the chunks this worker does not get to.
@@ -416,7 +420,7 @@ export const idleWorkerCount = (): number => idle.length;
  * booted while the compiler traced and lowered, compiles each at once on its own thread, and
  * later joins the pool that runs them.
  */
-export function idleWorkerCompile(): ((bytes: Uint8Array) => Promise<WebAssembly.Module>) | undefined {
+export function idleWorkerCompile(): ((bytes: Uint8Array, claim?: Int32Array) => Promise<WebAssembly.Module | undefined>) | undefined {
   return idle.find((w) => w.compile)?.compile;
 }
 

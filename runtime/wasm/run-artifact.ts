@@ -159,12 +159,11 @@ export async function prestartThreads(opts: WasmRunOptions = {}): Promise<void> 
  * them by source; only modules over a shared memory (a runner with worker threads) are used as built.
  */
 export class EarlyModules {
-  private readonly modules = new Map<string, Promise<WebAssembly.Module>>();
-  private readonly onWorker = new Set<string>();
+  private readonly modules = new Map<string, EarlyModule>();
   private early: EarlyMemory | undefined;
 
   constructor(
-    private readonly workerCompile?: (bytes: Uint8Array) => Promise<WebAssembly.Module>,
+    private readonly workerCompile?: (bytes: Uint8Array, claim?: Int32Array) => Promise<WebAssembly.Module | undefined>,
     private readonly workerPrefaults: readonly WorkerPrefault[] = [],
   ) {}
 
@@ -209,25 +208,67 @@ export class EarlyModules {
   add(source: string, bytes: Uint8Array<ArrayBuffer>): void {
     if (this.modules.has(source)) return;
     prepareWasmEngine();
-    let compiled: Promise<WebAssembly.Module>;
     if (this.workerCompile) {
-      this.onWorker.add(source);
-      // The worker refused it or went away: the engine's own compile decides (and reports a module it refuses).
-      compiled = this.workerCompile(bytes).catch(() => WebAssembly.compile(bytes));
-    } else compiled = WebAssembly.compile(bytes);
+      // The module's claim word: 1 once the worker starts compiling it, 2 once this thread does (steal).
+      const claim = new Int32Array(new SharedArrayBuffer(4));
+      const compiled = this.workerCompile(bytes, claim).then(
+        (m) => m ?? Promise.reject(new Error("wasm: a stolen module's compile was awaited")),
+        // The worker refused it or went away: the engine's own compile decides (and reports a
+        // module it refuses), unless this thread took it meanwhile.
+        () => (Atomics.compareExchange(claim, 0, 0, 2) === 2 ? Promise.reject(new Error("wasm: stolen")) : WebAssembly.compile(bytes)),
+      );
+      compiled.catch(() => undefined);
+      this.modules.set(source, { bytes, claim, compiled, on: "worker" });
+      return;
+    }
+    const compiled = WebAssembly.compile(bytes);
     // A module this engine refuses (relaxed SIMD it lacks) is compiled again, and refused again, by `start`, which falls back to the portable twin.
     compiled.catch(() => undefined);
-    this.modules.set(source, compiled);
+    this.modules.set(source, { bytes, compiled, on: "engine" });
+  }
+
+  /**
+   * Compiles on this thread, now, the modules the worker has not started (their claim still
+   * 0), last first, until one the worker has: the runner's start calls it before it waits for
+   * them, so this thread, which would otherwise wait idle, compiles the queue's tail while the
+   * worker compiles its head (the render can end several modules ahead of the worker, and a
+   * worker that lost its core to other processes need not be waited for). Returns how many.
+   */
+  steal(): number {
+    let stolen = 0;
+    for (const m of [...this.modules.values()].reverse()) {
+      if (m.claim === undefined || m.on !== "worker") continue;
+      if (Atomics.compareExchange(m.claim, 0, 0, 2) !== 0) break;
+      let compiled: Promise<WebAssembly.Module>;
+      try {
+        compiled = Promise.resolve(new WebAssembly.Module(m.bytes));
+      } catch (e) {
+        compiled = Promise.reject(e);
+        compiled.catch(() => undefined);
+      }
+      m.compiled = compiled;
+      m.on = "caller";
+      stolen++;
+    }
+    return stolen;
   }
 
   take(source: string): Promise<WebAssembly.Module> | undefined {
-    return this.modules.get(source);
+    return this.modules.get(source)?.compiled;
   }
 
-  /** Whether `source` went to the worker's compile. */
-  compiledOnWorker(source: string): boolean {
-    return this.onWorker.has(source);
+  /** Where `source` compiled: on the worker, on this thread at the runner's start (steal), or by the engine's async compile. */
+  compiledWhere(source: string): "worker" | "caller" | "engine" | undefined {
+    return this.modules.get(source)?.on;
   }
+}
+
+/** A module EarlyModules was handed: its bytes, its claim word (with a worker), its compile and where it runs. */
+interface EarlyModule {
+  readonly bytes: Uint8Array<ArrayBuffer>;
+  readonly claim?: Int32Array;
+  compiled: Promise<WebAssembly.Module>;
+  on: "worker" | "caller" | "engine";
 }
 
 type WorkerPrefault = (memory: SharedArrayBuffer, from: number, to: number, control: SharedArrayBuffer) => void;
@@ -331,8 +372,10 @@ export class WasmArtifactRunner implements ResidentOwner {
   private readonly addressOf: readonly number[];
   /** Kernel modules this runner took from an EarlyModules (compiled while the artifact rendered), not compiled by `start`. */
   precompiledModules = 0;
-  /** Of those, the modules handed to a worker's compile (EarlyModules). */
+  /** Of those, the modules the prestarted worker compiled (or was to compile, and failed: EarlyModules). */
   workerCompiledModules = 0;
+  /** Of those, the modules this thread compiled as the runner started, the worker not having begun them (EarlyModules.steal). */
+  callerCompiledModules = 0;
   /** Bytes whose pages were mapped as the runner was made: the memory's fresh bytes and the first run's output arrays (prefault.ts). */
   prefaultedBytes = 0;
   /** Of the memory's bytes, those the prestarted workers were given to map while the artifact rendered (EarlyModules.reserveMemory): its memory was made then. */
@@ -417,13 +460,18 @@ export class WasmArtifactRunner implements ResidentOwner {
     };
     let precompiled = 0;
     let onWorker = 0;
+    let onCaller = 0;
+    // The modules the worker has not got to yet are this thread's to compile (it would wait for them).
+    if (shared) early?.steal();
     const modules = await Promise.all(
       artifact.kernels.map(async (k) => {
         try {
           try {
             const started = shared ? early?.take(k.source) : undefined;
             if (started) precompiled++;
-            if (started && early?.compiledOnWorker(k.source)) onWorker++;
+            const where = started ? early?.compiledWhere(k.source) : undefined;
+            if (where === "worker") onWorker++;
+            if (where === "caller") onCaller++;
             return await (started ?? compile(k.source));
           } catch (e) {
             // Built with relaxed SIMD that this engine lacks: the portable twin. Read only here
@@ -479,6 +527,7 @@ export class WasmArtifactRunner implements ResidentOwner {
     runner.prefaultedBytes = symbolic ? 0 : Math.max(0, layout.totalBytes - grownFrom) + arrays.reduce((a, b) => a + b.byteLength, 0);
     spares.forEach((o, i) => runner.spares.set(o.name, artifactArray(o.dtype, arrays[i]!, 0, numel(o.shape))));
     runner.workerCompiledModules = onWorker;
+    runner.callerCompiledModules = onCaller;
     runner.renderPrefaultBytes = earlyMemory && !symbolic ? earlyMemory.to : 0;
     return runner;
   }

@@ -13,7 +13,7 @@ import { compileWasm, createWasmExecutor } from "../../targets/wasm.ts";
 import { interpret } from "../../compiler/ir/interpret.ts";
 import type { Graph } from "../../compiler/ir/types.ts";
 import type { HostTensor } from "../../compiler/ir/host-tensor.ts";
-import { prestartThreads, stopPrestartedThreads, WasmArtifactRunner, type RuntimeTensor } from "../../runtime/wasm/run-artifact.ts";
+import { EarlyModules, prestartThreads, stopPrestartedThreads, WasmArtifactRunner, type RuntimeTensor } from "../../runtime/wasm/run-artifact.ts";
 import { idleWorkerCount } from "../../runtime/wasm/pool.ts";
 import { graphInputs } from "../util/graph-inputs.ts";
 
@@ -161,8 +161,9 @@ describe("wasm worker threads started without waiting", () => {
     try {
       expect(two.artifact.kernels.length).toBeGreaterThan(0);
       expect(two.runner.precompiledModules).toBe(two.artifact.kernels.length);
-      // On the worker booted for the pool, whose thread is free while this one renders (pool.ts idleWorkerCompile).
-      expect(two.runner.workerCompiledModules).toBe(two.artifact.kernels.length);
+      // On the worker booted for the pool, whose thread is free while this one renders (pool.ts
+      // idleWorkerCompile), but for those it had not begun when the runner started: this thread's (steal).
+      expect(two.runner.workerCompiledModules + two.runner.callerCompiledModules).toBe(two.artifact.kernels.length);
       expect(one.runner.precompiledModules).toBe(0);
       const got = values(await two.run(inputs));
       expect(got).toEqual(values(await one.run(inputs)));
@@ -175,5 +176,46 @@ describe("wasm worker threads started without waiting", () => {
       await two.close();
       await one.close();
     }
+  });
+
+  test("modules the worker has not begun when the runner starts are compiled by the calling thread, last first, until one the worker claimed; each once; runs agree with 1 thread bit for bit", async () => {
+    const g = k.traceFunction("mm_bias_relu2", ((x: k.Tensor, w: k.Tensor, b: k.Tensor) => x.matmul(w).add(b).relu().softmax(-1)) as never, [
+      f([24, 40]),
+      f([40, 16]),
+      f([16]),
+    ]).graph;
+    const artifact = compileWasm(g).artifact;
+    const n = artifact.kernels.length;
+    expect(n).toBeGreaterThan(1);
+    const inputs = inputsOf(g);
+    const want = values(keep(await WasmArtifactRunner.create(artifact, { threads: 1 })).run(inputs));
+    // A stand-in worker that claims (and compiles) the first `begun` modules handed to it and never gets to the others.
+    const withWorker = async (begun: number) => {
+      let handed = 0;
+      const workerCompiles: number[] = [];
+      const early = new EarlyModules((bytes, claim) => {
+        const i = handed++;
+        if (i >= begun) return new Promise(() => {});
+        expect(Atomics.compareExchange(claim!, 0, 0, 1)).toBe(0);
+        workerCompiles.push(i);
+        return WebAssembly.compile(bytes);
+      });
+      for (const kern of artifact.kernels) early.add(kern.source, new Uint8Array(Buffer.from(kern.source, "base64")));
+      const runner = keep(await WasmArtifactRunner.start(artifact, { threads: 2, minParallelWork: 0 }, undefined, early));
+      expect([runner.precompiledModules, runner.workerCompiledModules, runner.callerCompiledModules, workerCompiles.length]).toEqual([
+        n,
+        begun,
+        n - begun,
+        begun,
+      ]);
+      // Taken already: a second steal finds nothing unclaimed.
+      expect(early.steal()).toBe(0);
+      expect(values(runner.run(inputs))).toEqual(want);
+      await runner.whenThreadsReady();
+      expect(values(runner.run(inputs))).toEqual(want);
+    };
+    await withWorker(0);
+    await withWorker(1);
+    await withWorker(n);
   });
 });
