@@ -198,7 +198,7 @@ describe("wasm worker threads started without waiting", () => {
         if (i >= begun) return new Promise(() => {});
         expect(Atomics.compareExchange(claim!, 0, 0, 1)).toBe(0);
         workerCompiles.push(i);
-        return WebAssembly.compile(bytes);
+        return WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>);
       });
       for (const kern of artifact.kernels) early.add(kern.source, new Uint8Array(Buffer.from(kern.source, "base64")));
       const runner = keep(await WasmArtifactRunner.start(artifact, { threads: 2, minParallelWork: 0 }, undefined, early));
