@@ -5,13 +5,13 @@
 // `vm.Script` takes the code cache V8 writes after a representative run (`createCachedData`
 // then holds every function compiled so far, not only the top level), as Python ships .pyc
 // files. So after the chunks are folded into dist/dsl/index.js:
-//   dist/dsl/module.js    the library as the ES module esbuild wrote (browsers: package.json's
+//   dist/dsl/index.esm.js    the library as the ES module esbuild wrote (browsers: package.json's
 //                         "browser" condition and map; Node under --enable-source-maps, which
 //                         maps modules' frames and not vm scripts');
 //   dist/dsl/library.js   the same text as one function expression, `(function (__kilnMeta_,
 //                         __kImp) { … return { exports } })`: `import.meta` → `__kilnMeta_`
-//                         and `import(` → `__kImp(` (the same lengths, so columns and the
-//                         source map hold; its map is module.js's one line lower);
+//                         and `import(` → `__kImp(` (the same lengths, so lines and columns
+//                         hold: index.esm.js.map maps it too);
 //   dist/dsl/library.cache  V8's code cache of library.js after a cpu compile and run of a
 //                         small training step (writeLibraryCodeCache, scripts/library-code-cache.mjs,
 //                         shipped as dist/dsl/write-library-cache.js);
@@ -33,7 +33,7 @@ const META = "__kilnMeta_";
 const IMPORT = "__kImp";
 
 /**
- * Splits the folded dist/dsl/index.js into module.js, library.js (+ maps) and the entry.
+ * Splits the folded dist/dsl/index.js into index.esm.js, library.js (+ maps) and the entry.
  * The module must have no static imports (Kiln reaches Node's built-ins through
  * process.getBuiltinModule or import()) and no top-level await; its exports are copied once,
  * so none may be reassigned (inlineStartupChunks checks the folded chunks' exports the same way).
@@ -83,14 +83,13 @@ export function splitLibrary(dslDir) {
   for (const [from, to, by] of edits) body = body.slice(0, from) + by + body.slice(to);
   body = body.replace(/\n\/\/# sourceMappingURL=\S+\s*$/, "\n");
 
-  // module.js: the module as it was (and its map).
-  renameSync(`${entry}.map`, path.join(dslDir, "module.js.map"));
-  writeFileSync(path.join(dslDir, "module.js"), text.replace(/\/\/# sourceMappingURL=index\.js\.map(\s*)$/, "//# sourceMappingURL=module.js.map$1"));
-  // library.js: one header line above module.js's lines; its map is module.js's moved down one line.
-  const library = `(function (${META}, ${IMPORT}) {"use strict";\n${body}})\n//# sourceMappingURL=library.js.map\n`;
+  // index.esm.js: the module as it was (and its map).
+  renameSync(`${entry}.map`, path.join(dslDir, "index.esm.js.map"));
+  writeFileSync(path.join(dslDir, "index.esm.js"), text.replace(/\/\/# sourceMappingURL=index\.js\.map(\s*)$/, "//# sourceMappingURL=index.esm.js.map$1"));
+  // library.js: the function's head on index.esm.js's first line (esbuild's helpers), so every line
+  // keeps its number and every other line its columns: index.esm.js.map serves both.
+  const library = `(function (${META}, ${IMPORT}) {"use strict";${body}})\n//# sourceMappingURL=index.esm.js.map\n`;
   writeFileSync(path.join(dslDir, "library.js"), library);
-  const map = JSON.parse(readFileSync(path.join(dslDir, "module.js.map"), "utf8"));
-  writeFileSync(path.join(dslDir, "library.js.map"), JSON.stringify({ ...map, file: "library.js", mappings: `;${map.mappings}` }));
   const ascii = !/[\u0080-\uffff]/.test(library);
   writeFileSync(entry, entrySource(exportNames, createHash("sha256").update(library).digest("hex").slice(0, 16), ascii ? "latin1" : "utf8"));
   writeFileSync(`${entry}.map`, JSON.stringify({ version: 3, file: "index.js", sources: [], names: [], mappings: "" }));
@@ -120,7 +119,7 @@ export function assertNotReassigned(text, local, file) {
 function entrySource(exportNames, buildId, encoding) {
   return `// Kiln's entry (scripts/library-script.mjs): the library is ./library.js, compiled through
 // vm.Script with V8's code cache ./library.cache where it was made for this build in this
-// place (KILN_LIBRARY_CACHE=0: never), or ./module.js under --enable-source-maps (Node 20 maps
+// place (KILN_LIBRARY_CACHE=0: never), or ./index.esm.js under --enable-source-maps (Node 20 maps
 // the frames of modules, not of vm scripts). No top-level await: require("kiln") works.
 const proc = globalThis.process;
 const vm = proc?.getBuiltinModule?.("node:vm");
@@ -150,12 +149,12 @@ if (vm && fs && !proc.sourceMapsEnabled) {
   // Synchronously (require of an ES module, Node 20.19+), not with a top-level await: that
   // would make the entry an async module, which require("kiln") refuses.
   const mod = proc?.getBuiltinModule?.("node:module");
-  if (!mod) throw new Error('kiln: dist/dsl/index.js is for Node 20.19 or newer; a browser bundle takes dist/dsl/module.js (the "browser" condition)');
+  if (!mod) throw new Error('kiln: dist/dsl/index.js is for Node 20.19 or newer; a browser bundle takes dist/dsl/index.esm.js (the "browser" condition)');
   state.codeCache = "module";
-  lib = mod.createRequire(import.meta.url)("./module.js");
+  lib = mod.createRequire(import.meta.url)("./index.esm.js");
 }
 // How the library loaded: "accepted" (the code cache), "rejected" (another V8 or other flags),
-// "elsewhere" (a cache made for another build or place), "none", "off", "module" (module.js).
+// "elsewhere" (a cache made for another build or place), "none", "off", "module" (index.esm.js).
 globalThis[Symbol.for("kiln.library")] = state;
 ${exportNames.map((n, i) => `const __e${i} = lib[${JSON.stringify(n)}];`).join("\n")}
 export { ${exportNames.map((n, i) => `__e${i} as ${n}`).join(", ")} };

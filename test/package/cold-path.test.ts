@@ -141,7 +141,7 @@ beforeAll(() => {
     });
     movedRewritten = JSON.parse(rewrittenOut.trim().split("\n").at(-1)!) as typeof moved;
   }
-  // Under --enable-source-maps the entry loads module.js, whose frames Node maps to the sources.
+  // Under --enable-source-maps the entry loads index.esm.js, whose frames Node maps to the sources.
   const mappedOut = execFileSync(process.execPath, ["--enable-source-maps", path.join(scratch, "child.mjs")], {
     cwd: scratch,
     encoding: "utf8",
@@ -167,12 +167,12 @@ afterAll(() => {
 /** A stack frame's file: a file URL, or a path (frames Node maps through a source map). */
 const filePath = (f: string): string => (f.startsWith("file:") ? fileURLToPath(f) : f);
 
-/** The source files (from each chunk's source map) of the built modules among `urls` (dsl/index.js: the library.js it compiles). */
+/** The source files (from each chunk's source map) of the built modules among `urls` (dsl/index.js: the library.js it compiles, which index.esm.js.map maps). */
 function sourcesOf(urls: readonly string[]): string[] {
   const pkg = pathToFileURL(path.join(scratch, "pkg")).href;
   return urls
     .filter((u) => u.startsWith(pkg) && u.endsWith(".js"))
-    .map((u) => (u === `${pkg}/dsl/index.js` ? `${pkg}/dsl/library.js` : u))
+    .map((u) => (u === `${pkg}/dsl/index.js` ? `${pkg}/dsl/index.esm.js` : u))
     .flatMap((u) => (JSON.parse(readFileSync(`${fileURLToPath(u)}.map`, "utf8")) as { sources: string[] }).sources)
     .map((s) => s.replace(/^(\.\.\/)+/, ""));
 }
