@@ -15,9 +15,22 @@ const LOG2E = Math.LOG2E;
 const LN2 = Math.LN2;
 
 function traceOf(op: string, ...xs: TensorLike[]): Tensor {
+  for (const x of xs) checkOperand(op, x);
   const t = xs.find((x): x is Tensor => x instanceof Tensor);
   if (!t) return userError("invalid-argument", `${op}: at least one operand must be a tensor`);
   return t;
+}
+
+/**
+ * An operand is a Tensor, a number or a boolean. Anything else (a string, null, undefined, an
+ * object, an array) would otherwise become a constant through Number(): "3" as 3, null as 0,
+ * the rest as NaN, with no error.
+ */
+function checkOperand(op: string, x: unknown): void {
+  if (x instanceof Tensor || typeof x === "number" || typeof x === "boolean") return;
+  const shown =
+    typeof x === "string" ? JSON.stringify(x) : x === null ? "null" : Array.isArray(x) ? "an array" : typeof x === "object" ? "an object" : String(x);
+  userError("invalid-argument", `${op}: operand must be a tensor, a number or a boolean, got ${shown}`);
 }
 
 export function unary(op: UnaryOp, x: Tensor): Tensor {
@@ -169,6 +182,7 @@ export const isinf = (x: Tensor): Tensor => (isFloat(x.dtype) ? eq(abs(x), Infin
  * base gives a real result for integral y (sign from y's parity) and NaN otherwise, x ** 0 = 1.
  */
 export function pow(x: Tensor, y: TensorLike): Tensor {
+  checkOperand("pow", y);
   const dtype = resultDType(x, y);
   if (typeof y === "number" && Number.isInteger(y) && Math.abs(y) <= 16) {
     if (y < 0 && !isFloat(dtype)) return userError("dtype-mismatch", `pow: integers to negative integer powers are not allowed (exponent ${y})`);
@@ -271,6 +285,8 @@ export function maskedFill(x: Tensor, mask: Tensor, value: Scalar): Tensor {
 
 /** where(cond, x, y): x where cond is true, else y; broadcasting across all three. */
 export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
+  checkOperand("where", a);
+  checkOperand("where", b);
   const dtype = whereDType(a, b);
   return withOneLoc(() => {
     const c = cast(cond, "bool");

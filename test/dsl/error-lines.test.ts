@@ -132,3 +132,37 @@ describe("k.compileModel's checks name the caller's line", () => {
     expectAtLine(err, line);
   });
 });
+
+describe("an operand that is neither a tensor, a number nor a boolean is refused, not read as NaN or a number", () => {
+  const trace = (fn: (x: k.Tensor) => unknown) => () => k.traceFunction("t", fn as never, [k.f32([3])]);
+  for (const [what, value, shown] of [
+    ["a string", "3", '"3"'],
+    ["null", null, "null"],
+    ["undefined", undefined, "undefined"],
+    ["an object", { a: 1 }, "an object"],
+    ["an array", [1, 2, 3], "an array"],
+  ] as const) {
+    test(`x.add(${what})`, async () => {
+      const [line, err] = [thisLine(), await errorOf(trace((x) => x.add(value as never)))];
+      expect(err.message).toMatch(new RegExp(`^add: operand must be a tensor, a number or a boolean, got ${shown.replace(/[[\]{}()"]/g, "\\$&")} at `));
+      expectAtLine(err, line);
+    });
+  }
+
+  test("the other elementwise entry points: mul, lt, maximum, pow, where, logicalAnd", async () => {
+    for (const fn of [
+      (x: k.Tensor) => x.mul("2" as never),
+      (x: k.Tensor) => x.lt(null as never),
+      (x: k.Tensor) => k.maximum(x, "1" as never),
+      (x: k.Tensor) => x.pow("2" as never),
+      (x: k.Tensor) => k.where(x.gt(0), x, "0" as never),
+      (x: k.Tensor) => x.gt(0).logicalAnd({} as never),
+    ])
+      expect((await errorOf(trace(fn))).message).toMatch(/operand must be a tensor, a number or a boolean/);
+  });
+
+  test("numbers, booleans, NaN and ±Infinity stay operands", async () => {
+    const exe = await k.compile((x: k.Tensor) => k.where(x.gt(2), x.add(true).mul(2).add(Number.NaN), Infinity).maximum(-Infinity), [k.f32([3])], { target: "js" });
+    expect(Array.from(((await exe.run([[1, 2, 3]])) as { data: Float32Array }).data)).toEqual([Infinity, Infinity, Number.NaN]) // 1 + true, · 2, + NaN where x > 2, else ∞;
+  });
+});
