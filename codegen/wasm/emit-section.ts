@@ -260,7 +260,14 @@ export function emitSection(
   const pushScalar = (id: ExprId): void => void fb.get(scalarLocals.get(id) ?? bug(`wasm: scalar ${id} not computed in ${name}`));
   let scalarCtxOnce: ScalarCtx | undefined;
   const scalarCtx = (): ScalarCtx => (scalarCtxOnce ??= { fb, exprs, helpers, buffer, push: pushScalar, env: env(0) });
-  const vectorCtx = (r: Region): VectorCtx => ({
+  // One vector context per region (a Region is never changed: an unaligned one is a copy), not one per expression and store emitted.
+  const vectorCtxs = new Map<Region, VectorCtx>();
+  const vectorCtx = (r: Region): VectorCtx => {
+    let ctx = vectorCtxs.get(r);
+    if (!ctx) vectorCtxs.set(r, (ctx = makeVectorCtx(r)));
+    return ctx;
+  };
+  const makeVectorCtx = (r: Region): VectorCtx => ({
     fb,
     exprs,
     helpers,

@@ -45,13 +45,15 @@ export function scheduleSection(s: Section): ScheduleItem[] {
   // index whose data atom simplified away).
   const live = new Array<boolean>(exprs.length).fill(false);
   for (const st of s.stores) live[st.value] = true;
-  for (let id = exprs.length - 1; id >= 0; id--) if (live[id]) for (const o of exprOperands(exprs[id]!)) live[o] = true;
+  // Each expression's operands, listed once (the passes below read them four times).
+  const operands = exprs.map(exprOperands);
+  for (let id = exprs.length - 1; id >= 0; id--) if (live[id]) for (const o of operands[id]!) live[o] = true;
 
   // Free variables of every expression (a reduction's own vars excluded).
   const free: Set<string>[] = [];
   exprs.forEach((e, id) => {
     const vs = exprOwnVars(e);
-    for (const o of exprOperands(e)) for (const v of free[o] ?? bug(`schedule: operand ${o} of ${id}`)) vs.add(v);
+    for (const o of operands[id]!) for (const v of free[o] ?? bug(`schedule: operand ${o} of ${id}`)) vs.add(v);
     if (isReduceExpr(e)) for (const v of e.vars) vs.delete(v.name);
     free[id] = vs;
   });
@@ -123,14 +125,14 @@ export function scheduleSection(s: Section): ScheduleItem[] {
   const groupOfLoop = new Map<Scope, string>();
   for (const [key, loop] of loopScope) groupOfLoop.set(loop, key);
   const insideDeps = new Map<string, Set<ExprId>>();
-  exprs.forEach((inner, innerId) => {
+  exprs.forEach((_inner, innerId) => {
     if (!live[innerId]) return;
     for (let x: Scope | undefined = placeOf[innerId]; x; x = x.parent) {
       const key = groupOfLoop.get(x);
       if (key === undefined) continue;
       let deps = insideDeps.get(key);
       if (!deps) insideDeps.set(key, (deps = new Set()));
-      for (const o of exprOperands(inner)) deps.add(o);
+      for (const o of operands[innerId]!) deps.add(o);
     }
   });
   const emittedGroups = new Set<string>();
@@ -156,7 +158,7 @@ export function scheduleSection(s: Section): ScheduleItem[] {
         item: () => ({ kind: "reduce", vars: (e as { vars: readonly IndexVar[] }).vars, reduces: members, body: build(loop) }),
       });
     } else {
-      addItem(sc, { order: id, deps: new Set(exprOperands(e)), provides: [id], item: () => ({ kind: "expr", id }) });
+      addItem(sc, { order: id, deps: new Set(operands[id]), provides: [id], item: () => ({ kind: "expr", id }) });
     }
   });
 
