@@ -141,6 +141,22 @@ export class Trace {
 // ---- helpers shared by the op modules ----
 
 /** Throws a user diagnostic at the user's line. */
+/** A tensor argument given something else (an object, undefined, an array) is named, not a TypeError from inside an op. */
+export function requireTensor(value: unknown, role: string, op: string): asserts value is Tensor {
+  if (value instanceof Tensor) return;
+  const got =
+    value === null
+      ? "null"
+      : Array.isArray(value)
+        ? "an array"
+        : typeof value === "object"
+          ? "an object"
+          : typeof value === "string"
+            ? JSON.stringify(value)
+            : String(value);
+  userError("invalid-argument", `${op}: ${role} must be a tensor, got ${got}`);
+}
+
 export function userError(code: DiagCode, message: string): never {
   const loc = captureUserLoc();
   throw new KilnError({ code, message, ...(loc ? { loc } : {}) });

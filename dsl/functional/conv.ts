@@ -6,7 +6,7 @@
 
 import { formatShape } from "../../compiler/util/shape.ts";
 import { strictOptions, type KeyTable } from "../options.ts";
-import { type Tensor, prim, userError } from "../tensor.ts";
+import { type Tensor, prim, requireTensor, userError } from "../tensor.ts";
 import * as M from "../ops/movement.ts";
 import { withOneLoc } from "../loc.ts";
 import {
@@ -32,6 +32,8 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
 }
 
 function linearOps(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
+  requireTensor(x, "input", "linear");
+  requireTensor(weight, "weight", "linear");
   optionalTensorArg(bias, "bias", "linear", "linear(x, weight, bias?)");
   if (weight.ndim !== 2) return userError("shape-mismatch", `shape mismatch in linear: weight must be [out, in], got ${formatShape(weight.shape)}`);
   if (x.ndim < 1 || x.shape[x.ndim - 1] !== weight.shape[1])
@@ -80,6 +82,8 @@ interface ConvGeometry {
 
 export function conv2d(input: Tensor, weight: Tensor, bias?: Tensor | null, opts: Conv2dOptions = {}): Tensor {
   const op = "conv2d";
+  requireTensor(input, "input", op);
+  requireTensor(weight, "weight", op);
   optionalTensorArg(bias, "bias", op, "conv2d(x, w, bias | null, { stride, padding, dilation, groups })");
   strictOptions(op, opts, conv2dKeys);
   const { x4, restore } = asBatched4d(input, op);
@@ -114,6 +118,8 @@ export function conv2d(input: Tensor, weight: Tensor, bias?: Tensor | null, opts
  */
 export function convTranspose2d(input: Tensor, weight: Tensor, bias?: Tensor | null, opts: ConvTranspose2dOptions = {}): Tensor {
   const op = "convTranspose2d";
+  requireTensor(input, "input", op);
+  requireTensor(weight, "weight", op);
   optionalTensorArg(bias, "bias", op, "convTranspose2d(x, w, bias | null, { stride, padding, outputPadding, dilation, groups })");
   strictOptions(op, opts, convTranspose2dKeys);
   const { x4, restore } = asBatched4d(input, op);

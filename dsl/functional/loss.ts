@@ -7,7 +7,7 @@ import { isFloat } from "../../compiler/ir/dtype.ts";
 import { formatShape, shapesEqual } from "../../compiler/util/shape.ts";
 import { recordIndexUse } from "../index-checks.ts";
 import { strictOptions } from "../options.ts";
-import { type Tensor, userError } from "../tensor.ts";
+import { type Tensor, requireTensor, userError } from "../tensor.ts";
 import * as M from "../ops/movement.ts";
 import { withOneLoc } from "../loc.ts";
 import { iota, requireFloat } from "./prims.ts";
@@ -111,6 +111,7 @@ function crossEntropyOps(input: Tensor, target: Tensor, opts: CrossEntropyOption
   const op = "crossEntropy";
   strictOptions(op, opts, { weight: true, ignoreIndex: true, reduction: true, labelSmoothing: true });
   requireFloat(input, "input", op);
+  requireTensor(target, "target", op);
   const axis = classAxisOf(input, op);
   const logp = logSoftmax(input, axis);
   const reduction = opts.reduction ?? "mean";

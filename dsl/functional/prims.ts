@@ -5,7 +5,7 @@
 import { isFloat, type DType } from "../../compiler/ir/dtype.ts";
 import { bug } from "../../compiler/util/errors.ts";
 import { formatShape } from "../../compiler/util/shape.ts";
-import { Tensor, prim, userError } from "../tensor.ts";
+import { Tensor, prim, requireTensor, userError } from "../tensor.ts";
 import * as M from "../ops/movement.ts";
 
 export type IntPair = number | readonly [number, number];
@@ -34,6 +34,7 @@ export function optionalTensorArg(value: unknown, role: string, op: string, sign
 }
 
 export function requireFloat(x: Tensor, role: string, op: string): void {
+  requireTensor(x, role, op);
   if (!isFloat(x.dtype)) userError("dtype-mismatch", `dtype mismatch in ${op}: ${role} must be f32, got ${x.dtype}${formatShape(x.shape)}`);
 }
 

@@ -4,11 +4,13 @@
 import { isBool } from "../../compiler/ir/dtype.ts";
 import { formatShape } from "../../compiler/util/shape.ts";
 import { broadcastShapes } from "../../compiler/util/shape.ts";
-import { type Tensor, prim, resultDType, userError } from "../tensor.ts";
+import { type Tensor, prim, requireTensor, resultDType, userError } from "../tensor.ts";
 import * as E from "./elementwise.ts";
 import * as M from "./movement.ts";
 
 export function matmul(a: Tensor, b: Tensor): Tensor {
+  requireTensor(a, "input", "matmul");
+  requireTensor(b, "other", "matmul");
   if (a.ndim === 0 || b.ndim === 0)
     return userError("shape-mismatch", `shape mismatch in matmul: both operands need at least 1 dim, got ${formatShape(a.shape)} @ ${formatShape(b.shape)}`);
   const dtype = isBool(resultDType(a, b)) ? "i32" : resultDType(a, b);

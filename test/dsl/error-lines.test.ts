@@ -166,3 +166,24 @@ describe("an operand that is neither a tensor, a number nor a boolean is refused
     expect(Array.from(((await exe.run([[1, 2, 3]])) as { data: Float32Array }).data)).toEqual([Infinity, Infinity, Number.NaN]) // 1 + true, · 2, + NaN where x > 2, else ∞;
   });
 });
+
+describe("a tensor argument given something else is named, not a TypeError from inside Kiln", () => {
+  const F = k.nn.functional;
+  const lin = k.nn.linear(3, 2);
+  const trace = (fn: (x: k.Tensor, w: k.Tensor) => unknown) => () => k.traceFunction("t", fn as never, [k.f32([2, 3]), k.f32([2, 3])]);
+  for (const [name, fn, want] of [
+    ["x.matmul(object)", (x: k.Tensor) => x.matmul({ x } as never), /^matmul: other must be a tensor, got an object at /],
+    ["k.matmul(object, w)", (x: k.Tensor, w: k.Tensor) => k.matmul({ x } as never, w), /^matmul: input must be a tensor, got an object at /],
+    ["F.linear(object, w)", (x: k.Tensor, w: k.Tensor) => F.linear({ x } as never, w), /^linear: input must be a tensor, got an object at /],
+    ["a Linear layer called on a record", (x: k.Tensor) => lin.call({ x } as never), /^linear: input must be a tensor, got an object at /],
+    ["F.conv2d(undefined, w)", (_x: k.Tensor, w: k.Tensor) => F.conv2d(undefined as never, w), /^conv2d: input must be a tensor, got undefined at /],
+    ["F.layerNorm(array)", () => F.layerNorm([1, 2, 3] as never, 3), /^layerNorm: input must be a tensor, got an array at /],
+    ["F.crossEntropy(x, object)", (x: k.Tensor) => F.crossEntropy(x, {} as never), /^crossEntropy: target must be a tensor, got an object at /],
+  ] as const) {
+    test(name, async () => {
+      const err = await errorOf(trace(fn as never));
+      expect(err.message).toMatch(want);
+      expect(err.message).toMatch(/ at test\/dsl\/error-lines\.test\.ts:\d+:\d+$/);
+    });
+  }
+});
