@@ -959,8 +959,8 @@ function kChunks(s: Section, buffers: BufferDecl[], per: number): GemmChunk[] | 
   return chunks;
 }
 
-/** `exprs` with everything `roots` do not need replaced by a constant (ids stay put). */
-function onlyLive(exprs: readonly KExpr[], roots: readonly ExprId[]): KExpr[] {
+/** Which of `exprs` the `roots` need, themselves included: operands and the data refs of their indices. */
+function liveFlags(exprs: readonly KExpr[], roots: readonly ExprId[]): boolean[] {
   const live = new Array<boolean>(exprs.length).fill(false);
   for (const r of roots) live[r] = true;
   for (let id = exprs.length - 1; id >= 0; id--) {
@@ -979,11 +979,18 @@ function onlyLive(exprs: readonly KExpr[], roots: readonly ExprId[]): KExpr[] {
               : [];
     for (const ix of indices) for (const ref of indexDataRefs(ix)) live[ref] = true;
   }
+  return live;
+}
+
+/** `exprs` with everything `roots` do not need replaced by a constant (ids stay put). */
+function onlyLive(exprs: readonly KExpr[], roots: readonly ExprId[]): KExpr[] {
+  const live = liveFlags(exprs, roots);
   return exprs.map((e, id) => (live[id] ? e : { op: "const", value: 0, dtype: e.dtype }));
 }
 
 /** Whether expression `id` is or depends on a reduction. */
 function hasReduce(exprs: readonly KExpr[], id: ExprId): boolean {
-  const live = onlyLive(exprs, [id]);
-  return live.some(isReduceExpr);
+  const live = liveFlags(exprs, [id]);
+  for (let i = 0; i < exprs.length; i++) if (live[i] && isReduceExpr(exprs[i]!)) return true;
+  return false;
 }

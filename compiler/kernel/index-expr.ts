@@ -82,9 +82,13 @@ export function atomKey(a: Atom): string {
 export function indexKey(e: IndexExpr): string {
   let key = exprKeys.get(e);
   if (key === undefined) {
-    const parts = e.terms.map((t) => (t.coef === 1 ? atomKey(t.atom) : `${t.coef}*${atomKey(t.atom)}`));
-    if (e.constant !== 0 || parts.length === 0) parts.push(String(e.constant));
-    key = parts.join(" + ");
+    // `t1 + 2*t2 + c`, terms in order, the constant last (alone when there are no terms): built in a loop, no closure per term.
+    key = "";
+    for (const t of e.terms) {
+      const atom = atomKey(t.atom);
+      key += `${key === "" ? "" : " + "}${t.coef === 1 ? atom : `${t.coef}*${atom}`}`;
+    }
+    if (e.constant !== 0 || e.terms.length === 0) key += `${key === "" ? "" : " + "}${e.constant}`;
     exprKeys.set(e, key);
   }
   return key;

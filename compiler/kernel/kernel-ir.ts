@@ -349,6 +349,20 @@ export function summedOnce(s: Section, id: ExprId): ExprId | undefined {
   return uses === 1 ? outer : undefined;
 }
 
+const loadsOf = new WeakMap<Section, ReadonlySet<number>>();
+
+/** The buffers a section loads from, found once per section (sections are immutable): passes that look for a buffer's readers ask for every section again per candidate. */
+export function sectionLoads(s: Section): ReadonlySet<number> {
+  let loads = loadsOf.get(s);
+  if (loads === undefined) {
+    const found = new Set<number>();
+    for (const e of s.exprs) if (e.op === "load") found.add(e.buffer);
+    loads = found;
+    loadsOf.set(s, loads);
+  }
+  return loads;
+}
+
 /** Buffers a section reads (loads) and writes (stores). */
 export function sectionBuffers(s: Section): { reads: Set<number>; writes: Set<number> } {
   const reads = new Set<number>();

@@ -27,11 +27,12 @@ function chooseLaneAxis(s: Section): Section {
   if (real.length < 3) return s;
   if (hasStreamingReduce(s)) return s;
   const innermost = real[real.length - 1]!;
-  const current = regionCost(s, innermost);
+  const all = accesses(s); // once for every candidate's cost
+  const current = regionCostOf(s, innermost, all);
   let best: { v: IndexVar; cost: number } | undefined;
   for (const v of real.slice(1, -1)) {
     if (v.extent < LANES) continue;
-    const cost = vectorCost(s, v);
+    const cost = vectorCostOf(s, v, all);
     if (!best || cost < best.cost) best = { v, cost };
   }
   if (!best || best.cost >= GAIN * current) return s;
@@ -100,7 +101,10 @@ const scalarAccessCost = (a: Access): number => LANES * (3 + (a.valid === false 
 
 /** Accesses per four iterations of `v` in the SIMD region, the scalar remainder of an extent not a multiple of 4 included. */
 export function vectorCost(s: Section, v: IndexVar): number {
-  const all = accesses(s);
+  return vectorCostOf(s, v, accesses(s));
+}
+
+function vectorCostOf(s: Section, v: IndexVar, all: readonly Access[]): number {
   // the vector loop over any variable but the one threads split starts at 0, so its steps start at multiples of 4
   const aligned = s.domain.find((x) => x.extent > 1) !== v;
   const vector = all.reduce((sum, a) => sum + a.weight * laneAccessCost(a, v.name, aligned), 0);
@@ -118,8 +122,12 @@ const scalarCost = (all: readonly Access[]): number => all.reduce((sum, a) => su
  * scalar code otherwise.
  */
 export function regionCost(s: Section, v: IndexVar): number {
-  if (v.extent < LANES) return scalarCost(accesses(s));
-  return Math.min(vectorCost(s, v), s.stores.every((st) => linearStride(st.index, v.name) === 1) ? Infinity : scalarCost(accesses(s)));
+  return regionCostOf(s, v, accesses(s));
+}
+
+function regionCostOf(s: Section, v: IndexVar, all: readonly Access[]): number {
+  if (v.extent < LANES) return scalarCost(all);
+  return Math.min(vectorCostOf(s, v, all), s.stores.every((st) => linearStride(st.index, v.name) === 1) ? Infinity : scalarCost(all));
 }
 
 /** Whether region A over innermost `v` pays although some store is not contiguous in it. */

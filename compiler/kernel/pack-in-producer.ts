@@ -12,7 +12,7 @@
 // goes from the program (a linear's forward writing the next layer's x panels).
 
 import { atomKey, divIndex, linearStride, modIndex, substitute, type IndexExpr, type IndexVar } from "./index-expr.ts";
-import type { BufferDecl, Kernel, KernelProgram, Section, Store } from "./kernel-ir.ts";
+import { sectionLoads, type BufferDecl, type Kernel, type KernelProgram, type Section, type Store } from "./kernel-ir.ts";
 import { renameBuffers } from "./section-key.ts";
 import { numel } from "../util/shape.ts";
 
@@ -113,7 +113,7 @@ export function packsInProducers(p: KernelProgram): KernelProgram {
     if (added.length !== section.stores.filter((st) => st.buffer === copy.source).length) continue;
     kernels[ki] = undefined;
     // T's own stores stay for its other readers; with none left they go, and T with them.
-    const read = kernels.some((k) => k?.sections.some((s) => s.exprs.some((e) => e.op === "load" && e.buffer === copy.source)));
+    const read = kernels.some((k) => k?.sections.some((s) => sectionLoads(s).has(copy.source)));
     const kept = read ? section.stores : section.stores.filter((st) => st.buffer !== copy.source);
     const sections = producer.sections.map((s, i) => (i === sj ? { ...s, stores: [...kept, ...added] } : s));
     const writes = [...new Set([...producer.writes, copy.store.buffer])].filter((b) => read || b !== copy.source).sort((a, b) => a - b);

@@ -10,7 +10,7 @@
 // GEMM's launch — reads the same values: nothing from the pack to the GEMM writes what it reads.
 
 import { bounds, flatIndex, fromAtom, indexVar, linearStride, substitute, type IndexExpr, type IndexVar } from "./index-expr.ts";
-import { SectionBuilder, sectionSource, type Kernel, type KernelProgram, type Section } from "./kernel-ir.ts";
+import { SectionBuilder, sectionLoads, sectionSource, type Kernel, type KernelProgram, type Section } from "./kernel-ir.ts";
 import { copyExprs } from "./tile.ts";
 import { numel } from "../util/shape.ts";
 
@@ -72,7 +72,7 @@ export function panelPrologues(p: KernelProgram): KernelProgram {
     const readers: { k: number; s: number }[] = [];
     kernels.forEach((k, kj) =>
       k?.sections.forEach((s, sj) => {
-        if (kj !== ki && s.exprs.some((e) => e.op === "load" && e.buffer === out)) readers.push({ k: kj, s: sj });
+        if (kj !== ki && sectionLoads(s).has(out)) readers.push({ k: kj, s: sj });
       }),
     );
     if (readers.length !== 1 || readers[0]!.k < ki) continue;
