@@ -244,7 +244,11 @@ function aimsLine(target: BenchTarget, results: readonly CaseResult[]): string {
   ].join("\n");
 }
 
-/** Each case's same-step I/O ratio (bench/host-io.ts) from Kiln's row; "n/a" without samples, ms where the copy is under 0.1 ms. */
+/**
+ * Each case's same-step I/O ratio (bench/host-io.ts) from Kiln's row, median per step and the
+ * least step over the least copy (the steadier one on a loaded machine); "n/a" without samples,
+ * ms where the copy is under 0.1 ms.
+ */
 function sameStepRatios(results: readonly CaseResult[]): string {
   return results
     .map((r) => {
@@ -253,8 +257,10 @@ function sameStepRatios(results: readonly CaseResult[]): string {
       const beyond = stats?.["ioBeyondMs"];
       const copy = stats?.["ioCopyMs"];
       const ratio = stats?.["ioBeyondOverCopy"];
+      const least = stats?.["ioBestOverBest"];
       if (beyond === undefined || copy === undefined || ratio === undefined) return `${r.benchCase.id} n/a`;
-      return copy < 0.1 ? `${r.benchCase.id} ${beyond.toFixed(2)} ms (copy ${copy.toFixed(3)} ms)` : `${r.benchCase.id} ${ratio.toFixed(2)}×`;
+      if (copy < 0.1) return `${r.benchCase.id} ${beyond.toFixed(2)} ms (copy ${copy.toFixed(3)} ms)`;
+      return `${r.benchCase.id} ${ratio.toFixed(2)}×${least === undefined ? "" : ` (least ${least.toFixed(2)}×)`}`;
     })
     .join(", ");
 }
