@@ -65,7 +65,7 @@ export function blockContractions(p: KernelProgram, shareBlocks = true): KernelP
   const kernels: Kernel[] = [];
   // blockSection once per section structure (compiler/kernel/section-key.ts): the layers of a
   // deep model repeat their sections over other buffers, and a block copies a body rows × cols times.
-  const blocked = new Map<string, { readonly buffers: readonly number[]; readonly section: Section }>();
+  const blocked = new Map<string, { readonly buffers: readonly number[]; readonly sections: readonly Section[] }>();
   // A symbolic batch bounds row loops at run time: no overlapping last row block (wideRows).
   const symbolic = p.buffers.some((b) => b.symbolic !== undefined || b.dimMax !== undefined);
   // Outputs that replace an input (an SGD update): the memory plan may give them the input's slot.
@@ -73,9 +73,9 @@ export function blockContractions(p: KernelProgram, shareBlocks = true): KernelP
   // Sections are keyed (sectionShape prints the whole section) only once a second one could
   // match: the first of each domain, size and flags waits here unkeyed (most sections of a
   // small model are unique, and a key costs as much as a copy of the body).
-  const unkeyed = new Map<string, { readonly flags: string; readonly source: Section; readonly section: Section }>();
+  const unkeyed = new Map<string, { readonly flags: string; readonly source: Section; readonly sections: readonly Section[] }>();
   const keyedRough = new Set<string>();
-  const blockSection = (s: Section, packed = false, leftPacked = false): Section => {
+  const blockSection = (s: Section, packed = false, leftPacked = false): readonly Section[] => {
     const shape = { packed, leftPacked, symbolic, inPlace };
     if (!shareBlocks || !s.dots?.length) return blockOneSection(s, shape); // nothing to block: not worth a key
     // (whether it stores over an input decides wideRows: not in the shape, which renames buffers)
@@ -84,13 +84,13 @@ export function blockContractions(p: KernelProgram, shareBlocks = true): KernelP
     const rough = `${flags} ${s.domain.map((v) => `${v.name}<${v.extent}`).join(",")} ${s.exprs.length} ${s.stores.length}`;
     const first = unkeyed.get(rough);
     if (first === undefined && !keyedRough.has(rough)) {
-      const section = blockOneSection(s, shape);
-      unkeyed.set(rough, { flags, source: s, section });
-      return section;
+      const sections = blockOneSection(s, shape);
+      unkeyed.set(rough, { flags, source: s, sections });
+      return sections;
     }
     if (first !== undefined) {
       const sh0 = sectionShape(first.source);
-      blocked.set(`${first.flags}\n${sh0.key}`, { buffers: sh0.buffers, section: first.section });
+      blocked.set(`${first.flags}\n${sh0.key}`, { buffers: sh0.buffers, sections: first.sections });
       unkeyed.delete(rough);
       keyedRough.add(rough);
     }
@@ -98,13 +98,15 @@ export function blockContractions(p: KernelProgram, shareBlocks = true): KernelP
     const key = `${flags}\n${sh.key}`;
     const seen = blocked.get(key);
     if (!seen) {
-      const section = blockOneSection(s, shape);
-      blocked.set(key, { buffers: sh.buffers, section });
-      return section;
+      const sections = blockOneSection(s, shape);
+      blocked.set(key, { buffers: sh.buffers, sections });
+      return sections;
     }
     const to = new Map(seen.buffers.map((id, i) => [id, sh.buffers[i]!]));
-    const { locs: _locs, scopes: _scopes, ...body } = renameBuffers(seen.section, to);
-    return { ...body, ...sectionSource(s) };
+    return seen.sections.map((section) => {
+      const { locs: _locs, scopes: _scopes, ...body } = renameBuffers(section, to);
+      return { ...body, ...sectionSource(s) };
+    });
   };
   // Sections moved into a chain after a chunked GEMM (chunk-chain.ts), as `kernel:section`.
   const moved = new Set<string>();
@@ -132,10 +134,10 @@ export function blockContractions(p: KernelProgram, shareBlocks = true): KernelP
       packs = [];
       sections = [];
     };
-    const launch = (name: string, section: Section): void => {
+    const launch = (name: string, parts: readonly Section[]): void => {
       const reads = new Set<number>();
-      for (const e of section.exprs) if (e.op === "load") reads.add(e.buffer);
-      kernels.push({ name, sections: [section], reads: [...reads].sort((a, b) => a - b), writes: storedBuffers([section]) });
+      for (const section of parts) for (const e of section.exprs) if (e.op === "load") reads.add(e.buffer);
+      kernels.push({ name, sections: [...parts], reads: [...reads].sort((a, b) => a - b), writes: storedBuffers(parts) });
     };
     for (const [si, s] of k.sections.entries()) {
       if (moved.has(`${ki}:${si}`)) continue;
@@ -154,7 +156,7 @@ export function blockContractions(p: KernelProgram, shareBlocks = true): KernelP
       const gemm = plan.gemm;
       if (gemm) {
         packs.push(...gemm.packs);
-        sections.push(blockSection(gemm.section, gemm.panels));
+        sections.push(...blockSection(gemm.section, gemm.panels));
         continue;
       }
       const left = packLeftOperand(s, buffers);
@@ -162,7 +164,7 @@ export function blockContractions(p: KernelProgram, shareBlocks = true): KernelP
       const section = left?.section ?? s;
       const packed = packRightOperand(section, buffers);
       if (packed) packs.push(packed.kernel);
-      sections.push(packed ? blockSection(packed.section, true, left !== undefined) : blockSection(section));
+      sections.push(...(packed ? blockSection(packed.section, true, left !== undefined) : blockSection(section)));
     }
     flush();
   });
@@ -316,15 +318,15 @@ interface BlockShape {
   readonly inPlace: ReadonlySet<number>;
 }
 
-function blockOneSection(s: Section, shape: BlockShape): Section {
+function blockOneSection(s: Section, shape: BlockShape): readonly Section[] {
   const { packed } = shape;
   const rank = s.domain.length;
-  if (rank < 2) return s;
+  if (rank < 2) return [s];
   const rowVar = s.domain[rank - 2]!;
   const colVar = s.domain[rank - 1]!;
   const free = freeVars(s.exprs);
   const dot = (s.dots ?? []).find((d) => free[d.reduce]!.has(rowVar.name) && free[d.reduce]!.has(colVar.name));
-  if (!dot) return s;
+  if (!dot) return [s];
   const reduce = s.exprs[dot.reduce] as Extract<KExpr, { vars: unknown }>;
   const kVar = reduce.vars[reduce.vars.length - 1]!;
   // Loads that feed the contraction's products.
@@ -335,18 +337,32 @@ function blockOneSection(s: Section, shape: BlockShape): Section {
   if (packed || (colContiguous && colVar.extent % LANES === 0)) {
     const vectors = packed ? PANEL / LANES : largestDivisor(colVar.extent / LANES, [2, 1]);
     const macs = s.domain.reduce((a, v) => a * v.extent, 1) * reduce.vars.reduce((a, v) => a * v.extent, 1);
-    if (packed && !shape.leftPacked && kVar.extent >= wideBlockTestHooks.minK && macs >= wideBlockTestHooks.minMacs && wideRows(s, rowVar, shape))
-      return copyBlock(s, rowVar, colVar, WIDE_ROWS, vectors * LANES, true, leftSmaller);
-    const rows = largestDivisor(rowVar.extent, [4, 3, 2, 1]);
-    return copyBlock(s, rowVar, colVar, rows, vectors * LANES, true, leftSmaller);
+    if (packed && !shape.leftPacked && kVar.extent >= wideBlockTestHooks.minK && macs >= wideBlockTestHooks.minMacs && wideRows(s, rowVar, colVar, shape))
+      return [copyBlock(s, rowVar, colVar, WIDE_ROWS, vectors * LANES, true, leftSmaller)];
+    // Rows that are no multiple of 4 take 4-row blocks, the last one overlapping the one before,
+    // where computing a row twice is harmless; where it is not (an in-place update, an
+    // accumulator) and no 3-row block divides them, 4-row blocks over the rows up to the last
+    // multiple of 4 and a second section with one block of the 1–3 rows left. (Both took the
+    // largest block dividing the rows: 50257 rows, a GPT-2 head's vocabulary, had 1-row blocks,
+    // 2 accumulators a step.)
+    const cols = vectors * LANES;
+    const dividing = largestDivisor(rowVar.extent, [4, 3, 2, 1]);
+    if (dividing === 4 || rowVar.extent < OVERLAP_MIN_ROWS || shape.symbolic) return [copyBlock(s, rowVar, colVar, dividing, cols, true, leftSmaller)];
+    if (mayRepeatRows(s, shape)) return [copyBlock(s, rowVar, colVar, 4, cols, true, leftSmaller)];
+    if (dividing === 3 || macs < rowTailTestHooks.minMacs) return [copyBlock(s, rowVar, colVar, dividing, cols, true, leftSmaller)];
+    const whole = rowVar.extent - (rowVar.extent % 4);
+    return [
+      copyBlock(s, rowVar, colVar, 4, cols, true, leftSmaller, { start: 0, count: whole }),
+      copyBlock(s, rowVar, colVar, rowVar.extent - whole, cols, true, leftSmaller, { start: whole, count: rowVar.extent - whole }),
+    ];
   }
   if (kContiguous && kVar.extent >= 2 * LANES) {
     const rows = largestDivisor(rowVar.extent, [4, 2, 1]);
     const cols = largestDivisor(colVar.extent, [2, 1]);
-    if (rows * cols === 1) return s;
-    return copyBlock(s, rowVar, colVar, rows, cols, false, leftSmaller);
+    if (rows * cols === 1) return [s];
+    return [copyBlock(s, rowVar, colVar, rows, cols, false, leftSmaller)];
   }
-  return s;
+  return [s];
 }
 
 /**
@@ -383,6 +399,30 @@ const WIDE_MAX_EPILOGUE = 8;
 /** The wide block's size limits (WIDE_MIN_K, WIDE_MIN_MACS); mutable for tests only (small shapes reach the wide form). */
 export const wideBlockTestHooks = { minK: WIDE_MIN_K, minMacs: WIDE_MIN_MACS };
 
+/** The fewest rows (no multiple of 4) that take 4-row blocks with an overlapping last block or a tail section rather than smaller blocks. */
+const OVERLAP_MIN_ROWS = 8;
+/**
+ * A tail section (the 1–3 rows left after 4-row blocks, where rows may not be computed twice)
+ * only for a GEMM of at least this many multiply-adds: it is a launch of its own (the MLP step's
+ * last weight gradient, 10 × 512 × 128, keeps its 2-row blocks).
+ */
+const ROW_TAIL_MIN_MACS = 1 << 22;
+/** The tail section's size limit; mutable for tests only (small shapes reach the form). */
+export const rowTailTestHooks = { minMacs: ROW_TAIL_MIN_MACS };
+
+/**
+ * Whether a section may compute some of its rows twice (copyBlock's overlapping last row
+ * block, each such row stored twice with the same value): only when it loads no buffer it
+ * stores (a k-chunk adding to an accumulator), stores no output the memory plan may place over
+ * an input (an SGD update would subtract twice) and its row loop has no symbolic bound (the
+ * row limit counts blocks).
+ */
+function mayRepeatRows(s: Section, shape: BlockShape): boolean {
+  if (shape.symbolic || s.stores.some((st) => shape.inPlace.has(st.buffer))) return false;
+  const stored = new Set(s.stores.map((st) => st.buffer));
+  return !s.exprs.some((e) => e.op === "load" && stored.has(e.buffer));
+}
+
 /**
  * Whether a GEMM over packed column panels takes WIDE_ROWS-row blocks: only a section that
  * stores into no buffer it also loads (a k-chunk adding to an accumulator) nor into an output
@@ -391,8 +431,13 @@ export const wideBlockTestHooks = { minK: WIDE_MIN_K, minMacs: WIDE_MIN_MACS };
  * of WIDE_ROWS, its last block overlaps the one before (copyBlock: rows computed and stored
  * twice); an overlapping one also needs a row loop with no symbolic bound (the row limit counts blocks).
  */
-function wideRows(s: Section, rowVar: IndexVar, shape: BlockShape): boolean {
+function wideRows(s: Section, rowVar: IndexVar, colVar: IndexVar, shape: BlockShape): boolean {
   if (rowVar.extent < WIDE_MIN_ROWS) return false;
+  // Stores that scatter across the lanes (a linear with its sides swapped stores out[b, o] with
+  // the lanes along b): a sum's first use after the k loop is then a lane extract, not a v128
+  // store (emit-section's store-first), and V8 again loaded a whole step before its FMAs: a
+  // 128×768 @ (3072×768)ᵀ linear ran at 23 GFLOP/s in 6-row blocks against 49 in 4-row ones.
+  if (s.stores.some((st) => linearStride(st.index, colVar.name) !== 1)) return false;
   // An epilogue of more than a few operations per output (a GELU's erf polynomial): computed
   // for 12 sums a block instead of 8 it spilled, and the transformer step's MLP GEMM with its
   // GELU (k = 256) ran 14.0 -> 14.5 ms, its gradient's 19.8 -> 22.2 ms.
@@ -413,25 +458,36 @@ function wideRows(s: Section, rowVar: IndexVar, shape: BlockShape): boolean {
   if (s.stores.some((st) => shape.inPlace.has(st.buffer)) || s.exprs.some((e) => e.op === "load" && stored.has(e.buffer))) return false;
   if (rowVar.extent % WIDE_ROWS === 0) return true;
   if (WIDE_ROWS - (rowVar.extent % WIDE_ROWS) > rowVar.extent * WIDE_MAX_REPEAT) return false;
-  return !shape.symbolic;
+  return mayRepeatRows(s, shape);
 }
 
 /**
- * Copies of the body for a `rows` × `cols` block. Rows that are no multiple of `rows` (only
- * with wideRows' 6) take ceil(extent / rows) blocks, the last one moved back to end at the last
+ * Copies of the body for a `rows` × `cols` block. Rows that are no multiple of `rows` (where
+ * mayRepeatRows allows: wideRows' 6, or 4) take ceil(extent / rows) blocks, the last one moved back to end at the last
  * row: row = rows·(b mod (n − 1)) + (extent − rows)·(b div (n − 1)) + r for block b of n, which
  * is rows·b + r below the last block and extent − rows + r in it (every term non-negative, so
  * the k loop's running addresses still apply).
  */
-function copyBlock(s: Section, rowVar: IndexVar, colVar: IndexVar, rows: number, cols: number, laneAxis: boolean, columnsOuter: boolean): Section {
+function copyBlock(
+  s: Section,
+  rowVar: IndexVar,
+  colVar: IndexVar,
+  rows: number,
+  cols: number,
+  laneAxis: boolean,
+  columnsOuter: boolean,
+  /** Only these rows (a multiple of `rows` of them), in blocks that do not overlap. */
+  range?: { readonly start: number; readonly count: number },
+): Section {
   const rank = s.domain.length;
-  const rowBlocks = Math.ceil(rowVar.extent / rows);
+  if (range && range.count % rows !== 0) bug(`block-contraction: ${rows}-row blocks over a range of ${range.count} rows`);
+  const rowBlocks = Math.ceil((range?.count ?? rowVar.extent) / rows);
   const rowBlock = indexVar(`${rowVar.name}b`, rowBlocks);
-  const overlap = rowVar.extent % rows !== 0;
+  const overlap = !range && rowVar.extent % rows !== 0;
   if (overlap && rowBlocks < 2) bug(`block-contraction: ${rows}-row blocks over ${rowVar.extent} rows`);
   const rowBase: IndexExpr = overlap
     ? addIndex(mulIndex(modIndex(fromAtom(rowBlock), rowBlocks - 1), rows), mulIndex(divIndex(fromAtom(rowBlock), rowBlocks - 1), rowVar.extent - rows))
-    : mulIndex(fromAtom(rowBlock), rows);
+    : addIndex(mulIndex(fromAtom(rowBlock), rows), constIndex(range?.start ?? 0));
   const colBlock = indexVar(`${colVar.name}b`, colVar.extent / cols);
   const lane = indexVar(`${colVar.name}l`, LANES);
   const blocks = columnsOuter ? [colBlock, rowBlock] : [rowBlock, colBlock];

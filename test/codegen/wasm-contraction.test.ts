@@ -19,7 +19,7 @@ import { decodeBase64, WasmArtifactRunner } from "../../runtime/wasm/run-artifac
 import { relaxedSimdAvailable } from "../../runtime/wasm/engine.ts";
 import type { WasmArtifact } from "../../runtime/artifact/format.ts";
 import { graphInputs } from "../util/graph-inputs.ts";
-import { gemmChunkTestHooks, wideBlockTestHooks } from "../../compiler/kernel/block-contraction.ts";
+import { gemmChunkTestHooks, rowTailTestHooks, wideBlockTestHooks } from "../../compiler/kernel/block-contraction.ts";
 
 const runners: WasmArtifactRunner[] = [];
 afterAll(async () => {
@@ -97,6 +97,27 @@ const FORMS: readonly Form[] = [
     packs: true,
     packKernels: 1,
     prologues: 0,
+  },
+  {
+    // W's 250 rows are no multiple of 4: 4-row blocks, the last moved back over 2 rows of the one
+    // before (computed and stored twice, the same values), not 2-row blocks; and no 6-row blocks
+    // (which the test limits allow) since the stores scatter across the lanes (a sum's first use
+    // would be a lane extract, not emit-section's store-first)
+    name: "linear with its sides swapped over 250 outputs, odd k: 4-row blocks, the last overlapping: 32×73 @ (250×73)ᵀ + bias, relu",
+    fn: (a, b, bias) => a.matmul(b.t()).add(bias).relu(),
+    specs: [k.f32([32, 73]), k.f32([250, 73]), k.f32([250])],
+    k: 74,
+    packs: true,
+    blockDots: 8,
+  },
+  {
+    // 10 rows: three 4-row blocks, the last overlapping 2 rows (2-row blocks before: 4 sums a step)
+    name: "column form with 4-row blocks over 10 rows (the last overlapping 2), odd k: 10×37 @ 37×24 + 1",
+    fn: (a, b) => a.matmul(b).add(1),
+    specs: [k.f32([10, 37]), k.f32([37, 24])],
+    k: 38,
+    packs: false,
+    blockDots: 8,
   },
   {
     // t = relu(a·w) is read only as gᵀ's 4-row panels by the second GEMM: the first GEMM stores
@@ -246,6 +267,18 @@ const FORMS: readonly Form[] = [
     k: 4 * 8 * 8 + 1,
   },
   {
+    // 22 filters (no multiple of 4 or 3) in chunks of k: the first chunk, which only stores, takes
+    // 4-row blocks with the last overlapping 2 rows; the others add to the accumulator they load,
+    // so no row may be computed twice: 4-row blocks over 20 rows and a tail section of 2
+    name: "conv2d filter gradient, 22 filters, in 4 chunks of k: 4-row blocks and a 2-row tail section where the accumulator is loaded",
+    packs: true,
+    chunked: { minBytes: 1 << 16, maxBytes: 64 * 72 * 4, chunks: 4 },
+    fn: (x, w, g) => (k.grad((ww: k.Tensor) => F.conv2d(x, ww, undefined, { padding: 1 }).mul(g).sum())(w) as k.Tensor).mul(0.25).add(w),
+    specs: [k.f32([4, 8, 8, 8]), k.f32([22, 8, 3, 3]), k.f32([4, 22, 8, 8])],
+    k: 4 * 8 * 8 + 1,
+    blockDots: 8,
+  },
+  {
     // a plain operand packs no more than it reads: whole, however big (GPT-2's step took 845
     // kernels with its linears chunked, 533 without, at the same speed)
     name: "linear 128×64 @ (1024×64)ᵀ + bias under the chunk limits above: not chunked (neither operand expands what it reads)",
@@ -331,9 +364,12 @@ async function runWasm(
 ): Promise<{ out: Float32Array; artifact: WasmArtifact; prologues: number; blockDots: number }> {
   const limits = { ...gemmChunkTestHooks };
   const wideLimits = { ...wideBlockTestHooks };
+  const tailLimits = { ...rowTailTestHooks };
   if (chunked) Object.assign(gemmChunkTestHooks, { minBytes: chunked.minBytes, maxBytes: chunked.maxBytes });
-  // Small shapes reach the wide 6 × 8 block (its real limits: k ≥ 256, 2²⁶ multiply-adds).
+  // Small shapes reach the wide 6 × 8 block (its real limits: k ≥ 256, 2²⁶ multiply-adds) and
+  // the tail section of rows no multiple of 4 (2²² multiply-adds).
   Object.assign(wideBlockTestHooks, { minK: 1, minMacs: 0 });
+  Object.assign(rowTailTestHooks, { minMacs: 0 });
   let artifact: WasmArtifact;
   let prologues: number;
   let blockDots: number;
@@ -345,6 +381,7 @@ async function runWasm(
   } finally {
     Object.assign(gemmChunkTestHooks, limits);
     Object.assign(wideBlockTestHooks, wideLimits);
+    Object.assign(rowTailTestHooks, tailLimits);
   }
   const r = await WasmArtifactRunner.create(artifact, { threads, minParallelWork: 0 });
   runners.push(r);
@@ -414,13 +451,13 @@ describe.each([true, false])("wasm contractions, relaxed SIMD %s", (relaxed) => 
 // Two threads split every section's outer loop (column blocks, row blocks or panels): a few
 // forms, exact on small integers.
 const SPLIT_FORMS = FORMS.filter((f) =>
-  /^(column form with an odd k|packed column form at 128 rows|wide 6-row blocks|SGD update of a weight|dot form x @ Wᵀ|dot form with its column operand packed|linear with its sides swapped|a GEMM storing its output|a wide GEMM|transposed left operand|conv2d filter gradient, 4|conv2d filter gradient with an update epilogue|conv2d 4×8×8×8|conv2d input gradient through an average pool)/.test(
+  /^(column form with an odd k|column form with 4-row blocks over 10 rows|packed column form at 128 rows|wide 6-row blocks|SGD update of a weight|dot form x @ Wᵀ|dot form with its column operand packed|linear with its sides swapped|a GEMM storing its output|a wide GEMM|transposed left operand|conv2d filter gradient, 4|conv2d filter gradient, 22|conv2d filter gradient with an update epilogue|conv2d 4×8×8×8|conv2d input gradient through an average pool)/.test(
     f.name,
   ),
 );
 
 describe.each([true, false])("wasm contractions on 2 threads, relaxed SIMD %s", (relaxed) => {
-  test("the forms split across threads are there", () => expect(SPLIT_FORMS.length).toBe(16));
+  test("the forms split across threads are there", () => expect(SPLIT_FORMS.length).toBe(19));
   for (const form of SPLIT_FORMS)
     test(`${form.name}: bit-exact with the interpreter on small integers`, async () => {
       const { g, ints: inputs, wantInts: want } = referenceOf(form);
@@ -503,8 +540,10 @@ describe("the wide block at the real limits", () => {
 // storage, so a GEMM with that update as its epilogue keeps 4-row blocks: a wide block would
 // compute rows twice where its rows are no multiple of 6 (256), and stores its sums where the
 // update goes before the epilogue reads the weight there (emit-section's store-first) at any
-// row count (252: every weight came out sum − 0.5·sum).
-describe.each([256, 252])("a GEMM whose epilogue updates an input in place, %i rows", (rows) => {
+// row count (252: every weight came out sum − 0.5·sum). Rows no multiple of 4 (130) take 4-row
+// blocks over 128 and a second section over the 2 left, not a last block overlapping the one
+// before (which would subtract twice).
+describe.each([256, 252, 130])("a GEMM whose epilogue updates an input in place, %i rows", (rows) => {
   const traced = k.traceFunction("sgd", ((w: k.Tensor, a: k.Tensor, b: k.Tensor) => w.sub(a.matmul(b).mul(0.5))) as never, [
     k.f32([rows, 1024]),
     k.f32([rows, 40]),
@@ -519,6 +558,9 @@ describe.each([256, 252])("a GEMM whose epilogue updates an input in place, %i r
     // the right operand in panels (where wide blocks would apply), 4 × 8 blocks
     expect(artifact.kernels.some((kk) => kk.name.startsWith("pack")) || prologues > 0).toBe(true);
     expect(blockDots).toBe(8);
+    // …and at 130 rows a 2-row tail section
+    const gemms = compileWasm(g, { relaxedSimd: true }).program.kernels.flatMap((kk) => kk.sections.filter((x) => (x.dots?.length ?? 0) > 0));
+    expect(gemms.map((x) => x.dots!.length)).toEqual(rows % 4 === 0 ? [8] : [8, 4]);
     expect(Array.from(out)).toEqual(Array.from(want, (v) => Math.fround(v)));
   });
 });
