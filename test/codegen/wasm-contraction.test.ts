@@ -255,6 +255,18 @@ const FORMS: readonly Form[] = [
     k: 9,
   },
   {
+    // A prime batch (5 images) allows only one-image chunks, a fifth of what the limit holds:
+    // a GEMM cut that fine ran no faster (MNIST CNN step, batch 127: 400 kernels, one thread
+    // 134-139 ms a step against 139 whole) and each chunk is a module (compile 1.1-1.2 s CPU
+    // against 0.27): it runs whole.
+    name: "conv2d 5×8×8×8 ⊛ 16×8×3×3, pad 1, where the limits allow only one-image chunks, a fifth of the limit: whole",
+    packs: true,
+    chunked: { minBytes: 1 << 16, maxBytes: 5 * 64 * 72 * 4 - 4, chunks: 0 },
+    fn: (x, w) => F.conv2d(x, w, undefined, { padding: 1 }),
+    specs: [k.f32([5, 8, 8, 8]), k.f32([16, 8, 3, 3])],
+    k: 72,
+  },
+  {
     // 24 filters (a multiple of 6, so no row is computed twice) in chunks of k: each chunk after
     // the first adds its partial sums to the accumulator it loads, which a wide block's sums
     // stored first (emit-section) overwrote before the add read it: those chunks keep 4-row
