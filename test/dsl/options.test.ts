@@ -358,7 +358,7 @@ describe("k.compile and exe.run", () => {
     const exe = await k.compile(id, [k.f32([2])], { target: "reference" });
     expect((await exe.run([[1, 2]], { seed: 3 })) as unknown).toMatchObject({ shape: [2] });
     await expect(exe.run([[1, 2]], { sead: 3 } as never)).rejects.toThrow(
-      "exe.run: unknown option 'sead' (accepted: seed, skipNonFinite, out, keep, hyper) — did you mean 'seed'?",
+      "exe.run: unknown option 'sead' (accepted: seed, skipNonFinite, out, keep, hyper, timeIo) — did you mean 'seed'?",
     );
   });
 
