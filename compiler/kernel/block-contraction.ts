@@ -17,6 +17,7 @@ import { numel } from "../util/shape.ts";
 import { bug } from "../util/errors.ts";
 import {
   addIndex,
+  cond,
   constIndex,
   divIndex,
   flatIndex,
@@ -159,7 +160,7 @@ export function blockContractions(p: KernelProgram, shareBlocks = true): KernelP
         sections.push(...blockSection(gemm.section, gemm.panels));
         continue;
       }
-      const left = packLeftOperand(s, buffers);
+      const left = packLeftOperand(s, buffers, symbolic);
       if (left) packs.push(left.kernel);
       const section = left?.section ?? s;
       const packed = packRightOperand(section, buffers);
@@ -256,12 +257,12 @@ const LEFT_PACK_MIN_COLUMNS = 256;
  * loads per step of k then come from one contiguous panel instead of a new cache line (and,
  * every step or two, a new page) per k.
  */
-function packLeftOperand(s: Section, buffers: BufferDecl[]): { kernel: Kernel; section: Section } | undefined {
+function packLeftOperand(s: Section, buffers: BufferDecl[], symbolic: boolean): { kernel: Kernel; section: Section } | undefined {
   const rank = s.domain.length;
   if (rank < 2 || s.tile || s.form) return undefined;
   const rowVar = s.domain[rank - 2]!;
   const colVar = s.domain[rank - 1]!;
-  if (rowVar.extent % ROW_PANEL !== 0 || colVar.extent < LEFT_PACK_MIN_COLUMNS || colVar.extent % LANES !== 0) return undefined;
+  if (colVar.extent < LEFT_PACK_MIN_COLUMNS || colVar.extent % LANES !== 0) return undefined;
   const free = freeVars(s.exprs);
   const dot = (s.dots ?? []).find((d) => free[d.reduce]!.has(rowVar.name) && free[d.reduce]!.has(colVar.name));
   const contraction = dot ? s.exprs[dot.reduce] : undefined;
@@ -277,23 +278,29 @@ function packLeftOperand(s: Section, buffers: BufferDecl[]): { kernel: Kernel; s
     return linearStride(e.index, rowVar.name) === 1 && (linearStride(e.index, kVar.name) ?? 0) >= LEFT_PACK_MIN_STRIDE;
   });
   if (aId < 0 || rowVar.extent * kVar.extent * 4 < LEFT_PACK_MIN_BYTES) return undefined;
+  // Rows no multiple of 4 fill the last panel with zeros; blockOneSection then gives them a tail
+  // section (a GPT-2 head's weight gradient, 50257 rows: gᵀ read at a stride of 50257 per k).
+  const ragged = rowVar.extent % ROW_PANEL !== 0;
+  if (ragged && (symbolic || rowVar.extent < OVERLAP_MIN_ROWS || rowVar.extent * colVar.extent * kVar.extent < rowTailTestHooks.minMacs)) return undefined;
   const aLoad = s.exprs[aId] as Extract<KExpr, { op: "load" }>;
-  const panels = rowVar.extent / ROW_PANEL;
+  const panels = Math.ceil(rowVar.extent / ROW_PANEL);
   const packId = buffers.length;
   buffers.push({ id: packId, name: `pack${packId}`, dtype: "f32", shape: [panels, kVar.extent, ROW_PANEL], kind: "temp" });
-  // The packing section: P[p, k, r] = A[4p + r, k].
+  // The packing section: P[p, k, r] = A[4p + r, k] (0 past the last row).
   const p = indexVar("pp", panels);
   const k = indexVar("pk", kVar.extent);
   const r = indexVar("pr", ROW_PANEL);
   const sb = new SectionBuilder([p, k, r]);
+  const row = addIndex(mulIndex(fromAtom(p), ROW_PANEL), fromAtom(r));
   const source = substitute(
     aLoad.index,
     new Map([
       [kVar.name, fromAtom(k)],
-      [rowVar.name, addIndex(mulIndex(fromAtom(p), ROW_PANEL), fromAtom(r))],
+      [rowVar.name, row],
     ]),
   );
-  const value = sb.add({ op: "load", buffer: aLoad.buffer, index: source, valid: [], dtype: "f32" });
+  const valid = ragged ? cond(row, "lt", rowVar.extent) : [];
+  const value = sb.add({ op: "load", buffer: aLoad.buffer, index: source, valid, dtype: "f32" });
   sb.store(packId, flatIndex([fromAtom(p), fromAtom(k), fromAtom(r)], [panels, kVar.extent, ROW_PANEL]), value);
   const packSection = { ...sb.build(), ...sectionSource(s) };
   // Panels of a symbolic batch's rows (k the batch: a weight gradient's xᵀ) carry its axis, so the row bounds see their padding.
@@ -346,10 +353,11 @@ function blockOneSection(s: Section, shape: BlockShape): readonly Section[] {
     // largest block dividing the rows: 50257 rows, a GPT-2 head's vocabulary, had 1-row blocks,
     // 2 accumulators a step.)
     const cols = vectors * LANES;
+    // (A left operand in 4-row panels with its last panel padded, packLeftOperand's ragged rows, always takes the tail section.)
     const dividing = largestDivisor(rowVar.extent, [4, 3, 2, 1]);
     if (dividing === 4 || rowVar.extent < OVERLAP_MIN_ROWS || shape.symbolic) return [copyBlock(s, rowVar, colVar, dividing, cols, true, leftSmaller)];
-    if (mayRepeatRows(s, shape)) return [copyBlock(s, rowVar, colVar, 4, cols, true, leftSmaller)];
-    if (dividing === 3 || macs < rowTailTestHooks.minMacs) return [copyBlock(s, rowVar, colVar, dividing, cols, true, leftSmaller)];
+    if (!shape.leftPacked && mayRepeatRows(s, shape)) return [copyBlock(s, rowVar, colVar, 4, cols, true, leftSmaller)];
+    if (!shape.leftPacked && (dividing === 3 || macs < rowTailTestHooks.minMacs)) return [copyBlock(s, rowVar, colVar, dividing, cols, true, leftSmaller)];
     const whole = rowVar.extent - (rowVar.extent % 4);
     return [
       copyBlock(s, rowVar, colVar, 4, cols, true, leftSmaller, { start: 0, count: whole }),

@@ -577,6 +577,37 @@ describe.each([256, 252, 130])("a GEMM whose epilogue updates an input in place,
   });
 });
 
+// A weight gradient gᵀ·x whose gᵀ (read as g[k, i], at a stride of 130 per k) goes into 4-row
+// panels although its 130 rows are no multiple of 4: the last panel is padded with zeros, the
+// in-place update takes 4-row blocks over 128 rows and a 2-row tail section, each weight
+// updated once (a GPT-2 head's 50257 rows had 1-row blocks over an unpacked gᵀ).
+describe("an in-place weight gradient whose transposed left operand has rows no multiple of 4", () => {
+  const traced = k.traceFunction("sgdT", ((w: k.Tensor, g: k.Tensor, x: k.Tensor) => w.sub(g.t().matmul(x).mul(0.5))) as never, [
+    k.f32([130, 256]),
+    k.f32([129, 130]),
+    k.f32([129, 256]),
+  ]).graph;
+  const wName = inputsOf(traced, () => 0);
+  const g: Graph = { ...traced, outputs: traced.outputs.map((o) => ({ ...o, aliases: Object.keys(wName)[0]! })) };
+  const gemms = compileWasm(g, { relaxedSimd: true }).program.kernels.flatMap((kk) => kk.sections.filter((x) => (x.dots?.length ?? 0) > 0));
+  test("gᵀ goes into padded 4-row panels; 4-row blocks and a 2-row tail section", () => {
+    const { artifact } = compileWasm(g, { relaxedSimd: true });
+    expect(artifact.kernels.filter((kk) => kk.name.startsWith("pack_a")).length).toBe(1);
+    expect(gemms.map((x) => x.dots!.length)).toEqual([8, 4]);
+  });
+  test.each([
+    [1, true],
+    [2, true],
+    [1, false],
+    [2, false],
+  ])("equals the interpreter bit for bit on small integers (%i threads, relaxed SIMD %s)", async (threads, relaxed) => {
+    const inputs = inputsOf(g, (i, input) => ((i * 5 + input * 3) % 7) - 3);
+    const want = Object.values(interpret(g, inputs))[0]!.data as ArrayLike<number>;
+    const { out } = await runWasm(g, relaxed, inputs, threads);
+    expect(Array.from(out)).toEqual(Array.from(want, (v) => Math.fround(v)));
+  });
+});
+
 describe("relaxed SIMD in the artifact", () => {
   const g = k.traceFunction("mm", ((a: k.Tensor, b: k.Tensor) => a.matmul(b).add(1)) as never, [k.f32([16, 32]), k.f32([32, 16])]).graph;
 
