@@ -8,6 +8,8 @@
 import type { Graph } from "../compiler/ir/types.ts";
 import { strictOptions } from "./options.ts";
 import { resolveTarget } from "./targets.ts";
+import { atCaller } from "./compile.ts";
+import { captureUserLoc } from "./loc.ts";
 
 export interface DumpStagesOptions {
   /** The target to compile for: js, wasm, webgpu, cuda, or "auto" (the one k.compile picks here). */
@@ -22,10 +24,23 @@ export interface DumpStagesOptions {
 
 /** Writes every compile stage of `graph` for `opts.target` into `opts.dir`; resolves to the file names written, in order. */
 export async function dumpStages(graph: Graph, opts: DumpStagesOptions): Promise<string[]> {
+  const callerLoc = captureUserLoc();
   const { target, dir, locs, verify } = strictOptions<DumpStagesOptions>("k.dumpStages", opts, { target: true, dir: true, locs: true, verify: true });
   // The backends by name import every target's renderer: loaded here, not at `import "kiln"`.
   const { backendOf } = await import("../targets/backends.ts");
-  const backend = backendOf((await resolveTarget(target)).name);
+  // A backend named outright (js, wasm, webgpu, cuda) compiles here whether or not its runtime
+  // runs on this machine (cuda without the addon), as `kiln dump --target` does; "auto", "cpu"
+  // and other names resolve as k.compile resolves them, and their errors name the caller's line.
+  let backend: ReturnType<typeof backendOf>;
+  try {
+    backend = backendOf(target);
+  } catch {
+    try {
+      backend = backendOf((await resolveTarget(target)).name);
+    } catch (e) {
+      throw atCaller(e, callerLoc);
+    }
+  }
   const compiled = backend.compile(graph, {
     ...(await backend.machineOptions?.()),
     dumpAll: true,

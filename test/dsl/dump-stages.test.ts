@@ -41,6 +41,19 @@ describe("k.dumpStages", () => {
     await expect(k.dumpStages(exe.graph, { target: "js", dir, dumpAll: true } as k.DumpStagesOptions)).rejects.toThrow(/dumpAll/);
     await expect(k.dumpStages(exe.graph, { target: "reference", dir })).rejects.toThrow(/no backend builds 'reference' artifacts/);
     await expect(k.dumpStages(exe.graph, { target: "nope", dir })).rejects.toThrow(/nope/);
+    // … at the caller's line, like k.compile's target errors
+    await expect(k.dumpStages(exe.graph, { target: "nope", dir })).rejects.toThrow(/ at test\/dsl\/dump-stages\.test\.ts:\d+:\d+$/);
+  });
+
+  test("cuda dumps where the CUDA runtime cannot run, as `kiln dump --target cuda` does (compiling needs no GPU)", async () => {
+    const exe = await k.compile(mlp, specs, { target: "js" });
+    const dir = mkdtempSync(path.join(os.tmpdir(), "kiln-dump-stages-"));
+    const files = await k.dumpStages(exe.graph, { target: "cuda", dir });
+    const renderDir = readdirSync(dir).find((f) => /^\d\d-render$/.test(f));
+    expect(files.some((f) => /^\d\d-lower\.kir$/.test(f))).toBe(true);
+    const rendered = readdirSync(path.join(dir, renderDir!));
+    expect(rendered.length).toBeGreaterThan(0);
+    expect(rendered.every((f) => f.endsWith(".cu"))).toBe(true);
   });
 });
 
