@@ -56,7 +56,7 @@ command line.`,
     const exe = await compile(program, undefined, { target: args.flags.target as string, name, ...(args.flags.verify === true ? { verify: true } : {}) });
     if (args.flags.time === true) io.err(formatCompileStats(exe.compileStats));
     const artifact = exe.artifact;
-    if (!artifact) throw new KilnError({ code: "unsupported", message: `target '${exe.target}' builds no artifact (try --target js or --target webgpu)` });
+    if (!artifact) throw new KilnError({ code: "unsupported", message: `target '${exe.target}' builds no artifact (try --target js, wasm, webgpu or cuda)` });
     const dir = resolveFrom(io.cwd, out);
     await exe.save(dir);
     // The weights hold the state and, for a train step, its hyperparameters (the entry `hyper`).

@@ -366,7 +366,7 @@ export async function executableOf<Out>(
       if (!artifact)
         throw new KilnError({
           code: "unsupported",
-          message: `exe.save: target '${target.name}' builds no artifact (compile for "js" or "webgpu" to save one)`,
+          message: `exe.save: target '${target.name}' builds no artifact (compile for js, wasm, webgpu or cuda to save one)`,
         });
       const { writeArtifactFolder } = await import("../targets/artifact-folder.ts");
       // A standalone artifact has no hyperparameter API: it keeps the current values as the state entry `hyper`.

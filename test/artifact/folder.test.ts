@@ -177,6 +177,8 @@ export { lossShape, weightShape };
   test("the reference target has no artifact to save", async () => {
     const ref = await k.compile(scaleSum, undefined, { target: "reference" });
     await expect(ref.save(mkdtempSync(path.join(os.tmpdir(), "kiln-ref-")))).rejects.toThrow("exe.save: target 'reference' builds no artifact");
+    // every target that builds one is named (the message once named js and webgpu only)
+    await expect(ref.save(mkdtempSync(path.join(os.tmpdir(), "kiln-ref-")))).rejects.toThrow("compile for js, wasm, webgpu or cuda to save one");
   });
 });
 
