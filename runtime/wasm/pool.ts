@@ -258,9 +258,6 @@ function spawnNodeWorker(workerClass: NodeWorkerClass, label: number, gate: Boot
     stderr: true,
     ...(gate ? { workerData: { kilnBootGate: gate } } : {}),
   });
-  // Idle (prestarted) workers never keep the process alive; a joining one does until it is
-  // ready, and one with compiles to answer until it has answered them (holds counts both).
-  w.unref();
   let holds = 0;
   let failure: Error | undefined;
   let stopping = false;
@@ -292,6 +289,11 @@ function spawnNodeWorker(workerClass: NodeWorkerClass, label: number, gate: Boot
     failCompiles(e);
   });
   w.once("exit", (code) => failCompiles(new Error(`wasm worker ${label} exited (code ${code})`)));
+  // Idle (prestarted) workers never keep the process alive; a joining one does until it is
+  // ready, and one with compiles to answer until it has answered them (holds counts both).
+  // After the "message" listener: adding one refs the worker's port again (Node 20), and a
+  // program whose compile failed before any join (a shape error in the trace) never exited.
+  w.unref();
   return {
     compile: (bytes, claim) => {
       if (failure) return Promise.reject(failure);
