@@ -29,6 +29,9 @@ const run = (cmd: string, args: readonly string[], cwd: string): string =>
   execFileSync(cmd, args, { cwd, encoding: "utf8", env: userEnv, stdio: ["ignore", "pipe", "pipe"] });
 
 let scratch = "";
+/** Whether the installed package held dist/dsl/library.cache before and after `npm rebuild kiln` ran its postinstall. */
+let cacheInTarball = true;
+let cacheAfterRebuild = false;
 
 beforeAll(() => {
   scratch = mkdtempSync(path.join(os.tmpdir(), "kiln-pack-"));
@@ -40,8 +43,19 @@ beforeAll(() => {
   const project = path.join(scratch, "project");
   mkdirSync(project);
   writeFileSync(path.join(project, "package.json"), JSON.stringify({ name: "uses-kiln", private: true, type: "module" }));
-  // Scripts off: the one install script among the dependencies (webgpu's) only touches macOS binaries.
+  // Scripts off: webgpu's install script only touches macOS binaries, esbuild's checks its binary.
   run("npm", ["install", "--prefer-offline", "--ignore-scripts", "--no-audit", "--no-fund", path.join(packs, tarball)], project);
+  // Then kiln's own, as `npm install` runs it where install scripts run: package.json's
+  // postinstall (scripts/postinstall.mjs) writes the library's code cache in the installed
+  // folder. npm 11 asks a project to approve a dependency's install scripts (allowScripts; the
+  // key of a tarball is its file: spec).
+  const installed = path.join(project, "node_modules/kiln/dist/dsl/library.cache");
+  cacheInTarball = existsSync(installed);
+  const manifest = JSON.parse(readFileSync(path.join(project, "package.json"), "utf8"));
+  manifest.allowScripts = { [`file:${path.join(packs, tarball)}`]: true };
+  writeFileSync(path.join(project, "package.json"), JSON.stringify(manifest));
+  run("npm", ["rebuild", "kiln", "--foreground-scripts", "--no-audit", "--no-fund"], project);
+  cacheAfterRebuild = existsSync(installed);
 }, 240_000);
 
 afterAll(() => {
@@ -56,10 +70,41 @@ describe("the packed package", () => {
     expect(existsSync(path.join(installed, "dist/dsl/index.js"))).toBe(true);
     expect(existsSync(path.join(installed, "dist/dsl/index.d.ts"))).toBe(true);
     expect(existsSync(path.join(installed, "dsl/index.ts"))).toBe(false);
+    // package.json's postinstall runs a shipped file (npm fails an install whose script is missing).
+    expect(existsSync(path.join(installed, "scripts/postinstall.mjs"))).toBe(true);
     // The runtime's sources travel too (artifact folders ship them), at the root: a .ts beside
     // a .d.ts in dist/ is what TypeScript would pick when a user's project checks its types.
     expect(existsSync(path.join(installed, "runtime/artifact/load.ts"))).toBe(true);
     expect(readdirSync(path.join(installed, "dist/runtime/artifact")).filter((f) => f.endsWith(".ts") && !f.endsWith(".d.ts"))).toEqual([]);
+  });
+
+  test("npm's postinstall writes the library's code cache where the package is installed: a fresh process takes it, and errors still name the user's line", () => {
+    // The tarball holds none (a cache names the folder it was made in: prepack builds with --no-code-cache).
+    expect(cacheInTarball).toBe(false);
+    expect(cacheAfterRebuild).toBe(true);
+    const script = `
+import * as k from "kiln";
+let message;
+try {
+  await k.compile((a, b) => k.matmul(a, b), [k.f32([2, 3]), k.f32([4, 5])], { target: "cpu" });
+} catch (e) {
+  message = e.message;
+}
+console.log(JSON.stringify({ codeCache: globalThis[Symbol.for("kiln.library")].codeCache, message }));
+`;
+    writeFileSync(path.join(project(), "shape-error.mjs"), script);
+    const line = script.split("\n").findIndex((l) => l.includes("k.matmul(a, b)")) + 1;
+    for (const [env, codeCache] of [
+      [{}, "accepted"],
+      [{ KILN_LIBRARY_CACHE: "0" }, "off"],
+    ] as const) {
+      // It ends by itself (no process.exit): a failed compile leaves no worker holding the process open.
+      const out = execFileSync(process.execPath, ["shape-error.mjs"], { cwd: project(), encoding: "utf8", env: { ...userEnv, ...env }, timeout: 30_000 });
+      const got = JSON.parse(out.trim().split("\n").at(-1)!) as { codeCache: string; message: string };
+      expect(got.codeCache).toBe(codeCache);
+      expect(got.message).toMatch(/shape mismatch in matmul/);
+      expect(got.message).toMatch(new RegExp(`at shape-error\\.mjs:${line}:\\d+$`));
+    }
   });
 
   test("a TypeScript project type-checks against the declarations (skipLibCheck off)", () => {
