@@ -42,6 +42,9 @@ export function stateToLoad(
 ): [string, HostTensor][] {
   const known = (): string => [...stateTypes.keys()].join(", ") || "none";
   strictOptions(what, opts, { strict: true });
+  // (a string such as "no" was read as true)
+  if (opts.strict !== undefined && typeof opts.strict !== "boolean")
+    throw new KilnError({ code: "invalid-argument", message: `${what}: strict: expected true or false, got ${typeof opts.strict}` });
   const programHasOptimizer = [...stateTypes.keys()].some(isOptimizerState);
   if (!isCheckpoint(source)) {
     // Some values in memory: each must be state; the rest stays as it is. A program without an

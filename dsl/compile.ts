@@ -398,6 +398,8 @@ export async function executableOf<Out>(
         strictOptions("exe.profile", profileOpts, profileOptionKeys);
         steps = countOption("steps", profileOpts.steps ?? 10, 1);
         warmup = countOption("warmup", profileOpts.warmup ?? 1, 0);
+        if (profileOpts.peaks !== undefined && typeof profileOpts.peaks !== "boolean")
+          throw new KilnError({ code: "invalid-argument", message: `exe.profile: peaks: expected true or false, got ${typeof profileOpts.peaks}` });
         if (!profiling) throw new KilnError({ code: "unsupported", message: `exe.profile: target '${target.name}' has no kernels to profile` });
         // Checked now (inputs kept on a device are not taken here: pass host data); copied per step.
         const noDevices: Record<string, DeviceValue> = {};
@@ -475,6 +477,9 @@ export async function executableOf<Out>(
     if (runOpts.keep !== undefined && checkNumerics)
       throw new KilnError({ code: "unsupported", message: "exe.run: keep does not combine with checkNumerics (every value is read back)" });
     if (runOpts.timeIo !== undefined && typeof runOpts.timeIo !== "boolean") throw usage(`timeIo: expected true or false, got ${typeof runOpts.timeIo}`);
+    // (a string such as "yes" was read as false: the update applied anyway)
+    if (runOpts.skipNonFinite !== undefined && typeof runOpts.skipNonFinite !== "boolean")
+      throw usage(`skipNonFinite: expected true or false, got ${typeof runOpts.skipNonFinite}`);
     const timing = runOpts.timeIo === true ? { timeIo: true as const } : {};
     if (runOpts.out === undefined) return { keep, ...timing };
     if (runOpts.out === "reuse") return { keep, reuse: true, ...timing };

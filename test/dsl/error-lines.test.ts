@@ -187,3 +187,26 @@ describe("a tensor argument given something else is named, not a TypeError from 
     });
   }
 });
+
+describe("run, profile and loadState refuse a non-boolean flag instead of reading it as true or false", async () => {
+  const net = k.nn.sequential(k.nn.linear(3, 2));
+  const exe = await k.compile(k.trainStep(net, (o, y) => k.nn.mseLoss(o, y!), k.optim.sgd({ lr: 0.1 })), { x: k.f32([2, 3]), y: k.f32([2, 2]) }, { target: "js" });
+  const inputs = { x: new Float32Array(6), y: new Float32Array(4) };
+
+  test("exe.run's skipNonFinite", async () => {
+    const [line, err] = [thisLine(), await errorOf(() => exe.run(inputs, { skipNonFinite: "yes" as never }))];
+    expect(err.message).toMatch(/^exe\.run: skipNonFinite: expected true or false, got string at /);
+    expectAtLine(err, line);
+  });
+
+  test("exe.profile's peaks", async () => {
+    const [line, err] = [thisLine(), await errorOf(() => exe.profile(inputs, { peaks: "no" as never }))];
+    expect(err.message).toMatch(/^exe\.profile: peaks: expected true or false, got string at /);
+    expectAtLine(err, line);
+  });
+
+  test("exe.loadState's strict", async () => {
+    const err = await errorOf(() => exe.loadState({ "0.weight": new Float32Array(6) }, { strict: "no" as never }));
+    expect(err.message).toMatch(/^exe\.loadState: strict: expected true or false, got string/);
+  });
+});
