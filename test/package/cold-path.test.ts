@@ -104,50 +104,34 @@ beforeAll(() => {
   writeFileSync(path.join(scratch, "child.mjs"), CHILD);
   const logFile = path.join(scratch, "loaded.txt");
   writeFileSync(logFile, "");
-  const out = execFileSync(process.execPath, [path.join(scratch, "child.mjs")], {
-    cwd: scratch,
-    encoding: "utf8",
-    env: { ...process.env, NODE_OPTIONS: "", KILN_LOAD_LOG: logFile, KILN_ENTRY: pathToFileURL(path.join(pkg, "dsl", "index.js")).href },
-  });
-  report = JSON.parse(out.trim().split("\n").at(-1)!) as ChildReport;
-  // The same build copied elsewhere (as an installed tarball is): its code cache names the build's folder.
-  cpSync(pkg, path.join(scratch, "moved", "pkg"), { recursive: true });
-  const movedOut = execFileSync(process.execPath, [path.join(scratch, "child.mjs")], {
-    cwd: scratch,
-    encoding: "utf8",
-    env: {
-      ...process.env,
-      NODE_OPTIONS: "",
-      KILN_IMPORT_ONLY: "1",
-      KILN_LOAD_LOG: logFile,
-      KILN_ENTRY: pathToFileURL(path.join(scratch, "moved", "pkg", "dsl", "index.js")).href,
-    },
-  });
-  moved = JSON.parse(movedOut.trim().split("\n").at(-1)!) as typeof moved;
-  // Its own cache, written where it now is by the script the build ships (as an installed
-  // package can): the same script the build just ran, so only under KILN_FULL (~2 s).
-  if (FULL) {
-    execFileSync(process.execPath, [path.join(scratch, "moved", "pkg", "dsl", "write-library-cache.js")], { cwd: scratch, stdio: "pipe" });
-    const rewrittenOut = execFileSync(process.execPath, [path.join(scratch, "child.mjs")], {
+  /** Runs child.mjs on the entry in `pkgDir` (import only, unless `full`) and returns its last line's JSON. */
+  const runChild = <T>(pkgDir: string, opts: { full?: boolean; nodeArgs?: string[] } = {}): T => {
+    const out = execFileSync(process.execPath, [...(opts.nodeArgs ?? []), path.join(scratch, "child.mjs")], {
       cwd: scratch,
       encoding: "utf8",
       env: {
         ...process.env,
         NODE_OPTIONS: "",
-        KILN_IMPORT_ONLY: "1",
+        ...(opts.full ? {} : { KILN_IMPORT_ONLY: "1" }),
         KILN_LOAD_LOG: logFile,
-        KILN_ENTRY: pathToFileURL(path.join(scratch, "moved", "pkg", "dsl", "index.js")).href,
+        KILN_ENTRY: pathToFileURL(path.join(pkgDir, "dsl", "index.js")).href,
       },
     });
-    movedRewritten = JSON.parse(rewrittenOut.trim().split("\n").at(-1)!) as typeof moved;
+    return JSON.parse(out.trim().split("\n").at(-1)!) as T;
+  };
+  report = runChild<ChildReport>(pkg, { full: true });
+  // The same build copied elsewhere (as an installed tarball is): its code cache names the build's folder.
+  const movedPkg = path.join(scratch, "moved", "pkg");
+  cpSync(pkg, movedPkg, { recursive: true });
+  moved = runChild<typeof moved>(movedPkg);
+  // Its own cache, written where it now is by the script the build ships (as an installed
+  // package can): the same script the build just ran, so only under KILN_FULL (~2 s).
+  if (FULL) {
+    execFileSync(process.execPath, [path.join(movedPkg, "dsl", "write-library-cache.js")], { cwd: scratch, stdio: "pipe" });
+    movedRewritten = runChild<typeof moved>(movedPkg);
   }
   // Under --enable-source-maps the entry loads index.esm.js, whose frames Node maps to the sources.
-  const mappedOut = execFileSync(process.execPath, ["--enable-source-maps", path.join(scratch, "child.mjs")], {
-    cwd: scratch,
-    encoding: "utf8",
-    env: { ...process.env, NODE_OPTIONS: "", KILN_IMPORT_ONLY: "1", KILN_LOAD_LOG: logFile, KILN_ENTRY: pathToFileURL(path.join(pkg, "dsl", "index.js")).href },
-  });
-  mapped = JSON.parse(mappedOut.trim().split("\n").at(-1)!) as typeof mapped;
+  mapped = runChild<typeof mapped>(pkg, { nodeArgs: ["--enable-source-maps"] });
   // A CommonJS program's require("kiln") (require of an ES module, Node 20.19+: the entry has no top-level await).
   required = execFileSync(
     process.execPath,
