@@ -7,6 +7,7 @@
 import { KilnError } from "../compiler/util/errors.ts";
 import { rngUniform } from "../compiler/util/threefry.ts";
 import { strictOptions } from "./options.ts";
+import { userError } from "./tensor.ts";
 
 /** A flat array of rows. */
 export type RowArray = Float32Array | Float64Array | Int32Array | Uint8Array | Int8Array | Uint16Array | Int16Array | Uint32Array | readonly number[];
@@ -46,7 +47,7 @@ export function batches<const T extends Sources>(sources: T, opts: BatchesOption
 }
 
 const fail = (message: string): never => {
-  throw new KilnError({ code: "invalid-argument", message: `k.data.batches: ${message}` });
+  userError("invalid-argument", `k.data.batches: ${message}`);
 };
 
 export class Batches<T extends Sources> implements Iterable<BatchTree<T>> {

@@ -6,7 +6,6 @@
 // A PyTorch state_dict loads as it is (test/fixtures/torch/make-attention.py checks the outputs).
 
 import { isBool } from "../compiler/ir/dtype.ts";
-import { KilnError } from "../compiler/util/errors.ts";
 import { formatShape } from "../compiler/util/shape.ts";
 import { linear } from "./functional/conv.ts";
 import { iota } from "./functional/prims.ts";
@@ -47,8 +46,7 @@ export interface AttentionCallOptions {
 const emptyParameter = (name: string, shape: readonly number[]): Parameter => Parameter.zeros(name, shape);
 
 function positive(value: unknown, name: string): number {
-  if (!Number.isInteger(value) || (value as number) < 1)
-    throw new KilnError({ code: "invalid-argument", message: `MultiheadAttention: ${name} must be a positive integer, got ${value}` });
+  if (!Number.isInteger(value) || (value as number) < 1) userError("invalid-argument", `MultiheadAttention: ${name} must be a positive integer, got ${value}`);
   return value as number;
 }
 
@@ -88,10 +86,8 @@ export class MultiheadAttention extends Module {
     });
     positive(embedDim, "embedDim");
     positive(numHeads, "numHeads");
-    if (embedDim % numHeads !== 0)
-      throw new KilnError({ code: "invalid-argument", message: `MultiheadAttention: embedDim ${embedDim} must be divisible by numHeads ${numHeads}` });
-    if (!(typeof p === "number" && p >= 0 && p <= 1))
-      throw new KilnError({ code: "invalid-argument", message: `MultiheadAttention: dropout must be in [0, 1], got ${JSON.stringify(p)}` });
+    if (embedDim % numHeads !== 0) userError("invalid-argument", `MultiheadAttention: embedDim ${embedDim} must be divisible by numHeads ${numHeads}`);
+    if (!(typeof p === "number" && p >= 0 && p <= 1)) userError("invalid-argument", `MultiheadAttention: dropout must be in [0, 1], got ${JSON.stringify(p)}`);
     this.headDim = embedDim / numHeads;
     this.dropout = p;
     this.batchFirst = batchFirst;

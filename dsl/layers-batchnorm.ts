@@ -8,7 +8,6 @@
 // without tracked statistics) nothing is updated. num_batches_tracked is i32 here (PyTorch
 // stores i64; a PyTorch checkpoint's I64 loads with every value range-checked).
 
-import { KilnError } from "../compiler/util/errors.ts";
 import { formatShape } from "../compiler/util/shape.ts";
 import { batchNorm } from "./functional/norm.ts";
 import * as M from "./ops/movement.ts";
@@ -53,13 +52,12 @@ abstract class BatchNorm extends Module {
     super();
     strictOptions(`k.nn.${layer}`, opts, batchNormKeys);
     if (!Number.isInteger(numFeatures) || numFeatures < 1)
-      throw new KilnError({ code: "invalid-argument", message: `${layer}: numFeatures must be a positive integer, got ${numFeatures}` });
+      userError("invalid-argument", `${layer}: numFeatures must be a positive integer, got ${numFeatures}`);
     this.eps = opts.eps ?? 1e-5;
-    if (!(typeof this.eps === "number" && this.eps >= 0))
-      throw new KilnError({ code: "invalid-argument", message: `${layer}: eps must be a non-negative number` });
+    if (!(typeof this.eps === "number" && this.eps >= 0)) userError("invalid-argument", `${layer}: eps must be a non-negative number`);
     this.momentum = opts.momentum === undefined ? 0.1 : opts.momentum;
     if (this.momentum !== null && !(typeof this.momentum === "number" && this.momentum >= 0 && this.momentum <= 1))
-      throw new KilnError({ code: "invalid-argument", message: `${layer}: momentum must be in [0, 1] or null, got ${JSON.stringify(opts.momentum)}` });
+      userError("invalid-argument", `${layer}: momentum must be in [0, 1] or null, got ${JSON.stringify(opts.momentum)}`);
     const affine = opts.affine ?? true;
     this.weight = this.registerParameter("weight", affine ? channelParameter("weight", numFeatures, 1) : undefined);
     this.bias = this.registerParameter("bias", affine ? channelParameter("bias", numFeatures, 0) : undefined);

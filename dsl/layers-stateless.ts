@@ -2,14 +2,13 @@
 // Sequential container (children named "0", "1", … as in PyTorch). Each forwards to the
 // Tensor method or k.nn.functional op of the same name.
 
-import { KilnError } from "../compiler/util/errors.ts";
 import { avgPool2d, avgPool2dKeys, maxPool2d, maxPool2dKeys, type AvgPool2dOptions, type MaxPool2dOptions } from "./functional/pool.ts";
 import type { GeluOptions, LeakyReluOptions, SoftplusOptions } from "./ops/elementwise.ts";
 import { strictOptions } from "./options.ts";
 import { dropout } from "./functional/sparse.ts";
 import type { IntPair } from "./functional/prims.ts";
 import { Module } from "./module.ts";
-import type { Tensor } from "./tensor.ts";
+import { type Tensor, userError } from "./tensor.ts";
 
 // Modules check their options when built, so the error names the line that built the model.
 const leakyReluOptionsCheck = (v: unknown): void =>
@@ -109,7 +108,7 @@ export class Dropout extends Module {
     super();
     this.p = typeof p === "object" && p !== null ? (strictOptions("k.nn.Dropout", p, { p: true }).p ?? 0.5) : p;
     if (!(typeof this.p === "number" && this.p >= 0 && this.p <= 1))
-      throw new KilnError({ code: "invalid-argument", message: `Dropout: p must be in [0, 1], got ${JSON.stringify(this.p)}` });
+      userError("invalid-argument", `Dropout: p must be in [0, 1], got ${JSON.stringify(this.p)}`);
   }
   forward(x: Tensor): Tensor {
     return dropout(x, this.p, this.training);
@@ -147,7 +146,7 @@ export class Sequential extends Module {
   constructor(...layers: Module[]) {
     super();
     layers.forEach((m, i) => {
-      if (!(m instanceof Module)) throw new KilnError({ code: "invalid-argument", message: `Sequential: argument ${i} is not a module` });
+      if (!(m instanceof Module)) userError("invalid-argument", `Sequential: argument ${i} is not a module`);
       this.registerModule(String(i), m);
     });
     this.layers = layers;
@@ -157,7 +156,7 @@ export class Sequential extends Module {
   }
   at(index: number): Module {
     const m = this.layers.at(index);
-    if (!m) throw new KilnError({ code: "invalid-argument", message: `Sequential: index ${index} is out of range for ${this.layers.length} module(s)` });
+    if (!m) userError("invalid-argument", `Sequential: index ${index} is out of range for ${this.layers.length} module(s)`);
     return m;
   }
   forward(x: Tensor): Tensor {

@@ -12,7 +12,7 @@ import { embedding } from "./functional/sparse.ts";
 import { pair, type IntPair } from "./functional/prims.ts";
 import { biasUniform_, fanInAndFanOut, kaimingUniform_, normal_, ones_, zeros_ } from "./init.ts";
 import { Module, Parameter } from "./module.ts";
-import type { Tensor } from "./tensor.ts";
+import { type Tensor, userError } from "./tensor.ts";
 
 function positive(value: number, name: string, layer: string): number {
   if (Number.isInteger(value) && value >= 1) return value;
@@ -71,10 +71,7 @@ export class Conv2d extends Module {
     positive(outChannels, "outChannels", "Conv2d");
     positive(groups, "groups", "Conv2d");
     if (inChannels % groups !== 0 || outChannels % groups !== 0)
-      throw new KilnError({
-        code: "invalid-argument",
-        message: `Conv2d: inChannels ${inChannels} and outChannels ${outChannels} must be divisible by groups ${groups}`,
-      });
+      userError("invalid-argument", `Conv2d: inChannels ${inChannels} and outChannels ${outChannels} must be divisible by groups ${groups}`);
     const [kh, kw] = pair(kernelSize, "kernelSize", "Conv2d", 1);
     const { bias, ...options } = opts;
     this.options = options;
@@ -104,10 +101,7 @@ export class ConvTranspose2d extends Module {
     positive(outChannels, "outChannels", "ConvTranspose2d");
     positive(groups, "groups", "ConvTranspose2d");
     if (inChannels % groups !== 0 || outChannels % groups !== 0)
-      throw new KilnError({
-        code: "invalid-argument",
-        message: `ConvTranspose2d: inChannels ${inChannels} and outChannels ${outChannels} must be divisible by groups ${groups}`,
-      });
+      userError("invalid-argument", `ConvTranspose2d: inChannels ${inChannels} and outChannels ${outChannels} must be divisible by groups ${groups}`);
     const [kh, kw] = pair(kernelSize, "kernelSize", "ConvTranspose2d", 1);
     const { bias, ...options } = opts;
     this.options = options;
@@ -139,7 +133,7 @@ export class LayerNorm extends Module {
     strictOptions("k.nn.LayerNorm", opts, { eps: true, elementwiseAffine: true, bias: true });
     const shape = typeof normalizedShape === "number" ? [normalizedShape] : [...normalizedShape];
     if (shape.length === 0 || !shape.every((d) => Number.isInteger(d) && d >= 1))
-      throw new KilnError({ code: "invalid-argument", message: `LayerNorm: normalizedShape must be positive integers, got ${formatShape(shape)}` });
+      userError("invalid-argument", `LayerNorm: normalizedShape must be positive integers, got ${formatShape(shape)}`);
     this.normalizedShape = shape;
     this.eps = opts.eps ?? 1e-5;
     const affine = opts.elementwiseAffine ?? true;

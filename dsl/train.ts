@@ -7,7 +7,7 @@
 
 import { isFloat } from "../compiler/ir/dtype.ts";
 import type { TensorType } from "../compiler/ir/types.ts";
-import { bug, KilnError } from "../compiler/util/errors.ts";
+import { bug } from "../compiler/util/errors.ts";
 import { allocHostData } from "../compiler/ir/host-tensor.ts";
 import { formatType } from "../compiler/ir/infer.ts";
 import { valueAndGrad } from "./grad.ts";
@@ -104,14 +104,12 @@ export const isTrainStep = (fn: unknown): boolean => typeof fn === "function" &&
  */
 export function trainStep(model: Module, lossFn: LossFn, optimizer: Optimizer, opts: TrainStepOptions = {}): TrainStepFn {
   strictOptions("trainStep", opts, { clipGradNorm: true, mixed: true, lossScale: true });
-  if (!(model instanceof Module)) throw new KilnError({ code: "invalid-argument", message: "k.trainStep: the first argument must be a module (k.nn.*)" });
-  if (typeof lossFn !== "function")
-    throw new KilnError({ code: "invalid-argument", message: "k.trainStep: the second argument must be a loss function (output, ...targets) => scalar" });
+  if (!(model instanceof Module)) userError("invalid-argument", "k.trainStep: the first argument must be a module (k.nn.*)");
+  if (typeof lossFn !== "function") userError("invalid-argument", "k.trainStep: the second argument must be a loss function (output, ...targets) => scalar");
   if (typeof optimizer !== "object" || optimizer === null || typeof optimizer.update !== "function")
-    throw new KilnError({ code: "invalid-argument", message: "k.trainStep: the third argument must be an optimizer (k.optim.sgd/adam/adamW)" });
+    userError("invalid-argument", "k.trainStep: the third argument must be an optimizer (k.optim.sgd/adam/adamW)");
   const maxNorm = opts.clipGradNorm;
-  if (maxNorm !== undefined && !(maxNorm > 0))
-    throw new KilnError({ code: "invalid-argument", message: `k.trainStep: clipGradNorm must be a positive number, got ${maxNorm}` });
+  if (maxNorm !== undefined && !(maxNorm > 0)) userError("invalid-argument", `k.trainStep: clipGradNorm must be a positive number, got ${maxNorm}`);
   const scaling = lossScaling(opts);
   const precision: Precision = { mixed: opts.mixed, scaling };
   // Named `trainStep`, with parameters x and y, so graphs and their inputs read well in dumps.

@@ -77,6 +77,30 @@ describe("optimizer and layer arguments name the caller's line", () => {
     expectAtLine(err, line);
   });
 
+  test("a dropout's p", async () => {
+    const [line, err] = [thisLine(), await errorOf(() => k.nn.dropout(2))];
+    expect(err.message).toMatch(/^Dropout: p must be in \[0, 1\], got 2 at /);
+    expectAtLine(err, line);
+  });
+
+  test("a conv layer's groups", async () => {
+    const [line, err] = [thisLine(), await errorOf(() => k.nn.conv2d(4, 4, 3, { groups: 3 }))];
+    expect(err.message).toMatch(/must be divisible by groups 3 at /);
+    expectAtLine(err, line);
+  });
+
+  test("k.trainStep's arguments", async () => {
+    const [line, err] = [thisLine(), await errorOf(() => k.trainStep(k.nn.linear(2, 2), (o) => o.sum(), k.optim.sgd({ lr: 0.1 }), { clipGradNorm: -1 }))];
+    expect(err.message).toMatch(/^k\.trainStep: clipGradNorm must be a positive number, got -1 at /);
+    expectAtLine(err, line);
+  });
+
+  test("k.data.batches' batchSize", async () => {
+    const [line, err] = [thisLine(), await errorOf(() => k.data.batches({ x: new Float32Array(6) }, { batchSize: 0 }))];
+    expect(err.message).toMatch(/^k\.data\.batches: batchSize must be a positive integer, got 0 at /);
+    expectAtLine(err, line);
+  });
+
   test("a linear layer's size", async () => {
     const [line, err] = [thisLine(), await errorOf(() => k.nn.linear(0, 3))];
     expect(err.message).toMatch(/^Linear: inFeatures must be a positive integer, got 0 at /);
