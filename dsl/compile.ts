@@ -378,13 +378,22 @@ export async function executableOf<Out>(
     loadState(source, loadOpts) {
       // All or nothing: a bad entry leaves the state as it was. Checked now; applied in call
       // order: after the runs already started (else one finishing later would overwrite it).
-      const values = stateToLoad(source, stateTypes, loadOpts).map(([name, t]) => [name, { ...t, data: t.data.slice() }] as const);
+      let values: (readonly [string, HostTensor])[];
+      try {
+        values = stateToLoad(source, stateTypes, loadOpts).map(([name, t]) => [name, { ...t, data: t.data.slice() }] as const);
+      } catch (e) {
+        throw atCaller(e, captureUserLoc());
+      }
       if (!store.busy) store.replace(values);
       else void store.serialized(async () => store.replace(values));
     },
     hyper: () => hyper.current(),
     setHyper(settings) {
-      hyper.set(settings, "exe.setHyper");
+      try {
+        hyper.set(settings, "exe.setHyper");
+      } catch (e) {
+        throw atCaller(e, captureUserLoc());
+      }
     },
     async saveState(path: string) {
       writeCheckpoint(path, await fetchStateInOrder(), graph.name);

@@ -165,7 +165,12 @@ export async function compileModel<P extends Readonly<Record<string, ModelProgra
     state: () => store.snapshot(stateNames(), "model.state()"),
     fetchState,
     loadState(source: LoadStateSource, loadOpts?: LoadStateOptions) {
-      const values = stateToLoad(source, store.types, loadOpts, "model.loadState").map(([n, t]) => [n, { ...t, data: t.data.slice() }] as const);
+      let values: (readonly [string, HostTensor])[];
+      try {
+        values = stateToLoad(source, store.types, loadOpts, "model.loadState").map(([n, t]) => [n, { ...t, data: t.data.slice() }] as const);
+      } catch (e) {
+        throw atCaller(e, captureUserLoc());
+      }
       if (!store.busy) store.replace(values);
       else void store.serialized(async () => store.replace(values));
     },

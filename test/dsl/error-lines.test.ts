@@ -234,3 +234,33 @@ describe("run, profile and loadState refuse a non-boolean flag instead of readin
     expect(err.message).toMatch(/^exe\.loadState: strict: expected true or false, got string/);
   });
 });
+
+describe("loadState and setHyper name the caller's line", async () => {
+  const net = k.nn.sequential(k.nn.linear(3, 2));
+  const exe = await k.compile(k.trainStep(net, (o, y) => k.nn.mseLoss(o, y!), k.optim.sgd({ lr: 0.1 })), { x: k.f32([2, 3]), y: k.f32([2, 2]) }, { target: "js" });
+
+  test("exe.loadState with an entry of the wrong length", async () => {
+    const [line, err] = [thisLine(), await errorOf(() => exe.loadState({ "0.weight": new Float32Array(5) }))];
+    expect(err.message).toMatch(/expected 6 values for f32\[2,3\]/);
+    expectAtLine(err, line);
+  });
+
+  test("exe.loadState with an unknown entry", async () => {
+    const [line, err] = [thisLine(), await errorOf(() => exe.loadState({ "0.weigh": new Float32Array(6) }))];
+    expect(err.message).toMatch(/^exe\.loadState: '0\.weigh' is not state of this executable/);
+    expectAtLine(err, line);
+  });
+
+  test("exe.setHyper with a bad value", async () => {
+    const [line, err] = [thisLine(), await errorOf(() => exe.setHyper({ lr: "x" as never }))];
+    expect(err.message).toMatch(/^exe\.setHyper: hyper\.lr must be a number, got "x" at /);
+    expectAtLine(err, line);
+  });
+
+  test("model.loadState", async () => {
+    const model = await k.compileModel(net, { predict: (x: k.Tensor) => net.call(x) }, { x: k.f32([2, 3]) }, { target: "js" });
+    const [line, err] = [thisLine(), await errorOf(() => model.loadState({ "0.weigh": new Float32Array(6) }))];
+    expect(err.message).toMatch(/^model\.loadState: '0\.weigh' is not state/);
+    expectAtLine(err, line);
+  });
+});
