@@ -13,8 +13,10 @@ const cold = args.includes("--cold");
 const big = cold ? new Float32Array(24 << 20).fill(1) : undefined;
 const bigTo = cold ? new Float32Array(24 << 20) : undefined;
 
-async function measure(name: string, exe: k.Executable<any, any>, inputs: k.RunInputs): Promise<void> {
+async function measure(name: string, exe: k.Executable<unknown>, inputs: k.RunInputs): Promise<void> {
   const rest: number[] = [];
+  const kt: number[] = ((globalThis as any).__kt = []);
+  const parts: number[][] = [];
   const before: number[] = [];
   for (let i = 0; i < runs + 10; i++) {
     if (bigTo) bigTo.set(big!);
@@ -23,16 +25,19 @@ async function measure(name: string, exe: k.Executable<any, any>, inputs: k.RunI
     const ms = performance.now() - t0;
     const t = exe.ioStats!.times!;
     if (i >= 10) rest.push((ms - t.writeMs - t.executeMs - t.readMs) * 1000);
+    kt.push(t0 + ms);
+    if (i >= 10 && process.env.KT) parts.push(kt.slice(1).map((v, j) => (v - kt[j]!) * 1000));
   }
   console.log(`${name}: rest ${medianOf(rest).toFixed(1)} µs (min ${Math.min(...rest).toFixed(1)}), ${runs} runs${cold ? ", after a 96 MB copy" : ""}`);
   void before;
+  if (process.env.KT) console.log("  parts µs (call→checked, →runNow, →handedOver, →exec.run, →runner t0, [runner], t3→runner end, →back in runNow, →outputs, →caller):", parts[0]!.map((_, j) => medianOf(parts.map((p) => p[j]!)).toFixed(1)).join(" "));
 }
 
 k.manualSeed(0);
 const tf = transformerCase.kiln();
 const data = transformerCase.makeData();
 const tfExe = await k.compile(tf.fn, tf.specs, { target: "cpu" });
-tf.setup(tfExe as never, data);
+tf.setup?.(tfExe as never, data);
 const tiny = await k.compile(({ x }: { x: k.Tensor }) => x.mul(2).add(1), { x: k.f32([16]) }, { target: "cpu" });
 const x16 = new Float32Array(16).fill(1);
 const onlyTf = args.includes("--transformer");
@@ -40,5 +45,5 @@ for (let round = 0; round < 2; round++) {
   if (!onlyTf) await measure("16-float x·2+1", tiny, { x: x16 });
   await measure("transformer step", tfExe, tf.inputs(data));
 }
-await tfExe.close?.();
-await tiny.close?.();
+await tfExe.close();
+await tiny.close();

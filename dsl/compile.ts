@@ -27,7 +27,7 @@ import {
 import type { IoCounters, ResidentValue } from "../targets/backend.ts";
 import { DeviceValue } from "./device-value.ts";
 import { checkOptions, unknownOptionMessage } from "../compiler/util/options.ts";
-import type { CompileStats, Profile, RunProfiler } from "../targets/backend.ts";
+import type { CompileStats, ExecutorRunOptions, Profile, RunProfiler } from "../targets/backend.ts";
 import { buildProfile, newRunProfiler } from "../targets/profile.ts";
 import { HYPER_INPUT, HyperStore, type HyperSettings } from "./hyper.ts";
 import { captureUserLoc } from "./loc.ts";
@@ -333,8 +333,14 @@ export async function executableOf<Out>(
     return snapshot();
   };
   let runCount = 0;
-  /** The arrays `out: "reuse"` runs fill, by output name (allocated by the first). */
-  const reused = new Map<string, HostArray>();
+  /** The arrays `out: "reuse"` runs fill, by output name (allocated by the first); passed to the target as it is. */
+  const reused: Record<string, HostArray> = Object.create(null);
+  // What every run needs of the graph, made once (exe.run's per-call path): the outputs' types,
+  // the names read back without keep, the state updates' names.
+  const userOutputTypes = userOutputs.map((o) => nodeOf(graph, o.value).type);
+  const plainReadback: readonly string[] = [...userOutputNames, ...checkOutputNames];
+  const guardedReadback: readonly string[] = [...plainReadback, FINITE_OUTPUT];
+  const stateOutputNames = stateOutputs.map((o) => o.name);
   const inputTypes = new Map(graph.inputs.map((id) => nodeOf(graph, id)).flatMap((n) => (n.op === "input" ? [[n.name, n.type] as const] : [])));
   // Runs (and state reads) on one store form a queue: each starts when the previous one has
   // settled, so it sees the state that one left, whatever the caller's concurrency. A failed
@@ -473,6 +479,11 @@ export async function executableOf<Out>(
 
   /** Checks `out` and `keep` against the outputs, at the call. */
   function runIoOf(runOpts: RunOptions): RunIo {
+    if (runOpts.keep === undefined && (runOpts.out === undefined || runOpts.out === "reuse")) {
+      // The common choices, without keep or out arrays: shared objects (exe.run's per-call path).
+      if (runOpts.timeIo !== undefined && typeof runOpts.timeIo !== "boolean") throw usage(`timeIo: expected true or false, got ${typeof runOpts.timeIo}`);
+      return COMMON_IO[runOpts.out === "reuse" ? 1 : 0]![runOpts.timeIo === true ? 1 : 0]!;
+    }
     const keep = new Set<string>();
     for (const name of runOpts.keep ?? []) {
       if (!userOutputNames.includes(name)) throw usage(`keep: '${String(name)}' is not an output (outputs: ${userOutputNames.join(", ")})`);
@@ -518,21 +529,24 @@ export async function executableOf<Out>(
     const guardedRun = checkNumerics || (skipNonFinite && stateOutputs.length > 0);
     const exec = checkNumerics || !guardedRun ? executor : await guarded();
     // The state on the device of the executor that ran last comes to this one (through the host unless they share it).
-    await store.handOver(exec, stateNames);
+    const handingOver = store.handOver(exec, stateNames);
+    if (handingOver) await handingOver;
     lastExec = exec;
-    const bound: Record<string, HostTensor> = { ...user, ...Object.fromEntries(stateNames.map((n) => [n, store.values.get(n)!])) };
+    const bound: Record<string, HostTensor> = { ...user };
+    for (const n of stateNames) bound[n] = store.values.get(n)!;
     // Inputs kept on the device by an earlier run: checked now (a run in between makes them
     // stale); read from the device by a target that takes them, else through the host.
-    const resident: Record<string, ResidentValue> = {};
-    for (const [name, value] of Object.entries(devices)) {
+    let resident: Record<string, ResidentValue> | undefined;
+    for (const name in devices) {
+      const value = devices[name]!;
       value.checkInput(name, inputTypes.get(name)!, target.name);
-      if (exec.keep && !checkNumerics) resident[name] = value.resident;
+      if (exec.keep && !checkNumerics) (resident ??= {})[name] = value.resident;
       else {
         const host = await value.read();
         bound[name] = { dtype: host.dtype, shape: host.shape, data: host.data };
       }
     }
-    let infiniteInputs: ReadonlySet<string> = new Set();
+    let infiniteInputs: ReadonlySet<string> = NO_KEEP;
     if (checkNumerics) {
       // State still on the device was written by guarded runs only: finite. The host's copy is checked.
       const checked = checkInputs(graph, Object.fromEntries(Object.entries(bound).filter(([name]) => !store.stale.has(name))));
@@ -543,16 +557,21 @@ export async function executableOf<Out>(
     // On a device target the updated state stays there; the host arrays passed in this run
     // stand for it in the next one (the runtime skips their upload).
     const deviceState = exec.readInputs !== undefined && stateOutputs.length > 0;
-    const readback = [...userOutputNames.filter((n) => !io.keep.has(n)), ...checkOutputNames, ...(guardedRun ? [FINITE_OUTPUT] : [])];
-    const stateOutputNames = stateOutputs.map((o) => o.name);
-    const out = io.reuse ? Object.fromEntries(reused) : io.out;
-    const results = await exec.run(bound, {
-      ...(deviceState ? { readback } : io.keep.size > 0 ? { readback: [...readback, ...stateOutputNames] } : {}),
-      ...(out ? { out } : {}),
-      ...(Object.keys(resident).length > 0 ? { resident } : {}),
-      ...(io.profile ? { profile: io.profile } : {}),
-      ...(io.timeIo ? { timeIo: true } : {}),
-    });
+    const readback =
+      io.keep.size > 0
+        ? [...userOutputNames.filter((n) => !io.keep.has(n)), ...checkOutputNames, ...(guardedRun ? [FINITE_OUTPUT] : [])]
+        : guardedRun
+          ? guardedReadback
+          : plainReadback;
+    const out = io.reuse ? reused : io.out;
+    const runIo: { -readonly [K in keyof ExecutorRunOptions]: ExecutorRunOptions[K] } = {};
+    if (deviceState) runIo.readback = readback;
+    else if (io.keep.size > 0) runIo.readback = [...readback, ...stateOutputNames];
+    if (out) runIo.out = out;
+    if (resident) runIo.resident = resident;
+    if (io.profile) runIo.profile = io.profile;
+    if (io.timeIo) runIo.timeIo = true;
+    const results = await exec.run(bound, runIo);
     // A guarded run wrote the old state back where the loss or an update was not finite.
     const kept = !guardedRun || results[FINITE_OUTPUT]?.data[0] !== 0;
     if (!kept) skippedSteps++;
@@ -569,7 +588,7 @@ export async function executableOf<Out>(
           message: `checkNumerics: the loss or a state update holds ±Inf flowing from an infinite input or constant (${[...infiniteInputs].join(", ") || "a constant"}); the update was not applied`,
         });
     }
-    const outputs = userOutputs.map((o): HostOutput | DeviceValue => {
+    const outputs = userOutputs.map((o, i): HostOutput | DeviceValue => {
       if (io.keep.has(o.name)) return new DeviceValue(exec.keep!(o.name), target.name, o.name, graph.name);
       const result = results[o.name];
       const lead = symbol?.axes.get(o.value)?.[0];
@@ -580,8 +599,8 @@ export async function executableOf<Out>(
       }
       const given = out?.[o.name];
       if (given && result && result.data !== given) given.set(result.data); // a target that does not fill `out` itself
-      if (io.reuse && result) reused.set(o.name, result.data);
-      return toHostOutput(o.name, given && result ? { ...result, data: given } : result, nodeOf(graph, o.value).type);
+      if (io.reuse && result) reused[o.name] = result.data;
+      return toHostOutput(o.name, given && result ? { ...result, data: given } : result, userOutputTypes[i]!);
     });
     return traced.unflatten(outputs as readonly HostOutput[]) as Out;
   }
@@ -643,6 +662,16 @@ interface RunIo {
   /** exe.run's `timeIo`: the run's parts are timed into the executor's io counters. */
   readonly timeIo?: true;
 }
+
+const NO_KEEP: ReadonlySet<string> = new Set();
+/** The RunIo of a run without keep or out arrays: [out undefined, "reuse"] × [timeIo off, on]. */
+const COMMON_IO: readonly (readonly RunIo[])[] = [
+  [{ keep: NO_KEEP }, { keep: NO_KEEP, timeIo: true }],
+  [
+    { keep: NO_KEEP, reuse: true },
+    { keep: NO_KEEP, reuse: true, timeIo: true },
+  ],
+];
 
 /** Flattens `out` into arrays by output name, named as flattenTree names outputs ("out" for a lone array). */
 function flattenOut(tree: unknown, prefix: string, into: Record<string, HostArray>): void {
@@ -720,6 +749,10 @@ function inputBinder(
   // Traced inputs come first in spec order; a random op adds the `seed` input after them.
   const user = graphInputs.slice(0, userKeys.length);
   const extra = graphInputs.slice(userKeys.length);
+  const userKeySet = new Set(userKeys);
+  // The extra inputs a run fills (the seed): the state and the hyperparameters do not change
+  // after the compile, so the list is made at the first run and kept (exe.run's per-call path).
+  let filled: readonly (typeof extra)[number][] | undefined;
 
   return (inputs, seed, state, devices, hyper) => {
     if (typeof inputs !== "object" || inputs === null)
@@ -729,7 +762,9 @@ function inputBinder(
       if (inputs.length !== userKeys.length) throw usage(`expected ${userKeys.length} input(s) (${user.map((u) => u.name).join(", ")}), got ${inputs.length}`);
     } else {
       if (Array.isArray(inputs)) throw usage(`this function takes a record of inputs { ${userKeys.join(", ")} }, got an array`);
-      const unknown = Object.keys(inputs).filter((k) => !userKeys.includes(k));
+      let known = true;
+      for (const key in inputs) if (Object.hasOwn(inputs, key) && !userKeySet.has(key)) known = false;
+      const unknown = known ? [] : Object.keys(inputs).filter((k) => !userKeys.includes(k));
       if (unknown.length > 0) throw usage(`unknown input(s) ${unknown.map((k) => `'${k}'`).join(", ")} (expected ${userKeys.join(", ")})`);
     }
     const bound: Record<string, HostTensor> = {};
@@ -754,8 +789,8 @@ function inputBinder(
       bound[u.name] = toHostTensor(u.name, value, typeAtSize(u.type, sym.axes.get(graph.inputs[i]!), n));
     });
     if (sym) bound[sym.name] = { dtype: "i32", shape: [], data: Int32Array.of(size?.n ?? sym.max) };
-    for (const e of extra)
-      if (!state.has(e.name) && e.name !== sym?.name && !(e.name === HYPER_INPUT && hyper.size > 0)) bound[e.name] = extraInput(e.name, e.type, seed);
+    filled ??= extra.filter((e) => !state.has(e.name) && e.name !== sym?.name && !(e.name === HYPER_INPUT && hyper.size > 0));
+    for (const e of filled) bound[e.name] = extraInput(e.name, e.type, seed);
     return bound;
   };
 }

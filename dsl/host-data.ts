@@ -43,10 +43,12 @@ const ACCEPTED: Record<DType, string> = {
   bool: "Uint8Array of 0/1, boolean[] or number[] of 0/1",
 };
 
+/** `f32[2, 3]`: formatted only for an error (exe.run's per-call path). */
+const formatType = (t: TensorType): string => `${t.dtype}${formatShape(t.shape)}`;
+
 /** Converts the data for input `name` to a HostTensor of exactly `expected`'s type. */
 export function toHostTensor(name: string, value: unknown, expected: TensorType): HostTensor {
-  const want = `${expected.dtype}${formatShape(expected.shape)}`;
-  if (value === undefined || value === null) return invalid(`input '${name}': missing data (expected ${want})`);
+  if (value === undefined || value === null) return invalid(`input '${name}': missing data (expected ${formatType(expected)})`);
   let data: unknown = value;
   if (!isHostArray(value) && !Array.isArray(value)) {
     if (typeof value !== "object" || !("data" in value) || !("shape" in value))
@@ -63,7 +65,7 @@ export function toHostTensor(name: string, value: unknown, expected: TensorType)
   const length = isHostArray(data) || Array.isArray(data) ? data.length : -1;
   if (length < 0) return invalid(`input '${name}': expected ${ACCEPTED[expected.dtype]}, got ${arrayKind(data)}`);
   const count = numel(expected.shape);
-  if (length !== count) return invalid(`input '${name}': expected ${count} values for ${want} (flat, row-major), got ${length}`);
+  if (length !== count) return invalid(`input '${name}': expected ${count} values for ${formatType(expected)} (flat, row-major), got ${length}`);
   return { dtype: expected.dtype, shape: expected.shape, data: convertData(name, data as HostArray | unknown[], expected.dtype) };
 }
 

@@ -74,6 +74,8 @@ const invalid = (message: string): KilnError => new KilnError({ code: "invalid-a
 export class HyperStore {
   private readonly values = new Map<string, HyperValue>();
   private readonly decls: ReadonlyMap<string, HyperDecl>;
+  /** The `hyper` input for the current values, made once per change (`set` clears it): runs share its array, which nothing writes. */
+  private input: Record<string, HostTensor> | undefined;
 
   /** `ordered`: the declarations in the order of the `hyper` input's elements. */
   constructor(private readonly ordered: readonly HyperDecl[]) {
@@ -132,6 +134,7 @@ export class HyperStore {
       }
     }
     for (const [path, value] of changes) this.values.set(path, value);
+    this.input = undefined;
   }
 
   /**
@@ -139,10 +142,12 @@ export class HyperStore {
    * reference interpreter computes with the values as given, as it did with constants; a
    * target rounds them to f32.
    */
-  inputs(): Record<string, HostTensor> {
-    if (this.ordered.length === 0) return {};
+  inputs(): Readonly<Record<string, HostTensor>> {
+    if (this.input) return this.input;
+    if (this.ordered.length === 0) return (this.input = {});
     const data = this.ordered.flatMap((d) => d.feeds.map((feed) => feed.of(this.values.get(hyperPath(d.group, d.key))!)));
-    return { [HYPER_INPUT]: { dtype: "f32", shape: [data.length], data: Float64Array.from(data) } };
+    this.input = { [HYPER_INPUT]: { dtype: "f32", shape: [data.length], data: Float64Array.from(data) } };
+    return this.input;
   }
 
   private checked(decl: HyperDecl, value: unknown, where: string): HyperValue {

@@ -103,7 +103,18 @@ export class StateStore {
    * another executor's device comes to the host first (the run then uploads it), unless both
    * bind the shared state (the same device memory). Entries newer on `exec` itself stay there.
    */
-  async handOver(exec: Executor, needs: readonly string[]): Promise<void> {
+  handOver(exec: Executor, needs: readonly string[]): Promise<void> | undefined {
+    // Nothing newer on another executor (every run of one executable after the first): no pull, no wait.
+    let elsewhere = false;
+    for (const holder of this.stale.values()) if (holder !== exec) elsewhere = true;
+    if (!elsewhere) {
+      this.owner = exec;
+      return undefined;
+    }
+    return this.handOverPulling(exec, needs);
+  }
+
+  private async handOverPulling(exec: Executor, needs: readonly string[]): Promise<void> {
     const shares = (holder: Executor): boolean => this.shared !== undefined && holder.sharedState === this.shared && exec.sharedState === this.shared;
     await this.pull(
       needs.filter((name) => {

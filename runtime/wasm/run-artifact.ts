@@ -359,6 +359,10 @@ export class WasmArtifactRunner implements ResidentOwner {
    */
   stateInputs: ReadonlySet<string> | undefined;
   private readonly aliasOutput = new Map<string, ArtifactIO>();
+  /** Per state update: its input, and whether memory holds it in the input's place after a run (its buffer is not the input's own). Made once: a run's tail walks it. */
+  private readonly aliasEntries: readonly { readonly input: string; readonly output: ArtifactIO; readonly inPlace: boolean }[];
+  /** Outputs that are an input's buffer, with that input's name: a run returns the caller's data for them. */
+  private readonly passThroughs: readonly { readonly output: ArtifactIO; readonly input: string }[];
   private readonly released = new WeakSet<ResidentValue>();
   private readonly counter = new IoCounter();
   private runs = 0;
@@ -400,6 +404,11 @@ export class WasmArtifactRunner implements ResidentOwner {
     this.addressOf = addressOf;
     this.minParallelWork = opts.minParallelWork ?? 32768;
     for (const o of artifact.outputs) if (o.aliases !== undefined) this.aliasOutput.set(o.aliases, o);
+    this.aliasEntries = [...this.aliasOutput].map(([input, output]) => ({ input, output, inPlace: artifact.buffers[output.buffer]!.kind !== "input" }));
+    this.passThroughs = artifact.outputs.flatMap((output) => {
+      const input = artifact.buffers[output.buffer]!.kind === "input" ? artifact.inputs.find((i) => i.buffer === output.buffer) : undefined;
+      return input ? [{ output, input: input.name }] : [];
+    });
   }
 
   get name(): string {
@@ -765,18 +774,18 @@ export class WasmArtifactRunner implements ResidentOwner {
       this.runs++;
     }
     // An output that is an input passes the caller's data through (its slot may hold an in-place update by now).
-    for (const o of this.artifact.outputs) {
+    for (const { output: o, input } of this.passThroughs) {
       if (out[o.name] === undefined) continue;
-      const passThrough = this.artifact.buffers[o.buffer]!.kind === "input" ? this.artifact.inputs.find((i) => i.buffer === o.buffer) : undefined;
-      const src = passThrough ? inputs[passThrough.name]?.data : undefined;
+      const src = inputs[input]?.data;
       if (src) out[o.name] = { dtype: o.dtype, shape: [...o.shape], data: artifactArrayFrom(o.dtype, src) };
     }
     // Memory now holds each state update in its input's place: the array standing for it next run
     // is the one returned for the update, or, when that was not read back, the one passed in.
-    for (const [input, o] of this.aliasOutput) {
-      const stand = out[o.name]?.data ?? inputs[input]?.data;
-      if (stand && this.artifact.buffers[o.buffer]!.kind !== "input") this.residentState.set(input, stand);
-      else this.residentState.delete(input);
+    for (const { input, output, inPlace } of this.aliasEntries) {
+      const stand = out[output.name]?.data ?? inputs[input]?.data;
+      if (stand && inPlace) {
+        if (this.residentState.get(input) !== stand) this.residentState.set(input, stand);
+      } else this.residentState.delete(input);
     }
     return out;
   }
