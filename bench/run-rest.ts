@@ -15,9 +15,6 @@ const bigTo = cold ? new Float32Array(24 << 20) : undefined;
 
 async function measure(name: string, exe: k.Executable<unknown>, inputs: k.RunInputs): Promise<void> {
   const rest: number[] = [];
-  const kt: number[] = ((globalThis as any).__kt = []);
-  const parts: number[][] = [];
-  const before: number[] = [];
   for (let i = 0; i < runs + 10; i++) {
     if (bigTo) bigTo.set(big!);
     const t0 = performance.now();
@@ -25,12 +22,8 @@ async function measure(name: string, exe: k.Executable<unknown>, inputs: k.RunIn
     const ms = performance.now() - t0;
     const t = exe.ioStats!.times!;
     if (i >= 10) rest.push((ms - t.writeMs - t.executeMs - t.readMs) * 1000);
-    kt.push(t0 + ms);
-    if (i >= 10 && process.env.KT) parts.push(kt.slice(1).map((v, j) => (v - kt[j]!) * 1000));
   }
   console.log(`${name}: rest ${medianOf(rest).toFixed(1)} µs (min ${Math.min(...rest).toFixed(1)}), ${runs} runs${cold ? ", after a 96 MB copy" : ""}`);
-  void before;
-  if (process.env.KT) console.log("  parts µs (call→checked, →runNow, →handedOver, →exec.run, →runner t0, [runner], t3→runner end, →back in runNow, →outputs, →caller):", parts[0]!.map((_, j) => medianOf(parts.map((p) => p[j]!)).toFixed(1)).join(" "));
 }
 
 k.manualSeed(0);

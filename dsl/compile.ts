@@ -479,11 +479,10 @@ export async function executableOf<Out>(
 
   /** Checks `out` and `keep` against the outputs, at the call. */
   function runIoOf(runOpts: RunOptions): RunIo {
-    if (runOpts.keep === undefined && (runOpts.out === undefined || runOpts.out === "reuse")) {
-      // The common choices, without keep or out arrays: shared objects (exe.run's per-call path).
-      if (runOpts.timeIo !== undefined && typeof runOpts.timeIo !== "boolean") throw usage(`timeIo: expected true or false, got ${typeof runOpts.timeIo}`);
+    checkRunFlags(runOpts);
+    // The common choices, without keep or out arrays: shared objects (exe.run's per-call path).
+    if (runOpts.keep === undefined && (runOpts.out === undefined || runOpts.out === "reuse"))
       return COMMON_IO[runOpts.out === "reuse" ? 1 : 0]![runOpts.timeIo === true ? 1 : 0]!;
-    }
     const keep = new Set<string>();
     for (const name of runOpts.keep ?? []) {
       if (!userOutputNames.includes(name)) throw usage(`keep: '${String(name)}' is not an output (outputs: ${userOutputNames.join(", ")})`);
@@ -496,10 +495,6 @@ export async function executableOf<Out>(
     }
     if (runOpts.keep !== undefined && checkNumerics)
       throw new KilnError({ code: "unsupported", message: "exe.run: keep does not combine with checkNumerics (every value is read back)" });
-    if (runOpts.timeIo !== undefined && typeof runOpts.timeIo !== "boolean") throw usage(`timeIo: expected true or false, got ${typeof runOpts.timeIo}`);
-    // (a string such as "yes" was read as false: the update applied anyway)
-    if (runOpts.skipNonFinite !== undefined && typeof runOpts.skipNonFinite !== "boolean")
-      throw usage(`skipNonFinite: expected true or false, got ${typeof runOpts.skipNonFinite}`);
     const timing = runOpts.timeIo === true ? { timeIo: true as const } : {};
     if (runOpts.out === undefined) return { keep, ...timing };
     if (runOpts.out === "reuse") return { keep, reuse: true, ...timing };
@@ -661,6 +656,14 @@ interface RunIo {
   readonly profile?: RunProfiler;
   /** exe.run's `timeIo`: the run's parts are timed into the executor's io counters. */
   readonly timeIo?: true;
+}
+
+/** exe.run's boolean options: a value of another type is refused, not read as true or false. */
+function checkRunFlags(runOpts: RunOptions): void {
+  if (runOpts.timeIo !== undefined && typeof runOpts.timeIo !== "boolean") throw usage(`timeIo: expected true or false, got ${typeof runOpts.timeIo}`);
+  // (a string such as "yes" was read as false: the update applied anyway)
+  if (runOpts.skipNonFinite !== undefined && typeof runOpts.skipNonFinite !== "boolean")
+    throw usage(`skipNonFinite: expected true or false, got ${typeof runOpts.skipNonFinite}`);
 }
 
 const NO_KEEP: ReadonlySet<string> = new Set();
