@@ -4,61 +4,35 @@
 // like trace errors do (test/dsl/errors.test.ts), and a compile option's value of the wrong type
 // is refused by name instead of being read as truthy or ignored.
 
-import { readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { describe, expect, test } from "vitest";
 import * as k from "kiln";
-import { KilnError } from "../../compiler/util/errors.ts";
+import { atLineChecker, thisLine, kilnErrorOf } from "../util/kiln-error.ts";
 
-const FILE = "test/dsl/error-lines.test.ts";
-const sourceLines = readFileSync(fileURLToPath(import.meta.url), "utf8").split("\n");
-
-/** The line number of the caller, read from a plain V8 stack trace. */
-function thisLine(): number {
-  const frame = new Error().stack!.split("\n")[2]!;
-  return Number(/:(\d+):\d+\)?$/.exec(frame)![1]);
-}
-
-async function errorOf(f: () => unknown): Promise<KilnError> {
-  try {
-    await f();
-  } catch (e) {
-    if (e instanceof KilnError) return e;
-    throw e;
-  }
-  throw new Error("expected a KilnError");
-}
-
-function expectAtLine(err: KilnError, line: number): void {
-  const m = new RegExp(` at ${FILE.replace(/[./]/g, "\\$&")}:(\\d+):(\\d+)$`).exec(err.message);
-  expect(m, err.message).not.toBeNull();
-  expect(Number(m![1])).toBe(line);
-  expect(Number(m![2])).toBeLessThanOrEqual(sourceLines[line - 1]!.length);
-}
+const expectAtLine = atLineChecker(import.meta.url);
 
 describe("exe.run's errors at the call name the caller's line", async () => {
   const exe = await k.compile((x: k.Tensor) => ({ y: x.mul(2) }), [k.f32([2, 3])], { target: "js" });
 
   test("an input of the wrong length", async () => {
-    const [line, err] = [thisLine(), await errorOf(() => exe.run([[1, 2, 3]]))];
+    const [line, err] = [thisLine(), await kilnErrorOf(() => exe.run([[1, 2, 3]]))];
     expect(err.message).toMatch(/^input 'x': expected 6 values for f32\[2,3\]/);
     expectAtLine(err, line);
   });
 
   test("keep naming no output", async () => {
-    const [line, err] = [thisLine(), await errorOf(() => exe.run([[1, 2, 3, 4, 5, 6]], { keep: ["z"] }))];
+    const [line, err] = [thisLine(), await kilnErrorOf(() => exe.run([[1, 2, 3, 4, 5, 6]], { keep: ["z"] }))];
     expect(err.message).toMatch(/keep: 'z' is not an output/);
     expectAtLine(err, line);
   });
 
   test("out of the wrong type", async () => {
-    const [line, err] = [thisLine(), await errorOf(() => exe.run([[1, 2, 3, 4, 5, 6]], { out: 5 as never }))];
+    const [line, err] = [thisLine(), await kilnErrorOf(() => exe.run([[1, 2, 3, 4, 5, 6]], { out: 5 as never }))];
     expect(err.message).toMatch(/out: expected a typed array/);
     expectAtLine(err, line);
   });
 
   test("exe.profile's inputs", async () => {
-    const [line, err] = [thisLine(), await errorOf(() => exe.profile([[1]]))];
+    const [line, err] = [thisLine(), await kilnErrorOf(() => exe.profile([[1]]))];
     expect(err.message).toMatch(/expected 6 values/);
     expectAtLine(err, line);
   });
@@ -66,43 +40,43 @@ describe("exe.run's errors at the call name the caller's line", async () => {
 
 describe("optimizer and layer arguments name the caller's line", () => {
   test("sgd's lr", async () => {
-    const [line, err] = [thisLine(), await errorOf(() => k.optim.sgd({ lr: -1 }))];
+    const [line, err] = [thisLine(), await kilnErrorOf(() => k.optim.sgd({ lr: -1 }))];
     expect(err.message).toMatch(/^sgd: lr must be a non-negative number, got -1 at /);
     expectAtLine(err, line);
   });
 
   test("adam's betas", async () => {
-    const [line, err] = [thisLine(), await errorOf(() => k.optim.adam({ betas: [2, 0.9] }))];
+    const [line, err] = [thisLine(), await kilnErrorOf(() => k.optim.adam({ betas: [2, 0.9] }))];
     expect(err.message).toMatch(/betas must be in \[0, 1\)/);
     expectAtLine(err, line);
   });
 
   test("a dropout's p", async () => {
-    const [line, err] = [thisLine(), await errorOf(() => k.nn.dropout(2))];
+    const [line, err] = [thisLine(), await kilnErrorOf(() => k.nn.dropout(2))];
     expect(err.message).toMatch(/^Dropout: p must be in \[0, 1\], got 2 at /);
     expectAtLine(err, line);
   });
 
   test("a conv layer's groups", async () => {
-    const [line, err] = [thisLine(), await errorOf(() => k.nn.conv2d(4, 4, 3, { groups: 3 }))];
+    const [line, err] = [thisLine(), await kilnErrorOf(() => k.nn.conv2d(4, 4, 3, { groups: 3 }))];
     expect(err.message).toMatch(/must be divisible by groups 3 at /);
     expectAtLine(err, line);
   });
 
   test("k.trainStep's arguments", async () => {
-    const [line, err] = [thisLine(), await errorOf(() => k.trainStep(k.nn.linear(2, 2), (o) => o.sum(), k.optim.sgd({ lr: 0.1 }), { clipGradNorm: -1 }))];
+    const [line, err] = [thisLine(), await kilnErrorOf(() => k.trainStep(k.nn.linear(2, 2), (o) => o.sum(), k.optim.sgd({ lr: 0.1 }), { clipGradNorm: -1 }))];
     expect(err.message).toMatch(/^k\.trainStep: clipGradNorm must be a positive number, got -1 at /);
     expectAtLine(err, line);
   });
 
   test("k.data.batches' batchSize", async () => {
-    const [line, err] = [thisLine(), await errorOf(() => k.data.batches({ x: new Float32Array(6) }, { batchSize: 0 }))];
+    const [line, err] = [thisLine(), await kilnErrorOf(() => k.data.batches({ x: new Float32Array(6) }, { batchSize: 0 }))];
     expect(err.message).toMatch(/^k\.data\.batches: batchSize must be a positive integer, got 0 at /);
     expectAtLine(err, line);
   });
 
   test("a linear layer's size", async () => {
-    const [line, err] = [thisLine(), await errorOf(() => k.nn.linear(0, 3))];
+    const [line, err] = [thisLine(), await kilnErrorOf(() => k.nn.linear(0, 3))];
     expect(err.message).toMatch(/^Linear: inFeatures must be a positive integer, got 0 at /);
     expectAtLine(err, line);
   });
@@ -117,7 +91,7 @@ describe("k.compile refuses an option value of the wrong type", () => {
     ["name", 5, "a string"],
   ] as const) {
     test(`${key}: ${JSON.stringify(value)}`, async () => {
-      const [line, err] = [thisLine(), await errorOf(() => k.compile(f, [k.f32([2])], { target: "js", [key]: value } as never))];
+      const [line, err] = [thisLine(), await kilnErrorOf(() => k.compile(f, [k.f32([2])], { target: "js", [key]: value } as never))];
       expect(err.message).toMatch(new RegExp(`^k.compile: option ${key} must be ${want}, got ${JSON.stringify(value)} at `));
       expectAtLine(err, line);
     });
@@ -131,13 +105,13 @@ describe("k.compile refuses an option value of the wrong type", () => {
 
 describe("k.compile's arguments name the caller's line", () => {
   test("no function", async () => {
-    const [line, err] = [thisLine(), await errorOf(() => k.compile(5 as never, [k.f32([2])], { target: "js" }))];
+    const [line, err] = [thisLine(), await kilnErrorOf(() => k.compile(5 as never, [k.f32([2])], { target: "js" }))];
     expect(err.message).toMatch(/^k.compile: expected a function or a k.program, got number at /);
     expectAtLine(err, line);
   });
 
   test("no specs", async () => {
-    const [line, err] = [thisLine(), await errorOf(() => k.compile((x: k.Tensor) => x, undefined, { target: "js" }))];
+    const [line, err] = [thisLine(), await kilnErrorOf(() => k.compile((x: k.Tensor) => x, undefined, { target: "js" }))];
     expect(err.message).toMatch(/^k.compile: input specs are missing/);
     expectAtLine(err, line);
   });
@@ -145,13 +119,13 @@ describe("k.compile's arguments name the caller's line", () => {
 
 describe("k.compileModel's checks name the caller's line", () => {
   test("a first argument that is no module", async () => {
-    const [line, err] = [thisLine(), await errorOf(() => k.compileModel({} as never, { f: (x: k.Tensor) => x }, [k.f32([2])] as never, { target: "js" }))];
+    const [line, err] = [thisLine(), await kilnErrorOf(() => k.compileModel({} as never, { f: (x: k.Tensor) => x }, [k.f32([2])] as never, { target: "js" }))];
     expect(err.message).toMatch(/^k.compileModel: the first argument must be the module/);
     expectAtLine(err, line);
   });
 
   test("an option value of the wrong type", async () => {
-    const [line, err] = [thisLine(), await errorOf(() => k.compileModel(k.nn.linear(2, 2), { f: (x: k.Tensor) => x }, [k.f32([2])] as never, { target: "js", checkNumerics: 1 as never }))];
+    const [line, err] = [thisLine(), await kilnErrorOf(() => k.compileModel(k.nn.linear(2, 2), { f: (x: k.Tensor) => x }, [k.f32([2])] as never, { target: "js", checkNumerics: 1 as never }))];
     expect(err.message).toMatch(/^k.compileModel: option checkNumerics must be a boolean, got 1 at /);
     expectAtLine(err, line);
   });
@@ -167,7 +141,7 @@ describe("an operand that is neither a tensor, a number nor a boolean is refused
     ["an array", [1, 2, 3], "an array"],
   ] as const) {
     test(`x.add(${what})`, async () => {
-      const [line, err] = [thisLine(), await errorOf(trace((x) => x.add(value as never)))];
+      const [line, err] = [thisLine(), await kilnErrorOf(trace((x) => x.add(value as never)))];
       expect(err.message).toMatch(new RegExp(`^add: operand must be a tensor, a number or a boolean, got ${shown.replace(/[[\]{}()"]/g, "\\$&")} at `));
       expectAtLine(err, line);
     });
@@ -182,7 +156,7 @@ describe("an operand that is neither a tensor, a number nor a boolean is refused
       (x: k.Tensor) => k.where(x.gt(0), x, "0" as never),
       (x: k.Tensor) => x.gt(0).logicalAnd({} as never),
     ])
-      expect((await errorOf(trace(fn))).message).toMatch(/operand must be a tensor, a number or a boolean/);
+      expect((await kilnErrorOf(trace(fn))).message).toMatch(/operand must be a tensor, a number or a boolean/);
   });
 
   test("numbers, booleans, NaN and ±Infinity stay operands", async () => {
@@ -205,7 +179,7 @@ describe("a tensor argument given something else is named, not a TypeError from 
     ["F.crossEntropy(x, object)", (x: k.Tensor) => F.crossEntropy(x, {} as never), /^crossEntropy: target must be a tensor, got an object at /],
   ] as const) {
     test(name, async () => {
-      const err = await errorOf(trace(fn as never));
+      const err = await kilnErrorOf(trace(fn as never));
       expect(err.message).toMatch(want);
       expect(err.message).toMatch(/ at test\/dsl\/error-lines\.test\.ts:\d+:\d+$/);
     });
@@ -218,19 +192,19 @@ describe("run, profile and loadState refuse a non-boolean flag instead of readin
   const inputs = { x: new Float32Array(6), y: new Float32Array(4) };
 
   test("exe.run's skipNonFinite", async () => {
-    const [line, err] = [thisLine(), await errorOf(() => exe.run(inputs, { skipNonFinite: "yes" as never }))];
+    const [line, err] = [thisLine(), await kilnErrorOf(() => exe.run(inputs, { skipNonFinite: "yes" as never }))];
     expect(err.message).toMatch(/^exe\.run: skipNonFinite: expected true or false, got string at /);
     expectAtLine(err, line);
   });
 
   test("exe.profile's peaks", async () => {
-    const [line, err] = [thisLine(), await errorOf(() => exe.profile(inputs, { peaks: "no" as never }))];
+    const [line, err] = [thisLine(), await kilnErrorOf(() => exe.profile(inputs, { peaks: "no" as never }))];
     expect(err.message).toMatch(/^exe\.profile: peaks: expected true or false, got string at /);
     expectAtLine(err, line);
   });
 
   test("exe.loadState's strict", async () => {
-    const err = await errorOf(() => exe.loadState({ "0.weight": new Float32Array(6) }, { strict: "no" as never }));
+    const err = await kilnErrorOf(() => exe.loadState({ "0.weight": new Float32Array(6) }, { strict: "no" as never }));
     expect(err.message).toMatch(/^exe\.loadState: strict: expected true or false, got string/);
   });
 });
@@ -240,26 +214,26 @@ describe("loadState and setHyper name the caller's line", async () => {
   const exe = await k.compile(k.trainStep(net, (o, y) => k.nn.mseLoss(o, y!), k.optim.sgd({ lr: 0.1 })), { x: k.f32([2, 3]), y: k.f32([2, 2]) }, { target: "js" });
 
   test("exe.loadState with an entry of the wrong length", async () => {
-    const [line, err] = [thisLine(), await errorOf(() => exe.loadState({ "0.weight": new Float32Array(5) }))];
+    const [line, err] = [thisLine(), await kilnErrorOf(() => exe.loadState({ "0.weight": new Float32Array(5) }))];
     expect(err.message).toMatch(/expected 6 values for f32\[2,3\]/);
     expectAtLine(err, line);
   });
 
   test("exe.loadState with an unknown entry", async () => {
-    const [line, err] = [thisLine(), await errorOf(() => exe.loadState({ "0.weigh": new Float32Array(6) }))];
+    const [line, err] = [thisLine(), await kilnErrorOf(() => exe.loadState({ "0.weigh": new Float32Array(6) }))];
     expect(err.message).toMatch(/^exe\.loadState: '0\.weigh' is not state of this executable/);
     expectAtLine(err, line);
   });
 
   test("exe.setHyper with a bad value", async () => {
-    const [line, err] = [thisLine(), await errorOf(() => exe.setHyper({ lr: "x" as never }))];
+    const [line, err] = [thisLine(), await kilnErrorOf(() => exe.setHyper({ lr: "x" as never }))];
     expect(err.message).toMatch(/^exe\.setHyper: hyper\.lr must be a number, got "x" at /);
     expectAtLine(err, line);
   });
 
   test("model.loadState", async () => {
     const model = await k.compileModel(net, { predict: (x: k.Tensor) => net.call(x) }, { x: k.f32([2, 3]) }, { target: "js" });
-    const [line, err] = [thisLine(), await errorOf(() => model.loadState({ "0.weigh": new Float32Array(6) }))];
+    const [line, err] = [thisLine(), await kilnErrorOf(() => model.loadState({ "0.weigh": new Float32Array(6) }))];
     expect(err.message).toMatch(/^model\.loadState: '0\.weigh' is not state/);
     expectAtLine(err, line);
   });

@@ -8,15 +8,11 @@ import { fileURLToPath } from "node:url";
 import { describe, expect, test } from "vitest";
 import * as k from "kiln";
 import { KilnError } from "../../compiler/util/errors.ts";
+import { atLineChecker, thisLine } from "../util/kiln-error.ts";
 
 const FILE = "test/dsl/errors.test.ts";
 const sourceLines = readFileSync(fileURLToPath(import.meta.url), "utf8").split("\n");
-
-/** The line number of the caller, read from a plain V8 stack trace. */
-function thisLine(): number {
-  const frame = new Error().stack!.split("\n")[2]!;
-  return Number(/:(\d+):\d+\)?$/.exec(frame)![1]);
-}
+const expectAtLine = atLineChecker(import.meta.url);
 
 /** Traces `fn` on inputs of the given f32 shapes and returns the KilnError it throws. */
 function traceError(shapes: number[][], fn: (...xs: k.Tensor[]) => unknown): KilnError {
@@ -27,16 +23,6 @@ function traceError(shapes: number[][], fn: (...xs: k.Tensor[]) => unknown): Kil
     throw e;
   }
   throw new Error("expected a KilnError");
-}
-
-/** Asserts the message ends with this file, `line`, and a column inside that line. */
-function expectAtLine(err: KilnError, line: number): void {
-  const m = new RegExp(` at ${FILE.replace(/[./]/g, "\\$&")}:(\\d+):(\\d+)$`).exec(err.message);
-  expect(m, err.message).not.toBeNull();
-  expect(Number(m![1])).toBe(line);
-  const col = Number(m![2]);
-  expect(col).toBeGreaterThan(0);
-  expect(col).toBeLessThanOrEqual(sourceLines[line - 1]!.length);
 }
 
 describe("shape mismatches name the op, both shapes and the user's line", () => {

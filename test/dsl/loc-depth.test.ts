@@ -8,12 +8,7 @@
 import { describe, expect, test, vi } from "vitest";
 import * as k from "kiln";
 import { nodeOf } from "../../compiler/ir/graph.ts";
-
-/** The line number of the caller, read from a plain V8 stack trace. */
-function thisLine(): number {
-  const frame = new Error().stack!.split("\n")[2]!;
-  return Number(/:(\d+):\d+\)?$/.exec(frame)![1]);
-}
+import { thisLine } from "../util/kiln-error.ts";
 
 /** Nests `depth` plain function frames of this (user) file around `f`: the op's user frame is the innermost, under a stack deeper than one capture. */
 function nested(depth: number, f: () => k.Tensor): k.Tensor {
