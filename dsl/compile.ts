@@ -368,6 +368,12 @@ export async function executableOf<Out>(
       if (guardedExecutor) await (await guardedExecutor).close?.();
     },
     async save(dir: string) {
+      if (typeof dir !== "string" || dir === "")
+        throw new KilnError({
+          code: "invalid-argument",
+          message: `exe.save: expected a folder path (a non-empty string), got ${dir === "" ? "an empty string" : typeof dir}`,
+          ...locPart(captureUserLoc()),
+        });
       const artifact = executor.artifact;
       if (!artifact)
         throw new KilnError({

@@ -31,6 +31,15 @@ describe("exe.run's errors at the call name the caller's line", async () => {
     expectAtLine(err, line);
   });
 
+  test("exe.save given no folder path", async () => {
+    const [line, err] = [thisLine(), await kilnErrorOf(() => exe.save(5 as never))];
+    expect(err.message).toMatch(/^exe\.save: expected a folder path \(a non-empty string\), got number/);
+    expectAtLine(err, line);
+    const [line2, err2] = [thisLine(), await kilnErrorOf(() => exe.save(""))];
+    expect(err2.message).toMatch(/got an empty string/);
+    expectAtLine(err2, line2);
+  });
+
   test("exe.profile's inputs", async () => {
     const [line, err] = [thisLine(), await kilnErrorOf(() => exe.profile([[1]]))];
     expect(err.message).toMatch(/expected 6 values/);
