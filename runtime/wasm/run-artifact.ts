@@ -361,6 +361,14 @@ export class WasmArtifactRunner implements ResidentOwner {
   private readonly aliasOutput = new Map<string, ArtifactIO>();
   /** Per state update: its input, and whether memory holds it in the input's place after a run (its buffer is not the input's own). Made once: a run's tail walks it. */
   private readonly aliasEntries: readonly { readonly input: string; readonly output: ArtifactIO; readonly inPlace: boolean }[];
+  /** Per input (artifact order): whether it is a state input whose update memory holds in its place (an `aliasEntries` entry with `inPlace`). */
+  private readonly inPlaceInput: readonly boolean[];
+  /** Whether every state update is in place (no entry's tail deletes). */
+  private readonly allInPlace: boolean;
+  /** The state updates' output names: a run that read none back may skip the tail's walk. */
+  private readonly aliasOutputNames: ReadonlySet<string>;
+  /** In-place state inputs whose passed array memory stands for after the last `write` (see `run`'s tail). */
+  private standing = 0;
   /** Outputs that are an input's buffer, with that input's name: a run returns the caller's data for them. */
   private readonly passThroughs: readonly { readonly output: ArtifactIO; readonly input: string }[];
   private readonly released = new WeakSet<ResidentValue>();
@@ -405,6 +413,10 @@ export class WasmArtifactRunner implements ResidentOwner {
     this.minParallelWork = opts.minParallelWork ?? 32768;
     for (const o of artifact.outputs) if (o.aliases !== undefined) this.aliasOutput.set(o.aliases, o);
     this.aliasEntries = [...this.aliasOutput].map(([input, output]) => ({ input, output, inPlace: artifact.buffers[output.buffer]!.kind !== "input" }));
+    const inPlaceNames = new Set(this.aliasEntries.filter((e) => e.inPlace).map((e) => e.input));
+    this.inPlaceInput = artifact.inputs.map((i) => inPlaceNames.has(i.name));
+    this.allInPlace = this.aliasEntries.every((e) => e.inPlace) && this.inPlaceInput.filter((b) => b).length === this.aliasEntries.length;
+    this.aliasOutputNames = new Set(this.aliasEntries.map((e) => e.output.name));
     this.passThroughs = artifact.outputs.flatMap((output) => {
       const input = artifact.buffers[output.buffer]!.kind === "input" ? artifact.inputs.find((i) => i.buffer === output.buffer) : undefined;
       return input ? [{ output, input: input.name }] : [];
@@ -608,21 +620,30 @@ export class WasmArtifactRunner implements ResidentOwner {
     { partial = false, resident }: { readonly partial?: boolean; readonly resident?: RunIo["resident"] } = {},
   ): void {
     if (resident) this.writeResident(resident);
-    for (const io of this.artifact.inputs) {
+    const inputsOf = this.artifact.inputs;
+    let standing = 0;
+    for (let i = 0; i < inputsOf.length; i++) {
+      const io = inputsOf[i]!;
       if (resident?.[io.name] !== undefined) continue;
       const t = inputs[io.name];
       if (!t) {
         if (partial) continue;
         throw new Error(`missing input '${io.name}'`);
       }
-      if (this.residentState.get(io.name) === t.data) continue;
-      if (this.stateInputs?.has(io.name)) this.residentState.set(io.name, t.data);
-      else this.residentState.delete(io.name);
+      if (this.residentState.get(io.name) === t.data) {
+        if (this.inPlaceInput[i]) standing++;
+        continue;
+      }
+      if (this.stateInputs?.has(io.name)) {
+        this.residentState.set(io.name, t.data);
+        if (this.inPlaceInput[i]) standing++;
+      } else this.residentState.delete(io.name);
       // A symbolic batch's run rows go straight into the buffer's leading rows (inputFill).
       const target = this.bufferView(io.buffer).subarray(0, inputFill(io, t));
       target.set(asStorage(io.dtype, t.data));
       this.counter.bytesIn += target.byteLength;
     }
+    this.standing = standing;
   }
 
   private writeResident(resident: NonNullable<RunIo["resident"]>): void {
@@ -781,6 +802,11 @@ export class WasmArtifactRunner implements ResidentOwner {
     }
     // Memory now holds each state update in its input's place: the array standing for it next run
     // is the one returned for the update, or, when that was not read back, the one passed in.
+    // When no update was read back and `write` left every in-place state input's passed array
+    // standing, that is already so (every run of a training step after the first).
+    let readUpdate = false;
+    for (const name in out) if (this.aliasOutputNames.has(name)) readUpdate = true;
+    if (!readUpdate && this.allInPlace && this.standing === this.aliasEntries.length) return out;
     for (const { input, output, inPlace } of this.aliasEntries) {
       const stand = out[output.name]?.data ?? inputs[input]?.data;
       if (stand && inPlace) {
