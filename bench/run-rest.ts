@@ -15,6 +15,8 @@ const bigTo = cold ? new Float32Array(24 << 20) : undefined;
 
 async function measure(name: string, exe: k.Executable<unknown>, inputs: k.RunInputs): Promise<void> {
   const rest: number[] = [];
+  const writes: number[] = [];
+  let bytesIn = 0;
   for (let i = 0; i < runs + 10; i++) {
     if (bigTo) bigTo.set(big!);
     const t0 = performance.now();
@@ -22,8 +24,12 @@ async function measure(name: string, exe: k.Executable<unknown>, inputs: k.RunIn
     const ms = performance.now() - t0;
     const t = exe.ioStats!.times!;
     if (i >= 10) rest.push((ms - t.writeMs - t.executeMs - t.readMs) * 1000);
+    if (i >= 10) writes.push(t.writeMs * 1000);
+    bytesIn = exe.ioStats!.bytesIn;
   }
-  console.log(`${name}: rest ${medianOf(rest).toFixed(1)} µs (min ${Math.min(...rest).toFixed(1)}), ${runs} runs${cold ? ", after a 96 MB copy" : ""}`);
+  console.log(
+    `${name}: rest ${medianOf(rest).toFixed(1)} µs (min ${Math.min(...rest).toFixed(1)}); write ${medianOf(writes).toFixed(1)} µs of ${bytesIn} bytes; ${runs} runs${cold ? ", after a 96 MB copy" : ""}`,
+  );
 }
 
 k.manualSeed(0);
