@@ -6,6 +6,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import type { BenchCase } from "./cases/case.ts";
 import type { HostRecord } from "./env.ts";
+import { formatHostCores, hostCoresVerdict, type HostCoresProbe } from "./host-cores.ts";
 import type { AdapterRecord } from "./navigator-gpu.ts";
 import type { Timing, TimingSettings } from "./timing.ts";
 
@@ -28,6 +29,8 @@ export interface CaseResult {
 export interface BenchRecord {
   readonly target: string;
   readonly host: HostRecord;
+  /** The two-thread probe (bench/host-cores.ts) at the start, between cases and at the end; absent for --target js. */
+  readonly hostCores?: { readonly probes: readonly HostCoresProbe[]; readonly verdict: string };
   readonly adapter?: AdapterRecord | { readonly error: string };
   readonly peers: Readonly<Record<string, string>>;
   readonly settings: TimingSettings & { readonly quick: boolean };
@@ -80,6 +83,7 @@ export function formatHeader(record: Omit<BenchRecord, "cases" | "notes">): stri
     `commit ${h.commit}${h.dirty ? " (uncommitted changes)" : ""}, node ${h.node}, ${h.platform}`,
     `cpu ${h.cpu}, ${h.cores} cores, ${h.memoryGiB} GiB, load average ${h.loadAverage} at start`,
   ];
+  if (record.hostCores) lines.push(formatHostCores(record.hostCores.probes));
   if (record.adapter) {
     const a = record.adapter;
     lines.push(
@@ -211,8 +215,14 @@ export function formatFooter(record: BenchRecord): string {
       ? ["kiln …, 1 thread: the same target on one thread; its peer/kiln is the speed-up all cores give."]
       : []),
     ...record.notes,
+    ...(record.hostCores ? [formatHostCores(record.hostCores.probes)] : []),
   ];
   return lines.join("\n");
+}
+
+/** The record's two-thread probes with their verdict, for the JSON and the footer. */
+export function hostCoresRecord(probes: readonly HostCoresProbe[]): NonNullable<BenchRecord["hostCores"]> {
+  return { probes, verdict: hostCoresVerdict(probes) };
 }
 
 /** Writes the record to out/bench/<target>-<date>.json and returns the path. */

@@ -10,6 +10,7 @@ import { benchSymbolicBatch } from "./symbolic-batch.ts";
 import { BENCH_CASES } from "./cases/all-cases.ts";
 import { CASE_IDS, type CaseId } from "./cases/case.ts";
 import { hostRecord } from "./env.ts";
+import { probeHostCores, type HostCoresProbe } from "./host-cores.ts";
 import { kilnRunner } from "./kiln-runner.ts";
 import { installNavigatorGpu, type AdapterRecord } from "./navigator-gpu.ts";
 import { handWgslRunner } from "./peers/hand-wgsl.ts";
@@ -17,7 +18,7 @@ import { jaxRunner } from "./peers/jax.ts";
 import { tfjsRunner } from "./peers/tfjs.ts";
 import { torchRunner } from "./peers/torch.ts";
 import { coldStarts } from "./cold-starts.ts";
-import { compareRows, formatCase, formatFooter, formatHeader, writeRecord, type BenchRecord, type CaseResult } from "./report.ts";
+import { compareRows, formatCase, formatFooter, formatHeader, hostCoresRecord, writeRecord, type BenchRecord, type CaseResult } from "./report.ts";
 import { errorMessage, type Runner } from "./runner.ts";
 import { timeRunner, type Timing, type TimingSettings } from "./timing.ts";
 
@@ -142,7 +143,19 @@ async function main(): Promise<void> {
   }
   const peers = Object.fromEntries(runners.flatMap((r) => (r.peer ? [[r.name, r.peer]] : [])));
   const host = hostRecord();
-  console.log(formatHeader({ target, host, ...(adapter ? { adapter } : {}), peers, settings: { ...settings, quick } }));
+  // Whether two threads get two full cores (docs/benchmarks.md, Environment notes): ~0.2 s a probe.
+  const probeCores = target !== "js" && os.availableParallelism() >= 2;
+  const coreProbes: HostCoresProbe[] = probeCores ? [await probeHostCores("start")] : [];
+  console.log(
+    formatHeader({
+      target,
+      host,
+      ...(probeCores ? { hostCores: hostCoresRecord(coreProbes) } : {}),
+      ...(adapter ? { adapter } : {}),
+      peers,
+      settings: { ...settings, quick },
+    }),
+  );
 
   const results: CaseResult[] = [];
   for (const id of cases) {
@@ -156,10 +169,13 @@ async function main(): Promise<void> {
     const result = { benchCase, rows: compareRows(benchCase, rows) };
     results.push(result);
     console.log(formatCase(result));
+    if (probeCores) coreProbes.push(await probeHostCores(id === cases.at(-1) ? "end" : `after ${id}`));
   }
+  if (probeCores && cases.length === 0) coreProbes.push(await probeHostCores("end"));
   const record: BenchRecord = {
     target,
     host,
+    ...(probeCores ? { hostCores: hostCoresRecord(coreProbes) } : {}),
     ...(adapter ? { adapter } : {}),
     peers,
     settings: { ...settings, quick },
