@@ -145,7 +145,16 @@ async function main(): Promise<void> {
   const host = hostRecord();
   // Whether two threads get two full cores (docs/benchmarks.md, Environment notes): ~0.2 s a probe.
   const probeCores = target !== "js" && os.availableParallelism() >= 2;
-  const coreProbes: HostCoresProbe[] = probeCores ? [await probeHostCores("start")] : [];
+  const coreProbes: HostCoresProbe[] = [];
+  // A probe that fails (its worker cannot start) is said once on stderr; the cases still run.
+  const probe = async (at: string): Promise<void> => {
+    try {
+      coreProbes.push(await probeHostCores(at));
+    } catch (e) {
+      console.error(`bench: the two-thread host probe failed (${at}): ${e instanceof Error ? e.message : String(e)}`);
+    }
+  };
+  if (probeCores) await probe("start");
   console.log(
     formatHeader({
       target,
@@ -169,9 +178,9 @@ async function main(): Promise<void> {
     const result = { benchCase, rows: compareRows(benchCase, rows) };
     results.push(result);
     console.log(formatCase(result));
-    if (probeCores) coreProbes.push(await probeHostCores(id === cases.at(-1) ? "end" : `after ${id}`));
+    if (probeCores) await probe(id === cases.at(-1) ? "end" : `after ${id}`);
   }
-  if (probeCores && cases.length === 0) coreProbes.push(await probeHostCores("end"));
+  if (probeCores && cases.length === 0) await probe("end");
   const record: BenchRecord = {
     target,
     host,
