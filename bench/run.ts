@@ -155,16 +155,10 @@ async function main(): Promise<void> {
     }
   };
   if (probeCores) await probe("start");
-  console.log(
-    formatHeader({
-      target,
-      host,
-      ...(probeCores ? { hostCores: hostCoresRecord(coreProbes) } : {}),
-      ...(adapter ? { adapter } : {}),
-      peers,
-      settings: { ...settings, quick },
-    }),
-  );
+  // What the header and the record both say; the probes so far go with each.
+  const runInfo = { target, host, ...(adapter ? { adapter } : {}), peers, settings: { ...settings, quick } };
+  const hostCoresSoFar = () => (probeCores ? { hostCores: hostCoresRecord(coreProbes) } : {});
+  console.log(formatHeader({ ...runInfo, ...hostCoresSoFar() }));
 
   const results: CaseResult[] = [];
   for (const id of cases) {
@@ -182,12 +176,8 @@ async function main(): Promise<void> {
   }
   if (probeCores && cases.length === 0) await probe("end");
   const record: BenchRecord = {
-    target,
-    host,
-    ...(probeCores ? { hostCores: hostCoresRecord(coreProbes) } : {}),
-    ...(adapter ? { adapter } : {}),
-    peers,
-    settings: { ...settings, quick },
+    ...runInfo,
+    ...hostCoresSoFar(),
     cases: results,
     notes: [...new Set(runners.flatMap((r) => r.notes()))],
   };
